@@ -1,0 +1,61 @@
+//! Generates `memory_map.rs` from the chip description in `targets/chips/`.
+//!
+//! The chip file is `$DPU_CHIP` if set (a path), else the default chip. The
+//! same file feeds the linker script (dpu-rt) and the simulator.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DPU_CHIP");
+    let path = match std::env::var_os("DPU_CHIP") {
+        Some(p) => PathBuf::from(p),
+        None => dpu_targets::default_chip_path(),
+    };
+    println!("cargo:rerun-if-changed={}", path.display());
+    let chip = match dpu_targets::Chip::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let c = &chip.chip;
+    let m = &chip.memory;
+    let d = &chip.devices;
+    let mut control_mask = 0u64;
+    for &cl in &c.control_clusters {
+        control_mask |= 1 << cl;
+    }
+    let mut s = String::new();
+    let mut k = |name: &str, ty: &str, value: String, doc: &str| {
+        writeln!(s, "/// {doc}\npub const {name}: {ty} = {value};").unwrap();
+    };
+    k("CHIP_NAME", "&str", format!("{:?}", c.name), "Chip description this image was built for.");
+    k("CHIP_FINGERPRINT", "u64", format!("{:#x}", chip.layout_fingerprint()), "Hash of the chip layout; the simulator checks it.");
+    k("CLUSTERS", "usize", c.clusters.to_string(), "Number of clusters.");
+    k("CORES_PER_CLUSTER", "usize", c.cores_per_cluster.to_string(), "Cores per cluster.");
+    k("HARTS", "usize", chip.harts().to_string(), "Total harts; `mhartid = cluster * CORES_PER_CLUSTER + core`.");
+    k("CLOCK_HZ", "u64", c.clock_hz.to_string(), "Core clock.");
+    k("TIMEBASE_HZ", "u64", c.timebase_hz.to_string(), "`mtime` tick rate.");
+    k("CONTROL_CLUSTER_MASK", "u64", format!("{control_mask:#x}"), "Bit c set: cluster c runs the control plane.");
+    k("BOOTROM_BASE", "usize", format!("{:#x}", m.bootrom.base), "Boot ROM base.");
+    k("SMEM_BASE", "usize", format!("{:#x}", m.smem.base), "Cluster 0 SMEM base.");
+    k("SMEM_STRIDE", "usize", format!("{:#x}", m.smem.stride), "Distance between cluster SMEMs.");
+    k("SMEM_SIZE", "usize", format!("{:#x}", m.smem.size), "SMEM size per cluster.");
+    k("DDR_BASE", "usize", format!("{:#x}", m.ddr.base), "DDR base.");
+    k("DDR_SIZE", "usize", format!("{:#x}", m.ddr.size), "DDR size.");
+    k("IMAGE_SIZE", "usize", format!("{:#x}", m.ddr.image_size), "DDR bytes reserved for the firmware image.");
+    k("STACK_SIZE", "usize", format!("{:#x}", chip.firmware.stack_size), "Per-hart stack size (top of the hart's cluster SMEM).");
+    k("FINISHER_BASE", "usize", format!("{:#x}", d.finisher.base), "Test finisher base.");
+    k("CLINT_BASE", "usize", format!("{:#x}", d.clint.base), "CLINT base.");
+    k("PLIC_BASE", "usize", format!("{:#x}", d.plic.base), "PLIC base.");
+    k("PLIC_SOURCES", "u32", d.plic.sources.to_string(), "Number of PLIC sources (ids 1..=N).");
+    k("UART_BASE", "usize", format!("{:#x}", d.uart.base), "Console UART base.");
+    k("UART_IRQ", "u32", d.uart.irq.to_string(), "Console UART PLIC source.");
+    k("TRACE_BASE", "usize", format!("{:#x}", d.trace.base), "defmt trace port base.");
+    k("MAILBOX_BASE", "usize", format!("{:#x}", d.mailbox.base), "Mailbox block base.");
+    k("MAILBOX_IRQ_BASE", "u32", d.mailbox.irq_base.to_string(), "PLIC source of hart 0's mailbox; hart h uses base + h.");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("memory_map.rs");
+    std::fs::write(out, s).unwrap();
+}

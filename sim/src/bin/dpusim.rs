@@ -1,0 +1,114 @@
+//! `dpusim`: runs a DPU firmware ELF on the simulated card.
+
+use clap::Parser;
+use dpu_sim::elf::Image;
+use dpu_sim::{Machine, Outcome, SimConfig};
+use dpu_targets::{Board, Chip};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Cycle-level simulator of the DPU card (runs the firmware ELF)")]
+struct Cli {
+    /// Chip description (targets/chips/*.toml).
+    #[arg(long, value_name = "FILE", default_value_os_t = dpu_targets::default_chip_path())]
+    chip: PathBuf,
+    /// Board description (targets/boards/*.toml).
+    #[arg(long, value_name = "FILE", default_value_os_t = dpu_targets::default_board_path())]
+    board: PathBuf,
+    /// Firmware image (RV64 ELF).
+    #[arg(long, value_name = "FILE")]
+    elf: PathBuf,
+    /// Stop after this many simulated core cycles.
+    #[arg(long, value_name = "N")]
+    max_cycles: Option<u64>,
+    /// Stop after this much simulated time, e.g. 500us, 2ms, 1s.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_ns)]
+    max_time: Option<u64>,
+    /// Write run statistics as JSON.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// Scheduling quantum in cycles.
+    #[arg(long, value_name = "CYCLES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    quantum: u64,
+    /// Do not print firmware log lines (the summary is still printed).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Run an image built for a different chip layout anyway.
+    #[arg(long)]
+    ignore_chip_mismatch: bool,
+}
+
+/// Parses "250us", "2ms", "1.5s", "100ns" into nanoseconds.
+fn parse_time_ns(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).ok_or("missing unit (ns, us, ms or s)")?;
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.trim().parse().map_err(|_| format!("`{num}` is not a number"))?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        u => return Err(format!("unknown unit `{u}` (use ns, us, ms or s)")),
+    };
+    if !(v.is_finite() && v > 0.0) {
+        return Err("time must be positive".into());
+    }
+    Ok((v * scale).round() as u64)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("dpusim: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
+    let chip = Chip::load(&cli.chip)?;
+    let board = Board::load(&cli.board)?;
+    let chip_file = cli.chip.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    if board.board.chip != chip_file {
+        eprintln!(
+            "dpusim: warning: board `{}` carries chip `{}`, running with `{}`",
+            board.board.name, board.board.chip, chip_file
+        );
+    }
+    let image = Image::load(&cli.elf)?;
+    let mut max_cycles = cli.max_cycles;
+    if let Some(ns) = cli.max_time {
+        let c = (u128::from(ns) * u128::from(chip.chip.clock_hz) / 1_000_000_000) as u64;
+        max_cycles = Some(max_cycles.map_or(c, |m| m.min(c)));
+    }
+    let config = SimConfig {
+        quantum: cli.quantum,
+        max_cycles,
+        quiet: cli.quiet,
+        capture_log: false,
+        ignore_chip_mismatch: cli.ignore_chip_mismatch,
+    };
+    let mut m = Machine::new(chip, image, config)?;
+    for w in &m.warnings {
+        eprintln!("dpusim: warning: {w}");
+    }
+    let outcome = m.run();
+    match &outcome {
+        Outcome::Fatal { hart, message } => eprint!("{}", m.fault_report(*hart, message)),
+        Outcome::Finished(dpu_sim::dev::finisher::Finish::Fault { hart }) => {
+            eprint!("{}", m.fault_report(*hart, "the firmware's trap handler reported a fatal exception"))
+        }
+        _ => {}
+    }
+    print!("{}", m.summary_table(&outcome));
+    if let Some(p) = &cli.stats_json {
+        let s = m.stats(&outcome);
+        std::fs::write(p, serde_json::to_string_pretty(&s)? + "\n")
+            .map_err(|e| format!("{}: cannot write stats: {e}", p.display()))?;
+    }
+    Ok(outcome.exit_code())
+}

@@ -1,0 +1,305 @@
+//! The chip interconnect as seen by a hart: RAM (through [`Memory`]), device
+//! windows, interrupt lines, LR/SC reservations, the decoded-instruction
+//! cache and the contention windows of the timing model.
+
+use crate::console::Console;
+use crate::dev::clint::Clint;
+use crate::dev::finisher::{self, Finish};
+use crate::dev::mailbox::Mailbox;
+use crate::dev::plic::Plic;
+use crate::dev::trace::TracePort;
+use crate::dev::uart::Uart;
+use crate::event::EventQueue;
+use crate::isa::{decode, Op};
+use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
+use dpu_targets::{window, Chip};
+use rustc_hash::FxHashMap;
+
+/// Decoded instructions of one 4 KiB page, one slot per halfword.
+pub type DecodedPage = [Op; 2048];
+
+/// No reservation held.
+pub const NO_RESERVATION: u64 = u64::MAX;
+/// Reservation set granule (bytes): a store anywhere in it breaks the reservation.
+const RESERVATION_GRANULE: u64 = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dev {
+    Finisher,
+    Clint,
+    Plic,
+    Uart,
+    Trace,
+    Mailbox,
+}
+
+/// Per-window bandwidth accounting (see `timing.contention` in the chip file).
+///
+/// Every region has a rate (units per cycle: accesses for SMEM, bytes for
+/// DDR). Within one scheduling window, traffic beyond `rate * window length`
+/// waits in a queue: each access pays `overflow / rate * queue_penalty`
+/// extra cycles. Harts run one after another inside a window, so this is an
+/// average-load model, not a cycle-exact arbiter.
+pub struct Window {
+    pub count: Vec<u64>,
+    budget: Vec<u64>,
+    rate: Vec<u64>,
+    queue_penalty: u64,
+    /// Total extra cycles charged since reset (statistics).
+    pub stall_cycles: u64,
+}
+
+impl Window {
+    pub fn start(&mut self, len: u64) {
+        for (i, c) in self.count.iter_mut().enumerate() {
+            *c = 0;
+            self.budget[i] = self.rate[i].saturating_mul(len);
+        }
+    }
+
+    /// Charges `units` to `region`; returns the queueing delay in cycles.
+    #[inline(always)]
+    pub fn charge(&mut self, region: u8, units: u64) -> u64 {
+        let r = region as usize;
+        let c = self.count[r] + units;
+        self.count[r] = c;
+        if c <= self.budget[r] {
+            0
+        } else {
+            let extra = (c - self.budget[r]) / self.rate[r] * self.queue_penalty;
+            self.stall_cycles += extra;
+            extra
+        }
+    }
+}
+
+pub struct Bus {
+    pub mem: Memory,
+    decoded: FxHashMap<u64, Box<DecodedPage>>,
+    /// Bumped whenever a page becomes a code page; harts flush their write
+    /// TLBs when they see a new epoch.
+    pub code_epoch: u64,
+    /// Interrupt lines driven by devices into each hart's `mip` (MSIP/MTIP/MEIP).
+    pub lines: Vec<u64>,
+    reservations: Vec<u64>,
+    active_reservations: u32,
+    pub clint: Clint,
+    pub plic: Plic,
+    pub uart: Uart,
+    pub mailbox: Mailbox,
+    pub trace: TracePort,
+    pub events: EventQueue,
+    /// Set by the finisher; the engine stops.
+    pub finish: Option<Finish>,
+    pub console: Console,
+    pub window: Window,
+    mmio: Vec<(u64, u64, Dev)>,
+    pub mmio_accesses: u64,
+}
+
+impl Bus {
+    pub fn new(chip: &Chip, memory: Memory, trace: TracePort) -> Bus {
+        let harts = chip.harts() as usize;
+        let d = &chip.devices;
+        let mmio = vec![
+            (d.finisher.base, d.finisher.base + window::FINISHER, Dev::Finisher),
+            (d.clint.base, d.clint.base + window::CLINT, Dev::Clint),
+            (d.plic.base, d.plic.base + window::PLIC, Dev::Plic),
+            (d.uart.base, d.uart.base + window::UART, Dev::Uart),
+            (d.trace.base, d.trace.base + window::TRACE, Dev::Trace),
+            (d.mailbox.base, d.mailbox.base + chip.mailbox_window(), Dev::Mailbox),
+        ];
+        let regions = memory.regions().len();
+        let ct = &chip.timing.contention;
+        let rate = memory
+            .regions()
+            .iter()
+            .map(|r| match r.kind {
+                crate::mem::RegionKind::Smem { .. } => u64::from(ct.smem_accesses_per_cycle),
+                crate::mem::RegionKind::Ddr => u64::from(ct.ddr_bytes_per_cycle),
+                crate::mem::RegionKind::BootRom => 1 << 20,
+            })
+            .collect();
+        Bus {
+            mem: memory,
+            decoded: FxHashMap::default(),
+            code_epoch: 0,
+            lines: vec![0; harts],
+            reservations: vec![NO_RESERVATION; harts],
+            active_reservations: 0,
+            clint: Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz),
+            plic: Plic::new(d.plic.sources, harts),
+            uart: Uart::new(harts),
+            mailbox: Mailbox::new(harts, d.mailbox.irq_base),
+            trace,
+            events: EventQueue::default(),
+            finish: None,
+            console: Console::new(chip.chip.clock_hz),
+            window: Window {
+                count: vec![0; regions],
+                budget: vec![0; regions],
+                rate,
+                queue_penalty: u64::from(ct.queue_penalty),
+                stall_cycles: 0,
+            },
+            mmio,
+            mmio_accesses: 0,
+        }
+    }
+
+    fn device(&self, addr: u64) -> Option<(Dev, u64)> {
+        self.mmio.iter().find(|(b, e, _)| addr >= *b && addr < *e).map(|&(b, _, d)| (d, addr - b))
+    }
+
+    /// Device register read. `None` = access fault (no device, bad size or alignment).
+    pub fn mmio_read(&mut self, hart: u32, now: u64, addr: u64, size: u8) -> Option<u64> {
+        if addr % u64::from(size) != 0 {
+            return None;
+        }
+        let (dev, off) = self.device(addr)?;
+        self.mmio_accesses += 1;
+        match dev {
+            Dev::Finisher => (size == 4).then_some(0),
+            Dev::Clint => self.clint.read(now, off, size),
+            Dev::Plic => self.plic.read(off, size, &mut self.lines),
+            Dev::Uart => self.uart.read(off, size),
+            Dev::Trace => None,
+            Dev::Mailbox => {
+                let _ = hart;
+                self.mailbox.read(off, size)
+            }
+        }
+    }
+
+    /// Device register write. `false` = access fault.
+    pub fn mmio_write(&mut self, hart: u32, now: u64, addr: u64, size: u8, v: u64) -> bool {
+        if addr % u64::from(size) != 0 {
+            return false;
+        }
+        let Some((dev, off)) = self.device(addr) else { return false };
+        self.mmio_accesses += 1;
+        match dev {
+            Dev::Finisher => {
+                if size != 4 || off != 0 {
+                    return false;
+                }
+                if let Some(f) = finisher::decode(hart, v as u32) {
+                    self.finish.get_or_insert(f);
+                }
+                true
+            }
+            Dev::Clint => self.clint.write(now, off, size, v, &mut self.lines, &mut self.events),
+            Dev::Plic => self.plic.write(off, size, v, &mut self.lines),
+            Dev::Uart => self.uart.write(hart, now, off, size, v, &mut self.console),
+            Dev::Trace => self.trace.write(hart, now, off, size, v, &mut self.console),
+            Dev::Mailbox => self.mailbox.write(off, size, v, &mut self.plic, &mut self.lines),
+        }
+    }
+
+    // ------------------------------------------------------------ LR / SC
+
+    /// Places hart `h`'s reservation on `addr`.
+    pub fn reserve(&mut self, h: u32, addr: u64) {
+        let r = &mut self.reservations[h as usize];
+        if *r == NO_RESERVATION {
+            self.active_reservations += 1;
+        }
+        *r = addr & !(RESERVATION_GRANULE - 1);
+    }
+
+    /// Consumes hart `h`'s reservation; true if it still covered `addr`.
+    pub fn take_reservation(&mut self, h: u32, addr: u64) -> bool {
+        let r = std::mem::replace(&mut self.reservations[h as usize], NO_RESERVATION);
+        if r == NO_RESERVATION {
+            return false;
+        }
+        self.active_reservations -= 1;
+        r == addr & !(RESERVATION_GRANULE - 1)
+    }
+
+    /// A store to `[addr, addr+size)` breaks every reservation on it.
+    #[inline(always)]
+    pub fn snoop_store(&mut self, addr: u64, size: u64) {
+        if self.active_reservations != 0 {
+            self.snoop_slow(addr, size);
+        }
+    }
+
+    #[cold]
+    fn snoop_slow(&mut self, addr: u64, size: u64) {
+        let first = addr & !(RESERVATION_GRANULE - 1);
+        let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
+        for r in self.reservations.iter_mut() {
+            if *r != NO_RESERVATION && (*r == first || *r == last) {
+                *r = NO_RESERVATION;
+                self.active_reservations -= 1;
+            }
+        }
+    }
+
+    // ------------------------------------------------- decoded-instruction cache
+
+    /// Decoded page for code page `vpn` (created on first use). `None` if the
+    /// page is not RAM (instruction access fault).
+    pub fn code_page(&mut self, vpn: u64) -> Option<*mut Op> {
+        if let Some(p) = self.decoded.get_mut(&vpn) {
+            return Some(p.as_mut_ptr());
+        }
+        let slot = self.mem.page_slot(vpn)?;
+        let page = self.mem.page_mut(slot);
+        if !page.code {
+            page.code = true;
+            self.code_epoch += 1;
+        }
+        let mut b: Box<DecodedPage> = Box::new([Op::NOT_DECODED; 2048]);
+        let ptr = b.as_mut_ptr();
+        self.decoded.insert(vpn, b);
+        Some(ptr)
+    }
+
+    /// Reads and decodes the instruction at `pc`; `Err(addr)` if a byte of it
+    /// is not RAM.
+    pub fn fetch_decode(&mut self, pc: u64) -> Result<Op, u64> {
+        let mut lo = [0u8; 2];
+        self.mem.read_bytes(pc, &mut lo).ok_or(pc)?;
+        let lo = u16::from_le_bytes(lo);
+        if lo & 3 != 3 {
+            return Ok(decode(u32::from(lo)));
+        }
+        let mut hi = [0u8; 2];
+        self.mem.read_bytes(pc + 2, &mut hi).ok_or(pc + 2)?;
+        if (pc + 2) & PAGE_MASK == 0 {
+            // Straddles into the next page: make that page a code page too so
+            // stores to it invalidate this instruction.
+            if let Some(slot) = self.mem.page_slot((pc + 2) >> PAGE_SHIFT) {
+                let p = self.mem.page_mut(slot);
+                if !p.code {
+                    p.code = true;
+                    self.code_epoch += 1;
+                }
+            }
+        }
+        Ok(decode(u32::from(lo) | u32::from(u16::from_le_bytes(hi)) << 16))
+    }
+
+    /// Drops decoded instructions overlapping a store to `[addr, addr+size)`.
+    pub fn invalidate_code(&mut self, addr: u64, size: u64) {
+        // An instruction starting up to 2 bytes before the store overlaps it.
+        let start = addr.saturating_sub(2);
+        let end = addr + size;
+        let mut a = start & !1;
+        while a < end {
+            if let Some(p) = self.decoded.get_mut(&(a >> PAGE_SHIFT)) {
+                p[((a & PAGE_MASK) >> 1) as usize] = Op::NOT_DECODED;
+            }
+            a += 2;
+        }
+    }
+
+    /// `fence.i`: forget every decoded instruction.
+    pub fn flush_decoded(&mut self) {
+        for p in self.decoded.values_mut() {
+            p.fill(Op::NOT_DECODED);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Discrete-event queue: device events ordered by (cycle, insertion order),
+//! so equal-time events run in a deterministic order.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Something a device scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Event {
+    /// Re-evaluate hart's mtimecmp (timer may have fired).
+    Timer { hart: u32 },
+}
+
+#[derive(Default)]
+pub struct EventQueue {
+    heap: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    seq: u64,
+}
+
+impl EventQueue {
+    pub fn push(&mut self, at: u64, e: Event) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, e)));
+    }
+
+    /// Time of the earliest event.
+    pub fn next_time(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Pops the earliest event if it is due at or before `now`.
+    pub fn pop_due(&mut self, now: u64) -> Option<(u64, Event)> {
+        match self.heap.peek() {
+            Some(Reverse((t, _, _))) if *t <= now => self.heap.pop().map(|Reverse((t, _, e))| (t, e)),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}

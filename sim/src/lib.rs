@@ -1,0 +1,25 @@
+//! `dpu-sim`: a cycle-level simulator of the DPU card that runs the same
+//! firmware ELF that would be flashed to it.
+//!
+//! * [`isa`]: RV64IMAC+Zicsr+Zifencei decoder, disassembler, encoder.
+//! * [`cpu`]: harts, CSRs, traps, the executor and its cycle model.
+//! * [`mem`], [`bus`]: sparse physical memory, device routing, LR/SC,
+//!   decoded-instruction cache, contention windows.
+//! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port.
+//! * [`machine`]: the chip and the deterministic discrete-event engine.
+//! * [`elf`], [`report`], [`console`]: images, statistics, fault reports, logs.
+
+pub mod bootrom;
+pub mod bus;
+pub mod console;
+pub mod cpu;
+pub mod defmt_log;
+pub mod dev;
+pub mod elf;
+pub mod event;
+pub mod isa;
+pub mod machine;
+pub mod mem;
+pub mod report;
+
+pub use machine::{Machine, Outcome, SimConfig};

@@ -1,0 +1,312 @@
+//! The whole chip and the engine that runs it.
+//!
+//! Single-threaded and deterministic: harts run one after another in
+//! quanta of simulated time; device events run between quanta at their
+//! exact cycle (quanta end early at the next event). Harts in `wfi` cost
+//! nothing; when no hart can run, time jumps to the next event. Nothing
+//! reads the wall clock except the host-time statistic.
+
+use crate::bootrom;
+use crate::bus::Bus;
+use crate::cpu::{CoreCosts, Hart, RunState, Stop};
+use crate::defmt_log::DefmtTable;
+use crate::dev::finisher::Finish;
+use crate::dev::trace::TracePort;
+use crate::elf::Image;
+use crate::event::Event;
+use crate::mem::{Memory, Region, RegionKind};
+use dpu_targets::Chip;
+use std::time::Instant;
+
+/// Simulator settings that are not hardware facts.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Scheduling quantum in cycles (max time a hart runs before others).
+    pub quantum: u64,
+    /// Stop after this many cycles of simulated time.
+    pub max_cycles: Option<u64>,
+    /// Do not print firmware log lines as they come.
+    pub quiet: bool,
+    /// Keep every log line in memory (tests, reports).
+    pub capture_log: bool,
+    /// Accept an image built for another chip layout.
+    pub ignore_chip_mismatch: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig { quantum: 256, max_cycles: None, quiet: false, capture_log: false, ignore_chip_mismatch: false }
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The firmware wrote the test finisher.
+    Finished(Finish),
+    /// `max_cycles` reached.
+    TimeLimit,
+    /// Every hart waits for an interrupt and no event is pending.
+    Deadlock,
+    /// The simulator stopped a hart it could not let continue.
+    Fatal { hart: u32, message: String },
+}
+
+impl Outcome {
+    /// Process exit code for this outcome.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Finished(Finish::Pass) | Outcome::TimeLimit => 0,
+            Outcome::Finished(Finish::Fail(c)) => i32::from((*c).clamp(1, 255) as u8),
+            Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => 3,
+            Outcome::Deadlock => 4,
+        }
+    }
+}
+
+/// Errors building a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Image(#[from] crate::elf::ImageError),
+    #[error("{path}: segment at {start:#x}..{end:#x} is outside the chip's RAM ({chip}); memory map:\n{map}")]
+    SegmentOutside { path: String, start: u64, end: u64, chip: String, map: String },
+    #[error("{path}: entry point {entry:#x} is not in RAM")]
+    BadEntry { path: String, entry: u64 },
+    #[error(
+        "{path}: built for chip `{image_chip}` (layout {image_fp:#018x}) but the simulator runs `{chip}` \
+         (layout {chip_fp:#018x}); rebuild the firmware for this chip (DPU_CHIP={chip_file})"
+    )]
+    ChipMismatch { path: String, image_chip: String, image_fp: u64, chip: String, chip_fp: u64, chip_file: String },
+    #[error("{0}")]
+    Defmt(String),
+}
+
+/// A simulated chip running one firmware image.
+pub struct Machine {
+    pub chip: Chip,
+    pub harts: Vec<Hart>,
+    pub bus: Bus,
+    /// Global simulated time (cycles): start of the next quantum.
+    pub now: u64,
+    pub image: Image,
+    pub config: SimConfig,
+    /// Host seconds spent in `run`.
+    pub host_seconds: f64,
+    /// Warnings produced while loading (printed by the CLI).
+    pub warnings: Vec<String>,
+}
+
+fn memory_for(chip: &Chip) -> Memory {
+    let m = &chip.memory;
+    let mut regions = vec![Region {
+        name: "bootrom".into(),
+        base: m.bootrom.base,
+        size: m.bootrom.size,
+        kind: RegionKind::BootRom,
+        id: 0,
+        writable: false,
+    }];
+    for c in 0..chip.chip.clusters {
+        regions.push(Region {
+            name: format!("smem{c}"),
+            base: chip.smem_base(c),
+            size: m.smem.size,
+            kind: RegionKind::Smem { cluster: c },
+            id: regions.len() as u8,
+            writable: true,
+        });
+    }
+    regions.push(Region {
+        name: "ddr".into(),
+        base: m.ddr.base,
+        size: m.ddr.size,
+        kind: RegionKind::Ddr,
+        id: regions.len() as u8,
+        writable: true,
+    });
+    Memory::new(regions)
+}
+
+/// Load latency (cycles beyond the base cost) of every region for a hart in `cluster`.
+fn region_latencies(chip: &Chip, mem: &Memory, cluster: u32) -> Vec<u32> {
+    let t = &chip.timing.memory;
+    let base = chip.timing.core.alu;
+    mem.regions()
+        .iter()
+        .map(|r| {
+            let total = match r.kind {
+                RegionKind::Smem { cluster: c } if c == cluster => t.smem_local,
+                RegionKind::Smem { cluster: c } => t.noc_base + t.noc_hop * chip.noc_hops(cluster, c),
+                RegionKind::Ddr => t.ddr,
+                RegionKind::BootRom => t.mmio,
+            };
+            total.saturating_sub(base)
+        })
+        .collect()
+}
+
+impl Machine {
+    /// Builds the chip, loads the image and resets every hart to the boot ROM.
+    pub fn new(chip: Chip, image: Image, config: SimConfig) -> Result<Machine, SetupError> {
+        let mut warnings = Vec::new();
+        let path = image.path.display().to_string();
+        match &image.chip_stamp {
+            Some((fp, name)) if *fp != chip.layout_fingerprint() && !config.ignore_chip_mismatch => {
+                return Err(SetupError::ChipMismatch {
+                    path,
+                    image_chip: name.clone(),
+                    image_fp: *fp,
+                    chip: chip.chip.name.clone(),
+                    chip_fp: chip.layout_fingerprint(),
+                    chip_file: chip.source.display().to_string(),
+                });
+            }
+            Some(_) => {}
+            None => warnings.push(format!(
+                "{path}: no .dpu_chip section; cannot check that it was built for chip `{}`",
+                chip.chip.name
+            )),
+        }
+        let mut mem = memory_for(&chip);
+        let map = mem
+            .regions()
+            .iter()
+            .map(|r| format!("  {:<8} {:#012x}..{:#012x}", r.name, r.base, r.base + r.size))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for s in &image.segments {
+            let end = s.paddr.saturating_add(s.mem_size);
+            let region = mem.region_of(s.paddr).map(|r| r.kind);
+            if !mem.range_is_ram(s.paddr, s.mem_size) || region == Some(RegionKind::BootRom) {
+                return Err(SetupError::SegmentOutside {
+                    path,
+                    start: s.paddr,
+                    end,
+                    chip: chip.chip.name.clone(),
+                    map,
+                });
+            }
+            mem.write_bytes(s.paddr, &s.data).expect("range checked");
+            // The tail (.bss in the segment) is zero on fresh pages already.
+        }
+        if !mem.range_is_ram(image.entry, 2) {
+            return Err(SetupError::BadEntry { path, entry: image.entry });
+        }
+        mem.write_bytes(chip.memory.bootrom.base, &bootrom::reset_stub(image.entry)).expect("boot ROM is RAM");
+
+        let table = DefmtTable::from_elf(&image.bytes).map_err(SetupError::Defmt)?;
+        if table.is_none() {
+            warnings.push(format!("{path}: no defmt table; defmt output cannot be decoded"));
+        }
+        let harts_n = chip.harts() as usize;
+        let costs = CoreCosts::from_chip(&chip);
+        let ddr_region = mem.regions().iter().find(|r| r.kind == RegionKind::Ddr).map(|r| r.id).unwrap_or(0);
+        let mut harts = Vec::with_capacity(harts_n);
+        for h in 0..chip.harts() {
+            let cluster = chip.cluster_of(h);
+            let mut hart = Hart::new(h, cluster, costs, region_latencies(&chip, &mem, cluster), ddr_region);
+            hart.pc = chip.memory.bootrom.base;
+            harts.push(hart);
+        }
+        let mut bus = Bus::new(&chip, mem, TracePort::new(harts_n, table));
+        bus.console.quiet = config.quiet;
+        bus.console.capture_all = config.capture_log;
+        Ok(Machine { chip, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings })
+    }
+
+    fn handle(&mut self, e: Event) {
+        match e {
+            Event::Timer { hart } => {
+                let h = hart as usize;
+                self.bus.clint.update_timer(h, self.now, &mut self.bus.lines, &mut self.bus.events);
+            }
+        }
+    }
+
+    /// Runs until the firmware finishes, a fault, a deadlock or the time limit.
+    pub fn run(&mut self) -> Outcome {
+        let t0 = Instant::now();
+        let out = self.run_inner();
+        self.host_seconds += t0.elapsed().as_secs_f64();
+        self.settle();
+        out
+    }
+
+    fn run_inner(&mut self) -> Outcome {
+        let max = self.config.max_cycles.unwrap_or(u64::MAX);
+        loop {
+            if let Some(f) = self.bus.finish {
+                return Outcome::Finished(f);
+            }
+            if self.now >= max {
+                return Outcome::TimeLimit;
+            }
+            while let Some((_, e)) = self.bus.events.pop_due(self.now) {
+                self.handle(e);
+            }
+            let mut runnable = false;
+            for h in self.harts.iter_mut() {
+                if h.state == RunState::Waiting && h.interrupt_waiting(&self.bus) {
+                    h.wake(self.now);
+                }
+                runnable |= h.state == RunState::Running;
+            }
+            let next_event = self.bus.events.next_time();
+            if !runnable {
+                match next_event {
+                    Some(t) => self.now = t.min(max),
+                    None if max != u64::MAX => self.now = max,
+                    None => return Outcome::Deadlock,
+                }
+                continue;
+            }
+            let mut until = self.now.saturating_add(self.config.quantum).min(max);
+            if let Some(t) = next_event {
+                until = until.min(t.max(self.now + 1));
+            }
+            self.bus.window.start(until - self.now);
+            for i in 0..self.harts.len() {
+                if self.harts[i].state != RunState::Running {
+                    continue;
+                }
+                match self.harts[i].run(&mut self.bus, until) {
+                    Stop::Quantum | Stop::Wfi => {}
+                    Stop::Finish => {
+                        self.now = until;
+                        return Outcome::Finished(self.bus.finish.expect("finisher wrote"));
+                    }
+                    Stop::Fatal(message) => {
+                        self.now = until;
+                        return Outcome::Fatal { hart: i as u32, message };
+                    }
+                }
+            }
+            self.now = until;
+        }
+    }
+
+    /// Brings sleeping harts' counters up to the current time.
+    fn settle(&mut self) {
+        for h in self.harts.iter_mut() {
+            if h.state != RunState::Running && h.cycle < self.now {
+                h.idle_cycles += self.now - h.cycle;
+                h.cycle = self.now;
+            }
+        }
+    }
+
+    /// Simulated time in nanoseconds.
+    pub fn sim_time_ns(&self) -> u64 {
+        (u128::from(self.now) * 1_000_000_000 / u128::from(self.chip.chip.clock_hz)) as u64
+    }
+
+    /// Role of a hart per the chip description.
+    pub fn role_of(&self, hart: u32) -> &'static str {
+        if self.chip.is_control_cluster(self.chip.cluster_of(hart)) {
+            "control"
+        } else {
+            "data"
+        }
+    }
+}

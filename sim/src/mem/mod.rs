@@ -1,0 +1,169 @@
+//! Physical memory of the chip: RAM regions (boot ROM, cluster SMEMs, DDR)
+//! backed sparsely by 4 KiB pages allocated on first touch.
+//!
+//! Pages are boxed and never freed or moved while the machine lives, so harts
+//! may cache raw pointers to them in their software TLBs (the ISS memory fast
+//! path). Device windows are not memory: the [`crate::bus::Bus`] routes them.
+
+use rustc_hash::FxHashMap;
+
+pub const PAGE_SHIFT: u32 = 12;
+pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+pub const PAGE_MASK: u64 = PAGE_SIZE - 1;
+
+/// What a RAM region is; decides its timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    BootRom,
+    Smem { cluster: u32 },
+    Ddr,
+}
+
+/// A RAM region of the memory map.
+#[derive(Clone, Debug)]
+pub struct Region {
+    pub name: String,
+    pub base: u64,
+    pub size: u64,
+    pub kind: RegionKind,
+    /// Index in [`Memory::regions`]; also the timing-table index.
+    pub id: u8,
+    pub writable: bool,
+}
+
+impl Region {
+    pub fn contains(&self, addr: u64) -> bool {
+        addr >= self.base && addr - self.base < self.size
+    }
+}
+
+/// One allocated page.
+pub struct Page {
+    pub data: Box<[u8; PAGE_SIZE as usize]>,
+    pub region: u8,
+    /// Set once an instruction was decoded from this page: stores must then
+    /// take the slow path and invalidate decoded instructions.
+    pub code: bool,
+}
+
+/// Sparse physical memory.
+pub struct Memory {
+    regions: Vec<Region>,
+    index: FxHashMap<u64, u32>,
+    pages: Vec<Page>,
+}
+
+impl Memory {
+    pub fn new(regions: Vec<Region>) -> Memory {
+        Memory { regions, index: FxHashMap::default(), pages: Vec::new() }
+    }
+
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// RAM region containing `addr`.
+    pub fn region_of(&self, addr: u64) -> Option<&Region> {
+        self.regions.iter().find(|r| r.contains(addr))
+    }
+
+    /// Page number -> page slot, allocating a zero page inside a RAM region.
+    pub fn page_slot(&mut self, vpn: u64) -> Option<u32> {
+        if let Some(&s) = self.index.get(&vpn) {
+            return Some(s);
+        }
+        let addr = vpn << PAGE_SHIFT;
+        let region = self.region_of(addr)?.id;
+        let slot = self.pages.len() as u32;
+        self.pages.push(Page { data: Box::new([0; PAGE_SIZE as usize]), region, code: false });
+        self.index.insert(vpn, slot);
+        Some(slot)
+    }
+
+    pub fn page(&self, slot: u32) -> &Page {
+        &self.pages[slot as usize]
+    }
+
+    pub fn page_mut(&mut self, slot: u32) -> &mut Page {
+        &mut self.pages[slot as usize]
+    }
+
+    /// Number of pages backed so far (for memory statistics).
+    pub fn pages_allocated(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Copies bytes out of RAM (debugger, loader checks). `None` if any byte
+    /// is outside RAM.
+    pub fn read_bytes(&mut self, addr: u64, out: &mut [u8]) -> Option<()> {
+        let mut done = 0usize;
+        while done < out.len() {
+            let a = addr.checked_add(done as u64)?;
+            let off = (a & PAGE_MASK) as usize;
+            let n = (PAGE_SIZE as usize - off).min(out.len() - done);
+            let slot = self.page_slot(a >> PAGE_SHIFT)?;
+            out[done..done + n].copy_from_slice(&self.pages[slot as usize].data[off..off + n]);
+            done += n;
+        }
+        Some(())
+    }
+
+    /// Copies bytes into RAM regardless of write protection (loader, debugger).
+    /// Returns the page slots touched so the caller can invalidate caches.
+    pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Option<Vec<u32>> {
+        let mut done = 0usize;
+        let mut touched = Vec::new();
+        while done < data.len() {
+            let a = addr.checked_add(done as u64)?;
+            let off = (a & PAGE_MASK) as usize;
+            let n = (PAGE_SIZE as usize - off).min(data.len() - done);
+            let slot = self.page_slot(a >> PAGE_SHIFT)?;
+            self.pages[slot as usize].data[off..off + n].copy_from_slice(&data[done..done + n]);
+            touched.push(slot);
+            done += n;
+        }
+        Some(touched)
+    }
+
+    /// Whether `[addr, addr + len)` lies inside one RAM region.
+    pub fn range_is_ram(&self, addr: u64, len: u64) -> bool {
+        match self.region_of(addr) {
+            Some(r) => len == 0 || (addr - r.base).checked_add(len).is_some_and(|end| end <= r.size),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem() -> Memory {
+        Memory::new(vec![
+            Region { name: "rom".into(), base: 0x1000, size: 0x1000, kind: RegionKind::BootRom, id: 0, writable: false },
+            Region { name: "ddr".into(), base: 0x4000_0000, size: 1 << 33, kind: RegionKind::Ddr, id: 1, writable: true },
+        ])
+    }
+
+    #[test]
+    fn sparse_pages_allocate_on_touch() {
+        let mut m = mem();
+        assert_eq!(m.pages_allocated(), 0);
+        m.write_bytes(0x4000_0ffe, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(m.pages_allocated(), 2);
+        let mut b = [0u8; 4];
+        m.read_bytes(0x4000_0ffe, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3, 4]);
+        // Far away in DDR: still cheap.
+        m.write_bytes(0x2_0000_0000, &[9]).unwrap();
+        assert_eq!(m.pages_allocated(), 3);
+    }
+
+    #[test]
+    fn outside_ram_is_none() {
+        let mut m = mem();
+        assert!(m.write_bytes(0x3000, &[1]).is_none());
+        assert!(!m.range_is_ram(0x1ff0, 0x20));
+        assert!(m.range_is_ram(0x1ff0, 0x10));
+    }
+}

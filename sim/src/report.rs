@@ -1,0 +1,220 @@
+//! Run statistics (`--stats-json`), the end-of-run summary table and fault
+//! reports.
+
+use crate::cpu::csr::cause_name;
+use crate::isa::{disasm::disasm, REG_NAMES};
+use crate::machine::{Machine, Outcome};
+use serde::Serialize;
+
+/// Per-hart counters.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct HartStats {
+    pub hart: u32,
+    pub cluster: u32,
+    pub role: &'static str,
+    pub instret: u64,
+    pub cycles: u64,
+    pub idle_cycles: u64,
+    pub traps: u64,
+    pub interrupts: u64,
+}
+
+/// Per-cluster totals.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ClusterStats {
+    pub cluster: u32,
+    pub role: &'static str,
+    pub instret: u64,
+    pub cycles: u64,
+    pub idle_cycles: u64,
+    pub ipc: f64,
+    pub idle_percent: f64,
+}
+
+/// Everything `--stats-json` writes.
+#[derive(Serialize, Clone, Debug)]
+pub struct Stats {
+    pub chip: String,
+    pub outcome: String,
+    pub exit_code: i32,
+    pub sim_cycles: u64,
+    pub sim_time_ns: u64,
+    pub host_seconds: f64,
+    /// Retired instructions per host second, in millions.
+    pub mips: f64,
+    pub instret_total: u64,
+    pub pages_backed: usize,
+    pub mmio_accesses: u64,
+    pub contention_stall_cycles: u64,
+    pub log_errors: u64,
+    pub log_warnings: u64,
+    pub undecodable_defmt_frames: u64,
+    pub clusters: Vec<ClusterStats>,
+    pub harts: Vec<HartStats>,
+}
+
+impl Stats {
+    /// Drops host-dependent fields (for determinism comparisons).
+    pub fn without_host_time(&self) -> Stats {
+        Stats { host_seconds: 0.0, mips: 0.0, ..self.clone() }
+    }
+}
+
+/// Short text of an outcome.
+pub fn outcome_text(o: &Outcome) -> String {
+    use crate::dev::finisher::Finish;
+    match o {
+        Outcome::Finished(Finish::Pass) => "pass".into(),
+        Outcome::Finished(Finish::Fail(c)) => format!("fail (code {c})"),
+        Outcome::Finished(Finish::Fault { hart }) => format!("firmware fault on hart {hart}"),
+        Outcome::TimeLimit => "time limit".into(),
+        Outcome::Deadlock => "deadlock: every hart waits in wfi and no device event is pending".into(),
+        Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl Machine {
+    pub fn stats(&self, outcome: &Outcome) -> Stats {
+        let harts: Vec<HartStats> = self
+            .harts
+            .iter()
+            .map(|h| HartStats {
+                hart: h.id,
+                cluster: h.cluster,
+                role: self.role_of(h.id),
+                instret: h.instret,
+                cycles: h.cycle,
+                idle_cycles: h.idle_cycles,
+                traps: h.traps_taken,
+                interrupts: h.interrupts_taken,
+            })
+            .collect();
+        let clusters = (0..self.chip.chip.clusters)
+            .map(|c| {
+                let hs = harts.iter().filter(|h| h.cluster == c);
+                let (mut i, mut cy, mut idle) = (0u64, 0u64, 0u64);
+                for h in hs {
+                    i += h.instret;
+                    cy += h.cycles;
+                    idle += h.idle_cycles;
+                }
+                ClusterStats {
+                    cluster: c,
+                    role: if self.chip.is_control_cluster(c) { "control" } else { "data" },
+                    instret: i,
+                    cycles: cy,
+                    idle_cycles: idle,
+                    ipc: ratio(i, cy.saturating_sub(idle)),
+                    idle_percent: 100.0 * ratio(idle, cy),
+                }
+            })
+            .collect();
+        let instret_total: u64 = harts.iter().map(|h| h.instret).sum();
+        Stats {
+            chip: self.chip.chip.name.clone(),
+            outcome: outcome_text(outcome),
+            exit_code: outcome.exit_code(),
+            sim_cycles: self.now,
+            sim_time_ns: self.sim_time_ns(),
+            host_seconds: self.host_seconds,
+            mips: if self.host_seconds > 0.0 { instret_total as f64 / self.host_seconds / 1e6 } else { 0.0 },
+            instret_total,
+            pages_backed: self.bus.mem.pages_allocated(),
+            mmio_accesses: self.bus.mmio_accesses,
+            contention_stall_cycles: self.bus.window.stall_cycles,
+            log_errors: self.bus.console.errors,
+            log_warnings: self.bus.console.warnings,
+            undecodable_defmt_frames: self.bus.trace.bad_frames,
+            clusters,
+            harts,
+        }
+    }
+
+    /// The end-of-run table: per cluster instructions, cycles, IPC, idle %.
+    pub fn summary_table(&self, outcome: &Outcome) -> String {
+        let s = self.stats(outcome);
+        let mut out = String::new();
+        out.push_str(&format!(
+            "\n{} | outcome: {} | simulated {:.3} ms | host {:.2} s | {:.1} MIPS\n",
+            s.chip,
+            s.outcome,
+            s.sim_time_ns as f64 / 1e6,
+            s.host_seconds,
+            s.mips
+        ));
+        out.push_str("cluster  role     harts  instructions        cycles    IPC  idle %\n");
+        for c in &s.clusters {
+            out.push_str(&format!(
+                "{:>7}  {:<7}  {:>5}  {:>12}  {:>12}  {:>5.2}  {:>6.1}\n",
+                c.cluster,
+                c.role,
+                self.chip.chip.cores_per_cluster,
+                c.instret,
+                c.cycles,
+                c.ipc,
+                c.idle_percent
+            ));
+        }
+        out.push_str(&format!("{:>7}  {:<7}  {:>5}  {:>12}\n", "total", "", self.harts.len(), s.instret_total));
+        out
+    }
+
+    /// A fault report for `hart`: cause, pc with symbol, instruction,
+    /// registers and the last log lines.
+    pub fn fault_report(&self, hart: u32, reason: &str) -> String {
+        let h = &self.harts[hart as usize];
+        let syms = &self.image.symbols;
+        let mut o = String::new();
+        o.push_str(&format!(
+            "FIRMWARE FAULT on hart {} (cluster {}, core {}, {} plane) at {:.6} ms: {}\n",
+            hart,
+            h.cluster,
+            hart % self.chip.chip.cores_per_cluster,
+            self.role_of(hart),
+            self.sim_time_ns() as f64 / 1e6,
+            reason
+        ));
+        match &h.last_trap {
+            Some(t) => {
+                o.push_str(&format!("  cause : {} (mcause {:#x}), mtval {:#x}\n", cause_name(t.cause), t.cause, t.tval));
+                o.push_str(&format!("  pc    : {:#x} <{}>\n", t.pc, syms.describe(t.pc)));
+                match &t.insn {
+                    Some((bits, op)) => {
+                        let w = if op.len == 2 { 6 } else { 10 };
+                        o.push_str(&format!("  insn  : {:#0w$x}  {}\n", bits, disasm(op, t.pc), w = w))
+                    }
+                    None => o.push_str("  insn  : <not readable>\n"),
+                }
+                o.push_str(&format!("  cycle : {}\n  registers:\n", t.cycle));
+                for row in 0..8 {
+                    o.push_str("   ");
+                    for col in 0..4 {
+                        let r = row * 4 + col;
+                        o.push_str(&format!(" {:>4} {:#018x}", REG_NAMES[r], t.regs[r]));
+                    }
+                    o.push('\n');
+                }
+                let ra = t.regs[1];
+                o.push_str(&format!("  ra    : <{}>\n", syms.describe(ra)));
+            }
+            None => o.push_str(&format!("  pc    : {:#x} <{}> (no exception recorded)\n", h.pc, syms.describe(h.pc))),
+        }
+        o.push_str("  last log lines:\n");
+        let lines: Vec<_> = self.bus.console.recent().collect();
+        if lines.is_empty() {
+            o.push_str("    (none)\n");
+        }
+        for l in lines.iter().skip(lines.len().saturating_sub(12)) {
+            o.push_str(&format!("    {}\n", self.bus.console.format(l)));
+        }
+        o
+    }
+}

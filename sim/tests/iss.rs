@@ -1,0 +1,516 @@
+//! Instruction semantics, written from the RISC-V unprivileged spec
+//! (v20191213) and privileged spec (v1.12), run on the simulator's hart.
+
+mod common;
+use common::*;
+use dpu_hal::regs::csr as c;
+use dpu_sim::Outcome;
+
+const OP: u32 = 0b0110011;
+const OPW: u32 = 0b0111011;
+const OPI: u32 = 0b0010011;
+const OPIW: u32 = 0b0011011;
+const AMO: u32 = 0b0101111;
+
+fn r(f3: u32, f7: u32, rd: u32, rs1: u32, rs2: u32) -> u32 {
+    asm::r(OP, rd, f3, rs1, rs2, f7)
+}
+fn rw(f3: u32, f7: u32, rd: u32, rs1: u32, rs2: u32) -> u32 {
+    asm::r(OPW, rd, f3, rs1, rs2, f7)
+}
+/// Runs `a0 = A, a1 = B; <insn writes a2>` and returns a2.
+fn binop(insn: u32, a: u64, b: u64) -> u64 {
+    let m = run1(Prog::new().li(A0, a).li(A1, b).i(insn).halt());
+    m.harts[0].reg(A2 as usize)
+}
+
+#[test]
+fn rv64i_alu_and_word_ops_sign_extend() {
+    let add = r(0, 0, A2, A0, A1);
+    assert_eq!(binop(add, u64::MAX, 2), 1);
+    let sub = r(0, 0x20, A2, A0, A1);
+    assert_eq!(binop(sub, 0, 1), u64::MAX);
+    // addw wraps at 32 bits and sign-extends (§5.2).
+    assert_eq!(binop(rw(0, 0, A2, A0, A1), 0x7fff_ffff, 1), 0xffff_ffff_8000_0000);
+    assert_eq!(binop(rw(0, 0x20, A2, A0, A1), 0x1_0000_0000, 1), u64::MAX);
+    // Shifts use the low 6 (64-bit) or 5 (word) bits of rs2.
+    assert_eq!(binop(r(1, 0, A2, A0, A1), 1, 65), 2);
+    assert_eq!(binop(r(5, 0x20, A2, A0, A1), 0x8000_0000_0000_0000, 63), u64::MAX);
+    assert_eq!(binop(r(5, 0, A2, A0, A1), 0x8000_0000_0000_0000, 63), 1);
+    assert_eq!(binop(rw(1, 0, A2, A0, A1), 1, 31 + 32), 0xffff_ffff_8000_0000);
+    assert_eq!(binop(rw(5, 0, A2, A0, A1), 0xffff_ffff_8000_0000, 31), 1);
+    assert_eq!(binop(rw(5, 0x20, A2, A0, A1), 0x8000_0000, 31), u64::MAX);
+    // slt / sltu.
+    assert_eq!(binop(r(2, 0, A2, A0, A1), u64::MAX, 0), 1);
+    assert_eq!(binop(r(3, 0, A2, A0, A1), u64::MAX, 0), 0);
+    // Immediate forms.
+    let m = run1(
+        Prog::new()
+            .li(A0, 5)
+            .i(asm::i(OPI, A1, 3, A0, -1)) // sltiu a1, a0, -1  -> 5 < 2^64-1
+            .i(asm::i(OPI, A2, 2, A0, -1)) // slti a2, a0, -1   -> 5 < -1 false
+            .i(asm::i(OPIW, A3, 0, A0, -6)) // addiw a3, a0, -6 -> -1
+            .i(asm::lui(A4, 0x8000_0000)) // lui sign-extends
+            .i(asm::i(OPI, A5, 5, A4, 0x400 | 60)) // srai a5, a4, 60
+            .halt(),
+    );
+    let h = &m.harts[0];
+    assert_eq!(h.reg(A1 as usize), 1);
+    assert_eq!(h.reg(A2 as usize), 0);
+    assert_eq!(h.reg(A3 as usize), u64::MAX);
+    assert_eq!(h.reg(A4 as usize), 0xffff_ffff_8000_0000);
+    assert_eq!(h.reg(A5 as usize), u64::MAX);
+}
+
+#[test]
+fn x0_is_hardwired_to_zero() {
+    let m = run1(Prog::new().i(asm::addi(0, 0, 5)).i(asm::addi(A0, 0, 0)).halt());
+    assert_eq!(m.harts[0].reg(0), 0);
+    assert_eq!(m.harts[0].reg(A0 as usize), 0);
+}
+
+#[test]
+fn m_extension_edge_cases() {
+    // Table 7.1: division by zero and signed overflow.
+    let div = r(4, 1, A2, A0, A1);
+    let divu = r(5, 1, A2, A0, A1);
+    let rem = r(6, 1, A2, A0, A1);
+    let remu = r(7, 1, A2, A0, A1);
+    assert_eq!(binop(div, 7, 0), u64::MAX);
+    assert_eq!(binop(divu, 7, 0), u64::MAX);
+    assert_eq!(binop(rem, 7, 0), 7);
+    assert_eq!(binop(remu, 7, 0), 7);
+    let min = i64::MIN as u64;
+    assert_eq!(binop(div, min, u64::MAX), min);
+    assert_eq!(binop(rem, min, u64::MAX), 0);
+    assert_eq!(binop(div, (-7i64) as u64, 2), (-3i64) as u64, "rounds toward zero");
+    assert_eq!(binop(rem, (-7i64) as u64, 2), (-1i64) as u64, "remainder has the dividend's sign");
+    // Word forms.
+    let divw = rw(4, 1, A2, A0, A1);
+    let divuw = rw(5, 1, A2, A0, A1);
+    let remw = rw(6, 1, A2, A0, A1);
+    let remuw = rw(7, 1, A2, A0, A1);
+    assert_eq!(binop(divw, 0x8000_0000, u64::MAX), 0xffff_ffff_8000_0000);
+    assert_eq!(binop(remw, 0x8000_0000, u64::MAX), 0);
+    assert_eq!(binop(divuw, 5, 0), u64::MAX);
+    assert_eq!(binop(remuw, 0x8000_0005, 0), 0xffff_ffff_8000_0005);
+    assert_eq!(binop(remw, 0xffff_fff9, 0), u64::MAX - 6);
+    // High multiplies.
+    let mulh = r(1, 1, A2, A0, A1);
+    let mulhsu = r(2, 1, A2, A0, A1);
+    let mulhu = r(3, 1, A2, A0, A1);
+    assert_eq!(binop(mulh, u64::MAX, u64::MAX), 0, "(-1)*(-1) = 1, high half 0");
+    assert_eq!(binop(mulhsu, u64::MAX, u64::MAX), u64::MAX, "(-1)*(2^64-1) high half is -1");
+    assert_eq!(binop(mulhu, u64::MAX, u64::MAX), u64::MAX - 1);
+    assert_eq!(binop(rw(0, 1, A2, A0, A1), 0x1_0000_0003, 0x7fff_ffff), 0x7fff_fffd);
+}
+
+#[test]
+fn loads_extend_and_misaligned_access_works() {
+    let d = data_addr();
+    let m = run1(
+        Prog::new()
+            .li(S0, d)
+            .li(A0, 0x8081_8283_8485_8687)
+            .i(asm::sd(A0, S0, 0))
+            .i(asm::i(0b0000011, A1, 0, S0, 0)) // lb
+            .i(asm::i(0b0000011, A2, 4, S0, 0)) // lbu
+            .i(asm::i(0b0000011, A3, 2, S0, 4)) // lw  (0x80818283)
+            .i(asm::i(0b0000011, A4, 6, S0, 4)) // lwu
+            .i(asm::sd(A0, S0, 0x103)) // misaligned store
+            .i(asm::ld(A5, S0, 0x103)) // misaligned load
+            .halt(),
+    );
+    let h = &m.harts[0];
+    assert_eq!(h.reg(A1 as usize), 0xffff_ffff_ffff_ff87);
+    assert_eq!(h.reg(A2 as usize), 0x87);
+    assert_eq!(h.reg(A3 as usize), 0xffff_ffff_8081_8283);
+    assert_eq!(h.reg(A4 as usize), 0x8081_8283);
+    assert_eq!(h.reg(A5 as usize), 0x8081_8283_8485_8687);
+}
+
+#[test]
+fn misaligned_access_across_pages() {
+    let d = data_addr() + 0xffc; // 4 bytes before a page boundary
+    let mut m = run1(Prog::new().li(S0, d).li(A0, 0x1122_3344_5566_7788).i(asm::sd(A0, S0, 0)).i(asm::ld(A1, S0, 0)).halt());
+    assert_eq!(m.harts[0].reg(A1 as usize), 0x1122_3344_5566_7788);
+    assert_eq!(read_u64(&mut m, d), 0x1122_3344_5566_7788);
+}
+
+#[test]
+fn compressed_instructions() {
+    // Hand-encoded from the C extension tables (§16.3-16.6).
+    let m = run1(
+        Prog::new()
+            .li(SP, data_addr() + 0x1000)
+            .c(0x1141) // c.addi sp, -16
+            .c(0x4515) // c.li a0, 5
+            .c(0xe42a) // c.sdsp a0, 8(sp)
+            .c(0x65a2) // c.ldsp a1, 8(sp)
+            .c(0x95aa) // c.add a1, a0      -> 10
+            .c(0x862e) // c.mv a2, a1       -> 10
+            .c(0x2605) // c.addiw a2, 1     -> 11
+            .c(0x0606) // c.slli a2, 1      -> 22
+            .c(0x8a1d) // c.andi a2, 7      -> 6
+            .c(0x0141) // c.addi sp, 16
+            .c(0x4681) // c.li a3, 0
+            .c(0xc291) // c.beqz a3, +4 (skips next)
+            .c(0x4685) // c.li a3, 1 (skipped)
+            .c(0xa011) // c.j +4 (skips next)
+            .c(0x4705) // c.li a4, 1 (skipped)
+            .c(0x6785) // c.lui a5, 1       -> 0x1000
+            .halt(),
+    );
+    let h = &m.harts[0];
+    assert_eq!(h.reg(A0 as usize), 5);
+    assert_eq!(h.reg(A1 as usize), 10);
+    assert_eq!(h.reg(A2 as usize), 6);
+    assert_eq!(h.reg(A3 as usize), 0);
+    assert_eq!(h.reg(A4 as usize), 0);
+    assert_eq!(h.reg(A5 as usize), 0x1000);
+    assert_eq!(h.reg(SP as usize), data_addr() + 0x1000);
+}
+
+#[test]
+fn atomics_return_old_value_and_apply_op() {
+    let d = data_addr();
+    let amo = |f5: u32, f3: u32, rd: u32| asm::r(AMO, rd, f3, S0, A1, f5 << 2);
+    let m = run1(
+        Prog::new()
+            .li(S0, d)
+            .li(A0, (-5i64) as u64)
+            .i(asm::sd(A0, S0, 0))
+            .li(A1, 3)
+            .i(amo(0b00000, 3, A2)) // amoadd.d a2 <- -5, mem = -2
+            .i(amo(0b10000, 3, A3)) // amomin.d a3 <- -2, mem = min(-2, 3) = -2
+            .i(amo(0b11100, 3, A4)) // amomaxu.d a4 <- -2, mem = max_u = -2
+            .i(amo(0b00001, 2, A5)) // amoswap.w a5 <- sext(low32(-2)), mem low = 3
+            .i(asm::ld(T0, S0, 0))
+            .halt(),
+    );
+    let h = &m.harts[0];
+    assert_eq!(h.reg(A2 as usize), (-5i64) as u64);
+    assert_eq!(h.reg(A3 as usize), (-2i64) as u64);
+    assert_eq!(h.reg(A4 as usize), (-2i64) as u64);
+    assert_eq!(h.reg(A5 as usize), (-2i64) as u64);
+    assert_eq!(h.reg(T0 as usize), 0xffff_ffff_0000_0003);
+}
+
+#[test]
+fn lr_sc_success_and_failure() {
+    let d = data_addr();
+    let lr = |rd: u32| asm::r(AMO, rd, 3, S0, 0, 0b00010 << 2);
+    let sc = |rd: u32| asm::r(AMO, rd, 3, S0, A1, 0b00011 << 2);
+    let m = run1(
+        Prog::new()
+            .li(S0, d)
+            .li(A1, 42)
+            .i(sc(A2)) // no reservation: fails (1)
+            .i(lr(A3))
+            .i(sc(A4)) // succeeds (0)
+            .i(sc(A5)) // reservation consumed: fails
+            .i(lr(T0))
+            .i(asm::sd(ZERO, S0, 8)) // store to the same 64-byte granule breaks it
+            .i(sc(T1))
+            .i(asm::ld(T2, S0, 0))
+            .halt(),
+    );
+    let h = &m.harts[0];
+    assert_eq!(h.reg(A2 as usize), 1);
+    assert_eq!(h.reg(A4 as usize), 0);
+    assert_eq!(h.reg(A5 as usize), 1);
+    assert_eq!(h.reg(T0 as usize), 42);
+    assert_eq!(h.reg(T1 as usize), 1);
+    assert_eq!(h.reg(T2 as usize), 42);
+}
+
+/// A trap handler at `handler` that records mcause/mepc/mtval into
+/// s0+0/8/16 (incrementing a count at s0+24) and returns past the faulting
+/// 4-byte instruction.
+fn with_handler(body: Prog) -> Prog {
+    let d = data_addr();
+    // Layout: [setup][body][halt][handler]
+    let setup_len = 17 * 4 * 2 + 4; // two li + csrw
+    let body_len = body.bytes.len() as u64;
+    let handler = ddr_base() + setup_len as u64 + body_len + 8;
+    let mut p = Prog::new().li(S0, d).li(T0, handler).i(asm::csrrw(0, u32::from(c::MTVEC), T0));
+    assert_eq!(p.bytes.len(), setup_len);
+    p.bytes.extend_from_slice(&body.bytes);
+    p = p.halt();
+    p.i(asm::csrrs(T0, u32::from(c::MCAUSE), 0))
+        .i(asm::sd(T0, S0, 0))
+        .i(asm::csrrs(T0, u32::from(c::MEPC), 0))
+        .i(asm::sd(T0, S0, 8))
+        .i(asm::addi(T0, T0, 4))
+        .i(asm::csrrw(0, u32::from(c::MEPC), T0))
+        .i(asm::csrrs(T0, u32::from(c::MTVAL), 0))
+        .i(asm::sd(T0, S0, 16))
+        .i(asm::ld(T0, S0, 24))
+        .i(asm::addi(T0, T0, 1))
+        .i(asm::sd(T0, S0, 24))
+        .i(asm::MRET)
+}
+
+/// Runs one faulting instruction; returns (mcause, mepc offset from the
+/// instruction, mtval, traps).
+fn trap_of(insn: u32, pre: Prog) -> (u64, u64, u64, u64) {
+    let mut body = pre;
+    let at = body.bytes.len() as u64;
+    body = body.i(insn);
+    let prog = with_handler(body);
+    let insn_addr = ddr_base() + (17 * 4 * 2 + 4) as u64 + at;
+    let mut m = run1(prog);
+    let d = data_addr();
+    let mepc = read_u64(&mut m, d + 8);
+    (read_u64(&mut m, d), mepc.wrapping_sub(insn_addr), read_u64(&mut m, d + 16), read_u64(&mut m, d + 24))
+}
+
+#[test]
+fn exceptions_set_mcause_mepc_mtval() {
+    // Illegal instruction: mtval holds the instruction bits.
+    assert_eq!(trap_of(0xffff_ffff, Prog::new()), (c::EXC_ILLEGAL, 0, 0xffff_ffff, 1));
+    // ecall / ebreak.
+    assert_eq!(trap_of(asm::ECALL, Prog::new()).0, c::EXC_ECALL_M);
+    let (cause, off, tval, _) = trap_of(asm::EBREAK, Prog::new());
+    assert_eq!((cause, off), (c::EXC_BREAKPOINT, 0));
+    assert_eq!(tval, ddr_base() + (17 * 4 * 2 + 4) as u64, "ebreak mtval = pc");
+    // Load from an unmapped address: access fault with the address.
+    assert_eq!(trap_of(asm::ld(A0, ZERO, 0x100), Prog::new()), (c::EXC_LOAD_ACCESS, 0, 0x100, 1));
+    // Store to the boot ROM: store access fault.
+    let rom = Prog::new().li(A1, 0x1000);
+    assert_eq!(trap_of(asm::sd(A0, A1, 8), rom), (c::EXC_STORE_ACCESS, 0, 0x1008, 1));
+    // Misaligned AMO: store/AMO address misaligned.
+    let mis = Prog::new().li(A1, data_addr() + 0x102);
+    let amoadd = asm::r(AMO, A2, 3, A1, A0, 0);
+    assert_eq!(trap_of(amoadd, mis.clone()), (c::EXC_STORE_MISALIGNED, 0, data_addr() + 0x102, 1));
+    // Misaligned LR: load address misaligned.
+    let lr = asm::r(AMO, A2, 2, A1, 0, 0b00010 << 2);
+    assert_eq!(trap_of(lr, mis).0, c::EXC_LOAD_MISALIGNED);
+    // Writing a read-only CSR (mhartid) is illegal; reading it is not.
+    let w = asm::csrrw(0, u32::from(c::MHARTID), A0);
+    assert_eq!(trap_of(w, Prog::new()), (c::EXC_ILLEGAL, 0, u64::from(w), 1));
+    let rd_only = asm::csrrs(A0, u32::from(c::MHARTID), 0);
+    assert_eq!(trap_of(rd_only, Prog::new()).3, 0, "csrr of a read-only CSR does not trap");
+    // Unknown CSR (satp: no S-mode here).
+    assert_eq!(trap_of(asm::csrrs(A0, 0x180, 0), Prog::new()).0, c::EXC_ILLEGAL);
+}
+
+#[test]
+fn csrs_report_machine_identity_and_warl() {
+    let m = run1(
+        Prog::new()
+            .i(asm::csrrs(A0, u32::from(c::MISA), 0))
+            .li(T0, u64::MAX)
+            .i(asm::csrrw(0, u32::from(c::MSTATUS), T0))
+            .i(asm::csrrs(A1, u32::from(c::MSTATUS), 0))
+            .i(asm::csrrw(0, u32::from(c::MTVEC), T0))
+            .i(asm::csrrs(A2, u32::from(c::MTVEC), 0))
+            .i(asm::csrrw(0, u32::from(c::MSTATUS), 0))
+            .i(asm::csrrs(A3, u32::from(c::MINSTRET), 0))
+            .i(asm::csrrs(A4, u32::from(c::MINSTRET), 0))
+            .i(asm::csrrs(A5, u32::from(c::MCYCLE), 0))
+            .i(asm::csrrs(S1, u32::from(c::MCYCLE), 0))
+            .halt(),
+    );
+    let h = &m.harts[0];
+    assert_eq!(h.reg(A0 as usize), (2 << 62) | (1 << 12) | (1 << 8) | (1 << 2) | 1, "RV64 IMAC: M, I, C, A");
+    assert_eq!(h.reg(A1 as usize), c::MSTATUS_MIE | c::MSTATUS_MPIE | c::MSTATUS_MPP);
+    assert_eq!(h.reg(A2 as usize), u64::MAX & !3, "reserved mtvec mode 3 reads as direct (0)");
+    assert_eq!(h.reg(A4 as usize), h.reg(A3 as usize) + 1);
+    assert!(h.reg(S1 as usize) > h.reg(A5 as usize));
+}
+
+#[test]
+fn mhartid_identifies_each_hart() {
+    // Every hart stores its a0 (mhartid from the ROM) at data + 8*hartid.
+    let d = data_addr();
+    let prog = Prog::new()
+        .li(S0, d)
+        .i(asm::i(OPI, T0, 1, A0, 3)) // slli t0, a0, 3
+        .i(asm::r(OP, T0, 0, S0, T0, 0)) // add t0, s0, t0
+        .i(asm::csrrs(T1, u32::from(c::MHARTID), 0))
+        .i(asm::addi(T1, T1, 1))
+        .i(asm::sd(T1, T0, 0))
+        .halt();
+    let mut m = machine_on(&prog, 5, 16);
+    m.run();
+    assert!(all_asleep(&m));
+    for h in 0..80u64 {
+        assert_eq!(read_u64(&mut m, d + 8 * h), h + 1);
+    }
+}
+
+/// All harts increment one counter `n` times with `amoadd.d`, then with
+/// an LR/SC loop: the total is exact.
+#[test]
+fn eighty_harts_amoadd_and_lrsc_counters_are_exact() {
+    let d = data_addr();
+    let n = 200;
+    let amoadd = asm::r(AMO, 0, 3, S0, T1, 0); // amoadd.d x0, t1, (s0)
+    let lr = asm::r(AMO, T2, 3, S1, 0, 0b00010 << 2); // lr.d t2, (s1)
+    let sc = asm::r(AMO, A2, 3, S1, T2, 0b00011 << 2); // sc.d a2, t2, (s1)
+    let prog = Prog::new()
+        .li(S0, d)
+        .li(S1, d + 64)
+        .i(asm::addi(T0, 0, n)) // t0 = n
+        .i(asm::addi(T1, 0, 1)) // t1 = 1
+        // loop1: amoadd; t0 -= 1; bnez t0, loop1
+        .i(amoadd)
+        .i(asm::addi(T0, T0, -1))
+        .i(asm::b(1, T0, 0, -8))
+        .i(asm::addi(T0, 0, n))
+        // loop2: lr; addi; sc; bnez a2, loop2; t0 -= 1; bnez t0, loop2
+        .i(lr)
+        .i(asm::addi(T2, T2, 1))
+        .i(sc)
+        .i(asm::b(1, A2, 0, -12))
+        .i(asm::addi(T0, T0, -1))
+        .i(asm::b(1, T0, 0, -20))
+        .halt();
+    let mut m = machine_on(&prog, 5, 16);
+    m.run();
+    assert!(all_asleep(&m));
+    assert_eq!(read_u64(&mut m, d), 80 * n as u64);
+    assert_eq!(read_u64(&mut m, d + 64), 80 * n as u64);
+}
+
+#[test]
+fn self_modifying_code_takes_effect_after_store() {
+    // The instruction at `patch` is `addi a0, zero, 1`; the program first
+    // executes it, then overwrites it with `addi a0, zero, 2`, runs fence.i
+    // and executes it again.
+    let base = ddr_base();
+    let prefix_len = 17 * 4 * 2; // two li
+    let patch = base + prefix_len as u64 + 4 * 3; // after li,li, jal, ..., see below
+    let prog = Prog::new()
+        .li(S0, patch)
+        .li(T1, u64::from(asm::addi(A0, 0, 2)))
+        .i(asm::j(RA, 12)) // call patch (skips the next 2 words)
+        .i(asm::addi(A1, A0, 0)) // a1 = first result
+        .i(asm::j(0, 12)) // -> patching code
+        .i(asm::addi(A0, 0, 1)) // patch:
+        .i(asm::jalr(0, RA, 0)) // ret
+        .i(asm::sw(T1, S0, 0))
+        .i(0x0000_100f) // fence.i
+        .i(asm::jalr(RA, S0, 0)) // call patch again
+        .halt();
+    assert_eq!(&prog.bytes[(patch - base) as usize..][..4], &asm::addi(A0, 0, 1).to_le_bytes());
+    let m = run1(prog);
+    assert_eq!(m.harts[0].reg(A1 as usize), 1);
+    assert_eq!(m.harts[0].reg(A0 as usize), 2);
+}
+
+#[test]
+fn timer_interrupt_wakes_wfi_and_traps() {
+    let chip = chip(1, 1);
+    let clint = chip.devices.clint.base;
+    let d = data_addr();
+    // Build the real program with a correct handler address.
+    let build = |handler: u64| {
+        Prog::new()
+            .li(S0, d)
+            .li(S1, clint + 0x4000)
+            .li(T0, handler)
+            .i(asm::csrrw(0, u32::from(c::MTVEC), T0))
+            .i(asm::csrrs(A0, u32::from(c::TIME), 0))
+            .i(asm::addi(A0, A0, 100))
+            .i(asm::sd(A0, S1, 0))
+            .li(T0, c::MIP_MTIP)
+            .i(asm::csrrw(0, u32::from(c::MIE), T0))
+            .i(0x3004_6073) // csrsi mstatus, 8 (MIE)
+            .i(asm::WFI)
+            .i(asm::csrrs(A3, u32::from(c::TIME), 0))
+            .halt()
+    };
+    let main_len = build(0).bytes.len() as u64;
+    let handler = ddr_base() + main_len;
+    let prog = build(handler)
+        .i(asm::csrrs(T0, u32::from(c::MCAUSE), 0))
+        .i(asm::sd(T0, S0, 0))
+        .i(asm::csrrs(T0, u32::from(c::TIME), 0))
+        .i(asm::sd(T0, S0, 8))
+        .i(asm::addi(T0, 0, -1))
+        .i(asm::sd(T0, S1, 0))
+        .i(asm::MRET);
+    let mut m = run1(prog);
+    let cause = read_u64(&mut m, d);
+    assert_eq!(cause, c::MCAUSE_INTERRUPT | c::IRQ_MTI);
+    let fired_at = read_u64(&mut m, d + 8);
+    let deadline = m.harts[0].reg(A0 as usize);
+    assert!(fired_at >= deadline, "timer fired at {fired_at} before deadline {deadline}");
+    assert!(fired_at < deadline + 10, "timer fired late: {fired_at} vs {deadline}");
+    assert_eq!(m.harts[0].interrupts_taken, 1);
+    assert!(m.harts[0].idle_cycles > 500, "the hart slept in wfi");
+}
+
+#[test]
+fn ipi_wakes_wfi_without_trap_when_mie_clear() {
+    // Hart 1 sleeps in wfi with MSIE enabled but mstatus.MIE clear; hart 0
+    // raises its msip. Hart 1 must resume after wfi (no trap) and record it.
+    let chip = chip(1, 2);
+    let msip1 = chip.devices.clint.base + 4;
+    let d = data_addr();
+    let prog = Prog::new()
+        .li(S0, d)
+        .li(S1, msip1)
+        .i(asm::b(0, A0, 0, 32)) // hart 0 -> +32 (sender)
+        // hart 1 (8 instructions):
+        .i(asm::addi(T0, 0, 8)) // MSIE
+        .i(asm::csrrw(0, u32::from(c::MIE), T0))
+        .i(asm::WFI)
+        .i(asm::csrrs(T1, u32::from(c::MIP), 0))
+        .i(asm::sd(T1, S0, 0)) // record mip
+        .i(asm::sw(0, S1, 0)) // clear own msip
+        .i(asm::addi(T2, 0, 1))
+        .i(asm::sd(T2, S0, 8)) // woke = 1
+        // hart 0 (sender): spin ~2000 cycles, then msip[1] = 1
+        .i(asm::addi(T0, 0, 1000))
+        .i(asm::addi(T0, T0, -1))
+        .i(asm::b(1, T0, 0, -4))
+        .i(asm::addi(T1, 0, 1))
+        .i(asm::sw(T1, S1, 0))
+        .halt();
+    let mut m = machine_on(&prog, 1, 2);
+    // Hart 1 falls through into the sender code afterwards and keeps
+    // raising its own msip, so the run is bounded by time.
+    m.config.max_cycles = Some(20_000);
+    m.run();
+    assert_eq!(read_u64(&mut m, d + 8), 1, "hart 1 woke up");
+    assert_eq!(read_u64(&mut m, d) & c::MIP_MSIP, c::MIP_MSIP);
+    assert_eq!(m.harts[1].interrupts_taken, 0, "no trap with mstatus.MIE clear");
+    assert!(m.harts[1].idle_cycles > 1000, "hart 1 slept while hart 0 spun");
+}
+
+#[test]
+fn fault_without_trap_vector_is_fatal_with_report() {
+    let mut m = machine_on(&Prog::new().i(asm::addi(A0, 0, 7)).i(0), 1, 1);
+    let out = m.run();
+    match &out {
+        Outcome::Fatal { hart: 0, message } => assert!(message.contains("no trap vector"), "{message}"),
+        o => panic!("unexpected outcome {o:?}"),
+    }
+    let report = m.fault_report(0, "test");
+    assert!(report.contains("illegal instruction"), "{report}");
+    assert!(report.contains("<illegal 0x0000>"), "{report}");
+    assert!(report.contains("a0 0x0000000000000007"), "{report}");
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let d = data_addr();
+    let amoadd = asm::r(AMO, 0, 3, S0, T1, 0);
+    let prog = Prog::new()
+        .li(S0, d)
+        .i(asm::addi(T0, 0, 300))
+        .i(asm::addi(T1, 0, 1))
+        .i(amoadd)
+        .i(asm::addi(T0, T0, -1))
+        .i(asm::b(1, T0, 0, -8))
+        .halt();
+    let run = || {
+        let mut m = machine_on(&prog, 5, 16);
+        let o = m.run();
+        serde_json::to_string(&m.stats(&o).without_host_time()).unwrap()
+    };
+    assert_eq!(run(), run());
+}

@@ -1,0 +1,546 @@
+//! Chip description (`targets/chips/*.toml`): cores, memory map, devices, timing.
+
+use crate::{load_toml, parse_toml, ConfigError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Highest address (exclusive) that firmware code and data may use: RV64
+/// `auipc`-based addressing reaches +-2 GiB and defmt's string symbols sit
+/// near address 0, so the image must stay below 2 GiB.
+pub const FIRMWARE_ADDRESS_LIMIT: u64 = 0x8000_0000;
+
+/// A whole chip description.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chip {
+    pub chip: ChipInfo,
+    pub memory: Memory,
+    pub firmware: Firmware,
+    pub devices: Devices,
+    pub timing: Timing,
+    pub noc: Noc,
+    /// File this description came from (for messages).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChipInfo {
+    pub name: String,
+    pub clusters: u32,
+    pub cores_per_cluster: u32,
+    pub clock_hz: u64,
+    pub timebase_hz: u64,
+    pub control_clusters: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    pub bootrom: Bootrom,
+    pub smem: Smem,
+    pub ddr: Ddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootrom {
+    pub base: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smem {
+    pub base: u64,
+    pub stride: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ddr {
+    pub base: u64,
+    pub size: u64,
+    pub image_size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firmware {
+    pub stack_size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    pub finisher: MmioDevice,
+    pub clint: MmioDevice,
+    pub plic: Plic,
+    pub uart: IrqDevice,
+    pub trace: MmioDevice,
+    pub mailbox: Mailbox,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmioDevice {
+    pub base: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrqDevice {
+    pub base: u64,
+    pub irq: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plic {
+    pub base: u64,
+    pub sources: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mailbox {
+    pub base: u64,
+    pub irq_base: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    pub core: CoreTiming,
+    pub memory: MemoryTiming,
+    pub contention: Contention,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreTiming {
+    pub alu: u32,
+    pub branch_taken_penalty: u32,
+    pub jump_penalty: u32,
+    pub mul: u32,
+    pub div: u32,
+    pub div64: u32,
+    pub csr: u32,
+    pub trap: u32,
+    pub fence_i: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryTiming {
+    pub smem_local: u32,
+    pub noc_base: u32,
+    pub noc_hop: u32,
+    pub ddr: u32,
+    pub l1d_size: u32,
+    pub l1d_line: u32,
+    pub l1d_hit: u32,
+    pub store: u32,
+    pub amo_extra: u32,
+    pub misaligned_penalty: u32,
+    pub mmio: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contention {
+    pub smem_accesses_per_cycle: u32,
+    pub ddr_bytes_per_cycle: u32,
+    pub queue_penalty: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Noc {
+    pub positions: Vec<[u32; 2]>,
+}
+
+/// Sizes of the fixed device register windows (layouts live in `dpu-hal`).
+pub mod window {
+    pub const FINISHER: u64 = 0x1000;
+    pub const CLINT: u64 = 0x1_0000;
+    pub const PLIC: u64 = 0x400_0000;
+    pub const UART: u64 = 0x100;
+    pub const TRACE: u64 = 0x100;
+    /// Per hart: one 16-byte slot.
+    pub const MAILBOX_SLOT: u64 = 0x10;
+}
+
+impl Chip {
+    /// Loads and validates a chip file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Chip, ConfigError> {
+        let path = path.as_ref();
+        let mut chip: Chip = load_toml(path)?;
+        chip.source = path.to_path_buf();
+        chip.validate()?;
+        Ok(chip)
+    }
+
+    /// Parses and validates chip TOML text; `path` is only used in messages.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Chip, ConfigError> {
+        let path = path.as_ref();
+        let mut chip: Chip = parse_toml(path, text)?;
+        chip.source = path.to_path_buf();
+        chip.validate()?;
+        Ok(chip)
+    }
+
+    /// Total number of harts (cores).
+    pub fn harts(&self) -> u32 {
+        self.chip.clusters * self.chip.cores_per_cluster
+    }
+
+    /// Cluster of a hart (`mhartid = cluster * cores_per_cluster + core`).
+    pub fn cluster_of(&self, hart: u32) -> u32 {
+        hart / self.chip.cores_per_cluster
+    }
+
+    /// Whether a cluster runs the control plane.
+    pub fn is_control_cluster(&self, cluster: u32) -> bool {
+        self.chip.control_clusters.contains(&cluster)
+    }
+
+    /// Base address of a cluster's SMEM.
+    pub fn smem_base(&self, cluster: u32) -> u64 {
+        self.memory.smem.base + u64::from(cluster) * self.memory.smem.stride
+    }
+
+    /// NoC hops between two clusters (Manhattan distance on the mesh).
+    pub fn noc_hops(&self, a: u32, b: u32) -> u32 {
+        let pa = self.noc.positions[a as usize];
+        let pb = self.noc.positions[b as usize];
+        pa[0].abs_diff(pb[0]) + pa[1].abs_diff(pb[1])
+    }
+
+    /// Size of the mailbox register window.
+    pub fn mailbox_window(&self) -> u64 {
+        u64::from(self.harts()) * window::MAILBOX_SLOT
+    }
+
+    /// A hash of everything the firmware image bakes in at build time (hart
+    /// counts, memory map, device bases, IRQ numbers). Timing is excluded: it
+    /// can change without rebuilding the firmware. The simulator compares it
+    /// with the value the image carries in its `.dpu_chip` section.
+    pub fn layout_fingerprint(&self) -> u64 {
+        let c = &self.chip;
+        let m = &self.memory;
+        let d = &self.devices;
+        let mut words: Vec<u64> = vec![
+            c.clusters.into(),
+            c.cores_per_cluster.into(),
+            c.clock_hz,
+            c.timebase_hz,
+            m.bootrom.base,
+            m.bootrom.size,
+            m.smem.base,
+            m.smem.stride,
+            m.smem.size,
+            m.ddr.base,
+            m.ddr.size,
+            m.ddr.image_size,
+            self.firmware.stack_size,
+            d.finisher.base,
+            d.clint.base,
+            d.plic.base,
+            d.plic.sources.into(),
+            d.uart.base,
+            d.uart.irq.into(),
+            d.trace.base,
+            d.mailbox.base,
+            d.mailbox.irq_base.into(),
+        ];
+        words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
+        // FNV-1a over the little-endian bytes: stable across Rust versions.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for w in words {
+            for b in w.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    /// Every address range the chip decodes, with the field that defines it.
+    pub fn address_ranges(&self) -> Vec<(String, u64, u64)> {
+        let m = &self.memory;
+        let d = &self.devices;
+        let mut v = vec![
+            ("memory.bootrom".to_string(), m.bootrom.base, m.bootrom.size),
+            ("memory.ddr".to_string(), m.ddr.base, m.ddr.size),
+            ("devices.finisher".to_string(), d.finisher.base, window::FINISHER),
+            ("devices.clint".to_string(), d.clint.base, window::CLINT),
+            ("devices.plic".to_string(), d.plic.base, window::PLIC),
+            ("devices.uart".to_string(), d.uart.base, window::UART),
+            ("devices.trace".to_string(), d.trace.base, window::TRACE),
+            ("devices.mailbox".to_string(), d.mailbox.base, self.mailbox_window()),
+        ];
+        for c in 0..self.chip.clusters {
+            v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
+        }
+        v
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let f = &self.source;
+        let err = |field: &str, msg: String| Err(ConfigError::field(f, field, msg));
+        let c = &self.chip;
+        if c.name.is_empty() {
+            return err("chip.name", "must not be empty".into());
+        }
+        if c.clusters == 0 || c.clusters > 64 {
+            return err("chip.clusters", format!("{} is out of range 1..=64", c.clusters));
+        }
+        if c.cores_per_cluster == 0 || c.cores_per_cluster > 64 {
+            return err(
+                "chip.cores_per_cluster",
+                format!("{} is out of range 1..=64", c.cores_per_cluster),
+            );
+        }
+        if self.harts() > 1024 {
+            return err("chip.clusters", format!("{} harts in total; at most 1024 are supported", self.harts()));
+        }
+        if c.clock_hz == 0 {
+            return err("chip.clock_hz", "must be non-zero".into());
+        }
+        if c.timebase_hz == 0 || c.timebase_hz > c.clock_hz || c.clock_hz % c.timebase_hz != 0 {
+            return err(
+                "chip.timebase_hz",
+                format!("must be non-zero and divide clock_hz ({}) evenly", c.clock_hz),
+            );
+        }
+        if c.control_clusters.is_empty() {
+            return err("chip.control_clusters", "at least one control cluster is needed".into());
+        }
+        for &cl in &c.control_clusters {
+            if cl >= c.clusters {
+                return err("chip.control_clusters", format!("cluster {cl} does not exist (clusters = {})", c.clusters));
+            }
+        }
+        if !c.control_clusters.contains(&0) {
+            return err("chip.control_clusters", "cluster 0 must be a control cluster (hart 0 boots the chip)".into());
+        }
+
+        let m = &self.memory;
+        for (field, base, size, align) in [
+            ("memory.bootrom", m.bootrom.base, m.bootrom.size, 0x1000u64),
+            ("memory.smem", m.smem.base, m.smem.size, 0x1000),
+            ("memory.ddr", m.ddr.base, m.ddr.size, 0x1000),
+        ] {
+            if size == 0 || size % align != 0 {
+                return err(&format!("{field}.size"), format!("{size:#x} must be a non-zero multiple of {align:#x}"));
+            }
+            if base % align != 0 {
+                return err(&format!("{field}.base"), format!("{base:#x} must be aligned to {align:#x}"));
+            }
+            if base.checked_add(size).is_none() {
+                return err(&format!("{field}.size"), "region wraps around the address space".into());
+            }
+        }
+        if m.smem.stride < m.smem.size {
+            return err(
+                "memory.smem.stride",
+                format!("{:#x} is smaller than memory.smem.size {:#x}: cluster SMEMs would overlap", m.smem.stride, m.smem.size),
+            );
+        }
+        if m.bootrom.size < 64 {
+            return err("memory.bootrom.size", "must hold the 64-byte reset stub".into());
+        }
+        if m.ddr.image_size == 0 || m.ddr.image_size > m.ddr.size || m.ddr.image_size % 0x1000 != 0 {
+            return err(
+                "memory.ddr.image_size",
+                format!("{:#x} must be a non-zero multiple of 0x1000 no larger than memory.ddr.size", m.ddr.image_size),
+            );
+        }
+        if m.ddr.base + m.ddr.image_size > FIRMWARE_ADDRESS_LIMIT {
+            return err(
+                "memory.ddr.base",
+                format!(
+                    "the firmware image region ends at {:#x}, above 2 GiB; RV64 PC-relative addressing and \
+                     defmt's low string symbols need the image below {FIRMWARE_ADDRESS_LIMIT:#x}",
+                    m.ddr.base + m.ddr.image_size
+                ),
+            );
+        }
+        let last_smem_end = self.smem_base(c.clusters - 1) + m.smem.size;
+        if last_smem_end > FIRMWARE_ADDRESS_LIMIT {
+            return err(
+                "memory.smem.base",
+                format!("cluster SMEMs end at {last_smem_end:#x}; stacks must be below {FIRMWARE_ADDRESS_LIMIT:#x}"),
+            );
+        }
+
+        let fw = &self.firmware;
+        if fw.stack_size < 0x1000 || fw.stack_size % 16 != 0 {
+            return err("firmware.stack_size", format!("{:#x} must be >= 0x1000 and 16-byte aligned", fw.stack_size));
+        }
+        if fw.stack_size * u64::from(c.cores_per_cluster) > m.smem.size {
+            return err(
+                "firmware.stack_size",
+                format!(
+                    "{} stacks of {:#x} do not fit in memory.smem.size {:#x}",
+                    c.cores_per_cluster, fw.stack_size, m.smem.size
+                ),
+            );
+        }
+
+        let d = &self.devices;
+        if d.plic.sources == 0 || d.plic.sources > 1023 {
+            return err("devices.plic.sources", format!("{} is out of range 1..=1023", d.plic.sources));
+        }
+        if d.uart.irq == 0 || d.uart.irq > d.plic.sources {
+            return err("devices.uart.irq", format!("{} is not a PLIC source (1..={})", d.uart.irq, d.plic.sources));
+        }
+        let mb_last = u64::from(d.mailbox.irq_base) + u64::from(self.harts()) - 1;
+        if d.mailbox.irq_base == 0 || mb_last > u64::from(d.plic.sources) {
+            return err(
+                "devices.mailbox.irq_base",
+                format!("sources {}..={} (one per hart) must be PLIC sources 1..={}", d.mailbox.irq_base, mb_last, d.plic.sources),
+            );
+        }
+        if (u64::from(d.mailbox.irq_base)..=mb_last).contains(&u64::from(d.uart.irq)) {
+            return err("devices.uart.irq", format!("{} collides with the mailbox sources", d.uart.irq));
+        }
+        for (field, base) in [
+            ("devices.finisher.base", d.finisher.base),
+            ("devices.clint.base", d.clint.base),
+            ("devices.plic.base", d.plic.base),
+            ("devices.uart.base", d.uart.base),
+            ("devices.trace.base", d.trace.base),
+            ("devices.mailbox.base", d.mailbox.base),
+        ] {
+            if base % 0x1000 != 0 {
+                return err(field, format!("{base:#x} must be 4 KiB aligned"));
+            }
+        }
+
+        // No two decoded ranges may overlap.
+        let mut ranges = self.address_ranges();
+        ranges.sort_by_key(|r| r.1);
+        for w in ranges.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            if a.1 + a.2 > b.1 {
+                return err(
+                    &format!("{}.base", b.0.split(' ').next().unwrap_or(&b.0)),
+                    format!("{} at {:#x} overlaps {} ({:#x}..{:#x})", b.0, b.1, a.0, a.1, a.1 + a.2),
+                );
+            }
+        }
+
+        let t = &self.timing;
+        if t.core.alu == 0 {
+            return err("timing.core.alu", "must be at least 1 cycle".into());
+        }
+        let ml = &t.memory;
+        if !ml.l1d_line.is_power_of_two() || ml.l1d_line < 8 {
+            return err("timing.memory.l1d_line", format!("{} must be a power of two >= 8", ml.l1d_line));
+        }
+        if !ml.l1d_size.is_power_of_two() || ml.l1d_size < ml.l1d_line {
+            return err("timing.memory.l1d_size", format!("{} must be a power of two >= l1d_line", ml.l1d_size));
+        }
+        if t.contention.smem_accesses_per_cycle == 0 {
+            return err("timing.contention.smem_accesses_per_cycle", "must be non-zero".into());
+        }
+        if t.contention.ddr_bytes_per_cycle == 0 {
+            return err("timing.contention.ddr_bytes_per_cycle", "must be non-zero".into());
+        }
+        if self.noc.positions.len() != c.clusters as usize {
+            return err(
+                "noc.positions",
+                format!("has {} entries; chip.clusters is {}", self.noc.positions.len(), c.clusters),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_text() -> String {
+        std::fs::read_to_string(crate::default_chip_path()).unwrap()
+    }
+
+    #[test]
+    fn default_chip_is_valid() {
+        let chip = Chip::load(crate::default_chip_path()).unwrap();
+        assert_eq!(chip.harts(), 80);
+        assert_eq!(chip.cluster_of(17), 1);
+        assert!(chip.is_control_cluster(0));
+        assert!(!chip.is_control_cluster(3));
+        assert_eq!(chip.smem_base(2), 0x2200_0000);
+    }
+
+    fn reject(patch: (&str, &str)) -> String {
+        let text = default_text().replacen(patch.0, patch.1, 1);
+        assert_ne!(text, default_text(), "patch {:?} did not apply", patch.0);
+        Chip::parse("test.toml", &text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn wrong_type_names_field() {
+        let e = reject(("clusters = 5", "clusters = \"five\""));
+        assert!(e.contains("test.toml"), "{e}");
+        assert!(e.contains("chip.clusters"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = reject(("timebase_hz = 100_000_000\n", ""));
+        assert!(e.contains("chip") && e.contains("timebase_hz"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let e = reject(("cores_per_cluster = 16", "cores_per_cluster = 16\ncorse = 3"));
+        assert!(e.contains("corse"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_devices_are_rejected() {
+        let e = reject(("base = 0x1000_1000", "base = 0x1000_0000"));
+        assert!(e.contains("overlaps"), "{e}");
+        assert!(e.contains("devices."), "{e}");
+    }
+
+    #[test]
+    fn image_above_2gib_is_rejected() {
+        let e = reject(("base = 0x4000_0000", "base = 0x9000_0000"));
+        assert!(e.contains("memory.ddr.base") && e.contains("2 GiB"), "{e}");
+    }
+
+    #[test]
+    fn smem_stride_smaller_than_size_is_rejected() {
+        let e = reject(("stride = 0x0100_0000", "stride = 0x0010_0000"));
+        assert!(e.contains("memory.smem.stride"), "{e}");
+    }
+
+    #[test]
+    fn noc_positions_must_match_clusters() {
+        let e = reject(("clusters = 5", "clusters = 4"));
+        assert!(e.contains("noc.positions"), "{e}");
+    }
+
+    #[test]
+    fn mailbox_irqs_must_fit_plic() {
+        let e = reject(("sources = 255", "sources = 100"));
+        assert!(e.contains("devices.mailbox.irq_base"), "{e}");
+    }
+
+    #[test]
+    fn fingerprint_tracks_layout_not_timing() {
+        let a = Chip::parse("a", &default_text()).unwrap();
+        let b = Chip::parse("b", &default_text().replacen("ddr = 100", "ddr = 150", 1)).unwrap();
+        let c = Chip::parse("c", &default_text().replacen("base = 0x1000_0000", "base = 0x1000_4000", 1)).unwrap();
+        assert_eq!(a.layout_fingerprint(), b.layout_fingerprint());
+        assert_ne!(a.layout_fingerprint(), c.layout_fingerprint());
+    }
+}

@@ -1,0 +1,58 @@
+//! Parser and validator for the hardware description files under `targets/`.
+//!
+//! `targets/` is the single source of truth for hardware facts: the firmware's
+//! address constants (`dpu-hal`), the linker script (`dpu-rt`) and the
+//! simulator (`dpu-sim`) all read the same files through this crate. Every
+//! error names the file, the field and what is wrong.
+
+mod board;
+mod chip;
+mod error;
+
+pub use board::{Board, Flash, Pcie};
+pub use chip::{window, 
+    Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
+    Mailbox, MemoryTiming, MmioDevice, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
+};
+pub use error::ConfigError;
+
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Reads and deserializes a TOML file, reporting the dotted field path on error.
+pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: path.to_path_buf(),
+        source: e,
+    })?;
+    parse_toml(path, &text)
+}
+
+/// Deserializes TOML text that came from `path` (used for error messages).
+pub(crate) fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError::Field {
+            file: path.to_path_buf(),
+            field: if field == "." { "(top level)".into() } else { field },
+            message: inner.message().to_string(),
+        }
+    })
+}
+
+/// The workspace's `targets/` directory (for tools running inside the repo).
+pub fn targets_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// Path of the default chip description.
+pub fn default_chip_path() -> PathBuf {
+    targets_dir().join("chips/mppa80.toml")
+}
+
+/// Path of the default board description.
+pub fn default_board_path() -> PathBuf {
+    targets_dir().join("boards/dpu-card.toml")
+}
