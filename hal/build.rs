@@ -7,19 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=DPU_CHIP");
-    let path = match std::env::var_os("DPU_CHIP") {
-        Some(p) => PathBuf::from(p),
-        None => dpu_targets::default_chip_path(),
-    };
-    println!("cargo:rerun-if-changed={}", path.display());
-    let chip = match dpu_targets::Chip::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
+    let chip = dpu_targets::build_chip();
     let c = &chip.chip;
     let m = &chip.memory;
     let d = &chip.devices;

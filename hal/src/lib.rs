@@ -17,6 +17,7 @@ pub mod memory_map {
 }
 
 pub mod clint;
+pub mod cpu;
 pub mod csr;
 pub mod finisher;
 pub mod mailbox;

@@ -56,3 +56,22 @@ pub fn default_chip_path() -> PathBuf {
 pub fn default_board_path() -> PathBuf {
     targets_dir().join("boards/dpu-card.toml")
 }
+
+/// For build scripts: the chip selected by `$DPU_CHIP` (a path) or the
+/// default chip. Prints the `cargo:rerun-if-*` lines; on a bad file prints
+/// the error (file, field, reason) and exits.
+pub fn build_chip() -> Chip {
+    println!("cargo:rerun-if-env-changed=DPU_CHIP");
+    let path = match std::env::var_os("DPU_CHIP") {
+        Some(p) => PathBuf::from(p),
+        None => default_chip_path(),
+    };
+    println!("cargo:rerun-if-changed={}", path.display());
+    match Chip::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

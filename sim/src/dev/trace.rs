@@ -29,12 +29,16 @@ impl TracePort {
             return true;
         }
         let frame = std::mem::take(s);
+        if frame == [0] {
+            // The encoder's leading frame separator (an empty frame).
+            return true;
+        }
         match &self.table {
             Some(t) => match t.decode_frame(&frame) {
                 Ok((level, text)) => console.emit(now, hart, Source::Defmt, level, text),
                 Err(e) => {
                     self.bad_frames += 1;
-                    console.emit(now, hart, Source::Defmt, Some("ERROR".into()), format!("<undecodable defmt frame: {e}>"));
+                    console.emit(now, hart, Source::Defmt, Some("ERROR".into()), format!("<undecodable defmt frame: {e}: {frame:02x?}>"));
                 }
             },
             None => {

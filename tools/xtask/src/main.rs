@@ -1,1 +1,95 @@
-fn main() {}
+//! `cargo xtask`: the project's build, run, test and benchmark driver.
+//!
+//! * `cargo xtask build` - firmware (riscv64imac, release) and simulator;
+//!   the image lands in `target/firmware/dpu-fw.elf`.
+//! * `cargo xtask run`   - build, then boot the image in `dpusim`.
+//! * `cargo xtask test`  - every host test, then every firmware test under
+//!   the simulator (see `systest.rs`).
+//! * `cargo xtask bench` - benchmarks; results in `bench/results/`, tables
+//!   in `BENCHMARKS.md`.
+
+mod bench;
+mod build;
+mod systest;
+mod toolchain;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(about = "Build, run, test and benchmark the DPU firmware and simulator")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the firmware images and the simulator.
+    Build {
+        /// Chip description to build the firmware for.
+        #[arg(long, value_name = "FILE")]
+        chip: Option<PathBuf>,
+    },
+    /// Build, then run the main scenario: boot the image and run the chip.
+    Run {
+        /// Simulated time to run.
+        #[arg(long, default_value = "5ms")]
+        time: String,
+        /// Extra arguments passed to dpusim (after `--`).
+        #[arg(last = true)]
+        dpusim_args: Vec<String>,
+    },
+    /// Run every test: host unit tests, then firmware tests under the simulator.
+    Test {
+        /// Only run system tests whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// Skip the host `cargo test` step.
+        #[arg(long)]
+        no_host: bool,
+    },
+    /// Run benchmarks (all, or one by name: sim).
+    Bench {
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Build { chip } => build::build_all(chip.as_deref()).map(|_| ()),
+        Cmd::Run { time, dpusim_args } => run(&time, &dpusim_args),
+        Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
+        Cmd::Bench { name } => bench::run(name.as_deref()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(time: &str, extra: &[String]) -> Result<(), String> {
+    let out = build::build_all(None)?;
+    let mut cmd = std::process::Command::new(&out.dpusim);
+    cmd.arg("--chip")
+        .arg(dpu_targets::default_chip_path())
+        .arg("--board")
+        .arg(dpu_targets::default_board_path())
+        .arg("--elf")
+        .arg(&out.firmware)
+        .arg("--max-time")
+        .arg(time)
+        .args(extra);
+    eprintln!("xtask: running {}", build::show(&cmd));
+    let status = cmd.status().map_err(|e| format!("cannot start dpusim: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("dpusim exited with {status}"))
+    }
+}

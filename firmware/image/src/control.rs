@@ -1,0 +1,131 @@
+//! Control plane (cluster 0).
+//!
+//! Core 0 runs the management main loop: at boot it pings every data-plane
+//! reactor through its channel and logs a role summary with round-trip
+//! times; then it sends a heartbeat round every millisecond. Later issues
+//! add the JSON-RPC server, configuration and telemetry here. The other
+//! cluster-0 cores are reserved for management services.
+
+use crate::channel::{self, Reply, Request, DEPTH};
+use dpu_hal::memory_map::{CLUSTERS, CORES_PER_CLUSTER, HARTS, TIMEBASE_HZ};
+use dpu_hal::{clint, csr, HartId};
+use dpu_ring::{Consumer, Producer};
+
+type Ends = (Producer<'static, Request, DEPTH>, Consumer<'static, Reply, DEPTH>);
+
+/// Result of one ping round.
+struct Round {
+    answered: usize,
+    rtt_min: u64,
+    rtt_max: u64,
+    rtt_sum: u64,
+}
+
+const HEARTBEAT_TICKS: u64 = TIMEBASE_HZ / 1000;
+
+fn ping_round(seq: u32, ends: &mut [Option<Ends>; HARTS], reactors: usize) -> Round {
+    let now = csr::mcycle();
+    for (h, e) in ends.iter_mut().enumerate() {
+        if let Some((tx, _)) = e {
+            if tx.push(Request::Ping { seq, sent: now }).is_ok() {
+                channel::ring(h);
+            }
+        }
+    }
+    let mut r = Round { answered: 0, rtt_min: u64::MAX, rtt_max: 0, rtt_sum: 0 };
+    // Wait up to 100 us for the answers (woken by doorbells or the timer).
+    let deadline = csr::time() + TIMEBASE_HZ / 10_000;
+    clint::set_timer(0, deadline);
+    while r.answered < reactors && csr::time() < deadline {
+        channel::take_doorbells(0);
+        for (h, e) in ends.iter_mut().enumerate() {
+            let Some((_, rx)) = e else { continue };
+            while let Some(Reply::Pong { seq: s, sent, hart }) = rx.pop() {
+                if s != seq || usize::from(hart) != h {
+                    defmt::warn!("stray pong {=u32} from hart {=u16} on channel {=usize}", s, hart, h);
+                    continue;
+                }
+                let rtt = csr::mcycle() - sent;
+                r.answered += 1;
+                r.rtt_min = r.rtt_min.min(rtt);
+                r.rtt_max = r.rtt_max.max(rtt);
+                r.rtt_sum += rtt;
+            }
+        }
+        if r.answered < reactors {
+            csr::wfi();
+        }
+    }
+    clint::set_timer(0, u64::MAX);
+    r
+}
+
+pub fn main(hart: HartId) -> ! {
+    defmt::info!(
+        "control plane up: chip {=str}, {=usize} clusters x {=usize} cores",
+        dpu_hal::memory_map::CHIP_NAME,
+        CLUSTERS,
+        CORES_PER_CLUSTER
+    );
+    let mut ends: [Option<Ends>; HARTS] = [const { None }; HARTS];
+    let mut reactors = 0;
+    for (h, e) in ends.iter_mut().enumerate() {
+        if !HartId(h).is_control_plane() {
+            *e = channel::control_ends(h);
+            reactors += 1;
+        }
+    }
+    channel::enable_doorbell(hart.0);
+    csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
+
+    // Boot round: every reactor must answer.
+    let r = ping_round(0, &mut ends, reactors);
+    let control = HARTS - reactors;
+    defmt::info!(
+        "roles: {=usize} control-plane cores (cluster 0), {=usize} data-plane reactors (clusters 1-{=usize})",
+        control,
+        reactors,
+        CLUSTERS - 1
+    );
+    if r.answered == reactors {
+        defmt::info!(
+            "boot: {=usize}/{=usize} data-plane reactors answered; ping rtt min/avg/max = {=u64}/{=u64}/{=u64} cycles",
+            r.answered,
+            reactors,
+            r.rtt_min,
+            r.rtt_sum / r.answered.max(1) as u64,
+            r.rtt_max
+        );
+    } else {
+        defmt::error!("boot: only {=usize}/{=usize} data-plane reactors answered", r.answered, reactors);
+    }
+
+    let mut seq = 1u32;
+    let mut next = csr::time() + HEARTBEAT_TICKS;
+    loop {
+        clint::set_timer(0, next);
+        while csr::time() < next {
+            csr::wfi();
+            channel::take_doorbells(0);
+        }
+        let r = ping_round(seq, &mut ends, reactors);
+        if r.answered == reactors {
+            defmt::info!(
+                "heartbeat {=u32}: {=usize}/{=usize} reactors alive, max rtt {=u64} cycles",
+                seq,
+                r.answered,
+                reactors,
+                r.rtt_max
+            );
+        } else {
+            defmt::warn!("heartbeat {=u32}: only {=usize}/{=usize} reactors answered", seq, r.answered, reactors);
+        }
+        seq = seq.wrapping_add(1);
+        next += HEARTBEAT_TICKS;
+    }
+}
+
+/// Cluster-0 cores other than 0: reserved for management services.
+pub fn worker(_hart: HartId) -> ! {
+    dpu_rt::park()
+}

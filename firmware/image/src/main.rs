@@ -1,0 +1,31 @@
+//! The DPU firmware image.
+//!
+//! Every hart enters [`main`]; `mhartid` picks the role: cluster 0 core 0
+//! runs the control-plane main loop, other cluster-0 cores are reserved
+//! control-plane workers, every data-plane core (clusters 1-4) runs a
+//! run-to-completion reactor. Control plane and reactors talk through SPSC
+//! rings plus mailbox doorbells ([`channel`]).
+#![no_std]
+#![no_main]
+
+mod channel;
+mod control;
+mod reactor;
+
+use dpu_rt::HartId;
+
+dpu_rt::entry!(main);
+
+fn main(hart: HartId) -> ! {
+    if hart.is_control_plane() {
+        defmt::info!("hart {=usize}: cluster {=usize} core {=usize}: role control-plane{=str}", hart.0, hart.cluster(), hart.core(), if hart.core() == 0 { " main" } else { " worker" });
+        if hart.0 == 0 {
+            control::main(hart)
+        } else {
+            control::worker(hart)
+        }
+    } else {
+        defmt::info!("hart {=usize}: cluster {=usize} core {=usize}: role data-plane reactor", hart.0, hart.cluster(), hart.core());
+        reactor::run(hart)
+    }
+}

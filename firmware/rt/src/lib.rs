@@ -1,0 +1,78 @@
+//! Runtime of the DPU firmware image.
+//!
+//! * [`start`]: `_start` for every hart: per-hart stack at the top of the
+//!   hart's cluster SMEM, `.bss`/`.data` set up once by hart 0, which then
+//!   releases the other harts with an IPI.
+//! * [`trap`]: trap entry; interrupts go to the handler the application
+//!   registers, exceptions are fatal (logged, reported to the finisher).
+//! * [`cs`]: a `critical-section` implementation correct for many harts.
+//! * [`log`]: the defmt logger: one encoder and one trace stream per hart.
+//!
+//! The application provides its entry point with [`entry!`].
+#![no_std]
+
+pub mod cs;
+pub mod log;
+pub mod start;
+pub mod trap;
+
+pub use dpu_hal::HartId;
+pub use trap::{set_interrupt_handler, Interrupt};
+
+/// Declares the application's entry point: `fn(HartId) -> !`, called on
+/// every hart after the runtime is set up.
+#[macro_export]
+macro_rules! entry {
+    ($path:path) => {
+        #[unsafe(no_mangle)]
+        pub fn __dpu_main(hart: $crate::HartId) -> ! {
+            let f: fn($crate::HartId) -> ! = $path;
+            f(hart)
+        }
+    };
+}
+
+/// The calling hart.
+#[inline(always)]
+pub fn hart() -> HartId {
+    HartId(dpu_hal::csr::mhartid() as usize)
+}
+
+/// Stops this hart for good (sleeps with every interrupt masked).
+pub fn park() -> ! {
+    dpu_hal::csr::interrupts_disable();
+    dpu_hal::csr::mie_clear(u64::MAX);
+    loop {
+        dpu_hal::csr::wfi();
+    }
+}
+
+/// Chip stamp: layout fingerprint (8 bytes LE) + chip name, read by the
+/// simulator to refuse an image built for another chip layout.
+#[used]
+#[unsafe(link_section = ".dpu_chip")]
+static CHIP_STAMP: [u8; 40] = chip_stamp();
+
+const fn chip_stamp() -> [u8; 40] {
+    let mut out = [0u8; 40];
+    let fp = dpu_hal::memory_map::CHIP_FINGERPRINT.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        out[i] = fp[i];
+        i += 1;
+    }
+    let name = dpu_hal::memory_map::CHIP_NAME.as_bytes();
+    let mut j = 0;
+    while j < name.len() && j < 31 {
+        out[8 + j] = name[j];
+        j += 1;
+    }
+    out
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    dpu_hal::finisher::fail(0xdead);
+    park()
+}

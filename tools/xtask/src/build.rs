@@ -1,0 +1,99 @@
+//! Building the firmware images and the simulator.
+
+use crate::toolchain::{ensure_target, FIRMWARE_TARGET};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a build produced.
+pub struct Built {
+    /// `target/firmware/dpu-fw.elf`
+    pub firmware: PathBuf,
+    /// Directory with the test and benchmark images (`*.elf`).
+    pub test_images: PathBuf,
+    /// The simulator binary.
+    pub dpusim: PathBuf,
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// Shell-like rendering of a command, for logs.
+pub fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().to_string();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result<(), String> {
+    eprintln!("xtask: {}", show(&cmd));
+    let st = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({st})", show(&cmd)))
+    }
+}
+
+/// Builds the firmware image and test images for `chip` (default chip if
+/// None) into `target_dir` (the workspace target dir if None).
+pub fn build_firmware(chip: Option<&Path>, target_dir: Option<&Path>) -> Result<PathBuf, String> {
+    ensure_target()?;
+    let mut c = cargo();
+    c.args(["build", "--profile", "fw", "--target", FIRMWARE_TARGET, "-p", "dpu-fw", "-p", "dpu-fw-tests"]);
+    if let Some(chip) = chip {
+        let abs = chip.canonicalize().map_err(|e| format!("{}: {e}", chip.display()))?;
+        c.env("DPU_CHIP", abs);
+    } else {
+        c.env_remove("DPU_CHIP");
+    }
+    if let Some(t) = target_dir {
+        c.arg("--target-dir").arg(t);
+    }
+    run(c)?;
+    Ok(target_dir.map(Path::to_path_buf).unwrap_or_else(|| root().join("target")).join(FIRMWARE_TARGET).join("fw"))
+}
+
+/// Copies the built images to `target/firmware/` (the main image as
+/// `dpu-fw.elf`, the others under `tests/`).
+fn collect(out: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let dest = root().join("target/firmware");
+    let tests = dest.join("tests");
+    std::fs::create_dir_all(&tests).map_err(|e| format!("{}: {e}", tests.display()))?;
+    let copy = |from: PathBuf, to: PathBuf| std::fs::copy(&from, &to).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()));
+    copy(out.join("dpu-fw"), dest.join("dpu-fw.elf"))?;
+    let bins = root().join("firmware/tests/src/bin");
+    for e in std::fs::read_dir(&bins).map_err(|e| format!("{}: {e}", bins.display()))? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+            copy(out.join(stem), tests.join(format!("{stem}.elf")))?;
+        }
+    }
+    Ok((dest.join("dpu-fw.elf"), tests))
+}
+
+/// Builds the simulator (release).
+pub fn build_sim() -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "dpu-sim", "--bin", "dpusim"]);
+    run(c)?;
+    Ok(root().join("target/release/dpusim"))
+}
+
+/// Firmware for the default chip (and `chip` if given) plus the simulator.
+pub fn build_all(chip: Option<&Path>) -> Result<Built, String> {
+    let out = build_firmware(chip, None)?;
+    let (firmware, test_images) = collect(&out)?;
+    let dpusim = build_sim()?;
+    eprintln!("xtask: firmware image: {}", firmware.display());
+    Ok(Built { firmware, test_images, dpusim })
+}

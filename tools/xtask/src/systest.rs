@@ -1,0 +1,313 @@
+//! `cargo xtask test`: host tests, then firmware tests under the simulator.
+//!
+//! A system test runs `dpusim` on an image and checks what a user would
+//! see: the exit status, log lines, the fault report, the stats JSON. A
+//! failing test prints the decoded log of its run.
+
+use crate::build::{self, root, show, Built};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// What one run of dpusim produced.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    stats: Option<Value>,
+}
+
+impl Run {
+    fn count(&self, needle: &str) -> usize {
+        self.stdout.lines().filter(|l| l.contains(needle)).count()
+    }
+    fn stat(&self, key: &str) -> Option<&Value> {
+        self.stats.as_ref()?.get(key)
+    }
+}
+
+struct Ctx {
+    built: Built,
+    tmp: PathBuf,
+}
+
+impl Ctx {
+    fn image(&self, name: &str) -> PathBuf {
+        self.built.test_images.join(format!("{name}.elf"))
+    }
+
+    /// Runs dpusim with `args` (plus --stats-json).
+    fn dpusim(&self, tag: &str, args: &[&str]) -> Result<Run, String> {
+        let stats = self.tmp.join(format!("{tag}.json"));
+        let _ = std::fs::remove_file(&stats);
+        let mut c = Command::new(&self.built.dpusim);
+        c.args(args).arg("--stats-json").arg(&stats);
+        let out = c.output().map_err(|e| format!("cannot run {}: {e}", show(&c)))?;
+        let stats = std::fs::read_to_string(&stats).ok().and_then(|s| serde_json::from_str(&s).ok());
+        Ok(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+            stats,
+        })
+    }
+
+    fn run_image(&self, tag: &str, elf: &Path, extra: &[&str]) -> Result<Run, String> {
+        let elf = elf.to_string_lossy().to_string();
+        let mut args = vec!["--elf", &elf];
+        args.extend_from_slice(extra);
+        self.dpusim(tag, &args)
+    }
+}
+
+type Check = fn(&Ctx) -> Result<(), (String, Option<Run>)>;
+
+fn fail<T>(msg: impl Into<String>, run: Run) -> Result<T, (String, Option<Run>)> {
+    Err((msg.into(), Some(run)))
+}
+
+fn expect_code(run: Run, code: i32) -> Result<Run, (String, Option<Run>)> {
+    if run.code != code {
+        return fail(format!("exit code {} (expected {code})", run.code), run);
+    }
+    Ok(run)
+}
+
+fn need(run: Run, needles: &[&str]) -> Result<Run, (String, Option<Run>)> {
+    for n in needles {
+        if !run.stdout.contains(n) && !run.stderr.contains(n) {
+            return fail(format!("output lacks `{n}`"), run);
+        }
+    }
+    Ok(run)
+}
+
+fn io(e: String) -> (String, Option<Run>) {
+    (e, None)
+}
+
+// ------------------------------------------------------------------ tests
+
+fn boot_all_roles(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("boot", &fw, &["--max-time", "2500us"]).map_err(io)?;
+    let run = expect_code(run, 0)?;
+    let run = need(run, &["boot: 64/64 data-plane reactors answered", "heartbeat 2: 64/64 reactors alive"])?;
+    let (dp, cp) = (run.count("role data-plane reactor"), run.count("role control-plane"));
+    if dp != 64 || cp != 16 {
+        return fail(format!("{dp} data-plane and {cp} control-plane role lines (expected 64 and 16)"), run);
+    }
+    for h in 0..80 {
+        if run.count(&format!("INFO  hart {h}: cluster ")) != 1 {
+            return fail(format!("hart {h} did not report its role exactly once"), run);
+        }
+    }
+    let harts = run.stat("harts").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+    let silent = run
+        .stat("harts")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter(|h| h["instret"].as_u64() == Some(0)).count())
+        .unwrap_or(usize::MAX);
+    if harts != 80 || silent != 0 {
+        return fail(format!("stats: {harts} harts, {silent} executed nothing"), run);
+    }
+    if run.stat("undecodable_defmt_frames").and_then(Value::as_u64) != Some(0) || run.stat("log_errors").and_then(Value::as_u64) != Some(0) {
+        return fail("undecodable defmt frames or ERROR lines", run);
+    }
+    Ok(())
+}
+
+fn determinism(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.clone();
+    let strip = |r: &Run| {
+        let mut v = r.stats.clone().unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("host_seconds");
+            o.remove("mips");
+        }
+        v
+    };
+    let a = cx.run_image("det-a", &fw, &["--max-time", "1500us", "-q"]).map_err(io)?;
+    let b = cx.run_image("det-b", &fw, &["--max-time", "1500us", "-q"]).map_err(io)?;
+    if a.stats.is_none() || strip(&a) != strip(&b) {
+        return fail("two identical runs produced different stats", b);
+    }
+    let b2 = cx.run_image("det-c", &fw, &["--max-time", "1500us"]).map_err(io)?;
+    let a2 = cx.run_image("det-d", &fw, &["--max-time", "1500us"]).map_err(io)?;
+    // The summary's host time and MIPS differ between runs; nothing else may.
+    let sim_only = |r: &Run| r.stdout.lines().filter(|l| !l.contains("| host ")).collect::<Vec<_>>().join("\n");
+    if a2.stdout.lines().count() < 82 || sim_only(&a2) != sim_only(&b2) {
+        return fail("two identical runs printed different logs", b2);
+    }
+    Ok(())
+}
+
+fn atomics(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = expect_code(cx.run_image("atomics", &cx.image("atomics"), &["--max-time", "50ms"]).map_err(io)?, 0)?;
+    need(run, &["amoadd total 40000, lr/sc total 40000, expected 40000", "test passed"]).map(drop)
+}
+
+fn critical_section(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = cx.run_image("cs", &cx.image("critical_section"), &["--max-time", "50ms"]).map_err(io)?;
+    need(expect_code(run, 0)?, &["critical-section counter 16000, nested 16000, expected 16000"]).map(drop)
+}
+
+fn timer_ipi(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = cx.run_image("timer", &cx.image("timer_ipi"), &["--max-time", "50ms"]).map_err(io)?;
+    need(expect_code(run, 0)?, &["ipi: 79/79 harts took the software interrupt", "timer: deadline"]).map(drop)
+}
+
+fn log_storm(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = expect_code(cx.run_image("storm", &cx.image("log_storm"), &["--max-time", "50ms"]).map_err(io)?, 0)?;
+    // Every hart's 20 lines, complete, in order, attributed to the right hart.
+    let mut next = [0u32; 80];
+    for l in run.stdout.lines().filter(|l| l.contains("storm hart")) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(hp), Some(h), Some(n), Some(p)) = (f.get(3), f.get(7), f.get(9), f.get(11)) else {
+            return fail(format!("malformed line `{l}`"), run);
+        };
+        let h: usize = h.parse().unwrap_or(999);
+        let n: u32 = n.parse().unwrap_or(999);
+        let want_payload = format!("{:#x}", ((h as u64) << 32) | u64::from(n));
+        if h >= 80 || *hp != format!("h{h:02}") || n != next[h] || *p != want_payload {
+            return fail(format!("line out of order or garbled: `{l}`"), run);
+        }
+        next[h] += 1;
+    }
+    if next.iter().any(|&n| n != 20) {
+        return fail("not every hart logged its 20 lines", run);
+    }
+    if run.stat("undecodable_defmt_frames").and_then(Value::as_u64) != Some(0) {
+        return fail("undecodable defmt frames", run);
+    }
+    Ok(())
+}
+
+fn fault_report(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = cx.run_image("fault", &cx.image("fault_illegal"), &["--max-time", "10ms"]).map_err(io)?;
+    let run = expect_code(run, 3)?;
+    need(
+        run,
+        &[
+            "FIRMWARE FAULT on hart 17 (cluster 1, core 1, data plane)",
+            "cause : illegal instruction (mcause 0x2)",
+            "<fault_illegal::faulting_function",
+            "insn  : 0x0000  <illegal 0x0000>",
+            // Hart 17 = cluster 1 core 1: its stack is the second slot from
+            // the top of cluster 1's SMEM (0x2100_0000 + 4 MiB - 64 KiB).
+            "sp 0x00000000213eff",
+            "hart 17 about to execute an illegal instruction",
+        ],
+    )
+    .map(drop)
+}
+
+fn panic_is_reported(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = cx.run_image("panic", &cx.image("panic"), &["--max-time", "10ms"]).map_err(io)?;
+    need(expect_code(run, 255)?, &["h05 ERROR panic: ", "deliberate panic 42", "fail (code 57005)"]).map(drop)
+}
+
+fn moved_chip_boots(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let chip = root().join("targets/chips/mppa80-moved.toml");
+    let out = build::build_firmware(Some(&chip), Some(&root().join("target/variant"))).map_err(io)?;
+    let elf = out.join("dpu-fw");
+    let chip_s = chip.to_string_lossy().to_string();
+    let run = cx.run_image("moved", &elf, &["--chip", &chip_s, "--max-time", "1500us"]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["boot: 64/64 data-plane reactors answered"])?;
+    if run.count("role data-plane reactor") != 64 {
+        return fail("not all reactors reported on the moved chip", run);
+    }
+    // The default image on the moved chip is refused, naming both chips.
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("moved-mismatch", &fw, &["--chip", &chip_s]).map_err(io)?;
+    let run = need(expect_code(run, 2)?, &["built for chip `mppa80`", "runs `mppa80-moved`"])?;
+    drop(run);
+    // Forcing it: its segments are outside the moved chip's RAM.
+    let run = cx.run_image("moved-outside", &fw, &["--chip", &chip_s, "--ignore-chip-mismatch"]).map_err(io)?;
+    need(expect_code(run, 2)?, &["is outside the chip's RAM"]).map(drop)
+}
+
+fn bad_inputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let missing = cx.dpusim("missing", &["--elf", "/nonexistent/fw.elf"]).map_err(io)?;
+    let missing = need(expect_code(missing, 2)?, &["/nonexistent/fw.elf: cannot read"])?;
+    drop(missing);
+    let readme = root().join("README.md").to_string_lossy().to_string();
+    let not_elf = need(expect_code(cx.dpusim("notelf", &["--elf", &readme]).map_err(io)?, 2)?, &["not an ELF file"])?;
+    drop(not_elf);
+    let host = cx.built.dpusim.to_string_lossy().to_string();
+    let host_elf = need(expect_code(cx.dpusim("hostelf", &["--elf", &host]).map_err(io)?, 2)?, &["is not RISC-V"])?;
+    drop(host_elf);
+    // A chip file with a wrong-typed field: the error names file and field.
+    let bad = cx.tmp.join("bad-chip.toml");
+    let text = std::fs::read_to_string(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    std::fs::write(&bad, text.replacen("cores_per_cluster = 16", "cores_per_cluster = \"sixteen\"", 1))
+        .map_err(|e| io(e.to_string()))?;
+    let (bad_s, fw) = (bad.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
+    let run = cx.dpusim("badchip", &["--chip", &bad_s, "--elf", &fw]).map_err(io)?;
+    need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"]).map(drop)
+}
+
+const TESTS: &[(&str, Check)] = &[
+    ("boot: all 80 harts report their role", boot_all_roles),
+    ("determinism: identical stats and logs", determinism),
+    ("atomics: amoadd and lr/sc counters on 80 harts", atomics),
+    ("critical-section across 80 harts", critical_section),
+    ("timer interrupt, IPIs, wfi wake-up", timer_ipi),
+    ("defmt: 80 harts logging at once", log_storm),
+    ("fault report for an illegal instruction", fault_report),
+    ("panic is logged and fails the run", panic_is_reported),
+    ("chip variant with moved addresses boots", moved_chip_boots),
+    ("bad input: clear errors, no panic", bad_inputs),
+];
+
+pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
+    let t0 = Instant::now();
+    if !no_host {
+        let mut c = build::cargo();
+        c.args(["test", "--workspace", "--exclude", "dpu-fw", "--exclude", "dpu-fw-tests", "--exclude", "dpu-rt"]);
+        eprintln!("xtask: {}", show(&c));
+        let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
+        if !st.success() {
+            return Err("host tests failed".into());
+        }
+    }
+    let built = build::build_all(None)?;
+    let tmp = root().join("target/systest");
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let cx = Ctx { built, tmp };
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    eprintln!("\nfirmware tests under the simulator:");
+    for (name, f) in TESTS {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        ran += 1;
+        let t = Instant::now();
+        match f(&cx) {
+            Ok(()) => eprintln!("  ok      {name} ({:.1} s)", t.elapsed().as_secs_f64()),
+            Err((msg, run)) => {
+                eprintln!("  FAILED  {name}: {msg}");
+                if let Some(r) = run {
+                    eprintln!("  ---- decoded log (last 60 lines) ----");
+                    let lines: Vec<&str> = r.stdout.lines().chain(r.stderr.lines()).collect();
+                    for l in &lines[lines.len().saturating_sub(60)..] {
+                        eprintln!("  | {l}");
+                    }
+                }
+                failed.push(*name);
+            }
+        }
+    }
+    eprintln!(
+        "\n{} of {ran} firmware tests passed ({:.0} s in total)",
+        ran - failed.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join("; ")))
+    }
+}
