@@ -58,6 +58,12 @@ impl Symbols {
         self.syms.iter().find(|s| s.name == name).map(|s| s.addr)
     }
 
+    /// Adds a symbol (e.g. for code the simulator itself provides).
+    pub fn add(&mut self, addr: u64, size: u64, name: &str) {
+        let i = self.syms.partition_point(|s| s.addr <= addr);
+        self.syms.insert(i, Symbol { addr, size, name: name.to_string() });
+    }
+
     /// Formats `addr` as `name+0xoff`, or `?`.
     pub fn describe(&self, addr: u64) -> String {
         match self.lookup(addr) {
@@ -139,9 +145,14 @@ impl Image {
         let file = object::File::parse(&*bytes).map_err(|e| not_elf(e.to_string()))?;
         let mut syms: Vec<Symbol> = file
             .symbols()
-            .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data) && s.address() != 0)
+            .filter(|s| {
+                matches!(s.kind(), SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown) && s.address() != 0
+            })
             .filter_map(|s| {
                 let name = s.name().ok()?;
+                if name.is_empty() || name.starts_with(".L") || name.starts_with("$") {
+                    return None;
+                }
                 Some(Symbol { addr: s.address(), size: s.size(), name: rustc_demangle::demangle(name).to_string() })
             })
             .collect();

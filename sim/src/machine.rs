@@ -193,7 +193,10 @@ impl Machine {
         if !mem.range_is_ram(image.entry, 2) {
             return Err(SetupError::BadEntry { path, entry: image.entry });
         }
-        mem.write_bytes(chip.memory.bootrom.base, &bootrom::reset_stub(image.entry)).expect("boot ROM is RAM");
+        let stub = bootrom::reset_stub(image.entry);
+        mem.write_bytes(chip.memory.bootrom.base, &stub).expect("boot ROM is RAM");
+        let mut image = image;
+        image.symbols.add(chip.memory.bootrom.base, stub.len() as u64, "bootrom::reset_stub");
 
         let table = DefmtTable::from_elf(&image.bytes).map_err(SetupError::Defmt)?;
         if table.is_none() {

@@ -167,6 +167,20 @@ impl Machine {
         out
     }
 
+    /// The recorded instruction trace of `hart` (cycle, pc, symbol, disassembly).
+    pub fn trace_listing(&self, hart: u32) -> String {
+        let Some(t) = &self.harts[hart as usize].trace else { return String::new() };
+        let mut o = String::new();
+        for (cycle, pc, op) in &t.entries {
+            o.push_str(&format!(
+                "{cycle:>10} h{hart:02} {pc:#010x} {:<40} {}\n",
+                format!("<{}>", self.image.symbols.describe(*pc)),
+                disasm(op, *pc)
+            ));
+        }
+        o
+    }
+
     /// A fault report for `hart`: cause, pc with symbol, instruction,
     /// registers and the last log lines.
     pub fn fault_report(&self, hart: u32, reason: &str) -> String {

@@ -34,6 +34,15 @@ struct Cli {
     /// Do not print firmware log lines (the summary is still printed).
     #[arg(long, short)]
     quiet: bool,
+    /// Record an instruction trace of this hart (see --trace-limit).
+    #[arg(long, value_name = "HART")]
+    trace_hart: Option<u32>,
+    /// Instructions to record with --trace-hart.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    trace_limit: usize,
+    /// Write the instruction trace here instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
     /// Run an image built for a different chip layout anyway.
     #[arg(long)]
     ignore_chip_mismatch: bool,
@@ -96,7 +105,20 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     for w in &m.warnings {
         eprintln!("dpusim: warning: {w}");
     }
+    if let Some(h) = cli.trace_hart {
+        let Some(hart) = m.harts.get_mut(h as usize) else {
+            return Err(format!("--trace-hart {h}: the chip has {} harts", m.chip.harts()).into());
+        };
+        hart.trace = Some(dpu_sim::cpu::InsnTrace { limit: cli.trace_limit, entries: Vec::new() });
+    }
     let outcome = m.run();
+    if let Some(h) = cli.trace_hart {
+        let listing = m.trace_listing(h);
+        match &cli.trace_out {
+            Some(p) => std::fs::write(p, listing).map_err(|e| format!("{}: {e}", p.display()))?,
+            None => eprint!("{listing}"),
+        }
+    }
     match &outcome {
         Outcome::Fatal { hart, message } => eprint!("{}", m.fault_report(*hart, message)),
         Outcome::Finished(dpu_sim::dev::finisher::Finish::Fault { hart }) => {

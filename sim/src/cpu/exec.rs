@@ -68,6 +68,16 @@ fn tlb_index(vpn: u64) -> usize {
 impl Hart {
     /// Runs until `self.cycle >= until`, a `wfi`, the finisher, or a fatal fault.
     pub fn run(&mut self, bus: &mut Bus, until: u64) -> Stop {
+        if self.trace.is_some() {
+            self.run_inner::<true>(bus, until)
+        } else {
+            self.run_inner::<false>(bus, until)
+        }
+    }
+
+    /// The executor loop; `TRACE` records every executed instruction (a
+    /// separate instantiation, so the normal path pays nothing for it).
+    fn run_inner<const TRACE: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
         if self.state != RunState::Running {
             return Stop::Wfi;
         }
@@ -142,6 +152,9 @@ impl Hart {
                 }
             }
 
+            if TRACE {
+                self.record_trace(pc, op);
+            }
             self.cycle += c.base;
             let rs1 = self.x[(op.rs1 & 63) as usize];
             let rs2 = self.x[(op.rs2 & 63) as usize];

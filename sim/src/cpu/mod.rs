@@ -8,6 +8,7 @@ pub mod timing;
 pub use exec::Stop;
 pub use timing::CoreCosts;
 
+
 use crate::isa::Op;
 
 /// Software TLB entry: a RAM page the hart may access directly.
@@ -88,6 +89,15 @@ pub struct Hart {
     pub(crate) tlb_epoch: u64,
     pub(crate) code_vpn: u64,
     pub(crate) code_ptr: *mut Op,
+    /// Instruction trace (enabled per hart): executed (cycle, pc, op).
+    pub trace: Option<InsnTrace>,
+}
+
+/// A bounded record of executed instructions.
+#[derive(Default)]
+pub struct InsnTrace {
+    pub limit: usize,
+    pub entries: Vec<(u64, u64, Op)>,
 }
 
 impl Hart {
@@ -125,6 +135,18 @@ impl Hart {
             tlb_epoch: 0,
             code_vpn: u64::MAX,
             code_ptr: std::ptr::null_mut(),
+            trace: None,
+        }
+    }
+
+    /// Records one executed instruction while the trace has room.
+    #[cold]
+    pub(crate) fn record_trace(&mut self, pc: u64, op: Op) {
+        let cycle = self.cycle;
+        if let Some(t) = &mut self.trace {
+            if t.entries.len() < t.limit {
+                t.entries.push((cycle, pc, op));
+            }
         }
     }
 

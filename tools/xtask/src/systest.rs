@@ -248,6 +248,20 @@ fn bad_inputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"]).map(drop)
 }
 
+fn instruction_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("itrace", &fw, &["--max-time", "50us", "-q", "--trace-hart", "17", "--trace-limit", "6"]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["h17 0x00001000 <bootrom::reset_stub>", "csrrs a0, mhartid, zero", "<_start>", "auipc gp, 0x"],
+    )?;
+    let traced = run.stderr.lines().filter(|l| l.contains(" h17 0x")).count();
+    if traced != 6 {
+        return fail(format!("{traced} traced instructions (expected 6)"), run);
+    }
+    Ok(())
+}
+
 const TESTS: &[(&str, Check)] = &[
     ("boot: all 80 harts report their role", boot_all_roles),
     ("determinism: identical stats and logs", determinism),
@@ -259,6 +273,7 @@ const TESTS: &[(&str, Check)] = &[
     ("panic is logged and fails the run", panic_is_reported),
     ("chip variant with moved addresses boots", moved_chip_boots),
     ("bad input: clear errors, no panic", bad_inputs),
+    ("instruction trace with symbols", instruction_trace),
 ];
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
