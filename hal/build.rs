@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 fn main() {
     let chip = dpu_targets::build_chip();
+    let board = dpu_targets::build_board();
     let c = &chip.chip;
     let m = &chip.memory;
     let d = &chip.devices;
@@ -44,6 +45,23 @@ fn main() {
     k("TRACE_BASE", "usize", format!("{:#x}", d.trace.base), "defmt trace port base.");
     k("MAILBOX_BASE", "usize", format!("{:#x}", d.mailbox.base), "Mailbox block base.");
     k("MAILBOX_IRQ_BASE", "u32", d.mailbox.irq_base.to_string(), "PLIC source of hart 0's mailbox; hart h uses base + h.");
+    k("PCIE_BASE", "usize", format!("{:#x}", d.pcie.base), "PCIe endpoint controller (DPU side).");
+    k("DMA_BASE", "usize", format!("{:#x}", d.dma.base), "DMA engine registers.");
+    k("DMA_ENGINES", "usize", d.dma.engines.to_string(), "DMA engines.");
+    k("DMA_CHANNELS_PER_ENGINE", "usize", d.dma.channels_per_engine.to_string(), "Channels per DMA engine.");
+    k("DMA_CHANNELS", "usize", chip.dma_channels().to_string(), "DMA channels in total (channel c is on engine c / per_engine).");
+    k("BOOTCFG_BASE", "usize", format!("{:#x}", d.bootcfg.base), "Boot configuration blob.");
+    k("BOOTCFG_SIZE", "usize", format!("{:#x}", d.bootcfg.size), "Boot configuration window size.");
+    let p = &board.pcie;
+    k("BOARD_NAME", "&str", format!("{:?}", board.board.name), "Board description this image was built for.");
+    k("BOARD_FINGERPRINT", "u64", format!("{:#x}", board.layout_fingerprint()), "Hash of the board facts baked in.");
+    k("TOTAL_VFS", "usize", p.total_vfs.to_string(), "SR-IOV TotalVFs of the PF.");
+    k("MAX_FUNCTIONS", "usize", p.max_functions().to_string(), "PF + VFs.");
+    k("PF_IO_QUEUES", "usize", p.pf_io_queues.to_string(), "I/O queue pairs of the PF.");
+    k("VF_IO_QUEUES", "usize", p.vf_io_queues.to_string(), "I/O queue pairs of each VF.");
+    k("PF_MSIX_VECTORS", "usize", p.pf_msix_vectors.to_string(), "MSI-X vectors of the PF.");
+    k("VF_MSIX_VECTORS", "usize", p.vf_msix_vectors.to_string(), "MSI-X vectors of each VF.");
+    k("PCI_VENDOR_ID", "u16", format!("{:#06x}", p.vendor_id), "PCI vendor ID of the functions.");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("memory_map.rs");
     std::fs::write(out, s).unwrap();
 }

@@ -120,3 +120,156 @@ pub mod mailbox {
     /// u64, read: pending doorbells; write: clear the bits written (W1C).
     pub const PENDING: u64 = 0x8;
 }
+
+/// PCIe endpoint controller, DPU side (base `memory_map::PCIE_BASE`).
+///
+/// The host sees each function's BAR0 (see [`bar0`]); the endpoint keeps a
+/// shadow copy the firmware reads and writes at `BAR_SHADOW + fn * BAR_SIZE`.
+/// Host writes to a doorbell push a notification to the hart the doorbell is
+/// steered to; host writes to other registers notify the function's admin hart.
+pub mod pcie {
+    /// u32 RO: bits 15:0 TotalVFs, bits 31:16 functions (PF + TotalVFs).
+    pub const INFO: u64 = 0x0000;
+    /// u32 RO: VFs the host has enabled (NumVFs while VF Enable is set, else 0).
+    pub const NUM_VFS: u64 = 0x0008;
+    /// u64 RO per hart at NOTIFY + 8 * hart: pops one notification (0 = none).
+    pub const NOTIFY: u64 = 0x1000;
+    /// Per-function control block at FN_CTRL + FN_CTRL_STRIDE * fn.
+    pub const FN_CTRL: u64 = 0x1_0000;
+    pub const FN_CTRL_STRIDE: u64 = 0x40;
+    /// u32 RW: 1 = the firmware initialized the function (host may use it).
+    pub const FN_READY: u64 = 0x00;
+    /// u32 RW: hart that gets register-write and function events.
+    pub const FN_ADMIN_HART: u64 = 0x04;
+    /// u32 RO: function state (`FN_STATUS_*`).
+    pub const FN_STATUS: u64 = 0x08;
+    /// u32 WO: send MSI-X vector (pended in the PBA while masked).
+    pub const FN_MSIX_TRIGGER: u64 = 0x0c;
+    pub const FN_STATUS_PRESENT: u32 = 1 << 0;
+    pub const FN_STATUS_MEMORY: u32 = 1 << 1;
+    pub const FN_STATUS_BUS_MASTER: u32 = 1 << 2;
+    pub const FN_STATUS_MSIX: u32 = 1 << 3;
+    pub const FN_STATUS_MSIX_MASKED: u32 = 1 << 4;
+    /// u16 per doorbell at STEER + 2 * (fn * DOORBELLS + db): hart that
+    /// gets the doorbell's notifications (`STEER_ADMIN` = the admin hart).
+    pub const STEER: u64 = 0x2_0000;
+    pub const STEER_ADMIN: u16 = 0xffff;
+    /// Doorbells per function: SQ y tail = 2y, CQ y head = 2y + 1 (y = 0..=64).
+    pub const DOORBELLS: u64 = 130;
+    /// Shadow BAR0 windows.
+    pub const BAR_SHADOW: u64 = 0x10_0000;
+    pub const BAR_SIZE: u64 = 0x4000;
+
+    /// Notification word layout: valid bit, kind, function, index.
+    pub const NOTE_VALID: u64 = 1 << 63;
+    pub const NOTE_KIND_SHIFT: u32 = 48;
+    pub const NOTE_FN_SHIFT: u32 = 32;
+    /// Doorbell write: index = doorbell number (2y SQ tail, 2y+1 CQ head).
+    pub const NOTE_DOORBELL: u64 = 1;
+    /// Register write: index = BAR0 byte offset.
+    pub const NOTE_REGISTER: u64 = 2;
+    /// Function event: index = `EVENT_*`.
+    pub const NOTE_FUNCTION: u64 = 3;
+    /// VF Enable / NumVFs changed (sent to the PF's admin hart).
+    pub const EVENT_VFS_CHANGED: u64 = 1;
+    /// Function Level Reset requested by the host.
+    pub const EVENT_FLR: u64 = 2;
+    /// Bus master enable changed.
+    pub const EVENT_BUS_MASTER: u64 = 3;
+
+    /// Mailbox doorbell bit the endpoint rings when it queues a notification.
+    pub const MAILBOX_BIT: u64 = 1 << 2;
+
+    /// Encodes a notification.
+    pub const fn note(kind: u64, function: u64, index: u64) -> u64 {
+        NOTE_VALID | (kind << NOTE_KIND_SHIFT) | (function << NOTE_FN_SHIFT) | (index & 0xffff_ffff)
+    }
+}
+
+/// Host-visible layout of each function's BAR0 (16 KiB, 64-bit memory BAR).
+pub mod bar0 {
+    pub const SIZE: u64 = 0x4000;
+    /// Controller registers (NVMe "controller properties") live below this.
+    pub const REGISTERS_END: u64 = 0x1000;
+    /// Doorbell registers: 4 bytes each from here (DSTRD = 0).
+    pub const DOORBELL: u64 = 0x1000;
+    /// MSI-X table (16 bytes per vector) and PBA (BIR 0).
+    pub const MSIX_TABLE: u64 = 0x2000;
+    pub const MSIX_PBA: u64 = 0x3000;
+}
+
+/// DMA engines (base `memory_map::DMA_BASE`): channel c's registers at
+/// `c * CHANNEL`. A channel owns a descriptor ring and a completion ring
+/// in DPU memory; the owner hart is the only one to use it.
+pub mod dma {
+    pub const CHANNEL: u64 = 0x40;
+    /// u64: descriptor ring address (32-byte descriptors).
+    pub const RING_BASE: u64 = 0x00;
+    /// u32: ring entries (power of two, 2..=4096).
+    pub const RING_SIZE: u64 = 0x08;
+    /// u32: bit 31 = notify; bits 15:0 = hart whose mailbox gets
+    /// `MAILBOX_BIT` when a completion is written.
+    pub const NOTIFY: u64 = 0x0c;
+    pub const NOTIFY_ENABLE: u32 = 1 << 31;
+    /// u64: completion ring address (16-byte entries, same size as the ring).
+    pub const COMP_BASE: u64 = 0x10;
+    /// u32 W: 1 = start the channel (resets indices and phase), 0 = stop.
+    pub const CONTROL: u64 = 0x18;
+    /// u32 RO: 1 = running, 2 = stopped on a bad configuration.
+    pub const STATUS: u64 = 0x1c;
+    /// u32 W: producer index (doorbell; counts descriptors, wraps at 2^32).
+    pub const TAIL: u64 = 0x20;
+    /// u32 RO: descriptors consumed.
+    pub const HEAD: u64 = 0x24;
+    /// Mailbox doorbell bit a channel rings on completion.
+    pub const MAILBOX_BIT: u64 = 1 << 1;
+
+    /// Descriptor layout (32 bytes).
+    pub const DESC_SIZE: usize = 32;
+    pub const DESC_HOST: usize = 0x00;
+    pub const DESC_LOCAL: usize = 0x08;
+    pub const DESC_LEN: usize = 0x10;
+    pub const DESC_FUNCTION: usize = 0x14;
+    pub const DESC_OP: usize = 0x16;
+    pub const DESC_FLAGS: usize = 0x17;
+    pub const DESC_MSIX: usize = 0x18;
+    pub const DESC_COOKIE: usize = 0x1c;
+    /// Ops: host memory -> DPU memory, DPU -> host, DPU -> DPU (source in
+    /// the host field), zero-fill of DPU memory.
+    pub const OP_H2D: u8 = 0;
+    pub const OP_D2H: u8 = 1;
+    pub const OP_COPY: u8 = 2;
+    pub const OP_ZERO: u8 = 3;
+    /// Last descriptor of a chain: write one completion for the chain.
+    pub const FLAG_END: u8 = 1 << 0;
+    /// After the chain's host writes are posted, send MSI-X `DESC_MSIX` of
+    /// the function (ordered after the data, as PCIe ordering guarantees).
+    pub const FLAG_MSIX: u8 = 1 << 1;
+    /// Largest descriptor length.
+    pub const MAX_LEN: u32 = 1 << 20;
+
+    /// Completion layout (16 bytes).
+    pub const COMP_SIZE: usize = 16;
+    pub const COMP_COOKIE: usize = 0x0;
+    pub const COMP_STATUS: usize = 0x4;
+    pub const COMP_BYTES: usize = 0x8;
+    /// Byte 15 bit 0: phase (starts at 1 after CONTROL = 1, flips on wrap).
+    pub const COMP_PHASE: usize = 0xf;
+    /// Completion statuses.
+    pub const ST_OK: u32 = 0;
+    /// The function may not access that host memory (IOMMU).
+    pub const ST_HOST_DENIED: u32 = 1;
+    /// Local address is not RAM.
+    pub const ST_LOCAL_FAULT: u32 = 2;
+    /// The function is absent or bus mastering is disabled.
+    pub const ST_NO_BUS_MASTER: u32 = 3;
+    /// Malformed descriptor (length 0 or > MAX_LEN, unknown op).
+    pub const ST_BAD_DESCRIPTOR: u32 = 4;
+}
+
+/// Boot configuration window (base `memory_map::BOOTCFG_BASE`): u32 length
+/// at offset 0, then that many bytes of postcard-encoded configuration.
+pub mod bootcfg {
+    pub const LEN: u64 = 0;
+    pub const DATA: u64 = 8;
+}

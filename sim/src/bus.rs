@@ -12,7 +12,12 @@ use crate::dev::uart::Uart;
 use crate::event::EventQueue;
 use crate::isa::{decode, Op};
 use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
-use dpu_targets::{window, Chip};
+use crate::dma::DmaEngines;
+use crate::pcie::config::Identity;
+use crate::pcie::{Endpoint, HostMemory, Link};
+use dpu_targets::{window, Board, Chip};
+use std::cell::RefCell;
+use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
 /// Decoded instructions of one 4 KiB page, one slot per halfword.
@@ -31,6 +36,9 @@ enum Dev {
     Uart,
     Trace,
     Mailbox,
+    Pcie,
+    Dma,
+    BootCfg,
 }
 
 /// Per-window bandwidth accounting (see `timing.contention` in the chip file).
@@ -95,12 +103,32 @@ pub struct Bus {
     pub window: Window,
     mmio: Vec<(u64, u64, Dev)>,
     pub mmio_accesses: u64,
+    pub pcie: Endpoint,
+    pub link: Link,
+    pub dma: DmaEngines,
+    /// Host DRAM, shared with the host model.
+    pub host_mem: Rc<RefCell<HostMemory>>,
+    /// Boot configuration blob the firmware reads (see `dpu_hal::regs::bootcfg`).
+    pub bootcfg: Vec<u8>,
 }
 
 impl Bus {
-    pub fn new(chip: &Chip, memory: Memory, trace: TracePort) -> Bus {
+    pub fn new(chip: &Chip, board: &Board, memory: Memory, trace: TracePort) -> Bus {
         let harts = chip.harts() as usize;
         let d = &chip.devices;
+        let p = &board.pcie;
+        let identity = Identity {
+            vendor: p.vendor_id,
+            device: p.device_id,
+            vf_device: p.vf_device_id,
+            bar_size: dpu_hal::regs::bar0::SIZE,
+            msix_vectors: p.pf_msix_vectors,
+            msix_table: dpu_hal::regs::bar0::MSIX_TABLE as u32,
+            msix_pba: dpu_hal::regs::bar0::MSIX_PBA as u32,
+            link: (p.gen, p.lanes),
+            max_payload: p.max_payload,
+            total_vfs: p.total_vfs as u16,
+        };
         let mmio = vec![
             (d.finisher.base, d.finisher.base + window::FINISHER, Dev::Finisher),
             (d.clint.base, d.clint.base + window::CLINT, Dev::Clint),
@@ -108,6 +136,9 @@ impl Bus {
             (d.uart.base, d.uart.base + window::UART, Dev::Uart),
             (d.trace.base, d.trace.base + window::TRACE, Dev::Trace),
             (d.mailbox.base, d.mailbox.base + chip.mailbox_window(), Dev::Mailbox),
+            (d.pcie.base, d.pcie.base + window::PCIE, Dev::Pcie),
+            (d.dma.base, d.dma.base + chip.dma_window(), Dev::Dma),
+            (d.bootcfg.base, d.bootcfg.base + d.bootcfg.size, Dev::BootCfg),
         ];
         let regions = memory.regions().len();
         let ct = &chip.timing.contention;
@@ -144,6 +175,16 @@ impl Bus {
             },
             mmio,
             mmio_accesses: 0,
+            pcie: Endpoint::new(identity, p.vf_msix_vectors, harts),
+            link: Link::new(board, chip.chip.clock_hz),
+            dma: DmaEngines::new(
+                d.dma.engines as usize,
+                d.dma.channels_per_engine as usize,
+                u64::from(d.dma.bytes_per_cycle),
+                u64::from(d.dma.descriptor_cycles),
+            ),
+            host_mem: Rc::new(RefCell::new(HostMemory::new())),
+            bootcfg: vec![0; d.bootcfg.size as usize],
         }
     }
 
@@ -167,6 +208,15 @@ impl Bus {
             Dev::Mailbox => {
                 let _ = hart;
                 self.mailbox.read(off, size)
+            }
+            Dev::Pcie => self.pcie.dpu_read(off, size),
+            Dev::Dma => self.dma.read(off, size),
+            Dev::BootCfg => {
+                let o = off as usize;
+                let b = self.bootcfg.get(o..o + size as usize)?;
+                let mut v = [0u8; 8];
+                v[..b.len()].copy_from_slice(b);
+                Some(u64::from_le_bytes(v))
             }
         }
     }
@@ -193,6 +243,21 @@ impl Bus {
             Dev::Uart => self.uart.write(hart, now, off, size, v, &mut self.console),
             Dev::Trace => self.trace.write(hart, now, off, size, v, &mut self.console),
             Dev::Mailbox => self.mailbox.write(off, size, v, &mut self.plic, &mut self.lines),
+            Dev::Pcie => {
+                let mut fx = Vec::new();
+                let ok = self.pcie.dpu_write(off, size, v, &mut fx);
+                self.apply_effects(now, &mut fx);
+                ok
+            }
+            Dev::Dma => match self.dma.write(off, size, v) {
+                Ok(Some(ch)) => {
+                    self.dma_kick(ch, now);
+                    true
+                }
+                Ok(None) => true,
+                Err(()) => false,
+            },
+            Dev::BootCfg => false,
         }
     }
 

@@ -87,8 +87,9 @@ pub struct Image {
     pub entry: u64,
     pub segments: Vec<Segment>,
     pub symbols: Symbols,
-    /// (fingerprint, chip name) from the `.dpu_chip` section, if present.
-    pub chip_stamp: Option<(u64, String)>,
+    /// (chip fingerprint, board fingerprint, chip name) from the
+    /// `.dpu_chip` section, if present.
+    pub chip_stamp: Option<(u64, u64, String)>,
 }
 
 impl Image {
@@ -159,12 +160,13 @@ impl Image {
         syms.sort_by_key(|s| (s.addr, std::cmp::Reverse(s.size)));
         syms.dedup_by_key(|s| s.addr);
         let chip_stamp = file.section_by_name(".dpu_chip").and_then(|s| s.data().ok()).and_then(|d| {
-            if d.len() < 8 {
+            if d.len() < 16 {
                 return None;
             }
             let fp = u64::from_le_bytes(d[..8].try_into().ok()?);
-            let name = String::from_utf8_lossy(&d[8..]).trim_end_matches('\0').to_string();
-            Some((fp, name))
+            let bfp = u64::from_le_bytes(d[8..16].try_into().ok()?);
+            let name = String::from_utf8_lossy(&d[16..]).trim_end_matches('\0').to_string();
+            Some((fp, bfp, name))
         });
         Ok(Image { path: path.into(), bytes, entry, segments, symbols: Symbols { syms }, chip_stamp })
     }

@@ -9,6 +9,16 @@ use std::collections::BinaryHeap;
 pub enum Event {
     /// Re-evaluate hart's mtimecmp (timer may have fired).
     Timer { hart: u32 },
+    /// A DMA engine's earliest descriptor is due.
+    DmaDone { engine: u32 },
+    /// A host request (see `Machine::host_ops`) reaches the endpoint.
+    HostToDevice { id: u64 },
+    /// The completion of host request `id` reaches the host.
+    HostReply { id: u64 },
+    /// An MSI-X write reaches the host.
+    HostMsi { addr: u64, data: u32 },
+    /// A host timer expires.
+    HostTimer { id: u64 },
 }
 
 #[derive(Default)]

@@ -11,15 +11,18 @@
 
 pub mod bootrom;
 pub mod bus;
+pub mod bus_pcie;
 pub mod console;
 pub mod cpu;
 pub mod defmt_log;
 pub mod dev;
+pub mod dma;
 pub mod elf;
 pub mod event;
 pub mod isa;
 pub mod machine;
 pub mod mem;
+pub mod pcie;
 pub mod report;
 
 pub use machine::{Machine, Outcome, SimConfig};

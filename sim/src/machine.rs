@@ -15,7 +15,7 @@ use crate::dev::trace::TracePort;
 use crate::elf::Image;
 use crate::event::Event;
 use crate::mem::{Memory, Region, RegionKind};
-use dpu_targets::Chip;
+use dpu_targets::{Board, Chip};
 use std::time::Instant;
 
 /// Simulator settings that are not hardware facts.
@@ -78,6 +78,11 @@ pub enum SetupError {
          (layout {chip_fp:#018x}); rebuild the firmware for this chip (DPU_CHIP={chip_file})"
     )]
     ChipMismatch { path: String, image_chip: String, image_fp: u64, chip: String, chip_fp: u64, chip_file: String },
+    #[error(
+        "{path}: built for another board layout than `{board}` (PCIe functions, queues or vectors differ); \
+         rebuild the firmware for this board (DPU_BOARD={board_file})"
+    )]
+    BoardMismatch { path: String, image_chip: String, board: String, board_file: String },
     #[error("{0}")]
     Defmt(String),
 }
@@ -85,6 +90,7 @@ pub enum SetupError {
 /// A simulated chip running one firmware image.
 pub struct Machine {
     pub chip: Chip,
+    pub board: Board,
     pub harts: Vec<Hart>,
     pub bus: Bus,
     /// Global simulated time (cycles): start of the next quantum.
@@ -148,11 +154,19 @@ fn region_latencies(chip: &Chip, mem: &Memory, cluster: u32) -> Vec<u32> {
 
 impl Machine {
     /// Builds the chip, loads the image and resets every hart to the boot ROM.
-    pub fn new(chip: Chip, image: Image, config: SimConfig) -> Result<Machine, SetupError> {
+    pub fn new(chip: Chip, board: Board, image: Image, config: SimConfig) -> Result<Machine, SetupError> {
         let mut warnings = Vec::new();
         let path = image.path.display().to_string();
         match &image.chip_stamp {
-            Some((fp, name)) if *fp != chip.layout_fingerprint() && !config.ignore_chip_mismatch => {
+            Some((_, board_fp, name)) if *board_fp != board.layout_fingerprint() && !config.ignore_chip_mismatch => {
+                return Err(SetupError::BoardMismatch {
+                    path,
+                    image_chip: name.clone(),
+                    board: board.board.name.clone(),
+                    board_file: board.source.display().to_string(),
+                });
+            }
+            Some((fp, _, name)) if *fp != chip.layout_fingerprint() && !config.ignore_chip_mismatch => {
                 return Err(SetupError::ChipMismatch {
                     path,
                     image_chip: name.clone(),
@@ -212,10 +226,10 @@ impl Machine {
             hart.pc = chip.memory.bootrom.base;
             harts.push(hart);
         }
-        let mut bus = Bus::new(&chip, mem, TracePort::new(harts_n, table));
+        let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
         bus.console.quiet = config.quiet;
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings })
     }
 
     fn handle(&mut self, e: Event) {
@@ -224,6 +238,8 @@ impl Machine {
                 let h = hart as usize;
                 self.bus.clint.update_timer(h, self.now, &mut self.bus.lines, &mut self.bus.events);
             }
+            Event::DmaDone { engine } => self.bus.dma_done(engine as usize, self.now),
+            Event::HostToDevice { .. } | Event::HostReply { .. } | Event::HostMsi { .. } | Event::HostTimer { .. } => {}
         }
     }
 

@@ -30,6 +30,50 @@ pub struct Pcie {
     pub gen: u32,
     pub lanes: u32,
     pub total_vfs: u32,
+    pub vendor_id: u16,
+    pub device_id: u16,
+    pub vf_device_id: u16,
+    pub max_payload: u32,
+    pub max_read_request: u32,
+    pub tlp_overhead_bytes: u32,
+    pub dllp_overhead_percent: u32,
+    pub host_read_latency_ns: u64,
+    pub posted_latency_ns: u64,
+    pub mmio_read_latency_ns: u64,
+    pub pf_msix_vectors: u32,
+    pub vf_msix_vectors: u32,
+    pub pf_io_queues: u32,
+    pub vf_io_queues: u32,
+}
+
+impl Pcie {
+    /// Raw signalling rate per lane in GT/s and the line-code efficiency.
+    fn lane_rate(&self) -> (f64, f64) {
+        match self.gen {
+            1 => (2.5, 0.8),
+            2 => (5.0, 0.8),
+            3 => (8.0, 128.0 / 130.0),
+            4 => (16.0, 128.0 / 130.0),
+            _ => (32.0, 128.0 / 130.0),
+        }
+    }
+
+    /// Link bytes per second per direction after line coding and DLLP
+    /// overhead (before per-TLP overhead).
+    pub fn link_bytes_per_sec(&self) -> f64 {
+        let (gt, eff) = self.lane_rate();
+        gt * 1e9 * eff / 8.0 * f64::from(self.lanes) * (1.0 - f64::from(self.dllp_overhead_percent) / 100.0)
+    }
+
+    /// Payload efficiency of full-size TLPs.
+    pub fn tlp_efficiency(&self) -> f64 {
+        f64::from(self.max_payload) / f64::from(self.max_payload + self.tlp_overhead_bytes)
+    }
+
+    /// Functions (PF + VFs) the endpoint can expose.
+    pub fn max_functions(&self) -> u32 {
+        1 + self.total_vfs
+    }
 }
 
 /// SPI NOR boot flash.
@@ -40,6 +84,30 @@ pub struct Flash {
 }
 
 impl Board {
+    /// Hash of what the firmware bakes in from the board (function and
+    /// queue counts, MSI-X vectors); checked by the simulator like the chip's.
+    pub fn layout_fingerprint(&self) -> u64 {
+        let p = &self.pcie;
+        let words = [
+            u64::from(p.total_vfs),
+            u64::from(p.pf_io_queues),
+            u64::from(p.vf_io_queues),
+            u64::from(p.pf_msix_vectors),
+            u64::from(p.vf_msix_vectors),
+            u64::from(p.vendor_id),
+            u64::from(p.device_id),
+            u64::from(p.vf_device_id),
+        ];
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for w in words {
+            for b in w.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+
     /// Loads and validates a board file.
     pub fn load(path: impl AsRef<Path>) -> Result<Board, ConfigError> {
         let path = path.as_ref();
@@ -55,8 +123,31 @@ impl Board {
         if ![1, 2, 4, 8, 16].contains(&b.pcie.lanes) {
             return err("pcie.lanes", format!("{} is not one of 1, 2, 4, 8, 16", b.pcie.lanes));
         }
-        if b.pcie.total_vfs > 255 {
-            return err("pcie.total_vfs", format!("{} exceeds the SR-IOV limit of 255 for one PF", b.pcie.total_vfs));
+        if b.pcie.total_vfs > 64 {
+            return err("pcie.total_vfs", format!("{} exceeds the 64 VFs the endpoint supports", b.pcie.total_vfs));
+        }
+        let p = &b.pcie;
+        if ![128, 256, 512, 1024, 2048, 4096].contains(&p.max_payload) {
+            return err("pcie.max_payload", format!("{} is not a PCIe max payload size (128..4096, power of two)", p.max_payload));
+        }
+        if ![128, 256, 512, 1024, 2048, 4096].contains(&p.max_read_request) {
+            return err("pcie.max_read_request", format!("{} is not a PCIe max read request size", p.max_read_request));
+        }
+        if p.dllp_overhead_percent >= 50 {
+            return err("pcie.dllp_overhead_percent", format!("{} is implausible (must be < 50)", p.dllp_overhead_percent));
+        }
+        for (field, v, max) in [
+            ("pcie.pf_msix_vectors", p.pf_msix_vectors, 256),
+            ("pcie.vf_msix_vectors", p.vf_msix_vectors, 256),
+            ("pcie.pf_io_queues", p.pf_io_queues, 64),
+            ("pcie.vf_io_queues", p.vf_io_queues, 64),
+        ] {
+            if v == 0 || v > max {
+                return err(field, format!("{v} is out of range 1..={max}"));
+            }
+        }
+        if p.vendor_id == 0xffff || p.vendor_id == 0 {
+            return err("pcie.vendor_id", "0x0000 and 0xffff are not valid vendor IDs".into());
         }
         if b.flash.size == 0 || !b.flash.size.is_power_of_two() {
             return err("flash.size", format!("{:#x} must be a non-zero power of two", b.flash.size));

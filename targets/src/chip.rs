@@ -81,6 +81,26 @@ pub struct Devices {
     pub uart: IrqDevice,
     pub trace: MmioDevice,
     pub mailbox: Mailbox,
+    pub pcie: MmioDevice,
+    pub dma: Dma,
+    pub bootcfg: BootCfg,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dma {
+    pub base: u64,
+    pub engines: u32,
+    pub channels_per_engine: u32,
+    pub bytes_per_cycle: u32,
+    pub descriptor_cycles: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootCfg {
+    pub base: u64,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +191,9 @@ pub mod window {
     pub const TRACE: u64 = 0x100;
     /// Per hart: one 16-byte slot.
     pub const MAILBOX_SLOT: u64 = 0x10;
+    pub const PCIE: u64 = 0x40_0000;
+    /// Per DMA channel.
+    pub const DMA_CHANNEL: u64 = 0x40;
 }
 
 impl Chip {
@@ -219,6 +242,16 @@ impl Chip {
         pa[0].abs_diff(pb[0]) + pa[1].abs_diff(pb[1])
     }
 
+    /// Number of DMA channels.
+    pub fn dma_channels(&self) -> u32 {
+        self.devices.dma.engines * self.devices.dma.channels_per_engine
+    }
+
+    /// Size of the DMA register window.
+    pub fn dma_window(&self) -> u64 {
+        (u64::from(self.dma_channels()) * window::DMA_CHANNEL).next_multiple_of(0x1000)
+    }
+
     /// Size of the mailbox register window.
     pub fn mailbox_window(&self) -> u64 {
         u64::from(self.harts()) * window::MAILBOX_SLOT
@@ -255,6 +288,12 @@ impl Chip {
             d.trace.base,
             d.mailbox.base,
             d.mailbox.irq_base.into(),
+            d.pcie.base,
+            d.dma.base,
+            d.dma.engines.into(),
+            d.dma.channels_per_engine.into(),
+            d.bootcfg.base,
+            d.bootcfg.size,
         ];
         words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
         // FNV-1a over the little-endian bytes: stable across Rust versions.
@@ -281,6 +320,9 @@ impl Chip {
             ("devices.uart".to_string(), d.uart.base, window::UART),
             ("devices.trace".to_string(), d.trace.base, window::TRACE),
             ("devices.mailbox".to_string(), d.mailbox.base, self.mailbox_window()),
+            ("devices.pcie".to_string(), d.pcie.base, window::PCIE),
+            ("devices.dma".to_string(), d.dma.base, self.dma_window()),
+            ("devices.bootcfg".to_string(), d.bootcfg.base, d.bootcfg.size),
         ];
         for c in 0..self.chip.clusters {
             v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
@@ -415,6 +457,9 @@ impl Chip {
             ("devices.uart.base", d.uart.base),
             ("devices.trace.base", d.trace.base),
             ("devices.mailbox.base", d.mailbox.base),
+            ("devices.pcie.base", d.pcie.base),
+            ("devices.dma.base", d.dma.base),
+            ("devices.bootcfg.base", d.bootcfg.base),
         ] {
             if base % 0x1000 != 0 {
                 return err(field, format!("{base:#x} must be 4 KiB aligned"));
@@ -432,6 +477,20 @@ impl Chip {
                     format!("{} at {:#x} overlaps {} ({:#x}..{:#x})", b.0, b.1, a.0, a.1, a.1 + a.2),
                 );
             }
+        }
+
+        let dma = &d.dma;
+        if dma.engines == 0 || dma.engines > 64 {
+            return err("devices.dma.engines", format!("{} is out of range 1..=64", dma.engines));
+        }
+        if dma.channels_per_engine == 0 || dma.channels_per_engine > 64 {
+            return err("devices.dma.channels_per_engine", format!("{} is out of range 1..=64", dma.channels_per_engine));
+        }
+        if dma.bytes_per_cycle == 0 {
+            return err("devices.dma.bytes_per_cycle", "must be non-zero".into());
+        }
+        if d.bootcfg.size < 0x1000 || d.bootcfg.size % 0x1000 != 0 {
+            return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));
         }
 
         let t = &self.timing;

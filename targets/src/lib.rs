@@ -10,7 +10,7 @@ mod chip;
 mod error;
 
 pub use board::{Board, Flash, Pcie};
-pub use chip::{window, 
+pub use chip::{window, BootCfg, Dma, 
     Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
     Mailbox, MemoryTiming, MmioDevice, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
@@ -69,6 +69,24 @@ pub fn build_chip() -> Chip {
     println!("cargo:rerun-if-changed={}", path.display());
     match Chip::load(&path) {
         Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// For build scripts: the board selected by `$DPU_BOARD` (a path) or the
+/// default board (same conventions as [`build_chip`]).
+pub fn build_board() -> Board {
+    println!("cargo:rerun-if-env-changed=DPU_BOARD");
+    let path = match std::env::var_os("DPU_BOARD") {
+        Some(p) => PathBuf::from(p),
+        None => default_board_path(),
+    };
+    println!("cargo:rerun-if-changed={}", path.display());
+    match Board::load(&path) {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);

@@ -47,24 +47,27 @@ pub fn park() -> ! {
     }
 }
 
-/// Chip stamp: layout fingerprint (8 bytes LE) + chip name, read by the
-/// simulator to refuse an image built for another chip layout.
+/// Chip stamp: chip layout fingerprint (8 bytes LE), board fingerprint
+/// (8 bytes LE), chip name; read by the simulator to refuse an image built
+/// for another chip or board layout.
 #[used]
 #[unsafe(link_section = ".dpu_chip")]
-static CHIP_STAMP: [u8; 40] = chip_stamp();
+static CHIP_STAMP: [u8; 48] = chip_stamp();
 
-const fn chip_stamp() -> [u8; 40] {
-    let mut out = [0u8; 40];
+const fn chip_stamp() -> [u8; 48] {
+    let mut out = [0u8; 48];
     let fp = dpu_hal::memory_map::CHIP_FINGERPRINT.to_le_bytes();
+    let bfp = dpu_hal::memory_map::BOARD_FINGERPRINT.to_le_bytes();
     let mut i = 0;
     while i < 8 {
         out[i] = fp[i];
+        out[8 + i] = bfp[i];
         i += 1;
     }
     let name = dpu_hal::memory_map::CHIP_NAME.as_bytes();
     let mut j = 0;
     while j < name.len() && j < 31 {
-        out[8 + j] = name[j];
+        out[16 + j] = name[j];
         j += 1;
     }
     out

@@ -101,7 +101,7 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         capture_log: false,
         ignore_chip_mismatch: cli.ignore_chip_mismatch,
     };
-    let mut m = Machine::new(chip, image, config)?;
+    let mut m = Machine::new(chip, board, image, config)?;
     for w in &m.warnings {
         eprintln!("dpusim: warning: {w}");
     }

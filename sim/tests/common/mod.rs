@@ -91,7 +91,8 @@ pub fn machine_on(prog: &Prog, clusters: u32, cores: u32) -> Machine {
         vec![Segment { paddr: base, data: prog.bytes.clone(), mem_size: prog.bytes.len() as u64 }],
     );
     let cfg = SimConfig { quiet: true, capture_log: true, max_cycles: Some(50_000_000), ..SimConfig::default() };
-    Machine::new(chip, image, cfg).unwrap()
+    let board = dpu_targets::Board::load(dpu_targets::default_board_path()).unwrap();
+    Machine::new(chip, board, image, cfg).unwrap()
 }
 
 /// Runs `prog` on one hart until it sleeps for good.
