@@ -267,9 +267,23 @@ pub mod dma {
     pub const ST_BAD_DESCRIPTOR: u32 = 4;
 }
 
-/// Boot configuration window (base `memory_map::BOOTCFG_BASE`): u32 length
-/// at offset 0, then that many bytes of postcard-encoded configuration.
+/// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header
+/// then `count` namespace records. All fields little-endian.
 pub mod bootcfg {
-    pub const LEN: u64 = 0;
-    pub const DATA: u64 = 8;
+    /// u32 "DPUC".
+    pub const MAGIC: u32 = 0x4355_5044;
+    pub const VERSION: u16 = 1;
+    pub const HDR_MAGIC: usize = 0;
+    pub const HDR_VERSION: usize = 4;
+    pub const HDR_COUNT: usize = 6;
+    pub const HEADER: usize = 16;
+    /// Namespace record (32 bytes).
+    pub const RECORD: usize = 32;
+    pub const REC_FUNCTION: usize = 0;
+    pub const REC_BACKEND: usize = 2;
+    pub const REC_LBA_SHIFT: usize = 3;
+    pub const REC_NSID: usize = 4;
+    pub const REC_BLOCKS: usize = 8;
+    /// Backends.
+    pub const BACKEND_RAM: u8 = 1;
 }

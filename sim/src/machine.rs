@@ -14,6 +14,7 @@ use crate::dev::finisher::Finish;
 use crate::dev::trace::TracePort;
 use crate::elf::Image;
 use crate::event::Event;
+use crate::host::{Host, HostModel};
 use crate::mem::{Memory, Region, RegionKind};
 use dpu_targets::{Board, Chip};
 use std::time::Instant;
@@ -50,6 +51,8 @@ pub enum Outcome {
     Deadlock,
     /// The simulator stopped a hart it could not let continue.
     Fatal { hart: u32, message: String },
+    /// The host's scenario finished: Ok, or what went wrong.
+    Host(Result<(), String>),
 }
 
 impl Outcome {
@@ -60,6 +63,8 @@ impl Outcome {
             Outcome::Finished(Finish::Fail(c)) => i32::from((*c).clamp(1, 255) as u8),
             Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => 3,
             Outcome::Deadlock => 4,
+            Outcome::Host(Ok(())) => 0,
+            Outcome::Host(Err(_)) => 1,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct Machine {
     pub host_seconds: f64,
     /// Warnings produced while loading (printed by the CLI).
     pub warnings: Vec<String>,
+    /// The host model, when a scenario is attached.
+    pub host: Option<HostModel>,
 }
 
 fn memory_for(chip: &Chip) -> Memory {
@@ -229,7 +236,36 @@ impl Machine {
         let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
         bus.console.quiet = config.quiet;
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None })
+    }
+
+    /// Attaches a scenario: the firmware's boot configuration and the host
+    /// model running the scenario's workload.
+    pub fn attach_scenario(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        let blob = crate::host::scenario::bootcfg_blob(sc);
+        if blob.len() > self.bus.bootcfg.len() {
+            return Err(format!(
+                "{}: {} namespaces do not fit the {}-byte boot configuration window",
+                sc.source.display(),
+                sc.namespaces().len(),
+                self.bus.bootcfg.len()
+            ));
+        }
+        self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        let host = self.new_host();
+        host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
+        Ok(())
+    }
+
+    /// Creates the host model (if none) and returns its handle, for tests
+    /// that drive the host directly.
+    pub fn new_host(&mut self) -> Host {
+        if let Some(h) = &self.host {
+            return h.host.clone();
+        }
+        let h = Host::new(self.chip.chip.clock_hz, self.bus.host_mem.clone(), self.config.quiet);
+        self.host = Some(HostModel::new(h.clone()));
+        h
     }
 
     fn handle(&mut self, e: Event) {
@@ -239,7 +275,21 @@ impl Machine {
                 self.bus.clint.update_timer(h, self.now, &mut self.bus.lines, &mut self.bus.events);
             }
             Event::DmaDone { engine } => self.bus.dma_done(engine as usize, self.now),
-            Event::HostToDevice { .. } | Event::HostReply { .. } | Event::HostMsi { .. } | Event::HostTimer { .. } => {}
+            Event::HostToDevice { id } => {
+                if let Some(h) = &mut self.host {
+                    h.arrive(id, self.now, &mut self.bus);
+                }
+            }
+            Event::HostReply { id } | Event::HostTimer { id } => {
+                if let Some(h) = &mut self.host {
+                    h.reply(id);
+                }
+            }
+            Event::HostMsi { addr, data } => {
+                if let Some(h) = &mut self.host {
+                    h.msi(addr, data);
+                }
+            }
         }
     }
 
@@ -263,6 +313,12 @@ impl Machine {
             }
             while let Some((_, e)) = self.bus.events.pop_due(self.now) {
                 self.handle(e);
+            }
+            if let Some(h) = &mut self.host {
+                h.step(self.now, &mut self.bus);
+                if let Some(r) = h.finished() {
+                    return Outcome::Host(r);
+                }
             }
             let mut runnable = false;
             for h in self.harts.iter_mut() {

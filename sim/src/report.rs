@@ -70,6 +70,8 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::TimeLimit => "time limit".into(),
         Outcome::Deadlock => "deadlock: every hart waits in wfi and no device event is pending".into(),
         Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),
+        Outcome::Host(Ok(())) => "scenario passed".into(),
+        Outcome::Host(Err(e)) => format!("scenario failed: {e}"),
     }
 }
 

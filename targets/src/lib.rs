@@ -8,6 +8,7 @@
 mod board;
 mod chip;
 mod error;
+mod scenario;
 
 pub use board::{Board, Flash, Pcie};
 pub use chip::{window, BootCfg, Dma, 
@@ -15,6 +16,7 @@ pub use chip::{window, BootCfg, Dma,
     Mailbox, MemoryTiming, MmioDevice, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
 pub use error::ConfigError;
+pub use scenario::{parse_size, parse_time_ns, ExpectCfg, HostCfg, JobCfg, Scenario, ScenarioInfo, StorageCfg};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};

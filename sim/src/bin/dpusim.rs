@@ -25,6 +25,13 @@ struct Cli {
     /// Stop after this much simulated time, e.g. 500us, 2ms, 1s.
     #[arg(long, value_name = "TIME", value_parser = parse_time_ns)]
     max_time: Option<u64>,
+    /// Scenario: host workload, storage configuration, expected outcome
+    /// (targets/scenarios/*.toml).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Print the workload report as JSON (fio --output-format=json style).
+    #[arg(long)]
+    json: bool,
     /// Write run statistics as JSON.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -101,7 +108,14 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         capture_log: false,
         ignore_chip_mismatch: cli.ignore_chip_mismatch,
     };
+    let scenario = match &cli.scenario {
+        Some(p) => Some(dpu_targets::Scenario::load(p)?),
+        None => None,
+    };
     let mut m = Machine::new(chip, board, image, config)?;
+    if let Some(sc) = &scenario {
+        m.attach_scenario(sc)?;
+    }
     for w in &m.warnings {
         eprintln!("dpusim: warning: {w}");
     }
@@ -125,6 +139,14 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             eprint!("{}", m.fault_report(*hart, "the firmware's trap handler reported a fatal exception"))
         }
         _ => {}
+    }
+    let report = m.host.as_ref().and_then(|h| h.host.state().report.clone());
+    if let Some(r) = &report {
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(r)?);
+        } else {
+            print!("\n{}", r.text());
+        }
     }
     print!("{}", m.summary_table(&outcome));
     if let Some(p) = &cli.stats_json {

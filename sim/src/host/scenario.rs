@@ -1,0 +1,169 @@
+//! Runs a scenario's host side: enumerate the PF, enable VFs, probe one
+//! NVMe controller per function in use, run the jobs, check expectations.
+
+use super::nvme::{Controller, DriverOptions};
+use super::pci;
+use super::workload::{run_job, JobResult, JobSpec, Report, Rw};
+use super::Host;
+use dpu_targets::{parse_size, parse_time_ns, Scenario};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// Builds the boot configuration blob (`dpu_hal::regs::bootcfg`) for the
+/// scenario's namespaces.
+pub fn bootcfg_blob(sc: &Scenario) -> Vec<u8> {
+    use dpu_hal::regs::bootcfg as b;
+    let ns = sc.namespaces();
+    let mut v = vec![0u8; b::HEADER + ns.len() * b::RECORD];
+    v[b::HDR_MAGIC..b::HDR_MAGIC + 4].copy_from_slice(&b::MAGIC.to_le_bytes());
+    v[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&b::VERSION.to_le_bytes());
+    v[b::HDR_COUNT..b::HDR_COUNT + 2].copy_from_slice(&(ns.len() as u16).to_le_bytes());
+    for (i, (f, nsid, bytes, bsize)) in ns.iter().enumerate() {
+        let r = &mut v[b::HEADER + i * b::RECORD..][..b::RECORD];
+        r[b::REC_FUNCTION..b::REC_FUNCTION + 2].copy_from_slice(&f.to_le_bytes());
+        r[b::REC_BACKEND] = b::BACKEND_RAM;
+        r[b::REC_LBA_SHIFT] = bsize.trailing_zeros() as u8;
+        r[b::REC_NSID..b::REC_NSID + 4].copy_from_slice(&nsid.to_le_bytes());
+        r[b::REC_BLOCKS..b::REC_BLOCKS + 8].copy_from_slice(&(bytes / u64::from(*bsize)).to_le_bytes());
+    }
+    v
+}
+
+/// Driver options from the scenario's `[host]`.
+pub fn driver_options(sc: &Scenario) -> DriverOptions {
+    let h = &sc.host;
+    DriverOptions {
+        io_queues: h.io_queues,
+        io_queue_depth: h.io_queue_depth,
+        admin_queue_depth: 32,
+        io_timeout_ns: h.io_timeout_ms * 1_000_000,
+        admin_timeout_ns: h.io_timeout_ms * 2_000_000,
+        use_sgl: h.use_sgl,
+        submit_ns: h.submit_ns,
+        complete_ns: h.complete_ns,
+    }
+}
+
+/// The job instances of a scenario (per function and per `numjobs`).
+pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
+    let mut out = Vec::new();
+    let namespaces = sc.namespaces();
+    for (ji, j) in sc.jobs.iter().enumerate() {
+        let bs = parse_size(&j.bs).unwrap_or(4096) as u32;
+        for &f in &j.functions {
+            let ns_bytes = namespaces.iter().find(|n| n.0 == f && n.1 == j.nsid).map_or(0, |n| n.2);
+            let slice = (ns_bytes / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs);
+            for n in 0..j.numjobs {
+                out.push(JobSpec {
+                    name: if j.numjobs > 1 { format!("{}.fn{f}.{n}", j.name) } else { format!("{}.fn{f}", j.name) },
+                    function: f,
+                    nsid: j.nsid,
+                    rw: Rw::parse(&j.rw).unwrap_or(Rw::RandRead),
+                    read_pct: j.rwmixread,
+                    bs,
+                    iodepth: j.iodepth,
+                    runtime: j.runtime.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns)),
+                    size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
+                    verify: j.verify,
+                    offset: u64::from(n) * slice,
+                    len: slice,
+                    seed: j.seed ^ ((ji as u64) << 40) ^ (u64::from(f) << 20) ^ u64::from(n) ^ 0x00d0_0d1e,
+                    scattered: j.scattered,
+                    buf_offset: j.buf_offset,
+                });
+            }
+        }
+    }
+    out
+}
+
+struct Gather {
+    results: Rc<RefCell<Vec<JobResult>>>,
+    want: usize,
+    waker: Rc<RefCell<Option<Waker>>>,
+}
+
+impl Future for Gather {
+    type Output = Vec<JobResult>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<JobResult>> {
+        if self.results.borrow().len() >= self.want {
+            Poll::Ready(std::mem::take(&mut *self.results.borrow_mut()))
+        } else {
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Brings up every function the scenario uses; returns their controllers.
+pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controller>, String> {
+    let pf = pci::probe_pf(h).await?;
+    let mut fns = vec![pf];
+    if sc.host.vfs > 0 {
+        fns.extend(pci::enable_vfs(h, sc.host.vfs, sc.host.vf_settle_ms).await?);
+    }
+    let mut used: Vec<u16> = sc.storage.iter().flat_map(|s| s.functions.iter().copied()).collect();
+    used.extend(sc.jobs.iter().flat_map(|j| j.functions.iter().copied()));
+    used.sort_unstable();
+    used.dedup();
+    let opts = driver_options(sc);
+    let mut ctrls = BTreeMap::new();
+    for f in used {
+        let pci = fns.get(usize::from(f)).cloned().ok_or(format!("function {f} was not enumerated"))?;
+        ctrls.insert(f, Controller::probe(h, pci, opts.clone()).await?);
+    }
+    Ok(ctrls)
+}
+
+/// The host's main task for a scenario.
+pub async fn run(h: Host, sc: Scenario) {
+    let r = async {
+        let ctrls = bring_up(&h, &sc).await?;
+        let specs = job_specs(&h, &sc);
+        let results = Rc::new(RefCell::new(Vec::new()));
+        let waker: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
+        let want = specs.len();
+        for spec in specs {
+            let ctrl = ctrls.get(&spec.function).cloned().ok_or("job on a function without controller")?;
+            let (h2, results, waker) = (h.clone(), results.clone(), waker.clone());
+            h.spawn(async move {
+                let r = run_job(h2, ctrl, spec).await;
+                results.borrow_mut().push(r);
+                if let Some(w) = waker.borrow_mut().take() {
+                    w.wake();
+                }
+            });
+        }
+        let mut jobs = Gather { results, want, waker }.await;
+        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        let report = Report::new(jobs);
+        for c in ctrls.values() {
+            if let Err(e) = c.shutdown().await {
+                h.log(format!("shutdown: {e}"));
+            }
+        }
+        let e = &sc.expect;
+        let mut problems = Vec::new();
+        if report.verify_errors > e.verify_errors {
+            problems.push(format!("{} verify errors (expected at most {})", report.verify_errors, e.verify_errors));
+        }
+        if report.errors > e.io_errors {
+            problems.push(format!("{} I/O errors (expected at most {})", report.errors, e.io_errors));
+        }
+        if report.total.ios < e.min_ios {
+            problems.push(format!("{} I/Os (expected at least {})", report.total.ios, e.min_ios));
+        }
+        h.state().report = Some(report);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+    .await;
+    h.finish(r);
+}

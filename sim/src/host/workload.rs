@@ -1,0 +1,526 @@
+//! fio-like workload generator with data verification.
+//!
+//! A job keeps `iodepth` I/Os in flight on one namespace of one function,
+//! spread over the controller's I/O queues. With `verify`, every sector
+//! written carries its LBA, a write generation, the job's tag and a
+//! checksum; every read checks them against what the job last wrote there
+//! (never-written sectors must read as zeros).
+
+use super::nvme::{opc, CmdError, Controller, DataBuf, Sqe};
+use super::Host;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// Access pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rw {
+    Read,
+    Write,
+    RandRead,
+    RandWrite,
+    RandRw,
+    ReadWrite,
+}
+
+impl Rw {
+    pub fn parse(s: &str) -> Option<Rw> {
+        Some(match s {
+            "read" => Rw::Read,
+            "write" => Rw::Write,
+            "randread" => Rw::RandRead,
+            "randwrite" => Rw::RandWrite,
+            "randrw" => Rw::RandRw,
+            "readwrite" | "rw" => Rw::ReadWrite,
+            _ => return None,
+        })
+    }
+    fn random(self) -> bool {
+        matches!(self, Rw::RandRead | Rw::RandWrite | Rw::RandRw)
+    }
+}
+
+/// One job.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    pub name: String,
+    pub function: u16,
+    pub nsid: u32,
+    pub rw: Rw,
+    /// Percentage of reads for mixed patterns.
+    pub read_pct: u32,
+    pub bs: u32,
+    pub iodepth: u32,
+    /// Stop after this much simulated time (cycles) ...
+    pub runtime: Option<u64>,
+    /// ... or after this many bytes.
+    pub size: Option<u64>,
+    pub verify: bool,
+    /// Region of the namespace (bytes): [offset, offset + len).
+    pub offset: u64,
+    pub len: u64,
+    pub seed: u64,
+    /// Allocate data buffers on non-contiguous pages.
+    pub scattered: bool,
+    /// Byte offset of data buffers inside their first page.
+    pub buf_offset: u32,
+}
+
+/// Latency percentiles and rates of one direction.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DirStats {
+    pub ios: u64,
+    pub bytes: u64,
+    pub iops: f64,
+    pub mb_per_s: f64,
+    pub lat_avg_us: f64,
+    pub lat_p50_us: f64,
+    pub lat_p99_us: f64,
+    pub lat_p999_us: f64,
+    pub lat_max_us: f64,
+}
+
+/// One job's outcome.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JobResult {
+    pub name: String,
+    pub function: u16,
+    pub nsid: u32,
+    pub rw: String,
+    pub bs: u32,
+    pub iodepth: u32,
+    pub elapsed_us: f64,
+    pub read: DirStats,
+    pub write: DirStats,
+    pub total: DirStats,
+    pub errors: u64,
+    pub retries: u64,
+    pub verify_checked: u64,
+    pub verify_errors: u64,
+    pub first_errors: Vec<String>,
+}
+
+/// What a scenario's host reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub jobs: Vec<JobResult>,
+    pub total: DirStats,
+    pub verify_errors: u64,
+    pub errors: u64,
+}
+
+struct JobState {
+    gens: Vec<u32>,
+    unknown: Vec<bool>,
+    inflight: Vec<bool>,
+    seq_next: u64,
+    bytes_done: u64,
+    lat_read: Vec<u32>,
+    lat_write: Vec<u32>,
+    bytes_read: u64,
+    bytes_write: u64,
+    errors: u64,
+    retries: u64,
+    checked: u64,
+    verify_errors: u64,
+    first_errors: Vec<String>,
+    workers_left: u32,
+    done_waker: Option<Waker>,
+    stop: bool,
+}
+
+struct AllDone(Rc<RefCell<JobState>>);
+
+impl Future for AllDone {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.0.borrow_mut();
+        if s.workers_left == 0 {
+            Poll::Ready(())
+        } else {
+            s.done_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// xorshift64* (deterministic per job and worker).
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn fnv32(b: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &x in b {
+        h ^= u32::from(x);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+const MAGIC: u32 = 0x5645_5044; // "DPEV"
+
+/// Fills one sector with the verify pattern of (lba, gen, tag).
+pub fn fill_sector(out: &mut [u8], lba: u64, gen: u32, tag: u32) {
+    let n = out.len();
+    out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    out[4..8].copy_from_slice(&gen.to_le_bytes());
+    out[8..16].copy_from_slice(&lba.to_le_bytes());
+    out[16..20].copy_from_slice(&tag.to_le_bytes());
+    let mut r = Rng::new(lba ^ (u64::from(gen) << 40) ^ u64::from(tag));
+    for chunk in out[20..n - 4].chunks_mut(8) {
+        let v = r.next().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+    let c = fnv32(&out[..n - 4]);
+    out[n - 4..].copy_from_slice(&c.to_le_bytes());
+}
+
+/// Checks one sector; `gen == 0` means never written (zeros expected).
+pub fn check_sector(data: &[u8], lba: u64, gen: u32, tag: u32) -> Result<(), String> {
+    let n = data.len();
+    if gen == 0 {
+        return if data.iter().all(|&b| b == 0) { Ok(()) } else { Err(format!("lba {lba}: never written but not zero")) };
+    }
+    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
+    let g = u32::from_le_bytes(data[4..8].try_into().unwrap());
+    let l = u64::from_le_bytes(data[8..16].try_into().unwrap());
+    let t = u32::from_le_bytes(data[16..20].try_into().unwrap());
+    let c = u32::from_le_bytes(data[n - 4..].try_into().unwrap());
+    if magic != MAGIC {
+        return Err(format!("lba {lba}: no verify header (magic {magic:#x})"));
+    }
+    if l != lba {
+        return Err(format!("lba {lba}: holds data of lba {l}"));
+    }
+    if t != tag {
+        return Err(format!("lba {lba}: holds data of another job (tag {t:#x})"));
+    }
+    if g != gen {
+        return Err(format!("lba {lba}: generation {g}, expected {gen}"));
+    }
+    if fnv32(&data[..n - 4]) != c {
+        return Err(format!("lba {lba}: checksum mismatch"));
+    }
+    Ok(())
+}
+
+fn dir_stats(lat: &mut [u32], bytes: u64, secs: f64) -> DirStats {
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            0.0
+        } else {
+            let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+            f64::from(lat[i]) / 1000.0
+        }
+    };
+    let ios = lat.len() as u64;
+    DirStats {
+        ios,
+        bytes,
+        iops: if secs > 0.0 { ios as f64 / secs } else { 0.0 },
+        mb_per_s: if secs > 0.0 { bytes as f64 / secs / 1e6 } else { 0.0 },
+        lat_avg_us: if ios > 0 { lat.iter().map(|&x| f64::from(x)).sum::<f64>() / ios as f64 / 1000.0 } else { 0.0 },
+        lat_p50_us: pct(0.50),
+        lat_p99_us: pct(0.99),
+        lat_p999_us: pct(0.999),
+        lat_max_us: lat.last().map_or(0.0, |&x| f64::from(x) / 1000.0),
+    }
+}
+
+/// Runs one job to completion on `ctrl`.
+pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
+    let ns = ctrl.namespaces().into_iter().find(|n| n.nsid == spec.nsid);
+    let mut result = JobResult {
+        name: spec.name.clone(),
+        function: spec.function,
+        nsid: spec.nsid,
+        rw: format!("{:?}", spec.rw).to_lowercase(),
+        bs: spec.bs,
+        iodepth: spec.iodepth,
+        ..Default::default()
+    };
+    let Some(ns) = ns else {
+        result.errors = 1;
+        result.first_errors.push(format!("function {} has no namespace {}", spec.function, spec.nsid));
+        return result;
+    };
+    let bs = spec.bs;
+    if bs % ns.block_size != 0 {
+        result.errors = 1;
+        result.first_errors.push(format!("bs {bs} is not a multiple of the {} B block size", ns.block_size));
+        return result;
+    }
+    let ns_bytes = ns.blocks * u64::from(ns.block_size);
+    let len = spec.len.min(ns_bytes.saturating_sub(spec.offset));
+    let nblocks = len / u64::from(bs);
+    if nblocks == 0 {
+        result.errors = 1;
+        result.first_errors.push(format!("region of {len} bytes holds no {bs}-byte block"));
+        return result;
+    }
+    let qids = ctrl.io_qids();
+    let state = Rc::new(RefCell::new(JobState {
+        gens: vec![0; nblocks as usize],
+        unknown: vec![false; nblocks as usize],
+        inflight: vec![false; nblocks as usize],
+        seq_next: 0,
+        bytes_done: 0,
+        lat_read: Vec::new(),
+        lat_write: Vec::new(),
+        bytes_read: 0,
+        bytes_write: 0,
+        errors: 0,
+        retries: 0,
+        checked: 0,
+        verify_errors: 0,
+        first_errors: Vec::new(),
+        workers_left: spec.iodepth,
+        done_waker: None,
+        stop: false,
+    }));
+    let start = h.now();
+    let tag = (spec.seed as u32) ^ (u32::from(spec.function) << 16) ^ spec.nsid;
+    for w in 0..spec.iodepth {
+        let (h2, ctrl, spec, state) = (h.clone(), ctrl.clone(), spec.clone(), state.clone());
+        let qid = qids[w as usize % qids.len().max(1)];
+        h.spawn(async move {
+            worker(h2, ctrl, spec, state.clone(), qid, w, start, nblocks, tag, ns.block_size).await;
+            let mut s = state.borrow_mut();
+            s.workers_left -= 1;
+            if s.workers_left == 0 {
+                if let Some(wk) = s.done_waker.take() {
+                    wk.wake();
+                }
+            }
+        });
+    }
+    AllDone(state.clone()).await;
+    let elapsed = h.ns(h.now() - start);
+    let secs = elapsed as f64 / 1e9;
+    let mut s = state.borrow_mut();
+    let (br, bw) = (s.bytes_read, s.bytes_write);
+    let mut all: Vec<u32> = s.lat_read.iter().chain(s.lat_write.iter()).copied().collect();
+    result.read = dir_stats(&mut s.lat_read, br, secs);
+    result.write = dir_stats(&mut s.lat_write, bw, secs);
+    result.total = dir_stats(&mut all, br + bw, secs);
+    result.elapsed_us = elapsed as f64 / 1000.0;
+    result.errors = s.errors;
+    result.retries = s.retries;
+    result.verify_checked = s.checked;
+    result.verify_errors = s.verify_errors;
+    result.first_errors = std::mem::take(&mut s.first_errors);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    h: Host,
+    ctrl: Controller,
+    spec: JobSpec,
+    state: Rc<RefCell<JobState>>,
+    qid: u16,
+    index: u32,
+    start: u64,
+    nblocks: u64,
+    tag: u32,
+    sector: u32,
+) {
+    let mut rng = Rng::new(spec.seed ^ (u64::from(index) << 32) ^ 0x5151);
+    let buf = if spec.scattered {
+        DataBuf::alloc_scattered(&h, spec.bs, spec.buf_offset)
+    } else {
+        DataBuf::alloc(&h, spec.bs, spec.buf_offset)
+    };
+    let runtime_end = spec.runtime.map(|r| start + r);
+    let mut data = vec![0u8; spec.bs as usize];
+    let blocks_per_io = u64::from(spec.bs / sector);
+    let first_lba = spec.offset / u64::from(sector);
+    loop {
+        // Pick the operation and a block nobody else is using.
+        let (is_read, block) = {
+            let mut s = state.borrow_mut();
+            if s.stop || runtime_end.is_some_and(|e| h.now() >= e) || spec.size.is_some_and(|sz| s.bytes_done >= sz) {
+                s.stop = true;
+                break;
+            }
+            let is_read = match spec.rw {
+                Rw::Read | Rw::RandRead => true,
+                Rw::Write | Rw::RandWrite => false,
+                Rw::RandRw | Rw::ReadWrite => rng.below(100) < u64::from(spec.read_pct),
+            };
+            let mut pick = None;
+            for _ in 0..16 {
+                let b = if spec.rw.random() {
+                    rng.below(nblocks)
+                } else {
+                    let b = s.seq_next % nblocks;
+                    s.seq_next += 1;
+                    b
+                };
+                if !s.inflight[b as usize] {
+                    pick = Some(b);
+                    break;
+                }
+            }
+            let Some(b) = pick else {
+                drop(s);
+                h.sleep(h.cycles(1000)).await;
+                continue;
+            };
+            s.inflight[b as usize] = true;
+            s.bytes_done += u64::from(spec.bs);
+            (is_read, b)
+        };
+        let slba = first_lba + block * blocks_per_io;
+        let nlb = (blocks_per_io - 1) as u32;
+        let gen = {
+            let s = state.borrow();
+            if is_read { s.gens[block as usize] } else { s.gens[block as usize].wrapping_add(1).max(1) }
+        };
+        if !is_read {
+            for (i, sec) in data.chunks_mut(sector as usize).enumerate() {
+                fill_sector(sec, slba + i as u64, gen, tag);
+            }
+            buf.write(&h, &data);
+        }
+        let op = if is_read { opc::READ } else { opc::WRITE };
+        let sqe = Sqe::new(op).nsid(spec.nsid).cdw(10, slba as u32).cdw(11, (slba >> 32) as u32).cdw(12, nlb);
+        let t0 = h.now();
+        let mut outcome = ctrl.data_command(qid, sqe, &buf).await;
+        let mut tries = 0;
+        while matches!(outcome, Err(CmdError::Reset)) && tries < 5 {
+            // Like blk-mq: a command failed by a controller reset is requeued.
+            tries += 1;
+            state.borrow_mut().retries += 1;
+            outcome = ctrl.data_command(qid, sqe, &buf).await;
+        }
+        let lat = h.ns(h.now() - t0).min(u64::from(u32::MAX)) as u32;
+        let mut s = state.borrow_mut();
+        s.inflight[block as usize] = false;
+        match outcome {
+            Ok(_) => {
+                if is_read {
+                    s.lat_read.push(lat);
+                    s.bytes_read += u64::from(spec.bs);
+                    if spec.verify && !s.unknown[block as usize] {
+                        drop(s);
+                        buf.read(&h, &mut data);
+                        let mut s = state.borrow_mut();
+                        for (i, sec) in data.chunks(sector as usize).enumerate() {
+                            s.checked += 1;
+                            if let Err(e) = check_sector(sec, slba + i as u64, gen, tag) {
+                                s.verify_errors += 1;
+                                if s.first_errors.len() < 8 {
+                                    s.first_errors.push(format!("fn{} ns{}: {e}", spec.function, spec.nsid));
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    s.lat_write.push(lat);
+                    s.bytes_write += u64::from(spec.bs);
+                    s.gens[block as usize] = gen;
+                    s.unknown[block as usize] = false;
+                }
+            }
+            Err(e) => {
+                s.errors += 1;
+                if !is_read {
+                    // The block may hold old or new data now.
+                    s.unknown[block as usize] = true;
+                }
+                if s.first_errors.len() < 8 {
+                    s.first_errors.push(format!("fn{} ns{} {} lba {slba}: {e}", spec.function, spec.nsid, if is_read { "read" } else { "write" }));
+                }
+            }
+        }
+    }
+    let _ = &buf;
+}
+
+impl Report {
+    /// Combines job results.
+    pub fn new(jobs: Vec<JobResult>) -> Report {
+        let mut t = DirStats::default();
+        let secs = jobs.iter().map(|j| j.elapsed_us).fold(0.0, f64::max) / 1e6;
+        let mut lat_sum = 0.0;
+        for j in &jobs {
+            t.ios += j.total.ios;
+            t.bytes += j.total.bytes;
+            lat_sum += j.total.lat_avg_us * j.total.ios as f64;
+            t.lat_p50_us = t.lat_p50_us.max(j.total.lat_p50_us);
+            t.lat_p99_us = t.lat_p99_us.max(j.total.lat_p99_us);
+            t.lat_p999_us = t.lat_p999_us.max(j.total.lat_p999_us);
+            t.lat_max_us = t.lat_max_us.max(j.total.lat_max_us);
+        }
+        if secs > 0.0 {
+            t.iops = t.ios as f64 / secs;
+            t.mb_per_s = t.bytes as f64 / secs / 1e6;
+        }
+        if t.ios > 0 {
+            t.lat_avg_us = lat_sum / t.ios as f64;
+        }
+        Report {
+            verify_errors: jobs.iter().map(|j| j.verify_errors).sum(),
+            errors: jobs.iter().map(|j| j.errors).sum(),
+            total: t,
+            jobs,
+        }
+    }
+
+    /// fio-style text.
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        let line = |name: &str, d: &DirStats| {
+            format!(
+                "  {name:<5}: IOPS={:>9.0}, BW={:>8.1}MB/s, ios={:>8}, lat (us) avg={:>7.2} p50={:>7.2} p99={:>7.2} p99.9={:>7.2} max={:>7.2}\n",
+                d.iops, d.mb_per_s, d.ios, d.lat_avg_us, d.lat_p50_us, d.lat_p99_us, d.lat_p999_us, d.lat_max_us
+            )
+        };
+        for j in &self.jobs {
+            o.push_str(&format!(
+                "{}: (fn {}, ns {}) rw={} bs={} iodepth={} runtime={:.1}us\n",
+                j.name, j.function, j.nsid, j.rw, j.bs, j.iodepth, j.elapsed_us
+            ));
+            if j.read.ios > 0 {
+                o.push_str(&line("read", &j.read));
+            }
+            if j.write.ios > 0 {
+                o.push_str(&line("write", &j.write));
+            }
+            o.push_str(&format!(
+                "  verify: {} sectors checked, {} errors; I/O errors {}, retries {}\n",
+                j.verify_checked, j.verify_errors, j.errors, j.retries
+            ));
+            for e in &j.first_errors {
+                o.push_str(&format!("    ! {e}\n"));
+            }
+        }
+        o.push_str(&format!("TOTAL ({} jobs)\n", self.jobs.len()));
+        o.push_str(&line("all", &self.total));
+        o.push_str(&format!("  verify errors: {}, I/O errors: {}\n", self.verify_errors, self.errors));
+        o
+    }
+}
