@@ -1,0 +1,341 @@
+//! Data pointers: PRP entries and PRP lists (NVMe Base 2.0 §4.3.1) and SGL
+//! descriptors (§4.3.2), turned into host (address, length) segments.
+//!
+//! Both walkers are incremental: when a list lives in host memory they
+//! say where to fetch it (by DMA) and continue when fed its bytes, so the
+//! firmware never blocks and never copies payload data.
+
+use crate::status::Status;
+use crate::PAGE_SIZE;
+
+/// Most segments one command may have (128 KiB in 4 KiB pages, plus one).
+pub const MAX_SEGMENTS: usize = 64;
+
+/// Host memory segments of one transfer (adjacent ones merged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegList {
+    segs: [(u64, u32); MAX_SEGMENTS],
+    n: usize,
+}
+
+impl Default for SegList {
+    fn default() -> Self {
+        SegList { segs: [(0, 0); MAX_SEGMENTS], n: 0 }
+    }
+}
+
+impl SegList {
+    /// Appends a segment, merging with the previous one when contiguous.
+    pub fn push(&mut self, addr: u64, len: u32) -> bool {
+        if len == 0 {
+            return true;
+        }
+        if self.n > 0 {
+            let last = &mut self.segs[self.n - 1];
+            if last.0 + u64::from(last.1) == addr && last.1.checked_add(len).is_some() {
+                last.1 += len;
+                return true;
+            }
+        }
+        if self.n == MAX_SEGMENTS {
+            return false;
+        }
+        self.segs[self.n] = (addr, len);
+        self.n += 1;
+        true
+    }
+    pub fn as_slice(&self) -> &[(u64, u32)] {
+        &self.segs[..self.n]
+    }
+    pub fn total(&self) -> u64 {
+        self.as_slice().iter().map(|s| u64::from(s.1)).sum()
+    }
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// Next step of a data pointer walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// All segments known.
+    Done,
+    /// Fetch `len` bytes of list at host address `addr`, then `feed` them.
+    Fetch { addr: u64, len: u32 },
+}
+
+/// PRP walker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrpWalk {
+    pub segs: SegList,
+    /// Bytes still to describe.
+    remaining: u32,
+}
+
+impl PrpWalk {
+    /// Starts from PRP1/PRP2 for a transfer of `len` bytes.
+    pub fn start(prp1: u64, prp2: u64, len: u32) -> Result<(PrpWalk, Step), Status> {
+        if prp1 & 3 != 0 {
+            return Err(Status::PRP_OFFSET_INVALID);
+        }
+        let mut w = PrpWalk { segs: SegList::default(), remaining: len };
+        let first = ((PAGE_SIZE - prp1 % PAGE_SIZE) as u32).min(len);
+        w.segs.push(prp1, first);
+        w.remaining -= first;
+        if w.remaining == 0 {
+            return Ok((w, Step::Done));
+        }
+        if u64::from(w.remaining) <= PAGE_SIZE {
+            // PRP2 is the second (and last) data page.
+            if prp2 % PAGE_SIZE != 0 {
+                return Err(Status::PRP_OFFSET_INVALID);
+            }
+            w.segs.push(prp2, w.remaining);
+            w.remaining = 0;
+            return Ok((w, Step::Done));
+        }
+        // PRP2 points to a PRP list: qword aligned, may have an offset.
+        if prp2 & 7 != 0 {
+            return Err(Status::PRP_OFFSET_INVALID);
+        }
+        Ok((w, w.list_step(prp2)))
+    }
+
+    /// Entries to read from a list starting at `list`: up to the end of its
+    /// page; when more are needed than fit, the last one chains.
+    fn list_step(&self, list: u64) -> Step {
+        let needed = u64::from(self.remaining).div_ceil(PAGE_SIZE);
+        let room = (PAGE_SIZE - list % PAGE_SIZE) / 8;
+        let entries = if needed <= room { needed } else { room };
+        Step::Fetch { addr: list, len: (entries * 8) as u32 }
+    }
+
+    /// Consumes a fetched PRP list chunk.
+    pub fn feed(&mut self, list: &[u8]) -> Result<Step, Status> {
+        let entries: usize = list.len() / 8;
+        let needed = u64::from(self.remaining).div_ceil(PAGE_SIZE) as usize;
+        let chains = needed > entries;
+        let data_entries = if chains { entries - 1 } else { entries };
+        for i in 0..data_entries {
+            let e = u64::from_le_bytes(list[8 * i..8 * i + 8].try_into().unwrap());
+            if e % PAGE_SIZE != 0 {
+                return Err(Status::PRP_OFFSET_INVALID);
+            }
+            let n = (PAGE_SIZE as u32).min(self.remaining);
+            if !self.segs.push(e, n) {
+                return Err(Status::INVALID_FIELD);
+            }
+            self.remaining -= n;
+        }
+        if self.remaining == 0 {
+            return Ok(Step::Done);
+        }
+        if !chains {
+            return Err(Status::INVALID_FIELD);
+        }
+        let next = u64::from_le_bytes(list[8 * entries - 8..8 * entries].try_into().unwrap());
+        if next & 7 != 0 {
+            return Err(Status::PRP_OFFSET_INVALID);
+        }
+        Ok(self.list_step(next))
+    }
+}
+
+/// SGL descriptor types (figure 113) we understand.
+pub const SGL_DATA_BLOCK: u8 = 0x0;
+pub const SGL_BIT_BUCKET: u8 = 0x1;
+pub const SGL_SEGMENT: u8 = 0x2;
+pub const SGL_LAST_SEGMENT: u8 = 0x3;
+/// Most descriptors in one segment we accept.
+pub const MAX_SGL_DESCRIPTORS: u32 = 256;
+
+fn desc(b: &[u8]) -> (u64, u32, u8, u8) {
+    let addr = u64::from_le_bytes(b[0..8].try_into().unwrap());
+    let len = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    (addr, len, b[15] >> 4, b[15] & 0xf)
+}
+
+/// SGL walker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SglWalk {
+    pub segs: SegList,
+    want: u32,
+    got: u64,
+    /// The list being fetched is a Last Segment (no further segments).
+    last: bool,
+}
+
+impl SglWalk {
+    /// Starts from the command's data pointer for a `len`-byte transfer.
+    pub fn start(dptr: &[u8; 16], len: u32) -> Result<(SglWalk, Step), Status> {
+        let mut w = SglWalk { segs: SegList::default(), want: len, got: 0, last: false };
+        let (addr, dlen, kind, sub) = desc(dptr);
+        if sub != 0 {
+            return Err(Status::SGL_TYPE_INVALID);
+        }
+        match kind {
+            SGL_DATA_BLOCK => {
+                w.data(addr, dlen)?;
+                Ok((w, w.finish()?))
+            }
+            SGL_SEGMENT | SGL_LAST_SEGMENT => {
+                w.last = kind == SGL_LAST_SEGMENT;
+                Ok((w, Self::segment(addr, dlen)?))
+            }
+            _ => Err(Status::SGL_TYPE_INVALID),
+        }
+    }
+
+    fn segment(addr: u64, len: u32) -> Result<Step, Status> {
+        if len == 0 || len % 16 != 0 {
+            return Err(Status::INVALID_SGL_SEGMENT);
+        }
+        if len / 16 > MAX_SGL_DESCRIPTORS {
+            return Err(Status::INVALID_SGL_COUNT);
+        }
+        Ok(Step::Fetch { addr, len })
+    }
+
+    fn data(&mut self, addr: u64, len: u32) -> Result<(), Status> {
+        self.got += u64::from(len);
+        if self.got > u64::from(self.want) {
+            // Oversized SGLs are not supported (SGLS bit 18 clear).
+            return Err(Status::DATA_SGL_LENGTH_INVALID);
+        }
+        if !self.segs.push(addr, len) {
+            return Err(Status::INVALID_SGL_COUNT);
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<Step, Status> {
+        if self.got != u64::from(self.want) {
+            return Err(Status::DATA_SGL_LENGTH_INVALID);
+        }
+        Ok(Step::Done)
+    }
+
+    /// Consumes a fetched segment's descriptors.
+    pub fn feed(&mut self, list: &[u8]) -> Result<Step, Status> {
+        let n = list.len() / 16;
+        for i in 0..n {
+            let (addr, len, kind, sub) = desc(&list[16 * i..16 * i + 16]);
+            if sub != 0 {
+                return Err(Status::SGL_TYPE_INVALID);
+            }
+            match kind {
+                SGL_DATA_BLOCK => self.data(addr, len)?,
+                SGL_SEGMENT | SGL_LAST_SEGMENT => {
+                    // Only the last descriptor of a (non-last) segment may chain.
+                    if self.last || i != n - 1 {
+                        return Err(Status::INVALID_SGL_SEGMENT);
+                    }
+                    self.last = kind == SGL_LAST_SEGMENT;
+                    return Self::segment(addr, len);
+                }
+                _ => return Err(Status::SGL_TYPE_INVALID),
+            }
+        }
+        if !self.last {
+            // A Segment must end with a pointer to the next segment.
+            return Err(Status::INVALID_SGL_SEGMENT);
+        }
+        self.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(v: &[u64]) -> [u8; 4096] {
+        let mut b = [0u8; 4096];
+        for (i, e) in v.iter().enumerate() {
+            b[8 * i..8 * i + 8].copy_from_slice(&e.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn prp1_only_and_two_pages() {
+        let (w, s) = PrpWalk::start(0x1000, 0, 4096).unwrap();
+        assert_eq!((s, w.segs.as_slice()), (Step::Done, &[(0x1000, 4096)][..]));
+        let (w, s) = PrpWalk::start(0x1200, 0x8000, 4096).unwrap();
+        assert_eq!(s, Step::Done);
+        assert_eq!(w.segs.as_slice(), &[(0x1200, 0xe00), (0x8000, 0x200)]);
+        // Contiguous second page merges.
+        let (w, _) = PrpWalk::start(0x1000, 0x2000, 8192).unwrap();
+        assert_eq!(w.segs.as_slice(), &[(0x1000, 8192)]);
+    }
+
+    #[test]
+    fn prp_offsets_are_checked() {
+        assert_eq!(PrpWalk::start(0x1002, 0, 16).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        assert_eq!(PrpWalk::start(0x1000, 0x2010, 8192).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        assert_eq!(PrpWalk::start(0x1000, 0x3004, 16384).unwrap_err(), Status::PRP_OFFSET_INVALID, "list pointer not qword aligned");
+        let (mut w, s) = PrpWalk::start(0x1000, 0x9000, 3 * 4096).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
+        assert_eq!(w.feed(&entries(&[0x5000, 0x7008])[..16]).unwrap_err(), Status::PRP_OFFSET_INVALID);
+    }
+
+    #[test]
+    fn prp_list_crossing_pages_chains() {
+        // 128 KiB starting at offset 0x800: first page 0x800 bytes, then 32
+        // entries (31 full pages + 0x800). The list starts 16 bytes before
+        // the end of its page: 2 slots, so entry 1 chains to the next list.
+        let len = 128 * 1024;
+        let (mut w, s) = PrpWalk::start(0x10_0800, 0x20_0ff0, len).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x20_0ff0, len: 16 });
+        let s = w.feed(&entries(&[0x40_0000, 0x30_0000])[..16]).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x30_0000, len: 31 * 8 });
+        let mut rest = [0u64; 31];
+        for (i, r) in rest.iter_mut().enumerate() {
+            *r = 0x40_0000 + 0x1000 * (i as u64 + 1);
+        }
+        assert_eq!(w.feed(&entries(&rest)[..31 * 8]).unwrap(), Step::Done);
+        assert_eq!(w.segs.total(), u64::from(len));
+        assert_eq!(w.segs.as_slice(), &[(0x10_0800, 0x800), (0x40_0000, len - 0x800)], "contiguous pages merged");
+    }
+
+    fn d(addr: u64, len: u32, kind: u8) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&addr.to_le_bytes());
+        b[8..12].copy_from_slice(&len.to_le_bytes());
+        b[15] = kind << 4;
+        b
+    }
+
+    #[test]
+    fn sgl_data_block_and_segments() {
+        let (w, s) = SglWalk::start(&d(0x1000, 4096, SGL_DATA_BLOCK), 4096).unwrap();
+        assert_eq!((s, w.segs.as_slice()), (Step::Done, &[(0x1000, 4096)][..]));
+        assert_eq!(SglWalk::start(&d(0x1000, 512, SGL_DATA_BLOCK), 4096).unwrap_err(), Status::DATA_SGL_LENGTH_INVALID);
+        assert_eq!(SglWalk::start(&d(0x1000, 8192, SGL_DATA_BLOCK), 4096).unwrap_err(), Status::DATA_SGL_LENGTH_INVALID);
+        assert_eq!(SglWalk::start(&d(0x1000, 16, SGL_BIT_BUCKET), 16).unwrap_err(), Status::SGL_TYPE_INVALID);
+        // Segment -> [data, data, last segment] -> [data]
+        let (mut w, s) = SglWalk::start(&d(0x9000, 48, SGL_SEGMENT), 3 * 1024).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x9000, len: 48 });
+        let mut seg1 = [0u8; 48];
+        seg1[0..16].copy_from_slice(&d(0x1000, 1024, SGL_DATA_BLOCK));
+        seg1[16..32].copy_from_slice(&d(0x5000, 1024, SGL_DATA_BLOCK));
+        seg1[32..48].copy_from_slice(&d(0xa000, 16, SGL_LAST_SEGMENT));
+        assert_eq!(w.feed(&seg1).unwrap(), Step::Fetch { addr: 0xa000, len: 16 });
+        assert_eq!(w.feed(&d(0x7000, 1024, SGL_DATA_BLOCK)).unwrap(), Step::Done);
+        assert_eq!(w.segs.as_slice(), &[(0x1000, 1024), (0x5000, 1024), (0x7000, 1024)]);
+    }
+
+    #[test]
+    fn sgl_malformed_segments() {
+        assert_eq!(SglWalk::start(&d(0x9000, 20, SGL_LAST_SEGMENT), 16).unwrap_err(), Status::INVALID_SGL_SEGMENT);
+        let (mut w, _) = SglWalk::start(&d(0x9000, 32, SGL_LAST_SEGMENT), 1024).unwrap();
+        let mut seg = [0u8; 32];
+        seg[0..16].copy_from_slice(&d(0xa000, 16, SGL_SEGMENT));
+        seg[16..32].copy_from_slice(&d(0x1000, 1024, SGL_DATA_BLOCK));
+        assert_eq!(w.feed(&seg).unwrap_err(), Status::INVALID_SGL_SEGMENT, "a last segment cannot chain");
+        let (mut w, _) = SglWalk::start(&d(0x9000, 16, SGL_SEGMENT), 1024).unwrap();
+        assert_eq!(w.feed(&d(0x1000, 1024, SGL_DATA_BLOCK)).unwrap_err(), Status::INVALID_SGL_SEGMENT, "segment must chain");
+    }
+}

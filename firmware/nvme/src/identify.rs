@@ -1,0 +1,217 @@
+//! Identify data structures (NVMe Base 2.0 §5.17.2, figures 273-276; NVM
+//! Command Set 1.0 §4.1.5.1, figure 97).
+
+use crate::sqe::Sqe;
+use crate::status::Status;
+use crate::{MAX_NSID, MAX_QUEUE_ENTRIES, MDTS};
+
+/// What the host asked Identify for (CNS, CDW10 bits 7:0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// CNS 00h.
+    Namespace(u32),
+    /// CNS 01h.
+    Controller,
+    /// CNS 02h: active NSIDs greater than this one.
+    ActiveList(u32),
+    /// CNS 03h.
+    Descriptors(u32),
+}
+
+/// Decodes an Identify command. Unsupported CNS values are Invalid Field.
+pub fn decode(sqe: &Sqe) -> Result<Request, Status> {
+    let nsid = sqe.nsid();
+    match sqe.cdw10() & 0xff {
+        0x00 => {
+            if nsid == 0 || nsid > MAX_NSID {
+                return Err(Status::INVALID_NAMESPACE);
+            }
+            Ok(Request::Namespace(nsid))
+        }
+        0x01 => Ok(Request::Controller),
+        0x02 => {
+            if nsid >= 0xffff_fffe {
+                return Err(Status::INVALID_NAMESPACE);
+            }
+            Ok(Request::ActiveList(nsid))
+        }
+        0x03 => {
+            if nsid == 0 || nsid > MAX_NSID {
+                return Err(Status::INVALID_NAMESPACE);
+            }
+            Ok(Request::Descriptors(nsid))
+        }
+        _ => Err(Status::INVALID_FIELD),
+    }
+}
+
+/// Identity of an emulated controller.
+pub struct ControllerIdentity<'a> {
+    pub vid: u16,
+    pub ssvid: u16,
+    pub serial: &'a str,
+    pub model: &'a str,
+    pub firmware: &'a str,
+    pub cntlid: u16,
+    pub subnqn: &'a str,
+    /// Abort Command Limit (0's based) and AER limit (0's based).
+    pub acl: u8,
+    pub aerl: u8,
+    /// Error log entries (0's based).
+    pub elpe: u8,
+}
+
+fn put_str(out: &mut [u8], s: &str) {
+    // ASCII, left justified, padded with spaces (§1.5 "ASCII string").
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = s.as_bytes().get(i).copied().unwrap_or(b' ');
+    }
+}
+
+/// Identify Controller (CNS 01h).
+pub fn controller(out: &mut [u8; 4096], id: &ControllerIdentity) {
+    out.fill(0);
+    out[0..2].copy_from_slice(&id.vid.to_le_bytes());
+    out[2..4].copy_from_slice(&id.ssvid.to_le_bytes());
+    put_str(&mut out[4..24], id.serial);
+    put_str(&mut out[24..64], id.model);
+    put_str(&mut out[64..72], id.firmware);
+    out[72] = 0; // RAB
+    out[77] = MDTS;
+    out[78..80].copy_from_slice(&id.cntlid.to_le_bytes());
+    out[80..84].copy_from_slice(&crate::regs::VERSION.to_le_bytes());
+    out[111] = 1; // CNTRLTYPE: I/O controller
+    out[256..258].copy_from_slice(&0u16.to_le_bytes()); // OACS: no optional admin commands
+    out[258] = id.acl;
+    out[259] = id.aerl;
+    out[260] = 0x03; // FRMW: 1 slot, slot 1 read-only
+    out[261] = 0x04; // LPA: extended data for Get Log Page
+    out[262] = id.elpe;
+    out[263] = 0; // NPSS: one power state
+    out[266..268].copy_from_slice(&0x0157u16.to_le_bytes()); // WCTEMP 343 K
+    out[268..270].copy_from_slice(&0x0173u16.to_le_bytes()); // CCTEMP 371 K
+    out[512] = 0x66; // SQES: 64 bytes min/max
+    out[513] = 0x44; // CQES: 16 bytes min/max
+    out[514..516].copy_from_slice(&(MAX_QUEUE_ENTRIES as u16).to_le_bytes()); // MAXCMD
+    out[516..520].copy_from_slice(&MAX_NSID.to_le_bytes()); // NN
+    out[520..522].copy_from_slice(&0x000du16.to_le_bytes()); // ONCS: Compare, DSM, Write Zeroes
+    out[522..524].copy_from_slice(&0u16.to_le_bytes()); // FUSES: none
+    out[524] = 0; // FNA
+    out[525] = 0x01; // VWC present
+    out[536..540].copy_from_slice(&0x1u32.to_le_bytes()); // SGLS: supported, no alignment
+    let n = id.subnqn.len().min(256);
+    out[768..768 + n].copy_from_slice(&id.subnqn.as_bytes()[..n]);
+    // Power state 0 descriptor: max power 25.00 W (MP in 0.01 W units).
+    out[2048..2050].copy_from_slice(&2500u16.to_le_bytes());
+}
+
+/// A namespace as Identify reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    pub nsid: u32,
+    pub blocks: u64,
+    /// log2 of the LBA size (9 = 512 B, 12 = 4 KiB).
+    pub lba_shift: u8,
+    pub nguid: [u8; 16],
+    pub eui64: [u8; 8],
+}
+
+/// Identify Namespace (CNS 00h) of an active namespace.
+pub fn namespace(out: &mut [u8; 4096], ns: &NamespaceInfo) {
+    out.fill(0);
+    out[0..8].copy_from_slice(&ns.blocks.to_le_bytes()); // NSZE
+    out[8..16].copy_from_slice(&ns.blocks.to_le_bytes()); // NCAP
+    out[16..24].copy_from_slice(&ns.blocks.to_le_bytes()); // NUSE
+    out[24] = 0; // NSFEAT
+    out[25] = 0; // NLBAF: one format
+    out[26] = 0; // FLBAS: format 0
+    out[33] = 0x01; // DLFEAT: deallocated blocks read as zeroes
+    out[104..120].copy_from_slice(&ns.nguid);
+    out[120..128].copy_from_slice(&ns.eui64);
+    // LBAF0: no metadata, LBADS, best relative performance.
+    out[128..132].copy_from_slice(&(u32::from(ns.lba_shift) << 16).to_le_bytes());
+}
+
+/// Active Namespace ID list (CNS 02h): ascending NSIDs above `after`.
+pub fn active_list(out: &mut [u8; 4096], nsids: &mut dyn Iterator<Item = u32>, after: u32) {
+    out.fill(0);
+    let mut i = 0;
+    for n in nsids.filter(|&n| n > after) {
+        if i == 1024 {
+            break;
+        }
+        out[4 * i..4 * i + 4].copy_from_slice(&n.to_le_bytes());
+        i += 1;
+    }
+}
+
+/// Namespace Identification Descriptor list (CNS 03h): EUI-64 and NGUID.
+pub fn descriptors(out: &mut [u8; 4096], ns: &NamespaceInfo) {
+    out.fill(0);
+    out[0] = 1; // NIDT EUI64
+    out[1] = 8;
+    out[4..12].copy_from_slice(&ns.eui64);
+    out[12] = 2; // NIDT NGUID
+    out[13] = 16;
+    out[16..32].copy_from_slice(&ns.nguid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_sqe(cns: u32, nsid: u32) -> Sqe {
+        let mut s = Sqe::ZERO;
+        s.set_dw(1, nsid);
+        s.set_dw(10, cns);
+        s
+    }
+
+    #[test]
+    fn decode_cns() {
+        assert_eq!(decode(&id_sqe(1, 0)), Ok(Request::Controller));
+        assert_eq!(decode(&id_sqe(0, 3)), Ok(Request::Namespace(3)));
+        assert_eq!(decode(&id_sqe(0, 0)), Err(Status::INVALID_NAMESPACE));
+        assert_eq!(decode(&id_sqe(0, MAX_NSID + 1)), Err(Status::INVALID_NAMESPACE));
+        assert_eq!(decode(&id_sqe(2, 0)), Ok(Request::ActiveList(0)));
+        assert_eq!(decode(&id_sqe(2, 0xffff_fffe)), Err(Status::INVALID_NAMESPACE));
+        assert_eq!(decode(&id_sqe(0x1f, 0)), Err(Status::INVALID_FIELD));
+    }
+
+    #[test]
+    fn controller_fields() {
+        let mut b = [0u8; 4096];
+        let id = ControllerIdentity {
+            vid: 0x1dad,
+            ssvid: 0x1dad,
+            serial: "SN1",
+            model: "DPU NVMe",
+            firmware: "0.1",
+            cntlid: 5,
+            subnqn: "nqn.2026-11.dev.dpu:fn5",
+            acl: 3,
+            aerl: 3,
+            elpe: 15,
+        };
+        controller(&mut b, &id);
+        assert_eq!(&b[4..8], b"SN1 ");
+        assert_eq!(b[77], MDTS);
+        assert_eq!(u16::from_le_bytes([b[78], b[79]]), 5);
+        assert_eq!((b[512], b[513]), (0x66, 0x44));
+        assert_eq!(u32::from_le_bytes(b[516..520].try_into().unwrap()), MAX_NSID);
+        assert_eq!(&b[768..775], b"nqn.202");
+    }
+
+    #[test]
+    fn namespace_and_lists() {
+        let mut b = [0u8; 4096];
+        let ns = NamespaceInfo { nsid: 2, blocks: 2048, lba_shift: 12, nguid: [7; 16], eui64: [9; 8] };
+        namespace(&mut b, &ns);
+        assert_eq!(u64::from_le_bytes(b[0..8].try_into().unwrap()), 2048);
+        assert_eq!(b[130], 12, "LBADS in LBAF0");
+        active_list(&mut b, &mut [1u32, 2, 5].into_iter(), 1);
+        assert_eq!(&b[0..12], &[2, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+        descriptors(&mut b, &ns);
+        assert_eq!((b[0], b[1], b[12], b[13]), (1, 8, 2, 16));
+    }
+}
