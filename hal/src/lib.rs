@@ -19,9 +19,12 @@ pub mod memory_map {
 pub mod clint;
 pub mod cpu;
 pub mod csr;
+pub mod dma;
 pub mod finisher;
 pub mod mailbox;
+pub mod mem;
 pub mod mmio;
+pub mod pcie;
 pub mod plic;
 pub mod regs;
 pub mod trace;

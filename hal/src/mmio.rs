@@ -42,3 +42,10 @@ pub fn write8(addr: usize, v: u8) {
     // SAFETY: see `read32`.
     unsafe { core::ptr::write_volatile(addr as *mut u8, v) }
 }
+
+/// Writes a u16 device register.
+#[inline(always)]
+pub fn write16(addr: usize, v: u16) {
+    // SAFETY: see `read32`.
+    unsafe { core::ptr::write_volatile(addr as *mut u16, v) }
+}

@@ -11,11 +11,14 @@
 //! The application provides its entry point with [`entry!`].
 #![no_std]
 
+pub mod alloc;
+pub mod cell;
 pub mod cs;
 pub mod log;
 pub mod start;
 pub mod trap;
 
+pub use cell::{ConstInit, PerCore};
 pub use dpu_hal::HartId;
 pub use trap::{set_interrupt_handler, Interrupt};
 

@@ -1,0 +1,163 @@
+//! The block layer (DESIGN.md §3): block devices that namespaces map to.
+//!
+//! A block device does not move data itself: for an I/O it answers with a
+//! plan of [`Move`]s (host <-> device memory, zero-fill) that the calling
+//! core executes on its own DMA channel, so payloads never pass through a
+//! CPU. The RAM device here is the first backend; stacked devices (crypto,
+//! erasure coding, remote NVMe-oF) come with later work.
+#![no_std]
+
+/// What an I/O does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    WriteZeroes,
+    /// Deallocate (trim): deallocated blocks read back as zeros.
+    Deallocate,
+    Flush,
+}
+
+/// Size of a block device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub blocks: u64,
+    /// log2 of the block size.
+    pub block_shift: u8,
+}
+
+/// One I/O on a block device.
+#[derive(Clone, Copy, Debug)]
+pub struct Io<'a> {
+    pub op: Op,
+    pub lba: u64,
+    pub blocks: u32,
+    /// Host memory segments (Read/Write only), in transfer order.
+    pub host: &'a [(u64, u32)],
+}
+
+/// One data movement of a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Move {
+    /// Device memory -> host memory.
+    ToHost { host: u64, local: u64, len: u32 },
+    /// Host memory -> device memory.
+    FromHost { host: u64, local: u64, len: u32 },
+    /// Zero-fill device memory.
+    Zero { local: u64, len: u32 },
+}
+
+/// Why an I/O cannot be planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    OutOfRange,
+    /// Host segments do not add up to the I/O size.
+    LengthMismatch,
+    /// The plan does not fit the caller's buffer.
+    TooManyMoves,
+}
+
+/// Largest single move (the DMA engines' descriptor limit).
+pub const MAX_MOVE: u32 = 1 << 20;
+
+/// A block device backed by DPU memory (DDR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RamBdev {
+    /// DPU physical address of block 0.
+    pub base: u64,
+    pub geometry: Geometry,
+}
+
+impl RamBdev {
+    pub fn new(base: u64, blocks: u64, block_shift: u8) -> RamBdev {
+        RamBdev { base, geometry: Geometry { blocks, block_shift } }
+    }
+
+    /// Plans `io` into `out`; returns how many moves it takes (0: nothing
+    /// to move, e.g. Flush: RAM has no volatile cache to write back).
+    pub fn plan(&self, io: &Io, out: &mut [Move]) -> Result<usize, Error> {
+        let g = self.geometry;
+        let end = io.lba.checked_add(u64::from(io.blocks)).ok_or(Error::OutOfRange)?;
+        if io.op != Op::Flush && end > g.blocks {
+            return Err(Error::OutOfRange);
+        }
+        let local0 = self.base + (io.lba << g.block_shift);
+        let bytes = u64::from(io.blocks) << g.block_shift;
+        let mut n = 0;
+        let mut emit = |m: Move| -> Result<(), Error> {
+            *out.get_mut(n).ok_or(Error::TooManyMoves)? = m;
+            n += 1;
+            Ok(())
+        };
+        match io.op {
+            Op::Flush => {}
+            Op::Read | Op::Write => {
+                let total: u64 = io.host.iter().map(|s| u64::from(s.1)).sum();
+                if total != bytes {
+                    return Err(Error::LengthMismatch);
+                }
+                let mut local = local0;
+                for &(host, len) in io.host {
+                    let mut done = 0;
+                    while done < len {
+                        let l = (len - done).min(MAX_MOVE);
+                        let h = host + u64::from(done);
+                        emit(if io.op == Op::Read {
+                            Move::ToHost { host: h, local, len: l }
+                        } else {
+                            Move::FromHost { host: h, local, len: l }
+                        })?;
+                        local += u64::from(l);
+                        done += l;
+                    }
+                }
+            }
+            Op::WriteZeroes | Op::Deallocate => {
+                let mut off = 0u64;
+                while off < bytes {
+                    let l = (bytes - off).min(u64::from(MAX_MOVE)) as u32;
+                    emit(Move::Zero { local: local0 + off, len: l })?;
+                    off += u64::from(l);
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEV: RamBdev = RamBdev { base: 0x1_0000_0000, geometry: Geometry { blocks: 1 << 20, block_shift: 9 } };
+
+    #[test]
+    fn read_maps_host_segments_to_consecutive_blocks() {
+        let mut out = [Move::Zero { local: 0, len: 0 }; 8];
+        let io = Io { op: Op::Read, lba: 8, blocks: 16, host: &[(0x1000, 4096), (0x9000, 4096)] };
+        assert_eq!(DEV.plan(&io, &mut out), Ok(2));
+        assert_eq!(out[0], Move::ToHost { host: 0x1000, local: DEV.base + 8 * 512, len: 4096 });
+        assert_eq!(out[1], Move::ToHost { host: 0x9000, local: DEV.base + 8 * 512 + 4096, len: 4096 });
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let mut out = [Move::Zero { local: 0, len: 0 }; 1];
+        let io = Io { op: Op::Write, lba: (1 << 20) - 1, blocks: 2, host: &[(0, 1024)] };
+        assert_eq!(DEV.plan(&io, &mut out), Err(Error::OutOfRange));
+        let io = Io { op: Op::Write, lba: 0, blocks: 2, host: &[(0, 512)] };
+        assert_eq!(DEV.plan(&io, &mut out), Err(Error::LengthMismatch));
+        let io = Io { op: Op::Write, lba: 0, blocks: 2, host: &[(0, 512), (4096, 512)] };
+        assert_eq!(DEV.plan(&io, &mut out), Err(Error::TooManyMoves));
+    }
+
+    #[test]
+    fn zeroes_are_split_at_the_move_limit() {
+        let mut out = [Move::Zero { local: 0, len: 0 }; 8];
+        let io = Io { op: Op::WriteZeroes, lba: 0, blocks: 5000, host: &[] };
+        assert_eq!(DEV.plan(&io, &mut out), Ok(3), "2.44 MiB in 1 MiB moves");
+        assert_eq!(out[2], Move::Zero { local: DEV.base + 2 * (1 << 20), len: 5000 * 512 - 2 * (1 << 20) });
+        let flush = Io { op: Op::Flush, lba: 0, blocks: 0, host: &[] };
+        assert_eq!(DEV.plan(&flush, &mut out), Ok(0));
+    }
+}
