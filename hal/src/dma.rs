@@ -29,6 +29,21 @@ pub struct Completion {
     pub bytes: u32,
 }
 
+// `push`/`poll` pack descriptors and completions as 64-bit words.
+const _: () = assert!(
+    r::DESC_HOST == 0
+        && r::DESC_LOCAL == 8
+        && r::DESC_LEN == 16
+        && r::DESC_FUNCTION == 20
+        && r::DESC_OP == 22
+        && r::DESC_FLAGS == 23
+        && r::DESC_MSIX == 24
+        && r::DESC_COOKIE == 28
+        && r::COMP_COOKIE == 0
+        && r::COMP_STATUS == 4
+        && r::COMP_BYTES == 8
+);
+
 /// Most chains a channel tracks at once.
 const MAX_CHAINS: usize = 256;
 
@@ -60,16 +75,11 @@ impl Channel {
     }
 
     /// Starts channel `index` with its rings at `mem_addr` (32-byte
-    /// aligned, `memory(size)` bytes, zeroed here). Completions ring
-    /// `notify_hart`'s mailbox.
+    /// aligned, `memory(size)` bytes; the completion ring is zeroed here).
+    /// Completions ring `notify_hart`'s mailbox.
     pub fn start(index: usize, mem_addr: usize, size: u32, notify_hart: Option<usize>) -> Channel {
         let comp = mem_addr + size as usize * r::DESC_SIZE;
-        let zero = [0u8; 64];
-        let mut o = 0;
-        while o < Self::memory(size) {
-            mem::write(mem_addr + o, &zero[..(Self::memory(size) - o).min(64)]);
-            o += 64;
-        }
+        mem::zero(comp, size as usize * r::COMP_SIZE);
         mmio::write64(reg(index, r::RING_BASE), mem_addr as u64);
         mmio::write32(reg(index, r::RING_SIZE), size);
         mmio::write64(reg(index, r::COMP_BASE), comp as u64);
@@ -111,17 +121,11 @@ impl Channel {
         if self.space() == 0 {
             return false;
         }
-        let mut b = [0u8; 32];
-        b[r::DESC_HOST..r::DESC_HOST + 8].copy_from_slice(&d.host.to_le_bytes());
-        b[r::DESC_LOCAL..r::DESC_LOCAL + 8].copy_from_slice(&d.local.to_le_bytes());
-        b[r::DESC_LEN..r::DESC_LEN + 4].copy_from_slice(&d.len.to_le_bytes());
-        b[r::DESC_FUNCTION..r::DESC_FUNCTION + 2].copy_from_slice(&d.function.to_le_bytes());
-        b[r::DESC_OP] = d.op;
-        b[r::DESC_FLAGS] = d.flags;
-        b[r::DESC_MSIX..r::DESC_MSIX + 2].copy_from_slice(&d.msix.to_le_bytes());
-        b[r::DESC_COOKIE..r::DESC_COOKIE + 4].copy_from_slice(&d.cookie.to_le_bytes());
+        // The descriptor as four little-endian words (layout in regs::dma).
+        let w2 = u64::from(d.len) | u64::from(d.function) << 32 | u64::from(d.op) << 48 | u64::from(d.flags) << 56;
+        let w3 = u64::from(d.msix) | u64::from(d.cookie) << 32;
         let slot = (self.tail & (self.size - 1)) as usize;
-        mem::write(self.ring + slot * r::DESC_SIZE, &b);
+        mem::write_words(self.ring + slot * r::DESC_SIZE, &[d.host, d.local, w2, w3]);
         self.tail = self.tail.wrapping_add(1);
         self.free -= 1;
         self.open += 1;
@@ -146,8 +150,8 @@ impl Channel {
         if (mem::read_u8(at + r::COMP_PHASE) & 1 == 1) != self.phase {
             return None;
         }
-        let mut b = [0u8; 16];
-        mem::read(at, &mut b);
+        let mut w = [0u64; 2];
+        mem::read_words(at, &mut w);
         self.comp_head = self.comp_head.wrapping_add(1);
         if self.comp_head & (self.size - 1) == 0 {
             self.phase = !self.phase;
@@ -157,8 +161,8 @@ impl Channel {
             self.chain_head = (self.chain_head + 1) % MAX_CHAINS;
             self.chain_count -= 1;
         }
-        let u = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        Some(Completion { cookie: u(r::COMP_COOKIE), status: u(r::COMP_STATUS), bytes: u(r::COMP_BYTES) })
+        // cookie = bytes 0..4, status = 4..8, bytes = 8..12 (regs::dma).
+        Some(Completion { cookie: w[0] as u32, status: (w[0] >> 32) as u32, bytes: w[1] as u32 })
     }
 
     /// Chains in flight.

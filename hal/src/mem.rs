@@ -6,11 +6,11 @@
 pub fn read(addr: usize, out: &mut [u8]) {
     let mut i = 0;
     if addr % 8 == 0 {
-        while i + 8 <= out.len() {
+        for chunk in out.chunks_exact_mut(8) {
             // SAFETY: callers pass DPU RAM addresses (allocated from the
             // runtime's arenas) large enough for `out`; aligned u64 reads.
             let v = unsafe { core::ptr::read_volatile((addr + i) as *const u64) };
-            out[i..i + 8].copy_from_slice(&v.to_le_bytes());
+            chunk.copy_from_slice(&v.to_le_bytes());
             i += 8;
         }
     }
@@ -25,8 +25,8 @@ pub fn read(addr: usize, out: &mut [u8]) {
 pub fn write(addr: usize, data: &[u8]) {
     let mut i = 0;
     if addr % 8 == 0 {
-        while i + 8 <= data.len() {
-            let v = u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
+        for chunk in data.chunks_exact(8) {
+            let v = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
             // SAFETY: see `read`.
             unsafe { core::ptr::write_volatile((addr + i) as *mut u64, v) };
             i += 8;
@@ -36,6 +36,31 @@ pub fn write(addr: usize, data: &[u8]) {
         // SAFETY: see `read`.
         unsafe { core::ptr::write_volatile((addr + i) as *mut u8, data[i]) };
         i += 1;
+    }
+}
+
+/// Writes 64-bit words at an 8-byte aligned address.
+#[inline]
+pub fn write_words(addr: usize, words: &[u64]) {
+    for (i, w) in words.iter().enumerate() {
+        crate::mmio::write64(addr + 8 * i, *w);
+    }
+}
+
+/// Reads 64-bit words from an 8-byte aligned address.
+#[inline]
+pub fn read_words(addr: usize, out: &mut [u64]) {
+    for (i, w) in out.iter_mut().enumerate() {
+        *w = crate::mmio::read64(addr + 8 * i);
+    }
+}
+
+/// Zero-fills `len` bytes (both multiples of 8) at an 8-byte aligned address.
+pub fn zero(addr: usize, len: usize) {
+    let mut a = addr;
+    while a < addr + len {
+        crate::mmio::write64(a, 0);
+        a += 8;
     }
 }
 

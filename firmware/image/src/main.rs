@@ -10,6 +10,7 @@
 
 mod channel;
 mod control;
+mod nvme;
 mod reactor;
 
 use dpu_rt::HartId;
@@ -19,10 +20,10 @@ dpu_rt::entry!(main);
 fn main(hart: HartId) -> ! {
     if hart.is_control_plane() {
         defmt::info!("hart {=usize}: cluster {=usize} core {=usize}: role control-plane{=str}", hart.0, hart.cluster(), hart.core(), if hart.core() == 0 { " main" } else { " worker" });
-        if hart.0 == 0 {
-            control::main(hart)
-        } else {
-            control::worker(hart)
+        match hart.0 {
+            0 => control::main(hart),
+            nvme::ADMIN_HART => nvme::admin::run(hart),
+            _ => control::worker(hart),
         }
     } else {
         defmt::info!("hart {=usize}: cluster {=usize} core {=usize}: role data-plane reactor", hart.0, hart.cluster(), hart.core());

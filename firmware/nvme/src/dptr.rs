@@ -11,20 +11,35 @@ use crate::PAGE_SIZE;
 /// Most segments one command may have (128 KiB in 4 KiB pages, plus one).
 pub const MAX_SEGMENTS: usize = 64;
 
-/// Host memory segments of one transfer (adjacent ones merged).
+/// Host memory segments of one transfer (adjacent ones merged), at most
+/// `N`. The walkers fill a list the caller owns, so nothing large is moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegList {
-    segs: [(u64, u32); MAX_SEGMENTS],
+pub struct SegList<const N: usize = MAX_SEGMENTS> {
+    segs: [(u64, u32); N],
     n: usize,
 }
 
-impl Default for SegList {
+impl<const N: usize> Default for SegList<N> {
     fn default() -> Self {
-        SegList { segs: [(0, 0); MAX_SEGMENTS], n: 0 }
+        Self::new()
     }
 }
 
-impl SegList {
+impl<const N: usize> SegList<N> {
+    pub const fn new() -> Self {
+        SegList { segs: [(0, 0); N], n: 0 }
+    }
+
+    /// Empties the list.
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+
+    /// Copies another list's segments in (false if they do not fit).
+    pub fn extend_from(&mut self, other: &[(u64, u32)]) -> bool {
+        other.iter().all(|&(a, l)| self.push(a, l))
+    }
+
     /// Appends a segment, merging with the previous one when contiguous.
     pub fn push(&mut self, addr: u64, len: u32) -> bool {
         if len == 0 {
@@ -37,7 +52,7 @@ impl SegList {
                 return true;
             }
         }
-        if self.n == MAX_SEGMENTS {
+        if self.n == N {
             return false;
         }
         self.segs[self.n] = (addr, len);
@@ -67,23 +82,23 @@ pub enum Step {
     Fetch { addr: u64, len: u32 },
 }
 
-/// PRP walker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// PRP walker (the segments go to a caller-owned [`SegList`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PrpWalk {
-    pub segs: SegList,
     /// Bytes still to describe.
     remaining: u32,
 }
 
 impl PrpWalk {
-    /// Starts from PRP1/PRP2 for a transfer of `len` bytes.
-    pub fn start(prp1: u64, prp2: u64, len: u32) -> Result<(PrpWalk, Step), Status> {
+    /// Starts from PRP1/PRP2 for a transfer of `len` bytes; at most two
+    /// segments are pushed before a list is needed.
+    pub fn start<const N: usize>(prp1: u64, prp2: u64, len: u32, segs: &mut SegList<N>) -> Result<(PrpWalk, Step), Status> {
         if prp1 & 3 != 0 {
             return Err(Status::PRP_OFFSET_INVALID);
         }
-        let mut w = PrpWalk { segs: SegList::default(), remaining: len };
+        let mut w = PrpWalk { remaining: len };
         let first = ((PAGE_SIZE - prp1 % PAGE_SIZE) as u32).min(len);
-        w.segs.push(prp1, first);
+        segs.push(prp1, first);
         w.remaining -= first;
         if w.remaining == 0 {
             return Ok((w, Step::Done));
@@ -93,7 +108,7 @@ impl PrpWalk {
             if prp2 % PAGE_SIZE != 0 {
                 return Err(Status::PRP_OFFSET_INVALID);
             }
-            w.segs.push(prp2, w.remaining);
+            segs.push(prp2, w.remaining);
             w.remaining = 0;
             return Ok((w, Step::Done));
         }
@@ -114,7 +129,7 @@ impl PrpWalk {
     }
 
     /// Consumes a fetched PRP list chunk.
-    pub fn feed(&mut self, list: &[u8]) -> Result<Step, Status> {
+    pub fn feed<const N: usize>(&mut self, list: &[u8], segs: &mut SegList<N>) -> Result<Step, Status> {
         let entries: usize = list.len() / 8;
         let needed = u64::from(self.remaining).div_ceil(PAGE_SIZE) as usize;
         let chains = needed > entries;
@@ -125,7 +140,7 @@ impl PrpWalk {
                 return Err(Status::PRP_OFFSET_INVALID);
             }
             let n = (PAGE_SIZE as u32).min(self.remaining);
-            if !self.segs.push(e, n) {
+            if !segs.push(e, n) {
                 return Err(Status::INVALID_FIELD);
             }
             self.remaining -= n;
@@ -158,10 +173,9 @@ fn desc(b: &[u8]) -> (u64, u32, u8, u8) {
     (addr, len, b[15] >> 4, b[15] & 0xf)
 }
 
-/// SGL walker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// SGL walker (the segments go to a caller-owned [`SegList`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SglWalk {
-    pub segs: SegList,
     want: u32,
     got: u64,
     /// The list being fetched is a Last Segment (no further segments).
@@ -169,16 +183,17 @@ pub struct SglWalk {
 }
 
 impl SglWalk {
-    /// Starts from the command's data pointer for a `len`-byte transfer.
-    pub fn start(dptr: &[u8; 16], len: u32) -> Result<(SglWalk, Step), Status> {
-        let mut w = SglWalk { segs: SegList::default(), want: len, got: 0, last: false };
+    /// Starts from the command's data pointer for a `len`-byte transfer;
+    /// at most one segment is pushed before a list is needed.
+    pub fn start<const N: usize>(dptr: &[u8; 16], len: u32, segs: &mut SegList<N>) -> Result<(SglWalk, Step), Status> {
+        let mut w = SglWalk { want: len, got: 0, last: false };
         let (addr, dlen, kind, sub) = desc(dptr);
         if sub != 0 {
             return Err(Status::SGL_TYPE_INVALID);
         }
         match kind {
             SGL_DATA_BLOCK => {
-                w.data(addr, dlen)?;
+                w.data(addr, dlen, segs)?;
                 Ok((w, w.finish()?))
             }
             SGL_SEGMENT | SGL_LAST_SEGMENT => {
@@ -199,13 +214,13 @@ impl SglWalk {
         Ok(Step::Fetch { addr, len })
     }
 
-    fn data(&mut self, addr: u64, len: u32) -> Result<(), Status> {
+    fn data<const N: usize>(&mut self, addr: u64, len: u32, segs: &mut SegList<N>) -> Result<(), Status> {
         self.got += u64::from(len);
         if self.got > u64::from(self.want) {
             // Oversized SGLs are not supported (SGLS bit 18 clear).
             return Err(Status::DATA_SGL_LENGTH_INVALID);
         }
-        if !self.segs.push(addr, len) {
+        if !segs.push(addr, len) {
             return Err(Status::INVALID_SGL_COUNT);
         }
         Ok(())
@@ -219,7 +234,7 @@ impl SglWalk {
     }
 
     /// Consumes a fetched segment's descriptors.
-    pub fn feed(&mut self, list: &[u8]) -> Result<Step, Status> {
+    pub fn feed<const N: usize>(&mut self, list: &[u8], segs: &mut SegList<N>) -> Result<Step, Status> {
         let n = list.len() / 16;
         for i in 0..n {
             let (addr, len, kind, sub) = desc(&list[16 * i..16 * i + 16]);
@@ -227,7 +242,7 @@ impl SglWalk {
                 return Err(Status::SGL_TYPE_INVALID);
             }
             match kind {
-                SGL_DATA_BLOCK => self.data(addr, len)?,
+                SGL_DATA_BLOCK => self.data(addr, len, segs)?,
                 SGL_SEGMENT | SGL_LAST_SEGMENT => {
                     // Only the last descriptor of a (non-last) segment may chain.
                     if self.last || i != n - 1 {
@@ -259,26 +274,34 @@ mod tests {
         b
     }
 
+    fn prp(prp1: u64, prp2: u64, len: u32) -> Result<(PrpWalk, Step, SegList), Status> {
+        let mut segs = SegList::new();
+        PrpWalk::start(prp1, prp2, len, &mut segs).map(|(w, s)| (w, s, segs))
+    }
+
     #[test]
     fn prp1_only_and_two_pages() {
-        let (w, s) = PrpWalk::start(0x1000, 0, 4096).unwrap();
-        assert_eq!((s, w.segs.as_slice()), (Step::Done, &[(0x1000, 4096)][..]));
-        let (w, s) = PrpWalk::start(0x1200, 0x8000, 4096).unwrap();
+        let (_, s, segs) = prp(0x1000, 0, 4096).unwrap();
+        assert_eq!((s, segs.as_slice()), (Step::Done, &[(0x1000, 4096)][..]));
+        let (_, s, segs) = prp(0x1200, 0x8000, 4096).unwrap();
         assert_eq!(s, Step::Done);
-        assert_eq!(w.segs.as_slice(), &[(0x1200, 0xe00), (0x8000, 0x200)]);
+        assert_eq!(segs.as_slice(), &[(0x1200, 0xe00), (0x8000, 0x200)]);
         // Contiguous second page merges.
-        let (w, _) = PrpWalk::start(0x1000, 0x2000, 8192).unwrap();
-        assert_eq!(w.segs.as_slice(), &[(0x1000, 8192)]);
+        let (_, _, segs) = prp(0x1000, 0x2000, 8192).unwrap();
+        assert_eq!(segs.as_slice(), &[(0x1000, 8192)]);
+        // A small list is enough for the direct cases.
+        let mut small = SegList::<2>::new();
+        assert_eq!(PrpWalk::start(0x1200, 0x8000, 4096, &mut small).unwrap().1, Step::Done);
     }
 
     #[test]
     fn prp_offsets_are_checked() {
-        assert_eq!(PrpWalk::start(0x1002, 0, 16).unwrap_err(), Status::PRP_OFFSET_INVALID);
-        assert_eq!(PrpWalk::start(0x1000, 0x2010, 8192).unwrap_err(), Status::PRP_OFFSET_INVALID);
-        assert_eq!(PrpWalk::start(0x1000, 0x3004, 16384).unwrap_err(), Status::PRP_OFFSET_INVALID, "list pointer not qword aligned");
-        let (mut w, s) = PrpWalk::start(0x1000, 0x9000, 3 * 4096).unwrap();
+        assert_eq!(prp(0x1002, 0, 16).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        assert_eq!(prp(0x1000, 0x2010, 8192).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        assert_eq!(prp(0x1000, 0x3004, 16384).unwrap_err(), Status::PRP_OFFSET_INVALID, "list pointer not qword aligned");
+        let (mut w, s, mut segs) = prp(0x1000, 0x9000, 3 * 4096).unwrap();
         assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
-        assert_eq!(w.feed(&entries(&[0x5000, 0x7008])[..16]).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        assert_eq!(w.feed(&entries(&[0x5000, 0x7008])[..16], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
     }
 
     #[test]
@@ -287,17 +310,17 @@ mod tests {
         // entries (31 full pages + 0x800). The list starts 16 bytes before
         // the end of its page: 2 slots, so entry 1 chains to the next list.
         let len = 128 * 1024;
-        let (mut w, s) = PrpWalk::start(0x10_0800, 0x20_0ff0, len).unwrap();
+        let (mut w, s, mut segs) = prp(0x10_0800, 0x20_0ff0, len).unwrap();
         assert_eq!(s, Step::Fetch { addr: 0x20_0ff0, len: 16 });
-        let s = w.feed(&entries(&[0x40_0000, 0x30_0000])[..16]).unwrap();
+        let s = w.feed(&entries(&[0x40_0000, 0x30_0000])[..16], &mut segs).unwrap();
         assert_eq!(s, Step::Fetch { addr: 0x30_0000, len: 31 * 8 });
         let mut rest = [0u64; 31];
         for (i, r) in rest.iter_mut().enumerate() {
             *r = 0x40_0000 + 0x1000 * (i as u64 + 1);
         }
-        assert_eq!(w.feed(&entries(&rest)[..31 * 8]).unwrap(), Step::Done);
-        assert_eq!(w.segs.total(), u64::from(len));
-        assert_eq!(w.segs.as_slice(), &[(0x10_0800, 0x800), (0x40_0000, len - 0x800)], "contiguous pages merged");
+        assert_eq!(w.feed(&entries(&rest)[..31 * 8], &mut segs).unwrap(), Step::Done);
+        assert_eq!(segs.total(), u64::from(len));
+        assert_eq!(segs.as_slice(), &[(0x10_0800, 0x800), (0x40_0000, len - 0x800)], "contiguous pages merged");
     }
 
     fn d(addr: u64, len: u32, kind: u8) -> [u8; 16] {
@@ -308,34 +331,39 @@ mod tests {
         b
     }
 
+    fn sgl(dptr: [u8; 16], len: u32) -> Result<(SglWalk, Step, SegList), Status> {
+        let mut segs = SegList::new();
+        SglWalk::start(&dptr, len, &mut segs).map(|(w, s)| (w, s, segs))
+    }
+
     #[test]
     fn sgl_data_block_and_segments() {
-        let (w, s) = SglWalk::start(&d(0x1000, 4096, SGL_DATA_BLOCK), 4096).unwrap();
-        assert_eq!((s, w.segs.as_slice()), (Step::Done, &[(0x1000, 4096)][..]));
-        assert_eq!(SglWalk::start(&d(0x1000, 512, SGL_DATA_BLOCK), 4096).unwrap_err(), Status::DATA_SGL_LENGTH_INVALID);
-        assert_eq!(SglWalk::start(&d(0x1000, 8192, SGL_DATA_BLOCK), 4096).unwrap_err(), Status::DATA_SGL_LENGTH_INVALID);
-        assert_eq!(SglWalk::start(&d(0x1000, 16, SGL_BIT_BUCKET), 16).unwrap_err(), Status::SGL_TYPE_INVALID);
+        let (_, s, segs) = sgl(d(0x1000, 4096, SGL_DATA_BLOCK), 4096).unwrap();
+        assert_eq!((s, segs.as_slice()), (Step::Done, &[(0x1000, 4096)][..]));
+        assert_eq!(sgl(d(0x1000, 512, SGL_DATA_BLOCK), 4096).unwrap_err(), Status::DATA_SGL_LENGTH_INVALID);
+        assert_eq!(sgl(d(0x1000, 8192, SGL_DATA_BLOCK), 4096).unwrap_err(), Status::DATA_SGL_LENGTH_INVALID);
+        assert_eq!(sgl(d(0x1000, 16, SGL_BIT_BUCKET), 16).unwrap_err(), Status::SGL_TYPE_INVALID);
         // Segment -> [data, data, last segment] -> [data]
-        let (mut w, s) = SglWalk::start(&d(0x9000, 48, SGL_SEGMENT), 3 * 1024).unwrap();
+        let (mut w, s, mut segs) = sgl(d(0x9000, 48, SGL_SEGMENT), 3 * 1024).unwrap();
         assert_eq!(s, Step::Fetch { addr: 0x9000, len: 48 });
         let mut seg1 = [0u8; 48];
         seg1[0..16].copy_from_slice(&d(0x1000, 1024, SGL_DATA_BLOCK));
         seg1[16..32].copy_from_slice(&d(0x5000, 1024, SGL_DATA_BLOCK));
         seg1[32..48].copy_from_slice(&d(0xa000, 16, SGL_LAST_SEGMENT));
-        assert_eq!(w.feed(&seg1).unwrap(), Step::Fetch { addr: 0xa000, len: 16 });
-        assert_eq!(w.feed(&d(0x7000, 1024, SGL_DATA_BLOCK)).unwrap(), Step::Done);
-        assert_eq!(w.segs.as_slice(), &[(0x1000, 1024), (0x5000, 1024), (0x7000, 1024)]);
+        assert_eq!(w.feed(&seg1, &mut segs).unwrap(), Step::Fetch { addr: 0xa000, len: 16 });
+        assert_eq!(w.feed(&d(0x7000, 1024, SGL_DATA_BLOCK), &mut segs).unwrap(), Step::Done);
+        assert_eq!(segs.as_slice(), &[(0x1000, 1024), (0x5000, 1024), (0x7000, 1024)]);
     }
 
     #[test]
     fn sgl_malformed_segments() {
-        assert_eq!(SglWalk::start(&d(0x9000, 20, SGL_LAST_SEGMENT), 16).unwrap_err(), Status::INVALID_SGL_SEGMENT);
-        let (mut w, _) = SglWalk::start(&d(0x9000, 32, SGL_LAST_SEGMENT), 1024).unwrap();
+        assert_eq!(sgl(d(0x9000, 20, SGL_LAST_SEGMENT), 16).unwrap_err(), Status::INVALID_SGL_SEGMENT);
+        let (mut w, _, mut segs) = sgl(d(0x9000, 32, SGL_LAST_SEGMENT), 1024).unwrap();
         let mut seg = [0u8; 32];
         seg[0..16].copy_from_slice(&d(0xa000, 16, SGL_SEGMENT));
         seg[16..32].copy_from_slice(&d(0x1000, 1024, SGL_DATA_BLOCK));
-        assert_eq!(w.feed(&seg).unwrap_err(), Status::INVALID_SGL_SEGMENT, "a last segment cannot chain");
-        let (mut w, _) = SglWalk::start(&d(0x9000, 16, SGL_SEGMENT), 1024).unwrap();
-        assert_eq!(w.feed(&d(0x1000, 1024, SGL_DATA_BLOCK)).unwrap_err(), Status::INVALID_SGL_SEGMENT, "segment must chain");
+        assert_eq!(w.feed(&seg, &mut segs).unwrap_err(), Status::INVALID_SGL_SEGMENT, "a last segment cannot chain");
+        let (mut w, _, mut segs) = sgl(d(0x9000, 16, SGL_SEGMENT), 1024).unwrap();
+        assert_eq!(w.feed(&d(0x1000, 1024, SGL_DATA_BLOCK), &mut segs).unwrap_err(), Status::INVALID_SGL_SEGMENT, "segment must chain");
     }
 }

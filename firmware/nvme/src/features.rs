@@ -45,7 +45,13 @@ pub struct Features {
 
 impl Default for Features {
     fn default() -> Self {
-        Features {
+        Features::DEFAULT
+    }
+}
+
+impl Features {
+    /// Power-on values.
+    pub const DEFAULT: Features = Features {
             arbitration: 0,
             temp_over: 0x0157,
             temp_under: 0,
@@ -58,11 +64,8 @@ impl Default for Features {
             coalesce_disabled: 1,
             write_atomicity: false,
             async_events: 0,
-        }
-    }
-}
+        };
 
-impl Features {
     /// Allocated queues (0's based) as Get Features reports them.
     pub fn allocated(&self, l: Limits) -> (u16, u16) {
         self.queues.unwrap_or((l.max_io_queues - 1, l.max_io_queues - 1))

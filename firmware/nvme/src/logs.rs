@@ -78,6 +78,11 @@ pub struct ErrorLog {
 }
 
 impl ErrorLog {
+    pub const EMPTY: ErrorLog = ErrorLog {
+        entries: [ErrorEntry { count: 0, sqid: 0, cid: 0, status: 0, lba: 0, nsid: 0 }; ERROR_ENTRIES],
+        count: 0,
+    };
+
     pub fn record(&mut self, mut e: ErrorEntry) {
         self.count += 1;
         e.count = self.count;

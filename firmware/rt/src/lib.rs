@@ -18,7 +18,7 @@ pub mod log;
 pub mod start;
 pub mod trap;
 
-pub use cell::{ConstInit, PerCore};
+pub use cell::ConstInit;
 pub use dpu_hal::HartId;
 pub use trap::{set_interrupt_handler, Interrupt};
 

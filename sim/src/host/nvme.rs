@@ -751,7 +751,8 @@ impl Controller {
             return Err(CmdError::Dead(d));
         }
         Space { ctrl: self.clone(), qid }.await;
-        h.cpu(self.0.borrow().opts.submit_ns).await;
+        let submit_ns = self.0.borrow().opts.submit_ns;
+        h.cpu(submit_ns).await;
         let (cid, epoch, slot_addr, tail) = {
             let mut c = self.inner();
             let timeout = if qid == 0 { c.opts.admin_timeout_ns } else { c.opts.io_timeout_ns };

@@ -262,6 +262,19 @@ fn instruction_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/ram-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("ram-verify", &fw, &["--scenario", &sc, "-q"]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (8 jobs)"])?;
+    for f in 1..=8 {
+        if run.count(&format!("randrw.fn{f}: (fn {f}, ns 1)")) != 1 {
+            return fail(format!("no job result for VF {f}"), run);
+        }
+    }
+    Ok(())
+}
+
 const TESTS: &[(&str, Check)] = &[
     ("boot: all 80 harts report their role", boot_all_roles),
     ("determinism: identical stats and logs", determinism),
@@ -274,6 +287,7 @@ const TESTS: &[(&str, Check)] = &[
     ("chip variant with moved addresses boots", moved_chip_boots),
     ("bad input: clear errors, no panic", bad_inputs),
     ("instruction trace with symbols", instruction_trace),
+    ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
 ];
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {

@@ -1,0 +1,1031 @@
+//! The NVMe admin service (one control-plane core, `ADMIN_HART`).
+//!
+//! For every function (PF and enabled VFs) it owns the controller
+//! registers, the admin queue pair, features, logs and asynchronous
+//! events. I/O queues live on data-plane cores: Create I/O CQ picks the
+//! least loaded engine, Create I/O SQ goes to its CQ's engine, and the
+//! endpoint steers each queue's doorbells there. One admin command per
+//! function is in flight at a time; functions are served round robin, so
+//! one function's admin traffic cannot stall another's.
+
+use super::config;
+use super::io::COUNTERS;
+use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
+use super::{io_queues, vectors};
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::memory_map::{HARTS, MAX_FUNCTIONS};
+use dpu_hal::pcie::{self, Note};
+use dpu_hal::regs::{dma as dr, pcie as pr};
+use dpu_nvme::dptr::{PrpWalk, SegList, Step};
+use dpu_nvme::features::{self, Features, Limits};
+use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo};
+use dpu_nvme::logs::{self, ErrorEntry, ErrorLog, Health};
+use dpu_nvme::queue::{self, CqPointers, SqPointers};
+use dpu_nvme::regs::{self, off, Cc, CcChange};
+use dpu_nvme::sqe::Psdt;
+use dpu_nvme::{Cqe, Sqe, Status};
+use dpu_ring::{Consumer, Producer};
+use dpu_rt::{ConstInit, HartId};
+
+const OPC_DELETE_SQ: u8 = 0x00;
+const OPC_CREATE_SQ: u8 = 0x01;
+const OPC_GET_LOG_PAGE: u8 = 0x02;
+const OPC_DELETE_CQ: u8 = 0x04;
+const OPC_CREATE_CQ: u8 = 0x05;
+const OPC_IDENTIFY: u8 = 0x06;
+const OPC_ABORT: u8 = 0x08;
+const OPC_SET_FEATURES: u8 = 0x09;
+const OPC_GET_FEATURES: u8 = 0x0a;
+const OPC_AER: u8 = 0x0c;
+
+/// Outstanding Asynchronous Event Requests per controller (AERL + 1).
+const AER_SLOTS: usize = 4;
+const FIRMWARE_REV: &str = "0.1.0";
+/// CAP.TO: 500 ms units.
+const TIMEOUT_500MS: u8 = 1;
+const DATA_BUF: usize = 8192;
+const DMA_RING: u32 = 256;
+/// Queue IDs tracked (admin + 64 I/O).
+const QIDS: usize = 65;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cur {
+    Idle,
+    /// Admin SQE being fetched.
+    Fetching,
+    /// Fetched; waiting to run (e.g. the data buffer is busy).
+    Ready,
+    /// Waiting for engines (queue create/delete, abort).
+    Waiting,
+    /// PRP list of the data buffer being fetched.
+    Listing,
+    /// Data going to the host.
+    Data,
+    /// CQE being written.
+    Posting,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reset {
+    None,
+    /// CC.EN cleared: drain engines, then CSTS.RDY = 0.
+    Disable,
+    /// CC.SHN set: drain, then CSTS.SHST = complete.
+    Shutdown,
+    /// FLR or VF disable: drain, then re-initialize the registers.
+    Function,
+}
+
+#[derive(Clone, Copy)]
+struct Func {
+    present: bool,
+    cc: u32,
+    csts: u32,
+    enabled: bool,
+    asq: u64,
+    acq: u64,
+    sq: SqPointers,
+    cq: CqPointers,
+    features: Features,
+    cq_exists: u128,
+    sq_exists: u128,
+    sq_cq: [u8; QIDS],
+    owner: [u8; QIDS],
+    io_created: bool,
+    errors: ErrorLog,
+    aers: [u16; AER_SLOTS],
+    naers: usize,
+    /// Pending async event DW0 values.
+    events: [u32; 8],
+    nevents: usize,
+    /// AERs aborted by an Abort command, still to be completed.
+    aborted_aers: [u16; AER_SLOTS],
+    naborted: usize,
+    reset: Reset,
+    acks: u16,
+    cur: Cur,
+    sqe: Sqe,
+    /// CQE DW0 of the current command.
+    dw0: u32,
+    /// Queue being waited for (create/delete).
+    pending_qid: u16,
+}
+
+impl Func {
+    const INIT: Func = Func {
+        present: false,
+        cc: 0,
+        csts: 0,
+        enabled: false,
+        asq: 0,
+        acq: 0,
+        sq: SqPointers { entries: 0, head: 0, tail: 0 },
+        cq: CqPointers { entries: 0, tail: 0, head: 0, phase: true, reserved: 0 },
+        features: Features::DEFAULT,
+        cq_exists: 0,
+        sq_exists: 0,
+        sq_cq: [0; QIDS],
+        owner: [0; QIDS],
+        io_created: false,
+        errors: ErrorLog::EMPTY,
+        aers: [0; AER_SLOTS],
+        naers: 0,
+        events: [0; 8],
+        nevents: 0,
+        aborted_aers: [0; AER_SLOTS],
+        naborted: 0,
+        reset: Reset::None,
+        acks: 0,
+        cur: Cur::Idle,
+        sqe: Sqe::ZERO,
+        dw0: 0,
+        pending_qid: 0,
+    };
+}
+
+pub struct Admin {
+    funcs: [Func; MAX_FUNCTIONS],
+    chan: Option<Channel>,
+    to: [Option<Producer<'static, ToEngine, { msg::DEPTH }>>; HARTS],
+    from: [Option<Consumer<'static, ToAdmin, { msg::DEPTH }>>; HARTS],
+    engines: u16,
+    load: [u16; HARTS],
+    fetch_area: usize,
+    cqe_area: usize,
+    data: usize,
+    zero: usize,
+    list: usize,
+    /// Function using the data buffer, if any.
+    data_owner: Option<u16>,
+    walk: Option<PrpWalk>,
+    segs: SegList,
+    data_len: u32,
+    next: usize,
+    kick: bool,
+}
+
+impl ConstInit for Admin {
+    const INIT: Admin = Admin {
+        funcs: [Func::INIT; MAX_FUNCTIONS],
+        chan: None,
+        to: [const { None }; HARTS],
+        from: [const { None }; HARTS],
+        engines: 0,
+        load: [0; HARTS],
+        fetch_area: 0,
+        cqe_area: 0,
+        data: 0,
+        zero: 0,
+        list: 0,
+        data_owner: None,
+        walk: None,
+        segs: SegList::new(),
+        data_len: 0,
+        next: 0,
+        kick: false,
+    };
+}
+
+// DMA cookies: kind << 16 | function.
+const K_FETCH: u32 = 1;
+const K_LIST: u32 = 2;
+const K_DATA: u32 = 3;
+const K_CQE: u32 = 4;
+
+/// The admin service's main loop (never returns).
+pub fn run(hart: HartId) -> ! {
+    let Some(a) = dpu_rt::alloc::smem_static::<Admin>() else {
+        defmt::error!("nvme admin: state does not fit in SMEM");
+        dpu_rt::park();
+    };
+    match config::load() {
+        Ok(n) => defmt::info!("nvme: {=usize} namespace(s) configured", n),
+        Err(e) => defmt::error!("nvme: boot configuration rejected: {}", e),
+    }
+    if !a.start(hart.0) {
+        defmt::error!("nvme admin: cannot allocate DMA channel or buffers");
+        dpu_rt::park();
+    }
+    crate::channel::enable_doorbell(hart.0);
+    a.init_function(0);
+    defmt::info!("nvme admin: PF ready ({=u16} data-plane engines)", a.engines);
+    loop {
+        crate::channel::take_doorbells(hart.0);
+        if a.poll() == 0 {
+            dpu_hal::csr::wfi();
+        }
+    }
+}
+
+fn bit(q: u16) -> u128 {
+    1u128 << (q & 127)
+}
+
+impl Admin {
+    fn start(&mut self, hart: usize) -> bool {
+        let ring = dpu_rt::alloc::smem(Channel::memory(DMA_RING), 64);
+        let fetch = dpu_rt::alloc::smem(MAX_FUNCTIONS * 64, 64);
+        let cqes = dpu_rt::alloc::smem(MAX_FUNCTIONS * 16, 64);
+        let data = dpu_rt::alloc::smem(DATA_BUF, 4096);
+        let zero = dpu_rt::alloc::smem(4096, 4096);
+        let list = dpu_rt::alloc::smem(4096, 4096);
+        let (Some(ring), Some(fetch), Some(cqes), Some(data), Some(zero), Some(list)) = (ring, fetch, cqes, data, zero, list) else {
+            return false;
+        };
+        dpu_hal::mem::write(zero, &[0u8; 4096]);
+        let chan = Channel::start(super::dma_channel(hart), ring, DMA_RING, Some(hart));
+        if !chan.running() {
+            return false;
+        }
+        self.chan = Some(chan);
+        self.fetch_area = fetch;
+        self.cqe_area = cqes;
+        self.data = data;
+        self.zero = zero;
+        self.list = list;
+        for h in 0..HARTS {
+            if !HartId(h).is_control_plane() {
+                if let Some((tx, rx)) = msg::admin_ends(h) {
+                    self.to[h] = Some(tx);
+                    self.from[h] = Some(rx);
+                    self.engines += 1;
+                }
+            }
+        }
+        true
+    }
+
+    fn chan(&mut self) -> &mut Channel {
+        self.chan.as_mut().expect("started")
+    }
+
+    /// Writes the power-on register values of function `f` and makes it
+    /// visible to the host.
+    fn init_function(&mut self, f: u16) {
+        let mut fun = Func::INIT;
+        fun.present = true;
+        self.funcs[usize::from(f)] = fun;
+        pcie::set_admin_hart(f, super::ADMIN_HART);
+        pcie::bar_write64(f, off::CAP, regs::cap(TIMEOUT_500MS));
+        pcie::bar_write32(f, off::VS, regs::VERSION);
+        for r in [off::INTMS, off::INTMC, off::CC, off::CSTS, off::NSSR, off::AQA] {
+            pcie::bar_write32(f, r, 0);
+        }
+        pcie::bar_write64(f, off::ASQ, 0);
+        pcie::bar_write64(f, off::ACQ, 0);
+        for q in 0..pr::DOORBELLS as u16 {
+            pcie::steer(f, q, None);
+        }
+        pcie::set_ready(f, true);
+    }
+
+    fn send(&mut self, hart: usize, m: ToEngine) -> bool {
+        let Some(tx) = self.to[hart].as_mut() else { return false };
+        if tx.push(m).is_err() {
+            return false;
+        }
+        dpu_hal::mailbox::ring(hart, msg::DOORBELL_NVME);
+        true
+    }
+
+    fn poll(&mut self) -> usize {
+        let mut work = 0;
+        while let Some(n) = pcie::pop(super::ADMIN_HART) {
+            work += 1;
+            self.note(n);
+        }
+        work += self.engine_messages();
+        while let Some(c) = self.chan().poll() {
+            work += 1;
+            let f = (c.cookie & 0xffff) as u16;
+            let ok = c.status == dr::ST_OK;
+            match c.cookie >> 16 {
+                K_FETCH => self.fetched(f, ok),
+                K_LIST => self.listed(f, c.bytes, ok),
+                K_DATA => self.data_done(f, ok),
+                K_CQE => self.posted(f),
+                _ => {}
+            }
+        }
+        // Round robin over functions with admin work.
+        for i in 0..MAX_FUNCTIONS {
+            let f = ((self.next + i) % MAX_FUNCTIONS) as u16;
+            work += self.step(f);
+        }
+        self.next = (self.next + 1) % MAX_FUNCTIONS;
+        if self.kick {
+            self.kick = false;
+            self.chan().kick();
+        }
+        work
+    }
+
+    // ------------------------------------------------------------ events
+
+    fn note(&mut self, n: Note) {
+        match n {
+            Note::Register { function, offset } => self.register(function, u64::from(offset)),
+            Note::Doorbell { function, index } => {
+                let fun = &mut self.funcs[usize::from(function)];
+                let v = pcie::doorbell(function, index);
+                let ok = match index {
+                    0 if fun.enabled => fun.sq.set_tail(v),
+                    1 if fun.enabled => fun.cq.set_head(v),
+                    _ => {
+                        // A doorbell of a queue that does not exist.
+                        self.async_error(function, HostError::InvalidDoorbell, index / 2);
+                        return;
+                    }
+                };
+                if !ok {
+                    self.async_error(function, HostError::InvalidDoorbellValue, index / 2);
+                }
+            }
+            Note::Function { function, event } => match u64::from(event) {
+                pr::EVENT_VFS_CHANGED => self.vfs_changed(),
+                pr::EVENT_FLR => self.start_reset(function, Reset::Function),
+                _ => {}
+            },
+        }
+    }
+
+    fn vfs_changed(&mut self) {
+        let n = pcie::num_vfs();
+        for f in 1..MAX_FUNCTIONS as u16 {
+            let present = f <= n;
+            let was = self.funcs[usize::from(f)].present;
+            if present && !was {
+                self.init_function(f);
+            } else if !present && was {
+                // VF gone: drop its queues everywhere (nothing to answer).
+                for h in 0..HARTS {
+                    if self.to[h].is_some() {
+                        self.send(h, ToEngine::Reset { func: f });
+                    }
+                }
+                self.funcs[usize::from(f)] = Func::INIT;
+            }
+        }
+        defmt::info!("nvme admin: {=u16} VF(s) enabled", n);
+    }
+
+    fn register(&mut self, f: u16, offset: u64) {
+        let fi = usize::from(f);
+        if !self.funcs[fi].present {
+            return;
+        }
+        match offset {
+            off::CC => {
+                let new = Cc(pcie::bar_read32(f, off::CC));
+                let old = Cc(self.funcs[fi].cc);
+                self.funcs[fi].cc = new.0;
+                match regs::cc_change(old, new) {
+                    CcChange::Enable => self.enable(f, new),
+                    CcChange::Disable => self.start_reset(f, Reset::Disable),
+                    CcChange::Shutdown => {
+                        self.set_csts(f, (self.funcs[fi].csts & !regs::CSTS_SHST_MASK) | regs::CSTS_SHST_OCCURRING);
+                        self.start_reset(f, Reset::Shutdown);
+                    }
+                    CcChange::None => {}
+                }
+            }
+            // Read-only registers: undo host writes.
+            off::CAP | 0x04 => pcie::bar_write64(f, off::CAP, regs::cap(TIMEOUT_500MS)),
+            off::VS => pcie::bar_write32(f, off::VS, regs::VERSION),
+            off::CSTS => pcie::bar_write32(f, off::CSTS, self.funcs[fi].csts),
+            // AQA/ASQ/ACQ are read at enable; INTMS/INTMC do not apply with MSI-X.
+            _ => {}
+        }
+    }
+
+    fn set_csts(&mut self, f: u16, v: u32) {
+        self.funcs[usize::from(f)].csts = v;
+        pcie::bar_write32(f, off::CSTS, v);
+    }
+
+    fn enable(&mut self, f: u16, cc: Cc) {
+        let aqa = pcie::bar_read32(f, off::AQA);
+        let asq = pcie::bar_read64(f, off::ASQ);
+        let acq = pcie::bar_read64(f, off::ACQ);
+        match regs::check_enable(cc, aqa, asq, acq) {
+            Ok(q) => {
+                let fun = &mut self.funcs[usize::from(f)];
+                fun.enabled = true;
+                fun.asq = q.sq;
+                fun.acq = q.cq;
+                fun.sq = SqPointers::new(q.sq_entries);
+                fun.cq = CqPointers::new(q.cq_entries);
+                fun.features = Features::default();
+                fun.cur = Cur::Idle;
+                self.set_csts(f, regs::CSTS_RDY);
+            }
+            Err(e) => {
+                defmt::warn!("nvme fn{=u16}: enable refused: {}", f, e);
+                self.set_csts(f, regs::CSTS_CFS);
+            }
+        }
+    }
+
+    /// Starts tearing down a function's I/O queues on every engine.
+    fn start_reset(&mut self, f: u16, kind: Reset) {
+        let fi = usize::from(f);
+        let mut acks = 0;
+        for h in 0..HARTS {
+            if self.to[h].is_some() && self.send(h, ToEngine::Reset { func: f }) {
+                acks += 1;
+            }
+        }
+        let fun = &mut self.funcs[fi];
+        fun.reset = kind;
+        fun.acks = acks;
+        fun.enabled = false;
+        if acks == 0 {
+            self.finish_reset(f);
+        }
+    }
+
+    fn finish_reset(&mut self, f: u16) {
+        let fi = usize::from(f);
+        let kind = self.funcs[fi].reset;
+        for q in 1..QIDS as u16 {
+            if self.funcs[fi].cq_exists & bit(q) != 0 {
+                let o = usize::from(self.funcs[fi].owner[usize::from(q)]);
+                self.load[o] = self.load[o].saturating_sub(1);
+            }
+        }
+        for q in 0..pr::DOORBELLS as u16 {
+            pcie::steer(f, q, None);
+        }
+        let keep_cc = self.funcs[fi].cc;
+        let fun = &mut self.funcs[fi];
+        fun.cq_exists = 0;
+        fun.sq_exists = 0;
+        fun.io_created = false;
+        fun.naers = 0;
+        fun.nevents = 0;
+        fun.naborted = 0;
+        fun.reset = Reset::None;
+        fun.cur = Cur::Idle;
+        fun.sq = SqPointers::default();
+        fun.cq = CqPointers::default();
+        if self.data_owner == Some(f) {
+            self.data_owner = None;
+            self.walk = None;
+        }
+        match kind {
+            Reset::Disable => self.set_csts(f, 0),
+            Reset::Shutdown => {
+                self.funcs[fi].cc = keep_cc;
+                self.set_csts(f, (self.funcs[fi].csts & !regs::CSTS_SHST_MASK) | regs::CSTS_SHST_COMPLETE);
+            }
+            Reset::Function => self.init_function(f),
+            Reset::None => {}
+        }
+    }
+
+    fn engine_messages(&mut self) -> usize {
+        let mut work = 0;
+        for h in 0..HARTS {
+            while let Some(m) = self.from[h].as_mut().and_then(|rx| rx.pop()) {
+                work += 1;
+                match m {
+                    ToAdmin::Done { func, what, qid } => self.engine_done(func, what, qid, h),
+                    ToAdmin::AbortResult { func, aborted } => {
+                        let fun = &mut self.funcs[usize::from(func)];
+                        if fun.cur == Cur::Waiting && fun.sqe.opcode() == OPC_ABORT {
+                            fun.dw0 = u32::from(!aborted);
+                            self.post(func, Status::SUCCESS);
+                        }
+                    }
+                    ToAdmin::Error { func, kind, qid } => self.async_error(func, kind, qid),
+                }
+            }
+        }
+        work
+    }
+
+    fn engine_done(&mut self, f: u16, what: Done, qid: u16, hart: usize) {
+        let fi = usize::from(f);
+        if what == Done::Reset {
+            let fun = &mut self.funcs[fi];
+            if fun.reset != Reset::None && fun.acks > 0 {
+                fun.acks -= 1;
+                if fun.acks == 0 {
+                    self.finish_reset(f);
+                }
+            }
+            return;
+        }
+        let fun = &mut self.funcs[fi];
+        if fun.cur != Cur::Waiting || fun.pending_qid != qid {
+            return;
+        }
+        match what {
+            Done::CreateCq => {
+                fun.cq_exists |= bit(qid);
+                fun.owner[usize::from(qid)] = hart as u8;
+                fun.io_created = true;
+                pcie::steer(f, 2 * qid + 1, Some(hart));
+            }
+            Done::CreateSq => {
+                fun.sq_exists |= bit(qid);
+                fun.io_created = true;
+                pcie::steer(f, 2 * qid, Some(hart));
+            }
+            Done::DeleteSq => {
+                fun.sq_exists &= !bit(qid);
+                pcie::steer(f, 2 * qid, None);
+            }
+            Done::DeleteCq => {
+                fun.cq_exists &= !bit(qid);
+                self.load[hart] = self.load[hart].saturating_sub(1);
+                pcie::steer(f, 2 * qid + 1, None);
+            }
+            Done::Reset => {}
+        }
+        self.post(f, Status::SUCCESS);
+    }
+
+    /// Records a host error and raises an async event (error type, §5.2).
+    fn async_error(&mut self, f: u16, kind: HostError, qid: u16) {
+        let fi = usize::from(f);
+        if fi >= MAX_FUNCTIONS || !self.funcs[fi].present {
+            return;
+        }
+        let info = match kind {
+            HostError::InvalidDoorbell => 0x00,
+            HostError::InvalidDoorbellValue => 0x01,
+        };
+        defmt::warn!("nvme fn{=u16}: {} on queue {=u16}", f, kind, qid);
+        let fun = &mut self.funcs[fi];
+        fun.errors.record(ErrorEntry { sqid: qid, cid: 0xffff, status: 0, ..Default::default() });
+        // Event type 0 (error status), info, log page 01h.
+        let dw0 = (u32::from(logs::LID_ERROR) << 16) | (info << 8);
+        if fun.nevents < fun.events.len() && !fun.events[..fun.nevents].contains(&dw0) {
+            fun.events[fun.nevents] = dw0;
+            fun.nevents += 1;
+        }
+    }
+
+    // ------------------------------------------------------------ commands
+
+    /// Advances function `f`'s admin queue; returns work done.
+    fn step(&mut self, f: u16) -> usize {
+        let fi = usize::from(f);
+        let fun = self.funcs[fi];
+        if !fun.present || !fun.enabled || fun.reset != Reset::None {
+            return 0;
+        }
+        // Complete aborted AERs, then deliver async events to parked AERs,
+        // when the queue is quiet.
+        if fun.cur == Cur::Idle && fun.naborted > 0 && fun.cq.available() > 0 {
+            let fun = &mut self.funcs[fi];
+            fun.naborted -= 1;
+            let cid = fun.aborted_aers[fun.naborted];
+            fun.cq.reserve();
+            let mut sqe = Sqe::ZERO;
+            sqe.0[0] = OPC_AER;
+            sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
+            fun.sqe = sqe;
+            fun.dw0 = 0;
+            self.post(f, Status::ABORT_REQUESTED);
+            return 1;
+        }
+        if fun.cur == Cur::Idle && fun.naers > 0 && fun.nevents > 0 && fun.cq.available() > 0 {
+            let fun = &mut self.funcs[fi];
+            fun.naers -= 1;
+            let cid = fun.aers[fun.naers];
+            let dw0 = fun.events[0];
+            fun.events.copy_within(1..fun.nevents, 0);
+            fun.nevents -= 1;
+            fun.cq.reserve();
+            let mut sqe = Sqe::ZERO;
+            sqe.0[0] = OPC_AER;
+            sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
+            fun.sqe = sqe;
+            fun.dw0 = dw0;
+            self.post(f, Status::SUCCESS);
+            return 1;
+        }
+        match fun.cur {
+            Cur::Idle if fun.sq.pending() > 0 && fun.cq.available() > 0 => {
+                let fun = &mut self.funcs[fi];
+                fun.cq.reserve();
+                let host = fun.asq + 64 * u64::from(fun.sq.head);
+                fun.sq.advance(1);
+                fun.cur = Cur::Fetching;
+                let local = (self.fetch_area + fi * 64) as u64;
+                self.dma(Desc { host, local, len: 64, function: f, op: dr::OP_H2D, flags: dr::FLAG_END, msix: 0, cookie: (K_FETCH << 16) | u32::from(f) });
+                1
+            }
+            Cur::Ready => {
+                self.execute(f);
+                1
+            }
+            _ => 0,
+        }
+    }
+
+    fn dma(&mut self, d: Desc) {
+        if !self.chan().push(&d) {
+            defmt::error!("nvme admin: DMA ring full");
+        }
+        self.kick = true;
+    }
+
+    fn fetched(&mut self, f: u16, ok: bool) {
+        let fi = usize::from(f);
+        if self.funcs[fi].cur != Cur::Fetching {
+            return;
+        }
+        if !ok {
+            // The admin SQ is unreadable: nothing to complete against.
+            self.funcs[fi].cq.unreserve();
+            self.funcs[fi].cur = Cur::Idle;
+            self.set_csts(f, self.funcs[fi].csts | regs::CSTS_CFS);
+            defmt::warn!("nvme fn{=u16}: admin SQ unreadable, controller fatal", f);
+            return;
+        }
+        let mut sqe = Sqe::ZERO;
+        dpu_hal::mem::read(self.fetch_area + fi * 64, &mut sqe.0);
+        self.funcs[fi].sqe = sqe;
+        self.funcs[fi].cur = Cur::Ready;
+        self.execute(f);
+    }
+
+    fn limits(f: u16) -> Limits {
+        Limits { max_io_queues: io_queues(f), vectors: vectors(f) }
+    }
+
+    fn execute(&mut self, f: u16) {
+        let fi = usize::from(f);
+        let sqe = self.funcs[fi].sqe;
+        self.funcs[fi].dw0 = 0;
+        if sqe.fuse() != 0 || sqe.psdt() != Psdt::Prp {
+            // No fused admin commands; admin commands use PRPs (NVMe/PCIe).
+            return self.post(f, Status::INVALID_FIELD);
+        }
+        let r: Result<(), Status> = match sqe.opcode() {
+            OPC_IDENTIFY => self.identify(f, &sqe),
+            OPC_GET_LOG_PAGE => self.get_log(f, &sqe),
+            OPC_GET_FEATURES => self.funcs[fi].features.get(&sqe, Self::limits(f)).map(|v| {
+                self.funcs[fi].dw0 = v;
+                self.post(f, Status::SUCCESS);
+            }),
+            OPC_SET_FEATURES => self.set_features(f, &sqe),
+            OPC_CREATE_CQ => self.create_cq(f, &sqe),
+            OPC_CREATE_SQ => self.create_sq(f, &sqe),
+            OPC_DELETE_SQ => self.delete_sq(f, &sqe),
+            OPC_DELETE_CQ => self.delete_cq(f, &sqe),
+            OPC_ABORT => self.abort(f, &sqe),
+            OPC_AER => {
+                let fun = &mut self.funcs[fi];
+                if fun.naers >= AER_SLOTS {
+                    Err(Status::AER_LIMIT_EXCEEDED)
+                } else {
+                    fun.aers[fun.naers] = sqe.cid();
+                    fun.naers += 1;
+                    // Parked: no completion until an event; its CQ slot is released.
+                    fun.cq.unreserve();
+                    fun.cur = Cur::Idle;
+                    Ok(())
+                }
+            }
+            _ => Err(Status::INVALID_OPCODE),
+        };
+        if let Err(st) = r {
+            self.post(f, st);
+        }
+    }
+
+    fn identify(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let req = identify::decode(sqe)?;
+        if self.data_owner.is_some() {
+            // Data buffer busy: retry on a later pass.
+            self.funcs[usize::from(f)].cur = Cur::Ready;
+            return Ok(());
+        }
+        let mut buf = [0u8; 4096];
+        let ns_info = |n: u32| {
+            config::namespace(f, n).map(|ns| {
+                let mut nguid = [0u8; 16];
+                nguid[0..4].copy_from_slice(b"DPU\0");
+                nguid[4..6].copy_from_slice(&f.to_be_bytes());
+                nguid[12..16].copy_from_slice(&n.to_be_bytes());
+                let mut eui = [0u8; 8];
+                eui[0..2].copy_from_slice(&f.to_be_bytes());
+                eui[4..8].copy_from_slice(&n.to_be_bytes());
+                eui[2] = 0xd9;
+                NamespaceInfo { nsid: n, blocks: ns.bdev.geometry.blocks, lba_shift: ns.bdev.geometry.block_shift, nguid, eui64: eui }
+            })
+        };
+        match req {
+            identify::Request::Controller => {
+                let mut serial = [b' '; 20];
+                let tag = *b"DPU0000000000000FN";
+                serial[..tag.len()].copy_from_slice(&tag);
+                let hex = b"0123456789abcdef";
+                serial[18] = hex[usize::from(f >> 4) & 15];
+                serial[19] = hex[usize::from(f) & 15];
+                let mut nqn = [0u8; 40];
+                let pre = b"nqn.2026-11.io.dpu:ctrl-fn";
+                nqn[..pre.len()].copy_from_slice(pre);
+                nqn[pre.len()] = hex[usize::from(f >> 4) & 15];
+                nqn[pre.len() + 1] = hex[usize::from(f) & 15];
+                let id = ControllerIdentity {
+                    vid: dpu_hal::memory_map::PCI_VENDOR_ID,
+                    ssvid: dpu_hal::memory_map::PCI_VENDOR_ID,
+                    serial: core::str::from_utf8(&serial).unwrap_or("DPU"),
+                    model: "DPU NVMe Controller",
+                    firmware: FIRMWARE_REV,
+                    cntlid: f + 1,
+                    subnqn: core::str::from_utf8(&nqn[..pre.len() + 2]).unwrap_or(""),
+                    acl: 3,
+                    aerl: (AER_SLOTS - 1) as u8,
+                    elpe: (logs::ERROR_ENTRIES - 1) as u8,
+                };
+                identify::controller(&mut buf, &id);
+            }
+            identify::Request::Namespace(n) => match ns_info(n) {
+                Some(ns) => identify::namespace(&mut buf, &ns),
+                // Inactive NSID: a zero-filled structure (§5.17.2.1).
+                None => buf.fill(0),
+            },
+            identify::Request::ActiveList(after) => identify::active_list(&mut buf, &mut config::nsids(f), after),
+            identify::Request::Descriptors(n) => {
+                let ns = ns_info(n).ok_or(Status::INVALID_NAMESPACE)?;
+                identify::descriptors(&mut buf, &ns);
+            }
+        }
+        self.send_data(f, sqe, &buf, 4096)
+    }
+
+    fn get_log(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let req = logs::decode(sqe)?;
+        if self.data_owner.is_some() {
+            self.funcs[usize::from(f)].cur = Cur::Ready;
+            return Ok(());
+        }
+        let mut health = Health::default();
+        for h in 0..HARTS {
+            use core::sync::atomic::Ordering::Relaxed;
+            let c = &COUNTERS[h][usize::from(f)];
+            health.read_commands += c.read_cmds.load(Relaxed);
+            health.write_commands += c.write_cmds.load(Relaxed);
+            health.bytes_read += c.bytes_read.load(Relaxed);
+            health.bytes_written += c.bytes_written.load(Relaxed);
+        }
+        health.power_cycles = 1;
+        let mut page = [0u8; 1024];
+        logs::render(req.lid, &mut page, &self.funcs[usize::from(f)].errors, &health, FIRMWARE_REV);
+        // The requested window of the page; bytes past its end read as zero.
+        let mut out = [0u8; 1024];
+        let start = req.offset as usize;
+        let n = (page.len() - start).min(req.len as usize);
+        out[..n].copy_from_slice(&page[start..start + n]);
+        self.send_data(f, sqe, &out, req.len)
+    }
+
+    /// Sends `len` bytes (the first `data.len()` from `data`, zeros after)
+    /// to the command's PRPs.
+    fn send_data(&mut self, f: u16, sqe: &Sqe, data: &[u8], len: u32) -> Result<(), Status> {
+        self.segs.clear();
+        let (walk, step) = PrpWalk::start(sqe.prp1(), sqe.prp2(), len, &mut self.segs)?;
+        dpu_hal::mem::write(self.data, &data[..data.len().min(DATA_BUF)]);
+        self.data_owner = Some(f);
+        self.walk = Some(walk);
+        self.data_len = data.len().min(DATA_BUF) as u32;
+        self.data_step(f, step);
+        Ok(())
+    }
+
+    fn data_step(&mut self, f: u16, step: Step) {
+        match step {
+            Step::Fetch { addr, len } => {
+                self.funcs[usize::from(f)].cur = Cur::Listing;
+                let local = self.list as u64;
+                self.dma(Desc { host: addr, local, len, function: f, op: dr::OP_H2D, flags: dr::FLAG_END, msix: 0, cookie: (K_LIST << 16) | u32::from(f) });
+            }
+            Step::Done => {
+                if self.walk.take().is_none() {
+                    return;
+                }
+                self.funcs[usize::from(f)].cur = Cur::Data;
+                let segs = self.segs;
+                let mut offset = 0u32;
+                let count = segs.len();
+                for (i, &(host, len)) in segs.as_slice().iter().enumerate() {
+                    // Data comes from the buffer while it lasts, then from the zero page.
+                    let mut done = 0;
+                    while done < len {
+                        let at = offset + done;
+                        let (local, n) = if at < self.data_len {
+                            ((self.data + at as usize) as u64, (self.data_len - at).min(len - done))
+                        } else {
+                            (self.zero as u64, (len - done).min(4096))
+                        };
+                        let last = i + 1 == count && done + n == len;
+                        self.dma(Desc {
+                            host: host + u64::from(done),
+                            local,
+                            len: n,
+                            function: f,
+                            op: dr::OP_D2H,
+                            flags: if last { dr::FLAG_END } else { 0 },
+                            msix: 0,
+                            cookie: (K_DATA << 16) | u32::from(f),
+                        });
+                        done += n;
+                    }
+                    offset += len;
+                }
+            }
+        }
+    }
+
+    fn listed(&mut self, f: u16, bytes: u32, ok: bool) {
+        if !ok {
+            self.walk = None;
+            self.data_owner = None;
+            return self.post(f, Status::DATA_TRANSFER_ERROR);
+        }
+        let mut buf = [0u8; 4096];
+        let n = (bytes as usize).min(4096);
+        dpu_hal::mem::read(self.list, &mut buf[..n]);
+        let r = match self.walk.as_mut() {
+            Some(w) => w.feed(&buf[..n], &mut self.segs),
+            None => Err(Status::INTERNAL_ERROR),
+        };
+        match r {
+            Ok(step) => self.data_step(f, step),
+            Err(st) => {
+                self.walk = None;
+                self.data_owner = None;
+                self.post(f, st);
+            }
+        }
+    }
+
+    fn data_done(&mut self, f: u16, ok: bool) {
+        self.data_owner = None;
+        self.post(f, if ok { Status::SUCCESS } else { Status::DATA_TRANSFER_ERROR });
+    }
+
+    fn set_features(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        let io = self.funcs[fi].io_created;
+        let v = self.funcs[fi].features.set(sqe, Self::limits(f), io)?;
+        self.funcs[fi].dw0 = v;
+        let fid = sqe.cdw10() as u8;
+        if fid == features::FID_INTERRUPT_COALESCING || fid == features::FID_INTERRUPT_VECTOR_CONFIG {
+            // Push the new settings to every engine hosting one of our CQs.
+            for q in 1..QIDS as u16 {
+                let fun = self.funcs[fi];
+                if fun.cq_exists & bit(q) == 0 {
+                    continue;
+                }
+                let (thr, time) = fun.features.coalescing(q).unwrap_or((0, 0));
+                let owner = usize::from(fun.owner[usize::from(q)]);
+                self.send(owner, ToEngine::Coalesce { func: f, qid: q, thr, time });
+            }
+        }
+        self.post(f, Status::SUCCESS);
+        Ok(())
+    }
+
+    fn create_cq(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        let fun = self.funcs[fi];
+        let (_, ncqa) = fun.features.allocated(Self::limits(f));
+        let c = queue::create_cq(sqe, ncqa + 1, vectors(f), |q| fun.cq_exists & bit(q) != 0)?;
+        // Least-loaded engine (ties: lowest hart).
+        let Some(owner) = (0..HARTS).filter(|&h| self.to[h].is_some()).min_by_key(|&h| self.load[h]) else {
+            return Err(Status::INTERNAL_ERROR);
+        };
+        let (thr, time) = fun.features.coalescing(c.vector).unwrap_or((0, 0));
+        let m = ToEngine::CreateCq { func: f, qid: c.qid, entries: c.entries, vector: c.vector, irq: c.interrupts, thr, time, addr: c.addr };
+        if !self.send(owner, m) {
+            return Err(Status::INTERNAL_ERROR);
+        }
+        self.load[owner] += 1;
+        let fun = &mut self.funcs[fi];
+        fun.cur = Cur::Waiting;
+        fun.pending_qid = c.qid;
+        Ok(())
+    }
+
+    fn create_sq(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        let fun = self.funcs[fi];
+        let (nsqa, _) = fun.features.allocated(Self::limits(f));
+        let s = queue::create_sq(sqe, nsqa + 1, |q| fun.sq_exists & bit(q) != 0, |q| fun.cq_exists & bit(q) != 0)?;
+        let owner = usize::from(fun.owner[usize::from(s.cqid)]);
+        if !self.send(owner, ToEngine::CreateSq { func: f, qid: s.qid, entries: s.entries, cqid: s.cqid, addr: s.addr }) {
+            return Err(Status::INTERNAL_ERROR);
+        }
+        let fun = &mut self.funcs[fi];
+        fun.sq_cq[usize::from(s.qid)] = s.cqid as u8;
+        fun.cur = Cur::Waiting;
+        fun.pending_qid = s.qid;
+        Ok(())
+    }
+
+    fn delete_sq(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        let fun = self.funcs[fi];
+        let qid = queue::delete_sq(sqe, |q| fun.sq_exists & bit(q) != 0)?;
+        let owner = usize::from(fun.owner[usize::from(fun.sq_cq[usize::from(qid)])]);
+        if !self.send(owner, ToEngine::DeleteSq { func: f, qid }) {
+            return Err(Status::INTERNAL_ERROR);
+        }
+        let fun = &mut self.funcs[fi];
+        fun.cur = Cur::Waiting;
+        fun.pending_qid = qid;
+        Ok(())
+    }
+
+    fn delete_cq(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        let fun = self.funcs[fi];
+        let has_sqs = |q: u16| (1..QIDS as u16).any(|s| fun.sq_exists & bit(s) != 0 && u16::from(fun.sq_cq[usize::from(s)]) == q);
+        let qid = queue::delete_cq(sqe, |q| fun.cq_exists & bit(q) != 0, has_sqs)?;
+        let owner = usize::from(fun.owner[usize::from(qid)]);
+        if !self.send(owner, ToEngine::DeleteCq { func: f, qid }) {
+            return Err(Status::INTERNAL_ERROR);
+        }
+        let fun = &mut self.funcs[fi];
+        fun.cur = Cur::Waiting;
+        fun.pending_qid = qid;
+        Ok(())
+    }
+
+    fn abort(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        let sqid = sqe.cdw10() as u16;
+        let cid = (sqe.cdw10() >> 16) as u16;
+        if sqid == 0 {
+            // Admin commands: only parked AERs can be aborted.
+            let fun = &mut self.funcs[fi];
+            if let Some(i) = fun.aers[..fun.naers].iter().position(|&c| c == cid) {
+                fun.aers.copy_within(i + 1..fun.naers, i);
+                fun.naers -= 1;
+                // The AER completes with Command Abort Requested right after.
+                fun.aborted_aers[fun.naborted] = cid;
+                fun.naborted += 1;
+                fun.dw0 = 0;
+            } else {
+                fun.dw0 = 1;
+            }
+            self.post(f, Status::SUCCESS);
+            return Ok(());
+        }
+        let fun = self.funcs[fi];
+        if fun.sq_exists & bit(sqid) == 0 {
+            self.funcs[fi].dw0 = 1;
+            self.post(f, Status::SUCCESS);
+            return Ok(());
+        }
+        let owner = usize::from(fun.owner[usize::from(fun.sq_cq[usize::from(sqid)])]);
+        if !self.send(owner, ToEngine::Abort { func: f, sqid, cid }) {
+            return Err(Status::INTERNAL_ERROR);
+        }
+        let fun = &mut self.funcs[fi];
+        fun.cur = Cur::Waiting;
+        fun.pending_qid = 0xffff;
+        Ok(())
+    }
+
+    /// Posts the current command's CQE on the admin CQ (slot reserved at
+    /// fetch), with MSI-X vector 0.
+    fn post(&mut self, f: u16, status: Status) {
+        let fi = usize::from(f);
+        let fun = &mut self.funcs[fi];
+        if !status.is_success() {
+            fun.errors.record(ErrorEntry { sqid: 0, cid: fun.sqe.cid(), status: status.field(), nsid: fun.sqe.nsid(), ..Default::default() });
+        }
+        let cqe = Cqe { dw0: fun.dw0, dw1: 0, sq_head: fun.sq.head, sq_id: 0, cid: fun.sqe.cid(), status };
+        let (index, phase) = fun.cq.post();
+        let host = fun.acq + 16 * u64::from(index);
+        fun.cur = Cur::Posting;
+        let local = self.cqe_area + fi * 16;
+        dpu_hal::mem::write(local, &cqe.bytes(phase));
+        self.dma(Desc {
+            host,
+            local: local as u64,
+            len: 16,
+            function: f,
+            op: dr::OP_D2H,
+            flags: dr::FLAG_END | dr::FLAG_MSIX,
+            msix: 0,
+            cookie: (K_CQE << 16) | u32::from(f),
+        });
+    }
+
+    fn posted(&mut self, f: u16) {
+        let fun = &mut self.funcs[usize::from(f)];
+        if fun.cur == Cur::Posting {
+            fun.cur = Cur::Idle;
+        }
+    }
+}
+

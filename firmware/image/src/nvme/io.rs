@@ -1,0 +1,1131 @@
+//! The NVMe I/O engine of one data-plane core.
+//!
+//! Per command: SQ tail doorbell -> fetch SQEs by DMA (batched, CQ slots
+//! reserved up front) -> decode and check -> walk the data pointer (PRP list
+//! or SGL segments fetched by DMA when needed) -> the namespace's block
+//! device plans the data movement -> one DMA chain moves the data -> the
+//! CQE is written by DMA, followed by MSI-X (or coalesced). Everything is
+//! non-blocking: the engine advances whatever is ready each reactor pass.
+
+use super::config;
+use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
+use dpu_bdev::{Io as BdevIo, Move, Op as BdevOp};
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::pcie::{self, Note};
+use dpu_hal::regs::dma as dr;
+use dpu_nvme::dptr::{PrpWalk, SegList, SglWalk, Step};
+use dpu_nvme::io::{self as nio, IoCmd, Op};
+use dpu_nvme::queue::{CqPointers, SqPointers};
+use dpu_nvme::{Cqe, Sqe, Status};
+use dpu_ring::{Consumer, Producer};
+use dpu_rt::ConstInit;
+
+const MAXQ: usize = 32;
+const MAXCMD: usize = 128;
+const MAXWALK: usize = 16;
+const FETCH_BUFS: usize = 8;
+const FETCH_BATCH: u16 = 16;
+const DMA_RING: u32 = 512;
+const LIST_BUF: usize = 4096;
+const MAX_MOVES: usize = 72;
+
+// DMA cookie kinds (top 4 bits) and index (low bits).
+const K_FETCH: u32 = 1;
+const K_LIST: u32 = 2;
+const K_DATA: u32 = 3;
+const K_CQE: u32 = 4;
+const K_CMP: u32 = 5;
+const K_DSM: u32 = 6;
+
+fn cookie(kind: u32, index: usize) -> u32 {
+    (kind << 28) | index as u32
+}
+
+#[derive(Clone, Copy)]
+struct Cq {
+    used: bool,
+    func: u16,
+    qid: u16,
+    addr: u64,
+    ptr: CqPointers,
+    vector: u16,
+    irq: bool,
+    thr: u8,
+    time: u8,
+    /// CQEs posted since the last interrupt (coalescing).
+    unsignalled: u16,
+    deadline: u64,
+    sqs: u8,
+}
+
+#[derive(Clone, Copy)]
+struct Sq {
+    used: bool,
+    func: u16,
+    qid: u16,
+    addr: u64,
+    ptr: SqPointers,
+    cq: u8,
+    inflight: u16,
+    deleting: bool,
+    /// Ack `Done::DeleteSq` once drained.
+    ack_delete: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    /// Its SQE is being fetched.
+    Fetching,
+    /// Waiting for a walk context to fetch a PRP list / SGL segment.
+    NeedWalk,
+    /// A PRP list / SGL segment is being fetched into `walk`.
+    Listing,
+    /// Data DMA in flight.
+    Data,
+    /// Compare: host data chunk being fetched into the walk buffer.
+    Comparing,
+    /// DSM: range list being fetched.
+    Ranges,
+    /// CQE DMA in flight.
+    Posting,
+}
+
+#[derive(Clone, Copy)]
+struct Cmd {
+    state: State,
+    sq: u8,
+    sqe: Sqe,
+    io: IoCmd,
+    walk: u8,
+    /// Compare: bytes compared so far.
+    progress: u32,
+    status: Status,
+}
+
+#[derive(Clone, Copy)]
+enum Walker {
+    None,
+    Prp(PrpWalk),
+    Sgl(SglWalk),
+}
+
+#[derive(Clone, Copy)]
+struct Walk {
+    used: bool,
+    cmd: u8,
+    w: Walker,
+    segs: SegList,
+}
+
+#[derive(Clone, Copy)]
+struct FetchBuf {
+    used: bool,
+    sq: u8,
+    n: u16,
+    /// Command slots taken for the batch.
+    slots: [u8; FETCH_BATCH as usize],
+}
+
+/// Per-function counters (single writer: this engine; read by the admin
+/// service for the SMART log).
+pub struct FnCounters {
+    pub read_cmds: core::sync::atomic::AtomicU64,
+    pub write_cmds: core::sync::atomic::AtomicU64,
+    pub bytes_read: core::sync::atomic::AtomicU64,
+    pub bytes_written: core::sync::atomic::AtomicU64,
+}
+
+impl FnCounters {
+    const fn new() -> Self {
+        use core::sync::atomic::AtomicU64;
+        FnCounters {
+            read_cmds: AtomicU64::new(0),
+            write_cmds: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        }
+    }
+    fn add(c: &core::sync::atomic::AtomicU64, v: u64) {
+        use core::sync::atomic::Ordering::Relaxed;
+        c.store(c.load(Relaxed) + v, Relaxed);
+    }
+}
+
+/// Counters of every engine, indexed [hart][function].
+pub static COUNTERS: [[FnCounters; dpu_hal::memory_map::MAX_FUNCTIONS]; dpu_hal::memory_map::HARTS] =
+    [const { [const { FnCounters::new() }; dpu_hal::memory_map::MAX_FUNCTIONS] }; dpu_hal::memory_map::HARTS];
+
+/// Engine statistics.
+#[derive(Clone, Copy, Default)]
+pub struct Stats {
+    pub commands: u64,
+    pub errors: u64,
+    pub fetches: u64,
+    pub cq_full_stalls: u64,
+}
+
+pub struct Engine {
+    hart: usize,
+    chan: Option<Channel>,
+    from_admin: Option<Consumer<'static, ToEngine, { msg::DEPTH }>>,
+    to_admin: Option<Producer<'static, ToAdmin, { msg::DEPTH }>>,
+    cqs: [Cq; MAXQ],
+    sqs: [Sq; MAXQ],
+    cmds: [Cmd; MAXCMD],
+    free: [u8; MAXCMD],
+    nfree: usize,
+    walks: [Walk; MAXWALK],
+    walk_wait: [u8; MAXCMD],
+    walk_wait_n: usize,
+    fetch: [FetchBuf; FETCH_BUFS],
+    fetch_area: usize,
+    list_area: usize,
+    cqe_area: usize,
+    /// Aborts of commands not fetched yet: (func, sqid, cid, sq tail when asked).
+    aborts: [(u16, u16, u16, u16, bool); 8],
+    /// Functions with a pending reset (bit f).
+    resets: [u64; 2],
+    /// SQs with entries to fetch (bit = SQ slot).
+    pending: u32,
+    /// CQs with a coalescing deadline armed (bit = CQ slot).
+    armed: u32,
+    /// Notifications may remain in the endpoint FIFO.
+    more_notes: bool,
+    kick: bool,
+    /// mtimecmp currently programmed (coalescing deadlines).
+    timer: u64,
+    pub stats: Stats,
+}
+
+impl ConstInit for Engine {
+    const INIT: Engine = Engine {
+        hart: 0,
+        chan: None,
+        from_admin: None,
+        to_admin: None,
+        cqs: [Cq {
+            used: false,
+            func: 0,
+            qid: 0,
+            addr: 0,
+            ptr: CqPointers { entries: 0, tail: 0, head: 0, phase: true, reserved: 0 },
+            vector: 0,
+            irq: false,
+            thr: 0,
+            time: 0,
+            unsignalled: 0,
+            deadline: 0,
+            sqs: 0,
+        }; MAXQ],
+        sqs: [Sq {
+            used: false,
+            func: 0,
+            qid: 0,
+            addr: 0,
+            ptr: SqPointers { entries: 0, head: 0, tail: 0 },
+            cq: 0,
+            inflight: 0,
+            deleting: false,
+            ack_delete: false,
+        }; MAXQ],
+        cmds: [Cmd {
+            state: State::Free,
+            sq: 0,
+            sqe: Sqe::ZERO,
+            io: IoCmd { op: Op::Flush, nsid: 0, slba: 0, nlb: 0, data_len: 0, sgl: false },
+            walk: 0,
+            progress: 0,
+            status: Status::SUCCESS,
+        }; MAXCMD],
+        free: [0; MAXCMD],
+        nfree: 0,
+        walks: [Walk { used: false, cmd: 0, w: Walker::None, segs: SegList::new() }; MAXWALK],
+        walk_wait: [0; MAXCMD],
+        walk_wait_n: 0,
+        fetch: [FetchBuf { used: false, sq: 0, n: 0, slots: [0; FETCH_BATCH as usize] }; FETCH_BUFS],
+        fetch_area: 0,
+        list_area: 0,
+        cqe_area: 0,
+        aborts: [(0, 0, 0, 0, false); 8],
+        resets: [0; 2],
+        pending: 0,
+        armed: 0,
+        more_notes: false,
+        kick: false,
+        timer: u64::MAX,
+        stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
+    };
+}
+
+impl Engine {
+    /// Sets up the engine on the calling data-plane hart: DMA channel,
+    /// SMEM staging areas, admin rings.
+    pub fn start(&mut self, hart: usize) -> bool {
+        self.hart = hart;
+        let Some(ring) = dpu_rt::alloc::smem(Channel::memory(DMA_RING), 64) else { return false };
+        let fetch = dpu_rt::alloc::smem(FETCH_BUFS * FETCH_BATCH as usize * 64, 64);
+        let lists = dpu_rt::alloc::smem(MAXWALK * LIST_BUF, 4096);
+        let cqes = dpu_rt::alloc::smem(MAXCMD * 16, 64);
+        let (Some(fetch), Some(lists), Some(cqes)) = (fetch, lists, cqes) else { return false };
+        let chan = Channel::start(super::dma_channel(hart), ring, DMA_RING, Some(hart));
+        if !chan.running() {
+            return false;
+        }
+        let Some((rx, tx)) = msg::engine_ends(hart) else { return false };
+        self.chan = Some(chan);
+        self.from_admin = Some(rx);
+        self.to_admin = Some(tx);
+        self.fetch_area = fetch;
+        self.list_area = lists;
+        self.cqe_area = cqes;
+        for i in 0..MAXCMD {
+            self.free[i] = (MAXCMD - 1 - i) as u8;
+        }
+        self.nfree = MAXCMD;
+        true
+    }
+
+    fn chan(&mut self) -> &mut Channel {
+        self.chan.as_mut().expect("engine started")
+    }
+
+    fn tell_admin(&mut self, m: ToAdmin) {
+        if let Some(tx) = self.to_admin.as_mut() {
+            if tx.push(m).is_err() {
+                defmt::warn!("hart {=usize}: admin ring full, message dropped", self.hart);
+            }
+            dpu_hal::mailbox::ring(super::ADMIN_HART, msg::DOORBELL_NVME);
+        }
+    }
+
+    fn find_sq(&self, func: u16, qid: u16) -> Option<usize> {
+        self.sqs.iter().position(|s| s.used && s.func == func && s.qid == qid)
+    }
+
+    fn find_cq(&self, func: u16, qid: u16) -> Option<usize> {
+        self.cqs.iter().position(|c| c.used && c.func == func && c.qid == qid)
+    }
+
+    /// One reactor pass; `doorbells` are the mailbox bits that woke the
+    /// core (device registers are only read when something arrived).
+    /// Returns how much work was done.
+    pub fn poll(&mut self, doorbells: u64) -> usize {
+        if self.chan.is_none() {
+            return 0;
+        }
+        let mut work = 0;
+        if doorbells & msg::DOORBELL_NVME != 0 {
+            work += self.admin_messages();
+        }
+        if doorbells & dpu_hal::regs::pcie::MAILBOX_BIT != 0 || self.more_notes {
+            work += self.notifications();
+        }
+        work += self.dma_completions();
+        if self.pending != 0 {
+            work += self.start_fetches();
+        }
+        if self.walk_wait_n > 0 {
+            self.retry_walks();
+        }
+        if self.armed != 0 || self.timer != u64::MAX {
+            work += self.coalescing_timers();
+        }
+        if self.kick {
+            self.kick = false;
+            self.chan().kick();
+        }
+        work
+    }
+
+    // ------------------------------------------------------------ admin
+
+    fn admin_messages(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(m) = self.from_admin.as_mut().and_then(|rx| rx.pop()) {
+            n += 1;
+            match m {
+                ToEngine::CreateCq { func, qid, entries, vector, irq, thr, time, addr } => {
+                    if let Some(i) = self.cqs.iter().position(|c| !c.used) {
+                        self.cqs[i] = Cq {
+                            used: true,
+                            func,
+                            qid,
+                            addr,
+                            ptr: CqPointers::new(entries),
+                            vector,
+                            irq,
+                            thr,
+                            time,
+                            unsignalled: 0,
+                            deadline: 0,
+                            sqs: 0,
+                        };
+                    } else {
+                        defmt::error!("hart {=usize}: no room for CQ {=u16} of fn {=u16}", self.hart, qid, func);
+                    }
+                    self.tell_admin(ToAdmin::Done { func, what: Done::CreateCq, qid });
+                }
+                ToEngine::CreateSq { func, qid, entries, cqid, addr } => {
+                    match (self.sqs.iter().position(|s| !s.used), self.find_cq(func, cqid)) {
+                        (Some(i), Some(c)) => {
+                            self.cqs[c].sqs += 1;
+                            self.sqs[i] = Sq {
+                                used: true,
+                                func,
+                                qid,
+                                addr,
+                                ptr: SqPointers::new(entries),
+                                cq: c as u8,
+                                inflight: 0,
+                                deleting: false,
+                                ack_delete: false,
+                            };
+                        }
+                        _ => defmt::error!("hart {=usize}: cannot host SQ {=u16} of fn {=u16}", self.hart, qid, func),
+                    }
+                    self.tell_admin(ToAdmin::Done { func, what: Done::CreateSq, qid });
+                }
+                ToEngine::DeleteSq { func, qid } => match self.find_sq(func, qid) {
+                    Some(i) => {
+                        self.sqs[i].deleting = true;
+                        self.sqs[i].ack_delete = true;
+                        self.reap_sq(i);
+                    }
+                    None => self.tell_admin(ToAdmin::Done { func, what: Done::DeleteSq, qid }),
+                },
+                ToEngine::DeleteCq { func, qid } => {
+                    if let Some(i) = self.find_cq(func, qid) {
+                        self.cqs[i].used = false;
+                    }
+                    self.tell_admin(ToAdmin::Done { func, what: Done::DeleteCq, qid });
+                }
+                ToEngine::Reset { func } => {
+                    for i in 0..MAXQ {
+                        if self.sqs[i].used && self.sqs[i].func == func {
+                            self.sqs[i].deleting = true;
+                        }
+                    }
+                    for a in self.aborts.iter_mut() {
+                        if a.0 == func {
+                            a.4 = false;
+                        }
+                    }
+                    self.resets[usize::from(func) / 64] |= 1 << (func % 64);
+                    self.check_resets();
+                }
+                ToEngine::Abort { func, sqid, cid } => {
+                    let aborted = self.abort(func, sqid, cid);
+                    self.tell_admin(ToAdmin::AbortResult { func, aborted });
+                }
+                ToEngine::Coalesce { func, qid, thr, time } => {
+                    if let Some(i) = self.find_cq(func, qid) {
+                        self.cqs[i].thr = thr;
+                        self.cqs[i].time = time;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// Best-effort abort (§5.1): a command still in the SQ (doorbelled, not
+    /// fetched) completes with Command Abort Requested when fetched; one
+    /// already executing runs to completion.
+    fn abort(&mut self, func: u16, sqid: u16, cid: u16) -> bool {
+        let Some(s) = self.find_sq(func, sqid) else { return false };
+        let started = self.cmds.iter().any(|c| c.state != State::Free && usize::from(c.sq) == s && c.sqe.cid() == cid);
+        if started || self.sqs[s].ptr.pending() == 0 {
+            return false;
+        }
+        match self.aborts.iter().position(|a| !a.4) {
+            Some(i) => {
+                self.aborts[i] = (func, sqid, cid, self.sqs[s].ptr.tail, true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops SQ `i` once none of its commands is in flight.
+    fn reap_sq(&mut self, i: usize) {
+        let s = self.sqs[i];
+        if !s.used || !s.deleting || s.inflight != 0 || self.fetch.iter().any(|f| f.used && usize::from(f.sq) == i) {
+            return;
+        }
+        self.sqs[i].used = false;
+        let c = usize::from(s.cq);
+        self.cqs[c].sqs = self.cqs[c].sqs.saturating_sub(1);
+        if s.ack_delete {
+            self.tell_admin(ToAdmin::Done { func: s.func, what: Done::DeleteSq, qid: s.qid });
+        }
+    }
+
+    fn check_resets(&mut self) {
+        for w in 0..2 {
+            let mut bits = self.resets[w];
+            while bits != 0 {
+                let func = (w * 64) as u16 + bits.trailing_zeros() as u16;
+                bits &= bits - 1;
+                for i in 0..MAXQ {
+                    if self.sqs[i].used && self.sqs[i].func == func {
+                        self.reap_sq(i);
+                    }
+                }
+                if self.sqs.iter().any(|s| s.used && s.func == func) {
+                    continue;
+                }
+                for c in self.cqs.iter_mut() {
+                    if c.used && c.func == func {
+                        c.used = false;
+                    }
+                }
+                self.resets[w] &= !(1 << (func % 64));
+                self.tell_admin(ToAdmin::Done { func, what: Done::Reset, qid: 0 });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ doorbells
+
+    fn notifications(&mut self) -> usize {
+        let mut n = 0;
+        self.more_notes = true;
+        while n < 64 {
+            let Some(note) = pcie::pop(self.hart) else {
+                self.more_notes = false;
+                break;
+            };
+            n += 1;
+            let Note::Doorbell { function, index } = note else { continue };
+            let qid = index / 2;
+            let value = pcie::doorbell(function, index);
+            if index % 2 == 0 {
+                match self.find_sq(function, qid) {
+                    Some(i) if !self.sqs[i].deleting => {
+                        if !self.sqs[i].ptr.set_tail(value) {
+                            self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbellValue, qid });
+                        } else if self.sqs[i].ptr.pending() > 0 {
+                            self.pending |= 1 << i;
+                        }
+                    }
+                    Some(_) => {}
+                    None => self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbell, qid }),
+                }
+            } else {
+                match self.find_cq(function, qid) {
+                    Some(i) => {
+                        if !self.cqs[i].ptr.set_head(value) {
+                            self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbellValue, qid });
+                        }
+                        // CQ space may unblock fetches of its SQs.
+                        for (k, sq) in self.sqs.iter().enumerate() {
+                            if sq.used && usize::from(sq.cq) == i && sq.ptr.pending() > 0 {
+                                self.pending |= 1 << k;
+                            }
+                        }
+                    }
+                    None => self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbell, qid }),
+                }
+            }
+        }
+        n
+    }
+
+    // ------------------------------------------------------------ fetch
+
+    fn start_fetches(&mut self) -> usize {
+        let mut n = 0;
+        let mut bits = self.pending;
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let sq = self.sqs[s];
+            if !sq.used || sq.deleting || sq.ptr.pending() == 0 {
+                self.pending &= !(1 << s);
+                continue;
+            }
+            let Some(b) = self.fetch.iter().position(|f| !f.used) else { break };
+            let c = usize::from(sq.cq);
+            let avail = self.cqs[c].ptr.available();
+            let count = sq.ptr.contiguous().min(FETCH_BATCH).min(self.nfree as u16).min(avail);
+            if count == 0 {
+                if avail == 0 {
+                    self.stats.cq_full_stalls += 1;
+                }
+                continue;
+            }
+            if self.chan().space() < 1 {
+                break;
+            }
+            let mut slots = [0u8; FETCH_BATCH as usize];
+            for k in 0..usize::from(count) {
+                self.cqs[c].ptr.reserve();
+                self.nfree -= 1;
+                slots[k] = self.free[self.nfree];
+                let slot = usize::from(slots[k]);
+                self.cmds[slot].state = State::Fetching;
+                self.cmds[slot].sq = s as u8;
+            }
+            let local = self.fetch_area + b * FETCH_BATCH as usize * 64;
+            let host = sq.addr + 64 * u64::from(sq.ptr.head);
+            self.sqs[s].ptr.advance(count);
+            self.sqs[s].inflight += count;
+            if self.sqs[s].ptr.pending() == 0 {
+                self.pending &= !(1 << s);
+            }
+            self.fetch[b] = FetchBuf { used: true, sq: s as u8, n: count, slots };
+            let d = Desc {
+                host,
+                local: local as u64,
+                len: u32::from(count) * 64,
+                function: sq.func,
+                op: dr::OP_H2D,
+                flags: dr::FLAG_END,
+                msix: 0,
+                cookie: cookie(K_FETCH, b),
+            };
+            self.chan().push(&d);
+            self.kick = true;
+            self.stats.fetches += 1;
+            n += 1;
+        }
+        n
+    }
+
+    fn fetched(&mut self, b: usize, ok: bool) {
+        let f = self.fetch[b];
+        self.fetch[b].used = false;
+        let s = usize::from(f.sq);
+        let base = self.fetch_area + b * FETCH_BATCH as usize * 64;
+        let entries = self.sqs[s].ptr.entries;
+        // SQ position of the batch's first entry (for the abort check).
+        let first = (self.sqs[s].ptr.head + entries - f.n) % entries;
+        for k in 0..f.n {
+            let slot = usize::from(f.slots[usize::from(k)]);
+            let mut sqe = Sqe::ZERO;
+            dpu_hal::mem::read(base + 64 * usize::from(k), &mut sqe.0);
+            self.cmds[slot].sqe = sqe;
+            self.cmds[slot].progress = 0;
+            self.cmds[slot].status = Status::SUCCESS;
+            if !ok {
+                // The SQ itself could not be read (bad address, access
+                // denied): the CID is unknown, so nothing can be completed.
+                // The queue is unusable; the host's timeout path resets it.
+                self.release(slot, true);
+                continue;
+            }
+            self.stats.commands += 1;
+            if self.take_abort(s, sqe.cid(), (first + k) % entries) {
+                self.complete(slot, Status::ABORT_REQUESTED, 0);
+                continue;
+            }
+            if self.sqs[s].deleting {
+                self.release(slot, true);
+                continue;
+            }
+            self.begin(slot);
+        }
+        if !ok {
+            defmt::warn!("hart {=usize}: SQ {=u16} of fn {=u16} unreadable by DMA", self.hart, self.sqs[s].qid, self.sqs[s].func);
+        }
+        if self.sqs[s].deleting {
+            self.reap_sq(s);
+            self.check_resets();
+        }
+    }
+
+    fn take_abort(&mut self, s: usize, cid: u16, pos: u16) -> bool {
+        let (func, qid, entries) = (self.sqs[s].func, self.sqs[s].qid, self.sqs[s].ptr.entries);
+        let mut hit = false;
+        for a in self.aborts.iter_mut() {
+            if a.4 && a.0 == func && a.1 == qid {
+                if a.2 == cid {
+                    a.4 = false;
+                    hit = true;
+                } else if (pos + 1) % entries == a.3 {
+                    // Every entry submitted when the abort came has been seen.
+                    a.4 = false;
+                }
+            }
+        }
+        hit
+    }
+
+    // ------------------------------------------------------------ commands
+
+    fn begin(&mut self, slot: usize) {
+        let s = usize::from(self.cmds[slot].sq);
+        let func = self.sqs[s].func;
+        let sqe = self.cmds[slot].sqe;
+        let io = match nio::decode(&sqe, |n| {
+            config::namespace(func, n).map(|ns| nio::Geometry { blocks: ns.bdev.geometry.blocks, lba_shift: ns.bdev.geometry.block_shift })
+        }) {
+            Ok(io) => io,
+            Err(st) => return self.complete(slot, st, 0),
+        };
+        self.cmds[slot].io = io;
+        match io.op {
+            Op::Flush => self.complete(slot, Status::SUCCESS, 0),
+            Op::WriteZeroes => self.run_moves(slot, BdevOp::WriteZeroes, &[]),
+            _ => self.start_walk(slot),
+        }
+    }
+
+    fn start_walk(&mut self, slot: usize) {
+        let c = self.cmds[slot];
+        let len = c.io.data_len;
+        // Direct data pointers need at most two segments; lists go to a walk context.
+        let mut first = SegList::<4>::new();
+        let started = if c.io.sgl {
+            SglWalk::start(&c.sqe.dptr(), len, &mut first).map(|(w, s)| (Walker::Sgl(w), s))
+        } else {
+            PrpWalk::start(c.sqe.prp1(), c.sqe.prp2(), len, &mut first).map(|(w, s)| (Walker::Prp(w), s))
+        };
+        let (walker, step) = match started {
+            Ok(x) => x,
+            Err(st) => return self.complete(slot, st, 0),
+        };
+        let needs_ctx = step != Step::Done || matches!(c.io.op, Op::Compare | Op::Dsm { .. });
+        if !needs_ctx {
+            let op = if c.io.op == Op::Read { BdevOp::Read } else { BdevOp::Write };
+            return self.run_moves(slot, op, first.as_slice());
+        }
+        let Some(w) = self.walks.iter().position(|w| !w.used) else {
+            self.cmds[slot].state = State::NeedWalk;
+            self.walk_wait[self.walk_wait_n] = slot as u8;
+            self.walk_wait_n += 1;
+            return;
+        };
+        let ctx = &mut self.walks[w];
+        ctx.used = true;
+        ctx.cmd = slot as u8;
+        ctx.w = walker;
+        ctx.segs.clear();
+        ctx.segs.extend_from(first.as_slice());
+        self.cmds[slot].walk = w as u8;
+        self.walk_step(slot, step);
+    }
+
+    fn retry_walks(&mut self) {
+        while self.walk_wait_n > 0 && self.walks.iter().any(|w| !w.used) {
+            let slot = usize::from(self.walk_wait[0]);
+            self.walk_wait.copy_within(1..self.walk_wait_n, 0);
+            self.walk_wait_n -= 1;
+            self.start_walk(slot);
+        }
+    }
+
+    fn walk_buf(&self, w: usize) -> usize {
+        self.list_area + w * LIST_BUF
+    }
+
+    fn walk_step(&mut self, slot: usize, step: Step) {
+        let w = usize::from(self.cmds[slot].walk);
+        match step {
+            Step::Fetch { addr, len } => {
+                self.cmds[slot].state = State::Listing;
+                let func = self.sqs[usize::from(self.cmds[slot].sq)].func;
+                let d = Desc {
+                    host: addr,
+                    local: self.walk_buf(w) as u64,
+                    len,
+                    function: func,
+                    op: dr::OP_H2D,
+                    flags: dr::FLAG_END,
+                    msix: 0,
+                    cookie: cookie(K_LIST, slot),
+                };
+                self.push(d);
+            }
+            Step::Done => match self.cmds[slot].io.op {
+                Op::Compare => self.compare_step(slot),
+                Op::Dsm { .. } => self.fetch_ranges(slot),
+                op => {
+                    let bop = if op == Op::Read { BdevOp::Read } else { BdevOp::Write };
+                    let mut moves = [Move::Zero { local: 0, len: 0 }; MAX_MOVES];
+                    let planned = self.plan(slot, bop, self.walks[w].segs.as_slice(), &mut moves);
+                    self.free_walk(slot);
+                    self.execute_plan(slot, planned, &moves);
+                }
+            },
+        }
+    }
+
+    fn listed(&mut self, slot: usize, len: u32, ok: bool) {
+        if !ok {
+            self.free_walk(slot);
+            return self.complete(slot, Status::DATA_TRANSFER_ERROR, 0);
+        }
+        let w = usize::from(self.cmds[slot].walk);
+        let mut buf = [0u8; LIST_BUF];
+        let n = (len as usize).min(LIST_BUF);
+        dpu_hal::mem::read(self.walk_buf(w), &mut buf[..n]);
+        let ctx = &mut self.walks[w];
+        let step = match &mut ctx.w {
+            Walker::Prp(p) => p.feed(&buf[..n], &mut ctx.segs),
+            Walker::Sgl(s) => s.feed(&buf[..n], &mut ctx.segs),
+            Walker::None => Err(Status::INTERNAL_ERROR),
+        };
+        match step {
+            Ok(s) => self.walk_step(slot, s),
+            Err(st) => {
+                self.free_walk(slot);
+                self.complete(slot, st, 0);
+            }
+        }
+    }
+
+    fn free_walk(&mut self, slot: usize) {
+        let w = usize::from(self.cmds[slot].walk);
+        if self.walks[w].used && usize::from(self.walks[w].cmd) == slot {
+            self.walks[w].used = false;
+        }
+    }
+
+    fn push(&mut self, d: Desc) {
+        if !self.chan().push(&d) {
+            // The ring is sized for every command's worst case; reaching
+            // this is a firmware bug, not a host error.
+            defmt::error!("hart {=usize}: DMA ring full", self.hart);
+        }
+        self.kick = true;
+    }
+
+    /// Asks the namespace's block device how to move the data of `slot`.
+    fn plan(&self, slot: usize, op: BdevOp, host: &[(u64, u32)], moves: &mut [Move]) -> Result<usize, Status> {
+        let c = &self.cmds[slot];
+        let func = self.sqs[usize::from(c.sq)].func;
+        let ns = config::namespace(func, c.io.nsid).ok_or(Status::INVALID_NAMESPACE)?;
+        let io = BdevIo { op, lba: c.io.slba, blocks: c.io.nlb, host };
+        ns.bdev.plan(&io, moves).map_err(|e| match e {
+            dpu_bdev::Error::OutOfRange => Status::LBA_OUT_OF_RANGE,
+            _ => Status::INTERNAL_ERROR,
+        })
+    }
+
+    /// Starts the data DMA of a plan (or completes at once if nothing moves).
+    fn execute_plan(&mut self, slot: usize, planned: Result<usize, Status>, moves: &[Move]) {
+        match planned {
+            Err(st) => self.complete(slot, st, 0),
+            Ok(0) => self.complete(slot, Status::SUCCESS, 0),
+            Ok(n) => {
+                let func = self.sqs[usize::from(self.cmds[slot].sq)].func;
+                self.cmds[slot].state = State::Data;
+                self.push_moves(&moves[..n], func, cookie(K_DATA, slot));
+            }
+        }
+    }
+
+    /// Plans and starts a transfer for host segments the caller holds.
+    fn run_moves(&mut self, slot: usize, op: BdevOp, host: &[(u64, u32)]) {
+        let mut moves = [Move::Zero { local: 0, len: 0 }; 8];
+        let planned = self.plan(slot, op, host, &mut moves);
+        self.execute_plan(slot, planned, &moves);
+    }
+
+    fn push_moves(&mut self, moves: &[Move], func: u16, ck: u32) {
+        for (i, m) in moves.iter().enumerate() {
+            let last = i + 1 == moves.len();
+            let (host, local, len, op) = match *m {
+                Move::ToHost { host, local, len } => (host, local, len, dr::OP_D2H),
+                Move::FromHost { host, local, len } => (host, local, len, dr::OP_H2D),
+                Move::Zero { local, len } => (0, local, len, dr::OP_ZERO),
+            };
+            let d = Desc {
+                host,
+                local,
+                len,
+                function: func,
+                op,
+                flags: if last { dr::FLAG_END } else { 0 },
+                msix: 0,
+                cookie: ck,
+            };
+            self.push(d);
+        }
+    }
+
+    /// Compare: fetch the next chunk of host data into the walk buffer.
+    fn compare_step(&mut self, slot: usize) {
+        let c = self.cmds[slot];
+        let w = usize::from(c.walk);
+        if c.progress >= c.io.data_len {
+            self.free_walk(slot);
+            return self.complete(slot, Status::SUCCESS, 0);
+        }
+        // Host segments covering [progress, progress + chunk).
+        let chunk = (c.io.data_len - c.progress).min(LIST_BUF as u32);
+        let func = self.sqs[usize::from(c.sq)].func;
+        let mut skip = c.progress;
+        let mut want = chunk;
+        let mut local = self.walk_buf(w) as u64;
+        let mut descs = [Desc { host: 0, local: 0, len: 0, function: func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: 0 }; 8];
+        let mut nd = 0;
+        for &(addr, len) in self.walks[w].segs.as_slice() {
+            if want == 0 {
+                break;
+            }
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let take = (len - skip).min(want);
+            if nd == descs.len() {
+                break;
+            }
+            descs[nd] = Desc { host: addr + u64::from(skip), local, len: take, function: func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: cookie(K_CMP, slot) };
+            nd += 1;
+            local += u64::from(take);
+            want -= take;
+            skip = 0;
+        }
+        if nd == 0 || want != 0 {
+            self.free_walk(slot);
+            return self.complete(slot, Status::INTERNAL_ERROR, 0);
+        }
+        descs[nd - 1].flags = dr::FLAG_END;
+        self.cmds[slot].state = State::Comparing;
+        for d in &descs[..nd] {
+            self.push(*d);
+        }
+    }
+
+    fn compared(&mut self, slot: usize, bytes: u32, ok: bool) {
+        if !ok {
+            self.free_walk(slot);
+            return self.complete(slot, Status::DATA_TRANSFER_ERROR, 0);
+        }
+        let c = self.cmds[slot];
+        let func = self.sqs[usize::from(c.sq)].func;
+        let Some(ns) = config::namespace(func, c.io.nsid) else {
+            self.free_walk(slot);
+            return self.complete(slot, Status::INVALID_NAMESPACE, 0);
+        };
+        let shift = ns.bdev.geometry.block_shift;
+        let dev = ns.bdev.base + (c.io.slba << shift) + u64::from(c.progress);
+        let host_buf = self.walk_buf(usize::from(c.walk));
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let mut off = 0usize;
+        while off < bytes as usize {
+            let n = (bytes as usize - off).min(256);
+            dpu_hal::mem::read(host_buf + off, &mut a[..n]);
+            dpu_hal::mem::read(dev as usize + off, &mut b[..n]);
+            if a[..n] != b[..n] {
+                self.free_walk(slot);
+                return self.complete(slot, Status::COMPARE_FAILURE, 0);
+            }
+            off += n;
+        }
+        self.cmds[slot].progress += bytes;
+        self.compare_step(slot);
+    }
+
+    /// DSM: fetch the range list (at most 256 ranges = 4 KiB).
+    fn fetch_ranges(&mut self, slot: usize) {
+        let c = self.cmds[slot];
+        let func = self.sqs[usize::from(c.sq)].func;
+        let w = usize::from(c.walk);
+        let mut local = self.walk_buf(w) as u64;
+        let segs = self.walks[w].segs;
+        let n = segs.len();
+        self.cmds[slot].state = State::Ranges;
+        for (i, &(host, len)) in segs.as_slice().iter().enumerate() {
+            let d = Desc {
+                host,
+                local,
+                len,
+                function: func,
+                op: dr::OP_H2D,
+                flags: if i + 1 == n { dr::FLAG_END } else { 0 },
+                msix: 0,
+                cookie: cookie(K_DSM, slot),
+            };
+            self.push(d);
+            local += u64::from(len);
+        }
+    }
+
+    fn ranges_fetched(&mut self, slot: usize, ok: bool) {
+        if !ok {
+            self.free_walk(slot);
+            return self.complete(slot, Status::DATA_TRANSFER_ERROR, 0);
+        }
+        let c = self.cmds[slot];
+        let Op::Dsm { ranges, deallocate } = c.io.op else { return };
+        let func = self.sqs[usize::from(c.sq)].func;
+        let Some(ns) = config::namespace(func, c.io.nsid) else {
+            self.free_walk(slot);
+            return self.complete(slot, Status::INVALID_NAMESPACE, 0);
+        };
+        let mut list = [0u8; 4096];
+        let len = usize::from(ranges) * 16;
+        dpu_hal::mem::read(self.walk_buf(usize::from(c.walk)), &mut list[..len]);
+        self.free_walk(slot);
+        let mut moves = [Move::Zero { local: 0, len: 0 }; MAX_MOVES];
+        let mut n = 0;
+        for r in list[..len].chunks(16) {
+            let (slba, nlb) = nio::dsm_range(r);
+            if slba.checked_add(u64::from(nlb)).is_none_or(|e| e > ns.bdev.geometry.blocks) {
+                return self.complete(slot, Status::LBA_OUT_OF_RANGE, 0);
+            }
+            if !deallocate || nlb == 0 {
+                continue;
+            }
+            let io = BdevIo { op: BdevOp::Deallocate, lba: slba, blocks: nlb, host: &[] };
+            match ns.bdev.plan(&io, &mut moves[n..]) {
+                Ok(k) => n += k,
+                Err(_) => {
+                    // More ranges than one chain carries: deallocation is a
+                    // hint (§3.2.3.2.1), so the rest is skipped.
+                    break;
+                }
+            }
+        }
+        if n == 0 {
+            return self.complete(slot, Status::SUCCESS, 0);
+        }
+        self.cmds[slot].state = State::Data;
+        self.push_moves(&moves[..n], func, cookie(K_DATA, slot));
+    }
+
+    fn data_done(&mut self, slot: usize, ok: bool) {
+        let c = self.cmds[slot];
+        let st = if ok { Status::SUCCESS } else { Status::DATA_TRANSFER_ERROR };
+        if ok {
+            let s = &self.sqs[usize::from(c.sq)];
+            let ctr = &COUNTERS[self.hart][usize::from(s.func)];
+            match c.io.op {
+                Op::Read => {
+                    FnCounters::add(&ctr.read_cmds, 1);
+                    FnCounters::add(&ctr.bytes_read, u64::from(c.io.data_len));
+                }
+                Op::Write => {
+                    FnCounters::add(&ctr.write_cmds, 1);
+                    FnCounters::add(&ctr.bytes_written, u64::from(c.io.data_len));
+                }
+                _ => {}
+            }
+        }
+        self.complete(slot, st, 0);
+    }
+
+    /// Posts the CQE of `slot` (its CQ slot was reserved at fetch time).
+    fn complete(&mut self, slot: usize, status: Status, dw0: u32) {
+        if !status.is_success() {
+            self.stats.errors += 1;
+        }
+        let s = usize::from(self.cmds[slot].sq);
+        let sq = self.sqs[s];
+        let ci = usize::from(sq.cq);
+        if sq.deleting || !self.cqs[ci].used {
+            // Aborted by queue deletion / reset: no completion.
+            return self.release(slot, true);
+        }
+        let cqe = Cqe { dw0, dw1: 0, sq_head: sq.ptr.head, sq_id: sq.qid, cid: self.cmds[slot].sqe.cid(), status };
+        let cq = &mut self.cqs[ci];
+        let (index, phase) = cq.ptr.post();
+        let mut flags = dr::FLAG_END;
+        if cq.irq {
+            cq.unsignalled += 1;
+            // Interrupt coalescing (§5.27.1.8): fire after THR+1 entries;
+            // otherwise the aggregation time (TIME x 100 us) bounds the wait.
+            // TIME = 0 means no delay.
+            if cq.time == 0 || u32::from(cq.unsignalled) > u32::from(cq.thr) {
+                flags |= dr::FLAG_MSIX;
+                cq.unsignalled = 0;
+                cq.deadline = 0;
+            } else if cq.unsignalled == 1 {
+                cq.deadline = dpu_hal::csr::time() + u64::from(cq.time) * dpu_hal::memory_map::TIMEBASE_HZ / 10_000;
+                self.armed |= 1 << ci;
+            }
+        }
+        let cq = self.cqs[ci];
+        let staging = self.cqe_area + slot * 16;
+        dpu_hal::mem::write(staging, &cqe.bytes(phase));
+        self.cmds[slot].state = State::Posting;
+        let d = Desc {
+            host: cq.addr + 16 * u64::from(index),
+            local: staging as u64,
+            len: 16,
+            function: cq.func,
+            op: dr::OP_D2H,
+            flags,
+            msix: cq.vector,
+            cookie: cookie(K_CQE, slot),
+        };
+        self.push(d);
+    }
+
+    /// Sends coalesced interrupts whose aggregation time has passed and
+    /// keeps this hart's timer on the earliest remaining deadline.
+    fn coalescing_timers(&mut self) -> usize {
+        let mut n = 0;
+        let mut next = u64::MAX;
+        let mut now = None;
+        let mut bits = self.armed;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let c = &mut self.cqs[i];
+            if !c.used || c.unsignalled == 0 || c.deadline == 0 {
+                self.armed &= !(1 << i);
+                continue;
+            }
+            let t = *now.get_or_insert_with(dpu_hal::csr::time);
+            if t >= c.deadline {
+                pcie::msix(c.func, c.vector);
+                c.unsignalled = 0;
+                c.deadline = 0;
+                self.armed &= !(1 << i);
+                n += 1;
+            } else {
+                next = next.min(c.deadline);
+            }
+        }
+        if next != self.timer {
+            self.timer = next;
+            dpu_hal::clint::set_timer(self.hart, next);
+        }
+        n
+    }
+
+    /// Frees a command slot; `unreserve` gives back its CQ reservation.
+    fn release(&mut self, slot: usize, unreserve: bool) {
+        let s = usize::from(self.cmds[slot].sq);
+        if unreserve {
+            let c = usize::from(self.sqs[s].cq);
+            self.cqs[c].ptr.unreserve();
+        }
+        self.cmds[slot].state = State::Free;
+        self.free[self.nfree] = slot as u8;
+        self.nfree += 1;
+        self.sqs[s].inflight = self.sqs[s].inflight.saturating_sub(1);
+        if self.sqs[s].deleting {
+            self.reap_sq(s);
+            self.check_resets();
+        }
+    }
+
+    // ------------------------------------------------------------ DMA
+
+    fn dma_completions(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(c) = self.chan().poll() {
+            n += 1;
+            let ok = c.status == dr::ST_OK;
+            let idx = (c.cookie & 0x0fff_ffff) as usize;
+            match c.cookie >> 28 {
+                K_FETCH => self.fetched(idx, ok),
+                K_LIST => self.listed(idx, c.bytes, ok),
+                K_DATA => self.data_done(idx, ok),
+                K_CMP => self.compared(idx, c.bytes, ok),
+                K_DSM => self.ranges_fetched(idx, ok),
+                K_CQE => self.release(idx, false),
+                _ => defmt::error!("hart {=usize}: unknown DMA cookie {=u32:#x}", self.hart, c.cookie),
+            }
+        }
+        n
+    }
+}

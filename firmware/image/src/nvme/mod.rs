@@ -1,0 +1,46 @@
+//! NVMe controller emulation for the host-facing PCIe functions.
+//!
+//! * [`admin`]: the admin service on one control-plane core: controller
+//!   registers of every function, admin queues, queue creation (placing
+//!   each I/O queue pair on a data-plane core), resets, async events.
+//! * [`io`]: the I/O engine inside each data-plane reactor: doorbells,
+//!   SQ fetch, PRP/SGL walks, data DMA through the block layer,
+//!   completions, MSI-X and interrupt coalescing.
+//! * [`config`]: namespaces from the boot configuration.
+//!
+//! The cores talk through SPSC rings + mailbox doorbells only ([`msg`]).
+
+pub mod admin;
+pub mod config;
+pub mod io;
+pub mod msg;
+
+/// The control-plane core that runs the admin service.
+pub const ADMIN_HART: usize = 1;
+
+/// I/O queue pairs function `f` offers.
+pub fn io_queues(f: u16) -> u16 {
+    if f == 0 {
+        dpu_hal::memory_map::PF_IO_QUEUES as u16
+    } else {
+        dpu_hal::memory_map::VF_IO_QUEUES as u16
+    }
+}
+
+/// MSI-X vectors of function `f`.
+pub fn vectors(f: u16) -> u16 {
+    if f == 0 {
+        dpu_hal::memory_map::PF_MSIX_VECTORS as u16
+    } else {
+        dpu_hal::memory_map::VF_MSIX_VECTORS as u16
+    }
+}
+
+/// DMA channel owned by `hart` (one per hart). Consecutive harts land on
+/// different engines (channel c belongs to engine c / channels_per_engine),
+/// so the cores of one cluster spread their traffic over all engines.
+pub fn dma_channel(hart: usize) -> usize {
+    use dpu_hal::memory_map::{DMA_CHANNELS, DMA_CHANNELS_PER_ENGINE, DMA_ENGINES, HARTS};
+    const _: () = assert!(DMA_CHANNELS >= HARTS, "one DMA channel per hart");
+    (hart % DMA_ENGINES) * DMA_CHANNELS_PER_ENGINE + hart / DMA_ENGINES
+}
