@@ -242,18 +242,20 @@ impl Machine {
     /// Attaches a scenario: the firmware's boot configuration and the host
     /// model running the scenario's workload.
     pub fn attach_scenario(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
-        let blob = crate::host::scenario::bootcfg_blob(sc);
-        if blob.len() > self.bus.bootcfg.len() {
-            return Err(format!(
-                "{}: {} namespaces do not fit the {}-byte boot configuration window",
-                sc.source.display(),
-                sc.namespaces().len(),
-                self.bus.bootcfg.len()
-            ));
-        }
-        self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        self.set_namespaces(&sc.namespaces()).map_err(|e| format!("{}: {e}", sc.source.display()))?;
         let host = self.new_host();
         host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
+        Ok(())
+    }
+
+    /// Writes the firmware's boot configuration: namespaces as (function,
+    /// nsid, bytes, block size).
+    pub fn set_namespaces(&mut self, ns: &[(u16, u32, u64, u32)]) -> Result<(), String> {
+        let blob = crate::host::scenario::bootcfg_for(ns);
+        if blob.len() > self.bus.bootcfg.len() {
+            return Err(format!("{} namespaces do not fit the {}-byte boot configuration window", ns.len(), self.bus.bootcfg.len()));
+        }
+        self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
         Ok(())
     }
 

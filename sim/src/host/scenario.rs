@@ -16,8 +16,12 @@ use std::task::{Context, Poll, Waker};
 /// Builds the boot configuration blob (`dpu_hal::regs::bootcfg`) for the
 /// scenario's namespaces.
 pub fn bootcfg_blob(sc: &Scenario) -> Vec<u8> {
+    bootcfg_for(&sc.namespaces())
+}
+
+/// Boot configuration for namespaces given as (function, nsid, bytes, block size).
+pub fn bootcfg_for(ns: &[(u16, u32, u64, u32)]) -> Vec<u8> {
     use dpu_hal::regs::bootcfg as b;
-    let ns = sc.namespaces();
     let mut v = vec![0u8; b::HEADER + ns.len() * b::RECORD];
     v[b::HDR_MAGIC..b::HDR_MAGIC + 4].copy_from_slice(&b::MAGIC.to_le_bytes());
     v[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&b::VERSION.to_le_bytes());

@@ -126,3 +126,4 @@ pub fn read_u64(m: &mut Machine, addr: u64) -> u64 {
     m.bus.mem.read_bytes(addr, &mut b).unwrap();
     u64::from_le_bytes(b)
 }
+pub mod fw;

@@ -292,16 +292,18 @@ const TESTS: &[(&str, Check)] = &[
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     let t0 = Instant::now();
+    let built = build::build_all(None)?;
     if !no_host {
+        // Host tests; the simulator's NVMe tests boot the image just built.
         let mut c = build::cargo();
         c.args(["test", "--workspace", "--exclude", "dpu-fw", "--exclude", "dpu-fw-tests", "--exclude", "dpu-rt"]);
+        c.env("DPU_FW_ELF", &built.firmware);
         eprintln!("xtask: {}", show(&c));
         let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
         if !st.success() {
             return Err("host tests failed".into());
         }
     }
-    let built = build::build_all(None)?;
     let tmp = root().join("target/systest");
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let cx = Ctx { built, tmp };

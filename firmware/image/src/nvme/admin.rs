@@ -426,13 +426,16 @@ impl Admin {
         }
     }
 
-    /// Starts tearing down a function's I/O queues on every engine.
+    /// Starts tearing down a function's I/O queues on every engine (at
+    /// once when it never had any).
     fn start_reset(&mut self, f: u16, kind: Reset) {
         let fi = usize::from(f);
         let mut acks = 0;
-        for h in 0..HARTS {
-            if self.to[h].is_some() && self.send(h, ToEngine::Reset { func: f }) {
-                acks += 1;
+        if self.funcs[fi].io_created {
+            for h in 0..HARTS {
+                if self.to[h].is_some() && self.send(h, ToEngine::Reset { func: f }) {
+                    acks += 1;
+                }
             }
         }
         let fun = &mut self.funcs[fi];

@@ -1,0 +1,617 @@
+//! NVMe emulation conformance: the real firmware image driven by the host
+//! model. One test per bad-input case (NVMe Base 2.0 status codes), plus
+//! queue lifecycle, data paths (PRP lists, SGLs), abort, reset, SR-IOV.
+
+mod common;
+use common::fw::{expect_status, opts, pf, run_host};
+use dpu_sim::host::nvme::{opc, reg, CmdError, Controller, DataBuf, Sqe};
+use dpu_sim::host::workload::{check_sector, fill_sector};
+use dpu_sim::host::{pci, Host};
+
+const MIB: u64 = 1 << 20;
+/// PF namespace 1: 1 MiB of 512-byte blocks.
+const PF_NS: &[(u16, u32, u64, u32)] = &[(0, 1, MIB, 512)];
+
+// Status codes (SCT, SC), NVMe Base 2.0 figures 101-103.
+const INVALID_OPCODE: (u8, u8) = (0, 0x01);
+const INVALID_FIELD: (u8, u8) = (0, 0x02);
+const DATA_TRANSFER_ERROR: (u8, u8) = (0, 0x04);
+const ABORT_REQUESTED: (u8, u8) = (0, 0x07);
+const INVALID_NAMESPACE: (u8, u8) = (0, 0x0b);
+const SEQUENCE_ERROR: (u8, u8) = (0, 0x0c);
+const INVALID_SGL_SEGMENT: (u8, u8) = (0, 0x0d);
+const SGL_LENGTH_INVALID: (u8, u8) = (0, 0x0f);
+const SGL_TYPE_INVALID: (u8, u8) = (0, 0x11);
+const PRP_OFFSET_INVALID: (u8, u8) = (0, 0x13);
+const LBA_OUT_OF_RANGE: (u8, u8) = (0, 0x80);
+const CQ_INVALID: (u8, u8) = (1, 0x00);
+const INVALID_QID: (u8, u8) = (1, 0x01);
+const INVALID_QUEUE_SIZE: (u8, u8) = (1, 0x02);
+const AER_LIMIT: (u8, u8) = (1, 0x05);
+const INVALID_VECTOR: (u8, u8) = (1, 0x08);
+const INVALID_LOG_PAGE: (u8, u8) = (1, 0x09);
+const INVALID_QUEUE_DELETION: (u8, u8) = (1, 0x0c);
+const COMPARE_FAILURE: (u8, u8) = (2, 0x85);
+
+fn rw(op: u8, slba: u64, blocks: u32) -> Sqe {
+    Sqe::new(op).nsid(1).cdw(10, slba as u32).cdw(11, (slba >> 32) as u32).cdw(12, blocks - 1)
+}
+
+/// Writes `blocks` verify-pattern sectors at `slba`, then reads them back and checks.
+async fn write_read_check(h: &Host, c: &Controller, qid: u16, slba: u64, buf: &DataBuf, gen: u32) -> Result<(), String> {
+    let blocks = buf.len / 512;
+    let mut data = vec![0u8; buf.len as usize];
+    for (i, s) in data.chunks_mut(512).enumerate() {
+        fill_sector(s, slba + i as u64, gen, 7);
+    }
+    buf.write(h, &data);
+    c.data_command(qid, rw(opc::WRITE, slba, blocks), buf).await.map_err(|e| format!("write: {e}"))?;
+    buf.write(h, &vec![0u8; buf.len as usize]);
+    c.data_command(qid, rw(opc::READ, slba, blocks), buf).await.map_err(|e| format!("read: {e}"))?;
+    buf.read(h, &mut data);
+    for (i, s) in data.chunks(512).enumerate() {
+        check_sector(s, slba + i as u64, gen, 7)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn controller_comes_up_and_identifies() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let info = c.info();
+        if !info.model.starts_with("DPU NVMe Controller") || info.mdts != 5 || info.sqes != 0x66 || info.cqes != 0x44 {
+            return Err(format!("identify controller: {info:?}"));
+        }
+        if info.version != 0x0002_0000 || info.sgls & 3 != 1 || info.oncs & 0x0d != 0x0d {
+            return Err(format!("identify controller fields: {info:?}"));
+        }
+        let ns = c.namespaces();
+        if ns.len() != 1 || ns[0].blocks != 2048 || ns[0].block_size != 512 {
+            return Err(format!("namespaces: {ns:?}"));
+        }
+        if c.io_qids() != vec![1, 2] {
+            return Err(format!("I/O queues {:?}", c.io_qids()));
+        }
+        // Descriptor list: EUI-64 then NGUID.
+        let d = c.identify(3, 1).await.map_err(|e| e.to_string())?;
+        if (d[0], d[1], d[12], d[13]) != (1, 8, 2, 16) {
+            return Err("namespace descriptors".into());
+        }
+        // Inactive namespace ID: zero-filled structure.
+        let z = c.identify(0, 5).await.map_err(|e| e.to_string())?;
+        if z.iter().any(|&b| b != 0) {
+            return Err("inactive namespace not zero-filled".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_opcodes() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        expect_status(c.submit(0, Sqe::new(0x7f)).await, INVALID_OPCODE, "admin opcode 7f")?;
+        expect_status(c.submit(1, Sqe::new(0x7e).nsid(1)).await, INVALID_OPCODE, "I/O opcode 7e")?;
+        // Admin-only opcodes are unknown on an I/O queue (0Ch is AER).
+        expect_status(c.submit(1, Sqe::new(opc::AER).nsid(1)).await, INVALID_OPCODE, "AER on an I/O queue")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_fields_and_namespaces() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        expect_status(c.data_command(0, Sqe::new(opc::IDENTIFY).cdw(10, 0x1f), &buf).await, INVALID_FIELD, "identify CNS 1f")?;
+        expect_status(c.data_command(0, Sqe::new(opc::IDENTIFY).nsid(0).cdw(10, 0), &buf).await, INVALID_NAMESPACE, "identify ns 0")?;
+        expect_status(c.data_command(1, Sqe::new(opc::READ).nsid(9).cdw(12, 7), &buf).await, INVALID_NAMESPACE, "read nsid 9")?;
+        // Fused commands are not supported.
+        let mut fused = rw(opc::READ, 0, 8);
+        fused.0[0] |= 1 << 8;
+        expect_status(c.data_command(1, fused, &buf).await, INVALID_FIELD, "fused read")?;
+        // More than MDTS (128 KiB): 257 x 512 B.
+        let big = DataBuf::alloc(&h, 257 * 512, 0);
+        expect_status(c.data_command(1, rw(opc::READ, 0, 257), &big).await, INVALID_FIELD, "transfer > MDTS")?;
+        // SGLs are not allowed for admin commands over PCIe.
+        expect_status(c.submit(0, Sqe::new(opc::GET_FEATURES).cdw(10, 7).cdw(0, u32::from(opc::GET_FEATURES) | 1 << 14)).await, INVALID_FIELD, "admin SGL")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn lba_out_of_range() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        expect_status(c.data_command(1, rw(opc::READ, 2041, 8), &buf).await, LBA_OUT_OF_RANGE, "read past the end")?;
+        expect_status(c.data_command(1, rw(opc::WRITE, u64::MAX - 2, 8), &buf).await, LBA_OUT_OF_RANGE, "wrapping LBA")?;
+        expect_status(c.submit(1, Sqe::new(opc::WRITE_ZEROES).nsid(1).cdw(10, 2047).cdw(12, 1)).await, LBA_OUT_OF_RANGE, "write zeroes")?;
+        // The last 8 blocks are fine.
+        write_read_check(&h, &c, 1, 2040, &buf, 1).await
+    });
+}
+
+#[test]
+fn create_queue_checks() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let page = h.alloc_pages(1);
+        h.with_mem(|m| m.grant(0, page, 4096));
+        let cq = |qid: u32, qsize: u32, flags: u32, prp: u64| {
+            Sqe::new(opc::CREATE_CQ).prp(prp, 0).cdw(10, (qsize << 16) | qid).cdw(11, flags)
+        };
+        // Queues 1 and 2 exist; NSQA/NCQA = 2 after Set Features.
+        expect_status(c.submit(0, cq(0, 15, 1, page)).await, INVALID_QID, "CQ id 0")?;
+        expect_status(c.submit(0, cq(1, 15, 1, page)).await, INVALID_QID, "CQ id in use")?;
+        expect_status(c.submit(0, cq(3, 15, 1, page)).await, INVALID_QID, "CQ id beyond Number of Queues")?;
+        // Recreate queue 2's CQ after deleting its pair, with bad parameters.
+        expect_status(c.submit(0, Sqe::new(opc::DELETE_SQ).cdw(10, 2)).await, (0, 0), "delete SQ 2")?;
+        expect_status(c.submit(0, Sqe::new(opc::DELETE_CQ).cdw(10, 2)).await, (0, 0), "delete CQ 2")?;
+        expect_status(c.submit(0, cq(2, 0, 1, page)).await, INVALID_QUEUE_SIZE, "size 1")?;
+        expect_status(c.submit(0, cq(2, 1024, 1, page)).await, INVALID_QUEUE_SIZE, "size > MQES")?;
+        expect_status(c.submit(0, cq(2, 15, 0, page)).await, INVALID_FIELD, "not physically contiguous")?;
+        expect_status(c.submit(0, cq(2, 15, 1, page + 0x100)).await, PRP_OFFSET_INVALID, "unaligned queue")?;
+        // The PF has 65 MSI-X vectors (0..=64).
+        expect_status(c.submit(0, cq(2, 15, (65 << 16) | 3, page)).await, INVALID_VECTOR, "vector 65")?;
+        // SQ bound to a CQ that does not exist.
+        let sq = Sqe::new(opc::CREATE_SQ).prp(page, 0).cdw(10, (15 << 16) | 2).cdw(11, (2 << 16) | 1);
+        expect_status(c.submit(0, sq).await, CQ_INVALID, "SQ on missing CQ")?;
+        expect_status(c.submit(0, Sqe::new(opc::CREATE_SQ).prp(page, 0).cdw(10, 15 << 16 | 2).cdw(11, 1)).await, CQ_INVALID, "SQ on CQ 0")?;
+        // Delete checks.
+        expect_status(c.submit(0, Sqe::new(opc::DELETE_SQ).cdw(10, 2)).await, INVALID_QID, "delete missing SQ")?;
+        expect_status(c.submit(0, Sqe::new(opc::DELETE_SQ).cdw(10, 0)).await, INVALID_QID, "delete admin SQ")?;
+        expect_status(c.submit(0, Sqe::new(opc::DELETE_CQ).cdw(10, 1)).await, INVALID_QUEUE_DELETION, "CQ with an SQ")?;
+        // Number of Queues after I/O queues exist.
+        expect_status(c.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 7).cdw(11, 0x0003_0003)).await, SEQUENCE_ERROR, "late Number of Queues")?;
+        // The surviving pair still works.
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &buf, 1).await
+    });
+}
+
+#[test]
+fn queue_delete_and_recreate_in_order() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        for round in 0..3u32 {
+            expect_status(c.submit(0, Sqe::new(opc::DELETE_SQ).cdw(10, 2)).await, (0, 0), "delete SQ 2")?;
+            expect_status(c.submit(0, Sqe::new(opc::DELETE_CQ).cdw(10, 2)).await, (0, 0), "delete CQ 2")?;
+            c.create_queue_pair(2, 16).await.map_err(|e| format!("recreate: {e}"))?;
+            let buf = DataBuf::alloc(&h, 8192, 0);
+            write_read_check(&h, &c, 2, 64 * u64::from(round), &buf, round + 1).await?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn prp_offsets_are_rejected() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 3 * 4096, 0);
+        buf.grant(&h, 0);
+        // PRP1 not dword aligned.
+        let bad1 = rw(opc::READ, 0, 8).prp(buf.addr(0) + 2, 0);
+        expect_status(c.submit(1, bad1).await, PRP_OFFSET_INVALID, "PRP1 offset")?;
+        // Second page pointer with an offset.
+        let bad2 = rw(opc::READ, 0, 16).prp(buf.addr(0), buf.addr(4096) + 0x200);
+        expect_status(c.submit(1, bad2).await, PRP_OFFSET_INVALID, "PRP2 offset")?;
+        // A PRP list entry with an offset.
+        let list = h.alloc_pages(1);
+        h.with_mem(|m| m.grant(0, list, 4096));
+        h.write(list, &(buf.addr(4096)).to_le_bytes());
+        h.write(list + 8, &(buf.addr(8192) + 8).to_le_bytes());
+        let bad3 = rw(opc::READ, 0, 24).prp(buf.addr(0), list);
+        expect_status(c.submit(1, bad3).await, PRP_OFFSET_INVALID, "PRP list entry offset")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn dma_outside_granted_memory_is_a_data_transfer_error() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        // Never granted to the function (no dma_map): the IOMMU refuses.
+        let sqe = rw(opc::READ, 0, 8).prp(buf.addr(0), 0);
+        expect_status(c.submit(1, sqe).await, DATA_TRANSFER_ERROR, "read into unmapped memory")?;
+        let sqe = rw(opc::WRITE, 0, 8).prp(buf.addr(0), 0);
+        expect_status(c.submit(1, sqe).await, DATA_TRANSFER_ERROR, "write from unmapped memory")?;
+        // The controller keeps working.
+        write_read_check(&h, &c, 1, 8, &buf, 1).await
+    });
+}
+
+#[test]
+fn sgl_checks_and_segments() {
+    run_host(PF_NS, |h| async move {
+        let mut o = opts();
+        o.use_sgl = true;
+        let c = pf(&h, o).await?;
+        // Scattered 16 KiB buffer: a Last Segment of four data blocks.
+        let buf = DataBuf::alloc_scattered(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 100, &buf, 3).await?;
+        let desc = |addr: u64, len: u32, kind: u8| {
+            let mut d = [0u8; 16];
+            d[0..8].copy_from_slice(&addr.to_le_bytes());
+            d[8..12].copy_from_slice(&len.to_le_bytes());
+            d[15] = kind << 4;
+            d
+        };
+        let one = DataBuf::alloc(&h, 4096, 0);
+        one.grant(&h, 0);
+        expect_status(c.submit(1, rw(opc::READ, 0, 8).sgl(desc(one.addr(0), 4096, 0x1))).await, SGL_TYPE_INVALID, "bit bucket")?;
+        expect_status(c.submit(1, rw(opc::READ, 0, 8).sgl(desc(one.addr(0), 2048, 0x0))).await, SGL_LENGTH_INVALID, "short data block")?;
+        expect_status(c.submit(1, rw(opc::READ, 0, 8).sgl(desc(one.addr(0), 8192, 0x0))).await, SGL_LENGTH_INVALID, "long data block")?;
+        expect_status(c.submit(1, rw(opc::READ, 0, 8).sgl(desc(one.addr(0), 20, 0x3))).await, INVALID_SGL_SEGMENT, "segment length 20")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn prp_list_crossing_pages() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        // 128 KiB at offset 0x800 on scattered pages: PRP1 + a list.
+        let buf = DataBuf::alloc_scattered(&h, 128 * 1024, 0x800);
+        write_read_check(&h, &c, 1, 256, &buf, 5).await?;
+        // 16 KiB = PRP1 + 3 pages. The list starts 16 bytes before a page
+        // end: 2 slots for 3 entries, so its last slot chains (§4.3.1).
+        let mut data = vec![0u8; 16 * 1024];
+        for (i, s) in data.chunks_mut(512).enumerate() {
+            fill_sector(s, 600 + i as u64, 9, 7);
+        }
+        let b2 = DataBuf::alloc_scattered(&h, 16 * 1024, 0);
+        b2.write(&h, &data);
+        b2.grant(&h, 0);
+        let lists = h.alloc_pages(2);
+        h.with_mem(|m| m.grant(0, lists, 8192));
+        let l1 = lists + 4096 - 16;
+        h.write(l1, &b2.addr(4096).to_le_bytes());
+        h.write(l1 + 8, &(lists + 4096).to_le_bytes()); // chain
+        h.write(lists + 4096, &b2.addr(8192).to_le_bytes());
+        h.write(lists + 4096 + 8, &b2.addr(12288).to_le_bytes());
+        let sqe = rw(opc::WRITE, 600, 32).prp(b2.addr(0), l1);
+        c.submit(1, sqe).await.map_err(|e| format!("chained list write: {e}"))?;
+        let back = DataBuf::alloc(&h, 16 * 1024, 0);
+        c.data_command(1, rw(opc::READ, 600, 32), &back).await.map_err(|e| e.to_string())?;
+        let mut got = vec![0u8; 16 * 1024];
+        back.read(&h, &mut got);
+        for (i, s) in got.chunks(512).enumerate() {
+            check_sector(s, 600 + i as u64, 9, 7)?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn write_zeroes_dsm_flush_compare() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 32, &buf, 2).await?;
+        // Compare: matching data succeeds, a flipped byte fails.
+        c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await.map_err(|e| format!("compare: {e}"))?;
+        let mut d = vec![0u8; 4096];
+        buf.read(&h, &mut d);
+        d[1000] ^= 1;
+        buf.write(&h, &d);
+        expect_status(c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await, COMPARE_FAILURE, "compare mismatch")?;
+        // Write Zeroes, then read zeros.
+        c.submit(1, Sqe::new(opc::WRITE_ZEROES).nsid(1).cdw(10, 32).cdw(12, 7)).await.map_err(|e| e.to_string())?;
+        c.data_command(1, rw(opc::READ, 32, 8), &buf).await.map_err(|e| e.to_string())?;
+        buf.read(&h, &mut d);
+        if d.iter().any(|&b| b != 0) {
+            return Err("write zeroes left data".into());
+        }
+        // DSM deallocate of a written range reads back zeros (DLFEAT = 1).
+        write_read_check(&h, &c, 1, 80, &buf, 3).await?;
+        let ranges = DataBuf::alloc(&h, 16, 0);
+        let mut r = [0u8; 16];
+        r[4..8].copy_from_slice(&8u32.to_le_bytes());
+        r[8..16].copy_from_slice(&80u64.to_le_bytes());
+        ranges.write(&h, &r);
+        c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await.map_err(|e| format!("dsm: {e}"))?;
+        c.data_command(1, rw(opc::READ, 80, 8), &buf).await.map_err(|e| e.to_string())?;
+        buf.read(&h, &mut d);
+        if d.iter().any(|&b| b != 0) {
+            return Err("deallocated range not zero".into());
+        }
+        // A range past the end is LBA Out of Range.
+        r[8..16].copy_from_slice(&2045u64.to_le_bytes());
+        ranges.write(&h, &r);
+        expect_status(c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await, LBA_OUT_OF_RANGE, "dsm range")?;
+        // Flush (all namespaces).
+        c.submit(1, Sqe::new(opc::FLUSH).nsid(0xffff_ffff)).await.map_err(|e| format!("flush: {e}"))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn features_logs_and_aer_limit() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let q = c.submit(0, Sqe::new(opc::GET_FEATURES).cdw(10, 7)).await.map_err(|e| e.to_string())?;
+        if q.dw0 != 0x0001_0001 {
+            return Err(format!("Number of Queues = {:#x}, expected 2/2 (0's based)", q.dw0));
+        }
+        expect_status(c.submit(0, Sqe::new(opc::GET_FEATURES).cdw(10, 0x7f)).await, INVALID_FIELD, "unknown feature")?;
+        expect_status(c.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 6 | 1 << 31).cdw(11, 1)).await, (1, 0x0d), "save not supported")?;
+        let buf = DataBuf::alloc(&h, 512, 0);
+        expect_status(c.data_command(0, Sqe::new(opc::GET_LOG_PAGE).cdw(10, 0x007f_00c0), &buf).await, INVALID_LOG_PAGE, "log page c0")?;
+        expect_status(c.data_command(0, Sqe::new(opc::GET_LOG_PAGE).cdw(10, 0x007f_0002).cdw(12, 2), &buf).await, INVALID_FIELD, "unaligned log offset")?;
+        // SMART: host read/write command counters move.
+        let io = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &io, 1).await?;
+        c.data_command(0, Sqe::new(opc::GET_LOG_PAGE).cdw(10, 0x007f_0002), &buf).await.map_err(|e| e.to_string())?;
+        let mut smart = vec![0u8; 512];
+        buf.read(&h, &mut smart);
+        let reads = u64::from_le_bytes(smart[64..72].try_into().unwrap());
+        let writes = u64::from_le_bytes(smart[80..88].try_into().unwrap());
+        if reads < 1 || writes < 1 {
+            return Err(format!("SMART host reads/writes {reads}/{writes}"));
+        }
+        // Four AERs park; the fifth exceeds AERL + 1.
+        for i in 0..4u16 {
+            let c2 = c.clone();
+            h.spawn(async move {
+                let _ = c2.submit(0, Sqe::new(opc::AER)).await;
+                let _ = i;
+            });
+        }
+        h.sleep(h.cycles(50_000)).await;
+        expect_status(c.submit(0, Sqe::new(opc::AER)).await, AER_LIMIT, "fifth AER")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_doorbell_write_raises_async_event() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let c2 = c.clone();
+        let got = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let g2 = got.clone();
+        h.spawn(async move {
+            *g2.borrow_mut() = Some(c2.submit(0, Sqe::new(opc::AER)).await);
+        });
+        h.sleep(h.cycles(20_000)).await;
+        // SQ 1 tail beyond its 16 entries.
+        c.ring_raw(2, 40);
+        h.sleep(h.cycles(100_000)).await;
+        let r = got.borrow_mut().take().ok_or("no async event completion")?;
+        let cqe = r.map_err(|e| format!("AER: {e}"))?;
+        // Event type 0 (error), info 01h (invalid doorbell write value), log page 01h.
+        if cqe.dw0 & 0x00ff_ff07 != 0x0001_0100 {
+            return Err(format!("AER dw0 {:#x}", cqe.dw0));
+        }
+        // The queue still works afterwards.
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &buf, 1).await
+    });
+}
+
+#[test]
+fn bad_admin_queue_config_is_controller_fatal() {
+    run_host(PF_NS, |h| async move {
+        let f = pci::probe_pf(&h).await?;
+        let bar = f.bar0;
+        let cap = h.mmio_read(bar + reg::CAP, 8).await.ok_or("CAP")?;
+        if cap & 0xffff != 1023 || (cap >> 37) & 1 != 1 {
+            return Err(format!("CAP {cap:#x}"));
+        }
+        h.mmio_write(bar + reg::AQA, 4, 0); // 1-entry queues: invalid
+        h.mmio_write(bar + reg::ASQ, 8, 0x20_0000);
+        h.mmio_write(bar + reg::ACQ, 8, 0x20_1000);
+        h.mmio_write(bar + reg::CC, 4, (4 << 20) | (6 << 16) | 1);
+        h.sleep(h.cycles(20_000)).await;
+        let csts = h.mmio_read(bar + reg::CSTS, 4).await.ok_or("CSTS")?;
+        if csts & 3 != 2 {
+            return Err(format!("CSTS {csts:#x}: expected CFS without RDY"));
+        }
+        // Writing a read-only register changes nothing.
+        h.mmio_write(bar + reg::VS, 4, 0x1234);
+        h.sleep(h.cycles(5_000)).await;
+        let vs = h.mmio_read(bar + reg::VS, 4).await.ok_or("VS")?;
+        if vs != 0x0002_0000 {
+            return Err(format!("VS became {vs:#x}"));
+        }
+        // Reset clears CFS; a valid configuration then enables.
+        h.mmio_write(bar + reg::CC, 4, 0);
+        let mut csts = 0xff;
+        for _ in 0..100 {
+            h.sleep(h.cycles(10_000)).await;
+            csts = h.mmio_read(bar + reg::CSTS, 4).await.ok_or("CSTS")?;
+            if csts == 0 {
+                break;
+            }
+        }
+        if csts != 0 {
+            return Err(format!("CSTS after reset {csts:#x}"));
+        }
+        let c = Controller::probe(&h, f, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &buf, 1).await
+    });
+}
+
+#[test]
+fn queue_full_then_abort_of_unfetched_command() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        // Queue pair 2 with a 2-entry CQ: one completion fits at a time.
+        c.submit(0, Sqe::new(opc::DELETE_SQ).cdw(10, 2)).await.map_err(|e| e.to_string())?;
+        c.submit(0, Sqe::new(opc::DELETE_CQ).cdw(10, 2)).await.map_err(|e| e.to_string())?;
+        let cqp = h.alloc_pages(1);
+        let sqp = h.alloc_pages(1);
+        h.with_mem(|m| {
+            m.grant(0, cqp, 4096);
+            m.grant(0, sqp, 4096);
+        });
+        // Interrupts off: the host does not reap, so the CQ stays full.
+        c.submit(0, Sqe::new(opc::CREATE_CQ).prp(cqp, 0).cdw(10, (1 << 16) | 2).cdw(11, 1)).await.map_err(|e| e.to_string())?;
+        c.submit(0, Sqe::new(opc::CREATE_SQ).prp(sqp, 0).cdw(10, (15 << 16) | 2).cdw(11, (2 << 16) | 1)).await.map_err(|e| e.to_string())?;
+        let bar = c.0.borrow().pci.bar0;
+        let flush = |cid: u16| {
+            let mut s = Sqe::new(opc::FLUSH).nsid(1);
+            s.set_cid(cid);
+            s
+        };
+        for i in 0..3u16 {
+            h.write(sqp + 64 * u64::from(i), &flush(10 + i).bytes());
+        }
+        h.mmio_write(bar + c.doorbell_offset(4), 4, 3);
+        h.sleep(h.cycles(30_000)).await;
+        let cqe_at = |i: u64| {
+            let mut b = [0u8; 16];
+            h.read(cqp + 16 * i, &mut b);
+            (u16::from_le_bytes([b[12], b[13]]), u16::from_le_bytes([b[14], b[15]]))
+        };
+        let (cid0, sf0) = cqe_at(0);
+        if cid0 != 10 || sf0 & 1 != 1 || sf0 >> 1 != 0 {
+            return Err(format!("first completion cid {cid0} status {sf0:#x}"));
+        }
+        if cqe_at(1).1 & 1 != 0 {
+            return Err("a second completion was posted into a full CQ".into());
+        }
+        // Abort command 12, which is still in the SQ.
+        let a = c.submit(0, Sqe::new(opc::ABORT).cdw(10, 2 | (12 << 16))).await.map_err(|e| e.to_string())?;
+        if a.dw0 & 1 != 0 {
+            return Err("abort of an unfetched command reported 'not aborted'".into());
+        }
+        // Consume the CQ entry: cid 11 completes, then 12 with Abort Requested.
+        h.mmio_write(bar + c.doorbell_offset(5), 4, 1);
+        h.sleep(h.cycles(30_000)).await;
+        let (cid1, sf1) = cqe_at(1);
+        h.mmio_write(bar + c.doorbell_offset(5), 4, 0);
+        h.sleep(h.cycles(30_000)).await;
+        let (cid2, sf2) = cqe_at(0);
+        if cid1 != 11 || (sf1 >> 1) & 0x7ff != 0 {
+            return Err(format!("second completion cid {cid1} status {sf1:#x}"));
+        }
+        if cid2 != 12 || ((sf2 >> 1) & 0xff) as u8 != ABORT_REQUESTED.1 || sf2 & 1 != 0 {
+            return Err(format!("third completion cid {cid2} status {sf2:#x} (phase must be 0 after wrap)"));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn controller_reset_under_io() {
+    run_host(&[(0, 1, 4 * MIB, 512)], |h| async move {
+        let c = pf(&h, opts()).await?;
+        // Start a burst of writes, then reset while they run.
+        let mut bufs = Vec::new();
+        for i in 0..12u64 {
+            let b = DataBuf::alloc(&h, 4096, 0);
+            let mut d = vec![0u8; 4096];
+            for (k, s) in d.chunks_mut(512).enumerate() {
+                fill_sector(s, 8 * i + k as u64, 1, 7);
+            }
+            b.write(&h, &d);
+            bufs.push(b);
+        }
+        let results = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        for (i, b) in bufs.iter().enumerate() {
+            let (c2, b2, r2) = (c.clone(), b.clone(), results.clone());
+            h.spawn(async move {
+                let r = c2.data_command(1 + (i % 2) as u16, rw(opc::WRITE, 8 * i as u64, 8), &b2).await;
+                r2.borrow_mut().push(r);
+            });
+        }
+        h.sleep(h.cycles(3_000)).await;
+        c.reset().await?;
+        h.sleep(h.cycles(200_000)).await;
+        let done = results.borrow().len();
+        if done != 12 {
+            return Err(format!("{done} of 12 writes finished after the reset"));
+        }
+        let failed_otherwise = results.borrow().iter().filter(|r| !matches!(r, Ok(_) | Err(CmdError::Reset))).count();
+        if failed_otherwise != 0 {
+            return Err(format!("{failed_otherwise} writes failed with something other than a reset"));
+        }
+        // After the reset: rewrite everything and verify; the queues work.
+        for (i, b) in bufs.iter().enumerate() {
+            c.data_command(1, rw(opc::WRITE, 8 * i as u64, 8), b).await.map_err(|e| format!("rewrite: {e}"))?;
+        }
+        let back = DataBuf::alloc(&h, 4096, 0);
+        for i in 0..12u64 {
+            c.data_command(2, rw(opc::READ, 8 * i, 8), &back).await.map_err(|e| format!("read back: {e}"))?;
+            let mut d = vec![0u8; 4096];
+            back.read(&h, &mut d);
+            for (k, s) in d.chunks(512).enumerate() {
+                check_sector(s, 8 * i + k as u64, 1, 7)?;
+            }
+        }
+        if c.stats().resets != 1 {
+            return Err("reset not counted".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn shutdown_completes() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &buf, 1).await?;
+        c.shutdown().await
+    });
+}
+
+#[test]
+fn vf_enable_disable_and_isolation() {
+    let ns: Vec<(u16, u32, u64, u32)> = (1..=4).map(|f| (f, 1, MIB, 512)).collect();
+    run_host(&ns, |h| async move {
+        let _pf = pci::probe_pf(&h).await?;
+        let vfs = pci::enable_vfs(&h, 4, 1).await?;
+        let mut ctrls = Vec::new();
+        for f in &vfs {
+            ctrls.push(Controller::probe(&h, f.clone(), opts()).await?);
+        }
+        // Each VF sees only its own namespace, with its own data.
+        for (i, c) in ctrls.iter().enumerate() {
+            if c.namespaces().len() != 1 {
+                return Err(format!("VF {} has {} namespaces", i + 1, c.namespaces().len()));
+            }
+            let buf = DataBuf::alloc(&h, 4096, 0);
+            write_read_check(&h, c, 1, 0, &buf, 10 + i as u32).await?;
+        }
+        // VF 1 misbehaves: DMA into VF 2's memory (not granted to VF 1),
+        // a doorbell storm, a bogus doorbell; VF 2's verified I/O is unaffected.
+        let (bad, good) = (ctrls[0].clone(), ctrls[1].clone());
+        let victim = DataBuf::alloc(&h, 4096, 0);
+        victim.grant(&h, 2);
+        let sqe = rw(opc::READ, 0, 8).prp(victim.addr(0), 0);
+        expect_status(bad.submit(1, sqe).await, DATA_TRANSFER_ERROR, "VF1 reading into VF2 memory")?;
+        for v in 0..200u32 {
+            bad.ring_raw(2, v % 17);
+        }
+        bad.ring_raw(20, 1);
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        for round in 0..10u32 {
+            write_read_check(&h, &good, 1 + (round % 2) as u16, 8 * u64::from(round), &buf, 100 + round).await?;
+        }
+        // VF 2's first blocks still hold what VF 2 wrote.
+        good.data_command(1, rw(opc::READ, 0, 8), &buf).await.map_err(|e| e.to_string())?;
+        let mut d = vec![0u8; 4096];
+        buf.read(&h, &mut d);
+        check_sector(&d[..512], 0, 100, 7)?;
+        // Disable the VFs: their BARs stop answering.
+        pci::disable_vfs(&h).await?;
+        h.sleep(h.cycles(50_000)).await;
+        let bar = good.0.borrow().pci.bar0;
+        if h.mmio_read(bar + reg::CSTS, 4).await.is_some() {
+            return Err("VF BAR still decodes after VF disable".into());
+        }
+        // Re-enable and use again: fresh controllers, data kept in the namespace.
+        let vfs = pci::enable_vfs(&h, 2, 1).await?;
+        let c = Controller::probe(&h, vfs[1].clone(), opts()).await?;
+        c.data_command(1, rw(opc::READ, 0, 8), &buf).await.map_err(|e| e.to_string())?;
+        buf.read(&h, &mut d);
+        check_sector(&d[..512], 0, 100, 7)
+    });
+}
