@@ -109,11 +109,18 @@ impl Bus {
             let engine_end = start + self.dma.engine_cycles(desc.len);
             self.dma.engine_free[engine] = engine_end;
             let len = u64::from(desc.len);
-            let done = match desc.op {
+            let mut done = match desc.op {
                 r::OP_H2D => engine_end.max(self.link.send(Dir::Down, start + self.link.host_read_latency, len)),
                 r::OP_D2H => engine_end.max(self.link.send(Dir::Up, start, len)) + self.link.posted_latency,
                 _ => engine_end,
             };
+            if let Some((f, from, until)) = self.dma.stall {
+                if f == desc.function && (from..until).contains(&start) {
+                    // A hung transfer holds its engine.
+                    done = until;
+                    self.dma.engine_free[engine] = self.dma.engine_free[engine].max(until);
+                }
+            }
             self.dma.stats.descriptors += 1;
             self.dma.inflight[engine].push_back(InFlight { done, channel: ch, desc });
             self.events.push(done, Event::DmaDone { engine: engine as u32 });

@@ -89,6 +89,10 @@ pub struct DmaEngines {
     pub bytes_per_cycle: u64,
     pub desc_cycles: u64,
     pub stats: DmaStats,
+    /// Fault injection: (function, from, until): descriptors of that
+    /// function started in [from, until) do not complete before `until`
+    /// (a hung transfer).
+    pub stall: Option<(u16, u64, u64)>,
 }
 
 impl DmaEngines {
@@ -101,6 +105,7 @@ impl DmaEngines {
             bytes_per_cycle,
             desc_cycles,
             stats: DmaStats::default(),
+            stall: None,
         }
     }
 

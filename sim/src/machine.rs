@@ -108,6 +108,18 @@ pub struct Machine {
     pub warnings: Vec<String>,
     /// The host model, when a scenario is attached.
     pub host: Option<HostModel>,
+    /// Per-hart (busy cycles, instructions) at the measurement window's
+    /// start and end, with the times.
+    pub window: Option<Window>,
+}
+
+/// A measurement window opened and closed by the host.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    pub start: u64,
+    pub end: Option<u64>,
+    pub at_start: Vec<(u64, u64)>,
+    pub at_end: Vec<(u64, u64)>,
 }
 
 fn memory_for(chip: &Chip) -> Memory {
@@ -236,7 +248,7 @@ impl Machine {
         let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
         bus.console.quiet = config.quiet;
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None })
     }
 
     /// Attaches a scenario: the firmware's boot configuration and the host
@@ -318,7 +330,16 @@ impl Machine {
             }
             if let Some(h) = &mut self.host {
                 h.step(self.now, &mut self.bus);
-                if let Some(r) = h.finished() {
+                for start in h.take_marks() {
+                    let snap: Vec<(u64, u64)> = self.harts.iter().map(|h| (h.cycle - h.idle_cycles, h.instret)).collect();
+                    if start {
+                        self.window = Some(Window { start: self.now, end: None, at_start: snap, at_end: Vec::new() });
+                    } else if let Some(w) = &mut self.window {
+                        w.end = Some(self.now);
+                        w.at_end = snap;
+                    }
+                }
+                if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
                     return Outcome::Host(r);
                 }
             }

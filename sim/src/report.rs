@@ -51,6 +51,20 @@ pub struct Stats {
     pub undecodable_defmt_frames: u64,
     pub clusters: Vec<ClusterStats>,
     pub harts: Vec<HartStats>,
+    /// The host's measurement window (the jobs' run), if any.
+    pub window: Option<WindowStats>,
+}
+
+/// Work done inside the measurement window.
+#[derive(Serialize, Clone, Debug)]
+pub struct WindowStats {
+    pub sim_ns: u64,
+    pub data_busy_cycles: u64,
+    pub data_instructions: u64,
+    pub control_busy_cycles: u64,
+    pub control_instructions: u64,
+    /// Data-plane harts busy for more than 1% of the window.
+    pub data_harts_active: u32,
 }
 
 impl Stats {
@@ -137,7 +151,34 @@ impl Machine {
             undecodable_defmt_frames: self.bus.trace.bad_frames,
             clusters,
             harts,
+            window: self.window_stats(),
         }
+    }
+
+    fn window_stats(&self) -> Option<WindowStats> {
+        let w = self.window.as_ref()?;
+        let end = w.end?;
+        let mut ws = WindowStats {
+            sim_ns: (u128::from(end - w.start) * 1_000_000_000 / u128::from(self.chip.chip.clock_hz)) as u64,
+            data_busy_cycles: 0,
+            data_instructions: 0,
+            control_busy_cycles: 0,
+            control_instructions: 0,
+            data_harts_active: 0,
+        };
+        let window_cycles = end - w.start;
+        for (i, (a, b)) in w.at_start.iter().zip(&w.at_end).enumerate() {
+            let (cy, ins) = (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1));
+            if self.role_of(i as u32) == "data" {
+                ws.data_busy_cycles += cy;
+                ws.data_instructions += ins;
+                ws.data_harts_active += u32::from(cy * 100 > window_cycles);
+            } else {
+                ws.control_busy_cycles += cy;
+                ws.control_instructions += ins;
+            }
+        }
+        Some(ws)
     }
 
     /// The end-of-run table: per cluster instructions, cycles, IPC, idle %.

@@ -3,7 +3,7 @@
 //! queue lifecycle, data paths (PRP lists, SGLs), abort, reset, SR-IOV.
 
 mod common;
-use common::fw::{expect_status, opts, pf, run_host};
+use common::fw::{expect_status, opts, pf, run_host, run_host_with};
 use dpu_sim::host::nvme::{opc, reg, CmdError, Controller, DataBuf, Sqe};
 use dpu_sim::host::workload::{check_sector, fill_sector};
 use dpu_sim::host::{pci, Host};
@@ -613,5 +613,64 @@ fn vf_enable_disable_and_isolation() {
         c.data_command(1, rw(opc::READ, 0, 8), &buf).await.map_err(|e| e.to_string())?;
         buf.read(&h, &mut d);
         check_sector(&d[..512], 0, 100, 7)
+    });
+}
+
+#[test]
+fn timeout_aborts_then_resets_like_linux() {
+    // DMA of the PF hangs from 3 ms to 10 ms (simulated).
+    let stall = |m: &mut dpu_sim::Machine| m.bus.dma.stall = Some((0, 3_000_000, 10_000_000));
+    run_host_with(PF_NS, stall, |h| async move {
+        let mut o = opts();
+        o.io_timeout_ns = 2_000_000;
+        o.admin_timeout_ns = 20_000_000;
+        let c = pf(&h, o).await?;
+        let start = h.cycles(3_000_000);
+        if h.now() >= start {
+            return Err("bring-up took longer than 3 ms".into());
+        }
+        h.sleep(start - h.now() + 1000).await;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        let r = c.data_command(1, rw(opc::READ, 0, 8), &buf).await;
+        if r != Err(CmdError::Reset) {
+            return Err(format!("the hung read ended with {r:?}, expected a reset"));
+        }
+        let st = c.stats();
+        if st.timeouts < 2 || st.aborts_sent < 1 || st.resets != 1 {
+            return Err(format!("expected timeout -> abort -> timeout -> reset, got {st:?}"));
+        }
+        // After the stall and the reset, I/O works again.
+        write_read_check(&h, &c, 1, 0, &buf, 1).await
+    });
+}
+
+#[test]
+fn interrupt_coalescing_delays_and_per_vector_disable() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        let read = |q: u16| {
+            let (c, buf, h) = (c.clone(), buf.clone(), h.clone());
+            async move {
+                let t0 = h.now();
+                c.data_command(q, rw(opc::READ, 0, 8), &buf).await.map_err(|e| e.to_string())?;
+                Ok::<u64, String>(h.ns(h.now() - t0))
+            }
+        };
+        let base = read(1).await?;
+        // Aggregation threshold 8 entries, time 2 x 100 us.
+        c.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 8).cdw(11, (2 << 8) | 7)).await.map_err(|e| e.to_string())?;
+        let slow = read(1).await?;
+        if slow < 200_000 || slow > 250_000 {
+            return Err(format!("coalesced completion after {slow} ns (base {base} ns), expected ~200 us"));
+        }
+        // Coalescing Disable for vector 1 (queue 1); queue 2 stays coalesced.
+        c.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 9).cdw(11, (1 << 16) | 1)).await.map_err(|e| e.to_string())?;
+        let fast = read(1).await?;
+        let still = read(2).await?;
+        if fast > 2 * base || still < 200_000 {
+            return Err(format!("after CD on vector 1: queue 1 {fast} ns, queue 2 {still} ns (base {base} ns)"));
+        }
+        Ok(())
     });
 }

@@ -29,7 +29,8 @@ struct Cli {
     /// (targets/scenarios/*.toml).
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
-    /// Print the workload report as JSON (fio --output-format=json style).
+    /// Print the workload report as JSON (fio --output-format=json style)
+    /// on stdout; the summary table goes to stderr.
     #[arg(long)]
     json: bool,
     /// Write run statistics as JSON.
@@ -148,7 +149,11 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             print!("\n{}", r.text());
         }
     }
-    print!("{}", m.summary_table(&outcome));
+    if cli.json {
+        eprint!("{}", m.summary_table(&outcome));
+    } else {
+        print!("{}", m.summary_table(&outcome));
+    }
     if let Some(p) = &cli.stats_json {
         let s = m.stats(&outcome);
         std::fs::write(p, serde_json::to_string_pretty(&s)? + "\n")

@@ -62,6 +62,9 @@ pub struct HostState {
     pub finished: Option<Result<(), String>>,
     /// Fio-like results, filled by the workload.
     pub report: Option<workload::Report>,
+    /// Measurement window marks (true = start, false = end) not yet seen
+    /// by the machine.
+    pub marks: Vec<bool>,
 }
 
 /// A handle on the host, cloned into every task.
@@ -131,6 +134,7 @@ impl Host {
             log: Vec::new(),
             finished: None,
             report: None,
+            marks: Vec::new(),
         })))
     }
 
@@ -288,6 +292,12 @@ impl Host {
         s.log.push((now, msg));
     }
 
+    /// Opens (`true`) or closes the measurement window: the machine records
+    /// every hart's busy cycles and instructions at that moment.
+    pub fn mark_window(&self, start: bool) {
+        self.0.borrow_mut().marks.push(start);
+    }
+
     /// Ends the host's work with a verdict.
     pub fn finish(&self, r: Result<(), String>) {
         let mut s = self.0.borrow_mut();
@@ -367,6 +377,11 @@ impl HostModel {
         for w in irq.wakers.drain(..) {
             w.wake();
         }
+    }
+
+    /// Window marks made since the last call.
+    pub fn take_marks(&mut self) -> Vec<bool> {
+        std::mem::take(&mut self.host.0.borrow_mut().marks)
     }
 
     /// Whether the host has finished its work.

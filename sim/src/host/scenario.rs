@@ -131,6 +131,7 @@ pub async fn run(h: Host, sc: Scenario) {
         let results = Rc::new(RefCell::new(Vec::new()));
         let waker: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
         let want = specs.len();
+        h.mark_window(true);
         for spec in specs {
             let ctrl = ctrls.get(&spec.function).cloned().ok_or("job on a function without controller")?;
             let (h2, results, waker) = (h.clone(), results.clone(), waker.clone());
@@ -143,6 +144,7 @@ pub async fn run(h: Host, sc: Scenario) {
             });
         }
         let mut jobs = Gather { results, want, waker }.await;
+        h.mark_window(false);
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         let report = Report::new(jobs);
         for c in ctrls.values() {

@@ -41,12 +41,22 @@ where
     F: FnOnce(Host) -> Fut + 'static,
     Fut: Future<Output = Result<(), String>> + 'static,
 {
+    run_host_with(namespaces, |_| {}, body)
+}
+
+/// Like [`run_host`], with `setup` applied to the machine first (faults).
+pub fn run_host_with<F, Fut>(namespaces: &[(u16, u32, u64, u32)], setup: impl FnOnce(&mut Machine), body: F) -> Machine
+where
+    F: FnOnce(Host) -> Fut + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
     let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
     let board = Board::load(dpu_targets::default_board_path()).unwrap();
     let image = Image::load(firmware()).unwrap();
     let cfg = SimConfig { quiet: true, capture_log: true, max_cycles: Some(2_000_000_000), ..SimConfig::default() };
     let mut m = Machine::new(chip, board, image, cfg).unwrap();
     m.set_namespaces(namespaces).unwrap();
+    setup(&mut m);
     let h = m.new_host();
     let h2 = h.clone();
     h.spawn(async move {

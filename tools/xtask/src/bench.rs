@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 
-const BENCHES: &[&str] = &["sim"];
+const BENCHES: &[&str] = &["sim", "nvme-ram"];
 
 pub fn run(name: Option<&str>) -> Result<(), String> {
     let names: Vec<&str> = match name {
@@ -19,6 +19,7 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
     for n in names {
         let (json, table) = match n {
             "sim" => sim(&built)?,
+            "nvme-ram" => nvme_ram(&built)?,
             _ => unreachable!(),
         };
         let dir = root().join("bench/results");
@@ -116,4 +117,72 @@ fn update_benchmarks_md(name: &str, table: &str) -> Result<(), String> {
         _ => format!("{}\n## {name}\n\n{block}\n", text.trim_end()),
     };
     std::fs::write(&path, new).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs a scenario and returns (report JSON, stats JSON).
+fn scenario(built: &build::Built, name: &str, toml: &str) -> Result<(Value, Value), String> {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let sc = dir.join(format!("{name}.toml"));
+    let stats = dir.join(format!("{name}.stats.json"));
+    std::fs::write(&sc, toml).map_err(|e| e.to_string())?;
+    let out = Command::new(&built.dpusim)
+        .arg("--elf")
+        .arg(&built.firmware)
+        .arg("--scenario")
+        .arg(&sc)
+        .arg("--json")
+        .arg("-q")
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .map_err(|e| format!("cannot run dpusim: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("scenario {name} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    }
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{name}: bad report JSON: {e}"))?;
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&stats).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    Ok((report, st))
+}
+
+/// NVMe emulation over the RAM block device: 4 KiB random reads on the PF
+/// with one I/O queue per data-plane core used.
+fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
+    let mut rows = Vec::new();
+    let mut table = String::from(
+        "| data-plane cores | iodepth | IOPS | MB/s | lat avg (us) | p50 | p99 | p99.9 | cycles / I/O | instructions / I/O |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (cores, qd) in [(1, 1), (1, 128), (4, 128), (16, 128), (64, 1), (64, 128)] {
+        let runtime = if qd == 1 { "300us" } else { "500us" };
+        let toml = format!(
+            "[scenario]\nname = \"nvme-ram-{cores}c-qd{qd}\"\n[host]\nio_queues = {cores}\nio_queue_depth = 256\n\
+             [[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"64MiB\"\n\
+             [[jobs]]\nname = \"randread\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = {qd}\nruntime = \"{runtime}\"\n"
+        );
+        let (rep, st) = scenario(built, &format!("nvme-ram-{cores}c-qd{qd}"), &toml)?;
+        let t = &rep["total"];
+        let ios = t["ios"].as_u64().unwrap_or(0).max(1);
+        let w = &st["window"];
+        let cyc = w["data_busy_cycles"].as_u64().unwrap_or(0) as f64 / ios as f64;
+        let ins = w["data_instructions"].as_u64().unwrap_or(0) as f64 / ios as f64;
+        let active = w["data_harts_active"].as_u64().unwrap_or(0);
+        let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
+        table.push_str(&format!(
+            "| {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} |\n",
+            f("iops"),
+            f("mb_per_s"),
+            f("lat_avg_us"),
+            f("lat_p50_us"),
+            f("lat_p99_us"),
+            f("lat_p999_us")
+        ));
+        rows.push(json!({"cores": cores, "iodepth": qd, "iops": f("iops"), "mb_per_s": f("mb_per_s"),
+            "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
+            "ios": ios, "cycles_per_io": cyc, "instructions_per_io": ins, "data_harts_active": active}));
+    }
+    table.push_str(
+        "\nCycles and instructions per I/O are data-plane core totals inside the job window (polling included), \
+         divided by completed I/Os. Host CPU cost is modeled as 300 ns per submission and per completion.\n",
+    );
+    Ok((json!({"benchmark": "nvme-ram", "results": rows}), table))
 }
