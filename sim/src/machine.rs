@@ -333,6 +333,11 @@ impl Machine {
                 for start in h.take_marks() {
                     let snap: Vec<(u64, u64)> = self.harts.iter().map(|h| (h.cycle - h.idle_cycles, h.instret)).collect();
                     if start {
+                        for h in self.harts.iter_mut() {
+                            if let Some(p) = h.profile.as_mut() {
+                                p.reset_counts();
+                            }
+                        }
                         self.window = Some(Window { start: self.now, end: None, at_start: snap, at_end: Vec::new() });
                     } else if let Some(w) = &mut self.window {
                         w.end = Some(self.now);

@@ -97,7 +97,50 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// Strips the `::h0123456789abcdef` hash Rust appends to symbol names.
+pub fn short_name(name: &str) -> &str {
+    match name.rfind("::h") {
+        Some(i) if name.len() - i == 19 && name[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) => &name[..i],
+        _ => name,
+    }
+}
+
 impl Machine {
+    /// Folded stacks and per-function costs of the profiled harts in `harts`.
+    pub fn profile_report(&self, harts: &[u32]) -> (String, Vec<crate::cpu::profile::FunctionCost>) {
+        let mut paths = Vec::new();
+        for &h in harts {
+            if let Some(p) = self.harts.get(h as usize).and_then(|h| h.profile.as_ref()) {
+                paths.extend(p.paths());
+            }
+        }
+        let syms = &self.image.symbols;
+        crate::cpu::profile::summarize(&paths, |a| match syms.lookup(a) {
+            Some((n, 0)) => short_name(n).to_string(),
+            Some((n, off)) => format!("{}+{off:#x}", short_name(n)),
+            None => format!("{a:#x}"),
+        })
+    }
+
+    /// A table of the `top` most expensive functions (self cycles).
+    pub fn profile_table(&self, harts: &[u32], top: usize) -> String {
+        let (_, funcs) = self.profile_report(harts);
+        let total: u64 = funcs.iter().map(|f| f.self_cycles).sum::<u64>().max(1);
+        let mut o = format!("\nprofile of {} hart(s): {} cycles\n", harts.len(), total);
+        o.push_str("  self %   self cycles  instructions   total cycles  function\n");
+        for f in funcs.iter().take(top) {
+            o.push_str(&format!(
+                "  {:>5.1}% {:>13} {:>13} {:>14}  {}\n",
+                100.0 * f.self_cycles as f64 / total as f64,
+                f.self_cycles,
+                f.self_instructions,
+                f.total_cycles,
+                f.name
+            ));
+        }
+        o
+    }
+
     pub fn stats(&self, outcome: &Outcome) -> Stats {
         let harts: Vec<HartStats> = self
             .harts

@@ -51,6 +51,12 @@ struct Cli {
     /// Write the instruction trace here instead of stderr.
     #[arg(long, value_name = "FILE")]
     trace_out: Option<PathBuf>,
+    /// Profile cycles per function; write folded stacks (flamegraph input) here.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Harts to profile: all, data, control, or a list like 16,17.
+    #[arg(long, value_name = "SET", default_value = "all")]
+    profile_harts: String,
     /// Run an image built for a different chip layout anyway.
     #[arg(long)]
     ignore_chip_mismatch: bool,
@@ -126,7 +132,38 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         };
         hart.trace = Some(dpu_sim::cpu::InsnTrace { limit: cli.trace_limit, entries: Vec::new() });
     }
+    let profiled: Vec<u32> = match &cli.profile {
+        None => Vec::new(),
+        Some(_) => {
+            let sel = cli.profile_harts.as_str();
+            let v: Vec<u32> = match sel {
+                "all" => (0..m.chip.harts()).collect(),
+                "data" | "control" => (0..m.chip.harts()).filter(|&h| m.role_of(h) == sel).collect(),
+                list => list
+                    .split(',')
+                    .map(|x| x.trim().parse::<u32>().map_err(|_| format!("--profile-harts: `{x}` is not a hart number")))
+                    .collect::<Result<_, _>>()?,
+            };
+            for &h in &v {
+                let Some(hart) = m.harts.get_mut(h as usize) else {
+                    return Err(format!("--profile-harts: the chip has {} harts", m.chip.harts()).into());
+                };
+                hart.profile = Some(Box::default());
+            }
+            v
+        }
+    };
     let outcome = m.run();
+    if let Some(path) = &cli.profile {
+        let (folded, _) = m.profile_report(&profiled);
+        std::fs::write(path, folded).map_err(|e| format!("{}: {e}", path.display()))?;
+        let table = m.profile_table(&profiled, 15);
+        if cli.json {
+            eprint!("{table}");
+        } else {
+            print!("{table}");
+        }
+    }
     if let Some(h) = cli.trace_hart {
         let listing = m.trace_listing(h);
         match &cli.trace_out {

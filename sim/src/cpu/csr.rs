@@ -113,6 +113,9 @@ impl Hart {
         };
         self.cycle += self.costs.trap;
         self.traps_taken += 1;
+        if let Some(p) = self.profile.as_mut() {
+            p.call(self.pc);
+        }
     }
 
     /// Takes a synchronous exception at the current pc.

@@ -68,16 +68,18 @@ fn tlb_index(vpn: u64) -> usize {
 impl Hart {
     /// Runs until `self.cycle >= until`, a `wfi`, the finisher, or a fatal fault.
     pub fn run(&mut self, bus: &mut Bus, until: u64) -> Stop {
-        if self.trace.is_some() {
-            self.run_inner::<true>(bus, until)
-        } else {
-            self.run_inner::<false>(bus, until)
+        match (self.trace.is_some(), self.profile.is_some()) {
+            (false, false) => self.run_inner::<false, false>(bus, until),
+            (true, false) => self.run_inner::<true, false>(bus, until),
+            (false, true) => self.run_inner::<false, true>(bus, until),
+            (true, true) => self.run_inner::<true, true>(bus, until),
         }
     }
 
-    /// The executor loop; `TRACE` records every executed instruction (a
-    /// separate instantiation, so the normal path pays nothing for it).
-    fn run_inner<const TRACE: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
+    /// The executor loop; `TRACE` records every executed instruction and
+    /// `PROFILE` charges its cycles to the call tree (separate
+    /// instantiations, so the normal path pays nothing for them).
+    fn run_inner<const TRACE: bool, const PROFILE: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
         if self.state != RunState::Running {
             return Stop::Wfi;
         }
@@ -155,6 +157,7 @@ impl Hart {
             if TRACE {
                 self.record_trace(pc, op);
             }
+            let cycle_before = self.cycle;
             self.cycle += c.base;
             let rs1 = self.x[(op.rs1 & 63) as usize];
             let rs2 = self.x[(op.rs2 & 63) as usize];
@@ -285,6 +288,11 @@ impl Hart {
                 Mret => {
                     self.mret();
                     self.instret += 1;
+                    if PROFILE {
+                        if let Some(p) = self.profile.as_mut() {
+                            p.step(&op, pc, self.pc, self.cycle - cycle_before);
+                        }
+                    }
                     self.check_interrupts(bus);
                     continue;
                 }
@@ -445,6 +453,12 @@ impl Hart {
             }
             self.pc = npc;
             self.instret += 1;
+            if PROFILE {
+                let spent = self.cycle - cycle_before;
+                if let Some(p) = self.profile.as_mut() {
+                    p.step(&op, pc, npc, spent);
+                }
+            }
         }
         debug_assert_eq!(self.x[0], 0);
         let _ = SINK;

@@ -3,6 +3,7 @@
 
 pub mod csr;
 pub mod exec;
+pub mod profile;
 pub mod timing;
 
 pub use exec::Stop;
@@ -91,6 +92,8 @@ pub struct Hart {
     pub(crate) code_ptr: *mut Op,
     /// Instruction trace (enabled per hart): executed (cycle, pc, op).
     pub trace: Option<InsnTrace>,
+    /// Cycle profile (enabled per hart).
+    pub profile: Option<Box<profile::Profile>>,
 }
 
 /// A bounded record of executed instructions.
@@ -136,6 +139,7 @@ impl Hart {
             code_vpn: u64::MAX,
             code_ptr: std::ptr::null_mut(),
             trace: None,
+            profile: None,
         }
     }
 

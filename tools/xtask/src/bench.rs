@@ -184,5 +184,69 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         "\nCycles and instructions per I/O are data-plane core totals inside the job window (polling included), \
          divided by completed I/Os. Host CPU cost is modeled as 300 ns per submission and per completion.\n",
     );
-    Ok((json!({"benchmark": "nvme-ram", "results": rows}), table))
+    // Where the cycles go: profile the 16-core depth-128 run.
+    let stages = stage_profile(built, "nvme-ram-16c-qd128")?;
+    table.push_str("\nData-plane cycles per I/O by stage (16 cores, depth 128, profiled):\n\n| stage | cycles / I/O | share |\n|---|---:|---:|\n");
+    let ios = rows.iter().find(|r| r["cores"] == 16 && r["iodepth"] == 128).and_then(|r| r["ios"].as_u64()).unwrap_or(1).max(1);
+    let total: u64 = stages.iter().map(|s| s.1).sum::<u64>().max(1);
+    for (name, cycles) in &stages {
+        table.push_str(&format!("| {name} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
+    }
+    let stage_json: Vec<Value> = stages.iter().map(|(n, c)| json!({"stage": n, "cycles": c, "cycles_per_io": *c as f64 / ios as f64})).collect();
+    Ok((json!({"benchmark": "nvme-ram", "results": rows, "stages_16c_qd128": stage_json}), table))
+}
+
+/// Stage of a firmware function (by its path), for per-stage cycle splits.
+fn stage_of(func: &str) -> &'static str {
+    let f = func.split('+').next().unwrap_or(func);
+    if f.contains("nvme::admin") {
+        "NVMe admin service"
+    } else if f.contains("dpu_bdev") || f.contains("nvme::config") {
+        "block layer"
+    } else if f.contains("nvme::io") || f.contains("dpu_nvme") {
+        "NVMe emulation (SQ fetch, PRP/SGL, CQE)"
+    } else if f.contains("hal::dma") || f.contains("hal::mem") {
+        "DMA driver"
+    } else if f.contains("hal::pcie") || f.contains("take_doorbells") || f.contains("mailbox") || f.contains("plic") {
+        "doorbells and notifications"
+    } else if f.contains("memcpy") || f.contains("memset") {
+        "memcpy / memset"
+    } else if f.contains("reactor") || f.contains("map_or") {
+        "reactor loop"
+    } else {
+        "other"
+    }
+}
+
+/// Runs an existing bench scenario with the profiler on the data plane and
+/// sums self cycles (inside the job window) per stage.
+fn stage_profile(built: &build::Built, name: &str) -> Result<Vec<(&'static str, u64)>, String> {
+    let dir = root().join("target/bench");
+    let folded = dir.join(format!("{name}.folded"));
+    let out = Command::new(&built.dpusim)
+        .arg("--elf")
+        .arg(&built.firmware)
+        .arg("--scenario")
+        .arg(dir.join(format!("{name}.toml")))
+        .args(["-q", "--profile-harts", "data", "--profile"])
+        .arg(&folded)
+        .output()
+        .map_err(|e| format!("cannot run dpusim: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("profiling {name} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = std::fs::read_to_string(&folded).map_err(|e| e.to_string())?;
+    let mut stages: Vec<(&'static str, u64)> = Vec::new();
+    for line in text.lines() {
+        let Some((path, n)) = line.rsplit_once(' ') else { continue };
+        let cycles: u64 = n.parse().unwrap_or(0);
+        let leaf = path.rsplit(';').next().unwrap_or(path);
+        let st = stage_of(leaf);
+        match stages.iter_mut().find(|s| s.0 == st) {
+            Some(s) => s.1 += cycles,
+            None => stages.push((st, cycles)),
+        }
+    }
+    stages.sort_by(|a, b| b.1.cmp(&a.1));
+    Ok(stages)
 }

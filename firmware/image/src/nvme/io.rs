@@ -310,6 +310,7 @@ impl Engine {
     /// One reactor pass; `doorbells` are the mailbox bits that woke the
     /// core (device registers are only read when something arrived).
     /// Returns how much work was done.
+    #[inline(never)]
     pub fn poll(&mut self, doorbells: u64) -> usize {
         if self.chan.is_none() {
             return 0;
@@ -340,6 +341,7 @@ impl Engine {
 
     // ------------------------------------------------------------ admin
 
+    #[inline(never)]
     fn admin_messages(&mut self) -> usize {
         let mut n = 0;
         while let Some(m) = self.from_admin.as_mut().and_then(|rx| rx.pop()) {
@@ -488,6 +490,7 @@ impl Engine {
 
     // ------------------------------------------------------------ doorbells
 
+    #[inline(never)]
     fn notifications(&mut self) -> usize {
         let mut n = 0;
         self.more_notes = true;
@@ -534,6 +537,7 @@ impl Engine {
 
     // ------------------------------------------------------------ fetch
 
+    #[inline(never)]
     fn start_fetches(&mut self) -> usize {
         let mut n = 0;
         let mut bits = self.pending;
@@ -593,6 +597,7 @@ impl Engine {
         n
     }
 
+    #[inline(never)]
     fn fetched(&mut self, b: usize, ok: bool) {
         let f = self.fetch[b];
         self.fetch[b].used = false;
@@ -1110,6 +1115,7 @@ impl Engine {
 
     // ------------------------------------------------------------ DMA
 
+    #[inline(never)]
     fn dma_completions(&mut self) -> usize {
         let mut n = 0;
         while let Some(c) = self.chan().poll() {
