@@ -110,6 +110,8 @@ pub struct Bus {
     pub host_mem: Rc<RefCell<HostMemory>>,
     /// Boot configuration blob the firmware reads (see `dpu_hal::regs::bootcfg`).
     pub bootcfg: Vec<u8>,
+    /// Per-I/O trace, when enabled (shared with the host model).
+    pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
 }
 
 impl Bus {
@@ -185,6 +187,7 @@ impl Bus {
             ),
             host_mem: Rc::new(RefCell::new(HostMemory::new())),
             bootcfg: vec![0; d.bootcfg.size as usize],
+            iotrace: None,
         }
     }
 

@@ -63,7 +63,16 @@ impl Bus {
             },
             HostOp::MmioWrite { addr, size, value } => {
                 match self.pcie.decode(addr) {
-                    Some((f, off)) => self.pcie.bar_write(f, off, size, value, &mut fx),
+                    Some((f, off)) => {
+                        let db = dpu_hal::regs::bar0::DOORBELL;
+                        if let (Some(t), true) = (&self.iotrace, off >= db && off < db + 4 * pregs::DOORBELLS) {
+                            let index = (off - db) / 4;
+                            if index % 2 == 0 {
+                                t.borrow_mut().doorbell(now, f as u16, (index / 2) as u16);
+                            }
+                        }
+                        self.pcie.bar_write(f, off, size, value, &mut fx)
+                    }
                     None => self.pcie.stats.unsupported_requests += 1,
                 }
                 HostReply::Done
@@ -122,7 +131,7 @@ impl Bus {
                 }
             }
             self.dma.stats.descriptors += 1;
-            self.dma.inflight[engine].push_back(InFlight { done, channel: ch, desc });
+            self.dma.inflight[engine].push_back(InFlight { start, done, channel: ch, desc });
             self.events.push(done, Event::DmaDone { engine: engine as u32 });
         }
     }
@@ -190,6 +199,15 @@ impl Bus {
             }
             let f = self.dma.inflight[engine].pop_front().unwrap();
             let st = self.dma_execute(&f.desc);
+            if let Some(t) = &self.iotrace {
+                let d = &f.desc;
+                if st == r::ST_OK && (d.op == r::OP_H2D || d.op == r::OP_D2H) {
+                    let mut b = [0u8; 16];
+                    let bytes = (d.op == r::OP_D2H && d.len == 16 && self.mem.read_bytes(d.local, &mut b).is_some()).then_some(&b[..]);
+                    let hart = self.dma.channels[f.channel].notify & 0xffff;
+                    t.borrow_mut().dma(f.start, now, hart, d.function, d.op == r::OP_D2H, d.host, d.len, bytes);
+                }
+            }
             let c = &mut self.dma.channels[f.channel];
             if c.chain_status == r::ST_OK {
                 c.chain_status = st;

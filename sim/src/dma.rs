@@ -65,6 +65,7 @@ pub const STATUS_BAD_CONFIG: u32 = 2;
 /// A descriptor on its way.
 #[derive(Clone, Copy, Debug)]
 pub struct InFlight {
+    pub start: u64,
     pub done: u64,
     pub channel: usize,
     pub desc: Desc,

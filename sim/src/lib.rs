@@ -20,6 +20,7 @@ pub mod dma;
 pub mod elf;
 pub mod event;
 pub mod host;
+pub mod iotrace;
 pub mod isa;
 pub mod machine;
 pub mod mem;

@@ -271,6 +271,15 @@ impl Machine {
         Ok(())
     }
 
+    /// Starts recording a per-I/O trace of at most `limit` I/Os.
+    pub fn enable_iotrace(&mut self, limit: usize) -> std::rc::Rc<std::cell::RefCell<crate::iotrace::IoTrace>> {
+        let t = std::rc::Rc::new(std::cell::RefCell::new(crate::iotrace::IoTrace::new(limit, self.chip.chip.clock_hz)));
+        self.bus.iotrace = Some(t.clone());
+        let h = self.new_host();
+        h.state().iotrace = Some(t.clone());
+        t
+    }
+
     /// Creates the host model (if none) and returns its handle, for tests
     /// that drive the host directly.
     pub fn new_host(&mut self) -> Host {
@@ -309,16 +318,28 @@ impl Machine {
 
     /// Runs until the firmware finishes, a fault, a deadlock or the time limit.
     pub fn run(&mut self) -> Outcome {
+        self.run_with_progress(|_| {})
+    }
+
+    /// Like `run`, calling `tick` about five times per host second.
+    pub fn run_with_progress(&mut self, mut tick: impl FnMut(&Machine)) -> Outcome {
         let t0 = Instant::now();
-        let out = self.run_inner();
+        let out = self.run_inner(&mut tick);
         self.host_seconds += t0.elapsed().as_secs_f64();
         self.settle();
         out
     }
 
-    fn run_inner(&mut self) -> Outcome {
+    fn run_inner(&mut self, tick: &mut dyn FnMut(&Machine)) -> Outcome {
         let max = self.config.max_cycles.unwrap_or(u64::MAX);
+        let mut last_tick = Instant::now();
+        let mut iterations = 0u32;
         loop {
+            iterations = iterations.wrapping_add(1);
+            if iterations % 1024 == 0 && last_tick.elapsed().as_millis() >= 200 {
+                last_tick = Instant::now();
+                tick(self);
+            }
             if let Some(f) = self.bus.finish {
                 return Outcome::Finished(f);
             }

@@ -51,6 +51,12 @@ struct Cli {
     /// Write the instruction trace here instead of stderr.
     #[arg(long, value_name = "FILE")]
     trace_out: Option<PathBuf>,
+    /// Write a per-I/O trace (Chrome/Perfetto JSON: open in ui.perfetto.dev).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Most I/Os recorded with --trace.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    trace_ios: usize,
     /// Profile cycles per function; write folded stacks (flamegraph input) here.
     #[arg(long, value_name = "FILE")]
     profile: Option<PathBuf>,
@@ -79,6 +85,31 @@ fn parse_time_ns(s: &str) -> Result<u64, String> {
         return Err("time must be positive".into());
     }
     Ok((v * scale).round() as u64)
+}
+
+/// Runs with a live status line: simulated time, simulator speed, live IOPS.
+fn run_with_bar(m: &mut Machine) -> Outcome {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+    let start = std::time::Instant::now();
+    let mut last = (0u64, 0u64); // (simulated ns, I/Os) at the previous tick
+    let out = m.run_with_progress(|m| {
+        let ns = m.sim_time_ns();
+        let instr: u64 = m.harts.iter().map(|h| h.instret).sum();
+        let ios = m.host.as_ref().map_or(0, |h| h.host.state().ios_done);
+        let dt = (ns - last.0) as f64 / 1e9;
+        let iops = if dt > 0.0 { (ios - last.1.min(ios)) as f64 / dt } else { 0.0 };
+        let mips = instr as f64 / start.elapsed().as_secs_f64().max(1e-9) / 1e6;
+        let mut msg = format!("simulated {:.3} ms | {mips:.0} MIPS", ns as f64 / 1e6);
+        if m.host.is_some() {
+            msg.push_str(&format!(" | {ios} I/Os, {:.2} M IOPS now", iops / 1e6));
+        }
+        bar.set_message(msg);
+        bar.tick();
+        last = (ns, ios);
+    });
+    bar.finish_and_clear();
+    out
 }
 
 fn main() -> ExitCode {
@@ -120,6 +151,7 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         None => None,
     };
     let mut m = Machine::new(chip, board, image, config)?;
+    let iotrace = cli.trace.as_ref().map(|_| m.enable_iotrace(cli.trace_ios));
     if let Some(sc) = &scenario {
         m.attach_scenario(sc)?;
     }
@@ -153,7 +185,11 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             v
         }
     };
-    let outcome = m.run();
+    let outcome = if cli.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        m.run()
+    } else {
+        run_with_bar(&mut m)
+    };
     if let Some(path) = &cli.profile {
         let (folded, _) = m.profile_report(&profiled);
         std::fs::write(path, folded).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -177,6 +213,11 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             eprint!("{}", m.fault_report(*hart, "the firmware's trap handler reported a fatal exception"))
         }
         _ => {}
+    }
+    if let (Some(path), Some(t)) = (&cli.trace, &iotrace) {
+        let t = t.borrow();
+        std::fs::write(path, serde_json::to_string(&t.to_json())?).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("dpusim: I/O trace of {} I/Os written to {} ({} not traced)", t.len(), path.display(), t.dropped);
     }
     let report = m.host.as_ref().and_then(|h| h.host.state().report.clone());
     if let Some(r) = &report {

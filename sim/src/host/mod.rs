@@ -65,6 +65,10 @@ pub struct HostState {
     /// Measurement window marks (true = start, false = end) not yet seen
     /// by the machine.
     pub marks: Vec<bool>,
+    /// Per-I/O trace, when enabled.
+    pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
+    /// I/Os the workload completed (live progress).
+    pub ios_done: u64,
 }
 
 /// A handle on the host, cloned into every task.
@@ -135,6 +139,8 @@ impl Host {
             finished: None,
             report: None,
             marks: Vec::new(),
+            iotrace: None,
+            ios_done: 0,
         })))
     }
 
@@ -298,6 +304,14 @@ impl Host {
         self.0.borrow_mut().marks.push(start);
     }
 
+    /// Runs `f` on the I/O trace, if one is being recorded.
+    pub fn trace(&self, f: impl FnOnce(&mut crate::iotrace::IoTrace, u64)) {
+        let s = self.0.borrow();
+        if let Some(t) = &s.iotrace {
+            f(&mut t.borrow_mut(), s.now);
+        }
+    }
+
     /// Ends the host's work with a verdict.
     pub fn finish(&self, r: Result<(), String>) {
         let mut s = self.0.borrow_mut();
@@ -367,6 +381,7 @@ impl HostModel {
 
     /// An MSI write reached the host.
     pub fn msi(&mut self, addr: u64, data: u32) {
+        self.host.trace(|t, now| t.msi(now, data));
         if addr != MSI_ADDR {
             self.host.log(format!("MSI to unexpected address {addr:#x} (data {data:#x}) ignored"));
             return;

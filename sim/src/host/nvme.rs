@@ -652,6 +652,7 @@ impl Controller {
                 c.queues[0] = Some(q);
             }
         }
+        h.trace(|t, _| t.queue(f, 0, cq, depth, irq));
         let d = u32::from(depth) - 1;
         self.write32(reg::AQA, (d << 16) | d);
         self.write64(reg::ASQ, sq);
@@ -745,7 +746,12 @@ impl Controller {
 
     /// Submits `sqe` on queue `qid` and waits for its completion. `scratch`
     /// pages (PRP/SGL lists) are revoked and freed when it ends.
-    pub async fn submit_with(&self, qid: u16, mut sqe: Sqe, scratch: Vec<u64>) -> Result<Cqe, CmdError> {
+    pub async fn submit_with(&self, qid: u16, sqe: Sqe, scratch: Vec<u64>) -> Result<Cqe, CmdError> {
+        self.submit_traced(qid, sqe, scratch, &[]).await
+    }
+
+    /// Submits with `data` (host segments of the transfer) for the I/O trace.
+    async fn submit_traced(&self, qid: u16, mut sqe: Sqe, scratch: Vec<u64>, data: &[(u64, u32)]) -> Result<Cqe, CmdError> {
         let h = self.host();
         if let Some(d) = self.0.borrow().dead.clone() {
             return Err(CmdError::Dead(d));
@@ -771,8 +777,12 @@ impl Controller {
             (cid, q.epoch, addr, q.sq_tail)
         };
         h.write(slot_addr, &sqe.bytes());
+        let f = self.function();
+        h.trace(|t, now| t.submit(now, f, qid, cid, sqe.opcode(), slot_addr, data));
         self.ring_raw(2 * u32::from(qid), u32::from(tail));
-        Completion { ctrl: self.clone(), qid, cid, epoch }.await
+        let r = Completion { ctrl: self.clone(), qid, cid, epoch }.await;
+        h.trace(|t, now| t.complete(now, f, qid, cid));
+        r
     }
 
     pub async fn submit(&self, qid: u16, sqe: Sqe) -> Result<Cqe, CmdError> {
@@ -807,7 +817,7 @@ impl Controller {
         };
         buf.grant(&h, f);
         let (sqe, scratch) = if use_sgl { build_sgl(&h, f, sqe, buf) } else { build_prps(&h, f, sqe, buf) };
-        let r = self.submit_with(qid, sqe, scratch).await;
+        let r = self.submit_traced(qid, sqe, scratch, &buf.segments()).await;
         buf.revoke(&h, f);
         r
     }
@@ -908,6 +918,7 @@ impl Controller {
             c.queues[usize::from(qid)] = Some(q);
         }
         self.spawn_reaper(qid);
+        h.trace(|t, _| t.queue(f, qid, cq, depth, irq));
         self.submit(0, Sqe::new(opc::CREATE_SQ).prp(sq, 0).cdw(10, (qsize << 16) | u32::from(qid)).cdw(11, (u32::from(qid) << 16) | 1))
             .await?;
         Ok(())

@@ -417,6 +417,7 @@ async fn worker(
             outcome = ctrl.data_command(qid, sqe, &buf).await;
         }
         let lat = h.ns(h.now() - t0).min(u64::from(u32::MAX)) as u32;
+        h.state().ios_done += 1;
         let mut s = state.borrow_mut();
         s.inflight[block as usize] = false;
         match outcome {

@@ -275,6 +275,37 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
+    let trace = cx.tmp.join("io-trace.json");
+    let t = trace.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("iotrace", &fw, &["--scenario", &sc, "-q", "--trace", &t]).map_err(io)?;
+    let run = expect_code(run, 0)?;
+    let doc: Value = match std::fs::read_to_string(&trace).ok().and_then(|s| serde_json::from_str(&s).ok()) {
+        Some(v) => v,
+        None => return fail("no readable trace JSON", run),
+    };
+    let ev = doc["traceEvents"].as_array().cloned().unwrap_or_default();
+    let ios: Vec<&Value> = ev.iter().filter(|e| e["cat"] == "io" && e["name"].as_str().is_some_and(|n| n.starts_with("read "))).collect();
+    if ios.len() < 10 {
+        return fail(format!("{} I/Os in the trace", ios.len()), run);
+    }
+    // Every traced read has its stages, in order, inside its host span.
+    for io in &ios[1..] {
+        let name = io["name"].as_str().unwrap_or("");
+        let (t0, t1) = (io["ts"].as_f64().unwrap_or(0.0), io["ts"].as_f64().unwrap_or(0.0) + io["dur"].as_f64().unwrap_or(0.0));
+        let stage = |s: &str| ev.iter().find(|e| e["name"] == s && e["args"]["io"] == name).and_then(|e| e["ts"].as_f64());
+        let (Some(f), Some(d), Some(c)) = (stage("SQ fetch"), stage("data DMA"), stage("CQE + MSI-X")) else {
+            return fail(format!("{name}: missing stages"), run);
+        };
+        if !(t0 <= f && f <= d && d <= c && c <= t1) {
+            return fail(format!("{name}: stages out of order ({t0} {f} {d} {c} {t1})"), run);
+        }
+    }
+    Ok(())
+}
+
 const TESTS: &[(&str, Check)] = &[
     ("boot: all 80 harts report their role", boot_all_roles),
     ("determinism: identical stats and logs", determinism),
@@ -288,6 +319,7 @@ const TESTS: &[(&str, Check)] = &[
     ("bad input: clear errors, no panic", bad_inputs),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
+    ("I/O trace: stages of every read in order", io_trace),
 ];
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
