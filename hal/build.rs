@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
-    let chip = dpu_targets::build_chip();
+    let chip = dpu_targets::build_firmware_chip();
     let board = dpu_targets::build_board();
     let c = &chip.chip;
     let m = &chip.memory;

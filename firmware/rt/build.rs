@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 fn main() {
-    let chip = dpu_targets::build_chip();
+    let chip = dpu_targets::build_firmware_chip();
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("../../linker/dpu.x.in");
     println!("cargo:rerun-if-changed={}", root.display());
     let template = std::fs::read_to_string(&root).unwrap_or_else(|e| {

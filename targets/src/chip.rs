@@ -330,6 +330,35 @@ impl Chip {
         v
     }
 
+    /// Checks that the firmware image and stacks sit below 2 GiB: RV64
+    /// PC-relative addressing reaches +-2 GiB and defmt's string symbols
+    /// sit near address 0. Firmware builds (dpu-hal, dpu-rt) require this;
+    /// the simulator itself can run any layout.
+    pub fn check_firmware_reach(&self) -> Result<(), ConfigError> {
+        let f = &self.source;
+        let m = &self.memory;
+        if m.ddr.base + m.ddr.image_size > FIRMWARE_ADDRESS_LIMIT {
+            return Err(ConfigError::field(
+                f,
+                "memory.ddr.base",
+                format!(
+                    "the firmware image region ends at {:#x}, above 2 GiB; RV64 PC-relative addressing and \
+                     defmt's low string symbols need the image below {FIRMWARE_ADDRESS_LIMIT:#x}",
+                    m.ddr.base + m.ddr.image_size
+                ),
+            ));
+        }
+        let last_smem_end = self.smem_base(self.chip.clusters - 1) + m.smem.size;
+        if last_smem_end > FIRMWARE_ADDRESS_LIMIT {
+            return Err(ConfigError::field(
+                f,
+                "memory.smem.base",
+                format!("cluster SMEMs end at {last_smem_end:#x}; stacks must be below {FIRMWARE_ADDRESS_LIMIT:#x}"),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.source;
         let err = |field: &str, msg: String| Err(ConfigError::field(f, field, msg));
@@ -401,24 +430,6 @@ impl Chip {
                 format!("{:#x} must be a non-zero multiple of 0x1000 no larger than memory.ddr.size", m.ddr.image_size),
             );
         }
-        if m.ddr.base + m.ddr.image_size > FIRMWARE_ADDRESS_LIMIT {
-            return err(
-                "memory.ddr.base",
-                format!(
-                    "the firmware image region ends at {:#x}, above 2 GiB; RV64 PC-relative addressing and \
-                     defmt's low string symbols need the image below {FIRMWARE_ADDRESS_LIMIT:#x}",
-                    m.ddr.base + m.ddr.image_size
-                ),
-            );
-        }
-        let last_smem_end = self.smem_base(c.clusters - 1) + m.smem.size;
-        if last_smem_end > FIRMWARE_ADDRESS_LIMIT {
-            return err(
-                "memory.smem.base",
-                format!("cluster SMEMs end at {last_smem_end:#x}; stacks must be below {FIRMWARE_ADDRESS_LIMIT:#x}"),
-            );
-        }
-
         let fw = &self.firmware;
         if fw.stack_size < 0x1000 || fw.stack_size % 16 != 0 {
             return err("firmware.stack_size", format!("{:#x} must be >= 0x1000 and 16-byte aligned", fw.stack_size));
@@ -571,9 +582,12 @@ mod tests {
     }
 
     #[test]
-    fn image_above_2gib_is_rejected() {
-        let e = reject(("base = 0x4000_0000", "base = 0x9000_0000"));
+    fn image_above_2gib_is_rejected_for_firmware_builds() {
+        let text = default_text().replacen("base = 0x4000_0000", "base = 0x9000_0000", 1);
+        let chip = Chip::parse("test.toml", &text).expect("the simulator accepts any layout");
+        let e = chip.check_firmware_reach().unwrap_err().to_string();
         assert!(e.contains("memory.ddr.base") && e.contains("2 GiB"), "{e}");
+        assert!(Chip::parse("ok.toml", &default_text()).unwrap().check_firmware_reach().is_ok());
     }
 
     #[test]

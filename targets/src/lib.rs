@@ -59,6 +59,17 @@ pub fn default_board_path() -> PathBuf {
     targets_dir().join("boards/dpu-card.toml")
 }
 
+/// For firmware build scripts: [`build_chip`] plus the firmware's address
+/// reach check (image and stacks below 2 GiB).
+pub fn build_firmware_chip() -> Chip {
+    let chip = build_chip();
+    if let Err(e) = chip.check_firmware_reach() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    chip
+}
+
 /// For build scripts: the chip selected by `$DPU_CHIP` (a path) or the
 /// default chip. Prints the `cargo:rerun-if-*` lines; on a bad file prints
 /// the error (file, field, reason) and exits.

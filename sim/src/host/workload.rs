@@ -82,6 +82,8 @@ pub struct DirStats {
     pub lat_p99_us: f64,
     pub lat_p999_us: f64,
     pub lat_max_us: f64,
+    /// Latency distribution: (percentile, microseconds) points.
+    pub lat_cdf: Vec<(f64, f64)>,
 }
 
 /// One job's outcome.
@@ -246,6 +248,11 @@ fn dir_stats(lat: &mut [u32], bytes: u64, secs: f64) -> DirStats {
         lat_p99_us: pct(0.99),
         lat_p999_us: pct(0.999),
         lat_max_us: lat.last().map_or(0.0, |&x| f64::from(x) / 1000.0),
+        lat_cdf: if lat.is_empty() {
+            Vec::new()
+        } else {
+            (0..=100).map(|p| f64::from(p) / 100.0).chain([0.995, 0.999, 0.9999]).map(|p| (p * 100.0, pct(p.max(0.0001)))).collect()
+        },
     }
 }
 
@@ -482,6 +489,10 @@ impl Report {
         }
         if t.ios > 0 {
             t.lat_avg_us = lat_sum / t.ios as f64;
+        }
+        // The distribution of the busiest job stands for the total.
+        if let Some(j) = jobs.iter().max_by_key(|j| j.total.ios) {
+            t.lat_cdf = j.total.lat_cdf.clone();
         }
         Report {
             verify_errors: jobs.iter().map(|j| j.verify_errors).sum(),

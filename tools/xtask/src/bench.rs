@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 
-const BENCHES: &[&str] = &["sim", "nvme-ram"];
+const BENCHES: &[&str] = &["sim", "qemu", "nvme-ram"];
 
 pub fn run(name: Option<&str>) -> Result<(), String> {
     let names: Vec<&str> = match name {
@@ -20,6 +20,7 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
         let (json, table) = match n {
             "sim" => sim(&built)?,
             "nvme-ram" => nvme_ram(&built)?,
+            "qemu" => qemu(&built)?,
             _ => unreachable!(),
         };
         let dir = root().join("bench/results");
@@ -149,6 +150,7 @@ fn scenario(built: &build::Built, name: &str, toml: &str) -> Result<(Value, Valu
 /// with one I/O queue per data-plane core used.
 fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
     let mut rows = Vec::new();
+    let mut cdfs: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut table = String::from(
         "| data-plane cores | iodepth | IOPS | MB/s | lat avg (us) | p50 | p99 | p99.9 | cycles / I/O | instructions / I/O |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
@@ -162,6 +164,10 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         let (rep, st) = scenario(built, &format!("nvme-ram-{cores}c-qd{qd}"), &toml)?;
         let t = &rep["total"];
         let ios = t["ios"].as_u64().unwrap_or(0).max(1);
+        if (cores, qd) == (1, 1) || (cores, qd) == (16, 128) || (cores, qd) == (64, 128) {
+            let pts = t["lat_cdf"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()).unwrap_or_default();
+            cdfs.push((format!("{cores} cores, iodepth {qd}"), pts));
+        }
         let w = &st["window"];
         let cyc = w["data_busy_cycles"].as_u64().unwrap_or(0) as f64 / ios as f64;
         let ins = w["data_instructions"].as_u64().unwrap_or(0) as f64 / ios as f64;
@@ -193,6 +199,9 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         table.push_str(&format!("| {name} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
     }
     let stage_json: Vec<Value> = stages.iter().map(|(n, c)| json!({"stage": n, "cycles": c, "cycles_per_io": *c as f64 / ios as f64})).collect();
+    crate::plot::iops_vs_cores(&root().join("bench/results/nvme-ram-iops.svg"), &rows)?;
+    crate::plot::latency_cdf(&root().join("bench/results/nvme-ram-latency-cdf.svg"), &cdfs)?;
+    table.push_str("\n![IOPS vs data-plane cores](bench/results/nvme-ram-iops.svg)\n![Latency CDF](bench/results/nvme-ram-latency-cdf.svg)\n");
     Ok((json!({"benchmark": "nvme-ram", "results": rows, "stages_16c_qd128": stage_json}), table))
 }
 
@@ -249,4 +258,84 @@ fn stage_profile(built: &build::Built, name: &str) -> Result<Vec<(&'static str, 
     }
     stages.sort_by(|a, b| b.1.cmp(&a.1));
     Ok(stages)
+}
+
+/// Makes sure `qemu-system-riscv64` exists, installing Debian's
+/// qemu-system-misc when possible. Returns the reason when it cannot.
+fn ensure_qemu() -> Result<(), String> {
+    let have = || Command::new("qemu-system-riscv64").arg("--version").output().is_ok_and(|o| o.status.success());
+    if have() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing qemu-system-misc (apt-get) for the QEMU comparison");
+    let st = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "qemu-system-misc"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    if st.is_ok_and(|s| s.success()) && have() {
+        return Ok(());
+    }
+    Err("qemu-system-riscv64 is not installed and `apt-get install qemu-system-misc` failed; install it to run this comparison".into())
+}
+
+/// Simulator speed against QEMU TCG on the same bare-metal ELF.
+fn qemu(built: &build::Built) -> Result<(Value, String), String> {
+    let chip = root().join("targets/chips/qemu-virt.toml");
+    let dir = root().join("target/bare");
+    let mut c = build::cargo();
+    c.args(["build", "--profile", "fw", "--target", crate::toolchain::FIRMWARE_TARGET, "-p", "dpu-bench-bare", "--target-dir"])
+        .arg(&dir)
+        .env("DPU_CHIP", &chip)
+        .env("RUSTFLAGS", "-C link-arg=-Tbare.x");
+    eprintln!("xtask: {}", build::show(&c));
+    if !c.status().map_err(|e| e.to_string())?.success() {
+        return Err("building the bare-metal benchmark failed".into());
+    }
+    let elf = dir.join(crate::toolchain::FIRMWARE_TARGET).join("fw/bench-bare");
+    let stats = root().join("target/bench-bare.json");
+    let t = std::time::Instant::now();
+    let out = Command::new(&built.dpusim)
+        .arg("--chip")
+        .arg(&chip)
+        .arg("--elf")
+        .arg(&elf)
+        .arg("-q")
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let sim_wall = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!("dpusim on the bare benchmark failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&stats).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let instr = st["instret_total"].as_u64().unwrap_or(0);
+    let sim_mips = instr as f64 / sim_wall / 1e6;
+    let mut table = String::from("| simulator | wall time | M instructions / s |\n|---|---:|---:|\n");
+    table.push_str(&format!("| dpusim (cycle model on) | {sim_wall:.2} s | {sim_mips:.0} |\n"));
+    let mut row = json!({"instructions": instr, "dpusim_seconds": sim_wall, "dpusim_mips": sim_mips});
+    match ensure_qemu() {
+        Ok(()) => {
+            let t = std::time::Instant::now();
+            let q = Command::new("qemu-system-riscv64")
+                .args(["-machine", "virt", "-bios", "none", "-smp", "1", "-m", "2G", "-nographic", "-monitor", "none", "-serial", "none", "-kernel"])
+                .arg(&elf)
+                .output()
+                .map_err(|e| e.to_string())?;
+            let qemu_wall = t.elapsed().as_secs_f64();
+            if !q.status.success() {
+                return Err(format!("QEMU run failed ({}): {}", q.status, String::from_utf8_lossy(&q.stderr)));
+            }
+            let qemu_mips = instr as f64 / qemu_wall / 1e6;
+            table.push_str(&format!("| qemu-system-riscv64 (TCG) | {qemu_wall:.2} s | {qemu_mips:.0} |\n"));
+            table.push_str(&format!("\ndpusim / QEMU speed ratio: {:.2} (same ELF, {} M instructions, one host core each)\n", sim_mips / qemu_mips, instr / 1_000_000));
+            row["qemu_seconds"] = json!(qemu_wall);
+            row["qemu_mips"] = json!(qemu_mips);
+            row["ratio"] = json!(sim_mips / qemu_mips);
+        }
+        Err(e) => {
+            table.push_str(&format!("| qemu-system-riscv64 | not run: {e} | - |\n"));
+        }
+    }
+    Ok((json!({"benchmark": "qemu", "results": [row]}), table))
 }

@@ -10,6 +10,7 @@
 
 mod bench;
 mod build;
+mod plot;
 mod systest;
 mod toolchain;
 

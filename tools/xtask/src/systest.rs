@@ -328,7 +328,7 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     if !no_host {
         // Host tests; the simulator's NVMe tests boot the image just built.
         let mut c = build::cargo();
-        c.args(["test", "--workspace", "--exclude", "dpu-fw", "--exclude", "dpu-fw-tests", "--exclude", "dpu-rt"]);
+        c.args(["test", "--workspace", "--exclude", "dpu-fw", "--exclude", "dpu-fw-tests", "--exclude", "dpu-rt", "--exclude", "dpu-bench-bare"]);
         c.env("DPU_FW_ELF", &built.firmware);
         eprintln!("xtask: {}", show(&c));
         let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
