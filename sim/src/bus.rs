@@ -112,6 +112,8 @@ pub struct Bus {
     pub bootcfg: Vec<u8>,
     /// Per-I/O trace, when enabled (shared with the host model).
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
+    /// Debugger software breakpoints (checked by harts in debug mode).
+    pub breakpoints: rustc_hash::FxHashSet<u64>,
 }
 
 impl Bus {
@@ -188,6 +190,7 @@ impl Bus {
             host_mem: Rc::new(RefCell::new(HostMemory::new())),
             bootcfg: vec![0; d.bootcfg.size as usize],
             iotrace: None,
+            breakpoints: Default::default(),
         }
     }
 

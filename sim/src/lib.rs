@@ -19,6 +19,7 @@ pub mod dev;
 pub mod dma;
 pub mod elf;
 pub mod event;
+pub mod gdb;
 pub mod host;
 pub mod iotrace;
 pub mod isa;

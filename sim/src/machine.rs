@@ -53,6 +53,8 @@ pub enum Outcome {
     Fatal { hart: u32, message: String },
     /// The host's scenario finished: Ok, or what went wrong.
     Host(Result<(), String>),
+    /// A hart reached a debugger breakpoint.
+    Breakpoint { hart: u32 },
 }
 
 impl Outcome {
@@ -63,7 +65,7 @@ impl Outcome {
             Outcome::Finished(Finish::Fail(c)) => i32::from((*c).clamp(1, 255) as u8),
             Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => 3,
             Outcome::Deadlock => 4,
-            Outcome::Host(Ok(())) => 0,
+            Outcome::Host(Ok(())) | Outcome::Breakpoint { .. } => 0,
             Outcome::Host(Err(_)) => 1,
         }
     }
@@ -404,9 +406,36 @@ impl Machine {
                         self.now = until;
                         return Outcome::Fatal { hart: i as u32, message };
                     }
+                    Stop::Breakpoint => return Outcome::Breakpoint { hart: i as u32 },
                 }
             }
             self.now = until;
+        }
+    }
+
+    /// Runs at most `cycles` more cycles of simulated time (debugger
+    /// slices). `None` when the slice ended with nothing to report.
+    pub fn run_slice(&mut self, cycles: u64) -> Option<Outcome> {
+        let saved = self.config.max_cycles;
+        let limit = self.now.saturating_add(cycles);
+        self.config.max_cycles = Some(saved.map_or(limit, |m| m.min(limit)));
+        let out = self.run();
+        self.config.max_cycles = saved;
+        match out {
+            Outcome::TimeLimit if saved.is_none_or(|m| self.now < m) => None,
+            o => Some(o),
+        }
+    }
+
+    /// Executes one instruction on hart `h` (debugger single step).
+    pub fn step_hart(&mut self, h: usize) -> Option<Outcome> {
+        let hart = &mut self.harts[h];
+        hart.bp_skip = hart.pc;
+        let until = hart.cycle + 1;
+        match self.harts[h].run(&mut self.bus, until) {
+            Stop::Fatal(message) => Some(Outcome::Fatal { hart: h as u32, message }),
+            Stop::Finish => self.bus.finish.map(Outcome::Finished),
+            _ => None,
         }
     }
 

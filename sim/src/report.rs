@@ -86,6 +86,7 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),
         Outcome::Host(Ok(())) => "scenario passed".into(),
         Outcome::Host(Err(e)) => format!("scenario failed: {e}"),
+        Outcome::Breakpoint { hart } => format!("hart {hart} at a breakpoint"),
     }
 }
 

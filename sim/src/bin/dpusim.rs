@@ -57,6 +57,10 @@ struct Cli {
     /// Most I/Os recorded with --trace.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     trace_ios: usize,
+    /// Wait for a GDB connection on this address (e.g. 127.0.0.1:1234)
+    /// before running; every hart is a thread.
+    #[arg(long, value_name = "ADDR")]
+    gdb: Option<String>,
     /// Profile cycles per function; write folded stacks (flamegraph input) here.
     #[arg(long, value_name = "FILE")]
     profile: Option<PathBuf>,
@@ -185,6 +189,14 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             v
         }
     };
+    if let Some(addr) = &cli.gdb {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("--gdb {addr}: {e}"))?;
+        eprintln!("dpusim: waiting for GDB on {} (target extended-remote {0})", listener.local_addr()?);
+        let (stream, peer) = listener.accept()?;
+        eprintln!("dpusim: GDB connected from {peer}");
+        let how = dpu_sim::gdb::serve(&mut m, stream)?;
+        eprintln!("dpusim: {how}; running on");
+    }
     let outcome = if cli.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         m.run()
     } else {

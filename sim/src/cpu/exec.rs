@@ -26,6 +26,8 @@ pub enum Stop {
     Finish,
     /// Unrecoverable fault detected by the simulator; the hart is halted.
     Fatal(String),
+    /// About to execute an instruction at a debugger breakpoint.
+    Breakpoint,
 }
 
 /// A memory access that did not complete normally.
@@ -68,18 +70,17 @@ fn tlb_index(vpn: u64) -> usize {
 impl Hart {
     /// Runs until `self.cycle >= until`, a `wfi`, the finisher, or a fatal fault.
     pub fn run(&mut self, bus: &mut Bus, until: u64) -> Stop {
-        match (self.trace.is_some(), self.profile.is_some()) {
-            (false, false) => self.run_inner::<false, false>(bus, until),
-            (true, false) => self.run_inner::<true, false>(bus, until),
-            (false, true) => self.run_inner::<false, true>(bus, until),
-            (true, true) => self.run_inner::<true, true>(bus, until),
+        if self.trace.is_some() || self.profile.is_some() || self.debug {
+            self.run_inner::<true>(bus, until)
+        } else {
+            self.run_inner::<false>(bus, until)
         }
     }
 
-    /// The executor loop; `TRACE` records every executed instruction and
-    /// `PROFILE` charges its cycles to the call tree (separate
-    /// instantiations, so the normal path pays nothing for them).
-    fn run_inner<const TRACE: bool, const PROFILE: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
+    /// The executor loop. `SLOW` is a separate instantiation with the
+    /// per-instruction hooks (instruction trace, profiler, debugger
+    /// breakpoints), so the normal path pays nothing for them.
+    fn run_inner<const SLOW: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
         if self.state != RunState::Running {
             return Stop::Wfi;
         }
@@ -154,8 +155,17 @@ impl Hart {
                 }
             }
 
-            if TRACE {
-                self.record_trace(pc, op);
+            if SLOW {
+                if self.debug && bus.breakpoints.contains(&pc) {
+                    if self.bp_skip == pc {
+                        self.bp_skip = u64::MAX;
+                    } else {
+                        return Stop::Breakpoint;
+                    }
+                }
+                if self.trace.is_some() {
+                    self.record_trace(pc, op);
+                }
             }
             let cycle_before = self.cycle;
             self.cycle += c.base;
@@ -288,7 +298,7 @@ impl Hart {
                 Mret => {
                     self.mret();
                     self.instret += 1;
-                    if PROFILE {
+                    if SLOW {
                         if let Some(p) = self.profile.as_mut() {
                             p.step(&op, pc, self.pc, self.cycle - cycle_before);
                         }
@@ -453,7 +463,7 @@ impl Hart {
             }
             self.pc = npc;
             self.instret += 1;
-            if PROFILE {
+            if SLOW {
                 let spent = self.cycle - cycle_before;
                 if let Some(p) = self.profile.as_mut() {
                     p.step(&op, pc, npc, spent);

@@ -94,6 +94,10 @@ pub struct Hart {
     pub trace: Option<InsnTrace>,
     /// Cycle profile (enabled per hart).
     pub profile: Option<Box<profile::Profile>>,
+    /// Check debugger breakpoints (`Bus::breakpoints`) before each instruction.
+    pub debug: bool,
+    /// Resume past a breakpoint at this pc once (the one the hart stopped on).
+    pub bp_skip: u64,
 }
 
 /// A bounded record of executed instructions.
@@ -140,6 +144,8 @@ impl Hart {
             code_ptr: std::ptr::null_mut(),
             trace: None,
             profile: None,
+            debug: false,
+            bp_skip: u64::MAX,
         }
     }
 
