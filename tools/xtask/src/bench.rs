@@ -152,7 +152,7 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
     let mut rows = Vec::new();
     let mut cdfs: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut table = String::from(
-        "| data-plane cores | iodepth | IOPS | MB/s | lat avg (us) | p50 | p99 | p99.9 | cycles / I/O | instructions / I/O |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| data-plane cores | iodepth | IOPS | MB/s | lat avg (us) | p50 | p99 | p99.9 | cycles / I/O | instructions / I/O | sim MIPS |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (cores, qd) in [(1, 1), (1, 128), (4, 128), (16, 128), (64, 1), (64, 128)] {
         let runtime = if qd == 1 { "300us" } else { "500us" };
@@ -174,13 +174,14 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         let active = w["data_harts_active"].as_u64().unwrap_or(0);
         let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
         table.push_str(&format!(
-            "| {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} |\n",
+            "| {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
             f("iops"),
             f("mb_per_s"),
             f("lat_avg_us"),
             f("lat_p50_us"),
             f("lat_p99_us"),
-            f("lat_p999_us")
+            f("lat_p999_us"),
+            st["mips"].as_f64().unwrap_or(0.0)
         ));
         rows.push(json!({"cores": cores, "iodepth": qd, "iops": f("iops"), "mb_per_s": f("mb_per_s"),
             "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
