@@ -113,6 +113,12 @@ pub struct Machine {
     /// Per-hart (busy cycles, instructions) at the measurement window's
     /// start and end, with the times.
     pub window: Option<Window>,
+    /// Harts in `RunState::Running`, in id order.
+    running: Vec<u32>,
+    /// `running` must be rebuilt (a hart slept, or state changed outside the loop).
+    running_dirty: bool,
+    /// Interrupt lines when sleeping harts were last checked.
+    seen_lines: Vec<u64>,
 }
 
 /// A measurement window opened and closed by the host.
@@ -250,7 +256,7 @@ impl Machine {
         let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
         bus.console.quiet = config.quiet;
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new() })
     }
 
     /// Attaches a scenario: the firmware's boot configuration and the host
@@ -334,6 +340,7 @@ impl Machine {
 
     fn run_inner(&mut self, tick: &mut dyn FnMut(&Machine)) -> Outcome {
         let max = self.config.max_cycles.unwrap_or(u64::MAX);
+        self.running_dirty = true;
         let mut last_tick = Instant::now();
         let mut iterations = 0u32;
         loop {
@@ -371,15 +378,20 @@ impl Machine {
                     return Outcome::Host(r);
                 }
             }
-            let mut runnable = false;
-            for h in self.harts.iter_mut() {
-                if h.state == RunState::Waiting && h.interrupt_waiting(&self.bus) {
-                    h.wake(self.now);
+            // Sleeping harts can only wake when an interrupt line changed.
+            if self.bus.lines != self.seen_lines || self.running_dirty {
+                for h in self.harts.iter_mut() {
+                    if h.state == RunState::Waiting && h.interrupt_waiting(&self.bus) {
+                        h.wake(self.now);
+                    }
                 }
-                runnable |= h.state == RunState::Running;
+                self.seen_lines.clone_from(&self.bus.lines);
+                self.running.clear();
+                self.running.extend((0..self.harts.len() as u32).filter(|&i| self.harts[i as usize].state == RunState::Running));
+                self.running_dirty = false;
             }
             let next_event = self.bus.events.next_time();
-            if !runnable {
+            if self.running.is_empty() {
                 match next_event {
                     Some(t) => self.now = t.min(max),
                     None if max != u64::MAX => self.now = max,
@@ -392,12 +404,11 @@ impl Machine {
                 until = until.min(t.max(self.now + 1));
             }
             self.bus.window.start(until - self.now);
-            for i in 0..self.harts.len() {
-                if self.harts[i].state != RunState::Running {
-                    continue;
-                }
+            for k in 0..self.running.len() {
+                let i = self.running[k] as usize;
                 match self.harts[i].run(&mut self.bus, until) {
-                    Stop::Quantum | Stop::Wfi => {}
+                    Stop::Quantum => {}
+                    Stop::Wfi => self.running_dirty = true,
                     Stop::Finish => {
                         self.now = until;
                         return Outcome::Finished(self.bus.finish.expect("finisher wrote"));
