@@ -50,6 +50,9 @@ fn main() {
     k("DMA_ENGINES", "usize", d.dma.engines.to_string(), "DMA engines.");
     k("DMA_CHANNELS_PER_ENGINE", "usize", d.dma.channels_per_engine.to_string(), "Channels per DMA engine.");
     k("DMA_CHANNELS", "usize", chip.dma_channels().to_string(), "DMA channels in total (channel c is on engine c / per_engine).");
+    k("NIC_BASE", "usize", format!("{:#x}", d.nic.base), "Ethernet controller registers.");
+    k("NIC_PORTS", "usize", d.nic.ports.to_string(), "Ethernet ports of the NIC.");
+    k("NIC_QUEUES", "usize", d.nic.queues_per_port.to_string(), "Queue pairs per port.");
     k("BOOTCFG_BASE", "usize", format!("{:#x}", d.bootcfg.base), "Boot configuration blob.");
     k("BOOTCFG_SIZE", "usize", format!("{:#x}", d.bootcfg.size), "Boot configuration window size.");
     let p = &board.pcie;

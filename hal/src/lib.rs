@@ -24,6 +24,7 @@ pub mod finisher;
 pub mod mailbox;
 pub mod mem;
 pub mod mmio;
+pub mod nic;
 pub mod pcie;
 pub mod plic;
 pub mod regs;

@@ -267,15 +267,26 @@ pub mod dma {
     pub const ST_BAD_DESCRIPTOR: u32 = 4;
 }
 
-/// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header
-/// then `count` namespace records. All fields little-endian.
+/// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header,
+/// then `ns count` namespace records, `port count` port records,
+/// `ctrl count` remote-controller records and one host record, packed in
+/// that order. All fields little-endian; IPv4 addresses in network order.
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    pub const VERSION: u16 = 1;
+    pub const VERSION: u16 = 2;
     pub const HDR_MAGIC: usize = 0;
     pub const HDR_VERSION: usize = 4;
     pub const HDR_COUNT: usize = 6;
+    pub const HDR_PORTS: usize = 8;
+    pub const HDR_CTRLS: usize = 10;
+    /// u16 flags below.
+    pub const HDR_FLAGS: usize = 12;
+    /// NVMe/TCP header / data digests toward remote targets.
+    pub const FLAG_HDGST: u16 = 1 << 0;
+    pub const FLAG_DDGST: u16 = 1 << 1;
+    /// Large receive offload on the NIC.
+    pub const FLAG_LRO: u16 = 1 << 2;
     pub const HEADER: usize = 16;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;
@@ -284,6 +295,174 @@ pub mod bootcfg {
     pub const REC_LBA_SHIFT: usize = 3;
     pub const REC_NSID: usize = 4;
     pub const REC_BLOCKS: usize = 8;
+    /// NVMF: index of the remote controller record, and the remote nsid.
+    pub const REC_CTRL: usize = 16;
+    pub const REC_REMOTE_NSID: usize = 20;
     /// Backends.
     pub const BACKEND_RAM: u8 = 1;
+    pub const BACKEND_NVMF: u8 = 2;
+    /// Port record (16 bytes): address, prefix length, MTU.
+    pub const PORT_RECORD: usize = 16;
+    pub const PORT_IP: usize = 0;
+    pub const PORT_PREFIX: usize = 4;
+    pub const PORT_MTU: usize = 6;
+    /// Remote controller record (256 bytes): target address and TCP
+    /// port, subsystem NQN (NUL padded).
+    pub const CTRL_RECORD: usize = 256;
+    pub const CTRL_TRADDR: usize = 0;
+    pub const CTRL_TRSVCID: usize = 4;
+    pub const CTRL_SUBNQN: usize = 8;
+    pub const NQN_LEN: usize = 224;
+    /// Host record (256 bytes): host NQN (NUL padded) and host ID.
+    pub const HOST_RECORD: usize = 256;
+    pub const HOST_NQN: usize = 0;
+    pub const HOST_ID: usize = 224;
+}
+
+/// On-chip Ethernet controller (base `memory_map::NIC_BASE`): port p's
+/// registers at `p * PORT`, queue q of port p at `p * PORT + QUEUE_BASE +
+/// q * QUEUE`. Each queue pair has an RX and a TX descriptor ring in DPU
+/// memory, owned by one hart. Frames exclude the Ethernet FCS.
+///
+/// RX: the firmware posts buffers (descriptor address + size, flags 0) and
+/// moves RX_TAIL; the NIC writes each received frame into the next posted
+/// buffer and writes the descriptor back (length, flags with `RX_DD`, RSS
+/// hash), in order. TX: the firmware writes descriptors and moves TX_TAIL;
+/// the NIC reads each frame and writes `TX_DD` back when the buffer may be
+/// reused. Indices count descriptors and wrap at 2^32 (like the DMA rings).
+pub mod nic {
+    /// Distance between ports.
+    pub const PORT: u64 = 0x1_0000;
+    /// u64 RO: the port's MAC address (bits 47:0, first octet in bits 7:0).
+    pub const MAC: u64 = 0x000;
+    /// u32 RO: bit 0 = link up; bits 31:16 = speed in Gb/s.
+    pub const LINK: u64 = 0x008;
+    pub const LINK_UP: u32 = 1;
+    /// u32 RW: port control bits below.
+    pub const CONTROL: u64 = 0x00c;
+    pub const CTL_RX_ENABLE: u32 = 1 << 0;
+    pub const CTL_TX_ENABLE: u32 = 1 << 1;
+    /// Accept every unicast destination.
+    pub const CTL_PROMISC: u32 = 1 << 2;
+    /// Accept broadcast frames.
+    pub const CTL_BROADCAST: u32 = 1 << 3;
+    /// Validate IPv4 header and TCP/UDP checksums on receive.
+    pub const CTL_RX_CSUM: u32 = 1 << 4;
+    /// Large receive offload: merge in-order TCP segments of a flow.
+    pub const CTL_LRO: u32 = 1 << 5;
+    /// Steer IPv4 frames by RSS hash (else everything goes to DEFAULT_QUEUE).
+    pub const CTL_RSS: u32 = 1 << 6;
+    /// u32 RW: queue for frames without an RSS hash or steering match (ARP, ...).
+    pub const DEFAULT_QUEUE: u64 = 0x010;
+    /// u32 RW: bit 31 = enable; bits 15:0 = hart whose mailbox gets
+    /// `MAILBOX_LINK` when the link goes up or down.
+    pub const LINK_NOTIFY: u64 = 0x014;
+    /// u32 RW: largest IP packet accepted / sent (MTU), 576..=9000.
+    pub const MTU: u64 = 0x018;
+    /// u64 RW x 8: extra unicast MAC filters; bit 63 = valid.
+    pub const MAC_FILTER: u64 = 0x020;
+    pub const MAC_FILTERS: usize = 8;
+    pub const MAC_FILTER_VALID: u64 = 1 << 63;
+    /// u64 RW x 8 at 0x200: steering rules checked before RSS: a TCP/IPv4
+    /// frame whose destination (local) port is in [lo, hi] goes to the
+    /// rule's queue. Bit 63 = valid; bits 47:40 = queue; bits 31:16 = hi;
+    /// bits 15:0 = lo.
+    pub const STEER: u64 = 0x200;
+    pub const STEER_RULES: usize = 8;
+    pub const STEER_VALID: u64 = 1 << 63;
+    /// u64 RO port counters.
+    pub const RX_FRAMES: u64 = 0x080;
+    pub const RX_BYTES: u64 = 0x088;
+    pub const TX_FRAMES: u64 = 0x090;
+    pub const TX_BYTES: u64 = 0x098;
+    /// Frames not addressed to the port (MAC filter).
+    pub const RX_FILTERED: u64 = 0x0a0;
+    /// Frames dropped because the queue had no posted buffer.
+    pub const RX_NO_BUFFER: u64 = 0x0a8;
+    /// Frames with a bad IPv4 header or TCP/UDP checksum (delivered, flagged).
+    pub const RX_CSUM_ERRORS: u64 = 0x0b0;
+    /// Frames larger than the MTU or the posted buffer (dropped).
+    pub const RX_OVERSIZE: u64 = 0x0b8;
+    /// TX descriptors rejected (bad length or address).
+    pub const TX_ERRORS: u64 = 0x0c0;
+    /// 40-byte Toeplitz key (10 little-endian u32 words; byte i of the key
+    /// is byte i of this window).
+    pub const RSS_KEY: u64 = 0x100;
+    pub const RSS_KEY_LEN: usize = 40;
+    /// 128 one-byte entries: hash bits 6:0 pick the entry, the entry is
+    /// the queue (Microsoft RSS indirection table).
+    pub const RSS_TABLE: u64 = 0x140;
+    pub const RSS_TABLE_LEN: usize = 128;
+
+    /// Queue registers start here within a port.
+    pub const QUEUE_BASE: u64 = 0x1000;
+    /// Distance between queues.
+    pub const QUEUE: u64 = 0x80;
+    /// u64: RX ring address (16-byte descriptors, 16-byte aligned).
+    pub const RX_BASE: u64 = 0x00;
+    /// u32: RX ring entries (power of two, 2..=4096).
+    pub const RX_SIZE: u64 = 0x08;
+    /// u32 W: RX buffers posted (producer index).
+    pub const RX_TAIL: u64 = 0x0c;
+    /// u32 RO: RX descriptors filled.
+    pub const RX_HEAD: u64 = 0x10;
+    /// u64: TX ring address.
+    pub const TX_BASE: u64 = 0x18;
+    pub const TX_SIZE: u64 = 0x20;
+    /// u32 W: TX descriptors written (producer index).
+    pub const TX_TAIL: u64 = 0x24;
+    /// u32 RO: TX descriptors consumed.
+    pub const TX_HEAD: u64 = 0x28;
+    /// u32: bit 31 = enable; bits 15:0 = hart whose mailbox gets
+    /// `MAILBOX_BIT` when a frame arrives or a TX descriptor is done.
+    pub const Q_NOTIFY: u64 = 0x2c;
+    pub const NOTIFY_ENABLE: u32 = 1 << 31;
+    /// u32 W: 1 = start (resets indices), 0 = stop.
+    pub const Q_CONTROL: u64 = 0x30;
+    /// u32 RO: 1 = running, 2 = stopped on a bad configuration.
+    pub const Q_STATUS: u64 = 0x34;
+    /// u64 RO queue counters.
+    pub const Q_RX_FRAMES: u64 = 0x40;
+    pub const Q_RX_BYTES: u64 = 0x48;
+    pub const Q_TX_FRAMES: u64 = 0x50;
+    pub const Q_TX_BYTES: u64 = 0x58;
+    pub const Q_RX_NO_BUFFER: u64 = 0x60;
+
+    /// Mailbox bits the NIC rings.
+    pub const MAILBOX_BIT: u64 = 1 << 4;
+    pub const MAILBOX_LINK: u64 = 1 << 5;
+
+    /// Descriptor layout (16 bytes, RX and TX).
+    pub const DESC_SIZE: usize = 16;
+    pub const DESC_ADDR: usize = 0x0;
+    /// u16: RX: buffer size when posted, frame length on write-back;
+    /// TX: frame length.
+    pub const DESC_LEN: usize = 0x8;
+    /// u16 flags.
+    pub const DESC_FLAGS: usize = 0xa;
+    /// RX: u32 RSS hash. TX: u16 MSS for `TX_TSO`.
+    pub const DESC_RSS: usize = 0xc;
+    pub const DESC_MSS: usize = 0xc;
+    /// RX write-back flags.
+    pub const RX_DD: u16 = 1 << 0;
+    /// IPv4 header (and TCP/UDP) checksum verified good.
+    pub const RX_CSUM_OK: u16 = 1 << 1;
+    /// A checksum was verified bad.
+    pub const RX_CSUM_BAD: u16 = 1 << 2;
+    /// `DESC_RSS` holds an IPv4/TCP (4-tuple) or IPv4 (2-tuple) hash.
+    pub const RX_RSS_TCP: u16 = 1 << 3;
+    pub const RX_RSS_IPV4: u16 = 1 << 4;
+    /// The frame is several TCP segments merged by LRO.
+    pub const RX_LRO: u16 = 1 << 5;
+    /// TX request flags.
+    pub const TX_CSUM_IP: u16 = 1 << 0;
+    pub const TX_CSUM_L4: u16 = 1 << 1;
+    /// Segment the TCP payload into `DESC_MSS`-byte frames.
+    pub const TX_TSO: u16 = 1 << 2;
+    /// TX write-back: done (the NIC no longer needs the buffer).
+    pub const TX_DD: u16 = 1 << 15;
+    /// The frame was rejected (bad length / address / TSO request).
+    pub const TX_ERR: u16 = 1 << 14;
+    /// Largest frame a descriptor carries (TSO: before segmentation).
+    pub const MAX_FRAME: usize = 65535;
 }

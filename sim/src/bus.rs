@@ -39,6 +39,7 @@ enum Dev {
     Pcie,
     Dma,
     BootCfg,
+    Nic,
 }
 
 /// Per-window bandwidth accounting (see `timing.contention` in the chip file).
@@ -114,6 +115,8 @@ pub struct Bus {
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
     /// Debugger software breakpoints (checked by harts in debug mode).
     pub breakpoints: rustc_hash::FxHashSet<u64>,
+    /// The NIC and the network behind it.
+    pub net: crate::net::network::Network,
 }
 
 impl Bus {
@@ -143,6 +146,7 @@ impl Bus {
             (d.pcie.base, d.pcie.base + window::PCIE, Dev::Pcie),
             (d.dma.base, d.dma.base + chip.dma_window(), Dev::Dma),
             (d.bootcfg.base, d.bootcfg.base + d.bootcfg.size, Dev::BootCfg),
+            (d.nic.base, d.nic.base + chip.nic_window(), Dev::Nic),
         ];
         let regions = memory.regions().len();
         let ct = &chip.timing.contention;
@@ -191,6 +195,21 @@ impl Bus {
             bootcfg: vec![0; d.bootcfg.size as usize],
             iotrace: None,
             breakpoints: Default::default(),
+            net: crate::net::network::Network::new(
+                crate::net::nic::Nic::new(
+                    d.nic.ports as usize,
+                    d.nic.queues_per_port as usize,
+                    &board
+                        .network
+                        .ports
+                        .iter()
+                        .map(|p| (dpu_targets::parse_mac(&p.mac).unwrap_or([2, 0, 0, 0, 0, 1]), p.speed_gbps))
+                        .collect::<Vec<_>>(),
+                    u64::from(d.nic.bytes_per_cycle),
+                    u64::from(d.nic.descriptor_cycles),
+                ),
+                chip.chip.clock_hz,
+            ),
         }
     }
 
@@ -217,6 +236,7 @@ impl Bus {
             }
             Dev::Pcie => self.pcie.dpu_read(off, size),
             Dev::Dma => self.dma.read(off, size),
+            Dev::Nic => self.net.nic.read(off, size),
             Dev::BootCfg => {
                 let o = off as usize;
                 let b = self.bootcfg.get(o..o + size as usize)?;
@@ -261,6 +281,14 @@ impl Bus {
                     true
                 }
                 Ok(None) => true,
+                Err(()) => false,
+            },
+            Dev::Nic => match self.net.nic.write(off, size, v) {
+                Ok(crate::net::nic::Kick::Tx(p, q)) => {
+                    self.nic_tx_kick(p, q, now);
+                    true
+                }
+                Ok(_) => true,
                 Err(()) => false,
             },
             Dev::BootCfg => false,

@@ -182,7 +182,7 @@ impl Bus {
     }
 
     /// DMA write into DPU memory: breaks LR/SC reservations and decoded code.
-    fn dma_write_local(&mut self, addr: u64, data: &[u8]) {
+    pub(crate) fn dma_write_local(&mut self, addr: u64, data: &[u8]) {
         if let Some(pages) = self.mem.write_bytes(addr, data) {
             if pages.iter().any(|&p| self.mem.page(p).code) {
                 self.invalidate_code(addr, data.len() as u64);

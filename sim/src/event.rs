@@ -19,6 +19,14 @@ pub enum Event {
     HostMsi { addr: u64, data: u32 },
     /// A host timer expires.
     HostTimer { id: u64 },
+    /// Frame `id` reaches its next hop (see `net::network::Hop`).
+    Net { id: u64 },
+    /// TX descriptors of a NIC queue are written back.
+    NicTxDone { port: u8, queue: u16 },
+    /// A target model's timers (TCP, media latency) are due.
+    NetPoll { target: u32 },
+    /// Scenario fault `index` starts (`start`) or ends.
+    Fault { index: u32, start: bool },
 }
 
 #[derive(Default)]

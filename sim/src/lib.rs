@@ -7,11 +7,14 @@
 //!   decoded-instruction cache, contention windows.
 //! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port.
 //! * [`machine`]: the chip and the deterministic discrete-event engine.
+//! * [`net`]: the network model (frames, RSS, checksum/TSO/LRO offloads, pcap).
 //! * [`elf`], [`report`], [`console`]: images, statistics, fault reports, logs.
 
+pub mod bootcfg;
 pub mod bootrom;
 pub mod bus;
 pub mod bus_pcie;
+pub mod bus_net;
 pub mod console;
 pub mod cpu;
 pub mod defmt_log;
@@ -25,6 +28,8 @@ pub mod iotrace;
 pub mod isa;
 pub mod machine;
 pub mod mem;
+pub mod net;
+pub mod net_setup;
 pub mod pcie;
 pub mod report;
 

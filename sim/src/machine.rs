@@ -119,6 +119,11 @@ pub struct Machine {
     running_dirty: bool,
     /// Interrupt lines when sleeping harts were last checked.
     seen_lines: Vec<u64>,
+    /// Scenario faults, armed when the host opens its measurement window.
+    pub faults: Vec<crate::net_setup::Fault>,
+    faults_armed: bool,
+    /// Wall-clock pacing when a real peer is bridged in.
+    pub pacing: Option<crate::net_setup::Pacing>,
 }
 
 /// A measurement window opened and closed by the host.
@@ -256,13 +261,18 @@ impl Machine {
         let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
         bus.console.quiet = config.quiet;
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new() })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None })
     }
 
     /// Attaches a scenario: the firmware's boot configuration and the host
     /// model running the scenario's workload.
     pub fn attach_scenario(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
-        self.set_namespaces(&sc.namespaces()).map_err(|e| format!("{}: {e}", sc.source.display()))?;
+        let blob = crate::host::scenario::bootcfg_blob(sc);
+        if blob.len() > self.bus.bootcfg.len() {
+            return Err(format!("{}: the configuration does not fit the {}-byte boot configuration window", sc.source.display(), self.bus.bootcfg.len()));
+        }
+        self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        self.attach_network(sc)?;
         let host = self.new_host();
         host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
         Ok(())
@@ -321,6 +331,10 @@ impl Machine {
                     h.msi(addr, data);
                 }
             }
+            Event::Net { id } => self.bus.net_event(id, self.now),
+            Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
+            Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
+            Event::Fault { index, start } => self.fault(index as usize, start),
         }
     }
 
@@ -362,6 +376,10 @@ impl Machine {
                 h.step(self.now, &mut self.bus);
                 for start in h.take_marks() {
                     let snap: Vec<(u64, u64)> = self.harts.iter().map(|h| (h.cycle - h.idle_cycles, h.instret)).collect();
+                    if start && !self.faults_armed {
+                        self.faults_armed = true;
+                        self.arm_faults();
+                    }
                     if start {
                         for h in self.harts.iter_mut() {
                             if let Some(p) = h.profile.as_mut() {
@@ -392,16 +410,25 @@ impl Machine {
             }
             let next_event = self.bus.events.next_time();
             if self.running.is_empty() {
-                match next_event {
-                    Some(t) => self.now = t.min(max),
-                    None if max != u64::MAX => self.now = max,
+                let want = match next_event {
+                    Some(t) => t.min(max),
+                    None if max != u64::MAX => max,
+                    // A bridged peer may still send: wait for it.
+                    None if self.pacing.is_some() => self.now + self.chip.chip.clock_hz / 1000,
                     None => return Outcome::Deadlock,
-                }
+                };
+                self.now = self.pace(want);
                 continue;
             }
             let mut until = self.now.saturating_add(self.config.quantum).min(max);
             if let Some(t) = next_event {
                 until = until.min(t.max(self.now + 1));
+            }
+            if self.pacing.is_some() {
+                until = self.pace(until);
+                if until <= self.now {
+                    continue;
+                }
             }
             self.bus.window.start(until - self.now);
             for k in 0..self.running.len() {

@@ -11,6 +11,7 @@ pub struct Board {
     pub board: BoardInfo,
     pub pcie: Pcie,
     pub flash: Flash,
+    pub network: Network,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -74,6 +75,39 @@ impl Pcie {
     pub fn max_functions(&self) -> u32 {
         1 + self.total_vfs
     }
+}
+
+/// Ethernet ports wired on the card (the NIC itself is on the chip).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub ports: Vec<Port>,
+}
+
+/// One Ethernet port: its MAC address (from the card's EEPROM) and PHY speed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub name: String,
+    /// "02:00:00:00:00:01" style.
+    pub mac: String,
+    pub speed_gbps: u32,
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("`{s}` is not a MAC address (aa:bb:cc:dd:ee:ff)"));
+    }
+    let mut m = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(format!("`{s}` is not a MAC address (aa:bb:cc:dd:ee:ff)"));
+        }
+        m[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address (aa:bb:cc:dd:ee:ff)"))?;
+    }
+    Ok(m)
 }
 
 /// SPI NOR boot flash.
@@ -148,6 +182,23 @@ impl Board {
         }
         if p.vendor_id == 0xffff || p.vendor_id == 0 {
             return err("pcie.vendor_id", "0x0000 and 0xffff are not valid vendor IDs".into());
+        }
+        if b.network.ports.is_empty() || b.network.ports.len() > 8 {
+            return err("network.ports", format!("{} ports; a card has 1..=8", b.network.ports.len()));
+        }
+        let mut macs = Vec::new();
+        for (i, port) in b.network.ports.iter().enumerate() {
+            let mac = parse_mac(&port.mac).map_err(|m| ConfigError::field(path, format!("network.ports[{i}].mac"), m))?;
+            if mac[0] & 1 != 0 || mac == [0; 6] {
+                return err(&format!("network.ports[{i}].mac"), format!("{} is not a unicast address", port.mac));
+            }
+            if macs.contains(&mac) {
+                return err(&format!("network.ports[{i}].mac"), format!("{} is used twice", port.mac));
+            }
+            macs.push(mac);
+            if ![10, 25, 40, 50, 100, 200, 400].contains(&port.speed_gbps) {
+                return err(&format!("network.ports[{i}].speed_gbps"), format!("{} is not an Ethernet speed (10, 25, 40, 50, 100, 200, 400)", port.speed_gbps));
+            }
         }
         if b.flash.size == 0 || !b.flash.size.is_power_of_two() {
             return err("flash.size", format!("{:#x} must be a non-zero power of two", b.flash.size));

@@ -84,6 +84,21 @@ pub struct Devices {
     pub pcie: MmioDevice,
     pub dma: Dma,
     pub bootcfg: BootCfg,
+    pub nic: Nic,
+}
+
+/// The on-chip Ethernet controller: ports (MACs/PHYs are board facts),
+/// queue pairs per port, its DMA into DPU memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    pub base: u64,
+    pub ports: u32,
+    pub queues_per_port: u32,
+    /// NIC DMA rate into / out of DPU memory.
+    pub bytes_per_cycle: u32,
+    /// Fixed cost per descriptor (fetch + write-back).
+    pub descriptor_cycles: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +209,8 @@ pub mod window {
     pub const PCIE: u64 = 0x40_0000;
     /// Per DMA channel.
     pub const DMA_CHANNEL: u64 = 0x40;
+    /// Per NIC port (layout: `dpu_hal::regs::nic`).
+    pub const NIC_PORT: u64 = 0x1_0000;
 }
 
 impl Chip {
@@ -252,6 +269,11 @@ impl Chip {
         (u64::from(self.dma_channels()) * window::DMA_CHANNEL).next_multiple_of(0x1000)
     }
 
+    /// Size of the NIC register window.
+    pub fn nic_window(&self) -> u64 {
+        u64::from(self.devices.nic.ports) * window::NIC_PORT
+    }
+
     /// Size of the mailbox register window.
     pub fn mailbox_window(&self) -> u64 {
         u64::from(self.harts()) * window::MAILBOX_SLOT
@@ -294,6 +316,9 @@ impl Chip {
             d.dma.channels_per_engine.into(),
             d.bootcfg.base,
             d.bootcfg.size,
+            d.nic.base,
+            d.nic.ports.into(),
+            d.nic.queues_per_port.into(),
         ];
         words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
         // FNV-1a over the little-endian bytes: stable across Rust versions.
@@ -323,6 +348,7 @@ impl Chip {
             ("devices.pcie".to_string(), d.pcie.base, window::PCIE),
             ("devices.dma".to_string(), d.dma.base, self.dma_window()),
             ("devices.bootcfg".to_string(), d.bootcfg.base, d.bootcfg.size),
+            ("devices.nic".to_string(), d.nic.base, self.nic_window()),
         ];
         for c in 0..self.chip.clusters {
             v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
@@ -471,6 +497,7 @@ impl Chip {
             ("devices.pcie.base", d.pcie.base),
             ("devices.dma.base", d.dma.base),
             ("devices.bootcfg.base", d.bootcfg.base),
+            ("devices.nic.base", d.nic.base),
         ] {
             if base % 0x1000 != 0 {
                 return err(field, format!("{base:#x} must be 4 KiB aligned"));
@@ -499,6 +526,21 @@ impl Chip {
         }
         if dma.bytes_per_cycle == 0 {
             return err("devices.dma.bytes_per_cycle", "must be non-zero".into());
+        }
+        let nic = &d.nic;
+        if nic.ports == 0 || nic.ports > 8 {
+            return err("devices.nic.ports", format!("{} is out of range 1..=8", nic.ports));
+        }
+        // One queue pair per data-plane core plus one for the control plane.
+        let data_cores = self.harts() - c.control_clusters.len() as u32 * c.cores_per_cluster;
+        if nic.queues_per_port <= data_cores || nic.queues_per_port > 128 {
+            return err(
+                "devices.nic.queues_per_port",
+                format!("{} must be more than the {data_cores} data-plane cores (one queue each, plus the control plane's) and at most 128", nic.queues_per_port),
+            );
+        }
+        if nic.bytes_per_cycle == 0 {
+            return err("devices.nic.bytes_per_cycle", "must be non-zero".into());
         }
         if d.bootcfg.size < 0x1000 || d.bootcfg.size % 0x1000 != 0 {
             return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));

@@ -10,13 +10,16 @@ mod chip;
 mod error;
 mod scenario;
 
-pub use board::{Board, Flash, Pcie};
+pub use board::{parse_mac, Board, Flash, Network, Pcie, Port};
 pub use chip::{window, BootCfg, Dma, 
     Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
-    Mailbox, MemoryTiming, MmioDevice, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
+    Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
 pub use error::ConfigError;
-pub use scenario::{parse_size, parse_time_ns, ExpectCfg, HostCfg, JobCfg, Scenario, ScenarioInfo, StorageCfg};
+pub use scenario::{
+    check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
+    ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_REMOTE_CONTROLLERS,
+};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};

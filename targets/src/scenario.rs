@@ -18,6 +18,12 @@ pub struct Scenario {
     pub jobs: Vec<JobCfg>,
     #[serde(default)]
     pub expect: ExpectCfg,
+    #[serde(default)]
+    pub network: NetworkCfg,
+    #[serde(default)]
+    pub targets: Vec<TargetCfg>,
+    #[serde(default)]
+    pub faults: Vec<FaultCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -104,12 +110,205 @@ pub struct StorageCfg {
     pub functions: Vec<u16>,
     #[serde(default = "d_nsid")]
     pub nsid: u32,
-    /// Backing block device: "ram".
+    /// Backing block device: "ram" (DPU DDR) or "nvmf" (a remote
+    /// namespace over NVMe/TCP).
     pub backend: String,
-    /// Capacity, e.g. "64MiB".
+    /// Capacity, e.g. "64MiB" (ram: required; nvmf: the remote namespace's
+    /// size, required for a target outside the simulation).
+    pub size: Option<String>,
+    #[serde(default = "d_bsize")]
+    pub block_size: u32,
+    /// nvmf: a `[[targets]]` model by name ...
+    pub target: Option<String>,
+    /// ... or a real target's address, port and subsystem NQN.
+    pub traddr: Option<String>,
+    #[serde(default = "d_nvmf_port")]
+    pub trsvcid: u16,
+    pub subnqn: Option<String>,
+    /// nvmf: namespace ID on the remote subsystem.
+    #[serde(default = "d_nsid")]
+    pub remote_nsid: u32,
+}
+
+fn d_nvmf_port() -> u16 {
+    4420
+}
+fn d_mtu() -> u32 {
+    1500
+}
+fn d_link_latency() -> u64 {
+    200
+}
+fn d_switch_latency() -> u64 {
+    300
+}
+fn d_ports() -> Vec<String> {
+    vec!["10.0.0.1/24".into(), "10.0.1.1/24".into()]
+}
+fn d_host_nqn() -> String {
+    "nqn.2014-08.org.nvmexpress:uuid:00000000-d9d0-4000-8000-000000000001".into()
+}
+fn d_speed() -> u32 {
+    100
+}
+fn d_target_latency() -> String {
+    "10us".into()
+}
+fn d_target_queues() -> u16 {
+    128
+}
+fn d_inline() -> u32 {
+    8192
+}
+
+/// The network the DPU ports sit on: addresses, one switch, impairments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCfg {
+    /// Address/prefix of each DPU port, in port order ("10.0.0.1/24").
+    #[serde(default = "d_ports")]
+    pub ports: Vec<String>,
+    /// MTU of the DPU ports and the target models: 1500 or 9000.
+    #[serde(default = "d_mtu")]
+    pub mtu: u32,
+    /// One-way latency of each cable (propagation + PHY).
+    #[serde(default = "d_link_latency")]
+    pub link_latency_ns: u64,
+    /// Store-and-forward switch: port-to-port latency after the frame is in.
+    #[serde(default = "d_switch_latency")]
+    pub switch_latency_ns: u64,
+    /// Frames dropped / reordered / duplicated on the switch, in percent.
+    #[serde(default)]
+    pub loss_percent: f64,
+    #[serde(default)]
+    pub reorder_percent: f64,
+    #[serde(default)]
+    pub duplicate_percent: f64,
+    /// Seed of the impairments (deterministic).
+    #[serde(default)]
+    pub seed: u64,
+    /// The DPU's NVMe host NQN toward remote targets.
+    #[serde(default = "d_host_nqn")]
+    pub host_nqn: String,
+    /// NVMe/TCP header and data digests (CRC32C) the DPU asks for.
+    #[serde(default)]
+    pub header_digest: bool,
+    #[serde(default)]
+    pub data_digest: bool,
+    /// Large receive offload on the DPU NIC.
+    #[serde(default)]
+    pub lro: bool,
+}
+
+impl Default for NetworkCfg {
+    fn default() -> Self {
+        NetworkCfg {
+            ports: d_ports(),
+            mtu: d_mtu(),
+            link_latency_ns: d_link_latency(),
+            switch_latency_ns: d_switch_latency(),
+            loss_percent: 0.0,
+            reorder_percent: 0.0,
+            duplicate_percent: 0.0,
+            seed: 0,
+            host_nqn: d_host_nqn(),
+            header_digest: false,
+            data_digest: false,
+            lro: false,
+        }
+    }
+}
+
+/// A namespace of a target model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetNsCfg {
     pub size: String,
     #[serde(default = "d_bsize")]
     pub block_size: u32,
+}
+
+/// An NVMe/TCP target model on the switch (in-memory namespaces).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetCfg {
+    pub name: String,
+    pub ip: String,
+    #[serde(default = "d_nvmf_port")]
+    pub port: u16,
+    /// Subsystem NQN.
+    pub nqn: String,
+    /// Namespaces 1, 2, ... in order.
+    pub namespaces: Vec<TargetNsCfg>,
+    /// Media service time of each read/write, e.g. "10us".
+    #[serde(default = "d_target_latency")]
+    pub latency: String,
+    #[serde(default = "d_speed")]
+    pub speed_gbps: u32,
+    /// I/O queues one controller accepts.
+    #[serde(default = "d_target_queues")]
+    pub max_queues: u16,
+    /// Largest write carried in the command capsule (the rest uses R2T).
+    #[serde(default = "d_inline")]
+    pub inline_data: u32,
+}
+
+/// A timed fault.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultCfg {
+    /// "target-restart" (target drops every connection and refuses new
+    /// ones for `duration`) or "link-down" (DPU port `port` loses link for
+    /// `duration`).
+    pub kind: String,
+    /// Time after the workload starts, e.g. "1ms".
+    pub at: String,
+    pub duration: String,
+    pub target: Option<String>,
+    pub port: Option<u32>,
+}
+
+/// Where a namespace's blocks live (resolved from `[[storage]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Ram,
+    /// A remote namespace: target address, port, subsystem NQN, remote nsid.
+    Nvmf { traddr: std::net::Ipv4Addr, trsvcid: u16, subnqn: String, nsid: u32 },
+}
+
+/// One namespace of one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceCfg {
+    pub function: u16,
+    pub nsid: u32,
+    pub bytes: u64,
+    pub block_size: u32,
+    pub backend: Backend,
+}
+
+/// Parses "10.0.0.1/24".
+pub fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (a, p) = s.split_once('/').ok_or(format!("`{s}` is not address/prefix (e.g. 10.0.0.1/24)"))?;
+    let addr: std::net::Ipv4Addr = a.parse().map_err(|_| format!("`{a}` is not an IPv4 address"))?;
+    let prefix: u8 = p.parse().map_err(|_| format!("`{p}` is not a prefix length"))?;
+    if !(8..=30).contains(&prefix) {
+        return Err(format!("prefix /{prefix} is out of range 8..=30"));
+    }
+    Ok((addr, prefix))
+}
+
+/// Whether `a` and `b` are in the same /`prefix` subnet.
+pub fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> bool {
+    let mask = u32::MAX << (32 - u32::from(prefix));
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
+/// Checks an NQN (NVMe Base 2.0 §4.5: at most 223 bytes, "nqn." prefix).
+pub fn check_nqn(s: &str) -> Result<(), String> {
+    if !s.starts_with("nqn.") || s.len() > 223 || !s.is_ascii() {
+        return Err(format!("`{s}` is not an NQN (ASCII, starts with `nqn.`, at most 223 bytes)"));
+    }
+    Ok(())
 }
 
 fn d_mix() -> u32 {
@@ -220,22 +419,10 @@ impl Scenario {
             return err("host.io_queue_depth".into(), format!("{} is out of range 2..=4096", h.io_queue_depth));
         }
         let exists = |fun: u16| fun == 0 || fun <= h.vfs;
-        let mut namespaces: Vec<(u16, u32, u64, u32)> = Vec::new();
+        self.validate_network()?;
+        let namespaces = self.resolve_namespaces()?;
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");
-            if s.backend != "ram" {
-                return err(at("backend"), format!("`{}` is not a known backend (ram)", s.backend));
-            }
-            if ![512, 4096].contains(&s.block_size) {
-                return err(at("block_size"), format!("{} must be 512 or 4096", s.block_size));
-            }
-            let size = parse_size(&s.size).map_err(bad(at("size")))?;
-            if size == 0 || size % u64::from(s.block_size) != 0 {
-                return err(at("size"), format!("{size} bytes is not a positive multiple of the block size"));
-            }
-            if s.nsid == 0 || s.nsid == u32::MAX {
-                return err(at("nsid"), format!("{} is not a valid namespace ID", s.nsid));
-            }
             if s.functions.is_empty() {
                 return err(at("functions"), "lists no function".into());
             }
@@ -243,10 +430,26 @@ impl Scenario {
                 if !exists(fun) {
                     return err(at("functions"), format!("function {fun} does not exist (host.vfs = {})", h.vfs));
                 }
-                if namespaces.iter().any(|n| n.0 == fun && n.1 == s.nsid) {
-                    return err(at("nsid"), format!("function {fun} already has namespace {}", s.nsid));
+            }
+        }
+        for (i, fl) in self.faults.iter().enumerate() {
+            let at = |field: &str| format!("faults[{i}].{field}");
+            parse_time_ns(&fl.at).map_err(bad(at("at")))?;
+            parse_time_ns(&fl.duration).map_err(bad(at("duration")))?;
+            match fl.kind.as_str() {
+                "target-restart" => {
+                    let Some(t) = &fl.target else { return err(at("target"), "target-restart needs a target name".into()) };
+                    if !self.targets.iter().any(|x| &x.name == t) {
+                        return err(at("target"), format!("no [[targets]] is named `{t}`"));
+                    }
                 }
-                namespaces.push((fun, s.nsid, size, s.block_size));
+                "link-down" => {
+                    let Some(p) = fl.port else { return err(at("port"), "link-down needs a DPU port number".into()) };
+                    if p as usize >= self.network.ports.len() {
+                        return err(at("port"), format!("port {p} does not exist ({} ports)", self.network.ports.len()));
+                    }
+                }
+                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, link-down)")),
             }
         }
         for (i, j) in self.jobs.iter().enumerate() {
@@ -280,29 +483,169 @@ impl Scenario {
                 return err(at("buf_offset"), format!("{} must be dword aligned and below 4096", j.buf_offset));
             }
             for &fun in &j.functions {
-                let Some(ns) = namespaces.iter().find(|n| n.0 == fun && n.1 == j.nsid) else {
+                let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else {
                     return err(at("functions"), format!("function {fun} has no namespace {} in [[storage]]", j.nsid));
                 };
-                if bs % u64::from(ns.3) != 0 {
-                    return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.3));
+                if bs % u64::from(ns.block_size) != 0 {
+                    return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.block_size));
                 }
             }
         }
         Ok(())
     }
 
-    /// Namespaces as (function, nsid, bytes, block size).
-    pub fn namespaces(&self) -> Vec<(u16, u32, u64, u32)> {
-        let mut v = Vec::new();
-        for s in &self.storage {
-            let size = parse_size(&s.size).unwrap_or(0);
-            for &f in &s.functions {
-                v.push((f, s.nsid, size, s.block_size));
+    fn validate_network(&self) -> Result<(), ConfigError> {
+        let f = &self.source;
+        let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
+        let bad = |field: String| move |msg: String| ConfigError::field(f, field, msg);
+        let n = &self.network;
+        if n.ports.is_empty() || n.ports.len() > 8 {
+            return err("network.ports".into(), format!("{} addresses; give one per DPU port (1..=8)", n.ports.len()));
+        }
+        let mut ports = Vec::new();
+        for (i, p) in n.ports.iter().enumerate() {
+            ports.push(parse_cidr(p).map_err(bad(format!("network.ports[{i}]")))?);
+        }
+        if n.mtu != 1500 && n.mtu != 9000 {
+            return err("network.mtu".into(), format!("{} must be 1500 or 9000", n.mtu));
+        }
+        for (field, v) in [("loss_percent", n.loss_percent), ("reorder_percent", n.reorder_percent), ("duplicate_percent", n.duplicate_percent)] {
+            if !(0.0..=50.0).contains(&v) {
+                return err(format!("network.{field}"), format!("{v} must be within 0..=50"));
             }
         }
-        v
+        check_nqn(&n.host_nqn).map_err(bad("network.host_nqn".into()))?;
+        let mut names: Vec<&str> = Vec::new();
+        let mut addrs = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let at = |field: &str| format!("targets[{i}].{field}");
+            if t.name.is_empty() || names.contains(&t.name.as_str()) {
+                return err(at("name"), format!("`{}` is empty or used twice", t.name));
+            }
+            names.push(&t.name);
+            let ip: std::net::Ipv4Addr = t.ip.parse().map_err(|_| ConfigError::field(f, at("ip"), format!("`{}` is not an IPv4 address", t.ip)))?;
+            if !ports.iter().any(|&(a, p)| same_subnet(a, ip, p)) || ports.iter().any(|&(a, _)| a == ip) || addrs.contains(&ip) {
+                return err(at("ip"), format!("{ip} must be a free address in the subnet of a DPU port ({})", n.ports.join(", ")));
+            }
+            addrs.push(ip);
+            check_nqn(&t.nqn).map_err(bad(at("nqn")))?;
+            if t.namespaces.is_empty() || t.namespaces.len() > 32 {
+                return err(at("namespaces"), format!("{} namespaces; a target model has 1..=32", t.namespaces.len()));
+            }
+            for (k, ns) in t.namespaces.iter().enumerate() {
+                let size = parse_size(&ns.size).map_err(bad(at(&format!("namespaces[{k}].size"))))?;
+                if ![512, 4096].contains(&ns.block_size) || size == 0 || size % u64::from(ns.block_size) != 0 {
+                    return err(at(&format!("namespaces[{k}]")), format!("size {size} / block_size {} must be a positive multiple of 512 or 4096", ns.block_size));
+                }
+            }
+            parse_time_ns(&t.latency).map_err(bad(at("latency")))?;
+            if ![10, 25, 40, 50, 100, 200, 400].contains(&t.speed_gbps) {
+                return err(at("speed_gbps"), format!("{} is not an Ethernet speed", t.speed_gbps));
+            }
+            if t.max_queues == 0 {
+                return err(at("max_queues"), "must be at least 1".into());
+            }
+            if t.inline_data % 16 != 0 || t.inline_data > 1 << 20 {
+                return err(at("inline_data"), format!("{} must be a multiple of 16 up to 1 MiB", t.inline_data));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every (function, namespace) with its size and backend, checked.
+    fn resolve_namespaces(&self) -> Result<Vec<NamespaceCfg>, ConfigError> {
+        let f = &self.source;
+        let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
+        let bad = |field: String| move |msg: String| ConfigError::field(f, field, msg);
+        let mut out: Vec<NamespaceCfg> = Vec::new();
+        for (i, s) in self.storage.iter().enumerate() {
+            let at = |field: &str| format!("storage[{i}].{field}");
+            if s.nsid == 0 || s.nsid == u32::MAX {
+                return err(at("nsid"), format!("{} is not a valid namespace ID", s.nsid));
+            }
+            let given = match &s.size {
+                Some(t) => Some(parse_size(t).map_err(bad(at("size")))?),
+                None => None,
+            };
+            let (bytes, block_size, backend) = match s.backend.as_str() {
+                "ram" => {
+                    if s.target.is_some() || s.traddr.is_some() || s.subnqn.is_some() {
+                        return err(at("backend"), "a ram namespace takes no target, traddr or subnqn".into());
+                    }
+                    let Some(bytes) = given else { return err(at("size"), "a ram namespace needs a size".into()) };
+                    (bytes, s.block_size, Backend::Ram)
+                }
+                "nvmf" => match (&s.target, &s.traddr) {
+                    (Some(name), None) => {
+                        let Some(t) = self.targets.iter().find(|t| &t.name == name) else {
+                            return err(at("target"), format!("no [[targets]] is named `{name}`"));
+                        };
+                        let k = s.remote_nsid as usize;
+                        let Some(ns) = (k >= 1).then(|| t.namespaces.get(k - 1)).flatten() else {
+                            return err(at("remote_nsid"), format!("target `{name}` has namespaces 1..={}", t.namespaces.len()));
+                        };
+                        let bytes = parse_size(&ns.size).unwrap_or(0);
+                        if given.is_some_and(|g| g != bytes) {
+                            return err(at("size"), format!("differs from target `{name}` namespace {k} ({bytes} bytes)"));
+                        }
+                        let traddr = t.ip.parse().map_err(|_| ConfigError::field(f, at("target"), "target has a bad ip".to_string()))?;
+                        (bytes, ns.block_size, Backend::Nvmf { traddr, trsvcid: t.port, subnqn: t.nqn.clone(), nsid: s.remote_nsid })
+                    }
+                    (None, Some(addr)) => {
+                        let traddr = addr.parse().map_err(|_| ConfigError::field(f, at("traddr"), format!("`{addr}` is not an IPv4 address")))?;
+                        let Some(subnqn) = &s.subnqn else { return err(at("subnqn"), "a remote target needs its subsystem NQN".into()) };
+                        check_nqn(subnqn).map_err(bad(at("subnqn")))?;
+                        let Some(bytes) = given else { return err(at("size"), "give the remote namespace's size".into()) };
+                        (bytes, s.block_size, Backend::Nvmf { traddr, trsvcid: s.trsvcid, subnqn: subnqn.clone(), nsid: s.remote_nsid })
+                    }
+                    _ => return err(at("target"), "an nvmf namespace names either a target model (`target`) or a remote (`traddr` + `subnqn`)".into()),
+                },
+                b => return err(at("backend"), format!("`{b}` is not a known backend (ram, nvmf)")),
+            };
+            if ![512, 4096].contains(&block_size) {
+                return err(at("block_size"), format!("{block_size} must be 512 or 4096"));
+            }
+            if bytes == 0 || bytes % u64::from(block_size) != 0 {
+                return err(at("size"), format!("{bytes} bytes is not a positive multiple of the block size"));
+            }
+            for &fun in &s.functions {
+                if out.iter().any(|n| n.function == fun && n.nsid == s.nsid) {
+                    return err(at("nsid"), format!("function {fun} already has namespace {}", s.nsid));
+                }
+                out.push(NamespaceCfg { function: fun, nsid: s.nsid, bytes, block_size, backend: backend.clone() });
+            }
+        }
+        let ctrls: std::collections::BTreeSet<(std::net::Ipv4Addr, u16, String)> = out
+            .iter()
+            .filter_map(|n| match &n.backend {
+                Backend::Nvmf { traddr, trsvcid, subnqn, .. } => Some((*traddr, *trsvcid, subnqn.clone())),
+                Backend::Ram => None,
+            })
+            .collect();
+        if ctrls.len() > MAX_REMOTE_CONTROLLERS {
+            return err("storage".into(), format!("{} remote subsystems; the firmware connects to at most {MAX_REMOTE_CONTROLLERS}", ctrls.len()));
+        }
+        Ok(out)
+    }
+
+    /// Every namespace of every function, with its backend.
+    pub fn namespace_cfgs(&self) -> Vec<NamespaceCfg> {
+        self.resolve_namespaces().unwrap_or_default()
+    }
+
+    /// Namespaces as (function, nsid, bytes, block size).
+    pub fn namespaces(&self) -> Vec<(u16, u32, u64, u32)> {
+        self.namespace_cfgs().iter().map(|n| (n.function, n.nsid, n.bytes, n.block_size)).collect()
+    }
+
+    /// The DPU port addresses as (address, prefix).
+    pub fn port_addrs(&self) -> Vec<(std::net::Ipv4Addr, u8)> {
+        self.network.ports.iter().filter_map(|p| parse_cidr(p).ok()).collect()
     }
 }
+
+/// Remote NVMe-oF subsystems the firmware can connect to at once.
+pub const MAX_REMOTE_CONTROLLERS: usize = 16;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,9 @@
 #![no_std]
 #![no_main]
 
+mod bootcfg;
 mod channel;
+mod net;
 mod control;
 mod nvme;
 mod reactor;

@@ -68,3 +68,38 @@ pub fn ddr(size: u64, align: u64) -> Option<u64> {
         }
     }
 }
+
+/// Moves `v` into the calling hart's SMEM arena; `None` if it does not fit.
+/// For per-core state built at run time (network stacks, ...).
+pub fn smem_put<T>(v: T) -> Option<&'static mut T> {
+    let addr = smem(core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+    // SAFETY: fresh, aligned, never-freed allocation of size_of::<T>()
+    // bytes that nothing else references (see `smem_static`).
+    unsafe {
+        let p = addr as *mut T;
+        p.write(v);
+        Some(&mut *p)
+    }
+}
+
+/// Moves `v` into DDR after the image; `None` if DDR is exhausted.
+pub fn ddr_put<T>(v: T) -> Option<&'static mut T> {
+    let addr = ddr(core::mem::size_of::<T>() as u64, core::mem::align_of::<T>() as u64)?;
+    // SAFETY: fresh, aligned, never-freed allocation (the DDR arena only
+    // grows, concurrent callers get disjoint ranges by compare-exchange).
+    unsafe {
+        let p = addr as usize as *mut T;
+        p.write(v);
+        Some(&mut *p)
+    }
+}
+
+/// A zeroed byte buffer of `len` bytes in DDR, aligned to `align`
+/// (packet buffers, socket buffers). `None` if DDR is exhausted.
+pub fn ddr_bytes(len: usize, align: usize) -> Option<&'static mut [u8]> {
+    let addr = ddr(len as u64, align as u64)? as usize;
+    dpu_hal::mem::zero(addr & !7, (len + (addr & 7)).next_multiple_of(8));
+    // SAFETY: fresh, never-freed allocation of `len` bytes, zeroed above;
+    // nothing else references it.
+    unsafe { Some(core::slice::from_raw_parts_mut(addr as *mut u8, len)) }
+}

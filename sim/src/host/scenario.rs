@@ -13,28 +13,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-/// Builds the boot configuration blob (`dpu_hal::regs::bootcfg`) for the
-/// scenario's namespaces.
+/// Builds the boot configuration blob (`dpu_hal::regs::bootcfg`) for the scenario.
 pub fn bootcfg_blob(sc: &Scenario) -> Vec<u8> {
-    bootcfg_for(&sc.namespaces())
+    crate::bootcfg::BootConfig::from_scenario(sc).to_bytes()
 }
 
-/// Boot configuration for namespaces given as (function, nsid, bytes, block size).
+/// Boot configuration for RAM namespaces given as (function, nsid, bytes, block size).
 pub fn bootcfg_for(ns: &[(u16, u32, u64, u32)]) -> Vec<u8> {
-    use dpu_hal::regs::bootcfg as b;
-    let mut v = vec![0u8; b::HEADER + ns.len() * b::RECORD];
-    v[b::HDR_MAGIC..b::HDR_MAGIC + 4].copy_from_slice(&b::MAGIC.to_le_bytes());
-    v[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&b::VERSION.to_le_bytes());
-    v[b::HDR_COUNT..b::HDR_COUNT + 2].copy_from_slice(&(ns.len() as u16).to_le_bytes());
-    for (i, (f, nsid, bytes, bsize)) in ns.iter().enumerate() {
-        let r = &mut v[b::HEADER + i * b::RECORD..][..b::RECORD];
-        r[b::REC_FUNCTION..b::REC_FUNCTION + 2].copy_from_slice(&f.to_le_bytes());
-        r[b::REC_BACKEND] = b::BACKEND_RAM;
-        r[b::REC_LBA_SHIFT] = bsize.trailing_zeros() as u8;
-        r[b::REC_NSID..b::REC_NSID + 4].copy_from_slice(&nsid.to_le_bytes());
-        r[b::REC_BLOCKS..b::REC_BLOCKS + 8].copy_from_slice(&(bytes / u64::from(*bsize)).to_le_bytes());
-    }
-    v
+    crate::bootcfg::BootConfig::ram(ns).to_bytes()
 }
 
 /// Driver options from the scenario's `[host]`.

@@ -8,7 +8,7 @@
 //! function is in flight at a time; functions are served round robin, so
 //! one function's admin traffic cannot stall another's.
 
-use super::config;
+use crate::bootcfg as config;
 use super::io::COUNTERS;
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use super::{io_queues, vectors};
@@ -719,7 +719,7 @@ impl Admin {
                 eui[0..2].copy_from_slice(&f.to_be_bytes());
                 eui[4..8].copy_from_slice(&n.to_be_bytes());
                 eui[2] = 0xd9;
-                NamespaceInfo { nsid: n, blocks: ns.bdev.geometry.blocks, lba_shift: ns.bdev.geometry.block_shift, nguid, eui64: eui }
+                NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui }
             })
         };
         match req {

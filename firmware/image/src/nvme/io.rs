@@ -7,7 +7,7 @@
 //! CQE is written by DMA, followed by MSI-X (or coalesced). Everything is
 //! non-blocking: the engine advances whatever is ready each reactor pass.
 
-use super::config;
+use crate::bootcfg::{self as config, Backend};
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use dpu_bdev::{Io as BdevIo, Move, Op as BdevOp};
 use dpu_hal::dma::{Channel, Desc};
@@ -664,7 +664,7 @@ impl Engine {
         let func = self.sqs[s].func;
         let sqe = self.cmds[slot].sqe;
         let io = match nio::decode(&sqe, |n| {
-            config::namespace(func, n).map(|ns| nio::Geometry { blocks: ns.bdev.geometry.blocks, lba_shift: ns.bdev.geometry.block_shift })
+            config::namespace(func, n).map(|ns| nio::Geometry { blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift })
         }) {
             Ok(io) => io,
             Err(st) => return self.complete(slot, st, 0),
@@ -802,8 +802,9 @@ impl Engine {
         let c = &self.cmds[slot];
         let func = self.sqs[usize::from(c.sq)].func;
         let ns = config::namespace(func, c.io.nsid).ok_or(Status::INVALID_NAMESPACE)?;
+        let Backend::Ram(bdev) = ns.backend else { return Err(Status::INTERNAL_ERROR) };
         let io = BdevIo { op, lba: c.io.slba, blocks: c.io.nlb, host };
-        ns.bdev.plan(&io, moves).map_err(|e| match e {
+        bdev.plan(&io, moves).map_err(|e| match e {
             dpu_bdev::Error::OutOfRange => Status::LBA_OUT_OF_RANGE,
             _ => Status::INTERNAL_ERROR,
         })
@@ -907,8 +908,12 @@ impl Engine {
             self.free_walk(slot);
             return self.complete(slot, Status::INVALID_NAMESPACE, 0);
         };
-        let shift = ns.bdev.geometry.block_shift;
-        let dev = ns.bdev.base + (c.io.slba << shift) + u64::from(c.progress);
+        let Backend::Ram(bdev) = ns.backend else {
+            self.free_walk(slot);
+            return self.complete(slot, Status::INTERNAL_ERROR, 0);
+        };
+        let shift = ns.geometry.block_shift;
+        let dev = bdev.base + (c.io.slba << shift) + u64::from(c.progress);
         let host_buf = self.walk_buf(usize::from(c.walk));
         let mut a = [0u8; 256];
         let mut b = [0u8; 256];
@@ -972,14 +977,15 @@ impl Engine {
         let mut n = 0;
         for r in list[..len].chunks(16) {
             let (slba, nlb) = nio::dsm_range(r);
-            if slba.checked_add(u64::from(nlb)).is_none_or(|e| e > ns.bdev.geometry.blocks) {
+            if slba.checked_add(u64::from(nlb)).is_none_or(|e| e > ns.geometry.blocks) {
                 return self.complete(slot, Status::LBA_OUT_OF_RANGE, 0);
             }
             if !deallocate || nlb == 0 {
                 continue;
             }
             let io = BdevIo { op: BdevOp::Deallocate, lba: slba, blocks: nlb, host: &[] };
-            match ns.bdev.plan(&io, &mut moves[n..]) {
+            let Backend::Ram(bdev) = ns.backend else { break };
+            match bdev.plan(&io, &mut moves[n..]) {
                 Ok(k) => n += k,
                 Err(_) => {
                     // More ranges than one chain carries: deallocation is a

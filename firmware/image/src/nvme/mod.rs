@@ -6,12 +6,10 @@
 //! * [`io`]: the I/O engine inside each data-plane reactor: doorbells,
 //!   SQ fetch, PRP/SGL walks, data DMA through the block layer,
 //!   completions, MSI-X and interrupt coalescing.
-//! * [`config`]: namespaces from the boot configuration.
 //!
 //! The cores talk through SPSC rings + mailbox doorbells only ([`msg`]).
 
 pub mod admin;
-pub mod config;
 pub mod io;
 pub mod msg;
 

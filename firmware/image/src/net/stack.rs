@@ -1,0 +1,91 @@
+//! One core's TCP/IP stack on one port: a smoltcp interface (IP mode) on
+//! the core's own NIC queue pair, and its sockets. Nothing here is shared
+//! with other cores (DESIGN.md §3).
+
+use super::device::NicDevice;
+use dpu_net::Ipv4;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+
+/// Sockets per stack.
+pub const SOCKETS: usize = 20;
+
+pub struct Stack {
+    pub dev: NicDevice,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    pub port: usize,
+}
+
+/// The current time in smoltcp's unit.
+pub fn now() -> Instant {
+    let t = dpu_hal::csr::time();
+    Instant::from_micros((t / (dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000)) as i64)
+}
+
+/// smoltcp time back to `mtime` ticks.
+pub fn ticks(i: Instant) -> u64 {
+    i.total_micros().max(0) as u64 * (dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000)
+}
+
+impl Stack {
+    /// Builds the stack; its storage lives in DDR. `seed` varies ISNs.
+    pub fn new(mut dev: NicDevice, port: usize, seed: u64) -> Option<&'static mut Stack> {
+        let mut cfg = Config::new(HardwareAddress::Ip);
+        cfg.random_seed = seed;
+        let mut iface = Interface::new(cfg, &mut dev, now());
+        let ip = dev.tx.ip;
+        let prefix = dev.tx.prefix;
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(ip[0], ip[1], ip[2], ip[3])), prefix));
+        });
+        let storage = dpu_rt::alloc::ddr_put([SocketStorage::EMPTY; SOCKETS])?;
+        let sockets = SocketSet::new(&mut storage[..]);
+        dpu_rt::alloc::ddr_put(Stack { dev, iface, sockets, port })
+    }
+
+    /// Runs the interface (ingress then egress), then hands buffers back
+    /// to the NIC. Returns whether any socket may have changed.
+    pub fn poll(&mut self) -> bool {
+        let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        self.dev.flush();
+        r == smoltcp::iface::PollResult::SocketStateChanged
+    }
+
+    /// When the stack next needs to run (TCP timers), in `mtime` ticks.
+    pub fn poll_at(&mut self) -> Option<u64> {
+        self.iface.poll_at(now(), &self.sockets).map(ticks)
+    }
+
+    /// Opens a TCP connection from `local_port` to `remote:rport` with
+    /// buffers of `buf` bytes each way (from DDR). The socket is kept for
+    /// the life of the stack: reconnecting reuses it (`reconnect`).
+    pub fn connect(&mut self, remote: Ipv4, rport: u16, local_port: u16, buf: usize) -> Option<SocketHandle> {
+        let rx = dpu_rt::alloc::ddr_bytes(buf, 64)?;
+        let tx = dpu_rt::alloc::ddr_bytes(buf, 64)?;
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_nagle_enabled(false);
+        // Responses carry the ACK; a short delay still batches pure ACKs.
+        s.set_ack_delay(Some(smoltcp::time::Duration::from_micros(200)));
+        let h = self.sockets.add(s);
+        self.reconnect(h, remote, rport, local_port).then_some(h)
+    }
+
+    /// Connects a closed socket again (after a reset or an abort).
+    pub fn reconnect(&mut self, h: SocketHandle, remote: Ipv4, rport: u16, local_port: u16) -> bool {
+        let ep = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::new(remote[0], remote[1], remote[2], remote[3])), rport);
+        let cx = self.iface.context();
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        if s.is_open() {
+            s.abort();
+            return false;
+        }
+        s.connect(cx, ep, local_port).is_ok()
+    }
+
+    pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+}

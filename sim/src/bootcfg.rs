@@ -1,0 +1,157 @@
+//! Builds the boot configuration blob the firmware reads at boot
+//! (layout: `dpu_hal::regs::bootcfg`): namespaces and their backends, the
+//! DPU port addresses, the remote NVMe-oF controllers, the host NQN.
+
+use dpu_hal::regs::bootcfg as b;
+use dpu_targets::{Backend, NamespaceCfg, Scenario};
+use std::net::Ipv4Addr;
+
+/// Everything the blob carries.
+#[derive(Clone, Debug)]
+pub struct BootConfig {
+    pub namespaces: Vec<NamespaceCfg>,
+    /// (address, prefix, MTU) per DPU port.
+    pub ports: Vec<(Ipv4Addr, u8, u16)>,
+    pub host_nqn: String,
+    pub host_id: [u8; 16],
+    pub flags: u16,
+}
+
+impl BootConfig {
+    /// RAM namespaces given as (function, nsid, bytes, block size), default network.
+    pub fn ram(ns: &[(u16, u32, u64, u32)]) -> BootConfig {
+        let namespaces = ns
+            .iter()
+            .map(|&(function, nsid, bytes, block_size)| NamespaceCfg { function, nsid, bytes, block_size, backend: Backend::Ram })
+            .collect();
+        let sc = dpu_targets::NetworkCfg::default();
+        BootConfig::with(namespaces, &sc)
+    }
+
+    fn with(namespaces: Vec<NamespaceCfg>, n: &dpu_targets::NetworkCfg) -> BootConfig {
+        let ports = n.ports.iter().filter_map(|p| dpu_targets::parse_cidr(p).ok()).map(|(a, p)| (a, p, n.mtu as u16)).collect();
+        let mut flags = 0;
+        if n.header_digest {
+            flags |= b::FLAG_HDGST;
+        }
+        if n.data_digest {
+            flags |= b::FLAG_DDGST;
+        }
+        if n.lro {
+            flags |= b::FLAG_LRO;
+        }
+        // Host ID: a stable UUID derived from the host NQN (FNV-1a).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for c in n.host_nqn.bytes() {
+            h ^= u64::from(c);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut host_id = [0u8; 16];
+        host_id[..8].copy_from_slice(&h.to_le_bytes());
+        host_id[8..].copy_from_slice(&h.rotate_left(29).to_le_bytes());
+        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags }
+    }
+
+    pub fn from_scenario(sc: &Scenario) -> BootConfig {
+        BootConfig::with(sc.namespace_cfgs(), &sc.network)
+    }
+
+    /// Remote controllers in record order: (address, port, subsystem NQN).
+    pub fn controllers(&self) -> Vec<(Ipv4Addr, u16, String)> {
+        let mut v: Vec<(Ipv4Addr, u16, String)> = Vec::new();
+        for n in &self.namespaces {
+            if let Backend::Nvmf { traddr, trsvcid, subnqn, .. } = &n.backend {
+                let k = (*traddr, *trsvcid, subnqn.clone());
+                if !v.contains(&k) {
+                    v.push(k);
+                }
+            }
+        }
+        v
+    }
+
+    /// The blob.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let ctrls = self.controllers();
+        let ns_off = b::HEADER;
+        let port_off = ns_off + self.namespaces.len() * b::RECORD;
+        let ctrl_off = port_off + self.ports.len() * b::PORT_RECORD;
+        let host_off = ctrl_off + ctrls.len() * b::CTRL_RECORD;
+        let mut v = vec![0u8; host_off + b::HOST_RECORD];
+        let put = |v: &mut Vec<u8>, at: usize, bytes: &[u8]| v[at..at + bytes.len()].copy_from_slice(bytes);
+        put(&mut v, b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
+        put(&mut v, b::HDR_VERSION, &b::VERSION.to_le_bytes());
+        put(&mut v, b::HDR_COUNT, &(self.namespaces.len() as u16).to_le_bytes());
+        put(&mut v, b::HDR_PORTS, &(self.ports.len() as u16).to_le_bytes());
+        put(&mut v, b::HDR_CTRLS, &(ctrls.len() as u16).to_le_bytes());
+        put(&mut v, b::HDR_FLAGS, &self.flags.to_le_bytes());
+        for (i, n) in self.namespaces.iter().enumerate() {
+            let r = ns_off + i * b::RECORD;
+            put(&mut v, r + b::REC_FUNCTION, &n.function.to_le_bytes());
+            put(&mut v, r + b::REC_LBA_SHIFT, &[n.block_size.trailing_zeros() as u8]);
+            put(&mut v, r + b::REC_NSID, &n.nsid.to_le_bytes());
+            put(&mut v, r + b::REC_BLOCKS, &(n.bytes / u64::from(n.block_size)).to_le_bytes());
+            match &n.backend {
+                Backend::Ram => put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_RAM]),
+                Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
+                    put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_NVMF]);
+                    let k = ctrls.iter().position(|c| c.0 == *traddr && c.1 == *trsvcid && &c.2 == subnqn).unwrap_or(0);
+                    put(&mut v, r + b::REC_CTRL, &(k as u16).to_le_bytes());
+                    put(&mut v, r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
+                }
+            }
+        }
+        for (i, (addr, prefix, mtu)) in self.ports.iter().enumerate() {
+            let r = port_off + i * b::PORT_RECORD;
+            put(&mut v, r + b::PORT_IP, &addr.octets());
+            put(&mut v, r + b::PORT_PREFIX, &[*prefix]);
+            put(&mut v, r + b::PORT_MTU, &mtu.to_le_bytes());
+        }
+        for (i, (addr, port, nqn)) in ctrls.iter().enumerate() {
+            let r = ctrl_off + i * b::CTRL_RECORD;
+            put(&mut v, r + b::CTRL_TRADDR, &addr.octets());
+            put(&mut v, r + b::CTRL_TRSVCID, &port.to_le_bytes());
+            let n = nqn.len().min(b::NQN_LEN - 1);
+            put(&mut v, r + b::CTRL_SUBNQN, &nqn.as_bytes()[..n]);
+        }
+        let n = self.host_nqn.len().min(b::NQN_LEN - 1);
+        put(&mut v, host_off + b::HOST_NQN, &self.host_nqn.as_bytes()[..n]);
+        put(&mut v, host_off + b::HOST_ID, &self.host_id);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_sit_where_the_layout_says() {
+        let mut c = BootConfig::ram(&[(1, 1, 1 << 20, 512)]);
+        c.namespaces.push(NamespaceCfg {
+            function: 2,
+            nsid: 1,
+            bytes: 1 << 20,
+            block_size: 4096,
+            backend: Backend::Nvmf { traddr: Ipv4Addr::new(10, 0, 0, 10), trsvcid: 4420, subnqn: "nqn.x:t0".into(), nsid: 3 },
+        });
+        let v = c.to_bytes();
+        assert_eq!(&v[..4], b"DPUC");
+        assert_eq!(u16::from_le_bytes([v[b::HDR_COUNT], v[b::HDR_COUNT + 1]]), 2);
+        assert_eq!(u16::from_le_bytes([v[b::HDR_PORTS], v[b::HDR_PORTS + 1]]), 2);
+        assert_eq!(u16::from_le_bytes([v[b::HDR_CTRLS], v[b::HDR_CTRLS + 1]]), 1);
+        let r1 = b::HEADER + b::RECORD;
+        assert_eq!(v[r1 + b::REC_BACKEND], b::BACKEND_NVMF);
+        assert_eq!(v[r1 + b::REC_LBA_SHIFT], 12);
+        assert_eq!(u32::from_le_bytes(v[r1 + b::REC_REMOTE_NSID..][..4].try_into().unwrap()), 3);
+        let ports = b::HEADER + 2 * b::RECORD;
+        assert_eq!(&v[ports..ports + 4], &[10, 0, 0, 1]);
+        assert_eq!(v[ports + b::PORT_PREFIX], 24);
+        let ctrl = ports + 2 * b::PORT_RECORD;
+        assert_eq!(&v[ctrl..ctrl + 4], &[10, 0, 0, 10]);
+        assert_eq!(&v[ctrl + b::CTRL_SUBNQN..ctrl + b::CTRL_SUBNQN + 9], b"nqn.x:t0\0");
+        let host = ctrl + b::CTRL_RECORD;
+        assert!(v[host..].starts_with(b"nqn.2014-08.org.nvmexpress:uuid:"));
+        assert_eq!(v.len(), host + b::HOST_RECORD);
+    }
+}

@@ -1,0 +1,322 @@
+//! NVMe/TCP target models: simulated storage servers on the switch, each
+//! with its own TCP/IP stack (smoltcp, Ethernet medium, ARP), one NVM
+//! subsystem with in-memory namespaces, dynamic controllers, and a media
+//! service time per I/O. They are the remote end of the DPU's NVMe/TCP
+//! initiator when no real target (Linux nvmet over the bridge) is used.
+//!
+//! Time is simulated: the model runs when a frame reaches it or when its
+//! TCP timers or media completions are due (`Event::NetPoll`).
+
+pub mod ctrl;
+pub mod session;
+pub mod store;
+#[cfg(test)]
+mod tests;
+
+use session::Session;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+/// Socket buffer per connection and direction.
+const SOCKET_BUFFER: usize = 256 * 1024;
+
+/// A target model's settings (from a scenario's `[[targets]]`).
+#[derive(Clone, Debug)]
+pub struct TargetParams {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: [u8; 6],
+    pub port: u16,
+    pub nqn: String,
+    /// (bytes, block size) per namespace, nsid = index + 1.
+    pub namespaces: Vec<(u64, u32)>,
+    /// Media service time per read/write, in cycles.
+    pub latency: u64,
+    pub max_queues: u16,
+    pub inline_data: u32,
+    pub mtu: u32,
+    pub speed_gbps: u32,
+}
+
+/// Counters reported in the stats JSON.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TargetStats {
+    pub connections: u64,
+    pub controllers: u64,
+    pub commands: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Connections closed because of a protocol error from the host.
+    pub protocol_errors: u64,
+    pub restarts: u64,
+    /// Controllers destroyed because their keep-alive timer expired.
+    pub keep_alive_expired: u64,
+    /// Commands failed for a data digest mismatch.
+    pub digest_errors: u64,
+}
+
+/// smoltcp device over two frame queues.
+struct Frames {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+    mtu: usize,
+}
+
+struct RxTok(Vec<u8>);
+struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
+
+impl smoltcp::phy::RxToken for RxTok {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl smoltcp::phy::TxToken for TxTok<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = vec![0u8; len];
+        let r = f(&mut b);
+        self.0.push(b);
+        r
+    }
+}
+
+impl Device for Frames {
+    type RxToken<'a> = RxTok;
+    type TxToken<'a> = TxTok<'a>;
+    fn receive(&mut self, _t: Instant) -> Option<(RxTok, TxTok<'_>)> {
+        let f = self.rx.pop_front()?;
+        Some((RxTok(f), TxTok(&mut self.tx)))
+    }
+    fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_>> {
+        Some(TxTok(&mut self.tx))
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = self.mtu + 14;
+        c
+    }
+}
+
+struct Conn {
+    handle: SocketHandle,
+    session: Session,
+    counted: bool,
+}
+
+pub struct TargetModel {
+    pub params: TargetParams,
+    iface: Interface,
+    dev: Frames,
+    sockets: SocketSet<'static>,
+    listeners: Vec<SocketHandle>,
+    conns: Vec<Conn>,
+    pub subsystem: ctrl::Subsystem,
+    clock_hz: u64,
+    /// Earliest NetPoll event already queued.
+    scheduled: Option<u64>,
+    /// Restart fault: refuse everything until this cycle.
+    down_until: Option<u64>,
+    pub stats: TargetStats,
+    /// Log lines (time in cycles, text) for the run report.
+    pub log: Vec<(u64, String)>,
+    /// Time of the latest `poll`.
+    pub last_poll: u64,
+}
+
+impl TargetModel {
+    pub fn new(params: TargetParams, clock_hz: u64) -> TargetModel {
+        let mut dev = Frames { rx: VecDeque::new(), tx: Vec::new(), mtu: params.mtu as usize };
+        let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(params.mac)));
+        cfg.random_seed = u64::from_le_bytes([params.mac[0], params.mac[1], params.mac[2], params.mac[3], params.mac[4], params.mac[5], 0x7a, 0x11]);
+        let mut iface = Interface::new(cfg, &mut dev, Instant::from_micros(0));
+        let o = params.ip.octets();
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(Ipv4Address::new(o[0], o[1], o[2], o[3]).into(), params.prefix));
+        });
+        let subsystem = ctrl::Subsystem::new(&params);
+        let mut t = TargetModel {
+            params,
+            iface,
+            dev,
+            sockets: SocketSet::new(vec![]),
+            listeners: Vec::new(),
+            conns: Vec::new(),
+            subsystem,
+            clock_hz,
+            scheduled: None,
+            down_until: None,
+            stats: TargetStats::default(),
+            log: Vec::new(),
+            last_poll: 0,
+        };
+        t.ensure_listeners(2);
+        t
+    }
+
+    fn instant(&self, cycles: u64) -> Instant {
+        Instant::from_micros((u128::from(cycles) * 1_000_000 / u128::from(self.clock_hz)) as i64)
+    }
+
+    fn cycles(&self, i: Instant) -> u64 {
+        (i.total_micros().max(0) as u128 * u128::from(self.clock_hz)).div_ceil(1_000_000) as u64
+    }
+
+    /// Keeps `n` sockets listening (one accepts one connection).
+    fn ensure_listeners(&mut self, n: usize) {
+        self.listeners.retain(|&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen);
+        while self.listeners.len() < n {
+            let rx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
+            let tx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
+            let mut s = tcp::Socket::new(rx, tx);
+            s.set_nagle_enabled(false);
+            if s.listen(self.params.port).is_err() {
+                return;
+            }
+            let h = self.sockets.add(s);
+            self.listeners.push(h);
+            self.conns.push(Conn { handle: h, session: Session::new(), counted: false });
+        }
+    }
+
+    /// A frame arrived (processed at the next `poll`).
+    pub fn receive(&mut self, now: u64, frame: Vec<u8>) {
+        if self.down_until.is_some_and(|u| now < u) {
+            return; // restarting: the host is down, frames are lost
+        }
+        self.dev.rx.push_back(frame);
+    }
+
+    /// Runs the stack and the sessions at `now`; returns frames to send.
+    pub fn poll(&mut self, now: u64) -> Vec<Vec<u8>> {
+        self.last_poll = self.last_poll.max(now);
+        if self.scheduled.is_some_and(|t| t <= now) {
+            self.scheduled = None;
+        }
+        if let Some(until) = self.down_until {
+            if now < until {
+                self.dev.rx.clear();
+                return std::mem::take(&mut self.dev.tx);
+            }
+            self.down_until = None;
+            self.log.push((now, format!("target {}: back up", self.params.name)));
+            self.ensure_listeners(2);
+        }
+        // Enough listeners for every SYN waiting in the queue.
+        let syns = self.dev.rx.iter().filter(|f| is_syn_to(f, self.params.port)).count();
+        if syns > 0 {
+            self.ensure_listeners(syns + 1);
+        }
+        let t = self.instant(now);
+        for _round in 0..4 {
+            self.iface.poll(t, &mut self.dev, &mut self.sockets);
+            let mut progress = false;
+            for c in self.conns.iter_mut() {
+                let s = self.sockets.get_mut::<tcp::Socket>(c.handle);
+                if s.state() == tcp::State::Listen {
+                    continue;
+                }
+                if !c.counted && s.is_active() {
+                    c.counted = true;
+                    self.stats.connections += 1;
+                }
+                progress |= c.session.pump(s, now, &mut self.subsystem, &mut self.stats, &mut self.log);
+            }
+            if !progress {
+                break;
+            }
+        }
+        // Closed connections: drop their controllers' queues and sockets.
+        let mut i = 0;
+        while i < self.conns.len() {
+            let s = self.sockets.get::<tcp::Socket>(self.conns[i].handle);
+            if self.conns[i].counted && s.state() == tcp::State::Closed {
+                let c = self.conns.swap_remove(i);
+                self.subsystem.queue_closed(&c.session, now);
+                self.sockets.remove(c.handle);
+            } else {
+                i += 1;
+            }
+        }
+        // Keep-alive expiry closes every connection of the controller.
+        for cntlid in self.subsystem.expired(now, &mut self.stats) {
+            self.log.push((now, format!("target {}: controller {cntlid}: keep-alive timeout", self.params.name)));
+            for c in self.conns.iter_mut() {
+                if c.session.cntlid() == Some(cntlid) {
+                    self.sockets.get_mut::<tcp::Socket>(c.handle).abort();
+                }
+            }
+            self.iface.poll(t, &mut self.dev, &mut self.sockets);
+        }
+        self.ensure_listeners(2);
+        std::mem::take(&mut self.dev.tx)
+    }
+
+    /// When the model next needs to run (TCP timers, media completions,
+    /// keep-alive deadlines).
+    pub fn next_poll(&mut self, now: u64) -> Option<u64> {
+        if let Some(u) = self.down_until {
+            return Some(u);
+        }
+        let t = self.instant(now);
+        let tcp = self.iface.poll_at(t, &self.sockets).map(|i| self.cycles(i).max(now + 1));
+        let media = self.conns.iter().filter_map(|c| c.session.next_due()).min();
+        let ka = self.subsystem.next_deadline();
+        [tcp, media, ka].into_iter().flatten().min()
+    }
+
+    /// Records that a poll event is queued at `at`; false if an earlier
+    /// one already is (no duplicate events).
+    pub fn schedule(&mut self, at: u64) -> bool {
+        match self.scheduled {
+            Some(t) if t <= at => false,
+            _ => {
+                self.scheduled = Some(at);
+                true
+            }
+        }
+    }
+
+    /// Restart fault: every connection is reset, controllers are lost,
+    /// nothing is answered until `until`. Namespace data survives (it was
+    /// acknowledged, so it is on media).
+    pub fn restart(&mut self, now: u64, until: u64) {
+        self.stats.restarts += 1;
+        self.log.push((now, format!("target {}: restarting (down until {} ns)", self.params.name, until * 1_000_000_000 / self.clock_hz)));
+        for c in self.conns.drain(..) {
+            let s = self.sockets.get_mut::<tcp::Socket>(c.handle);
+            s.abort();
+        }
+        let t = self.instant(now);
+        self.iface.poll(t, &mut self.dev, &mut self.sockets);
+        // The RSTs go out; then the host is gone.
+        let handles: Vec<SocketHandle> = self.sockets.iter().map(|(h, _)| h).collect();
+        for h in handles {
+            self.sockets.remove(h);
+        }
+        self.listeners.clear();
+        self.subsystem.reset_all();
+        self.down_until = Some(until);
+        self.scheduled = None;
+    }
+}
+
+/// Whether `frame` is an Ethernet/IPv4/TCP SYN (without ACK) to `port`.
+fn is_syn_to(frame: &[u8], port: u16) -> bool {
+    let Some(k) = super::frame::flow_key(frame) else { return false };
+    if k.dst_port != port {
+        return false;
+    }
+    let Ok(l3) = super::frame::ipv4_offset(frame) else { return false };
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    let flags = frame.get(l3 + ihl + 13).copied().unwrap_or(0);
+    flags & 0x12 == 0x02
+}

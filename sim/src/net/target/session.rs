@@ -1,0 +1,455 @@
+//! One NVMe/TCP connection of a target model, controller side (NVMe/TCP
+//! Transport 1.0 §3): ICReq/ICResp, command capsules (Fabrics Connect and
+//! Property Get/Set, admin commands, Read/Write/Flush/Write Zeroes/DSM),
+//! C2HData + CapsuleResp for reads, in-capsule data or R2T/H2CData for
+//! writes, header/data digests. A malformed PDU from the host ends the
+//! connection with a C2HTermReq carrying the right Fatal Error Status.
+
+use super::ctrl::Subsystem;
+use super::TargetStats;
+use dpu_nvme::{Cqe, Sqe, Status};
+use dpu_nvme_tcp::digest::{crc32c, to_wire, Crc32c};
+use dpu_nvme_tcp::fabrics::{self, connect::ConnectResponse, ConnectCmd, ConnectData, PropertyGet, PropertySet};
+use dpu_nvme_tcp::pdu::{self, C2hData, CapsuleResp, Digests, IcResp, Pdu, PduError, R2t, Role, RxConfig, TxConfig};
+use dpu_nvme_tcp::sgl::Dptr;
+use smoltcp::socket::tcp;
+use std::collections::BTreeMap;
+
+/// Largest H2CData the host may send in one PDU (we ask for all of MDTS).
+const MAXH2CDATA: u32 = 128 * 1024;
+
+/// Generic status 22h: Transient Transport Error (NVMe Base 2.0 §4.6.1.2.1).
+const TRANSIENT_TRANSPORT_ERROR: Status = Status { sct: 0, sc: 0x22, dnr: false };
+
+enum Work {
+    Read { nsid: u32, off: u64, len: u32 },
+    /// `data` fills up to `len` from in-capsule data or H2CData PDUs.
+    Write { nsid: u32, off: u64, len: u32, data: Vec<u8>, ttag: u16, bad_digest: bool },
+    WriteZeroes { nsid: u32, off: u64, len: u64 },
+    Done(Status),
+}
+
+struct Cmd {
+    /// When the media finishes (None: still waiting for write data).
+    due: Option<u64>,
+    work: Work,
+}
+
+pub struct Session {
+    ic_done: bool,
+    rx: Vec<u8>,
+    rx_off: usize,
+    out: Vec<u8>,
+    out_off: usize,
+    digests: Digests,
+    /// The host's HPDA: alignment of the data we send it.
+    hpda: u8,
+    qid: Option<u16>,
+    cntlid: Option<u16>,
+    sq_head: u16,
+    sqsize: u16,
+    cmds: BTreeMap<u16, Cmd>,
+    next_ttag: u16,
+    /// A fatal error was sent: close once it is out.
+    closing: bool,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session {
+            ic_done: false,
+            rx: Vec::new(),
+            rx_off: 0,
+            out: Vec::new(),
+            out_off: 0,
+            digests: Digests::NONE,
+            hpda: 0,
+            qid: None,
+            cntlid: None,
+            sq_head: 0,
+            sqsize: 0,
+            cmds: BTreeMap::new(),
+            next_ttag: 1,
+            closing: false,
+        }
+    }
+
+    pub fn cntlid(&self) -> Option<u16> {
+        self.cntlid
+    }
+
+    pub fn qid(&self) -> Option<u16> {
+        self.qid
+    }
+
+    /// Earliest media completion.
+    pub fn next_due(&self) -> Option<u64> {
+        self.cmds.values().filter_map(|c| c.due).min()
+    }
+
+    fn rx_cfg(&self) -> RxConfig {
+        if self.ic_done {
+            RxConfig::established(Role::Controller, self.digests, 0)
+        } else {
+            RxConfig::awaiting_ic(Role::Controller)
+        }
+    }
+
+    fn tx_cfg(&self) -> TxConfig {
+        TxConfig { digests: self.digests, pda: self.hpda }
+    }
+
+    /// Moves bytes in and out of the socket, handles complete PDUs and due
+    /// media completions. True if anything happened.
+    pub fn pump(&mut self, s: &mut tcp::Socket, now: u64, sub: &mut Subsystem, stats: &mut TargetStats, log: &mut Vec<(u64, String)>) -> bool {
+        let mut progress = self.flush(s);
+        if self.closing {
+            if self.out_off == self.out.len() && s.is_open() {
+                s.close();
+            }
+            return progress;
+        }
+        while s.can_recv() {
+            let n = s
+                .recv(|b| {
+                    self.rx.extend_from_slice(b);
+                    (b.len(), b.len())
+                })
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            progress = true;
+        }
+        loop {
+            match self.next_pdu(now, sub, stats) {
+                Ok(true) => progress = true,
+                Ok(false) => break,
+                Err(e) => {
+                    stats.protocol_errors += 1;
+                    log.push((now, format!("target {}: closing connection (qid {:?}): {e:?}", sub.nqn, self.qid)));
+                    self.fatal(e);
+                    progress = true;
+                    break;
+                }
+            }
+        }
+        if self.rx_off > 0 && (self.rx_off == self.rx.len() || self.rx_off > 1 << 16) {
+            self.rx.drain(..self.rx_off);
+            self.rx_off = 0;
+        }
+        progress |= self.run_due(now, sub, stats);
+        progress |= self.flush(s);
+        progress
+    }
+
+    /// Sends a C2HTermReq for `e` and stops reading.
+    fn fatal(&mut self, e: PduError) {
+        let hdr_end = (self.rx_off + pdu::MAX_HEADER_LEN).min(self.rx.len());
+        let offending = self.rx[self.rx_off..hdr_end].to_vec();
+        if let Some(t) = e.term_req() {
+            let mut b = [0u8; 24 + pdu::TERM_MAX_DATA as usize];
+            if let Ok(n) = t.emit_with_data(false, &offending, &mut b) {
+                self.out.extend_from_slice(&b[..n]);
+            }
+        }
+        self.closing = true;
+    }
+
+    fn flush(&mut self, s: &mut tcp::Socket) -> bool {
+        if self.out_off == self.out.len() {
+            return false;
+        }
+        let n = s.send_slice(&self.out[self.out_off..]).unwrap_or(0);
+        self.out_off += n;
+        if self.out_off == self.out.len() {
+            self.out.clear();
+            self.out_off = 0;
+        }
+        n > 0
+    }
+
+    /// Parses and handles one complete PDU; Ok(false) if more bytes are needed.
+    fn next_pdu(&mut self, now: u64, sub: &mut Subsystem, stats: &mut TargetStats) -> Result<bool, PduError> {
+        let avail = &self.rx[self.rx_off..];
+        if avail.len() < pdu::CH_LEN {
+            return Ok(false);
+        }
+        let cfg = self.rx_cfg();
+        let hlen = pdu::header_total_len(&avail[..pdu::CH_LEN], &cfg)?;
+        if avail.len() < hlen {
+            return Ok(false);
+        }
+        let r = pdu::parse_header(avail, &cfg)?;
+        let plen = r.plen as usize;
+        if avail.len() < plen {
+            return Ok(false);
+        }
+        // A data digest error fails the command with a transient transport
+        // error, the connection stays (NVMe/TCP 1.0 §3.6.2.7).
+        let mut digest_ok = true;
+        let data: Vec<u8> = match r.data {
+            Some(d) => {
+                let start = d.offset_from_pdu_start as usize;
+                let bytes = &avail[start..start + d.len as usize];
+                if d.ddgst {
+                    let at = d.digest_offset() as usize;
+                    let mut c = Crc32c::new();
+                    c.update(bytes);
+                    digest_ok = c.matches([avail[at], avail[at + 1], avail[at + 2], avail[at + 3]]);
+                }
+                bytes.to_vec()
+            }
+            None => Vec::new(),
+        };
+        self.rx_off += plen;
+        match r.pdu {
+            Pdu::IcReq(req) => {
+                self.digests = Digests { header: req.hdgst, data: req.ddgst };
+                self.hpda = req.hpda;
+                self.ic_done = true;
+                let resp = Pdu::IcResp(IcResp { pfv: 0, cpda: 0, hdgst: req.hdgst, ddgst: req.ddgst, maxh2cdata: MAXH2CDATA });
+                self.emit(&resp, &[]);
+            }
+            Pdu::CapsuleCmd(c) => {
+                stats.commands += 1;
+                self.sq_head = if self.sqsize > 0 { (self.sq_head + 1) % (self.sqsize + 1) } else { self.sq_head.wrapping_add(1) };
+                if !digest_ok {
+                    stats.digest_errors += 1;
+                    let cid = Sqe(c.sqe).cid();
+                    self.respond(cid, TRANSIENT_TRANSPORT_ERROR, 0, 0);
+                } else {
+                    self.command(Sqe(c.sqe), &data, now, sub, stats);
+                }
+            }
+            Pdu::H2cData(h) => {
+                let unknown = PduError::DataOutOfRange { offset: h.datao, len: h.datal, limit: 0 };
+                let Some((&cid, cmd)) = self.cmds.iter_mut().find(|(_, c)| matches!(c.work, Work::Write { ttag, .. } if ttag == h.ttag)) else {
+                    return Err(unknown);
+                };
+                if cid != h.cccid {
+                    return Err(unknown);
+                }
+                let Work::Write { len, data: buf, bad_digest, .. } = &mut cmd.work else { return Err(unknown) };
+                h.check(MAXH2CDATA, buf.len() as u32, *len - buf.len() as u32)?;
+                buf.extend_from_slice(&data);
+                if !digest_ok {
+                    stats.digest_errors += 1;
+                    *bad_digest = true;
+                }
+                if buf.len() as u32 == *len {
+                    cmd.due = Some(now + sub.params.latency);
+                }
+            }
+            Pdu::H2cTermReq(t) => {
+                self.closing = true;
+                let _ = t;
+            }
+            // The receive configuration only lets host-to-controller PDUs through.
+            other => return Err(PduError::WrongDirection(other.pdu_type())),
+        }
+        Ok(true)
+    }
+
+    fn emit(&mut self, p: &Pdu, data: &[u8]) {
+        let mut hdr = [0u8; 256];
+        let Ok(n) = p.emit(data.len() as u32, &self.tx_cfg(), &mut hdr) else { return };
+        self.out.extend_from_slice(&hdr[..n]);
+        if !data.is_empty() {
+            self.out.extend_from_slice(data);
+            if self.digests.data {
+                self.out.extend_from_slice(&to_wire(crc32c(data)));
+            }
+        }
+    }
+
+    fn respond(&mut self, cid: u16, status: Status, dw0: u32, dw1: u32) {
+        let cqe = Cqe { dw0, dw1, sq_head: self.sq_head, sq_id: self.qid.unwrap_or(0), cid, status };
+        let resp = Pdu::CapsuleResp(CapsuleResp { cqe: dpu_nvme_tcp::cqe::cqe_bytes(&cqe) });
+        self.emit(&resp, &[]);
+    }
+
+    fn send_data(&mut self, cid: u16, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let c = Pdu::C2hData(C2hData { cccid: cid, datao: 0, datal: data.len() as u32, last: true, success: false });
+        self.emit(&c, data);
+    }
+
+    fn command(&mut self, sqe: Sqe, data: &[u8], now: u64, sub: &mut Subsystem, stats: &mut TargetStats) {
+        let cid = sqe.cid();
+        if self.cmds.contains_key(&cid) {
+            return self.respond(cid, Status::CID_CONFLICT, 0, 0);
+        }
+        if sqe.opcode() == fabrics::OPC_FABRICS {
+            return self.fabrics(sqe, data, now, sub);
+        }
+        let (Some(qid), Some(cntlid)) = (self.qid, self.cntlid) else {
+            return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
+        };
+        if sub.ctrls.get(&cntlid).is_none() {
+            return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
+        }
+        if qid == 0 {
+            let want = match Dptr::of(&sqe) {
+                Ok(Dptr::Transport { len }) => len as usize,
+                _ => 0,
+            };
+            match sub.admin(cntlid, &sqe, now) {
+                Some(r) => {
+                    if r.status.is_success() {
+                        let n = want.min(r.data.len());
+                        self.send_data(cid, &r.data[..n]);
+                    }
+                    self.respond(cid, r.status, r.dw0, 0);
+                }
+                None => self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0),
+            }
+            return;
+        }
+        // I/O command (NVM command set).
+        let nsid = sqe.nsid();
+        let slba = u64::from(sqe.cdw10()) | u64::from(sqe.cdw11()) << 32;
+        let nlb = u64::from(sqe.cdw12() & 0xffff) + 1;
+        let Some(ns) = sub.namespace(nsid) else {
+            return self.respond(cid, Status::INVALID_NAMESPACE, 0, 0);
+        };
+        let (shift, in_range) = (ns.block_shift, ns.in_range(slba, nlb));
+        let due = Some(now + sub.params.latency);
+        let work = match sqe.opcode() {
+            0x00 => Work::Done(Status::SUCCESS),
+            0x02 | 0x01 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
+            0x02 => {
+                let len = (nlb << shift) as u32;
+                match Dptr::of(&sqe) {
+                    Ok(Dptr::Transport { len: l }) if l == len => {}
+                    _ => return self.respond(cid, Status::DATA_SGL_LENGTH_INVALID, 0, 0),
+                }
+                stats.reads += 1;
+                stats.bytes_read += u64::from(len);
+                Work::Read { nsid, off: slba << shift, len }
+            }
+            0x01 => {
+                let len = (nlb << shift) as u32;
+                stats.writes += 1;
+                stats.bytes_written += u64::from(len);
+                match Dptr::of(&sqe) {
+                    Ok(Dptr::InCapsule { offset: 0, len: l }) if l == len && data.len() == len as usize => {
+                        Work::Write { nsid, off: slba << shift, len, data: data.to_vec(), ttag: 0, bad_digest: false }
+                    }
+                    Ok(Dptr::Transport { len: l }) if l == len && data.is_empty() => {
+                        let ttag = self.next_ttag;
+                        self.next_ttag = self.next_ttag.wrapping_add(1).max(1);
+                        self.emit(&Pdu::R2t(R2t { cccid: cid, ttag, r2to: 0, r2tl: len }), &[]);
+                        self.cmds.insert(cid, Cmd { due: None, work: Work::Write { nsid, off: slba << shift, len, data: Vec::with_capacity(len as usize), ttag, bad_digest: false } });
+                        return;
+                    }
+                    _ => return self.respond(cid, Status::DATA_SGL_LENGTH_INVALID, 0, 0),
+                }
+            }
+            0x08 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
+            0x08 => Work::WriteZeroes { nsid, off: slba << shift, len: nlb << shift },
+            0x09 => Work::Done(Status::SUCCESS),
+            _ => Work::Done(Status::INVALID_OPCODE),
+        };
+        self.cmds.insert(cid, Cmd { due, work });
+    }
+
+    fn fabrics(&mut self, sqe: Sqe, data: &[u8], now: u64, sub: &mut Subsystem) {
+        let cid = sqe.cid();
+        match fabrics::FcType::of(&sqe) {
+            Some(fabrics::FcType::Connect) => {
+                if self.qid.is_some() {
+                    return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
+                }
+                let (Ok(cmd), Ok(cd)) = (ConnectCmd::parse(&sqe), ConnectData::parse(data)) else {
+                    return self.respond(cid, Status::INVALID_FIELD, 0, 0);
+                };
+                let result = if cmd.qid == 0 {
+                    sub.connect_admin(cd.subnqn, cd.hostnqn, cmd.kato, now)
+                } else {
+                    sub.connect_io(cd.cntlid, cmd.qid, cd.subnqn, cd.hostnqn).map(|()| cd.cntlid)
+                };
+                match result {
+                    Ok(cntlid) => {
+                        self.qid = Some(cmd.qid);
+                        self.cntlid = Some(cntlid);
+                        self.sqsize = cmd.sqsize;
+                        let c = ConnectResponse::Accepted { cntlid, authreq: 0 }.to_cqe(cid, cmd.qid, self.sq_head);
+                        self.respond(cid, c.status, c.dw0, c.dw1);
+                    }
+                    Err(st) => self.respond(cid, st, 0, 0),
+                }
+            }
+            Some(fabrics::FcType::PropertyGet) => {
+                let (Some(cntlid), Ok(pg)) = (self.cntlid, PropertyGet::parse(&sqe)) else {
+                    return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
+                };
+                sub.keep_alive(cntlid, now);
+                match sub.property_get(cntlid, pg.offset) {
+                    Some(v) => {
+                        let (lo, hi) = pg.response_dwords(v);
+                        self.respond(cid, Status::SUCCESS, lo, hi)
+                    }
+                    None => self.respond(cid, Status::INVALID_FIELD, 0, 0),
+                }
+            }
+            Some(fabrics::FcType::PropertySet) => {
+                let (Some(cntlid), Ok(ps)) = (self.cntlid, PropertySet::parse(&sqe)) else {
+                    return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
+                };
+                sub.keep_alive(cntlid, now);
+                let st = sub.property_set(cntlid, ps.offset, ps.value).err().unwrap_or(Status::SUCCESS);
+                self.respond(cid, st, 0, 0)
+            }
+            _ => self.respond(cid, Status::INVALID_OPCODE, 0, 0),
+        }
+    }
+
+    /// Finishes commands whose media time has come.
+    fn run_due(&mut self, now: u64, sub: &mut Subsystem, stats: &mut TargetStats) -> bool {
+        let due: Vec<u16> = self.cmds.iter().filter(|(_, c)| c.due.is_some_and(|t| t <= now)).map(|(&k, _)| k).collect();
+        let _ = stats;
+        for cid in &due {
+            let Some(cmd) = self.cmds.remove(cid) else { continue };
+            match cmd.work {
+                Work::Read { nsid, off, len } => {
+                    let mut buf = vec![0u8; len as usize];
+                    if let Some(ns) = sub.namespace(nsid) {
+                        ns.read(off, &mut buf);
+                    }
+                    self.send_data(*cid, &buf);
+                    self.respond(*cid, Status::SUCCESS, 0, 0);
+                }
+                Work::Write { bad_digest: true, .. } => self.respond(*cid, TRANSIENT_TRANSPORT_ERROR, 0, 0),
+                Work::Write { nsid, off, data, .. } => {
+                    if let Some(ns) = sub.namespace(nsid) {
+                        ns.write(off, &data);
+                    }
+                    self.respond(*cid, Status::SUCCESS, 0, 0);
+                }
+                Work::WriteZeroes { nsid, off, len } => {
+                    if let Some(ns) = sub.namespace(nsid) {
+                        let zeros = vec![0u8; 65536];
+                        let mut done = 0;
+                        while done < len {
+                            let n = (len - done).min(65536);
+                            ns.write(off + done, &zeros[..n as usize]);
+                            done += n;
+                        }
+                    }
+                    self.respond(*cid, Status::SUCCESS, 0, 0);
+                }
+                Work::Done(st) => self.respond(*cid, st, 0, 0),
+            }
+        }
+        !due.is_empty()
+    }
+}

@@ -1,0 +1,165 @@
+//! Wiring a scenario's network into the machine: switch settings and
+//! impairments, target models, packet captures, the UDP bridge with
+//! wall-clock pacing, and timed faults (target restarts, link flaps).
+
+use crate::machine::Machine;
+use crate::net::bridge::{Bridge, BridgeSpec};
+use crate::net::pcap::PcapWriter;
+use crate::net::switch::{Attached, Impairments};
+use crate::net::target::{TargetModel, TargetParams};
+use std::time::{Duration, Instant};
+
+/// A scenario fault, in cycles from the start of the workload.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub at: u64,
+    pub duration: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    TargetRestart(usize),
+    LinkDown(usize),
+}
+
+/// Keeps simulated time from running ahead of wall-clock time while a
+/// real peer (with real timers) is bridged in.
+#[derive(Clone, Debug)]
+pub struct Pacing {
+    pub wall_start: Instant,
+    pub sim_start: u64,
+}
+
+/// MAC of target model `i`: locally administered, stable.
+pub fn target_mac(i: usize) -> [u8; 6] {
+    [0x02, 0x7a, 0x00, 0x00, 0x01, i as u8 + 1]
+}
+
+impl Machine {
+    fn cycles_of_ns(&self, ns: u64) -> u64 {
+        (u128::from(ns) * u128::from(self.chip.chip.clock_hz) / 1_000_000_000) as u64
+    }
+
+    /// Sets up the scenario's network: switch latencies and impairments,
+    /// DPU port MTU, the target models and the faults.
+    pub fn attach_network(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        let n = &sc.network;
+        let wired = self.board.network.ports.len();
+        if sc.network.ports.len() > wired {
+            return Err(format!("{}: network.ports lists {} addresses; the board wires {wired} ports", sc.source.display(), n.ports.len()));
+        }
+        let impair = Impairments { loss: n.loss_percent, reorder: n.reorder_percent, duplicate: n.duplicate_percent };
+        self.bus.net.configure(n.link_latency_ns, n.switch_latency_ns, impair, n.seed);
+        let ports = sc.port_addrs();
+        for (i, t) in sc.targets.iter().enumerate() {
+            let ip: std::net::Ipv4Addr = t.ip.parse().map_err(|_| format!("targets[{i}].ip: bad address"))?;
+            let prefix = ports.iter().find(|&&(a, p)| dpu_targets::same_subnet(a, ip, p)).map_or(24, |&(_, p)| p);
+            let params = TargetParams {
+                name: t.name.clone(),
+                ip,
+                prefix,
+                mac: target_mac(i),
+                port: t.port,
+                nqn: t.nqn.clone(),
+                namespaces: t.namespaces.iter().map(|ns| (dpu_targets::parse_size(&ns.size).unwrap_or(0), ns.block_size)).collect(),
+                latency: self.cycles_of_ns(dpu_targets::parse_time_ns(&t.latency).unwrap_or(0)),
+                max_queues: t.max_queues,
+                inline_data: t.inline_data,
+                mtu: n.mtu,
+                speed_gbps: t.speed_gbps,
+            };
+            let idx = self.bus.net.targets.len();
+            self.bus.net.targets.push(TargetModel::new(params, self.chip.chip.clock_hz));
+            self.bus.net.switch.attach(Attached::Target(idx), t.speed_gbps);
+        }
+        let hz = self.chip.chip.clock_hz;
+        let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).unwrap_or(0);
+        for f in &sc.faults {
+            let kind = match f.kind.as_str() {
+                "target-restart" => {
+                    let name = f.target.clone().unwrap_or_default();
+                    FaultKind::TargetRestart(sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))?)
+                }
+                _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
+            };
+            self.faults.push(Fault { kind, at: cyc(&f.at), duration: cyc(&f.duration) });
+        }
+        Ok(())
+    }
+
+    /// Queues the faults relative to now (the workload's start).
+    pub(crate) fn arm_faults(&mut self) {
+        for (i, f) in self.faults.iter().enumerate() {
+            self.bus.events.push(self.now + f.at, crate::event::Event::Fault { index: i as u32, start: true });
+            self.bus.events.push(self.now + f.at + f.duration, crate::event::Event::Fault { index: i as u32, start: false });
+        }
+    }
+
+    /// A fault starts or ends.
+    pub(crate) fn fault(&mut self, index: usize, start: bool) {
+        let Some(f) = self.faults.get(index).cloned() else { return };
+        let ns = self.sim_time_ns();
+        match f.kind {
+            FaultKind::TargetRestart(t) => {
+                if start {
+                    let until = self.now + f.duration;
+                    self.bus.net.targets[t].restart(self.now, until);
+                    self.bus.target_poll(t, self.now);
+                    eprintln!("dpusim: {ns} ns: fault: target `{}` restarts for {} us", self.bus.net.targets[t].params.name, f.duration / 1000);
+                } else {
+                    self.bus.target_poll(t, self.now);
+                }
+            }
+            FaultKind::LinkDown(p) => {
+                self.bus.set_port_link(p, !start);
+                eprintln!("dpusim: {ns} ns: fault: port {p} link {}", if start { "down" } else { "up" });
+            }
+        }
+    }
+
+    /// Writes a pcap per DPU port: `cap.pcap` -> `cap-eth0.pcap`, `cap-eth1.pcap`.
+    pub fn enable_pcap(&mut self, path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+        let stem = path.with_extension("");
+        let mut files = Vec::new();
+        for (i, port) in self.board.network.ports.iter().enumerate() {
+            let f = std::path::PathBuf::from(format!("{}-{}.pcap", stem.display(), port.name));
+            let w = PcapWriter::create(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            if let Some(slot) = self.bus.net.pcap.get_mut(i) {
+                *slot = Some(w);
+            }
+            files.push(f);
+        }
+        Ok(files)
+    }
+
+    /// Joins a real peer's L2 segment through a UDP socket (QEMU
+    /// `-netdev dgram` format) and paces simulated time to wall-clock time.
+    pub fn attach_bridge(&mut self, spec: BridgeSpec) -> Result<(), String> {
+        let b = Bridge::open(spec.clone()).map_err(|e| format!("bridge: cannot bind {}: {e}", spec.local))?;
+        self.bus.net.bridge = Some(b);
+        self.bus.net.switch.attach(Attached::Bridge, 100);
+        self.pacing = Some(Pacing { wall_start: Instant::now(), sim_start: self.now });
+        Ok(())
+    }
+
+    /// With a bridge: takes in the peer's frames and returns how far
+    /// simulated time may advance toward `want` without running ahead of
+    /// the wall clock (waiting for the peer when it would).
+    pub(crate) fn pace(&mut self, want: u64) -> u64 {
+        let Some(p) = self.pacing.clone() else { return want };
+        self.bus.bridge_poll(self.now);
+        let clock = self.chip.chip.clock_hz;
+        let allowed = |p: &Pacing| p.sim_start + (p.wall_start.elapsed().as_nanos() * u128::from(clock) / 1_000_000_000) as u64;
+        let mut limit = allowed(&p);
+        if want > limit {
+            let ahead_ns = (want - limit) * 1_000_000_000 / clock;
+            if let Some(b) = &self.bus.net.bridge {
+                b.wait(Duration::from_nanos(ahead_ns.min(1_000_000)));
+            }
+            self.bus.bridge_poll(self.now);
+            limit = allowed(&p);
+        }
+        want.min(limit.max(self.now))
+    }
+}
