@@ -53,6 +53,18 @@ pub struct Stats {
     pub harts: Vec<HartStats>,
     /// The host's measurement window (the jobs' run), if any.
     pub window: Option<WindowStats>,
+    /// NIC ports, switch and bridge counters.
+    pub network: crate::net::network::NetStats,
+    /// NVMe/TCP target models.
+    pub targets: Vec<TargetReport>,
+}
+
+/// A target model's name and counters.
+#[derive(Serialize, Clone, Debug)]
+pub struct TargetReport {
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: crate::net::target::TargetStats,
 }
 
 /// Work done inside the measurement window.
@@ -196,6 +208,8 @@ impl Machine {
             clusters,
             harts,
             window: self.window_stats(),
+            network: self.bus.net.stats(),
+            targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
         }
     }
 

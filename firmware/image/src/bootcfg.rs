@@ -100,7 +100,7 @@ pub struct Table {
     flags: u16,
 }
 
-static TABLE: spin::Once<Table> = spin::Once::new();
+static TABLE: spin::Once<&'static Table> = spin::Once::new();
 
 /// Why the boot configuration was rejected (logged; the firmware then
 /// serves no namespaces rather than wrong ones).
@@ -142,11 +142,11 @@ fn read_nqn(off: usize) -> Option<([u8; b::NQN_LEN], usize)> {
     (len > 0 && v[..len].iter().all(|c| c.is_ascii_graphic())).then_some((v, len))
 }
 
-fn parse() -> Result<Table, ConfigError> {
-    let mut t = Table {
+impl dpu_rt::ConstInit for Table {
+    const INIT: Table = Table {
         entries: [None; MAX_NAMESPACES],
         index: [[0; MAX_NSID as usize + 1]; MAX_FUNCTIONS],
-        ports: [PortCfg::default(); MAX_PORTS],
+        ports: [PortCfg { ip: [0; 4], prefix: 0, mtu: 0 }; MAX_PORTS],
         nports: 0,
         ctrls: [None; MAX_CTRLS],
         host_nqn: [0; b::NQN_LEN],
@@ -154,9 +154,13 @@ fn parse() -> Result<Table, ConfigError> {
         host_id: [0; 16],
         flags: 0,
     };
+}
+
+/// Fills `t` (built in place in DDR: the table is too big for a stack).
+fn parse(t: &mut Table) -> Result<(), ConfigError> {
     let magic = read_u32(b::HDR_MAGIC);
     if magic == 0 {
-        return Ok(t); // no configuration: no namespaces
+        return Ok(()); // no configuration: no namespaces
     }
     if magic != b::MAGIC {
         return Err(ConfigError::BadMagic(magic));
@@ -234,12 +238,20 @@ fn parse() -> Result<Table, ConfigError> {
         t.entries[i] = Some(Namespace { function, nsid, geometry: Geometry { blocks, block_shift: shift }, backend, index: i as u16 });
         t.index[usize::from(function)][nsid as usize] = i as u16 + 1;
     }
-    Ok(t)
+    Ok(())
 }
 
 /// Parses the boot configuration once (admin service at boot).
 pub fn load() -> Result<usize, ConfigError> {
-    let t = parse()?;
+    let t = dpu_rt::alloc::ddr_static::<Table>().ok_or(ConfigError::OutOfMemory { index: 0 })?;
+    if let Err(e) = parse(t) {
+        // Serve nothing rather than half a configuration.
+        if let Some(empty) = dpu_rt::alloc::ddr_static::<Table>() {
+            TABLE.call_once(|| empty);
+        }
+        return Err(e);
+    }
+    let t: &'static Table = t;
     let n = t.entries.iter().flatten().count();
     for ns in t.entries.iter().flatten() {
         let g = ns.geometry;
@@ -293,9 +305,11 @@ pub fn nsids(f: u16) -> impl Iterator<Item = u32> {
     (1..=MAX_NSID).filter(move |&n| namespace(f, n).is_some())
 }
 
-/// Whether every remote namespace of function `f` is attached.
+/// Whether every remote namespace of function `f` has been looked at by
+/// the fabrics service: attached, or found not to match the configuration
+/// (that namespace then fails its I/O; the others work).
 pub fn function_ready(f: u16) -> bool {
-    nsids(f).all(|n| namespace(f, n).is_none_or(|ns| ns.ready()))
+    nsids(f).all(|n| namespace(f, n).is_none_or(|ns| ns.ready() || state(ns.index) == NS_MISMATCH))
 }
 
 /// DPU port addresses.

@@ -11,6 +11,7 @@
 mod bootcfg;
 mod channel;
 mod net;
+mod nvmf;
 mod control;
 mod nvme;
 mod reactor;
@@ -25,6 +26,7 @@ fn main(hart: HartId) -> ! {
         match hart.0 {
             0 => control::main(hart),
             nvme::ADMIN_HART => nvme::admin::run(hart),
+            net::NET_HART => nvmf::service::run(hart),
             _ => control::worker(hart),
         }
     } else {

@@ -1,8 +1,9 @@
 //! Data-plane reactor: one per data-plane core, run to completion.
 //!
-//! Each pass polls the core's sources (for now: the control channel);
-//! with nothing to do the core sleeps in `wfi` until a doorbell. Later
-//! issues add NVMe queues, NIC rings and accelerator completions as sources.
+//! Each pass polls the core's sources: the control channel, the NVMe I/O
+//! engine (doorbells, DMA completions) and, through it, the NVMe/TCP
+//! initiator (NIC rings, TCP timers). With nothing to do the core sleeps
+//! in `wfi` until a doorbell or its timer.
 
 use crate::channel::{self, Reply, Request};
 use crate::nvme::io::Engine;
@@ -20,8 +21,10 @@ pub fn run(hart: HartId) -> ! {
     if engine.is_none() {
         defmt::error!("hart {=usize}: NVMe I/O engine could not start", me);
     }
-    // Coalescing deadlines use this hart's timer (wfi wakes on it).
+    // Coalescing deadlines and TCP timers use this hart's timer (wfi wakes on it).
     dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
+    let mut timer = u64::MAX;
+    let mut fabric_checked = false;
     // Everything may be pending before the first doorbell.
     let mut bits = u64::MAX;
     loop {
@@ -42,7 +45,20 @@ pub fn run(hart: HartId) -> ! {
                 channel::ring(0);
             }
         }
+        // Remote namespaces: this core's NVMe/TCP initiator, once the
+        // boot configuration is known.
+        if !fabric_checked && crate::bootcfg::loaded() {
+            fabric_checked = true;
+            if let (Some(e), Some(f)) = (engine.as_mut(), crate::nvmf::initiator::Fabric::start(me)) {
+                e.attach_fabric(f);
+            }
+        }
         let io = engine.as_mut().map_or(0, |e| e.poll(bits));
+        let next = engine.as_mut().map_or(u64::MAX, |e| e.deadline());
+        if next != timer {
+            timer = next;
+            dpu_hal::clint::set_timer(me, next);
+        }
         if work == 0 && io == 0 {
             dpu_hal::csr::wfi();
         }

@@ -4,6 +4,7 @@ use crate::status::Status;
 
 /// A completion about to be posted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Cqe {
     pub dw0: u32,
     pub dw1: u32,

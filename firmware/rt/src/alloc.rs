@@ -94,12 +94,27 @@ pub fn ddr_put<T>(v: T) -> Option<&'static mut T> {
     }
 }
 
-/// A zeroed byte buffer of `len` bytes in DDR, aligned to `align`
-/// (packet buffers, socket buffers). `None` if DDR is exhausted.
+/// A byte buffer of `len` bytes in DDR, aligned to `align` (packet
+/// buffers, socket buffers, staging). Not cleared: it holds whatever the
+/// DRAM holds (zeros after reset); users write before they read. `None`
+/// if DDR is exhausted.
 pub fn ddr_bytes(len: usize, align: usize) -> Option<&'static mut [u8]> {
     let addr = ddr(len as u64, align as u64)? as usize;
-    dpu_hal::mem::zero(addr & !7, (len + (addr & 7)).next_multiple_of(8));
-    // SAFETY: fresh, never-freed allocation of `len` bytes, zeroed above;
+    // SAFETY: fresh, never-freed allocation of `len` bytes of physical
+    // DRAM (outside any Rust allocation, so its bytes are plain values);
     // nothing else references it.
     unsafe { Some(core::slice::from_raw_parts_mut(addr as *mut u8, len)) }
+}
+
+/// Places `T::INIT` in DDR (written in place, never on the stack): large
+/// tables built once at boot.
+pub fn ddr_static<T: crate::ConstInit>() -> Option<&'static mut T> {
+    let addr = ddr(core::mem::size_of::<T>() as u64, core::mem::align_of::<T>() as u64)? as usize;
+    let p = addr as *mut T;
+    // SAFETY: fresh, aligned, never-freed allocation (see `ddr_put`),
+    // initialized before the reference is created.
+    unsafe {
+        p.write(T::INIT);
+        Some(&mut *p)
+    }
 }

@@ -67,6 +67,15 @@ struct Cli {
     /// Harts to profile: all, data, control, or a list like 16,17.
     #[arg(long, value_name = "SET", default_value = "all")]
     profile_harts: String,
+    /// Capture every DPU port's frames: FILE.pcap becomes FILE-eth0.pcap,
+    /// FILE-eth1.pcap (Wireshark/tshark; NVMe/TCP decodes on port 4420).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Join a real peer's Ethernet segment over UDP in QEMU `-netdev dgram`
+    /// format: udp:LOCAL_ADDR:LOCAL_PORT:REMOTE_ADDR:REMOTE_PORT. Simulated
+    /// time is then paced to wall-clock time.
+    #[arg(long, value_name = "SPEC", value_parser = clap::value_parser!(dpu_sim::net::bridge::BridgeSpec))]
+    bridge: Option<dpu_sim::net::bridge::BridgeSpec>,
     /// Run an image built for a different chip layout anyway.
     #[arg(long)]
     ignore_chip_mismatch: bool,
@@ -158,6 +167,14 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     let iotrace = cli.trace.as_ref().map(|_| m.enable_iotrace(cli.trace_ios));
     if let Some(sc) = &scenario {
         m.attach_scenario(sc)?;
+    }
+    if let Some(p) = &cli.pcap {
+        for f in m.enable_pcap(p)? {
+            eprintln!("dpusim: capturing to {}", f.display());
+        }
+    }
+    if let Some(b) = cli.bridge.clone() {
+        m.attach_bridge(b)?;
     }
     for w in &m.warnings {
         eprintln!("dpusim: warning: {w}");

@@ -35,6 +35,8 @@ pub struct NetStats {
     pub bridge_in: u64,
     pub bridge_out: u64,
     pub bridge_errors: u64,
+    /// Per port: (queue, rx frames, tx frames, rx dropped for lack of buffers) of busy queues.
+    pub queues: Vec<Vec<(usize, u64, u64, u64)>>,
 }
 
 pub struct Network {
@@ -109,6 +111,12 @@ impl Network {
             bridge_in: self.bridge.as_ref().map_or(0, |b| b.frames_in),
             bridge_out: self.bridge.as_ref().map_or(0, |b| b.frames_out),
             bridge_errors: self.bridge.as_ref().map_or(0, |b| b.errors),
+            queues: self
+                .nic
+                .ports
+                .iter()
+                .map(|p| p.queues.iter().enumerate().filter(|(_, q)| q.rx_frames + q.tx_frames + q.rx_no_buffer > 0).map(|(i, q)| (i, q.rx_frames, q.tx_frames, q.rx_no_buffer)).collect())
+                .collect(),
         }
     }
 }

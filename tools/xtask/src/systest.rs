@@ -275,6 +275,32 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-verify", &fw, &["--scenario", &sc, "-q"]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (4 jobs)"])?;
+    for f in 1..=4 {
+        if run.count(&format!("randrw.fn{f}: (fn {f}, ns 1)")) != 1 {
+            return fail(format!("no job result for VF {f}"), run);
+        }
+    }
+    // The I/O really went over NVMe/TCP to all four targets, on both ports.
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let targets = doc["targets"].as_array().cloned().unwrap_or_default();
+    if targets.len() != 4 || targets.iter().any(|t| t["reads"].as_u64().unwrap_or(0) == 0 || t["writes"].as_u64().unwrap_or(0) == 0) {
+        return fail(format!("every target model must have served reads and writes: {targets:?}"), run);
+    }
+    if targets.iter().any(|t| t["protocol_errors"].as_u64() != Some(0)) {
+        return fail("a target model saw protocol errors", run);
+    }
+    let ports = doc["network"]["ports"].as_array().cloned().unwrap_or_default();
+    if ports.len() != 2 || ports.iter().any(|p| p["rx_frames"].as_u64().unwrap_or(0) < 100) {
+        return fail(format!("both DPU ports must carry traffic: {ports:?}"), run);
+    }
+    Ok(())
+}
+
 fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
     let trace = cx.tmp.join("io-trace.json");
@@ -320,6 +346,7 @@ const TESTS: &[(&str, Check)] = &[
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every read in order", io_trace),
+    ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets", adapter_verify),
 ];
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {

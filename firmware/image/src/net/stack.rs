@@ -17,6 +17,8 @@ pub struct Stack {
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     pub port: usize,
+    /// When the interface next needs a poll (mtime), as of the last poll.
+    due: Option<u64>,
 }
 
 /// The current time in smoltcp's unit.
@@ -43,20 +45,23 @@ impl Stack {
         });
         let storage = dpu_rt::alloc::ddr_put([SocketStorage::EMPTY; SOCKETS])?;
         let sockets = SocketSet::new(&mut storage[..]);
-        dpu_rt::alloc::ddr_put(Stack { dev, iface, sockets, port })
+        dpu_rt::alloc::ddr_put(Stack { dev, iface, sockets, port, due: None })
     }
 
     /// Runs the interface (ingress then egress), then hands buffers back
     /// to the NIC. Returns whether any socket may have changed.
     pub fn poll(&mut self) -> bool {
-        let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        let t = now();
+        let r = self.iface.poll(t, &mut self.dev, &mut self.sockets);
         self.dev.flush();
+        self.due = self.iface.poll_at(t, &self.sockets).map(ticks);
         r == smoltcp::iface::PollResult::SocketStateChanged
     }
 
-    /// When the stack next needs to run (TCP timers), in `mtime` ticks.
-    pub fn poll_at(&mut self) -> Option<u64> {
-        self.iface.poll_at(now(), &self.sockets).map(ticks)
+    /// When the stack next needs to run (TCP timers), in `mtime` ticks,
+    /// as of the last `poll` (every socket change is followed by one).
+    pub fn poll_at(&self) -> Option<u64> {
+        self.due
     }
 
     /// Opens a TCP connection from `local_port` to `remote:rport` with

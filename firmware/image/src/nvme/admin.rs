@@ -162,6 +162,9 @@ pub struct Admin {
     data_len: u32,
     next: usize,
     kick: bool,
+    /// Functions enabled by the host whose remote namespaces are not
+    /// attached yet: CSTS.RDY waits for them (bit f).
+    awaiting: u128,
 }
 
 impl ConstInit for Admin {
@@ -183,6 +186,7 @@ impl ConstInit for Admin {
         data_len: 0,
         next: 0,
         kick: false,
+        awaiting: 0,
     };
 }
 
@@ -307,6 +311,22 @@ impl Admin {
                 _ => {}
             }
         }
+        if self.awaiting != 0 {
+            let mut bits = self.awaiting;
+            while bits != 0 {
+                let f = bits.trailing_zeros() as u16;
+                bits &= bits - 1;
+                let fi = usize::from(f);
+                if !self.funcs[fi].enabled || self.funcs[fi].cc & 1 == 0 {
+                    self.awaiting &= !(1u128 << f);
+                } else if config::function_ready(f) {
+                    self.awaiting &= !(1u128 << f);
+                    self.set_csts(f, regs::CSTS_RDY);
+                    defmt::info!("nvme fn{=u16}: remote namespaces attached, controller ready", f);
+                    work += 1;
+                }
+            }
+        }
         // Round robin over functions with admin work.
         for i in 0..MAX_FUNCTIONS {
             let f = ((self.next + i) % MAX_FUNCTIONS) as u16;
@@ -417,7 +437,13 @@ impl Admin {
                 fun.cq = CqPointers::new(q.cq_entries);
                 fun.features = Features::default();
                 fun.cur = Cur::Idle;
-                self.set_csts(f, regs::CSTS_RDY);
+                if config::function_ready(f) {
+                    self.set_csts(f, regs::CSTS_RDY);
+                } else {
+                    // Remote namespaces are still being attached: the host
+                    // keeps polling CSTS (up to CAP.TO) until they are.
+                    self.awaiting |= 1u128 << f;
+                }
             }
             Err(e) => {
                 defmt::warn!("nvme fn{=u16}: enable refused: {}", f, e);

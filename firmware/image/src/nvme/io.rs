@@ -8,6 +8,7 @@
 //! non-blocking: the engine advances whatever is ready each reactor pass.
 
 use crate::bootcfg::{self as config, Backend};
+use crate::nvmf::initiator::{self, Fabric, IoOp};
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use dpu_bdev::{Io as BdevIo, Move, Op as BdevOp};
 use dpu_hal::dma::{Channel, Desc};
@@ -36,6 +37,8 @@ const K_DATA: u32 = 3;
 const K_CQE: u32 = 4;
 const K_CMP: u32 = 5;
 const K_DSM: u32 = 6;
+/// DMA done for the NVMe/TCP initiator (its own index in the low bits).
+const K_NET: u32 = initiator::COOKIE_KIND >> 28;
 
 fn cookie(kind: u32, index: usize) -> u32 {
     (kind << 28) | index as u32
@@ -89,6 +92,8 @@ enum State {
     Ranges,
     /// CQE DMA in flight.
     Posting,
+    /// With the NVMe/TCP initiator (remote namespace).
+    Remote,
 }
 
 #[derive(Clone, Copy)]
@@ -156,6 +161,10 @@ impl FnCounters {
 pub static COUNTERS: [[FnCounters; dpu_hal::memory_map::MAX_FUNCTIONS]; dpu_hal::memory_map::HARTS] =
     [const { [const { FnCounters::new() }; dpu_hal::memory_map::MAX_FUNCTIONS] }; dpu_hal::memory_map::HARTS];
 
+/// Namespace Not Ready with DNR: the remote namespace differs from the
+/// configuration (NVMe Base 2.0 §4.6.1.2.1, status 82h).
+const NAMESPACE_NOT_READY_DNR: Status = Status { sct: 0, sc: 0x82, dnr: true };
+
 /// Engine statistics.
 #[derive(Clone, Copy, Default)]
 pub struct Stats {
@@ -195,6 +204,10 @@ pub struct Engine {
     kick: bool,
     /// mtimecmp currently programmed (coalescing deadlines).
     timer: u64,
+    /// Earliest coalescing deadline (the reactor programs the timer).
+    timer_want: u64,
+    /// The NVMe/TCP initiator of this core (remote namespaces).
+    fabric: Option<&'static mut Fabric>,
     pub stats: Stats,
 }
 
@@ -254,6 +267,8 @@ impl ConstInit for Engine {
         more_notes: false,
         kick: false,
         timer: u64::MAX,
+        timer_want: u64::MAX,
+        fabric: None,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
     };
 }
@@ -332,11 +347,97 @@ impl Engine {
         if self.armed != 0 || self.timer != u64::MAX {
             work += self.coalescing_timers();
         }
+        work += self.fabric_pass(doorbells);
         if self.kick {
             self.kick = false;
             self.chan().kick();
         }
         work
+    }
+
+    /// Runs the NVMe/TCP initiator and completes what it finished.
+    fn fabric_pass(&mut self, doorbells: u64) -> usize {
+        // The initiator is taken out while it runs so its completions can
+        // go straight to `remote_done` (which needs the engine).
+        let Some(f) = self.fabric.take() else { return 0 };
+        let Some(chan) = self.chan.as_mut() else {
+            self.fabric = Some(f);
+            return 0;
+        };
+        let nic = doorbells & (dpu_hal::regs::nic::MAILBOX_BIT | dpu_hal::regs::nic::MAILBOX_LINK) != 0;
+        let mut work = f.poll(chan, nic, doorbells & crate::nvmf::DOORBELL_NVMF != 0);
+        if f.kick {
+            f.kick = false;
+            self.kick = true;
+        }
+        f.take_done(|slot, st| {
+            work += 1;
+            self.remote_done(slot, st);
+        });
+        self.fabric = Some(f);
+        work
+    }
+
+    /// Hands a command on a remote namespace to the initiator.
+    fn remote(&mut self, slot: usize, op: IoOp, segs: &[(u64, u32)]) {
+        let c = &self.cmds[slot];
+        let (nsid_local, slba, nlb, len, sq) = (c.io.nsid, c.io.slba, c.io.nlb, c.io.data_len, c.sq);
+        let func = self.sqs[usize::from(sq)].func;
+        let Some(ns) = config::namespace(func, nsid_local) else { return self.complete(slot, Status::INVALID_NAMESPACE, 0) };
+        let Backend::Remote { ctrl, nsid } = ns.backend else { return self.complete(slot, Status::INTERNAL_ERROR, 0) };
+        if config::state(ns.index) == config::NS_MISMATCH {
+            return self.complete(slot, NAMESPACE_NOT_READY_DNR, 0);
+        }
+        let Some(f) = self.fabric.take() else { return self.complete(slot, initiator::PATH_ERROR, 0) };
+        let Some(chan) = self.chan.as_mut() else {
+            self.fabric = Some(f);
+            return self.complete(slot, initiator::PATH_ERROR, 0);
+        };
+        self.cmds[slot].state = State::Remote;
+        f.submit(chan, slot, ctrl, func, op, nsid, slba, nlb, len, segs);
+        if f.kick {
+            f.kick = false;
+            self.kick = true;
+        }
+        // Immediate failures (bad request, no queue) are reported at once.
+        f.take_done(|s, st| self.remote_done(s, st));
+        self.fabric = Some(f);
+    }
+
+    /// The initiator finished command `slot`.
+    fn remote_done(&mut self, slot: usize, st: Status) {
+        if slot >= MAXCMD || self.cmds[slot].state != State::Remote {
+            return;
+        }
+        let c = self.cmds[slot];
+        if st.is_success() {
+            let s = &self.sqs[usize::from(c.sq)];
+            let ctr = &COUNTERS[self.hart][usize::from(s.func)];
+            match c.io.op {
+                Op::Read => {
+                    FnCounters::add(&ctr.read_cmds, 1);
+                    FnCounters::add(&ctr.bytes_read, u64::from(c.io.data_len));
+                }
+                Op::Write => {
+                    FnCounters::add(&ctr.write_cmds, 1);
+                    FnCounters::add(&ctr.bytes_written, u64::from(c.io.data_len));
+                }
+                _ => {}
+            }
+        }
+        self.complete(slot, st, 0);
+    }
+
+    /// Attaches this core's NVMe/TCP initiator.
+    pub fn attach_fabric(&mut self, f: &'static mut Fabric) {
+        self.fabric = Some(f);
+    }
+
+    /// When the engine next needs to run without an interrupt (coalescing
+    /// deadlines, the initiator's timers), in mtime ticks.
+    pub fn deadline(&mut self) -> u64 {
+        let f = self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline());
+        self.timer_want.min(f)
     }
 
     // ------------------------------------------------------------ admin
@@ -670,11 +771,23 @@ impl Engine {
             Err(st) => return self.complete(slot, st, 0),
         };
         self.cmds[slot].io = io;
+        let remote = self.is_remote(slot);
         match io.op {
+            Op::Flush if remote => self.remote(slot, IoOp::Flush, &[]),
             Op::Flush => self.complete(slot, Status::SUCCESS, 0),
+            Op::WriteZeroes if remote => self.remote(slot, IoOp::WriteZeroes, &[]),
             Op::WriteZeroes => self.run_moves(slot, BdevOp::WriteZeroes, &[]),
+            // Compare is served for namespaces in DPU memory only.
+            Op::Compare if remote => self.complete(slot, Status::INVALID_FIELD, 0),
             _ => self.start_walk(slot),
         }
+    }
+
+    /// Whether command `slot` targets a remote (NVMe-oF) namespace.
+    fn is_remote(&self, slot: usize) -> bool {
+        let c = &self.cmds[slot];
+        let func = self.sqs[usize::from(c.sq)].func;
+        config::namespace(func, c.io.nsid).is_some_and(|ns| matches!(ns.backend, Backend::Remote { .. }))
     }
 
     fn start_walk(&mut self, slot: usize) {
@@ -693,6 +806,10 @@ impl Engine {
         };
         let needs_ctx = step != Step::Done || matches!(c.io.op, Op::Compare | Op::Dsm { .. });
         if !needs_ctx {
+            if self.is_remote(slot) {
+                let op = if c.io.op == Op::Read { IoOp::Read } else { IoOp::Write };
+                return self.remote(slot, op, first.as_slice());
+            }
             let op = if c.io.op == Op::Read { BdevOp::Read } else { BdevOp::Write };
             return self.run_moves(slot, op, first.as_slice());
         }
@@ -746,6 +863,11 @@ impl Engine {
             Step::Done => match self.cmds[slot].io.op {
                 Op::Compare => self.compare_step(slot),
                 Op::Dsm { .. } => self.fetch_ranges(slot),
+                op if self.is_remote(slot) => {
+                    let segs = self.walks[w].segs;
+                    self.free_walk(slot);
+                    self.remote(slot, if op == Op::Read { IoOp::Read } else { IoOp::Write }, segs.as_slice());
+                }
                 op => {
                     let bop = if op == Op::Read { BdevOp::Read } else { BdevOp::Write };
                     let mut moves = [Move::Zero { local: 0, len: 0 }; MAX_MOVES];
@@ -1095,10 +1217,8 @@ impl Engine {
                 next = next.min(c.deadline);
             }
         }
-        if next != self.timer {
-            self.timer = next;
-            dpu_hal::clint::set_timer(self.hart, next);
-        }
+        self.timer = next;
+        self.timer_want = next;
         n
     }
 
@@ -1134,6 +1254,15 @@ impl Engine {
                 K_DATA => self.data_done(idx, ok),
                 K_CMP => self.compared(idx, c.bytes, ok),
                 K_DSM => self.ranges_fetched(idx, ok),
+                K_NET => {
+                    if let Some(f) = self.fabric.as_deref_mut() {
+                        if idx as u32 & initiator::COOKIE_STAGE != 0 {
+                            f.stage_done(idx & 0xffff, ok);
+                        } else {
+                            f.rx_dma_done(idx & 0xffff, ok);
+                        }
+                    }
+                }
                 K_CQE => self.release(idx, false),
                 _ => defmt::error!("hart {=usize}: unknown DMA cookie {=u32:#x}", self.hart, c.cookie),
             }

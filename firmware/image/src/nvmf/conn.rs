@@ -1,0 +1,283 @@
+//! One NVMe/TCP queue's connection: a TCP socket on one of the core's
+//! stacks plus the protocol state (`dpu_nvme_tcp::host::HostQueue`).
+//! Sends whole PDUs only (never half a PDU into the socket), walks the
+//! receive stream, and tears down with an H2CTermReq on a fatal error.
+
+use crate::net::stack::Stack;
+use dpu_nvme::Sqe;
+use dpu_nvme_tcp::host::{Event, Fatal, HostQueue, State, Want};
+use dpu_nvme_tcp::pdu::Digests;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+
+/// Connection life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Phase {
+    /// Not connected; may (re)connect after `until` (mtime ticks).
+    Down { until: u64 },
+    /// TCP handshake in progress.
+    Tcp,
+    /// ICReq sent.
+    Ic,
+    /// Fabrics Connect sent.
+    Connect,
+    /// Ready for commands.
+    Ready,
+}
+
+pub struct Conn<const N: usize> {
+    pub sock: Option<SocketHandle>,
+    pub port: usize,
+    pub remote: [u8; 4],
+    pub rport: u16,
+    pub local_port: u16,
+    pub q: HostQueue<N>,
+    pub phase: Phase,
+    /// Time the current phase started (timeouts).
+    pub since: u64,
+    /// Consecutive failed attempts (backoff).
+    pub failures: u32,
+    pub maxh2cdata: u32,
+}
+
+/// What the receive pump asks the owner to do with command data.
+pub enum Data<'a> {
+    /// `bytes` (at the front of the stream) belong to command `cid` at
+    /// `offset`. Return how many were consumed now, or `None` if the owner
+    /// started moving them asynchronously (call `data_moved` later).
+    Bytes { cid: u16, offset: u32, bytes: &'a [u8] },
+}
+
+impl<const N: usize> Conn<N> {
+    pub const fn new(qid: u16, digests: Digests) -> Self {
+        Conn {
+            sock: None,
+            port: 0,
+            remote: [0; 4],
+            rport: 0,
+            local_port: 0,
+            q: HostQueue::new(qid, digests),
+            phase: Phase::Down { until: 0 },
+            since: 0,
+            failures: 0,
+            maxh2cdata: 0,
+        }
+    }
+
+    /// Starts (or restarts) the TCP connection.
+    pub fn open(&mut self, stack: &mut Stack, now: u64, buf: usize) -> bool {
+        self.q.reset();
+        let ok = match self.sock {
+            Some(h) => stack.reconnect(h, self.remote, self.rport, self.local_port),
+            None => match stack.connect(self.remote, self.rport, self.local_port, buf) {
+                Some(h) => {
+                    self.sock = Some(h);
+                    true
+                }
+                None => false,
+            },
+        };
+        self.port = stack.port;
+        self.phase = if ok { Phase::Tcp } else { Phase::Down { until: now + backoff(self.failures) } };
+        self.since = now;
+        ok
+    }
+
+    /// Drops the connection (RST) and schedules a reconnect with backoff.
+    pub fn close(&mut self, stack: &mut Stack, now: u64) {
+        if let Some(h) = self.sock {
+            stack.tcp(h).abort();
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.phase = Phase::Down { until: now + backoff(self.failures) };
+        self.since = now;
+    }
+
+    /// Sends `pdu` (header + payload pieces) if the socket has room for all
+    /// of it. False: nothing was sent, try again later.
+    pub fn send(&mut self, stack: &mut Stack, parts: &[&[u8]]) -> bool {
+        let Some(h) = self.sock else { return false };
+        let s = stack.tcp(h);
+        let need: usize = parts.iter().map(|p| p.len()).sum();
+        if !s.may_send() || s.send_capacity() - s.send_queue() < need {
+            return false;
+        }
+        for p in parts {
+            if s.send_slice(p) != Ok(p.len()) {
+                return false; // cannot happen: room was checked
+            }
+        }
+        true
+    }
+
+    /// Room in the socket's send buffer.
+    pub fn send_room(&self, stack: &mut Stack) -> usize {
+        self.sock.map_or(0, |h| {
+            let s = stack.tcp(h);
+            if s.may_send() {
+                s.send_capacity() - s.send_queue()
+            } else {
+                0
+            }
+        })
+    }
+
+    /// TCP state of the socket.
+    pub fn tcp_state(&self, stack: &mut Stack) -> tcp::State {
+        self.sock.map_or(tcp::State::Closed, |h| stack.tcp(h).state())
+    }
+
+    /// Sends the ICReq once TCP is up.
+    pub fn start_ic(&mut self, stack: &mut Stack, now: u64) -> bool {
+        let mut b = [0u8; 128];
+        let Ok(n) = self.q.icreq(&mut b) else { return false };
+        if self.send(stack, &[&b[..n]]) {
+            self.phase = Phase::Ic;
+            self.since = now;
+            return true;
+        }
+        false
+    }
+
+    /// Sends a command capsule with optional in-capsule data.
+    pub fn submit(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, inline: &[&[u8]], tag: u32) -> bool {
+        let in_capsule: usize = inline.iter().map(|p| p.len()).sum();
+        let digest = self.q.data_digest() && in_capsule > 0;
+        let need = 72 + 4 + 128 + in_capsule + if digest { 4 } else { 0 };
+        if self.send_room(stack) < need {
+            return false;
+        }
+        let mut hdr = [0u8; 256];
+        let Ok(n) = self.q.capsule(sqe, write, len, in_capsule as u32, tag, &mut hdr) else { return false };
+        let dg = if digest { HostQueue::<N>::digest_of(inline) } else { [0; 4] };
+        let mut ok = self.send(stack, &[&hdr[..n]]);
+        for p in inline {
+            ok &= self.send(stack, &[p]);
+        }
+        if digest {
+            ok &= self.send(stack, &[&dg]);
+        }
+        ok
+    }
+
+    /// Walks received bytes: headers are handled here, events go to
+    /// `on_event`, data to `on_data`. Stops when the stream runs dry, when
+    /// the owner moves data asynchronously, or on a fatal error.
+    pub fn pump(
+        &mut self,
+        stack: &mut Stack,
+        mut on_event: impl FnMut(Event),
+        mut on_data: impl FnMut(Data) -> Option<usize>,
+    ) -> Result<bool, Fatal> {
+        let Some(h) = self.sock else { return Ok(false) };
+        let mut progress = false;
+        loop {
+            let s = stack.tcp(h);
+            let r = match self.q.rx_want() {
+                Want::Header(n) => {
+                    if s.recv_queue() < n {
+                        return Ok(progress);
+                    }
+                    let mut b = [0u8; dpu_nvme_tcp::pdu::MAX_HEADER_LEN];
+                    if s.recv_slice(&mut b[..n]) != Ok(n) {
+                        return Ok(progress);
+                    }
+                    self.q.on_header(&b[..n])
+                }
+                Want::Skip(n) => {
+                    let k = s.recv(|b| {
+                        let k = b.len().min(n as usize);
+                        (k, k)
+                    });
+                    match k {
+                        Ok(k) if k > 0 => self.q.on_skip(k as u32),
+                        _ => return Ok(progress),
+                    }
+                }
+                Want::Digest => {
+                    if s.recv_queue() < 4 {
+                        return Ok(progress);
+                    }
+                    let mut d = [0u8; 4];
+                    if s.recv_slice(&mut d) != Ok(4) {
+                        return Ok(progress);
+                    }
+                    self.q.on_digest(d)
+                }
+                Want::Data { cid, offset, len } => {
+                    let bytes = match s.peek(len as usize) {
+                        Ok(b) if !b.is_empty() => b,
+                        _ => return Ok(progress),
+                    };
+                    let n = bytes.len();
+                    match on_data(Data::Bytes { cid, offset, bytes }) {
+                        None => return Ok(true),
+                        Some(k) => {
+                            let k = k.min(n);
+                            let r = self.consume(stack, k);
+                            if k == 0 {
+                                return Ok(progress);
+                            }
+                            r
+                        }
+                    }
+                }
+            };
+            progress = true;
+            match r {
+                Ok(Event::None) => {}
+                Ok(Event::Established { maxh2cdata, .. }) => {
+                    self.maxh2cdata = maxh2cdata;
+                    on_event(Event::Established { maxh2cdata, digests: self.q.digests() });
+                }
+                Ok(e) => on_event(e),
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    /// The owner finished moving the first `n` data bytes at the front of
+    /// the stream (asynchronously): they leave the socket buffer.
+    pub fn data_moved(&mut self, stack: &mut Stack, n: usize) -> Result<Event, Fatal> {
+        self.consume(stack, n)
+    }
+
+    fn consume(&mut self, stack: &mut Stack, n: usize) -> Result<Event, Fatal> {
+        let Some(h) = self.sock else { return Ok(Event::None) };
+        let s = stack.tcp(h);
+        let digest = self.q.digests().data;
+        let q = &mut self.q;
+        s.recv(|b| {
+            let k = n.min(b.len());
+            let r = q.on_data(k as u32, if digest { &b[..k] } else { &[] });
+            (k, r)
+        })
+        .unwrap_or(Ok(Event::None))
+    }
+
+    /// Sends the H2CTermReq for `f` (if it has one); the caller closes.
+    pub fn terminate(&mut self, stack: &mut Stack, f: &Fatal) {
+        if let Some(t) = f.term_req() {
+            let mut b = [0u8; 24 + 128];
+            let hdr = self.q.last_header();
+            let mut copy = [0u8; 128];
+            let n = hdr.len().min(128);
+            copy[..n].copy_from_slice(&hdr[..n]);
+            if let Ok(len) = t.emit_with_data(true, &copy[..n], &mut b) {
+                self.send(stack, &[&b[..len]]);
+            }
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.phase == Phase::Ready && self.q.state() == State::Established
+    }
+}
+
+/// Reconnect delay after `failures` consecutive failures: 100 us doubling
+/// up to 100 ms (in mtime ticks).
+pub fn backoff(failures: u32) -> u64 {
+    let tick_us = dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000;
+    let us = (100u64 << failures.min(10)).min(100_000);
+    us * tick_us
+}

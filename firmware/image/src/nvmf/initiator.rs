@@ -1,0 +1,866 @@
+//! The NVMe/TCP I/O side of one data-plane core (DESIGN.md §3a steps 4-7):
+//! one I/O queue per remote controller, on the core's own TCP/IP stack and
+//! NIC queue (its local port is chosen so the NIC's RSS hash brings the
+//! replies back to this core).
+//!
+//! * Read: Read capsule -> C2HData arrives in the socket buffer -> the
+//!   DMA engine moves it from there straight into the host's PRP/SGL
+//!   pages -> the bytes leave the socket buffer -> CapsuleResp completes.
+//! * Write: the host data is staged in DPU memory by DMA, then sent in
+//!   the capsule (up to the target's in-capsule size) or as H2CData PDUs
+//!   answering the target's R2T.
+//! * Loss of the connection or of the controller: every outstanding
+//!   command goes back to the queue and is sent again once a new
+//!   association exists; one that cannot be sent within
+//!   `IO_RETRY_TICKS` fails with a path error. A command completes once,
+//!   from exactly one response.
+
+use super::conn::{Conn, Data, Phase};
+use super::{published, Published, IO_RETRY_TICKS};
+use crate::bootcfg::{self, MAX_CTRLS};
+use crate::net::{self, stack::Stack};
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::memory_map::{NIC_PORTS, TIMEBASE_HZ};
+use dpu_hal::regs::dma as dr;
+use dpu_nvme::Status;
+use dpu_nvme_tcp::fabrics::{io, ConnectCmd, ConnectData, ConnectResponse};
+use dpu_nvme_tcp::host::Event;
+use dpu_nvme_tcp::pdu::Digests;
+use dpu_nvme_tcp::sgl::Dptr;
+
+/// Commands in flight (= the NVMe engine's command slots; CID = slot).
+pub const MAXCMD: usize = 128;
+/// CID of the Fabrics Connect command.
+const CID_CONNECT: u16 = MAXCMD as u16;
+/// Host data segments one command may have (128 KiB in 4 KiB pages + 1).
+const MAXSEG: usize = 34;
+/// Write staging: 4 KiB pages per core.
+const PAGE: usize = 4096;
+const POOL_PAGES: usize = 512;
+/// Socket buffers of an I/O queue, each way.
+const SOCK_BUF: usize = 256 * 1024;
+const US: u64 = TIMEBASE_HZ / 1_000_000;
+
+/// Status for I/O whose remote path stayed down (SCT 3h Path Related,
+/// 00h Internal Path Error; DNR clear so the host retries).
+pub const PATH_ERROR: Status = Status { sct: 3, sc: 0x00, dnr: false };
+
+/// DMA cookies of the initiator: this kind in the top 4 bits (the NVMe
+/// engine dispatches on it), then `COOKIE_STAGE | slot` for write staging
+/// or the controller index for C2HData moves.
+pub const COOKIE_KIND: u32 = 7 << 28;
+pub const COOKIE_STAGE: u32 = 1 << 27;
+
+/// What a command does on the remote namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoOp {
+    Read,
+    Write,
+    Flush,
+    WriteZeroes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum St {
+    Free,
+    /// Write data being staged by DMA.
+    Staging,
+    /// Waiting to be sent (no queue, no room, or retrying).
+    Queued,
+    /// Sent; waiting for R2T / data / response.
+    Sent,
+}
+
+#[derive(Clone, Copy)]
+struct Cmd {
+    st: St,
+    ctrl: u8,
+    func: u16,
+    op: IoOp,
+    nsid: u32,
+    slba: u64,
+    nlb: u32,
+    len: u32,
+    segs: [(u64, u32); MAXSEG],
+    nsegs: u8,
+    pages: [u16; 32],
+    npages: u8,
+    /// Fail with a path error if still unsent then (mtime).
+    deadline: u64,
+    /// Pending R2T (ttag, offset, len) not yet answered.
+    r2t: Option<(u16, u32, u32)>,
+    /// Staging DMA failed.
+    stage_error: bool,
+}
+
+impl Cmd {
+    const FREE: Cmd = Cmd {
+        st: St::Free,
+        ctrl: 0,
+        func: 0,
+        op: IoOp::Read,
+        nsid: 0,
+        slba: 0,
+        nlb: 0,
+        len: 0,
+        segs: [(0, 0); MAXSEG],
+        nsegs: 0,
+        pages: [0; 32],
+        npages: 0,
+        deadline: 0,
+        r2t: None,
+        stage_error: false,
+    };
+}
+
+/// One remote controller's I/O queue on this core.
+struct Queue {
+    /// Index of the remote controller (boot configuration order).
+    index: usize,
+    conn: Conn<{ MAXCMD + 2 }>,
+    /// Generation of the association this queue belongs to.
+    generation: u32,
+    info: Published,
+    /// Bytes of C2HData being moved by DMA out of the socket buffer.
+    rx_dma: Option<usize>,
+    /// Commands waiting to be sent, in arrival order.
+    fifo: [u8; MAXCMD],
+    head: usize,
+    count: usize,
+    r2ts: u128,
+    next_port: u16,
+}
+
+/// Counters (per core).
+#[derive(Clone, Copy, Default, defmt::Format)]
+pub struct Stats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub retried: u64,
+    pub path_errors: u64,
+    pub reconnects: u64,
+    pub fatal: u64,
+}
+
+impl dpu_rt::ConstInit for Fabric {
+    const INIT: Fabric = Fabric {
+        hart: 0,
+        queue: 0,
+        stacks: [const { None }; NIC_PORTS],
+        queues: [const { None }; MAX_CTRLS],
+        cmds: [Cmd::FREE; MAXCMD],
+        pool: None,
+        free: [0; POOL_PAGES],
+        nfree: POOL_PAGES,
+        done: [(0, Status::SUCCESS); MAXCMD],
+        ndone: 0,
+        kick: false,
+        poll_stacks: true,
+        next_due: 0,
+        waiting_pages: 0,
+        stats: Stats { submitted: 0, completed: 0, retried: 0, path_errors: 0, reconnects: 0, fatal: 0 },
+    };
+}
+
+pub struct Fabric {
+    hart: usize,
+    queue: usize,
+    stacks: [Option<&'static mut Stack>; NIC_PORTS],
+    queues: [Option<Queue>; MAX_CTRLS],
+    cmds: [Cmd; MAXCMD],
+    pool: Option<&'static mut [u8]>,
+    free: [u16; POOL_PAGES],
+    nfree: usize,
+    done: [(u8, Status); MAXCMD],
+    ndone: usize,
+    /// Staging or data DMA pushed: the engine must kick its channel.
+    pub kick: bool,
+    poll_stacks: bool,
+    /// Earliest timer-driven work (mtime), from `deadline`.
+    next_due: u64,
+    /// Writes waiting for staging pages.
+    waiting_pages: usize,
+    pub stats: Stats,
+}
+
+impl Fabric {
+    /// The fabric side of data-plane hart `hart` (`None` when the boot
+    /// configuration names no remote controller).
+    pub fn start(hart: usize) -> Option<&'static mut Fabric> {
+        let queue = net::data_queue(hart)?;
+        if bootcfg::controllers() == 0 || bootcfg::ports().is_empty() {
+            return None;
+        }
+        while !net::ports_ready() {
+            dpu_hal::clint::set_timer(hart, dpu_hal::csr::time() + 10 * US);
+            dpu_hal::csr::wfi();
+        }
+        // Built in place in DDR: the command table is larger than a stack.
+        let f = dpu_rt::alloc::ddr_static::<Fabric>()?;
+        f.hart = hart;
+        f.queue = queue;
+        f.pool = Some(dpu_rt::alloc::ddr_bytes(POOL_PAGES * PAGE, PAGE)?);
+        for (i, p) in f.free.iter_mut().enumerate() {
+            *p = i as u16;
+        }
+        let digests = {
+            let fl = bootcfg::flags();
+            Digests { header: fl & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: fl & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
+        };
+        for i in 0..bootcfg::controllers().min(MAX_CTRLS) {
+            let Some(c) = bootcfg::controller(i) else { continue };
+            let Some(port) = net::port_for(c.traddr) else {
+                defmt::warn!("hart {=usize}: remote controller {=usize} is on no configured subnet", hart, i);
+                continue;
+            };
+            if f.stacks[port].is_none() {
+                f.stacks[port] = net::start_stack(hart, port, queue, false, 256, 128);
+                if f.stacks[port].is_none() {
+                    defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
+                    continue;
+                }
+            }
+            let mut conn = Conn::new(queue as u16 + 1, digests);
+            conn.remote = c.traddr;
+            conn.rport = c.trsvcid;
+            conn.port = port;
+            let spread = ((hart as u32 * 7919 + i as u32 * 104_729) % 8192) as u16;
+            f.queues[i] = Some(Queue {
+                index: i,
+                conn,
+                generation: 0,
+                info: published(i),
+                rx_dma: None,
+                fifo: [0; MAXCMD],
+                head: 0,
+                count: 0,
+                r2ts: 0,
+                next_port: *net::DATA_PORTS.start() + spread,
+            });
+        }
+        Some(f)
+    }
+
+    /// Takes a command from the NVMe engine. `slot` is the engine's
+    /// command slot (and our CID); `segs` the host data segments.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit(&mut self, chan: &mut Channel, slot: usize, ctrl: u16, func: u16, op: IoOp, nsid: u32, slba: u64, nlb: u32, len: u32, segs: &[(u64, u32)]) {
+        let now = dpu_hal::csr::time();
+        let ci = usize::from(ctrl);
+        if slot >= MAXCMD || self.queues.get(ci).is_none_or(|q| q.is_none()) {
+            return self.finish(slot, Status::INTERNAL_ERROR);
+        }
+        if segs.len() > MAXSEG || (op == IoOp::Write && len as usize > 32 * PAGE) {
+            return self.finish(slot, Status::INTERNAL_ERROR);
+        }
+        let c = &mut self.cmds[slot];
+        *c = Cmd { st: St::Queued, ctrl: ctrl as u8, func, op, nsid, slba, nlb, len, deadline: now + IO_RETRY_TICKS, ..Cmd::FREE };
+        c.segs[..segs.len()].copy_from_slice(segs);
+        c.nsegs = segs.len() as u8;
+        self.stats.submitted += 1;
+        if op == IoOp::Write {
+            let pages = (len as usize).div_ceil(PAGE);
+            if pages > self.nfree {
+                // No staging room now: the command stays queued and is
+                // staged when pages come back (see `restage`).
+                self.cmds[slot].st = St::Staging;
+                self.cmds[slot].npages = 0;
+                self.waiting_pages += 1;
+                return;
+            }
+            self.stage(chan, slot);
+            return;
+        }
+        self.enqueue(ci, slot);
+    }
+
+    /// Starts the DMA that copies a write's host data into staging pages.
+    fn stage(&mut self, chan: &mut Channel, slot: usize) {
+        let c = &mut self.cmds[slot];
+        let pages = (c.len as usize).div_ceil(PAGE);
+        for k in 0..pages {
+            self.nfree -= 1;
+            c.pages[k] = self.free[self.nfree];
+        }
+        c.npages = pages as u8;
+        c.st = St::Staging;
+        // Host segments -> consecutive staging bytes, split at page ends.
+        let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: COOKIE_KIND | COOKIE_STAGE | slot as u32 }; 2 * MAXSEG];
+        let mut nd = 0;
+        let mut at = 0usize;
+        for &(host, len) in &c.segs[..usize::from(c.nsegs)] {
+            let mut done = 0usize;
+            while done < len as usize && nd < descs.len() {
+                let pos = at + done;
+                let in_page = PAGE - pos % PAGE;
+                let n = in_page.min(len as usize - done);
+                let local = self.pool.as_deref().map_or(0, |p| p.as_ptr() as u64) + u64::from(c.pages[pos / PAGE]) * PAGE as u64 + (pos % PAGE) as u64;
+                descs[nd].host = host + done as u64;
+                descs[nd].local = local;
+                descs[nd].len = n as u32;
+                nd += 1;
+                done += n;
+            }
+            at += len as usize;
+        }
+        if nd == 0 {
+            return self.stage_done(slot, false);
+        }
+        descs[nd - 1].flags = dr::FLAG_END;
+        for d in &descs[..nd] {
+            chan.push(d);
+        }
+        self.kick = true;
+    }
+
+    /// The staging DMA of `slot` finished.
+    pub fn stage_done(&mut self, slot: usize, ok: bool) {
+        let Some(c) = self.cmds.get_mut(slot) else { return };
+        if c.st != St::Staging {
+            return;
+        }
+        if !ok {
+            self.release_pages(slot);
+            return self.finish(slot, Status::DATA_TRANSFER_ERROR);
+        }
+        c.st = St::Queued;
+        let ci = usize::from(c.ctrl);
+        self.enqueue(ci, slot);
+    }
+
+    fn enqueue(&mut self, ci: usize, slot: usize) {
+        let Some(q) = self.queues[ci].as_mut() else { return };
+        if q.count < MAXCMD {
+            q.fifo[(q.head + q.count) % MAXCMD] = slot as u8;
+            q.count += 1;
+        }
+    }
+
+    fn release_pages(&mut self, slot: usize) {
+        let c = &mut self.cmds[slot];
+        for k in 0..usize::from(c.npages) {
+            self.free[self.nfree] = c.pages[k];
+            self.nfree += 1;
+        }
+        c.npages = 0;
+    }
+
+    /// A command is over: report it to the engine.
+    fn finish(&mut self, slot: usize, st: Status) {
+        if slot < MAXCMD {
+            if self.cmds[slot].npages > 0 {
+                self.release_pages(slot);
+            }
+            self.cmds[slot].st = St::Free;
+        }
+        if self.ndone < self.done.len() {
+            self.done[self.ndone] = (slot as u8, st);
+            self.ndone += 1;
+        }
+        self.stats.completed += 1;
+        if !st.is_success() && st == PATH_ERROR {
+            self.stats.path_errors += 1;
+        }
+    }
+
+    /// Completed commands (slot, status), oldest first.
+    pub fn take_done(&mut self, mut f: impl FnMut(usize, Status)) {
+        for i in 0..self.ndone {
+            let (s, st) = self.done[i];
+            f(usize::from(s), st);
+        }
+        self.ndone = 0;
+    }
+
+    /// The C2HData DMA of controller `ci` finished.
+    pub fn rx_dma_done(&mut self, ci: usize, ok: bool) {
+        let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_mut()) else { return };
+        let Some(n) = q.rx_dma.take() else { return };
+        let Some(stack) = self.stacks[q.conn.port].as_deref_mut() else { return };
+        if !ok {
+            // The host memory could not be written: the command fails once
+            // its response arrives (the data is consumed regardless).
+            self.stats.fatal += 0;
+        }
+        match q.conn.data_moved(stack, n) {
+            Ok(Event::Completed { cid, cqe, .. }) => {
+                let st = if ok { cqe.status } else { Status::DATA_TRANSFER_ERROR };
+                Self::complete_cmd(&mut self.cmds, &mut self.done, &mut self.ndone, &mut self.stats, &mut self.free, &mut self.nfree, cid, st);
+            }
+            Ok(_) => {}
+            Err(f) => {
+                defmt::warn!("hart {=usize}: ctrl {=usize}: fatal: {}", self.hart, ci, f);
+                q.conn.terminate(stack, &f);
+                Self::drop_conn(q, stack, &mut self.cmds, &mut self.stats);
+            }
+        }
+        self.poll_stacks = true;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn complete_cmd(cmds: &mut [Cmd; MAXCMD], done: &mut [(u8, Status); MAXCMD], ndone: &mut usize, stats: &mut Stats, free: &mut [u16; POOL_PAGES], nfree: &mut usize, cid: u16, st: Status) {
+        let slot = usize::from(cid);
+        let Some(c) = cmds.get_mut(slot) else { return };
+        if c.st != St::Sent {
+            return;
+        }
+        for k in 0..usize::from(c.npages) {
+            free[*nfree] = c.pages[k];
+            *nfree += 1;
+        }
+        c.npages = 0;
+        c.st = St::Free;
+        if *ndone < done.len() {
+            done[*ndone] = (slot as u8, st);
+            *ndone += 1;
+        }
+        stats.completed += 1;
+    }
+
+    /// Drops a queue's connection: outstanding commands go back to the
+    /// queue for a retry on the next association.
+    fn drop_conn(q: &mut Queue, stack: &mut Stack, cmds: &mut [Cmd; MAXCMD], stats: &mut Stats) {
+        q.conn.close(stack, dpu_hal::csr::time());
+        let now = dpu_hal::csr::time();
+        let mut back = [0u8; MAXCMD];
+        let mut n = 0;
+        q.conn.q.drain(|cid, _| {
+            if usize::from(cid) < MAXCMD && n < MAXCMD {
+                back[n] = cid as u8;
+                n += 1;
+            }
+        });
+        // Re-queue in front of what was waiting (they are older).
+        let waiting = q.count;
+        let mut fifo = [0u8; MAXCMD];
+        let mut k = 0;
+        for &cid in &back[..n] {
+            let c = &mut cmds[usize::from(cid)];
+            if c.st == St::Sent {
+                c.st = St::Queued;
+                c.r2t = None;
+                c.deadline = now + IO_RETRY_TICKS;
+                stats.retried += 1;
+                if k < MAXCMD {
+                    fifo[k] = cid;
+                    k += 1;
+                }
+            }
+        }
+        for i in 0..waiting {
+            if k < MAXCMD {
+                fifo[k] = q.fifo[(q.head + i) % MAXCMD];
+                k += 1;
+            }
+        }
+        q.fifo = fifo;
+        q.head = 0;
+        q.count = k;
+        q.r2ts = 0;
+        stats.reconnects += 1;
+    }
+
+    /// Work of one reactor pass. `nic` when the NIC rang this core.
+    pub fn poll(&mut self, chan: &mut Channel, nic: bool, nvmf: bool) -> usize {
+        let now = dpu_hal::csr::time();
+        let mut work = 0;
+        if nic || self.poll_stacks || now >= self.next_due {
+            for s in self.stacks.iter_mut().flatten() {
+                s.poll();
+            }
+            self.poll_stacks = false;
+        }
+        // Writes waiting for staging pages.
+        if self.waiting_pages > 0 && self.nfree > 0 {
+            for slot in 0..MAXCMD {
+                if self.cmds[slot].st == St::Staging && self.cmds[slot].npages == 0 && (self.cmds[slot].len as usize).div_ceil(PAGE) <= self.nfree {
+                    self.waiting_pages -= 1;
+                    self.stage(chan, slot);
+                }
+            }
+        }
+        for ci in 0..MAX_CTRLS {
+            if self.queues[ci].is_none() {
+                continue;
+            }
+            work += self.queue_pass(chan, ci, now, nvmf);
+        }
+        if work > 0 {
+            for s in self.stacks.iter_mut().flatten() {
+                s.poll();
+            }
+        }
+        work
+    }
+
+    fn queue_pass(&mut self, chan: &mut Channel, ci: usize, now: u64, _nvmf: bool) -> usize {
+        let Fabric { stacks, queues, cmds, done, ndone, stats, free, nfree, pool, hart, queue, kick, .. } = self;
+        let Some(q) = queues[ci].as_mut() else { return 0 };
+        let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
+        let info = published(ci);
+        let mut work = 0;
+        // A new or lost association drops the current connection.
+        if q.conn.phase != (Phase::Down { until: 0 }) && !matches!(q.conn.phase, Phase::Down { .. }) && (!info.up || info.generation != q.generation) {
+            Self::drop_conn(q, stack, cmds, stats);
+            work += 1;
+        }
+        q.info = info;
+        match q.conn.phase {
+            Phase::Down { until } => {
+                if info.up && now >= until && q.rx_dma.is_none() {
+                    let cfg = bootcfg::ports()[q.conn.port];
+                    let table = net::rss_table();
+                    let start = q.next_port;
+                    match dpu_net::rss::pick_local_port(&dpu_net::rss::DEFAULT_KEY, &table, cfg.ip, q.conn.remote, q.conn.rport, *queue as u8, net::DATA_PORTS, start) {
+                        Some(p) => {
+                            q.conn.local_port = p;
+                            q.next_port = if p == *net::DATA_PORTS.end() { *net::DATA_PORTS.start() } else { p + 1 };
+                            q.generation = info.generation;
+                            q.conn.open(stack, now, SOCK_BUF);
+                            work += 1;
+                        }
+                        None => defmt::error!("hart {=usize}: no local port hashes to queue {=usize}", *hart, *queue),
+                    }
+                }
+            }
+            Phase::Tcp => match q.conn.tcp_state(stack) {
+                smoltcp::socket::tcp::State::Established => {
+                    q.conn.start_ic(stack, now);
+                    work += 1;
+                }
+                smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait => {
+                    Self::drop_conn(q, stack, cmds, stats);
+                }
+                _ => {}
+            },
+            Phase::Ic | Phase::Connect | Phase::Ready => {
+                if !matches!(q.conn.tcp_state(stack), smoltcp::socket::tcp::State::Established) && q.rx_dma.is_none() {
+                    Self::drop_conn(q, stack, cmds, stats);
+                    return work + 1;
+                }
+                if q.rx_dma.is_none() {
+                    work += Self::receive(q, stack, chan, cmds, done, ndone, stats, free, nfree, *hart, ci);
+                    if q.rx_dma.is_some() {
+                        *kick = true;
+                    }
+                }
+                if q.conn.phase == Phase::Connect && !q.conn.q.active(CID_CONNECT) {
+                    work += usize::from(Self::send_connect(q, stack));
+                }
+            }
+        }
+        if q.conn.ready() {
+            work += Self::send_queued(q, stack, cmds, pool.as_deref().unwrap_or(&[]));
+        }
+        // Commands that waited too long for a queue fail with a path error.
+        if q.count > 0 && !q.conn.ready() {
+            let mut k = 0;
+            let n = q.count;
+            let mut keep = [0u8; MAXCMD];
+            for i in 0..n {
+                let slot = q.fifo[(q.head + i) % MAXCMD];
+                let c = &mut cmds[usize::from(slot)];
+                if now > c.deadline {
+                    for j in 0..usize::from(c.npages) {
+                        free[*nfree] = c.pages[j];
+                        *nfree += 1;
+                    }
+                    c.npages = 0;
+                    c.st = St::Free;
+                    if *ndone < done.len() {
+                        done[*ndone] = (slot, PATH_ERROR);
+                        *ndone += 1;
+                    }
+                    stats.completed += 1;
+                    stats.path_errors += 1;
+                    work += 1;
+                } else {
+                    keep[k] = slot;
+                    k += 1;
+                }
+            }
+            q.fifo = keep;
+            q.head = 0;
+            q.count = k;
+        }
+        work
+    }
+
+    fn send_connect(q: &mut Queue, stack: &mut Stack) -> bool {
+        let c = bootcfg::controller(q.index);
+        let (hostnqn, hostid) = bootcfg::host();
+        let (Some(c), Ok(hostnqn)) = (c, core::str::from_utf8(hostnqn)) else { return false };
+        let Ok(subnqn) = core::str::from_utf8(c.subnqn()) else { return false };
+        let mut data = [0u8; 1024];
+        if (ConnectData { hostid, cntlid: q.info.cntlid, subnqn, hostnqn }).emit(&mut data).is_err() {
+            return false;
+        }
+        let sqe = ConnectCmd { recfmt: 0, qid: q.conn.q.qid, sqsize: MAXCMD as u16 - 1, cattr: 0, kato: 0 }.to_sqe(CID_CONNECT);
+        q.conn.submit(stack, &sqe, true, 1024, &[&data], u32::MAX)
+    }
+
+    /// Walks received PDUs of queue `ci`.
+    #[allow(clippy::too_many_arguments)]
+    fn receive(
+        q: &mut Queue,
+        stack: &mut Stack,
+        chan: &mut Channel,
+        cmds: &mut [Cmd; MAXCMD],
+        done: &mut [(u8, Status); MAXCMD],
+        ndone: &mut usize,
+        stats: &mut Stats,
+        free: &mut [u16; POOL_PAGES],
+        nfree: &mut usize,
+        hart: usize,
+        ci: usize,
+    ) -> usize {
+        let mut events: [Option<Event>; 16] = [None; 16];
+        let mut nev = 0;
+        let mut rx_dma = None;
+        let mut bad_data = false;
+        let r = q.conn.pump(
+            stack,
+            |e| {
+                if nev < events.len() {
+                    events[nev] = Some(e);
+                    nev += 1;
+                }
+            },
+            |d| {
+                let Data::Bytes { cid, offset, bytes } = d;
+                let Some(c) = cmds.get(usize::from(cid)).filter(|c| c.st == St::Sent && c.op == IoOp::Read) else {
+                    bad_data = true;
+                    return Some(bytes.len());
+                };
+                // Host segments covering [offset, offset + len).
+                let local = bytes.as_ptr() as u64;
+                let len = bytes.len() as u32;
+                let mut skip = offset;
+                let mut want = len;
+                let mut src = local;
+                let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_D2H, flags: 0, msix: 0, cookie: COOKIE_KIND | ci as u32 }; MAXSEG];
+                let mut nd = 0;
+                for &(host, l) in &c.segs[..usize::from(c.nsegs)] {
+                    if want == 0 {
+                        break;
+                    }
+                    if skip >= l {
+                        skip -= l;
+                        continue;
+                    }
+                    let take = (l - skip).min(want);
+                    descs[nd] = Desc { host: host + u64::from(skip), local: src, len: take, ..descs[nd] };
+                    nd += 1;
+                    src += u64::from(take);
+                    want -= take;
+                    skip = 0;
+                }
+                if nd == 0 || want != 0 || (chan.space() as usize) < nd {
+                    if nd == 0 || want != 0 {
+                        bad_data = true;
+                        return Some(bytes.len());
+                    }
+                    return Some(0); // DMA ring full: try again next pass
+                }
+                descs[nd - 1].flags = dr::FLAG_END;
+                for d in &descs[..nd] {
+                    chan.push(d);
+                }
+                rx_dma = Some(bytes.len());
+                None
+            },
+        );
+        let _ = bad_data;
+        let mut work = nev;
+        if rx_dma.is_some() {
+            q.rx_dma = rx_dma;
+            work += 1;
+        }
+        for e in events.iter().take(nev).flatten() {
+            match *e {
+                Event::Established { .. } => {
+                    q.conn.phase = Phase::Connect;
+                }
+                Event::Completed { cid, cqe, .. } if cid == CID_CONNECT => match ConnectResponse::from_cqe(&cqe) {
+                    ConnectResponse::Accepted { .. } => {
+                        q.conn.phase = Phase::Ready;
+                        q.conn.failures = 0;
+                        defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} ready (local port {=u16})", hart, ci, q.conn.q.qid, q.conn.local_port);
+                    }
+                    _ => {
+                        defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} refused: {=u16:#x}", hart, ci, q.conn.q.qid, cqe.status.field());
+                        Self::drop_conn(q, stack, cmds, stats);
+                        return work;
+                    }
+                },
+                Event::Completed { cid, cqe, .. } => Self::complete_cmd(cmds, done, ndone, stats, free, nfree, cid, cqe.status),
+                Event::R2t { cid, ttag, offset, len, .. } => {
+                    if let Some(c) = cmds.get_mut(usize::from(cid)) {
+                        c.r2t = Some((ttag, offset, len));
+                        q.r2ts |= 1 << cid;
+                    }
+                }
+                Event::None => {}
+            }
+        }
+        if let Err(f) = r {
+            defmt::warn!("hart {=usize}: ctrl {=usize}: fatal transport error: {}", hart, ci, f);
+            stats.fatal += 1;
+            q.conn.terminate(stack, &f);
+            if q.rx_dma.is_none() {
+                Self::drop_conn(q, stack, cmds, stats);
+            }
+        }
+        work
+    }
+
+    /// Sends R2T answers and queued commands while the socket has room.
+    fn send_queued(q: &mut Queue, stack: &mut Stack, cmds: &mut [Cmd; MAXCMD], pool: &[u8]) -> usize {
+        let mut work = 0;
+        // Answer R2Ts first: the target holds resources for them.
+        while q.r2ts != 0 {
+            let cid = q.r2ts.trailing_zeros() as usize;
+            let c = &cmds[cid];
+            let Some((ttag, offset, len)) = c.r2t else {
+                q.r2ts &= !(1 << cid);
+                continue;
+            };
+            let max = if q.conn.maxh2cdata == 0 { len } else { q.conn.maxh2cdata };
+            let mut sent = 0;
+            let mut ok = true;
+            while sent < len {
+                let n = (len - sent).min(max);
+                if !Self::send_h2c(q, stack, c, cid as u16, pool, ttag, offset + sent, n, sent + n == len) {
+                    ok = false;
+                    break;
+                }
+                sent += n;
+            }
+            if !ok {
+                // Partially sent R2Ts are finished next pass from `sent`.
+                if sent > 0 {
+                    cmds[cid].r2t = Some((ttag, offset + sent, len - sent));
+                }
+                return work;
+            }
+            cmds[cid].r2t = None;
+            q.r2ts &= !(1 << cid);
+            work += 1;
+        }
+        while q.count > 0 {
+            let slot = usize::from(q.fifo[q.head]);
+            let c = &cmds[slot];
+            if c.st != St::Queued {
+                q.head = (q.head + 1) % MAXCMD;
+                q.count -= 1;
+                continue;
+            }
+            let cid = slot as u16;
+            let nlb0 = (c.nlb.max(1) - 1) as u16;
+            let sent = match c.op {
+                IoOp::Read => q.conn.submit(stack, &io::read(cid, c.nsid, c.slba, nlb0, c.len), false, c.len, &[], slot as u32),
+                IoOp::Write => {
+                    if c.len <= q.info.inline {
+                        let mut parts: [&[u8]; 32] = [&[]; 32];
+                        let np = usize::from(c.npages);
+                        for (k, part) in parts.iter_mut().enumerate().take(np) {
+                            let n = (c.len as usize - k * PAGE).min(PAGE);
+                            *part = staged(pool, c.pages[k], n);
+                        }
+                        let sqe = io::write(cid, c.nsid, c.slba, nlb0, Dptr::in_capsule(c.len));
+                        q.conn.submit(stack, &sqe, true, c.len, &parts[..np], slot as u32)
+                    } else {
+                        let sqe = io::write(cid, c.nsid, c.slba, nlb0, Dptr::Transport { len: c.len });
+                        q.conn.submit(stack, &sqe, true, c.len, &[], slot as u32)
+                    }
+                }
+                IoOp::Flush => q.conn.submit(stack, &io::flush(cid, c.nsid), false, 0, &[], slot as u32),
+                IoOp::WriteZeroes => {
+                    let mut sqe = dpu_nvme_tcp::fabrics::command_sqe(0x08, cid, c.nsid, Dptr::None);
+                    sqe.set_dw(10, c.slba as u32);
+                    sqe.set_dw(11, (c.slba >> 32) as u32);
+                    sqe.set_dw(12, u32::from(nlb0));
+                    q.conn.submit(stack, &sqe, false, 0, &[], slot as u32)
+                }
+            };
+            if !sent {
+                break;
+            }
+            cmds[slot].st = St::Sent;
+            q.head = (q.head + 1) % MAXCMD;
+            q.count -= 1;
+            work += 1;
+        }
+        work
+    }
+
+    /// One H2CData PDU: `len` bytes of `c`'s staged data from `offset`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_h2c(q: &mut Queue, stack: &mut Stack, c: &Cmd, cid: u16, pool: &[u8], ttag: u16, offset: u32, len: u32, last: bool) -> bool {
+        let digest = q.conn.q.data_digest();
+        let need = 24 + 4 + 128 + len as usize + 4;
+        if q.conn.send_room(stack) < need {
+            return false;
+        }
+        let mut hdr = [0u8; 160];
+        let Ok(n) = q.conn.q.h2c_data(cid, ttag, offset, len, last, &mut hdr) else { return false };
+        let mut parts: [&[u8]; 34] = [&[]; 34];
+        let mut np = 0;
+        parts[np] = &hdr[..n];
+        np += 1;
+        let mut pos = offset as usize;
+        let end = (offset + len) as usize;
+        while pos < end && np < parts.len() {
+            let page = pos / PAGE;
+            let in_page = (PAGE - pos % PAGE).min(end - pos);
+            let base = staged(pool, c.pages[page], PAGE);
+            parts[np] = &base[pos % PAGE..pos % PAGE + in_page];
+            np += 1;
+            pos += in_page;
+        }
+        let dg = if digest { dpu_nvme_tcp::host::HostQueue::<1>::digest_of(&parts[1..np]) } else { [0; 4] };
+        if digest && np < parts.len() {
+            parts[np] = &dg;
+            np += 1;
+        }
+        q.conn.send(stack, &parts[..np])
+    }
+
+    /// When this core's fabric next needs to run without an interrupt
+    /// (TCP timers, reconnect backoff, retry deadlines), in mtime ticks.
+    pub fn deadline(&mut self) -> u64 {
+        let mut t = u64::MAX;
+        for s in self.stacks.iter_mut().flatten() {
+            if let Some(at) = s.poll_at() {
+                t = t.min(at);
+            }
+        }
+        for q in self.queues.iter().flatten() {
+            if let Phase::Down { until } = q.conn.phase {
+                if q.info.up {
+                    t = t.min(until);
+                }
+            }
+            // Queued commands only wait on a deadline while the queue is down.
+            if q.count > 0 && !q.conn.ready() {
+                for i in 0..q.count {
+                    let c = &self.cmds[usize::from(q.fifo[(q.head + i) % MAXCMD])];
+                    t = t.min(c.deadline);
+                }
+            }
+        }
+        self.next_due = t;
+        t
+    }
+
+    /// Commands in flight here.
+    pub fn busy(&self) -> usize {
+        self.cmds.iter().filter(|c| c.st != St::Free).count()
+    }
+}
+
+/// A staging page's bytes.
+fn staged(pool: &[u8], page: u16, len: usize) -> &[u8] {
+    let at = usize::from(page) * PAGE;
+    &pool[at..at + len.min(PAGE)]
+}

@@ -1,0 +1,78 @@
+//! NVMe over Fabrics (NVMe/TCP) initiator: remote namespaces as block
+//! devices of the emulated controllers (the storage-adapter path).
+//!
+//! * [`service`]: on the control plane ([`crate::net::NET_HART`]), one
+//!   admin queue per remote controller: connect, enable, identify, keep
+//!   alive, reconnect with backoff. It publishes each controller's state
+//!   here; namespaces become ready when their remote geometry matches.
+//! * [`initiator`]: in every data-plane reactor, one I/O queue per remote
+//!   controller (qid = the core's queue index + 1) and the I/O path:
+//!   commands from the NVMe engine become capsules; read data moves by
+//!   DMA straight from the socket buffer into host memory; write data is
+//!   staged by DMA, then sent in the capsule or as H2CData after R2T.
+//! * [`conn`]: one queue's TCP connection and protocol state.
+
+pub mod conn;
+pub mod initiator;
+pub mod service;
+
+use crate::bootcfg::MAX_CTRLS;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// A remote controller as the service publishes it to the data plane.
+pub struct CtrlInfo {
+    /// Bits 31:1 generation (bumped on every new association), bit 0 up.
+    state: AtomicU32,
+    /// Bits 15:0 CNTLID; bits 31:16 in-capsule data bytes / 16.
+    id: AtomicU32,
+    /// Largest transfer in bytes (MDTS), 0 = no limit.
+    max_transfer: AtomicU32,
+}
+
+impl CtrlInfo {
+    const fn new() -> CtrlInfo {
+        CtrlInfo { state: AtomicU32::new(0), id: AtomicU32::new(0), max_transfer: AtomicU32::new(0) }
+    }
+}
+
+pub static CTRLS: [CtrlInfo; MAX_CTRLS] = [const { CtrlInfo::new() }; MAX_CTRLS];
+
+/// A snapshot of a published controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub struct Published {
+    pub generation: u32,
+    pub up: bool,
+    pub cntlid: u16,
+    pub inline: u32,
+    pub max_transfer: u32,
+}
+
+/// Publishes controller `i` as up with a new generation.
+pub fn publish_up(i: usize, cntlid: u16, inline: u32, max_transfer: u32) {
+    let c = &CTRLS[i];
+    c.id.store(u32::from(cntlid) | (inline / 16).min(0xffff) << 16, Ordering::Relaxed);
+    c.max_transfer.store(max_transfer, Ordering::Relaxed);
+    let g = (c.state.load(Ordering::Relaxed) >> 1).wrapping_add(1);
+    c.state.store(g << 1 | 1, Ordering::Release);
+}
+
+/// Publishes controller `i` as down (its association is gone).
+pub fn publish_down(i: usize) {
+    let c = &CTRLS[i];
+    let s = c.state.load(Ordering::Relaxed);
+    c.state.store(s & !1, Ordering::Release);
+}
+
+pub fn published(i: usize) -> Published {
+    let c = &CTRLS[i];
+    let s = c.state.load(Ordering::Acquire);
+    let id = c.id.load(Ordering::Relaxed);
+    Published { generation: s >> 1, up: s & 1 != 0, cntlid: id as u16, inline: (id >> 16) * 16, max_transfer: c.max_transfer.load(Ordering::Relaxed) }
+}
+
+/// Outstanding I/O waits at most this long for its queue to come back
+/// before it fails with a path error (mtime ticks: 1 s).
+pub const IO_RETRY_TICKS: u64 = dpu_hal::memory_map::TIMEBASE_HZ;
+
+/// Doorbell bit: a controller's published state changed.
+pub const DOORBELL_NVMF: u64 = 1 << 6;

@@ -1,0 +1,459 @@
+//! The fabrics service on the control plane ([`crate::net::NET_HART`]):
+//! configures the NIC ports, answers ARP, and keeps one admin queue per
+//! remote NVMe/TCP controller: TCP connect, ICReq, Fabrics Connect (admin
+//! queue, dynamic controller), Property Get CAP / Set CC.EN / Get CSTS
+//! until ready, Identify Controller, Identify Namespace of every
+//! configured remote namespace (its geometry must match the
+//! configuration), Set Features Number of Queues, then Keep Alive at half
+//! the keep-alive timeout. On any failure the controller is published
+//! down (data-plane cores drop their I/O queues and hold their I/O), its
+//! namespaces go offline, and the service reconnects with backoff.
+
+use super::conn::{Conn, Phase};
+use crate::bootcfg::{self, Backend, MAX_CTRLS};
+use crate::net::{self, stack::Stack, CONTROL_QUEUE, NEIGHBORS, NET_HART};
+use dpu_hal::memory_map::{NIC_PORTS, TIMEBASE_HZ};
+use dpu_hal::HartId;
+use dpu_nvme::Sqe;
+use dpu_nvme_tcp::fabrics::property::offset as prop;
+use dpu_nvme_tcp::fabrics::{admin, ConnectCmd, ConnectData, ConnectResponse, PropertyGet, PropertySet, PropertySize};
+use dpu_nvme_tcp::host::Event;
+use dpu_nvme_tcp::pdu::Digests;
+
+const US: u64 = TIMEBASE_HZ / 1_000_000;
+/// Keep Alive Timeout asked for in Connect (ms); keep-alives go at half.
+const KATO_MS: u32 = 10_000;
+/// A step (TCP handshake, a command) must finish within this.
+const STEP_TIMEOUT: u64 = 500_000 * US;
+/// Admin queue size (0's based in Connect).
+const ADMIN_DEPTH: u16 = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq, defmt::Format)]
+enum Step {
+    Connect,
+    GetCap,
+    Enable,
+    WaitReady,
+    IdentifyCtrl,
+    /// Identify the k-th configured namespace of this controller.
+    IdentifyNs(u16),
+    SetQueues,
+    Live,
+}
+
+/// One remote controller's admin queue.
+struct Admin {
+    index: usize,
+    conn: Conn<8>,
+    step: Step,
+    /// A command of the current step is outstanding.
+    busy: bool,
+    cntlid: u16,
+    cap_to: u64,
+    inline: u32,
+    max_transfer: u32,
+    next_ka: u64,
+    ka_outstanding: bool,
+    /// Next retry of a Property Get CSTS.
+    retry_at: u64,
+    arp_at: u64,
+    attempts: u32,
+    live_logged: bool,
+    buf: [u8; 4096],
+}
+
+struct Service {
+    stacks: [Option<&'static mut Stack>; NIC_PORTS],
+    admins: [Option<Admin>; MAX_CTRLS],
+}
+
+impl dpu_rt::ConstInit for Service {
+    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: [const { None }; MAX_CTRLS] };
+}
+
+/// The service's main loop (never returns).
+pub fn run(hart: HartId) -> ! {
+    crate::channel::enable_doorbell(hart.0);
+    dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
+    // The admin service parses the boot configuration first.
+    while !bootcfg::loaded() {
+        dpu_hal::clint::set_timer(hart.0, dpu_hal::csr::time() + 10 * US);
+        dpu_hal::csr::wfi();
+    }
+    if bootcfg::ports().is_empty() {
+        defmt::info!("nvmf: no network configured");
+        dpu_rt::park();
+    }
+    net::setup_ports();
+    // Built in place in DDR (one 4 KiB buffer per controller).
+    let Some(svc) = dpu_rt::alloc::ddr_static::<Service>() else {
+        defmt::error!("nvmf: out of DDR");
+        dpu_rt::park();
+    };
+    for p in 0..bootcfg::ports().len().min(NIC_PORTS) {
+        svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64);
+        if svc.stacks[p].is_none() {
+            defmt::error!("nvmf: port {=usize}: control queue did not start", p);
+        }
+    }
+    let digests = digests();
+    for i in 0..bootcfg::controllers().min(MAX_CTRLS) {
+        let Some(c) = bootcfg::controller(i) else { continue };
+        let mut conn = Conn::new(0, digests);
+        conn.remote = c.traddr;
+        conn.rport = c.trsvcid;
+        svc.admins[i] = Some(Admin {
+            index: i,
+            conn,
+            step: Step::Connect,
+            busy: false,
+            cntlid: 0,
+            cap_to: 0,
+            inline: 0,
+            max_transfer: 0,
+            next_ka: 0,
+            ka_outstanding: false,
+            retry_at: 0,
+            arp_at: 0,
+            attempts: 0,
+            live_logged: false,
+            buf: [0; 4096],
+        });
+    }
+    defmt::info!("nvmf: service up: {=usize} port(s), {=usize} remote controller(s)", bootcfg::ports().len(), bootcfg::controllers());
+    loop {
+        let now = dpu_hal::csr::time();
+        for s in svc.stacks.iter_mut().flatten() {
+            s.poll();
+        }
+        let mut next = now + 100_000 * US;
+        for a in svc.admins.iter_mut().flatten() {
+            let Some(port) = net::port_for(a.conn.remote) else { continue };
+            let Some(stack) = svc.stacks[port].as_deref_mut() else { continue };
+            next = next.min(a.advance(stack, now));
+        }
+        for s in svc.stacks.iter_mut().flatten() {
+            s.poll();
+            if let Some(t) = s.poll_at() {
+                next = next.min(t);
+            }
+        }
+        let bits = crate::channel::take_doorbells(hart.0);
+        if bits == 0 && dpu_hal::csr::time() < next {
+            dpu_hal::clint::set_timer(NET_HART, next.max(now + US));
+            dpu_hal::csr::wfi();
+        }
+    }
+}
+
+fn digests() -> Digests {
+    let f = bootcfg::flags();
+    Digests { header: f & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: f & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
+}
+
+/// Configured namespaces served by remote controller `ctrl`, in order.
+fn remote_namespaces(ctrl: usize) -> impl Iterator<Item = &'static bootcfg::Namespace> {
+    bootcfg::namespaces().filter(move |ns| matches!(ns.backend, Backend::Remote { ctrl: c, .. } if usize::from(c) == ctrl))
+}
+
+impl Admin {
+    fn cfg(&self) -> &'static bootcfg::CtrlCfg {
+        bootcfg::controller(self.index).expect("configured")
+    }
+
+    /// Advances the state machine; returns when it next needs to run.
+    fn advance(&mut self, stack: &mut Stack, now: u64) -> u64 {
+        match self.conn.phase {
+            Phase::Down { until } => {
+                if now < until {
+                    return until;
+                }
+                let Some(_) = NEIGHBORS.lookup(self.conn.remote) else {
+                    if now >= self.arp_at {
+                        stack.dev.tx.arp_request(self.conn.remote);
+                        self.arp_at = now + 1000 * US;
+                    }
+                    return self.arp_at;
+                };
+                // A fresh local port per attempt: the target may still hold
+                // the old connection.
+                let span = u32::from(CONTROL_SPAN);
+                self.conn.local_port = *net::CONTROL_PORTS.start() + (self.index as u16) * CONTROL_SPAN + (self.attempts % span) as u16;
+                self.attempts = self.attempts.wrapping_add(1);
+                self.step = Step::Connect;
+                self.busy = false;
+                self.conn.open(stack, now, 64 * 1024);
+                now + STEP_TIMEOUT
+            }
+            Phase::Tcp => match self.conn.tcp_state(stack) {
+                smoltcp::socket::tcp::State::Established => {
+                    self.conn.start_ic(stack, now);
+                    now + STEP_TIMEOUT
+                }
+                smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait => self.fail(stack, now, "connection refused"),
+                _ if now > self.conn.since + STEP_TIMEOUT => self.fail(stack, now, "TCP connect timed out"),
+                _ => self.conn.since + STEP_TIMEOUT,
+            },
+            Phase::Ic | Phase::Connect | Phase::Ready => {
+                if !matches!(self.conn.tcp_state(stack), smoltcp::socket::tcp::State::Established) {
+                    return self.fail(stack, now, "connection lost");
+                }
+                let mut events: [Option<Event>; 8] = [None; 8];
+                let mut n = 0;
+                let buf = &mut self.buf;
+                let r = self.conn.pump(
+                    stack,
+                    |e| {
+                        if n < events.len() {
+                            events[n] = Some(e);
+                            n += 1;
+                        }
+                    },
+                    |d| {
+                        let super::conn::Data::Bytes { offset, bytes, .. } = d;
+                        let o = offset as usize;
+                        let k = bytes.len().min(buf.len().saturating_sub(o));
+                        buf[o..o + k].copy_from_slice(&bytes[..k]);
+                        Some(bytes.len())
+                    },
+                );
+                if let Err(f) = r {
+                    defmt::warn!("nvmf: ctrl {=usize}: fatal transport error: {}", self.index, f);
+                    self.conn.terminate(stack, &f);
+                    return self.fail(stack, now, "protocol error");
+                }
+                for e in events.iter().take(n).flatten() {
+                    if let Some(t) = self.event(stack, now, *e) {
+                        return t;
+                    }
+                }
+                if self.busy && self.step != Step::Live && now > self.conn.since + STEP_TIMEOUT {
+                    return self.fail(stack, now, "admin command timed out");
+                }
+                self.drive(stack, now)
+            }
+        }
+    }
+
+    /// Handles one protocol event; `Some(t)` if the connection failed.
+    fn event(&mut self, stack: &mut Stack, now: u64, e: Event) -> Option<u64> {
+        match e {
+            Event::Established { .. } => {
+                self.conn.phase = Phase::Connect;
+                self.conn.since = now;
+                None
+            }
+            Event::Completed { cqe, .. } => {
+                self.busy = false;
+                self.conn.since = now;
+                if self.step == Step::Live {
+                    self.ka_outstanding = false;
+                    if !cqe.status.is_success() {
+                        return Some(self.fail(stack, now, "keep alive failed"));
+                    }
+                    return None;
+                }
+                if !cqe.status.is_success() && self.step != Step::SetQueues {
+                    defmt::warn!("nvmf: ctrl {=usize}: step {} failed: status {=u16:#x}", self.index, self.step, cqe.status.field());
+                    return Some(self.fail(stack, now, "admin command failed"));
+                }
+                self.completed(now, cqe);
+                None
+            }
+            Event::R2t { .. } => Some(self.fail(stack, now, "unexpected R2T on the admin queue")),
+            Event::None => None,
+        }
+    }
+
+    /// A step's command completed successfully: take its result.
+    fn completed(&mut self, now: u64, cqe: dpu_nvme::Cqe) {
+        match self.step {
+            Step::Connect => match ConnectResponse::from_cqe(&cqe) {
+                ConnectResponse::Accepted { cntlid, .. } => {
+                    self.cntlid = cntlid;
+                    self.conn.phase = Phase::Ready;
+                    self.step = Step::GetCap;
+                }
+                _ => self.step = Step::Connect,
+            },
+            Step::GetCap => {
+                let cap = u64::from(cqe.dw0) | u64::from(cqe.dw1) << 32;
+                self.cap_to = ((cap >> 24) & 0xff).max(1) * 500_000 * US;
+                self.step = Step::Enable;
+            }
+            Step::Enable => {
+                self.step = Step::WaitReady;
+                self.retry_at = now;
+                self.conn.since = now;
+            }
+            Step::WaitReady => {
+                if cqe.dw0 & 1 == 1 {
+                    self.step = Step::IdentifyCtrl;
+                } else if cqe.dw0 & 2 != 0 {
+                    self.step = Step::Connect; // CSTS.CFS: fail below
+                } else {
+                    self.retry_at = now + 1000 * US;
+                }
+            }
+            Step::IdentifyCtrl => {
+                let id = &self.buf;
+                let ioccsz = u32::from_le_bytes([id[1792], id[1793], id[1794], id[1795]]);
+                self.inline = (ioccsz * 16).saturating_sub(64);
+                let mdts = id[77];
+                self.max_transfer = if mdts == 0 { 0 } else { 4096u32 << mdts.min(20) };
+                self.step = Step::IdentifyNs(0);
+            }
+            Step::IdentifyNs(k) => {
+                if let Some(ns) = remote_namespaces(self.index).nth(usize::from(k)) {
+                    let id = &self.buf;
+                    let nsze = u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]]);
+                    let flbas = usize::from(id[26] & 0xf);
+                    let lbads = id[128 + 4 * flbas + 2];
+                    let ok = nsze == ns.geometry.blocks && lbads == ns.geometry.block_shift;
+                    if !ok {
+                        defmt::error!(
+                            "nvmf: ctrl {=usize}: fn{=u16} nsid {=u32}: remote has {=u64} blocks of {=u32} B, configured {=u64} of {=u32} B",
+                            self.index, ns.function, ns.nsid, nsze, 1u32 << lbads.min(31), ns.geometry.blocks, 1u32 << ns.geometry.block_shift
+                        );
+                    }
+                    bootcfg::set_state(ns.index, if ok { bootcfg::NS_READY } else { bootcfg::NS_MISMATCH });
+                }
+                self.step = Step::IdentifyNs(k + 1);
+            }
+            Step::SetQueues => {
+                self.step = Step::Live;
+                self.next_ka = now + u64::from(KATO_MS) * 1000 * US / 2;
+                super::publish_up(self.index, self.cntlid, self.inline, self.max_transfer);
+                ring_data_plane();
+                dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, super::DOORBELL_NVMF);
+                let c = self.cfg();
+                defmt::info!(
+                    "nvmf: ctrl {=usize}: {=u8}.{=u8}.{=u8}.{=u8}:{=u16} cntlid {=u16} live (in-capsule {=u32} B, max transfer {=u32} B)",
+                    self.index, c.traddr[0], c.traddr[1], c.traddr[2], c.traddr[3], c.trsvcid, self.cntlid, self.inline, self.max_transfer
+                );
+                self.conn.failures = 0;
+            }
+            Step::Live => {}
+        }
+    }
+
+    /// Issues the current step's command if none is outstanding.
+    fn drive(&mut self, stack: &mut Stack, now: u64) -> u64 {
+        if self.conn.phase == Phase::Ic || self.busy {
+            return self.conn.since + STEP_TIMEOUT;
+        }
+        let sqe: Sqe;
+        let mut len = 0u32;
+        let mut connect_data = [0u8; 1024];
+        let mut inline: &[u8] = &[];
+        match self.step {
+            Step::Connect => {
+                let c = self.cfg();
+                let (hostnqn, hostid) = bootcfg::host();
+                let (Ok(subnqn), Ok(hostnqn)) = (core::str::from_utf8(c.subnqn()), core::str::from_utf8(hostnqn)) else {
+                    return self.fail(stack, now, "bad NQN");
+                };
+                if (ConnectData { hostid, cntlid: 0xffff, subnqn, hostnqn }).emit(&mut connect_data).is_err() {
+                    return self.fail(stack, now, "bad NQN");
+                }
+                sqe = ConnectCmd { recfmt: 0, qid: 0, sqsize: ADMIN_DEPTH - 1, cattr: 0, kato: KATO_MS }.to_sqe(0);
+                inline = &connect_data;
+                len = 1024;
+            }
+            Step::GetCap => sqe = PropertyGet { size: PropertySize::Eight, offset: prop::CAP }.to_sqe(1),
+            Step::Enable => {
+                // CC: EN, CSS = NVM, MPS = 4 KiB, IOSQES = 64 B, IOCQES = 16 B.
+                sqe = PropertySet { size: PropertySize::Four, offset: prop::CC, value: 1 | 6 << 16 | 4 << 20 }.to_sqe(2)
+            }
+            Step::WaitReady => {
+                if now < self.retry_at {
+                    return self.retry_at;
+                }
+                if now > self.conn.since + self.cap_to {
+                    return self.fail(stack, now, "controller did not become ready (CAP.TO)");
+                }
+                sqe = PropertyGet { size: PropertySize::Four, offset: prop::CSTS }.to_sqe(3)
+            }
+            Step::IdentifyCtrl => {
+                sqe = admin::identify(4, 0, admin::cns::CONTROLLER, 0);
+                len = 4096;
+            }
+            Step::IdentifyNs(k) => match remote_namespaces(self.index).nth(usize::from(k)) {
+                Some(ns) => {
+                    let Backend::Remote { nsid, .. } = ns.backend else { return now };
+                    sqe = admin::identify(5, nsid, admin::cns::NAMESPACE, 0);
+                    len = 4096;
+                }
+                None => {
+                    self.step = Step::SetQueues;
+                    return now;
+                }
+            },
+            Step::SetQueues => {
+                // Set Features, Number of Queues (FID 07h): one I/O queue
+                // per data-plane core, 0's based.
+                let n = (net::DATA_CORES as u32 - 1) & 0xffff;
+                let mut s = dpu_nvme_tcp::fabrics::command_sqe(0x09, 6, 0, dpu_nvme_tcp::sgl::Dptr::None);
+                s.set_dw(10, 0x07);
+                s.set_dw(11, n | n << 16);
+                sqe = s;
+            }
+            Step::Live => {
+                if self.ka_outstanding {
+                    if now > self.conn.since + u64::from(KATO_MS) * 1000 * US {
+                        return self.fail(stack, now, "keep alive unanswered");
+                    }
+                    return self.conn.since + u64::from(KATO_MS) * 1000 * US;
+                }
+                if now < self.next_ka {
+                    return self.next_ka;
+                }
+                sqe = admin::keep_alive(7);
+                self.ka_outstanding = true;
+                self.next_ka = now + u64::from(KATO_MS) * 1000 * US / 2;
+            }
+        }
+        let write = matches!(self.step, Step::Connect);
+        if self.conn.submit(stack, &sqe, write, len, &[inline], 0) {
+            self.busy = true;
+            self.conn.since = now;
+        }
+        now + STEP_TIMEOUT.min(1000 * US)
+    }
+
+    /// Tears the association down and schedules a reconnect.
+    fn fail(&mut self, stack: &mut Stack, now: u64, why: &str) -> u64 {
+        let was_live = self.step == Step::Live;
+        if was_live || self.attempts % 16 == 1 {
+            defmt::warn!("nvmf: ctrl {=usize}: {=str}; reconnecting", self.index, why);
+        }
+        self.conn.close(stack, now);
+        self.busy = false;
+        self.ka_outstanding = false;
+        self.step = Step::Connect;
+        super::publish_down(self.index);
+        for ns in remote_namespaces(self.index) {
+            if bootcfg::state(ns.index) == bootcfg::NS_READY {
+                bootcfg::set_state(ns.index, bootcfg::NS_OFFLINE);
+            }
+        }
+        if was_live {
+            ring_data_plane();
+        }
+        match self.conn.phase {
+            Phase::Down { until } => until,
+            _ => now,
+        }
+    }
+}
+
+/// Local control-plane ports per controller (one per reconnect attempt).
+const CONTROL_SPAN: u16 = 50;
+const _: () = assert!((MAX_CTRLS as u16) * CONTROL_SPAN <= 1000, "fits CONTROL_PORTS");
+
+/// Tells every data-plane core that a controller's state changed.
+fn ring_data_plane() {
+    for q in 0..net::DATA_CORES {
+        dpu_hal::mailbox::ring(net::FIRST_DATA_HART + q, super::DOORBELL_NVMF);
+    }
+}
