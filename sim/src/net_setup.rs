@@ -21,6 +21,8 @@ pub struct Fault {
 pub enum FaultKind {
     TargetRestart(usize),
     LinkDown(usize),
+    /// The target sends malformed PDUs on its I/O connections.
+    TargetGarbage(usize),
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -77,13 +79,18 @@ impl Machine {
         let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).unwrap_or(0);
         for f in &sc.faults {
             let kind = match f.kind.as_str() {
-                "target-restart" => {
+                "target-restart" | "target-garbage" => {
                     let name = f.target.clone().unwrap_or_default();
-                    FaultKind::TargetRestart(sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))?)
+                    let t = sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))?;
+                    if f.kind == "target-restart" {
+                        FaultKind::TargetRestart(t)
+                    } else {
+                        FaultKind::TargetGarbage(t)
+                    }
                 }
                 _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
             };
-            self.faults.push(Fault { kind, at: cyc(&f.at), duration: cyc(&f.duration) });
+            self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map_or(0, cyc) });
         }
         Ok(())
     }
@@ -109,6 +116,13 @@ impl Machine {
                     eprintln!("dpusim: {ns} ns: fault: target `{}` restarts for {} us", self.bus.net.targets[t].params.name, f.duration / 1000);
                 } else {
                     self.bus.target_poll(t, self.now);
+                }
+            }
+            FaultKind::TargetGarbage(t) => {
+                if start {
+                    let n = self.bus.net.targets[t].inject_garbage(self.now);
+                    self.bus.target_poll(t, self.now);
+                    eprintln!("dpusim: {ns} ns: fault: target `{}` sends malformed PDUs on {n} I/O connections", self.bus.net.targets[t].params.name);
                 }
             }
             FaultKind::LinkDown(p) => {

@@ -258,12 +258,14 @@ pub struct TargetCfg {
 #[serde(deny_unknown_fields)]
 pub struct FaultCfg {
     /// "target-restart" (target drops every connection and refuses new
-    /// ones for `duration`) or "link-down" (DPU port `port` loses link for
-    /// `duration`).
+    /// ones for `duration`), "target-garbage" (target sends a malformed PDU
+    /// on each of its I/O connections) or "link-down" (DPU port `port`
+    /// loses link for `duration`).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
-    pub duration: String,
+    /// How long (target-restart, link-down).
+    pub duration: Option<String>,
     pub target: Option<String>,
     pub port: Option<u32>,
 }
@@ -435,10 +437,16 @@ impl Scenario {
         for (i, fl) in self.faults.iter().enumerate() {
             let at = |field: &str| format!("faults[{i}].{field}");
             parse_time_ns(&fl.at).map_err(bad(at("at")))?;
-            parse_time_ns(&fl.duration).map_err(bad(at("duration")))?;
+            match &fl.duration {
+                Some(d) => {
+                    parse_time_ns(d).map_err(bad(at("duration")))?;
+                }
+                None if fl.kind != "target-garbage" => return err(at("duration"), format!("{} needs a duration", fl.kind)),
+                None => {}
+            }
             match fl.kind.as_str() {
-                "target-restart" => {
-                    let Some(t) = &fl.target else { return err(at("target"), "target-restart needs a target name".into()) };
+                "target-restart" | "target-garbage" => {
+                    let Some(t) = &fl.target else { return err(at("target"), format!("{} needs a target name", fl.kind)) };
                     if !self.targets.iter().any(|x| &x.name == t) {
                         return err(at("target"), format!("no [[targets]] is named `{t}`"));
                     }
@@ -449,7 +457,7 @@ impl Scenario {
                         return err(at("port"), format!("port {p} does not exist ({} ports)", self.network.ports.len()));
                     }
                 }
-                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, link-down)")),
+                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, target-garbage, link-down)")),
             }
         }
         for (i, j) in self.jobs.iter().enumerate() {

@@ -301,6 +301,29 @@ fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-faults.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-faults", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "fault: port 1 link down", "link up"])?;
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let t = |name: &str, key: &str| doc["targets"].as_array().and_then(|v| v.iter().find(|t| t["name"] == name)).and_then(|t| t[key].as_u64()).unwrap_or(0);
+    if t("t0", "garbage_sent") == 0 {
+        return fail("target t0 sent no malformed PDUs", run);
+    }
+    // Every data core that got one closed that connection (and recovered).
+    if run.count("fatal transport error") == 0 {
+        return fail("the DPU did not report closing a connection on malformed PDUs", run);
+    }
+    if t("t1", "restarts") != 1 || run.count("ctrl 1: 10.0.0.11:4420 cntlid 2 live") != 1 {
+        return fail("target t1 restart not seen or not recovered from", run);
+    }
+    if doc["network"]["switch"]["lost"].as_u64().unwrap_or(0) == 0 {
+        return fail("no frames were lost", run);
+    }
+    Ok(())
+}
+
 fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
     let trace = cx.tmp.join("io-trace.json");
@@ -347,6 +370,7 @@ const TESTS: &[(&str, Check)] = &[
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every read in order", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets", adapter_verify),
+    ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
 ];
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {

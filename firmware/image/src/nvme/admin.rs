@@ -42,7 +42,10 @@ const OPC_AER: u8 = 0x0c;
 const AER_SLOTS: usize = 4;
 const FIRMWARE_REV: &str = "0.1.0";
 /// CAP.TO: 500 ms units.
-const TIMEOUT_500MS: u8 = 1;
+/// CAP.TO: worst-case time to become ready after CC.EN (500 ms units).
+/// Enabling waits for remote namespaces to attach over NVMe/TCP, which
+/// survives TCP retransmissions (smoltcp's minimum RTO is 1 s): 15 s.
+const TIMEOUT_500MS: u8 = 30;
 const DATA_BUF: usize = 8192;
 const DMA_RING: u32 = 256;
 /// Queue IDs tracked (admin + 64 I/O).

@@ -274,6 +274,11 @@ impl<const N: usize> Conn<N> {
     }
 }
 
+/// A TCP handshake not done by then is abandoned and retried (smoltcp
+/// would resend the SYN only after its 1 s initial RTO): 10 ms, far above
+/// a data-center round trip.
+pub const CONNECT_TIMEOUT: u64 = 10_000 * (dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000);
+
 /// Reconnect delay after `failures` consecutive failures: 100 us doubling
 /// up to 100 ms (in mtime ticks).
 pub fn backoff(failures: u32) -> u64 {

@@ -531,6 +531,9 @@ impl Fabric {
                 smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait => {
                     Self::drop_conn(q, stack, cmds, stats);
                 }
+                _ if now > q.conn.since + super::conn::CONNECT_TIMEOUT => {
+                    Self::drop_conn(q, stack, cmds, stats);
+                }
                 _ => {}
             },
             Phase::Ic | Phase::Connect | Phase::Ready => {
@@ -836,10 +839,10 @@ impl Fabric {
             }
         }
         for q in self.queues.iter().flatten() {
-            if let Phase::Down { until } = q.conn.phase {
-                if q.info.up {
-                    t = t.min(until);
-                }
+            match q.conn.phase {
+                Phase::Down { until } if q.info.up => t = t.min(until),
+                Phase::Tcp => t = t.min(q.conn.since + super::conn::CONNECT_TIMEOUT + 1),
+                _ => {}
             }
             // Queued commands only wait on a deadline while the queue is down.
             if q.count > 0 && !q.conn.ready() {

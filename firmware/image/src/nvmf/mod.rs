@@ -71,8 +71,9 @@ pub fn published(i: usize) -> Published {
 }
 
 /// Outstanding I/O waits at most this long for its queue to come back
-/// before it fails with a path error (mtime ticks: 1 s).
-pub const IO_RETRY_TICKS: u64 = dpu_hal::memory_map::TIMEBASE_HZ;
+/// before it fails with a path error (mtime ticks: 5 s, enough for a
+/// target restart or a link flap plus reconnect backoff).
+pub const IO_RETRY_TICKS: u64 = 5 * dpu_hal::memory_map::TIMEBASE_HZ;
 
 /// Doorbell bit: a controller's published state changed.
 pub const DOORBELL_NVMF: u64 = 1 << 6;

@@ -23,8 +23,9 @@ use dpu_nvme_tcp::pdu::Digests;
 const US: u64 = TIMEBASE_HZ / 1_000_000;
 /// Keep Alive Timeout asked for in Connect (ms); keep-alives go at half.
 const KATO_MS: u32 = 10_000;
-/// A step (TCP handshake, a command) must finish within this.
-const STEP_TIMEOUT: u64 = 500_000 * US;
+/// A step (TCP handshake, a command) must finish within this: longer
+/// than two TCP retransmissions (smoltcp: RTO >= 1 s, doubling).
+const STEP_TIMEOUT: u64 = 4_000_000 * US;
 /// Admin queue size (0's based in Connect).
 const ADMIN_DEPTH: u16 = 32;
 
@@ -96,6 +97,10 @@ pub fn run(hart: HartId) -> ! {
             defmt::error!("nvmf: port {=usize}: control queue did not start", p);
         }
     }
+    let mut links = [false; NIC_PORTS];
+    for (p, l) in links.iter_mut().enumerate() {
+        *l = dpu_hal::nic::Port::new(p).is_some_and(|x| x.link().0);
+    }
     let digests = digests();
     for i in 0..bootcfg::controllers().min(MAX_CTRLS) {
         let Some(c) = bootcfg::controller(i) else { continue };
@@ -130,6 +135,14 @@ pub fn run(hart: HartId) -> ! {
         for a in svc.admins.iter_mut().flatten() {
             let Some(port) = net::port_for(a.conn.remote) else { continue };
             let Some(stack) = svc.stacks[port].as_deref_mut() else { continue };
+            if !links[port] {
+                // No carrier: drop the association (the data plane holds
+                // its I/O) and wait for the link to come back.
+                if !matches!(a.conn.phase, Phase::Down { .. }) {
+                    a.fail(stack, now, "link down");
+                }
+                continue;
+            }
             next = next.min(a.advance(stack, now));
         }
         for s in svc.stacks.iter_mut().flatten() {
@@ -139,6 +152,16 @@ pub fn run(hart: HartId) -> ! {
             }
         }
         let bits = crate::channel::take_doorbells(hart.0);
+        if bits & dpu_hal::regs::nic::MAILBOX_LINK != 0 {
+            for (p, l) in links.iter_mut().enumerate() {
+                let up = dpu_hal::nic::Port::new(p).is_some_and(|x| x.link().0);
+                if up != *l {
+                    defmt::warn!("net: port {=usize}: link {=str}", p, if up { "up" } else { "down" });
+                    *l = up;
+                }
+            }
+            continue;
+        }
         if bits == 0 && dpu_hal::csr::time() < next {
             dpu_hal::clint::set_timer(NET_HART, next.max(now + US));
             dpu_hal::csr::wfi();
@@ -191,8 +214,8 @@ impl Admin {
                     now + STEP_TIMEOUT
                 }
                 smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait => self.fail(stack, now, "connection refused"),
-                _ if now > self.conn.since + STEP_TIMEOUT => self.fail(stack, now, "TCP connect timed out"),
-                _ => self.conn.since + STEP_TIMEOUT,
+                _ if now > self.conn.since + super::conn::CONNECT_TIMEOUT => self.fail(stack, now, "TCP connect timed out"),
+                _ => self.conn.since + super::conn::CONNECT_TIMEOUT,
             },
             Phase::Ic | Phase::Connect | Phase::Ready => {
                 if !matches!(self.conn.tcp_state(stack), smoltcp::socket::tcp::State::Established) {

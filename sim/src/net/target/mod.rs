@@ -61,6 +61,8 @@ pub struct TargetStats {
     pub keep_alive_expired: u64,
     /// Commands failed for a data digest mismatch.
     pub digest_errors: u64,
+    /// Malformed PDUs sent by fault injection.
+    pub garbage_sent: u64,
 }
 
 /// smoltcp device over two frame queues.
@@ -283,6 +285,20 @@ impl TargetModel {
                 true
             }
         }
+    }
+
+    /// Garbage fault: every established I/O connection gets a malformed
+    /// PDU (the host must close it and recover). Returns how many.
+    pub fn inject_garbage(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            if c.session.inject_garbage(i as u8) {
+                n += 1;
+            }
+        }
+        self.stats.garbage_sent += n as u64;
+        self.log.push((now, format!("target {}: sent malformed PDUs on {n} connections", self.params.name)));
+        n
     }
 
     /// Restart fault: every connection is reset, controllers are lost,

@@ -88,6 +88,22 @@ impl Session {
         self.qid
     }
 
+    /// Fault injection: queues a malformed PDU for the host on an I/O
+    /// queue (`variant` picks which): an unknown PDU type, a response for
+    /// a command that was never sent, or C2HData for an unknown command.
+    /// Returns false if the connection is not an established I/O queue.
+    pub fn inject_garbage(&mut self, variant: u8) -> bool {
+        if !self.ic_done || self.closing || self.qid.unwrap_or(0) == 0 {
+            return false;
+        }
+        match variant % 3 {
+            0 => self.out.extend_from_slice(&[0x42, 0, 24, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            1 => self.respond(0xbeef, Status::SUCCESS, 0, 0),
+            _ => self.send_data(0xbeef, &[0u8; 512]),
+        }
+        true
+    }
+
     /// Earliest media completion.
     pub fn next_due(&self) -> Option<u64> {
         self.cmds.values().filter_map(|c| c.due).min()
