@@ -185,6 +185,17 @@ impl QueuePair {
         true
     }
 
+    /// Whether the NIC has written the next RX descriptor back (one memory
+    /// read, no MMIO).
+    #[inline]
+    pub fn rx_ready(&self) -> bool {
+        if self.rx_head == self.rx_tail {
+            return false;
+        }
+        let d = self.rx_ring + (self.rx_head & (self.rx_size - 1)) as usize * r::DESC_SIZE;
+        (mmio::read64(d + 8) >> 16) as u16 & r::RX_DD != 0
+    }
+
     /// The next received frame, if the NIC has written it.
     #[inline]
     pub fn poll_rx(&mut self) -> Option<RxFrame> {
@@ -234,6 +245,16 @@ impl QueuePair {
         }
         self.tx_head = self.tx_head.wrapping_add(1);
         Some((mmio::read64(d), flags & r::TX_ERR != 0))
+    }
+
+    /// Whether the oldest TX descriptor is done (ready to reap).
+    #[inline]
+    pub fn tx_reapable(&self) -> bool {
+        if self.tx_head == self.tx_tail {
+            return false;
+        }
+        let d = self.tx_ring + (self.tx_head & (self.tx_size - 1)) as usize * r::DESC_SIZE;
+        (mmio::read64(d + 8) >> 16) as u16 & r::TX_DD != 0
     }
 
     /// TX descriptors not reaped yet.

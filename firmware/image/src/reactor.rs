@@ -23,6 +23,9 @@ pub fn run(hart: HartId) -> ! {
     }
     // Coalescing deadlines and TCP timers use this hart's timer (wfi wakes on it).
     dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
+    if me == crate::net::FIRST_DATA_HART {
+        defmt::info!("hart {=usize}: SMEM free after the NVMe engine: {=usize} of {=usize} bytes", me, dpu_rt::alloc::smem_free(), dpu_rt::alloc::SMEM_ARENA);
+    }
     let mut timer = u64::MAX;
     let mut fabric_checked = false;
     // Everything may be pending before the first doorbell.

@@ -118,3 +118,14 @@ pub fn ddr_static<T: crate::ConstInit>() -> Option<&'static mut T> {
         Some(&mut *p)
     }
 }
+
+/// A byte buffer of `len` bytes in the calling hart's SMEM arena (fast,
+/// local: packet buffers the core parses). Not cleared. `None` if it does
+/// not fit.
+pub fn smem_bytes(len: usize, align: usize) -> Option<&'static mut [u8]> {
+    let addr = smem(len, align)?;
+    // SAFETY: fresh, never-freed allocation of `len` bytes of this hart's
+    // SMEM arena (physical memory outside any Rust allocation); nothing
+    // else references it.
+    unsafe { Some(core::slice::from_raw_parts_mut(addr as *mut u8, len)) }
+}

@@ -11,6 +11,9 @@
 //! The application provides its entry point with [`entry!`].
 #![no_std]
 
+// Word-at-a-time memcpy/memmove/memset for misaligned payloads.
+use dpu_mem as _;
+
 pub mod alloc;
 pub mod cell;
 pub mod cs;

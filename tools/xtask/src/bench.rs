@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 
-const BENCHES: &[&str] = &["sim", "qemu", "nvme-ram"];
+const BENCHES: &[&str] = &["sim", "qemu", "nvme-ram", "adapter"];
 
 pub fn run(name: Option<&str>) -> Result<(), String> {
     let names: Vec<&str> = match name {
@@ -20,6 +20,7 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
         let (json, table) = match n {
             "sim" => sim(&built)?,
             "nvme-ram" => nvme_ram(&built)?,
+            "adapter" => adapter(&built)?,
             "qemu" => qemu(&built)?,
             _ => unreachable!(),
         };
@@ -200,16 +201,91 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         table.push_str(&format!("| {name} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
     }
     let stage_json: Vec<Value> = stages.iter().map(|(n, c)| json!({"stage": n, "cycles": c, "cycles_per_io": *c as f64 / ios as f64})).collect();
-    crate::plot::iops_vs_cores(&root().join("bench/results/nvme-ram-iops.svg"), &rows)?;
+    crate::plot::iops_vs_cores(&root().join("bench/results/nvme-ram-iops.svg"), &rows, "NVMe emulation over RAM: 4 KiB randread, iodepth 128")?;
     crate::plot::latency_cdf(&root().join("bench/results/nvme-ram-latency-cdf.svg"), &cdfs)?;
     table.push_str("\n![IOPS vs data-plane cores](bench/results/nvme-ram-iops.svg)\n![Latency CDF](bench/results/nvme-ram-latency-cdf.svg)\n");
     Ok((json!({"benchmark": "nvme-ram", "results": rows, "stages_16c_qd128": stage_json}), table))
 }
 
+/// The storage adapter: 4 KiB random reads and writes on the PF, whose
+/// namespace is a remote namespace on an NVMe/TCP target model (10 us media
+/// time); one host I/O queue per data-plane core used.
+fn adapter(built: &build::Built) -> Result<(Value, String), String> {
+    let mut rows = Vec::new();
+    let mut cdfs: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut table = String::from(
+        "| rw | data-plane cores | iodepth | IOPS | MB/s | lat avg (us) | p50 | p99 | p99.9 | cycles / I/O | instructions / I/O | sim MIPS |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for rw in ["randread", "randwrite"] {
+        for (cores, qd) in [(4, 1), (4, 32), (4, 128), (16, 1), (16, 32), (16, 128), (64, 1), (64, 32), (64, 128)] {
+            let runtime = if qd == 1 { "300us" } else { "1ms" };
+            let name = format!("adapter-{rw}-{cores}c-qd{qd}");
+            let toml = format!(
+                "[scenario]\nname = \"{name}\"\n[host]\nio_queues = {cores}\nio_queue_depth = 256\nio_timeout_ms = 5000\n\
+                 [[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:bench\"\nnamespaces = [{{ size = \"1GiB\" }}]\nlatency = \"10us\"\n\
+                 [[storage]]\nfunctions = [0]\nbackend = \"nvmf\"\ntarget = \"t0\"\n\
+                 [[jobs]]\nname = \"{rw}\"\nfunctions = [0]\nrw = \"{rw}\"\nbs = \"4k\"\niodepth = {qd}\nruntime = \"{runtime}\"\n"
+            );
+            let (rep, st) = scenario(built, &name, &toml)?;
+            let t = &rep["total"];
+            let ios = t["ios"].as_u64().unwrap_or(0).max(1);
+            if rw == "randread" && qd != 32 && cores != 16 {
+                let pts = t["lat_cdf"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()).unwrap_or_default();
+                cdfs.push((format!("read, {cores} cores, iodepth {qd}"), pts));
+            }
+            let w = &st["window"];
+            let cyc = w["data_busy_cycles"].as_u64().unwrap_or(0) as f64 / ios as f64;
+            let ins = w["data_instructions"].as_u64().unwrap_or(0) as f64 / ios as f64;
+            let active = w["data_harts_active"].as_u64().unwrap_or(0);
+            let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
+            table.push_str(&format!(
+                "| {} | {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
+                if rw == "randread" { "read" } else { "write" },
+                f("iops"),
+                f("mb_per_s"),
+                f("lat_avg_us"),
+                f("lat_p50_us"),
+                f("lat_p99_us"),
+                f("lat_p999_us"),
+                st["mips"].as_f64().unwrap_or(0.0)
+            ));
+            rows.push(json!({"rw": rw, "cores": cores, "iodepth": qd, "iops": f("iops"), "mb_per_s": f("mb_per_s"),
+                "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
+                "ios": ios, "cycles_per_io": cyc, "instructions_per_io": ins, "data_harts_active": active}));
+        }
+    }
+    table.push_str(
+        "\nPath: host -> PF (NVMe emulation) -> NVMe/TCP initiator -> per-core TCP/IP (smoltcp) -> NIC port 0 -> switch -> target model \
+         (10 us media time). Cycles and instructions per I/O are data-plane core totals inside the job window (polling included), \
+         divided by completed I/Os. Target: 10,000 cycles per 4 KiB I/O.\n",
+    );
+    for (rw, label) in [("randread", "reads"), ("randwrite", "writes")] {
+        let name = format!("adapter-{rw}-16c-qd128");
+        let stages = stage_profile(built, &name)?;
+        let ios = rows.iter().find(|r| r["rw"] == rw && r["cores"] == 16 && r["iodepth"] == 128).and_then(|r| r["ios"].as_u64()).unwrap_or(1).max(1);
+        let total: u64 = stages.iter().map(|s| s.1).sum::<u64>().max(1);
+        table.push_str(&format!("\nData-plane cycles per I/O by stage, {label} (16 cores, depth 128, profiled):\n\n| stage | cycles / I/O | share |\n|---|---:|---:|\n"));
+        for (stage, cycles) in &stages {
+            table.push_str(&format!("| {stage} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
+        }
+    }
+    let reads: Vec<Value> = rows.iter().filter(|r| r["rw"] == "randread").cloned().collect();
+    crate::plot::iops_vs_cores(&root().join("bench/results/adapter-iops.svg"), &reads, "Storage adapter (VF -> NVMe/TCP -> target): 4 KiB randread, iodepth 128")?;
+    crate::plot::latency_cdf(&root().join("bench/results/adapter-latency-cdf.svg"), &cdfs)?;
+    table.push_str("\n![IOPS vs data-plane cores (reads)](bench/results/adapter-iops.svg)\n![Latency CDF](bench/results/adapter-latency-cdf.svg)\n");
+    Ok((json!({"benchmark": "adapter", "results": rows}), table))
+}
+
 /// Stage of a firmware function (by its path), for per-stage cycle splits.
 fn stage_of(func: &str) -> &'static str {
     let f = func.split('+').next().unwrap_or(func);
-    if f.contains("nvme::admin") {
+    if f.contains("smoltcp") {
+        "TCP/IP (smoltcp)"
+    } else if f.contains("nvmf::") || f.contains("dpu_nvme_tcp") {
+        "NVMe/TCP initiator"
+    } else if f.contains("net::device") || f.contains("net::stack") || f.contains("hal::nic") || f.contains("dpu_net") {
+        "NIC driver"
+    } else if f.contains("nvme::admin") {
         "NVMe admin service"
     } else if f.contains("dpu_bdev") || f.contains("nvme::config") {
         "block layer"

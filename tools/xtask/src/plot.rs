@@ -9,7 +9,7 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// IOPS (depth 128) against data-plane cores, log2 x axis.
-pub fn iops_vs_cores(path: &Path, rows: &[Value]) -> Result<(), String> {
+pub fn iops_vs_cores(path: &Path, rows: &[Value], caption: &str) -> Result<(), String> {
     let pts: Vec<(f64, f64)> = rows
         .iter()
         .filter(|r| r["iodepth"] == 128)
@@ -19,7 +19,7 @@ pub fn iops_vs_cores(path: &Path, rows: &[Value]) -> Result<(), String> {
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("NVMe emulation over RAM: 4 KiB randread, iodepth 128", ("sans-serif", 18))
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)

@@ -63,8 +63,15 @@ pub struct NicDevice {
 impl NicDevice {
     /// A device on a started queue pair with `rx_bufs` RX buffers and
     /// `tx_bufs` TX buffers (<= 256) of `buf` bytes each, carved from DDR.
-    pub fn new(mut qp: QueuePair, rx_bufs: usize, tx_bufs: usize, buf: usize, mac: Mac, ip: Ipv4, prefix: u8, mtu: usize, arp_owner: bool) -> Option<NicDevice> {
-        let rx_area = dpu_rt::alloc::ddr_bytes(rx_bufs * buf, 64)?;
+    /// `rx_smem`: put the RX buffers in the core's SMEM when they fit (the
+    /// core reads every received byte once; SMEM is 2 cycles away, DDR
+    /// 100 with a cold cache).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(mut qp: QueuePair, rx_bufs: usize, tx_bufs: usize, buf: usize, mac: Mac, ip: Ipv4, prefix: u8, mtu: usize, arp_owner: bool, rx_smem: bool) -> Option<NicDevice> {
+        let rx_area = match rx_smem.then(|| dpu_rt::alloc::smem_bytes(rx_bufs * buf, 64)).flatten() {
+            Some(a) => a,
+            None => dpu_rt::alloc::ddr_bytes(rx_bufs * buf, 64)?,
+        };
         let tx_area = dpu_rt::alloc::ddr_bytes(tx_bufs.min(256) * buf, 64)?;
         let rx_base = rx_area.as_ptr() as u64;
         let tx_base = tx_area.as_ptr() as u64;
@@ -96,9 +103,9 @@ impl NicDevice {
         self.tx.qp.flush();
     }
 
-    /// Whether a received frame may be waiting or a TX buffer come back.
+    /// Whether a sent frame's buffer can be reclaimed.
     pub fn busy(&self) -> bool {
-        self.tx.qp.tx_pending() > 0
+        self.tx.qp.tx_reapable()
     }
 }
 

@@ -88,15 +88,18 @@ pub fn ports_ready() -> bool {
 }
 
 /// Starts this hart's queue on `port` and a stack on it. `queue` is the
-/// hart's queue index; `arp_owner` for the control queue.
-pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_bufs: u32, tx_bufs: u32) -> Option<&'static mut stack::Stack> {
+/// hart's queue index; `arp_owner` for the control queue; `rx_smem` puts
+/// the descriptor rings and RX buffers in the core's SMEM when they fit.
+pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_bufs: u32, tx_bufs: u32, rx_smem: bool) -> Option<&'static mut stack::Stack> {
     let cfg = *bootcfg::ports().get(port)?;
-    let ring = dpu_rt::alloc::smem(QueuePair::memory(rx_bufs, tx_bufs), 64)
-        .or_else(|| dpu_rt::alloc::ddr(QueuePair::memory(rx_bufs, tx_bufs) as u64, 64).map(|a| a as usize))?;
-    let qp = QueuePair::start(port, queue, ring, rx_bufs, tx_bufs, Some(hart))?;
+    // Rings are powers of two; there may be fewer buffers than descriptors.
+    let (rx_ring, tx_ring) = (rx_bufs.next_power_of_two(), tx_bufs.next_power_of_two());
+    let ring = dpu_rt::alloc::smem(QueuePair::memory(rx_ring, tx_ring), 64)
+        .or_else(|| dpu_rt::alloc::ddr(QueuePair::memory(rx_ring, tx_ring) as u64, 64).map(|a| a as usize))?;
+    let qp = QueuePair::start(port, queue, ring, rx_ring, tx_ring, Some(hart))?;
     let mac = Port::new(port)?.mac();
     let buf = buffer_size(cfg.mtu);
-    let dev = device::NicDevice::new(qp, rx_bufs as usize, tx_bufs as usize, buf, mac, cfg.ip, cfg.prefix, usize::from(cfg.mtu), arp_owner)?;
+    let dev = device::NicDevice::new(qp, rx_bufs as usize, tx_bufs as usize, buf, mac, cfg.ip, cfg.prefix, usize::from(cfg.mtu), arp_owner, rx_smem)?;
     let seed = (hart as u64) << 32 | (port as u64) << 16 | dpu_hal::csr::time() & 0xffff;
     stack::Stack::new(dev, port, seed)
 }

@@ -19,6 +19,8 @@ pub struct Stack {
     pub port: usize,
     /// When the interface next needs a poll (mtime), as of the last poll.
     due: Option<u64>,
+    /// A socket got data to send since the last poll.
+    pub dirty: bool,
 }
 
 /// The current time in smoltcp's unit.
@@ -45,17 +47,24 @@ impl Stack {
         });
         let storage = dpu_rt::alloc::ddr_put([SocketStorage::EMPTY; SOCKETS])?;
         let sockets = SocketSet::new(&mut storage[..]);
-        dpu_rt::alloc::ddr_put(Stack { dev, iface, sockets, port, due: None })
+        dpu_rt::alloc::ddr_put(Stack { dev, iface, sockets, port, due: None, dirty: false })
     }
 
     /// Runs the interface (ingress then egress), then hands buffers back
     /// to the NIC. Returns whether any socket may have changed.
     pub fn poll(&mut self) -> bool {
+        self.dirty = false;
         let t = now();
         let r = self.iface.poll(t, &mut self.dev, &mut self.sockets);
         self.dev.flush();
         self.due = self.iface.poll_at(t, &self.sockets).map(ticks);
         r == smoltcp::iface::PollResult::SocketStateChanged
+    }
+
+    /// Whether a poll has anything to do at mtime `now`: a received frame,
+    /// data queued on a socket, sent frames to reclaim, or a TCP timer.
+    pub fn needs_poll(&self, now: u64) -> bool {
+        self.dirty || self.dev.tx.qp.rx_ready() || self.dev.busy() || self.due.is_some_and(|d| now >= d)
     }
 
     /// When the stack next needs to run (TCP timers), in `mtime` ticks,
@@ -65,11 +74,12 @@ impl Stack {
     }
 
     /// Opens a TCP connection from `local_port` to `remote:rport` with
-    /// buffers of `buf` bytes each way (from DDR). The socket is kept for
+    /// receive and send buffers of the given sizes (from DDR; the receive
+    /// buffer is the window the peer may fill). The socket is kept for
     /// the life of the stack: reconnecting reuses it (`reconnect`).
-    pub fn connect(&mut self, remote: Ipv4, rport: u16, local_port: u16, buf: usize) -> Option<SocketHandle> {
-        let rx = dpu_rt::alloc::ddr_bytes(buf, 64)?;
-        let tx = dpu_rt::alloc::ddr_bytes(buf, 64)?;
+    pub fn connect(&mut self, remote: Ipv4, rport: u16, local_port: u16, rx_buf: usize, tx_buf: usize) -> Option<SocketHandle> {
+        let rx = dpu_rt::alloc::ddr_bytes(rx_buf, 64)?;
+        let tx = dpu_rt::alloc::ddr_bytes(tx_buf, 64)?;
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         s.set_nagle_enabled(false);
         // Responses carry the ACK; a short delay still batches pure ACKs.
@@ -83,6 +93,7 @@ impl Stack {
         let ep = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::new(remote[0], remote[1], remote[2], remote[3])), rport);
         let cx = self.iface.context();
         let s = self.sockets.get_mut::<tcp::Socket>(h);
+        self.dirty = true;
         if s.is_open() {
             s.abort();
             return false;
@@ -90,6 +101,8 @@ impl Stack {
         s.connect(cx, ep, local_port).is_ok()
     }
 
+    /// A socket, for the caller to use; the next `needs_poll` is true (a
+    /// send, a receive that opens the window, an abort all need the stack).
     pub fn tcp(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(h)
     }

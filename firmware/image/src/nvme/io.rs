@@ -23,7 +23,7 @@ use dpu_rt::ConstInit;
 
 const MAXQ: usize = 32;
 const MAXCMD: usize = 128;
-const MAXWALK: usize = 16;
+const MAXWALK: usize = 8;
 const FETCH_BUFS: usize = 8;
 const FETCH_BATCH: u16 = 16;
 const DMA_RING: u32 = 512;

@@ -65,11 +65,11 @@ impl<const N: usize> Conn<N> {
     }
 
     /// Starts (or restarts) the TCP connection.
-    pub fn open(&mut self, stack: &mut Stack, now: u64, buf: usize) -> bool {
+    pub fn open(&mut self, stack: &mut Stack, now: u64, rx_buf: usize, tx_buf: usize) -> bool {
         self.q.reset();
         let ok = match self.sock {
             Some(h) => stack.reconnect(h, self.remote, self.rport, self.local_port),
-            None => match stack.connect(self.remote, self.rport, self.local_port, buf) {
+            None => match stack.connect(self.remote, self.rport, self.local_port, rx_buf, tx_buf) {
                 Some(h) => {
                     self.sock = Some(h);
                     true
@@ -87,6 +87,7 @@ impl<const N: usize> Conn<N> {
     pub fn close(&mut self, stack: &mut Stack, now: u64) {
         if let Some(h) = self.sock {
             stack.tcp(h).abort();
+            stack.dirty = true;
         }
         self.failures = self.failures.saturating_add(1);
         self.phase = Phase::Down { until: now + backoff(self.failures) };
@@ -107,6 +108,7 @@ impl<const N: usize> Conn<N> {
                 return false; // cannot happen: room was checked
             }
         }
+        stack.dirty = true;
         true
     }
 
@@ -244,6 +246,8 @@ impl<const N: usize> Conn<N> {
 
     fn consume(&mut self, stack: &mut Stack, n: usize) -> Result<Event, Fatal> {
         let Some(h) = self.sock else { return Ok(Event::None) };
+        // Freed receive space may open the window: let the stack run.
+        stack.dirty = true;
         let s = stack.tcp(h);
         let digest = self.q.digests().data;
         let q = &mut self.q;

@@ -37,8 +37,22 @@ const MAXSEG: usize = 34;
 /// Write staging: 4 KiB pages per core.
 const PAGE: usize = 4096;
 const POOL_PAGES: usize = 512;
-/// Socket buffers of an I/O queue, each way.
+/// Socket buffers of an I/O queue, each way (receive: see `rx_window`).
 const SOCK_BUF: usize = 256 * 1024;
+/// RX buffers per port queue when they live in SMEM.
+const RX_SMEM_BUFS: u32 = 28;
+
+/// Receive buffer (= the TCP window the target may fill) of each of the
+/// `conns` connections on one port: when the NIC buffers sit in SMEM, the
+/// windows together must fit in them (a frame with no buffer is dropped
+/// and costs a retransmission); with DDR buffers, the full size.
+fn rx_window(conns: usize, smem: bool) -> usize {
+    if !smem {
+        return SOCK_BUF;
+    }
+    let payload = RX_SMEM_BUFS as usize * 1460 - 2048;
+    (payload / conns.max(1)).clamp(8 * 1024, 64 * 1024) & !1023
+}
 const US: u64 = TIMEBASE_HZ / 1_000_000;
 
 /// Status for I/O whose remote path stayed down (SCT 3h Path Related,
@@ -129,6 +143,8 @@ struct Queue {
     count: usize,
     r2ts: u128,
     next_port: u16,
+    /// Socket receive buffer (TCP window) of this queue.
+    rx_buf: usize,
 }
 
 /// Counters (per core).
@@ -214,7 +230,12 @@ impl Fabric {
                 continue;
             };
             if f.stacks[port].is_none() {
-                f.stacks[port] = net::start_stack(hart, port, queue, false, 256, 128);
+                // RX buffers in SMEM (MTU 1500 only: jumbo buffers do not
+                // fit); the TCP windows below keep what the targets may
+                // send within them.
+                let smem = bootcfg::ports()[port].mtu <= 1500;
+                let rx = if smem { RX_SMEM_BUFS } else { 256 };
+                f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem);
                 if f.stacks[port].is_none() {
                     defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
                     continue;
@@ -225,6 +246,8 @@ impl Fabric {
             conn.rport = c.trsvcid;
             conn.port = port;
             let spread = ((hart as u32 * 7919 + i as u32 * 104_729) % 8192) as u16;
+            let on_port = (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
+            let rx_buf = rx_window(on_port, bootcfg::ports()[port].mtu <= 1500);
             f.queues[i] = Some(Queue {
                 index: i,
                 conn,
@@ -236,6 +259,7 @@ impl Fabric {
                 count: 0,
                 r2ts: 0,
                 next_port: *net::DATA_PORTS.start() + spread,
+                rx_buf,
             });
         }
         Some(f)
@@ -464,11 +488,14 @@ impl Fabric {
     pub fn poll(&mut self, chan: &mut Channel, nic: bool, nvmf: bool) -> usize {
         let now = dpu_hal::csr::time();
         let mut work = 0;
-        if nic || self.poll_stacks || now >= self.next_due {
-            for s in self.stacks.iter_mut().flatten() {
+        // Only stacks with something to do: a frame in, data to send, sent
+        // frames to reclaim, a TCP timer.
+        let _ = nic;
+        let force = core::mem::replace(&mut self.poll_stacks, false);
+        for s in self.stacks.iter_mut().flatten() {
+            if force || s.needs_poll(now) {
                 s.poll();
             }
-            self.poll_stacks = false;
         }
         // Writes waiting for staging pages.
         if self.waiting_pages > 0 && self.nfree > 0 {
@@ -485,8 +512,8 @@ impl Fabric {
             }
             work += self.queue_pass(chan, ci, now, nvmf);
         }
-        if work > 0 {
-            for s in self.stacks.iter_mut().flatten() {
+        for s in self.stacks.iter_mut().flatten() {
+            if s.dirty {
                 s.poll();
             }
         }
@@ -516,7 +543,7 @@ impl Fabric {
                             q.conn.local_port = p;
                             q.next_port = if p == *net::DATA_PORTS.end() { *net::DATA_PORTS.start() } else { p + 1 };
                             q.generation = info.generation;
-                            q.conn.open(stack, now, SOCK_BUF);
+                            q.conn.open(stack, now, q.rx_buf, SOCK_BUF);
                             work += 1;
                         }
                         None => defmt::error!("hart {=usize}: no local port hashes to queue {=usize}", *hart, *queue),

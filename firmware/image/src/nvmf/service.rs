@@ -92,7 +92,7 @@ pub fn run(hart: HartId) -> ! {
         dpu_rt::park();
     };
     for p in 0..bootcfg::ports().len().min(NIC_PORTS) {
-        svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64);
+        svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64, false);
         if svc.stacks[p].is_none() {
             defmt::error!("nvmf: port {=usize}: control queue did not start", p);
         }
@@ -205,7 +205,7 @@ impl Admin {
                 self.attempts = self.attempts.wrapping_add(1);
                 self.step = Step::Connect;
                 self.busy = false;
-                self.conn.open(stack, now, 64 * 1024);
+                self.conn.open(stack, now, 64 * 1024, 64 * 1024);
                 now + STEP_TIMEOUT
             }
             Phase::Tcp => match self.conn.tcp_state(stack) {

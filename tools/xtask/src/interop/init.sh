@@ -1,0 +1,166 @@
+#!/bin/busybox sh
+# /init of the Linux NVMe/TCP target guest (packed by tools/xtask/src/interop/image.rs).
+#
+# Configuration comes from the kernel command line, so one initramfs serves
+# every configuration:
+#   dpusim.ip=A.B.C.D dpusim.prefix=N dpusim.mac=xx:xx:xx:xx:xx:xx
+#   dpusim.nqn=NQN dpusim.port=P dpusim.ramdisk_kib=K [dpusim.selftest=1]
+#
+# It sets up an nvmet-tcp target exporting a brd RAM disk (/dev/ram0) as
+# namespace 1 of NQN on IP:P over the only NIC, prints exactly one line
+#   DPUSIM-NVMET-READY <ip>:<port> <nqn>
+# and idles forever. A setup failure prints `DPUSIM-NVMET-FAIL <reason>` and
+# powers off.
+#
+# With dpusim.selftest=1 it then connects the guest's own kernel NVMe/TCP host
+# to the target, writes patterns and reads them back, prints
+# `DPUSIM-SELFTEST-PASS` or `DPUSIM-SELFTEST-FAIL <reason>` and powers off.
+
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox mount -t proc proc /proc
+# Symlinks for every applet (also /sbin/modprobe, which the kernel itself runs
+# to load modules on demand).
+/bin/busybox --install -s
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+MARK=DPUSIM-NVMET
+fail() {
+    echo "$MARK-FAIL $*"
+    poweroff -f
+    sleep 10
+    exit 1
+}
+
+# Waits up to $1 tenths of a second for the command "$2 ..." to succeed.
+wait_for() {
+    n=$1
+    shift
+    while ! "$@"; do
+        n=$((n - 1))
+        [ "$n" -gt 0 ] || return 1
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- config
+IP= PREFIX= MAC= NQN= PORT= RAMDISK_KIB= SELFTEST=0
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    dpusim.ip=*) IP=${arg#*=} ;;
+    dpusim.prefix=*) PREFIX=${arg#*=} ;;
+    dpusim.mac=*) MAC=${arg#*=} ;;
+    dpusim.nqn=*) NQN=${arg#*=} ;;
+    dpusim.port=*) PORT=${arg#*=} ;;
+    dpusim.ramdisk_kib=*) RAMDISK_KIB=${arg#*=} ;;
+    dpusim.selftest=*) SELFTEST=${arg#*=} ;;
+    esac
+done
+for v in IP PREFIX MAC NQN PORT RAMDISK_KIB; do
+    eval "val=\$$v"
+    [ -n "$val" ] || fail "kernel command line lacks dpusim.$(echo $v | tr A-Z a-z)="
+done
+
+# ---------------------------------------------------------------- modules
+# Generated next to this script: EARLY_MODULES, NIC_MODULES, TARGET_MODULES,
+# HOST_MODULES (modules built into the kernel are left out).
+. /etc/dpusim/modules.sh
+# The checksum providers go first: when a host asks for digests nvmet-tcp
+# allocates "crc32c" from the crypto API, and if no provider is loaded yet the
+# 6.1 kernel calls modprobe from a worker and can crash in
+# nvmet_tcp_release_queue_work.
+for m in $EARLY_MODULES $NIC_MODULES $TARGET_MODULES; do
+    modprobe "$m" || fail "modprobe $m"
+done
+modprobe brd rd_nr=1 rd_size="$RAMDISK_KIB" max_part=0 || fail "modprobe brd"
+wait_for 50 test -b /dev/ram0 || fail "/dev/ram0 did not appear"
+
+# ---------------------------------------------------------------- network
+nic() {
+    for d in /sys/class/net/*; do
+        [ "${d##*/}" = lo ] || { IFACE=${d##*/}; return 0; }
+    done
+    return 1
+}
+IFACE=
+wait_for 100 nic || fail "no network interface besides lo"
+# The simulated segment is IPv4 only: no IPv6 router/neighbour solicitations.
+for c in all default "$IFACE"; do
+    echo 1 > "/proc/sys/net/ipv6/conf/$c/disable_ipv6"
+done
+ip link set dev lo up || fail "lo up"
+ip link set dev "$IFACE" address "$MAC" || fail "set MAC $MAC on $IFACE"
+ip link set dev "$IFACE" up || fail "$IFACE up"
+ip addr add "$IP/$PREFIX" dev "$IFACE" || fail "add $IP/$PREFIX to $IFACE"
+
+# ---------------------------------------------------------------- nvmet
+mount -t configfs configfs /sys/kernel/config || fail "mount configfs"
+N=/sys/kernel/config/nvmet
+S=$N/subsystems/$NQN
+P=$N/ports/1
+mkdir "$S" || fail "create subsystem $NQN"
+echo 1 > "$S/attr_allow_any_host" || fail "attr_allow_any_host"
+mkdir "$S/namespaces/1" || fail "create namespace 1"
+echo -n /dev/ram0 > "$S/namespaces/1/device_path" || fail "namespace device_path"
+echo 1 > "$S/namespaces/1/enable" || fail "enable namespace 1"
+mkdir "$P" || fail "create port 1"
+echo tcp > "$P/addr_trtype" || fail "addr_trtype"
+echo ipv4 > "$P/addr_adrfam" || fail "addr_adrfam"
+echo "$IP" > "$P/addr_traddr" || fail "addr_traddr"
+echo "$PORT" > "$P/addr_trsvcid" || fail "addr_trsvcid"
+# Linking the subsystem into the port starts the TCP listener.
+ln -s "$S" "$P/subsystems/$NQN" || fail "link subsystem into port 1"
+listening() {
+    grep -q ":$(printf %04X "$PORT") 00000000:0000 0A" /proc/net/tcp
+}
+wait_for 50 listening || fail "nothing listens on TCP port $PORT"
+
+echo "DPUSIM-NVMET-READY $IP:$PORT $NQN"
+
+if [ "$SELFTEST" != 1 ]; then
+    while true; do
+        sleep 3600
+    done
+fi
+
+# ---------------------------------------------------------------- self-test
+# The guest's own NVMe/TCP host connects to the target (through the local
+# route, so nothing leaves the NIC), then data is written through the host
+# and checked both through the host and directly on the target's RAM disk.
+MARK=DPUSIM-SELFTEST
+for m in $HOST_MODULES; do
+    modprobe "$m" || fail "modprobe $m"
+done
+wait_for 50 test -c /dev/nvme-fabrics || fail "/dev/nvme-fabrics did not appear"
+echo "transport=tcp,traddr=$IP,trsvcid=$PORT,nqn=$NQN" > /dev/nvme-fabrics || fail "connect to $IP:$PORT $NQN"
+namespace() {
+    for d in /dev/nvme*n1; do
+        [ -b "$d" ] && { DEV=$d; return 0; }
+    done
+    return 1
+}
+DEV=
+wait_for 300 namespace || fail "no /dev/nvme*n1 after connecting"
+SIZE=$(cat "/sys/block/${DEV#/dev/}/size")
+[ "$SIZE" = $((RAMDISK_KIB * 2)) ] || fail "$DEV has $SIZE sectors, expected $((RAMDISK_KIB * 2))"
+
+# check BS COUNT OFFSET_BLOCKS: writes COUNT blocks of BS bytes at block
+# OFFSET_BLOCKS with O_DIRECT and verifies them. 4 KiB writes fit the target's
+# in-capsule data size; 128 KiB writes go through R2T/H2CData.
+check() {
+    dd if=/dev/urandom of=/tmp/pattern bs="$1" count="$2" 2>/dev/null || fail "make pattern"
+    dd if=/tmp/pattern of="$DEV" bs="$1" count="$2" seek="$3" oflag=direct conv=notrunc,fsync 2>/dev/null ||
+        fail "write $2 x $1 B at block $3"
+    dd if="$DEV" of=/tmp/readback bs="$1" count="$2" skip="$3" iflag=direct 2>/dev/null ||
+        fail "read $2 x $1 B at block $3"
+    cmp -s /tmp/pattern /tmp/readback || fail "read-back of $2 x $1 B at block $3 differs"
+    dd if=/dev/ram0 of=/tmp/backing bs="$1" count="$2" skip="$3" iflag=direct 2>/dev/null ||
+        fail "read /dev/ram0"
+    cmp -s /tmp/pattern /tmp/backing || fail "/dev/ram0 does not hold what was written ($2 x $1 B at block $3)"
+}
+check 4096 64 0
+check 131072 8 8
+echo "DPUSIM-SELFTEST-PASS"
+poweroff -f
+sleep 10
