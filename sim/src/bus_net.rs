@@ -13,6 +13,10 @@ use dpu_hal::regs::nic as r;
 /// Ethernet header plus one VLAN tag on top of the MTU.
 const L2_OVERHEAD: usize = 18;
 
+/// LRO holds a flow's segments at most this long (cycles): 2 us, about 16
+/// full-size frames at 100 Gb/s.
+const LRO_HOLD: u64 = 2000;
+
 impl Bus {
     /// The firmware moved TX_TAIL of (port, queue): send the new frames.
     pub fn nic_tx_kick(&mut self, p: usize, q: usize, now: u64) {
@@ -166,6 +170,56 @@ impl Bus {
                 flags |= r::RX_CSUM_BAD;
                 port.counters.rx_csum_errors += 1;
             }
+        }
+        let lro = port.control & r::CTL_LRO != 0 && flags & r::RX_CSUM_OK != 0 && key.is_some();
+        if lro {
+            // Large receive offload: hold in-order segments of a flow and
+            // deliver them as one frame (at a PSH, a gap, a size limit, or
+            // after LRO_HOLD cycles).
+            let max = self.rx_buffer_size(p, queue).unwrap_or(0).min(r::MAX_FRAME);
+            let l = self.net.lro.entry((p, queue)).or_insert_with(|| crate::net::offload::Lro::new(max, 8));
+            let ready = l.push(f);
+            let held = l.held_flows() > 0;
+            for fr in ready {
+                self.nic_deliver(p, queue, fr, flags, rss_value, now);
+            }
+            if held && self.net.lro_flush.insert((p, queue)) {
+                self.events.push(now + LRO_HOLD, Event::NicLroFlush { port: p as u8, queue: queue as u16 });
+            }
+            return;
+        }
+        self.nic_deliver(p, queue, f, flags, rss_value, now);
+    }
+
+    /// Size of the buffer the next frame on (port, queue) would land in.
+    fn rx_buffer_size(&mut self, p: usize, q: usize) -> Option<usize> {
+        let qu = self.net.nic.ports.get(p)?.queues.get(q)?;
+        if !qu.running() || qu.rx_head == qu.rx_tail {
+            return None;
+        }
+        let at = qu.rx_base + u64::from(qu.rx_head & (qu.rx_size - 1)) * r::DESC_SIZE as u64;
+        let mut d = [0u8; 2];
+        self.mem.read_bytes(at + r::DESC_LEN as u64, &mut d)?;
+        Some(usize::from(u16::from_le_bytes(d)))
+    }
+
+    /// The LRO hold time of (port, queue) ended: deliver what it holds.
+    pub fn nic_lro_flush(&mut self, p: usize, q: usize, now: u64) {
+        self.net.lro_flush.remove(&(p, q));
+        let Some(l) = self.net.lro.get_mut(&(p, q)) else { return };
+        let frames = l.flush();
+        for f in frames {
+            let flags = r::RX_DD | r::RX_CSUM_OK | r::RX_RSS_TCP;
+            let hash = crate::net::rss::hash_frame(&self.net.nic.ports[p].rss_key, &f).map_or(0, |h| h.0);
+            self.nic_deliver(p, q, f, flags, hash, now);
+        }
+    }
+
+    /// Puts a classified frame into the next RX buffer of (port, queue).
+    fn nic_deliver(&mut self, p: usize, queue: usize, f: Vec<u8>, mut flags: u16, rss_value: u32, now: u64) {
+        let port = &mut self.net.nic.ports[p];
+        if f.len() > port.mtu as usize + L2_OVERHEAD {
+            flags |= r::RX_LRO;
         }
         let Some(qu) = port.queues.get_mut(queue) else { return };
         if !qu.running() || qu.rx_head == qu.rx_tail {

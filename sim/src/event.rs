@@ -23,6 +23,8 @@ pub enum Event {
     Net { id: u64 },
     /// TX descriptors of a NIC queue are written back.
     NicTxDone { port: u8, queue: u16 },
+    /// The LRO hold time of a NIC queue ends.
+    NicLroFlush { port: u8, queue: u16 },
     /// A target model's timers (TCP, media latency) are due.
     NetPoll { target: u32 },
     /// Scenario fault `index` starts (`start`) or ends.

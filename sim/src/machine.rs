@@ -334,6 +334,7 @@ impl Machine {
             Event::Net { id } => self.bus.net_event(id, self.now),
             Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
             Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
+            Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
             Event::Fault { index, start } => self.fault(index as usize, start),
         }
     }

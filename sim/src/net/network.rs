@@ -53,6 +53,10 @@ pub struct Network {
     pub tx_writeback: FxHashMap<(usize, usize), std::collections::VecDeque<(u32, u16)>>,
     /// Frames that could not be written to a capture file.
     pub pcap_errors: u64,
+    /// Large receive offload state per (port, queue), and the queues with
+    /// a flush event pending.
+    pub lro: FxHashMap<(usize, usize), super::offload::Lro>,
+    pub lro_flush: rustc_hash::FxHashSet<(usize, usize)>,
 }
 
 impl Network {
@@ -65,7 +69,7 @@ impl Network {
             }
         }
         let pcap = (0..nic.ports.len()).map(|_| None).collect();
-        Network { nic, switch, targets: Vec::new(), bridge: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0 }
+        Network { nic, switch, targets: Vec::new(), bridge: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
     }
 
     /// Rebuilds the switch with the scenario's latencies and impairments

@@ -147,16 +147,17 @@ impl LinuxTarget {
     /// that outlives the returned value (e.g. the main or test thread).
     #[allow(dead_code)] // the simulator interop run uses it
     pub fn start(cfg: &GuestConfig) -> Result<LinuxTarget, String> {
-        Self::launch(cfg, false)
+        Self::launch(cfg, false, &format!("udp{}", cfg.udp_local))
     }
 
-    fn launch(cfg: &GuestConfig, selftest: bool) -> Result<LinuxTarget, String> {
+    /// Boots the guest; `tag` names its log files in `target/interop/`.
+    fn launch(cfg: &GuestConfig, selftest: bool, tag: &str) -> Result<LinuxTarget, String> {
         cfg.validate()?;
         let t0 = Instant::now();
         let img = image::prepare()?;
         let dir = image::work_dir()?;
-        let console_log = dir.join(format!("console-{}.log", cfg.udp_local));
-        let qemu_log = dir.join(format!("qemu-{}.stderr", cfg.udp_local));
+        let console_log = dir.join(format!("console-{tag}.log"));
+        let qemu_log = dir.join(format!("qemu-{tag}.stderr"));
         let create = |p: &Path| File::create(p).map_err(|e| format!("{}: {e}", p.display()));
 
         let mut cmd = if Path::new(SETPRIV).exists() {
@@ -307,7 +308,7 @@ pub fn guest_self_test() -> Result<(), String> {
     let t0 = Instant::now();
     let (udp_local, udp_remote) = free_udp_ports()?;
     let cfg = GuestConfig::new(udp_local, udp_remote);
-    let mut target = LinuxTarget::launch(&cfg, true)?;
+    let mut target = LinuxTarget::launch(&cfg, true, "selftest")?;
     progress("guest self-test running (host connects to the target, writes, reads back)");
     target.wait_console("the self-test result", SELFTEST_TIMEOUT, |line| {
         if line.contains(PASS_MARK) {

@@ -7,9 +7,12 @@
 //!   the simulator (see `systest.rs`).
 //! * `cargo xtask bench` - benchmarks; results in `bench/results/`, tables
 //!   in `BENCHMARKS.md`.
+//! * `cargo xtask interop linux-target --guest-only` - boot the Linux
+//!   NVMe/TCP target guest in QEMU and run its self-test (see `interop.rs`).
 
 mod bench;
 mod build;
+mod interop;
 mod plot;
 mod systest;
 mod toolchain;
@@ -55,6 +58,23 @@ enum Cmd {
     Bench {
         name: Option<String>,
     },
+    /// Interoperability with other NVMe/TCP implementations.
+    Interop {
+        #[command(subcommand)]
+        peer: InteropPeer,
+    },
+}
+
+/// The peers `cargo xtask interop` works with.
+#[derive(Subcommand)]
+enum InteropPeer {
+    /// The Linux kernel NVMe/TCP target (nvmet-tcp) in a QEMU guest.
+    LinuxTarget {
+        /// Only boot the guest and run its in-guest self-test (the guest's
+        /// own NVMe/TCP host against its target; no simulator).
+        #[arg(long)]
+        guest_only: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +84,10 @@ fn main() -> ExitCode {
         Cmd::Run { time, dpusim_args } => run(&time, &dpusim_args),
         Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
+        Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
+        Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => {
+            Err("`interop linux-target` against the simulator is not implemented yet; use --guest-only".into())
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

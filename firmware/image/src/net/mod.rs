@@ -51,6 +51,9 @@ pub fn data_queue(hart: usize) -> Option<usize> {
     hart.checked_sub(FIRST_DATA_HART).filter(|&q| q < DATA_CORES)
 }
 
+/// RX buffer size with large receive offload on (merged frames).
+pub const LRO_BUFFER: usize = 16 * 1024;
+
 /// Bytes per packet buffer for `mtu` (frame + headroom, 64-byte multiple).
 pub fn buffer_size(mtu: u16) -> usize {
     (usize::from(mtu) + 14 + 4).next_multiple_of(64).max(1536)
@@ -98,7 +101,9 @@ pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_b
         .or_else(|| dpu_rt::alloc::ddr(QueuePair::memory(rx_ring, tx_ring) as u64, 64).map(|a| a as usize))?;
     let qp = QueuePair::start(port, queue, ring, rx_ring, tx_ring, Some(hart))?;
     let mac = Port::new(port)?.mac();
-    let buf = buffer_size(cfg.mtu);
+    // With LRO the NIC merges segments up to the buffer size.
+    let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
+    let buf = if lro && !arp_owner { LRO_BUFFER } else { buffer_size(cfg.mtu) };
     let dev = device::NicDevice::new(qp, rx_bufs as usize, tx_bufs as usize, buf, mac, cfg.ip, cfg.prefix, usize::from(cfg.mtu), arp_owner, rx_smem)?;
     let seed = (hart as u64) << 32 | (port as u64) << 16 | dpu_hal::csr::time() & 0xffff;
     stack::Stack::new(dev, port, seed)

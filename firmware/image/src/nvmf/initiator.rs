@@ -233,8 +233,8 @@ impl Fabric {
                 // RX buffers in SMEM (MTU 1500 only: jumbo buffers do not
                 // fit); the TCP windows below keep what the targets may
                 // send within them.
-                let smem = bootcfg::ports()[port].mtu <= 1500;
-                let rx = if smem { RX_SMEM_BUFS } else { 256 };
+                let smem = bootcfg::ports()[port].mtu <= 1500 && bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO == 0;
+                let rx = if smem { RX_SMEM_BUFS } else if bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0 { 64 } else { 256 };
                 f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem);
                 if f.stacks[port].is_none() {
                     defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
@@ -247,7 +247,7 @@ impl Fabric {
             conn.port = port;
             let spread = ((hart as u32 * 7919 + i as u32 * 104_729) % 8192) as u16;
             let on_port = (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
-            let rx_buf = rx_window(on_port, bootcfg::ports()[port].mtu <= 1500);
+            let rx_buf = rx_window(on_port, bootcfg::ports()[port].mtu <= 1500 && bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO == 0);
             f.queues[i] = Some(Queue {
                 index: i,
                 conn,

@@ -371,3 +371,20 @@ fn set_executable(p: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", p.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_dep_lines_give_names_paths_and_dependencies() {
+        let dep = parse_modules_dep(
+            "kernel/fs/configfs/configfs.ko:\n\
+             kernel/drivers/nvme/target/nvmet-tcp.ko.xz: kernel/drivers/nvme/target/nvmet.ko.xz kernel/fs/configfs/configfs.ko\n",
+        );
+        assert_eq!(dep["configfs"], ("kernel/fs/configfs/configfs.ko".to_string(), vec![]));
+        let (path, deps) = &dep["nvmet_tcp"];
+        assert_eq!(path, "kernel/drivers/nvme/target/nvmet-tcp.ko.xz");
+        assert_eq!(deps, &["kernel/drivers/nvme/target/nvmet.ko.xz", "kernel/fs/configfs/configfs.ko"]);
+    }
+}

@@ -24,6 +24,8 @@
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# Our lines start on a fresh line (the firmware leaves escape codes behind).
+echo
 
 MARK=DPUSIM-NVMET
 fail() {
@@ -116,6 +118,9 @@ listening() {
 }
 wait_for 50 listening || fail "nothing listens on TCP port $PORT"
 
+# Boot was quiet; from now on the console shows the kernel's info messages
+# too, e.g. nvmet creating and tearing down controllers for each host.
+echo 7 > /proc/sys/kernel/printk
 echo "DPUSIM-NVMET-READY $IP:$PORT $NQN"
 
 if [ "$SELFTEST" != 1 ]; then
