@@ -54,6 +54,9 @@ pub fn run(hart: HartId) -> ! {
             fabric_checked = true;
             if let (Some(e), Some(f)) = (engine.as_mut(), crate::nvmf::initiator::Fabric::start(me)) {
                 e.attach_fabric(f);
+                if me == crate::net::FIRST_DATA_HART {
+                    defmt::info!("hart {=usize}: SMEM free after the NVMe/TCP initiator: {=usize} bytes", me, dpu_rt::alloc::smem_free());
+                }
             }
         }
         let io = engine.as_mut().map_or(0, |e| e.poll(bits));

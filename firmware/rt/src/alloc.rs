@@ -129,3 +129,63 @@ pub fn smem_bytes(len: usize, align: usize) -> Option<&'static mut [u8]> {
     // else references it.
     unsafe { Some(core::slice::from_raw_parts_mut(addr as *mut u8, len)) }
 }
+
+/// `n` values built by `f(i)`, placed in the calling hart's SMEM when they
+/// fit, else in DDR. For per-core tables sized at run time.
+pub fn slice_with<T>(n: usize, f: impl FnMut(usize) -> T) -> Option<&'static mut [T]> {
+    slice_in(n, f, true)
+}
+
+/// `n` values built by `f(i)` in DDR (large, rarely touched tables).
+pub fn ddr_slice_with<T>(n: usize, f: impl FnMut(usize) -> T) -> Option<&'static mut [T]> {
+    slice_in(n, f, false)
+}
+
+fn slice_in<T>(n: usize, mut f: impl FnMut(usize) -> T, near: bool) -> Option<&'static mut [T]> {
+    let bytes = core::mem::size_of::<T>().checked_mul(n)?;
+    let align = core::mem::align_of::<T>();
+    let addr = match near.then(|| smem(bytes, align)).flatten() {
+        Some(a) => a,
+        None => ddr(bytes as u64, align as u64)? as usize,
+    };
+    let p = addr as *mut T;
+    // SAFETY: fresh, aligned, never-freed allocation of `n` elements that
+    // nothing else references; every element is written before the slice
+    // is created.
+    unsafe {
+        for i in 0..n {
+            p.add(i).write(f(i));
+        }
+        Some(core::slice::from_raw_parts_mut(p, n))
+    }
+}
+
+/// Moves `v` into SMEM when it fits, else DDR.
+pub fn put_near<T>(v: T) -> Option<&'static mut T> {
+    let (size, align) = (core::mem::size_of::<T>(), core::mem::align_of::<T>());
+    let addr = match smem(size, align) {
+        Some(a) => a,
+        None => ddr(size as u64, align as u64)? as usize,
+    };
+    // SAFETY: fresh, aligned, never-freed allocation (see `smem_put`).
+    unsafe {
+        let p = addr as *mut T;
+        p.write(v);
+        Some(&mut *p)
+    }
+}
+
+/// Places `T::INIT` in SMEM when it fits, else DDR (written in place).
+pub fn static_near<T: crate::ConstInit>() -> Option<&'static mut T> {
+    let (size, align) = (core::mem::size_of::<T>(), core::mem::align_of::<T>());
+    let addr = match smem(size, align) {
+        Some(a) => a,
+        None => ddr(size as u64, align as u64)? as usize,
+    };
+    let p = addr as *mut T;
+    // SAFETY: as `ddr_static`.
+    unsafe {
+        p.write(T::INIT);
+        Some(&mut *p)
+    }
+}

@@ -110,6 +110,12 @@ impl NicDevice {
 }
 
 impl RxSide {
+    /// Whether the RX buffers are in the core's SMEM.
+    pub fn in_smem(&self) -> bool {
+        let smem = dpu_hal::HartId(dpu_hal::csr::mhartid() as usize).smem_base();
+        (self.base as usize) >= smem && (self.base as usize) < smem + dpu_hal::memory_map::SMEM_SIZE
+    }
+
     fn give_back(&mut self, addr: u64, tx: &mut TxSide) {
         if self.nrepost == REPOST {
             for i in 0..self.nrepost {

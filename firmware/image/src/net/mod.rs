@@ -93,7 +93,8 @@ pub fn ports_ready() -> bool {
 /// Starts this hart's queue on `port` and a stack on it. `queue` is the
 /// hart's queue index; `arp_owner` for the control queue; `rx_smem` puts
 /// the descriptor rings and RX buffers in the core's SMEM when they fit.
-pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_bufs: u32, tx_bufs: u32, rx_smem: bool) -> Option<&'static mut stack::Stack> {
+#[allow(clippy::too_many_arguments)]
+pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_bufs: u32, tx_bufs: u32, rx_smem: bool, sockets: usize) -> Option<&'static mut stack::Stack> {
     let cfg = *bootcfg::ports().get(port)?;
     // Rings are powers of two; there may be fewer buffers than descriptors.
     let (rx_ring, tx_ring) = (rx_bufs.next_power_of_two(), tx_bufs.next_power_of_two());
@@ -106,7 +107,7 @@ pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_b
     let buf = if lro && !arp_owner { LRO_BUFFER } else { buffer_size(cfg.mtu) };
     let dev = device::NicDevice::new(qp, rx_bufs as usize, tx_bufs as usize, buf, mac, cfg.ip, cfg.prefix, usize::from(cfg.mtu), arp_owner, rx_smem)?;
     let seed = (hart as u64) << 32 | (port as u64) << 16 | dpu_hal::csr::time() & 0xffff;
-    stack::Stack::new(dev, port, seed)
+    stack::Stack::new(dev, port, seed, sockets)
 }
 
 /// The port whose subnet holds `ip`.

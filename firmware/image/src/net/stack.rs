@@ -35,8 +35,10 @@ pub fn ticks(i: Instant) -> u64 {
 }
 
 impl Stack {
-    /// Builds the stack; its storage lives in DDR. `seed` varies ISNs.
-    pub fn new(mut dev: NicDevice, port: usize, seed: u64) -> Option<&'static mut Stack> {
+    /// Builds the stack for up to `sockets` sockets, in the core's SMEM
+    /// when it fits (it is touched on every frame), else DDR. `seed` varies
+    /// ISNs.
+    pub fn new(mut dev: NicDevice, port: usize, seed: u64, sockets: usize) -> Option<&'static mut Stack> {
         let mut cfg = Config::new(HardwareAddress::Ip);
         cfg.random_seed = seed;
         let mut iface = Interface::new(cfg, &mut dev, now());
@@ -45,9 +47,9 @@ impl Stack {
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(ip[0], ip[1], ip[2], ip[3])), prefix));
         });
-        let storage = dpu_rt::alloc::ddr_put([SocketStorage::EMPTY; SOCKETS])?;
-        let sockets = SocketSet::new(&mut storage[..]);
-        dpu_rt::alloc::ddr_put(Stack { dev, iface, sockets, port, due: None, dirty: false })
+        let storage = dpu_rt::alloc::slice_with(sockets.clamp(1, SOCKETS), |_| SocketStorage::EMPTY)?;
+        let sockets = SocketSet::new(storage);
+        dpu_rt::alloc::put_near(Stack { dev, iface, sockets, port, due: None, dirty: false })
     }
 
     /// Runs the interface (ingress then egress), then hands buffers back

@@ -34,13 +34,25 @@ pub const MAXCMD: usize = 128;
 const CID_CONNECT: u16 = MAXCMD as u16;
 /// Host data segments one command may have (128 KiB in 4 KiB pages + 1).
 const MAXSEG: usize = 34;
+/// Segments kept in the (hot) command slot itself.
+const INLINE_SEGS: usize = 2;
+
+/// The host segments of command `slot`.
+fn segs_of<'a>(c: &'a Cmd, ext: &'a [[(u64, u32); MAXSEG]], slot: usize) -> &'a [(u64, u32)] {
+    let n = usize::from(c.nsegs);
+    if n <= INLINE_SEGS {
+        &c.segs[..n]
+    } else {
+        ext.get(slot).map_or(&[][..], |e| &e[..n.min(MAXSEG)])
+    }
+}
 /// Write staging: 4 KiB pages per core.
 const PAGE: usize = 4096;
 const POOL_PAGES: usize = 512;
 /// Socket buffers of an I/O queue, each way (receive: see `rx_window`).
 const SOCK_BUF: usize = 256 * 1024;
 /// RX buffers per port queue when they live in SMEM.
-const RX_SMEM_BUFS: u32 = 28;
+const RX_SMEM_BUFS: u32 = 20;
 
 /// Receive buffer (= the TCP window the target may fill) of each of the
 /// `conns` connections on one port: when the NIC buffers sit in SMEM, the
@@ -95,7 +107,9 @@ struct Cmd {
     slba: u64,
     nlb: u32,
     len: u32,
-    segs: [(u64, u32); MAXSEG],
+    /// The first host data segments (4 KiB I/O has one or two); longer
+    /// lists live in `Fabric::ext_segs[slot]` (DDR).
+    segs: [(u64, u32); INLINE_SEGS],
     nsegs: u8,
     pages: [u16; 32],
     npages: u8,
@@ -103,8 +117,6 @@ struct Cmd {
     deadline: u64,
     /// Pending R2T (ttag, offset, len) not yet answered.
     r2t: Option<(u16, u32, u32)>,
-    /// Staging DMA failed.
-    stage_error: bool,
 }
 
 impl Cmd {
@@ -117,13 +129,12 @@ impl Cmd {
         slba: 0,
         nlb: 0,
         len: 0,
-        segs: [(0, 0); MAXSEG],
+        segs: [(0, 0); INLINE_SEGS],
         nsegs: 0,
         pages: [0; 32],
         npages: 0,
         deadline: 0,
         r2t: None,
-        stage_error: false,
     };
 }
 
@@ -166,6 +177,7 @@ impl dpu_rt::ConstInit for Fabric {
         queues: [const { None }; MAX_CTRLS],
         cmds: [Cmd::FREE; MAXCMD],
         pool: None,
+        ext_segs: None,
         free: [0; POOL_PAGES],
         nfree: POOL_PAGES,
         done: [(0, Status::SUCCESS); MAXCMD],
@@ -182,9 +194,11 @@ pub struct Fabric {
     hart: usize,
     queue: usize,
     stacks: [Option<&'static mut Stack>; NIC_PORTS],
-    queues: [Option<Queue>; MAX_CTRLS],
+    queues: [Option<&'static mut Queue>; MAX_CTRLS],
     cmds: [Cmd; MAXCMD],
     pool: Option<&'static mut [u8]>,
+    /// Host segments of commands with more than `INLINE_SEGS` (DDR).
+    ext_segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
     free: [u16; POOL_PAGES],
     nfree: usize,
     done: [(u8, Status); MAXCMD],
@@ -212,10 +226,12 @@ impl Fabric {
             dpu_hal::csr::wfi();
         }
         // Built in place in DDR: the command table is larger than a stack.
-        let f = dpu_rt::alloc::ddr_static::<Fabric>()?;
+        // Hot state first into SMEM (when it fits), cold tables in DDR.
+        let f = dpu_rt::alloc::static_near::<Fabric>()?;
         f.hart = hart;
         f.queue = queue;
         f.pool = Some(dpu_rt::alloc::ddr_bytes(POOL_PAGES * PAGE, PAGE)?);
+        f.ext_segs = Some(dpu_rt::alloc::ddr_slice_with(MAXCMD, |_| [(0u64, 0u32); MAXSEG])?);
         for (i, p) in f.free.iter_mut().enumerate() {
             *p = i as u16;
         }
@@ -223,32 +239,38 @@ impl Fabric {
             let fl = bootcfg::flags();
             Digests { header: fl & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: fl & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
         };
+        let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
+        let on_port = |port: usize| (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
+        // One stack per port that reaches a controller; RX buffers in SMEM
+        // (MTU 1500 without LRO: larger buffers do not fit), so the core
+        // reads received bytes from its fast memory.
+        for port in 0..bootcfg::ports().len().min(NIC_PORTS) {
+            let conns = on_port(port);
+            if conns == 0 {
+                continue;
+            }
+            let smem = bootcfg::ports()[port].mtu <= 1500 && !lro;
+            let rx = if smem { RX_SMEM_BUFS } else if lro { 64 } else { 256 };
+            f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1);
+            if f.stacks[port].is_none() {
+                defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
+            }
+        }
         for i in 0..bootcfg::controllers().min(MAX_CTRLS) {
             let Some(c) = bootcfg::controller(i) else { continue };
             let Some(port) = net::port_for(c.traddr) else {
                 defmt::warn!("hart {=usize}: remote controller {=usize} is on no configured subnet", hart, i);
                 continue;
             };
-            if f.stacks[port].is_none() {
-                // RX buffers in SMEM (MTU 1500 only: jumbo buffers do not
-                // fit); the TCP windows below keep what the targets may
-                // send within them.
-                let smem = bootcfg::ports()[port].mtu <= 1500 && bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO == 0;
-                let rx = if smem { RX_SMEM_BUFS } else if bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0 { 64 } else { 256 };
-                f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem);
-                if f.stacks[port].is_none() {
-                    defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
-                    continue;
-                }
-            }
+            let Some(stack) = f.stacks[port].as_deref() else { continue };
             let mut conn = Conn::new(queue as u16 + 1, digests);
             conn.remote = c.traddr;
             conn.rport = c.trsvcid;
             conn.port = port;
             let spread = ((hart as u32 * 7919 + i as u32 * 104_729) % 8192) as u16;
-            let on_port = (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
-            let rx_buf = rx_window(on_port, bootcfg::ports()[port].mtu <= 1500 && bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO == 0);
-            f.queues[i] = Some(Queue {
+            // With RX buffers in SMEM the windows must fit in them.
+            let rx_buf = rx_window(on_port(port), stack.dev.rx.in_smem());
+            f.queues[i] = dpu_rt::alloc::put_near(Queue {
                 index: i,
                 conn,
                 generation: 0,
@@ -279,7 +301,11 @@ impl Fabric {
         }
         let c = &mut self.cmds[slot];
         *c = Cmd { st: St::Queued, ctrl: ctrl as u8, func, op, nsid, slba, nlb, len, deadline: now + IO_RETRY_TICKS, ..Cmd::FREE };
-        c.segs[..segs.len()].copy_from_slice(segs);
+        if segs.len() <= INLINE_SEGS {
+            c.segs[..segs.len()].copy_from_slice(segs);
+        } else if let Some(e) = self.ext_segs.as_deref_mut().and_then(|e| e.get_mut(slot)) {
+            e[..segs.len()].copy_from_slice(segs);
+        }
         c.nsegs = segs.len() as u8;
         self.stats.submitted += 1;
         if op == IoOp::Write {
@@ -300,6 +326,7 @@ impl Fabric {
 
     /// Starts the DMA that copies a write's host data into staging pages.
     fn stage(&mut self, chan: &mut Channel, slot: usize) {
+        let ext: &[[(u64, u32); MAXSEG]] = self.ext_segs.as_deref().unwrap_or(&[]);
         let c = &mut self.cmds[slot];
         let pages = (c.len as usize).div_ceil(PAGE);
         for k in 0..pages {
@@ -312,7 +339,13 @@ impl Fabric {
         let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: COOKIE_KIND | COOKIE_STAGE | slot as u32 }; 2 * MAXSEG];
         let mut nd = 0;
         let mut at = 0usize;
-        for &(host, len) in &c.segs[..usize::from(c.nsegs)] {
+        let segs: [(u64, u32); MAXSEG] = {
+            let mut a = [(0, 0); MAXSEG];
+            let src = segs_of(c, ext, slot);
+            a[..src.len()].copy_from_slice(src);
+            a
+        };
+        for &(host, len) in &segs[..usize::from(c.nsegs).min(MAXSEG)] {
             let mut done = 0usize;
             while done < len as usize && nd < descs.len() {
                 let pos = at + done;
@@ -353,7 +386,7 @@ impl Fabric {
     }
 
     fn enqueue(&mut self, ci: usize, slot: usize) {
-        let Some(q) = self.queues[ci].as_mut() else { return };
+        let Some(q) = self.queues[ci].as_deref_mut() else { return };
         if q.count < MAXCMD {
             q.fifo[(q.head + q.count) % MAXCMD] = slot as u8;
             q.count += 1;
@@ -398,7 +431,7 @@ impl Fabric {
 
     /// The C2HData DMA of controller `ci` finished.
     pub fn rx_dma_done(&mut self, ci: usize, ok: bool) {
-        let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_mut()) else { return };
+        let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_deref_mut()) else { return };
         let Some(n) = q.rx_dma.take() else { return };
         let Some(stack) = self.stacks[q.conn.port].as_deref_mut() else { return };
         if !ok {
@@ -521,8 +554,9 @@ impl Fabric {
     }
 
     fn queue_pass(&mut self, chan: &mut Channel, ci: usize, now: u64, _nvmf: bool) -> usize {
-        let Fabric { stacks, queues, cmds, done, ndone, stats, free, nfree, pool, hart, queue, kick, .. } = self;
-        let Some(q) = queues[ci].as_mut() else { return 0 };
+        let Fabric { stacks, queues, cmds, done, ndone, stats, free, nfree, pool, hart, queue, kick, ext_segs, .. } = self;
+        let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
+        let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
         let info = published(ci);
         let mut work = 0;
@@ -569,7 +603,7 @@ impl Fabric {
                     return work + 1;
                 }
                 if q.rx_dma.is_none() {
-                    work += Self::receive(q, stack, chan, cmds, done, ndone, stats, free, nfree, *hart, ci);
+                    work += Self::receive(q, stack, chan, cmds, ext, done, ndone, stats, free, nfree, *hart, ci);
                     if q.rx_dma.is_some() {
                         *kick = true;
                     }
@@ -636,6 +670,7 @@ impl Fabric {
         stack: &mut Stack,
         chan: &mut Channel,
         cmds: &mut [Cmd; MAXCMD],
+        ext: &[[(u64, u32); MAXSEG]],
         done: &mut [(u8, Status); MAXCMD],
         ndone: &mut usize,
         stats: &mut Stats,
@@ -670,7 +705,7 @@ impl Fabric {
                 let mut src = local;
                 let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_D2H, flags: 0, msix: 0, cookie: COOKIE_KIND | ci as u32 }; MAXSEG];
                 let mut nd = 0;
-                for &(host, l) in &c.segs[..usize::from(c.nsegs)] {
+                for &(host, l) in segs_of(c, ext, usize::from(cid)) {
                     if want == 0 {
                         break;
                     }

@@ -92,7 +92,7 @@ pub fn run(hart: HartId) -> ! {
         dpu_rt::park();
     };
     for p in 0..bootcfg::ports().len().min(NIC_PORTS) {
-        svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64, false);
+        svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64, false, net::stack::SOCKETS);
         if svc.stacks[p].is_none() {
             defmt::error!("nvmf: port {=usize}: control queue did not start", p);
         }
