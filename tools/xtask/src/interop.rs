@@ -11,6 +11,8 @@
 //! The guest image (Debian kernel + busybox initramfs) is built and cached
 //! by `interop/image.rs`; the guest's `/init` is `interop/init.sh`.
 
+#[cfg(test)]
+mod frames_probe;
 mod image;
 
 use std::fs::File;
@@ -366,5 +368,110 @@ mod tests {
             f(&mut c);
             assert!(c.validate().is_err(), "{c:?} was accepted");
         }
+    }
+}
+
+/// How long the simulated adapter may take against the guest (wall time).
+const ADAPTER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The scenarios run against the guest: plain, then with NVMe/TCP header
+/// and data digests.
+pub const SCENARIOS: [&str; 2] = ["interop-linux", "interop-linux-digests"];
+
+/// `cargo xtask interop linux-target`: boots the Linux nvmet-tcp guest,
+/// bridges it to the simulated card (`dpusim --bridge`) and runs each of
+/// `targets/scenarios/{SCENARIOS}.toml`: a VF whose namespace is the
+/// guest's RAM disk, under verified random I/O. Returns the dpusim output.
+pub fn adapter_against_linux(dpusim: &Path, firmware: &Path) -> Result<String, String> {
+    let root = crate::build::root();
+    let dir = root.join("target/interop");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (guest_port, sim_port) = free_udp_ports()?;
+    let mut cfg = GuestConfig::new(guest_port, sim_port);
+    cfg.pcap = Some(dir.join("guest.pcap"));
+    let guest = LinuxTarget::start(&cfg)?;
+    progress(&format!("guest target ready on {}:{}; starting the simulated adapter (bridge UDP {sim_port} <-> {guest_port})", cfg.ip, cfg.port));
+    let mut reports = String::new();
+    for name in SCENARIOS {
+        let scenario = root.join(format!("targets/scenarios/{name}.toml"));
+        progress(&format!("scenario {name}"));
+        match run_bridged(dpusim, firmware, &scenario, &dir, name, sim_port, guest_port, &guest) {
+            Ok(r) => reports.push_str(&r),
+            Err(e) => {
+                guest.stop();
+                return Err(e);
+            }
+        }
+    }
+    guest.stop();
+    Ok(reports)
+}
+
+/// One dpusim run bridged to the guest.
+#[allow(clippy::too_many_arguments)]
+fn run_bridged(dpusim: &Path, firmware: &Path, scenario: &Path, dir: &Path, name: &str, sim_port: u16, guest_port: u16, guest: &LinuxTarget) -> Result<String, String> {
+    let bridge = format!("udp:127.0.0.1:{sim_port}:127.0.0.1:{guest_port}");
+    let pcap = dir.join(format!("{name}.pcap"));
+    let stats = dir.join(format!("{name}-stats.json"));
+    let mut child = Command::new(dpusim)
+        .arg("--elf")
+        .arg(firmware)
+        .arg("--scenario")
+        .arg(scenario)
+        .arg("--bridge")
+        .arg(&bridge)
+        .arg("--pcap")
+        .arg(&pcap)
+        .arg("--stats-json")
+        .arg(&stats)
+        .arg("-q")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", dpusim.display()))?;
+    // Drain both pipes while waiting (bounded).
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() > ADAPTER_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("waiting for dpusim: {e}")),
+        }
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let stderr = t_err.join().unwrap_or_default();
+    let console = guest.console();
+    let tail = |s: &str, n: usize| s.lines().rev().take(n).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let report = format!(
+        "{stdout}\n--- dpusim stderr (last lines) ---\n{}\n--- guest console (last lines) ---\n{}\n(captures: {} and {}-eth0.pcap)",
+        tail(&stderr, 20),
+        tail(&console, 30),
+        dir.join("guest.pcap").display(),
+        dir.join(name).display()
+    );
+    match status {
+        None => Err(format!("the simulated adapter did not finish within {} s\n{report}", ADAPTER_TIMEOUT.as_secs())),
+        Some(st) if st.success() && stdout.contains("verify errors: 0, I/O errors: 0") => {
+            progress(&format!("{name}: passed in {:.1} s", start.elapsed().as_secs_f64()));
+            Ok(report)
+        }
+        Some(st) => Err(format!("the simulated adapter failed against the Linux target ({st})\n{report}")),
     }
 }

@@ -85,9 +85,9 @@ fn main() -> ExitCode {
         Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
-        Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => {
-            Err("`interop linux-target` against the simulator is not implemented yet; use --guest-only".into())
-        }
+        Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => build::build_all(None)
+            .and_then(|built| interop::adapter_against_linux(&built.dpusim, &built.firmware))
+            .map(|report| println!("{report}")),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -324,6 +324,12 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// The adapter against the Linux kernel's NVMe/TCP target in a QEMU guest
+/// (installs QEMU and the guest kernel from Debian on first use).
+fn interop_linux(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    crate::interop::adapter_against_linux(&cx.built.dpusim, &cx.built.firmware).map(|_| ()).map_err(|e| (e, None))
+}
+
 fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
     let trace = cx.tmp.join("io-trace.json");
@@ -371,6 +377,7 @@ const TESTS: &[(&str, Check)] = &[
     ("I/O trace: stages of every read in order", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets", adapter_verify),
     ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
+    ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
 
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {

@@ -80,9 +80,14 @@ fn apt_get(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
     if out.status.success() {
         return Ok(());
     }
+    // apt's `E:` lines say what went wrong; without them, its last lines.
     let text = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
-    let tail: Vec<&str> = text.lines().rev().take(6).collect();
-    Err(format!("`{}` failed ({}): {}", show(&c), out.status, tail.into_iter().rev().collect::<Vec<_>>().join(" | ")))
+    let mut why: Vec<&str> = text.lines().filter(|l| l.starts_with("E:")).collect();
+    if why.is_empty() {
+        why = text.lines().collect();
+        why.drain(..why.len().saturating_sub(6));
+    }
+    Err(format!("`{}` failed ({}):\n  {}", show(&c), out.status, why.join("\n  ")))
 }
 
 /// Runs `apt-get ARGS`, and once more after `apt-get update` if it fails
@@ -175,7 +180,7 @@ fn kernel(dir: &Path) -> Result<(String, PathBuf), String> {
             apt_get_retrying(&["download", &package], Some(dir)).map_err(|e| {
                 format!(
                     "cannot download the kernel package {package}: {e}\n\
-                     fetch it by hand, then retry:\n  cd {} && apt-get download {package}",
+                     fetch it by hand (or copy {package}_*.deb there), then retry:\n  cd {} && apt-get download {package}",
                     dir.display()
                 )
             })?;

@@ -13,7 +13,7 @@
 # powers off.
 #
 # With dpusim.selftest=1 it then connects the guest's own kernel NVMe/TCP host
-# to the target, writes patterns and reads them back, prints
+# to the target (plain, then with digests), writes patterns and reads them back, prints
 # `DPUSIM-SELFTEST-PASS` or `DPUSIM-SELFTEST-FAIL <reason>` and powers off.
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
@@ -131,41 +131,62 @@ fi
 
 # ---------------------------------------------------------------- self-test
 # The guest's own NVMe/TCP host connects to the target (through the local
-# route, so nothing leaves the NIC), then data is written through the host
-# and checked both through the host and directly on the target's RAM disk.
+# route, so nothing leaves the NIC) twice: once plain, once with header and
+# data digests (CRC32C both ways). Native multipath is off so that each
+# controller gets its own block device. Data is written through each and
+# checked both through the host and directly on the target's RAM disk.
 MARK=DPUSIM-SELFTEST
+case " $HOST_MODULES " in
+*" nvme_core "*) modprobe nvme_core multipath=N || fail "modprobe nvme_core" ;;
+esac
 for m in $HOST_MODULES; do
     modprobe "$m" || fail "modprobe $m"
 done
 wait_for 50 test -c /dev/nvme-fabrics || fail "/dev/nvme-fabrics did not appear"
-echo "transport=tcp,traddr=$IP,trsvcid=$PORT,nqn=$NQN" > /dev/nvme-fabrics || fail "connect to $IP:$PORT $NQN"
-namespace() {
+
+# new_namespace: sets DEV to a /dev/nvme*n1 not seen before.
+SEEN=
+new_namespace() {
     for d in /dev/nvme*n1; do
-        [ -b "$d" ] && { DEV=$d; return 0; }
+        [ -b "$d" ] || continue
+        case " $SEEN " in *" $d "*) continue ;; esac
+        DEV=$d
+        SEEN="$SEEN $d"
+        return 0
     done
     return 1
 }
-DEV=
-wait_for 300 namespace || fail "no /dev/nvme*n1 after connecting"
-SIZE=$(cat "/sys/block/${DEV#/dev/}/size")
-[ "$SIZE" = $((RAMDISK_KIB * 2)) ] || fail "$DEV has $SIZE sectors, expected $((RAMDISK_KIB * 2))"
+
+# connect EXTRA_OPTIONS WHAT: connects a controller, sets DEV to its namespace.
+connect() {
+    echo "transport=tcp,traddr=$IP,trsvcid=$PORT,nqn=$NQN$1" > /dev/nvme-fabrics ||
+        fail "connect to $IP:$PORT $NQN ($2)"
+    wait_for 300 new_namespace || fail "no new /dev/nvme*n1 after connecting ($2)"
+    SIZE=$(cat "/sys/block/${DEV#/dev/}/size")
+    [ "$SIZE" = $((RAMDISK_KIB * 2)) ] || fail "$DEV has $SIZE sectors, expected $((RAMDISK_KIB * 2))"
+}
 
 # check BS COUNT OFFSET_BLOCKS: writes COUNT blocks of BS bytes at block
-# OFFSET_BLOCKS with O_DIRECT and verifies them. 4 KiB writes fit the target's
-# in-capsule data size; 128 KiB writes go through R2T/H2CData.
+# OFFSET_BLOCKS of $DEV with O_DIRECT and verifies them. 4 KiB writes fit the
+# target's in-capsule data size; 128 KiB writes go through R2T/H2CData.
 check() {
     dd if=/dev/urandom of=/tmp/pattern bs="$1" count="$2" 2>/dev/null || fail "make pattern"
     dd if=/tmp/pattern of="$DEV" bs="$1" count="$2" seek="$3" oflag=direct conv=notrunc,fsync 2>/dev/null ||
-        fail "write $2 x $1 B at block $3"
+        fail "$DEV: write $2 x $1 B at block $3"
     dd if="$DEV" of=/tmp/readback bs="$1" count="$2" skip="$3" iflag=direct 2>/dev/null ||
-        fail "read $2 x $1 B at block $3"
-    cmp -s /tmp/pattern /tmp/readback || fail "read-back of $2 x $1 B at block $3 differs"
+        fail "$DEV: read $2 x $1 B at block $3"
+    cmp -s /tmp/pattern /tmp/readback || fail "$DEV: read-back of $2 x $1 B at block $3 differs"
     dd if=/dev/ram0 of=/tmp/backing bs="$1" count="$2" skip="$3" iflag=direct 2>/dev/null ||
         fail "read /dev/ram0"
-    cmp -s /tmp/pattern /tmp/backing || fail "/dev/ram0 does not hold what was written ($2 x $1 B at block $3)"
+    cmp -s /tmp/pattern /tmp/backing || fail "/dev/ram0 does not hold what $DEV wrote ($2 x $1 B at block $3)"
 }
+
+connect "" "no digests"
 check 4096 64 0
 check 131072 8 8
+connect ",hdr_digest,data_digest,duplicate_connect" "header and data digests"
+check 4096 64 1024
+check 131072 8 40
 echo "DPUSIM-SELFTEST-PASS"
 poweroff -f
 sleep 10
