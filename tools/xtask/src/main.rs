@@ -36,11 +36,16 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         chip: Option<PathBuf>,
     },
-    /// Build, then run the main scenario: boot the image and run the chip.
+    /// Build, then run the main scenario (the storage adapter:
+    /// targets/scenarios/adapter-verify.toml).
     Run {
-        /// Simulated time to run.
-        #[arg(long, default_value = "5ms")]
-        time: String,
+        /// Scenario: a name in targets/scenarios/, a file, or `none` (boot
+        /// only, for `--time`).
+        #[arg(long, default_value = "adapter-verify")]
+        scenario: String,
+        /// Simulated time limit.
+        #[arg(long)]
+        time: Option<String>,
         /// Extra arguments passed to dpusim (after `--`).
         #[arg(last = true)]
         dpusim_args: Vec<String>,
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Build { chip } => build::build_all(chip.as_deref()).map(|_| ()),
-        Cmd::Run { time, dpusim_args } => run(&time, &dpusim_args),
+        Cmd::Run { scenario, time, dpusim_args } => run(&scenario, time.as_deref(), &dpusim_args),
         Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
@@ -98,18 +103,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(time: &str, extra: &[String]) -> Result<(), String> {
+fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<(), String> {
+    let sc = match scenario {
+        "none" => None,
+        s if std::path::Path::new(s).is_file() => Some(PathBuf::from(s)),
+        s => {
+            let p = build::root().join("targets/scenarios").join(format!("{s}.toml"));
+            if !p.is_file() {
+                return Err(format!("no scenario `{s}` (looked for {}); use a file path or `none`", p.display()));
+            }
+            Some(p)
+        }
+    };
     let out = build::build_all(None)?;
     let mut cmd = std::process::Command::new(&out.dpusim);
-    cmd.arg("--chip")
-        .arg(dpu_targets::default_chip_path())
-        .arg("--board")
-        .arg(dpu_targets::default_board_path())
-        .arg("--elf")
-        .arg(&out.firmware)
-        .arg("--max-time")
-        .arg(time)
-        .args(extra);
+    cmd.arg("--chip").arg(dpu_targets::default_chip_path()).arg("--board").arg(dpu_targets::default_board_path()).arg("--elf").arg(&out.firmware);
+    if let Some(p) = &sc {
+        cmd.arg("--scenario").arg(p);
+    }
+    match (time, &sc) {
+        (Some(t), _) => {
+            cmd.arg("--max-time").arg(t);
+        }
+        (None, None) => {
+            cmd.arg("--max-time").arg("5ms");
+        }
+        (None, Some(_)) => {}
+    }
+    cmd.args(extra);
     eprintln!("xtask: running {}", build::show(&cmd));
     let status = cmd.status().map_err(|e| format!("cannot start dpusim: {e}"))?;
     if status.success() {

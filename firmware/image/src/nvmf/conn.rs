@@ -163,12 +163,14 @@ impl<const N: usize> Conn<N> {
     }
 
     /// Walks received bytes: headers are handled here, events go to
-    /// `on_event`, data to `on_data`. Stops when the stream runs dry, when
-    /// the owner moves data asynchronously, or on a fatal error.
+    /// `on_event` (which returns false when it cannot take another one),
+    /// data to `on_data`. Stops when the stream runs dry, when the owner
+    /// moves data asynchronously, when `on_event` is full, or on a fatal
+    /// error.
     pub fn pump(
         &mut self,
         stack: &mut Stack,
-        mut on_event: impl FnMut(Event),
+        mut on_event: impl FnMut(Event) -> bool,
         mut on_data: impl FnMut(Data) -> Option<usize>,
     ) -> Result<bool, Fatal> {
         let Some(h) = self.sock else { return Ok(false) };
@@ -226,14 +228,17 @@ impl<const N: usize> Conn<N> {
                 }
             };
             progress = true;
-            match r {
-                Ok(Event::None) => {}
+            let more = match r {
+                Ok(Event::None) => true,
                 Ok(Event::Established { maxh2cdata, .. }) => {
                     self.maxh2cdata = maxh2cdata;
-                    on_event(Event::Established { maxh2cdata, digests: self.q.digests() });
+                    on_event(Event::Established { maxh2cdata, digests: self.q.digests() })
                 }
                 Ok(e) => on_event(e),
                 Err(f) => return Err(f),
+            };
+            if !more {
+                return Ok(true);
             }
         }
     }

@@ -51,13 +51,13 @@ const PAGE: usize = 4096;
 const POOL_PAGES: usize = 512;
 /// Socket buffers of an I/O queue, each way (receive: see `rx_window`).
 const SOCK_BUF: usize = 256 * 1024;
-/// RX buffers per port queue when they live in SMEM.
+/// RX buffers per port queue if they were in SMEM (`rx_window`).
 const RX_SMEM_BUFS: u32 = 20;
 
 /// Receive buffer (= the TCP window the target may fill) of each of the
-/// `conns` connections on one port: when the NIC buffers sit in SMEM, the
-/// windows together must fit in them (a frame with no buffer is dropped
-/// and costs a retransmission); with DDR buffers, the full size.
+/// `conns` connections on one port: were the NIC buffers in SMEM, the
+/// windows together would have to fit in them; with DDR buffers (today),
+/// the full size.
 fn rx_window(conns: usize, smem: bool) -> usize {
     if !smem {
         return SOCK_BUF;
@@ -241,16 +241,17 @@ impl Fabric {
         };
         let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
         let on_port = |port: usize| (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
-        // One stack per port that reaches a controller; RX buffers in SMEM
-        // (MTU 1500 without LRO: larger buffers do not fit), so the core
-        // reads received bytes from its fast memory.
+        // One stack per port that reaches a controller. RX buffers live in
+        // DDR: bursts of small frames (ACKs, responses) need many buffers,
+        // more than SMEM holds (a frame without a buffer is dropped and
+        // costs a TCP retransmission).
         for port in 0..bootcfg::ports().len().min(NIC_PORTS) {
             let conns = on_port(port);
             if conns == 0 {
                 continue;
             }
-            let smem = bootcfg::ports()[port].mtu <= 1500 && !lro;
-            let rx = if smem { RX_SMEM_BUFS } else if lro { 64 } else { 256 };
+            let smem = false;
+            let rx = if lro { 64 } else { 256 };
             f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1);
             if f.stacks[port].is_none() {
                 defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
@@ -686,10 +687,9 @@ impl Fabric {
         let r = q.conn.pump(
             stack,
             |e| {
-                if nev < events.len() {
-                    events[nev] = Some(e);
-                    nev += 1;
-                }
+                events[nev] = Some(e);
+                nev += 1;
+                nev < events.len()
             },
             |d| {
                 let Data::Bytes { cid, offset, bytes } = d;

@@ -227,10 +227,9 @@ impl Admin {
                 let r = self.conn.pump(
                     stack,
                     |e| {
-                        if n < events.len() {
-                            events[n] = Some(e);
-                            n += 1;
-                        }
+                        events[n] = Some(e);
+                        n += 1;
+                        n < events.len()
                     },
                     |d| {
                         let super::conn::Data::Bytes { offset, bytes, .. } = d;
