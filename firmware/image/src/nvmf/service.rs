@@ -1,7 +1,9 @@
 //! The fabrics service on the control plane ([`crate::net::NET_HART`]):
 //! configures the NIC ports, answers ARP, and keeps one admin queue per
-//! remote NVMe/TCP controller: TCP connect, ICReq, Fabrics Connect (admin
-//! queue, dynamic controller), Property Get CAP / Set CC.EN / Get CSTS
+//! remote NVMe/TCP controller. The first time, it reads the discovery log
+//! of the discovery controller at the same address (and checks the
+//! configured subsystem is offered there). Then: TCP connect, ICReq,
+//! Fabrics Connect (admin queue, dynamic controller), Property Get CAP / Set CC.EN / Get CSTS
 //! until ready, Identify Controller, Identify Namespace of every
 //! configured remote namespace (its geometry must match the
 //! configuration), Set Features Number of Queues, then Keep Alive at half
@@ -31,6 +33,12 @@ const ADMIN_DEPTH: u16 = 32;
 
 #[derive(Clone, Copy, PartialEq, Eq, defmt::Format)]
 enum Step {
+    /// First association only: the discovery controller at the same
+    /// address (Connect, CC.EN, CSTS.RDY, Get Log Page 70h), then close.
+    DiscConnect,
+    DiscEnable,
+    DiscReady,
+    DiscLog,
     Connect,
     GetCap,
     Enable,
@@ -59,7 +67,8 @@ struct Admin {
     retry_at: u64,
     arp_at: u64,
     attempts: u32,
-    live_logged: bool,
+    /// The discovery log was read (or discovery is not offered).
+    discovered: bool,
     buf: [u8; 4096],
 }
 
@@ -121,7 +130,7 @@ pub fn run(hart: HartId) -> ! {
             retry_at: 0,
             arp_at: 0,
             attempts: 0,
-            live_logged: false,
+            discovered: false,
             buf: [0; 4096],
         });
     }
@@ -203,7 +212,7 @@ impl Admin {
                 let span = u32::from(CONTROL_SPAN);
                 self.conn.local_port = *net::CONTROL_PORTS.start() + (self.index as u16) * CONTROL_SPAN + (self.attempts % span) as u16;
                 self.attempts = self.attempts.wrapping_add(1);
-                self.step = Step::Connect;
+                self.step = if self.discovered { Step::Connect } else { Step::DiscConnect };
                 self.busy = false;
                 self.conn.open(stack, now, 64 * 1024, 64 * 1024);
                 now + STEP_TIMEOUT
@@ -275,11 +284,21 @@ impl Admin {
                     }
                     return None;
                 }
+                let disc = matches!(self.step, Step::DiscConnect | Step::DiscEnable | Step::DiscReady | Step::DiscLog);
+                let refused = disc && (!cqe.status.is_success() || (self.step == Step::DiscConnect && !matches!(ConnectResponse::from_cqe(&cqe), ConnectResponse::Accepted { .. })));
+                if refused {
+                    // No discovery service there: connect to the subsystem directly.
+                    defmt::info!("nvmf: ctrl {=usize}: no discovery controller ({=u16:#x}); connecting directly", self.index, cqe.status.field());
+                    return Some(self.end_discovery(stack, now));
+                }
                 if !cqe.status.is_success() && self.step != Step::SetQueues {
                     defmt::warn!("nvmf: ctrl {=usize}: step {} failed: status {=u16:#x}", self.index, self.step, cqe.status.field());
                     return Some(self.fail(stack, now, "admin command failed"));
                 }
                 self.completed(now, cqe);
+                if self.discovered && disc {
+                    return Some(self.end_discovery(stack, now));
+                }
                 None
             }
             Event::R2t { .. } => Some(self.fail(stack, now, "unexpected R2T on the admin queue")),
@@ -287,9 +306,64 @@ impl Admin {
         }
     }
 
+    /// Closes the discovery association; the subsystem association follows
+    /// at once.
+    fn end_discovery(&mut self, stack: &mut Stack, now: u64) -> u64 {
+        self.discovered = true;
+        self.busy = false;
+        self.conn.close(stack, now);
+        self.conn.failures = 0;
+        self.conn.phase = Phase::Down { until: now };
+        now
+    }
+
+    /// Logs the discovery log page and checks the configured subsystem is
+    /// offered at this address.
+    fn discovery_log(&self) {
+        let c = self.cfg();
+        let Ok(log) = dpu_nvme_tcp::discovery::DiscoveryLog::parse(&self.buf) else {
+            defmt::warn!("nvmf: ctrl {=usize}: malformed discovery log", self.index);
+            return;
+        };
+        let mut listed = false;
+        for e in log.entries() {
+            let (Ok(nqn), Ok(addr)) = (e.subnqn(), e.traddr()) else { continue };
+            defmt::info!(
+                "nvmf: ctrl {=usize}: discovery: {=str} at {=str}:{=u16} (trtype {=u8}, subtype {=u8})",
+                self.index, nqn, addr, e.port().unwrap_or(0), e.trtype(), e.subtype()
+            );
+            if nqn.as_bytes() == c.subnqn() && e.ipv4() == Some(c.traddr) && e.port() == Some(c.trsvcid) {
+                listed = true;
+            }
+        }
+        if !listed {
+            defmt::warn!("nvmf: ctrl {=usize}: the configured subsystem is not in the discovery log; connecting anyway", self.index);
+        }
+    }
+
     /// A step's command completed successfully: take its result.
     fn completed(&mut self, now: u64, cqe: dpu_nvme::Cqe) {
         match self.step {
+            Step::DiscConnect => {
+                self.conn.phase = Phase::Ready;
+                self.step = Step::DiscEnable;
+            }
+            Step::DiscEnable => {
+                self.step = Step::DiscReady;
+                self.retry_at = now;
+                self.conn.since = now;
+            }
+            Step::DiscReady => {
+                if cqe.dw0 & 1 == 1 {
+                    self.step = Step::DiscLog;
+                } else {
+                    self.retry_at = now + 1000 * US;
+                }
+            }
+            Step::DiscLog => {
+                self.discovery_log();
+                self.discovered = true;
+            }
             Step::Connect => match ConnectResponse::from_cqe(&cqe) {
                 ConnectResponse::Accepted { cntlid, .. } => {
                     self.cntlid = cntlid;
@@ -369,18 +443,38 @@ impl Admin {
         let mut connect_data = [0u8; 1024];
         let mut inline: &[u8] = &[];
         match self.step {
-            Step::Connect => {
+            Step::Connect | Step::DiscConnect => {
                 let c = self.cfg();
                 let (hostnqn, hostid) = bootcfg::host();
-                let (Ok(subnqn), Ok(hostnqn)) = (core::str::from_utf8(c.subnqn()), core::str::from_utf8(hostnqn)) else {
+                let subnqn = if self.step == Step::DiscConnect { Ok(dpu_nvme_tcp::DISCOVERY_NQN) } else { core::str::from_utf8(c.subnqn()) };
+                let (Ok(subnqn), Ok(hostnqn)) = (subnqn, core::str::from_utf8(hostnqn)) else {
                     return self.fail(stack, now, "bad NQN");
                 };
                 if (ConnectData { hostid, cntlid: 0xffff, subnqn, hostnqn }).emit(&mut connect_data).is_err() {
                     return self.fail(stack, now, "bad NQN");
                 }
-                sqe = ConnectCmd { recfmt: 0, qid: 0, sqsize: ADMIN_DEPTH - 1, cattr: 0, kato: KATO_MS }.to_sqe(0);
+                // No keep-alive on the short discovery association.
+                let kato = if self.step == Step::DiscConnect { 0 } else { KATO_MS };
+                sqe = ConnectCmd { recfmt: 0, qid: 0, sqsize: ADMIN_DEPTH - 1, cattr: 0, kato }.to_sqe(0);
                 inline = &connect_data;
                 len = 1024;
+            }
+            Step::DiscEnable => sqe = PropertySet { size: PropertySize::Four, offset: prop::CC, value: 1 | 6 << 16 | 4 << 20 }.to_sqe(2),
+            Step::DiscReady => {
+                if now < self.retry_at {
+                    return self.retry_at;
+                }
+                if now > self.conn.since + STEP_TIMEOUT {
+                    return self.end_discovery(stack, now);
+                }
+                sqe = PropertyGet { size: PropertySize::Four, offset: prop::CSTS }.to_sqe(3)
+            }
+            Step::DiscLog => {
+                match (admin::GetLogPage { nsid: 0, lid: dpu_nvme_tcp::discovery::LID_DISCOVERY, lsp: 0, rae: false, offset: 0, len: 4096 }).to_sqe(4) {
+                    Ok(s) => sqe = s,
+                    Err(_) => return self.end_discovery(stack, now),
+                }
+                len = 4096;
             }
             Step::GetCap => sqe = PropertyGet { size: PropertySize::Eight, offset: prop::CAP }.to_sqe(1),
             Step::Enable => {
@@ -435,7 +529,7 @@ impl Admin {
                 self.next_ka = now + u64::from(KATO_MS) * 1000 * US / 2;
             }
         }
-        let write = matches!(self.step, Step::Connect);
+        let write = matches!(self.step, Step::Connect | Step::DiscConnect);
         if self.conn.submit(stack, &sqe, write, len, &[inline], 0) {
             self.busy = true;
             self.conn.since = now;
@@ -453,6 +547,11 @@ impl Admin {
         self.busy = false;
         self.ka_outstanding = false;
         self.step = Step::Connect;
+        // Discovery gets three attempts; failing there must not keep the
+        // subsystem association from being made.
+        if self.attempts >= 3 {
+            self.discovered = true;
+        }
         super::publish_down(self.index);
         for ns in remote_namespaces(self.index) {
             if bootcfg::state(ns.index) == bootcfg::NS_READY {
