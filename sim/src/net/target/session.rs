@@ -89,17 +89,32 @@ impl Session {
     }
 
     /// Fault injection: queues a malformed PDU for the host on an I/O
-    /// queue (`variant` picks which): an unknown PDU type, a response for
-    /// a command that was never sent, or C2HData for an unknown command.
-    /// Returns false if the connection is not an established I/O queue.
+    /// queue; `variant` picks which: an unknown PDU type, a response for a
+    /// command that was never sent, C2HData for an unknown command, a
+    /// header with the wrong HLEN, a PLEN shorter than the header, or
+    /// C2HData beyond the end of an outstanding read. Returns false if the
+    /// connection is not an established I/O queue.
     pub fn inject_garbage(&mut self, variant: u8) -> bool {
         if !self.ic_done || self.closing || self.qid.unwrap_or(0) == 0 {
             return false;
         }
-        match variant % 3 {
+        let read = self.cmds.iter().find_map(|(&cid, c)| matches!(c.work, Work::Read { .. }).then_some((cid, c)));
+        match variant % 6 {
             0 => self.out.extend_from_slice(&[0x42, 0, 24, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             1 => self.respond(0xbeef, Status::SUCCESS, 0, 0),
-            _ => self.send_data(0xbeef, &[0u8; 512]),
+            2 => self.send_data(0xbeef, &[0u8; 512]),
+            // CapsuleResp with HLEN 20 instead of 24.
+            3 => self.out.extend_from_slice(&[0x05, 0, 20, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            // CapsuleResp whose PLEN (16) is shorter than its header.
+            4 => self.out.extend_from_slice(&[0x05, 0, 24, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            _ => match read {
+                Some((cid, c)) => {
+                    let Work::Read { len, .. } = c.work else { return false };
+                    let p = Pdu::C2hData(C2hData { cccid: cid, datao: len, datal: 512, last: true, success: false });
+                    self.emit(&p, &[0u8; 512]);
+                }
+                None => self.out.extend_from_slice(&[0x42, 0, 24, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            },
         }
         true
     }
