@@ -680,7 +680,7 @@ impl Fabric {
         hart: usize,
         ci: usize,
     ) -> usize {
-        let mut events: [Option<Event>; 16] = [None; 16];
+        let mut events: [Option<Event>; 8] = [None; 8];
         let mut nev = 0;
         let mut rx_dma = None;
         let mut bad_data = false;
@@ -697,40 +697,44 @@ impl Fabric {
                     bad_data = true;
                     return Some(bytes.len());
                 };
-                // Host segments covering [offset, offset + len).
+                // Host segments covering [offset, offset + len): counted
+                // first (the last descriptor ends the chain), then pushed.
                 let local = bytes.as_ptr() as u64;
                 let len = bytes.len() as u32;
-                let mut skip = offset;
-                let mut want = len;
-                let mut src = local;
-                let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_D2H, flags: 0, msix: 0, cookie: COOKIE_KIND | ci as u32 }; MAXSEG];
-                let mut nd = 0;
-                for &(host, l) in segs_of(c, ext, usize::from(cid)) {
-                    if want == 0 {
-                        break;
+                let segs = segs_of(c, ext, usize::from(cid));
+                let pieces = |mut f: &mut dyn FnMut(u64, u32)| {
+                    let (mut skip, mut want) = (offset, len);
+                    for &(host, l) in segs {
+                        if want == 0 {
+                            break;
+                        }
+                        if skip >= l {
+                            skip -= l;
+                            continue;
+                        }
+                        let take = (l - skip).min(want);
+                        f(host + u64::from(skip), take);
+                        want -= take;
+                        skip = 0;
                     }
-                    if skip >= l {
-                        skip -= l;
-                        continue;
-                    }
-                    let take = (l - skip).min(want);
-                    descs[nd] = Desc { host: host + u64::from(skip), local: src, len: take, ..descs[nd] };
-                    nd += 1;
-                    src += u64::from(take);
-                    want -= take;
-                    skip = 0;
+                    want
+                };
+                let mut nd = 0usize;
+                let missing = pieces(&mut |_, _| nd += 1);
+                if nd == 0 || missing != 0 {
+                    bad_data = true;
+                    return Some(bytes.len());
                 }
-                if nd == 0 || want != 0 || (chan.space() as usize) < nd {
-                    if nd == 0 || want != 0 {
-                        bad_data = true;
-                        return Some(bytes.len());
-                    }
+                if (chan.space() as usize) < nd {
                     return Some(0); // DMA ring full: try again next pass
                 }
-                descs[nd - 1].flags = dr::FLAG_END;
-                for d in &descs[..nd] {
-                    chan.push(d);
-                }
+                let (func, mut src, mut k) = (c.func, local, 0usize);
+                pieces(&mut |host, take| {
+                    k += 1;
+                    let flags = if k == nd { dr::FLAG_END } else { 0 };
+                    chan.push(&Desc { host, local: src, len: take, function: func, op: dr::OP_D2H, flags, msix: 0, cookie: COOKIE_KIND | ci as u32 });
+                    src += u64::from(take);
+                });
                 rx_dma = Some(bytes.len());
                 None
             },
