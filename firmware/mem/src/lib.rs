@@ -10,7 +10,8 @@
 //! link time.
 //!
 //! `#![no_builtins]` keeps LLVM from turning these loops back into calls
-//! to themselves.
+//! to themselves; that attribute is why this is a crate of its own. It is
+//! part of the runtime (`dpu-rt` links it), which is where `unsafe` may live.
 #![no_std]
 #![no_builtins]
 

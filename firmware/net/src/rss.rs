@@ -43,6 +43,7 @@ pub fn tcp4_input(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> [u8; 12
 /// First local port in `range` (scanning from `start`) such that frames
 /// from `remote:rport` to `local:port` hash to an indirection entry that
 /// names `queue`. `None` if no port in the range does.
+#[allow(clippy::too_many_arguments)]
 pub fn pick_local_port(
     key: &[u8],
     table: &[u8; 128],

@@ -171,7 +171,7 @@ impl Nic {
                 b[..6].copy_from_slice(&port.mac);
                 u64::from_le_bytes(b)
             }
-            (r::LINK, 4) => u64::from(port.link_up as u32 * r::LINK_UP | port.speed_gbps << 16),
+            (r::LINK, 4) => u64::from((port.link_up as u32 * r::LINK_UP) | (port.speed_gbps << 16)),
             (r::CONTROL, 4) => port.control.into(),
             (r::DEFAULT_QUEUE, 4) => port.default_queue.into(),
             (r::LINK_NOTIFY, 4) => port.link_notify.into(),

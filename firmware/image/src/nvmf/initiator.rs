@@ -702,7 +702,7 @@ impl Fabric {
                 let local = bytes.as_ptr() as u64;
                 let len = bytes.len() as u32;
                 let segs = segs_of(c, ext, usize::from(cid));
-                let pieces = |mut f: &mut dyn FnMut(u64, u32)| {
+                let pieces = |f: &mut dyn FnMut(u64, u32)| {
                     let (mut skip, mut want) = (offset, len);
                     for &(host, l) in segs {
                         if want == 0 {
@@ -922,10 +922,6 @@ impl Fabric {
         t
     }
 
-    /// Commands in flight here.
-    pub fn busy(&self) -> usize {
-        self.cmds.iter().filter(|c| c.st != St::Free).count()
-    }
 }
 
 /// A staging page's bytes.

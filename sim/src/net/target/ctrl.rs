@@ -318,7 +318,7 @@ impl Subsystem {
                             return Some(AdminResult::err(Status::INVALID_FIELD));
                         }
                     }
-                    0x01 | 0x02 | 0x03 if !c.discovery => {}
+                    0x01..=0x03 if !c.discovery => {}
                     _ => return Some(AdminResult::err(Status::INVALID_LOG_PAGE)),
                 }
                 AdminResult::ok(0, d)

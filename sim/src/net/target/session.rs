@@ -325,7 +325,7 @@ impl Session {
         let (Some(qid), Some(cntlid)) = (self.qid, self.cntlid) else {
             return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
         };
-        if sub.ctrls.get(&cntlid).is_none() {
+        if !sub.ctrls.contains_key(&cntlid) {
             return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
         }
         if qid == 0 {
