@@ -674,3 +674,48 @@ fn interrupt_coalescing_delays_and_per_vector_disable() {
         Ok(())
     });
 }
+
+/// `ramp_time` (fio semantics): the I/Os of the warm-up are not counted,
+/// the measurement window opens after it, and `runtime` is measured from
+/// there. Same scenario with and without a ramp.
+#[test]
+fn ramp_time_opens_the_window_late() {
+    use dpu_sim::{Machine, Outcome, SimConfig};
+    use dpu_targets::{Board, Chip, Scenario};
+    let run = |ramp: &str| {
+        let dir = std::env::temp_dir().join(format!("dpu-ramp-{}-{ramp}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ramp.toml");
+        let ramp_line = if ramp.is_empty() { String::new() } else { format!("ramp_time = \"{ramp}\"\n") };
+        std::fs::write(
+            &path,
+            format!(
+                "[scenario]\nname = \"ramp\"\n[host]\nio_queues = 1\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"1MiB\"\n\
+                 [[jobs]]\nname = \"r\"\nfunctions = [0]\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 1\nruntime = \"200us\"\n{ramp_line}verify = true\n"
+            ),
+        )
+        .unwrap();
+        let sc = Scenario::load(&path).unwrap();
+        let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
+        let board = Board::load(dpu_targets::default_board_path()).unwrap();
+        let image = dpu_sim::elf::Image::load(common::fw::firmware()).unwrap();
+        let cfg = SimConfig { quiet: true, capture_log: true, max_cycles: Some(2_000_000_000), ..SimConfig::default() };
+        let mut m = Machine::new(chip, board, image, cfg).unwrap();
+        m.attach_scenario(&sc).unwrap();
+        assert_eq!(m.run(), Outcome::Host(Ok(())));
+        let report = m.host.as_ref().unwrap().host.state().report.clone().unwrap();
+        let w = m.window.clone().unwrap();
+        (report, w)
+    };
+    let (plain, w0) = run("");
+    let (ramped, w1) = run("300us");
+    // Same measured time, so about the same number of counted I/Os.
+    let (a, b) = (plain.total.ios as f64, ramped.total.ios as f64);
+    assert!(a > 20.0 && (a - b).abs() / a < 0.2, "ios without ramp {a}, with ramp {b}");
+    assert!((plain.jobs[0].elapsed_us - ramped.jobs[0].elapsed_us).abs() < 20.0, "{} vs {}", plain.jobs[0].elapsed_us, ramped.jobs[0].elapsed_us);
+    // The window opens 300 us (300,000 cycles at 1 GHz) later.
+    let late = w1.start - w0.start;
+    assert!((299_000..=301_000).contains(&late), "window opened {late} cycles later");
+    assert_eq!(ramped.verify_errors, 0);
+    assert!(ramped.jobs[0].verify_checked > 0);
+}

@@ -337,6 +337,10 @@ pub struct JobCfg {
     pub numjobs: u32,
     /// Simulated run time, e.g. "2ms".
     pub runtime: Option<String>,
+    /// Like fio's `ramp_time`: run this long before measuring (warm-up,
+    /// connection setup); I/Os submitted during the ramp are verified but
+    /// not counted, and `runtime` starts after it.
+    pub ramp_time: Option<String>,
     /// Bytes per job, e.g. "16MiB".
     pub size: Option<String>,
     #[serde(default)]
@@ -483,6 +487,9 @@ impl Scenario {
             }
             if let Some(r) = &j.runtime {
                 parse_time_ns(r).map_err(bad(at("runtime")))?;
+            }
+            if let Some(r) = &j.ramp_time {
+                parse_time_ns(r).map_err(bad(at("ramp_time")))?;
             }
             if let Some(s) = &j.size {
                 parse_size(s).map_err(bad(at("size")))?;
@@ -700,6 +707,7 @@ verify = true
             ("size = \"1MiB\"", "size = \"1000\"", "storage[0].size"),
             ("backend = \"ram\"", "backend = \"tape\"", "storage[0].backend"),
             ("runtime = \"1ms\"", "runtime = \"1 fortnight\"", "jobs[0].runtime"),
+            ("runtime = \"1ms\"", "runtime = \"1ms\"\nramp_time = \"soon\"", "jobs[0].ramp_time"),
             ("iodepth = 8", "iodepth = 0", "jobs[0].iodepth"),
         ];
         for (from, to, field) in cases {

@@ -56,6 +56,7 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
                     read_pct: j.rwmixread,
                     bs,
                     iodepth: j.iodepth,
+                    ramp: j.ramp_time.as_deref().and_then(|r| parse_time_ns(r).ok()).map_or(0, |ns| h.cycles(ns)),
                     runtime: j.runtime.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns)),
                     size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
                     verify: j.verify,
@@ -117,7 +118,21 @@ pub async fn run(h: Host, sc: Scenario) {
         let results = Rc::new(RefCell::new(Vec::new()));
         let waker: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
         let want = specs.len();
-        h.mark_window(true);
+        // The measurement window (stats JSON `window`) opens when the
+        // longest ramp ends.
+        let ramp = specs.iter().map(|s| s.ramp).max().unwrap_or(0);
+        let jobs_done = Rc::new(std::cell::Cell::new(false));
+        if ramp == 0 {
+            h.mark_window(true);
+        } else {
+            let (h2, jobs_done) = (h.clone(), jobs_done.clone());
+            h.spawn(async move {
+                h2.sleep(ramp).await;
+                if !jobs_done.get() {
+                    h2.mark_window(true);
+                }
+            });
+        }
         for spec in specs {
             let ctrl = ctrls.get(&spec.function).cloned().ok_or("job on a function without controller")?;
             let (h2, results, waker) = (h.clone(), results.clone(), waker.clone());
@@ -130,6 +145,7 @@ pub async fn run(h: Host, sc: Scenario) {
             });
         }
         let mut jobs = Gather { results, want, waker }.await;
+        jobs_done.set(true);
         h.mark_window(false);
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         let report = Report::new(jobs);

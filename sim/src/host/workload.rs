@@ -55,6 +55,9 @@ pub struct JobSpec {
     pub read_pct: u32,
     pub bs: u32,
     pub iodepth: u32,
+    /// Warm-up (cycles) before measuring: I/Os submitted earlier are
+    /// verified but not counted; `runtime` starts after it.
+    pub ramp: u64,
     /// Stop after this much simulated time (cycles) ...
     pub runtime: Option<u64>,
     /// ... or after this many bytes.
@@ -324,7 +327,7 @@ pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
         });
     }
     AllDone(state.clone()).await;
-    let elapsed = h.ns(h.now() - start);
+    let elapsed = h.ns(h.now().saturating_sub(start + spec.ramp));
     let secs = elapsed as f64 / 1e9;
     let mut s = state.borrow_mut();
     let (br, bw) = (s.bytes_read, s.bytes_write);
@@ -360,7 +363,8 @@ async fn worker(
     } else {
         DataBuf::alloc(&h, spec.bs, spec.buf_offset)
     };
-    let runtime_end = spec.runtime.map(|r| start + r);
+    let measure_from = start + spec.ramp;
+    let runtime_end = spec.runtime.map(|r| measure_from + r);
     let mut data = vec![0u8; spec.bs as usize];
     let blocks_per_io = u64::from(spec.bs / sector);
     let first_lba = spec.offset / u64::from(sector);
@@ -397,7 +401,9 @@ async fn worker(
                 continue;
             };
             s.inflight[b as usize] = true;
-            s.bytes_done += u64::from(spec.bs);
+            if h.now() >= measure_from {
+                s.bytes_done += u64::from(spec.bs);
+            }
             (is_read, b)
         };
         let slba = first_lba + block * blocks_per_io;
@@ -424,14 +430,20 @@ async fn worker(
             outcome = ctrl.data_command(qid, sqe, &buf).await;
         }
         let lat = h.ns(h.now() - t0).min(u64::from(u32::MAX)) as u32;
-        h.state().ios_done += 1;
+        // Ramp I/Os are verified and tracked, not counted.
+        let counted = t0 >= measure_from;
+        if counted {
+            h.state().ios_done += 1;
+        }
         let mut s = state.borrow_mut();
         s.inflight[block as usize] = false;
         match outcome {
             Ok(_) => {
                 if is_read {
-                    s.lat_read.push(lat);
-                    s.bytes_read += u64::from(spec.bs);
+                    if counted {
+                        s.lat_read.push(lat);
+                        s.bytes_read += u64::from(spec.bs);
+                    }
                     if spec.verify && !s.unknown[block as usize] {
                         drop(s);
                         buf.read(&h, &mut data);
@@ -447,8 +459,10 @@ async fn worker(
                         }
                     }
                 } else {
-                    s.lat_write.push(lat);
-                    s.bytes_write += u64::from(spec.bs);
+                    if counted {
+                        s.lat_write.push(lat);
+                        s.bytes_write += u64::from(spec.bs);
+                    }
                     s.gens[block as usize] = gen;
                     s.unknown[block as usize] = false;
                 }
