@@ -53,6 +53,9 @@ impl Bus {
             let wb = match frames {
                 Ok(frames) => {
                     for f in frames {
+                        if let Some(t) = &self.iotrace {
+                            t.borrow_mut().frame(dma_end, self.net.nic.queue_hart(p, q), true, &f);
+                        }
                         self.nic_transmit(p, q, dma_end, f);
                     }
                     r::TX_DD
@@ -258,7 +261,7 @@ impl Bus {
     }
 
     /// The NIC writes a received frame and its descriptor.
-    fn nic_rx_write(&mut self, p: usize, q: usize, index: u32, mut f: Vec<u8>) {
+    fn nic_rx_write(&mut self, p: usize, q: usize, index: u32, mut f: Vec<u8>, now: u64) {
         let tail = f.split_off(f.len() - 6);
         let flags = u16::from_le_bytes([tail[0], tail[1]]);
         let hash = u32::from_le_bytes(tail[2..6].try_into().unwrap());
@@ -278,6 +281,9 @@ impl Bus {
             return;
         }
         self.dma_write_local(addr, &f);
+        if let Some(t) = &self.iotrace {
+            t.borrow_mut().frame(now, self.net.nic.queue_hart(p, q), false, &f);
+        }
         let mut wb = [0u8; 8];
         wb[0..2].copy_from_slice(&(f.len() as u16).to_le_bytes());
         wb[2..4].copy_from_slice(&flags.to_le_bytes());
@@ -314,7 +320,7 @@ impl Bus {
                     }
                 }
             },
-            Hop::RxWrite { port, queue, index } => self.nic_rx_write(port, queue, index, inf.frame),
+            Hop::RxWrite { port, queue, index } => self.nic_rx_write(port, queue, index, inf.frame, now),
         }
     }
 

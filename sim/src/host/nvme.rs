@@ -778,7 +778,7 @@ impl Controller {
         };
         h.write(slot_addr, &sqe.bytes());
         let f = self.function();
-        h.trace(|t, now| t.submit(now, f, qid, cid, sqe.opcode(), slot_addr, data));
+        h.trace(|t, now| t.submit(now, f, qid, &sqe.0, slot_addr, data));
         self.ring_raw(2 * u32::from(qid), u32::from(tail));
         let r = Completion { ctrl: self.clone(), qid, cid, epoch }.await;
         h.trace(|t, now| t.complete(now, f, qid, cid));

@@ -127,6 +127,14 @@ impl Nic {
     }
 
     /// NIC DMA cycles to move one frame of `len` bytes (plus its descriptor).
+    /// The hart a queue notifies (its owner), or `u32::MAX` if none.
+    pub fn queue_hart(&self, p: usize, q: usize) -> u32 {
+        match self.ports.get(p).and_then(|port| port.queues.get(q)) {
+            Some(qu) if qu.notify & r::NOTIFY_ENABLE != 0 => qu.notify & 0xffff,
+            _ => u32::MAX,
+        }
+    }
+
     pub fn dma_cycles(&self, len: usize) -> u64 {
         self.desc_cycles + (len as u64).div_ceil(self.bytes_per_cycle)
     }

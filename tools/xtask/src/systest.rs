@@ -373,6 +373,54 @@ fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             return fail(format!("{name}: stages out of order ({t0} {f} {d} {c} {t1})"), run);
         }
     }
+    io_trace_nvmf(cx)
+}
+
+/// The same trace over NVMe/TCP: every remote read and write shows its
+/// capsule leaving after the SQ fetch, the response arriving before the
+/// CQE, and the 32 KiB writes their R2T and H2CData.
+fn io_trace_nvmf(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-randrw-qd4.toml").to_string_lossy().to_string();
+    let trace = cx.tmp.join("io-trace-nvmf.json");
+    let t = trace.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("iotrace-nvmf", &fw, &["--scenario", &sc, "-q", "--trace", &t]).map_err(io)?;
+    let run = expect_code(run, 0)?;
+    let doc: Value = match std::fs::read_to_string(&trace).ok().and_then(|s| serde_json::from_str(&s).ok()) {
+        Some(v) => v,
+        None => return fail("no readable trace JSON", run),
+    };
+    let ev = doc["traceEvents"].as_array().cloned().unwrap_or_default();
+    let ios: Vec<&Value> = ev.iter().filter(|e| e["cat"] == "io" && !e["name"].as_str().unwrap_or("admin").starts_with("admin")).collect();
+    let (mut remote, mut r2t) = (0, 0);
+    for io in &ios {
+        let (name, seq) = (io["name"].as_str().unwrap_or(""), &io["args"]["seq"]);
+        let n = &io["args"]["nvmf"];
+        let us = |v: &Value| v.as_f64();
+        let stage = |s: &str| ev.iter().find(|e| e["name"] == s && e["args"]["seq"] == *seq).and_then(|e| Some((e["ts"].as_f64()?, e["ts"].as_f64()? + e["dur"].as_f64()?)));
+        let (Some(capsule), Some(resp), Some(fetch), Some(cqe), Some(submit), Some(complete)) =
+            (us(&n["capsule_us"]), us(&n["resp_us"]), stage("SQ fetch"), stage("CQE + MSI-X"), stage("NVMe/TCP submit"), stage("NVMe/TCP complete"))
+        else {
+            continue; // still in flight when the run ended
+        };
+        remote += 1;
+        let end = io["ts"].as_f64().unwrap_or(0.0) + io["dur"].as_f64().unwrap_or(0.0);
+        // Times are in microseconds with float round-off: compare to 1 ns.
+        let le = |a: f64, b: f64| a <= b + 1e-3;
+        let same = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3;
+        if !(le(fetch.1, capsule) && capsule < resp && le(resp, cqe.0) && le(cqe.1, end) && same(submit, (fetch.1, capsule)) && same(complete, (resp, cqe.0))) {
+            return fail(format!("{name}: NVMe/TCP stages out of order: fetch {fetch:?} capsule {capsule} response {resp} CQE {cqe:?} done {end}"), run);
+        }
+        if let (Some(r), Some(h)) = (us(&n["r2t_us"]), us(&n["h2c_us"])) {
+            if !(capsule < r && r < h && h < resp) {
+                return fail(format!("{name}: R2T {r} / H2CData {h} outside capsule {capsule} .. response {resp}"), run);
+            }
+            r2t += 1;
+        }
+    }
+    if remote < 10 || r2t == 0 || ios.len() > remote + 8 {
+        return fail(format!("{} I/Os, {remote} with NVMe/TCP stages, {r2t} with R2T", ios.len()), run);
+    }
     Ok(())
 }
 
@@ -389,7 +437,7 @@ const TESTS: &[(&str, Check)] = &[
     ("bad input: clear errors, no panic", bad_inputs),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
-    ("I/O trace: stages of every read in order", io_trace),
+    ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
