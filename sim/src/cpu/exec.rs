@@ -87,20 +87,58 @@ impl Hart {
         self.sync_epoch(bus);
         self.check_interrupts(bus);
         let c = self.costs;
+        // The program counter, cycle and instruction counters live in locals
+        // (registers) while instructions run; `self` is brought up to date
+        // (`save!`) before anything that reads or changes them there
+        // (traps, CSRs, MMIO, sleeping) and read back (`load_state!`) after.
+        let mut pc = self.pc;
+        // SAFETY: plain loads of fields of `self` (volatile: see `save!`).
+        let mut cycle = unsafe { std::ptr::read_volatile(&self.cycle) };
+        let mut instret = unsafe { std::ptr::read_volatile(&self.instret) };
+        // (Volatile stores: otherwise LLVM's SLP vectorizer pairs the two
+        // adjacent counters into one vector register on the hot path, which
+        // costs ~7% of simulator speed.)
+        macro_rules! save {
+            () => {
+                self.pc = pc;
+                // SAFETY: plain stores to fields of `self`.
+                unsafe {
+                    std::ptr::write_volatile(&mut self.cycle, cycle);
+                    std::ptr::write_volatile(&mut self.instret, instret);
+                }
+            };
+        }
+        macro_rules! load_state {
+            () => {
+                pc = self.pc;
+                // SAFETY: as above.
+                cycle = unsafe { std::ptr::read_volatile(&self.cycle) };
+                instret = unsafe { std::ptr::read_volatile(&self.instret) };
+            };
+        }
+        // Takes exception `cause` at the current instruction.
+        macro_rules! trap {
+            ($cause:expr, $tval:expr) => {{
+                save!();
+                if let Some(s) = self.exception(bus, $cause, $tval) {
+                    return s;
+                }
+                load_state!();
+                continue;
+            }};
+        }
 
         // Handles a failed memory access inside the loop below.
         macro_rules! mem_err {
             ($e:expr, $npc:expr) => {
                 match $e {
-                    MemErr::Exception(cause, tval) => {
-                        if let Some(s) = self.exception(bus, cause, tval) {
-                            return s;
-                        }
-                        continue;
-                    }
+                    MemErr::Exception(cause, tval) => trap!(cause, tval),
                     MemErr::Finish => {
-                        self.pc = $npc;
-                        self.instret += 1;
+                        // The store to the test finisher (MMIO) completed.
+                        pc = $npc;
+                        cycle += c.mmio;
+                        instret += 1;
+                        save!();
                         return Stop::Finish;
                     }
                 }
@@ -108,15 +146,11 @@ impl Hart {
         }
         macro_rules! illegal {
             ($bits:expr) => {{
-                if let Some(s) = self.exception(bus, EXC_ILLEGAL, $bits) {
-                    return s;
-                }
-                continue;
+                trap!(EXC_ILLEGAL, $bits)
             }};
         }
 
-        while self.cycle < until {
-            let pc = self.pc;
+        while cycle < until {
             let vpn = pc >> PAGE_SHIFT;
             if vpn != self.code_vpn {
                 match bus.code_page(vpn) {
@@ -125,12 +159,7 @@ impl Hart {
                         self.code_vpn = vpn;
                         self.sync_epoch(bus);
                     }
-                    None => {
-                        if let Some(s) = self.exception(bus, EXC_INST_ACCESS, pc) {
-                            return s;
-                        }
-                        continue;
-                    }
+                    None => trap!(EXC_INST_ACCESS, pc),
                 }
             }
             // SAFETY: `code_ptr` points to a live 2048-slot decoded page owned
@@ -146,12 +175,7 @@ impl Hart {
                         unsafe { slot.write(o) };
                         self.sync_epoch(bus);
                     }
-                    Err(addr) => {
-                        if let Some(s) = self.exception(bus, EXC_INST_ACCESS, addr) {
-                            return s;
-                        }
-                        continue;
-                    }
+                    Err(addr) => trap!(EXC_INST_ACCESS, addr),
                 }
             }
 
@@ -160,15 +184,17 @@ impl Hart {
                     if self.bp_skip == pc {
                         self.bp_skip = u64::MAX;
                     } else {
+                        save!();
                         return Stop::Breakpoint;
                     }
                 }
                 if self.trace.is_some() {
+                    self.cycle = cycle;
                     self.record_trace(pc, op);
                 }
             }
-            let cycle_before = self.cycle;
-            self.cycle += c.base;
+            let cycle_before = cycle;
+            cycle += c.base;
             let rs1 = self.x[(op.rs1 & 63) as usize];
             let rs2 = self.x[(op.rs2 & 63) as usize];
             let imm = op.imm as i64 as u64;
@@ -180,22 +206,26 @@ impl Hart {
                 ($cond:expr) => {
                     if $cond {
                         npc = pc.wrapping_add(imm);
-                        self.cycle += c.branch_taken;
+                        cycle += c.branch_taken;
                     }
                 };
             }
             macro_rules! load {
                 ($size:expr, $conv:expr) => {
-                    match self.load(bus, rs1.wrapping_add(imm), $size) {
-                        Ok(v) => self.x[rd] = $conv(v),
+                    match self.load(bus, cycle, rs1.wrapping_add(imm), $size) {
+                        Ok((v, lat)) => {
+                            self.x[rd] = $conv(v);
+                            cycle += lat;
+                        }
                         Err(e) => mem_err!(e, npc),
                     }
                 };
             }
             macro_rules! store {
                 ($size:expr) => {
-                    if let Err(e) = self.store(bus, rs1.wrapping_add(imm), $size, rs2) {
-                        mem_err!(e, npc)
+                    match self.store(bus, cycle, rs1.wrapping_add(imm), $size, rs2) {
+                        Ok(lat) => cycle += lat,
+                        Err(e) => mem_err!(e, npc),
                     }
                 };
             }
@@ -213,7 +243,7 @@ impl Hart {
                     // SAFETY: as above.
                     unsafe { write_le(p, $size, new) };
                     bus.snoop_store(rs1, $size);
-                    self.cycle += self.atomic_latency(bus, region);
+                    cycle += self.atomic_latency(bus, region);
                     self.x[rd] = old;
                 }};
             }
@@ -226,12 +256,12 @@ impl Hart {
                 Jal => {
                     self.x[rd] = next;
                     npc = pc.wrapping_add(imm);
-                    self.cycle += c.jump;
+                    cycle += c.jump;
                 }
                 Jalr => {
                     self.x[rd] = next;
                     npc = rs1.wrapping_add(imm) & !1;
-                    self.cycle += c.branch_taken;
+                    cycle += c.branch_taken;
                 }
                 Beq => branch!(rs1 == rs2),
                 Bne => branch!(rs1 != rs2),
@@ -281,21 +311,12 @@ impl Hart {
                 Fence => {}
                 FenceI => {
                     bus.flush_decoded();
-                    self.cycle += c.fence_i;
+                    cycle += c.fence_i;
                 }
-                Ecall => {
-                    if let Some(s) = self.exception(bus, EXC_ECALL_M, 0) {
-                        return s;
-                    }
-                    continue;
-                }
-                Ebreak => {
-                    if let Some(s) = self.exception(bus, EXC_BREAKPOINT, pc) {
-                        return s;
-                    }
-                    continue;
-                }
+                Ecall => trap!(EXC_ECALL_M, 0),
+                Ebreak => trap!(EXC_BREAKPOINT, pc),
                 Mret => {
+                    save!();
                     self.mret();
                     self.instret += 1;
                     if SLOW {
@@ -304,12 +325,14 @@ impl Hart {
                         }
                     }
                     self.check_interrupts(bus);
+                    load_state!();
                     continue;
                 }
                 Wfi => {
                     if !self.interrupt_waiting(bus) {
-                        self.pc = next;
-                        self.instret += 1;
+                        pc = next;
+                        instret += 1;
+                        save!();
                         self.sleep();
                         return Stop::Wfi;
                     }
@@ -317,60 +340,60 @@ impl Hart {
                 // ------------------------------------------------------- M
                 Mul => {
                     self.x[rd] = rs1.wrapping_mul(rs2);
-                    self.cycle += c.mul_extra;
+                    cycle += c.mul_extra;
                 }
                 Mulh => {
                     self.x[rd] = ((i128::from(rs1 as i64) * i128::from(rs2 as i64)) >> 64) as u64;
-                    self.cycle += c.mul_extra;
+                    cycle += c.mul_extra;
                 }
                 Mulhsu => {
                     self.x[rd] = ((i128::from(rs1 as i64) * i128::from(rs2)) >> 64) as u64;
-                    self.cycle += c.mul_extra;
+                    cycle += c.mul_extra;
                 }
                 Mulhu => {
                     self.x[rd] = ((u128::from(rs1) * u128::from(rs2)) >> 64) as u64;
-                    self.cycle += c.mul_extra;
+                    cycle += c.mul_extra;
                 }
                 Mulw => {
                     self.x[rd] = (rs1 as i32).wrapping_mul(rs2 as i32) as i64 as u64;
-                    self.cycle += c.mul_extra;
+                    cycle += c.mul_extra;
                 }
                 // Division by zero and overflow per §7.2, table 7.1.
                 Div => {
                     self.x[rd] = if rs2 == 0 { u64::MAX } else { (rs1 as i64).wrapping_div(rs2 as i64) as u64 };
-                    self.cycle += c.div64_extra;
+                    cycle += c.div64_extra;
                 }
                 Divu => {
                     self.x[rd] = rs1.checked_div(rs2).unwrap_or(u64::MAX);
-                    self.cycle += c.div64_extra;
+                    cycle += c.div64_extra;
                 }
                 Rem => {
                     self.x[rd] = if rs2 == 0 { rs1 } else { (rs1 as i64).wrapping_rem(rs2 as i64) as u64 };
-                    self.cycle += c.div64_extra;
+                    cycle += c.div64_extra;
                 }
                 Remu => {
                     self.x[rd] = if rs2 == 0 { rs1 } else { rs1 % rs2 };
-                    self.cycle += c.div64_extra;
+                    cycle += c.div64_extra;
                 }
                 Divw => {
                     let (a, b) = (rs1 as i32, rs2 as i32);
                     self.x[rd] = if b == 0 { u64::MAX } else { a.wrapping_div(b) as i64 as u64 };
-                    self.cycle += c.div_extra;
+                    cycle += c.div_extra;
                 }
                 Divuw => {
                     let (a, b) = (rs1 as u32, rs2 as u32);
                     self.x[rd] = if b == 0 { u64::MAX } else { (a / b) as i32 as i64 as u64 };
-                    self.cycle += c.div_extra;
+                    cycle += c.div_extra;
                 }
                 Remw => {
                     let (a, b) = (rs1 as i32, rs2 as i32);
                     self.x[rd] = if b == 0 { a as i64 as u64 } else { a.wrapping_rem(b) as i64 as u64 };
-                    self.cycle += c.div_extra;
+                    cycle += c.div_extra;
                 }
                 Remuw => {
                     let (a, b) = (rs1 as u32, rs2 as u32);
                     self.x[rd] = if b == 0 { a as i32 as i64 as u64 } else { (a % b) as i32 as i64 as u64 };
-                    self.cycle += c.div_extra;
+                    cycle += c.div_extra;
                 }
                 // ------------------------------------------------------- A
                 LrW | LrD => {
@@ -382,11 +405,11 @@ impl Hart {
                         // LR from a device or unmapped address: access fault.
                         mem_err!(MemErr::Exception(EXC_LOAD_ACCESS, rs1), npc);
                     }
-                    match self.load(bus, rs1, size) {
-                        Ok(v) => {
+                    match self.load(bus, cycle, rs1, size) {
+                        Ok((v, lat)) => {
                             self.x[rd] = if size == 4 { v as i32 as i64 as u64 } else { v };
                             bus.reserve(self.id, rs1);
-                            self.cycle += c.amo_extra;
+                            cycle += lat + c.amo_extra;
                         }
                         Err(e) => mem_err!(e, npc),
                     }
@@ -404,10 +427,10 @@ impl Hart {
                         // SAFETY: `amo_ptr` checked the access is in one live RAM page.
                         unsafe { write_le(p, size, rs2) };
                         bus.snoop_store(rs1, size);
-                        self.cycle += self.atomic_latency(bus, region);
+                        cycle += self.atomic_latency(bus, region);
                         self.x[rd] = 0;
                     } else {
-                        self.cycle += c.amo_extra;
+                        cycle += c.amo_extra;
                         self.x[rd] = 1;
                     }
                 }
@@ -438,6 +461,8 @@ impl Hart {
                     };
                     // csrrs/csrrc with rs1 = x0 (or uimm = 0) do not write (§9.1).
                     let writes = matches!(op.kind, Csrrw | Csrrwi) || op.rs1 != 0;
+                    // mcycle/minstret/time read the counters.
+                    save!();
                     let Some(old) = self.csr_read(bus, n) else { illegal!(op_bits(&op)) };
                     if writes {
                         let new = match op.kind {
@@ -450,26 +475,29 @@ impl Hart {
                         }
                     }
                     self.x[rd] = old;
-                    self.cycle += c.csr_extra;
+                    cycle += c.csr_extra;
                     if writes && (n == MSTATUS || n == MIE) {
-                        self.pc = next;
-                        self.instret += 1;
+                        pc = next;
+                        instret += 1;
+                        save!();
                         self.check_interrupts(bus);
+                        load_state!();
                         continue;
                     }
                 }
                 Illegal => illegal!(op.imm as u32 as u64),
                 NotDecoded => unreachable!("decoded above"),
             }
-            self.pc = npc;
-            self.instret += 1;
+            pc = npc;
+            instret += 1;
             if SLOW {
-                let spent = self.cycle - cycle_before;
+                let spent = cycle - cycle_before;
                 if let Some(p) = self.profile.as_mut() {
                     p.step(&op, pc, npc, spent);
                 }
             }
         }
+        save!();
         debug_assert_eq!(self.x[0], 0);
         let _ = SINK;
         Stop::Quantum
@@ -527,25 +555,27 @@ impl Hart {
         self.costs.store + bus.window.charge(region, units)
     }
 
+    /// Loads `size` bytes at `addr` (the hart's time is `now`): the value
+    /// and the cycles the access costs beyond the base cost.
     #[inline(always)]
-    fn load(&mut self, bus: &mut Bus, addr: u64, size: u64) -> Result<u64, MemErr> {
+    fn load(&mut self, bus: &mut Bus, now: u64, addr: u64, size: u64) -> Result<(u64, u64), MemErr> {
         let vpn = addr >> PAGE_SHIFT;
         let e = self.rtlb[tlb_index(vpn)];
         let off = addr & PAGE_MASK;
         if e.vpn == vpn && off + size <= PAGE_SIZE {
             // SAFETY: TLB entries point at live pages; `off + size <= PAGE_SIZE`.
             let v = unsafe { read_le(e.ptr.add(off as usize), size) };
-            self.cycle += self.load_latency(bus, e.region, addr);
+            let mut lat = self.load_latency(bus, e.region, addr);
             if addr & (size - 1) != 0 {
-                self.cycle += self.costs.misaligned;
+                lat += self.costs.misaligned;
             }
-            return Ok(v);
+            return Ok((v, lat));
         }
-        self.load_slow(bus, addr, size)
+        self.load_slow(bus, now, addr, size)
     }
 
     #[cold]
-    fn load_slow(&mut self, bus: &mut Bus, addr: u64, size: u64) -> Result<u64, MemErr> {
+    fn load_slow(&mut self, bus: &mut Bus, now: u64, addr: u64, size: u64) -> Result<(u64, u64), MemErr> {
         let vpn = addr >> PAGE_SHIFT;
         let off = addr & PAGE_MASK;
         if let Some(slot) = bus.mem.page_slot(vpn) {
@@ -562,41 +592,40 @@ impl Hart {
                     .ok_or(MemErr::Exception(EXC_LOAD_ACCESS, addr))?;
                 u64::from_le_bytes(b)
             };
-            self.cycle += self.load_latency(bus, entry.region, addr);
+            let mut lat = self.load_latency(bus, entry.region, addr);
             if addr & (size - 1) != 0 {
-                self.cycle += self.costs.misaligned;
+                lat += self.costs.misaligned;
             }
-            return Ok(v);
+            return Ok((v, lat));
         }
-        match bus.mmio_read(self.id, self.cycle, addr, size as u8) {
-            Some(v) => {
-                self.cycle += self.costs.mmio;
-                Ok(v)
-            }
+        match bus.mmio_read(self.id, now, addr, size as u8) {
+            Some(v) => Ok((v, self.costs.mmio)),
             None => Err(MemErr::Exception(EXC_LOAD_ACCESS, addr)),
         }
     }
 
+    /// Stores `size` bytes of `v` at `addr` (the hart's time is `now`):
+    /// the cycles the access costs beyond the base cost.
     #[inline(always)]
-    fn store(&mut self, bus: &mut Bus, addr: u64, size: u64, v: u64) -> Result<(), MemErr> {
+    fn store(&mut self, bus: &mut Bus, now: u64, addr: u64, size: u64, v: u64) -> Result<u64, MemErr> {
         let vpn = addr >> PAGE_SHIFT;
         let e = self.wtlb[tlb_index(vpn)];
         let off = addr & PAGE_MASK;
         if e.vpn == vpn && off + size <= PAGE_SIZE {
             // SAFETY: write-TLB entries point at live, writable, non-code pages.
             unsafe { write_le(e.ptr.add(off as usize), size, v) };
-            self.cycle += self.store_latency(bus, e.region, size);
+            let mut lat = self.store_latency(bus, e.region, size);
             if addr & (size - 1) != 0 {
-                self.cycle += self.costs.misaligned;
+                lat += self.costs.misaligned;
             }
             bus.snoop_store(addr, size);
-            return Ok(());
+            return Ok(lat);
         }
-        self.store_slow(bus, addr, size, v)
+        self.store_slow(bus, now, addr, size, v)
     }
 
     #[cold]
-    fn store_slow(&mut self, bus: &mut Bus, addr: u64, size: u64, v: u64) -> Result<(), MemErr> {
+    fn store_slow(&mut self, bus: &mut Bus, now: u64, addr: u64, size: u64, v: u64) -> Result<u64, MemErr> {
         let vpn = addr >> PAGE_SHIFT;
         let off = addr & PAGE_MASK;
         if let Some(slot) = bus.mem.page_slot(vpn) {
@@ -622,19 +651,18 @@ impl Hart {
             if code {
                 bus.invalidate_code(addr, size);
             }
-            self.cycle += self.store_latency(bus, region, size);
+            let mut lat = self.store_latency(bus, region, size);
             if addr & (size - 1) != 0 {
-                self.cycle += self.costs.misaligned;
+                lat += self.costs.misaligned;
             }
             bus.snoop_store(addr, size);
-            return Ok(());
+            return Ok(lat);
         }
-        if bus.mmio_write(self.id, self.cycle, addr, size as u8, v) {
-            self.cycle += self.costs.mmio;
+        if bus.mmio_write(self.id, now, addr, size as u8, v) {
             if bus.finish.is_some() {
                 return Err(MemErr::Finish);
             }
-            return Ok(());
+            return Ok(self.costs.mmio);
         }
         Err(MemErr::Exception(EXC_STORE_ACCESS, addr))
     }
