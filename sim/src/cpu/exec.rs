@@ -167,7 +167,10 @@ impl Hart {
             let slot = unsafe { self.code_ptr.add(((pc & PAGE_MASK) >> 1) as usize) };
             // SAFETY: as above; no reference to the slot is held.
             let mut op = unsafe { slot.read() };
-            if op.kind == Kind::NotDecoded {
+            // The fast path decodes in the `NotDecoded` arm of the dispatch
+            // below (one test fewer per instruction); the hooks need the
+            // decoded instruction first.
+            if SLOW && op.kind == Kind::NotDecoded {
                 match bus.fetch_decode(pc) {
                     Ok(o) => {
                         op = o;
@@ -486,7 +489,19 @@ impl Hart {
                     }
                 }
                 Illegal => illegal!(op.imm as u32 as u64),
-                NotDecoded => unreachable!("decoded above"),
+                NotDecoded => {
+                    // First execution of this slot: decode, then run it.
+                    cycle = cycle_before;
+                    match bus.fetch_decode(pc) {
+                        Ok(o) => {
+                            // SAFETY: as for `slot.read()` above.
+                            unsafe { slot.write(o) };
+                            self.sync_epoch(bus);
+                            continue;
+                        }
+                        Err(addr) => trap!(EXC_INST_ACCESS, addr),
+                    }
+                }
             }
             pc = npc;
             instret += 1;
