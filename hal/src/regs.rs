@@ -287,6 +287,8 @@ pub mod bootcfg {
     pub const FLAG_DDGST: u16 = 1 << 1;
     /// Large receive offload on the NIC.
     pub const FLAG_LRO: u16 = 1 << 2;
+    /// u16: minimum TCP retransmission timeout in ms (0 = firmware default).
+    pub const HDR_TCP_MIN_RTO_MS: usize = 14;
     pub const HEADER: usize = 16;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;

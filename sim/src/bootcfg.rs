@@ -15,6 +15,7 @@ pub struct BootConfig {
     pub host_nqn: String,
     pub host_id: [u8; 16],
     pub flags: u16,
+    pub tcp_min_rto_ms: u16,
 }
 
 impl BootConfig {
@@ -49,7 +50,7 @@ impl BootConfig {
         let mut host_id = [0u8; 16];
         host_id[..8].copy_from_slice(&h.to_le_bytes());
         host_id[8..].copy_from_slice(&h.rotate_left(29).to_le_bytes());
-        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags }
+        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms() }
     }
 
     pub fn from_scenario(sc: &Scenario) -> BootConfig {
@@ -85,6 +86,7 @@ impl BootConfig {
         put(&mut v, b::HDR_PORTS, &(self.ports.len() as u16).to_le_bytes());
         put(&mut v, b::HDR_CTRLS, &(ctrls.len() as u16).to_le_bytes());
         put(&mut v, b::HDR_FLAGS, &self.flags.to_le_bytes());
+        put(&mut v, b::HDR_TCP_MIN_RTO_MS, &self.tcp_min_rto_ms.to_le_bytes());
         for (i, n) in self.namespaces.iter().enumerate() {
             let r = ns_off + i * b::RECORD;
             put(&mut v, r + b::REC_FUNCTION, &n.function.to_le_bytes());

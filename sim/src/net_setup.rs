@@ -70,6 +70,7 @@ impl Machine {
                 inline_data: t.inline_data,
                 mtu: n.mtu,
                 speed_gbps: t.speed_gbps,
+                min_rto_ms: n.tcp_min_rto_ms(),
             };
             let idx = self.bus.net.targets.len();
             self.bus.net.targets.push(TargetModel::new(params, self.chip.chip.clock_hz));

@@ -136,6 +136,9 @@ fn d_nvmf_port() -> u16 {
 fn d_mtu() -> u32 {
     1500
 }
+fn d_min_rto() -> String {
+    "5ms".into()
+}
 fn d_link_latency() -> u64 {
     200
 }
@@ -198,6 +201,19 @@ pub struct NetworkCfg {
     /// Large receive offload on the DPU NIC.
     #[serde(default)]
     pub lro: bool,
+    /// Lower bound of the TCP retransmission timeout of every simulated
+    /// endpoint (the DPU's stacks and the target models), e.g. "5ms";
+    /// 1 ms ..= 60 s in whole milliseconds. RFC 6298 says 1 s, which makes
+    /// one lost tail segment stall a queue for a second.
+    #[serde(default = "d_min_rto")]
+    pub tcp_min_rto: String,
+}
+
+impl NetworkCfg {
+    /// `tcp_min_rto` in milliseconds (validated when the scenario loads).
+    pub fn tcp_min_rto_ms(&self) -> u16 {
+        parse_time_ns(&self.tcp_min_rto).map_or(5, |ns| (ns / 1_000_000).clamp(1, 60_000) as u16)
+    }
 }
 
 impl Default for NetworkCfg {
@@ -215,6 +231,7 @@ impl Default for NetworkCfg {
             header_digest: false,
             data_digest: false,
             lro: false,
+            tcp_min_rto: d_min_rto(),
         }
     }
 }
@@ -530,6 +547,10 @@ impl Scenario {
             }
         }
         check_nqn(&n.host_nqn).map_err(bad("network.host_nqn".into()))?;
+        let rto = parse_time_ns(&n.tcp_min_rto).map_err(bad("network.tcp_min_rto".into()))?;
+        if rto % 1_000_000 != 0 || !(1..=60_000).contains(&(rto / 1_000_000)) {
+            return err("network.tcp_min_rto".into(), format!("{} must be whole milliseconds within 1ms..=60s", n.tcp_min_rto));
+        }
         let mut names: Vec<&str> = Vec::new();
         let mut addrs = Vec::new();
         for (i, t) in self.targets.iter().enumerate() {
@@ -713,6 +734,17 @@ verify = true
         for (from, to, field) in cases {
             let e = parse(&BASE.replacen(from, to, 1)).unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("t.toml"), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn tcp_min_rto_is_checked() {
+        assert_eq!(parse(BASE).unwrap().network.tcp_min_rto_ms(), 5, "default");
+        let with = |v: &str| parse(&format!("{BASE}[network]\ntcp_min_rto = \"{v}\"\n"));
+        assert_eq!(with("200ms").unwrap().network.tcp_min_rto_ms(), 200);
+        for bad in ["0ms", "1500us", "2min", "soon"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("network.tcp_min_rto"), "{bad}: {e}");
         }
     }
 

@@ -98,6 +98,7 @@ pub struct Table {
     host_nqn_len: usize,
     host_id: [u8; 16],
     flags: u16,
+    tcp_min_rto_ms: u16,
 }
 
 static TABLE: spin::Once<&'static Table> = spin::Once::new();
@@ -153,6 +154,7 @@ impl dpu_rt::ConstInit for Table {
         host_nqn_len: 0,
         host_id: [0; 16],
         flags: 0,
+        tcp_min_rto_ms: 0,
     };
 }
 
@@ -179,6 +181,7 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
         return Err(ConfigError::TooMany(count as u16));
     }
     t.flags = read_u16(b::HDR_FLAGS);
+    t.tcp_min_rto_ms = read_u16(b::HDR_TCP_MIN_RTO_MS);
     for i in 0..nports {
         let r = port_off + i * b::PORT_RECORD;
         let p = PortCfg { ip: read(r + b::PORT_IP), prefix: read::<1>(r + b::PORT_PREFIX)[0], mtu: read_u16(r + b::PORT_MTU) };
@@ -334,4 +337,13 @@ pub fn host() -> (&'static [u8], [u8; 16]) {
 /// Header flags (`FLAG_HDGST`, ...).
 pub fn flags() -> u16 {
     TABLE.get().map_or(0, |t| t.flags)
+}
+
+/// Lower bound of the TCP retransmission timeout, in ms (5 when the
+/// configuration leaves it 0).
+pub fn tcp_min_rto_ms() -> u16 {
+    match TABLE.get().map_or(0, |t| t.tcp_min_rto_ms) {
+        0 => 5,
+        ms => ms.min(60_000),
+    }
 }

@@ -86,6 +86,8 @@ impl Stack {
         s.set_nagle_enabled(false);
         // Responses carry the ACK; a short delay still batches pure ACKs.
         s.set_ack_delay(Some(smoltcp::time::Duration::from_micros(200)));
+        // A data-center RTO: a lost tail segment costs milliseconds, not 1 s.
+        s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(crate::bootcfg::tcp_min_rto_ms())));
         let h = self.sockets.add(s);
         self.reconnect(h, remote, rport, local_port).then_some(h)
     }

@@ -42,6 +42,8 @@ pub struct TargetParams {
     pub inline_data: u32,
     pub mtu: u32,
     pub speed_gbps: u32,
+    /// Lower bound of the TCP retransmission timeout (ms).
+    pub min_rto_ms: u16,
 }
 
 /// Counters reported in the stats JSON.
@@ -180,6 +182,7 @@ impl TargetModel {
             let tx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
             let mut s = tcp::Socket::new(rx, tx);
             s.set_nagle_enabled(false);
+            s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(self.params.min_rto_ms)));
             if s.listen(self.params.port).is_err() {
                 return;
             }

@@ -27,6 +27,7 @@ fn target() -> TargetModel {
             inline_data: 4096,
             mtu: 1500,
             speed_gbps: 100,
+            min_rto_ms: 5,
         },
         CLOCK,
     )
@@ -335,4 +336,34 @@ fn restart_drops_connections_and_keeps_data() {
     let (st, _, _) = q.cmd(&mut t, io::read(2, 1, 0, 0, 512), false, 512, &[]);
     assert!(st.is_success());
     assert_eq!(q.data[2], vec![0x5a; 512]);
+}
+
+/// The minimum RTO setting (our smoltcp patch) bounds how long a lost
+/// tail segment stalls a connection: with 5 ms the segment is resent
+/// within milliseconds, with smoltcp's default 1 s after a second.
+#[test]
+fn min_rto_bounds_tail_loss_recovery() {
+    // (minimum RTO, earliest and latest resend in microseconds)
+    for (min_rto_ms, lo, hi) in [(5u64, 4_000u64, 20_000u64), (1000, 900_000, 2_100_000)] {
+        let mut t = target();
+        let mut h = Host::new(&mut t, 0, Digests::NONE, 40000);
+        h.sockets.get_mut::<tcp::Socket>(h.sock).set_min_rto(smoltcp::time::Duration::from_millis(min_rto_ms));
+        h.send(&[0u8; 72]);
+        let t0 = h.now.max(t.last_poll) + 1000;
+        let at = |cycles: u64| Instant::from_micros((cycles / 1000) as i64);
+        h.iface.poll(at(t0), &mut h.dev, &mut h.sockets);
+        assert_eq!(h.dev.tx.len(), 1, "the segment goes out at once");
+        h.dev.tx.clear(); // ... and is lost
+        let mut resent = None;
+        for step in 1..=30_000u64 {
+            let now = t0 + step * 100_000; // 100 us steps
+            h.iface.poll(at(now), &mut h.dev, &mut h.sockets);
+            if !h.dev.tx.is_empty() {
+                resent = Some((now - t0) / 1000);
+                break;
+            }
+        }
+        let us = resent.expect("never retransmitted");
+        assert!((lo..=hi).contains(&us), "min RTO {min_rto_ms} ms: resent after {us} us");
+    }
 }
