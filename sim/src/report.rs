@@ -55,6 +55,8 @@ pub struct Stats {
     pub window: Option<WindowStats>,
     /// NIC ports, switch and bridge counters.
     pub network: crate::net::network::NetStats,
+    /// DMA engines: descriptors, bytes host->DPU, DPU->host, local copies.
+    pub dma: crate::dma::DmaStats,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
 }
@@ -209,6 +211,7 @@ impl Machine {
             harts,
             window: self.window_stats(),
             network: self.bus.net.stats(),
+            dma: self.bus.dma.stats.clone(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
         }
     }

@@ -21,6 +21,10 @@ pub fn run(hart: HartId) -> ! {
     if engine.is_none() {
         defmt::error!("hart {=usize}: NVMe I/O engine could not start", me);
     }
+    // Long copies (TCP payloads) go to a DMA channel of this core.
+    if !dpu_rt::copy::start() && me == crate::net::FIRST_DATA_HART {
+        defmt::warn!("hart {=usize}: no DMA copy channel; memcpy stays on the core", me);
+    }
     // Coalescing deadlines and TCP timers use this hart's timer (wfi wakes on it).
     dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
     if me == crate::net::FIRST_DATA_HART {

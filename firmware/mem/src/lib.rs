@@ -15,7 +15,25 @@
 #![no_std]
 #![no_builtins]
 
+use core::sync::atomic::{AtomicPtr, Ordering};
+
 const WORD: usize = core::mem::size_of::<u64>();
+
+/// Copies at least this long are offered to the copy offload.
+pub const OFFLOAD_MIN: usize = 512;
+
+/// A copy engine for long `memcpy`s: `(dst, src, n) -> copied`. Returning
+/// false (no engine on this hart, busy, error) makes `memcpy` copy with the
+/// core.
+pub type Offload = unsafe fn(*mut u8, *const u8, usize) -> bool;
+
+static OFFLOAD: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs the copy offload used by `memcpy` for copies of at least
+/// [`OFFLOAD_MIN`] bytes (the runtime installs its DMA copier).
+pub fn set_offload(f: Offload) {
+    OFFLOAD.store(f as *mut (), Ordering::Release);
+}
 
 /// Copies `n` bytes forward (also correct for overlapping moves with
 /// `dst < src`).
@@ -101,6 +119,18 @@ unsafe fn copy_backward(dst: *mut u8, src: *const u8, n: usize) {
 /// C `memcpy`: non-overlapping valid ranges.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if n >= OFFLOAD_MIN {
+        let f = OFFLOAD.load(Ordering::Acquire);
+        if !f.is_null() {
+            // SAFETY: only `set_offload` stores here, always an `Offload`;
+            // the offload gets memcpy's own contract.
+            let f: Offload = unsafe { core::mem::transmute::<*mut (), Offload>(f) };
+            // SAFETY: the C contract of memcpy.
+            if unsafe { f(dst, src, n) } {
+                return dst;
+            }
+        }
+    }
     // SAFETY: the C contract of memcpy.
     unsafe { copy_forward(dst, src, n) };
     dst

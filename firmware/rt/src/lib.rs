@@ -7,6 +7,7 @@
 //!   registers, exceptions are fatal (logged, reported to the finisher).
 //! * [`cs`]: a `critical-section` implementation correct for many harts.
 //! * [`log`]: the defmt logger: one encoder and one trace stream per hart.
+//! * [`copy`]: long `memcpy`s on a DMA channel of the hart (copy offload).
 //!
 //! The application provides its entry point with [`entry!`].
 #![no_std]
@@ -16,6 +17,7 @@ use dpu_mem as _;
 
 pub mod alloc;
 pub mod cell;
+pub mod copy;
 pub mod cs;
 pub mod log;
 pub mod start;

@@ -306,6 +306,10 @@ fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if targets.iter().any(|t| t["protocol_errors"].as_u64() != Some(0)) {
         return fail("a target model saw protocol errors", run);
     }
+    // TCP payload copies went to the cores' DMA copy channels.
+    if doc["dma"]["bytes_local"].as_u64().unwrap_or(0) < 1 << 20 {
+        return fail(format!("no copy offload: {}", doc["dma"]), run);
+    }
     let ports = doc["network"]["ports"].as_array().cloned().unwrap_or_default();
     if ports.len() != 2 || ports.iter().any(|p| p["rx_frames"].as_u64().unwrap_or(0) < 100) {
         return fail(format!("both DPU ports must carry traffic: {ports:?}"), run);

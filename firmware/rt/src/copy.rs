@@ -1,0 +1,102 @@
+//! Long `memcpy`s on the DMA engines (copy offload).
+//!
+//! A hart that calls [`start`] gets a second DMA channel of its own, for
+//! local copies (`OP_COPY`, `dpu_hal::regs::dma`). From then on its
+//! `memcpy`s of at least [`dpu_mem::OFFLOAD_MIN`] bytes post one
+//! descriptor and wait for its completion (~30 cycles plus 16 bytes per
+//! cycle on the engine) instead of moving the bytes through the core,
+//! whose loads from packet buffers the NIC just wrote into DDR miss in L1
+//! on every line. This is Linux's I/OAT/DSA copy offload and SPDK's accel
+//! framework "copy" in the small: the TCP stack's receive and send copies
+//! are the big users.
+//!
+//! The copy is synchronous: `memcpy` returns when the engine has written
+//! the destination (the completion follows the data). The simulated L1D
+//! keeps timing tags only, so there is nothing to invalidate; on silicon
+//! with a non-coherent data cache the destination lines would have to be
+//! invalidated before they are read.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::memory_map::{DMA_CHANNELS_PER_ENGINE, DMA_ENGINES, HARTS};
+use dpu_hal::regs::dma as r;
+
+/// Descriptors per copy channel (one copy is in flight at a time).
+const RING: u32 = 4;
+/// Copies belong to no PCIe function.
+const NO_FUNCTION: u16 = u16::MAX;
+
+struct Copier {
+    chan: Channel,
+    /// A copy is in flight (a trap handler's memcpy then uses the core).
+    busy: bool,
+}
+
+static COPIERS: [AtomicPtr<Copier>; HARTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; HARTS];
+
+/// The copy channel of `hart`, if the chip has one for it: on the same
+/// engine as the hart's host-transfer channel (engine `hart % engines`,
+/// whose first `ceil(harts / engines)` channels carry host transfers),
+/// after those.
+pub fn channel_of(hart: usize) -> Option<usize> {
+    let slot = HARTS.div_ceil(DMA_ENGINES) + hart / DMA_ENGINES;
+    (slot < DMA_CHANNELS_PER_ENGINE).then_some((hart % DMA_ENGINES) * DMA_CHANNELS_PER_ENGINE + slot)
+}
+
+/// Gives the calling hart its copy channel and sends its long `memcpy`s
+/// there. False if the chip has no channel for it or memory ran out (the
+/// hart then copies with the core, as before).
+pub fn start() -> bool {
+    let hart = crate::hart().0;
+    let Some(index) = channel_of(hart) else { return false };
+    if !COPIERS[hart].load(Ordering::Relaxed).is_null() {
+        return true;
+    }
+    let Some(ring) = crate::alloc::smem(Channel::memory(RING), 64) else { return false };
+    let chan = Channel::start(index, ring, RING, None);
+    if !chan.running() {
+        return false;
+    }
+    let Some(c) = crate::alloc::smem_put(Copier { chan, busy: false }) else { return false };
+    COPIERS[hart].store(c, Ordering::Release);
+    dpu_mem::set_offload(offload);
+    true
+}
+
+/// The `dpu_mem` offload: one `OP_COPY` descriptor, then wait for it.
+///
+/// # Safety
+/// `memcpy`'s contract: `src..src+n` readable, `dst..dst+n` writable, not
+/// overlapping.
+unsafe fn offload(dst: *mut u8, src: *const u8, n: usize) -> bool {
+    let hart = dpu_hal::csr::mhartid() as usize;
+    let Some(slot) = COPIERS.get(hart) else { return false };
+    let p = slot.load(Ordering::Acquire);
+    if p.is_null() || n > r::MAX_LEN as usize {
+        return false;
+    }
+    // SAFETY: a copier is only ever used by the hart that owns it (the
+    // slot is indexed by mhartid); a trap handler on this hart that copies
+    // while a copy is in flight sees `busy` and does not touch it.
+    let c = unsafe { &mut *p };
+    if c.busy {
+        return false;
+    }
+    c.busy = true;
+    let d = Desc { host: src as u64, local: dst as u64, len: n as u32, function: NO_FUNCTION, op: r::OP_COPY, flags: r::FLAG_END, msix: 0, cookie: 0 };
+    let mut ok = c.chan.push(&d);
+    if ok {
+        c.chan.kick();
+        // The engine always completes a descriptor (an address that is not
+        // RAM gives ST_LOCAL_FAULT): then the core copies, and faults where
+        // a plain memcpy would have.
+        ok = loop {
+            if let Some(done) = c.chan.poll() {
+                break done.status == r::ST_OK;
+            }
+            core::hint::spin_loop();
+        };
+    }
+    c.busy = false;
+    ok
+}
