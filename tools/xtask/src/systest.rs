@@ -349,27 +349,33 @@ fn interop_linux(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     crate::interop::adapter_against_linux(&cx.built.dpusim, &cx.built.firmware).map(|_| ()).map_err(|e| (e, None))
 }
 
-fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
-    let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
-    let trace = cx.tmp.join("io-trace.json");
+/// Runs `scenario` with `--trace` and returns the run and the trace events.
+fn traced(cx: &Ctx, tag: &str, scenario: &str) -> Result<(Run, Vec<Value>), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios").join(scenario).to_string_lossy().to_string();
+    let trace = cx.tmp.join(format!("{tag}-io-trace.json"));
     let t = trace.to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
-    let run = cx.run_image("iotrace", &fw, &["--scenario", &sc, "-q", "--trace", &t]).map_err(io)?;
+    let run = cx.run_image(tag, &fw, &["--scenario", &sc, "-q", "--trace", &t]).map_err(io)?;
     let run = expect_code(run, 0)?;
     let doc: Value = match std::fs::read_to_string(&trace).ok().and_then(|s| serde_json::from_str(&s).ok()) {
         Some(v) => v,
         None => return fail("no readable trace JSON", run),
     };
     let ev = doc["traceEvents"].as_array().cloned().unwrap_or_default();
+    Ok((run, ev))
+}
+
+fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let (run, ev) = traced(cx, "iotrace", "pf-randread-qd1.toml")?;
     let ios: Vec<&Value> = ev.iter().filter(|e| e["cat"] == "io" && e["name"].as_str().is_some_and(|n| n.starts_with("read "))).collect();
     if ios.len() < 10 {
         return fail(format!("{} I/Os in the trace", ios.len()), run);
     }
     // Every traced read has its stages, in order, inside its host span.
     for io in &ios[1..] {
-        let name = io["name"].as_str().unwrap_or("");
+        let (name, seq) = (io["name"].as_str().unwrap_or(""), &io["args"]["seq"]);
         let (t0, t1) = (io["ts"].as_f64().unwrap_or(0.0), io["ts"].as_f64().unwrap_or(0.0) + io["dur"].as_f64().unwrap_or(0.0));
-        let stage = |s: &str| ev.iter().find(|e| e["name"] == s && e["args"]["io"] == name).and_then(|e| e["ts"].as_f64());
+        let stage = |s: &str| ev.iter().find(|e| e["name"] == s && e["args"]["seq"] == *seq).and_then(|e| e["ts"].as_f64());
         let (Some(f), Some(d), Some(c)) = (stage("SQ fetch"), stage("data DMA"), stage("CQE + MSI-X")) else {
             return fail(format!("{name}: missing stages"), run);
         };
@@ -384,17 +390,7 @@ fn io_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// capsule leaving after the SQ fetch, the response arriving before the
 /// CQE, and the 32 KiB writes their R2T and H2CData.
 fn io_trace_nvmf(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
-    let sc = root().join("targets/scenarios/adapter-randrw-qd4.toml").to_string_lossy().to_string();
-    let trace = cx.tmp.join("io-trace-nvmf.json");
-    let t = trace.to_string_lossy().to_string();
-    let fw = cx.built.firmware.clone();
-    let run = cx.run_image("iotrace-nvmf", &fw, &["--scenario", &sc, "-q", "--trace", &t]).map_err(io)?;
-    let run = expect_code(run, 0)?;
-    let doc: Value = match std::fs::read_to_string(&trace).ok().and_then(|s| serde_json::from_str(&s).ok()) {
-        Some(v) => v,
-        None => return fail("no readable trace JSON", run),
-    };
-    let ev = doc["traceEvents"].as_array().cloned().unwrap_or_default();
+    let (run, ev) = traced(cx, "iotrace-nvmf", "adapter-randrw-qd4.toml")?;
     let ios: Vec<&Value> = ev.iter().filter(|e| e["cat"] == "io" && !e["name"].as_str().unwrap_or("admin").starts_with("admin")).collect();
     let (mut remote, mut r2t) = (0, 0);
     for io in &ios {
