@@ -267,15 +267,21 @@ impl Machine {
     /// Attaches a scenario: the firmware's boot configuration and the host
     /// model running the scenario's workload.
     pub fn attach_scenario(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        self.configure(sc)?;
+        let host = self.new_host();
+        host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
+        Ok(())
+    }
+
+    /// Applies a scenario's boot configuration, network, targets and
+    /// faults, without its host workload (tests drive the host themselves).
+    pub fn configure(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
         let blob = crate::host::scenario::bootcfg_blob(sc);
         if blob.len() > self.bus.bootcfg.len() {
             return Err(format!("{}: the configuration does not fit the {}-byte boot configuration window", sc.source.display(), self.bus.bootcfg.len()));
         }
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
-        self.attach_network(sc)?;
-        let host = self.new_host();
-        host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
-        Ok(())
+        self.attach_network(sc)
     }
 
     /// Writes the firmware's boot configuration: namespaces as (function,

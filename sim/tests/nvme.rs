@@ -719,3 +719,73 @@ fn ramp_time_opens_the_window_late() {
     assert_eq!(ramped.verify_errors, 0);
     assert!(ramped.jobs[0].verify_checked > 0);
 }
+
+/// Compare and Dataset Management on a VF whose namespace lives on an
+/// NVMe/TCP target model: both are forwarded (their data travels like
+/// write data), the target's statuses come back, deallocated blocks read
+/// as zeroes (what this target does), and the VF's Identify Namespace does
+/// not promise that for a remote namespace (DLFEAT 000b).
+#[test]
+fn remote_namespace_compare_and_deallocate() {
+    use dpu_sim::{Machine, Outcome, SimConfig};
+    use dpu_targets::{Board, Chip, Scenario};
+    let dir = std::env::temp_dir().join(format!("dpu-remote-cmds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("remote.toml");
+    std::fs::write(
+        &path,
+        "[scenario]\nname = \"remote-cmds\"\n[host]\nvfs = 1\nio_queues = 1\nio_timeout_ms = 5000\nvf_settle_ms = 1\n\
+         [[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:t0\"\nnamespaces = [{ size = \"1MiB\" }]\n\
+         [[storage]]\nfunctions = [1]\nbackend = \"nvmf\"\ntarget = \"t0\"\n",
+    )
+    .unwrap();
+    let sc = Scenario::load(&path).unwrap();
+    let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
+    let board = Board::load(dpu_targets::default_board_path()).unwrap();
+    let image = dpu_sim::elf::Image::load(common::fw::firmware()).unwrap();
+    let cfg = SimConfig { quiet: true, capture_log: true, max_cycles: Some(4_000_000_000), ..SimConfig::default() };
+    let mut m = Machine::new(chip, board, image, cfg).unwrap();
+    m.configure(&sc).unwrap();
+    let h = m.new_host();
+    let h2 = h.clone();
+    h.spawn(async move {
+        let r = async {
+            let ctrls = dpu_sim::host::scenario::bring_up(&h2, &sc).await?;
+            let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+            let id = c.identify(0, 1).await.map_err(|e| format!("identify namespace: {e}"))?;
+            if id[33] & 7 != 0 {
+                return Err(format!("DLFEAT {:#x} for a remote namespace", id[33]));
+            }
+            let buf = DataBuf::alloc(&h2, 4096, 0);
+            write_read_check(&h2, &c, 1, 32, &buf, 5).await?;
+            c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await.map_err(|e| format!("remote compare: {e}"))?;
+            let mut d = vec![0u8; 4096];
+            buf.read(&h2, &mut d);
+            d[77] ^= 0x10;
+            buf.write(&h2, &d);
+            expect_status(c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await, COMPARE_FAILURE, "remote compare mismatch")?;
+            let ranges = DataBuf::alloc(&h2, 16, 0);
+            let mut r = [0u8; 16];
+            r[4..8].copy_from_slice(&8u32.to_le_bytes());
+            r[8..16].copy_from_slice(&32u64.to_le_bytes());
+            ranges.write(&h2, &r);
+            c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await.map_err(|e| format!("remote dsm: {e}"))?;
+            c.data_command(1, rw(opc::READ, 32, 8), &buf).await.map_err(|e| e.to_string())?;
+            buf.read(&h2, &mut d);
+            if d.iter().any(|&b| b != 0) {
+                return Err("deallocated remote range not zero".into());
+            }
+            r[8..16].copy_from_slice(&2045u64.to_le_bytes());
+            ranges.write(&h2, &r);
+            expect_status(c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await, LBA_OUT_OF_RANGE, "remote dsm range")?;
+            Ok(())
+        }
+        .await;
+        h2.finish(r);
+    });
+    let out = m.run();
+    if out != Outcome::Host(Ok(())) {
+        let log: Vec<String> = m.bus.console.all.iter().rev().take(30).rev().map(|l| m.bus.console.format(l)).collect();
+        panic!("{out:?}\n{}", log.join("\n"));
+    }
+}

@@ -114,6 +114,9 @@ pub struct NamespaceInfo {
     pub lba_shift: u8,
     pub nguid: [u8; 16],
     pub eui64: [u8; 8],
+    /// Deallocated blocks read as zeroes (DLFEAT 001b). False where that is
+    /// not guaranteed (remote namespaces: the target decides).
+    pub deallocated_zeroes: bool,
 }
 
 /// Identify Namespace (CNS 00h) of an active namespace.
@@ -125,7 +128,8 @@ pub fn namespace(out: &mut [u8; 4096], ns: &NamespaceInfo) {
     out[24] = 0; // NSFEAT
     out[25] = 0; // NLBAF: one format
     out[26] = 0; // FLBAS: format 0
-    out[33] = 0x01; // DLFEAT: deallocated blocks read as zeroes
+    // DLFEAT bits 2:0: 001b = deallocated blocks read as zeroes, 000b = not reported.
+    out[33] = u8::from(ns.deallocated_zeroes);
     out[104..120].copy_from_slice(&ns.nguid);
     out[120..128].copy_from_slice(&ns.eui64);
     // LBAF0: no metadata, LBADS, best relative performance.
@@ -205,10 +209,11 @@ mod tests {
     #[test]
     fn namespace_and_lists() {
         let mut b = [0u8; 4096];
-        let ns = NamespaceInfo { nsid: 2, blocks: 2048, lba_shift: 12, nguid: [7; 16], eui64: [9; 8] };
+        let ns = NamespaceInfo { nsid: 2, blocks: 2048, lba_shift: 12, nguid: [7; 16], eui64: [9; 8], deallocated_zeroes: true };
         namespace(&mut b, &ns);
         assert_eq!(u64::from_le_bytes(b[0..8].try_into().unwrap()), 2048);
         assert_eq!(b[130], 12, "LBADS in LBAF0");
+        assert_eq!(b[33], 1, "DLFEAT");
         active_list(&mut b, &mut [1u32, 2, 5].into_iter(), 1);
         assert_eq!(&b[0..12], &[2, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
         descriptors(&mut b, &ns);

@@ -748,7 +748,10 @@ impl Admin {
                 eui[0..2].copy_from_slice(&f.to_be_bytes());
                 eui[4..8].copy_from_slice(&n.to_be_bytes());
                 eui[2] = 0xd9;
-                NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui }
+                // RAM namespaces zero deallocated blocks; a remote one does
+                // what its target does (not relayed: "not reported").
+                let deallocated_zeroes = matches!(ns.backend, config::Backend::Ram(_));
+                NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui, deallocated_zeroes }
             })
         };
         match req {

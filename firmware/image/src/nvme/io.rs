@@ -777,8 +777,6 @@ impl Engine {
             Op::Flush => self.complete(slot, Status::SUCCESS, 0),
             Op::WriteZeroes if remote => self.remote(slot, IoOp::WriteZeroes, &[]),
             Op::WriteZeroes => self.run_moves(slot, BdevOp::WriteZeroes, &[]),
-            // Compare is served for namespaces in DPU memory only.
-            Op::Compare if remote => self.complete(slot, Status::INVALID_FIELD, 0),
             _ => self.start_walk(slot),
         }
     }
@@ -861,13 +859,21 @@ impl Engine {
                 self.push(d);
             }
             Step::Done => match self.cmds[slot].io.op {
-                Op::Compare => self.compare_step(slot),
-                Op::Dsm { .. } => self.fetch_ranges(slot),
+                // Remote namespaces: the target does the work; Compare data
+                // and DSM range lists travel like write data.
                 op if self.is_remote(slot) => {
                     let segs = self.walks[w].segs;
                     self.free_walk(slot);
-                    self.remote(slot, if op == Op::Read { IoOp::Read } else { IoOp::Write }, segs.as_slice());
+                    let rop = match op {
+                        Op::Read => IoOp::Read,
+                        Op::Compare => IoOp::Compare,
+                        Op::Dsm { ranges, .. } => IoOp::Dsm { nr0: (ranges - 1) as u8, attributes: self.cmds[slot].sqe.cdw11() },
+                        _ => IoOp::Write,
+                    };
+                    self.remote(slot, rop, segs.as_slice());
                 }
+                Op::Compare => self.compare_step(slot),
+                Op::Dsm { .. } => self.fetch_ranges(slot),
                 op => {
                     let bop = if op == Op::Read { BdevOp::Read } else { BdevOp::Write };
                     let mut moves = [Move::Zero { local: 0, len: 0 }; MAX_MOVES];

@@ -84,6 +84,19 @@ pub enum IoOp {
     Write,
     Flush,
     WriteZeroes,
+    /// Compare with the host's data (sent like write data).
+    Compare,
+    /// Dataset Management: `nr0 + 1` ranges (the host's range list is sent
+    /// like write data), CDW11 `attributes`.
+    Dsm { nr0: u8, attributes: u32 },
+}
+
+impl IoOp {
+    /// The command carries host data to the target (staged, then in the
+    /// capsule or by R2T/H2CData).
+    fn sends_data(self) -> bool {
+        matches!(self, IoOp::Write | IoOp::Compare | IoOp::Dsm { .. })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,7 +310,7 @@ impl Fabric {
         if slot >= MAXCMD || self.queues.get(ci).is_none_or(|q| q.is_none()) {
             return self.finish(slot, Status::INTERNAL_ERROR);
         }
-        if segs.len() > MAXSEG || (op == IoOp::Write && len as usize > 32 * PAGE) {
+        if segs.len() > MAXSEG || (op.sends_data() && len as usize > 32 * PAGE) {
             return self.finish(slot, Status::INTERNAL_ERROR);
         }
         let c = &mut self.cmds[slot];
@@ -309,7 +322,7 @@ impl Fabric {
         }
         c.nsegs = segs.len() as u8;
         self.stats.submitted += 1;
-        if op == IoOp::Write {
+        if op.sends_data() {
             let pages = (len as usize).div_ceil(PAGE);
             if pages > self.nfree {
                 // No staging room now: the command stays queued and is
@@ -828,18 +841,23 @@ impl Fabric {
             let nlb0 = (c.nlb.max(1) - 1) as u16;
             let sent = match c.op {
                 IoOp::Read => q.conn.submit(stack, &io::read(cid, c.nsid, c.slba, nlb0, c.len), false, c.len, &[], slot as u32),
-                IoOp::Write => {
-                    if c.len <= q.info.inline {
+                op @ (IoOp::Write | IoOp::Compare | IoOp::Dsm { .. }) => {
+                    let inline = c.len <= q.info.inline;
+                    let dptr = if inline { Dptr::in_capsule(c.len) } else { Dptr::Transport { len: c.len } };
+                    let sqe = match op {
+                        IoOp::Compare => io::compare(cid, c.nsid, c.slba, nlb0, dptr),
+                        IoOp::Dsm { nr0, attributes } => io::dsm(cid, c.nsid, nr0, attributes, dptr),
+                        _ => io::write(cid, c.nsid, c.slba, nlb0, dptr),
+                    };
+                    if inline {
                         let mut parts: [&[u8]; 32] = [&[]; 32];
                         let np = usize::from(c.npages);
                         for (k, part) in parts.iter_mut().enumerate().take(np) {
                             let n = (c.len as usize - k * PAGE).min(PAGE);
                             *part = staged(pool, c.pages[k], n);
                         }
-                        let sqe = io::write(cid, c.nsid, c.slba, nlb0, Dptr::in_capsule(c.len));
                         q.conn.submit(stack, &sqe, true, c.len, &parts[..np], slot as u32)
                     } else {
-                        let sqe = io::write(cid, c.nsid, c.slba, nlb0, Dptr::Transport { len: c.len });
                         q.conn.submit(stack, &sqe, true, c.len, &[], slot as u32)
                     }
                 }

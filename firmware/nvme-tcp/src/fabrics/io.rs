@@ -1,10 +1,12 @@
 //! NVM Command Set I/O commands over fabrics (NVM Command Set 1.0 §3.2.4
-//! Read, §3.2.6 Write; NVMe Base 2.0 §7.1 Flush): SLBA in CDW10-11, NLB
-//! (0's based) in CDW12 bits 15:0, data by SGL1. Read data always comes
-//! by C2HData (transport SGL); write data goes in the capsule when it fits
-//! the target's in-capsule size (IOCCSZ), else by R2T/H2CData.
+//! Read, §3.2.6 Write, §3.2.1 Compare, §3.2.3 Dataset Management; NVMe
+//! Base 2.0 §7.1 Flush): SLBA in CDW10-11, NLB (0's based) in CDW12 bits
+//! 15:0, data by SGL1. Read data always comes by C2HData (transport SGL);
+//! data to the target (Write, Compare, DSM range lists) goes in the
+//! capsule when it fits the target's in-capsule size (IOCCSZ), else by
+//! R2T/H2CData.
 
-use dpu_nvme::io::{OPC_FLUSH, OPC_READ, OPC_WRITE};
+use dpu_nvme::io::{OPC_COMPARE, OPC_DSM, OPC_FLUSH, OPC_READ, OPC_WRITE};
 use dpu_nvme::Sqe;
 
 use super::command_sqe;
@@ -26,6 +28,21 @@ pub fn read(cid: u16, nsid: u32, slba: u64, nlb0: u16, data_len: u32) -> Sqe {
 /// Write `nlb0 + 1` blocks at `slba`; `dptr` is in-capsule or transport.
 pub fn write(cid: u16, nsid: u32, slba: u64, nlb0: u16, dptr: Dptr) -> Sqe {
     rw(OPC_WRITE, cid, nsid, slba, nlb0, dptr)
+}
+
+/// Compare `nlb0 + 1` blocks at `slba` with the data `dptr` describes;
+/// a mismatch completes with Compare Failure (SCT 2h, SC 85h).
+pub fn compare(cid: u16, nsid: u32, slba: u64, nlb0: u16, dptr: Dptr) -> Sqe {
+    rw(OPC_COMPARE, cid, nsid, slba, nlb0, dptr)
+}
+
+/// Dataset Management with `nr0 + 1` ranges (16 bytes each, in the data
+/// `dptr` describes) and the attributes of CDW11 (bit 2 = deallocate).
+pub fn dsm(cid: u16, nsid: u32, nr0: u8, attributes: u32, dptr: Dptr) -> Sqe {
+    let mut s = command_sqe(OPC_DSM, cid, nsid, dptr);
+    s.set_dw(10, u32::from(nr0));
+    s.set_dw(11, attributes);
+    s
 }
 
 /// Flush the namespace's volatile write cache.
@@ -70,5 +87,9 @@ mod tests {
         assert_eq!(f.opcode(), 0x00);
         assert_eq!(decode(&f, geom).unwrap().op, Op::Flush);
         assert_eq!(Dptr::of(&f), Ok(Dptr::None));
+        let c = decode(&compare(6, 1, 8, 0, Dptr::in_capsule(4096)), geom).unwrap();
+        assert_eq!((c.op, c.slba, c.nlb, c.data_len), (Op::Compare, 8, 1, 4096));
+        let d = decode(&dsm(7, 1, 2, 1 << 2, Dptr::in_capsule(48)), geom).unwrap();
+        assert_eq!((d.op, d.data_len), (Op::Dsm { ranges: 3, deallocate: true }, 48));
     }
 }

@@ -21,10 +21,20 @@ const MAXH2CDATA: u32 = 128 * 1024;
 /// Generic status 22h: Transient Transport Error (NVMe Base 2.0 §4.6.1.2.1).
 const TRANSIENT_TRANSPORT_ERROR: Status = Status { sct: 0, sc: 0x22, dnr: false };
 
+/// What a command that carries data to the target does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Out {
+    Write,
+    /// Compare (NVM Command Set §3.2.1): Compare Failure on a mismatch.
+    Compare,
+    /// Dataset Management (§3.2.3): `data` is the range list.
+    Dsm { deallocate: bool },
+}
+
 enum Work {
     Read { nsid: u32, off: u64, len: u32 },
     /// `data` fills up to `len` from in-capsule data or H2CData PDUs.
-    Write { nsid: u32, off: u64, len: u32, data: Vec<u8>, ttag: u16, bad_digest: bool },
+    Write { kind: Out, nsid: u32, off: u64, len: u32, data: Vec<u8>, ttag: u16, bad_digest: bool },
     WriteZeroes { nsid: u32, off: u64, len: u64 },
     Done(Status),
 }
@@ -356,7 +366,7 @@ impl Session {
         let due = Some(now + sub.params.latency);
         let work = match sqe.opcode() {
             0x00 => Work::Done(Status::SUCCESS),
-            0x02 | 0x01 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
+            0x02 | 0x01 | 0x05 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
             0x02 => {
                 let len = (nlb << shift) as u32;
                 match Dptr::of(&sqe) {
@@ -367,19 +377,28 @@ impl Session {
                 stats.bytes_read += u64::from(len);
                 Work::Read { nsid, off: slba << shift, len }
             }
-            0x01 => {
-                let len = (nlb << shift) as u32;
-                stats.writes += 1;
-                stats.bytes_written += u64::from(len);
+            // Data to the target: in the capsule or by R2T/H2CData.
+            op @ (0x01 | 0x05 | 0x09) => {
+                let (kind, len) = match op {
+                    0x01 => (Out::Write, (nlb << shift) as u32),
+                    0x05 => (Out::Compare, (nlb << shift) as u32),
+                    _ => (Out::Dsm { deallocate: sqe.cdw11() & (1 << 2) != 0 }, ((sqe.cdw10() & 0xff) + 1) * 16),
+                };
+                if kind == Out::Write {
+                    stats.writes += 1;
+                    stats.bytes_written += u64::from(len);
+                }
+                let off = slba << shift;
                 match Dptr::of(&sqe) {
                     Ok(Dptr::InCapsule { offset: 0, len: l }) if l == len && data.len() == len as usize => {
-                        Work::Write { nsid, off: slba << shift, len, data: data.to_vec(), ttag: 0, bad_digest: false }
+                        Work::Write { kind, nsid, off, len, data: data.to_vec(), ttag: 0, bad_digest: false }
                     }
                     Ok(Dptr::Transport { len: l }) if l == len && data.is_empty() => {
                         let ttag = self.next_ttag;
                         self.next_ttag = self.next_ttag.wrapping_add(1).max(1);
                         self.emit(&Pdu::R2t(R2t { cccid: cid, ttag, r2to: 0, r2tl: len }), &[]);
-                        self.cmds.insert(cid, Cmd { due: None, work: Work::Write { nsid, off: slba << shift, len, data: Vec::with_capacity(len as usize), ttag, bad_digest: false } });
+                        let work = Work::Write { kind, nsid, off, len, data: Vec::with_capacity(len as usize), ttag, bad_digest: false };
+                        self.cmds.insert(cid, Cmd { due: None, work });
                         return;
                     }
                     _ => return self.respond(cid, Status::DATA_SGL_LENGTH_INVALID, 0, 0),
@@ -387,7 +406,6 @@ impl Session {
             }
             0x08 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
             0x08 => Work::WriteZeroes { nsid, off: slba << shift, len: nlb << shift },
-            0x09 => Work::Done(Status::SUCCESS),
             _ => Work::Done(Status::INVALID_OPCODE),
         };
         self.cmds.insert(cid, Cmd { due, work });
@@ -460,21 +478,25 @@ impl Session {
                     self.respond(*cid, Status::SUCCESS, 0, 0);
                 }
                 Work::Write { bad_digest: true, .. } => self.respond(*cid, TRANSIENT_TRANSPORT_ERROR, 0, 0),
-                Work::Write { nsid, off, data, .. } => {
-                    if let Some(ns) = sub.namespace(nsid) {
-                        ns.write(off, &data);
-                    }
-                    self.respond(*cid, Status::SUCCESS, 0, 0);
+                Work::Write { kind, nsid, off, data, .. } => {
+                    let st = match (kind, sub.namespace(nsid)) {
+                        (_, None) => Status::INVALID_NAMESPACE,
+                        (Out::Write, Some(ns)) => {
+                            ns.write(off, &data);
+                            Status::SUCCESS
+                        }
+                        (Out::Compare, Some(ns)) => {
+                            let mut have = vec![0u8; data.len()];
+                            ns.read(off, &mut have);
+                            if have == data { Status::SUCCESS } else { Status::COMPARE_FAILURE }
+                        }
+                        (Out::Dsm { deallocate }, Some(ns)) => dsm(ns, &data, deallocate),
+                    };
+                    self.respond(*cid, st, 0, 0);
                 }
                 Work::WriteZeroes { nsid, off, len } => {
                     if let Some(ns) = sub.namespace(nsid) {
-                        let zeros = vec![0u8; 65536];
-                        let mut done = 0;
-                        while done < len {
-                            let n = (len - done).min(65536);
-                            ns.write(off + done, &zeros[..n as usize]);
-                            done += n;
-                        }
+                        ns.zero(off, len);
                     }
                     self.respond(*cid, Status::SUCCESS, 0, 0);
                 }
@@ -483,4 +505,25 @@ impl Session {
         }
         !due.is_empty()
     }
+}
+
+/// Dataset Management over a range list (16-byte entries: context
+/// attributes, length in blocks, starting LBA; NVM Command Set §3.2.3):
+/// every range is checked first; with the deallocate attribute the ranges
+/// then read as zeroes (this target's DLFEAT).
+fn dsm(ns: &mut super::store::Namespace, list: &[u8], deallocate: bool) -> Status {
+    let ranges: Vec<(u64, u64)> = list
+        .chunks_exact(16)
+        .map(|r| (u64::from_le_bytes(r[8..16].try_into().unwrap()), u64::from(u32::from_le_bytes(r[4..8].try_into().unwrap()))))
+        .collect();
+    if ranges.iter().any(|&(slba, nlb)| nlb > 0 && !ns.in_range(slba, nlb)) {
+        return Status::LBA_OUT_OF_RANGE;
+    }
+    if deallocate {
+        let shift = ns.block_shift;
+        for (slba, nlb) in ranges {
+            ns.zero(slba << shift, nlb << shift);
+        }
+    }
+    Status::SUCCESS
 }

@@ -53,6 +53,28 @@ impl Namespace {
             done += n;
         }
     }
+
+    /// Makes `len` bytes at byte offset `off` read as zeroes: whole pages
+    /// are dropped (no memory is spent on zeroes), partial ones cleared.
+    pub fn zero(&mut self, off: u64, len: u64) {
+        let end = off.saturating_add(len);
+        let mut a = off;
+        while a < end {
+            let (pg, o) = (a / PAGE, a % PAGE);
+            let n = (PAGE - o).min(end - a);
+            if n == PAGE {
+                self.pages.remove(&pg);
+            } else if let Some(p) = self.pages.get_mut(&pg) {
+                p[o as usize..(o + n) as usize].fill(0);
+            }
+            a += n;
+        }
+    }
+
+    /// Pages holding data (for tests).
+    pub fn pages_in_use(&self) -> usize {
+        self.pages.len()
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +95,14 @@ mod tests {
         assert!(ns.in_range((1 << 21) - 8, 8));
         assert!(!ns.in_range((1 << 21) - 8, 9));
         assert!(!ns.in_range(u64::MAX, 2));
+        // Zeroing drops whole pages and clears partial ones.
+        ns.zero(4001, 9000);
+        ns.read(3950, &mut back);
+        assert_eq!(&back[50..51], &data[..1]);
+        assert!(back[51..9051].iter().all(|&b| b == 0));
+        assert_eq!(&back[9051..10_050], &data[9001..]);
+        assert_eq!(ns.pages_in_use(), 2, "pages 1 and 2 dropped, 0 and 3 kept (partly zeroed)");
+        ns.zero(0, 1 << 40);
+        assert_eq!(ns.pages_in_use(), 0);
     }
 }

@@ -269,6 +269,35 @@ fn admin_connect_identify_and_io_round_trip() {
         assert_eq!(st, dpu_nvme::Status::INVALID_NAMESPACE);
         assert_eq!(t.stats.protocol_errors, 0);
         assert!(t.stats.reads >= 1 && t.stats.writes >= 2);
+
+        // Compare: a match in the capsule, a mismatch through R2T.
+        let (st, _, _) = q.cmd(&mut t, io::compare(9, 1, 32, 7, Dptr::in_capsule(4096)), true, 4096, &small);
+        assert!(st.is_success(), "{st:?}");
+        let mut other = big.clone();
+        other[5000] ^= 1;
+        q.data[10] = other;
+        let (st, _, _) = q.cmd(&mut t, io::compare(10, 1, 16, 15, Dptr::Transport { len: 8192 }), true, 8192, &[]);
+        assert_eq!(st, dpu_nvme::Status::COMPARE_FAILURE);
+        // DSM deallocate of LBAs 20..24 and 32..40: they read as zeroes;
+        // a range past the end fails the whole command.
+        let range = |slba: u64, nlb: u32| {
+            let mut r = [0u8; 16];
+            r[4..8].copy_from_slice(&nlb.to_le_bytes());
+            r[8..16].copy_from_slice(&slba.to_le_bytes());
+            r
+        };
+        let list: Vec<u8> = [range(20, 4), range(32, 8)].concat();
+        let (st, _, _) = q.cmd(&mut t, io::dsm(11, 1, 1, 1 << 2, Dptr::in_capsule(32)), true, 32, &list);
+        assert!(st.is_success(), "{st:?}");
+        let (st, _, _) = q.cmd(&mut t, io::read(12, 1, 16, 23, 12288), false, 12288, &[]);
+        assert!(st.is_success());
+        assert_eq!(&q.data[12][..4 * 512], &big[..4 * 512]);
+        assert!(q.data[12][4 * 512..8 * 512].iter().all(|&b| b == 0), "LBAs 20..24 deallocated");
+        assert_eq!(&q.data[12][8 * 512..16 * 512], &big[8 * 512..]);
+        assert!(q.data[12][16 * 512..].iter().all(|&b| b == 0), "LBAs 32..40 deallocated");
+        let (st, _, _) = q.cmd(&mut t, io::dsm(13, 1, 0, 1 << 2, Dptr::in_capsule(16)), true, 16, &range(2047, 2));
+        assert_eq!(st, dpu_nvme::Status::LBA_OUT_OF_RANGE);
+        assert_eq!(t.stats.protocol_errors, 0);
     }
 }
 
