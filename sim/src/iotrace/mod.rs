@@ -223,8 +223,13 @@ impl IoTrace {
                 let nlb = dw(12) as u16;
                 let found = self.open.values().copied().find(|&i| {
                     let io = &self.ios[i];
-                    // A command resent on a new association matches again.
-                    io.opcode == opcode && io.slba == slba && io.nlb == nlb && io.fetch.is_some() && io.fabric.as_ref().is_none_or(|f| f.resp.is_none())
+                    // Fetched by the core that sends the capsule; a command
+                    // resent on a new association matches again.
+                    io.opcode == opcode
+                        && io.slba == slba
+                        && io.nlb == nlb
+                        && io.fetch.is_some_and(|f| f.hart == hart)
+                        && io.fabric.as_ref().is_none_or(|f| f.resp.is_none())
                 });
                 if let Some(i) = found {
                     if let Some(old) = &self.ios[i].fabric {
