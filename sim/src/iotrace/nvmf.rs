@@ -178,4 +178,25 @@ mod tests {
         }
         assert!(segment(&[0u8; 10]).is_none());
     }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        use crate::net::frame::testing::pseudo_random;
+        let mut s = Stream::default();
+        feed(&mut s, 0, true, &[]);
+        let mut seq = 1u32;
+        for i in 0..2000u64 {
+            let p = pseudo_random(i, (i % 300) as usize);
+            feed(&mut s, seq, i % 97 == 0, &p);
+            seq = seq.wrapping_add(p.len() as u32);
+            // Raw garbage as a frame, and truncations of a good one.
+            let _ = segment(&p);
+            let f = tcp_frame(flow(), seq, 1, false, &p);
+            for cut in [0, 14, 20, 33, 34, 53, 54] {
+                if let Some(seg) = segment(&f[..cut.min(f.len())]) {
+                    s.feed(&seg);
+                }
+            }
+        }
+    }
 }
