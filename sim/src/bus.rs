@@ -10,6 +10,7 @@ use crate::dev::plic::Plic;
 use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
 use crate::event::EventQueue;
+use crate::cpu::exec::BodyOp;
 use crate::isa::{decode, Op};
 use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
 use crate::dma::DmaEngines;
@@ -20,8 +21,27 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
-/// Decoded instructions of one 4 KiB page, one slot per halfword.
-pub type DecodedPage = [Op; 2048];
+/// The decoded instructions of one 4 KiB code page: one slot per 2-byte
+/// offset, plus the straight-line bodies the executor built from them
+/// (see `cpu::exec`).
+pub struct DecodedPage {
+    pub ops: [Op; 2048],
+    /// Per slot: 0 = not looked at yet, 1 = no body starts here, `n` =
+    /// `bodies[n - 2]`.
+    pub body_of: [u16; 2048],
+    pub bodies: Vec<Box<[BodyOp]>>,
+}
+
+impl DecodedPage {
+    /// Drops the bodies (their instructions changed). They go to `graveyard`:
+    /// a hart may be running one of them right now.
+    fn forget_bodies(&mut self, graveyard: &mut Vec<Box<[BodyOp]>>) {
+        if !self.bodies.is_empty() {
+            graveyard.append(&mut self.bodies);
+        }
+        self.body_of.fill(0);
+    }
+}
 
 /// No reservation held.
 pub const NO_RESERVATION: u64 = u64::MAX;
@@ -85,6 +105,8 @@ impl Window {
 pub struct Bus {
     pub mem: Memory,
     decoded: FxHashMap<u64, Box<DecodedPage>>,
+    /// Bodies dropped by invalidation, freed when no hart runs (`reap`).
+    graveyard: Vec<Box<[BodyOp]>>,
     /// Bumped whenever a page becomes a code page; harts flush their write
     /// TLBs when they see a new epoch.
     pub code_epoch: u64,
@@ -162,6 +184,7 @@ impl Bus {
         Bus {
             mem: memory,
             decoded: FxHashMap::default(),
+            graveyard: Vec::new(),
             code_epoch: 0,
             lines: vec![0; harts],
             reservations: vec![NO_RESERVATION; harts],
@@ -340,9 +363,9 @@ impl Bus {
 
     /// Decoded page for code page `vpn` (created on first use). `None` if the
     /// page is not RAM (instruction access fault).
-    pub fn code_page(&mut self, vpn: u64) -> Option<*mut Op> {
+    pub fn code_page(&mut self, vpn: u64) -> Option<*mut DecodedPage> {
         if let Some(p) = self.decoded.get_mut(&vpn) {
-            return Some(p.as_mut_ptr());
+            return Some(&mut **p);
         }
         let slot = self.mem.page_slot(vpn)?;
         let page = self.mem.page_mut(slot);
@@ -350,8 +373,12 @@ impl Bus {
             page.code = true;
             self.code_epoch += 1;
         }
-        let mut b: Box<DecodedPage> = Box::new([Op::NOT_DECODED; 2048]);
-        let ptr = b.as_mut_ptr();
+        let mut b = Box::new(DecodedPage {
+            ops: [Op::NOT_DECODED; 2048],
+            body_of: [0; 2048],
+            bodies: Vec::new(),
+        });
+        let ptr: *mut DecodedPage = &mut *b;
         self.decoded.insert(vpn, b);
         Some(ptr)
     }
@@ -387,9 +414,14 @@ impl Bus {
         let start = addr.saturating_sub(2);
         let end = addr + size;
         let mut a = start & !1;
+        let mut last_page = u64::MAX;
         while a < end {
             if let Some(p) = self.decoded.get_mut(&(a >> PAGE_SHIFT)) {
-                p[((a & PAGE_MASK) >> 1) as usize] = Op::NOT_DECODED;
+                p.ops[((a & PAGE_MASK) >> 1) as usize] = Op::NOT_DECODED;
+                if a >> PAGE_SHIFT != last_page {
+                    last_page = a >> PAGE_SHIFT;
+                    p.forget_bodies(&mut self.graveyard);
+                }
             }
             a += 2;
         }
@@ -398,7 +430,16 @@ impl Bus {
     /// `fence.i`: forget every decoded instruction.
     pub fn flush_decoded(&mut self) {
         for p in self.decoded.values_mut() {
-            p.fill(Op::NOT_DECODED);
+            p.ops.fill(Op::NOT_DECODED);
+            p.forget_bodies(&mut self.graveyard);
+        }
+    }
+
+    /// Frees dropped bodies; only while no hart is running.
+    #[inline]
+    pub fn reap(&mut self) {
+        if !self.graveyard.is_empty() {
+            self.graveyard.clear();
         }
     }
 }

@@ -514,3 +514,69 @@ fn runs_are_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+/// The executor runs straight-line bodies (a basic block as one unit) on
+/// the fast path and one instruction at a time when hooks are on (`debug`).
+/// Both must agree exactly (pc, registers, cycles, retired instructions)
+/// at every stop, including stops inside a body at the time limit, traps
+/// inside a body, compressed instructions, bodies cut at the 64-instruction
+/// limit and at a page end.
+#[test]
+fn straight_line_bodies_match_single_stepping_at_every_stop() {
+    // The trap handler records at data_addr()..+32; the loop's data follows.
+    let d = data_addr() + 64;
+    let c_addi_a0_1: u16 = 0x0505; // c.addi a0, 1
+    let mut body = Prog::new()
+        .li(S1, d)
+        .i(asm::addi(T2, 0, 40)); // loop counter
+    let top = body.here();
+    body = body
+        .i(asm::ld(A0, S1, 0))
+        .c(c_addi_a0_1)
+        .c(0x0001) // c.nop (keeps the handler 4-byte aligned)
+        .i(r(0, 1, A1, A0, A0)) // mul a1, a0, a0
+        .i(asm::sd(A1, S1, 8))
+        .i(asm::sw(A0, S1, 0))
+        .i(asm::ld(A2, ZERO, 0x100)) // access fault: the handler skips it
+        .i(r(4, 1, A3, A1, A0)) // div a3, a1, a0
+        .i(asm::auipc(A4, 0))
+        .i(asm::addi(T2, T2, -1));
+    let back = top - body.here();
+    body = body.i(asm::b(1, T2, ZERO, back)); // bne t2, zero, top
+    // A long straight run: more than one 64-instruction body, across the
+    // end of the first 4 KiB page.
+    for k in 0..1100 {
+        body = body.i(asm::addi(A5, A5, k % 7));
+    }
+    let prog = with_handler(body);
+    assert!(prog.bytes.len() > 4096 + 64);
+
+    let mut fast = machine_on(&prog, 1, 1);
+    let mut slow = machine_on(&prog, 1, 1);
+    slow.harts[0].debug = true;
+    let mut until = 0u64;
+    let mut step = 1u64;
+    let mut stops = 0;
+    loop {
+        // Irregular limits so runs stop at every position in the bodies.
+        step = (step * 7 + 3) % 23 + 1;
+        until += step;
+        let a = fast.harts[0].run(&mut fast.bus, until);
+        let b = slow.harts[0].run(&mut slow.bus, until);
+        let (hf, hs) = (&fast.harts[0], &slow.harts[0]);
+        assert_eq!(a, b, "stop reason at until={until}");
+        assert_eq!(
+            (hf.pc, hf.cycle, hf.instret, hf.regs()),
+            (hs.pc, hs.cycle, hs.instret, hs.regs()),
+            "state at until={until}"
+        );
+        stops += 1;
+        if a == dpu_sim::cpu::Stop::Wfi {
+            break;
+        }
+        assert!(stops < 1_000_000, "program should reach its wfi");
+    }
+    assert_eq!(read_u64(&mut fast, data_addr() + 24), 40, "one trap per iteration");
+    assert_eq!(read_u64(&mut fast, d + 8), read_u64(&mut slow, d + 8));
+    assert_eq!(fast.harts[0].reg(A5 as usize), (0..1100u64).map(|k| k % 7).sum::<u64>());
+}

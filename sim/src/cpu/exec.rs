@@ -9,9 +9,13 @@
 //! registers must be accessed naturally aligned.
 
 use super::csr::TrapOutcome;
-use super::{Hart, RunState, TlbEntry, TLB_ENTRIES};
+use super::{Hart, RunState, TlbEntry, CODE_PAGES, TLB_ENTRIES};
 use crate::bus::Bus;
-use crate::isa::{Kind, SINK};
+use crate::isa::{Kind, Op, SINK};
+
+mod handlers;
+pub use handlers::BodyOp;
+use handlers::{slot_index, BODY_END, EXIT, HANDLERS};
 use crate::mem::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use dpu_hal::regs::csr::*;
 
@@ -70,6 +74,8 @@ fn tlb_index(vpn: u64) -> usize {
 impl Hart {
     /// Runs until `self.cycle >= until`, a `wfi`, the finisher, or a fatal fault.
     pub fn run(&mut self, bus: &mut Bus, until: u64) -> Stop {
+        // No body runs between two `run`s: free the dropped ones.
+        bus.reap();
         if self.trace.is_some() || self.profile.is_some() || self.debug {
             self.run_inner::<true>(bus, until)
         } else {
@@ -80,40 +86,37 @@ impl Hart {
     /// The executor loop. `SLOW` is a separate instantiation with the
     /// per-instruction hooks (instruction trace, profiler, debugger
     /// breakpoints), so the normal path pays nothing for them.
+    ///
+    /// Each instruction runs in its own small handler function, called
+    /// through [`HANDLERS`] by the decoded kind (call threading): the loop
+    /// keeps only the program counter and the two counters live, and every
+    /// handler is compiled on its own, so no giant `match` spills state to
+    /// the stack on every instruction.
     fn run_inner<const SLOW: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
         if self.state != RunState::Running {
             return Stop::Wfi;
         }
         self.sync_epoch(bus);
         self.check_interrupts(bus);
-        let c = self.costs;
         // The program counter, cycle and instruction counters live in locals
         // (registers) while instructions run; `self` is brought up to date
-        // (`save!`) before anything that reads or changes them there
-        // (traps, CSRs, MMIO, sleeping) and read back (`load_state!`) after.
+        // (`save!`) before anything that reads or changes them there and
+        // read back (`load_state!`) after a handler left them there.
         let mut pc = self.pc;
-        // SAFETY: plain loads of fields of `self` (volatile: see `save!`).
-        let mut cycle = unsafe { std::ptr::read_volatile(&self.cycle) };
-        let mut instret = unsafe { std::ptr::read_volatile(&self.instret) };
-        // (Volatile stores: otherwise LLVM's SLP vectorizer pairs the two
-        // adjacent counters into one vector register on the hot path, which
-        // costs ~7% of simulator speed.)
+        let mut cycle = self.cycle;
+        let mut instret = self.instret;
         macro_rules! save {
             () => {
                 self.pc = pc;
-                // SAFETY: plain stores to fields of `self`.
-                unsafe {
-                    std::ptr::write_volatile(&mut self.cycle, cycle);
-                    std::ptr::write_volatile(&mut self.instret, instret);
-                }
+                self.cycle = cycle;
+                self.instret = instret;
             };
         }
         macro_rules! load_state {
             () => {
                 pc = self.pc;
-                // SAFETY: as above.
-                cycle = unsafe { std::ptr::read_volatile(&self.cycle) };
-                instret = unsafe { std::ptr::read_volatile(&self.instret) };
+                cycle = self.cycle;
+                instret = self.instret;
             };
         }
         // Takes exception `cause` at the current instruction.
@@ -128,61 +131,97 @@ impl Hart {
             }};
         }
 
-        // Handles a failed memory access inside the loop below.
-        macro_rules! mem_err {
-            ($e:expr, $npc:expr) => {
-                match $e {
-                    MemErr::Exception(cause, tval) => trap!(cause, tval),
-                    MemErr::Finish => {
-                        // The store to the test finisher (MMIO) completed.
-                        pc = $npc;
-                        cycle += c.mmio;
-                        instret += 1;
-                        save!();
-                        return Stop::Finish;
-                    }
-                }
-            };
-        }
-        macro_rules! illegal {
-            ($bits:expr) => {{
-                trap!(EXC_ILLEGAL, $bits)
-            }};
-        }
-
         while cycle < until {
             let vpn = pc >> PAGE_SHIFT;
             if vpn != self.code_vpn {
-                match bus.code_page(vpn) {
+                let cached = self.code_pages[vpn as usize % CODE_PAGES];
+                let page = if cached.0 == vpn { Some(cached.1) } else { bus.code_page(vpn) };
+                match page {
                     Some(p) => {
-                        self.code_ptr = p;
+                        self.code_pages[vpn as usize % CODE_PAGES] = (vpn, p);
+                        self.code_page = p;
+                        // SAFETY: `p` is a live decoded page owned by `bus`
+                        // (decoded pages are never freed).
+                        self.code_ptr = unsafe { (*p).ops.as_mut_ptr() };
                         self.code_vpn = vpn;
                         self.sync_epoch(bus);
                     }
                     None => trap!(EXC_INST_ACCESS, pc),
                 }
             }
-            // SAFETY: `code_ptr` points to a live 2048-slot decoded page owned
-            // by `bus` (decoded pages are never freed), and the index is < 2048.
-            let slot = unsafe { self.code_ptr.add(((pc & PAGE_MASK) >> 1) as usize) };
-            // SAFETY: as above; no reference to the slot is held.
-            let mut op = unsafe { slot.read() };
-            // The fast path decodes in the `NotDecoded` arm of the dispatch
-            // below (one test fewer per instruction); the hooks need the
-            // decoded instruction first.
-            if SLOW && op.kind == Kind::NotDecoded {
-                match bus.fetch_decode(pc) {
-                    Ok(o) => {
-                        op = o;
-                        // SAFETY: as above.
-                        unsafe { slot.write(o) };
-                        self.sync_epoch(bus);
+            let index = ((pc & PAGE_MASK) >> 1) as usize;
+            if !SLOW {
+                // A straight-line body starts here? Run it whole.
+                // SAFETY: `code_page` is live (above); `index` < 2048.
+                let b = unsafe { *(*self.code_page).body_of.get_unchecked(index) };
+                if b != 1 {
+                    if b == 0 {
+                        self.build_body(bus, pc, index);
+                        continue;
                     }
-                    Err(addr) => trap!(EXC_INST_ACCESS, addr),
+                    // SAFETY: `b - 2` indexes the page's bodies (`body_of`
+                    // is reset whenever they are dropped); the body's
+                    // memory stays valid until `Bus::reap` even if a store
+                    // in it drops the page's bodies.
+                    let body: *const [BodyOp] = unsafe { &*(&(*self.code_page).bodies)[usize::from(b) - 2] };
+                    self.body_pc = pc;
+                    self.body_instret = instret;
+                    // One compare per instruction: EXIT and the end
+                    // marker's flag are both >= `until`.
+                    let mut op = body as *const BodyOp;
+                    loop {
+                        // SAFETY: handler contract: `op` is a live op of
+                        // the body starting at `self.body_pc`; the body ends
+                        // with the end marker, after which we stop.
+                        cycle = unsafe { ((*op).handler)(self, bus, op, cycle) };
+                        // SAFETY: at most one past the end marker.
+                        op = unsafe { op.add(1) };
+                        if cycle >= until {
+                            break;
+                        }
+                    }
+                    if cycle == EXIT {
+                        if let Some(s) = self.stop.take() {
+                            return s;
+                        }
+                        load_state!();
+                        continue;
+                    }
+                    if cycle & BODY_END != 0 {
+                        // Ran to the end: the last op (a branch or jump, or
+                        // the end marker) left the next pc.
+                        cycle &= !BODY_END;
+                        // SAFETY: `op` is one past the last op run.
+                        let last = unsafe { &*op.sub(1) };
+                        pc = self.body_npc;
+                        instret += u64::from(last.index) + u64::from(last.len != 0);
+                    } else {
+                        // Out of time inside: resume at the next op.
+                        // SAFETY: a body op or its end, not past it.
+                        let next = unsafe { &*op };
+                        pc = self.body_pc + u64::from(next.offset);
+                        instret += u64::from(next.index);
+                    }
+                    continue;
                 }
             }
-
+            // SAFETY: `code_ptr` points to the live 2048-slot decoded page
+            // and the index is < 2048.
+            let slot = unsafe { self.code_ptr.add(index) };
             if SLOW {
+                // The hooks need the decoded instruction first (the fast
+                // path decodes in the `NotDecoded` handler).
+                // SAFETY: as above; no reference to the slot is held.
+                if unsafe { (*slot).kind } == Kind::NotDecoded {
+                    match bus.fetch_decode(pc) {
+                        Ok(o) => {
+                            // SAFETY: as above.
+                            unsafe { slot.write(o) };
+                            self.sync_epoch(bus);
+                        }
+                        Err(addr) => trap!(EXC_INST_ACCESS, addr),
+                    }
+                }
                 if self.debug && bus.breakpoints.contains(&pc) {
                     if self.bp_skip == pc {
                         self.bp_skip = u64::MAX;
@@ -193,329 +232,316 @@ impl Hart {
                 }
                 if self.trace.is_some() {
                     self.cycle = cycle;
-                    self.record_trace(pc, op);
-                }
-            }
-            let cycle_before = cycle;
-            cycle += c.base;
-            let rs1 = self.x[(op.rs1 & 63) as usize];
-            let rs2 = self.x[(op.rs2 & 63) as usize];
-            let imm = op.imm as i64 as u64;
-            let rd = (op.rd & 63) as usize;
-            let next = pc.wrapping_add(u64::from(op.len));
-            let mut npc = next;
-
-            macro_rules! branch {
-                ($cond:expr) => {
-                    if $cond {
-                        npc = pc.wrapping_add(imm);
-                        cycle += c.branch_taken;
-                    }
-                };
-            }
-            macro_rules! load {
-                ($size:expr, $conv:expr) => {
-                    match self.load(bus, cycle, rs1.wrapping_add(imm), $size) {
-                        Ok((v, lat)) => {
-                            self.x[rd] = $conv(v);
-                            cycle += lat;
-                        }
-                        Err(e) => mem_err!(e, npc),
-                    }
-                };
-            }
-            macro_rules! store {
-                ($size:expr) => {
-                    match self.store(bus, cycle, rs1.wrapping_add(imm), $size, rs2) {
-                        Ok(lat) => cycle += lat,
-                        Err(e) => mem_err!(e, npc),
-                    }
-                };
-            }
-            macro_rules! amo {
-                ($size:expr, $f:expr) => {{
-                    let (p, region) = match self.amo_ptr(bus, rs1, $size) {
-                        Ok(x) => x,
-                        Err(e) => mem_err!(e, npc),
-                    };
-                    // SAFETY: `amo_ptr` checked alignment and that the
-                    // access lies in one live RAM page.
-                    let old = unsafe { read_le(p, $size) };
-                    let old = if $size == 4 { old as i32 as i64 as u64 } else { old };
-                    let new: u64 = $f(old, rs2);
                     // SAFETY: as above.
-                    unsafe { write_le(p, $size, new) };
-                    bus.snoop_store(rs1, $size);
-                    cycle += self.atomic_latency(bus, region);
-                    self.x[rd] = old;
-                }};
+                    self.record_trace(pc, unsafe { slot.read() });
+                }
             }
-
-            use Kind::*;
-            match op.kind {
-                // ---------------------------------------------------- RV64I
-                Lui => self.x[rd] = imm,
-                Auipc => self.x[rd] = pc.wrapping_add(imm),
-                Jal => {
-                    self.x[rd] = next;
-                    npc = pc.wrapping_add(imm);
-                    cycle += c.jump;
+            // SAFETY: as above.
+            let h = unsafe { slot_index((*slot).kind, (*slot).len) };
+            // SAFETY: `slot` is the live decoded slot of `pc` (handler contract).
+            let (npc, ncycle) = unsafe { HANDLERS[h](self, bus, slot, pc, cycle, instret) };
+            if npc == EXIT {
+                if let Some(s) = self.stop.take() {
+                    return s;
                 }
-                Jalr => {
-                    self.x[rd] = next;
-                    npc = rs1.wrapping_add(imm) & !1;
-                    cycle += c.branch_taken;
-                }
-                Beq => branch!(rs1 == rs2),
-                Bne => branch!(rs1 != rs2),
-                Blt => branch!((rs1 as i64) < (rs2 as i64)),
-                Bge => branch!((rs1 as i64) >= (rs2 as i64)),
-                Bltu => branch!(rs1 < rs2),
-                Bgeu => branch!(rs1 >= rs2),
-                Lb => load!(1, |v: u64| v as i8 as i64 as u64),
-                Lh => load!(2, |v: u64| v as i16 as i64 as u64),
-                Lw => load!(4, |v: u64| v as i32 as i64 as u64),
-                Ld => load!(8, |v: u64| v),
-                Lbu => load!(1, |v: u64| v),
-                Lhu => load!(2, |v: u64| v),
-                Lwu => load!(4, |v: u64| v),
-                Sb => store!(1),
-                Sh => store!(2),
-                Sw => store!(4),
-                Sd => store!(8),
-                Addi => self.x[rd] = rs1.wrapping_add(imm),
-                Slti => self.x[rd] = ((rs1 as i64) < (imm as i64)) as u64,
-                Sltiu => self.x[rd] = (rs1 < imm) as u64,
-                Xori => self.x[rd] = rs1 ^ imm,
-                Ori => self.x[rd] = rs1 | imm,
-                Andi => self.x[rd] = rs1 & imm,
-                Slli => self.x[rd] = rs1 << (imm & 63),
-                Srli => self.x[rd] = rs1 >> (imm & 63),
-                Srai => self.x[rd] = ((rs1 as i64) >> (imm & 63)) as u64,
-                Add => self.x[rd] = rs1.wrapping_add(rs2),
-                Sub => self.x[rd] = rs1.wrapping_sub(rs2),
-                Sll => self.x[rd] = rs1 << (rs2 & 63),
-                Slt => self.x[rd] = ((rs1 as i64) < (rs2 as i64)) as u64,
-                Sltu => self.x[rd] = (rs1 < rs2) as u64,
-                Xor => self.x[rd] = rs1 ^ rs2,
-                Srl => self.x[rd] = rs1 >> (rs2 & 63),
-                Sra => self.x[rd] = ((rs1 as i64) >> (rs2 & 63)) as u64,
-                Or => self.x[rd] = rs1 | rs2,
-                And => self.x[rd] = rs1 & rs2,
-                Addiw => self.x[rd] = (rs1 as i32).wrapping_add(imm as i32) as i64 as u64,
-                Slliw => self.x[rd] = ((rs1 as u32) << (imm & 31)) as i32 as i64 as u64,
-                Srliw => self.x[rd] = ((rs1 as u32) >> (imm & 31)) as i32 as i64 as u64,
-                Sraiw => self.x[rd] = ((rs1 as i32) >> (imm & 31)) as i64 as u64,
-                Addw => self.x[rd] = (rs1 as i32).wrapping_add(rs2 as i32) as i64 as u64,
-                Subw => self.x[rd] = (rs1 as i32).wrapping_sub(rs2 as i32) as i64 as u64,
-                Sllw => self.x[rd] = ((rs1 as u32) << (rs2 & 31)) as i32 as i64 as u64,
-                Srlw => self.x[rd] = ((rs1 as u32) >> (rs2 & 31)) as i32 as i64 as u64,
-                Sraw => self.x[rd] = ((rs1 as i32) >> (rs2 & 31)) as i64 as u64,
-                Fence => {}
-                FenceI => {
-                    bus.flush_decoded();
-                    cycle += c.fence_i;
-                }
-                Ecall => trap!(EXC_ECALL_M, 0),
-                Ebreak => trap!(EXC_BREAKPOINT, pc),
-                Mret => {
-                    save!();
-                    self.mret();
-                    self.instret += 1;
-                    if SLOW {
-                        if let Some(p) = self.profile.as_mut() {
-                            p.step(&op, pc, self.pc, self.cycle - cycle_before);
-                        }
-                    }
-                    self.check_interrupts(bus);
-                    load_state!();
-                    continue;
-                }
-                Wfi => {
-                    if !self.interrupt_waiting(bus) {
-                        pc = next;
-                        instret += 1;
-                        save!();
-                        self.sleep();
-                        return Stop::Wfi;
-                    }
-                }
-                // ------------------------------------------------------- M
-                Mul => {
-                    self.x[rd] = rs1.wrapping_mul(rs2);
-                    cycle += c.mul_extra;
-                }
-                Mulh => {
-                    self.x[rd] = ((i128::from(rs1 as i64) * i128::from(rs2 as i64)) >> 64) as u64;
-                    cycle += c.mul_extra;
-                }
-                Mulhsu => {
-                    self.x[rd] = ((i128::from(rs1 as i64) * i128::from(rs2)) >> 64) as u64;
-                    cycle += c.mul_extra;
-                }
-                Mulhu => {
-                    self.x[rd] = ((u128::from(rs1) * u128::from(rs2)) >> 64) as u64;
-                    cycle += c.mul_extra;
-                }
-                Mulw => {
-                    self.x[rd] = (rs1 as i32).wrapping_mul(rs2 as i32) as i64 as u64;
-                    cycle += c.mul_extra;
-                }
-                // Division by zero and overflow per §7.2, table 7.1.
-                Div => {
-                    self.x[rd] = if rs2 == 0 { u64::MAX } else { (rs1 as i64).wrapping_div(rs2 as i64) as u64 };
-                    cycle += c.div64_extra;
-                }
-                Divu => {
-                    self.x[rd] = rs1.checked_div(rs2).unwrap_or(u64::MAX);
-                    cycle += c.div64_extra;
-                }
-                Rem => {
-                    self.x[rd] = if rs2 == 0 { rs1 } else { (rs1 as i64).wrapping_rem(rs2 as i64) as u64 };
-                    cycle += c.div64_extra;
-                }
-                Remu => {
-                    self.x[rd] = if rs2 == 0 { rs1 } else { rs1 % rs2 };
-                    cycle += c.div64_extra;
-                }
-                Divw => {
-                    let (a, b) = (rs1 as i32, rs2 as i32);
-                    self.x[rd] = if b == 0 { u64::MAX } else { a.wrapping_div(b) as i64 as u64 };
-                    cycle += c.div_extra;
-                }
-                Divuw => {
-                    let (a, b) = (rs1 as u32, rs2 as u32);
-                    self.x[rd] = if b == 0 { u64::MAX } else { (a / b) as i32 as i64 as u64 };
-                    cycle += c.div_extra;
-                }
-                Remw => {
-                    let (a, b) = (rs1 as i32, rs2 as i32);
-                    self.x[rd] = if b == 0 { a as i64 as u64 } else { a.wrapping_rem(b) as i64 as u64 };
-                    cycle += c.div_extra;
-                }
-                Remuw => {
-                    let (a, b) = (rs1 as u32, rs2 as u32);
-                    self.x[rd] = if b == 0 { a as i32 as i64 as u64 } else { (a % b) as i32 as i64 as u64 };
-                    cycle += c.div_extra;
-                }
-                // ------------------------------------------------------- A
-                LrW | LrD => {
-                    let size = if op.kind == LrW { 4 } else { 8 };
-                    if rs1 & (size - 1) != 0 {
-                        mem_err!(MemErr::Exception(EXC_LOAD_MISALIGNED, rs1), npc);
-                    }
-                    if bus.mem.region_of(rs1).is_none() {
-                        // LR from a device or unmapped address: access fault.
-                        mem_err!(MemErr::Exception(EXC_LOAD_ACCESS, rs1), npc);
-                    }
-                    match self.load(bus, cycle, rs1, size) {
-                        Ok((v, lat)) => {
-                            self.x[rd] = if size == 4 { v as i32 as i64 as u64 } else { v };
-                            bus.reserve(self.id, rs1);
-                            cycle += lat + c.amo_extra;
-                        }
-                        Err(e) => mem_err!(e, npc),
-                    }
-                }
-                ScW | ScD => {
-                    let size = if op.kind == ScW { 4 } else { 8 };
-                    if rs1 & (size - 1) != 0 {
-                        mem_err!(MemErr::Exception(EXC_STORE_MISALIGNED, rs1), npc);
-                    }
-                    if bus.take_reservation(self.id, rs1) {
-                        let (p, region) = match self.amo_ptr(bus, rs1, size) {
-                            Ok(x) => x,
-                            Err(e) => mem_err!(e, npc),
-                        };
-                        // SAFETY: `amo_ptr` checked the access is in one live RAM page.
-                        unsafe { write_le(p, size, rs2) };
-                        bus.snoop_store(rs1, size);
-                        cycle += self.atomic_latency(bus, region);
-                        self.x[rd] = 0;
-                    } else {
-                        cycle += c.amo_extra;
-                        self.x[rd] = 1;
-                    }
-                }
-                AmoswapW => amo!(4, |_o: u64, s: u64| s),
-                AmoaddW => amo!(4, |o: u64, s: u64| o.wrapping_add(s)),
-                AmoxorW => amo!(4, |o: u64, s: u64| o ^ s),
-                AmoandW => amo!(4, |o: u64, s: u64| o & s),
-                AmoorW => amo!(4, |o: u64, s: u64| o | s),
-                AmominW => amo!(4, |o: u64, s: u64| (o as i32).min(s as i32) as u64),
-                AmomaxW => amo!(4, |o: u64, s: u64| (o as i32).max(s as i32) as u64),
-                AmominuW => amo!(4, |o: u64, s: u64| (o as u32).min(s as u32) as u64),
-                AmomaxuW => amo!(4, |o: u64, s: u64| (o as u32).max(s as u32) as u64),
-                AmoswapD => amo!(8, |_o: u64, s: u64| s),
-                AmoaddD => amo!(8, |o: u64, s: u64| o.wrapping_add(s)),
-                AmoxorD => amo!(8, |o: u64, s: u64| o ^ s),
-                AmoandD => amo!(8, |o: u64, s: u64| o & s),
-                AmoorD => amo!(8, |o: u64, s: u64| o | s),
-                AmominD => amo!(8, |o: u64, s: u64| (o as i64).min(s as i64) as u64),
-                AmomaxD => amo!(8, |o: u64, s: u64| (o as i64).max(s as i64) as u64),
-                AmominuD => amo!(8, |o: u64, s: u64| o.min(s)),
-                AmomaxuD => amo!(8, |o: u64, s: u64| o.max(s)),
-                // --------------------------------------------------- Zicsr
-                Csrrw | Csrrs | Csrrc | Csrrwi | Csrrsi | Csrrci => {
-                    let n = (op.imm as u16) & 0xfff;
-                    let src = match op.kind {
-                        Csrrwi | Csrrsi | Csrrci => u64::from(op.rs1),
-                        _ => rs1,
-                    };
-                    // csrrs/csrrc with rs1 = x0 (or uimm = 0) do not write (§9.1).
-                    let writes = matches!(op.kind, Csrrw | Csrrwi) || op.rs1 != 0;
-                    // mcycle/minstret/time read the counters.
-                    save!();
-                    let Some(old) = self.csr_read(bus, n) else { illegal!(op_bits(&op)) };
-                    if writes {
-                        let new = match op.kind {
-                            Csrrw | Csrrwi => src,
-                            Csrrs | Csrrsi => old | src,
-                            _ => old & !src,
-                        };
-                        if !self.csr_write(n, new) {
-                            illegal!(op_bits(&op));
-                        }
-                    }
-                    self.x[rd] = old;
-                    cycle += c.csr_extra;
-                    if writes && (n == MSTATUS || n == MIE) {
-                        pc = next;
-                        instret += 1;
-                        save!();
-                        self.check_interrupts(bus);
-                        load_state!();
-                        continue;
-                    }
-                }
-                Illegal => illegal!(op.imm as u32 as u64),
-                NotDecoded => {
-                    // First execution of this slot: decode, then run it.
-                    cycle = cycle_before;
-                    match bus.fetch_decode(pc) {
-                        Ok(o) => {
-                            // SAFETY: as for `slot.read()` above.
-                            unsafe { slot.write(o) };
-                            self.sync_epoch(bus);
-                            continue;
-                        }
-                        Err(addr) => trap!(EXC_INST_ACCESS, addr),
-                    }
+                load_state!();
+                continue;
+            }
+            if SLOW {
+                if let Some(p) = self.profile.as_mut() {
+                    // SAFETY: as above.
+                    p.step(unsafe { &*slot }, pc, npc, ncycle - cycle);
                 }
             }
             pc = npc;
+            cycle = ncycle;
             instret += 1;
-            if SLOW {
-                let spent = cycle - cycle_before;
-                if let Some(p) = self.profile.as_mut() {
-                    p.step(&op, pc, npc, spent);
-                }
-            }
         }
         save!();
         debug_assert_eq!(self.x[0], 0);
-        let _ = SINK;
         Stop::Quantum
+    }
+
+    /// Builds the straight-line body that starts at `pc` (slot `index` of
+    /// the current code page): the instructions up to the next one that
+    /// may change control flow or needs the hart's full state (branches,
+    /// jumps, LR/SC, AMOs, CSRs, system instructions), at most
+    /// `MAX_BODY`, never past the page (an instruction that straddles into
+    /// the next page ends it too). Decodes the slots it reads.
+    #[cold]
+    #[inline(never)]
+    fn build_body(&mut self, bus: &mut Bus, pc: u64, index: usize) {
+        const MAX_BODY: usize = 64;
+        let page = self.code_page;
+        let mut ops = Vec::new();
+        let mut offset = 0u64;
+        let mut terminated = false;
+        while ops.len() < MAX_BODY {
+            let at = pc + offset;
+            let i = index + (offset >> 1) as usize;
+            if i >= 2048 {
+                break;
+            }
+            // SAFETY: `page` is the live decoded page of `pc`; `i` < 2048.
+            let mut op = unsafe { (*page).ops[i] };
+            if op.kind == Kind::NotDecoded {
+                match bus.fetch_decode(at) {
+                    Ok(o) => {
+                        op = o;
+                        // SAFETY: as above.
+                        unsafe { (*page).ops[i] = o };
+                        self.sync_epoch(bus);
+                    }
+                    // The slot path reports the fault when it gets there.
+                    Err(_) => break,
+                }
+            }
+            if (at & PAGE_MASK) + u64::from(op.len) > PAGE_SIZE {
+                break;
+            }
+            match BodyOp::new(&op, offset as u16, ops.len() as u16) {
+                Some(b) => ops.push(b),
+                None => break,
+            }
+            offset += u64::from(op.len);
+            if matches!(op.kind, Kind::Jal | Kind::Jalr | Kind::Beq | Kind::Bne | Kind::Blt | Kind::Bge | Kind::Bltu | Kind::Bgeu) {
+                terminated = true;
+                break;
+            }
+        }
+        // SAFETY: as above; no body of this page is borrowed here.
+        unsafe {
+            let p = &mut *page;
+            p.body_of[index] = if ops.is_empty() {
+                1
+            } else {
+                if !terminated {
+                    ops.push(BodyOp::end(offset as u16, ops.len() as u16));
+                }
+                p.bodies.push(ops.into_boxed_slice());
+                // At most 2048 bodies per page (one per slot).
+                (p.bodies.len() + 1) as u16
+            };
+        }
+    }
+
+    /// Leaves the state of the instruction at `pc` in `self` (for handlers
+    /// that take the slow way out).
+    #[inline(always)]
+    fn park(&mut self, pc: u64, cycle: u64, instret: u64) {
+        self.pc = pc;
+        self.cycle = cycle;
+        self.instret = instret;
+    }
+
+    /// A failed memory access of the instruction at `pc` (`npc` follows it):
+    /// takes the exception or ends the run at the finisher.
+    #[cold]
+    #[inline(never)]
+    fn mem_fault(&mut self, bus: &mut Bus, e: MemErr, pc: u64, npc: u64, cycle: u64, instret: u64) -> (u64, u64) {
+        match e {
+            MemErr::Exception(cause, tval) => {
+                self.park(pc, cycle, instret);
+                self.stop = self.exception(bus, cause, tval);
+            }
+            MemErr::Finish => {
+                // The store to the test finisher (MMIO) completed.
+                self.park(npc, cycle + self.costs.mmio, instret + 1);
+                self.stop = Some(Stop::Finish);
+            }
+        }
+        (EXIT, 0)
+    }
+
+    /// Executes an instruction that has no handler of its own: LR/SC and
+    /// AMOs, CSR accesses, `fence.i`, `ecall`, `ebreak`, `mret`, `wfi`,
+    /// illegal encodings, and the first execution of a decoded-cache slot
+    /// (which only decodes; the loop then runs the slot again). The state
+    /// is in `self`: `pc` is this instruction's and `cycle` already carries
+    /// its base cost. `Some` stops the run.
+    fn exec_rare(&mut self, bus: &mut Bus, op: Op, slot: *mut Op) -> Option<Stop> {
+        use Kind::*;
+        let c = self.costs;
+        let pc = self.pc;
+        let cycle_before = self.cycle - c.base;
+        let rs1 = self.x[(op.rs1 & 63) as usize];
+        let rs2 = self.x[(op.rs2 & 63) as usize];
+        let rd = (op.rd & 63) as usize;
+        let next = pc.wrapping_add(u64::from(op.len));
+        // Retires the instruction (profiled) and moves to `npc`.
+        macro_rules! retire {
+            ($npc:expr) => {{
+                let npc = $npc;
+                if let Some(p) = self.profile.as_mut() {
+                    p.step(&op, pc, npc, self.cycle - cycle_before);
+                }
+                self.pc = npc;
+                self.instret += 1;
+            }};
+        }
+        macro_rules! trap {
+            ($cause:expr, $tval:expr) => {
+                return self.exception(bus, $cause, $tval)
+            };
+        }
+        macro_rules! mem_err {
+            ($e:expr) => {
+                match $e {
+                    MemErr::Exception(cause, tval) => trap!(cause, tval),
+                    MemErr::Finish => {
+                        // The store to the test finisher (MMIO) completed.
+                        self.cycle += c.mmio;
+                        retire!(next);
+                        return Some(Stop::Finish);
+                    }
+                }
+            };
+        }
+        macro_rules! amo {
+            ($size:expr, $f:expr) => {{
+                let (p, region) = match self.amo_ptr(bus, rs1, $size) {
+                    Ok(x) => x,
+                    Err(e) => mem_err!(e),
+                };
+                // SAFETY: `amo_ptr` checked alignment and that the access
+                // lies in one live RAM page.
+                let old = unsafe { read_le(p, $size) };
+                let old = if $size == 4 { old as i32 as i64 as u64 } else { old };
+                let new: u64 = $f(old, rs2);
+                // SAFETY: as above.
+                unsafe { write_le(p, $size, new) };
+                bus.snoop_store(rs1, $size);
+                self.cycle += self.atomic_latency(bus, region);
+                self.x[rd] = old;
+            }};
+        }
+        match op.kind {
+            NotDecoded => {
+                // First execution of this slot: decode only.
+                self.cycle = cycle_before;
+                match bus.fetch_decode(pc) {
+                    Ok(o) => {
+                        // SAFETY: `slot` is the live decoded-cache slot of `pc`.
+                        unsafe { slot.write(o) };
+                        self.sync_epoch(bus);
+                        return None;
+                    }
+                    Err(addr) => trap!(EXC_INST_ACCESS, addr),
+                }
+            }
+            Illegal => trap!(EXC_ILLEGAL, op.imm as u32 as u64),
+            Ecall => trap!(EXC_ECALL_M, 0),
+            Ebreak => trap!(EXC_BREAKPOINT, pc),
+            FenceI => {
+                bus.flush_decoded();
+                self.cycle += c.fence_i;
+            }
+            Mret => {
+                self.mret();
+                let target = self.pc;
+                self.pc = pc;
+                retire!(target);
+                self.check_interrupts(bus);
+                return None;
+            }
+            Wfi => {
+                if !self.interrupt_waiting(bus) {
+                    retire!(next);
+                    self.sleep();
+                    return Some(Stop::Wfi);
+                }
+            }
+            // ------------------------------------------------------- A
+            LrW | LrD => {
+                let size = if op.kind == LrW { 4 } else { 8 };
+                if rs1 & (size - 1) != 0 {
+                    trap!(EXC_LOAD_MISALIGNED, rs1);
+                }
+                if bus.mem.region_of(rs1).is_none() {
+                    // LR from a device or unmapped address: access fault.
+                    trap!(EXC_LOAD_ACCESS, rs1);
+                }
+                match self.load(bus, self.cycle, rs1, size) {
+                    Ok((v, lat)) => {
+                        self.x[rd] = if size == 4 { v as i32 as i64 as u64 } else { v };
+                        bus.reserve(self.id, rs1);
+                        self.cycle += lat + c.amo_extra;
+                    }
+                    Err(e) => mem_err!(e),
+                }
+            }
+            ScW | ScD => {
+                let size = if op.kind == ScW { 4 } else { 8 };
+                if rs1 & (size - 1) != 0 {
+                    trap!(EXC_STORE_MISALIGNED, rs1);
+                }
+                if bus.take_reservation(self.id, rs1) {
+                    let (p, region) = match self.amo_ptr(bus, rs1, size) {
+                        Ok(x) => x,
+                        Err(e) => mem_err!(e),
+                    };
+                    // SAFETY: `amo_ptr` checked the access is in one live RAM page.
+                    unsafe { write_le(p, size, rs2) };
+                    bus.snoop_store(rs1, size);
+                    self.cycle += self.atomic_latency(bus, region);
+                    self.x[rd] = 0;
+                } else {
+                    self.cycle += c.amo_extra;
+                    self.x[rd] = 1;
+                }
+            }
+            AmoswapW => amo!(4, |_o: u64, s: u64| s),
+            AmoaddW => amo!(4, |o: u64, s: u64| o.wrapping_add(s)),
+            AmoxorW => amo!(4, |o: u64, s: u64| o ^ s),
+            AmoandW => amo!(4, |o: u64, s: u64| o & s),
+            AmoorW => amo!(4, |o: u64, s: u64| o | s),
+            AmominW => amo!(4, |o: u64, s: u64| (o as i32).min(s as i32) as u64),
+            AmomaxW => amo!(4, |o: u64, s: u64| (o as i32).max(s as i32) as u64),
+            AmominuW => amo!(4, |o: u64, s: u64| (o as u32).min(s as u32) as u64),
+            AmomaxuW => amo!(4, |o: u64, s: u64| (o as u32).max(s as u32) as u64),
+            AmoswapD => amo!(8, |_o: u64, s: u64| s),
+            AmoaddD => amo!(8, |o: u64, s: u64| o.wrapping_add(s)),
+            AmoxorD => amo!(8, |o: u64, s: u64| o ^ s),
+            AmoandD => amo!(8, |o: u64, s: u64| o & s),
+            AmoorD => amo!(8, |o: u64, s: u64| o | s),
+            AmominD => amo!(8, |o: u64, s: u64| (o as i64).min(s as i64) as u64),
+            AmomaxD => amo!(8, |o: u64, s: u64| (o as i64).max(s as i64) as u64),
+            AmominuD => amo!(8, |o: u64, s: u64| o.min(s)),
+            AmomaxuD => amo!(8, |o: u64, s: u64| o.max(s)),
+            // --------------------------------------------------- Zicsr
+            Csrrw | Csrrs | Csrrc | Csrrwi | Csrrsi | Csrrci => {
+                let n = (op.imm as u16) & 0xfff;
+                let src = match op.kind {
+                    Csrrwi | Csrrsi | Csrrci => u64::from(op.rs1),
+                    _ => rs1,
+                };
+                // csrrs/csrrc with rs1 = x0 (or uimm = 0) do not write (§9.1).
+                let writes = matches!(op.kind, Csrrw | Csrrwi) || op.rs1 != 0;
+                // mcycle/minstret/time read the counters (in `self`).
+                let Some(old) = self.csr_read(bus, n) else { trap!(EXC_ILLEGAL, op_bits(&op)) };
+                if writes {
+                    let new = match op.kind {
+                        Csrrw | Csrrwi => src,
+                        Csrrs | Csrrsi => old | src,
+                        _ => old & !src,
+                    };
+                    if !self.csr_write(n, new) {
+                        trap!(EXC_ILLEGAL, op_bits(&op));
+                    }
+                }
+                self.x[rd] = old;
+                self.cycle += c.csr_extra;
+                if writes && (n == MSTATUS || n == MIE) {
+                    // Enabling may make a pending interrupt take effect now.
+                    retire!(next);
+                    self.check_interrupts(bus);
+                    return None;
+                }
+            }
+            _ => unreachable!("{:?} runs in the hot loop", op.kind),
+        }
+        retire!(next);
+        None
     }
 
     /// Flushes the write TLB if some page became a code page since last look.

@@ -25,6 +25,7 @@ impl TlbEntry {
 }
 
 pub(crate) const TLB_ENTRIES: usize = 64;
+pub(crate) const CODE_PAGES: usize = 32;
 
 /// Run state of a hart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +91,16 @@ pub struct Hart {
     pub(crate) tlb_epoch: u64,
     pub(crate) code_vpn: u64,
     pub(crate) code_ptr: *mut Op,
+    pub(crate) code_page: *mut crate::bus::DecodedPage,
+    /// Recently used decoded pages, direct-mapped by page number (saves the
+    /// bus's hash lookup when code calls across pages).
+    pub(crate) code_pages: [(u64, *mut crate::bus::DecodedPage); CODE_PAGES],
+    /// The straight-line body running now: its first pc and the
+    /// instructions retired before it (for faults inside it).
+    pub(crate) body_pc: u64,
+    pub(crate) body_instret: u64,
+    /// The pc after the body, left by its last op.
+    pub(crate) body_npc: u64,
     /// Instruction trace (enabled per hart): executed (cycle, pc, op).
     pub trace: Option<InsnTrace>,
     /// Cycle profile (enabled per hart).
@@ -98,6 +109,8 @@ pub struct Hart {
     pub debug: bool,
     /// Resume past a breakpoint at this pc once (the one the hart stopped on).
     pub bp_skip: u64,
+    /// Why the run must stop, left by an instruction handler (see `exec`).
+    pub(crate) stop: Option<Stop>,
 }
 
 /// A bounded record of executed instructions.
@@ -142,10 +155,16 @@ impl Hart {
             tlb_epoch: 0,
             code_vpn: u64::MAX,
             code_ptr: std::ptr::null_mut(),
+            code_page: std::ptr::null_mut(),
+            code_pages: [(u64::MAX, std::ptr::null_mut()); CODE_PAGES],
+            body_pc: 0,
+            body_instret: 0,
+            body_npc: 0,
             trace: None,
             profile: None,
             debug: false,
             bp_skip: u64::MAX,
+            stop: None,
         }
     }
 
@@ -185,6 +204,7 @@ impl Hart {
         self.rtlb = [TlbEntry::EMPTY; TLB_ENTRIES];
         self.wtlb = [TlbEntry::EMPTY; TLB_ENTRIES];
         self.code_vpn = u64::MAX;
+        self.code_pages = [(u64::MAX, std::ptr::null_mut()); CODE_PAGES];
     }
 
     /// Puts the hart to sleep in `wfi` at its current time.
