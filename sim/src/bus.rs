@@ -11,7 +11,7 @@ use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
 use crate::event::EventQueue;
 use crate::cpu::exec::BodyOp;
-use crate::isa::{decode, Op};
+use crate::isa::{decode, Kind, Op};
 use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
 use crate::dma::DmaEngines;
 use crate::pcie::config::Identity;
@@ -417,10 +417,15 @@ impl Bus {
         let mut last_page = u64::MAX;
         while a < end {
             if let Some(p) = self.decoded.get_mut(&(a >> PAGE_SHIFT)) {
-                p.ops[((a & PAGE_MASK) >> 1) as usize] = Op::NOT_DECODED;
-                if a >> PAGE_SHIFT != last_page {
-                    last_page = a >> PAGE_SHIFT;
-                    p.forget_bodies(&mut self.graveyard);
+                let slot = &mut p.ops[((a & PAGE_MASK) >> 1) as usize];
+                // Bodies hold decoded instructions only: a store to bytes
+                // never decoded (data next to code) leaves them alone.
+                if slot.kind != Kind::NotDecoded {
+                    *slot = Op::NOT_DECODED;
+                    if a >> PAGE_SHIFT != last_page {
+                        last_page = a >> PAGE_SHIFT;
+                        p.forget_bodies(&mut self.graveyard);
+                    }
                 }
             }
             a += 2;
