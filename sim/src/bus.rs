@@ -10,7 +10,7 @@ use crate::dev::plic::Plic;
 use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
 use crate::event::EventQueue;
-use crate::cpu::exec::BodyOp;
+use crate::cpu::exec::Body;
 use crate::isa::{decode, Kind, Op};
 use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
 use crate::dma::DmaEngines;
@@ -29,13 +29,15 @@ pub struct DecodedPage {
     /// Per slot: 0 = not looked at yet, 1 = no body starts here, `n` =
     /// `bodies[n - 2]`.
     pub body_of: [u16; 2048],
-    pub bodies: Vec<Box<[BodyOp]>>,
+    /// Boxed: a body keeps its address while the vector grows (the
+    /// compiler's queue points at bodies).
+    pub bodies: Vec<Box<Body>>,
 }
 
 impl DecodedPage {
     /// Drops the bodies (their instructions changed). They go to `graveyard`:
     /// a hart may be running one of them right now.
-    fn forget_bodies(&mut self, graveyard: &mut Vec<Box<[BodyOp]>>) {
+    fn forget_bodies(&mut self, graveyard: &mut Vec<Box<Body>>) {
         if !self.bodies.is_empty() {
             graveyard.append(&mut self.bodies);
         }
@@ -106,7 +108,9 @@ pub struct Bus {
     pub mem: Memory,
     decoded: FxHashMap<u64, Box<DecodedPage>>,
     /// Bodies dropped by invalidation, freed when no hart runs (`reap`).
-    graveyard: Vec<Box<[BodyOp]>>,
+    graveyard: Vec<Box<Body>>,
+    /// Compiler of hot bodies (`None`: interpreter only).
+    pub jit: Option<Box<crate::cpu::jit::Jit>>,
     /// Bumped whenever a page becomes a code page; harts flush their write
     /// TLBs when they see a new epoch.
     pub code_epoch: u64,
@@ -185,6 +189,7 @@ impl Bus {
             mem: memory,
             decoded: FxHashMap::default(),
             graveyard: Vec::new(),
+            jit: None,
             code_epoch: 0,
             lines: vec![0; harts],
             reservations: vec![NO_RESERVATION; harts],
@@ -440,10 +445,18 @@ impl Bus {
         }
     }
 
-    /// Frees dropped bodies; only while no hart is running.
+    /// Between two hart runs (no body is running): compiles the queued hot
+    /// bodies when it is time, then frees dropped bodies (queued ones are
+    /// compiled first, while they are surely alive).
     #[inline]
     pub fn reap(&mut self) {
+        if let Some(jit) = self.jit.as_deref_mut() {
+            jit.tick();
+        }
         if !self.graveyard.is_empty() {
+            if let Some(jit) = self.jit.as_deref_mut() {
+                jit.flush();
+            }
             self.graveyard.clear();
         }
     }

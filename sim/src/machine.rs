@@ -32,11 +32,24 @@ pub struct SimConfig {
     pub capture_log: bool,
     /// Accept an image built for another chip layout.
     pub ignore_chip_mismatch: bool,
+    /// Compile straight-line bodies to host code after this many
+    /// interpreted runs (`None`: interpreter only). Results are identical.
+    pub jit_threshold: Option<u32>,
 }
+
+/// Interpreted runs of a body before it is compiled (`--jit-threshold`).
+pub const DEFAULT_JIT_THRESHOLD: u32 = 50_000;
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { quantum: 256, max_cycles: None, quiet: false, capture_log: false, ignore_chip_mismatch: false }
+        SimConfig {
+            quantum: 256,
+            max_cycles: None,
+            quiet: false,
+            capture_log: false,
+            ignore_chip_mismatch: false,
+            jit_threshold: Some(DEFAULT_JIT_THRESHOLD),
+        }
     }
 }
 
@@ -260,6 +273,8 @@ impl Machine {
         }
         let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
         bus.console.quiet = config.quiet;
+        // Hosts Cranelift cannot target run the interpreter only.
+        bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
         bus.console.capture_all = config.capture_log;
         Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None })
     }

@@ -59,6 +59,8 @@ pub struct Stats {
     pub dma: crate::dma::DmaStats,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
+    /// The compiling tier (`None` with `--no-jit`).
+    pub jit: Option<crate::cpu::jit::JitStats>,
 }
 
 /// A target model's name and counters.
@@ -84,7 +86,8 @@ pub struct WindowStats {
 impl Stats {
     /// Drops host-dependent fields (for determinism comparisons).
     pub fn without_host_time(&self) -> Stats {
-        Stats { host_seconds: 0.0, mips: 0.0, ..self.clone() }
+        let jit = self.jit.map(|j| crate::cpu::jit::JitStats { compile_host_seconds: 0.0, ..j });
+        Stats { host_seconds: 0.0, mips: 0.0, jit, ..self.clone() }
     }
 }
 
@@ -213,6 +216,7 @@ impl Machine {
             network: self.bus.net.stats(),
             dma: self.bus.dma.stats.clone(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
+            jit: self.bus.jit.as_ref().map(|j| j.stats),
         }
     }
 

@@ -515,14 +515,59 @@ fn runs_are_deterministic() {
     assert_eq!(run(), run());
 }
 
-/// The executor runs straight-line bodies (a basic block as one unit) on
-/// the fast path and one instruction at a time when hooks are on (`debug`).
-/// Both must agree exactly (pc, registers, cycles, retired instructions)
-/// at every stop, including stops inside a body at the time limit, traps
-/// inside a body, compressed instructions, bodies cut at the 64-instruction
-/// limit and at a page end.
-#[test]
-fn straight_line_bodies_match_single_stepping_at_every_stop() {
+const A6: u32 = 16;
+const A7: u32 = 17;
+const LOAD: u32 = 0b0000011;
+const STORE: u32 = 0b0100011;
+
+/// Runs `prog` on two one-hart machines in lockstep: `fast` on the normal
+/// path (straight-line bodies; with `jit`, every body compiled to host code
+/// after its first run) and `slow` one instruction at a time (`debug`).
+/// Irregular time limits make runs stop at every position inside bodies;
+/// after each stop the two must agree exactly on the stop reason, pc,
+/// cycle, retired instructions and registers.
+fn lockstep(prog: &Prog, jit: bool) -> (dpu_sim::Machine, dpu_sim::Machine) {
+    let mut fast = machine_on(prog, 1, 1);
+    let mut slow = machine_on(prog, 1, 1);
+    fast.bus.jit = None;
+    if jit {
+        let costs = dpu_sim::cpu::CoreCosts::from_chip(&chip(1, 1));
+        let mut j = dpu_sim::cpu::jit::Jit::new(costs, 1).expect("Cranelift supports this host");
+        j.max_wait = 1;
+        fast.bus.jit = Some(Box::new(j));
+    }
+    slow.harts[0].debug = true;
+    let mut until = 0u64;
+    let mut step = 1u64;
+    let mut stops = 0;
+    loop {
+        step = (step * 7 + 3) % 23 + 1;
+        until += step;
+        let a = fast.harts[0].run(&mut fast.bus, until);
+        let b = slow.harts[0].run(&mut slow.bus, until);
+        let (hf, hs) = (&fast.harts[0], &slow.harts[0]);
+        assert_eq!(a, b, "stop reason at until={until}");
+        assert_eq!(
+            (hf.pc, hf.cycle, hf.instret, hf.regs()),
+            (hs.pc, hs.cycle, hs.instret, hs.regs()),
+            "state at until={until}"
+        );
+        stops += 1;
+        if a == dpu_sim::cpu::Stop::Wfi {
+            break;
+        }
+        assert!(stops < 1_000_000, "program should reach its wfi");
+    }
+    if jit {
+        let stats = fast.bus.jit.as_ref().unwrap().stats;
+        assert!(stats.bodies > 0 && stats.failed == 0, "bodies were compiled: {stats:?}");
+    }
+    (fast, slow)
+}
+
+/// A loop with a trap inside a body, compressed instructions, and a
+/// straight run longer than one body that crosses a page end.
+fn bodies_program() -> (Prog, u64) {
     // The trap handler records at data_addr()..+32; the loop's data follows.
     let d = data_addr() + 64;
     let c_addi_a0_1: u16 = 0x0505; // c.addi a0, 1
@@ -550,33 +595,116 @@ fn straight_line_bodies_match_single_stepping_at_every_stop() {
     }
     let prog = with_handler(body);
     assert!(prog.bytes.len() > 4096 + 64);
+    (prog, d)
+}
 
-    let mut fast = machine_on(&prog, 1, 1);
-    let mut slow = machine_on(&prog, 1, 1);
-    slow.harts[0].debug = true;
-    let mut until = 0u64;
-    let mut step = 1u64;
-    let mut stops = 0;
-    loop {
-        // Irregular limits so runs stop at every position in the bodies.
-        step = (step * 7 + 3) % 23 + 1;
-        until += step;
-        let a = fast.harts[0].run(&mut fast.bus, until);
-        let b = slow.harts[0].run(&mut slow.bus, until);
-        let (hf, hs) = (&fast.harts[0], &slow.harts[0]);
-        assert_eq!(a, b, "stop reason at until={until}");
-        assert_eq!(
-            (hf.pc, hf.cycle, hf.instret, hf.regs()),
-            (hs.pc, hs.cycle, hs.instret, hs.regs()),
-            "state at until={until}"
-        );
-        stops += 1;
-        if a == dpu_sim::cpu::Stop::Wfi {
-            break;
-        }
-        assert!(stops < 1_000_000, "program should reach its wfi");
-    }
+/// The executor runs straight-line bodies (a basic block as one unit) on
+/// the fast path and one instruction at a time when hooks are on (`debug`).
+/// Both must agree exactly at every stop, including stops inside a body at
+/// the time limit, traps inside a body, compressed instructions, bodies cut
+/// at the 64-instruction limit and at a page end.
+#[test]
+fn straight_line_bodies_match_single_stepping_at_every_stop() {
+    let (prog, d) = bodies_program();
+    let (mut fast, mut slow) = lockstep(&prog, false);
     assert_eq!(read_u64(&mut fast, data_addr() + 24), 40, "one trap per iteration");
     assert_eq!(read_u64(&mut fast, d + 8), read_u64(&mut slow, d + 8));
     assert_eq!(fast.harts[0].reg(A5 as usize), (0..1100u64).map(|k| k % 7).sum::<u64>());
+}
+
+/// The same with every body compiled to host code (Cranelift).
+#[test]
+fn compiled_bodies_match_single_stepping_at_every_stop() {
+    let (prog, d) = bodies_program();
+    let (mut fast, mut slow) = lockstep(&prog, true);
+    assert_eq!(read_u64(&mut fast, data_addr() + 24), 40, "one trap per iteration");
+    assert_eq!(read_u64(&mut fast, d + 8), read_u64(&mut slow, d + 8));
+}
+
+/// Every instruction the compiler emits inline (ALU, word ops, multiply,
+/// loads and stores of each width, every branch kind) and the ones it
+/// hands back to the interpreter (division, `mulhsu`), on values that
+/// change every iteration: compiled and single-stepped runs agree at every
+/// stop and leave the same memory.
+#[test]
+fn compiled_alu_memory_and_branches_match_single_stepping() {
+    let d = data_addr() + 64;
+    let (opi, opiw) = (OPI, OPIW);
+    // s0 points 3 bytes before a page end: accesses there cross pages.
+    let cross = data_addr() + 0x2000 - 3;
+    let mut p = Prog::new()
+        .li(S1, d)
+        .li(S0, cross)
+        .li(A0, 0x9e37_79b9_7f4a_7c15)
+        .i(asm::addi(T2, 0, 300));
+    let top = p.here();
+    p = p
+        // xorshift state in a0
+        .i(asm::i(opi, T0, 1, A0, 13))
+        .i(r(4, 0, A0, A0, T0))
+        .i(asm::i(opi, T0, 5, A0, 7))
+        .i(r(4, 0, A0, A0, T0))
+        .i(asm::i(opi, T0, 1, A0, 17))
+        .i(r(4, 0, A0, A0, T0))
+        // register-register
+        .i(r(0, 0, A1, A0, T2)) // add
+        .i(r(0, 0x20, A2, A1, A0)) // sub
+        .i(r(1, 0, A3, A0, A1)) // sll
+        .i(r(2, 0, A4, A0, A1)) // slt
+        .i(r(3, 0, A5, A0, A1)) // sltu
+        .i(r(5, 0, A6, A0, A1)) // srl
+        .i(r(5, 0x20, A7, A0, A1)) // sra
+        .i(r(6, 0, T0, A3, A6)) // or
+        .i(r(7, 0, T1, A3, A7)) // and
+        .i(rw(0, 0, A1, A0, T2)) // addw
+        .i(rw(0, 0x20, A2, A0, A1)) // subw
+        .i(rw(1, 0, A3, A0, A1)) // sllw
+        .i(rw(5, 0, A4, A0, A1)) // srlw
+        .i(rw(5, 0x20, A5, A0, A1)) // sraw
+        .i(rw(0, 1, A6, A0, A1)) // mulw
+        .i(r(1, 1, A7, A0, A1)) // mulh
+        .i(r(3, 1, T0, A0, A7)) // mulhu
+        .i(r(2, 1, T1, A0, A1)) // mulhsu (interpreter)
+        .i(r(4, 1, A2, A0, T2)) // div (interpreter)
+        .i(r(7, 1, A3, A0, A4)) // remu, divisor may be 0
+        // immediates
+        .i(asm::i(opi, A4, 2, A0, -5)) // slti
+        .i(asm::i(opi, A5, 3, A0, -5)) // sltiu (sign-extended immediate)
+        .i(asm::i(opi, A6, 4, A0, -1)) // xori (not)
+        .i(asm::i(opi, A7, 6, A0, 0x7ff)) // ori
+        .i(asm::i(opi, T0, 7, A0, -16)) // andi
+        .i(asm::i(opi, T1, 5, A0, 0x400 | 3)) // srai
+        .i(asm::i(opiw, A1, 0, A0, -2048)) // addiw
+        .i(asm::i(opiw, A2, 1, A0, 31)) // slliw
+        .i(asm::i(opiw, A3, 5, A0, 31)) // srliw
+        .i(asm::i(opiw, A4, 5, A0, 0x400 | 31)) // sraiw
+        .i(asm::lui(A5, 0x8000_0000))
+        .i(asm::auipc(A6, 0x1000))
+        // stores and loads of every width, misaligned ones too
+        .i(asm::s(STORE, 3, S1, A0, 0)) // sd
+        .i(asm::s(STORE, 2, S1, A1, 9)) // sw (misaligned)
+        .i(asm::s(STORE, 1, S1, A2, 12)) // sh
+        .i(asm::s(STORE, 0, S1, A3, 14)) // sb
+        .i(asm::i(LOAD, A4, 0, S1, 0)) // lb
+        .i(asm::i(LOAD, A5, 1, S1, 3)) // lh (misaligned)
+        .i(asm::i(LOAD, A6, 2, S1, 4)) // lw
+        .i(asm::i(LOAD, A7, 4, S1, 1)) // lbu
+        .i(asm::i(LOAD, T0, 5, S1, 6)) // lhu
+        .i(asm::i(LOAD, T1, 6, S1, 8)) // lwu
+        .i(asm::i(LOAD, A1, 3, S1, 5)) // ld (misaligned)
+        .i(asm::s(STORE, 3, S0, A0, 0)) // sd across the page end
+        .i(asm::s(STORE, 2, S0, A7, 1)) // sw across the page end
+        .i(asm::i(LOAD, A2, 3, S0, 0)) // ld across the page end
+        .i(asm::i(LOAD, A3, 2, S0, 1)); // lw across the page end
+    // Branches of every kind, each skipping one increment of t1.
+    for f3 in [4u32, 7, 5, 6, 0, 1] {
+        p = p.i(asm::b(f3, A0, A1, 8)).i(asm::addi(T1, T1, 1 + f3 as i32));
+    }
+    p = p.i(asm::addi(T2, T2, -1));
+    let back = top - p.here();
+    p = p.i(asm::b(1, T2, ZERO, back)).halt();
+    let (mut fast, mut slow) = lockstep(&p, true);
+    for at in [d, d + 8, d + 16, cross] {
+        assert_eq!(read_u64(&mut fast, at), read_u64(&mut slow, at), "memory at {at:#x}");
+    }
 }

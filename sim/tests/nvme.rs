@@ -789,3 +789,37 @@ fn remote_namespace_compare_and_deallocate() {
         panic!("{out:?}\n{}", log.join("\n"));
     }
 }
+
+/// The compiling tier changes speed only: the firmware running a scenario
+/// (NVMe emulation, NIC, NVMe/TCP to target models) with hot bodies
+/// compiled early gives exactly the statistics of the interpreter alone.
+#[test]
+fn compiled_firmware_run_equals_interpreted_run() {
+    use dpu_sim::{Machine, SimConfig};
+    use dpu_targets::{Board, Chip, Scenario};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/scenarios/adapter-randrw-qd4.toml");
+    let sc = Scenario::load(&path).unwrap();
+    let run = |jit: Option<u32>| {
+        let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
+        let board = Board::load(dpu_targets::default_board_path()).unwrap();
+        let image = dpu_sim::elf::Image::load(common::fw::firmware()).unwrap();
+        let cfg = SimConfig { quiet: true, capture_log: true, jit_threshold: jit, ..SimConfig::default() };
+        let mut m = Machine::new(chip, board, image, cfg).unwrap();
+        if let Some(j) = m.bus.jit.as_mut() {
+            j.max_wait = 1;
+        }
+        m.attach_scenario(&sc).unwrap();
+        let out = m.run();
+        let mut st = m.stats(&out).without_host_time();
+        let jit = st.jit.take();
+        (out, serde_json::to_string(&st).unwrap(), jit)
+    };
+    let (out_i, interp, none) = run(None);
+    let (out_c, compiled, jit) = run(Some(20));
+    assert_eq!(out_i, dpu_sim::Outcome::Host(Ok(())));
+    assert!(none.is_none());
+    let jit = jit.expect("the compiler is on");
+    assert!(jit.bodies > 100 && jit.failed == 0, "{jit:?}");
+    assert_eq!(out_i, out_c);
+    assert!(interp == compiled, "statistics differ between interpreted and compiled runs");
+}

@@ -79,6 +79,14 @@ struct Cli {
     /// Run an image built for a different chip layout anyway.
     #[arg(long)]
     ignore_chip_mismatch: bool,
+    /// Interpreter only: do not compile hot code to host code (results are
+    /// identical either way; this only changes simulator speed).
+    #[arg(long)]
+    no_jit: bool,
+    /// Interpreted runs of a straight-line body before it is compiled.
+    #[arg(long, value_name = "N", default_value_t = dpu_sim::machine::DEFAULT_JIT_THRESHOLD,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    jit_threshold: u32,
 }
 
 /// Parses "250us", "2ms", "1.5s", "100ns" into nanoseconds.
@@ -158,6 +166,7 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         quiet: cli.quiet,
         capture_log: false,
         ignore_chip_mismatch: cli.ignore_chip_mismatch,
+        jit_threshold: if cli.no_jit { None } else { Some(cli.jit_threshold) },
     };
     let scenario = match &cli.scenario {
         Some(p) => Some(dpu_targets::Scenario::load(p)?),

@@ -14,7 +14,8 @@ use crate::bus::Bus;
 use crate::isa::{Kind, Op, SINK};
 
 mod handlers;
-pub use handlers::BodyOp;
+pub use handlers::{Body, BodyOp};
+pub(crate) use handlers::{BODY_END as JIT_BODY_END, EXIT as JIT_EXIT};
 use handlers::{slot_index, BODY_END, EXIT, HANDLERS};
 use crate::mem::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use dpu_hal::regs::csr::*;
@@ -163,21 +164,41 @@ impl Hart {
                     // is reset whenever they are dropped); the body's
                     // memory stays valid until `Bus::reap` even if a store
                     // in it drops the page's bodies.
-                    let body: *const [BodyOp] = unsafe { &*(&(*self.code_page).bodies)[usize::from(b) - 2] };
+                    let body: *mut Body = unsafe { &mut *(&mut (*self.code_page).bodies)[usize::from(b) - 2] };
                     self.body_pc = pc;
                     self.body_instret = instret;
-                    // One compare per instruction: EXIT and the end
-                    // marker's flag are both >= `until`.
-                    let mut op = body as *const BodyOp;
-                    loop {
-                        // SAFETY: handler contract: `op` is a live op of
-                        // the body starting at `self.body_pc`; the body ends
-                        // with the end marker, after which we stop.
-                        cycle = unsafe { ((*op).handler)(self, bus, op, cycle) };
-                        // SAFETY: at most one past the end marker.
-                        op = unsafe { op.add(1) };
-                        if cycle >= until {
-                            break;
+                    // SAFETY: as above.
+                    let first = unsafe { (*body).ops.as_ptr() };
+                    let mut op;
+                    // SAFETY: as above.
+                    if let Some(f) = unsafe { (*body).compiled } {
+                        // SAFETY: a compiled body runs with its hart and bus
+                        // (`body_pc` / `body_instret` set above).
+                        cycle = unsafe { f(self, bus, cycle, until) };
+                        op = if cycle & BODY_END != 0 {
+                            // SAFETY: one past the last op (all ran).
+                            unsafe { first.add((&(*body).ops).len()) }
+                        } else {
+                            // SAFETY: the op to resume at (EXIT: unused).
+                            unsafe { first.add(self.body_resume as usize) }
+                        };
+                    } else {
+                        // SAFETY: as above.
+                        unsafe { self.count_run(bus, body) };
+                        // One compare per instruction: EXIT and the end
+                        // marker's flag are both >= `until`.
+                        op = first;
+                        loop {
+                            // SAFETY: handler contract: `op` is a live op of
+                            // the body starting at `self.body_pc`; the body
+                            // ends with the end marker or a branch or jump,
+                            // after which we stop.
+                            cycle = unsafe { ((*op).handler)(self, bus, op, cycle) };
+                            // SAFETY: at most one past the last op.
+                            op = unsafe { op.add(1) };
+                            if cycle >= until {
+                                break;
+                            }
                         }
                     }
                     if cycle == EXIT {
@@ -318,10 +339,27 @@ impl Hart {
                 if !terminated {
                     ops.push(BodyOp::end(offset as u16, ops.len() as u16));
                 }
-                p.bodies.push(ops.into_boxed_slice());
+                p.bodies.push(Box::new(Body { ops: ops.into_boxed_slice(), runs: 0, compiled: None }));
                 // At most 2048 bodies per page (one per slot).
                 (p.bodies.len() + 1) as u16
             };
+        }
+    }
+
+    /// Counts an interpreted run of `body`; queues it for compilation once
+    /// it is hot.
+    ///
+    /// # Safety
+    /// `body` is a live body of the current code page.
+    #[inline(always)]
+    unsafe fn count_run(&mut self, bus: &mut Bus, body: *mut Body) {
+        // SAFETY: caller.
+        let b = unsafe { &mut *body };
+        b.runs = b.runs.saturating_add(1);
+        if let Some(jit) = bus.jit.as_deref_mut() {
+            if b.runs == jit.threshold {
+                jit.enqueue(body);
+            }
         }
     }
 
@@ -566,7 +604,7 @@ impl Hart {
 
     /// Cycles (beyond the base cost) of a RAM access to `region` at `addr`.
     #[inline(always)]
-    fn load_latency(&mut self, bus: &mut Bus, region: u8, addr: u64) -> u64 {
+    pub(crate) fn load_latency(&mut self, bus: &mut Bus, region: u8, addr: u64) -> u64 {
         if region == self.ddr_region {
             let line = addr >> self.costs.l1d_line_shift;
             let idx = (line as usize) & (self.costs.l1d_lines - 1);
@@ -591,7 +629,7 @@ impl Hart {
     }
 
     #[inline(always)]
-    fn store_latency(&mut self, bus: &mut Bus, region: u8, size: u64) -> u64 {
+    pub(crate) fn store_latency(&mut self, bus: &mut Bus, region: u8, size: u64) -> u64 {
         let units = if region == self.ddr_region { size } else { 1 };
         self.costs.store + bus.window.charge(region, units)
     }

@@ -3,6 +3,7 @@
 
 pub mod csr;
 pub mod exec;
+pub mod jit;
 pub mod profile;
 pub mod timing;
 
@@ -101,6 +102,8 @@ pub struct Hart {
     pub(crate) body_instret: u64,
     /// The pc after the body, left by its last op.
     pub(crate) body_npc: u64,
+    /// Where a compiled body stopped at the time limit (op index).
+    pub(crate) body_resume: u32,
     /// Instruction trace (enabled per hart): executed (cycle, pc, op).
     pub trace: Option<InsnTrace>,
     /// Cycle profile (enabled per hart).
@@ -160,6 +163,7 @@ impl Hart {
             body_pc: 0,
             body_instret: 0,
             body_npc: 0,
+            body_resume: 0,
             trace: None,
             profile: None,
             debug: false,

@@ -64,31 +64,37 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn sim(built: &build::Built) -> Result<(Value, String), String> {
     let mut rows = Vec::new();
     let mut table = String::from(
-        "| workload | busy harts | instructions | simulated | host time | MIPS (cycle model on) |\n|---|---:|---:|---:|---:|---:|\n",
+        "| workload | busy harts | instructions | simulated | host time | MIPS (cycle model on) | MIPS, interpreter only (`--no-jit`) |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for (busy, reps) in [(1, 3), (4, 3), (80, 1)] {
         let elf = built.test_images.join(format!("bench_compute_{busy}.elf"));
         let mut host = Vec::new();
+        let mut interp = Vec::new();
         let mut last = Value::Null;
         for _ in 0..reps {
             last = dpusim_stats(&built.dpusim, &elf, &[])?;
             host.push(last["host_seconds"].as_f64().unwrap_or(0.0));
+            let i = dpusim_stats(&built.dpusim, &elf, &["--no-jit"])?;
+            interp.push(i["host_seconds"].as_f64().unwrap_or(0.0));
         }
         let instr = last["instret_total"].as_u64().unwrap_or(0);
         let secs = median(host);
+        let interp_secs = median(interp);
         let mips = instr as f64 / secs / 1e6;
+        let interp_mips = instr as f64 / interp_secs / 1e6;
         let sim_ms = last["sim_time_ns"].as_u64().unwrap_or(0) as f64 / 1e6;
         table.push_str(&format!(
-            "| compute kernel | {busy} | {instr} | {sim_ms:.2} ms | {secs:.2} s | {mips:.0} |\n"
+            "| compute kernel | {busy} | {instr} | {sim_ms:.2} ms | {secs:.2} s | {mips:.0} | {interp_mips:.0} |\n"
         ));
         rows.push(json!({"workload": "compute", "busy_harts": busy, "instructions": instr,
-            "sim_ms": sim_ms, "host_seconds": secs, "mips": mips, "runs": reps}));
+            "sim_ms": sim_ms, "host_seconds": secs, "mips": mips, "interpreter_mips": interp_mips,
+            "jit": last["jit"].clone(), "runs": reps}));
     }
     let idle = dpusim_stats(&built.dpusim, &built.firmware, &["--max-time", "10ms"])?;
     let idle_secs = idle["host_seconds"].as_f64().unwrap_or(0.0);
     let idle_instr = idle["instret_total"].as_u64().unwrap_or(0);
     table.push_str(&format!(
-        "| idle firmware (heartbeat only), 10 ms | 0 | {idle_instr} | 10.00 ms | {idle_secs:.3} s | - |\n"
+        "| idle firmware (heartbeat only), 10 ms | 0 | {idle_instr} | 10.00 ms | {idle_secs:.3} s | - | - |\n"
     ));
     rows.push(json!({"workload": "idle-10ms", "instructions": idle_instr, "host_seconds": idle_secs}));
     let r4 = rows[1]["host_seconds"].as_f64().unwrap_or(0.0);
@@ -378,27 +384,37 @@ fn qemu(built: &build::Built) -> Result<(Value, String), String> {
     }
     let elf = dir.join(crate::toolchain::FIRMWARE_TARGET).join("fw/bench-bare");
     let stats = root().join("target/bench-bare.json");
-    let t = std::time::Instant::now();
-    let out = Command::new(&built.dpusim)
-        .arg("--chip")
-        .arg(&chip)
-        .arg("--elf")
-        .arg(&elf)
-        .arg("-q")
-        .arg("--stats-json")
-        .arg(&stats)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let sim_wall = t.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(format!("dpusim on the bare benchmark failed: {}", String::from_utf8_lossy(&out.stderr)));
+    // dpusim as users run it (hot code compiled), then interpreter only.
+    let mut runs = Vec::new();
+    for extra in [&[][..], &["--no-jit"][..]] {
+        let t = std::time::Instant::now();
+        let out = Command::new(&built.dpusim)
+            .arg("--chip")
+            .arg(&chip)
+            .arg("--elf")
+            .arg(&elf)
+            .arg("-q")
+            .arg("--stats-json")
+            .arg(&stats)
+            .args(extra)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let wall = t.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(format!("dpusim on the bare benchmark failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let st: Value = serde_json::from_str(&std::fs::read_to_string(&stats).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        runs.push((wall, st["instret_total"].as_u64().unwrap_or(0)));
     }
-    let st: Value = serde_json::from_str(&std::fs::read_to_string(&stats).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    let instr = st["instret_total"].as_u64().unwrap_or(0);
+    let (sim_wall, instr) = runs[0];
+    let (interp_wall, _) = runs[1];
     let sim_mips = instr as f64 / sim_wall / 1e6;
+    let interp_mips = instr as f64 / interp_wall / 1e6;
     let mut table = String::from("| simulator | wall time | M instructions / s |\n|---|---:|---:|\n");
-    table.push_str(&format!("| dpusim (cycle model on) | {sim_wall:.2} s | {sim_mips:.0} |\n"));
-    let mut row = json!({"instructions": instr, "dpusim_seconds": sim_wall, "dpusim_mips": sim_mips});
+    table.push_str(&format!("| dpusim (cycle model on, hot code compiled) | {sim_wall:.2} s | {sim_mips:.0} |\n"));
+    table.push_str(&format!("| dpusim --no-jit (interpreter only) | {interp_wall:.2} s | {interp_mips:.0} |\n"));
+    let mut row = json!({"instructions": instr, "dpusim_seconds": sim_wall, "dpusim_mips": sim_mips,
+        "dpusim_interpreter_seconds": interp_wall, "dpusim_interpreter_mips": interp_mips});
     match ensure_qemu() {
         Ok(()) => {
             let t = std::time::Instant::now();

@@ -21,7 +21,7 @@ use crate::isa::{Kind, Op};
 /// when it left the hart's state in `Hart` (trap, CSR access, sleep,
 /// stop): the loop reloads it, and returns `Hart::stop` if set. Never a
 /// real pc (those are even) nor a reachable cycle count.
-pub(super) const EXIT: u64 = u64::MAX;
+pub(crate) const EXIT: u64 = u64::MAX;
 
 /// A slot handler: `(hart, bus, slot, pc, cycle, instret)` ->
 /// `(next pc, cycle after the instruction)`, or `(EXIT, _)`.
@@ -36,30 +36,39 @@ pub(super) type Handler = unsafe fn(&mut Hart, &mut Bus, *const Op, u64, u64, u6
 /// # Safety
 /// `op` is a live op of the body that starts at `Hart::body_pc`, and
 /// `Hart::body_instret` is the instructions retired before that body.
-pub(super) type BodyHandler = unsafe fn(&mut Hart, &mut Bus, *const BodyOp, u64) -> u64;
+pub(crate) type BodyHandler = unsafe extern "C" fn(&mut Hart, &mut Bus, *const BodyOp, u64) -> u64;
 
 /// One instruction of a straight-line body.
 #[derive(Clone, Copy)]
 pub struct BodyOp {
-    pub(super) handler: BodyHandler,
-    pub(super) imm: i32,
-    pub(super) rd: u8,
-    pub(super) rs1: u8,
-    pub(super) rs2: u8,
-    /// Instruction length in bytes.
-    pub(super) len: u8,
+    pub(crate) handler: BodyHandler,
+    pub(crate) imm: i32,
+    pub(crate) rd: u8,
+    pub(crate) rs1: u8,
+    pub(crate) rs2: u8,
+    /// Instruction length in bytes (0 for the end marker).
+    pub(crate) len: u8,
     /// Byte offset of the instruction from the body's first pc.
-    pub(super) offset: u16,
+    pub(crate) offset: u16,
     /// Position in the body (instructions before it).
-    pub(super) index: u16,
+    pub(crate) index: u16,
+    pub(crate) kind: Kind,
+}
+
+/// A straight-line body: its ops (the last one a branch, a jump or the end
+/// marker), how often it ran, and its compiled form once it is hot.
+pub struct Body {
+    pub(crate) ops: Box<[BodyOp]>,
+    pub(crate) runs: u32,
+    pub(crate) compiled: Option<crate::cpu::jit::JitFn>,
 }
 
 /// Flag the end marker of a body adds to the cycle count (>= any `until`).
-pub(super) const BODY_END: u64 = 1 << 63;
+pub(crate) const BODY_END: u64 = 1 << 63;
 
 /// The end marker of a body that ends without a branch or jump: the next
 /// pc is the one after the body.
-unsafe fn body_end(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+unsafe extern "C" fn body_end(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
     // SAFETY: `op` is a live body op (handler contract).
     h.body_npc = h.body_pc.wrapping_add(u64::from(unsafe { (*op).offset }));
     cycle | BODY_END
@@ -69,14 +78,14 @@ impl BodyOp {
     /// The marker after the last op of a body (`offset` = the body's
     /// length in bytes, `index` = its number of instructions).
     pub(super) fn end(offset: u16, index: u16) -> BodyOp {
-        BodyOp { handler: body_end, imm: 0, rd: 0, rs1: 0, rs2: 0, len: 0, offset, index }
+        BodyOp { handler: body_end, imm: 0, rd: 0, rs1: 0, rs2: 0, len: 0, offset, index, kind: Kind::Fence }
     }
 
     /// The body op for `op` at `offset` / `index`, if `op` can run inside a
     /// straight-line body.
     pub(super) fn new(op: &Op, offset: u16, index: u16) -> Option<BodyOp> {
         let handler = BODY_HANDLERS[op.kind as usize]?;
-        Some(BodyOp { handler, imm: op.imm, rd: op.rd, rs1: op.rs1, rs2: op.rs2, len: op.len, offset, index })
+        Some(BodyOp { handler, imm: op.imm, rd: op.rd, rs1: op.rs1, rs2: op.rs2, len: op.len, offset, index, kind: op.kind })
     }
 }
 
@@ -112,7 +121,7 @@ macro_rules! alu {
             }
 
             #[allow(unused_variables)]
-            pub(crate) unsafe fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+            pub(crate) unsafe extern "C" fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
                 // SAFETY: `op` is a live body op (handler contract).
                 let op = unsafe { &*op };
                 let $a = h.x[(op.rs1 & 63) as usize];
@@ -146,7 +155,7 @@ macro_rules! branch {
                 }
             }
 
-            pub(crate) unsafe fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+            pub(crate) unsafe extern "C" fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
                 // SAFETY: `op` is a live body op (handler contract).
                 let op = unsafe { &*op };
                 let $a = h.x[(op.rs1 & 63) as usize];
@@ -185,7 +194,7 @@ macro_rules! load {
                 }
             }
 
-            pub(crate) unsafe fn body(h: &mut Hart, bus: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+            pub(crate) unsafe extern "C" fn body(h: &mut Hart, bus: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
                 // SAFETY: `op` is a live body op (handler contract).
                 let op = unsafe { &*op };
                 let addr = h.x[(op.rs1 & 63) as usize].wrapping_add(op.imm as i64 as u64);
@@ -220,7 +229,7 @@ macro_rules! store {
                 }
             }
 
-            pub(crate) unsafe fn body(h: &mut Hart, bus: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+            pub(crate) unsafe extern "C" fn body(h: &mut Hart, bus: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
                 // SAFETY: `op` is a live body op (handler contract).
                 let op = unsafe { &*op };
                 let addr = h.x[(op.rs1 & 63) as usize].wrapping_add(op.imm as i64 as u64);
@@ -316,7 +325,7 @@ mod ops {
             (pc.wrapping_add(op.imm as i64 as u64), cycle + h.costs.base + h.costs.jump)
         }
 
-        pub(crate) unsafe fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+        pub(crate) unsafe extern "C" fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
             // SAFETY: `op` is a live body op (handler contract).
             let op = unsafe { &*op };
             let pc = h.body_pc.wrapping_add(u64::from(op.offset));
@@ -338,7 +347,7 @@ mod ops {
             (target, cycle + h.costs.base + h.costs.branch_taken)
         }
 
-        pub(crate) unsafe fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
+        pub(crate) unsafe extern "C" fn body(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycle: u64) -> u64 {
             // SAFETY: `op` is a live body op (handler contract).
             let op = unsafe { &*op };
             let pc = h.body_pc.wrapping_add(u64::from(op.offset));
