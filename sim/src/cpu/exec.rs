@@ -353,12 +353,13 @@ impl Hart {
     /// `body` is a live body of the current code page.
     #[inline(always)]
     unsafe fn count_run(&mut self, bus: &mut Bus, body: *mut Body) {
-        // SAFETY: caller.
-        let b = unsafe { &mut *body };
-        b.runs = b.runs.saturating_add(1);
         if let Some(jit) = bus.jit.as_deref_mut() {
+            // SAFETY: caller.
+            let b = unsafe { &mut *body };
+            b.runs = b.runs.saturating_add(1);
             if b.runs == jit.threshold {
-                jit.enqueue(body);
+                // SAFETY: bodies live until `Bus::reap`, which flushes first.
+                unsafe { jit.enqueue(body) };
             }
         }
     }
