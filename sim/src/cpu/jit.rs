@@ -88,7 +88,8 @@ pub struct JitStats {
 /// The compiler: one Cranelift JIT module for the whole simulation
 /// (compiled code lives as long as the simulator).
 pub struct Jit {
-    module: JITModule,
+    /// Always `Some` until drop.
+    module: Option<JITModule>,
     ctx: Context,
     fctx: FunctionBuilderContext,
     /// Interpreted runs before a body is compiled.
@@ -125,7 +126,7 @@ impl Jit {
         let ctx = module.make_context();
         let stats = JitStats { threshold, ..JitStats::default() };
         Some(Jit {
-            module,
+            module: Some(module),
             ctx,
             fctx: FunctionBuilderContext::new(),
             threshold,
@@ -135,6 +136,10 @@ impl Jit {
             waited: 0,
             max_wait: 8192,
         })
+    }
+
+    fn module(&mut self) -> &mut JITModule {
+        self.module.as_mut().expect("module lives until drop")
     }
 
     /// Queues a hot body for compilation.
@@ -175,9 +180,9 @@ impl Jit {
                 None => self.stats.failed += 1,
             }
         }
-        if self.module.finalize_definitions().is_ok() {
+        if self.module().finalize_definitions().is_ok() {
             for (body, id, n) in done {
-                let code = self.module.get_finalized_function(id);
+                let code = self.module().get_finalized_function(id);
                 // SAFETY: the function was built with `JitFn`'s signature
                 // (four pointer-sized arguments, one result, the host's C
                 // convention); `body` is alive (above).
@@ -196,7 +201,7 @@ impl Jit {
     /// stays interpreted).
     fn translate(&mut self, ops: &[BodyOp]) -> Option<cranelift_module::FuncId> {
         let ptr = types::I64;
-        let mut sig = self.module.make_signature();
+        let mut sig = self.module().make_signature();
         for _ in 0..4 {
             sig.params.push(AbiParam::new(ptr));
         }
@@ -212,9 +217,9 @@ impl Jit {
         }
         timing_sig.returns.push(AbiParam::new(ptr));
 
-        let id = self.module.declare_anonymous_function(&sig).ok()?;
-        self.module.clear_context(&mut self.ctx);
-        let target = self.module.target_config();
+        let id = self.module().declare_anonymous_function(&sig).ok()?;
+        self.module.as_mut().expect("module lives until drop").clear_context(&mut self.ctx);
+        let target = self.module().target_config();
         self.ctx.func.signature = sig;
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
@@ -242,9 +247,19 @@ impl Jit {
             t.b.seal_all_blocks();
             t.b.finalize(target);
         }
-        let ok = self.module.define_function(id, &mut self.ctx).is_ok();
-        self.module.clear_context(&mut self.ctx);
+        let ok = self.module.as_mut().expect("module lives until drop").define_function(id, &mut self.ctx).is_ok();
+        self.module.as_mut().expect("module lives until drop").clear_context(&mut self.ctx);
         ok.then_some(id)
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the compiler is dropped with its bus: no hart can run
+            // compiled code any more.
+            unsafe { m.free_memory() };
+        }
     }
 }
 
@@ -457,7 +472,7 @@ impl Translator<'_> {
         let addr = self.b.ins().iadd_imm_s(base, i64::from(op.imm));
         // TLB entry of the page (same lookup as `Hart::load` / `store`).
         let tlb = if store { offset_of!(Hart, wtlb) } else { offset_of!(Hart, rtlb) };
-        let vpn = self.b.ins().ushr_imm_u(addr, i64::from(crate::mem::PAGE_SHIFT as u32));
+        let vpn = self.b.ins().ushr_imm_u(addr, i64::from(crate::mem::PAGE_SHIFT));
         let idx = self.b.ins().band_imm_s(vpn, (TLB_ENTRIES - 1) as i64);
         let scaled = self.b.ins().imul_imm_s(idx, std::mem::size_of::<TlbEntry>() as i64);
         let entry = self.b.ins().iadd(self.hart, scaled);
