@@ -175,13 +175,8 @@ impl Hart {
                         // SAFETY: a compiled body runs with its hart and bus
                         // (`body_pc` / `body_instret` set above).
                         cycle = unsafe { f(self, bus, cycle, until) };
-                        op = if cycle & BODY_END != 0 {
-                            // SAFETY: one past the last op (all ran).
-                            unsafe { first.add((&(*body).ops).len()) }
-                        } else {
-                            // SAFETY: the op to resume at (EXIT: unused).
-                            unsafe { first.add(self.body_resume as usize) }
-                        };
+                        // SAFETY: one past the last op run (EXIT: unused).
+                        op = unsafe { first.add(self.body_resume as usize) };
                     } else {
                         // SAFETY: as above.
                         unsafe { self.count_run(bus, body) };
@@ -284,11 +279,13 @@ impl Hart {
     }
 
     /// Builds the straight-line body that starts at `pc` (slot `index` of
-    /// the current code page): the instructions up to the next one that
-    /// may change control flow or needs the hart's full state (branches,
-    /// jumps, LR/SC, AMOs, CSRs, system instructions), at most
-    /// `MAX_BODY`, never past the page (an instruction that straddles into
-    /// the next page ends it too). Decodes the slots it reads.
+    /// the current code page): the instructions up to and including the
+    /// next jump, or up to the next instruction that needs the hart's full
+    /// state (LR/SC, AMOs, CSRs, system instructions), at most `MAX_BODY`,
+    /// never past the page (an instruction that straddles into the next
+    /// page ends it too). Conditional branches do not end a body: taken,
+    /// they leave it; not taken, the body runs on (a superblock along the
+    /// fall-through path). Decodes the slots it reads.
     #[cold]
     #[inline(never)]
     fn build_body(&mut self, bus: &mut Bus, pc: u64, index: usize) {
@@ -325,7 +322,9 @@ impl Hart {
                 None => break,
             }
             offset += u64::from(op.len);
-            if matches!(op.kind, Kind::Jal | Kind::Jalr | Kind::Beq | Kind::Bne | Kind::Blt | Kind::Bge | Kind::Bltu | Kind::Bgeu) {
+            // Jumps end a body; conditional branches leave it only when
+            // taken, so the body runs on along the not-taken path.
+            if matches!(op.kind, Kind::Jal | Kind::Jalr) {
                 terminated = true;
                 break;
             }

@@ -23,10 +23,11 @@
 //! and are compiled in as constants.
 //!
 //! The protocol with the executor loop is the interpreted body loop's:
-//! the function returns the cycle count, or it with `BODY_END` set after
-//! the last op (which left the next pc in `Hart::body_npc`), or `EXIT`
-//! when a called handler left the hart's state in `Hart` (a trap, the
-//! finisher).
+//! the function returns the cycle count, or it with `BODY_END` set when
+//! the body was left (after its last op, or at a taken branch; the next pc
+//! is in `Hart::body_npc`), or `EXIT` when a called handler left the
+//! hart's state in `Hart` (a trap, the finisher). Except on `EXIT`,
+//! `Hart::body_resume` holds the index of the op after the last one run.
 
 use super::exec::{Body, BodyOp, JIT_BODY_END as BODY_END, JIT_EXIT as EXIT};
 use super::{CoreCosts, Hart, TlbEntry, TLB_ENTRIES};
@@ -175,7 +176,13 @@ impl Jit {
         for &body in &pending {
             // SAFETY: queued bodies are alive until this flush (`enqueue`).
             let ops = unsafe { &(*body).ops };
-            match self.translate(ops) {
+            // A Cranelift failure (error or panic) leaves the body to the
+            // interpreter; the simulation goes on.
+            let id = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.translate(ops))).unwrap_or_else(|_| {
+                self.ctx.clear();
+                None
+            });
+            match id {
                 Some(id) => done.push((body, id, ops.iter().filter(|o| o.len != 0).count() as u64)),
                 None => self.stats.failed += 1,
             }
@@ -229,6 +236,7 @@ impl Jit {
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let p = b.block_params(entry).to_vec();
+            let body_pc = b.ins().load(types::I64, Translator::flags(), p[0], offset_of!(Hart, body_pc) as i32);
             let mut t = Translator {
                 b,
                 costs: self.costs,
@@ -238,7 +246,8 @@ impl Jit {
                 until: p[3],
                 regs: [None; 32],
                 time_exit: None,
-                body_pc: None,
+                body_pc,
+                n_ops: ops.len(),
                 call_sig,
                 timing_sig,
             };
@@ -279,8 +288,10 @@ struct Translator<'a> {
     regs: [Option<Value>; 32],
     /// The side exit taken at the time limit: (resume index, cycle).
     time_exit: Option<Block>,
-    /// `Hart::body_pc`, loaded on first use.
-    body_pc: Option<Value>,
+    /// `Hart::body_pc`, loaded in the entry block (dominates every use).
+    body_pc: Value,
+    /// Ops in the body (incl. the end marker).
+    n_ops: usize,
     call_sig: cranelift_codegen::ir::SigRef,
     timing_sig: cranelift_codegen::ir::SigRef,
 }
@@ -337,8 +348,12 @@ impl Translator<'_> {
             }
             match op.kind {
                 Kind::Beq | Kind::Bne | Kind::Blt | Kind::Bge | Kind::Bltu | Kind::Bgeu => {
-                    self.branch(op);
-                    return;
+                    // Taken: leave the body; not taken: go on.
+                    self.branch(op, i + 1);
+                    if !last {
+                        self.time_check(i + 1);
+                    }
+                    continue;
                 }
                 Kind::Jal => {
                     let link = self.pc_plus(op, i64::from(op.len));
@@ -375,20 +390,21 @@ impl Translator<'_> {
     /// `body_pc + offset of op + delta` (computed at run time: bodies do
     /// not know their pc, only offsets).
     fn pc_plus(&mut self, op: &BodyOp, delta: i64) -> Value {
-        let pc = match self.body_pc {
-            Some(v) => v,
-            None => {
-                let v = self.b.ins().load(types::I64, Self::flags(), self.hart, offset_of!(Hart, body_pc) as i32);
-                self.body_pc = Some(v);
-                v
-            }
-        };
+        let pc = self.body_pc;
         self.b.ins().iadd_imm_s(pc, i64::from(op.offset) + delta)
     }
 
-    /// Ends the body: next pc to `body_npc`, `cycle | BODY_END`.
+    /// Records the index of the op after the last one run (every exit
+    /// does: the executor resumes or accounts from it).
+    fn store_resume(&mut self, resume: usize) {
+        let at = self.b.ins().iconst(types::I32, resume as i64);
+        self.b.ins().store(Self::flags(), at, self.hart, offset_of!(Hart, body_resume) as i32);
+    }
+
+    /// Ends the body after its last op: next pc to `body_npc`, `cycle | BODY_END`.
     fn finish(&mut self, npc: Value) {
         self.store_field(npc, offset_of!(Hart, body_npc));
+        self.store_resume(self.n_ops);
         let r = self.b.ins().bor_imm_s(self.cycle, BODY_END as i64);
         self.b.ins().return_(&[r]);
     }
@@ -559,8 +575,10 @@ impl Translator<'_> {
         true
     }
 
-    /// Conditional branch, the body's last op.
-    fn branch(&mut self, op: &BodyOp) {
+    /// Conditional branch inside a body (RV64I §2.5): taken leaves the
+    /// body (next pc to `body_npc`, `cycle | BODY_END`), not taken goes on
+    /// with the next op.
+    fn branch(&mut self, op: &BodyOp, resume: usize) {
         let a = self.get(op.rs1);
         let c = self.get(op.rs2);
         let cc = match op.kind {
@@ -572,13 +590,18 @@ impl Translator<'_> {
             _ => IntCC::UnsignedGreaterThanOrEqual,
         };
         let taken = self.b.ins().icmp(cc, a, c);
-        let target = self.pc_plus(op, i64::from(op.imm));
-        let fall = self.pc_plus(op, i64::from(op.len));
-        let npc = self.b.ins().select(taken, target, fall);
         self.add_cycles(self.costs.base);
-        let with_penalty = self.b.ins().iadd_imm_s(self.cycle, self.costs.branch_taken as i64);
-        self.cycle = self.b.ins().select(taken, with_penalty, self.cycle);
-        self.finish(npc);
+        let out = self.b.create_block();
+        let next = self.b.create_block();
+        self.b.ins().brif(taken, out, &[], next, &[]);
+        self.b.switch_to_block(out);
+        let target = self.pc_plus(op, i64::from(op.imm));
+        self.store_field(target, offset_of!(Hart, body_npc));
+        self.store_resume(resume);
+        let c = self.b.ins().iadd_imm_s(self.cycle, self.costs.branch_taken as i64);
+        let r = self.b.ins().bor_imm_s(c, BODY_END as i64);
+        self.b.ins().return_(&[r]);
+        self.b.switch_to_block(next);
     }
 
     /// Inline ALU op; false if `op` needs its interpreter handler.

@@ -135,8 +135,10 @@ macro_rules! alu {
     };
 }
 
-/// Conditional branch (RV64I §2.5): taken costs `branch_taken` more. The
-/// body form ends its body: it leaves the next pc in `Hart::body_npc`.
+/// Conditional branch (RV64I §2.5): taken costs `branch_taken` more. In a
+/// body, taken leaves the body (next pc in `Hart::body_npc`, the end flag
+/// set); not taken runs on with the next op (bodies extend past
+/// conditional branches: superblocks).
 macro_rules! branch {
     ($name:ident, |$a:ident, $b:ident| $cond:expr) => {
         pub(super) mod $name {
@@ -160,14 +162,12 @@ macro_rules! branch {
                 let op = unsafe { &*op };
                 let $a = h.x[(op.rs1 & 63) as usize];
                 let $b = h.x[(op.rs2 & 63) as usize];
-                let pc = h.body_pc.wrapping_add(u64::from(op.offset));
                 let cycle = cycle + h.costs.base;
                 if $cond {
-                    h.body_npc = pc.wrapping_add(op.imm as i64 as u64);
+                    h.body_npc = h.body_pc.wrapping_add(u64::from(op.offset)).wrapping_add(op.imm as i64 as u64);
                     (cycle + h.costs.branch_taken) | BODY_END
                 } else {
-                    h.body_npc = pc.wrapping_add(u64::from(op.len));
-                    cycle | BODY_END
+                    cycle
                 }
             }
         }
