@@ -26,13 +26,20 @@ use rustc_hash::FxHashMap;
 /// (see `cpu::exec`).
 pub struct DecodedPage {
     pub ops: [Op; 2048],
-    /// Per slot: 0 = not looked at yet, 1 = no body starts here, `n` =
-    /// `bodies[n - 2]`.
-    pub body_of: [u16; 2048],
-    /// Boxed: a body keeps its address while the vector grows (the
-    /// compiler's queue points at bodies).
+    /// Per slot: the body that starts there (one of `bodies`), null if not
+    /// looked at yet, [`NO_BODY`] if none can.
+    pub body_of: [*mut Body; 2048],
+    /// Boxed: a body keeps its address while the vector grows (`body_of`
+    /// and the compiler's queue point at bodies).
     pub bodies: Vec<Box<Body>>,
 }
+
+/// `DecodedPage::body_of` value of a slot where no body can start (never
+/// dereferenced).
+pub const NO_BODY: *mut Body = std::ptr::slice_from_raw_parts_mut(std::ptr::dangling_mut(), 0);
+
+/// `DecodedPage::body_of` value of a slot not looked at yet.
+const NOT_LOOKED_AT: *mut Body = std::ptr::slice_from_raw_parts_mut(std::ptr::null_mut(), 0);
 
 impl DecodedPage {
     /// Drops the bodies (their instructions changed). They go to `graveyard`:
@@ -41,7 +48,7 @@ impl DecodedPage {
         if !self.bodies.is_empty() {
             graveyard.append(&mut self.bodies);
         }
-        self.body_of.fill(0);
+        self.body_of.fill(NOT_LOOKED_AT);
     }
 }
 
@@ -380,7 +387,7 @@ impl Bus {
         }
         let mut b = Box::new(DecodedPage {
             ops: [Op::NOT_DECODED; 2048],
-            body_of: [0; 2048],
+            body_of: [NOT_LOOKED_AT; 2048],
             bodies: Vec::new(),
         });
         let ptr: *mut DecodedPage = &mut *b;

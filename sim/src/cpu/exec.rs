@@ -10,7 +10,7 @@
 
 use super::csr::TrapOutcome;
 use super::{Hart, RunState, TlbEntry, CODE_PAGES, TLB_ENTRIES};
-use crate::bus::Bus;
+use crate::bus::{Bus, NO_BODY};
 use crate::isa::{Kind, Op, SINK};
 
 mod handlers;
@@ -132,6 +132,13 @@ impl Hart {
             }};
         }
 
+        // The pc a run starts at is usually where the last one hit its time
+        // limit, somewhere inside a body. Building bodies at such points
+        // would make one per instruction of every hot body (cold copies,
+        // touched once per quantum), so until the next jump or taken
+        // branch the hart runs one instruction at a time, unless a body
+        // already starts there.
+        let mut resuming = true;
         while cycle < until {
             let vpn = pc >> PAGE_SHIFT;
             if vpn != self.code_vpn {
@@ -154,24 +161,25 @@ impl Hart {
             if !SLOW {
                 // A straight-line body starts here? Run it whole.
                 // SAFETY: `code_page` is live (above); `index` < 2048.
-                let b = unsafe { *(*self.code_page).body_of.get_unchecked(index) };
-                if b != 1 {
-                    if b == 0 {
+                let body = unsafe { *(*self.code_page).body_of.get_unchecked(index) };
+                if !std::ptr::addr_eq(body, NO_BODY) && !(body.is_null() && resuming) {
+                    if body.is_null() {
                         self.build_body(bus, pc, index);
                         continue;
                     }
-                    // SAFETY: `b - 2` indexes the page's bodies (`body_of`
-                    // is reset whenever they are dropped); the body's
-                    // memory stays valid until `Bus::reap` even if a store
-                    // in it drops the page's bodies.
-                    let body: *mut Body = unsafe { &mut *(&mut (*self.code_page).bodies)[usize::from(b) - 2] };
+                    // SAFETY (for the body below): `body_of` points at one
+                    // of the page's boxed bodies (it is cleared whenever
+                    // they are dropped); a body's memory stays valid until
+                    // `Bus::reap` even if a store in it drops the page's
+                    // bodies.
                     self.body_pc = pc;
                     self.body_instret = instret;
-                    // SAFETY: as above.
-                    let first = unsafe { (*body).ops.as_ptr() };
+                    let head = body as *mut BodyOp;
+                    // SAFETY: the ops follow the header.
+                    let first = unsafe { head.add(1) } as *const BodyOp;
                     let mut op;
                     // SAFETY: as above.
-                    if let Some(f) = unsafe { (*body).compiled } {
+                    if let Some(f) = unsafe { (*head).compiled() } {
                         // SAFETY: a compiled body runs with its hart and bus
                         // (`body_pc` / `body_instret` set above).
                         cycle = unsafe { f(self, bus, cycle, until) };
@@ -185,9 +193,9 @@ impl Hart {
                         op = first;
                         loop {
                             // SAFETY: handler contract: `op` is a live op of
-                            // the body starting at `self.body_pc`; the body
-                            // ends with the end marker or a branch or jump,
-                            // after which we stop.
+                            // the body starting at `self.body_pc`; its last
+                            // op (a jump or the end marker) and any taken
+                            // branch set BODY_END, so we stop there.
                             cycle = unsafe { ((*op).handler)(self, bus, op, cycle) };
                             // SAFETY: at most one past the last op.
                             op = unsafe { op.add(1) };
@@ -196,6 +204,7 @@ impl Hart {
                             }
                         }
                     }
+                    resuming = false;
                     if cycle == EXIT {
                         if let Some(s) = self.stop.take() {
                             return s;
@@ -204,8 +213,8 @@ impl Hart {
                         continue;
                     }
                     if cycle & BODY_END != 0 {
-                        // Ran to the end: the last op (a branch or jump, or
-                        // the end marker) left the next pc.
+                        // Left the body: a taken branch, the final jump or
+                        // the end marker left the next pc.
                         cycle &= !BODY_END;
                         // SAFETY: `op` is one past the last op run.
                         let last = unsafe { &*op.sub(1) };
@@ -260,8 +269,15 @@ impl Hart {
                 if let Some(s) = self.stop.take() {
                     return s;
                 }
+                // A trap entered its handler: a natural body start.
+                resuming = false;
                 load_state!();
                 continue;
+            }
+            // SAFETY: as above.
+            if resuming && npc != pc.wrapping_add(u64::from(unsafe { (*slot).len })) {
+                // A jump or taken branch: bodies may start again.
+                resuming = false;
             }
             if SLOW {
                 if let Some(p) = self.profile.as_mut() {
@@ -333,14 +349,18 @@ impl Hart {
         unsafe {
             let p = &mut *page;
             p.body_of[index] = if ops.is_empty() {
-                1
+                NO_BODY
             } else {
                 if !terminated {
                     ops.push(BodyOp::end(offset as u16, ops.len() as u16));
                 }
-                p.bodies.push(Box::new(Body { ops: ops.into_boxed_slice(), runs: 0, compiled: None }));
-                // At most 2048 bodies per page (one per slot).
-                (p.bodies.len() + 1) as u16
+                let mut all = Vec::with_capacity(ops.len() + 1);
+                all.push(BodyOp::header());
+                all.extend_from_slice(&ops);
+                let mut b: Box<Body> = all.into_boxed_slice();
+                let ptr: *mut Body = &mut *b;
+                p.bodies.push(b);
+                ptr
             };
         }
     }
@@ -353,10 +373,9 @@ impl Hart {
     #[inline(always)]
     unsafe fn count_run(&mut self, bus: &mut Bus, body: *mut Body) {
         if let Some(jit) = bus.jit.as_deref_mut() {
-            // SAFETY: caller.
-            let b = unsafe { &mut *body };
-            b.runs = b.runs.saturating_add(1);
-            if b.runs == jit.threshold {
+            // SAFETY: caller; the header is the first element.
+            let runs = unsafe { (*(body as *mut BodyOp)).count_run() };
+            if runs == jit.threshold {
                 // SAFETY: bodies live until `Bus::reap`, which flushes first.
                 unsafe { jit.enqueue(body) };
             }

@@ -174,8 +174,9 @@ impl Jit {
         self.waited = 0;
         let mut done = Vec::with_capacity(pending.len());
         for &body in &pending {
-            // SAFETY: queued bodies are alive until this flush (`enqueue`).
-            let ops = unsafe { &(*body).ops };
+            // SAFETY: queued bodies are alive until this flush (`enqueue`);
+            // the ops follow the header.
+            let ops = unsafe { &(&*body)[1..] };
             // A Cranelift failure (error or panic) leaves the body to the
             // interpreter; the simulation goes on.
             let id = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.translate(ops))).unwrap_or_else(|_| {
@@ -193,7 +194,7 @@ impl Jit {
                 // SAFETY: the function was built with `JitFn`'s signature
                 // (four pointer-sized arguments, one result, the host's C
                 // convention); `body` is alive (above).
-                unsafe { (*body).compiled = Some(std::mem::transmute::<*const u8, JitFn>(code)) };
+                unsafe { (*(body as *mut BodyOp)).set_compiled(std::mem::transmute::<*const u8, JitFn>(code)) };
                 self.stats.bodies += 1;
                 self.stats.instructions += n;
             }

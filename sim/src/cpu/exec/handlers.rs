@@ -55,12 +55,15 @@ pub struct BodyOp {
     pub(crate) kind: Kind,
 }
 
-/// A straight-line body: its ops (the last one a branch, a jump or the end
-/// marker), how often it ran, and its compiled form once it is hot.
-pub struct Body {
-    pub(crate) ops: Box<[BodyOp]>,
-    pub(crate) runs: u32,
-    pub(crate) compiled: Option<crate::cpu::jit::JitFn>,
+/// A straight-line body, in one allocation: a header, then its ops (the
+/// last one a jump or the end marker). The header's `handler` is
+/// [`interpreted`] until the body is compiled, then the compiled function;
+/// its `imm` counts interpreted runs.
+pub type Body = [BodyOp];
+
+/// Header marker of a body that is not compiled (never called).
+unsafe extern "C" fn interpreted(_: &mut Hart, _: &mut Bus, _: *const BodyOp, _: u64) -> u64 {
+    EXIT
 }
 
 /// Flag the end marker of a body adds to the cycle count (>= any `until`).
@@ -75,6 +78,37 @@ unsafe extern "C" fn body_end(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycl
 }
 
 impl BodyOp {
+    /// The header of a new body.
+    pub(super) fn header() -> BodyOp {
+        BodyOp { handler: interpreted, imm: 0, rd: 0, rs1: 0, rs2: 0, len: 0, offset: 0, index: 0, kind: Kind::Fence }
+    }
+
+    /// The compiled form of the body this is the header of.
+    #[inline(always)]
+    pub(crate) fn compiled(&self) -> Option<crate::cpu::jit::JitFn> {
+        if self.handler as usize == interpreted as BodyHandler as usize {
+            None
+        } else {
+            // SAFETY: a header's handler is `interpreted` or was set by
+            // `set_compiled` from a `JitFn`.
+            Some(unsafe { std::mem::transmute::<BodyHandler, crate::cpu::jit::JitFn>(self.handler) })
+        }
+    }
+
+    /// Installs the compiled form of the body this is the header of.
+    pub(crate) fn set_compiled(&mut self, f: crate::cpu::jit::JitFn) {
+        // SAFETY: only ever read back as a `JitFn` by `compiled`.
+        self.handler = unsafe { std::mem::transmute::<crate::cpu::jit::JitFn, BodyHandler>(f) };
+    }
+
+    /// Counts an interpreted run (header); returns the count.
+    #[inline(always)]
+    pub(crate) fn count_run(&mut self) -> u32 {
+        let n = (self.imm as u32).saturating_add(1);
+        self.imm = n as i32;
+        n
+    }
+
     /// The marker after the last op of a body (`offset` = the body's
     /// length in bytes, `index` = its number of instructions).
     pub(super) fn end(offset: u16, index: u16) -> BodyOp {
