@@ -10,7 +10,7 @@ use crate::dev::plic::Plic;
 use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
 use crate::event::EventQueue;
-use crate::cpu::exec::Body;
+use crate::cpu::exec::{Body, BodyOp};
 use crate::isa::{decode, Kind, Op};
 use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
 use crate::dma::DmaEngines;
@@ -26,9 +26,9 @@ use rustc_hash::FxHashMap;
 /// (see `cpu::exec`).
 pub struct DecodedPage {
     pub ops: [Op; 2048],
-    /// Per slot: the body that starts there (one of `bodies`), null if not
-    /// looked at yet, [`NO_BODY`] if none can.
-    pub body_of: [*mut Body; 2048],
+    /// Per slot: the header of the body that starts there (one of
+    /// `bodies`), null if not looked at yet, [`NO_BODY`] if none can.
+    pub body_of: [*mut BodyOp; 2048],
     /// Boxed: a body keeps its address while the vector grows (`body_of`
     /// and the compiler's queue point at bodies).
     pub bodies: Vec<Box<Body>>,
@@ -36,10 +36,10 @@ pub struct DecodedPage {
 
 /// `DecodedPage::body_of` value of a slot where no body can start (never
 /// dereferenced).
-pub const NO_BODY: *mut Body = std::ptr::slice_from_raw_parts_mut(std::ptr::dangling_mut(), 0);
+pub const NO_BODY: *mut BodyOp = std::ptr::dangling_mut();
 
 /// `DecodedPage::body_of` value of a slot not looked at yet.
-const NOT_LOOKED_AT: *mut Body = std::ptr::slice_from_raw_parts_mut(std::ptr::null_mut(), 0);
+const NOT_LOOKED_AT: *mut BodyOp = std::ptr::null_mut();
 
 impl DecodedPage {
     /// Drops the bodies (their instructions changed). They go to `graveyard`:

@@ -162,7 +162,7 @@ impl Hart {
                 // A straight-line body starts here? Run it whole.
                 // SAFETY: `code_page` is live (above); `index` < 2048.
                 let body = unsafe { *(*self.code_page).body_of.get_unchecked(index) };
-                if !std::ptr::addr_eq(body, NO_BODY) && !(body.is_null() && resuming) {
+                if body != NO_BODY && !(body.is_null() && resuming) {
                     if body.is_null() {
                         self.build_body(bus, pc, index);
                         continue;
@@ -174,7 +174,7 @@ impl Hart {
                     // bodies.
                     self.body_pc = pc;
                     self.body_instret = instret;
-                    let head = body as *mut BodyOp;
+                    let head = body;
                     // SAFETY: the ops follow the header.
                     let first = unsafe { head.add(1) } as *const BodyOp;
                     let mut op;
@@ -355,10 +355,10 @@ impl Hart {
                     ops.push(BodyOp::end(offset as u16, ops.len() as u16));
                 }
                 let mut all = Vec::with_capacity(ops.len() + 1);
-                all.push(BodyOp::header());
+                all.push(BodyOp::header(ops.len()));
                 all.extend_from_slice(&ops);
                 let mut b: Box<Body> = all.into_boxed_slice();
-                let ptr: *mut Body = &mut *b;
+                let ptr = b.as_mut_ptr();
                 p.bodies.push(b);
                 ptr
             };
@@ -371,10 +371,10 @@ impl Hart {
     /// # Safety
     /// `body` is a live body of the current code page.
     #[inline(always)]
-    unsafe fn count_run(&mut self, bus: &mut Bus, body: *mut Body) {
+    unsafe fn count_run(&mut self, bus: &mut Bus, body: *mut BodyOp) {
         if let Some(jit) = bus.jit.as_deref_mut() {
-            // SAFETY: caller; the header is the first element.
-            let runs = unsafe { (*(body as *mut BodyOp)).count_run() };
+            // SAFETY: caller (`body` is the header).
+            let runs = unsafe { (*body).count_run() };
             if runs == jit.threshold {
                 // SAFETY: bodies live until `Bus::reap`, which flushes first.
                 unsafe { jit.enqueue(body) };

@@ -29,7 +29,7 @@
 //! hart's state in `Hart` (a trap, the finisher). Except on `EXIT`,
 //! `Hart::body_resume` holds the index of the op after the last one run.
 
-use super::exec::{Body, BodyOp, JIT_BODY_END as BODY_END, JIT_EXIT as EXIT};
+use super::exec::{BodyOp, JIT_BODY_END as BODY_END, JIT_EXIT as EXIT};
 use super::{CoreCosts, Hart, TlbEntry, TLB_ENTRIES};
 use crate::bus::Bus;
 use crate::isa::{Kind, SINK};
@@ -101,7 +101,7 @@ pub struct Jit {
     /// of them came. Bodies are compiled in batches: code made executable
     /// together shares pages (one page per body would spread hot code
     /// over thousands of pages and thrash the host's iTLB).
-    pending: Vec<*mut Body>,
+    pending: Vec<*mut BodyOp>,
     waited: u32,
     /// Compile the queue when the first body in it waited this many hart
     /// runs (or when `BATCH` bodies wait).
@@ -146,9 +146,9 @@ impl Jit {
     /// Queues a hot body for compilation.
     ///
     /// # Safety
-    /// `body` stays alive until the next [`Jit::flush`] (bodies are boxed
+    /// `body` (a body's header) stays alive until the next [`Jit::flush`] (bodies are boxed
     /// and only freed by `Bus::reap`, which flushes first).
-    pub unsafe fn enqueue(&mut self, body: *mut Body) {
+    pub unsafe fn enqueue(&mut self, body: *mut BodyOp) {
         self.pending.push(body);
     }
 
@@ -176,7 +176,7 @@ impl Jit {
         for &body in &pending {
             // SAFETY: queued bodies are alive until this flush (`enqueue`);
             // the ops follow the header.
-            let ops = unsafe { &(&*body)[1..] };
+            let ops = unsafe { std::slice::from_raw_parts(body.add(1), usize::from((*body).index)) };
             // A Cranelift failure (error or panic) leaves the body to the
             // interpreter; the simulation goes on.
             let id = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.translate(ops))).unwrap_or_else(|_| {
@@ -194,7 +194,7 @@ impl Jit {
                 // SAFETY: the function was built with `JitFn`'s signature
                 // (four pointer-sized arguments, one result, the host's C
                 // convention); `body` is alive (above).
-                unsafe { (*(body as *mut BodyOp)).set_compiled(std::mem::transmute::<*const u8, JitFn>(code)) };
+                unsafe { (*body).set_compiled(std::mem::transmute::<*const u8, JitFn>(code)) };
                 self.stats.bodies += 1;
                 self.stats.instructions += n;
             }

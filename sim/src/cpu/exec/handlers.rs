@@ -78,9 +78,9 @@ unsafe extern "C" fn body_end(h: &mut Hart, _: &mut Bus, op: *const BodyOp, cycl
 }
 
 impl BodyOp {
-    /// The header of a new body.
-    pub(super) fn header() -> BodyOp {
-        BodyOp { handler: interpreted, imm: 0, rd: 0, rs1: 0, rs2: 0, len: 0, offset: 0, index: 0, kind: Kind::Fence }
+    /// The header of a new body of `n` ops (kept in `index`).
+    pub(super) fn header(n: usize) -> BodyOp {
+        BodyOp { handler: interpreted, imm: 0, rd: 0, rs1: 0, rs2: 0, len: 0, offset: 0, index: n as u16, kind: Kind::Fence }
     }
 
     /// The compiled form of the body this is the header of.
