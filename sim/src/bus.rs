@@ -118,6 +118,9 @@ pub struct Bus {
     graveyard: Vec<Box<Body>>,
     /// Compiler of hot bodies (`None`: interpreter only).
     pub jit: Option<Box<crate::cpu::jit::Jit>>,
+    /// Bumped whenever bodies are dropped (harts' saved resume points in
+    /// bodies are then void).
+    pub body_gen: u64,
     /// Bumped whenever a page becomes a code page; harts flush their write
     /// TLBs when they see a new epoch.
     pub code_epoch: u64,
@@ -197,6 +200,7 @@ impl Bus {
             decoded: FxHashMap::default(),
             graveyard: Vec::new(),
             jit: None,
+            body_gen: 0,
             code_epoch: 0,
             lines: vec![0; harts],
             reservations: vec![NO_RESERVATION; harts],
@@ -437,6 +441,7 @@ impl Bus {
                     if a >> PAGE_SHIFT != last_page {
                         last_page = a >> PAGE_SHIFT;
                         p.forget_bodies(&mut self.graveyard);
+                        self.body_gen += 1;
                     }
                 }
             }
@@ -450,6 +455,7 @@ impl Bus {
             p.ops.fill(Op::NOT_DECODED);
             p.forget_bodies(&mut self.graveyard);
         }
+        self.body_gen += 1;
     }
 
     /// Between two hart runs (no body is running): compiles the queued hot

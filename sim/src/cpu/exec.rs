@@ -139,6 +139,14 @@ impl Hart {
         // branch the hart runs one instruction at a time, unless a body
         // already starts there.
         let mut resuming = true;
+        // Better: the last run stopped inside a body that still exists, at
+        // this pc; go on inside it (interpreted; compiled code has no
+        // entry points inside).
+        let mut resume_in: Option<(*mut BodyOp, u32, u64)> = None;
+        if !SLOW && !self.resume_head.is_null() && self.resume_pc == pc && self.resume_gen == bus.body_gen {
+            resume_in = Some((self.resume_head, self.resume_at, self.resume_body_pc));
+        }
+        self.resume_head = std::ptr::null_mut();
         while cycle < until {
             let vpn = pc >> PAGE_SHIFT;
             if vpn != self.code_vpn {
@@ -161,7 +169,10 @@ impl Hart {
             if !SLOW {
                 // A straight-line body starts here? Run it whole.
                 // SAFETY: `code_page` is live (above); `index` < 2048.
-                let body = unsafe { *(*self.code_page).body_of.get_unchecked(index) };
+                let (body, at, body_pc) = match resume_in.take() {
+                    Some(r) => r,
+                    None => (unsafe { *(*self.code_page).body_of.get_unchecked(index) }, 0, pc),
+                };
                 if body != NO_BODY && !(body.is_null() && resuming) {
                     if body.is_null() {
                         self.build_body(bus, pc, index);
@@ -172,14 +183,15 @@ impl Hart {
                     // they are dropped); a body's memory stays valid until
                     // `Bus::reap` even if a store in it drops the page's
                     // bodies.
-                    self.body_pc = pc;
-                    self.body_instret = instret;
+                    self.body_pc = body_pc;
+                    self.body_instret = instret - u64::from(at);
                     let head = body;
                     // SAFETY: the ops follow the header.
                     let first = unsafe { head.add(1) } as *const BodyOp;
                     let mut op;
                     // SAFETY: as above.
-                    if let Some(f) = unsafe { (*head).compiled() } {
+                    let compiled = if at == 0 { unsafe { (*head).compiled() } } else { None };
+                    if let Some(f) = compiled {
                         // SAFETY: a compiled body runs with its hart and bus
                         // (`body_pc` / `body_instret` set above).
                         cycle = unsafe { f(self, bus, cycle, until) };
@@ -187,10 +199,14 @@ impl Hart {
                         op = unsafe { first.add(self.body_resume as usize) };
                     } else {
                         // SAFETY: as above.
-                        unsafe { self.count_run(bus, body) };
+                        if at == 0 {
+                            // SAFETY: as above.
+                            unsafe { self.count_run(bus, body) };
+                        }
                         // One compare per instruction: EXIT and the end
                         // marker's flag are both >= `until`.
-                        op = first;
+                        // SAFETY: `at` is an op of this body (saved below).
+                        op = unsafe { first.add(at as usize) };
                         loop {
                             // SAFETY: handler contract: `op` is a live op of
                             // the body starting at `self.body_pc`; its last
@@ -219,13 +235,19 @@ impl Hart {
                         // SAFETY: `op` is one past the last op run.
                         let last = unsafe { &*op.sub(1) };
                         pc = self.body_npc;
-                        instret += u64::from(last.index) + u64::from(last.len != 0);
+                        instret = self.body_instret + u64::from(last.index) + u64::from(last.len != 0);
                     } else {
-                        // Out of time inside: resume at the next op.
+                        // Out of time inside: resume at the next op, in
+                        // this body if it is still there next run.
                         // SAFETY: a body op or its end, not past it.
                         let next = unsafe { &*op };
                         pc = self.body_pc + u64::from(next.offset);
-                        instret += u64::from(next.index);
+                        instret = self.body_instret + u64::from(next.index);
+                        self.resume_head = head;
+                        self.resume_at = u32::from(next.index);
+                        self.resume_pc = pc;
+                        self.resume_body_pc = self.body_pc;
+                        self.resume_gen = bus.body_gen;
                     }
                     continue;
                 }

@@ -104,6 +104,14 @@ pub struct Hart {
     pub(crate) body_npc: u64,
     /// Where a compiled body stopped at the time limit (op index).
     pub(crate) body_resume: u32,
+    /// The body the last run stopped in at its time limit: header, op to
+    /// go on with, the pc there, the body's first pc, and `Bus::body_gen`
+    /// then (the body may since have been dropped).
+    pub(crate) resume_head: *mut crate::cpu::exec::BodyOp,
+    pub(crate) resume_at: u32,
+    pub(crate) resume_pc: u64,
+    pub(crate) resume_body_pc: u64,
+    pub(crate) resume_gen: u64,
     /// Instruction trace (enabled per hart): executed (cycle, pc, op).
     pub trace: Option<InsnTrace>,
     /// Cycle profile (enabled per hart).
@@ -164,6 +172,11 @@ impl Hart {
             body_instret: 0,
             body_npc: 0,
             body_resume: 0,
+            resume_head: std::ptr::null_mut(),
+            resume_at: 0,
+            resume_pc: 0,
+            resume_body_pc: 0,
+            resume_gen: 0,
             trace: None,
             profile: None,
             debug: false,
