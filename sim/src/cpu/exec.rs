@@ -7,6 +7,18 @@
 //! and AMOs must be naturally aligned (address-misaligned exception
 //! otherwise) and must target RAM (access fault otherwise). Device
 //! registers must be accessed naturally aligned.
+//!
+//! Three ways to run an instruction, all with the same semantics and
+//! timing (tests run them in lockstep):
+//! * one at a time through its *slot handler* (per decoded-cache slot;
+//!   used with hooks on, after a time-limit stop until the next jump, and
+//!   for instructions no body can hold);
+//! * inside a *straight-line body*: pre-decoded ops run back to back along
+//!   the not-taken path of branches (`handlers`), built on first entry;
+//! * a hot body compiled to host code (`super::jit`).
+//!
+//! Instructions that need the whole hart state (CSRs, atomics, system
+//! instructions) run out of line in `exec_rare`.
 
 use super::csr::TrapOutcome;
 use super::{Hart, RunState, TlbEntry, CODE_PAGES, TLB_ENTRIES};

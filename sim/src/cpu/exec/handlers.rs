@@ -57,7 +57,7 @@ pub struct BodyOp {
 
 /// A straight-line body, in one allocation: a header, then its ops (the
 /// last one a jump or the end marker). The header's `handler` is
-/// [`interpreted`] until the body is compiled, then the compiled function;
+/// `interpreted` until the body is compiled, then the compiled function;
 /// its `imm` counts interpreted runs.
 pub type Body = [BodyOp];
 
