@@ -146,8 +146,9 @@ impl Jit {
     /// Queues a hot body for compilation.
     ///
     /// # Safety
-    /// `body` (a body's header) stays alive until the next [`Jit::flush`] (bodies are boxed
-    /// and only freed by `Bus::reap`, which flushes first).
+    /// `body` (a body's header) stays alive until the next [`Jit::flush`]
+    /// (bodies are boxed and only freed by `Bus::reap`, which flushes
+    /// first).
     pub unsafe fn enqueue(&mut self, body: *mut BodyOp) {
         self.pending.push(body);
     }
@@ -181,6 +182,7 @@ impl Jit {
             // interpreter; the simulation goes on.
             let id = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.translate(ops))).unwrap_or_else(|_| {
                 self.ctx.clear();
+                self.fctx = FunctionBuilderContext::new();
                 None
             });
             match id {
@@ -204,9 +206,9 @@ impl Jit {
         self.stats.compile_host_seconds += start.elapsed().as_secs_f64();
     }
 
-    /// Defines the function for `ops` (a whole body, ending with a branch,
-    /// a jump or the end marker); `None` if Cranelift refused it (the body
-    /// stays interpreted).
+    /// Defines the function for `ops` (a whole body, ending with a jump or
+    /// the end marker); `None` if Cranelift refused it (the body stays
+    /// interpreted).
     fn translate(&mut self, ops: &[BodyOp]) -> Option<cranelift_module::FuncId> {
         let ptr = types::I64;
         let mut sig = self.module().make_signature();
