@@ -657,7 +657,7 @@ impl Hart {
 
     /// Cycles (beyond the base cost) of a RAM access to `region` at `addr`.
     #[inline(always)]
-    pub(crate) fn load_latency(&mut self, bus: &mut Bus, region: u8, addr: u64) -> u64 {
+    fn load_latency(&mut self, bus: &mut Bus, region: u8, addr: u64) -> u64 {
         if region == self.ddr_region {
             let line = addr >> self.costs.l1d_line_shift;
             let idx = (line as usize) & (self.costs.l1d_lines - 1);
@@ -682,9 +682,32 @@ impl Hart {
     }
 
     #[inline(always)]
-    pub(crate) fn store_latency(&mut self, bus: &mut Bus, region: u8, size: u64) -> u64 {
+    fn store_latency(&mut self, bus: &mut Bus, region: u8, size: u64) -> u64 {
         let units = if region == self.ddr_region { size } else { 1 };
         self.costs.store + bus.window.charge(region, units)
+    }
+
+    /// Cycles (beyond the base cost) of a `size`-byte load from RAM at
+    /// `addr` in `region`: latency, bandwidth window, misalignment.
+    #[inline(always)]
+    pub(crate) fn ram_load_cycles(&mut self, bus: &mut Bus, region: u8, addr: u64, size: u64) -> u64 {
+        let mut lat = self.load_latency(bus, region, addr);
+        if addr & (size - 1) != 0 {
+            lat += self.costs.misaligned;
+        }
+        lat
+    }
+
+    /// Cycles (beyond the base cost) of a `size`-byte store to RAM at
+    /// `addr` in `region`, after which it breaks LR reservations it hits.
+    #[inline(always)]
+    pub(crate) fn ram_store_cycles(&mut self, bus: &mut Bus, region: u8, addr: u64, size: u64) -> u64 {
+        let mut lat = self.store_latency(bus, region, size);
+        if addr & (size - 1) != 0 {
+            lat += self.costs.misaligned;
+        }
+        bus.snoop_store(addr, size);
+        lat
     }
 
     /// Loads `size` bytes at `addr` (the hart's time is `now`): the value
@@ -697,11 +720,7 @@ impl Hart {
         if e.vpn == vpn && off + size <= PAGE_SIZE {
             // SAFETY: TLB entries point at live pages; `off + size <= PAGE_SIZE`.
             let v = unsafe { read_le(e.ptr.add(off as usize), size) };
-            let mut lat = self.load_latency(bus, e.region, addr);
-            if addr & (size - 1) != 0 {
-                lat += self.costs.misaligned;
-            }
-            return Ok((v, lat));
+            return Ok((v, self.ram_load_cycles(bus, e.region, addr, size)));
         }
         self.load_slow(bus, now, addr, size)
     }
@@ -724,11 +743,7 @@ impl Hart {
                     .ok_or(MemErr::Exception(EXC_LOAD_ACCESS, addr))?;
                 u64::from_le_bytes(b)
             };
-            let mut lat = self.load_latency(bus, entry.region, addr);
-            if addr & (size - 1) != 0 {
-                lat += self.costs.misaligned;
-            }
-            return Ok((v, lat));
+            return Ok((v, self.ram_load_cycles(bus, entry.region, addr, size)));
         }
         match bus.mmio_read(self.id, now, addr, size as u8) {
             Some(v) => Ok((v, self.costs.mmio)),
@@ -746,12 +761,7 @@ impl Hart {
         if e.vpn == vpn && off + size <= PAGE_SIZE {
             // SAFETY: write-TLB entries point at live, writable, non-code pages.
             unsafe { write_le(e.ptr.add(off as usize), size, v) };
-            let mut lat = self.store_latency(bus, e.region, size);
-            if addr & (size - 1) != 0 {
-                lat += self.costs.misaligned;
-            }
-            bus.snoop_store(addr, size);
-            return Ok(lat);
+            return Ok(self.ram_store_cycles(bus, e.region, addr, size));
         }
         self.store_slow(bus, now, addr, size, v)
     }
@@ -783,12 +793,7 @@ impl Hart {
             if code {
                 bus.invalidate_code(addr, size);
             }
-            let mut lat = self.store_latency(bus, region, size);
-            if addr & (size - 1) != 0 {
-                lat += self.costs.misaligned;
-            }
-            bus.snoop_store(addr, size);
-            return Ok(lat);
+            return Ok(self.ram_store_cycles(bus, region, addr, size));
         }
         if bus.mmio_write(self.id, now, addr, size as u8, v) {
             if bus.finish.is_some() {

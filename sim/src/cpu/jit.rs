@@ -45,29 +45,18 @@ use std::mem::offset_of;
 /// A compiled body: `(hart, bus, cycle, until)` -> cycle (see the module docs).
 pub type JitFn = unsafe extern "C" fn(*mut Hart, *mut Bus, u64, u64) -> u64;
 
-/// Timing of a load that hit the read TLB: the interpreter's `load` after
-/// its TLB hit (region latency, L1D tags, bandwidth window, misalignment).
+/// Timing of a load that hit the read TLB (`Hart::ram_load_cycles`, as
+/// the interpreter's `load`).
 unsafe extern "C" fn load_timing(h: *mut Hart, bus: *mut Bus, region: u64, addr: u64, size: u64) -> u64 {
     // SAFETY: called by a compiled body with its own hart and bus.
-    let (h, bus) = unsafe { (&mut *h, &mut *bus) };
-    let mut lat = h.load_latency(bus, region as u8, addr);
-    if addr & (size - 1) != 0 {
-        lat += h.costs.misaligned;
-    }
-    lat
+    unsafe { (*h).ram_load_cycles(&mut *bus, region as u8, addr, size) }
 }
 
-/// Timing and LR/SC snooping of a store that hit the write TLB (the
-/// interpreter's `store` after its TLB hit).
+/// Timing and LR/SC snooping of a store that hit the write TLB
+/// (`Hart::ram_store_cycles`, as the interpreter's `store`).
 unsafe extern "C" fn store_timing(h: *mut Hart, bus: *mut Bus, region: u64, addr: u64, size: u64) -> u64 {
     // SAFETY: called by a compiled body with its own hart and bus.
-    let (h, bus) = unsafe { (&mut *h, &mut *bus) };
-    let mut lat = h.store_latency(bus, region as u8, size);
-    if addr & (size - 1) != 0 {
-        lat += h.costs.misaligned;
-    }
-    bus.snoop_store(addr, size);
-    lat
+    unsafe { (*h).ram_store_cycles(&mut *bus, region as u8, addr, size) }
 }
 
 
