@@ -167,10 +167,8 @@ impl Hart {
                 match page {
                     Some(p) => {
                         self.code_pages[vpn as usize % CODE_PAGES] = (vpn, p);
+                        // Decoded pages are never freed.
                         self.code_page = p;
-                        // SAFETY: `p` is a live decoded page owned by `bus`
-                        // (decoded pages are never freed).
-                        self.code_ptr = unsafe { (*p).ops.as_mut_ptr() };
                         self.code_vpn = vpn;
                         self.sync_epoch(bus);
                     }
@@ -264,9 +262,9 @@ impl Hart {
                     continue;
                 }
             }
-            // SAFETY: `code_ptr` points to the live 2048-slot decoded page
-            // and the index is < 2048.
-            let slot = unsafe { self.code_ptr.add(index) };
+            // SAFETY: `code_page` is the live decoded page of `pc` and the
+            // index is < 2048.
+            let slot = unsafe { (&raw mut (*self.code_page).ops).cast::<Op>().add(index) };
             if SLOW {
                 // The hooks need the decoded instruction first (the fast
                 // path decodes in the `NotDecoded` handler).

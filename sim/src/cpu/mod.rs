@@ -91,7 +91,6 @@ pub struct Hart {
     pub(crate) wtlb: [TlbEntry; TLB_ENTRIES],
     pub(crate) tlb_epoch: u64,
     pub(crate) code_vpn: u64,
-    pub(crate) code_ptr: *mut Op,
     pub(crate) code_page: *mut crate::bus::DecodedPage,
     /// Recently used decoded pages, direct-mapped by page number (saves the
     /// bus's hash lookup when code calls across pages).
@@ -165,7 +164,6 @@ impl Hart {
             wtlb: [TlbEntry::EMPTY; TLB_ENTRIES],
             tlb_epoch: 0,
             code_vpn: u64::MAX,
-            code_ptr: std::ptr::null_mut(),
             code_page: std::ptr::null_mut(),
             code_pages: [(u64::MAX, std::ptr::null_mut()); CODE_PAGES],
             body_pc: 0,
