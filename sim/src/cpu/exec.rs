@@ -407,7 +407,7 @@ impl Hart {
         if let Some(jit) = bus.jit.as_deref_mut() {
             // SAFETY: caller (`body` is the header).
             let runs = unsafe { (*body).count_run() };
-            if runs == jit.threshold {
+            if runs == jit.stats.threshold {
                 // SAFETY: bodies live until `Bus::reap`, which flushes first.
                 unsafe { jit.enqueue(body) };
             }

@@ -82,8 +82,8 @@ pub struct Jit {
     module: Option<JITModule>,
     ctx: Context,
     fctx: FunctionBuilderContext,
-    /// Interpreted runs before a body is compiled.
-    pub threshold: u32,
+    /// Counters; `stats.threshold` is the interpreted runs before a body
+    /// is compiled.
     pub stats: JitStats,
     costs: CoreCosts,
     /// Hot bodies waiting to be compiled, and hart runs since the first
@@ -119,7 +119,6 @@ impl Jit {
             module: Some(module),
             ctx,
             fctx: FunctionBuilderContext::new(),
-            threshold,
             stats,
             costs,
             pending: Vec::new(),
