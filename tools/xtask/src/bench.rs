@@ -153,6 +153,20 @@ fn scenario(built: &build::Built, name: &str, toml: &str) -> Result<(Value, Valu
     Ok((report, st))
 }
 
+/// The latency CDF points (latency, fraction) of a report's `total`.
+fn lat_cdf(total: &Value) -> Vec<(f64, f64)> {
+    total["lat_cdf"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()).unwrap_or_default()
+}
+
+/// Data-plane cycles and instructions per I/O inside the measurement
+/// window of stats `st`, and how many data-plane harts were active.
+fn per_io(st: &Value, ios: u64) -> (f64, f64, u64) {
+    let w = &st["window"];
+    let cyc = w["data_busy_cycles"].as_u64().unwrap_or(0) as f64 / ios as f64;
+    let ins = w["data_instructions"].as_u64().unwrap_or(0) as f64 / ios as f64;
+    (cyc, ins, w["data_harts_active"].as_u64().unwrap_or(0))
+}
+
 /// NVMe emulation over the RAM block device: 4 KiB random reads on the PF
 /// with one I/O queue per data-plane core used.
 fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
@@ -172,13 +186,10 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         let t = &rep["total"];
         let ios = t["ios"].as_u64().unwrap_or(0).max(1);
         if (cores, qd) == (1, 1) || (cores, qd) == (16, 128) || (cores, qd) == (64, 128) {
-            let pts = t["lat_cdf"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()).unwrap_or_default();
+            let pts = lat_cdf(t);
             cdfs.push((format!("{cores} cores, iodepth {qd}"), pts));
         }
-        let w = &st["window"];
-        let cyc = w["data_busy_cycles"].as_u64().unwrap_or(0) as f64 / ios as f64;
-        let ins = w["data_instructions"].as_u64().unwrap_or(0) as f64 / ios as f64;
-        let active = w["data_harts_active"].as_u64().unwrap_or(0);
+        let (cyc, ins, active) = per_io(&st, ios);
         let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
         table.push_str(&format!(
             "| {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
@@ -243,13 +254,10 @@ fn adapter(built: &build::Built) -> Result<(Value, String), String> {
             let t = &rep["total"];
             let ios = t["ios"].as_u64().unwrap_or(0).max(1);
             if rw == "randread" && qd != 32 && cores != 16 {
-                let pts = t["lat_cdf"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()).unwrap_or_default();
+                let pts = lat_cdf(t);
                 cdfs.push((format!("read, {cores} cores, iodepth {qd}"), pts));
             }
-            let w = &st["window"];
-            let cyc = w["data_busy_cycles"].as_u64().unwrap_or(0) as f64 / ios as f64;
-            let ins = w["data_instructions"].as_u64().unwrap_or(0) as f64 / ios as f64;
-            let active = w["data_harts_active"].as_u64().unwrap_or(0);
+            let (cyc, ins, active) = per_io(&st, ios);
             let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
             table.push_str(&format!(
                 "| {} | {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
