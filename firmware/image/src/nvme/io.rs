@@ -409,23 +409,28 @@ impl Engine {
         if slot >= MAXCMD || self.cmds[slot].state != State::Remote {
             return;
         }
-        let c = self.cmds[slot];
         if st.is_success() {
-            let s = &self.sqs[usize::from(c.sq)];
-            let ctr = &COUNTERS[self.hart][usize::from(s.func)];
-            match c.io.op {
-                Op::Read => {
-                    FnCounters::add(&ctr.read_cmds, 1);
-                    FnCounters::add(&ctr.bytes_read, u64::from(c.io.data_len));
-                }
-                Op::Write => {
-                    FnCounters::add(&ctr.write_cmds, 1);
-                    FnCounters::add(&ctr.bytes_written, u64::from(c.io.data_len));
-                }
-                _ => {}
-            }
+            self.count_done(slot);
         }
         self.complete(slot, st, 0);
+    }
+
+    /// Counts a successful read or write in its function's counters.
+    fn count_done(&self, slot: usize) {
+        let c = &self.cmds[slot];
+        let s = &self.sqs[usize::from(c.sq)];
+        let ctr = &COUNTERS[self.hart][usize::from(s.func)];
+        match c.io.op {
+            Op::Read => {
+                FnCounters::add(&ctr.read_cmds, 1);
+                FnCounters::add(&ctr.bytes_read, u64::from(c.io.data_len));
+            }
+            Op::Write => {
+                FnCounters::add(&ctr.write_cmds, 1);
+                FnCounters::add(&ctr.bytes_written, u64::from(c.io.data_len));
+            }
+            _ => {}
+        }
     }
 
     /// Attaches this core's NVMe/TCP initiator.
@@ -1130,22 +1135,9 @@ impl Engine {
     }
 
     fn data_done(&mut self, slot: usize, ok: bool) {
-        let c = self.cmds[slot];
         let st = if ok { Status::SUCCESS } else { Status::DATA_TRANSFER_ERROR };
         if ok {
-            let s = &self.sqs[usize::from(c.sq)];
-            let ctr = &COUNTERS[self.hart][usize::from(s.func)];
-            match c.io.op {
-                Op::Read => {
-                    FnCounters::add(&ctr.read_cmds, 1);
-                    FnCounters::add(&ctr.bytes_read, u64::from(c.io.data_len));
-                }
-                Op::Write => {
-                    FnCounters::add(&ctr.write_cmds, 1);
-                    FnCounters::add(&ctr.bytes_written, u64::from(c.io.data_len));
-                }
-                _ => {}
-            }
+            self.count_done(slot);
         }
         self.complete(slot, st, 0);
     }
