@@ -274,7 +274,7 @@ pub mod dma {
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    pub const VERSION: u16 = 2;
+    pub const VERSION: u16 = 3;
     pub const HDR_MAGIC: usize = 0;
     pub const HDR_VERSION: usize = 4;
     pub const HDR_COUNT: usize = 6;
@@ -289,7 +289,11 @@ pub mod bootcfg {
     pub const FLAG_LRO: u16 = 1 << 2;
     /// u16: minimum TCP retransmission timeout in ms (0 = firmware default).
     pub const HDR_TCP_MIN_RTO_MS: usize = 14;
-    pub const HEADER: usize = 16;
+    /// u32: how long a command sent to a remote controller may go
+    /// unanswered before its queue's association is torn down and the
+    /// command retried, in microseconds (0 = firmware default).
+    pub const HDR_IO_TIMEOUT_US: usize = 16;
+    pub const HEADER: usize = 32;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;
     pub const REC_FUNCTION: usize = 0;

@@ -16,6 +16,8 @@ pub struct BootConfig {
     pub host_id: [u8; 16],
     pub flags: u16,
     pub tcp_min_rto_ms: u16,
+    /// Remote I/O timeout in microseconds (0: the firmware's default).
+    pub io_timeout_us: u32,
 }
 
 impl BootConfig {
@@ -50,7 +52,7 @@ impl BootConfig {
         let mut host_id = [0u8; 16];
         host_id[..8].copy_from_slice(&h.to_le_bytes());
         host_id[8..].copy_from_slice(&h.rotate_left(29).to_le_bytes());
-        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms() }
+        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms(), io_timeout_us: n.io_timeout_us() }
     }
 
     pub fn from_scenario(sc: &Scenario) -> BootConfig {
@@ -87,6 +89,7 @@ impl BootConfig {
         put(&mut v, b::HDR_CTRLS, &(ctrls.len() as u16).to_le_bytes());
         put(&mut v, b::HDR_FLAGS, &self.flags.to_le_bytes());
         put(&mut v, b::HDR_TCP_MIN_RTO_MS, &self.tcp_min_rto_ms.to_le_bytes());
+        put(&mut v, b::HDR_IO_TIMEOUT_US, &self.io_timeout_us.to_le_bytes());
         for (i, n) in self.namespaces.iter().enumerate() {
             let r = ns_off + i * b::RECORD;
             put(&mut v, r + b::REC_FUNCTION, &n.function.to_le_bytes());

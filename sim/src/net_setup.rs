@@ -23,6 +23,9 @@ pub enum FaultKind {
     LinkDown(usize),
     /// The target sends malformed PDUs on its I/O connections.
     TargetGarbage(usize),
+    /// The target answers nothing on live connections; what it holds or
+    /// receives meanwhile is lost.
+    TargetBlackhole(usize),
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -80,13 +83,13 @@ impl Machine {
         let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).unwrap_or(0);
         for f in &sc.faults {
             let kind = match f.kind.as_str() {
-                "target-restart" | "target-garbage" => {
+                "target-restart" | "target-garbage" | "target-blackhole" => {
                     let name = f.target.clone().unwrap_or_default();
                     let t = sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))?;
-                    if f.kind == "target-restart" {
-                        FaultKind::TargetRestart(t)
-                    } else {
-                        FaultKind::TargetGarbage(t)
+                    match f.kind.as_str() {
+                        "target-restart" => FaultKind::TargetRestart(t),
+                        "target-garbage" => FaultKind::TargetGarbage(t),
+                        _ => FaultKind::TargetBlackhole(t),
                     }
                 }
                 _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
@@ -125,6 +128,12 @@ impl Machine {
                     self.bus.target_poll(t, self.now);
                     eprintln!("dpusim: {ns} ns: fault: target `{}` sends malformed PDUs on {n} I/O connections", self.bus.net.targets[t].params.name);
                 }
+            }
+            FaultKind::TargetBlackhole(t) => {
+                self.bus.net.targets[t].set_blackhole(self.now, start);
+                self.bus.target_poll(t, self.now);
+                let what = if start { format!("stops answering for {} us", f.duration / 1000) } else { "answers again".into() };
+                eprintln!("dpusim: {ns} ns: fault: target `{}` {what}", self.bus.net.targets[t].params.name);
             }
             FaultKind::LinkDown(p) => {
                 self.bus.set_port_link(p, !start);

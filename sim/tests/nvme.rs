@@ -4,7 +4,7 @@
 
 mod common;
 use common::fw::{expect_status, opts, pf, run_host, run_host_with};
-use dpu_sim::host::nvme::{opc, reg, CmdError, Controller, DataBuf, Sqe};
+use dpu_sim::host::nvme::{opc, reg, CmdError, Controller, DataBuf, DriverOptions, Sqe};
 use dpu_sim::host::workload::{check_sector, fill_sector};
 use dpu_sim::host::{pci, Host};
 
@@ -725,20 +725,20 @@ fn ramp_time_opens_the_window_late() {
 /// write data), the target's statuses come back, deallocated blocks read
 /// as zeroes (what this target does), and the VF's Identify Namespace does
 /// not promise that for a remote namespace (DLFEAT 000b).
-#[test]
-fn remote_namespace_compare_and_deallocate() {
+/// Boots the firmware with `scenario` (TOML text; its host workload is
+/// ignored) and runs `body` as the host with the scenario's controllers up
+/// (`bring_up`). Panics with the firmware's log if the body fails.
+fn run_remote<F, Fut>(tag: &str, scenario: &str, body: F)
+where
+    F: FnOnce(Host, std::collections::BTreeMap<u16, Controller>) -> Fut + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
     use dpu_sim::{Machine, Outcome, SimConfig};
     use dpu_targets::{Board, Chip, Scenario};
-    let dir = std::env::temp_dir().join(format!("dpu-remote-cmds-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("dpu-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("remote.toml");
-    std::fs::write(
-        &path,
-        "[scenario]\nname = \"remote-cmds\"\n[host]\nvfs = 1\nio_queues = 1\nio_timeout_ms = 5000\nvf_settle_ms = 1\n\
-         [[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:t0\"\nnamespaces = [{ size = \"1MiB\" }]\n\
-         [[storage]]\nfunctions = [1]\nbackend = \"nvmf\"\ntarget = \"t0\"\n",
-    )
-    .unwrap();
+    std::fs::write(&path, scenario).unwrap();
     let sc = Scenario::load(&path).unwrap();
     let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
     let board = Board::load(dpu_targets::default_board_path()).unwrap();
@@ -749,38 +749,10 @@ fn remote_namespace_compare_and_deallocate() {
     let h = m.new_host();
     let h2 = h.clone();
     h.spawn(async move {
-        let r = async {
-            let ctrls = dpu_sim::host::scenario::bring_up(&h2, &sc).await?;
-            let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
-            let id = c.identify(0, 1).await.map_err(|e| format!("identify namespace: {e}"))?;
-            if id[33] & 7 != 0 {
-                return Err(format!("DLFEAT {:#x} for a remote namespace", id[33]));
-            }
-            let buf = DataBuf::alloc(&h2, 4096, 0);
-            write_read_check(&h2, &c, 1, 32, &buf, 5).await?;
-            c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await.map_err(|e| format!("remote compare: {e}"))?;
-            let mut d = vec![0u8; 4096];
-            buf.read(&h2, &mut d);
-            d[77] ^= 0x10;
-            buf.write(&h2, &d);
-            expect_status(c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await, COMPARE_FAILURE, "remote compare mismatch")?;
-            let ranges = DataBuf::alloc(&h2, 16, 0);
-            let mut r = [0u8; 16];
-            r[4..8].copy_from_slice(&8u32.to_le_bytes());
-            r[8..16].copy_from_slice(&32u64.to_le_bytes());
-            ranges.write(&h2, &r);
-            c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await.map_err(|e| format!("remote dsm: {e}"))?;
-            c.data_command(1, rw(opc::READ, 32, 8), &buf).await.map_err(|e| e.to_string())?;
-            buf.read(&h2, &mut d);
-            if d.iter().any(|&b| b != 0) {
-                return Err("deallocated remote range not zero".into());
-            }
-            r[8..16].copy_from_slice(&2045u64.to_le_bytes());
-            ranges.write(&h2, &r);
-            expect_status(c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await, LBA_OUT_OF_RANGE, "remote dsm range")?;
-            Ok(())
-        }
-        .await;
+        let r = match dpu_sim::host::scenario::bring_up(&h2, &sc).await {
+            Ok(ctrls) => body(h2.clone(), ctrls).await,
+            Err(e) => Err(e),
+        };
         h2.finish(r);
     });
     let out = m.run();
@@ -788,6 +760,114 @@ fn remote_namespace_compare_and_deallocate() {
         let log: Vec<String> = m.bus.console.all.iter().rev().take(30).rev().map(|l| m.bus.console.format(l)).collect();
         panic!("{out:?}\n{}", log.join("\n"));
     }
+}
+
+/// One VF whose namespace 1 (1 MiB) lives on target model t0.
+const REMOTE_VF: &str = "[scenario]\nname = \"remote\"\n[host]\nvfs = 1\nio_queues = 1\nio_timeout_ms = 5000\nvf_settle_ms = 1\n\
+     [[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:t0\"\nnamespaces = [{ size = \"1MiB\" }]\n\
+     [[storage]]\nfunctions = [1]\nbackend = \"nvmf\"\ntarget = \"t0\"\n";
+
+#[test]
+fn remote_namespace_compare_and_deallocate() {
+    run_remote("remote-cmds", REMOTE_VF, |h2, ctrls| async move {
+        let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+        let id = c.identify(0, 1).await.map_err(|e| format!("identify namespace: {e}"))?;
+        if id[33] & 7 != 0 {
+            return Err(format!("DLFEAT {:#x} for a remote namespace", id[33]));
+        }
+        let buf = DataBuf::alloc(&h2, 4096, 0);
+        write_read_check(&h2, &c, 1, 32, &buf, 5).await?;
+        c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await.map_err(|e| format!("remote compare: {e}"))?;
+        let mut d = vec![0u8; 4096];
+        buf.read(&h2, &mut d);
+        d[77] ^= 0x10;
+        buf.write(&h2, &d);
+        expect_status(c.data_command(1, rw(opc::COMPARE, 32, 8), &buf).await, COMPARE_FAILURE, "remote compare mismatch")?;
+        let ranges = DataBuf::alloc(&h2, 16, 0);
+        let mut r = [0u8; 16];
+        r[4..8].copy_from_slice(&8u32.to_le_bytes());
+        r[8..16].copy_from_slice(&32u64.to_le_bytes());
+        ranges.write(&h2, &r);
+        c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await.map_err(|e| format!("remote dsm: {e}"))?;
+        c.data_command(1, rw(opc::READ, 32, 8), &buf).await.map_err(|e| e.to_string())?;
+        buf.read(&h2, &mut d);
+        if d.iter().any(|&b| b != 0) {
+            return Err("deallocated remote range not zero".into());
+        }
+        r[8..16].copy_from_slice(&2045u64.to_le_bytes());
+        ranges.write(&h2, &r);
+        expect_status(c.data_command(1, Sqe::new(opc::DSM).nsid(1).cdw(10, 0).cdw(11, 1 << 2), &ranges).await, LBA_OUT_OF_RANGE, "remote dsm range")?;
+        Ok(())
+    });
+}
+
+/// A target that stops answering on a live connection (black hole: its
+/// TCP stays up, commands are lost) must not hang the host: Abort of a
+/// command the target holds completes at once and the command completes
+/// with Command Abort Requested soon after; a controller reset completes
+/// within CAP.TO although a command is still outstanding remotely.
+#[test]
+fn remote_target_that_stops_answering_cannot_hang_abort_or_reset() {
+    let sc = format!("{REMOTE_VF}[[faults]]\nkind = \"target-blackhole\"\ntarget = \"t0\"\nat = \"1us\"\nduration = \"10s\"\n");
+    run_remote("remote-hang", &sc, |h, ctrls| async move {
+        let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 8, &buf, 3).await?;
+        // The fault clock starts now; 10 us later t0 answers nothing.
+        h.mark_window(true);
+        h.sleep(h.cycles(20_000)).await;
+        // A Flush the target will never answer, staged by hand to know its CID.
+        let (cid, tail, done) = c.stage(1, Sqe::new(opc::FLUSH).nsid(1)).ok_or("cannot stage")?;
+        c.ring_raw(2, u32::from(tail));
+        let result = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let r2 = result.clone();
+        let h2 = h.clone();
+        h.spawn(async move {
+            let r = done.await;
+            *r2.borrow_mut() = Some((r, h2.now()));
+        });
+        h.sleep(h.cycles(1_000_000)).await;
+        if result.borrow().is_some() {
+            return Err("the flush completed although the target answers nothing".into());
+        }
+        let t0 = h.now();
+        let a = c.submit(0, Sqe::new(opc::ABORT).cdw(10, 1 | (u32::from(cid) << 16))).await.map_err(|e| format!("abort: {e}"))?;
+        if a.dw0 & 1 != 0 {
+            return Err("Abort of a command the remote target holds reported 'not aborted'".into());
+        }
+        // The command itself completes within the cancel grace (2 ms).
+        for _ in 0..50 {
+            if result.borrow().is_some() {
+                break;
+            }
+            h.sleep(h.cycles(100_000)).await;
+        }
+        let Some((r, at)) = result.borrow_mut().take() else {
+            return Err("the aborted flush did not complete within 5 ms".into());
+        };
+        expect_status(r, ABORT_REQUESTED, "aborted remote flush")?;
+        if h.ns(at - t0) > 3_000_000 {
+            return Err(format!("the aborted flush completed {} us after the Abort", h.ns(at - t0) / 1000));
+        }
+        // A second command the target will never answer, then a reset.
+        let c2 = c.clone();
+        let pending = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let p2 = pending.clone();
+        h.spawn(async move {
+            let r = c2.submit(1, Sqe::new(opc::FLUSH).nsid(1)).await;
+            *p2.borrow_mut() = Some(r);
+        });
+        h.sleep(h.cycles(500_000)).await;
+        let t1 = h.now();
+        c.reset().await.map_err(|e| format!("controller reset with a command held by a hung target: {e}"))?;
+        if h.ns(h.now() - t1) > 50_000_000 {
+            return Err(format!("the reset took {} ms", h.ns(h.now() - t1) / 1_000_000));
+        }
+        if !matches!(*pending.borrow(), Some(Err(CmdError::Reset))) {
+            return Err(format!("the command outstanding at the reset ended with {:?}", pending.borrow()));
+        }
+        Ok(())
+    });
 }
 
 /// The compiling tier changes speed only: the firmware running a scenario
@@ -822,4 +902,52 @@ fn compiled_firmware_run_equals_interpreted_run() {
     assert!(jit.bodies > 100 && jit.failed == 0, "{jit:?}");
     assert_eq!(out_i, out_c);
     assert!(interp == compiled, "statistics differ between interpreted and compiled runs");
+}
+
+/// Submitters racing for a queue: `n` reads issued at once on queue 1 of
+/// `c`; every one must complete (the driver holds back what does not fit).
+async fn concurrent_reads(h: &Host, c: &Controller, n: u16) -> Result<(), String> {
+    let done = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    for i in 0..n {
+        let (c, d, h2) = (c.clone(), done.clone(), h.clone());
+        h.spawn(async move {
+            let buf = DataBuf::alloc(&h2, 512, 0);
+            let r = c.data_command(1, rw(opc::READ, u64::from(i % 2048), 1), &buf).await;
+            d.borrow_mut().push(r.map(drop).map_err(|e| e.to_string()));
+        });
+    }
+    while done.borrow().len() < usize::from(n) {
+        h.sleep(h.cycles(10_000)).await;
+    }
+    let errors: Vec<String> = done.borrow().iter().filter_map(|r| r.clone().err()).collect();
+    let stats = c.stats();
+    if !errors.is_empty() || stats.timeouts != 0 || stats.resets != 0 {
+        return Err(format!("{} of {n} reads failed ({:?}); {} timeouts, {} resets", errors.len(), errors.first(), stats.timeouts, stats.resets));
+    }
+    Ok(())
+}
+
+#[test]
+fn more_submitters_than_queue_entries_never_overfill_the_queue() {
+    // 16-entry queues and 40 concurrent reads: at most 15 may be
+    // outstanding (an SQ holding 16 would look empty to the controller).
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        concurrent_reads(&h, &c, 40).await
+    });
+}
+
+#[test]
+fn queue_depth_above_mqes_is_capped_and_fills() {
+    // The host asks for 2048 entries; CAP.MQES allows 1024: the driver
+    // creates 1024-entry queues and keeps at most 1023 commands on one.
+    run_host(PF_NS, |h| async move {
+        let o = DriverOptions { io_queues: 1, io_queue_depth: 2048, ..opts() };
+        let c = pf(&h, o).await?;
+        let depth = c.0.borrow().queues[1].as_ref().map(|q| q.depth);
+        if depth != Some(1024) {
+            return Err(format!("I/O queue depth {depth:?}, expected 1024 (CAP.MQES + 1)"));
+        }
+        concurrent_reads(&h, &c, 1100).await
+    });
 }

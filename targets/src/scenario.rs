@@ -139,6 +139,7 @@ fn d_mtu() -> u32 {
 fn d_min_rto() -> String {
     "5ms".into()
 }
+
 fn d_link_latency() -> u64 {
     200
 }
@@ -207,12 +208,25 @@ pub struct NetworkCfg {
     /// one lost tail segment stall a queue for a second.
     #[serde(default = "d_min_rto")]
     pub tcp_min_rto: String,
+    /// How long a command the DPU sent to a remote target may go
+    /// unanswered before the DPU tears that queue's connection down,
+    /// reconnects and sends the command again (Linux nvme-tcp: the I/O
+    /// timeout, 30 s), e.g. "20ms"; 1 ms ..= 60 s, and at least twice
+    /// `tcp_min_rto` so that one retransmission does not trigger it.
+    /// Default: 20 ms or four times `tcp_min_rto`, whichever is longer.
+    #[serde(default)]
+    pub io_timeout: Option<String>,
 }
 
 impl NetworkCfg {
     /// `tcp_min_rto` in milliseconds (validated when the scenario loads).
     pub fn tcp_min_rto_ms(&self) -> u16 {
         parse_time_ns(&self.tcp_min_rto).map_or(5, |ns| (ns / 1_000_000).clamp(1, 60_000) as u16)
+    }
+    /// `io_timeout` in microseconds (validated when the scenario loads).
+    pub fn io_timeout_us(&self) -> u32 {
+        let default = (u32::from(self.tcp_min_rto_ms()) * 4_000).max(20_000);
+        self.io_timeout.as_deref().and_then(|t| parse_time_ns(t).ok()).map_or(default, |ns| (ns / 1_000).clamp(1_000, 60_000_000) as u32)
     }
 }
 
@@ -232,6 +246,7 @@ impl Default for NetworkCfg {
             data_digest: false,
             lro: false,
             tcp_min_rto: d_min_rto(),
+            io_timeout: None,
         }
     }
 }
@@ -276,8 +291,10 @@ pub struct TargetCfg {
 pub struct FaultCfg {
     /// "target-restart" (target drops every connection and refuses new
     /// ones for `duration`), "target-garbage" (target sends a malformed PDU
-    /// on each of its I/O connections) or "link-down" (DPU port `port`
-    /// loses link for `duration`).
+    /// on each of its I/O connections), "target-blackhole" (for
+    /// `duration` the target keeps its connections up but answers
+    /// nothing, and loses the commands it held or receives) or
+    /// "link-down" (DPU port `port` loses link for `duration`).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
@@ -466,7 +483,7 @@ impl Scenario {
                 None => {}
             }
             match fl.kind.as_str() {
-                "target-restart" | "target-garbage" => {
+                "target-restart" | "target-garbage" | "target-blackhole" => {
                     let Some(t) = &fl.target else { return err(at("target"), format!("{} needs a target name", fl.kind)) };
                     if !self.targets.iter().any(|x| &x.name == t) {
                         return err(at("target"), format!("no [[targets]] is named `{t}`"));
@@ -478,7 +495,7 @@ impl Scenario {
                         return err(at("port"), format!("port {p} does not exist ({} ports)", self.network.ports.len()));
                     }
                 }
-                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, target-garbage, link-down)")),
+                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, target-garbage, target-blackhole, link-down)")),
             }
         }
         for (i, j) in self.jobs.iter().enumerate() {
@@ -550,6 +567,15 @@ impl Scenario {
         let rto = parse_time_ns(&n.tcp_min_rto).map_err(bad("network.tcp_min_rto".into()))?;
         if rto % 1_000_000 != 0 || !(1..=60_000).contains(&(rto / 1_000_000)) {
             return err("network.tcp_min_rto".into(), format!("{} must be whole milliseconds within 1ms..=60s", n.tcp_min_rto));
+        }
+        if let Some(t) = &n.io_timeout {
+            let io = parse_time_ns(t).map_err(bad("network.io_timeout".into()))?;
+            if !(1_000_000..=60_000_000_000).contains(&io) || io % 1_000 != 0 {
+                return err("network.io_timeout".into(), format!("{t} must be whole microseconds within 1ms..=60s"));
+            }
+            if io < 2 * rto {
+                return err("network.io_timeout".into(), format!("{t} is shorter than twice tcp_min_rto ({}): one retransmission would trigger it", n.tcp_min_rto));
+            }
         }
         let mut names: Vec<&str> = Vec::new();
         let mut addrs = Vec::new();
@@ -745,6 +771,20 @@ verify = true
         for bad in ["0ms", "1500us", "2min", "soon"] {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("network.tcp_min_rto"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn io_timeout_is_checked() {
+        assert_eq!(parse(BASE).unwrap().network.io_timeout_us(), 20_000, "default");
+        let rto = parse(&format!("{BASE}[network]\ntcp_min_rto = \"200ms\"\n")).unwrap();
+        assert_eq!(rto.network.io_timeout_us(), 800_000, "default: four minimum RTOs");
+        let with = |v: &str| parse(&format!("{BASE}[network]\nio_timeout = \"{v}\"\n"));
+        assert_eq!(with("250ms").unwrap().network.io_timeout_us(), 250_000);
+        // 9 ms is below twice the default 5 ms minimum RTO.
+        for bad in ["0ms", "500us", "9ms", "2min", "soon"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("network.io_timeout"), "{bad}: {e}");
         }
     }
 

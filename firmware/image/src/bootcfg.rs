@@ -99,6 +99,7 @@ pub struct Table {
     host_id: [u8; 16],
     flags: u16,
     tcp_min_rto_ms: u16,
+    io_timeout_us: u32,
 }
 
 static TABLE: spin::Once<&'static Table> = spin::Once::new();
@@ -155,6 +156,7 @@ impl dpu_rt::ConstInit for Table {
         host_id: [0; 16],
         flags: 0,
         tcp_min_rto_ms: 0,
+        io_timeout_us: 0,
     };
 }
 
@@ -182,6 +184,7 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
     }
     t.flags = read_u16(b::HDR_FLAGS);
     t.tcp_min_rto_ms = read_u16(b::HDR_TCP_MIN_RTO_MS);
+    t.io_timeout_us = read_u32(b::HDR_IO_TIMEOUT_US);
     for i in 0..nports {
         let r = port_off + i * b::PORT_RECORD;
         let p = PortCfg { ip: read(r + b::PORT_IP), prefix: read::<1>(r + b::PORT_PREFIX)[0], mtu: read_u16(r + b::PORT_MTU) };
@@ -346,4 +349,15 @@ pub fn tcp_min_rto_ms() -> u16 {
         0 => 5,
         ms => ms.min(60_000),
     }
+}
+
+/// How long a command sent to a remote controller may stay unanswered
+/// before the queue's association is torn down and the command retried,
+/// in mtime ticks (20 ms when the configuration leaves it 0).
+pub fn remote_io_timeout() -> u64 {
+    let us = match TABLE.get().map_or(0, |t| t.io_timeout_us) {
+        0 => 20_000,
+        us => us,
+    };
+    u64::from(us) * (dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000)
 }

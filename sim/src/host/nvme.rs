@@ -246,13 +246,13 @@ impl Queue {
             irq,
             vector,
             slots: (0..depth).map(|_| None).collect(),
-            free_cids: (0..depth).collect(),
+            // Like Linux (the blk-mq tag set is q_depth - 1): at most
+            // entries - 1 commands are outstanding, so the SQ can never
+            // be overfilled whatever the controller reports as SQ head.
+            free_cids: (0..depth.saturating_sub(1).max(1)).collect(),
             space_waiters: Vec::new(),
             epoch: 0,
         }
-    }
-    fn full(&self) -> bool {
-        (self.sq_tail + 1) % self.depth == self.sq_head || self.free_cids.is_empty()
     }
     pub fn outstanding(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
@@ -360,27 +360,31 @@ impl Future for Completion {
     }
 }
 
-/// Waits for SQ space (or a reset to finish).
-struct Space {
+/// Waits for a free command ID on queue `qid` (or for a reset to finish)
+/// and takes it: `(cid, epoch)`, or `None` if the queue does not exist.
+/// Taking the ID in the same step as the check keeps concurrent
+/// submitters from all seeing room for one more command.
+struct ClaimCid {
     ctrl: Controller,
     qid: u16,
 }
 
-impl Future for Space {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+impl Future for ClaimCid {
+    type Output = Option<(u16, u64)>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut c = self.ctrl.0.borrow_mut();
         // During a reset only the admin queue takes commands.
         if c.resetting && self.qid != 0 {
             c.reset_waiters.push(cx.waker().clone());
             return Poll::Pending;
         }
-        match c.queues.get_mut(usize::from(self.qid)) {
-            Some(Some(q)) if q.full() => {
+        let Some(Some(q)) = c.queues.get_mut(usize::from(self.qid)) else { return Poll::Ready(None) };
+        match q.free_cids.pop_front() {
+            Some(cid) => Poll::Ready(Some((cid, q.epoch))),
+            None => {
                 q.space_waiters.push(cx.waker().clone());
                 Poll::Pending
             }
-            _ => Poll::Ready(()),
         }
     }
 }
@@ -689,11 +693,16 @@ impl Controller {
         });
     }
 
-    /// Processes new completions of queue `qid` and updates its CQ head doorbell.
+    /// Processes new completions of queue `qid` and updates its CQ head
+    /// doorbell, then wakes the commands' waiters (like Linux's
+    /// `nvme_poll_cq`: the doorbell is rung before the batch of requests
+    /// completes, so nothing a waiter does next, such as deleting the
+    /// queue, can come before it).
     async fn reap(&self, qid: u16) {
         let h = self.host();
         let complete_ns = self.0.borrow().opts.complete_ns;
         let mut reaped = 0u32;
+        let mut wake: Vec<Waker> = Vec::new();
         loop {
             let (cq, head, phase, depth) = {
                 let c = self.0.borrow();
@@ -720,9 +729,7 @@ impl Controller {
                 match q.slots.get_mut(usize::from(cqe.cid)).and_then(Option::as_mut) {
                     Some(slot) if slot.result.is_none() => {
                         slot.result = Some(if cqe.ok() { Ok(cqe) } else { Err(CmdError::Status(cqe)) });
-                        if let Some(w) = slot.waker.take() {
-                            w.wake();
-                        }
+                        wake.extend(slot.waker.take());
                     }
                     _ => {
                             let h = c.h.clone();
@@ -731,9 +738,7 @@ impl Controller {
                         continue;
                     }
                 }
-                for w in q.space_waiters.drain(..) {
-                    w.wake();
-                }
+                wake.append(&mut q.space_waiters);
             }
             reaped += 1;
             h.cpu(complete_ns).await;
@@ -741,6 +746,9 @@ impl Controller {
         if reaped > 0 {
             let head = self.0.borrow().queues[usize::from(qid)].as_ref().map_or(0, |q| q.cq_head);
             self.ring_raw(2 * u32::from(qid) + 1, u32::from(head));
+        }
+        for w in wake {
+            w.wake();
         }
     }
 
@@ -756,25 +764,28 @@ impl Controller {
         if let Some(d) = self.0.borrow().dead.clone() {
             return Err(CmdError::Dead(d));
         }
-        Space { ctrl: self.clone(), qid }.await;
         let submit_ns = self.0.borrow().opts.submit_ns;
-        h.cpu(submit_ns).await;
-        let (cid, epoch, slot_addr, tail) = {
+        let (cid, epoch, slot_addr, tail) = loop {
+            let Some((cid, epoch)) = (ClaimCid { ctrl: self.clone(), qid }).await else {
+                return Err(CmdError::Dead(format!("queue {qid} does not exist")));
+            };
+            h.cpu(submit_ns).await;
             let mut c = self.inner();
             let timeout = if qid == 0 { c.opts.admin_timeout_ns } else { c.opts.io_timeout_ns };
             let deadline = h.now() + h.cycles(timeout);
-            c.stats.commands += 1;
             let Some(Some(q)) = c.queues.get_mut(usize::from(qid)) else {
                 return Err(CmdError::Dead(format!("queue {qid} does not exist")));
             };
-            let Some(cid) = q.free_cids.pop_front() else {
-                return Err(CmdError::Dead("no command id".into()));
-            };
+            if q.epoch != epoch {
+                continue; // the queue was rebuilt by a reset meanwhile: its IDs are new
+            }
             sqe.set_cid(cid);
             q.slots[usize::from(cid)] = Some(Slot { deadline, aborted: false, result: None, waker: None, scratch });
             let addr = q.sq + 64 * u64::from(q.sq_tail);
             q.sq_tail = (q.sq_tail + 1) % q.depth;
-            (cid, q.epoch, addr, q.sq_tail)
+            let tail = q.sq_tail;
+            c.stats.commands += 1;
+            break (cid, epoch, addr, tail);
         };
         h.write(slot_addr, &sqe.bytes());
         let f = self.function();

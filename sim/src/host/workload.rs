@@ -423,8 +423,13 @@ async fn worker(
         let t0 = h.now();
         let mut outcome = ctrl.data_command(qid, sqe, &buf).await;
         let mut tries = 0;
-        while matches!(outcome, Err(CmdError::Reset)) && tries < 5 {
-            // Like blk-mq: a command failed by a controller reset is requeued.
+        // Like Linux (`nvme_decide_disposition`, `nvme_max_retries` = 5): a
+        // command failed by a controller reset, or with a status whose DNR
+        // bit is clear, is sent again.
+        while matches!(&outcome, Err(CmdError::Reset)) || matches!(&outcome, Err(CmdError::Status(c)) if !c.dnr()) {
+            if tries >= 5 {
+                break;
+            }
             tries += 1;
             state.borrow_mut().retries += 1;
             outcome = ctrl.data_command(qid, sqe, &buf).await;

@@ -334,11 +334,43 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             return fail(format!("the DPU did not report closing a connection on a malformed PDU ({kind})"), run);
         }
     }
+    // The DPU told the target why it closed (H2CTermReq on the wire, not
+    // lost to a reset of the connection).
+    if t("t0", "term_reqs_received") == 0 {
+        return fail("target t0 received no H2CTermReq for the malformed PDUs it sent", run);
+    }
     if t("t1", "restarts") != 1 || run.count("ctrl 1: 10.0.0.11:4420 cntlid") < 2 {
         return fail("target t1 restart not seen or not recovered from", run);
     }
     if doc["network"]["switch"]["lost"].as_u64().unwrap_or(0) == 0 {
         return fail("no frames were lost", run);
+    }
+    Ok(())
+}
+
+/// A target that answers nothing on live connections for 8 ms and loses
+/// what it held: the card times the commands out, reconnects and sends
+/// them again; the host sees only delayed completions. The other target
+/// grants 4 I/O queues: 4 are connected, none refused.
+fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-blackhole.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-blackhole", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "fault: target `t1` stops answering"])?;
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let t = |name: &str, key: &str| doc["targets"].as_array().and_then(|v| v.iter().find(|t| t["name"] == name)).and_then(|t| t[key].as_u64()).unwrap_or(0);
+    if t("t1", "swallowed") == 0 {
+        return fail("target t1 swallowed nothing: the fault did not bite", run);
+    }
+    if run.count("command unanswered; reconnecting") == 0 {
+        return fail("no I/O queue noticed the unanswered commands", run);
+    }
+    if run.count("target grants 4 I/O queues") != 1 || run.count("refused") != 0 {
+        return fail("t0's grant of 4 I/O queues was not honoured", run);
+    }
+    // Discovery, admin and 4 I/O queues (plus reconnects: a handful).
+    if t("t0", "connections") > 8 {
+        return fail(format!("{} connections to t0, which grants 4 I/O queues", t("t0", "connections")), run);
     }
     Ok(())
 }
@@ -440,6 +472,7 @@ const TESTS: &[(&str, Check)] = &[
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
+    ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
 

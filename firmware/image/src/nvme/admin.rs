@@ -42,10 +42,17 @@ const OPC_AER: u8 = 0x0c;
 const AER_SLOTS: usize = 4;
 const FIRMWARE_REV: &str = "0.1.0";
 /// CAP.TO: 500 ms units.
-/// CAP.TO: worst-case time to become ready after CC.EN (500 ms units).
-/// Enabling waits for remote namespaces to attach over NVMe/TCP, which
-/// survives TCP retransmissions (smoltcp's minimum RTO is 1 s): 15 s.
+/// CAP.TO: worst-case time to become ready after CC.EN (500 ms units):
+/// 15 s, far above `ATTACH_WAIT`.
 const TIMEOUT_500MS: u8 = 30;
+/// Enabling waits for the function's remote namespaces to attach over
+/// NVMe/TCP at most this long (mtime ticks: 1 s). Then the controller
+/// becomes ready anyway: a slow or absent target must not keep a host -
+/// or a pre-OS driver booting from another namespace - from using the
+/// controller. Identify answers from the configured geometry, and I/O
+/// to a namespace still attaching waits for it (`nvmf::IO_RETRY_TICKS`)
+/// or fails with a path error the host retries.
+const ATTACH_WAIT: u64 = dpu_hal::memory_map::TIMEBASE_HZ;
 const DATA_BUF: usize = 8192;
 const DMA_RING: u32 = 256;
 /// Queue IDs tracked (admin + 64 I/O).
@@ -112,6 +119,9 @@ struct Func {
     dw0: u32,
     /// Queue being waited for (create/delete).
     pending_qid: u16,
+    /// When the host set CC.EN (mtime): CSTS.RDY waits for remote
+    /// namespaces at most `ATTACH_WAIT` from here.
+    enabled_at: u64,
 }
 
 impl Func {
@@ -143,6 +153,7 @@ impl Func {
         sqe: Sqe::ZERO,
         dw0: 0,
         pending_qid: 0,
+        enabled_at: 0,
     };
 }
 
@@ -168,6 +179,8 @@ pub struct Admin {
     /// Functions enabled by the host whose remote namespaces are not
     /// attached yet: CSTS.RDY waits for them (bit f).
     awaiting: u128,
+    /// Earliest end of such a wait (mtime; `u64::MAX`: none).
+    timer: u64,
 }
 
 impl ConstInit for Admin {
@@ -190,6 +203,7 @@ impl ConstInit for Admin {
         next: 0,
         kick: false,
         awaiting: 0,
+        timer: u64::MAX,
     };
 }
 
@@ -214,11 +228,15 @@ pub fn run(hart: HartId) -> ! {
         dpu_rt::park();
     }
     crate::channel::enable_doorbell(hart.0);
+    dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
     a.init_function(0);
     defmt::info!("nvme admin: PF ready ({=u16} data-plane engines)", a.engines);
     loop {
         crate::channel::take_doorbells(hart.0);
         if a.poll() == 0 {
+            // Woken by a doorbell, or by the timer when a function's wait
+            // for its remote namespaces runs out.
+            dpu_hal::clint::set_timer(hart.0, a.timer);
             dpu_hal::csr::wfi();
         }
     }
@@ -314,12 +332,16 @@ impl Admin {
                 _ => {}
             }
         }
+        self.timer = u64::MAX;
         if self.awaiting != 0 {
+            let now = dpu_hal::csr::time();
+            let mut next = u64::MAX;
             let mut bits = self.awaiting;
             while bits != 0 {
                 let f = bits.trailing_zeros() as u16;
                 bits &= bits - 1;
                 let fi = usize::from(f);
+                let give_up = self.funcs[fi].enabled_at + ATTACH_WAIT;
                 if !self.funcs[fi].enabled || self.funcs[fi].cc & 1 == 0 {
                     self.awaiting &= !(1u128 << f);
                 } else if config::function_ready(f) {
@@ -327,8 +349,16 @@ impl Admin {
                     self.set_csts(f, regs::CSTS_RDY);
                     defmt::info!("nvme fn{=u16}: remote namespaces attached, controller ready", f);
                     work += 1;
+                } else if now >= give_up {
+                    self.awaiting &= !(1u128 << f);
+                    self.set_csts(f, regs::CSTS_RDY);
+                    defmt::warn!("nvme fn{=u16}: remote namespaces still attaching; controller ready without them", f);
+                    work += 1;
+                } else {
+                    next = next.min(give_up);
                 }
             }
+            self.timer = next;
         }
         // Round robin over functions with admin work.
         for i in 0..MAX_FUNCTIONS {
@@ -440,6 +470,7 @@ impl Admin {
                 fun.cq = CqPointers::new(q.cq_entries);
                 fun.features = Features::default();
                 fun.cur = Cur::Idle;
+                fun.enabled_at = dpu_hal::csr::time();
                 if config::function_ready(f) {
                     self.set_csts(f, regs::CSTS_RDY);
                 } else {
@@ -933,8 +964,15 @@ impl Admin {
         let fun = self.funcs[fi];
         let (_, ncqa) = fun.features.allocated(Self::limits(f));
         let c = queue::create_cq(sqe, ncqa + 1, vectors(f), |q| fun.cq_exists & bit(q) != 0)?;
-        // Least-loaded engine (ties: lowest hart).
-        let Some(owner) = (0..HARTS).filter(|&h| self.to[h].is_some()).min_by_key(|&h| self.load[h]) else {
+        // Least-loaded engine (ties: lowest hart) among those that have an
+        // NVMe/TCP I/O queue to every remote controller this function's
+        // namespaces use (a target may grant fewer queues than cores).
+        let reach = remote_queue_limit(f);
+        let Some(owner) = (0..HARTS)
+            .filter(|&h| self.to[h].is_some() && crate::net::data_queue(h).is_none_or(|q| q < reach))
+            .min_by_key(|&h| self.load[h])
+            .or_else(|| (0..HARTS).filter(|&h| self.to[h].is_some()).min_by_key(|&h| self.load[h]))
+        else {
             return Err(Status::INTERNAL_ERROR);
         };
         let (thr, time) = fun.features.coalescing(c.vector).unwrap_or((0, 0));
@@ -1064,3 +1102,20 @@ impl Admin {
     }
 }
 
+
+/// Data-plane cores with a queue index below this have an NVMe/TCP I/O
+/// queue to every live remote controller that serves a namespace of
+/// function `f` (the smallest grant among them; `usize::MAX` when none is
+/// live yet or the function has no remote namespace).
+fn remote_queue_limit(f: u16) -> usize {
+    config::namespaces()
+        .filter(|ns| ns.function == f)
+        .filter_map(|ns| match ns.backend {
+            config::Backend::Remote { ctrl, .. } => Some(crate::nvmf::published(usize::from(ctrl))),
+            _ => None,
+        })
+        .filter(|p| p.up)
+        .map(|p| p.queues as usize)
+        .min()
+        .unwrap_or(usize::MAX)
+}

@@ -498,6 +498,7 @@ impl Engine {
                     Some(i) => {
                         self.sqs[i].deleting = true;
                         self.sqs[i].ack_delete = true;
+                        self.cancel_remote(|_, s| s == i, Status::ABORTED_SQ_DELETION);
                         self.reap_sq(i);
                     }
                     None => self.tell_admin(ToAdmin::Done { func, what: Done::DeleteSq, qid }),
@@ -514,6 +515,10 @@ impl Engine {
                             self.sqs[i].deleting = true;
                         }
                     }
+                    // Commands a remote target holds must not keep the
+                    // reset waiting on it (no CQE is posted for them).
+                    let sqs = self.sqs;
+                    self.cancel_remote(|_, s| sqs[s].used && sqs[s].func == func, Status::ABORTED_SQ_DELETION);
                     for a in self.aborts.iter_mut() {
                         if a.0 == func {
                             a.4 = false;
@@ -539,11 +544,21 @@ impl Engine {
 
     /// Best-effort abort (§5.1): a command still in the SQ (doorbelled, not
     /// fetched) completes with Command Abort Requested when fetched; one
-    /// already executing runs to completion.
+    /// a remote target holds is cancelled (it completes with Command
+    /// Abort Requested as soon as the initiator lets go of it, within
+    /// its cancel grace whatever the target does); one executing locally
+    /// runs to completion.
     fn abort(&mut self, func: u16, sqid: u16, cid: u16) -> bool {
         let Some(s) = self.find_sq(func, sqid) else { return false };
-        let started = self.cmds.iter().any(|c| c.state != State::Free && usize::from(c.sq) == s && c.sqe.cid() == cid);
-        if started || self.sqs[s].ptr.pending() == 0 {
+        let started = self.cmds.iter().position(|c| c.state != State::Free && usize::from(c.sq) == s && c.sqe.cid() == cid);
+        if let Some(slot) = started {
+            if self.cmds[slot].state != State::Remote {
+                return false;
+            }
+            self.cancel_remote(|k, _| k == slot, Status::ABORT_REQUESTED);
+            return true;
+        }
+        if self.sqs[s].ptr.pending() == 0 {
             return false;
         }
         match self.aborts.iter().position(|a| !a.4) {
@@ -552,6 +567,19 @@ impl Engine {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Cancels the remote commands `pick(slot, sq)` selects: the
+    /// initiator completes each with `st` once the target lets go of it
+    /// (`Fabric::cancel`); its completion then goes the usual way
+    /// (`remote_done`), posting no CQE if its SQ is being deleted.
+    fn cancel_remote(&mut self, pick: impl Fn(usize, usize) -> bool, st: Status) {
+        let Some(f) = self.fabric.as_deref_mut() else { return };
+        for slot in 0..MAXCMD {
+            if self.cmds[slot].state == State::Remote && pick(slot, usize::from(self.cmds[slot].sq)) {
+                f.cancel(slot, st);
+            }
         }
     }
 

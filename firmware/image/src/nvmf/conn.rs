@@ -83,10 +83,29 @@ impl<const N: usize> Conn<N> {
         ok
     }
 
-    /// Drops the connection (RST) and schedules a reconnect with backoff.
+    /// Drops the connection at once (RST: what is still in the send
+    /// buffer is lost) and schedules a reconnect with backoff.
     pub fn close(&mut self, stack: &mut Stack, now: u64) {
+        self.end(stack, now, false);
+    }
+
+    /// Closes the connection after what is already queued (FIN after the
+    /// H2CTermReq `terminate` queued: NVMe/TCP 1.0 §3.6.2.3, the PDU is
+    /// sent, then the connection closed) and schedules a reconnect with
+    /// backoff. A socket still closing when the reconnect is due is
+    /// aborted then (`Stack::reconnect`).
+    pub fn shutdown(&mut self, stack: &mut Stack, now: u64) {
+        self.end(stack, now, true);
+    }
+
+    fn end(&mut self, stack: &mut Stack, now: u64, graceful: bool) {
         if let Some(h) = self.sock {
-            stack.tcp(h).abort();
+            let s = stack.tcp(h);
+            if graceful {
+                s.close();
+            } else {
+                s.abort();
+            }
             stack.dirty = true;
         }
         self.failures = self.failures.saturating_add(1);
@@ -264,7 +283,8 @@ impl<const N: usize> Conn<N> {
         .unwrap_or(Ok(Event::None))
     }
 
-    /// Sends the H2CTermReq for `f` (if it has one); the caller closes.
+    /// Queues the H2CTermReq for `f` (if it has one); the caller then
+    /// closes with `shutdown` so that it reaches the wire.
     pub fn terminate(&mut self, stack: &mut Stack, f: &Fatal) {
         if let Some(t) = f.term_req() {
             let mut b = [0u8; 24 + 128];

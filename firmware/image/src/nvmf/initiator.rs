@@ -12,11 +12,25 @@
 //! * Loss of the connection or of the controller: every outstanding
 //!   command goes back to the queue and is sent again once a new
 //!   association exists; one that cannot be sent within
-//!   `IO_RETRY_TICKS` fails with a path error. A command completes once,
-//!   from exactly one response.
+//!   `IO_RETRY_TICKS`, or that was sent `MAX_TRIES` times, fails with a
+//!   path error. A command completes once, from exactly one response.
+//! * A target that stops answering: a command unanswered for the remote
+//!   I/O timeout (`bootcfg::remote_io_timeout`) tears its queue's
+//!   association down, as Linux's nvme-tcp error recovery does; the
+//!   commands go back to the queue as above.
+//! * Cancellation (host Abort, SQ deletion, controller reset): a command
+//!   not yet sent completes at once; one the target holds completes when
+//!   its response comes (read data is then not written to the host) or,
+//!   after `CANCEL_GRACE_TICKS`, by tearing the association down. So a
+//!   reset never waits on a remote target for longer than that.
+//! * Queues: only the I/O queues the target granted are connected (cores
+//!   whose queue index is below the grant; the NVMe admin service places
+//!   host queues that use this controller on those cores), and a Connect
+//!   refused for a reason that will not change is not retried until the
+//!   controller's next association.
 
 use super::conn::{Conn, Data, Phase};
-use super::{published, Published, IO_RETRY_TICKS};
+use super::{published, Published, CANCEL_GRACE_TICKS, IO_RETRY_TICKS, MAX_TRIES};
 use crate::bootcfg::{self, MAX_CTRLS};
 use crate::net::{self, stack::Stack};
 use dpu_hal::dma::{Channel, Desc};
@@ -30,6 +44,9 @@ use dpu_nvme_tcp::sgl::Dptr;
 
 /// Commands in flight (= the NVMe engine's command slots; CID = slot).
 pub const MAXCMD: usize = 128;
+/// Connects refused with a do-not-retry status before a queue gives up
+/// until the controller's next association.
+const CONNECT_REFUSALS: u8 = 3;
 /// CID of the Fabrics Connect command.
 const CID_CONNECT: u16 = MAXCMD as u16;
 /// Host data segments one command may have (128 KiB in 4 KiB pages + 1).
@@ -130,6 +147,14 @@ struct Cmd {
     deadline: u64,
     /// Pending R2T (ttag, offset, len) not yet answered.
     r2t: Option<(u16, u32, u32)>,
+    /// When it was sent (or cancelled while sent): the remote I/O timeout
+    /// (cancel grace) runs from here.
+    sent_at: u64,
+    /// Times it was sent again after a torn-down association.
+    tries: u8,
+    /// Cancelled by the engine: completes with this status, whatever the
+    /// target answers.
+    cancel: Option<Status>,
 }
 
 impl Cmd {
@@ -148,6 +173,9 @@ impl Cmd {
         npages: 0,
         deadline: 0,
         r2t: None,
+        sent_at: 0,
+        tries: 0,
+        cancel: None,
     };
 }
 
@@ -169,6 +197,14 @@ struct Queue {
     next_port: u16,
     /// Socket receive buffer (TCP window) of this queue.
     rx_buf: usize,
+    /// Earliest time a sent command of this queue may time out (or a
+    /// cancelled one run out of grace); `u64::MAX` when none is sent.
+    check_at: u64,
+    /// The association generation whose Connect of this queue the target
+    /// refused for good (no retry until the next association).
+    refused: Option<u32>,
+    /// Connects refused in a row with a status that says not to retry.
+    refusals: u8,
 }
 
 /// Counters (per core).
@@ -180,6 +216,63 @@ pub struct Stats {
     pub path_errors: u64,
     pub reconnects: u64,
     pub fatal: u64,
+    /// Associations torn down because a command went unanswered.
+    pub timeouts: u64,
+    /// Commands cancelled by the engine while the target held them.
+    pub cancelled: u64,
+}
+
+/// The command table of one core and what its commands hold: staging
+/// pages, finished commands waiting for the engine, counters.
+struct Book {
+    cmds: [Cmd; MAXCMD],
+    /// Free staging pages.
+    free: [u16; POOL_PAGES],
+    nfree: usize,
+    /// Finished commands (slot, status) not yet taken by the engine.
+    done: [(u8, Status); MAXCMD],
+    ndone: usize,
+    stats: Stats,
+}
+
+impl Book {
+    fn release_pages(&mut self, slot: usize) {
+        let c = &mut self.cmds[slot];
+        for k in 0..usize::from(c.npages) {
+            self.free[self.nfree] = c.pages[k];
+            self.nfree += 1;
+        }
+        c.npages = 0;
+    }
+
+    /// A command is over: free it and report it to the engine.
+    fn finish(&mut self, slot: usize, st: Status) {
+        if slot < MAXCMD {
+            self.release_pages(slot);
+            self.cmds[slot].st = St::Free;
+        }
+        if self.ndone < self.done.len() {
+            self.done[self.ndone] = (slot as u8, st);
+            self.ndone += 1;
+        }
+        self.stats.completed += 1;
+        if st == PATH_ERROR {
+            self.stats.path_errors += 1;
+        }
+    }
+
+    /// The target answered command `cid` with `st` (ignored unless the
+    /// command is outstanding there; a cancelled one reports its cancel
+    /// status instead).
+    fn answered(&mut self, cid: u16, st: Status) {
+        let slot = usize::from(cid);
+        let Some(c) = self.cmds.get(slot) else { return };
+        if c.st != St::Sent {
+            return;
+        }
+        let st = c.cancel.unwrap_or(st);
+        self.finish(slot, st);
+    }
 }
 
 impl dpu_rt::ConstInit for Fabric {
@@ -188,18 +281,21 @@ impl dpu_rt::ConstInit for Fabric {
         queue: 0,
         stacks: [const { None }; NIC_PORTS],
         queues: [const { None }; MAX_CTRLS],
-        cmds: [Cmd::FREE; MAXCMD],
+        book: Book {
+            cmds: [Cmd::FREE; MAXCMD],
+            free: [0; POOL_PAGES],
+            nfree: POOL_PAGES,
+            done: [(0, Status::SUCCESS); MAXCMD],
+            ndone: 0,
+            stats: Stats { submitted: 0, completed: 0, retried: 0, path_errors: 0, reconnects: 0, fatal: 0, timeouts: 0, cancelled: 0 },
+        },
         pool: None,
         ext_segs: None,
-        free: [0; POOL_PAGES],
-        nfree: POOL_PAGES,
-        done: [(0, Status::SUCCESS); MAXCMD],
-        ndone: 0,
         kick: false,
         poll_stacks: true,
         next_due: 0,
         waiting_pages: 0,
-        stats: Stats { submitted: 0, completed: 0, retried: 0, path_errors: 0, reconnects: 0, fatal: 0 },
+        timeout: 0,
     };
 }
 
@@ -208,14 +304,10 @@ pub struct Fabric {
     queue: usize,
     stacks: [Option<&'static mut Stack>; NIC_PORTS],
     queues: [Option<&'static mut Queue>; MAX_CTRLS],
-    cmds: [Cmd; MAXCMD],
+    book: Book,
     pool: Option<&'static mut [u8]>,
     /// Host segments of commands with more than `INLINE_SEGS` (DDR).
     ext_segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
-    free: [u16; POOL_PAGES],
-    nfree: usize,
-    done: [(u8, Status); MAXCMD],
-    ndone: usize,
     /// Staging or data DMA pushed: the engine must kick its channel.
     pub kick: bool,
     poll_stacks: bool,
@@ -223,7 +315,8 @@ pub struct Fabric {
     next_due: u64,
     /// Writes waiting for staging pages.
     waiting_pages: usize,
-    pub stats: Stats,
+    /// Remote I/O timeout (mtime ticks).
+    timeout: u64,
 }
 
 impl Fabric {
@@ -243,9 +336,10 @@ impl Fabric {
         let f = dpu_rt::alloc::static_near::<Fabric>()?;
         f.hart = hart;
         f.queue = queue;
+        f.timeout = bootcfg::remote_io_timeout();
         f.pool = Some(dpu_rt::alloc::ddr_bytes(POOL_PAGES * PAGE, PAGE)?);
         f.ext_segs = Some(dpu_rt::alloc::ddr_slice_with(MAXCMD, |_| [(0u64, 0u32); MAXSEG])?);
-        for (i, p) in f.free.iter_mut().enumerate() {
+        for (i, p) in f.book.free.iter_mut().enumerate() {
             *p = i as u16;
         }
         let digests = {
@@ -296,6 +390,9 @@ impl Fabric {
                 r2ts: 0,
                 next_port: *net::DATA_PORTS.start() + spread,
                 rx_buf,
+                check_at: u64::MAX,
+                refused: None,
+                refusals: 0,
             });
         }
         Some(f)
@@ -307,13 +404,16 @@ impl Fabric {
     pub fn submit(&mut self, chan: &mut Channel, slot: usize, ctrl: u16, func: u16, op: IoOp, nsid: u32, slba: u64, nlb: u32, len: u32, segs: &[(u64, u32)]) {
         let now = dpu_hal::csr::time();
         let ci = usize::from(ctrl);
-        if slot >= MAXCMD || self.queues.get(ci).is_none_or(|q| q.is_none()) {
-            return self.finish(slot, Status::INTERNAL_ERROR);
+        let Some(q) = self.queues.get(ci).and_then(|q| q.as_deref()) else {
+            return self.book.finish(slot, Status::INTERNAL_ERROR);
+        };
+        if slot >= MAXCMD || segs.len() > MAXSEG || (op.sends_data() && len as usize > 32 * PAGE) {
+            return self.book.finish(slot, Status::INTERNAL_ERROR);
         }
-        if segs.len() > MAXSEG || (op.sends_data() && len as usize > 32 * PAGE) {
-            return self.finish(slot, Status::INTERNAL_ERROR);
+        if q.unservable(self.queue) {
+            return self.book.finish(slot, PATH_ERROR);
         }
-        let c = &mut self.cmds[slot];
+        let c = &mut self.book.cmds[slot];
         *c = Cmd { st: St::Queued, ctrl: ctrl as u8, func, op, nsid, slba, nlb, len, deadline: now + IO_RETRY_TICKS, ..Cmd::FREE };
         if segs.len() <= INLINE_SEGS {
             c.segs[..segs.len()].copy_from_slice(segs);
@@ -321,14 +421,14 @@ impl Fabric {
             e[..segs.len()].copy_from_slice(segs);
         }
         c.nsegs = segs.len() as u8;
-        self.stats.submitted += 1;
+        self.book.stats.submitted += 1;
         if op.sends_data() {
             let pages = (len as usize).div_ceil(PAGE);
-            if pages > self.nfree {
+            if pages > self.book.nfree {
                 // No staging room now: the command stays queued and is
-                // staged when pages come back (see `restage`).
-                self.cmds[slot].st = St::Staging;
-                self.cmds[slot].npages = 0;
+                // staged when pages come back (see `poll`).
+                self.book.cmds[slot].st = St::Staging;
+                self.book.cmds[slot].npages = 0;
                 self.waiting_pages += 1;
                 return;
             }
@@ -341,11 +441,12 @@ impl Fabric {
     /// Starts the DMA that copies a write's host data into staging pages.
     fn stage(&mut self, chan: &mut Channel, slot: usize) {
         let ext: &[[(u64, u32); MAXSEG]] = self.ext_segs.as_deref().unwrap_or(&[]);
-        let c = &mut self.cmds[slot];
+        let b = &mut self.book;
+        let c = &mut b.cmds[slot];
         let pages = (c.len as usize).div_ceil(PAGE);
         for k in 0..pages {
-            self.nfree -= 1;
-            c.pages[k] = self.free[self.nfree];
+            b.nfree -= 1;
+            c.pages[k] = b.free[b.nfree];
         }
         c.npages = pages as u8;
         c.st = St::Staging;
@@ -386,13 +487,15 @@ impl Fabric {
 
     /// The staging DMA of `slot` finished.
     pub fn stage_done(&mut self, slot: usize, ok: bool) {
-        let Some(c) = self.cmds.get_mut(slot) else { return };
+        let Some(c) = self.book.cmds.get_mut(slot) else { return };
         if c.st != St::Staging {
             return;
         }
+        if let Some(st) = c.cancel {
+            return self.book.finish(slot, st);
+        }
         if !ok {
-            self.release_pages(slot);
-            return self.finish(slot, Status::DATA_TRANSFER_ERROR);
+            return self.book.finish(slot, Status::DATA_TRANSFER_ERROR);
         }
         c.st = St::Queued;
         let ci = usize::from(c.ctrl);
@@ -407,40 +510,47 @@ impl Fabric {
         }
     }
 
-    fn release_pages(&mut self, slot: usize) {
-        let c = &mut self.cmds[slot];
-        for k in 0..usize::from(c.npages) {
-            self.free[self.nfree] = c.pages[k];
-            self.nfree += 1;
-        }
-        c.npages = 0;
-    }
-
-    /// A command is over: report it to the engine.
-    fn finish(&mut self, slot: usize, st: Status) {
-        if slot < MAXCMD {
-            if self.cmds[slot].npages > 0 {
-                self.release_pages(slot);
+    /// The engine gives up on command `slot` (host Abort, SQ deletion,
+    /// controller reset): it completes with `st` once nothing refers to
+    /// it any more. Not sent yet: at once. Sent: when the target answers
+    /// (read data is no longer written to the host), or by tearing the
+    /// association down after `CANCEL_GRACE_TICKS`.
+    pub fn cancel(&mut self, slot: usize, st: Status) {
+        let Some(c) = self.book.cmds.get_mut(slot) else { return };
+        match c.st {
+            St::Free => {}
+            // Waiting for staging pages: nothing is in flight.
+            St::Staging if c.npages == 0 => {
+                self.waiting_pages = self.waiting_pages.saturating_sub(1);
+                self.book.finish(slot, st);
             }
-            self.cmds[slot].st = St::Free;
-        }
-        if self.ndone < self.done.len() {
-            self.done[self.ndone] = (slot as u8, st);
-            self.ndone += 1;
-        }
-        self.stats.completed += 1;
-        if !st.is_success() && st == PATH_ERROR {
-            self.stats.path_errors += 1;
+            // The staging DMA is running: `stage_done` finishes it.
+            St::Staging => c.cancel = Some(st),
+            St::Queued => {
+                if let Some(q) = self.queues[usize::from(c.ctrl)].as_deref_mut() {
+                    q.unqueue(slot);
+                }
+                self.book.finish(slot, st);
+            }
+            St::Sent => {
+                let now = dpu_hal::csr::time();
+                c.cancel = Some(st);
+                c.sent_at = now;
+                if let Some(q) = self.queues[usize::from(c.ctrl)].as_deref_mut() {
+                    q.check_at = q.check_at.min(now + CANCEL_GRACE_TICKS);
+                }
+                self.book.stats.cancelled += 1;
+            }
         }
     }
 
     /// Completed commands (slot, status), oldest first.
     pub fn take_done(&mut self, mut f: impl FnMut(usize, Status)) {
-        for i in 0..self.ndone {
-            let (s, st) = self.done[i];
+        for i in 0..self.book.ndone {
+            let (s, st) = self.book.done[i];
             f(usize::from(s), st);
         }
-        self.ndone = 0;
+        self.book.ndone = 0;
     }
 
     /// The C2HData DMA of controller `ci` finished.
@@ -448,51 +558,31 @@ impl Fabric {
         let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_deref_mut()) else { return };
         let Some(n) = q.rx_dma.take() else { return };
         let Some(stack) = self.stacks[q.conn.port].as_deref_mut() else { return };
-        if !ok {
-            // The host memory could not be written: the command fails once
-            // its response arrives (the data is consumed regardless).
-            self.stats.fatal += 0;
-        }
         match q.conn.data_moved(stack, n) {
-            Ok(Event::Completed { cid, cqe, .. }) => {
-                let st = if ok { cqe.status } else { Status::DATA_TRANSFER_ERROR };
-                Self::complete_cmd(&mut self.cmds, &mut self.done, &mut self.ndone, &mut self.stats, &mut self.free, &mut self.nfree, cid, st);
-            }
+            // The host memory could not be written: the command fails
+            // (the data is consumed regardless).
+            Ok(Event::Completed { cid, cqe, .. }) => self.book.answered(cid, if ok { cqe.status } else { Status::DATA_TRANSFER_ERROR }),
             Ok(_) => {}
             Err(f) => {
                 defmt::warn!("hart {=usize}: ctrl {=usize}: fatal: {}", self.hart, ci, f);
                 q.conn.terminate(stack, &f);
-                Self::drop_conn(q, stack, &mut self.cmds, &mut self.stats);
+                Self::drop_conn(q, stack, &mut self.book, true);
             }
         }
         self.poll_stacks = true;
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn complete_cmd(cmds: &mut [Cmd; MAXCMD], done: &mut [(u8, Status); MAXCMD], ndone: &mut usize, stats: &mut Stats, free: &mut [u16; POOL_PAGES], nfree: &mut usize, cid: u16, st: Status) {
-        let slot = usize::from(cid);
-        let Some(c) = cmds.get_mut(slot) else { return };
-        if c.st != St::Sent {
-            return;
-        }
-        for k in 0..usize::from(c.npages) {
-            free[*nfree] = c.pages[k];
-            *nfree += 1;
-        }
-        c.npages = 0;
-        c.st = St::Free;
-        if *ndone < done.len() {
-            done[*ndone] = (slot as u8, st);
-            *ndone += 1;
-        }
-        stats.completed += 1;
-    }
-
-    /// Drops a queue's connection: outstanding commands go back to the
-    /// queue for a retry on the next association.
-    fn drop_conn(q: &mut Queue, stack: &mut Stack, cmds: &mut [Cmd; MAXCMD], stats: &mut Stats) {
-        q.conn.close(stack, dpu_hal::csr::time());
+    /// Drops a queue's connection (`graceful`: after what is queued, e.g.
+    /// an H2CTermReq). Outstanding commands go back to the queue for a
+    /// retry on the next association, unless they were cancelled or have
+    /// used up their tries.
+    fn drop_conn(q: &mut Queue, stack: &mut Stack, book: &mut Book, graceful: bool) {
         let now = dpu_hal::csr::time();
+        if graceful {
+            q.conn.shutdown(stack, now);
+        } else {
+            q.conn.close(stack, now);
+        }
         let mut back = [0u8; MAXCMD];
         let mut n = 0;
         q.conn.q.drain(|cid, _| {
@@ -506,16 +596,27 @@ impl Fabric {
         let mut fifo = [0u8; MAXCMD];
         let mut k = 0;
         for &cid in &back[..n] {
-            let c = &mut cmds[usize::from(cid)];
-            if c.st == St::Sent {
-                c.st = St::Queued;
-                c.r2t = None;
-                c.deadline = now + IO_RETRY_TICKS;
-                stats.retried += 1;
-                if k < MAXCMD {
-                    fifo[k] = cid;
-                    k += 1;
-                }
+            let slot = usize::from(cid);
+            let c = &mut book.cmds[slot];
+            if c.st != St::Sent {
+                continue;
+            }
+            if let Some(st) = c.cancel {
+                book.finish(slot, st);
+                continue;
+            }
+            if c.tries >= MAX_TRIES {
+                book.finish(slot, PATH_ERROR);
+                continue;
+            }
+            c.tries += 1;
+            c.st = St::Queued;
+            c.r2t = None;
+            c.deadline = now + IO_RETRY_TICKS;
+            book.stats.retried += 1;
+            if k < MAXCMD {
+                fifo[k] = cid;
+                k += 1;
             }
         }
         for i in 0..waiting {
@@ -528,7 +629,8 @@ impl Fabric {
         q.head = 0;
         q.count = k;
         q.r2ts = 0;
-        stats.reconnects += 1;
+        q.check_at = u64::MAX;
+        book.stats.reconnects += 1;
     }
 
     /// Work of one reactor pass. `nic` when the NIC rang this core.
@@ -545,9 +647,10 @@ impl Fabric {
             }
         }
         // Writes waiting for staging pages.
-        if self.waiting_pages > 0 && self.nfree > 0 {
+        if self.waiting_pages > 0 && self.book.nfree > 0 {
             for slot in 0..MAXCMD {
-                if self.cmds[slot].st == St::Staging && self.cmds[slot].npages == 0 && (self.cmds[slot].len as usize).div_ceil(PAGE) <= self.nfree {
+                let c = &self.book.cmds[slot];
+                if c.st == St::Staging && c.npages == 0 && (c.len as usize).div_ceil(PAGE) <= self.book.nfree {
                     self.waiting_pages -= 1;
                     self.stage(chan, slot);
                 }
@@ -568,21 +671,21 @@ impl Fabric {
     }
 
     fn queue_pass(&mut self, chan: &mut Channel, ci: usize, now: u64, _nvmf: bool) -> usize {
-        let Fabric { stacks, queues, cmds, done, ndone, stats, free, nfree, pool, hart, queue, kick, ext_segs, .. } = self;
+        let Fabric { stacks, queues, book, pool, hart, queue, kick, ext_segs, timeout, .. } = self;
         let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
         let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
         let info = published(ci);
         let mut work = 0;
         // A new or lost association drops the current connection.
-        if q.conn.phase != (Phase::Down { until: 0 }) && !matches!(q.conn.phase, Phase::Down { .. }) && (!info.up || info.generation != q.generation) {
-            Self::drop_conn(q, stack, cmds, stats);
+        if !matches!(q.conn.phase, Phase::Down { .. }) && (!info.up || info.generation != q.generation) {
+            Self::drop_conn(q, stack, book, false);
             work += 1;
         }
         q.info = info;
         match q.conn.phase {
             Phase::Down { until } => {
-                if info.up && now >= until && q.rx_dma.is_none() {
+                if info.up && now >= until && q.rx_dma.is_none() && !q.unservable(*queue) {
                     let cfg = bootcfg::ports()[q.conn.port];
                     let table = net::rss_table();
                     let start = q.next_port;
@@ -604,20 +707,20 @@ impl Fabric {
                     work += 1;
                 }
                 smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait => {
-                    Self::drop_conn(q, stack, cmds, stats);
+                    Self::drop_conn(q, stack, book, false);
                 }
                 _ if now > q.conn.since + super::conn::CONNECT_TIMEOUT => {
-                    Self::drop_conn(q, stack, cmds, stats);
+                    Self::drop_conn(q, stack, book, false);
                 }
                 _ => {}
             },
             Phase::Ic | Phase::Connect | Phase::Ready => {
                 if !matches!(q.conn.tcp_state(stack), smoltcp::socket::tcp::State::Established) && q.rx_dma.is_none() {
-                    Self::drop_conn(q, stack, cmds, stats);
+                    Self::drop_conn(q, stack, book, false);
                     return work + 1;
                 }
                 if q.rx_dma.is_none() {
-                    work += Self::receive(q, stack, chan, cmds, ext, done, ndone, stats, free, nfree, *hart, ci);
+                    work += Self::receive(q, stack, chan, book, ext, *hart, ci);
                     if q.rx_dma.is_some() {
                         *kick = true;
                     }
@@ -625,32 +728,57 @@ impl Fabric {
                 if q.conn.phase == Phase::Connect && !q.conn.q.active(CID_CONNECT) {
                     work += usize::from(Self::send_connect(q, stack));
                 }
+                // ICResp or the Connect response overdue: the target is
+                // not answering this association.
+                if matches!(q.conn.phase, Phase::Ic | Phase::Connect) && now > q.conn.since + *timeout && q.rx_dma.is_none() {
+                    defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} setup unanswered; reconnecting", *hart, ci, q.conn.q.qid);
+                    Self::drop_conn(q, stack, book, false);
+                    return work + 1;
+                }
             }
         }
         if q.conn.ready() {
-            work += Self::send_queued(q, stack, cmds, pool.as_deref().unwrap_or(&[]));
+            work += Self::send_queued(q, stack, book, pool.as_deref().unwrap_or(&[]), now, *timeout);
         }
-        // Commands that waited too long for a queue fail with a path error.
-        if q.count > 0 && !q.conn.ready() {
+        // Sent commands unanswered too long: tear the association down
+        // (Linux nvme-tcp: I/O timeout -> error recovery); they are sent
+        // again on the next one.
+        if now >= q.check_at {
+            let mut next = u64::MAX;
+            let mut expired = false;
+            for c in book.cmds.iter().filter(|c| c.st == St::Sent && usize::from(c.ctrl) == ci) {
+                let at = c.sent_at + if c.cancel.is_some() { CANCEL_GRACE_TICKS } else { *timeout };
+                if now >= at {
+                    expired = true;
+                } else {
+                    next = next.min(at);
+                }
+            }
+            q.check_at = next;
+            if expired && q.rx_dma.is_none() {
+                defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16}: command unanswered; reconnecting", *hart, ci, q.conn.q.qid);
+                book.stats.timeouts += 1;
+                Self::drop_conn(q, stack, book, false);
+                work += 1;
+            } else if expired {
+                q.check_at = now; // data is being moved: look again next pass
+            }
+        }
+        // Commands that waited too long for a queue, or whose queue will
+        // not come (not granted, refused), fail with a path error.
+        let unservable = q.unservable(*queue);
+        if q.count > 0 && (!q.conn.ready() || unservable) {
             let mut k = 0;
             let n = q.count;
             let mut keep = [0u8; MAXCMD];
             for i in 0..n {
                 let slot = q.fifo[(q.head + i) % MAXCMD];
-                let c = &mut cmds[usize::from(slot)];
-                if now > c.deadline {
-                    for j in 0..usize::from(c.npages) {
-                        free[*nfree] = c.pages[j];
-                        *nfree += 1;
-                    }
-                    c.npages = 0;
-                    c.st = St::Free;
-                    if *ndone < done.len() {
-                        done[*ndone] = (slot, PATH_ERROR);
-                        *ndone += 1;
-                    }
-                    stats.completed += 1;
-                    stats.path_errors += 1;
+                let c = &book.cmds[usize::from(slot)];
+                if c.st != St::Queued {
+                    continue;
+                }
+                if unservable || now > c.deadline {
+                    book.finish(usize::from(slot), PATH_ERROR);
                     work += 1;
                 } else {
                     keep[k] = slot;
@@ -678,25 +806,11 @@ impl Fabric {
     }
 
     /// Walks received PDUs of queue `ci`.
-    #[allow(clippy::too_many_arguments)]
-    fn receive(
-        q: &mut Queue,
-        stack: &mut Stack,
-        chan: &mut Channel,
-        cmds: &mut [Cmd; MAXCMD],
-        ext: &[[(u64, u32); MAXSEG]],
-        done: &mut [(u8, Status); MAXCMD],
-        ndone: &mut usize,
-        stats: &mut Stats,
-        free: &mut [u16; POOL_PAGES],
-        nfree: &mut usize,
-        hart: usize,
-        ci: usize,
-    ) -> usize {
+    fn receive(q: &mut Queue, stack: &mut Stack, chan: &mut Channel, book: &mut Book, ext: &[[(u64, u32); MAXSEG]], hart: usize, ci: usize) -> usize {
         let mut events: [Option<Event>; 8] = [None; 8];
         let mut nev = 0;
         let mut rx_dma = None;
-        let mut bad_data = false;
+        let cmds = &book.cmds;
         let r = q.conn.pump(
             stack,
             |e| {
@@ -706,8 +820,11 @@ impl Fabric {
             },
             |d| {
                 let Data::Bytes { cid, offset, bytes } = d;
-                let Some(c) = cmds.get(usize::from(cid)).filter(|c| c.st == St::Sent && c.op == IoOp::Read) else {
-                    bad_data = true;
+                // Data of a command we no longer know or want (cancelled:
+                // the host's pages may be reused) is consumed unread; the
+                // protocol state has already checked it belongs to an
+                // outstanding read.
+                let Some(c) = cmds.get(usize::from(cid)).filter(|c| c.st == St::Sent && c.op == IoOp::Read && c.cancel.is_none()) else {
                     return Some(bytes.len());
                 };
                 // Host segments covering [offset, offset + len): counted
@@ -735,7 +852,6 @@ impl Fabric {
                 let mut nd = 0usize;
                 let missing = pieces(&mut |_, _| nd += 1);
                 if nd == 0 || missing != 0 {
-                    bad_data = true;
                     return Some(bytes.len());
                 }
                 if (chan.space() as usize) < nd {
@@ -752,7 +868,6 @@ impl Fabric {
                 None
             },
         );
-        let _ = bad_data;
         let mut work = nev;
         if rx_dma.is_some() {
             q.rx_dma = rx_dma;
@@ -762,22 +877,45 @@ impl Fabric {
             match *e {
                 Event::Established { .. } => {
                     q.conn.phase = Phase::Connect;
+                    q.conn.since = dpu_hal::csr::time();
                 }
                 Event::Completed { cid, cqe, .. } if cid == CID_CONNECT => match ConnectResponse::from_cqe(&cqe) {
                     ConnectResponse::Accepted { .. } => {
                         q.conn.phase = Phase::Ready;
                         q.conn.failures = 0;
+                        q.refusals = 0;
                         defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} ready (local port {=u16})", hart, ci, q.conn.q.qid, q.conn.local_port);
                     }
                     _ => {
-                        defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} refused: {=u16:#x}", hart, ci, q.conn.q.qid, cqe.status.field());
-                        Self::drop_conn(q, stack, cmds, stats);
+                        // A busy controller (Connect Controller Busy) or a
+                        // status with DNR clear may change: retried with
+                        // backoff. DNR or a Connect-specific refusal
+                        // (invalid parameters, invalid host) is retried
+                        // `CONNECT_REFUSALS` times (a target may still hold
+                        // this qid from a connection it has not seen close:
+                        // Linux answers that with DNR too), then not again
+                        // on this association.
+                        let st = cqe.status;
+                        let busy = st.sct == 1 && st.sc == 0x81;
+                        if !busy && (st.dnr || st.sct == 1) {
+                            q.refusals = q.refusals.saturating_add(1);
+                        }
+                        let give_up = q.refusals >= CONNECT_REFUSALS;
+                        defmt::warn!(
+                            "hart {=usize}: ctrl {=usize}: I/O queue {=u16} refused: {=u16:#x}{=str}",
+                            hart, ci, q.conn.q.qid, st.field(), if give_up { " (not retried on this association)" } else { "" }
+                        );
+                        if give_up {
+                            q.refused = Some(q.generation);
+                            q.refusals = 0;
+                        }
+                        Self::drop_conn(q, stack, book, false);
                         return work;
                     }
                 },
-                Event::Completed { cid, cqe, .. } => Self::complete_cmd(cmds, done, ndone, stats, free, nfree, cid, cqe.status),
+                Event::Completed { cid, cqe, .. } => book.answered(cid, cqe.status),
                 Event::R2t { cid, ttag, offset, len, .. } => {
-                    if let Some(c) = cmds.get_mut(usize::from(cid)) {
+                    if let Some(c) = book.cmds.get_mut(usize::from(cid)) {
                         c.r2t = Some((ttag, offset, len));
                         q.r2ts |= 1 << cid;
                     }
@@ -787,17 +925,18 @@ impl Fabric {
         }
         if let Err(f) = r {
             defmt::warn!("hart {=usize}: ctrl {=usize}: fatal transport error: {}", hart, ci, f);
-            stats.fatal += 1;
+            book.stats.fatal += 1;
             q.conn.terminate(stack, &f);
             if q.rx_dma.is_none() {
-                Self::drop_conn(q, stack, cmds, stats);
+                Self::drop_conn(q, stack, book, true);
             }
         }
         work
     }
 
     /// Sends R2T answers and queued commands while the socket has room.
-    fn send_queued(q: &mut Queue, stack: &mut Stack, cmds: &mut [Cmd; MAXCMD], pool: &[u8]) -> usize {
+    fn send_queued(q: &mut Queue, stack: &mut Stack, book: &mut Book, pool: &[u8], now: u64, timeout: u64) -> usize {
+        let cmds = &mut book.cmds;
         let mut work = 0;
         // Answer R2Ts first: the target holds resources for them.
         while q.r2ts != 0 {
@@ -874,6 +1013,8 @@ impl Fabric {
                 break;
             }
             cmds[slot].st = St::Sent;
+            cmds[slot].sent_at = now;
+            q.check_at = q.check_at.min(now + timeout);
             q.head = (q.head + 1) % MAXCMD;
             q.count -= 1;
             work += 1;
@@ -914,7 +1055,8 @@ impl Fabric {
     }
 
     /// When this core's fabric next needs to run without an interrupt
-    /// (TCP timers, reconnect backoff, retry deadlines), in mtime ticks.
+    /// (TCP timers, reconnect backoff, retry deadlines, remote I/O
+    /// timeouts), in mtime ticks.
     pub fn deadline(&mut self) -> u64 {
         let mut t = u64::MAX;
         for s in self.stacks.iter_mut().flatten() {
@@ -924,14 +1066,16 @@ impl Fabric {
         }
         for q in self.queues.iter().flatten() {
             match q.conn.phase {
-                Phase::Down { until } if q.info.up => t = t.min(until),
+                Phase::Down { until } if q.info.up && !q.unservable(self.queue) => t = t.min(until),
                 Phase::Tcp => t = t.min(q.conn.since + super::conn::CONNECT_TIMEOUT + 1),
+                Phase::Ic | Phase::Connect => t = t.min(q.conn.since + self.timeout + 1),
                 _ => {}
             }
+            t = t.min(q.check_at);
             // Queued commands only wait on a deadline while the queue is down.
             if q.count > 0 && !q.conn.ready() {
                 for i in 0..q.count {
-                    let c = &self.cmds[usize::from(q.fifo[(q.head + i) % MAXCMD])];
+                    let c = &self.book.cmds[usize::from(q.fifo[(q.head + i) % MAXCMD])];
                     t = t.min(c.deadline);
                 }
             }
@@ -939,7 +1083,31 @@ impl Fabric {
         self.next_due = t;
         t
     }
+}
 
+impl Queue {
+    /// Whether this queue can never carry commands on the current
+    /// association: the target granted fewer I/O queues than this core's
+    /// index (`core_queue`), or refused its Connect for good.
+    fn unservable(&self, core_queue: usize) -> bool {
+        self.info.up && (core_queue >= self.info.queues as usize || self.refused == Some(self.info.generation))
+    }
+
+    /// Takes `slot` out of the waiting list.
+    fn unqueue(&mut self, slot: usize) {
+        let mut keep = [0u8; MAXCMD];
+        let mut k = 0;
+        for i in 0..self.count {
+            let s = self.fifo[(self.head + i) % MAXCMD];
+            if usize::from(s) != slot {
+                keep[k] = s;
+                k += 1;
+            }
+        }
+        self.fifo = keep;
+        self.head = 0;
+        self.count = k;
+    }
 }
 
 /// A staging page's bytes.

@@ -27,11 +27,13 @@ pub struct CtrlInfo {
     id: AtomicU32,
     /// Largest transfer in bytes (MDTS), 0 = no limit.
     max_transfer: AtomicU32,
+    /// I/O queues the controller granted (Set Features Number of Queues).
+    queues: AtomicU32,
 }
 
 impl CtrlInfo {
     const fn new() -> CtrlInfo {
-        CtrlInfo { state: AtomicU32::new(0), id: AtomicU32::new(0), max_transfer: AtomicU32::new(0) }
+        CtrlInfo { state: AtomicU32::new(0), id: AtomicU32::new(0), max_transfer: AtomicU32::new(0), queues: AtomicU32::new(0) }
     }
 }
 
@@ -45,13 +47,17 @@ pub struct Published {
     pub cntlid: u16,
     pub inline: u32,
     pub max_transfer: u32,
+    /// I/O queues granted: data-plane cores with a queue index below it
+    /// connect an I/O queue (qid = index + 1); the others do not.
+    pub queues: u32,
 }
 
 /// Publishes controller `i` as up with a new generation.
-pub fn publish_up(i: usize, cntlid: u16, inline: u32, max_transfer: u32) {
+pub fn publish_up(i: usize, cntlid: u16, inline: u32, max_transfer: u32, queues: u32) {
     let c = &CTRLS[i];
     c.id.store(u32::from(cntlid) | (inline / 16).min(0xffff) << 16, Ordering::Relaxed);
     c.max_transfer.store(max_transfer, Ordering::Relaxed);
+    c.queues.store(queues, Ordering::Relaxed);
     let g = (c.state.load(Ordering::Relaxed) >> 1).wrapping_add(1);
     c.state.store(g << 1 | 1, Ordering::Release);
 }
@@ -67,8 +73,24 @@ pub fn published(i: usize) -> Published {
     let c = &CTRLS[i];
     let s = c.state.load(Ordering::Acquire);
     let id = c.id.load(Ordering::Relaxed);
-    Published { generation: s >> 1, up: s & 1 != 0, cntlid: id as u16, inline: (id >> 16) * 16, max_transfer: c.max_transfer.load(Ordering::Relaxed) }
+    Published {
+        generation: s >> 1,
+        up: s & 1 != 0,
+        cntlid: id as u16,
+        inline: (id >> 16) * 16,
+        max_transfer: c.max_transfer.load(Ordering::Relaxed),
+        queues: c.queues.load(Ordering::Relaxed),
+    }
 }
+
+/// A command cancelled while the target holds it (host Abort, queue
+/// deletion, controller reset) is given this long to be answered before
+/// its queue's association is torn down to free it (mtime ticks: 2 ms).
+pub const CANCEL_GRACE_TICKS: u64 = 2 * dpu_hal::memory_map::TIMEBASE_HZ / 1000;
+
+/// Times a command is sent again after its association was torn down
+/// before it fails (Linux: `nvme_max_retries`, 5).
+pub const MAX_TRIES: u8 = 5;
 
 /// Outstanding I/O waits at most this long for its queue to come back
 /// before it fails with a path error (mtime ticks: 5 s, enough for a

@@ -25,9 +25,14 @@ use dpu_nvme_tcp::pdu::Digests;
 const US: u64 = TIMEBASE_HZ / 1_000_000;
 /// Keep Alive Timeout asked for in Connect (ms); keep-alives go at half.
 const KATO_MS: u32 = 10_000;
-/// A step (TCP handshake, a command) must finish within this: longer
-/// than two TCP retransmissions (smoltcp: RTO >= 1 s, doubling).
-const STEP_TIMEOUT: u64 = 4_000_000 * US;
+/// A step (a command) must finish within this: several TCP
+/// retransmissions at the data-center minimum RTO (`tcp_min_rto`, 5 ms by
+/// default, doubling), and far less than the host's CAP.TO (15 s).
+const STEP_TIMEOUT: u64 = 1_000_000 * US;
+/// A step of the advisory discovery association must finish within this;
+/// otherwise the subsystem is connected directly (a slow or absent
+/// discovery service must not delay the namespaces).
+const DISCOVERY_STEP_TIMEOUT: u64 = 100_000 * US;
 /// Admin queue size (0's based in Connect).
 const ADMIN_DEPTH: u16 = 32;
 
@@ -251,15 +256,21 @@ impl Admin {
                 if let Err(f) = r {
                     defmt::warn!("nvmf: ctrl {=usize}: fatal transport error: {}", self.index, f);
                     self.conn.terminate(stack, &f);
-                    return self.fail(stack, now, "protocol error");
+                    return self.fail_with(stack, now, "protocol error", true);
                 }
                 for e in events.iter().take(n).flatten() {
                     if let Some(t) = self.event(stack, now, *e) {
                         return t;
                     }
                 }
-                if self.busy && self.step != Step::Live && now > self.conn.since + STEP_TIMEOUT {
-                    return self.fail(stack, now, "admin command timed out");
+                // A command outstanding, or the ICResp awaited.
+                let waiting = self.busy || self.conn.phase == Phase::Ic;
+                if waiting && self.discovering() && now > self.conn.since + DISCOVERY_STEP_TIMEOUT {
+                    defmt::info!("nvmf: ctrl {=usize}: discovery step {} unanswered; connecting directly", self.index, self.step);
+                    return self.end_discovery(stack, now);
+                }
+                if waiting && self.step != Step::Live && now > self.conn.since + STEP_TIMEOUT {
+                    return self.fail(stack, now, "target did not answer");
                 }
                 self.drive(stack, now)
             }
@@ -284,7 +295,7 @@ impl Admin {
                     }
                     return None;
                 }
-                let disc = matches!(self.step, Step::DiscConnect | Step::DiscEnable | Step::DiscReady | Step::DiscLog);
+                let disc = self.discovering();
                 let refused = disc && (!cqe.status.is_success() || (self.step == Step::DiscConnect && !matches!(ConnectResponse::from_cqe(&cqe), ConnectResponse::Accepted { .. })));
                 if refused {
                     // No discovery service there: connect to the subsystem directly.
@@ -306,12 +317,17 @@ impl Admin {
         }
     }
 
+    /// Whether the current step belongs to the discovery association.
+    fn discovering(&self) -> bool {
+        matches!(self.step, Step::DiscConnect | Step::DiscEnable | Step::DiscReady | Step::DiscLog)
+    }
+
     /// Closes the discovery association; the subsystem association follows
     /// at once.
     fn end_discovery(&mut self, stack: &mut Stack, now: u64) -> u64 {
         self.discovered = true;
         self.busy = false;
-        self.conn.close(stack, now);
+        self.conn.shutdown(stack, now);
         self.conn.failures = 0;
         self.conn.phase = Phase::Down { until: now };
         now
@@ -417,9 +433,22 @@ impl Admin {
                 self.step = Step::IdentifyNs(k + 1);
             }
             Step::SetQueues => {
+                // Number of Queues (NVMe Base 2.0 §5.27.1.5): dw0 holds the
+                // I/O submission (15:0) and completion (31:16) queues
+                // allocated, 0's based. A failed Set Features grants none
+                // (as Linux treats it): the controller stays admin-only.
+                let granted = if cqe.status.is_success() {
+                    ((cqe.dw0 & 0xffff).min(cqe.dw0 >> 16) + 1).min(net::DATA_CORES as u32)
+                } else {
+                    defmt::warn!("nvmf: ctrl {=usize}: Set Features Number of Queues failed ({=u16:#x}): no I/O queues", self.index, cqe.status.field());
+                    0
+                };
+                if granted < net::DATA_CORES as u32 {
+                    defmt::info!("nvmf: ctrl {=usize}: target grants {=u32} I/O queues for {=usize} data-plane cores", self.index, granted, net::DATA_CORES);
+                }
                 self.step = Step::Live;
                 self.next_ka = now + u64::from(KATO_MS) * 1000 * US / 2;
-                super::publish_up(self.index, self.cntlid, self.inline, self.max_transfer);
+                super::publish_up(self.index, self.cntlid, self.inline, self.max_transfer, granted);
                 ring_data_plane();
                 dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, super::DOORBELL_NVMF);
                 let c = self.cfg();
@@ -436,7 +465,7 @@ impl Admin {
     /// Issues the current step's command if none is outstanding.
     fn drive(&mut self, stack: &mut Stack, now: u64) -> u64 {
         if self.conn.phase == Phase::Ic || self.busy {
-            return self.conn.since + STEP_TIMEOUT;
+            return self.conn.since + if self.discovering() { DISCOVERY_STEP_TIMEOUT + 1 } else { STEP_TIMEOUT };
         }
         let sqe: Sqe;
         let mut len = 0u32;
@@ -464,7 +493,7 @@ impl Admin {
                 if now < self.retry_at {
                     return self.retry_at;
                 }
-                if now > self.conn.since + STEP_TIMEOUT {
+                if now > self.conn.since + DISCOVERY_STEP_TIMEOUT {
                     return self.end_discovery(stack, now);
                 }
                 sqe = PropertyGet { size: PropertySize::Four, offset: prop::CSTS }.to_sqe(3)
@@ -537,13 +566,27 @@ impl Admin {
         now + STEP_TIMEOUT.min(1000 * US)
     }
 
-    /// Tears the association down and schedules a reconnect.
+    /// Tears the association down (RST) and schedules a reconnect.
     fn fail(&mut self, stack: &mut Stack, now: u64, why: &str) -> u64 {
+        self.fail_with(stack, now, why, false)
+    }
+
+    /// Tears the association down and schedules a reconnect; `graceful`
+    /// sends what is queued (an H2CTermReq) before the FIN.
+    fn fail_with(&mut self, stack: &mut Stack, now: u64, why: &str, graceful: bool) -> u64 {
         let was_live = self.step == Step::Live;
-        if was_live || self.attempts % 16 == 1 {
-            defmt::warn!("nvmf: ctrl {=usize}: {=str}; reconnecting", self.index, why);
+        // Every failure of a live association; while reconnecting, the
+        // 1st, 2nd, 4th, 8th... failure in a row (a long outage stays
+        // readable).
+        let failures = self.conn.failures + 1;
+        if was_live || failures.is_power_of_two() {
+            defmt::warn!("nvmf: ctrl {=usize}: {=str}; reconnecting (failure {=u32} in a row)", self.index, why, failures);
         }
-        self.conn.close(stack, now);
+        if graceful {
+            self.conn.shutdown(stack, now);
+        } else {
+            self.conn.close(stack, now);
+        }
         self.busy = false;
         self.ka_outstanding = false;
         self.step = Step::Connect;

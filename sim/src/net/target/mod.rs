@@ -65,6 +65,11 @@ pub struct TargetStats {
     pub digest_errors: u64,
     /// Malformed PDUs sent by fault injection.
     pub garbage_sent: u64,
+    /// H2CTermReq PDUs received from the host (it ended a connection
+    /// for a protocol error it found in what this target sent).
+    pub term_reqs_received: u64,
+    /// PDUs received and dropped unanswered by the black-hole fault.
+    pub swallowed: u64,
 }
 
 /// smoltcp device over two frame queues.
@@ -134,6 +139,8 @@ pub struct TargetModel {
     pub log: Vec<(u64, String)>,
     /// Time of the latest `poll`.
     pub last_poll: u64,
+    /// Black-hole fault in effect.
+    blackhole: bool,
 }
 
 impl TargetModel {
@@ -161,6 +168,7 @@ impl TargetModel {
             stats: TargetStats::default(),
             log: Vec::new(),
             last_poll: 0,
+            blackhole: false,
         };
         t.ensure_listeners(2);
         t
@@ -188,7 +196,9 @@ impl TargetModel {
             }
             let h = self.sockets.add(s);
             self.listeners.push(h);
-            self.conns.push(Conn { handle: h, session: Session::new(), counted: false });
+            let mut session = Session::new();
+            session.set_blackhole(self.blackhole);
+            self.conns.push(Conn { handle: h, session, counted: false });
         }
     }
 
@@ -302,6 +312,19 @@ impl TargetModel {
         self.stats.garbage_sent += n as u64;
         self.log.push((now, format!("target {}: sent malformed PDUs on {n} connections", self.params.name)));
         n
+    }
+
+    /// Black-hole fault: the target keeps its TCP connections up (and
+    /// ACKs what arrives) but answers nothing, and what it held or
+    /// receives meanwhile is lost: a target hung on live connections.
+    /// Ending it makes the target answer new PDUs again.
+    pub fn set_blackhole(&mut self, now: u64, on: bool) {
+        self.blackhole = on;
+        for c in self.conns.iter_mut() {
+            c.session.set_blackhole(on);
+        }
+        let what = if on { "stops answering (commands are lost)" } else { "answers again" };
+        self.log.push((now, format!("target {}: {what}", self.params.name)));
     }
 
     /// Restart fault: every connection is reset, controllers are lost,

@@ -62,6 +62,9 @@ pub struct Session {
     next_ttag: u16,
     /// A fatal error was sent: close once it is out.
     closing: bool,
+    /// Black-hole fault: PDUs are still parsed (the stream stays in
+    /// step) but nothing is acted on or answered.
+    blackhole: bool,
 }
 
 impl Default for Session {
@@ -87,7 +90,18 @@ impl Session {
             cmds: BTreeMap::new(),
             next_ttag: 1,
             closing: false,
+            blackhole: false,
         }
+    }
+
+    /// Starts or ends the black-hole fault: while on, every PDU from the
+    /// host is parsed and dropped, nothing new is sent, and the commands
+    /// it held are lost (they will never be answered).
+    pub fn set_blackhole(&mut self, on: bool) {
+        if on {
+            self.cmds.clear();
+        }
+        self.blackhole = on;
     }
 
     pub fn cntlid(&self) -> Option<u16> {
@@ -250,6 +264,10 @@ impl Session {
             None => Vec::new(),
         };
         self.rx_off += plen;
+        if self.blackhole {
+            stats.swallowed += 1;
+            return Ok(true);
+        }
         match r.pdu {
             Pdu::IcReq(req) => {
                 self.digests = Digests { header: req.hdgst, data: req.ddgst };
@@ -288,9 +306,9 @@ impl Session {
                     cmd.due = Some(now + sub.params.latency);
                 }
             }
-            Pdu::H2cTermReq(t) => {
+            Pdu::H2cTermReq(_) => {
+                stats.term_reqs_received += 1;
                 self.closing = true;
-                let _ = t;
             }
             // The receive configuration only lets host-to-controller PDUs through.
             other => return Err(PduError::WrongDirection(other.pdu_type())),
