@@ -155,7 +155,7 @@ impl Host {
 
     /// Cycles in `ns` nanoseconds.
     pub fn cycles(&self, ns: u64) -> u64 {
-        (u128::from(ns) * u128::from(self.0.borrow().clock_hz) / 1_000_000_000) as u64
+        dpu_targets::ns_to_cycles(ns, self.0.borrow().clock_hz)
     }
 
     /// Nanoseconds in `cycles`.
