@@ -233,6 +233,9 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         }
         _ => {}
     }
+    if let Some(msg) = m.outcome_message(&outcome) {
+        eprintln!("dpusim: error: {msg}");
+    }
     if let (Some(path), Some(t)) = (&cli.trace, &iotrace) {
         let t = t.borrow();
         std::fs::write(path, serde_json::to_string(&t.to_json())?).map_err(|e| format!("{}: {e}", path.display()))?;
