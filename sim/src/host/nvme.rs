@@ -227,7 +227,8 @@ pub struct Queue {
     pub vector: u16,
     slots: Vec<Option<Slot>>,
     free_cids: VecDeque<u16>,
-    space_waiters: Vec<Waker>,
+    /// Submitters waiting for SQ space, oldest first (see `wake_one_waiter`).
+    space_waiters: VecDeque<Waker>,
     /// Generation: bumped when the queue is rebuilt by a reset.
     epoch: u64,
 }
@@ -247,12 +248,21 @@ impl Queue {
             vector,
             slots: (0..depth).map(|_| None).collect(),
             free_cids: (0..depth).collect(),
-            space_waiters: Vec::new(),
+            space_waiters: VecDeque::new(),
             epoch: 0,
         }
     }
     fn full(&self) -> bool {
         (self.sq_tail + 1) % self.depth == self.sq_head || self.free_cids.is_empty()
+    }
+    /// Space for one more command opened (a command ID freed or the SQ
+    /// head moved): wakes the oldest waiter only. Waking every waiter made
+    /// each completion cost O(waiters), quadratic with thousands of
+    /// workers per queue; a woken waiter that finds no space queues again.
+    fn wake_one_waiter(&mut self) {
+        if let Some(w) = self.space_waiters.pop_front() {
+            w.wake();
+        }
     }
     pub fn outstanding(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
@@ -343,9 +353,7 @@ impl Future for Completion {
         if slot.result.is_some() {
             let s = q.slots[usize::from(self.cid)].take().unwrap();
             q.free_cids.push_back(self.cid);
-            for w in q.space_waiters.drain(..) {
-                w.wake();
-            }
+            q.wake_one_waiter();
             let h = c.h.clone();
             let f = c.pci.function;
             drop(c);
@@ -377,7 +385,7 @@ impl Future for Space {
         }
         match c.queues.get_mut(usize::from(self.qid)) {
             Some(Some(q)) if q.full() => {
-                q.space_waiters.push(cx.waker().clone());
+                q.space_waiters.push_back(cx.waker().clone());
                 Poll::Pending
             }
             _ => Poll::Ready(()),
@@ -731,9 +739,7 @@ impl Controller {
                         continue;
                     }
                 }
-                for w in q.space_waiters.drain(..) {
-                    w.wake();
-                }
+                q.wake_one_waiter();
             }
             reaped += 1;
             h.cpu(complete_ns).await;
