@@ -248,6 +248,37 @@ fn bad_inputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"]).map(drop)
 }
 
+/// A configuration the loader accepts but the firmware cannot serve ends
+/// the run with the firmware's reason (exit 5), even with `-q`. Here the
+/// chip file given to dpusim promises more DDR for RAM namespaces than the
+/// image was built with (a smaller `firmware.ddr_heap_size`, forced with
+/// --ignore-chip-mismatch).
+fn config_rejected(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let text = std::fs::read_to_string(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    let chip = dpu_targets::Chip::load(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    let heap = chip.firmware.ddr_heap_size;
+    let from = text.lines().find(|l| l.starts_with("ddr_heap_size")).ok_or_else(|| io("chip has no ddr_heap_size".into()))?;
+    let small = cx.tmp.join("small-heap.toml");
+    std::fs::write(&small, text.replacen(from, &format!("ddr_heap_size = {:#x}", heap / 2), 1)).map_err(|e| io(e.to_string()))?;
+    // Fits the pool the chip file describes, not the image's.
+    let mib = (chip.ram_namespace_pool().1 + heap / 4) >> 20;
+    let sc = cx.tmp.join("big-ram.toml");
+    let scenario = format!(
+        "[scenario]\nname = \"big-ram\"\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"{mib}MiB\"\n\
+         [[jobs]]\nname = \"j\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"1ms\"\n"
+    );
+    std::fs::write(&sc, scenario).map_err(|e| io(e.to_string()))?;
+    let (small_s, sc_s, fw) = (small.to_string_lossy().to_string(), sc.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
+    let run = cx.dpusim("config-rejected", &["--chip", &small_s, "--ignore-chip-mismatch", "--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
+    let run = expect_code(run, 5)?;
+    if !run.stderr.contains("dpusim: error: the firmware rejected its boot configuration: namespace record 0 (function 0, nsid 1, RAM") || !run.stderr.contains("out of memory") {
+        return fail("stderr lacks the firmware's reason", run);
+    }
+    // The chip the image was built for: the loader refuses it up front.
+    let run = cx.dpusim("config-refused", &["--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
+    need(expect_code(run, 2)?, &["field `storage[0].size`", "firmware.ddr_heap_size"]).map(drop)
+}
+
 fn instruction_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let run = cx.run_image("itrace", &fw, &["--max-time", "50us", "-q", "--trace-hart", "17", "--trace-limit", "6"]).map_err(io)?;
@@ -435,6 +466,7 @@ const TESTS: &[(&str, Check)] = &[
     ("panic is logged and fails the run", panic_is_reported),
     ("chip variant with moved addresses boots", moved_chip_boots),
     ("bad input: clear errors, no panic", bad_inputs),
+    ("boot configuration the firmware rejects: exit 5 with its reason", config_rejected),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
