@@ -160,8 +160,9 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
             format!("remote controller {index}{ctrl}: bad address, port or subsystem NQN")
         }
         b::REJECT_OUT_OF_MEMORY => format!(
-            "{}: out of memory (RAM namespaces share {} MiB of DDR)",
+            "{}: out of memory (the image's DDR pool for RAM namespaces is full; {} says {} MiB)",
             ns(),
+            chip.source.display(),
             chip.ram_namespace_pool().1 >> 20
         ),
         r => format!("reason {r}, record {index}"),
