@@ -105,6 +105,9 @@ pub mod finisher {
     /// Our extension: the writing hart took a fatal trap; the simulator prints
     /// a fault report from the trap it recorded and exits non-zero.
     pub const FAULT: u32 = 0x4444;
+    /// Our extension: the firmware rejected the boot configuration; the
+    /// high 16 bits say why (`bootcfg::REJECT_*` << 12 | record index).
+    pub const CONFIG_REJECTED: u32 = 0x6666;
 }
 
 /// defmt trace port: DATA takes one byte of the writing hart's stream.
@@ -323,6 +326,17 @@ pub mod bootcfg {
     pub const HOST_RECORD: usize = 256;
     pub const HOST_NQN: usize = 0;
     pub const HOST_ID: usize = 224;
+    /// Why the firmware rejected the configuration (reported through the
+    /// finisher's `CONFIG_REJECTED`, with the record index).
+    pub const REJECT_BAD_MAGIC: u16 = 1;
+    pub const REJECT_BAD_VERSION: u16 = 2;
+    pub const REJECT_TOO_MANY: u16 = 3;
+    pub const REJECT_BAD_RECORD: u16 = 4;
+    pub const REJECT_BAD_PORT: u16 = 5;
+    pub const REJECT_BAD_CONTROLLER: u16 = 6;
+    pub const REJECT_OUT_OF_MEMORY: u16 = 7;
+    /// Index bits of the report (the reason sits above them).
+    pub const REJECT_INDEX_BITS: u32 = 12;
 }
 
 /// On-chip Ethernet controller (base `memory_map::NIC_BASE`): port p's

@@ -78,11 +78,16 @@ impl Outcome {
             Outcome::Finished(Finish::Fail(c)) => i32::from((*c).clamp(1, 255) as u8),
             Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => 3,
             Outcome::Deadlock => 4,
+            Outcome::Finished(Finish::ConfigRejected { .. }) => CONFIG_REJECTED_EXIT,
             Outcome::Host(Ok(())) | Outcome::Breakpoint { .. } => 0,
             Outcome::Host(Err(_)) => 1,
         }
     }
 }
+
+/// Exit status when the firmware rejects its boot configuration (distinct
+/// from 2 bad input, 3 firmware fault, 4 deadlock).
+pub const CONFIG_REJECTED_EXIT: i32 = 5;
 
 /// Errors building a machine.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +126,8 @@ pub struct Machine {
     pub host_seconds: f64,
     /// Warnings produced while loading (printed by the CLI).
     pub warnings: Vec<String>,
+    /// The boot configuration given to the firmware (to explain a rejection).
+    pub boot_config: Option<crate::bootcfg::BootConfig>,
     /// The host model, when a scenario is attached.
     pub host: Option<HostModel>,
     /// Per-hart (busy cycles, instructions) at the measurement window's
@@ -276,7 +283,7 @@ impl Machine {
         // Hosts Cranelift cannot target run the interpreter only.
         bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, boot_config: None, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None })
     }
 
     /// Attaches a scenario: the firmware's boot configuration and the host
@@ -291,22 +298,39 @@ impl Machine {
     /// Applies a scenario's boot configuration, network, targets and
     /// faults, without its host workload (tests drive the host themselves).
     pub fn configure(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
-        let blob = crate::host::scenario::bootcfg_blob(sc);
+        sc.check_platform(&self.chip, &self.board).map_err(|e| e.to_string())?;
+        let cfg = crate::bootcfg::BootConfig::from_scenario(sc);
+        let blob = cfg.to_bytes();
         if blob.len() > self.bus.bootcfg.len() {
             return Err(format!("{}: the configuration does not fit the {}-byte boot configuration window", sc.source.display(), self.bus.bootcfg.len()));
         }
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        self.boot_config = Some(cfg);
         self.attach_network(sc)
+    }
+
+    /// What went wrong, for outcomes the firmware reported with a reason
+    /// the user must see (printed even with `--quiet`).
+    pub fn outcome_message(&self, outcome: &Outcome) -> Option<String> {
+        match outcome {
+            Outcome::Finished(Finish::ConfigRejected { reason, index }) => Some(format!(
+                "the firmware rejected its boot configuration: {}",
+                crate::bootcfg::describe_rejection(self.boot_config.as_ref(), *reason, usize::from(*index), &self.chip)
+            )),
+            _ => None,
+        }
     }
 
     /// Writes the firmware's boot configuration: namespaces as (function,
     /// nsid, bytes, block size).
     pub fn set_namespaces(&mut self, ns: &[(u16, u32, u64, u32)]) -> Result<(), String> {
-        let blob = crate::host::scenario::bootcfg_for(ns);
+        let cfg = crate::bootcfg::BootConfig::ram(ns);
+        let blob = cfg.to_bytes();
         if blob.len() > self.bus.bootcfg.len() {
             return Err(format!("{} namespaces do not fit the {}-byte boot configuration window", ns.len(), self.bus.bootcfg.len()));
         }
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        self.boot_config = Some(cfg);
         Ok(())
     }
 

@@ -43,17 +43,13 @@ pub fn target_mac(i: usize) -> [u8; 6] {
 
 impl Machine {
     fn cycles_of_ns(&self, ns: u64) -> u64 {
-        (u128::from(ns) * u128::from(self.chip.chip.clock_hz) / 1_000_000_000) as u64
+        dpu_targets::ns_to_cycles(ns, self.chip.chip.clock_hz)
     }
 
     /// Sets up the scenario's network: switch latencies and impairments,
     /// DPU port MTU, the target models and the faults.
     pub fn attach_network(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
         let n = &sc.network;
-        let wired = self.board.network.ports.len();
-        if sc.network.ports.len() > wired {
-            return Err(format!("{}: network.ports lists {} addresses; the board wires {wired} ports", sc.source.display(), n.ports.len()));
-        }
         let impair = Impairments { loss: n.loss_percent, reorder: n.reorder_percent, duplicate: n.duplicate_percent };
         self.bus.net.configure(n.link_latency_ns, n.switch_latency_ns, impair, n.seed);
         let ports = sc.port_addrs();
@@ -80,7 +76,7 @@ impl Machine {
             self.bus.net.switch.attach(Attached::Target(idx), t.speed_gbps);
         }
         let hz = self.chip.chip.clock_hz;
-        let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).unwrap_or(0);
+        let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
         for f in &sc.faults {
             let kind = match f.kind.as_str() {
                 "target-restart" | "target-garbage" | "target-blackhole" => {
@@ -102,8 +98,9 @@ impl Machine {
     /// Queues the faults relative to now (the workload's start).
     pub(crate) fn arm_faults(&mut self) {
         for (i, f) in self.faults.iter().enumerate() {
-            self.bus.events.push(self.now + f.at, crate::event::Event::Fault { index: i as u32, start: true });
-            self.bus.events.push(self.now + f.at + f.duration, crate::event::Event::Fault { index: i as u32, start: false });
+            let start = self.now.saturating_add(f.at);
+            self.bus.events.push(start, crate::event::Event::Fault { index: i as u32, start: true });
+            self.bus.events.push(start.saturating_add(f.duration), crate::event::Event::Fault { index: i as u32, start: false });
         }
     }
 

@@ -98,6 +98,7 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Finished(Finish::Pass) => "pass".into(),
         Outcome::Finished(Finish::Fail(c)) => format!("fail (code {c})"),
         Outcome::Finished(Finish::Fault { hart }) => format!("firmware fault on hart {hart}"),
+        Outcome::Finished(Finish::ConfigRejected { .. }) => "boot configuration rejected".into(),
         Outcome::TimeLimit => "time limit".into(),
         Outcome::Deadlock => "deadlock: every hart waits in wfi and no device event is pending".into(),
         Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),

@@ -23,7 +23,7 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_cycles: Option<u64>,
     /// Stop after this much simulated time, e.g. 500us, 2ms, 1s.
-    #[arg(long, value_name = "TIME", value_parser = parse_time_ns)]
+    #[arg(long, value_name = "TIME", value_parser = dpu_targets::parse_time_ns)]
     max_time: Option<u64>,
     /// Scenario: host workload, storage configuration, expected outcome
     /// (targets/scenarios/*.toml).
@@ -89,25 +89,6 @@ struct Cli {
     jit_threshold: u32,
 }
 
-/// Parses "250us", "2ms", "1.5s", "100ns" into nanoseconds.
-fn parse_time_ns(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).ok_or("missing unit (ns, us, ms or s)")?;
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num.trim().parse().map_err(|_| format!("`{num}` is not a number"))?;
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        u => return Err(format!("unknown unit `{u}` (use ns, us, ms or s)")),
-    };
-    if !(v.is_finite() && v > 0.0) {
-        return Err("time must be positive".into());
-    }
-    Ok((v * scale).round() as u64)
-}
-
 /// Runs with a live status line: simulated time, simulator speed, live IOPS.
 fn run_with_bar(m: &mut Machine) -> Outcome {
     let bar = indicatif::ProgressBar::new_spinner();
@@ -157,7 +138,7 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     let image = Image::load(&cli.elf)?;
     let mut max_cycles = cli.max_cycles;
     if let Some(ns) = cli.max_time {
-        let c = (u128::from(ns) * u128::from(chip.chip.clock_hz) / 1_000_000_000) as u64;
+        let c = dpu_targets::ns_to_cycles(ns, chip.chip.clock_hz);
         max_cycles = Some(max_cycles.map_or(c, |m| m.min(c)));
     }
     let config = SimConfig {
@@ -251,6 +232,9 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             eprint!("{}", m.fault_report(*hart, "the firmware's trap handler reported a fatal exception"))
         }
         _ => {}
+    }
+    if let Some(msg) = m.outcome_message(&outcome) {
+        eprintln!("dpusim: error: {msg}");
     }
     if let (Some(path), Some(t)) = (&cli.trace, &iotrace) {
         let t = t.borrow();

@@ -155,7 +155,7 @@ impl Host {
 
     /// Cycles in `ns` nanoseconds.
     pub fn cycles(&self, ns: u64) -> u64 {
-        (u128::from(ns) * u128::from(self.0.borrow().clock_hz) / 1_000_000_000) as u64
+        dpu_targets::ns_to_cycles(ns, self.0.borrow().clock_hz)
     }
 
     /// Nanoseconds in `cycles`.
@@ -328,11 +328,13 @@ pub struct HostModel {
     /// Requests on the link: id -> (operation, issue time).
     ops: FxHashMap<u64, (HostOp, u64)>,
     replies: FxHashMap<u64, HostReply>,
+    /// Task polls so far: what the host model costs the simulator.
+    pub polls: u64,
 }
 
 impl HostModel {
     pub fn new(host: Host) -> HostModel {
-        HostModel { host, exec: Executor::default(), ops: FxHashMap::default(), replies: FxHashMap::default() }
+        HostModel { host, exec: Executor::default(), ops: FxHashMap::default(), replies: FxHashMap::default(), polls: 0 }
     }
 
     /// Runs every task that can run at `now`, then turns their requests
@@ -340,7 +342,7 @@ impl HostModel {
     pub fn step(&mut self, now: u64, bus: &mut Bus) {
         self.host.0.borrow_mut().now = now;
         let h = self.host.clone();
-        self.exec.run_ready(|| std::mem::take(&mut h.0.borrow_mut().spawned));
+        self.polls += self.exec.run_ready(|| std::mem::take(&mut h.0.borrow_mut().spawned)) as u64;
         let requests = std::mem::take(&mut self.host.0.borrow_mut().requests);
         for (id, r) in requests {
             match r {

@@ -395,6 +395,13 @@ async fn worker(
                     break;
                 }
             }
+            if pick.is_none() {
+                // Nearly every block is busy: take the next free one after
+                // a random start instead of polling (the scenario loader
+                // keeps iodepth <= blocks, so one is free).
+                let from = rng.below(nblocks);
+                pick = (0..nblocks).map(|i| (from + i) % nblocks).find(|&b| !s.inflight[b as usize]);
+            }
             let Some(b) = pick else {
                 drop(s);
                 h.sleep(h.cycles(1000)).await;

@@ -52,15 +52,22 @@ enum Cmd {
     },
     /// Run every test: host unit tests, then firmware tests under the simulator.
     Test {
-        /// Only run system tests whose name contains this.
-        #[arg(long)]
+        /// Run only what is named: system tests whose name contains this
+        /// text, and/or host test crates named exactly (e.g. `dpu-targets`).
+        /// Comma-separated; a name that matches nothing is an error.
+        #[arg(long, value_name = "NAMES")]
         only: Option<String>,
         /// Skip the host `cargo test` step.
         #[arg(long)]
         no_host: bool,
+        /// Print the host test crates and the system test names, and exit.
+        #[arg(long)]
+        list: bool,
     },
-    /// Run benchmarks (all, or one by name: sim).
+    /// Run benchmarks (all, or one by name).
     Bench {
+        /// The benchmark to run (all when omitted).
+        #[arg(value_parser = bench::names())]
         name: Option<String>,
     },
     /// Interoperability with other NVMe/TCP implementations.
@@ -87,7 +94,8 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Build { chip } => build::build_all(chip.as_deref()).map(|_| ()),
         Cmd::Run { scenario, time, dpusim_args } => run(&scenario, time.as_deref(), &dpusim_args),
-        Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
+        Cmd::Test { list: true, .. } => systest::list(),
+        Cmd::Test { only, no_host, list: false } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => build::build_all(None)
@@ -137,5 +145,27 @@ fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<(), Strin
         Ok(())
     } else {
         Err(format!("dpusim exited with {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn bench_help_lists_every_benchmark() {
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("bench").unwrap().render_long_help().to_string();
+        for (name, what) in bench::BENCHES {
+            assert!(help.contains(name) && help.contains(what), "{name} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_benchmark_is_refused_with_the_list() {
+        let e = Cli::try_parse_from(["xtask", "bench", "nosuch"]).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("nosuch") && ["sim", "qemu", "nvme-ram", "adapter"].iter().all(|n| e.contains(n)), "{e}");
+        assert!(Cli::try_parse_from(["xtask", "bench", "nvme-ram"]).is_ok());
     }
 }

@@ -248,6 +248,37 @@ fn bad_inputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"]).map(drop)
 }
 
+/// A configuration the loader accepts but the firmware cannot serve ends
+/// the run with the firmware's reason (exit 5), even with `-q`. Here the
+/// chip file given to dpusim promises more DDR for RAM namespaces than the
+/// image was built with (a smaller `firmware.ddr_heap_size`, forced with
+/// --ignore-chip-mismatch).
+fn config_rejected(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let text = std::fs::read_to_string(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    let chip = dpu_targets::Chip::load(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    let heap = chip.firmware.ddr_heap_size;
+    let from = text.lines().find(|l| l.starts_with("ddr_heap_size")).ok_or_else(|| io("chip has no ddr_heap_size".into()))?;
+    let small = cx.tmp.join("small-heap.toml");
+    std::fs::write(&small, text.replacen(from, &format!("ddr_heap_size = {:#x}", heap / 2), 1)).map_err(|e| io(e.to_string()))?;
+    // Fits the pool the chip file describes, not the image's.
+    let mib = (chip.ram_namespace_pool().1 + heap / 4) >> 20;
+    let sc = cx.tmp.join("big-ram.toml");
+    let scenario = format!(
+        "[scenario]\nname = \"big-ram\"\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"{mib}MiB\"\n\
+         [[jobs]]\nname = \"j\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"1ms\"\n"
+    );
+    std::fs::write(&sc, scenario).map_err(|e| io(e.to_string()))?;
+    let (small_s, sc_s, fw) = (small.to_string_lossy().to_string(), sc.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
+    let run = cx.dpusim("config-rejected", &["--chip", &small_s, "--ignore-chip-mismatch", "--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
+    let run = expect_code(run, 5)?;
+    if !run.stderr.contains("dpusim: error: the firmware rejected its boot configuration: namespace record 0 (function 0, nsid 1, RAM") || !run.stderr.contains("out of memory") {
+        return fail("stderr lacks the firmware's reason", run);
+    }
+    // The chip the image was built for: the loader refuses it up front.
+    let run = cx.dpusim("config-refused", &["--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
+    need(expect_code(run, 2)?, &["field `storage[0].size`", "firmware.ddr_heap_size"]).map(drop)
+}
+
 fn instruction_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let run = cx.run_image("itrace", &fw, &["--max-time", "50us", "-q", "--trace-hart", "17", "--trace-limit", "6"]).map_err(io)?;
@@ -467,6 +498,7 @@ const TESTS: &[(&str, Check)] = &[
     ("panic is logged and fails the run", panic_is_reported),
     ("chip variant with moved addresses boots", moved_chip_boots),
     ("bad input: clear errors, no panic", bad_inputs),
+    ("boot configuration the firmware rejects: exit 5 with its reason", config_rejected),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
@@ -476,19 +508,118 @@ const TESTS: &[(&str, Check)] = &[
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
 
+/// Workspace crates that are not host-testable (firmware, bare-metal).
+const NOT_HOST: &[&str] = &["dpu-fw", "dpu-fw-tests", "dpu-rt", "dpu-bench-bare"];
+
+/// Host test crates: the workspace's packages (from `cargo metadata`) less [`NOT_HOST`].
+fn host_crates() -> Result<Vec<String>, String> {
+    let mut c = build::cargo();
+    c.args(["metadata", "--no-deps", "--format-version", "1"]).current_dir(root());
+    let out = c.output().map_err(|e| format!("cannot run {}: {e}", show(&c)))?;
+    if !out.status.success() {
+        return Err(format!("{} failed: {}", show(&c), String::from_utf8_lossy(&out.stderr)));
+    }
+    let doc: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let mut v: Vec<String> = doc["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|n| !NOT_HOST.contains(n))
+        .map(String::from)
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// `cargo xtask test --list`.
+pub fn list() -> Result<(), String> {
+    println!("host test crates (`--only NAME` runs `cargo test -p NAME`):");
+    for c in host_crates()? {
+        println!("  {c}");
+    }
+    println!("system tests (`--only TEXT` runs those whose name contains TEXT):");
+    for (name, _) in TESTS {
+        println!("  {name}");
+    }
+    Ok(())
+}
+
+/// What `--only` selects: host crates named exactly, system tests whose
+/// name contains a given text. Every name must select something.
+struct Selection {
+    /// `None`: the whole workspace.
+    host: Option<Vec<String>>,
+    system: Vec<&'static str>,
+}
+
+fn select(only: Option<&str>, no_host: bool) -> Result<Selection, String> {
+    let Some(only) = only else {
+        return Ok(Selection { host: if no_host { Some(Vec::new()) } else { None }, system: TESTS.iter().map(|t| t.0).collect() });
+    };
+    let crates = host_crates()?;
+    let mut host = Vec::new();
+    let mut system: Vec<&'static str> = Vec::new();
+    for want in only.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let is_crate = crates.iter().any(|c| c == want);
+        let tests: Vec<&'static str> = TESTS.iter().map(|t| t.0).filter(|n| n.contains(want)).collect();
+        if !is_crate && tests.is_empty() {
+            let mut names = String::new();
+            for c in &crates {
+                names.push_str(&format!("\n  {c}"));
+            }
+            for (n, _) in TESTS {
+                names.push_str(&format!("\n  {n}"));
+            }
+            return Err(format!("--only `{want}` matches no host test crate and no system test; there are:{names}"));
+        }
+        if is_crate && !no_host && !host.iter().any(|h| h == want) {
+            host.push(want.to_string());
+        }
+        for t in tests {
+            if !system.contains(&t) {
+                system.push(t);
+            }
+        }
+    }
+    // Keep the suite's order.
+    system.sort_by_key(|n| TESTS.iter().position(|t| t.0 == *n));
+    if host.is_empty() && system.is_empty() {
+        return Err(format!("--only `{only}` with --no-host selects nothing to run"));
+    }
+    Ok(Selection { host: Some(host), system })
+}
+
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     let t0 = Instant::now();
+    let sel = select(only, no_host)?;
     let built = build::build_all(None)?;
-    if !no_host {
+    if sel.host.as_ref().is_none_or(|h| !h.is_empty()) {
         // Host tests; the simulator's NVMe tests boot the image just built.
         let mut c = build::cargo();
-        c.args(["test", "--workspace", "--exclude", "dpu-fw", "--exclude", "dpu-fw-tests", "--exclude", "dpu-rt", "--exclude", "dpu-bench-bare"]);
+        c.arg("test");
+        match &sel.host {
+            None => {
+                c.arg("--workspace");
+                for n in NOT_HOST {
+                    c.args(["--exclude", n]);
+                }
+            }
+            Some(crates) => {
+                for n in crates {
+                    c.args(["-p", n]);
+                }
+            }
+        }
         c.env("DPU_FW_ELF", &built.firmware);
         eprintln!("xtask: {}", show(&c));
         let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
         if !st.success() {
             return Err("host tests failed".into());
         }
+    }
+    if sel.system.is_empty() {
+        return Ok(());
     }
     let tmp = root().join("target/systest");
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -497,7 +628,7 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     let mut ran = 0;
     eprintln!("\nfirmware tests under the simulator:");
     for (name, f) in TESTS {
-        if only.is_some_and(|o| !name.contains(o)) {
+        if !sel.system.contains(name) {
             continue;
         }
         ran += 1;
@@ -526,5 +657,35 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("failed: {}", failed.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_runs_what_it_names() {
+        let s = select(Some("ram-verify"), false).unwrap();
+        assert_eq!(s.host, Some(Vec::new()), "no host crate named: no host tests");
+        assert_eq!(s.system, vec!["ram-verify: 8 VFs, verified 4 KiB randrw"]);
+        let s = select(Some("dpu-targets"), false).unwrap();
+        assert_eq!(s.host, Some(vec!["dpu-targets".to_string()]));
+        assert!(s.system.is_empty());
+        let s = select(Some("adapter, dpu-sim"), false).unwrap();
+        assert_eq!(s.host, Some(vec!["dpu-sim".to_string()]));
+        assert!(s.system.len() >= 2 && s.system.iter().all(|n| n.contains("adapter")), "{:?}", s.system);
+        let all = select(None, false).unwrap();
+        assert_eq!((all.host, all.system.len()), (None, TESTS.len()));
+    }
+
+    #[test]
+    fn an_unknown_name_is_an_error_listing_the_names() {
+        let e = select(Some("nosuchtest"), false).map(|_| ()).unwrap_err();
+        assert!(e.contains("`nosuchtest` matches no host test crate and no system test"), "{e}");
+        assert!(e.contains("\n  dpu-targets") && e.contains("\n  ram-verify: 8 VFs"), "{e}");
+        let e = select(Some("dpu-targets"), true).map(|_| ()).unwrap_err();
+        assert!(e.contains("selects nothing"), "{e}");
+        assert!(!host_crates().unwrap().iter().any(|c| NOT_HOST.contains(&c.as_str())));
     }
 }
