@@ -100,6 +100,8 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Finished(Finish::Fault { hart }) => format!("firmware fault on hart {hart}"),
         Outcome::Finished(Finish::ConfigRejected { .. }) => "boot configuration rejected".into(),
         Outcome::TimeLimit => "time limit".into(),
+        Outcome::Unfinished => "time limit reached before the scenario's jobs finished".into(),
+        Outcome::Interrupted => "interrupted".into(),
         Outcome::Deadlock => "deadlock: every hart waits in wfi and no device event is pending".into(),
         Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),
         Outcome::Host(Ok(())) => "scenario passed".into(),

@@ -30,7 +30,7 @@ fn boot(ns: &[(u16, u32, u64, u32)]) -> (Machine, Outcome) {
 fn rejected(ns: &[(u16, u32, u64, u32)], reason: u16, index: u16, says: &str) {
     let (m, out) = boot(ns);
     assert_eq!(out, Outcome::Finished(Finish::ConfigRejected { reason, index }));
-    assert_eq!(out.exit_code(), dpu_sim::machine::CONFIG_REJECTED_EXIT);
+    assert_eq!(out.exit_code(), i32::from(dpu_sim::exit::BOOT_CONFIG_REJECTED));
     let msg = m.outcome_message(&out).expect("a rejection has a message");
     assert!(msg.contains(says), "{msg}");
 }

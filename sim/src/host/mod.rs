@@ -56,6 +56,10 @@ pub struct HostState {
     free_pages: Vec<u64>,
     next_msi: u32,
     pub quiet: bool,
+    /// Print log lines on stderr (`dpusim --json` keeps stdout for JSON).
+    pub log_to_stderr: bool,
+    /// Printing failed (closed pipe); lines are only kept from then on.
+    output_closed: bool,
     /// Host log lines (time, text).
     pub log: Vec<(u64, String)>,
     /// Set by the main task when the host's work is done.
@@ -135,6 +139,8 @@ impl Host {
             free_pages: Vec::new(),
             next_msi: 0x40,
             quiet,
+            log_to_stderr: false,
+            output_closed: false,
             log: Vec::new(),
             finished: None,
             report: None,
@@ -291,9 +297,12 @@ impl Host {
         let mut s = self.0.borrow_mut();
         let now = s.now;
         let msg = msg.into();
-        if !s.quiet {
+        if !s.quiet && !s.output_closed {
+            use std::io::Write;
             let ms = now as f64 * 1000.0 / s.clock_hz as f64;
-            println!("[{ms:>11.6} ms] host  {msg}");
+            let line = format!("[{ms:>11.6} ms] host  {msg}\n");
+            let r = if s.log_to_stderr { std::io::stderr().lock().write_all(line.as_bytes()) } else { std::io::stdout().lock().write_all(line.as_bytes()) };
+            s.output_closed = r.is_err();
         }
         s.log.push((now, msg));
     }

@@ -93,7 +93,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Build { chip } => build::build_all(chip.as_deref()).map(|_| ()),
-        Cmd::Run { scenario, time, dpusim_args } => run(&scenario, time.as_deref(), &dpusim_args),
+        // dpusim's exit status is passed through (see its README table).
+        Cmd::Run { scenario, time, dpusim_args } => match run(&scenario, time.as_deref(), &dpusim_args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Cmd::Test { list: true, .. } => systest::list(),
         Cmd::Test { only, no_host, list: false } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
@@ -111,7 +115,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<(), String> {
+/// Builds and runs dpusim; returns its exit status.
+fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<u8, String> {
     let sc = match scenario {
         "none" => None,
         s if std::path::Path::new(s).is_file() => Some(PathBuf::from(s)),
@@ -141,10 +146,14 @@ fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<(), Strin
     cmd.args(extra);
     eprintln!("xtask: running {}", build::show(&cmd));
     let status = cmd.status().map_err(|e| format!("cannot start dpusim: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("dpusim exited with {status}"))
+    match status.code() {
+        Some(c) => {
+            if c != 0 {
+                eprintln!("xtask: dpusim exited with status {c}");
+            }
+            Ok(u8::try_from(c).unwrap_or(1))
+        }
+        None => Err(format!("dpusim was killed ({status})")),
     }
 }
 

@@ -83,6 +83,16 @@ fn need(run: Run, needles: &[&str]) -> Result<Run, (String, Option<Run>)> {
     Ok(run)
 }
 
+/// A healthy run logs no WARN or ERROR line (a warning must mean something).
+fn no_warnings(run: &Run) -> Result<(), (String, Option<Run>)> {
+    let (w, e) = (run.stat("log_warnings").and_then(Value::as_u64), run.stat("log_errors").and_then(Value::as_u64));
+    let shown: Vec<&str> = run.stdout.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).take(5).collect();
+    if w != Some(0) || e != Some(0) || !shown.is_empty() {
+        return Err((format!("a healthy run logged {w:?} WARN and {e:?} ERROR lines: {shown:?}"), None));
+    }
+    Ok(())
+}
+
 fn io(e: String) -> (String, Option<Run>) {
     (e, None)
 }
@@ -205,7 +215,13 @@ fn fault_report(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 
 fn panic_is_reported(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let run = cx.run_image("panic", &cx.image("panic"), &["--max-time", "10ms"]).map_err(io)?;
-    need(expect_code(run, 255)?, &["h05 ERROR panic: ", "deliberate panic 42", "fail (code 57005)"]).map(drop)
+    // Firmware failure codes have their own exit statuses (16 + code, 116
+    // for codes of 100 and more), never 1-15; the raw code is on stderr.
+    let run = need(expect_code(run, 116)?, &["h05 ERROR panic: ", "deliberate panic 42", "fail (code 57005)"])?;
+    if !run.stderr.contains("the firmware panicked (failure code 57005 = 0xdead) (exit status 116)") {
+        return fail("stderr does not name the raw failure code", run);
+    }
+    Ok(())
 }
 
 fn moved_chip_boots(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
@@ -245,11 +261,21 @@ fn bad_inputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         .map_err(|e| io(e.to_string()))?;
     let (bad_s, fw) = (bad.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
     let run = cx.dpusim("badchip", &["--chip", &bad_s, "--elf", &fw]).map_err(io)?;
-    need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"]).map(drop)
+    let run = need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"])?;
+    drop(run);
+    // Another chip without --board takes the board that carries it: no
+    // "board carries another chip" warning (the qemu benchmark's path).
+    let qemu = root().join("targets/chips/qemu-virt.toml").to_string_lossy().to_string();
+    let run = cx.dpusim("qemu-board", &["--chip", &qemu, "--elf", "/nonexistent/fw.elf"]).map_err(io)?;
+    let run = need(expect_code(run, 2)?, &["/nonexistent/fw.elf: cannot read"])?;
+    if run.stderr.contains("warning") {
+        return fail("a warning on the qemu-virt chip's path", run);
+    }
+    Ok(())
 }
 
 /// A configuration the loader accepts but the firmware cannot serve ends
-/// the run with the firmware's reason (exit 5), even with `-q`. Here the
+/// the run with the firmware's reason (exit 7), even with `-q`. Here the
 /// chip file given to dpusim promises more DDR for RAM namespaces than the
 /// image was built with (a smaller `firmware.ddr_heap_size`, forced with
 /// --ignore-chip-mismatch).
@@ -270,7 +296,7 @@ fn config_rejected(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     std::fs::write(&sc, scenario).map_err(|e| io(e.to_string()))?;
     let (small_s, sc_s, fw) = (small.to_string_lossy().to_string(), sc.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
     let run = cx.dpusim("config-rejected", &["--chip", &small_s, "--ignore-chip-mismatch", "--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
-    let run = expect_code(run, 5)?;
+    let run = expect_code(run, 7)?;
     if !run.stderr.contains("dpusim: error: the firmware rejected its boot configuration: namespace record 0 (function 0, nsid 1, RAM") || !run.stderr.contains("out of memory") {
         return fail("stderr lacks the firmware's reason", run);
     }
@@ -298,6 +324,7 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let run = cx.run_image("ram-verify", &fw, &["--scenario", &sc, "-q"]).map_err(io)?;
     let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (8 jobs)"])?;
+    no_warnings(&run)?;
     for f in 1..=8 {
         if run.count(&format!("randrw.fn{f}: (fn {f}, ns 1)")) != 1 {
             return fail(format!("no job result for VF {f}"), run);
@@ -311,6 +338,7 @@ fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let run = cx.run_image("adapter-verify", &fw, &["--scenario", &sc]).map_err(io)?;
     let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (6 jobs)"])?;
+    no_warnings(&run)?;
     for f in 1..=4 {
         if run.count(&format!("randrw.fn{f}: (fn {f}, ns 1)")) != 1 {
             return fail(format!("no job result for VF {f}"), run);
@@ -487,6 +515,133 @@ fn io_trace_nvmf(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+
+/// `--max-time` ending a scenario before its jobs finished is a failure
+/// with its own status (5) and a message, not a pass.
+fn scenario_time_limit(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/ram-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("sc-timeout", &fw, &["--scenario", &sc, "-q", "--max-time", "1ms"]).map_err(io)?;
+    let run = need(expect_code(run, 5)?, &["ended the run before the scenario's jobs finished", "(exit status 5)"])?;
+    if run.stat("exit_code").and_then(Value::as_u64) != Some(5) {
+        return fail("stats JSON exit_code is not 5", run);
+    }
+    Ok(())
+}
+
+/// `dpusim | head`: a closed stdout ends printing quietly (no panic, no
+/// backtrace); the run finishes and writes its stats.
+fn closed_stdout(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let stats = cx.tmp.join("closed-stdout.json");
+    let _ = std::fs::remove_file(&stats);
+    let mut c = Command::new(&cx.built.dpusim);
+    c.arg("--elf").arg(&cx.built.firmware).args(["--max-time", "1500us", "--stats-json"]).arg(&stats);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| io(format!("cannot run {}: {e}", show(&c))))?;
+    drop(child.stdout.take()); // the reader goes away at once, like `head` would
+    let out = child.wait_with_output().map_err(|e| io(e.to_string()))?;
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        stats: std::fs::read_to_string(&stats).ok().and_then(|s| serde_json::from_str(&s).ok()),
+    };
+    if run.stderr.contains("panicked") || run.stderr.contains("Broken pipe") {
+        return fail("dpusim panicked on a closed stdout", run);
+    }
+    let run = expect_code(run, 0)?;
+    if run.stat("sim_time_ns").and_then(Value::as_u64) != Some(1_500_000) {
+        return fail("no stats JSON of the whole run", run);
+    }
+    Ok(())
+}
+
+/// `--json` prints one valid JSON document on stdout whatever else is on:
+/// the stats without a scenario, the report with one.
+fn json_output(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.clone();
+    let folded = cx.tmp.join("json.folded").to_string_lossy().to_string();
+    let run = cx.run_image("json-boot", &fw, &["--json", "--max-time", "1ms", "--profile", &folded, "--trace-hart", "0", "--trace-limit", "5"]).map_err(io)?;
+    let run = expect_code(run, 0)?;
+    let doc: Value = match serde_json::from_str(&run.stdout) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("stdout is not JSON: {e}"), run),
+    };
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            for k in ["host_seconds", "mips", "jit"] {
+                o.remove(k);
+            }
+        }
+        v
+    };
+    if run.stats.as_ref().map(strip) != Some(strip(&doc)) {
+        return fail("--json without a scenario must print the --stats-json object", run);
+    }
+    if !run.stderr.contains("role data-plane reactor") || !run.stderr.contains("outcome: time limit") {
+        return fail("the firmware log and the summary belong on stderr with --json", run);
+    }
+    let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
+    let run = expect_code(cx.run_image("json-scenario", &fw, &["--json", "--scenario", &sc, "--profile", &folded]).map_err(io)?, 0)?;
+    match serde_json::from_str::<Value>(&run.stdout) {
+        Ok(v) if v.get("jobs").is_some() => Ok(()),
+        Ok(v) => fail(format!("no `jobs` in the report: {}", v.to_string().chars().take(200).collect::<String>()), run),
+        Err(e) => fail(format!("stdout is not JSON: {e}"), run),
+    }
+}
+
+/// Output files that cannot be written are refused before the run.
+fn unwritable_outputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.to_string_lossy().to_string();
+    for opt in ["--stats-json", "--trace", "--profile", "--trace-out", "--pcap"] {
+        let bad = "/nonexistent-dir/out.file";
+        let t = Instant::now();
+        let mut c = Command::new(&cx.built.dpusim);
+        c.args(["--elf", &fw, "--max-time", "200ms", opt, bad]);
+        if opt == "--trace-out" {
+            c.args(["--trace-hart", "0"]);
+        }
+        let out = c.output().map_err(|e| io(e.to_string()))?;
+        let run = Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into(), stats: None };
+        let run = expect_code(run, 2)?;
+        let want = if opt == "--pcap" { format!("{opt} /nonexistent-dir/out-eth0.pcap") } else { format!("{opt} {bad}: cannot write") };
+        let run = need(run, &[&want])?;
+        if !run.stdout.is_empty() || t.elapsed().as_secs_f64() > 5.0 {
+            return fail(format!("{opt}: the run started before the path was checked"), run);
+        }
+    }
+    Ok(())
+}
+
+/// Without a limit dpusim says how to stop it; Ctrl-C (SIGINT) ends the
+/// run with the summary printed, stats written and status 6.
+fn interrupt(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let stats = cx.tmp.join("interrupt.json");
+    let _ = std::fs::remove_file(&stats);
+    let mut c = Command::new(&cx.built.dpusim);
+    c.arg("--elf").arg(&cx.built.firmware).args(["-q", "--stats-json"]).arg(&stats);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().map_err(|e| io(format!("cannot run {}: {e}", show(&c))))?;
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().map_err(|e| io(e.to_string()))?;
+    if !st.success() {
+        return Err(io("kill -INT failed".into()));
+    }
+    let out = child.wait_with_output().map_err(|e| io(e.to_string()))?;
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        stats: std::fs::read_to_string(&stats).ok().and_then(|s| serde_json::from_str(&s).ok()),
+    };
+    let run = need(expect_code(run, 6)?, &["Ctrl-C stops it", "outcome: interrupted", "(exit status 6)"])?;
+    if run.stat("outcome").and_then(Value::as_str) != Some("interrupted") || run.stat("sim_time_ns").and_then(Value::as_u64).unwrap_or(0) == 0 {
+        return fail("no stats JSON of the interrupted run", run);
+    }
+    Ok(())
+}
+
 const TESTS: &[(&str, Check)] = &[
     ("boot: all 80 harts report their role", boot_all_roles),
     ("determinism: identical stats and logs", determinism),
@@ -498,7 +653,12 @@ const TESTS: &[(&str, Check)] = &[
     ("panic is logged and fails the run", panic_is_reported),
     ("chip variant with moved addresses boots", moved_chip_boots),
     ("bad input: clear errors, no panic", bad_inputs),
-    ("boot configuration the firmware rejects: exit 5 with its reason", config_rejected),
+    ("boot configuration the firmware rejects: exit 7 with its reason", config_rejected),
+    ("exit status 5 when --max-time ends a scenario early", scenario_time_limit),
+    ("closed stdout (dpusim | head): quiet exit, stats written", closed_stdout),
+    ("--json: valid JSON on stdout, everything else on stderr", json_output),
+    ("unwritable output paths refused before the run", unwritable_outputs),
+    ("Ctrl-C: summary, stats, exit status 6", interrupt),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
