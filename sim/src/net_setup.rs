@@ -6,7 +6,7 @@ use crate::machine::Machine;
 use crate::net::bridge::{Bridge, BridgeSpec};
 use crate::net::pcap::PcapWriter;
 use crate::net::switch::{Attached, Impairments};
-use crate::net::target::{TargetModel, TargetParams};
+use crate::net::nvmf_target::{TargetModel, TargetParams};
 use std::time::{Duration, Instant};
 
 /// A scenario fault, in cycles from the start of the workload.
