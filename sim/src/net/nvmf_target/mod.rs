@@ -6,6 +6,9 @@
 //!
 //! Time is simulated: the model runs when a frame reaches it or when its
 //! TCP timers or media completions are due (`Event::NetPoll`).
+//!
+//! The NVMe/TCP and NVMe-oF formats come from `super::nvmf_wire`, written
+//! from the specifications; no firmware crate is used (DESIGN.md §5).
 
 pub mod ctrl;
 pub mod session;
