@@ -39,6 +39,8 @@ pub struct Subsystem {
     next_cntlid: u16,
     pub params: TargetParams,
     clock_hz: u64,
+    /// Media time replacing `params.latency` (slow-media fault).
+    pub latency_override: Option<u64>,
 }
 
 /// What an admin command produced: status, DW0, data for the host.
@@ -66,6 +68,7 @@ impl Subsystem {
             next_cntlid: 1,
             params: p.clone(),
             clock_hz: 1_000_000_000,
+            latency_override: None,
         }
     }
 
@@ -137,6 +140,13 @@ impl Subsystem {
     /// the keep-alive timer (NVMe Base 2.0 §3.9.5, "traffic based" off).
     pub fn keep_alive(&mut self, cntlid: u16, now: u64) {
         if let Some(c) = self.ctrls.get_mut(&cntlid) {
+            c.last_ka = now;
+        }
+    }
+
+    /// Every keep-alive timer starts again at `now`.
+    pub fn restart_keep_alive(&mut self, now: u64) {
+        for c in self.ctrls.values_mut() {
             c.last_ka = now;
         }
     }
@@ -327,6 +337,6 @@ impl Subsystem {
 
     /// Media service time per read/write now, in cycles.
     pub fn latency(&self) -> u64 {
-        self.params.latency
+        self.latency_override.unwrap_or(self.params.latency)
     }
 }

@@ -1,10 +1,11 @@
 //! The target model driven by a scripted NVMe/TCP host built on the
 //! simulator's own wire code (`client.rs`): association setup, Identify,
 //! reads, writes in the capsule and through R2T/H2CData, Compare, Dataset
-//! Management, digests, the discovery log, malformed PDUs, restarts and
-//! TCP tail loss.
+//! Management, digests, the discovery log, malformed PDUs, restarts, TCP
+//! tail loss, and the stall and slow-media faults.
 
 mod client;
+mod faults;
 mod malformed;
 
 use super::*;
