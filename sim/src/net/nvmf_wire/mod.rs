@@ -16,6 +16,10 @@
 //! * [`identify`], [`discovery`]: data structures a controller returns.
 //! * [`digest`]: CRC32C (from the `crc` crate).
 //! * [`bytes`]: little-endian fields and padded text.
+//!
+//! Tests hold it against real bytes: a Linux nvmet-tcp capture
+//! (`linux_fixture`, `sim/tests/fixtures/`) and, in `cargo xtask test`,
+//! tshark's dissector reading a capture of the firmware and a target model.
 
 pub mod bytes;
 pub mod command;
@@ -25,6 +29,8 @@ pub mod digest;
 pub mod discovery;
 pub mod fabrics;
 pub mod identify;
+#[cfg(test)]
+pub mod linux_fixture;
 pub mod pdu;
 pub mod sgl;
 pub mod status;

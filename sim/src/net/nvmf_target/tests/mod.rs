@@ -6,6 +6,7 @@
 
 mod client;
 mod faults;
+mod linux_shape;
 mod malformed;
 
 use super::*;
