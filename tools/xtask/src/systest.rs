@@ -340,6 +340,11 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if doc["network"]["switch"]["lost"].as_u64().unwrap_or(0) == 0 {
         return fail("no frames were lost", run);
     }
+    // The stall and the slow media happened and were ridden out (zero
+    // verify or I/O errors above).
+    if t("t3", "stalls") != 1 || t("t2", "slowdowns") != 1 || !run.stderr.contains("fault: target `t3` answers again") {
+        return fail("target t3 stall or t2 slow media not seen", run);
+    }
     Ok(())
 }
 
@@ -468,7 +473,7 @@ const TESTS: &[(&str, Check)] = &[
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
-    ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
+    ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
