@@ -68,7 +68,7 @@ pub struct Stats {
 pub struct TargetReport {
     pub name: String,
     #[serde(flatten)]
-    pub stats: crate::net::target::TargetStats,
+    pub stats: crate::net::nvmf_target::TargetStats,
 }
 
 /// Work done inside the measurement window.

@@ -292,18 +292,27 @@ pub struct TargetCfg {
 pub struct FaultCfg {
     /// "target-restart" (target drops every connection and refuses new
     /// ones for `duration`), "target-garbage" (target sends a malformed PDU
-    /// on each of its I/O connections), "target-blackhole" (for
-    /// `duration` the target keeps its connections up but answers
-    /// nothing, and loses the commands it held or receives) or
-    /// "link-down" (DPU port `port` loses link for `duration`).
+    /// on each of its I/O connections), "target-stall" (target keeps TCP
+    /// up but answers no NVMe/TCP PDU for `duration`, or for good without
+    /// one), "target-blackhole" (for `duration` the target keeps its
+    /// connections up but answers nothing, and loses the commands it held
+    /// or receives), "target-slow" (target's media time is `latency` for
+    /// `duration`, or for good without one) or "link-down" (DPU port
+    /// `port` loses link for `duration`).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
-    /// How long (target-restart, link-down).
+    /// How long (target-restart, link-down; optional for target-stall
+    /// and target-slow).
     pub duration: Option<String>,
     pub target: Option<String>,
     pub port: Option<u32>,
+    /// Media time per read/write while a target-slow fault holds, e.g. "2ms".
+    pub latency: Option<String>,
 }
+
+/// Fault kinds a scenario may name.
+pub const FAULT_KINDS: [&str; 6] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "link-down"];
 
 /// Where a namespace's blocks live (resolved from `[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -541,19 +550,27 @@ impl Scenario {
         }
         for (i, fl) in self.faults.iter().enumerate() {
             let at = |field: &str| format!("faults[{i}].{field}");
-            if !["target-restart", "target-garbage", "target-blackhole", "link-down"].contains(&fl.kind.as_str()) {
-                return err(at("kind"), format!("`{}` is not a fault kind (target-restart, target-garbage, target-blackhole, link-down)", fl.kind));
+            if !FAULT_KINDS.contains(&fl.kind.as_str()) {
+                return err(at("kind"), format!("`{}` is not a fault kind ({})", fl.kind, FAULT_KINDS.join(", ")));
             }
             parse_time_ns(&fl.at).map_err(bad(at("at")))?;
             match &fl.duration {
                 Some(d) => {
                     parse_time_ns(d).map_err(bad(at("duration")))?;
                 }
-                None if fl.kind != "target-garbage" => return err(at("duration"), format!("{} needs a duration", fl.kind)),
+                None if matches!(fl.kind.as_str(), "target-restart" | "link-down") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
                 None => {}
             }
+            match (&fl.latency, fl.kind.as_str()) {
+                (Some(l), "target-slow") => {
+                    parse_time_ns(l).map_err(bad(at("latency")))?;
+                }
+                (None, "target-slow") => return err(at("latency"), "target-slow needs a latency (the media time while it holds)".into()),
+                (Some(_), k) => return err(at("latency"), format!("only target-slow takes a latency, not {k}")),
+                (None, _) => {}
+            }
             match fl.kind.as_str() {
-                "target-restart" | "target-garbage" | "target-blackhole" => {
+                "target-restart" | "target-garbage" | "target-stall" | "target-slow" | "target-blackhole" => {
                     let Some(t) = &fl.target else { return err(at("target"), format!("{} needs a target name", fl.kind)) };
                     if !self.targets.iter().any(|x| &x.name == t) {
                         return err(at("target"), format!("no [[targets]] is named `{t}`"));
@@ -565,7 +582,7 @@ impl Scenario {
                         return err(at("port"), format!("port {p} does not exist ({} ports)", self.network.ports.len()));
                     }
                 }
-                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, target-garbage, target-blackhole, link-down)")),
+                k => return err(at("kind"), format!("`{k}` is not a fault kind ({})", FAULT_KINDS.join(", "))),
             }
         }
         for (i, j) in self.jobs.iter().enumerate() {
@@ -979,6 +996,42 @@ verify = true
             let e = parse(&BASE.replacen(from, to, 1)).unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("t.toml"), "{to}: {e}");
         }
+    }
+
+    /// A `[[targets]]` entry and a fault block appended to BASE.
+    fn with_fault(fault: &str) -> Result<Scenario, ConfigError> {
+        let t = "[[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:t0\"\nnamespaces = [{ size = \"1MiB\", block_size = 512 }]\n";
+        parse(&format!("{BASE}{t}[[faults]]\n{fault}\n"))
+    }
+
+    #[test]
+    fn fault_fields_are_checked() {
+        let ok = [
+            "kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"2ms\"",
+            "kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"",
+            "kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"2ms\"\nlatency = \"500us\"",
+            "kind = \"target-slow\"\ntarget = \"t0\"\nat = \"10us\"\nlatency = \"1ms\"",
+        ];
+        for f in ok {
+            let s = with_fault(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(s.faults.len(), 1);
+        }
+        assert_eq!(with_fault(ok[2]).unwrap().faults[0].latency.as_deref(), Some("500us"));
+        let bad = [
+            ("kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].latency"),
+            ("kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"\nlatency = \"slowly\"", "faults[0].latency"),
+            ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nlatency = \"1ms\"", "faults[0].latency"),
+            ("kind = \"target-stall\"\ntarget = \"t9\"\nat = \"1ms\"", "faults[0].target"),
+            ("kind = \"target-stall\"\nat = \"1ms\"", "faults[0].target"),
+            ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"ages\"", "faults[0].duration"),
+            ("kind = \"target-restart\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].duration"),
+            ("kind = \"target-nap\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].kind"),
+        ];
+        for (f, field) in bad {
+            let e = with_fault(f).unwrap_err().to_string();
+            assert!(e.contains(field), "{f}: {e}");
+        }
+        assert!(with_fault(bad[7].0).unwrap_err().to_string().contains("target-stall, target-slow"));
     }
 
     #[test]

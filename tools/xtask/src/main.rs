@@ -16,6 +16,7 @@ mod interop;
 mod plot;
 mod systest;
 mod toolchain;
+mod tshark;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -404,6 +404,11 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if doc["network"]["switch"]["lost"].as_u64().unwrap_or(0) == 0 {
         return fail("no frames were lost", run);
     }
+    // The stall and the slow media happened and were ridden out (zero
+    // verify or I/O errors above).
+    if t("t3", "stalls") != 1 || t("t2", "slowdowns") != 1 || !run.stderr.contains("fault: target `t3` answers again") {
+        return fail("target t3 stall or t2 slow media not seen", run);
+    }
     Ok(())
 }
 
@@ -432,6 +437,35 @@ fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         return fail(format!("{} connections to t0, which grants 4 I/O queues", t("t0", "connections")), run);
     }
     Ok(())
+}
+
+/// Wireshark's NVMe/TCP dissector reads a capture of the firmware and a
+/// target model talking with header and data digests: every PDU type,
+/// CCCIDs, DATAO/DATAL, R2T answers, ICResp MAXH2CDATA and every digest
+/// checked by tshark (installs the Debian package on first use).
+fn tshark_cross_check(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    crate::tshark::ensure_tshark().map_err(io)?;
+    let sc = root().join("targets/scenarios/tshark-nvme-tcp.toml").to_string_lossy().to_string();
+    let pcap = cx.tmp.join("tshark.pcap");
+    let eth0 = cx.tmp.join("tshark-eth0.pcap");
+    let _ = std::fs::remove_file(&eth0);
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("tshark", &fw, &["--scenario", &sc, "-q", "--pcap", &pcap_s]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0"])?;
+    let d = match crate::tshark::dissect(&eth0, 4420) {
+        Ok(d) => d,
+        Err(e) => return fail(e, run),
+    };
+    // The target model offers MAXH2CDATA = 128 KiB (nvmf_target/session.rs)
+    // and lists its subsystem in its discovery log.
+    match crate::tshark::check_session(&d, 4420, 128 * 1024, ("nqn.2026-11.io.dpusim:t0", "10.0.0.10", "4420")) {
+        Ok(summary) => {
+            eprintln!("          tshark: {summary}");
+            Ok(())
+        }
+        Err(e) => fail(format!("{e} (capture {})", eth0.display()), run),
+    }
 }
 
 /// The adapter against the Linux kernel's NVMe/TCP target in a QEMU guest
@@ -663,8 +697,9 @@ const TESTS: &[(&str, Check)] = &[
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
-    ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
+    ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
+    ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
 
