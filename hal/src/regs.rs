@@ -268,6 +268,10 @@ pub mod dma {
     pub const ST_NO_BUS_MASTER: u32 = 3;
     /// Malformed descriptor (length 0 or > MAX_LEN, unknown op).
     pub const ST_BAD_DESCRIPTOR: u32 = 4;
+    /// The host side failed the transfer: a PCIe completion with an error
+    /// status (Unsupported Request, Completer Abort) or a poisoned TLP
+    /// (PCIe Base 5.0 §2.2.9, §2.7.2); nothing was written.
+    pub const ST_HOST_ERROR: u32 = 5;
 }
 
 /// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header,

@@ -33,6 +33,8 @@ pub enum FaultKind {
     TargetStall(usize),
     /// The target's media time is this many cycles.
     TargetSlow { target: usize, latency: u64 },
+    /// DMA to or from this function's host memory fails.
+    DmaError(u16),
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -95,6 +97,7 @@ impl Machine {
                 "target-stall" => FaultKind::TargetStall(target()?),
                 "target-slow" => FaultKind::TargetSlow { target: target()?, latency: f.latency.as_deref().map_or(0, cyc) },
                 "target-blackhole" => FaultKind::TargetBlackhole(target()?),
+                "dma-error" => FaultKind::DmaError(f.function.unwrap_or(0)),
                 _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
             };
             self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map(cyc) });
@@ -168,6 +171,14 @@ impl Machine {
                     (false, _) => "answers again".into(),
                 };
                 eprintln!("dpusim: {ns} ns: fault: target `{}` {what}", self.bus.net.targets[t].params.name);
+            }
+            FaultKind::DmaError(function) => {
+                if start {
+                    self.bus.dma.host_errors.insert(function);
+                } else {
+                    self.bus.dma.host_errors.remove(&function);
+                }
+                eprintln!("dpusim: {ns} ns: fault: DMA with function {function}'s host memory {}", if start { "fails" } else { "works again" });
             }
             FaultKind::LinkDown(p) => {
                 self.bus.set_port_link(p, !start);

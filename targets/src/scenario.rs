@@ -297,8 +297,10 @@ pub struct FaultCfg {
     /// one), "target-blackhole" (for `duration` the target keeps its
     /// connections up but answers nothing, and loses the commands it held
     /// or receives), "target-slow" (target's media time is `latency` for
-    /// `duration`, or for good without one) or "link-down" (DPU port
-    /// `port` loses link for `duration`).
+    /// `duration`, or for good without one), "link-down" (DPU port
+    /// `port` loses link for `duration`) or "dma-error" (every DMA
+    /// transfer to or from the host memory of PCIe function `function`
+    /// fails, as on a PCIe completion error, for `duration`).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
@@ -309,10 +311,12 @@ pub struct FaultCfg {
     pub port: Option<u32>,
     /// Media time per read/write while a target-slow fault holds, e.g. "2ms".
     pub latency: Option<String>,
+    /// The PCIe function (0 = PF, n = VF n) of a dma-error fault.
+    pub function: Option<u16>,
 }
 
 /// Fault kinds a scenario may name.
-pub const FAULT_KINDS: [&str; 6] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "link-down"];
+pub const FAULT_KINDS: [&str; 7] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "link-down", "dma-error"];
 
 /// Where a namespace's blocks live (resolved from `[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +393,10 @@ pub struct JobCfg {
     pub size: Option<String>,
     #[serde(default)]
     pub verify: bool,
+    /// After the run, read back every block the job wrote and check it
+    /// (needs `verify`; the time it takes is not in the job's figures).
+    #[serde(default)]
+    pub verify_at_end: bool,
     #[serde(default)]
     pub scattered: bool,
     #[serde(default)]
@@ -558,7 +566,7 @@ impl Scenario {
                 Some(d) => {
                     parse_time_ns(d).map_err(bad(at("duration")))?;
                 }
-                None if matches!(fl.kind.as_str(), "target-restart" | "link-down") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
+                None if matches!(fl.kind.as_str(), "target-restart" | "link-down" | "dma-error") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
                 None => {}
             }
             match (&fl.latency, fl.kind.as_str()) {
@@ -574,6 +582,12 @@ impl Scenario {
                     let Some(t) = &fl.target else { return err(at("target"), format!("{} needs a target name", fl.kind)) };
                     if !self.targets.iter().any(|x| &x.name == t) {
                         return err(at("target"), format!("no [[targets]] is named `{t}`"));
+                    }
+                }
+                "dma-error" => {
+                    let Some(f) = fl.function else { return err(at("function"), "dma-error needs a PCIe function (0 = PF, n = VF n)".into()) };
+                    if !exists(f) {
+                        return err(at("function"), format!("function {f} does not exist (host.vfs = {})", h.vfs));
                     }
                 }
                 "link-down" => {
@@ -617,6 +631,9 @@ impl Scenario {
             }
             if j.buf_offset % 4 != 0 || j.buf_offset >= 4096 {
                 return err(at("buf_offset"), format!("{} must be dword aligned and below 4096", j.buf_offset));
+            }
+            if j.verify_at_end && !j.verify {
+                return err(at("verify_at_end"), "needs verify = true".into());
             }
             for &fun in &j.functions {
                 let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else {

@@ -12,6 +12,7 @@
 
 mod bench;
 mod build;
+mod faults;
 mod interop;
 mod plot;
 mod systest;
@@ -71,6 +72,16 @@ enum Cmd {
         #[arg(value_parser = bench::names())]
         name: Option<String>,
     },
+    /// The fault campaign: the storage adapter under verified I/O, once
+    /// per fault kind (link flap, loss, reordering, duplication, target
+    /// restart / stall / black hole / slowness, malformed PDUs, DMA
+    /// errors); one line per fault: survived, blocks lost or corrupt, I/O
+    /// errors, longest I/O.
+    Faults {
+        /// Only the faults whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Interoperability with other NVMe/TCP implementations.
     Interop {
         #[command(subcommand)]
@@ -102,6 +113,14 @@ fn main() -> ExitCode {
         Cmd::Test { list: true, .. } => systest::list(),
         Cmd::Test { only, no_host, list: false } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
+        Cmd::Faults { only } => build::build_all(None).and_then(|built| faults::campaign(&built, only.as_deref())).and_then(|runs| {
+            let failed: Vec<&str> = runs.iter().filter(|r| !r.survived).map(|r| r.name).collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not survived: {}", failed.join("; ")))
+            }
+        }),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => build::build_all(None)
             .and_then(|built| interop::adapter_against_linux(&built.dpusim, &built.firmware))

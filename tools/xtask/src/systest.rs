@@ -468,6 +468,18 @@ fn tshark_cross_check(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     }
 }
 
+/// The fault campaign (`cargo xtask faults`): every fault kind under
+/// verified I/O; nothing lost or corrupt, the card alive after each.
+fn fault_campaign(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let runs = crate::faults::campaign(&cx.built, None).map_err(io)?;
+    let failed: Vec<String> = runs.iter().filter(|r| !r.survived).map(|r| format!("{}: {}", r.name, r.why)).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err((failed.join("; "), None))
+    }
+}
+
 /// The adapter against the Linux kernel's NVMe/TCP target in a QEMU guest
 /// (installs QEMU and the guest kernel from Debian on first use).
 fn interop_linux(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
@@ -699,6 +711,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
+    ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
