@@ -1129,6 +1129,18 @@ target = "t0"
     }
 
     #[test]
+    fn dma_error_needs_an_existing_function_and_a_duration() {
+        let f = |extra: &str| format!("{BASE}[[faults]]\nkind = \"dma-error\"\nat = \"1ms\"\n{extra}");
+        assert!(parse(&f("function = 2\nduration = \"100us\"\n")).is_ok());
+        for (extra, field) in [("duration = \"100us\"\n", "faults[0].function"), ("function = 2\n", "faults[0].duration"), ("function = 9\nduration = \"100us\"\n", "faults[0].function")] {
+            let e = parse(&f(extra)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+        let e = parse(&BASE.replacen("verify = true", "verify = false\nverify_at_end = true", 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("jobs[0].verify_at_end"), "{e}");
+    }
+
+    #[test]
     fn unknown_fault_kind_is_named_before_its_duration() {
         let e = refused(NET, "[[storage]]", "[[faults]]\nkind = \"meteor\"\nat = \"1ms\"\n[[storage]]", "faults[0].kind");
         assert!(e.contains("`meteor` is not a fault kind"), "{e}");

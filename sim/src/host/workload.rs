@@ -661,3 +661,32 @@ impl Report {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sector(lba: u64, gen: u32, tag: u32) -> Vec<u8> {
+        let mut s = vec![0u8; 512];
+        fill_sector(&mut s, lba, gen, tag);
+        s
+    }
+
+    #[test]
+    fn a_lost_write_is_told_from_corruption() {
+        assert_eq!(sector_damage(&sector(7, 3, 1), 7, 3, 1), Ok(()));
+        // An older generation of the same block, or nothing: lost.
+        assert_eq!(sector_damage(&sector(7, 2, 1), 7, 3, 1).map_err(|e| e.0), Err(Damage::Lost));
+        assert_eq!(sector_damage(&[0u8; 512], 7, 3, 1).map_err(|e| e.0), Err(Damage::Lost));
+        // Another block's, another job's or a newer generation: corrupt.
+        assert_eq!(sector_damage(&sector(8, 3, 1), 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        assert_eq!(sector_damage(&sector(7, 3, 2), 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        assert_eq!(sector_damage(&sector(7, 4, 1), 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        let mut flipped = sector(7, 3, 1);
+        flipped[100] ^= 1;
+        assert_eq!(sector_damage(&flipped, 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        // Never written: zeros expected, anything else is corrupt.
+        assert_eq!(sector_damage(&[0u8; 512], 7, 0, 1), Ok(()));
+        assert_eq!(sector_damage(&sector(7, 1, 1), 7, 0, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+    }
+}
