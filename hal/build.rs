@@ -61,6 +61,17 @@ fn main() {
     k("NIC_BASE", "usize", format!("{:#x}", d.nic.base), "Ethernet controller registers.");
     k("NIC_PORTS", "usize", d.nic.ports.to_string(), "Ethernet ports of the NIC.");
     k("NIC_QUEUES", "usize", d.nic.queues_per_port.to_string(), "Queue pairs per port.");
+    let cr = &d.crypto;
+    k("CRYPTO_BASE", "usize", format!("{:#x}", cr.base), "Crypto engine registers.");
+    k("CRYPTO_ENGINES", "usize", cr.engines.to_string(), "Crypto engines.");
+    k("CRYPTO_QUEUES_PER_ENGINE", "usize", cr.queues_per_engine.to_string(), "Queues of each crypto engine (one per hart).");
+    k("CRYPTO_KEY_SLOTS", "usize", cr.key_slots.to_string(), "Key slots of each crypto engine.");
+    k("EC_BASE", "usize", format!("{:#x}", d.ec.base), "Erasure-coding engine registers.");
+    k("EC_QUEUES", "usize", d.ec.queues.to_string(), "Queues of the erasure-coding engine.");
+    k("EC_MAX_K", "usize", d.ec.max_k.to_string(), "Most data fragments of an EC descriptor.");
+    k("EC_MAX_M", "usize", d.ec.max_m.to_string(), "Most parity fragments of an EC descriptor.");
+    k("TRNG_BASE", "usize", format!("{:#x}", d.trng.base), "True random number generator registers.");
+    k("TRNG_IRQ", "u32", d.trng.irq.to_string(), "TRNG health-failure PLIC source.");
     k("BOOTCFG_BASE", "usize", format!("{:#x}", d.bootcfg.base), "Boot configuration blob.");
     k("BOOTCFG_SIZE", "usize", format!("{:#x}", d.bootcfg.size), "Boot configuration window size.");
     let p = &board.pcie;

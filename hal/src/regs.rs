@@ -243,6 +243,15 @@ pub mod dma {
     pub const OP_D2H: u8 = 1;
     pub const OP_COPY: u8 = 2;
     pub const OP_ZERO: u8 = 3;
+    /// CRC32C (Castagnoli, reflected polynomial 0x82F63B78; RFC 3720
+    /// §12.1, the NVMe/TCP digest: NVMe/TCP 1.0 §3.6.2.1) of `len` bytes
+    /// of DPU memory at `local`. The running CRC is a u32 in DPU memory at
+    /// `host` (4-byte aligned): the engine reads it, continues it over the
+    /// data and writes it back, so descriptors of a chain that name the
+    /// same word compute the CRC of their ranges concatenated. The word
+    /// holds a finished CRC (initial value and final XOR of 0xFFFF_FFFF
+    /// applied), so 0 starts a new CRC and a finished CRC seeds the next.
+    pub const OP_CRC32C: u8 = 4;
     /// Last descriptor of a chain: write one completion for the chain.
     pub const FLAG_END: u8 = 1 << 0;
     /// After the chain's host writes are posted, send MSI-X `DESC_MSIX` of
@@ -266,7 +275,8 @@ pub mod dma {
     pub const ST_LOCAL_FAULT: u32 = 2;
     /// The function is absent or bus mastering is disabled.
     pub const ST_NO_BUS_MASTER: u32 = 3;
-    /// Malformed descriptor (length 0 or > MAX_LEN, unknown op).
+    /// Malformed descriptor (length 0 or > MAX_LEN, unknown op, a
+    /// misaligned CRC word).
     pub const ST_BAD_DESCRIPTOR: u32 = 4;
     /// The host side failed the transfer: a PCIe completion with an error
     /// status (Unsupported Request, Completer Abort) or a poisoned TLP
@@ -489,4 +499,227 @@ pub mod nic {
     pub const TX_ERR: u16 = 1 << 14;
     /// Largest frame a descriptor carries (TSO: before segmentation).
     pub const MAX_FRAME: usize = 65535;
+}
+
+/// Registers of one accelerator queue (crypto and erasure-coding engines):
+/// the same registers, ring protocol and 16-byte completions as a DMA
+/// channel ([`dma`]): RING_BASE, RING_SIZE (power of two, 2..=4096),
+/// NOTIFY, COMP_BASE, CONTROL (1 = start: indices and phase reset),
+/// STATUS, TAIL (doorbell), HEAD. Accelerator descriptors are 64 bytes
+/// (64-byte aligned ring); a chain ends at a descriptor with `FLAG_END`
+/// and gets one completion (the first error wins; descriptors of the chain
+/// after an error are skipped, so nothing is written from a failed chain
+/// onwards).
+pub mod queue {
+    pub use super::dma::{
+        COMP_BYTES, COMP_COOKIE, COMP_PHASE, COMP_SIZE, COMP_STATUS, COMP_BASE, CONTROL, HEAD, NOTIFY, NOTIFY_ENABLE, RING_BASE,
+        RING_SIZE, STATUS, TAIL,
+    };
+    /// Register block of one queue.
+    pub const SIZE: u64 = 0x40;
+    /// Descriptor size (all accelerator descriptors).
+    pub const DESC_SIZE: usize = 64;
+    /// STATUS values.
+    pub const STATUS_RUNNING: u32 = 1;
+    pub const STATUS_BAD_CONFIG: u32 = 2;
+    /// Last descriptor of a chain (bit 0 of every accelerator's FLAGS).
+    pub const FLAG_END: u8 = 1 << 0;
+}
+
+/// Completion statuses of the accelerators (the DMA engine's, extended).
+pub mod accel {
+    pub use super::dma::{ST_BAD_DESCRIPTOR, ST_HOST_DENIED, ST_HOST_ERROR, ST_LOCAL_FAULT, ST_NO_BUS_MASTER, ST_OK};
+    /// The key slot is out of range, empty, or holds a key of another kind.
+    pub const ST_BAD_KEY: u32 = 6;
+    /// AES-GCM open: the tag did not match; nothing was written.
+    pub const ST_AUTH_FAILED: u32 = 7;
+    /// The length or an address does not suit the operation (XTS: not a
+    /// multiple of the data unit, data not 16-byte aligned; EC: fragment
+    /// length not a multiple of 8 or fragments not 8-byte aligned).
+    pub const ST_BAD_LENGTH: u32 = 8;
+    /// EC: k or m is 0 or above what the engine supports, or the
+    /// fragment masks name fragments beyond k + m.
+    pub const ST_BAD_GEOMETRY: u32 = 9;
+    /// EC reconstruct: fewer than k fragments present.
+    pub const ST_NOT_RECOVERABLE: u32 = 10;
+}
+
+/// Crypto engines (base `memory_map::CRYPTO_BASE`): engine e's registers at
+/// `e * ENGINE`; its queue q at `e * ENGINE + QUEUES + q * queue::SIZE`
+/// (registers as [`queue`]). Engine e's queue h belongs to hart h by
+/// convention; every queue of an engine feeds the same AES/SHA datapath.
+///
+/// Operations (descriptor `OP`): AES-256-XTS encrypt / decrypt (IEEE
+/// 1619-2018 §5.3, §5.4), AES-256-GCM seal / open (NIST SP 800-38D §7.1,
+/// §7.2; 96-bit IV, 128-bit tag), SHA-256 (FIPS 180-4 §6.2), and key-slot
+/// management. Keys live in key slots, loaded by `OP_KEY_LOAD` from DPU
+/// memory; no register reads a key back; `ENGINE_CONTROL = CTRL_RESET`
+/// zeroizes every slot of the engine (and stops its queues).
+///
+/// Source and destination are DPU memory, or host memory of PCIe function
+/// `SRC_FN` / `DST_FN` with `FLAG_SRC_HOST` / `FLAG_DST_HOST` (checked
+/// against the function's IOMMU grant, like DMA), so a read can be
+/// decrypted straight into the host's pages and a write encrypted from
+/// them into DPU staging.
+pub mod crypto {
+    /// Distance between engines.
+    pub const ENGINE: u64 = 0x2000;
+    /// u32 RO: bits 15:0 key slots, bits 31:16 queues.
+    pub const INFO: u64 = 0x00;
+    /// u32 W: `CTRL_RESET` zeroizes every key slot and stops every queue.
+    pub const ENGINE_CONTROL: u64 = 0x04;
+    pub const CTRL_RESET: u32 = 1;
+    /// u32 RO: bytes of work queued on the engine and not yet done (all
+    /// queues): what a driver looks at to spread work.
+    pub const LOAD: u64 = 0x08;
+    /// u32 RO: key slots holding a key (never the keys themselves).
+    pub const KEYS_LOADED: u64 = 0x0c;
+    /// u64 RO: descriptors the engine finished.
+    pub const DESCRIPTORS: u64 = 0x10;
+    /// u64 RO: data bytes the engine processed.
+    pub const BYTES: u64 = 0x18;
+    /// Queue registers start here.
+    pub const QUEUES: u64 = 0x100;
+    /// Mailbox doorbell bit a queue rings on completion.
+    pub const MAILBOX_BIT: u64 = 1 << 8;
+
+    /// Descriptor layout (64 bytes).
+    /// u64: source address (DPU, or host with `FLAG_SRC_HOST`).
+    pub const DESC_SRC: usize = 0x00;
+    /// u64: destination address (DPU, or host with `FLAG_DST_HOST`).
+    pub const DESC_DST: usize = 0x08;
+    /// u32: data bytes (GCM open: ciphertext bytes, without the tag).
+    pub const DESC_LEN: usize = 0x10;
+    pub const DESC_OP: usize = 0x14;
+    pub const DESC_FLAGS: usize = 0x15;
+    /// u16: key slot.
+    pub const DESC_KEY: usize = 0x16;
+    /// u16: PCIe function of a host source / destination (0 = PF, n = VF n).
+    pub const DESC_SRC_FN: usize = 0x18;
+    pub const DESC_DST_FN: usize = 0x1a;
+    pub const DESC_COOKIE: usize = 0x1c;
+    /// 16 bytes of parameters: XTS: u64 number of the first data unit
+    /// (the tweak; IEEE 1619-2018 §5.1, little-endian); GCM: the 12-byte
+    /// IV; key load: the key kind in the first byte.
+    pub const DESC_PARAM: usize = 0x20;
+    /// u64: GCM additional authenticated data (DPU memory).
+    pub const DESC_AAD: usize = 0x30;
+    /// u32: GCM AAD bytes.
+    pub const DESC_AAD_LEN: usize = 0x38;
+
+    /// XTS-AES-256: `LEN` (a multiple of the data unit, data 16-byte
+    /// aligned) covers consecutive data units numbered from PARAM.
+    pub const OP_XTS_ENCRYPT: u8 = 1;
+    pub const OP_XTS_DECRYPT: u8 = 2;
+    /// AES-256-GCM seal: `LEN` bytes of plaintext -> `LEN` bytes of
+    /// ciphertext followed by the 16-byte tag at DST (`LEN + 16` bytes).
+    pub const OP_GCM_SEAL: u8 = 3;
+    /// AES-256-GCM open: `LEN` bytes of ciphertext followed by the tag at
+    /// SRC -> `LEN` bytes of plaintext at DST, written only when the tag
+    /// matches (else `ST_AUTH_FAILED`).
+    pub const OP_GCM_OPEN: u8 = 4;
+    /// SHA-256: the message is the sources of the chain's descriptors, in
+    /// order; the chain's last descriptor (`FLAG_END`) writes the 32-byte
+    /// digest to its DST.
+    pub const OP_SHA256: u8 = 5;
+    /// Loads `LEN` bytes of key material from DPU memory at SRC into slot
+    /// `KEY`; PARAM byte 0 is the key kind.
+    pub const OP_KEY_LOAD: u8 = 6;
+    /// Zeroizes slot `KEY`.
+    pub const OP_KEY_CLEAR: u8 = 7;
+
+    /// Flags (bit 0 is `queue::FLAG_END`).
+    pub const FLAG_END: u8 = super::queue::FLAG_END;
+    pub const FLAG_SRC_HOST: u8 = 1 << 1;
+    pub const FLAG_DST_HOST: u8 = 1 << 2;
+    /// XTS data unit of 4096 bytes (else 512).
+    pub const FLAG_DU_4K: u8 = 1 << 3;
+
+    /// Key kinds: XTS-AES-256 takes 64 bytes (Key1 for the data, then
+    /// Key2 for the tweak: IEEE 1619-2018 §5.1); GCM 32 bytes.
+    pub const KEY_XTS_AES256: u8 = 1;
+    pub const KEY_GCM_AES256: u8 = 2;
+    /// AES-GCM tag bytes.
+    pub const GCM_TAG: usize = 16;
+    /// Largest `LEN`.
+    pub const MAX_LEN: u32 = 1 << 20;
+}
+
+/// Erasure-coding engine (base `memory_map::EC_BASE`): Reed-Solomon over
+/// GF(2^8) with polynomial x^8 + x^4 + x^3 + x^2 + 1 (0x11D), k data and m
+/// parity fragments, generator matrix [I_k ; C] with C the Cauchy matrix
+/// C[i][j] = 1 / ((k + i) XOR j) of Intel ISA-L's `gf_gen_cauchy1_matrix`:
+/// parity is byte-identical to ISA-L's `ec_encode_data`. Queue q at
+/// `QUEUES + q * queue::SIZE` (registers as [`queue`]); queue h belongs to
+/// hart h.
+pub mod ec {
+    /// u32 RO: bits 7:0 largest k, bits 15:8 largest m, bits 31:16 queues.
+    pub const INFO: u64 = 0x00;
+    /// u64 RO: descriptors done.
+    pub const DESCRIPTORS: u64 = 0x08;
+    pub const QUEUES: u64 = 0x100;
+    /// Mailbox doorbell bit a queue rings on completion.
+    pub const MAILBOX_BIT: u64 = 1 << 9;
+
+    /// Descriptor layout (64 bytes).
+    /// u64: address (DPU memory, 8-byte aligned) of a table of k + m u64
+    /// fragment addresses: data fragments 0..k, then parity k..k+m.
+    pub const DESC_FRAGS: usize = 0x00;
+    /// u32: bytes per fragment (a multiple of 8; fragments 8-byte aligned).
+    pub const DESC_LEN: usize = 0x08;
+    pub const DESC_K: usize = 0x0c;
+    pub const DESC_M: usize = 0x0d;
+    pub const DESC_OP: usize = 0x0e;
+    pub const DESC_FLAGS: usize = 0x0f;
+    /// u64: reconstruct: bit i = fragment i holds valid data.
+    pub const DESC_PRESENT: usize = 0x10;
+    /// u64: reconstruct: bit i = write fragment i (not present).
+    pub const DESC_REBUILD: usize = 0x18;
+    pub const DESC_COOKIE: usize = 0x20;
+    /// Encode: read the k data fragments, write the m parity fragments.
+    pub const OP_ENCODE: u8 = 1;
+    /// Reconstruct: from k of the present fragments (the lowest-numbered),
+    /// write every fragment in REBUILD (data or parity).
+    pub const OP_RECONSTRUCT: u8 = 2;
+    pub const FLAG_END: u8 = super::queue::FLAG_END;
+    /// Largest fragment.
+    pub const MAX_LEN: u32 = 1 << 20;
+}
+
+/// True random number generator (base `memory_map::TRNG_BASE`): a noise
+/// source of 8-bit samples under the continuous health tests of NIST SP
+/// 800-90B §4.4 (repetition count test §4.4.1, adaptive proportion test
+/// §4.4.2, window 512) with start-up testing (§4.3: 1024 samples), and a
+/// SHA-256 conditioning component (§3.1.5.1.1). A failed test stops the
+/// output until the firmware restarts the source.
+pub mod trng {
+    /// u32 RW: `CTL_ENABLE` starts the source (start-up tests first);
+    /// writing `CTL_RESTART` clears a health failure and starts over.
+    pub const CONTROL: u64 = 0x00;
+    pub const CTL_ENABLE: u32 = 1 << 0;
+    pub const CTL_RESTART: u32 = 1 << 1;
+    /// u32 RO: status bits below.
+    pub const STATUS: u64 = 0x04;
+    /// DATA holds conditioned random bits.
+    pub const ST_READY: u32 = 1 << 0;
+    /// The repetition count test failed (§4.4.1).
+    pub const ST_RCT_FAIL: u32 = 1 << 1;
+    /// The adaptive proportion test failed (§4.4.2).
+    pub const ST_APT_FAIL: u32 = 1 << 2;
+    /// u64 RO: the next 64 conditioned bits (0 when not `ST_READY`).
+    pub const DATA: u64 = 0x08;
+    /// u32 RW: bit 0 = raise `TRNG_IRQ` on a health-test failure.
+    pub const IRQ_ENABLE: u64 = 0x10;
+    /// u32 RO: the repetition count test's cutoff C.
+    pub const RCT_CUTOFF: u64 = 0x14;
+    /// u32 RO: the adaptive proportion test's cutoff C (window 512).
+    pub const APT_CUTOFF: u64 = 0x18;
+    /// u64 RO: raw samples tested since reset.
+    pub const SAMPLES: u64 = 0x20;
+    /// u64 RO: health-test failures since reset.
+    pub const FAILURES: u64 = 0x28;
+    /// Adaptive proportion test window (§4.4.2, non-binary sources).
+    pub const APT_WINDOW: u32 = 512;
+    /// Start-up test samples (§4.3 item 1).
+    pub const STARTUP_SAMPLES: u32 = 1024;
 }

@@ -89,6 +89,52 @@ pub struct Devices {
     pub dma: Dma,
     pub bootcfg: BootCfg,
     pub nic: Nic,
+    pub crypto: Crypto,
+    pub ec: Ec,
+    pub trng: Trng,
+}
+
+/// Crypto engines (AES-256-XTS, AES-256-GCM, SHA-256): queues, key slots,
+/// rates (layout: `dpu_hal::regs::crypto`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crypto {
+    pub base: u64,
+    pub engines: u32,
+    pub queues_per_engine: u32,
+    pub key_slots: u32,
+    /// AES-XTS / AES-GCM rate of one engine.
+    pub aes_bytes_per_cycle: u32,
+    /// SHA-256 rate of one engine.
+    pub sha_bytes_per_cycle: u32,
+    /// Fixed cost per descriptor.
+    pub descriptor_cycles: u32,
+    /// Extra cost per XTS data unit (its tweak encryption).
+    pub data_unit_cycles: u32,
+}
+
+/// The erasure-coding engine (Reed-Solomon, GF(2^8)).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec {
+    pub base: u64,
+    pub queues: u32,
+    pub max_k: u32,
+    pub max_m: u32,
+    pub bytes_per_cycle: u32,
+    pub descriptor_cycles: u32,
+    /// Reconstruction: cycles per data fragment (row) to invert the matrix.
+    pub invert_cycles_per_row: u32,
+}
+
+/// The true random number generator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trng {
+    pub base: u64,
+    pub irq: u32,
+    /// Min-entropy per raw 8-bit sample the health-test cutoffs assume.
+    pub min_entropy_bits: u32,
 }
 
 /// The on-chip Ethernet controller: ports (MACs/PHYs are board facts),
@@ -215,6 +261,16 @@ pub mod window {
     pub const DMA_CHANNEL: u64 = 0x40;
     /// Per NIC port (layout: `dpu_hal::regs::nic`).
     pub const NIC_PORT: u64 = 0x1_0000;
+    /// Per crypto engine (layout: `dpu_hal::regs::crypto`).
+    pub const CRYPTO_ENGINE: u64 = 0x2000;
+    /// Crypto engine registers before its queues.
+    pub const CRYPTO_QUEUES: u64 = 0x100;
+    /// Per accelerator queue (same registers as a DMA channel).
+    pub const ACCEL_QUEUE: u64 = 0x40;
+    /// EC engine registers before its queues (layout: `dpu_hal::regs::ec`).
+    pub const EC_QUEUES: u64 = 0x100;
+    /// TRNG (layout: `dpu_hal::regs::trng`).
+    pub const TRNG: u64 = 0x1000;
 }
 
 impl Chip {
@@ -271,6 +327,16 @@ impl Chip {
     /// Size of the DMA register window.
     pub fn dma_window(&self) -> u64 {
         (u64::from(self.dma_channels()) * window::DMA_CHANNEL).next_multiple_of(0x1000)
+    }
+
+    /// Size of the crypto register window.
+    pub fn crypto_window(&self) -> u64 {
+        u64::from(self.devices.crypto.engines) * window::CRYPTO_ENGINE
+    }
+
+    /// Size of the EC engine register window.
+    pub fn ec_window(&self) -> u64 {
+        (window::EC_QUEUES + u64::from(self.devices.ec.queues) * window::ACCEL_QUEUE).next_multiple_of(0x1000)
     }
 
     /// Size of the NIC register window.
@@ -333,6 +399,16 @@ impl Chip {
             d.nic.base,
             d.nic.ports.into(),
             d.nic.queues_per_port.into(),
+            d.crypto.base,
+            d.crypto.engines.into(),
+            d.crypto.queues_per_engine.into(),
+            d.crypto.key_slots.into(),
+            d.ec.base,
+            d.ec.queues.into(),
+            d.ec.max_k.into(),
+            d.ec.max_m.into(),
+            d.trng.base,
+            d.trng.irq.into(),
         ];
         words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
         // FNV-1a over the little-endian bytes: stable across Rust versions.
@@ -363,6 +439,9 @@ impl Chip {
             ("devices.dma".to_string(), d.dma.base, self.dma_window()),
             ("devices.bootcfg".to_string(), d.bootcfg.base, d.bootcfg.size),
             ("devices.nic".to_string(), d.nic.base, self.nic_window()),
+            ("devices.crypto".to_string(), d.crypto.base, self.crypto_window()),
+            ("devices.ec".to_string(), d.ec.base, self.ec_window()),
+            ("devices.trng".to_string(), d.trng.base, window::TRNG),
         ];
         for c in 0..self.chip.clusters {
             v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
@@ -521,6 +600,9 @@ impl Chip {
             ("devices.dma.base", d.dma.base),
             ("devices.bootcfg.base", d.bootcfg.base),
             ("devices.nic.base", d.nic.base),
+            ("devices.crypto.base", d.crypto.base),
+            ("devices.ec.base", d.ec.base),
+            ("devices.trng.base", d.trng.base),
         ] {
             if base % 0x1000 != 0 {
                 return err(field, format!("{base:#x} must be 4 KiB aligned"));
@@ -564,6 +646,41 @@ impl Chip {
         }
         if nic.bytes_per_cycle == 0 {
             return err("devices.nic.bytes_per_cycle", "must be non-zero".into());
+        }
+        let cr = &d.crypto;
+        if cr.engines == 0 || cr.engines > 64 {
+            return err("devices.crypto.engines", format!("{} is out of range 1..=64", cr.engines));
+        }
+        let max_q = (window::CRYPTO_ENGINE - window::CRYPTO_QUEUES) / window::ACCEL_QUEUE;
+        if cr.queues_per_engine == 0 || u64::from(cr.queues_per_engine) > max_q {
+            return err("devices.crypto.queues_per_engine", format!("{} is out of range 1..={max_q}", cr.queues_per_engine));
+        }
+        if cr.key_slots == 0 || cr.key_slots > 1024 {
+            return err("devices.crypto.key_slots", format!("{} is out of range 1..=1024", cr.key_slots));
+        }
+        if cr.aes_bytes_per_cycle == 0 {
+            return err("devices.crypto.aes_bytes_per_cycle", "must be non-zero".into());
+        }
+        if cr.sha_bytes_per_cycle == 0 {
+            return err("devices.crypto.sha_bytes_per_cycle", "must be non-zero".into());
+        }
+        let ec = &d.ec;
+        if ec.queues == 0 || ec.queues > 256 {
+            return err("devices.ec.queues", format!("{} is out of range 1..=256", ec.queues));
+        }
+        // Fragment bitmaps are 64 bits wide (`dpu_hal::regs::ec`).
+        if ec.max_k == 0 || ec.max_m == 0 || ec.max_k + ec.max_m > 64 {
+            return err("devices.ec.max_k", format!("k {} and m {} must be non-zero with k + m <= 64", ec.max_k, ec.max_m));
+        }
+        if ec.bytes_per_cycle == 0 {
+            return err("devices.ec.bytes_per_cycle", "must be non-zero".into());
+        }
+        let tr = &d.trng;
+        if tr.irq == 0 || tr.irq > d.plic.sources || tr.irq == d.uart.irq || (u64::from(d.mailbox.irq_base)..=mb_last).contains(&u64::from(tr.irq)) {
+            return err("devices.trng.irq", format!("{} must be a free PLIC source (1..={}, not the UART's or a mailbox's)", tr.irq, d.plic.sources));
+        }
+        if tr.min_entropy_bits == 0 || tr.min_entropy_bits > 8 {
+            return err("devices.trng.min_entropy_bits", format!("{} is out of range 1..=8 (bits per 8-bit sample)", tr.min_entropy_bits));
         }
         if d.bootcfg.size < 0x1000 || d.bootcfg.size % 0x1000 != 0 {
             return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));
@@ -671,6 +788,22 @@ mod tests {
     fn mailbox_irqs_must_fit_plic() {
         let e = reject(("sources = 255", "sources = 100"));
         assert!(e.contains("devices.mailbox.irq_base"), "{e}");
+    }
+
+    #[test]
+    fn accelerator_fields_are_checked() {
+        let e = reject(("queues_per_engine = 80", "queues_per_engine = 200"));
+        assert!(e.contains("devices.crypto.queues_per_engine"), "{e}");
+        let e = reject(("max_m = 4", "max_m = 40"));
+        assert!(e.contains("devices.ec.max_k"), "{e}");
+        let e = reject(("irq = 11", "irq = 70"));
+        assert!(e.contains("devices.trng.irq"), "{e}");
+        let e = reject(("min_entropy_bits = 4", "min_entropy_bits = 9"));
+        assert!(e.contains("devices.trng.min_entropy_bits"), "{e}");
+        let chip = Chip::parse("ok", &default_text()).unwrap();
+        assert_eq!(chip.devices.crypto.engines, 10);
+        let moved = Chip::load(crate::default_chip_path().with_file_name("mppa80-moved.toml")).unwrap();
+        assert_ne!(moved.devices.crypto.base, chip.devices.crypto.base);
     }
 
     #[test]

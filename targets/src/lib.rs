@@ -13,7 +13,7 @@ mod scenario;
 mod strict;
 
 pub use board::{parse_mac, Board, Flash, Network, Pcie, Port};
-pub use chip::{window, BootCfg, Dma, 
+pub use chip::{window, BootCfg, Crypto, Dma, Ec, Trng,
     Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };

@@ -1,0 +1,124 @@
+//! Erasure-coding engine (layout: `dpu_hal::regs::ec`): queues feeding
+//! one Reed-Solomon datapath ([`super::gf`]). Timing, memory accesses and
+//! completions are the bus's (`crate::bus_accel`).
+
+use super::queue::Queue;
+use dpu_hal::regs::{ec as r, queue as q};
+use std::collections::VecDeque;
+
+/// One decoded descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub frags: u64,
+    pub len: u32,
+    pub k: u8,
+    pub m: u8,
+    pub op: u8,
+    pub flags: u8,
+    pub present: u64,
+    pub rebuild: u64,
+    pub cookie: u32,
+}
+
+impl Desc {
+    pub fn parse(b: &[u8; 64]) -> Desc {
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        Desc {
+            frags: u64_at(r::DESC_FRAGS),
+            len: u32_at(r::DESC_LEN),
+            k: b[r::DESC_K],
+            m: b[r::DESC_M],
+            op: b[r::DESC_OP],
+            flags: b[r::DESC_FLAGS],
+            present: u64_at(r::DESC_PRESENT),
+            rebuild: u64_at(r::DESC_REBUILD),
+            cookie: u32_at(r::DESC_COOKIE),
+        }
+    }
+
+    /// Fragments written.
+    pub fn outputs(&self) -> u32 {
+        match self.op {
+            r::OP_ENCODE => u32::from(self.m),
+            _ => self.rebuild.count_ones(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    pub start: u64,
+    pub done: u64,
+    pub queue: usize,
+    pub desc: Desc,
+}
+
+/// EC statistics (`--stats-json` `ec`).
+#[derive(Default, Clone, Debug, serde::Serialize)]
+pub struct EcStats {
+    pub descriptors: u64,
+    pub encoded_bytes: u64,
+    pub rebuilt_bytes: u64,
+    pub completions: u64,
+    pub errors: u64,
+}
+
+pub struct EcEngine {
+    pub queues: Vec<Queue>,
+    pub max_k: u8,
+    pub max_m: u8,
+    pub bytes_per_cycle: u64,
+    pub descriptor_cycles: u64,
+    pub invert_cycles_per_row: u64,
+    pub free_at: u64,
+    pub inflight: VecDeque<Job>,
+    pub stats: EcStats,
+}
+
+impl EcEngine {
+    pub fn new(queues: usize, max_k: u8, max_m: u8, bytes_per_cycle: u64, descriptor_cycles: u64, invert_cycles_per_row: u64) -> EcEngine {
+        EcEngine {
+            queues: vec![Queue::default(); queues],
+            max_k,
+            max_m,
+            bytes_per_cycle,
+            descriptor_cycles,
+            invert_cycles_per_row,
+            free_at: 0,
+            inflight: VecDeque::new(),
+            stats: EcStats::default(),
+        }
+    }
+
+    /// Datapath cycles: stream k inputs in and the outputs out; a
+    /// reconstruction inverts its matrix first.
+    pub fn engine_cycles(&self, d: &Desc) -> u64 {
+        let k = u64::from(d.k.min(self.max_k));
+        let bytes = (k + u64::from(d.outputs().min(64))) * u64::from(d.len);
+        let invert = if d.op == r::OP_RECONSTRUCT { self.invert_cycles_per_row * k } else { 0 };
+        self.descriptor_cycles + invert + bytes.div_ceil(self.bytes_per_cycle)
+    }
+
+    pub fn read(&self, off: u64, size: u8) -> Option<u64> {
+        if off >= r::QUEUES {
+            let qi = ((off - r::QUEUES) / q::SIZE) as usize;
+            return self.queues.get(qi)?.read((off - r::QUEUES) % q::SIZE, size);
+        }
+        Some(match (off, size) {
+            (r::INFO, 4) => (self.queues.len() as u64) << 16 | u64::from(self.max_m) << 8 | u64::from(self.max_k),
+            (r::DESCRIPTORS, 8) => self.stats.descriptors,
+            _ => return None,
+        })
+    }
+
+    /// Register write; `Ok(Some(queue))` when a TAIL moved.
+    pub fn write(&mut self, off: u64, size: u8, v: u64) -> Result<Option<usize>, ()> {
+        if off < r::QUEUES {
+            return Err(());
+        }
+        let qi = ((off - r::QUEUES) / q::SIZE) as usize;
+        let queue = self.queues.get_mut(qi).ok_or(())?;
+        Ok(queue.write((off - r::QUEUES) % q::SIZE, size, v)?.then_some(qi))
+    }
+}
