@@ -11,9 +11,11 @@
 //! * [`elf`], [`report`], [`console`]: images, statistics, fault reports, logs.
 //! * [`exit`]: the table of `dpusim` exit statuses.
 
+pub mod accel;
 pub mod bootcfg;
 pub mod bootrom;
 pub mod bus;
+pub mod bus_accel;
 pub mod bus_pcie;
 pub mod bus_net;
 pub mod console;
