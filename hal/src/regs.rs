@@ -533,9 +533,10 @@ pub mod accel {
     pub const ST_BAD_KEY: u32 = 6;
     /// AES-GCM open: the tag did not match; nothing was written.
     pub const ST_AUTH_FAILED: u32 = 7;
-    /// The length or an address does not suit the operation (XTS: not a
-    /// multiple of the data unit, data not 16-byte aligned; EC: fragment
-    /// length not a multiple of 8 or fragments not 8-byte aligned).
+    /// The length or an address does not suit the operation: zero (except
+    /// SHA-256) or above `MAX_LEN`; XTS: not a multiple of the data unit;
+    /// GCM: AAD above 4096 bytes; EC: fragment length not a multiple of 8,
+    /// fragments or their table not 8-byte aligned.
     pub const ST_BAD_LENGTH: u32 = 8;
     /// EC: k or m is 0 or above what the engine supports, or the
     /// fragment masks name fragments beyond k + m.
@@ -604,7 +605,7 @@ pub mod crypto {
     pub const DESC_PARAM: usize = 0x20;
     /// u64: GCM additional authenticated data (DPU memory).
     pub const DESC_AAD: usize = 0x30;
-    /// u32: GCM AAD bytes.
+    /// u32: GCM AAD bytes (at most 4096).
     pub const DESC_AAD_LEN: usize = 0x38;
 
     /// XTS-AES-256: `LEN` (a multiple of the data unit, data 16-byte
@@ -623,7 +624,9 @@ pub mod crypto {
     /// digest to its DST.
     pub const OP_SHA256: u8 = 5;
     /// Loads `LEN` bytes of key material from DPU memory at SRC into slot
-    /// `KEY`; PARAM byte 0 is the key kind.
+    /// `KEY`; PARAM byte 0 is the key kind. A wrong length or kind, or an
+    /// XTS key whose halves are equal (IEEE 1619-2018 §5.1), is refused
+    /// with `ST_BAD_KEY` and the slot keeps what it held.
     pub const OP_KEY_LOAD: u8 = 6;
     /// Zeroizes slot `KEY`.
     pub const OP_KEY_CLEAR: u8 = 7;

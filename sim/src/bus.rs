@@ -69,6 +69,9 @@ enum Dev {
     Dma,
     BootCfg,
     Nic,
+    Crypto,
+    Ec,
+    Trng,
 }
 
 /// Per-window bandwidth accounting (see `timing.contention` in the chip file).
@@ -143,6 +146,10 @@ pub struct Bus {
     pub pcie: Endpoint,
     pub link: Link,
     pub dma: DmaEngines,
+    /// Crypto engines, erasure-coding engine, TRNG (`crate::bus_accel`).
+    pub crypto: crate::accel::crypto::CryptoEngines,
+    pub ec: crate::accel::ec::EcEngine,
+    pub trng: crate::accel::trng::Trng,
     /// Host DRAM, shared with the host model.
     pub host_mem: Rc<RefCell<HostMemory>>,
     /// Boot configuration blob the firmware reads (see `dpu_hal::regs::bootcfg`).
@@ -183,6 +190,9 @@ impl Bus {
             (d.dma.base, d.dma.base + chip.dma_window(), Dev::Dma),
             (d.bootcfg.base, d.bootcfg.base + d.bootcfg.size, Dev::BootCfg),
             (d.nic.base, d.nic.base + chip.nic_window(), Dev::Nic),
+            (d.crypto.base, d.crypto.base + chip.crypto_window(), Dev::Crypto),
+            (d.ec.base, d.ec.base + chip.ec_window(), Dev::Ec),
+            (d.trng.base, d.trng.base + window::TRNG, Dev::Trng),
         ];
         let regions = memory.regions().len();
         let ct = &chip.timing.contention;
@@ -230,6 +240,26 @@ impl Bus {
                 u64::from(d.dma.bytes_per_cycle),
                 u64::from(d.dma.descriptor_cycles),
             ),
+            crypto: crate::accel::crypto::CryptoEngines::new(
+                d.crypto.engines as usize,
+                d.crypto.queues_per_engine as usize,
+                d.crypto.key_slots as usize,
+                crate::accel::crypto::CryptoTiming {
+                    aes_bytes_per_cycle: u64::from(d.crypto.aes_bytes_per_cycle),
+                    sha_bytes_per_cycle: u64::from(d.crypto.sha_bytes_per_cycle),
+                    descriptor_cycles: u64::from(d.crypto.descriptor_cycles),
+                    data_unit_cycles: u64::from(d.crypto.data_unit_cycles),
+                },
+            ),
+            ec: crate::accel::ec::EcEngine::new(
+                d.ec.queues as usize,
+                d.ec.max_k as u8,
+                d.ec.max_m as u8,
+                u64::from(d.ec.bytes_per_cycle),
+                u64::from(d.ec.descriptor_cycles),
+                u64::from(d.ec.invert_cycles_per_row),
+            ),
+            trng: crate::accel::trng::Trng::new(0, d.trng.min_entropy_bits, d.trng.irq, Default::default()),
             host_mem: Rc::new(RefCell::new(HostMemory::new())),
             bootcfg: vec![0; d.bootcfg.size as usize],
             iotrace: None,
@@ -276,6 +306,13 @@ impl Bus {
             Dev::Pcie => self.pcie.dpu_read(off, size),
             Dev::Dma => self.dma.read(off, size),
             Dev::Nic => self.net.nic.read(off, size),
+            Dev::Crypto => self.crypto.read(off, size),
+            Dev::Ec => self.ec.read(off, size),
+            Dev::Trng => {
+                let v = self.trng.read(off, size);
+                self.trng_irq();
+                v
+            }
             Dev::BootCfg => {
                 let o = off as usize;
                 let b = self.bootcfg.get(o..o + size as usize)?;
@@ -330,6 +367,27 @@ impl Bus {
                 Ok(_) => true,
                 Err(()) => false,
             },
+            Dev::Crypto => match self.crypto.write(off, size, v) {
+                Ok(Some((e, q))) => {
+                    self.crypto_kick(e, q, now);
+                    true
+                }
+                Ok(None) => true,
+                Err(()) => false,
+            },
+            Dev::Ec => match self.ec.write(off, size, v) {
+                Ok(Some(q)) => {
+                    self.ec_kick(q, now);
+                    true
+                }
+                Ok(None) => true,
+                Err(()) => false,
+            },
+            Dev::Trng => {
+                let ok = self.trng.write(off, size, v);
+                self.trng_irq();
+                ok
+            }
             Dev::BootCfg => false,
         }
     }

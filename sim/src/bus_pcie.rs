@@ -139,8 +139,26 @@ impl Bus {
     /// Checks a descriptor and moves its data; returns its status.
     fn dma_execute(&mut self, d: &Desc) -> u32 {
         let len = u64::from(d.len);
-        if d.len == 0 || d.len > r::MAX_LEN || d.op > r::OP_ZERO {
+        if d.len == 0 || d.len > r::MAX_LEN || d.op > r::OP_CRC32C {
             return r::ST_BAD_DESCRIPTOR;
+        }
+        if d.op == r::OP_CRC32C {
+            // The running CRC word (in the host field) and the data are
+            // DPU memory; the data is only read.
+            if d.host % 4 != 0 {
+                return r::ST_BAD_DESCRIPTOR;
+            }
+            if !self.mem.range_is_ram(d.local, len) || !self.mem.range_is_ram(d.host, 4) || !self.mem.region_of(d.host).is_some_and(|reg| reg.writable) {
+                return r::ST_LOCAL_FAULT;
+            }
+            let mut buf = vec![0u8; d.len as usize];
+            self.mem.read_bytes(d.local, &mut buf);
+            let mut w = [0u8; 4];
+            self.mem.read_bytes(d.host, &mut w);
+            let crc = crate::dma::crc32c(u32::from_le_bytes(w), &buf);
+            self.dma_write_local(d.host, &crc.to_le_bytes());
+            self.dma.stats.bytes_crc += len;
+            return r::ST_OK;
         }
         let local_ok = |bus: &Bus, a: u64| bus.mem.region_of(a).is_some_and(|reg| reg.writable) && bus.mem.range_is_ram(a, len);
         if !local_ok(self, d.local) || (d.op == r::OP_COPY && !self.mem.range_is_ram(d.host, len)) {

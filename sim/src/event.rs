@@ -11,6 +11,10 @@ pub enum Event {
     Timer { hart: u32 },
     /// A DMA engine's earliest descriptor is due.
     DmaDone { engine: u32 },
+    /// A crypto engine's earliest descriptor is due.
+    CryptoDone { engine: u32 },
+    /// The erasure-coding engine's earliest descriptor is due.
+    EcDone,
     /// A host request (see `Machine::host_ops`) reaches the endpoint.
     HostToDevice { id: u64 },
     /// The completion of host request `id` reaches the host.

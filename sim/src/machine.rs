@@ -377,6 +377,8 @@ impl Machine {
                 self.bus.clint.update_timer(h, self.now, &mut self.bus.lines, &mut self.bus.events);
             }
             Event::DmaDone { engine } => self.bus.dma_done(engine as usize, self.now),
+            Event::CryptoDone { engine } => self.bus.crypto_done(engine as usize, self.now),
+            Event::EcDone => self.bus.ec_done(self.now),
             Event::HostToDevice { id } => {
                 if let Some(h) = &mut self.host {
                     h.arrive(id, self.now, &mut self.bus);

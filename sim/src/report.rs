@@ -57,6 +57,12 @@ pub struct Stats {
     pub network: crate::net::network::NetStats,
     /// DMA engines: descriptors, bytes host->DPU, DPU->host, local copies.
     pub dma: crate::dma::DmaStats,
+    /// Crypto engines (all engines together).
+    pub crypto: crate::accel::crypto::CryptoStats,
+    /// Erasure-coding engine.
+    pub ec: crate::accel::ec::EcStats,
+    /// TRNG: raw samples tested, health-test failures.
+    pub trng: crate::accel::trng::TrngStats,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
     /// The compiling tier (`None` with `--no-jit`).
@@ -218,6 +224,9 @@ impl Machine {
             window: self.window_stats(),
             network: self.bus.net.stats(),
             dma: self.bus.dma.stats.clone(),
+            crypto: self.bus.crypto.stats.clone(),
+            ec: self.bus.ec.stats.clone(),
+            trng: self.bus.trng.stats(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),
         }

@@ -128,6 +128,10 @@ pub struct CryptoStats {
     pub contended: u64,
     /// Cycles descriptors waited for their engine.
     pub wait_cycles: u64,
+    /// Data read from / written to host memory (encrypt from the host's
+    /// pages, decrypt into them).
+    pub bytes_from_host: u64,
+    pub bytes_to_host: u64,
 }
 
 /// Rates from `[devices.crypto]`.

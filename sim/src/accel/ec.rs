@@ -62,6 +62,9 @@ pub struct EcStats {
     pub rebuilt_bytes: u64,
     pub completions: u64,
     pub errors: u64,
+    /// Descriptors that waited for another queue's work.
+    pub contended: u64,
+    pub wait_cycles: u64,
 }
 
 pub struct EcEngine {

@@ -69,6 +69,13 @@ pub fn apt_cutoff(h: u32) -> u32 {
     r::APT_WINDOW
 }
 
+/// TRNG statistics (`--stats-json` `trng`).
+#[derive(Default, Clone, Debug, serde::Serialize)]
+pub struct TrngStats {
+    pub samples: u64,
+    pub failures: u64,
+}
+
 pub struct Trng {
     rng: SmallRng,
     pub fault: TrngFault,
@@ -200,6 +207,10 @@ impl Trng {
             self.out.extend(d.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())));
         }
         self.out.pop_front()
+    }
+
+    pub fn stats(&self) -> TrngStats {
+        TrngStats { samples: self.samples, failures: self.failures }
     }
 
     pub fn read(&mut self, off: u64, size: u8) -> Option<u64> {

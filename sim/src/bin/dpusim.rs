@@ -99,6 +99,14 @@ struct Cli {
     /// again as the hardware does. A debugging aid.
     #[arg(long)]
     stop_on_nested_trap: bool,
+    /// Seed of the TRNG's noise source (runs repeat exactly per seed).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    trng_seed: u64,
+    /// Break the TRNG's noise source: `stuck` (one value repeats: the
+    /// repetition count test fails) or `biased` (one value takes a fifth
+    /// of the samples: the adaptive proportion test fails).
+    #[arg(long, value_name = "KIND", default_value = "none")]
+    trng_fault: dpu_sim::accel::trng::TrngFault,
 }
 
 /// Runs with a live status line: simulated time, simulator speed, live IOPS.
@@ -228,6 +236,7 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
         None => None,
     };
     let mut m = Machine::new(chip, board, image, config)?;
+    m.bus.trng = dpu_sim::accel::trng::Trng::new(cli.trng_seed, m.chip.devices.trng.min_entropy_bits, m.chip.devices.trng.irq, cli.trng_fault);
     // With --json, stdout carries the JSON document only.
     m.bus.console.to_stderr = cli.json;
     let iotrace = cli.trace.as_ref().map(|_| m.enable_iotrace(cli.trace_ios));
