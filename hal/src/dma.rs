@@ -29,6 +29,18 @@ pub struct Completion {
     pub bytes: u32,
 }
 
+impl Desc {
+    /// CRC32C (`OP_CRC32C`) of `len` bytes of DPU memory at `local`,
+    /// continuing the finished CRC in the u32 at `word` (4-byte aligned DPU
+    /// memory; 0 starts a new CRC) and writing the result back there.
+    /// Descriptors of one chain naming the same word give the CRC of their
+    /// ranges concatenated: the NVMe/TCP data digest of data spread over
+    /// pages.
+    pub const fn crc32c(local: u64, len: u32, word: u64, cookie: u32) -> Desc {
+        Desc { host: word, local, len, function: 0, op: r::OP_CRC32C, flags: 0, msix: 0, cookie }
+    }
+}
+
 // `push`/`poll` pack descriptors and completions as 64-bit words.
 const _: () = assert!(
     r::DESC_HOST == 0

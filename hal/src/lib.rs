@@ -6,7 +6,8 @@
 //!   drivers below AND the simulator's device models use them, so a layout
 //!   exists exactly once.
 //! * [`csr`]: machine-mode CSR access (RISC-V privileged spec §3.1).
-//! * Drivers: [`clint`], [`plic`], [`uart`], [`mailbox`], [`finisher`], [`trace`].
+//! * Drivers: [`clint`], [`plic`], [`uart`], [`mailbox`], [`finisher`], [`trace`],
+//!   [`dma`] (copies and CRC32C), [`accel`] queues, [`crypto`] engines, [`trng`].
 //!
 //! All `unsafe` MMIO lives in this crate.
 #![no_std]
@@ -16,8 +17,10 @@ pub mod memory_map {
     include!(concat!(env!("OUT_DIR"), "/memory_map.rs"));
 }
 
+pub mod accel;
 pub mod clint;
 pub mod cpu;
+pub mod crypto;
 pub mod csr;
 pub mod dma;
 pub mod finisher;
@@ -29,6 +32,7 @@ pub mod pcie;
 pub mod plic;
 pub mod regs;
 pub mod trace;
+pub mod trng;
 pub mod uart;
 
 /// Identity of a hart derived from `mhartid` (`cluster * CORES_PER_CLUSTER + core`).

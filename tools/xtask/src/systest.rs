@@ -163,6 +163,33 @@ fn atomics(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     need(run, &["amoadd total 40000, lr/sc total 40000, expected 40000", "test passed"]).map(drop)
 }
 
+fn accel_drivers(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let run = cx.run_image("accel", &cx.image("accel"), &["--max-time", "20ms"]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "trng: two words differ and fill_bytes works: true",
+            "crypto: key loaded true on every engine true, scratch wiped true, equal halves refused true",
+            "crypto: IEEE 1619 vector 10 on 10/10 engines, one each true; decrypted back true",
+            "test passed",
+        ],
+    )?;
+    if !run.stdout.lines().any(|l| l.contains("dma crc32c") && l.ends_with(": true")) {
+        return fail("the DMA engine's CRC32C differs from the software digest", run);
+    }
+    let keys = run.stat("crypto").and_then(|c| c["descriptors"].as_u64()).unwrap_or(0);
+    if keys < 31 || run.stat("dma").and_then(|d| d["bytes_crc"].as_u64()) != Some(3000) {
+        return fail(format!("crypto/DMA counters do not show the work ({keys} crypto descriptors)"), run);
+    }
+    // A stuck noise source fails the TRNG's health test: no random numbers.
+    let run = cx.run_image("accel-stuck", &cx.image("accel"), &["--max-time", "20ms", "--trng-fault", "stuck"]).map_err(io)?;
+    let run = need(run, &["TRNG not ready"])?;
+    if run.code == 0 || run.stat("trng").and_then(|t| t["failures"].as_u64()).unwrap_or(0) == 0 {
+        return fail("a stuck TRNG source was not caught", run);
+    }
+    Ok(())
+}
+
 fn critical_section(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let run = cx.run_image("cs", &cx.image("critical_section"), &["--max-time", "50ms"]).map_err(io)?;
     need(expect_code(run, 0)?, &["critical-section counter 16000, nested 16000, expected 16000"]).map(drop)
@@ -698,6 +725,7 @@ const TESTS: &[(&str, Check)] = &[
     ("determinism: identical stats and logs", determinism),
     ("atomics: amoadd and lr/sc counters on 80 harts", atomics),
     ("critical-section across 80 harts", critical_section),
+    ("accelerator drivers: TRNG, crypto engines (IEEE 1619 vector), DMA CRC32C", accel_drivers),
     ("timer interrupt, IPIs, wfi wake-up", timer_ipi),
     ("defmt: 80 harts logging at once", log_storm),
     ("fault report for an illegal instruction", fault_report),

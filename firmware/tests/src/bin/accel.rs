@@ -1,0 +1,133 @@
+//! The accelerator drivers on the simulated chip (hart 0; the others park):
+//! the TRNG seeds a `rand_core` consumer and its words differ; the crypto
+//! engines load an XTS key into a slot of every engine and encrypt IEEE
+//! 1619-2018 vector 10 (checked against the standard's ciphertext) on
+//! each engine, and decrypt it back; a CRC32C chain on the DMA engine over
+//! three ranges equals the firmware's software NVMe/TCP data digest.
+#![no_std]
+#![no_main]
+
+use dpu_hal::crypto::{Desc as CDesc, Engines};
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::memory_map::CRYPTO_ENGINES;
+use dpu_hal::regs::crypto as cr;
+use dpu_fw_tests::verdict;
+use rand_core::TryRngCore;
+
+dpu_rt::entry!(main);
+
+/// IEEE 1619-2018 Annex B vector 10: Key1, Key2.
+const KEY1: [u8; 32] = *b"\x27\x18\x28\x18\x28\x45\x90\x45\x23\x53\x60\x28\x74\x71\x35\x26\x62\x49\x77\x57\x24\x70\x93\x69\x99\x59\x57\x49\x66\x96\x76\x27";
+const KEY2: [u8; 32] = *b"\x31\x41\x59\x26\x53\x58\x97\x93\x23\x84\x62\x64\x33\x83\x27\x95\x02\x88\x41\x97\x16\x93\x99\x37\x51\x05\x82\x09\x74\x94\x45\x92";
+/// Its ciphertext (data unit 0xff, plaintext 00 01 .. ff 00 .. ff): the
+/// first 32 and the last 16 bytes.
+const CT_HEAD: [u8; 32] = *b"\x1c\x3b\x3a\x10\x2f\x77\x03\x86\xe4\x83\x6c\x99\xe3\x70\xcf\x9b\xea\x00\x80\x3f\x5e\x48\x23\x57\xa4\xae\x12\xd4\x14\xa3\xe6\x3b";
+const CT_TAIL: [u8; 16] = *b"\xc4\xf3\x6f\xfd\xa9\xfc\xea\x70\xb9\xc6\xe6\x93\xe1\x48\xc1\x51";
+
+fn main(hart: dpu_rt::HartId) -> ! {
+    if hart.0 != 0 {
+        dpu_rt::park();
+    }
+    // TRNG.
+    let Ok(mut trng) = dpu_hal::trng::Trng::enable() else {
+        defmt::error!("TRNG not ready");
+        verdict(false, 1)
+    };
+    let (a, b) = (trng.try_next_u64(), trng.try_next_u64());
+    let mut bytes = [0u8; 20];
+    let filled = trng.try_fill_bytes(&mut bytes).is_ok() && bytes.iter().any(|&x| x != 0);
+    let trng_ok = matches!((a, b), (Ok(a), Ok(b)) if a != b && a != 0) && filled;
+    defmt::info!("trng: two words differ and fill_bytes works: {=bool}", trng_ok);
+
+    // Crypto engines.
+    let (Some(rings), Some(buf)) = (dpu_rt::alloc::ddr(Engines::memory(16) as u64, 64), dpu_rt::alloc::ddr(3 * 4096, 4096)) else {
+        verdict(false, 2)
+    };
+    let buf = buf as usize;
+    let mut eng = Engines::NONE;
+    if !eng.start(0, rings as usize, 16) {
+        defmt::error!("crypto queues refused");
+        verdict(false, 3)
+    }
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(&KEY1);
+    key[32..].copy_from_slice(&KEY2);
+    let loaded = eng.load_key(7, cr::KEY_XTS_AES256, &key, buf + 2 * 4096);
+    let slots_ok = (0..CRYPTO_ENGINES).all(|e| dpu_hal::crypto::keys_loaded(e) == 1);
+    let mut scratch = [0u8; 64];
+    dpu_hal::mem::read(buf + 2 * 4096, &mut scratch);
+    let wiped = scratch.iter().all(|&x| x == 0);
+    // An XTS key whose halves are equal is refused.
+    let refused = eng.load_key(8, cr::KEY_XTS_AES256, &[5u8; 64], buf + 2 * 4096) == Err(dpu_hal::regs::accel::ST_BAD_KEY);
+    defmt::info!("crypto: key loaded {=bool} on every engine {=bool}, scratch wiped {=bool}, equal halves refused {=bool}", loaded.is_ok(), slots_ok, wiped, refused);
+    let mut pt = [0u8; 512];
+    for (i, p) in pt.iter_mut().enumerate() {
+        *p = i as u8;
+    }
+    let (src, dst) = (buf, buf + 4096);
+    let mut vectors = 0;
+    let mut spread = [0u32; CRYPTO_ENGINES];
+    for round in 0..CRYPTO_ENGINES {
+        dpu_hal::mem::write(src, &pt);
+        let Some(e) = eng.pick(1) else { verdict(false, 4) };
+        spread[e] += 1;
+        let d = CDesc { cookie: round as u32, ..CDesc::xts(true, src as u64, dst as u64, 512, 7, 0xff, false) };
+        eng.push(e, &d, true);
+        eng.kick(e);
+        let c = loop {
+            if let Some(c) = eng.poll() {
+                break c;
+            }
+        };
+        let mut ct = [0u8; 512];
+        dpu_hal::mem::read(dst, &mut ct);
+        if c.status == 0 && c.cookie == round as u32 && ct[..32] == CT_HEAD && ct[496..] == CT_TAIL {
+            vectors += 1;
+        }
+    }
+    // Decrypt in place, back to the plaintext.
+    let d = CDesc::xts(false, dst as u64, dst as u64, 512, 7, 0xff, false);
+    eng.push(3, &d, true);
+    eng.kick(3);
+    let c = loop {
+        if let Some(c) = eng.poll() {
+            break c;
+        }
+    };
+    let mut back = [0u8; 512];
+    dpu_hal::mem::read(dst, &mut back);
+    let round_trip = c.status == 0 && back == pt;
+    defmt::info!(
+        "crypto: IEEE 1619 vector 10 on {=usize}/{=usize} engines, one each {=bool}; decrypted back {=bool}",
+        vectors,
+        CRYPTO_ENGINES,
+        spread.iter().all(|&n| n == 1),
+        round_trip
+    );
+
+    // CRC32C on the DMA engine, against the software digest.
+    let Some(ring) = dpu_rt::alloc::ddr(Channel::memory(16) as u64, 64) else { verdict(false, 5) };
+    let mut ch = Channel::start(0, ring as usize, 16, None);
+    let mut data = [0u8; 3000];
+    for (i, x) in data.iter_mut().enumerate() {
+        *x = (i * 7 + i / 256) as u8;
+    }
+    dpu_hal::mem::write(src, &data);
+    let word = (buf + 2 * 4096) as u64;
+    dpu_hal::mem::write(word as usize, &[0; 4]);
+    ch.push(&Desc::crc32c(src as u64, 1000, word, 0));
+    ch.push(&Desc::crc32c(src as u64 + 1000, 1, word, 0));
+    ch.push(&Desc { flags: dpu_hal::regs::dma::FLAG_END, ..Desc::crc32c(src as u64 + 1001, 1999, word, 9) });
+    ch.kick();
+    let c = loop {
+        if let Some(c) = ch.poll() {
+            break c;
+        }
+    };
+    let hw = dpu_hal::mem::read_u32(word as usize);
+    let sw = dpu_nvme_tcp::digest::crc32c(&data);
+    let crc_ok = c.status == 0 && hw == sw;
+    defmt::info!("dma crc32c {=u32:#010x}, software {=u32:#010x}: {=bool}", hw, sw, crc_ok);
+
+    verdict(trng_ok && loaded.is_ok() && slots_ok && wiped && refused && vectors == CRYPTO_ENGINES && round_trip && crc_ok, 6)
+}

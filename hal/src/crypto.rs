@@ -1,0 +1,218 @@
+//! Crypto engine driver (layout: [`crate::regs::crypto`]): descriptors for
+//! AES-256-XTS, AES-256-GCM, SHA-256 and key-slot management, and the
+//! queue of the calling hart on each engine ([`Engines`]), which spreads
+//! work over the engines by how much each queue has in flight.
+
+use crate::accel::Queue;
+use crate::dma::Completion;
+use crate::memory_map::{CRYPTO_BASE, CRYPTO_ENGINES, CRYPTO_QUEUES_PER_ENGINE};
+use crate::regs::crypto as r;
+use crate::{mem, mmio};
+
+/// One crypto descriptor (see `regs::crypto` for the fields).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub src: u64,
+    pub dst: u64,
+    pub len: u32,
+    pub op: u8,
+    pub flags: u8,
+    pub key: u16,
+    pub src_fn: u16,
+    pub dst_fn: u16,
+    pub cookie: u32,
+    pub param: [u8; 16],
+    pub aad: u64,
+    pub aad_len: u32,
+}
+
+const _: () = assert!(
+    r::DESC_SRC == 0
+        && r::DESC_DST == 8
+        && r::DESC_LEN == 16
+        && r::DESC_OP == 20
+        && r::DESC_FLAGS == 21
+        && r::DESC_KEY == 22
+        && r::DESC_SRC_FN == 24
+        && r::DESC_DST_FN == 26
+        && r::DESC_COOKIE == 28
+        && r::DESC_PARAM == 32
+        && r::DESC_AAD == 48
+        && r::DESC_AAD_LEN == 56
+);
+
+impl Desc {
+    /// XTS-AES-256 over whole data units numbered from `dun` (IEEE
+    /// 1619-2018 §5.1: the tweak), data unit 512 B or 4 KiB.
+    pub fn xts(encrypt: bool, src: u64, dst: u64, len: u32, key: u16, dun: u64, du_4k: bool) -> Desc {
+        let mut param = [0u8; 16];
+        param[..8].copy_from_slice(&dun.to_le_bytes());
+        Desc {
+            src,
+            dst,
+            len,
+            op: if encrypt { r::OP_XTS_ENCRYPT } else { r::OP_XTS_DECRYPT },
+            flags: if du_4k { r::FLAG_DU_4K } else { 0 },
+            key,
+            param,
+            ..Desc::default()
+        }
+    }
+
+    /// The source is host memory of PCIe function `f`.
+    pub fn from_host(mut self, f: u16) -> Desc {
+        self.flags |= r::FLAG_SRC_HOST;
+        self.src_fn = f;
+        self
+    }
+
+    /// The destination is host memory of PCIe function `f`.
+    pub fn to_host(mut self, f: u16) -> Desc {
+        self.flags |= r::FLAG_DST_HOST;
+        self.dst_fn = f;
+        self
+    }
+
+    fn words(&self) -> [u64; 8] {
+        let p0 = u64::from_le_bytes(self.param[..8].try_into().unwrap_or([0; 8]));
+        let p1 = u64::from_le_bytes(self.param[8..].try_into().unwrap_or([0; 8]));
+        [
+            self.src,
+            self.dst,
+            u64::from(self.len) | u64::from(self.op) << 32 | u64::from(self.flags) << 40 | u64::from(self.key) << 48,
+            u64::from(self.src_fn) | u64::from(self.dst_fn) << 16 | u64::from(self.cookie) << 32,
+            p0,
+            p1,
+            self.aad,
+            u64::from(self.aad_len),
+        ]
+    }
+}
+
+fn engine_reg(e: usize, off: u64) -> usize {
+    CRYPTO_BASE + e * r::ENGINE as usize + off as usize
+}
+
+fn queue_regs(e: usize, q: usize) -> usize {
+    engine_reg(e, r::QUEUES) + q * crate::regs::queue::SIZE as usize
+}
+
+/// A hart's queues: queue `hart` of every engine.
+pub struct Engines {
+    queues: [Option<Queue>; CRYPTO_ENGINES],
+    /// Where the next search for a quiet engine starts (round robin
+    /// among equals).
+    next: usize,
+}
+
+impl Engines {
+    pub const NONE: Engines = Engines { queues: [const { None }; CRYPTO_ENGINES], next: 0 };
+
+    /// Bytes of DPU memory `start` needs for rings of `size` entries.
+    pub const fn memory(size: u32) -> usize {
+        CRYPTO_ENGINES * Queue::memory(size)
+    }
+
+    /// Starts queue `hart` on every engine, rings at `mem_addr` (64-byte
+    /// aligned, `memory(size)` bytes); completions ring `hart`'s mailbox
+    /// with `regs::crypto::MAILBOX_BIT`. False if the hart has no queue or
+    /// an engine refused the configuration.
+    pub fn start(&mut self, hart: usize, mem_addr: usize, size: u32) -> bool {
+        if hart >= CRYPTO_QUEUES_PER_ENGINE {
+            return false;
+        }
+        for e in 0..CRYPTO_ENGINES {
+            let q = Queue::start(queue_regs(e, hart), mem_addr + e * Queue::memory(size), size, Some(hart));
+            if !q.running() {
+                return false;
+            }
+            self.queues[e] = Some(q);
+        }
+        true
+    }
+
+    pub fn started(&self) -> bool {
+        self.queues[0].is_some()
+    }
+
+    /// The engine with the fewest chains in flight and room for `n`
+    /// descriptors (ties: round robin), if any.
+    pub fn pick(&mut self, n: u32) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for k in 0..CRYPTO_ENGINES {
+            let e = (self.next + k) % CRYPTO_ENGINES;
+            let Some(q) = self.queues[e].as_ref() else { continue };
+            if q.space() < n {
+                continue;
+            }
+            if best.is_none_or(|(_, b)| q.busy() < b) {
+                best = Some((e, q.busy()));
+            }
+        }
+        let (e, _) = best?;
+        self.next = (e + 1) % CRYPTO_ENGINES;
+        Some(e)
+    }
+
+    /// Writes descriptor `d` on engine `e` (`end`: it closes a chain).
+    pub fn push(&mut self, e: usize, d: &Desc, end: bool) -> bool {
+        let mut d = *d;
+        if end {
+            d.flags |= r::FLAG_END;
+        }
+        self.queues.get_mut(e).and_then(|q| q.as_mut()).is_some_and(|q| q.push(&d.words(), end))
+    }
+
+    /// Hands engine `e`'s written descriptors over.
+    pub fn kick(&mut self, e: usize) {
+        if let Some(q) = self.queues.get_mut(e).and_then(|q| q.as_mut()) {
+            q.kick();
+        }
+    }
+
+    /// The next completion of any engine.
+    pub fn poll(&mut self) -> Option<Completion> {
+        self.queues.iter_mut().flatten().find_map(|q| q.poll())
+    }
+
+    /// Chains in flight on all engines.
+    pub fn busy(&self) -> usize {
+        self.queues.iter().flatten().map(|q| q.busy()).sum()
+    }
+
+    /// Loads `key` (`kind`: `KEY_XTS_AES256`, 64 bytes; `KEY_GCM_AES256`,
+    /// 32 bytes) into key slot `slot` of every engine and waits for it.
+    /// `scratch` (at least 64 bytes of DPU memory) holds the key while the
+    /// engines read it and is wiped before returning. Returns the first
+    /// error status, if any. Only for setup (it spins).
+    pub fn load_key(&mut self, slot: u16, kind: u8, key: &[u8], scratch: usize) -> Result<(), u32> {
+        mem::write(scratch, key);
+        let mut param = [0u8; 16];
+        param[0] = kind;
+        let d = Desc { src: scratch as u64, len: key.len() as u32, op: r::OP_KEY_LOAD, key: slot, param, ..Desc::default() };
+        let mut result = Ok(());
+        for e in 0..CRYPTO_ENGINES {
+            if !self.push(e, &d, true) {
+                result = Err(crate::regs::accel::ST_BAD_DESCRIPTOR);
+                continue;
+            }
+            self.kick(e);
+            let c = loop {
+                if let Some(c) = self.queues[e].as_mut().and_then(|q| q.poll()) {
+                    break c;
+                }
+                core::hint::spin_loop();
+            };
+            if c.status != 0 && result.is_ok() {
+                result = Err(c.status);
+            }
+        }
+        mem::zero(scratch, key.len());
+        result
+    }
+}
+
+/// Key slots loaded on engine `e` (never the keys).
+pub fn keys_loaded(e: usize) -> u32 {
+    mmio::read32(engine_reg(e, r::KEYS_LOADED))
+}
