@@ -15,6 +15,7 @@ mod net;
 mod nvmf;
 mod control;
 mod nvme;
+mod random;
 mod reactor;
 
 use dpu_rt::HartId;

@@ -106,7 +106,8 @@ pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_b
     let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
     let buf = if lro && !arp_owner { LRO_BUFFER } else { buffer_size(cfg.mtu) };
     let dev = device::NicDevice::new(qp, rx_bufs as usize, tx_bufs as usize, buf, mac, cfg.ip, cfg.prefix, usize::from(cfg.mtu), arp_owner, rx_smem)?;
-    let seed = (hart as u64) << 32 | (port as u64) << 16 | dpu_hal::csr::time() & 0xffff;
+    // smoltcp draws TCP initial sequence numbers and ephemeral ports from it.
+    let seed = crate::random::u64_or((hart as u64) << 32 | (port as u64) << 16 | dpu_hal::csr::time() & 0xffff, "the TCP stack seed");
     stack::Stack::new(dev, port, seed, sockets)
 }
 

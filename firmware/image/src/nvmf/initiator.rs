@@ -370,7 +370,11 @@ impl Fabric {
             conn.remote = c.traddr;
             conn.rport = c.trsvcid;
             conn.port = port;
-            let spread = ((hart as u32 * 7919 + i as u32 * 104_729) % 8192) as u16;
+            // The first local port tried is random (RFC 6056 §3.3.1); the
+            // search then walks the range for one RSS steers back here.
+            let span = u64::from(*net::DATA_PORTS.end() - *net::DATA_PORTS.start()) + 1;
+            let fallback = u64::from(hart as u32 * 7919 + i as u32 * 104_729);
+            let spread = (crate::random::u64_or(fallback, "the local port choice") % span.min(8192)) as u16;
             // With RX buffers in SMEM the windows must fit in them.
             let rx_buf = rx_window(on_port(port), stack.dev.rx.in_smem());
             f.queues[i] = dpu_rt::alloc::put_near(Queue {
