@@ -59,6 +59,13 @@ impl Desc {
         }
     }
 
+    /// XTS decrypt: all-zero ciphertext units come out as zeros
+    /// (`FLAG_ZERO_PASS`).
+    pub fn zero_pass(mut self) -> Desc {
+        self.flags |= r::FLAG_ZERO_PASS;
+        self
+    }
+
     /// The source is host memory of PCIe function `f`.
     pub fn from_host(mut self, f: u16) -> Desc {
         self.flags |= r::FLAG_SRC_HOST;
@@ -110,7 +117,12 @@ impl Engines {
 
     /// Bytes of DPU memory `start` needs for rings of `size` entries.
     pub const fn memory(size: u32) -> usize {
-        CRYPTO_ENGINES * Queue::memory(size)
+        CRYPTO_ENGINES * Self::stride(size)
+    }
+
+    /// Distance between two engines' rings (rings are 64-byte aligned).
+    const fn stride(size: u32) -> usize {
+        Queue::memory(size).next_multiple_of(64)
     }
 
     /// Starts queue `hart` on every engine, rings at `mem_addr` (64-byte
@@ -122,7 +134,7 @@ impl Engines {
             return false;
         }
         for e in 0..CRYPTO_ENGINES {
-            let q = Queue::start(queue_regs(e, hart), mem_addr + e * Queue::memory(size), size, Some(hart));
+            let q = Queue::start(queue_regs(e, hart), mem_addr + e * Self::stride(size), size, Some(hart));
             if !q.running() {
                 return false;
             }

@@ -75,3 +75,12 @@ pub fn read_u32(addr: usize) -> u32 {
 pub fn read_u8(addr: usize) -> u8 {
     crate::mmio::read8(addr)
 }
+
+/// Overwrites `buf` with zeros through volatile stores (the compiler may
+/// not drop them as dead): for key material leaving a buffer.
+pub fn wipe(buf: &mut [u8]) {
+    let at = buf.as_mut_ptr() as usize;
+    for i in 0..buf.len() {
+        crate::mmio::write8(at + i, 0);
+    }
+}

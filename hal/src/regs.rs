@@ -286,12 +286,13 @@ pub mod dma {
 
 /// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header,
 /// then `ns count` namespace records, `port count` port records,
-/// `ctrl count` remote-controller records and one host record, packed in
-/// that order. All fields little-endian; IPv4 addresses in network order.
+/// `ctrl count` remote-controller records, one host record and `key
+/// count` key records, packed in that order. All fields little-endian;
+/// IPv4 addresses in network order.
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    pub const VERSION: u16 = 3;
+    pub const VERSION: u16 = 4;
     pub const HDR_MAGIC: usize = 0;
     pub const HDR_VERSION: usize = 4;
     pub const HDR_COUNT: usize = 6;
@@ -310,6 +311,8 @@ pub mod bootcfg {
     /// unanswered before its queue's association is torn down and the
     /// command retried, in microseconds (0 = firmware default).
     pub const HDR_IO_TIMEOUT_US: usize = 16;
+    /// u16: key records.
+    pub const HDR_KEYS: usize = 20;
     pub const HEADER: usize = 32;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;
@@ -321,6 +324,16 @@ pub mod bootcfg {
     /// NVMF: index of the remote controller record, and the remote nsid.
     pub const REC_CTRL: usize = 16;
     pub const REC_REMOTE_NSID: usize = 20;
+    /// u8: data-at-rest encryption (`CRYPTO_*`).
+    pub const REC_CRYPTO: usize = 24;
+    /// u16: the key record of an encrypted namespace (its index is also
+    /// the crypto engines' key slot).
+    pub const REC_KEY: usize = 26;
+    pub const CRYPTO_NONE: u8 = 0;
+    /// AES-256-XTS (IEEE 1619-2018), data unit = block, tweak = LBA.
+    pub const CRYPTO_AES_XTS: u8 = 1;
+    /// Key record (64 bytes): an XTS-AES-256 key, Key1 then Key2.
+    pub const KEY_RECORD: usize = 64;
     /// Backends.
     pub const BACKEND_RAM: u8 = 1;
     pub const BACKEND_NVMF: u8 = 2;
@@ -349,6 +362,8 @@ pub mod bootcfg {
     pub const REJECT_BAD_PORT: u16 = 5;
     pub const REJECT_BAD_CONTROLLER: u16 = 6;
     pub const REJECT_OUT_OF_MEMORY: u16 = 7;
+    /// An encrypted namespace's key record is missing or not a valid key.
+    pub const REJECT_BAD_KEY: u16 = 8;
     /// Index bits of the report (the reason sits above them).
     pub const REJECT_INDEX_BITS: u32 = 12;
 }
@@ -637,6 +652,13 @@ pub mod crypto {
     pub const FLAG_DST_HOST: u8 = 1 << 2;
     /// XTS data unit of 4096 bytes (else 512).
     pub const FLAG_DU_4K: u8 = 1 << 3;
+    /// XTS decrypt: a data unit whose ciphertext is all zero bytes comes
+    /// out as zeros instead of the decryption of zeros (a zero-detect on
+    /// the input stream). A block never written on a zero-initialized
+    /// medium then reads back as zeros, as it would unencrypted; the
+    /// medium shows which blocks are unwritten either way, and a real
+    /// ciphertext unit of all zeros has probability 2^-4096.
+    pub const FLAG_ZERO_PASS: u8 = 1 << 4;
 
     /// Key kinds: XTS-AES-256 takes 64 bytes (Key1 for the data, then
     /// Key2 for the tweak: IEEE 1619-2018 §5.1); GCM 32 bytes.

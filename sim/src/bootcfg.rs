@@ -25,7 +25,7 @@ impl BootConfig {
     pub fn ram(ns: &[(u16, u32, u64, u32)]) -> BootConfig {
         let namespaces = ns
             .iter()
-            .map(|&(function, nsid, bytes, block_size)| NamespaceCfg { function, nsid, bytes, block_size, backend: Backend::Ram })
+            .map(|&(function, nsid, bytes, block_size)| NamespaceCfg { function, nsid, bytes, block_size, backend: Backend::Ram, encryption: None })
             .collect();
         let sc = dpu_targets::NetworkCfg::default();
         BootConfig::with(namespaces, &sc)
@@ -80,7 +80,9 @@ impl BootConfig {
         let port_off = ns_off + self.namespaces.len() * b::RECORD;
         let ctrl_off = port_off + self.ports.len() * b::PORT_RECORD;
         let host_off = ctrl_off + ctrls.len() * b::CTRL_RECORD;
-        let mut v = vec![0u8; host_off + b::HOST_RECORD];
+        let key_off = host_off + b::HOST_RECORD;
+        let keys: Vec<&[u8; 64]> = self.namespaces.iter().filter_map(|n| n.encryption.as_ref().map(|k| &k.0)).collect();
+        let mut v = vec![0u8; key_off + keys.len() * b::KEY_RECORD];
         let put = |v: &mut Vec<u8>, at: usize, bytes: &[u8]| v[at..at + bytes.len()].copy_from_slice(bytes);
         put(&mut v, b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
         put(&mut v, b::HDR_VERSION, &b::VERSION.to_le_bytes());
@@ -90,12 +92,22 @@ impl BootConfig {
         put(&mut v, b::HDR_FLAGS, &self.flags.to_le_bytes());
         put(&mut v, b::HDR_TCP_MIN_RTO_MS, &self.tcp_min_rto_ms.to_le_bytes());
         put(&mut v, b::HDR_IO_TIMEOUT_US, &self.io_timeout_us.to_le_bytes());
+        put(&mut v, b::HDR_KEYS, &(keys.len() as u16).to_le_bytes());
+        for (i, k) in keys.iter().enumerate() {
+            put(&mut v, key_off + i * b::KEY_RECORD, &k[..]);
+        }
+        let mut next_key = 0u16;
         for (i, n) in self.namespaces.iter().enumerate() {
             let r = ns_off + i * b::RECORD;
             put(&mut v, r + b::REC_FUNCTION, &n.function.to_le_bytes());
             put(&mut v, r + b::REC_LBA_SHIFT, &[n.block_size.trailing_zeros() as u8]);
             put(&mut v, r + b::REC_NSID, &n.nsid.to_le_bytes());
             put(&mut v, r + b::REC_BLOCKS, &(n.bytes / u64::from(n.block_size)).to_le_bytes());
+            if n.encryption.is_some() {
+                put(&mut v, r + b::REC_CRYPTO, &[b::CRYPTO_AES_XTS]);
+                put(&mut v, r + b::REC_KEY, &next_key.to_le_bytes());
+                next_key += 1;
+            }
             match &n.backend {
                 Backend::Ram => put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_RAM]),
                 Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
@@ -168,6 +180,7 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
             chip.source.display(),
             chip.ram_namespace_pool().1 >> 20
         ),
+        b::REJECT_BAD_KEY => format!("{}: bad encryption setting or key record (unknown cipher, missing key, equal key halves)", ns()),
         r => format!("reason {r}, record {index}"),
     }
 }
@@ -185,6 +198,7 @@ mod tests {
             bytes: 1 << 20,
             block_size: 4096,
             backend: Backend::Nvmf { traddr: Ipv4Addr::new(10, 0, 0, 10), trsvcid: 4420, subnqn: "nqn.x:t0".into(), nsid: 3 },
+            encryption: None,
         });
         let v = c.to_bytes();
         assert_eq!(&v[..4], b"DPUC");
@@ -204,5 +218,20 @@ mod tests {
         let host = ctrl + b::CTRL_RECORD;
         assert!(v[host..].starts_with(b"nqn.2014-08.org.nvmexpress:uuid:"));
         assert_eq!(v.len(), host + b::HOST_RECORD);
+    }
+
+    #[test]
+    fn encrypted_namespaces_carry_a_key_record() {
+        let mut c = BootConfig::ram(&[(1, 1, 1 << 20, 512), (1, 2, 1 << 20, 4096)]);
+        let key: [u8; 64] = core::array::from_fn(|i| i as u8);
+        c.namespaces[1].encryption = Some(dpu_targets::XtsKey(key));
+        let v = c.to_bytes();
+        assert_eq!(u16::from_le_bytes([v[b::HDR_KEYS], v[b::HDR_KEYS + 1]]), 1);
+        let (r0, r1) = (b::HEADER, b::HEADER + b::RECORD);
+        assert_eq!(v[r0 + b::REC_CRYPTO], b::CRYPTO_NONE);
+        assert_eq!(v[r1 + b::REC_CRYPTO], b::CRYPTO_AES_XTS);
+        assert_eq!(u16::from_le_bytes([v[r1 + b::REC_KEY], v[r1 + b::REC_KEY + 1]]), 0);
+        let key_off = b::HEADER + 2 * b::RECORD + 2 * b::PORT_RECORD + b::HOST_RECORD;
+        assert_eq!(&v[key_off..], &key[..]);
     }
 }

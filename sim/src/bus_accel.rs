@@ -252,6 +252,15 @@ impl Bus {
             h.finalize().to_vec()
         } else {
             match (d.op, &self.crypto.engines[e].slots[slot]) {
+                (cr::OP_XTS_DECRYPT, KeySlot::Xts(k)) if d.flags & cr::FLAG_ZERO_PASS != 0 => {
+                    let du = d.data_unit() as usize;
+                    for (u, unit) in buf.chunks_mut(du).enumerate() {
+                        if unit.iter().any(|&b| b != 0) {
+                            crypto::xts(k, d.dun() + u as u64, du, unit, false);
+                        }
+                    }
+                    buf
+                }
                 (cr::OP_XTS_ENCRYPT | cr::OP_XTS_DECRYPT, KeySlot::Xts(k)) => {
                     crypto::xts(k, d.dun(), d.data_unit() as usize, &mut buf, d.op == cr::OP_XTS_ENCRYPT);
                     buf

@@ -197,6 +197,36 @@ fn xts_in_dpu_memory_matches_the_reference_and_round_trips() {
     }
 }
 
+/// With FLAG_ZERO_PASS, an all-zero ciphertext unit decrypts to zeros (a
+/// block never written), the others as usual.
+#[test]
+fn xts_zero_pass_leaves_unwritten_units_zero() {
+    let mut m = machine();
+    let base = data_addr();
+    let mut qu = crypto_queue(&mut m, 1, 0, base);
+    assert_eq!(load_key(&mut m, &mut qu, 0, cr::KEY_XTS_AES256, &xts_key()), st::ST_OK);
+    let pt: Vec<u8> = (0..1024u32).map(|i| (i * 5 + 3) as u8).collect();
+    let mut ct = pt.clone();
+    reference_xts(&xts_key(), 40, 512, &mut ct, true);
+    ct[512..].fill(0); // unit 41 never written
+    let (src, dst) = (base + 0x1_0000, base + 0x2_0000);
+    put(&mut m, src, &ct);
+    let mut param = [0u8; 16];
+    param[..8].copy_from_slice(&40u64.to_le_bytes());
+    for (flags, second) in [(cr::FLAG_ZERO_PASS, vec![0u8; 512]), (0, {
+        let mut z = vec![0u8; 512];
+        reference_xts(&xts_key(), 41, 512, &mut z, false);
+        z
+    })] {
+        qu.push(&mut m, &Cd { src, dst, len: 1024, op: cr::OP_XTS_DECRYPT, flags, param, ..Cd::default() }.bytes());
+        qu.kick(&mut m);
+        assert_eq!(qu.wait(&mut m).1, st::ST_OK);
+        let out = get(&mut m, dst, 1024);
+        assert_eq!(&out[..512], &pt[..512]);
+        assert_eq!(&out[512..], &second[..], "flags {flags:#x}");
+    }
+}
+
 #[test]
 fn bad_descriptors_get_error_statuses_and_write_nothing() {
     let mut m = machine();

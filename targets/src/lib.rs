@@ -19,7 +19,7 @@ pub use chip::{window, BootCfg, Crypto, Dma, Ec, Trng,
 };
 pub use error::ConfigError;
 pub use scenario::{
-    check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
+    check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario, XtsKey, parse_xts_key,
     ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS,
 };
 pub use limits::{ns_to_cycles, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS};

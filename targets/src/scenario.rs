@@ -129,6 +129,13 @@ pub struct StorageCfg {
     /// nvmf: namespace ID on the remote subsystem.
     #[serde(default = "d_nsid")]
     pub remote_nsid: u32,
+    /// Data-at-rest encryption of the namespace: "aes-xts" (AES-256-XTS,
+    /// IEEE 1619-2018, data unit = the block size, tweak = the LBA), done
+    /// by the card's crypto engines; absent or "none": stored as written.
+    pub encryption: Option<String>,
+    /// The XTS-AES-256 key: 128 hex digits (Key1, the data key, then Key2,
+    /// the tweak key; the halves must differ).
+    pub key: Option<String>,
 }
 
 fn d_nvmf_port() -> u16 {
@@ -334,6 +341,36 @@ pub struct NamespaceCfg {
     pub bytes: u64,
     pub block_size: u32,
     pub backend: Backend,
+    /// AES-256-XTS key when the namespace is encrypted.
+    pub encryption: Option<XtsKey>,
+}
+
+/// A 64-byte XTS-AES-256 key (Key1 then Key2). Its `Debug` shows no key
+/// bytes, so the key stays out of logs and error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct XtsKey(pub [u8; 64]);
+
+impl std::fmt::Debug for XtsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XtsKey(..)")
+    }
+}
+
+/// Parses a `[[storage]] key`: 128 hex digits, halves differing
+/// (IEEE 1619-2018 §5.1: Key1 and Key2 are distinct keys).
+pub fn parse_xts_key(s: &str) -> Result<XtsKey, String> {
+    let s = s.trim();
+    if s.len() != 128 {
+        return Err(format!("an AES-256-XTS key is 128 hex digits (64 bytes), not {} characters", s.len()));
+    }
+    let mut k = [0u8; 64];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("character {} is not a hex digit", 2 * i + 1))?;
+    }
+    if k[..32] == k[32..] {
+        return Err("the two halves (Key1, Key2) are equal; XTS needs two distinct keys".into());
+    }
+    Ok(XtsKey(k))
 }
 
 /// Parses "10.0.0.1/24".
@@ -945,6 +982,13 @@ impl Scenario {
             if ![512, 4096].contains(&block_size) {
                 return err(at("block_size"), format!("{block_size} must be 512 or 4096"));
             }
+            let encryption = match (s.encryption.as_deref(), &s.key) {
+                (None | Some("none"), None) => None,
+                (None | Some("none"), Some(_)) => return err(at("key"), "a key needs `encryption = \"aes-xts\"`".into()),
+                (Some("aes-xts"), Some(k)) => Some(parse_xts_key(k).map_err(bad(at("key")))?),
+                (Some("aes-xts"), None) => return err(at("key"), "an encrypted namespace needs its 64-byte key (128 hex digits)".into()),
+                (Some(e), _) => return err(at("encryption"), format!("`{e}` is not an encryption (aes-xts, none)")),
+            };
             if bytes == 0 || bytes % u64::from(block_size) != 0 {
                 return err(at("size"), format!("{bytes} bytes is not a positive multiple of the block size"));
             }
@@ -952,7 +996,7 @@ impl Scenario {
                 if out.iter().any(|n| n.function == fun && n.nsid == s.nsid) {
                     return err(at("nsid"), format!("function {fun} already has namespace {}", s.nsid));
                 }
-                out.push(NamespaceCfg { function: fun, nsid: s.nsid, bytes, block_size, backend: backend.clone() });
+                out.push(NamespaceCfg { function: fun, nsid: s.nsid, bytes, block_size, backend: backend.clone(), encryption: encryption.clone() });
             }
         }
         let ctrls: std::collections::BTreeSet<(std::net::Ipv4Addr, u16, String)> = out
@@ -1024,6 +1068,30 @@ verify = true
     fn valid_scenario_parses() {
         let s = parse(BASE).unwrap();
         assert_eq!(s.namespaces(), vec![(1, 1, 1 << 20, 512), (2, 1, 1 << 20, 512)]);
+    }
+
+    #[test]
+    fn encryption_keys_are_checked() {
+        let key = format!("{}{}", "01".repeat(32), "02".repeat(32));
+        let enc = BASE.replacen("size = \"1MiB\"", &format!("size = \"1MiB\"\nencryption = \"aes-xts\"\nkey = \"{key}\""), 1);
+        let s = parse(&enc).unwrap();
+        let ns = s.namespace_cfgs();
+        assert_eq!(ns[0].encryption.as_ref().map(|k| k.0[0..2].to_vec()), Some(vec![1, 1]));
+        assert_eq!(ns[0].encryption.as_ref().map(|k| k.0[63]), Some(2));
+        assert!(!format!("{:?}", ns[0]).contains("1, 1, 1"), "Debug shows no key bytes");
+        for (from, to, field, says) in [
+            (key.as_str(), "0102", "storage[0].key", "128 hex digits"),
+            (key.as_str(), &*format!("{}zz", &key[..126]), "storage[0].key", "not a hex digit"),
+            (key.as_str(), &*"ab".repeat(64), "storage[0].key", "distinct"),
+            ("aes-xts", "rot13", "storage[0].encryption", "not an encryption"),
+            ("encryption = \"aes-xts\"\n", "", "storage[0].key", "needs `encryption"),
+        ] {
+            let e = parse(&enc.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(says), "{to}: {e}");
+        }
+        let nokey = enc.replacen(&format!("\nkey = \"{key}\""), "", 1);
+        let e = parse(&nokey).unwrap_err().to_string();
+        assert!(e.contains("storage[0].key") && e.contains("needs its 64-byte key"), "{e}");
     }
 
     #[test]

@@ -30,12 +30,18 @@ pub struct Namespace {
     pub backend: Backend,
     /// Index in the table (for per-namespace state such as readiness).
     pub index: u16,
+    /// AES-256-XTS data-at-rest encryption: the key record, which is also
+    /// the crypto engines' key slot (`block::crypto`).
+    pub crypto: Option<u16>,
 }
 
 impl Namespace {
     /// Whether I/O can be served: always for RAM; for a remote namespace,
     /// once the fabrics service has attached it.
     pub fn ready(&self) -> bool {
+        if self.crypto.is_some() && KEYS.load(Ordering::Acquire) != KEYS_LOADED {
+            return false;
+        }
         match self.backend {
             Backend::Ram(_) => true,
             Backend::Remote { .. } => READY[usize::from(self.index)].load(Ordering::Acquire) == NS_READY,
@@ -50,6 +56,22 @@ pub const NS_READY: u8 = 1;
 pub const NS_MISMATCH: u8 = 2;
 /// The remote controller is unreachable (reconnecting).
 pub const NS_OFFLINE: u8 = 3;
+/// Whether the namespace keys are in the crypto engines' key slots
+/// (`KEYS_*`, written once by the admin service at boot).
+static KEYS: AtomicU8 = AtomicU8::new(KEYS_PENDING);
+pub const KEYS_PENDING: u8 = 0;
+pub const KEYS_LOADED: u8 = 1;
+/// The engines refused a key: encrypted namespaces fail their I/O.
+pub const KEYS_FAILED: u8 = 2;
+
+pub fn set_keys(state: u8) {
+    KEYS.store(state, Ordering::Release);
+}
+
+pub fn keys() -> u8 {
+    KEYS.load(Ordering::Acquire)
+}
+
 static READY: [AtomicU8; MAX_NAMESPACES] = [const { AtomicU8::new(NS_PENDING) }; MAX_NAMESPACES];
 
 /// Sets the state of namespace `index` (fabrics service).
@@ -99,6 +121,9 @@ pub struct Table {
     flags: u16,
     tcp_min_rto_ms: u16,
     io_timeout_us: u32,
+    /// Where the key records start in the window, and how many there are.
+    key_off: usize,
+    nkeys: usize,
 }
 
 static TABLE: spin::Once<&'static Table> = spin::Once::new();
@@ -115,6 +140,7 @@ pub enum ConfigError {
     BadPort { index: usize },
     BadController { index: usize },
     OutOfMemory { index: usize },
+    BadKey { index: usize },
 }
 
 impl ConfigError {
@@ -128,6 +154,7 @@ impl ConfigError {
             ConfigError::BadPort { index } => (b::REJECT_BAD_PORT, index),
             ConfigError::BadController { index } => (b::REJECT_BAD_CONTROLLER, index),
             ConfigError::OutOfMemory { index } => (b::REJECT_OUT_OF_MEMORY, index),
+            ConfigError::BadKey { index } => (b::REJECT_BAD_KEY, index),
         }
     }
 }
@@ -172,6 +199,8 @@ impl dpu_rt::ConstInit for Table {
         flags: 0,
         tcp_min_rto_ms: 0,
         io_timeout_us: 0,
+        key_off: 0,
+        nkeys: 0,
     };
 }
 
@@ -194,9 +223,18 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
     let port_off = b::HEADER + count * b::RECORD;
     let ctrl_off = port_off + nports * b::PORT_RECORD;
     let host_off = ctrl_off + nctrls * b::CTRL_RECORD;
-    if count > MAX_NAMESPACES || nports > MAX_PORTS || nctrls > MAX_CTRLS || host_off + b::HOST_RECORD > BOOTCFG_SIZE {
+    let nkeys = usize::from(read_u16(b::HDR_KEYS));
+    let key_off = host_off + b::HOST_RECORD;
+    if count > MAX_NAMESPACES
+        || nports > MAX_PORTS
+        || nctrls > MAX_CTRLS
+        || nkeys > dpu_hal::memory_map::CRYPTO_KEY_SLOTS
+        || key_off + nkeys * b::KEY_RECORD > BOOTCFG_SIZE
+    {
         return Err(ConfigError::TooMany(count as u16));
     }
+    t.key_off = key_off;
+    t.nkeys = nkeys;
     t.flags = read_u16(b::HDR_FLAGS);
     t.tcp_min_rto_ms = read_u16(b::HDR_TCP_MIN_RTO_MS);
     t.io_timeout_us = read_u32(b::HDR_IO_TIMEOUT_US);
@@ -256,7 +294,20 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
             }
             _ => return Err(ConfigError::BadRecord { index: i }),
         };
-        t.entries[i] = Some(Namespace { function, nsid, geometry: Geometry { blocks, block_shift: shift }, backend, index: i as u16 });
+        let crypto = match read::<1>(r + b::REC_CRYPTO)[0] {
+            b::CRYPTO_NONE => None,
+            b::CRYPTO_AES_XTS => {
+                let k = usize::from(read_u16(r + b::REC_KEY));
+                let key: [u8; b::KEY_RECORD] = read(key_off + k * b::KEY_RECORD);
+                // IEEE 1619-2018 §5.1: Key1 and Key2 differ.
+                if k >= nkeys || key[..32] == key[32..] {
+                    return Err(ConfigError::BadKey { index: i });
+                }
+                Some(k as u16)
+            }
+            _ => return Err(ConfigError::BadKey { index: i }),
+        };
+        t.entries[i] = Some(Namespace { function, nsid, geometry: Geometry { blocks, block_shift: shift }, backend, index: i as u16, crypto });
         t.index[usize::from(function)][nsid as usize] = i as u16 + 1;
     }
     Ok(())
@@ -276,6 +327,9 @@ pub fn load() -> Result<usize, ConfigError> {
     let n = t.entries.iter().flatten().count();
     for ns in t.entries.iter().flatten() {
         let g = ns.geometry;
+        if let Some(slot) = ns.crypto {
+            defmt::info!("nvme: fn{=u16} nsid {=u32}: encrypted (AES-256-XTS, data unit {=u32} B, key slot {=u16})", ns.function, ns.nsid, 1u32 << g.block_shift, slot);
+        }
         match ns.backend {
             Backend::Ram(bdev) => defmt::info!(
                 "nvme: fn{=u16} nsid {=u32}: RAM, {=u64} blocks of {=u32} B at {=u64:#x}",
@@ -298,6 +352,22 @@ pub fn load() -> Result<usize, ConfigError> {
     }
     TABLE.call_once(|| t);
     Ok(n)
+}
+
+/// Key records: how many (each one's index is its key slot).
+pub fn key_count() -> usize {
+    TABLE.get().map_or(0, |t| t.nkeys)
+}
+
+/// Key record `k` (64 bytes), read from the boot configuration window
+/// into `out` for loading into the crypto engines; never kept or logged.
+pub fn read_key(k: usize, out: &mut [u8; b::KEY_RECORD]) -> bool {
+    let Some(t) = TABLE.get() else { return false };
+    if k >= t.nkeys {
+        return false;
+    }
+    dpu_hal::mem::read(BOOTCFG_BASE + t.key_off + k * b::KEY_RECORD, out);
+    true
 }
 
 /// Whether `load` has run (other services wait for it).
@@ -330,7 +400,7 @@ pub fn nsids(f: u16) -> impl Iterator<Item = u32> {
 /// the fabrics service: attached, or found not to match the configuration
 /// (that namespace then fails its I/O; the others work).
 pub fn function_ready(f: u16) -> bool {
-    nsids(f).all(|n| namespace(f, n).is_none_or(|ns| ns.ready() || state(ns.index) == NS_MISMATCH))
+    nsids(f).all(|n| namespace(f, n).is_none_or(|ns| ns.ready() || state(ns.index) == NS_MISMATCH || (ns.crypto.is_some() && keys() == KEYS_FAILED)))
 }
 
 /// DPU port addresses.

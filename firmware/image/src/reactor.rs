@@ -56,6 +56,13 @@ pub fn run(hart: HartId) -> ! {
         // boot configuration is known.
         if !fabric_checked && crate::bootcfg::loaded() {
             fabric_checked = true;
+            // Encrypted namespaces: this core's queue on every crypto engine.
+            if crate::bootcfg::namespaces().any(|n| n.crypto.is_some()) {
+                match (engine.as_mut(), crate::block::crypto::Crypto::start(me)) {
+                    (Some(e), Some(c)) => e.attach_crypto(c),
+                    _ => defmt::error!("hart {=usize}: crypto device could not start", me),
+                }
+            }
             if let (Some(e), Some(f)) = (engine.as_mut(), crate::nvmf::initiator::Fabric::start(me)) {
                 e.attach_fabric(f);
                 if me == crate::net::FIRST_DATA_HART {

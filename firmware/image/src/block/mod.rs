@@ -10,6 +10,10 @@
 //!   channel.
 //! * remote NVMe-oF namespaces: the core's NVMe/TCP initiator
 //!   ([`crate::nvmf::initiator::Fabric`]), with its own command IDs.
+//! * [`crypto`]: AES-256-XTS data-at-rest encryption on the crypto
+//!   engines, stacked on either of the above (the namespace's `crypto`
+//!   key slot); its lower I/Os carry [`crypto::LOWER`] tags and staged
+//!   data.
 //!
 //! An I/O's data is in the host's memory (PCIe function + segments, as
 //! the NVMe data pointer described them) or in this core's staging pages
@@ -20,6 +24,7 @@
 //! engine hands every completion of kind [`cookie::KIND`] to
 //! [`Stack::dma_done`].
 
+pub mod crypto;
 pub mod ram;
 pub mod staging;
 
@@ -37,7 +42,7 @@ pub const MAX_TAGS: usize = 128;
 
 /// Namespace Not Ready with DNR: the remote namespace differs from the
 /// configuration (NVMe Base 2.0 §4.6.1.2.1, status 82h).
-const NAMESPACE_NOT_READY_DNR: Status = Status { sct: 0, sc: 0x82, dnr: true };
+pub(crate) const NAMESPACE_NOT_READY_DNR: Status = Status { sct: 0, sc: 0x82, dnr: true };
 
 /// What an I/O does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +73,6 @@ pub enum Data<'a> {
     /// Host memory of PCIe function `function`, in transfer order.
     Host { function: u16, segs: &'a [(u64, u32)] },
     /// This core's staging pages, from the first page's first byte.
-    #[allow(dead_code)] // the stacked devices' (crypto, erasure coding) data
     Staged(&'a Pages),
 }
 
@@ -98,6 +102,8 @@ pub mod cookie {
     pub const NET_STAGE: u32 = 3;
     /// NVMe/TCP read data moved out of a socket buffer (index: controller).
     pub const NET_RX: u32 = 4;
+    /// Crypto device bounce moves (index: its context).
+    pub const CRYPTO: u32 = 5;
 
     pub const fn make(device: u32, index: u32) -> u32 {
         KIND << 28 | device << 24 | (index & 0x00ff_ffff)
@@ -109,6 +115,7 @@ pub struct Stack {
     pub pool: Pool,
     ram: ram::Ram,
     fabric: Option<&'static mut Fabric>,
+    crypto: Option<&'static mut crypto::Crypto>,
     /// Completions decided at submission (bad request, no path).
     done: [(Tag, Status); MAX_TAGS],
     ndone: usize,
@@ -117,7 +124,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
 
     /// Allocates the core's staging pages and device buffers.
     pub fn start(&mut self) -> bool {
@@ -129,6 +136,11 @@ impl Stack {
         self.fabric = Some(f);
     }
 
+    /// Attaches this core's crypto device (encrypted namespaces).
+    pub fn attach_crypto(&mut self, c: &'static mut crypto::Crypto) {
+        self.crypto = Some(c);
+    }
+
     fn finish(&mut self, tag: Tag, st: Status) {
         if self.ndone < self.done.len() {
             self.done[self.ndone] = (tag, st);
@@ -137,7 +149,28 @@ impl Stack {
     }
 
     /// Starts `io` on namespace `ns`; its completion comes back under `tag`.
-    pub fn submit(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
+    pub fn submit(&mut self, chan: &mut Channel, ns: &'static Namespace, tag: Tag, io: &Io) {
+        if ns.crypto.is_some() {
+            match io.op {
+                // Nothing to transform: straight to the lower device.
+                Op::Flush => {}
+                Op::Read | Op::Write => {
+                    let Some(c) = self.crypto.as_deref_mut() else { return self.finish(tag, NAMESPACE_NOT_READY_DNR) };
+                    c.submit(chan, &mut self.pool, ns, tag, io);
+                    self.lower_pass(chan);
+                    return self.fold_kicks();
+                }
+                // Zeroes, compare and deallocate would have to be
+                // encrypted too: not offered on an encrypted namespace.
+                _ => return self.finish(tag, Status::INVALID_OPCODE),
+            }
+        }
+        self.submit_lower(chan, ns, tag, io);
+        self.fold_kicks();
+    }
+
+    /// `io` to the device that holds `ns`'s blocks (RAM or remote).
+    fn submit_lower(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
         match ns.backend {
             Backend::Ram(dev) => self.ram.submit(chan, &self.pool, &dev, tag, io),
             Backend::Remote { ctrl, nsid } => {
@@ -148,7 +181,28 @@ impl Stack {
                 f.submit(chan, &mut self.pool, tag, ctrl, nsid, io);
             }
         }
-        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick);
+    }
+
+    /// Sends the crypto device's staged I/Os to their lower devices.
+    fn lower_pass(&mut self, chan: &mut Channel) -> usize {
+        let mut n = 0;
+        while let Some((i, ns, op, lba, blocks, len, pages)) = self.crypto.as_deref_mut().and_then(|c| c.take_lower()) {
+            let io = Io { op, lba, blocks, len, data: Data::Staged(&pages) };
+            self.submit_lower(chan, ns, crypto::LOWER | i as Tag, &io);
+            n += 1;
+        }
+        n
+    }
+
+    fn fold_kicks(&mut self) {
+        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick) || self.crypto.as_deref().is_some_and(|c| c.kick);
+    }
+
+    /// A lower I/O of the crypto device finished (`tag` has `crypto::LOWER`).
+    fn lower_done(&mut self, chan: &mut Channel, tag: Tag, st: Status) {
+        if let Some(c) = self.crypto.as_deref_mut() {
+            c.lower_done(chan, &mut self.pool, usize::from(tag & !crypto::LOWER), st);
+        }
     }
 
     /// A DMA chain of the block layer finished (`index`: the cookie's low
@@ -158,7 +212,19 @@ impl Stack {
     pub fn dma_done(&mut self, chan: &mut Channel, index: u32, bytes: u32, ok: bool) -> Option<(Tag, Status)> {
         let (device, i) = (index >> 24, (index & 0x00ff_ffff) as usize);
         match device {
-            cookie::RAM => return Some(self.ram.moved(i, ok)),
+            cookie::RAM => {
+                let (tag, st) = self.ram.moved(i, ok);
+                if tag & crypto::LOWER == 0 {
+                    return Some((tag, st));
+                }
+                self.lower_done(chan, tag, st);
+            }
+            cookie::CRYPTO => {
+                if let Some(c) = self.crypto.as_deref_mut() {
+                    c.dma_done(chan, &mut self.pool, i, ok);
+                }
+                self.lower_pass(chan);
+            }
             cookie::RAM_FETCH => self.ram.fetched(chan, i, bytes, ok),
             cookie::NET_STAGE => {
                 if let Some(f) = self.fabric.as_deref_mut() {
@@ -172,7 +238,7 @@ impl Stack {
             }
             _ => defmt::error!("block: unknown DMA cookie index {=u32:#x}", index),
         }
-        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick);
+        self.fold_kicks();
         None
     }
 
@@ -183,7 +249,11 @@ impl Stack {
         if let Some(f) = self.fabric.as_deref_mut() {
             work += f.poll(chan, &mut self.pool, nic, nvmf);
         }
-        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick);
+        if let Some(c) = self.crypto.as_deref_mut() {
+            work += c.poll(chan, &mut self.pool);
+            work += self.lower_pass(chan);
+        }
+        self.fold_kicks();
         work
     }
 
@@ -199,18 +269,52 @@ impl Stack {
         if let Some(f) = self.fabric.as_deref_mut() {
             f.kick = false;
         }
+        if let Some(c) = self.crypto.as_deref_mut() {
+            c.kick = false;
+        }
         true
     }
 
     /// Whether finished I/Os wait in [`take_done`](Self::take_done).
     #[inline]
     pub fn has_done(&self) -> bool {
-        self.ndone > 0 || self.ram.ndone > 0 || self.fabric.as_deref().is_some_and(|f| f.has_done())
+        self.ndone > 0 || self.ram.ndone > 0 || self.fabric.as_deref().is_some_and(|f| f.has_done()) || self.crypto.as_deref().is_some_and(|c| c.ndone > 0)
     }
 
     /// Finished I/Os (tag, status) into `out`; returns how many (call
     /// again while it fills `out`).
-    pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
+    pub fn take_done(&mut self, chan: &mut Channel, out: &mut [(Tag, Status)]) -> usize {
+        let mut n = 0;
+        // The lower devices' completions; those of the crypto device's
+        // lower I/Os go back to it (and may finish its I/Os).
+        loop {
+            let room = out.len() - n;
+            if room == 0 {
+                break;
+            }
+            let mut got = [(0 as Tag, Status::SUCCESS); 16];
+            let want = room.min(got.len());
+            let k = self.take_lower_done(&mut got[..want]);
+            for &(tag, st) in &got[..k] {
+                if tag & crypto::LOWER != 0 {
+                    self.lower_done(chan, tag, st);
+                } else {
+                    out[n] = (tag, st);
+                    n += 1;
+                }
+            }
+            if k < want {
+                break;
+            }
+        }
+        if let Some(c) = self.crypto.as_deref_mut() {
+            n += c.take_done(&mut out[n..]);
+        }
+        self.fold_kicks();
+        n
+    }
+
+    fn take_lower_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
         let mut n = 0;
         while n < out.len() && self.ndone > 0 {
             self.ndone -= 1;
@@ -229,9 +333,14 @@ impl Stack {
     /// False if the I/O cannot be cancelled (it runs to completion by
     /// itself, promptly: local DMA).
     pub fn cancel(&mut self, tag: Tag, st: Status) -> bool {
+        let tag = match self.crypto.as_deref_mut().map(|c| c.cancel(&mut self.pool, tag, st)) {
+            Some(crypto::Cancelled::Soon) => return true,
+            Some(crypto::Cancelled::Lower(lower)) => lower,
+            _ => tag,
+        };
         let r = self.fabric.as_deref_mut().is_some_and(|f| f.cancel(&mut self.pool, tag, st));
         self.kick |= self.fabric.as_deref().is_some_and(|f| f.kick);
-        r
+        r || tag & crypto::LOWER != 0
     }
 
     /// When the layer next needs a pass without an interrupt (timers of

@@ -220,7 +220,11 @@ pub fn run(hart: HartId) -> ! {
         dpu_rt::park();
     };
     match config::load() {
-        Ok(n) => defmt::info!("nvme: {=usize} namespace(s) configured", n),
+        Ok(n) => {
+            defmt::info!("nvme: {=usize} namespace(s) configured", n);
+            // Encrypted namespaces: their keys into the crypto engines.
+            crate::block::crypto::load_keys(hart.0);
+        }
         Err(e) => {
             defmt::error!("nvme: boot configuration rejected: {}", e);
             // Serving nothing would only show up as I/O errors later: end

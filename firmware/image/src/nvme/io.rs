@@ -368,7 +368,8 @@ impl Engine {
         let mut done = [(0 as Tag, Status::SUCCESS); 8];
         let mut total = 0;
         loop {
-            let n = self.block.take_done(&mut done);
+            let Some(chan) = self.chan.as_mut() else { return total };
+            let n = self.block.take_done(chan, &mut done);
             for &(tag, st) in &done[..n] {
                 self.block_done(usize::from(tag), st);
             }
@@ -426,6 +427,11 @@ impl Engine {
     /// Attaches this core's NVMe/TCP initiator (remote namespaces).
     pub fn attach_fabric(&mut self, f: &'static mut Fabric) {
         self.block.attach_fabric(f);
+    }
+
+    /// Attaches this core's crypto device (encrypted namespaces).
+    pub fn attach_crypto(&mut self, c: &'static mut crate::block::crypto::Crypto) {
+        self.block.attach_crypto(c);
     }
 
     /// When the engine next needs to run without an interrupt (coalescing
