@@ -43,10 +43,12 @@ impl Bus {
             let cycles = self.crypto.engine_cycles(&desc);
             let eng = &mut self.crypto.engines[e];
             let start = now.max(eng.free_at);
-            if start > now {
+            if start > now && eng.last_queue != qi {
+                // Waiting behind another queue's work (not its own chain).
                 self.crypto.stats.contended += 1;
                 self.crypto.stats.wait_cycles += start - now;
             }
+            eng.last_queue = qi;
             let engine_end = start + cycles;
             eng.free_at = engine_end;
             let (rd, wr) = desc.io_lengths();
@@ -307,7 +309,9 @@ impl Bus {
                 EDesc { op: 0xff, flags: q::FLAG_END, ..EDesc::default() }
             };
             let start = now.max(self.ec.free_at);
-            if start > now {
+            let other = self.ec.last_queue != qi;
+            self.ec.last_queue = qi;
+            if start > now && other {
                 self.ec.stats.contended += 1;
                 self.ec.stats.wait_cycles += start - now;
             }

@@ -12,6 +12,7 @@
 //! * [`exit`]: the table of `dpusim` exit statuses.
 
 pub mod accel;
+pub mod at_rest;
 pub mod bootcfg;
 pub mod bootrom;
 pub mod bus;

@@ -63,6 +63,9 @@ pub struct Stats {
     pub ec: crate::accel::ec::EcStats,
     /// TRNG: raw samples tested, health-test failures.
     pub trng: crate::accel::trng::TrngStats,
+    /// Encrypted namespaces on target models: what their media hold
+    /// (`crate::at_rest`).
+    pub at_rest: Vec<crate::at_rest::AtRest>,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
     /// The compiling tier (`None` with `--no-jit`).
@@ -227,6 +230,7 @@ impl Machine {
             crypto: self.bus.crypto.stats.clone(),
             ec: self.bus.ec.stats.clone(),
             trng: self.bus.trng.stats(),
+            at_rest: self.at_rest(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),
         }

@@ -112,6 +112,8 @@ pub struct Engine {
     /// When the datapath is free again.
     pub free_at: u64,
     pub inflight: VecDeque<Job>,
+    /// Queue of the work last put on the datapath.
+    pub last_queue: usize,
     pub descriptors: u64,
     pub bytes: u64,
 }
@@ -126,7 +128,7 @@ pub struct CryptoStats {
     pub auth_failures: u64,
     /// Descriptors that waited for another queue's work on their engine.
     pub contended: u64,
-    /// Cycles descriptors waited for their engine.
+    /// Cycles those descriptors waited.
     pub wait_cycles: u64,
     /// Data read from / written to host memory (encrypt from the host's
     /// pages, decrypt into them).
@@ -158,6 +160,7 @@ impl CryptoEngines {
                 slots: vec![KeySlot::Empty; key_slots],
                 free_at: 0,
                 inflight: VecDeque::new(),
+                last_queue: 0,
                 descriptors: 0,
                 bytes: 0,
             })

@@ -76,6 +76,8 @@ pub struct EcEngine {
     pub invert_cycles_per_row: u64,
     pub free_at: u64,
     pub inflight: VecDeque<Job>,
+    /// Queue of the work last put on the datapath.
+    pub last_queue: usize,
     pub stats: EcStats,
 }
 
@@ -90,6 +92,7 @@ impl EcEngine {
             invert_cycles_per_row,
             free_at: 0,
             inflight: VecDeque::new(),
+            last_queue: 0,
             stats: EcStats::default(),
         }
     }

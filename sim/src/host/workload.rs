@@ -199,6 +199,17 @@ fn fnv32(b: &[u8]) -> u32 {
 
 const MAGIC: u32 = 0x5645_5044; // "DPEV"
 
+/// Whether `data` is a sector of the verify pattern written for `lba` (by
+/// any job, any generation): its header names that LBA and its checksum
+/// holds.
+pub fn is_pattern_of(data: &[u8], lba: u64) -> bool {
+    let n = data.len();
+    n >= 24
+        && u32::from_le_bytes(data[0..4].try_into().unwrap()) == MAGIC
+        && u64::from_le_bytes(data[8..16].try_into().unwrap()) == lba
+        && fnv32(&data[..n - 4]) == u32::from_le_bytes(data[n - 4..].try_into().unwrap())
+}
+
 /// Fills one sector with the verify pattern of (lba, gen, tag).
 pub fn fill_sector(out: &mut [u8], lba: u64, gen: u32, tag: u32) {
     let n = out.len();

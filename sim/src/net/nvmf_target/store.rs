@@ -71,6 +71,14 @@ impl Namespace {
         }
     }
 
+    /// The backed 4 KiB pages (number, bytes), in address order: what the
+    /// medium holds beyond zeros.
+    pub fn backed_pages(&self) -> Vec<(u64, &[u8; PAGE as usize])> {
+        let mut v: Vec<(u64, &[u8; PAGE as usize])> = self.pages.iter().map(|(&k, p)| (k, &**p)).collect();
+        v.sort_by_key(|&(k, _)| k);
+        v
+    }
+
     /// Pages holding data (for tests).
     pub fn pages_in_use(&self) -> usize {
         self.pages.len()
