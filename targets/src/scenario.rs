@@ -444,6 +444,15 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Parses and validates scenario TOML text; `path` is only used in messages.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Scenario, ConfigError> {
+        let path = path.as_ref();
+        let mut s: Scenario = crate::parse_toml(path, text)?;
+        s.source = path.to_path_buf();
+        s.validate()?;
+        Ok(s)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.source;
         let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
