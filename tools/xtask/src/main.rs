@@ -7,11 +7,14 @@
 //!   the simulator (see `systest.rs`).
 //! * `cargo xtask bench` - benchmarks; results in `bench/results/`, tables
 //!   in `BENCHMARKS.md`.
+//! * `cargo xtask fuzz [TARGET] [--time 60s] [--engine libfuzzer|builtin]`
+//!   - run the fuzz targets of `tools/fuzz` (see `fuzz.rs`).
 //! * `cargo xtask interop linux-target --guest-only` - boot the Linux
 //!   NVMe/TCP target guest in QEMU and run its self-test (see `interop.rs`).
 
 mod bench;
 mod build;
+mod fuzz;
 mod interop;
 mod plot;
 mod systest;
@@ -63,6 +66,19 @@ enum Cmd {
     Bench {
         name: Option<String>,
     },
+    /// Fuzz the parsers of hostile input (tools/fuzz), each target for a
+    /// bounded time.
+    Fuzz {
+        /// One target (default: all; `cargo run -p dpu-fuzz -- list`).
+        target: Option<String>,
+        /// Time per target.
+        #[arg(long, default_value = "60s")]
+        time: String,
+        /// libfuzzer (coverage guided; installs nightly and cargo-fuzz on
+        /// first use) or builtin (stable mutation engine).
+        #[arg(long, default_value = "libfuzzer")]
+        engine: String,
+    },
     /// Interoperability with other NVMe/TCP implementations.
     Interop {
         #[command(subcommand)]
@@ -89,6 +105,7 @@ fn main() -> ExitCode {
         Cmd::Run { scenario, time, dpusim_args } => run(&scenario, time.as_deref(), &dpusim_args),
         Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
+        Cmd::Fuzz { target, time, engine } => fuzz::fuzz(target.as_deref(), &time, &engine),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => build::build_all(None)
             .and_then(|built| interop::adapter_against_linux(&built.dpusim, &built.firmware))
