@@ -47,7 +47,9 @@ impl<const N: usize> SegList<N> {
         }
         if self.n > 0 {
             let last = &mut self.segs[self.n - 1];
-            if last.0 + u64::from(last.1) == addr && last.1.checked_add(len).is_some() {
+            // A segment ending at the top of the address space does not
+            // continue at address 0.
+            if last.0.checked_add(u64::from(last.1)) == Some(addr) && last.1.checked_add(len).is_some() {
                 last.1 += len;
                 return true;
             }
@@ -292,6 +294,18 @@ mod tests {
         // A small list is enough for the direct cases.
         let mut small = SegList::<2>::new();
         assert_eq!(PrpWalk::start(0x1200, 0x8000, 4096, &mut small).unwrap().1, Step::Done);
+    }
+
+    #[test]
+    fn segments_at_the_top_of_the_address_space_do_not_wrap_to_zero() {
+        // Found by the nvme_dptr fuzz target: merging computed the end of
+        // the last segment with an overflowing add.
+        let mut segs = SegList::<4>::new();
+        assert!(segs.push(0xffff_ffff_ffff_f000, 4096));
+        assert!(segs.push(0, 4096));
+        assert_eq!(segs.as_slice(), &[(0xffff_ffff_ffff_f000, 4096), (0, 4096)]);
+        let (_, s, segs) = prp(0xffff_ffff_ffff_f000, 0, 8192).unwrap();
+        assert_eq!((s, segs.as_slice()), (Step::Done, &[(0xffff_ffff_ffff_f000, 4096), (0, 4096)][..]));
     }
 
     #[test]
