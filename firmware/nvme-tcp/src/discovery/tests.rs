@@ -76,6 +76,12 @@ fn entry_view_tolerates_nul_padding_and_rejects_junk() {
     assert_eq!(EntryView::from_slice(&b).unwrap().trsvcid(), Err(DiscoveryError::BadText));
     b[512..768].fill(b'n');
     assert_eq!(EntryView::from_slice(&b).unwrap().subnqn(), Err(DiscoveryError::FieldTooLong));
+    // Found by the tcp_discovery fuzz target: a NUL after byte 223 was
+    // accepted, an NQN no entry (or Connect) can carry.
+    b[512 + 224] = 0;
+    assert_eq!(EntryView::from_slice(&b).unwrap().subnqn(), Err(DiscoveryError::FieldTooLong));
+    b[512 + 223] = 0;
+    assert_eq!(EntryView::from_slice(&b).unwrap().subnqn().map(str::len), Ok(223));
 }
 
 #[test]
