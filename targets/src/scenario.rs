@@ -340,9 +340,11 @@ pub fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> 
 }
 
 /// Checks an NQN (NVMe Base 2.0 §4.5: at most 223 bytes, "nqn." prefix).
+/// The firmware takes printable ASCII without spaces (its boot
+/// configuration parser refuses anything else).
 pub fn check_nqn(s: &str) -> Result<(), String> {
-    if !s.starts_with("nqn.") || s.len() > 223 || !s.is_ascii() {
-        return Err(format!("`{s}` is not an NQN (ASCII, starts with `nqn.`, at most 223 bytes)"));
+    if !s.starts_with("nqn.") || s.len() > 223 || !s.bytes().all(|c| c.is_ascii_graphic()) {
+        return Err(format!("`{s}` is not an NQN (printable ASCII without spaces, starts with `nqn.`, at most 223 bytes)"));
     }
     Ok(())
 }
@@ -795,6 +797,18 @@ verify = true
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("network.io_timeout"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn nqns_with_spaces_or_control_characters_are_rejected() {
+        // Found by the scenario fuzz target: the firmware's boot
+        // configuration parser refused such an NQN, so a scenario that
+        // validated booted a card without its remote controllers.
+        for bad in ["nqn.2026-11.io.x:a b", "nqn.2026-11.io.x:\\ttab", "nqn.2026-11.io.x:\\u007f"] {
+            let e = Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(e.contains("network.host_nqn") && e.contains("t.toml"), "{bad}: {e}");
+        }
+        assert!(Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"nqn.2026-11.io.x:a-b_c\"\n")).is_ok());
     }
 
     #[test]
