@@ -217,6 +217,10 @@ impl SglWalk {
     }
 
     fn data<const N: usize>(&mut self, addr: u64, len: u32, segs: &mut SegList<N>) -> Result<(), Status> {
+        if len > 0 && addr.checked_add(u64::from(len) - 1).is_none() {
+            // The block would wrap past the top of the address space.
+            return Err(Status::INVALID_FIELD);
+        }
         self.got += u64::from(len);
         if self.got > u64::from(self.want) {
             // Oversized SGLs are not supported (SGLS bit 18 clear).
@@ -367,6 +371,18 @@ mod tests {
         assert_eq!(w.feed(&seg1, &mut segs).unwrap(), Step::Fetch { addr: 0xa000, len: 16 });
         assert_eq!(w.feed(&d(0x7000, 1024, SGL_DATA_BLOCK), &mut segs).unwrap(), Step::Done);
         assert_eq!(segs.as_slice(), &[(0x1000, 1024), (0x5000, 1024), (0x7000, 1024)]);
+    }
+
+    #[test]
+    fn sgl_data_block_wrapping_the_address_space_is_invalid() {
+        // Found by the nvme_dptr fuzz target: the block became a segment
+        // that wraps from the top of the address space to 0.
+        assert_eq!(sgl(d(0xffff_ffff_ffff_fff8, 1024, SGL_DATA_BLOCK), 1024).unwrap_err(), Status::INVALID_FIELD);
+        let (mut w, _, mut segs) = sgl(d(0x9000, 16, SGL_LAST_SEGMENT), 1024).unwrap();
+        assert_eq!(w.feed(&d(u64::MAX, 1024, SGL_DATA_BLOCK), &mut segs).unwrap_err(), Status::INVALID_FIELD);
+        // Ending exactly at the top is not a wrap.
+        let (_, s, segs) = sgl(d(0xffff_ffff_ffff_fc00, 1024, SGL_DATA_BLOCK), 1024).unwrap();
+        assert_eq!((s, segs.as_slice()), (Step::Done, &[(0xffff_ffff_ffff_fc00, 1024)][..]));
     }
 
     #[test]
