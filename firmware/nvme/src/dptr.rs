@@ -130,9 +130,13 @@ impl PrpWalk {
         Step::Fetch { addr: list, len: (entries * 8) as u32 }
     }
 
-    /// Consumes a fetched PRP list chunk.
+    /// Consumes a fetched PRP list chunk (the bytes the last [`Step::Fetch`]
+    /// asked for).
     pub fn feed<const N: usize>(&mut self, list: &[u8], segs: &mut SegList<N>) -> Result<Step, Status> {
         let entries: usize = list.len() / 8;
+        if entries == 0 {
+            return Err(Status::INVALID_FIELD);
+        }
         let needed = u64::from(self.remaining).div_ceil(PAGE_SIZE) as usize;
         let chains = needed > entries;
         let data_entries = if chains { entries - 1 } else { entries };
@@ -154,7 +158,10 @@ impl PrpWalk {
             return Err(Status::INVALID_FIELD);
         }
         let next = u64::from_le_bytes(list[8 * entries - 8..8 * entries].try_into().unwrap());
-        if next & 7 != 0 {
+        // Like every entry of a PRP list, the pointer to the next list has
+        // no page offset (§4.3.1): each further list holds 511 data
+        // entries, so the walk always advances.
+        if next % PAGE_SIZE != 0 {
             return Err(Status::PRP_OFFSET_INVALID);
         }
         Ok(self.list_step(next))
@@ -320,6 +327,19 @@ mod tests {
         let (mut w, s, mut segs) = prp(0x1000, 0x9000, 3 * 4096).unwrap();
         assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
         assert_eq!(w.feed(&entries(&[0x5000, 0x7008])[..16], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
+    }
+
+    #[test]
+    fn prp_chain_pointer_must_be_page_aligned() {
+        // Found by the nvme_dptr fuzz target: a list starting in the last
+        // slot of a page holds only the chain pointer; pointing it back at
+        // that slot made the walk fetch the same 8 bytes forever.
+        let (mut w, s, mut segs) = prp(0x1000, 0x3ff8, 3 * 4096).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x3ff8, len: 8 });
+        assert_eq!(w.feed(&entries(&[0x3ff8])[..8], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        let (mut w, _, mut segs) = prp(0x1000, 0x3ff8, 3 * 4096).unwrap();
+        assert_eq!(w.feed(&entries(&[0x5000])[..8], &mut segs).unwrap(), Step::Fetch { addr: 0x5000, len: 16 });
+        assert_eq!(w.feed(&[], &mut segs).unwrap_err(), Status::INVALID_FIELD, "no entries fetched");
     }
 
     #[test]
