@@ -175,6 +175,10 @@ pub const SGL_SEGMENT: u8 = 0x2;
 pub const SGL_LAST_SEGMENT: u8 = 0x3;
 /// Most descriptors in one segment we accept.
 pub const MAX_SGL_DESCRIPTORS: u32 = 256;
+/// Most segments (lists fetched) in one command's SGL: as many as the
+/// segments it may describe; a walk through more is cut short, so a
+/// chain that loops back on itself ends.
+pub const MAX_SGL_SEGMENTS: u32 = MAX_SEGMENTS as u32;
 
 fn desc(b: &[u8]) -> (u64, u32, u8, u8) {
     let addr = u64::from_le_bytes(b[0..8].try_into().unwrap());
@@ -189,13 +193,15 @@ pub struct SglWalk {
     got: u64,
     /// The list being fetched is a Last Segment (no further segments).
     last: bool,
+    /// Segments fetched so far.
+    segments: u32,
 }
 
 impl SglWalk {
     /// Starts from the command's data pointer for a `len`-byte transfer;
     /// at most one segment is pushed before a list is needed.
     pub fn start<const N: usize>(dptr: &[u8; 16], len: u32, segs: &mut SegList<N>) -> Result<(SglWalk, Step), Status> {
-        let mut w = SglWalk { want: len, got: 0, last: false };
+        let mut w = SglWalk { want: len, got: 0, last: false, segments: 0 };
         let (addr, dlen, kind, sub) = desc(dptr);
         if sub != 0 {
             return Err(Status::SGL_TYPE_INVALID);
@@ -207,17 +213,22 @@ impl SglWalk {
             }
             SGL_SEGMENT | SGL_LAST_SEGMENT => {
                 w.last = kind == SGL_LAST_SEGMENT;
-                Ok((w, Self::segment(addr, dlen)?))
+                let step = w.segment(addr, dlen)?;
+                Ok((w, step))
             }
             _ => Err(Status::SGL_TYPE_INVALID),
         }
     }
 
-    fn segment(addr: u64, len: u32) -> Result<Step, Status> {
+    fn segment(&mut self, addr: u64, len: u32) -> Result<Step, Status> {
         if len == 0 || len % 16 != 0 {
             return Err(Status::INVALID_SGL_SEGMENT);
         }
         if len / 16 > MAX_SGL_DESCRIPTORS {
+            return Err(Status::INVALID_SGL_COUNT);
+        }
+        self.segments += 1;
+        if self.segments > MAX_SGL_SEGMENTS {
             return Err(Status::INVALID_SGL_COUNT);
         }
         Ok(Step::Fetch { addr, len })
@@ -262,7 +273,7 @@ impl SglWalk {
                         return Err(Status::INVALID_SGL_SEGMENT);
                     }
                     self.last = kind == SGL_LAST_SEGMENT;
-                    return Self::segment(addr, len);
+                    return self.segment(addr, len);
                 }
                 _ => return Err(Status::SGL_TYPE_INVALID),
             }
@@ -403,6 +414,23 @@ mod tests {
         // Ending exactly at the top is not a wrap.
         let (_, s, segs) = sgl(d(0xffff_ffff_ffff_fc00, 1024, SGL_DATA_BLOCK), 1024).unwrap();
         assert_eq!((s, segs.as_slice()), (Step::Done, &[(0xffff_ffff_ffff_fc00, 1024)][..]));
+    }
+
+    #[test]
+    fn sgl_segment_chain_is_bounded() {
+        // Found by the nvme_dptr fuzz target: a Segment whose only
+        // descriptor points to itself made the walk fetch it forever.
+        let (mut w, s, mut segs) = sgl(d(0x9000, 16, SGL_SEGMENT), 1024).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
+        let mut fetches = 1;
+        let end = loop {
+            match w.feed(&d(0x9000, 16, SGL_SEGMENT), &mut segs) {
+                Ok(Step::Fetch { .. }) => fetches += 1,
+                other => break other,
+            }
+            assert!(fetches <= MAX_SGL_SEGMENTS, "no end to the chain");
+        };
+        assert_eq!((end, fetches), (Err(Status::INVALID_SGL_COUNT), MAX_SGL_SEGMENTS));
     }
 
     #[test]
