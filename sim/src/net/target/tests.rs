@@ -209,8 +209,12 @@ impl Host {
     }
 
     fn connect(&mut self, t: &mut TargetModel, subnqn: &str, cntlid: u16) -> ConnectResponse {
+        self.connect_sqsize(t, subnqn, cntlid, 31)
+    }
+
+    fn connect_sqsize(&mut self, t: &mut TargetModel, subnqn: &str, cntlid: u16, sqsize: u16) -> ConnectResponse {
         let qid = self.q.qid;
-        let sqe = ConnectCmd { recfmt: 0, qid, sqsize: 31, cattr: 0, kato: if qid == 0 { 10_000 } else { 0 } }.to_sqe(30);
+        let sqe = ConnectCmd { recfmt: 0, qid, sqsize, cattr: 0, kato: if qid == 0 { 10_000 } else { 0 } }.to_sqe(30);
         let mut data = [0u8; 1024];
         ConnectData { hostid: [7; 16], cntlid, subnqn, hostnqn: HOSTNQN }.emit(&mut data).unwrap();
         let (st, dw0, dw1) = self.cmd(t, sqe, true, 1024, &data);
@@ -228,6 +232,26 @@ fn admin_session(t: &mut TargetModel, digests: Digests) -> (Host, u16) {
     let (st, dw0, _) = a.cmd(t, get.to_sqe(2), false, 0, &[]);
     assert!(st.is_success() && dw0 & 1 == 1, "CSTS.RDY after CC.EN");
     (a, cntlid)
+}
+
+#[test]
+fn connect_queue_sizes_are_checked() {
+    // Found by the sim_target fuzz target: an admin Connect with SQSIZE
+    // 0xffff overflowed the SQ head computation on the next command.
+    let mut t = target();
+    let mut a = Host::new(&mut t, 0, Digests::NONE, 40200);
+    let ConnectResponse::Accepted { cntlid, .. } = a.connect_sqsize(&mut t, NQN, 0xffff, 0xffff) else { panic!("admin connect refused") };
+    let cc = PropertySet { size: PropertySize::Four, offset: fabrics::property::offset::CC, value: 0x46_0001 };
+    let (st, _, _) = a.cmd(&mut t, cc.to_sqe(1), false, 0, &[]);
+    assert!(st.is_success(), "{st:?}");
+    let sqsize = ConnectResponse::InvalidParameter { in_data: false, offset: 44 };
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50200);
+    assert_eq!(q.connect_sqsize(&mut t, NQN, cntlid, 128), sqsize, "beyond CAP.MQES (127)");
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50201);
+    assert_eq!(q.connect_sqsize(&mut t, NQN, cntlid, 0), sqsize, "a queue of one entry");
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50202);
+    assert!(matches!(q.connect_sqsize(&mut t, NQN, cntlid, 127), ConnectResponse::Accepted { .. }));
+    assert_eq!(t.stats.protocol_errors, 0);
 }
 
 #[test]
