@@ -18,7 +18,7 @@ pub use chip::{window, BootCfg, Dma,
 pub use error::ConfigError;
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
-    ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_REMOTE_CONTROLLERS,
+    ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_NAMESPACES, MAX_NSID, MAX_REMOTE_CONTROLLERS,
 };
 
 use serde::de::DeserializeOwned;

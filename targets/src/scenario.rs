@@ -564,7 +564,11 @@ impl Scenario {
         }
         let mut ports = Vec::new();
         for (i, p) in n.ports.iter().enumerate() {
-            ports.push(parse_cidr(p).map_err(bad(format!("network.ports[{i}]")))?);
+            let (addr, prefix) = parse_cidr(p).map_err(bad(format!("network.ports[{i}]")))?;
+            if addr.is_unspecified() {
+                return err(format!("network.ports[{i}]"), format!("{addr} is not a port address"));
+            }
+            ports.push((addr, prefix));
         }
         if n.mtu != 1500 && n.mtu != 9000 {
             return err("network.mtu".into(), format!("{} must be 1500 or 9000", n.mtu));
@@ -597,10 +601,13 @@ impl Scenario {
             }
             names.push(&t.name);
             let ip: std::net::Ipv4Addr = t.ip.parse().map_err(|_| ConfigError::field(f, at("ip"), format!("`{}` is not an IPv4 address", t.ip)))?;
-            if !ports.iter().any(|&(a, p)| same_subnet(a, ip, p)) || ports.iter().any(|&(a, _)| a == ip) || addrs.contains(&ip) {
+            if ip.is_unspecified() || !ports.iter().any(|&(a, p)| same_subnet(a, ip, p)) || ports.iter().any(|&(a, _)| a == ip) || addrs.contains(&ip) {
                 return err(at("ip"), format!("{ip} must be a free address in the subnet of a DPU port ({})", n.ports.join(", ")));
             }
             addrs.push(ip);
+            if t.port == 0 {
+                return err(at("port"), "0 is not a TCP port".into());
+            }
             check_nqn(&t.nqn).map_err(bad(at("nqn")))?;
             if t.namespaces.is_empty() || t.namespaces.len() > 32 {
                 return err(at("namespaces"), format!("{} namespaces; a target model has 1..=32", t.namespaces.len()));
@@ -633,8 +640,8 @@ impl Scenario {
         let mut out: Vec<NamespaceCfg> = Vec::new();
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");
-            if s.nsid == 0 || s.nsid == u32::MAX {
-                return err(at("nsid"), format!("{} is not a valid namespace ID", s.nsid));
+            if s.nsid == 0 || s.nsid > MAX_NSID {
+                return err(at("nsid"), format!("{} is not a namespace ID the firmware serves (1..={MAX_NSID})", s.nsid));
             }
             let given = match &s.size {
                 Some(t) => Some(parse_size(t).map_err(bad(at("size")))?),
@@ -665,7 +672,17 @@ impl Scenario {
                         (bytes, ns.block_size, Backend::Nvmf { traddr, trsvcid: t.port, subnqn: t.nqn.clone(), nsid: s.remote_nsid })
                     }
                     (None, Some(addr)) => {
-                        let traddr = addr.parse().map_err(|_| ConfigError::field(f, at("traddr"), format!("`{addr}` is not an IPv4 address")))?;
+                        let traddr: std::net::Ipv4Addr =
+                            addr.parse().map_err(|_| ConfigError::field(f, at("traddr"), format!("`{addr}` is not an IPv4 address")))?;
+                        if traddr.is_unspecified() {
+                            return err(at("traddr"), format!("{traddr} is not a target address"));
+                        }
+                        if s.trsvcid == 0 {
+                            return err(at("trsvcid"), "0 is not a TCP port".into());
+                        }
+                        if s.remote_nsid == 0 || s.remote_nsid == u32::MAX {
+                            return err(at("remote_nsid"), format!("{} is not a namespace ID", s.remote_nsid));
+                        }
                         let Some(subnqn) = &s.subnqn else { return err(at("subnqn"), "a remote target needs its subsystem NQN".into()) };
                         check_nqn(subnqn).map_err(bad(at("subnqn")))?;
                         let Some(bytes) = given else { return err(at("size"), "give the remote namespace's size".into()) };
@@ -687,6 +704,9 @@ impl Scenario {
                 }
                 out.push(NamespaceCfg { function: fun, nsid: s.nsid, bytes, block_size, backend: backend.clone() });
             }
+        }
+        if out.len() > MAX_NAMESPACES {
+            return err("storage".into(), format!("{} namespaces in all; the firmware serves at most {MAX_NAMESPACES}", out.len()));
         }
         let ctrls: std::collections::BTreeSet<(std::net::Ipv4Addr, u16, String)> = out
             .iter()
@@ -717,8 +737,14 @@ impl Scenario {
     }
 }
 
-/// Remote NVMe-oF subsystems the firmware can connect to at once.
+/// Remote NVMe-oF subsystems the firmware can connect to at once
+/// (`dpu_bootcfg::MAX_CTRLS`).
 pub const MAX_REMOTE_CONTROLLERS: usize = 16;
+/// Highest namespace ID the firmware serves (`dpu_nvme::MAX_NSID`).
+pub const MAX_NSID: u32 = 32;
+/// Most namespaces (over all functions) the firmware serves
+/// (`dpu_bootcfg::MAX_NAMESPACES`).
+pub const MAX_NAMESPACES: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -809,6 +835,33 @@ verify = true
             assert!(e.contains("network.host_nqn") && e.contains("t.toml"), "{bad}: {e}");
         }
         assert!(Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"nqn.2026-11.io.x:a-b_c\"\n")).is_ok());
+    }
+
+    #[test]
+    fn what_the_firmware_would_refuse_is_rejected() {
+        // Found with the scenario fuzz target (its invariant: a valid
+        // scenario's boot configuration parses in the firmware); each of
+        // these validated, then the card booted serving nothing.
+        let remote = |extra: &str| format!("{BASE}[[storage]]\nfunctions = [1]\nnsid = 2\nbackend = \"nvmf\"\ntraddr = \"10.0.0.10\"\nsubnqn = \"nqn.2026-11.io.x:r\"\nsize = \"1MiB\"\n{extra}");
+        let cases = [
+            (BASE.replacen("functions = [1, 2]", "functions = [1, 2]\nnsid = 33", 1), "storage[0].nsid"),
+            (format!("{BASE}[network]\nports = [\"0.0.0.0/24\"]\n"), "network.ports[0]"),
+            (remote("trsvcid = 0\n"), "storage[1].trsvcid"),
+            (remote("remote_nsid = 4294967295\n"), "storage[1].remote_nsid"),
+            (remote("").replace("10.0.0.10", "0.0.0.0"), "storage[1].traddr"),
+            (format!("{BASE}[[targets]]\nname = \"t\"\nip = \"10.0.0.10\"\nport = 0\nnqn = \"nqn.2026-11.io.x:t\"\nnamespaces = [{{ size = \"1MiB\" }}]\n"), "targets[0].port"),
+        ];
+        for (text, field) in cases {
+            let e = Scenario::parse("t.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        let mut many = BASE.replacen("vfs = 2", "vfs = 64", 1);
+        for nsid in 2..=5 {
+            many.push_str(&format!("[[storage]]\nfunctions = [{}]\nnsid = {nsid}\nbackend = \"ram\"\nsize = \"64KiB\"\n", (0..=64).map(|f| f.to_string()).collect::<Vec<_>>().join(", ")));
+        }
+        let e = Scenario::parse("t.toml", &many).unwrap_err().to_string();
+        assert!(e.contains("storage") && e.contains("at most 256"), "{e}");
+        assert!(Scenario::parse("t.toml", &remote("")).is_ok(), "the remote namespace itself is fine");
     }
 
     #[test]
