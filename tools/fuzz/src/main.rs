@@ -89,7 +89,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Smoke => {
             // About 5 s per target on a loaded 2-core CI machine; the
             // iteration cap keeps a fast machine's run the same inputs.
-            let budget = Budget { time: Duration::from_secs(5), iterations: 20_000, seed: 1, timeout: Duration::from_secs(20) };
+            let budget = Budget { time: Duration::from_secs(5), iterations: 50_000, seed: 1, timeout: Duration::from_secs(20) };
             fuzz_all(&pick(&[])?, &budget)
         }
         Cmd::Replay { target, files } => {

@@ -489,6 +489,8 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
         if !st.success() {
             return Err("host tests failed".into());
         }
+        // Every parser of hostile input, fuzzed briefly (stable engine).
+        crate::fuzz::smoke()?;
     }
     let tmp = root().join("target/systest");
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;

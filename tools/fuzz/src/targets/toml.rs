@@ -35,6 +35,8 @@ pub fn scenario(data: &[u8]) {
         panic!("a valid scenario's boot configuration is rejected by the firmware: {e:?}\n{t}");
     }
     assert_eq!(table.namespaces().count(), sc.namespaces().len(), "namespaces lost between the scenario and the firmware");
+    assert_eq!(table.ports().len(), sc.network.ports.len(), "ports lost between the scenario and the firmware");
+    assert_eq!(table.host().0, sc.network.host_nqn.as_bytes(), "the firmware ignored the scenario's host NQN");
 }
 
 pub fn chip(data: &[u8]) {
