@@ -25,6 +25,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     add("tcp_host", tcp_host());
     add("tcp_fabrics", tcp_fabrics());
     add("tcp_discovery", vec![("two-entries".into(), discovery_log())]);
+    add("net_frames", net_frames());
     add("sim_target", sim_target());
     add("bootcfg", bootcfg());
     add("scenario", files("targets/scenarios"));
@@ -278,6 +279,44 @@ fn discovery_log() -> Vec<u8> {
     let mut v = vec![0u8; 3 * 1024];
     write_log_range(7, &e, 0, &mut v).unwrap();
     v
+}
+
+/// ARP requests and replies and an IPv4 frame, for a port 02:00:00:00:00:01 at 10.0.0.1/24.
+fn net_frames() -> Vec<(String, Vec<u8>)> {
+    let me = [2u8, 0, 0, 0, 0, 1];
+    let peer = [2u8, 0x7a, 0, 0, 1, 1];
+    let head = |v: &mut Vec<u8>| {
+        v.extend_from_slice(&me);
+        v.extend_from_slice(&[10, 0, 0, 1]);
+        v.extend_from_slice(&[16, 64]); // prefix 8 + 16 = /24, a 64-byte reply buffer
+    };
+    let arp = |op: u16, target_mac: [u8; 6], target_ip: [u8; 4]| {
+        let mut f = vec![0u8; 42];
+        f[0..6].copy_from_slice(&if op == 1 { [0xff; 6] } else { me });
+        f[6..12].copy_from_slice(&peer);
+        f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, op as u8]);
+        f[22..28].copy_from_slice(&peer);
+        f[28..32].copy_from_slice(&[10, 0, 0, 10]);
+        f[32..38].copy_from_slice(&target_mac);
+        f[38..42].copy_from_slice(&target_ip);
+        f
+    };
+    let mut out = Vec::new();
+    for (name, frame) in [("arp-request-for-us", arp(1, [0; 6], [10, 0, 0, 1])), ("arp-reply", arp(2, me, [10, 0, 0, 1])), ("arp-request-for-another", arp(1, [0; 6], [10, 0, 0, 7]))] {
+        let mut v = Vec::new();
+        head(&mut v);
+        v.extend(frame);
+        out.push((s(name), v));
+    }
+    let mut v = Vec::new();
+    head(&mut v);
+    v.extend_from_slice(&me);
+    v.extend_from_slice(&peer);
+    v.extend_from_slice(&0x0800u16.to_be_bytes());
+    v.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 10, 10, 0, 0, 1]);
+    out.push((s("ipv4"), v));
+    out
 }
 
 fn sim_target() -> Vec<(String, Vec<u8>)> {

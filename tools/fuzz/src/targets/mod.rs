@@ -3,6 +3,7 @@
 pub mod bootcfg;
 pub mod elf;
 pub mod nvme_cmd;
+pub mod net_frames;
 pub mod nvme_dptr;
 pub mod sim_target;
 pub mod tcp_discovery;
