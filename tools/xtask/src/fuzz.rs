@@ -46,7 +46,7 @@ pub fn fuzz(target: Option<&str>, time: &str, engine: &str) -> Result<(), String
 }
 
 /// The smoke run of `cargo xtask test`: every target, stable engine,
-/// fixed seed, about a minute.
+/// fixed seed, at most 2 s per target.
 pub fn smoke() -> Result<(), String> {
     let mut c = cargo();
     c.args(["run", "-p", "dpu-fuzz", "--", "smoke"]);
