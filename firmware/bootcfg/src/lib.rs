@@ -12,13 +12,14 @@
 use dpu_bdev::{Geometry, RamBdev};
 use dpu_hal::memory_map::MAX_FUNCTIONS;
 use dpu_hal::regs::bootcfg as b;
-use dpu_nvme::MAX_NSID;
 
-/// Most namespaces the firmware serves.
-pub const MAX_NAMESPACES: usize = 256;
-/// Most DPU ports and remote controllers the configuration names.
-pub const MAX_PORTS: usize = 8;
-pub const MAX_CTRLS: usize = 16;
+/// The limits come from `targets/src/limits.rs` (through `dpu-hal`),
+/// which the scenario loader checks too.
+pub use dpu_hal::memory_map::{MAX_NAMESPACES, MAX_NSID, MAX_PORTS};
+/// Most remote controllers the configuration names.
+pub const MAX_CTRLS: usize = dpu_hal::memory_map::MAX_REMOTE_CONTROLLERS;
+// Identify Controller reports dpu-nvme's NN; the configuration must agree.
+const _: () = assert!(dpu_nvme::MAX_NSID == MAX_NSID);
 
 /// Largest blob a valid header can describe (every table at its maximum).
 pub const MAX_BLOB: usize =
@@ -81,8 +82,9 @@ pub struct Table {
     io_timeout_us: u32,
 }
 
-/// Why the boot configuration was rejected (logged; the firmware then
-/// serves no namespaces rather than wrong ones).
+/// Why the boot configuration was rejected (logged and reported through
+/// the finisher, which ends a simulation; the firmware serves no
+/// namespaces rather than wrong ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConfigError {
@@ -93,6 +95,21 @@ pub enum ConfigError {
     BadPort { index: usize },
     BadController { index: usize },
     OutOfMemory { index: usize },
+}
+
+impl ConfigError {
+    /// (reason, record index) for the finisher report (`b::REJECT_*`).
+    pub fn code(self) -> (u16, usize) {
+        match self {
+            ConfigError::BadMagic(_) => (b::REJECT_BAD_MAGIC, 0),
+            ConfigError::BadVersion(_) => (b::REJECT_BAD_VERSION, 0),
+            ConfigError::TooMany(n) => (b::REJECT_TOO_MANY, usize::from(n)),
+            ConfigError::BadRecord { index } => (b::REJECT_BAD_RECORD, index),
+            ConfigError::BadPort { index } => (b::REJECT_BAD_PORT, index),
+            ConfigError::BadController { index } => (b::REJECT_BAD_CONTROLLER, index),
+            ConfigError::OutOfMemory { index } => (b::REJECT_OUT_OF_MEMORY, index),
+        }
+    }
 }
 
 /// `N` bytes at `off`; zeros past the end of the blob.

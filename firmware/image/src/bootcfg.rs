@@ -7,9 +7,8 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
 use dpu_hal::regs::bootcfg as b;
-use dpu_nvme::MAX_NSID;
 
-pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_NAMESPACES};
+pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_NAMESPACES, MAX_NSID};
 
 /// Whether I/O can be served: always for RAM; for a remote namespace,
 /// once the fabrics service has attached it.
@@ -64,7 +63,7 @@ fn read_window() -> Option<&'static [u8]> {
 pub fn load() -> Result<usize, ConfigError> {
     let t = dpu_rt::alloc::ddr_static::<InDdr>().ok_or(ConfigError::OutOfMemory { index: 0 })?;
     let blob = read_window().ok_or(ConfigError::OutOfMemory { index: 0 })?;
-    if let Err(e) = dpu_bootcfg::parse(blob, &mut t.0, |bytes| dpu_rt::alloc::ddr(bytes, 4096)) {
+    if let Err(e) = dpu_bootcfg::parse(blob, &mut t.0, dpu_rt::alloc::ram_namespace) {
         // Serve nothing rather than half a configuration.
         if let Some(empty) = dpu_rt::alloc::ddr_static::<InDdr>() {
             let empty: &'static InDdr = empty;

@@ -45,12 +45,3 @@ fn every_target_has_a_libfuzzer_binary() {
         assert!(manifest.contains(&format!("name = \"{}\"", t.name)), "libfuzzer/Cargo.toml has no [[bin]] {}", t.name);
     }
 }
-
-#[test]
-fn the_scenario_validator_knows_the_firmware_limits() {
-    // The validator repeats these firmware limits (targets/ does not depend
-    // on firmware crates); a scenario beyond them would boot serving nothing.
-    assert_eq!(dpu_targets::MAX_NSID, dpu_nvme::MAX_NSID);
-    assert_eq!(dpu_targets::MAX_NAMESPACES, dpu_bootcfg::MAX_NAMESPACES);
-    assert_eq!(dpu_targets::MAX_REMOTE_CONTROLLERS, dpu_bootcfg::MAX_CTRLS);
-}

@@ -1,4 +1,4 @@
-//! The simulator's NVMe/TCP target model (`dpu_sim::net::target`), the
+//! The simulator's NVMe/TCP target model (`dpu_sim::net::nvmf_target`), the
 //! controller-side parser and session state machine, fed a hostile host's
 //! byte stream over a real (smoltcp) TCP connection, in pieces, with
 //! simulated time passing so media completions and R2Ts happen. It must
@@ -15,7 +15,7 @@
 
 use dpu_nvme_tcp::fabrics::{ConnectCmd, ConnectData, PropertySet, PropertySize};
 use dpu_nvme_tcp::pdu::{CapsuleCmd, IcReq, Pdu, TxConfig};
-use dpu_sim::net::target::{TargetModel, TargetParams};
+use dpu_sim::net::nvmf_target::{TargetModel, TargetParams};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
