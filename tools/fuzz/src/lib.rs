@@ -40,6 +40,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "tcp_fabrics", about: "Fabrics Connect/Property SQEs, Connect data, responses, SGL1, CQEs", run: targets::tcp_fabrics::run },
     Target { name: "tcp_discovery", about: "Discovery log page parsing and rendering", run: targets::tcp_discovery::run },
     Target { name: "net_frames", about: "the firmware's Ethernet/ARP handling of frames from the wire", run: targets::net_frames::run },
+    Target { name: "sim_wire", about: "the simulator's own NVMe/TCP wire code (test peers): PDU streams in both roles, round trip, Fabrics/Identify/discovery decoders", run: targets::sim_wire::run },
     Target { name: "sim_target", about: "the simulator's NVMe/TCP target model fed a host byte stream over TCP", run: targets::sim_target::run },
     Target { name: "bootcfg", about: "the firmware's boot configuration parser", run: targets::bootcfg::run },
     Target { name: "scenario", about: "scenario TOML parse + validation; a valid scenario's boot configuration must parse in the firmware", run: targets::toml::scenario },

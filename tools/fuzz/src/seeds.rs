@@ -26,6 +26,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     add("tcp_fabrics", tcp_fabrics());
     add("tcp_discovery", vec![("two-entries".into(), discovery_log())]);
     add("net_frames", net_frames());
+    add("sim_wire", sim_wire());
     add("sim_target", sim_target());
     add("bootcfg", bootcfg());
     add("scenario", files("targets/scenarios"));
@@ -316,6 +317,41 @@ fn net_frames() -> Vec<(String, Vec<u8>)> {
     v.extend_from_slice(&0x0800u16.to_be_bytes());
     v.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 10, 10, 0, 0, 1]);
     out.push((s("ipv4"), v));
+    out
+}
+
+/// Real bytes for the simulator's wire code: both directions of each
+/// connection of the Linux nvmet-tcp capture (`sim/tests/fixtures/`),
+/// from the ICReq/ICResp on, the first 8 KiB of each; plus the tcp_pdu
+/// seeds, whose input layout is the same.
+fn sim_wire() -> Vec<(String, Vec<u8>)> {
+    const MAX: usize = 8 << 10;
+    let path = repo_root().join("sim/tests/fixtures/linux-nvmet-tcp.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let hex = |h: &str| (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex")).collect::<Vec<u8>>();
+    // (name, receiver is the controller, stream)
+    let mut streams: Vec<(String, bool, Vec<u8>)> = Vec::new();
+    let mut conn = String::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut w = line.split_whitespace();
+        match (w.next(), w.next()) {
+            (Some("conn"), Some(order)) => conn = format!("linux-{}-{order}", w.next().unwrap_or("conn")),
+            (Some(dir @ ("h2c" | "c2h")), Some(h)) => {
+                let name = format!("{conn}-{dir}");
+                if streams.last().is_none_or(|s| s.0 != name) {
+                    streams.push((name, dir == "h2c", Vec::new()));
+                }
+                let s = &mut streams.last_mut().unwrap().2;
+                if s.len() < MAX {
+                    s.extend(hex(h));
+                    s.truncate(MAX);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out: Vec<(String, Vec<u8>)> = streams.into_iter().map(|(n, to_ctrl, b)| (n, [vec![u8::from(to_ctrl), 0], b].concat())).collect();
+    out.extend(tcp_pdu());
     out
 }
 

@@ -2,10 +2,11 @@
 
 pub mod bootcfg;
 pub mod elf;
-pub mod nvme_cmd;
 pub mod net_frames;
+pub mod nvme_cmd;
 pub mod nvme_dptr;
 pub mod sim_target;
+pub mod sim_wire;
 pub mod tcp_discovery;
 pub mod tcp_fabrics;
 pub mod tcp_host;

@@ -8,10 +8,8 @@
 //! on another connection, so the stream can connect I/O queues), a
 //! split seed byte, then the stream.
 //!
-//! TODO(nvmf_wire): when the simulator's own NVMe/TCP wire parser
-//! (`sim/src/net/nvmf_wire/`) lands, this target keeps working (it only
-//! uses `TargetModel`'s frame interface); add a target for the parser
-//! itself like `tcp_pdu`.
+//! The wire parser it uses (`nvmf_wire`) is also fuzzed on its own
+//! (`sim_wire`).
 
 use dpu_nvme_tcp::fabrics::{ConnectCmd, ConnectData, PropertySet, PropertySize};
 use dpu_nvme_tcp::pdu::{CapsuleCmd, IcReq, Pdu, TxConfig};
