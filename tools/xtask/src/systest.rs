@@ -862,6 +862,12 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
         if !st.success() {
             return Err("host tests failed".into());
         }
+        // Every parser of hostile input, fuzzed briefly (stable engine;
+        // the test build above built its binary), with the whole host
+        // suite or `--only dpu-fuzz`.
+        if sel.host.as_ref().is_none_or(|h| h.iter().any(|c| c == "dpu-fuzz")) {
+            crate::fuzz::smoke()?;
+        }
     }
     if sel.system.is_empty() {
         return Ok(());
