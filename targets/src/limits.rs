@@ -13,6 +13,10 @@ pub const MAX_NSID: u32 = 32;
 pub const MAX_REMOTE_CONTROLLERS: usize = 16;
 /// DPU port addresses the boot configuration carries.
 pub const MAX_PORTS: usize = 8;
+/// Encrypted namespace records (each has its key record and crypto
+/// engine key slot); a chip must have at least this many key slots for
+/// a scenario to use them all (`Scenario::check_platform`).
+pub const MAX_KEYS: usize = 64;
 
 /// Cycles in `ns` nanoseconds at `clock_hz`, saturating instead of
 /// wrapping (scenario times are at most [`crate::MAX_TIME_NS`]).

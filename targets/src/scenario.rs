@@ -809,6 +809,14 @@ impl Scenario {
                 format!("{} addresses; board `{}` wires {wired} ports", self.network.ports.len(), board.board.name),
             ));
         }
+        let keys = self.namespace_cfgs().iter().filter(|n| n.encryption.is_some()).count();
+        if keys > chip.devices.crypto.key_slots as usize {
+            return Err(ConfigError::field(
+                f,
+                "storage",
+                format!("{keys} encrypted namespaces; chip `{}` has {} crypto key slots", chip.chip.name, chip.devices.crypto.key_slots),
+            ));
+        }
         let (_, pool) = chip.ram_namespace_pool();
         let mut used: u64 = 0;
         for (i, s) in self.storage.iter().enumerate() {
@@ -1019,6 +1027,13 @@ impl Scenario {
             .collect();
         if ctrls.len() > MAX_REMOTE_CONTROLLERS {
             return err("storage".into(), format!("{} remote subsystems; the firmware connects to at most {MAX_REMOTE_CONTROLLERS}", ctrls.len()));
+        }
+        let keys = out.iter().filter(|n| n.encryption.is_some()).count();
+        if keys > crate::limits::MAX_KEYS {
+            return err(
+                "storage".into(),
+                format!("{keys} encrypted namespaces (one per listed function and nsid); the firmware holds at most {} keys", crate::limits::MAX_KEYS),
+            );
         }
         if out.len() > MAX_NAMESPACES {
             return err(
