@@ -951,3 +951,68 @@ fn queue_depth_above_mqes_is_capped_and_fills() {
         concurrent_reads(&h, &c, 1100).await
     });
 }
+
+// ---------------------------------------------------------------- hostile host
+//
+// What a misbehaving host found (targets/scenarios/hostile-host.toml):
+// each test below failed before the firmware fix it names.
+
+const INVALID_SGL_COUNT: (u8, u8) = (0, 0x0e);
+
+/// 16 KiB read whose PRP2 list starts in the last slot of its page, the
+/// slot that must chain, and chains onto itself. Before the fix the I/O
+/// engine walked it forever, holding one of its core's eight walk
+/// contexts (and the admin service, with a Get Log Page, its only data
+/// buffer, stalling every function's Identify).
+#[test]
+fn prp_list_chaining_onto_itself_is_rejected() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let data = DataBuf::alloc(&h, 4096, 0);
+        data.grant(&h, 0);
+        let list = h.alloc_pages(1);
+        h.with_mem(|m| m.grant(0, list, 4096));
+        let me = list + 4096 - 8;
+        h.write(me, &me.to_le_bytes());
+        // More than the engine's walk contexts, on one queue.
+        for i in 0..10 {
+            let r = c.submit(1, rw(opc::READ, 0, 32).prp(data.addr(0), me)).await;
+            expect_status(r, PRP_OFFSET_INVALID, &format!("looping PRP list {i}"))?;
+        }
+        let log = Sqe::new(opc::GET_LOG_PAGE).cdw(10, ((65536 / 4 - 1) << 16) | 0x01).prp(data.addr(0), me);
+        expect_status(c.submit(0, log).await, PRP_OFFSET_INVALID, "get log page with a looping PRP list")?;
+        // Lists still work on the same queue, and the admin data buffer is free.
+        let buf = DataBuf::alloc_scattered(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 64, &buf, 4).await?;
+        c.identify(1, 0).await.map_err(|e| format!("identify after the loops: {e}"))?;
+        Ok(())
+    });
+}
+
+/// An SGL Segment whose only descriptor points back to itself: before the
+/// fix it was fetched forever.
+#[test]
+fn sgl_segment_chaining_onto_itself_is_rejected() {
+    run_host(PF_NS, |h| async move {
+        let mut o = opts();
+        o.use_sgl = true;
+        let c = pf(&h, o).await?;
+        let seg = h.alloc_pages(1);
+        h.with_mem(|m| m.grant(0, seg, 4096));
+        let desc = |addr: u64, len: u32, kind: u8| {
+            let mut d = [0u8; 16];
+            d[0..8].copy_from_slice(&addr.to_le_bytes());
+            d[8..12].copy_from_slice(&len.to_le_bytes());
+            d[15] = kind << 4;
+            d
+        };
+        h.write(seg, &desc(seg, 16, 0x2));
+        for i in 0..10 {
+            let r = c.submit(1, rw(opc::READ, 0, 8).sgl(desc(seg, 16, 0x2))).await;
+            expect_status(r, INVALID_SGL_COUNT, &format!("looping SGL segment {i}"))?;
+        }
+        let buf = DataBuf::alloc_scattered(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 64, &buf, 4).await
+    });
+}
+

@@ -152,7 +152,11 @@ impl PrpWalk {
             return Err(Status::INVALID_FIELD);
         }
         let next = u64::from_le_bytes(list[8 * entries - 8..8 * entries].try_into().unwrap());
-        if next & 7 != 0 {
+        // A PRP entry other than PRP1 and the PRP2 list pointer has no
+        // offset (§4.3.1, figure 87). This also bounds the walk: every
+        // chained list holds a page of entries, so a list cannot chain
+        // onto itself (or another list's last slot) without progress.
+        if next % PAGE_SIZE != 0 {
             return Err(Status::PRP_OFFSET_INVALID);
         }
         Ok(self.list_step(next))
@@ -173,6 +177,12 @@ fn desc(b: &[u8]) -> (u64, u32, u8, u8) {
     (addr, len, b[15] >> 4, b[15] & 0xf)
 }
 
+/// Most SGL segments one command may chain through. Every data
+/// segment counts towards `MAX_SEGMENTS`; this bounds segments holding
+/// nothing but the pointer to the next one (a segment chaining onto
+/// itself would otherwise be walked forever).
+pub const MAX_SGL_SEGMENTS: u16 = MAX_SEGMENTS as u16;
+
 /// SGL walker (the segments go to a caller-owned [`SegList`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SglWalk {
@@ -180,13 +190,15 @@ pub struct SglWalk {
     got: u64,
     /// The list being fetched is a Last Segment (no further segments).
     last: bool,
+    /// Segments fetched so far.
+    hops: u16,
 }
 
 impl SglWalk {
     /// Starts from the command's data pointer for a `len`-byte transfer;
     /// at most one segment is pushed before a list is needed.
     pub fn start<const N: usize>(dptr: &[u8; 16], len: u32, segs: &mut SegList<N>) -> Result<(SglWalk, Step), Status> {
-        let mut w = SglWalk { want: len, got: 0, last: false };
+        let mut w = SglWalk { want: len, got: 0, last: false, hops: 0 };
         let (addr, dlen, kind, sub) = desc(dptr);
         if sub != 0 {
             return Err(Status::SGL_TYPE_INVALID);
@@ -198,17 +210,22 @@ impl SglWalk {
             }
             SGL_SEGMENT | SGL_LAST_SEGMENT => {
                 w.last = kind == SGL_LAST_SEGMENT;
-                Ok((w, Self::segment(addr, dlen)?))
+                let step = w.segment(addr, dlen)?;
+                Ok((w, step))
             }
             _ => Err(Status::SGL_TYPE_INVALID),
         }
     }
 
-    fn segment(addr: u64, len: u32) -> Result<Step, Status> {
+    fn segment(&mut self, addr: u64, len: u32) -> Result<Step, Status> {
         if len == 0 || len % 16 != 0 {
             return Err(Status::INVALID_SGL_SEGMENT);
         }
         if len / 16 > MAX_SGL_DESCRIPTORS {
+            return Err(Status::INVALID_SGL_COUNT);
+        }
+        self.hops += 1;
+        if self.hops > MAX_SGL_SEGMENTS {
             return Err(Status::INVALID_SGL_COUNT);
         }
         Ok(Step::Fetch { addr, len })
@@ -249,7 +266,7 @@ impl SglWalk {
                         return Err(Status::INVALID_SGL_SEGMENT);
                     }
                     self.last = kind == SGL_LAST_SEGMENT;
-                    return Self::segment(addr, len);
+                    return self.segment(addr, len);
                 }
                 _ => return Err(Status::SGL_TYPE_INVALID),
             }
@@ -353,6 +370,37 @@ mod tests {
         assert_eq!(w.feed(&seg1, &mut segs).unwrap(), Step::Fetch { addr: 0xa000, len: 16 });
         assert_eq!(w.feed(&d(0x7000, 1024, SGL_DATA_BLOCK), &mut segs).unwrap(), Step::Done);
         assert_eq!(segs.as_slice(), &[(0x1000, 1024), (0x5000, 1024), (0x7000, 1024)]);
+    }
+
+    #[test]
+    fn prp_list_chaining_onto_itself_ends() {
+        // The list starts in the last slot of its page, so that slot
+        // chains; it points back to itself, or to another list's last slot.
+        let (mut w, s, mut segs) = prp(0x1000, 0x9ff8, 4 * 4096).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x9ff8, len: 8 });
+        assert_eq!(w.feed(&entries(&[0x9ff8])[..8], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        let (mut w, _, mut segs) = prp(0x1000, 0x9ff8, 4 * 4096).unwrap();
+        assert_eq!(w.feed(&entries(&[0xaff8])[..8], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        // Chaining to a page-aligned list is fine.
+        let (mut w, _, mut segs) = prp(0x1000, 0x9ff8, 4 * 4096).unwrap();
+        assert_eq!(w.feed(&entries(&[0xa000])[..8], &mut segs).unwrap(), Step::Fetch { addr: 0xa000, len: 24 });
+    }
+
+    #[test]
+    fn sgl_segment_chaining_onto_itself_ends() {
+        // A Segment whose only descriptor is a Segment pointing back to it.
+        let (mut w, s, mut segs) = sgl(d(0x9000, 16, SGL_SEGMENT), 4096).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
+        let mut hops = 1;
+        let end = loop {
+            match w.feed(&d(0x9000, 16, SGL_SEGMENT), &mut segs) {
+                Ok(Step::Fetch { .. }) => hops += 1,
+                other => break other,
+            }
+            assert!(hops <= 100, "the walk does not end");
+        };
+        assert_eq!(end, Err(Status::INVALID_SGL_COUNT));
+        assert_eq!(hops, MAX_SGL_SEGMENTS);
     }
 
     #[test]
