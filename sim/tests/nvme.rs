@@ -1278,3 +1278,45 @@ fn flr_during_a_controller_reset_waits_for_every_engine() {
     });
 }
 
+/// A read of a remote namespace into host memory the function was never
+/// granted (or another function's): the IOMMU refuses the data DMA and
+/// the read must fail with Data Transfer Error. Before the fix the
+/// initiator forgot the failed DMA of a C2HData PDU when the target's
+/// response came in a separate capsule, and the read completed with
+/// success: the host believed it had data it never got.
+#[test]
+fn remote_read_into_memory_not_granted_is_a_data_transfer_error() {
+    run_remote("remote-dte", REMOTE_VF, |h, ctrls| async move {
+        let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+        let buf = DataBuf::alloc(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 64, &buf, 7).await?;
+        let free = h.alloc_pages(4);
+        for blocks in [8u32, 32] {
+            let sqe = rw(opc::READ, 64, blocks).prp(free, free + 4096);
+            let sqe = if blocks > 16 {
+                let list = h.alloc_pages(1);
+                h.with_mem(|m| m.grant(1, list, 4096));
+                for i in 0..3u64 {
+                    h.write(list + 8 * i, &(free + 4096 * (i + 1)).to_le_bytes());
+                }
+                sqe.prp(free, list)
+            } else {
+                sqe
+            };
+            expect_status(c.submit(1, sqe).await, DATA_TRANSFER_ERROR, &format!("remote read of {blocks} blocks into memory never granted"))?;
+        }
+        // Another function's memory (granted to the PF only).
+        let other = DataBuf::alloc(&h, 4096, 0);
+        other.grant(&h, 0);
+        expect_status(c.submit(1, rw(opc::READ, 64, 8).prp(other.addr(0), 0)).await, DATA_TRANSFER_ERROR, "remote read into the PF's memory")?;
+        // Writes from such memory fail the same way; the data stays.
+        expect_status(c.submit(1, rw(opc::WRITE, 64, 8).prp(free, 0)).await, DATA_TRANSFER_ERROR, "remote write from memory never granted")?;
+        c.data_command(1, rw(opc::READ, 64, 32), &buf).await.map_err(|e| e.to_string())?;
+        let mut d = vec![0u8; 16384];
+        buf.read(&h, &mut d);
+        for (i, s) in d.chunks(512).enumerate() {
+            check_sector(s, 64 + i as u64, 7, 7)?;
+        }
+        Ok(())
+    });
+}
