@@ -36,6 +36,14 @@ fn main() {
     k("DDR_SIZE", "usize", format!("{:#x}", m.ddr.size), "DDR size.");
     k("IMAGE_SIZE", "usize", format!("{:#x}", m.ddr.image_size), "DDR bytes reserved for the firmware image.");
     k("STACK_SIZE", "usize", format!("{:#x}", chip.firmware.stack_size), "Per-hart stack size (top of the hart's cluster SMEM).");
+    k("DDR_HEAP_SIZE", "usize", format!("{:#x}", chip.firmware.ddr_heap_size), "DDR after the image for the firmware's own allocations.");
+    let (pool_base, pool_size) = chip.ram_namespace_pool();
+    k("RAM_NAMESPACE_BASE", "usize", format!("{pool_base:#x}"), "Start of the DDR that RAM namespaces are carved from.");
+    k("RAM_NAMESPACE_SIZE", "usize", format!("{pool_size:#x}"), "Bytes of DDR for RAM namespaces.");
+    k("MAX_NAMESPACES", "usize", dpu_targets::MAX_NAMESPACES.to_string(), "Namespace records the boot configuration may carry.");
+    k("MAX_NSID", "u32", dpu_targets::MAX_NSID.to_string(), "Highest namespace ID of a function.");
+    k("MAX_REMOTE_CONTROLLERS", "usize", dpu_targets::MAX_REMOTE_CONTROLLERS.to_string(), "Remote NVMe-oF controllers the firmware connects to.");
+    k("MAX_PORTS", "usize", dpu_targets::MAX_PORTS.to_string(), "DPU port addresses the boot configuration may carry.");
     k("FINISHER_BASE", "usize", format!("{:#x}", d.finisher.base), "Test finisher base.");
     k("CLINT_BASE", "usize", format!("{:#x}", d.clint.base), "CLINT base.");
     k("PLIC_BASE", "usize", format!("{:#x}", d.plic.base), "PLIC base.");

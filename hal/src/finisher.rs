@@ -2,7 +2,7 @@
 
 use crate::memory_map::FINISHER_BASE;
 use crate::mmio;
-use crate::regs::finisher::{FAIL, FAULT, PASS, REG};
+use crate::regs::finisher::{CONFIG_REJECTED, FAIL, FAULT, PASS, REG};
 
 /// Ends the run successfully.
 pub fn pass() {
@@ -12,6 +12,15 @@ pub fn pass() {
 /// Ends the run with failure code `code` (1..=0xffff).
 pub fn fail(code: u16) {
     mmio::write32(FINISHER_BASE + REG as usize, (u32::from(code.max(1)) << 16) | FAIL);
+}
+
+/// Ends the run: the boot configuration was rejected for `reason`
+/// (`regs::bootcfg::REJECT_*`) at record `index`.
+pub fn config_rejected(reason: u16, index: usize) {
+    use crate::regs::bootcfg::REJECT_INDEX_BITS;
+    let index = index.min((1 << REJECT_INDEX_BITS) - 1) as u32;
+    let code = (u32::from(reason) << REJECT_INDEX_BITS) | index;
+    mmio::write32(FINISHER_BASE + REG as usize, (code << 16) | CONFIG_REJECTED);
 }
 
 /// Reports a fatal trap on the calling hart (the simulator prints a fault report).

@@ -10,7 +10,8 @@ pub fn read(addr: usize, out: &mut [u8]) {
             // SAFETY: callers pass DPU RAM addresses (allocated from the
             // runtime's arenas) large enough for `out`; aligned u64 reads.
             let v = unsafe { core::ptr::read_volatile((addr + i) as *const u64) };
-            chunk.copy_from_slice(&v.to_le_bytes());
+            // SAFETY: `chunk` is 8 writable bytes (any alignment).
+            unsafe { crate::cpu::store_u64_unaligned(chunk.as_mut_ptr(), v) };
             i += 8;
         }
     }
@@ -26,7 +27,8 @@ pub fn write(addr: usize, data: &[u8]) {
     let mut i = 0;
     if addr % 8 == 0 {
         for chunk in data.chunks_exact(8) {
-            let v = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            // SAFETY: `chunk` is 8 readable bytes (any alignment).
+            let v = unsafe { crate::cpu::load_u64_unaligned(chunk.as_ptr()) };
             // SAFETY: see `read`.
             unsafe { core::ptr::write_volatile((addr + i) as *mut u64, v) };
             i += 8;

@@ -105,6 +105,9 @@ pub mod finisher {
     /// Our extension: the writing hart took a fatal trap; the simulator prints
     /// a fault report from the trap it recorded and exits non-zero.
     pub const FAULT: u32 = 0x4444;
+    /// Our extension: the firmware rejected the boot configuration; the
+    /// high 16 bits say why (`bootcfg::REJECT_*` << 12 | record index).
+    pub const CONFIG_REJECTED: u32 = 0x6666;
 }
 
 /// defmt trace port: DATA takes one byte of the writing hart's stream.
@@ -265,6 +268,10 @@ pub mod dma {
     pub const ST_NO_BUS_MASTER: u32 = 3;
     /// Malformed descriptor (length 0 or > MAX_LEN, unknown op).
     pub const ST_BAD_DESCRIPTOR: u32 = 4;
+    /// The host side failed the transfer: a PCIe completion with an error
+    /// status (Unsupported Request, Completer Abort) or a poisoned TLP
+    /// (PCIe Base 5.0 §2.2.9, §2.7.2); nothing was written.
+    pub const ST_HOST_ERROR: u32 = 5;
 }
 
 /// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header,
@@ -323,6 +330,17 @@ pub mod bootcfg {
     pub const HOST_RECORD: usize = 256;
     pub const HOST_NQN: usize = 0;
     pub const HOST_ID: usize = 224;
+    /// Why the firmware rejected the configuration (reported through the
+    /// finisher's `CONFIG_REJECTED`, with the record index).
+    pub const REJECT_BAD_MAGIC: u16 = 1;
+    pub const REJECT_BAD_VERSION: u16 = 2;
+    pub const REJECT_TOO_MANY: u16 = 3;
+    pub const REJECT_BAD_RECORD: u16 = 4;
+    pub const REJECT_BAD_PORT: u16 = 5;
+    pub const REJECT_BAD_CONTROLLER: u16 = 6;
+    pub const REJECT_OUT_OF_MEMORY: u16 = 7;
+    /// Index bits of the report (the reason sits above them).
+    pub const REJECT_INDEX_BITS: u32 = 12;
 }
 
 /// On-chip Ethernet controller (base `memory_map::NIC_BASE`): port p's

@@ -126,6 +126,52 @@ impl BootConfig {
     }
 }
 
+/// Explains a rejection the firmware reported (`REJECT_*` reason, record
+/// index) in terms of the configuration it was given.
+pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, chip: &dpu_targets::Chip) -> String {
+    let ns = || match cfg.and_then(|c| c.namespaces.get(index)) {
+        Some(n) => {
+            let backend = match &n.backend {
+                Backend::Ram => format!("RAM, {} bytes", n.bytes),
+                Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
+            };
+            format!("namespace record {index} (function {}, nsid {}, {backend})", n.function, n.nsid)
+        }
+        None => format!("namespace record {index}"),
+    };
+    match reason {
+        b::REJECT_BAD_MAGIC => "no valid header (bad magic)".into(),
+        b::REJECT_BAD_VERSION => "layout version differs from the firmware's (rebuild both)".into(),
+        b::REJECT_TOO_MANY => format!(
+            "too many records ({index} namespaces; at most {} namespaces, {} ports and {} remote controllers fitting {} bytes)",
+            dpu_targets::MAX_NAMESPACES,
+            dpu_targets::MAX_PORTS,
+            dpu_targets::MAX_REMOTE_CONTROLLERS,
+            chip.devices.bootcfg.size
+        ),
+        b::REJECT_BAD_RECORD => format!(
+            "{}: bad record (function beyond the board, nsid outside 1..={}, block size, duplicate or remote nsid)",
+            ns(),
+            dpu_targets::MAX_NSID
+        ),
+        b::REJECT_BAD_PORT => {
+            let port = cfg.and_then(|c| c.ports.get(index)).map_or(String::new(), |(a, p, m)| format!(" ({a}/{p}, MTU {m})"));
+            format!("port {index}{port}: bad address, prefix or MTU")
+        }
+        b::REJECT_BAD_CONTROLLER => {
+            let ctrl = cfg.and_then(|c| c.controllers().get(index).cloned()).map_or(String::new(), |(a, p, n)| format!(" ({a}:{p} {n})"));
+            format!("remote controller {index}{ctrl}: bad address, port or subsystem NQN")
+        }
+        b::REJECT_OUT_OF_MEMORY => format!(
+            "{}: out of memory (the image's DDR pool for RAM namespaces is full; {} says {} MiB)",
+            ns(),
+            chip.source.display(),
+            chip.ram_namespace_pool().1 >> 20
+        ),
+        r => format!("reason {r}, record {index}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

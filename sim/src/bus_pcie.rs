@@ -152,6 +152,10 @@ impl Bus {
                 if !self.pcie.bus_master(usize::from(d.function)) {
                     return r::ST_NO_BUS_MASTER;
                 }
+                if self.dma.host_errors.contains(&d.function) {
+                    self.dma.stats.host_errors += 1;
+                    return r::ST_HOST_ERROR;
+                }
                 let mut host = self.host_mem.borrow_mut();
                 if !host.allowed(d.function, d.host, len) {
                     host.denied += 1;

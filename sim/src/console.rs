@@ -26,6 +26,12 @@ pub struct Console {
     clock_hz: u64,
     /// Do not print lines as they arrive.
     pub quiet: bool,
+    /// Print lines on stderr instead of stdout (`dpusim --json` keeps
+    /// stdout for the JSON document).
+    pub to_stderr: bool,
+    /// Printing failed (e.g. a closed pipe: `dpusim | head`); the run goes
+    /// on without printing more lines.
+    pub output_closed: bool,
     recent: VecDeque<LogLine>,
     /// Every line (kept when `capture_all` is set; tests and reports use it).
     pub all: Vec<LogLine>,
@@ -42,6 +48,8 @@ impl Console {
         Console {
             clock_hz,
             quiet: false,
+            to_stderr: false,
+            output_closed: false,
             recent: VecDeque::with_capacity(RECENT),
             all: Vec::new(),
             capture_all: false,
@@ -68,10 +76,10 @@ impl Console {
             Some("WARN") => self.warnings += 1,
             _ => {}
         }
-        if !self.quiet {
+        if !self.quiet && !self.output_closed {
             let s = self.format(&line);
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{s}");
+            let r = if self.to_stderr { writeln!(std::io::stderr().lock(), "{s}") } else { writeln!(std::io::stdout().lock(), "{s}") };
+            self.output_closed = r.is_err();
         }
         if self.recent.len() == RECENT {
             self.recent.pop_front();

@@ -80,6 +80,8 @@ pub struct DmaStats {
     pub bytes_local: u64,
     pub completions: u64,
     pub errors: u64,
+    /// Transfers failed by the `dma-error` fault.
+    pub host_errors: u64,
 }
 
 pub struct DmaEngines {
@@ -94,6 +96,9 @@ pub struct DmaEngines {
     /// function started in [from, until) do not complete before `until`
     /// (a hung transfer).
     pub stall: Option<(u16, u64, u64)>,
+    /// Fault injection: host-side errors (`ST_HOST_ERROR`) for the
+    /// descriptors of these functions that execute while the flag holds.
+    pub host_errors: std::collections::BTreeSet<u16>,
 }
 
 impl DmaEngines {
@@ -107,6 +112,7 @@ impl DmaEngines {
             desc_cycles,
             stats: DmaStats::default(),
             stall: None,
+            host_errors: Default::default(),
         }
     }
 

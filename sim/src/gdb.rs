@@ -6,6 +6,14 @@
 //! executes one instruction on the stepped hart only (the others stay
 //! frozen, as with `set scheduler-locking step`). Software breakpoints are
 //! checked by the harts' debug execution path before each instruction.
+//!
+//! A session never ends the simulation: on detach, on a dropped
+//! connection (GDB killed, network gone) or on a session error, `serve`
+//! returns and the run goes on without the debugger. Packets are checked
+//! before `gdbstub` sees them: a bad checksum or an overlong packet is
+//! answered with a NAK (`-`, "send again"), a well-framed packet the stub
+//! cannot parse with an error reply (`E01`); the session continues (after
+//! a parse error with a fresh protocol state: no-ack mode is off again).
 
 use crate::machine::{Machine, Outcome};
 use gdbstub::common::{Signal, Tid};
@@ -20,8 +28,12 @@ use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::num::NonZeroUsize;
+use std::rc::Rc;
 
 /// Simulated time per run slice between checks for a GDB interrupt.
 const SLICE: u64 = 200_000;
@@ -196,7 +208,7 @@ struct EventLoop<'a>(std::marker::PhantomData<&'a ()>);
 
 impl<'a> BlockingEventLoop for EventLoop<'a> {
     type Target = GdbTarget<'a>;
-    type Connection = TcpStream;
+    type Connection = RspConn;
     type StopReason = MultiThreadStopReason<u64>;
 
     fn wait_for_stop_reason(
@@ -234,16 +246,153 @@ impl<'a> BlockingEventLoop for EventLoop<'a> {
     }
 }
 
-/// Serves one GDB connection on `stream` until it detaches or kills.
-/// Returns how the session ended.
-pub fn serve(m: &mut Machine, stream: TcpStream) -> Result<String, String> {
+/// Longest packet passed to the stub (its packet buffer).
+const MAX_PACKET: usize = 4096;
+
+/// The TCP connection to GDB with remote-protocol framing checked: only
+/// complete packets with a good checksum, acks and interrupts reach the
+/// stub. Shared (`Rc`) so a session can go on after a stub error.
+#[derive(Clone)]
+pub struct RspConn(Rc<RefCell<RspInner>>);
+
+struct RspInner {
+    stream: TcpStream,
+    /// Checked bytes for the stub.
+    ready: VecDeque<u8>,
+    /// The packet being received (from `$`), if any.
+    packet: Vec<u8>,
+    /// Bytes of the packet's checksum still to come after `#`.
+    checksum_left: u8,
+}
+
+impl RspConn {
+    pub fn new(stream: TcpStream) -> RspConn {
+        RspConn(Rc::new(RefCell::new(RspInner { stream, ready: VecDeque::new(), packet: Vec::new(), checksum_left: 0 })))
+    }
+}
+
+impl RspInner {
+    /// Takes one byte from GDB.
+    fn feed(&mut self, b: u8) -> std::io::Result<()> {
+        if self.packet.is_empty() {
+            match b {
+                b'$' => self.packet.push(b),
+                // Acks and the interrupt byte pass; a NAK from GDB (asking
+                // for a resend) and noise between packets are dropped.
+                b'+' | 0x03 => self.ready.push_back(b),
+                _ => {}
+            }
+            return Ok(());
+        }
+        self.packet.push(b);
+        if self.checksum_left > 0 {
+            self.checksum_left -= 1;
+            if self.checksum_left == 0 {
+                let p = std::mem::take(&mut self.packet);
+                if packet_ok(&p) {
+                    self.ready.extend(p);
+                } else {
+                    Write::write_all(&mut self.stream, b"-")?;
+                }
+            }
+        } else if b == b'#' {
+            self.checksum_left = 2;
+        } else if self.packet.len() > MAX_PACKET {
+            self.packet.clear();
+            Write::write_all(&mut self.stream, b"-")?;
+        }
+        Ok(())
+    }
+
+    /// Reads what the socket has (blocking: at least one byte).
+    fn fill(&mut self, block: bool) -> std::io::Result<()> {
+        self.stream.set_nonblocking(!block)?;
+        let mut buf = [0u8; 512];
+        let n = match Read::read(&mut self.stream, &mut buf) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for &b in &buf[..n] {
+            self.feed(b)?;
+        }
+        Ok(())
+    }
+}
+
+/// `$body#xx` with a matching checksum.
+fn packet_ok(p: &[u8]) -> bool {
+    let n = p.len();
+    if n < 4 || p[n - 3] != b'#' {
+        return false;
+    }
+    let Some(sum) = std::str::from_utf8(&p[n - 2..]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) else { return false };
+    p[1..n - 3].iter().fold(0u8, |a, &x| a.wrapping_add(x)) == sum
+}
+
+impl gdbstub::conn::Connection for RspConn {
+    type Error = std::io::Error;
+
+    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+        Write::write_all(&mut self.0.borrow_mut().stream, &[byte])
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        Write::write_all(&mut self.0.borrow_mut().stream, buf)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Write::flush(&mut self.0.borrow_mut().stream)
+    }
+
+    fn on_session_start(&mut self) -> Result<(), Self::Error> {
+        self.0.borrow_mut().stream.set_nodelay(true)
+    }
+}
+
+impl ConnectionExt for RspConn {
+    fn read(&mut self) -> Result<u8, Self::Error> {
+        let mut c = self.0.borrow_mut();
+        loop {
+            if let Some(b) = c.ready.pop_front() {
+                return Ok(b);
+            }
+            c.fill(true)?;
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
+        let mut c = self.0.borrow_mut();
+        if c.ready.is_empty() {
+            c.fill(false)?;
+        }
+        Ok(c.ready.front().copied())
+    }
+}
+
+/// Serves one GDB connection on `stream` until GDB detaches, kills, or
+/// the connection drops. Returns how the session ended; the caller runs on.
+pub fn serve(m: &mut Machine, stream: TcpStream) -> String {
     let mut target = GdbTarget::new(m);
-    let stub = GdbStub::new(stream);
-    match stub.run_blocking::<EventLoop<'_>>(&mut target) {
-        Ok(DisconnectReason::Disconnect) => Ok("GDB detached".into()),
-        Ok(DisconnectReason::Kill) => Ok("GDB killed the session".into()),
-        Ok(DisconnectReason::TargetExited(c)) => Ok(format!("firmware exited ({c})")),
-        Ok(DisconnectReason::TargetTerminated(s)) => Ok(format!("firmware terminated ({s})")),
-        Err(e) => Err(format!("GDB session failed: {e}")),
+    let conn = RspConn::new(stream);
+    loop {
+        let stub = GdbStub::new(conn.clone());
+        match stub.run_blocking::<EventLoop<'_>>(&mut target) {
+            Ok(DisconnectReason::Disconnect) => return "GDB detached".into(),
+            Ok(DisconnectReason::Kill) => return "GDB killed the session".into(),
+            Ok(DisconnectReason::TargetExited(c)) => return format!("firmware exited ({c})"),
+            Ok(DisconnectReason::TargetTerminated(s)) => return format!("firmware terminated ({s})"),
+            Err(e) if e.is_connection_error() => return format!("GDB connection lost without a detach ({e})"),
+            Err(e) if e.is_target_error() => return format!("GDB session ended: {e}"),
+            Err(_) => {
+                // A packet the stub could not parse: answer with an error
+                // and go on with a fresh stub on the same connection.
+                let mut c = conn.clone();
+                if gdbstub::conn::Connection::write_all(&mut c, b"$E01#a6").is_err() {
+                    return "GDB connection lost without a detach".into();
+                }
+            }
+        }
     }
 }

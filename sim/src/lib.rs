@@ -9,6 +9,7 @@
 //! * [`machine`]: the chip and the deterministic discrete-event engine.
 //! * [`net`]: the network model (frames, RSS, checksum/TSO/LRO offloads, pcap).
 //! * [`elf`], [`report`], [`console`]: images, statistics, fault reports, logs.
+//! * [`exit`]: the table of `dpusim` exit statuses.
 
 pub mod bootcfg;
 pub mod bootrom;
@@ -22,6 +23,7 @@ pub mod dev;
 pub mod dma;
 pub mod elf;
 pub mod event;
+pub mod exit;
 pub mod gdb;
 pub mod host;
 pub mod iotrace;

@@ -35,6 +35,10 @@ pub struct SimConfig {
     /// Compile straight-line bodies to host code after this many
     /// interpreted runs (`None`: interpreter only). Results are identical.
     pub jit_threshold: Option<u32>,
+    /// Stop with a fatal error when an exception is raised inside an
+    /// exception handler (before `mret`) instead of taking it again as the
+    /// hardware does (`--stop-on-nested-trap`, a debugging aid).
+    pub stop_on_nested_trap: bool,
 }
 
 /// Interpreted runs of a body before it is compiled (`--jit-threshold`).
@@ -49,6 +53,7 @@ impl Default for SimConfig {
             capture_log: false,
             ignore_chip_mismatch: false,
             jit_threshold: Some(DEFAULT_JIT_THRESHOLD),
+            stop_on_nested_trap: false,
         }
     }
 }
@@ -58,8 +63,11 @@ impl Default for SimConfig {
 pub enum Outcome {
     /// The firmware wrote the test finisher.
     Finished(Finish),
-    /// `max_cycles` reached.
+    /// `max_cycles` reached (no scenario running).
     TimeLimit,
+    /// `max_cycles` reached while the scenario's jobs were still running:
+    /// no report, `[expect]` never checked.
+    Unfinished,
     /// Every hart waits for an interrupt and no event is pending.
     Deadlock,
     /// The simulator stopped a hart it could not let continue.
@@ -68,19 +76,25 @@ pub enum Outcome {
     Host(Result<(), String>),
     /// A hart reached a debugger breakpoint.
     Breakpoint { hart: u32 },
+    /// The user asked the run to stop (Ctrl-C; see `Machine::stop_request`).
+    Interrupted,
 }
 
 impl Outcome {
-    /// Process exit code for this outcome.
+    /// Process exit status for this outcome (the table in [`crate::exit`]).
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Outcome::Finished(Finish::Pass) | Outcome::TimeLimit => 0,
-            Outcome::Finished(Finish::Fail(c)) => i32::from((*c).clamp(1, 255) as u8),
-            Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => 3,
-            Outcome::Deadlock => 4,
-            Outcome::Host(Ok(())) | Outcome::Breakpoint { .. } => 0,
-            Outcome::Host(Err(_)) => 1,
-        }
+        use crate::exit;
+        i32::from(match self {
+            Outcome::Finished(Finish::Pass) | Outcome::TimeLimit => exit::PASS,
+            Outcome::Finished(Finish::Fail(c)) => exit::firmware_fail(*c),
+            Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => exit::FIRMWARE_FAULT,
+            Outcome::Deadlock => exit::DEADLOCK,
+            Outcome::Finished(Finish::ConfigRejected { .. }) => exit::BOOT_CONFIG_REJECTED,
+            Outcome::Unfinished => exit::TIME_LIMIT,
+            Outcome::Interrupted => exit::INTERRUPTED,
+            Outcome::Host(Ok(())) | Outcome::Breakpoint { .. } => exit::PASS,
+            Outcome::Host(Err(_)) => exit::SCENARIO_FAILED,
+        })
     }
 }
 
@@ -121,6 +135,8 @@ pub struct Machine {
     pub host_seconds: f64,
     /// Warnings produced while loading (printed by the CLI).
     pub warnings: Vec<String>,
+    /// The boot configuration given to the firmware (to explain a rejection).
+    pub boot_config: Option<crate::bootcfg::BootConfig>,
     /// The host model, when a scenario is attached.
     pub host: Option<HostModel>,
     /// Per-hart (busy cycles, instructions) at the measurement window's
@@ -137,6 +153,12 @@ pub struct Machine {
     faults_armed: bool,
     /// Wall-clock pacing when a real peer is bridged in.
     pub pacing: Option<crate::net_setup::Pacing>,
+    /// A scenario's workload runs on the host model (`attach_scenario`):
+    /// reaching the time limit before it finishes is `Outcome::Unfinished`.
+    scenario_running: bool,
+    /// Set (e.g. by a Ctrl-C handler) to end the run with
+    /// `Outcome::Interrupted`; checked between quanta, every 1024 of them.
+    pub stop_request: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A measurement window opened and closed by the host.
@@ -257,10 +279,9 @@ impl Machine {
         let mut image = image;
         image.symbols.add(chip.memory.bootrom.base, stub.len() as u64, "bootrom::reset_stub");
 
+        // An image without a defmt table (a bare-metal benchmark) is fine
+        // until it writes to the trace port: the trace port says so then.
         let table = DefmtTable::from_elf(&image.bytes).map_err(SetupError::Defmt)?;
-        if table.is_none() {
-            warnings.push(format!("{path}: no defmt table; defmt output cannot be decoded"));
-        }
         let harts_n = chip.harts() as usize;
         let costs = CoreCosts::from_chip(&chip);
         let ddr_region = mem.regions().iter().find(|r| r.kind == RegionKind::Ddr).map(|r| r.id).unwrap_or(0);
@@ -269,6 +290,7 @@ impl Machine {
             let cluster = chip.cluster_of(h);
             let mut hart = Hart::new(h, cluster, costs, region_latencies(&chip, &mem, cluster), ddr_region);
             hart.pc = chip.memory.bootrom.base;
+            hart.stop_on_nested_trap = config.stop_on_nested_trap;
             harts.push(hart);
         }
         let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
@@ -276,13 +298,14 @@ impl Machine {
         // Hosts Cranelift cannot target run the interpreter only.
         bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None })
+        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, boot_config: None, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None, scenario_running: false, stop_request: None })
     }
 
     /// Attaches a scenario: the firmware's boot configuration and the host
     /// model running the scenario's workload.
     pub fn attach_scenario(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
         self.configure(sc)?;
+        self.scenario_running = true;
         let host = self.new_host();
         host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
         Ok(())
@@ -291,22 +314,39 @@ impl Machine {
     /// Applies a scenario's boot configuration, network, targets and
     /// faults, without its host workload (tests drive the host themselves).
     pub fn configure(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
-        let blob = crate::host::scenario::bootcfg_blob(sc);
+        sc.check_platform(&self.chip, &self.board).map_err(|e| e.to_string())?;
+        let cfg = crate::bootcfg::BootConfig::from_scenario(sc);
+        let blob = cfg.to_bytes();
         if blob.len() > self.bus.bootcfg.len() {
             return Err(format!("{}: the configuration does not fit the {}-byte boot configuration window", sc.source.display(), self.bus.bootcfg.len()));
         }
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        self.boot_config = Some(cfg);
         self.attach_network(sc)
+    }
+
+    /// What went wrong, for outcomes the firmware reported with a reason
+    /// the user must see (printed even with `--quiet`).
+    pub fn outcome_message(&self, outcome: &Outcome) -> Option<String> {
+        match outcome {
+            Outcome::Finished(Finish::ConfigRejected { reason, index }) => Some(format!(
+                "the firmware rejected its boot configuration: {}",
+                crate::bootcfg::describe_rejection(self.boot_config.as_ref(), *reason, usize::from(*index), &self.chip)
+            )),
+            _ => None,
+        }
     }
 
     /// Writes the firmware's boot configuration: namespaces as (function,
     /// nsid, bytes, block size).
     pub fn set_namespaces(&mut self, ns: &[(u16, u32, u64, u32)]) -> Result<(), String> {
-        let blob = crate::host::scenario::bootcfg_for(ns);
+        let cfg = crate::bootcfg::BootConfig::ram(ns);
+        let blob = cfg.to_bytes();
         if blob.len() > self.bus.bootcfg.len() {
             return Err(format!("{} namespaces do not fit the {}-byte boot configuration window", ns.len(), self.bus.bootcfg.len()));
         }
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
+        self.boot_config = Some(cfg);
         Ok(())
     }
 
@@ -381,15 +421,20 @@ impl Machine {
         let mut iterations = 0u32;
         loop {
             iterations = iterations.wrapping_add(1);
-            if iterations % 1024 == 0 && last_tick.elapsed().as_millis() >= 200 {
-                last_tick = Instant::now();
-                tick(self);
+            if iterations % 1024 == 0 {
+                if self.stop_request.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Outcome::Interrupted;
+                }
+                if last_tick.elapsed().as_millis() >= 200 {
+                    last_tick = Instant::now();
+                    tick(self);
+                }
             }
             if let Some(f) = self.bus.finish {
                 return Outcome::Finished(f);
             }
             if self.now >= max {
-                return Outcome::TimeLimit;
+                return if self.scenario_running { Outcome::Unfinished } else { Outcome::TimeLimit };
             }
             while let Some((_, e)) = self.bus.events.pop_due(self.now) {
                 self.handle(e);
@@ -415,6 +460,7 @@ impl Machine {
                     }
                 }
                 if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
+                    self.scenario_running = false;
                     return Outcome::Host(r);
                 }
             }
@@ -482,7 +528,7 @@ impl Machine {
         let out = self.run();
         self.config.max_cycles = saved;
         match out {
-            Outcome::TimeLimit if saved.is_none_or(|m| self.now < m) => None,
+            Outcome::TimeLimit | Outcome::Unfinished if saved.is_none_or(|m| self.now < m) => None,
             o => Some(o),
         }
     }

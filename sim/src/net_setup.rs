@@ -1,12 +1,13 @@
 //! Wiring a scenario's network into the machine: switch settings and
 //! impairments, target models, packet captures, the UDP bridge with
-//! wall-clock pacing, and timed faults (target restarts, link flaps).
+//! wall-clock pacing, and timed faults (target restarts, malformed PDUs,
+//! stalls, slow media, link flaps).
 
 use crate::machine::Machine;
 use crate::net::bridge::{Bridge, BridgeSpec};
 use crate::net::pcap::PcapWriter;
 use crate::net::switch::{Attached, Impairments};
-use crate::net::target::{TargetModel, TargetParams};
+use crate::net::nvmf_target::{TargetModel, TargetParams};
 use std::time::{Duration, Instant};
 
 /// A scenario fault, in cycles from the start of the workload.
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 pub struct Fault {
     pub kind: FaultKind,
     pub at: u64,
-    pub duration: u64,
+    /// How long it holds; `None`: until the end of the run (or, for a
+    /// one-shot fault such as malformed PDUs, no duration at all).
+    pub duration: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,12 @@ pub enum FaultKind {
     /// The target answers nothing on live connections; what it holds or
     /// receives meanwhile is lost.
     TargetBlackhole(usize),
+    /// The target answers no NVMe/TCP PDU (TCP stays up).
+    TargetStall(usize),
+    /// The target's media time is this many cycles.
+    TargetSlow { target: usize, latency: u64 },
+    /// DMA to or from this function's host memory fails.
+    DmaError(u16),
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -43,17 +52,13 @@ pub fn target_mac(i: usize) -> [u8; 6] {
 
 impl Machine {
     fn cycles_of_ns(&self, ns: u64) -> u64 {
-        (u128::from(ns) * u128::from(self.chip.chip.clock_hz) / 1_000_000_000) as u64
+        dpu_targets::ns_to_cycles(ns, self.chip.chip.clock_hz)
     }
 
     /// Sets up the scenario's network: switch latencies and impairments,
     /// DPU port MTU, the target models and the faults.
     pub fn attach_network(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
         let n = &sc.network;
-        let wired = self.board.network.ports.len();
-        if sc.network.ports.len() > wired {
-            return Err(format!("{}: network.ports lists {} addresses; the board wires {wired} ports", sc.source.display(), n.ports.len()));
-        }
         let impair = Impairments { loss: n.loss_percent, reorder: n.reorder_percent, duplicate: n.duplicate_percent };
         self.bus.net.configure(n.link_latency_ns, n.switch_latency_ns, impair, n.seed);
         let ports = sc.port_addrs();
@@ -80,21 +85,22 @@ impl Machine {
             self.bus.net.switch.attach(Attached::Target(idx), t.speed_gbps);
         }
         let hz = self.chip.chip.clock_hz;
-        let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64).unwrap_or(0);
+        let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
         for f in &sc.faults {
+            let target = || {
+                let name = f.target.clone().unwrap_or_default();
+                sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))
+            };
             let kind = match f.kind.as_str() {
-                "target-restart" | "target-garbage" | "target-blackhole" => {
-                    let name = f.target.clone().unwrap_or_default();
-                    let t = sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))?;
-                    match f.kind.as_str() {
-                        "target-restart" => FaultKind::TargetRestart(t),
-                        "target-garbage" => FaultKind::TargetGarbage(t),
-                        _ => FaultKind::TargetBlackhole(t),
-                    }
-                }
+                "target-restart" => FaultKind::TargetRestart(target()?),
+                "target-garbage" => FaultKind::TargetGarbage(target()?),
+                "target-stall" => FaultKind::TargetStall(target()?),
+                "target-slow" => FaultKind::TargetSlow { target: target()?, latency: f.latency.as_deref().map_or(0, cyc) },
+                "target-blackhole" => FaultKind::TargetBlackhole(target()?),
+                "dma-error" => FaultKind::DmaError(f.function.unwrap_or(0)),
                 _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
             };
-            self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map_or(0, cyc) });
+            self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map(cyc) });
         }
         Ok(())
     }
@@ -102,8 +108,11 @@ impl Machine {
     /// Queues the faults relative to now (the workload's start).
     pub(crate) fn arm_faults(&mut self) {
         for (i, f) in self.faults.iter().enumerate() {
-            self.bus.events.push(self.now + f.at, crate::event::Event::Fault { index: i as u32, start: true });
-            self.bus.events.push(self.now + f.at + f.duration, crate::event::Event::Fault { index: i as u32, start: false });
+            let start = self.now.saturating_add(f.at);
+            self.bus.events.push(start, crate::event::Event::Fault { index: i as u32, start: true });
+            if let Some(d) = f.duration {
+                self.bus.events.push(start.saturating_add(d), crate::event::Event::Fault { index: i as u32, start: false });
+            }
         }
     }
 
@@ -114,13 +123,37 @@ impl Machine {
         match f.kind {
             FaultKind::TargetRestart(t) => {
                 if start {
-                    let until = self.now + f.duration;
-                    self.bus.net.targets[t].restart(self.now, until);
+                    let d = f.duration.unwrap_or(0);
+                    self.bus.net.targets[t].restart(self.now, self.now + d);
                     self.bus.target_poll(t, self.now);
-                    eprintln!("dpusim: {ns} ns: fault: target `{}` restarts for {} us", self.bus.net.targets[t].params.name, f.duration / 1000);
+                    eprintln!("dpusim: {ns} ns: fault: target `{}` restarts for {} us", self.bus.net.targets[t].params.name, d / 1000);
                 } else {
                     self.bus.target_poll(t, self.now);
                 }
+            }
+            FaultKind::TargetStall(t) => {
+                let name = self.bus.net.targets[t].params.name.clone();
+                if start {
+                    self.bus.net.targets[t].stall(self.now, f.duration.map(|d| self.now + d));
+                    match f.duration {
+                        Some(d) => eprintln!("dpusim: {ns} ns: fault: target `{name}` stalls for {} us", d / 1000),
+                        None => eprintln!("dpusim: {ns} ns: fault: target `{name}` stalls for good"),
+                    }
+                } else {
+                    eprintln!("dpusim: {ns} ns: fault: target `{name}` answers again");
+                }
+                self.bus.target_poll(t, self.now);
+            }
+            FaultKind::TargetSlow { target: t, latency } => {
+                let name = self.bus.net.targets[t].params.name.clone();
+                if start {
+                    self.bus.net.targets[t].set_media_latency(self.now, Some(latency));
+                    eprintln!("dpusim: {ns} ns: fault: target `{name}` media time {} us", latency / 1000);
+                } else {
+                    self.bus.net.targets[t].set_media_latency(self.now, None);
+                    eprintln!("dpusim: {ns} ns: fault: target `{name}` media time back to normal");
+                }
+                self.bus.target_poll(t, self.now);
             }
             FaultKind::TargetGarbage(t) => {
                 if start {
@@ -132,8 +165,20 @@ impl Machine {
             FaultKind::TargetBlackhole(t) => {
                 self.bus.net.targets[t].set_blackhole(self.now, start);
                 self.bus.target_poll(t, self.now);
-                let what = if start { format!("stops answering for {} us", f.duration / 1000) } else { "answers again".into() };
+                let what = match (start, f.duration) {
+                    (true, Some(d)) => format!("stops answering for {} us", d / 1000),
+                    (true, None) => "stops answering for good".into(),
+                    (false, _) => "answers again".into(),
+                };
                 eprintln!("dpusim: {ns} ns: fault: target `{}` {what}", self.bus.net.targets[t].params.name);
+            }
+            FaultKind::DmaError(function) => {
+                if start {
+                    self.bus.dma.host_errors.insert(function);
+                } else {
+                    self.bus.dma.host_errors.remove(&function);
+                }
+                eprintln!("dpusim: {ns} ns: fault: DMA with function {function}'s host memory {}", if start { "fails" } else { "works again" });
             }
             FaultKind::LinkDown(p) => {
                 self.bus.set_port_link(p, !start);

@@ -68,7 +68,7 @@ pub struct Stats {
 pub struct TargetReport {
     pub name: String,
     #[serde(flatten)]
-    pub stats: crate::net::target::TargetStats,
+    pub stats: crate::net::nvmf_target::TargetStats,
 }
 
 /// Work done inside the measurement window.
@@ -98,7 +98,10 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Finished(Finish::Pass) => "pass".into(),
         Outcome::Finished(Finish::Fail(c)) => format!("fail (code {c})"),
         Outcome::Finished(Finish::Fault { hart }) => format!("firmware fault on hart {hart}"),
+        Outcome::Finished(Finish::ConfigRejected { .. }) => "boot configuration rejected".into(),
         Outcome::TimeLimit => "time limit".into(),
+        Outcome::Unfinished => "time limit reached before the scenario's jobs finished".into(),
+        Outcome::Interrupted => "interrupted".into(),
         Outcome::Deadlock => "deadlock: every hart waits in wfi and no device event is pending".into(),
         Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),
         Outcome::Host(Ok(())) => "scenario passed".into(),

@@ -109,10 +109,48 @@ fn gdb_breakpoint_step_registers_memory() {
         c.send("D")
     });
     let (stream, _) = listener.accept().unwrap();
-    let how = dpu_sim::gdb::serve(&mut m, stream).unwrap();
+    let how = dpu_sim::gdb::serve(&mut m, stream);
     assert_eq!(client.join().unwrap(), "OK");
     assert_eq!(how, "GDB detached");
     // The firmware keeps running normally afterwards.
     m.run();
+    assert!(m.harts[0].instret > 10_000);
+}
+
+/// A bad packet gets an error reply and the session goes on; a connection
+/// dropped without a detach ends the session, not the simulation.
+#[test]
+fn gdb_survives_bad_packets_and_a_dropped_connection() {
+    let image = Image::load(firmware()).unwrap();
+    let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
+    let board = Board::load(dpu_targets::default_board_path()).unwrap();
+    let cfg = SimConfig { quiet: true, max_cycles: Some(5_000_000), ..SimConfig::default() };
+    let mut m = Machine::new(chip, board, image, cfg).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+
+    let client = std::thread::spawn(move || {
+        let mut c = Rsp(TcpStream::connect(addr).unwrap());
+        assert!(c.send("?").starts_with('T'), "initial stop reply");
+        // A corrupted packet (checksum mismatch): NAK, nothing else.
+        c.0.write_all(b"$g#00").unwrap();
+        let mut b = [0u8; 1];
+        c.0.read_exact(&mut b).unwrap();
+        assert_eq!(b[0], b'-', "a bad checksum is answered with a NAK");
+        // A well-framed packet the stub cannot parse: an error reply.
+        let reply = c.send("mzz,4");
+        assert!(reply.starts_with('E'), "malformed command: {reply}");
+        // The session goes on.
+        assert_eq!(c.send("Hg1"), "OK");
+        assert_eq!(c.send("g").len(), 33 * 16);
+        // GDB goes away without a detach.
+        drop(c);
+    });
+    let (stream, _) = listener.accept().unwrap();
+    let how = dpu_sim::gdb::serve(&mut m, stream);
+    client.join().unwrap();
+    assert!(how.contains("connection lost"), "{how}");
+    // The simulation runs on to its time limit.
+    assert_eq!(m.run(), dpu_sim::Outcome::TimeLimit);
     assert!(m.harts[0].instret > 10_000);
 }

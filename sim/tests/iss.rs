@@ -171,6 +171,181 @@ fn compressed_instructions() {
     assert_eq!(h.reg(SP as usize), data_addr() + 0x1000);
 }
 
+/// Sets distinct values in every register but sp (which stays 0) so a
+/// HINT that wrote anything would show.
+fn hint_setup() -> Prog {
+    let mut p = Prog::new();
+    for r in 1..32u32 {
+        if r != SP {
+            p = p.li(r, 0x1111_0000_0000_0000 | (u64::from(r) << 8) | u64::from(r));
+        }
+    }
+    p
+}
+
+/// Runs `setup; hints; halt` and `setup; halt` and checks that the HINTs
+/// retired (one instruction each) without trapping or changing a register.
+fn assert_hints_are_noops(what: &str, hints: Prog, count: u64) {
+    let with = run1({
+        let mut p = hint_setup();
+        p.bytes.extend_from_slice(&hints.bytes);
+        p.halt()
+    });
+    let without = run1(hint_setup().halt());
+    let (a, b) = (&with.harts[0], &without.harts[0]);
+    assert_eq!(a.traps_taken, 0, "{what}: a HINT trapped");
+    for r in 0..32 {
+        assert_eq!(a.reg(r), b.reg(r), "{what}: x{r} changed");
+    }
+    assert_eq!(a.instret, b.instret + count, "{what}: every HINT retires");
+}
+
+#[test]
+fn rvc_hints_execute_as_noops() {
+    // RVC HINTs, unprivileged spec v20191213 §16.7 table 16.3 (RV64C).
+    let hints: &[(u16, &str)] = &[
+        (0x0005, "c.nop with nzimm=1"),
+        (0x1005, "c.nop with nzimm=-32"), // b12 set, imm[4:0] = 1
+        (0x0501, "c.addi a0, 0 (rd!=x0, nzimm=0)"),
+        (0x4015, "c.li x0, 5"),
+        (0x5001, "c.li x0, -32"),
+        (0x6005, "c.lui x0, 1 (nzimm!=0)"),
+        (0x707d, "c.lui x0, -1 (nzimm!=0)"),
+        (0x802a, "c.mv x0, a0"),
+        (0x902a, "c.add x0, a0"),
+        (0x0006, "c.slli x0, 1"),
+        (0x1006, "c.slli x0, 32"),
+        (0x0002, "c.slli64 x0 (shamt=0)"),
+        (0x0502, "c.slli64 a0 (shamt=0)"),
+        (0x8101, "c.srli64 a0 (shamt=0)"),
+        (0x8501, "c.srai64 a0 (shamt=0)"),
+    ];
+    for &(h, what) in hints {
+        let op = dpu_sim::isa::decode(u32::from(h));
+        assert_ne!(op.kind, dpu_sim::isa::Kind::Illegal, "{what} ({h:#06x}) is a HINT, not illegal");
+        assert_hints_are_noops(what, Prog::new().c(h), 1);
+    }
+    // Still reserved (not HINTs): c.lui with nzimm=0, c.addi16sp with
+    // nzimm=0, c.addiw x0, c.lwsp/c.ldsp x0, c.jr x0, c.addi4spn 0.
+    for (h, what) in [(0x6001u16, "c.lui x0, 0"), (0x6101, "c.addi16sp 0"), (0x2001, "c.addiw x0"), (0x4002, "c.lwsp x0"), (0x6002, "c.ldsp x0"), (0x8002, "c.jr x0"), (0x0000, "all-zero")] {
+        assert_eq!(dpu_sim::isa::decode(u32::from(h)).kind, dpu_sim::isa::Kind::Illegal, "{what} ({h:#06x}) is reserved");
+    }
+}
+
+#[test]
+fn base_isa_hints_execute_as_noops() {
+    // Base-ISA HINTs, unprivileged spec v20191213 §2.9 table 2.3 (RV32I)
+    // and §5.4 (RV64I): integer computations with rd = x0, FENCE with
+    // pred or succ 0 (PAUSE included), and FENCE's reserved fields.
+    let hints: &[(u32, &str)] = &[
+        (asm::lui(0, 0x1000), "lui x0"),
+        (asm::auipc(0, 0x1000), "auipc x0"),
+        (asm::addi(0, A0, 1), "addi x0, a0, 1"),
+        (asm::addi(0, 0, 5), "addi x0, x0, 5"),
+        (asm::i(OPI, 0, 2, A0, 3), "slti x0"),
+        (asm::i(OPI, 0, 3, A0, 3), "sltiu x0"),
+        (asm::i(OPI, 0, 4, A0, 3), "xori x0"),
+        (asm::i(OPI, 0, 6, A0, 3), "ori x0"),
+        (asm::i(OPI, 0, 7, A0, 3), "andi x0"),
+        (asm::i(OPI, 0, 1, A0, 33), "slli x0, a0, 33"),
+        (asm::i(OPI, 0, 5, A0, 33), "srli x0, a0, 33"),
+        (asm::i(OPI, 0, 5, A0, 0x400 | 33), "srai x0, a0, 33"),
+        (asm::i(OPIW, 0, 0, A0, 7), "addiw x0"),
+        (asm::i(OPIW, 0, 1, A0, 3), "slliw x0"),
+        (asm::i(OPIW, 0, 5, A0, 3), "srliw x0"),
+        (asm::i(OPIW, 0, 5, A0, 0x400 | 3), "sraiw x0"),
+        (r(0, 0, 0, A0, A1), "add x0"),
+        (r(0, 0b0100000, 0, A0, A1), "sub x0"),
+        (r(1, 0, 0, A0, A1), "sll x0"),
+        (r(2, 0, 0, A0, A1), "slt x0"),
+        (r(3, 0, 0, A0, A1), "sltu x0"),
+        (r(4, 0, 0, A0, A1), "xor x0"),
+        (r(5, 0, 0, A0, A1), "srl x0"),
+        (r(5, 0b0100000, 0, A0, A1), "sra x0"),
+        (r(6, 0, 0, A0, A1), "or x0"),
+        (r(7, 0, 0, A0, A1), "and x0"),
+        (rw(0, 0, 0, A0, A1), "addw x0"),
+        (rw(0, 0b0100000, 0, A0, A1), "subw x0"),
+        (rw(1, 0, 0, A0, A1), "sllw x0"),
+        (rw(5, 0, 0, A0, A1), "srlw x0"),
+        (rw(5, 0b0100000, 0, A0, A1), "sraw x0"),
+        (0x0100_000f, "pause (fence w, 0)"),
+        (0x0f00_000f, "fence iorw, 0 (succ=0)"),
+        (0x00f0_000f, "fence 0, iorw (pred=0)"),
+        (0x0ff5_050f, "fence with rs1, rd set (reserved fields ignored)"),
+    ];
+    for &(w, what) in hints {
+        assert_hints_are_noops(what, Prog::new().i(w), 1);
+    }
+}
+
+/// A trap inside a trap handler is taken again (privileged spec v1.12
+/// §3.1.6.1, §3.3.1: M-mode has no double-fault rule; mepc, mcause and
+/// mtval are overwritten). The handler below saves mepc before it traps
+/// on purpose, as nesting handlers must.
+fn nested_trap_prog() -> (Prog, u64, u64) {
+    let d = data_addr();
+    let setup_len = 17 * 4 * 2 + 4;
+    let body = Prog::new().i(0xffff_ffff); // illegal
+    let handler = ddr_base() + setup_len as u64 + 4 + 8;
+    let mut p = Prog::new().li(S0, d).li(T0, handler).i(asm::csrrw(0, u32::from(c::MTVEC), T0));
+    p.bytes.extend_from_slice(&body.bytes);
+    p = p.halt();
+    assert_eq!(ddr_base() + p.bytes.len() as u64, handler);
+    // count += 1; last mcause -> s0+0, last mepc -> s0+8
+    let h = Prog::new()
+        .i(asm::ld(T1, S0, 24))
+        .i(asm::addi(T1, T1, 1))
+        .i(asm::sd(T1, S0, 24))
+        .i(asm::csrrs(T0, u32::from(c::MCAUSE), 0))
+        .i(asm::sd(T0, S0, 0))
+        .i(asm::csrrs(T0, u32::from(c::MEPC), 0))
+        .i(asm::sd(T0, S0, 8))
+        .i(asm::addi(T2, 0, 1))
+        .i(asm::b(1, T1, T2, 5 * 4)) // bne count, 1 -> ret_next
+        .i(asm::sd(T0, S0, 32)) // save mepc
+        .i(asm::ECALL) // the nested trap
+        .i(asm::ld(T0, S0, 32))
+        .i(asm::csrrw(0, u32::from(c::MEPC), T0)) // restore mepc
+        // ret_next: mepc += 4; mret
+        .i(asm::csrrs(T0, u32::from(c::MEPC), 0))
+        .i(asm::addi(T0, T0, 4))
+        .i(asm::csrrw(0, u32::from(c::MEPC), T0))
+        .i(asm::MRET);
+    let ecall_at = handler + 10 * 4;
+    p.bytes.extend_from_slice(&h.bytes);
+    (p, handler, ecall_at)
+}
+
+#[test]
+fn trap_inside_the_trap_handler_is_taken_again() {
+    let (p, _, ecall_at) = nested_trap_prog();
+    let mut m = run1(p);
+    let d = data_addr();
+    assert_eq!(read_u64(&mut m, d + 24), 2, "the handler ran twice");
+    assert_eq!(read_u64(&mut m, d), c::EXC_ECALL_M, "the nested trap overwrote mcause");
+    assert_eq!(read_u64(&mut m, d + 8), ecall_at, "the nested trap overwrote mepc");
+    assert_eq!(m.harts[0].traps_taken, 2);
+    let t = m.harts[0].last_trap.as_ref().expect("recorded");
+    assert_eq!((t.pc, t.cause), (ecall_at, c::EXC_ECALL_M), "the last trap is recorded");
+}
+
+#[test]
+fn stop_on_nested_trap_is_an_opt_in_debugging_aid() {
+    let (p, _, ecall_at) = nested_trap_prog();
+    let mut m = machine_on(&p, 1, 1);
+    m.harts[0].stop_on_nested_trap = true;
+    match m.run() {
+        Outcome::Fatal { hart: 0, message } => {
+            assert!(message.contains(&format!("environment call from M-mode at {ecall_at:#x}")), "{message}");
+            assert!(message.contains("inside the handler of illegal instruction at"), "{message}");
+            let report = m.fault_report(0, &message);
+            assert!(report.contains(&format!("pc    : {ecall_at:#x}")), "the report names the nested trap's pc: {report}");
+        }
+        o => panic!("unexpected outcome {o:?}"),
+    }
+}
+
 #[test]
 fn atomics_return_old_value_and_apply_op() {
     let d = data_addr();

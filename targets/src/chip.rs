@@ -70,6 +70,10 @@ pub struct Ddr {
 #[serde(deny_unknown_fields)]
 pub struct Firmware {
     pub stack_size: u64,
+    /// DDR after the image that the firmware keeps for its own tables and
+    /// buffers; RAM namespaces are carved from the rest of DDR
+    /// ([`Chip::ram_namespace_pool`]).
+    pub ddr_heap_size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +283,15 @@ impl Chip {
         u64::from(self.harts()) * window::MAILBOX_SLOT
     }
 
+    /// Where the firmware carves RAM namespaces from: (address, bytes), the
+    /// DDR above the image and the firmware's heap. Each namespace takes
+    /// its size rounded up to 4 KiB.
+    pub fn ram_namespace_pool(&self) -> (u64, u64) {
+        let d = &self.memory.ddr;
+        let base = d.base + d.image_size + self.firmware.ddr_heap_size;
+        (base, d.base + d.size - base)
+    }
+
     /// A hash of everything the firmware image bakes in at build time (hart
     /// counts, memory map, device bases, IRQ numbers). Timing is excluded: it
     /// can change without rebuilding the firmware. The simulator compares it
@@ -301,6 +314,7 @@ impl Chip {
             m.ddr.size,
             m.ddr.image_size,
             self.firmware.stack_size,
+            self.firmware.ddr_heap_size,
             d.finisher.base,
             d.clint.base,
             d.plic.base,
@@ -457,6 +471,15 @@ impl Chip {
             );
         }
         let fw = &self.firmware;
+        if fw.ddr_heap_size == 0 || fw.ddr_heap_size % 0x1000 != 0 || m.ddr.image_size + fw.ddr_heap_size >= m.ddr.size {
+            return err(
+                "firmware.ddr_heap_size",
+                format!(
+                    "{:#x} must be a non-zero multiple of 0x1000 leaving DDR for RAM namespaces (memory.ddr.size {:#x} - image_size {:#x})",
+                    fw.ddr_heap_size, m.ddr.size, m.ddr.image_size
+                ),
+            );
+        }
         if fw.stack_size < 0x1000 || fw.stack_size % 16 != 0 {
             return err("firmware.stack_size", format!("{:#x} must be >= 0x1000 and 16-byte aligned", fw.stack_size));
         }

@@ -12,6 +12,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not valid TOML.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// A field is missing, has the wrong type, or has an invalid value.
     #[error("{}: field `{field}`: {message}", file.display())]
     Field {

@@ -8,7 +8,9 @@
 mod board;
 mod chip;
 mod error;
+pub mod limits;
 mod scenario;
+mod strict;
 
 pub use board::{parse_mac, Board, Flash, Network, Pcie, Port};
 pub use chip::{window, BootCfg, Dma, 
@@ -18,8 +20,9 @@ pub use chip::{window, BootCfg, Dma,
 pub use error::ConfigError;
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
-    ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_REMOTE_CONTROLLERS,
+    ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS,
 };
+pub use limits::{ns_to_cycles, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -34,17 +37,31 @@ pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigErr
 }
 
 /// Deserializes TOML text that came from `path` (used for error messages).
+/// A syntax error gives its line and column; a field error names the
+/// field (and where it is). An array where a table belongs is refused.
 pub(crate) fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     let de = toml::Deserializer::new(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(strict::Strict(de)).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        ConfigError::Field {
-            file: path.to_path_buf(),
-            field: if field == "." { "(top level)".into() } else { field },
-            message: inner.message().to_string(),
+        let at = inner.span().map(|s| line_column(text, s.start));
+        let file = path.to_path_buf();
+        let message = inner.message().trim_end().to_string();
+        match (field.as_str(), at) {
+            (".", Some((line, column))) => ConfigError::Syntax { file, line, column, message },
+            (".", None) => ConfigError::Field { file, field: "(top level)".into(), message },
+            (_, Some((line, column))) => ConfigError::Field { file, field, message: format!("{message} (line {line}, column {column})") },
+            (_, None) => ConfigError::Field { file, field, message },
         }
     })
+}
+
+/// 1-based line and column (in characters) of byte offset `at` in `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(at.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// The workspace's `targets/` directory (for tools running inside the repo).

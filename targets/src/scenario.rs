@@ -2,7 +2,8 @@
 //! does (PCIe setup, NVMe driver options, fio-like jobs), what storage the
 //! firmware is configured with, and what outcome is expected.
 
-use crate::{load_toml, ConfigError};
+use crate::limits::{MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS};
+use crate::{load_toml, Board, Chip, ConfigError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -291,18 +292,31 @@ pub struct TargetCfg {
 pub struct FaultCfg {
     /// "target-restart" (target drops every connection and refuses new
     /// ones for `duration`), "target-garbage" (target sends a malformed PDU
-    /// on each of its I/O connections), "target-blackhole" (for
-    /// `duration` the target keeps its connections up but answers
-    /// nothing, and loses the commands it held or receives) or
-    /// "link-down" (DPU port `port` loses link for `duration`).
+    /// on each of its I/O connections), "target-stall" (target keeps TCP
+    /// up but answers no NVMe/TCP PDU for `duration`, or for good without
+    /// one), "target-blackhole" (for `duration` the target keeps its
+    /// connections up but answers nothing, and loses the commands it held
+    /// or receives), "target-slow" (target's media time is `latency` for
+    /// `duration`, or for good without one), "link-down" (DPU port
+    /// `port` loses link for `duration`) or "dma-error" (every DMA
+    /// transfer to or from the host memory of PCIe function `function`
+    /// fails, as on a PCIe completion error, for `duration`).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
-    /// How long (target-restart, link-down).
+    /// How long (target-restart, link-down; optional for target-stall
+    /// and target-slow).
     pub duration: Option<String>,
     pub target: Option<String>,
     pub port: Option<u32>,
+    /// Media time per read/write while a target-slow fault holds, e.g. "2ms".
+    pub latency: Option<String>,
+    /// The PCIe function (0 = PF, n = VF n) of a dma-error fault.
+    pub function: Option<u16>,
 }
+
+/// Fault kinds a scenario may name.
+pub const FAULT_KINDS: [&str; 7] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "link-down", "dma-error"];
 
 /// Where a namespace's blocks live (resolved from `[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,8 +355,8 @@ pub fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> 
 
 /// Checks an NQN (NVMe Base 2.0 §4.5: at most 223 bytes, "nqn." prefix).
 pub fn check_nqn(s: &str) -> Result<(), String> {
-    if !s.starts_with("nqn.") || s.len() > 223 || !s.is_ascii() {
-        return Err(format!("`{s}` is not an NQN (ASCII, starts with `nqn.`, at most 223 bytes)"));
+    if !s.starts_with("nqn.") || s.len() > 223 || !s.bytes().all(|c| c.is_ascii_graphic()) {
+        return Err(format!("`{s}` is not an NQN (printable ASCII without spaces, starts with `nqn.`, at most 223 bytes)"));
     }
     Ok(())
 }
@@ -379,6 +393,10 @@ pub struct JobCfg {
     pub size: Option<String>,
     #[serde(default)]
     pub verify: bool,
+    /// After the run, read back every block the job wrote and check it
+    /// (needs `verify`; the time it takes is not in the job's figures).
+    #[serde(default)]
+    pub verify_at_end: bool,
     #[serde(default)]
     pub scattered: bool,
     #[serde(default)]
@@ -416,23 +434,81 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mul).ok_or(format!("`{s}` is too large"))
 }
 
-/// Parses "250us", "2ms", "1.5s", "100ns" into nanoseconds.
+/// Longest time a scenario (or `dpusim --max-time`) can name: one hour of
+/// simulated time. Far beyond any run (they cover milliseconds), and sums
+/// of such times stay far inside simulated cycles (u64) at any chip clock
+/// up to 1 THz.
+pub const MAX_TIME_NS: u64 = 3_600 * 1_000_000_000;
+
+/// Parses "250us", "2ms", "1.5s", "100ns" (also "5µs") into nanoseconds:
+/// a positive whole number of nanoseconds up to [`MAX_TIME_NS`]. Decimal
+/// arithmetic is exact ("0.4ns" is refused, not rounded to 0).
 pub fn parse_time_ns(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).ok_or(format!("`{s}` has no unit (ns, us, ms or s)"))?;
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num.trim().parse().map_err(|_| format!("`{num}` is not a number"))?;
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        u => return Err(format!("unknown time unit `{u}` (use ns, us, ms or s)")),
-    };
-    if !(v.is_finite() && v > 0.0) {
-        return Err("time must be positive".into());
+    let like = || format!("`{s}` is not a time like 10us (a number, then ns, us, ms or s)");
+    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(end);
+    let unit = unit.trim();
+    if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+        return Err(like());
     }
-    Ok((v * scale).round() as u64)
+    let scale: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" | "μs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "" => return Err(format!("`{s}` has no unit (ns, us, ms or s)")),
+        u => return Err(format!("unknown time unit `{u}` in `{s}` (use ns, us, ms or s)")),
+    };
+    let too_long = || format!("`{s}` is more than one hour ({}s), the longest simulated time a run can name", MAX_TIME_NS / 1_000_000_000);
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 30 {
+        return Err(too_long());
+    }
+    let mantissa: u128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| like())? };
+    let den = 10u128.pow(frac.len().min(38) as u32);
+    let scaled = mantissa.checked_mul(scale).ok_or_else(too_long)?;
+    if frac.len() > 38 || scaled % den != 0 {
+        return Err(format!("`{s}` is not a whole number of nanoseconds"));
+    }
+    let ns = scaled / den;
+    if ns == 0 {
+        return Err(format!("`{s}` is zero; give a positive time"));
+    }
+    if ns > u128::from(MAX_TIME_NS) {
+        return Err(too_long());
+    }
+    Ok(ns as u64)
+}
+
+/// Checks a time given as a plain number of `unit`s (`link_latency_ns`,
+/// `io_timeout_ms`, ...): at most [`MAX_TIME_NS`].
+fn check_time_field(v: u64, unit_ns: u64, unit: &str) -> Result<(), String> {
+    if v.checked_mul(unit_ns).is_none_or(|ns| ns > MAX_TIME_NS) {
+        return Err(format!("{v} {unit} is more than one hour ({}s), the longest simulated time a run can name", MAX_TIME_NS / 1_000_000_000));
+    }
+    Ok(())
+}
+
+/// The network and broadcast addresses of `addr`/`prefix`.
+fn subnet_ends(addr: std::net::Ipv4Addr, prefix: u8) -> (std::net::Ipv4Addr, std::net::Ipv4Addr) {
+    let mask = u32::MAX << (32 - u32::from(prefix));
+    let net = u32::from(addr) & mask;
+    (net.into(), (net | !mask).into())
+}
+
+/// Why `ip` cannot be a host on `addr`/`prefix` (network or broadcast address).
+fn not_a_host(ip: std::net::Ipv4Addr, addr: std::net::Ipv4Addr, prefix: u8) -> Option<String> {
+    let (net, bcast) = subnet_ends(addr, prefix);
+    if ip == net {
+        Some(format!("{ip} is the network address of {net}/{prefix}, not a host"))
+    } else if ip == bcast {
+        Some(format!("{ip} is the broadcast address of {net}/{prefix}, not a host"))
+    } else {
+        None
+    }
 }
 
 impl Scenario {
@@ -458,6 +534,14 @@ impl Scenario {
         if !(2..=4096).contains(&h.io_queue_depth) {
             return err("host.io_queue_depth".into(), format!("{} is out of range 2..=4096", h.io_queue_depth));
         }
+        for (field, v, unit_ns, unit) in [
+            ("vf_settle_ms", h.vf_settle_ms, 1_000_000, "ms"),
+            ("io_timeout_ms", h.io_timeout_ms, 2_000_000, "ms (x2 for admin commands)"),
+            ("submit_ns", h.submit_ns, 1, "ns"),
+            ("complete_ns", h.complete_ns, 1, "ns"),
+        ] {
+            check_time_field(v, unit_ns, unit).map_err(bad(format!("host.{field}")))?;
+        }
         let exists = |fun: u16| fun == 0 || fun <= h.vfs;
         self.validate_network()?;
         let namespaces = self.resolve_namespaces()?;
@@ -474,19 +558,36 @@ impl Scenario {
         }
         for (i, fl) in self.faults.iter().enumerate() {
             let at = |field: &str| format!("faults[{i}].{field}");
+            if !FAULT_KINDS.contains(&fl.kind.as_str()) {
+                return err(at("kind"), format!("`{}` is not a fault kind ({})", fl.kind, FAULT_KINDS.join(", ")));
+            }
             parse_time_ns(&fl.at).map_err(bad(at("at")))?;
             match &fl.duration {
                 Some(d) => {
                     parse_time_ns(d).map_err(bad(at("duration")))?;
                 }
-                None if fl.kind != "target-garbage" => return err(at("duration"), format!("{} needs a duration", fl.kind)),
+                None if matches!(fl.kind.as_str(), "target-restart" | "link-down" | "dma-error") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
                 None => {}
             }
+            match (&fl.latency, fl.kind.as_str()) {
+                (Some(l), "target-slow") => {
+                    parse_time_ns(l).map_err(bad(at("latency")))?;
+                }
+                (None, "target-slow") => return err(at("latency"), "target-slow needs a latency (the media time while it holds)".into()),
+                (Some(_), k) => return err(at("latency"), format!("only target-slow takes a latency, not {k}")),
+                (None, _) => {}
+            }
             match fl.kind.as_str() {
-                "target-restart" | "target-garbage" | "target-blackhole" => {
+                "target-restart" | "target-garbage" | "target-stall" | "target-slow" | "target-blackhole" => {
                     let Some(t) = &fl.target else { return err(at("target"), format!("{} needs a target name", fl.kind)) };
                     if !self.targets.iter().any(|x| &x.name == t) {
                         return err(at("target"), format!("no [[targets]] is named `{t}`"));
+                    }
+                }
+                "dma-error" => {
+                    let Some(f) = fl.function else { return err(at("function"), "dma-error needs a PCIe function (0 = PF, n = VF n)".into()) };
+                    if !exists(f) {
+                        return err(at("function"), format!("function {f} does not exist (host.vfs = {})", h.vfs));
                     }
                 }
                 "link-down" => {
@@ -495,7 +596,7 @@ impl Scenario {
                         return err(at("port"), format!("port {p} does not exist ({} ports)", self.network.ports.len()));
                     }
                 }
-                k => return err(at("kind"), format!("`{k}` is not a fault kind (target-restart, target-garbage, target-blackhole, link-down)")),
+                k => return err(at("kind"), format!("`{k}` is not a fault kind ({})", FAULT_KINDS.join(", "))),
             }
         }
         for (i, j) in self.jobs.iter().enumerate() {
@@ -531,6 +632,9 @@ impl Scenario {
             if j.buf_offset % 4 != 0 || j.buf_offset >= 4096 {
                 return err(at("buf_offset"), format!("{} must be dword aligned and below 4096", j.buf_offset));
             }
+            if j.verify_at_end && !j.verify {
+                return err(at("verify_at_end"), "needs verify = true".into());
+            }
             for &fun in &j.functions {
                 let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else {
                     return err(at("functions"), format!("function {fun} has no namespace {} in [[storage]]", j.nsid));
@@ -538,6 +642,123 @@ impl Scenario {
                 if bs % u64::from(ns.block_size) != 0 {
                     return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.block_size));
                 }
+                // Each of the numjobs instances gets its share of the
+                // namespace and keeps at most one I/O per block in flight.
+                let blocks = ns.bytes / u64::from(j.numjobs) / bs;
+                if u64::from(j.iodepth) > blocks {
+                    return err(
+                        at("iodepth"),
+                        format!(
+                            "{} is more than the {blocks} blocks of {bs} bytes in each job's share of function {fun} namespace {} \
+                             ({} bytes / numjobs {}); a job keeps at most one I/O per block in flight",
+                            j.iodepth, j.nsid, ns.bytes, j.numjobs
+                        ),
+                    );
+                }
+            }
+        }
+        self.check_shared_blocks(&namespaces)
+    }
+
+    /// A verified job remembers what it wrote; another job writing the same
+    /// blocks (the same RAM namespace, or the same remote namespace through
+    /// any function) makes it report false errors. Refused here.
+    fn check_shared_blocks(&self, namespaces: &[NamespaceCfg]) -> Result<(), ConfigError> {
+        // (job, function, where the blocks live, writes?, verifies?)
+        let mut users: Vec<(usize, u16, String, bool, bool)> = Vec::new();
+        for (i, j) in self.jobs.iter().enumerate() {
+            let writes = !matches!(j.rw.as_str(), "read" | "randread") && j.rwmixread < 100 || matches!(j.rw.as_str(), "write" | "randwrite");
+            for &fun in &j.functions {
+                let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else { continue };
+                let place = match &ns.backend {
+                    Backend::Ram => format!("RAM namespace {} of function {fun}", ns.nsid),
+                    Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
+                };
+                for (k, f2, p2, w2, v2) in &users {
+                    if *p2 == place && ((j.verify && *w2) || (*v2 && writes)) {
+                        let (verifier, writer) = if j.verify && *w2 { (i, *k) } else { (*k, i) };
+                        let (vj, wj) = (&self.jobs[verifier], &self.jobs[writer]);
+                        let what = if k == &i { format!("through functions {f2} and {fun}") } else { format!("(function {fun})") };
+                        return Err(ConfigError::field(
+                            &self.source,
+                            format!("jobs[{i}].nsid"),
+                            format!(
+                                "job `{}` writes {place} {what}, which job `{}` verifies: a verified job must be the only writer of its \
+                                 blocks (it would read the other job's data as errors); give the jobs separate namespaces",
+                                wj.name, vj.name
+                            ),
+                        ));
+                    }
+                }
+                users.push((i, fun, place, writes, j.verify));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an address the DPU connects to (a target): a host address in
+    /// the subnet of a DPU port (the firmware has no gateway), not a port's own.
+    fn check_peer_address(&self, ip: std::net::Ipv4Addr) -> Result<(), String> {
+        let ports = self.port_addrs();
+        let Some(&(addr, prefix)) = ports.iter().find(|&&(a, p)| same_subnet(a, ip, p)) else {
+            return Err(format!(
+                "{ip} is outside the subnet of every DPU port ({}); the firmware reaches targets on-link only",
+                self.network.ports.join(", ")
+            ));
+        };
+        if let Some(why) = not_a_host(ip, addr, prefix) {
+            return Err(why);
+        }
+        if let Some(k) = ports.iter().position(|&(a, _)| a == ip) {
+            return Err(format!("{ip} is the address of DPU port {k}"));
+        }
+        Ok(())
+    }
+
+    /// Checks the scenario against the chip and board it runs on: VFs the
+    /// board has, RAM namespaces the chip's DDR can hold (what
+    /// [`Chip::ram_namespace_pool`] leaves), ports the board wires.
+    pub fn check_platform(&self, chip: &Chip, board: &Board) -> Result<(), ConfigError> {
+        let f = &self.source;
+        let total_vfs = board.pcie.total_vfs;
+        if u32::from(self.host.vfs) > total_vfs {
+            return Err(ConfigError::field(f, "host.vfs", format!("{} VFs; board `{}` has {total_vfs}", self.host.vfs, board.board.name)));
+        }
+        let wired = board.network.ports.len();
+        if self.network.ports.len() > wired {
+            return Err(ConfigError::field(
+                f,
+                "network.ports",
+                format!("{} addresses; board `{}` wires {wired} ports", self.network.ports.len(), board.board.name),
+            ));
+        }
+        let (_, pool) = chip.ram_namespace_pool();
+        let mut used: u64 = 0;
+        for (i, s) in self.storage.iter().enumerate() {
+            if s.backend != "ram" {
+                continue;
+            }
+            let bytes = s.size.as_deref().and_then(|t| parse_size(t).ok()).unwrap_or(0);
+            let each = bytes.checked_next_multiple_of(4096).unwrap_or(u64::MAX);
+            used = used.saturating_add(each.saturating_mul(s.functions.len() as u64));
+            if used > pool {
+                let d = &chip.memory.ddr;
+                return Err(ConfigError::field(
+                    f,
+                    format!("storage[{i}].size"),
+                    format!(
+                        "RAM namespaces need {} MiB up to here ({} function(s) x {}); the DPU's DDR holds {} MiB for them \
+                         (memory.ddr.size {:#x} - image_size {:#x} - firmware.ddr_heap_size {:#x} in {})",
+                        used >> 20,
+                        s.functions.len(),
+                        s.size.as_deref().unwrap_or("?"),
+                        pool >> 20,
+                        d.size,
+                        d.image_size,
+                        chip.firmware.ddr_heap_size,
+                        chip.source.display()
+                    ),
+                ));
             }
         }
         Ok(())
@@ -548,12 +769,29 @@ impl Scenario {
         let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
         let bad = |field: String| move |msg: String| ConfigError::field(f, field, msg);
         let n = &self.network;
-        if n.ports.is_empty() || n.ports.len() > 8 {
-            return err("network.ports".into(), format!("{} addresses; give one per DPU port (1..=8)", n.ports.len()));
+        if n.ports.is_empty() || n.ports.len() > MAX_PORTS {
+            return err("network.ports".into(), format!("{} addresses; give one per DPU port (1..={MAX_PORTS})", n.ports.len()));
         }
-        let mut ports = Vec::new();
+        let mut ports: Vec<(std::net::Ipv4Addr, u8)> = Vec::new();
         for (i, p) in n.ports.iter().enumerate() {
-            ports.push(parse_cidr(p).map_err(bad(format!("network.ports[{i}]")))?);
+            let field = format!("network.ports[{i}]");
+            let (addr, prefix) = parse_cidr(p).map_err(bad(field.clone()))?;
+            if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
+                return err(field, format!("{addr} is not a unicast host address"));
+            }
+            if let Some(why) = not_a_host(addr, addr, prefix) {
+                return err(field, why);
+            }
+            for (k, &(a, p2)) in ports.iter().enumerate() {
+                if same_subnet(a, addr, prefix.min(p2)) {
+                    let (net, _) = subnet_ends(addr, prefix);
+                    return err(field, format!("subnet {net}/{prefix} overlaps network.ports[{k}] ({}): each port needs its own subnet", n.ports[k]));
+                }
+            }
+            ports.push((addr, prefix));
+        }
+        for (field, v) in [("link_latency_ns", n.link_latency_ns), ("switch_latency_ns", n.switch_latency_ns)] {
+            check_time_field(v, 1, "ns").map_err(bad(format!("network.{field}")))?;
         }
         if n.mtu != 1500 && n.mtu != 9000 {
             return err("network.mtu".into(), format!("{} must be 1500 or 9000", n.mtu));
@@ -586,8 +824,9 @@ impl Scenario {
             }
             names.push(&t.name);
             let ip: std::net::Ipv4Addr = t.ip.parse().map_err(|_| ConfigError::field(f, at("ip"), format!("`{}` is not an IPv4 address", t.ip)))?;
-            if !ports.iter().any(|&(a, p)| same_subnet(a, ip, p)) || ports.iter().any(|&(a, _)| a == ip) || addrs.contains(&ip) {
-                return err(at("ip"), format!("{ip} must be a free address in the subnet of a DPU port ({})", n.ports.join(", ")));
+            self.check_peer_address(ip).map_err(bad(at("ip")))?;
+            if addrs.contains(&ip) {
+                return err(at("ip"), format!("{ip} is used by another target"));
             }
             addrs.push(ip);
             check_nqn(&t.nqn).map_err(bad(at("nqn")))?;
@@ -601,6 +840,9 @@ impl Scenario {
                 }
             }
             parse_time_ns(&t.latency).map_err(bad(at("latency")))?;
+            if t.port == 0 {
+                return err(at("port"), "port 0 is not a TCP port to listen on".into());
+            }
             if ![10, 25, 40, 50, 100, 200, 400].contains(&t.speed_gbps) {
                 return err(at("speed_gbps"), format!("{} is not an Ethernet speed", t.speed_gbps));
             }
@@ -622,8 +864,8 @@ impl Scenario {
         let mut out: Vec<NamespaceCfg> = Vec::new();
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");
-            if s.nsid == 0 || s.nsid == u32::MAX {
-                return err(at("nsid"), format!("{} is not a valid namespace ID", s.nsid));
+            if s.nsid == 0 || s.nsid > MAX_NSID {
+                return err(at("nsid"), format!("{} is out of range 1..={MAX_NSID} (namespace IDs the firmware serves)", s.nsid));
             }
             let given = match &s.size {
                 Some(t) => Some(parse_size(t).map_err(bad(at("size")))?),
@@ -655,6 +897,13 @@ impl Scenario {
                     }
                     (None, Some(addr)) => {
                         let traddr = addr.parse().map_err(|_| ConfigError::field(f, at("traddr"), format!("`{addr}` is not an IPv4 address")))?;
+                        self.check_peer_address(traddr).map_err(bad(at("traddr")))?;
+                        if s.trsvcid == 0 {
+                            return err(at("trsvcid"), "port 0 is not a TCP port to connect to".into());
+                        }
+                        if s.remote_nsid == 0 || s.remote_nsid == u32::MAX {
+                            return err(at("remote_nsid"), format!("{} is not a valid namespace ID", s.remote_nsid));
+                        }
                         let Some(subnqn) = &s.subnqn else { return err(at("subnqn"), "a remote target needs its subsystem NQN".into()) };
                         check_nqn(subnqn).map_err(bad(at("subnqn")))?;
                         let Some(bytes) = given else { return err(at("size"), "give the remote namespace's size".into()) };
@@ -687,6 +936,12 @@ impl Scenario {
         if ctrls.len() > MAX_REMOTE_CONTROLLERS {
             return err("storage".into(), format!("{} remote subsystems; the firmware connects to at most {MAX_REMOTE_CONTROLLERS}", ctrls.len()));
         }
+        if out.len() > MAX_NAMESPACES {
+            return err(
+                "storage".into(),
+                format!("{} namespaces (one per listed function and nsid); the firmware serves at most {MAX_NAMESPACES}", out.len()),
+            );
+        }
         Ok(out)
     }
 
@@ -705,9 +960,6 @@ impl Scenario {
         self.network.ports.iter().filter_map(|p| parse_cidr(p).ok()).collect()
     }
 }
-
-/// Remote NVMe-oF subsystems the firmware can connect to at once.
-pub const MAX_REMOTE_CONTROLLERS: usize = 16;
 
 #[cfg(test)]
 mod tests {
@@ -763,6 +1015,42 @@ verify = true
         }
     }
 
+    /// A `[[targets]]` entry and a fault block appended to BASE.
+    fn with_fault(fault: &str) -> Result<Scenario, ConfigError> {
+        let t = "[[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:t0\"\nnamespaces = [{ size = \"1MiB\", block_size = 512 }]\n";
+        parse(&format!("{BASE}{t}[[faults]]\n{fault}\n"))
+    }
+
+    #[test]
+    fn fault_fields_are_checked() {
+        let ok = [
+            "kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"2ms\"",
+            "kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"",
+            "kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"2ms\"\nlatency = \"500us\"",
+            "kind = \"target-slow\"\ntarget = \"t0\"\nat = \"10us\"\nlatency = \"1ms\"",
+        ];
+        for f in ok {
+            let s = with_fault(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(s.faults.len(), 1);
+        }
+        assert_eq!(with_fault(ok[2]).unwrap().faults[0].latency.as_deref(), Some("500us"));
+        let bad = [
+            ("kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].latency"),
+            ("kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"\nlatency = \"slowly\"", "faults[0].latency"),
+            ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nlatency = \"1ms\"", "faults[0].latency"),
+            ("kind = \"target-stall\"\ntarget = \"t9\"\nat = \"1ms\"", "faults[0].target"),
+            ("kind = \"target-stall\"\nat = \"1ms\"", "faults[0].target"),
+            ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"ages\"", "faults[0].duration"),
+            ("kind = \"target-restart\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].duration"),
+            ("kind = \"target-nap\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].kind"),
+        ];
+        for (f, field) in bad {
+            let e = with_fault(f).unwrap_err().to_string();
+            assert!(e.contains(field), "{f}: {e}");
+        }
+        assert!(with_fault(bad[7].0).unwrap_err().to_string().contains("target-stall, target-slow"));
+    }
+
     #[test]
     fn tcp_min_rto_is_checked() {
         assert_eq!(parse(BASE).unwrap().network.tcp_min_rto_ms(), 5, "default");
@@ -772,6 +1060,192 @@ verify = true
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("network.tcp_min_rto"), "{bad}: {e}");
         }
+    }
+
+    /// `replacen(from, to)` applied to `base` must fail naming `field`.
+    fn refused(base: &str, from: &str, to: &str, field: &str) -> String {
+        assert!(base.contains(from), "{from}");
+        let e = parse(&base.replacen(from, to, 1)).map(|_| ()).expect_err(to).to_string();
+        assert!(e.contains(&format!("field `{field}`")) && e.contains("t.toml"), "{to}: {e}");
+        e
+    }
+
+    const NET: &str = r#"
+[scenario]
+name = "t"
+[host]
+vfs = 1
+[network]
+ports = ["10.0.0.1/24", "10.0.1.1/24"]
+[[targets]]
+name = "t0"
+ip = "10.0.0.10"
+nqn = "nqn.2026-11.io.dpusim:t0"
+namespaces = [{ size = "1MiB" }]
+latency = "10us"
+[[storage]]
+functions = [1]
+backend = "nvmf"
+target = "t0"
+"#;
+
+    #[test]
+    fn times_are_exact_positive_and_bounded() {
+        assert_eq!(parse_time_ns("5µs").unwrap(), 5_000);
+        assert_eq!(parse_time_ns("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_time_ns("0.5us").unwrap(), 500);
+        assert_eq!(parse_time_ns("3600s").unwrap(), MAX_TIME_NS);
+        for (bad, why) in [
+            ("99999999999s", "one hour"),
+            ("3600.000000001s", "one hour"),
+            ("123456789012345678901234567890123456789ms", "one hour"),
+            ("0.4ns", "whole number of nanoseconds"),
+            ("0s", "positive"),
+            ("0.0us", "positive"),
+            ("abc", "`abc` is not a time like 10us"),
+            ("-1ms", "not a time like"),
+            ("1.2.3ms", "not a time like"),
+            ("10", "no unit"),
+            ("2min", "unknown time unit `min`"),
+        ] {
+            let e = parse_time_ns(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn huge_times_are_refused_by_field() {
+        let e = refused(BASE, "runtime = \"1ms\"", "runtime = \"99999999999s\"", "jobs[0].runtime");
+        assert!(e.contains("one hour"), "{e}");
+        refused(BASE, "runtime = \"1ms\"", "runtime = \"1ms\"\nramp_time = \"0.4ns\"", "jobs[0].ramp_time");
+        refused(BASE, "vfs = 2", "vfs = 2\nio_timeout_ms = 18446744073709551", "host.io_timeout_ms");
+        refused(BASE, "vfs = 2", "vfs = 2\nsubmit_ns = 9223372036854775807", "host.submit_ns");
+        refused(NET, "latency = \"10us\"", "latency = \"99999999999s\"", "targets[0].latency");
+        refused(NET, "[network]", "[network]\nlink_latency_ns = 9223372036854775807", "network.link_latency_ns");
+        let fault = |at: &str, dur: &str| format!("{NET}[[faults]]\nkind = \"link-down\"\nport = 0\nat = \"{at}\"\nduration = \"{dur}\"\n");
+        assert!(parse(&fault("1ms", "2ms")).is_ok());
+        refused(&fault("1ms", "2ms"), "at = \"1ms\"", "at = \"99999999999s\"", "faults[0].at");
+        refused(&fault("1ms", "2ms"), "duration = \"2ms\"", "duration = \"99999999999s\"", "faults[0].duration");
+    }
+
+    #[test]
+    fn dma_error_needs_an_existing_function_and_a_duration() {
+        let f = |extra: &str| format!("{BASE}[[faults]]\nkind = \"dma-error\"\nat = \"1ms\"\n{extra}");
+        assert!(parse(&f("function = 2\nduration = \"100us\"\n")).is_ok());
+        for (extra, field) in [("duration = \"100us\"\n", "faults[0].function"), ("function = 2\n", "faults[0].duration"), ("function = 9\nduration = \"100us\"\n", "faults[0].function")] {
+            let e = parse(&f(extra)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+        let e = parse(&BASE.replacen("verify = true", "verify = false\nverify_at_end = true", 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("jobs[0].verify_at_end"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fault_kind_is_named_before_its_duration() {
+        let e = refused(NET, "[[storage]]", "[[faults]]\nkind = \"meteor\"\nat = \"1ms\"\n[[storage]]", "faults[0].kind");
+        assert!(e.contains("`meteor` is not a fault kind"), "{e}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_give_line_and_column() {
+        let e = parse("[scenario]\nname = \"t\"\nbogus line\n").map(|_| ()).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:3:7: ") && !e.contains("top level"), "{e}");
+        // A field error says where the value is, too.
+        let e = parse(&BASE.replacen("iodepth = 8", "iodepth = \"eight\"", 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[0].iodepth`") && e.contains("(line 15, column 11)"), "{e}");
+    }
+
+    #[test]
+    fn arrays_where_tables_belong_are_refused() {
+        refused(BASE, "[host]\nvfs = 2", "host = [2, 100]", "host");
+        refused(NET, "namespaces = [{ size = \"1MiB\" }]", "namespaces = [[\"1MiB\", 512]]", "targets[0].namespaces[0]");
+        let no_storage = BASE.replacen("[[storage]]\nfunctions = [1, 2]\nbackend = \"ram\"\nsize = \"1MiB\"\n", "", 1);
+        refused(&no_storage, "[scenario]", "storage = [[[1, 2], 1, \"ram\", \"1MiB\"]]\n[scenario]", "storage[0]");
+    }
+
+    #[test]
+    fn network_addresses_are_checked() {
+        assert!(parse(NET).is_ok());
+        let e = refused(NET, "\"10.0.0.1/24\"", "\"10.0.0.255/24\"", "network.ports[0]");
+        assert!(e.contains("broadcast"), "{e}");
+        let e = refused(NET, "\"10.0.0.1/24\"", "\"10.0.0.0/24\"", "network.ports[0]");
+        assert!(e.contains("network address"), "{e}");
+        let e = refused(NET, "\"10.0.1.1/24\"", "\"10.0.0.2/16\"", "network.ports[1]");
+        assert!(e.contains("overlaps network.ports[0]"), "{e}");
+        refused(NET, "\"10.0.1.1/24\"", "\"10.0.0.2/24\"", "network.ports[1]");
+        let e = refused(NET, "ip = \"10.0.0.10\"", "ip = \"10.0.0.255\"", "targets[0].ip");
+        assert!(e.contains("broadcast"), "{e}");
+        refused(NET, "ip = \"10.0.0.10\"", "ip = \"10.0.0.0\"", "targets[0].ip");
+        refused(NET, "ip = \"10.0.0.10\"", "ip = \"10.0.0.1\"", "targets[0].ip");
+        refused(NET, "ip = \"10.0.0.10\"", "ip = \"10.9.0.10\"", "targets[0].ip");
+        refused(NET, "latency = \"10us\"", "latency = \"10us\"\nport = 0", "targets[0].port");
+        let remote = NET.replacen("target = \"t0\"", "traddr = \"10.0.1.20\"\nsubnqn = \"nqn.x:r\"\nsize = \"1MiB\"", 1);
+        assert!(parse(&remote).is_ok());
+        let e = refused(&remote, "traddr = \"10.0.1.20\"", "traddr = \"10.9.9.9\"", "storage[0].traddr");
+        assert!(e.contains("outside the subnet of every DPU port"), "{e}");
+        refused(&remote, "traddr = \"10.0.1.20\"", "traddr = \"10.0.1.255\"", "storage[0].traddr");
+        refused(&remote, "traddr = \"10.0.1.20\"", "traddr = \"10.0.1.20\"\ntrsvcid = 0", "storage[0].trsvcid");
+        refused(NET, "nqn = \"nqn.2026-11.io.dpusim:t0\"", "nqn = \"nqn.with space\"", "targets[0].nqn");
+    }
+
+    #[test]
+    fn what_the_firmware_cannot_serve_is_refused() {
+        let e = refused(BASE, "backend = \"ram\"", "backend = \"ram\"\nnsid = 1024", "storage[0].nsid");
+        assert!(e.contains(&format!("1..={MAX_NSID}")), "{e}");
+        // 2 functions x (MAX_NAMESPACES / 2 + 1) namespaces.
+        let mut many = BASE.to_string();
+        for nsid in 2..=(MAX_NAMESPACES / 2 + 1).min(MAX_NSID as usize) {
+            many.push_str(&format!("[[storage]]\nfunctions = [1, 2]\nnsid = {nsid}\nbackend = \"ram\"\nsize = \"1MiB\"\n"));
+        }
+        let many = many.replacen("vfs = 2", "vfs = 16", 1).replacen("functions = [1, 2]\nbackend", "functions = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]\nbackend", 1);
+        let many = many.replace("functions = [1, 2]\nnsid", "functions = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]\nnsid");
+        let e = parse(&many).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `storage`") && e.contains(&format!("at most {MAX_NAMESPACES}")), "{e}");
+        // RAM beyond the chip's DDR pool: 8 x 4 GiB.
+        let chip = Chip::load(crate::default_chip_path()).unwrap();
+        let board = Board::load(crate::default_board_path()).unwrap();
+        let big = parse(&BASE.replacen("vfs = 2", "vfs = 8", 1).replacen("functions = [1, 2]", "functions = [1, 2, 3, 4, 5, 6, 7, 8]", 1).replacen("size = \"1MiB\"", "size = \"4GiB\"", 1)).unwrap();
+        let e = big.check_platform(&chip, &board).unwrap_err().to_string();
+        assert!(e.contains("field `storage[0].size`") && e.contains("firmware.ddr_heap_size"), "{e}");
+        let (_, pool) = chip.ram_namespace_pool();
+        let fits = parse(&BASE.replacen("functions = [1, 2]", "functions = [1]", 1).replacen("size = \"1MiB\"", &format!("size = \"{}\"", pool), 1)).unwrap();
+        fits.check_platform(&chip, &board).unwrap();
+        let e = parse(&BASE.replacen("vfs = 2", "vfs = 2\nio_queues = 1", 1)).map(|s| s.check_platform(&chip, &board));
+        assert!(matches!(e, Ok(Ok(()))));
+    }
+
+    #[test]
+    fn a_verified_job_has_its_blocks_to_itself() {
+        let second = |extra: &str| format!("{BASE}[[jobs]]\nname = \"w\"\nfunctions = [1]\nrw = \"randwrite\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{extra}");
+        let e = parse(&second("")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].nsid`") && e.contains("job `w` writes RAM namespace 1 of function 1") && e.contains("job `j` verifies"), "{e}");
+        // Its own namespace, another function's RAM, or a reader: fine.
+        let own = format!("{}[[storage]]\nfunctions = [1]\nnsid = 2\nbackend = \"ram\"\nsize = \"1MiB\"\n", second("nsid = 2\n"));
+        assert!(parse(&own).is_ok());
+        assert!(parse(&second("").replacen("functions = [1]\nrw = \"randwrite\"", "functions = [2]\nrw = \"randwrite\"", 1)).is_ok());
+        assert!(parse(&second("").replacen("rw = \"randwrite\"", "rw = \"randread\"", 1)).is_ok());
+        // Two functions on one remote namespace, one job verifying through both.
+        let shared = NET.replacen("vfs = 1", "vfs = 2", 1).replacen("functions = [1]", "functions = [1, 2]", 1)
+            + "[[jobs]]\nname = \"v\"\nfunctions = [1, 2]\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\nverify = true\n";
+        let e = parse(&shared).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[0].nsid`") && e.contains("through functions 1 and 2"), "{e}");
+    }
+
+    #[test]
+    fn shipped_scenarios_load() {
+        let chip = Chip::load(crate::default_chip_path()).unwrap();
+        let board = Board::load(crate::default_board_path()).unwrap();
+        let dir = crate::targets_dir().join("scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let s = Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                s.check_platform(&chip, &board).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "{n} scenarios in {}", dir.display());
     }
 
     #[test]

@@ -5,6 +5,13 @@
 #![no_main]
 
 include!(concat!(env!("OUT_DIR"), "/finisher.rs"));
+include!(concat!(env!("OUT_DIR"), "/stamp.rs"));
+
+/// Chip stamp (as `dpu-rt` writes it): dpusim checks the image was built
+/// for the chip it runs.
+#[used]
+#[unsafe(link_section = ".dpu_chip")]
+static CHIP_STAMP: [u8; 48] = CHIP_STAMP_BYTES;
 
 /// Rounds of the kernel (~20 instructions each).
 const ITERATIONS: u64 = 20_000_000;

@@ -5,15 +5,14 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 use dpu_bdev::{Geometry, RamBdev};
-use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE, MAX_FUNCTIONS};
+use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE, MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS};
 use dpu_hal::regs::bootcfg as b;
-use dpu_nvme::MAX_NSID;
 
-/// Most namespaces the firmware serves.
-pub const MAX_NAMESPACES: usize = 256;
-/// Most DPU ports and remote controllers the configuration names.
-pub const MAX_PORTS: usize = 8;
-pub const MAX_CTRLS: usize = 16;
+/// Most remote controllers the configuration names (the limits come from
+/// `targets/src/limits.rs`, which the scenario loader checks too).
+pub const MAX_CTRLS: usize = dpu_hal::memory_map::MAX_REMOTE_CONTROLLERS;
+// Identify Controller reports dpu-nvme's NN; the configuration must agree.
+const _: () = assert!(dpu_nvme::MAX_NSID == MAX_NSID);
 
 /// Where a namespace's blocks live.
 #[derive(Clone, Copy, Debug)]
@@ -104,8 +103,9 @@ pub struct Table {
 
 static TABLE: spin::Once<&'static Table> = spin::Once::new();
 
-/// Why the boot configuration was rejected (logged; the firmware then
-/// serves no namespaces rather than wrong ones).
+/// Why the boot configuration was rejected (logged and reported through
+/// the finisher, which ends a simulation; the firmware serves no
+/// namespaces rather than wrong ones).
 #[derive(Clone, Copy, Debug, defmt::Format)]
 pub enum ConfigError {
     BadMagic(u32),
@@ -115,6 +115,21 @@ pub enum ConfigError {
     BadPort { index: usize },
     BadController { index: usize },
     OutOfMemory { index: usize },
+}
+
+impl ConfigError {
+    /// (reason, record index) for the finisher report (`b::REJECT_*`).
+    pub fn code(self) -> (u16, usize) {
+        match self {
+            ConfigError::BadMagic(_) => (b::REJECT_BAD_MAGIC, 0),
+            ConfigError::BadVersion(_) => (b::REJECT_BAD_VERSION, 0),
+            ConfigError::TooMany(n) => (b::REJECT_TOO_MANY, usize::from(n)),
+            ConfigError::BadRecord { index } => (b::REJECT_BAD_RECORD, index),
+            ConfigError::BadPort { index } => (b::REJECT_BAD_PORT, index),
+            ConfigError::BadController { index } => (b::REJECT_BAD_CONTROLLER, index),
+            ConfigError::OutOfMemory { index } => (b::REJECT_OUT_OF_MEMORY, index),
+        }
+    }
 }
 
 fn read<const N: usize>(off: usize) -> [u8; N] {
@@ -228,7 +243,7 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
         let bytes = blocks.checked_shl(u32::from(shift)).filter(|b| b >> shift == blocks).ok_or(ConfigError::BadRecord { index: i })?;
         let backend = match backend {
             b::BACKEND_RAM => {
-                let base = dpu_rt::alloc::ddr(bytes, 4096).ok_or(ConfigError::OutOfMemory { index: i })?;
+                let base = dpu_rt::alloc::ram_namespace(bytes).ok_or(ConfigError::OutOfMemory { index: i })?;
                 Backend::Ram(RamBdev::new(base, blocks, shift))
             }
             b::BACKEND_NVMF => {

@@ -16,6 +16,9 @@
 #![no_builtins]
 
 use core::sync::atomic::{AtomicPtr, Ordering};
+// One `ld`/`sd` whatever the alignment (LLVM would split `read_unaligned`
+// into byte loads without the unstable `unaligned-scalar-mem` feature).
+use dpu_hal::cpu::{load_4x_u64_unaligned as load4, load_u64_unaligned as load};
 
 const WORD: usize = core::mem::size_of::<u64>();
 
@@ -43,7 +46,7 @@ pub fn set_offload(f: Offload) {
 #[inline(always)]
 unsafe fn copy_forward(mut dst: *mut u8, mut src: *const u8, mut n: usize) {
     // SAFETY (whole body): the caller guarantees both ranges; every access
-    // below stays inside them. Word loads may be misaligned (read_unaligned).
+    // below stays inside them. Word loads may be misaligned (`load`).
     unsafe {
         if n >= 2 * WORD {
             while (dst as usize) % WORD != 0 {
@@ -53,10 +56,7 @@ unsafe fn copy_forward(mut dst: *mut u8, mut src: *const u8, mut n: usize) {
                 n -= 1;
             }
             while n >= 4 * WORD {
-                let a = (src as *const u64).read_unaligned();
-                let b = (src.add(WORD) as *const u64).read_unaligned();
-                let c = (src.add(2 * WORD) as *const u64).read_unaligned();
-                let d = (src.add(3 * WORD) as *const u64).read_unaligned();
+                let [a, b, c, d] = load4(src);
                 (dst as *mut u64).write(a);
                 (dst.add(WORD) as *mut u64).write(b);
                 (dst.add(2 * WORD) as *mut u64).write(c);
@@ -66,7 +66,7 @@ unsafe fn copy_forward(mut dst: *mut u8, mut src: *const u8, mut n: usize) {
                 n -= 4 * WORD;
             }
             while n >= WORD {
-                (dst as *mut u64).write((src as *const u64).read_unaligned());
+                (dst as *mut u64).write(load(src));
                 dst = dst.add(WORD);
                 src = src.add(WORD);
                 n -= WORD;
@@ -102,7 +102,7 @@ unsafe fn copy_backward(dst: *mut u8, src: *const u8, n: usize) {
             while n >= WORD {
                 d = d.sub(WORD);
                 s = s.sub(WORD);
-                (d as *mut u64).write((s as *const u64).read_unaligned());
+                (d as *mut u64).write(load(s));
                 n -= WORD;
             }
         }

@@ -1,10 +1,11 @@
 //! Boot-time memory for firmware services: a per-hart arena in the hart's
 //! own cluster SMEM (DMA rings, staging buffers: fast and local), and a
-//! shared DDR area after the image (namespaces, large buffers). Nothing is
+//! shared DDR heap after the image (large buffers and tables), and the DDR
+//! above it for RAM namespaces. Nothing is
 //! ever freed: services allocate once when they start.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
-use dpu_hal::memory_map::{CORES_PER_CLUSTER, DDR_BASE, DDR_SIZE, HARTS, IMAGE_SIZE, SMEM_SIZE, STACK_SIZE};
+use dpu_hal::memory_map::{CORES_PER_CLUSTER, DDR_BASE, DDR_HEAP_SIZE, HARTS, IMAGE_SIZE, RAM_NAMESPACE_BASE, RAM_NAMESPACE_SIZE, SMEM_SIZE, STACK_SIZE};
 use dpu_hal::HartId;
 
 /// Bytes of SMEM each hart may allocate (the data area below the stacks,
@@ -51,18 +52,31 @@ pub fn smem_free() -> usize {
     SMEM_ARENA - SMEM_USED[crate::hart().0].load(Ordering::Relaxed)
 }
 
-/// Allocates `size` bytes aligned to `align` in DDR after the image.
+/// Allocates `size` bytes aligned to `align` in DDR after the image (the
+/// firmware's heap, `DDR_HEAP_SIZE` bytes).
 pub fn ddr(size: u64, align: u64) -> Option<u64> {
-    let base = (DDR_BASE + IMAGE_SIZE) as u64;
-    let limit = (DDR_BASE + DDR_SIZE) as u64;
-    let mut cur = DDR_USED.load(Ordering::Relaxed) as u64;
+    bump(&DDR_USED, (DDR_BASE + IMAGE_SIZE) as u64, (DDR_BASE + IMAGE_SIZE + DDR_HEAP_SIZE) as u64, size, align)
+}
+
+/// Allocates a RAM namespace of `size` bytes (4 KiB aligned) from the DDR
+/// above the heap; the scenario loader checks the same capacity
+/// (`dpu_targets::Chip::ram_namespace_pool`).
+pub fn ram_namespace(size: u64) -> Option<u64> {
+    bump(&NAMESPACE_USED, RAM_NAMESPACE_BASE as u64, (RAM_NAMESPACE_BASE + RAM_NAMESPACE_SIZE) as u64, size, 4096)
+}
+
+static NAMESPACE_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Lock-free bump allocation in `base..limit`; `used` counts bytes from `base`.
+fn bump(used: &AtomicUsize, base: u64, limit: u64, size: u64, align: u64) -> Option<u64> {
+    let mut cur = used.load(Ordering::Relaxed) as u64;
     loop {
         let start = (base + cur).next_multiple_of(align.max(1));
         let end = start.checked_add(size)?;
         if end > limit {
             return None;
         }
-        match DDR_USED.compare_exchange_weak(cur as usize, (end - base) as usize, Ordering::AcqRel, Ordering::Relaxed) {
+        match used.compare_exchange_weak(cur as usize, (end - base) as usize, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return Some(start),
             Err(now) => cur = now as u64,
         }

@@ -2,10 +2,14 @@
 
 use clap::Parser;
 use dpu_sim::elf::Image;
+use dpu_sim::exit;
 use dpu_sim::{Machine, Outcome, SimConfig};
 use dpu_targets::{Board, Chip};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Cycle-level simulator of the DPU card (runs the firmware ELF)")]
@@ -13,9 +17,10 @@ struct Cli {
     /// Chip description (targets/chips/*.toml).
     #[arg(long, value_name = "FILE", default_value_os_t = dpu_targets::default_chip_path())]
     chip: PathBuf,
-    /// Board description (targets/boards/*.toml).
-    #[arg(long, value_name = "FILE", default_value_os_t = dpu_targets::default_board_path())]
-    board: PathBuf,
+    /// Board description (targets/boards/*.toml). Default: the board in
+    /// targets/boards/ that carries the chip (dpu-card.toml for mppa80).
+    #[arg(long, value_name = "FILE")]
+    board: Option<PathBuf>,
     /// Firmware image (RV64 ELF).
     #[arg(long, value_name = "FILE")]
     elf: PathBuf,
@@ -23,14 +28,16 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_cycles: Option<u64>,
     /// Stop after this much simulated time, e.g. 500us, 2ms, 1s.
-    #[arg(long, value_name = "TIME", value_parser = parse_time_ns)]
+    #[arg(long, value_name = "TIME", value_parser = dpu_targets::parse_time_ns)]
     max_time: Option<u64>,
     /// Scenario: host workload, storage configuration, expected outcome
     /// (targets/scenarios/*.toml).
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
-    /// Print the workload report as JSON (fio --output-format=json style)
-    /// on stdout; the summary table goes to stderr.
+    /// Print JSON on stdout and nothing else: the scenario's workload
+    /// report (fio --output-format=json style), or the run's statistics
+    /// (as --stats-json) without a scenario or report. The firmware log and
+    /// every table go to stderr.
     #[arg(long)]
     json: bool,
     /// Write run statistics as JSON.
@@ -87,25 +94,11 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = dpu_sim::machine::DEFAULT_JIT_THRESHOLD,
           value_parser = clap::value_parser!(u32).range(1..))]
     jit_threshold: u32,
-}
-
-/// Parses "250us", "2ms", "1.5s", "100ns" into nanoseconds.
-fn parse_time_ns(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).ok_or("missing unit (ns, us, ms or s)")?;
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num.trim().parse().map_err(|_| format!("`{num}` is not a number"))?;
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        u => return Err(format!("unknown unit `{u}` (use ns, us, ms or s)")),
-    };
-    if !(v.is_finite() && v > 0.0) {
-        return Err("time must be positive".into());
-    }
-    Ok((v * scale).round() as u64)
+    /// Stop with a fault report when an exception is raised inside the
+    /// firmware's exception handler (before mret), instead of taking it
+    /// again as the hardware does. A debugging aid.
+    #[arg(long)]
+    stop_on_nested_trap: bool,
 }
 
 /// Runs with a live status line: simulated time, simulator speed, live IOPS.
@@ -133,31 +126,92 @@ fn run_with_bar(m: &mut Machine) -> Outcome {
     out
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("dpusim: error: {e}");
-            ExitCode::from(2)
+/// Standard output that goes quiet once it is closed (`dpusim | head`):
+/// the run finishes and still writes `--stats-json`.
+#[derive(Default)]
+struct Stdout {
+    closed: bool,
+}
+
+impl Stdout {
+    fn put(&mut self, s: &str) {
+        if !self.closed {
+            let mut o = std::io::stdout().lock();
+            self.closed = o.write_all(s.as_bytes()).and_then(|()| o.flush()).is_err();
         }
     }
 }
 
-fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
+/// A line on stderr; a closed stderr is ignored (never a panic).
+fn note(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            note(&format!("dpusim: error: {e}"));
+            ExitCode::from(exit::BAD_INPUT)
+        }
+    }
+}
+
+/// Checks before the run that an output file can be written (creating
+/// and removing it when it did not exist), naming the option on failure.
+fn check_writable(option: &str, path: &Path) -> Result<(), String> {
+    let existed = path.exists();
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path) {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("{option} {}: cannot write: {e}", path.display())),
+    }
+}
+
+/// The board for `chip`: the default board if it carries that chip,
+/// else the board in the same directory that does (e.g. qemu-virt.toml).
+fn board_for(chip: &Path) -> PathBuf {
+    let default = dpu_targets::default_board_path();
+    let Some(chip_file) = chip.file_name().map(|f| f.to_string_lossy().to_string()) else { return default };
+    let carries = |p: &Path| Board::load(p).is_ok_and(|b| b.board.chip == chip_file);
+    if carries(&default) {
+        return default;
+    }
+    let dir = default.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut boards: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .unwrap_or_default();
+    boards.sort();
+    boards.into_iter().find(|p| carries(p)).unwrap_or(default)
+}
+
+fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
+    // Output files are checked before anything runs.
+    let outputs = [("--stats-json", &cli.stats_json), ("--trace", &cli.trace), ("--profile", &cli.profile), ("--trace-out", &cli.trace_out)];
+    for (option, path) in outputs {
+        if let Some(p) = path {
+            check_writable(option, p)?;
+        }
+    }
     let chip = Chip::load(&cli.chip)?;
-    let board = Board::load(&cli.board)?;
+    let board_path = cli.board.clone().unwrap_or_else(|| board_for(&cli.chip));
+    let board = Board::load(&board_path)?;
     let chip_file = cli.chip.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     if board.board.chip != chip_file {
-        eprintln!(
+        note(&format!(
             "dpusim: warning: board `{}` carries chip `{}`, running with `{}`",
             board.board.name, board.board.chip, chip_file
-        );
+        ));
     }
     let image = Image::load(&cli.elf)?;
     let mut max_cycles = cli.max_cycles;
     if let Some(ns) = cli.max_time {
-        let c = (u128::from(ns) * u128::from(chip.chip.clock_hz) / 1_000_000_000) as u64;
+        let c = dpu_targets::ns_to_cycles(ns, chip.chip.clock_hz);
         max_cycles = Some(max_cycles.map_or(c, |m| m.min(c)));
     }
     let config = SimConfig {
@@ -167,26 +221,32 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         capture_log: false,
         ignore_chip_mismatch: cli.ignore_chip_mismatch,
         jit_threshold: if cli.no_jit { None } else { Some(cli.jit_threshold) },
+        stop_on_nested_trap: cli.stop_on_nested_trap,
     };
     let scenario = match &cli.scenario {
         Some(p) => Some(dpu_targets::Scenario::load(p)?),
         None => None,
     };
     let mut m = Machine::new(chip, board, image, config)?;
+    // With --json, stdout carries the JSON document only.
+    m.bus.console.to_stderr = cli.json;
     let iotrace = cli.trace.as_ref().map(|_| m.enable_iotrace(cli.trace_ios));
     if let Some(sc) = &scenario {
         m.attach_scenario(sc)?;
     }
+    if let Some(h) = &m.host {
+        h.host.state().log_to_stderr = cli.json;
+    }
     if let Some(p) = &cli.pcap {
-        for f in m.enable_pcap(p)? {
-            eprintln!("dpusim: capturing to {}", f.display());
+        for f in m.enable_pcap(p).map_err(|e| format!("--pcap {e}"))? {
+            note(&format!("dpusim: capturing to {}", f.display()));
         }
     }
     if let Some(b) = cli.bridge.clone() {
         m.attach_bridge(b)?;
     }
     for w in &m.warnings {
-        eprintln!("dpusim: warning: {w}");
+        note(&format!("dpusim: warning: {w}"));
     }
     if let Some(h) = cli.trace_hart {
         let Some(hart) = m.harts.get_mut(h as usize) else {
@@ -217,63 +277,129 @@ fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     };
     if let Some(addr) = &cli.gdb {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("--gdb {addr}: {e}"))?;
-        eprintln!("dpusim: waiting for GDB on {} (target extended-remote {0})", listener.local_addr()?);
+        note(&format!("dpusim: waiting for GDB on {} (target extended-remote {0})", listener.local_addr()?));
         let (stream, peer) = listener.accept()?;
-        eprintln!("dpusim: GDB connected from {peer}");
-        let how = dpu_sim::gdb::serve(&mut m, stream)?;
-        eprintln!("dpusim: {how}; running on");
+        note(&format!("dpusim: GDB connected from {peer}"));
+        let how = dpu_sim::gdb::serve(&mut m, stream);
+        note(&format!("dpusim: {how}; running on"));
+    }
+    // Ctrl-C ends the run between quanta; the summary and stats follow.
+    // A second Ctrl-C exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::Relaxed) {
+                note("dpusim: interrupted again; exiting without a summary");
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        })
+        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    }
+    m.stop_request = Some(stop);
+    if max_cycles.is_none() && scenario.is_none() {
+        note("dpusim: no --max-time, --max-cycles or --scenario: the run goes on until the firmware ends it; Ctrl-C stops it (summary and stats are still written)");
     }
     let outcome = if cli.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         m.run()
     } else {
         run_with_bar(&mut m)
     };
-    if let Some(path) = &cli.profile {
-        let (folded, _) = m.profile_report(&profiled);
-        std::fs::write(path, folded).map_err(|e| format!("{}: {e}", path.display()))?;
-        let table = m.profile_table(&profiled, 15);
+    finish(&cli, &mut m, &outcome, &profiled, iotrace.as_ref())?;
+    Ok(outcome.exit_code() as u8)
+}
+
+/// Everything after the run: tables, reports, trace files, stats, and the
+/// message that explains a non-zero exit status.
+fn finish(
+    cli: &Cli,
+    m: &mut Machine,
+    outcome: &Outcome,
+    profiled: &[u32],
+    iotrace: Option<&std::rc::Rc<std::cell::RefCell<dpu_sim::iotrace::IoTrace>>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut out = Stdout { closed: m.bus.console.output_closed && !cli.json };
+    // Text that goes to stdout, or to stderr under --json.
+    let text = |out: &mut Stdout, s: &str| {
         if cli.json {
-            eprint!("{table}");
+            let _ = std::io::stderr().lock().write_all(s.as_bytes());
         } else {
-            print!("{table}");
+            out.put(s);
         }
+    };
+    if let Some(path) = &cli.profile {
+        let (folded, _) = m.profile_report(profiled);
+        std::fs::write(path, folded).map_err(|e| format!("--profile {}: {e}", path.display()))?;
+        text(&mut out, &m.profile_table(profiled, 15));
     }
     if let Some(h) = cli.trace_hart {
         let listing = m.trace_listing(h);
         match &cli.trace_out {
-            Some(p) => std::fs::write(p, listing).map_err(|e| format!("{}: {e}", p.display()))?,
-            None => eprint!("{listing}"),
+            Some(p) => std::fs::write(p, listing).map_err(|e| format!("--trace-out {}: {e}", p.display()))?,
+            None => {
+                let _ = std::io::stderr().lock().write_all(listing.as_bytes());
+            }
         }
     }
-    match &outcome {
-        Outcome::Fatal { hart, message } => eprint!("{}", m.fault_report(*hart, message)),
+    match outcome {
+        Outcome::Fatal { hart, message } => {
+            let _ = std::io::stderr().lock().write_all(m.fault_report(*hart, message).as_bytes());
+        }
         Outcome::Finished(dpu_sim::dev::finisher::Finish::Fault { hart }) => {
-            eprint!("{}", m.fault_report(*hart, "the firmware's trap handler reported a fatal exception"))
+            let r = m.fault_report(*hart, "the firmware's trap handler reported a fatal exception");
+            let _ = std::io::stderr().lock().write_all(r.as_bytes());
         }
         _ => {}
     }
-    if let (Some(path), Some(t)) = (&cli.trace, &iotrace) {
+    if let Some(msg) = m.outcome_message(&outcome) {
+        eprintln!("dpusim: error: {msg}");
+    }
+    if let (Some(path), Some(t)) = (&cli.trace, iotrace) {
         let t = t.borrow();
-        std::fs::write(path, serde_json::to_string(&t.to_json())?).map_err(|e| format!("{}: {e}", path.display()))?;
-        eprintln!("dpusim: I/O trace of {} I/Os written to {} ({} not traced)", t.len(), path.display(), t.dropped);
+        std::fs::write(path, serde_json::to_string(&t.to_json())?).map_err(|e| format!("--trace {}: {e}", path.display()))?;
+        note(&format!("dpusim: I/O trace of {} I/Os written to {} ({} not traced)", t.len(), path.display(), t.dropped));
     }
     let report = m.host.as_ref().and_then(|h| h.host.state().report.clone());
-    if let Some(r) = &report {
-        if cli.json {
-            println!("{}", serde_json::to_string_pretty(r)?);
-        } else {
-            print!("\n{}", r.text());
-        }
-    }
+    let stats = m.stats(outcome);
     if cli.json {
-        eprint!("{}", m.summary_table(&outcome));
-    } else {
-        print!("{}", m.summary_table(&outcome));
+        let doc = match &report {
+            Some(r) => serde_json::to_string_pretty(r)?,
+            None => serde_json::to_string_pretty(&stats)?,
+        };
+        out.put(&(doc + "\n"));
+    } else if let Some(r) = &report {
+        out.put(&format!("\n{}", r.text()));
     }
+    text(&mut out, &m.summary_table(outcome));
     if let Some(p) = &cli.stats_json {
-        let s = m.stats(&outcome);
-        std::fs::write(p, serde_json::to_string_pretty(&s)? + "\n")
-            .map_err(|e| format!("{}: cannot write stats: {e}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&stats)? + "\n")
+            .map_err(|e| format!("--stats-json {}: cannot write stats: {e}", p.display()))?;
     }
-    Ok(outcome.exit_code())
+    if let Some(why) = exit_message(cli, outcome) {
+        note(&format!("dpusim: {why} (exit status {})", outcome.exit_code()));
+    }
+    Ok(())
+}
+
+/// Why the exit status is what it is, when that is not obvious from the
+/// output above it.
+fn exit_message(cli: &Cli, outcome: &Outcome) -> Option<String> {
+    use dpu_sim::dev::finisher::Finish;
+    match outcome {
+        Outcome::Unfinished => Some(format!(
+            "the time limit ({}) ended the run before the scenario's jobs finished: no report, [expect] not checked",
+            match (cli.max_time, cli.max_cycles) {
+                (Some(ns), _) => format!("--max-time {:.3} ms", ns as f64 / 1e6),
+                (None, Some(c)) => format!("--max-cycles {c}"),
+                (None, None) => "none".into(),
+            }
+        )),
+        Outcome::Interrupted => Some("interrupted; the run is incomplete".into()),
+        Outcome::Finished(Finish::Fail(c)) if *c == exit::PANIC_CODE => {
+            Some(format!("the firmware panicked (failure code {c} = {c:#x})"))
+        }
+        Outcome::Finished(Finish::Fail(c)) => Some(format!("the firmware failed with code {c} ({c:#x})")),
+        Outcome::Deadlock => Some("deadlock".into()),
+        _ => None,
+    }
 }

@@ -132,26 +132,24 @@ impl Hart {
             insn = Some((bits, crate::isa::decode(bits)));
         }
         let record = TrapRecord { pc: self.pc, cause, tval, cycle: self.cycle, regs: self.regs(), insn };
-        let nested = self.exception_depth > 0;
-        let pc = record.pc;
         let vector = self.mtvec & !3;
-        let no_vector = vector == 0 || !bus.mem.range_is_ram(vector, 2);
-        // Keep the first fault of a nested chain (the root cause), unless
-        // there is no handler at all.
-        if !nested || no_vector {
+        if vector == 0 || !bus.mem.range_is_ram(vector, 2) {
             self.last_trap = Some(Box::new(record));
-        }
-        if no_vector {
             return TrapOutcome::Fatal(format!("exception with no trap vector installed (mtvec = {:#x})", self.mtvec));
         }
-        if nested {
-            return TrapOutcome::Fatal(format!(
-                "{} at {:#x} inside the exception handler (double fault)",
-                cause_name(cause),
-                pc
-            ));
+        // M-mode has no double-fault rule: an exception inside the handler
+        // is taken again, overwriting mepc/mcause/mtval (privileged spec
+        // §3.1.6.1, §3.3.1). Stopping there is an opt-in debugging aid.
+        if self.stop_on_nested_trap && self.exception_depth > 0 {
+            let outer = self.last_trap.as_ref().map_or(String::new(), |t| {
+                format!(" inside the handler of {} at {:#x}", cause_name(t.cause), t.pc)
+            });
+            let message = format!("{} at {:#x}{outer} (nested trap, --stop-on-nested-trap)", cause_name(cause), record.pc);
+            self.last_trap = Some(Box::new(record));
+            return TrapOutcome::Fatal(message);
         }
-        self.exception_depth += 1;
+        self.last_trap = Some(Box::new(record));
+        self.exception_depth = self.exception_depth.saturating_add(1);
         self.enter_trap(cause, tval);
         TrapOutcome::Handled
     }

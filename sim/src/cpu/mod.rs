@@ -77,6 +77,10 @@ pub struct Hart {
     pub sleep_since: u64,
     /// Exceptions taken and not yet returned from with `mret`.
     pub exception_depth: u32,
+    /// Stop the run (fatal) on an exception inside an exception handler
+    /// instead of taking it again as the hardware does (a debugging aid:
+    /// `--stop-on-nested-trap`).
+    pub stop_on_nested_trap: bool,
     pub last_trap: Option<Box<TrapRecord>>,
     pub traps_taken: u64,
     pub interrupts_taken: u64,
@@ -153,6 +157,7 @@ impl Hart {
             idle_cycles: 0,
             sleep_since: 0,
             exception_depth: 0,
+            stop_on_nested_trap: false,
             last_trap: None,
             traps_taken: 0,
             interrupts_taken: 0,

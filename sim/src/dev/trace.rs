@@ -42,6 +42,9 @@ impl TracePort {
                 }
             },
             None => {
+                if self.bad_frames == 0 {
+                    console.emit(now, hart, Source::Defmt, Some("WARN".into()), "defmt output, but the ELF has no defmt table: it cannot be decoded".into());
+                }
                 self.bad_frames += 1;
             }
         }

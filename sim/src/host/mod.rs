@@ -56,6 +56,10 @@ pub struct HostState {
     free_pages: Vec<u64>,
     next_msi: u32,
     pub quiet: bool,
+    /// Print log lines on stderr (`dpusim --json` keeps stdout for JSON).
+    pub log_to_stderr: bool,
+    /// Printing failed (closed pipe); lines are only kept from then on.
+    output_closed: bool,
     /// Host log lines (time, text).
     pub log: Vec<(u64, String)>,
     /// Set by the main task when the host's work is done.
@@ -135,6 +139,8 @@ impl Host {
             free_pages: Vec::new(),
             next_msi: 0x40,
             quiet,
+            log_to_stderr: false,
+            output_closed: false,
             log: Vec::new(),
             finished: None,
             report: None,
@@ -155,7 +161,7 @@ impl Host {
 
     /// Cycles in `ns` nanoseconds.
     pub fn cycles(&self, ns: u64) -> u64 {
-        (u128::from(ns) * u128::from(self.0.borrow().clock_hz) / 1_000_000_000) as u64
+        dpu_targets::ns_to_cycles(ns, self.0.borrow().clock_hz)
     }
 
     /// Nanoseconds in `cycles`.
@@ -291,9 +297,12 @@ impl Host {
         let mut s = self.0.borrow_mut();
         let now = s.now;
         let msg = msg.into();
-        if !s.quiet {
+        if !s.quiet && !s.output_closed {
+            use std::io::Write;
             let ms = now as f64 * 1000.0 / s.clock_hz as f64;
-            println!("[{ms:>11.6} ms] host  {msg}");
+            let line = format!("[{ms:>11.6} ms] host  {msg}\n");
+            let r = if s.log_to_stderr { std::io::stderr().lock().write_all(line.as_bytes()) } else { std::io::stdout().lock().write_all(line.as_bytes()) };
+            s.output_closed = r.is_err();
         }
         s.log.push((now, msg));
     }
@@ -328,11 +337,13 @@ pub struct HostModel {
     /// Requests on the link: id -> (operation, issue time).
     ops: FxHashMap<u64, (HostOp, u64)>,
     replies: FxHashMap<u64, HostReply>,
+    /// Task polls so far: what the host model costs the simulator.
+    pub polls: u64,
 }
 
 impl HostModel {
     pub fn new(host: Host) -> HostModel {
-        HostModel { host, exec: Executor::default(), ops: FxHashMap::default(), replies: FxHashMap::default() }
+        HostModel { host, exec: Executor::default(), ops: FxHashMap::default(), replies: FxHashMap::default(), polls: 0 }
     }
 
     /// Runs every task that can run at `now`, then turns their requests
@@ -340,7 +351,7 @@ impl HostModel {
     pub fn step(&mut self, now: u64, bus: &mut Bus) {
         self.host.0.borrow_mut().now = now;
         let h = self.host.clone();
-        self.exec.run_ready(|| std::mem::take(&mut h.0.borrow_mut().spawned));
+        self.polls += self.exec.run_ready(|| std::mem::take(&mut h.0.borrow_mut().spawned)) as u64;
         let requests = std::mem::take(&mut self.host.0.borrow_mut().requests);
         for (id, r) in requests {
             match r {

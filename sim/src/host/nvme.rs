@@ -227,7 +227,8 @@ pub struct Queue {
     pub vector: u16,
     slots: Vec<Option<Slot>>,
     free_cids: VecDeque<u16>,
-    space_waiters: Vec<Waker>,
+    /// Submitters waiting for a free command ID, oldest first.
+    space_waiters: VecDeque<Waker>,
     /// Generation: bumped when the queue is rebuilt by a reset.
     epoch: u64,
 }
@@ -250,8 +251,16 @@ impl Queue {
             // entries - 1 commands are outstanding, so the SQ can never
             // be overfilled whatever the controller reports as SQ head.
             free_cids: (0..depth.saturating_sub(1).max(1)).collect(),
-            space_waiters: Vec::new(),
+            space_waiters: VecDeque::new(),
             epoch: 0,
+        }
+    }
+    /// A command ID was freed: wakes the oldest submitter waiting for one
+    /// only. Waking every waiter made each completion cost O(waiters),
+    /// quadratic with thousands of workers per queue.
+    fn wake_one_waiter(&mut self) {
+        if let Some(w) = self.space_waiters.pop_front() {
+            w.wake();
         }
     }
     pub fn outstanding(&self) -> usize {
@@ -343,9 +352,7 @@ impl Future for Completion {
         if slot.result.is_some() {
             let s = q.slots[usize::from(self.cid)].take().unwrap();
             q.free_cids.push_back(self.cid);
-            for w in q.space_waiters.drain(..) {
-                w.wake();
-            }
+            q.wake_one_waiter();
             let h = c.h.clone();
             let f = c.pci.function;
             drop(c);
@@ -382,7 +389,7 @@ impl Future for ClaimCid {
         match q.free_cids.pop_front() {
             Some(cid) => Poll::Ready(Some((cid, q.epoch))),
             None => {
-                q.space_waiters.push(cx.waker().clone());
+                q.space_waiters.push_back(cx.waker().clone());
                 Poll::Pending
             }
         }
@@ -738,7 +745,6 @@ impl Controller {
                         continue;
                     }
                 }
-                wake.append(&mut q.space_waiters);
             }
             reaped += 1;
             h.cpu(complete_ns).await;
@@ -1096,7 +1102,7 @@ impl Controller {
             for q in c.queues.iter_mut().flatten() {
                 q.epoch += 1;
                 wake.extend(q.slots.iter_mut().flatten().filter_map(|s| s.waker.take()));
-                wake.append(&mut q.space_waiters);
+                wake.extend(q.space_waiters.drain(..));
             }
             wake.append(&mut c.reset_waiters);
         }
@@ -1115,7 +1121,7 @@ impl Controller {
             if let Some(Some(q)) = c.queues.get_mut(usize::from(qid)) {
                 q.epoch += 1;
                 wake.extend(q.slots.iter_mut().flatten().filter_map(|s| s.waker.take()));
-                wake.append(&mut q.space_waiters);
+                wake.extend(q.space_waiters.drain(..));
                 q.free_cids.clear();
             }
         }

@@ -60,6 +60,7 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
                     runtime: j.runtime.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns)),
                     size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
                     verify: j.verify,
+                    verify_at_end: j.verify_at_end,
                     offset: u64::from(n) * slice,
                     len: slice,
                     seed: j.seed ^ ((ji as u64) << 40) ^ (u64::from(f) << 20) ^ u64::from(n) ^ 0x00d0_0d1e,

@@ -63,6 +63,9 @@ pub struct JobSpec {
     /// ... or after this many bytes.
     pub size: Option<u64>,
     pub verify: bool,
+    /// After the run, read back every block the job wrote and check it
+    /// (lost writes show up even where the workload never read again).
+    pub verify_at_end: bool,
     /// Region of the namespace (bytes): [offset, offset + len).
     pub offset: u64,
     pub len: u64,
@@ -106,6 +109,14 @@ pub struct JobResult {
     pub retries: u64,
     pub verify_checked: u64,
     pub verify_errors: u64,
+    /// Of the verify errors: acknowledged writes not found (an older
+    /// generation of the block's data, or nothing at all) ...
+    pub verify_lost: u64,
+    /// ... and data that is no version of the block (wrong block, wrong
+    /// job, bad checksum).
+    pub verify_corrupt: u64,
+    /// Sectors read back by the end-of-job sweep (`verify_at_end`).
+    pub swept: u64,
     pub first_errors: Vec<String>,
 }
 
@@ -124,14 +135,17 @@ struct JobState {
     inflight: Vec<bool>,
     seq_next: u64,
     bytes_done: u64,
-    lat_read: Vec<u32>,
-    lat_write: Vec<u32>,
+    /// Latencies in nanoseconds.
+    lat_read: Vec<u64>,
+    lat_write: Vec<u64>,
     bytes_read: u64,
     bytes_write: u64,
     errors: u64,
     retries: u64,
     checked: u64,
     verify_errors: u64,
+    lost: u64,
+    corrupt: u64,
     first_errors: Vec<String>,
     workers_left: u32,
     done_waker: Option<Waker>,
@@ -201,43 +215,64 @@ pub fn fill_sector(out: &mut [u8], lba: u64, gen: u32, tag: u32) {
     out[n - 4..].copy_from_slice(&c.to_le_bytes());
 }
 
+/// What a sector that fails verification holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// An older generation of this block's own data, or zeros: an
+    /// acknowledged write is missing.
+    Lost,
+    /// Anything else: another block's or job's data, a bad checksum,
+    /// garbage where nothing was written.
+    Corrupt,
+}
+
 /// Checks one sector; `gen == 0` means never written (zeros expected).
 pub fn check_sector(data: &[u8], lba: u64, gen: u32, tag: u32) -> Result<(), String> {
+    sector_damage(data, lba, gen, tag).map_err(|(_, e)| e)
+}
+
+/// [`check_sector`] telling a lost write from corruption.
+pub fn sector_damage(data: &[u8], lba: u64, gen: u32, tag: u32) -> Result<(), (Damage, String)> {
     let n = data.len();
     if gen == 0 {
-        return if data.iter().all(|&b| b == 0) { Ok(()) } else { Err(format!("lba {lba}: never written but not zero")) };
+        return if data.iter().all(|&b| b == 0) { Ok(()) } else { Err((Damage::Corrupt, format!("lba {lba}: never written but not zero"))) };
     }
+    if data.iter().all(|&b| b == 0) {
+        return Err((Damage::Lost, format!("lba {lba}: zeros, expected generation {gen}")));
+    }
+    let corrupt = |e: String| Err((Damage::Corrupt, e));
     let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
     let g = u32::from_le_bytes(data[4..8].try_into().unwrap());
     let l = u64::from_le_bytes(data[8..16].try_into().unwrap());
     let t = u32::from_le_bytes(data[16..20].try_into().unwrap());
     let c = u32::from_le_bytes(data[n - 4..].try_into().unwrap());
     if magic != MAGIC {
-        return Err(format!("lba {lba}: no verify header (magic {magic:#x})"));
+        return corrupt(format!("lba {lba}: no verify header (magic {magic:#x})"));
     }
     if l != lba {
-        return Err(format!("lba {lba}: holds data of lba {l}"));
+        return corrupt(format!("lba {lba}: holds data of lba {l}"));
     }
     if t != tag {
-        return Err(format!("lba {lba}: holds data of another job (tag {t:#x})"));
-    }
-    if g != gen {
-        return Err(format!("lba {lba}: generation {g}, expected {gen}"));
+        return corrupt(format!("lba {lba}: holds data of another job (tag {t:#x})"));
     }
     if fnv32(&data[..n - 4]) != c {
-        return Err(format!("lba {lba}: checksum mismatch"));
+        return corrupt(format!("lba {lba}: checksum mismatch"));
+    }
+    if g != gen {
+        let damage = if g < gen { Damage::Lost } else { Damage::Corrupt };
+        return Err((damage, format!("lba {lba}: generation {g}, expected {gen}")));
     }
     Ok(())
 }
 
-fn dir_stats(lat: &mut [u32], bytes: u64, secs: f64) -> DirStats {
+fn dir_stats(lat: &mut [u64], bytes: u64, secs: f64) -> DirStats {
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
             0.0
         } else {
             let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-            f64::from(lat[i]) / 1000.0
+            lat[i] as f64 / 1000.0
         }
     };
     let ios = lat.len() as u64;
@@ -246,11 +281,11 @@ fn dir_stats(lat: &mut [u32], bytes: u64, secs: f64) -> DirStats {
         bytes,
         iops: if secs > 0.0 { ios as f64 / secs } else { 0.0 },
         mb_per_s: if secs > 0.0 { bytes as f64 / secs / 1e6 } else { 0.0 },
-        lat_avg_us: if ios > 0 { lat.iter().map(|&x| f64::from(x)).sum::<f64>() / ios as f64 / 1000.0 } else { 0.0 },
+        lat_avg_us: if ios > 0 { lat.iter().map(|&x| x as f64).sum::<f64>() / ios as f64 / 1000.0 } else { 0.0 },
         lat_p50_us: pct(0.50),
         lat_p99_us: pct(0.99),
         lat_p999_us: pct(0.999),
-        lat_max_us: lat.last().map_or(0.0, |&x| f64::from(x) / 1000.0),
+        lat_max_us: lat.last().map_or(0.0, |&x| x as f64 / 1000.0),
         lat_cdf: if lat.is_empty() {
             Vec::new()
         } else {
@@ -305,6 +340,8 @@ pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
         retries: 0,
         checked: 0,
         verify_errors: 0,
+        lost: 0,
+        corrupt: 0,
         first_errors: Vec::new(),
         workers_left: spec.iodepth,
         done_waker: None,
@@ -328,10 +365,13 @@ pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
     }
     AllDone(state.clone()).await;
     let elapsed = h.ns(h.now().saturating_sub(start + spec.ramp));
+    if spec.verify && spec.verify_at_end {
+        result.swept = sweep(&h, &ctrl, &spec, &state, qids.first().copied().unwrap_or(1), tag, ns.block_size).await;
+    }
     let secs = elapsed as f64 / 1e9;
     let mut s = state.borrow_mut();
     let (br, bw) = (s.bytes_read, s.bytes_write);
-    let mut all: Vec<u32> = s.lat_read.iter().chain(s.lat_write.iter()).copied().collect();
+    let mut all: Vec<u64> = s.lat_read.iter().chain(s.lat_write.iter()).copied().collect();
     result.read = dir_stats(&mut s.lat_read, br, secs);
     result.write = dir_stats(&mut s.lat_write, bw, secs);
     result.total = dir_stats(&mut all, br + bw, secs);
@@ -340,8 +380,75 @@ pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
     result.retries = s.retries;
     result.verify_checked = s.checked;
     result.verify_errors = s.verify_errors;
+    result.verify_lost = s.lost;
+    result.verify_corrupt = s.corrupt;
     result.first_errors = std::mem::take(&mut s.first_errors);
     result
+}
+
+impl JobState {
+    /// Verifies `data` read from `slba` (sectors of `sector` bytes) against
+    /// generation `gen`, counting what it finds.
+    fn check(&mut self, data: &[u8], sector: u32, slba: u64, gen: u32, tag: u32, spec: &JobSpec) {
+        for (i, sec) in data.chunks(sector as usize).enumerate() {
+            self.checked += 1;
+            if let Err((damage, e)) = sector_damage(sec, slba + i as u64, gen, tag) {
+                self.verify_errors += 1;
+                match damage {
+                    Damage::Lost => self.lost += 1,
+                    Damage::Corrupt => self.corrupt += 1,
+                }
+                if self.first_errors.len() < 8 {
+                    self.first_errors.push(format!("fn{} ns{}: {e}", spec.function, spec.nsid));
+                }
+            }
+        }
+    }
+}
+
+/// Reads back every block the job wrote (known content only) after the
+/// run, one I/O at a time on queue `qid`; returns the sectors checked.
+async fn sweep(h: &Host, ctrl: &Controller, spec: &JobSpec, state: &Rc<RefCell<JobState>>, qid: u16, tag: u32, sector: u32) -> u64 {
+    let buf = DataBuf::alloc(h, spec.bs, 0);
+    let mut data = vec![0u8; spec.bs as usize];
+    let blocks_per_io = u64::from(spec.bs / sector);
+    let first_lba = spec.offset / u64::from(sector);
+    let nblocks = state.borrow().gens.len();
+    let mut swept = 0;
+    for b in 0..nblocks {
+        let (gen, unknown) = {
+            let s = state.borrow();
+            (s.gens[b], s.unknown[b])
+        };
+        if gen == 0 || unknown {
+            continue;
+        }
+        let slba = first_lba + b as u64 * blocks_per_io;
+        let sqe = Sqe::new(opc::READ).nsid(spec.nsid).cdw(10, slba as u32).cdw(11, (slba >> 32) as u32).cdw(12, (blocks_per_io - 1) as u32);
+        let mut outcome = ctrl.data_command(qid, sqe, &buf).await;
+        for _ in 0..5 {
+            if !(matches!(&outcome, Err(CmdError::Reset)) || matches!(&outcome, Err(CmdError::Status(c)) if !c.dnr())) {
+                break;
+            }
+            outcome = ctrl.data_command(qid, sqe, &buf).await;
+        }
+        let mut s = state.borrow_mut();
+        match outcome {
+            Ok(_) => {
+                drop(s);
+                buf.read(h, &mut data);
+                state.borrow_mut().check(&data, sector, slba, gen, tag, spec);
+                swept += blocks_per_io;
+            }
+            Err(e) => {
+                s.errors += 1;
+                if s.first_errors.len() < 8 {
+                    s.first_errors.push(format!("fn{} ns{} sweep read lba {slba}: {e}", spec.function, spec.nsid));
+                }
+            }
+        }
+    }
+    swept
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -395,6 +502,13 @@ async fn worker(
                     break;
                 }
             }
+            if pick.is_none() {
+                // Nearly every block is busy: take the next free one after
+                // a random start instead of polling (the scenario loader
+                // keeps iodepth <= blocks, so one is free).
+                let from = rng.below(nblocks);
+                pick = (0..nblocks).map(|i| (from + i) % nblocks).find(|&b| !s.inflight[b as usize]);
+            }
             let Some(b) = pick else {
                 drop(s);
                 h.sleep(h.cycles(1000)).await;
@@ -434,7 +548,7 @@ async fn worker(
             state.borrow_mut().retries += 1;
             outcome = ctrl.data_command(qid, sqe, &buf).await;
         }
-        let lat = h.ns(h.now() - t0).min(u64::from(u32::MAX)) as u32;
+        let lat = h.ns(h.now() - t0);
         // Ramp I/Os are verified and tracked, not counted.
         let counted = t0 >= measure_from;
         if counted {
@@ -453,15 +567,7 @@ async fn worker(
                         drop(s);
                         buf.read(&h, &mut data);
                         let mut s = state.borrow_mut();
-                        for (i, sec) in data.chunks(sector as usize).enumerate() {
-                            s.checked += 1;
-                            if let Err(e) = check_sector(sec, slba + i as u64, gen, tag) {
-                                s.verify_errors += 1;
-                                if s.first_errors.len() < 8 {
-                                    s.first_errors.push(format!("fn{} ns{}: {e}", spec.function, spec.nsid));
-                                }
-                            }
-                        }
+                        s.check(&data, sector, slba, gen, tag, &spec);
                     }
                 } else {
                     if counted {
@@ -542,8 +648,8 @@ impl Report {
                 o.push_str(&line("write", &j.write));
             }
             o.push_str(&format!(
-                "  verify: {} sectors checked, {} errors; I/O errors {}, retries {}\n",
-                j.verify_checked, j.verify_errors, j.errors, j.retries
+                "  verify: {} sectors checked, {} errors ({} lost, {} corrupt); I/O errors {}, retries {}\n",
+                j.verify_checked, j.verify_errors, j.verify_lost, j.verify_corrupt, j.errors, j.retries
             ));
             for e in &j.first_errors {
                 o.push_str(&format!("    ! {e}\n"));
@@ -553,5 +659,34 @@ impl Report {
         o.push_str(&line("all", &self.total));
         o.push_str(&format!("  verify errors: {}, I/O errors: {}\n", self.verify_errors, self.errors));
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sector(lba: u64, gen: u32, tag: u32) -> Vec<u8> {
+        let mut s = vec![0u8; 512];
+        fill_sector(&mut s, lba, gen, tag);
+        s
+    }
+
+    #[test]
+    fn a_lost_write_is_told_from_corruption() {
+        assert_eq!(sector_damage(&sector(7, 3, 1), 7, 3, 1), Ok(()));
+        // An older generation of the same block, or nothing: lost.
+        assert_eq!(sector_damage(&sector(7, 2, 1), 7, 3, 1).map_err(|e| e.0), Err(Damage::Lost));
+        assert_eq!(sector_damage(&[0u8; 512], 7, 3, 1).map_err(|e| e.0), Err(Damage::Lost));
+        // Another block's, another job's or a newer generation: corrupt.
+        assert_eq!(sector_damage(&sector(8, 3, 1), 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        assert_eq!(sector_damage(&sector(7, 3, 2), 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        assert_eq!(sector_damage(&sector(7, 4, 1), 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        let mut flipped = sector(7, 3, 1);
+        flipped[100] ^= 1;
+        assert_eq!(sector_damage(&flipped, 7, 3, 1).map_err(|e| e.0), Err(Damage::Corrupt));
+        // Never written: zeros expected, anything else is corrupt.
+        assert_eq!(sector_damage(&[0u8; 512], 7, 0, 1), Ok(()));
+        assert_eq!(sector_damage(&sector(7, 1, 1), 7, 0, 1).map_err(|e| e.0), Err(Damage::Corrupt));
     }
 }

@@ -332,14 +332,16 @@ fn decode16(h: u16) -> Op {
             Op { kind: Sd, rd: 0, rs1: rs1p as u8, rs2: rdp as u8, len: 2, imm: imm as i32 }
         }
         // ---------------------------------------------------------- quadrant 1
-        (1, 0b000) => c(Addi, rd, rd, 0, imm6), // C.NOP / C.ADDI (hints included)
+        // C.NOP / C.ADDI; the HINTs (C.NOP with nzimm != 0, C.ADDI with
+        // nzimm = 0) are no-ops as decoded.
+        (1, 0b000) => c(Addi, rd, rd, 0, imm6),
         (1, 0b001) => {
             if rd == 0 {
                 return bad;
             }
             c(Addiw, rd, rd, 0, imm6)
         }
-        (1, 0b010) => c(Addi, rd, 0, 0, imm6), // C.LI
+        (1, 0b010) => c(Addi, rd, 0, 0, imm6), // C.LI (rd = x0: HINT)
         (1, 0b011) => {
             if rd == 2 {
                 // C.ADDI16SP: nzimm[9|4|6|8:7|5] = b[12|6|5|4:3|2]
@@ -354,8 +356,10 @@ fn decode16(h: u16) -> Op {
                 }
                 c(Addi, 2, 2, 0, imm)
             } else {
-                // C.LUI: nzimm[17|16:12] = b[12|6:2]
-                if imm6 == 0 || rd == 0 {
+                // C.LUI: nzimm[17|16:12] = b[12|6:2]. nzimm = 0 is
+                // reserved; rd = x0 with nzimm != 0 is a HINT (§16.7), a
+                // no-op here like every write to x0.
+                if imm6 == 0 {
                     return bad;
                 }
                 c(Lui, rd, 0, 0, imm6 << 12)
@@ -363,6 +367,7 @@ fn decode16(h: u16) -> Op {
         }
         (1, 0b100) => {
             let f2 = field(b, 10, 2);
+            // RV64: shamt = 0 (C.SRLI64/C.SRAI64) is a HINT, a no-op as decoded.
             match f2 {
                 0b00 => c(Srli, rs1p, rs1p, 0, shamt6),
                 0b01 => c(Srai, rs1p, rs1p, 0, shamt6),
@@ -404,6 +409,7 @@ fn decode16(h: u16) -> Op {
             Op { kind: k, rd: 0, rs1: rs1p as u8, rs2: 0, len: 2, imm: (imm as i32) << 23 >> 23 }
         }
         // ---------------------------------------------------------- quadrant 2
+        // C.SLLI; rd = x0 or shamt = 0 (C.SLLI64) are HINTs, no-ops as decoded.
         (2, 0b000) => c(Slli, rd, rd, 0, shamt6),
         (2, 0b010) => {
             if rd == 0 {
@@ -426,10 +432,10 @@ fn decode16(h: u16) -> Op {
             match (bit12, rd, rs2) {
                 (0, 0, 0) => bad,
                 (0, _, 0) => c(Jalr, 0, rd, 0, 0),       // C.JR
-                (0, _, _) => c(Add, rd, 0, rs2, 0),      // C.MV
+                (0, _, _) => c(Add, rd, 0, rs2, 0),      // C.MV (rd = x0: HINT)
                 (1, 0, 0) => c(Ebreak, 0, 0, 0, 0),      // C.EBREAK
                 (1, _, 0) => c(Jalr, 1, rd, 0, 0),       // C.JALR
-                _ => c(Add, rd, rd, rs2, 0),             // C.ADD
+                _ => c(Add, rd, rd, rs2, 0),             // C.ADD (rd = x0: HINT)
             }
         }
         (2, 0b110) => {

@@ -4,7 +4,9 @@
 //!   in `bus_net.rs`, next to DPU memory).
 //! * [`switch`]: store-and-forward switch, links, impairments.
 //! * [`network`]: everything on the segment and the frames in flight.
-//! * [`target`]: NVMe/TCP target models (smoltcp + in-memory namespaces).
+//! * [`nvmf_target`]: NVMe/TCP target models (smoltcp + in-memory namespaces).
+//! * [`nvmf_wire`]: NVMe/TCP and NVMe-oF wire formats of the test peers,
+//!   written from the specs (no firmware code).
 //! * [`bridge`]: Ethernet-in-UDP to a real peer (QEMU `-netdev dgram`).
 //! * [`frame`], [`rss`], [`checksum`], [`offload`], [`pcap`]: frame
 //!   helpers, Toeplitz hashing, checksum/TSO/LRO offloads, captures.
@@ -14,8 +16,9 @@ pub mod checksum;
 pub mod frame;
 pub mod network;
 pub mod nic;
+pub mod nvmf_target;
+pub mod nvmf_wire;
 pub mod offload;
 pub mod pcap;
 pub mod rss;
 pub mod switch;
-pub mod target;

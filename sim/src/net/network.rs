@@ -8,7 +8,7 @@ use super::bridge::Bridge;
 use super::nic::Nic;
 use super::pcap::PcapWriter;
 use super::switch::{Attached, Impairments, Switch};
-use super::target::TargetModel;
+use super::nvmf_target::TargetModel;
 use rustc_hash::FxHashMap;
 
 /// Where a frame in flight goes next.

@@ -77,7 +77,7 @@ pub struct Switch {
 
 impl Switch {
     pub fn new(clock_hz: u64, link_latency_ns: u64, switch_latency_ns: u64, impair: Impairments, seed: u64) -> Switch {
-        let cyc = |ns: u64| (u128::from(ns) * u128::from(clock_hz) / 1_000_000_000) as u64;
+        let cyc = |ns: u64| dpu_targets::ns_to_cycles(ns, clock_hz);
         Switch {
             ports: Vec::new(),
             fdb: FxHashMap::default(),

@@ -13,7 +13,7 @@
 
 #[cfg(test)]
 mod frames_probe;
-mod image;
+pub(crate) mod image;
 
 use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};

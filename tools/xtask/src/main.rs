@@ -12,10 +12,12 @@
 
 mod bench;
 mod build;
+mod faults;
 mod interop;
 mod plot;
 mod systest;
 mod toolchain;
+mod tshark;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -52,16 +54,33 @@ enum Cmd {
     },
     /// Run every test: host unit tests, then firmware tests under the simulator.
     Test {
-        /// Only run system tests whose name contains this.
-        #[arg(long)]
+        /// Run only what is named: system tests whose name contains this
+        /// text, and/or host test crates named exactly (e.g. `dpu-targets`).
+        /// Comma-separated; a name that matches nothing is an error.
+        #[arg(long, value_name = "NAMES")]
         only: Option<String>,
         /// Skip the host `cargo test` step.
         #[arg(long)]
         no_host: bool,
+        /// Print the host test crates and the system test names, and exit.
+        #[arg(long)]
+        list: bool,
     },
-    /// Run benchmarks (all, or one by name: sim).
+    /// Run benchmarks (all, or one by name).
     Bench {
+        /// The benchmark to run (all when omitted).
+        #[arg(value_parser = bench::names())]
         name: Option<String>,
+    },
+    /// The fault campaign: the storage adapter under verified I/O, once
+    /// per fault kind (link flap, loss, reordering, duplication, target
+    /// restart / stall / black hole / slowness, malformed PDUs, DMA
+    /// errors); one line per fault: survived, blocks lost or corrupt, I/O
+    /// errors, longest I/O.
+    Faults {
+        /// Only the faults whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Interoperability with other NVMe/TCP implementations.
     Interop {
@@ -86,9 +105,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Build { chip } => build::build_all(chip.as_deref()).map(|_| ()),
-        Cmd::Run { scenario, time, dpusim_args } => run(&scenario, time.as_deref(), &dpusim_args),
-        Cmd::Test { only, no_host } => systest::test_all(only.as_deref(), no_host),
+        // dpusim's exit status is passed through (see its README table).
+        Cmd::Run { scenario, time, dpusim_args } => match run(&scenario, time.as_deref(), &dpusim_args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Cmd::Test { list: true, .. } => systest::list(),
+        Cmd::Test { only, no_host, list: false } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
+        Cmd::Faults { only } => build::build_all(None).and_then(|built| faults::campaign(&built, only.as_deref())).and_then(|runs| {
+            let failed: Vec<&str> = runs.iter().filter(|r| !r.survived).map(|r| r.name).collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not survived: {}", failed.join("; ")))
+            }
+        }),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => build::build_all(None)
             .and_then(|built| interop::adapter_against_linux(&built.dpusim, &built.firmware))
@@ -103,7 +135,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<(), String> {
+/// Builds and runs dpusim; returns its exit status.
+fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<u8, String> {
     let sc = match scenario {
         "none" => None,
         s if std::path::Path::new(s).is_file() => Some(PathBuf::from(s)),
@@ -133,9 +166,35 @@ fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<(), Strin
     cmd.args(extra);
     eprintln!("xtask: running {}", build::show(&cmd));
     let status = cmd.status().map_err(|e| format!("cannot start dpusim: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("dpusim exited with {status}"))
+    match status.code() {
+        Some(c) => {
+            if c != 0 {
+                eprintln!("xtask: dpusim exited with status {c}");
+            }
+            Ok(u8::try_from(c).unwrap_or(1))
+        }
+        None => Err(format!("dpusim was killed ({status})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn bench_help_lists_every_benchmark() {
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("bench").unwrap().render_long_help().to_string();
+        for (name, what) in bench::BENCHES {
+            assert!(help.contains(name) && help.contains(what), "{name} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_benchmark_is_refused_with_the_list() {
+        let e = Cli::try_parse_from(["xtask", "bench", "nosuch"]).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("nosuch") && ["sim", "qemu", "nvme-ram", "adapter"].iter().all(|n| e.contains(n)), "{e}");
+        assert!(Cli::try_parse_from(["xtask", "bench", "nvme-ram"]).is_ok());
     }
 }

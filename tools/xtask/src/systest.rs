@@ -83,6 +83,16 @@ fn need(run: Run, needles: &[&str]) -> Result<Run, (String, Option<Run>)> {
     Ok(run)
 }
 
+/// A healthy run logs no WARN or ERROR line (a warning must mean something).
+fn no_warnings(run: &Run) -> Result<(), (String, Option<Run>)> {
+    let (w, e) = (run.stat("log_warnings").and_then(Value::as_u64), run.stat("log_errors").and_then(Value::as_u64));
+    let shown: Vec<&str> = run.stdout.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).take(5).collect();
+    if w != Some(0) || e != Some(0) || !shown.is_empty() {
+        return Err((format!("a healthy run logged {w:?} WARN and {e:?} ERROR lines: {shown:?}"), None));
+    }
+    Ok(())
+}
+
 fn io(e: String) -> (String, Option<Run>) {
     (e, None)
 }
@@ -205,7 +215,13 @@ fn fault_report(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 
 fn panic_is_reported(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let run = cx.run_image("panic", &cx.image("panic"), &["--max-time", "10ms"]).map_err(io)?;
-    need(expect_code(run, 255)?, &["h05 ERROR panic: ", "deliberate panic 42", "fail (code 57005)"]).map(drop)
+    // Firmware failure codes have their own exit statuses (16 + code, 116
+    // for codes of 100 and more), never 1-15; the raw code is on stderr.
+    let run = need(expect_code(run, 116)?, &["h05 ERROR panic: ", "deliberate panic 42", "fail (code 57005)"])?;
+    if !run.stderr.contains("the firmware panicked (failure code 57005 = 0xdead) (exit status 116)") {
+        return fail("stderr does not name the raw failure code", run);
+    }
+    Ok(())
 }
 
 fn moved_chip_boots(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
@@ -245,7 +261,48 @@ fn bad_inputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         .map_err(|e| io(e.to_string()))?;
     let (bad_s, fw) = (bad.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
     let run = cx.dpusim("badchip", &["--chip", &bad_s, "--elf", &fw]).map_err(io)?;
-    need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"]).map(drop)
+    let run = need(expect_code(run, 2)?, &["bad-chip.toml: field `chip.cores_per_cluster`"])?;
+    drop(run);
+    // Another chip without --board takes the board that carries it: no
+    // "board carries another chip" warning (the qemu benchmark's path).
+    let qemu = root().join("targets/chips/qemu-virt.toml").to_string_lossy().to_string();
+    let run = cx.dpusim("qemu-board", &["--chip", &qemu, "--elf", "/nonexistent/fw.elf"]).map_err(io)?;
+    let run = need(expect_code(run, 2)?, &["/nonexistent/fw.elf: cannot read"])?;
+    if run.stderr.contains("warning") {
+        return fail("a warning on the qemu-virt chip's path", run);
+    }
+    Ok(())
+}
+
+/// A configuration the loader accepts but the firmware cannot serve ends
+/// the run with the firmware's reason (exit 7), even with `-q`. Here the
+/// chip file given to dpusim promises more DDR for RAM namespaces than the
+/// image was built with (a smaller `firmware.ddr_heap_size`, forced with
+/// --ignore-chip-mismatch).
+fn config_rejected(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let text = std::fs::read_to_string(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    let chip = dpu_targets::Chip::load(dpu_targets::default_chip_path()).map_err(|e| io(e.to_string()))?;
+    let heap = chip.firmware.ddr_heap_size;
+    let from = text.lines().find(|l| l.starts_with("ddr_heap_size")).ok_or_else(|| io("chip has no ddr_heap_size".into()))?;
+    let small = cx.tmp.join("small-heap.toml");
+    std::fs::write(&small, text.replacen(from, &format!("ddr_heap_size = {:#x}", heap / 2), 1)).map_err(|e| io(e.to_string()))?;
+    // Fits the pool the chip file describes, not the image's.
+    let mib = (chip.ram_namespace_pool().1 + heap / 4) >> 20;
+    let sc = cx.tmp.join("big-ram.toml");
+    let scenario = format!(
+        "[scenario]\nname = \"big-ram\"\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"{mib}MiB\"\n\
+         [[jobs]]\nname = \"j\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"1ms\"\n"
+    );
+    std::fs::write(&sc, scenario).map_err(|e| io(e.to_string()))?;
+    let (small_s, sc_s, fw) = (small.to_string_lossy().to_string(), sc.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string());
+    let run = cx.dpusim("config-rejected", &["--chip", &small_s, "--ignore-chip-mismatch", "--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
+    let run = expect_code(run, 7)?;
+    if !run.stderr.contains("dpusim: error: the firmware rejected its boot configuration: namespace record 0 (function 0, nsid 1, RAM") || !run.stderr.contains("out of memory") {
+        return fail("stderr lacks the firmware's reason", run);
+    }
+    // The chip the image was built for: the loader refuses it up front.
+    let run = cx.dpusim("config-refused", &["--elf", &fw, "--scenario", &sc_s, "-q"]).map_err(io)?;
+    need(expect_code(run, 2)?, &["field `storage[0].size`", "firmware.ddr_heap_size"]).map(drop)
 }
 
 fn instruction_trace(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
@@ -267,6 +324,7 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let run = cx.run_image("ram-verify", &fw, &["--scenario", &sc, "-q"]).map_err(io)?;
     let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (8 jobs)"])?;
+    no_warnings(&run)?;
     for f in 1..=8 {
         if run.count(&format!("randrw.fn{f}: (fn {f}, ns 1)")) != 1 {
             return fail(format!("no job result for VF {f}"), run);
@@ -280,6 +338,7 @@ fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let run = cx.run_image("adapter-verify", &fw, &["--scenario", &sc]).map_err(io)?;
     let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (6 jobs)"])?;
+    no_warnings(&run)?;
     for f in 1..=4 {
         if run.count(&format!("randrw.fn{f}: (fn {f}, ns 1)")) != 1 {
             return fail(format!("no job result for VF {f}"), run);
@@ -345,6 +404,11 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if doc["network"]["switch"]["lost"].as_u64().unwrap_or(0) == 0 {
         return fail("no frames were lost", run);
     }
+    // The stall and the slow media happened and were ridden out (zero
+    // verify or I/O errors above).
+    if t("t3", "stalls") != 1 || t("t2", "slowdowns") != 1 || !run.stderr.contains("fault: target `t3` answers again") {
+        return fail("target t3 stall or t2 slow media not seen", run);
+    }
     Ok(())
 }
 
@@ -373,6 +437,47 @@ fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         return fail(format!("{} connections to t0, which grants 4 I/O queues", t("t0", "connections")), run);
     }
     Ok(())
+}
+
+/// Wireshark's NVMe/TCP dissector reads a capture of the firmware and a
+/// target model talking with header and data digests: every PDU type,
+/// CCCIDs, DATAO/DATAL, R2T answers, ICResp MAXH2CDATA and every digest
+/// checked by tshark (installs the Debian package on first use).
+fn tshark_cross_check(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    crate::tshark::ensure_tshark().map_err(io)?;
+    let sc = root().join("targets/scenarios/tshark-nvme-tcp.toml").to_string_lossy().to_string();
+    let pcap = cx.tmp.join("tshark.pcap");
+    let eth0 = cx.tmp.join("tshark-eth0.pcap");
+    let _ = std::fs::remove_file(&eth0);
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("tshark", &fw, &["--scenario", &sc, "-q", "--pcap", &pcap_s]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0"])?;
+    let d = match crate::tshark::dissect(&eth0, 4420) {
+        Ok(d) => d,
+        Err(e) => return fail(e, run),
+    };
+    // The target model offers MAXH2CDATA = 128 KiB (nvmf_target/session.rs)
+    // and lists its subsystem in its discovery log.
+    match crate::tshark::check_session(&d, 4420, 128 * 1024, ("nqn.2026-11.io.dpusim:t0", "10.0.0.10", "4420")) {
+        Ok(summary) => {
+            eprintln!("          tshark: {summary}");
+            Ok(())
+        }
+        Err(e) => fail(format!("{e} (capture {})", eth0.display()), run),
+    }
+}
+
+/// The fault campaign (`cargo xtask faults`): every fault kind under
+/// verified I/O; nothing lost or corrupt, the card alive after each.
+fn fault_campaign(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let runs = crate::faults::campaign(&cx.built, None).map_err(io)?;
+    let failed: Vec<String> = runs.iter().filter(|r| !r.survived).map(|r| format!("{}: {}", r.name, r.why)).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err((failed.join("; "), None))
+    }
 }
 
 /// The adapter against the Linux kernel's NVMe/TCP target in a QEMU guest
@@ -456,6 +561,133 @@ fn io_trace_nvmf(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+
+/// `--max-time` ending a scenario before its jobs finished is a failure
+/// with its own status (5) and a message, not a pass.
+fn scenario_time_limit(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/ram-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("sc-timeout", &fw, &["--scenario", &sc, "-q", "--max-time", "1ms"]).map_err(io)?;
+    let run = need(expect_code(run, 5)?, &["ended the run before the scenario's jobs finished", "(exit status 5)"])?;
+    if run.stat("exit_code").and_then(Value::as_u64) != Some(5) {
+        return fail("stats JSON exit_code is not 5", run);
+    }
+    Ok(())
+}
+
+/// `dpusim | head`: a closed stdout ends printing quietly (no panic, no
+/// backtrace); the run finishes and writes its stats.
+fn closed_stdout(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let stats = cx.tmp.join("closed-stdout.json");
+    let _ = std::fs::remove_file(&stats);
+    let mut c = Command::new(&cx.built.dpusim);
+    c.arg("--elf").arg(&cx.built.firmware).args(["--max-time", "1500us", "--stats-json"]).arg(&stats);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| io(format!("cannot run {}: {e}", show(&c))))?;
+    drop(child.stdout.take()); // the reader goes away at once, like `head` would
+    let out = child.wait_with_output().map_err(|e| io(e.to_string()))?;
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        stats: std::fs::read_to_string(&stats).ok().and_then(|s| serde_json::from_str(&s).ok()),
+    };
+    if run.stderr.contains("panicked") || run.stderr.contains("Broken pipe") {
+        return fail("dpusim panicked on a closed stdout", run);
+    }
+    let run = expect_code(run, 0)?;
+    if run.stat("sim_time_ns").and_then(Value::as_u64) != Some(1_500_000) {
+        return fail("no stats JSON of the whole run", run);
+    }
+    Ok(())
+}
+
+/// `--json` prints one valid JSON document on stdout whatever else is on:
+/// the stats without a scenario, the report with one.
+fn json_output(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.clone();
+    let folded = cx.tmp.join("json.folded").to_string_lossy().to_string();
+    let run = cx.run_image("json-boot", &fw, &["--json", "--max-time", "1ms", "--profile", &folded, "--trace-hart", "0", "--trace-limit", "5"]).map_err(io)?;
+    let run = expect_code(run, 0)?;
+    let doc: Value = match serde_json::from_str(&run.stdout) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("stdout is not JSON: {e}"), run),
+    };
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            for k in ["host_seconds", "mips", "jit"] {
+                o.remove(k);
+            }
+        }
+        v
+    };
+    if run.stats.as_ref().map(strip) != Some(strip(&doc)) {
+        return fail("--json without a scenario must print the --stats-json object", run);
+    }
+    if !run.stderr.contains("role data-plane reactor") || !run.stderr.contains("outcome: time limit") {
+        return fail("the firmware log and the summary belong on stderr with --json", run);
+    }
+    let sc = root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
+    let run = expect_code(cx.run_image("json-scenario", &fw, &["--json", "--scenario", &sc, "--profile", &folded]).map_err(io)?, 0)?;
+    match serde_json::from_str::<Value>(&run.stdout) {
+        Ok(v) if v.get("jobs").is_some() => Ok(()),
+        Ok(v) => fail(format!("no `jobs` in the report: {}", v.to_string().chars().take(200).collect::<String>()), run),
+        Err(e) => fail(format!("stdout is not JSON: {e}"), run),
+    }
+}
+
+/// Output files that cannot be written are refused before the run.
+fn unwritable_outputs(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let fw = cx.built.firmware.to_string_lossy().to_string();
+    for opt in ["--stats-json", "--trace", "--profile", "--trace-out", "--pcap"] {
+        let bad = "/nonexistent-dir/out.file";
+        let t = Instant::now();
+        let mut c = Command::new(&cx.built.dpusim);
+        c.args(["--elf", &fw, "--max-time", "200ms", opt, bad]);
+        if opt == "--trace-out" {
+            c.args(["--trace-hart", "0"]);
+        }
+        let out = c.output().map_err(|e| io(e.to_string()))?;
+        let run = Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into(), stats: None };
+        let run = expect_code(run, 2)?;
+        let want = if opt == "--pcap" { format!("{opt} /nonexistent-dir/out-eth0.pcap") } else { format!("{opt} {bad}: cannot write") };
+        let run = need(run, &[&want])?;
+        if !run.stdout.is_empty() || t.elapsed().as_secs_f64() > 5.0 {
+            return fail(format!("{opt}: the run started before the path was checked"), run);
+        }
+    }
+    Ok(())
+}
+
+/// Without a limit dpusim says how to stop it; Ctrl-C (SIGINT) ends the
+/// run with the summary printed, stats written and status 6.
+fn interrupt(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let stats = cx.tmp.join("interrupt.json");
+    let _ = std::fs::remove_file(&stats);
+    let mut c = Command::new(&cx.built.dpusim);
+    c.arg("--elf").arg(&cx.built.firmware).args(["-q", "--stats-json"]).arg(&stats);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().map_err(|e| io(format!("cannot run {}: {e}", show(&c))))?;
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().map_err(|e| io(e.to_string()))?;
+    if !st.success() {
+        return Err(io("kill -INT failed".into()));
+    }
+    let out = child.wait_with_output().map_err(|e| io(e.to_string()))?;
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        stats: std::fs::read_to_string(&stats).ok().and_then(|s| serde_json::from_str(&s).ok()),
+    };
+    let run = need(expect_code(run, 6)?, &["Ctrl-C stops it", "outcome: interrupted", "(exit status 6)"])?;
+    if run.stat("outcome").and_then(Value::as_str) != Some("interrupted") || run.stat("sim_time_ns").and_then(Value::as_u64).unwrap_or(0) == 0 {
+        return fail("no stats JSON of the interrupted run", run);
+    }
+    Ok(())
+}
+
 const TESTS: &[(&str, Check)] = &[
     ("boot: all 80 harts report their role", boot_all_roles),
     ("determinism: identical stats and logs", determinism),
@@ -467,28 +699,135 @@ const TESTS: &[(&str, Check)] = &[
     ("panic is logged and fails the run", panic_is_reported),
     ("chip variant with moved addresses boots", moved_chip_boots),
     ("bad input: clear errors, no panic", bad_inputs),
+    ("boot configuration the firmware rejects: exit 7 with its reason", config_rejected),
+    ("exit status 5 when --max-time ends a scenario early", scenario_time_limit),
+    ("closed stdout (dpusim | head): quiet exit, stats written", closed_stdout),
+    ("--json: valid JSON on stdout, everything else on stderr", json_output),
+    ("unwritable output paths refused before the run", unwritable_outputs),
+    ("Ctrl-C: summary, stats, exit status 6", interrupt),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
-    ("adapter-faults: loss, bad PDUs, target restart, link flap", adapter_faults),
+    ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
+    ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
+    ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
 
+/// Workspace crates that are not host-testable (firmware, bare-metal).
+const NOT_HOST: &[&str] = &["dpu-fw", "dpu-fw-tests", "dpu-rt", "dpu-bench-bare"];
+
+/// Host test crates: the workspace's packages (from `cargo metadata`) less [`NOT_HOST`].
+fn host_crates() -> Result<Vec<String>, String> {
+    let mut c = build::cargo();
+    c.args(["metadata", "--no-deps", "--format-version", "1"]).current_dir(root());
+    let out = c.output().map_err(|e| format!("cannot run {}: {e}", show(&c)))?;
+    if !out.status.success() {
+        return Err(format!("{} failed: {}", show(&c), String::from_utf8_lossy(&out.stderr)));
+    }
+    let doc: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let mut v: Vec<String> = doc["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|n| !NOT_HOST.contains(n))
+        .map(String::from)
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// `cargo xtask test --list`.
+pub fn list() -> Result<(), String> {
+    println!("host test crates (`--only NAME` runs `cargo test -p NAME`):");
+    for c in host_crates()? {
+        println!("  {c}");
+    }
+    println!("system tests (`--only TEXT` runs those whose name contains TEXT):");
+    for (name, _) in TESTS {
+        println!("  {name}");
+    }
+    Ok(())
+}
+
+/// What `--only` selects: host crates named exactly, system tests whose
+/// name contains a given text. Every name must select something.
+struct Selection {
+    /// `None`: the whole workspace.
+    host: Option<Vec<String>>,
+    system: Vec<&'static str>,
+}
+
+fn select(only: Option<&str>, no_host: bool) -> Result<Selection, String> {
+    let Some(only) = only else {
+        return Ok(Selection { host: if no_host { Some(Vec::new()) } else { None }, system: TESTS.iter().map(|t| t.0).collect() });
+    };
+    let crates = host_crates()?;
+    let mut host = Vec::new();
+    let mut system: Vec<&'static str> = Vec::new();
+    for want in only.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let is_crate = crates.iter().any(|c| c == want);
+        let tests: Vec<&'static str> = TESTS.iter().map(|t| t.0).filter(|n| n.contains(want)).collect();
+        if !is_crate && tests.is_empty() {
+            let mut names = String::new();
+            for c in &crates {
+                names.push_str(&format!("\n  {c}"));
+            }
+            for (n, _) in TESTS {
+                names.push_str(&format!("\n  {n}"));
+            }
+            return Err(format!("--only `{want}` matches no host test crate and no system test; there are:{names}"));
+        }
+        if is_crate && !no_host && !host.iter().any(|h| h == want) {
+            host.push(want.to_string());
+        }
+        for t in tests {
+            if !system.contains(&t) {
+                system.push(t);
+            }
+        }
+    }
+    // Keep the suite's order.
+    system.sort_by_key(|n| TESTS.iter().position(|t| t.0 == *n));
+    if host.is_empty() && system.is_empty() {
+        return Err(format!("--only `{only}` with --no-host selects nothing to run"));
+    }
+    Ok(Selection { host: Some(host), system })
+}
+
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     let t0 = Instant::now();
+    let sel = select(only, no_host)?;
     let built = build::build_all(None)?;
-    if !no_host {
+    if sel.host.as_ref().is_none_or(|h| !h.is_empty()) {
         // Host tests; the simulator's NVMe tests boot the image just built.
         let mut c = build::cargo();
-        c.args(["test", "--workspace", "--exclude", "dpu-fw", "--exclude", "dpu-fw-tests", "--exclude", "dpu-rt", "--exclude", "dpu-bench-bare"]);
+        c.arg("test");
+        match &sel.host {
+            None => {
+                c.arg("--workspace");
+                for n in NOT_HOST {
+                    c.args(["--exclude", n]);
+                }
+            }
+            Some(crates) => {
+                for n in crates {
+                    c.args(["-p", n]);
+                }
+            }
+        }
         c.env("DPU_FW_ELF", &built.firmware);
         eprintln!("xtask: {}", show(&c));
         let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
         if !st.success() {
             return Err("host tests failed".into());
         }
+    }
+    if sel.system.is_empty() {
+        return Ok(());
     }
     let tmp = root().join("target/systest");
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -497,7 +836,7 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     let mut ran = 0;
     eprintln!("\nfirmware tests under the simulator:");
     for (name, f) in TESTS {
-        if only.is_some_and(|o| !name.contains(o)) {
+        if !sel.system.contains(name) {
             continue;
         }
         ran += 1;
@@ -526,5 +865,35 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("failed: {}", failed.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_runs_what_it_names() {
+        let s = select(Some("ram-verify"), false).unwrap();
+        assert_eq!(s.host, Some(Vec::new()), "no host crate named: no host tests");
+        assert_eq!(s.system, vec!["ram-verify: 8 VFs, verified 4 KiB randrw"]);
+        let s = select(Some("dpu-targets"), false).unwrap();
+        assert_eq!(s.host, Some(vec!["dpu-targets".to_string()]));
+        assert!(s.system.is_empty());
+        let s = select(Some("adapter, dpu-sim"), false).unwrap();
+        assert_eq!(s.host, Some(vec!["dpu-sim".to_string()]));
+        assert!(s.system.len() >= 2 && s.system.iter().all(|n| n.contains("adapter")), "{:?}", s.system);
+        let all = select(None, false).unwrap();
+        assert_eq!((all.host, all.system.len()), (None, TESTS.len()));
+    }
+
+    #[test]
+    fn an_unknown_name_is_an_error_listing_the_names() {
+        let e = select(Some("nosuchtest"), false).map(|_| ()).unwrap_err();
+        assert!(e.contains("`nosuchtest` matches no host test crate and no system test"), "{e}");
+        assert!(e.contains("\n  dpu-targets") && e.contains("\n  ram-verify: 8 VFs"), "{e}");
+        let e = select(Some("dpu-targets"), true).map(|_| ()).unwrap_err();
+        assert!(e.contains("selects nothing"), "{e}");
+        assert!(!host_crates().unwrap().iter().any(|c| NOT_HOST.contains(&c.as_str())));
     }
 }

@@ -230,7 +230,13 @@ pub fn run(hart: HartId) -> ! {
     };
     match config::load() {
         Ok(n) => defmt::info!("nvme: {=usize} namespace(s) configured", n),
-        Err(e) => defmt::error!("nvme: boot configuration rejected: {}", e),
+        Err(e) => {
+            defmt::error!("nvme: boot configuration rejected: {}", e);
+            // Serving nothing would only show up as I/O errors later: end
+            // the run with the reason (the simulator prints it).
+            let (reason, index) = e.code();
+            dpu_hal::finisher::config_rejected(reason, index);
+        }
     }
     if !a.start(hart.0) {
         defmt::error!("nvme admin: cannot allocate DMA channel or buffers");

@@ -494,7 +494,7 @@ impl Engine {
                     }
                     self.tell_admin(ToAdmin::Done { func, what: Done::CreateSq, qid });
                 }
-                ToEngine::DeleteSq { func, qid } => match self.find_sq(func, qid) {
+                ToEngine::DeleteSq { func, qid } => match self.drain_notifications().find_sq(func, qid) {
                     Some(i) => {
                         self.sqs[i].deleting = true;
                         self.sqs[i].ack_delete = true;
@@ -504,12 +504,13 @@ impl Engine {
                     None => self.tell_admin(ToAdmin::Done { func, what: Done::DeleteSq, qid }),
                 },
                 ToEngine::DeleteCq { func, qid } => {
-                    if let Some(i) = self.find_cq(func, qid) {
+                    if let Some(i) = self.drain_notifications().find_cq(func, qid) {
                         self.cqs[i].used = false;
                     }
                     self.tell_admin(ToAdmin::Done { func, what: Done::DeleteCq, qid });
                 }
                 ToEngine::Reset { func } => {
+                    self.drain_notifications();
                     for i in 0..MAXQ {
                         if self.sqs[i].used && self.sqs[i].func == func {
                             self.sqs[i].deleting = true;
@@ -623,6 +624,19 @@ impl Engine {
     }
 
     // ------------------------------------------------------------ doorbells
+
+    /// Takes every doorbell notification already queued. Called before a
+    /// queue is deleted or a controller reset/shut down: the host wrote
+    /// those doorbells while the queues existed (the admin core learned of
+    /// the deletion later), so they must not be seen as writes to a
+    /// missing queue (Invalid Doorbell).
+    fn drain_notifications(&mut self) -> &mut Self {
+        self.notifications();
+        while self.more_notes {
+            self.notifications();
+        }
+        self
+    }
 
     #[inline(never)]
     fn notifications(&mut self) -> usize {

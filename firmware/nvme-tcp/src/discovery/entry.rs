@@ -1,8 +1,9 @@
 //! One Discovery Log Page entry (NVMe Base 2.0 §5.16.1.23, "Discovery
-//! Log Page Entry"; NVMe over Fabrics 1.1 §5.3): TRTYPE 0, ADRFAM 1,
-//! SUBTYPE 2, TREQ 3, PORTID 5:4, CNTLID 7:6, ASQSZ 9:8, EFLAGS 11:10,
-//! TRSVCID 63:32 (ASCII, space padded), TRADDR 511:256 (ASCII, space
-//! padded), SUBNQN 767:512 (NUL terminated), TSAS 1023:768.
+//! Log Page Entry"; NVMe over Fabrics 1.1 §5.3; Linux `struct
+//! nvmf_disc_rsp_page_entry`): TRTYPE 0, ADRFAM 1, SUBTYPE 2, TREQ 3,
+//! PORTID 5:4, CNTLID 7:6, ASQSZ 9:8, EFLAGS 11:10, TRSVCID 63:32 (ASCII,
+//! space padded), SUBNQN 511:256 (NUL terminated), TRADDR 767:512
+//! (ASCII, space padded), TSAS 1023:768.
 
 use super::{DiscoveryError, RECORD_LEN};
 use crate::consts::NQN_FIELD_LEN;
@@ -10,8 +11,8 @@ use crate::fabrics::check_nqn;
 use crate::le::{put_u16, u16_at};
 
 const TRSVCID: core::ops::Range<usize> = 32..64;
-const TRADDR: core::ops::Range<usize> = 256..512;
-const SUBNQN: core::ops::Range<usize> = 512..768;
+const SUBNQN: core::ops::Range<usize> = 256..512;
+const TRADDR: core::ops::Range<usize> = 512..768;
 const TSAS: core::ops::Range<usize> = 768..1024;
 
 /// A borrowed view of one 1024-byte entry.
@@ -124,9 +125,9 @@ pub struct EntryRepr<'a> {
     pub eflags: u16,
     /// At most 32 bytes, space padded on the wire.
     pub trsvcid: &'a str,
-    /// At most 256 bytes, space padded on the wire.
+    /// At most 256 bytes, space padded on the wire (bytes 767:512).
     pub traddr: &'a str,
-    /// At most 223 bytes, NUL padded.
+    /// At most 223 bytes, NUL padded (bytes 511:256).
     pub subnqn: &'a str,
     /// At most 256 bytes, zero padded (TCP: SECTYPE byte, 0 = none).
     pub tsas: &'a [u8],

@@ -35,11 +35,50 @@ fn entry_layout_at_spec_offsets() {
     assert_eq!(&b[32..36], b"4420");
     assert!(b[36..64].iter().all(|&x| x == b' '), "TRSVCID space padded");
     assert!(b[64..256].iter().all(|&x| x == 0), "reserved 255:64");
-    assert_eq!(&b[256..264], b"10.0.0.2");
-    assert!(b[264..512].iter().all(|&x| x == b' '), "TRADDR space padded");
-    assert_eq!(&b[512..512 + SUBNQN.len()], SUBNQN.as_bytes());
-    assert!(b[512 + SUBNQN.len()..768].iter().all(|&x| x == 0), "SUBNQN NUL padded");
+    assert_eq!(&b[256..256 + SUBNQN.len()], SUBNQN.as_bytes());
+    assert!(b[256 + SUBNQN.len()..512].iter().all(|&x| x == 0), "SUBNQN NUL padded");
+    assert_eq!(&b[512..520], b"10.0.0.2");
+    assert!(b[520..768].iter().all(|&x| x == b' '), "TRADDR space padded");
     assert!(b[768..].iter().all(|&x| x == 0), "TSAS: SECTYPE 0 (none)");
+}
+
+/// An entry as Linux nvmet writes it, byte by byte from `struct
+/// nvmf_disc_rsp_page_entry` (include/linux/nvme.h) and the spec's
+/// Discovery Log Page Entry: TRSVCID 63:32, reserved 255:64, SUBNQN
+/// 511:256, TRADDR 767:512, TSAS 1023:768. nvmet pads its strings with
+/// NULs (`memcpy` of the configfs value).
+fn linux_entry() -> [u8; 1024] {
+    let mut b = [0u8; 1024];
+    b[0] = 3; // TRTYPE: TCP
+    b[1] = 1; // ADRFAM: IPv4
+    b[2] = 2; // SUBTYPE: NVM subsystem
+    b[3] = 0x02 | 0x04; // TREQ: secure channel not required, SQ flow control disable
+    b[4] = 1; // PORTID 1
+    b[6] = 0xff; // CNTLID 0xffff (dynamic)
+    b[7] = 0xff;
+    b[8] = 128; // ASQSZ
+    b[32..36].copy_from_slice(b"4420");
+    b[256..256 + SUBNQN.len()].copy_from_slice(SUBNQN.as_bytes());
+    b[512..520].copy_from_slice(b"10.0.0.2");
+    b
+}
+
+#[test]
+fn entry_view_reads_the_linux_layout() {
+    let b = linux_entry();
+    let e = EntryView::from_slice(&b).unwrap();
+    assert_eq!((e.trtype(), e.adrfam(), e.subtype(), e.treq()), (3, 1, 2, 6));
+    assert_eq!((e.portid(), e.cntlid(), e.asqsz()), (1, 0xffff, 128));
+    assert_eq!(e.port(), Some(4420));
+    assert_eq!(e.subnqn(), Ok(SUBNQN), "SUBNQN at bytes 511:256");
+    assert_eq!(e.traddr(), Ok("10.0.0.2"), "TRADDR at bytes 767:512");
+    assert_eq!(e.ipv4(), Some([10, 0, 0, 2]));
+    // Rendering puts the fields at the same offsets (with space padding).
+    let mut out = [0u8; 1024];
+    EntryRepr { treq: 6, asqsz: 128, tsas: &[], ..entries()[0] }.emit(&mut out).unwrap();
+    assert_eq!(&out[256..512], &b[256..512]);
+    assert_eq!(&out[512..520], &b[512..520]);
+    assert!(out[520..768].iter().all(|&x| x == b' '));
 }
 
 #[test]
@@ -63,18 +102,18 @@ fn entry_view_tolerates_nul_padding_and_rejects_junk() {
     let mut b = [0u8; 1024];
     b[1] = adrfam::IPV4;
     b[32..36].copy_from_slice(b"4420"); // NUL padded rather than space
-    b[256..267].copy_from_slice(b"192.168.1.1");
+    b[512..523].copy_from_slice(b"192.168.1.1");
     let e = EntryView::from_slice(&b).unwrap();
     assert_eq!(e.port(), Some(4420));
     assert_eq!(e.ipv4(), Some([192, 168, 1, 1]));
     for bad in [&b"1.2.3"[..], b"1.2.3.4.5", b"256.1.1.1", b"1..2.3", b"+1.2.3.4", b"1.2.3.x"] {
-        b[256..512].fill(b' ');
-        b[256..256 + bad.len()].copy_from_slice(bad);
+        b[512..768].fill(b' ');
+        b[512..512 + bad.len()].copy_from_slice(bad);
         assert_eq!(EntryView::from_slice(&b).unwrap().ipv4(), None, "{:?}", core::str::from_utf8(bad));
     }
     b[32] = 0xff;
     assert_eq!(EntryView::from_slice(&b).unwrap().trsvcid(), Err(DiscoveryError::BadText));
-    b[512..768].fill(b'n');
+    b[256..512].fill(b'n');
     assert_eq!(EntryView::from_slice(&b).unwrap().subnqn(), Err(DiscoveryError::FieldTooLong));
 }
 

@@ -61,7 +61,7 @@ pub fn prepare() -> Result<GuestImage, String> {
 
 // ------------------------------------------------------------------ packages
 
-fn installed(package: &str) -> bool {
+pub(crate) fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${db:Status-Abbrev}", package])
         .output()
@@ -92,7 +92,7 @@ fn apt_get(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
 
 /// Runs `apt-get ARGS`, and once more after `apt-get update` if it fails
 /// (stale package lists make downloads fail with 404).
-fn apt_get_retrying(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
+pub(crate) fn apt_get_retrying(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
     if apt_get(args, dir).is_ok() {
         return Ok(());
     }

@@ -7,19 +7,18 @@
 
 use super::ctrl::Subsystem;
 use super::TargetStats;
-use dpu_nvme::{Cqe, Sqe, Status};
-use dpu_nvme_tcp::digest::{crc32c, to_wire, Crc32c};
-use dpu_nvme_tcp::fabrics::{self, connect::ConnectResponse, ConnectCmd, ConnectData, PropertyGet, PropertySet};
-use dpu_nvme_tcp::pdu::{self, C2hData, CapsuleResp, Digests, IcResp, Pdu, PduError, R2t, Role, RxConfig, TxConfig};
-use dpu_nvme_tcp::sgl::Dptr;
+use crate::net::nvmf_wire::commands::{nvm_opc, BlockRange, Dsm, DsmRange};
+use crate::net::nvmf_wire::fabrics::{Connect, ConnectData, ConnectResponse, FcType, PropertyCommand};
+use crate::net::nvmf_wire::pdu::{self, C2hData, Digests, IcResp, Pdu, PduError, R2t, Role, RxConfig, TxConfig};
+use crate::net::nvmf_wire::{Command, Completion, Sgl, Status};
 use smoltcp::socket::tcp;
 use std::collections::BTreeMap;
 
 /// Largest H2CData the host may send in one PDU (we ask for all of MDTS).
 const MAXH2CDATA: u32 = 128 * 1024;
 
-/// Generic status 22h: Transient Transport Error (NVMe Base 2.0 §4.6.1.2.1).
-const TRANSIENT_TRANSPORT_ERROR: Status = Status { sct: 0, sc: 0x22, dnr: false };
+/// A data digest mismatch fails the command with Transient Transport Error.
+const TRANSIENT_TRANSPORT_ERROR: Status = Status::TRANSIENT_TRANSPORT_ERROR;
 
 /// What a command that carries data to the target does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,16 +203,12 @@ impl Session {
         progress
     }
 
-    /// Sends a C2HTermReq for `e` and stops reading.
+    /// Sends a C2HTermReq for `e` (FES, FEI and the offending header as
+    /// error data) and stops reading.
     fn fatal(&mut self, e: PduError) {
-        let hdr_end = (self.rx_off + pdu::MAX_HEADER_LEN).min(self.rx.len());
-        let offending = self.rx[self.rx_off..hdr_end].to_vec();
-        if let Some(t) = e.term_req() {
-            let mut b = [0u8; 24 + pdu::TERM_MAX_DATA as usize];
-            if let Ok(n) = t.emit_with_data(false, &offending, &mut b) {
-                self.out.extend_from_slice(&b[..n]);
-            }
-        }
+        let end = (self.rx_off + pdu::TERM_MAX_DATA).min(self.rx.len());
+        let (t, err_data) = pdu::term_req_for(&e, &self.rx[self.rx_off..end]);
+        let _ = pdu::emit(&Pdu::C2hTermReq(t), &err_data, &self.tx_cfg(), &mut self.out);
         self.closing = true;
     }
 
@@ -232,48 +227,25 @@ impl Session {
 
     /// Parses and handles one complete PDU; Ok(false) if more bytes are needed.
     fn next_pdu(&mut self, now: u64, sub: &mut Subsystem, stats: &mut TargetStats) -> Result<bool, PduError> {
-        let avail = &self.rx[self.rx_off..];
-        if avail.len() < pdu::CH_LEN {
-            return Ok(false);
-        }
         let cfg = self.rx_cfg();
-        let hlen = pdu::header_total_len(&avail[..pdu::CH_LEN], &cfg)?;
-        if avail.len() < hlen {
-            return Ok(false);
-        }
-        let r = pdu::parse_header(avail, &cfg)?;
-        let plen = r.plen as usize;
-        if avail.len() < plen {
-            return Ok(false);
-        }
+        let Some(r) = pdu::parse(&self.rx[self.rx_off..], &cfg)? else { return Ok(false) };
         // A data digest error fails the command with a transient transport
-        // error, the connection stays (NVMe/TCP 1.0 §3.6.2.7).
-        let mut digest_ok = true;
-        let data: Vec<u8> = match r.data {
-            Some(d) => {
-                let start = d.offset_from_pdu_start as usize;
-                let bytes = &avail[start..start + d.len as usize];
-                if d.ddgst {
-                    let at = d.digest_offset() as usize;
-                    let mut c = Crc32c::new();
-                    c.update(bytes);
-                    digest_ok = c.matches([avail[at], avail[at + 1], avail[at + 2], avail[at + 3]]);
-                }
-                bytes.to_vec()
-            }
-            None => Vec::new(),
-        };
-        self.rx_off += plen;
+        // error, the connection stays (NVMe/TCP 1.0 §3.6.2.7 "Data Digest").
+        let digest_ok = r.data_digest_ok != Some(false);
+        let (p, data, len) = (r.pdu, r.data.to_vec(), r.len);
         if self.blackhole {
             stats.swallowed += 1;
+            self.rx_off += len;
             return Ok(true);
         }
-        match r.pdu {
+        // The PDU is consumed once handled: on an error `rx_off` still
+        // points at it, for the TermReq's error data.
+        match p {
             Pdu::IcReq(req) => {
                 self.digests = Digests { header: req.hdgst, data: req.ddgst };
                 self.hpda = req.hpda;
                 self.ic_done = true;
-                let resp = Pdu::IcResp(IcResp { pfv: 0, cpda: 0, hdgst: req.hdgst, ddgst: req.ddgst, maxh2cdata: MAXH2CDATA });
+                let resp = Pdu::IcResp(IcResp { pfv: pdu::PFV_1_0, cpda: 0, hdgst: req.hdgst, ddgst: req.ddgst, maxh2cdata: MAXH2CDATA });
                 self.emit(&resp, &[]);
             }
             Pdu::CapsuleCmd(c) => {
@@ -281,14 +253,13 @@ impl Session {
                 self.sq_head = if self.sqsize > 0 { (self.sq_head + 1) % (self.sqsize + 1) } else { self.sq_head.wrapping_add(1) };
                 if !digest_ok {
                     stats.digest_errors += 1;
-                    let cid = Sqe(c.sqe).cid();
-                    self.respond(cid, TRANSIENT_TRANSPORT_ERROR, 0, 0);
+                    self.respond(c.cid(), TRANSIENT_TRANSPORT_ERROR, 0, 0);
                 } else {
-                    self.command(Sqe(c.sqe), &data, now, sub, stats);
+                    self.command(c, &data, now, sub, stats);
                 }
             }
             Pdu::H2cData(h) => {
-                let unknown = PduError::DataOutOfRange { offset: h.datao, len: h.datal, limit: 0 };
+                let unknown = PduError::OutOfRange { offset: h.datao, len: h.datal };
                 let Some((&cid, cmd)) = self.cmds.iter_mut().find(|(_, c)| matches!(c.work, Work::Write { ttag, .. } if ttag == h.ttag)) else {
                     return Err(unknown);
                 };
@@ -297,13 +268,17 @@ impl Session {
                 }
                 let Work::Write { len, data: buf, bad_digest, .. } = &mut cmd.work else { return Err(unknown) };
                 h.check(MAXH2CDATA, buf.len() as u32, *len - buf.len() as u32)?;
+                // Data comes in order, without gaps (as Linux nvmet demands).
+                if h.datao as usize != buf.len() {
+                    return Err(unknown);
+                }
                 buf.extend_from_slice(&data);
                 if !digest_ok {
                     stats.digest_errors += 1;
                     *bad_digest = true;
                 }
                 if buf.len() as u32 == *len {
-                    cmd.due = Some(now + sub.params.latency);
+                    cmd.due = Some(now + sub.latency());
                 }
             }
             Pdu::H2cTermReq(_) => {
@@ -313,25 +288,17 @@ impl Session {
             // The receive configuration only lets host-to-controller PDUs through.
             other => return Err(PduError::WrongDirection(other.pdu_type())),
         }
+        self.rx_off += len;
         Ok(true)
     }
 
     fn emit(&mut self, p: &Pdu, data: &[u8]) {
-        let mut hdr = [0u8; 256];
-        let Ok(n) = p.emit(data.len() as u32, &self.tx_cfg(), &mut hdr) else { return };
-        self.out.extend_from_slice(&hdr[..n]);
-        if !data.is_empty() {
-            self.out.extend_from_slice(data);
-            if self.digests.data {
-                self.out.extend_from_slice(&to_wire(crc32c(data)));
-            }
-        }
+        let _ = pdu::emit(p, data, &self.tx_cfg(), &mut self.out);
     }
 
     fn respond(&mut self, cid: u16, status: Status, dw0: u32, dw1: u32) {
-        let cqe = Cqe { dw0, dw1, sq_head: self.sq_head, sq_id: self.qid.unwrap_or(0), cid, status };
-        let resp = Pdu::CapsuleResp(CapsuleResp { cqe: dpu_nvme_tcp::cqe::cqe_bytes(&cqe) });
-        self.emit(&resp, &[]);
+        let cqe = Completion { dw0, dw1, sqhd: self.sq_head, sqid: self.qid.unwrap_or(0), cid, status };
+        self.emit(&Pdu::CapsuleResp(cqe), &[]);
     }
 
     fn send_data(&mut self, cid: u16, data: &[u8]) {
@@ -342,13 +309,13 @@ impl Session {
         self.emit(&c, data);
     }
 
-    fn command(&mut self, sqe: Sqe, data: &[u8], now: u64, sub: &mut Subsystem, stats: &mut TargetStats) {
+    fn command(&mut self, sqe: Command, data: &[u8], now: u64, sub: &mut Subsystem, stats: &mut TargetStats) {
         let cid = sqe.cid();
         if self.cmds.contains_key(&cid) {
             return self.respond(cid, Status::CID_CONFLICT, 0, 0);
         }
-        if sqe.opcode() == fabrics::OPC_FABRICS {
-            return self.fabrics(sqe, data, now, sub);
+        if let Some(fctype) = FcType::of(&sqe) {
+            return self.fabrics(fctype, sqe, data, now, sub);
         }
         let (Some(qid), Some(cntlid)) = (self.qid, self.cntlid) else {
             return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
@@ -357,8 +324,8 @@ impl Session {
             return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
         }
         if qid == 0 {
-            let want = match Dptr::of(&sqe) {
-                Ok(Dptr::Transport { len }) => len as usize,
+            let want = match sqe.sgl() {
+                Some(Sgl::Transport { len }) => len as usize,
                 _ => 0,
             };
             match sub.admin(cntlid, &sqe, now) {
@@ -373,22 +340,22 @@ impl Session {
             }
             return;
         }
-        // I/O command (NVM command set).
+        // I/O command (NVM Command Set 1.0).
         let nsid = sqe.nsid();
-        let slba = u64::from(sqe.cdw10()) | u64::from(sqe.cdw11()) << 32;
-        let nlb = u64::from(sqe.cdw12() & 0xffff) + 1;
+        let range = BlockRange::parse(&sqe);
+        let (slba, nlb) = (range.slba, range.blocks());
         let Some(ns) = sub.namespace(nsid) else {
             return self.respond(cid, Status::INVALID_NAMESPACE, 0, 0);
         };
         let (shift, in_range) = (ns.block_shift, ns.in_range(slba, nlb));
-        let due = Some(now + sub.params.latency);
+        let due = Some(now + sub.latency());
         let work = match sqe.opcode() {
-            0x00 => Work::Done(Status::SUCCESS),
-            0x02 | 0x01 | 0x05 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
-            0x02 => {
+            nvm_opc::FLUSH => Work::Done(Status::SUCCESS),
+            nvm_opc::READ | nvm_opc::WRITE | nvm_opc::COMPARE if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
+            nvm_opc::READ => {
                 let len = (nlb << shift) as u32;
-                match Dptr::of(&sqe) {
-                    Ok(Dptr::Transport { len: l }) if l == len => {}
+                match sqe.sgl() {
+                    Some(Sgl::Transport { len: l }) if l == len => {}
                     _ => return self.respond(cid, Status::DATA_SGL_LENGTH_INVALID, 0, 0),
                 }
                 stats.reads += 1;
@@ -396,22 +363,25 @@ impl Session {
                 Work::Read { nsid, off: slba << shift, len }
             }
             // Data to the target: in the capsule or by R2T/H2CData.
-            op @ (0x01 | 0x05 | 0x09) => {
+            op @ (nvm_opc::WRITE | nvm_opc::COMPARE | nvm_opc::DATASET_MANAGEMENT) => {
                 let (kind, len) = match op {
-                    0x01 => (Out::Write, (nlb << shift) as u32),
-                    0x05 => (Out::Compare, (nlb << shift) as u32),
-                    _ => (Out::Dsm { deallocate: sqe.cdw11() & (1 << 2) != 0 }, ((sqe.cdw10() & 0xff) + 1) * 16),
+                    nvm_opc::WRITE => (Out::Write, (nlb << shift) as u32),
+                    nvm_opc::COMPARE => (Out::Compare, (nlb << shift) as u32),
+                    _ => {
+                        let d = Dsm::parse(&sqe);
+                        (Out::Dsm { deallocate: d.deallocate }, d.list_len())
+                    }
                 };
                 if kind == Out::Write {
                     stats.writes += 1;
                     stats.bytes_written += u64::from(len);
                 }
                 let off = slba << shift;
-                match Dptr::of(&sqe) {
-                    Ok(Dptr::InCapsule { offset: 0, len: l }) if l == len && data.len() == len as usize => {
+                match sqe.sgl() {
+                    Some(Sgl::InCapsule { offset: 0, len: l }) if l == len && data.len() == len as usize => {
                         Work::Write { kind, nsid, off, len, data: data.to_vec(), ttag: 0, bad_digest: false }
                     }
-                    Ok(Dptr::Transport { len: l }) if l == len && data.is_empty() => {
+                    Some(Sgl::Transport { len: l }) if l == len && len > 0 && data.is_empty() => {
                         let ttag = self.next_ttag;
                         self.next_ttag = self.next_ttag.wrapping_add(1).max(1);
                         self.emit(&Pdu::R2t(R2t { cccid: cid, ttag, r2to: 0, r2tl: len }), &[]);
@@ -422,59 +392,59 @@ impl Session {
                     _ => return self.respond(cid, Status::DATA_SGL_LENGTH_INVALID, 0, 0),
                 }
             }
-            0x08 if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
-            0x08 => Work::WriteZeroes { nsid, off: slba << shift, len: nlb << shift },
+            nvm_opc::WRITE_ZEROES if !in_range => Work::Done(Status::LBA_OUT_OF_RANGE),
+            nvm_opc::WRITE_ZEROES => Work::WriteZeroes { nsid, off: slba << shift, len: nlb << shift },
             _ => Work::Done(Status::INVALID_OPCODE),
         };
         self.cmds.insert(cid, Cmd { due, work });
     }
 
-    fn fabrics(&mut self, sqe: Sqe, data: &[u8], now: u64, sub: &mut Subsystem) {
+    /// Fabrics commands (NVMe over Fabrics 1.1 §6): Connect and Property
+    /// Get/Set; any other type is not supported.
+    fn fabrics(&mut self, fctype: FcType, sqe: Command, data: &[u8], now: u64, sub: &mut Subsystem) {
         let cid = sqe.cid();
-        match fabrics::FcType::of(&sqe) {
-            Some(fabrics::FcType::Connect) => {
+        match fctype {
+            FcType::Connect => {
                 if self.qid.is_some() {
                     return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
                 }
-                let (Ok(cmd), Ok(cd)) = (ConnectCmd::parse(&sqe), ConnectData::parse(data)) else {
+                let (Some(cmd), Ok(cd)) = (Connect::parse(&sqe), ConnectData::parse(data)) else {
                     return self.respond(cid, Status::INVALID_FIELD, 0, 0);
                 };
                 let result = if cmd.qid == 0 {
-                    sub.connect_admin(cd.subnqn, cd.hostnqn, cmd.kato, now)
+                    sub.connect_admin(&cd.subnqn, &cd.hostnqn, cmd.kato, now)
                 } else {
-                    sub.connect_io(cd.cntlid, cmd.qid, cd.subnqn, cd.hostnqn).map(|()| cd.cntlid)
+                    sub.connect_io(cd.cntlid, cmd.qid, &cd.subnqn, &cd.hostnqn).map(|()| cd.cntlid)
                 };
                 match result {
                     Ok(cntlid) => {
                         self.qid = Some(cmd.qid);
                         self.cntlid = Some(cntlid);
                         self.sqsize = cmd.sqsize;
-                        let c = ConnectResponse::Accepted { cntlid, authreq: 0 }.to_cqe(cid, cmd.qid, self.sq_head);
-                        self.respond(cid, c.status, c.dw0, c.dw1);
+                        let dw0 = ConnectResponse::Accepted { cntlid, authreq: 0 }.dw0();
+                        self.respond(cid, Status::SUCCESS, dw0, 0);
                     }
                     Err(st) => self.respond(cid, st, 0, 0),
                 }
             }
-            Some(fabrics::FcType::PropertyGet) => {
-                let (Some(cntlid), Ok(pg)) = (self.cntlid, PropertyGet::parse(&sqe)) else {
+            FcType::PropertyGet | FcType::PropertySet => {
+                let (Some(cntlid), Some(p)) = (self.cntlid, PropertyCommand::parse(&sqe)) else {
                     return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
                 };
                 sub.keep_alive(cntlid, now);
-                match sub.property_get(cntlid, pg.offset) {
-                    Some(v) => {
-                        let (lo, hi) = pg.response_dwords(v);
-                        self.respond(cid, Status::SUCCESS, lo, hi)
+                match p {
+                    PropertyCommand::Get { eight_bytes, offset } => match sub.property_get(cntlid, offset) {
+                        Some(v) => {
+                            let (lo, hi) = PropertyCommand::get_response(eight_bytes, v);
+                            self.respond(cid, Status::SUCCESS, lo, hi)
+                        }
+                        None => self.respond(cid, Status::INVALID_FIELD, 0, 0),
+                    },
+                    PropertyCommand::Set { offset, value, .. } => {
+                        let st = sub.property_set(cntlid, offset, value).err().unwrap_or(Status::SUCCESS);
+                        self.respond(cid, st, 0, 0)
                     }
-                    None => self.respond(cid, Status::INVALID_FIELD, 0, 0),
                 }
-            }
-            Some(fabrics::FcType::PropertySet) => {
-                let (Some(cntlid), Ok(ps)) = (self.cntlid, PropertySet::parse(&sqe)) else {
-                    return self.respond(cid, Status::COMMAND_SEQUENCE_ERROR, 0, 0);
-                };
-                sub.keep_alive(cntlid, now);
-                let st = sub.property_set(cntlid, ps.offset, ps.value).err().unwrap_or(Status::SUCCESS);
-                self.respond(cid, st, 0, 0)
             }
             _ => self.respond(cid, Status::INVALID_OPCODE, 0, 0),
         }
@@ -530,10 +500,7 @@ impl Session {
 /// every range is checked first; with the deallocate attribute the ranges
 /// then read as zeroes (this target's DLFEAT).
 fn dsm(ns: &mut super::store::Namespace, list: &[u8], deallocate: bool) -> Status {
-    let ranges: Vec<(u64, u64)> = list
-        .chunks_exact(16)
-        .map(|r| (u64::from_le_bytes(r[8..16].try_into().unwrap()), u64::from(u32::from_le_bytes(r[4..8].try_into().unwrap()))))
-        .collect();
+    let ranges: Vec<(u64, u64)> = DsmRange::parse_list(list).iter().map(|r| (r.slba, u64::from(r.blocks))).collect();
     if ranges.iter().any(|&(slba, nlb)| nlb > 0 && !ns.in_range(slba, nlb)) {
         return Status::LBA_OUT_OF_RANGE;
     }

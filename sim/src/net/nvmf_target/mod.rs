@@ -6,6 +6,13 @@
 //!
 //! Time is simulated: the model runs when a frame reaches it or when its
 //! TCP timers or media completions are due (`Event::NetPoll`).
+//!
+//! Faults a scenario can inject: a restart (connections reset, nothing
+//! answered for a while), malformed PDUs, a stall (TCP stays up, nothing
+//! NVMe/TCP is answered) and slow media (a different service time).
+//!
+//! The NVMe/TCP and NVMe-oF formats come from `super::nvmf_wire`, written
+//! from the specifications; no firmware crate is used (DESIGN.md §5).
 
 pub mod ctrl;
 pub mod session;
@@ -70,6 +77,10 @@ pub struct TargetStats {
     pub term_reqs_received: u64,
     /// PDUs received and dropped unanswered by the black-hole fault.
     pub swallowed: u64,
+    /// Stall faults (NVMe/TCP not answered, TCP up).
+    pub stalls: u64,
+    /// Slow-media faults (another media service time).
+    pub slowdowns: u64,
 }
 
 /// smoltcp device over two frame queues.
@@ -134,6 +145,9 @@ pub struct TargetModel {
     scheduled: Option<u64>,
     /// Restart fault: refuse everything until this cycle.
     down_until: Option<u64>,
+    /// Stall fault: no NVMe/TCP processing until this cycle (`u64::MAX`:
+    /// for good); TCP still runs.
+    stall_until: Option<u64>,
     pub stats: TargetStats,
     /// Log lines (time in cycles, text) for the run report.
     pub log: Vec<(u64, String)>,
@@ -165,6 +179,7 @@ impl TargetModel {
             clock_hz,
             scheduled: None,
             down_until: None,
+            stall_until: None,
             stats: TargetStats::default(),
             log: Vec::new(),
             last_poll: 0,
@@ -230,6 +245,7 @@ impl TargetModel {
         if syns > 0 {
             self.ensure_listeners(syns + 1);
         }
+        let stalled = self.stalled(now);
         let t = self.instant(now);
         for _round in 0..4 {
             self.iface.poll(t, &mut self.dev, &mut self.sockets);
@@ -243,7 +259,9 @@ impl TargetModel {
                     c.counted = true;
                     self.stats.connections += 1;
                 }
-                progress |= c.session.pump(s, now, &mut self.subsystem, &mut self.stats, &mut self.log);
+                if !stalled {
+                    progress |= c.session.pump(s, now, &mut self.subsystem, &mut self.stats, &mut self.log);
+                }
             }
             if !progress {
                 break;
@@ -261,8 +279,10 @@ impl TargetModel {
                 i += 1;
             }
         }
-        // Keep-alive expiry closes every connection of the controller.
-        for cntlid in self.subsystem.expired(now, &mut self.stats) {
+        // Keep-alive expiry closes every connection of the controller (a
+        // stalled target does not run its timers either).
+        let expired = if stalled { Vec::new() } else { self.subsystem.expired(now, &mut self.stats) };
+        for cntlid in expired {
             self.log.push((now, format!("target {}: controller {cntlid}: keep-alive timeout", self.params.name)));
             for c in self.conns.iter_mut() {
                 if c.session.cntlid() == Some(cntlid) {
@@ -283,9 +303,53 @@ impl TargetModel {
         }
         let t = self.instant(now);
         let tcp = self.iface.poll_at(t, &self.sockets).map(|i| self.cycles(i).max(now + 1));
+        if let Some(until) = self.stall_until.filter(|&u| now < u) {
+            return [tcp, (until != u64::MAX).then_some(until)].into_iter().flatten().min();
+        }
         let media = self.conns.iter().filter_map(|c| c.session.next_due()).min();
         let ka = self.subsystem.next_deadline();
         [tcp, media, ka].into_iter().flatten().min()
+    }
+
+    /// Whether a stall fault holds at `now`; at its end the model resumes
+    /// (keep-alive timers restart: they did not run meanwhile).
+    fn stalled(&mut self, now: u64) -> bool {
+        match self.stall_until {
+            Some(until) if now < until => true,
+            Some(_) => {
+                self.stall_until = None;
+                self.subsystem.restart_keep_alive(now);
+                self.log.push((now, format!("target {}: stall over, answering again", self.params.name)));
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Stall fault: until `until` (`None`: for good) the target keeps its
+    /// TCP connections (it ACKs, accepts new ones) but reads no PDU and
+    /// sends none: no responses, R2Ts or data. What arrived meanwhile is
+    /// answered once the stall ends.
+    pub fn stall(&mut self, now: u64, until: Option<u64>) {
+        self.stats.stalls += 1;
+        let end = until.unwrap_or(u64::MAX);
+        self.stall_until = Some(self.stall_until.map_or(end, |u| u.max(end)));
+        let how_long = match until {
+            Some(u) => format!("until {} ns", u128::from(u) * 1_000_000_000 / u128::from(self.clock_hz)),
+            None => "for good".into(),
+        };
+        self.log.push((now, format!("target {}: stalls {how_long}", self.params.name)));
+    }
+
+    /// Slow-media fault: reads and writes submitted from now on take
+    /// `latency` cycles; `None` restores the configured time.
+    pub fn set_media_latency(&mut self, now: u64, latency: Option<u64>) {
+        if latency.is_some() {
+            self.stats.slowdowns += 1;
+        }
+        self.subsystem.latency_override = latency;
+        let l = self.subsystem.latency();
+        self.log.push((now, format!("target {}: media time {} ns", self.params.name, u128::from(l) * 1_000_000_000 / u128::from(self.clock_hz))));
     }
 
     /// Records that a poll event is queued at `at`; false if an earlier
@@ -346,6 +410,7 @@ impl TargetModel {
         }
         self.listeners.clear();
         self.subsystem.reset_all();
+        self.stall_until = None;
         self.down_until = Some(until);
         self.scheduled = None;
     }

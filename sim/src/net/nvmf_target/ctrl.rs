@@ -6,10 +6,11 @@
 
 use super::store::Namespace;
 use super::TargetParams;
-use dpu_nvme::{Sqe, Status};
-use dpu_nvme_tcp::discovery::{self, EntryRepr};
-use dpu_nvme_tcp::fabrics::property::offset as prop;
-use dpu_nvme_tcp::DISCOVERY_NQN;
+use crate::net::nvmf_wire::commands::{admin_opc, cns, fid, GetLogPage, Identify};
+use crate::net::nvmf_wire::discovery::{self, EntryRepr};
+use crate::net::nvmf_wire::fabrics::{property as prop, DISCOVERY_NQN};
+use crate::net::nvmf_wire::identify::{cntrltype, oncs, ControllerIdentity, NamespaceIdentity};
+use crate::net::nvmf_wire::{Command, Status};
 use std::collections::BTreeMap;
 
 /// Entries per queue the controllers accept (CAP.MQES + 1).
@@ -38,6 +39,8 @@ pub struct Subsystem {
     next_cntlid: u16,
     pub params: TargetParams,
     clock_hz: u64,
+    /// Media time replacing `params.latency` (slow-media fault).
+    pub latency_override: Option<u64>,
 }
 
 /// What an admin command produced: status, DW0, data for the host.
@@ -56,12 +59,6 @@ impl AdminResult {
     }
 }
 
-fn put_str(b: &mut [u8], s: &str) {
-    let n = s.len().min(b.len());
-    b[..n].copy_from_slice(&s.as_bytes()[..n]);
-    b[n..].fill(b' ');
-}
-
 impl Subsystem {
     pub fn new(p: &TargetParams) -> Subsystem {
         Subsystem {
@@ -71,6 +68,7 @@ impl Subsystem {
             next_cntlid: 1,
             params: p.clone(),
             clock_hz: 1_000_000_000,
+            latency_override: None,
         }
     }
 
@@ -78,10 +76,10 @@ impl Subsystem {
     pub fn connect_admin(&mut self, subnqn: &str, hostnqn: &str, kato_ms: u32, now: u64) -> Result<u16, Status> {
         let discovery = subnqn == DISCOVERY_NQN;
         if !discovery && subnqn != self.nqn {
-            return Err(dpu_nvme_tcp::fabrics::connect::status::INVALID_PARAMETERS);
+            return Err(Status::CONNECT_INVALID_PARAMETERS);
         }
         if self.ctrls.len() >= 0xffef {
-            return Err(dpu_nvme_tcp::fabrics::connect::status::CONTROLLER_BUSY);
+            return Err(Status::CONNECT_CONTROLLER_BUSY);
         }
         let mut id = self.next_cntlid;
         while self.ctrls.contains_key(&id) || id == 0 || id >= 0xfff0 {
@@ -108,18 +106,17 @@ impl Subsystem {
 
     /// I/O-queue Connect to controller `cntlid`.
     pub fn connect_io(&mut self, cntlid: u16, qid: u16, subnqn: &str, hostnqn: &str) -> Result<(), Status> {
-        use dpu_nvme_tcp::fabrics::connect::status as cs;
         let max = self.params.max_queues;
-        let c = self.ctrls.get_mut(&cntlid).ok_or(cs::INVALID_PARAMETERS)?;
+        let c = self.ctrls.get_mut(&cntlid).ok_or(Status::CONNECT_INVALID_PARAMETERS)?;
         if subnqn != self.nqn || c.hostnqn != hostnqn || c.discovery {
-            return Err(cs::INVALID_PARAMETERS);
+            return Err(Status::CONNECT_INVALID_PARAMETERS);
         }
         if c.cc & 1 == 0 || c.csts & 1 == 0 {
             return Err(Status::COMMAND_SEQUENCE_ERROR);
         }
         let limit = if c.queues_granted > 0 { c.queues_granted } else { max };
         if qid == 0 || qid > limit || c.queues.contains(&qid) {
-            return Err(cs::INVALID_PARAMETERS);
+            return Err(Status::CONNECT_INVALID_PARAMETERS);
         }
         c.queues.push(qid);
         Ok(())
@@ -143,6 +140,13 @@ impl Subsystem {
     /// the keep-alive timer (NVMe Base 2.0 §3.9.5, "traffic based" off).
     pub fn keep_alive(&mut self, cntlid: u16, now: u64) {
         if let Some(c) = self.ctrls.get_mut(&cntlid) {
+            c.last_ka = now;
+        }
+    }
+
+    /// Every keep-alive timer starts again at `now`.
+    pub fn restart_keep_alive(&mut self, now: u64) {
+        for c in self.ctrls.values_mut() {
             c.last_ka = now;
         }
     }
@@ -197,130 +201,125 @@ impl Subsystem {
     }
 
     /// Identify (opcode 06h) for controller `cntlid`.
-    fn identify(&self, c: &Controller, sqe: &Sqe) -> AdminResult {
-        let cns = sqe.cdw10() as u8;
-        let nsid = sqe.nsid();
-        let mut d = vec![0u8; 4096];
-        match cns {
-            0x01 => {
-                d[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());
-                d[2..4].copy_from_slice(&0x1af4u16.to_le_bytes());
-                put_str(&mut d[4..24], &format!("SIMT{:08}", c.cntlid));
-                put_str(&mut d[24..64], "dpusim NVMe/TCP target model");
-                put_str(&mut d[64..72], "1.0");
-                d[77] = MDTS;
-                d[78..80].copy_from_slice(&c.cntlid.to_le_bytes());
-                d[80..84].copy_from_slice(&0x0001_0400u32.to_le_bytes());
-                d[111] = if c.discovery { 2 } else { 1 };
-                d[259] = 3; // AERL
-                d[261] = 0x04; // LPA: extended data for Get Log Page
-                d[512] = 0x66; // SQES
-                d[513] = 0x44; // CQES
-                d[514..516].copy_from_slice(&(QUEUE_ENTRIES as u16).to_le_bytes());
-                let nn = if c.discovery { 0 } else { self.namespaces.len() as u32 };
-                d[516..520].copy_from_slice(&nn.to_le_bytes());
-                // ONCS: Write Zeroes, DSM; SGLS: SGLs supported, keyed
-                // and offset data blocks (bit 20: in-capsule offsets).
-                d[520..522].copy_from_slice(&0x000cu16.to_le_bytes());
-                d[536..540].copy_from_slice(&(1u32 | 1 << 20).to_le_bytes());
+    fn identify(&self, c: &Controller, sqe: &Command) -> AdminResult {
+        let id = Identify::parse(sqe);
+        let nsid = id.nsid;
+        let d = match id.cns {
+            cns::CONTROLLER => {
                 let nqn = if c.discovery { DISCOVERY_NQN } else { &self.nqn };
-                d[768..768 + nqn.len()].copy_from_slice(nqn.as_bytes());
-                // IOCCSZ / IORCSZ in 16-byte units, ICDOFF 0, MSDBD 1.
-                let ioccsz = (64 + self.params.inline_data) / 16;
-                d[1792..1796].copy_from_slice(&ioccsz.to_le_bytes());
-                d[1796..1800].copy_from_slice(&1u32.to_le_bytes());
-                d[1803] = 1;
+                ControllerIdentity {
+                    vid: 0x1b36,
+                    ssvid: 0x1af4,
+                    sn: format!("SIMT{:08}", c.cntlid),
+                    mn: "dpusim NVMe/TCP target model".into(),
+                    fr: "1.0".into(),
+                    mdts: MDTS,
+                    cntlid: c.cntlid,
+                    ver: 0x0001_0400,
+                    cntrltype: if c.discovery { cntrltype::DISCOVERY } else { cntrltype::IO },
+                    aerl: 3,
+                    // LPA: extended data for Get Log Page.
+                    lpa: 0x04,
+                    sqes: 0x66,
+                    cqes: 0x44,
+                    maxcmd: QUEUE_ENTRIES as u16,
+                    nn: if c.discovery { 0 } else { self.namespaces.len() as u32 },
+                    oncs: oncs::WRITE_ZEROES | oncs::DATASET_MANAGEMENT,
+                    // SGLs supported; bit 20: in-capsule data offsets.
+                    sgls: 1 | 1 << 20,
+                    subnqn: nqn.to_string(),
+                    // In 16-byte units: the SQE plus the in-capsule data.
+                    ioccsz: (64 + self.params.inline_data) / 16,
+                    iorcsz: 1,
+                    icdoff: 0,
+                    fcatt: 0,
+                    msdbd: 1,
+                }
+                .to_bytes()
             }
-            0x00 => {
+            cns::NAMESPACE => {
                 let Some(ns) = (nsid >= 1).then(|| self.namespaces.get(nsid as usize - 1)).flatten() else {
                     return AdminResult::err(Status::INVALID_NAMESPACE);
                 };
-                d[0..8].copy_from_slice(&ns.blocks.to_le_bytes());
-                d[8..16].copy_from_slice(&ns.blocks.to_le_bytes());
-                d[16..24].copy_from_slice(&ns.blocks.to_le_bytes());
-                d[128 + 2] = ns.block_shift;
+                NamespaceIdentity { nsze: ns.blocks, ncap: ns.blocks, nuse: ns.blocks, dlfeat: 0, lbads: ns.block_shift }.to_bytes()
             }
-            0x02 => {
-                let mut at = 0;
-                for i in 1..=self.namespaces.len() as u32 {
-                    if i > nsid && at < 4096 {
-                        d[at..at + 4].copy_from_slice(&i.to_le_bytes());
-                        at += 4;
-                    }
+            cns::ACTIVE_NSID_LIST => {
+                let mut d = vec![0u8; 4096];
+                let list = (1..=self.namespaces.len() as u32).filter(|&i| i > nsid).take(1024);
+                for (slot, i) in d.chunks_exact_mut(4).zip(list) {
+                    slot.copy_from_slice(&i.to_le_bytes());
                 }
+                d
             }
-            0x03 => {
-                // Namespace identification descriptors: one NGUID.
+            cns::NS_ID_DESCRIPTORS => {
+                // One NGUID descriptor (NIDT 2, NIDL 16).
                 if nsid == 0 || nsid as usize > self.namespaces.len() {
                     return AdminResult::err(Status::INVALID_NAMESPACE);
                 }
+                let mut d = vec![0u8; 4096];
                 d[0] = 2;
                 d[1] = 16;
                 d[4..12].copy_from_slice(&u64::from(nsid).to_le_bytes());
                 d[12] = self.params.mac[5];
+                d
             }
             _ => return AdminResult::err(Status::INVALID_FIELD),
-        }
+        };
         AdminResult::ok(0, d)
     }
 
+    /// The discovery log entry of this subsystem on its port.
+    fn discovery_entry(&self) -> EntryRepr {
+        EntryRepr {
+            trtype: discovery::trtype::TCP,
+            adrfam: discovery::adrfam::IPV4,
+            subtype: discovery::subtype::NVM,
+            treq: 0,
+            portid: 1,
+            cntlid: 0xffff,
+            asqsz: 32,
+            eflags: 0,
+            trsvcid: self.params.port.to_string(),
+            subnqn: self.nqn.clone(),
+            traddr: self.params.ip.to_string(),
+            tsas: Vec::new(),
+        }
+    }
+
     /// Runs an admin command of controller `cntlid` (not Fabrics commands).
-    pub fn admin(&mut self, cntlid: u16, sqe: &Sqe, now: u64) -> Option<AdminResult> {
+    pub fn admin(&mut self, cntlid: u16, sqe: &Command, now: u64) -> Option<AdminResult> {
         self.keep_alive(cntlid, now);
         let c = self.ctrls.get(&cntlid)?;
         if c.cc & 1 == 0 || c.csts & 1 == 0 {
             return Some(AdminResult::err(Status::COMMAND_SEQUENCE_ERROR));
         }
         Some(match sqe.opcode() {
-            0x06 => self.identify(c, sqe),
-            0x18 => AdminResult::ok(0, Vec::new()),
-            0x09 => {
-                let fid = sqe.cdw10() as u8;
-                match fid {
-                    0x07 => {
-                        let want = (sqe.cdw11() & 0xffff).min(sqe.cdw11() >> 16) as u16;
-                        let granted = (want + 1).min(self.params.max_queues);
-                        if let Some(c) = self.ctrls.get_mut(&cntlid) {
-                            c.queues_granted = granted;
-                        }
-                        let g = u32::from(granted - 1);
-                        AdminResult::ok(g | g << 16, Vec::new())
+            admin_opc::IDENTIFY => self.identify(c, sqe),
+            admin_opc::KEEP_ALIVE => AdminResult::ok(0, Vec::new()),
+            admin_opc::SET_FEATURES => match sqe.cdw(10) as u8 {
+                fid::NUMBER_OF_QUEUES => {
+                    let want = (sqe.cdw(11) & 0xffff).min(sqe.cdw(11) >> 16) as u16;
+                    let granted = (want + 1).min(self.params.max_queues);
+                    if let Some(c) = self.ctrls.get_mut(&cntlid) {
+                        c.queues_granted = granted;
                     }
-                    0x0b | 0x0f => AdminResult::ok(0, Vec::new()),
-                    _ => AdminResult::err(Status::INVALID_FIELD),
+                    let g = u32::from(granted - 1);
+                    AdminResult::ok(g | g << 16, Vec::new())
                 }
-            }
-            0x02 => {
-                let lid = sqe.cdw10() as u8;
-                let numd = u64::from(sqe.cdw10() >> 16) | u64::from(sqe.cdw11() & 0xffff) << 16;
-                let len = ((numd + 1) * 4).min(1 << 20) as usize;
-                let off = u64::from(sqe.cdw12()) | u64::from(sqe.cdw13()) << 32;
-                let mut d = vec![0u8; len];
-                match lid {
-                    discovery::LID_DISCOVERY if c.discovery => {
-                        let ip = self.params.ip.to_string();
-                        let svc = self.params.port.to_string();
-                        let e = EntryRepr {
-                            trtype: discovery::trtype::TCP,
-                            adrfam: discovery::adrfam::IPV4,
-                            subtype: discovery::subtype::NVM,
-                            treq: 0,
-                            portid: 1,
-                            cntlid: 0xffff,
-                            asqsz: 32,
-                            eflags: 0,
-                            trsvcid: &svc,
-                            traddr: &ip,
-                            subnqn: &self.nqn,
-                            tsas: &[],
-                        };
-                        if discovery::write_log_range(1, &[e], off, &mut d).is_err() {
-                            return Some(AdminResult::err(Status::INVALID_FIELD));
-                        }
-                    }
-                    0x01..=0x03 if !c.discovery => {}
+                fid::ASYNC_EVENT_CONFIG | fid::KEEP_ALIVE_TIMER => AdminResult::ok(0, Vec::new()),
+                _ => AdminResult::err(Status::INVALID_FIELD),
+            },
+            admin_opc::GET_LOG_PAGE => {
+                let g = GetLogPage::parse(sqe);
+                let len = g.bytes().min(1 << 20) as usize;
+                let d = match g.lid {
+                    discovery::LID_DISCOVERY if c.discovery => match discovery::log_range(1, &[self.discovery_entry()], g.offset, len) {
+                        Ok(d) => d,
+                        Err(_) => return Some(AdminResult::err(Status::INVALID_FIELD)),
+                    },
+                    0x01..=0x03 if !c.discovery => vec![0u8; len],
                     _ => return Some(AdminResult::err(Status::INVALID_LOG_PAGE)),
-                }
+                };
                 AdminResult::ok(0, d)
             }
             _ => AdminResult::err(Status::INVALID_OPCODE),
@@ -334,5 +333,10 @@ impl Subsystem {
 
     pub fn set_clock(&mut self, hz: u64) {
         self.clock_hz = hz;
+    }
+
+    /// Media service time per read/write now, in cycles.
+    pub fn latency(&self) -> u64 {
+        self.latency_override.unwrap_or(self.params.latency)
     }
 }
