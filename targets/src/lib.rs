@@ -8,6 +8,7 @@
 mod board;
 mod chip;
 mod error;
+mod hostile;
 pub mod limits;
 mod scenario;
 mod strict;
@@ -18,6 +19,7 @@ pub use chip::{window, BootCfg, Dma,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
 pub use error::ConfigError;
+pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
     ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS,

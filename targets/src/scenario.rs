@@ -25,6 +25,9 @@ pub struct Scenario {
     pub targets: Vec<TargetCfg>,
     #[serde(default)]
     pub faults: Vec<FaultCfg>,
+    /// Misbehaving functions (`crate::hostile`).
+    #[serde(default)]
+    pub hostile: Vec<crate::hostile::HostileCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -657,7 +660,8 @@ impl Scenario {
                 }
             }
         }
-        self.check_shared_blocks(&namespaces)
+        self.check_shared_blocks(&namespaces)?;
+        crate::hostile::validate(self, &namespaces)
     }
 
     /// A verified job remembers what it wrote; another job writing the same
