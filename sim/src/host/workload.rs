@@ -127,6 +127,9 @@ pub struct Report {
     pub total: DirStats,
     pub verify_errors: u64,
     pub errors: u64,
+    /// The scenario's hostile hosts (`[[hostile]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hostile: Vec<super::hostile::HostileReport>,
 }
 
 struct JobState {
@@ -624,6 +627,7 @@ impl Report {
             errors: jobs.iter().map(|j| j.errors).sum(),
             total: t,
             jobs,
+            hostile: Vec::new(),
         }
     }
 
@@ -658,6 +662,9 @@ impl Report {
         o.push_str(&format!("TOTAL ({} jobs)\n", self.jobs.len()));
         o.push_str(&line("all", &self.total));
         o.push_str(&format!("  verify errors: {}, I/O errors: {}\n", self.verify_errors, self.errors));
+        for h in &self.hostile {
+            o.push_str(&h.text());
+        }
         o
     }
 }
