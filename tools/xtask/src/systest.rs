@@ -439,6 +439,76 @@ fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// A hostile host on VF 3 (`targets/scenarios/hostile-host.toml`): every
+/// action of the hostile host model once, each malformed thing answered
+/// with a status the specification allows, bad doorbells with masked
+/// error events, FLR and reset loops under I/O survived; VFs 1 and 2 run
+/// verified I/O meanwhile with no error, their I/O and admin commands
+/// within 2 ms.
+fn hostile_host(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/hostile-host.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("hostile-host", &fw, &["--scenario", &sc, "--json", "-q"]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed"])?;
+    let doc: Value = match serde_json::from_str(&run.stdout) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("stdout is not JSON: {e}"), run),
+    };
+    let jobs = doc["jobs"].as_array().cloned().unwrap_or_default();
+    let fns: Vec<u64> = jobs.iter().filter_map(|j| j["function"].as_u64()).collect();
+    if fns != [2, 1] && fns != [1, 2] {
+        return fail(format!("jobs on functions {fns:?} (expected 1 and 2)"), run);
+    }
+    for j in &jobs {
+        if j["verify_errors"] != 0 || j["errors"] != 0 || j["total"]["ios"].as_u64().unwrap_or(0) < 200 || j["verify_checked"].as_u64().unwrap_or(0) == 0 {
+            return fail(format!("job {} next to the hostile host: {} verify errors, {} I/O errors, {} I/Os", j["name"], j["verify_errors"], j["errors"], j["total"]["ios"]), run);
+        }
+    }
+    let Some(h) = doc["hostile"].as_array().and_then(|a| a.first()).cloned() else { return fail("no hostile host in the report", run) };
+    if h["violations"] != 0 || h["final_check"] != true {
+        return fail(format!("hostile host: {} violations ({}), final check {}", h["violations"], h["first_violations"], h["final_check"]), run);
+    }
+    for a in dpu_targets::HOSTILE_ACTIONS {
+        if h["actions"][a].as_u64() != Some(1) {
+            return fail(format!("hostile action {a} done {} times (expected once)", h["actions"][a]), run);
+        }
+    }
+    // What the firmware must have answered (a status per kind of fault).
+    let statuses = h["statuses"].as_object().cloned().unwrap_or_default();
+    for want in [
+        "Invalid Command Opcode",
+        "Invalid Field in Command",
+        "Data Transfer Error",
+        "Invalid Namespace or Format",
+        "Invalid SGL Segment Descriptor",
+        "Invalid Number of SGL Descriptors",
+        "Data SGL Length Invalid",
+        "SGL Descriptor Type Invalid",
+        "PRP Offset Invalid",
+        "LBA Out of Range",
+        "Invalid Queue Identifier",
+        "Invalid Queue Deletion",
+    ] {
+        if !statuses.keys().any(|k| k.ends_with(want)) {
+            return fail(format!("the hostile host never got {want}: {statuses:?}"), run);
+        }
+    }
+    if statuses.keys().any(|k| k.starts_with("no completion")) {
+        return fail(format!("a malformed command was never answered: {statuses:?}"), run);
+    }
+    let events = h["events"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    if !events.iter().any(|e| e.contains("invalid doorbell write value")) || !events.iter().any(|e| e.contains("write to invalid doorbell register")) {
+        return fail(format!("bad doorbells raised events {events:?} (expected both error kinds)"), run);
+    }
+    if h["events_masked"].as_u64().unwrap_or(0) == 0 || h["flrs"].as_u64() != Some(1) || h["reprobes"].as_u64().unwrap_or(0) < 3 {
+        return fail(format!("masked events {}, FLRs {}, re-probes {}", h["events_masked"], h["flrs"], h["reprobes"]), run);
+    }
+    if h["others_admin_commands"].as_u64().unwrap_or(0) == 0 || h["others_admin_errors"] != 0 {
+        return fail(format!("other functions' admin commands: {} sent, {} failed", h["others_admin_commands"], h["others_admin_errors"]), run);
+    }
+    Ok(())
+}
+
 /// Wireshark's NVMe/TCP dissector reads a capture of the firmware and a
 /// target model talking with header and data digests: every PDU type,
 /// CCCIDs, DATAO/DATAL, R2T answers, ICResp MAXH2CDATA and every digest
@@ -712,6 +782,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
+    ("hostile host: VF 3 misbehaves in every way, VFs 1 and 2 verified and unaffected", hostile_host),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
 ];
