@@ -1045,9 +1045,14 @@ fn sgl_segment_chaining_onto_itself_is_rejected() {
 }
 
 /// Reset of a controller while an admin command's data is still moving
-/// (Identify, then CC.EN = 0 or FLR a moment later). Before the fix the
-/// late DMA completion posted a CQE for the vanished command into the
-/// reset admin queue (a division by zero: firmware fault).
+/// (Identify, then CC.EN = 0 or FLR while its data or its CQE is on the
+/// way). Before the fix the late DMA completion was taken for the current
+/// command: a CQE for the vanished command was posted into the admin
+/// queue after the reset had ended (with the queue's pointers reset, a
+/// division by zero: firmware fault). The resets sweep the time from a
+/// little before the Identify data lands until its CQE, as measured on
+/// an undisturbed Identify first; after each, the old admin CQ must stay
+/// as it was (NVMe Base 2.0 §3.5.2: a reset controller writes no queue).
 #[test]
 fn reset_while_an_admin_command_moves_data() {
     run_host(PF_NS, |h| async move {
@@ -1055,16 +1060,46 @@ fn reset_while_an_admin_command_moves_data() {
         let bar = f.bar0;
         let data = DataBuf::alloc(&h, 4096, 0);
         data.grant(&h, 0);
-        for (i, d) in (0..24u64).map(|k| k * 250).enumerate() {
-            let (sq, _cq) = enable_raw(&h, bar, 0).await?;
+        let identify = |sq: u64, cid: u16| {
             let mut id = Sqe::new(opc::IDENTIFY).cdw(10, 1).prp(data.addr(0), 0);
-            id.set_cid(i as u16);
+            id.set_cid(cid);
             h.write(sq, &id.bytes());
             h.mmio_write(bar + 0x1000, 4, 1);
-            h.sleep(h.cycles(1000 + d)).await;
-            if i % 2 == 0 {
+        };
+        // When the data lands and when the CQE comes (cycles after the doorbell).
+        let (sq, cq) = enable_raw(&h, bar, 0).await?;
+        data.write(&h, &[0u8; 4096]);
+        let t0 = h.now();
+        identify(sq, 0);
+        let mut landed = None;
+        let cqe = loop {
+            let mut d = [0u8; 64];
+            data.read(&h, &mut d);
+            if landed.is_none() && d.iter().any(|&x| x != 0) {
+                landed = Some(h.now() - t0);
+            }
+            let mut e = [0u8; 16];
+            h.read(cq, &mut e);
+            if e[14] & 1 == 1 {
+                break h.now() - t0;
+            }
+            if h.now() - t0 > h.cycles(10_000_000) {
+                return Err("Identify not completed within 10 ms".into());
+            }
+            h.sleep(h.cycles(25)).await;
+        };
+        let landed = landed.ok_or("Identify completed without data")?;
+        let first = landed.saturating_sub(h.cycles(3_000));
+        let steps = (cqe + h.cycles(500) - first) / h.cycles(100);
+        for i in 0..steps {
+            let (sq, cq) = enable_raw(&h, bar, 0).await?;
+            let t0 = h.now();
+            identify(sq, i as u16 + 1);
+            h.sleep(first + i * h.cycles(100) - (h.now() - t0)).await;
+            let how = if i % 2 == 0 {
                 h.mmio_write(bar + reg::CC, 4, 0);
                 wait_csts(&h, bar, "disable", |s| s & reg::CSTS_RDY == 0).await?;
+                "CC.EN = 0"
             } else {
                 let devctl = h.cfg_read(0, f.pcie_cap + 8, 2).await.ok_or("devctl")?;
                 h.cfg_write(0, f.pcie_cap + 8, 2, devctl | 0x8000).await;
@@ -1072,6 +1107,15 @@ fn reset_while_an_admin_command_moves_data() {
                 h.cfg_write(0, 0x10, 4, bar as u32).await;
                 h.cfg_write(0, 0x14, 4, (bar >> 32) as u32).await;
                 h.cfg_write(0, 0x04, 2, 0x6).await;
+                "FLR"
+            };
+            let mut before = [0u8; 256];
+            h.read(cq, &mut before);
+            h.sleep(h.cycles(20_000)).await;
+            let mut after = [0u8; 256];
+            h.read(cq, &mut after);
+            if before != after {
+                return Err(format!("a completion was written to the admin CQ after the {how} had ended (reset {} ns after the doorbell)", h.ns(first + i * h.cycles(100))));
             }
         }
         let c = Controller::probe(&h, f, opts()).await?;
@@ -1320,3 +1364,4 @@ fn remote_read_into_memory_not_granted_is_a_data_transfer_error() {
         Ok(())
     });
 }
+
