@@ -176,11 +176,11 @@ others_max_latency = "2ms"
 "#;
 
     fn load(text: &str) -> Result<Scenario, String> {
-        let dir = std::env::temp_dir().join(format!("dpu-hostile-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("h{}.toml", text.len()));
-        std::fs::write(&path, text).unwrap();
-        Scenario::load(&path).map_err(|e| e.to_string())
+        let path = std::path::Path::new("h.toml");
+        let mut s: Scenario = crate::parse_toml(path, text).map_err(|e| e.to_string())?;
+        s.source = path.into();
+        s.validate().map_err(|e| e.to_string())?;
+        Ok(s)
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod chip;
 mod error;
 mod hostile;
 pub mod limits;
+mod preos;
 mod scenario;
 mod strict;
 
@@ -20,6 +21,7 @@ pub use chip::{window, BootCfg, Dma,
 };
 pub use error::ConfigError;
 pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
+pub use preos::{PreOsCfg, FILLS};
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
     ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS,

@@ -28,6 +28,8 @@ pub struct Scenario {
     /// Misbehaving functions (`crate::hostile`).
     #[serde(default)]
     pub hostile: Vec<crate::hostile::HostileCfg>,
+    /// A pre-OS boot host instead of jobs (`crate::preos`).
+    pub preos: Option<crate::preos::PreOsCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -262,6 +264,10 @@ pub struct TargetNsCfg {
     pub size: String,
     #[serde(default = "d_bsize")]
     pub block_size: u32,
+    /// What unwritten blocks read as: "zero" (default) or "pattern" (the
+    /// host model's verify pattern, a disk image to boot from; see
+    /// `crate::preos`).
+    pub fill: Option<String>,
 }
 
 /// An NVMe/TCP target model on the switch (in-memory namespaces).
@@ -523,7 +529,7 @@ impl Scenario {
         Ok(s)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.source;
         let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
         let bad = |field: String| move |msg: String| ConfigError::field(f, field, msg);
@@ -661,7 +667,8 @@ impl Scenario {
             }
         }
         self.check_shared_blocks(&namespaces)?;
-        crate::hostile::validate(self, &namespaces)
+        crate::hostile::validate(self, &namespaces)?;
+        crate::preos::validate(self, &namespaces)
     }
 
     /// A verified job remembers what it wrote; another job writing the same
