@@ -11,6 +11,7 @@ pub mod exec;
 pub mod hostile;
 pub mod nvme;
 pub mod pci;
+pub mod preos;
 pub mod scenario;
 pub mod workload;
 

@@ -113,6 +113,9 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
 
 /// The host's main task for a scenario.
 pub async fn run(h: Host, sc: Scenario) {
+    if sc.preos.is_some() {
+        return boot(h, sc).await;
+    }
     let r = async {
         let ctrls = bring_up(&h, &sc).await?;
         let hostile = super::hostile::spawn_all(&h, &sc, &ctrls, &driver_options(&sc))?;
@@ -184,5 +187,24 @@ pub async fn run(h: Host, sc: Scenario) {
         }
     }
     .await;
+    h.finish(r);
+}
+
+/// The host's main task for a `[preos]` scenario: the boot is the run.
+async fn boot(h: Host, sc: Scenario) {
+    let r = match super::preos::run_all(&h, &sc).await {
+        Ok(boots) => {
+            let problems = super::preos::problems(&sc, &boots);
+            let mut report = Report::new(Vec::new());
+            report.boot = boots;
+            h.state().report = Some(report);
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            }
+        }
+        Err(e) => Err(e),
+    };
     h.finish(r);
 }
