@@ -176,11 +176,7 @@ others_max_latency = "2ms"
 "#;
 
     fn load(text: &str) -> Result<Scenario, String> {
-        let path = std::path::Path::new("h.toml");
-        let mut s: Scenario = crate::parse_toml(path, text).map_err(|e| e.to_string())?;
-        s.source = path.into();
-        s.validate().map_err(|e| e.to_string())?;
-        Ok(s)
+        Scenario::parse("h.toml", text).map_err(|e| e.to_string())
     }
 
     #[test]

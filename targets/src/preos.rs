@@ -202,11 +202,7 @@ max_ready = "1200ms"
 "#;
 
     fn load(text: &str) -> Result<Scenario, String> {
-        let path = std::path::Path::new("b.toml");
-        let mut s: Scenario = crate::parse_toml(path, text).map_err(|e| e.to_string())?;
-        s.source = path.into();
-        s.validate().map_err(|e| e.to_string())?;
-        Ok(s)
+        Scenario::parse("b.toml", text).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -363,6 +363,8 @@ pub fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> 
 }
 
 /// Checks an NQN (NVMe Base 2.0 §4.5: at most 223 bytes, "nqn." prefix).
+/// The firmware takes printable ASCII without spaces (its boot
+/// configuration parser refuses anything else).
 pub fn check_nqn(s: &str) -> Result<(), String> {
     if !s.starts_with("nqn.") || s.len() > 223 || !s.bytes().all(|c| c.is_ascii_graphic()) {
         return Err(format!("`{s}` is not an NQN (printable ASCII without spaces, starts with `nqn.`, at most 223 bytes)"));
@@ -398,8 +400,15 @@ pub struct JobCfg {
     /// connection setup); I/Os submitted during the ramp are verified but
     /// not counted, and `runtime` starts after it.
     pub ramp_time: Option<String>,
-    /// Bytes per job, e.g. "16MiB".
+    /// Bytes per job, e.g. "16MiB" (fio's `io_size`).
     pub size: Option<String>,
+    /// Where the job's region of the namespace starts (bytes, a multiple
+    /// of `bs`; fio's `offset`). Default 0.
+    pub offset: Option<String>,
+    /// Bytes of the namespace the job's blocks are drawn from, from
+    /// `offset` (fio's `size` as a region; shared by `numjobs` instances).
+    /// Default: the rest of the namespace.
+    pub region: Option<String>,
     #[serde(default)]
     pub verify: bool,
     /// After the run, read back every block the job wrote and check it
@@ -529,7 +538,16 @@ impl Scenario {
         Ok(s)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Parses and validates scenario TOML text; `path` is only used in messages.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Scenario, ConfigError> {
+        let path = path.as_ref();
+        let mut s: Scenario = crate::parse_toml(path, text)?;
+        s.source = path.to_path_buf();
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.source;
         let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
         let bad = |field: String| move |msg: String| ConfigError::field(f, field, msg);
@@ -644,6 +662,14 @@ impl Scenario {
             if j.verify_at_end && !j.verify {
                 return err(at("verify_at_end"), "needs verify = true".into());
             }
+            let offset = j.offset.as_deref().map(parse_size).transpose().map_err(bad(at("offset")))?.unwrap_or(0);
+            if offset % bs != 0 {
+                return err(at("offset"), format!("{offset} is not a multiple of bs ({bs})"));
+            }
+            let region = j.region.as_deref().map(parse_size).transpose().map_err(bad(at("region")))?;
+            if region == Some(0) {
+                return err(at("region"), "must not be 0".into());
+            }
             for &fun in &j.functions {
                 let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else {
                     return err(at("functions"), format!("function {fun} has no namespace {} in [[storage]]", j.nsid));
@@ -651,16 +677,25 @@ impl Scenario {
                 if bs % u64::from(ns.block_size) != 0 {
                     return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.block_size));
                 }
+                if offset >= ns.bytes {
+                    return err(at("offset"), format!("{offset} is not inside function {fun} namespace {} ({} bytes)", j.nsid, ns.bytes));
+                }
+                if let Some(r) = region.filter(|&r| offset.saturating_add(r) > ns.bytes) {
+                    return err(
+                        at("region"),
+                        format!("offset {offset} + region {r} is past the end of function {fun} namespace {} ({} bytes)", j.nsid, ns.bytes),
+                    );
+                }
                 // Each of the numjobs instances gets its share of the
-                // namespace and keeps at most one I/O per block in flight.
-                let blocks = ns.bytes / u64::from(j.numjobs) / bs;
+                // region and keeps at most one I/O per block in flight.
+                let blocks = region.unwrap_or(ns.bytes - offset) / u64::from(j.numjobs) / bs;
                 if u64::from(j.iodepth) > blocks {
                     return err(
                         at("iodepth"),
                         format!(
                             "{} is more than the {blocks} blocks of {bs} bytes in each job's share of function {fun} namespace {} \
-                             ({} bytes / numjobs {}); a job keeps at most one I/O per block in flight",
-                            j.iodepth, j.nsid, ns.bytes, j.numjobs
+                             ({} bytes of region / numjobs {}); a job keeps at most one I/O per block in flight",
+                            j.iodepth, j.nsid, region.unwrap_or(ns.bytes - offset), j.numjobs
                         ),
                     );
                 }
@@ -675,18 +710,22 @@ impl Scenario {
     /// blocks (the same RAM namespace, or the same remote namespace through
     /// any function) makes it report false errors. Refused here.
     fn check_shared_blocks(&self, namespaces: &[NamespaceCfg]) -> Result<(), ConfigError> {
-        // (job, function, where the blocks live, writes?, verifies?)
-        let mut users: Vec<(usize, u16, String, bool, bool)> = Vec::new();
+        // (job, function, where the blocks live, byte range, writes?, verifies?)
+        let mut users: Vec<(usize, u16, String, (u64, u64), bool, bool)> = Vec::new();
         for (i, j) in self.jobs.iter().enumerate() {
             let writes = !matches!(j.rw.as_str(), "read" | "randread") && j.rwmixread < 100 || matches!(j.rw.as_str(), "write" | "randwrite");
+            let offset = j.offset.as_deref().and_then(|o| parse_size(o).ok()).unwrap_or(0);
+            let region = j.region.as_deref().and_then(|r| parse_size(r).ok());
             for &fun in &j.functions {
                 let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else { continue };
                 let place = match &ns.backend {
                     Backend::Ram => format!("RAM namespace {} of function {fun}", ns.nsid),
                     Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
                 };
-                for (k, f2, p2, w2, v2) in &users {
-                    if *p2 == place && ((j.verify && *w2) || (*v2 && writes)) {
+                let range = (offset, region.map_or(ns.bytes, |r| offset + r));
+                for (k, f2, p2, r2, w2, v2) in &users {
+                    let overlap = range.0 < r2.1 && r2.0 < range.1;
+                    if *p2 == place && overlap && ((j.verify && *w2) || (*v2 && writes)) {
                         let (verifier, writer) = if j.verify && *w2 { (i, *k) } else { (*k, i) };
                         let (vj, wj) = (&self.jobs[verifier], &self.jobs[writer]);
                         let what = if k == &i { format!("through functions {f2} and {fun}") } else { format!("(function {fun})") };
@@ -695,13 +734,14 @@ impl Scenario {
                             format!("jobs[{i}].nsid"),
                             format!(
                                 "job `{}` writes {place} {what}, which job `{}` verifies: a verified job must be the only writer of its \
-                                 blocks (it would read the other job's data as errors); give the jobs separate namespaces",
+                                 blocks (it would read the other job's data as errors); give the jobs separate namespaces \
+                                 or separate regions (offset, region)",
                                 wj.name, vj.name
                             ),
                         ));
                     }
                 }
-                users.push((i, fun, place, writes, j.verify));
+                users.push((i, fun, place, range, writes, j.verify));
             }
         }
         Ok(())
@@ -1243,6 +1283,27 @@ target = "t0"
     }
 
     #[test]
+    fn jobs_on_separate_regions_share_a_namespace() {
+        let two = |a: &str, b: &str| {
+            format!("{}offset = {a}\n[[jobs]]\nname = \"w\"\nfunctions = [1]\nrw = \"randwrite\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{b}", BASE.replacen("verify = true", "verify = true\nregion = \"512KiB\"", 1))
+        };
+        // [0, 512K) verified, [512K, 1M) written: fine; overlapping: refused.
+        assert!(parse(&two("\"0\"", "offset = \"512KiB\"\n")).is_ok());
+        let e = parse(&two("\"0\"", "offset = \"508KiB\"\n")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("separate regions"), "{e}");
+        let bad = [
+            ("\"1000\"", "", "jobs[0].offset", "not a multiple of bs"),
+            ("\"1MiB\"", "", "jobs[0].offset", "not inside"),
+            ("\"768KiB\"", "", "jobs[0].region", "past the end"),
+            ("\"soon\"", "", "jobs[0].offset", ""),
+        ];
+        for (a, b, field, why) in bad {
+            let e = parse(&two(a, b)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(why), "{a}: {e}");
+        }
+    }
+
+    #[test]
     fn shipped_scenarios_load() {
         let chip = Chip::load(crate::default_chip_path()).unwrap();
         let board = Board::load(crate::default_board_path()).unwrap();
@@ -1271,6 +1332,45 @@ target = "t0"
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("network.io_timeout"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn nqns_with_spaces_or_control_characters_are_rejected() {
+        // Found by the scenario fuzz target: the firmware's boot
+        // configuration parser refused such an NQN, so a scenario that
+        // validated booted a card without its remote controllers.
+        for bad in ["nqn.2026-11.io.x:a b", "nqn.2026-11.io.x:\\ttab", "nqn.2026-11.io.x:\\u007f"] {
+            let e = Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(e.contains("network.host_nqn") && e.contains("t.toml"), "{bad}: {e}");
+        }
+        assert!(Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"nqn.2026-11.io.x:a-b_c\"\n")).is_ok());
+    }
+
+    #[test]
+    fn what_the_firmware_would_refuse_is_rejected() {
+        // Found with the scenario fuzz target (its invariant: a valid
+        // scenario's boot configuration parses in the firmware); each of
+        // these validated, then the card booted serving nothing.
+        let remote = |extra: &str| format!("{BASE}[[storage]]\nfunctions = [1]\nnsid = 2\nbackend = \"nvmf\"\ntraddr = \"10.0.0.10\"\nsubnqn = \"nqn.2026-11.io.x:r\"\nsize = \"1MiB\"\n{extra}");
+        let cases = [
+            (BASE.replacen("functions = [1, 2]", "functions = [1, 2]\nnsid = 33", 1), "storage[0].nsid"),
+            (format!("{BASE}[network]\nports = [\"0.0.0.0/24\"]\n"), "network.ports[0]"),
+            (remote("trsvcid = 0\n"), "storage[1].trsvcid"),
+            (remote("remote_nsid = 4294967295\n"), "storage[1].remote_nsid"),
+            (remote("").replace("10.0.0.10", "0.0.0.0"), "storage[1].traddr"),
+            (format!("{BASE}[[targets]]\nname = \"t\"\nip = \"10.0.0.10\"\nport = 0\nnqn = \"nqn.2026-11.io.x:t\"\nnamespaces = [{{ size = \"1MiB\" }}]\n"), "targets[0].port"),
+        ];
+        for (text, field) in cases {
+            let e = Scenario::parse("t.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        let mut many = BASE.replacen("vfs = 2", "vfs = 64", 1);
+        for nsid in 2..=5 {
+            many.push_str(&format!("[[storage]]\nfunctions = [{}]\nnsid = {nsid}\nbackend = \"ram\"\nsize = \"64KiB\"\n", (0..=64).map(|f| f.to_string()).collect::<Vec<_>>().join(", ")));
+        }
+        let e = Scenario::parse("t.toml", &many).unwrap_err().to_string();
+        assert!(e.contains("storage") && e.contains("at most 256"), "{e}");
+        assert!(Scenario::parse("t.toml", &remote("")).is_ok(), "the remote namespace itself is fine");
     }
 
     #[test]
