@@ -6,7 +6,8 @@
 //!   drivers below AND the simulator's device models use them, so a layout
 //!   exists exactly once.
 //! * [`csr`]: machine-mode CSR access (RISC-V privileged spec §3.1).
-//! * Drivers: [`clint`], [`plic`], [`uart`], [`mailbox`], [`finisher`], [`trace`].
+//! * Drivers: [`clint`], [`plic`], [`uart`], [`mailbox`], [`finisher`], [`trace`],
+//!   [`spi`] (boot flash SPI master, an `embedded-hal` `SpiDevice`), [`otp`], [`delay`].
 //!
 //! All `unsafe` MMIO lives in this crate.
 #![no_std]
@@ -19,15 +20,18 @@ pub mod memory_map {
 pub mod clint;
 pub mod cpu;
 pub mod csr;
+pub mod delay;
 pub mod dma;
 pub mod finisher;
 pub mod mailbox;
 pub mod mem;
 pub mod mmio;
 pub mod nic;
+pub mod otp;
 pub mod pcie;
 pub mod plic;
 pub mod regs;
+pub mod spi;
 pub mod trace;
 pub mod uart;
 

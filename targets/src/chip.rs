@@ -48,6 +48,9 @@ pub struct Memory {
 pub struct Bootrom {
     pub base: u64,
     pub size: u64,
+    /// Flash offset where the ROM stage looks for the signed first-stage
+    /// bootloader (the board's `flash.layout.bootloader` must start here).
+    pub stage1_flash_offset: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +77,10 @@ pub struct Firmware {
     /// buffers; RAM namespaces are carved from the rest of DDR
     /// ([`Chip::ram_namespace_pool`]).
     pub ddr_heap_size: u64,
+    /// Top of the image region kept for the first-stage bootloader and
+    /// its hand-off block ([`Chip::bootloader_region`]); the firmware is
+    /// linked below it.
+    pub bootloader_size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,8 +94,18 @@ pub struct Devices {
     pub mailbox: Mailbox,
     pub pcie: MmioDevice,
     pub dma: Dma,
-    pub bootcfg: BootCfg,
+    pub spi: MmioDevice,
+    pub otp: Otp,
     pub nic: Nic,
+}
+
+/// OTP fuse array: `words` 32-bit words; programming one takes `program_ns`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Otp {
+    pub base: u64,
+    pub words: u32,
+    pub program_ns: u64,
 }
 
 /// The on-chip Ethernet controller: ports (MACs/PHYs are board facts),
@@ -113,13 +130,6 @@ pub struct Dma {
     pub channels_per_engine: u32,
     pub bytes_per_cycle: u32,
     pub descriptor_cycles: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootCfg {
-    pub base: u64,
-    pub size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +225,10 @@ pub mod window {
     pub const DMA_CHANNEL: u64 = 0x40;
     /// Per NIC port (layout: `dpu_hal::regs::nic`).
     pub const NIC_PORT: u64 = 0x1_0000;
+    /// SPI flash controller (layout: `dpu_hal::regs::spi`).
+    pub const SPI: u64 = 0x1000;
+    /// OTP controller and fuse words (layout: `dpu_hal::regs::otp`).
+    pub const OTP: u64 = 0x1000;
 }
 
 impl Chip {
@@ -292,6 +306,14 @@ impl Chip {
         (base, d.base + d.size - base)
     }
 
+    /// Where the first-stage bootloader runs: (address, bytes), the top
+    /// of the image region. Its first 4 KiB are the hand-off block the
+    /// firmware reads (`dpu_hal::regs::bootinfo`).
+    pub fn bootloader_region(&self) -> (u64, u64) {
+        let d = &self.memory.ddr;
+        (d.base + d.image_size - self.firmware.bootloader_size, self.firmware.bootloader_size)
+    }
+
     /// A hash of everything the firmware image bakes in at build time (hart
     /// counts, memory map, device bases, IRQ numbers). Timing is excluded: it
     /// can change without rebuilding the firmware. The simulator compares it
@@ -315,6 +337,8 @@ impl Chip {
             m.ddr.image_size,
             self.firmware.stack_size,
             self.firmware.ddr_heap_size,
+            self.firmware.bootloader_size,
+            m.bootrom.stage1_flash_offset,
             d.finisher.base,
             d.clint.base,
             d.plic.base,
@@ -328,8 +352,9 @@ impl Chip {
             d.dma.base,
             d.dma.engines.into(),
             d.dma.channels_per_engine.into(),
-            d.bootcfg.base,
-            d.bootcfg.size,
+            d.spi.base,
+            d.otp.base,
+            d.otp.words.into(),
             d.nic.base,
             d.nic.ports.into(),
             d.nic.queues_per_port.into(),
@@ -361,7 +386,8 @@ impl Chip {
             ("devices.mailbox".to_string(), d.mailbox.base, self.mailbox_window()),
             ("devices.pcie".to_string(), d.pcie.base, window::PCIE),
             ("devices.dma".to_string(), d.dma.base, self.dma_window()),
-            ("devices.bootcfg".to_string(), d.bootcfg.base, d.bootcfg.size),
+            ("devices.spi".to_string(), d.spi.base, window::SPI),
+            ("devices.otp".to_string(), d.otp.base, window::OTP),
             ("devices.nic".to_string(), d.nic.base, self.nic_window()),
         ];
         for c in 0..self.chip.clusters {
@@ -519,7 +545,8 @@ impl Chip {
             ("devices.mailbox.base", d.mailbox.base),
             ("devices.pcie.base", d.pcie.base),
             ("devices.dma.base", d.dma.base),
-            ("devices.bootcfg.base", d.bootcfg.base),
+            ("devices.spi.base", d.spi.base),
+            ("devices.otp.base", d.otp.base),
             ("devices.nic.base", d.nic.base),
         ] {
             if base % 0x1000 != 0 {
@@ -565,8 +592,15 @@ impl Chip {
         if nic.bytes_per_cycle == 0 {
             return err("devices.nic.bytes_per_cycle", "must be non-zero".into());
         }
-        if d.bootcfg.size < 0x1000 || d.bootcfg.size % 0x1000 != 0 {
-            return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));
+        // Key hash (8 words), lock word, anti-rollback counter (8 words at 16).
+        if d.otp.words < 24 || d.otp.words * 4 > 0x800 {
+            return err("devices.otp.words", format!("{} must be 24..=512 (key hash, lock and rollback counter words)", d.otp.words));
+        }
+        if fw.bootloader_size < 0x1_0000 || fw.bootloader_size % 0x1000 != 0 || fw.bootloader_size >= m.ddr.image_size {
+            return err(
+                "firmware.bootloader_size",
+                format!("{:#x} must be a multiple of 0x1000, at least 0x10000 and smaller than memory.ddr.image_size", fw.bootloader_size),
+            );
         }
 
         let t = &self.timing;

@@ -6,14 +6,15 @@
 //! error names the file, the field and what is wrong.
 
 mod board;
+pub use board::{parse_mac, Board, Flash, FlashLayout, Network, Partition, Pcie, Port};
 mod chip;
 mod error;
 pub mod limits;
 mod scenario;
 mod strict;
 
-pub use board::{parse_mac, Board, Flash, Network, Pcie, Port};
-pub use chip::{window, BootCfg, Dma, 
+
+pub use chip::{window, Dma, Otp,
     Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
