@@ -389,8 +389,15 @@ pub struct JobCfg {
     /// connection setup); I/Os submitted during the ramp are verified but
     /// not counted, and `runtime` starts after it.
     pub ramp_time: Option<String>,
-    /// Bytes per job, e.g. "16MiB".
+    /// Bytes per job, e.g. "16MiB" (fio's `io_size`).
     pub size: Option<String>,
+    /// Where the job's region of the namespace starts (bytes, a multiple
+    /// of `bs`; fio's `offset`). Default 0.
+    pub offset: Option<String>,
+    /// Bytes of the namespace the job's blocks are drawn from, from
+    /// `offset` (fio's `size` as a region; shared by `numjobs` instances).
+    /// Default: the rest of the namespace.
+    pub region: Option<String>,
     #[serde(default)]
     pub verify: bool,
     /// After the run, read back every block the job wrote and check it
@@ -635,6 +642,14 @@ impl Scenario {
             if j.verify_at_end && !j.verify {
                 return err(at("verify_at_end"), "needs verify = true".into());
             }
+            let offset = j.offset.as_deref().map(parse_size).transpose().map_err(bad(at("offset")))?.unwrap_or(0);
+            if offset % bs != 0 {
+                return err(at("offset"), format!("{offset} is not a multiple of bs ({bs})"));
+            }
+            let region = j.region.as_deref().map(parse_size).transpose().map_err(bad(at("region")))?;
+            if region == Some(0) {
+                return err(at("region"), "must not be 0".into());
+            }
             for &fun in &j.functions {
                 let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else {
                     return err(at("functions"), format!("function {fun} has no namespace {} in [[storage]]", j.nsid));
@@ -642,16 +657,25 @@ impl Scenario {
                 if bs % u64::from(ns.block_size) != 0 {
                     return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.block_size));
                 }
+                if offset >= ns.bytes {
+                    return err(at("offset"), format!("{offset} is not inside function {fun} namespace {} ({} bytes)", j.nsid, ns.bytes));
+                }
+                if let Some(r) = region.filter(|&r| offset.saturating_add(r) > ns.bytes) {
+                    return err(
+                        at("region"),
+                        format!("offset {offset} + region {r} is past the end of function {fun} namespace {} ({} bytes)", j.nsid, ns.bytes),
+                    );
+                }
                 // Each of the numjobs instances gets its share of the
-                // namespace and keeps at most one I/O per block in flight.
-                let blocks = ns.bytes / u64::from(j.numjobs) / bs;
+                // region and keeps at most one I/O per block in flight.
+                let blocks = region.unwrap_or(ns.bytes - offset) / u64::from(j.numjobs) / bs;
                 if u64::from(j.iodepth) > blocks {
                     return err(
                         at("iodepth"),
                         format!(
                             "{} is more than the {blocks} blocks of {bs} bytes in each job's share of function {fun} namespace {} \
-                             ({} bytes / numjobs {}); a job keeps at most one I/O per block in flight",
-                            j.iodepth, j.nsid, ns.bytes, j.numjobs
+                             ({} bytes of region / numjobs {}); a job keeps at most one I/O per block in flight",
+                            j.iodepth, j.nsid, region.unwrap_or(ns.bytes - offset), j.numjobs
                         ),
                     );
                 }
@@ -664,18 +688,22 @@ impl Scenario {
     /// blocks (the same RAM namespace, or the same remote namespace through
     /// any function) makes it report false errors. Refused here.
     fn check_shared_blocks(&self, namespaces: &[NamespaceCfg]) -> Result<(), ConfigError> {
-        // (job, function, where the blocks live, writes?, verifies?)
-        let mut users: Vec<(usize, u16, String, bool, bool)> = Vec::new();
+        // (job, function, where the blocks live, byte range, writes?, verifies?)
+        let mut users: Vec<(usize, u16, String, (u64, u64), bool, bool)> = Vec::new();
         for (i, j) in self.jobs.iter().enumerate() {
             let writes = !matches!(j.rw.as_str(), "read" | "randread") && j.rwmixread < 100 || matches!(j.rw.as_str(), "write" | "randwrite");
+            let offset = j.offset.as_deref().and_then(|o| parse_size(o).ok()).unwrap_or(0);
+            let region = j.region.as_deref().and_then(|r| parse_size(r).ok());
             for &fun in &j.functions {
                 let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else { continue };
                 let place = match &ns.backend {
                     Backend::Ram => format!("RAM namespace {} of function {fun}", ns.nsid),
                     Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
                 };
-                for (k, f2, p2, w2, v2) in &users {
-                    if *p2 == place && ((j.verify && *w2) || (*v2 && writes)) {
+                let range = (offset, region.map_or(ns.bytes, |r| offset + r));
+                for (k, f2, p2, r2, w2, v2) in &users {
+                    let overlap = range.0 < r2.1 && r2.0 < range.1;
+                    if *p2 == place && overlap && ((j.verify && *w2) || (*v2 && writes)) {
                         let (verifier, writer) = if j.verify && *w2 { (i, *k) } else { (*k, i) };
                         let (vj, wj) = (&self.jobs[verifier], &self.jobs[writer]);
                         let what = if k == &i { format!("through functions {f2} and {fun}") } else { format!("(function {fun})") };
@@ -684,13 +712,14 @@ impl Scenario {
                             format!("jobs[{i}].nsid"),
                             format!(
                                 "job `{}` writes {place} {what}, which job `{}` verifies: a verified job must be the only writer of its \
-                                 blocks (it would read the other job's data as errors); give the jobs separate namespaces",
+                                 blocks (it would read the other job's data as errors); give the jobs separate namespaces \
+                                 or separate regions (offset, region)",
                                 wj.name, vj.name
                             ),
                         ));
                     }
                 }
-                users.push((i, fun, place, writes, j.verify));
+                users.push((i, fun, place, range, writes, j.verify));
             }
         }
         Ok(())
@@ -1229,6 +1258,27 @@ target = "t0"
             + "[[jobs]]\nname = \"v\"\nfunctions = [1, 2]\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\nverify = true\n";
         let e = parse(&shared).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("field `jobs[0].nsid`") && e.contains("through functions 1 and 2"), "{e}");
+    }
+
+    #[test]
+    fn jobs_on_separate_regions_share_a_namespace() {
+        let two = |a: &str, b: &str| {
+            format!("{}offset = {a}\n[[jobs]]\nname = \"w\"\nfunctions = [1]\nrw = \"randwrite\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{b}", BASE.replacen("verify = true", "verify = true\nregion = \"512KiB\"", 1))
+        };
+        // [0, 512K) verified, [512K, 1M) written: fine; overlapping: refused.
+        assert!(parse(&two("\"0\"", "offset = \"512KiB\"\n")).is_ok());
+        let e = parse(&two("\"0\"", "offset = \"508KiB\"\n")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("separate regions"), "{e}");
+        let bad = [
+            ("\"1000\"", "", "jobs[0].offset", "not a multiple of bs"),
+            ("\"1MiB\"", "", "jobs[0].offset", "not inside"),
+            ("\"768KiB\"", "", "jobs[0].region", "past the end"),
+            ("\"soon\"", "", "jobs[0].offset", ""),
+        ];
+        for (a, b, field, why) in bad {
+            let e = parse(&two(a, b)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(why), "{a}: {e}");
+        }
     }
 
     #[test]

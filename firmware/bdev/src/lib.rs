@@ -1,10 +1,11 @@
 //! The block layer (DESIGN.md §3): block devices that namespaces map to.
 //!
 //! A block device does not move data itself: for an I/O it answers with a
-//! plan of [`Move`]s (host <-> device memory, zero-fill) that the calling
-//! core executes on its own DMA channel, so payloads never pass through a
-//! CPU. The RAM device here is the first backend; stacked devices (crypto,
-//! erasure coding, remote NVMe-oF) come with later work.
+//! plan of [`Move`]s (host <-> device memory, DPU memory <-> device
+//! memory, zero-fill) that the calling core executes on its own DMA
+//! channel, so payloads never pass through a CPU. This crate holds the
+//! pure parts of the block layer (planning, layouts); the firmware image's
+//! `block` module runs the stacks of devices on the data-plane cores.
 #![no_std]
 
 /// What an I/O does.
@@ -26,14 +27,26 @@ pub struct Geometry {
     pub block_shift: u8,
 }
 
+/// Where an I/O's data is (Read: where it goes; Write: where it comes from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buf<'a> {
+    /// No data (Flush, Write Zeroes, Deallocate).
+    None,
+    /// Host memory segments, in transfer order (moved by DMA over PCIe).
+    Host(&'a [(u64, u32)]),
+    /// DPU memory segments, in transfer order (a stacked device's
+    /// staging pages).
+    Local(&'a [(u64, u32)]),
+}
+
 /// One I/O on a block device.
 #[derive(Clone, Copy, Debug)]
 pub struct Io<'a> {
     pub op: Op,
     pub lba: u64,
     pub blocks: u32,
-    /// Host memory segments (Read/Write only), in transfer order.
-    pub host: &'a [(u64, u32)],
+    /// The data (Read/Write only).
+    pub buf: Buf<'a>,
 }
 
 /// One data movement of a plan.
@@ -45,6 +58,8 @@ pub enum Move {
     FromHost { host: u64, local: u64, len: u32 },
     /// Zero-fill device memory.
     Zero { local: u64, len: u32 },
+    /// DPU memory -> DPU memory (a local buffer to or from the device).
+    Copy { from: u64, to: u64, len: u32 },
 }
 
 /// Why an I/O cannot be planned.
@@ -92,20 +107,26 @@ impl RamBdev {
         match io.op {
             Op::Flush => {}
             Op::Read | Op::Write => {
-                let total: u64 = io.host.iter().map(|s| u64::from(s.1)).sum();
+                let (segs, host) = match io.buf {
+                    Buf::Host(segs) => (segs, true),
+                    Buf::Local(segs) => (segs, false),
+                    Buf::None => return Err(Error::LengthMismatch),
+                };
+                let total: u64 = segs.iter().map(|s| u64::from(s.1)).sum();
                 if total != bytes {
                     return Err(Error::LengthMismatch);
                 }
                 let mut local = local0;
-                for &(host, len) in io.host {
+                for &(addr, len) in segs {
                     let mut done = 0;
                     while done < len {
                         let l = (len - done).min(MAX_MOVE);
-                        let h = host + u64::from(done);
-                        emit(if io.op == Op::Read {
-                            Move::ToHost { host: h, local, len: l }
-                        } else {
-                            Move::FromHost { host: h, local, len: l }
+                        let a = addr + u64::from(done);
+                        emit(match (io.op == Op::Read, host) {
+                            (true, true) => Move::ToHost { host: a, local, len: l },
+                            (false, true) => Move::FromHost { host: a, local, len: l },
+                            (true, false) => Move::Copy { from: local, to: a, len: l },
+                            (false, false) => Move::Copy { from: a, to: local, len: l },
                         })?;
                         local += u64::from(l);
                         done += l;
@@ -134,7 +155,7 @@ mod tests {
     #[test]
     fn read_maps_host_segments_to_consecutive_blocks() {
         let mut out = [Move::Zero { local: 0, len: 0 }; 8];
-        let io = Io { op: Op::Read, lba: 8, blocks: 16, host: &[(0x1000, 4096), (0x9000, 4096)] };
+        let io = Io { op: Op::Read, lba: 8, blocks: 16, buf: Buf::Host(&[(0x1000, 4096), (0x9000, 4096)]) };
         assert_eq!(DEV.plan(&io, &mut out), Ok(2));
         assert_eq!(out[0], Move::ToHost { host: 0x1000, local: DEV.base + 8 * 512, len: 4096 });
         assert_eq!(out[1], Move::ToHost { host: 0x9000, local: DEV.base + 8 * 512 + 4096, len: 4096 });
@@ -143,21 +164,36 @@ mod tests {
     #[test]
     fn bad_requests_are_refused() {
         let mut out = [Move::Zero { local: 0, len: 0 }; 1];
-        let io = Io { op: Op::Write, lba: (1 << 20) - 1, blocks: 2, host: &[(0, 1024)] };
+        let io = Io { op: Op::Write, lba: (1 << 20) - 1, blocks: 2, buf: Buf::Host(&[(0, 1024)]) };
         assert_eq!(DEV.plan(&io, &mut out), Err(Error::OutOfRange));
-        let io = Io { op: Op::Write, lba: 0, blocks: 2, host: &[(0, 512)] };
+        let io = Io { op: Op::Write, lba: 0, blocks: 2, buf: Buf::Host(&[(0, 512)]) };
         assert_eq!(DEV.plan(&io, &mut out), Err(Error::LengthMismatch));
-        let io = Io { op: Op::Write, lba: 0, blocks: 2, host: &[(0, 512), (4096, 512)] };
+        let io = Io { op: Op::Write, lba: 0, blocks: 2, buf: Buf::Host(&[(0, 512), (4096, 512)]) };
         assert_eq!(DEV.plan(&io, &mut out), Err(Error::TooManyMoves));
+    }
+
+    #[test]
+    fn a_local_buffer_is_copied_to_and_from_the_device() {
+        let mut out = [Move::Zero { local: 0, len: 0 }; 4];
+        let pages = [(0x5000, 2048), (0x9000, 2048)];
+        let w = Io { op: Op::Write, lba: 2, blocks: 8, buf: Buf::Local(&pages) };
+        assert_eq!(DEV.plan(&w, &mut out), Ok(2));
+        assert_eq!(out[0], Move::Copy { from: 0x5000, to: DEV.base + 1024, len: 2048 });
+        assert_eq!(out[1], Move::Copy { from: 0x9000, to: DEV.base + 1024 + 2048, len: 2048 });
+        let r = Io { op: Op::Read, lba: 2, blocks: 8, buf: Buf::Local(&pages) };
+        assert_eq!(DEV.plan(&r, &mut out), Ok(2));
+        assert_eq!(out[0], Move::Copy { from: DEV.base + 1024, to: 0x5000, len: 2048 });
+        let none = Io { op: Op::Read, lba: 2, blocks: 8, buf: Buf::None };
+        assert_eq!(DEV.plan(&none, &mut out), Err(Error::LengthMismatch));
     }
 
     #[test]
     fn zeroes_are_split_at_the_move_limit() {
         let mut out = [Move::Zero { local: 0, len: 0 }; 8];
-        let io = Io { op: Op::WriteZeroes, lba: 0, blocks: 5000, host: &[] };
+        let io = Io { op: Op::WriteZeroes, lba: 0, blocks: 5000, buf: Buf::None };
         assert_eq!(DEV.plan(&io, &mut out), Ok(3), "2.44 MiB in 1 MiB moves");
         assert_eq!(out[2], Move::Zero { local: DEV.base + 2 * (1 << 20), len: 5000 * 512 - 2 * (1 << 20) });
-        let flush = Io { op: Op::Flush, lba: 0, blocks: 0, host: &[] };
+        let flush = Io { op: Op::Flush, lba: 0, blocks: 0, buf: Buf::None };
         assert_eq!(DEV.plan(&flush, &mut out), Ok(0));
     }
 }

@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 
+mod block;
 mod bootcfg;
 mod channel;
 mod net;

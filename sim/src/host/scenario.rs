@@ -46,7 +46,9 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
         let bs = parse_size(&j.bs).unwrap_or(4096) as u32;
         for &f in &j.functions {
             let ns_bytes = namespaces.iter().find(|n| n.0 == f && n.1 == j.nsid).map_or(0, |n| n.2);
-            let slice = (ns_bytes / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs);
+            let start = j.offset.as_deref().and_then(|o| parse_size(o).ok()).unwrap_or(0).min(ns_bytes);
+            let region = j.region.as_deref().and_then(|r| parse_size(r).ok()).unwrap_or(ns_bytes - start).min(ns_bytes - start);
+            let slice = (region / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs);
             for n in 0..j.numjobs {
                 out.push(JobSpec {
                     name: if j.numjobs > 1 { format!("{}.fn{f}.{n}", j.name) } else { format!("{}.fn{f}", j.name) },
@@ -61,7 +63,7 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
                     size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
                     verify: j.verify,
                     verify_at_end: j.verify_at_end,
-                    offset: u64::from(n) * slice,
+                    offset: start + u64::from(n) * slice,
                     len: slice,
                     seed: j.seed ^ ((ji as u64) << 40) ^ (u64::from(f) << 20) ^ u64::from(n) ^ 0x00d0_0d1e,
                     scattered: j.scattered,

@@ -2,15 +2,16 @@
 //!
 //! Per command: SQ tail doorbell -> fetch SQEs by DMA (batched, CQ slots
 //! reserved up front) -> decode and check -> walk the data pointer (PRP list
-//! or SGL segments fetched by DMA when needed) -> the namespace's block
-//! device plans the data movement -> one DMA chain moves the data -> the
-//! CQE is written by DMA, followed by MSI-X (or coalesced). Everything is
-//! non-blocking: the engine advances whatever is ready each reactor pass.
+//! or SGL segments fetched by DMA when needed) -> the I/O goes to the top
+//! of the namespace's block-device stack ([`crate::block`]) under the
+//! command's slot -> its completion comes back -> the CQE is written by
+//! DMA, followed by MSI-X (or coalesced). Everything is non-blocking: the
+//! engine advances whatever is ready each reactor pass.
 
-use crate::bootcfg::{self as config, Backend};
-use crate::nvmf::initiator::{self, Fabric, IoOp};
+use crate::block::{self, Data, Stack, Tag};
+use crate::bootcfg as config;
+use crate::nvmf::initiator::Fabric;
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
-use dpu_bdev::{Io as BdevIo, Move, Op as BdevOp};
 use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::pcie::{self, Note};
 use dpu_hal::regs::dma as dr;
@@ -28,17 +29,13 @@ const FETCH_BUFS: usize = 8;
 const FETCH_BATCH: u16 = 16;
 const DMA_RING: u32 = 512;
 const LIST_BUF: usize = 4096;
-const MAX_MOVES: usize = 72;
 
 // DMA cookie kinds (top 4 bits) and index (low bits).
 const K_FETCH: u32 = 1;
 const K_LIST: u32 = 2;
-const K_DATA: u32 = 3;
 const K_CQE: u32 = 4;
-const K_CMP: u32 = 5;
-const K_DSM: u32 = 6;
-/// DMA done for the NVMe/TCP initiator (its own index in the low bits).
-const K_NET: u32 = initiator::COOKIE_KIND >> 28;
+/// DMA done for the block layer (it dispatches on the low 28 bits).
+const K_BLOCK: u32 = block::cookie::KIND;
 
 fn cookie(kind: u32, index: usize) -> u32 {
     (kind << 28) | index as u32
@@ -84,16 +81,10 @@ enum State {
     NeedWalk,
     /// A PRP list / SGL segment is being fetched into `walk`.
     Listing,
-    /// Data DMA in flight.
-    Data,
-    /// Compare: host data chunk being fetched into the walk buffer.
-    Comparing,
-    /// DSM: range list being fetched.
-    Ranges,
     /// CQE DMA in flight.
     Posting,
-    /// With the NVMe/TCP initiator (remote namespace).
-    Remote,
+    /// In the namespace's block-device stack.
+    Block,
 }
 
 #[derive(Clone, Copy)]
@@ -103,8 +94,6 @@ struct Cmd {
     sqe: Sqe,
     io: IoCmd,
     walk: u8,
-    /// Compare: bytes compared so far.
-    progress: u32,
     status: Status,
 }
 
@@ -161,10 +150,6 @@ impl FnCounters {
 pub static COUNTERS: [[FnCounters; dpu_hal::memory_map::MAX_FUNCTIONS]; dpu_hal::memory_map::HARTS] =
     [const { [const { FnCounters::new() }; dpu_hal::memory_map::MAX_FUNCTIONS] }; dpu_hal::memory_map::HARTS];
 
-/// Namespace Not Ready with DNR: the remote namespace differs from the
-/// configuration (NVMe Base 2.0 §4.6.1.2.1, status 82h).
-const NAMESPACE_NOT_READY_DNR: Status = Status { sct: 0, sc: 0x82, dnr: true };
-
 /// Engine statistics.
 #[derive(Clone, Copy, Default)]
 pub struct Stats {
@@ -206,8 +191,8 @@ pub struct Engine {
     timer: u64,
     /// Earliest coalescing deadline (the reactor programs the timer).
     timer_want: u64,
-    /// The NVMe/TCP initiator of this core (remote namespaces).
-    fabric: Option<&'static mut Fabric>,
+    /// The block devices of this core (RAM, remote namespaces).
+    block: Stack,
     pub stats: Stats,
 }
 
@@ -248,7 +233,6 @@ impl ConstInit for Engine {
             sqe: Sqe::ZERO,
             io: IoCmd { op: Op::Flush, nsid: 0, slba: 0, nlb: 0, data_len: 0, sgl: false },
             walk: 0,
-            progress: 0,
             status: Status::SUCCESS,
         }; MAXCMD],
         free: [0; MAXCMD],
@@ -268,7 +252,7 @@ impl ConstInit for Engine {
         kick: false,
         timer: u64::MAX,
         timer_want: u64::MAX,
-        fabric: None,
+        block: Stack::INIT,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
     };
 }
@@ -283,6 +267,9 @@ impl Engine {
         let lists = dpu_rt::alloc::smem(MAXWALK * LIST_BUF, 4096);
         let cqes = dpu_rt::alloc::smem(MAXCMD * 16, 64);
         let (Some(fetch), Some(lists), Some(cqes)) = (fetch, lists, cqes) else { return false };
+        if !self.block.start() {
+            return false;
+        }
         let chan = Channel::start(super::dma_channel(hart), ring, DMA_RING, Some(hart));
         if !chan.running() {
             return false;
@@ -347,7 +334,7 @@ impl Engine {
         if self.armed != 0 || self.timer != u64::MAX {
             work += self.coalescing_timers();
         }
-        work += self.fabric_pass(doorbells);
+        work += self.block_pass(doorbells);
         if self.kick {
             self.kick = false;
             self.chan().kick();
@@ -355,58 +342,61 @@ impl Engine {
         work
     }
 
-    /// Runs the NVMe/TCP initiator and completes what it finished.
-    fn fabric_pass(&mut self, doorbells: u64) -> usize {
-        // The initiator is taken out while it runs so its completions can
-        // go straight to `remote_done` (which needs the engine).
-        let Some(f) = self.fabric.take() else { return 0 };
-        let Some(chan) = self.chan.as_mut() else {
-            self.fabric = Some(f);
-            return 0;
-        };
+    /// Runs the block layer (the NVMe/TCP initiator's network, waiting
+    /// device operations) and completes what it finished.
+    fn block_pass(&mut self, doorbells: u64) -> usize {
+        let Some(chan) = self.chan.as_mut() else { return 0 };
         let nic = doorbells & (dpu_hal::regs::nic::MAILBOX_BIT | dpu_hal::regs::nic::MAILBOX_LINK) != 0;
-        let mut work = f.poll(chan, nic, doorbells & crate::nvmf::DOORBELL_NVMF != 0);
-        if f.kick {
-            f.kick = false;
-            self.kick = true;
-        }
-        f.take_done(|slot, st| {
-            work += 1;
-            self.remote_done(slot, st);
-        });
-        self.fabric = Some(f);
-        work
+        let work = self.block.poll(chan, nic, doorbells & crate::nvmf::DOORBELL_NVMF != 0);
+        work + self.block_completions()
     }
 
-    /// Hands a command on a remote namespace to the initiator.
-    fn remote(&mut self, slot: usize, op: IoOp, segs: &[(u64, u32)]) {
-        let c = &self.cmds[slot];
-        let (nsid_local, slba, nlb, len, sq) = (c.io.nsid, c.io.slba, c.io.nlb, c.io.data_len, c.sq);
-        let func = self.sqs[usize::from(sq)].func;
-        let Some(ns) = config::namespace(func, nsid_local) else { return self.complete(slot, Status::INVALID_NAMESPACE, 0) };
-        let Backend::Remote { ctrl, nsid } = ns.backend else { return self.complete(slot, Status::INTERNAL_ERROR, 0) };
-        if config::state(ns.index) == config::NS_MISMATCH {
-            return self.complete(slot, NAMESPACE_NOT_READY_DNR, 0);
-        }
-        let Some(f) = self.fabric.take() else { return self.complete(slot, initiator::PATH_ERROR, 0) };
-        let Some(chan) = self.chan.as_mut() else {
-            self.fabric = Some(f);
-            return self.complete(slot, initiator::PATH_ERROR, 0);
-        };
-        self.cmds[slot].state = State::Remote;
-        f.submit(chan, slot, ctrl, func, op, nsid, slba, nlb, len, segs);
-        if f.kick {
-            f.kick = false;
+    /// Completes the commands the block layer finished.
+    #[inline]
+    fn block_completions(&mut self) -> usize {
+        if self.block.take_kick() {
             self.kick = true;
         }
-        // Immediate failures (bad request, no queue) are reported at once.
-        f.take_done(|s, st| self.remote_done(s, st));
-        self.fabric = Some(f);
+        if !self.block.has_done() {
+            return 0;
+        }
+        self.block_completions_slow()
     }
 
-    /// The initiator finished command `slot`.
-    fn remote_done(&mut self, slot: usize, st: Status) {
-        if slot >= MAXCMD || self.cmds[slot].state != State::Remote {
+    #[inline(never)]
+    fn block_completions_slow(&mut self) -> usize {
+        let mut done = [(0 as Tag, Status::SUCCESS); 8];
+        let mut total = 0;
+        loop {
+            let n = self.block.take_done(&mut done);
+            for &(tag, st) in &done[..n] {
+                self.block_done(usize::from(tag), st);
+            }
+            total += n;
+            if n < done.len() {
+                return total;
+            }
+        }
+    }
+
+    /// Hands command `slot` to its namespace's block-device stack, with
+    /// the host data segments `segs` (empty for commands without data).
+    fn submit_block(&mut self, slot: usize, op: block::Op, segs: &[(u64, u32)]) {
+        let c = self.cmds[slot];
+        let func = self.sqs[usize::from(c.sq)].func;
+        let Some(ns) = config::namespace(func, c.io.nsid) else { return self.complete(slot, Status::INVALID_NAMESPACE, 0) };
+        let data = if segs.is_empty() { Data::None } else { Data::Host { function: func, segs } };
+        let io = block::Io { op, lba: c.io.slba, blocks: c.io.nlb, len: c.io.data_len, data };
+        self.cmds[slot].state = State::Block;
+        let Some(chan) = self.chan.as_mut() else { return };
+        self.block.submit(chan, ns, slot as Tag, &io);
+        // Immediate failures (bad request, no path) are reported at once.
+        self.block_completions();
+    }
+
+    /// The block layer finished command `slot`.
+    fn block_done(&mut self, slot: usize, st: Status) {
+        if slot >= MAXCMD || self.cmds[slot].state != State::Block {
             return;
         }
         if st.is_success() {
@@ -433,16 +423,15 @@ impl Engine {
         }
     }
 
-    /// Attaches this core's NVMe/TCP initiator.
+    /// Attaches this core's NVMe/TCP initiator (remote namespaces).
     pub fn attach_fabric(&mut self, f: &'static mut Fabric) {
-        self.fabric = Some(f);
+        self.block.attach_fabric(f);
     }
 
     /// When the engine next needs to run without an interrupt (coalescing
     /// deadlines, the initiator's timers), in mtime ticks.
     pub fn deadline(&mut self) -> u64 {
-        let f = self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline());
-        self.timer_want.min(f)
+        self.timer_want.min(self.block.deadline())
     }
 
     // ------------------------------------------------------------ admin
@@ -498,7 +487,7 @@ impl Engine {
                     Some(i) => {
                         self.sqs[i].deleting = true;
                         self.sqs[i].ack_delete = true;
-                        self.cancel_remote(|_, s| s == i, Status::ABORTED_SQ_DELETION);
+                        self.cancel_block(|_, s| s == i, Status::ABORTED_SQ_DELETION);
                         self.reap_sq(i);
                     }
                     None => self.tell_admin(ToAdmin::Done { func, what: Done::DeleteSq, qid }),
@@ -519,7 +508,7 @@ impl Engine {
                     // Commands a remote target holds must not keep the
                     // reset waiting on it (no CQE is posted for them).
                     let sqs = self.sqs;
-                    self.cancel_remote(|_, s| sqs[s].used && sqs[s].func == func, Status::ABORTED_SQ_DELETION);
+                    self.cancel_block(|_, s| sqs[s].used && sqs[s].func == func, Status::ABORTED_SQ_DELETION);
                     for a in self.aborts.iter_mut() {
                         if a.0 == func {
                             a.4 = false;
@@ -553,11 +542,7 @@ impl Engine {
         let Some(s) = self.find_sq(func, sqid) else { return false };
         let started = self.cmds.iter().position(|c| c.state != State::Free && usize::from(c.sq) == s && c.sqe.cid() == cid);
         if let Some(slot) = started {
-            if self.cmds[slot].state != State::Remote {
-                return false;
-            }
-            self.cancel_remote(|k, _| k == slot, Status::ABORT_REQUESTED);
-            return true;
+            return self.cmds[slot].state == State::Block && self.block.cancel(slot as Tag, Status::ABORT_REQUESTED);
         }
         if self.sqs[s].ptr.pending() == 0 {
             return false;
@@ -571,17 +556,18 @@ impl Engine {
         }
     }
 
-    /// Cancels the remote commands `pick(slot, sq)` selects: the
-    /// initiator completes each with `st` once the target lets go of it
-    /// (`Fabric::cancel`); its completion then goes the usual way
-    /// (`remote_done`), posting no CQE if its SQ is being deleted.
-    fn cancel_remote(&mut self, pick: impl Fn(usize, usize) -> bool, st: Status) {
-        let Some(f) = self.fabric.as_deref_mut() else { return };
+    /// Cancels the commands in the block layer that `pick(slot, sq)`
+    /// selects: each completes with `st` once no device refers to it any
+    /// more (`Stack::cancel`; local DMA just finishes); its completion
+    /// then goes the usual way (`block_done`), posting no CQE if its SQ is
+    /// being deleted.
+    fn cancel_block(&mut self, pick: impl Fn(usize, usize) -> bool, st: Status) {
         for slot in 0..MAXCMD {
-            if self.cmds[slot].state == State::Remote && pick(slot, usize::from(self.cmds[slot].sq)) {
-                f.cancel(slot, st);
+            if self.cmds[slot].state == State::Block && pick(slot, usize::from(self.cmds[slot].sq)) {
+                self.block.cancel(slot as Tag, st);
             }
         }
+        self.block_completions();
     }
 
     /// Drops SQ `i` once none of its commands is in flight.
@@ -759,7 +745,6 @@ impl Engine {
             let mut sqe = Sqe::ZERO;
             dpu_hal::mem::read(base + 64 * usize::from(k), &mut sqe.0);
             self.cmds[slot].sqe = sqe;
-            self.cmds[slot].progress = 0;
             self.cmds[slot].status = Status::SUCCESS;
             if !ok {
                 // The SQ itself could not be read (bad address, access
@@ -818,21 +803,26 @@ impl Engine {
             Err(st) => return self.complete(slot, st, 0),
         };
         self.cmds[slot].io = io;
-        let remote = self.is_remote(slot);
         match io.op {
-            Op::Flush if remote => self.remote(slot, IoOp::Flush, &[]),
-            Op::Flush => self.complete(slot, Status::SUCCESS, 0),
-            Op::WriteZeroes if remote => self.remote(slot, IoOp::WriteZeroes, &[]),
-            Op::WriteZeroes => self.run_moves(slot, BdevOp::WriteZeroes, &[]),
+            // Flush of every namespace (NSID FFFFFFFFh): nothing here
+            // holds volatile data.
+            Op::Flush if io.nsid == u32::MAX => self.complete(slot, Status::SUCCESS, 0),
+            Op::Flush => self.submit_block(slot, block::Op::Flush, &[]),
+            Op::WriteZeroes => self.submit_block(slot, block::Op::WriteZeroes, &[]),
             _ => self.start_walk(slot),
         }
     }
 
-    /// Whether command `slot` targets a remote (NVMe-oF) namespace.
-    fn is_remote(&self, slot: usize) -> bool {
-        let c = &self.cmds[slot];
-        let func = self.sqs[usize::from(c.sq)].func;
-        config::namespace(func, c.io.nsid).is_some_and(|ns| matches!(ns.backend, Backend::Remote { .. }))
+    /// The block operation of command `slot` (one that moves data).
+    fn block_op(&self, slot: usize) -> block::Op {
+        match self.cmds[slot].io.op {
+            Op::Read => block::Op::Read,
+            Op::Compare => block::Op::Compare,
+            Op::Dsm { ranges, .. } => block::Op::Dsm { nr0: (ranges - 1) as u8, attributes: self.cmds[slot].sqe.cdw11() },
+            Op::Flush => block::Op::Flush,
+            Op::WriteZeroes => block::Op::WriteZeroes,
+            Op::Write => block::Op::Write,
+        }
     }
 
     fn start_walk(&mut self, slot: usize) {
@@ -849,14 +839,8 @@ impl Engine {
             Ok(x) => x,
             Err(st) => return self.complete(slot, st, 0),
         };
-        let needs_ctx = step != Step::Done || matches!(c.io.op, Op::Compare | Op::Dsm { .. });
-        if !needs_ctx {
-            if self.is_remote(slot) {
-                let op = if c.io.op == Op::Read { IoOp::Read } else { IoOp::Write };
-                return self.remote(slot, op, first.as_slice());
-            }
-            let op = if c.io.op == Op::Read { BdevOp::Read } else { BdevOp::Write };
-            return self.run_moves(slot, op, first.as_slice());
+        if step == Step::Done {
+            return self.submit_block(slot, self.block_op(slot), first.as_slice());
         }
         let Some(w) = self.walks.iter().position(|w| !w.used) else {
             self.cmds[slot].state = State::NeedWalk;
@@ -905,30 +889,11 @@ impl Engine {
                 };
                 self.push(d);
             }
-            Step::Done => match self.cmds[slot].io.op {
-                // Remote namespaces: the target does the work; Compare data
-                // and DSM range lists travel like write data.
-                op if self.is_remote(slot) => {
-                    let segs = self.walks[w].segs;
-                    self.free_walk(slot);
-                    let rop = match op {
-                        Op::Read => IoOp::Read,
-                        Op::Compare => IoOp::Compare,
-                        Op::Dsm { ranges, .. } => IoOp::Dsm { nr0: (ranges - 1) as u8, attributes: self.cmds[slot].sqe.cdw11() },
-                        _ => IoOp::Write,
-                    };
-                    self.remote(slot, rop, segs.as_slice());
-                }
-                Op::Compare => self.compare_step(slot),
-                Op::Dsm { .. } => self.fetch_ranges(slot),
-                op => {
-                    let bop = if op == Op::Read { BdevOp::Read } else { BdevOp::Write };
-                    let mut moves = [Move::Zero { local: 0, len: 0 }; MAX_MOVES];
-                    let planned = self.plan(slot, bop, self.walks[w].segs.as_slice(), &mut moves);
-                    self.free_walk(slot);
-                    self.execute_plan(slot, planned, &moves);
-                }
-            },
+            Step::Done => {
+                let segs = self.walks[w].segs;
+                self.free_walk(slot);
+                self.submit_block(slot, self.block_op(slot), segs.as_slice());
+            }
         }
     }
 
@@ -970,218 +935,6 @@ impl Engine {
             defmt::error!("hart {=usize}: DMA ring full", self.hart);
         }
         self.kick = true;
-    }
-
-    /// Asks the namespace's block device how to move the data of `slot`.
-    fn plan(&self, slot: usize, op: BdevOp, host: &[(u64, u32)], moves: &mut [Move]) -> Result<usize, Status> {
-        let c = &self.cmds[slot];
-        let func = self.sqs[usize::from(c.sq)].func;
-        let ns = config::namespace(func, c.io.nsid).ok_or(Status::INVALID_NAMESPACE)?;
-        let Backend::Ram(bdev) = ns.backend else { return Err(Status::INTERNAL_ERROR) };
-        let io = BdevIo { op, lba: c.io.slba, blocks: c.io.nlb, host };
-        bdev.plan(&io, moves).map_err(|e| match e {
-            dpu_bdev::Error::OutOfRange => Status::LBA_OUT_OF_RANGE,
-            _ => Status::INTERNAL_ERROR,
-        })
-    }
-
-    /// Starts the data DMA of a plan (or completes at once if nothing moves).
-    fn execute_plan(&mut self, slot: usize, planned: Result<usize, Status>, moves: &[Move]) {
-        match planned {
-            Err(st) => self.complete(slot, st, 0),
-            Ok(0) => self.complete(slot, Status::SUCCESS, 0),
-            Ok(n) => {
-                let func = self.sqs[usize::from(self.cmds[slot].sq)].func;
-                self.cmds[slot].state = State::Data;
-                self.push_moves(&moves[..n], func, cookie(K_DATA, slot));
-            }
-        }
-    }
-
-    /// Plans and starts a transfer for host segments the caller holds.
-    fn run_moves(&mut self, slot: usize, op: BdevOp, host: &[(u64, u32)]) {
-        let mut moves = [Move::Zero { local: 0, len: 0 }; 8];
-        let planned = self.plan(slot, op, host, &mut moves);
-        self.execute_plan(slot, planned, &moves);
-    }
-
-    fn push_moves(&mut self, moves: &[Move], func: u16, ck: u32) {
-        for (i, m) in moves.iter().enumerate() {
-            let last = i + 1 == moves.len();
-            let (host, local, len, op) = match *m {
-                Move::ToHost { host, local, len } => (host, local, len, dr::OP_D2H),
-                Move::FromHost { host, local, len } => (host, local, len, dr::OP_H2D),
-                Move::Zero { local, len } => (0, local, len, dr::OP_ZERO),
-            };
-            let d = Desc {
-                host,
-                local,
-                len,
-                function: func,
-                op,
-                flags: if last { dr::FLAG_END } else { 0 },
-                msix: 0,
-                cookie: ck,
-            };
-            self.push(d);
-        }
-    }
-
-    /// Compare: fetch the next chunk of host data into the walk buffer.
-    fn compare_step(&mut self, slot: usize) {
-        let c = self.cmds[slot];
-        let w = usize::from(c.walk);
-        if c.progress >= c.io.data_len {
-            self.free_walk(slot);
-            return self.complete(slot, Status::SUCCESS, 0);
-        }
-        // Host segments covering [progress, progress + chunk).
-        let chunk = (c.io.data_len - c.progress).min(LIST_BUF as u32);
-        let func = self.sqs[usize::from(c.sq)].func;
-        let mut skip = c.progress;
-        let mut want = chunk;
-        let mut local = self.walk_buf(w) as u64;
-        let mut descs = [Desc { host: 0, local: 0, len: 0, function: func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: 0 }; 8];
-        let mut nd = 0;
-        for &(addr, len) in self.walks[w].segs.as_slice() {
-            if want == 0 {
-                break;
-            }
-            if skip >= len {
-                skip -= len;
-                continue;
-            }
-            let take = (len - skip).min(want);
-            if nd == descs.len() {
-                break;
-            }
-            descs[nd] = Desc { host: addr + u64::from(skip), local, len: take, function: func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: cookie(K_CMP, slot) };
-            nd += 1;
-            local += u64::from(take);
-            want -= take;
-            skip = 0;
-        }
-        if nd == 0 || want != 0 {
-            self.free_walk(slot);
-            return self.complete(slot, Status::INTERNAL_ERROR, 0);
-        }
-        descs[nd - 1].flags = dr::FLAG_END;
-        self.cmds[slot].state = State::Comparing;
-        for d in &descs[..nd] {
-            self.push(*d);
-        }
-    }
-
-    fn compared(&mut self, slot: usize, bytes: u32, ok: bool) {
-        if !ok {
-            self.free_walk(slot);
-            return self.complete(slot, Status::DATA_TRANSFER_ERROR, 0);
-        }
-        let c = self.cmds[slot];
-        let func = self.sqs[usize::from(c.sq)].func;
-        let Some(ns) = config::namespace(func, c.io.nsid) else {
-            self.free_walk(slot);
-            return self.complete(slot, Status::INVALID_NAMESPACE, 0);
-        };
-        let Backend::Ram(bdev) = ns.backend else {
-            self.free_walk(slot);
-            return self.complete(slot, Status::INTERNAL_ERROR, 0);
-        };
-        let shift = ns.geometry.block_shift;
-        let dev = bdev.base + (c.io.slba << shift) + u64::from(c.progress);
-        let host_buf = self.walk_buf(usize::from(c.walk));
-        let mut a = [0u8; 256];
-        let mut b = [0u8; 256];
-        let mut off = 0usize;
-        while off < bytes as usize {
-            let n = (bytes as usize - off).min(256);
-            dpu_hal::mem::read(host_buf + off, &mut a[..n]);
-            dpu_hal::mem::read(dev as usize + off, &mut b[..n]);
-            if a[..n] != b[..n] {
-                self.free_walk(slot);
-                return self.complete(slot, Status::COMPARE_FAILURE, 0);
-            }
-            off += n;
-        }
-        self.cmds[slot].progress += bytes;
-        self.compare_step(slot);
-    }
-
-    /// DSM: fetch the range list (at most 256 ranges = 4 KiB).
-    fn fetch_ranges(&mut self, slot: usize) {
-        let c = self.cmds[slot];
-        let func = self.sqs[usize::from(c.sq)].func;
-        let w = usize::from(c.walk);
-        let mut local = self.walk_buf(w) as u64;
-        let segs = self.walks[w].segs;
-        let n = segs.len();
-        self.cmds[slot].state = State::Ranges;
-        for (i, &(host, len)) in segs.as_slice().iter().enumerate() {
-            let d = Desc {
-                host,
-                local,
-                len,
-                function: func,
-                op: dr::OP_H2D,
-                flags: if i + 1 == n { dr::FLAG_END } else { 0 },
-                msix: 0,
-                cookie: cookie(K_DSM, slot),
-            };
-            self.push(d);
-            local += u64::from(len);
-        }
-    }
-
-    fn ranges_fetched(&mut self, slot: usize, ok: bool) {
-        if !ok {
-            self.free_walk(slot);
-            return self.complete(slot, Status::DATA_TRANSFER_ERROR, 0);
-        }
-        let c = self.cmds[slot];
-        let Op::Dsm { ranges, deallocate } = c.io.op else { return };
-        let func = self.sqs[usize::from(c.sq)].func;
-        let Some(ns) = config::namespace(func, c.io.nsid) else {
-            self.free_walk(slot);
-            return self.complete(slot, Status::INVALID_NAMESPACE, 0);
-        };
-        let mut list = [0u8; 4096];
-        let len = usize::from(ranges) * 16;
-        dpu_hal::mem::read(self.walk_buf(usize::from(c.walk)), &mut list[..len]);
-        self.free_walk(slot);
-        let mut moves = [Move::Zero { local: 0, len: 0 }; MAX_MOVES];
-        let mut n = 0;
-        for r in list[..len].chunks(16) {
-            let (slba, nlb) = nio::dsm_range(r);
-            if slba.checked_add(u64::from(nlb)).is_none_or(|e| e > ns.geometry.blocks) {
-                return self.complete(slot, Status::LBA_OUT_OF_RANGE, 0);
-            }
-            if !deallocate || nlb == 0 {
-                continue;
-            }
-            let io = BdevIo { op: BdevOp::Deallocate, lba: slba, blocks: nlb, host: &[] };
-            let Backend::Ram(bdev) = ns.backend else { break };
-            match bdev.plan(&io, &mut moves[n..]) {
-                Ok(k) => n += k,
-                Err(_) => {
-                    // More ranges than one chain carries: deallocation is a
-                    // hint (§3.2.3.2.1), so the rest is skipped.
-                    break;
-                }
-            }
-        }
-        if n == 0 {
-            return self.complete(slot, Status::SUCCESS, 0);
-        }
-        self.cmds[slot].state = State::Data;
-        self.push_moves(&moves[..n], func, cookie(K_DATA, slot));
-    }
-
-    fn data_done(&mut self, slot: usize, ok: bool) {
-        let st = if ok { Status::SUCCESS } else { Status::DATA_TRANSFER_ERROR };
-        if ok {
-            self.count_done(slot);
-        }
-        self.complete(slot, st, 0);
     }
 
     /// Posts the CQE of `slot` (its CQ slot was reserved at fetch time).
@@ -1291,16 +1044,10 @@ impl Engine {
             match c.cookie >> 28 {
                 K_FETCH => self.fetched(idx, ok),
                 K_LIST => self.listed(idx, c.bytes, ok),
-                K_DATA => self.data_done(idx, ok),
-                K_CMP => self.compared(idx, c.bytes, ok),
-                K_DSM => self.ranges_fetched(idx, ok),
-                K_NET => {
-                    if let Some(f) = self.fabric.as_deref_mut() {
-                        if idx as u32 & initiator::COOKIE_STAGE != 0 {
-                            f.stage_done(idx & 0xffff, ok);
-                        } else {
-                            f.rx_dma_done(idx & 0xffff, ok);
-                        }
+                K_BLOCK => {
+                    let chan = self.chan.as_mut().expect("engine started");
+                    if let Some((tag, st)) = self.block.dma_done(chan, idx as u32, c.bytes, ok) {
+                        self.block_done(usize::from(tag), st);
                     }
                 }
                 K_CQE => self.release(idx, false),

@@ -3,12 +3,19 @@
 //! NIC queue (its local port is chosen so the NIC's RSS hash brings the
 //! replies back to this core).
 //!
+//! It is the block layer's remote-namespace device ([`crate::block`]):
+//! the stack submits an I/O under its tag; the initiator gives it a
+//! command ID of its own (a slot of its command table) and reports the
+//! completion under the tag.
+//!
 //! * Read: Read capsule -> C2HData arrives in the socket buffer -> the
 //!   DMA engine moves it from there straight into the host's PRP/SGL
-//!   pages -> the bytes leave the socket buffer -> CapsuleResp completes.
-//! * Write: the host data is staged in DPU memory by DMA, then sent in
-//!   the capsule (up to the target's in-capsule size) or as H2CData PDUs
-//!   answering the target's R2T.
+//!   pages (or into the staging pages of a stacked device) -> the bytes
+//!   leave the socket buffer -> CapsuleResp completes.
+//! * Write: the host data is staged in DPU memory by DMA (data already in
+//!   staging pages is sent from there), then sent in the capsule (up to
+//!   the target's in-capsule size) or as H2CData PDUs answering the
+//!   target's R2T.
 //! * Loss of the connection or of the controller: every outstanding
 //!   command goes back to the queue and is sent again once a new
 //!   association exists; one that cannot be sent within
@@ -29,8 +36,10 @@
 //!   refused for a reason that will not change is not retried until the
 //!   controller's next association.
 
-use super::conn::{Conn, Data, Phase};
+use super::conn::{Conn, Data as RxData, Phase};
 use super::{published, Published, CANCEL_GRACE_TICKS, IO_RETRY_TICKS, MAX_TRIES};
+use crate::block::staging::{Pages, Pool, PAGE};
+use crate::block::{cookie, Data, Io, Op as IoOp, Tag};
 use crate::bootcfg::{self, MAX_CTRLS};
 use crate::net::{self, stack::Stack};
 use dpu_hal::dma::{Channel, Desc};
@@ -42,7 +51,7 @@ use dpu_nvme_tcp::host::Event;
 use dpu_nvme_tcp::pdu::Digests;
 use dpu_nvme_tcp::sgl::Dptr;
 
-/// Commands in flight (= the NVMe engine's command slots; CID = slot).
+/// Commands in flight on one core (command IDs: slots of the table).
 pub const MAXCMD: usize = 128;
 /// Connects refused with a do-not-retry status before a queue gives up
 /// until the controller's next association.
@@ -63,9 +72,6 @@ fn segs_of<'a>(c: &'a Cmd, ext: &'a [[(u64, u32); MAXSEG]], slot: usize) -> &'a 
         ext.get(slot).map_or(&[][..], |e| &e[..n.min(MAXSEG)])
     }
 }
-/// Write staging: 4 KiB pages per core.
-const PAGE: usize = 4096;
-const POOL_PAGES: usize = 512;
 /// Socket buffers of an I/O queue, each way (receive: see `rx_window`).
 const SOCK_BUF: usize = 256 * 1024;
 /// RX buffers per port queue if they were in SMEM (`rx_window`).
@@ -88,33 +94,6 @@ const US: u64 = TIMEBASE_HZ / 1_000_000;
 /// 00h Internal Path Error; DNR clear so the host retries).
 pub const PATH_ERROR: Status = Status { sct: 3, sc: 0x00, dnr: false };
 
-/// DMA cookies of the initiator: this kind in the top 4 bits (the NVMe
-/// engine dispatches on it), then `COOKIE_STAGE | slot` for write staging
-/// or the controller index for C2HData moves.
-pub const COOKIE_KIND: u32 = 7 << 28;
-pub const COOKIE_STAGE: u32 = 1 << 27;
-
-/// What a command does on the remote namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoOp {
-    Read,
-    Write,
-    Flush,
-    WriteZeroes,
-    /// Compare with the host's data (sent like write data).
-    Compare,
-    /// Dataset Management: `nr0 + 1` ranges (the host's range list is sent
-    /// like write data), CDW11 `attributes`.
-    Dsm { nr0: u8, attributes: u32 },
-}
-
-impl IoOp {
-    /// The command carries host data to the target (staged, then in the
-    /// capsule or by R2T/H2CData).
-    fn sends_data(self) -> bool {
-        matches!(self, IoOp::Write | IoOp::Compare | IoOp::Dsm { .. })
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum St {
@@ -130,6 +109,8 @@ enum St {
 #[derive(Clone, Copy)]
 struct Cmd {
     st: St,
+    /// The block layer's name for the I/O.
+    tag: Tag,
     ctrl: u8,
     func: u16,
     op: IoOp,
@@ -141,8 +122,11 @@ struct Cmd {
     /// lists live in `Fabric::ext_segs[slot]` (DDR).
     segs: [(u64, u32); INLINE_SEGS],
     nsegs: u8,
-    pages: [u16; 32],
-    npages: u8,
+    /// Staging pages holding the data (write: to send; read with staged
+    /// data: the destination).
+    pages: Pages,
+    /// `pages` belong to the submitter (staged data), not to this table.
+    staged: bool,
     /// Fail with a path error if still unsent then (mtime).
     deadline: u64,
     /// Pending R2T (ttag, offset, len) not yet answered.
@@ -160,6 +144,7 @@ struct Cmd {
 impl Cmd {
     const FREE: Cmd = Cmd {
         st: St::Free,
+        tag: 0,
         ctrl: 0,
         func: 0,
         op: IoOp::Read,
@@ -169,8 +154,8 @@ impl Cmd {
         len: 0,
         segs: [(0, 0); INLINE_SEGS],
         nsegs: 0,
-        pages: [0; 32],
-        npages: 0,
+        pages: Pages::NONE,
+        staged: false,
         deadline: 0,
         r2t: None,
         sent_at: 0,
@@ -222,37 +207,49 @@ pub struct Stats {
     pub cancelled: u64,
 }
 
-/// The command table of one core and what its commands hold: staging
-/// pages, finished commands waiting for the engine, counters.
+/// The command table of one core: commands (slot = command ID), free
+/// slots, finished commands waiting for the block layer, counters.
 struct Book {
     cmds: [Cmd; MAXCMD],
-    /// Free staging pages.
-    free: [u16; POOL_PAGES],
-    nfree: usize,
-    /// Finished commands (slot, status) not yet taken by the engine.
-    done: [(u8, Status); MAXCMD],
+    slots: [u8; MAXCMD],
+    nslots: usize,
+    /// Finished commands (tag, status) not yet taken by the block layer.
+    done: [(Tag, Status); MAXCMD],
     ndone: usize,
     stats: Stats,
 }
 
 impl Book {
-    fn release_pages(&mut self, slot: usize) {
-        let c = &mut self.cmds[slot];
-        for k in 0..usize::from(c.npages) {
-            self.free[self.nfree] = c.pages[k];
-            self.nfree += 1;
-        }
-        c.npages = 0;
+    /// A free command slot (= command ID).
+    fn alloc(&mut self) -> Option<usize> {
+        self.nslots = self.nslots.checked_sub(1)?;
+        Some(usize::from(self.slots[self.nslots]))
     }
 
-    /// A command is over: free it and report it to the engine.
-    fn finish(&mut self, slot: usize, st: Status) {
-        if slot < MAXCMD {
-            self.release_pages(slot);
-            self.cmds[slot].st = St::Free;
+    /// Gives back the staging pages of `slot` that this table staged.
+    fn release_pages(&mut self, pool: &mut Pool, slot: usize) {
+        let c = &mut self.cmds[slot];
+        if c.staged {
+            c.pages = Pages::NONE;
+            c.staged = false;
+        } else {
+            pool.free(&mut c.pages);
         }
+    }
+
+    /// A command is over: free its slot and report it under its tag.
+    fn finish(&mut self, pool: &mut Pool, slot: usize, st: Status) {
+        let Some(c) = self.cmds.get(slot) else { return };
+        if c.st == St::Free {
+            return;
+        }
+        let tag = c.tag;
+        self.release_pages(pool, slot);
+        self.cmds[slot].st = St::Free;
+        self.slots[self.nslots] = slot as u8;
+        self.nslots += 1;
         if self.ndone < self.done.len() {
-            self.done[self.ndone] = (slot as u8, st);
+            self.done[self.ndone] = (tag, st);
             self.ndone += 1;
         }
         self.stats.completed += 1;
@@ -264,14 +261,14 @@ impl Book {
     /// The target answered command `cid` with `st` (ignored unless the
     /// command is outstanding there; a cancelled one reports its cancel
     /// status instead).
-    fn answered(&mut self, cid: u16, st: Status) {
+    fn answered(&mut self, pool: &mut Pool, cid: u16, st: Status) {
         let slot = usize::from(cid);
         let Some(c) = self.cmds.get(slot) else { return };
         if c.st != St::Sent {
             return;
         }
         let st = c.cancel.unwrap_or(st);
-        self.finish(slot, st);
+        self.finish(pool, slot, st);
     }
 }
 
@@ -283,13 +280,12 @@ impl dpu_rt::ConstInit for Fabric {
         queues: [const { None }; MAX_CTRLS],
         book: Book {
             cmds: [Cmd::FREE; MAXCMD],
-            free: [0; POOL_PAGES],
-            nfree: POOL_PAGES,
+            slots: [0; MAXCMD],
+            nslots: 0,
             done: [(0, Status::SUCCESS); MAXCMD],
             ndone: 0,
             stats: Stats { submitted: 0, completed: 0, retried: 0, path_errors: 0, reconnects: 0, fatal: 0, timeouts: 0, cancelled: 0 },
         },
-        pool: None,
         ext_segs: None,
         kick: false,
         poll_stacks: true,
@@ -305,7 +301,6 @@ pub struct Fabric {
     stacks: [Option<&'static mut Stack>; NIC_PORTS],
     queues: [Option<&'static mut Queue>; MAX_CTRLS],
     book: Book,
-    pool: Option<&'static mut [u8]>,
     /// Host segments of commands with more than `INLINE_SEGS` (DDR).
     ext_segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
     /// Staging or data DMA pushed: the engine must kick its channel.
@@ -337,11 +332,11 @@ impl Fabric {
         f.hart = hart;
         f.queue = queue;
         f.timeout = bootcfg::remote_io_timeout();
-        f.pool = Some(dpu_rt::alloc::ddr_bytes(POOL_PAGES * PAGE, PAGE)?);
         f.ext_segs = Some(dpu_rt::alloc::ddr_slice_with(MAXCMD, |_| [(0u64, 0u32); MAXSEG])?);
-        for (i, p) in f.book.free.iter_mut().enumerate() {
-            *p = i as u16;
+        for (i, s) in f.book.slots.iter_mut().enumerate() {
+            *s = (MAXCMD - 1 - i) as u8;
         }
+        f.book.nslots = MAXCMD;
         let digests = {
             let fl = bootcfg::flags();
             Digests { header: fl & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: fl & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
@@ -398,60 +393,78 @@ impl Fabric {
         Some(f)
     }
 
-    /// Takes a command from the NVMe engine. `slot` is the engine's
-    /// command slot (and our CID); `segs` the host data segments.
-    #[allow(clippy::too_many_arguments)]
-    pub fn submit(&mut self, chan: &mut Channel, slot: usize, ctrl: u16, func: u16, op: IoOp, nsid: u32, slba: u64, nlb: u32, len: u32, segs: &[(u64, u32)]) {
+    /// Takes I/O `tag` of the block layer for namespace `nsid` of remote
+    /// controller `ctrl`.
+    pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, tag: Tag, ctrl: u16, nsid: u32, io: &Io) {
         let now = dpu_hal::csr::time();
         let ci = usize::from(ctrl);
-        let Some(q) = self.queues.get(ci).and_then(|q| q.as_deref()) else {
-            return self.book.finish(slot, Status::INTERNAL_ERROR);
+        let fail = |b: &mut Book, st: Status| {
+            if b.ndone < b.done.len() {
+                b.done[b.ndone] = (tag, st);
+                b.ndone += 1;
+            }
         };
-        if slot >= MAXCMD || segs.len() > MAXSEG || (op.sends_data() && len as usize > 32 * PAGE) {
-            return self.book.finish(slot, Status::INTERNAL_ERROR);
+        let Some(q) = self.queues.get(ci).and_then(|q| q.as_deref()) else {
+            return fail(&mut self.book, Status::INTERNAL_ERROR);
+        };
+        let (func, segs, staged): (u16, &[(u64, u32)], Option<&Pages>) = match io.data {
+            Data::None => (0, &[], None),
+            Data::Host { function, segs } => (function, segs, None),
+            Data::Staged(p) => (0, &[], Some(p)),
+        };
+        if segs.len() > MAXSEG || (io.op.sends_data() && io.len as usize > 32 * PAGE) {
+            return fail(&mut self.book, Status::INTERNAL_ERROR);
         }
         if q.unservable(self.queue) {
-            return self.book.finish(slot, PATH_ERROR);
+            return fail(&mut self.book, PATH_ERROR);
         }
+        let Some(slot) = self.book.alloc() else {
+            // The block layer never has more I/Os on a core than this
+            // table has slots.
+            defmt::error!("hart {=usize}: NVMe/TCP command table full", self.hart);
+            return fail(&mut self.book, Status::INTERNAL_ERROR);
+        };
         let c = &mut self.book.cmds[slot];
-        *c = Cmd { st: St::Queued, ctrl: ctrl as u8, func, op, nsid, slba, nlb, len, deadline: now + IO_RETRY_TICKS, ..Cmd::FREE };
+        *c = Cmd { st: St::Queued, tag, ctrl: ctrl as u8, func, op: io.op, nsid, slba: io.lba, nlb: io.blocks, len: io.len, deadline: now + IO_RETRY_TICKS, ..Cmd::FREE };
         if segs.len() <= INLINE_SEGS {
             c.segs[..segs.len()].copy_from_slice(segs);
         } else if let Some(e) = self.ext_segs.as_deref_mut().and_then(|e| e.get_mut(slot)) {
             e[..segs.len()].copy_from_slice(segs);
         }
         c.nsegs = segs.len() as u8;
+        if let Some(p) = staged {
+            c.pages = *p;
+            c.staged = true;
+        }
         self.book.stats.submitted += 1;
-        if op.sends_data() {
-            let pages = (len as usize).div_ceil(PAGE);
-            if pages > self.book.nfree {
-                // No staging room now: the command stays queued and is
-                // staged when pages come back (see `poll`).
+        if io.op.sends_data() && staged.is_none() {
+            if (io.len as usize).div_ceil(PAGE) > pool.available() {
+                // No staging room now: the command waits for pages (see `poll`).
                 self.book.cmds[slot].st = St::Staging;
-                self.book.cmds[slot].npages = 0;
                 self.waiting_pages += 1;
                 return;
             }
-            self.stage(chan, slot);
+            self.stage(chan, pool, slot);
             return;
         }
         self.enqueue(ci, slot);
     }
 
     /// Starts the DMA that copies a write's host data into staging pages.
-    fn stage(&mut self, chan: &mut Channel, slot: usize) {
+    fn stage(&mut self, chan: &mut Channel, pool: &mut Pool, slot: usize) {
         let ext: &[[(u64, u32); MAXSEG]] = self.ext_segs.as_deref().unwrap_or(&[]);
-        let b = &mut self.book;
-        let c = &mut b.cmds[slot];
-        let pages = (c.len as usize).div_ceil(PAGE);
-        for k in 0..pages {
-            b.nfree -= 1;
-            c.pages[k] = b.free[b.nfree];
-        }
-        c.npages = pages as u8;
+        let c = &mut self.book.cmds[slot];
+        let Some(pages) = pool.alloc(c.len as usize) else {
+            // Checked by the caller; should pages run out anyway, the
+            // command waits for them like any other (see `poll`).
+            c.st = St::Staging;
+            self.waiting_pages += 1;
+            return;
+        };
+        c.pages = pages;
         c.st = St::Staging;
         // Host segments -> consecutive staging bytes, split at page ends.
-        let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: COOKIE_KIND | COOKIE_STAGE | slot as u32 }; 2 * MAXSEG];
+        let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: cookie::make(cookie::NET_STAGE, slot as u32) }; 2 * MAXSEG];
         let mut nd = 0;
         let mut at = 0usize;
         let segs: [(u64, u32); MAXSEG] = {
@@ -466,7 +479,7 @@ impl Fabric {
                 let pos = at + done;
                 let in_page = PAGE - pos % PAGE;
                 let n = in_page.min(len as usize - done);
-                let local = self.pool.as_deref().map_or(0, |p| p.as_ptr() as u64) + u64::from(c.pages[pos / PAGE]) * PAGE as u64 + (pos % PAGE) as u64;
+                let local = pool.addr(c.pages.page(pos / PAGE)) + (pos % PAGE) as u64;
                 descs[nd].host = host + done as u64;
                 descs[nd].local = local;
                 descs[nd].len = n as u32;
@@ -476,7 +489,7 @@ impl Fabric {
             at += len as usize;
         }
         if nd == 0 {
-            return self.stage_done(slot, false);
+            return self.stage_done(pool, slot, false);
         }
         descs[nd - 1].flags = dr::FLAG_END;
         for d in &descs[..nd] {
@@ -486,16 +499,16 @@ impl Fabric {
     }
 
     /// The staging DMA of `slot` finished.
-    pub fn stage_done(&mut self, slot: usize, ok: bool) {
+    pub fn stage_done(&mut self, pool: &mut Pool, slot: usize, ok: bool) {
         let Some(c) = self.book.cmds.get_mut(slot) else { return };
         if c.st != St::Staging {
             return;
         }
         if let Some(st) = c.cancel {
-            return self.book.finish(slot, st);
+            return self.book.finish(pool, slot, st);
         }
         if !ok {
-            return self.book.finish(slot, Status::DATA_TRANSFER_ERROR);
+            return self.book.finish(pool, slot, Status::DATA_TRANSFER_ERROR);
         }
         c.st = St::Queued;
         let ci = usize::from(c.ctrl);
@@ -515,14 +528,15 @@ impl Fabric {
     /// it any more. Not sent yet: at once. Sent: when the target answers
     /// (read data is no longer written to the host), or by tearing the
     /// association down after `CANCEL_GRACE_TICKS`.
-    pub fn cancel(&mut self, slot: usize, st: Status) {
-        let Some(c) = self.book.cmds.get_mut(slot) else { return };
+    pub fn cancel(&mut self, pool: &mut Pool, tag: Tag, st: Status) -> bool {
+        let Some(slot) = self.book.cmds.iter().position(|c| c.st != St::Free && c.tag == tag) else { return false };
+        let c = &mut self.book.cmds[slot];
         match c.st {
             St::Free => {}
             // Waiting for staging pages: nothing is in flight.
-            St::Staging if c.npages == 0 => {
+            St::Staging if c.pages.is_empty() => {
                 self.waiting_pages = self.waiting_pages.saturating_sub(1);
-                self.book.finish(slot, st);
+                self.book.finish(pool, slot, st);
             }
             // The staging DMA is running: `stage_done` finishes it.
             St::Staging => c.cancel = Some(st),
@@ -530,7 +544,7 @@ impl Fabric {
                 if let Some(q) = self.queues[usize::from(c.ctrl)].as_deref_mut() {
                     q.unqueue(slot);
                 }
-                self.book.finish(slot, st);
+                self.book.finish(pool, slot, st);
             }
             St::Sent => {
                 let now = dpu_hal::csr::time();
@@ -542,31 +556,37 @@ impl Fabric {
                 self.book.stats.cancelled += 1;
             }
         }
+        true
     }
 
-    /// Completed commands (slot, status), oldest first.
-    pub fn take_done(&mut self, mut f: impl FnMut(usize, Status)) {
-        for i in 0..self.book.ndone {
-            let (s, st) = self.book.done[i];
-            f(usize::from(s), st);
-        }
-        self.book.ndone = 0;
+    /// Finished I/Os (tag, status) into `out`; returns how many.
+    /// Whether finished commands wait in [`take_done`](Self::take_done).
+    #[inline]
+    pub fn has_done(&self) -> bool {
+        self.book.ndone > 0
+    }
+
+    pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
+        let n = self.book.ndone.min(out.len());
+        out[..n].copy_from_slice(&self.book.done[self.book.ndone - n..self.book.ndone]);
+        self.book.ndone -= n;
+        n
     }
 
     /// The C2HData DMA of controller `ci` finished.
-    pub fn rx_dma_done(&mut self, ci: usize, ok: bool) {
+    pub fn rx_dma_done(&mut self, pool: &mut Pool, ci: usize, ok: bool) {
         let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_deref_mut()) else { return };
         let Some(n) = q.rx_dma.take() else { return };
         let Some(stack) = self.stacks[q.conn.port].as_deref_mut() else { return };
         match q.conn.data_moved(stack, n) {
             // The host memory could not be written: the command fails
             // (the data is consumed regardless).
-            Ok(Event::Completed { cid, cqe, .. }) => self.book.answered(cid, if ok { cqe.status } else { Status::DATA_TRANSFER_ERROR }),
+            Ok(Event::Completed { cid, cqe, .. }) => self.book.answered(pool, cid, if ok { cqe.status } else { Status::DATA_TRANSFER_ERROR }),
             Ok(_) => {}
             Err(f) => {
                 defmt::warn!("hart {=usize}: ctrl {=usize}: fatal: {}", self.hart, ci, f);
                 q.conn.terminate(stack, &f);
-                Self::drop_conn(q, stack, &mut self.book, true);
+                Self::drop_conn(q, stack, &mut self.book, pool, true);
             }
         }
         self.poll_stacks = true;
@@ -576,7 +596,7 @@ impl Fabric {
     /// an H2CTermReq). Outstanding commands go back to the queue for a
     /// retry on the next association, unless they were cancelled or have
     /// used up their tries.
-    fn drop_conn(q: &mut Queue, stack: &mut Stack, book: &mut Book, graceful: bool) {
+    fn drop_conn(q: &mut Queue, stack: &mut Stack, book: &mut Book, pool: &mut Pool, graceful: bool) {
         let now = dpu_hal::csr::time();
         if graceful {
             q.conn.shutdown(stack, now);
@@ -602,11 +622,11 @@ impl Fabric {
                 continue;
             }
             if let Some(st) = c.cancel {
-                book.finish(slot, st);
+                book.finish(pool, slot, st);
                 continue;
             }
             if c.tries >= MAX_TRIES {
-                book.finish(slot, PATH_ERROR);
+                book.finish(pool, slot, PATH_ERROR);
                 continue;
             }
             c.tries += 1;
@@ -634,7 +654,7 @@ impl Fabric {
     }
 
     /// Work of one reactor pass. `nic` when the NIC rang this core.
-    pub fn poll(&mut self, chan: &mut Channel, nic: bool, nvmf: bool) -> usize {
+    pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, nic: bool, nvmf: bool) -> usize {
         let now = dpu_hal::csr::time();
         let mut work = 0;
         // Only stacks with something to do: a frame in, data to send, sent
@@ -647,12 +667,12 @@ impl Fabric {
             }
         }
         // Writes waiting for staging pages.
-        if self.waiting_pages > 0 && self.book.nfree > 0 {
+        if self.waiting_pages > 0 && pool.available() > 0 {
             for slot in 0..MAXCMD {
                 let c = &self.book.cmds[slot];
-                if c.st == St::Staging && c.npages == 0 && (c.len as usize).div_ceil(PAGE) <= self.book.nfree {
+                if c.st == St::Staging && c.pages.is_empty() && (c.len as usize).div_ceil(PAGE) <= pool.available() {
                     self.waiting_pages -= 1;
-                    self.stage(chan, slot);
+                    self.stage(chan, pool, slot);
                 }
             }
         }
@@ -660,7 +680,7 @@ impl Fabric {
             if self.queues[ci].is_none() {
                 continue;
             }
-            work += self.queue_pass(chan, ci, now, nvmf);
+            work += self.queue_pass(chan, pool, ci, now, nvmf);
         }
         for s in self.stacks.iter_mut().flatten() {
             if s.dirty {
@@ -670,8 +690,8 @@ impl Fabric {
         work
     }
 
-    fn queue_pass(&mut self, chan: &mut Channel, ci: usize, now: u64, _nvmf: bool) -> usize {
-        let Fabric { stacks, queues, book, pool, hart, queue, kick, ext_segs, timeout, .. } = self;
+    fn queue_pass(&mut self, chan: &mut Channel, pool: &mut Pool, ci: usize, now: u64, _nvmf: bool) -> usize {
+        let Fabric { stacks, queues, book, hart, queue, kick, ext_segs, timeout, .. } = self;
         let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
         let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
@@ -679,7 +699,7 @@ impl Fabric {
         let mut work = 0;
         // A new or lost association drops the current connection.
         if !matches!(q.conn.phase, Phase::Down { .. }) && (!info.up || info.generation != q.generation) {
-            Self::drop_conn(q, stack, book, false);
+            Self::drop_conn(q, stack, book, pool, false);
             work += 1;
         }
         q.info = info;
@@ -707,20 +727,20 @@ impl Fabric {
                     work += 1;
                 }
                 smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait => {
-                    Self::drop_conn(q, stack, book, false);
+                    Self::drop_conn(q, stack, book, pool, false);
                 }
                 _ if now > q.conn.since + super::conn::CONNECT_TIMEOUT => {
-                    Self::drop_conn(q, stack, book, false);
+                    Self::drop_conn(q, stack, book, pool, false);
                 }
                 _ => {}
             },
             Phase::Ic | Phase::Connect | Phase::Ready => {
                 if !matches!(q.conn.tcp_state(stack), smoltcp::socket::tcp::State::Established) && q.rx_dma.is_none() {
-                    Self::drop_conn(q, stack, book, false);
+                    Self::drop_conn(q, stack, book, pool, false);
                     return work + 1;
                 }
                 if q.rx_dma.is_none() {
-                    work += Self::receive(q, stack, chan, book, ext, *hart, ci);
+                    work += Self::receive(q, stack, chan, book, pool, ext, *hart, ci);
                     if q.rx_dma.is_some() {
                         *kick = true;
                     }
@@ -732,13 +752,13 @@ impl Fabric {
                 // not answering this association.
                 if matches!(q.conn.phase, Phase::Ic | Phase::Connect) && now > q.conn.since + *timeout && q.rx_dma.is_none() {
                     defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} setup unanswered; reconnecting", *hart, ci, q.conn.q.qid);
-                    Self::drop_conn(q, stack, book, false);
+                    Self::drop_conn(q, stack, book, pool, false);
                     return work + 1;
                 }
             }
         }
         if q.conn.ready() {
-            work += Self::send_queued(q, stack, book, pool.as_deref().unwrap_or(&[]), now, *timeout);
+            work += Self::send_queued(q, stack, book, pool, now, *timeout);
         }
         // Sent commands unanswered too long: tear the association down
         // (Linux nvme-tcp: I/O timeout -> error recovery); they are sent
@@ -758,7 +778,7 @@ impl Fabric {
             if expired && q.rx_dma.is_none() {
                 defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16}: command unanswered; reconnecting", *hart, ci, q.conn.q.qid);
                 book.stats.timeouts += 1;
-                Self::drop_conn(q, stack, book, false);
+                Self::drop_conn(q, stack, book, pool, false);
                 work += 1;
             } else if expired {
                 q.check_at = now; // data is being moved: look again next pass
@@ -778,7 +798,7 @@ impl Fabric {
                     continue;
                 }
                 if unservable || now > c.deadline {
-                    book.finish(usize::from(slot), PATH_ERROR);
+                    book.finish(pool, usize::from(slot), PATH_ERROR);
                     work += 1;
                 } else {
                     keep[k] = slot;
@@ -806,11 +826,13 @@ impl Fabric {
     }
 
     /// Walks received PDUs of queue `ci`.
-    fn receive(q: &mut Queue, stack: &mut Stack, chan: &mut Channel, book: &mut Book, ext: &[[(u64, u32); MAXSEG]], hart: usize, ci: usize) -> usize {
+    #[allow(clippy::too_many_arguments)]
+    fn receive(q: &mut Queue, stack: &mut Stack, chan: &mut Channel, book: &mut Book, pool: &mut Pool, ext: &[[(u64, u32); MAXSEG]], hart: usize, ci: usize) -> usize {
         let mut events: [Option<Event>; 8] = [None; 8];
         let mut nev = 0;
         let mut rx_dma = None;
         let cmds = &book.cmds;
+        let pool_ro: &Pool = pool;
         let r = q.conn.pump(
             stack,
             |e| {
@@ -819,7 +841,7 @@ impl Fabric {
                 nev < events.len()
             },
             |d| {
-                let Data::Bytes { cid, offset, bytes } = d;
+                let RxData::Bytes { cid, offset, bytes } = d;
                 // Data of a command we no longer know or want (cancelled:
                 // the host's pages may be reused) is consumed unread; the
                 // protocol state has already checked it belongs to an
@@ -827,11 +849,19 @@ impl Fabric {
                 let Some(c) = cmds.get(usize::from(cid)).filter(|c| c.st == St::Sent && c.op == IoOp::Read && c.cancel.is_none()) else {
                     return Some(bytes.len());
                 };
-                // Host segments covering [offset, offset + len): counted
-                // first (the last descriptor ends the chain), then pushed.
+                // Destination segments covering [offset, offset + len):
+                // the host's pages, or the submitter's staging pages
+                // (copied inside DPU memory). Counted first (the last
+                // descriptor ends the chain), then pushed.
                 let local = bytes.as_ptr() as u64;
                 let len = bytes.len() as u32;
-                let segs = segs_of(c, ext, usize::from(cid));
+                let mut staged = [(0u64, 0u32); crate::block::staging::MAX_IO_PAGES];
+                let segs = if c.staged {
+                    let n = pool_ro.segments(&c.pages, 0, c.len as usize, &mut staged);
+                    &staged[..n]
+                } else {
+                    segs_of(c, ext, usize::from(cid))
+                };
                 let pieces = |f: &mut dyn FnMut(u64, u32)| {
                     let (mut skip, mut want) = (offset, len);
                     for &(host, l) in segs {
@@ -858,10 +888,17 @@ impl Fabric {
                     return Some(0); // DMA ring full: try again next pass
                 }
                 let (func, mut src, mut k) = (c.func, local, 0usize);
-                pieces(&mut |host, take| {
+                let ck = cookie::make(cookie::NET_RX, ci as u32);
+                pieces(&mut |dst, take| {
                     k += 1;
                     let flags = if k == nd { dr::FLAG_END } else { 0 };
-                    chan.push(&Desc { host, local: src, len: take, function: func, op: dr::OP_D2H, flags, msix: 0, cookie: COOKIE_KIND | ci as u32 });
+                    // OP_COPY reads `host` (a DPU address) and writes `local`.
+                    let d = if c.staged {
+                        Desc { host: src, local: dst, len: take, function: 0, op: dr::OP_COPY, flags, msix: 0, cookie: ck }
+                    } else {
+                        Desc { host: dst, local: src, len: take, function: func, op: dr::OP_D2H, flags, msix: 0, cookie: ck }
+                    };
+                    chan.push(&d);
                     src += u64::from(take);
                 });
                 rx_dma = Some(bytes.len());
@@ -909,11 +946,11 @@ impl Fabric {
                             q.refused = Some(q.generation);
                             q.refusals = 0;
                         }
-                        Self::drop_conn(q, stack, book, false);
+                        Self::drop_conn(q, stack, book, pool, false);
                         return work;
                     }
                 },
-                Event::Completed { cid, cqe, .. } => book.answered(cid, cqe.status),
+                Event::Completed { cid, cqe, .. } => book.answered(pool, cid, cqe.status),
                 Event::R2t { cid, ttag, offset, len, .. } => {
                     if let Some(c) = book.cmds.get_mut(usize::from(cid)) {
                         c.r2t = Some((ttag, offset, len));
@@ -928,14 +965,14 @@ impl Fabric {
             book.stats.fatal += 1;
             q.conn.terminate(stack, &f);
             if q.rx_dma.is_none() {
-                Self::drop_conn(q, stack, book, true);
+                Self::drop_conn(q, stack, book, pool, true);
             }
         }
         work
     }
 
     /// Sends R2T answers and queued commands while the socket has room.
-    fn send_queued(q: &mut Queue, stack: &mut Stack, book: &mut Book, pool: &[u8], now: u64, timeout: u64) -> usize {
+    fn send_queued(q: &mut Queue, stack: &mut Stack, book: &mut Book, pool: &Pool, now: u64, timeout: u64) -> usize {
         let cmds = &mut book.cmds;
         let mut work = 0;
         // Answer R2Ts first: the target holds resources for them.
@@ -990,10 +1027,10 @@ impl Fabric {
                     };
                     if inline {
                         let mut parts: [&[u8]; 32] = [&[]; 32];
-                        let np = usize::from(c.npages);
+                        let np = c.pages.len();
                         for (k, part) in parts.iter_mut().enumerate().take(np) {
                             let n = (c.len as usize - k * PAGE).min(PAGE);
-                            *part = staged(pool, c.pages[k], n);
+                            *part = pool.bytes(c.pages.page(k), n);
                         }
                         q.conn.submit(stack, &sqe, true, c.len, &parts[..np], slot as u32)
                     } else {
@@ -1024,7 +1061,7 @@ impl Fabric {
 
     /// One H2CData PDU: `len` bytes of `c`'s staged data from `offset`.
     #[allow(clippy::too_many_arguments)]
-    fn send_h2c(q: &mut Queue, stack: &mut Stack, c: &Cmd, cid: u16, pool: &[u8], ttag: u16, offset: u32, len: u32, last: bool) -> bool {
+    fn send_h2c(q: &mut Queue, stack: &mut Stack, c: &Cmd, cid: u16, pool: &Pool, ttag: u16, offset: u32, len: u32, last: bool) -> bool {
         let digest = q.conn.q.data_digest();
         let need = 24 + 4 + 128 + len as usize + 4;
         if q.conn.send_room(stack) < need {
@@ -1041,7 +1078,7 @@ impl Fabric {
         while pos < end && np < parts.len() {
             let page = pos / PAGE;
             let in_page = (PAGE - pos % PAGE).min(end - pos);
-            let base = staged(pool, c.pages[page], PAGE);
+            let base = pool.bytes(c.pages.page(page), PAGE);
             parts[np] = &base[pos % PAGE..pos % PAGE + in_page];
             np += 1;
             pos += in_page;
@@ -1108,10 +1145,4 @@ impl Queue {
         self.head = 0;
         self.count = k;
     }
-}
-
-/// A staging page's bytes.
-fn staged(pool: &[u8], page: u16, len: usize) -> &[u8] {
-    let at = usize::from(page) * PAGE;
-    &pool[at..at + len.min(PAGE)]
 }

@@ -1,0 +1,242 @@
+//! The block layer of one data-plane core (DESIGN.md §3, "Block layer"):
+//! every namespace is a stack of block devices behind one asynchronous
+//! interface. The NVMe I/O engine submits an [`Io`] to the top of a
+//! namespace's stack under a tag of its own ([`Stack::submit`]) and later
+//! takes the completion, `(tag, status)` ([`Stack::take_done`]); nothing
+//! below knows about NVMe queues, and the engine knows nothing of what is
+//! below (SPDK's bdev model: submit, completion on the owning core).
+//!
+//! * [`ram`]: a namespace in DPU memory (DDR), moved by the core's DMA
+//!   channel.
+//! * remote NVMe-oF namespaces: the core's NVMe/TCP initiator
+//!   ([`crate::nvmf::initiator::Fabric`]), with its own command IDs.
+//!
+//! An I/O's data is in the host's memory (PCIe function + segments, as
+//! the NVMe data pointer described them) or in this core's staging pages
+//! ([`staging`]), where stacked devices keep what they transform. Data
+//! moves by DMA (or an accelerator), never by the CPU.
+//!
+//! The layer owns a part of the core's DMA cookie space ([`cookie`]): the
+//! engine hands every completion of kind [`cookie::KIND`] to
+//! [`Stack::dma_done`].
+
+pub mod ram;
+pub mod staging;
+
+use crate::bootcfg::{self as config, Backend, Namespace};
+use crate::nvmf::initiator::{Fabric, PATH_ERROR};
+use dpu_hal::dma::Channel;
+use dpu_nvme::Status;
+use staging::{Pages, Pool};
+
+/// The submitter's name for an I/O (the NVMe engine: its command slot).
+pub type Tag = u16;
+
+/// Most I/Os the engine has in the layer at once (its command slots).
+pub const MAX_TAGS: usize = 128;
+
+/// Namespace Not Ready with DNR: the remote namespace differs from the
+/// configuration (NVMe Base 2.0 §4.6.1.2.1, status 82h).
+const NAMESPACE_NOT_READY_DNR: Status = Status { sct: 0, sc: 0x82, dnr: true };
+
+/// What an I/O does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+    WriteZeroes,
+    /// Compare the device's blocks with the I/O's data.
+    Compare,
+    /// Dataset Management (NVM Command Set 1.0 §3.2.3): the data is the
+    /// list of `nr0 + 1` ranges; `attributes` is CDW11 (bit 2: deallocate).
+    Dsm { nr0: u8, attributes: u32 },
+}
+
+impl Op {
+    /// The I/O carries data to the device (Write, and the operands of
+    /// Compare and Dataset Management).
+    pub fn sends_data(self) -> bool {
+        matches!(self, Op::Write | Op::Compare | Op::Dsm { .. })
+    }
+}
+
+/// Where an I/O's data is.
+#[derive(Clone, Copy)]
+pub enum Data<'a> {
+    None,
+    /// Host memory of PCIe function `function`, in transfer order.
+    Host { function: u16, segs: &'a [(u64, u32)] },
+    /// This core's staging pages, from the first page's first byte.
+    #[allow(dead_code)] // the stacked devices' (crypto, erasure coding) data
+    Staged(&'a Pages),
+}
+
+/// One I/O.
+#[derive(Clone, Copy)]
+pub struct Io<'a> {
+    pub op: Op,
+    pub lba: u64,
+    /// Blocks (not 0's based; 0 for Flush and Dataset Management).
+    pub blocks: u32,
+    /// Bytes of data (`blocks` x block size, or the DSM range list).
+    pub len: u32,
+    pub data: Data<'a>,
+}
+
+/// The block layer's DMA cookies: [`KIND`](cookie::KIND) in the top 4
+/// bits (the engine dispatches on it), a device kind in bits 27:24, the
+/// device's own index below.
+pub mod cookie {
+    /// Engine-level cookie kind of everything the block layer moves.
+    pub const KIND: u32 = 8;
+    /// RAM device data moves (index: tag).
+    pub const RAM: u32 = 1;
+    /// RAM device: host operands fetched for Compare / DSM (index: context).
+    pub const RAM_FETCH: u32 = 2;
+    /// NVMe/TCP write data staged from the host (index: command slot).
+    pub const NET_STAGE: u32 = 3;
+    /// NVMe/TCP read data moved out of a socket buffer (index: controller).
+    pub const NET_RX: u32 = 4;
+
+    pub const fn make(device: u32, index: u32) -> u32 {
+        KIND << 28 | device << 24 | (index & 0x00ff_ffff)
+    }
+}
+
+/// The block devices of one data-plane core.
+pub struct Stack {
+    pub pool: Pool,
+    ram: ram::Ram,
+    fabric: Option<&'static mut Fabric>,
+    /// Completions decided at submission (bad request, no path).
+    done: [(Tag, Status); MAX_TAGS],
+    ndone: usize,
+    /// DMA pushed: the owner must kick its channel.
+    pub kick: bool,
+}
+
+impl Stack {
+    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+
+    /// Allocates the core's staging pages and device buffers.
+    pub fn start(&mut self) -> bool {
+        self.pool.start() && self.ram.start()
+    }
+
+    /// Attaches this core's NVMe/TCP initiator (remote namespaces).
+    pub fn attach_fabric(&mut self, f: &'static mut Fabric) {
+        self.fabric = Some(f);
+    }
+
+    fn finish(&mut self, tag: Tag, st: Status) {
+        if self.ndone < self.done.len() {
+            self.done[self.ndone] = (tag, st);
+            self.ndone += 1;
+        }
+    }
+
+    /// Starts `io` on namespace `ns`; its completion comes back under `tag`.
+    pub fn submit(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
+        match ns.backend {
+            Backend::Ram(dev) => self.ram.submit(chan, &self.pool, &dev, tag, io),
+            Backend::Remote { ctrl, nsid } => {
+                if config::state(ns.index) == config::NS_MISMATCH {
+                    return self.finish(tag, NAMESPACE_NOT_READY_DNR);
+                }
+                let Some(f) = self.fabric.as_deref_mut() else { return self.finish(tag, PATH_ERROR) };
+                f.submit(chan, &mut self.pool, tag, ctrl, nsid, io);
+            }
+        }
+        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick);
+    }
+
+    /// A DMA chain of the block layer finished (`index`: the cookie's low
+    /// 28 bits; `bytes` moved). An I/O this finishes is returned at once
+    /// (the common case, a RAM read or write: no queueing); others come
+    /// out of [`take_done`](Self::take_done).
+    pub fn dma_done(&mut self, chan: &mut Channel, index: u32, bytes: u32, ok: bool) -> Option<(Tag, Status)> {
+        let (device, i) = (index >> 24, (index & 0x00ff_ffff) as usize);
+        match device {
+            cookie::RAM => return Some(self.ram.moved(i, ok)),
+            cookie::RAM_FETCH => self.ram.fetched(chan, i, bytes, ok),
+            cookie::NET_STAGE => {
+                if let Some(f) = self.fabric.as_deref_mut() {
+                    f.stage_done(&mut self.pool, i, ok);
+                }
+            }
+            cookie::NET_RX => {
+                if let Some(f) = self.fabric.as_deref_mut() {
+                    f.rx_dma_done(&mut self.pool, i, ok);
+                }
+            }
+            _ => defmt::error!("block: unknown DMA cookie index {=u32:#x}", index),
+        }
+        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick);
+        None
+    }
+
+    /// Work of one reactor pass (`nic`: the NIC rang; `nvmf`: a remote
+    /// controller's state changed).
+    pub fn poll(&mut self, chan: &mut Channel, nic: bool, nvmf: bool) -> usize {
+        let mut work = if self.ram.nwaiting > 0 { self.ram.poll(chan) } else { 0 };
+        if let Some(f) = self.fabric.as_deref_mut() {
+            work += f.poll(chan, &mut self.pool, nic, nvmf);
+        }
+        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick);
+        work
+    }
+
+    /// Whether DMA was pushed since the last call (the owner kicks).
+    /// Every entry point folds its devices' kicks into `kick`.
+    #[inline]
+    pub fn take_kick(&mut self) -> bool {
+        if !self.kick {
+            return false;
+        }
+        self.kick = false;
+        self.ram.kick = false;
+        if let Some(f) = self.fabric.as_deref_mut() {
+            f.kick = false;
+        }
+        true
+    }
+
+    /// Whether finished I/Os wait in [`take_done`](Self::take_done).
+    #[inline]
+    pub fn has_done(&self) -> bool {
+        self.ndone > 0 || self.ram.ndone > 0 || self.fabric.as_deref().is_some_and(|f| f.has_done())
+    }
+
+    /// Finished I/Os (tag, status) into `out`; returns how many (call
+    /// again while it fills `out`).
+    pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
+        let mut n = 0;
+        while n < out.len() && self.ndone > 0 {
+            self.ndone -= 1;
+            out[n] = self.done[self.ndone];
+            n += 1;
+        }
+        n += self.ram.take_done(&mut out[n..]);
+        if let Some(f) = self.fabric.as_deref_mut() {
+            n += f.take_done(&mut out[n..]);
+        }
+        n
+    }
+
+    /// Gives up on I/O `tag` (host Abort, queue deletion, controller
+    /// reset): it completes with `st` as soon as no device refers to it.
+    /// False if the I/O cannot be cancelled (it runs to completion by
+    /// itself, promptly: local DMA).
+    pub fn cancel(&mut self, tag: Tag, st: Status) -> bool {
+        let r = self.fabric.as_deref_mut().is_some_and(|f| f.cancel(&mut self.pool, tag, st));
+        self.kick |= self.fabric.as_deref().is_some_and(|f| f.kick);
+        r
+    }
+
+    /// When the layer next needs a pass without an interrupt (timers of
+    /// the devices), in mtime ticks.
+    pub fn deadline(&mut self) -> u64 {
+        self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline())
+    }
+}

@@ -1,0 +1,109 @@
+//! A data-plane core's staging pages: 4 KiB pages in DDR that hold data
+//! on its way between the host and a device (write data before it is
+//! sent to a remote target, ciphertext, erasure-coding fragments). Moved
+//! by DMA or an accelerator, never by the CPU; one owner per page at a
+//! time, handed over with the I/O.
+
+/// Bytes per staging page.
+pub const PAGE: usize = 4096;
+/// Pages per core: 2 MiB, 32 I/Os of 64 KiB or 512 of 4 KiB in flight.
+pub const POOL_PAGES: usize = 512;
+/// Most pages one I/O holds (128 KiB: MDTS).
+pub const MAX_IO_PAGES: usize = 32;
+
+/// The pages of one buffer, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pages {
+    idx: [u16; MAX_IO_PAGES],
+    n: u8,
+}
+
+impl Pages {
+    pub const NONE: Pages = Pages { idx: [0; MAX_IO_PAGES], n: 0 };
+
+    pub fn len(&self) -> usize {
+        usize::from(self.n)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn page(&self, k: usize) -> u16 {
+        self.idx[k]
+    }
+}
+
+pub struct Pool {
+    bytes: Option<&'static mut [u8]>,
+    free: [u16; POOL_PAGES],
+    nfree: usize,
+}
+
+impl Pool {
+    pub const EMPTY: Pool = Pool { bytes: None, free: [0; POOL_PAGES], nfree: 0 };
+
+    /// Allocates the pages in DDR; false when out of memory.
+    pub fn start(&mut self) -> bool {
+        let Some(b) = dpu_rt::alloc::ddr_bytes(POOL_PAGES * PAGE, PAGE) else { return false };
+        self.bytes = Some(b);
+        for (i, p) in self.free.iter_mut().enumerate() {
+            *p = i as u16;
+        }
+        self.nfree = POOL_PAGES;
+        true
+    }
+
+    /// Pages for `len` bytes, or `None` if not enough are free now.
+    pub fn alloc(&mut self, len: usize) -> Option<Pages> {
+        let n = len.div_ceil(PAGE);
+        if n > MAX_IO_PAGES || n > self.nfree {
+            return None;
+        }
+        let mut p = Pages::NONE;
+        for k in 0..n {
+            self.nfree -= 1;
+            p.idx[k] = self.free[self.nfree];
+        }
+        p.n = n as u8;
+        Some(p)
+    }
+
+    /// Gives `p`'s pages back (and empties it).
+    pub fn free(&mut self, p: &mut Pages) {
+        for k in 0..p.len() {
+            self.free[self.nfree] = p.idx[k];
+            self.nfree += 1;
+        }
+        p.n = 0;
+    }
+
+    /// Free pages.
+    pub fn available(&self) -> usize {
+        self.nfree
+    }
+
+    /// DPU address of page `page`.
+    pub fn addr(&self, page: u16) -> u64 {
+        self.bytes.as_deref().map_or(0, |b| b.as_ptr() as u64) + u64::from(page) * PAGE as u64
+    }
+
+    /// The first `len` bytes of page `page`.
+    pub fn bytes(&self, page: u16, len: usize) -> &[u8] {
+        let at = usize::from(page) * PAGE;
+        self.bytes.as_deref().map_or(&[][..], |b| &b[at..at + len.min(PAGE)])
+    }
+
+    /// `len` bytes of `p` from byte `offset` as DPU memory segments (one
+    /// per page touched), into `out`; returns how many.
+    pub fn segments(&self, p: &Pages, offset: usize, len: usize, out: &mut [(u64, u32)]) -> usize {
+        let (mut pos, end, mut n) = (offset, offset + len, 0);
+        while pos < end && n < out.len() && pos / PAGE < p.len() {
+            let take = (PAGE - pos % PAGE).min(end - pos);
+            out[n] = (self.addr(p.idx[pos / PAGE]) + (pos % PAGE) as u64, take as u32);
+            n += 1;
+            pos += take;
+        }
+        n
+    }
+}
