@@ -61,6 +61,9 @@ fn main() {
     k("NIC_BASE", "usize", format!("{:#x}", d.nic.base), "Ethernet controller registers.");
     k("NIC_PORTS", "usize", d.nic.ports.to_string(), "Ethernet ports of the NIC.");
     k("NIC_QUEUES", "usize", d.nic.queues_per_port.to_string(), "Queue pairs per port.");
+    k("BOOTCFG_BASE", "usize", format!("{:#x}", d.bootcfg.base), "Boot configuration blob.");
+    k("BOOTCFG_SIZE", "usize", format!("{:#x}", d.bootcfg.size), "Boot configuration window size.");
+    // Secure boot: flash controller, fuses, bootloader region.
     k("SPI_BASE", "usize", format!("{:#x}", d.spi.base), "SPI controller of the boot flash.");
     k("OTP_BASE", "usize", format!("{:#x}", d.otp.base), "OTP fuse controller.");
     k("OTP_WORDS", "usize", d.otp.words.to_string(), "32-bit OTP fuse words.");

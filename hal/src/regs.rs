@@ -108,8 +108,9 @@ pub mod finisher {
     /// Our extension: the firmware rejected the boot configuration; the
     /// high 16 bits say why (`bootcfg::REJECT_*` << 12 | record index).
     pub const CONFIG_REJECTED: u32 = 0x6666;
-    /// Failure code (`FAIL`) of a bootloader that found no bootable image.
-    pub const CODE_NO_BOOTABLE_IMAGE: u16 = 0xb007;
+    /// Our extension: the bootloader refused every firmware slot (its
+    /// boot log says why); a card would wait for recovery.
+    pub const NO_BOOTABLE_IMAGE: u32 = 0x7777;
 }
 
 /// defmt trace port: DATA takes one byte of the writing hart's stream.
@@ -276,14 +277,13 @@ pub mod dma {
     pub const ST_HOST_ERROR: u32 = 5;
 }
 
-/// Boot configuration blob: a header, then `ns count` namespace records,
-/// `port count` port records, `ctrl count` remote-controller records and
-/// one host record, packed in that order. All fields little-endian; IPv4
-/// addresses in network order. The firmware renders it in RAM from the
-/// configuration persisted in flash (`dpu-config`) and parses it at boot.
+/// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header,
+/// then `ns count` namespace records, `port count` port records,
+/// `ctrl count` remote-controller records and one host record, packed in
+/// that order. All fields little-endian; IPv4 addresses in network order.
+/// Booted from flash, the firmware renders the same blob in RAM from the
+/// configuration persisted in flash (`dpu-config`) and parses that.
 pub mod bootcfg {
-    /// Largest blob.
-    pub const MAX_SIZE: usize = 0x1_0000;
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
     pub const VERSION: u16 = 3;
@@ -496,6 +496,11 @@ pub mod nic {
     pub const MAX_FRAME: usize = 65535;
 }
 
+// ---------------------------------------------------------------------------
+// Secure boot and the boot flash: SPI controller, SPI NOR commands, OTP
+// fuses, the signed image layout, the bootloader's hand-off block.
+// ---------------------------------------------------------------------------
+
 /// SPI master of the boot flash (base `memory_map::SPI_BASE`), one chip
 /// select. Every access holds the peripheral bus while the bytes shift.
 pub mod spi {
@@ -583,8 +588,10 @@ pub mod otp {
 /// Signed image layout (first-stage bootloader and firmware slots), in
 /// the spirit of MCUboot's: a 512-byte header, the payload (the load
 /// segments' bytes, one after another), then an Ed25519 signature (RFC
-/// 8032, 64 bytes) over header || payload at `HEADER_SIZE +
-/// align8(payload size)`. All fields little-endian.
+/// 8032, 64 bytes) over the 512-byte header at `HEADER_SIZE +
+/// align8(payload size)`. The header carries the payload's SHA-256, so the
+/// signature covers the payload too. All fields little-endian; unused
+/// header bytes are zero.
 pub mod image {
     /// u32 "DPUI".
     pub const MAGIC: u32 = 0x4955_5044;

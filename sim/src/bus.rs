@@ -67,9 +67,10 @@ enum Dev {
     Mailbox,
     Pcie,
     Dma,
+    BootCfg,
+    Nic,
     Spi,
     Otp,
-    Nic,
 }
 
 /// Per-window bandwidth accounting (see `timing.contention` in the chip file).
@@ -146,6 +147,8 @@ pub struct Bus {
     pub dma: DmaEngines,
     /// Host DRAM, shared with the host model.
     pub host_mem: Rc<RefCell<HostMemory>>,
+    /// Boot configuration blob the firmware reads (see `dpu_hal::regs::bootcfg`).
+    pub bootcfg: Vec<u8>,
     /// The boot flash behind its SPI controller.
     pub spi: crate::dev::spi::Spi,
     /// OTP fuses.
@@ -154,6 +157,8 @@ pub struct Bus {
     /// (a slow peripheral: the SPI controller while bytes shift); the
     /// accessing hart adds them to the access's cost.
     pub mmio_stall: u64,
+    /// The power was cut (`Event::PowerCut`): the run ends.
+    pub power_cut: bool,
     /// Per-I/O trace, when enabled (shared with the host model).
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
     /// Debugger software breakpoints (checked by harts in debug mode).
@@ -188,9 +193,10 @@ impl Bus {
             (d.mailbox.base, d.mailbox.base + chip.mailbox_window(), Dev::Mailbox),
             (d.pcie.base, d.pcie.base + window::PCIE, Dev::Pcie),
             (d.dma.base, d.dma.base + chip.dma_window(), Dev::Dma),
+            (d.bootcfg.base, d.bootcfg.base + d.bootcfg.size, Dev::BootCfg),
+            (d.nic.base, d.nic.base + chip.nic_window(), Dev::Nic),
             (d.spi.base, d.spi.base + window::SPI, Dev::Spi),
             (d.otp.base, d.otp.base + window::OTP, Dev::Otp),
-            (d.nic.base, d.nic.base + chip.nic_window(), Dev::Nic),
         ];
         let regions = memory.regions().len();
         let ct = &chip.timing.contention;
@@ -239,12 +245,14 @@ impl Bus {
                 u64::from(d.dma.descriptor_cycles),
             ),
             host_mem: Rc::new(RefCell::new(HostMemory::new())),
+            bootcfg: vec![0; d.bootcfg.size as usize],
             spi: crate::dev::spi::Spi::new(crate::dev::nor_flash::NorFlash::new(
                 crate::dev::nor_flash::FlashSpec::from_board(board, chip.chip.clock_hz),
                 crate::dev::nor_flash::FlashArray::erased(board.flash.size),
             )),
             otp: crate::dev::otp::Otp::new(d.otp.words as usize, dpu_targets::ns_to_cycles(d.otp.program_ns, chip.chip.clock_hz).max(1)),
             mmio_stall: 0,
+            power_cut: false,
             iotrace: None,
             breakpoints: Default::default(),
             net: crate::net::network::Network::new(
@@ -289,6 +297,13 @@ impl Bus {
             Dev::Pcie => self.pcie.dpu_read(off, size),
             Dev::Dma => self.dma.read(off, size),
             Dev::Nic => self.net.nic.read(off, size),
+            Dev::BootCfg => {
+                let o = off as usize;
+                let b = self.bootcfg.get(o..o + size as usize)?;
+                let mut v = [0u8; 8];
+                v[..b.len()].copy_from_slice(b);
+                Some(u64::from_le_bytes(v))
+            }
             Dev::Spi => {
                 let (v, stall) = self.spi.read(off, size, now)?;
                 self.mmio_stall = stall;
@@ -318,7 +333,12 @@ impl Bus {
             Dev::Clint => self.clint.write(now, off, size, v, &mut self.lines, &mut self.events),
             Dev::Plic => self.plic.write(off, size, v, &mut self.lines),
             Dev::Uart => self.uart.write(hart, now, off, size, v, &mut self.console),
-            Dev::Trace => self.trace.write(hart, now, off, size, v, &mut self.console),
+            Dev::Trace => {
+                if self.trace.unresolved() {
+                    self.trace.resolve(&mut self.mem);
+                }
+                self.trace.write(hart, now, off, size, v, &mut self.console)
+            }
             Dev::Mailbox => self.mailbox.write(off, size, v, &mut self.plic, &mut self.lines),
             Dev::Pcie => {
                 let mut fx = Vec::new();
@@ -342,6 +362,7 @@ impl Bus {
                 Ok(_) => true,
                 Err(()) => false,
             },
+            Dev::BootCfg => false,
             Dev::Spi => match self.spi.write(off, size, v, now) {
                 Some(stall) => {
                     self.mmio_stall = stall;

@@ -94,9 +94,11 @@ pub struct Devices {
     pub mailbox: Mailbox,
     pub pcie: MmioDevice,
     pub dma: Dma,
+    pub bootcfg: BootCfg,
+    pub nic: Nic,
+    // Secure boot: the boot flash's SPI controller and the OTP fuses.
     pub spi: MmioDevice,
     pub otp: Otp,
-    pub nic: Nic,
 }
 
 /// OTP fuse array: `words` 32-bit words; programming one takes `program_ns`.
@@ -130,6 +132,13 @@ pub struct Dma {
     pub channels_per_engine: u32,
     pub bytes_per_cycle: u32,
     pub descriptor_cycles: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootCfg {
+    pub base: u64,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,12 +361,14 @@ impl Chip {
             d.dma.base,
             d.dma.engines.into(),
             d.dma.channels_per_engine.into(),
-            d.spi.base,
-            d.otp.base,
-            d.otp.words.into(),
+            d.bootcfg.base,
+            d.bootcfg.size,
             d.nic.base,
             d.nic.ports.into(),
             d.nic.queues_per_port.into(),
+            d.spi.base,
+            d.otp.base,
+            d.otp.words.into(),
         ];
         words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
         // FNV-1a over the little-endian bytes: stable across Rust versions.
@@ -386,9 +397,10 @@ impl Chip {
             ("devices.mailbox".to_string(), d.mailbox.base, self.mailbox_window()),
             ("devices.pcie".to_string(), d.pcie.base, window::PCIE),
             ("devices.dma".to_string(), d.dma.base, self.dma_window()),
+            ("devices.bootcfg".to_string(), d.bootcfg.base, d.bootcfg.size),
+            ("devices.nic".to_string(), d.nic.base, self.nic_window()),
             ("devices.spi".to_string(), d.spi.base, window::SPI),
             ("devices.otp".to_string(), d.otp.base, window::OTP),
-            ("devices.nic".to_string(), d.nic.base, self.nic_window()),
         ];
         for c in 0..self.chip.clusters {
             v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
@@ -545,9 +557,10 @@ impl Chip {
             ("devices.mailbox.base", d.mailbox.base),
             ("devices.pcie.base", d.pcie.base),
             ("devices.dma.base", d.dma.base),
+            ("devices.bootcfg.base", d.bootcfg.base),
+            ("devices.nic.base", d.nic.base),
             ("devices.spi.base", d.spi.base),
             ("devices.otp.base", d.otp.base),
-            ("devices.nic.base", d.nic.base),
         ] {
             if base % 0x1000 != 0 {
                 return err(field, format!("{base:#x} must be 4 KiB aligned"));
@@ -591,6 +604,9 @@ impl Chip {
         }
         if nic.bytes_per_cycle == 0 {
             return err("devices.nic.bytes_per_cycle", "must be non-zero".into());
+        }
+        if d.bootcfg.size < 0x1000 || d.bootcfg.size % 0x1000 != 0 {
+            return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));
         }
         // Key hash (8 words), lock word, anti-rollback counter (8 words at 16).
         if d.otp.words < 24 || d.otp.words * 4 > 0x800 {

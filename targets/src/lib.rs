@@ -6,15 +6,14 @@
 //! error names the file, the field and what is wrong.
 
 mod board;
-pub use board::{parse_mac, Board, Flash, FlashLayout, Network, Partition, Pcie, Port};
 mod chip;
 mod error;
 pub mod limits;
 mod scenario;
 mod strict;
 
-
-pub use chip::{window, Dma, Otp,
+pub use board::{parse_mac, Board, Flash, FlashLayout, Network, Partition, Pcie, Port};
+pub use chip::{window, BootCfg, Dma, Otp,
     Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };

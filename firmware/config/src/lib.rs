@@ -108,6 +108,21 @@ fn printable(s: &str) -> bool {
 }
 
 impl Config {
+    /// The empty configuration (no namespaces, ports or controllers), as a
+    /// constant for static storage.
+    pub const EMPTY: Config = Config {
+        namespaces: Vec::new(),
+        ports: Vec::new(),
+        controllers: Vec::new(),
+        host_nqn: String::new(),
+        host_id: [0; 16],
+        header_digest: false,
+        data_digest: false,
+        lro: false,
+        tcp_min_rto_ms: 0,
+        io_timeout_us: 0,
+    };
+
     /// Checks every value against what the firmware can serve.
     pub fn validate(&self) -> Result<(), Invalid> {
         for (i, p) in self.ports.iter().enumerate() {

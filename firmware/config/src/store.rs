@@ -55,13 +55,15 @@ impl CopyState {
     }
 }
 
-/// The configuration in effect after [`Store::load`].
-#[derive(Clone, Debug)]
-pub struct Loaded {
-    pub config: Config,
-    /// The copy it came from (`None`: no valid copy, empty configuration).
+/// What [`Store::load`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The copy the configuration came from (`None`: no valid copy, empty
+    /// configuration).
     pub copy: Option<usize>,
     pub seq: u32,
+    /// What each copy held (`Valid` only for copies that decoded and
+    /// validated, or that were not needed).
     pub copies: [CopyState; 2],
 }
 
@@ -94,29 +96,30 @@ impl Store {
         ((self.size / 2) as usize - HEADER).min(MAX_ENCODED)
     }
 
-    /// Reads and checks copy `i`; a valid copy's configuration is decoded
-    /// into `out`. `scratch` must hold [`SCRATCH`] bytes.
-    pub fn read_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8], out: &mut Config) -> Result<CopyState, F::Error> {
+    /// Reads copy `i`'s header and payload into `scratch` and checks
+    /// them (magic, format, version, length, CRC); `Valid` means the CRC
+    /// matched (the payload is then `scratch[HEADER..HEADER + len]`).
+    fn check_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8]) -> Result<(CopyState, usize), F::Error> {
         let addr = self.copy_addr(i);
         let (hdr, rest) = scratch.split_at_mut(HEADER);
         flash.read(addr, hdr)?;
         if hdr.iter().all(|&b| b == 0xff) {
-            return Ok(CopyState::Blank);
+            return Ok((CopyState::Blank, 0));
         }
         let u32_at = |o: usize| u32::from_le_bytes([hdr[o], hdr[o + 1], hdr[o + 2], hdr[o + 3]]);
         let u16_at = |o: usize| u16::from_le_bytes([hdr[o], hdr[o + 1]]);
         if u32_at(0) != MAGIC {
-            return Ok(CopyState::BadMagic);
+            return Ok((CopyState::BadMagic, 0));
         }
         if u16_at(4) != RECORD_FORMAT {
-            return Ok(CopyState::BadFormat(u16_at(4)));
+            return Ok((CopyState::BadFormat(u16_at(4)), 0));
         }
         if u16_at(6) != SCHEMA_VERSION {
-            return Ok(CopyState::UnknownVersion(u16_at(6)));
+            return Ok((CopyState::UnknownVersion(u16_at(6)), 0));
         }
         let (seq, len, crc) = (u32_at(8), u32_at(12), u32_at(16));
         if len as usize > self.capacity() || len as usize > rest.len() {
-            return Ok(CopyState::BadLength(len));
+            return Ok((CopyState::BadLength(len), 0));
         }
         let payload = &mut rest[..len as usize];
         flash.read(addr + HEADER as u32, payload)?;
@@ -124,44 +127,78 @@ impl Store {
         d.update(&hdr[..16]);
         d.update(payload);
         if d.finalize() != crc {
-            return Ok(CopyState::BadCrc);
+            return Ok((CopyState::BadCrc, 0));
         }
-        let Ok(c) = postcard::from_bytes::<Config>(payload) else {
+        Ok((CopyState::Valid { seq }, len as usize))
+    }
+
+    /// Reads and checks copy `i`; a valid copy's configuration is decoded
+    /// into `out` (left alone otherwise). `scratch` must hold [`SCRATCH`]
+    /// bytes.
+    pub fn read_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8], out: &mut Config) -> Result<CopyState, F::Error> {
+        let (st, len) = self.check_copy(flash, i, scratch)?;
+        if !st.is_valid() {
+            return Ok(st);
+        }
+        let Ok(c) = postcard::from_bytes::<Config>(&scratch[HEADER..HEADER + len]) else {
             return Ok(CopyState::Undecodable);
         };
         if let Err(e) = c.validate() {
             return Ok(CopyState::Invalid(e));
         }
         *out = c;
-        Ok(CopyState::Valid { seq })
+        Ok(st)
     }
 
-    /// The newest valid configuration, or an empty one.
-    pub fn load<F: Flash>(&self, flash: &mut F, scratch: &mut [u8]) -> Result<Loaded, F::Error> {
-        let mut best = Loaded { config: Config::default(), copy: None, seq: 0, copies: [CopyState::Blank; 2] };
-        let mut c = Config::default();
-        for i in 0..2 {
-            let st = self.read_copy(flash, i, scratch, &mut c)?;
-            best.copies[i] = st;
-            if let CopyState::Valid { seq } = st {
-                if best.copy.is_none() || seq > best.seq {
-                    best.copy = Some(i);
-                    best.seq = seq;
-                    best.config = core::mem::take(&mut c);
+    /// Loads the newest valid configuration into `out` (an empty one if
+    /// neither copy is valid) and says where it came from and what each
+    /// copy held. Only `out` holds a decoded configuration: the firmware
+    /// keeps it (and `scratch`) in static memory, not on its stack.
+    pub fn load<F: Flash>(&self, flash: &mut F, scratch: &mut [u8], out: &mut Config) -> Result<Report, F::Error> {
+        let mut copies = [CopyState::Blank; 2];
+        for (i, c) in copies.iter_mut().enumerate() {
+            *c = self.check_copy(flash, i, scratch)?.0;
+        }
+        let seq = |s: CopyState| match s {
+            CopyState::Valid { seq } => Some(seq),
+            _ => None,
+        };
+        // Newest first (by sequence); a copy that does not decode or
+        // validate gives way to the other.
+        let order = match (seq(copies[0]), seq(copies[1])) {
+            (Some(a), Some(b)) if b > a => [1, 0],
+            _ => [0, 1],
+        };
+        for i in order {
+            if let Some(s) = seq(copies[i]) {
+                let st = self.read_copy(flash, i, scratch, out)?;
+                copies[i] = st;
+                if st.is_valid() {
+                    return Ok(Report { copy: Some(i), seq: s, copies });
                 }
             }
         }
-        Ok(best)
+        *out = Config::EMPTY;
+        Ok(Report { copy: None, seq: 0, copies })
     }
 
-    /// Saves `config` as the newest copy; returns (copy, sequence).
-    pub fn save<F: Flash>(&self, flash: &mut F, config: &Config, scratch: &mut [u8]) -> Result<(usize, u32), SaveError<F::Error>> {
-        let current = self.load(flash, scratch).map_err(SaveError::Flash)?;
-        let target = match current.copy {
+    /// Saves `config` as the newest copy, in the copy that does not hold
+    /// the configuration [`Store::load`] would return now (so that one
+    /// survives a power cut during the save); returns (copy, sequence).
+    /// `current` receives what was in effect before.
+    pub fn save<F: Flash>(&self, flash: &mut F, config: &Config, scratch: &mut [u8], current: &mut Config) -> Result<(usize, u32), SaveError<F::Error>> {
+        let before = self.load(flash, scratch, current).map_err(SaveError::Flash)?;
+        let target = match before.copy {
             Some(i) => 1 - i,
             None => 0,
         };
-        let seq = current.seq.wrapping_add(1).max(1);
+        // The highest sequence either copy carries (a newer copy that
+        // failed validation must not outrank this save).
+        let top = before.copies.iter().filter_map(|c| match c {
+            CopyState::Valid { seq } => Some(*seq),
+            _ => None,
+        });
+        let seq = top.fold(before.seq, u32::max).wrapping_add(1).max(1);
         let cap = self.capacity().min(scratch.len() - HEADER);
         let len = match postcard::to_slice(config, &mut scratch[HEADER..HEADER + cap]) {
             Ok(b) => b.len(),
@@ -210,14 +247,24 @@ mod tests {
     const G: Geometry = Geometry { size: 1 << 20, page: 256, subsector: 4096, sector: 65536 };
     const STORE: Store = Store { offset: 0x1_0000, size: 0x2_0000 };
 
+    /// What `load` returns, with the configuration.
+    struct Loaded {
+        config: Config,
+        copy: Option<usize>,
+        seq: u32,
+        copies: [CopyState; 2],
+    }
+
     fn loaded(f: &mut RamFlash) -> Loaded {
         let mut s = vec![0u8; SCRATCH];
-        STORE.load(f, &mut s).unwrap()
+        let mut config = Config::default();
+        let r = STORE.load(f, &mut s, &mut config).unwrap();
+        Loaded { config, copy: r.copy, seq: r.seq, copies: r.copies }
     }
 
     fn save(f: &mut RamFlash, c: &Config) -> Result<(usize, u32), SaveError<dpu_spi_nor::ram::PowerCut>> {
         let mut s = vec![0u8; SCRATCH];
-        STORE.save(f, c, &mut s)
+        STORE.save(f, c, &mut s, &mut Config::default())
     }
 
     #[test]

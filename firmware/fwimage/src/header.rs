@@ -31,10 +31,14 @@ impl Version {
     pub fn revision_string(self) -> [u8; 8] {
         let mut out = [b' '; 8];
         let mut n = 0;
-        let mut put = |v: u32, out: &mut [u8; 8]| {
+        let parts = [u32::from(self.major), u32::from(self.minor), u32::from(self.revision)];
+        for (i, v) in parts.into_iter().enumerate() {
+            if i > 0 && n < 8 {
+                out[n] = b'.';
+                n += 1;
+            }
             let mut digits = [0u8; 10];
-            let mut k = 0;
-            let mut v = v;
+            let (mut k, mut v) = (0, v);
             loop {
                 digits[k] = b'0' + (v % 10) as u8;
                 k += 1;
@@ -48,14 +52,6 @@ impl Version {
                 out[n] = digits[k];
                 n += 1;
             }
-        };
-        put(u32::from(self.major), &mut out);
-        for part in [u32::from(self.minor), u32::from(self.revision)] {
-            if n < 8 {
-                out[n] = b'.';
-                n += 1;
-            }
-            put(part, &mut out);
         }
         out
     }

@@ -264,6 +264,7 @@ mod tests {
     use dpu_spi_nor::ram::RamFlash;
     use dpu_spi_nor::Geometry;
     extern crate std;
+    use std::vec;
     use std::vec::Vec;
 
     const G: Geometry = Geometry { size: 1 << 20, page: 256, subsector: 4096, sector: 65536 };
@@ -296,9 +297,11 @@ mod tests {
         for _ in 0..127 {
             s = J.write(&mut base, s).unwrap();
         }
-        let before = J.read(&mut base).unwrap();
-        let want = BootState { pending: Some(Slot::B), ..before };
-        for step in 0..2 {
+        // First round: the record that fills the first half; second round:
+        // the record that switches halves (erase + program).
+        for _ in 0..2 {
+            let before = J.read(&mut base).unwrap();
+            let want = BootState { pending: Some(Slot::B), ..before };
             let mut probe = base.clone();
             let w0 = probe.work;
             J.write(&mut probe, want).unwrap();
@@ -315,9 +318,7 @@ mod tests {
                 assert_eq!(J.read(&mut f).unwrap(), after);
                 assert_eq!(after.pending, Some(Slot::B));
             }
-            // Second round: the record that switches halves (erase + program).
             J.write(&mut base, before).unwrap();
-            let _ = step;
         }
     }
 

@@ -208,6 +208,7 @@ where
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
+    use std::vec;
     use std::vec::Vec;
 
     /// A SPI device that records transactions and answers READ ID / STATUS.

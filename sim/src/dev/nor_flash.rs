@@ -156,22 +156,42 @@ impl FlashArray {
         Ok(FlashArray::from_bytes(size, &bytes))
     }
 
-    /// Writes the blocks changed since loading into `path` (the whole
-    /// array if the file is new or shorter), then forgets they changed.
+    /// Writes the blocks changed since loading into `path` (a new file
+    /// gets the array up to its last written block: the erased tail of a
+    /// flash image is left out, and reads back as FFh), then forgets they
+    /// changed.
     pub fn save(&mut self, path: &Path) -> Result<(), String> {
         let e = |x: std::io::Error| format!("{}: {x}", path.display());
-        let full = std::fs::metadata(path).map_or(true, |m| m.len() != self.size);
-        if full {
-            std::fs::write(path, self.to_bytes()).map_err(e)?;
-        } else {
-            let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(e)?;
-            for i in 0..self.blocks.len() {
-                if self.dirty[i] {
-                    let bytes = self.blocks[i].as_deref().copied().unwrap_or([0xff; BLOCK]);
-                    f.seek(SeekFrom::Start((i * BLOCK) as u64)).map_err(e)?;
-                    f.write_all(&bytes).map_err(e)?;
-                }
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(_) => {
+                let end = self.blocks.iter().rposition(Option::is_some).map_or(0, |i| ((i + 1) * BLOCK).min(self.size as usize));
+                std::fs::write(path, &self.to_bytes()[..end]).map_err(e)?;
+                self.dirty.fill(false);
+                return Ok(());
             }
+        };
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(e)?;
+        let mut len = len;
+        for i in 0..self.blocks.len() {
+            if !self.dirty[i] {
+                continue;
+            }
+            let at = (i * BLOCK) as u64;
+            let bytes = self.blocks[i].as_deref().copied().unwrap_or([0xff; BLOCK]);
+            // An erased block past the file's end reads FFh already.
+            if at >= len && bytes.iter().all(|&b| b == 0xff) {
+                continue;
+            }
+            if at > len {
+                // Erased flash between the file's end and this block.
+                f.seek(SeekFrom::Start(len)).map_err(e)?;
+                f.write_all(&vec![0xff; (at - len) as usize]).map_err(e)?;
+            }
+            let n = (self.size - at).min(BLOCK as u64) as usize;
+            f.seek(SeekFrom::Start(at)).map_err(e)?;
+            f.write_all(&bytes[..n]).map_err(e)?;
+            len = len.max(at + n as u64);
         }
         self.dirty.fill(false);
         Ok(())
@@ -552,6 +572,15 @@ impl NorFlash {
         self.busy = Some(op);
     }
 
+    /// The run ends with the power on: a running program or erase
+    /// completes (its time is up before anyone could look).
+    pub fn finish(&mut self, _now: u64) {
+        if let Some(op) = self.busy.take() {
+            self.array.apply(&op, 1, 1);
+            self.wel = false;
+        }
+    }
+
     /// Power goes away at `now`: a running program or erase stops where it
     /// is (see the module doc); nothing responds afterwards.
     pub fn power_cut(&mut self, now: u64) {
@@ -716,6 +745,8 @@ mod tests {
 
     #[test]
     fn cut_after_bytes_and_replay_agree() {
+        // As the machine does: the power goes at `cut_at`, before any
+        // later command.
         let run = |cut: Option<u64>| {
             let mut f = NorFlash::new(spec(), FlashArray::erased(1 << 26));
             if let Some(n) = cut {
@@ -724,22 +755,28 @@ mod tests {
             let mut t = 0;
             command(&mut f, t, &[cmd::WRITE_ENABLE]);
             command(&mut f, t, &[cmd::SUBSECTOR_ERASE4, 0, 0, 0, 0]);
+            if let Some(at) = f.cut_at {
+                return (f, Some(at));
+            }
             t += 50_000_000;
             for p in 0..4u32 {
                 program4(&mut f, t, p * 256, &[p as u8; 256]);
+                if let Some(at) = f.cut_at {
+                    return (f, Some(at));
+                }
                 t += 120_000;
             }
-            f
+            (f, None)
         };
-        let full = run(None);
+        let (full, _) = run(None);
         assert_eq!(full.journal.bytes(), 4096 + 4 * 256);
         for n in [0, 1, 4095, 4096, 4096 + 300, 4096 + 1023] {
-            let mut live = run(Some(n));
-            let at = live.cut_at.expect("the cut falls inside the run");
+            let (mut live, at) = run(Some(n));
+            let at = at.expect("the cut falls inside the run");
             assert_eq!(Some(at), full.journal.cycle_after_bytes(n));
             live.power_cut(at);
             let replayed = full.journal.replay(&FlashArray::erased(1 << 26), at);
-            assert_eq!(live.array.to_bytes()[..8192], replayed.to_bytes()[..8192], "cut after {n} bytes");
+            assert!(live.array.to_bytes()[..8192] == replayed.to_bytes()[..8192], "cut after {n} bytes: the live flash and the replay differ");
         }
     }
 
@@ -755,8 +792,10 @@ mod tests {
         assert_eq!(b.read_byte(6), b'b');
         b.write_raw(0x8_0000, b"z");
         b.save(&p).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0x8_1000, "the erased tail stays out of the file");
         let c = FlashArray::load(&p, 1 << 20).unwrap();
         assert_eq!((c.read_byte(5), c.read_byte(0x8_0000)), (b'a', b'z'));
+        assert_eq!(c.read_byte(0x4_0000), 0xff, "the gap reads erased");
         assert!(FlashArray::load(&p, 1 << 19).is_err(), "a file larger than the flash is refused");
     }
 }
