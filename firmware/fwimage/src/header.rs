@@ -172,6 +172,19 @@ impl Header {
         image_len(self.payload_size)
     }
 
+    /// Where payload bytes `[off, off + len)` go: calls `put(address,
+    /// range within those bytes)` for each segment they overlap.
+    pub fn place(&self, off: u32, len: usize, put: &mut dyn FnMut(u64, core::ops::Range<usize>)) {
+        let (start, end) = (u64::from(off), u64::from(off) + len as u64);
+        for s in self.segments() {
+            let (s0, s1) = (u64::from(s.offset), u64::from(s.offset) + u64::from(s.file_size));
+            let (a, b) = (start.max(s0), end.min(s1));
+            if a < b {
+                put(s.load + (a - s0), (a - start) as usize..(b - start) as usize);
+            }
+        }
+    }
+
     /// Where the signature starts.
     pub fn signature_offset(&self) -> usize {
         self.image_len() - h::SIGNATURE_SIZE
@@ -189,6 +202,32 @@ mod tests {
         assert_eq!(&Version { major: 1, minor: 0, revision: 0, build: 0 }.revision_string(), b"1.0.0   ");
         assert_eq!(Version::from_bytes(&v.to_bytes()), v);
         assert!(Version { major: 1, minor: 2, revision: 0, build: 0 } < Version { major: 1, minor: 10, revision: 0, build: 0 });
+    }
+
+    #[test]
+    fn payload_bytes_go_to_their_segments() {
+        let mut raw = [0u8; 512];
+        raw[h::OFF_MAGIC..h::OFF_MAGIC + 4].copy_from_slice(&h::MAGIC.to_le_bytes());
+        raw[h::OFF_FORMAT..h::OFF_FORMAT + 2].copy_from_slice(&h::FORMAT.to_le_bytes());
+        raw[h::OFF_HEADER_SIZE..h::OFF_HEADER_SIZE + 2].copy_from_slice(&512u16.to_le_bytes());
+        raw[h::OFF_PAYLOAD_SIZE..h::OFF_PAYLOAD_SIZE + 4].copy_from_slice(&300u32.to_le_bytes());
+        raw[h::OFF_SEGMENTS..h::OFF_SEGMENTS + 2].copy_from_slice(&2u16.to_le_bytes());
+        for (i, (load, off, len)) in [(0x1000u64, 0u32, 100u32), (0x8000, 104, 196)].into_iter().enumerate() {
+            let e = h::OFF_SEGMENT_TABLE + i * h::SEGMENT;
+            raw[e..e + 8].copy_from_slice(&load.to_le_bytes());
+            raw[e + 8..e + 12].copy_from_slice(&off.to_le_bytes());
+            raw[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
+            raw[e + 16..e + 20].copy_from_slice(&len.to_le_bytes());
+        }
+        let hdr = Header::parse(&raw, 1 << 20).unwrap();
+        let mut got = [(0u64, 0usize, 0usize); 2];
+        let mut n = 0;
+        hdr.place(90, 50, &mut |a, r| {
+            got[n] = (a, r.start, r.end);
+            n += 1;
+        });
+        // Bytes 90..100 end segment 0; 100..104 are padding; 104..140 start segment 1.
+        assert_eq!((n, got), (2, [(0x1000 + 90, 0, 10), (0x8000, 14, 50)]));
     }
 
     #[test]

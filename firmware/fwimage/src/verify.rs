@@ -76,13 +76,14 @@ impl ImageError {
 }
 
 /// Checks the image that `read(offset, buf)` returns bytes of. Payload
-/// bytes are handed to `sink(payload_offset, bytes)` as they are hashed
-/// (the bootloader copies them to their load address); the caller must
-/// not use what it received unless the result is `Ok`.
+/// bytes are handed to `sink(header, payload_offset, bytes)` as they are
+/// hashed, once the header and signature passed (the bootloader copies
+/// them to their load addresses, see [`Header::place`]); the caller must
+/// not run what it received unless the result is `Ok`.
 pub fn verify<E>(
     trust: &Trust,
     read: &mut dyn FnMut(u32, &mut [u8]) -> Result<(), E>,
-    sink: &mut dyn FnMut(u32, &[u8]),
+    sink: &mut dyn FnMut(&Header, u32, &[u8]),
 ) -> Result<Header, ImageError> {
     let mut raw = [0u8; h::HEADER_SIZE];
     read(0, &mut raw).map_err(|_| ImageError::Read)?;
@@ -123,7 +124,7 @@ pub fn verify<E>(
         let n = (hdr.payload_size - off).min(buf.len() as u32) as usize;
         read(h::HEADER_SIZE as u32 + off, &mut buf[..n]).map_err(|_| ImageError::Read)?;
         hash.update(&buf[..n]);
-        sink(off, &buf[..n]);
+        sink(&hdr, off, &buf[..n]);
         off += n as u32;
     }
     if hash.finalize().as_slice() != hdr.payload_hash {
@@ -184,7 +185,7 @@ pub(crate) mod tests {
                 buf.copy_from_slice(img.get(o..o + buf.len()).ok_or(())?);
                 Ok(())
             },
-            &mut |_, b| loaded.extend_from_slice(b),
+            &mut |_, _, b| loaded.extend_from_slice(b),
         )
         .map(|_| loaded)
     }

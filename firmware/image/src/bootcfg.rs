@@ -2,8 +2,12 @@
 //! backends (RAM carved from DDR at boot, or a remote NVMe-oF namespace),
 //! the DPU port addresses, the remote controllers and the host NQN.
 //! Parsed once by the admin service at boot; read-only afterwards.
+//!
+//! Where the blob is: loaded as an ELF (development, the simulator), the
+//! boot configuration window; booted from flash, the blob the firmware
+//! renders from the configuration persisted in flash (`crate::boot`).
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use dpu_bdev::{Geometry, RamBdev};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE, MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS};
 use dpu_hal::regs::bootcfg as b;
@@ -132,10 +136,14 @@ impl ConfigError {
     }
 }
 
+/// Where the blob being parsed is (address, bytes).
+static BLOB_BASE: AtomicUsize = AtomicUsize::new(BOOTCFG_BASE);
+static BLOB_SIZE: AtomicUsize = AtomicUsize::new(BOOTCFG_SIZE);
+
 fn read<const N: usize>(off: usize) -> [u8; N] {
     let mut v = [0u8; N];
-    if off + N <= BOOTCFG_SIZE {
-        dpu_hal::mem::read(BOOTCFG_BASE + off, &mut v);
+    if off + N <= BLOB_SIZE.load(Ordering::Relaxed) {
+        dpu_hal::mem::read(BLOB_BASE.load(Ordering::Relaxed) + off, &mut v);
     }
     v
 }
@@ -194,7 +202,7 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
     let port_off = b::HEADER + count * b::RECORD;
     let ctrl_off = port_off + nports * b::PORT_RECORD;
     let host_off = ctrl_off + nctrls * b::CTRL_RECORD;
-    if count > MAX_NAMESPACES || nports > MAX_PORTS || nctrls > MAX_CTRLS || host_off + b::HOST_RECORD > BOOTCFG_SIZE {
+    if count > MAX_NAMESPACES || nports > MAX_PORTS || nctrls > MAX_CTRLS || host_off + b::HOST_RECORD > BLOB_SIZE.load(Ordering::Relaxed) {
         return Err(ConfigError::TooMany(count as u16));
     }
     t.flags = read_u16(b::HDR_FLAGS);
@@ -262,8 +270,13 @@ fn parse(t: &mut Table) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Parses the boot configuration once (admin service at boot).
+/// Parses the boot configuration once (admin service at boot): from
+/// flash when the bootloader started this image, else from the window.
 pub fn load() -> Result<usize, ConfigError> {
+    if let Some((base, size)) = crate::boot::config_blob() {
+        BLOB_BASE.store(base, Ordering::Relaxed);
+        BLOB_SIZE.store(size, Ordering::Relaxed);
+    }
     let t = dpu_rt::alloc::ddr_static::<Table>().ok_or(ConfigError::OutOfMemory { index: 0 })?;
     if let Err(e) = parse(t) {
         // Serve nothing rather than half a configuration.

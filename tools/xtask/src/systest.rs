@@ -231,7 +231,7 @@ fn panic_is_reported(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 
 fn moved_chip_boots(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let chip = root().join("targets/chips/mppa80-moved.toml");
-    let out = build::build_firmware(Some(&chip), Some(&root().join("target/variant"))).map_err(io)?;
+    let out = build::build_firmware(Some(&chip), Some(&root().join("target/variant")), false).map_err(io)?;
     let elf = out.join("dpu-fw");
     let chip_s = chip.to_string_lossy().to_string();
     let run = cx.run_image("moved", &elf, &["--chip", &chip_s, "--max-time", "1500us"]).map_err(io)?;
@@ -722,7 +722,7 @@ const TESTS: &[(&str, Check)] = &[
 ];
 
 /// Workspace crates that are not host-testable (firmware, bare-metal).
-const NOT_HOST: &[&str] = &["dpu-fw", "dpu-fw-tests", "dpu-rt", "dpu-bench-bare"];
+const NOT_HOST: &[&str] = &["dpu-fw", "dpu-fw-tests", "dpu-rt", "dpu-bench-bare", "dpu-bootloader"];
 
 /// Host test crates: the workspace's packages (from `cargo metadata`) less [`NOT_HOST`].
 fn host_crates() -> Result<Vec<String>, String> {
