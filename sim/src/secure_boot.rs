@@ -89,7 +89,8 @@ pub fn rom_stage(chip: &Chip, flash: &FlashArray, otp_words: &[u32], mem: &mut M
         return refuse(&mut log, format!("the image at flash {at:#x} is not a bootloader (kind {})", hdr[h::OFF_KIND]));
     }
     let v = &hdr[h::OFF_VERSION..h::OFF_VERSION + 8];
-    let version = format!("{}.{}.{}+{}", v[0], v[1], u16_at(v, 2), u32_at(v, 4));
+    let build = u32_at(v, 4);
+    let version = format!("{}.{}.{}{}", v[0], v[1], u16_at(v, 2), if build == 0 { String::new() } else { format!("+{build}") });
     let image_chip = u64_at(&hdr, h::OFF_CHIP);
     if image_chip != chip.layout_fingerprint() {
         return refuse(

@@ -253,6 +253,12 @@ extern "C" fn bl_main() -> ! {
         },
         &mut |note| match note {
             Note::Reverted { slot, to } => log!("slot {}: was on trial and never confirmed itself: reverting to slot {}", slot.name(), to.name()),
+            Note::Refused { slot, error: ImageError::RolledBack { image, otp } } => log!(
+                "slot {}: refused: rolled back: security counter {} is below the OTP anti-rollback counter {}",
+                slot.name(),
+                image,
+                otp
+            ),
             Note::Refused { slot, error } => log!("slot {}: refused: {}", slot.name(), error.reason()),
             Note::FellBack { from, to } => log!("slot {}: unusable; slot {} is now the confirmed one", from.name(), to.name()),
         },

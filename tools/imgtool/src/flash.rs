@@ -26,8 +26,9 @@ pub struct Card<'a> {
     /// The boot journal names slot B to boot on trial next (what a
     /// firmware update's activation records).
     pub pending_b: bool,
-    /// The operator's configuration (first copy).
-    pub config: Option<&'a Config>,
+    /// The operator's configuration: each saved in turn, as the card
+    /// saves a change (copies alternate; the last is the newest).
+    pub configs: &'a [Config],
 }
 
 fn geometry(board: &Board) -> Geometry {
@@ -72,8 +73,8 @@ pub fn compose(board: &Board, card: &Card) -> Result<Vec<u8>, Error> {
         let st = BootState { seq: 0, confirmed: Slot::A, pending: Some(Slot::B), trying: None };
         journal(board).write(&mut f, st).map_err(|_| Error::Msg("boot journal write failed".into()))?;
     }
-    if let Some(c) = card.config {
-        let mut scratch = vec![0u8; dpu_config::store::SCRATCH];
+    let mut scratch = vec![0u8; dpu_config::store::SCRATCH];
+    for c in card.configs {
         config_store(board).save(&mut f, c, &mut scratch, &mut Config::default()).map_err(|e| Error::Msg(format!("configuration: {e:?}")))?;
     }
     let end = f.bytes.chunks(4096).rposition(|b| b.iter().any(|&x| x != 0xff)).map_or(0, |i| (i + 1) * 4096);
@@ -115,7 +116,7 @@ mod tests {
     fn images_land_in_their_partitions_and_the_journal_names_b() {
         let b = board();
         let l = &b.flash.layout;
-        let img = compose(&b, &Card { bootloader: Some(&[1; 100]), slot_a: Some(&[2; 10]), slot_b: Some(&[3; 10]), pending_b: true, config: None }).unwrap();
+        let img = compose(&b, &Card { bootloader: Some(&[1; 100]), slot_a: Some(&[2; 10]), slot_b: Some(&[3; 10]), pending_b: true, configs: &[] }).unwrap();
         assert_eq!(img[l.bootloader.offset as usize], 1);
         assert_eq!(img[l.slot_a.offset as usize + 9], 2);
         assert_eq!(img[l.slot_b.offset as usize], 3);

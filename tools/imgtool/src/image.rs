@@ -295,6 +295,45 @@ mod tests {
         assert!(verify(&img, &other).unwrap_err().contains("another key"));
     }
 
+    /// The firmware's verifier (ed25519-compact, `dpu-fwimage`) accepts
+    /// what this packer (ed25519-dalek) signs, loads the payload where the
+    /// segments say, and refuses it with another key hash.
+    #[test]
+    fn the_bootloaders_verifier_accepts_packed_images() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let img = pack(&elf(), Meta { kind: Kind::Firmware, version: Version::default(), security_counter: 2 }, &key).unwrap();
+        let mut trust = dpu_fwimage::verify::Trust {
+            key_hash: Sha256::digest(key.verifying_key().to_bytes()).into(),
+            rollback: 2,
+            kind: h::KIND_FIRMWARE,
+            chip: 0x1234,
+            max_len: 1 << 20,
+            load_window: (0x4000_0000, 0x4400_0000),
+        };
+        let mut mem = std::collections::BTreeMap::new();
+        let check = |trust: &dpu_fwimage::verify::Trust, mem: &mut std::collections::BTreeMap<u64, u8>| {
+            dpu_fwimage::verify(
+                trust,
+                &mut |off, buf: &mut [u8]| -> Result<(), ()> {
+                    buf.copy_from_slice(img.get(off as usize..off as usize + buf.len()).ok_or(())?);
+                    Ok(())
+                },
+                &mut |hdr, off, bytes| {
+                    hdr.place(off, bytes.len(), &mut |a, r| {
+                        for (i, b) in bytes[r].iter().enumerate() {
+                            mem.insert(a + i as u64, *b);
+                        }
+                    })
+                },
+            )
+        };
+        let hdr = check(&trust, &mut mem).unwrap();
+        assert_eq!((hdr.security_counter, hdr.entry), (2, 0x4000_0000));
+        assert_eq!((mem.get(&0x4000_0063), mem.get(&0x4000_1000), mem.get(&0x4000_100c), mem.get(&0x4000_100d)), (Some(&0x13), Some(&7), Some(&7), None));
+        trust.key_hash[0] ^= 1;
+        assert_eq!(check(&trust, &mut mem).unwrap_err(), dpu_fwimage::ImageError::UntrustedKey);
+    }
+
     #[test]
     fn versions_parse_and_print() {
         assert_eq!("0.1.0".parse::<Version>().unwrap(), Version { major: 0, minor: 1, revision: 0, build: 0 });

@@ -119,7 +119,8 @@ pub fn flash(built: &Built, a: &FlashArgs) -> Result<(), String> {
         None => None,
     };
     let config = config_of(&a.scenario)?;
-    let card = Card { bootloader: Some(&bootloader), slot_a: Some(&slot_a), slot_b: slot_b.as_deref(), pending_b: a.pending_b, config: config.as_ref() };
+    let configs: Vec<dpu_config::Config> = config.iter().cloned().collect();
+    let card = Card { bootloader: Some(&bootloader), slot_a: Some(&slot_a), slot_b: slot_b.as_deref(), pending_b: a.pending_b, configs: &configs };
     let otp = otp_for(&key, a.otp_counter)?;
     let otp_path = write_card(&a.out, &card, &otp)?;
     let kib = |n: usize| n.div_ceil(1024);

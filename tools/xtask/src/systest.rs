@@ -4,6 +4,8 @@
 //! see: the exit status, log lines, the fault report, the stats JSON. A
 //! failing test prints the decoded log of its run.
 
+mod secure_boot;
+
 use crate::build::{self, root, show, Built};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -719,6 +721,10 @@ const TESTS: &[(&str, Check)] = &[
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
+    ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
+    ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
+    ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),
+    ("config in flash: newest valid copy, CRC fallback, none", secure_boot::config_copies),
 ];
 
 /// Workspace crates that are not host-testable (firmware, bare-metal).
