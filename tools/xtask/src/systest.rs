@@ -725,6 +725,7 @@ const TESTS: &[(&str, Check)] = &[
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),
     ("config in flash: newest valid copy, CRC fallback, none", secure_boot::config_copies),
+    ("secure boot: power cuts during a trial boot leave a bootable card", secure_boot::power_cut_sweep),
 ];
 
 /// Workspace crates that are not host-testable (firmware, bare-metal).

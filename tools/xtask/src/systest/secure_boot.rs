@@ -250,3 +250,39 @@ pub fn config_copies(cx: &Ctx) -> R {
     remove_cards(cx, &["config", "config-none"]);
     Ok(())
 }
+
+/// Power cuts across a firmware update's first boot: while the bootloader
+/// records the trial, and while the new image records its confirmation.
+/// After each cut the card boots a valid signed image: the new one again
+/// on trial (the trial record was torn), or the old one (the trial was
+/// recorded but never confirmed).
+pub fn power_cut_sweep(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &[] };
+    let base = cx.card("cut-base", &card, &k.key, 0)?;
+    // The run writes two 32-byte journal records: the bootloader's (slot B
+    // on trial), then the firmware's (slot B confirmed).
+    let cases: [(u64, &str, &[&str]); 3] = [
+        (16, "torn trial record", &["journal: confirmed slot A, pending B, on trial -", "booting slot B (on trial", "INFO  boot: slot B confirmed"]),
+        (32, "trial recorded, cut before the confirmation", &["slot B: was on trial and never confirmed itself: reverting to slot A", "booting slot A (confirmed)"]),
+        (48, "torn confirmation record", &["slot B: was on trial and never confirmed itself: reverting to slot A", "booting slot A (confirmed)"]),
+    ];
+    for (n, what, after) in cases {
+        let flash = cx.tmp.join("cut.bin");
+        std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
+        std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
+        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "130ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
+        let run = need(expect_code(run, 9)?, &["the power was cut"])?;
+        if n >= 32 && !run.stdout.contains("booting slot B (on trial") {
+            return fail(format!("cut after {n} bytes ({what}): the trial never started"), run);
+        }
+        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "105ms"])?;
+        let run = need(expect_code(run, 0)?, after).map_err(|(m, r)| (format!("after a cut after {n} bytes ({what}): {m}"), r))?;
+        if !run.stdout.contains("INFO  boot: slot ") {
+            return fail(format!("after a cut after {n} bytes ({what}): no firmware ran"), run);
+        }
+    }
+    remove_cards(cx, &["cut-base", "cut"]);
+    Ok(())
+}
