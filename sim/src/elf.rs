@@ -48,7 +48,8 @@ impl Symbols {
     pub fn lookup(&self, addr: u64) -> Option<(&str, u64)> {
         let i = self.syms.partition_point(|s| s.addr <= addr);
         let s = self.syms.get(i.checked_sub(1)?)?;
-        if s.size == 0 || addr < s.addr + s.size {
+        // `addr - s.addr`: a symbol may end at the top of the address space.
+        if s.size == 0 || addr - s.addr < s.size {
             Some((&s.name, addr - s.addr))
         } else {
             None
@@ -213,5 +214,14 @@ mod tests {
         assert_eq!(s.lookup(0x110), None);
         assert_eq!(s.lookup(0x250), Some(("b", 0x50)));
         assert_eq!(s.describe(0x50), "?");
+    }
+
+    #[test]
+    fn symbol_at_the_top_of_the_address_space() {
+        // Found by the elf fuzz target: the end of a symbol whose address
+        // plus size passes 2^64 overflowed.
+        let s = Symbols { syms: vec![Symbol { addr: u64::MAX - 3, size: 0x10, name: "top".into() }] };
+        assert_eq!(s.lookup(u64::MAX), Some(("top", 3)));
+        assert_eq!(s.lookup(u64::MAX - 4), None);
     }
 }

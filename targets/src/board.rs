@@ -256,7 +256,19 @@ impl Board {
     /// Loads and validates a board file.
     pub fn load(path: impl AsRef<Path>) -> Result<Board, ConfigError> {
         let path = path.as_ref();
-        let mut b: Board = load_toml(path)?;
+        let b: Board = load_toml(path)?;
+        b.validated(path)
+    }
+
+    /// Parses and validates board TOML text; `path` is only used in messages.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Board, ConfigError> {
+        let path = path.as_ref();
+        let b: Board = crate::parse_toml(path, text)?;
+        b.validated(path)
+    }
+
+    fn validated(self, path: &Path) -> Result<Board, ConfigError> {
+        let mut b = self;
         b.source = path.to_path_buf();
         let err = |field: &str, msg: String| Err(ConfigError::field(path, field, msg));
         if b.board.name.is_empty() {

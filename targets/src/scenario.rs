@@ -354,6 +354,8 @@ pub fn same_subnet(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, prefix: u8) -> 
 }
 
 /// Checks an NQN (NVMe Base 2.0 §4.5: at most 223 bytes, "nqn." prefix).
+/// The firmware takes printable ASCII without spaces (its boot
+/// configuration parser refuses anything else).
 pub fn check_nqn(s: &str) -> Result<(), String> {
     if !s.starts_with("nqn.") || s.len() > 223 || !s.bytes().all(|c| c.is_ascii_graphic()) {
         return Err(format!("`{s}` is not an NQN (printable ASCII without spaces, starts with `nqn.`, at most 223 bytes)"));
@@ -522,6 +524,15 @@ impl Scenario {
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ConfigError> {
         let path = path.as_ref();
         let mut s: Scenario = load_toml(path)?;
+        s.source = path.to_path_buf();
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Parses and validates scenario TOML text; `path` is only used in messages.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Scenario, ConfigError> {
+        let path = path.as_ref();
+        let mut s: Scenario = crate::parse_toml(path, text)?;
         s.source = path.to_path_buf();
         s.validate()?;
         Ok(s)
@@ -1310,6 +1321,45 @@ target = "t0"
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("network.io_timeout"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn nqns_with_spaces_or_control_characters_are_rejected() {
+        // Found by the scenario fuzz target: the firmware's boot
+        // configuration parser refused such an NQN, so a scenario that
+        // validated booted a card without its remote controllers.
+        for bad in ["nqn.2026-11.io.x:a b", "nqn.2026-11.io.x:\\ttab", "nqn.2026-11.io.x:\\u007f"] {
+            let e = Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(e.contains("network.host_nqn") && e.contains("t.toml"), "{bad}: {e}");
+        }
+        assert!(Scenario::parse("t.toml", &format!("{BASE}[network]\nhost_nqn = \"nqn.2026-11.io.x:a-b_c\"\n")).is_ok());
+    }
+
+    #[test]
+    fn what_the_firmware_would_refuse_is_rejected() {
+        // Found with the scenario fuzz target (its invariant: a valid
+        // scenario's boot configuration parses in the firmware); each of
+        // these validated, then the card booted serving nothing.
+        let remote = |extra: &str| format!("{BASE}[[storage]]\nfunctions = [1]\nnsid = 2\nbackend = \"nvmf\"\ntraddr = \"10.0.0.10\"\nsubnqn = \"nqn.2026-11.io.x:r\"\nsize = \"1MiB\"\n{extra}");
+        let cases = [
+            (BASE.replacen("functions = [1, 2]", "functions = [1, 2]\nnsid = 33", 1), "storage[0].nsid"),
+            (format!("{BASE}[network]\nports = [\"0.0.0.0/24\"]\n"), "network.ports[0]"),
+            (remote("trsvcid = 0\n"), "storage[1].trsvcid"),
+            (remote("remote_nsid = 4294967295\n"), "storage[1].remote_nsid"),
+            (remote("").replace("10.0.0.10", "0.0.0.0"), "storage[1].traddr"),
+            (format!("{BASE}[[targets]]\nname = \"t\"\nip = \"10.0.0.10\"\nport = 0\nnqn = \"nqn.2026-11.io.x:t\"\nnamespaces = [{{ size = \"1MiB\" }}]\n"), "targets[0].port"),
+        ];
+        for (text, field) in cases {
+            let e = Scenario::parse("t.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        let mut many = BASE.replacen("vfs = 2", "vfs = 64", 1);
+        for nsid in 2..=5 {
+            many.push_str(&format!("[[storage]]\nfunctions = [{}]\nnsid = {nsid}\nbackend = \"ram\"\nsize = \"64KiB\"\n", (0..=64).map(|f| f.to_string()).collect::<Vec<_>>().join(", ")));
+        }
+        let e = Scenario::parse("t.toml", &many).unwrap_err().to_string();
+        assert!(e.contains("storage") && e.contains("at most 256"), "{e}");
+        assert!(Scenario::parse("t.toml", &remote("")).is_ok(), "the remote namespace itself is fine");
     }
 
     #[test]

@@ -47,7 +47,9 @@ impl<const N: usize> SegList<N> {
         }
         if self.n > 0 {
             let last = &mut self.segs[self.n - 1];
-            if last.0 + u64::from(last.1) == addr && last.1.checked_add(len).is_some() {
+            // A segment ending at the top of the address space does not
+            // continue at address 0.
+            if last.0.checked_add(u64::from(last.1)) == Some(addr) && last.1.checked_add(len).is_some() {
                 last.1 += len;
                 return true;
             }
@@ -128,9 +130,13 @@ impl PrpWalk {
         Step::Fetch { addr: list, len: (entries * 8) as u32 }
     }
 
-    /// Consumes a fetched PRP list chunk.
+    /// Consumes a fetched PRP list chunk (the bytes the last [`Step::Fetch`]
+    /// asked for).
     pub fn feed<const N: usize>(&mut self, list: &[u8], segs: &mut SegList<N>) -> Result<Step, Status> {
         let entries: usize = list.len() / 8;
+        if entries == 0 {
+            return Err(Status::INVALID_FIELD);
+        }
         let needed = u64::from(self.remaining).div_ceil(PAGE_SIZE) as usize;
         let chains = needed > entries;
         let data_entries = if chains { entries - 1 } else { entries };
@@ -152,7 +158,10 @@ impl PrpWalk {
             return Err(Status::INVALID_FIELD);
         }
         let next = u64::from_le_bytes(list[8 * entries - 8..8 * entries].try_into().unwrap());
-        if next & 7 != 0 {
+        // Like every entry of a PRP list, the pointer to the next list has
+        // no page offset (§4.3.1): each further list holds 511 data
+        // entries, so the walk always advances.
+        if next % PAGE_SIZE != 0 {
             return Err(Status::PRP_OFFSET_INVALID);
         }
         Ok(self.list_step(next))
@@ -166,6 +175,10 @@ pub const SGL_SEGMENT: u8 = 0x2;
 pub const SGL_LAST_SEGMENT: u8 = 0x3;
 /// Most descriptors in one segment we accept.
 pub const MAX_SGL_DESCRIPTORS: u32 = 256;
+/// Most segments (lists fetched) in one command's SGL: as many as the
+/// segments it may describe; a walk through more is cut short, so a
+/// chain that loops back on itself ends.
+pub const MAX_SGL_SEGMENTS: u32 = MAX_SEGMENTS as u32;
 
 fn desc(b: &[u8]) -> (u64, u32, u8, u8) {
     let addr = u64::from_le_bytes(b[0..8].try_into().unwrap());
@@ -180,13 +193,15 @@ pub struct SglWalk {
     got: u64,
     /// The list being fetched is a Last Segment (no further segments).
     last: bool,
+    /// Segments fetched so far.
+    segments: u32,
 }
 
 impl SglWalk {
     /// Starts from the command's data pointer for a `len`-byte transfer;
     /// at most one segment is pushed before a list is needed.
     pub fn start<const N: usize>(dptr: &[u8; 16], len: u32, segs: &mut SegList<N>) -> Result<(SglWalk, Step), Status> {
-        let mut w = SglWalk { want: len, got: 0, last: false };
+        let mut w = SglWalk { want: len, got: 0, last: false, segments: 0 };
         let (addr, dlen, kind, sub) = desc(dptr);
         if sub != 0 {
             return Err(Status::SGL_TYPE_INVALID);
@@ -198,23 +213,32 @@ impl SglWalk {
             }
             SGL_SEGMENT | SGL_LAST_SEGMENT => {
                 w.last = kind == SGL_LAST_SEGMENT;
-                Ok((w, Self::segment(addr, dlen)?))
+                let step = w.segment(addr, dlen)?;
+                Ok((w, step))
             }
             _ => Err(Status::SGL_TYPE_INVALID),
         }
     }
 
-    fn segment(addr: u64, len: u32) -> Result<Step, Status> {
+    fn segment(&mut self, addr: u64, len: u32) -> Result<Step, Status> {
         if len == 0 || len % 16 != 0 {
             return Err(Status::INVALID_SGL_SEGMENT);
         }
         if len / 16 > MAX_SGL_DESCRIPTORS {
             return Err(Status::INVALID_SGL_COUNT);
         }
+        self.segments += 1;
+        if self.segments > MAX_SGL_SEGMENTS {
+            return Err(Status::INVALID_SGL_COUNT);
+        }
         Ok(Step::Fetch { addr, len })
     }
 
     fn data<const N: usize>(&mut self, addr: u64, len: u32, segs: &mut SegList<N>) -> Result<(), Status> {
+        if len > 0 && addr.checked_add(u64::from(len) - 1).is_none() {
+            // The block would wrap past the top of the address space.
+            return Err(Status::INVALID_FIELD);
+        }
         self.got += u64::from(len);
         if self.got > u64::from(self.want) {
             // Oversized SGLs are not supported (SGLS bit 18 clear).
@@ -249,7 +273,7 @@ impl SglWalk {
                         return Err(Status::INVALID_SGL_SEGMENT);
                     }
                     self.last = kind == SGL_LAST_SEGMENT;
-                    return Self::segment(addr, len);
+                    return self.segment(addr, len);
                 }
                 _ => return Err(Status::SGL_TYPE_INVALID),
             }
@@ -295,6 +319,18 @@ mod tests {
     }
 
     #[test]
+    fn segments_at_the_top_of_the_address_space_do_not_wrap_to_zero() {
+        // Found by the nvme_dptr fuzz target: merging computed the end of
+        // the last segment with an overflowing add.
+        let mut segs = SegList::<4>::new();
+        assert!(segs.push(0xffff_ffff_ffff_f000, 4096));
+        assert!(segs.push(0, 4096));
+        assert_eq!(segs.as_slice(), &[(0xffff_ffff_ffff_f000, 4096), (0, 4096)]);
+        let (_, s, segs) = prp(0xffff_ffff_ffff_f000, 0, 8192).unwrap();
+        assert_eq!((s, segs.as_slice()), (Step::Done, &[(0xffff_ffff_ffff_f000, 4096), (0, 4096)][..]));
+    }
+
+    #[test]
     fn prp_offsets_are_checked() {
         assert_eq!(prp(0x1002, 0, 16).unwrap_err(), Status::PRP_OFFSET_INVALID);
         assert_eq!(prp(0x1000, 0x2010, 8192).unwrap_err(), Status::PRP_OFFSET_INVALID);
@@ -302,6 +338,19 @@ mod tests {
         let (mut w, s, mut segs) = prp(0x1000, 0x9000, 3 * 4096).unwrap();
         assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
         assert_eq!(w.feed(&entries(&[0x5000, 0x7008])[..16], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
+    }
+
+    #[test]
+    fn prp_chain_pointer_must_be_page_aligned() {
+        // Found by the nvme_dptr fuzz target: a list starting in the last
+        // slot of a page holds only the chain pointer; pointing it back at
+        // that slot made the walk fetch the same 8 bytes forever.
+        let (mut w, s, mut segs) = prp(0x1000, 0x3ff8, 3 * 4096).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x3ff8, len: 8 });
+        assert_eq!(w.feed(&entries(&[0x3ff8])[..8], &mut segs).unwrap_err(), Status::PRP_OFFSET_INVALID);
+        let (mut w, _, mut segs) = prp(0x1000, 0x3ff8, 3 * 4096).unwrap();
+        assert_eq!(w.feed(&entries(&[0x5000])[..8], &mut segs).unwrap(), Step::Fetch { addr: 0x5000, len: 16 });
+        assert_eq!(w.feed(&[], &mut segs).unwrap_err(), Status::INVALID_FIELD, "no entries fetched");
     }
 
     #[test]
@@ -353,6 +402,35 @@ mod tests {
         assert_eq!(w.feed(&seg1, &mut segs).unwrap(), Step::Fetch { addr: 0xa000, len: 16 });
         assert_eq!(w.feed(&d(0x7000, 1024, SGL_DATA_BLOCK), &mut segs).unwrap(), Step::Done);
         assert_eq!(segs.as_slice(), &[(0x1000, 1024), (0x5000, 1024), (0x7000, 1024)]);
+    }
+
+    #[test]
+    fn sgl_data_block_wrapping_the_address_space_is_invalid() {
+        // Found by the nvme_dptr fuzz target: the block became a segment
+        // that wraps from the top of the address space to 0.
+        assert_eq!(sgl(d(0xffff_ffff_ffff_fff8, 1024, SGL_DATA_BLOCK), 1024).unwrap_err(), Status::INVALID_FIELD);
+        let (mut w, _, mut segs) = sgl(d(0x9000, 16, SGL_LAST_SEGMENT), 1024).unwrap();
+        assert_eq!(w.feed(&d(u64::MAX, 1024, SGL_DATA_BLOCK), &mut segs).unwrap_err(), Status::INVALID_FIELD);
+        // Ending exactly at the top is not a wrap.
+        let (_, s, segs) = sgl(d(0xffff_ffff_ffff_fc00, 1024, SGL_DATA_BLOCK), 1024).unwrap();
+        assert_eq!((s, segs.as_slice()), (Step::Done, &[(0xffff_ffff_ffff_fc00, 1024)][..]));
+    }
+
+    #[test]
+    fn sgl_segment_chain_is_bounded() {
+        // Found by the nvme_dptr fuzz target: a Segment whose only
+        // descriptor points to itself made the walk fetch it forever.
+        let (mut w, s, mut segs) = sgl(d(0x9000, 16, SGL_SEGMENT), 1024).unwrap();
+        assert_eq!(s, Step::Fetch { addr: 0x9000, len: 16 });
+        let mut fetches = 1;
+        let end = loop {
+            match w.feed(&d(0x9000, 16, SGL_SEGMENT), &mut segs) {
+                Ok(Step::Fetch { .. }) => fetches += 1,
+                other => break other,
+            }
+            assert!(fetches <= MAX_SGL_SEGMENTS, "no end to the chain");
+        };
+        assert_eq!((end, fetches), (Err(Status::INVALID_SGL_COUNT), MAX_SGL_SEGMENTS));
     }
 
     #[test]

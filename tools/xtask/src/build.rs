@@ -97,6 +97,16 @@ pub fn build_sim() -> Result<PathBuf, String> {
     Ok(root().join("target/release/dpusim"))
 }
 
+/// The simulator in the `dev` profile (the interpreter optimized, see the
+/// workspace Cargo.toml): what `cargo xtask test` runs, built from the
+/// same dependency artifacts as the host tests.
+fn build_sim_for_tests() -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.args(["build", "-p", "dpu-sim", "--bin", "dpusim"]);
+    run(c)?;
+    Ok(root().join("target/debug/dpusim"))
+}
+
 /// Firmware for the default chip (and `chip` if given) plus the simulator.
 pub fn build_all(chip: Option<&Path>) -> Result<Built, String> {
     let out = build_firmware(chip, None, true)?;
@@ -105,4 +115,13 @@ pub fn build_all(chip: Option<&Path>) -> Result<Built, String> {
     eprintln!("xtask: firmware image: {}", firmware.display());
     let bootloader = firmware.with_file_name("bootloader.elf");
     Ok(Built { firmware, bootloader, test_images, dpusim })
+}
+
+/// [`build_all`] for `cargo xtask test`: the simulator in the test profile.
+pub fn build_all_for_tests() -> Result<Built, String> {
+    let out = build_firmware(None, None)?;
+    let (firmware, test_images) = collect(&out)?;
+    let dpusim = build_sim_for_tests()?;
+    eprintln!("xtask: firmware image: {}", firmware.display());
+    Ok(Built { firmware, test_images, dpusim })
 }

@@ -118,21 +118,52 @@ pub fn campaign(built: &Built, only: Option<&str>) -> Result<Vec<Outcome>, Strin
         return Err(format!("no fault matches `{}`; the faults are:\n  {}", only.unwrap_or(""), names.join("\n  ")));
     }
     println!("{:<44} {:<9} {:>5} {:>8} {:>11} {:>8} {:>12}", "fault", "result", "lost", "corrupt", "I/O errors", "retries", "longest I/O");
+    // Each case is its own simulator process: run as many at once as the
+    // machine has cores, print in the campaign's order.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(cases.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Outcome, String>)>();
     let mut out = Vec::new();
-    for case in cases {
-        let o = run_case(built, &base, case, &tmp)?;
-        println!(
-            "{:<44} {:<9} {:>5} {:>8} {:>11} {:>8} {:>9.2} ms{}",
-            o.name,
-            if o.survived { "survived" } else { "FAILED" },
-            o.lost,
-            o.corrupt,
-            o.io_errors,
-            o.retries,
-            o.longest_ms,
-            if o.survived { String::new() } else { format!("  ({})", o.why) }
-        );
-        out.push(o);
-    }
+    std::thread::scope(|s| -> Result<(), String> {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, cases, base, tmp) = (&next, &cases, &base, &tmp);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(case) = cases.get(i) else { break };
+                if tx.send((i, run_case(built, base, case, tmp))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut done: Vec<Option<Result<Outcome, String>>> = (0..cases.len()).map(|_| None).collect();
+        for (i, r) in rx {
+            done[i] = Some(r);
+            while let Some(r) = done.get_mut(out.len()).and_then(Option::take) {
+                let o = match r {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Stop handing out cases; the running ones finish.
+                        next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
+                        return Err(e);
+                    }
+                };
+                println!(
+                    "{:<44} {:<9} {:>5} {:>8} {:>11} {:>8} {:>9.2} ms{}",
+                    o.name,
+                    if o.survived { "survived" } else { "FAILED" },
+                    o.lost,
+                    o.corrupt,
+                    o.io_errors,
+                    o.retries,
+                    o.longest_ms,
+                    if o.survived { String::new() } else { format!("  ({})", o.why) }
+                );
+                out.push(o);
+            }
+        }
+        Ok(())
+    })?;
     Ok(out)
 }

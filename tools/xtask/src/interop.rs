@@ -383,28 +383,52 @@ pub const SCENARIOS: [&str; 2] = ["interop-linux", "interop-linux-digests"];
 /// `targets/scenarios/{SCENARIOS}.toml`: a VF whose namespace is the
 /// guest's RAM disk, under verified random I/O. Returns the dpusim output.
 pub fn adapter_against_linux(dpusim: &Path, firmware: &Path) -> Result<String, String> {
-    let root = crate::build::root();
-    let dir = root.join("target/interop");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (guest_port, sim_port) = free_udp_ports()?;
-    let mut cfg = GuestConfig::new(guest_port, sim_port);
-    cfg.pcap = Some(dir.join("guest.pcap"));
-    let guest = LinuxTarget::start(&cfg)?;
-    progress(&format!("guest target ready on {}:{}; starting the simulated adapter (bridge UDP {sim_port} <-> {guest_port})", cfg.ip, cfg.port));
-    let mut reports = String::new();
-    for name in SCENARIOS {
-        let scenario = root.join(format!("targets/scenarios/{name}.toml"));
-        progress(&format!("scenario {name}"));
-        match run_bridged(dpusim, firmware, &scenario, &dir, name, sim_port, guest_port, &guest) {
-            Ok(r) => reports.push_str(&r),
-            Err(e) => {
-                guest.stop();
-                return Err(e);
+    let guest = Guest::boot()?;
+    guest.run_adapter(dpusim, firmware)
+}
+
+/// A booted Linux guest serving the interop scenarios' target.
+pub struct Guest {
+    target: LinuxTarget,
+    cfg: GuestConfig,
+    dir: PathBuf,
+    guest_port: u16,
+    sim_port: u16,
+}
+
+impl Guest {
+    /// Boots the guest (installing what it needs on first use). It takes
+    /// a while under TCG: `cargo xtask test` starts it while other tests run.
+    pub fn boot() -> Result<Guest, String> {
+        let dir = crate::build::root().join("target/interop");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (guest_port, sim_port) = free_udp_ports()?;
+        let mut cfg = GuestConfig::new(guest_port, sim_port);
+        cfg.pcap = Some(dir.join("guest.pcap"));
+        let target = LinuxTarget::start(&cfg)?;
+        Ok(Guest { target, cfg, dir, guest_port, sim_port })
+    }
+
+    /// Runs every interop scenario against the guest, then stops it.
+    pub fn run_adapter(self, dpusim: &Path, firmware: &Path) -> Result<String, String> {
+        let root = crate::build::root();
+        let Guest { target: guest, cfg, dir, guest_port, sim_port } = self;
+        progress(&format!("guest target ready on {}:{}; starting the simulated adapter (bridge UDP {sim_port} <-> {guest_port})", cfg.ip, cfg.port));
+        let mut reports = String::new();
+        for name in SCENARIOS {
+            let scenario = root.join(format!("targets/scenarios/{name}.toml"));
+            progress(&format!("scenario {name}"));
+            match run_bridged(dpusim, firmware, &scenario, &dir, name, sim_port, guest_port, &guest) {
+                Ok(r) => reports.push_str(&r),
+                Err(e) => {
+                    guest.stop();
+                    return Err(e);
+                }
             }
         }
+        guest.stop();
+        Ok(reports)
     }
-    guest.stop();
-    Ok(reports)
 }
 
 /// One dpusim run bridged to the guest.

@@ -9,6 +9,8 @@
 //!   in `BENCHMARKS.md`.
 //! * `cargo xtask flash` - a signed flash image for the card (bootloader,
 //!   slots, configuration) and its OTP fuse file (see `flash.rs`).
+//! * `cargo xtask fuzz [TARGET] [--time 60s] [--engine libfuzzer|builtin]`
+//!   - run the fuzz targets of `tools/fuzz` (see `fuzz.rs`).
 //! * `cargo xtask interop linux-target --guest-only` - boot the Linux
 //!   NVMe/TCP target guest in QEMU and run its self-test (see `interop.rs`).
 
@@ -16,6 +18,7 @@ mod bench;
 mod build;
 mod faults;
 mod flash;
+mod fuzz;
 mod interop;
 mod plot;
 mod systest;
@@ -85,6 +88,19 @@ enum Cmd {
         #[arg(value_parser = bench::names())]
         name: Option<String>,
     },
+    /// Fuzz the parsers of hostile input (tools/fuzz), each target for a
+    /// bounded time.
+    Fuzz {
+        /// One target (default: all; `cargo run -p dpu-fuzz -- list`).
+        target: Option<String>,
+        /// Time per target.
+        #[arg(long, default_value = "60s")]
+        time: String,
+        /// libfuzzer (coverage guided; installs nightly and cargo-fuzz on
+        /// first use) or builtin (stable mutation engine).
+        #[arg(long, default_value = "libfuzzer")]
+        engine: String,
+    },
     /// The fault campaign: the storage adapter under verified I/O, once
     /// per fault kind (link flap, loss, reordering, duplication, target
     /// restart / stall / black hole / slowness, malformed PDUs, DMA
@@ -134,6 +150,7 @@ fn main() -> ExitCode {
             eprintln!("xtask: boot it: target/release/dpusim --flash {} --elf target/firmware/dpu-fw.elf {sc}", a.out.display());
             Ok(())
         }),
+        Cmd::Fuzz { target, time, engine } => fuzz::fuzz(target.as_deref(), &time, &engine),
         Cmd::Faults { only } => build::build_all(None).and_then(|built| faults::campaign(&built, only.as_deref())).and_then(|runs| {
             let failed: Vec<&str> = runs.iter().filter(|r| !r.survived).map(|r| r.name).collect();
             if failed.is_empty() {

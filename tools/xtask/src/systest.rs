@@ -32,6 +32,8 @@ impl Run {
 struct Ctx {
     built: Built,
     tmp: PathBuf,
+    /// The interop guest, booting in the background since the suite began.
+    guest: std::sync::Mutex<Option<EarlyGuest>>,
 }
 
 impl Ctx {
@@ -490,7 +492,37 @@ fn fault_campaign(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// The adapter against the Linux kernel's NVMe/TCP target in a QEMU guest
 /// (installs QEMU and the guest kernel from Debian on first use).
 fn interop_linux(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
-    crate::interop::adapter_against_linux(&cx.built.dpusim, &cx.built.firmware).map(|_| ()).map_err(|e| (e, None))
+    // The guest was started when the suite began (it boots for ~30 s
+    // under TCG while the other tests run).
+    let r = match cx.guest.lock().map(|mut g| g.take()) {
+        Ok(Some(early)) => {
+            let _ = early.go.send(());
+            early.thread.join().unwrap_or_else(|_| Err("the interop thread panicked".into()))
+        }
+        _ => crate::interop::adapter_against_linux(&cx.built.dpusim, &cx.built.firmware),
+    };
+    r.map(|_| ()).map_err(|e| (e, None))
+}
+
+/// The interop guest booted by a thread of its own, which also runs the
+/// scenarios against it when told to: QEMU dies with the thread that
+/// started it (`--pdeathsig`), so that thread lives until the end.
+struct EarlyGuest {
+    go: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Result<String, String>>,
+}
+
+impl EarlyGuest {
+    fn start(dpusim: PathBuf, firmware: PathBuf) -> EarlyGuest {
+        let (go, wait) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let guest = crate::interop::Guest::boot()?;
+            // A closed channel (the suite ended early): the guest stops.
+            wait.recv().map_err(|_| "not run".to_string())?;
+            guest.run_adapter(&dpusim, &firmware)
+        });
+        EarlyGuest { go, thread }
+    }
 }
 
 /// Runs `scenario` with `--trace` and returns the run and the trace events.
@@ -813,7 +845,7 @@ fn select(only: Option<&str>, no_host: bool) -> Result<Selection, String> {
 pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     let t0 = Instant::now();
     let sel = select(only, no_host)?;
-    let built = build::build_all(None)?;
+    let built = build::build_all_for_tests()?;
     if sel.host.as_ref().is_none_or(|h| !h.is_empty()) {
         // Host tests; the simulator's NVMe tests boot the image just built.
         let mut c = build::cargo();
@@ -837,13 +869,23 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
         if !st.success() {
             return Err("host tests failed".into());
         }
+        // Every parser of hostile input, fuzzed briefly (stable engine;
+        // the test build above built its binary), with the whole host
+        // suite or `--only dpu-fuzz`.
+        if sel.host.as_ref().is_none_or(|h| h.iter().any(|c| c == "dpu-fuzz")) {
+            crate::fuzz::smoke()?;
+        }
     }
     if sel.system.is_empty() {
         return Ok(());
     }
     let tmp = root().join("target/systest");
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let cx = Ctx { built, tmp };
+    // The interop test's guest boots (under TCG, ~30-45 s) while the
+    // other tests run.
+    let interop = TESTS.iter().map(|t| t.0).find(|n| n.starts_with("interop:"));
+    let guest = interop.filter(|n| sel.system.contains(n)).map(|_| EarlyGuest::start(built.dpusim.clone(), built.firmware.clone()));
+    let cx = Ctx { built, tmp, guest: std::sync::Mutex::new(guest) };
     let mut failed = Vec::new();
     let mut ran = 0;
     eprintln!("\nfirmware tests under the simulator:");

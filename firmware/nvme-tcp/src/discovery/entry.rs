@@ -98,10 +98,13 @@ impl<'a> EntryView<'a> {
         }
         parts.next().is_none().then_some(out)
     }
-    /// Subsystem NQN.
+    /// Subsystem NQN (at most 223 bytes, NUL terminated).
     pub fn subnqn(&self) -> Result<&'a str, DiscoveryError> {
         let f = &self.b[SUBNQN];
         let n = f.iter().position(|&c| c == 0).ok_or(DiscoveryError::FieldTooLong)?;
+        if n > crate::consts::NQN_MAX_LEN {
+            return Err(DiscoveryError::FieldTooLong);
+        }
         core::str::from_utf8(&f[..n]).map_err(|_| DiscoveryError::BadText)
     }
     /// Transport specific address subtype (for TCP byte 0 is SECTYPE).

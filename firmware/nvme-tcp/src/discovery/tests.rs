@@ -115,6 +115,12 @@ fn entry_view_tolerates_nul_padding_and_rejects_junk() {
     assert_eq!(EntryView::from_slice(&b).unwrap().trsvcid(), Err(DiscoveryError::BadText));
     b[256..512].fill(b'n');
     assert_eq!(EntryView::from_slice(&b).unwrap().subnqn(), Err(DiscoveryError::FieldTooLong));
+    // Found by the tcp_discovery fuzz target: a NUL after byte 223 was
+    // accepted, an NQN no entry (or Connect) can carry.
+    b[256 + 224] = 0;
+    assert_eq!(EntryView::from_slice(&b).unwrap().subnqn(), Err(DiscoveryError::FieldTooLong));
+    b[256 + 223] = 0;
+    assert_eq!(EntryView::from_slice(&b).unwrap().subnqn().map(str::len), Ok(223));
 }
 
 #[test]

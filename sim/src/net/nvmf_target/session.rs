@@ -250,7 +250,8 @@ impl Session {
             }
             Pdu::CapsuleCmd(c) => {
                 stats.commands += 1;
-                self.sq_head = if self.sqsize > 0 { (self.sq_head + 1) % (self.sqsize + 1) } else { self.sq_head.wrapping_add(1) };
+                // SQHD wraps at SQSIZE + 1 entries (up to 65536 on an admin queue).
+                self.sq_head = if self.sqsize > 0 { ((u32::from(self.sq_head) + 1) % (u32::from(self.sqsize) + 1)) as u16 } else { self.sq_head.wrapping_add(1) };
                 if !digest_ok {
                     stats.digest_errors += 1;
                     self.respond(c.cid(), TRANSIENT_TRANSPORT_ERROR, 0, 0);
@@ -411,6 +412,13 @@ impl Session {
                 let (Some(cmd), Ok(cd)) = (Connect::parse(&sqe), ConnectData::parse(data)) else {
                     return self.respond(cid, Status::INVALID_FIELD, 0, 0);
                 };
+                // Like Linux nvmet: SQSIZE 0 is refused, and an I/O queue
+                // may not exceed CAP.MQES (the admin queue may); the error
+                // points at SQSIZE (SQE byte 44).
+                if cmd.sqsize == 0 || (cmd.qid != 0 && u32::from(cmd.sqsize) >= super::ctrl::QUEUE_ENTRIES) {
+                    let ipo = ConnectResponse::InvalidParameter { in_data: false, offset: 44 };
+                    return self.respond(cid, Status::CONNECT_INVALID_PARAMETERS, ipo.dw0(), 0);
+                }
                 let result = if cmd.qid == 0 {
                     sub.connect_admin(&cd.subnqn, &cd.hostnqn, cmd.kato, now)
                 } else {

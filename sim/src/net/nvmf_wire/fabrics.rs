@@ -131,7 +131,11 @@ pub struct BadConnectData(pub u16);
 impl ConnectData {
     pub fn parse(b: &[u8]) -> Result<ConnectData, BadConnectData> {
         let b = b.get(..CONNECT_DATA_LEN).ok_or(BadConnectData(0))?;
-        let nqn = |at: usize| nul_terminated(&b[at..at + NQN_FIELD_LEN]).map(str::to_string).ok_or(BadConnectData(at as u16));
+        // An NQN is at most 223 bytes (NVMe Base 2.0 §4.5): a longer one
+        // is refused as `to_bytes` refuses it.
+        let nqn = |at: usize| {
+            nul_terminated(&b[at..at + NQN_FIELD_LEN]).filter(|s| s.len() <= NQN_MAX_LEN).map(str::to_string).ok_or(BadConnectData(at as u16))
+        };
         let mut hostid = [0u8; 16];
         hostid.copy_from_slice(&b[..16]);
         Ok(ConnectData { hostid, cntlid: u16_at(b, 16).unwrap_or(0), subnqn: nqn(256)?, hostnqn: nqn(512)? })
@@ -271,6 +275,12 @@ mod tests {
         assert_eq!(ConnectData::parse(&b[..1000]), Err(BadConnectData(0)));
         let long = ConnectData { subnqn: "n".repeat(224), ..d };
         assert!(long.to_bytes().is_none());
+        // 224 bytes and a NUL fit the field but are no NQN: refused on parse too.
+        b[512..768].fill(0);
+        b[512..512 + 224].fill(b'n');
+        assert_eq!(ConnectData::parse(&b), Err(BadConnectData(512)), "HOSTNQN of 224 bytes");
+        b[512 + 223] = 0;
+        assert!(ConnectData::parse(&b).is_ok(), "223 bytes is the longest NQN");
     }
 
     #[test]

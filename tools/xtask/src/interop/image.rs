@@ -71,6 +71,10 @@ pub(crate) fn installed(package: &str) -> bool {
 
 /// Runs `apt-get ARGS` non-interactively; on failure returns its output tail.
 fn apt_get(args: &[&str], dir: Option<&Path>) -> Result<(), String> {
+    // One apt-get at a time in this process (the interop guest is set up
+    // while other tests, which may install tshark, run): dpkg has one lock.
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = APT.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = Command::new("apt-get");
     c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
     if let Some(d) = dir {

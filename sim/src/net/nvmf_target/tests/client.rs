@@ -259,8 +259,13 @@ impl Host {
     /// Fabrics Connect of this queue to `subnqn` (CNTLID 0xffff for an
     /// admin queue); the completion.
     pub fn connect(&mut self, t: &mut TargetModel, subnqn: &str, cntlid: u16) -> Completion {
+        self.connect_sqsize(t, subnqn, cntlid, 31)
+    }
+
+    /// Connect asking for a queue of `sqsize` + 1 entries.
+    pub fn connect_sqsize(&mut self, t: &mut TargetModel, subnqn: &str, cntlid: u16, sqsize: u16) -> Completion {
         let qid = self.qid;
-        let sqe = Connect { recfmt: 0, qid, sqsize: 31, cattr: 0, kato: if qid == 0 { 10_000 } else { 0 } }.to_command(30);
+        let sqe = Connect { recfmt: 0, qid, sqsize, cattr: 0, kato: if qid == 0 { 10_000 } else { 0 } }.to_command(30);
         let data = ConnectData { hostid: [7; 16], cntlid, subnqn: subnqn.into(), hostnqn: HOSTNQN.into() }.to_bytes().unwrap();
         self.cmd(t, sqe, &data)
     }

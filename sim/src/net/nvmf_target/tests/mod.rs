@@ -69,6 +69,31 @@ fn rw(op: u8, cid: u16, nsid: u32, slba: u64, blocks: u16, sgl: Sgl) -> crate::n
 }
 
 #[test]
+fn connect_queue_sizes_are_checked() {
+    // Found by the sim_target fuzz target: an admin Connect with SQSIZE
+    // 0xffff overflowed the SQ head computation on the next command.
+    let mut t = target();
+    let mut a = Host::new(&mut t, 0, Digests::NONE, 40200);
+    let c = a.connect_sqsize(&mut t, NQN, 0xffff, 0xffff);
+    let Some(cntlid) = accepted(&c) else { panic!("admin connect refused: {c:?}") };
+    let set = PropertyCommand::Set { eight_bytes: false, offset: property::CC, value: 0x46_0001 };
+    let c = a.cmd(&mut t, set.to_command(1), &[]);
+    assert!(c.status.is_success(), "{c:?}");
+    // Like Linux nvmet: Connect Invalid Parameters, IPO = SQSIZE (SQE byte 44).
+    let refused = |c: &crate::net::nvmf_wire::Completion| c.status == Status::CONNECT_INVALID_PARAMETERS && c.dw0 == 44;
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50200);
+    let c = q.connect_sqsize(&mut t, NQN, cntlid, 128);
+    assert!(refused(&c), "beyond CAP.MQES (127): {c:?}");
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50201);
+    let c = q.connect_sqsize(&mut t, NQN, cntlid, 0);
+    assert!(refused(&c), "a queue of one entry: {c:?}");
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50202);
+    let c = q.connect_sqsize(&mut t, NQN, cntlid, 127);
+    assert_eq!(accepted(&c), Some(cntlid), "{c:?}");
+    assert_eq!(t.stats.protocol_errors, 0);
+}
+
+#[test]
 fn admin_connect_identify_and_io_round_trip() {
     for digests in [Digests::NONE, Digests::BOTH] {
         let mut t = target();

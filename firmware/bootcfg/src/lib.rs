@@ -1,0 +1,330 @@
+//! The boot configuration blob (layout: `dpu_hal::regs::bootcfg`):
+//! namespaces and their backends (RAM carved from DDR at boot, or a remote
+//! NVMe-oF namespace), the DPU port addresses, the remote controllers and
+//! the host NQN, parsed from the bytes of the configuration window.
+//!
+//! Pure: no MMIO, no global state. The firmware image copies the window
+//! ([`blob_len`] says how much of it the records take), calls [`parse`]
+//! with a DDR allocator for RAM namespaces, and keeps the [`Table`]; the
+//! parser is unit-tested and fuzzed on the host.
+#![no_std]
+
+use dpu_bdev::{Geometry, RamBdev};
+use dpu_hal::memory_map::MAX_FUNCTIONS;
+use dpu_hal::regs::bootcfg as b;
+
+/// The limits come from `targets/src/limits.rs` (through `dpu-hal`),
+/// which the scenario loader checks too.
+pub use dpu_hal::memory_map::{MAX_NAMESPACES, MAX_NSID, MAX_PORTS};
+/// Most remote controllers the configuration names.
+pub const MAX_CTRLS: usize = dpu_hal::memory_map::MAX_REMOTE_CONTROLLERS;
+// Identify Controller reports dpu-nvme's NN; the configuration must agree.
+const _: () = assert!(dpu_nvme::MAX_NSID == MAX_NSID);
+
+/// Largest blob a valid header can describe (every table at its maximum).
+pub const MAX_BLOB: usize =
+    b::HEADER + MAX_NAMESPACES * b::RECORD + MAX_PORTS * b::PORT_RECORD + MAX_CTRLS * b::CTRL_RECORD + b::HOST_RECORD;
+
+/// Where a namespace's blocks live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Ram(RamBdev),
+    /// Namespace `nsid` of remote controller `ctrl` (index into the controllers).
+    Remote { ctrl: u16, nsid: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    pub function: u16,
+    pub nsid: u32,
+    pub geometry: Geometry,
+    pub backend: Backend,
+    /// Index in the table (for per-namespace state such as readiness).
+    pub index: u16,
+}
+
+/// A DPU port's address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCfg {
+    pub ip: [u8; 4],
+    pub prefix: u8,
+    pub mtu: u16,
+}
+
+/// A remote NVMe/TCP controller to connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtrlCfg {
+    pub traddr: [u8; 4],
+    pub trsvcid: u16,
+    pub subnqn: [u8; b::NQN_LEN],
+    pub subnqn_len: usize,
+}
+
+impl CtrlCfg {
+    pub fn subnqn(&self) -> &[u8] {
+        &self.subnqn[..self.subnqn_len]
+    }
+}
+
+/// The parsed configuration.
+pub struct Table {
+    entries: [Option<Namespace>; MAX_NAMESPACES],
+    /// (function, nsid) -> index + 1 (0 = none).
+    index: [[u16; MAX_NSID as usize + 1]; MAX_FUNCTIONS],
+    ports: [PortCfg; MAX_PORTS],
+    nports: usize,
+    ctrls: [Option<CtrlCfg>; MAX_CTRLS],
+    host_nqn: [u8; b::NQN_LEN],
+    host_nqn_len: usize,
+    host_id: [u8; 16],
+    flags: u16,
+    tcp_min_rto_ms: u16,
+    io_timeout_us: u32,
+}
+
+/// Why the boot configuration was rejected (logged and reported through
+/// the finisher, which ends a simulation; the firmware serves no
+/// namespaces rather than wrong ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    BadMagic(u32),
+    BadVersion(u16),
+    TooMany(u16),
+    BadRecord { index: usize },
+    BadPort { index: usize },
+    BadController { index: usize },
+    OutOfMemory { index: usize },
+}
+
+impl ConfigError {
+    /// (reason, record index) for the finisher report (`b::REJECT_*`).
+    pub fn code(self) -> (u16, usize) {
+        match self {
+            ConfigError::BadMagic(_) => (b::REJECT_BAD_MAGIC, 0),
+            ConfigError::BadVersion(_) => (b::REJECT_BAD_VERSION, 0),
+            ConfigError::TooMany(n) => (b::REJECT_TOO_MANY, usize::from(n)),
+            ConfigError::BadRecord { index } => (b::REJECT_BAD_RECORD, index),
+            ConfigError::BadPort { index } => (b::REJECT_BAD_PORT, index),
+            ConfigError::BadController { index } => (b::REJECT_BAD_CONTROLLER, index),
+            ConfigError::OutOfMemory { index } => (b::REJECT_OUT_OF_MEMORY, index),
+        }
+    }
+}
+
+/// `N` bytes at `off`; zeros past the end of the blob.
+fn read<const N: usize>(blob: &[u8], off: usize) -> [u8; N] {
+    let mut v = [0u8; N];
+    if let Some(s) = off.checked_add(N).and_then(|end| blob.get(off..end)) {
+        v.copy_from_slice(s);
+    }
+    v
+}
+
+fn read_u16(blob: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(read(blob, off))
+}
+
+fn read_u32(blob: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(read(blob, off))
+}
+
+fn read_u64(blob: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(read(blob, off))
+}
+
+/// Reads a NUL-padded NQN; `None` if it is empty, unterminated or not ASCII.
+fn read_nqn(blob: &[u8], off: usize) -> Option<([u8; b::NQN_LEN], usize)> {
+    let v: [u8; b::NQN_LEN] = read(blob, off);
+    let len = v.iter().position(|&c| c == 0)?;
+    (len > 0 && v[..len].iter().all(|c| c.is_ascii_graphic())).then_some((v, len))
+}
+
+/// The bytes the records of a configuration take, from its header (the
+/// first [`b::HEADER`] bytes; missing bytes count as zero). The firmware
+/// reads this much of the window (at most the window) before [`parse`].
+pub fn blob_len(header: &[u8]) -> usize {
+    let count = usize::from(read_u16(header, b::HDR_COUNT));
+    let nports = usize::from(read_u16(header, b::HDR_PORTS));
+    let nctrls = usize::from(read_u16(header, b::HDR_CTRLS));
+    b::HEADER + count * b::RECORD + nports * b::PORT_RECORD + nctrls * b::CTRL_RECORD + b::HOST_RECORD
+}
+
+impl Table {
+    /// No configuration.
+    pub const EMPTY: Table = Table {
+        entries: [None; MAX_NAMESPACES],
+        index: [[0; MAX_NSID as usize + 1]; MAX_FUNCTIONS],
+        ports: [PortCfg { ip: [0; 4], prefix: 0, mtu: 0 }; MAX_PORTS],
+        nports: 0,
+        ctrls: [None; MAX_CTRLS],
+        host_nqn: [0; b::NQN_LEN],
+        host_nqn_len: 0,
+        host_id: [0; 16],
+        flags: 0,
+        tcp_min_rto_ms: 0,
+        io_timeout_us: 0,
+    };
+
+    /// Namespace `nsid` of function `f`, if configured.
+    pub fn namespace(&self, f: u16, nsid: u32) -> Option<&Namespace> {
+        let i = *self.index.get(usize::from(f))?.get(nsid as usize)?;
+        if i == 0 {
+            None
+        } else {
+            self.entries[usize::from(i) - 1].as_ref()
+        }
+    }
+
+    /// Every configured namespace, in record order.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
+        self.entries.iter().flatten()
+    }
+
+    /// DPU port addresses.
+    pub fn ports(&self) -> &[PortCfg] {
+        &self.ports[..self.nports]
+    }
+
+    /// Remote controller `i`.
+    pub fn controller(&self, i: usize) -> Option<&CtrlCfg> {
+        self.ctrls.get(i)?.as_ref()
+    }
+
+    /// Number of remote controllers.
+    pub fn controllers(&self) -> usize {
+        self.ctrls.iter().flatten().count()
+    }
+
+    /// The host NQN (empty when the configuration has none) and host ID.
+    pub fn host(&self) -> (&[u8], [u8; 16]) {
+        (&self.host_nqn[..self.host_nqn_len], self.host_id)
+    }
+
+    /// Header flags (`FLAG_HDGST`, ...).
+    pub fn flags(&self) -> u16 {
+        self.flags
+    }
+
+    /// Minimum TCP retransmission timeout in ms as configured (0 = default).
+    pub fn tcp_min_rto_ms(&self) -> u16 {
+        self.tcp_min_rto_ms
+    }
+
+    /// Remote I/O timeout in microseconds as configured (0 = default).
+    pub fn io_timeout_us(&self) -> u32 {
+        self.io_timeout_us
+    }
+}
+
+/// Fills `t` (an [`Table::EMPTY`], built in place by the caller: it is
+/// too big for a stack) from `blob`, the configuration window's bytes (at
+/// least [`blob_len`] of them: a shorter blob means the configuration does
+/// not fit the window). `alloc_ram(bytes)` provides the DPU address of a
+/// RAM namespace's blocks (`None`: out of memory).
+pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Option<u64>) -> Result<(), ConfigError> {
+    let magic = read_u32(blob, b::HDR_MAGIC);
+    if magic == 0 {
+        return Ok(()); // no configuration: no namespaces
+    }
+    if magic != b::MAGIC {
+        return Err(ConfigError::BadMagic(magic));
+    }
+    let version = read_u16(blob, b::HDR_VERSION);
+    if version != b::VERSION {
+        return Err(ConfigError::BadVersion(version));
+    }
+    let count = usize::from(read_u16(blob, b::HDR_COUNT));
+    let nports = usize::from(read_u16(blob, b::HDR_PORTS));
+    let nctrls = usize::from(read_u16(blob, b::HDR_CTRLS));
+    let port_off = b::HEADER + count * b::RECORD;
+    let ctrl_off = port_off + nports * b::PORT_RECORD;
+    let host_off = ctrl_off + nctrls * b::CTRL_RECORD;
+    if count > MAX_NAMESPACES || nports > MAX_PORTS || nctrls > MAX_CTRLS || host_off + b::HOST_RECORD > blob.len() {
+        return Err(ConfigError::TooMany(count as u16));
+    }
+    t.flags = read_u16(blob, b::HDR_FLAGS);
+    t.tcp_min_rto_ms = read_u16(blob, b::HDR_TCP_MIN_RTO_MS);
+    t.io_timeout_us = read_u32(blob, b::HDR_IO_TIMEOUT_US);
+    for i in 0..nports {
+        let r = port_off + i * b::PORT_RECORD;
+        let p = PortCfg {
+            ip: read(blob, r + b::PORT_IP),
+            prefix: read::<1>(blob, r + b::PORT_PREFIX)[0],
+            mtu: read_u16(blob, r + b::PORT_MTU),
+        };
+        if !(8..=30).contains(&p.prefix) || !(576..=9000).contains(&p.mtu) || p.ip == [0; 4] {
+            return Err(ConfigError::BadPort { index: i });
+        }
+        t.ports[i] = p;
+    }
+    t.nports = nports;
+    for i in 0..nctrls {
+        let r = ctrl_off + i * b::CTRL_RECORD;
+        let Some((subnqn, subnqn_len)) = read_nqn(blob, r + b::CTRL_SUBNQN) else {
+            return Err(ConfigError::BadController { index: i });
+        };
+        let c = CtrlCfg {
+            traddr: read(blob, r + b::CTRL_TRADDR),
+            trsvcid: read_u16(blob, r + b::CTRL_TRSVCID),
+            subnqn,
+            subnqn_len,
+        };
+        if c.traddr == [0; 4] || c.trsvcid == 0 {
+            return Err(ConfigError::BadController { index: i });
+        }
+        t.ctrls[i] = Some(c);
+    }
+    if let Some((nqn, len)) = read_nqn(blob, host_off + b::HOST_NQN) {
+        t.host_nqn = nqn;
+        t.host_nqn_len = len;
+    }
+    t.host_id = read(blob, host_off + b::HOST_ID);
+    for i in 0..count {
+        let r = b::HEADER + i * b::RECORD;
+        let function = read_u16(blob, r + b::REC_FUNCTION);
+        let [backend, shift]: [u8; 2] = read(blob, r + b::REC_BACKEND);
+        let nsid = read_u32(blob, r + b::REC_NSID);
+        let blocks = read_u64(blob, r + b::REC_BLOCKS);
+        if usize::from(function) >= MAX_FUNCTIONS
+            || nsid == 0
+            || nsid > MAX_NSID
+            || !(9..=12).contains(&shift)
+            || blocks == 0
+            || t.index[usize::from(function)][nsid as usize] != 0
+        {
+            return Err(ConfigError::BadRecord { index: i });
+        }
+        let bytes = blocks
+            .checked_shl(u32::from(shift))
+            .filter(|b| b >> shift == blocks)
+            .ok_or(ConfigError::BadRecord { index: i })?;
+        let backend = match backend {
+            b::BACKEND_RAM => {
+                let base = alloc_ram(bytes).ok_or(ConfigError::OutOfMemory { index: i })?;
+                Backend::Ram(RamBdev::new(base, blocks, shift))
+            }
+            b::BACKEND_NVMF => {
+                let ctrl = read_u16(blob, r + b::REC_CTRL);
+                let rnsid = read_u32(blob, r + b::REC_REMOTE_NSID);
+                if usize::from(ctrl) >= nctrls || rnsid == 0 || rnsid == u32::MAX {
+                    return Err(ConfigError::BadRecord { index: i });
+                }
+                Backend::Remote { ctrl, nsid: rnsid }
+            }
+            _ => return Err(ConfigError::BadRecord { index: i }),
+        };
+        t.entries[i] = Some(Namespace {
+            function,
+            nsid,
+            geometry: Geometry { blocks, block_shift: shift },
+            backend,
+            index: i as u16,
+        });
+        t.index[usize::from(function)][nsid as usize] = i as u16 + 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
