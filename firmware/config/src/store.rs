@@ -198,7 +198,12 @@ impl Store {
             CopyState::Valid { seq } => Some(*seq),
             _ => None,
         });
-        let seq = top.fold(before.seq, u32::max).wrapping_add(1).max(1);
+        let top = top.fold(before.seq, u32::max);
+        // After the last sequence number (a corrupted or hostile copy)
+        // start over at 1, and then blank the other copy so the new one
+        // is the newest; a power cut before that keeps the old one.
+        let wrap = top == u32::MAX;
+        let seq = if wrap { 1 } else { top + 1 };
         let cap = self.capacity().min(scratch.len() - HEADER);
         let len = match postcard::to_slice(config, &mut scratch[HEADER..HEADER + cap]) {
             Ok(b) => b.len(),
@@ -215,6 +220,10 @@ impl Store {
         scratch[16..20].copy_from_slice(&d.finalize().to_le_bytes());
         scratch[20..24].copy_from_slice(&0u32.to_le_bytes());
         write_record(flash, self.copy_addr(target), &scratch[..HEADER + len]).map_err(SaveError::Flash)?;
+        if wrap {
+            let unit = flash.geometry().subsector;
+            flash.erase(self.copy_addr(1 - target), unit).map_err(SaveError::Flash)?;
+        }
         Ok((target, seq))
     }
 }
@@ -311,6 +320,31 @@ mod tests {
         let l = loaded(&mut f);
         assert_eq!((l.copy, l.copies), (None, [CopyState::BadMagic, CopyState::UnknownVersion(9)]));
         assert_eq!(l.config, Config::default());
+    }
+
+    #[test]
+    fn saves_go_on_after_the_last_sequence_number() {
+        let mut f = RamFlash::new(G);
+        let mut c = sample();
+        save(&mut f, &c).unwrap();
+        // Copy 0 claims the last sequence number (CRC fixed up).
+        let a = STORE.copy_addr(0) as usize;
+        f.bytes[a + 8..a + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let len = u32::from_le_bytes(f.bytes[a + 12..a + 16].try_into().unwrap()) as usize;
+        let mut d = CRC.digest();
+        d.update(&f.bytes[a..a + 16]);
+        d.update(&f.bytes[a + HEADER..a + HEADER + len]);
+        let crc = d.finalize().to_le_bytes();
+        // The CRC field is programmed already: rewrite the page in RAM.
+        f.bytes[a + 16..a + 20].copy_from_slice(&crc);
+        assert_eq!(loaded(&mut f).seq, u32::MAX);
+        c.tcp_min_rto_ms = 42;
+        assert_eq!(save(&mut f, &c).unwrap(), (1, 1));
+        let l = loaded(&mut f);
+        assert_eq!((l.copy, l.seq, l.config.tcp_min_rto_ms, l.copies[0]), (Some(1), 1, 42, CopyState::Blank));
+        c.tcp_min_rto_ms = 43;
+        assert_eq!(save(&mut f, &c).unwrap(), (0, 2));
+        assert_eq!(loaded(&mut f).config.tcp_min_rto_ms, 43);
     }
 
     #[test]

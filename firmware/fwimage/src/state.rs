@@ -170,19 +170,29 @@ impl Journal {
     }
 
     /// Appends `state` (its sequence is set to the next one); returns it.
+    /// After sequence `u32::MAX` (only a corrupted or hostile journal gets
+    /// there) the journal starts over: the record goes first into the
+    /// other half, freshly erased, with sequence 1, then the half holding
+    /// the old records is erased. A power cut in between leaves the old
+    /// state in effect.
     pub fn write<F: Flash>(&self, flash: &mut F, state: BootState) -> Result<BootState, F::Error> {
         let s = self.scan(flash)?;
         let mut st = state;
-        st.seq = s.state.map_or(1, |c| c.seq.wrapping_add(1));
-        let (half, at) = if s.next + RECORD as u32 <= self.half {
+        let top = s.state.map_or(0, |c| c.seq);
+        let wrap = top == u32::MAX;
+        st.seq = if wrap { 1 } else { top + 1 };
+        let (half, at) = if !wrap && s.next + RECORD as u32 <= self.half {
             (s.half, s.next)
         } else {
-            // Full: start the other half (erased first).
+            // Full (or starting over): the other half, erased first.
             let other = 1 - s.half;
             flash.erase(self.offset + other as u32 * self.half, self.half)?;
             (other, 0)
         };
         flash.program(self.offset + half as u32 * self.half + at, &st.encode())?;
+        if wrap {
+            flash.erase(self.offset + s.half as u32 * self.half, self.half)?;
+        }
         Ok(st)
     }
 }
@@ -287,6 +297,36 @@ mod tests {
             assert_eq!(J.read(&mut f).unwrap(), last, "record {i}");
         }
         assert_eq!(last.seq, 300);
+    }
+
+    #[test]
+    fn the_journal_starts_over_after_the_last_sequence_number() {
+        let mut f = RamFlash::new(G);
+        let top = BootState { seq: u32::MAX, confirmed: Slot::B, pending: None, trying: None };
+        f.program(J.offset + 5 * RECORD as u32, &top.encode()).unwrap();
+        assert_eq!(J.read(&mut f).unwrap(), top);
+        let want = BootState { pending: Some(Slot::A), ..top };
+        // A power cut anywhere in the restart keeps a state: the old one
+        // until the new record is complete, the new one after.
+        let mut probe = f.clone();
+        let w0 = probe.work;
+        J.write(&mut probe, want).unwrap();
+        let total = probe.work - w0;
+        for n in (0..total).step_by(97).chain([4096, 4096 + 31, 4096 + 32]) {
+            let mut g = f.clone();
+            g.cut_after(n);
+            if J.write(&mut g, want).is_ok() {
+                continue;
+            }
+            g.restore();
+            let got = J.read(&mut g).unwrap();
+            assert!(got == top || got.pending == Some(Slot::A), "cut after {n}: {got:?}");
+        }
+        let written = J.write(&mut f, want).unwrap();
+        assert_eq!(written.seq, 1);
+        assert_eq!(J.read(&mut f).unwrap(), written, "the new record is in effect");
+        let next = J.write(&mut f, BootState { pending: None, ..written }).unwrap();
+        assert_eq!((next.seq, J.read(&mut f).unwrap().pending), (2, None));
     }
 
     #[test]

@@ -108,16 +108,16 @@ impl dpu_rt::ConstInit for Stored {
 }
 
 /// Booted from flash: the configuration persisted there, rendered as a
-/// boot configuration blob (address, bytes). `None`: loaded directly, the
-/// window holds the configuration. A flash that cannot be read or holds
-/// no valid copy gives an empty configuration (no namespaces), logged.
-pub fn config_blob() -> Option<(usize, usize)> {
+/// boot configuration blob. `None`: loaded directly, the window holds the
+/// configuration. A flash that cannot be read or holds no valid copy
+/// gives an empty configuration (no namespaces), logged.
+pub fn config_blob() -> Option<&'static [u8]> {
     info()?;
     let (Some(config), Some(scratch), Some(blob)) =
-        (dpu_rt::alloc::ddr_static::<Stored>(), dpu_rt::alloc::ddr_bytes(SCRATCH, 8), dpu_rt::alloc::ddr_bytes(mm::BOOTCFG_SIZE, 8))
+        (dpu_rt::alloc::ddr_static::<Stored>(), dpu_rt::alloc::ddr_bytes(SCRATCH, 8), dpu_rt::alloc::ddr_bytes(dpu_bootcfg::MAX_BLOB, 8))
     else {
         defmt::error!("config: no memory to read the configuration from flash: serving nothing");
-        return Some((0, 0));
+        return Some(&[]);
     };
     let config = &mut config.0;
     let hart = dpu_hal::csr::mhartid() as usize;
@@ -144,10 +144,10 @@ pub fn config_blob() -> Option<(usize, usize)> {
         Err(_) => defmt::error!("config: the boot flash does not answer: no namespaces"),
     }
     match dpu_config::blob::render(config, blob) {
-        Some(len) => Some((blob.as_ptr() as usize, len)),
+        Some(len) => Some(&blob[..len]),
         None => {
-            defmt::error!("config: the configuration does not fit the {=usize}-byte blob: no namespaces", mm::BOOTCFG_SIZE);
-            Some((0, 0))
+            defmt::error!("config: the configuration does not fit the {=usize}-byte blob: no namespaces", dpu_bootcfg::MAX_BLOB);
+            Some(&[])
         }
     }
 }

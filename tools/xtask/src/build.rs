@@ -119,9 +119,10 @@ pub fn build_all(chip: Option<&Path>) -> Result<Built, String> {
 
 /// [`build_all`] for `cargo xtask test`: the simulator in the test profile.
 pub fn build_all_for_tests() -> Result<Built, String> {
-    let out = build_firmware(None, None)?;
+    let out = build_firmware(None, None, true)?;
     let (firmware, test_images) = collect(&out)?;
     let dpusim = build_sim_for_tests()?;
     eprintln!("xtask: firmware image: {}", firmware.display());
-    Ok(Built { firmware, test_images, dpusim })
+    let bootloader = firmware.with_file_name("bootloader.elf");
+    Ok(Built { firmware, bootloader, test_images, dpusim })
 }
