@@ -49,7 +49,16 @@ enum Cmd {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+    let d = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    d.canonicalize().unwrap_or(d)
+}
+
+fn kind_name(k: Option<Kind>) -> &'static str {
+    match k {
+        Some(Kind::Firmware) => "firmware",
+        Some(Kind::Bootloader) => "bootloader",
+        None => "unknown",
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -71,12 +80,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let e = image::read_elf(&elf).map_err(|e| e.to_string())?;
             let img = image::pack(&e, Meta { kind, version, security_counter }, &k.signing).map_err(|e| e.to_string())?;
             std::fs::write(&out, &img).map_err(|e| format!("{}: {e}", out.display()))?;
-            println!("{}: {kind:?} {version}, security counter {security_counter}, {} bytes, signed by {}", out.display(), img.len(), k.path.display());
+            println!("{}: {} {version}, security counter {security_counter}, {} bytes, signed by {}", out.display(), kind_name(Some(kind)), img.len(), k.path.display());
         }
         Cmd::Info { image: p } => {
             let img = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             let i = image::info(&img).map_err(|e| format!("{}: {e}", p.display()))?;
-            println!("kind             {:?}", i.kind);
+            println!("kind             {}", kind_name(i.kind));
             println!("version          {}", i.version);
             println!("security counter {}", i.security_counter);
             println!("entry            {:#x}", i.entry);
@@ -91,7 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let img = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             let k = key::select(key.as_deref(), &target_dir()).map_err(|e| e.to_string())?;
             let i = image::verify(&img, &k.public()).map_err(|e| format!("{}: refused: {e}", p.display()))?;
-            println!("{}: good signature by {} ({:?} {})", p.display(), k.path.display(), i.kind, i.version);
+            println!("{}: good signature by {} ({} {})", p.display(), k.path.display(), kind_name(i.kind), i.version);
         }
         Cmd::Keygen { out } => {
             let k = key::generate(&out, "DPU signing key").map_err(|e| e.to_string())?;
