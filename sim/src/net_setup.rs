@@ -73,6 +73,7 @@ impl Machine {
                 port: t.port,
                 nqn: t.nqn.clone(),
                 namespaces: t.namespaces.iter().map(|ns| (dpu_targets::parse_size(&ns.size).unwrap_or(0), ns.block_size)).collect(),
+                patterned: t.namespaces.iter().zip(1u32..).filter(|(ns, _)| ns.fill.as_deref() == Some("pattern")).map(|(_, nsid)| nsid).collect(),
                 latency: self.cycles_of_ns(dpu_targets::parse_time_ns(&t.latency).unwrap_or(0)),
                 max_queues: t.max_queues,
                 inline_data: t.inline_data,

@@ -951,3 +951,417 @@ fn queue_depth_above_mqes_is_capped_and_fills() {
         concurrent_reads(&h, &c, 1100).await
     });
 }
+
+// ---------------------------------------------------------------- hostile host
+//
+// What a misbehaving host found (targets/scenarios/hostile-host.toml):
+// each test below failed before the firmware fix it names.
+
+const INVALID_SGL_COUNT: (u8, u8) = (0, 0x0e);
+
+/// Enables function `f`'s controller by hand with a 16-entry admin queue
+/// pair (no driver, no I/O queues); returns (ASQ, ACQ).
+async fn enable_raw(h: &Host, bar: u64, f: u16) -> Result<(u64, u64), String> {
+    let (sq, cq) = (h.alloc_pages(1), h.alloc_pages(1));
+    h.with_mem(|m| {
+        m.grant(f, sq, 4096);
+        m.grant(f, cq, 4096);
+    });
+    h.mmio_write(bar + reg::AQA, 4, (15 << 16) | 15);
+    h.mmio_write(bar + reg::ASQ, 8, sq);
+    h.mmio_write(bar + reg::ACQ, 8, cq);
+    h.mmio_write(bar + reg::CC, 4, (4 << 20) | (6 << 16) | 1);
+    wait_csts(h, bar, "enable", |s| s & reg::CSTS_RDY != 0).await?;
+    Ok((sq, cq))
+}
+
+/// Polls CSTS until `pred` holds (at most 100 ms).
+async fn wait_csts(h: &Host, bar: u64, what: &str, pred: impl Fn(u32) -> bool) -> Result<(), String> {
+    for _ in 0..10_000 {
+        let s = h.mmio_read(bar + reg::CSTS, 4).await.ok_or("CSTS unreadable")? as u32;
+        if pred(s) {
+            return Ok(());
+        }
+        h.sleep(h.cycles(10_000)).await;
+    }
+    Err(format!("{what}: CSTS did not change within 100 ms"))
+}
+
+/// 16 KiB read whose PRP2 list starts in the last slot of its page, the
+/// slot that must chain, and chains onto itself. Before the fix the I/O
+/// engine walked it forever, holding one of its core's eight walk
+/// contexts (and the admin service, with a Get Log Page, its only data
+/// buffer, stalling every function's Identify).
+#[test]
+fn prp_list_chaining_onto_itself_is_rejected() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let data = DataBuf::alloc(&h, 4096, 0);
+        data.grant(&h, 0);
+        let list = h.alloc_pages(1);
+        h.with_mem(|m| m.grant(0, list, 4096));
+        let me = list + 4096 - 8;
+        h.write(me, &me.to_le_bytes());
+        // More than the engine's walk contexts, on one queue.
+        for i in 0..10 {
+            let r = c.submit(1, rw(opc::READ, 0, 32).prp(data.addr(0), me)).await;
+            expect_status(r, PRP_OFFSET_INVALID, &format!("looping PRP list {i}"))?;
+        }
+        let log = Sqe::new(opc::GET_LOG_PAGE).cdw(10, ((65536 / 4 - 1) << 16) | 0x01).prp(data.addr(0), me);
+        expect_status(c.submit(0, log).await, PRP_OFFSET_INVALID, "get log page with a looping PRP list")?;
+        // Lists still work on the same queue, and the admin data buffer is free.
+        let buf = DataBuf::alloc_scattered(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 64, &buf, 4).await?;
+        c.identify(1, 0).await.map_err(|e| format!("identify after the loops: {e}"))?;
+        Ok(())
+    });
+}
+
+/// An SGL Segment whose only descriptor points back to itself: before the
+/// fix it was fetched forever.
+#[test]
+fn sgl_segment_chaining_onto_itself_is_rejected() {
+    run_host(PF_NS, |h| async move {
+        let mut o = opts();
+        o.use_sgl = true;
+        let c = pf(&h, o).await?;
+        let seg = h.alloc_pages(1);
+        h.with_mem(|m| m.grant(0, seg, 4096));
+        let desc = |addr: u64, len: u32, kind: u8| {
+            let mut d = [0u8; 16];
+            d[0..8].copy_from_slice(&addr.to_le_bytes());
+            d[8..12].copy_from_slice(&len.to_le_bytes());
+            d[15] = kind << 4;
+            d
+        };
+        h.write(seg, &desc(seg, 16, 0x2));
+        for i in 0..10 {
+            let r = c.submit(1, rw(opc::READ, 0, 8).sgl(desc(seg, 16, 0x2))).await;
+            expect_status(r, INVALID_SGL_COUNT, &format!("looping SGL segment {i}"))?;
+        }
+        let buf = DataBuf::alloc_scattered(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 64, &buf, 4).await
+    });
+}
+
+/// Reset of a controller while an admin command's data is still moving
+/// (Identify, then CC.EN = 0 or FLR while its data or its CQE is on the
+/// way). Before the fix the late DMA completion was taken for the current
+/// command: a CQE for the vanished command was posted into the admin
+/// queue after the reset had ended (with the queue's pointers reset, a
+/// division by zero: firmware fault). The resets sweep the time from a
+/// little before the Identify data lands until its CQE, as measured on
+/// an undisturbed Identify first; after each, the old admin CQ must stay
+/// as it was (NVMe Base 2.0 §3.5.2: a reset controller writes no queue).
+#[test]
+fn reset_while_an_admin_command_moves_data() {
+    run_host(PF_NS, |h| async move {
+        let f = pci::probe_pf(&h).await?;
+        let bar = f.bar0;
+        let data = DataBuf::alloc(&h, 4096, 0);
+        data.grant(&h, 0);
+        let identify = |sq: u64, cid: u16| {
+            let mut id = Sqe::new(opc::IDENTIFY).cdw(10, 1).prp(data.addr(0), 0);
+            id.set_cid(cid);
+            h.write(sq, &id.bytes());
+            h.mmio_write(bar + 0x1000, 4, 1);
+        };
+        // When the data lands and when the CQE comes (cycles after the doorbell).
+        let (sq, cq) = enable_raw(&h, bar, 0).await?;
+        data.write(&h, &[0u8; 4096]);
+        let t0 = h.now();
+        identify(sq, 0);
+        let mut landed = None;
+        let cqe = loop {
+            let mut d = [0u8; 64];
+            data.read(&h, &mut d);
+            if landed.is_none() && d.iter().any(|&x| x != 0) {
+                landed = Some(h.now() - t0);
+            }
+            let mut e = [0u8; 16];
+            h.read(cq, &mut e);
+            if e[14] & 1 == 1 {
+                break h.now() - t0;
+            }
+            if h.now() - t0 > h.cycles(10_000_000) {
+                return Err("Identify not completed within 10 ms".into());
+            }
+            h.sleep(h.cycles(25)).await;
+        };
+        let landed = landed.ok_or("Identify completed without data")?;
+        let first = landed.saturating_sub(h.cycles(3_000));
+        let steps = (cqe + h.cycles(500) - first) / h.cycles(100);
+        for i in 0..steps {
+            let (sq, cq) = enable_raw(&h, bar, 0).await?;
+            let t0 = h.now();
+            identify(sq, i as u16 + 1);
+            h.sleep(first + i * h.cycles(100) - (h.now() - t0)).await;
+            let how = if i % 2 == 0 {
+                h.mmio_write(bar + reg::CC, 4, 0);
+                wait_csts(&h, bar, "disable", |s| s & reg::CSTS_RDY == 0).await?;
+                "CC.EN = 0"
+            } else {
+                let devctl = h.cfg_read(0, f.pcie_cap + 8, 2).await.ok_or("devctl")?;
+                h.cfg_write(0, f.pcie_cap + 8, 2, devctl | 0x8000).await;
+                h.cfg_read(0, 0, 2).await.ok_or("no answer after FLR")?;
+                h.cfg_write(0, 0x10, 4, bar as u32).await;
+                h.cfg_write(0, 0x14, 4, (bar >> 32) as u32).await;
+                h.cfg_write(0, 0x04, 2, 0x6).await;
+                "FLR"
+            };
+            let mut before = [0u8; 256];
+            h.read(cq, &mut before);
+            h.sleep(h.cycles(20_000)).await;
+            let mut after = [0u8; 256];
+            h.read(cq, &mut after);
+            if before != after {
+                return Err(format!("a completion was written to the admin CQ after the {how} had ended (reset {} ns after the doorbell)", h.ns(first + i * h.cycles(100))));
+            }
+        }
+        let c = Controller::probe(&h, f, opts()).await?;
+        c.identify(1, 0).await.map_err(|e| format!("identify after the resets: {e}"))?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &buf, 1).await
+    });
+}
+
+/// Reset while the first Create I/O CQ is on its way to an engine.
+/// Before the fix the reset did not tell the engines (no queue was
+/// acknowledged yet), so the engine kept that CQ. Here it is CQ 64 on the
+/// least loaded engine; when the driver then creates 64 queue pairs, CQ
+/// 64 lands on that engine again and Create I/O SQ 64 was bound to the
+/// stale CQ: its completions went to the old queue memory, I/O timed out.
+/// The reset is swept over the time the Create I/O CQ is executing (Set
+/// Features completed, Create I/O CQ not).
+#[test]
+fn reset_during_queue_creation_leaves_no_stale_queue() {
+    run_host(PF_NS, |h| async move {
+        let f = pci::probe_pf(&h).await?;
+        let bar = f.bar0;
+        let o = DriverOptions { io_queues: 64, io_queue_depth: 4, ..opts() };
+        let mut hits = 0;
+        for d in (0..72u64).map(|k| 2_000 + k * 250) {
+            let (sq, cq) = enable_raw(&h, bar, 0).await?;
+            let old_cq = h.alloc_pages(1);
+            h.with_mem(|m| m.grant(0, old_cq, 4096));
+            let cmds = [Sqe::new(opc::SET_FEATURES).cdw(10, 7).cdw(11, 0x003f_003f), Sqe::new(opc::CREATE_CQ).prp(old_cq, 0).cdw(10, (3 << 16) | 64).cdw(11, 1)];
+            for (k, mut s) in cmds.into_iter().enumerate() {
+                s.set_cid(k as u16);
+                h.write(sq + 64 * k as u64, &s.bytes());
+            }
+            h.mmio_write(bar + 0x1000, 4, 2);
+            h.sleep(h.cycles(d)).await;
+            h.mmio_write(bar + reg::CC, 4, 0);
+            wait_csts(&h, bar, "disable", |s| s & reg::CSTS_RDY == 0).await?;
+            let mut e = [0u8; 32];
+            h.read(cq, &mut e);
+            let posted = |i: usize| e[16 * i + 14] & 1 == 1;
+            if !posted(0) || posted(1) {
+                h.with_mem(|m| m.revoke(0, old_cq, 4096));
+                continue; // the reset did not come while Create I/O CQ ran
+            }
+            hits += 1;
+            // The Linux-like driver brings it up: its I/O must not time out.
+            let c = Controller::probe(&h, f.clone(), o.clone()).await?;
+            let buf = DataBuf::alloc(&h, 4096, 0);
+            c.data_command(64, rw(opc::READ, 0, 8), &buf).await.map_err(|e| format!("read on queue 64 after a reset {d} ns into queue creation: {e}"))?;
+            if c.stats().timeouts != 0 {
+                return Err(format!("{} timeouts after a reset {d} ns into queue creation", c.stats().timeouts));
+            }
+            c.abandon();
+            h.mmio_write(bar + reg::CC, 4, 0);
+            wait_csts(&h, bar, "disable", |s| s & reg::CSTS_RDY == 0).await?;
+        }
+        if hits == 0 {
+            return Err("the reset never came while Create I/O CQ ran".into());
+        }
+        Ok(())
+    });
+}
+
+/// NVMe Base 2.0 §5.2: once an event is reported, its type is masked
+/// until the host reads the associated log page with RAE clear. Before
+/// the fix every bad doorbell write completed another AER.
+#[test]
+fn error_events_are_masked_until_the_log_is_read() {
+    run_host(PF_NS, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        for _ in 0..3 {
+            let (c2, e2) = (c.clone(), events.clone());
+            h.spawn(async move {
+                if let Ok(cqe) = c2.submit(0, Sqe::new(opc::AER)).await {
+                    e2.borrow_mut().push(cqe.dw0);
+                }
+            });
+        }
+        // Events received within `us` microseconds.
+        let settle = |us: u64| {
+            let (h, e) = (h.clone(), events.clone());
+            async move {
+                h.sleep(h.cycles(us * 1000)).await;
+                e.borrow().clone()
+            }
+        };
+        settle(2000).await;
+        c.ring_raw(2, 40); // SQ 1 tail beyond its 16 entries
+        let ev = settle(2000).await;
+        if ev.len() != 1 || ev[0] & 0x00ff_ff07 != 0x0001_0100 {
+            return Err(format!("events {ev:x?} after one bad doorbell value (expected one, info 01h)"));
+        }
+        // Masked: neither the same error again nor another one is reported.
+        c.ring_raw(2, 41);
+        c.ring_raw(20, 1); // a queue that does not exist
+        let ev = settle(2000).await;
+        if ev.len() != 1 {
+            return Err(format!("error events not masked: {ev:x?}"));
+        }
+        // Reading the Error Information log with RAE = 1 keeps the mask ...
+        let log = DataBuf::alloc(&h, 64, 0);
+        c.data_command(0, Sqe::new(opc::GET_LOG_PAGE).cdw(10, (15 << 16) | (1 << 15) | 0x01), &log).await.map_err(|e| e.to_string())?;
+        c.ring_raw(2, 42);
+        if settle(2000).await.len() != 1 {
+            return Err("an event came after reading the log with RAE set".into());
+        }
+        // ... with RAE = 0 it clears it: the next bad doorbell is reported.
+        c.data_command(0, Sqe::new(opc::GET_LOG_PAGE).cdw(10, (15 << 16) | 0x01), &log).await.map_err(|e| e.to_string())?;
+        c.ring_raw(20, 1);
+        let ev = settle(2000).await;
+        if ev.len() != 2 || ev[1] & 0x00ff_ff07 != 0x0001_0000 {
+            return Err(format!("after reading the log: events {ev:x?} (expected a second one, invalid doorbell register)"));
+        }
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 0, &buf, 1).await
+    });
+}
+
+/// One VF: namespace 1 on target t0, whose media takes 100 ms per read
+/// (a read it holds keeps the VF's engine busy for the 2 ms cancel grace
+/// when the VF is reset), namespace 2 in DPU memory.
+const HELD_VF: &str = "[scenario]\nname = \"held\"\n[host]\nvfs = 1\nio_queues = 1\nio_timeout_ms = 50\nvf_settle_ms = 1\n\
+     [[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-11.io.dpusim:t0\"\nnamespaces = [{ size = \"1MiB\" }]\nlatency = \"100ms\"\n\
+     [[storage]]\nfunctions = [1]\nbackend = \"nvmf\"\ntarget = \"t0\"\n\
+     [[storage]]\nfunctions = [1]\nnsid = 2\nbackend = \"ram\"\nsize = \"1MiB\"\n";
+
+/// Sends a read of the remote namespace (held 100 ms by the target) on
+/// queue 1, once the initiator's connection is up again.
+async fn hold_a_command(h: &Host, c: &Controller) -> Result<(), String> {
+    h.sleep(h.cycles(5_000_000)).await;
+    let buf = DataBuf::alloc(h, 4096, 0);
+    buf.grant(h, c.function());
+    let (_cid, tail, _done) = c.stage(1, rw(opc::READ, 0, 8).prp(buf.addr(0), 0)).ok_or("cannot stage")?;
+    c.ring_raw(2, u32::from(tail));
+    h.sleep(h.cycles(100_000)).await;
+    Ok(())
+}
+
+/// The first read of the RAM namespace on a fresh controller is quick.
+async fn quick_read(h: &Host, c: &Controller, what: &str) -> Result<(), String> {
+    let buf = DataBuf::alloc(h, 4096, 0);
+    let t1 = h.now();
+    c.data_command(1, Sqe::new(opc::READ).nsid(2).cdw(12, 7), &buf).await.map_err(|e| format!("read {what}: {e}"))?;
+    if h.ns(h.now() - t1) > 1_000_000 || c.stats().timeouts != 0 {
+        return Err(format!("the first read {what} took {} us ({} timeouts)", h.ns(h.now() - t1) / 1000, c.stats().timeouts));
+    }
+    Ok(())
+}
+
+/// A host that sets CC.EN again 100 us after clearing it, without waiting
+/// for CSTS.RDY = 0, while an engine still tears the VF's queues down (a
+/// remote target holds one of its reads). Before the fix the admin
+/// service enabled the controller at once, then the end of the teardown
+/// reset its queue pointers under it (a division by zero: firmware
+/// fault). Now the enable waits for the teardown, then happens.
+#[test]
+fn enable_while_the_reset_still_tears_queues_down() {
+    run_remote("enable-early", HELD_VF, |h, ctrls| async move {
+        let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+        hold_a_command(&h, &c).await?;
+        let f = c.pci();
+        c.abandon();
+        h.mmio_write(f.bar0 + reg::CC, 4, 0);
+        h.sleep(h.cycles(100_000)).await;
+        h.mmio_write(f.bar0 + reg::CC, 4, (4 << 20) | (6 << 16) | 1);
+        // Past the end of the teardown (the cancel grace is 2 ms).
+        h.sleep(h.cycles(5_000_000)).await;
+        wait_csts(&h, f.bar0, "enable during the teardown", |s| s & reg::CSTS_RDY != 0).await?;
+        let c = Controller::probe(&h, f, opts()).await?;
+        quick_read(&h, &c, "after the early enable").await
+    });
+}
+
+/// FLR right behind CC.EN = 0 while a remote target holds a read of the
+/// VF (so one engine needs its cancel grace to tear down). Before the
+/// fix the FLR started a second teardown round whose acks were counted
+/// with the first round's: the FLR could finish while that engine still
+/// held the old queue 1; the re-created queue 1 landed on the same
+/// engine, and its doorbell went to the old, dying queue (the read timed
+/// out). Swept over the gap between the two.
+#[test]
+fn flr_during_a_controller_reset_waits_for_every_engine() {
+    run_remote("flr-reset", HELD_VF, |h, ctrls| async move {
+        let mut c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+        for gap in (0..8u64).map(|k| k * 500) {
+            hold_a_command(&h, &c).await?;
+            let f = c.pci();
+            c.abandon();
+            let devctl = h.cfg_read(1, f.pcie_cap + 8, 2).await.ok_or("devctl")?;
+            h.mmio_write(f.bar0 + reg::CC, 4, 0);
+            h.sleep(h.cycles(gap + 1)).await;
+            h.cfg_write(1, f.pcie_cap + 8, 2, devctl | 0x8000).await;
+            let t0 = h.now();
+            h.cfg_read(1, 0, 2).await.ok_or("no answer after FLR")?;
+            if h.ns(h.now() - t0) > 100_000_000 {
+                return Err(format!("FLR took {} us", h.ns(h.now() - t0) / 1000));
+            }
+            h.cfg_write(1, 0x04, 2, 0x6).await;
+            c = Controller::probe(&h, f, opts()).await?;
+            quick_read(&h, &c, &format!("after FLR {gap} ns behind CC.EN = 0")).await?;
+        }
+        Ok(())
+    });
+}
+
+/// A read of a remote namespace into host memory the function was never
+/// granted (or another function's): the IOMMU refuses the data DMA and
+/// the read must fail with Data Transfer Error. Before the fix the
+/// initiator forgot the failed DMA of a C2HData PDU when the target's
+/// response came in a separate capsule, and the read completed with
+/// success: the host believed it had data it never got.
+#[test]
+fn remote_read_into_memory_not_granted_is_a_data_transfer_error() {
+    run_remote("remote-dte", REMOTE_VF, |h, ctrls| async move {
+        let c = ctrls.get(&1).ok_or("no VF controller")?.clone();
+        let buf = DataBuf::alloc(&h, 16384, 0);
+        write_read_check(&h, &c, 1, 64, &buf, 7).await?;
+        let free = h.alloc_pages(4);
+        for blocks in [8u32, 32] {
+            let sqe = rw(opc::READ, 64, blocks).prp(free, free + 4096);
+            let sqe = if blocks > 16 {
+                let list = h.alloc_pages(1);
+                h.with_mem(|m| m.grant(1, list, 4096));
+                for i in 0..3u64 {
+                    h.write(list + 8 * i, &(free + 4096 * (i + 1)).to_le_bytes());
+                }
+                sqe.prp(free, list)
+            } else {
+                sqe
+            };
+            expect_status(c.submit(1, sqe).await, DATA_TRANSFER_ERROR, &format!("remote read of {blocks} blocks into memory never granted"))?;
+        }
+        // Another function's memory (granted to the PF only).
+        let other = DataBuf::alloc(&h, 4096, 0);
+        other.grant(&h, 0);
+        expect_status(c.submit(1, rw(opc::READ, 64, 8).prp(other.addr(0), 0)).await, DATA_TRANSFER_ERROR, "remote read into the PF's memory")?;
+        // Writes from such memory fail the same way; the data stays.
+        expect_status(c.submit(1, rw(opc::WRITE, 64, 8).prp(free, 0)).await, DATA_TRANSFER_ERROR, "remote write from memory never granted")?;
+        c.data_command(1, rw(opc::READ, 64, 32), &buf).await.map_err(|e| e.to_string())?;
+        let mut d = vec![0u8; 16384];
+        buf.read(&h, &mut d);
+        for (i, s) in d.chunks(512).enumerate() {
+            check_sector(s, 64 + i as u64, 7, 7)?;
+        }
+        Ok(())
+    });
+}
+

@@ -8,7 +8,9 @@
 mod board;
 mod chip;
 mod error;
+mod hostile;
 pub mod limits;
+mod preos;
 mod scenario;
 mod strict;
 
@@ -18,6 +20,8 @@ pub use chip::{window, BootCfg, Dma, Otp,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
 pub use error::ConfigError;
+pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
+pub use preos::{PreOsCfg, FILLS};
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario,
     ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS,

@@ -25,6 +25,11 @@ pub struct Scenario {
     pub targets: Vec<TargetCfg>,
     #[serde(default)]
     pub faults: Vec<FaultCfg>,
+    /// Misbehaving functions (`crate::hostile`).
+    #[serde(default)]
+    pub hostile: Vec<crate::hostile::HostileCfg>,
+    /// A pre-OS boot host instead of jobs (`crate::preos`).
+    pub preos: Option<crate::preos::PreOsCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -259,6 +264,10 @@ pub struct TargetNsCfg {
     pub size: String,
     #[serde(default = "d_bsize")]
     pub block_size: u32,
+    /// What unwritten blocks read as: "zero" (default) or "pattern" (the
+    /// host model's verify pattern, a disk image to boot from; see
+    /// `crate::preos`).
+    pub fill: Option<String>,
 }
 
 /// An NVMe/TCP target model on the switch (in-memory namespaces).
@@ -692,7 +701,9 @@ impl Scenario {
                 }
             }
         }
-        self.check_shared_blocks(&namespaces)
+        self.check_shared_blocks(&namespaces)?;
+        crate::hostile::validate(self, &namespaces)?;
+        crate::preos::validate(self, &namespaces)
     }
 
     /// A verified job remembers what it wrote; another job writing the same

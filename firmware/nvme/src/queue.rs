@@ -29,9 +29,11 @@ impl SqPointers {
         self.tail = v as u16;
         true
     }
-    /// Entries waiting to be fetched.
+    /// Entries waiting to be fetched (none for a queue of no entries:
+    /// the pointer arithmetic never divides by zero, whatever state a
+    /// caller gets wrong).
     pub fn pending(&self) -> u16 {
-        (self.tail + self.entries - self.head) % self.entries
+        (self.tail + self.entries - self.head).checked_rem(self.entries).unwrap_or(0)
     }
     /// Entries that can be fetched with one contiguous read (up to the wrap).
     pub fn contiguous(&self) -> u16 {
@@ -42,7 +44,7 @@ impl SqPointers {
         }
     }
     pub fn advance(&mut self, n: u16) {
-        self.head = (self.head + n) % self.entries;
+        self.head = (self.head + n).checked_rem(self.entries).unwrap_or(0);
     }
 }
 
@@ -65,11 +67,12 @@ impl CqPointers {
     }
     /// Entries posted and not yet consumed by the host.
     pub fn occupied(&self) -> u16 {
-        (self.tail + self.entries - self.head) % self.entries
+        (self.tail + self.entries - self.head).checked_rem(self.entries).unwrap_or(0)
     }
-    /// Free slots not promised to anybody (a full CQ keeps one slot empty).
+    /// Free slots not promised to anybody (a full CQ keeps one slot empty;
+    /// a queue of no entries has none).
     pub fn available(&self) -> u16 {
-        self.entries - 1 - self.occupied() - self.reserved
+        self.entries.saturating_sub(1).saturating_sub(self.occupied()).saturating_sub(self.reserved)
     }
     /// Reserves a slot for a command about to be processed.
     pub fn reserve(&mut self) -> bool {
@@ -87,7 +90,7 @@ impl CqPointers {
     pub fn post(&mut self) -> (u16, bool) {
         self.reserved = self.reserved.saturating_sub(1);
         let r = (self.tail, self.phase);
-        self.tail = (self.tail + 1) % self.entries;
+        self.tail = (self.tail + 1).checked_rem(self.entries).unwrap_or(0);
         if self.tail == 0 {
             self.phase = !self.phase;
         }
@@ -99,7 +102,7 @@ impl CqPointers {
         if v >= u32::from(self.entries) {
             return false;
         }
-        let consumed = (v as u16 + self.entries - self.head) % self.entries;
+        let consumed = (v as u16 + self.entries - self.head).checked_rem(self.entries).unwrap_or(0);
         if consumed > self.occupied() {
             return false;
         }
@@ -231,6 +234,19 @@ mod tests {
         sq.advance(5);
         assert!(sq.set_tail(2));
         assert_eq!((sq.pending(), sq.contiguous()), (5, 3), "wraps: 3 to the end, then 2");
+    }
+
+    #[test]
+    fn pointers_of_no_queue_never_divide_by_zero() {
+        let mut sq = SqPointers::default();
+        assert_eq!((sq.pending(), sq.contiguous()), (0, 0));
+        sq.advance(1);
+        assert!(!sq.set_tail(0));
+        let mut cq = CqPointers::default();
+        assert_eq!((cq.occupied(), cq.available()), (0, 0));
+        assert!(!cq.reserve());
+        assert!(!cq.set_head(0));
+        let _ = cq.post();
     }
 
     #[test]

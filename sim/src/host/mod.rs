@@ -8,8 +8,10 @@
 //! instruction.
 
 pub mod exec;
+pub mod hostile;
 pub mod nvme;
 pub mod pci;
+pub mod preos;
 pub mod scenario;
 pub mod workload;
 

@@ -778,7 +778,9 @@ impl Controller {
             h.cpu(submit_ns).await;
             let mut c = self.inner();
             let timeout = if qid == 0 { c.opts.admin_timeout_ns } else { c.opts.io_timeout_ns };
-            let deadline = h.now() + h.cycles(timeout);
+            // Like Linux, an Asynchronous Event Request never times out:
+            // it completes only when there is an event.
+            let deadline = if qid == 0 && sqe.opcode() == opc::AER { u64::MAX } else { h.now() + h.cycles(timeout) };
             let Some(Some(q)) = c.queues.get_mut(usize::from(qid)) else {
                 return Err(CmdError::Dead(format!("queue {qid} does not exist")));
             };
@@ -1085,6 +1087,52 @@ impl Controller {
             h.log(format!("nvme fn{f}: controller reset complete"));
         }
         res
+    }
+
+    /// Forgets the controller without touching it (a driver that crashed
+    /// or was unbound): its tasks stop, every outstanding command fails
+    /// with `Reset` on the host side, nothing is sent any more. What the
+    /// device still does with those commands is its business.
+    pub fn abandon(&self) {
+        let mut wake = Vec::new();
+        {
+            let mut c = self.inner();
+            c.closed = true;
+            c.dead.get_or_insert_with(|| "abandoned by the host".into());
+            for q in c.queues.iter_mut().flatten() {
+                q.epoch += 1;
+                wake.extend(q.slots.iter_mut().flatten().filter_map(|s| s.waker.take()));
+                wake.extend(q.space_waiters.drain(..));
+            }
+            wake.append(&mut c.reset_waiters);
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// Forgets I/O queue pair `qid` (after deleting it by hand): its
+    /// outstanding commands fail with `Reset` on the host side and its
+    /// reaper stops; `create_queue_pair` may build it again.
+    pub fn forget_queue(&self, qid: u16) {
+        let mut wake = Vec::new();
+        {
+            let mut c = self.inner();
+            if let Some(Some(q)) = c.queues.get_mut(usize::from(qid)) {
+                q.epoch += 1;
+                wake.extend(q.slots.iter_mut().flatten().filter_map(|s| s.waker.take()));
+                wake.extend(q.space_waiters.drain(..));
+                q.free_cids.clear();
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// The PCI function this controller sits on.
+    pub fn pci(&self) -> PciFunction {
+        self.0.borrow().pci.clone()
     }
 
     /// Orderly shutdown (CC.SHN = normal, wait CSTS.SHST = complete).

@@ -115,8 +115,12 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
 
 /// The host's main task for a scenario.
 pub async fn run(h: Host, sc: Scenario) {
+    if sc.preos.is_some() {
+        return boot(h, sc).await;
+    }
     let r = async {
         let ctrls = bring_up(&h, &sc).await?;
+        let hostile = super::hostile::spawn_all(&h, &sc, &ctrls, &driver_options(&sc))?;
         let specs = job_specs(&h, &sc);
         let results = Rc::new(RefCell::new(Vec::new()));
         let waker: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
@@ -150,9 +154,17 @@ pub async fn run(h: Host, sc: Scenario) {
         let mut jobs = Gather { results, want, waker }.await;
         jobs_done.set(true);
         h.mark_window(false);
+        let jobs_end_us = (want > 0).then(|| h.ns(h.now()) as f64 / 1000.0);
+        while hostile.borrow().len() < sc.hostile.len() {
+            h.sleep(h.cycles(10_000)).await;
+        }
+        let hostile = std::mem::take(&mut *hostile.borrow_mut());
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
-        let report = Report::new(jobs);
-        for c in ctrls.values() {
+        let hostile_problems = super::hostile::problems(&sc, &hostile, &jobs, jobs_end_us);
+        let mut report = Report::new(jobs);
+        report.hostile = hostile;
+        // A hostile host shuts its own controller down.
+        for c in ctrls.iter().filter(|(f, _)| !sc.hostile.iter().any(|x| x.function == **f)).map(|(_, c)| c) {
             if let Err(e) = c.shutdown().await {
                 h.log(format!("shutdown: {e}"));
             }
@@ -168,6 +180,7 @@ pub async fn run(h: Host, sc: Scenario) {
         if report.total.ios < e.min_ios {
             problems.push(format!("{} I/Os (expected at least {})", report.total.ios, e.min_ios));
         }
+        problems.extend(hostile_problems);
         h.state().report = Some(report);
         if problems.is_empty() {
             Ok(())
@@ -176,5 +189,24 @@ pub async fn run(h: Host, sc: Scenario) {
         }
     }
     .await;
+    h.finish(r);
+}
+
+/// The host's main task for a `[preos]` scenario: the boot is the run.
+async fn boot(h: Host, sc: Scenario) {
+    let r = match super::preos::run_all(&h, &sc).await {
+        Ok(boots) => {
+            let problems = super::preos::problems(&sc, &boots);
+            let mut report = Report::new(Vec::new());
+            report.boot = boots;
+            h.state().report = Some(report);
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            }
+        }
+        Err(e) => Err(e),
+    };
     h.finish(r);
 }

@@ -127,6 +127,12 @@ pub struct Report {
     pub total: DirStats,
     pub verify_errors: u64,
     pub errors: u64,
+    /// The scenario's hostile hosts (`[[hostile]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hostile: Vec<super::hostile::HostileReport>,
+    /// The scenario's pre-OS boots (`[preos]`), one per function.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boot: Vec<super::preos::BootReport>,
 }
 
 struct JobState {
@@ -624,12 +630,21 @@ impl Report {
             errors: jobs.iter().map(|j| j.errors).sum(),
             total: t,
             jobs,
+            hostile: Vec::new(),
+            boot: Vec::new(),
         }
     }
 
     /// fio-style text.
     pub fn text(&self) -> String {
         let mut o = String::new();
+        if !self.boot.is_empty() {
+            // A pre-OS boot runs no jobs: its reads are the report.
+            for b in &self.boot {
+                o.push_str(&b.text());
+            }
+            return o;
+        }
         let line = |name: &str, d: &DirStats| {
             format!(
                 "  {name:<5}: IOPS={:>9.0}, BW={:>8.1}MB/s, ios={:>8}, lat (us) avg={:>7.2} p50={:>7.2} p99={:>7.2} p99.9={:>7.2} max={:>7.2}\n",
@@ -658,6 +673,9 @@ impl Report {
         o.push_str(&format!("TOTAL ({} jobs)\n", self.jobs.len()));
         o.push_str(&line("all", &self.total));
         o.push_str(&format!("  verify errors: {}, I/O errors: {}\n", self.verify_errors, self.errors));
+        for h in &self.hostile {
+            o.push_str(&h.text());
+        }
         o
     }
 }

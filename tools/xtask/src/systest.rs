@@ -448,6 +448,127 @@ fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// A hostile host on VF 3 (`targets/scenarios/hostile-host.toml`): every
+/// action of the hostile host model once, each malformed thing answered
+/// with a status the specification allows, bad doorbells with masked
+/// error events, FLR and reset loops under I/O survived; VFs 1 and 2 run
+/// verified I/O meanwhile with no error, their I/O and admin commands
+/// within 2 ms.
+fn hostile_host(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/hostile-host.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("hostile-host", &fw, &["--scenario", &sc, "--json", "-q"]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed"])?;
+    let doc: Value = match serde_json::from_str(&run.stdout) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("stdout is not JSON: {e}"), run),
+    };
+    let jobs = doc["jobs"].as_array().cloned().unwrap_or_default();
+    let fns: Vec<u64> = jobs.iter().filter_map(|j| j["function"].as_u64()).collect();
+    if fns != [2, 1] && fns != [1, 2] {
+        return fail(format!("jobs on functions {fns:?} (expected 1 and 2)"), run);
+    }
+    for j in &jobs {
+        if j["verify_errors"] != 0 || j["errors"] != 0 || j["total"]["ios"].as_u64().unwrap_or(0) < 200 || j["verify_checked"].as_u64().unwrap_or(0) == 0 {
+            return fail(format!("job {} next to the hostile host: {} verify errors, {} I/O errors, {} I/Os", j["name"], j["verify_errors"], j["errors"], j["total"]["ios"]), run);
+        }
+    }
+    let Some(h) = doc["hostile"].as_array().and_then(|a| a.first()).cloned() else { return fail("no hostile host in the report", run) };
+    if h["violations"] != 0 || h["final_check"] != true {
+        return fail(format!("hostile host: {} violations ({}), final check {}", h["violations"], h["first_violations"], h["final_check"]), run);
+    }
+    for a in dpu_targets::HOSTILE_ACTIONS {
+        if h["actions"][a].as_u64() != Some(1) {
+            return fail(format!("hostile action {a} done {} times (expected once)", h["actions"][a]), run);
+        }
+    }
+    // What the firmware must have answered (a status per kind of fault).
+    let statuses = h["statuses"].as_object().cloned().unwrap_or_default();
+    for want in [
+        "Invalid Command Opcode",
+        "Invalid Field in Command",
+        "Data Transfer Error",
+        "Invalid Namespace or Format",
+        "Invalid SGL Segment Descriptor",
+        "Invalid Number of SGL Descriptors",
+        "Data SGL Length Invalid",
+        "SGL Descriptor Type Invalid",
+        "PRP Offset Invalid",
+        "LBA Out of Range",
+        "Invalid Queue Identifier",
+        "Invalid Queue Deletion",
+    ] {
+        if !statuses.keys().any(|k| k.ends_with(want)) {
+            return fail(format!("the hostile host never got {want}: {statuses:?}"), run);
+        }
+    }
+    if statuses.keys().any(|k| k.starts_with("no completion")) {
+        return fail(format!("a malformed command was never answered: {statuses:?}"), run);
+    }
+    let events = h["events"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    if !events.iter().any(|e| e.contains("invalid doorbell write value")) || !events.iter().any(|e| e.contains("write to invalid doorbell register")) {
+        return fail(format!("bad doorbells raised events {events:?} (expected both error kinds)"), run);
+    }
+    if h["events_masked"].as_u64().unwrap_or(0) == 0 || h["flrs"].as_u64() != Some(1) || h["reprobes"].as_u64().unwrap_or(0) < 3 {
+        return fail(format!("masked events {}, FLRs {}, re-probes {}", h["events_masked"], h["flrs"], h["reprobes"]), run);
+    }
+    if h["others_admin_commands"].as_u64().unwrap_or(0) == 0 || h["others_admin_errors"] != 0 {
+        return fail(format!("other functions' admin commands: {} sent, {} failed", h["others_admin_commands"], h["others_admin_errors"]), run);
+    }
+    Ok(())
+}
+
+/// Boot from NVMe-oF disks at power-on (`targets/scenarios/preos-boot.toml`):
+/// UEFI-like drivers on the PF and VF 1 (polled, one I/O queue, PRPs)
+/// while the card's connections come up and target t1 answers nothing for
+/// its first 6 ms. Both controllers ready within CAP.TO (after t1 came
+/// back: the card waits for its remote namespaces), LBA 0 and an 8 MiB
+/// kernel read and checked block by block against the disk image.
+fn preos_boot(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/preos-boot.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("preos-boot", &fw, &["--scenario", &sc, "--json", "-q"]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "fault: target `t1` stalls", "fault: target `t1` answers again"])?;
+    let doc: Value = match serde_json::from_str(&run.stdout) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("stdout is not JSON: {e}"), run),
+    };
+    let boots = doc["boot"].as_array().cloned().unwrap_or_default();
+    if boots.iter().filter_map(|b| b["function"].as_u64()).collect::<Vec<_>>() != [0, 1] {
+        return fail(format!("{} boot reports (expected the PF's and VF 1's)", boots.len()), run);
+    }
+    let stall_end_us = 6_001.0;
+    for b in &boots {
+        let f = &b["function"];
+        let num = |k: &str| b[k].as_f64().unwrap_or(f64::NAN);
+        if !b["error"].is_null() {
+            return fail(format!("boot of fn{f} failed: {}", b["error"]), run);
+        }
+        // 8 MiB from LBA 0 plus LBA 0 itself, 512-byte blocks.
+        if b["bytes_read"].as_u64() != Some(8 << 20) || b["verify_checked"].as_u64() != Some(16_385) || b["verify_errors"] != 0 {
+            return fail(format!("fn{f}: {} bytes read, {} blocks checked, {} wrong", b["bytes_read"], b["verify_checked"], b["verify_errors"]), run);
+        }
+        let ready = num("ready_us") - num("enabled_us");
+        if !(ready > 0.0 && ready < num("cap_to_ms") * 1000.0 && num("ready_us") < 50_000.0) {
+            return fail(format!("fn{f}: ready {ready:.1} us after CC.EN, at {:.1} us (CAP.TO {} ms)", num("ready_us"), num("cap_to_ms")), run);
+        }
+        // The controllers were enabled while the card was still connecting,
+        // and both waited for the slow target (the PF has a disk on it too).
+        if num("enabled_us") > 2_000.0 || num("ready_us") < stall_end_us {
+            return fail(format!("fn{f}: CC.EN at {:.1} us, ready at {:.1} us (t1 answered at {stall_end_us} us)", num("enabled_us"), num("ready_us")), run);
+        }
+        if b["retries"] != 0 || num("lba0_us") > num("done_us") {
+            return fail(format!("fn{f}: {} retries, LBA 0 at {:.1} us, done at {:.1} us", b["retries"], num("lba0_us"), num("done_us")), run);
+        }
+    }
+    let Some(stats) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let t1 = stats["targets"].as_array().and_then(|v| v.iter().find(|t| t["name"] == "t1")).cloned().unwrap_or_default();
+    if t1["stalls"] != 1 || t1["bytes_read"].as_u64().unwrap_or(0) < 8 << 20 {
+        return fail(format!("target t1: {} stalls, {} bytes read (expected 1 stall, the 8 MiB VF 1 booted from)", t1["stalls"], t1["bytes_read"]), run);
+    }
+    Ok(())
+}
+
 /// Wireshark's NVMe/TCP dissector reads a capture of the firmware and a
 /// target model talking with header and data digests: every PDU type,
 /// CCCIDs, DATAO/DATAL, R2T answers, ICResp MAXH2CDATA and every digest
@@ -751,6 +872,8 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
+    ("hostile host: VF 3 misbehaves in every way, VFs 1 and 2 verified and unaffected", hostile_host),
+    ("pre-OS boot: UEFI-like reads of LBA 0 and a kernel at power-on, one target slow to answer", preos_boot),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
     ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),

@@ -111,6 +111,9 @@ struct Func {
     /// AERs aborted by an Abort command, still to be completed.
     aborted_aers: [u16; AER_SLOTS],
     naborted: usize,
+    /// Event types (bit = type) reported and not yet cleared by reading
+    /// their log page: no further event of the type until then (§5.2).
+    masked: u8,
     reset: Reset,
     acks: u16,
     cur: Cur,
@@ -147,6 +150,7 @@ impl Func {
         nevents: 0,
         aborted_aers: [0; AER_SLOTS],
         naborted: 0,
+        masked: 0,
         reset: Reset::None,
         acks: 0,
         cur: Cur::Idle,
@@ -169,8 +173,12 @@ pub struct Admin {
     data: usize,
     zero: usize,
     list: usize,
-    /// Function using the data buffer, if any.
+    /// Function using the data buffer, if any (a DMA of it is in flight
+    /// whenever this is set; a reset leaves it to that DMA to clear).
     data_owner: Option<u16>,
+    /// Per function, bumped by every reset: DMA completions carry it, so
+    /// one that belongs to a command from before a reset is recognized.
+    gens: [u16; MAX_FUNCTIONS],
     walk: Option<PrpWalk>,
     segs: SegList,
     data_len: u32,
@@ -197,6 +205,7 @@ impl ConstInit for Admin {
         zero: 0,
         list: 0,
         data_owner: None,
+        gens: [0; MAX_FUNCTIONS],
         walk: None,
         segs: SegList::new(),
         data_len: 0,
@@ -207,7 +216,7 @@ impl ConstInit for Admin {
     };
 }
 
-// DMA cookies: kind << 16 | function.
+// DMA cookies: kind << 28 | generation (12 bits) << 16 | function.
 const K_FETCH: u32 = 1;
 const K_LIST: u32 = 2;
 const K_DATA: u32 = 3;
@@ -290,6 +299,15 @@ impl Admin {
         self.chan.as_mut().expect("started")
     }
 
+    fn cookie_gen(&self, f: u16) -> u32 {
+        u32::from(self.gens[usize::from(f)]) & 0xfff
+    }
+
+    /// DMA cookie of `kind` for function `f`'s current generation.
+    fn cookie(&self, kind: u32, f: u16) -> u32 {
+        (kind << 28) | (self.cookie_gen(f) << 16) | u32::from(f)
+    }
+
     /// Writes the power-on register values of function `f` and makes it
     /// visible to the host.
     fn init_function(&mut self, f: u16) {
@@ -330,7 +348,19 @@ impl Admin {
             work += 1;
             let f = (c.cookie & 0xffff) as u16;
             let ok = c.status == dr::ST_OK;
-            match c.cookie >> 16 {
+            if usize::from(f) >= MAX_FUNCTIONS {
+                continue;
+            }
+            if (c.cookie >> 16) & 0xfff != self.cookie_gen(f) {
+                // Issued before a reset of the function: its command is
+                // gone. Only the data buffer it held is given back.
+                if matches!(c.cookie >> 28, K_LIST | K_DATA) && self.data_owner == Some(f) {
+                    self.data_owner = None;
+                    self.walk = None;
+                }
+                continue;
+            }
+            match c.cookie >> 28 {
                 K_FETCH => self.fetched(f, ok),
                 K_LIST => self.listed(f, c.bytes, ok),
                 K_DATA => self.data_done(f, ok),
@@ -423,6 +453,7 @@ impl Admin {
                     }
                 }
                 self.funcs[usize::from(f)] = Func::INIT;
+                self.gens[usize::from(f)] = self.gens[usize::from(f)].wrapping_add(1);
             }
         }
         defmt::info!("nvme admin: {=u16} VF(s) enabled", n);
@@ -439,6 +470,9 @@ impl Admin {
                 let old = Cc(self.funcs[fi].cc);
                 self.funcs[fi].cc = new.0;
                 match regs::cc_change(old, new) {
+                    // While a reset is still tearing queues down, the enable
+                    // waits for it (`finish_reset` looks at CC again).
+                    CcChange::Enable if self.funcs[fi].reset != Reset::None => {}
                     CcChange::Enable => self.enable(f, new),
                     CcChange::Disable => self.start_reset(f, Reset::Disable),
                     CcChange::Shutdown => {
@@ -496,6 +530,17 @@ impl Admin {
     /// once when it never had any).
     fn start_reset(&mut self, f: u16, kind: Reset) {
         let fi = usize::from(f);
+        self.gens[fi] = self.gens[fi].wrapping_add(1);
+        if self.funcs[fi].reset != Reset::None {
+            // Already tearing down: every engine was told once and acks
+            // once. A Function Level Reset outranks the rest.
+            let fun = &mut self.funcs[fi];
+            if kind == Reset::Function || fun.reset != Reset::Function {
+                fun.reset = kind;
+            }
+            fun.enabled = false;
+            return;
+        }
         let mut acks = 0;
         if self.funcs[fi].io_created {
             for h in 0..HARTS {
@@ -537,12 +582,19 @@ impl Admin {
         fun.cur = Cur::Idle;
         fun.sq = SqPointers::default();
         fun.cq = CqPointers::default();
-        if self.data_owner == Some(f) {
-            self.data_owner = None;
-            self.walk = None;
-        }
+        fun.masked = 0;
+        // A data buffer this function holds is still being moved by DMA:
+        // the completion (of an older generation) gives it back.
         match kind {
-            Reset::Disable => self.set_csts(f, 0),
+            Reset::Disable => {
+                self.set_csts(f, 0);
+                // The host set CC.EN again meanwhile (without waiting for
+                // CSTS.RDY = 0): enable now.
+                let cc = Cc(self.funcs[fi].cc);
+                if cc.en() {
+                    self.enable(f, cc);
+                }
+            }
             Reset::Shutdown => {
                 self.funcs[fi].cc = keep_cc;
                 self.set_csts(f, (self.funcs[fi].csts & !regs::CSTS_SHST_MASK) | regs::CSTS_SHST_COMPLETE);
@@ -586,6 +638,14 @@ impl Admin {
             return;
         }
         let fun = &mut self.funcs[fi];
+        if fun.reset != Reset::None {
+            // The reset drops what the engine just did; a CQ it created
+            // is not in `cq_exists`, so its load is given back here.
+            if what == Done::CreateCq {
+                self.load[hart] = self.load[hart].saturating_sub(1);
+            }
+            return;
+        }
         if fun.cur != Cur::Waiting || fun.pending_qid != qid {
             return;
         }
@@ -630,6 +690,11 @@ impl Admin {
         fun.errors.record(ErrorEntry { sqid: qid, cid: 0xffff, status: 0, ..Default::default() });
         // Event type 0 (error status), info, log page 01h.
         let dw0 = (u32::from(logs::LID_ERROR) << 16) | (info << 8);
+        if fun.masked & 1 != 0 {
+            // Error events are masked until the host reads the Error
+            // Information log (the entry above is there for it).
+            return;
+        }
         if fun.nevents < fun.events.len() && !fun.events[..fun.nevents].contains(&dw0) {
             fun.events[fun.nevents] = dw0;
             fun.nevents += 1;
@@ -641,13 +706,17 @@ impl Admin {
     /// Advances function `f`'s admin queue; returns work done.
     fn step(&mut self, f: u16) -> usize {
         let fi = usize::from(f);
-        let fun = self.funcs[fi];
+        // Called for every function on every pass: read the few fields it
+        // needs in place (a copy of the whole state, error log included,
+        // made each pass of the service cost tens of microseconds).
+        let fun = &self.funcs[fi];
         if !fun.present || !fun.enabled || fun.reset != Reset::None {
             return 0;
         }
+        let (cur, room) = (fun.cur, fun.cq.available() > 0);
         // Complete aborted AERs, then deliver async events to parked AERs,
         // when the queue is quiet.
-        if fun.cur == Cur::Idle && fun.naborted > 0 && fun.cq.available() > 0 {
+        if cur == Cur::Idle && fun.naborted > 0 && room {
             let fun = &mut self.funcs[fi];
             fun.naborted -= 1;
             let cid = fun.aborted_aers[fun.naborted];
@@ -660,13 +729,16 @@ impl Admin {
             self.post(f, Status::ABORT_REQUESTED);
             return 1;
         }
-        if fun.cur == Cur::Idle && fun.naers > 0 && fun.nevents > 0 && fun.cq.available() > 0 {
+        let deliverable = fun.events[..fun.nevents].iter().position(|&e| fun.masked & (1 << (e & 7)) == 0);
+        if let (Cur::Idle, true, Some(k), true) = (cur, fun.naers > 0, deliverable, room) {
             let fun = &mut self.funcs[fi];
             fun.naers -= 1;
             let cid = fun.aers[fun.naers];
-            let dw0 = fun.events[0];
-            fun.events.copy_within(1..fun.nevents, 0);
+            let dw0 = fun.events[k];
+            fun.events.copy_within(k + 1..fun.nevents, k);
             fun.nevents -= 1;
+            // Reported: its type is masked until its log page is read.
+            fun.masked |= 1 << (dw0 & 7);
             fun.cq.reserve();
             let mut sqe = Sqe::ZERO;
             sqe.0[0] = OPC_AER;
@@ -676,15 +748,15 @@ impl Admin {
             self.post(f, Status::SUCCESS);
             return 1;
         }
-        match fun.cur {
-            Cur::Idle if fun.sq.pending() > 0 && fun.cq.available() > 0 => {
+        match cur {
+            Cur::Idle if fun.sq.pending() > 0 && room => {
                 let fun = &mut self.funcs[fi];
                 fun.cq.reserve();
                 let host = fun.asq + 64 * u64::from(fun.sq.head);
                 fun.sq.advance(1);
                 fun.cur = Cur::Fetching;
                 let local = (self.fetch_area + fi * 64) as u64;
-                self.dma(Desc { host, local, len: 64, function: f, op: dr::OP_H2D, flags: dr::FLAG_END, msix: 0, cookie: (K_FETCH << 16) | u32::from(f) });
+                self.dma(Desc { host, local, len: 64, function: f, op: dr::OP_H2D, flags: dr::FLAG_END, msix: 0, cookie: self.cookie(K_FETCH, f) });
                 1
             }
             Cur::Ready => {
@@ -838,6 +910,16 @@ impl Admin {
             self.funcs[usize::from(f)].cur = Cur::Ready;
             return Ok(());
         }
+        if !req.rae {
+            // Reading a log page with RAE clear clears the event type
+            // reported through it (§5.16.1, figure 191).
+            let t = match req.lid {
+                logs::LID_ERROR => 0,
+                logs::LID_SMART => 1,
+                _ => 2,
+            };
+            self.funcs[usize::from(f)].masked &= !(1 << t);
+        }
         let mut health = Health::default();
         for h in 0..HARTS {
             use core::sync::atomic::Ordering::Relaxed;
@@ -876,7 +958,8 @@ impl Admin {
             Step::Fetch { addr, len } => {
                 self.funcs[usize::from(f)].cur = Cur::Listing;
                 let local = self.list as u64;
-                self.dma(Desc { host: addr, local, len, function: f, op: dr::OP_H2D, flags: dr::FLAG_END, msix: 0, cookie: (K_LIST << 16) | u32::from(f) });
+                let cookie = self.cookie(K_LIST, f);
+                self.dma(Desc { host: addr, local, len, function: f, op: dr::OP_H2D, flags: dr::FLAG_END, msix: 0, cookie });
             }
             Step::Done => {
                 if self.walk.take().is_none() {
@@ -905,7 +988,7 @@ impl Admin {
                             op: dr::OP_D2H,
                             flags: if last { dr::FLAG_END } else { 0 },
                             msix: 0,
-                            cookie: (K_DATA << 16) | u32::from(f),
+                            cookie: self.cookie(K_DATA, f),
                         });
                         done += n;
                     }
@@ -952,7 +1035,7 @@ impl Admin {
         if fid == features::FID_INTERRUPT_COALESCING || fid == features::FID_INTERRUPT_VECTOR_CONFIG {
             // Push the new settings to every engine hosting one of our CQs.
             for q in 1..QIDS as u16 {
-                let fun = self.funcs[fi];
+                let fun = &self.funcs[fi];
                 if fun.cq_exists & bit(q) == 0 {
                     continue;
                 }
@@ -988,6 +1071,9 @@ impl Admin {
         }
         self.load[owner] += 1;
         let fun = &mut self.funcs[fi];
+        // From now on an engine may hold a queue of this function: a
+        // reset must tell the engines even if it comes before the ack.
+        fun.io_created = true;
         fun.cur = Cur::Waiting;
         fun.pending_qid = c.qid;
         Ok(())
@@ -1096,7 +1182,7 @@ impl Admin {
             op: dr::OP_D2H,
             flags: dr::FLAG_END | dr::FLAG_MSIX,
             msix: 0,
-            cookie: (K_CQE << 16) | u32::from(f),
+            cookie: self.cookie(K_CQE, f),
         });
     }
 

@@ -139,6 +139,10 @@ struct Cmd {
     /// Cancelled by the engine: completes with this status, whatever the
     /// target answers.
     cancel: Option<Status>,
+    /// Some of its read data could not be written to host memory (the
+    /// IOMMU refused the DMA): it completes with Data Transfer Error,
+    /// however the target's response ends it.
+    data_error: bool,
 }
 
 impl Cmd {
@@ -161,6 +165,7 @@ impl Cmd {
         sent_at: 0,
         tries: 0,
         cancel: None,
+        data_error: false,
     };
 }
 
@@ -172,8 +177,9 @@ struct Queue {
     /// Generation of the association this queue belongs to.
     generation: u32,
     info: Published,
-    /// Bytes of C2HData being moved by DMA out of the socket buffer.
-    rx_dma: Option<usize>,
+    /// Bytes of C2HData being moved by DMA out of the socket buffer, and
+    /// the command they belong to.
+    rx_dma: Option<(usize, u16)>,
     /// Commands waiting to be sent, in arrival order.
     fifo: [u8; MAXCMD],
     head: usize,
@@ -268,6 +274,7 @@ impl Book {
             return;
         }
         let st = c.cancel.unwrap_or(st);
+        let st = if c.data_error && st.is_success() { Status::DATA_TRANSFER_ERROR } else { st };
         self.finish(pool, slot, st);
     }
 }
@@ -576,7 +583,12 @@ impl Fabric {
     /// The C2HData DMA of controller `ci` finished.
     pub fn rx_dma_done(&mut self, pool: &mut Pool, ci: usize, ok: bool) {
         let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_deref_mut()) else { return };
-        let Some(n) = q.rx_dma.take() else { return };
+        let Some((n, cid)) = q.rx_dma.take() else { return };
+        if !ok {
+            if let Some(c) = self.book.cmds.get_mut(usize::from(cid)) {
+                c.data_error = true;
+            }
+        }
         let Some(stack) = self.stacks[q.conn.port].as_deref_mut() else { return };
         match q.conn.data_moved(stack, n) {
             // The host memory could not be written: the command fails
@@ -901,7 +913,7 @@ impl Fabric {
                     chan.push(&d);
                     src += u64::from(take);
                 });
-                rx_dma = Some(bytes.len());
+                rx_dma = Some((bytes.len(), cid));
                 None
             },
         );

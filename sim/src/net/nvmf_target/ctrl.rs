@@ -63,7 +63,12 @@ impl Subsystem {
     pub fn new(p: &TargetParams) -> Subsystem {
         Subsystem {
             nqn: p.nqn.clone(),
-            namespaces: p.namespaces.iter().map(|&(bytes, bs)| Namespace::new(bytes, bs)).collect(),
+            namespaces: p
+                .namespaces
+                .iter()
+                .zip(1u32..)
+                .map(|(&(bytes, bs), nsid)| if p.patterned.contains(&nsid) { Namespace::patterned(bytes, bs) } else { Namespace::new(bytes, bs) })
+                .collect(),
             ctrls: BTreeMap::new(),
             next_cntlid: 1,
             params: p.clone(),

@@ -43,6 +43,9 @@ pub struct TargetParams {
     pub nqn: String,
     /// (bytes, block size) per namespace, nsid = index + 1.
     pub namespaces: Vec<(u64, u32)>,
+    /// Namespaces (nsids) whose unwritten blocks hold the verify pattern
+    /// (`fill = "pattern"`; `store::FILL_GEN`, `store::FILL_TAG`).
+    pub patterned: Vec<u32>,
     /// Media service time per read/write, in cycles.
     pub latency: u64,
     pub max_queues: u16,

@@ -1,20 +1,61 @@
 //! In-memory namespace storage of a target model: sparse 4 KiB pages
-//! (unwritten blocks read as zeros), so a 64 GiB namespace costs only what
-//! the workload touches.
+//! (unwritten blocks read as zeros, or as the verify pattern of a
+//! namespace with `fill = "pattern"`), so a 64 GiB namespace costs only
+//! what the workload touches.
 
 use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 const PAGE: u64 = 4096;
+
+/// Verify pattern generation (`crate::host::workload::fill_sector`) of
+/// the unwritten blocks of a patterned namespace: a disk image that was
+/// there before power-on, for a boot host to read and check.
+pub const FILL_GEN: u32 = 1;
+/// Verify pattern tag of those blocks.
+pub const FILL_TAG: u32 = 0xb007_d15c;
 
 pub struct Namespace {
     pub blocks: u64,
     pub block_shift: u8,
+    /// Unwritten blocks hold the verify pattern (not zeros).
+    patterned: bool,
     pages: FxHashMap<u64, Box<[u8; PAGE as usize]>>,
+    /// Of a patterned namespace: page ranges (start -> end, exclusive,
+    /// disjoint) zeroed as a whole, held by no page. A page in `pages`
+    /// overrides them.
+    zeroed: BTreeMap<u64, u64>,
 }
 
 impl Namespace {
     pub fn new(bytes: u64, block_size: u32) -> Namespace {
-        Namespace { blocks: bytes / u64::from(block_size), block_shift: block_size.trailing_zeros() as u8, pages: FxHashMap::default() }
+        Namespace {
+            blocks: bytes / u64::from(block_size),
+            block_shift: block_size.trailing_zeros() as u8,
+            patterned: false,
+            pages: FxHashMap::default(),
+            zeroed: BTreeMap::new(),
+        }
+    }
+
+    /// A namespace whose unwritten blocks hold the verify pattern of
+    /// ([`FILL_GEN`], [`FILL_TAG`]).
+    pub fn patterned(bytes: u64, block_size: u32) -> Namespace {
+        Namespace { patterned: true, ..Namespace::new(bytes, block_size) }
+    }
+
+    /// What page `pg` holds before anything is written to it.
+    fn initial(&self, pg: u64) -> Box<[u8; PAGE as usize]> {
+        let mut p = Box::new([0u8; PAGE as usize]);
+        if self.patterned && !self.is_zeroed(pg) {
+            // Blocks are 512 B or 4 KiB: a page holds whole blocks.
+            let bs = 1usize << self.block_shift;
+            let first = (pg * PAGE) >> self.block_shift;
+            for (i, b) in p.chunks_mut(bs).enumerate() {
+                crate::host::workload::fill_sector(b, first + i as u64, FILL_GEN, FILL_TAG);
+            }
+        }
+        p
     }
 
     pub fn bytes(&self) -> u64 {
@@ -26,6 +67,28 @@ impl Namespace {
         lba.checked_add(n).is_some_and(|e| e <= self.blocks)
     }
 
+    /// Whether page `pg` lies in a zeroed range.
+    fn is_zeroed(&self, pg: u64) -> bool {
+        self.zeroed.range(..=pg).next_back().is_some_and(|(_, &end)| pg < end)
+    }
+
+    /// Marks pages `start .. end` zeroed (merging with neighbouring ranges).
+    fn mark_zeroed(&mut self, mut start: u64, mut end: u64) {
+        if let Some((&s, &e)) = self.zeroed.range(..=start).next_back() {
+            if e >= start {
+                start = s;
+                end = end.max(e);
+            }
+        }
+        let inside: Vec<u64> = self.zeroed.range(start..=end).map(|(&s, _)| s).collect();
+        for s in inside {
+            if let Some(e) = self.zeroed.remove(&s) {
+                end = end.max(e);
+            }
+        }
+        self.zeroed.insert(start, end);
+    }
+
     /// Reads `out.len()` bytes at byte offset `off` (caller checked the range).
     pub fn read(&self, off: u64, out: &mut [u8]) {
         let mut done = 0usize;
@@ -35,6 +98,7 @@ impl Namespace {
             let n = (PAGE as usize - o).min(out.len() - done);
             match self.pages.get(&pg) {
                 Some(p) => out[done..done + n].copy_from_slice(&p[o..o + n]),
+                None if self.patterned => out[done..done + n].copy_from_slice(&self.initial(pg)[o..o + n]),
                 None => out[done..done + n].fill(0),
             }
             done += n;
@@ -48,7 +112,11 @@ impl Namespace {
             let a = off + done as u64;
             let (pg, o) = (a / PAGE, (a % PAGE) as usize);
             let n = (PAGE as usize - o).min(data.len() - done);
-            let p = self.pages.entry(pg).or_insert_with(|| Box::new([0; PAGE as usize]));
+            if !self.pages.contains_key(&pg) {
+                let fresh = self.initial(pg);
+                self.pages.insert(pg, fresh);
+            }
+            let p = self.pages.get_mut(&pg).expect("inserted above");
             p[o..o + n].copy_from_slice(&data[done..done + n]);
             done += n;
         }
@@ -58,12 +126,30 @@ impl Namespace {
     /// are dropped (no memory is spent on zeroes), partial ones cleared.
     pub fn zero(&mut self, off: u64, len: u64) {
         let end = off.saturating_add(len);
+        if self.patterned && end > off {
+            // Whole pages inside the range: zeroed as a range (no memory
+            // per page, however large); partial ones below.
+            let (first, last) = (off.div_ceil(PAGE), end / PAGE);
+            if first < last {
+                self.mark_zeroed(first, last);
+                self.pages.retain(|&pg, _| !(first..last).contains(&pg));
+            }
+        }
         let mut a = off;
         while a < end {
             let (pg, o) = (a / PAGE, a % PAGE);
             let n = (PAGE - o).min(end - a);
-            if n == PAGE {
+            if n == PAGE && self.patterned {
+                // Done above, as a range: skip to its end.
+                a = (end / PAGE * PAGE).max(a + n);
+                continue;
+            } else if n == PAGE {
                 self.pages.remove(&pg);
+            } else if self.patterned && !self.pages.contains_key(&pg) {
+                // Zeros are not what an unwritten page holds here: keep them.
+                let mut fresh = self.initial(pg);
+                fresh[o as usize..(o + n) as usize].fill(0);
+                self.pages.insert(pg, fresh);
             } else if let Some(p) = self.pages.get_mut(&pg) {
                 p[o as usize..(o + n) as usize].fill(0);
             }
@@ -104,5 +190,48 @@ mod tests {
         assert_eq!(ns.pages_in_use(), 2, "pages 1 and 2 dropped, 0 and 3 kept (partly zeroed)");
         ns.zero(0, 1 << 40);
         assert_eq!(ns.pages_in_use(), 0);
+    }
+
+    #[test]
+    fn patterned_namespace_reads_the_pattern_until_written() {
+        use crate::host::workload::check_sector;
+        for bs in [512u32, 4096] {
+            let mut ns = Namespace::patterned(1 << 20, bs);
+            let mut b = vec![0u8; 3 * bs as usize];
+            ns.read(5 * u64::from(bs), &mut b);
+            for (i, blk) in b.chunks(bs as usize).enumerate() {
+                check_sector(blk, 5 + i as u64, FILL_GEN, FILL_TAG).unwrap();
+            }
+            assert_eq!(ns.pages_in_use(), 0, "reading costs no memory");
+            // A partial write keeps the pattern around it; zeroing reads as zeros.
+            ns.write(6 * u64::from(bs) + 100, &[0xaa; 8]);
+            ns.read(5 * u64::from(bs), &mut b);
+            check_sector(&b[..bs as usize], 5, FILL_GEN, FILL_TAG).unwrap();
+            assert_eq!(&b[bs as usize + 100..bs as usize + 108], &[0xaa; 8]);
+            check_sector(&b[2 * bs as usize..], 7, FILL_GEN, FILL_TAG).unwrap();
+            ns.zero(0, 8 * u64::from(bs));
+            ns.read(5 * u64::from(bs), &mut b);
+            assert!(b.iter().all(|&x| x == 0));
+            // Zeroing the whole namespace costs no memory per page; a write
+            // into a zeroed page keeps the zeros around it.
+            ns.zero(0, 1 << 20);
+            assert_eq!(ns.pages_in_use(), 0);
+            ns.write(9 * 4096 + 8, &[0x55; 4]);
+            let mut p = vec![0u8; 4096];
+            ns.read(9 * 4096, &mut p);
+            assert!(p[..8].iter().chain(&p[12..]).all(|&x| x == 0) && p[8..12] == [0x55; 4]);
+        }
+    }
+
+    #[test]
+    fn zeroed_ranges_merge() {
+        let mut ns = Namespace::patterned(1 << 30, 512);
+        ns.zero(4096, 4096 * 3);
+        ns.zero(4096 * 10, 4096);
+        ns.zero(4096 * 3, 4096 * 8);
+        assert_eq!(ns.zeroed.iter().map(|(&s, &e)| (s, e)).collect::<Vec<_>>(), vec![(1, 11)]);
+        assert!(ns.is_zeroed(1) && ns.is_zeroed(10) && !ns.is_zeroed(0) && !ns.is_zeroed(11));
+        ns.zero(0, 1 << 40);
+        assert_eq!(ns.zeroed.len(), 1);
     }
 }

@@ -156,6 +156,9 @@ fn target() -> TargetModel {
             port: 4420,
             nqn: NQN.into(),
             namespaces: vec![(1 << 20, 512), (1 << 16, 4096)],
+            // Namespace 2 reads as the verify pattern until written (the
+            // boot-disk fill: its write, zero and deallocate paths).
+            patterned: vec![2],
             latency: 5_000,
             max_queues: 4,
             inline_data: 4096,
