@@ -74,6 +74,15 @@ fn main() {
     k("TRNG_IRQ", "u32", d.trng.irq.to_string(), "TRNG health-failure PLIC source.");
     k("BOOTCFG_BASE", "usize", format!("{:#x}", d.bootcfg.base), "Boot configuration blob.");
     k("BOOTCFG_SIZE", "usize", format!("{:#x}", d.bootcfg.size), "Boot configuration window size.");
+    // Secure boot: flash controller, fuses, bootloader region.
+    k("SPI_BASE", "usize", format!("{:#x}", d.spi.base), "SPI controller of the boot flash.");
+    k("OTP_BASE", "usize", format!("{:#x}", d.otp.base), "OTP fuse controller.");
+    k("OTP_WORDS", "usize", d.otp.words.to_string(), "32-bit OTP fuse words.");
+    let (bl_base, bl_size) = chip.bootloader_region();
+    k("BOOTLOADER_BASE", "usize", format!("{bl_base:#x}"), "Where the first-stage bootloader runs (top of the image region); its first 4 KiB are the hand-off block.");
+    k("BOOTLOADER_SIZE", "usize", format!("{bl_size:#x}"), "Bytes of the bootloader region.");
+    k("BOOTINFO_BASE", "usize", format!("{bl_base:#x}"), "Hand-off block the bootloader leaves for the firmware (`regs::bootinfo`).");
+    k("FIRMWARE_IMAGE_SIZE", "usize", format!("{:#x}", m.ddr.image_size - chip.firmware.bootloader_size), "Bytes of DDR the firmware image may occupy (below the bootloader region).");
     let p = &board.pcie;
     k("BOARD_NAME", "&str", format!("{:?}", board.board.name), "Board description this image was built for.");
     k("BOARD_FINGERPRINT", "u64", format!("{:#x}", board.layout_fingerprint()), "Hash of the board facts baked in.");
@@ -84,6 +93,21 @@ fn main() {
     k("PF_MSIX_VECTORS", "usize", p.pf_msix_vectors.to_string(), "MSI-X vectors of the PF.");
     k("VF_MSIX_VECTORS", "usize", p.vf_msix_vectors.to_string(), "MSI-X vectors of each VF.");
     k("PCI_VENDOR_ID", "u16", format!("{:#06x}", p.vendor_id), "PCI vendor ID of the functions.");
+    let f = &board.flash;
+    k("FLASH_SIZE", "usize", format!("{:#x}", f.size), "Boot flash bytes.");
+    k("FLASH_JEDEC_ID", "[u8; 3]", format!("{:?}", f.jedec_id), "READ ID answer of the boot flash part.");
+    k("FLASH_PAGE_SIZE", "usize", f.page_size.to_string(), "Program page of the boot flash.");
+    k("FLASH_SUBSECTOR_SIZE", "usize", format!("{:#x}", f.subsector_size), "Smallest erase unit.");
+    k("FLASH_SECTOR_SIZE", "usize", format!("{:#x}", f.sector_size), "Sector erase unit.");
+    k("FLASH_MAX_SCK_HZ", "u64", f.max_sck_hz.to_string(), "Highest SPI clock the flash takes.");
+    k("FLASH_PAGE_PROGRAM_NS", "u64", f.page_program_ns.to_string(), "Typical page program time.");
+    k("FLASH_SUBSECTOR_ERASE_NS", "u64", f.subsector_erase_ns.to_string(), "Typical subsector erase time.");
+    k("FLASH_SECTOR_ERASE_NS", "u64", f.sector_erase_ns.to_string(), "Typical sector erase time.");
+    for (name, part) in f.layout.all() {
+        let n = name.trim_start_matches("flash.layout.").to_uppercase();
+        k(&format!("FLASH_{n}_OFFSET"), "usize", format!("{:#x}", part.offset), &format!("Offset of the `{name}` partition."));
+        k(&format!("FLASH_{n}_SIZE"), "usize", format!("{:#x}", part.size), &format!("Bytes of the `{name}` partition."));
+    }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("memory_map.rs");
     std::fs::write(out, s).unwrap();
 }

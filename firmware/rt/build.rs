@@ -13,7 +13,9 @@ fn main() {
     });
     let m = &chip.memory;
     let mut out = template;
-    for (k, v) in [("ddr_base", m.ddr.base), ("image_size", m.ddr.image_size)] {
+    // The top of the image region belongs to the first-stage bootloader.
+    let firmware_size = m.ddr.image_size - chip.firmware.bootloader_size;
+    for (k, v) in [("ddr_base", m.ddr.base), ("firmware_size", firmware_size)] {
         out = out.replace(&format!("{{{{{k}}}}}"), &format!("{v:#x}"));
     }
     if let Some(i) = out.find("{{") {

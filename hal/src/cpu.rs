@@ -112,3 +112,30 @@ pub unsafe fn store_u64_unaligned(p: *mut u8, v: u64) {
         (p as *mut u64).write_unaligned(v)
     }
 }
+
+/// `fence rw, rw`: every memory access before it is visible before any after it.
+#[cfg(target_arch = "riscv64")]
+pub fn fence() {
+    // SAFETY: a fence has no operands and no effect besides ordering.
+    unsafe { core::arch::asm!("fence rw, rw", options(nostack, preserves_flags)) };
+}
+
+/// Starts a loaded image: `fence.i` (its code was written as data), then
+/// jumps to `entry` with `a0 = a0`, interrupts masked. The bootloader's
+/// last act on each hart.
+#[cfg(target_arch = "riscv64")]
+pub fn jump_to_image(entry: u64, a0: u64) -> ! {
+    // SAFETY: the caller loaded and verified an image whose entry is
+    // `entry`; control never comes back, so no Rust state outlives this.
+    unsafe {
+        core::arch::asm!(
+            "csrw mie, zero",
+            "fence rw, rw",
+            "fence.i",
+            "jr {entry}",
+            entry = in(reg) entry,
+            in("a0") a0,
+            options(noreturn, nostack),
+        )
+    }
+}

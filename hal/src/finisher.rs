@@ -2,7 +2,7 @@
 
 use crate::memory_map::FINISHER_BASE;
 use crate::mmio;
-use crate::regs::finisher::{CONFIG_REJECTED, FAIL, FAULT, PASS, REG};
+use crate::regs::finisher::{CONFIG_REJECTED, FAIL, FAULT, NO_BOOTABLE_IMAGE, PASS, REG};
 
 /// Ends the run successfully.
 pub fn pass() {
@@ -21,6 +21,11 @@ pub fn config_rejected(reason: u16, index: usize) {
     let index = index.min((1 << REJECT_INDEX_BITS) - 1) as u32;
     let code = (u32::from(reason) << REJECT_INDEX_BITS) | index;
     mmio::write32(FINISHER_BASE + REG as usize, (code << 16) | CONFIG_REJECTED);
+}
+
+/// Ends the run: secure boot found no firmware slot it may run.
+pub fn no_bootable_image() {
+    mmio::write32(FINISHER_BASE + REG as usize, NO_BOOTABLE_IMAGE);
 }
 
 /// Reports a fatal trap on the calling hart (the simulator prints a fault report).

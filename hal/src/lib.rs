@@ -7,7 +7,8 @@
 //!   exists exactly once.
 //! * [`csr`]: machine-mode CSR access (RISC-V privileged spec §3.1).
 //! * Drivers: [`clint`], [`plic`], [`uart`], [`mailbox`], [`finisher`], [`trace`],
-//!   [`dma`] (copies and CRC32C), [`accel`] queues, [`crypto`] engines, [`trng`].
+//!   [`dma`] (copies and CRC32C), [`accel`] queues, [`crypto`] engines, [`trng`],
+//!   [`spi`] (boot flash SPI master, an `embedded-hal` `SpiDevice`), [`otp`], [`delay`].
 //!
 //! All `unsafe` MMIO lives in this crate.
 #![no_std]
@@ -22,15 +23,18 @@ pub mod clint;
 pub mod cpu;
 pub mod crypto;
 pub mod csr;
+pub mod delay;
 pub mod dma;
 pub mod finisher;
 pub mod mailbox;
 pub mod mem;
 pub mod mmio;
 pub mod nic;
+pub mod otp;
 pub mod pcie;
 pub mod plic;
 pub mod regs;
+pub mod spi;
 pub mod trace;
 pub mod trng;
 pub mod uart;

@@ -108,6 +108,9 @@ pub mod finisher {
     /// Our extension: the firmware rejected the boot configuration; the
     /// high 16 bits say why (`bootcfg::REJECT_*` << 12 | record index).
     pub const CONFIG_REJECTED: u32 = 0x6666;
+    /// Our extension: the bootloader refused every firmware slot (its
+    /// boot log says why); a card would wait for recovery.
+    pub const NO_BOOTABLE_IMAGE: u32 = 0x7777;
 }
 
 /// defmt trace port: DATA takes one byte of the writing hart's stream.
@@ -289,6 +292,8 @@ pub mod dma {
 /// `ctrl count` remote-controller records, one host record and `key
 /// count` key records, packed in that order. All fields little-endian;
 /// IPv4 addresses in network order.
+/// Booted from flash, the firmware renders the same blob in RAM from the
+/// configuration persisted in flash (`dpu-config`) and parses that.
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
@@ -747,4 +752,169 @@ pub mod trng {
     pub const APT_WINDOW: u32 = 512;
     /// Start-up test samples (§4.3 item 1).
     pub const STARTUP_SAMPLES: u32 = 1024;
+}
+
+// ---------------------------------------------------------------------------
+// Secure boot and the boot flash: SPI controller, SPI NOR commands, OTP
+// fuses, the signed image layout, the bootloader's hand-off block.
+// ---------------------------------------------------------------------------
+
+/// SPI master of the boot flash (base `memory_map::SPI_BASE`), one chip
+/// select. Every access holds the peripheral bus while the bytes shift.
+pub mod spi {
+    /// u32 RW: bit 0 = chip select asserted (CS# low). Clearing it ends the
+    /// flash command (a program or erase starts on CS# rising).
+    pub const CS: u64 = 0x00;
+    /// u32 RW: SCK = core clock / (2 * (CLKDIV + 1)).
+    pub const CLKDIV: u64 = 0x04;
+    /// CLKDIV after reset (50 MHz at a 1 GHz core clock).
+    pub const CLKDIV_RESET: u32 = 9;
+    /// DATA, 1/2/4/8-byte accesses. Write: sends the bytes, lowest first;
+    /// what the flash sent back meanwhile is kept in `RX`. Read: sends that
+    /// many 00h bytes and returns the bytes received, first in bits 7:0.
+    pub const DATA: u64 = 0x10;
+    /// u64 RO: the bytes received during the last DATA write.
+    pub const RX: u64 = 0x18;
+}
+
+/// SPI NOR command set (JEDEC JESD216 basic commands as the Micron MT25Q
+/// datasheet's command table lists them) and status bits.
+pub mod spi_nor {
+    pub const READ_ID: u8 = 0x9f;
+    pub const READ_STATUS: u8 = 0x05;
+    pub const READ_FLAG_STATUS: u8 = 0x70;
+    pub const WRITE_ENABLE: u8 = 0x06;
+    pub const WRITE_DISABLE: u8 = 0x04;
+    /// 3-byte address READ / FAST READ (8 dummy clocks), PAGE PROGRAM,
+    /// SUBSECTOR ERASE (4 KiB), SECTOR ERASE (64 KiB).
+    pub const READ: u8 = 0x03;
+    pub const FAST_READ: u8 = 0x0b;
+    pub const PAGE_PROGRAM: u8 = 0x02;
+    pub const SUBSECTOR_ERASE: u8 = 0x20;
+    pub const SECTOR_ERASE: u8 = 0xd8;
+    /// The same with a 4-byte address.
+    pub const READ4: u8 = 0x13;
+    pub const FAST_READ4: u8 = 0x0c;
+    pub const PAGE_PROGRAM4: u8 = 0x12;
+    pub const SUBSECTOR_ERASE4: u8 = 0x21;
+    pub const SECTOR_ERASE4: u8 = 0xdc;
+    pub const ENTER_4BYTE: u8 = 0xb7;
+    pub const EXIT_4BYTE: u8 = 0xe9;
+    pub const RESET_ENABLE: u8 = 0x66;
+    pub const RESET_MEMORY: u8 = 0x99;
+    /// Status register: write in progress, write enable latch.
+    pub const SR_WIP: u8 = 1 << 0;
+    pub const SR_WEL: u8 = 1 << 1;
+    /// Flag status register: program/erase controller ready, erase and
+    /// program errors, 4-byte address mode.
+    pub const FSR_READY: u8 = 1 << 7;
+    pub const FSR_ERASE_ERROR: u8 = 1 << 5;
+    pub const FSR_PROGRAM_ERROR: u8 = 1 << 4;
+    pub const FSR_ADDR4: u8 = 1 << 0;
+}
+
+/// OTP fuses (base `memory_map::OTP_BASE`): 32-bit words, a blown bit
+/// reads 1 and never returns to 0.
+pub mod otp {
+    /// u32 RO: fuse word i at FUSE + 4 * i.
+    pub const FUSE: u64 = 0x000;
+    /// u32 W: word to program.
+    pub const PROG_ADDR: u64 = 0x800;
+    /// u32 W: bits to blow (ORed into the word).
+    pub const PROG_DATA: u64 = 0x804;
+    /// u32 W: writing `PROG_KEY` starts programming.
+    pub const PROG_CMD: u64 = 0x808;
+    pub const PROG_KEY: u32 = 0x4f54_5031;
+    /// u32 RO: `STATUS_BUSY` while a word is being programmed;
+    /// `STATUS_ERROR` if the last request was refused (locked or out of range).
+    pub const STATUS: u64 = 0x80c;
+    pub const STATUS_BUSY: u32 = 1 << 0;
+    pub const STATUS_ERROR: u32 = 1 << 1;
+    /// Fuse map: SHA-256 of the root public key (8 words, byte i of the
+    /// hash is byte i of the words read little-endian).
+    pub const KEY_HASH: usize = 0;
+    pub const KEY_HASH_WORDS: usize = 8;
+    /// Lock word: `LOCK_KEY_HASH` makes the key hash words read-only.
+    pub const LOCK: usize = 8;
+    pub const LOCK_KEY_HASH: u32 = 1 << 0;
+    /// Anti-rollback counter: 8 words, a 256-bit thermometer code; the
+    /// counter is the number of blown bits (bits are blown lowest first).
+    pub const ROLLBACK: usize = 16;
+    pub const ROLLBACK_WORDS: usize = 8;
+}
+
+/// Signed image layout (first-stage bootloader and firmware slots), in
+/// the spirit of MCUboot's: a 512-byte header, the payload (the load
+/// segments' bytes, one after another), then an Ed25519 signature (RFC
+/// 8032, 64 bytes) over the 512-byte header at `HEADER_SIZE +
+/// align8(payload size)`. The header carries the payload's SHA-256, so the
+/// signature covers the payload too. All fields little-endian; unused
+/// header bytes are zero.
+pub mod image {
+    /// u32 "DPUI".
+    pub const MAGIC: u32 = 0x4955_5044;
+    pub const FORMAT: u16 = 1;
+    pub const HEADER_SIZE: usize = 512;
+    pub const SIGNATURE_SIZE: usize = 64;
+    pub const OFF_MAGIC: usize = 0x00;
+    /// u16 format version, u16 header size.
+    pub const OFF_FORMAT: usize = 0x04;
+    pub const OFF_HEADER_SIZE: usize = 0x06;
+    /// u8: `KIND_*`.
+    pub const OFF_KIND: usize = 0x08;
+    pub const KIND_BOOTLOADER: u8 = 1;
+    pub const KIND_FIRMWARE: u8 = 2;
+    /// Version: u8 major, u8 minor, u16 revision, u32 build.
+    pub const OFF_VERSION: usize = 0x0c;
+    /// u32: anti-rollback security counter (checked against the OTP counter).
+    pub const OFF_SECURITY_COUNTER: usize = 0x14;
+    /// u64 entry point.
+    pub const OFF_ENTRY: usize = 0x18;
+    /// u32 payload bytes; u16 segment count.
+    pub const OFF_PAYLOAD_SIZE: usize = 0x20;
+    pub const OFF_SEGMENTS: usize = 0x24;
+    /// u64: layout fingerprint of the chip the image was built for.
+    pub const OFF_CHIP: usize = 0x28;
+    /// SHA-256 of the payload.
+    pub const OFF_PAYLOAD_HASH: usize = 0x30;
+    /// Ed25519 public key of the signer (its SHA-256 must match the OTP).
+    pub const OFF_PUBLIC_KEY: usize = 0x50;
+    /// Segment table: `MAX_SEGMENTS` entries of `SEGMENT` bytes: u64 load
+    /// address, u32 offset in the payload, u32 file bytes, u32 memory
+    /// bytes (the rest zero-filled), u32 reserved.
+    pub const OFF_SEGMENT_TABLE: usize = 0x80;
+    pub const SEGMENT: usize = 24;
+    pub const MAX_SEGMENTS: usize = 16;
+    pub const SEG_LOAD: usize = 0;
+    pub const SEG_OFFSET: usize = 8;
+    pub const SEG_FILE_SIZE: usize = 12;
+    pub const SEG_MEM_SIZE: usize = 16;
+}
+
+/// Hand-off block the first-stage bootloader leaves for the firmware at
+/// `memory_map::BOOTINFO_BASE`. Without a bootloader (an ELF loaded
+/// directly) it reads zero.
+pub mod bootinfo {
+    /// u32 "DPUB".
+    pub const MAGIC: u32 = 0x4255_5044;
+    pub const OFF_MAGIC: usize = 0x00;
+    /// u8: slot booted (0 = A, 1 = B).
+    pub const OFF_SLOT: usize = 0x04;
+    /// u8: `MODE_*`.
+    pub const OFF_MODE: usize = 0x05;
+    /// The confirmed image of the slot.
+    pub const MODE_CONFIRMED: u8 = 0;
+    /// A new image on trial: it must confirm itself, or the next boot reverts.
+    pub const MODE_TRIAL: u8 = 1;
+    /// u32: the OTP anti-rollback counter at boot.
+    pub const OFF_OTP_COUNTER: usize = 0x08;
+    /// u32: the running image's security counter.
+    pub const OFF_SECURITY_COUNTER: usize = 0x0c;
+    /// 8 bytes: the running image's version (as in the image header).
+    pub const OFF_VERSION: usize = 0x10;
+    /// u64: entry point (where released harts jump), u32: harts that
+    /// have left the bootloader (the releasing hart waits for all).
+    pub const OFF_ENTRY: usize = 0x20;
+    pub const OFF_RELEASED: usize = 0x28;
+    pub const SIZE: usize = 0x1000;
 }

@@ -7,7 +7,9 @@
 //! jr    t0
 //! .dword entry
 //! ```
-//! Later the secure-boot ROM stage (image verification) lives here.
+//! Booting from flash, the ROM stage (`crate::secure_boot`) verifies the
+//! first-stage bootloader first and the stub jumps to its entry; if the
+//! ROM refuses it, [`halt_stub`] parks every hart.
 
 use crate::isa::asm;
 use dpu_hal::regs::csr::MHARTID;
@@ -25,4 +27,11 @@ pub fn reset_stub(entry: u64) -> Vec<u8> {
     let mut v: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     v.extend_from_slice(&entry.to_le_bytes());
     v
+}
+
+/// What a ROM that refused to boot leaves the harts running: `wfi` forever.
+pub fn halt_stub() -> Vec<u8> {
+    // wfi; j -4
+    let words = [0x1050_0073u32, asm::j(0, -4)];
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }

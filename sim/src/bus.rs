@@ -72,6 +72,8 @@ enum Dev {
     Crypto,
     Ec,
     Trng,
+    Spi,
+    Otp,
 }
 
 /// Per-window bandwidth accounting (see `timing.contention` in the chip file).
@@ -154,6 +156,16 @@ pub struct Bus {
     pub host_mem: Rc<RefCell<HostMemory>>,
     /// Boot configuration blob the firmware reads (see `dpu_hal::regs::bootcfg`).
     pub bootcfg: Vec<u8>,
+    /// The boot flash behind its SPI controller.
+    pub spi: crate::dev::spi::Spi,
+    /// OTP fuses.
+    pub otp: crate::dev::otp::Otp,
+    /// Cycles the device just accessed holds the bus beyond the access
+    /// (a slow peripheral: the SPI controller while bytes shift); the
+    /// accessing hart adds them to the access's cost.
+    pub mmio_stall: u64,
+    /// The power was cut (`Event::PowerCut`): the run ends.
+    pub power_cut: bool,
     /// Per-I/O trace, when enabled (shared with the host model).
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
     /// Debugger software breakpoints (checked by harts in debug mode).
@@ -193,6 +205,8 @@ impl Bus {
             (d.crypto.base, d.crypto.base + chip.crypto_window(), Dev::Crypto),
             (d.ec.base, d.ec.base + chip.ec_window(), Dev::Ec),
             (d.trng.base, d.trng.base + window::TRNG, Dev::Trng),
+            (d.spi.base, d.spi.base + window::SPI, Dev::Spi),
+            (d.otp.base, d.otp.base + window::OTP, Dev::Otp),
         ];
         let regions = memory.regions().len();
         let ct = &chip.timing.contention;
@@ -262,6 +276,13 @@ impl Bus {
             trng: crate::accel::trng::Trng::new(0, d.trng.min_entropy_bits, d.trng.irq, Default::default()),
             host_mem: Rc::new(RefCell::new(HostMemory::new())),
             bootcfg: vec![0; d.bootcfg.size as usize],
+            spi: crate::dev::spi::Spi::new(crate::dev::nor_flash::NorFlash::new(
+                crate::dev::nor_flash::FlashSpec::from_board(board, chip.chip.clock_hz),
+                crate::dev::nor_flash::FlashArray::erased(board.flash.size),
+            )),
+            otp: crate::dev::otp::Otp::new(d.otp.words as usize, dpu_targets::ns_to_cycles(d.otp.program_ns, chip.chip.clock_hz).max(1)),
+            mmio_stall: 0,
+            power_cut: false,
             iotrace: None,
             breakpoints: Default::default(),
             net: crate::net::network::Network::new(
@@ -320,6 +341,12 @@ impl Bus {
                 v[..b.len()].copy_from_slice(b);
                 Some(u64::from_le_bytes(v))
             }
+            Dev::Spi => {
+                let (v, stall) = self.spi.read(off, size, now)?;
+                self.mmio_stall = stall;
+                Some(v)
+            }
+            Dev::Otp => self.otp.read(off, size, now),
         }
     }
 
@@ -343,7 +370,12 @@ impl Bus {
             Dev::Clint => self.clint.write(now, off, size, v, &mut self.lines, &mut self.events),
             Dev::Plic => self.plic.write(off, size, v, &mut self.lines),
             Dev::Uart => self.uart.write(hart, now, off, size, v, &mut self.console),
-            Dev::Trace => self.trace.write(hart, now, off, size, v, &mut self.console),
+            Dev::Trace => {
+                if self.trace.unresolved() {
+                    self.trace.resolve(&mut self.mem);
+                }
+                self.trace.write(hart, now, off, size, v, &mut self.console)
+            }
             Dev::Mailbox => self.mailbox.write(off, size, v, &mut self.plic, &mut self.lines),
             Dev::Pcie => {
                 let mut fx = Vec::new();
@@ -389,6 +421,17 @@ impl Bus {
                 ok
             }
             Dev::BootCfg => false,
+            Dev::Spi => match self.spi.write(off, size, v, now) {
+                Some(stall) => {
+                    self.mmio_stall = stall;
+                    if let Some(at) = self.spi.flash.cut_at.take() {
+                        self.events.push(at, crate::event::Event::PowerCut);
+                    }
+                    true
+                }
+                None => false,
+            },
+            Dev::Otp => self.otp.write(off, size, v, now),
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Segment {
     pub paddr: u64,
     pub data: Vec<u8>,
     pub mem_size: u64,
+    /// `PF_W`: the program may change it (not part of its code identity).
+    pub writable: bool,
 }
 
 /// A function or object symbol.
@@ -137,7 +139,7 @@ impl Image {
                 continue;
             }
             let data = ph.data(endian, &*bytes).map_err(|_| not_elf("segment data outside the file".into()))?;
-            segments.push(Segment { paddr: ph.p_paddr(endian), data: data.to_vec(), mem_size: ph.p_memsz(endian) });
+            segments.push(Segment { paddr: ph.p_paddr(endian), data: data.to_vec(), mem_size: ph.p_memsz(endian), writable: ph.p_flags(endian) & object::elf::PF_W != 0 });
         }
         if segments.is_empty() {
             return Err(ImageError::Empty { path: path.into() });

@@ -33,6 +33,9 @@ pub enum Event {
     NetPoll { target: u32 },
     /// Scenario fault `index` starts (`start`) or ends.
     Fault { index: u32, start: bool },
+    /// Power goes away (a power-cut test): the run ends, the flash keeps
+    /// what a running program or erase had done.
+    PowerCut,
 }
 
 #[derive(Default)]

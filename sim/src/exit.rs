@@ -11,7 +11,9 @@
 //! | 5 | time limit reached before the scenario's jobs finished (no report) |
 //! | 6 | interrupted (Ctrl-C / SIGINT): summary and stats still written |
 //! | 7 | the firmware rejected its boot configuration (its reason on stderr) |
-//! | 8-15 | reserved |
+//! | 8 | secure boot refused: the boot ROM refused the first-stage bootloader, or the bootloader found no slot it may boot (the boot log says why) |
+//! | 9 | power cut (a power-cut test): the flash keeps what the interrupted operation had done |
+//! | 10-15 | reserved |
 //! | 16 + N | the firmware failed with code N < 100 (test finisher) |
 //! | 116 | the firmware failed with a code of 100 or more (a panic: 0xdead) |
 //!
@@ -26,6 +28,11 @@ pub const TIME_LIMIT: u8 = 5;
 pub const INTERRUPTED: u8 = 6;
 /// The firmware rejected its boot configuration (`Finish::ConfigRejected`).
 pub const BOOT_CONFIG_REJECTED: u8 = 7;
+/// Secure boot found nothing it may run (`Outcome::BootRefused`,
+/// `Finish::NoBootableImage`).
+pub const SECURE_BOOT_REFUSED: u8 = 8;
+/// The power was cut (`Outcome::PowerCut`).
+pub const POWER_CUT: u8 = 9;
 /// Exit status of firmware failure code 0 (codes N < 100 give 16 + N).
 pub const FIRMWARE_FAIL_BASE: u8 = 16;
 /// Exit status of firmware failure codes of 100 and more.

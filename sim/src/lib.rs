@@ -7,6 +7,9 @@
 //!   decoded-instruction cache, contention windows.
 //! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port.
 //! * [`machine`]: the chip and the deterministic discrete-event engine.
+//! * [`secure_boot`]: the boot ROM's check of the first-stage bootloader
+//!   in flash (`dpusim --flash`); `dev::nor_flash`, `dev::spi`, `dev::otp`:
+//!   the boot flash, its SPI controller, the OTP fuses.
 //! * [`net`]: the network model (frames, RSS, checksum/TSO/LRO offloads, pcap).
 //! * [`elf`], [`report`], [`console`]: images, statistics, fault reports, logs.
 //! * [`exit`]: the table of `dpusim` exit statuses.
@@ -37,5 +40,6 @@ pub mod net;
 pub mod net_setup;
 pub mod pcie;
 pub mod report;
+pub mod secure_boot;
 
-pub use machine::{Machine, Outcome, SimConfig};
+pub use machine::{FlashBoot, Machine, Outcome, SimConfig};

@@ -78,6 +78,13 @@ pub enum Outcome {
     Breakpoint { hart: u32 },
     /// The user asked the run to stop (Ctrl-C; see `Machine::stop_request`).
     Interrupted,
+    /// Secure boot found nothing it may run: the boot ROM refused the
+    /// first-stage bootloader (the reason), or the bootloader refused both
+    /// firmware slots (its boot log says why).
+    BootRefused(String),
+    /// The power went away (a power-cut test): the flash and the fuses
+    /// keep what the interrupted program or erase had done.
+    PowerCut,
 }
 
 impl Outcome {
@@ -94,6 +101,8 @@ impl Outcome {
             Outcome::Interrupted => exit::INTERRUPTED,
             Outcome::Host(Ok(())) | Outcome::Breakpoint { .. } => exit::PASS,
             Outcome::Host(Err(_)) => exit::SCENARIO_FAILED,
+            Outcome::BootRefused(_) | Outcome::Finished(Finish::NoBootableImage) => exit::SECURE_BOOT_REFUSED,
+            Outcome::PowerCut => exit::POWER_CUT,
         })
     }
 }
@@ -159,6 +168,23 @@ pub struct Machine {
     /// Set (e.g. by a Ctrl-C handler) to end the run with
     /// `Outcome::Interrupted`; checked between quanta, every 1024 of them.
     pub stop_request: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Booted from the SPI flash (`from_flash`): the firmware reads its
+    /// configuration from flash, so a scenario leaves the boot
+    /// configuration window empty.
+    pub flash_boot: bool,
+    /// The boot ROM refused the first-stage bootloader: why.
+    boot_refused: Option<String>,
+    /// Further symbol files (`from_flash`); the one the trace port matches
+    /// becomes `image` (symbols of fault reports and profiles).
+    other_images: Vec<Image>,
+}
+
+/// What `Machine::from_flash` boots: the flash contents, the OTP fuse
+/// words, and the ELFs the flash's images were built from.
+pub struct FlashBoot {
+    pub array: crate::dev::nor_flash::FlashArray,
+    pub otp: Vec<u32>,
+    pub symbols: Vec<Image>,
 }
 
 /// A measurement window opened and closed by the host.
@@ -220,35 +246,37 @@ fn region_latencies(chip: &Chip, mem: &Memory, cluster: u32) -> Vec<u32> {
 }
 
 impl Machine {
+    /// Checks the chip stamp of `image` against the chip and board.
+    fn check_stamp(chip: &Chip, board: &Board, image: &Image, config: &SimConfig, warnings: &mut Vec<String>) -> Result<(), SetupError> {
+        let path = image.path.display().to_string();
+        match &image.chip_stamp {
+            Some((_, board_fp, name)) if *board_fp != board.layout_fingerprint() && !config.ignore_chip_mismatch => Err(SetupError::BoardMismatch {
+                path,
+                image_chip: name.clone(),
+                board: board.board.name.clone(),
+                board_file: board.source.display().to_string(),
+            }),
+            Some((fp, _, name)) if *fp != chip.layout_fingerprint() && !config.ignore_chip_mismatch => Err(SetupError::ChipMismatch {
+                path,
+                image_chip: name.clone(),
+                image_fp: *fp,
+                chip: chip.chip.name.clone(),
+                chip_fp: chip.layout_fingerprint(),
+                chip_file: chip.source.display().to_string(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                warnings.push(format!("{path}: no .dpu_chip section; cannot check that it was built for chip `{}`", chip.chip.name));
+                Ok(())
+            }
+        }
+    }
+
     /// Builds the chip, loads the image and resets every hart to the boot ROM.
     pub fn new(chip: Chip, board: Board, image: Image, config: SimConfig) -> Result<Machine, SetupError> {
         let mut warnings = Vec::new();
+        Self::check_stamp(&chip, &board, &image, &config, &mut warnings)?;
         let path = image.path.display().to_string();
-        match &image.chip_stamp {
-            Some((_, board_fp, name)) if *board_fp != board.layout_fingerprint() && !config.ignore_chip_mismatch => {
-                return Err(SetupError::BoardMismatch {
-                    path,
-                    image_chip: name.clone(),
-                    board: board.board.name.clone(),
-                    board_file: board.source.display().to_string(),
-                });
-            }
-            Some((fp, _, name)) if *fp != chip.layout_fingerprint() && !config.ignore_chip_mismatch => {
-                return Err(SetupError::ChipMismatch {
-                    path,
-                    image_chip: name.clone(),
-                    image_fp: *fp,
-                    chip: chip.chip.name.clone(),
-                    chip_fp: chip.layout_fingerprint(),
-                    chip_file: chip.source.display().to_string(),
-                });
-            }
-            Some(_) => {}
-            None => warnings.push(format!(
-                "{path}: no .dpu_chip section; cannot check that it was built for chip `{}`",
-                chip.chip.name
-            )),
-        }
         let mut mem = memory_for(&chip);
         let map = mem
             .regions()
@@ -282,6 +310,66 @@ impl Machine {
         // An image without a defmt table (a bare-metal benchmark) is fine
         // until it writes to the trace port: the trace port says so then.
         let table = DefmtTable::from_elf(&image.bytes).map_err(SetupError::Defmt)?;
+        let trace = TracePort::new(chip.harts() as usize, table);
+        Ok(Self::assemble(chip, board, mem, image, trace, config, warnings))
+    }
+
+    /// Builds the chip booting from its SPI flash (`dpusim --flash`): the
+    /// boot ROM model verifies and loads the first-stage bootloader
+    /// ([`crate::secure_boot`]), which picks and loads a firmware slot.
+    /// `symbols`: ELFs of the images the flash may hold (symbols, defmt
+    /// tables; the one whose code runs is picked at its first log frame).
+    /// A refused bootloader ends the run at once ([`Outcome::BootRefused`]).
+    pub fn from_flash(chip: Chip, board: Board, flash: FlashBoot, config: SimConfig) -> Result<Machine, SetupError> {
+        let mut warnings = Vec::new();
+        let mut candidates = Vec::new();
+        for image in &flash.symbols {
+            Self::check_stamp(&chip, &board, image, &config, &mut warnings)?;
+            let table = DefmtTable::from_elf(&image.bytes).map_err(SetupError::Defmt)?;
+            let code = image.segments.iter().filter(|s| !s.writable && !s.data.is_empty()).map(|s| (s.paddr, s.data.clone())).collect();
+            candidates.push((table, code));
+        }
+        let mut mem = memory_for(&chip);
+        let rom = crate::secure_boot::rom_stage(&chip, &flash.array, &flash.otp, &mut mem);
+        let (entry, start, log, refused) = match rom {
+            Ok(s) => (Some(s.entry), s.cycles, s.log, None),
+            Err(r) => (None, 0, r.log, Some(r.reason)),
+        };
+        // Refused: the ROM parks every hart (a jump to itself after wfi).
+        let stub = match entry {
+            Some(e) => bootrom::reset_stub(e),
+            None => bootrom::halt_stub(),
+        };
+        mem.write_bytes(chip.memory.bootrom.base, &stub).expect("boot ROM is RAM");
+        let mut symbols = flash.symbols;
+        let mut image = if symbols.is_empty() { Image::from_segments("flash", entry.unwrap_or(0), Vec::new()) } else { symbols.remove(0) };
+        image.symbols.add(chip.memory.bootrom.base, stub.len() as u64, "bootrom::rom_stage");
+        let mut rest = vec![];
+        std::mem::swap(&mut rest, &mut symbols);
+        let trace = TracePort::with_candidates(chip.harts() as usize, candidates);
+        let mut m = Self::assemble(chip, board, mem, image, trace, config, warnings);
+        m.other_images = rest;
+        m.flash_boot = true;
+        m.bus.spi.flash.array = flash.array;
+        for (w, v) in m.bus.otp.words.iter_mut().zip(&flash.otp) {
+            *w = *v;
+        }
+        for line in log {
+            m.bus.console.emit(start, 0, crate::console::Source::Uart, Some("ROM".into()), line);
+        }
+        if let Some(r) = &refused {
+            m.bus.console.emit(start, 0, crate::console::Source::Uart, Some("ROM".into()), format!("boot refused: {r}"));
+        }
+        m.boot_refused = refused;
+        m.now = start;
+        for h in m.harts.iter_mut() {
+            h.cycle = start;
+            h.idle_cycles = start;
+        }
+        Ok(m)
+    }
+
+    fn assemble(chip: Chip, board: Board, mem: Memory, image: Image, trace: TracePort, config: SimConfig, warnings: Vec<String>) -> Machine {
         let harts_n = chip.harts() as usize;
         let costs = CoreCosts::from_chip(&chip);
         let ddr_region = mem.regions().iter().find(|r| r.kind == RegionKind::Ddr).map(|r| r.id).unwrap_or(0);
@@ -293,12 +381,36 @@ impl Machine {
             hart.stop_on_nested_trap = config.stop_on_nested_trap;
             harts.push(hart);
         }
-        let mut bus = Bus::new(&chip, &board, mem, TracePort::new(harts_n, table));
+        let mut bus = Bus::new(&chip, &board, mem, trace);
         bus.console.quiet = config.quiet;
         // Hosts Cranelift cannot target run the interpreter only.
         bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
         bus.console.capture_all = config.capture_log;
-        Ok(Machine { chip, board, harts, bus, now: 0, image, config, host_seconds: 0.0, warnings, boot_config: None, host: None, window: None, running: Vec::new(), running_dirty: true, seen_lines: Vec::new(), faults: Vec::new(), faults_armed: false, pacing: None, scenario_running: false, stop_request: None })
+        Machine {
+            chip,
+            board,
+            harts,
+            bus,
+            now: 0,
+            image,
+            config,
+            host_seconds: 0.0,
+            warnings,
+            boot_config: None,
+            host: None,
+            window: None,
+            running: Vec::new(),
+            running_dirty: true,
+            seen_lines: Vec::new(),
+            faults: Vec::new(),
+            faults_armed: false,
+            pacing: None,
+            scenario_running: false,
+            stop_request: None,
+            flash_boot: false,
+            boot_refused: None,
+            other_images: Vec::new(),
+        }
     }
 
     /// Attaches a scenario: the firmware's boot configuration and the host
@@ -316,6 +428,13 @@ impl Machine {
     pub fn configure(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
         sc.check_platform(&self.chip, &self.board).map_err(|e| e.to_string())?;
         let cfg = crate::bootcfg::BootConfig::from_scenario(sc);
+        if self.flash_boot {
+            // A card booted from flash reads its configuration from there
+            // (`cargo xtask flash --scenario` wrote the scenario's); the
+            // window stays empty, as on a card.
+            self.boot_config = Some(cfg);
+            return self.attach_network(sc);
+        }
         let blob = cfg.to_bytes();
         if blob.len() > self.bus.bootcfg.len() {
             return Err(format!("{}: the configuration does not fit the {}-byte boot configuration window", sc.source.display(), self.bus.bootcfg.len()));
@@ -399,7 +518,43 @@ impl Machine {
             Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
             Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
             Event::Fault { index, start } => self.fault(index as usize, start),
+            Event::PowerCut => self.power_cut(),
         }
+    }
+
+    /// Power goes away now: the flash and the OTP stop where they are.
+    pub fn power_cut(&mut self) {
+        self.bus.spi.flash.power_cut(self.now);
+        self.bus.otp.power_cut(self.now);
+        self.bus.power_cut = true;
+    }
+
+    /// Once the trace port knows which symbol file's code runs, that file
+    /// becomes `image` (fault reports, profiles).
+    fn pick_image(&mut self) {
+        let Some(i) = self.bus.trace.resolved else { return };
+        let others = std::mem::take(&mut self.other_images);
+        if i >= 1 && i <= others.len() {
+            let mut others = others;
+            let chosen = others.swap_remove(i - 1);
+            let rom = self.image.symbols.lookup(self.chip.memory.bootrom.base).map(|(n, _)| n.to_string());
+            self.image = chosen;
+            if let Some(n) = rom {
+                self.image.symbols.add(self.chip.memory.bootrom.base, 16, &n);
+            }
+        }
+    }
+
+    /// The flash contents and OTP words, as a run leaves them (to write
+    /// back to the `--flash` and `--otp` files: the card's next boot).
+    pub fn flash_state(&mut self) -> (&mut crate::dev::nor_flash::FlashArray, &[u32]) {
+        let now = self.now;
+        if !self.bus.power_cut {
+            // The power stays on: a running program or erase completes.
+            self.bus.spi.flash.finish(now);
+            self.bus.otp.complete();
+        }
+        (&mut self.bus.spi.flash.array, &self.bus.otp.words)
     }
 
     /// Runs until the firmware finishes, a fault, a deadlock or the time limit.
@@ -419,6 +574,9 @@ impl Machine {
     fn run_inner(&mut self, tick: &mut dyn FnMut(&Machine)) -> Outcome {
         let max = self.config.max_cycles.unwrap_or(u64::MAX);
         self.running_dirty = true;
+        if let Some(why) = self.boot_refused.clone() {
+            return Outcome::BootRefused(why);
+        }
         let mut last_tick = Instant::now();
         let mut iterations = 0u32;
         loop {
@@ -434,6 +592,12 @@ impl Machine {
             }
             if let Some(f) = self.bus.finish {
                 return Outcome::Finished(f);
+            }
+            if self.bus.power_cut {
+                return Outcome::PowerCut;
+            }
+            if !self.other_images.is_empty() {
+                self.pick_image();
             }
             if self.now >= max {
                 return if self.scenario_running { Outcome::Unfinished } else { Outcome::TimeLimit };

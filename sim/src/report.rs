@@ -116,6 +116,9 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Host(Ok(())) => "scenario passed".into(),
         Outcome::Host(Err(e)) => format!("scenario failed: {e}"),
         Outcome::Breakpoint { hart } => format!("hart {hart} at a breakpoint"),
+        Outcome::BootRefused(why) => format!("secure boot refused: {why}"),
+        Outcome::Finished(Finish::NoBootableImage) => "secure boot refused: no bootable firmware slot".into(),
+        Outcome::PowerCut => "power cut".into(),
     }
 }
 

@@ -110,11 +110,117 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(m)
 }
 
-/// SPI NOR boot flash.
+/// SPI NOR boot flash: geometry, identity and timing of the part (from
+/// its datasheet), and the partition layout.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flash {
     pub size: u64,
+    /// READ ID (9Fh) answer: manufacturer, memory type, capacity.
+    pub jedec_id: [u8; 3],
+    pub page_size: u64,
+    pub subsector_size: u64,
+    pub sector_size: u64,
+    /// Highest SCK the part takes for every command.
+    pub max_sck_hz: u64,
+    /// Typical PAGE PROGRAM time (tPP), SUBSECTOR ERASE (tSSE), SECTOR ERASE (tSE).
+    pub page_program_ns: u64,
+    pub subsector_erase_ns: u64,
+    pub sector_erase_ns: u64,
+    pub layout: FlashLayout,
+}
+
+/// A flash partition.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl Partition {
+    pub fn end(&self) -> u64 {
+        self.offset + self.size
+    }
+}
+
+/// Partitions of the boot flash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlashLayout {
+    /// Signed first-stage bootloader (read by the boot ROM).
+    pub bootloader: Partition,
+    /// The bootloader's A/B state journal (two subsectors, alternately).
+    pub boot_state: Partition,
+    /// The persisted configuration: two copies, one per half.
+    pub config: Partition,
+    /// Signed firmware images.
+    pub slot_a: Partition,
+    pub slot_b: Partition,
+}
+
+impl FlashLayout {
+    /// Every partition with its field name.
+    pub fn all(&self) -> [(&'static str, Partition); 5] {
+        [
+            ("flash.layout.bootloader", self.bootloader),
+            ("flash.layout.boot_state", self.boot_state),
+            ("flash.layout.config", self.config),
+            ("flash.layout.slot_a", self.slot_a),
+            ("flash.layout.slot_b", self.slot_b),
+        ]
+    }
+}
+
+impl Flash {
+    /// Checks geometry and layout; `Err((field, message))`.
+    fn check(&self) -> Result<(), (String, String)> {
+        let e = |f: &str, m: String| Err((f.to_string(), m));
+        if self.size == 0 || !self.size.is_power_of_two() {
+            return e("flash.size", format!("{:#x} must be a non-zero power of two", self.size));
+        }
+        if !self.page_size.is_power_of_two() || !(16..=4096).contains(&self.page_size) {
+            return e("flash.page_size", format!("{} must be a power of two in 16..=4096", self.page_size));
+        }
+        if !self.subsector_size.is_power_of_two() || self.subsector_size < self.page_size {
+            return e("flash.subsector_size", format!("{:#x} must be a power of two >= page_size", self.subsector_size));
+        }
+        if !self.sector_size.is_power_of_two() || self.sector_size < self.subsector_size || self.sector_size > self.size {
+            return e("flash.sector_size", format!("{:#x} must be a power of two in subsector_size..=size", self.sector_size));
+        }
+        if self.max_sck_hz == 0 {
+            return e("flash.max_sck_hz", "must be non-zero".into());
+        }
+        for (f, v) in [("flash.page_program_ns", self.page_program_ns), ("flash.subsector_erase_ns", self.subsector_erase_ns), ("flash.sector_erase_ns", self.sector_erase_ns)] {
+            if v == 0 || v > 10_000_000_000 {
+                return e(f, format!("{v} must be in 1..=10_000_000_000 ns"));
+            }
+        }
+        let l = &self.layout;
+        for (f, p) in l.all() {
+            let align = if f.ends_with("boot_state") || f.ends_with("config") { self.subsector_size } else { self.sector_size };
+            if p.size == 0 || p.offset % align != 0 || p.size % align != 0 || p.end() > self.size {
+                return e(f, format!("{:#x}+{:#x} must be non-empty, {align:#x}-aligned and inside the {:#x}-byte flash", p.offset, p.size, self.size));
+            }
+        }
+        if l.boot_state.size != 2 * self.subsector_size {
+            return e("flash.layout.boot_state", format!("size {:#x} must be two subsectors ({:#x})", l.boot_state.size, 2 * self.subsector_size));
+        }
+        if l.config.size % (2 * self.subsector_size) != 0 {
+            return e("flash.layout.config", format!("size {:#x} must hold two copies of whole subsectors", l.config.size));
+        }
+        if l.slot_a.size != l.slot_b.size {
+            return e("flash.layout.slot_b", "slot_a and slot_b must have the same size".into());
+        }
+        let mut v: Vec<(&str, Partition)> = l.all().to_vec();
+        v.sort_by_key(|p| p.1.offset);
+        for w in v.windows(2) {
+            if w[0].1.end() > w[1].1.offset {
+                return e(w[1].0, format!("overlaps {}", w[0].0));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Board {
@@ -131,7 +237,12 @@ impl Board {
             u64::from(p.vendor_id),
             u64::from(p.device_id),
             u64::from(p.vf_device_id),
+            self.flash.size,
+            self.flash.page_size,
+            self.flash.subsector_size,
+            self.flash.sector_size,
         ];
+        let words: Vec<u64> = words.into_iter().chain(self.flash.layout.all().iter().flat_map(|(_, p)| [p.offset, p.size])).collect();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for w in words {
             for b in w.to_le_bytes() {
@@ -212,8 +323,8 @@ impl Board {
                 return err(&format!("network.ports[{i}].speed_gbps"), format!("{} is not an Ethernet speed (10, 25, 40, 50, 100, 200, 400)", port.speed_gbps));
             }
         }
-        if b.flash.size == 0 || !b.flash.size.is_power_of_two() {
-            return err("flash.size", format!("{:#x} must be a non-zero power of two", b.flash.size));
+        if let Err((field, msg)) = b.flash.check() {
+            return err(&field, msg);
         }
         Ok(b)
     }

@@ -48,6 +48,9 @@ pub struct Memory {
 pub struct Bootrom {
     pub base: u64,
     pub size: u64,
+    /// Flash offset where the ROM stage looks for the signed first-stage
+    /// bootloader (the board's `flash.layout.bootloader` must start here).
+    pub stage1_flash_offset: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +77,10 @@ pub struct Firmware {
     /// buffers; RAM namespaces are carved from the rest of DDR
     /// ([`Chip::ram_namespace_pool`]).
     pub ddr_heap_size: u64,
+    /// Top of the image region kept for the first-stage bootloader and
+    /// its hand-off block ([`Chip::bootloader_region`]); the firmware is
+    /// linked below it.
+    pub bootloader_size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +99,9 @@ pub struct Devices {
     pub crypto: Crypto,
     pub ec: Ec,
     pub trng: Trng,
+    // Secure boot: the boot flash's SPI controller and the OTP fuses.
+    pub spi: MmioDevice,
+    pub otp: Otp,
 }
 
 /// Crypto engines (AES-256-XTS, AES-256-GCM, SHA-256): queues, key slots,
@@ -135,6 +145,15 @@ pub struct Trng {
     pub irq: u32,
     /// Min-entropy per raw 8-bit sample the health-test cutoffs assume.
     pub min_entropy_bits: u32,
+}
+
+/// OTP fuse array: `words` 32-bit words; programming one takes `program_ns`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Otp {
+    pub base: u64,
+    pub words: u32,
+    pub program_ns: u64,
 }
 
 /// The on-chip Ethernet controller: ports (MACs/PHYs are board facts),
@@ -271,6 +290,10 @@ pub mod window {
     pub const EC_QUEUES: u64 = 0x100;
     /// TRNG (layout: `dpu_hal::regs::trng`).
     pub const TRNG: u64 = 0x1000;
+    /// SPI flash controller (layout: `dpu_hal::regs::spi`).
+    pub const SPI: u64 = 0x1000;
+    /// OTP controller and fuse words (layout: `dpu_hal::regs::otp`).
+    pub const OTP: u64 = 0x1000;
 }
 
 impl Chip {
@@ -358,6 +381,14 @@ impl Chip {
         (base, d.base + d.size - base)
     }
 
+    /// Where the first-stage bootloader runs: (address, bytes), the top
+    /// of the image region. Its first 4 KiB are the hand-off block the
+    /// firmware reads (`dpu_hal::regs::bootinfo`).
+    pub fn bootloader_region(&self) -> (u64, u64) {
+        let d = &self.memory.ddr;
+        (d.base + d.image_size - self.firmware.bootloader_size, self.firmware.bootloader_size)
+    }
+
     /// A hash of everything the firmware image bakes in at build time (hart
     /// counts, memory map, device bases, IRQ numbers). Timing is excluded: it
     /// can change without rebuilding the firmware. The simulator compares it
@@ -381,6 +412,8 @@ impl Chip {
             m.ddr.image_size,
             self.firmware.stack_size,
             self.firmware.ddr_heap_size,
+            self.firmware.bootloader_size,
+            m.bootrom.stage1_flash_offset,
             d.finisher.base,
             d.clint.base,
             d.plic.base,
@@ -409,6 +442,9 @@ impl Chip {
             d.ec.max_m.into(),
             d.trng.base,
             d.trng.irq.into(),
+            d.spi.base,
+            d.otp.base,
+            d.otp.words.into(),
         ];
         words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
         // FNV-1a over the little-endian bytes: stable across Rust versions.
@@ -442,6 +478,8 @@ impl Chip {
             ("devices.crypto".to_string(), d.crypto.base, self.crypto_window()),
             ("devices.ec".to_string(), d.ec.base, self.ec_window()),
             ("devices.trng".to_string(), d.trng.base, window::TRNG),
+            ("devices.spi".to_string(), d.spi.base, window::SPI),
+            ("devices.otp".to_string(), d.otp.base, window::OTP),
         ];
         for c in 0..self.chip.clusters {
             v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
@@ -603,6 +641,8 @@ impl Chip {
             ("devices.crypto.base", d.crypto.base),
             ("devices.ec.base", d.ec.base),
             ("devices.trng.base", d.trng.base),
+            ("devices.spi.base", d.spi.base),
+            ("devices.otp.base", d.otp.base),
         ] {
             if base % 0x1000 != 0 {
                 return err(field, format!("{base:#x} must be 4 KiB aligned"));
@@ -684,6 +724,16 @@ impl Chip {
         }
         if d.bootcfg.size < 0x1000 || d.bootcfg.size % 0x1000 != 0 {
             return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));
+        }
+        // Key hash (8 words), lock word, anti-rollback counter (8 words at 16).
+        if d.otp.words < 24 || d.otp.words * 4 > 0x800 {
+            return err("devices.otp.words", format!("{} must be 24..=512 (key hash, lock and rollback counter words)", d.otp.words));
+        }
+        if fw.bootloader_size < 0x1_0000 || fw.bootloader_size % 0x1000 != 0 || fw.bootloader_size >= m.ddr.image_size {
+            return err(
+                "firmware.bootloader_size",
+                format!("{:#x} must be a multiple of 0x1000, at least 0x10000 and smaller than memory.ddr.image_size", fw.bootloader_size),
+            );
         }
 
         let t = &self.timing;

@@ -2,8 +2,11 @@
 //! backends (RAM carved from DDR at boot, or a remote NVMe-oF namespace),
 //! the DPU port addresses, the remote controllers, the host NQN and the
 //! keys of encrypted namespaces.
-//! Read from its window and parsed (`dpu_bootcfg`) once by the admin
-//! service at boot; read-only afterwards.
+//! Read and parsed (`dpu_bootcfg`) once by the admin service at boot;
+//! read-only afterwards. Loaded as an ELF (development, the simulator), the
+//! blob comes from the boot configuration window; booted from flash, the
+//! firmware renders it from the configuration persisted there
+//! (`crate::boot::config_blob`).
 
 use core::sync::atomic::{AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
@@ -79,10 +82,17 @@ fn read_window() -> Option<&'static mut [u8]> {
     Some(blob)
 }
 
-/// Parses the boot configuration once (admin service at boot).
+/// Parses the boot configuration once (admin service at boot): from
+/// flash when the bootloader started this image, else from the window.
 pub fn load() -> Result<usize, ConfigError> {
     let t = dpu_rt::alloc::ddr_static::<InDdr>().ok_or(ConfigError::OutOfMemory { index: 0 })?;
-    let blob = read_window().ok_or(ConfigError::OutOfMemory { index: 0 })?;
+    let blob = match crate::boot::config_blob() {
+        // The configuration persisted in flash carries no key records
+        // (`dpu-config` has none yet), so `read_key` never reads the window
+        // for a flash-booted card.
+        Some(blob) => blob,
+        None => read_window().ok_or(ConfigError::OutOfMemory { index: 0 })?,
+    };
     if let Err(e) = dpu_bootcfg::parse(blob, &mut t.0, dpu_rt::alloc::ram_namespace) {
         // Serve nothing rather than half a configuration.
         if let Some(empty) = dpu_rt::alloc::ddr_static::<InDdr>() {

@@ -95,6 +95,7 @@ pub fn main(hart: HartId) -> ! {
     }
     channel::enable_doorbell(hart.0);
     csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
+    crate::boot::announce();
 
     // Boot round: every reactor must answer.
     let mut last_seen = [0u32; HARTS];
@@ -117,6 +118,16 @@ pub fn main(hart: HartId) -> ! {
         );
     } else {
         defmt::error!("boot: only {=usize}/{=usize} data-plane reactors answered", r.answered, reactors);
+    }
+    // Up: every reactor answered and the configuration is served. An
+    // image on trial confirms itself now (else the next boot reverts).
+    if r.answered == reactors && crate::boot::info().is_some_and(|i| i.trial) {
+        while !crate::bootcfg::loaded() {
+            clint::set_timer(0, csr::time() + TIMEBASE_HZ / 100_000);
+            csr::wfi();
+            channel::take_doorbells(0);
+        }
+        crate::boot::confirm_if_on_trial(hart.0);
     }
 
     let mut seq = 1u32;

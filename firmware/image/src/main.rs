@@ -4,11 +4,14 @@
 //! runs the control-plane main loop, other cluster-0 cores are reserved
 //! control-plane workers, every data-plane core (clusters 1-4) runs a
 //! run-to-completion reactor. Control plane and reactors talk through SPSC
-//! rings plus mailbox doorbells ([`channel`]).
+//! rings plus mailbox doorbells ([`channel`]). Booted from flash, the
+//! configuration comes from there and an image on trial confirms itself
+//! ([`boot`]).
 #![no_std]
 #![no_main]
 
 mod block;
+mod boot;
 mod bootcfg;
 mod channel;
 mod net;

@@ -21,9 +21,30 @@ struct Cli {
     /// targets/boards/ that carries the chip (dpu-card.toml for mppa80).
     #[arg(long, value_name = "FILE")]
     board: Option<PathBuf>,
-    /// Firmware image (RV64 ELF).
+    /// Firmware image (RV64 ELF), loaded directly. With --flash: the ELFs
+    /// of the images in flash (symbols and log decoding; may be given
+    /// several times, the one whose code runs is used).
+    #[arg(long, value_name = "FILE", required_unless_present = "flash")]
+    elf: Vec<PathBuf>,
+    /// Boot from this SPI flash image (`cargo xtask flash` builds one):
+    /// the boot ROM verifies the signed bootloader, which picks a signed
+    /// firmware slot. What the card writes to its flash is written back
+    /// to FILE when the run ends (the next run is the next boot).
     #[arg(long, value_name = "FILE")]
-    elf: PathBuf,
+    flash: Option<PathBuf>,
+    /// OTP fuses (little-endian 32-bit words: root key hash, lock,
+    /// anti-rollback counter), written back like the flash. Default: the
+    /// --flash file with the extension `.otp`, if it exists (else blank
+    /// fuses: an unprovisioned chip).
+    #[arg(long, value_name = "FILE", requires = "flash")]
+    otp: Option<PathBuf>,
+    /// Power-cut test: cut the power once this many bytes of flash program
+    /// or erase are done (the operation in progress stops half way).
+    #[arg(long, value_name = "BYTES", requires = "flash")]
+    power_cut_after_flash_bytes: Option<u64>,
+    /// Power-cut test: cut the power at this simulated time (e.g. 30ms).
+    #[arg(long, value_name = "TIME", value_parser = dpu_targets::parse_time_ns, requires = "flash")]
+    power_cut_at: Option<u64>,
     /// Stop after this many simulated core cycles.
     #[arg(long, value_name = "N")]
     max_cycles: Option<u64>,
@@ -216,7 +237,6 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             board.board.name, board.board.chip, chip_file
         ));
     }
-    let image = Image::load(&cli.elf)?;
     let mut max_cycles = cli.max_cycles;
     if let Some(ns) = cli.max_time {
         let c = dpu_targets::ns_to_cycles(ns, chip.chip.clock_hz);
@@ -235,7 +255,38 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
         Some(p) => Some(dpu_targets::Scenario::load(p)?),
         None => None,
     };
-    let mut m = Machine::new(chip, board, image, config)?;
+    let mut otp_path = None;
+    let mut m = match &cli.flash {
+        None => {
+            let [elf] = cli.elf.as_slice() else {
+                return Err("--elf: one firmware image (several only with --flash)".into());
+            };
+            Machine::new(chip, board, Image::load(elf)?, config)?
+        }
+        Some(flash) => {
+            let array = dpu_sim::dev::nor_flash::FlashArray::load(flash, board.flash.size).map_err(|e| format!("--flash {e}"))?;
+            let words = chip.devices.otp.words as usize;
+            let otp = cli.otp.clone().or_else(|| Some(flash.with_extension("otp")).filter(|p| p.exists()));
+            let fuses = match &otp {
+                Some(p) => dpu_sim::dev::otp::Otp::load(p, words, 1).map_err(|e| format!("--otp {e}"))?.words,
+                None => {
+                    note(&format!("dpusim: warning: no OTP file ({} does not exist): blank fuses", flash.with_extension("otp").display()));
+                    vec![0; words]
+                }
+            };
+            otp_path = otp;
+            let symbols = cli.elf.iter().map(Image::load).collect::<Result<Vec<_>, _>>()?;
+            let mut m = Machine::from_flash(chip, board, dpu_sim::FlashBoot { array, otp: fuses, symbols }, config)?;
+            if let Some(n) = cli.power_cut_after_flash_bytes {
+                m.bus.spi.flash.cut_after_bytes(n);
+            }
+            if let Some(ns) = cli.power_cut_at {
+                let at = dpu_targets::ns_to_cycles(ns, m.chip.chip.clock_hz);
+                m.bus.events.push(at.max(m.now), dpu_sim::event::Event::PowerCut);
+            }
+            m
+        }
+    };
     m.bus.trng = dpu_sim::accel::trng::Trng::new(cli.trng_seed, m.chip.devices.trng.min_entropy_bits, m.chip.devices.trng.irq, cli.trng_fault);
     // With --json, stdout carries the JSON document only.
     m.bus.console.to_stderr = cli.json;
@@ -315,6 +366,16 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
         run_with_bar(&mut m)
     };
     finish(&cli, &mut m, &outcome, &profiled, iotrace.as_ref())?;
+    if let Some(flash) = &cli.flash {
+        // The card's next boot: what it wrote to flash and fuses stays.
+        let otp = otp_path.unwrap_or_else(|| flash.with_extension("otp"));
+        let (array, fuses) = m.flash_state();
+        array.save(flash).map_err(|e| format!("--flash {e}"))?;
+        if fuses.iter().any(|&w| w != 0) {
+            let bytes: Vec<u8> = fuses.iter().flat_map(|w| w.to_le_bytes()).collect();
+            std::fs::write(&otp, bytes).map_err(|e| format!("--otp {}: {e}", otp.display()))?;
+        }
+    }
     Ok(outcome.exit_code() as u8)
 }
 
@@ -410,6 +471,9 @@ fn exit_message(cli: &Cli, outcome: &Outcome) -> Option<String> {
         }
         Outcome::Finished(Finish::Fail(c)) => Some(format!("the firmware failed with code {c} ({c:#x})")),
         Outcome::Deadlock => Some("deadlock".into()),
+        Outcome::BootRefused(why) => Some(format!("secure boot: the boot ROM refused the first-stage bootloader: {why}")),
+        Outcome::Finished(Finish::NoBootableImage) => Some("secure boot: the bootloader found no firmware slot it may boot (see its log above)".into()),
+        Outcome::PowerCut => Some("the power was cut; the flash file keeps what was written".into()),
         _ => None,
     }
 }

@@ -744,7 +744,7 @@ impl Hart {
             return Ok((v, self.ram_load_cycles(bus, entry.region, addr, size)));
         }
         match bus.mmio_read(self.id, now, addr, size as u8) {
-            Some(v) => Ok((v, self.costs.mmio)),
+            Some(v) => Ok((v, self.costs.mmio + std::mem::take(&mut bus.mmio_stall))),
             None => Err(MemErr::Exception(EXC_LOAD_ACCESS, addr)),
         }
     }
@@ -797,7 +797,7 @@ impl Hart {
             if bus.finish.is_some() {
                 return Err(MemErr::Finish);
             }
-            return Ok(self.costs.mmio);
+            return Ok(self.costs.mmio + std::mem::take(&mut bus.mmio_stall));
         }
         Err(MemErr::Exception(EXC_STORE_ACCESS, addr))
     }

@@ -3,7 +3,10 @@
 pub mod clint;
 pub mod finisher;
 pub mod mailbox;
+pub mod nor_flash;
+pub mod otp;
 pub mod plic;
+pub mod spi;
 pub mod trace;
 pub mod uart;
 

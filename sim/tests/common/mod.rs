@@ -88,7 +88,7 @@ pub fn machine_on(prog: &Prog, clusters: u32, cores: u32) -> Machine {
     let image = Image::from_segments(
         "test-prog",
         base,
-        vec![Segment { paddr: base, data: prog.bytes.clone(), mem_size: prog.bytes.len() as u64 }],
+        vec![Segment { paddr: base, data: prog.bytes.clone(), mem_size: prog.bytes.len() as u64, writable: true }],
     );
     let cfg = SimConfig { quiet: true, capture_log: true, max_cycles: Some(50_000_000), ..SimConfig::default() };
     let board = dpu_targets::Board::load(dpu_targets::default_board_path()).unwrap();

@@ -29,6 +29,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     add("sim_wire", sim_wire());
     add("sim_target", sim_target());
     add("bootcfg", bootcfg());
+    add("boot_flash", boot_flash());
     add("scenario", files("targets/scenarios"));
     add("chip", files("targets/chips"));
     add("board", files("targets/boards"));
@@ -392,6 +393,41 @@ fn bootcfg() -> Vec<(String, Vec<u8>)> {
     bad[b::HDR_VERSION] ^= 1;
     v.push((s("bad-version"), bad));
     v
+}
+
+/// Flash contents laid out as the `boot_flash` target reads them: a
+/// signed bootloader for the default chip, a signed firmware image, a
+/// journal naming slot B pending, two configuration copies (the shipped
+/// scenarios' configurations); and the same with one copy torn.
+fn boot_flash() -> Vec<(String, Vec<u8>)> {
+    use crate::targets::boot_flash::{JOURNAL, LEN, SLOT, STORE};
+    use dpu_imgtool::image::{pack, Elf, ElfSegment, Kind, Meta, Version};
+    use dpu_spi_nor::{ram::RamFlash, Flash, Geometry};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let chip = dpu_targets::Chip::load(dpu_targets::default_chip_path()).expect("default chip");
+    let (base, _) = chip.bootloader_region();
+    let code: Vec<u8> = (0..64u8).collect();
+    let seg = |addr: u64| ElfSegment { addr, data: code.clone(), mem_size: 256, writable: false };
+    let bl = Elf { entry: base + 0x1000, segments: vec![seg(base + 0x1000)], chip: chip.layout_fingerprint() };
+    let fw = Elf { entry: 0x4000_0000, segments: vec![seg(0x4000_0000), seg(0x4001_0000)], chip: 7 };
+    let v = Version { major: 1, minor: 2, revision: 3, build: 0 };
+    let bl = pack(&bl, Meta { kind: Kind::Bootloader, version: v, security_counter: 0 }, &key).expect("packs");
+    let fw = pack(&fw, Meta { kind: Kind::Firmware, version: v, security_counter: 2 }, &key).expect("packs");
+    let mut f = RamFlash::new(Geometry { size: 1 << 20, page: 256, subsector: 4096, sector: 65536 });
+    f.program(0, &bl).expect("fits");
+    f.program(SLOT, &fw).expect("fits");
+    let st = dpu_fwimage::state::BootState { seq: 0, confirmed: dpu_fwimage::Slot::A, pending: Some(dpu_fwimage::Slot::B), trying: None };
+    JOURNAL.write(&mut f, st).expect("journal");
+    let mut scratch = vec![0u8; dpu_config::store::SCRATCH];
+    for name in ["adapter-verify", "ram-verify"] {
+        let sc = dpu_targets::Scenario::load(repo_root().join(format!("targets/scenarios/{name}.toml"))).expect("scenario");
+        let c = dpu_imgtool::config::from_scenario(&sc).expect("configuration");
+        STORE.save(&mut f, &c, &mut scratch, &mut dpu_config::Config::default()).expect("saves");
+    }
+    let good = f.bytes[..LEN].to_vec();
+    let mut torn = good.clone();
+    torn[(STORE.offset + STORE.size / 2) as usize + dpu_config::store::HEADER + 3] ^= 0x10;
+    vec![(s("signed-all"), good), (s("torn-config-copy"), torn)]
 }
 
 /// A minimal RV64 executable: one PT_LOAD segment with 8 bytes of code,

@@ -8,6 +8,8 @@ use std::process::Command;
 pub struct Built {
     /// `target/firmware/dpu-fw.elf`
     pub firmware: PathBuf,
+    /// `target/firmware/bootloader.elf`: the first-stage bootloader.
+    pub bootloader: PathBuf,
     /// Directory with the test and benchmark images (`*.elf`).
     pub test_images: PathBuf,
     /// The simulator binary.
@@ -45,11 +47,15 @@ fn run(mut cmd: Command) -> Result<(), String> {
 }
 
 /// Builds the firmware image and test images for `chip` (default chip if
-/// None) into `target_dir` (the workspace target dir if None).
-pub fn build_firmware(chip: Option<&Path>, target_dir: Option<&Path>) -> Result<PathBuf, String> {
+/// None) into `target_dir` (the workspace target dir if None), and the
+/// first-stage bootloader if `bootloader`.
+pub fn build_firmware(chip: Option<&Path>, target_dir: Option<&Path>, bootloader: bool) -> Result<PathBuf, String> {
     ensure_target()?;
     let mut c = cargo();
     c.args(["build", "--profile", "fw", "--target", FIRMWARE_TARGET, "-p", "dpu-fw", "-p", "dpu-fw-tests"]);
+    if bootloader {
+        c.args(["-p", "dpu-bootloader"]);
+    }
     if let Some(chip) = chip {
         let abs = chip.canonicalize().map_err(|e| format!("{}: {e}", chip.display()))?;
         c.env("DPU_CHIP", abs);
@@ -64,13 +70,15 @@ pub fn build_firmware(chip: Option<&Path>, target_dir: Option<&Path>) -> Result<
 }
 
 /// Copies the built images to `target/firmware/` (the main image as
-/// `dpu-fw.elf`, the others under `tests/`).
+/// `dpu-fw.elf`, the bootloader as `bootloader.elf`, the others under
+/// `tests/`).
 fn collect(out: &Path) -> Result<(PathBuf, PathBuf), String> {
     let dest = root().join("target/firmware");
     let tests = dest.join("tests");
     std::fs::create_dir_all(&tests).map_err(|e| format!("{}: {e}", tests.display()))?;
     let copy = |from: PathBuf, to: PathBuf| std::fs::copy(&from, &to).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()));
     copy(out.join("dpu-fw"), dest.join("dpu-fw.elf"))?;
+    copy(out.join("dpu-bootloader"), dest.join("bootloader.elf"))?;
     let bins = root().join("firmware/tests/src/bin");
     for e in std::fs::read_dir(&bins).map_err(|e| format!("{}: {e}", bins.display()))? {
         let p = e.map_err(|e| e.to_string())?.path();
@@ -101,18 +109,20 @@ fn build_sim_for_tests() -> Result<PathBuf, String> {
 
 /// Firmware for the default chip (and `chip` if given) plus the simulator.
 pub fn build_all(chip: Option<&Path>) -> Result<Built, String> {
-    let out = build_firmware(chip, None)?;
+    let out = build_firmware(chip, None, true)?;
     let (firmware, test_images) = collect(&out)?;
     let dpusim = build_sim()?;
     eprintln!("xtask: firmware image: {}", firmware.display());
-    Ok(Built { firmware, test_images, dpusim })
+    let bootloader = firmware.with_file_name("bootloader.elf");
+    Ok(Built { firmware, bootloader, test_images, dpusim })
 }
 
 /// [`build_all`] for `cargo xtask test`: the simulator in the test profile.
 pub fn build_all_for_tests() -> Result<Built, String> {
-    let out = build_firmware(None, None)?;
+    let out = build_firmware(None, None, true)?;
     let (firmware, test_images) = collect(&out)?;
     let dpusim = build_sim_for_tests()?;
     eprintln!("xtask: firmware image: {}", firmware.display());
-    Ok(Built { firmware, test_images, dpusim })
+    let bootloader = firmware.with_file_name("bootloader.elf");
+    Ok(Built { firmware, bootloader, test_images, dpusim })
 }

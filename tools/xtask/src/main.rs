@@ -7,6 +7,8 @@
 //!   the simulator (see `systest.rs`).
 //! * `cargo xtask bench` - benchmarks; results in `bench/results/`, tables
 //!   in `BENCHMARKS.md`.
+//! * `cargo xtask flash` - a signed flash image for the card (bootloader,
+//!   slots, configuration) and its OTP fuse file (see `flash.rs`).
 //! * `cargo xtask fuzz [TARGET] [--time 60s] [--engine libfuzzer|builtin]`
 //!   - run the fuzz targets of `tools/fuzz` (see `fuzz.rs`).
 //! * `cargo xtask interop linux-target --guest-only` - boot the Linux
@@ -15,6 +17,7 @@
 mod bench;
 mod build;
 mod faults;
+mod flash;
 mod fuzz;
 mod interop;
 mod plot;
@@ -51,10 +54,20 @@ enum Cmd {
         /// Simulated time limit.
         #[arg(long)]
         time: Option<String>,
+        /// Boot from a signed flash image (as `cargo xtask flash` makes,
+        /// with the scenario's configuration in flash) instead of loading
+        /// the ELF directly.
+        #[arg(long)]
+        flash: bool,
         /// Extra arguments passed to dpusim (after `--`).
         #[arg(last = true)]
         dpusim_args: Vec<String>,
     },
+    /// Build a signed flash image for the card: first-stage bootloader,
+    /// firmware in slot A (and optionally slot B), the configuration of a
+    /// scenario, and an OTP fuse file provisioned with the signing key's
+    /// hash. Boot it with `dpusim --flash FILE`.
+    Flash(flash::FlashArgs),
     /// Run every test: host unit tests, then firmware tests under the simulator.
     Test {
         /// Run only what is named: system tests whose name contains this
@@ -122,13 +135,21 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Build { chip } => build::build_all(chip.as_deref()).map(|_| ()),
         // dpusim's exit status is passed through (see its README table).
-        Cmd::Run { scenario, time, dpusim_args } => match run(&scenario, time.as_deref(), &dpusim_args) {
+        Cmd::Run { scenario, time, flash, dpusim_args } => match run(&scenario, time.as_deref(), flash, &dpusim_args) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
         Cmd::Test { list: true, .. } => systest::list(),
         Cmd::Test { only, no_host, list: false } => systest::test_all(only.as_deref(), no_host),
         Cmd::Bench { name } => bench::run(name.as_deref()),
+        Cmd::Flash(a) => build::build_all(None).and_then(|built| flash::flash(&built, &a)).and_then(|()| {
+            let sc = match flash::scenario_path(&a.scenario)? {
+                Some(p) => format!("--scenario {}", p.strip_prefix(build::root()).unwrap_or(&p).display()),
+                None => "--max-time 50ms".into(),
+            };
+            eprintln!("xtask: boot it: target/release/dpusim --flash {} --elf target/firmware/dpu-fw.elf {sc}", a.out.display());
+            Ok(())
+        }),
         Cmd::Fuzz { target, time, engine } => fuzz::fuzz(target.as_deref(), &time, &engine),
         Cmd::Faults { only } => build::build_all(None).and_then(|built| faults::campaign(&built, only.as_deref())).and_then(|runs| {
             let failed: Vec<&str> = runs.iter().filter(|r| !r.survived).map(|r| r.name).collect();
@@ -153,21 +174,29 @@ fn main() -> ExitCode {
 }
 
 /// Builds and runs dpusim; returns its exit status.
-fn run(scenario: &str, time: Option<&str>, extra: &[String]) -> Result<u8, String> {
-    let sc = match scenario {
-        "none" => None,
-        s if std::path::Path::new(s).is_file() => Some(PathBuf::from(s)),
-        s => {
-            let p = build::root().join("targets/scenarios").join(format!("{s}.toml"));
-            if !p.is_file() {
-                return Err(format!("no scenario `{s}` (looked for {}); use a file path or `none`", p.display()));
-            }
-            Some(p)
-        }
-    };
+fn run(scenario: &str, time: Option<&str>, from_flash: bool, extra: &[String]) -> Result<u8, String> {
+    let sc = flash::scenario_path(scenario)?;
     let out = build::build_all(None)?;
     let mut cmd = std::process::Command::new(&out.dpusim);
     cmd.arg("--chip").arg(dpu_targets::default_chip_path()).arg("--board").arg(dpu_targets::default_board_path()).arg("--elf").arg(&out.firmware);
+    if from_flash {
+        // A fresh card for every run (the simulator writes back to it).
+        let card = build::root().join("target/flash/run.bin");
+        let args = flash::FlashArgs {
+            out: card.clone(),
+            scenario: scenario.to_string(),
+            key: None,
+            version: env!("CARGO_PKG_VERSION").parse()?,
+            security_counter: 0,
+            slot_b: None,
+            slot_b_version: env!("CARGO_PKG_VERSION").parse()?,
+            slot_b_security_counter: 0,
+            pending_b: false,
+            otp_counter: 0,
+        };
+        flash::flash(&out, &args)?;
+        cmd.arg("--flash").arg(&card);
+    }
     if let Some(p) = &sc {
         cmd.arg("--scenario").arg(p);
     }

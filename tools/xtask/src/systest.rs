@@ -4,6 +4,8 @@
 //! see: the exit status, log lines, the fault report, the stats JSON. A
 //! failing test prints the decoded log of its run.
 
+mod secure_boot;
+
 use crate::build::{self, root, show, Built};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -260,7 +262,7 @@ fn panic_is_reported(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 
 fn moved_chip_boots(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let chip = root().join("targets/chips/mppa80-moved.toml");
-    let out = build::build_firmware(Some(&chip), Some(&root().join("target/variant"))).map_err(io)?;
+    let out = build::build_firmware(Some(&chip), Some(&root().join("target/variant")), false).map_err(io)?;
     let elf = out.join("dpu-fw");
     let chip_s = chip.to_string_lossy().to_string();
     let run = cx.run_image("moved", &elf, &["--chip", &chip_s, "--max-time", "1500us"]).map_err(io)?;
@@ -943,10 +945,15 @@ const TESTS: &[(&str, Check)] = &[
     ("pre-OS boot: UEFI-like reads of LBA 0 and a kernel at power-on, one target slow to answer", preos_boot),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
+    ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
+    ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
+    ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),
+    ("config in flash: newest valid copy, CRC fallback, none", secure_boot::config_copies),
+    ("secure boot: power cuts during a trial boot leave a bootable card", secure_boot::power_cut_sweep),
 ];
 
 /// Workspace crates that are not host-testable (firmware, bare-metal).
-const NOT_HOST: &[&str] = &["dpu-fw", "dpu-fw-tests", "dpu-rt", "dpu-bench-bare"];
+const NOT_HOST: &[&str] = &["dpu-fw", "dpu-fw-tests", "dpu-rt", "dpu-bench-bare", "dpu-bootloader"];
 
 /// Host test crates: the workspace's packages (from `cargo metadata`) less [`NOT_HOST`].
 fn host_crates() -> Result<Vec<String>, String> {

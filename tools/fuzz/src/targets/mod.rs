@@ -1,5 +1,6 @@
 //! The fuzz targets, one module per parser (or family of parsers).
 
+pub mod boot_flash;
 pub mod bootcfg;
 pub mod elf;
 pub mod net_frames;

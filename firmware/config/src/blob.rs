@@ -1,0 +1,82 @@
+//! Renders a [`Config`] into the boot configuration blob
+//! (`dpu_hal::regs::bootcfg`), the format the firmware's namespace table
+//! is parsed from. (The blob was the simulator's boot-configuration
+//! window; the configuration now lives in flash, and this keeps the
+//! parser unchanged.)
+
+use crate::{Backend, Config};
+use dpu_hal::regs::bootcfg as b;
+
+/// Writes the blob into `out`; returns its length, `None` if it does not fit.
+pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
+    let ns_off = b::HEADER;
+    let port_off = ns_off + c.namespaces.len() * b::RECORD;
+    let ctrl_off = port_off + c.ports.len() * b::PORT_RECORD;
+    let host_off = ctrl_off + c.controllers.len() * b::CTRL_RECORD;
+    let len = host_off + b::HOST_RECORD;
+    let out = out.get_mut(..len)?;
+    out.fill(0);
+    let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    put(b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
+    put(b::HDR_VERSION, &b::VERSION.to_le_bytes());
+    put(b::HDR_COUNT, &(c.namespaces.len() as u16).to_le_bytes());
+    put(b::HDR_PORTS, &(c.ports.len() as u16).to_le_bytes());
+    put(b::HDR_CTRLS, &(c.controllers.len() as u16).to_le_bytes());
+    let flags = u16::from(c.header_digest) * b::FLAG_HDGST | u16::from(c.data_digest) * b::FLAG_DDGST | u16::from(c.lro) * b::FLAG_LRO;
+    put(b::HDR_FLAGS, &flags.to_le_bytes());
+    put(b::HDR_TCP_MIN_RTO_MS, &c.tcp_min_rto_ms.to_le_bytes());
+    put(b::HDR_IO_TIMEOUT_US, &c.io_timeout_us.to_le_bytes());
+    for (i, n) in c.namespaces.iter().enumerate() {
+        let r = ns_off + i * b::RECORD;
+        put(r + b::REC_FUNCTION, &n.function.to_le_bytes());
+        put(r + b::REC_LBA_SHIFT, &[n.block_shift]);
+        put(r + b::REC_NSID, &n.nsid.to_le_bytes());
+        put(r + b::REC_BLOCKS, &n.blocks.to_le_bytes());
+        match n.backend {
+            Backend::Ram => put(r + b::REC_BACKEND, &[b::BACKEND_RAM]),
+            Backend::Remote { controller, nsid } => {
+                put(r + b::REC_BACKEND, &[b::BACKEND_NVMF]);
+                put(r + b::REC_CTRL, &controller.to_le_bytes());
+                put(r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
+            }
+        }
+    }
+    for (i, p) in c.ports.iter().enumerate() {
+        let r = port_off + i * b::PORT_RECORD;
+        put(r + b::PORT_IP, &p.ip);
+        put(r + b::PORT_PREFIX, &[p.prefix]);
+        put(r + b::PORT_MTU, &p.mtu.to_le_bytes());
+    }
+    for (i, k) in c.controllers.iter().enumerate() {
+        let r = ctrl_off + i * b::CTRL_RECORD;
+        put(r + b::CTRL_TRADDR, &k.traddr);
+        put(r + b::CTRL_TRSVCID, &k.trsvcid.to_le_bytes());
+        put(r + b::CTRL_SUBNQN, k.subnqn.as_bytes());
+    }
+    put(host_off + b::HOST_NQN, c.host_nqn.as_bytes());
+    put(host_off + b::HOST_ID, &c.host_id);
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_sit_where_the_layout_says() {
+        let c = crate::tests::sample();
+        let mut v = [0u8; 4096];
+        let len = render(&c, &mut v).unwrap();
+        assert_eq!(&v[..4], b"DPUC");
+        assert_eq!(u16::from_le_bytes([v[b::HDR_COUNT], v[b::HDR_COUNT + 1]]), 2);
+        assert_eq!(v[b::HDR_FLAGS], b::FLAG_LRO as u8);
+        let r1 = b::HEADER + b::RECORD;
+        assert_eq!((v[r1 + b::REC_BACKEND], v[r1 + b::REC_LBA_SHIFT]), (b::BACKEND_NVMF, 12));
+        let ports = b::HEADER + 2 * b::RECORD;
+        assert_eq!(&v[ports..ports + 4], &[10, 0, 0, 1]);
+        let ctrl = ports + b::PORT_RECORD;
+        assert_eq!(&v[ctrl + b::CTRL_SUBNQN..ctrl + b::CTRL_SUBNQN + 4], b"nqn.");
+        assert_eq!(len, ctrl + b::CTRL_RECORD + b::HOST_RECORD);
+        assert_eq!(render(&c, &mut [0u8; 64]), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! A scenario's storage and network settings as the operator's
+//! configuration (`dpu_config::Config`), the way `cargo xtask flash
+//! --scenario` writes it into the card's flash. The simulator fills the
+//! boot configuration window from the same scenario when it loads an ELF
+//! directly (`sim/src/bootcfg.rs`); a test checks both give the firmware
+//! the same configuration.
+
+use dpu_config::{Backend, Config, Controller, Namespace, Port};
+use dpu_targets::Scenario;
+use heapless::String as HString;
+
+/// Host ID derived from the host NQN as the simulator does (FNV-1a), so
+/// both boot paths present the same host to remote targets.
+fn host_id(nqn: &str) -> [u8; 16] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in nqn.bytes() {
+        h ^= u64::from(c);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&h.to_le_bytes());
+    id[8..].copy_from_slice(&h.rotate_left(29).to_le_bytes());
+    id
+}
+
+fn nqn(s: &str, what: &str) -> Result<HString<{ dpu_config::NQN_MAX }>, String> {
+    HString::try_from(s).map_err(|_| format!("{what} `{s}` is longer than {} bytes", dpu_config::NQN_MAX))
+}
+
+/// The configuration `sc` describes (checked with `Config::validate`).
+pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
+    let n = &sc.network;
+    let mut c = Config::default();
+    for p in sc.port_addrs() {
+        c.ports.push(Port { ip: p.0.octets(), prefix: p.1, mtu: n.mtu as u16 }).map_err(|_| "too many ports".to_string())?;
+    }
+    let mut ctrls: Vec<(std::net::Ipv4Addr, u16, String)> = Vec::new();
+    for ns in sc.namespace_cfgs() {
+        let backend = match &ns.backend {
+            dpu_targets::Backend::Ram => Backend::Ram,
+            dpu_targets::Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
+                let k = (*traddr, *trsvcid, subnqn.clone());
+                let i = match ctrls.iter().position(|x| *x == k) {
+                    Some(i) => i,
+                    None => {
+                        ctrls.push(k);
+                        ctrls.len() - 1
+                    }
+                };
+                Backend::Remote { controller: i as u16, nsid: *nsid }
+            }
+        };
+        let block_shift = ns.block_size.trailing_zeros() as u8;
+        let ns = Namespace { function: ns.function, nsid: ns.nsid, block_shift, blocks: ns.bytes / u64::from(ns.block_size), backend };
+        c.namespaces.push(ns).map_err(|_| "too many namespaces".to_string())?;
+    }
+    for (addr, port, subnqn) in ctrls {
+        let k = Controller { traddr: addr.octets(), trsvcid: port, subnqn: nqn(&subnqn, "subsystem NQN")? };
+        c.controllers.push(k).map_err(|_| "too many remote controllers".to_string())?;
+    }
+    c.host_nqn = nqn(&n.host_nqn, "host NQN")?;
+    c.host_id = host_id(&n.host_nqn);
+    c.header_digest = n.header_digest;
+    c.data_digest = n.data_digest;
+    c.lro = n.lro;
+    c.tcp_min_rto_ms = n.tcp_min_rto_ms();
+    c.io_timeout_us = n.io_timeout_us();
+    c.validate().map_err(|e| format!("{}: the configuration is not one the firmware serves: {e:?}", sc.source.display()))?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped scenario gives the firmware the same boot
+    /// configuration through flash as through the simulator's window.
+    #[test]
+    fn flash_and_window_configurations_agree_for_every_scenario() {
+        let dir = dpu_targets::default_chip_path().parent().unwrap().parent().unwrap().join("scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let sc = Scenario::load(&p).unwrap();
+            let c = from_scenario(&sc).unwrap();
+            let mut blob = vec![0u8; 1 << 16];
+            let len = dpu_config::blob::render(&c, &mut blob).unwrap();
+            let window = dpu_sim::bootcfg::BootConfig::from_scenario(&sc).to_bytes();
+            assert!(blob[..len] == window[..], "{}: the flash configuration renders differently from the window's", p.display());
+            // And it survives the flash store (postcard, CRC).
+            assert_eq!(stored_and_loaded(&c), c);
+            n += 1;
+        }
+        assert!(n >= 5, "scenarios found: {n}");
+    }
+
+    fn stored_and_loaded(c: &Config) -> Config {
+        use dpu_spi_nor::{ram::RamFlash, Geometry};
+        let mut f = RamFlash::new(Geometry { size: 1 << 20, page: 256, subsector: 4096, sector: 65536 });
+        let store = dpu_config::store::Store { offset: 0, size: 0x2_0000 };
+        let mut scratch = vec![0u8; dpu_config::store::SCRATCH];
+        store.save(&mut f, c, &mut scratch, &mut Config::default()).unwrap();
+        let mut back = Config::default();
+        let r = store.load(&mut f, &mut scratch, &mut back).unwrap();
+        assert_eq!(r.copy, Some(0));
+        back
+    }
+}

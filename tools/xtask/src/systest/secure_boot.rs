@@ -1,0 +1,288 @@
+//! System tests of secure boot and the configuration in flash: cards
+//! built with `cargo xtask flash`'s code, booted with `dpusim --flash`,
+//! judged by the boot log (ROM, bootloader on the UART, firmware), the
+//! exit status and what the card left in its flash and fuses.
+
+use super::{expect_code, fail, io, need, no_warnings, Ctx, Run};
+use crate::flash::{config_of, otp_for, sign, signing_key, write_card};
+use dpu_imgtool::flash::Card;
+use dpu_imgtool::image::{self, Kind, Version};
+use dpu_imgtool::key::{self, Key};
+use std::path::{Path, PathBuf};
+
+type R = Result<(), (String, Option<Run>)>;
+
+/// Signed images and keys shared by the tests of one run.
+struct Kit {
+    key: Key,
+    bootloader: Vec<u8>,
+    /// The firmware, version 0.1.0, security counter 0.
+    fw: Vec<u8>,
+}
+
+fn v(s: &str) -> Version {
+    s.parse().expect("a version")
+}
+
+fn kit(cx: &Ctx) -> Result<Kit, (String, Option<Run>)> {
+    let key = signing_key(None).map_err(io)?;
+    let bootloader = sign(&cx.built.bootloader, Kind::Bootloader, v("0.1.0"), 0, &key).map_err(io)?;
+    let fw = sign(&cx.built.firmware, Kind::Firmware, v("0.1.0"), 0, &key).map_err(io)?;
+    Ok(Kit { key, bootloader, fw })
+}
+
+impl Ctx {
+    /// Writes `card` as `<tag>.bin` (+ `.otp` for `key` and `counter`).
+    fn card(&self, tag: &str, card: &Card, key: &Key, counter: u32) -> Result<PathBuf, (String, Option<Run>)> {
+        let out = self.tmp.join(format!("{tag}.bin"));
+        write_card(&out, card, &otp_for(key, counter).map_err(io)?).map_err(io)?;
+        Ok(out)
+    }
+
+    /// Boots `flash` with the firmware's symbols (and `more` ELFs).
+    fn boot(&self, tag: &str, flash: &Path, more: &[&Path], extra: &[&str]) -> Result<Run, (String, Option<Run>)> {
+        let (f, fw) = (flash.to_string_lossy().to_string(), self.built.firmware.to_string_lossy().to_string());
+        let more: Vec<String> = more.iter().map(|p| p.to_string_lossy().to_string()).collect();
+        let mut args = vec!["--flash", &f, "--elf", &fw];
+        for m in &more {
+            args.extend(["--elf", m.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        self.dpusim(tag, &args).map_err(io)
+    }
+}
+
+/// Removes the cards a passing test wrote (each flash image is 16 MiB or
+/// more: slot A sits at 16 MiB).
+fn remove_cards(cx: &Ctx, tags: &[&str]) {
+    for t in tags {
+        let _ = std::fs::remove_file(cx.tmp.join(format!("{t}.bin")));
+        let _ = std::fs::remove_file(cx.tmp.join(format!("{t}.otp")));
+    }
+}
+
+/// The OTP anti-rollback counter a fuse file holds.
+fn otp_counter(otp: &Path) -> Result<u32, (String, Option<Run>)> {
+    let b = std::fs::read(otp).map_err(|e| io(format!("{}: {e}", otp.display())))?;
+    let words: Vec<u32> = b.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect();
+    let r = dpu_hal::regs::otp::ROLLBACK;
+    Ok(words.get(r..r + dpu_hal::regs::otp::ROLLBACK_WORDS).map_or(0, |w| w.iter().map(|x| x.count_ones()).sum()))
+}
+
+/// A scenario's workload runs on a card that booted from flash: ROM,
+/// bootloader, slot A, configuration read from the flash.
+pub fn flash_boot(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let card = cx.card("flash-boot", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let sc = crate::build::root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
+    let run = cx.boot("flash-boot", &card, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "ROM   stage 1 bootloader 0.1.0 verified",
+            "UART  boot: journal: confirmed slot A, pending -, on trial -",
+            "UART  boot: slot A: image 0.1.0 (security counter 0,",
+            "UART  boot: booting slot A (confirmed)",
+            "INFO  boot: slot A, image 0.1.0 (security counter 0, OTP anti-rollback counter 0)",
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s), 2 port(s), 0 remote controller(s)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    no_warnings(&run)?;
+    if run.stdout.contains("configuration from the boot configuration window") {
+        return fail("booted from flash, the firmware still read the window", run);
+    }
+    remove_cards(cx, &["flash-boot"]);
+    Ok(())
+}
+
+/// Each kind of bad image is refused with its reason; with nothing left
+/// to boot the run ends with status 8. A bad slot A with a good slot B
+/// falls back to B.
+pub fn bad_images(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let other_path = cx.tmp.join("other-signing-key");
+    let _ = std::fs::remove_file(&other_path);
+    let other = key::generate(&other_path, "systest: a key the card does not trust").map_err(|e| io(e.to_string()))?;
+    let sig = image::signature_offset(&k.fw).ok_or_else(|| io("no signature offset".into()))?;
+    let mut tampered_payload = k.fw.clone();
+    tampered_payload[512 + 1000] ^= 0x01;
+    let mut tampered_header = k.fw.clone();
+    tampered_header[dpu_hal::regs::image::OFF_VERSION] = 9;
+    let mut unsigned = k.fw.clone();
+    unsigned[sig..].fill(0xff);
+    let wrong_key = sign(&cx.built.firmware, Kind::Firmware, v("0.1.0"), 0, &other).map_err(io)?;
+    let old = sign(&cx.built.firmware, Kind::Firmware, v("0.0.9"), 1, &k.key).map_err(io)?;
+    let cases: [(&str, &[u8], u32, &str); 5] = [
+        ("tampered-payload", &tampered_payload, 0, "slot A: refused: payload hash mismatch (tampered payload)"),
+        ("tampered-header", &tampered_header, 0, "slot A: refused: bad signature (tampered header or forged signature)"),
+        ("unsigned", &unsigned, 0, "slot A: refused: unsigned image"),
+        ("wrong-key", &wrong_key, 0, "slot A: refused: signed with a key the OTP does not trust"),
+        ("rolled-back", &old, 2, "slot A: refused: rolled back: security counter 1 is below the OTP anti-rollback counter 2"),
+    ];
+    for (tag, img, counter, why) in cases {
+        let card = cx.card(tag, &Card { bootloader: Some(&k.bootloader), slot_a: Some(img), ..Default::default() }, &k.key, counter)?;
+        let run = cx.boot(tag, &card, &[], &["--max-time", "200ms"])?;
+        let run = need(expect_code(run, 8)?, &[why, "slot B: refused: empty slot", "boot: no bootable firmware image", "secure boot: the bootloader found no firmware slot it may boot"])?;
+        if run.stdout.contains("INFO  control plane up") {
+            return fail(format!("{tag}: the firmware ran"), run);
+        }
+    }
+    // A tampered slot A with a good slot B: B boots and becomes the confirmed slot.
+    let card = cx.card("fallback", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&tampered_payload), slot_b: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
+    let run = cx.boot("fallback", &card, &[], &["--max-time", "200ms"])?;
+    need(
+        expect_code(run, 0)?,
+        &["slot A: refused: payload hash mismatch", "slot A: unusable; slot B is now the confirmed one", "booting slot B (confirmed)", "INFO  boot: slot B, image 0.1.0"],
+    )?;
+    // The ROM refuses a tampered bootloader, and boots nothing on a chip
+    // whose fuses were never provisioned.
+    let mut bad_bl = k.bootloader.clone();
+    bad_bl[512 + 64] ^= 0x80;
+    let card = cx.card("bad-bootloader", &Card { bootloader: Some(&bad_bl), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
+    let run = cx.boot("bad-bootloader", &card, &[], &["--max-time", "200ms"])?;
+    let run = need(expect_code(run, 8)?, &["ROM   boot refused: bootloader 0.1.0: payload hash mismatch (tampered payload)", "secure boot: the boot ROM refused the first-stage bootloader"])?;
+    if run.stdout.contains("UART") {
+        return fail("the refused bootloader ran", run);
+    }
+    let card = cx.card("unprovisioned", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
+    let blank = cx.tmp.join("blank.otp");
+    std::fs::write(&blank, vec![0u8; 256]).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("unprovisioned", &card, &[], &["--otp", &blank.to_string_lossy(), "--max-time", "200ms"])?;
+    need(expect_code(run, 8)?, &["the OTP holds no root key hash (an unprovisioned chip boots nothing)"])?;
+    // Files dpusim cannot use are bad input, named.
+    let run = cx.boot("no-flash-file", &cx.tmp.join("nonexistent.bin"), &[], &["--max-time", "1ms"])?;
+    need(expect_code(run, 2)?, &["--flash", "nonexistent.bin"])?;
+    let odd = cx.tmp.join("odd.otp");
+    std::fs::write(&odd, [1u8, 2, 3]).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("odd-otp", &card, &[], &["--otp", &odd.to_string_lossy(), "--max-time", "1ms"])?;
+    need(expect_code(run, 2)?, &["--otp", "odd.otp", "little-endian 32-bit words"])?;
+    remove_cards(cx, &["tampered-payload", "tampered-header", "unsigned", "wrong-key", "rolled-back", "fallback", "bad-bootloader", "unprovisioned"]);
+    Ok(())
+}
+
+/// A new image boots on trial and confirms itself (journal, OTP counter
+/// raised), and keeps booting after a reboot; an image that crashes on
+/// trial is reverted at the next boot.
+pub fn trial_boot(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &configs };
+    let flash = cx.card("trial", &card, &k.key, 0)?;
+    let run = cx.boot("trial-1", &flash, &[], &["--max-time", "130ms"])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "journal: confirmed slot A, pending B, on trial -",
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B, image 0.2.0 (security counter 1, OTP anti-rollback counter 0), on trial",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays; OTP anti-rollback counter 0 -> 1",
+        ],
+    )?;
+    no_warnings(&run)?;
+    if otp_counter(&flash.with_extension("otp"))? != 1 {
+        return fail("the OTP file does not hold the raised counter", run);
+    }
+    // Reboot: B is the confirmed image now, and the configuration is still there.
+    let run = cx.boot("trial-2", &flash, &[], &["--max-time", "130ms"])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "otp: root key hash",
+            "anti-rollback counter 1",
+            "journal: confirmed slot B, pending -, on trial -",
+            "booting slot B (confirmed)",
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)",
+        ],
+    )?;
+
+    // An image that panics during its trial boot never confirms itself.
+    let panic_elf = cx.image("panic");
+    let crashing = sign(&panic_elf, Kind::Firmware, v("0.3.0"), 0, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&crashing), pending_b: true, configs: &configs };
+    let flash = cx.card("revert", &card, &k.key, 0)?;
+    let run = cx.boot("revert-1", &flash, &[&panic_elf], &["--max-time", "130ms"])?;
+    let run = need(expect_code(run, 116)?, &["booting slot B (on trial", "deliberate panic 42"])?;
+    if run.stdout.contains("confirmed: image") {
+        return fail("the crashing image confirmed itself", run);
+    }
+    let run = cx.boot("revert-2", &flash, &[&panic_elf], &["--max-time", "130ms"])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "journal: confirmed slot A, pending -, on trial B",
+            "slot B: was on trial and never confirmed itself: reverting to slot A",
+            "booting slot A (confirmed)",
+            "INFO  boot: slot A, image 0.1.0",
+        ],
+    )?;
+    remove_cards(cx, &["trial", "revert"]);
+    Ok(())
+}
+
+/// The configuration copies: the newest valid copy is served; a copy
+/// whose CRC fails gives way to the other; with none the card serves
+/// nothing and says why.
+pub fn config_copies(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let older = config_of("pf-randread-qd1").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let newer = config_of("ram-verify").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let (n_old, n_new) = (older.namespaces.len(), newer.namespaces.len());
+    let configs = [older, newer];
+    let flash = cx.card("config", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let run = cx.boot("config-newest", &flash, &[], &["--max-time", "105ms"])?;
+    need(expect_code(run, 0)?, &[&format!("INFO  config: from flash copy 1 (sequence 2; other copy valid): {n_new} namespace(s)")])?;
+    // Flip a byte of copy 1's payload: copy 0 (the previous configuration) is served.
+    let board = dpu_targets::Board::load(dpu_targets::default_board_path()).map_err(|e| io(e.to_string()))?;
+    let part = board.flash.layout.config;
+    let mut bytes = std::fs::read(&flash).map_err(|e| io(e.to_string()))?;
+    let at = (part.offset + part.size / 2) as usize + dpu_config::store::HEADER + 7;
+    bytes[at] ^= 0x40;
+    std::fs::write(&flash, &bytes).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("config-fallback", &flash, &[], &["--max-time", "105ms"])?;
+    need(expect_code(run, 0)?, &[&format!("INFO  config: from flash copy 0 (sequence 1; other copy CRC mismatch): {n_old} namespace(s)")])?;
+    // No configuration at all.
+    let flash = cx.card("config-none", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
+    let run = cx.boot("config-none", &flash, &[], &["--max-time", "105ms"])?;
+    need(expect_code(run, 0)?, &["WARN  config: no valid copy in flash (copy 0 blank, copy 1 blank): no namespaces", "nvme: 0 namespace(s) configured"])?;
+    remove_cards(cx, &["config", "config-none"]);
+    Ok(())
+}
+
+/// Power cuts across a firmware update's first boot: while the bootloader
+/// records the trial, and while the new image records its confirmation.
+/// After each cut the card boots a valid signed image: the new one again
+/// on trial (the trial record was torn), or the old one (the trial was
+/// recorded but never confirmed).
+pub fn power_cut_sweep(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &[] };
+    let base = cx.card("cut-base", &card, &k.key, 0)?;
+    // The run writes two 32-byte journal records: the bootloader's (slot B
+    // on trial), then the firmware's (slot B confirmed).
+    let cases: [(u64, &str, &[&str]); 3] = [
+        (16, "torn trial record", &["journal: confirmed slot A, pending B, on trial -", "booting slot B (on trial", "INFO  boot: slot B confirmed"]),
+        (32, "trial recorded, cut before the confirmation", &["slot B: was on trial and never confirmed itself: reverting to slot A", "booting slot A (confirmed)"]),
+        (48, "torn confirmation record", &["slot B: was on trial and never confirmed itself: reverting to slot A", "booting slot A (confirmed)"]),
+    ];
+    for (n, what, after) in cases {
+        let flash = cx.tmp.join("cut.bin");
+        std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
+        std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
+        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "130ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
+        let run = need(expect_code(run, 9)?, &["the power was cut"])?;
+        if n >= 32 && !run.stdout.contains("booting slot B (on trial") {
+            return fail(format!("cut after {n} bytes ({what}): the trial never started"), run);
+        }
+        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "105ms"])?;
+        let run = need(expect_code(run, 0)?, after).map_err(|(m, r)| (format!("after a cut after {n} bytes ({what}): {m}"), r))?;
+        if !run.stdout.contains("INFO  boot: slot ") {
+            return fail(format!("after a cut after {n} bytes ({what}): no firmware ran"), run);
+        }
+    }
+    remove_cards(cx, &["cut-base", "cut"]);
+    Ok(())
+}
