@@ -36,6 +36,17 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
     }
     let mut ctrls: Vec<(std::net::Ipv4Addr, u16, String)> = Vec::new();
     for ns in sc.namespace_cfgs() {
+        // Refused rather than flashed in plaintext: a card booted from
+        // this flash would serve the namespace unencrypted.
+        if ns.encryption.is_some() {
+            return Err(format!(
+                "{}: [[storage]] fn {} nsid {}: `key` (an encrypted namespace) cannot be written to flash yet: \
+                 the flash configuration carries no keys; run this scenario with --elf (boot configuration window)",
+                sc.source.display(),
+                ns.function,
+                ns.nsid
+            ));
+        }
         let backend = match &ns.backend {
             dpu_targets::Backend::Ram => Backend::Ram,
             dpu_targets::Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
@@ -85,6 +96,11 @@ mod tests {
                 continue;
             }
             let sc = Scenario::load(&p).unwrap();
+            if sc.namespace_cfgs().iter().any(|ns| ns.encryption.is_some()) {
+                let e = from_scenario(&sc).unwrap_err();
+                assert!(e.contains("`key`") && e.contains("cannot be written to flash"), "{e}");
+                continue;
+            }
             let c = from_scenario(&sc).unwrap();
             let mut blob = vec![0u8; 1 << 16];
             let len = dpu_config::blob::render(&c, &mut blob).unwrap();
