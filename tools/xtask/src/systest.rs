@@ -4,6 +4,7 @@
 //! see: the exit status, log lines, the fault report, the stats JSON. A
 //! failing test prints the decoded log of its run.
 
+mod isal;
 mod secure_boot;
 
 use crate::build::{self, root, show, Built};
@@ -921,6 +922,7 @@ const TESTS: &[(&str, Check)] = &[
     ("atomics: amoadd and lr/sc counters on 80 harts", atomics),
     ("critical-section across 80 harts", critical_section),
     ("accelerator drivers: TRNG, crypto engines (IEEE 1619 vector), DMA CRC32C", accel_drivers),
+    ("erasure coding: the engine's parity equals ISA-L's ec_encode_data (live libisal), rebuilds", isal::ec_parity_equals_isal),
     ("timer interrupt, IPIs, wfi wake-up", timer_ipi),
     ("defmt: 80 harts logging at once", log_storm),
     ("fault report for an illegal instruction", fault_report),

@@ -3,7 +3,10 @@
 //! engines load an XTS key into a slot of every engine and encrypt IEEE
 //! 1619-2018 vector 10 (checked against the standard's ciphertext) on
 //! each engine, and decrypt it back; a CRC32C chain on the DMA engine over
-//! three ranges equals the firmware's software NVMe/TCP data digest.
+//! three ranges equals the firmware's software NVMe/TCP data digest; the
+//! erasure-coding engine encodes several (k, m, fragment size) geometries
+//! (the system test compares each parity fragment's hash with Intel
+//! ISA-L's `ec_encode_data`, run live) and rebuilds m lost fragments.
 #![no_std]
 #![no_main]
 
@@ -129,5 +132,121 @@ fn main(hart: dpu_rt::HartId) -> ! {
     let crc_ok = c.status == 0 && hw == sw;
     defmt::info!("dma crc32c {=u32:#010x}, software {=u32:#010x}: {=bool}", hw, sw, crc_ok);
 
-    verdict(trng_ok && loaded.is_ok() && slots_ok && wiped && refused && vectors == CRYPTO_ENGINES && round_trip && crc_ok, 6)
+    let ec_ok = erasure_coding();
+
+    verdict(trng_ok && loaded.is_ok() && slots_ok && wiped && refused && vectors == CRYPTO_ENGINES && round_trip && crc_ok && ec_ok, 6)
+}
+
+/// (k, m, bytes per fragment, data seed): the geometries the system test
+/// checks against ISA-L (`tools/xtask/src/isal/ec_ref.c` generates the
+/// same data from the seed).
+const EC_CASES: [(usize, usize, usize, u64); 6] =
+    [(4, 2, 4096, 1), (8, 3, 1024, 7), (10, 4, 4096, 0x1234), (32, 4, 64, 99), (16, 4, 512, 5), (3, 1, 8, 11)];
+
+/// FNV-1a 64 of `len` bytes of DPU memory.
+fn fnv1a64(addr: usize, len: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunk = [0u8; 256];
+    let mut off = 0;
+    while off < len {
+        let n = chunk.len().min(len - off);
+        dpu_hal::mem::read(addr + off, &mut chunk[..n]);
+        for &b in &chunk[..n] {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        off += n;
+    }
+    h
+}
+
+/// Runs one EC descriptor on queue 0 and waits for its completion status.
+fn ec_run(q: &mut dpu_hal::accel::Queue, table: usize, len: usize, k: usize, m: usize, op: u8, present: u64, rebuild: u64) -> u32 {
+    use dpu_hal::regs::ec as er;
+    let w1 = len as u64 | (k as u64) << 32 | (m as u64) << 40 | u64::from(op) << 48 | u64::from(er::FLAG_END) << 56;
+    if !q.push(&[table as u64, w1, present, rebuild, 0, 0, 0, 0], true) {
+        return u32::MAX;
+    }
+    q.kick();
+    loop {
+        if let Some(c) = q.poll() {
+            return c.status;
+        }
+    }
+}
+
+/// Encodes every `EC_CASES` geometry on the erasure-coding engine and
+/// prints each parity fragment's FNV-1a 64; then loses m fragments (data
+/// and parity) and rebuilds them. True when every descriptor succeeded and
+/// every rebuilt fragment equals the original.
+fn erasure_coding() -> bool {
+    use dpu_hal::memory_map::EC_BASE;
+    use dpu_hal::regs::ec as er;
+    const AREA: usize = 64 * 1024;
+    let (Some(ring), Some(frags), Some(spare), Some(table)) = (
+        dpu_rt::alloc::ddr(dpu_hal::accel::Queue::memory(16) as u64, 64),
+        dpu_rt::alloc::ddr(AREA as u64, 4096),
+        dpu_rt::alloc::ddr(4 * 4096, 4096),
+        dpu_rt::alloc::ddr(64 * 8, 64),
+    ) else {
+        defmt::error!("ec: no memory");
+        return false;
+    };
+    let (frags, spare, table) = (frags as usize, spare as usize, table as usize);
+    let mut q = dpu_hal::accel::Queue::start(EC_BASE + er::QUEUES as usize, ring as usize, 16, None);
+    if !q.running() {
+        defmt::error!("ec: queue refused");
+        return false;
+    }
+    let mut ok = true;
+    for (k, m, len, seed) in EC_CASES {
+        let n = k + m;
+        if n * len > AREA || m * len > 4 * 4096 {
+            return false;
+        }
+        // Data: xorshift64 from the seed, one step per byte, fragment 0 first.
+        let mut x = seed;
+        let mut chunk = [0u8; 256];
+        for off in (0..k * len).step_by(chunk.len()) {
+            let c = chunk.len().min(k * len - off);
+            for b in &mut chunk[..c] {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            dpu_hal::mem::write(frags + off, &chunk[..c]);
+        }
+        let addrs: [u64; 64] = core::array::from_fn(|i| (frags + i * len) as u64);
+        dpu_hal::mem::write_words(table, &addrs[..n]);
+        let st = ec_run(&mut q, table, len, k, m, er::OP_ENCODE, 0, 0);
+        ok &= st == 0;
+        for i in 0..m {
+            let h = fnv1a64(frags + (k + i) * len, len);
+            defmt::info!("ec k={=usize} m={=usize} len={=usize} seed={=u64}: status {=u32} parity {=usize} fnv1a64 {=u64:x}", k, m, len, seed, st, i, h);
+        }
+        // Lose the first m - 1 data fragments and the last parity fragment;
+        // rebuild them into spare buffers.
+        let lost: u64 = ((1u64 << (m - 1)) - 1) | 1 << (n - 1);
+        let mut rt: [u64; 64] = addrs;
+        let mut j = 0;
+        for (i, a) in rt.iter_mut().enumerate().take(n) {
+            if lost >> i & 1 == 1 {
+                *a = (spare + j * len) as u64;
+                j += 1;
+            }
+        }
+        dpu_hal::mem::zero(spare, m * len);
+        dpu_hal::mem::write_words(table, &rt[..n]);
+        let present = !lost & ((1u64 << n) - 1);
+        let st = ec_run(&mut q, table, len, k, m, er::OP_RECONSTRUCT, present, lost);
+        let same = (0..n).filter(|i| lost >> i & 1 == 1).all(|i| fnv1a64(rt[i] as usize, len) == fnv1a64(addrs[i] as usize, len));
+        defmt::info!("ec k={=usize} m={=usize} len={=usize}: rebuilt {=u32} lost fragments, status {=u32}, equal {=bool}", k, m, len, lost.count_ones(), st, same);
+        ok &= st == 0 && same;
+    }
+    // More losses than parity fragments: refused, nothing written.
+    let (k, m, len) = (4, 2, 64);
+    let st = ec_run(&mut q, table, len, k, m, er::OP_RECONSTRUCT, 0b000111, 0b111000);
+    let refused = st == dpu_hal::regs::accel::ST_NOT_RECOVERABLE || st == dpu_hal::regs::accel::ST_BAD_GEOMETRY;
+    defmt::info!("ec: 3 lost of 4+2 refused {=bool} (status {=u32})", refused, st);
+    ok && refused
 }
