@@ -452,6 +452,49 @@ fn adapter_secure(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-secure-ec.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-secure-ec", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (3 jobs)", "erasure-coded volume 0 (4+2", "erasure-coded volume 1 (4+2"],
+    )?;
+    // Both dead targets were found lost, on both volumes (members 1 and 4),
+    // and nothing else was.
+    for vol in 0..2 {
+        for member in [1, 4] {
+            if !run.stdout.contains(&format!("ec: volume {vol}: member {member} lost")) {
+                return fail(format!("volume {vol}: member {member} was not marked lost"), run);
+            }
+        }
+        for member in [0, 2, 3, 5] {
+            if run.stdout.contains(&format!("ec: volume {vol}: member {member} lost")) {
+                return fail(format!("volume {vol}: member {member} (a live target) was marked lost"), run);
+            }
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let n = |a: &Value, k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+    // Parity came from the EC engine, and so did the lost members'
+    // fragments on degraded reads; it never reported an error.
+    let ec = &doc["ec"];
+    if n(ec, "errors") != 0 || n(ec, "encoded_bytes") < 1 << 18 || n(ec, "rebuilt_bytes") < 1 << 16 {
+        return fail(format!("EC engine counters: {ec}"), run);
+    }
+    // Every target held fragments; the four live ones served reads and
+    // writes to the end.
+    let targets = doc["targets"].as_array().cloned().unwrap_or_default();
+    if targets.len() != 6 || targets.iter().any(|t| n(t, "writes") == 0 || n(t, "reads") == 0) {
+        return fail(format!("every target must have served reads and writes: {targets:?}"), run);
+    }
+    // The crypto engines encrypted the first volume's data above the stripes.
+    if n(&doc["crypto"], "errors") != 0 || n(&doc["crypto"], "descriptors") < 100 {
+        return fail(format!("crypto engine counters: {}", doc["crypto"]), run);
+    }
+    Ok(())
+}
+
 fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/adapter-faults.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -938,6 +981,7 @@ const TESTS: &[(&str, Check)] = &[
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),
+    ("adapter-secure-ec: AES-XTS on EC 4+2 over 6 targets, two targets die, verified", adapter_secure_ec),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
