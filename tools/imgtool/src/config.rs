@@ -36,6 +36,14 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
     }
     let mut ctrls: Vec<(std::net::Ipv4Addr, u16, String)> = Vec::new();
     for ns in sc.namespace_cfgs() {
+        // The flash configuration has no key records yet: persisting the
+        // namespace without them would store its data in the clear.
+        if ns.encryption.is_some() {
+            return Err(format!(
+                "function {} namespace {}: encrypted namespaces are not part of the flash configuration yet (boot the ELF with the scenario instead)",
+                ns.function, ns.nsid
+            ));
+        }
         let backend = match &ns.backend {
             dpu_targets::Backend::Ram => Backend::Ram,
             dpu_targets::Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
@@ -91,8 +99,14 @@ mod tests {
                 continue;
             }
             let sc = Scenario::load(&p).unwrap();
-            if sc.namespace_cfgs().iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
-                // Not in the flash configuration yet: refused, with the reason.
+            let cfgs = sc.namespace_cfgs();
+            // Not in the flash configuration yet: refused, with the reason.
+            if cfgs.iter().any(|n| n.encryption.is_some()) {
+                let e = from_scenario(&sc).unwrap_err();
+                assert!(e.contains("encrypted namespaces are not part of the flash configuration"), "{}: {e}", p.display());
+                continue;
+            }
+            if cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
                 let e = from_scenario(&sc).unwrap_err();
                 assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
                 continue;
