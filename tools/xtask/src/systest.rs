@@ -492,6 +492,22 @@ fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if n(&doc["crypto"], "errors") != 0 || n(&doc["crypto"], "descriptors") < 100 {
         return fail(format!("crypto engine counters: {}", doc["crypto"]), run);
     }
+    // A third target (t3) dies at 4 ms: more than m = 2 members lost. I/O
+    // that needs a lost fragment fails with Unrecovered Read Error (SCT 2h
+    // SC 81h) or Write Fault (80h), with DNR; no block reads back wrong.
+    let text = std::fs::read_to_string(&sc).map_err(|e| io(format!("{sc}: {e}")))?;
+    let Some(at) = text.find("[expect]") else { return Err(("the scenario has no [expect]".into(), None)) };
+    let three = format!(
+        "{}[[faults]]\nkind = \"target-blackhole\"\ntarget = \"t3\"\nat = \"4ms\"\n\n[expect]\nverify_errors = 0\nio_errors = 100000\n",
+        &text[..at]
+    );
+    let sc3 = cx.tmp.join("adapter-secure-ec-3-dead.toml");
+    std::fs::write(&sc3, three).map_err(|e| io(e.to_string()))?;
+    let run = cx.run_image("adapter-secure-ec-3-dead", &fw, &["--scenario", &sc3.to_string_lossy()]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: ", "SC 0x81 DNR", "SC 0x80 DNR", "ec: volume 0: member 3 lost"])?;
+    if run.count("0 errors (0 lost, 0 corrupt)") != 3 || run.count("; I/O errors 0,") != 0 {
+        return fail("with 3 of 6 members lost: every job must see I/O errors and no wrong data", run);
+    }
     Ok(())
 }
 
