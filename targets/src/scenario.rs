@@ -1150,6 +1150,11 @@ impl Scenario {
             members.push((traddr, t.port, t.nqn.clone(), mb.nsid));
         }
         let (member_bytes, block_size) = geometry.unwrap_or((0, 512));
+        // The volume's blocks are the members' (a fragment is whole blocks of each).
+        let asked = self.storage.get(i).map_or(block_size, |s| s.block_size);
+        if asked != block_size {
+            return err(format!("storage[{i}].block_size"), format!("{asked}; the members have {block_size} B blocks (the volume's are the same)"));
+        }
         let stripes = member_bytes / EC_CHUNK;
         if stripes == 0 {
             return err(at("members"), format!("members of {member_bytes} bytes hold no {EC_CHUNK}-byte fragment"));
@@ -1365,6 +1370,7 @@ target = "t0"
             ("{ target = \"t5\" }", "{ target = \"t5\", lun = 2 }", "unknown field `lun`", "expected `target` or `nsid`"),
             ("backend = \"ec\"\n", "backend = \"ec\"\nsize = \"1MiB\"\n", "storage[0].size", "holds 4194304 bytes"),
             ("backend = \"ec\"\n", "backend = \"ec\"\ntarget = \"t0\"\n", "storage[0].backend", "ec.members"),
+            ("backend = \"ec\"\n", "backend = \"ec\"\nblock_size = 4096\n", "storage[0].block_size", "the members have 512 B blocks"),
             (members, "members = []", "storage[0].ec.members", "0 members"),
         ] {
             let e = parse(&base.replacen(from, to, 1)).map(|_| ()).expect_err(to).to_string();
