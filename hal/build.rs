@@ -44,6 +44,8 @@ fn main() {
     k("MAX_NSID", "u32", dpu_targets::MAX_NSID.to_string(), "Highest namespace ID of a function.");
     k("MAX_REMOTE_CONTROLLERS", "usize", dpu_targets::MAX_REMOTE_CONTROLLERS.to_string(), "Remote NVMe-oF controllers the firmware connects to.");
     k("MAX_PORTS", "usize", dpu_targets::MAX_PORTS.to_string(), "DPU port addresses the boot configuration may carry.");
+    k("MAX_EC_VOLUMES", "usize", dpu_targets::MAX_EC_VOLUMES.to_string(), "Erasure-coded volume records the boot configuration may carry.");
+    k("MAX_EC_MEMBERS", "usize", dpu_targets::MAX_EC_MEMBERS.to_string(), "Members (k + m) of one erasure-coded volume.");
     k("FINISHER_BASE", "usize", format!("{:#x}", d.finisher.base), "Test finisher base.");
     k("CLINT_BASE", "usize", format!("{:#x}", d.clint.base), "CLINT base.");
     k("PLIC_BASE", "usize", format!("{:#x}", d.plic.base), "PLIC base.");

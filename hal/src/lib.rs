@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod csr;
 pub mod delay;
 pub mod dma;
+pub mod ec;
 pub mod finisher;
 pub mod mailbox;
 pub mod mem;

@@ -290,14 +290,15 @@ pub mod dma {
 /// Boot configuration window (base `memory_map::BOOTCFG_BASE`): a header,
 /// then `ns count` namespace records, `port count` port records,
 /// `ctrl count` remote-controller records, one host record and `key
-/// count` key records, packed in that order. All fields little-endian;
+/// count` key records and `ec count` erasure-coded volume records, packed
+/// in that order. All fields little-endian;
 /// IPv4 addresses in network order.
 /// Booted from flash, the firmware renders the same blob in RAM from the
 /// configuration persisted in flash (`dpu-config`) and parses that.
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    pub const VERSION: u16 = 4;
+    pub const VERSION: u16 = 5;
     pub const HDR_MAGIC: usize = 0;
     pub const HDR_VERSION: usize = 4;
     pub const HDR_COUNT: usize = 6;
@@ -318,6 +319,8 @@ pub mod bootcfg {
     pub const HDR_IO_TIMEOUT_US: usize = 16;
     /// u16: key records.
     pub const HDR_KEYS: usize = 20;
+    /// u16: erasure-coded volume records (format 5).
+    pub const HDR_EC_VOLUMES: usize = 22;
     pub const HEADER: usize = 32;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;
@@ -327,6 +330,7 @@ pub mod bootcfg {
     pub const REC_NSID: usize = 4;
     pub const REC_BLOCKS: usize = 8;
     /// NVMF: index of the remote controller record, and the remote nsid.
+    /// EC: `REC_CTRL` holds the index of the EC volume record.
     pub const REC_CTRL: usize = 16;
     pub const REC_REMOTE_NSID: usize = 20;
     /// u8: data-at-rest encryption (`CRYPTO_*`).
@@ -342,6 +346,23 @@ pub mod bootcfg {
     /// Backends.
     pub const BACKEND_RAM: u8 = 1;
     pub const BACKEND_NVMF: u8 = 2;
+    /// An erasure-coded volume striped over k + m remote namespaces.
+    pub const BACKEND_EC: u8 = 3;
+    /// Erasure-coded volume record (264 bytes): k data and m parity
+    /// fragments per stripe, then k + m member records (remote controller
+    /// record index, remote nsid). Fragment f of stripe s (data 0..k,
+    /// parity k..k+m) is on member (f + s) mod (k + m) at member byte
+    /// offset s x `EC_CHUNK` (parity rotates over the members, as in
+    /// RAID 6). A fragment is `EC_CHUNK` bytes.
+    pub const EC_RECORD: usize = 8 + 32 * EC_MEMBER;
+    pub const EC_K: usize = 0;
+    pub const EC_M: usize = 1;
+    pub const EC_MEMBERS: usize = 8;
+    pub const EC_MEMBER: usize = 8;
+    pub const EC_MEMBER_CTRL: usize = 0;
+    pub const EC_MEMBER_NSID: usize = 4;
+    /// Bytes per fragment (a stripe holds k of them of data).
+    pub const EC_CHUNK: usize = 4096;
     /// Port record (16 bytes): address, prefix length, MTU.
     pub const PORT_RECORD: usize = 16;
     pub const PORT_IP: usize = 0;
@@ -369,6 +390,9 @@ pub mod bootcfg {
     pub const REJECT_OUT_OF_MEMORY: u16 = 7;
     /// An encrypted namespace's key record is missing or not a valid key.
     pub const REJECT_BAD_KEY: u16 = 8;
+    /// An erasure-coded namespace's volume record is missing or invalid
+    /// (k, m, members, size not whole stripes).
+    pub const REJECT_BAD_EC: u16 = 9;
     /// Index bits of the report (the reason sits above them).
     pub const REJECT_INDEX_BITS: u32 = 12;
 }

@@ -1,6 +1,7 @@
 //! Builds the boot configuration blob the firmware reads at boot
 //! (layout: `dpu_hal::regs::bootcfg`): namespaces and their backends, the
-//! DPU port addresses, the remote NVMe-oF controllers, the host NQN.
+//! DPU port addresses, the remote NVMe-oF controllers, the host NQN, the
+//! keys of encrypted namespaces and the erasure-coded volumes.
 
 use dpu_hal::regs::bootcfg as b;
 use dpu_targets::{Backend, NamespaceCfg, Scenario};
@@ -63,8 +64,7 @@ impl BootConfig {
     pub fn controllers(&self) -> Vec<(Ipv4Addr, u16, String)> {
         let mut v: Vec<(Ipv4Addr, u16, String)> = Vec::new();
         for n in &self.namespaces {
-            if let Backend::Nvmf { traddr, trsvcid, subnqn, .. } = &n.backend {
-                let k = (*traddr, *trsvcid, subnqn.clone());
+            for k in n.backend.remotes() {
                 if !v.contains(&k) {
                     v.push(k);
                 }
@@ -82,7 +82,16 @@ impl BootConfig {
         let host_off = ctrl_off + ctrls.len() * b::CTRL_RECORD;
         let key_off = host_off + b::HOST_RECORD;
         let keys: Vec<&[u8; 64]> = self.namespaces.iter().filter_map(|n| n.encryption.as_ref().map(|k| &k.0)).collect();
-        let mut v = vec![0u8; key_off + keys.len() * b::KEY_RECORD];
+        let ec_off = key_off + keys.len() * b::KEY_RECORD;
+        // One EC volume record per distinct volume (a volume listed for
+        // several functions is one volume).
+        let mut vols: Vec<&Backend> = Vec::new();
+        for n in &self.namespaces {
+            if matches!(n.backend, Backend::Ec { .. }) && !vols.contains(&&n.backend) {
+                vols.push(&n.backend);
+            }
+        }
+        let mut v = vec![0u8; ec_off + vols.len() * b::EC_RECORD];
         let put = |v: &mut Vec<u8>, at: usize, bytes: &[u8]| v[at..at + bytes.len()].copy_from_slice(bytes);
         put(&mut v, b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
         put(&mut v, b::HDR_VERSION, &b::VERSION.to_le_bytes());
@@ -93,6 +102,18 @@ impl BootConfig {
         put(&mut v, b::HDR_TCP_MIN_RTO_MS, &self.tcp_min_rto_ms.to_le_bytes());
         put(&mut v, b::HDR_IO_TIMEOUT_US, &self.io_timeout_us.to_le_bytes());
         put(&mut v, b::HDR_KEYS, &(keys.len() as u16).to_le_bytes());
+        put(&mut v, b::HDR_EC_VOLUMES, &(vols.len() as u16).to_le_bytes());
+        let ctrl_index = |traddr: &Ipv4Addr, trsvcid: &u16, subnqn: &String| ctrls.iter().position(|c| c.0 == *traddr && c.1 == *trsvcid && &c.2 == subnqn).unwrap_or(0);
+        for (i, vol) in vols.iter().enumerate() {
+            let Backend::Ec { k, m, members } = vol else { continue };
+            let r = ec_off + i * b::EC_RECORD;
+            put(&mut v, r + b::EC_K, &[*k, *m]);
+            for (j, (a, p, n, nsid)) in members.iter().enumerate().take(dpu_targets::MAX_EC_MEMBERS) {
+                let e = r + b::EC_MEMBERS + j * b::EC_MEMBER;
+                put(&mut v, e + b::EC_MEMBER_CTRL, &(ctrl_index(a, p, n) as u16).to_le_bytes());
+                put(&mut v, e + b::EC_MEMBER_NSID, &nsid.to_le_bytes());
+            }
+        }
         for (i, k) in keys.iter().enumerate() {
             put(&mut v, key_off + i * b::KEY_RECORD, &k[..]);
         }
@@ -112,9 +133,14 @@ impl BootConfig {
                 Backend::Ram => put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_RAM]),
                 Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
                     put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_NVMF]);
-                    let k = ctrls.iter().position(|c| c.0 == *traddr && c.1 == *trsvcid && &c.2 == subnqn).unwrap_or(0);
+                    let k = ctrl_index(traddr, trsvcid, subnqn);
                     put(&mut v, r + b::REC_CTRL, &(k as u16).to_le_bytes());
                     put(&mut v, r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
+                }
+                Backend::Ec { .. } => {
+                    put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_EC]);
+                    let k = vols.iter().position(|x| *x == &n.backend).unwrap_or(0);
+                    put(&mut v, r + b::REC_CTRL, &(k as u16).to_le_bytes());
                 }
             }
         }
@@ -146,6 +172,7 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
             let backend = match &n.backend {
                 Backend::Ram => format!("RAM, {} bytes", n.bytes),
                 Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
+                Backend::Ec { k, m, members } => format!("EC {k}+{m} over {} members", members.len()),
             };
             format!("namespace record {index} (function {}, nsid {}, {backend})", n.function, n.nsid)
         }
@@ -181,6 +208,7 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
             chip.ram_namespace_pool().1 >> 20
         ),
         b::REJECT_BAD_KEY => format!("{}: bad encryption setting or key record (unknown cipher, missing key, equal key halves)", ns()),
+        b::REJECT_BAD_EC => format!("{}: bad erasure-coded volume record (k, m, members, or a size that is not whole stripes)", ns()),
         r => format!("reason {r}, record {index}"),
     }
 }
@@ -233,5 +261,39 @@ mod tests {
         assert_eq!(u16::from_le_bytes([v[r1 + b::REC_KEY], v[r1 + b::REC_KEY + 1]]), 0);
         let key_off = b::HEADER + 2 * b::RECORD + 2 * b::PORT_RECORD + b::HOST_RECORD;
         assert_eq!(&v[key_off..], &key[..]);
+    }
+
+    #[test]
+    fn ec_volumes_carry_their_members() {
+        let mut c = BootConfig::ram(&[(1, 1, 1 << 20, 512)]);
+        let t = |i: u8| (Ipv4Addr::new(10, 0, 0, 10 + i), 4420, format!("nqn.x:t{i}"), 1);
+        let ec = Backend::Ec { k: 2, m: 1, members: vec![t(0), t(1), t(2)] };
+        c.namespaces.push(NamespaceCfg { function: 1, nsid: 2, bytes: 3 << 13, block_size: 512, backend: ec.clone(), encryption: None });
+        c.namespaces.push(NamespaceCfg { function: 2, nsid: 1, bytes: 3 << 13, block_size: 512, backend: ec, encryption: None });
+        c.namespaces.push(NamespaceCfg {
+            function: 3,
+            nsid: 1,
+            bytes: 1 << 20,
+            block_size: 512,
+            backend: Backend::Nvmf { traddr: Ipv4Addr::new(10, 0, 0, 11), trsvcid: 4420, subnqn: "nqn.x:t1".into(), nsid: 2 },
+            encryption: None,
+        });
+        let v = c.to_bytes();
+        // Three controllers (t1 shared), one volume record for two namespaces.
+        assert_eq!(u16::from_le_bytes([v[b::HDR_CTRLS], v[b::HDR_CTRLS + 1]]), 3);
+        assert_eq!(u16::from_le_bytes([v[b::HDR_EC_VOLUMES], v[b::HDR_EC_VOLUMES + 1]]), 1);
+        for r in [b::HEADER + b::RECORD, b::HEADER + 2 * b::RECORD] {
+            assert_eq!(v[r + b::REC_BACKEND], b::BACKEND_EC);
+            assert_eq!(u16::from_le_bytes([v[r + b::REC_CTRL], v[r + b::REC_CTRL + 1]]), 0);
+        }
+        let ec = v.len() - b::EC_RECORD;
+        assert_eq!(&v[ec..ec + 2], &[2, 1]);
+        let member = |j: usize| {
+            let e = ec + b::EC_MEMBERS + j * b::EC_MEMBER;
+            (u16::from_le_bytes([v[e], v[e + 1]]), u32::from_le_bytes(v[e + b::EC_MEMBER_NSID..e + b::EC_MEMBER_NSID + 4].try_into().unwrap()))
+        };
+        assert_eq!([member(0), member(1), member(2), member(3)], [(0, 1), (1, 1), (2, 1), (0, 0)]);
+        let r3 = b::HEADER + 3 * b::RECORD;
+        assert_eq!(u16::from_le_bytes([v[r3 + b::REC_CTRL], v[r3 + b::REC_CTRL + 1]]), 1, "the remote namespace's controller is the member's");
     }
 }

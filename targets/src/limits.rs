@@ -17,6 +17,11 @@ pub const MAX_PORTS: usize = 8;
 /// engine key slot); a chip must have at least this many key slots for
 /// a scenario to use them all (`Scenario::check_platform`).
 pub const MAX_KEYS: usize = 64;
+/// Erasure-coded volume records (each names its k + m member namespaces).
+pub const MAX_EC_VOLUMES: usize = 16;
+/// Members (k + m) of one erasure-coded volume: one staging page per
+/// fragment of a stripe, at most the pages one I/O may hold (32).
+pub const MAX_EC_MEMBERS: usize = 32;
 
 /// Cycles in `ns` nanoseconds at `clock_hz`, saturating instead of
 /// wrapping (scenario times are at most [`crate::MAX_TIME_NS`]).

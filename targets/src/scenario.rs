@@ -141,7 +141,34 @@ pub struct StorageCfg {
     /// The XTS-AES-256 key: 128 hex digits (Key1, the data key, then Key2,
     /// the tweak key; the halves must differ).
     pub key: Option<String>,
+    /// backend = "ec": the erasure-coded volume's geometry and members.
+    pub ec: Option<EcCfg>,
 }
+
+/// An erasure-coded volume (`[[storage]] backend = "ec"`): stripes of `k`
+/// data and `m` parity fragments of 4 KiB (Reed-Solomon, ISA-L's Cauchy
+/// matrix, on the card's EC engine) over k + m remote namespaces on
+/// distinct target models.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcCfg {
+    pub k: u32,
+    pub m: u32,
+    /// k + m members, in fragment order.
+    pub members: Vec<EcMemberCfg>,
+}
+
+/// One member of an erasure-coded volume: a namespace of a target model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcMemberCfg {
+    pub target: String,
+    #[serde(default = "d_nsid")]
+    pub nsid: u32,
+}
+
+/// Bytes per fragment of an erasure-coded volume (`dpu_hal::regs::bootcfg::EC_CHUNK`).
+pub const EC_CHUNK: u64 = 4096;
 
 fn d_nvmf_port() -> u16 {
     4420
@@ -340,6 +367,20 @@ pub enum Backend {
     Ram,
     /// A remote namespace: target address, port, subsystem NQN, remote nsid.
     Nvmf { traddr: std::net::Ipv4Addr, trsvcid: u16, subnqn: String, nsid: u32 },
+    /// An erasure-coded volume over k + m remote namespaces (each as in
+    /// `Nvmf`: address, port, subsystem NQN, nsid), in fragment order.
+    Ec { k: u8, m: u8, members: Vec<(std::net::Ipv4Addr, u16, String, u32)> },
+}
+
+impl Backend {
+    /// The remote subsystems (address, port, NQN) the backend uses.
+    pub fn remotes(&self) -> Vec<(std::net::Ipv4Addr, u16, String)> {
+        match self {
+            Backend::Ram => Vec::new(),
+            Backend::Nvmf { traddr, trsvcid, subnqn, .. } => vec![(*traddr, *trsvcid, subnqn.clone())],
+            Backend::Ec { members, .. } => members.iter().map(|(a, p, n, _)| (*a, *p, n.clone())).collect(),
+        }
+    }
 }
 
 /// One namespace of one function.
@@ -758,6 +799,7 @@ impl Scenario {
                 let place = match &ns.backend {
                     Backend::Ram => format!("RAM namespace {} of function {fun}", ns.nsid),
                     Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
+                    Backend::Ec { members, .. } => format!("EC volume over {members:?}"),
                 };
                 let range = (offset, region.map_or(ns.bytes, |r| offset + r));
                 for (k, f2, p2, r2, w2, v2) in &users {
@@ -1007,8 +1049,18 @@ impl Scenario {
                     }
                     _ => return err(at("target"), "an nvmf namespace names either a target model (`target`) or a remote (`traddr` + `subnqn`)".into()),
                 },
-                b => return err(at("backend"), format!("`{b}` is not a known backend (ram, nvmf)")),
+                "ec" => {
+                    if s.target.is_some() || s.traddr.is_some() || s.subnqn.is_some() {
+                        return err(at("backend"), "an ec namespace names its members in `ec.members`, not a target, traddr or subnqn".into());
+                    }
+                    let Some(ec) = &s.ec else { return err(at("ec"), "an ec namespace needs `ec = { k, m, members }`".into()) };
+                    self.resolve_ec(i, ec, given)?
+                }
+                b => return err(at("backend"), format!("`{b}` is not a known backend (ram, nvmf, ec)")),
             };
+            if s.ec.is_some() && s.backend != "ec" {
+                return err(at("ec"), "only a namespace with `backend = \"ec\"` takes `ec`".into());
+            }
             if ![512, 4096].contains(&block_size) {
                 return err(at("block_size"), format!("{block_size} must be 512 or 4096"));
             }
@@ -1029,13 +1081,11 @@ impl Scenario {
                 out.push(NamespaceCfg { function: fun, nsid: s.nsid, bytes, block_size, backend: backend.clone(), encryption: encryption.clone() });
             }
         }
-        let ctrls: std::collections::BTreeSet<(std::net::Ipv4Addr, u16, String)> = out
-            .iter()
-            .filter_map(|n| match &n.backend {
-                Backend::Nvmf { traddr, trsvcid, subnqn, .. } => Some((*traddr, *trsvcid, subnqn.clone())),
-                Backend::Ram => None,
-            })
-            .collect();
+        let ctrls: std::collections::BTreeSet<(std::net::Ipv4Addr, u16, String)> = out.iter().flat_map(|n| n.backend.remotes()).collect();
+        let ec_volumes = self.storage.iter().filter(|s| s.backend == "ec").count();
+        if ec_volumes > crate::limits::MAX_EC_VOLUMES {
+            return err("storage".into(), format!("{ec_volumes} erasure-coded volumes; the firmware holds at most {}", crate::limits::MAX_EC_VOLUMES));
+        }
         if ctrls.len() > MAX_REMOTE_CONTROLLERS {
             return err("storage".into(), format!("{} remote subsystems; the firmware connects to at most {MAX_REMOTE_CONTROLLERS}", ctrls.len()));
         }
@@ -1053,6 +1103,67 @@ impl Scenario {
             );
         }
         Ok(out)
+    }
+
+    /// An erasure-coded volume of `storage[i]`: (bytes, block size,
+    /// backend), every member checked.
+    fn resolve_ec(&self, i: usize, ec: &EcCfg, given: Option<u64>) -> Result<(u64, u32, Backend), ConfigError> {
+        let f = &self.source;
+        let at = |field: &str| format!("storage[{i}].ec.{field}");
+        let err = |field: String, msg: String| Err(ConfigError::field(f, field, msg));
+        // ISA-L's limits (k <= 32, m <= 4), which the EC engine shares.
+        if !(1..=32).contains(&ec.k) {
+            return err(at("k"), format!("{} data fragments; 1..=32", ec.k));
+        }
+        if !(1..=4).contains(&ec.m) {
+            return err(at("m"), format!("{} parity fragments; 1..=4", ec.m));
+        }
+        let n = (ec.k + ec.m) as usize;
+        if n > crate::limits::MAX_EC_MEMBERS {
+            return err(at("k"), format!("k + m = {n} members; the firmware stripes over at most {}", crate::limits::MAX_EC_MEMBERS));
+        }
+        if ec.members.len() != n {
+            return err(at("members"), format!("{} members for k + m = {n}", ec.members.len()));
+        }
+        let mut members = Vec::new();
+        let mut geometry: Option<(u64, u32)> = None;
+        for (j, mb) in ec.members.iter().enumerate() {
+            let field = format!("storage[{i}].ec.members[{j}]");
+            let Some(t) = self.targets.iter().find(|t| t.name == mb.target) else {
+                return err(format!("{field}.target"), format!("no [[targets]] is named `{}`", mb.target));
+            };
+            if ec.members[..j].iter().any(|o| o.target == mb.target) {
+                return err(format!("{field}.target"), format!("target `{}` already holds a member: members sit on distinct targets", mb.target));
+            }
+            let k = mb.nsid as usize;
+            let Some(ns) = (k >= 1).then(|| t.namespaces.get(k - 1)).flatten() else {
+                return err(format!("{field}.nsid"), format!("target `{}` has namespaces 1..={}", t.name, t.namespaces.len()));
+            };
+            let bytes = parse_size(&ns.size).unwrap_or(0);
+            match geometry {
+                Some(g) if g != (bytes, ns.block_size) => {
+                    return err(field, format!("{bytes} bytes of {} B blocks; member 0 has {} bytes of {} B blocks (members are alike)", ns.block_size, g.0, g.1));
+                }
+                _ => geometry = Some((bytes, ns.block_size)),
+            }
+            let traddr = t.ip.parse().map_err(|_| ConfigError::field(f, format!("{field}.target"), "target has a bad ip".to_string()))?;
+            members.push((traddr, t.port, t.nqn.clone(), mb.nsid));
+        }
+        let (member_bytes, block_size) = geometry.unwrap_or((0, 512));
+        // The volume's blocks are the members' (a fragment is whole blocks of each).
+        let asked = self.storage.get(i).map_or(block_size, |s| s.block_size);
+        if asked != block_size {
+            return err(format!("storage[{i}].block_size"), format!("{asked}; the members have {block_size} B blocks (the volume's are the same)"));
+        }
+        let stripes = member_bytes / EC_CHUNK;
+        if stripes == 0 {
+            return err(at("members"), format!("members of {member_bytes} bytes hold no {EC_CHUNK}-byte fragment"));
+        }
+        let bytes = stripes * EC_CHUNK * u64::from(ec.k);
+        if given.is_some_and(|g| g != bytes) {
+            return err(format!("storage[{i}].size"), format!("the volume holds {bytes} bytes ({stripes} stripes of k x 4 KiB); leave size out or give that"));
+        }
+        Ok((bytes, block_size, Backend::Ec { k: ec.k as u8, m: ec.m as u8, members }))
     }
 
     /// Every namespace of every function, with its backend.
@@ -1222,6 +1333,56 @@ functions = [1]
 backend = "nvmf"
 target = "t0"
 "#;
+
+    /// Six target models t0..t5 (1 MiB, 512 B blocks; t5's second
+    /// namespace has 4 KiB blocks) and an EC 4+2 volume over t0..t5.
+    fn ec_scenario() -> String {
+        let mut s = String::from("[scenario]\nname = \"t\"\n[host]\nvfs = 1\n[network]\nports = [\"10.0.0.1/24\"]\n");
+        for t in 0..6 {
+            s += &format!("[[targets]]\nname = \"t{t}\"\nip = \"10.0.0.{}\"\nnqn = \"nqn.2026-11.io.dpusim:t{t}\"\nnamespaces = [{{ size = \"1MiB\" }}, {{ size = \"1MiB\", block_size = 4096 }}]\n", 10 + t);
+        }
+        s += "[[storage]]\nfunctions = [1]\nbackend = \"ec\"\n";
+        s += "ec = { k = 4, m = 2, members = [{ target = \"t0\" }, { target = \"t1\" }, { target = \"t2\" }, { target = \"t3\" }, { target = \"t4\" }, { target = \"t5\" }] }\n";
+        s
+    }
+
+    #[test]
+    fn ec_volumes_are_checked_field_by_field() {
+        let base = ec_scenario();
+        let s = parse(&base).unwrap();
+        let ns = s.namespace_cfgs();
+        assert_eq!((ns.len(), ns[0].bytes, ns[0].block_size), (1, 4 << 20, 512), "k x the member size");
+        let Backend::Ec { k, m, members } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
+        assert_eq!((*k, *m, members.len()), (4, 2, 6));
+        assert_eq!(members[5], ("10.0.0.15".parse().unwrap(), 4420, "nqn.2026-11.io.dpusim:t5".to_string(), 1));
+        assert_eq!(ns[0].backend.remotes().len(), 6);
+        let members = "members = [{ target = \"t0\" }, { target = \"t1\" }, { target = \"t2\" }, { target = \"t3\" }, { target = \"t4\" }, { target = \"t5\" }]";
+        for (from, to, field, why) in [
+            ("k = 4", "k = 0", "storage[0].ec.k", "1..=32"),
+            ("k = 4, m = 2", "k = 33, m = 2", "storage[0].ec.k", "1..=32"),
+            ("m = 2", "m = 5", "storage[0].ec.m", "1..=4"),
+            ("m = 2", "m = 0", "storage[0].ec.m", "1..=4"),
+            ("m = 2", "m = 3", "storage[0].ec.members", "6 members for k + m = 7"),
+            ("{ target = \"t3\" }", "{ target = \"t9\" }", "storage[0].ec.members[3].target", "no [[targets]] is named `t9`"),
+            ("{ target = \"t3\" }", "{ target = \"t0\" }", "storage[0].ec.members[3].target", "distinct targets"),
+            ("{ target = \"t3\" }", "{ target = \"t3\", nsid = 3 }", "storage[0].ec.members[3].nsid", "namespaces 1..=2"),
+            ("{ target = \"t5\" }", "{ target = \"t5\", nsid = 2 }", "storage[0].ec.members[5]", "members are alike"),
+            ("{ target = \"t5\" }", "{ target = \"t5\", lun = 2 }", "unknown field `lun`", "expected `target` or `nsid`"),
+            ("backend = \"ec\"\n", "backend = \"ec\"\nsize = \"1MiB\"\n", "storage[0].size", "holds 4194304 bytes"),
+            ("backend = \"ec\"\n", "backend = \"ec\"\ntarget = \"t0\"\n", "storage[0].backend", "ec.members"),
+            ("backend = \"ec\"\n", "backend = \"ec\"\nblock_size = 4096\n", "storage[0].block_size", "the members have 512 B blocks"),
+            (members, "members = []", "storage[0].ec.members", "0 members"),
+        ] {
+            let e = parse(&base.replacen(from, to, 1)).map(|_| ()).expect_err(to).to_string();
+            assert!(e.contains(field) && e.contains(why), "{to}: {e}");
+        }
+        // `ec` without backend = "ec", and backend = "ec" without `ec`.
+        let e = refused(&base, "backend = \"ec\"", "backend = \"ram\"\nsize = \"1MiB\"", "storage[0].ec");
+        assert!(e.contains("only a namespace with `backend = \"ec\"`"), "{e}");
+        let no_ec: String = base.lines().filter(|l| !l.starts_with("ec = ")).map(|l| format!("{l}\n")).collect();
+        let e = parse(&no_ec).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `storage[0].ec`") && e.contains("needs `ec = { k, m, members }`"), "{e}");
+    }
 
     #[test]
     fn times_are_exact_positive_and_bounded() {

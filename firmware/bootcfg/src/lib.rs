@@ -1,8 +1,9 @@
 //! The boot configuration blob (layout: `dpu_hal::regs::bootcfg`):
 //! namespaces and their backends (RAM carved from DDR at boot, or a remote
 //! NVMe-oF namespace), the DPU port addresses, the remote controllers and
-//! the host NQN, the keys of encrypted namespaces, parsed from the bytes
-//! of the configuration window.
+//! the host NQN, the keys of encrypted namespaces and the erasure-coded
+//! volumes (k, m, member namespaces), parsed from the bytes of the
+//! configuration window.
 //!
 //! Pure: no MMIO, no global state. The firmware image copies the window
 //! ([`blob_len`] says how much of it the records take), calls [`parse`]
@@ -28,7 +29,12 @@ pub const MAX_BLOB: usize = b::HEADER
     + MAX_PORTS * b::PORT_RECORD
     + MAX_CTRLS * b::CTRL_RECORD
     + b::HOST_RECORD
-    + MAX_KEYS * b::KEY_RECORD;
+    + MAX_KEYS * b::KEY_RECORD
+    + MAX_EC_VOLUMES * b::EC_RECORD;
+
+/// Most erasure-coded volume records, and members of one volume.
+pub use dpu_hal::memory_map::{MAX_EC_MEMBERS, MAX_EC_VOLUMES};
+const _: () = assert!(MAX_EC_MEMBERS * b::EC_MEMBER + b::EC_MEMBERS <= b::EC_RECORD);
 
 /// Most key records: one per key slot of the crypto engines.
 pub const MAX_KEYS: usize = dpu_hal::memory_map::CRYPTO_KEY_SLOTS;
@@ -39,6 +45,32 @@ pub enum Backend {
     Ram(RamBdev),
     /// Namespace `nsid` of remote controller `ctrl` (index into the controllers).
     Remote { ctrl: u16, nsid: u32 },
+    /// Erasure-coded volume `vol` (index into the EC volumes).
+    Ec { vol: u16 },
+}
+
+/// An erasure-coded volume: stripes of k data and m parity fragments of
+/// `b::EC_CHUNK` bytes over k + m remote namespaces (the members).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcVolume {
+    pub k: u8,
+    pub m: u8,
+    /// (remote controller index, remote nsid) of each member, k + m used.
+    pub members: [(u16, u32); MAX_EC_MEMBERS],
+}
+
+impl EcVolume {
+    /// Members (k + m).
+    pub fn width(&self) -> usize {
+        usize::from(self.k) + usize::from(self.m)
+    }
+
+    /// The member that holds fragment `frag` of stripe `stripe` (data
+    /// 0..k, parity k..k+m): fragments rotate over the members.
+    pub fn member_of(&self, stripe: u64, frag: usize) -> usize {
+        let n = self.width() as u64;
+        ((frag as u64 + stripe % n) % n) as usize
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +126,7 @@ pub struct Table {
     /// Where the key records start in the blob, and how many there are.
     key_off: usize,
     nkeys: usize,
+    ecs: [Option<EcVolume>; MAX_EC_VOLUMES],
 }
 
 /// Why the boot configuration was rejected (logged and reported through
@@ -111,6 +144,9 @@ pub enum ConfigError {
     OutOfMemory { index: usize },
     /// An encrypted namespace's cipher or key record is not valid.
     BadKey { index: usize },
+    /// An erasure-coded namespace's volume record is not valid (k, m,
+    /// members, a size that is not whole stripes).
+    BadEc { index: usize },
 }
 
 impl ConfigError {
@@ -125,6 +161,7 @@ impl ConfigError {
             ConfigError::BadController { index } => (b::REJECT_BAD_CONTROLLER, index),
             ConfigError::OutOfMemory { index } => (b::REJECT_OUT_OF_MEMORY, index),
             ConfigError::BadKey { index } => (b::REJECT_BAD_KEY, index),
+            ConfigError::BadEc { index } => (b::REJECT_BAD_EC, index),
         }
     }
 }
@@ -165,7 +202,8 @@ pub fn blob_len(header: &[u8]) -> usize {
     let nports = usize::from(read_u16(header, b::HDR_PORTS));
     let nctrls = usize::from(read_u16(header, b::HDR_CTRLS));
     let nkeys = usize::from(read_u16(header, b::HDR_KEYS));
-    b::HEADER + count * b::RECORD + nports * b::PORT_RECORD + nctrls * b::CTRL_RECORD + b::HOST_RECORD + nkeys * b::KEY_RECORD
+    let nec = usize::from(read_u16(header, b::HDR_EC_VOLUMES));
+    b::HEADER + count * b::RECORD + nports * b::PORT_RECORD + nctrls * b::CTRL_RECORD + b::HOST_RECORD + nkeys * b::KEY_RECORD + nec * b::EC_RECORD
 }
 
 impl Table {
@@ -184,6 +222,7 @@ impl Table {
         io_timeout_us: 0,
         key_off: 0,
         nkeys: 0,
+        ecs: [None; MAX_EC_VOLUMES],
     };
 
     /// Namespace `nsid` of function `f`, if configured.
@@ -242,6 +281,11 @@ impl Table {
         self.nkeys
     }
 
+    /// Erasure-coded volume `i`.
+    pub fn ec_volume(&self, i: usize) -> Option<&EcVolume> {
+        self.ecs.get(i)?.as_ref()
+    }
+
     pub fn key_range(&self, k: usize) -> Option<core::ops::Range<usize>> {
         (k < self.nkeys).then(|| self.key_off + k * b::KEY_RECORD..self.key_off + (k + 1) * b::KEY_RECORD)
     }
@@ -272,7 +316,15 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     let host_off = ctrl_off + nctrls * b::CTRL_RECORD;
     let nkeys = usize::from(read_u16(blob, b::HDR_KEYS));
     let key_off = host_off + b::HOST_RECORD;
-    if count > MAX_NAMESPACES || nports > MAX_PORTS || nctrls > MAX_CTRLS || nkeys > MAX_KEYS || key_off + nkeys * b::KEY_RECORD > blob.len() {
+    let nec = usize::from(read_u16(blob, b::HDR_EC_VOLUMES));
+    let ec_off = key_off + nkeys * b::KEY_RECORD;
+    if count > MAX_NAMESPACES
+        || nports > MAX_PORTS
+        || nctrls > MAX_CTRLS
+        || nkeys > MAX_KEYS
+        || nec > MAX_EC_VOLUMES
+        || ec_off + nec * b::EC_RECORD > blob.len()
+    {
         return Err(ConfigError::TooMany(count as u16));
     }
     t.key_off = key_off;
@@ -314,6 +366,28 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
         t.host_nqn_len = len;
     }
     t.host_id = read(blob, host_off + b::HOST_ID);
+    for v in 0..nec {
+        let r = ec_off + v * b::EC_RECORD;
+        let [k, m]: [u8; 2] = read(blob, r + b::EC_K);
+        let mut vol = EcVolume { k, m, members: [(0, 0); MAX_EC_MEMBERS] };
+        // The engine's limits (ISA-L's: k <= 32, m <= 4) and one staging
+        // page per fragment.
+        let n = usize::from(k) + usize::from(m);
+        if k == 0 || m == 0 || usize::from(k) > dpu_hal::memory_map::EC_MAX_K || usize::from(m) > dpu_hal::memory_map::EC_MAX_M || n > MAX_EC_MEMBERS {
+            continue; // rejected below if a namespace uses it
+        }
+        let mut ok = true;
+        for j in 0..n {
+            let e = r + b::EC_MEMBERS + j * b::EC_MEMBER;
+            let (ctrl, nsid) = (read_u16(blob, e + b::EC_MEMBER_CTRL), read_u32(blob, e + b::EC_MEMBER_NSID));
+            // Each member a distinct remote namespace.
+            ok &= usize::from(ctrl) < nctrls && nsid != 0 && nsid != u32::MAX && !vol.members[..j].contains(&(ctrl, nsid));
+            vol.members[j] = (ctrl, nsid);
+        }
+        if ok {
+            t.ecs[v] = Some(vol);
+        }
+    }
     for i in 0..count {
         let r = b::HEADER + i * b::RECORD;
         let function = read_u16(blob, r + b::REC_FUNCTION);
@@ -345,6 +419,16 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
                     return Err(ConfigError::BadRecord { index: i });
                 }
                 Backend::Remote { ctrl, nsid: rnsid }
+            }
+            b::BACKEND_EC => {
+                let vol = read_u16(blob, r + b::REC_CTRL);
+                let Some(v) = t.ecs.get(usize::from(vol)).copied().flatten() else { return Err(ConfigError::BadEc { index: i }) };
+                // Whole stripes of k fragments.
+                let stripe = u64::from(v.k) * b::EC_CHUNK as u64;
+                if bytes % stripe != 0 {
+                    return Err(ConfigError::BadEc { index: i });
+                }
+                Backend::Ec { vol }
             }
             _ => return Err(ConfigError::BadRecord { index: i }),
         };

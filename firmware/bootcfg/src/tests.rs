@@ -186,3 +186,66 @@ fn encrypted_namespaces_name_a_valid_key_record() {
     let bytes = with(b::CRYPTO_AES_XTS, 0, &key);
     assert_eq!(parse_blob(&bytes[..bytes.len() - 1]).0, Err(ConfigError::TooMany(2)));
 }
+
+#[test]
+fn erasure_coded_namespaces_name_a_valid_volume() {
+    let mut blob = Blob::new();
+    for t in 0..6u8 {
+        blob.ctrls.push(([10, 0, 0, 10 + t], 4420, b"nqn.2026-11.io.dpusim:t"));
+    }
+    // 4+2 stripes of 4 KiB fragments: 16 KiB of data = 32 blocks of 512 B.
+    blob.ns.push((1, b::BACKEND_EC, 9, 1, 32 * 100, 0, 0));
+    // The blob with one EC volume record appended (k, m, members).
+    let with = |k: u8, m: u8, members: &[(u16, u32)], blocks: u64| {
+        let mut b2 = Blob { ns: blob.ns.clone(), ports: blob.ports.clone(), ctrls: blob.ctrls.clone(), host_nqn: blob.host_nqn };
+        b2.ns[0].4 = blocks;
+        let mut v = b2.bytes();
+        v[b::HDR_EC_VOLUMES..b::HDR_EC_VOLUMES + 2].copy_from_slice(&1u16.to_le_bytes());
+        let mut rec = vec![0u8; b::EC_RECORD];
+        rec[b::EC_K] = k;
+        rec[b::EC_M] = m;
+        for (j, &(c, n)) in members.iter().enumerate() {
+            let e = b::EC_MEMBERS + j * b::EC_MEMBER;
+            rec[e + b::EC_MEMBER_CTRL..e + b::EC_MEMBER_CTRL + 2].copy_from_slice(&c.to_le_bytes());
+            rec[e + b::EC_MEMBER_NSID..e + b::EC_MEMBER_NSID + 4].copy_from_slice(&n.to_le_bytes());
+        }
+        v.extend_from_slice(&rec);
+        v
+    };
+    let six: Vec<(u16, u32)> = (0..6).map(|c| (c, 1)).collect();
+    let bytes = with(4, 2, &six, 3200);
+    assert_eq!(blob_len(&bytes[..b::HEADER]), bytes.len());
+    let (r, t, allocs) = parse_blob(&bytes);
+    assert_eq!(r, Ok(()));
+    assert!(allocs.is_empty(), "an EC volume takes no DPU RAM");
+    let ns = t.namespace(1, 1).unwrap();
+    assert_eq!(ns.backend, Backend::Ec { vol: 0 });
+    let v = t.ec_volume(0).unwrap();
+    assert_eq!((v.k, v.m, v.width(), &v.members[..6]), (4, 2, 6, &six[..]));
+    // Fragments rotate: stripe 0 puts data 0 on member 0, stripe 1 on member 1;
+    // parity 5 of stripe 3 sits on member (5 + 3) mod 6 = 2.
+    assert_eq!((v.member_of(0, 0), v.member_of(1, 0), v.member_of(3, 5)), (0, 1, 2));
+    let bad = |bytes: Vec<u8>| parse_blob(&bytes).0;
+    // Not whole stripes; k or m zero or beyond the engine; a member on a
+    // controller that does not exist, with nsid 0, twice; members missing.
+    assert_eq!(bad(with(4, 2, &six, 3201)), Err(ConfigError::BadEc { index: 0 }));
+    assert_eq!(bad(with(0, 2, &six[..2], 3200)), Err(ConfigError::BadEc { index: 0 }));
+    assert_eq!(bad(with(4, 0, &six[..4], 3200)), Err(ConfigError::BadEc { index: 0 }));
+    assert_eq!(bad(with(4, 5, &six, 3200)), Err(ConfigError::BadEc { index: 0 }));
+    assert_eq!(bad(with(33, 1, &six, 33 * 8 * 100)), Err(ConfigError::BadEc { index: 0 }));
+    let mut m = six.clone();
+    m[5] = (6, 1);
+    assert_eq!(bad(with(4, 2, &m, 3200)), Err(ConfigError::BadEc { index: 0 }));
+    m[5] = (5, 0);
+    assert_eq!(bad(with(4, 2, &m, 3200)), Err(ConfigError::BadEc { index: 0 }));
+    m[5] = (0, 1);
+    assert_eq!(bad(with(4, 2, &m, 3200)), Err(ConfigError::BadEc { index: 0 }));
+    assert_eq!(bad(with(4, 2, &six[..5], 3200)), Err(ConfigError::BadEc { index: 0 }), "member 5 reads as controller 0 nsid 0");
+    // A namespace naming a volume record that is not there.
+    let mut v = with(4, 2, &six, 3200);
+    v[b::HEADER + b::REC_CTRL] = 1;
+    assert_eq!(bad(v), Err(ConfigError::BadEc { index: 0 }));
+    // The volume record does not fit the window.
+    let bytes = with(4, 2, &six, 3200);
+    assert_eq!(parse_blob(&bytes[..bytes.len() - 1]).0, Err(ConfigError::TooMany(1)));
+}

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
 use dpu_hal::regs::bootcfg as b;
 
-pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_NAMESPACES, MAX_NSID};
+pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, EcVolume, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID};
 
 /// Whether I/O can be served: always for RAM; for a remote namespace,
 /// once the fabrics service has attached it.
@@ -23,7 +23,38 @@ pub fn ready(ns: &Namespace) -> bool {
     match ns.backend {
         Backend::Ram(_) => true,
         Backend::Remote { .. } => READY[usize::from(ns.index)].load(Ordering::Acquire) == NS_READY,
+        // Every member's controller has been connected once (a member
+        // lost later makes the volume degraded, not unready).
+        Backend::Ec { .. } => remote_ctrls(ns).all(|c| crate::nvmf::published(usize::from(c)).generation > 0),
     }
+}
+
+/// The remote controllers a namespace's blocks live on (none for RAM,
+/// one for a remote namespace, the members' for an EC volume).
+pub fn remote_ctrls(ns: &Namespace) -> impl Iterator<Item = u16> {
+    let mut a = [0u16; MAX_EC_MEMBERS];
+    let mut n = 0;
+    match ns.backend {
+        Backend::Ram(_) => {}
+        Backend::Remote { ctrl, .. } => {
+            a[0] = ctrl;
+            n = 1;
+        }
+        Backend::Ec { vol } => {
+            if let Some(v) = ec_volume(vol) {
+                n = v.width();
+                for (j, m) in v.members[..n].iter().enumerate() {
+                    a[j] = m.0;
+                }
+            }
+        }
+    }
+    (0..n).map(move |j| a[j])
+}
+
+/// Erasure-coded volume `vol` of the configuration.
+pub fn ec_volume(vol: u16) -> Option<&'static EcVolume> {
+    TABLE.get()?.ec_volume(usize::from(vol))
 }
 
 /// Readiness of remote namespaces (written by the fabrics service).
@@ -133,6 +164,19 @@ pub fn load() -> Result<usize, ConfigError> {
                 g.blocks,
                 1u32 << g.block_shift
             ),
+            Backend::Ec { vol } => {
+                let (k, m) = t.ec_volume(usize::from(vol)).map_or((0, 0), |v| (v.k, v.m));
+                defmt::info!(
+                    "nvme: fn{=u16} nsid {=u32}: erasure-coded volume {=u16} ({=u8}+{=u8}, 4 KiB fragments), {=u64} blocks of {=u32} B",
+                    ns.function,
+                    ns.nsid,
+                    vol,
+                    k,
+                    m,
+                    g.blocks,
+                    1u32 << g.block_shift
+                )
+            }
         }
     }
     TABLE.call_once(|| t);

@@ -63,6 +63,13 @@ pub fn run(hart: HartId) -> ! {
                     _ => defmt::error!("hart {=usize}: crypto device could not start", me),
                 }
             }
+            // Erasure-coded namespaces: this core's queue on the EC engine.
+            if crate::bootcfg::namespaces().any(|n| matches!(n.backend, crate::bootcfg::Backend::Ec { .. })) {
+                match (engine.as_mut(), crate::block::ec::Ec::start(me)) {
+                    (Some(e), Some(x)) => e.attach_ec(x),
+                    _ => defmt::error!("hart {=usize}: EC device could not start", me),
+                }
+            }
             if let (Some(e), Some(f)) = (engine.as_mut(), crate::nvmf::initiator::Fabric::start(me)) {
                 e.attach_fabric(f);
                 if me == crate::net::FIRST_DATA_HART {

@@ -49,6 +49,10 @@ impl Status {
     pub const INVALID_QUEUE_DELETION: Status = Status::specific(0x0c);
     pub const FEATURE_NOT_SAVEABLE: Status = Status::specific(0x0d);
     // Media and data integrity errors (figure 103).
+    /// Write Fault (80h): the write could not be made durable.
+    pub const WRITE_FAULT: Status = Status::media(0x80);
+    /// Unrecovered Read Error (81h): the data cannot be read.
+    pub const UNRECOVERED_READ_ERROR: Status = Status::media(0x81);
     pub const COMPARE_FAILURE: Status = Status::media(0x85);
 
     pub fn is_success(self) -> bool {

@@ -36,15 +36,12 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
     }
     let mut ctrls: Vec<(std::net::Ipv4Addr, u16, String)> = Vec::new();
     for ns in sc.namespace_cfgs() {
-        // Refused rather than flashed in plaintext: a card booted from
-        // this flash would serve the namespace unencrypted.
+        // The flash configuration has no key records yet: persisting the
+        // namespace without them would store its data in the clear.
         if ns.encryption.is_some() {
             return Err(format!(
-                "{}: [[storage]] fn {} nsid {}: `key` (an encrypted namespace) cannot be written to flash yet: \
-                 the flash configuration carries no keys; run this scenario with --elf (boot configuration window)",
-                sc.source.display(),
-                ns.function,
-                ns.nsid
+                "function {} namespace {}: encrypted namespaces are not part of the flash configuration yet (boot the ELF with the scenario instead)",
+                ns.function, ns.nsid
             ));
         }
         let backend = match &ns.backend {
@@ -59,6 +56,12 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
                     }
                 };
                 Backend::Remote { controller: i as u16, nsid: *nsid }
+            }
+            dpu_targets::Backend::Ec { .. } => {
+                return Err(format!(
+                    "function {} namespace {}: erasure-coded volumes are not part of the flash configuration yet (boot the ELF with the scenario instead)",
+                    ns.function, ns.nsid
+                ))
             }
         };
         let block_shift = ns.block_size.trailing_zeros() as u8;
@@ -96,9 +99,16 @@ mod tests {
                 continue;
             }
             let sc = Scenario::load(&p).unwrap();
-            if sc.namespace_cfgs().iter().any(|ns| ns.encryption.is_some()) {
+            let cfgs = sc.namespace_cfgs();
+            // Not in the flash configuration yet: refused, with the reason.
+            if cfgs.iter().any(|n| n.encryption.is_some()) {
                 let e = from_scenario(&sc).unwrap_err();
-                assert!(e.contains("`key`") && e.contains("cannot be written to flash"), "{e}");
+                assert!(e.contains("encrypted namespaces are not part of the flash configuration"), "{}: {e}", p.display());
+                continue;
+            }
+            if cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
+                let e = from_scenario(&sc).unwrap_err();
+                assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
                 continue;
             }
             let c = from_scenario(&sc).unwrap();

@@ -453,6 +453,65 @@ fn adapter_secure(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-secure-ec.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-secure-ec", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (3 jobs)", "erasure-coded volume 0 (4+2", "erasure-coded volume 1 (4+2"],
+    )?;
+    // Both dead targets were found lost, on both volumes (members 1 and 4),
+    // and nothing else was.
+    for vol in 0..2 {
+        for member in [1, 4] {
+            if !run.stdout.contains(&format!("ec: volume {vol}: member {member} lost")) {
+                return fail(format!("volume {vol}: member {member} was not marked lost"), run);
+            }
+        }
+        for member in [0, 2, 3, 5] {
+            if run.stdout.contains(&format!("ec: volume {vol}: member {member} lost")) {
+                return fail(format!("volume {vol}: member {member} (a live target) was marked lost"), run);
+            }
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let n = |a: &Value, k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+    // Parity came from the EC engine, and so did the lost members'
+    // fragments on degraded reads; it never reported an error.
+    let ec = &doc["ec"];
+    if n(ec, "errors") != 0 || n(ec, "encoded_bytes") < 1 << 18 || n(ec, "rebuilt_bytes") < 1 << 16 {
+        return fail(format!("EC engine counters: {ec}"), run);
+    }
+    // Every target held fragments; the four live ones served reads and
+    // writes to the end.
+    let targets = doc["targets"].as_array().cloned().unwrap_or_default();
+    if targets.len() != 6 || targets.iter().any(|t| n(t, "writes") == 0 || n(t, "reads") == 0) {
+        return fail(format!("every target must have served reads and writes: {targets:?}"), run);
+    }
+    // The crypto engines encrypted the first volume's data above the stripes.
+    if n(&doc["crypto"], "errors") != 0 || n(&doc["crypto"], "descriptors") < 100 {
+        return fail(format!("crypto engine counters: {}", doc["crypto"]), run);
+    }
+    // A third target (t3) dies at 4 ms: more than m = 2 members lost. I/O
+    // that needs a lost fragment fails with Unrecovered Read Error (SCT 2h
+    // SC 81h) or Write Fault (80h), with DNR; no block reads back wrong.
+    let text = std::fs::read_to_string(&sc).map_err(|e| io(format!("{sc}: {e}")))?;
+    let Some(at) = text.find("[expect]") else { return Err(("the scenario has no [expect]".into(), None)) };
+    let three = format!(
+        "{}[[faults]]\nkind = \"target-blackhole\"\ntarget = \"t3\"\nat = \"4ms\"\n\n[expect]\nverify_errors = 0\nio_errors = 100000\n",
+        &text[..at]
+    );
+    let sc3 = cx.tmp.join("adapter-secure-ec-3-dead.toml");
+    std::fs::write(&sc3, three).map_err(|e| io(e.to_string()))?;
+    let run = cx.run_image("adapter-secure-ec-3-dead", &fw, &["--scenario", &sc3.to_string_lossy()]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: ", "SC 0x81 DNR", "SC 0x80 DNR", "ec: volume 0: member 3 lost"])?;
+    if run.count("0 errors (0 lost, 0 corrupt)") != 3 || run.count("; I/O errors 0,") != 0 {
+        return fail("with 3 of 6 members lost: every job must see I/O errors and no wrong data", run);
+    }
+    Ok(())
+}
+
 fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/adapter-faults.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -940,6 +999,7 @@ const TESTS: &[(&str, Check)] = &[
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),
+    ("adapter-secure-ec: AES-XTS on EC 4+2 over 6 targets, two targets die, verified", adapter_secure_ec),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),

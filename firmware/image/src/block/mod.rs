@@ -14,6 +14,10 @@
 //!   engines, stacked on either of the above (the namespace's `crypto`
 //!   key slot); its lower I/Os carry [`crypto::LOWER`] tags and staged
 //!   data.
+//! * [`ec`]: an erasure-coded volume striped over k + m remote namespaces
+//!   (parity on the EC engine), below a crypto device or directly under
+//!   the namespace; its member I/Os carry [`ec::LOWER`] tags and go to
+//!   the initiator with staged data.
 //!
 //! An I/O's data is in the host's memory (PCIe function + segments, as
 //! the NVMe data pointer described them) or in this core's staging pages
@@ -25,6 +29,7 @@
 //! [`Stack::dma_done`].
 
 pub mod crypto;
+pub mod ec;
 pub mod ram;
 pub mod staging;
 
@@ -104,6 +109,8 @@ pub mod cookie {
     pub const NET_RX: u32 = 4;
     /// Crypto device bounce moves (index: its context).
     pub const CRYPTO: u32 = 5;
+    /// EC device moves between the upper buffer and fragments (index: its context).
+    pub const EC: u32 = 6;
 
     pub const fn make(device: u32, index: u32) -> u32 {
         KIND << 28 | device << 24 | (index & 0x00ff_ffff)
@@ -116,6 +123,7 @@ pub struct Stack {
     ram: ram::Ram,
     fabric: Option<&'static mut Fabric>,
     crypto: Option<&'static mut crypto::Crypto>,
+    ec: Option<&'static mut ec::Ec>,
     /// Completions decided at submission (bad request, no path).
     done: [(Tag, Status); MAX_TAGS],
     ndone: usize,
@@ -124,7 +132,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, ec: None, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
 
     /// Allocates the core's staging pages and device buffers.
     pub fn start(&mut self) -> bool {
@@ -139,6 +147,11 @@ impl Stack {
     /// Attaches this core's crypto device (encrypted namespaces).
     pub fn attach_crypto(&mut self, c: &'static mut crypto::Crypto) {
         self.crypto = Some(c);
+    }
+
+    /// Attaches this core's EC device (erasure-coded namespaces).
+    pub fn attach_ec(&mut self, e: &'static mut ec::Ec) {
+        self.ec = Some(e);
     }
 
     fn finish(&mut self, tag: Tag, st: Status) {
@@ -180,6 +193,10 @@ impl Stack {
                 let Some(f) = self.fabric.as_deref_mut() else { return self.finish(tag, PATH_ERROR) };
                 f.submit(chan, &mut self.pool, tag, ctrl, nsid, io);
             }
+            Backend::Ec { .. } => {
+                let (Some(e), Some(f)) = (self.ec.as_deref_mut(), self.fabric.as_deref_mut()) else { return self.finish(tag, PATH_ERROR) };
+                e.submit(chan, &mut self.pool, f, ns, tag, io);
+            }
         }
     }
 
@@ -195,14 +212,27 @@ impl Stack {
     }
 
     fn fold_kicks(&mut self) {
-        self.kick |= self.ram.kick || self.fabric.as_deref().is_some_and(|f| f.kick) || self.crypto.as_deref().is_some_and(|c| c.kick);
+        self.kick |= self.ram.kick
+            || self.fabric.as_deref().is_some_and(|f| f.kick)
+            || self.crypto.as_deref().is_some_and(|c| c.kick)
+            || self.ec.as_deref().is_some_and(|e| e.kick);
     }
 
-    /// A lower I/O of the crypto device finished (`tag` has `crypto::LOWER`).
+    /// A lower I/O of the crypto device (`tag` has `crypto::LOWER`) or a
+    /// member I/O of the EC device (`ec::LOWER`) finished.
     fn lower_done(&mut self, chan: &mut Channel, tag: Tag, st: Status) {
-        if let Some(c) = self.crypto.as_deref_mut() {
-            c.lower_done(chan, &mut self.pool, usize::from(tag & !crypto::LOWER), st);
+        if tag & crypto::LOWER != 0 {
+            if let Some(c) = self.crypto.as_deref_mut() {
+                c.lower_done(chan, &mut self.pool, usize::from(tag & !crypto::LOWER), st);
+            }
+        } else if let (Some(e), Some(f)) = (self.ec.as_deref_mut(), self.fabric.as_deref_mut()) {
+            e.lower_done(chan, &mut self.pool, f, tag, st);
         }
+    }
+
+    /// Whether `tag` names a stacked device's lower I/O (not the engine's).
+    fn is_lower(tag: Tag) -> bool {
+        tag & (crypto::LOWER | ec::LOWER) != 0
     }
 
     /// A DMA chain of the block layer finished (`index`: the cookie's low
@@ -214,10 +244,15 @@ impl Stack {
         match device {
             cookie::RAM => {
                 let (tag, st) = self.ram.moved(i, ok);
-                if tag & crypto::LOWER == 0 {
+                if !Self::is_lower(tag) {
                     return Some((tag, st));
                 }
                 self.lower_done(chan, tag, st);
+            }
+            cookie::EC => {
+                if let (Some(e), Some(f)) = (self.ec.as_deref_mut(), self.fabric.as_deref_mut()) {
+                    e.dma_done(chan, &mut self.pool, f, i, ok);
+                }
             }
             cookie::CRYPTO => {
                 if let Some(c) = self.crypto.as_deref_mut() {
@@ -249,6 +284,15 @@ impl Stack {
         if let Some(f) = self.fabric.as_deref_mut() {
             work += f.poll(chan, &mut self.pool, nic, nvmf);
         }
+        if let (Some(e), Some(f)) = (self.ec.as_deref_mut(), self.fabric.as_deref_mut()) {
+            // Member I/Os unanswered too long: their member is lost.
+            let mut late = [0 as Tag; 16];
+            let n = e.expired(dpu_hal::csr::time(), &mut late);
+            for &t in &late[..n] {
+                f.cancel(&mut self.pool, t, PATH_ERROR);
+            }
+            work += n + e.poll(chan, &mut self.pool, f);
+        }
         if let Some(c) = self.crypto.as_deref_mut() {
             work += c.poll(chan, &mut self.pool);
             work += self.lower_pass(chan);
@@ -272,13 +316,20 @@ impl Stack {
         if let Some(c) = self.crypto.as_deref_mut() {
             c.kick = false;
         }
+        if let Some(e) = self.ec.as_deref_mut() {
+            e.kick = false;
+        }
         true
     }
 
     /// Whether finished I/Os wait in [`take_done`](Self::take_done).
     #[inline]
     pub fn has_done(&self) -> bool {
-        self.ndone > 0 || self.ram.ndone > 0 || self.fabric.as_deref().is_some_and(|f| f.has_done()) || self.crypto.as_deref().is_some_and(|c| c.ndone > 0)
+        self.ndone > 0
+            || self.ram.ndone > 0
+            || self.fabric.as_deref().is_some_and(|f| f.has_done())
+            || self.crypto.as_deref().is_some_and(|c| c.ndone > 0)
+            || self.ec.as_deref().is_some_and(|e| e.ndone > 0)
     }
 
     /// Finished I/Os (tag, status) into `out`; returns how many (call
@@ -295,15 +346,18 @@ impl Stack {
             let mut got = [(0 as Tag, Status::SUCCESS); 16];
             let want = room.min(got.len());
             let k = self.take_lower_done(&mut got[..want]);
+            let last = k == 0;
             for &(tag, st) in &got[..k] {
-                if tag & crypto::LOWER != 0 {
+                if Self::is_lower(tag) {
                     self.lower_done(chan, tag, st);
                 } else {
                     out[n] = (tag, st);
                     n += 1;
                 }
             }
-            if k < want {
+            // Routing may have finished more (an EC I/O, then the crypto
+            // I/O above it): go on until nothing comes.
+            if last {
                 break;
             }
         }
@@ -325,6 +379,11 @@ impl Stack {
         if let Some(f) = self.fabric.as_deref_mut() {
             n += f.take_done(&mut out[n..]);
         }
+        // The EC device's finished I/Os: the engine's, or the crypto
+        // device's lower I/Os.
+        if let Some(e) = self.ec.as_deref_mut() {
+            n += e.take_done(&mut out[n..]);
+        }
         n
     }
 
@@ -338,6 +397,9 @@ impl Stack {
             Some(crypto::Cancelled::Lower(lower)) => lower,
             _ => tag,
         };
+        if self.ec.as_deref_mut().is_some_and(|e| e.cancel(tag, st)) {
+            return true;
+        }
         let r = self.fabric.as_deref_mut().is_some_and(|f| f.cancel(&mut self.pool, tag, st));
         self.kick |= self.fabric.as_deref().is_some_and(|f| f.kick);
         r || tag & crypto::LOWER != 0
@@ -346,6 +408,7 @@ impl Stack {
     /// When the layer next needs a pass without an interrupt (timers of
     /// the devices), in mtime ticks.
     pub fn deadline(&mut self) -> u64 {
-        self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline())
+        let ec = self.ec.as_deref().map_or(u64::MAX, |e| e.deadline());
+        self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline()).min(ec)
     }
 }

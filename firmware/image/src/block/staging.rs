@@ -32,6 +32,14 @@ impl Pages {
     pub fn page(&self, k: usize) -> u16 {
         self.idx[k]
     }
+
+    /// A buffer of one page: page `k` of this one (still owned here).
+    pub fn single(&self, k: usize) -> Pages {
+        let mut p = Pages::NONE;
+        p.idx[0] = self.idx[k];
+        p.n = 1;
+        p
+    }
 }
 
 pub struct Pool {

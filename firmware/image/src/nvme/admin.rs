@@ -1206,10 +1206,8 @@ impl Admin {
 fn remote_queue_limit(f: u16) -> usize {
     config::namespaces()
         .filter(|ns| ns.function == f)
-        .filter_map(|ns| match ns.backend {
-            config::Backend::Remote { ctrl, .. } => Some(crate::nvmf::published(usize::from(ctrl))),
-            _ => None,
-        })
+        .flat_map(config::remote_ctrls)
+        .map(|ctrl| crate::nvmf::published(usize::from(ctrl)))
         .filter(|p| p.up)
         .map(|p| p.queues as usize)
         .min()

@@ -434,6 +434,11 @@ impl Engine {
         self.block.attach_crypto(c);
     }
 
+    /// Attaches this core's EC device (erasure-coded namespaces).
+    pub fn attach_ec(&mut self, e: &'static mut crate::block::ec::Ec) {
+        self.block.attach_ec(e);
+    }
+
     /// When the engine next needs to run without an interrupt (coalescing
     /// deadlines, the initiator's timers), in mtime ticks.
     pub fn deadline(&mut self) -> u64 {

@@ -404,6 +404,12 @@ impl Fabric {
         Some(f)
     }
 
+    /// Free command slots (a device that fans one I/O out into several
+    /// checks there is room for all of them first).
+    pub fn free_slots(&self) -> usize {
+        self.book.nslots
+    }
+
     /// Takes I/O `tag` of the block layer for namespace `nsid` of remote
     /// controller `ctrl`.
     pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, tag: Tag, ctrl: u16, nsid: u32, io: &Io) {

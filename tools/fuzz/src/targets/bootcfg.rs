@@ -41,6 +41,15 @@ pub fn run(data: &[u8]) {
                 assert!(t.controller(usize::from(ctrl)).is_some(), "remote namespace names a missing controller: {ns:?}");
                 assert!(nsid != 0 && nsid != u32::MAX);
             }
+            Backend::Ec { vol } => {
+                let v = t.ec_volume(usize::from(vol)).expect("EC namespace names a missing volume");
+                assert!(v.k >= 1 && v.m >= 1 && v.width() <= dpu_bootcfg::MAX_EC_MEMBERS, "{v:?}");
+                for &(ctrl, nsid) in &v.members[..v.width()] {
+                    assert!(t.controller(usize::from(ctrl)).is_some() && nsid != 0 && nsid != u32::MAX, "{v:?}");
+                }
+                let stripe_blocks = u64::from(v.k) * (4096 >> ns.geometry.block_shift);
+                assert_eq!(ns.geometry.blocks % stripe_blocks, 0, "not whole stripes: {ns:?}");
+            }
         }
     }
     assert!(n <= MAX_NAMESPACES);

@@ -1,0 +1,745 @@
+//! The erasure-coded block device: a volume striped over k + m remote
+//! namespaces (the members, on distinct targets) with Reed-Solomon parity
+//! computed by the card's erasure-coding engine (`dpu_hal::ec`; ISA-L's
+//! Cauchy matrix, so any ISA-L tool can decode the members).
+//!
+//! Layout (`dpu_hal::regs::bootcfg::EC_RECORD`): stripe s holds k data
+//! fragments of 4 KiB (volume bytes s x 4k x k ..) and m parity
+//! fragments; fragment f of stripe s lives on member (f + s) mod (k + m)
+//! at member byte s x 4 KiB. Each I/O walks its stripes one after the
+//! other; each stripe operation holds the stripe's lock (shared by every
+//! core, [`LOCKS`]) from its first read to its last write, so concurrent
+//! writes to one stripe (from any core) never interleave their
+//! read-modify-write, and a degraded read never mixes fragments of two
+//! writes.
+//!
+//! * Read: the data fragments it touches are read into staging pages,
+//!   the requested bytes move to the host (or the upper device's pages)
+//!   by DMA. A fragment whose member is gone is rebuilt by the engine
+//!   from any k present fragments (degraded read).
+//! * Write: a full stripe is filled from the host by DMA, the engine
+//!   computes parity, k + m fragments are written. A partial stripe reads
+//!   the data fragments it does not wholly overwrite first (rebuilding
+//!   those of lost members), then does the same (read-modify-write);
+//!   only the fragments that changed and the parity are written.
+//! * A member whose I/O fails or stays unanswered for
+//!   [`MEMBER_TIMEOUT_TICKS`] is marked lost for the whole card
+//!   ([`FAILED`]) and never trusted again (it may have missed writes;
+//!   rebuilding it is future work). With more than m members lost a read
+//!   that needs a lost fragment ends with Unrecovered Read Error and a
+//!   write with Write Fault (NVMe Base 2.0 §4.6.1.2, figure 103, SCT 2h
+//!   SC 81h / 80h): never wrong data.
+//!
+//! No CPU touches payload bytes: DMA and the EC engine move and compute
+//! everything; the staging pages are the engine's fragments.
+
+use super::staging::{Pages, Pool, PAGE};
+use super::{cookie, Data, Io, Op, Tag, MAX_TAGS};
+use crate::bootcfg::{self as config, Backend, EcVolume, Namespace};
+use crate::nvmf::initiator::Fabric;
+use core::sync::atomic::{AtomicU32, Ordering};
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::ec::{Desc as EDesc, Engine};
+use dpu_hal::memory_map::TIMEBASE_HZ;
+use dpu_hal::regs::{accel as st, bootcfg as b, dma as dr};
+use dpu_nvme::Status;
+
+/// Tags of member I/Os: this bit, the context (bits 11:5), the fragment.
+pub const LOWER: Tag = 0x4000;
+/// Bytes per fragment.
+const CHUNK: usize = b::EC_CHUNK;
+const _: () = assert!(CHUNK == PAGE && MAX_TAGS <= 128 && dpu_bootcfg::MAX_EC_MEMBERS <= 32);
+/// Host segments one I/O may have.
+const MAXSEG: usize = dpu_nvme::dptr::MAX_SEGMENTS;
+/// A member I/O unanswered this long marks the member lost (mtime
+/// ticks: 3 ms; the initiator's own timeout and reconnects take 20 ms
+/// to 5 s, too long to hold a stripe).
+pub const MEMBER_TIMEOUT_TICKS: u64 = 3 * TIMEBASE_HZ / 1000;
+/// Engine ring entries of this core's queue.
+const RING: u32 = 128;
+
+/// Stripe locks shared by all cores: a stripe's lock is slot
+/// hash(volume, stripe) (two stripes on one slot just take turns).
+static LOCKS: [AtomicU32; 4096] = [const { AtomicU32::new(0) }; 4096];
+/// Lost members of each volume (bit = member), for all cores.
+pub static FAILED: [AtomicU32; dpu_bootcfg::MAX_EC_VOLUMES] = [const { AtomicU32::new(0) }; dpu_bootcfg::MAX_EC_VOLUMES];
+
+fn lock_slot(vol: u16, stripe: u64) -> usize {
+    let h = (stripe ^ u64::from(vol) << 48).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 52) as usize % LOCKS.len()
+}
+
+/// Marks member `member` of volume `vol` lost (once, logged).
+fn mark_failed(vol: u16, member: usize, why: &str) {
+    let Some(f) = FAILED.get(usize::from(vol)) else { return };
+    let old = f.fetch_or(1 << member, Ordering::AcqRel);
+    if old & 1 << member == 0 {
+        defmt::warn!("ec: volume {=u16}: member {=usize} lost ({=str}); {=u32} lost now, reads rebuild its fragments", vol, member, why, (old | 1 << member).count_ones());
+    }
+}
+
+fn failed(vol: u16) -> u32 {
+    FAILED.get(usize::from(vol)).map_or(u32::MAX, |f| f.load(Ordering::Acquire))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Waiting for the stripe lock, staging pages and initiator room.
+    Lock,
+    /// Member reads in flight.
+    Read,
+    /// Engine: rebuild lost fragments.
+    Rebuild,
+    /// Write: new data -> fragment pages by DMA.
+    Fill,
+    /// Engine: parity.
+    Encode,
+    /// Member writes ready (`wset`), waiting for initiator room.
+    Send,
+    /// Member writes in flight.
+    Write,
+    /// Read: fragment pages -> destination by DMA.
+    Deliver,
+}
+
+#[derive(Clone, Copy)]
+struct Ctx {
+    used: bool,
+    tag: Tag,
+    write: bool,
+    vol: u16,
+    v: Option<&'static EcVolume>,
+    /// Block size (log2) of the volume and its members.
+    shift: u8,
+    /// The I/O's first byte in the volume and its length.
+    start: u64,
+    len: u32,
+    /// Upper data: host memory (function, segments) or staged pages.
+    host: bool,
+    function: u16,
+    /// Its segments are in `Ec::segs[context]`.
+    nsegs: u8,
+    upper: Pages,
+    /// Bytes of the I/O done by earlier stripe operations.
+    pos: u32,
+    step: Step,
+    /// A DMA or engine operation is in flight.
+    busy: bool,
+    /// The stripe operation: stripe, byte offset in its data, bytes.
+    stripe: u64,
+    off: u32,
+    n: u32,
+    lock: Option<usize>,
+    /// Fragment pages (fragment f = page f); the engine's table of their
+    /// addresses is `Ec::frags[context]`.
+    pages: Pages,
+    /// Fragments with valid bytes in their page.
+    have: u32,
+    /// Fragments the operation needs valid before it goes on.
+    need: u32,
+    /// Write: the fragments to write (changed data and parity, on
+    /// members still there).
+    wset: u32,
+    /// Member I/Os in flight (by fragment), those that failed, and those
+    /// cancelled after the member was found lost.
+    out: u32,
+    bad: u32,
+    cancelled: u32,
+    sent_at: u64,
+    /// The worst outcome so far (a stripe that could not be written).
+    status: Status,
+    cancel: Option<Status>,
+}
+
+impl Ctx {
+    const FREE: Ctx = Ctx {
+        used: false,
+        tag: 0,
+        write: false,
+        vol: 0,
+        v: None,
+        shift: 9,
+        start: 0,
+        len: 0,
+        host: false,
+        function: 0,
+        nsegs: 0,
+        upper: Pages::NONE,
+        pos: 0,
+        step: Step::Lock,
+        busy: false,
+        stripe: 0,
+        off: 0,
+        n: 0,
+        lock: None,
+        pages: Pages::NONE,
+        have: 0,
+        need: 0,
+        wset: 0,
+        out: 0,
+        bad: 0,
+        cancelled: 0,
+        sent_at: 0,
+        status: Status::SUCCESS,
+        cancel: None,
+    };
+}
+
+pub struct Ec {
+    eng: Engine,
+    /// Which hart this device belongs to (lock owner id).
+    hart: u32,
+    /// Contexts in use, and when member I/Os are next checked for time-outs.
+    active: usize,
+    next_scan: u64,
+    ctx: [Ctx; MAX_TAGS],
+    /// Host segments of each context's I/O.
+    segs: [[(u64, u32); MAXSEG]; MAX_TAGS],
+    /// Fragment address tables the engine reads (8-byte aligned).
+    frags: [[u64; 32]; MAX_TAGS],
+    /// Contexts waiting for their lock / pages / room, oldest first.
+    wait: [u8; MAX_TAGS],
+    nwait: usize,
+    done: [(Tag, Status); MAX_TAGS],
+    pub(super) ndone: usize,
+    /// DMA pushed (the owner kicks the channel).
+    pub kick: bool,
+}
+
+impl dpu_rt::ConstInit for Ec {
+    const INIT: Ec = Ec { eng: Engine::NONE, hart: 0, active: 0, next_scan: 0, ctx: [Ctx::FREE; MAX_TAGS], segs: [[(0, 0); MAXSEG]; MAX_TAGS], frags: [[0; 32]; MAX_TAGS], wait: [0; MAX_TAGS], nwait: 0, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+}
+
+/// The NVMe status of an engine error in a read or a write.
+fn engine_status(s: u32, write: bool) -> Status {
+    match s {
+        st::ST_NOT_RECOVERABLE if !write => Status::UNRECOVERED_READ_ERROR,
+        st::ST_NOT_RECOVERABLE => Status::WRITE_FAULT,
+        _ => Status::INTERNAL_ERROR,
+    }
+}
+
+impl Ec {
+    /// The EC device of data-plane hart `hart` (its queue on the engine),
+    /// in DDR; `None` when memory or the queue is missing.
+    pub fn start(hart: usize) -> Option<&'static mut Ec> {
+        let e = dpu_rt::alloc::ddr_static::<Ec>()?;
+        let ring = dpu_rt::alloc::ddr(Engine::memory(RING) as u64, 64)?;
+        if !e.eng.start(hart, ring as usize, RING) {
+            return None;
+        }
+        e.hart = hart as u32;
+        Some(e)
+    }
+
+    fn push_done(&mut self, tag: Tag, st: Status) {
+        if self.ndone < self.done.len() {
+            self.done[self.ndone] = (tag, st);
+            self.ndone += 1;
+        }
+    }
+
+    pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
+        let mut n = 0;
+        while n < out.len() && self.ndone > 0 {
+            self.ndone -= 1;
+            out[n] = self.done[self.ndone];
+            n += 1;
+        }
+        n
+    }
+
+    /// Starts I/O `tag` (read or write) on erasure-coded namespace `ns`.
+    pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, ns: &Namespace, tag: Tag, io: &Io) {
+        let Backend::Ec { vol } = ns.backend else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        let Some(v) = config::ec_volume(vol) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        let write = match io.op {
+            Op::Read => false,
+            Op::Write => true,
+            // Nothing cached: every member write completed before the
+            // write did.
+            Op::Flush => return self.push_done(tag, Status::SUCCESS),
+            // Zeroes, compare and deallocate would have to keep parity.
+            _ => return self.push_done(tag, Status::INVALID_OPCODE),
+        };
+        let shift = ns.geometry.block_shift;
+        if io.len == 0 || io.len != io.blocks << shift || io.lba.checked_add(u64::from(io.blocks)).is_none_or(|e| e > ns.geometry.blocks) {
+            return self.push_done(tag, Status::LBA_OUT_OF_RANGE);
+        }
+        let Some(i) = self.ctx.iter().position(|c| !c.used) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        let mut c = Ctx { used: true, tag, write, vol, v: Some(v), shift, start: io.lba << shift, len: io.len, ..Ctx::FREE };
+        match io.data {
+            Data::Host { function, segs } => {
+                if segs.len() > MAXSEG || segs.iter().map(|s| u64::from(s.1)).sum::<u64>() < u64::from(io.len) {
+                    return self.push_done(tag, Status::INTERNAL_ERROR);
+                }
+                c.host = true;
+                c.function = function;
+                self.segs[i][..segs.len()].copy_from_slice(segs);
+                c.nsegs = segs.len() as u8;
+            }
+            Data::Staged(p) => {
+                if p.len() * PAGE < io.len as usize {
+                    return self.push_done(tag, Status::INTERNAL_ERROR);
+                }
+                c.upper = *p;
+            }
+            Data::None => return self.push_done(tag, Status::INTERNAL_ERROR),
+        }
+        self.ctx[i] = c;
+        self.active += 1;
+        self.begin_stripe(i);
+        self.run(chan, pool, fab, i);
+    }
+
+    /// Sets context `i` up for the stripe its `pos` is in.
+    fn begin_stripe(&mut self, i: usize) {
+        let c = &mut self.ctx[i];
+        let Some(v) = c.v else { return };
+        let stripe_bytes = u64::from(v.k) * CHUNK as u64;
+        let at = c.start + u64::from(c.pos);
+        c.stripe = at / stripe_bytes;
+        c.off = (at % stripe_bytes) as u32;
+        c.n = ((stripe_bytes - u64::from(c.off)) as u32).min(c.len - c.pos);
+        c.step = Step::Lock;
+        c.busy = false;
+        c.have = 0;
+        c.out = 0;
+        c.bad = 0;
+        c.cancelled = 0;
+    }
+
+    /// Runs context `i` as far as it goes now; queues it if it must wait.
+    fn run(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) {
+        if !self.advance(chan, pool, fab, i) {
+            if !self.wait[..self.nwait].contains(&(i as u8)) {
+                self.wait[self.nwait] = i as u8;
+                self.nwait += 1;
+            }
+        }
+    }
+
+    /// Data fragments [first, last] the stripe operation touches.
+    fn touched(c: &Ctx) -> (usize, usize) {
+        (c.off as usize / CHUNK, (c.off + c.n - 1) as usize / CHUNK)
+    }
+
+    /// Runs the current step of context `i`; false if it must wait.
+    fn advance(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
+        let c = self.ctx[i];
+        if !c.used || c.busy || c.out != 0 {
+            return true;
+        }
+        let Some(v) = c.v else { return true };
+        let (k, m, width) = (usize::from(v.k), usize::from(v.m), v.width());
+        match c.step {
+            Step::Lock => {
+                if let Some(st) = c.cancel {
+                    return self.finish(pool, i, st);
+                }
+                if fab.free_slots() < width || pool.available() < width {
+                    return false;
+                }
+                let slot = lock_slot(c.vol, c.stripe);
+                if LOCKS[slot].compare_exchange(0, self.hart + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                    return false;
+                }
+                let Some(pages) = pool.alloc(width * PAGE) else {
+                    LOCKS[slot].store(0, Ordering::Release);
+                    return false;
+                };
+                let c = &mut self.ctx[i];
+                c.lock = Some(slot);
+                c.pages = pages;
+                for f in 0..width {
+                    self.frags[i][f] = pool.addr(pages.page(f));
+                }
+                self.plan(chan, pool, fab, i)
+            }
+            Step::Read => {
+                // Every member read answered.
+                if c.bad != 0 {
+                    // A member was lost on the way: plan again without it.
+                    return self.plan(chan, pool, fab, i);
+                }
+                let missing = c.need & !c.have;
+                if missing != 0 {
+                    self.ctx[i].step = Step::Rebuild;
+                    return self.advance(chan, pool, fab, i);
+                }
+                self.after_read(chan, pool, fab, i)
+            }
+            Step::Rebuild | Step::Encode => {
+                let c = &self.ctx[i];
+                let frags = self.frags[i].as_ptr() as u64;
+                let d = if c.step == Step::Rebuild {
+                    EDesc::reconstruct(frags, CHUNK as u32, k as u8, m as u8, u64::from(c.have), u64::from(c.need & !c.have), i as u32)
+                } else {
+                    EDesc::encode(frags, CHUNK as u32, k as u8, m as u8, i as u32)
+                };
+                if self.eng.space() == 0 || !self.eng.submit(&d) {
+                    return false;
+                }
+                self.ctx[i].busy = true;
+                true
+            }
+            Step::Fill | Step::Deliver => self.dma(chan, pool, i),
+            Step::Send => {
+                if fab.free_slots() < c.wset.count_ones() as usize {
+                    return false;
+                }
+                self.ctx[i].step = Step::Write;
+                if c.wset == 0 {
+                    return self.advance(chan, pool, fab, i);
+                }
+                self.members(chan, pool, fab, i, c.wset, true);
+                true
+            }
+            Step::Write => {
+                // Every member write answered: the stripe is recoverable
+                // while at most m members are lost.
+                if failed(c.vol).count_ones() as usize > m {
+                    self.ctx[i].status = Status::WRITE_FAULT;
+                }
+                self.stripe_done(chan, pool, fab, i)
+            }
+        }
+    }
+
+    /// With the stripe locked: which fragments to read (and rebuild).
+    fn plan(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
+        let c = self.ctx[i];
+        let Some(v) = c.v else { return true };
+        let (k, width) = (usize::from(v.k), v.width());
+        let lost = failed(c.vol);
+        let alive = |f: usize| lost & 1 << v.member_of(c.stripe, f) == 0;
+        let (first, last) = Self::touched(&c);
+        // Read: the touched data fragments. Write: the data fragments it
+        // does not wholly overwrite (parity is computed from all k).
+        let mut need = 0u32;
+        for f in 0..k {
+            let touched = (first..=last).contains(&f);
+            let whole = touched && c.off as usize <= f * CHUNK && (c.off + c.n) as usize >= (f + 1) * CHUNK;
+            if (!c.write && touched) || (c.write && !whole) {
+                need |= 1 << f;
+            }
+        }
+        let mut read = 0u32;
+        if (0..k).filter(|&f| need & 1 << f != 0).all(alive) {
+            read = need;
+        } else {
+            // Degraded: any k present fragments rebuild the lost ones.
+            let mut n = 0;
+            for f in 0..width {
+                if alive(f) && n < k {
+                    read |= 1 << f;
+                    n += 1;
+                }
+            }
+            if n < k {
+                let st = if c.write { Status::WRITE_FAULT } else { Status::UNRECOVERED_READ_ERROR };
+                defmt::error!("ec: volume {=u16} stripe {=u64}: {=u32} members lost, more than m: failing the I/O", c.vol, c.stripe, lost.count_ones());
+                self.ctx[i].status = st;
+                return self.stripe_done(chan, pool, fab, i);
+            }
+        }
+        let c = &mut self.ctx[i];
+        c.need = need;
+        c.have = 0;
+        c.bad = 0;
+        c.step = Step::Read;
+        if read == 0 {
+            return self.advance(chan, pool, fab, i);
+        }
+        self.members(chan, pool, fab, i, read, false);
+        true
+    }
+
+    /// Sends member I/Os for the fragments in `set` (reads, or writes of
+    /// the fragment pages).
+    fn members(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize, set: u32, write: bool) {
+        let now = dpu_hal::csr::time();
+        let c = &mut self.ctx[i];
+        let Some(v) = c.v else { return };
+        c.out = set;
+        c.cancelled = 0;
+        c.sent_at = now;
+        let c = *c;
+        // Members have the volume's block size (the configuration says so).
+        let blocks = (CHUNK >> c.shift) as u32;
+        for f in 0..v.width() {
+            if set & 1 << f == 0 {
+                continue;
+            }
+            let (ctrl, nsid) = v.members[v.member_of(c.stripe, f)];
+            let page = c.pages.single(f);
+            let io = Io { op: if write { Op::Write } else { Op::Read }, lba: c.stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
+            fab.submit(chan, pool, LOWER | (i as Tag) << 5 | f as Tag, ctrl, nsid, &io);
+        }
+    }
+
+    /// Reads (and rebuilds) done: deliver, or fill and encode.
+    fn after_read(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
+        let c = &mut self.ctx[i];
+        c.step = if c.write { Step::Fill } else { Step::Deliver };
+        self.advance(chan, pool, fab, i)
+    }
+
+    /// The stripe operation is over: unlock, free, next stripe or finish.
+    fn stripe_done(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
+        let c = &mut self.ctx[i];
+        if let Some(slot) = c.lock.take() {
+            LOCKS[slot].store(0, Ordering::Release);
+        }
+        pool.free(&mut c.pages);
+        c.pos += c.n;
+        if c.pos >= c.len || !c.status.is_success() || c.cancel.is_some() {
+            let st = c.cancel.unwrap_or(c.status);
+            return self.finish(pool, i, st);
+        }
+        self.begin_stripe(i);
+        self.advance(chan, pool, fab, i)
+    }
+
+    fn finish(&mut self, pool: &mut Pool, i: usize, st: Status) -> bool {
+        let c = &mut self.ctx[i];
+        if let Some(slot) = c.lock.take() {
+            LOCKS[slot].store(0, Ordering::Release);
+        }
+        pool.free(&mut c.pages);
+        c.used = false;
+        let tag = c.tag;
+        self.active -= 1;
+        self.push_done(tag, st);
+        true
+    }
+
+    /// Calls `f(upper address, fragment-page address, bytes)` for the
+    /// stripe operation's bytes, split where the upper buffer or a
+    /// fragment ends.
+    fn pieces(c: &Ctx, segs: &[(u64, u32)], frags: &[u64; 32], pool: &Pool, mut f: impl FnMut(u64, u64, u32)) {
+        let end = c.pos + c.n;
+        let mut x = c.pos;
+        while x < end {
+            // The upper extent holding I/O byte x.
+            let (ua, ulen) = if c.host {
+                let mut at = 0u32;
+                let mut r = (0u64, 0u32);
+                for &(a, l) in &segs[..usize::from(c.nsegs).min(segs.len())] {
+                    if x < at + l {
+                        r = (a + u64::from(x - at), at + l - x);
+                        break;
+                    }
+                    at += l;
+                }
+                r
+            } else {
+                let p = x as usize;
+                (pool.addr(c.upper.page(p / PAGE)) + (p % PAGE) as u64, (PAGE - p % PAGE) as u32)
+            };
+            if ulen == 0 {
+                return;
+            }
+            let s = (c.off + (x - c.pos)) as usize;
+            let (frag, at) = (s / CHUNK, s % CHUNK);
+            let take = ulen.min((CHUNK - at) as u32).min(end - x);
+            f(ua, frags[frag] + at as u64, take);
+            x += take;
+        }
+    }
+
+    /// Fill (upper -> fragments) or Deliver (fragments -> upper) by DMA.
+    fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
+        let c = self.ctx[i];
+        let (segs, frags) = (&self.segs[i], &self.frags[i]);
+        let mut n = 0u32;
+        Self::pieces(&c, segs, frags, pool, |_, _, _| n += 1);
+        if n == 0 || chan.space() < n {
+            return false;
+        }
+        let fill = c.step == Step::Fill;
+        let op = match (c.host, fill) {
+            (true, true) => dr::OP_H2D,
+            (true, false) => dr::OP_D2H,
+            (false, _) => dr::OP_COPY,
+        };
+        let cookie = cookie::make(cookie::EC, i as u32);
+        let mut k = 0;
+        Self::pieces(&c, segs, frags, pool, |upper, frag, len| {
+            k += 1;
+            let flags = if k == n { dr::FLAG_END } else { 0 };
+            // OP_COPY: source in `host`, destination in `local`.
+            let (host, local) = match (c.host, fill) {
+                (true, _) => (upper, frag),
+                (false, true) => (upper, frag),
+                (false, false) => (frag, upper),
+            };
+            chan.push(&Desc { host, local, len, function: c.function, op, flags, msix: 0, cookie });
+        });
+        self.ctx[i].busy = true;
+        self.kick = true;
+        true
+    }
+
+    /// A DMA chain of context `i` finished.
+    pub fn dma_done(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize, ok: bool) {
+        let Some(c) = self.ctx.get_mut(i) else { return };
+        if !c.used || !c.busy || !matches!(c.step, Step::Fill | Step::Deliver) {
+            return;
+        }
+        c.busy = false;
+        if !ok {
+            c.status = Status::DATA_TRANSFER_ERROR;
+            self.stripe_done(chan, pool, fab, i);
+            return;
+        }
+        if c.step == Step::Deliver {
+            self.stripe_done(chan, pool, fab, i);
+            return;
+        }
+        c.step = Step::Encode;
+        self.run(chan, pool, fab, i);
+    }
+
+    /// Member I/O `tag` (has [`LOWER`]) finished with `st`.
+    pub fn lower_done(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, tag: Tag, st: Status) {
+        let (i, f) = (usize::from(tag & !LOWER) >> 5, usize::from(tag & 31));
+        let Some(c) = self.ctx.get_mut(i) else { return };
+        if !c.used || c.out & 1 << f == 0 {
+            return;
+        }
+        c.out &= !(1 << f);
+        let Some(v) = c.v else { return };
+        let member = v.member_of(c.stripe, f);
+        // A member lost meanwhile (on any core) may hold stale data.
+        if !st.is_success() || failed(c.vol) & 1 << member != 0 {
+            if !st.is_success() {
+                defmt::warn!("ec: volume {=u16}: member {=usize} answered {=u16:#x}", c.vol, member, st.field());
+            }
+            mark_failed(c.vol, member, "I/O error");
+            c.bad |= 1 << f;
+        } else if c.step == Step::Read {
+            c.have |= 1 << f;
+        }
+        if c.out == 0 {
+            self.run(chan, pool, fab, i);
+        }
+    }
+
+    /// Engine completions; retries waiting contexts; returns the work done.
+    pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric) -> usize {
+        let mut work = 0;
+        while self.eng.busy() > 0 {
+            let Some(comp) = self.eng.poll() else { break };
+            work += 1;
+            let i = comp.cookie as usize;
+            let Some(c) = self.ctx.get_mut(i) else { continue };
+            if !c.used || !c.busy || !matches!(c.step, Step::Rebuild | Step::Encode) {
+                continue;
+            }
+            c.busy = false;
+            if comp.status != st::ST_OK {
+                defmt::error!("ec: engine status {=u32} on volume {=u16} stripe {=u64}", comp.status, c.vol, c.stripe);
+                c.status = engine_status(comp.status, c.write);
+                self.stripe_done(chan, pool, fab, i);
+                continue;
+            }
+            if c.step == Step::Rebuild {
+                c.have |= c.need;
+                self.after_read(chan, pool, fab, i);
+                continue;
+            }
+            // Parity is in its pages: write the changed data fragments and
+            // the parity to the members that are still there.
+            let Some(v) = c.v else { continue };
+            let (k, width) = (usize::from(v.k), v.width());
+            let (first, last) = Self::touched(c);
+            let lost = failed(c.vol);
+            let mut set = 0u32;
+            for f in (first..=last).chain(k..width) {
+                if lost & 1 << v.member_of(c.stripe, f) == 0 {
+                    set |= 1 << f;
+                }
+            }
+            c.step = Step::Send;
+            c.bad = 0;
+            c.wset = set;
+            self.run(chan, pool, fab, i);
+        }
+        // Waiting contexts, oldest first; one still waiting stays queued.
+        let mut k = 0;
+        while k < self.nwait {
+            let i = usize::from(self.wait[k]);
+            let still = self.ctx[i].used && !self.advance(chan, pool, fab, i);
+            if still {
+                k += 1;
+            } else {
+                self.wait.copy_within(k + 1..self.nwait, k);
+                self.nwait -= 1;
+                work += 1;
+            }
+        }
+        work
+    }
+
+    /// Member I/Os to cancel: those unanswered for
+    /// [`MEMBER_TIMEOUT_TICKS`] and those to members lost meanwhile (the
+    /// member is marked lost). Tags into `out`; returns how many.
+    pub fn expired(&mut self, now: u64, out: &mut [Tag]) -> usize {
+        // Every 50 us at most: a late member is a matter of milliseconds.
+        if self.active == 0 || now < self.next_scan {
+            return 0;
+        }
+        self.next_scan = now + TIMEBASE_HZ / 20_000;
+        let mut n = 0;
+        for (i, c) in self.ctx.iter_mut().enumerate() {
+            let pending = c.out & !c.cancelled;
+            if !c.used || pending == 0 {
+                continue;
+            }
+            let Some(v) = c.v else { continue };
+            let lost = failed(c.vol);
+            let late = now.saturating_sub(c.sent_at) > MEMBER_TIMEOUT_TICKS;
+            for f in 0..v.width() {
+                let member = v.member_of(c.stripe, f);
+                if pending & 1 << f == 0 || !(late || lost & 1 << member != 0) || n == out.len() {
+                    continue;
+                }
+                if late {
+                    mark_failed(c.vol, member, "unanswered");
+                }
+                c.cancelled |= 1 << f;
+                out[n] = LOWER | (i as Tag) << 5 | f as Tag;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether member I/Os are in flight or contexts wait (the owner
+    /// needs a pass at `deadline`).
+    pub fn deadline(&self) -> u64 {
+        let mut t = u64::MAX;
+        if self.active == 0 {
+            return t;
+        }
+        for c in self.ctx.iter().filter(|c| c.used) {
+            if c.out & !c.cancelled != 0 {
+                t = t.min(c.sent_at + MEMBER_TIMEOUT_TICKS + 1);
+            }
+        }
+        if self.nwait > 0 {
+            // Another core holds a stripe lock: look again soon.
+            t = t.min(dpu_hal::csr::time() + TIMEBASE_HZ / 200_000);
+        }
+        t
+    }
+
+    /// Gives up on I/O `tag`: it completes with `st` at the end of its
+    /// current stripe operation (member I/Os end or time out promptly).
+    pub fn cancel(&mut self, tag: Tag, st: Status) -> bool {
+        let Some(c) = self.ctx.iter_mut().find(|c| c.used && c.tag == tag) else { return false };
+        c.cancel = Some(st);
+        true
+    }
+}
