@@ -286,3 +286,150 @@ pub fn power_cut_sweep(cx: &Ctx) -> R {
     remove_cards(cx, &["cut-base", "cut"]);
     Ok(())
 }
+
+/// Writes a scenario with `[[firmware]]` entries (`body`) for a flash card.
+fn fw_scenario(cx: &Ctx, tag: &str, body: &str) -> Result<String, (String, Option<Run>)> {
+    let p = cx.tmp.join(format!("{tag}.toml"));
+    std::fs::write(&p, format!("[scenario]\nname = \"{tag}\"\n{body}")).map_err(|e| io(e.to_string()))?;
+    Ok(p.to_string_lossy().to_string())
+}
+
+/// Firmware update from the host: the host downloads a signed image
+/// 0.2.0 over NVMe (Firmware Image Download) and commits it with action
+/// 001b; the slot log shows it in slot 2, to be activated; the reboot
+/// runs it on trial, it confirms itself and the slot log shows slot 2
+/// active; the configuration stays. A tampered image is refused with
+/// Invalid Firmware Image, slot B stays empty and the card keeps booting
+/// 0.1.0.
+pub fn host_update(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let new_path = cx.tmp.join("host-update-0.2.0.img");
+    std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
+    let flash = cx.card("host-update", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "host-update-1",
+        &format!(
+            "[[firmware]]\nimage = \"{}\"\naction = 1\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n",
+            new_path.display()
+        ),
+    )?;
+    let run = cx.boot("host-update-1", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  fw update: ready (running slot A",
+            "firmware commit: action ReplaceAndActivate, slot 2",
+            "INFO  fw update: writing image 0.2.0",
+            "into slot B",
+            "INFO  fw update: slot B activates at the next reset (on trial until it confirms itself)",
+            "firmware: commit action 1 slot 0: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    no_warnings(&run)?;
+    // The card restarts (a conventional reset): the bootloader tries slot
+    // B. The host reads the slot log once the new image had time to
+    // confirm itself (a run ends when the host is done).
+    let sc = fw_scenario(cx, "host-update-2", "[[firmware]]\nat = \"20ms\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n")?;
+    let run = cx.boot("host-update-2", &flash, &[], &["--scenario", &sc])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "journal: confirmed slot A, pending B, on trial -",
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B, image 0.2.0 (security counter 1, OTP anti-rollback counter 0), on trial",
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays; OTP anti-rollback counter 0 -> 1",
+            "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if otp_counter(&flash.with_extension("otp"))? != 1 {
+        return Err(("the OTP file does not hold the raised counter".into(), None));
+    }
+
+    // A tampered image: refused, nothing written, the card boots 0.1.0.
+    let mut tampered = new.clone();
+    tampered[512 + 1000] ^= 0x01;
+    let bad_path = cx.tmp.join("host-update-tampered.img");
+    std::fs::write(&bad_path, &tampered).map_err(|e| io(e.to_string()))?;
+    let flash = cx.card("host-update-bad", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "host-update-bad",
+        &format!(
+            "[[firmware]]\nimage = \"{}\"\naction = 1\nexpect_commit = \"invalid-firmware-image\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"\"]\n",
+            bad_path.display()
+        ),
+    )?;
+    let run = cx.boot("host-update-bad-1", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "WARN  fw update: downloaded image refused: payload hash mismatch (tampered payload)",
+            "firmware: commit action 1 slot 0: 1/07 Invalid Firmware Image",
+            "firmware slot log: active slot 1, next -; slot 1: 0.1.0, slot 2: -",
+        ],
+    )?;
+    if run.stdout.contains("fw update: writing image") {
+        return fail("the tampered image was written to flash", run);
+    }
+    let run = cx.boot("host-update-bad-2", &flash, &[], &["--max-time", "110ms"])?;
+    need(expect_code(run, 0)?, &["journal: confirmed slot A, pending -, on trial -", "booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0"])?;
+    remove_cards(cx, &["host-update", "host-update-bad"]);
+    Ok(())
+}
+
+/// Power cuts across a firmware update from the host: while the slot is
+/// erased, while it is programmed, once it is written but before the
+/// journal records it as pending, and in the middle of that record.
+/// After each cut the card boots the signed image it ran before, with
+/// its configuration. (Cuts during the new image's first boot and
+/// confirmation: [`power_cut_sweep`].)
+pub fn host_update_power_cuts(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let new_path = cx.tmp.join("cut-update-0.2.0.img");
+    std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
+    let base = cx.card("cut-update-base", &card, &k.key, 0)?;
+    let sc = fw_scenario(cx, "cut-update", &format!("[[firmware]]\nimage = \"{}\"\naction = 1\n", new_path.display()))?;
+    // What the commit writes: the slot erased (whole subsectors), the
+    // image programmed, a 32-byte journal record.
+    let n = new.len() as u64;
+    let erased = n.next_multiple_of(4096);
+    let cases = [
+        (3 * 4096 + 10, "while the slot is erased"),
+        (erased + n / 2, "while the image is programmed"),
+        (erased + n, "image written, not yet pending"),
+        (erased + n + 16, "torn pending record"),
+    ];
+    for (cut, what) in cases {
+        let flash = cx.tmp.join("cut-update.bin");
+        std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
+        std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
+        let run = cx.boot("cut-update-1", &flash, &[], &["--scenario", &sc, "--power-cut-after-flash-bytes", &cut.to_string()])?;
+        let run = need(expect_code(run, 9)?, &["the power was cut", "fw update: writing image 0.2.0"])
+            .map_err(|(m, r)| (format!("cut after {cut} bytes ({what}): {m}"), r))?;
+        drop(run);
+        let run = cx.boot("cut-update-2", &flash, &[], &["--max-time", "110ms"])?;
+        need(
+            expect_code(run, 0)?,
+            &[
+                "journal: confirmed slot A, pending -, on trial -",
+                "booting slot A (confirmed)",
+                "INFO  boot: slot A, image 0.1.0",
+                "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)",
+            ],
+        )
+        .map_err(|(m, r)| (format!("after a cut after {cut} bytes ({what}): {m}"), r))?;
+    }
+    remove_cards(cx, &["cut-update-base", "cut-update"]);
+    Ok(())
+}
