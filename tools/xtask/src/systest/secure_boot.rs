@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 
 type R = Result<(), (String, Option<Run>)>;
 
+// Run lengths (`--max-time`): the bootloader reads and verifies a
+// ~706 KiB firmware image (the firmware carries the image verifier for
+// updates from the host), so the firmware is up ~165 ms after reset and
+// has confirmed a trial boot a few ms later.
+
 /// Signed images and keys shared by the tests of one run.
 struct Kit {
     key: Key,
@@ -131,7 +136,7 @@ pub fn bad_images(cx: &Ctx) -> R {
     }
     // A tampered slot A with a good slot B: B boots and becomes the confirmed slot.
     let card = cx.card("fallback", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&tampered_payload), slot_b: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
-    let run = cx.boot("fallback", &card, &[], &["--max-time", "200ms"])?;
+    let run = cx.boot("fallback", &card, &[], &["--max-time", "350ms"])?;
     need(
         expect_code(run, 0)?,
         &["slot A: refused: payload hash mismatch", "slot A: unusable; slot B is now the confirmed one", "booting slot B (confirmed)", "INFO  boot: slot B, image 0.1.0"],
@@ -171,7 +176,7 @@ pub fn trial_boot(cx: &Ctx) -> R {
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &configs };
     let flash = cx.card("trial", &card, &k.key, 0)?;
-    let run = cx.boot("trial-1", &flash, &[], &["--max-time", "130ms"])?;
+    let run = cx.boot("trial-1", &flash, &[], &["--max-time", "230ms"])?;
     let run = need(
         expect_code(run, 0)?,
         &[
@@ -186,7 +191,7 @@ pub fn trial_boot(cx: &Ctx) -> R {
         return fail("the OTP file does not hold the raised counter", run);
     }
     // Reboot: B is the confirmed image now, and the configuration is still there.
-    let run = cx.boot("trial-2", &flash, &[], &["--max-time", "130ms"])?;
+    let run = cx.boot("trial-2", &flash, &[], &["--max-time", "230ms"])?;
     need(
         expect_code(run, 0)?,
         &[
@@ -203,12 +208,12 @@ pub fn trial_boot(cx: &Ctx) -> R {
     let crashing = sign(&panic_elf, Kind::Firmware, v("0.3.0"), 0, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&crashing), pending_b: true, configs: &configs };
     let flash = cx.card("revert", &card, &k.key, 0)?;
-    let run = cx.boot("revert-1", &flash, &[&panic_elf], &["--max-time", "130ms"])?;
+    let run = cx.boot("revert-1", &flash, &[&panic_elf], &["--max-time", "230ms"])?;
     let run = need(expect_code(run, 116)?, &["booting slot B (on trial", "deliberate panic 42"])?;
     if run.stdout.contains("confirmed: image") {
         return fail("the crashing image confirmed itself", run);
     }
-    let run = cx.boot("revert-2", &flash, &[&panic_elf], &["--max-time", "130ms"])?;
+    let run = cx.boot("revert-2", &flash, &[&panic_elf], &["--max-time", "230ms"])?;
     need(
         expect_code(run, 0)?,
         &[
@@ -232,7 +237,7 @@ pub fn config_copies(cx: &Ctx) -> R {
     let (n_old, n_new) = (older.namespaces.len(), newer.namespaces.len());
     let configs = [older, newer];
     let flash = cx.card("config", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
-    let run = cx.boot("config-newest", &flash, &[], &["--max-time", "105ms"])?;
+    let run = cx.boot("config-newest", &flash, &[], &["--max-time", "200ms"])?;
     need(expect_code(run, 0)?, &[&format!("INFO  config: from flash copy 1 (sequence 2; other copy valid): {n_new} namespace(s)")])?;
     // Flip a byte of copy 1's payload: copy 0 (the previous configuration) is served.
     let board = dpu_targets::Board::load(dpu_targets::default_board_path()).map_err(|e| io(e.to_string()))?;
@@ -241,11 +246,11 @@ pub fn config_copies(cx: &Ctx) -> R {
     let at = (part.offset + part.size / 2) as usize + dpu_config::store::HEADER + 7;
     bytes[at] ^= 0x40;
     std::fs::write(&flash, &bytes).map_err(|e| io(e.to_string()))?;
-    let run = cx.boot("config-fallback", &flash, &[], &["--max-time", "105ms"])?;
+    let run = cx.boot("config-fallback", &flash, &[], &["--max-time", "200ms"])?;
     need(expect_code(run, 0)?, &[&format!("INFO  config: from flash copy 0 (sequence 1; other copy CRC mismatch): {n_old} namespace(s)")])?;
     // No configuration at all.
     let flash = cx.card("config-none", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
-    let run = cx.boot("config-none", &flash, &[], &["--max-time", "105ms"])?;
+    let run = cx.boot("config-none", &flash, &[], &["--max-time", "200ms"])?;
     need(expect_code(run, 0)?, &["WARN  config: no valid copy in flash (copy 0 blank, copy 1 blank): no namespaces", "nvme: 0 namespace(s) configured"])?;
     remove_cards(cx, &["config", "config-none"]);
     Ok(())
@@ -272,12 +277,12 @@ pub fn power_cut_sweep(cx: &Ctx) -> R {
         let flash = cx.tmp.join("cut.bin");
         std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
         std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
-        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "130ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
+        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "230ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
         let run = need(expect_code(run, 9)?, &["the power was cut"])?;
         if n >= 32 && !run.stdout.contains("booting slot B (on trial") {
             return fail(format!("cut after {n} bytes ({what}): the trial never started"), run);
         }
-        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "105ms"])?;
+        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "200ms"])?;
         let run = need(expect_code(run, 0)?, after).map_err(|(m, r)| (format!("after a cut after {n} bytes ({what}): {m}"), r))?;
         if !run.stdout.contains("INFO  boot: slot ") {
             return fail(format!("after a cut after {n} bytes ({what}): no firmware ran"), run);
@@ -379,7 +384,7 @@ pub fn host_update(cx: &Ctx) -> R {
     if run.stdout.contains("fw update: writing image") {
         return fail("the tampered image was written to flash", run);
     }
-    let run = cx.boot("host-update-bad-2", &flash, &[], &["--max-time", "110ms"])?;
+    let run = cx.boot("host-update-bad-2", &flash, &[], &["--max-time", "200ms"])?;
     need(expect_code(run, 0)?, &["journal: confirmed slot A, pending -, on trial -", "booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0"])?;
     remove_cards(cx, &["host-update", "host-update-bad"]);
     Ok(())
@@ -418,7 +423,7 @@ pub fn host_update_power_cuts(cx: &Ctx) -> R {
         let run = need(expect_code(run, 9)?, &["the power was cut", "fw update: writing image 0.2.0"])
             .map_err(|(m, r)| (format!("cut after {cut} bytes ({what}): {m}"), r))?;
         drop(run);
-        let run = cx.boot("cut-update-2", &flash, &[], &["--max-time", "110ms"])?;
+        let run = cx.boot("cut-update-2", &flash, &[], &["--max-time", "200ms"])?;
         need(
             expect_code(run, 0)?,
             &[
