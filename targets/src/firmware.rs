@@ -54,6 +54,11 @@ pub struct FirmwareCfg {
     pub expect_active: Option<u8>,
     /// The slot log's expected revisions of slots 1, 2, ... ("" = empty).
     pub expect_revisions: Option<Vec<String>>,
+    /// Before the update, send malformed firmware commands (a gap, an
+    /// overlap, an unaligned offset, a piece above MDTS, bad slots, a boot
+    /// partition action; on VF 1 if `host.vfs` > 0) and check each status.
+    #[serde(default)]
+    pub checks: bool,
 }
 
 impl FirmwareCfg {
@@ -149,6 +154,8 @@ expect_revisions = ["0.1.0", ""]
         assert_eq!(w.expect_revisions.as_deref(), Some(&["0.1.0".to_string(), String::new()][..]));
         let s = load(&BASE.replace("action = 1", "action = 2\nexpect_commit = \"requires-conventional-reset\"")).unwrap();
         assert_eq!(s.firmware[0].expected_commit(), Some((1, 0x0b)));
+        assert!(!s.firmware[0].checks);
+        assert!(load(&BASE.replace("action = 1", "action = 1\nchecks = true")).unwrap().firmware[0].checks);
     }
 
     #[test]

@@ -113,12 +113,18 @@ pub struct FirmwareReport {
     pub commit: Option<String>,
     pub commit_ms: f64,
     pub slot_log: Option<SlotLog>,
+    /// Malformed commands sent (`checks`) and their statuses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
     pub problems: Vec<String>,
 }
 
 impl FirmwareReport {
     pub fn text(&self) -> String {
         let mut o = String::new();
+        for c in &self.checks {
+            o.push_str(&format!("firmware check: {c}\n"));
+        }
         if let Some(i) = &self.image {
             o.push_str(&format!("firmware: downloaded {} ({} bytes in {} pieces)\n", i, self.bytes, self.pieces));
         }
@@ -146,10 +152,91 @@ fn status_of(r: &Result<super::nvme::Cqe, CmdError>) -> Result<(u8, u8), String>
     }
 }
 
-/// Carries out one `[[firmware]]` entry on the PF's controller.
-pub async fn run(h: Host, ctrl: Controller, sc: &Scenario, cfg: FirmwareCfg) -> FirmwareReport {
+/// Reads the Firmware Slot Information log.
+async fn read_slot_log(h: &Host, ctrl: &Controller) -> Result<SlotLog, String> {
+    let buf = DataBuf::alloc(h, 512, 0);
+    let r = ctrl.data_command(0, slot_log_sqe(), &buf).await;
+    match status_of(&r)? {
+        (0, 0) => {
+            let mut b = vec![0u8; 512];
+            buf.read(h, &mut b);
+            Ok(SlotLog::parse(&b).unwrap_or_default())
+        }
+        code => Err(status_name(code)),
+    }
+}
+
+/// Malformed firmware commands and the status each must get (NVMe Base
+/// 2.0 §5.12, §5.13): "what: status" lines, and the mismatches.
+async fn malformed(h: &Host, ctrl: &Controller, vf: Option<&Controller>) -> (Vec<String>, Vec<String>) {
+    let (mut lines, mut problems) = (Vec::new(), Vec::new());
+    let log = match read_slot_log(h, ctrl).await {
+        Ok(l) => l,
+        Err(e) => return (lines, vec![format!("checks: slot log: {e}")]),
+    };
+    let buf = DataBuf::alloc(h, 8192, 0);
+    let dl = |off: u32, len: u32| download_sqe(off, len).expect("whole dwords");
+    let cm = |slot: u8, action: u8| commit_sqe(slot, action).expect("3-bit fields");
+    // (what, command, bytes of data (0: none), expected (SCT, SC)).
+    let mut cases: Vec<(&str, Sqe, u32, (u8, u8))> = vec![
+        ("download after a gap (offset 4096, nothing received)", dl(4096, 4096), 4096, (0, 0x02)),
+        ("download of the first 8 KiB", dl(0, 8192), 8192, (0, 0x00)),
+        ("download overlapping what was received", dl(4096, 4096), 4096, (1, 0x14)),
+        ("download at an offset off the 4 KiB granularity", dl(8196, 4), 4, (0, 0x02)),
+        ("download of 132 KiB (above MDTS)", dl(8192, 132 * 1024), 0, (0, 0x02)),
+        ("commit to slot 5 (two slots)", cm(5, 1), 0, (1, 0x06)),
+        ("commit replacing the running slot", cm(log.active.max(1), 0), 0, (1, 0x06)),
+        ("commit action 110b (boot partition)", cm(1, 6), 0, (0, 0x02)),
+        ("commit action 100b (reserved)", cm(0, 4), 0, (0, 0x02)),
+    ];
+    // Activating a slot that holds no image.
+    if let Some(empty) = (1..=2u8).find(|&s| s != log.active && log.revisions.get(usize::from(s) - 1).is_some_and(|r| r.is_empty())) {
+        cases.push(("commit activating an empty slot", cm(empty, 2), 0, (1, 0x07)));
+    }
+    for (what, sqe, len, want) in cases {
+        let r = if len > 0 {
+            let piece = DataBuf { len, ..buf.clone() };
+            ctrl.data_command(0, sqe, &piece).await
+        } else {
+            ctrl.submit_timeout(0, sqe, COMMIT_TIMEOUT_NS).await
+        };
+        check(&mut lines, &mut problems, what, status_of(&r), want);
+    }
+    if let Some(vf) = vf {
+        let piece = DataBuf { len: 4096, ..buf.clone() };
+        let r = vf.data_command(0, dl(0, 4096), &piece).await;
+        check(&mut lines, &mut problems, "download on VF 1", status_of(&r), (0, 0x01));
+        let r = vf.submit_timeout(0, cm(0, 1), COMMIT_TIMEOUT_NS).await;
+        check(&mut lines, &mut problems, "commit on VF 1", status_of(&r), (0, 0x01));
+    }
+    (lines, problems)
+}
+
+fn check(lines: &mut Vec<String>, problems: &mut Vec<String>, what: &str, got: Result<(u8, u8), String>, want: (u8, u8)) {
+    match got {
+        Ok(code) => {
+            lines.push(format!("{what}: {}", status_name(code)));
+            if code != want {
+                problems.push(format!("{what}: {} (expected {})", status_name(code), status_name(want)));
+            }
+        }
+        Err(e) => problems.push(format!("{what}: {e}")),
+    }
+}
+
+/// Carries out one `[[firmware]]` entry on the PF's controller (`vf`:
+/// VF 1's, for the checks).
+pub async fn run(h: Host, ctrl: Controller, vf: Option<Controller>, sc: &Scenario, cfg: FirmwareCfg) -> FirmwareReport {
     let mut rep = FirmwareReport { commit_action: cfg.action, commit_slot: cfg.slot, ..Default::default() };
     h.sleep(h.cycles(cfg.at_ns())).await;
+    if cfg.checks {
+        let (lines, problems) = malformed(&h, &ctrl, vf.as_ref()).await;
+        for l in &lines {
+            h.log(format!("firmware check: {l}"));
+        }
+        rep.checks = lines;
+        rep.problems.extend(problems);
+    }
     let mut commit = cfg.action == 2;
     if let Some(path) = cfg.image_path(sc) {
         let img = match std::fs::read(&path) {

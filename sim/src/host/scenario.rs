@@ -103,8 +103,11 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
     let mut used: Vec<u16> = sc.storage.iter().flat_map(|s| s.functions.iter().copied()).collect();
     used.extend(sc.jobs.iter().flat_map(|j| j.functions.iter().copied()));
     if !sc.firmware.is_empty() {
-        // Firmware updates go through the PF.
+        // Firmware updates go through the PF; VF 1 is checked to refuse them.
         used.push(0);
+        if sc.host.vfs > 0 && sc.firmware.iter().any(|w| w.checks) {
+            used.push(1);
+        }
     }
     used.sort_unstable();
     used.dedup();
@@ -128,10 +131,10 @@ pub async fn run(h: Host, sc: Scenario) {
         let firmware: Rc<RefCell<Vec<(usize, super::fwupdate::FirmwareReport)>>> = Rc::new(RefCell::new(Vec::new()));
         if let Some(pf) = ctrls.get(&0) {
             // In order, one after the other, as an operator would.
-            let (h2, pf, sc2, firmware) = (h.clone(), pf.clone(), sc.clone(), firmware.clone());
+            let (h2, pf, vf, sc2, firmware) = (h.clone(), pf.clone(), ctrls.get(&1).cloned(), sc.clone(), firmware.clone());
             h.spawn(async move {
                 for (i, cfg) in sc2.firmware.iter().enumerate() {
-                    let r = super::fwupdate::run(h2.clone(), pf.clone(), &sc2, cfg.clone()).await;
+                    let r = super::fwupdate::run(h2.clone(), pf.clone(), vf.clone(), &sc2, cfg.clone()).await;
                     firmware.borrow_mut().push((i, r));
                 }
             });
