@@ -8,6 +8,7 @@
 mod board;
 mod chip;
 mod error;
+mod firmware;
 mod hostile;
 pub mod limits;
 mod preos;
@@ -20,6 +21,7 @@ pub use chip::{window, BootCfg, Crypto, Dma, Ec, Otp, Trng,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };
 pub use error::ConfigError;
+pub use firmware::{FirmwareCfg, COMMIT_STATUSES};
 pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
 pub use preos::{PreOsCfg, FILLS};
 pub use scenario::{

@@ -30,6 +30,9 @@ pub struct Scenario {
     pub hostile: Vec<crate::hostile::HostileCfg>,
     /// A pre-OS boot host instead of jobs (`crate::preos`).
     pub preos: Option<crate::preos::PreOsCfg>,
+    /// Firmware updates by the host over NVMe (`crate::firmware`).
+    #[serde(default)]
+    pub firmware: Vec<crate::firmware::FirmwareCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -781,6 +784,7 @@ impl Scenario {
         }
         self.check_shared_blocks(&namespaces)?;
         crate::hostile::validate(self, &namespaces)?;
+        crate::firmware::validate(self)?;
         crate::preos::validate(self, &namespaces)
     }
 

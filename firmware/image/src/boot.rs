@@ -57,6 +57,27 @@ pub fn info() -> Option<BootInfo> {
     })
 }
 
+/// Set while a hart drives the boot flash (one SPI master, one owner at
+/// a time: the configuration read, the confirmation, firmware updates).
+static FLASH_BUSY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The boot flash as [`with_flash`] lends it.
+pub type Flash = SpiNor<dpu_hal::spi::FlashSpi, dpu_hal::delay::Sleep>;
+
+/// Runs `f` on the boot flash, driven by `hart`, once no other hart uses
+/// it (waiting in `wfi`, 100 us at a time). `None`: the flash does not
+/// answer (or is another part).
+pub fn with_flash<R>(hart: usize, f: impl FnOnce(&mut Flash) -> R) -> Option<R> {
+    use core::sync::atomic::Ordering;
+    use embedded_hal::delay::DelayNs;
+    while FLASH_BUSY.swap(true, Ordering::Acquire) {
+        dpu_hal::delay::Sleep { hart }.delay_ns(100_000);
+    }
+    let r = open_flash(hart).ok().map(|mut flash| f(&mut flash));
+    FLASH_BUSY.store(false, Ordering::Release);
+    r
+}
+
 /// The boot flash (board geometry, datasheet timing), driven by `hart`.
 fn open_flash(hart: usize) -> Result<SpiNor<dpu_hal::spi::FlashSpi, dpu_hal::delay::Sleep>, dpu_spi_nor::Error<core::convert::Infallible>> {
     let g = Geometry { size: mm::FLASH_SIZE as u32, page: mm::FLASH_PAGE_SIZE as u32, subsector: mm::FLASH_SUBSECTOR_SIZE as u32, sector: mm::FLASH_SECTOR_SIZE as u32 };
@@ -121,8 +142,8 @@ pub fn config_blob() -> Option<&'static mut [u8]> {
     };
     let config = &mut config.0;
     let hart = dpu_hal::csr::mhartid() as usize;
-    match open_flash(hart) {
-        Ok(mut flash) => match Store::board().load(&mut flash, scratch, config) {
+    match with_flash(hart, |flash| Store::board().load(flash, scratch, config)) {
+        Some(r) => match r {
             Ok(r) => match r.copy {
                 Some(c) => defmt::info!(
                     "config: from flash copy {=usize} (sequence {=u32}; other copy {=str}): {=usize} namespace(s), {=usize} port(s), {=usize} remote controller(s)",
@@ -141,7 +162,7 @@ pub fn config_blob() -> Option<&'static mut [u8]> {
             },
             Err(_) => defmt::error!("config: flash read error: no namespaces"),
         },
-        Err(_) => defmt::error!("config: the boot flash does not answer: no namespaces"),
+        None => defmt::error!("config: the boot flash does not answer: no namespaces"),
     }
     match dpu_config::blob::render(config, blob) {
         Some(len) => Some(&mut blob[..len]),
@@ -158,18 +179,18 @@ pub fn confirm_if_on_trial(hart: usize) {
     if !i.trial {
         return;
     }
-    let mut flash = match open_flash(hart) {
-        Ok(f) => f,
-        Err(_) => {
+    let journal = Journal::board();
+    let record = BootState { seq: 0, confirmed: i.slot, pending: None, trying: None };
+    match with_flash(hart, |flash| journal.write(flash, record).is_ok()) {
+        Some(true) => {}
+        Some(false) => {
+            defmt::error!("boot: cannot confirm slot {=str}: journal write failed (the next boot reverts)", i.slot.name());
+            return;
+        }
+        None => {
             defmt::error!("boot: cannot confirm slot {=str}: the boot flash does not answer (the next boot reverts)", i.slot.name());
             return;
         }
-    };
-    let journal = Journal::board();
-    let record = BootState { seq: 0, confirmed: i.slot, pending: None, trying: None };
-    if journal.write(&mut flash, record).is_err() {
-        defmt::error!("boot: cannot confirm slot {=str}: journal write failed (the next boot reverts)", i.slot.name());
-        return;
     }
     let mut counter = i.otp_counter;
     if i.security_counter > i.otp_counter {

@@ -1,8 +1,9 @@
 //! The DPU firmware image.
 //!
 //! Every hart enters [`main`]; `mhartid` picks the role: cluster 0 core 0
-//! runs the control-plane main loop, other cluster-0 cores are reserved
-//! control-plane workers, every data-plane core (clusters 1-4) runs a
+//! runs the control-plane main loop, hart 1 the NVMe admin service, hart
+//! 2 the network service, hart 3 firmware updates ([`fwupdate`]), other
+//! cluster-0 cores are reserved control-plane workers, every data-plane core (clusters 1-4) runs a
 //! run-to-completion reactor. Control plane and reactors talk through SPSC
 //! rings plus mailbox doorbells ([`channel`]). Booted from flash, the
 //! configuration comes from there and an image on trial confirms itself
@@ -17,6 +18,7 @@ mod channel;
 mod net;
 mod nvmf;
 mod control;
+mod fwupdate;
 mod nvme;
 mod random;
 mod reactor;
@@ -32,6 +34,7 @@ fn main(hart: HartId) -> ! {
             0 => control::main(hart),
             nvme::ADMIN_HART => nvme::admin::run(hart),
             net::NET_HART => nvmf::service::run(hart),
+            fwupdate::FW_HART => fwupdate::run(hart),
             _ => control::worker(hart),
         }
     } else {

@@ -59,6 +59,9 @@ pub struct ControllerIdentity<'a> {
     pub aerl: u8,
     /// Error log entries (0's based).
     pub elpe: u8,
+    /// Firmware Image Download / Commit offered (the PF of a card booted
+    /// from flash): OACS bit 2, FRMW with two writable slots, FWUG.
+    pub firmware_update: bool,
 }
 
 fn put_str(out: &mut [u8], s: &str) {
@@ -81,13 +84,19 @@ pub fn controller(out: &mut [u8; 4096], id: &ControllerIdentity) {
     out[78..80].copy_from_slice(&id.cntlid.to_le_bytes());
     out[80..84].copy_from_slice(&crate::regs::VERSION.to_le_bytes());
     out[111] = 1; // CNTRLTYPE: I/O controller
-    out[256..258].copy_from_slice(&0u16.to_le_bytes()); // OACS: no optional admin commands
+    // OACS bit 2: Firmware Commit and Firmware Image Download (§5.12, §5.13).
+    let oacs: u16 = if id.firmware_update { 1 << 2 } else { 0 };
+    out[256..258].copy_from_slice(&oacs.to_le_bytes());
     out[258] = id.acl;
     out[259] = id.aerl;
-    out[260] = 0x03; // FRMW: 1 slot, slot 1 read-only
+    // FRMW: bits 3:1 slots, bit 0 slot 1 read-only, bit 4 activation
+    // without reset (never: the bootloader activates an image).
+    out[260] = if id.firmware_update { crate::firmware::FRMW } else { 0x03 };
     out[261] = 0x04; // LPA: extended data for Get Log Page
     out[262] = id.elpe;
     out[263] = 0; // NPSS: one power state
+    // FWUG (byte 319): download granularity in 4 KiB units (0: not reported).
+    out[319] = if id.firmware_update { crate::firmware::FWUG } else { 0 };
     out[266..268].copy_from_slice(&0x0157u16.to_le_bytes()); // WCTEMP 343 K
     out[268..270].copy_from_slice(&0x0173u16.to_le_bytes()); // CCTEMP 371 K
     out[512] = 0x66; // SQES: 64 bytes min/max
@@ -196,9 +205,13 @@ mod tests {
             acl: 3,
             aerl: 3,
             elpe: 15,
+            firmware_update: false,
         };
         controller(&mut b, &id);
         assert_eq!(&b[4..8], b"SN1 ");
+        assert_eq!((u16::from_le_bytes([b[256], b[257]]), b[260], b[319]), (0, 0x03, 0), "no firmware update (a VF)");
+        controller(&mut b, &ControllerIdentity { firmware_update: true, ..id });
+        assert_eq!((u16::from_le_bytes([b[256], b[257]]), b[260], b[319]), (0x4, 0x04, 1), "OACS bit 2, two writable slots, 4 KiB granularity");
         assert_eq!(b[77], MDTS);
         assert_eq!(u16::from_le_bytes([b[78], b[79]]), 5);
         assert_eq!((b[512], b[513]), (0x66, 0x44));

@@ -11,11 +11,13 @@
 //! * [`dptr`]: data pointers: PRP entries and lists, SGL descriptors.
 //! * [`identify`], [`features`], [`logs`]: admin data structures.
 //! * [`io`]: NVM command set I/O command decoding.
+//! * [`firmware`]: Firmware Image Download / Commit, the slot log.
 #![no_std]
 
 pub mod cqe;
 pub mod dptr;
 pub mod features;
+pub mod firmware;
 pub mod identify;
 pub mod io;
 pub mod logs;

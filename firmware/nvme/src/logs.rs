@@ -1,5 +1,6 @@
 //! Get Log Page (NVMe Base 2.0 §5.16): Error Information (01h),
-//! SMART / Health Information (02h), Firmware Slot Information (03h).
+//! SMART / Health Information (02h), Firmware Slot Information (03h,
+//! rendered by [`crate::firmware::SlotLog`]).
 
 use crate::sqe::Sqe;
 use crate::status::Status;
@@ -113,7 +114,7 @@ fn data_units(bytes: u64) -> u128 {
 
 /// Renders log page `lid` into `out` (cleared first; `out` must be at least
 /// the page size: 1 KiB for the error log, 512 bytes otherwise).
-pub fn render(lid: u8, out: &mut [u8], errors: &ErrorLog, health: &Health, firmware: &str) {
+pub fn render(lid: u8, out: &mut [u8], errors: &ErrorLog, health: &Health, slots: &crate::firmware::SlotLog) {
     out.fill(0);
     match lid {
         LID_ERROR => errors.render(out),
@@ -133,12 +134,7 @@ pub fn render(lid: u8, out: &mut [u8], errors: &ErrorLog, health: &Health, firmw
             put(out, 160, u128::from(health.media_errors));
             put(out, 176, u128::from(errors.count));
         }
-        _ => {
-            out[0] = 1; // AFI: slot 1 active
-            for (i, b) in out[8..16].iter_mut().enumerate() {
-                *b = firmware.as_bytes().get(i).copied().unwrap_or(b' ');
-            }
-        }
+        _ => slots.render(out),
     }
 }
 
@@ -172,16 +168,19 @@ mod tests {
             log.record(ErrorEntry { cid, sqid: 1, status: 0x4002, ..Default::default() });
         }
         let mut b = [0u8; 1024];
-        render(LID_ERROR, &mut b, &log, &Health::default(), "x");
+        let slots = crate::firmware::SlotLog::default();
+        render(LID_ERROR, &mut b, &log, &Health::default(), &slots);
         assert_eq!(u64::from_le_bytes(b[0..8].try_into().unwrap()), 20);
         assert_eq!(u16::from_le_bytes([b[10], b[11]]), 19, "newest first");
         assert_eq!(u64::from_le_bytes(b[64..72].try_into().unwrap()), 19);
         let h = Health { bytes_read: 512 * 1000 + 1, read_commands: 3, ..Default::default() };
-        render(LID_SMART, &mut b, &log, &h, "x");
+        render(LID_SMART, &mut b, &log, &h, &slots);
         assert_eq!(u128::from_le_bytes(b[32..48].try_into().unwrap()), 2, "rounded up");
         assert_eq!(u128::from_le_bytes(b[64..80].try_into().unwrap()), 3);
         assert_eq!(u128::from_le_bytes(b[176..192].try_into().unwrap()), 20);
-        render(LID_FIRMWARE_SLOT, &mut b, &log, &h, "0.1.0");
+        let mut revisions = [None; 7];
+        revisions[0] = Some(*b"0.1.0   ");
+        render(LID_FIRMWARE_SLOT, &mut b, &log, &h, &crate::firmware::SlotLog { active: 1, next: None, revisions });
         assert_eq!((b[0], &b[8..13]), (1, &b"0.1.0"[..]));
     }
 }

@@ -44,10 +44,17 @@ impl Status {
     pub const INVALID_QUEUE_SIZE: Status = Status::specific(0x02);
     pub const ABORT_LIMIT_EXCEEDED: Status = Status::specific(0x03);
     pub const AER_LIMIT_EXCEEDED: Status = Status::specific(0x05);
+    pub const INVALID_FIRMWARE_SLOT: Status = Status::specific(0x06);
+    pub const INVALID_FIRMWARE_IMAGE: Status = Status::specific(0x07);
     pub const INVALID_VECTOR: Status = Status::specific(0x08);
     pub const INVALID_LOG_PAGE: Status = Status::specific(0x09);
+    /// Firmware Commit: the commit succeeded; the image activates at the
+    /// next conventional reset (not at a controller reset).
+    pub const FIRMWARE_REQUIRES_CONVENTIONAL_RESET: Status = Status::specific(0x0b);
     pub const INVALID_QUEUE_DELETION: Status = Status::specific(0x0c);
     pub const FEATURE_NOT_SAVEABLE: Status = Status::specific(0x0d);
+    /// Firmware Image Download: the piece overlaps one already received.
+    pub const OVERLAPPING_RANGE: Status = Status::specific(0x14);
     // Media and data integrity errors (figure 103).
     /// Write Fault (80h): the write could not be made durable.
     pub const WRITE_FAULT: Status = Status::media(0x80);

@@ -8,6 +8,7 @@
 //! instruction.
 
 pub mod exec;
+pub mod fwupdate;
 pub mod hostile;
 pub mod nvme;
 pub mod pci;

@@ -761,11 +761,13 @@ impl Controller {
     /// Submits `sqe` on queue `qid` and waits for its completion. `scratch`
     /// pages (PRP/SGL lists) are revoked and freed when it ends.
     pub async fn submit_with(&self, qid: u16, sqe: Sqe, scratch: Vec<u64>) -> Result<Cqe, CmdError> {
-        self.submit_traced(qid, sqe, scratch, &[]).await
+        self.submit_traced(qid, sqe, scratch, &[], None).await
     }
 
-    /// Submits with `data` (host segments of the transfer) for the I/O trace.
-    async fn submit_traced(&self, qid: u16, mut sqe: Sqe, scratch: Vec<u64>, data: &[(u64, u32)]) -> Result<Cqe, CmdError> {
+    /// Submits with `data` (host segments of the transfer) for the I/O
+    /// trace; `timeout_ns` replaces the queue's command timeout (as
+    /// nvme-cli's `--timeout` does for a slow admin command).
+    async fn submit_traced(&self, qid: u16, mut sqe: Sqe, scratch: Vec<u64>, data: &[(u64, u32)], timeout_ns: Option<u64>) -> Result<Cqe, CmdError> {
         let h = self.host();
         if let Some(d) = self.0.borrow().dead.clone() {
             return Err(CmdError::Dead(d));
@@ -777,7 +779,7 @@ impl Controller {
             };
             h.cpu(submit_ns).await;
             let mut c = self.inner();
-            let timeout = if qid == 0 { c.opts.admin_timeout_ns } else { c.opts.io_timeout_ns };
+            let timeout = timeout_ns.unwrap_or(if qid == 0 { c.opts.admin_timeout_ns } else { c.opts.io_timeout_ns });
             // Like Linux, an Asynchronous Event Request never times out:
             // it completes only when there is an event.
             let deadline = if qid == 0 && sqe.opcode() == opc::AER { u64::MAX } else { h.now() + h.cycles(timeout) };
@@ -829,6 +831,11 @@ impl Controller {
 
     /// Reads data for a command: builds PRPs (or SGLs) for `buf`, grants it.
     pub async fn data_command(&self, qid: u16, sqe: Sqe, buf: &DataBuf) -> Result<Cqe, CmdError> {
+        self.data_command_timeout(qid, sqe, buf, None).await
+    }
+
+    /// [`Controller::data_command`] with its own timeout (`None`: the queue's).
+    pub async fn data_command_timeout(&self, qid: u16, sqe: Sqe, buf: &DataBuf, timeout_ns: Option<u64>) -> Result<Cqe, CmdError> {
         let h = self.host();
         let (f, use_sgl) = {
             let c = self.0.borrow();
@@ -836,9 +843,14 @@ impl Controller {
         };
         buf.grant(&h, f);
         let (sqe, scratch) = if use_sgl { build_sgl(&h, f, sqe, buf) } else { build_prps(&h, f, sqe, buf) };
-        let r = self.submit_traced(qid, sqe, scratch, &buf.segments()).await;
+        let r = self.submit_traced(qid, sqe, scratch, &buf.segments(), timeout_ns).await;
         buf.revoke(&h, f);
         r
+    }
+
+    /// Submits a command without data with its own timeout.
+    pub async fn submit_timeout(&self, qid: u16, sqe: Sqe, timeout_ns: u64) -> Result<Cqe, CmdError> {
+        self.submit_traced(qid, sqe, Vec::new(), &[], Some(timeout_ns)).await
     }
 
     /// Identify (CNS `cns`) into a fresh 4 KiB buffer.

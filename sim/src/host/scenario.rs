@@ -102,6 +102,13 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
     }
     let mut used: Vec<u16> = sc.storage.iter().flat_map(|s| s.functions.iter().copied()).collect();
     used.extend(sc.jobs.iter().flat_map(|j| j.functions.iter().copied()));
+    if !sc.firmware.is_empty() {
+        // Firmware updates go through the PF; VF 1 is checked to refuse them.
+        used.push(0);
+        if sc.host.vfs > 0 && sc.firmware.iter().any(|w| w.checks) {
+            used.push(1);
+        }
+    }
     used.sort_unstable();
     used.dedup();
     let opts = driver_options(sc);
@@ -121,6 +128,17 @@ pub async fn run(h: Host, sc: Scenario) {
     let r = async {
         let ctrls = bring_up(&h, &sc).await?;
         let hostile = super::hostile::spawn_all(&h, &sc, &ctrls, &driver_options(&sc))?;
+        let firmware: Rc<RefCell<Vec<(usize, super::fwupdate::FirmwareReport)>>> = Rc::new(RefCell::new(Vec::new()));
+        if let Some(pf) = ctrls.get(&0) {
+            // In order, one after the other, as an operator would.
+            let (h2, pf, vf, sc2, firmware) = (h.clone(), pf.clone(), ctrls.get(&1).cloned(), sc.clone(), firmware.clone());
+            h.spawn(async move {
+                for (i, cfg) in sc2.firmware.iter().enumerate() {
+                    let r = super::fwupdate::run(h2.clone(), pf.clone(), vf.clone(), &sc2, cfg.clone()).await;
+                    firmware.borrow_mut().push((i, r));
+                }
+            });
+        }
         let specs = job_specs(&h, &sc);
         let results = Rc::new(RefCell::new(Vec::new()));
         let waker: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
@@ -159,10 +177,16 @@ pub async fn run(h: Host, sc: Scenario) {
             h.sleep(h.cycles(10_000)).await;
         }
         let hostile = std::mem::take(&mut *hostile.borrow_mut());
+        while firmware.borrow().len() < sc.firmware.len() {
+            h.sleep(h.cycles(100_000)).await;
+        }
+        let firmware: Vec<_> = std::mem::take(&mut *firmware.borrow_mut()).into_iter().map(|(_, r)| r).collect();
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         let hostile_problems = super::hostile::problems(&sc, &hostile, &jobs, jobs_end_us);
         let mut report = Report::new(jobs);
         report.hostile = hostile;
+        let firmware_problems: Vec<String> = firmware.iter().flat_map(|f| f.problems.iter().map(|p| format!("firmware: {p}"))).collect();
+        report.firmware = firmware;
         // A hostile host shuts its own controller down.
         for c in ctrls.iter().filter(|(f, _)| !sc.hostile.iter().any(|x| x.function == **f)).map(|(_, c)| c) {
             if let Err(e) = c.shutdown().await {
@@ -181,6 +205,7 @@ pub async fn run(h: Host, sc: Scenario) {
             problems.push(format!("{} I/Os (expected at least {})", report.total.ios, e.min_ios));
         }
         problems.extend(hostile_problems);
+        problems.extend(firmware_problems);
         h.state().report = Some(report);
         if problems.is_empty() {
             Ok(())

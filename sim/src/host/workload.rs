@@ -133,6 +133,9 @@ pub struct Report {
     /// The scenario's pre-OS boots (`[preos]`), one per function.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub boot: Vec<super::preos::BootReport>,
+    /// The scenario's firmware updates (`[[firmware]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub firmware: Vec<super::fwupdate::FirmwareReport>,
 }
 
 struct JobState {
@@ -643,6 +646,7 @@ impl Report {
             jobs,
             hostile: Vec::new(),
             boot: Vec::new(),
+            firmware: Vec::new(),
         }
     }
 
@@ -686,6 +690,9 @@ impl Report {
         o.push_str(&format!("  verify errors: {}, I/O errors: {}\n", self.verify_errors, self.errors));
         for h in &self.hostile {
             o.push_str(&h.text());
+        }
+        for f in &self.firmware {
+            o.push_str(&f.text());
         }
         o
     }

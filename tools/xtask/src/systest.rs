@@ -1012,6 +1012,8 @@ const TESTS: &[(&str, Check)] = &[
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),
     ("config in flash: newest valid copy, CRC fallback, none", secure_boot::config_copies),
     ("secure boot: power cuts during a trial boot leave a bootable card", secure_boot::power_cut_sweep),
+    ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
+    ("firmware update from the host: power cuts during download and commit leave the old image booting", secure_boot::host_update_power_cuts),
 ];
 
 /// Workspace crates that are not host-testable (firmware, bare-metal).

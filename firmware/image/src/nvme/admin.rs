@@ -7,8 +7,14 @@
 //! endpoint steers each queue's doorbells there. One admin command per
 //! function is in flight at a time; functions are served round robin, so
 //! one function's admin traffic cannot stall another's.
+//!
+//! Firmware Image Download and Firmware Commit (PF only, card booted from
+//! flash): pieces are DMAed into the update service's staging buffer;
+//! a commit is handed to that service (`crate::fwupdate`, its own core),
+//! and its completion posted when the flash work is done.
 
 use crate::bootcfg as config;
+use crate::fwupdate;
 use super::io::COUNTERS;
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use super::{io_queues, vectors};
@@ -18,6 +24,7 @@ use dpu_hal::pcie::{self, Note};
 use dpu_hal::regs::{dma as dr, pcie as pr};
 use dpu_nvme::dptr::{PrpWalk, SegList, Step};
 use dpu_nvme::features::{self, Features, Limits};
+use dpu_nvme::firmware::{self as fw, Assembly, Download};
 use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo};
 use dpu_nvme::logs::{self, ErrorEntry, ErrorLog, Health};
 use dpu_nvme::queue::{self, CqPointers, SqPointers};
@@ -37,10 +44,13 @@ const OPC_ABORT: u8 = 0x08;
 const OPC_SET_FEATURES: u8 = 0x09;
 const OPC_GET_FEATURES: u8 = 0x0a;
 const OPC_AER: u8 = 0x0c;
+const OPC_FIRMWARE_COMMIT: u8 = fw::OPC_FIRMWARE_COMMIT;
+const OPC_FIRMWARE_DOWNLOAD: u8 = fw::OPC_FIRMWARE_DOWNLOAD;
 
 /// Outstanding Asynchronous Event Requests per controller (AERL + 1).
 const AER_SLOTS: usize = 4;
-const FIRMWARE_REV: &str = "0.1.0";
+/// Firmware revision reported by an image loaded without the bootloader.
+const FIRMWARE_REV: [u8; 8] = *b"0.1.0   ";
 /// CAP.TO: 500 ms units.
 /// CAP.TO: worst-case time to become ready after CC.EN (500 ms units):
 /// 15 s, far above `ATTACH_WAIT`.
@@ -189,6 +199,20 @@ pub struct Admin {
     awaiting: u128,
     /// Earliest end of such a wait (mtime; `u64::MAX`: none).
     timer: u64,
+    /// Where host data of the transfer in progress goes (Firmware Image
+    /// Download: the staging buffer); `None`: data goes to the host.
+    recv_to: Option<u64>,
+    /// The download piece whose data is moving.
+    download: Option<Download>,
+    /// The image downloaded so far (PF).
+    assembly: Assembly,
+    fw_tx: Option<Producer<'static, fwupdate::Request, 4>>,
+    fw_rx: Option<Consumer<'static, fwupdate::Reply, 4>>,
+    /// A commit is with the update service (it reads the staging buffer).
+    fw_busy: bool,
+    fw_tag: u32,
+    /// The commit the PF waits for.
+    fw_commit: Option<fw::Commit>,
 }
 
 impl ConstInit for Admin {
@@ -213,6 +237,14 @@ impl ConstInit for Admin {
         kick: false,
         awaiting: 0,
         timer: u64::MAX,
+        recv_to: None,
+        download: None,
+        assembly: Assembly::new(fwupdate::MAX_IMAGE),
+        fw_tx: None,
+        fw_rx: None,
+        fw_busy: false,
+        fw_tag: 0,
+        fw_commit: None,
     };
 }
 
@@ -287,6 +319,10 @@ impl Admin {
         self.data = data;
         self.zero = zero;
         self.list = list;
+        if let Some((tx, rx)) = fwupdate::admin_ends() {
+            self.fw_tx = Some(tx);
+            self.fw_rx = Some(rx);
+        }
         for h in 0..HARTS {
             if !HartId(h).is_control_plane() {
                 if let Some((tx, rx)) = msg::admin_ends(h) {
@@ -348,6 +384,7 @@ impl Admin {
             self.note(n);
         }
         work += self.engine_messages();
+        work += self.fw_replies();
         while let Some(c) = self.chan().poll() {
             work += 1;
             let f = (c.cookie & 0xffff) as u16;
@@ -361,6 +398,8 @@ impl Admin {
                 if matches!(c.cookie >> 28, K_LIST | K_DATA) && self.data_owner == Some(f) {
                     self.data_owner = None;
                     self.walk = None;
+                    self.recv_to = None;
+                    self.download = None;
                 }
                 continue;
             }
@@ -823,6 +862,11 @@ impl Admin {
             OPC_DELETE_SQ => self.delete_sq(f, &sqe),
             OPC_DELETE_CQ => self.delete_cq(f, &sqe),
             OPC_ABORT => self.abort(f, &sqe),
+            // Firmware update: the PF of a card booted from flash only
+            // (Identify Controller OACS bit 2 says so; a VF is a secondary
+            // controller and has no firmware of its own).
+            OPC_FIRMWARE_DOWNLOAD if f == 0 && fwupdate::available() => self.fw_download(f, &sqe),
+            OPC_FIRMWARE_COMMIT if f == 0 && fwupdate::available() => self.fw_commit(f, &sqe),
             OPC_AER => {
                 let fun = &mut self.funcs[fi];
                 if fun.naers >= AER_SLOTS {
@@ -880,17 +924,19 @@ impl Admin {
                 nqn[..pre.len()].copy_from_slice(pre);
                 nqn[pre.len()] = hex[usize::from(f >> 4) & 15];
                 nqn[pre.len() + 1] = hex[usize::from(f) & 15];
+                let rev = running_revision();
                 let id = ControllerIdentity {
                     vid: dpu_hal::memory_map::PCI_VENDOR_ID,
                     ssvid: dpu_hal::memory_map::PCI_VENDOR_ID,
                     serial: core::str::from_utf8(&serial).unwrap_or("DPU"),
                     model: "DPU NVMe Controller",
-                    firmware: FIRMWARE_REV,
+                    firmware: core::str::from_utf8(&rev).unwrap_or(""),
                     cntlid: f + 1,
                     subnqn: core::str::from_utf8(&nqn[..pre.len() + 2]).unwrap_or(""),
                     acl: 3,
                     aerl: (AER_SLOTS - 1) as u8,
                     elpe: (logs::ERROR_ENTRIES - 1) as u8,
+                    firmware_update: f == 0 && fwupdate::available(),
                 };
                 identify::controller(&mut buf, &id);
             }
@@ -935,7 +981,14 @@ impl Admin {
         }
         health.power_cycles = 1;
         let mut page = [0u8; 1024];
-        logs::render(req.lid, &mut page, &self.funcs[usize::from(f)].errors, &health, FIRMWARE_REV);
+        let slots = if fwupdate::available() {
+            fwupdate::slot_log()
+        } else {
+            let mut l = fw::SlotLog { active: 1, ..Default::default() };
+            l.revisions[0] = Some(FIRMWARE_REV);
+            l
+        };
+        logs::render(req.lid, &mut page, &self.funcs[usize::from(f)].errors, &health, &slots);
         // The requested window of the page; bytes past its end read as zero.
         let mut out = [0u8; 1024];
         let start = req.offset as usize;
@@ -952,6 +1005,8 @@ impl Admin {
         dpu_hal::mem::write(self.data, &data[..data.len().min(DATA_BUF)]);
         self.data_owner = Some(f);
         self.walk = Some(walk);
+        self.recv_to = None;
+        self.download = None;
         self.data_len = data.len().min(DATA_BUF) as u32;
         self.data_step(f, step);
         Ok(())
@@ -973,6 +1028,25 @@ impl Admin {
                 let segs = self.segs;
                 let mut offset = 0u32;
                 let count = segs.len();
+                if let Some(to) = self.recv_to {
+                    // Host -> card (Firmware Image Download): each PRP
+                    // segment lands at its offset in the destination.
+                    for (i, &(host, len)) in segs.as_slice().iter().enumerate() {
+                        let last = i + 1 == count;
+                        self.dma(Desc {
+                            host,
+                            local: to + u64::from(offset),
+                            len,
+                            function: f,
+                            op: dr::OP_H2D,
+                            flags: if last { dr::FLAG_END } else { 0 },
+                            msix: 0,
+                            cookie: self.cookie(K_DATA, f),
+                        });
+                        offset += len;
+                    }
+                    return;
+                }
                 for (i, &(host, len)) in segs.as_slice().iter().enumerate() {
                     // Data comes from the buffer while it lasts, then from the zero page.
                     let mut done = 0;
@@ -1006,6 +1080,8 @@ impl Admin {
         if !ok {
             self.walk = None;
             self.data_owner = None;
+            self.recv_to = None;
+            self.download = None;
             return self.post(f, Status::DATA_TRANSFER_ERROR);
         }
         let mut buf = [0u8; 4096];
@@ -1020,6 +1096,8 @@ impl Admin {
             Err(st) => {
                 self.walk = None;
                 self.data_owner = None;
+                self.recv_to = None;
+                self.download = None;
                 self.post(f, st);
             }
         }
@@ -1027,7 +1105,99 @@ impl Admin {
 
     fn data_done(&mut self, f: u16, ok: bool) {
         self.data_owner = None;
+        self.recv_to = None;
+        if let Some(d) = self.download.take() {
+            if ok {
+                self.assembly.arrived(d);
+            }
+        }
         self.post(f, if ok { Status::SUCCESS } else { Status::DATA_TRANSFER_ERROR });
+    }
+
+    /// Firmware Image Download (NVMe Base 2.0 §5.13): the piece's data
+    /// goes by DMA into the staging buffer at its offset. Pieces come in
+    /// order (`dpu_nvme::firmware::Assembly`); offset 0 starts a new image.
+    fn fw_download(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let d = fw::decode_download(sqe)?;
+        if self.data_owner.is_some() || self.fw_busy {
+            // The data buffer, or the staging buffer (a commit reads it): later.
+            self.funcs[usize::from(f)].cur = Cur::Ready;
+            return Ok(());
+        }
+        self.assembly.check(d)?;
+        let base = fwupdate::staging().ok_or(Status::INTERNAL_ERROR)?;
+        if d.offset == 0 {
+            // A new image: what was received is gone once this lands.
+            self.assembly.reset();
+        }
+        self.segs.clear();
+        let (walk, step) = PrpWalk::start(sqe.prp1(), sqe.prp2(), d.len, &mut self.segs)?;
+        self.data_owner = Some(f);
+        self.walk = Some(walk);
+        self.recv_to = Some(base as u64 + u64::from(d.offset));
+        self.download = Some(d);
+        self.data_step(f, step);
+        Ok(())
+    }
+
+    /// Firmware Commit (NVMe Base 2.0 §5.12): checked here, carried out
+    /// by the update service; the completion comes with its reply.
+    fn fw_commit(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let c = fw::decode_commit(sqe)?;
+        if self.fw_busy {
+            self.funcs[usize::from(f)].cur = Cur::Ready;
+            return Ok(());
+        }
+        let running = crate::boot::info().map_or(1, |i| fwupdate::nvme_slot(i.slot));
+        let n = c.resolve(running)?;
+        let slot = fwupdate::flash_slot(n).ok_or(Status::INVALID_FIRMWARE_SLOT)?;
+        let len = self.assembly.received;
+        if c.action.replaces() {
+            if len == 0 {
+                // Nothing downloaded to replace the slot's image with.
+                return Err(Status::INVALID_FIRMWARE_IMAGE);
+            }
+            // Consumed by this commit, whatever its outcome.
+            self.assembly.reset();
+        }
+        self.fw_tag = self.fw_tag.wrapping_add(1);
+        let req = fwupdate::Request { tag: self.fw_tag, slot, len, replace: c.action.replaces(), activate: c.action.activates() };
+        if self.fw_tx.as_mut().is_none_or(|tx| tx.push(req).is_err()) {
+            return Err(Status::INTERNAL_ERROR);
+        }
+        dpu_hal::mailbox::ring(fwupdate::FW_HART, fwupdate::DOORBELL_FW);
+        defmt::info!("nvme fn{=u16}: firmware commit: action {}, slot {=u8} ({=u32} bytes staged)", f, c.action, n, len);
+        self.fw_busy = true;
+        self.fw_commit = Some(c);
+        let fun = &mut self.funcs[usize::from(f)];
+        fun.cur = Cur::Waiting;
+        fun.pending_qid = 0xfffe;
+        Ok(())
+    }
+
+    /// Replies of the update service: the commit's completion (unless a
+    /// reset of the PF dropped the command meanwhile).
+    fn fw_replies(&mut self) -> usize {
+        let mut work = 0;
+        while let Some(r) = self.fw_rx.as_mut().and_then(|rx| rx.pop()) {
+            work += 1;
+            self.fw_busy = false;
+            let commit = self.fw_commit.take();
+            let fun = &self.funcs[0];
+            if r.tag != self.fw_tag || fun.cur != Cur::Waiting || fun.sqe.opcode() != OPC_FIRMWARE_COMMIT {
+                continue;
+            }
+            let Some(c) = commit else { continue };
+            let st = match r.outcome {
+                fwupdate::Outcome::Done => c.done_status(),
+                fwupdate::Outcome::InvalidImage => Status::INVALID_FIRMWARE_IMAGE,
+                fwupdate::Outcome::SlotInUse => Status::INVALID_FIRMWARE_SLOT,
+                fwupdate::Outcome::FlashError => Status::INTERNAL_ERROR,
+            };
+            defmt::info!("nvme fn0: firmware commit done: {} (status {=u8:#x}/{=u8:#x})", r.outcome, st.sct, st.sc);
+            self.post(0, st);
+        }
+        work
     }
 
     fn set_features(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
@@ -1212,4 +1382,10 @@ fn remote_queue_limit(f: u16) -> usize {
         .map(|p| p.queues as usize)
         .min()
         .unwrap_or(usize::MAX)
+}
+
+/// The running image's revision (Identify Controller FR): the version
+/// the bootloader handed over, or [`FIRMWARE_REV`] without one.
+fn running_revision() -> [u8; 8] {
+    crate::boot::info().map_or(FIRMWARE_REV, |i| i.version.revision_string())
 }

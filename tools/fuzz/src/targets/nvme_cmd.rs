@@ -2,7 +2,9 @@
 //! namespaces, queues and features runs a sequence of submission queue
 //! entries through the same checks the firmware's admin service and I/O
 //! engines use, and every accepted command must respect the limits those
-//! checks promise (LBA range, MDTS, queue IDs and sizes, log page bounds).
+//! checks promise (LBA range, MDTS, queue IDs and sizes, log page bounds,
+//! firmware download pieces in order and inside the staging buffer,
+//! commit slots that exist and never the running one replaced).
 //!
 //! Input: limits (2 bytes), namespaces (1 + 4 x 10 bytes), then operations:
 //! a kind byte and a 64-byte SQE (or register values) each.
@@ -12,6 +14,7 @@ use dpu_nvme::features::{Features, Limits};
 use dpu_nvme::io::{self, Geometry, Op};
 use dpu_nvme::queue::{self, CqPointers, SqPointers};
 use dpu_nvme::regs::{self, Cc};
+use dpu_nvme::firmware::{self, Assembly, GRANULARITY, SLOTS};
 use dpu_nvme::{identify, logs, Sqe, MAX_NSID, MAX_QUEUE_ENTRIES, MAX_TRANSFER, PAGE_SIZE};
 use std::collections::BTreeMap;
 
@@ -23,6 +26,8 @@ struct Ctrl {
     cqs: BTreeMap<u16, (CqPointers, u16)>,
     /// qid -> (pointers, cqid)
     sqs: BTreeMap<u16, (SqPointers, u16)>,
+    /// The firmware image being downloaded.
+    fw: Assembly,
 }
 
 pub fn run(data: &[u8]) {
@@ -37,7 +42,7 @@ pub fn run(data: &[u8]) {
             ns.push((nsid, Geometry { blocks, lba_shift }));
         }
     }
-    let mut c = Ctrl { limits, ns, features: Features::default(), cqs: BTreeMap::new(), sqs: BTreeMap::new() };
+    let mut c = Ctrl { limits, ns, features: Features::default(), cqs: BTreeMap::new(), sqs: BTreeMap::new(), fw: Assembly::new(1 << 20) };
     let mut steps = 0;
     while !i.is_empty() && steps < 256 {
         steps += 1;
@@ -49,7 +54,7 @@ pub fn run(data: &[u8]) {
 
 impl Ctrl {
     fn step(&mut self, kind: u8, sqe: &Sqe) {
-        match kind % 12 {
+        match kind % 13 {
             0 => self.io(sqe),
             1 => self.create_cq(sqe),
             2 => self.create_sq(sqe),
@@ -79,7 +84,8 @@ impl Ctrl {
             8 => self.identify(sqe),
             9 => self.enable(sqe),
             10 => self.sq_doorbell(sqe),
-            _ => self.cq_doorbell(sqe),
+            11 => self.cq_doorbell(sqe),
+            _ => self.firmware(sqe),
         }
     }
 
@@ -139,10 +145,30 @@ impl Ctrl {
         let mut page = vec![0u8; size];
         let mut errors = logs::ErrorLog::EMPTY;
         errors.record(logs::ErrorEntry { sqid: 1, cid: sqe.cid(), status: 0x4002, ..Default::default() });
-        logs::render(r.lid, &mut page, &errors, &logs::Health::default(), "0.1.0");
+        logs::render(r.lid, &mut page, &errors, &logs::Health::default(), &firmware::SlotLog::default());
         let start = r.offset as usize;
         let end = (start + r.len as usize).min(size);
         assert!(page.get(start..end).is_some());
+    }
+
+    /// Firmware Image Download (opcode bit 0 set) or Firmware Commit.
+    fn firmware(&mut self, sqe: &Sqe) {
+        if sqe.opcode() & 1 == 1 {
+            let Ok(d) = firmware::decode_download(sqe) else { return };
+            assert!(d.len >= 4 && d.len % 4 == 0 && u64::from(d.len) <= MAX_TRANSFER && d.offset % 4 == 0, "{d:?}");
+            if self.fw.check(d).is_ok() {
+                assert!(d.offset % GRANULARITY == 0 && u64::from(d.offset) + u64::from(d.len) <= u64::from(self.fw.max), "{d:?}");
+                assert!(d.offset == 0 || d.offset == self.fw.received, "out of order: {d:?} after {}", self.fw.received);
+                self.fw.arrived(d);
+            }
+        } else {
+            let Ok(c) = firmware::decode_commit(sqe) else { return };
+            let running = 1 + (sqe.cdw11() & 1) as u8;
+            if let Ok(slot) = c.resolve(running) {
+                assert!((1..=SLOTS).contains(&slot), "{c:?}");
+                assert!(!(c.action.replaces() && slot == running), "the running slot replaced: {c:?}");
+            }
+        }
     }
 
     fn identify(&self, sqe: &Sqe) {

@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 
 type R = Result<(), (String, Option<Run>)>;
 
+// Run lengths (`--max-time`): the bootloader reads and verifies a
+// ~706 KiB firmware image (the firmware carries the image verifier for
+// updates from the host), so the firmware is up ~165 ms after reset and
+// has confirmed a trial boot a few ms later.
+
 /// Signed images and keys shared by the tests of one run.
 struct Kit {
     key: Key,
@@ -123,7 +128,7 @@ pub fn bad_images(cx: &Ctx) -> R {
     ];
     for (tag, img, counter, why) in cases {
         let card = cx.card(tag, &Card { bootloader: Some(&k.bootloader), slot_a: Some(img), ..Default::default() }, &k.key, counter)?;
-        let run = cx.boot(tag, &card, &[], &["--max-time", "400ms"])?;
+        let run = cx.boot(tag, &card, &[], &["--max-time", "230ms"])?;
         let run = need(expect_code(run, 8)?, &[why, "slot B: refused: empty slot", "boot: no bootable firmware image", "secure boot: the bootloader found no firmware slot it may boot"])?;
         if run.stdout.contains("INFO  control plane up") {
             return fail(format!("{tag}: the firmware ran"), run);
@@ -141,7 +146,7 @@ pub fn bad_images(cx: &Ctx) -> R {
     let mut bad_bl = k.bootloader.clone();
     bad_bl[512 + 64] ^= 0x80;
     let card = cx.card("bad-bootloader", &Card { bootloader: Some(&bad_bl), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
-    let run = cx.boot("bad-bootloader", &card, &[], &["--max-time", "400ms"])?;
+    let run = cx.boot("bad-bootloader", &card, &[], &["--max-time", "230ms"])?;
     let run = need(expect_code(run, 8)?, &["ROM   boot refused: bootloader 0.1.0: payload hash mismatch (tampered payload)", "secure boot: the boot ROM refused the first-stage bootloader"])?;
     if run.stdout.contains("UART") {
         return fail("the refused bootloader ran", run);
@@ -149,7 +154,7 @@ pub fn bad_images(cx: &Ctx) -> R {
     let card = cx.card("unprovisioned", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
     let blank = cx.tmp.join("blank.otp");
     std::fs::write(&blank, vec![0u8; 256]).map_err(|e| io(e.to_string()))?;
-    let run = cx.boot("unprovisioned", &card, &[], &["--otp", &blank.to_string_lossy(), "--max-time", "400ms"])?;
+    let run = cx.boot("unprovisioned", &card, &[], &["--otp", &blank.to_string_lossy(), "--max-time", "230ms"])?;
     need(expect_code(run, 8)?, &["the OTP holds no root key hash (an unprovisioned chip boots nothing)"])?;
     // Files dpusim cannot use are bad input, named.
     let run = cx.boot("no-flash-file", &cx.tmp.join("nonexistent.bin"), &[], &["--max-time", "1ms"])?;
@@ -171,7 +176,7 @@ pub fn trial_boot(cx: &Ctx) -> R {
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &configs };
     let flash = cx.card("trial", &card, &k.key, 0)?;
-    let run = cx.boot("trial-1", &flash, &[], &["--max-time", "400ms"])?;
+    let run = cx.boot("trial-1", &flash, &[], &["--max-time", "260ms"])?;
     let run = need(
         expect_code(run, 0)?,
         &[
@@ -186,7 +191,7 @@ pub fn trial_boot(cx: &Ctx) -> R {
         return fail("the OTP file does not hold the raised counter", run);
     }
     // Reboot: B is the confirmed image now, and the configuration is still there.
-    let run = cx.boot("trial-2", &flash, &[], &["--max-time", "400ms"])?;
+    let run = cx.boot("trial-2", &flash, &[], &["--max-time", "260ms"])?;
     need(
         expect_code(run, 0)?,
         &[
@@ -203,12 +208,12 @@ pub fn trial_boot(cx: &Ctx) -> R {
     let crashing = sign(&panic_elf, Kind::Firmware, v("0.3.0"), 0, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&crashing), pending_b: true, configs: &configs };
     let flash = cx.card("revert", &card, &k.key, 0)?;
-    let run = cx.boot("revert-1", &flash, &[&panic_elf], &["--max-time", "400ms"])?;
+    let run = cx.boot("revert-1", &flash, &[&panic_elf], &["--max-time", "260ms"])?;
     let run = need(expect_code(run, 116)?, &["booting slot B (on trial", "deliberate panic 42"])?;
     if run.stdout.contains("confirmed: image") {
         return fail("the crashing image confirmed itself", run);
     }
-    let run = cx.boot("revert-2", &flash, &[&panic_elf], &["--max-time", "400ms"])?;
+    let run = cx.boot("revert-2", &flash, &[&panic_elf], &["--max-time", "260ms"])?;
     need(
         expect_code(run, 0)?,
         &[
@@ -232,7 +237,7 @@ pub fn config_copies(cx: &Ctx) -> R {
     let (n_old, n_new) = (older.namespaces.len(), newer.namespaces.len());
     let configs = [older, newer];
     let flash = cx.card("config", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
-    let run = cx.boot("config-newest", &flash, &[], &["--max-time", "170ms"])?;
+    let run = cx.boot("config-newest", &flash, &[], &["--max-time", "230ms"])?;
     need(expect_code(run, 0)?, &[&format!("INFO  config: from flash copy 1 (sequence 2; other copy valid): {n_new} namespace(s)")])?;
     // Flip a byte of copy 1's payload: copy 0 (the previous configuration) is served.
     let board = dpu_targets::Board::load(dpu_targets::default_board_path()).map_err(|e| io(e.to_string()))?;
@@ -241,11 +246,11 @@ pub fn config_copies(cx: &Ctx) -> R {
     let at = (part.offset + part.size / 2) as usize + dpu_config::store::HEADER + 7;
     bytes[at] ^= 0x40;
     std::fs::write(&flash, &bytes).map_err(|e| io(e.to_string()))?;
-    let run = cx.boot("config-fallback", &flash, &[], &["--max-time", "170ms"])?;
+    let run = cx.boot("config-fallback", &flash, &[], &["--max-time", "230ms"])?;
     need(expect_code(run, 0)?, &[&format!("INFO  config: from flash copy 0 (sequence 1; other copy CRC mismatch): {n_old} namespace(s)")])?;
     // No configuration at all.
     let flash = cx.card("config-none", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), ..Default::default() }, &k.key, 0)?;
-    let run = cx.boot("config-none", &flash, &[], &["--max-time", "170ms"])?;
+    let run = cx.boot("config-none", &flash, &[], &["--max-time", "230ms"])?;
     need(expect_code(run, 0)?, &["WARN  config: no valid copy in flash (copy 0 blank, copy 1 blank): no namespaces", "nvme: 0 namespace(s) configured"])?;
     remove_cards(cx, &["config", "config-none"]);
     Ok(())
@@ -272,17 +277,178 @@ pub fn power_cut_sweep(cx: &Ctx) -> R {
         let flash = cx.tmp.join("cut.bin");
         std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
         std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
-        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "200ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
+        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "260ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
         let run = need(expect_code(run, 9)?, &["the power was cut"])?;
         if n >= 32 && !run.stdout.contains("booting slot B (on trial") {
             return fail(format!("cut after {n} bytes ({what}): the trial never started"), run);
         }
-        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "170ms"])?;
+        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "230ms"])?;
         let run = need(expect_code(run, 0)?, after).map_err(|(m, r)| (format!("after a cut after {n} bytes ({what}): {m}"), r))?;
         if !run.stdout.contains("INFO  boot: slot ") {
             return fail(format!("after a cut after {n} bytes ({what}): no firmware ran"), run);
         }
     }
     remove_cards(cx, &["cut-base", "cut"]);
+    Ok(())
+}
+
+/// Writes a scenario with `[[firmware]]` entries (`body`) for a flash card.
+fn fw_scenario(cx: &Ctx, tag: &str, body: &str) -> Result<String, (String, Option<Run>)> {
+    let p = cx.tmp.join(format!("{tag}.toml"));
+    std::fs::write(&p, format!("[scenario]\nname = \"{tag}\"\n{body}")).map_err(|e| io(e.to_string()))?;
+    Ok(p.to_string_lossy().to_string())
+}
+
+/// Firmware update from the host: the host downloads a signed image
+/// 0.2.0 over NVMe (Firmware Image Download) and commits it with action
+/// 001b (after malformed firmware commands, each refused with its
+/// status, and the same commands on a VF: Invalid Command Opcode); the
+/// slot log shows it in slot 2, to be activated; the reboot
+/// runs it on trial, it confirms itself and the slot log shows slot 2
+/// active; the configuration stays. A tampered image is refused with
+/// Invalid Firmware Image, slot B stays empty and the card keeps booting
+/// 0.1.0.
+pub fn host_update(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let new_path = cx.tmp.join("host-update-0.2.0.img");
+    std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
+    let flash = cx.card("host-update", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "host-update-1",
+        &format!(
+            "[host]\nvfs = 1\n[[firmware]]\nchecks = true\nimage = \"{}\"\naction = 1\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n",
+            new_path.display()
+        ),
+    )?;
+    // `checks`: malformed firmware commands first (the scenario fails on
+    // any status other than the one the spec gives).
+    let run = cx.boot("host-update-1", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  fw update: ready (running slot A",
+            "firmware commit: action ReplaceAndActivate, slot 2",
+            "INFO  fw update: writing image 0.2.0",
+            "into slot B",
+            "INFO  fw update: slot B activates at the next reset (on trial until it confirms itself)",
+            "firmware: commit action 1 slot 0: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
+            "firmware check: download after a gap (offset 4096, nothing received): 0/02 Invalid Field in Command",
+            "firmware check: download overlapping what was received: 1/14 Overlapping Range",
+            "firmware check: download of 132 KiB (above MDTS): 0/02 Invalid Field in Command",
+            "firmware check: commit to slot 5 (two slots): 1/06 Invalid Firmware Slot",
+            "firmware check: commit replacing the running slot: 1/06 Invalid Firmware Slot",
+            "firmware check: commit action 110b (boot partition): 0/02 Invalid Field in Command",
+            "firmware check: commit activating an empty slot: 1/07 Invalid Firmware Image",
+            "firmware check: download on VF 1: 0/01 Invalid Command Opcode",
+            "firmware check: commit on VF 1: 0/01 Invalid Command Opcode",
+            "outcome: scenario passed",
+        ],
+    )?;
+    drop(run);
+    // The card restarts (a conventional reset): the bootloader tries slot
+    // B. The host reads the slot log once the new image had time to
+    // confirm itself (a run ends when the host is done).
+    let sc = fw_scenario(cx, "host-update-2", "[[firmware]]\nat = \"20ms\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n")?;
+    let run = cx.boot("host-update-2", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "journal: confirmed slot A, pending B, on trial -",
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B, image 0.2.0 (security counter 1, OTP anti-rollback counter 0), on trial",
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays; OTP anti-rollback counter 0 -> 1",
+            "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    no_warnings(&run)?;
+    if otp_counter(&flash.with_extension("otp"))? != 1 {
+        return Err(("the OTP file does not hold the raised counter".into(), None));
+    }
+
+    // A tampered image: refused, nothing written, the card boots 0.1.0.
+    let mut tampered = new.clone();
+    tampered[512 + 1000] ^= 0x01;
+    let bad_path = cx.tmp.join("host-update-tampered.img");
+    std::fs::write(&bad_path, &tampered).map_err(|e| io(e.to_string()))?;
+    let flash = cx.card("host-update-bad", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "host-update-bad",
+        &format!(
+            "[[firmware]]\nimage = \"{}\"\naction = 1\nexpect_commit = \"invalid-firmware-image\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"\"]\n",
+            bad_path.display()
+        ),
+    )?;
+    let run = cx.boot("host-update-bad-1", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "WARN  fw update: downloaded image refused: payload hash mismatch (tampered payload)",
+            "firmware: commit action 1 slot 0: 1/07 Invalid Firmware Image",
+            "firmware slot log: active slot 1, next -; slot 1: 0.1.0, slot 2: -",
+        ],
+    )?;
+    if run.stdout.contains("fw update: writing image") {
+        return fail("the tampered image was written to flash", run);
+    }
+    let run = cx.boot("host-update-bad-2", &flash, &[], &["--max-time", "230ms"])?;
+    need(expect_code(run, 0)?, &["journal: confirmed slot A, pending -, on trial -", "booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0"])?;
+    remove_cards(cx, &["host-update", "host-update-bad"]);
+    Ok(())
+}
+
+/// Power cuts across a firmware update from the host: while the slot is
+/// erased, while it is programmed, once it is written but before the
+/// journal records it as pending, and in the middle of that record.
+/// After each cut the card boots the signed image it ran before, with
+/// its configuration. (Cuts during the new image's first boot and
+/// confirmation: [`power_cut_sweep`].)
+pub fn host_update_power_cuts(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let new_path = cx.tmp.join("cut-update-0.2.0.img");
+    std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
+    let base = cx.card("cut-update-base", &card, &k.key, 0)?;
+    let sc = fw_scenario(cx, "cut-update", &format!("[[firmware]]\nimage = \"{}\"\naction = 1\n", new_path.display()))?;
+    // What the commit writes: the slot erased (whole subsectors), the
+    // image programmed, a 32-byte journal record.
+    let n = new.len() as u64;
+    let erased = n.next_multiple_of(4096);
+    let cases = [
+        (3 * 4096 + 10, "while the slot is erased"),
+        (erased + n / 2, "while the image is programmed"),
+        (erased + n, "image written, not yet pending"),
+        (erased + n + 16, "torn pending record"),
+    ];
+    for (cut, what) in cases {
+        let flash = cx.tmp.join("cut-update.bin");
+        std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
+        std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
+        let run = cx.boot("cut-update-1", &flash, &[], &["--scenario", &sc, "--power-cut-after-flash-bytes", &cut.to_string()])?;
+        let run = need(expect_code(run, 9)?, &["the power was cut", "fw update: writing image 0.2.0"])
+            .map_err(|(m, r)| (format!("cut after {cut} bytes ({what}): {m}"), r))?;
+        drop(run);
+        let run = cx.boot("cut-update-2", &flash, &[], &["--max-time", "230ms"])?;
+        need(
+            expect_code(run, 0)?,
+            &[
+                "journal: confirmed slot A, pending -, on trial -",
+                "booting slot A (confirmed)",
+                "INFO  boot: slot A, image 0.1.0",
+                "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)",
+            ],
+        )
+        .map_err(|(m, r)| (format!("after a cut after {cut} bytes ({what}): {m}"), r))?;
+    }
+    remove_cards(cx, &["cut-update-base", "cut-update"]);
     Ok(())
 }
