@@ -51,6 +51,7 @@ impl Bus {
             eng.last_queue = qi;
             let engine_end = start + cycles;
             eng.free_at = engine_end;
+            self.crypto.stats.busy_cycles += cycles;
             let (rd, wr) = desc.io_lengths();
             let mut done = engine_end;
             if desc.flags & cr::FLAG_SRC_HOST != 0 {
@@ -315,7 +316,9 @@ impl Bus {
                 self.ec.stats.contended += 1;
                 self.ec.stats.wait_cycles += start - now;
             }
-            let done = start + self.ec.engine_cycles(&desc);
+            let cycles = self.ec.engine_cycles(&desc);
+            self.ec.stats.busy_cycles += cycles;
+            let done = start + cycles;
             self.ec.free_at = done;
             self.ec.stats.descriptors += 1;
             self.ec.inflight.push_back(EJob { start, done, queue: qi, desc });

@@ -194,6 +194,9 @@ pub struct Window {
     pub end: Option<u64>,
     pub at_start: Vec<(u64, u64)>,
     pub at_end: Vec<(u64, u64)>,
+    /// Crypto and EC engine busy cycles at the start and end.
+    pub accel_at_start: (u64, u64),
+    pub accel_at_end: (u64, u64),
 }
 
 fn memory_for(chip: &Chip) -> Memory {
@@ -609,6 +612,7 @@ impl Machine {
                 h.step(self.now, &mut self.bus);
                 for start in h.take_marks() {
                     let snap: Vec<(u64, u64)> = self.harts.iter().map(|h| (h.cycle - h.idle_cycles, h.instret)).collect();
+                    let accel = (self.bus.crypto.stats.busy_cycles, self.bus.ec.stats.busy_cycles);
                     if start && !self.faults_armed {
                         self.faults_armed = true;
                         self.arm_faults();
@@ -619,10 +623,12 @@ impl Machine {
                                 p.reset_counts();
                             }
                         }
-                        self.window = Some(Window { start: self.now, end: None, at_start: snap, at_end: Vec::new() });
+                        self.window =
+                            Some(Window { start: self.now, end: None, at_start: snap, at_end: Vec::new(), accel_at_start: accel, accel_at_end: accel });
                     } else if let Some(w) = &mut self.window {
                         w.end = Some(self.now);
                         w.at_end = snap;
+                        w.accel_at_end = accel;
                     }
                 }
                 if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {

@@ -90,6 +90,13 @@ pub struct WindowStats {
     pub control_instructions: u64,
     /// Data-plane harts busy for more than 1% of the window.
     pub data_harts_active: u32,
+    /// Crypto engine datapath cycles (all engines) and EC engine cycles
+    /// spent on descriptors submitted inside the window.
+    pub crypto_busy_cycles: u64,
+    pub ec_busy_cycles: u64,
+    /// Busy fractions: crypto over all engines, EC over its one datapath.
+    pub crypto_utilization: f64,
+    pub ec_utilization: f64,
 }
 
 impl Stats {
@@ -249,8 +256,17 @@ impl Machine {
             control_busy_cycles: 0,
             control_instructions: 0,
             data_harts_active: 0,
+            crypto_busy_cycles: w.accel_at_end.0.saturating_sub(w.accel_at_start.0),
+            ec_busy_cycles: w.accel_at_end.1.saturating_sub(w.accel_at_start.1),
+            crypto_utilization: 0.0,
+            ec_utilization: 0.0,
         };
         let window_cycles = end - w.start;
+        if window_cycles > 0 {
+            let engines = self.bus.crypto.engines.len().max(1) as f64;
+            ws.crypto_utilization = ws.crypto_busy_cycles as f64 / (engines * window_cycles as f64);
+            ws.ec_utilization = ws.ec_busy_cycles as f64 / window_cycles as f64;
+        }
         for (i, (a, b)) in w.at_start.iter().zip(&w.at_end).enumerate() {
             let (cy, ins) = (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1));
             if self.role_of(i as u32) == "data" {

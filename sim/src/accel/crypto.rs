@@ -130,6 +130,9 @@ pub struct CryptoStats {
     pub contended: u64,
     /// Cycles those descriptors waited.
     pub wait_cycles: u64,
+    /// Datapath cycles of all descriptors, all engines together (busy
+    /// fraction = busy_cycles / (engines x cycles)).
+    pub busy_cycles: u64,
     /// Data read from / written to host memory (encrypt from the host's
     /// pages, decrypt into them).
     pub bytes_from_host: u64,

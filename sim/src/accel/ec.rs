@@ -65,6 +65,9 @@ pub struct EcStats {
     /// Descriptors that waited for another queue's work.
     pub contended: u64,
     pub wait_cycles: u64,
+    /// Datapath cycles of all descriptors (busy fraction = busy_cycles /
+    /// cycles).
+    pub busy_cycles: u64,
 }
 
 pub struct EcEngine {
