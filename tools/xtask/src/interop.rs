@@ -418,7 +418,10 @@ impl Guest {
         for name in SCENARIOS {
             let scenario = root.join(format!("targets/scenarios/{name}.toml"));
             progress(&format!("scenario {name}"));
-            match run_bridged(dpusim, firmware, &scenario, &dir, name, sim_port, guest_port, &guest) {
+            match run_bridged(dpusim, firmware, &scenario, &dir, name, sim_port, guest_port, &guest).and_then(|r| {
+                plaintext_on_the_wire(&scenario, &dir.join(format!("{name}-eth0.pcap")), name)?;
+                Ok(r)
+            }) {
                 Ok(r) => reports.push_str(&r),
                 Err(e) => {
                     guest.stop();
@@ -428,6 +431,30 @@ impl Guest {
         }
         guest.stop();
         Ok(reports)
+    }
+}
+
+/// The host model's verify header (`sim/src/host/workload.rs`: every
+/// sector it writes starts with "DPEV").
+const SECTOR_MAGIC: &[u8] = b"DPEV";
+
+/// What reaches the Linux target (the DPU's port 0 capture, both
+/// directions): with the namespace encrypted by the card, no sector of the
+/// host's data may cross the wire in the clear, so Linux's RAM disk holds
+/// ciphertext only (nvmet stores H2CData payloads as received). A plain
+/// run must show the headers, which proves the scan sees payloads. A few
+/// chance matches in ciphertext are tolerated (2^-32 per byte offset); a
+/// leak is every sector.
+fn plaintext_on_the_wire(scenario: &Path, pcap: &Path, name: &str) -> Result<(), String> {
+    let toml = std::fs::read_to_string(scenario).map_err(|e| format!("{}: {e}", scenario.display()))?;
+    let encrypted = toml.lines().any(|l| l.trim_start().starts_with("encryption") && l.contains("aes-xts"));
+    let bytes = std::fs::read(pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
+    let hits = bytes.windows(SECTOR_MAGIC.len()).filter(|w| *w == SECTOR_MAGIC).count();
+    progress(&format!("{name}: {hits} plaintext sector headers on the wire to Linux ({})", if encrypted { "encrypted namespace" } else { "plain namespace" }));
+    match (encrypted, hits) {
+        (true, h) if h >= 4 => Err(format!("{name}: the namespace is encrypted but {h} plaintext sector headers crossed the wire ({})", pcap.display())),
+        (false, h) if h < 64 => Err(format!("{name}: only {h} sector headers in the plain run's capture: the plaintext scan sees no payloads ({})", pcap.display())),
+        _ => Ok(()),
     }
 }
 

@@ -1006,7 +1006,7 @@ const TESTS: &[(&str, Check)] = &[
     ("hostile host: VF 3 misbehaves in every way, VFs 1 and 2 verified and unaffected", hostile_host),
     ("pre-OS boot: UEFI-like reads of LBA 0 and a kernel at power-on, one target slow to answer", preos_boot),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
-    ("interop: adapter against Linux nvmet-tcp in QEMU (plain, digests)", interop_linux),
+    ("interop: adapter against Linux nvmet-tcp in QEMU (plain; digests + AES-XTS, ciphertext only on the wire)", interop_linux),
     ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),
