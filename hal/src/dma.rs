@@ -57,10 +57,13 @@ const _: () = assert!(
 );
 
 /// Most chains a channel tracks at once.
-const MAX_CHAINS: usize = 256;
-
-pub struct Channel {
-    index: usize,
+/// A descriptor ring and its completion ring, as DMA channels and the
+/// accelerator queues (`crate::accel::Queue`) share them (registers of
+/// [`crate::regs::dma`] at `regs`): `WORDS` 64-bit words per descriptor,
+/// completions with a phase bit, one per chain, in order; at most
+/// `CHAINS` chains tracked at once. Owned by one hart.
+pub struct Ring<const WORDS: usize, const CHAINS: usize> {
+    regs: usize,
     ring: usize,
     comp: usize,
     size: u32,
@@ -68,81 +71,63 @@ pub struct Channel {
     comp_head: u32,
     phase: bool,
     free: u32,
-    /// Descriptors of each chain in flight, oldest first (ring buffer).
-    chains: [u16; MAX_CHAINS],
+    chains: [u16; CHAINS],
     chain_head: usize,
     chain_count: usize,
-    /// Descriptors of the chain being built.
     open: u16,
 }
 
-fn reg(ch: usize, off: u64) -> usize {
-    DMA_BASE + ch * r::CHANNEL as usize + off as usize
-}
+impl<const WORDS: usize, const CHAINS: usize> Ring<WORDS, CHAINS> {
+    const DESC_BYTES: usize = WORDS * 8;
 
-impl Channel {
-    /// Bytes of DPU memory a channel of `size` entries needs (ring + completions).
+    /// Bytes of DPU memory a ring of `size` entries needs (descriptors,
+    /// then completions).
     pub const fn memory(size: u32) -> usize {
-        size as usize * (r::DESC_SIZE + r::COMP_SIZE)
+        size as usize * (Self::DESC_BYTES + r::COMP_SIZE)
     }
 
-    /// Starts channel `index` with its rings at `mem_addr` (32-byte
-    /// aligned, `memory(size)` bytes; the completion ring is zeroed here).
-    /// Completions ring `notify_hart`'s mailbox.
-    pub fn start(index: usize, mem_addr: usize, size: u32, notify_hart: Option<usize>) -> Channel {
-        let comp = mem_addr + size as usize * r::DESC_SIZE;
+    /// Starts the ring whose registers are at `regs`, with its rings at
+    /// `mem_addr` (`memory(size)` bytes, aligned to a descriptor);
+    /// completions ring `notify_hart`'s mailbox.
+    pub fn start(regs: usize, mem_addr: usize, size: u32, notify_hart: Option<usize>) -> Self {
+        let comp = mem_addr + size as usize * Self::DESC_BYTES;
         mem::zero(comp, size as usize * r::COMP_SIZE);
-        mmio::write64(reg(index, r::RING_BASE), mem_addr as u64);
-        mmio::write32(reg(index, r::RING_SIZE), size);
-        mmio::write64(reg(index, r::COMP_BASE), comp as u64);
-        mmio::write32(reg(index, r::NOTIFY), notify_hart.map_or(0, |h| r::NOTIFY_ENABLE | h as u32));
-        mmio::write32(reg(index, r::CONTROL), 1);
-        Channel {
-            index,
-            ring: mem_addr,
-            comp,
-            size,
-            tail: 0,
-            comp_head: 0,
-            phase: true,
-            free: size,
-            chains: [0; MAX_CHAINS],
-            chain_head: 0,
-            chain_count: 0,
-            open: 0,
-        }
+        mmio::write64(regs + r::RING_BASE as usize, mem_addr as u64);
+        mmio::write32(regs + r::RING_SIZE as usize, size);
+        mmio::write64(regs + r::COMP_BASE as usize, comp as u64);
+        mmio::write32(regs + r::NOTIFY as usize, notify_hart.map_or(0, |h| r::NOTIFY_ENABLE | h as u32));
+        mmio::write32(regs + r::CONTROL as usize, 1);
+        Ring { regs, ring: mem_addr, comp, size, tail: 0, comp_head: 0, phase: true, free: size, chains: [0; CHAINS], chain_head: 0, chain_count: 0, open: 0 }
     }
 
-    /// Whether the engine accepted the configuration.
+    /// Whether the engine accepted the configuration (STATUS = running).
     pub fn running(&self) -> bool {
-        mmio::read32(reg(self.index, r::STATUS)) == 1
+        mmio::read32(self.regs + r::STATUS as usize) == 1
     }
 
-    /// Free descriptor slots.
+    /// Free descriptor slots (0 while `CHAINS` chains are in flight).
     pub fn space(&self) -> u32 {
-        if self.chain_count >= MAX_CHAINS {
+        if self.chain_count >= CHAINS {
             0
         } else {
             self.free
         }
     }
 
-    /// Writes one descriptor (not yet visible to the engine). A descriptor
-    /// with `FLAG_END` closes a chain. Returns false when the ring is full.
-    pub fn push(&mut self, d: &Desc) -> bool {
+    /// Writes one descriptor (its words, little-endian); `end` closes the
+    /// chain (the caller sets the layout's FLAG_END bit in the words).
+    /// False when the ring is full.
+    pub fn push(&mut self, words: &[u64; WORDS], end: bool) -> bool {
         if self.space() == 0 {
             return false;
         }
-        // The descriptor as four little-endian words (layout in regs::dma).
-        let w2 = u64::from(d.len) | u64::from(d.function) << 32 | u64::from(d.op) << 48 | u64::from(d.flags) << 56;
-        let w3 = u64::from(d.msix) | u64::from(d.cookie) << 32;
         let slot = (self.tail & (self.size - 1)) as usize;
-        mem::write_words(self.ring + slot * r::DESC_SIZE, &[d.host, d.local, w2, w3]);
+        mem::write_words(self.ring + slot * Self::DESC_BYTES, words);
         self.tail = self.tail.wrapping_add(1);
         self.free -= 1;
         self.open += 1;
-        if d.flags & r::FLAG_END != 0 {
-            let i = (self.chain_head + self.chain_count) % MAX_CHAINS;
+        if end {
+            let i = (self.chain_head + self.chain_count) % CHAINS;
             self.chains[i] = self.open;
             self.chain_count += 1;
             self.open = 0;
@@ -152,7 +137,7 @@ impl Channel {
 
     /// Hands the written descriptors to the engine.
     pub fn kick(&mut self) {
-        mmio::write32(reg(self.index, r::TAIL), self.tail);
+        mmio::write32(self.regs + r::TAIL as usize, self.tail);
     }
 
     /// Takes the next completion, if one was written.
@@ -170,7 +155,7 @@ impl Channel {
         }
         if self.chain_count > 0 {
             self.free += u32::from(self.chains[self.chain_head]);
-            self.chain_head = (self.chain_head + 1) % MAX_CHAINS;
+            self.chain_head = (self.chain_head + 1) % CHAINS;
             self.chain_count -= 1;
         }
         // cookie = bytes 0..4, status = 4..8, bytes = 8..12 (regs::dma).
@@ -180,5 +165,62 @@ impl Channel {
     /// Chains in flight.
     pub fn busy(&self) -> usize {
         self.chain_count
+    }
+}
+
+const _: () = assert!(r::DESC_SIZE == 4 * 8);
+
+/// One DMA channel: a [`Ring`] of 32-byte descriptors ([`Desc`]).
+pub struct Channel(Ring<4, 256>);
+
+fn reg(ch: usize, off: u64) -> usize {
+    DMA_BASE + ch * r::CHANNEL as usize + off as usize
+}
+
+impl Channel {
+    /// Bytes of DPU memory a channel of `size` entries needs.
+    pub const fn memory(size: u32) -> usize {
+        Ring::<4, 256>::memory(size)
+    }
+
+    /// Starts channel `index` with its rings at `mem_addr` (32-byte
+    /// aligned, `memory(size)` bytes); completions ring `notify_hart`'s
+    /// mailbox.
+    pub fn start(index: usize, mem_addr: usize, size: u32, notify_hart: Option<usize>) -> Channel {
+        Channel(Ring::start(reg(index, 0), mem_addr, size, notify_hart))
+    }
+
+    /// Whether the engine accepted the configuration.
+    pub fn running(&self) -> bool {
+        self.0.running()
+    }
+
+    /// Free descriptor slots.
+    pub fn space(&self) -> u32 {
+        self.0.space()
+    }
+
+    /// Writes one descriptor; `FLAG_END` in its flags closes the chain.
+    /// False when the ring is full.
+    pub fn push(&mut self, d: &Desc) -> bool {
+        // The descriptor as four little-endian words (layout in regs::dma).
+        let w2 = u64::from(d.len) | u64::from(d.function) << 32 | u64::from(d.op) << 48 | u64::from(d.flags) << 56;
+        let w3 = u64::from(d.msix) | u64::from(d.cookie) << 32;
+        self.0.push(&[d.host, d.local, w2, w3], d.flags & r::FLAG_END != 0)
+    }
+
+    /// Hands the written descriptors to the engine.
+    pub fn kick(&mut self) {
+        self.0.kick()
+    }
+
+    /// Takes the next completion, if one was written.
+    pub fn poll(&mut self) -> Option<Completion> {
+        self.0.poll()
+    }
+
+    /// Chains in flight.
+    pub fn busy(&self) -> usize {
+        self.0.busy()
     }
 }

@@ -159,16 +159,13 @@ fn fnv1a64(addr: usize, len: usize) -> u64 {
     h
 }
 
-/// Runs one EC descriptor on queue 0 and waits for its completion status.
-fn ec_run(q: &mut dpu_hal::accel::Queue, table: usize, len: usize, k: usize, m: usize, op: u8, present: u64, rebuild: u64) -> u32 {
-    use dpu_hal::regs::ec as er;
-    let w1 = len as u64 | (k as u64) << 32 | (m as u64) << 40 | u64::from(op) << 48 | u64::from(er::FLAG_END) << 56;
-    if !q.push(&[table as u64, w1, present, rebuild, 0, 0, 0, 0], true) {
+/// Runs one EC descriptor on this hart's queue and waits for its status.
+fn ec_run(eng: &mut dpu_hal::ec::Engine, d: &dpu_hal::ec::Desc) -> u32 {
+    if !eng.submit(d) {
         return u32::MAX;
     }
-    q.kick();
     loop {
-        if let Some(c) = q.poll() {
+        if let Some(c) = eng.poll() {
             return c.status;
         }
     }
@@ -179,11 +176,10 @@ fn ec_run(q: &mut dpu_hal::accel::Queue, table: usize, len: usize, k: usize, m: 
 /// and parity) and rebuilds them. True when every descriptor succeeded and
 /// every rebuilt fragment equals the original.
 fn erasure_coding() -> bool {
-    use dpu_hal::memory_map::EC_BASE;
-    use dpu_hal::regs::ec as er;
+    use dpu_hal::ec::{Desc as EDesc, Engine};
     const AREA: usize = 64 * 1024;
     let (Some(ring), Some(frags), Some(spare), Some(table)) = (
-        dpu_rt::alloc::ddr(dpu_hal::accel::Queue::memory(16) as u64, 64),
+        dpu_rt::alloc::ddr(Engine::memory(16) as u64, 64),
         dpu_rt::alloc::ddr(AREA as u64, 4096),
         dpu_rt::alloc::ddr(4 * 4096, 4096),
         dpu_rt::alloc::ddr(64 * 8, 64),
@@ -192,8 +188,8 @@ fn erasure_coding() -> bool {
         return false;
     };
     let (frags, spare, table) = (frags as usize, spare as usize, table as usize);
-    let mut q = dpu_hal::accel::Queue::start(EC_BASE + er::QUEUES as usize, ring as usize, 16, None);
-    if !q.running() {
+    let mut q = Engine::NONE;
+    if !q.start(0, ring as usize, 16) {
         defmt::error!("ec: queue refused");
         return false;
     }
@@ -218,7 +214,7 @@ fn erasure_coding() -> bool {
         }
         let addrs: [u64; 64] = core::array::from_fn(|i| (frags + i * len) as u64);
         dpu_hal::mem::write_words(table, &addrs[..n]);
-        let st = ec_run(&mut q, table, len, k, m, er::OP_ENCODE, 0, 0);
+        let st = ec_run(&mut q, &EDesc::encode(table as u64, len as u32, k as u8, m as u8, 0));
         ok &= st == 0;
         for i in 0..m {
             let h = fnv1a64(frags + (k + i) * len, len);
@@ -238,14 +234,13 @@ fn erasure_coding() -> bool {
         dpu_hal::mem::zero(spare, m * len);
         dpu_hal::mem::write_words(table, &rt[..n]);
         let present = !lost & ((1u64 << n) - 1);
-        let st = ec_run(&mut q, table, len, k, m, er::OP_RECONSTRUCT, present, lost);
+        let st = ec_run(&mut q, &EDesc::reconstruct(table as u64, len as u32, k as u8, m as u8, present, lost, 0));
         let same = (0..n).filter(|i| lost >> i & 1 == 1).all(|i| fnv1a64(rt[i] as usize, len) == fnv1a64(addrs[i] as usize, len));
         defmt::info!("ec k={=usize} m={=usize} len={=usize}: rebuilt {=u32} lost fragments, status {=u32}, equal {=bool}", k, m, len, lost.count_ones(), st, same);
         ok &= st == 0 && same;
     }
     // More losses than parity fragments: refused, nothing written.
-    let (k, m, len) = (4, 2, 64);
-    let st = ec_run(&mut q, table, len, k, m, er::OP_RECONSTRUCT, 0b000111, 0b111000);
+    let st = ec_run(&mut q, &EDesc::reconstruct(table as u64, 64, 4, 2, 0b000111, 0b111000, 0));
     let refused = st == dpu_hal::regs::accel::ST_NOT_RECOVERABLE || st == dpu_hal::regs::accel::ST_BAD_GEOMETRY;
     defmt::info!("ec: 3 lost of 4+2 refused {=bool} (status {=u32})", refused, st);
     ok && refused
