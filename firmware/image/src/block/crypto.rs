@@ -23,7 +23,7 @@
 //! a FIFO and is retried on the next pass.
 
 use super::staging::{Pages, Pool, PAGE};
-use super::{cookie, Data, Io, Op, Tag, MAX_TAGS, NAMESPACE_NOT_READY_DNR};
+use super::{cookie, Done, Data, Io, Op, Tag, MAX_TAGS, NAMESPACE_NOT_READY_DNR};
 use crate::bootcfg::{self as config, Namespace};
 use dpu_hal::crypto::{Desc as CDesc, Engines};
 use dpu_hal::dma::{Channel, Desc};
@@ -119,8 +119,7 @@ pub struct Crypto {
     /// Contexts ready for the lower device ([`take_lower`](Self::take_lower)).
     lower: [u8; MAX_TAGS],
     nlower: usize,
-    done: [(Tag, Status); MAX_TAGS],
-    pub(super) ndone: usize,
+    pub(super) done: Done,
     /// DMA pushed (the owner kicks the channel).
     pub kick: bool,
 }
@@ -133,8 +132,7 @@ impl dpu_rt::ConstInit for Crypto {
         nwait: 0,
         lower: [0; MAX_TAGS],
         nlower: 0,
-        done: [(0, Status::SUCCESS); MAX_TAGS],
-        ndone: 0,
+        done: Done::EMPTY,
         kick: false,
     };
 }
@@ -169,20 +167,11 @@ impl Crypto {
     }
 
     fn push_done(&mut self, tag: Tag, st: Status) {
-        if self.ndone < self.done.len() {
-            self.done[self.ndone] = (tag, st);
-            self.ndone += 1;
-        }
+        self.done.push(tag, st);
     }
 
     pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
-        let mut n = 0;
-        while n < out.len() && self.ndone > 0 {
-            self.ndone -= 1;
-            out[n] = self.done[self.ndone];
-            n += 1;
-        }
-        n
+        self.done.take(out)
     }
 
     /// Starts a read or write of encrypted namespace `ns`.

@@ -34,7 +34,7 @@
 //! everything; the staging pages are the engine's fragments.
 
 use super::staging::{Pages, Pool, PAGE};
-use super::{cookie, Data, Io, Op, Tag, MAX_TAGS};
+use super::{cookie, Done, Data, Io, Op, Tag, MAX_TAGS};
 use crate::bootcfg::{self as config, Backend, EcVolume, Namespace};
 use crate::nvmf::initiator::Fabric;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -200,14 +200,13 @@ pub struct Ec {
     /// Contexts waiting for their lock / pages / room, oldest first.
     wait: [u8; MAX_TAGS],
     nwait: usize,
-    done: [(Tag, Status); MAX_TAGS],
-    pub(super) ndone: usize,
+    pub(super) done: Done,
     /// DMA pushed (the owner kicks the channel).
     pub kick: bool,
 }
 
 impl dpu_rt::ConstInit for Ec {
-    const INIT: Ec = Ec { eng: Engine::NONE, hart: 0, active: 0, next_scan: 0, ctx: [Ctx::FREE; MAX_TAGS], segs: [[(0, 0); MAXSEG]; MAX_TAGS], frags: [[0; 32]; MAX_TAGS], wait: [0; MAX_TAGS], nwait: 0, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+    const INIT: Ec = Ec { eng: Engine::NONE, hart: 0, active: 0, next_scan: 0, ctx: [Ctx::FREE; MAX_TAGS], segs: [[(0, 0); MAXSEG]; MAX_TAGS], frags: [[0; 32]; MAX_TAGS], wait: [0; MAX_TAGS], nwait: 0, done: Done::EMPTY, kick: false };
 }
 
 /// The NVMe status of an engine error in a read or a write.
@@ -233,20 +232,11 @@ impl Ec {
     }
 
     fn push_done(&mut self, tag: Tag, st: Status) {
-        if self.ndone < self.done.len() {
-            self.done[self.ndone] = (tag, st);
-            self.ndone += 1;
-        }
+        self.done.push(tag, st);
     }
 
     pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
-        let mut n = 0;
-        while n < out.len() && self.ndone > 0 {
-            self.ndone -= 1;
-            out[n] = self.done[self.ndone];
-            n += 1;
-        }
-        n
+        self.done.take(out)
     }
 
     /// Starts I/O `tag` (read or write) on erasure-coded namespace `ns`.

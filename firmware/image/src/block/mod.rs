@@ -117,6 +117,39 @@ pub mod cookie {
     }
 }
 
+/// Finished I/Os of one device waiting for `take_done`: one slot per tag,
+/// so it cannot overflow (a tag finishes once).
+struct Done {
+    list: [(Tag, Status); MAX_TAGS],
+    n: usize,
+}
+
+impl Done {
+    const EMPTY: Done = Done { list: [(0, Status::SUCCESS); MAX_TAGS], n: 0 };
+
+    fn push(&mut self, tag: Tag, st: Status) {
+        if self.n < self.list.len() {
+            self.list[self.n] = (tag, st);
+            self.n += 1;
+        }
+    }
+
+    /// Moves finished I/Os into `out`; returns how many.
+    fn take(&mut self, out: &mut [(Tag, Status)]) -> usize {
+        let mut k = 0;
+        while k < out.len() && self.n > 0 {
+            self.n -= 1;
+            out[k] = self.list[self.n];
+            k += 1;
+        }
+        k
+    }
+
+    fn any(&self) -> bool {
+        self.n > 0
+    }
+}
+
 /// The block devices of one data-plane core.
 pub struct Stack {
     pub pool: Pool,
@@ -125,14 +158,13 @@ pub struct Stack {
     crypto: Option<&'static mut crypto::Crypto>,
     ec: Option<&'static mut ec::Ec>,
     /// Completions decided at submission (bad request, no path).
-    done: [(Tag, Status); MAX_TAGS],
-    ndone: usize,
+    done: Done,
     /// DMA pushed: the owner must kick its channel.
     pub kick: bool,
 }
 
 impl Stack {
-    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, ec: None, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, ec: None, done: Done::EMPTY, kick: false };
 
     /// Allocates the core's staging pages and device buffers.
     pub fn start(&mut self) -> bool {
@@ -155,10 +187,7 @@ impl Stack {
     }
 
     fn finish(&mut self, tag: Tag, st: Status) {
-        if self.ndone < self.done.len() {
-            self.done[self.ndone] = (tag, st);
-            self.ndone += 1;
-        }
+        self.done.push(tag, st);
     }
 
     /// Starts `io` on namespace `ns`; its completion comes back under `tag`.
@@ -325,11 +354,11 @@ impl Stack {
     /// Whether finished I/Os wait in [`take_done`](Self::take_done).
     #[inline]
     pub fn has_done(&self) -> bool {
-        self.ndone > 0
-            || self.ram.ndone > 0
+        self.done.any()
+            || self.ram.done.any()
             || self.fabric.as_deref().is_some_and(|f| f.has_done())
-            || self.crypto.as_deref().is_some_and(|c| c.ndone > 0)
-            || self.ec.as_deref().is_some_and(|e| e.ndone > 0)
+            || self.crypto.as_deref().is_some_and(|c| c.done.any())
+            || self.ec.as_deref().is_some_and(|e| e.done.any())
     }
 
     /// Finished I/Os (tag, status) into `out`; returns how many (call
@@ -369,12 +398,7 @@ impl Stack {
     }
 
     fn take_lower_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
-        let mut n = 0;
-        while n < out.len() && self.ndone > 0 {
-            self.ndone -= 1;
-            out[n] = self.done[self.ndone];
-            n += 1;
-        }
+        let mut n = self.done.take(out);
         n += self.ram.take_done(&mut out[n..]);
         if let Some(f) = self.fabric.as_deref_mut() {
             n += f.take_done(&mut out[n..]);

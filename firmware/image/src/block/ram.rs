@@ -7,7 +7,7 @@
 //! back as zeroes).
 
 use super::staging::Pool;
-use super::{cookie, Data, Io, Op, Tag, MAX_TAGS};
+use super::{cookie, Done, Data, Io, Op, Tag};
 use dpu_bdev::{Buf, Io as PlanIo, Move, Op as PlanOp, RamBdev};
 use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::regs::dma as dr;
@@ -56,13 +56,12 @@ pub struct Ram {
     /// Compare / DSM operations waiting for a context (copied in full).
     waiting: [Ctx; CONTEXTS],
     pub(super) nwaiting: usize,
-    done: [(Tag, Status); MAX_TAGS],
-    pub(super) ndone: usize,
+    pub(super) done: Done,
     pub kick: bool,
 }
 
 impl Ram {
-    pub const INIT: Ram = Ram { ctx: [Ctx::FREE; CONTEXTS], bufs: 0, waiting: [Ctx::FREE; CONTEXTS], nwaiting: 0, done: [(0, Status::SUCCESS); MAX_TAGS], ndone: 0, kick: false };
+    pub const INIT: Ram = Ram { ctx: [Ctx::FREE; CONTEXTS], bufs: 0, waiting: [Ctx::FREE; CONTEXTS], nwaiting: 0, done: Done::EMPTY, kick: false };
 
     pub fn start(&mut self) -> bool {
         match dpu_rt::alloc::smem(CONTEXTS * CHUNK, 4096).or_else(|| dpu_rt::alloc::ddr((CONTEXTS * CHUNK) as u64, 4096).map(|a| a as usize)) {
@@ -75,20 +74,11 @@ impl Ram {
     }
 
     fn finish(&mut self, tag: Tag, st: Status) {
-        if self.ndone < self.done.len() {
-            self.done[self.ndone] = (tag, st);
-            self.ndone += 1;
-        }
+        self.done.push(tag, st);
     }
 
     pub fn take_done(&mut self, out: &mut [(Tag, Status)]) -> usize {
-        let mut n = 0;
-        while n < out.len() && self.ndone > 0 {
-            self.ndone -= 1;
-            out[n] = self.done[self.ndone];
-            n += 1;
-        }
-        n
+        self.done.take(out)
     }
 
     fn buf(&self, ctx: usize) -> usize {
