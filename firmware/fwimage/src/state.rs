@@ -169,6 +169,18 @@ impl Journal {
         Ok(self.scan(flash)?.state.unwrap_or_default())
     }
 
+    /// Records that the image running from `running` (booted on trial)
+    /// confirmed itself: it becomes the confirmed slot and nothing is on
+    /// trial. A pending activation of the other slot, committed by the
+    /// host before the confirmation, is kept (dropping it would lose the
+    /// host's commit); one naming `running` is spent. Read and write go
+    /// under one hold of the flash, so the caller holds its lock across.
+    pub fn confirm<F: Flash>(&self, flash: &mut F, running: Slot) -> Result<BootState, F::Error> {
+        let now = self.read(flash)?;
+        let pending = now.pending.filter(|&p| p != running);
+        self.write(flash, BootState { seq: 0, confirmed: running, pending, trying: None })
+    }
+
     /// Appends `state` (its sequence is set to the next one); returns it.
     /// After sequence `u32::MAX` (only a corrupted or hostile journal gets
     /// there) the journal starts over: the record goes first into the
@@ -297,6 +309,26 @@ mod tests {
             assert_eq!(J.read(&mut f).unwrap(), last, "record {i}");
         }
         assert_eq!(last.seq, 300);
+    }
+
+    #[test]
+    fn confirming_a_trial_keeps_a_commit_made_before_it() {
+        // Slot B runs on trial; before it confirms itself, the host
+        // commits a new image into slot A with activation (pending A).
+        let mut f = RamFlash::new(G);
+        J.write(&mut f, BootState { seq: 0, confirmed: Slot::A, pending: None, trying: Some(Slot::B) }).unwrap();
+        let mut st = J.read(&mut f).unwrap();
+        st.pending = Some(Slot::A);
+        J.write(&mut f, st).unwrap();
+        let done = J.confirm(&mut f, Slot::B).unwrap();
+        assert_eq!((done.confirmed, done.pending, done.trying), (Slot::B, Some(Slot::A), None));
+        assert_eq!(J.read(&mut f).unwrap(), done);
+        // A pending record naming the running slot is spent by confirming.
+        let mut st = done;
+        st.pending = Some(Slot::B);
+        J.write(&mut f, st).unwrap();
+        let done = J.confirm(&mut f, Slot::B).unwrap();
+        assert_eq!((done.confirmed, done.pending, done.trying), (Slot::B, None, None));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use dpu_config::store::{CopyState, Store, SCRATCH};
 use dpu_config::Config;
-use dpu_fwimage::state::{BootState, Journal};
+use dpu_fwimage::state::Journal;
 use dpu_fwimage::{Slot, Version};
 use dpu_hal::memory_map as mm;
 use dpu_hal::regs::bootinfo as bi;
@@ -180,8 +180,7 @@ pub fn confirm_if_on_trial(hart: usize) {
         return;
     }
     let journal = Journal::board();
-    let record = BootState { seq: 0, confirmed: i.slot, pending: None, trying: None };
-    match with_flash(hart, |flash| journal.write(flash, record).is_ok()) {
+    match with_flash(hart, |flash| journal.confirm(flash, i.slot).is_ok()) {
         Some(true) => {}
         Some(false) => {
             defmt::error!("boot: cannot confirm slot {=str}: journal write failed (the next boot reverts)", i.slot.name());
