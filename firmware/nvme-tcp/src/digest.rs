@@ -53,6 +53,21 @@ impl Crc32c {
         self.digest.update(data);
     }
 
+    /// Continues a CRC whose bytes so far have the finished CRC32C
+    /// `finished` (0 for none), e.g. a value an offload engine computed
+    /// over part of the data: `resume(crc32c(a))` fed `b` finishes to
+    /// `crc32c(a ++ b)`. The register of a reflected CRC with all-ones
+    /// init and final XOR is the finished value XOR all-ones; the `crc`
+    /// crate takes an initial value in unreflected form.
+    pub fn resume(finished: u32) -> Self {
+        Crc32c { digest: CASTAGNOLI_CONST.digest_with_initial((finished ^ u32::MAX).reverse_bits()) }
+    }
+
+    /// The finished CRC32C of what was fed so far (the state goes on).
+    pub fn value(&self) -> u32 {
+        self.digest.clone().finalize()
+    }
+
     /// The CRC32C of everything fed so far.
     pub fn finish(self) -> u32 {
         self.digest.finalize()
@@ -86,6 +101,23 @@ mod tests {
         let dec: [u8; 32] = core::array::from_fn(|i| 31 - i as u8);
         assert_eq!(to_wire(crc32c(&dec)), [0x5c, 0xdb, 0x3f, 0x11]);
         assert_eq!(from_wire([0xaa, 0x36, 0x91, 0x8a]), 0x8a91_36aa);
+    }
+
+    #[test]
+    fn resuming_from_a_finished_value_continues_the_crc() {
+        let data: [u8; 300] = core::array::from_fn(|i| (i * 13 + 5) as u8);
+        for split in [0, 1, 7, 150, 299, 300] {
+            let mut d = Crc32c::resume(crc32c(&data[..split]));
+            d.update(&data[split..]);
+            assert_eq!(d.value(), crc32c(&data), "split at {split}");
+            assert_eq!(d.finish(), crc32c(&data));
+        }
+        assert_eq!(Crc32c::resume(0).finish(), 0, "resuming nothing is a new CRC");
+        let mut d = Crc32c::new();
+        d.update(b"1234");
+        assert_eq!(d.value(), crc32c(b"1234"));
+        d.update(b"56789");
+        assert_eq!(d.finish(), 0xE306_9283);
     }
 
     #[test]

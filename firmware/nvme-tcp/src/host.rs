@@ -428,11 +428,34 @@ impl<const N: usize> HostQueue<N> {
     /// asked for (pass the bytes when a data digest is in use so the CRC
     /// can be checked, or an empty slice with `n` otherwise).
     pub fn on_data(&mut self, n: u32, data: &[u8]) -> Result<Event, Fatal> {
-        let Rx::Data { cid, offset, left, last, success, ddgst } = self.rx else { return Ok(Event::None) };
-        let n = n.min(left);
-        if ddgst {
+        if let Rx::Data { ddgst: true, .. } = self.rx {
             self.crc.update(data);
         }
+        self.data_consumed(n)
+    }
+
+    /// The running data digest of the current C2HData: the finished
+    /// CRC32C of its data consumed so far (0 before any), to seed an
+    /// offload engine that continues it over the next bytes.
+    /// `None` when the current data carries no digest (or no data is due).
+    pub fn data_crc(&self) -> Option<u32> {
+        matches!(self.rx, Rx::Data { ddgst: true, .. }).then(|| self.crc.value())
+    }
+
+    /// As [`on_data`](Self::on_data), for bytes whose CRC an engine
+    /// computed: `crc_after` is the finished CRC32C of the PDU's data
+    /// consumed so far, these `n` bytes included (the engine continued
+    /// [`data_crc`](Self::data_crc)). Ignored without a data digest.
+    pub fn on_data_crc(&mut self, n: u32, crc_after: u32) -> Result<Event, Fatal> {
+        if let Rx::Data { ddgst: true, .. } = self.rx {
+            self.crc = Crc32c::resume(crc_after);
+        }
+        self.data_consumed(n)
+    }
+
+    fn data_consumed(&mut self, n: u32) -> Result<Event, Fatal> {
+        let Rx::Data { cid, offset, left, last, success, ddgst } = self.rx else { return Ok(Event::None) };
+        let n = n.min(left);
         if let Some(s) = self.slots.get_mut(usize::from(cid)) {
             s.done += n;
         }
@@ -575,6 +598,59 @@ mod tests {
             assert_eq!(got, payload);
             assert!(matches!(ev[..], [Event::Completed { cid: 3, tag: 77, cqe }] if cqe.status.is_success()));
             assert_eq!(q.outstanding(), 0);
+        }
+    }
+
+    /// A bitwise CRC32C continuing a finished value, as the DMA engine's
+    /// `OP_CRC32C` does (written apart from `digest.rs` on purpose).
+    fn engine_crc(prev: u32, data: &[u8]) -> u32 {
+        let mut c = !prev;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    #[test]
+    fn data_digest_checked_with_an_engine_computed_crc() {
+        for corrupt in [false, true] {
+            let mut q = established(Digests::BOTH);
+            let mut hdr = [0u8; 128];
+            q.capsule(&io::read(3, 1, 8, 7, 4096), false, 4096, 0, 77, &mut hdr).unwrap();
+            let payload: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 1) as u8).collect();
+            let s = target_pdu(Pdu::C2hData(C2hData { cccid: 3, datao: 0, datal: 4096, last: true, success: true }), &payload, Digests::BOTH);
+            let mut n = 0;
+            while let Want::Header(k) = q.rx_want() {
+                assert_eq!(q.on_header(&s[n..n + k]), Ok(Event::None));
+                n += k;
+            }
+            assert!(matches!(q.rx_want(), Want::Data { cid: 3, offset: 0, len: 4096 }));
+            let data = &s[n..n + 4096];
+            // The first 1000 bytes by the core, the rest by the engine
+            // continuing the running value, in two pieces.
+            q.on_data(1000, &data[..1000]).unwrap();
+            let mut seed = q.data_crc().unwrap();
+            assert_eq!(seed, engine_crc(0, &data[..1000]));
+            for piece in [&data[1000..3000], &data[3000..]] {
+                let mut crc = engine_crc(seed, piece);
+                if corrupt {
+                    crc ^= 1;
+                }
+                assert_eq!(q.on_data_crc(piece.len() as u32, crc), Ok(Event::None));
+                seed = q.data_crc().unwrap_or(0);
+            }
+            assert_eq!(q.rx_want(), Want::Digest);
+            assert_eq!(q.data_crc(), None, "no data due");
+            let d = [s[n + 4096], s[n + 4097], s[n + 4098], s[n + 4099]];
+            let r = q.on_digest(d);
+            if corrupt {
+                assert_eq!(r, Err(Fatal::DataDigest { cid: 3 }));
+            } else {
+                assert!(matches!(r, Ok(Event::Completed { cid: 3, tag: 77, cqe }) if cqe.status.is_success()));
+            }
         }
     }
 

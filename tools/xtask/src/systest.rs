@@ -522,9 +522,20 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if t("t0", "garbage_sent") == 0 {
         return fail("target t0 sent no malformed PDUs", run);
     }
+    // Data digests are the DMA engines' CRC32C both ways (C2HData
+    // checked, H2CData and in-capsule data sent): at least the data of
+    // the >= 1000 4 KiB I/Os; and the targets found every one right.
+    if doc["dma"]["bytes_crc"].as_u64().unwrap_or(0) < 1000 * 4096 {
+        return fail("the DMA engines' CRC32C did not run the data digests", run);
+    }
+    for name in ["t0", "t1", "t2", "t3"] {
+        if t(name, "digest_errors") != 0 {
+            return fail(format!("target {name} got data with a wrong digest"), run);
+        }
+    }
     // Every data core that got one closed that connection (and recovered),
     // naming what was wrong.
-    for kind in ["BadType", "UnknownCommand", "BadHlen", "BadPlen"] {
+    for kind in ["BadType", "UnknownCommand", "BadHlen", "BadPlen", "DataDigest"] {
         if !run.stdout.lines().any(|l| l.contains("fatal transport error") && l.contains(kind)) {
             return fail(format!("the DPU did not report closing a connection on a malformed PDU ({kind})"), run);
         }

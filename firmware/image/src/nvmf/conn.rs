@@ -45,7 +45,10 @@ pub enum Data<'a> {
     /// `bytes` (at the front of the stream) belong to command `cid` at
     /// `offset`. Return how many were consumed now, or `None` if the owner
     /// started moving them asynchronously (call `data_moved` later).
-    Bytes { cid: u16, offset: u32, bytes: &'a [u8] },
+    /// `crc`: the running data digest of the PDU (finished CRC32C of its
+    /// data before `bytes`) when it carries one; an engine moving the
+    /// bytes can continue it and hand the result to `data_moved`.
+    Bytes { cid: u16, offset: u32, bytes: &'a [u8], crc: Option<u32> },
 }
 
 impl<const N: usize> Conn<N> {
@@ -162,6 +165,13 @@ impl<const N: usize> Conn<N> {
 
     /// Sends a command capsule with optional in-capsule data.
     pub fn submit(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, inline: &[&[u8]], tag: u32) -> bool {
+        self.submit_with_crc(stack, sqe, write, len, inline, None, tag)
+    }
+
+    /// [`submit`](Self::submit) with the in-capsule data's CRC32C when an
+    /// engine already computed it (`None`: the core computes the digest).
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_with_crc(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, inline: &[&[u8]], crc: Option<u32>, tag: u32) -> bool {
         let in_capsule: usize = inline.iter().map(|p| p.len()).sum();
         let digest = self.q.data_digest() && in_capsule > 0;
         let need = 72 + 4 + 128 + in_capsule + if digest { 4 } else { 0 };
@@ -170,7 +180,11 @@ impl<const N: usize> Conn<N> {
         }
         let mut hdr = [0u8; 256];
         let Ok(n) = self.q.capsule(sqe, write, len, in_capsule as u32, tag, &mut hdr) else { return false };
-        let dg = if digest { HostQueue::<N>::digest_of(inline) } else { [0; 4] };
+        let dg = match crc {
+            _ if !digest => [0; 4],
+            Some(c) => dpu_nvme_tcp::digest::to_wire(c),
+            None => HostQueue::<N>::digest_of(inline),
+        };
         let mut ok = self.send(stack, &[&hdr[..n]]);
         for p in inline {
             ok &= self.send(stack, &[p]);
@@ -233,11 +247,11 @@ impl<const N: usize> Conn<N> {
                         _ => return Ok(progress),
                     };
                     let n = bytes.len();
-                    match on_data(Data::Bytes { cid, offset, bytes }) {
+                    match on_data(Data::Bytes { cid, offset, bytes, crc: self.q.data_crc() }) {
                         None => return Ok(true),
                         Some(k) => {
                             let k = k.min(n);
-                            let r = self.consume(stack, k);
+                            let r = self.consume(stack, k, None);
                             if k == 0 {
                                 return Ok(progress);
                             }
@@ -263,12 +277,14 @@ impl<const N: usize> Conn<N> {
     }
 
     /// The owner finished moving the first `n` data bytes at the front of
-    /// the stream (asynchronously): they leave the socket buffer.
-    pub fn data_moved(&mut self, stack: &mut Stack, n: usize) -> Result<Event, Fatal> {
-        self.consume(stack, n)
+    /// the stream (asynchronously): they leave the socket buffer. `crc`:
+    /// the engine's CRC32C continuing `Data::Bytes::crc` over them, or
+    /// `None` to have the core compute the digest.
+    pub fn data_moved(&mut self, stack: &mut Stack, n: usize, crc: Option<u32>) -> Result<Event, Fatal> {
+        self.consume(stack, n, crc)
     }
 
-    fn consume(&mut self, stack: &mut Stack, n: usize) -> Result<Event, Fatal> {
+    fn consume(&mut self, stack: &mut Stack, n: usize, crc: Option<u32>) -> Result<Event, Fatal> {
         let Some(h) = self.sock else { return Ok(Event::None) };
         // Freed receive space may open the window: let the stack run.
         stack.dirty = true;
@@ -277,7 +293,10 @@ impl<const N: usize> Conn<N> {
         let q = &mut self.q;
         s.recv(|b| {
             let k = n.min(b.len());
-            let r = q.on_data(k as u32, if digest { &b[..k] } else { &[] });
+            let r = match crc {
+                Some(c) if k == n => q.on_data_crc(k as u32, c),
+                _ => q.on_data(k as u32, if digest { &b[..k] } else { &[] }),
+            };
             (k, r)
         })
         .unwrap_or(Ok(Event::None))

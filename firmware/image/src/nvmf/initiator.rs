@@ -143,9 +143,21 @@ struct Cmd {
     /// IOMMU refused the DMA): it completes with Data Transfer Error,
     /// however the target's response ends it.
     data_error: bool,
+    /// With data digests: the CRC32C of the whole staged write data,
+    /// computed by the DMA engine right after it staged the data; read
+    /// when the data goes out in one PDU (in the capsule, or one
+    /// H2CData for all of it). `data_crc` says the word is valid.
+    crc_word: u32,
+    data_crc: bool,
 }
 
 impl Cmd {
+    /// The DMA engine's CRC32C of all of the staged write data, if it
+    /// computed one.
+    fn staged_crc(&self) -> Option<u32> {
+        self.data_crc.then(|| dpu_hal::mem::read_u32(core::ptr::addr_of!(self.crc_word) as usize))
+    }
+
     const FREE: Cmd = Cmd {
         st: St::Free,
         tag: 0,
@@ -166,6 +178,8 @@ impl Cmd {
         tries: 0,
         cancel: None,
         data_error: false,
+        crc_word: 0,
+        data_crc: false,
     };
 }
 
@@ -177,9 +191,14 @@ struct Queue {
     /// Generation of the association this queue belongs to.
     generation: u32,
     info: Published,
-    /// Bytes of C2HData being moved by DMA out of the socket buffer, and
-    /// the command they belong to.
-    rx_dma: Option<(usize, u16)>,
+    /// Bytes of C2HData being moved by DMA out of the socket buffer, the
+    /// command they belong to, and whether the DMA engine also runs the
+    /// data digest over them (into `crc_word`).
+    rx_dma: Option<(usize, u16, bool)>,
+    /// The running NVMe/TCP data digest of the C2HData being moved: the
+    /// core seeds it, the DMA engine's `OP_CRC32C` continues it over the
+    /// moved bytes (NVMe/TCP 1.0 §3.6.1: DDGST is CRC32C of the data).
+    crc_word: u32,
     /// Commands waiting to be sent, in arrival order.
     fifo: [u8; MAXCMD],
     head: usize,
@@ -299,6 +318,7 @@ impl dpu_rt::ConstInit for Fabric {
         next_due: 0,
         waiting_pages: 0,
         timeout: 0,
+        data_digest: false,
     };
 }
 
@@ -319,6 +339,9 @@ pub struct Fabric {
     waiting_pages: usize,
     /// Remote I/O timeout (mtime ticks).
     timeout: u64,
+    /// Data digests are asked for: staged writes get their CRC32C from
+    /// the DMA engine.
+    data_digest: bool,
 }
 
 impl Fabric {
@@ -348,6 +371,7 @@ impl Fabric {
             let fl = bootcfg::flags();
             Digests { header: fl & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: fl & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
         };
+        f.data_digest = digests.data;
         let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
         let on_port = |port: usize| (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
         // One stack per port that reaches a controller. RX buffers live in
@@ -390,6 +414,7 @@ impl Fabric {
                 generation: 0,
                 info: published(i),
                 rx_dma: None,
+                crc_word: 0,
                 fifo: [0; MAXCMD],
                 head: 0,
                 count: 0,
@@ -508,9 +533,28 @@ impl Fabric {
         if nd == 0 {
             return self.stage_done(pool, slot, false);
         }
-        descs[nd - 1].flags = dr::FLAG_END;
+        // The data digest, by the engine after the copies of this chain
+        // (a channel runs its descriptors in order): one CRC32C
+        // descriptor per staged page, continuing one word.
+        let npages = (c.len as usize).div_ceil(PAGE);
+        c.data_crc = self.data_digest && chan.space() as usize >= nd + npages;
+        if !c.data_crc {
+            descs[nd - 1].flags = dr::FLAG_END;
+        }
         for d in &descs[..nd] {
             chan.push(d);
+        }
+        if c.data_crc {
+            let word = core::ptr::addr_of_mut!(c.crc_word) as usize;
+            dpu_hal::mem::write(word, &0u32.to_le_bytes());
+            for k in 0..npages {
+                let n = (c.len as usize - k * PAGE).min(PAGE) as u32;
+                let mut d = Desc::crc32c(pool.addr(c.pages.page(k)), n, word as u64, descs[0].cookie);
+                if k + 1 == npages {
+                    d.flags = dr::FLAG_END;
+                }
+                chan.push(&d);
+            }
         }
         self.kick = true;
     }
@@ -593,20 +637,24 @@ impl Fabric {
     /// The C2HData DMA of controller `ci` finished.
     pub fn rx_dma_done(&mut self, pool: &mut Pool, ci: usize, ok: bool) {
         let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_deref_mut()) else { return };
-        let Some((n, cid)) = q.rx_dma.take() else { return };
+        let Some((n, cid, crc)) = q.rx_dma.take() else { return };
+        // A failed chain may have stopped before its CRC: the core then
+        // checks the digest over the bytes still in the socket buffer.
+        let crc = (crc && ok).then(|| dpu_hal::mem::read_u32(core::ptr::addr_of!(q.crc_word) as usize));
         if !ok {
             if let Some(c) = self.book.cmds.get_mut(usize::from(cid)) {
                 c.data_error = true;
             }
         }
         let Some(stack) = self.stacks[q.conn.port].as_deref_mut() else { return };
-        match q.conn.data_moved(stack, n) {
+        match q.conn.data_moved(stack, n, crc) {
             // The host memory could not be written: the command fails
             // (the data is consumed regardless).
             Ok(Event::Completed { cid, cqe, .. }) => self.book.answered(pool, cid, if ok { cqe.status } else { Status::DATA_TRANSFER_ERROR }),
             Ok(_) => {}
             Err(f) => {
-                defmt::warn!("hart {=usize}: ctrl {=usize}: fatal: {}", self.hart, ci, f);
+                defmt::warn!("hart {=usize}: ctrl {=usize}: fatal transport error: {}", self.hart, ci, f);
+                self.book.stats.fatal += 1;
                 q.conn.terminate(stack, &f);
                 Self::drop_conn(q, stack, &mut self.book, pool, true);
             }
@@ -855,6 +903,7 @@ impl Fabric {
         let mut rx_dma = None;
         let cmds = &book.cmds;
         let pool_ro: &Pool = pool;
+        let crc_word = core::ptr::addr_of_mut!(q.crc_word) as usize;
         let r = q.conn.pump(
             stack,
             |e| {
@@ -863,7 +912,7 @@ impl Fabric {
                 nev < events.len()
             },
             |d| {
-                let RxData::Bytes { cid, offset, bytes } = d;
+                let RxData::Bytes { cid, offset, bytes, crc } = d;
                 // Data of a command we no longer know or want (cancelled:
                 // the host's pages may be reused) is consumed unread; the
                 // protocol state has already checked it belongs to an
@@ -906,11 +955,17 @@ impl Fabric {
                 if nd == 0 || missing != 0 {
                     return Some(bytes.len());
                 }
-                if (chan.space() as usize) < nd {
+                if (chan.space() as usize) < nd + usize::from(crc.is_some()) {
                     return Some(0); // DMA ring full: try again next pass
                 }
                 let (func, mut src, mut k) = (c.func, local, 0usize);
                 let ck = cookie::make(cookie::NET_RX, ci as u32);
+                if let Some(seed) = crc {
+                    // The data digest by the engine, in the same chain
+                    // (it only reads the socket bytes).
+                    dpu_hal::mem::write(crc_word, &seed.to_le_bytes());
+                    chan.push(&Desc::crc32c(local, len, crc_word as u64, ck));
+                }
                 pieces(&mut |dst, take| {
                     k += 1;
                     let flags = if k == nd { dr::FLAG_END } else { 0 };
@@ -923,7 +978,7 @@ impl Fabric {
                     chan.push(&d);
                     src += u64::from(take);
                 });
-                rx_dma = Some((bytes.len(), cid));
+                rx_dma = Some((bytes.len(), cid, crc.is_some()));
                 None
             },
         );
@@ -1054,7 +1109,7 @@ impl Fabric {
                             let n = (c.len as usize - k * PAGE).min(PAGE);
                             *part = pool.bytes(c.pages.page(k), n);
                         }
-                        q.conn.submit(stack, &sqe, true, c.len, &parts[..np], slot as u32)
+                        q.conn.submit_with_crc(stack, &sqe, true, c.len, &parts[..np], c.staged_crc(), slot as u32)
                     } else {
                         q.conn.submit(stack, &sqe, true, c.len, &[], slot as u32)
                     }
@@ -1105,7 +1160,12 @@ impl Fabric {
             np += 1;
             pos += in_page;
         }
-        let dg = if digest { dpu_nvme_tcp::host::HostQueue::<1>::digest_of(&parts[1..np]) } else { [0; 4] };
+        let dg = match c.staged_crc() {
+            _ if !digest => [0; 4],
+            // All of the command's data in this PDU: the engine's CRC.
+            Some(crc) if offset == 0 && len == c.len => dpu_nvme_tcp::digest::to_wire(crc),
+            _ => dpu_nvme_tcp::host::HostQueue::<1>::digest_of(&parts[1..np]),
+        };
         if digest && np < parts.len() {
             parts[np] = &dg;
             np += 1;

@@ -369,10 +369,20 @@ impl TargetModel {
 
     /// Garbage fault: every established I/O connection gets a malformed
     /// PDU (the host must close it and recover). Returns how many.
+    /// Connections that carry reads get the kinds about read data (a
+    /// wrong data digest first, when digests are on), the others the
+    /// rest in turn.
     pub fn inject_garbage(&mut self, now: u64) -> usize {
-        let mut n = 0;
-        for (i, c) in self.conns.iter_mut().enumerate() {
-            if c.session.inject_garbage(i as u8) {
+        let (mut n, mut idle, mut busy) = (0, 0u8, 0u8);
+        for c in self.conns.iter_mut() {
+            let variant = if c.session.carries_reads() {
+                busy = busy.wrapping_add(1);
+                if busy % 2 == 1 { session::GARBAGE_BAD_DIGEST } else { session::GARBAGE_BEYOND_READ }
+            } else {
+                idle = idle.wrapping_add(1);
+                idle % session::GARBAGE_BEYOND_READ
+            };
+            if c.session.inject_garbage(variant) {
                 n += 1;
             }
         }

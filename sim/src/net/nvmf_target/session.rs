@@ -64,6 +64,10 @@ pub struct Session {
     /// Black-hole fault: PDUs are still parsed (the stream stays in
     /// step) but nothing is acted on or answered.
     blackhole: bool,
+    /// Reads the host sent on this connection.
+    reads: u64,
+    /// Garbage fault: the next C2HData goes out with a wrong data digest.
+    corrupt_next_data: bool,
 }
 
 impl Default for Session {
@@ -71,6 +75,10 @@ impl Default for Session {
         Self::new()
     }
 }
+
+/// [`Session::inject_garbage`] variants for connections that carry reads.
+pub const GARBAGE_BEYOND_READ: u8 = 5;
+pub const GARBAGE_BAD_DIGEST: u8 = 6;
 
 impl Session {
     pub fn new() -> Session {
@@ -90,6 +98,8 @@ impl Session {
             next_ttag: 1,
             closing: false,
             blackhole: false,
+            reads: 0,
+            corrupt_next_data: false,
         }
     }
 
@@ -114,22 +124,28 @@ impl Session {
     /// Fault injection: queues a malformed PDU for the host on an I/O
     /// queue; `variant` picks which: an unknown PDU type, a response for a
     /// command that was never sent, C2HData for an unknown command, a
-    /// header with the wrong HLEN, a PLEN shorter than the header, or
-    /// C2HData beyond the end of an outstanding read. Returns false if the
-    /// connection is not an established I/O queue.
+    /// header with the wrong HLEN, a PLEN shorter than the header,
+    /// C2HData beyond the end of an outstanding read (else an unknown PDU
+    /// type), or, with data digests, a wrong data digest on the next
+    /// C2HData this connection sends (else an unknown PDU type). Returns
+    /// false if the connection is not an established I/O queue.
     pub fn inject_garbage(&mut self, variant: u8) -> bool {
         if !self.ic_done || self.closing || self.qid.unwrap_or(0) == 0 {
             return false;
         }
         let read = self.cmds.iter().find_map(|(&cid, c)| matches!(c.work, Work::Read { .. }).then_some((cid, c)));
-        match variant % 6 {
+        // With header digests the HDGST flag must be set, or that is
+        // what the host reports first.
+        let hd = u8::from(self.digests.header);
+        match variant % 7 {
             0 => self.out.extend_from_slice(&[0x42, 0, 24, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             1 => self.respond(0xbeef, Status::SUCCESS, 0, 0),
             2 => self.send_data(0xbeef, &[0u8; 512]),
             // CapsuleResp with HLEN 20 instead of 24.
             3 => self.out.extend_from_slice(&[0x05, 0, 20, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             // CapsuleResp whose PLEN (16) is shorter than its header.
-            4 => self.out.extend_from_slice(&[0x05, 0, 24, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            4 => self.out.extend_from_slice(&[0x05, hd, 24, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            GARBAGE_BAD_DIGEST if self.digests.data => self.corrupt_next_data = true,
             _ => match read {
                 Some((cid, c)) => {
                     let Work::Read { len, .. } = c.work else { return false };
@@ -140,6 +156,11 @@ impl Session {
             },
         }
         true
+    }
+
+    /// Whether the host sent reads on this connection.
+    pub fn carries_reads(&self) -> bool {
+        self.reads > 0
     }
 
     /// Earliest media completion.
@@ -308,6 +329,11 @@ impl Session {
         }
         let c = Pdu::C2hData(C2hData { cccid: cid, datao: 0, datal: data.len() as u32, last: true, success: false });
         self.emit(&c, data);
+        if std::mem::take(&mut self.corrupt_next_data) {
+            // DDGST is the PDU's last four bytes (header digest intact).
+            let end = self.out.len();
+            self.out[end - 1] ^= 0xff;
+        }
     }
 
     fn command(&mut self, sqe: Command, data: &[u8], now: u64, sub: &mut Subsystem, stats: &mut TargetStats) {
@@ -360,6 +386,7 @@ impl Session {
                     _ => return self.respond(cid, Status::DATA_SGL_LENGTH_INVALID, 0, 0),
                 }
                 stats.reads += 1;
+                self.reads += 1;
                 stats.bytes_read += u64::from(len);
                 Work::Read { nsid, off: slba << shift, len }
             }
