@@ -148,21 +148,26 @@ impl Engines {
     }
 
     /// The engine with the fewest chains in flight and room for `n`
-    /// descriptors (ties: round robin), if any.
+    /// descriptors (ties: round robin), if any. The first idle one in
+    /// round-robin order ends the search (the common case: one look).
     pub fn pick(&mut self, n: u32) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;
-        for k in 0..CRYPTO_ENGINES {
-            let e = (self.next + k) % CRYPTO_ENGINES;
-            let Some(q) = self.queues[e].as_ref() else { continue };
-            if q.space() < n {
-                continue;
+        let mut e = self.next;
+        for _ in 0..CRYPTO_ENGINES {
+            if let Some(q) = self.queues[e].as_ref().filter(|q| q.space() >= n) {
+                let busy = q.busy();
+                if busy == 0 {
+                    best = Some((e, 0));
+                    break;
+                }
+                if best.is_none_or(|(_, b)| busy < b) {
+                    best = Some((e, busy));
+                }
             }
-            if best.is_none_or(|(_, b)| q.busy() < b) {
-                best = Some((e, q.busy()));
-            }
+            e = if e + 1 == CRYPTO_ENGINES { 0 } else { e + 1 };
         }
         let (e, _) = best?;
-        self.next = (e + 1) % CRYPTO_ENGINES;
+        self.next = if e + 1 == CRYPTO_ENGINES { 0 } else { e + 1 };
         Some(e)
     }
 

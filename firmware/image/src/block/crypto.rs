@@ -199,13 +199,15 @@ impl Crypto {
     /// Runs the current step of context `i`; false if it must wait for
     /// pages or ring room.
     fn advance(&mut self, chan: &mut Channel, pool: &mut Pool, i: usize) -> bool {
-        let c = self.ctx[i];
-        if c.busy {
+        // Fields, not the context: it carries the segment list (copying
+        // it was a memcpy of ~600 bytes per step).
+        let (busy, step) = (self.ctx[i].busy, self.ctx[i].step);
+        if busy {
             return true;
         }
-        match c.step {
+        match step {
             Step::Pages => {
-                let Some(p) = pool.alloc(c.len as usize) else { return false };
+                let Some(p) = pool.alloc(self.ctx[i].len as usize) else { return false };
                 let c = &mut self.ctx[i];
                 c.pages = p;
                 c.step = match (c.write, c.bounce) {
@@ -244,16 +246,16 @@ impl Crypto {
 
     /// The DMA of a bounce: host -> staging (Fetch), staging -> host (Deliver).
     fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
-        let c = self.ctx[i];
+        let c = &self.ctx[i];
         let mut n = 0u32;
-        Self::pieces(&c, pool, |_, _, _, _| n += 1);
+        Self::pieces(c, pool, |_, _, _, _| n += 1);
         if chan.space() < n || n == 0 {
             return false;
         }
         let op = if c.step == Step::Fetch { dr::OP_H2D } else { dr::OP_D2H };
         let cookie = cookie::make(cookie::CRYPTO, i as u32);
         let mut k = 0;
-        Self::pieces(&c, pool, |host, local, len, _| {
+        Self::pieces(c, pool, |host, local, len, _| {
             k += 1;
             let flags = if k == n { dr::FLAG_END } else { 0 };
             chan.push(&Desc { host, local, len, function: c.function, op, flags, msix: 0, cookie });
@@ -266,7 +268,7 @@ impl Crypto {
     /// The engine step: encrypt (host -> staging, or staging in place
     /// after a bounce) or decrypt (staging -> host, or in place).
     fn engine(&mut self, pool: &Pool, i: usize) -> bool {
-        let c = self.ctx[i];
+        let c = &self.ctx[i];
         let Some(ns) = c.ns else { return true };
         let Some(slot) = ns.crypto else { return true };
         let shift = c.du_shift();
@@ -277,7 +279,7 @@ impl Crypto {
         if c.bounce {
             n = pages as u32;
         } else {
-            Self::pieces(&c, pool, |_, _, _, _| n += 1);
+            Self::pieces(c, pool, |_, _, _, _| n += 1);
         }
         let Some(e) = self.eng.pick(n) else { return false };
         let mut k = 0;
@@ -295,7 +297,7 @@ impl Crypto {
             }
         } else {
             let eng = &mut self.eng;
-            Self::pieces(&c, pool, |host, local, len, pos| {
+            Self::pieces(c, pool, |host, local, len, pos| {
                 let dun = c.lba + (pos >> shift) as u64;
                 let d = if encrypt {
                     CDesc::xts(true, host, local, len, slot, dun, du_4k).from_host(c.function)
