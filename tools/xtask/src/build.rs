@@ -46,15 +46,15 @@ fn run(mut cmd: Command) -> Result<(), String> {
     }
 }
 
-/// Builds the firmware image and test images for `chip` (default chip if
-/// None) into `target_dir` (the workspace target dir if None), and the
-/// first-stage bootloader if `bootloader`.
-pub fn build_firmware(chip: Option<&Path>, target_dir: Option<&Path>, bootloader: bool) -> Result<PathBuf, String> {
+/// Builds the firmware image for `chip` (default chip if None) into
+/// `target_dir` (the workspace target dir if None); with `all`, also the
+/// test images and the first-stage bootloader.
+pub fn build_firmware(chip: Option<&Path>, target_dir: Option<&Path>, all: bool) -> Result<PathBuf, String> {
     ensure_target()?;
     let mut c = cargo();
-    c.args(["build", "--profile", "fw", "--target", FIRMWARE_TARGET, "-p", "dpu-fw", "-p", "dpu-fw-tests"]);
-    if bootloader {
-        c.args(["-p", "dpu-bootloader"]);
+    c.args(["build", "--profile", "fw", "--target", FIRMWARE_TARGET, "-p", "dpu-fw"]);
+    if all {
+        c.args(["-p", "dpu-fw-tests", "-p", "dpu-bootloader"]);
     }
     if let Some(chip) = chip {
         let abs = chip.canonicalize().map_err(|e| format!("{}: {e}", chip.display()))?;
