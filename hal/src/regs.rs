@@ -298,7 +298,11 @@ pub mod dma {
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    pub const VERSION: u16 = 5;
+    /// Format 6 adds EC spares and scrub time (`EC_SPARES`, `EC_SCRUB_AT_US`);
+    /// format 5 blobs (those bytes zero) still parse.
+    pub const VERSION: u16 = 6;
+    /// The oldest format the parser still reads.
+    pub const VERSION_MIN: u16 = 5;
     pub const HDR_MAGIC: usize = 0;
     pub const HDR_VERSION: usize = 4;
     pub const HDR_COUNT: usize = 6;
@@ -353,10 +357,16 @@ pub mod bootcfg {
     /// record index, remote nsid). Fragment f of stripe s (data 0..k,
     /// parity k..k+m) is on member (f + s) mod (k + m) at member byte
     /// offset s x `EC_CHUNK` (parity rotates over the members, as in
-    /// RAID 6). A fragment is `EC_CHUNK` bytes.
+    /// RAID 6). A fragment is `EC_CHUNK` bytes. Format 6: `EC_SPARES`
+    /// spare namespaces follow the k + m members in the member records
+    /// (k + m + spares <= 32); a spare replaces a lost member and is
+    /// rebuilt in the background. `EC_SCRUB_AT_US`: card time (us since
+    /// reset) of one parity check pass over the volume (0 = none).
     pub const EC_RECORD: usize = 8 + 32 * EC_MEMBER;
     pub const EC_K: usize = 0;
     pub const EC_M: usize = 1;
+    pub const EC_SPARES: usize = 2;
+    pub const EC_SCRUB_AT_US: usize = 4;
     pub const EC_MEMBERS: usize = 8;
     pub const EC_MEMBER: usize = 8;
     pub const EC_MEMBER_CTRL: usize = 0;

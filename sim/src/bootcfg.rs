@@ -105,10 +105,13 @@ impl BootConfig {
         put(&mut v, b::HDR_EC_VOLUMES, &(vols.len() as u16).to_le_bytes());
         let ctrl_index = |traddr: &Ipv4Addr, trsvcid: &u16, subnqn: &String| ctrls.iter().position(|c| c.0 == *traddr && c.1 == *trsvcid && &c.2 == subnqn).unwrap_or(0);
         for (i, vol) in vols.iter().enumerate() {
-            let Backend::Ec { k, m, members } = vol else { continue };
+            let Backend::Ec { k, m, members, spares, scrub_at_us } = vol else { continue };
             let r = ec_off + i * b::EC_RECORD;
             put(&mut v, r + b::EC_K, &[*k, *m]);
-            for (j, (a, p, n, nsid)) in members.iter().enumerate().take(dpu_targets::MAX_EC_MEMBERS) {
+            // Spares follow the members (the scenario checked they fit).
+            put(&mut v, r + b::EC_SPARES, &[spares.len() as u8]);
+            put(&mut v, r + b::EC_SCRUB_AT_US, &scrub_at_us.to_le_bytes());
+            for (j, (a, p, n, nsid)) in members.iter().chain(spares).enumerate().take(dpu_targets::MAX_EC_MEMBERS) {
                 let e = r + b::EC_MEMBERS + j * b::EC_MEMBER;
                 put(&mut v, e + b::EC_MEMBER_CTRL, &(ctrl_index(a, p, n) as u16).to_le_bytes());
                 put(&mut v, e + b::EC_MEMBER_NSID, &nsid.to_le_bytes());
@@ -172,7 +175,7 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
             let backend = match &n.backend {
                 Backend::Ram => format!("RAM, {} bytes", n.bytes),
                 Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
-                Backend::Ec { k, m, members } => format!("EC {k}+{m} over {} members", members.len()),
+                Backend::Ec { k, m, members, spares, .. } => format!("EC {k}+{m} over {} members, {} spares", members.len(), spares.len()),
             };
             format!("namespace record {index} (function {}, nsid {}, {backend})", n.function, n.nsid)
         }
@@ -267,7 +270,7 @@ mod tests {
     fn ec_volumes_carry_their_members() {
         let mut c = BootConfig::ram(&[(1, 1, 1 << 20, 512)]);
         let t = |i: u8| (Ipv4Addr::new(10, 0, 0, 10 + i), 4420, format!("nqn.x:t{i}"), 1);
-        let ec = Backend::Ec { k: 2, m: 1, members: vec![t(0), t(1), t(2)] };
+        let ec = Backend::Ec { k: 2, m: 1, members: vec![t(0), t(1), t(2)], spares: vec![t(3)], scrub_at_us: 7_000 };
         c.namespaces.push(NamespaceCfg { function: 1, nsid: 2, bytes: 3 << 13, block_size: 512, backend: ec.clone(), encryption: None });
         c.namespaces.push(NamespaceCfg { function: 2, nsid: 1, bytes: 3 << 13, block_size: 512, backend: ec, encryption: None });
         c.namespaces.push(NamespaceCfg {
@@ -279,20 +282,22 @@ mod tests {
             encryption: None,
         });
         let v = c.to_bytes();
-        // Three controllers (t1 shared), one volume record for two namespaces.
-        assert_eq!(u16::from_le_bytes([v[b::HDR_CTRLS], v[b::HDR_CTRLS + 1]]), 3);
+        // Four controllers (t1 shared; the spare t3), one volume record for two namespaces.
+        assert_eq!(u16::from_le_bytes([v[b::HDR_CTRLS], v[b::HDR_CTRLS + 1]]), 4);
         assert_eq!(u16::from_le_bytes([v[b::HDR_EC_VOLUMES], v[b::HDR_EC_VOLUMES + 1]]), 1);
         for r in [b::HEADER + b::RECORD, b::HEADER + 2 * b::RECORD] {
             assert_eq!(v[r + b::REC_BACKEND], b::BACKEND_EC);
             assert_eq!(u16::from_le_bytes([v[r + b::REC_CTRL], v[r + b::REC_CTRL + 1]]), 0);
         }
         let ec = v.len() - b::EC_RECORD;
-        assert_eq!(&v[ec..ec + 2], &[2, 1]);
+        assert_eq!(&v[ec..ec + 3], &[2, 1, 1], "k, m, one spare");
+        assert_eq!(&v[ec + b::EC_SCRUB_AT_US..ec + b::EC_SCRUB_AT_US + 4], &7_000u32.to_le_bytes());
         let member = |j: usize| {
             let e = ec + b::EC_MEMBERS + j * b::EC_MEMBER;
             (u16::from_le_bytes([v[e], v[e + 1]]), u32::from_le_bytes(v[e + b::EC_MEMBER_NSID..e + b::EC_MEMBER_NSID + 4].try_into().unwrap()))
         };
-        assert_eq!([member(0), member(1), member(2), member(3)], [(0, 1), (1, 1), (2, 1), (0, 0)]);
+        // The spare (t3, the fourth controller) follows the members.
+        assert_eq!([member(0), member(1), member(2), member(3), member(4)], [(0, 1), (1, 1), (2, 1), (3, 1), (0, 0)]);
         let r3 = b::HEADER + 3 * b::RECORD;
         assert_eq!(u16::from_le_bytes([v[r3 + b::REC_CTRL], v[r3 + b::REC_CTRL + 1]]), 1, "the remote namespace's controller is the member's");
     }

@@ -35,6 +35,8 @@ pub enum FaultKind {
     TargetSlow { target: usize, latency: u64 },
     /// DMA to or from this function's host memory fails.
     DmaError(u16),
+    /// One byte of a target namespace's media flips.
+    TargetCorrupt { target: usize, nsid: u32, offset: u64 },
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -99,6 +101,11 @@ impl Machine {
                 "target-slow" => FaultKind::TargetSlow { target: target()?, latency: f.latency.as_deref().map_or(0, cyc) },
                 "target-blackhole" => FaultKind::TargetBlackhole(target()?),
                 "dma-error" => FaultKind::DmaError(f.function.unwrap_or(0)),
+                "target-corrupt" => FaultKind::TargetCorrupt {
+                    target: target()?,
+                    nsid: f.nsid.unwrap_or(1),
+                    offset: f.offset.as_deref().and_then(|o| dpu_targets::parse_size(o).ok()).unwrap_or(0),
+                },
                 _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
             };
             self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map(cyc) });
@@ -172,6 +179,21 @@ impl Machine {
                     (false, _) => "answers again".into(),
                 };
                 eprintln!("dpusim: {ns} ns: fault: target `{}` {what}", self.bus.net.targets[t].params.name);
+            }
+            FaultKind::TargetCorrupt { target, nsid, offset } => {
+                if start {
+                    let t = &mut self.bus.net.targets[target];
+                    let name = t.params.name.clone();
+                    match t.subsystem.namespaces.get_mut((nsid as usize).wrapping_sub(1)) {
+                        Some(n) if offset < n.bytes() => {
+                            let mut b = [0u8; 1];
+                            n.read(offset, &mut b);
+                            n.write(offset, &[b[0] ^ 0x5a]);
+                            eprintln!("dpusim: {ns} ns: fault: target `{name}` namespace {nsid}: byte {offset} corrupted ({:#04x} -> {:#04x})", b[0], b[0] ^ 0x5a);
+                        }
+                        _ => eprintln!("dpusim: {ns} ns: fault: target `{name}` has no byte {offset} in namespace {nsid}"),
+                    }
+                }
             }
             FaultKind::DmaError(function) => {
                 if start {

@@ -159,6 +159,13 @@ pub struct EcCfg {
     pub m: u32,
     /// k + m members, in fragment order.
     pub members: Vec<EcMemberCfg>,
+    /// Spare namespaces (on targets that hold no member): the card puts
+    /// one in place of a lost member and rebuilds its fragments.
+    #[serde(default)]
+    pub spares: Vec<EcMemberCfg>,
+    /// Card time (since reset, e.g. "20ms") at which the card checks every
+    /// stripe's parity once (scrub); none if left out.
+    pub scrub_at: Option<String>,
 }
 
 /// One member of an erasure-coded volume: a namespace of a target model.
@@ -343,7 +350,10 @@ pub struct FaultCfg {
     /// one), "target-blackhole" (for `duration` the target keeps its
     /// connections up but answers nothing, and loses the commands it held
     /// or receives), "target-slow" (target's media time is `latency` for
-    /// `duration`, or for good without one), "link-down" (DPU port
+    /// `duration`, or for good without one), "target-corrupt" (one byte of
+    /// namespace `nsid` of the target, at byte `offset`, is flipped on its
+    /// media, as bit rot would: nothing notices until the block is read
+    /// or scrubbed), "link-down" (DPU port
     /// `port` loses link for `duration`) or "dma-error" (every DMA
     /// transfer to or from the host memory of PCIe function `function`
     /// fails, as on a PCIe completion error, for `duration`).
@@ -359,10 +369,14 @@ pub struct FaultCfg {
     pub latency: Option<String>,
     /// The PCIe function (0 = PF, n = VF n) of a dma-error fault.
     pub function: Option<u16>,
+    /// target-corrupt: the namespace (default 1) and the byte offset in
+    /// it, e.g. "2044KiB".
+    pub nsid: Option<u32>,
+    pub offset: Option<String>,
 }
 
 /// Fault kinds a scenario may name.
-pub const FAULT_KINDS: [&str; 7] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "link-down", "dma-error"];
+pub const FAULT_KINDS: [&str; 8] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "target-corrupt", "link-down", "dma-error"];
 
 /// Where a namespace's blocks live (resolved from `[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,7 +386,8 @@ pub enum Backend {
     Nvmf { traddr: std::net::Ipv4Addr, trsvcid: u16, subnqn: String, nsid: u32 },
     /// An erasure-coded volume over k + m remote namespaces (each as in
     /// `Nvmf`: address, port, subsystem NQN, nsid), in fragment order.
-    Ec { k: u8, m: u8, members: Vec<(std::net::Ipv4Addr, u16, String, u32)> },
+    /// `spares` likewise; `scrub_at_us`: card time of a scrub (0 = none).
+    Ec { k: u8, m: u8, members: Vec<(std::net::Ipv4Addr, u16, String, u32)>, spares: Vec<(std::net::Ipv4Addr, u16, String, u32)>, scrub_at_us: u32 },
 }
 
 impl Backend {
@@ -381,7 +396,7 @@ impl Backend {
         match self {
             Backend::Ram => Vec::new(),
             Backend::Nvmf { traddr, trsvcid, subnqn, .. } => vec![(*traddr, *trsvcid, subnqn.clone())],
-            Backend::Ec { members, .. } => members.iter().map(|(a, p, n, _)| (*a, *p, n.clone())).collect(),
+            Backend::Ec { members, spares, .. } => members.iter().chain(spares).map(|(a, p, n, _)| (*a, *p, n.clone())).collect(),
         }
     }
 }
@@ -677,6 +692,10 @@ impl Scenario {
                 None if matches!(fl.kind.as_str(), "target-restart" | "link-down" | "dma-error") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
                 None => {}
             }
+            if fl.kind != "target-corrupt" && (fl.nsid.is_some() || fl.offset.is_some()) {
+                let field = if fl.nsid.is_some() { "nsid" } else { "offset" };
+                return err(at(field), format!("only target-corrupt takes {field}, not {}", fl.kind));
+            }
             match (&fl.latency, fl.kind.as_str()) {
                 (Some(l), "target-slow") => {
                     parse_time_ns(l).map_err(bad(at("latency")))?;
@@ -686,10 +705,22 @@ impl Scenario {
                 (None, _) => {}
             }
             match fl.kind.as_str() {
-                "target-restart" | "target-garbage" | "target-stall" | "target-slow" | "target-blackhole" => {
+                "target-restart" | "target-garbage" | "target-stall" | "target-slow" | "target-blackhole" | "target-corrupt" => {
                     let Some(t) = &fl.target else { return err(at("target"), format!("{} needs a target name", fl.kind)) };
-                    if !self.targets.iter().any(|x| &x.name == t) {
+                    let Some(tg) = self.targets.iter().find(|x| &x.name == t) else {
                         return err(at("target"), format!("no [[targets]] is named `{t}`"));
+                    };
+                    if fl.kind == "target-corrupt" {
+                        let nsid = fl.nsid.unwrap_or(1);
+                        let Some(ns) = (nsid >= 1).then(|| tg.namespaces.get(nsid as usize - 1)).flatten() else {
+                            return err(at("nsid"), format!("target `{t}` has namespaces 1..={}", tg.namespaces.len()));
+                        };
+                        let Some(o) = &fl.offset else { return err(at("offset"), "target-corrupt needs the byte offset to flip, e.g. \"2044KiB\"".into()) };
+                        let off = parse_size(o).map_err(bad(at("offset")))?;
+                        let bytes = parse_size(&ns.size).unwrap_or(0);
+                        if off >= bytes {
+                            return err(at("offset"), format!("{off} is past the namespace's {bytes} bytes"));
+                        }
                     }
                 }
                 "dma-error" => {
@@ -1129,15 +1160,22 @@ impl Scenario {
         if ec.members.len() != n {
             return err(at("members"), format!("{} members for k + m = {n}", ec.members.len()));
         }
+        if n + ec.spares.len() > crate::limits::MAX_EC_MEMBERS {
+            return err(at("spares"), format!("k + m + {} spares; the firmware records at most {} namespaces per volume", ec.spares.len(), crate::limits::MAX_EC_MEMBERS));
+        }
         let mut members = Vec::new();
         let mut geometry: Option<(u64, u32)> = None;
-        for (j, mb) in ec.members.iter().enumerate() {
-            let field = format!("storage[{i}].ec.members[{j}]");
+        let all: Vec<&EcMemberCfg> = ec.members.iter().chain(&ec.spares).collect();
+        for (j, mb) in all.iter().enumerate() {
+            let (field, what) = if j < n { (format!("storage[{i}].ec.members[{j}]"), "a member") } else { (format!("storage[{i}].ec.spares[{}]", j - n), "a spare") };
             let Some(t) = self.targets.iter().find(|t| t.name == mb.target) else {
                 return err(format!("{field}.target"), format!("no [[targets]] is named `{}`", mb.target));
             };
-            if ec.members[..j].iter().any(|o| o.target == mb.target) {
-                return err(format!("{field}.target"), format!("target `{}` already holds a member: members sit on distinct targets", mb.target));
+            if all[..j].iter().any(|o| o.target == mb.target) {
+                return err(
+                    format!("{field}.target"),
+                    format!("target `{}` already holds a member or spare: members and spares sit on distinct targets ({what} must not fail with another)", mb.target),
+                );
             }
             let k = mb.nsid as usize;
             let Some(ns) = (k >= 1).then(|| t.namespaces.get(k - 1)).flatten() else {
@@ -1153,6 +1191,17 @@ impl Scenario {
             let traddr = t.ip.parse().map_err(|_| ConfigError::field(f, format!("{field}.target"), "target has a bad ip".to_string()))?;
             members.push((traddr, t.port, t.nqn.clone(), mb.nsid));
         }
+        let spares = members.split_off(n);
+        let scrub_at_us = match &ec.scrub_at {
+            None => 0,
+            Some(t) => {
+                let ns = parse_time_ns(t).map_err(|m| ConfigError::field(f, at("scrub_at"), m))?;
+                match u32::try_from(ns / 1000) {
+                    Ok(us) if us > 0 => us,
+                    _ => return err(at("scrub_at"), format!("`{t}`: between 1 us and {} s of card time", u32::MAX / 1_000_000)),
+                }
+            }
+        };
         let (member_bytes, block_size) = geometry.unwrap_or((0, 512));
         // The volume's blocks are the members' (a fragment is whole blocks of each).
         let asked = self.storage.get(i).map_or(block_size, |s| s.block_size);
@@ -1167,7 +1216,7 @@ impl Scenario {
         if given.is_some_and(|g| g != bytes) {
             return err(format!("storage[{i}].size"), format!("the volume holds {bytes} bytes ({stripes} stripes of k x 4 KiB); leave size out or give that"));
         }
-        Ok((bytes, block_size, Backend::Ec { k: ec.k as u8, m: ec.m as u8, members }))
+        Ok((bytes, block_size, Backend::Ec { k: ec.k as u8, m: ec.m as u8, members, spares, scrub_at_us }))
     }
 
     /// Every namespace of every function, with its backend.
@@ -1277,6 +1326,7 @@ verify = true
             "kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"",
             "kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"2ms\"\nlatency = \"500us\"",
             "kind = \"target-slow\"\ntarget = \"t0\"\nat = \"10us\"\nlatency = \"1ms\"",
+            "kind = \"target-corrupt\"\ntarget = \"t0\"\nat = \"1ms\"\nnsid = 1\noffset = \"1020KiB\"",
         ];
         for f in ok {
             let s = with_fault(f).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -1288,6 +1338,10 @@ verify = true
             ("kind = \"target-slow\"\ntarget = \"t0\"\nat = \"1ms\"\nlatency = \"slowly\"", "faults[0].latency"),
             ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nlatency = \"1ms\"", "faults[0].latency"),
             ("kind = \"target-stall\"\ntarget = \"t9\"\nat = \"1ms\"", "faults[0].target"),
+            ("kind = \"target-corrupt\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].offset"),
+            ("kind = \"target-corrupt\"\ntarget = \"t0\"\nat = \"1ms\"\noffset = \"1GiB\"", "faults[0].offset"),
+            ("kind = \"target-corrupt\"\ntarget = \"t0\"\nat = \"1ms\"\nnsid = 9\noffset = \"0\"", "faults[0].nsid"),
+            ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\noffset = \"0\"", "faults[0].offset"),
             ("kind = \"target-stall\"\nat = \"1ms\"", "faults[0].target"),
             ("kind = \"target-stall\"\ntarget = \"t0\"\nat = \"1ms\"\nduration = \"ages\"", "faults[0].duration"),
             ("kind = \"target-restart\"\ntarget = \"t0\"\nat = \"1ms\"", "faults[0].duration"),
@@ -1297,7 +1351,7 @@ verify = true
             let e = with_fault(f).unwrap_err().to_string();
             assert!(e.contains(field), "{f}: {e}");
         }
-        assert!(with_fault(bad[7].0).unwrap_err().to_string().contains("target-stall, target-slow"));
+        assert!(with_fault(bad[bad.len() - 1].0).unwrap_err().to_string().contains("target-stall, target-slow"));
     }
 
     #[test]
@@ -1345,6 +1399,9 @@ target = "t0"
         for t in 0..6 {
             s += &format!("[[targets]]\nname = \"t{t}\"\nip = \"10.0.0.{}\"\nnqn = \"nqn.2026-11.io.dpusim:t{t}\"\nnamespaces = [{{ size = \"1MiB\" }}, {{ size = \"1MiB\", block_size = 4096 }}]\n", 10 + t);
         }
+        // Candidate spares: t6 like the members (one namespace), t7 larger.
+        s += "[[targets]]\nname = \"t6\"\nip = \"10.0.0.16\"\nnqn = \"nqn.2026-11.io.dpusim:t6\"\nnamespaces = [{ size = \"1MiB\" }]\n";
+        s += "[[targets]]\nname = \"t7\"\nip = \"10.0.0.17\"\nnqn = \"nqn.2026-11.io.dpusim:t7\"\nnamespaces = [{ size = \"2MiB\" }]\n";
         s += "[[storage]]\nfunctions = [1]\nbackend = \"ec\"\n";
         s += "ec = { k = 4, m = 2, members = [{ target = \"t0\" }, { target = \"t1\" }, { target = \"t2\" }, { target = \"t3\" }, { target = \"t4\" }, { target = \"t5\" }] }\n";
         s
@@ -1356,10 +1413,17 @@ target = "t0"
         let s = parse(&base).unwrap();
         let ns = s.namespace_cfgs();
         assert_eq!((ns.len(), ns[0].bytes, ns[0].block_size), (1, 4 << 20, 512), "k x the member size");
-        let Backend::Ec { k, m, members } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
-        assert_eq!((*k, *m, members.len()), (4, 2, 6));
+        let Backend::Ec { k, m, members, spares, scrub_at_us } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
+        assert_eq!((*k, *m, members.len(), spares.len(), *scrub_at_us), (4, 2, 6, 0, 0));
         assert_eq!(members[5], ("10.0.0.15".parse().unwrap(), 4420, "nqn.2026-11.io.dpusim:t5".to_string(), 1));
         assert_eq!(ns[0].backend.remotes().len(), 6);
+        // A spare on a seventh target and a scrub time.
+        let spared = base.replacen("t5\" }]", "t5\" }], spares = [{ target = \"t6\" }], scrub_at = \"20ms\"", 1);
+        let ns = parse(&spared).unwrap().namespace_cfgs();
+        let Backend::Ec { members, spares, scrub_at_us, .. } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
+        assert_eq!((members.len(), *scrub_at_us), (6, 20_000));
+        assert_eq!(spares[..], [("10.0.0.16".parse().unwrap(), 4420, "nqn.2026-11.io.dpusim:t6".to_string(), 1)]);
+        assert_eq!(ns[0].backend.remotes().len(), 7, "the card connects to the spare too");
         let members = "members = [{ target = \"t0\" }, { target = \"t1\" }, { target = \"t2\" }, { target = \"t3\" }, { target = \"t4\" }, { target = \"t5\" }]";
         for (from, to, field, why) in [
             ("k = 4", "k = 0", "storage[0].ec.k", "1..=32"),
@@ -1372,6 +1436,14 @@ target = "t0"
             ("{ target = \"t3\" }", "{ target = \"t3\", nsid = 3 }", "storage[0].ec.members[3].nsid", "namespaces 1..=2"),
             ("{ target = \"t5\" }", "{ target = \"t5\", nsid = 2 }", "storage[0].ec.members[5]", "members are alike"),
             ("{ target = \"t5\" }", "{ target = \"t5\", lun = 2 }", "unknown field `lun`", "expected `target` or `nsid`"),
+            (members, "members = [{ target = \"t0\" }, { target = \"t1\" }, { target = \"t2\" }, { target = \"t3\" }, { target = \"t4\" }], spares = [{ target = \"t5\" }]", "storage[0].ec.members", "5 members for k + m = 6"),
+            ("t5\" }]", "t5\" }], spares = [{ target = \"t9\" }]", "storage[0].ec.spares[0].target", "no [[targets]] is named `t9`"),
+            ("t5\" }]", "t5\" }], spares = [{ target = \"t2\", nsid = 2 }]", "storage[0].ec.spares[0].target", "distinct targets"),
+            ("t5\" }]", "t5\" }], spares = [{ target = \"t6\", nsid = 2 }]", "storage[0].ec.spares[0].nsid", "namespaces 1..=1"),
+            ("t5\" }]", "t5\" }], spares = [{ target = \"t6\" }, { target = \"t6\" }]", "storage[0].ec.spares[1].target", "distinct targets"),
+            ("t5\" }]", "t5\" }], spares = [{ target = \"t7\" }]", "storage[0].ec.spares[0]", "members are alike"),
+            ("t5\" }]", "t5\" }], scrub_at = \"soon\"", "storage[0].ec.scrub_at", "soon"),
+            ("t5\" }]", "t5\" }], scrub_at = \"0ms\"", "storage[0].ec.scrub_at", "positive"),
             ("backend = \"ec\"\n", "backend = \"ec\"\nsize = \"1MiB\"\n", "storage[0].size", "holds 4194304 bytes"),
             ("backend = \"ec\"\n", "backend = \"ec\"\ntarget = \"t0\"\n", "storage[0].backend", "ec.members"),
             ("backend = \"ec\"\n", "backend = \"ec\"\nblock_size = 4096\n", "storage[0].block_size", "the members have 512 B blocks"),

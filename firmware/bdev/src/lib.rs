@@ -8,6 +8,8 @@
 //! `block` module runs the stacks of devices on the data-plane cores.
 #![no_std]
 
+pub mod ec_health;
+
 /// What an I/O does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {

@@ -57,6 +57,10 @@ pub struct EcVolume {
     pub m: u8,
     /// (remote controller index, remote nsid) of each member, k + m used.
     pub members: [(u16, u32); MAX_EC_MEMBERS],
+    /// Spare namespaces, in `members[k + m..k + m + spares]` (format 6).
+    pub spares: u8,
+    /// Card time (us since reset) of one scrub pass; 0 = none (format 6).
+    pub scrub_at_us: u32,
 }
 
 impl EcVolume {
@@ -70,6 +74,11 @@ impl EcVolume {
     pub fn member_of(&self, stripe: u64, frag: usize) -> usize {
         let n = self.width() as u64;
         ((frag as u64 + stripe % n) % n) as usize
+    }
+
+    /// The (controller, nsid) of spare `s`.
+    pub fn spare(&self, s: usize) -> Option<(u16, u32)> {
+        (s < usize::from(self.spares)).then(|| self.members[self.width() + s])
     }
 }
 
@@ -305,7 +314,7 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
         return Err(ConfigError::BadMagic(magic));
     }
     let version = read_u16(blob, b::HDR_VERSION);
-    if version != b::VERSION {
+    if !(b::VERSION_MIN..=b::VERSION).contains(&version) {
         return Err(ConfigError::BadVersion(version));
     }
     let count = usize::from(read_u16(blob, b::HDR_COUNT));
@@ -369,10 +378,13 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     for v in 0..nec {
         let r = ec_off + v * b::EC_RECORD;
         let [k, m]: [u8; 2] = read(blob, r + b::EC_K);
-        let mut vol = EcVolume { k, m, members: [(0, 0); MAX_EC_MEMBERS] };
+        // Format 5 left the spare count and scrub time zero.
+        let [spares]: [u8; 1] = read(blob, r + b::EC_SPARES);
+        let scrub_at_us = read_u32(blob, r + b::EC_SCRUB_AT_US);
+        let mut vol = EcVolume { k, m, members: [(0, 0); MAX_EC_MEMBERS], spares, scrub_at_us };
         // The engine's limits (ISA-L's: k <= 32, m <= 4) and one staging
-        // page per fragment.
-        let n = usize::from(k) + usize::from(m);
+        // page per fragment; spares take member records after the members.
+        let n = usize::from(k) + usize::from(m) + usize::from(spares);
         if k == 0 || m == 0 || usize::from(k) > dpu_hal::memory_map::EC_MAX_K || usize::from(m) > dpu_hal::memory_map::EC_MAX_M || n > MAX_EC_MEMBERS {
             continue; // rejected below if a namespace uses it
         }

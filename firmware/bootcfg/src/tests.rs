@@ -248,4 +248,32 @@ fn erasure_coded_namespaces_name_a_valid_volume() {
     // The volume record does not fit the window.
     let bytes = with(4, 2, &six, 3200);
     assert_eq!(parse_blob(&bytes[..bytes.len() - 1]).0, Err(ConfigError::TooMany(1)));
+
+    // Format 6: two spares after the six members, and a scrub time.
+    let eight: Vec<(u16, u32)> = (0..6).map(|c| (c, 1)).chain([(0, 2), (1, 2)]).collect();
+    let spared = |members: &[(u16, u32)], spares: u8| {
+        let mut v = with(4, 2, members, 3200);
+        let r = v.len() - b::EC_RECORD;
+        v[r + b::EC_SPARES] = spares;
+        v[r + b::EC_SCRUB_AT_US..r + b::EC_SCRUB_AT_US + 4].copy_from_slice(&20_000u32.to_le_bytes());
+        v
+    };
+    let (r, t, _) = parse_blob(&spared(&eight, 2));
+    assert_eq!(r, Ok(()));
+    let v = t.ec_volume(0).unwrap();
+    assert_eq!((v.width(), v.spares, v.scrub_at_us), (6, 2, 20_000));
+    assert_eq!((v.spare(0), v.spare(1), v.spare(2)), (Some((0, 2)), Some((1, 2)), None));
+    // A spare that is also a member, or one past the member records.
+    let mut dup = eight.clone();
+    dup[7] = (3, 1);
+    assert_eq!(bad(spared(&dup, 2)), Err(ConfigError::BadEc { index: 0 }));
+    assert_eq!(bad(spared(&eight, 27)), Err(ConfigError::BadEc { index: 0 }));
+    // A format 5 blob (no spares, no scrub) still parses.
+    let mut v5 = with(4, 2, &six, 3200);
+    v5[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&5u16.to_le_bytes());
+    let (r, t, _) = parse_blob(&v5);
+    assert_eq!(r, Ok(()));
+    assert_eq!((t.ec_volume(0).unwrap().spares, t.ec_volume(0).unwrap().scrub_at_us), (0, 0));
+    v5[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&4u16.to_le_bytes());
+    assert_eq!(parse_blob(&v5).0, Err(ConfigError::BadVersion(4)));
 }

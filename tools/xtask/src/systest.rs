@@ -512,6 +512,103 @@ fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// Spares and rebuild: two members die, spares take their slots and are
+/// rebuilt while verified I/O goes on, a scrub finds every stripe
+/// consistent, then two more originals die and every read still comes
+/// back right (the spares hold the right fragments). A second run flips
+/// one byte of one parity fragment on a target's media: the scrub names
+/// exactly that stripe.
+fn adapter_ec_rebuild(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-ec-rebuild.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-ec-rebuild", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (3 jobs)"])?;
+    for vol in 0..2 {
+        // Members 1 and 4 died and were rebuilt onto spares 0 and 1; then
+        // 0 and 2 died (after the scrub); 3 and 5 never.
+        for (member, spare) in [(1, 0), (4, 1)] {
+            for line in [
+                format!("ec: volume {vol}: member {member} lost"),
+                format!("ec: volume {vol}: rebuilding member {member} onto spare {spare} (32 stripes)"),
+                format!("ec: volume {vol}: rebuild of member {member} complete: 32 stripes"),
+            ] {
+                if !run.stdout.contains(&line) {
+                    return fail(format!("no `{line}`"), run);
+                }
+            }
+        }
+        for member in [0, 2] {
+            if !run.stdout.contains(&format!("ec: volume {vol}: member {member} lost")) {
+                return fail(format!("volume {vol}: member {member} was not marked lost after the rebuilds"), run);
+            }
+        }
+        for member in [3, 5] {
+            if run.stdout.contains(&format!("ec: volume {vol}: member {member} lost")) {
+                return fail(format!("volume {vol}: member {member} (a live target) was marked lost"), run);
+            }
+        }
+        // The scrub ran with every member healthy, after both rebuilds.
+        let clean = format!("ec: volume {vol}: scrub done: 32 stripes checked, 0 mismatches, 0 skipped");
+        let (Some(scrub), Some(rebuilt)) = (run.stdout.find(&clean), run.stdout.find(&format!("ec: volume {vol}: rebuild of member 4 complete"))) else {
+            return fail(format!("volume {vol}: no `{clean}`"), run);
+        };
+        if scrub < rebuilt || run.stdout.find(&format!("ec: volume {vol}: member 0 lost")).is_some_and(|l| l < scrub) {
+            return fail(format!("volume {vol}: the scrub must come after the rebuilds and before members 0 and 2 die"), run);
+        }
+        if run.stdout.contains(&format!("ec: volume {vol}: rebuild of member 1 stopped")) || run.stdout.contains("parity mismatch") {
+            return fail(format!("volume {vol}: a rebuild stopped or the scrub found a mismatch"), run);
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let n = |a: &Value, k: &str| a[k].as_u64().unwrap_or(0);
+    let targets = doc["targets"].as_array().cloned().unwrap_or_default();
+    let t = |name: &str| targets.iter().find(|t| t["name"] == name).cloned().unwrap_or(Value::Null);
+    // The spares took every rebuilt fragment (2 volumes x 32 stripes
+    // each) and then served reads for their slots.
+    for spare in ["t6", "t7"] {
+        if n(&t(spare), "writes") < 64 || n(&t(spare), "reads") == 0 {
+            return fail(format!("spare {spare} must have been written (rebuild) and read: {}", t(spare)), run);
+        }
+    }
+    if n(&doc["ec"], "errors") != 0 || n(&doc["ec"], "rebuilt_bytes") < 4 * 32 * 4096 {
+        return fail(format!("EC engine counters: {}", doc["ec"]), run);
+    }
+
+    // Bit rot: one byte of parity fragment 0 of stripe 31 (the last) of
+    // volume 1 (on member (4 + 31) mod 6 = 5: t5's namespace 2, byte
+    // 31 x 4 KiB + 100), a stripe no job writes; no target dies.
+    let text = std::fs::read_to_string(&sc).map_err(|e| io(format!("{sc}: {e}")))?;
+    let Some(at) = text.find("[[faults]]") else { return Err(("the scenario has no [[faults]]".into(), None)) };
+    let rot = format!(
+        "{}[[faults]]\nkind = \"target-corrupt\"\ntarget = \"t5\"\nnsid = 2\noffset = \"127076\"\nat = \"1ms\"\n\n[expect]\nverify_errors = 0\nio_errors = 0\nmin_ios = 100\n",
+        // Shorter: the scrub right after the corruption, 20 ms of jobs.
+        &text[..at]
+            .replace("region = \"256KiB\"\nruntime", "region = \"240KiB\"\nruntime")
+            .replace("scrub_at = \"140ms\"", "scrub_at = \"106ms\"")
+            .replace("runtime = \"60ms\"", "runtime = \"20ms\"")
+    );
+    if !rot.contains("offset = \"256KiB\"\nregion = \"240KiB\"") {
+        return Err(("the partial-stripe job's region was not narrowed".into(), None));
+    }
+    let sc2 = cx.tmp.join("adapter-ec-rebuild-rot.toml");
+    std::fs::write(&sc2, rot).map_err(|e| io(e.to_string()))?;
+    let run = cx.run_image("adapter-ec-rebuild-rot", &fw, &["--scenario", &sc2.to_string_lossy()]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "fault: target `t5` namespace 2: byte 127076 corrupted",
+            "ec: volume 0: scrub done: 32 stripes checked, 0 mismatches, 0 skipped",
+            "ec: volume 1: scrub done: 32 stripes checked, 1 mismatches, 0 skipped",
+            "ec: volume 1: scrub: stripe 31 parity mismatch (parity fragments 0b1; parity 0 is on member 5)",
+        ],
+    )?;
+    if run.count("parity mismatch") != 1 || run.stdout.contains("rebuilding member") {
+        return fail("exactly one mismatching stripe, and no rebuild (no member was lost)", run);
+    }
+    Ok(())
+}
+
 fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/adapter-faults.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -1011,6 +1108,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),
     ("adapter-secure-ec: AES-XTS on EC 4+2 over 6 targets, two targets die, verified", adapter_secure_ec),
+    ("adapter-ec-rebuild: two members die, spares rebuilt under verified I/O, scrub clean, two more die; bit rot found by scrub", adapter_ec_rebuild),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),

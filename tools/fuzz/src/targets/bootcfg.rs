@@ -44,7 +44,8 @@ pub fn run(data: &[u8]) {
             Backend::Ec { vol } => {
                 let v = t.ec_volume(usize::from(vol)).expect("EC namespace names a missing volume");
                 assert!(v.k >= 1 && v.m >= 1 && v.width() <= dpu_bootcfg::MAX_EC_MEMBERS, "{v:?}");
-                for &(ctrl, nsid) in &v.members[..v.width()] {
+                assert!(v.width() + usize::from(v.spares) <= dpu_bootcfg::MAX_EC_MEMBERS, "{v:?}");
+                for &(ctrl, nsid) in &v.members[..v.width() + usize::from(v.spares)] {
                     assert!(t.controller(usize::from(ctrl)).is_some() && nsid != 0 && nsid != u32::MAX, "{v:?}");
                 }
                 let stripe_blocks = u64::from(v.k) * (4096 >> ns.geometry.block_shift);

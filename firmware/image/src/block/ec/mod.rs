@@ -24,20 +24,28 @@
 //!   only the fragments that changed and the parity are written.
 //! * A member whose I/O fails or stays unanswered for
 //!   [`MEMBER_TIMEOUT_TICKS`] is marked lost for the whole card
-//!   ([`FAILED`]) and never trusted again (it may have missed writes;
-//!   rebuilding it is future work). With more than m members lost a read
+//!   ([`HEALTH`], rules in `dpu_bdev::ec_health`) and never trusted again
+//!   (it may have missed writes). With more than m members lost a read
 //!   that needs a lost fragment ends with Unrecovered Read Error and a
 //!   write with Write Fault (NVMe Base 2.0 §4.6.1.2, figure 103, SCT 2h
 //!   SC 81h / 80h): never wrong data.
+//! * Rebuild and scrub ([`repair`]): a spare takes a lost member's slot
+//!   and one core rebuilds it stripe by stripe under the stripe locks
+//!   while host I/O goes on; a scrub pass checks every stripe's parity.
+//!   They run as one more context ([`REPAIR`]) through the same steps.
 //!
 //! No CPU touches payload bytes: DMA and the EC engine move and compute
-//! everything; the staging pages are the engine's fragments.
+//! everything; the staging pages are the engine's fragments (a scrub
+//! compares parity by the CRC32C the DMA engine computes).
+
+mod repair;
 
 use super::staging::{Pages, Pool, PAGE};
 use super::{cookie, Done, Data, Io, Op, Tag, MAX_TAGS};
 use crate::bootcfg::{self as config, Backend, EcVolume, Namespace};
 use crate::nvmf::initiator::Fabric;
 use core::sync::atomic::{AtomicU32, Ordering};
+use dpu_bdev::ec_health::Health;
 use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::ec::{Desc as EDesc, Engine};
 use dpu_hal::memory_map::TIMEBASE_HZ;
@@ -48,7 +56,13 @@ use dpu_nvme::Status;
 pub const LOWER: Tag = 0x4000;
 /// Bytes per fragment.
 const CHUNK: usize = b::EC_CHUNK;
-const _: () = assert!(CHUNK == PAGE && MAX_TAGS <= 128 && dpu_bootcfg::MAX_EC_MEMBERS <= 32);
+const _: () = assert!(CHUNK == PAGE && MAX_TAGS <= 128 && dpu_bootcfg::MAX_EC_MEMBERS <= dpu_bdev::ec_health::MAX_EC_MEMBERS);
+/// Contexts: one per block-layer tag, and the repair context.
+const NCTX: usize = MAX_TAGS + 1;
+/// The context that runs this core's rebuilds and scrubs.
+const REPAIR: usize = MAX_TAGS;
+// Member I/O tags: LOWER | context << 5 | fragment, below crypto's LOWER.
+const _: () = assert!((LOWER as usize | (NCTX - 1) << 5 | 31) < 0x8000 && LOWER as usize > (NCTX - 1) << 5 | 31);
 /// Host segments one I/O may have.
 const MAXSEG: usize = dpu_nvme::dptr::MAX_SEGMENTS;
 /// A member I/O unanswered this long marks the member lost (mtime
@@ -61,28 +75,44 @@ const RING: u32 = 128;
 /// Stripe locks shared by all cores: a stripe's lock is slot
 /// hash(volume, stripe) (two stripes on one slot just take turns).
 static LOCKS: [AtomicU32; 4096] = [const { AtomicU32::new(0) }; 4096];
-/// Lost members of each volume (bit = member), for all cores.
-pub static FAILED: [AtomicU32; dpu_bootcfg::MAX_EC_VOLUMES] = [const { AtomicU32::new(0) }; dpu_bootcfg::MAX_EC_VOLUMES];
+/// Each volume's slots (lost, replaced, rebuilt), for all cores.
+pub static HEALTH: [Health; dpu_bootcfg::MAX_EC_VOLUMES] = [const { Health::NEW }; dpu_bootcfg::MAX_EC_VOLUMES];
 
 fn lock_slot(vol: u16, stripe: u64) -> usize {
     let h = (stripe ^ u64::from(vol) << 48).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> 52) as usize % LOCKS.len()
 }
 
-/// Marks member `member` of volume `vol` lost (once, logged).
-fn mark_failed(vol: u16, member: usize, why: &str) {
-    let Some(f) = FAILED.get(usize::from(vol)) else { return };
-    let old = f.fetch_or(1 << member, Ordering::AcqRel);
-    if old & 1 << member == 0 {
-        defmt::warn!("ec: volume {=u16}: member {=usize} lost ({=str}); {=u32} lost now, reads rebuild its fragments", vol, member, why, (old | 1 << member).count_ones());
+fn health(vol: u16) -> &'static Health {
+    &HEALTH[usize::from(vol) % HEALTH.len()]
+}
+
+/// Device `dev` (member record) serving slot `slot` of volume `vol`
+/// failed: the slot is lost (once, logged); a rebuild onto it stops.
+fn mark_failed(vol: u16, slot: usize, dev: usize, why: &str) {
+    let h = health(vol);
+    let rebuilding = h.rebuilding().filter(|&(s, _)| s == slot);
+    if h.fail(slot, dev) {
+        match rebuilding {
+            Some((_, mark)) => defmt::warn!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64}: its spare (record {=usize}) failed ({=str})", vol, slot, mark, dev, why),
+            None => defmt::warn!("ec: volume {=u16}: member {=usize} lost ({=str}); {=u32} lost now, reads rebuild its fragments", vol, slot, why, h.lost().count_ones()),
+        }
     }
 }
 
-fn failed(vol: u16) -> u32 {
-    FAILED.get(usize::from(vol)).map_or(u32::MAX, |f| f.load(Ordering::Acquire))
+/// What a context does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Job {
+    /// A block-layer I/O.
+    Host,
+    /// Rebuild this slot's fragment of each stripe onto its new device.
+    Rebuild { slot: u8 },
+    /// Check each stripe's parity.
+    Scrub,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum Step {
     /// Waiting for the stripe lock, staging pages and initiator room.
     Lock,
@@ -100,11 +130,14 @@ enum Step {
     Write,
     /// Read: fragment pages -> destination by DMA.
     Deliver,
+    /// Scrub: CRC32C of the read and the recomputed parity by DMA.
+    Check,
 }
 
 #[derive(Clone, Copy)]
 struct Ctx {
     used: bool,
+    job: Job,
     tag: Tag,
     write: bool,
     vol: u16,
@@ -133,6 +166,10 @@ struct Ctx {
     /// Fragment pages (fragment f = page f); the engine's table of their
     /// addresses is `Ec::frags[context]`.
     pages: Pages,
+    /// Scrub: pages of the recomputed parity.
+    check: Pages,
+    /// The member record each fragment's I/O went to.
+    sent: [u8; 32],
     /// Fragments with valid bytes in their page.
     have: u32,
     /// Fragments the operation needs valid before it goes on.
@@ -154,6 +191,7 @@ struct Ctx {
 impl Ctx {
     const FREE: Ctx = Ctx {
         used: false,
+        job: Job::Host,
         tag: 0,
         write: false,
         vol: 0,
@@ -173,6 +211,8 @@ impl Ctx {
         n: 0,
         lock: None,
         pages: Pages::NONE,
+        check: Pages::NONE,
+        sent: [0; 32],
         have: 0,
         need: 0,
         wset: 0,
@@ -192,21 +232,42 @@ pub struct Ec {
     /// Contexts in use, and when member I/Os are next checked for time-outs.
     active: usize,
     next_scan: u64,
-    ctx: [Ctx; MAX_TAGS],
+    ctx: [Ctx; NCTX],
     /// Host segments of each context's I/O.
-    segs: [[(u64, u32); MAXSEG]; MAX_TAGS],
+    segs: [[(u64, u32); MAXSEG]; NCTX],
     /// Fragment address tables the engine reads (8-byte aligned).
-    frags: [[u64; 32]; MAX_TAGS],
+    frags: [[u64; 32]; NCTX],
     /// Contexts waiting for their lock / pages / room, oldest first.
-    wait: [u8; MAX_TAGS],
+    wait: [u8; NCTX],
     nwait: usize,
+    /// The repair context's work (rebuild, scrub).
+    repair: repair::Worker,
+    /// Scrub: the data pages and the recomputed parity pages (the
+    /// engine's table), and the CRC32C words the DMA engine writes.
+    check_frags: [u64; 32],
+    crc: [AtomicU32; 8],
     pub(super) done: Done,
     /// DMA pushed (the owner kicks the channel).
     pub kick: bool,
 }
 
 impl dpu_rt::ConstInit for Ec {
-    const INIT: Ec = Ec { eng: Engine::NONE, hart: 0, active: 0, next_scan: 0, ctx: [Ctx::FREE; MAX_TAGS], segs: [[(0, 0); MAXSEG]; MAX_TAGS], frags: [[0; 32]; MAX_TAGS], wait: [0; MAX_TAGS], nwait: 0, done: Done::EMPTY, kick: false };
+    const INIT: Ec = Ec {
+        eng: Engine::NONE,
+        hart: 0,
+        active: 0,
+        next_scan: 0,
+        ctx: [Ctx::FREE; NCTX],
+        segs: [[(0, 0); MAXSEG]; NCTX],
+        frags: [[0; 32]; NCTX],
+        wait: [0; NCTX],
+        nwait: 0,
+        repair: repair::Worker::IDLE,
+        check_frags: [0; 32],
+        crc: [const { AtomicU32::new(0) }; 8],
+        done: Done::EMPTY,
+        kick: false,
+    };
 }
 
 /// The NVMe status of an engine error in a read or a write.
@@ -228,6 +289,7 @@ impl Ec {
             return None;
         }
         e.hart = hart as u32;
+        e.repair = repair::Worker::new(hart);
         Some(e)
     }
 
@@ -256,7 +318,7 @@ impl Ec {
         if io.len == 0 || io.len != io.blocks << shift || io.lba.checked_add(u64::from(io.blocks)).is_none_or(|e| e > ns.geometry.blocks) {
             return self.push_done(tag, Status::LBA_OUT_OF_RANGE);
         }
-        let Some(i) = self.ctx.iter().position(|c| !c.used) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        let Some(i) = self.ctx[..MAX_TAGS].iter().position(|c| !c.used) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let mut c = Ctx { used: true, tag, write, vol, v: Some(v), shift, start: io.lba << shift, len: io.len, ..Ctx::FREE };
         match io.data {
             Data::Host { function, segs } => {
@@ -301,11 +363,9 @@ impl Ec {
 
     /// Runs context `i` as far as it goes now; queues it if it must wait.
     fn run(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) {
-        if !self.advance(chan, pool, fab, i) {
-            if !self.wait[..self.nwait].contains(&(i as u8)) {
-                self.wait[self.nwait] = i as u8;
-                self.nwait += 1;
-            }
+        if !self.advance(chan, pool, fab, i) && !self.wait[..self.nwait].contains(&(i as u8)) {
+            self.wait[self.nwait] = i as u8;
+            self.nwait += 1;
         }
     }
 
@@ -327,22 +387,42 @@ impl Ec {
                 if let Some(st) = c.cancel {
                     return self.finish(pool, i, st);
                 }
-                if fab.free_slots() < width || pool.available() < width {
+                // A scrub also holds pages for the recomputed parity.
+                let extra = if c.job == Job::Scrub { m } else { 0 };
+                if fab.free_slots() < width || pool.available() < width + extra {
                     return false;
                 }
                 let slot = lock_slot(c.vol, c.stripe);
                 if LOCKS[slot].compare_exchange(0, self.hart + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
                     return false;
                 }
-                let Some(pages) = pool.alloc(width * PAGE) else {
+                let Some(mut pages) = pool.alloc(width * PAGE) else {
                     LOCKS[slot].store(0, Ordering::Release);
                     return false;
                 };
+                let mut check = Pages::NONE;
+                if extra > 0 {
+                    let Some(p) = pool.alloc(extra * PAGE) else {
+                        pool.free(&mut pages);
+                        LOCKS[slot].store(0, Ordering::Release);
+                        return false;
+                    };
+                    check = p;
+                }
                 let c = &mut self.ctx[i];
                 c.lock = Some(slot);
                 c.pages = pages;
+                c.check = check;
                 for f in 0..width {
                     self.frags[i][f] = pool.addr(pages.page(f));
+                }
+                if extra > 0 {
+                    // Encode reads the data read from the members and
+                    // writes the parity next to the members' parity.
+                    self.check_frags[..k].copy_from_slice(&self.frags[i][..k]);
+                    for j in 0..m {
+                        self.check_frags[k + j] = pool.addr(check.page(j));
+                    }
                 }
                 self.plan(chan, pool, fab, i)
             }
@@ -361,7 +441,7 @@ impl Ec {
             }
             Step::Rebuild | Step::Encode => {
                 let c = &self.ctx[i];
-                let frags = self.frags[i].as_ptr() as u64;
+                let frags = if c.job == Job::Scrub && c.step == Step::Encode { self.check_frags.as_ptr() } else { self.frags[i].as_ptr() } as u64;
                 let d = if c.step == Step::Rebuild {
                     EDesc::reconstruct(frags, CHUNK as u32, k as u8, m as u8, u64::from(c.have), u64::from(c.need & !c.have), i as u32)
                 } else {
@@ -374,6 +454,7 @@ impl Ec {
                 true
             }
             Step::Fill | Step::Deliver => self.dma(chan, pool, i),
+            Step::Check => self.crc_chain(chan, i),
             Step::Send => {
                 if fab.free_slots() < c.wset.count_ones() as usize {
                     return false;
@@ -387,8 +468,8 @@ impl Ec {
             }
             Step::Write => {
                 // Every member write answered: the stripe is recoverable
-                // while at most m members are lost.
-                if failed(c.vol).count_ones() as usize > m {
+                // while at most m of its fragments are not valid.
+                if health(c.vol).missing_at(c.stripe, width).count_ones() as usize > m || (c.job != Job::Host && c.bad != 0) {
                     self.ctx[i].status = Status::WRITE_FAULT;
                 }
                 self.stripe_done(chan, pool, fab, i)
@@ -401,21 +482,41 @@ impl Ec {
         let c = self.ctx[i];
         let Some(v) = c.v else { return true };
         let (k, width) = (usize::from(v.k), v.width());
-        let lost = failed(c.vol);
-        let alive = |f: usize| lost & 1 << v.member_of(c.stripe, f) == 0;
+        let h = health(c.vol);
+        let alive = |f: usize| h.readable(v.member_of(c.stripe, f), c.stripe);
         let (first, last) = Self::touched(&c);
-        // Read: the touched data fragments. Write: the data fragments it
-        // does not wholly overwrite (parity is computed from all k).
         let mut need = 0u32;
-        for f in 0..k {
-            let touched = (first..=last).contains(&f);
-            let whole = touched && c.off as usize <= f * CHUNK && (c.off + c.n) as usize >= (f + 1) * CHUNK;
-            if (!c.write && touched) || (c.write && !whole) {
-                need |= 1 << f;
+        match c.job {
+            // Read: the touched data fragments. Write: the data fragments
+            // it does not wholly overwrite (parity is computed from all k).
+            Job::Host => {
+                for f in 0..k {
+                    let touched = (first..=last).contains(&f);
+                    let whole = touched && c.off as usize <= f * CHUNK && (c.off + c.n) as usize >= (f + 1) * CHUNK;
+                    if (!c.write && touched) || (c.write && !whole) {
+                        need |= 1 << f;
+                    }
+                }
+            }
+            // The slot's fragment of this stripe, from any k others.
+            Job::Rebuild { slot } => need = 1 << repair::fragment_on(v, c.stripe, usize::from(slot)),
+            // Every fragment, only where all are valid.
+            Job::Scrub => {
+                if h.missing_at(c.stripe, width) != 0 {
+                    h.skipped.fetch_add(1, Ordering::Relaxed);
+                    return self.stripe_done(chan, pool, fab, i);
+                }
+                let all = (1u32 << width) - 1;
+                let c = &mut self.ctx[i];
+                (c.need, c.have, c.bad, c.step) = (0, 0, 0, Step::Read);
+                self.members(chan, pool, fab, i, all, false);
+                return true;
             }
         }
+        let lost = h.missing_at(c.stripe, width);
         let mut read = 0u32;
-        if (0..k).filter(|&f| need & 1 << f != 0).all(alive) {
+        // (A rebuild needs a parity fragment too: look at all of them.)
+        if (0..width).filter(|&f| need & 1 << f != 0).all(alive) {
             read = need;
         } else {
             // Degraded: any k present fragments rebuild the lost ones.
@@ -457,38 +558,63 @@ impl Ec {
         let c = *c;
         // Members have the volume's block size (the configuration says so).
         let blocks = (CHUNK >> c.shift) as u32;
+        let h = health(c.vol);
         for f in 0..v.width() {
             if set & 1 << f == 0 {
                 continue;
             }
-            let (ctrl, nsid) = v.members[v.member_of(c.stripe, f)];
+            // The slot's device: its member, or the spare replacing it.
+            let dev = h.device(v.member_of(c.stripe, f));
+            self.ctx[i].sent[f] = dev as u8;
+            let (ctrl, nsid) = v.members[dev];
             let page = c.pages.single(f);
             let io = Io { op: if write { Op::Write } else { Op::Read }, lba: c.stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
             fab.submit(chan, pool, LOWER | (i as Tag) << 5 | f as Tag, ctrl, nsid, &io);
         }
     }
 
-    /// Reads (and rebuilds) done: deliver, or fill and encode.
+    /// Reads (and rebuilds) done: deliver, or fill and encode; a rebuild
+    /// writes the rebuilt fragment, a scrub recomputes the parity.
     fn after_read(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
         let c = &mut self.ctx[i];
-        c.step = if c.write { Step::Fill } else { Step::Deliver };
+        match c.job {
+            Job::Host => c.step = if c.write { Step::Fill } else { Step::Deliver },
+            Job::Rebuild { .. } => {
+                c.step = Step::Send;
+                c.bad = 0;
+                c.wset = c.need;
+            }
+            Job::Scrub => c.step = Step::Encode,
+        }
         self.advance(chan, pool, fab, i)
     }
 
     /// The stripe operation is over: unlock, free, next stripe or finish.
     fn stripe_done(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
         let c = &mut self.ctx[i];
+        // A rebuilt stripe moves the watermark while its lock is held.
+        if let Job::Rebuild { slot } = c.job {
+            if c.status.is_success() && c.bad == 0 && !health(c.vol).rebuilt(usize::from(slot), c.stripe) {
+                c.status = Status::WRITE_FAULT;
+            }
+        }
         if let Some(slot) = c.lock.take() {
             LOCKS[slot].store(0, Ordering::Release);
         }
         pool.free(&mut c.pages);
+        pool.free(&mut c.check);
+        if c.job != Job::Host {
+            return self.repair_next(chan, pool, fab, i);
+        }
         c.pos += c.n;
         if c.pos >= c.len || !c.status.is_success() || c.cancel.is_some() {
             let st = c.cancel.unwrap_or(c.status);
             return self.finish(pool, i, st);
         }
+        // The next stripe: queued if it must wait (its lock, pages, room).
         self.begin_stripe(i);
-        self.advance(chan, pool, fab, i)
+        self.run(chan, pool, fab, i);
+        true
     }
 
     fn finish(&mut self, pool: &mut Pool, i: usize, st: Status) -> bool {
@@ -497,10 +623,13 @@ impl Ec {
             LOCKS[slot].store(0, Ordering::Release);
         }
         pool.free(&mut c.pages);
+        pool.free(&mut c.check);
         c.used = false;
-        let tag = c.tag;
+        let (tag, job) = (c.tag, c.job);
         self.active -= 1;
-        self.push_done(tag, st);
+        if job == Job::Host {
+            self.push_done(tag, st);
+        }
         true
     }
 
@@ -574,10 +703,14 @@ impl Ec {
     /// A DMA chain of context `i` finished.
     pub fn dma_done(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize, ok: bool) {
         let Some(c) = self.ctx.get_mut(i) else { return };
-        if !c.used || !c.busy || !matches!(c.step, Step::Fill | Step::Deliver) {
+        if !c.used || !c.busy || !matches!(c.step, Step::Fill | Step::Deliver | Step::Check) {
             return;
         }
         c.busy = false;
+        if c.step == Step::Check {
+            self.compare(chan, pool, fab, i, ok);
+            return;
+        }
         if !ok {
             c.status = Status::DATA_TRANSFER_ERROR;
             self.stripe_done(chan, pool, fab, i);
@@ -600,13 +733,13 @@ impl Ec {
         }
         c.out &= !(1 << f);
         let Some(v) = c.v else { return };
-        let member = v.member_of(c.stripe, f);
-        // A member lost meanwhile (on any core) may hold stale data.
-        if !st.is_success() || failed(c.vol) & 1 << member != 0 {
-            if !st.is_success() {
-                defmt::warn!("ec: volume {=u16}: member {=usize} answered {=u16:#x}", c.vol, member, st.field());
-            }
-            mark_failed(c.vol, member, "I/O error");
+        let (slot, dev) = (v.member_of(c.stripe, f), usize::from(c.sent[f]));
+        if !st.is_success() {
+            defmt::warn!("ec: volume {=u16}: member {=usize} (record {=usize}) answered {=u16:#x}", c.vol, slot, dev, st.field());
+            mark_failed(c.vol, slot, dev, "I/O error");
+            c.bad |= 1 << f;
+        } else if !health(c.vol).in_service(slot, dev) {
+            // Lost or replaced meanwhile (on any core): may be stale.
             c.bad |= 1 << f;
         } else if c.step == Step::Read {
             c.have |= 1 << f;
@@ -639,15 +772,21 @@ impl Ec {
                 self.after_read(chan, pool, fab, i);
                 continue;
             }
+            if c.job == Job::Scrub {
+                c.step = Step::Check;
+                self.run(chan, pool, fab, i);
+                continue;
+            }
             // Parity is in its pages: write the changed data fragments and
-            // the parity to the members that are still there.
+            // the parity to the members that hold valid data (a slot being
+            // rebuilt: below its watermark).
             let Some(v) = c.v else { continue };
             let (k, width) = (usize::from(v.k), v.width());
             let (first, last) = Self::touched(c);
-            let lost = failed(c.vol);
+            let missing = health(c.vol).missing_at(c.stripe, width);
             let mut set = 0u32;
             for f in (first..=last).chain(k..width) {
-                if lost & 1 << v.member_of(c.stripe, f) == 0 {
+                if missing & 1 << v.member_of(c.stripe, f) == 0 {
                     set |= 1 << f;
                 }
             }
@@ -656,6 +795,7 @@ impl Ec {
             c.wset = set;
             self.run(chan, pool, fab, i);
         }
+        work += self.repair_poll(chan, pool, fab);
         // Waiting contexts, oldest first; one still waiting stays queued.
         let mut k = 0;
         while k < self.nwait {
@@ -688,15 +828,15 @@ impl Ec {
                 continue;
             }
             let Some(v) = c.v else { continue };
-            let lost = failed(c.vol);
+            let h = health(c.vol);
             let late = now.saturating_sub(c.sent_at) > MEMBER_TIMEOUT_TICKS;
             for f in 0..v.width() {
-                let member = v.member_of(c.stripe, f);
-                if pending & 1 << f == 0 || !(late || lost & 1 << member != 0) || n == out.len() {
+                let (slot, dev) = (v.member_of(c.stripe, f), usize::from(c.sent[f]));
+                if pending & 1 << f == 0 || !(late || !h.in_service(slot, dev)) || n == out.len() {
                     continue;
                 }
                 if late {
-                    mark_failed(c.vol, member, "unanswered");
+                    mark_failed(c.vol, slot, dev, "unanswered");
                 }
                 c.cancelled |= 1 << f;
                 out[n] = LOWER | (i as Tag) << 5 | f as Tag;
@@ -709,7 +849,8 @@ impl Ec {
     /// Whether member I/Os are in flight or contexts wait (the owner
     /// needs a pass at `deadline`).
     pub fn deadline(&self) -> u64 {
-        let mut t = u64::MAX;
+        // The repair worker looks at its volumes now and then.
+        let mut t = self.repair_deadline();
         if self.active == 0 {
             return t;
         }
@@ -728,7 +869,7 @@ impl Ec {
     /// Gives up on I/O `tag`: it completes with `st` at the end of its
     /// current stripe operation (member I/Os end or time out promptly).
     pub fn cancel(&mut self, tag: Tag, st: Status) -> bool {
-        let Some(c) = self.ctx.iter_mut().find(|c| c.used && c.tag == tag) else { return false };
+        let Some(c) = self.ctx[..MAX_TAGS].iter_mut().find(|c| c.used && c.job == Job::Host && c.tag == tag) else { return false };
         c.cancel = Some(st);
         true
     }

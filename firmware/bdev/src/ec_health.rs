@@ -1,0 +1,232 @@
+//! Card-wide health of each erasure-coded volume's slots, shared by every
+//! data-plane core through atomics in DDR (no locks): which slots are
+//! lost, which device (a member or a spare record) serves each slot, and
+//! the progress of the one rebuild a volume runs at a time.
+//!
+//! A slot is a column of the layout: fragment f of stripe s is on slot
+//! (f + s) mod (k + m). Its device is the member configured for it until a
+//! spare replaces it. The rules follow Linux md's `recovery_offset` for a
+//! replacement disk (drivers/md/md.h, `struct md_rdev`):
+//!
+//! * A lost slot is neither read nor written: its device may have missed
+//!   writes. Nothing ever makes that device trusted again (a member that
+//!   comes back stays out; only a spare, rebuilt, returns the slot).
+//! * A slot being rebuilt onto a spare is valid for the stripes below its
+//!   watermark ([`Health::readable`]): they are read and written like a
+//!   healthy slot's. Stripes at or above it are lost (reads rebuild them,
+//!   writes skip the slot); the rebuild reconstructs them later.
+//! * The watermark moves from s to s + 1 only while the rebuild holds
+//!   stripe s's lock, after the rebuilt fragment is on the spare. Every
+//!   I/O reads the watermark under its own stripe lock, so for one stripe
+//!   either the I/O sees "not rebuilt" and is over before the rebuild
+//!   reads the stripe (which then reconstructs the new data), or it sees
+//!   "rebuilt" and writes the spare itself: no write is lost.
+//! * An I/O counts only if its device still serves its slot when it
+//!   completes ([`Health::in_service`]).
+//!
+//! Pure (no MMIO); the firmware keeps one per volume in DDR
+//! (`block::ec`). Kept in RAM only: after a card restart every member is trusted again
+//! (see the README's known limits).
+
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+/// Slots (members) of one volume at most: one bit each in a u32.
+pub const MAX_EC_MEMBERS: usize = 32;
+
+pub struct Health {
+    /// Slots not trusted for every stripe (lost, or being rebuilt).
+    lost: AtomicU32,
+    /// Per slot: 0 = its own member, r + 1 = member record r (a spare).
+    dev: [AtomicU8; MAX_EC_MEMBERS],
+    /// The rebuild: (slot + 1) | device << 8 (0: none), one word so a
+    /// failure stops only a rebuild onto the device that failed; and its
+    /// watermark in stripes.
+    rebuild: AtomicU32,
+    mark: AtomicU64,
+    /// Spares taken (assigned to a slot, or failed), bit = spare.
+    pub taken: AtomicU32,
+    /// Rebuilds completed, stripes rebuilt.
+    pub rebuilds: AtomicU32,
+    pub rebuilt_stripes: AtomicU64,
+    /// Scrub passes completed; stripes checked, found inconsistent, and
+    /// skipped (a fragment lost).
+    pub scrubs: AtomicU32,
+    pub scrubbed: AtomicU64,
+    pub mismatches: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+impl Health {
+    pub const NEW: Health = Health {
+        lost: AtomicU32::new(0),
+        dev: [const { AtomicU8::new(0) }; MAX_EC_MEMBERS],
+        rebuild: AtomicU32::new(0),
+        mark: AtomicU64::new(0),
+        taken: AtomicU32::new(0),
+        rebuilds: AtomicU32::new(0),
+        rebuilt_stripes: AtomicU64::new(0),
+        scrubs: AtomicU32::new(0),
+        scrubbed: AtomicU64::new(0),
+        mismatches: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+    };
+
+    /// Slots lost (including one being rebuilt).
+    pub fn lost(&self) -> u32 {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    /// The member record serving `slot`.
+    pub fn device(&self, slot: usize) -> usize {
+        match self.dev.get(slot).map_or(0, |d| d.load(Ordering::Acquire)) {
+            0 => slot,
+            r => usize::from(r) - 1,
+        }
+    }
+
+    /// The slot under rebuild and its watermark.
+    pub fn rebuilding(&self) -> Option<(usize, u64)> {
+        match self.rebuild.load(Ordering::Acquire) & 0xff {
+            0 => None,
+            s => Some((s as usize - 1, self.mark.load(Ordering::Acquire))),
+        }
+    }
+
+    fn word(slot: usize, dev: usize) -> u32 {
+        (slot as u32 + 1) | (dev as u32) << 8
+    }
+
+    /// Whether `slot` is being rebuilt (onto whichever device).
+    fn rebuilding_slot(&self, slot: usize) -> bool {
+        self.rebuild.load(Ordering::Acquire) & 0xff == slot as u32 + 1
+    }
+
+    /// Whether `slot` holds valid data for `stripe` (read it, write it).
+    pub fn readable(&self, slot: usize, stripe: u64) -> bool {
+        self.lost() & 1 << slot == 0 || self.rebuilding().is_some_and(|(s, mark)| s == slot && stripe < mark)
+    }
+
+    /// Slots of `width` without valid data for `stripe`.
+    pub fn missing_at(&self, stripe: u64, width: usize) -> u32 {
+        (0..width).filter(|&s| !self.readable(s, stripe)).fold(0, |a, s| a | 1 << s)
+    }
+
+    /// Whether device `dev` still serves `slot` (not lost, or being
+    /// rebuilt onto it): its I/Os count.
+    pub fn in_service(&self, slot: usize, dev: usize) -> bool {
+        self.device(slot) == dev && (self.lost() & 1 << slot == 0 || self.rebuild.load(Ordering::Acquire) == Self::word(slot, dev))
+    }
+
+    /// Device `dev` of `slot` failed: the slot is lost (a rebuild onto it
+    /// stops). Ignored if `dev` no longer serves the slot. True if this
+    /// call lost the slot or stopped its rebuild.
+    pub fn fail(&self, slot: usize, dev: usize) -> bool {
+        if slot >= MAX_EC_MEMBERS {
+            return false;
+        }
+        let bit = 1u32 << slot;
+        // The device being rebuilt onto: stop (the slot is lost already).
+        if self.rebuild.compare_exchange(Self::word(slot, dev), 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.lost.fetch_or(bit, Ordering::AcqRel);
+            return true;
+        }
+        // A late failure of a device the slot no longer uses. (A rebuild
+        // starting meanwhile needs the bit set already: the or below is
+        // then a no-op.)
+        if self.rebuilding_slot(slot) || self.device(slot) != dev {
+            return false;
+        }
+        self.lost.fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+
+    /// Starts rebuilding lost `slot` onto member record `dev` (a spare):
+    /// nothing of it is valid yet. False if a rebuild runs or the slot is
+    /// not lost.
+    pub fn begin_rebuild(&self, slot: usize, dev: usize) -> bool {
+        if slot >= MAX_EC_MEMBERS || dev >= MAX_EC_MEMBERS || self.lost() & 1 << slot == 0 || self.rebuild.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        self.dev[slot].store(dev as u8 + 1, Ordering::Release);
+        self.mark.store(0, Ordering::Release);
+        self.rebuild.store(Self::word(slot, dev), Ordering::Release);
+        true
+    }
+
+    /// Stripe `stripe` of `slot` is rebuilt (call holding its lock).
+    /// False if the rebuild was stopped meanwhile.
+    pub fn rebuilt(&self, slot: usize, stripe: u64) -> bool {
+        if !self.rebuilding_slot(slot) {
+            return false;
+        }
+        self.mark.store(stripe + 1, Ordering::Release);
+        self.rebuilt_stripes.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Every stripe of `slot` is rebuilt: the slot is healthy. False if
+    /// the rebuild was stopped meanwhile (the slot stays lost).
+    pub fn complete(&self, slot: usize) -> bool {
+        let w = self.rebuild.load(Ordering::Acquire);
+        if w & 0xff != slot as u32 + 1 {
+            return false;
+        }
+        // The watermark covers every stripe: clearing the bit first keeps
+        // the slot readable throughout.
+        self.lost.fetch_and(!(1 << slot), Ordering::AcqRel);
+        if self.rebuild.compare_exchange(w, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // Its device failed meanwhile.
+            self.lost.fetch_or(1 << slot, Ordering::AcqRel);
+            return false;
+        }
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuilding_slot_is_valid_below_its_watermark_only() {
+        let h = Health::NEW;
+        assert!(h.readable(1, 0) && h.in_service(1, 1));
+        assert!(h.fail(1, 1) && !h.fail(1, 1), "lost once");
+        assert!(!h.readable(1, 0) && !h.in_service(1, 1));
+        assert_eq!(h.missing_at(5, 6), 0b10);
+        // Spare record 6 replaces slot 1; the old member stays out.
+        assert!(h.begin_rebuild(1, 6) && !h.begin_rebuild(2, 7));
+        assert_eq!(h.device(1), 6);
+        assert!(!h.in_service(1, 1) && h.in_service(1, 6));
+        assert!(!h.readable(1, 0));
+        assert!(h.rebuilt(1, 0) && h.rebuilt(1, 1));
+        assert!(h.readable(1, 0) && h.readable(1, 1) && !h.readable(1, 2));
+        // A late failure of the old member changes nothing.
+        assert!(!h.fail(1, 1));
+        assert!(h.complete(1));
+        assert!(h.readable(1, 1000) && h.lost() == 0 && h.rebuilding().is_none());
+        assert_eq!((h.rebuilds.load(Ordering::Relaxed), h.rebuilt_stripes.load(Ordering::Relaxed)), (1, 2));
+    }
+
+    #[test]
+    fn a_late_failure_of_the_old_member_leaves_the_rebuild_alone() {
+        let h = Health::NEW;
+        h.fail(1, 1);
+        assert!(h.begin_rebuild(1, 6));
+        // The old member's I/O fails after the spare took the slot.
+        assert!(!h.fail(1, 1));
+        assert_eq!(h.rebuilding(), Some((1, 0)));
+        assert!(h.in_service(1, 6) && !h.in_service(1, 1));
+    }
+
+    #[test]
+    fn a_spare_that_fails_stops_its_rebuild() {
+        let h = Health::NEW;
+        h.fail(4, 4);
+        assert!(h.begin_rebuild(4, 7));
+        assert!(h.rebuilt(4, 0));
+        assert!(h.fail(4, 7), "stops the rebuild");
+        assert!(h.rebuilding().is_none() && !h.readable(4, 0));
+        assert!(!h.rebuilt(4, 1) && !h.complete(4));
+        assert_eq!(h.lost(), 1 << 4);
+    }
+}

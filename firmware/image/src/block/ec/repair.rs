@@ -1,0 +1,342 @@
+//! Rebuild and scrub of erasure-coded volumes: the work of one core's
+//! repair context ([`REPAIR`]), which goes through the same stripe steps
+//! as host I/O (stripe lock, member reads, engine, member writes).
+//!
+//! * Volume v is repaired by data-plane core `DATA_CORES - 1 - v` (the
+//!   last cores), one stripe operation at a time: rebuild and scrub are
+//!   one more queue-depth-1 client of the stripe locks, the members and
+//!   the engine, so host I/O keeps its share (Linux md throttles its
+//!   resync the same way in spirit, `sync_speed_min/max`, by rate).
+//! * Rebuild: when a slot is lost and a spare's controller is connected,
+//!   the spare takes the slot (`Health::begin_rebuild`); for each stripe
+//!   the k fragments needed are read, the engine reconstructs the slot's
+//!   fragment, it is written to the spare and the watermark moves (under
+//!   the stripe lock; rules in `dpu_bdev::ec_health`). When the last
+//!   stripe is done the slot is healthy. A spare that fails stops the
+//!   rebuild and stays out; another spare, if any, starts over.
+//! * Scrub (at the volume's `scrub_at` card time, after a running
+//!   rebuild): each stripe whose k + m fragments are all valid is read,
+//!   the engine recomputes the parity from the data into extra pages, and
+//!   the DMA engine's CRC32C (RFC 3720) of each read and recomputed parity
+//!   fragment are compared: a mismatch is logged with its stripe (a CRC
+//!   collision could hide one in 2^32; no CPU reads payload). Stripes
+//!   with a lost fragment are skipped and counted.
+
+use super::{health, Ctx, Ec, Job, Step, CHUNK, NCTX, REPAIR};
+use crate::bootcfg::{self as config, Backend, EcVolume};
+use crate::nvmf::initiator::Fabric;
+use crate::block::cookie;
+use crate::block::staging::Pool;
+use core::sync::atomic::Ordering;
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::memory_map::TIMEBASE_HZ;
+use dpu_hal::regs::dma as dr;
+use dpu_nvme::Status;
+
+/// How often the repair core looks for a lost slot with a spare, or a
+/// scrub that is due (mtime ticks: 100 us).
+const LOOK_TICKS: u64 = TIMEBASE_HZ / 10_000;
+/// A repair stripe operation this slow is reported (mtime ticks: 5 ms).
+const SLOW_STRIPE_TICKS: u64 = 5 * TIMEBASE_HZ / 1000;
+/// Mismatching stripes a scrub pass names in the log (all are counted).
+const LOGGED_MISMATCHES: u64 = 32;
+
+const _: () = assert!(REPAIR < NCTX);
+
+/// The repair work of one core.
+#[derive(Clone, Copy)]
+pub(super) struct Worker {
+    /// Volumes this core repairs (bit = volume): those with spares or a
+    /// scrub time.
+    vols: u32,
+    /// Volumes whose scrub is still to run.
+    scrub_due: u32,
+    /// When to look next.
+    next: u64,
+    /// The running job: stripes of its volume, when it and its current
+    /// stripe started, whether that stripe was reported slow.
+    stripes: u64,
+    started: u64,
+    stripe_at: u64,
+    slow: bool,
+}
+
+/// The data-plane core that repairs volume `vol`.
+fn repair_hart(vol: usize) -> usize {
+    crate::net::FIRST_DATA_HART + crate::net::DATA_CORES - 1 - vol % crate::net::DATA_CORES
+}
+
+/// Volume `vol`'s namespace geometry: (block shift, stripes).
+fn geometry(vol: u16, v: &EcVolume) -> Option<(u8, u64)> {
+    let ns = config::namespaces().find(|n| n.backend == Backend::Ec { vol })?;
+    let bytes = ns.geometry.blocks << ns.geometry.block_shift;
+    Some((ns.geometry.block_shift, bytes / (u64::from(v.k) * CHUNK as u64)))
+}
+
+/// The fragment of stripe `stripe` that slot `slot` holds (the inverse
+/// of `EcVolume::member_of`).
+pub(super) fn fragment_on(v: &EcVolume, stripe: u64, slot: usize) -> usize {
+    let n = v.width() as u64;
+    ((slot as u64 + n - stripe % n) % n) as usize
+}
+
+impl Worker {
+    pub const IDLE: Worker = Worker { vols: 0, scrub_due: 0, next: u64::MAX, stripes: 0, started: 0, stripe_at: 0, slow: false };
+
+    /// The repair work of data-plane hart `hart`.
+    pub fn new(hart: usize) -> Worker {
+        let mut w = Worker::IDLE;
+        for vol in 0..dpu_bootcfg::MAX_EC_VOLUMES {
+            let Some(v) = config::ec_volume(vol as u16) else { continue };
+            if repair_hart(vol) != hart || (v.spares == 0 && v.scrub_at_us == 0) {
+                continue;
+            }
+            w.vols |= 1 << vol;
+            if v.scrub_at_us != 0 {
+                w.scrub_due |= 1 << vol;
+            }
+            w.next = 0;
+        }
+        w
+    }
+
+    /// When the core must look again (never if it repairs nothing).
+    pub fn deadline(&self) -> u64 {
+        self.next
+    }
+}
+
+impl Ec {
+    /// The repair context waits on the engine or the DMA channel, whose
+    /// completions this core polls for: look again soon (2 us), as the
+    /// core may otherwise sleep until its next interrupt.
+    pub(super) fn repair_deadline(&self) -> u64 {
+        let c = &self.ctx[REPAIR];
+        let soon = if c.used && c.busy { dpu_hal::csr::time() + TIMEBASE_HZ / 500_000 } else { u64::MAX };
+        self.repair.deadline().min(soon)
+    }
+}
+
+impl Ec {
+    /// Starts a rebuild or a scrub when one is due and the repair context
+    /// is free; returns the work done.
+    pub(super) fn repair_poll(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric) -> usize {
+        let now = dpu_hal::csr::time();
+        if self.repair.vols == 0 || now < self.repair.next {
+            return 0;
+        }
+        self.repair.next = now + LOOK_TICKS;
+        if self.ctx[REPAIR].used {
+            let c = &self.ctx[REPAIR];
+            if !self.repair.slow && now - self.repair.stripe_at > SLOW_STRIPE_TICKS {
+                self.repair.slow = true;
+                let holder = super::LOCKS[super::lock_slot(c.vol, c.stripe)].load(Ordering::Relaxed);
+                defmt::warn!(
+                    "ec: volume {=u16}: repair stripe {=u64} waits: step {=u8}, busy {=bool}, member I/Os {=u32:#x}, have {=u32:#x}, locked {=bool}; lock holder {=u32}, {=usize} free pages, {=usize} free command slots",
+                    c.vol,
+                    c.stripe,
+                    c.step as u8,
+                    c.busy,
+                    c.out,
+                    c.have,
+                    c.lock.is_some(),
+                    holder,
+                    pool.available(),
+                    fab.free_slots()
+                );
+            }
+            return 0;
+        }
+        for vol in 0..dpu_bootcfg::MAX_EC_VOLUMES as u16 {
+            if self.repair.vols & 1 << vol == 0 {
+                continue;
+            }
+            let Some(v) = config::ec_volume(vol) else { continue };
+            let Some((shift, stripes)) = geometry(vol, v) else { continue };
+            let h = health(vol);
+            let width = v.width();
+            if h.rebuilding().is_some() {
+                continue;
+            }
+            // A lost slot and a spare whose controller is connected (with
+            // more than m lost, stripes cannot be rebuilt: nothing to do).
+            let lost = h.lost();
+            if lost != 0 && lost.count_ones() <= u32::from(v.m) {
+                let taken = h.taken.load(Ordering::Acquire);
+                let spare = (0..usize::from(v.spares)).find(|&s| {
+                    taken & 1 << s == 0 && v.spare(s).is_some_and(|(ctrl, _)| crate::nvmf::published(usize::from(ctrl)).up)
+                });
+                if let Some(s) = spare {
+                    let slot = lost.trailing_zeros() as usize;
+                    h.taken.fetch_or(1 << s, Ordering::AcqRel);
+                    if h.begin_rebuild(slot, width + s) {
+                        defmt::info!("ec: volume {=u16}: rebuilding member {=usize} onto spare {=usize} ({=u64} stripes) on hart {=u32}", vol, slot, s, stripes, self.hart);
+                        self.start_job(chan, pool, fab, vol, v, shift, stripes, Job::Rebuild { slot: slot as u8 });
+                        return 1;
+                    }
+                }
+            }
+            let at = u64::from(v.scrub_at_us) * TIMEBASE_HZ / 1_000_000;
+            if self.repair.scrub_due & 1 << vol != 0 && now >= at {
+                self.repair.scrub_due &= !(1 << vol);
+                defmt::info!("ec: volume {=u16}: scrub of {=u64} stripes starts ({=u32} members lost) on hart {=u32}", vol, stripes, lost.count_ones(), self.hart);
+                self.start_job(chan, pool, fab, vol, v, shift, stripes, Job::Scrub);
+                return 1;
+            }
+        }
+        // Nothing left to look for: no spare left to use and no scrub due.
+        let spares_left = (0..dpu_bootcfg::MAX_EC_VOLUMES as u16)
+            .filter(|&vol| self.repair.vols & 1 << vol != 0)
+            .any(|vol| config::ec_volume(vol).is_some_and(|v| health(vol).taken.load(Ordering::Acquire).count_ones() < u32::from(v.spares)));
+        if !spares_left && self.repair.scrub_due == 0 {
+            self.repair.next = u64::MAX;
+        }
+        0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_job(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &'static EcVolume, shift: u8, stripes: u64, job: Job) {
+        self.repair.stripes = stripes;
+        self.repair.started = dpu_hal::csr::time();
+        self.ctx[REPAIR] = Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(v), shift, ..Ctx::FREE };
+        self.active += 1;
+        self.job_stripe(REPAIR, 0);
+        self.run(chan, pool, fab, REPAIR);
+    }
+
+    /// Sets the repair context up for whole stripe `stripe`.
+    fn job_stripe(&mut self, i: usize, stripe: u64) {
+        let c = &mut self.ctx[i];
+        let Some(v) = c.v else { return };
+        (c.stripe, c.off, c.n) = (stripe, 0, u32::from(v.k) * CHUNK as u32);
+        (c.step, c.busy, c.have, c.need, c.wset, c.out, c.bad, c.cancelled) = (Step::Lock, false, 0, 0, 0, 0, 0, 0);
+        c.status = Status::SUCCESS;
+        self.repair.stripe_at = dpu_hal::csr::time();
+        self.repair.slow = false;
+    }
+
+    /// A repair stripe is over (its lock released): the next one, or the
+    /// end of the job.
+    pub(super) fn repair_next(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
+        let c = self.ctx[i];
+        let h = health(c.vol);
+        let us = (dpu_hal::csr::time() - self.repair.started) * 1_000_000 / TIMEBASE_HZ;
+        let last = c.stripe + 1 >= self.repair.stripes;
+        match c.job {
+            Job::Rebuild { slot } => {
+                let slot = usize::from(slot);
+                if !c.status.is_success() {
+                    // Its spare failed (the rebuild already stopped), or the
+                    // stripe could not be rebuilt: more than m lost.
+                    if h.rebuilding().is_some_and(|(s, _)| s == slot) {
+                        h.fail(slot, h.device(slot));
+                    }
+                    defmt::error!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64} (status {=u16:#x})", c.vol, slot, c.stripe, c.status.field());
+                    return self.finish(pool, i, c.status);
+                }
+                let step = (self.repair.stripes / 4).max(1);
+                if !last && (c.stripe + 1) % step == 0 {
+                    defmt::info!("ec: volume {=u16}: rebuild of member {=usize}: {=u64}/{=u64} stripes", c.vol, slot, c.stripe + 1, self.repair.stripes);
+                }
+                if last {
+                    if h.complete(slot) {
+                        defmt::info!(
+                            "ec: volume {=u16}: rebuild of member {=usize} complete: {=u64} stripes in {=u64} us; {=u32} members lost now",
+                            c.vol,
+                            slot,
+                            self.repair.stripes,
+                            us,
+                            h.lost().count_ones()
+                        );
+                    }
+                    return self.finish(pool, i, Status::SUCCESS);
+                }
+            }
+            Job::Scrub => {
+                if !c.status.is_success() {
+                    defmt::error!("ec: volume {=u16}: scrub stopped at stripe {=u64} (status {=u16:#x})", c.vol, c.stripe, c.status.field());
+                    return self.finish(pool, i, c.status);
+                }
+                let step = (self.repair.stripes / 4).max(1);
+                if !last && (c.stripe + 1) % step == 0 {
+                    defmt::info!("ec: volume {=u16}: scrub: {=u64}/{=u64} stripes", c.vol, c.stripe + 1, self.repair.stripes);
+                }
+                if last {
+                    h.scrubs.fetch_add(1, Ordering::Relaxed);
+                    defmt::info!(
+                        "ec: volume {=u16}: scrub done: {=u64} stripes checked, {=u64} mismatches, {=u64} skipped (a fragment lost), in {=u64} us",
+                        c.vol,
+                        h.scrubbed.load(Ordering::Relaxed),
+                        h.mismatches.load(Ordering::Relaxed),
+                        h.skipped.load(Ordering::Relaxed),
+                        us
+                    );
+                    return self.finish(pool, i, Status::SUCCESS);
+                }
+            }
+            Job::Host => return self.finish(pool, i, Status::INTERNAL_ERROR),
+        }
+        self.job_stripe(i, c.stripe + 1);
+        self.run(chan, pool, fab, i);
+        true
+    }
+
+    /// Scrub: the DMA engine's CRC32C of each parity fragment read and
+    /// each recomputed, into `crc` (read, recomputed, ...).
+    pub(super) fn crc_chain(&mut self, chan: &mut Channel, i: usize) -> bool {
+        let c = self.ctx[i];
+        let Some(v) = c.v else { return true };
+        let (k, m) = (usize::from(v.k), usize::from(v.m));
+        if chan.space() < 2 * m as u32 {
+            return false;
+        }
+        let cookie = cookie::make(cookie::EC, i as u32);
+        for j in 0..2 * m {
+            self.crc[j].store(0, Ordering::Release);
+            let page = if j % 2 == 0 { self.frags[i][k + j / 2] } else { self.check_frags[k + j / 2] };
+            let mut d = Desc::crc32c(page, CHUNK as u32, &self.crc[j] as *const _ as u64, cookie);
+            if j + 1 == 2 * m {
+                d.flags = dr::FLAG_END;
+            }
+            chan.push(&d);
+        }
+        self.ctx[i].busy = true;
+        self.kick = true;
+        true
+    }
+
+    /// Scrub: the CRCs are in; a stripe whose parity differs is reported.
+    pub(super) fn compare(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize, ok: bool) {
+        let c = self.ctx[i];
+        let Some(v) = c.v else { return };
+        if !ok {
+            self.ctx[i].status = Status::INTERNAL_ERROR;
+            self.stripe_done(chan, pool, fab, i);
+            return;
+        }
+        let (k, m) = (usize::from(v.k), usize::from(v.m));
+        let mut bad = 0u32;
+        for j in 0..m {
+            if self.crc[2 * j].load(Ordering::Acquire) != self.crc[2 * j + 1].load(Ordering::Acquire) {
+                bad |= 1 << j;
+            }
+        }
+        let h = health(c.vol);
+        h.scrubbed.fetch_add(1, Ordering::Relaxed);
+        if bad != 0 {
+            let n = h.mismatches.fetch_add(1, Ordering::Relaxed);
+            if n < LOGGED_MISMATCHES {
+                let first = bad.trailing_zeros() as usize;
+                defmt::error!(
+                    "ec: volume {=u16}: scrub: stripe {=u64} parity mismatch (parity fragments {=u32:#b}; parity {=usize} is on member {=usize})",
+                    c.vol,
+                    c.stripe,
+                    bad,
+                    first,
+                    v.member_of(c.stripe, k + first)
+                );
+            }
+        }
+        self.stripe_done(chan, pool, fab, i);
+    }
+}
