@@ -33,6 +33,11 @@ pub struct Scenario {
     /// Firmware updates by the host over NVMe (`crate::firmware`).
     #[serde(default)]
     pub firmware: Vec<crate::firmware::FirmwareCfg>,
+    /// The management server (`crate::management`).
+    pub management: Option<crate::management::ManagementCfg>,
+    /// Scripted management calls (`crate::management`).
+    #[serde(default)]
+    pub rpc: Vec<crate::management::RpcCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -652,6 +657,7 @@ impl Scenario {
         }
         let exists = |fun: u16| fun == 0 || fun <= h.vfs;
         self.validate_network()?;
+        self.validate_management()?;
         let namespaces = self.resolve_namespaces()?;
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");

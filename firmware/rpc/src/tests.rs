@@ -223,6 +223,12 @@ fn responses_encode_results_and_errors() {
         w.begin_object();
         w.field_str("name", "quote\" back\\slash \u{1} tab\t");
         w.field_u64("n", 42);
+        w.key("z");
+        w.i64(i64::MIN);
+        w.key("u");
+        w.u64(u64::MAX);
+        w.key("zero");
+        w.u64(0);
         w.key("list");
         w.begin_array();
         w.u64(1);
@@ -234,7 +240,7 @@ fn responses_encode_results_and_errors() {
         Ok(())
     });
     let text = core::str::from_utf8(&out[..n]).unwrap();
-    assert_eq!(text, "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"result\":{\"name\":\"quote\\\" back\\\\slash \\u0001 tab\\t\",\"n\":42,\"list\":[1,\"10.0\",{}]}}\n");
+    assert_eq!(text, "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"result\":{\"name\":\"quote\\\" back\\\\slash \\u0001 tab\\t\",\"n\":42,\"z\":-9223372036854775808,\"u\":18446744073709551615,\"zero\":0,\"list\":[1,\"10.0\",{}]}}\n");
     assert!(validate(text.trim_end().as_bytes()).is_ok());
 
     let e = RpcError::new(code::METHOD_NOT_FOUND, "method not found: `x`");

@@ -112,7 +112,11 @@ impl<'a> Writer<'a> {
 
     fn escaped(&mut self, s: &str) {
         self.put(b"\"");
-        let _ = Escaper(self).write_str(s);
+        if s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\') {
+            self.put(s.as_bytes());
+        } else {
+            let _ = Escaper(self).write_str(s);
+        }
         self.put(b"\"");
     }
 
@@ -131,12 +135,31 @@ impl<'a> Writer<'a> {
 
     pub fn u64(&mut self, v: u64) {
         self.element();
-        let _ = Raw(self).write_fmt(format_args!("{v}"));
+        self.digits(v, false);
     }
 
     pub fn i64(&mut self, v: i64) {
         self.element();
-        let _ = Raw(self).write_fmt(format_args!("{v}"));
+        self.digits(v.unsigned_abs(), v < 0);
+    }
+
+    /// Decimal digits without `core::fmt` (cheaper on the control cores).
+    fn digits(&mut self, mut v: u64, negative: bool) {
+        let mut b = [0u8; 21];
+        let mut i = b.len();
+        loop {
+            i -= 1;
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        if negative {
+            i -= 1;
+            b[i] = b'-';
+        }
+        self.put(&b[i..]);
     }
 
     pub fn bool(&mut self, v: bool) {
@@ -173,15 +196,6 @@ impl<'a> Writer<'a> {
     /// Raw bytes, unescaped.
     pub fn raw_bytes(&mut self, b: &[u8]) {
         self.put(b);
-    }
-}
-
-struct Raw<'w, 'a>(&'w mut Writer<'a>);
-
-impl Write for Raw<'_, '_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.put(s.as_bytes());
-        Ok(())
     }
 }
 

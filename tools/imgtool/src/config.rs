@@ -30,6 +30,11 @@ fn nqn(s: &str, what: &str) -> Result<HString<{ dpu_config::NQN_MAX }>, String> 
 /// The configuration `sc` describes (checked with `Config::validate`).
 pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
     let n = &sc.network;
+    // The management server's record (address, allow-list, token) is not
+    // in the flash configuration yet: flashing the scenario would drop it.
+    if sc.management.is_some() {
+        return Err("[management]: the management server's settings are not part of the flash configuration yet (boot the ELF with the scenario instead)".into());
+    }
     let mut c = Config::default();
     for p in sc.port_addrs() {
         c.ports.push(Port { ip: p.0.octets(), prefix: p.1, mtu: n.mtu as u16 }).map_err(|_| "too many ports".to_string())?;
