@@ -32,6 +32,8 @@ pub struct Framer {
     depth: u32,
     in_string: bool,
     escaped: bool,
+    /// The value found, returned again until [`Framer::reset`].
+    done: Option<(usize, usize)>,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -40,7 +42,7 @@ fn is_ws(b: u8) -> bool {
 
 impl Framer {
     pub const fn new() -> Framer {
-        Framer { pos: 0, start: None, depth: 0, in_string: false, escaped: false }
+        Framer { pos: 0, start: None, depth: 0, in_string: false, escaped: false, done: None }
     }
 
     pub fn reset(&mut self) {
@@ -54,6 +56,9 @@ impl Framer {
 
     /// Scans `buf` from where the last call stopped.
     pub fn scan(&mut self, buf: &[u8]) -> Scan {
+        if let Some((start, end)) = self.done {
+            return Scan::Complete { start, end };
+        }
         while let Some(&b) = buf.get(self.pos) {
             let at = self.pos;
             self.pos += 1;
@@ -82,8 +87,9 @@ impl Framer {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => self.depth = self.depth.saturating_add(1),
                 b'}' | b']' => {
-                    self.depth -= 1;
+                    self.depth = self.depth.saturating_sub(1);
                     if self.depth == 0 {
+                        self.done = Some((start, self.pos));
                         return Scan::Complete { start, end: self.pos };
                     }
                 }

@@ -43,6 +43,18 @@ fn framing_resumes_across_partial_reads() {
 }
 
 #[test]
+fn framing_repeats_a_found_value_until_reset() {
+    // Found by fuzzing: scanning on after a complete value (without
+    // `reset`) must not count brackets past it.
+    let s = b"{}}}]";
+    let mut f = Framer::new();
+    assert_eq!(f.scan(&s[..2]), Scan::Complete { start: 0, end: 2 });
+    assert_eq!(f.scan(s), Scan::Complete { start: 0, end: 2 });
+    f.reset();
+    assert_eq!(f.scan(&s[2..]), Scan::NotJson { at: 0 });
+}
+
+#[test]
 fn framing_rejects_what_cannot_start_a_request() {
     assert_eq!(Framer::new().scan(b"  \n x{}"), Scan::NotJson { at: 4 });
     assert_eq!(Framer::new().scan(b"}"), Scan::NotJson { at: 0 });
