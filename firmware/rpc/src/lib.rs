@@ -23,6 +23,9 @@
 //! bound nesting depth, and keep `params` raw until the method is known;
 //! `serde-json-core` gives none of these.
 #![no_std]
+// An error carries its message in a fixed buffer (no allocation): the
+// `Err` variant is large by design, and errors are the cold path.
+#![allow(clippy::result_large_err)]
 
 pub mod error;
 pub mod framing;
