@@ -325,6 +325,9 @@ pub mod bootcfg {
     pub const HDR_KEYS: usize = 20;
     /// u16: erasure-coded volume records (format 5).
     pub const HDR_EC_VOLUMES: usize = 22;
+    /// u16: management records (0 or 1), after the EC volume records. A
+    /// blob written before there was one has 0 here: no management server.
+    pub const HDR_MGMT: usize = 24;
     pub const HEADER: usize = 32;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;
@@ -373,6 +376,27 @@ pub mod bootcfg {
     pub const EC_MEMBER_NSID: usize = 4;
     /// Bytes per fragment (a stripe holds k of them of data).
     pub const EC_CHUNK: usize = 4096;
+    /// Management record (144 bytes): the JSON-RPC server's address (a
+    /// data port's address and a TCP port), the client allow-list (IPv4
+    /// prefixes; none = any client) and the access token (none = no token).
+    pub const MGMT_RECORD: usize = 144;
+    /// u8: index of the port record whose address serves.
+    pub const MGMT_PORT: usize = 0;
+    /// u8: allow-list entries used.
+    pub const MGMT_ALLOW_COUNT: usize = 1;
+    /// u16: TCP port (5260 when the scenario does not say).
+    pub const MGMT_TCP_PORT: usize = 2;
+    /// u16: how long a client may take to finish a request it began, in ms.
+    pub const MGMT_REQUEST_TIMEOUT_MS: usize = 4;
+    /// u8: token length (0..=`MGMT_TOKEN_LEN`).
+    pub const MGMT_TOKEN_LEN_OFF: usize = 6;
+    /// Allow-list entries (8 bytes each: IPv4 address, prefix length).
+    pub const MGMT_ALLOW: usize = 8;
+    pub const MGMT_ALLOW_ENTRY: usize = 8;
+    pub const MGMT_ALLOW_MAX: usize = 8;
+    /// The token: printable ASCII, NUL padded.
+    pub const MGMT_TOKEN: usize = MGMT_ALLOW + MGMT_ALLOW_MAX * MGMT_ALLOW_ENTRY;
+    pub const MGMT_TOKEN_LEN: usize = 64;
     /// Port record (16 bytes): address, prefix length, MTU.
     pub const PORT_RECORD: usize = 16;
     pub const PORT_IP: usize = 0;
@@ -403,6 +427,8 @@ pub mod bootcfg {
     /// An erasure-coded namespace's volume record is missing or invalid
     /// (k, m, members, size not whole stripes).
     pub const REJECT_BAD_EC: u16 = 9;
+    /// The management record is invalid (port, TCP port, allow-list, token).
+    pub const REJECT_BAD_MGMT: u16 = 10;
     /// Index bits of the report (the reason sits above them).
     pub const REJECT_INDEX_BITS: u32 = 12;
 }

@@ -19,6 +19,8 @@ pub struct BootConfig {
     pub tcp_min_rto_ms: u16,
     /// Remote I/O timeout in microseconds (0: the firmware's default).
     pub io_timeout_us: u32,
+    /// The management server's record (`[management]`).
+    pub management: Option<dpu_targets::Management>,
 }
 
 impl BootConfig {
@@ -53,11 +55,13 @@ impl BootConfig {
         let mut host_id = [0u8; 16];
         host_id[..8].copy_from_slice(&h.to_le_bytes());
         host_id[8..].copy_from_slice(&h.rotate_left(29).to_le_bytes());
-        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms(), io_timeout_us: n.io_timeout_us() }
+        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms(), io_timeout_us: n.io_timeout_us(), management: None }
     }
 
     pub fn from_scenario(sc: &Scenario) -> BootConfig {
-        BootConfig::with(sc.namespace_cfgs(), &sc.network)
+        let mut c = BootConfig::with(sc.namespace_cfgs(), &sc.network);
+        c.management = sc.management();
+        c
     }
 
     /// Remote controllers in record order: (address, port, subsystem NQN).
@@ -91,7 +95,8 @@ impl BootConfig {
                 vols.push(&n.backend);
             }
         }
-        let mut v = vec![0u8; ec_off + vols.len() * b::EC_RECORD];
+        let mgmt_off = ec_off + vols.len() * b::EC_RECORD;
+        let mut v = vec![0u8; mgmt_off + usize::from(self.management.is_some()) * b::MGMT_RECORD];
         let put = |v: &mut Vec<u8>, at: usize, bytes: &[u8]| v[at..at + bytes.len()].copy_from_slice(bytes);
         put(&mut v, b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
         put(&mut v, b::HDR_VERSION, &b::VERSION.to_le_bytes());
@@ -103,6 +108,22 @@ impl BootConfig {
         put(&mut v, b::HDR_IO_TIMEOUT_US, &self.io_timeout_us.to_le_bytes());
         put(&mut v, b::HDR_KEYS, &(keys.len() as u16).to_le_bytes());
         put(&mut v, b::HDR_EC_VOLUMES, &(vols.len() as u16).to_le_bytes());
+        if let Some(m) = &self.management {
+            put(&mut v, b::HDR_MGMT, &1u16.to_le_bytes());
+            let r = mgmt_off;
+            put(&mut v, r + b::MGMT_PORT, &[m.port as u8, m.allow.len().min(b::MGMT_ALLOW_MAX) as u8]);
+            put(&mut v, r + b::MGMT_TCP_PORT, &m.tcp_port.to_le_bytes());
+            put(&mut v, r + b::MGMT_REQUEST_TIMEOUT_MS, &m.request_timeout_ms.to_le_bytes());
+            let token = m.token.as_deref().unwrap_or("").as_bytes();
+            let token = &token[..token.len().min(b::MGMT_TOKEN_LEN)];
+            put(&mut v, r + b::MGMT_TOKEN_LEN_OFF, &[token.len() as u8]);
+            put(&mut v, r + b::MGMT_TOKEN, token);
+            for (i, (ip, prefix)) in m.allow.iter().take(b::MGMT_ALLOW_MAX).enumerate() {
+                let e = r + b::MGMT_ALLOW + i * b::MGMT_ALLOW_ENTRY;
+                put(&mut v, e, &ip.octets());
+                put(&mut v, e + 4, &[*prefix]);
+            }
+        }
         let ctrl_index = |traddr: &Ipv4Addr, trsvcid: &u16, subnqn: &String| ctrls.iter().position(|c| c.0 == *traddr && c.1 == *trsvcid && &c.2 == subnqn).unwrap_or(0);
         for (i, vol) in vols.iter().enumerate() {
             let Backend::Ec { k, m, members, spares, scrub_at_us } = vol else { continue };
@@ -212,6 +233,7 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
         ),
         b::REJECT_BAD_KEY => format!("{}: bad encryption setting or key record (unknown cipher, missing key, equal key halves)", ns()),
         b::REJECT_BAD_EC => format!("{}: bad erasure-coded volume record (k, m, members, or a size that is not whole stripes)", ns()),
+        b::REJECT_BAD_MGMT => "the management record: a port that is not configured, TCP port 0, a bad allow-list entry or token".into(),
         r => format!("reason {r}, record {index}"),
     }
 }

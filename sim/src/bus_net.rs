@@ -319,6 +319,12 @@ impl Bus {
                         b.send(&inf.frame);
                     }
                 }
+                Attached::Operator => {
+                    if let Some(o) = self.net.operator.as_mut() {
+                        o.receive(inf.frame);
+                    }
+                    self.operator_poll(now);
+                }
             },
             Hop::RxWrite { port, queue, index } => self.nic_rx_write(port, queue, index, inf.frame, now),
         }
@@ -337,6 +343,25 @@ impl Bus {
         if let Some(at) = self.net.targets[t].next_poll(now) {
             if self.net.targets[t].schedule(at) {
                 self.events.push(at, Event::NetPoll { target: t as u32 });
+            }
+        }
+    }
+
+    /// Runs the operator node at `now`: frames it sends go into the switch.
+    pub fn operator_poll(&mut self, now: u64) {
+        let Some(o) = self.net.operator.as_mut() else { return };
+        let out = o.poll(now);
+        let next = o.next_poll(now);
+        let Some(sp) = self.net.switch.port_of(Attached::Operator) else { return };
+        for f in out {
+            if let Some(at) = self.net.switch.ingress(sp, now, f.len()) {
+                let id = self.net.stash(Hop::Switch { ingress: sp }, f);
+                self.events.push(at, Event::Net { id });
+            }
+        }
+        if let (Some(at), Some(o)) = (next, self.net.operator.as_mut()) {
+            if o.schedule(at) {
+                self.events.push(at, Event::OperatorPoll);
             }
         }
     }

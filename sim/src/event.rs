@@ -31,6 +31,8 @@ pub enum Event {
     NicLroFlush { port: u8, queue: u16 },
     /// A target model's timers (TCP, media latency) are due.
     NetPoll { target: u32 },
+    /// The operator node's timers or calls are due.
+    OperatorPoll,
     /// Scenario fault `index` starts (`start`) or ends.
     Fault { index: u32, start: bool },
     /// Power goes away (a power-cut test): the run ends, the flash keeps

@@ -162,6 +162,10 @@ pub struct Machine {
     faults_armed: bool,
     /// Wall-clock pacing when a real peer is bridged in.
     pub pacing: Option<crate::net_setup::Pacing>,
+    /// `--hostfwd` is on: the run goes on after the scenario ends (its
+    /// verdict is kept) until Ctrl-C or the time limit.
+    pub(crate) hostfwd: bool,
+    held: Option<Result<(), String>>,
     /// A scenario's workload runs on the host model (`attach_scenario`):
     /// reaching the time limit before it finishes is `Outcome::Unfinished`.
     scenario_running: bool,
@@ -408,6 +412,8 @@ impl Machine {
             faults: Vec::new(),
             faults_armed: false,
             pacing: None,
+            hostfwd: false,
+            held: None,
             scenario_running: false,
             stop_request: None,
             flash_boot: false,
@@ -519,6 +525,7 @@ impl Machine {
             Event::Net { id } => self.bus.net_event(id, self.now),
             Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
             Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
+            Event::OperatorPoll => self.bus.operator_poll(self.now),
             Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
             Event::Fault { index, start } => self.fault(index as usize, start),
             Event::PowerCut => self.power_cut(),
@@ -586,6 +593,9 @@ impl Machine {
             iterations = iterations.wrapping_add(1);
             if iterations % 1024 == 0 {
                 if self.stop_request.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    if let Some(r) = self.held.take() {
+                        return Outcome::Host(r);
+                    }
                     return Outcome::Interrupted;
                 }
                 if last_tick.elapsed().as_millis() >= 200 {
@@ -603,6 +613,9 @@ impl Machine {
                 self.pick_image();
             }
             if self.now >= max {
+                if let Some(r) = self.held.take() {
+                    return Outcome::Host(r);
+                }
                 return if self.scenario_running { Outcome::Unfinished } else { Outcome::TimeLimit };
             }
             while let Some((_, e)) = self.bus.events.pop_due(self.now) {
@@ -631,9 +644,19 @@ impl Machine {
                         w.accel_at_end = accel;
                     }
                 }
-                if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
-                    self.scenario_running = false;
-                    return Outcome::Host(r);
+                if self.held.is_none() {
+                    if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
+                        self.scenario_running = false;
+                        let r = r.and_then(|()| self.rpc_verdict());
+                        if !self.hostfwd {
+                            return Outcome::Host(r);
+                        }
+                        eprintln!("dpusim: the scenario ended ({}); --hostfwd keeps the card running until Ctrl-C or --max-time", if r.is_ok() { "passed" } else { "failed" });
+                        self.held = Some(r);
+                    }
+                }
+                if iterations % 1024 == 0 {
+                    self.operator_log();
                 }
             }
             // Sleeping harts can only wake when an interrupt line changed.

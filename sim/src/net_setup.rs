@@ -87,6 +87,7 @@ impl Machine {
             self.bus.net.targets.push(TargetModel::new(params, self.chip.chip.clock_hz));
             self.bus.net.switch.attach(Attached::Target(idx), t.speed_gbps);
         }
+        self.attach_operator(sc)?;
         let hz = self.chip.chip.clock_hz;
         let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
         for f in &sc.faults {
@@ -113,8 +114,89 @@ impl Machine {
         Ok(())
     }
 
+    /// The operator node for `[management]`, with the `[[rpc]]` calls.
+    fn attach_operator(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        let Some(m) = sc.management() else { return Ok(()) };
+        let hz = self.chip.chip.clock_hz;
+        let mut addrs = vec![m.operator];
+        let mut calls = Vec::new();
+        for (i, r) in sc.rpc.iter().enumerate() {
+            let from = match &r.from {
+                Some(f) => f.parse().map_err(|_| format!("rpc[{i}].from: bad address"))?,
+                None => m.operator,
+            };
+            if !addrs.contains(&from) {
+                addrs.push(from);
+            }
+            let (request, id) = crate::net::operator::request_bytes(i, r, m.token.as_deref())?;
+            let at = dpu_targets::parse_time_ns(&r.at).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
+            let expect = crate::net::operator::Expect {
+                error: r.expect_error,
+                result: r.expect_result.as_ref().map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null)),
+                close: r.expect_close,
+                refused: r.expect_refused,
+            };
+            calls.push(crate::net::operator::Call { label: r.label(), at, from, request, id, expect });
+        }
+        // A call may take the server's request timeout plus 50 ms.
+        let call_timeout = dpu_targets::ns_to_cycles((u64::from(m.request_timeout_ms) + 50) * 1_000_000, hz);
+        let op = crate::net::operator::Operator::new(&addrs, m.prefix, (m.addr, m.tcp_port), sc.network.mtu, call_timeout, calls, hz);
+        self.bus.net.operator = Some(op);
+        self.bus.net.switch.attach(Attached::Operator, 10);
+        Ok(())
+    }
+
+    /// `--hostfwd`: relays host TCP connections to the management server
+    /// through the operator node, simulated time paced to the wall clock.
+    pub fn attach_hostfwd(&mut self, addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, String> {
+        let Some(op) = self.bus.net.operator.as_mut() else {
+            return Err("--hostfwd: the scenario has no [management] section (the card's management address)".into());
+        };
+        let l = crate::net::hostfwd::bind(addr)?;
+        let bound = l.local_addr().map_err(|e| format!("--hostfwd: {e}"))?;
+        op.listener = Some(l);
+        self.hostfwd = true;
+        if self.pacing.is_none() {
+            self.pacing = Some(Pacing { wall_start: Instant::now(), sim_start: self.now });
+        }
+        let now = self.now;
+        self.bus.operator_poll(now);
+        Ok(bound)
+    }
+
+    /// Prints what the operator node logged since the last call.
+    pub(crate) fn operator_log(&mut self) {
+        let Some(op) = self.bus.net.operator.as_mut() else { return };
+        let lines = std::mem::take(&mut op.log);
+        for (at, line) in lines {
+            let ns = u128::from(at) * 1_000_000_000 / u128::from(self.chip.chip.clock_hz);
+            eprintln!("dpusim: {ns} ns: {line}");
+        }
+    }
+
+    /// The scripted calls' verdict once the workload is over: every call
+    /// answered as expected.
+    pub(crate) fn rpc_verdict(&mut self) -> Result<(), String> {
+        self.operator_log();
+        let Some(op) = self.bus.net.operator.as_ref() else { return Ok(()) };
+        let mut bad: Vec<String> = op.outcomes.iter().filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.label))).collect();
+        for p in op.pending() {
+            bad.push(format!("rpc `{p}`: not finished when the workload ended (make the jobs run past its time)"));
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("management calls failed:\n  {}", bad.join("\n  ")))
+        }
+    }
+
     /// Queues the faults relative to now (the workload's start).
     pub(crate) fn arm_faults(&mut self) {
+        if let Some(op) = self.bus.net.operator.as_mut() {
+            op.arm(self.now);
+            let now = self.now;
+            self.bus.operator_poll(now);
+        }
         for (i, f) in self.faults.iter().enumerate() {
             let start = self.now.saturating_add(f.at);
             self.bus.events.push(start, crate::event::Event::Fault { index: i as u32, start: true });

@@ -10,6 +10,7 @@ mod chip;
 mod error;
 mod firmware;
 mod hostile;
+mod management;
 pub mod limits;
 mod preos;
 mod scenario;
@@ -23,6 +24,7 @@ pub use chip::{window, BootCfg, Crypto, Dma, Ec, Otp, Trng,
 pub use error::ConfigError;
 pub use firmware::{FirmwareCfg, COMMIT_STATUSES};
 pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
+pub use management::{Management, ManagementCfg, RpcCfg, DEFAULT_TCP_PORT, MAX_ALLOW, MAX_RPC_BYTES, MAX_TOKEN};
 pub use preos::{PreOsCfg, FILLS};
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario, XtsKey, parse_xts_key,

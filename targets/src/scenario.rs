@@ -33,6 +33,11 @@ pub struct Scenario {
     /// Firmware updates by the host over NVMe (`crate::firmware`).
     #[serde(default)]
     pub firmware: Vec<crate::firmware::FirmwareCfg>,
+    /// The management server (`crate::management`).
+    pub management: Option<crate::management::ManagementCfg>,
+    /// Scripted management calls (`crate::management`).
+    #[serde(default)]
+    pub rpc: Vec<crate::management::RpcCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -667,6 +672,7 @@ impl Scenario {
         }
         let exists = |fun: u16| fun == 0 || fun <= h.vfs;
         self.validate_network()?;
+        self.validate_management()?;
         let namespaces = self.resolve_namespaces()?;
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");
@@ -1264,6 +1270,34 @@ iodepth = 8
 runtime = "1ms"
 verify = true
 "#;
+
+    #[test]
+    fn management_and_rpc_entries_are_checked() {
+        let m = format!("{BASE}\n[management]\nallow = [\"10.0.0.0/24\"]\ntoken = \"t0k\"\n[[rpc]]\nat = \"1ms\"\nmethod = \"bdev_get_bdevs\"\nparams = {{ name = \"fn1n1\" }}\nexpect_result = [{{ name = \"fn1n1\" }}]\n");
+        let s = parse(&m).unwrap();
+        let r = s.management().unwrap();
+        assert_eq!((r.port, r.tcp_port, r.request_timeout_ms, r.token.as_deref()), (0, 5260, 5000, Some("t0k")));
+        assert_eq!(r.operator, "10.0.0.250".parse::<std::net::Ipv4Addr>().unwrap());
+        for (from, to, field) in [
+            ("allow = [", "port = \"eth7\"\nallow = [", "management.port"),
+            ("token = \"t0k\"", "token = \"has space\"", "management.token"),
+            ("allow = [\"10.0.0.0/24\"]", "allow = [\"10.0.0.0\"]", "management.allow[0]"),
+            ("allow = [", "request_timeout = \"1us\"\nallow = [", "management.request_timeout"),
+            ("allow = [", "operator = \"10.9.9.9\"\nallow = [", "management.operator"),
+            ("method = \"bdev_get_bdevs\"", "method = \"bdev_get_bdevs\"\nraw = \"{}\"", "rpc[0].method"),
+            ("expect_result = [{ name = \"fn1n1\" }]", "", "rpc[0].expect_result"),
+            ("at = \"1ms\"", "at = \"1ms\"\nfrom = \"10.0.5.5\"", "rpc[0].from"),
+            ("at = \"1ms\"", "at = \"soon\"", "rpc[0].at"),
+        ] {
+            let bad = m.replacen(from, to, 1);
+            assert_ne!(bad, m, "{from}");
+            let e = parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        // [[rpc]] without [management].
+        let e = parse(&format!("{BASE}\n[[rpc]]\nat = \"1ms\"\nmethod = \"m\"\nexpect_error = -32601\n")).unwrap_err().to_string();
+        assert!(e.contains("need a [management] section"), "{e}");
+    }
 
     #[test]
     fn valid_scenario_parses() {

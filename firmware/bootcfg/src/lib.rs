@@ -30,7 +30,8 @@ pub const MAX_BLOB: usize = b::HEADER
     + MAX_CTRLS * b::CTRL_RECORD
     + b::HOST_RECORD
     + MAX_KEYS * b::KEY_RECORD
-    + MAX_EC_VOLUMES * b::EC_RECORD;
+    + MAX_EC_VOLUMES * b::EC_RECORD
+    + b::MGMT_RECORD;
 
 /// Most erasure-coded volume records, and members of one volume.
 pub use dpu_hal::memory_map::{MAX_EC_MEMBERS, MAX_EC_VOLUMES};
@@ -103,6 +104,37 @@ pub struct PortCfg {
     pub mtu: u16,
 }
 
+/// The management server's settings (the JSON-RPC server on a data port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MgmtCfg {
+    /// Index of the port whose address serves.
+    pub port: u8,
+    pub tcp_port: u16,
+    /// How long a begun request may take to arrive whole, ms (> 0).
+    pub request_timeout_ms: u16,
+    /// Allowed client prefixes (address, prefix length); none = any client.
+    pub allow: [([u8; 4], u8); b::MGMT_ALLOW_MAX],
+    pub allow_count: usize,
+    token: [u8; b::MGMT_TOKEN_LEN],
+    token_len: usize,
+}
+
+impl MgmtCfg {
+    /// The access token every request must carry (empty: none needed).
+    pub fn token(&self) -> &[u8] {
+        &self.token[..self.token_len]
+    }
+
+    /// Whether a client at `ip` may connect.
+    pub fn allows(&self, ip: [u8; 4]) -> bool {
+        self.allow_count == 0
+            || self.allow[..self.allow_count].iter().any(|&(net, prefix)| {
+                let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+                u32::from_be_bytes(net) & mask == u32::from_be_bytes(ip) & mask
+            })
+    }
+}
+
 /// A remote NVMe/TCP controller to connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtrlCfg {
@@ -136,6 +168,7 @@ pub struct Table {
     key_off: usize,
     nkeys: usize,
     ecs: [Option<EcVolume>; MAX_EC_VOLUMES],
+    mgmt: Option<MgmtCfg>,
 }
 
 /// Why the boot configuration was rejected (logged and reported through
@@ -156,6 +189,9 @@ pub enum ConfigError {
     /// An erasure-coded namespace's volume record is not valid (k, m,
     /// members, a size that is not whole stripes).
     BadEc { index: usize },
+    /// The management record is not valid (a port that is not
+    /// configured, TCP port 0, a bad allow-list entry or token).
+    BadMgmt,
 }
 
 impl ConfigError {
@@ -171,6 +207,7 @@ impl ConfigError {
             ConfigError::OutOfMemory { index } => (b::REJECT_OUT_OF_MEMORY, index),
             ConfigError::BadKey { index } => (b::REJECT_BAD_KEY, index),
             ConfigError::BadEc { index } => (b::REJECT_BAD_EC, index),
+            ConfigError::BadMgmt => (b::REJECT_BAD_MGMT, 0),
         }
     }
 }
@@ -212,7 +249,15 @@ pub fn blob_len(header: &[u8]) -> usize {
     let nctrls = usize::from(read_u16(header, b::HDR_CTRLS));
     let nkeys = usize::from(read_u16(header, b::HDR_KEYS));
     let nec = usize::from(read_u16(header, b::HDR_EC_VOLUMES));
-    b::HEADER + count * b::RECORD + nports * b::PORT_RECORD + nctrls * b::CTRL_RECORD + b::HOST_RECORD + nkeys * b::KEY_RECORD + nec * b::EC_RECORD
+    let nmgmt = usize::from(read_u16(header, b::HDR_MGMT));
+    b::HEADER
+        + count * b::RECORD
+        + nports * b::PORT_RECORD
+        + nctrls * b::CTRL_RECORD
+        + b::HOST_RECORD
+        + nkeys * b::KEY_RECORD
+        + nec * b::EC_RECORD
+        + nmgmt * b::MGMT_RECORD
 }
 
 impl Table {
@@ -232,6 +277,7 @@ impl Table {
         key_off: 0,
         nkeys: 0,
         ecs: [None; MAX_EC_VOLUMES],
+        mgmt: None,
     };
 
     /// Namespace `nsid` of function `f`, if configured.
@@ -295,6 +341,11 @@ impl Table {
         self.ecs.get(i)?.as_ref()
     }
 
+    /// The management server's settings, if the configuration has them.
+    pub fn management(&self) -> Option<&MgmtCfg> {
+        self.mgmt.as_ref()
+    }
+
     pub fn key_range(&self, k: usize) -> Option<core::ops::Range<usize>> {
         (k < self.nkeys).then(|| self.key_off + k * b::KEY_RECORD..self.key_off + (k + 1) * b::KEY_RECORD)
     }
@@ -327,12 +378,15 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     let key_off = host_off + b::HOST_RECORD;
     let nec = usize::from(read_u16(blob, b::HDR_EC_VOLUMES));
     let ec_off = key_off + nkeys * b::KEY_RECORD;
+    let nmgmt = usize::from(read_u16(blob, b::HDR_MGMT));
+    let mgmt_off = ec_off + nec * b::EC_RECORD;
     if count > MAX_NAMESPACES
         || nports > MAX_PORTS
         || nctrls > MAX_CTRLS
         || nkeys > MAX_KEYS
         || nec > MAX_EC_VOLUMES
-        || ec_off + nec * b::EC_RECORD > blob.len()
+        || nmgmt > 1
+        || mgmt_off + nmgmt * b::MGMT_RECORD > blob.len()
     {
         return Err(ConfigError::TooMany(count as u16));
     }
@@ -354,6 +408,9 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
         t.ports[i] = p;
     }
     t.nports = nports;
+    if nmgmt == 1 {
+        t.mgmt = Some(parse_mgmt(blob, mgmt_off, nports)?);
+    }
     for i in 0..nctrls {
         let r = ctrl_off + i * b::CTRL_RECORD;
         let Some((subnqn, subnqn_len)) = read_nqn(blob, r + b::CTRL_SUBNQN) else {
@@ -468,6 +525,31 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
         t.index[usize::from(function)][nsid as usize] = i as u16 + 1;
     }
     Ok(())
+}
+
+/// The management record at `r`.
+fn parse_mgmt(blob: &[u8], r: usize, nports: usize) -> Result<MgmtCfg, ConfigError> {
+    let [port, allow_count]: [u8; 2] = read(blob, r + b::MGMT_PORT);
+    let tcp_port = read_u16(blob, r + b::MGMT_TCP_PORT);
+    let request_timeout_ms = read_u16(blob, r + b::MGMT_REQUEST_TIMEOUT_MS);
+    let token_len = usize::from(read::<1>(blob, r + b::MGMT_TOKEN_LEN_OFF)[0]);
+    let allow_count = usize::from(allow_count);
+    if usize::from(port) >= nports || tcp_port == 0 || request_timeout_ms == 0 || allow_count > b::MGMT_ALLOW_MAX || token_len > b::MGMT_TOKEN_LEN {
+        return Err(ConfigError::BadMgmt);
+    }
+    let mut m = MgmtCfg { port, tcp_port, request_timeout_ms, allow: [([0; 4], 0); b::MGMT_ALLOW_MAX], allow_count, token: [0; b::MGMT_TOKEN_LEN], token_len };
+    for (i, a) in m.allow.iter_mut().enumerate().take(allow_count) {
+        let e = r + b::MGMT_ALLOW + i * b::MGMT_ALLOW_ENTRY;
+        *a = (read(blob, e), read::<1>(blob, e + 4)[0]);
+        if a.1 > 32 {
+            return Err(ConfigError::BadMgmt);
+        }
+    }
+    m.token = read(blob, r + b::MGMT_TOKEN);
+    if !m.token[..token_len].iter().all(|c| c.is_ascii_graphic()) {
+        return Err(ConfigError::BadMgmt);
+    }
+    Ok(m)
 }
 
 #[cfg(test)]

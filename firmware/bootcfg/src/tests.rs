@@ -277,3 +277,66 @@ fn erasure_coded_namespaces_name_a_valid_volume() {
     v5[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&4u16.to_le_bytes());
     assert_eq!(parse_blob(&v5).0, Err(ConfigError::BadVersion(4)));
 }
+
+/// Appends a management record to a blob without keys or EC volumes.
+fn with_mgmt(mut v: Vec<u8>, port: u8, tcp: u16, timeout: u16, allow: &[([u8; 4], u8)], token: &[u8]) -> Vec<u8> {
+    let r = v.len();
+    v.resize(r + b::MGMT_RECORD, 0);
+    v[b::HDR_MGMT..b::HDR_MGMT + 2].copy_from_slice(&1u16.to_le_bytes());
+    v[r + b::MGMT_PORT] = port;
+    v[r + b::MGMT_ALLOW_COUNT] = allow.len() as u8;
+    v[r + b::MGMT_TCP_PORT..r + b::MGMT_TCP_PORT + 2].copy_from_slice(&tcp.to_le_bytes());
+    v[r + b::MGMT_REQUEST_TIMEOUT_MS..r + b::MGMT_REQUEST_TIMEOUT_MS + 2].copy_from_slice(&timeout.to_le_bytes());
+    v[r + b::MGMT_TOKEN_LEN_OFF] = token.len() as u8;
+    for (i, (ip, prefix)) in allow.iter().enumerate() {
+        let e = r + b::MGMT_ALLOW + i * b::MGMT_ALLOW_ENTRY;
+        v[e..e + 4].copy_from_slice(ip);
+        v[e + 4] = *prefix;
+    }
+    v[r + b::MGMT_TOKEN..r + b::MGMT_TOKEN + token.len()].copy_from_slice(token);
+    v
+}
+
+#[test]
+fn the_management_record_is_parsed_and_checked() {
+    // None in the header: no management server.
+    let (r, t, _) = parse_blob(&Blob::new().bytes());
+    assert_eq!(r, Ok(()));
+    assert!(t.management().is_none());
+
+    let blob = with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[([10, 0, 0, 0], 24), ([192, 168, 7, 7], 32)], b"s3cret");
+    assert_eq!(blob_len(&blob), blob.len());
+    let (r, t, _) = parse_blob(&blob);
+    assert_eq!(r, Ok(()));
+    let m = t.management().unwrap();
+    assert_eq!((m.port, m.tcp_port, m.request_timeout_ms, m.token()), (0, 5260, 5000, &b"s3cret"[..]));
+    assert!(m.allows([10, 0, 0, 200]));
+    assert!(m.allows([192, 168, 7, 7]));
+    assert!(!m.allows([192, 168, 7, 8]));
+    assert!(!m.allows([10, 0, 1, 1]));
+    // No allow-list: everyone; a /0 entry: everyone.
+    let (_, t, _) = parse_blob(&with_mgmt(Blob::new().bytes(), 0, 1, 1, &[], b""));
+    assert!(t.management().unwrap().allows([1, 2, 3, 4]) && t.management().unwrap().token().is_empty());
+    let (_, t, _) = parse_blob(&with_mgmt(Blob::new().bytes(), 0, 1, 1, &[([0; 4], 0)], b""));
+    assert!(t.management().unwrap().allows([9, 9, 9, 9]));
+
+    for bad in [
+        with_mgmt(Blob::new().bytes(), 1, 5260, 5000, &[], b""),              // port 1 not configured
+        with_mgmt(Blob::new().bytes(), 0, 0, 5000, &[], b""),                 // TCP port 0
+        with_mgmt(Blob::new().bytes(), 0, 5260, 0, &[], b""),                 // no timeout
+        with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[([10, 0, 0, 0], 33)], b""), // prefix > 32
+        with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[], b"has space"),     // token not printable
+    ] {
+        assert_eq!(parse_blob(&bad).0, Err(ConfigError::BadMgmt));
+    }
+    let mut too_many = with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[], b"");
+    let r = too_many.len() - b::MGMT_RECORD;
+    too_many[r + b::MGMT_ALLOW_COUNT] = 9;
+    assert_eq!(parse_blob(&too_many).0, Err(ConfigError::BadMgmt));
+    let mut two = with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[], b"");
+    two[b::HDR_MGMT] = 2;
+    assert!(matches!(parse_blob(&two).0, Err(ConfigError::TooMany(_))));
+    // A record cut short by the end of the blob.
+    let short = with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[], b"");
+    assert!(matches!(parse_blob(&short[..short.len() - 1]).0, Err(ConfigError::TooMany(_))));
+}

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
 use dpu_hal::regs::bootcfg as b;
 
-pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, EcVolume, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID};
+pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, EcVolume, MgmtCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID};
 
 /// Whether I/O can be served: always for RAM; for a remote namespace,
 /// once the fabrics service has attached it.
@@ -229,6 +229,11 @@ pub fn function_ready(f: u16) -> bool {
 /// DPU port addresses.
 pub fn ports() -> &'static [PortCfg] {
     TABLE.get().map_or(&[], |t| t.ports())
+}
+
+/// The management server's settings, if configured.
+pub fn management() -> Option<&'static MgmtCfg> {
+    TABLE.get()?.management()
 }
 
 /// Remote controllers, by index.

@@ -19,6 +19,7 @@ mod net;
 mod nvmf;
 mod control;
 mod fwupdate;
+mod mgmt;
 mod nvme;
 mod random;
 mod reactor;

@@ -104,6 +104,13 @@ struct Cli {
     /// time is then paced to wall-clock time.
     #[arg(long, value_name = "SPEC", value_parser = clap::value_parser!(dpu_sim::net::bridge::BridgeSpec))]
     bridge: Option<dpu_sim::net::bridge::BridgeSpec>,
+    /// Forward a host TCP port to the card's management server (the
+    /// scenario's [management]), QEMU `hostfwd` style: tcp:ADDR:PORT
+    /// (port 0 picks a free one; dpusim prints it). Simulated time is then
+    /// paced to wall-clock time, and the run goes on after the scenario
+    /// ends, until Ctrl-C or --max-time (the exit status is the scenario's).
+    #[arg(long, value_name = "SPEC", value_parser = dpu_sim::net::hostfwd::parse_spec)]
+    hostfwd: Option<std::net::SocketAddr>,
     /// Run an image built for a different chip layout anyway.
     #[arg(long)]
     ignore_chip_mismatch: bool,
@@ -304,6 +311,11 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
     }
     if let Some(b) = cli.bridge.clone() {
         m.attach_bridge(b)?;
+    }
+    if let Some(addr) = cli.hostfwd {
+        let bound = m.attach_hostfwd(addr)?;
+        // On stderr even with -q: scripts read the port from here.
+        eprintln!("dpusim: hostfwd: listening on tcp:{bound} -> the card's management server");
     }
     for w in &m.warnings {
         note(&format!("dpusim: warning: {w}"));

@@ -14,11 +14,13 @@
 pub mod bridge;
 pub mod checksum;
 pub mod frame;
+pub mod hostfwd;
 pub mod network;
 pub mod nic;
 pub mod nvmf_target;
 pub mod nvmf_wire;
 pub mod offload;
+pub mod operator;
 pub mod pcap;
 pub mod rss;
 pub mod switch;

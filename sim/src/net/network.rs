@@ -44,6 +44,8 @@ pub struct Network {
     pub switch: Switch,
     pub targets: Vec<TargetModel>,
     pub bridge: Option<Bridge>,
+    /// The management client node, when the scenario has `[management]`.
+    pub operator: Option<super::operator::Operator>,
     pub inflight: FxHashMap<u64, InFlight>,
     next_id: u64,
     /// Per DPU port capture.
@@ -69,7 +71,7 @@ impl Network {
             }
         }
         let pcap = (0..nic.ports.len()).map(|_| None).collect();
-        Network { nic, switch, targets: Vec::new(), bridge: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
+        Network { nic, switch, targets: Vec::new(), bridge: None, operator: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
     }
 
     /// Rebuilds the switch with the scenario's latencies and impairments

@@ -22,6 +22,8 @@ pub enum Attached {
     Target(usize),
     /// The Ethernet-in-UDP bridge to a real peer.
     Bridge,
+    /// The operator node (management client, `super::operator`).
+    Operator,
 }
 
 #[derive(Clone, Debug)]

@@ -43,6 +43,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "sim_wire", about: "the simulator's own NVMe/TCP wire code (test peers): PDU streams in both roles, round trip, Fabrics/Identify/discovery decoders", run: targets::sim_wire::run },
     Target { name: "sim_target", about: "the simulator's NVMe/TCP target model fed a host byte stream over TCP", run: targets::sim_target::run },
     Target { name: "bootcfg", about: "the firmware's boot configuration parser", run: targets::bootcfg::run },
+    Target { name: "rpc", about: "the management server's JSON-RPC framing, request parsing, params and answers on a client's byte stream", run: targets::rpc::run },
     Target { name: "boot_flash", about: "a hostile boot flash: the boot ROM's bootloader check, the image verifier, the A/B journal and decision, the configuration copies", run: targets::boot_flash::run },
     Target { name: "scenario", about: "scenario TOML parse + validation; a valid scenario's boot configuration must parse in the firmware", run: targets::toml::scenario },
     Target { name: "chip", about: "chip TOML parse + validation and the layout derived from it", run: targets::toml::chip },

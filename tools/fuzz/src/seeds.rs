@@ -29,12 +29,29 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     add("sim_wire", sim_wire());
     add("sim_target", sim_target());
     add("bootcfg", bootcfg());
+    add("rpc", rpc());
     add("boot_flash", boot_flash());
     add("scenario", files("targets/scenarios"));
     add("chip", files("targets/chips"));
     add("board", files("targets/boards"));
     add("elf", vec![("tiny-rv64".into(), tiny_elf())]);
     v
+}
+
+/// Client byte streams for the management server: a request, two in a
+/// row, a batch, escapes and nesting, half a request, not JSON.
+fn rpc() -> Vec<(String, Vec<u8>)> {
+    [
+        ("request", &br#"{"jsonrpc":"2.0","id":1,"method":"bdev_get_bdevs","params":{"name":"fn1n1"}}"#[..]),
+        ("two-requests", b"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"m\",\"params\":{\"count\":3,\"flag\":true}}\n{\"jsonrpc\":\"2.0\",\"method\":\"n\",\"token\":\"t\"}"),
+        ("batch", br#"[{"jsonrpc":"2.0","id":1,"method":"m"}]"#),
+        ("escapes", br#"{"jsonrpc":"2.0","id":1,"method":"m\u00e9\ud83d\ude00","params":[[[{"a":-1.5e-7}]]]}"#),
+        ("truncated", br#"{"jsonrpc":"2.0","id":1,"#),
+        ("not-json", b"GET / HTTP/1.1\r\n\r\n"),
+    ]
+    .into_iter()
+    .map(|(n, b)| (s(n), b.to_vec()))
+    .collect()
 }
 
 fn s(name: &str) -> String {

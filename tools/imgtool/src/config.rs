@@ -72,6 +72,11 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
         let k = Controller { traddr: addr.octets(), trsvcid: port, subnqn: nqn(&subnqn, "subsystem NQN")? };
         c.controllers.push(k).map_err(|_| "too many remote controllers".to_string())?;
     }
+    // The management server's record (address, allow-list, token) is not
+    // in the flash configuration yet: flashing the scenario would drop it.
+    if sc.management.is_some() {
+        return Err("[management]: the management server's settings are not part of the flash configuration yet (boot the ELF with the scenario instead)".into());
+    }
     c.host_nqn = nqn(&n.host_nqn, "host NQN")?;
     c.host_id = host_id(&n.host_nqn);
     c.header_digest = n.header_digest;
@@ -86,6 +91,23 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `[management]` section cannot be flashed yet: refused, with the reason.
+    #[test]
+    fn management_settings_are_refused() {
+        let dir = std::env::temp_dir().join(format!("imgtool-mgmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.toml");
+        std::fs::write(
+            &p,
+            "[scenario]\nname = \"m\"\n[network]\nports = [\"10.0.0.1/24\"]\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"1MiB\"\n[management]\n",
+        )
+        .unwrap();
+        let sc = Scenario::load(&p).unwrap();
+        let e = from_scenario(&sc).unwrap_err();
+        assert!(e.contains("[management]"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Every shipped scenario gives the firmware the same boot
     /// configuration through flash as through the simulator's window.
@@ -109,6 +131,11 @@ mod tests {
             if cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
                 let e = from_scenario(&sc).unwrap_err();
                 assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
+                continue;
+            }
+            if sc.management.is_some() {
+                let e = from_scenario(&sc).unwrap_err();
+                assert!(e.contains("[management]: the management server's settings are not part of the flash configuration"), "{}: {e}", p.display());
                 continue;
             }
             let c = from_scenario(&sc).unwrap();

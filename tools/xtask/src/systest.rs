@@ -5,6 +5,7 @@
 //! failing test prints the decoded log of its run.
 
 mod isal;
+mod mgmt;
 mod secure_boot;
 
 use crate::build::{self, root, show, Built};
@@ -1111,6 +1112,8 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-ec-rebuild: two members die, spares rebuilt under verified I/O, scrub clean, two more die; bit rot found by scrub", adapter_ec_rebuild),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
+    ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),
+    ("management-hostfwd: dpuctl's client through dpusim --hostfwd (wall-clock paced, bounded, sim killed after)", mgmt::hostfwd_dpuctl),
     ("fault campaign: every fault kind, nothing lost or corrupt", fault_campaign),
     ("hostile host: VF 3 misbehaves in every way, VFs 1 and 2 verified and unaffected", hostile_host),
     ("pre-OS boot: UEFI-like reads of LBA 0 and a kernel at power-on, one target slow to answer", preos_boot),

@@ -69,6 +69,10 @@ pub fn setup_ports() {
         p.set_default_queue(CONTROL_QUEUE);
         p.set_rss(&dpu_net::rss::DEFAULT_KEY, &rss_table());
         p.steer(0, *CONTROL_PORTS.start(), *CONTROL_PORTS.end(), CONTROL_QUEUE);
+        // The management server listens in the control queue's stack.
+        if let Some(m) = bootcfg::management().filter(|m| usize::from(m.port) == i) {
+            p.steer(1, m.tcp_port, m.tcp_port, CONTROL_QUEUE);
+        }
         p.notify_link(NET_HART);
         let mut ctl = r::CTL_RX_ENABLE | r::CTL_TX_ENABLE | r::CTL_BROADCAST | r::CTL_RX_CSUM | r::CTL_RSS;
         if lro {

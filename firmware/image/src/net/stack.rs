@@ -92,6 +92,19 @@ impl Stack {
         self.reconnect(h, remote, rport, local_port).then_some(h)
     }
 
+    /// A socket listening on TCP `port` with receive and send buffers of
+    /// the given sizes (from DDR); after a connection ends, the owner
+    /// calls `listen` on it again.
+    pub fn listen(&mut self, port: u16, rx_buf: usize, tx_buf: usize) -> Option<SocketHandle> {
+        let rx = dpu_rt::alloc::ddr_bytes(rx_buf, 64)?;
+        let tx = dpu_rt::alloc::ddr_bytes(tx_buf, 64)?;
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        s.set_nagle_enabled(false);
+        s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(crate::bootcfg::tcp_min_rto_ms())));
+        s.listen(port).ok()?;
+        Some(self.sockets.add(s))
+    }
+
     /// Connects a closed socket again (after a reset or an abort).
     pub fn reconnect(&mut self, h: SocketHandle, remote: Ipv4, rport: u16, local_port: u16) -> bool {
         let ep = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::new(remote[0], remote[1], remote[2], remote[3])), rport);

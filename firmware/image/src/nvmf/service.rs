@@ -80,10 +80,12 @@ struct Admin {
 struct Service {
     stacks: [Option<&'static mut Stack>; NIC_PORTS],
     admins: [Option<Admin>; MAX_CTRLS],
+    /// The management server, when the configuration has one.
+    mgmt: Option<crate::mgmt::server::Server>,
 }
 
 impl dpu_rt::ConstInit for Service {
-    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: [const { None }; MAX_CTRLS] };
+    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: [const { None }; MAX_CTRLS], mgmt: None };
 }
 
 /// The service's main loop (never returns).
@@ -109,6 +111,12 @@ pub fn run(hart: HartId) -> ! {
         svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64, false, net::stack::SOCKETS);
         if svc.stacks[p].is_none() {
             defmt::error!("nvmf: port {=usize}: control queue did not start", p);
+        }
+    }
+    if let Some(m) = bootcfg::management() {
+        svc.mgmt = svc.stacks.get_mut(usize::from(m.port)).and_then(|s| s.as_deref_mut()).and_then(crate::mgmt::server::Server::start);
+        if svc.mgmt.is_none() {
+            defmt::error!("mgmt: the management server did not start (no stack on port {=u8}, or out of memory)", m.port);
         }
     }
     let mut links = [false; NIC_PORTS];
@@ -158,6 +166,16 @@ pub fn run(hart: HartId) -> ! {
                 continue;
             }
             next = next.min(a.advance(stack, now));
+        }
+        if let Some(m) = svc.mgmt.as_mut() {
+            if let Some(stack) = svc.stacks[m.port].as_deref_mut() {
+                let mut ctx = crate::mgmt::methods::Ctx { ctrl_state: ["unconfigured"; MAX_CTRLS] };
+                for a in svc.admins.iter().flatten() {
+                    ctx.ctrl_state[a.index] = a.state_name();
+                }
+                stack.poll();
+                next = next.min(m.poll(stack, now, &ctx));
+            }
         }
         for s in svc.stacks.iter_mut().flatten() {
             s.poll();
@@ -314,6 +332,19 @@ impl Admin {
             }
             Event::R2t { .. } => Some(self.fail(stack, now, "unexpected R2T on the admin queue")),
             Event::None => None,
+        }
+    }
+
+    /// The admin queue's state, for the management API.
+    fn state_name(&self) -> &'static str {
+        match (self.conn.phase, self.step) {
+            (Phase::Down { .. }, _) if self.attempts == 0 => "connecting",
+            (Phase::Down { .. }, _) => "reconnecting",
+            (Phase::Tcp | Phase::Ic, _) => "connecting",
+            (_, Step::DiscConnect | Step::DiscEnable | Step::DiscReady | Step::DiscLog) => "discovery",
+            (_, Step::Connect | Step::GetCap | Step::Enable | Step::WaitReady) => "enabling",
+            (_, Step::IdentifyCtrl | Step::IdentifyNs(_) | Step::SetQueues) => "identifying",
+            (_, Step::Live) => "live",
         }
     }
 

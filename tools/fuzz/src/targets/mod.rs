@@ -2,6 +2,7 @@
 
 pub mod boot_flash;
 pub mod bootcfg;
+pub mod rpc;
 pub mod elf;
 pub mod net_frames;
 pub mod nvme_cmd;

@@ -1,0 +1,356 @@
+//! The management methods. Names and result shapes follow SPDK's JSON-RPC
+//! (`doc/jsonrpc.md` in SPDK) where SPDK has the concept; `dpu_*` are
+//! ours. Every method here only reads; unknown parameters and wrong
+//! types are -32602 naming the parameter.
+//!
+//! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
+//! (0 = PF, F = VF F). Remote controllers are `nvme<i>`, i their index
+//! in the configuration.
+
+use crate::bootcfg::{self, Backend};
+use crate::net;
+use dpu_hal::memory_map::{MAX_FUNCTIONS, TIMEBASE_HZ};
+use dpu_rpc::json::Value;
+use dpu_rpc::{code, Params, RpcError, Writer};
+
+/// What the fabrics service knows beyond what it publishes: each remote
+/// controller's admin-queue step, by index.
+pub struct Ctx {
+    pub ctrl_state: [&'static str; bootcfg::MAX_CTRLS],
+}
+
+/// Every method, in the order `rpc_get_methods` lists them.
+pub const METHODS: &[&str] = &[
+    "rpc_get_methods",
+    "spdk_get_version",
+    "framework_get_reactors",
+    "bdev_get_bdevs",
+    "bdev_nvme_get_controllers",
+    "dpu_get_ports",
+    "dpu_fw_get_status",
+];
+
+/// Runs `method`, writing its result.
+pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &Ctx) -> Result<(), RpcError> {
+    let p = Params::new(params)?;
+    match method {
+        "rpc_get_methods" => {
+            // SPDK's `current` (methods allowed in the current state):
+            // all of ours always are.
+            p.only(&["current"])?;
+            p.bool("current")?;
+            w.begin_array();
+            for m in METHODS {
+                w.string(m);
+            }
+            w.end_array();
+            Ok(())
+        }
+        "spdk_get_version" => {
+            p.only(&[])?;
+            version(w);
+            Ok(())
+        }
+        "framework_get_reactors" => {
+            p.only(&[])?;
+            reactors(w);
+            Ok(())
+        }
+        "bdev_get_bdevs" => {
+            p.only(&["name"])?;
+            let mut b = [0u8; 32];
+            bdevs(w, p.str("name", &mut b)?)
+        }
+        "bdev_nvme_get_controllers" => {
+            p.only(&["name"])?;
+            let mut b = [0u8; 32];
+            controllers(w, p.str("name", &mut b)?, ctx)
+        }
+        "dpu_get_ports" => {
+            p.only(&[])?;
+            ports(w);
+            Ok(())
+        }
+        "dpu_fw_get_status" => {
+            p.only(&[])?;
+            fw_status(w);
+            Ok(())
+        }
+        _ => Err(RpcError::fmt(code::METHOD_NOT_FOUND, format_args!("method not found: `{method}` (rpc_get_methods lists them)"))),
+    }
+}
+
+fn version(w: &mut Writer<'_>) {
+    w.begin_object();
+    w.field_str("version", concat!("dpu-fw v", env!("CARGO_PKG_VERSION")));
+    w.key("fields");
+    w.begin_object();
+    for (k, v) in [("major", env!("CARGO_PKG_VERSION_MAJOR")), ("minor", env!("CARGO_PKG_VERSION_MINOR")), ("patch", env!("CARGO_PKG_VERSION_PATCH"))] {
+        w.field_u64(k, v.parse().unwrap_or(0));
+    }
+    w.field_str("suffix", "");
+    w.end_object();
+    w.end_object();
+}
+
+/// The data-plane reactors (one per core) and their NVMe engines' I/O
+/// counters, summed over the functions that have namespaces (the
+/// counters live in other clusters' memory: reading every function's of
+/// every core would hold the network service for a millisecond).
+fn reactors(w: &mut Writer<'_>) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut used = [false; MAX_FUNCTIONS];
+    for ns in bootcfg::namespaces() {
+        if let Some(u) = used.get_mut(usize::from(ns.function)) {
+            *u = true;
+        }
+    }
+    w.begin_object();
+    w.field_u64("tick_rate", TIMEBASE_HZ);
+    w.key("reactors");
+    w.begin_array();
+    for q in 0..net::DATA_CORES {
+        let hart = net::FIRST_DATA_HART + q;
+        let (mut rd, mut wr, mut br, mut bw) = (0, 0, 0, 0);
+        for (c, _) in crate::nvme::io::COUNTERS[hart].iter().zip(used).filter(|(_, u)| *u) {
+            rd += c.read_cmds.load(Relaxed);
+            wr += c.write_cmds.load(Relaxed);
+            br += c.bytes_read.load(Relaxed);
+            bw += c.bytes_written.load(Relaxed);
+        }
+        w.begin_object();
+        w.field_u64("lcore", hart as u64);
+        w.field_u64("cluster", (hart / dpu_hal::memory_map::CORES_PER_CLUSTER) as u64);
+        w.field_u64("read_cmds", rd);
+        w.field_u64("write_cmds", wr);
+        w.field_u64("bytes_read", br);
+        w.field_u64("bytes_written", bw);
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+}
+
+fn ip(w: &mut Writer<'_>, a: [u8; 4]) {
+    w.string_fmt(format_args!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]));
+}
+
+fn state_name(ns: &bootcfg::Namespace) -> &'static str {
+    if bootcfg::ready(ns) {
+        return "ready";
+    }
+    if matches!(ns.backend, Backend::Remote { .. }) {
+        return match bootcfg::state(ns.index) {
+            bootcfg::NS_MISMATCH => "mismatch",
+            bootcfg::NS_OFFLINE => "offline",
+            _ => "pending",
+        };
+    }
+    if ns.crypto.is_some() && bootcfg::keys() == bootcfg::KEYS_FAILED {
+        return "key-failed";
+    }
+    "pending"
+}
+
+/// Parses `fn<F>n<N>`.
+fn parse_bdev_name(name: &str) -> Option<(u16, u32)> {
+    let rest = name.strip_prefix("fn")?;
+    let (f, n) = rest.split_once('n')?;
+    let f: u16 = f.parse().ok()?;
+    let n: u32 = n.parse().ok()?;
+    (usize::from(f) < MAX_FUNCTIONS).then_some((f, n))
+}
+
+/// SPDK `bdev_get_bdevs`: every namespace as a block device (or the one
+/// named). Key material is never reported, only the cipher.
+fn bdevs(w: &mut Writer<'_>, name: Option<&str>) -> Result<(), RpcError> {
+    let only = match name {
+        Some(n) => Some(parse_bdev_name(n).and_then(|(f, nsid)| bootcfg::namespace(f, nsid)).ok_or_else(|| no_device("bdev", n))?),
+        None => None,
+    };
+    w.begin_array();
+    for ns in bootcfg::namespaces().filter(|ns| only.is_none_or(|o| o.index == ns.index)) {
+        let g = ns.geometry;
+        w.begin_object();
+        w.key("name");
+        w.string_fmt(format_args!("fn{}n{}", ns.function, ns.nsid));
+        let (product, kind) = match ns.backend {
+            Backend::Ram(_) => ("RAM disk", "ram"),
+            Backend::Remote { .. } => ("NVMe-oF namespace", "remote"),
+            Backend::Ec { .. } => ("Erasure-coded volume", "ec"),
+        };
+        w.field_str("product_name", product);
+        w.field_u64("block_size", 1u64 << g.block_shift);
+        w.field_u64("num_blocks", g.blocks);
+        w.key("driver_specific");
+        w.begin_object();
+        w.field_u64("function", u64::from(ns.function));
+        w.field_u64("nsid", u64::from(ns.nsid));
+        w.field_str("backend", kind);
+        w.field_str("state", state_name(ns));
+        w.key("encryption");
+        match ns.crypto {
+            Some(_) => w.string("aes-256-xts"),
+            None => w.null(),
+        }
+        match ns.backend {
+            Backend::Ram(_) => {}
+            Backend::Remote { ctrl, nsid } => {
+                w.key("controller");
+                w.string_fmt(format_args!("nvme{ctrl}"));
+                w.field_u64("remote_nsid", u64::from(nsid));
+            }
+            Backend::Ec { vol } => {
+                if let Some(v) = bootcfg::ec_volume(vol) {
+                    w.field_u64("k", u64::from(v.k));
+                    w.field_u64("m", u64::from(v.m));
+                    w.key("members");
+                    w.begin_array();
+                    for &(c, n) in &v.members[..v.width()] {
+                        w.string_fmt(format_args!("nvme{c}n{n}"));
+                    }
+                    w.end_array();
+                }
+            }
+        }
+        w.end_object();
+        w.end_object();
+    }
+    w.end_array();
+    Ok(())
+}
+
+/// SPDK answers a name that matches nothing with -ENODEV.
+fn no_device(what: &str, name: &str) -> RpcError {
+    RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: {what} `{name}`"))
+}
+
+/// SPDK `bdev_nvme_get_controllers`: the remote NVMe/TCP controllers,
+/// with the state of the fabrics service's admin queue to each.
+fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx) -> Result<(), RpcError> {
+    let n = bootcfg::controllers().min(bootcfg::MAX_CTRLS);
+    let only = match name {
+        Some(s) => Some(s.strip_prefix("nvme").and_then(|i| i.parse::<usize>().ok()).filter(|&i| i < n).ok_or_else(|| no_device("controller", s))?),
+        None => None,
+    };
+    let (hostnqn, _) = bootcfg::host();
+    w.begin_array();
+    for i in (0..n).filter(|&i| only.is_none_or(|o| o == i)) {
+        let Some(c) = bootcfg::controller(i) else { continue };
+        let p = crate::nvmf::published(i);
+        w.begin_object();
+        w.key("name");
+        w.string_fmt(format_args!("nvme{i}"));
+        w.key("ctrlrs");
+        w.begin_array();
+        w.begin_object();
+        w.field_str("state", if p.up { "enabled" } else { "disconnected" });
+        w.field_str("admin_queue", ctx.ctrl_state[i]);
+        w.key("trid");
+        w.begin_object();
+        w.field_str("trtype", "TCP");
+        w.field_str("adrfam", "IPv4");
+        w.key("traddr");
+        ip(w, c.traddr);
+        w.key("trsvcid");
+        w.string_fmt(format_args!("{}", c.trsvcid));
+        w.field_str("subnqn", core::str::from_utf8(c.subnqn()).unwrap_or(""));
+        w.end_object();
+        w.field_u64("cntlid", u64::from(p.cntlid));
+        w.field_u64("associations", u64::from(p.generation));
+        w.field_u64("io_queues", u64::from(p.queues));
+        w.field_u64("max_transfer", u64::from(p.max_transfer));
+        w.field_u64("in_capsule_data", u64::from(p.inline));
+        w.key("host");
+        w.begin_object();
+        w.field_str("nqn", core::str::from_utf8(hostnqn).unwrap_or(""));
+        w.end_object();
+        w.end_object();
+        w.end_array();
+        w.end_object();
+    }
+    w.end_array();
+    Ok(())
+}
+
+/// Ours: the Ethernet ports, their addresses, link and counters.
+fn ports(w: &mut Writer<'_>) {
+    use dpu_hal::regs::nic as r;
+    let mgmt = bootcfg::management().map(|m| usize::from(m.port));
+    w.begin_array();
+    for (i, cfg) in bootcfg::ports().iter().enumerate() {
+        let Some(p) = dpu_hal::nic::Port::new(i) else { continue };
+        let (up, speed) = p.link();
+        let m = p.mac();
+        w.begin_object();
+        w.key("name");
+        w.string_fmt(format_args!("eth{i}"));
+        w.key("mac");
+        w.string_fmt(format_args!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]));
+        w.key("ip");
+        ip(w, cfg.ip);
+        w.field_u64("prefix", u64::from(cfg.prefix));
+        w.field_u64("mtu", u64::from(cfg.mtu));
+        w.field_str("link", if up { "up" } else { "down" });
+        w.field_u64("speed_gbps", u64::from(speed));
+        w.field_bool("management", mgmt == Some(i));
+        w.key("counters");
+        w.begin_object();
+        for (k, reg) in [
+            ("rx_frames", r::RX_FRAMES),
+            ("rx_bytes", r::RX_BYTES),
+            ("tx_frames", r::TX_FRAMES),
+            ("tx_bytes", r::TX_BYTES),
+            ("rx_no_buffer", r::RX_NO_BUFFER),
+            ("rx_csum_errors", r::RX_CSUM_ERRORS),
+            ("rx_oversize", r::RX_OVERSIZE),
+            ("tx_errors", r::TX_ERRORS),
+        ] {
+            w.field_u64(k, p.counter(reg));
+        }
+        w.end_object();
+        w.end_object();
+    }
+    w.end_array();
+}
+
+/// Ours: how the card booted and what the firmware slots hold.
+fn fw_status(w: &mut Writer<'_>) {
+    let info = crate::boot::info();
+    let log = crate::fwupdate::slot_log();
+    w.begin_object();
+    w.field_str("booted_from", if info.is_some() { "flash" } else { "elf" });
+    w.field_str("running_version", concat!("dpu-fw v", env!("CARGO_PKG_VERSION")));
+    match info {
+        Some(i) => {
+            w.field_u64("active_slot", u64::from(crate::fwupdate::nvme_slot(i.slot)));
+            w.field_bool("trial", i.trial);
+            w.key("image_version");
+            w.string_fmt(format_args!("{}.{}.{}", i.version.major, i.version.minor, i.version.revision));
+            w.field_u64("security_counter", u64::from(i.security_counter));
+            w.field_u64("otp_counter", u64::from(i.otp_counter));
+        }
+        None => {
+            w.key("active_slot");
+            w.null();
+        }
+    }
+    w.field_bool("update_available", crate::fwupdate::available());
+    w.key("slots");
+    w.begin_array();
+    for k in 0..usize::from(dpu_nvme::firmware::SLOTS) {
+        let n = k as u8 + 1;
+        w.begin_object();
+        w.field_u64("slot", u64::from(n));
+        w.key("revision");
+        match log.revisions[k].as_ref().and_then(|r| core::str::from_utf8(r).ok()) {
+            Some(r) => w.string(r.trim_end()),
+            None => w.null(),
+        }
+        w.field_bool("active", log.active == n);
+        w.field_bool("next", log.next == Some(n));
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+}

@@ -1,0 +1,15 @@
+//! The management server: JSON-RPC 2.0 over TCP on a data port's address
+//! (the boot configuration's management record), run by the network
+//! service ([`crate::net::NET_HART`]) in its control-queue stack.
+//!
+//! * [`server`]: listening sockets, the client allow-list, request
+//!   framing and size/time bounds, the access token (`dpu-rpc` does the
+//!   JSON).
+//! * [`methods`]: the methods, SPDK's names where SPDK has the concept.
+//!   They only read: the configuration (read-only after boot), what the
+//!   fabrics service and the firmware update service publish, the NIC's
+//!   counters, the data-plane engines' counters. Nothing here writes
+//!   state the data plane uses.
+
+pub mod methods;
+pub mod server;

@@ -1,0 +1,255 @@
+//! Connections of the management server. Each slot is a smoltcp socket
+//! listening on the management TCP port; a connection from outside the
+//! allow-list is reset at once. Requests are framed as SPDK's server
+//! frames them (one JSON value after another, see `dpu_rpc::framing`),
+//! answered in order, one at a time. Bounds: a request larger than
+//! [`dpu_rpc::MAX_REQUEST`] is answered with an error and the connection
+//! closed; so is text that is not JSON (the framing is lost) and a
+//! request begun but not finished within the configured request timeout;
+//! a connection idle for [`IDLE_TIMEOUT_S`] is closed.
+
+use super::methods::{self, Ctx};
+use crate::bootcfg::{self, MgmtCfg};
+use crate::net::stack::Stack;
+use dpu_hal::memory_map::TIMEBASE_HZ;
+use dpu_rpc::{code, response, Framer, RpcError, Scan, MAX_REQUEST};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::State;
+use smoltcp::wire::IpAddress;
+
+/// Concurrent clients (further SYNs find no listener and are reset).
+pub const SLOTS: usize = 4;
+/// Largest response (`bdev_get_bdevs` of every namespace fits).
+const RESPONSE_MAX: usize = 96 * 1024;
+/// A connection with no request in progress is closed after this.
+pub const IDLE_TIMEOUT_S: u64 = 60;
+const MS: u64 = TIMEBASE_HZ / 1000;
+
+struct Slot {
+    handle: SocketHandle,
+    input: &'static mut [u8],
+    len: usize,
+    framer: Framer,
+    out: &'static mut [u8],
+    out_len: usize,
+    out_sent: usize,
+    /// Close once the output is sent.
+    close_after: bool,
+    /// The client's address was checked against the allow-list.
+    admitted: bool,
+    /// When the request in progress began / the last activity.
+    started: Option<u64>,
+    last: u64,
+}
+
+pub struct Server {
+    cfg: &'static MgmtCfg,
+    pub port: usize,
+    slots: [Option<Slot>; SLOTS],
+}
+
+impl Server {
+    /// Sets up the listening sockets on `stack` (the management port's
+    /// control-queue stack). `None` if memory or sockets ran out.
+    pub fn start(stack: &mut Stack) -> Option<Server> {
+        let cfg = bootcfg::management()?;
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS] };
+        for slot in s.slots.iter_mut() {
+            let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
+            *slot = Some(Slot {
+                handle,
+                input: dpu_rt::alloc::ddr_bytes(MAX_REQUEST, 64)?,
+                len: 0,
+                framer: Framer::new(),
+                out: dpu_rt::alloc::ddr_bytes(RESPONSE_MAX, 64)?,
+                out_len: 0,
+                out_sent: 0,
+                close_after: false,
+                admitted: false,
+                started: None,
+                last: 0,
+            });
+        }
+        let ip = bootcfg::ports().get(s.port).map_or([0; 4], |p| p.ip);
+        defmt::info!(
+            "mgmt: JSON-RPC on {=u8}.{=u8}.{=u8}.{=u8}:{=u16} (port {=usize}), {=usize} allow-list entries, token {=str}",
+            ip[0], ip[1], ip[2], ip[3], cfg.tcp_port, s.port, cfg.allow_count, if cfg.token().is_empty() { "not required" } else { "required" }
+        );
+        Some(s)
+    }
+
+    /// Serves every connection; returns when it next needs to run.
+    pub fn poll(&mut self, stack: &mut Stack, now: u64, ctx: &Ctx) -> u64 {
+        let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
+        for slot in self.slots.iter_mut().flatten() {
+            next = next.min(slot.serve(stack, now, self.cfg, ctx));
+        }
+        next
+    }
+}
+
+impl Slot {
+    fn reset(&mut self) {
+        self.len = 0;
+        self.framer.reset();
+        self.out_len = 0;
+        self.out_sent = 0;
+        self.close_after = false;
+        self.admitted = false;
+        self.started = None;
+    }
+
+    fn error(&mut self, id: Option<dpu_rpc::Value<'_>>, e: &RpcError) {
+        self.out_len = response::error(self.out, id, e);
+        self.out_sent = 0;
+    }
+
+    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx) -> u64 {
+        let far = now + IDLE_TIMEOUT_S * 1000 * MS;
+        let s = stack.tcp(self.handle);
+        match s.state() {
+            State::Listen => return far,
+            State::Closed => {
+                self.reset();
+                let _ = s.listen(cfg.tcp_port);
+                return far;
+            }
+            // Closed by us and acknowledged: free the slot now rather than
+            // after TIME-WAIT (every byte was delivered).
+            State::TimeWait => {
+                s.abort();
+                return now + MS;
+            }
+            _ => {}
+        }
+        if !self.admitted {
+            let Some(ep) = s.remote_endpoint() else { return far };
+            let IpAddress::Ipv4(a) = ep.addr;
+            let ip = a.octets();
+            if !cfg.allows(ip) {
+                defmt::warn!("mgmt: refused {=u8}.{=u8}.{=u8}.{=u8}: not on the allow-list", ip[0], ip[1], ip[2], ip[3]);
+                s.abort();
+                return now + MS;
+            }
+            self.admitted = true;
+            self.last = now;
+        }
+        // Handshake not complete: nothing to read yet (and `may_recv` is
+        // false, which must not read as the client having closed).
+        if s.state() == State::SynReceived {
+            return far;
+        }
+        // Send what is pending.
+        if self.out_sent < self.out_len {
+            if let Ok(n) = s.send_slice(&self.out[self.out_sent..self.out_len]) {
+                self.out_sent += n;
+                self.last = now;
+            }
+            if self.out_sent < self.out_len {
+                return now + MS;
+            }
+        }
+        if self.close_after {
+            if s.state() == State::Established || s.state() == State::CloseWait {
+                s.close();
+            }
+            // A client that never closes its side is reset after a second.
+            if now > self.last + 1000 * MS {
+                s.abort();
+            }
+            return now + 10 * MS;
+        }
+        // Read and answer the requests that are complete, one at a time.
+        if let Ok(n) = s.recv_slice(&mut self.input[self.len..]) {
+            if n > 0 {
+                self.len += n;
+                self.last = now;
+            }
+        }
+        match self.framer.scan(&self.input[..self.len]) {
+            Scan::Complete { start, end } => {
+                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, &mut self.close_after);
+                self.out_sent = 0;
+                self.input.copy_within(end..self.len, 0);
+                self.len -= end;
+                self.framer.reset();
+                self.started = None;
+                // Send it (and look at what follows) on the next turn.
+                return now;
+            }
+            Scan::NotJson { .. } => {
+                self.error(None, &RpcError::new(code::PARSE_ERROR, "parse error: not a JSON-RPC request; closing the connection"));
+                self.close_after = true;
+                return now;
+            }
+            Scan::Incomplete if self.len == self.input.len() => {
+                self.error(None, &RpcError::fmt(code::INVALID_REQUEST, format_args!("invalid request: larger than {MAX_REQUEST} bytes; closing the connection")));
+                self.close_after = true;
+                return now;
+            }
+            Scan::Incomplete => {}
+        }
+        if self.framer.in_request() {
+            let started = *self.started.get_or_insert(now);
+            let deadline = started + u64::from(cfg.request_timeout_ms) * MS;
+            if now >= deadline {
+                self.error(None, &RpcError::fmt(code::INVALID_REQUEST, format_args!("invalid request: incomplete after {} ms; closing the connection", cfg.request_timeout_ms)));
+                self.close_after = true;
+                return now;
+            }
+            return deadline;
+        }
+        if !s.may_recv() {
+            // The client is done (FIN) and everything was answered.
+            s.close();
+            return now + 10 * MS;
+        }
+        let idle = self.last + IDLE_TIMEOUT_S * 1000 * MS;
+        if now >= idle {
+            s.close();
+            return now + 10 * MS;
+        }
+        idle
+    }
+}
+
+/// Answers one framed request into `out`; returns the response length
+/// (0 for a notification, which gets none). `close` is set when the
+/// connection must end after it.
+fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, close: &mut bool) -> usize {
+    let req = match dpu_rpc::parse_request(text) {
+        Ok(r) => r,
+        Err(rej) => {
+            *close = rej.fatal;
+            return response::error(out, rej.id, &rej.error);
+        }
+    };
+    let token = cfg.token();
+    if !token.is_empty() {
+        let given = req.token.map(|t| t.raw()).unwrap_or(b"");
+        // The token is printable ASCII without escapes: compare the
+        // string's text, in time independent of where it differs.
+        let inner = given.get(1..given.len().saturating_sub(1)).unwrap_or(b"");
+        let mut diff = (inner.len() != token.len()) as u8;
+        for (i, &t) in token.iter().enumerate() {
+            diff |= t ^ inner.get(i).copied().unwrap_or(0);
+        }
+        if req.token.is_none() || diff != 0 {
+            defmt::warn!("mgmt: request refused: {=str} token", if req.token.is_none() { "missing" } else { "wrong" });
+            if req.id.is_none() {
+                return 0;
+            }
+            return response::error(out, req.id, &RpcError::new(code::UNAUTHORIZED, "unauthorized: missing or wrong token"));
+        }
+    }
+    let mut mbuf = [0u8; 64];
+    let Some(method) = req.method(&mut mbuf) else {
+        return response::error(out, req.id, &RpcError::new(code::METHOD_NOT_FOUND, "method not found"));
+    };
+    let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx));
+    if req.id.is_none() {
+        0 // a notification: done, no answer (JSON-RPC 2.0 §4.1)
+    } else {
+        n
+    }
+}

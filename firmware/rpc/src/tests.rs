@@ -1,0 +1,351 @@
+//! Host tests: framing, the validator on nasty input, request checks,
+//! response encoding, parameters.
+
+extern crate std;
+use super::*;
+use crate::json::{validate, JsonError};
+use std::string::String;
+use std::vec::Vec;
+
+fn frame_all(stream: &[u8]) -> (Vec<&[u8]>, Scan) {
+    let mut out = Vec::new();
+    let mut f = Framer::new();
+    let mut base = 0;
+    loop {
+        match f.scan(&stream[base..]) {
+            Scan::Complete { start, end } => {
+                out.push(&stream[base + start..base + end]);
+                base += end;
+                f.reset();
+            }
+            other => return (out, other),
+        }
+    }
+}
+
+#[test]
+fn framing_splits_back_to_back_requests_and_skips_newlines() {
+    let s = br#"{"a":"}{"}{"b":[1,{"c":"\"}"}]}
+  {"d":1}"#;
+    let (reqs, rest) = frame_all(s);
+    assert_eq!(reqs, [&br#"{"a":"}{"}"#[..], br#"{"b":[1,{"c":"\"}"}]}"#, br#"{"d":1}"#]);
+    assert_eq!(rest, Scan::Incomplete);
+}
+
+#[test]
+fn framing_resumes_across_partial_reads() {
+    let full = br#"{"method":"x\\","p":{"q":"]"}}"#;
+    for cut in 0..full.len() {
+        let mut f = Framer::new();
+        assert_eq!(f.scan(&full[..cut]), Scan::Incomplete, "cut at {cut}");
+        assert_eq!(f.scan(full), Scan::Complete { start: 0, end: full.len() }, "cut at {cut}");
+    }
+}
+
+#[test]
+fn framing_repeats_a_found_value_until_reset() {
+    // Found by fuzzing: scanning on after a complete value (without
+    // `reset`) must not count brackets past it.
+    let s = b"{}}}]";
+    let mut f = Framer::new();
+    assert_eq!(f.scan(&s[..2]), Scan::Complete { start: 0, end: 2 });
+    assert_eq!(f.scan(s), Scan::Complete { start: 0, end: 2 });
+    f.reset();
+    assert_eq!(f.scan(&s[2..]), Scan::NotJson { at: 0 });
+}
+
+#[test]
+fn framing_rejects_what_cannot_start_a_request() {
+    assert_eq!(Framer::new().scan(b"  \n x{}"), Scan::NotJson { at: 4 });
+    assert_eq!(Framer::new().scan(b"}"), Scan::NotJson { at: 0 });
+    assert_eq!(Framer::new().scan(b"\"str\""), Scan::NotJson { at: 0 });
+    let (reqs, rest) = frame_all(b"{}}");
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(rest, Scan::NotJson { at: 0 });
+    // Only whitespace: nothing started.
+    let mut f = Framer::new();
+    assert_eq!(f.scan(b" \r\n\t"), Scan::Incomplete);
+    assert!(!f.in_request());
+}
+
+#[test]
+fn validator_accepts_rfc8259_values() {
+    for ok in [
+        &br#"{}"#[..],
+        br#"[]"#,
+        br#" {"a" : [1, -0, 0.5, 1e10, -2.5E-3, true, false, null, "\u00e9\ud83d\ude00\n"] } "#,
+        br#""plain""#,
+        b"123",
+        "{\"\u{e9}\":\"\u{1f600}\"}".as_bytes(),
+    ] {
+        assert!(validate(ok).is_ok(), "{}", String::from_utf8_lossy(ok));
+    }
+}
+
+#[test]
+fn validator_rejects_malformed_text_without_panicking() {
+    let cases: &[(&[u8], JsonError)] = &[
+        (b"", JsonError::Eof),
+        (b"{", JsonError::Eof),
+        (b"{\"a\"", JsonError::Eof),
+        (b"{\"a\":}", JsonError::Unexpected { at: 5 }),
+        (b"{\"a\":1,}", JsonError::Unexpected { at: 7 }),
+        (b"[1,]", JsonError::Unexpected { at: 3 }),
+        (b"{]", JsonError::Unexpected { at: 1 }),
+        (b"[1}", JsonError::Unexpected { at: 2 }),
+        (b"{a:1}", JsonError::Unexpected { at: 1 }),
+        (b"01", JsonError::Trailing { at: 1 }),
+        (b"1.", JsonError::Eof),
+        (b"1.x", JsonError::BadNumber { at: 2 }),
+        (b"-", JsonError::Eof),
+        (b"1e+", JsonError::Eof),
+        (b"+1", JsonError::Unexpected { at: 0 }),
+        (b"tru", JsonError::Eof),
+        (b"nul1", JsonError::Unexpected { at: 3 }),
+        (b"\"a\tb\"", JsonError::BadString { at: 2 }),
+        (b"\"\\x\"", JsonError::BadString { at: 2 }),
+        (b"\"\\u12g4\"", JsonError::BadString { at: 5 }),
+        (b"{} {}", JsonError::Trailing { at: 3 }),
+        (b"\"\xff\"", JsonError::NotUtf8 { at: 1 }),
+    ];
+    for (text, want) in cases {
+        assert_eq!(validate(text).err(), Some(*want), "{}", String::from_utf8_lossy(text));
+    }
+}
+
+#[test]
+fn every_truncation_of_a_request_is_an_error() {
+    let full = br#"{"jsonrpc":"2.0","id":"a\"b","method":"bdev_get_bdevs","params":{"name":"fn1n1","x":[1.5e3,{"y":null}]}}"#;
+    assert!(validate(full).is_ok());
+    for cut in 0..full.len() {
+        assert!(validate(&full[..cut]).is_err(), "cut at {cut}");
+        let r = parse_request(&full[..cut]);
+        assert!(matches!(r, Err(Rejected { fatal: true, .. })), "cut at {cut}");
+    }
+}
+
+#[test]
+fn nesting_is_bounded() {
+    let deep = |n: usize| {
+        let mut s = Vec::new();
+        s.extend(std::iter::repeat_n(b'[', n));
+        s.extend(std::iter::repeat_n(b']', n));
+        s
+    };
+    assert!(validate(&deep(MAX_DEPTH)).is_ok());
+    assert_eq!(validate(&deep(MAX_DEPTH + 1)).err(), Some(JsonError::TooDeep { at: MAX_DEPTH }));
+    // 100,000 levels: an error, not a stack overflow.
+    assert!(matches!(validate(&deep(100_000)), Err(JsonError::TooDeep { .. })));
+    let mut obj = Vec::new();
+    for _ in 0..1000 {
+        obj.extend_from_slice(br#"{"a":"#);
+    }
+    assert!(matches!(validate(&obj), Err(JsonError::TooDeep { .. })));
+}
+
+#[test]
+fn numbers_convert_only_when_exact() {
+    fn n(t: &str) -> Value<'_> {
+        validate(t.as_bytes()).unwrap()
+    }
+    assert_eq!(n("18446744073709551615").as_u64(), Some(u64::MAX));
+    assert_eq!(n("18446744073709551616").as_u64(), None);
+    assert_eq!(n("99999999999999999999999999999999").as_u64(), None);
+    assert_eq!(n("-9223372036854775808").as_i64(), Some(i64::MIN));
+    assert_eq!(n("-9223372036854775809").as_i64(), None);
+    assert_eq!(n("1.0").as_u64(), None);
+    assert_eq!(n("1e3").as_u64(), None);
+    assert_eq!(n("-1").as_u64(), None);
+    assert_eq!(n("\"5\"").as_u64(), None);
+}
+
+#[test]
+fn strings_unescape_including_surrogate_pairs() {
+    let mut b = [0u8; 32];
+    let v = validate(br#""a\"\\\/\b\f\n\r\t\u0041\u00e9\ud83d\ude00""#).unwrap();
+    assert_eq!(v.unescape(&mut b), Some("a\"\\/\u{8}\u{c}\n\r\tA\u{e9}\u{1f600}"));
+    // A lone or reversed surrogate is not a character.
+    for bad in [&br#""\ud83d""#[..], br#""\ude00\ud83d""#, br#""\ud83dx""#] {
+        assert_eq!(validate(bad).unwrap().unescape(&mut b), None);
+    }
+    // Too long for the buffer.
+    let mut small = [0u8; 3];
+    assert_eq!(validate(br#""abcd""#).unwrap().unescape(&mut small), None);
+    assert!(validate(br#""m\u0065thod""#).unwrap().str_eq("method"));
+}
+
+#[test]
+fn members_and_elements_iterate_in_order() {
+    let v = validate(br#"{ "a" : 1 , "b":{"c":[2, 3]}, "d" : "x" }"#).unwrap();
+    let keys: Vec<String> = v
+        .members()
+        .map(|(k, _)| {
+            let mut b = [0u8; 8];
+            String::from(k.unescape(&mut b).unwrap())
+        })
+        .collect();
+    assert_eq!(keys, ["a", "b", "d"]);
+    let c = v.get("b").unwrap().get("c").unwrap();
+    assert_eq!(c.elements().map(|e| e.as_u64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(validate(b"[]").unwrap().elements().count(), 0);
+    assert_eq!(validate(b"{}").unwrap().members().count(), 0);
+    assert!(v.get("zz").is_none());
+}
+
+fn reject(text: &str) -> (i32, String, bool, Option<String>) {
+    match parse_request(text.as_bytes()) {
+        Ok(_) => panic!("accepted: {text}"),
+        Err(r) => (r.error.code, r.error.message().into(), r.fatal, r.id.map(|i| String::from_utf8_lossy(i.raw()).into_owned())),
+    }
+}
+
+#[test]
+fn requests_follow_jsonrpc_2_0() {
+    let r = parse_request(br#"{"jsonrpc":"2.0","method":"bdev_get_bdevs","params":{"name":"x"},"id":7,"token":"t"}"#).unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!(r.method(&mut b), Some("bdev_get_bdevs"));
+    assert_eq!(r.id.unwrap().raw(), b"7");
+    assert!(r.token.unwrap().str_eq("t"));
+    // A notification has no id.
+    assert!(parse_request(br#"{"jsonrpc":"2.0","method":"m"}"#).unwrap().id.is_none());
+    let (c, m, fatal, id) = reject(r#"{"jsonrpc":"2.0","method":"m","id":1"#);
+    assert_eq!((c, fatal, id), (code::PARSE_ERROR, true, None), "{m}");
+    let (c, m, fatal, id) = reject(r#"{"jsonrpc":"1.0","method":"m","id":"q"}"#);
+    assert_eq!((c, fatal, id.as_deref()), (code::INVALID_REQUEST, false, Some("\"q\"")));
+    assert!(m.contains("jsonrpc"), "{m}");
+    assert!(reject(r#"{"jsonrpc":"2.0","method":5,"id":1}"#).1.contains("`method` must be a string"));
+    assert!(reject(r#"{"jsonrpc":"2.0","id":1}"#).1.contains("`method`"));
+    assert!(reject(r#"{"jsonrpc":"2.0","method":"m","params":3,"id":1}"#).1.contains("`params` must be an object or an array, got a number"));
+    assert!(reject(r#"{"jsonrpc":"2.0","method":"m","param":{},"id":1}"#).1.contains("unknown member `param`"));
+    assert!(reject(r#"{"jsonrpc":"2.0","method":"m","method":"n","id":1}"#).1.contains("`method` given twice"));
+    assert!(reject(r#"{"jsonrpc":"2.0","method":"m","id":1,"id":2}"#).1.contains("`id` given twice"));
+    assert!(reject(r#"{"jsonrpc":"2.0","method":"m","id":{}}"#).1.contains("id must be"));
+    assert!(reject(r#"{"jsonrpc":"2.0","method":"m","id":1,"token":1}"#).1.contains("`token` must be a string"));
+    assert!(reject(r#"[{"jsonrpc":"2.0","method":"m","id":1}]"#).1.contains("batch"));
+    assert!(reject(r#""just a string""#).1.contains("expected an object, got a string"));
+    let long_id = std::format!(r#"{{"jsonrpc":"2.0","method":"m","id":"{}"}}"#, "x".repeat(100));
+    assert!(reject(&long_id).1.contains("id longer"));
+}
+
+#[test]
+fn responses_encode_results_and_errors() {
+    let mut out = [0u8; 512];
+    let req = parse_request(br#"{"jsonrpc":"2.0","method":"m","id":"a\"b"}"#).unwrap();
+    let n = response::result(&mut out, req.id, |w| {
+        w.begin_object();
+        w.field_str("name", "quote\" back\\slash \u{1} tab\t");
+        w.field_u64("n", 42);
+        w.key("z");
+        w.i64(i64::MIN);
+        w.key("u");
+        w.u64(u64::MAX);
+        w.key("zero");
+        w.u64(0);
+        w.key("list");
+        w.begin_array();
+        w.u64(1);
+        w.string_fmt(format_args!("{}.{}", 10, 0));
+        w.begin_object();
+        w.end_object();
+        w.end_array();
+        w.end_object();
+        Ok(())
+    });
+    let text = core::str::from_utf8(&out[..n]).unwrap();
+    assert_eq!(text, "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"result\":{\"name\":\"quote\\\" back\\\\slash \\u0001 tab\\t\",\"n\":42,\"z\":-9223372036854775808,\"u\":18446744073709551615,\"zero\":0,\"list\":[1,\"10.0\",{}]}}\n");
+    assert!(validate(text.trim_end().as_bytes()).is_ok());
+
+    let e = RpcError::new(code::METHOD_NOT_FOUND, "method not found: `x`");
+    let n = response::error(&mut out, None, &e);
+    assert_eq!(&out[..n], b"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32601,\"message\":\"method not found: `x`\"}}\n");
+}
+
+#[test]
+fn a_result_too_large_for_the_buffer_becomes_an_internal_error() {
+    let mut out = [0u8; response::MIN_BUFFER];
+    let n = response::result(&mut out, None, |w| {
+        w.begin_array();
+        for i in 0..1000 {
+            w.u64(i);
+        }
+        w.end_array();
+        Ok(())
+    });
+    let text = core::str::from_utf8(&out[..n]).unwrap();
+    assert!(text.contains("-32603") && text.contains("does not fit"), "{text}");
+    // A method's own error replaces whatever it wrote.
+    let n = response::result(&mut out, None, |w| {
+        w.string("partial");
+        Err(RpcError::new(code::INVALID_PARAMS, "bad"))
+    });
+    assert!(core::str::from_utf8(&out[..n]).unwrap().contains("\"code\":-32602"));
+}
+
+#[test]
+fn error_messages_are_cut_at_a_character_boundary() {
+    let long = "é".repeat(200);
+    let e = RpcError::fmt(code::INVALID_PARAMS, format_args!("{long}"));
+    assert!(e.message().len() <= error::MAX_MESSAGE && e.message().len() >= error::MAX_MESSAGE - 1);
+    assert!(e.message().chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn params_are_typed_and_named_in_errors() {
+    let v = validate(br#"{"name":"fn1n1","count":3,"big":1e3,"flag":true}"#).unwrap();
+    let p = Params::new(Some(v)).unwrap();
+    let mut b = [0u8; 16];
+    assert_eq!(p.str("name", &mut b).unwrap(), Some("fn1n1"));
+    assert_eq!(p.u64("count").unwrap(), Some(3));
+    assert_eq!(p.bool("flag").unwrap(), Some(true));
+    assert_eq!(p.u64("absent").unwrap(), None);
+    let e = p.u64("name").unwrap_err();
+    assert_eq!(e.code, code::INVALID_PARAMS);
+    assert!(e.message().contains("`name` must be a non-negative integer, got a string"), "{}", e.message());
+    assert!(p.u64("big").unwrap_err().message().contains("below 2^64"));
+    assert!(p.str("count", &mut b).unwrap_err().message().contains("`count` must be a string, got a number"));
+    assert!(p.only(&["name", "count", "big"]).unwrap_err().message().contains("unknown parameter `flag`"));
+    assert!(p.only(&["name", "count", "big", "flag"]).is_ok());
+    let arr = validate(b"[1]").unwrap();
+    assert!(Params::new(Some(arr)).unwrap_err().message().contains("named parameters"));
+    assert!(Params::new(None).unwrap().only(&[]).is_ok());
+}
+
+/// Every prefix and every single-byte corruption of a few requests:
+/// never a panic, and every outcome is an answer or a clean rejection.
+#[test]
+fn corrupted_requests_never_panic() {
+    let seeds: [&[u8]; 3] = [
+        br#"{"jsonrpc":"2.0","method":"bdev_get_bdevs","params":{"name":"fn1n1"},"id":1}"#,
+        br#"{"jsonrpc":"2.0","method":"m\u00e9","params":[{"a":[[[]]]},-1.5e-7,"\ud83d\ude00"],"id":"x"}"#,
+        br#"[{"jsonrpc":"2.0"}, 1, "two", null]"#,
+    ];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut out = [0u8; 1024];
+    for s in seeds {
+        for cut in 0..=s.len() {
+            let _ = parse_request(&s[..cut]);
+        }
+        for _ in 0..3000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut m = s.to_vec();
+            let at = (rng % m.len() as u64) as usize;
+            m[at] = (rng >> 32) as u8;
+            let mut f = Framer::new();
+            let _ = f.scan(&m);
+            match parse_request(&m) {
+                Ok(r) => {
+                    let _ = Params::new(r.params).and_then(|p| p.only(&["name"]));
+                    let mut b = [0u8; 64];
+                    let _ = r.method(&mut b);
+                    assert!(response::result(&mut out, r.id, |w| {
+                        w.null();
+                        Ok(())
+                    }) > 0);
+                }
+                Err(rej) => assert!(response::error(&mut out, rej.id, &rej.error) > 0),
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `dpuctl`: manage a DPU card over its JSON-RPC management API, in the
+//! spirit of SPDK's `rpc.py` and `nvme-cli`. Human tables by default,
+//! `--json` prints the method's result as JSON for scripts. Errors name
+//! the likely cause and exit non-zero (1: the card answered with an
+//! error; 2: bad arguments; 3: no connection or no valid answer).
+
+use clap::{Parser, Subcommand};
+use dpuctl::{table, Client, Error};
+use serde_json::Value;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dpuctl", version, about = "Manage a DPU card over its JSON-RPC management API")]
+struct Cli {
+    /// The card's management address (with dpusim: its --hostfwd port).
+    #[arg(long, default_value = "127.0.0.1:5260", global = true)]
+    addr: String,
+    /// Access token, when the card's configuration requires one.
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Print the result as JSON (for scripts) instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Block devices (namespaces): bdev_get_bdevs.
+    Bdev {
+        #[command(subcommand)]
+        cmd: BdevCmd,
+    },
+    /// Remote NVMe-oF controllers: bdev_nvme_get_controllers.
+    Ctrl {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// Ethernet ports: dpu_get_ports.
+    Port {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// Firmware: dpu_fw_get_status.
+    Fw {
+        #[command(subcommand)]
+        cmd: FwCmd,
+    },
+    /// Data-plane reactors and their I/O counters: framework_get_reactors.
+    Reactors,
+    /// The methods the card serves: rpc_get_methods.
+    Methods,
+    /// The firmware version: spdk_get_version.
+    Version,
+    /// Any method, with params as a JSON object (prints the raw result).
+    Rpc {
+        method: String,
+        /// e.g. '{"name": "fn1n1"}'
+        params: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BdevCmd {
+    /// List block devices (or one, by name: fn<F>n<N>).
+    List { name: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    List,
+}
+
+#[derive(Subcommand)]
+enum FwCmd {
+    /// Boot slot, versions, update availability.
+    Status,
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn size(v: &Value) -> String {
+    let bytes = v["block_size"].as_u64().unwrap_or(0) * v["num_blocks"].as_u64().unwrap_or(0);
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{b} B"),
+    }
+}
+
+fn rows(v: &Value, f: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    v.as_array().into_iter().flatten().map(f).collect()
+}
+
+/// The table for a subcommand's result.
+fn render(cmd: &Cmd, r: &Value) -> String {
+    match cmd {
+        Cmd::Bdev { .. } => table(
+            &["NAME", "BACKEND", "BLOCK", "BLOCKS", "SIZE", "ENCRYPTION", "STATE", "WHERE"],
+            &rows(r, |b| {
+                let d = &b["driver_specific"];
+                let place = match d["backend"].as_str() {
+                    Some("remote") => format!("{} nsid {}", s(d, "controller"), s(d, "remote_nsid")),
+                    Some("ec") => format!("{}+{} over {}", s(d, "k"), s(d, "m"), d["members"].as_array().map_or(0, |m| m.len())),
+                    _ => "DPU memory".into(),
+                };
+                vec![s(b, "name"), s(d, "backend"), s(b, "block_size"), s(b, "num_blocks"), size(b), s(d, "encryption"), s(d, "state"), place]
+            }),
+        ),
+        Cmd::Ctrl { .. } => table(
+            &["NAME", "STATE", "ADMIN QUEUE", "ADDRESS", "SUBSYSTEM", "CNTLID", "IO QUEUES"],
+            &rows(r, |c| {
+                let k = &c["ctrlrs"][0];
+                let t = &k["trid"];
+                vec![s(c, "name"), s(k, "state"), s(k, "admin_queue"), format!("{}:{}", s(t, "traddr"), s(t, "trsvcid")), s(t, "subnqn"), s(k, "cntlid"), s(k, "io_queues")]
+            }),
+        ),
+        Cmd::Port { .. } => table(
+            &["NAME", "MAC", "ADDRESS", "MTU", "LINK", "RX FRAMES", "TX FRAMES", "MGMT"],
+            &rows(r, |p| {
+                let link = if s(p, "link") == "up" { format!("up {} Gb/s", s(p, "speed_gbps")) } else { "down".into() };
+                let c = &p["counters"];
+                let mgmt = if p["management"] == Value::Bool(true) { "yes" } else { "" };
+                vec![s(p, "name"), s(p, "mac"), format!("{}/{}", s(p, "ip"), s(p, "prefix")), s(p, "mtu"), link, s(c, "rx_frames"), s(c, "tx_frames"), mgmt.into()]
+            }),
+        ),
+        Cmd::Fw { .. } => {
+            let mut out = format!(
+                "running {} (booted from {}, slot {}{}), update {}\n",
+                s(r, "running_version"),
+                s(r, "booted_from"),
+                s(r, "active_slot"),
+                if r["trial"] == Value::Bool(true) { ", on trial" } else { "" },
+                if r["update_available"] == Value::Bool(true) { "available" } else { "not available" }
+            );
+            out.push_str(&table(
+                &["SLOT", "REVISION", "ACTIVE", "NEXT"],
+                &rows(&r["slots"], |x| {
+                    let yes = |k: &str| if x[k] == Value::Bool(true) { "yes".to_string() } else { String::new() };
+                    vec![s(x, "slot"), s(x, "revision"), yes("active"), yes("next")]
+                }),
+            ));
+            out
+        }
+        Cmd::Reactors => table(
+            &["LCORE", "CLUSTER", "READS", "WRITES", "BYTES READ", "BYTES WRITTEN"],
+            &rows(&r["reactors"], |x| vec![s(x, "lcore"), s(x, "cluster"), s(x, "read_cmds"), s(x, "write_cmds"), s(x, "bytes_read"), s(x, "bytes_written")]),
+        ),
+        Cmd::Methods => r.as_array().into_iter().flatten().filter_map(Value::as_str).map(|m| format!("{m}\n")).collect(),
+        Cmd::Version => format!("{}\n", s(r, "version")),
+        Cmd::Rpc { .. } => format!("{}\n", serde_json::to_string_pretty(r).unwrap_or_default()),
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs().map_err(|e| format!("--addr `{addr}`: {e} (expected HOST:PORT, e.g. 127.0.0.1:5260)"))?.next().ok_or_else(|| format!("--addr `{addr}`: no address"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let addr = match resolve(&cli.addr) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("dpuctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (method, params): (String, Option<Value>) = match &cli.cmd {
+        Cmd::Bdev { cmd: BdevCmd::List { name } } => ("bdev_get_bdevs".into(), name.as_ref().map(|n| serde_json::json!({ "name": n }))),
+        Cmd::Ctrl { .. } => ("bdev_nvme_get_controllers".into(), None),
+        Cmd::Port { .. } => ("dpu_get_ports".into(), None),
+        Cmd::Fw { .. } => ("dpu_fw_get_status".into(), None),
+        Cmd::Reactors => ("framework_get_reactors".into(), None),
+        Cmd::Methods => ("rpc_get_methods".into(), None),
+        Cmd::Version => ("spdk_get_version".into(), None),
+        Cmd::Rpc { method, params } => {
+            let p = match params.as_deref().map(serde_json::from_str::<Value>) {
+                None => None,
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    eprintln!("dpuctl: params: not JSON: {e} (e.g. '{{\"name\": \"fn1n1\"}}')");
+                    return ExitCode::from(2);
+                }
+            };
+            (method.clone(), p)
+        }
+    };
+    let mut c = Client::new(addr);
+    c.token = cli.token.clone();
+    c.timeout = std::time::Duration::from_secs(cli.timeout.max(1));
+    match c.call(&method, params) {
+        Ok(r) => {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", render(&cli.cmd, &r));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dpuctl: {method}: {e}");
+            ExitCode::from(if matches!(e, Error::Rpc { .. }) { 1 } else { 3 })
+        }
+    }
+}

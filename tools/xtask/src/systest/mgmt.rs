@@ -1,0 +1,121 @@
+//! The management API under the simulator: `management-rpc.toml` has an
+//! operator node call every read-only method and send malformed,
+//! oversized, slow, unauthorized and disallowed requests while verified
+//! I/O runs; dpusim checks each answer against the scenario's
+//! expectations. A variant with one wrong expectation must fail, naming
+//! the call (the checks can fail).
+
+use super::{expect_code, fail, io, need, Ctx, Run};
+use crate::build::root;
+
+/// `[[rpc]]` entries in the scenario (each must report `ok`).
+fn rpc_count(text: &str) -> usize {
+    text.lines().filter(|l| l.trim() == "[[rpc]]").count()
+}
+
+pub fn management_rpc(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/management-rpc.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("management-rpc", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "mgmt: JSON-RPC on 10.0.0.1:5260", "mgmt: refused 10.0.0.77: not on the allow-list"],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if want < 20 || ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    for needle in ["error -32700", "error -32600", "error -32601", "error -32602", "error -32001", "error -19", "refused (connection reset, no answer)"] {
+        if !run.stderr.contains(needle) {
+            return fail(format!("no call reported `{needle}`"), run);
+        }
+    }
+    // One wrong expectation: the run fails and says which call.
+    let bad = text.replacen("expect_error = -32601", "expect_error = -32602", 1);
+    if bad == text {
+        return fail("the scenario has no `expect_error = -32601` to alter".to_string(), run);
+    }
+    let bad_path = cx.tmp.join("management-rpc-wrong-expectation.toml");
+    std::fs::write(&bad_path, bad).map_err(|e| (format!("{}: {e}", bad_path.display()), None))?;
+    // Scenario-relative paths (none today) stay valid from the temp dir.
+    let run = cx.run_image("management-rpc-wrong", &fw, &["--scenario", &bad_path.to_string_lossy(), "-q"]).map_err(io)?;
+    need(expect_code(run, 1)?, &["management calls failed", "unknown method: expected error -32602"])?;
+    Ok(())
+}
+
+/// Wall-clock bound for the `--hostfwd` test: boot, then the calls.
+const HOSTFWD_WALL: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// `dpusim --hostfwd` with `dpuctl`'s client: wall-clock driven (the
+/// only system test that is), so it retries while the card boots and is
+/// bounded in wall time; the simulator is killed afterwards whatever
+/// happened.
+pub fn hostfwd_dpuctl(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let sc = root().join("targets/scenarios/management-rpc.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.to_string_lossy().to_string();
+    let mut child = Command::new(&cx.built.dpusim)
+        .args(["--elf", &fw, "-q", "--scenario", &sc, "--hostfwd", "tcp:127.0.0.1:0", "--max-time", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| (format!("cannot run dpusim: {e}"), None))?;
+    // Reads stderr on a thread: the port line, then everything (for a failure report).
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let Some(stderr) = child.stderr.take() else {
+        let _ = child.kill();
+        return Err(("dpusim's stderr was not captured".into(), None));
+    };
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let result = (|| -> Result<(), String> {
+        let mut addr = None;
+        while addr.is_none() {
+            let left = HOSTFWD_WALL.checked_sub(started.elapsed()).ok_or("dpusim printed no hostfwd line in time")?;
+            let line = rx.recv_timeout(left).map_err(|_| "dpusim ended or printed no hostfwd line".to_string())?;
+            if let Some(rest) = line.strip_prefix("dpusim: hostfwd: listening on tcp:") {
+                addr = rest.split_whitespace().next().and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+            }
+        }
+        let addr = addr.ok_or("no address")?;
+        let mut c = dpuctl::Client::new(addr);
+        c.token = Some("mgmt-test-token".into());
+        c.timeout = std::time::Duration::from_secs(60);
+        // Until the card has booted its management server, connections are reset.
+        let bdevs = loop {
+            match c.call("bdev_get_bdevs", None) {
+                Ok(v) => break v,
+                Err(dpuctl::Error::Closed { .. } | dpuctl::Error::Timeout { .. }) if started.elapsed() < HOSTFWD_WALL => std::thread::sleep(std::time::Duration::from_millis(500)),
+                Err(e) => return Err(format!("bdev_get_bdevs: {e}")),
+            }
+        };
+        let names: Vec<&str> = bdevs.as_array().into_iter().flatten().filter_map(|b| b["name"].as_str()).collect();
+        if names != ["fn1n1", "fn2n1"] {
+            return Err(format!("bdev_get_bdevs through --hostfwd: {bdevs}"));
+        }
+        match c.call("bdev_frobnicate", None) {
+            Err(dpuctl::Error::Rpc { code: -32601, .. }) => {}
+            other => return Err(format!("unknown method: {other:?}")),
+        }
+        c.token = Some("wrong".into());
+        match c.call("rpc_get_methods", None) {
+            Err(dpuctl::Error::Rpc { code: -32001, .. }) => {}
+            other => return Err(format!("wrong token: {other:?}")),
+        }
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let log: Vec<String> = rx.try_iter().collect();
+    result.map_err(|e| (format!("{e}\ndpusim stderr:\n{}", log.join("\n")), None))
+}
