@@ -66,6 +66,8 @@ pub struct Stats {
     /// Encrypted namespaces on target models: what their media hold
     /// (`crate::at_rest`).
     pub at_rest: Vec<crate::at_rest::AtRest>,
+    /// Erasure-coded volumes' members scanned for plaintext sectors.
+    pub ec_at_rest: Vec<crate::at_rest::EcAtRest>,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
     /// The compiling tier (`None` with `--no-jit`).
@@ -241,6 +243,7 @@ impl Machine {
             ec: self.bus.ec.stats.clone(),
             trng: self.bus.trng.stats(),
             at_rest: self.at_rest(),
+            ec_at_rest: self.ec_at_rest(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),
         }

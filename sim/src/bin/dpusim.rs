@@ -453,6 +453,7 @@ fn finish(
         out.put(&format!("\n{}", r.text()));
     }
     text(&mut out, &dpu_sim::at_rest::text(&stats.at_rest));
+    text(&mut out, &dpu_sim::at_rest::ec_text(&stats.ec_at_rest));
     text(&mut out, &m.summary_table(outcome));
     if let Some(p) = &cli.stats_json {
         std::fs::write(p, serde_json::to_string_pretty(&stats)? + "\n")

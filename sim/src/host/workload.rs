@@ -208,6 +208,13 @@ fn fnv32(b: &[u8]) -> u32 {
 
 const MAGIC: u32 = 0x5645_5044; // "DPEV"
 
+/// Whether `data` is a sector of the verify pattern of any LBA (header
+/// magic and checksum), e.g. plaintext found where it has no place.
+pub fn is_pattern(data: &[u8]) -> bool {
+    let n = data.len();
+    n >= 24 && u32::from_le_bytes(data[0..4].try_into().unwrap()) == MAGIC && fnv32(&data[..n - 4]) == u32::from_le_bytes(data[n - 4..].try_into().unwrap())
+}
+
 /// Whether `data` is a sector of the verify pattern written for `lba` (by
 /// any job, any generation): its header names that LBA and its checksum
 /// holds.

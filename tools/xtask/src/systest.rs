@@ -490,6 +490,14 @@ fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if targets.len() != 6 || targets.iter().any(|t| n(t, "writes") == 0 || n(t, "reads") == 0) {
         return fail(format!("every target must have served reads and writes: {targets:?}"), run);
     }
+    // No member of the encrypted volume holds a sector of the host's data
+    // in the clear; the plain volume's members do (the scan sees it).
+    let scan = doc["ec_at_rest"].as_array().cloned().unwrap_or_default();
+    let vol = |enc: bool| scan.iter().find(|a| a["encrypted"].as_bool() == Some(enc)).cloned().unwrap_or_default();
+    let (enc, plain) = (vol(true), vol(false));
+    if scan.len() != 2 || n(&enc, "written") < 300 || n(&enc, "plaintext") != 0 || n(&plain, "plaintext") < 20 {
+        return fail(format!("plaintext scan of the EC volumes' members: {scan:?}"), run);
+    }
     // The crypto engines encrypted the first volume's data above the stripes.
     if n(&doc["crypto"], "errors") != 0 || n(&doc["crypto"], "descriptors") < 100 {
         return fail(format!("crypto engine counters: {}", doc["crypto"]), run);
