@@ -7,13 +7,17 @@
 //! * [`nvmf_target`]: NVMe/TCP target models (smoltcp + in-memory namespaces).
 //! * [`nvmf_wire`]: NVMe/TCP and NVMe-oF wire formats of the test peers,
 //!   written from the specs (no firmware code).
+//! * [`operator`]: the operator node making the scenario's JSON-RPC calls;
+//!   [`hostfwd`]: host TCP connections relayed through it.
 //! * [`bridge`]: Ethernet-in-UDP to a real peer (QEMU `-netdev dgram`).
+//! * [`frames`]: the smoltcp device of the simulator's own endpoints.
 //! * [`frame`], [`rss`], [`checksum`], [`offload`], [`pcap`]: frame
 //!   helpers, Toeplitz hashing, checksum/TSO/LRO offloads, captures.
 
 pub mod bridge;
 pub mod checksum;
 pub mod frame;
+pub mod frames;
 pub mod hostfwd;
 pub mod network;
 pub mod nic;

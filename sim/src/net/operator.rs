@@ -13,11 +13,10 @@
 
 use serde_json::Value;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use super::frames::Frames;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address};
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 /// The operator node's MAC (locally administered).
@@ -63,49 +62,6 @@ pub struct Outcome {
     pub result: Result<String, String>,
 }
 
-/// smoltcp device over two frame queues.
-struct Frames {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-    mtu: usize,
-}
-
-struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
-
-impl smoltcp::phy::RxToken for RxTok {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl smoltcp::phy::TxToken for TxTok<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut b = vec![0u8; len];
-        let r = f(&mut b);
-        self.0.push(b);
-        r
-    }
-}
-
-impl Device for Frames {
-    type RxToken<'a> = RxTok;
-    type TxToken<'a> = TxTok<'a>;
-    fn receive(&mut self, _t: Instant) -> Option<(RxTok, TxTok<'_>)> {
-        let f = self.rx.pop_front()?;
-        Some((RxTok(f), TxTok(&mut self.tx)))
-    }
-    fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_>> {
-        Some(TxTok(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = self.mtu + 14;
-        c
-    }
-}
-
 pub struct Operator {
     iface: Interface,
     dev: Frames,
@@ -136,7 +92,7 @@ impl Operator {
     /// `addrs`: the node's addresses (the first is its own, the others
     /// the `from` of some calls); `server`: the management address.
     pub fn new(addrs: &[Ipv4Addr], prefix: u8, server: (Ipv4Addr, u16), mtu: u32, call_timeout: u64, calls: Vec<Call>, clock_hz: u64) -> Operator {
-        let mut dev = Frames { rx: VecDeque::new(), tx: Vec::new(), mtu: mtu as usize };
+        let mut dev = Frames::new(mtu as usize);
         let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(OPERATOR_MAC)));
         cfg.random_seed = 0x0b5e_7a70_0000_0001;
         let mut iface = Interface::new(cfg, &mut dev, Instant::from_micros(0));

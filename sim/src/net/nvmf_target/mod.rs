@@ -22,11 +22,10 @@ mod tests;
 
 use session::Session;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use super::frames::Frames;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 /// Socket buffer per connection and direction.
@@ -86,49 +85,6 @@ pub struct TargetStats {
     pub slowdowns: u64,
 }
 
-/// smoltcp device over two frame queues.
-struct Frames {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-    mtu: usize,
-}
-
-struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
-
-impl smoltcp::phy::RxToken for RxTok {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl smoltcp::phy::TxToken for TxTok<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut b = vec![0u8; len];
-        let r = f(&mut b);
-        self.0.push(b);
-        r
-    }
-}
-
-impl Device for Frames {
-    type RxToken<'a> = RxTok;
-    type TxToken<'a> = TxTok<'a>;
-    fn receive(&mut self, _t: Instant) -> Option<(RxTok, TxTok<'_>)> {
-        let f = self.rx.pop_front()?;
-        Some((RxTok(f), TxTok(&mut self.tx)))
-    }
-    fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_>> {
-        Some(TxTok(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = self.mtu + 14;
-        c
-    }
-}
-
 struct Conn {
     handle: SocketHandle,
     session: Session,
@@ -162,7 +118,7 @@ pub struct TargetModel {
 
 impl TargetModel {
     pub fn new(params: TargetParams, clock_hz: u64) -> TargetModel {
-        let mut dev = Frames { rx: VecDeque::new(), tx: Vec::new(), mtu: params.mtu as usize };
+        let mut dev = Frames::new(params.mtu as usize);
         let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(params.mac)));
         cfg.random_seed = u64::from_le_bytes([params.mac[0], params.mac[1], params.mac[2], params.mac[3], params.mac[4], params.mac[5], 0x7a, 0x11]);
         let mut iface = Interface::new(cfg, &mut dev, Instant::from_micros(0));
