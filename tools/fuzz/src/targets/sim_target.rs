@@ -13,13 +13,12 @@
 
 use dpu_nvme_tcp::fabrics::{ConnectCmd, ConnectData, PropertySet, PropertySize};
 use dpu_nvme_tcp::pdu::{CapsuleCmd, IcReq, Pdu, TxConfig};
+use dpu_sim::net::frames::Frames;
 use dpu_sim::net::nvmf_target::{TargetModel, TargetParams};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 /// Simulated cycles per second (1 GHz, as the chip).
@@ -29,47 +28,6 @@ pub const NQN: &str = "nqn.2026-11.io.dpusim:fuzz";
 pub const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:fuzz-host";
 /// Most exchange rounds per input (bounds the time an input takes).
 const MAX_ROUNDS: usize = 400;
-
-struct Frames {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-}
-
-struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
-
-impl smoltcp::phy::RxToken for RxTok {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl smoltcp::phy::TxToken for TxTok<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut b = vec![0u8; len];
-        let r = f(&mut b);
-        self.0.push(b);
-        r
-    }
-}
-
-impl Device for Frames {
-    type RxToken<'a> = RxTok;
-    type TxToken<'a> = TxTok<'a>;
-    fn receive(&mut self, _t: Instant) -> Option<(RxTok, TxTok<'_>)> {
-        let f = self.rx.pop_front()?;
-        Some((RxTok(f), TxTok(&mut self.tx)))
-    }
-    fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_>> {
-        Some(TxTok(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
 
 /// A host: a smoltcp interface with TCP connections to the target.
 struct Host {
@@ -82,7 +40,7 @@ struct Host {
 
 impl Host {
     fn new() -> Host {
-        let mut dev = Frames { rx: VecDeque::new(), tx: Vec::new() };
+        let mut dev = Frames::new(1500);
         let cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0xd9, 0, 0, 0, 1])));
         let mut iface = Interface::new(cfg, &mut dev, Instant::from_micros(0));
         iface.update_ip_addrs(|a| {
