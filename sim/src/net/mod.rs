@@ -10,7 +10,8 @@
 //! * [`operator`]: the operator node making the scenario's JSON-RPC calls;
 //!   [`hostfwd`]: host TCP connections relayed through it.
 //! * [`bridge`]: Ethernet-in-UDP to a real peer (QEMU `-netdev dgram`).
-//! * [`frames`]: the smoltcp device of the simulator's own endpoints.
+//! * [`frames`], [`poll_event`]: the smoltcp device and the pending poll
+//!   event of the simulator's own endpoints.
 //! * [`frame`], [`rss`], [`checksum`], [`offload`], [`pcap`]: frame
 //!   helpers, Toeplitz hashing, checksum/TSO/LRO offloads, captures.
 
@@ -26,5 +27,6 @@ pub mod nvmf_wire;
 pub mod offload;
 pub mod operator;
 pub mod pcap;
+pub mod poll_event;
 pub mod rss;
 pub mod switch;

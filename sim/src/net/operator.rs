@@ -14,6 +14,7 @@
 use serde_json::Value;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use super::frames::Frames;
+use super::poll_event::PendingPoll;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address};
@@ -74,7 +75,7 @@ pub struct Operator {
     call_timeout: u64,
     next_port: u16,
     clock_hz: u64,
-    scheduled: Option<u64>,
+    scheduled: PendingPoll,
     pub outcomes: Vec<Outcome>,
     /// Lines to print (cycle, text), taken by the machine.
     pub log: Vec<(u64, String)>,
@@ -112,7 +113,7 @@ impl Operator {
             call_timeout,
             next_port: FIRST_LOCAL_PORT,
             clock_hz,
-            scheduled: None,
+            scheduled: PendingPoll::default(),
             outcomes: Vec::new(),
             log: Vec::new(),
             relays: Vec::new(),
@@ -161,9 +162,7 @@ impl Operator {
 
     /// Runs the stack and the calls at `now`; returns frames to send.
     pub fn poll(&mut self, now: u64) -> Vec<Vec<u8>> {
-        if self.scheduled.is_some_and(|t| t <= now) {
-            self.scheduled = None;
-        }
+        self.scheduled.ran(now);
         self.reap();
         let t = self.instant(now);
         for _ in 0..4 {
@@ -268,15 +267,9 @@ impl Operator {
     }
 
     /// Records that a poll event is queued at `at`; false if an earlier
-    /// one already is.
+    /// one already is (no duplicate events).
     pub fn schedule(&mut self, at: u64) -> bool {
-        match self.scheduled {
-            Some(t) if t <= at => false,
-            _ => {
-                self.scheduled = Some(at);
-                true
-            }
-        }
+        self.scheduled.schedule(at)
     }
 }
 

@@ -23,6 +23,7 @@ mod tests;
 use session::Session;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use super::frames::Frames;
+use super::poll_event::PendingPoll;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
@@ -101,7 +102,7 @@ pub struct TargetModel {
     pub subsystem: ctrl::Subsystem,
     clock_hz: u64,
     /// Earliest NetPoll event already queued.
-    scheduled: Option<u64>,
+    scheduled: PendingPoll,
     /// Restart fault: refuse everything until this cycle.
     down_until: Option<u64>,
     /// Stall fault: no NVMe/TCP processing until this cycle (`u64::MAX`:
@@ -136,7 +137,7 @@ impl TargetModel {
             conns: Vec::new(),
             subsystem,
             clock_hz,
-            scheduled: None,
+            scheduled: PendingPoll::default(),
             down_until: None,
             stall_until: None,
             stats: TargetStats::default(),
@@ -187,9 +188,7 @@ impl TargetModel {
     /// Runs the stack and the sessions at `now`; returns frames to send.
     pub fn poll(&mut self, now: u64) -> Vec<Vec<u8>> {
         self.last_poll = self.last_poll.max(now);
-        if self.scheduled.is_some_and(|t| t <= now) {
-            self.scheduled = None;
-        }
+        self.scheduled.ran(now);
         if let Some(until) = self.down_until {
             if now < until {
                 self.dev.rx.clear();
@@ -314,13 +313,7 @@ impl TargetModel {
     /// Records that a poll event is queued at `at`; false if an earlier
     /// one already is (no duplicate events).
     pub fn schedule(&mut self, at: u64) -> bool {
-        match self.scheduled {
-            Some(t) if t <= at => false,
-            _ => {
-                self.scheduled = Some(at);
-                true
-            }
-        }
+        self.scheduled.schedule(at)
     }
 
     /// Garbage fault: every established I/O connection gets a malformed
@@ -381,7 +374,7 @@ impl TargetModel {
         self.subsystem.reset_all();
         self.stall_until = None;
         self.down_until = Some(until);
-        self.scheduled = None;
+        self.scheduled.clear();
     }
 }
 
