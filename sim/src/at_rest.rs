@@ -8,6 +8,8 @@
 use crate::host::workload::{is_pattern, is_pattern_of};
 use crate::machine::Machine;
 use aes::cipher::KeyInit;
+use crate::net::nvmf_target::store::Namespace;
+use crate::net::nvmf_target::TargetModel;
 use dpu_targets::Backend;
 use serde::Serialize;
 
@@ -43,7 +45,22 @@ pub struct EcAtRest {
     pub plaintext: u64,
 }
 
+/// The blocks of `ns` holding anything (not all zeros), `bs` bytes each,
+/// with their LBA.
+fn written_blocks(ns: &Namespace, bs: usize) -> impl Iterator<Item = (usize, &[u8])> {
+    ns.backed_pages()
+        .into_iter()
+        .flat_map(move |(pg, page)| page.chunks_exact(bs).enumerate().map(move |(k, b)| ((pg * 4096) as usize / bs + k, b)))
+        .filter(|(_, b)| b.iter().any(|&x| x != 0))
+}
+
 impl Machine {
+    /// Namespace `nsid` of the target model serving `nqn` at `addr`.
+    fn remote_namespace(&self, addr: std::net::Ipv4Addr, nqn: &str, nsid: u32) -> Option<(&TargetModel, &Namespace)> {
+        let t = self.bus.net.targets.iter().find(|t| t.params.ip == addr && t.params.nqn == nqn)?;
+        Some((t, t.subsystem.namespaces.get((nsid as usize).checked_sub(1)?)?))
+    }
+
     /// The plaintext scan of every erasure-coded volume's members.
     pub fn ec_at_rest(&self) -> Vec<EcAtRest> {
         let Some(cfg) = &self.boot_config else { return Vec::new() };
@@ -53,13 +70,10 @@ impl Machine {
             let mut a = EcAtRest { function: n.function, nsid: n.nsid, encrypted: n.encryption.is_some(), written: 0, plaintext: 0 };
             let bs = n.block_size as usize;
             for (addr, _, nqn, nsid) in members.iter().chain(spares) {
-                let Some(t) = self.bus.net.targets.iter().find(|t| t.params.ip == *addr && &t.params.nqn == nqn) else { continue };
-                let Some(ns) = t.subsystem.namespaces.get((*nsid as usize).wrapping_sub(1)) else { continue };
-                for (_, page) in ns.backed_pages() {
-                    for block in page.chunks_exact(bs).filter(|b| b.iter().any(|&x| x != 0)) {
-                        a.written += 1;
-                        a.plaintext += u64::from(is_pattern(block));
-                    }
+                let Some((_, ns)) = self.remote_namespace(*addr, nqn, *nsid) else { continue };
+                for (_, block) in written_blocks(ns, bs) {
+                    a.written += 1;
+                    a.plaintext += u64::from(is_pattern(block));
                 }
             }
             out.push(a);
@@ -73,22 +87,17 @@ impl Machine {
         let mut out: Vec<AtRest> = Vec::new();
         for n in &cfg.namespaces {
             let (Some(key), Backend::Nvmf { traddr, subnqn, nsid, .. }) = (&n.encryption, &n.backend) else { continue };
-            let Some(t) = self.bus.net.targets.iter().find(|t| t.params.ip == *traddr && &t.params.nqn == subnqn) else { continue };
+            let Some((t, ns)) = self.remote_namespace(*traddr, subnqn, *nsid) else { continue };
             if out.iter().any(|a| a.target == t.params.name && a.nsid == *nsid) {
                 continue; // one namespace shared by several functions
             }
-            let Some(ns) = t.subsystem.namespaces.get(*nsid as usize - 1) else { continue };
             let xts = xts_mode::Xts128::<aes::Aes256>::new(
                 aes::Aes256::new_from_slice(&key.0[..32]).expect("32-byte key"),
                 aes::Aes256::new_from_slice(&key.0[32..]).expect("32-byte key"),
             );
             let bs = n.block_size as usize;
             let mut a = AtRest { target: t.params.name.clone(), nsid: *nsid, block_size: n.block_size, written: 0, ciphertext_ok: 0, plaintext: 0, bad: 0 };
-            let blocks = ns.backed_pages().into_iter().flat_map(|(pg, page)| page.chunks_exact(bs).enumerate().map(move |(k, b)| ((pg * 4096) as usize / bs + k, b)));
-            for (lba, block) in blocks {
-                if block.iter().all(|&b| b == 0) {
-                    continue;
-                }
+            for (lba, block) in written_blocks(ns, bs) {
                 a.written += 1;
                 if is_pattern_of(block, lba as u64) {
                     a.plaintext += 1;
