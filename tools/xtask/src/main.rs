@@ -81,6 +81,9 @@ enum Cmd {
         /// Print the host test crates and the system test names, and exit.
         #[arg(long)]
         list: bool,
+        /// System tests run side by side (default: one per CPU).
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Run benchmarks (all, or one by name).
     Bench {
@@ -140,7 +143,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Cmd::Test { list: true, .. } => systest::list(),
-        Cmd::Test { only, no_host, list: false } => systest::test_all(only.as_deref(), no_host),
+        Cmd::Test { only, no_host, list: false, jobs } => systest::test_all(only.as_deref(), no_host, jobs),
         Cmd::Bench { name } => bench::run(name.as_deref()),
         Cmd::Flash(a) => build::build_all(None).and_then(|built| flash::flash(&built, &a)).and_then(|()| {
             let sc = match flash::scenario_path(&a.scenario)? {

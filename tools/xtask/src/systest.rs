@@ -12,6 +12,8 @@ use crate::build::{self, root, show, Built};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// What one run of dpusim produced.
@@ -31,14 +33,16 @@ impl Run {
     }
 }
 
-struct Ctx {
-    built: Built,
+/// What a test gets: the build, a scratch directory of its own (tests
+/// run side by side), the interop guest.
+struct Ctx<'a> {
+    built: &'a Built,
     tmp: PathBuf,
     /// The interop guest, booting in the background since the suite began.
-    guest: std::sync::Mutex<Option<EarlyGuest>>,
+    guest: &'a Mutex<Option<EarlyGuest>>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn image(&self, name: &str) -> PathBuf {
         self.built.test_images.join(format!("{name}.elf"))
     }
@@ -67,7 +71,7 @@ impl Ctx {
     }
 }
 
-type Check = fn(&Ctx) -> Result<(), (String, Option<Run>)>;
+type Check = fn(&Ctx<'_>) -> Result<(), (String, Option<Run>)>;
 
 fn fail<T>(msg: impl Into<String>, run: Run) -> Result<T, (String, Option<Run>)> {
     Err((msg.into(), Some(run)))
@@ -1218,7 +1222,32 @@ fn select(only: Option<&str>, no_host: bool) -> Result<Selection, String> {
     Ok(Selection { host: Some(host), system })
 }
 
-pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
+/// Tests that run one at a time after the others: paced by the wall
+/// clock, timing a signal, or running several simulators themselves.
+const ALONE: &[&str] = &["management-hostfwd", "Ctrl-C", "interop:", "fault campaign", "chip variant"];
+
+/// Prints one test's result (and the log of a failed run) in one piece.
+fn report(name: &'static str, t: Instant, r: Result<(), (String, Option<Run>)>, failed: &Mutex<Vec<&'static str>>) {
+    let mut failed = failed.lock().unwrap_or_else(|e| e.into_inner());
+    match r {
+        Ok(()) => eprintln!("  ok      {name} ({:.1} s)", t.elapsed().as_secs_f64()),
+        Err((msg, run)) => {
+            eprintln!("  FAILED  {name}: {msg}");
+            if let Some(r) = run {
+                eprintln!("  ---- decoded log (last 60 lines) ----");
+                let lines: Vec<&str> = r.stdout.lines().chain(r.stderr.lines()).collect();
+                for l in &lines[lines.len().saturating_sub(60)..] {
+                    eprintln!("  | {l}");
+                }
+            }
+            failed.push(name);
+        }
+    }
+}
+
+/// Runs the selected tests: `jobs` system tests at a time (default: one
+/// per CPU; each is one single-threaded simulator), then [`ALONE`] ones.
+pub fn test_all(only: Option<&str>, no_host: bool, jobs: Option<usize>) -> Result<(), String> {
     let t0 = Instant::now();
     let sel = select(only, no_host)?;
     let built = build::build_all_for_tests()?;
@@ -1261,31 +1290,35 @@ pub fn test_all(only: Option<&str>, no_host: bool) -> Result<(), String> {
     // other tests run.
     let interop = TESTS.iter().map(|t| t.0).find(|n| n.starts_with("interop:"));
     let guest = interop.filter(|n| sel.system.contains(n)).map(|_| EarlyGuest::start(built.dpusim.clone(), built.firmware.clone()));
-    let cx = Ctx { built, tmp, guest: std::sync::Mutex::new(guest) };
-    let mut failed = Vec::new();
-    let mut ran = 0;
-    eprintln!("\nfirmware tests under the simulator:");
-    for (name, f) in TESTS {
-        if !sel.system.contains(name) {
-            continue;
-        }
-        ran += 1;
-        let t = Instant::now();
-        match f(&cx) {
-            Ok(()) => eprintln!("  ok      {name} ({:.1} s)", t.elapsed().as_secs_f64()),
-            Err((msg, run)) => {
-                eprintln!("  FAILED  {name}: {msg}");
-                if let Some(r) = run {
-                    eprintln!("  ---- decoded log (last 60 lines) ----");
-                    let lines: Vec<&str> = r.stdout.lines().chain(r.stderr.lines()).collect();
-                    for l in &lines[lines.len().saturating_sub(60)..] {
-                        eprintln!("  | {l}");
-                    }
-                }
-                failed.push(*name);
-            }
-        }
+    let guest = Mutex::new(guest);
+    if sel.system.iter().any(|n| n.starts_with("secure boot") || n.starts_with("firmware update") || n.starts_with("config in flash")) {
+        // Made once, before tests that sign images run side by side.
+        crate::flash::signing_key(None)?;
     }
+    let chosen: Vec<(usize, &str, Check)> = TESTS.iter().enumerate().filter(|(_, t)| sel.system.contains(&t.0)).map(|(i, t)| (i, t.0, t.1)).collect();
+    let (alone, shared): (Vec<_>, Vec<_>) = chosen.iter().partition(|(_, n, _)| ALONE.iter().any(|a| n.starts_with(a)));
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    eprintln!("\nfirmware tests under the simulator ({jobs} at a time, then {} alone):", alone.len());
+    let failed = Mutex::new(Vec::new());
+    let run_one = |&(i, name, f): &(usize, &'static str, Check)| {
+        let cx = Ctx { built: &built, tmp: tmp.join(format!("t{i:02}")), guest: &guest };
+        let t = Instant::now();
+        let r = std::fs::create_dir_all(&cx.tmp).map_err(|e| io(format!("{}: {e}", cx.tmp.display()))).and_then(|()| f(&cx));
+        report(name, t, r, &failed);
+    };
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(shared.len()) {
+            s.spawn(|| {
+                while let Some(t) = shared.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_one(*t);
+                }
+            });
+        }
+    });
+    alone.iter().for_each(|t| run_one(*t));
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    let ran = chosen.len();
     eprintln!(
         "\n{} of {ran} firmware tests passed ({:.0} s in total)",
         ran - failed.len(),

@@ -36,7 +36,7 @@ fn kit(cx: &Ctx) -> Result<Kit, (String, Option<Run>)> {
     Ok(Kit { key, bootloader, fw })
 }
 
-impl Ctx {
+impl Ctx<'_> {
     /// Writes `card` as `<tag>.bin` (+ `.otp` for `key` and `counter`).
     fn card(&self, tag: &str, card: &Card, key: &Key, counter: u32) -> Result<PathBuf, (String, Option<Run>)> {
         let out = self.tmp.join(format!("{tag}.bin"));
