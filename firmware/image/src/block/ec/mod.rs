@@ -229,8 +229,12 @@ pub struct Ec {
     eng: Engine,
     /// Which hart this device belongs to (lock owner id).
     hart: u32,
-    /// Contexts in use, and when member I/Os are next checked for time-outs.
+    /// Contexts in use: how many, which (bit i = `ctx[i]`, so the
+    /// per-pass deadline and the time-out scan visit only those: the
+    /// contexts span ~200 cache lines), and when member I/Os are next
+    /// checked for time-outs.
     active: usize,
+    live: [u64; NCTX.div_ceil(64)],
     next_scan: u64,
     ctx: [Ctx; NCTX],
     /// Host segments of each context's I/O.
@@ -256,6 +260,7 @@ impl dpu_rt::ConstInit for Ec {
         eng: Engine::NONE,
         hart: 0,
         active: 0,
+        live: [0; NCTX.div_ceil(64)],
         next_scan: 0,
         ctx: [Ctx::FREE; NCTX],
         segs: [[(0, 0); MAXSEG]; NCTX],
@@ -338,8 +343,7 @@ impl Ec {
             }
             Data::None => return self.push_done(tag, Status::INTERNAL_ERROR),
         }
-        self.ctx[i] = c;
-        self.active += 1;
+        self.occupy(i, c);
         self.begin_stripe(i);
         self.run(chan, pool, fab, i);
     }
@@ -617,6 +621,28 @@ impl Ec {
         true
     }
 
+    /// Context `i` starts `c` (its `used` set).
+    fn occupy(&mut self, i: usize, c: Ctx) {
+        self.ctx[i] = c;
+        self.active += 1;
+        self.live[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Indices of the contexts in use, in order.
+    fn live(&self) -> impl Iterator<Item = usize> + use<> {
+        let live = self.live;
+        (0..live.len()).flat_map(move |w| {
+            let mut bits = live[w];
+            core::iter::from_fn(move || {
+                let b = bits.trailing_zeros() as usize;
+                (bits != 0).then(|| {
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+        })
+    }
+
     fn finish(&mut self, pool: &mut Pool, i: usize, st: Status) -> bool {
         let c = &mut self.ctx[i];
         if let Some(slot) = c.lock.take() {
@@ -627,6 +653,7 @@ impl Ec {
         c.used = false;
         let (tag, job) = (c.tag, c.job);
         self.active -= 1;
+        self.live[i / 64] &= !(1 << (i % 64));
         if job == Job::Host {
             self.push_done(tag, st);
         }
@@ -822,7 +849,8 @@ impl Ec {
         }
         self.next_scan = now + TIMEBASE_HZ / 20_000;
         let mut n = 0;
-        for (i, c) in self.ctx.iter_mut().enumerate() {
+        for i in self.live() {
+            let c = &mut self.ctx[i];
             let pending = c.out & !c.cancelled;
             if !c.used || pending == 0 {
                 continue;
@@ -854,7 +882,7 @@ impl Ec {
         if self.active == 0 {
             return t;
         }
-        for c in self.ctx.iter().filter(|c| c.used) {
+        for c in self.live().map(|i| &self.ctx[i]) {
             if c.out & !c.cancelled != 0 {
                 t = t.min(c.sent_at + MEMBER_TIMEOUT_TICKS + 1);
             }

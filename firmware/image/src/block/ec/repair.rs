@@ -198,8 +198,7 @@ impl Ec {
     fn start_job(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &'static EcVolume, shift: u8, stripes: u64, job: Job) {
         self.repair.stripes = stripes;
         self.repair.started = dpu_hal::csr::time();
-        self.ctx[REPAIR] = Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(v), shift, ..Ctx::FREE };
-        self.active += 1;
+        self.occupy(REPAIR, Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(v), shift, ..Ctx::FREE });
         self.job_stripe(REPAIR, 0);
         self.run(chan, pool, fab, REPAIR);
     }
