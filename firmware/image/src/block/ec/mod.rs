@@ -380,23 +380,26 @@ impl Ec {
 
     /// Runs the current step of context `i`; false if it must wait.
     fn advance(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
-        let c = self.ctx[i];
+        // Fields, not a copy of the ~220-byte context (this runs at
+        // every step of every stripe operation).
+        let c = &self.ctx[i];
         if !c.used || c.busy || c.out != 0 {
             return true;
         }
         let Some(v) = c.v else { return true };
+        let (cancel, job, vol, stripe, bad, need, have, wset) = (c.cancel, c.job, c.vol, c.stripe, c.bad, c.need, c.have, c.wset);
         let (k, m, width) = (usize::from(v.k), usize::from(v.m), v.width());
         match c.step {
             Step::Lock => {
-                if let Some(st) = c.cancel {
+                if let Some(st) = cancel {
                     return self.finish(pool, i, st);
                 }
                 // A scrub also holds pages for the recomputed parity.
-                let extra = if c.job == Job::Scrub { m } else { 0 };
+                let extra = if job == Job::Scrub { m } else { 0 };
                 if fab.free_slots() < width || pool.available() < width + extra {
                     return false;
                 }
-                let slot = lock_slot(c.vol, c.stripe);
+                let slot = lock_slot(vol, stripe);
                 if LOCKS[slot].compare_exchange(0, self.hart + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
                     return false;
                 }
@@ -432,11 +435,11 @@ impl Ec {
             }
             Step::Read => {
                 // Every member read answered.
-                if c.bad != 0 {
+                if bad != 0 {
                     // A member was lost on the way: plan again without it.
                     return self.plan(chan, pool, fab, i);
                 }
-                let missing = c.need & !c.have;
+                let missing = need & !have;
                 if missing != 0 {
                     self.ctx[i].step = Step::Rebuild;
                     return self.advance(chan, pool, fab, i);
@@ -460,20 +463,20 @@ impl Ec {
             Step::Fill | Step::Deliver => self.dma(chan, pool, i),
             Step::Check => self.crc_chain(chan, i),
             Step::Send => {
-                if fab.free_slots() < c.wset.count_ones() as usize {
+                if fab.free_slots() < wset.count_ones() as usize {
                     return false;
                 }
                 self.ctx[i].step = Step::Write;
-                if c.wset == 0 {
+                if wset == 0 {
                     return self.advance(chan, pool, fab, i);
                 }
-                self.members(chan, pool, fab, i, c.wset, true);
+                self.members(chan, pool, fab, i, wset, true);
                 true
             }
             Step::Write => {
                 // Every member write answered: the stripe is recoverable
                 // while at most m of its fragments are not valid.
-                if health(c.vol).missing_at(c.stripe, width).count_ones() as usize > m || (c.job != Job::Host && c.bad != 0) {
+                if health(vol).missing_at(stripe, width).count_ones() as usize > m || (job != Job::Host && bad != 0) {
                     self.ctx[i].status = Status::WRITE_FAULT;
                 }
                 self.stripe_done(chan, pool, fab, i)
@@ -483,30 +486,31 @@ impl Ec {
 
     /// With the stripe locked: which fragments to read (and rebuild).
     fn plan(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
-        let c = self.ctx[i];
+        let c = &self.ctx[i];
         let Some(v) = c.v else { return true };
         let (k, width) = (usize::from(v.k), v.width());
-        let h = health(c.vol);
-        let alive = |f: usize| h.readable(v.member_of(c.stripe, f), c.stripe);
-        let (first, last) = Self::touched(&c);
+        let (vol, stripe, job, write, off, n) = (c.vol, c.stripe, c.job, c.write, c.off, c.n);
+        let h = health(vol);
+        let alive = |f: usize| h.readable(v.member_of(stripe, f), stripe);
+        let (first, last) = Self::touched(c);
         let mut need = 0u32;
-        match c.job {
+        match job {
             // Read: the touched data fragments. Write: the data fragments
             // it does not wholly overwrite (parity is computed from all k).
             Job::Host => {
                 for f in 0..k {
                     let touched = (first..=last).contains(&f);
-                    let whole = touched && c.off as usize <= f * CHUNK && (c.off + c.n) as usize >= (f + 1) * CHUNK;
-                    if (!c.write && touched) || (c.write && !whole) {
+                    let whole = touched && off as usize <= f * CHUNK && (off + n) as usize >= (f + 1) * CHUNK;
+                    if (!write && touched) || (write && !whole) {
                         need |= 1 << f;
                     }
                 }
             }
             // The slot's fragment of this stripe, from any k others.
-            Job::Rebuild { slot } => need = 1 << repair::fragment_on(v, c.stripe, usize::from(slot)),
+            Job::Rebuild { slot } => need = 1 << repair::fragment_on(v, stripe, usize::from(slot)),
             // Every fragment, only where all are valid.
             Job::Scrub => {
-                if h.missing_at(c.stripe, width) != 0 {
+                if h.missing_at(stripe, width) != 0 {
                     h.skipped.fetch_add(1, Ordering::Relaxed);
                     return self.stripe_done(chan, pool, fab, i);
                 }
@@ -517,7 +521,7 @@ impl Ec {
                 return true;
             }
         }
-        let lost = h.missing_at(c.stripe, width);
+        let lost = h.missing_at(stripe, width);
         let mut read = 0u32;
         // (A rebuild needs a parity fragment too: look at all of them.)
         if (0..width).filter(|&f| need & 1 << f != 0).all(alive) {
@@ -532,8 +536,8 @@ impl Ec {
                 }
             }
             if n < k {
-                let st = if c.write { Status::WRITE_FAULT } else { Status::UNRECOVERED_READ_ERROR };
-                defmt::error!("ec: volume {=u16} stripe {=u64}: {=u32} members lost, more than m: failing the I/O", c.vol, c.stripe, lost.count_ones());
+                let st = if write { Status::WRITE_FAULT } else { Status::UNRECOVERED_READ_ERROR };
+                defmt::error!("ec: volume {=u16} stripe {=u64}: {=u32} members lost, more than m: failing the I/O", vol, stripe, lost.count_ones());
                 self.ctx[i].status = st;
                 return self.stripe_done(chan, pool, fab, i);
             }
@@ -559,20 +563,20 @@ impl Ec {
         c.out = set;
         c.cancelled = 0;
         c.sent_at = now;
-        let c = *c;
+        let (shift, vol, stripe, pages) = (c.shift, c.vol, c.stripe, c.pages);
         // Members have the volume's block size (the configuration says so).
-        let blocks = (CHUNK >> c.shift) as u32;
-        let h = health(c.vol);
+        let blocks = (CHUNK >> shift) as u32;
+        let h = health(vol);
         for f in 0..v.width() {
             if set & 1 << f == 0 {
                 continue;
             }
             // The slot's device: its member, or the spare replacing it.
-            let dev = h.device(v.member_of(c.stripe, f));
+            let dev = h.device(v.member_of(stripe, f));
             self.ctx[i].sent[f] = dev as u8;
             let (ctrl, nsid) = v.members[dev];
-            let page = c.pages.single(f);
-            let io = Io { op: if write { Op::Write } else { Op::Read }, lba: c.stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
+            let page = pages.single(f);
+            let io = Io { op: if write { Op::Write } else { Op::Read }, lba: stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
             fab.submit(chan, pool, LOWER | (i as Tag) << 5 | f as Tag, ctrl, nsid, &io);
         }
     }
