@@ -230,6 +230,7 @@ impl Stack {
     }
 
     /// Sends the crypto device's staged I/Os to their lower devices.
+    #[inline(never)]
     fn lower_pass(&mut self, chan: &mut Channel) -> usize {
         let mut n = 0;
         while let Some((i, ns, op, lba, blocks, len, pages)) = self.crypto.as_deref_mut().and_then(|c| c.take_lower()) {
@@ -363,6 +364,7 @@ impl Stack {
 
     /// Finished I/Os (tag, status) into `out`; returns how many (call
     /// again while it fills `out`).
+    #[inline(never)]
     pub fn take_done(&mut self, chan: &mut Channel, out: &mut [(Tag, Status)]) -> usize {
         let mut n = 0;
         // The lower devices' completions; those of the crypto device's
@@ -431,6 +433,7 @@ impl Stack {
 
     /// When the layer next needs a pass without an interrupt (timers of
     /// the devices), in mtime ticks.
+    #[inline(never)]
     pub fn deadline(&mut self) -> u64 {
         let ec = self.ec.as_deref().map_or(u64::MAX, |e| e.deadline());
         self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline()).min(ec)

@@ -441,6 +441,7 @@ impl Engine {
 
     /// When the engine next needs to run without an interrupt (coalescing
     /// deadlines, the initiator's timers), in mtime ticks.
+    #[inline(never)]
     pub fn deadline(&mut self) -> u64 {
         self.timer_want.min(self.block.deadline())
     }

@@ -724,6 +724,12 @@ impl Fabric {
     }
 
     /// Work of one reactor pass. `nic` when the NIC rang this core.
+    ///
+    /// Not inlined, nor are `receive`, the deadlines and the EC device's
+    /// poll: fat LTO folded them all into the NVMe engine's poll loop,
+    /// and keeping them out measured +11% 4 KiB read IOPS on 4 cores
+    /// (services-bench setting; 144 K -> 160 K), the same for writes.
+    #[inline(never)]
     pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, nic: bool, nvmf: bool) -> usize {
         let now = dpu_hal::csr::time();
         let mut work = 0;
@@ -897,6 +903,7 @@ impl Fabric {
 
     /// Walks received PDUs of queue `ci`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn receive(q: &mut Queue, stack: &mut Stack, chan: &mut Channel, book: &mut Book, pool: &mut Pool, ext: &[[(u64, u32); MAXSEG]], hart: usize, ci: usize) -> usize {
         let mut events: [Option<Event>; 8] = [None; 8];
         let mut nev = 0;
@@ -926,9 +933,13 @@ impl Fabric {
                 // descriptor ends the chain), then pushed.
                 let local = bytes.as_ptr() as u64;
                 let len = bytes.len() as u32;
-                let mut staged = [(0u64, 0u32); crate::block::staging::MAX_IO_PAGES];
+                // (The staged table only for staged commands: zeroing it
+                // for every received segment cost ~2% of a read.)
+                let staged;
                 let segs = if c.staged {
-                    let n = pool_ro.segments(&c.pages, 0, c.len as usize, &mut staged);
+                    let mut t = [(0u64, 0u32); crate::block::staging::MAX_IO_PAGES];
+                    let n = pool_ro.segments(&c.pages, 0, c.len as usize, &mut t);
+                    staged = t;
                     &staged[..n]
                 } else {
                     segs_of(c, ext, usize::from(cid))
@@ -1176,6 +1187,7 @@ impl Fabric {
     /// When this core's fabric next needs to run without an interrupt
     /// (TCP timers, reconnect backoff, retry deadlines, remote I/O
     /// timeouts), in mtime ticks.
+    #[inline(never)]
     pub fn deadline(&mut self) -> u64 {
         let mut t = u64::MAX;
         for s in self.stacks.iter_mut().flatten() {

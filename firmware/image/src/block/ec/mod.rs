@@ -781,6 +781,7 @@ impl Ec {
     }
 
     /// Engine completions; retries waiting contexts; returns the work done.
+    #[inline(never)]
     pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric) -> usize {
         let mut work = 0;
         while self.eng.busy() > 0 {
@@ -846,6 +847,7 @@ impl Ec {
     /// Member I/Os to cancel: those unanswered for
     /// [`MEMBER_TIMEOUT_TICKS`] and those to members lost meanwhile (the
     /// member is marked lost). Tags into `out`; returns how many.
+    #[inline(never)]
     pub fn expired(&mut self, now: u64, out: &mut [Tag]) -> usize {
         // Every 50 us at most: a late member is a matter of milliseconds.
         if self.active == 0 || now < self.next_scan {
@@ -880,6 +882,7 @@ impl Ec {
 
     /// Whether member I/Os are in flight or contexts wait (the owner
     /// needs a pass at `deadline`).
+    #[inline(never)]
     pub fn deadline(&self) -> u64 {
         // The repair worker looks at its volumes now and then.
         let mut t = self.repair_deadline();
