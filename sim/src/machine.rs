@@ -157,6 +157,9 @@ pub struct Machine {
     running_dirty: bool,
     /// Interrupt lines when sleeping harts were last checked.
     seen_lines: Vec<u64>,
+    /// Bytes flipped by `target-corrupt` faults (reported at the end with
+    /// what they hold then: a scrub repair puts the original back).
+    pub corruptions: Vec<crate::net_setup::Corruption>,
     /// Scenario faults, armed when the host opens its measurement window.
     pub faults: Vec<crate::net_setup::Fault>,
     faults_armed: bool,
@@ -409,6 +412,7 @@ impl Machine {
             running: Vec::new(),
             running_dirty: true,
             seen_lines: Vec::new(),
+            corruptions: Vec::new(),
             faults: Vec::new(),
             faults_armed: false,
             pacing: None,

@@ -11,6 +11,18 @@ use crate::net::nvmf_target::{TargetModel, TargetParams};
 use std::time::{Duration, Instant};
 
 /// A scenario fault, in cycles from the start of the workload.
+/// One byte a `target-corrupt` fault flipped on a target's media; `at_end`
+/// is read back when the report is made.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Corruption {
+    pub target: String,
+    pub nsid: u32,
+    pub offset: u64,
+    pub original: u8,
+    pub corrupted: u8,
+    pub at_end: Option<u8>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub kind: FaultKind,
@@ -272,6 +284,7 @@ impl Machine {
                             n.read(offset, &mut b);
                             n.write(offset, &[b[0] ^ 0x5a]);
                             eprintln!("dpusim: {ns} ns: fault: target `{name}` namespace {nsid}: byte {offset} corrupted ({:#04x} -> {:#04x})", b[0], b[0] ^ 0x5a);
+                            self.corruptions.push(Corruption { target: name, nsid, offset, original: b[0], corrupted: b[0] ^ 0x5a, at_end: None });
                         }
                         _ => eprintln!("dpusim: {ns} ns: fault: target `{name}` has no byte {offset} in namespace {nsid}"),
                     }

@@ -70,6 +70,9 @@ pub struct Stats {
     pub ec_at_rest: Vec<crate::at_rest::EcAtRest>,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
+    /// Bytes flipped by `target-corrupt` faults and what they hold at the
+    /// end of the run.
+    pub corruptions: Vec<crate::net_setup::Corruption>,
     /// The compiling tier (`None` with `--no-jit`).
     pub jit: Option<crate::cpu::jit::JitStats>,
 }
@@ -245,8 +248,23 @@ impl Machine {
             at_rest: self.at_rest(),
             ec_at_rest: self.ec_at_rest(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
+            corruptions: self.corruptions_now(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),
         }
+    }
+
+    /// The `target-corrupt` bytes with what the media hold now.
+    fn corruptions_now(&self) -> Vec<crate::net_setup::Corruption> {
+        let mut v = self.corruptions.clone();
+        for c in &mut v {
+            let t = self.bus.net.targets.iter().find(|t| t.params.name == c.target);
+            if let Some(n) = t.and_then(|t| t.subsystem.namespaces.get((c.nsid as usize).wrapping_sub(1))) {
+                let mut b = [0u8; 1];
+                n.read(c.offset, &mut b);
+                c.at_end = Some(b[0]);
+            }
+        }
+        v
     }
 
     fn window_stats(&self) -> Option<WindowStats> {

@@ -47,11 +47,12 @@ pub struct Health {
     /// Rebuilds completed, stripes rebuilt.
     pub rebuilds: AtomicU32,
     pub rebuilt_stripes: AtomicU64,
-    /// Scrub passes completed; stripes checked, found inconsistent, and
-    /// skipped (a fragment lost).
+    /// Scrub passes completed; stripes checked, found inconsistent,
+    /// repaired (parity rewritten), and skipped (a fragment lost).
     pub scrubs: AtomicU32,
     pub scrubbed: AtomicU64,
     pub mismatches: AtomicU64,
+    pub repaired: AtomicU64,
     pub skipped: AtomicU64,
 }
 
@@ -67,6 +68,7 @@ impl Health {
         scrubs: AtomicU32::new(0),
         scrubbed: AtomicU64::new(0),
         mismatches: AtomicU64::new(0),
+        repaired: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
     };
 

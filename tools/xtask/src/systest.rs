@@ -561,7 +561,7 @@ fn adapter_ec_rebuild(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             }
         }
         // The scrub ran with every member healthy, after both rebuilds.
-        let clean = format!("ec: volume {vol}: scrub done: 32 stripes checked, 0 mismatches, 0 skipped");
+        let clean = format!("ec: volume {vol}: scrub done: 32 stripes checked, 0 mismatches (0 repaired), 0 skipped");
         let (Some(scrub), Some(rebuilt)) = (run.stdout.find(&clean), run.stdout.find(&format!("ec: volume {vol}: rebuild of member 4 complete"))) else {
             return fail(format!("volume {vol}: no `{clean}`"), run);
         };
@@ -611,13 +611,20 @@ fn adapter_ec_rebuild(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         &[
             "scenario passed",
             "fault: target `t5` namespace 2: byte 127076 corrupted",
-            "ec: volume 0: scrub done: 32 stripes checked, 0 mismatches, 0 skipped",
-            "ec: volume 1: scrub done: 32 stripes checked, 1 mismatches, 0 skipped",
+            "ec: volume 0: scrub done: 32 stripes checked, 0 mismatches (0 repaired), 0 skipped",
+            "ec: volume 1: scrub done: 32 stripes checked, 1 mismatches (1 repaired), 0 skipped",
+            "ec: volume 1: scrub: stripe 31: parity fragments 0b1 rewritten",
             "ec: volume 1: scrub: stripe 31 parity mismatch (parity fragments 0b1; parity 0 is on member 5)",
         ],
     )?;
     if run.count("parity mismatch") != 1 || run.stdout.contains("rebuilding member") {
         return fail("exactly one mismatching stripe, and no rebuild (no member was lost)", run);
+    }
+    // The repair put the byte back: read from t5's media by the simulator
+    // at the end (no job writes that stripe, so only the scrub could).
+    let c = run.stat("corruptions").and_then(|c| c.get(0)).cloned().unwrap_or_default();
+    if c["offset"].as_u64() != Some(127076) || c["at_end"] != c["original"] || c["original"] == c["corrupted"] {
+        return fail(format!("the corrupted parity byte was not restored by the scrub: {c}"), run);
     }
     Ok(())
 }

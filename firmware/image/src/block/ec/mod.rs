@@ -563,7 +563,8 @@ impl Ec {
         c.out = set;
         c.cancelled = 0;
         c.sent_at = now;
-        let (shift, vol, stripe, pages) = (c.shift, c.vol, c.stripe, c.pages);
+        let (shift, vol, stripe, pages, check, job) = (c.shift, c.vol, c.stripe, c.pages, c.check, c.job);
+        let k = usize::from(v.k);
         // Members have the volume's block size (the configuration says so).
         let blocks = (CHUNK >> shift) as u32;
         let h = health(vol);
@@ -575,7 +576,8 @@ impl Ec {
             let dev = h.device(v.member_of(stripe, f));
             self.ctx[i].sent[f] = dev as u8;
             let (ctrl, nsid) = v.members[dev];
-            let page = pages.single(f);
+            // A scrub's repair writes the parity it recomputed.
+            let page = if write && job == Job::Scrub && f >= k { check.single(f - k) } else { pages.single(f) };
             let io = Io { op: if write { Op::Write } else { Op::Read }, lba: stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
             fab.submit(chan, pool, LOWER | (i as Tag) << 5 | f as Tag, ctrl, nsid, &io);
         }

@@ -21,6 +21,14 @@
 //!   fragment are compared: a mismatch is logged with its stripe (a CRC
 //!   collision could hide one in 2^32; no CPU reads payload). Stripes
 //!   with a lost fragment are skipped and counted.
+//! * Scrub repair: every parity row depends on every data fragment (the
+//!   Cauchy matrix has no zero), so a bad data fragment makes all m
+//!   parity fragments mismatch, and fewer than m mismatching means the
+//!   data agrees with a parity that checks: the mismatching parity is
+//!   the bad fragment, and the recomputed one is written over it (still
+//!   under the stripe lock). All m mismatching (and any mismatch with
+//!   m = 1) cannot say which fragment is bad: logged, not rewritten
+//!   (Linux md's raid6 `repair` reasons the same way, by syndrome).
 
 use super::{health, Ctx, Ec, Job, Step, CHUNK, NCTX, REPAIR};
 use crate::bootcfg::{self as config, Backend, EcVolume};
@@ -256,6 +264,9 @@ impl Ec {
                     defmt::error!("ec: volume {=u16}: scrub stopped at stripe {=u64} (status {=u16:#x})", c.vol, c.stripe, c.status.field());
                     return self.finish(pool, i, c.status);
                 }
+                if c.wset != 0 && h.repaired.fetch_add(1, Ordering::Relaxed) < LOGGED_MISMATCHES {
+                    defmt::warn!("ec: volume {=u16}: scrub: stripe {=u64}: parity fragments {=u32:#b} rewritten", c.vol, c.stripe, c.wset >> c.v.map_or(0, |v| v.k));
+                }
                 let step = (self.repair.stripes / 4).max(1);
                 if !last && (c.stripe + 1) % step == 0 {
                     defmt::info!("ec: volume {=u16}: scrub: {=u64}/{=u64} stripes", c.vol, c.stripe + 1, self.repair.stripes);
@@ -263,10 +274,11 @@ impl Ec {
                 if last {
                     h.scrubs.fetch_add(1, Ordering::Relaxed);
                     defmt::info!(
-                        "ec: volume {=u16}: scrub done: {=u64} stripes checked, {=u64} mismatches, {=u64} skipped (a fragment lost), in {=u64} us",
+                        "ec: volume {=u16}: scrub done: {=u64} stripes checked, {=u64} mismatches ({=u64} repaired), {=u64} skipped (a fragment lost), in {=u64} us",
                         c.vol,
                         h.scrubbed.load(Ordering::Relaxed),
                         h.mismatches.load(Ordering::Relaxed),
+                        h.repaired.load(Ordering::Relaxed),
                         h.skipped.load(Ordering::Relaxed),
                         us
                     );
@@ -322,6 +334,7 @@ impl Ec {
         }
         let h = health(c.vol);
         h.scrubbed.fetch_add(1, Ordering::Relaxed);
+        let repair = bad != 0 && (bad.count_ones() as usize) < m;
         if bad != 0 {
             let n = h.mismatches.fetch_add(1, Ordering::Relaxed);
             if n < LOGGED_MISMATCHES {
@@ -334,7 +347,17 @@ impl Ec {
                     first,
                     v.member_of(c.stripe, k + first)
                 );
+                if !repair {
+                    defmt::error!("ec: volume {=u16}: scrub: stripe {=u64}: every parity fragment disagrees, a data fragment may be bad: not rewritten", c.vol, c.stripe);
+                }
             }
+        }
+        if repair {
+            // The recomputed parity (in `check`) over the bad fragments.
+            let c = &mut self.ctx[i];
+            (c.step, c.bad, c.wset) = (Step::Send, 0, bad << k);
+            self.run(chan, pool, fab, i);
+            return;
         }
         self.stripe_done(chan, pool, fab, i);
     }
