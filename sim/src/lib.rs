@@ -1,17 +1,39 @@
 //! `dpu-sim`: a cycle-level simulator of the DPU card that runs the same
 //! firmware ELF that would be flashed to it.
 //!
+//! Modules (every one of them):
+//!
 //! * [`isa`]: RV64IMAC+Zicsr+Zifencei decoder, disassembler, encoder.
-//! * [`cpu`]: harts, CSRs, traps, the executor and its cycle model.
+//! * [`cpu`]: harts, CSRs, traps, the executor, its cycle model, the
+//!   compiling (Cranelift) tier and the cycle profiler.
 //! * [`mem`], [`bus`]: sparse physical memory, device routing, LR/SC,
-//!   decoded-instruction cache, contention windows.
-//! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port.
-//! * [`machine`]: the chip and the deterministic discrete-event engine.
-//! * [`secure_boot`]: the boot ROM's check of the first-stage bootloader
-//!   in flash (`dpusim --flash`); `dev::nor_flash`, `dev::spi`, `dev::otp`:
-//!   the boot flash, its SPI controller, the OTP fuses.
-//! * [`net`]: the network model (frames, RSS, checksum/TSO/LRO offloads, pcap).
-//! * [`elf`], [`report`], [`console`]: images, statistics, fault reports, logs.
+//!   decoded-instruction cache, contention windows; the bus's device
+//!   sides: [`bus_pcie`] (endpoint effects, DMA between host and DPU
+//!   memory, host accesses over the link), [`bus_net`] (the NIC and the
+//!   wire), [`bus_accel`] (accelerators moving data, with their timing).
+//! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port,
+//!   SPI NOR boot flash, its SPI controller, OTP fuses.
+//! * [`pcie`]: the PCIe endpoint (PF + SR-IOV VFs, configuration space,
+//!   BAR0, MSI-X) and the link timing model; [`dma`]: the DMA engines
+//!   (descriptor and completion rings, CRC32C).
+//! * [`accel`]: crypto engines, erasure-coding engine, TRNG.
+//! * [`host`]: the host (root complex, NVMe driver, fio-like workload,
+//!   hostile and pre-OS modes, firmware update) as async tasks.
+//! * [`net`]: the network model (NIC, switch, RSS, checksum/TSO/LRO
+//!   offloads, pcap, NVMe/TCP target models with their own wire code, the
+//!   operator node, UDP bridge, host port forwarding); [`net_setup`]: a
+//!   scenario's network, target models and timed faults wired in.
+//! * [`machine`]: the chip and the deterministic discrete-event engine;
+//!   [`event`]: its event queue.
+//! * [`bootcfg`]: the boot configuration blob built from a scenario;
+//!   [`bootrom`]: the reset stub; [`secure_boot`]: the boot ROM's check of
+//!   the first-stage bootloader in flash (`dpusim --flash`).
+//! * [`elf`], [`report`], [`console`], [`defmt_log`]: images, statistics
+//!   and fault reports, log lines, defmt decoding.
+//! * [`at_rest`]: what encrypted and erasure-coded namespaces left on the
+//!   target models' media, checked independently of the card.
+//! * [`iotrace`]: the per-I/O Perfetto trace (`--trace`); [`gdb`]: the
+//!   GDB remote stub (`--gdb`).
 //! * [`exit`]: the table of `dpusim` exit statuses.
 
 pub mod accel;
