@@ -550,13 +550,10 @@ impl Bus {
         }
     }
 
-    /// `fence.i`: forget every decoded instruction.
-    pub fn flush_decoded(&mut self) {
-        for p in self.decoded.values_mut() {
-            p.ops.fill(Op::NOT_DECODED);
-            p.forget_bodies(&mut self.graveyard);
-        }
-        self.body_gen += 1;
+    /// Decoded instructions held (all pages): for tests of what a write
+    /// or a `fence.i` keeps.
+    pub fn decoded_instructions(&self) -> usize {
+        self.decoded.values().map(|p| p.ops.iter().filter(|o| o.kind != Kind::NotDecoded).count()).sum()
     }
 
     /// Between two hart runs (no body is running): compiles the queued hot

@@ -521,10 +521,14 @@ impl Hart {
             Illegal => trap!(EXC_ILLEGAL, op.imm as u32 as u64),
             Ecall => trap!(EXC_ECALL_M, 0),
             Ebreak => trap!(EXC_BREAKPOINT, pc),
-            FenceI => {
-                bus.flush_decoded();
-                self.cycle += c.fence_i;
-            }
+            // Nothing to drop: every write into DPU memory (hart stores
+            // and AMOs, DMA, NIC and accelerator writes, the debugger)
+            // already dropped exactly the decoded instructions it
+            // overlapped (`Bus::invalidate_code`), so none is stale when a
+            // hart synchronizes its instruction stream; only the refetch
+            // costs (chip file). Emptying the whole cache here cost host
+            // time in proportion to code size at every `fence.i`.
+            FenceI => self.cycle += c.fence_i,
             Mret => {
                 self.mret();
                 let target = self.pc;
