@@ -21,6 +21,7 @@ pub mod bootrom;
 pub mod bus;
 pub mod bus_accel;
 pub mod bus_pcie;
+pub mod bus_ssd;
 pub mod bus_net;
 pub mod console;
 pub mod cpu;
@@ -41,5 +42,6 @@ pub mod net_setup;
 pub mod pcie;
 pub mod report;
 pub mod secure_boot;
+pub mod ssd;
 
 pub use machine::{FlashBoot, Machine, Outcome, SimConfig};

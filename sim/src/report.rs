@@ -70,6 +70,8 @@ pub struct Stats {
     pub ec_at_rest: Vec<crate::at_rest::EcAtRest>,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
+    /// Local NVMe SSDs, by slot (`crate::ssd`).
+    pub ssds: Vec<crate::ssd::Stats>,
     /// The compiling tier (`None` with `--no-jit`).
     pub jit: Option<crate::cpu::jit::JitStats>,
 }
@@ -245,6 +247,7 @@ impl Machine {
             at_rest: self.at_rest(),
             ec_at_rest: self.ec_at_rest(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
+            ssds: self.bus.ssds.iter().map(|s| s.stats).collect(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),
         }
     }

@@ -230,18 +230,8 @@ impl Crypto {
 
     /// Calls `f(host address, staging address, bytes, offset)` for the
     /// I/O's data split at host-segment and staging-page boundaries.
-    fn pieces(c: &Ctx, pool: &Pool, mut f: impl FnMut(u64, u64, u32, usize)) {
-        let mut pos = 0usize;
-        for &(addr, len) in &c.segs[..usize::from(c.nsegs)] {
-            let mut done = 0usize;
-            while done < len as usize {
-                let p = pos + done;
-                let take = (PAGE - p % PAGE).min(len as usize - done);
-                f(addr + done as u64, pool.addr(c.pages.page(p / PAGE)) + (p % PAGE) as u64, take as u32, p);
-                done += take;
-            }
-            pos += len as usize;
-        }
+    fn pieces(c: &Ctx, pool: &Pool, f: impl FnMut(u64, u64, u32, usize)) {
+        pool.pieces(&c.pages, &c.segs[..usize::from(c.nsegs)], f)
     }
 
     /// The DMA of a bounce: host -> staging (Fetch), staging -> host (Deliver).
