@@ -21,6 +21,18 @@ use dpu_hal::memory_map::{SSD_BASE, SSD_SLOTS};
 
 /// The control-plane hart that runs [`service`].
 pub const SSD_HART: usize = 4;
+/// Mailbox bit that starts [`service`] (rung by the NVMe admin service
+/// once the configuration is loaded, only if a namespace is on an SSD).
+pub const DOORBELL_SSD: u64 = 1 << 7;
+
+/// Starts the SSD service if a namespace of the configuration is on a
+/// local SSD. Without one the service hart never runs: a card without
+/// local namespaces behaves (and is timed) as before there were any.
+pub fn wake_service() {
+    if crate::bootcfg::namespaces().any(|n| matches!(n.backend, crate::bootcfg::Backend::Local { .. })) {
+        dpu_hal::mailbox::ring(SSD_HART, DOORBELL_SSD);
+    }
+}
 /// Entries of each data-plane core's I/O queue pair (the staging pool
 /// holds 512 pages: 32 I/Os of 128 KiB or more of 4 KiB are in flight).
 pub const IO_ENTRIES: u16 = 64;

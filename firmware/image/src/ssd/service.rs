@@ -205,12 +205,15 @@ fn pair(base: u64, q: usize) -> (u16, u64, u64, u32) {
 }
 
 pub fn run(hart: HartId) -> ! {
-    // The timer wakes `wfi` (mie.MTIE) while the configuration loads.
-    csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
-    while !bootcfg::loaded() {
-        clint::set_timer(hart.0, csr::time() + POLL_TICKS);
+    // Asleep until the admin service has the configuration and a
+    // namespace is on a local SSD (`super::wake_service`).
+    crate::channel::enable_doorbell(hart.0);
+    // (It rings after loading: the configuration is there once woken.)
+    while crate::channel::take_doorbells(hart.0) & super::DOORBELL_SSD == 0 {
         csr::wfi();
     }
+    // From here the timer wakes `wfi` (mie.MTIE) while the SSDs answer.
+    csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
     let mut any = false;
     for ssd in 0..SSD_SLOTS {
         let local = |n: &&bootcfg::Namespace| matches!(n.backend, Backend::Local { ssd: s, .. } if usize::from(s) == ssd);
