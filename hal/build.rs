@@ -72,6 +72,8 @@ fn main() {
     k("EC_QUEUES", "usize", d.ec.queues.to_string(), "Queues of the erasure-coding engine.");
     k("EC_MAX_K", "usize", d.ec.max_k.to_string(), "Most data fragments of an EC descriptor.");
     k("EC_MAX_M", "usize", d.ec.max_m.to_string(), "Most parity fragments of an EC descriptor.");
+    k("SSD_BASE", "usize", format!("{:#x}", d.ssd.base), "Local NVMe SSD window: SSD i's BAR0 at SSD_BASE + i * regs::ssd::WINDOW.");
+    k("SSD_SLOTS", "usize", d.ssd.slots.to_string(), "SSD slots of the local SSD window.");
     k("TRNG_BASE", "usize", format!("{:#x}", d.trng.base), "True random number generator registers.");
     k("TRNG_IRQ", "u32", d.trng.irq.to_string(), "TRNG health-failure PLIC source.");
     k("BOOTCFG_BASE", "usize", format!("{:#x}", d.bootcfg.base), "Boot configuration blob.");

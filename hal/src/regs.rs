@@ -204,6 +204,43 @@ pub mod bar0 {
     pub const MSIX_PBA: u64 = 0x3000;
 }
 
+/// Local NVMe SSDs on the card's downstream PCIe side (base
+/// `memory_map::SSD_BASE`): SSD i's BAR0 at `SSD_BASE + i * WINDOW`, the
+/// NVMe controller registers of NVMe Base 2.0 §3.1.4 ("controller
+/// properties") with doorbells at `DOORBELL`, stride 4 bytes (CAP.DSTRD = 0).
+/// Only the layout lives here; what the registers mean is the firmware
+/// driver's and the simulator model's, each written from the spec.
+pub mod ssd {
+    /// BAR0 bytes mapped per SSD.
+    pub const WINDOW: u64 = 0x4000;
+    /// u64 Controller Capabilities (§3.1.4.1).
+    pub const CAP: u64 = 0x00;
+    /// u32 Version (§3.1.4.2).
+    pub const VS: u64 = 0x08;
+    /// u32 Controller Configuration (§3.1.4.5).
+    pub const CC: u64 = 0x14;
+    /// u32 Controller Status (§3.1.4.6).
+    pub const CSTS: u64 = 0x1c;
+    /// u32 Admin Queue Attributes (§3.1.4.8).
+    pub const AQA: u64 = 0x24;
+    /// u64 Admin Submission / Completion Queue Base Address (§3.1.4.9-10).
+    pub const ASQ: u64 = 0x28;
+    pub const ACQ: u64 = 0x30;
+    /// Doorbells (§3.1.4.21-22): SQ y tail at `DOORBELL + 8y`, CQ y head
+    /// at `DOORBELL + 8y + 4`.
+    pub const DOORBELL: u64 = 0x1000;
+    /// Queue pairs the window has doorbells for (admin + I/O).
+    pub const MAX_QUEUES: u64 = (WINDOW - DOORBELL) / 8;
+
+    pub const fn sq_tail(qid: u16) -> u64 {
+        DOORBELL + 8 * qid as u64
+    }
+
+    pub const fn cq_head(qid: u16) -> u64 {
+        DOORBELL + 8 * qid as u64 + 4
+    }
+}
+
 /// DMA engines (base `memory_map::DMA_BASE`): channel c's registers at
 /// `c * CHANNEL`. A channel owns a descriptor ring and a completion ring
 /// in DPU memory; the owner hart is the only one to use it.
@@ -298,9 +335,10 @@ pub mod dma {
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    /// Format 6 adds EC spares and scrub time (`EC_SPARES`, `EC_SCRUB_AT_US`);
-    /// format 5 blobs (those bytes zero) still parse.
-    pub const VERSION: u16 = 6;
+    /// Format 7 adds the local SSD backend (`BACKEND_LOCAL`); format 6
+    /// added EC spares and scrub time (`EC_SPARES`, `EC_SCRUB_AT_US`).
+    /// Format 5 and 6 blobs still parse (they name no local backend).
+    pub const VERSION: u16 = 7;
     /// The oldest format the parser still reads.
     pub const VERSION_MIN: u16 = 5;
     pub const HDR_MAGIC: usize = 0;
@@ -355,6 +393,9 @@ pub mod bootcfg {
     pub const BACKEND_NVMF: u8 = 2;
     /// An erasure-coded volume striped over k + m remote namespaces.
     pub const BACKEND_EC: u8 = 3;
+    /// Format 7: namespace `REC_REMOTE_NSID` of the card's local NVMe SSD
+    /// in slot `REC_CTRL` (`regs::ssd`).
+    pub const BACKEND_LOCAL: u8 = 4;
     /// Erasure-coded volume record (264 bytes): k data and m parity
     /// fragments per stripe, then k + m member records (remote controller
     /// record index, remote nsid). Fragment f of stripe s (data 0..k,

@@ -161,6 +161,11 @@ impl BootConfig {
                     put(&mut v, r + b::REC_CTRL, &(k as u16).to_le_bytes());
                     put(&mut v, r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
                 }
+                Backend::Local { ssd, nsid } => {
+                    put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_LOCAL]);
+                    put(&mut v, r + b::REC_CTRL, &(*ssd as u16).to_le_bytes());
+                    put(&mut v, r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
+                }
                 Backend::Ec { .. } => {
                     put(&mut v, r + b::REC_BACKEND, &[b::BACKEND_EC]);
                     let k = vols.iter().position(|x| *x == &n.backend).unwrap_or(0);
@@ -197,6 +202,7 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
                 Backend::Ram => format!("RAM, {} bytes", n.bytes),
                 Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
                 Backend::Ec { k, m, members, spares, .. } => format!("EC {k}+{m} over {} members, {} spares", members.len(), spares.len()),
+                Backend::Local { ssd, nsid } => format!("namespace {nsid} of local SSD {ssd}"),
             };
             format!("namespace record {index} (function {}, nsid {}, {backend})", n.function, n.nsid)
         }

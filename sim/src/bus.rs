@@ -74,6 +74,7 @@ enum Dev {
     Trng,
     Spi,
     Otp,
+    Ssd,
 }
 
 /// Per-window bandwidth accounting (see `timing.contention` in the chip file).
@@ -172,6 +173,10 @@ pub struct Bus {
     pub breakpoints: rustc_hash::FxHashSet<u64>,
     /// The NIC and the network behind it.
     pub net: crate::net::network::Network,
+    /// Local NVMe SSDs (`crate::bus_ssd`), one per fitted slot.
+    pub ssds: Vec<crate::ssd::Ssd>,
+    /// Per SSD: the earliest `Event::SsdDone` queued (`u64::MAX`: none).
+    pub ssd_armed: Vec<u64>,
 }
 
 impl Bus {
@@ -207,6 +212,7 @@ impl Bus {
             (d.trng.base, d.trng.base + window::TRNG, Dev::Trng),
             (d.spi.base, d.spi.base + window::SPI, Dev::Spi),
             (d.otp.base, d.otp.base + window::OTP, Dev::Otp),
+            (d.ssd.base, d.ssd.base + chip.ssd_window(), Dev::Ssd),
         ];
         let regions = memory.regions().len();
         let ct = &chip.timing.contention;
@@ -300,6 +306,10 @@ impl Bus {
                 ),
                 chip.chip.clock_hz,
             ),
+            ssds: (0..board.ssd.count as usize)
+                .map(|i| crate::ssd::Ssd::new(i, crate::ssd::Profile::from_board(&board.ssd, chip.chip.clock_hz)))
+                .collect(),
+            ssd_armed: vec![u64::MAX; board.ssd.count as usize],
         }
     }
 
@@ -347,6 +357,7 @@ impl Bus {
                 Some(v)
             }
             Dev::Otp => self.otp.read(off, size, now),
+            Dev::Ssd => self.ssd_read(off, size),
         }
     }
 
@@ -432,6 +443,7 @@ impl Bus {
                 None => false,
             },
             Dev::Otp => self.otp.write(off, size, v, now),
+            Dev::Ssd => self.ssd_write(off, size, v, now),
         }
     }
 

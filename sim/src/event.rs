@@ -15,6 +15,8 @@ pub enum Event {
     CryptoDone { engine: u32 },
     /// The erasure-coding engine's earliest descriptor is due.
     EcDone,
+    /// A local SSD's earliest command is due.
+    SsdDone { ssd: u32 },
     /// A host request (see `Machine::host_ops`) reaches the endpoint.
     HostToDevice { id: u64 },
     /// The completion of host request `id` reaches the host.

@@ -10,13 +10,16 @@
 //!   decoded-instruction cache, contention windows; the bus's device
 //!   sides: [`bus_pcie`] (endpoint effects, DMA between host and DPU
 //!   memory, host accesses over the link), [`bus_net`] (the NIC and the
-//!   wire), [`bus_accel`] (accelerators moving data, with their timing).
+//!   wire), [`bus_accel`] (accelerators moving data, with their timing),
+//!   [`bus_ssd`] (the local SSDs' doorbells, fetches and transfers).
 //! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port,
 //!   SPI NOR boot flash, its SPI controller, OTP fuses.
 //! * [`pcie`]: the PCIe endpoint (PF + SR-IOV VFs, configuration space,
 //!   BAR0, MSI-X) and the link timing model; [`dma`]: the DMA engines
 //!   (descriptor and completion rings, CRC32C).
 //! * [`accel`]: crypto engines, erasure-coding engine, TRNG.
+//! * [`ssd`]: local NVMe SSDs on the card's PCIe side (controller,
+//!   queues, PRPs, media timing, faults).
 //! * [`host`]: the host (root complex, NVMe driver, fio-like workload,
 //!   hostile and pre-OS modes, firmware update) as async tasks.
 //! * [`net`]: the network model (NIC, switch, RSS, checksum/TSO/LRO
@@ -43,6 +46,7 @@ pub mod bootrom;
 pub mod bus;
 pub mod bus_accel;
 pub mod bus_pcie;
+pub mod bus_ssd;
 pub mod bus_net;
 pub mod console;
 pub mod cpu;
@@ -63,5 +67,6 @@ pub mod net_setup;
 pub mod pcie;
 pub mod report;
 pub mod secure_boot;
+pub mod ssd;
 
 pub use machine::{FlashBoot, Machine, Outcome, SimConfig};

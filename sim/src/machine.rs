@@ -511,6 +511,7 @@ impl Machine {
             Event::DmaDone { engine } => self.bus.dma_done(engine as usize, self.now),
             Event::CryptoDone { engine } => self.bus.crypto_done(engine as usize, self.now),
             Event::EcDone => self.bus.ec_done(self.now),
+            Event::SsdDone { ssd } => self.bus.ssd_done(ssd as usize, self.now),
             Event::HostToDevice { id } => {
                 if let Some(h) = &mut self.host {
                     h.arrive(id, self.now, &mut self.bus);

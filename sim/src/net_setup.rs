@@ -49,6 +49,10 @@ pub enum FaultKind {
     DmaError(u16),
     /// One byte of a target namespace's media flips.
     TargetCorrupt { target: usize, nsid: u32, offset: u64 },
+    /// A local SSD fails every command.
+    SsdFail(usize),
+    /// A local SSD's media time is this many cycles.
+    SsdSlow { ssd: usize, latency: u64 },
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -119,6 +123,8 @@ impl Machine {
                     nsid: f.nsid.unwrap_or(1),
                     offset: f.offset.as_deref().and_then(|o| dpu_targets::parse_size(o).ok()).unwrap_or(0),
                 },
+                "ssd-fail" => FaultKind::SsdFail(f.ssd.unwrap_or(0) as usize),
+                "ssd-slow" => FaultKind::SsdSlow { ssd: f.ssd.unwrap_or(0) as usize, latency: f.latency.as_deref().map_or(0, cyc) },
                 _ => FaultKind::LinkDown(f.port.unwrap_or(0) as usize),
             };
             self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map(cyc) });
@@ -297,6 +303,16 @@ impl Machine {
                     self.bus.dma.host_errors.remove(&function);
                 }
                 eprintln!("dpusim: {ns} ns: fault: DMA with function {function}'s host memory {}", if start { "fails" } else { "works again" });
+            }
+            FaultKind::SsdFail(i) => {
+                self.bus.ssd_fault(i, self.now, true, None, !start);
+                let what = if start { "fails every command" } else { "works again" };
+                eprintln!("dpusim: {ns} ns: fault: local SSD {i} {what}");
+            }
+            FaultKind::SsdSlow { ssd, latency } => {
+                self.bus.ssd_fault(ssd, self.now, false, Some(latency), !start);
+                let what = if start { format!("media time {} us", latency / 1000) } else { "media time back to normal".into() };
+                eprintln!("dpusim: {ns} ns: fault: local SSD {ssd} {what}");
             }
             FaultKind::LinkDown(p) => {
                 self.bus.set_port_link(p, !start);

@@ -73,6 +73,8 @@ pub struct Stats {
     /// Bytes flipped by `target-corrupt` faults and what they hold at the
     /// end of the run.
     pub corruptions: Vec<crate::net_setup::Corruption>,
+    /// Local NVMe SSDs, by slot (`crate::ssd`).
+    pub ssds: Vec<crate::ssd::Stats>,
     /// The compiling tier (`None` with `--no-jit`).
     pub jit: Option<crate::cpu::jit::JitStats>,
 }
@@ -249,6 +251,7 @@ impl Machine {
             ec_at_rest: self.ec_at_rest(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
             corruptions: self.corruptions_now(),
+            ssds: self.bus.ssds.iter().map(|s| s.stats).collect(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),
         }
     }

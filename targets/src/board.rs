@@ -12,8 +12,94 @@ pub struct Board {
     pub pcie: Pcie,
     pub flash: Flash,
     pub network: Network,
+    /// Local NVMe SSDs on the card's downstream PCIe side (none if absent).
+    #[serde(default)]
+    pub ssd: Ssds,
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// The card's local NVMe SSDs: how many are fitted (slots 0..count of the
+/// chip's `devices.ssd` window) and the profile they share. The model is
+/// `dpu_sim::ssd`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ssds {
+    pub count: u32,
+    /// Bytes of the one namespace (NSID 1) of each SSD.
+    pub capacity: u64,
+    /// Logical block size: 512 or 4096.
+    pub lba_size: u32,
+    /// Media time of one read / one write (to the SSD's write cache).
+    pub read_latency_ns: u64,
+    pub write_latency_ns: u64,
+    /// Time of one admin command (Identify, queue creation: handled by
+    /// the SSD controller's firmware).
+    pub admin_latency_ns: u64,
+    /// Transfer rate between the SSD and DPU memory, MB/s (10^6 bytes).
+    pub bandwidth_mbps: u64,
+    /// Media operations in progress at once (channels x dies).
+    pub channels: u32,
+    /// Entries per queue (CAP.MQES + 1).
+    pub max_queue_entries: u32,
+    /// I/O queue pairs (Set Features Number of Queues grants at most this).
+    pub io_queues: u32,
+}
+
+impl Default for Ssds {
+    fn default() -> Ssds {
+        Ssds {
+            count: 0,
+            capacity: 1 << 30,
+            lba_size: 512,
+            read_latency_ns: 80_000,
+            write_latency_ns: 20_000,
+            admin_latency_ns: 50_000,
+            bandwidth_mbps: 7_000,
+            channels: 128,
+            max_queue_entries: 1024,
+            io_queues: 64,
+        }
+    }
+}
+
+impl Ssds {
+    /// Checks the section; `(field, message)` on error.
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: String| Err((format!("ssd.{f}"), m));
+        if self.count > 64 {
+            return bad("count", format!("{} is out of range 0..=64", self.count));
+        }
+        if ![512, 4096].contains(&self.lba_size) {
+            return bad("lba_size", format!("{} is not 512 or 4096", self.lba_size));
+        }
+        if self.capacity == 0 || self.capacity % u64::from(self.lba_size) != 0 {
+            return bad("capacity", format!("{} must be a non-zero multiple of lba_size", self.capacity));
+        }
+        for (f, v) in [("read_latency_ns", self.read_latency_ns), ("write_latency_ns", self.write_latency_ns), ("admin_latency_ns", self.admin_latency_ns), ("bandwidth_mbps", self.bandwidth_mbps)] {
+            if v == 0 {
+                return bad(f, "must be non-zero".into());
+            }
+        }
+        if !(1..=4096).contains(&self.channels) {
+            return bad("channels", format!("{} is out of range 1..=4096", self.channels));
+        }
+        if !(2..=65536).contains(&self.max_queue_entries) {
+            return bad("max_queue_entries", format!("{} is out of range 2..=65536 (NVMe Base 2.0 §3.1.4.1 MQES)", self.max_queue_entries));
+        }
+        if !(1..=511).contains(&self.io_queues) {
+            return bad("io_queues", format!("{} is out of range 1..=511 (doorbells of the 16 KiB BAR0)", self.io_queues));
+        }
+        Ok(())
+    }
+
+    /// Checks that the fitted SSDs have slots in `chip`'s window.
+    pub fn check_slots(&self, board: &Path, chip: &crate::Chip) -> Result<(), ConfigError> {
+        if self.count > chip.devices.ssd.slots {
+            return Err(ConfigError::field(board, "ssd.count", format!("{} SSDs, but chip `{}` has {} slots (devices.ssd.slots)", self.count, chip.chip.name, chip.devices.ssd.slots)));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,6 +412,9 @@ impl Board {
         if let Err((field, msg)) = b.flash.check() {
             return err(&field, msg);
         }
+        if let Err((field, msg)) = b.ssd.check() {
+            return err(&field, msg);
+        }
         Ok(b)
     }
 }
@@ -350,5 +439,32 @@ mod tests {
         std::fs::write(&p, text).unwrap();
         let e = Board::load(&p).unwrap_err().to_string();
         assert!(e.contains("pcie.lanes") && e.contains("b.toml"), "{e}");
+    }
+
+    #[test]
+    fn ssd_section_checked() {
+        let text = std::fs::read_to_string(crate::default_board_path()).unwrap();
+        let b = Board::parse("b.toml", &text).unwrap();
+        assert_eq!((b.ssd.count, b.ssd.lba_size, b.ssd.channels), (4, 512, 128));
+        for (from, to, field) in [
+            ("lba_size = 512", "lba_size = 1024", "ssd.lba_size"),
+            ("capacity = 0x4000_0000", "capacity = 1000", "ssd.capacity"),
+            ("read_latency_ns = 80_000", "read_latency_ns = 0", "ssd.read_latency_ns"),
+            ("max_queue_entries = 1024", "max_queue_entries = 1", "ssd.max_queue_entries"),
+            ("\nio_queues = 64", "\nio_queues = 512", "ssd.io_queues"),
+            ("count = 4", "count = 65", "ssd.count"),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let e = Board::parse("b.toml", &text.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(e.contains(field), "{to}: {e}");
+        }
+        // No section: no SSDs. More SSDs than the chip has slots: refused.
+        let none = Board::parse("b.toml", &text[..text.find("[ssd]").unwrap()]).unwrap();
+        assert_eq!(none.ssd.count, 0);
+        let chip = crate::Chip::load(crate::default_chip_path()).unwrap();
+        b.ssd.check_slots(Path::new("b.toml"), &chip).unwrap();
+        let many = Board::parse("b.toml", &text.replacen("count = 4", "count = 17", 1)).unwrap();
+        let e = many.ssd.check_slots(Path::new("b.toml"), &chip).unwrap_err().to_string();
+        assert!(e.contains("ssd.count") && e.contains("16 slots"), "{e}");
     }
 }

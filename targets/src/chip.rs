@@ -102,6 +102,18 @@ pub struct Devices {
     // Secure boot: the boot flash's SPI controller and the OTP fuses.
     pub spi: MmioDevice,
     pub otp: Otp,
+    /// The downstream PCIe root port's window onto local NVMe SSDs.
+    pub ssd: SsdWindow,
+}
+
+/// Where the card's local NVMe SSDs' BAR0s appear (SSD i at `base + i *
+/// dpu_hal::regs::ssd::WINDOW`); how many are fitted is a board fact.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdWindow {
+    pub base: u64,
+    /// SSD slots the window decodes.
+    pub slots: u32,
 }
 
 /// Crypto engines (AES-256-XTS, AES-256-GCM, SHA-256): queues, key slots,
@@ -294,6 +306,8 @@ pub mod window {
     pub const SPI: u64 = 0x1000;
     /// OTP controller and fuse words (layout: `dpu_hal::regs::otp`).
     pub const OTP: u64 = 0x1000;
+    /// Per local SSD: its BAR0 (layout: `dpu_hal::regs::ssd::WINDOW`).
+    pub const SSD: u64 = 0x4000;
 }
 
 impl Chip {
@@ -365,6 +379,11 @@ impl Chip {
     /// Size of the NIC register window.
     pub fn nic_window(&self) -> u64 {
         u64::from(self.devices.nic.ports) * window::NIC_PORT
+    }
+
+    /// Size of the local SSDs' window (every slot).
+    pub fn ssd_window(&self) -> u64 {
+        u64::from(self.devices.ssd.slots) * window::SSD
     }
 
     /// Size of the mailbox register window.
@@ -445,6 +464,8 @@ impl Chip {
             d.spi.base,
             d.otp.base,
             d.otp.words.into(),
+            d.ssd.base,
+            d.ssd.slots.into(),
         ];
         words.extend(c.control_clusters.iter().map(|&x| u64::from(x) | 1 << 32));
         // FNV-1a over the little-endian bytes: stable across Rust versions.
@@ -480,6 +501,7 @@ impl Chip {
             ("devices.trng".to_string(), d.trng.base, window::TRNG),
             ("devices.spi".to_string(), d.spi.base, window::SPI),
             ("devices.otp".to_string(), d.otp.base, window::OTP),
+            ("devices.ssd".to_string(), d.ssd.base, self.ssd_window()),
         ];
         for c in 0..self.chip.clusters {
             v.push((format!("memory.smem (cluster {c})"), self.smem_base(c), m.smem.size));
@@ -643,6 +665,7 @@ impl Chip {
             ("devices.trng.base", d.trng.base),
             ("devices.spi.base", d.spi.base),
             ("devices.otp.base", d.otp.base),
+            ("devices.ssd.base", d.ssd.base),
         ] {
             if base % 0x1000 != 0 {
                 return err(field, format!("{base:#x} must be 4 KiB aligned"));
@@ -726,6 +749,9 @@ impl Chip {
             return err("devices.bootcfg.size", format!("{:#x} must be a non-zero multiple of 0x1000", d.bootcfg.size));
         }
         // Key hash (8 words), lock word, anti-rollback counter (8 words at 16).
+        if d.ssd.slots == 0 || d.ssd.slots > 64 {
+            return err("devices.ssd.slots", format!("{} is out of range 1..=64", d.ssd.slots));
+        }
         if d.otp.words < 24 || d.otp.words * 4 > 0x800 {
             return err("devices.otp.words", format!("{} must be 24..=512 (key hash, lock and rollback counter words)", d.otp.words));
         }

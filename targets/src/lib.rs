@@ -16,8 +16,8 @@ mod preos;
 mod scenario;
 mod strict;
 
-pub use board::{parse_mac, Board, Flash, FlashLayout, Network, Partition, Pcie, Port};
-pub use chip::{window, BootCfg, Crypto, Dma, Ec, Otp, Trng,
+pub use board::{parse_mac, Board, Flash, FlashLayout, Network, Partition, Pcie, Port, Ssds};
+pub use chip::{window, BootCfg, Crypto, Dma, Ec, Otp, SsdWindow, Trng,
     Bootrom, Chip, ChipInfo, Contention, CoreTiming, Ddr, Devices, Firmware, IrqDevice, Memory,
     Mailbox, MemoryTiming, MmioDevice, Nic, Noc, Plic, Smem, Timing, FIRMWARE_ADDRESS_LIMIT,
 };

@@ -124,8 +124,9 @@ pub struct StorageCfg {
     pub functions: Vec<u16>,
     #[serde(default = "d_nsid")]
     pub nsid: u32,
-    /// Backing block device: "ram" (DPU DDR) or "nvmf" (a remote
-    /// namespace over NVMe/TCP).
+    /// Backing block device: "ram" (DPU DDR), "nvmf" (a remote
+    /// namespace over NVMe/TCP), "ec" or "local" (namespace
+    /// `remote_nsid` of the card's local NVMe SSD `ssd`).
     pub backend: String,
     /// Capacity, e.g. "64MiB" (ram: required; nvmf: the remote namespace's
     /// size, required for a target outside the simulation).
@@ -139,9 +140,11 @@ pub struct StorageCfg {
     #[serde(default = "d_nvmf_port")]
     pub trsvcid: u16,
     pub subnqn: Option<String>,
-    /// nvmf: namespace ID on the remote subsystem.
+    /// nvmf: namespace ID on the remote subsystem; local: on the SSD.
     #[serde(default = "d_nsid")]
     pub remote_nsid: u32,
+    /// local: the SSD (slot 0..board `ssd.count`).
+    pub ssd: Option<u32>,
     /// Data-at-rest encryption of the namespace: "aes-xts" (AES-256-XTS,
     /// IEEE 1619-2018, data unit = the block size, tweak = the LBA), done
     /// by the card's crypto engines; absent or "none": stored as written.
@@ -361,7 +364,10 @@ pub struct FaultCfg {
     /// or scrubbed), "link-down" (DPU port
     /// `port` loses link for `duration`) or "dma-error" (every DMA
     /// transfer to or from the host memory of PCIe function `function`
-    /// fails, as on a PCIe completion error, for `duration`).
+    /// fails, as on a PCIe completion error, for `duration`), "ssd-fail"
+    /// (local SSD `ssd` fails every command, those in flight too, with
+    /// Internal Error, for `duration` or for good) or "ssd-slow" (its
+    /// media time per operation is `latency`, for `duration` or for good).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
@@ -378,10 +384,12 @@ pub struct FaultCfg {
     /// it, e.g. "2044KiB".
     pub nsid: Option<u32>,
     pub offset: Option<String>,
+    /// ssd-fail / ssd-slow: the local SSD (slot).
+    pub ssd: Option<u32>,
 }
 
 /// Fault kinds a scenario may name.
-pub const FAULT_KINDS: [&str; 8] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "target-corrupt", "link-down", "dma-error"];
+pub const FAULT_KINDS: [&str; 10] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "target-corrupt", "link-down", "dma-error", "ssd-fail", "ssd-slow"];
 
 /// Where a namespace's blocks live (resolved from `[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +397,8 @@ pub enum Backend {
     Ram,
     /// A remote namespace: target address, port, subsystem NQN, remote nsid.
     Nvmf { traddr: std::net::Ipv4Addr, trsvcid: u16, subnqn: String, nsid: u32 },
+    /// Namespace `nsid` of the card's local NVMe SSD `ssd`.
+    Local { ssd: u32, nsid: u32 },
     /// An erasure-coded volume over k + m remote namespaces (each as in
     /// `Nvmf`: address, port, subsystem NQN, nsid), in fragment order.
     /// `spares` likewise; `scrub_at_us`: card time of a scrub (0 = none).
@@ -399,7 +409,7 @@ impl Backend {
     /// The remote subsystems (address, port, NQN) the backend uses.
     pub fn remotes(&self) -> Vec<(std::net::Ipv4Addr, u16, String)> {
         match self {
-            Backend::Ram => Vec::new(),
+            Backend::Ram | Backend::Local { .. } => Vec::new(),
             Backend::Nvmf { traddr, trsvcid, subnqn, .. } => vec![(*traddr, *trsvcid, subnqn.clone())],
             Backend::Ec { members, spares, .. } => members.iter().chain(spares).map(|(a, p, n, _)| (*a, *p, n.clone())).collect(),
         }
@@ -698,16 +708,19 @@ impl Scenario {
                 None if matches!(fl.kind.as_str(), "target-restart" | "link-down" | "dma-error") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
                 None => {}
             }
+            if fl.ssd.is_some() && !fl.kind.starts_with("ssd-") {
+                return err(at("ssd"), format!("only ssd-fail and ssd-slow take ssd, not {}", fl.kind));
+            }
             if fl.kind != "target-corrupt" && (fl.nsid.is_some() || fl.offset.is_some()) {
                 let field = if fl.nsid.is_some() { "nsid" } else { "offset" };
                 return err(at(field), format!("only target-corrupt takes {field}, not {}", fl.kind));
             }
             match (&fl.latency, fl.kind.as_str()) {
-                (Some(l), "target-slow") => {
+                (Some(l), "target-slow" | "ssd-slow") => {
                     parse_time_ns(l).map_err(bad(at("latency")))?;
                 }
-                (None, "target-slow") => return err(at("latency"), "target-slow needs a latency (the media time while it holds)".into()),
-                (Some(_), k) => return err(at("latency"), format!("only target-slow takes a latency, not {k}")),
+                (None, k @ ("target-slow" | "ssd-slow")) => return err(at("latency"), format!("{k} needs a latency (the media time while it holds)")),
+                (Some(_), k) => return err(at("latency"), format!("only target-slow and ssd-slow take a latency, not {k}")),
                 (None, _) => {}
             }
             match fl.kind.as_str() {
@@ -733,6 +746,11 @@ impl Scenario {
                     let Some(f) = fl.function else { return err(at("function"), "dma-error needs a PCIe function (0 = PF, n = VF n)".into()) };
                     if !exists(f) {
                         return err(at("function"), format!("function {f} does not exist (host.vfs = {})", h.vfs));
+                    }
+                }
+                "ssd-fail" | "ssd-slow" => {
+                    if fl.ssd.is_none() {
+                        return err(at("ssd"), format!("{} needs the SSD's slot (`ssd`)", fl.kind));
                     }
                 }
                 "link-down" => {
@@ -841,6 +859,7 @@ impl Scenario {
                     Backend::Ram => format!("RAM namespace {} of function {fun}", ns.nsid),
                     Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => format!("namespace {nsid} of {subnqn} at {traddr}:{trsvcid}"),
                     Backend::Ec { members, .. } => format!("EC volume over {members:?}"),
+                    Backend::Local { ssd, nsid } => format!("namespace {nsid} of local SSD {ssd}"),
                 };
                 let range = (offset, region.map_or(ns.bytes, |r| offset + r));
                 for (k, f2, p2, r2, w2, v2) in &users {
@@ -886,6 +905,39 @@ impl Scenario {
         Ok(())
     }
 
+    /// Local namespaces and SSD faults against the board's `[ssd]`: the
+    /// SSD is fitted, the namespace fits it with its block size, and one
+    /// `[[storage]]` entry per SSD (a second would share its blocks).
+    fn check_ssds(&self, board: &Board) -> Result<(), ConfigError> {
+        let f = &self.source;
+        let b = &board.ssd;
+        let mut used: Vec<u32> = Vec::new();
+        for (i, s) in self.storage.iter().enumerate() {
+            let Some(ssd) = s.ssd else { continue };
+            let at = |field: &str| format!("storage[{i}].{field}");
+            if ssd >= b.count {
+                return Err(ConfigError::field(f, at("ssd"), format!("SSD {ssd}; board `{}` fits {} (ssd.count)", board.board.name, b.count)));
+            }
+            if used.contains(&ssd) {
+                return Err(ConfigError::field(f, at("ssd"), format!("SSD {ssd} already backs another [[storage]] entry")));
+            }
+            used.push(ssd);
+            if s.block_size != b.lba_size {
+                return Err(ConfigError::field(f, at("block_size"), format!("{}: the SSDs have {} B blocks (board ssd.lba_size)", s.block_size, b.lba_size)));
+            }
+            let bytes = s.size.as_deref().and_then(|t| parse_size(t).ok()).unwrap_or(0);
+            if bytes > b.capacity {
+                return Err(ConfigError::field(f, at("size"), format!("{bytes} bytes; the SSDs hold {} (board ssd.capacity)", b.capacity)));
+            }
+        }
+        for (i, fl) in self.faults.iter().enumerate() {
+            if let Some(ssd) = fl.ssd.filter(|&s| s >= b.count) {
+                return Err(ConfigError::field(f, format!("faults[{i}].ssd"), format!("SSD {ssd}; board `{}` fits {} (ssd.count)", board.board.name, b.count)));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the scenario against the chip and board it runs on: VFs the
     /// board has, RAM namespaces the chip's DDR can hold (what
     /// [`Chip::ram_namespace_pool`] leaves), ports the board wires.
@@ -903,6 +955,7 @@ impl Scenario {
                 format!("{} addresses; board `{}` wires {wired} ports", self.network.ports.len(), board.board.name),
             ));
         }
+        self.check_ssds(board)?;
         let keys = self.namespace_cfgs().iter().filter(|n| n.encryption.is_some()).count();
         if keys > chip.devices.crypto.key_slots as usize {
             return Err(ConfigError::field(
@@ -1097,8 +1150,22 @@ impl Scenario {
                     let Some(ec) = &s.ec else { return err(at("ec"), "an ec namespace needs `ec = { k, m, members }`".into()) };
                     self.resolve_ec(i, ec, given)?
                 }
-                b => return err(at("backend"), format!("`{b}` is not a known backend (ram, nvmf, ec)")),
+                "local" => {
+                    if s.target.is_some() || s.traddr.is_some() || s.subnqn.is_some() {
+                        return err(at("backend"), "a local namespace names its SSD (`ssd`), not a target, traddr or subnqn".into());
+                    }
+                    let Some(ssd) = s.ssd else { return err(at("ssd"), "a local namespace needs `ssd`, the SSD's slot".into()) };
+                    if s.remote_nsid != 1 {
+                        return err(at("remote_nsid"), format!("{}: the local SSDs have one namespace, 1", s.remote_nsid));
+                    }
+                    let Some(bytes) = given else { return err(at("size"), "a local namespace needs a size (at most the SSD's capacity)".into()) };
+                    (bytes, s.block_size, Backend::Local { ssd, nsid: s.remote_nsid })
+                }
+                b => return err(at("backend"), format!("`{b}` is not a known backend (ram, nvmf, ec, local)")),
             };
+            if s.ssd.is_some() && s.backend != "local" {
+                return err(at("ssd"), "only a namespace with `backend = \"local\"` takes `ssd`".into());
+            }
             if s.ec.is_some() && s.backend != "ec" {
                 return err(at("ec"), "only a namespace with `backend = \"ec\"` takes `ec`".into());
             }
@@ -1617,6 +1684,40 @@ target = "t0"
         fits.check_platform(&chip, &board).unwrap();
         let e = parse(&BASE.replacen("vfs = 2", "vfs = 2\nio_queues = 1", 1)).map(|s| s.check_platform(&chip, &board));
         assert!(matches!(e, Ok(Ok(()))));
+    }
+
+    #[test]
+    fn local_ssd_namespaces_and_faults_are_checked() {
+        let local = BASE.replacen("backend = \"ram\"", "backend = \"local\"\nssd = 2", 1);
+        let s = parse(&local).unwrap();
+        assert_eq!(s.namespace_cfgs()[0].backend, Backend::Local { ssd: 2, nsid: 1 });
+        let chip = Chip::load(crate::default_chip_path()).unwrap();
+        let board = Board::load(crate::default_board_path()).unwrap();
+        s.check_platform(&chip, &board).unwrap();
+        // Syntax: the SSD is named, only by a local namespace; one namespace.
+        refused(&local, "ssd = 2\n", "", "storage[0].ssd");
+        refused(BASE, "backend = \"ram\"", "backend = \"ram\"\nssd = 1", "storage[0].ssd");
+        refused(&local, "ssd = 2", "ssd = 2\nremote_nsid = 2", "storage[0].remote_nsid");
+        refused(&local, "ssd = 2", "ssd = 2\ntarget = \"t0\"", "storage[0].backend");
+        // Against the board: fitted slot, block size, capacity, one entry per SSD.
+        let platform = |text: &str| parse(text).unwrap().check_platform(&chip, &board).unwrap_err().to_string();
+        let e = platform(&local.replacen("ssd = 2", "ssd = 4", 1));
+        assert!(e.contains("field `storage[0].ssd`") && e.contains("fits 4"), "{e}");
+        let e = platform(&local.replacen("ssd = 2", "ssd = 2\nblock_size = 4096", 1));
+        assert!(e.contains("field `storage[0].block_size`"), "{e}");
+        let e = platform(&local.replacen("size = \"1MiB\"", "size = \"2GiB\"", 1));
+        assert!(e.contains("field `storage[0].size`") && e.contains("capacity"), "{e}");
+        let twice = format!("{local}[[storage]]\nfunctions = [1]\nnsid = 2\nbackend = \"local\"\nssd = 2\nsize = \"1MiB\"\n");
+        assert!(platform(&twice).contains("already backs"), "{twice}");
+        // Faults: ssd-fail / ssd-slow name their SSD; only they take one.
+        let fault = |body: &str| format!("{local}[[faults]]\nat = \"1ms\"\n{body}");
+        assert!(parse(&fault("kind = \"ssd-fail\"\nssd = 1\n")).is_ok());
+        assert!(parse(&fault("kind = \"ssd-slow\"\nssd = 1\nlatency = \"1ms\"\n")).is_ok());
+        refused(&fault("kind = \"ssd-fail\"\nssd = 1\n"), "ssd = 1\n", "", "faults[0].ssd");
+        refused(&fault("kind = \"ssd-slow\"\nssd = 1\nlatency = \"1ms\"\n"), "latency = \"1ms\"\n", "", "faults[0].latency");
+        refused(&fault("kind = \"dma-error\"\nfunction = 1\nduration = \"1ms\"\n"), "function = 1", "function = 1\nssd = 0", "faults[0].ssd");
+        let e = platform(&fault("kind = \"ssd-fail\"\nssd = 9\n"));
+        assert!(e.contains("field `faults[0].ssd`"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The boot configuration blob (layout: `dpu_hal::regs::bootcfg`):
-//! namespaces and their backends (RAM carved from DDR at boot, or a remote
-//! NVMe-oF namespace), the DPU port addresses, the remote controllers and
+//! namespaces and their backends (RAM carved from DDR at boot, a remote
+//! NVMe-oF namespace, an erasure-coded volume or a local SSD's namespace), the DPU port addresses, the remote controllers and
 //! the host NQN, the keys of encrypted namespaces and the erasure-coded
 //! volumes (k, m, member namespaces), parsed from the bytes of the
 //! configuration window.
@@ -48,6 +48,9 @@ pub enum Backend {
     Remote { ctrl: u16, nsid: u32 },
     /// Erasure-coded volume `vol` (index into the EC volumes).
     Ec { vol: u16 },
+    /// Namespace `nsid` of the card's local NVMe SSD in slot `ssd`
+    /// (format 7).
+    Local { ssd: u16, nsid: u32 },
 }
 
 /// An erasure-coded volume: stripes of k data and m parity fragments of
@@ -498,6 +501,14 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
                     return Err(ConfigError::BadEc { index: i });
                 }
                 Backend::Ec { vol }
+            }
+            b::BACKEND_LOCAL if version >= 7 => {
+                let ssd = read_u16(blob, r + b::REC_CTRL);
+                let snsid = read_u32(blob, r + b::REC_REMOTE_NSID);
+                if usize::from(ssd) >= dpu_hal::memory_map::SSD_SLOTS || snsid == 0 || snsid == u32::MAX {
+                    return Err(ConfigError::BadRecord { index: i });
+                }
+                Backend::Local { ssd, nsid: snsid }
             }
             _ => return Err(ConfigError::BadRecord { index: i }),
         };

@@ -340,3 +340,25 @@ fn the_management_record_is_parsed_and_checked() {
     let short = with_mgmt(Blob::new().bytes(), 0, 5260, 5000, &[], b"");
     assert!(matches!(parse_blob(&short[..short.len() - 1]).0, Err(ConfigError::TooMany(_))));
 }
+
+#[test]
+fn local_ssd_namespaces_from_format_7() {
+    let mut blob = Blob::new();
+    blob.ns.push((1, b::BACKEND_LOCAL, 9, 1, 2048, 3, 1));
+    let bytes = blob.bytes();
+    let (r, t, allocs) = parse_blob(&bytes);
+    assert_eq!(r, Ok(()));
+    assert!(allocs.is_empty(), "a local namespace takes no DDR");
+    assert_eq!(t.namespace(1, 1).unwrap().backend, Backend::Local { ssd: 3, nsid: 1 });
+    // Before format 7 there is no local backend.
+    let mut v6 = bytes.clone();
+    v6[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&6u16.to_le_bytes());
+    assert_eq!(parse_blob(&v6).0, Err(ConfigError::BadRecord { index: 0 }));
+    // A slot the chip's window lacks, NSID 0.
+    let mut far = Blob::new();
+    far.ns.push((1, b::BACKEND_LOCAL, 9, 1, 2048, dpu_hal::memory_map::SSD_SLOTS as u16, 1));
+    assert_eq!(parse_blob(&far.bytes()).0, Err(ConfigError::BadRecord { index: 0 }));
+    let mut zero = Blob::new();
+    zero.ns.push((1, b::BACKEND_LOCAL, 9, 1, 2048, 0, 0));
+    assert_eq!(parse_blob(&zero.bytes()).0, Err(ConfigError::BadRecord { index: 0 }));
+}

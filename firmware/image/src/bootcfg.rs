@@ -1,5 +1,6 @@
 //! The boot configuration (`dpu_hal::regs::bootcfg`): namespaces and their
-//! backends (RAM carved from DDR at boot, or a remote NVMe-oF namespace),
+//! backends (RAM carved from DDR at boot, a remote NVMe-oF namespace, an
+//! erasure-coded volume or a local SSD's namespace),
 //! the DPU port addresses, the remote controllers, the host NQN and the
 //! keys of encrypted namespaces.
 //! Read and parsed (`dpu_bootcfg`) once by the admin service at boot;
@@ -26,6 +27,8 @@ pub fn ready(ns: &Namespace) -> bool {
         // Every member's controller has been connected once (a member
         // lost later makes the volume degraded, not unready).
         Backend::Ec { .. } => remote_ctrls(ns).all(|c| crate::nvmf::published(usize::from(c)).generation > 0),
+        // The SSD service brought its SSD up and the namespace matched.
+        Backend::Local { .. } => state(ns.index) == NS_READY,
     }
 }
 
@@ -35,7 +38,7 @@ pub fn remote_ctrls(ns: &Namespace) -> impl Iterator<Item = u16> {
     let mut a = [0u16; MAX_EC_MEMBERS];
     let mut n = 0;
     match ns.backend {
-        Backend::Ram(_) => {}
+        Backend::Ram(_) | Backend::Local { .. } => {}
         Backend::Remote { ctrl, .. } => {
             a[0] = ctrl;
             n = 1;
@@ -160,6 +163,15 @@ pub fn load() -> Result<usize, ConfigError> {
                 ns.function,
                 ns.nsid,
                 ctrl,
+                nsid,
+                g.blocks,
+                1u32 << g.block_shift
+            ),
+            Backend::Local { ssd, nsid } => defmt::info!(
+                "nvme: fn{=u16} nsid {=u32}: local SSD {=u16} nsid {=u32}, {=u64} blocks of {=u32} B",
+                ns.function,
+                ns.nsid,
+                ssd,
                 nsid,
                 g.blocks,
                 1u32 << g.block_shift

@@ -2,7 +2,8 @@
 //!
 //! Every hart enters [`main`]; `mhartid` picks the role: cluster 0 core 0
 //! runs the control-plane main loop, hart 1 the NVMe admin service, hart
-//! 2 the network service, hart 3 firmware updates ([`fwupdate`]), other
+//! 2 the network service, hart 3 firmware updates ([`fwupdate`]), hart 4
+//! brings up the local SSDs ([`ssd`]), other
 //! cluster-0 cores are reserved control-plane workers, every data-plane core (clusters 1-4) runs a
 //! run-to-completion reactor. Control plane and reactors talk through SPSC
 //! rings plus mailbox doorbells ([`channel`]). Booted from flash, the
@@ -23,6 +24,7 @@ mod mgmt;
 mod nvme;
 mod random;
 mod reactor;
+mod ssd;
 
 use dpu_rt::HartId;
 
@@ -36,6 +38,7 @@ fn main(hart: HartId) -> ! {
             nvme::ADMIN_HART => nvme::admin::run(hart),
             net::NET_HART => nvmf::service::run(hart),
             fwupdate::FW_HART => fwupdate::run(hart),
+            ssd::SSD_HART => ssd::service::run(hart),
             _ => control::worker(hart),
         }
     } else {

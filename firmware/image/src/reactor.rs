@@ -70,6 +70,13 @@ pub fn run(hart: HartId) -> ! {
                     _ => defmt::error!("hart {=usize}: EC device could not start", me),
                 }
             }
+            // Local SSD namespaces: this core's queue pairs on the SSDs.
+            if crate::bootcfg::namespaces().any(|n| matches!(n.backend, crate::bootcfg::Backend::Local { .. })) {
+                match (engine.as_mut(), crate::block::ssd::Ssd::start(me)) {
+                    (Some(e), Some(s)) => e.attach_ssd(s),
+                    _ => defmt::error!("hart {=usize}: local SSD device could not start", me),
+                }
+            }
             if let (Some(e), Some(f)) = (engine.as_mut(), crate::nvmf::initiator::Fabric::start(me)) {
                 e.attach_fabric(f);
                 if me == crate::net::FIRST_DATA_HART {

@@ -12,12 +12,15 @@
 //! * [`identify`], [`features`], [`logs`]: admin data structures.
 //! * [`io`]: NVM command set I/O command decoding.
 //! * [`firmware`]: Firmware Image Download / Commit, the slot log.
+//! * [`host`]: the other side, for the driver of the card's local SSDs:
+//!   commands it builds, completions it reads, its queue-pair view, PRPs.
 #![no_std]
 
 pub mod cqe;
 pub mod dptr;
 pub mod features;
 pub mod firmware;
+pub mod host;
 pub mod identify;
 pub mod io;
 pub mod logs;

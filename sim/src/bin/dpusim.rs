@@ -237,6 +237,7 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
     let chip = Chip::load(&cli.chip)?;
     let board_path = cli.board.clone().unwrap_or_else(|| board_for(&cli.chip));
     let board = Board::load(&board_path)?;
+    board.ssd.check_slots(&board_path, &chip)?;
     let chip_file = cli.chip.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     if board.board.chip != chip_file {
         note(&format!(

@@ -63,6 +63,12 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
                     ns.function, ns.nsid
                 ))
             }
+            dpu_targets::Backend::Local { .. } => {
+                return Err(format!(
+                    "function {} namespace {}: local SSD namespaces are not part of the flash configuration yet (boot the ELF with the scenario instead)",
+                    ns.function, ns.nsid
+                ))
+            }
         };
         let block_shift = ns.block_size.trailing_zeros() as u8;
         let ns = Namespace { function: ns.function, nsid: ns.nsid, block_shift, blocks: ns.bytes / u64::from(ns.block_size), backend };

@@ -375,6 +375,56 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// The job block headed `header` in the report: its verify line's
+/// (verify errors, I/O errors) and its first error lines.
+fn job_errors(run: &Run, header: &str) -> Option<(u64, u64, Vec<String>)> {
+    let mut lines = run.stdout.lines().skip_while(|l| !l.starts_with(header));
+    lines.next()?;
+    let verify = lines.by_ref().find(|l| l.trim_start().starts_with("verify:"))?;
+    let num_before = |tag: &str| verify.split(tag).next()?.split_whitespace().last()?.parse::<u64>().ok();
+    let io = verify.split("I/O errors ").nth(1)?.split(',').next()?.trim().parse().ok()?;
+    let firsts = lines.take_while(|l| l.trim_start().starts_with('!')).map(String::from).collect();
+    Some((num_before(" errors (")?, io, firsts))
+}
+
+fn local_ssd_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/local-ssd-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("local-ssd-verify", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0", "TOTAL (4 jobs)", "fault: local SSD 1 fails every command"])?;
+    // Every SSD was brought up by the firmware's driver.
+    for k in 0..4 {
+        if run.count(&format!("ssd {k}: up: 64 I/O queue pairs of 64, namespace 1")) != 1 {
+            return fail(format!("SSD {k} not brought up (controller init, identify, queue pairs)"), run);
+        }
+    }
+    // The healthy namespaces: no error at all; the failed one: its I/O
+    // failed with the SSD's status (Internal Error, DNR), none hung.
+    for (header, healthy) in [("small.fn1: ", true), ("small.fn2: ", false), ("large.fn3: ", true), ("small.fn4: ", true)] {
+        let Some((verify, ios, firsts)) = job_errors(&run, header) else { return fail(format!("no job result `{header}`"), run) };
+        if verify != 0 || (healthy && ios != 0) {
+            return fail(format!("job `{header}`: {verify} verify errors, {ios} I/O errors"), run);
+        }
+        if !healthy && (ios == 0 || firsts.is_empty() || !firsts.iter().all(|l| l.contains("status SCT 0x0 SC 0x06 DNR"))) {
+            return fail(format!("job `{header}` on the failed SSD: {ios} I/O errors, first: {firsts:?} (want Internal Error, DNR)"), run);
+        }
+    }
+    // The data went to the SSDs (both ways), 128 KiB commands on SSD 2;
+    // the failed SSD's errors are its own, the others had none.
+    let ssds = run.stat("ssds").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let n = |k: usize, f: &str| ssds.get(k).and_then(|s| s[f].as_u64()).unwrap_or(0);
+    if ssds.len() != 4 || (0..4).any(|k| n(k, "reads") == 0 || n(k, "writes") == 0) {
+        return fail(format!("SSD counters: {ssds:?}"), run);
+    }
+    if n(0, "errors") + n(2, "errors") + n(3, "errors") != 0 || n(1, "errors") == 0 || (0..4).any(|k| n(k, "bad_doorbells") != 0) {
+        return fail(format!("SSD error counters: {ssds:?}"), run);
+    }
+    if n(2, "bytes") != (n(2, "reads") + n(2, "writes")) * 128 * 1024 {
+        return fail(format!("SSD 2 did not see 128 KiB commands: {ssds:?}"), run);
+    }
+    Ok(())
+}
+
 fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/adapter-verify.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -1124,6 +1174,7 @@ const TESTS: &[(&str, Check)] = &[
     ("Ctrl-C: summary, stats, exit status 6", interrupt),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
+    ("local-ssd-verify: 4 VFs on local NVMe SSDs (4 KiB, 128 KiB PRP lists, AES-XTS); one SSD fails mid-run", local_ssd_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),

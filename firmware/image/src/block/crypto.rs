@@ -68,7 +68,7 @@ struct Ctx {
     blocks: u32,
     len: u32,
     function: u16,
-    segs: [(u64, u32); MAXSEG],
+    /// Its host segments are `Crypto::segs[context][..nsegs]`.
     nsegs: u8,
     pages: Pages,
     bounce: bool,
@@ -87,7 +87,6 @@ impl Ctx {
         blocks: 0,
         len: 0,
         function: 0,
-        segs: [(0, 0); MAXSEG],
         nsegs: 0,
         pages: Pages::NONE,
         bounce: false,
@@ -113,6 +112,9 @@ pub enum Cancelled {
 pub struct Crypto {
     eng: Engines,
     ctx: [Ctx; MAX_TAGS],
+    /// Host segments of each context's I/O: built at start, not part of
+    /// `INIT` (as a constant they were a 128 KiB template in the image).
+    segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
     /// Contexts waiting for pages or engine / DMA room, oldest first.
     wait: [u8; MAX_TAGS],
     nwait: usize,
@@ -128,6 +130,7 @@ impl dpu_rt::ConstInit for Crypto {
     const INIT: Crypto = Crypto {
         eng: Engines::NONE,
         ctx: [Ctx::FREE; MAX_TAGS],
+        segs: None,
         wait: [0; MAX_TAGS],
         nwait: 0,
         lower: [0; MAX_TAGS],
@@ -150,6 +153,7 @@ impl Crypto {
     /// engine), in DDR; `None` when memory or queues are missing.
     pub fn start(hart: usize) -> Option<&'static mut Crypto> {
         let c = dpu_rt::alloc::ddr_static::<Crypto>()?;
+        c.segs = Some(dpu_rt::alloc::ddr_slice_with(MAX_TAGS, |_| [(0, 0); MAXSEG])?);
         let rings = dpu_rt::alloc::ddr(Engines::memory(RING) as u64, 64)?;
         if !c.eng.start(hart, rings as usize, RING) {
             return None;
@@ -187,7 +191,8 @@ impl Crypto {
         let Some(i) = self.ctx.iter().position(|c| !c.used) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let c = &mut self.ctx[i];
         *c = Ctx { used: true, tag, write: io.op == Op::Write, ns: Some(ns), lba: io.lba, blocks: io.blocks, len: io.len, function, ..Ctx::FREE };
-        c.segs[..segs.len()].copy_from_slice(segs);
+        let Some(table) = self.segs.as_deref_mut() else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        table[i][..segs.len()].copy_from_slice(segs);
         c.nsegs = segs.len() as u8;
         c.bounce = segs.iter().any(|&(_, l)| l % du != 0);
         if !self.advance(chan, pool, i) {
@@ -230,32 +235,27 @@ impl Crypto {
 
     /// Calls `f(host address, staging address, bytes, offset)` for the
     /// I/O's data split at host-segment and staging-page boundaries.
-    fn pieces(c: &Ctx, pool: &Pool, mut f: impl FnMut(u64, u64, u32, usize)) {
-        let mut pos = 0usize;
-        for &(addr, len) in &c.segs[..usize::from(c.nsegs)] {
-            let mut done = 0usize;
-            while done < len as usize {
-                let p = pos + done;
-                let take = (PAGE - p % PAGE).min(len as usize - done);
-                f(addr + done as u64, pool.addr(c.pages.page(p / PAGE)) + (p % PAGE) as u64, take as u32, p);
-                done += take;
-            }
-            pos += len as usize;
-        }
+    fn pieces(c: &Ctx, segs: &[(u64, u32)], pool: &Pool, f: impl FnMut(u64, u64, u32, usize)) {
+        pool.pieces(&c.pages, segs, f)
+    }
+
+    /// Context `i`'s host segments (`n` of them).
+    fn segs_of<'a>(table: &'a Option<&'static mut [[(u64, u32); MAXSEG]]>, i: usize, n: u8) -> &'a [(u64, u32)] {
+        table.as_deref().map_or(&[][..], |t| &t[i][..usize::from(n)])
     }
 
     /// The DMA of a bounce: host -> staging (Fetch), staging -> host (Deliver).
     fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
         let c = &self.ctx[i];
         let mut n = 0u32;
-        Self::pieces(c, pool, |_, _, _, _| n += 1);
+        Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |_, _, _, _| n += 1);
         if chan.space() < n || n == 0 {
             return false;
         }
         let op = if c.step == Step::Fetch { dr::OP_H2D } else { dr::OP_D2H };
         let cookie = cookie::make(cookie::CRYPTO, i as u32);
         let mut k = 0;
-        Self::pieces(c, pool, |host, local, len, _| {
+        Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |host, local, len, _| {
             k += 1;
             let flags = if k == n { dr::FLAG_END } else { 0 };
             chan.push(&Desc { host, local, len, function: c.function, op, flags, msix: 0, cookie });
@@ -279,7 +279,7 @@ impl Crypto {
         if c.bounce {
             n = pages as u32;
         } else {
-            Self::pieces(c, pool, |_, _, _, _| n += 1);
+            Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |_, _, _, _| n += 1);
         }
         let Some(e) = self.eng.pick(n) else { return false };
         let mut k = 0;
@@ -297,7 +297,7 @@ impl Crypto {
             }
         } else {
             let eng = &mut self.eng;
-            Self::pieces(c, pool, |host, local, len, pos| {
+            Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |host, local, len, pos| {
                 let dun = c.lba + (pos >> shift) as u64;
                 let d = if encrypt {
                     CDesc::xts(true, host, local, len, slot, dun, du_4k).from_host(c.function)

@@ -18,6 +18,8 @@
 //!   (parity on the EC engine), below a crypto device or directly under
 //!   the namespace; its member I/Os carry [`ec::LOWER`] tags and go to
 //!   the initiator with staged data.
+//! * [`ssd`]: a namespace of one of the card's local NVMe SSDs, through
+//!   this core's queue pair on it (data staged, moved by the SSD).
 //!
 //! An I/O's data is in the host's memory (PCIe function + segments, as
 //! the NVMe data pointer described them) or in this core's staging pages
@@ -31,6 +33,7 @@
 pub mod crypto;
 pub mod ec;
 pub mod ram;
+pub mod ssd;
 pub mod staging;
 
 use crate::bootcfg::{self as config, Backend, Namespace};
@@ -111,6 +114,8 @@ pub mod cookie {
     pub const CRYPTO: u32 = 5;
     /// EC device moves between the upper buffer and fragments (index: its context).
     pub const EC: u32 = 6;
+    /// Local SSD device moves between the host and staging (index: its context).
+    pub const SSD: u32 = 7;
 
     pub const fn make(device: u32, index: u32) -> u32 {
         KIND << 28 | device << 24 | (index & 0x00ff_ffff)
@@ -157,6 +162,7 @@ pub struct Stack {
     fabric: Option<&'static mut Fabric>,
     crypto: Option<&'static mut crypto::Crypto>,
     ec: Option<&'static mut ec::Ec>,
+    ssd: Option<&'static mut ssd::Ssd>,
     /// Completions decided at submission (bad request, no path).
     done: Done,
     /// DMA pushed: the owner must kick its channel.
@@ -164,7 +170,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, ec: None, done: Done::EMPTY, kick: false };
+    pub const INIT: Stack = Stack { pool: Pool::EMPTY, ram: ram::Ram::INIT, fabric: None, crypto: None, ec: None, ssd: None, done: Done::EMPTY, kick: false };
 
     /// Allocates the core's staging pages and device buffers.
     pub fn start(&mut self) -> bool {
@@ -184,6 +190,11 @@ impl Stack {
     /// Attaches this core's EC device (erasure-coded namespaces).
     pub fn attach_ec(&mut self, e: &'static mut ec::Ec) {
         self.ec = Some(e);
+    }
+
+    /// Attaches this core's local SSD device (local namespaces).
+    pub fn attach_ssd(&mut self, s: &'static mut ssd::Ssd) {
+        self.ssd = Some(s);
     }
 
     fn finish(&mut self, tag: Tag, st: Status) {
@@ -226,6 +237,13 @@ impl Stack {
                 let (Some(e), Some(f)) = (self.ec.as_deref_mut(), self.fabric.as_deref_mut()) else { return self.finish(tag, PATH_ERROR) };
                 e.submit(chan, &mut self.pool, f, ns, tag, io);
             }
+            Backend::Local { ssd, nsid } => {
+                if config::state(ns.index) != config::NS_READY {
+                    return self.finish(tag, NAMESPACE_NOT_READY_DNR);
+                }
+                let Some(s) = self.ssd.as_deref_mut() else { return self.finish(tag, NAMESPACE_NOT_READY_DNR) };
+                s.submit(chan, &mut self.pool, ssd, nsid, tag, io);
+            }
         }
     }
 
@@ -245,7 +263,8 @@ impl Stack {
         self.kick |= self.ram.kick
             || self.fabric.as_deref().is_some_and(|f| f.kick)
             || self.crypto.as_deref().is_some_and(|c| c.kick)
-            || self.ec.as_deref().is_some_and(|e| e.kick);
+            || self.ec.as_deref().is_some_and(|e| e.kick)
+            || self.ssd.as_deref().is_some_and(|s| s.kick);
     }
 
     /// A lower I/O of the crypto device (`tag` has `crypto::LOWER`) or a
@@ -290,6 +309,11 @@ impl Stack {
                 }
                 self.lower_pass(chan);
             }
+            cookie::SSD => {
+                if let Some(s) = self.ssd.as_deref_mut() {
+                    s.dma_done(chan, &mut self.pool, i, ok);
+                }
+            }
             cookie::RAM_FETCH => self.ram.fetched(chan, i, bytes, ok),
             cookie::NET_STAGE => {
                 if let Some(f) = self.fabric.as_deref_mut() {
@@ -323,6 +347,9 @@ impl Stack {
             }
             work += n + e.poll(chan, &mut self.pool, f);
         }
+        if let Some(s) = self.ssd.as_deref_mut() {
+            work += s.poll(chan, &mut self.pool);
+        }
         if let Some(c) = self.crypto.as_deref_mut() {
             work += c.poll(chan, &mut self.pool);
             work += self.lower_pass(chan);
@@ -349,6 +376,9 @@ impl Stack {
         if let Some(e) = self.ec.as_deref_mut() {
             e.kick = false;
         }
+        if let Some(s) = self.ssd.as_deref_mut() {
+            s.kick = false;
+        }
         true
     }
 
@@ -360,6 +390,7 @@ impl Stack {
             || self.fabric.as_deref().is_some_and(|f| f.has_done())
             || self.crypto.as_deref().is_some_and(|c| c.done.any())
             || self.ec.as_deref().is_some_and(|e| e.done.any())
+            || self.ssd.as_deref().is_some_and(|s| s.done.any())
     }
 
     /// Finished I/Os (tag, status) into `out`; returns how many (call
@@ -410,6 +441,9 @@ impl Stack {
         if let Some(e) = self.ec.as_deref_mut() {
             n += e.take_done(&mut out[n..]);
         }
+        if let Some(s) = self.ssd.as_deref_mut() {
+            n += s.take_done(&mut out[n..]);
+        }
         n
     }
 
@@ -436,6 +470,7 @@ impl Stack {
     #[inline(never)]
     pub fn deadline(&mut self) -> u64 {
         let ec = self.ec.as_deref().map_or(u64::MAX, |e| e.deadline());
-        self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline()).min(ec)
+        let ssd = self.ssd.as_deref().map_or(u64::MAX, |s| s.deadline());
+        self.fabric.as_deref_mut().map_or(u64::MAX, |f| f.deadline()).min(ec).min(ssd)
     }
 }

@@ -102,6 +102,24 @@ impl Pool {
         self.bytes.as_deref().map_or(&[][..], |b| &b[at..at + len.min(PAGE)])
     }
 
+    /// Calls `f(host address, staging address, bytes, offset)` for data
+    /// laid out as the host segments `segs` (in transfer order) and as
+    /// `p` from its first byte, split at segment and page boundaries: the
+    /// pieces of a DMA between the host and staging.
+    pub fn pieces(&self, p: &Pages, segs: &[(u64, u32)], mut f: impl FnMut(u64, u64, u32, usize)) {
+        let mut pos = 0usize;
+        for &(addr, len) in segs {
+            let mut done = 0usize;
+            while done < len as usize {
+                let at = pos + done;
+                let take = (PAGE - at % PAGE).min(len as usize - done);
+                f(addr + done as u64, self.addr(p.page(at / PAGE)) + (at % PAGE) as u64, take as u32, at);
+                done += take;
+            }
+            pos += len as usize;
+        }
+    }
+
     /// `len` bytes of `p` from byte `offset` as DPU memory segments (one
     /// per page touched), into `out`; returns how many.
     pub fn segments(&self, p: &Pages, offset: usize, len: usize, out: &mut [(u64, u32)]) -> usize {

@@ -139,7 +139,7 @@ fn state_name(ns: &bootcfg::Namespace) -> &'static str {
     if bootcfg::ready(ns) {
         return "ready";
     }
-    if matches!(ns.backend, Backend::Remote { .. }) {
+    if matches!(ns.backend, Backend::Remote { .. } | Backend::Local { .. }) {
         return match bootcfg::state(ns.index) {
             bootcfg::NS_MISMATCH => "mismatch",
             bootcfg::NS_OFFLINE => "offline",
@@ -178,6 +178,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>) -> Result<(), RpcError> {
             Backend::Ram(_) => ("RAM disk", "ram"),
             Backend::Remote { .. } => ("NVMe-oF namespace", "remote"),
             Backend::Ec { .. } => ("Erasure-coded volume", "ec"),
+            Backend::Local { .. } => ("Local NVMe SSD namespace", "local"),
         };
         w.field_str("product_name", product);
         w.field_u64("block_size", 1u64 << g.block_shift);
@@ -195,6 +196,10 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>) -> Result<(), RpcError> {
         }
         match ns.backend {
             Backend::Ram(_) => {}
+            Backend::Local { ssd, nsid } => {
+                w.field_u64("ssd", u64::from(ssd));
+                w.field_u64("ssd_nsid", u64::from(nsid));
+            }
             Backend::Remote { ctrl, nsid } => {
                 w.key("controller");
                 w.string_fmt(format_args!("nvme{ctrl}"));

@@ -265,6 +265,8 @@ pub fn run(hart: HartId) -> ! {
             defmt::info!("nvme: {=usize} namespace(s) configured", n);
             // Encrypted namespaces: their keys into the crypto engines.
             crate::block::crypto::load_keys(hart.0);
+            // Namespaces on local SSDs: those SSDs brought up.
+            crate::ssd::wake_service();
         }
         Err(e) => {
             defmt::error!("nvme: boot configuration rejected: {}", e);

@@ -439,6 +439,11 @@ impl Engine {
         self.block.attach_ec(e);
     }
 
+    /// Attaches this core's local SSD device (local namespaces).
+    pub fn attach_ssd(&mut self, s: &'static mut crate::block::ssd::Ssd) {
+        self.block.attach_ssd(s);
+    }
+
     /// When the engine next needs to run without an interrupt (coalescing
     /// deadlines, the initiator's timers), in mtime ticks.
     #[inline(never)]

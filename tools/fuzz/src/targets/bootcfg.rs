@@ -51,6 +51,9 @@ pub fn run(data: &[u8]) {
                 let stripe_blocks = u64::from(v.k) * (4096 >> ns.geometry.block_shift);
                 assert_eq!(ns.geometry.blocks % stripe_blocks, 0, "not whole stripes: {ns:?}");
             }
+            Backend::Local { ssd, nsid } => {
+                assert!(usize::from(ssd) < dpu_hal::memory_map::SSD_SLOTS && nsid != 0 && nsid != u32::MAX, "{ns:?}");
+            }
         }
     }
     assert!(n <= MAX_NAMESPACES);

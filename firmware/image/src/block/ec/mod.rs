@@ -237,10 +237,11 @@ pub struct Ec {
     live: [u64; NCTX.div_ceil(64)],
     next_scan: u64,
     ctx: [Ctx; NCTX],
-    /// Host segments of each context's I/O.
-    segs: [[(u64, u32); MAXSEG]; NCTX],
-    /// Fragment address tables the engine reads (8-byte aligned).
-    frags: [[u64; 32]; NCTX],
+    /// Host segments of each context's I/O, and the fragment address
+    /// tables the engine reads (8-byte aligned): built at start, not part
+    /// of `INIT` (as constants they were a 165 KiB template in the image).
+    segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
+    frags: Option<&'static mut [[u64; 32]]>,
     /// Contexts waiting for their lock / pages / room, oldest first.
     wait: [u8; NCTX],
     nwait: usize,
@@ -263,8 +264,8 @@ impl dpu_rt::ConstInit for Ec {
         live: [0; NCTX.div_ceil(64)],
         next_scan: 0,
         ctx: [Ctx::FREE; NCTX],
-        segs: [[(0, 0); MAXSEG]; NCTX],
-        frags: [[0; 32]; NCTX],
+        segs: None,
+        frags: None,
         wait: [0; NCTX],
         nwait: 0,
         repair: repair::Worker::IDLE,
@@ -289,6 +290,8 @@ impl Ec {
     /// in DDR; `None` when memory or the queue is missing.
     pub fn start(hart: usize) -> Option<&'static mut Ec> {
         let e = dpu_rt::alloc::ddr_static::<Ec>()?;
+        e.segs = Some(dpu_rt::alloc::ddr_slice_with(NCTX, |_| [(0, 0); MAXSEG])?);
+        e.frags = Some(dpu_rt::alloc::ddr_slice_with(NCTX, |_| [0u64; 32])?);
         let ring = dpu_rt::alloc::ddr(Engine::memory(RING) as u64, 64)?;
         if !e.eng.start(hart, ring as usize, RING) {
             return None;
@@ -332,7 +335,8 @@ impl Ec {
                 }
                 c.host = true;
                 c.function = function;
-                self.segs[i][..segs.len()].copy_from_slice(segs);
+                let Some(table) = self.segs.as_deref_mut() else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+                table[i][..segs.len()].copy_from_slice(segs);
                 c.nsegs = segs.len() as u8;
             }
             Data::Staged(p) => {
@@ -420,13 +424,17 @@ impl Ec {
                 c.lock = Some(slot);
                 c.pages = pages;
                 c.check = check;
-                for f in 0..width {
-                    self.frags[i][f] = pool.addr(pages.page(f));
+                if let Some(t) = self.frags.as_deref_mut() {
+                    for f in 0..width {
+                        t[i][f] = pool.addr(pages.page(f));
+                    }
                 }
                 if extra > 0 {
                     // Encode reads the data read from the members and
                     // writes the parity next to the members' parity.
-                    self.check_frags[..k].copy_from_slice(&self.frags[i][..k]);
+                    if let Some(t) = self.frags.as_deref() {
+                        self.check_frags[..k].copy_from_slice(&t[i][..k]);
+                    }
                     for j in 0..m {
                         self.check_frags[k + j] = pool.addr(check.page(j));
                     }
@@ -448,7 +456,7 @@ impl Ec {
             }
             Step::Rebuild | Step::Encode => {
                 let c = &self.ctx[i];
-                let frags = if c.job == Job::Scrub && c.step == Step::Encode { self.check_frags.as_ptr() } else { self.frags[i].as_ptr() } as u64;
+                let frags = if c.job == Job::Scrub && c.step == Step::Encode { self.check_frags.as_ptr() } else { self.frags.as_deref().map_or(core::ptr::null(), |t| t[i].as_ptr()) } as u64;
                 let d = if c.step == Step::Rebuild {
                     EDesc::reconstruct(frags, CHUNK as u32, k as u8, m as u8, u64::from(c.have), u64::from(c.need & !c.have), i as u32)
                 } else {
@@ -702,10 +710,11 @@ impl Ec {
 
     /// Fill (upper -> fragments) or Deliver (fragments -> upper) by DMA.
     fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
-        let c = self.ctx[i];
-        let (segs, frags) = (&self.segs[i], &self.frags[i]);
+        let c = &self.ctx[i];
+        let (Some(segs), Some(frags)) = (self.segs.as_deref(), self.frags.as_deref()) else { return true };
+        let (segs, frags) = (&segs[i], &frags[i]);
         let mut n = 0u32;
-        Self::pieces(&c, segs, frags, pool, |_, _, _| n += 1);
+        Self::pieces(c, segs, frags, pool, |_, _, _| n += 1);
         if n == 0 || chan.space() < n {
             return false;
         }
@@ -717,7 +726,7 @@ impl Ec {
         };
         let cookie = cookie::make(cookie::EC, i as u32);
         let mut k = 0;
-        Self::pieces(&c, segs, frags, pool, |upper, frag, len| {
+        Self::pieces(c, segs, frags, pool, |upper, frag, len| {
             k += 1;
             let flags = if k == n { dr::FLAG_END } else { 0 };
             // OP_COPY: source in `host`, destination in `local`.

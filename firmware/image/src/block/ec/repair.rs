@@ -304,7 +304,7 @@ impl Ec {
         let cookie = cookie::make(cookie::EC, i as u32);
         for j in 0..2 * m {
             self.crc[j].store(0, Ordering::Release);
-            let page = if j % 2 == 0 { self.frags[i][k + j / 2] } else { self.check_frags[k + j / 2] };
+            let page = if j % 2 == 0 { self.frags.as_deref().map_or(0, |t| t[i][k + j / 2]) } else { self.check_frags[k + j / 2] };
             let mut d = Desc::crc32c(page, CHUNK as u32, &self.crc[j] as *const _ as u64, cookie);
             if j + 1 == 2 * m {
                 d.flags = dr::FLAG_END;
