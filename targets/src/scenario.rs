@@ -1690,6 +1690,20 @@ target = "t0"
     }
 
     #[test]
+    fn a_job_on_a_namespace_attached_at_run_time() {
+        let live = |extra: &str| format!("{BASE}[[jobs]]\nname = \"l\"\nfunctions = [1]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{extra}");
+        assert!(parse(&live("startdelay = \"2ms\"\nattached = { size = \"1MiB\" }\n")).is_ok());
+        let e = parse(&live("")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].functions`") && e.contains("no namespace 2 in [[storage]]"), "{e}");
+        let e = parse(&live("attached = { size = \"1MiB\" }\n")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].attached`") && e.contains("needs a startdelay"), "{e}");
+        let e = parse(&live("startdelay = \"2ms\"\nattached = { size = \"1MiB\", block_size = 1000 }\n")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].attached.block_size`"), "{e}");
+        let e = parse(&live("startdelay = \"2ms\"\nattached = { size = \"1MiB\" }\n").replacen("nsid = 2", "nsid = 1", 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].attached`") && e.contains("in [[storage]] already"), "{e}");
+    }
+
+    #[test]
     fn jobs_on_separate_regions_share_a_namespace() {
         let two = |a: &str, b: &str| {
             format!("{}offset = {a}\n[[jobs]]\nname = \"w\"\nfunctions = [1]\nrw = \"randwrite\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{b}", BASE.replacen("verify = true", "verify = true\nregion = \"512KiB\"", 1))
