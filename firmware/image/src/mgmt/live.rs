@@ -99,6 +99,10 @@ impl Live {
                     (Outcome::Attached { function, nsid }, Map::Attaching { function: f, nsid: n }) if (f, n) == (function, nsid) => {
                         b.map = Map::Attached { function, nsid };
                     }
+                    (Outcome::Refused { function, nsid }, Map::Attaching { function: f, nsid: n }) if (f, n) == (function, nsid) => {
+                        defmt::error!("mgmt: {=str}: the admin service refused namespace {=u32} of function {=u16}", b.name(), nsid, function);
+                        b.map = Map::None;
+                    }
                     (Outcome::Drained { function, nsid }, Map::Detaching { function: f, nsid: n }) if (f, n) == (function, nsid) => {
                         b.map = Map::None;
                     }

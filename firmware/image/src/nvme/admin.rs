@@ -719,7 +719,7 @@ impl Admin {
     fn live_attach(&mut self, ns: live::LiveNs) {
         if config::namespace(ns.function, ns.nsid).is_some() || !self.live.insert(ns.namespace()) {
             defmt::error!("nvme fn{=u16}: live namespace {=u32} refused (taken or table full)", ns.function, ns.nsid);
-            return;
+            return self.tell_mgmt(Outcome::Refused { function: ns.function, nsid: ns.nsid });
         }
         for h in 0..HARTS {
             if self.to[h].is_some() && !self.send(h, ToEngine::Attach { ns }) {

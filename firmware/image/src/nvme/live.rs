@@ -30,6 +30,10 @@ pub enum Change {
 pub enum Outcome {
     /// Every engine has been told (I/O to it is served from now on).
     Attached { function: u16, nsid: u32 },
+    /// Not attached: the namespace ID is taken or the table is full (the
+    /// management server checks both first; this keeps it from waiting
+    /// forever if they ever disagree).
+    Refused { function: u16, nsid: u32 },
     /// No engine holds a command of the detached namespace any more.
     Drained { function: u16, nsid: u32 },
 }
