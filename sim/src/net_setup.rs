@@ -150,6 +150,7 @@ impl Machine {
             let at = dpu_targets::parse_time_ns(&r.at).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
             let expect = crate::net::operator::Expect {
                 error: r.expect_error,
+                message: r.expect_error_message.clone(),
                 result: r.expect_result.as_ref().map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null)),
                 close: r.expect_close,
                 refused: r.expect_refused,

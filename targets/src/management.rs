@@ -71,6 +71,8 @@ pub struct RpcCfg {
     pub from: Option<String>,
     /// The error code expected.
     pub expect_error: Option<i64>,
+    /// Text the expected error's message contains (the field it names).
+    pub expect_error_message: Option<String>,
     /// A JSON value the result must contain: every member of an object
     /// (recursively), every element of an array matched by some element.
     pub expect_result: Option<toml::Value>,
@@ -176,6 +178,9 @@ impl Scenario {
             }
             if r.expect_refused && (r.expect_error.is_some() || r.expect_result.is_some()) {
                 return err("expect_refused", "a refused client gets no answer: no expect_error or expect_result".into());
+            }
+            if r.expect_error_message.is_some() && r.expect_error.is_none() {
+                return err("expect_error_message", "needs expect_error (the code)".into());
             }
             if r.expect_error.is_some() && r.expect_result.is_some() {
                 return err("expect_error", "expect an error or a result, not both".into());

@@ -92,6 +92,11 @@ pub struct HostCfg {
     pub submit_ns: u64,
     #[serde(default = "d_cpu")]
     pub complete_ns: u64,
+    /// The driver enables Namespace Attribute Notices and keeps an
+    /// Asynchronous Event Request outstanding, rescanning namespaces on a
+    /// notice (as Linux does). Off by default: it holds an AER slot.
+    #[serde(default)]
+    pub namespace_notices: bool,
 }
 
 impl Default for HostCfg {
@@ -105,6 +110,7 @@ impl Default for HostCfg {
             use_sgl: false,
             submit_ns: d_cpu(),
             complete_ns: d_cpu(),
+            namespace_notices: false,
         }
     }
 }
@@ -532,6 +538,26 @@ pub struct JobCfg {
     pub buf_offset: u32,
     #[serde(default)]
     pub seed: u64,
+    /// Like fio's `startdelay`: the job starts this long after the
+    /// workload ("2ms"). The host first rescans the function's namespaces
+    /// (as `nvme ns-rescan` would after an attach).
+    pub startdelay: Option<String>,
+    /// The namespace is not in [[storage]]: an `[[rpc]]` call attaches it
+    /// at run time, before `startdelay`; this says its geometry.
+    pub attached: Option<AttachedCfg>,
+}
+
+/// A namespace attached at run time, as a job sees it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachedCfg {
+    pub size: String,
+    #[serde(default = "d_block_size")]
+    pub block_size: u32,
+}
+
+fn d_block_size() -> u32 {
+    512
 }
 
 /// Expected outcome.
@@ -789,6 +815,25 @@ impl Scenario {
             if let Some(r) = &j.ramp_time {
                 parse_time_ns(r).map_err(bad(at("ramp_time")))?;
             }
+            if let Some(r) = &j.startdelay {
+                parse_time_ns(r).map_err(bad(at("startdelay")))?;
+            }
+            let attached = match &j.attached {
+                Some(a) => {
+                    if j.startdelay.is_none() {
+                        return err(at("attached"), "a namespace attached at run time needs a startdelay (after the attach)".into());
+                    }
+                    if a.block_size != 512 && a.block_size != 4096 {
+                        return err(at("attached.block_size"), format!("{} must be 512 or 4096", a.block_size));
+                    }
+                    let bytes = parse_size(&a.size).map_err(bad(at("attached.size")))?;
+                    if bytes == 0 || bytes % u64::from(a.block_size) != 0 {
+                        return err(at("attached.size"), format!("{bytes} must be a non-zero multiple of the block size"));
+                    }
+                    Some((bytes, a.block_size))
+                }
+                None => None,
+            };
             if let Some(s) = &j.size {
                 parse_size(s).map_err(bad(at("size")))?;
             }
@@ -807,8 +852,16 @@ impl Scenario {
                 return err(at("region"), "must not be 0".into());
             }
             for &fun in &j.functions {
-                let Some(ns) = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid) else {
-                    return err(at("functions"), format!("function {fun} has no namespace {} in [[storage]]", j.nsid));
+                let configured = namespaces.iter().find(|n| n.function == fun && n.nsid == j.nsid);
+                let live;
+                let ns = match (configured, attached) {
+                    (Some(_), Some(_)) => return err(at("attached"), format!("function {fun} namespace {} is in [[storage]] already", j.nsid)),
+                    (Some(ns), None) => ns,
+                    (None, Some((bytes, block_size))) => {
+                        live = NamespaceCfg { function: fun, nsid: j.nsid, bytes, block_size, backend: Backend::Ram, encryption: None };
+                        &live
+                    }
+                    (None, None) => return err(at("functions"), format!("function {fun} has no namespace {} in [[storage]]", j.nsid)),
                 };
                 if bs % u64::from(ns.block_size) != 0 {
                     return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.block_size));
@@ -1735,6 +1788,20 @@ target = "t0"
             + "[[jobs]]\nname = \"v\"\nfunctions = [1, 2]\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\nverify = true\n";
         let e = parse(&shared).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("field `jobs[0].nsid`") && e.contains("through functions 1 and 2"), "{e}");
+    }
+
+    #[test]
+    fn a_job_on_a_namespace_attached_at_run_time() {
+        let live = |extra: &str| format!("{BASE}[[jobs]]\nname = \"l\"\nfunctions = [1]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{extra}");
+        assert!(parse(&live("startdelay = \"2ms\"\nattached = { size = \"1MiB\" }\n")).is_ok());
+        let e = parse(&live("")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].functions`") && e.contains("no namespace 2 in [[storage]]"), "{e}");
+        let e = parse(&live("attached = { size = \"1MiB\" }\n")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].attached`") && e.contains("needs a startdelay"), "{e}");
+        let e = parse(&live("startdelay = \"2ms\"\nattached = { size = \"1MiB\", block_size = 1000 }\n")).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].attached.block_size`"), "{e}");
+        let e = parse(&live("startdelay = \"2ms\"\nattached = { size = \"1MiB\" }\n").replacen("nsid = 2", "nsid = 1", 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("field `jobs[1].attached`") && e.contains("in [[storage]] already"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! parser is unit-tested and fuzzed on the host.
 #![no_std]
 
+pub mod live;
+
 use dpu_bdev::{Geometry, RamBdev};
 use dpu_hal::memory_map::MAX_FUNCTIONS;
 use dpu_hal::regs::bootcfg as b;

@@ -89,6 +89,9 @@ pub fn controller(out: &mut [u8; 4096], id: &ControllerIdentity) {
     out[256..258].copy_from_slice(&oacs.to_le_bytes());
     out[258] = id.acl;
     out[259] = id.aerl;
+    // OAES bit 8: Namespace Attribute Notices (and the Changed Namespace
+    // List log page) are supported (§5.17.2.1 OAES, §5.2.1).
+    out[92..96].copy_from_slice(&(1u32 << 8).to_le_bytes());
     // FRMW: bits 3:1 slots, bit 0 slot 1 read-only, bit 4 activation
     // without reset (never: the bootloader activates an image).
     out[260] = if id.firmware_update { crate::firmware::FRMW } else { 0x03 };
@@ -213,6 +216,7 @@ mod tests {
         controller(&mut b, &ControllerIdentity { firmware_update: true, ..id });
         assert_eq!((u16::from_le_bytes([b[256], b[257]]), b[260], b[319]), (0x4, 0x04, 1), "OACS bit 2, two writable slots, 4 KiB granularity");
         assert_eq!(b[77], MDTS);
+        assert_eq!(u32::from_le_bytes(b[92..96].try_into().unwrap()), 1 << 8, "OAES: namespace attribute notices");
         assert_eq!(u16::from_le_bytes([b[78], b[79]]), 5);
         assert_eq!((b[512], b[513]), (0x66, 0x44));
         assert_eq!(u32::from_le_bytes(b[516..520].try_into().unwrap()), MAX_NSID);

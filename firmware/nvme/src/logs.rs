@@ -1,6 +1,7 @@
 //! Get Log Page (NVMe Base 2.0 §5.16): Error Information (01h),
 //! SMART / Health Information (02h), Firmware Slot Information (03h,
-//! rendered by [`crate::firmware::SlotLog`]).
+//! rendered by [`crate::firmware::SlotLog`]), Changed Namespace List
+//! (04h, [`ChangedNs`]).
 
 use crate::sqe::Sqe;
 use crate::status::Status;
@@ -8,6 +9,57 @@ use crate::status::Status;
 pub const LID_ERROR: u8 = 0x01;
 pub const LID_SMART: u8 = 0x02;
 pub const LID_FIRMWARE_SLOT: u8 = 0x03;
+pub const LID_CHANGED_NS: u8 = 0x04;
+
+/// Size of the Changed Namespace List log page (1024 NSIDs).
+pub const CHANGED_NS_BYTES: usize = 4096;
+
+/// Namespace IDs whose attributes changed since the Changed Namespace
+/// List log page was last read (NVMe Base 2.0 §5.16.1.5): kept in
+/// increasing order; more than [`ChangedNs::MAX`] reads as the single
+/// entry FFFFFFFFh ("more than fit: rescan all"), as more than 1024
+/// does in the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangedNs {
+    nsids: [u32; ChangedNs::MAX],
+    n: u8,
+    overflow: bool,
+}
+
+impl ChangedNs {
+    pub const MAX: usize = 16;
+    pub const EMPTY: ChangedNs = ChangedNs { nsids: [0; ChangedNs::MAX], n: 0, overflow: false };
+
+    /// Notes that namespace `nsid` changed (once, however often).
+    pub fn record(&mut self, nsid: u32) {
+        let list = &self.nsids[..usize::from(self.n)];
+        if self.overflow || list.contains(&nsid) {
+            return;
+        }
+        if usize::from(self.n) == Self::MAX {
+            self.overflow = true;
+            return;
+        }
+        let at = list.iter().position(|&x| x > nsid).unwrap_or(list.len());
+        self.nsids.copy_within(at..usize::from(self.n), at + 1);
+        self.nsids[at] = nsid;
+        self.n += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0 && !self.overflow
+    }
+
+    /// Renders the page's first `out.len()` bytes (cleared first).
+    pub fn render(&self, out: &mut [u8]) {
+        out.fill(0);
+        let one = [u32::MAX];
+        let list: &[u32] = if self.overflow { &one } else { &self.nsids[..usize::from(self.n)] };
+        for (slot, &nsid) in out.chunks_exact_mut(4).zip(list) {
+            slot.copy_from_slice(&nsid.to_le_bytes());
+        }
+    }
+}
 
 /// Entries kept in the error log.
 pub const ERROR_ENTRIES: usize = 16;
@@ -33,6 +85,7 @@ pub fn decode(sqe: &Sqe) -> Result<Request, Status> {
     let size = match lid {
         LID_ERROR => (64 * ERROR_ENTRIES) as u64,
         LID_SMART | LID_FIRMWARE_SLOT => 512,
+        LID_CHANGED_NS => CHANGED_NS_BYTES as u64,
         _ => return Err(Status::INVALID_LOG_PAGE),
     };
     if offset % 4 != 0 || offset >= size {
@@ -159,6 +212,29 @@ mod tests {
         assert_eq!(decode(&cmd(0x0000_0002, 0, 2)), Err(Status::INVALID_FIELD), "unaligned offset");
         assert_eq!(decode(&cmd(0x0000_0002, 0, 512)), Err(Status::INVALID_FIELD), "offset past the page");
         assert_eq!(decode(&cmd(0x0001_0003, 0, 8)).unwrap().offset, 8);
+        // Changed Namespace List: 4 KiB, RAE in bit 15.
+        let r = decode(&cmd(0x03ff_8004, 0, 0)).unwrap();
+        assert_eq!((r.lid, r.len, r.rae), (LID_CHANGED_NS, 4096, true));
+        assert_eq!(decode(&cmd(0x0000_0004, 0, 4096)), Err(Status::INVALID_FIELD), "offset past the page");
+    }
+
+    #[test]
+    fn changed_namespace_list() {
+        let mut c = ChangedNs::EMPTY;
+        assert!(c.is_empty());
+        for n in [5, 2, 5, 9] {
+            c.record(n);
+        }
+        let mut b = [0xffu8; 64];
+        c.render(&mut b);
+        let words: [u32; 4] = core::array::from_fn(|i| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()));
+        assert_eq!(words, [2, 5, 9, 0], "increasing, once each, zero after");
+        for n in 100..100 + ChangedNs::MAX as u32 {
+            c.record(n);
+        }
+        c.render(&mut b);
+        assert_eq!(&b[0..8], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0], "overflow: FFFFFFFFh alone");
+        assert!(!c.is_empty());
     }
 
     #[test]

@@ -17,6 +17,13 @@ pub mod code {
     pub const UNAUTHORIZED: i32 = -32001;
     /// SPDK answers a name that matches nothing with -ENODEV.
     pub const NO_SUCH_DEVICE: i32 = -19;
+    /// -EBUSY: the object is in use (a block device mapped to a function,
+    /// a namespace still draining).
+    pub const BUSY: i32 = -16;
+    /// -EEXIST: the name or namespace ID is taken.
+    pub const EXISTS: i32 = -17;
+    /// -ENOMEM: no room (memory, table slots).
+    pub const NO_MEMORY: i32 = -12;
 }
 
 /// Longest message kept (longer ones are cut at a character boundary).

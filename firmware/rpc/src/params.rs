@@ -60,6 +60,19 @@ impl<'a> Params<'a> {
         v.as_u64().map(Some).ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: `{name}` must be a non-negative integer below 2^64")))
     }
 
+    /// A parameter the method cannot do without: -32602 naming it when absent.
+    pub fn required<T>(name: &str, v: Option<T>) -> Result<T, RpcError> {
+        v.ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: `{name}` is required")))
+    }
+
+    /// An integer parameter within `range`: -32602 naming it otherwise.
+    pub fn u64_in(&self, name: &str, range: core::ops::RangeInclusive<u64>) -> Result<Option<u64>, RpcError> {
+        match self.u64(name)? {
+            Some(v) if !range.contains(&v) => Err(RpcError::invalid_params(format_args!("invalid params: `{name}` must be in {}..={}, got {v}", range.start(), range.end()))),
+            v => Ok(v),
+        }
+    }
+
     pub fn bool(&self, name: &str) -> Result<Option<bool>, RpcError> {
         let Some(v) = self.get(name) else { return Ok(None) };
         v.as_bool().map(Some).ok_or_else(|| Self::wrong(name, "a boolean", v))

@@ -305,6 +305,13 @@ fn params_are_typed_and_named_in_errors() {
     assert!(p.str("count", &mut b).unwrap_err().message().contains("`count` must be a string, got a number"));
     assert!(p.only(&["name", "count", "big"]).unwrap_err().message().contains("unknown parameter `flag`"));
     assert!(p.only(&["name", "count", "big", "flag"]).is_ok());
+    assert_eq!(p.u64_in("count", 1..=3).unwrap(), Some(3));
+    let e = p.u64_in("count", 4..=8).unwrap_err();
+    assert_eq!(e.code, code::INVALID_PARAMS);
+    assert!(e.message().contains("`count` must be in 4..=8, got 3"), "{}", e.message());
+    assert_eq!(p.u64_in("absent", 1..=2).unwrap(), None);
+    assert!(Params::required("num_blocks", None::<u64>).unwrap_err().message().contains("`num_blocks` is required"));
+    assert_eq!(Params::required("count", Some(3)).unwrap(), 3);
     let arr = validate(b"[1]").unwrap();
     assert!(Params::new(Some(arr)).unwrap_err().message().contains("named parameters"));
     assert!(Params::new(None).unwrap().only(&[]).is_ok());

@@ -187,6 +187,9 @@ pub struct DriverOptions {
     /// Host CPU time per submission and per reaped completion.
     pub submit_ns: u64,
     pub complete_ns: u64,
+    /// Enable Namespace Attribute Notices and listen for them
+    /// ([`Controller::enable_namespace_notices`]).
+    pub namespace_notices: bool,
 }
 
 impl Default for DriverOptions {
@@ -200,6 +203,7 @@ impl Default for DriverOptions {
             use_sgl: false,
             submit_ns: 300,
             complete_ns: 300,
+            namespace_notices: false,
         }
     }
 }
@@ -286,6 +290,8 @@ pub struct CtrlInfo {
     pub sgls: u32,
     pub sqes: u8,
     pub cqes: u8,
+    /// Optional Asynchronous Events Supported (bit 8: namespace attribute notices).
+    pub oaes: u32,
 }
 
 /// An active namespace.
@@ -585,6 +591,9 @@ impl Controller {
         ctrl.identify_controller().await?;
         ctrl.setup_io_queues().await?;
         ctrl.scan_namespaces().await?;
+        if ctrl.0.borrow().opts.namespace_notices {
+            ctrl.enable_namespace_notices().await?;
+        }
         let c = ctrl.0.borrow();
         h.log(format!(
             "nvme fn{f}: {} {} fw {} NVMe {}.{}, {} I/O queues, {} namespace(s)",
@@ -882,6 +891,7 @@ impl Controller {
             aerl: d[259],
             sqes: d[512],
             cqes: d[513],
+            oaes: u32_at(92),
             nn: u32_at(516),
             oncs: u16_at(520),
             vwc: d[525],
@@ -953,6 +963,73 @@ impl Controller {
         self.submit(0, Sqe::new(opc::CREATE_SQ).prp(sq, 0).cdw(10, (qsize << 16) | u32::from(qid)).cdw(11, (u32::from(qid) << 16) | 1))
             .await?;
         Ok(())
+    }
+
+    /// Linux's namespace change handling (`nvme_enable_aen`,
+    /// `nvme_handle_aen_notice`): if the controller offers Namespace
+    /// Attribute Notices (Identify Controller OAES bit 8), enables them
+    /// (Set Features, Asynchronous Event Configuration 0Bh, bit 8) and
+    /// keeps one Asynchronous Event Request outstanding. A notice of type
+    /// 2h, information 00h, log page 04h makes the host read the Changed
+    /// Namespace List (RAE clear: that clears it and unmasks the event)
+    /// and rescan its namespaces, then re-arm (NVMe Base 2.0 §5.2,
+    /// §5.16.1.5). Returns false if the controller does not offer them.
+    pub async fn enable_namespace_notices(&self) -> Result<bool, String> {
+        let f = self.function();
+        if self.info().oaes & (1 << 8) == 0 {
+            return Ok(false);
+        }
+        self.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 0x0b).cdw(11, 1 << 8))
+            .await
+            .map_err(|e| format!("function {f}: Set Features (Asynchronous Event Configuration) failed: {e}"))?;
+        let (ctrl, h) = (self.clone(), self.host());
+        h.clone().spawn(async move {
+            loop {
+                // No timeout: an AER completes only when an event occurs.
+                let cqe = match ctrl.submit(0, Sqe::new(opc::AER)).await {
+                    Ok(c) => c,
+                    // Reset, shutdown or refused: the driver stops listening.
+                    Err(_) => return,
+                };
+                let (kind, info, lid) = (cqe.dw0 & 7, (cqe.dw0 >> 8) & 0xff, (cqe.dw0 >> 16) & 0xff);
+                if (kind, info, lid) != (2, 0, 4) {
+                    h.log(format!("nvme fn{f}: asynchronous event {:#x} ignored", cqe.dw0));
+                    continue;
+                }
+                let changed = match ctrl.changed_namespaces().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        h.log(format!("nvme fn{f}: Changed Namespace List: {e}"));
+                        return;
+                    }
+                };
+                if let Err(e) = ctrl.scan_namespaces().await {
+                    h.log(format!("nvme fn{f}: rescan after a namespace notice: {e}"));
+                    return;
+                }
+                h.log(format!("nvme fn{f}: namespace attribute changed ({changed:?}); rescanned: {} namespace(s)", ctrl.namespaces().len()));
+            }
+        });
+        Ok(true)
+    }
+
+    /// Get Log Page 04h (Changed Namespace List), RAE clear: the NSIDs
+    /// listed (0xffffffff alone: more than fit).
+    async fn changed_namespaces(&self) -> Result<Vec<u32>, CmdError> {
+        let h = self.host();
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        // NUMDL = 1023 dwords (0's based), LID 04h.
+        let r = self.data_command(0, Sqe::new(opc::GET_LOG_PAGE).nsid(0xffff_ffff).cdw(10, (1023 << 16) | 0x04), &buf).await;
+        let mut out = vec![0u8; 4096];
+        buf.read(&h, &mut out);
+        h.free_page(buf.pages[0]);
+        r.map(|_| out.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).take_while(|&n| n != 0).collect())
+    }
+
+    /// Rescans the active namespaces (as `nvme ns-rescan`: Identify
+    /// Active Namespace List, then each namespace).
+    pub async fn rescan_namespaces(&self) -> Result<(), String> {
+        self.scan_namespaces().await
     }
 
     async fn scan_namespaces(&self) -> Result<(), String> {

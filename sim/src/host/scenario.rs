@@ -35,6 +35,7 @@ pub fn driver_options(sc: &Scenario) -> DriverOptions {
         use_sgl: h.use_sgl,
         submit_ns: h.submit_ns,
         complete_ns: h.complete_ns,
+        namespace_notices: h.namespace_notices,
     }
 }
 
@@ -45,7 +46,8 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
     for (ji, j) in sc.jobs.iter().enumerate() {
         let bs = parse_size(&j.bs).unwrap_or(4096) as u32;
         for &f in &j.functions {
-            let ns_bytes = namespaces.iter().find(|n| n.0 == f && n.1 == j.nsid).map_or(0, |n| n.2);
+            let attached = j.attached.as_ref().and_then(|a| parse_size(&a.size).ok());
+            let ns_bytes = namespaces.iter().find(|n| n.0 == f && n.1 == j.nsid).map(|n| n.2).or(attached).unwrap_or(0);
             let start = j.offset.as_deref().and_then(|o| parse_size(o).ok()).unwrap_or(0).min(ns_bytes);
             let region = j.region.as_deref().and_then(|r| parse_size(r).ok()).unwrap_or(ns_bytes - start).min(ns_bytes - start);
             let slice = (region / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs);
@@ -68,6 +70,7 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
                     seed: j.seed ^ ((ji as u64) << 40) ^ (u64::from(f) << 20) ^ u64::from(n) ^ 0x00d0_0d1e,
                     scattered: j.scattered,
                     buf_offset: j.buf_offset,
+                    startdelay: j.startdelay.as_deref().and_then(|d| parse_time_ns(d).ok()).map(|ns| h.cycles(ns)),
                 });
             }
         }
@@ -162,7 +165,16 @@ pub async fn run(h: Host, sc: Scenario) {
             let ctrl = ctrls.get(&spec.function).cloned().ok_or("job on a function without controller")?;
             let (h2, results, waker) = (h.clone(), results.clone(), waker.clone());
             h.spawn(async move {
-                let r = run_job(h2, ctrl, spec).await;
+                let r = match spec.startdelay {
+                    Some(d) => {
+                        h2.sleep(d).await;
+                        match ctrl.rescan_namespaces().await {
+                            Ok(()) => run_job(h2, ctrl, spec).await,
+                            Err(e) => super::workload::JobResult::failed(&spec, e),
+                        }
+                    }
+                    None => run_job(h2, ctrl, spec).await,
+                };
                 results.borrow_mut().push(r);
                 if let Some(w) = waker.borrow_mut().take() {
                     w.wake();

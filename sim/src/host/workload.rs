@@ -74,6 +74,10 @@ pub struct JobSpec {
     pub scattered: bool,
     /// Byte offset of data buffers inside their first page.
     pub buf_offset: u32,
+    /// Start this long (cycles) after the workload, after rescanning the
+    /// function's namespaces (fio's `startdelay`; a namespace attached at
+    /// run time).
+    pub startdelay: Option<u64>,
 }
 
 /// Latency percentiles and rates of one direction.
@@ -321,22 +325,34 @@ fn dir_stats(lat: &mut [u64], bytes: u64, secs: f64) -> DirStats {
     }
 }
 
+impl JobResult {
+    /// The result of a job that could not start: one error, `why`.
+    pub fn failed(spec: &JobSpec, why: String) -> JobResult {
+        let mut r = JobResult::empty(spec);
+        r.errors = 1;
+        r.first_errors.push(why);
+        r
+    }
+
+    fn empty(spec: &JobSpec) -> JobResult {
+        JobResult {
+            name: spec.name.clone(),
+            function: spec.function,
+            nsid: spec.nsid,
+            rw: format!("{:?}", spec.rw).to_lowercase(),
+            bs: spec.bs,
+            iodepth: spec.iodepth,
+            ..Default::default()
+        }
+    }
+}
+
 /// Runs one job to completion on `ctrl`.
 pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
     let ns = ctrl.namespaces().into_iter().find(|n| n.nsid == spec.nsid);
-    let mut result = JobResult {
-        name: spec.name.clone(),
-        function: spec.function,
-        nsid: spec.nsid,
-        rw: format!("{:?}", spec.rw).to_lowercase(),
-        bs: spec.bs,
-        iodepth: spec.iodepth,
-        ..Default::default()
-    };
+    let mut result = JobResult::empty(&spec);
     let Some(ns) = ns else {
-        result.errors = 1;
-        result.first_errors.push(format!("function {} has no namespace {}", spec.function, spec.nsid));
-        return result;
+        return JobResult::failed(&spec, format!("function {} has no namespace {}", spec.function, spec.nsid));
     };
     let bs = spec.bs;
     if bs % ns.block_size != 0 {

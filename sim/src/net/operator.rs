@@ -31,6 +31,8 @@ const FIRST_LOCAL_PORT: u16 = 50000;
 #[derive(Clone, Debug, Default)]
 pub struct Expect {
     pub error: Option<i64>,
+    /// Text the error's message must contain (e.g. the parameter it names).
+    pub message: Option<String>,
     pub result: Option<Value>,
     pub close: bool,
     pub refused: bool,
@@ -363,7 +365,10 @@ fn check_answer(c: &Call, v: &Value) -> Result<String, String> {
             let code = err.get("code").and_then(Value::as_i64);
             let msg = err.get("message").and_then(Value::as_str).unwrap_or("");
             match c.expect.error {
-                Some(want) if code == Some(want) => Ok(format!("error {want}: {msg}")),
+                Some(want) if code == Some(want) => match &c.expect.message {
+                    Some(text) if !msg.contains(text.as_str()) => Err(format!("error {want} without \"{text}\" in its message: {short}")),
+                    _ => Ok(format!("error {want}: {msg}")),
+                },
                 Some(want) => Err(format!("expected error {want}, got {short}")),
                 None if c.expect.result.is_none() && c.expect.close => Ok(format!("error {}: {msg}; closed", code.unwrap_or(0))),
                 None => Err(format!("expected a result, got {short}")),
@@ -440,6 +445,11 @@ mod tests {
         let want_err = call(Expect { error: Some(-32601), ..Default::default() });
         assert!(judge(&want_err, err, false, false).unwrap().is_ok());
         assert!(judge(&want_err, ok, false, false).unwrap().is_err());
+        // The message must name what it was told to.
+        let named = call(Expect { error: Some(-32601), message: Some("method not found".into()), ..Default::default() });
+        assert!(judge(&named, err, false, false).unwrap().is_ok());
+        let misnamed = call(Expect { error: Some(-32601), message: Some("`nsid`".into()), ..Default::default() });
+        assert!(judge(&misnamed, err, false, false).unwrap().unwrap_err().contains("without \"`nsid`\" in its message"));
         // Error with close: not done until closed.
         let err_close = call(Expect { error: Some(-32601), close: true, ..Default::default() });
         assert!(judge(&err_close, err, false, false).is_none());

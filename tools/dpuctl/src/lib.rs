@@ -40,6 +40,10 @@ fn rpc_message(code: i64, message: &str) -> String {
         -32601 => " (unknown method; `dpuctl methods` lists them)",
         -32602 => " (bad parameter)",
         -32001 => " (pass the card's access token with --token)",
+        -19 => " (no such device; `dpuctl bdev list` lists them)",
+        -16 => " (in use; `dpuctl bdev list` shows what maps it)",
+        -17 => " (the name or namespace ID is taken)",
+        -12 => " (out of memory or slots on the card)",
         _ => "",
     };
     format!("error {code}: {message}{hint}")
@@ -180,6 +184,7 @@ mod tests {
         let e = Client::new(addr).call("x", None).unwrap_err();
         assert!(matches!(e, Error::Rpc { code: -32601, .. }));
         assert!(e.to_string().contains("dpuctl methods"), "{e}");
+        assert!(rpc_message(-16, "busy: `Malloc0` is ready as namespace 1 of function 1; detach it first").contains("`dpuctl bdev list` shows what maps it"));
         // Nobody listening.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();

@@ -31,10 +31,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Block devices (namespaces): bdev_get_bdevs.
+    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete.
     Bdev {
         #[command(subcommand)]
         cmd: BdevCmd,
+    },
+    /// A PCIe function's namespaces: dpu_ns_attach, dpu_ns_detach.
+    Ns {
+        #[command(subcommand)]
+        cmd: NsCmd,
     },
     /// Remote NVMe-oF controllers: bdev_nvme_get_controllers.
     Ctrl {
@@ -67,8 +72,44 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BdevCmd {
-    /// List block devices (or one, by name: fn<F>n<N>).
+    /// List block devices (or one, by name: fn<F>n<N>, Malloc0, ...).
     List { name: Option<String> },
+    /// Create a RAM block device in DPU memory (bdev_malloc_create).
+    CreateMalloc {
+        /// Number of blocks.
+        #[arg(long)]
+        num_blocks: u64,
+        /// Block size in bytes (512 or 4096).
+        #[arg(long, default_value_t = 512)]
+        block_size: u64,
+        /// Name (default: the card picks Malloc<N>).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete a RAM block device that no namespace maps (bdev_malloc_delete).
+    DeleteMalloc { name: String },
+}
+
+#[derive(Subcommand)]
+enum NsCmd {
+    /// Map block device BDEV as namespace NSID of PCIe function FUNCTION
+    /// (0 = PF, N = VF N), live (dpu_ns_attach).
+    Attach {
+        #[arg(long)]
+        function: u16,
+        #[arg(long)]
+        nsid: u32,
+        #[arg(long)]
+        bdev: String,
+    },
+    /// Remove namespace NSID from FUNCTION; its commands in flight complete
+    /// first (dpu_ns_detach).
+    Detach {
+        #[arg(long)]
+        function: u16,
+        #[arg(long)]
+        nsid: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +147,12 @@ fn rows(v: &Value, f: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
 /// The table for a subcommand's result.
 fn render(cmd: &Cmd, r: &Value) -> String {
     match cmd {
+        Cmd::Bdev { cmd: BdevCmd::CreateMalloc { .. } } => format!("created {}\n", r.as_str().unwrap_or("?")),
+        Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => format!("deleted {name}\n"),
+        Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => format!("{bdev} attached as namespace {nsid} of function {function}\n"),
+        Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => {
+            format!("namespace {nsid} of function {function} detached (its commands in flight complete; `bdev list` shows when)\n")
+        }
         Cmd::Bdev { .. } => table(
             &["NAME", "BACKEND", "BLOCK", "BLOCKS", "SIZE", "ENCRYPTION", "STATE", "WHERE"],
             &rows(r, |b| {
@@ -113,6 +160,7 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 let place = match d["backend"].as_str() {
                     Some("remote") => format!("{} nsid {}", s(d, "controller"), s(d, "remote_nsid")),
                     Some("ec") => format!("{}+{} over {}", s(d, "k"), s(d, "m"), d["members"].as_array().map_or(0, |m| m.len())),
+                    _ if d.get("function").is_some() => format!("DPU memory, fn{} nsid {}", s(d, "function"), s(d, "nsid")),
                     _ => "DPU memory".into(),
                 };
                 vec![s(b, "name"), s(d, "backend"), s(b, "block_size"), s(b, "num_blocks"), size(b), s(d, "encryption"), s(d, "state"), place]
@@ -178,6 +226,18 @@ fn main() -> ExitCode {
     };
     let (method, params): (String, Option<Value>) = match &cli.cmd {
         Cmd::Bdev { cmd: BdevCmd::List { name } } => ("bdev_get_bdevs".into(), name.as_ref().map(|n| serde_json::json!({ "name": n }))),
+        Cmd::Bdev { cmd: BdevCmd::CreateMalloc { num_blocks, block_size, name } } => {
+            let mut p = serde_json::json!({ "num_blocks": num_blocks, "block_size": block_size });
+            if let Some(n) = name {
+                p["name"] = Value::from(n.as_str());
+            }
+            ("bdev_malloc_create".into(), Some(p))
+        }
+        Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => ("bdev_malloc_delete".into(), Some(serde_json::json!({ "name": name }))),
+        Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => {
+            ("dpu_ns_attach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid, "bdev": bdev })))
+        }
+        Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => ("dpu_ns_detach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid }))),
         Cmd::Ctrl { .. } => ("bdev_nvme_get_controllers".into(), None),
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
         Cmd::Fw { .. } => ("dpu_fw_get_status".into(), None),

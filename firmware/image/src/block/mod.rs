@@ -218,6 +218,15 @@ impl Stack {
                 _ => return self.finish(tag, Status::INVALID_OPCODE),
             }
         }
+        self.submit_plain(chan, ns, tag, io);
+    }
+
+    /// Starts `io` on a namespace without encryption (one attached at run
+    /// time: its description is the caller's copy, not the boot table's).
+    pub fn submit_plain(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
+        if ns.crypto.is_some() {
+            return self.finish(tag, NAMESPACE_NOT_READY_DNR);
+        }
         self.submit_lower(chan, ns, tag, io);
         self.fold_kicks();
     }

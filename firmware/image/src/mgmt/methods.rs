@@ -1,12 +1,14 @@
 //! The management methods. Names and result shapes follow SPDK's JSON-RPC
 //! (`doc/jsonrpc.md` in SPDK) where SPDK has the concept; `dpu_*` are
-//! ours. Every method here only reads; unknown parameters and wrong
-//! types are -32602 naming the parameter.
+//! ours. The methods that change the configuration are in [`super::live`];
+//! unknown parameters and wrong types are -32602 naming the parameter.
 //!
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
 //! (0 = PF, F = VF F). Remote controllers are `nvme<i>`, i their index
-//! in the configuration.
+//! in the configuration. RAM block devices created at run time keep the
+//! name they were given (`Malloc0`, ...).
 
+use super::live::{self, Live};
 use crate::bootcfg::{self, Backend};
 use crate::net;
 use dpu_hal::memory_map::{MAX_FUNCTIONS, TIMEBASE_HZ};
@@ -28,10 +30,14 @@ pub const METHODS: &[&str] = &[
     "bdev_nvme_get_controllers",
     "dpu_get_ports",
     "dpu_fw_get_status",
+    "bdev_malloc_create",
+    "bdev_malloc_delete",
+    "dpu_ns_attach",
+    "dpu_ns_detach",
 ];
 
 /// Runs `method`, writing its result.
-pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &Ctx) -> Result<(), RpcError> {
+pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &Ctx, live: &mut Live) -> Result<(), RpcError> {
     let p = Params::new(params)?;
     match method {
         "rpc_get_methods" => {
@@ -59,7 +65,7 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "bdev_get_bdevs" => {
             p.only(&["name"])?;
             let mut b = [0u8; 32];
-            bdevs(w, p.str("name", &mut b)?)
+            bdevs(w, p.str("name", &mut b)?, live)
         }
         "bdev_nvme_get_controllers" => {
             p.only(&["name"])?;
@@ -76,6 +82,10 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
             fw_status(w);
             Ok(())
         }
+        "bdev_malloc_create" => live.malloc_create(&p, w),
+        "bdev_malloc_delete" => live.malloc_delete(&p, w),
+        "dpu_ns_attach" => live.ns_attach(&p, w),
+        "dpu_ns_detach" => live.ns_detach(&p, w),
         _ => Err(RpcError::fmt(code::METHOD_NOT_FOUND, format_args!("method not found: `{method}` (rpc_get_methods lists them)"))),
     }
 }
@@ -152,24 +162,21 @@ fn state_name(ns: &bootcfg::Namespace) -> &'static str {
     "pending"
 }
 
-/// Parses `fn<F>n<N>`.
-fn parse_bdev_name(name: &str) -> Option<(u16, u32)> {
-    let rest = name.strip_prefix("fn")?;
-    let (f, n) = rest.split_once('n')?;
-    let f: u16 = f.parse().ok()?;
-    let n: u32 = n.parse().ok()?;
-    (usize::from(f) < MAX_FUNCTIONS).then_some((f, n))
-}
-
-/// SPDK `bdev_get_bdevs`: every namespace as a block device (or the one
+/// SPDK `bdev_get_bdevs`: every namespace of the boot configuration and
+/// every RAM block device created since as a block device (or the one
 /// named). Key material is never reported, only the cipher.
-fn bdevs(w: &mut Writer<'_>, name: Option<&str>) -> Result<(), RpcError> {
-    let only = match name {
-        Some(n) => Some(parse_bdev_name(n).and_then(|(f, nsid)| bootcfg::namespace(f, nsid)).ok_or_else(|| no_device("bdev", n))?),
-        None => None,
+fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcError> {
+    let (only, only_live) = match name {
+        Some(n) => match (live::parse_fn_name(n).and_then(|(f, nsid)| bootcfg::namespace(f, nsid)), live.bdev(n)) {
+            (Some(ns), _) => (Some(ns), None),
+            (None, Some(m)) => (None, Some(m)),
+            (None, None) => return Err(no_device("bdev", n)),
+        },
+        None => (None, None),
     };
     w.begin_array();
-    for ns in bootcfg::namespaces().filter(|ns| only.is_none_or(|o| o.index == ns.index)) {
+    let boot = bootcfg::namespaces().filter(|ns| only_live.is_none() && only.is_none_or(|o| o.index == ns.index));
+    for ns in boot {
         let g = ns.geometry;
         w.begin_object();
         w.key("name");
@@ -221,12 +228,37 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>) -> Result<(), RpcError> {
         w.end_object();
         w.end_object();
     }
+    for m in live.bdevs().filter(|m| only.is_none() && only_live.is_none_or(|o| o.name() == m.name())) {
+        malloc_bdev(w, m);
+    }
     w.end_array();
     Ok(())
 }
 
+/// A RAM block device created at run time, as `bdev_get_bdevs` lists it.
+fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc) {
+    w.begin_object();
+    w.field_str("name", m.name());
+    w.field_str("product_name", "Malloc disk");
+    w.field_u64("block_size", 1u64 << m.block_shift);
+    w.field_u64("num_blocks", m.blocks);
+    w.key("driver_specific");
+    w.begin_object();
+    w.field_str("backend", "ram");
+    w.field_str("state", m.map.state());
+    match m.map {
+        live::Map::Attaching { function, nsid } | live::Map::Attached { function, nsid } | live::Map::Detaching { function, nsid } => {
+            w.field_u64("function", u64::from(function));
+            w.field_u64("nsid", u64::from(nsid));
+        }
+        live::Map::None => {}
+    }
+    w.end_object();
+    w.end_object();
+}
+
 /// SPDK answers a name that matches nothing with -ENODEV.
-fn no_device(what: &str, name: &str) -> RpcError {
+pub(crate) fn no_device(what: &str, name: &str) -> RpcError {
     RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: {what} `{name}`"))
 }
 

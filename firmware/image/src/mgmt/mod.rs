@@ -10,6 +10,10 @@
 //!   fabrics service and the firmware update service publish, the NIC's
 //!   counters, the data-plane engines' counters. Nothing here writes
 //!   state the data plane uses.
+//! * [`live`]: the methods that change the configuration at run time
+//!   (RAM block devices, namespace-to-function mapping); the data plane
+//!   hears of them by message only (`crate::nvme::live`).
 
+pub mod live;
 pub mod methods;
 pub mod server;

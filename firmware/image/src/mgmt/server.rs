@@ -8,6 +8,7 @@
 //! request begun but not finished within the configured request timeout;
 //! a connection idle for [`IDLE_TIMEOUT_S`] is closed.
 
+use super::live::Live;
 use super::methods::{self, Ctx};
 use crate::bootcfg::{self, MgmtCfg};
 use crate::net::stack::Stack;
@@ -46,6 +47,8 @@ pub struct Server {
     cfg: &'static MgmtCfg,
     pub port: usize,
     slots: [Option<Slot>; SLOTS],
+    /// The configuration changed at run time.
+    live: Live,
 }
 
 impl Server {
@@ -53,7 +56,7 @@ impl Server {
     /// control-queue stack). `None` if memory or sockets ran out.
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS] };
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], live: Live::new() };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -81,8 +84,9 @@ impl Server {
     /// Serves every connection; returns when it next needs to run.
     pub fn poll(&mut self, stack: &mut Stack, now: u64, ctx: &Ctx) -> u64 {
         let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
+        self.live.poll();
         for slot in self.slots.iter_mut().flatten() {
-            next = next.min(slot.serve(stack, now, self.cfg, ctx));
+            next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.live));
         }
         next
     }
@@ -104,7 +108,7 @@ impl Slot {
         self.out_sent = 0;
     }
 
-    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx) -> u64 {
+    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx, live: &mut Live) -> u64 {
         let far = now + IDLE_TIMEOUT_S * 1000 * MS;
         let s = stack.tcp(self.handle);
         match s.state() {
@@ -168,7 +172,7 @@ impl Slot {
         }
         match self.framer.scan(&self.input[..self.len]) {
             Scan::Complete { start, end } => {
-                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, &mut self.close_after);
+                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, live, &mut self.close_after);
                 self.out_sent = 0;
                 self.input.copy_within(end..self.len, 0);
                 self.len -= end;
@@ -216,7 +220,7 @@ impl Slot {
 /// Answers one framed request into `out`; returns the response length
 /// (0 for a notification, which gets none). `close` is set when the
 /// connection must end after it.
-fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, close: &mut bool) -> usize {
+fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, live: &mut Live, close: &mut bool) -> usize {
     let req = match dpu_rpc::parse_request(text) {
         Ok(r) => r,
         Err(rej) => {
@@ -246,7 +250,7 @@ fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, close: &mut boo
     let Some(method) = req.method(&mut mbuf) else {
         return response::error(out, req.id, &RpcError::new(code::METHOD_NOT_FOUND, "method not found"));
     };
-    let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx));
+    let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx, live));
     if req.id.is_none() {
         0 // a notification: done, no answer (JSON-RPC 2.0 §4.1)
     } else {

@@ -16,6 +16,7 @@
 use crate::bootcfg as config;
 use crate::fwupdate;
 use super::io::COUNTERS;
+use super::live::{self, Change, Outcome};
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use super::{io_queues, vectors};
 use dpu_hal::dma::{Channel, Desc};
@@ -26,7 +27,7 @@ use dpu_nvme::dptr::{PrpWalk, SegList, Step};
 use dpu_nvme::features::{self, Features, Limits};
 use dpu_nvme::firmware::{self as fw, Assembly, Download};
 use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo};
-use dpu_nvme::logs::{self, ErrorEntry, ErrorLog, Health};
+use dpu_nvme::logs::{self, ChangedNs, ErrorEntry, ErrorLog, Health};
 use dpu_nvme::queue::{self, CqPointers, SqPointers};
 use dpu_nvme::regs::{self, off, Cc, CcChange};
 use dpu_nvme::sqe::Psdt;
@@ -124,6 +125,9 @@ struct Func {
     /// Event types (bit = type) reported and not yet cleared by reading
     /// their log page: no further event of the type until then (§5.2).
     masked: u8,
+    /// Namespaces attached or detached since the host last read the
+    /// Changed Namespace List (log page 04h).
+    changed: ChangedNs,
     reset: Reset,
     acks: u16,
     cur: Cur,
@@ -161,6 +165,7 @@ impl Func {
         aborted_aers: [0; AER_SLOTS],
         naborted: 0,
         masked: 0,
+        changed: ChangedNs::EMPTY,
         reset: Reset::None,
         acks: 0,
         cur: Cur::Idle,
@@ -213,7 +218,17 @@ pub struct Admin {
     fw_tag: u32,
     /// The commit the PF waits for.
     fw_commit: Option<fw::Commit>,
+    /// The namespaces attached at run time (this core's copy).
+    live: live::Table,
+    changes: Option<Consumer<'static, Change, { live::DEPTH }>>,
+    outcomes: Option<Producer<'static, Outcome, { live::DEPTH }>>,
+    /// Detaches waiting for engines: (function, nsid, engines still to answer).
+    detaches: [(u16, u32, u16); DETACHES],
+    ndetaches: usize,
 }
+
+/// Detaches in progress at once (more wait in the change ring).
+const DETACHES: usize = 8;
 
 impl ConstInit for Admin {
     const INIT: Admin = Admin {
@@ -245,6 +260,11 @@ impl ConstInit for Admin {
         fw_busy: false,
         fw_tag: 0,
         fw_commit: None,
+        live: live::Table::EMPTY,
+        changes: None,
+        outcomes: None,
+        detaches: [(0, 0, 0); DETACHES],
+        ndetaches: 0,
     };
 }
 
@@ -325,6 +345,10 @@ impl Admin {
             self.fw_tx = Some(tx);
             self.fw_rx = Some(rx);
         }
+        if let Some((rx, tx)) = live::admin_ends() {
+            self.changes = Some(rx);
+            self.outcomes = Some(tx);
+        }
         for h in 0..HARTS {
             if !HartId(h).is_control_plane() {
                 if let Some((tx, rx)) = msg::admin_ends(h) {
@@ -387,6 +411,7 @@ impl Admin {
         }
         work += self.engine_messages();
         work += self.fw_replies();
+        work += self.live_changes();
         while let Some(c) = self.chan().poll() {
             work += 1;
             let f = (c.cookie & 0xffff) as u16;
@@ -664,10 +689,112 @@ impl Admin {
                         }
                     }
                     ToAdmin::Error { func, kind, qid } => self.async_error(func, kind, qid),
+                    ToAdmin::Detached { func, nsid } => self.engine_detached(func, nsid),
                 }
             }
         }
         work
+    }
+
+    /// Namespace `nsid` of function `f`: the boot configuration's, else
+    /// one attached at run time.
+    fn namespace(&self, f: u16, nsid: u32) -> Option<config::Namespace> {
+        config::namespace(f, nsid).copied().or_else(|| self.live.get(f, nsid).copied())
+    }
+
+    /// Applies the management server's changes (`super::live`): this
+    /// core's copy first, then every engine's, by message.
+    fn live_changes(&mut self) -> usize {
+        let mut work = 0;
+        // A detach is taken only when it can be tracked.
+        while self.ndetaches < DETACHES {
+            let Some(c) = self.changes.as_mut().and_then(|rx| rx.pop()) else { break };
+            work += 1;
+            match c {
+                Change::Attach(ns) => self.live_attach(ns),
+                Change::Detach { function, nsid } => self.live_detach(function, nsid),
+            }
+        }
+        work
+    }
+
+    fn live_attach(&mut self, ns: live::LiveNs) {
+        if config::namespace(ns.function, ns.nsid).is_some() || !self.live.insert(ns.namespace()) {
+            defmt::error!("nvme fn{=u16}: live namespace {=u32} refused (taken or table full)", ns.function, ns.nsid);
+            return self.tell_mgmt(Outcome::Refused { function: ns.function, nsid: ns.nsid });
+        }
+        for h in 0..HARTS {
+            if self.to[h].is_some() && !self.send(h, ToEngine::Attach { ns }) {
+                defmt::error!("nvme: engine {=usize} did not take the attach of fn{=u16} nsid {=u32}", h, ns.function, ns.nsid);
+            }
+        }
+        defmt::info!("nvme fn{=u16}: namespace {=u32} attached (RAM, {=u64} blocks of {=u32} B)", ns.function, ns.nsid, ns.blocks, 1u32 << ns.block_shift);
+        self.namespace_changed(ns.function, ns.nsid);
+        self.tell_mgmt(Outcome::Attached { function: ns.function, nsid: ns.nsid });
+    }
+
+    fn live_detach(&mut self, f: u16, nsid: u32) {
+        if !self.live.remove(f, nsid) {
+            return self.tell_mgmt(Outcome::Drained { function: f, nsid });
+        }
+        let mut told = 0;
+        for h in 0..HARTS {
+            if self.to[h].is_some() {
+                if self.send(h, ToEngine::Detach { func: f, nsid }) {
+                    told += 1;
+                } else {
+                    defmt::error!("nvme: engine {=usize} did not take the detach of fn{=u16} nsid {=u32}", h, f, nsid);
+                }
+            }
+        }
+        defmt::info!("nvme fn{=u16}: namespace {=u32} detached; waiting for {=u16} engine(s) to drain it", f, nsid, told);
+        self.namespace_changed(f, nsid);
+        if told == 0 {
+            return self.tell_mgmt(Outcome::Drained { function: f, nsid });
+        }
+        self.detaches[self.ndetaches] = (f, nsid, told);
+        self.ndetaches += 1;
+    }
+
+    /// An engine holds no command of detached namespace `nsid` of `f` any more.
+    fn engine_detached(&mut self, f: u16, nsid: u32) {
+        let Some(i) = self.detaches[..self.ndetaches].iter().position(|d| d.0 == f && d.1 == nsid) else { return };
+        self.detaches[i].2 -= 1;
+        if self.detaches[i].2 == 0 {
+            self.detaches.copy_within(i + 1..self.ndetaches, i);
+            self.ndetaches -= 1;
+            defmt::info!("nvme fn{=u16}: namespace {=u32} drained", f, nsid);
+            self.tell_mgmt(Outcome::Drained { function: f, nsid });
+        }
+    }
+
+    fn tell_mgmt(&mut self, o: Outcome) {
+        if let Some(tx) = self.outcomes.as_mut() {
+            if tx.push(o).is_err() {
+                defmt::warn!("nvme: management ring full, outcome dropped");
+            }
+            dpu_hal::mailbox::ring(crate::net::NET_HART, crate::channel::DOORBELL_RING);
+        }
+    }
+
+    /// Namespace `nsid` of function `f` was attached or detached: it goes
+    /// on the Changed Namespace List, and a Namespace Attribute Changed
+    /// notice (type 2h, info 00h, log page 04h; NVMe Base 2.0 §5.2.1)
+    /// is raised if the host enabled it (Asynchronous Event
+    /// Configuration bit 8) and has not been told since it last read
+    /// the list.
+    fn namespace_changed(&mut self, f: u16, nsid: u32) {
+        let Some(fun) = self.funcs.get_mut(usize::from(f)).filter(|x| x.present) else { return };
+        fun.changed.record(nsid);
+        const NOTICE: u32 = 0x2;
+        let dw0 = (u32::from(logs::LID_CHANGED_NS) << 16) | NOTICE;
+        if fun.features.async_events & (1 << 8) == 0 || fun.masked & (1 << NOTICE) != 0 {
+            return;
+        }
+        if fun.nevents < fun.events.len() && !fun.events[..fun.nevents].contains(&dw0) {
+            fun.events[fun.nevents] = dw0;
+            fun.nevents += 1;
+        }
     }
 
     fn engine_done(&mut self, f: u16, what: Done, qid: u16, hart: usize) {
@@ -898,7 +1025,7 @@ impl Admin {
         }
         let mut buf = [0u8; 4096];
         let ns_info = |n: u32| {
-            config::namespace(f, n).map(|ns| {
+            self.namespace(f, n).map(|ns| {
                 let mut nguid = [0u8; 16];
                 nguid[0..4].copy_from_slice(b"DPU\0");
                 nguid[4..6].copy_from_slice(&f.to_be_bytes());
@@ -947,7 +1074,11 @@ impl Admin {
                 // Inactive NSID: a zero-filled structure (§5.17.2.1).
                 None => buf.fill(0),
             },
-            identify::Request::ActiveList(after) => identify::active_list(&mut buf, &mut config::nsids(f), after),
+            identify::Request::ActiveList(after) => {
+                let live = &self.live;
+                let mut nsids = (1..=config::MAX_NSID).filter(|&n| config::namespace(f, n).is_some() || live.get(f, n).is_some());
+                identify::active_list(&mut buf, &mut nsids, after)
+            }
             identify::Request::Descriptors(n) => {
                 let ns = ns_info(n).ok_or(Status::INVALID_NAMESPACE)?;
                 identify::descriptors(&mut buf, &ns);
@@ -983,6 +1114,14 @@ impl Admin {
         }
         health.power_cycles = 1;
         let mut page = [0u8; 1024];
+        if req.lid == logs::LID_CHANGED_NS {
+            // Read with RAE clear, the list starts over (§5.16.1.5).
+            let fun = &mut self.funcs[usize::from(f)];
+            fun.changed.render(&mut page);
+            if !req.rae {
+                fun.changed = ChangedNs::EMPTY;
+            }
+        }
         let slots = if fwupdate::available() {
             fwupdate::slot_log()
         } else {
@@ -990,10 +1129,14 @@ impl Admin {
             l.revisions[0] = Some(FIRMWARE_REV);
             l
         };
-        logs::render(req.lid, &mut page, &self.funcs[usize::from(f)].errors, &health, &slots);
-        // The requested window of the page; bytes past its end read as zero.
+        if req.lid != logs::LID_CHANGED_NS {
+            logs::render(req.lid, &mut page, &self.funcs[usize::from(f)].errors, &health, &slots);
+        }
+        // The requested window of the page; bytes past its end (and past
+        // the first KiB of the 4 KiB Changed Namespace List, which holds
+        // at most `ChangedNs::MAX` entries) read as zero.
         let mut out = [0u8; 1024];
-        let start = req.offset as usize;
+        let start = (req.offset as usize).min(page.len());
         let n = (page.len() - start).min(req.len as usize);
         out[..n].copy_from_slice(&page[start..start + n]);
         self.send_data(f, sqe, &out, req.len)

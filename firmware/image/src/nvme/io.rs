@@ -11,6 +11,7 @@
 use crate::block::{self, Data, Stack, Tag};
 use crate::bootcfg as config;
 use crate::nvmf::initiator::Fabric;
+use super::live;
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::pcie::{self, Note};
@@ -193,8 +194,17 @@ pub struct Engine {
     timer_want: u64,
     /// The block devices of this core (RAM, remote namespaces).
     block: Stack,
+    /// This core's copy of the namespaces attached at run time.
+    live: live::Table,
+    /// Detached namespaces (func, nsid) whose in-flight commands must
+    /// finish before the admin service hears `ToAdmin::Detached`.
+    detaching: [(u16, u32); DETACHING],
+    ndetaching: usize,
     pub stats: Stats,
 }
+
+/// Detaches waiting for their commands at once.
+const DETACHING: usize = 8;
 
 impl ConstInit for Engine {
     const INIT: Engine = Engine {
@@ -253,6 +263,9 @@ impl ConstInit for Engine {
         timer: u64::MAX,
         timer_want: u64::MAX,
         block: Stack::INIT,
+        live: live::Table::EMPTY,
+        detaching: [(0, 0); DETACHING],
+        ndetaching: 0,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
     };
 }
@@ -335,6 +348,9 @@ impl Engine {
             work += self.coalescing_timers();
         }
         work += self.block_pass(doorbells);
+        if self.ndetaching > 0 {
+            self.check_detaching();
+        }
         if self.kick {
             self.kick = false;
             self.chan().kick();
@@ -385,12 +401,20 @@ impl Engine {
     fn submit_block(&mut self, slot: usize, op: block::Op, segs: &[(u64, u32)]) {
         let c = self.cmds[slot];
         let func = self.sqs[usize::from(c.sq)].func;
-        let Some(ns) = config::namespace(func, c.io.nsid) else { return self.complete(slot, Status::INVALID_NAMESPACE, 0) };
+        let boot = config::namespace(func, c.io.nsid);
+        let attached = if boot.is_none() { self.live.get(func, c.io.nsid).copied() } else { None };
+        if boot.is_none() && attached.is_none() {
+            return self.complete(slot, Status::INVALID_NAMESPACE, 0);
+        }
         let data = if segs.is_empty() { Data::None } else { Data::Host { function: func, segs } };
         let io = block::Io { op, lba: c.io.slba, blocks: c.io.nlb, len: c.io.data_len, data };
         self.cmds[slot].state = State::Block;
         let Some(chan) = self.chan.as_mut() else { return };
-        self.block.submit(chan, ns, slot as Tag, &io);
+        match (boot, attached) {
+            (Some(ns), _) => self.block.submit(chan, ns, slot as Tag, &io),
+            (None, Some(ns)) => self.block.submit_plain(chan, &ns, slot as Tag, &io),
+            (None, None) => {}
+        }
         // Immediate failures (bad request, no path) are reported at once.
         self.block_completions();
     }
@@ -544,9 +568,51 @@ impl Engine {
                         self.cqs[i].time = time;
                     }
                 }
+                ToEngine::Attach { ns } => {
+                    if !self.live.insert(ns.namespace()) {
+                        defmt::error!("hart {=usize}: no room for live namespace {=u32} of fn {=u16}", self.hart, ns.nsid, ns.function);
+                    }
+                }
+                ToEngine::Detach { func, nsid } => {
+                    self.live.remove(func, nsid);
+                    if self.ndetaching < DETACHING {
+                        self.detaching[self.ndetaching] = (func, nsid);
+                        self.ndetaching += 1;
+                        self.check_detaching();
+                    } else {
+                        // Cannot track it: answer now rather than never
+                        // (the slot would stay unusable).
+                        defmt::warn!("hart {=usize}: too many detaches at once", self.hart);
+                        self.tell_admin(ToAdmin::Detached { func, nsid });
+                    }
+                }
             }
         }
         n
+    }
+
+    /// Geometry of namespace `nsid` of function `func`: from the boot
+    /// configuration, else from this core's copy of the live table.
+    fn geometry(&self, func: u16, nsid: u32) -> Option<nio::Geometry> {
+        let g = |ns: &config::Namespace| nio::Geometry { blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift };
+        config::namespace(func, nsid).map(g).or_else(|| self.live.get(func, nsid).map(g))
+    }
+
+    /// Answers every detach none of whose commands is in flight any more
+    /// (a command counts from its fetch: over-counting only delays).
+    fn check_detaching(&mut self) {
+        let mut i = 0;
+        while i < self.ndetaching {
+            let (func, nsid) = self.detaching[i];
+            let busy = self.cmds.iter().any(|c| c.state != State::Free && c.io.nsid == nsid && self.sqs[usize::from(c.sq)].func == func);
+            if busy {
+                i += 1;
+                continue;
+            }
+            self.detaching.copy_within(i + 1..self.ndetaching, i);
+            self.ndetaching -= 1;
+            self.tell_admin(ToAdmin::Detached { func, nsid });
+        }
     }
 
     /// Best-effort abort (§5.1): a command still in the SQ (doorbelled, not
@@ -813,9 +879,7 @@ impl Engine {
         let s = usize::from(self.cmds[slot].sq);
         let func = self.sqs[s].func;
         let sqe = self.cmds[slot].sqe;
-        let io = match nio::decode(&sqe, |n| {
-            config::namespace(func, n).map(|ns| nio::Geometry { blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift })
-        }) {
+        let io = match nio::decode(&sqe, |n| self.geometry(func, n)) {
             Ok(io) => io,
             Err(st) => return self.complete(slot, st, 0),
         };

@@ -7,10 +7,14 @@
 //!   SQ fetch, PRP/SGL walks, data DMA through the block layer,
 //!   completions, MSI-X and interrupt coalescing.
 //!
+//! * [`live`]: namespaces attached and detached at run time through the
+//!   management API, each core holding its own copy.
+//!
 //! The cores talk through SPSC rings + mailbox doorbells only ([`msg`]).
 
 pub mod admin;
 pub mod io;
+pub mod live;
 pub mod msg;
 
 /// The control-plane core that runs the admin service.

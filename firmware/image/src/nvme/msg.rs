@@ -18,6 +18,13 @@ pub enum ToEngine {
     Abort { func: u16, sqid: u16, cid: u16 },
     /// New interrupt coalescing settings for CQ `qid`.
     Coalesce { func: u16, qid: u16, thr: u8, time: u8 },
+    /// A namespace attached at run time (`super::live`): served from the
+    /// next command on.
+    Attach { ns: super::live::LiveNs },
+    /// Namespace `nsid` of `func` is detached: new commands to it fail
+    /// (Invalid Namespace); answer `ToAdmin::Detached` once none of its
+    /// commands is in flight.
+    Detach { func: u16, nsid: u32 },
 }
 
 /// What an engine finished.
@@ -46,6 +53,8 @@ pub enum ToAdmin {
     Done { func: u16, what: Done, qid: u16 },
     AbortResult { func: u16, aborted: bool },
     Error { func: u16, kind: HostError, qid: u16 },
+    /// No command of detached namespace `nsid` of `func` is in flight here.
+    Detached { func: u16, nsid: u32 },
 }
 
 pub const DEPTH: usize = 32;

@@ -46,6 +46,54 @@ pub fn management_rpc(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `management-live.toml`: a RAM block device created and mapped to VF 1
+/// through the API while the PF runs verified I/O; the host hears of it
+/// by a Namespace Attribute Changed event; a job then verifies I/O on the
+/// new namespace; refusals name their field; detach drains
+/// and the device is deleted. A variant whose VF 1 job starts before the
+/// attach must fail (the namespace is really attached at run time).
+pub fn management_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/management-live.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("management-live", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0, I/O errors: 0",
+            "mgmt: RAM block device Malloc0: 16384 blocks of 512 B",
+            "nvme fn1: namespace 1 attached (RAM, 16384 blocks of 512 B)",
+            "nvme fn1: namespace 1 drained",
+            "mgmt: RAM block device Malloc0 deleted",
+            // The host heard of both changes (Namespace Attribute Changed).
+            "nvme fn1: namespace attribute changed ([1]); rescanned: 1 namespace(s)",
+            "nvme fn1: namespace attribute changed ([1]); rescanned: 0 namespace(s)",
+        ],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    for job in ["boot-ns.fn0", "live-ns.fn1"] {
+        if !run.stdout.contains(job) && !run.stderr.contains(job) {
+            return fail(format!("no result for job `{job}`"), run);
+        }
+    }
+    // The VF 1 job started before the attach finds no namespace.
+    let early = text.replacen("startdelay = \"2ms\"", "startdelay = \"100us\"", 1);
+    if early == text {
+        return fail("the scenario has no `startdelay = \"2ms\"` to alter".to_string(), run);
+    }
+    let early_path = cx.tmp.join("management-live-early.toml");
+    std::fs::write(&early_path, early).map_err(|e| (format!("{}: {e}", early_path.display()), None))?;
+    let run = cx.run_image("management-live-early", &fw, &["--scenario", &early_path.to_string_lossy(), "-q"]).map_err(io)?;
+    need(expect_code(run, 1)?, &["function 1 has no namespace 1"])?;
+    Ok(())
+}
+
 /// Wall-clock bound for the `--hostfwd` test: boot, then the calls.
 const HOSTFWD_WALL: std::time::Duration = std::time::Duration::from_secs(240);
 

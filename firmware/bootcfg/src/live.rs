@@ -1,0 +1,126 @@
+//! Namespaces attached after boot (through the management API), on top
+//! of the boot [`Table`](crate::Table), which stays read-only. Each core
+//! that serves namespaces keeps its own [`LiveTable`] and changes it only
+//! when a message tells it to (the firmware's `nvme::live`); nothing here
+//! is shared between cores.
+
+use crate::{Backend, Namespace, MAX_NSID};
+use dpu_bdev::{Geometry, RamBdev};
+
+/// Most namespaces attached at run time at once (over all functions).
+pub const MAX_LIVE: usize = 16;
+
+/// Index of a live namespace (beyond any slot of the boot table's
+/// per-namespace state, which a RAM namespace does not need).
+pub const LIVE_INDEX: u16 = u16::MAX;
+
+/// A namespace attached at run time: namespace `nsid` of PCIe function
+/// `function`, `blocks` blocks of 2^`block_shift` bytes in DPU DDR from
+/// `base` (a RAM block device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveNs {
+    pub function: u16,
+    pub nsid: u32,
+    pub base: u64,
+    pub blocks: u64,
+    pub block_shift: u8,
+}
+
+impl LiveNs {
+    /// The namespace as the block layer and Identify see it.
+    pub fn namespace(&self) -> Namespace {
+        Namespace {
+            function: self.function,
+            nsid: self.nsid,
+            geometry: Geometry { blocks: self.blocks, block_shift: self.block_shift },
+            backend: Backend::Ram(RamBdev::new(self.base, self.blocks, self.block_shift)),
+            index: LIVE_INDEX,
+            crypto: None,
+        }
+    }
+}
+
+/// One core's copy of the namespaces attached at run time.
+#[derive(Clone, Copy)]
+pub struct LiveTable {
+    slots: [Option<Namespace>; MAX_LIVE],
+}
+
+impl LiveTable {
+    pub const EMPTY: LiveTable = LiveTable { slots: [None; MAX_LIVE] };
+
+    /// Namespace `nsid` of function `f`, if attached.
+    pub fn get(&self, f: u16, nsid: u32) -> Option<&Namespace> {
+        self.slots.iter().flatten().find(|n| n.function == f && n.nsid == nsid)
+    }
+
+    /// Adds (or replaces) a namespace; false if its NSID is out of range
+    /// or the table is full.
+    pub fn insert(&mut self, ns: Namespace) -> bool {
+        if !(1..=MAX_NSID).contains(&ns.nsid) {
+            return false;
+        }
+        self.remove(ns.function, ns.nsid);
+        match self.slots.iter_mut().find(|s| s.is_none()) {
+            Some(s) => {
+                *s = Some(ns);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes namespace `nsid` of function `f`; whether it was there.
+    pub fn remove(&mut self, f: u16, nsid: u32) -> bool {
+        match self.slots.iter_mut().find(|s| s.is_some_and(|n| n.function == f && n.nsid == nsid)) {
+            Some(s) => {
+                *s = None;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(function: u16, nsid: u32) -> LiveNs {
+        LiveNs { function, nsid, base: 0x1000_0000 + u64::from(nsid) * 0x10_0000, blocks: 2048, block_shift: 9 }
+    }
+
+    #[test]
+    fn attach_detach_and_bounds() {
+        let mut t = LiveTable::EMPTY;
+        assert!(t.insert(ns(1, 1).namespace()));
+        let got = t.get(1, 1).unwrap();
+        assert_eq!((got.geometry.blocks, got.geometry.block_shift, got.index, got.crypto), (2048, 9, LIVE_INDEX, None));
+        assert_eq!(got.backend, Backend::Ram(RamBdev::new(0x1010_0000, 2048, 9)));
+        assert!(t.get(2, 1).is_none() && t.get(1, 2).is_none(), "other function / nsid");
+        // NSID 0 and past MAX_NSID are no namespace.
+        assert!(!t.insert(ns(1, 0).namespace()));
+        assert!(!t.insert(ns(1, MAX_NSID + 1).namespace()));
+        // Replacing keeps one entry.
+        let mut bigger = ns(1, 1);
+        bigger.blocks = 4096;
+        assert!(t.insert(bigger.namespace()));
+        assert_eq!(t.get(1, 1).unwrap().geometry.blocks, 4096);
+        assert!(t.remove(1, 1));
+        assert!(!t.remove(1, 1), "gone");
+        assert!(t.get(1, 1).is_none());
+    }
+
+    #[test]
+    fn full_table_refuses_then_frees() {
+        const _: () = assert!(MAX_LIVE < MAX_NSID as usize);
+        let mut t = LiveTable::EMPTY;
+        for i in 1..=MAX_LIVE as u32 {
+            assert!(t.insert(ns(2, i).namespace()));
+        }
+        assert!(!t.insert(ns(3, 1).namespace()), "full");
+        assert!(t.remove(2, 1));
+        assert!(t.insert(ns(3, 1).namespace()), "a freed slot is reused");
+        assert!(t.get(3, 1).is_some() && t.get(2, 1).is_none() && t.get(2, MAX_LIVE as u32).is_some());
+    }
+}

@@ -1,0 +1,285 @@
+//! Live configuration changes through the management API: RAM block
+//! devices (SPDK `bdev_malloc_create` / `bdev_malloc_delete`) and their
+//! mapping to a PCIe function's namespace (ours: `dpu_ns_attach` /
+//! `dpu_ns_detach`, SPDK has no equivalent).
+//!
+//! The management server owns this state; the data plane learns of a
+//! change only by message (`crate::nvme::live`): the admin service
+//! applies it to its copy and every engine's, and answers when an
+//! attach is served and when a detached namespace's last command has
+//! completed. Until then the mapping shows as `attaching` /
+//! `detaching`, and a detaching namespace ID or block device cannot be
+//! mapped again, nor the device deleted (-16).
+//!
+//! A deleted device's memory is not reused: the RAM pool is a bump
+//! allocator, and a new device must not show an old one's data.
+
+use crate::bootcfg;
+use crate::nvme::live::{self as nlive, Change, LiveNs, Outcome};
+use dpu_hal::memory_map::{MAX_FUNCTIONS, MAX_NSID};
+use dpu_ring::{Consumer, Producer};
+use dpu_rpc::{code, Params, RpcError, Writer};
+
+/// Most RAM block devices created at run time.
+pub const MAX_MALLOC: usize = nlive::MAX_LIVE;
+/// Longest block device name.
+pub const NAME_MAX: usize = 31;
+
+/// Where a block device is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Map {
+    None,
+    /// Sent to the admin service, not confirmed yet.
+    Attaching { function: u16, nsid: u32 },
+    Attached { function: u16, nsid: u32 },
+    /// Detached; commands of the namespace may still be in flight.
+    Detaching { function: u16, nsid: u32 },
+}
+
+impl Map {
+    fn target(self) -> Option<(u16, u32)> {
+        match self {
+            Map::None => None,
+            Map::Attaching { function, nsid } | Map::Attached { function, nsid } | Map::Detaching { function, nsid } => Some((function, nsid)),
+        }
+    }
+
+    pub fn state(self) -> &'static str {
+        match self {
+            Map::None => "unmapped",
+            Map::Attaching { .. } => "attaching",
+            Map::Attached { .. } => "ready",
+            Map::Detaching { .. } => "detaching",
+        }
+    }
+}
+
+/// A RAM block device created at run time.
+#[derive(Clone, Copy, Debug)]
+pub struct Malloc {
+    name: [u8; NAME_MAX],
+    name_len: u8,
+    pub base: u64,
+    pub blocks: u64,
+    pub block_shift: u8,
+    pub map: Map,
+}
+
+impl Malloc {
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..usize::from(self.name_len)]).unwrap_or("")
+    }
+}
+
+/// The management server's live configuration.
+pub struct Live {
+    bdevs: [Option<Malloc>; MAX_MALLOC],
+    /// Next automatic name (`Malloc<n>`, as SPDK names them).
+    next_auto: u32,
+    tx: Option<Producer<'static, Change, { nlive::DEPTH }>>,
+    rx: Option<Consumer<'static, Outcome, { nlive::DEPTH }>>,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        let (tx, rx) = match nlive::mgmt_ends() {
+            Some((tx, rx)) => (Some(tx), Some(rx)),
+            None => (None, None),
+        };
+        Live { bdevs: [None; MAX_MALLOC], next_auto: 0, tx, rx }
+    }
+
+    /// Takes the admin service's answers; returns how many.
+    pub fn poll(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(o) = self.rx.as_mut().and_then(|rx| rx.pop()) {
+            n += 1;
+            for b in self.bdevs.iter_mut().flatten() {
+                match (o, b.map) {
+                    (Outcome::Attached { function, nsid }, Map::Attaching { function: f, nsid: n }) if (f, n) == (function, nsid) => {
+                        b.map = Map::Attached { function, nsid };
+                    }
+                    (Outcome::Refused { function, nsid }, Map::Attaching { function: f, nsid: n }) if (f, n) == (function, nsid) => {
+                        defmt::error!("mgmt: {=str}: the admin service refused namespace {=u32} of function {=u16}", b.name(), nsid, function);
+                        b.map = Map::None;
+                    }
+                    (Outcome::Drained { function, nsid }, Map::Detaching { function: f, nsid: n }) if (f, n) == (function, nsid) => {
+                        b.map = Map::None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        n
+    }
+
+    /// The RAM block devices created at run time.
+    pub fn bdevs(&self) -> impl Iterator<Item = &Malloc> {
+        self.bdevs.iter().flatten()
+    }
+
+    pub fn bdev(&self, name: &str) -> Option<&Malloc> {
+        self.bdevs().find(|b| b.name() == name)
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.bdevs.iter().position(|b| b.is_some_and(|b| b.name() == name))
+    }
+
+    /// Who uses namespace `nsid` of function `f`: a boot namespace, or a
+    /// run-time block device (by name).
+    fn user_of(&self, f: u16, nsid: u32) -> Option<&str> {
+        if bootcfg::namespace(f, nsid).is_some() {
+            return Some("the boot configuration");
+        }
+        self.bdevs().find(|b| b.map.target() == Some((f, nsid))).map(|b| b.name())
+    }
+
+    fn send(&mut self, c: Change) -> Result<(), RpcError> {
+        let tx = self.tx.as_mut().ok_or_else(|| RpcError::new(code::INTERNAL_ERROR, "internal error: no channel to the admin service"))?;
+        tx.push(c).map_err(|_| RpcError::new(code::BUSY, "busy: the admin service has not taken the previous changes yet; retry"))?;
+        dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, crate::nvme::msg::DOORBELL_NVME);
+        Ok(())
+    }
+
+    /// SPDK `bdev_malloc_create`: `num_blocks`, `block_size` (512 or
+    /// 4096), optional `name`. Returns the name.
+    pub fn malloc_create(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
+        p.only(&["name", "num_blocks", "block_size"])?;
+        let mut nb = [0u8; NAME_MAX];
+        let given = p.str("name", &mut nb)?;
+        let blocks = Params::required("num_blocks", p.u64_in("num_blocks", 1..=u64::from(u32::MAX))?)?;
+        let bs = Params::required("block_size", p.u64("block_size")?)?;
+        if bs != 512 && bs != 4096 {
+            return Err(RpcError::invalid_params(format_args!("invalid params: `block_size` must be 512 or 4096, got {bs}")));
+        }
+        let mut auto = [0u8; NAME_MAX];
+        let name = match given {
+            Some(n) => {
+                check_name(n)?;
+                n
+            }
+            None => auto_name(&mut auto, self.next_auto),
+        };
+        if self.bdev(name).is_some() || parse_fn_name(name).is_some() {
+            return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
+        }
+        let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
+        let bytes = blocks * bs;
+        let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, base, blocks, block_shift: bs.trailing_zeros() as u8, map: Map::None };
+        m.name[..name.len()].copy_from_slice(name.as_bytes());
+        self.bdevs[slot] = Some(m);
+        if given.is_none() {
+            self.next_auto += 1;
+        }
+        defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
+        w.string(name);
+        Ok(())
+    }
+
+    /// SPDK `bdev_malloc_delete` {name}: refused while mapped.
+    pub fn malloc_delete(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
+        p.only(&["name"])?;
+        let mut nb = [0u8; NAME_MAX];
+        let name = Params::required("name", p.str("name", &mut nb)?)?;
+        let i = self.position(name).ok_or_else(|| super::methods::no_device("bdev", name))?;
+        if let Some(m) = self.bdevs[i].filter(|m| m.map != Map::None) {
+            let (f, n) = m.map.target().unwrap_or((0, 0));
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is {} as namespace {n} of function {f}; detach it first", m.map.state())));
+        }
+        self.bdevs[i] = None;
+        defmt::info!("mgmt: RAM block device {=str} deleted", name);
+        w.bool(true);
+        Ok(())
+    }
+
+    /// Ours, `dpu_ns_attach` {function, nsid, bdev}: block device `bdev`
+    /// becomes namespace `nsid` of PCIe function `function`.
+    pub fn ns_attach(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
+        p.only(&["function", "nsid", "bdev"])?;
+        let (f, nsid) = function_nsid(p)?;
+        let mut nb = [0u8; NAME_MAX];
+        let name = Params::required("bdev", p.str("bdev", &mut nb)?)?;
+        let i = self.position(name).ok_or_else(|| super::methods::no_device("bdev", name))?;
+        let Some(m) = self.bdevs[i] else { return Err(super::methods::no_device("bdev", name)) };
+        if m.map != Map::None {
+            let (f2, n2) = m.map.target().unwrap_or((0, 0));
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is {} as namespace {n2} of function {f2}", m.map.state())));
+        }
+        if let Some(user) = self.user_of(f, nsid) {
+            return Err(RpcError::fmt(code::EXISTS, format_args!("exists: namespace {nsid} of function {f} is taken by {user}")));
+        }
+        self.send(Change::Attach(LiveNs { function: f, nsid, base: m.base, blocks: m.blocks, block_shift: m.block_shift }))?;
+        if let Some(b) = self.bdevs[i].as_mut() {
+            b.map = Map::Attaching { function: f, nsid };
+        }
+        w.bool(true);
+        Ok(())
+    }
+
+    /// Ours, `dpu_ns_detach` {function, nsid}: the namespace leaves the
+    /// function (its commands in flight complete first).
+    pub fn ns_detach(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
+        p.only(&["function", "nsid"])?;
+        let (f, nsid) = function_nsid(p)?;
+        if bootcfg::namespace(f, nsid).is_some() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: namespace {nsid} of function {f} comes from the boot configuration")));
+        }
+        let i = self
+            .bdevs
+            .iter()
+            .position(|b| b.is_some_and(|b| matches!(b.map, Map::Attaching { .. } | Map::Attached { .. }) && b.map.target() == Some((f, nsid))))
+            .ok_or_else(|| RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: function {f} has no attached namespace {nsid}")))?;
+        self.send(Change::Detach { function: f, nsid })?;
+        if let Some(b) = self.bdevs[i].as_mut() {
+            b.map = Map::Detaching { function: f, nsid };
+        }
+        w.bool(true);
+        Ok(())
+    }
+}
+
+/// `function` and `nsid`, both required and in range.
+fn function_nsid(p: &Params<'_>) -> Result<(u16, u32), RpcError> {
+    let f = Params::required("function", p.u64_in("function", 0..=MAX_FUNCTIONS as u64 - 1)?)?;
+    let nsid = Params::required("nsid", p.u64_in("nsid", 1..=u64::from(MAX_NSID))?)?;
+    Ok((f as u16, nsid as u32))
+}
+
+/// A name of 1..=31 letters, digits, `_`, `-` or `.`.
+fn check_name(n: &str) -> Result<(), RpcError> {
+    if n.is_empty() || !n.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')) {
+        return Err(RpcError::invalid_params(format_args!("invalid params: `name` must be 1..={NAME_MAX} letters, digits, `_`, `-` or `.`")));
+    }
+    Ok(())
+}
+
+/// `Malloc<n>` into `buf`.
+fn auto_name(buf: &mut [u8; NAME_MAX], n: u32) -> &str {
+    const PREFIX: &[u8] = b"Malloc";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let (mut v, mut k) = (n, 0);
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for j in 0..k {
+        buf[PREFIX.len() + j] = digits[k - 1 - j];
+    }
+    core::str::from_utf8(&buf[..PREFIX.len() + k]).unwrap_or("Malloc")
+}
+
+/// `fn<F>n<N>`: the name of a boot namespace's block device.
+pub fn parse_fn_name(name: &str) -> Option<(u16, u32)> {
+    let rest = name.strip_prefix("fn")?;
+    let (f, n) = rest.split_once('n')?;
+    let f: u16 = f.parse().ok()?;
+    let n: u32 = n.parse().ok()?;
+    (usize::from(f) < MAX_FUNCTIONS).then_some((f, n))
+}
