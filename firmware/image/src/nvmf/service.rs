@@ -79,13 +79,16 @@ struct Admin {
 
 struct Service {
     stacks: [Option<&'static mut Stack>; NIC_PORTS],
-    admins: [Option<Admin>; MAX_CTRLS],
+    /// One admin queue per remote controller: built at start, not part of
+    /// `INIT` (as a constant, 16 empty 4.6 KiB slots were a 74 KiB
+    /// template in the image).
+    admins: Option<&'static mut [Option<Admin>]>,
     /// The management server, when the configuration has one.
     mgmt: Option<crate::mgmt::server::Server>,
 }
 
 impl dpu_rt::ConstInit for Service {
-    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: [const { None }; MAX_CTRLS], mgmt: None };
+    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: None, mgmt: None };
 }
 
 /// The service's main loop (never returns).
@@ -107,6 +110,11 @@ pub fn run(hart: HartId) -> ! {
         defmt::error!("nvmf: out of DDR");
         dpu_rt::park();
     };
+    svc.admins = dpu_rt::alloc::ddr_slice_with(MAX_CTRLS, |_| None);
+    if svc.admins.is_none() {
+        defmt::error!("nvmf: out of DDR for the admin queues");
+        dpu_rt::park();
+    }
     for p in 0..bootcfg::ports().len().min(NIC_PORTS) {
         svc.stacks[p] = net::start_stack(hart.0, p, CONTROL_QUEUE, true, 128, 64, false, net::stack::SOCKETS);
         if svc.stacks[p].is_none() {
@@ -129,7 +137,8 @@ pub fn run(hart: HartId) -> ! {
         let mut conn = Conn::new(0, digests);
         conn.remote = c.traddr;
         conn.rport = c.trsvcid;
-        svc.admins[i] = Some(Admin {
+        let Some(slot) = svc.admins.as_deref_mut().and_then(|a| a.get_mut(i)) else { continue };
+        *slot = Some(Admin {
             index: i,
             conn,
             step: Step::Connect,
@@ -154,7 +163,7 @@ pub fn run(hart: HartId) -> ! {
             s.poll();
         }
         let mut next = now + 100_000 * US;
-        for a in svc.admins.iter_mut().flatten() {
+        for a in svc.admins.iter_mut().flat_map(|a| a.iter_mut()).flatten() {
             let Some(port) = net::port_for(a.conn.remote) else { continue };
             let Some(stack) = svc.stacks[port].as_deref_mut() else { continue };
             if !links[port] {
@@ -170,7 +179,7 @@ pub fn run(hart: HartId) -> ! {
         if let Some(m) = svc.mgmt.as_mut() {
             if let Some(stack) = svc.stacks[m.port].as_deref_mut() {
                 let mut ctx = crate::mgmt::methods::Ctx { ctrl_state: ["unconfigured"; MAX_CTRLS] };
-                for a in svc.admins.iter().flatten() {
+                for a in svc.admins.iter().flat_map(|a| a.iter()).flatten() {
                     ctx.ctrl_state[a.index] = a.state_name();
                 }
                 stack.poll();
