@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 type R = Result<(), (String, Option<Run>)>;
 
 // Run lengths (`--max-time`): the bootloader reads and verifies a
-// ~706 KiB firmware image (the firmware carries the image verifier for
-// updates from the host), so the firmware is up ~165 ms after reset and
+// ~650 KiB firmware image (the firmware carries the image verifier for
+// updates from the host), so the firmware is up ~151 ms after reset and
 // has confirmed a trial boot a few ms later.
 
 /// Signed images and keys shared by the tests of one run.
