@@ -639,18 +639,20 @@ fn adapter_ec_rebuild(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 
     // Bit rot: one byte of parity fragment 0 of stripe 31 (the last) of
     // volume 1 (on member (4 + 31) mod 6 = 5: t5's namespace 2, byte
-    // 31 x 4 KiB + 100), a stripe no job writes; no target dies.
+    // 31 x 4 KiB + 100), and one byte of data fragment 0 of stripe 30 (on
+    // member 30 mod 6 = 0: t0, byte 30 x 4 KiB + 100): stripes no job
+    // touches; no target dies.
     let text = std::fs::read_to_string(&sc).map_err(|e| io(format!("{sc}: {e}")))?;
     let Some(at) = text.find("[[faults]]") else { return Err(("the scenario has no [[faults]]".into(), None)) };
     let rot = format!(
-        "{}[[faults]]\nkind = \"target-corrupt\"\ntarget = \"t5\"\nnsid = 2\noffset = \"127076\"\nat = \"1ms\"\n\n[expect]\nverify_errors = 0\nio_errors = 0\nmin_ios = 100\n",
+        "{}[[faults]]\nkind = \"target-corrupt\"\ntarget = \"t5\"\nnsid = 2\noffset = \"127076\"\nat = \"1ms\"\n\n[[faults]]\nkind = \"target-corrupt\"\ntarget = \"t0\"\nnsid = 2\noffset = \"122980\"\nat = \"1ms\"\n\n[expect]\nverify_errors = 0\nio_errors = 0\nmin_ios = 100\n",
         // Shorter: the scrub right after the corruption, 20 ms of jobs.
         &text[..at]
-            .replace("region = \"256KiB\"\nruntime", "region = \"240KiB\"\nruntime")
+            .replace("region = \"256KiB\"\nruntime", "region = \"224KiB\"\nruntime")
             .replace("scrub_at = \"140ms\"", "scrub_at = \"106ms\"")
             .replace("runtime = \"60ms\"", "runtime = \"20ms\"")
     );
-    if !rot.contains("offset = \"256KiB\"\nregion = \"240KiB\"") {
+    if !rot.contains("offset = \"256KiB\"\nregion = \"224KiB\"") {
         return Err(("the partial-stripe job's region was not narrowed".into(), None));
     }
     let sc2 = cx.tmp.join("adapter-ec-rebuild-rot.toml");
@@ -662,19 +664,27 @@ fn adapter_ec_rebuild(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             "scenario passed",
             "fault: target `t5` namespace 2: byte 127076 corrupted",
             "ec: volume 0: scrub done: 32 stripes checked, 0 mismatches (0 repaired), 0 skipped",
-            "ec: volume 1: scrub done: 32 stripes checked, 1 mismatches (1 repaired), 0 skipped",
+            "ec: volume 1: scrub done: 32 stripes checked, 2 mismatches (1 repaired), 0 skipped",
             "ec: volume 1: scrub: stripe 31: parity fragments 0b1 rewritten",
+            "ec: volume 1: scrub: stripe 30 parity mismatch (parity fragments 0b11;",
+            "ec: volume 1: scrub: stripe 30: every parity fragment disagrees, a data fragment may be bad: not rewritten",
             "ec: volume 1: scrub: stripe 31 parity mismatch (parity fragments 0b1; parity 0 is on member 5)",
         ],
     )?;
-    if run.count("parity mismatch") != 1 || run.stdout.contains("rebuilding member") {
-        return fail("exactly one mismatching stripe, and no rebuild (no member was lost)", run);
+    if run.count("parity mismatch") != 2 || run.count("rewritten") != 2 || run.count("not rewritten") != 1 || run.stdout.contains("rebuilding member") {
+        return fail("exactly two mismatching stripes, one rewritten, and no rebuild (no member was lost)", run);
     }
     // The repair put the byte back: read from t5's media by the simulator
     // at the end (no job writes that stripe, so only the scrub could).
     let c = run.stat("corruptions").and_then(|c| c.get(0)).cloned().unwrap_or_default();
     if c["offset"].as_u64() != Some(127076) || c["at_end"] != c["original"] || c["original"] == c["corrupted"] {
         return fail(format!("the corrupted parity byte was not restored by the scrub: {c}"), run);
+    }
+    // The corrupted data fragment was left alone (which fragment is bad
+    // cannot be told from two disagreeing parities).
+    let d = run.stat("corruptions").and_then(|c| c.get(1)).cloned().unwrap_or_default();
+    if d["offset"].as_u64() != Some(122980) || d["at_end"] != d["corrupted"] {
+        return fail(format!("the scrub wrote over a stripe it could not judge: {d}"), run);
     }
     Ok(())
 }
