@@ -23,11 +23,11 @@
 //! a FIFO and is retried on the next pass.
 
 use super::staging::{Pages, Pool, PAGE};
-use super::{cookie, Done, Data, Io, Op, Tag, MAX_TAGS, NAMESPACE_NOT_READY_DNR};
+use super::{cookie, Done, Data, Io, Op, SegTable, Tag, MAX_SEGS, MAX_TAGS, NAMESPACE_NOT_READY_DNR};
 use crate::bootcfg::{self as config, Namespace};
 use dpu_hal::crypto::{Desc as CDesc, Engines};
-use dpu_hal::dma::{Channel, Desc};
-use dpu_hal::regs::{accel as st, bootcfg as b, crypto as cr, dma as dr};
+use dpu_hal::dma::Channel;
+use dpu_hal::regs::{accel as st, bootcfg as b, crypto as cr};
 use dpu_nvme::Status;
 
 /// Descriptor ring entries of each engine queue: a 128 KiB I/O in 4 KiB
@@ -35,8 +35,6 @@ use dpu_nvme::Status;
 const RING: u32 = 128;
 /// Tags of the lower device's I/Os: this bit plus the context index.
 pub const LOWER: Tag = 0x8000;
-/// Host segments one I/O may have.
-const MAXSEG: usize = dpu_nvme::dptr::MAX_SEGMENTS;
 
 /// Where an I/O is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +112,7 @@ pub struct Crypto {
     ctx: [Ctx; MAX_TAGS],
     /// Host segments of each context's I/O: built at start, not part of
     /// `INIT` (as a constant they were a 128 KiB template in the image).
-    segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
+    segs: SegTable,
     /// Contexts waiting for pages or engine / DMA room, oldest first.
     wait: [u8; MAX_TAGS],
     nwait: usize,
@@ -130,7 +128,7 @@ impl dpu_rt::ConstInit for Crypto {
     const INIT: Crypto = Crypto {
         eng: Engines::NONE,
         ctx: [Ctx::FREE; MAX_TAGS],
-        segs: None,
+        segs: SegTable::NONE,
         wait: [0; MAX_TAGS],
         nwait: 0,
         lower: [0; MAX_TAGS],
@@ -153,7 +151,9 @@ impl Crypto {
     /// engine), in DDR; `None` when memory or queues are missing.
     pub fn start(hart: usize) -> Option<&'static mut Crypto> {
         let c = dpu_rt::alloc::ddr_static::<Crypto>()?;
-        c.segs = Some(dpu_rt::alloc::ddr_slice_with(MAX_TAGS, |_| [(0, 0); MAXSEG])?);
+        if !c.segs.start(MAX_TAGS) {
+            return None;
+        }
         let rings = dpu_rt::alloc::ddr(Engines::memory(RING) as u64, 64)?;
         if !c.eng.start(hart, rings as usize, RING) {
             return None;
@@ -185,14 +185,15 @@ impl Crypto {
         }
         let Data::Host { function, segs } = io.data else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let du = 1u32 << ns.geometry.block_shift;
-        if segs.len() > MAXSEG || io.len == 0 || io.len % du != 0 || io.len as usize > super::staging::MAX_IO_PAGES * PAGE {
+        if segs.len() > MAX_SEGS || io.len == 0 || io.len % du != 0 || io.len as usize > super::staging::MAX_IO_PAGES * PAGE {
             return self.push_done(tag, Status::INTERNAL_ERROR);
         }
         let Some(i) = self.ctx.iter().position(|c| !c.used) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let c = &mut self.ctx[i];
         *c = Ctx { used: true, tag, write: io.op == Op::Write, ns: Some(ns), lba: io.lba, blocks: io.blocks, len: io.len, function, ..Ctx::FREE };
-        let Some(table) = self.segs.as_deref_mut() else { return self.push_done(tag, Status::INTERNAL_ERROR) };
-        table[i][..segs.len()].copy_from_slice(segs);
+        if !self.segs.set(i, segs) {
+            return self.push_done(tag, Status::INTERNAL_ERROR);
+        }
         c.nsegs = segs.len() as u8;
         c.bounce = segs.iter().any(|&(_, l)| l % du != 0);
         if !self.advance(chan, pool, i) {
@@ -233,33 +234,14 @@ impl Crypto {
         }
     }
 
-    /// Calls `f(host address, staging address, bytes, offset)` for the
-    /// I/O's data split at host-segment and staging-page boundaries.
-    fn pieces(c: &Ctx, segs: &[(u64, u32)], pool: &Pool, f: impl FnMut(u64, u64, u32, usize)) {
-        pool.pieces(&c.pages, segs, f)
-    }
-
-    /// Context `i`'s host segments (`n` of them).
-    fn segs_of<'a>(table: &'a Option<&'static mut [[(u64, u32); MAXSEG]]>, i: usize, n: u8) -> &'a [(u64, u32)] {
-        table.as_deref().map_or(&[][..], |t| &t[i][..usize::from(n)])
-    }
 
     /// The DMA of a bounce: host -> staging (Fetch), staging -> host (Deliver).
     fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
         let c = &self.ctx[i];
-        let mut n = 0u32;
-        Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |_, _, _, _| n += 1);
-        if chan.space() < n || n == 0 {
+        let segs = self.segs.get(i, c.nsegs);
+        if !pool.push_host_chain(chan, &c.pages, segs, c.function, c.step == Step::Fetch, cookie::make(cookie::CRYPTO, i as u32)) {
             return false;
         }
-        let op = if c.step == Step::Fetch { dr::OP_H2D } else { dr::OP_D2H };
-        let cookie = cookie::make(cookie::CRYPTO, i as u32);
-        let mut k = 0;
-        Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |host, local, len, _| {
-            k += 1;
-            let flags = if k == n { dr::FLAG_END } else { 0 };
-            chan.push(&Desc { host, local, len, function: c.function, op, flags, msix: 0, cookie });
-        });
         self.ctx[i].busy = true;
         self.kick = true;
         true
@@ -279,7 +261,7 @@ impl Crypto {
         if c.bounce {
             n = pages as u32;
         } else {
-            Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |_, _, _, _| n += 1);
+            pool.pieces(&c.pages, self.segs.get(i, c.nsegs), |_, _, _, _| n += 1);
         }
         let Some(e) = self.eng.pick(n) else { return false };
         let mut k = 0;
@@ -297,7 +279,7 @@ impl Crypto {
             }
         } else {
             let eng = &mut self.eng;
-            Self::pieces(c, Self::segs_of(&self.segs, i, c.nsegs), pool, |host, local, len, pos| {
+            pool.pieces(&c.pages, self.segs.get(i, c.nsegs), |host, local, len, pos| {
                 let dun = c.lba + (pos >> shift) as u64;
                 let d = if encrypt {
                     CDesc::xts(true, host, local, len, slot, dun, du_4k).from_host(c.function)

@@ -48,6 +48,41 @@ pub type Tag = u16;
 /// Most I/Os the engine has in the layer at once (its command slots).
 pub const MAX_TAGS: usize = 128;
 
+/// Most host segments an upper-layer I/O carries (the PRP/SGL walk's).
+pub const MAX_SEGS: usize = dpu_nvme::dptr::MAX_SEGMENTS;
+
+/// The host segments of each I/O context of a device that moves host
+/// data itself (crypto, EC, local SSD), in DDR. Built at start, not part
+/// of the device's `ConstInit` (as a constant, 128 contexts of 64
+/// segments were a 128 KiB template in the image).
+pub struct SegTable(Option<&'static mut [[(u64, u32); MAX_SEGS]]>);
+
+impl SegTable {
+    pub const NONE: SegTable = SegTable(None);
+
+    /// Room for `contexts` contexts; false when DDR is out.
+    pub fn start(&mut self, contexts: usize) -> bool {
+        self.0 = dpu_rt::alloc::ddr_slice_with(contexts, |_| [(0, 0); MAX_SEGS]);
+        self.0.is_some()
+    }
+
+    /// Stores `segs` as context `i`'s; false when they do not fit.
+    pub fn set(&mut self, i: usize, segs: &[(u64, u32)]) -> bool {
+        match self.0.as_deref_mut().and_then(|t| t.get_mut(i)) {
+            Some(row) if segs.len() <= MAX_SEGS => {
+                row[..segs.len()].copy_from_slice(segs);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Context `i`'s first `n` segments.
+    pub fn get(&self, i: usize, n: u8) -> &[(u64, u32)] {
+        self.0.as_deref().and_then(|t| t.get(i)).map_or(&[][..], |row| &row[..usize::from(n).min(MAX_SEGS)])
+    }
+}
+
 /// Namespace Not Ready with DNR: the remote namespace differs from the
 /// configuration (NVMe Base 2.0 §4.6.1.2.1, status 82h).
 pub(crate) const NAMESPACE_NOT_READY_DNR: Status = Status { sct: 0, sc: 0x82, dnr: true };

@@ -16,15 +16,13 @@
 //! ([`Ssd::deadline`]): the SSDs raise no interrupt to the cores.
 
 use super::staging::{Pages, Pool, MAX_IO_PAGES, PAGE};
-use super::{cookie, Data, Done, Io, Op, Tag, MAX_TAGS, NAMESPACE_NOT_READY_DNR};
-use dpu_hal::dma::{Channel, Desc};
+use super::{cookie, Data, Done, Io, Op, SegTable, Tag, MAX_SEGS, MAX_TAGS, NAMESPACE_NOT_READY_DNR};
+use dpu_hal::dma::Channel;
 use dpu_hal::memory_map::{SSD_SLOTS, TIMEBASE_HZ};
-use dpu_hal::regs::{dma as dr, ssd as r};
+use dpu_hal::regs::ssd as r;
 use dpu_nvme::host::{self, Completion, QueuePair};
 use dpu_nvme::Status;
 
-/// Host segments one I/O may have.
-const MAXSEG: usize = dpu_nvme::dptr::MAX_SEGMENTS;
 /// Poll interval while commands are out: 2 us (an SSD read takes ~80).
 const POLL_TICKS: u64 = TIMEBASE_HZ / 500_000;
 /// Bytes of each context's PRP list (entries after the first page).
@@ -107,7 +105,7 @@ pub struct Ssd {
     ctx: [Ctx; MAX_TAGS],
     /// Host segments of each context's I/O: built at start, not part of
     /// `INIT` (as a constant they were a 128 KiB template in the image).
-    segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
+    segs: SegTable,
     /// Contexts waiting for pages or queue room, oldest first.
     wait: [u8; MAX_TAGS],
     nwait: usize,
@@ -120,7 +118,7 @@ pub struct Ssd {
 }
 
 impl dpu_rt::ConstInit for Ssd {
-    const INIT: Ssd = Ssd { core: 0, qps: [Qp::NONE; SSD_SLOTS], ctx: [Ctx::FREE; MAX_TAGS], segs: None, wait: [0; MAX_TAGS], nwait: 0, lists: 0, out: 0, done: Done::EMPTY, kick: false };
+    const INIT: Ssd = Ssd { core: 0, qps: [Qp::NONE; SSD_SLOTS], ctx: [Ctx::FREE; MAX_TAGS], segs: SegTable::NONE, wait: [0; MAX_TAGS], nwait: 0, lists: 0, out: 0, done: Done::EMPTY, kick: false };
 }
 
 impl Ssd {
@@ -129,7 +127,9 @@ impl Ssd {
         let core = crate::net::data_queue(hart)?;
         let s = dpu_rt::alloc::ddr_static::<Ssd>()?;
         s.lists = dpu_rt::alloc::ddr((MAX_TAGS * LIST_BYTES) as u64, 4096)? as usize;
-        s.segs = Some(dpu_rt::alloc::ddr_slice_with(MAX_TAGS, |_| [(0, 0); MAXSEG])?);
+        if !s.segs.start(MAX_TAGS) {
+            return None;
+        }
         s.core = core;
         Some(s)
     }
@@ -161,9 +161,10 @@ impl Ssd {
         let mut c = Ctx { used: true, tag, op: io.op, ssd, nsid, lba: io.lba, blocks: io.blocks, len: io.len, ..Ctx::FREE };
         c.step = match (io.op, io.data) {
             (Op::Flush, _) => Step::Media,
-            (_, Data::Host { function, segs }) if !segs.is_empty() && segs.len() <= MAXSEG => {
-                let Some(table) = self.segs.as_deref_mut() else { return reject(self, Status::INTERNAL_ERROR) };
-                table[i][..segs.len()].copy_from_slice(segs);
+            (_, Data::Host { function, segs }) if !segs.is_empty() && segs.len() <= MAX_SEGS => {
+                if !self.segs.set(i, segs) {
+                    return reject(self, Status::INTERNAL_ERROR);
+                }
                 c.nsegs = segs.len() as u8;
                 c.function = function;
                 c.owned = true;
@@ -203,20 +204,10 @@ impl Ssd {
     /// Host <-> staging for context `i` (its step says which way).
     fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
         let c = &self.ctx[i];
-        let segs = self.segs.as_deref().map_or(&[][..], |t| &t[i][..usize::from(c.nsegs)]);
-        let mut n = 0u32;
-        pool.pieces(&c.pages, segs, |_, _, _, _| n += 1);
-        if n == 0 || chan.space() < n {
+        let segs = self.segs.get(i, c.nsegs);
+        if !pool.push_host_chain(chan, &c.pages, segs, c.function, c.step == Step::Fetch, cookie::make(cookie::SSD, i as u32)) {
             return false;
         }
-        let op = if c.step == Step::Fetch { dr::OP_H2D } else { dr::OP_D2H };
-        let ck = cookie::make(cookie::SSD, i as u32);
-        let mut k = 0;
-        pool.pieces(&c.pages, segs, |host, local, len, _| {
-            k += 1;
-            let flags = if k == n { dr::FLAG_END } else { 0 };
-            chan.push(&Desc { host, local, len, function: c.function, op, flags, msix: 0, cookie: ck });
-        });
         self.ctx[i].busy = true;
         self.kick = true;
         true

@@ -4,6 +4,9 @@
 //! by DMA or an accelerator, never by the CPU; one owner per page at a
 //! time, handed over with the I/O.
 
+use dpu_hal::dma::{Channel, Desc};
+use dpu_hal::regs::dma as dr;
+
 /// Bytes per staging page.
 pub const PAGE: usize = 4096;
 /// Pages per core: 2 MiB, 32 I/Os of 64 KiB or 512 of 4 KiB in flight.
@@ -118,6 +121,27 @@ impl Pool {
             }
             pos += len as usize;
         }
+    }
+
+    /// One DMA chain moving an I/O's data between host segments `segs` of
+    /// `function` and the staging pages `p` (host -> staging when
+    /// `fetch`, else staging -> host), split as [`pieces`](Self::pieces)
+    /// does, the last descriptor ending the chain. False, with nothing
+    /// pushed, when `chan` lacks room or there is nothing to move.
+    pub fn push_host_chain(&self, chan: &mut Channel, p: &Pages, segs: &[(u64, u32)], function: u16, fetch: bool, cookie: u32) -> bool {
+        let mut n = 0u32;
+        self.pieces(p, segs, |_, _, _, _| n += 1);
+        if n == 0 || chan.space() < n {
+            return false;
+        }
+        let op = if fetch { dr::OP_H2D } else { dr::OP_D2H };
+        let mut k = 0;
+        self.pieces(p, segs, |host, local, len, _| {
+            k += 1;
+            let flags = if k == n { dr::FLAG_END } else { 0 };
+            chan.push(&Desc { host, local, len, function, op, flags, msix: 0, cookie });
+        });
+        true
     }
 
     /// `len` bytes of `p` from byte `offset` as DPU memory segments (one

@@ -41,7 +41,7 @@
 mod repair;
 
 use super::staging::{Pages, Pool, PAGE};
-use super::{cookie, Done, Data, Io, Op, Tag, MAX_TAGS};
+use super::{cookie, Done, Data, Io, Op, SegTable, Tag, MAX_SEGS, MAX_TAGS};
 use crate::bootcfg::{self as config, Backend, EcVolume, Namespace};
 use crate::nvmf::initiator::Fabric;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -63,8 +63,6 @@ const NCTX: usize = MAX_TAGS + 1;
 const REPAIR: usize = MAX_TAGS;
 // Member I/O tags: LOWER | context << 5 | fragment, below crypto's LOWER.
 const _: () = assert!((LOWER as usize | (NCTX - 1) << 5 | 31) < 0x8000 && LOWER as usize > (NCTX - 1) << 5 | 31);
-/// Host segments one I/O may have.
-const MAXSEG: usize = dpu_nvme::dptr::MAX_SEGMENTS;
 /// A member I/O unanswered this long marks the member lost (mtime
 /// ticks: 3 ms; the initiator's own timeout and reconnects take 20 ms
 /// to 5 s, too long to hold a stripe).
@@ -229,18 +227,16 @@ pub struct Ec {
     eng: Engine,
     /// Which hart this device belongs to (lock owner id).
     hart: u32,
-    /// Contexts in use: how many, which (bit i = `ctx[i]`, so the
-    /// per-pass deadline and the time-out scan visit only those: the
-    /// contexts span ~200 cache lines), and when member I/Os are next
-    /// checked for time-outs.
-    active: usize,
+    /// Contexts in use (bit i = `ctx[i]`, so the per-pass deadline and
+    /// the time-out scan visit only those: the contexts span ~200 cache
+    /// lines), and when member I/Os are next checked for time-outs.
     live: [u64; NCTX.div_ceil(64)],
     next_scan: u64,
     ctx: [Ctx; NCTX],
     /// Host segments of each context's I/O, and the fragment address
     /// tables the engine reads (8-byte aligned): built at start, not part
     /// of `INIT` (as constants they were a 165 KiB template in the image).
-    segs: Option<&'static mut [[(u64, u32); MAXSEG]]>,
+    segs: SegTable,
     frags: Option<&'static mut [[u64; 32]]>,
     /// Contexts waiting for their lock / pages / room, oldest first.
     wait: [u8; NCTX],
@@ -260,11 +256,10 @@ impl dpu_rt::ConstInit for Ec {
     const INIT: Ec = Ec {
         eng: Engine::NONE,
         hart: 0,
-        active: 0,
         live: [0; NCTX.div_ceil(64)],
         next_scan: 0,
         ctx: [Ctx::FREE; NCTX],
-        segs: None,
+        segs: SegTable::NONE,
         frags: None,
         wait: [0; NCTX],
         nwait: 0,
@@ -290,7 +285,9 @@ impl Ec {
     /// in DDR; `None` when memory or the queue is missing.
     pub fn start(hart: usize) -> Option<&'static mut Ec> {
         let e = dpu_rt::alloc::ddr_static::<Ec>()?;
-        e.segs = Some(dpu_rt::alloc::ddr_slice_with(NCTX, |_| [(0, 0); MAXSEG])?);
+        if !e.segs.start(NCTX) {
+            return None;
+        }
         e.frags = Some(dpu_rt::alloc::ddr_slice_with(NCTX, |_| [0u64; 32])?);
         let ring = dpu_rt::alloc::ddr(Engine::memory(RING) as u64, 64)?;
         if !e.eng.start(hart, ring as usize, RING) {
@@ -330,13 +327,14 @@ impl Ec {
         let mut c = Ctx { used: true, tag, write, vol, v: Some(v), shift, start: io.lba << shift, len: io.len, ..Ctx::FREE };
         match io.data {
             Data::Host { function, segs } => {
-                if segs.len() > MAXSEG || segs.iter().map(|s| u64::from(s.1)).sum::<u64>() < u64::from(io.len) {
+                if segs.len() > MAX_SEGS || segs.iter().map(|s| u64::from(s.1)).sum::<u64>() < u64::from(io.len) {
                     return self.push_done(tag, Status::INTERNAL_ERROR);
                 }
                 c.host = true;
                 c.function = function;
-                let Some(table) = self.segs.as_deref_mut() else { return self.push_done(tag, Status::INTERNAL_ERROR) };
-                table[i][..segs.len()].copy_from_slice(segs);
+                if !self.segs.set(i, segs) {
+                    return self.push_done(tag, Status::INTERNAL_ERROR);
+                }
                 c.nsegs = segs.len() as u8;
             }
             Data::Staged(p) => {
@@ -638,8 +636,12 @@ impl Ec {
     /// Context `i` starts `c` (its `used` set).
     fn occupy(&mut self, i: usize, c: Ctx) {
         self.ctx[i] = c;
-        self.active += 1;
         self.live[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Whether any context is in use.
+    fn active(&self) -> bool {
+        self.live.iter().any(|&w| w != 0)
     }
 
     /// Indices of the contexts in use, in order.
@@ -666,7 +668,6 @@ impl Ec {
         pool.free(&mut c.check);
         c.used = false;
         let (tag, job) = (c.tag, c.job);
-        self.active -= 1;
         self.live[i / 64] &= !(1 << (i % 64));
         if job == Job::Host {
             self.push_done(tag, st);
@@ -685,7 +686,7 @@ impl Ec {
             let (ua, ulen) = if c.host {
                 let mut at = 0u32;
                 let mut r = (0u64, 0u32);
-                for &(a, l) in &segs[..usize::from(c.nsegs).min(segs.len())] {
+                for &(a, l) in segs {
                     if x < at + l {
                         r = (a + u64::from(x - at), at + l - x);
                         break;
@@ -711,8 +712,8 @@ impl Ec {
     /// Fill (upper -> fragments) or Deliver (fragments -> upper) by DMA.
     fn dma(&mut self, chan: &mut Channel, pool: &Pool, i: usize) -> bool {
         let c = &self.ctx[i];
-        let (Some(segs), Some(frags)) = (self.segs.as_deref(), self.frags.as_deref()) else { return true };
-        let (segs, frags) = (&segs[i], &frags[i]);
+        let Some(frags) = self.frags.as_deref().map(|t| &t[i]) else { return true };
+        let segs = self.segs.get(i, c.nsegs);
         let mut n = 0u32;
         Self::pieces(c, segs, frags, pool, |_, _, _| n += 1);
         if n == 0 || chan.space() < n {
@@ -861,7 +862,7 @@ impl Ec {
     #[inline(never)]
     pub fn expired(&mut self, now: u64, out: &mut [Tag]) -> usize {
         // Every 50 us at most: a late member is a matter of milliseconds.
-        if self.active == 0 || now < self.next_scan {
+        if !self.active() || now < self.next_scan {
             return 0;
         }
         self.next_scan = now + TIMEBASE_HZ / 20_000;
@@ -897,7 +898,7 @@ impl Ec {
     pub fn deadline(&self) -> u64 {
         // The repair worker looks at its volumes now and then.
         let mut t = self.repair_deadline();
-        if self.active == 0 {
+        if !self.active() {
             return t;
         }
         for c in self.live().map(|i| &self.ctx[i]) {
