@@ -13,7 +13,9 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     let port_off = ns_off + c.namespaces.len() * b::RECORD;
     let ctrl_off = port_off + c.ports.len() * b::PORT_RECORD;
     let host_off = ctrl_off + c.controllers.len() * b::CTRL_RECORD;
-    let len = host_off + b::HOST_RECORD;
+    // No key or EC volume records: the management record follows the host's.
+    let mgmt_off = host_off + b::HOST_RECORD;
+    let len = mgmt_off + usize::from(c.management.is_some()) * b::MGMT_RECORD;
     let out = out.get_mut(..len)?;
     out.fill(0);
     let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
@@ -55,6 +57,19 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     }
     put(host_off + b::HOST_NQN, c.host_nqn.as_bytes());
     put(host_off + b::HOST_ID, &c.host_id);
+    if let Some(m) = &c.management {
+        put(b::HDR_MGMT, &1u16.to_le_bytes());
+        put(mgmt_off + b::MGMT_PORT, &[m.port, m.allow.len() as u8]);
+        put(mgmt_off + b::MGMT_TCP_PORT, &m.tcp_port.to_le_bytes());
+        put(mgmt_off + b::MGMT_REQUEST_TIMEOUT_MS, &m.request_timeout_ms.to_le_bytes());
+        put(mgmt_off + b::MGMT_TOKEN_LEN_OFF, &[m.token.len() as u8]);
+        put(mgmt_off + b::MGMT_TOKEN, m.token.as_bytes());
+        for (i, (ip, prefix)) in m.allow.iter().enumerate() {
+            let e = mgmt_off + b::MGMT_ALLOW + i * b::MGMT_ALLOW_ENTRY;
+            put(e, ip);
+            put(e + 4, &[*prefix]);
+        }
+    }
     Some(len)
 }
 
@@ -76,7 +91,12 @@ mod tests {
         assert_eq!(&v[ports..ports + 4], &[10, 0, 0, 1]);
         let ctrl = ports + b::PORT_RECORD;
         assert_eq!(&v[ctrl + b::CTRL_SUBNQN..ctrl + b::CTRL_SUBNQN + 4], b"nqn.");
-        assert_eq!(len, ctrl + b::CTRL_RECORD + b::HOST_RECORD);
+        let mgmt = ctrl + b::CTRL_RECORD + b::HOST_RECORD;
+        assert_eq!(len, mgmt + b::MGMT_RECORD);
+        assert_eq!(u16::from_le_bytes([v[b::HDR_MGMT], v[b::HDR_MGMT + 1]]), 1);
+        assert_eq!(&v[mgmt + b::MGMT_PORT..mgmt + b::MGMT_PORT + 4], &[0, 1, 0x8c, 0x14], "port 0, 1 allow entry, TCP 5260");
+        assert_eq!(&v[mgmt + b::MGMT_ALLOW..mgmt + b::MGMT_ALLOW + 5], &[10, 0, 0, 240, 28]);
+        assert_eq!(&v[mgmt + b::MGMT_TOKEN..mgmt + b::MGMT_TOKEN + 6], b"t0ken\0");
         assert_eq!(render(&c, &mut [0u8; 64]), None);
     }
 }

@@ -2,8 +2,9 @@
 //! in flash.
 //!
 //! * [`Config`]: namespaces and their backends, DPU port addresses,
-//!   remote NVMe-oF controllers, host identity, transport settings;
-//!   encoded with postcard (serde), checked by [`Config::validate`].
+//!   remote NVMe-oF controllers, host identity, transport settings, the
+//!   management server; encoded with postcard (serde), checked by
+//!   [`Config::validate`].
 //! * [`store`]: the flash `config` partition holds two copies; a save
 //!   writes the copy that does not hold the newest valid configuration,
 //!   so a power cut at any moment leaves at least one good copy. Each
@@ -26,9 +27,24 @@ use serde::{Deserialize, Serialize};
 /// Longest NQN (NVMe Base 2.0 §4.5: 223 bytes).
 pub const NQN_MAX: usize = 223;
 
-/// Version of the [`Config`] schema a record carries; a record of
-/// another version is refused (and the other copy used).
-pub const SCHEMA_VERSION: u16 = 1;
+/// Version of the [`Config`] schema a record carries; a record of an
+/// unknown version is refused (and the other copy used).
+///
+/// Versions extend the record at its end: version 1 is the postcard
+/// encoding of [`Config`] without [`Config::management`]; version 2
+/// appends `Option<Management>` after it. A card written by a version-1
+/// firmware keeps its configuration after an update (no management
+/// server, as before).
+pub const SCHEMA_VERSION: u16 = 2;
+
+/// The oldest schema version still read.
+pub const SCHEMA_VERSION_MIN: u16 = 1;
+
+/// Most client prefixes in the management allow-list.
+pub const MGMT_ALLOW_MAX: usize = dpu_hal::regs::bootcfg::MGMT_ALLOW_MAX;
+
+/// Longest management access token (bytes).
+pub const MGMT_TOKEN_MAX: usize = dpu_hal::regs::bootcfg::MGMT_TOKEN_LEN;
 
 /// Everything the operator configures.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +64,25 @@ pub struct Config {
     pub tcp_min_rto_ms: u16,
     /// Remote I/O timeout in microseconds (0: the firmware's default).
     pub io_timeout_us: u32,
+    /// The JSON-RPC management server, if the card serves one (schema
+    /// version 2: encoded after the fields above, see [`SCHEMA_VERSION`]).
+    #[serde(skip)]
+    pub management: Option<Management>,
+}
+
+/// The management (JSON-RPC) server's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Management {
+    /// Index of the port whose address serves.
+    pub port: u8,
+    pub tcp_port: u16,
+    /// How long a begun request may take to arrive whole (ms, > 0).
+    pub request_timeout_ms: u16,
+    /// Client prefixes allowed to connect (address, prefix length);
+    /// empty: any client.
+    pub allow: Vec<([u8; 4], u8), MGMT_ALLOW_MAX>,
+    /// Access token every request carries; empty: none.
+    pub token: String<MGMT_TOKEN_MAX>,
 }
 
 /// A namespace of a PCIe function.
@@ -101,6 +136,10 @@ pub enum Invalid {
     Controller { index: u16 },
     /// A host NQN that is not printable ASCII.
     HostNqn,
+    /// A management port that is not configured, TCP port 0, no request
+    /// timeout, an allow-list prefix over 32, or a token that is not
+    /// printable ASCII.
+    Management,
 }
 
 fn printable(s: &str) -> bool {
@@ -121,6 +160,7 @@ impl Config {
         lro: false,
         tcp_min_rto_ms: 0,
         io_timeout_us: 0,
+        management: None,
     };
 
     /// Checks every value against what the firmware can serve.
@@ -137,6 +177,11 @@ impl Config {
         }
         if !printable(&self.host_nqn) {
             return Err(Invalid::HostNqn);
+        }
+        if let Some(m) = &self.management {
+            if usize::from(m.port) >= self.ports.len() || m.tcp_port == 0 || m.request_timeout_ms == 0 || m.allow.iter().any(|a| a.1 > 32) || !printable(&m.token) {
+                return Err(Invalid::Management);
+            }
         }
         for (i, n) in self.namespaces.iter().enumerate() {
             let bad = Err(Invalid::Namespace { index: i as u16 });
@@ -157,6 +202,30 @@ impl Config {
         }
         Ok(())
     }
+
+    /// Encodes the record of [`SCHEMA_VERSION`] into `out`; returns its
+    /// length, `None` if it does not fit.
+    pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
+        let n = postcard::to_slice(self, out).ok()?.len();
+        let m = postcard::to_slice(&self.management, out.get_mut(n..)?).ok()?.len();
+        Some(n + m)
+    }
+
+    /// Decodes a record of schema `version` (every byte used), `None` if
+    /// it does not decode or the version is unknown.
+    pub fn decode(version: u16, bytes: &[u8]) -> Option<Config> {
+        let (mut c, rest) = postcard::take_from_bytes::<Config>(bytes).ok()?;
+        let rest = match version {
+            1 => rest,
+            2 => {
+                let (m, rest) = postcard::take_from_bytes::<Option<Management>>(rest).ok()?;
+                c.management = m;
+                rest
+            }
+            _ => return None,
+        };
+        rest.is_empty().then_some(c)
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +240,13 @@ mod tests {
         c.ports.push(Port { ip: [10, 0, 0, 1], prefix: 24, mtu: 1500 }).unwrap();
         c.host_nqn = String::try_from("nqn.2014-08.org.nvmexpress:uuid:1").unwrap();
         c.lro = true;
+        c.management = Some(Management {
+            port: 0,
+            tcp_port: 5260,
+            request_timeout_ms: 5000,
+            allow: Vec::from_slice(&[([10, 0, 0, 240], 28)]).unwrap(),
+            token: String::try_from("t0ken").unwrap(),
+        });
         c
     }
 
@@ -179,9 +255,27 @@ mod tests {
         let c = sample();
         c.validate().unwrap();
         let mut buf = [0u8; 1024];
-        let bytes = postcard::to_slice(&c, &mut buf).unwrap();
-        let back: Config = postcard::from_bytes(bytes).unwrap();
+        let n = c.encode(&mut buf).unwrap();
+        let back = Config::decode(SCHEMA_VERSION, &buf[..n]).unwrap();
         assert_eq!(back, c);
+    }
+
+    /// A version-1 record (no management) still decodes; its bytes are a
+    /// prefix of the version-2 record of the same configuration.
+    #[test]
+    fn a_version_1_record_decodes_without_management() {
+        let c = sample();
+        let mut v1 = [0u8; 1024];
+        let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
+        let back = Config::decode(1, &v1[..n1]).unwrap();
+        assert_eq!(back, Config { management: None, ..c.clone() });
+        let mut v2 = [0u8; 1024];
+        let n2 = c.encode(&mut v2).unwrap();
+        assert_eq!(&v2[..n1], &v1[..n1]);
+        assert!(n2 > n1);
+        assert_eq!(Config::decode(1, &v2[..n2]), None, "trailing bytes in a version-1 record");
+        assert_eq!(Config::decode(2, &v1[..n1]), None, "a version-2 record lacks its tail");
+        assert_eq!(Config::decode(3, &v2[..n2]), None);
     }
 
     #[test]
@@ -205,5 +299,16 @@ mod tests {
         let mut c = sample();
         c.controllers[0].subnqn.clear();
         assert_eq!(c.validate(), Err(Invalid::Controller { index: 0 }));
+        for bad in [
+            |m: &mut Management| m.port = 1,
+            |m: &mut Management| m.tcp_port = 0,
+            |m: &mut Management| m.request_timeout_ms = 0,
+            |m: &mut Management| m.allow[0].1 = 33,
+            |m: &mut Management| m.token = String::try_from("a b").unwrap(),
+        ] {
+            let mut c = sample();
+            bad(c.management.as_mut().unwrap());
+            assert_eq!(c.validate(), Err(Invalid::Management));
+        }
     }
 }

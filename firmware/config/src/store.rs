@@ -17,7 +17,7 @@
 //! configuration, header page last; the other copy stays untouched, so a
 //! power cut during a save leaves the previous configuration readable.
 
-use crate::{Config, Invalid, SCHEMA_VERSION};
+use crate::{Config, Invalid, SCHEMA_VERSION, SCHEMA_VERSION_MIN};
 use dpu_spi_nor::Flash;
 
 pub const MAGIC: u32 = 0x4746_4344;
@@ -99,27 +99,28 @@ impl Store {
     /// Reads copy `i`'s header and payload into `scratch` and checks
     /// them (magic, format, version, length, CRC); `Valid` means the CRC
     /// matched (the payload is then `scratch[HEADER..HEADER + len]`).
-    fn check_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8]) -> Result<(CopyState, usize), F::Error> {
+    fn check_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8]) -> Result<(CopyState, usize, u16), F::Error> {
         let addr = self.copy_addr(i);
         let (hdr, rest) = scratch.split_at_mut(HEADER);
         flash.read(addr, hdr)?;
         if hdr.iter().all(|&b| b == 0xff) {
-            return Ok((CopyState::Blank, 0));
+            return Ok((CopyState::Blank, 0, 0));
         }
         let u32_at = |o: usize| u32::from_le_bytes([hdr[o], hdr[o + 1], hdr[o + 2], hdr[o + 3]]);
         let u16_at = |o: usize| u16::from_le_bytes([hdr[o], hdr[o + 1]]);
         if u32_at(0) != MAGIC {
-            return Ok((CopyState::BadMagic, 0));
+            return Ok((CopyState::BadMagic, 0, 0));
         }
         if u16_at(4) != RECORD_FORMAT {
-            return Ok((CopyState::BadFormat(u16_at(4)), 0));
+            return Ok((CopyState::BadFormat(u16_at(4)), 0, 0));
         }
-        if u16_at(6) != SCHEMA_VERSION {
-            return Ok((CopyState::UnknownVersion(u16_at(6)), 0));
+        let version = u16_at(6);
+        if !(SCHEMA_VERSION_MIN..=SCHEMA_VERSION).contains(&version) {
+            return Ok((CopyState::UnknownVersion(version), 0, 0));
         }
         let (seq, len, crc) = (u32_at(8), u32_at(12), u32_at(16));
         if len as usize > self.capacity() || len as usize > rest.len() {
-            return Ok((CopyState::BadLength(len), 0));
+            return Ok((CopyState::BadLength(len), 0, 0));
         }
         let payload = &mut rest[..len as usize];
         flash.read(addr + HEADER as u32, payload)?;
@@ -127,20 +128,20 @@ impl Store {
         d.update(&hdr[..16]);
         d.update(payload);
         if d.finalize() != crc {
-            return Ok((CopyState::BadCrc, 0));
+            return Ok((CopyState::BadCrc, 0, 0));
         }
-        Ok((CopyState::Valid { seq }, len as usize))
+        Ok((CopyState::Valid { seq }, len as usize, version))
     }
 
     /// Reads and checks copy `i`; a valid copy's configuration is decoded
     /// into `out` (left alone otherwise). `scratch` must hold [`SCRATCH`]
     /// bytes.
     pub fn read_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8], out: &mut Config) -> Result<CopyState, F::Error> {
-        let (st, len) = self.check_copy(flash, i, scratch)?;
+        let (st, len, version) = self.check_copy(flash, i, scratch)?;
         if !st.is_valid() {
             return Ok(st);
         }
-        let Ok(c) = postcard::from_bytes::<Config>(&scratch[HEADER..HEADER + len]) else {
+        let Some(c) = Config::decode(version, &scratch[HEADER..HEADER + len]) else {
             return Ok(CopyState::Undecodable);
         };
         if let Err(e) = c.validate() {
@@ -205,9 +206,8 @@ impl Store {
         let wrap = top == u32::MAX;
         let seq = if wrap { 1 } else { top + 1 };
         let cap = self.capacity().min(scratch.len() - HEADER);
-        let len = match postcard::to_slice(config, &mut scratch[HEADER..HEADER + cap]) {
-            Ok(b) => b.len(),
-            Err(_) => return Err(SaveError::TooLarge),
+        let Some(len) = config.encode(&mut scratch[HEADER..HEADER + cap]) else {
+            return Err(SaveError::TooLarge);
         };
         scratch[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         scratch[4..6].copy_from_slice(&RECORD_FORMAT.to_le_bytes());
@@ -320,6 +320,35 @@ mod tests {
         let l = loaded(&mut f);
         assert_eq!((l.copy, l.copies), (None, [CopyState::BadMagic, CopyState::UnknownVersion(9)]));
         assert_eq!(l.config, Config::default());
+    }
+
+    /// A copy written by a firmware of schema version 1 (no management
+    /// record) is still read after an update; the next save writes the
+    /// current version into the other copy.
+    #[test]
+    fn a_version_1_copy_is_still_read() {
+        let mut f = RamFlash::new(G);
+        let c = Config { management: None, ..sample() };
+        let mut rec = [0u8; 1024];
+        let len = postcard::to_slice(&c, &mut rec[HEADER..]).unwrap().len();
+        rec[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        rec[4..6].copy_from_slice(&RECORD_FORMAT.to_le_bytes());
+        rec[6..8].copy_from_slice(&1u16.to_le_bytes());
+        rec[8..12].copy_from_slice(&7u32.to_le_bytes());
+        rec[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+        let mut d = CRC.digest();
+        d.update(&rec[..16]);
+        d.update(&rec[HEADER..HEADER + len]);
+        rec[16..20].copy_from_slice(&d.finalize().to_le_bytes());
+        write_record(&mut f, STORE.copy_addr(0), &rec[..HEADER + len]).unwrap();
+        let l = loaded(&mut f);
+        assert_eq!((l.copy, l.seq), (Some(0), 7));
+        assert_eq!(l.config, c);
+        let new = sample();
+        assert_eq!(save(&mut f, &new).unwrap(), (1, 8));
+        let l = loaded(&mut f);
+        assert_eq!((l.copy, &l.config), (Some(1), &new));
+        assert_eq!(f.bytes[STORE.copy_addr(1) as usize + 6], SCHEMA_VERSION as u8);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! directly (`sim/src/bootcfg.rs`); a test checks both give the firmware
 //! the same configuration.
 
-use dpu_config::{Backend, Config, Controller, Namespace, Port};
+use dpu_config::{Backend, Config, Controller, Management, Namespace, Port};
 use dpu_targets::Scenario;
 use heapless::String as HString;
 
@@ -78,10 +78,16 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
         let k = Controller { traddr: addr.octets(), trsvcid: port, subnqn: nqn(&subnqn, "subsystem NQN")? };
         c.controllers.push(k).map_err(|_| "too many remote controllers".to_string())?;
     }
-    // The management server's record (address, allow-list, token) is not
-    // in the flash configuration yet: flashing the scenario would drop it.
     if sc.management.is_some() {
-        return Err("[management]: the management server's settings are not part of the flash configuration yet (boot the ELF with the scenario instead)".into());
+        // Validated with the scenario (`Scenario::load`): resolves.
+        let m = sc.management().ok_or("[management]: not a valid section")?;
+        let mut allow = heapless::Vec::new();
+        for (ip, prefix) in &m.allow {
+            allow.push((ip.octets(), *prefix)).map_err(|_| format!("[management].allow: more than {} prefixes", dpu_config::MGMT_ALLOW_MAX))?;
+        }
+        let token = m.token.as_deref().unwrap_or("");
+        let token = HString::try_from(token).map_err(|_| format!("[management].token: longer than {} bytes", dpu_config::MGMT_TOKEN_MAX))?;
+        c.management = Some(Management { port: m.port as u8, tcp_port: m.tcp_port, request_timeout_ms: m.request_timeout_ms, allow, token });
     }
     c.host_nqn = nqn(&n.host_nqn, "host NQN")?;
     c.host_id = host_id(&n.host_nqn);
@@ -98,20 +104,20 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
 mod tests {
     use super::*;
 
-    /// A `[management]` section cannot be flashed yet: refused, with the reason.
+    /// A `[management]` section is carried into the flash configuration.
     #[test]
-    fn management_settings_are_refused() {
+    fn management_settings_are_flashed() {
         let dir = std::env::temp_dir().join(format!("imgtool-mgmt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("m.toml");
         std::fs::write(
             &p,
-            "[scenario]\nname = \"m\"\n[network]\nports = [\"10.0.0.1/24\"]\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"1MiB\"\n[management]\n",
+            "[scenario]\nname = \"m\"\n[network]\nports = [\"10.0.0.1/24\"]\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"1MiB\"\n[management]\nport = \"eth0\"\nallow = [\"10.0.0.0/24\"]\ntoken = \"tok\"\n",
         )
         .unwrap();
         let sc = Scenario::load(&p).unwrap();
-        let e = from_scenario(&sc).unwrap_err();
-        assert!(e.contains("[management]"), "{e}");
+        let m = from_scenario(&sc).unwrap().management.unwrap();
+        assert_eq!((m.port, m.tcp_port, m.allow.as_slice(), m.token.as_str()), (0, 5260, &[([10, 0, 0, 0], 24)][..], "tok"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -120,7 +126,7 @@ mod tests {
     #[test]
     fn flash_and_window_configurations_agree_for_every_scenario() {
         let dir = dpu_targets::default_chip_path().parent().unwrap().parent().unwrap().join("scenarios");
-        let mut n = 0;
+        let (mut n, mut m) = (0, 0);
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_none_or(|x| x != "toml") {
@@ -144,12 +150,8 @@ mod tests {
                 assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
                 continue;
             }
-            if sc.management.is_some() {
-                let e = from_scenario(&sc).unwrap_err();
-                assert!(e.contains("[management]: the management server's settings are not part of the flash configuration"), "{}: {e}", p.display());
-                continue;
-            }
             let c = from_scenario(&sc).unwrap();
+            m += usize::from(c.management.is_some());
             let mut blob = vec![0u8; 1 << 16];
             let len = dpu_config::blob::render(&c, &mut blob).unwrap();
             let window = dpu_sim::bootcfg::BootConfig::from_scenario(&sc).to_bytes();
@@ -159,6 +161,7 @@ mod tests {
             n += 1;
         }
         assert!(n >= 5, "scenarios found: {n}");
+        assert!(m >= 1, "no scenario with a [management] section was compared");
     }
 
     fn stored_and_loaded(c: &Config) -> Config {

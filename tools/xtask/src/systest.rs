@@ -1204,6 +1204,7 @@ const TESTS: &[(&str, Check)] = &[
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),
     ("config in flash: newest valid copy, CRC fallback, none", secure_boot::config_copies),
+    ("config in flash: the management server starts from it (JSON-RPC on a flash-booted card)", secure_boot::flash_management),
     ("secure boot: power cuts during a trial boot leave a bootable card", secure_boot::power_cut_sweep),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
     ("firmware update from the host: power cuts during download and commit leave the old image booting", secure_boot::host_update_power_cuts),

@@ -102,6 +102,40 @@ pub fn flash_boot(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// A card whose management server is configured in flash (no window,
+/// no ELF load): the JSON-RPC server starts from the flash configuration
+/// and answers the scripted calls (firmware status says "flash",
+/// token and allow-list enforced) during verified I/O.
+pub fn flash_management(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    if configs.first().is_none_or(|c| c.management.is_none()) {
+        return Err(io("management-flash: the flash configuration has no management record".into()));
+    }
+    let card = cx.card("flash-mgmt", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let sc = crate::build::root().join("targets/scenarios/management-flash.toml").to_string_lossy().to_string();
+    let run = cx.boot("flash-mgmt", &card, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s), 2 port(s), 0 remote controller(s)",
+            "mgmt: JSON-RPC on 10.0.1.1:5261",
+            "mgmt: refused 10.0.1.77: not on the allow-list",
+            "outcome: scenario passed",
+        ],
+    )?;
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != 5 {
+        return fail(format!("{ok} of 5 scripted management calls answered as expected"), run);
+    }
+    // The two refusals are the only warnings.
+    if run.count(" WARN ") != 2 || run.count(" ERROR ") != 0 {
+        return fail("warnings or errors besides the two refusals", run);
+    }
+    remove_cards(cx, &["flash-mgmt"]);
+    Ok(())
+}
+
 /// Each kind of bad image is refused with its reason; with nothing left
 /// to boot the run ends with status 8. A bad slot A with a good slot B
 /// falls back to B.
