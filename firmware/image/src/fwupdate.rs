@@ -5,7 +5,9 @@
 //! ([`staging`]). Firmware Commit (NVMe Base 2.0 §5.12) sends a
 //! [`Request`] here, and this core does the slow part, so that the admin
 //! service keeps serving every function and no data-plane core is ever
-//! involved:
+//! involved. The management server (`dpu_fw_download` / `dpu_fw_commit`,
+//! `dpuctl fw update`) is a second client with its own staging buffer
+//! ([`mgmt_staging`]) and request ring; both are served the same way:
 //!
 //! 1. replace actions: the staged image is verified the way the
 //!    bootloader verifies a slot (`dpu_fwimage::verify` against the OTP
@@ -77,12 +79,20 @@ pub struct Reply {
     pub outcome: Outcome,
 }
 
-const DEPTH: usize = 4;
+/// Requests (and replies) in flight per client.
+pub const DEPTH: usize = 4;
 static REQUESTS: Ring<Request, DEPTH> = Ring::new();
 static REPLIES: Ring<Reply, DEPTH> = Ring::new();
+/// The management server's own pair (`dpu_fw_commit`).
+static MGMT_REQUESTS: Ring<Request, DEPTH> = Ring::new();
+static MGMT_REPLIES: Ring<Reply, DEPTH> = Ring::new();
 
 /// Staging buffer address in DDR (0: the service is not up).
 static STAGING: AtomicUsize = AtomicUsize::new(0);
+/// The management server's staging buffer (`dpu_fw_download`): its own,
+/// so an image pushed over the management API and one downloaded by the
+/// host never mix.
+static MGMT_STAGING: AtomicUsize = AtomicUsize::new(0);
 /// Set once the service serves commits (booted from flash, buffer there).
 static READY: AtomicBool = AtomicBool::new(false);
 /// Per slot: bit 32 set = an image header is there; major (bits 7:0),
@@ -105,9 +115,20 @@ pub fn staging() -> Option<usize> {
     available().then(|| STAGING.load(Ordering::Acquire))
 }
 
+/// The management server's staging buffer, once [`available`].
+pub fn mgmt_staging() -> Option<usize> {
+    available().then(|| MGMT_STAGING.load(Ordering::Acquire))
+}
+
 /// The admin service's ends (claimed once).
 pub fn admin_ends() -> Option<(Producer<'static, Request, DEPTH>, Consumer<'static, Reply, DEPTH>)> {
     Some((REQUESTS.producer()?, REPLIES.consumer()?))
+}
+
+/// The management server's ends (claimed once); its replies ring
+/// [`DOORBELL_FW`] on [`crate::net::NET_HART`].
+pub fn mgmt_ends() -> Option<(Producer<'static, Request, DEPTH>, Consumer<'static, Reply, DEPTH>)> {
+    Some((MGMT_REQUESTS.producer()?, MGMT_REPLIES.consumer()?))
 }
 
 /// NVMe slot number (1-based) of a flash slot.
@@ -177,12 +198,17 @@ fn read_header(flash: &mut boot::Flash, slot: Slot) -> Option<Header> {
 /// core parks and the admin service does not offer firmware update.
 pub fn run(hart: HartId) -> ! {
     let Some(info) = boot::info() else { dpu_rt::park() };
-    let (Some(buf), Some((mut rx, mut tx))) = (dpu_rt::alloc::ddr_bytes(MAX_IMAGE as usize, 4096), REQUESTS.consumer().zip(REPLIES.producer()))
-    else {
-        defmt::error!("fw update: no staging memory: firmware update from the host disabled");
+    let (Some(buf), Some(mbuf), Some((mut rx, mut tx)), Some((mut mrx, mut mtx))) = (
+        dpu_rt::alloc::ddr_bytes(MAX_IMAGE as usize, 4096),
+        dpu_rt::alloc::ddr_bytes(MAX_IMAGE as usize, 4096),
+        REQUESTS.consumer().zip(REPLIES.producer()),
+        MGMT_REQUESTS.consumer().zip(MGMT_REPLIES.producer()),
+    ) else {
+        defmt::error!("fw update: no staging memory: firmware update disabled");
         dpu_rt::park()
     };
     let staging = buf.as_ptr() as usize;
+    let mgmt_staging = mbuf.as_ptr() as usize;
     let seen = boot::with_flash(hart.0, |flash| {
         let st = Journal::board().read(flash).ok();
         for s in [Slot::A, Slot::B] {
@@ -198,6 +224,7 @@ pub fn run(hart: HartId) -> ! {
         }
     }
     STAGING.store(staging, Ordering::Release);
+    MGMT_STAGING.store(mgmt_staging, Ordering::Release);
     READY.store(true, Ordering::Release);
     crate::channel::enable_doorbell(hart.0);
     defmt::info!("fw update: ready (running slot {=str}; staging {=u32} KiB in DDR)", info.slot.name(), MAX_IMAGE / 1024);
@@ -211,6 +238,13 @@ pub fn run(hart: HartId) -> ! {
             // most one commit outstanding.
             let _ = tx.push(Reply { tag: r.tag, outcome });
             dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, DOORBELL_FW);
+        }
+        while let Some(r) = mrx.pop() {
+            worked = true;
+            let outcome = commit(hart.0, info.slot, mgmt_staging, r);
+            // As above: the management server has one commit outstanding.
+            let _ = mtx.push(Reply { tag: r.tag, outcome });
+            dpu_hal::mailbox::ring(crate::net::NET_HART, DOORBELL_FW);
         }
         if !worked {
             dpu_hal::csr::wfi();

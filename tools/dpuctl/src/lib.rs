@@ -103,6 +103,56 @@ impl Client {
     }
 }
 
+/// Largest firmware piece per `dpu_fw_download` call (the card's bound).
+pub const FW_PIECE: usize = 2048;
+
+/// How a firmware update through the management API ended.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(transparent)]
+    Call(#[from] Error),
+    /// The card's update service refused the image or failed to write it
+    /// (`state` as `dpu_fw_get_status` reports it: "invalid image",
+    /// "slot in use", "flash error").
+    #[error("the card did not take the image: {state} (see the card's log; `dpuctl fw status`)")]
+    Refused { state: String },
+    #[error("the commit did not end within {secs} s")]
+    Timeout { secs: u64 },
+}
+
+impl Client {
+    /// Pushes a signed firmware image (`dpu_fw_download`, pieces of
+    /// [`FW_PIECE`] bytes in order), commits it (`dpu_fw_commit`: `slot`
+    /// 1 or 2, `action` as NVMe Firmware Commit's 0-2) and waits until the
+    /// card's update service has written it. `progress(sent, total)` is
+    /// called after each piece. Returns the final `update` status.
+    pub fn fw_update(&self, image: &[u8], slot: u8, action: u8, mut progress: impl FnMut(usize, usize)) -> Result<Value, UpdateError> {
+        use base64ct::{Base64, Encoding};
+        let mut off = 0;
+        while off < image.len() {
+            let piece = &image[off..(off + FW_PIECE).min(image.len())];
+            self.call("dpu_fw_download", Some(json!({ "offset": off, "data": Base64::encode_string(piece) })))?;
+            off += piece.len();
+            progress(off, image.len());
+        }
+        self.call("dpu_fw_commit", Some(json!({ "slot": slot, "action": action })))?;
+        let start = std::time::Instant::now();
+        loop {
+            let st = self.call("dpu_fw_get_status", None)?;
+            let u = &st["update"];
+            match u["state"].as_str() {
+                Some("committing") => {}
+                Some("done") => return Ok(u.clone()),
+                other => return Err(UpdateError::Refused { state: other.unwrap_or("unknown").to_string() }),
+            }
+            if start.elapsed() > self.timeout {
+                return Err(UpdateError::Timeout { secs: self.timeout.as_secs() });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// A response object's result or error (JSON-RPC 2.0 §5).
 fn parse_response(addr: SocketAddr, v: Value) -> Result<Value, Error> {
     if v.get("jsonrpc") != Some(&Value::from("2.0")) {

@@ -51,7 +51,7 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ListCmd,
     },
-    /// Firmware: dpu_fw_get_status.
+    /// Firmware: dpu_fw_get_status; update (dpu_fw_download + dpu_fw_commit).
     Fw {
         #[command(subcommand)]
         cmd: FwCmd,
@@ -121,6 +121,21 @@ enum ListCmd {
 enum FwCmd {
     /// Boot slot, versions, update availability.
     Status,
+    /// Push a signed firmware image (as `cargo xtask flash` signs them:
+    /// `imgtool sign`) into a flash slot; the card verifies it before
+    /// writing. With action 1 (default) the slot boots on trial at the
+    /// next reset and must confirm itself, else the card goes back.
+    Update {
+        /// The signed image file.
+        file: std::path::PathBuf,
+        /// Flash slot: 1 (A) or 2 (B); not the one running.
+        #[arg(long, default_value_t = 2)]
+        slot: u8,
+        /// NVMe Firmware Commit action: 0 write only, 1 write and boot it
+        /// at the next reset, 2 only boot the slot's image at the next reset.
+        #[arg(long, default_value_t = 1)]
+        action: u8,
+    },
 }
 
 fn s(v: &Value, k: &str) -> String {
@@ -183,6 +198,10 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 vec![s(p, "name"), s(p, "mac"), format!("{}/{}", s(p, "ip"), s(p, "prefix")), s(p, "mtu"), link, s(c, "rx_frames"), s(c, "tx_frames"), mgmt.into()]
             }),
         ),
+        Cmd::Fw { cmd: FwCmd::Update { slot, action, .. } } => format!(
+            "slot {slot}: {}\n",
+            if *action == 0 { "image written (not activated)" } else { "image ready; it boots on trial at the next reset" }
+        ),
         Cmd::Fw { .. } => {
             let mut out = format!(
                 "running {} (booted from {}, slot {}{}), update {}\n",
@@ -215,6 +234,42 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
     addr.to_socket_addrs().map_err(|e| format!("--addr `{addr}`: {e} (expected HOST:PORT, e.g. 127.0.0.1:5260)"))?.next().ok_or_else(|| format!("--addr `{addr}`: no address"))
 }
 
+fn fw_update(c: &Client, cli: &Cli, file: &std::path::Path, slot: u8, action: u8) -> ExitCode {
+    if !(1..=2).contains(&slot) || action > 2 {
+        eprintln!("dpuctl: fw update: --slot must be 1 or 2 and --action 0, 1 or 2");
+        return ExitCode::from(2);
+    }
+    let image = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("dpuctl: fw update: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut shown = 0;
+    let r = c.fw_update(&image, slot, action, |sent, total| {
+        // A line per tenth when a person watches.
+        if !cli.json && sent * 10 / total > shown {
+            shown = sent * 10 / total;
+            eprintln!("dpuctl: fw update: {sent} of {total} bytes sent");
+        }
+    });
+    match r {
+        Ok(u) => {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default());
+            } else {
+                print!("{}", render(&cli.cmd, &u));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dpuctl: fw update: {e}");
+            ExitCode::from(if matches!(e, dpuctl::UpdateError::Call(Error::Rpc { .. }) | dpuctl::UpdateError::Refused { .. }) { 1 } else { 3 })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let addr = match resolve(&cli.addr) {
@@ -240,7 +295,8 @@ fn main() -> ExitCode {
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => ("dpu_ns_detach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid }))),
         Cmd::Ctrl { .. } => ("bdev_nvme_get_controllers".into(), None),
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
-        Cmd::Fw { .. } => ("dpu_fw_get_status".into(), None),
+        Cmd::Fw { cmd: FwCmd::Status } => ("dpu_fw_get_status".into(), None),
+        Cmd::Fw { cmd: FwCmd::Update { .. } } => ("dpu_fw_download".into(), None),
         Cmd::Reactors => ("framework_get_reactors".into(), None),
         Cmd::Methods => ("rpc_get_methods".into(), None),
         Cmd::Version => ("spdk_get_version".into(), None),
@@ -259,6 +315,9 @@ fn main() -> ExitCode {
     let mut c = Client::new(addr);
     c.token = cli.token.clone();
     c.timeout = std::time::Duration::from_secs(cli.timeout.max(1));
+    if let Cmd::Fw { cmd: FwCmd::Update { file, slot, action } } = &cli.cmd {
+        return fw_update(&c, &cli, file, *slot, *action);
+    }
     match c.call(&method, params) {
         Ok(r) => {
             if cli.json {

@@ -9,6 +9,7 @@
 //! name they were given (`Malloc0`, ...).
 
 use super::live::{self, Live};
+use super::update::Update;
 use crate::bootcfg::{self, Backend};
 use crate::net;
 use dpu_hal::memory_map::{MAX_FUNCTIONS, TIMEBASE_HZ};
@@ -34,11 +35,20 @@ pub const METHODS: &[&str] = &[
     "bdev_malloc_delete",
     "dpu_ns_attach",
     "dpu_ns_detach",
+    "dpu_fw_download",
+    "dpu_fw_commit",
 ];
 
+/// What the methods that change something keep between calls.
+pub struct Changes {
+    pub live: Live,
+    pub update: Update,
+}
+
 /// Runs `method`, writing its result.
-pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &Ctx, live: &mut Live) -> Result<(), RpcError> {
+pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &Ctx, st: &mut Changes) -> Result<(), RpcError> {
     let p = Params::new(params)?;
+    let live = &mut st.live;
     match method {
         "rpc_get_methods" => {
             // SPDK's `current` (methods allowed in the current state):
@@ -79,9 +89,11 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         }
         "dpu_fw_get_status" => {
             p.only(&[])?;
-            fw_status(w);
+            fw_status(w, &st.update);
             Ok(())
         }
+        "dpu_fw_download" => st.update.download(&p, w),
+        "dpu_fw_commit" => st.update.commit(&p, w),
         "bdev_malloc_create" => live.malloc_create(&p, w),
         "bdev_malloc_delete" => live.malloc_delete(&p, w),
         "dpu_ns_attach" => live.ns_attach(&p, w),
@@ -352,7 +364,7 @@ fn ports(w: &mut Writer<'_>) {
 }
 
 /// Ours: how the card booted and what the firmware slots hold.
-fn fw_status(w: &mut Writer<'_>) {
+fn fw_status(w: &mut Writer<'_>, update: &Update) {
     let info = crate::boot::info();
     let log = crate::fwupdate::slot_log();
     w.begin_object();
@@ -373,6 +385,8 @@ fn fw_status(w: &mut Writer<'_>) {
         }
     }
     w.field_bool("update_available", crate::fwupdate::available());
+    w.key("update");
+    update.status(w);
     w.key("slots");
     w.begin_array();
     for k in 0..usize::from(dpu_nvme::firmware::SLOTS) {

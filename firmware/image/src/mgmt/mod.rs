@@ -13,7 +13,10 @@
 //! * [`live`]: the methods that change the configuration at run time
 //!   (RAM block devices, namespace-to-function mapping); the data plane
 //!   hears of them by message only (`crate::nvme::live`).
+//! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
+//!   through the firmware update service (`crate::fwupdate`).
 
 pub mod live;
 pub mod methods;
 pub mod server;
+pub mod update;

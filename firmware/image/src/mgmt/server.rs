@@ -9,7 +9,8 @@
 //! a connection idle for [`IDLE_TIMEOUT_S`] is closed.
 
 use super::live::Live;
-use super::methods::{self, Ctx};
+use super::methods::{self, Changes, Ctx};
+use super::update::Update;
 use crate::bootcfg::{self, MgmtCfg};
 use crate::net::stack::Stack;
 use dpu_hal::memory_map::TIMEBASE_HZ;
@@ -47,8 +48,8 @@ pub struct Server {
     cfg: &'static MgmtCfg,
     pub port: usize,
     slots: [Option<Slot>; SLOTS],
-    /// The configuration changed at run time.
-    live: Live,
+    /// The configuration changed at run time, a firmware update.
+    state: Changes,
 }
 
 impl Server {
@@ -56,7 +57,7 @@ impl Server {
     /// control-queue stack). `None` if memory or sockets ran out.
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], live: Live::new() };
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), update: Update::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -84,9 +85,10 @@ impl Server {
     /// Serves every connection; returns when it next needs to run.
     pub fn poll(&mut self, stack: &mut Stack, now: u64, ctx: &Ctx) -> u64 {
         let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
-        self.live.poll();
+        self.state.live.poll();
+        self.state.update.poll();
         for slot in self.slots.iter_mut().flatten() {
-            next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.live));
+            next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.state));
         }
         next
     }
@@ -108,7 +110,7 @@ impl Slot {
         self.out_sent = 0;
     }
 
-    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx, live: &mut Live) -> u64 {
+    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes) -> u64 {
         let far = now + IDLE_TIMEOUT_S * 1000 * MS;
         let s = stack.tcp(self.handle);
         match s.state() {
@@ -172,7 +174,7 @@ impl Slot {
         }
         match self.framer.scan(&self.input[..self.len]) {
             Scan::Complete { start, end } => {
-                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, live, &mut self.close_after);
+                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, st, &mut self.close_after);
                 self.out_sent = 0;
                 self.input.copy_within(end..self.len, 0);
                 self.len -= end;
@@ -220,7 +222,7 @@ impl Slot {
 /// Answers one framed request into `out`; returns the response length
 /// (0 for a notification, which gets none). `close` is set when the
 /// connection must end after it.
-fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, live: &mut Live, close: &mut bool) -> usize {
+fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes, close: &mut bool) -> usize {
     let req = match dpu_rpc::parse_request(text) {
         Ok(r) => r,
         Err(rej) => {
@@ -250,7 +252,7 @@ fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, live: &mut Live
     let Some(method) = req.method(&mut mbuf) else {
         return response::error(out, req.id, &RpcError::new(code::METHOD_NOT_FOUND, "method not found"));
     };
-    let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx, live));
+    let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx, st));
     if req.id.is_none() {
         0 // a notification: done, no answer (JSON-RPC 2.0 §4.1)
     } else {

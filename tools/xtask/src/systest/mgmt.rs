@@ -102,40 +102,11 @@ const HOSTFWD_WALL: std::time::Duration = std::time::Duration::from_secs(240);
 /// bounded in wall time; the simulator is killed afterwards whatever
 /// happened.
 pub fn hostfwd_dpuctl(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let sc = root().join("targets/scenarios/management-rpc.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.to_string_lossy().to_string();
-    let mut child = Command::new(&cx.built.dpusim)
-        .args(["--elf", &fw, "-q", "--scenario", &sc, "--hostfwd", "tcp:127.0.0.1:0", "--max-time", "60s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| (format!("cannot run dpusim: {e}"), None))?;
-    // Reads stderr on a thread: the port line, then everything (for a failure report).
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let Some(stderr) = child.stderr.take() else {
-        let _ = child.kill();
-        return Err(("dpusim's stderr was not captured".into(), None));
-    };
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let started = std::time::Instant::now();
+    let sim = Forwarded::start(cx, &["--elf", &fw, "-q", "--scenario", &sc, "--hostfwd", "tcp:127.0.0.1:0", "--max-time", "60s"])?;
     let result = (|| -> Result<(), String> {
-        let mut addr = None;
-        while addr.is_none() {
-            let left = HOSTFWD_WALL.checked_sub(started.elapsed()).ok_or("dpusim printed no hostfwd line in time")?;
-            let line = rx.recv_timeout(left).map_err(|_| "dpusim ended or printed no hostfwd line".to_string())?;
-            if let Some(rest) = line.strip_prefix("dpusim: hostfwd: listening on tcp:") {
-                addr = rest.split_whitespace().next().and_then(|a| a.parse::<std::net::SocketAddr>().ok());
-            }
-        }
-        let addr = addr.ok_or("no address")?;
+        let addr = sim.addr;
         let mut c = dpuctl::Client::new(addr);
         c.token = Some("mgmt-test-token".into());
         c.timeout = std::time::Duration::from_secs(60);
@@ -143,7 +114,7 @@ pub fn hostfwd_dpuctl(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         let bdevs = loop {
             match c.call("bdev_get_bdevs", None) {
                 Ok(v) => break v,
-                Err(dpuctl::Error::Closed { .. } | dpuctl::Error::Timeout { .. }) if started.elapsed() < HOSTFWD_WALL => std::thread::sleep(std::time::Duration::from_millis(500)),
+                Err(dpuctl::Error::Closed { .. } | dpuctl::Error::Timeout { .. }) if sim.in_time() => std::thread::sleep(std::time::Duration::from_millis(500)),
                 Err(e) => return Err(format!("bdev_get_bdevs: {e}")),
             }
         };
@@ -162,8 +133,80 @@ pub fn hostfwd_dpuctl(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         }
         Ok(())
     })();
-    let _ = child.kill();
-    let _ = child.wait();
-    let log: Vec<String> = rx.try_iter().collect();
-    result.map_err(|e| (format!("{e}\ndpusim stderr:\n{}", log.join("\n")), None))
+    sim.end(result)
+}
+
+/// A `dpusim --hostfwd` child: its forwarded address, its stderr lines
+/// (read on a thread), killed when done whatever happened.
+pub struct Forwarded {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    pub addr: std::net::SocketAddr,
+    pub started: std::time::Instant,
+}
+
+impl Forwarded {
+    /// Runs dpusim with `args` (which include `--hostfwd tcp:127.0.0.1:0`)
+    /// and waits for the port it listens on.
+    pub fn start(cx: &Ctx, args: &[&str]) -> Result<Forwarded, (String, Option<Run>)> {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(&cx.built.dpusim)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| (format!("cannot run dpusim: {e}"), None))?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let Some(stderr) = child.stderr.take() else {
+            let _ = child.kill();
+            return Err(("dpusim's stderr was not captured".into(), None));
+        };
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let mut log = Vec::new();
+        loop {
+            let left = HOSTFWD_WALL.checked_sub(started.elapsed());
+            let line = left.and_then(|l| rx.recv_timeout(l).ok());
+            let Some(line) = line else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err((format!("dpusim ended or printed no hostfwd line in time\ndpusim stderr:\n{}", log.join("\n")), None));
+            };
+            if let Some(addr) = line.strip_prefix("dpusim: hostfwd: listening on tcp:").and_then(|r| r.split_whitespace().next()).and_then(|a| a.parse().ok()) {
+                return Ok(Forwarded { child, rx, addr, started });
+            }
+            log.push(line);
+        }
+    }
+
+    /// Whether wall time is left for retries.
+    pub fn in_time(&self) -> bool {
+        self.started.elapsed() < HOSTFWD_WALL
+    }
+
+    /// Ends the run with Ctrl-C (the simulator writes the flash back and
+    /// its summary) and returns its stderr.
+    pub fn interrupt(mut self) -> Result<Vec<String>, String> {
+        let st = std::process::Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().map_err(|e| e.to_string())?;
+        if !st.success() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        Ok(self.rx.try_iter().collect())
+    }
+
+    /// Kills the run; `result`'s error gets the run's stderr.
+    pub fn end(mut self, result: Result<(), String>) -> Result<(), (String, Option<Run>)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log: Vec<String> = self.rx.try_iter().collect();
+        result.map_err(|e| (format!("{e}\ndpusim stderr:\n{}", log.join("\n")), None))
+    }
 }

@@ -136,6 +136,83 @@ pub fn flash_management(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// `dpuctl fw update` through `dpusim --hostfwd` (wall-clock paced): a
+/// flash-booted card takes a signed image over the management API (a
+/// tampered one and an out-of-order piece are refused first) and writes
+/// it into slot B, to boot on trial; after Ctrl-C (the simulator writes
+/// the flash back) the next boot runs it and it confirms itself.
+pub fn mgmt_fw_update(cx: &Ctx) -> R {
+    use dpuctl::{Error, UpdateError};
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = cx.card("mgmt-update", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    // The card's scenario without its scripted calls: only dpuctl talks.
+    let text = std::fs::read_to_string(crate::build::root().join("targets/scenarios/management-flash.toml")).map_err(|e| io(e.to_string()))?;
+    let cut = text.find("[[rpc]]").unwrap_or(text.len());
+    let sc = cx.tmp.join("mgmt-update.toml");
+    std::fs::write(&sc, &text[..cut]).map_err(|e| io(e.to_string()))?;
+    let (f, fw, sc) = (card.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string(), sc.to_string_lossy().to_string());
+    let sim = super::mgmt::Forwarded::start(cx, &["--flash", &f, "--elf", &fw, "--scenario", &sc, "--hostfwd", "tcp:127.0.0.1:0", "--max-time", "200s"])?;
+    let result = (|| -> Result<(), String> {
+        let mut c = dpuctl::Client::new(sim.addr);
+        c.token = Some("flash-token".into());
+        c.timeout = std::time::Duration::from_secs(60);
+        // Until the card has booted its management server, connections are reset.
+        let st = loop {
+            match c.call("dpu_fw_get_status", None) {
+                Ok(v) => break v,
+                Err(Error::Closed { .. } | Error::Timeout { .. }) if sim.in_time() => std::thread::sleep(std::time::Duration::from_millis(500)),
+                Err(e) => return Err(format!("dpu_fw_get_status: {e}")),
+            }
+        };
+        if st["update_available"] != true || st["update"]["state"] != "idle" {
+            return Err(format!("before the update: {st}"));
+        }
+        let mut tampered = new.clone();
+        tampered[512 + 1000] ^= 0x01;
+        match c.fw_update(&tampered, 2, 1, |_, _| {}) {
+            Err(UpdateError::Refused { state }) if state == "invalid image" => {}
+            other => return Err(format!("a tampered image: {other:?}")),
+        }
+        match c.call("dpu_fw_download", Some(serde_json::json!({ "offset": 4096, "data": "AAAA" }))) {
+            Err(Error::Rpc { code: -32602, message }) if message.contains("`offset` must be") => {}
+            other => return Err(format!("a piece out of order: {other:?}")),
+        }
+        match c.call("dpu_fw_commit", Some(serde_json::json!({ "slot": 3 }))) {
+            Err(Error::Rpc { code: -32602, .. }) => {}
+            other => return Err(format!("slot 3: {other:?}")),
+        }
+        let u = c.fw_update(&new, 2, 1, |_, _| {}).map_err(|e| format!("the update: {e}"))?;
+        if u["staged"] != new.len() || u["slot"] != 2 {
+            return Err(format!("after the update: {u}"));
+        }
+        let st = c.call("dpu_fw_get_status", None).map_err(|e| e.to_string())?;
+        let slot2 = &st["slots"][1];
+        if slot2["revision"] != "0.2.0" || slot2["next"] != true || st["active_slot"] != 1 {
+            return Err(format!("the slots after the update: {st}"));
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        return sim.end(result);
+    }
+    // The firmware's log goes to stdout, not read here: the status calls
+    // above checked each step; Ctrl-C makes the simulator write the flash.
+    sim.interrupt().map_err(io)?;
+    let run = cx.boot("mgmt-update-2", &card, &[], &["--max-time", "230ms"])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B, image 0.2.0 (security counter 1, OTP anti-rollback counter 0), on trial",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays; OTP anti-rollback counter 0 -> 1",
+        ],
+    )?;
+    remove_cards(cx, &["mgmt-update"]);
+    Ok(())
+}
+
 /// Each kind of bad image is refused with its reason; with nothing left
 /// to boot the run ends with status 8. A bad slot A with a good slot B
 /// falls back to B.
