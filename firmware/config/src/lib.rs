@@ -31,11 +31,12 @@ pub const NQN_MAX: usize = 223;
 /// unknown version is refused (and the other copy used).
 ///
 /// Versions extend the record at its end: version 1 is the postcard
-/// encoding of [`Config`] without [`Config::management`]; version 2
-/// appends `Option<Management>` after it. A card written by a version-1
-/// firmware keeps its configuration after an update (no management
-/// server, as before).
-pub const SCHEMA_VERSION: u16 = 2;
+/// encoding of [`Config`] without [`Config::management`] and
+/// [`Config::mallocs`]; version 2 appends `Option<Management>` after it;
+/// version 3 then appends the run-time block devices (`Vec<Malloc>`). A
+/// card written by an older firmware keeps its configuration after an
+/// update (with what that version could hold).
+pub const SCHEMA_VERSION: u16 = 3;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -45,6 +46,12 @@ pub const MGMT_ALLOW_MAX: usize = dpu_hal::regs::bootcfg::MGMT_ALLOW_MAX;
 
 /// Longest management access token (bytes).
 pub const MGMT_TOKEN_MAX: usize = dpu_hal::regs::bootcfg::MGMT_TOKEN_LEN;
+
+/// Most RAM block devices created through the management API.
+pub const MAX_MALLOC: usize = 16;
+
+/// Longest name of such a block device.
+pub const MALLOC_NAME_MAX: usize = 31;
 
 /// Everything the operator configures.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +75,24 @@ pub struct Config {
     /// version 2: encoded after the fields above, see [`SCHEMA_VERSION`]).
     #[serde(skip)]
     pub management: Option<Management>,
+    /// RAM block devices created through the management API
+    /// (`bdev_malloc_create`, `dpu_ns_attach`), saved when they change
+    /// and created again at boot, empty (schema version 3).
+    #[serde(skip)]
+    pub mallocs: Vec<Malloc, MAX_MALLOC>,
+}
+
+/// A RAM block device made at run time, and where it is mapped. Its
+/// data is not kept (DPU memory): after a restart it reads zeroes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Malloc {
+    /// 1..=31 letters, digits, `_`, `-`, `.`.
+    pub name: String<MALLOC_NAME_MAX>,
+    pub blocks: u64,
+    /// log2 of the block size (9 or 12).
+    pub block_shift: u8,
+    /// (PCIe function, namespace ID) it serves, if mapped.
+    pub map: Option<(u16, u32)>,
 }
 
 /// The management (JSON-RPC) server's settings.
@@ -140,6 +165,10 @@ pub enum Invalid {
     /// timeout, an allow-list prefix over 32, or a token that is not
     /// printable ASCII.
     Management,
+    /// A bad name (or one used twice), block size, block count, or a
+    /// mapping outside the functions or namespace IDs, or taken by a
+    /// namespace or another device.
+    Malloc { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -161,6 +190,7 @@ impl Config {
         tcp_min_rto_ms: 0,
         io_timeout_us: 0,
         management: None,
+        mallocs: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -181,6 +211,20 @@ impl Config {
         if let Some(m) = &self.management {
             if usize::from(m.port) >= self.ports.len() || m.tcp_port == 0 || m.request_timeout_ms == 0 || m.allow.iter().any(|a| a.1 > 32) || !printable(&m.token) {
                 return Err(Invalid::Management);
+            }
+        }
+        for (i, m) in self.mallocs.iter().enumerate() {
+            let name_ok = !m.name.is_empty() && m.name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+            let twice = self.mallocs[..i].iter().any(|o| o.name == m.name);
+            let size_ok = matches!(m.block_shift, 9 | 12) && (1..=u64::from(u32::MAX)).contains(&m.blocks);
+            let map_ok = m.map.is_none_or(|(f, nsid)| {
+                usize::from(f) < MAX_FUNCTIONS
+                    && (1..=MAX_NSID).contains(&nsid)
+                    && !self.namespaces.iter().any(|n| (n.function, n.nsid) == (f, nsid))
+                    && !self.mallocs[..i].iter().any(|o| o.map == m.map)
+            });
+            if !name_ok || twice || !size_ok || !map_ok {
+                return Err(Invalid::Malloc { index: i as u16 });
             }
         }
         for (i, n) in self.namespaces.iter().enumerate() {
@@ -208,22 +252,28 @@ impl Config {
     pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
         let n = postcard::to_slice(self, out).ok()?.len();
         let m = postcard::to_slice(&self.management, out.get_mut(n..)?).ok()?.len();
-        Some(n + m)
+        let l = postcard::to_slice(&self.mallocs, out.get_mut(n + m..)?).ok()?.len();
+        Some(n + m + l)
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
     /// it does not decode or the version is unknown.
     pub fn decode(version: u16, bytes: &[u8]) -> Option<Config> {
         let (mut c, rest) = postcard::take_from_bytes::<Config>(bytes).ok()?;
-        let rest = match version {
-            1 => rest,
-            2 => {
-                let (m, rest) = postcard::take_from_bytes::<Option<Management>>(rest).ok()?;
-                c.management = m;
-                rest
-            }
-            _ => return None,
-        };
+        if !(SCHEMA_VERSION_MIN..=SCHEMA_VERSION).contains(&version) {
+            return None;
+        }
+        let mut rest = rest;
+        if version >= 2 {
+            let (m, r) = postcard::take_from_bytes::<Option<Management>>(rest).ok()?;
+            c.management = m;
+            rest = r;
+        }
+        if version >= 3 {
+            let (l, r) = postcard::take_from_bytes::<Vec<Malloc, MAX_MALLOC>>(rest).ok()?;
+            c.mallocs = l;
+            rest = r;
+        }
         rest.is_empty().then_some(c)
     }
 }
@@ -247,6 +297,8 @@ mod tests {
             allow: Vec::from_slice(&[([10, 0, 0, 240], 28)]).unwrap(),
             token: String::try_from("t0ken").unwrap(),
         });
+        c.mallocs.push(Malloc { name: String::try_from("Malloc0").unwrap(), blocks: 256, block_shift: 12, map: Some((1, 2)) }).unwrap();
+        c.mallocs.push(Malloc { name: String::try_from("spare").unwrap(), blocks: 8, block_shift: 9, map: None }).unwrap();
         c
     }
 
@@ -268,14 +320,18 @@ mod tests {
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, ..c.clone() });
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), ..c.clone() });
         let mut v2 = [0u8; 1024];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
         assert!(n2 > n1);
         assert_eq!(Config::decode(1, &v2[..n2]), None, "trailing bytes in a version-1 record");
         assert_eq!(Config::decode(2, &v1[..n1]), None, "a version-2 record lacks its tail");
-        assert_eq!(Config::decode(3, &v2[..n2]), None);
+        assert_eq!(Config::decode(4, &v2[..n2]), None);
+        // A version-2 record: the management record, no run-time devices.
+        let no_live = Config { mallocs: Vec::new(), ..c.clone() };
+        let n = no_live.encode(&mut v2).unwrap() - 1; // without the empty Vec's length byte
+        assert_eq!(Config::decode(2, &v2[..n]), Some(no_live));
     }
 
     #[test]
@@ -309,6 +365,20 @@ mod tests {
             let mut c = sample();
             bad(c.management.as_mut().unwrap());
             assert_eq!(c.validate(), Err(Invalid::Management));
+        }
+        for bad in [
+            |m: &mut Malloc| m.name.clear(),
+            |m: &mut Malloc| m.name = String::try_from("a b").unwrap(),
+            |m: &mut Malloc| m.name = String::try_from("Malloc0").unwrap(),
+            |m: &mut Malloc| m.block_shift = 10,
+            |m: &mut Malloc| m.blocks = 0,
+            |m: &mut Malloc| m.map = Some((1, 2)),
+            |m: &mut Malloc| m.map = Some((0, 1)),
+            |m: &mut Malloc| m.map = Some((MAX_FUNCTIONS as u16, 1)),
+        ] {
+            let mut c = sample();
+            bad(&mut c.mallocs[1]);
+            assert_eq!(c.validate(), Err(Invalid::Malloc { index: 1 }));
         }
     }
 }

@@ -124,6 +124,16 @@ fn copy_state(s: CopyState) -> &'static str {
 /// The configuration read from flash (too big for a stack: in DDR).
 struct Stored(Config);
 
+/// The configuration [`config_blob`] read from flash (set once, then
+/// only read): the management server starts from it.
+static FLASH_CONFIG: spin::Once<&'static Config> = spin::Once::new();
+
+/// Booted from flash: the configuration read there at boot (empty if
+/// none was valid). `None` when the ELF was loaded directly.
+pub fn flash_config() -> Option<&'static Config> {
+    FLASH_CONFIG.get().copied()
+}
+
 impl dpu_rt::ConstInit for Stored {
     const INIT: Stored = Stored(Config::EMPTY);
 }
@@ -164,6 +174,8 @@ pub fn config_blob() -> Option<&'static mut [u8]> {
         },
         None => defmt::error!("config: the boot flash does not answer: no namespaces"),
     }
+    let config: &'static Config = config;
+    FLASH_CONFIG.call_once(|| config);
     match dpu_config::blob::render(config, blob) {
         Some(len) => Some(&mut blob[..len]),
         None => {

@@ -7,7 +7,9 @@
 //! service keeps serving every function and no data-plane core is ever
 //! involved. The management server (`dpu_fw_download` / `dpu_fw_commit`,
 //! `dpuctl fw update`) is a second client with its own staging buffer
-//! ([`mgmt_staging`]) and request ring; both are served the same way:
+//! ([`mgmt_staging`]) and request ring; both are served the same way
+//! (and the server's configuration saves, [`SaveConfig`], are written
+//! here too: this core owns the slow flash work):
 //!
 //! 1. replace actions: the staged image is verified the way the
 //!    bootloader verifies a slot (`dpu_fwimage::verify` against the OTP
@@ -115,6 +117,49 @@ pub fn staging() -> Option<usize> {
     available().then(|| STAGING.load(Ordering::Acquire))
 }
 
+/// Management server -> update service: save the configuration encoded
+/// at `addr` (`len` bytes, `dpu_config::Config::encode`) as the newest
+/// copy in flash. The server leaves those bytes alone until the answer.
+#[derive(Clone, Copy, Debug)]
+pub struct SaveConfig {
+    pub tag: u32,
+    pub addr: usize,
+    pub len: u32,
+}
+
+/// Update service -> management server: where the copy went (copy,
+/// sequence), or `None` (not decodable, not valid, too large, flash error).
+#[derive(Clone, Copy, Debug)]
+pub struct Saved {
+    pub tag: u32,
+    pub at: Option<(usize, u32)>,
+}
+
+static SAVES: Ring<SaveConfig, 2> = Ring::new();
+static SAVED: Ring<Saved, 2> = Ring::new();
+
+/// The management server's configuration-save ends (claimed once);
+/// answers ring [`DOORBELL_FW`] on [`crate::net::NET_HART`].
+pub fn config_ends() -> Option<(Producer<'static, SaveConfig, 2>, Consumer<'static, Saved, 2>)> {
+    Some((SAVES.producer()?, SAVED.consumer()?))
+}
+
+/// The configuration as an operator's changes left it (DDR).
+struct CfgBuf(dpu_config::Config);
+
+impl dpu_rt::ConstInit for CfgBuf {
+    const INIT: CfgBuf = CfgBuf(dpu_config::Config::EMPTY);
+}
+
+/// Saves one configuration (decoded from the server's bytes, checked).
+fn save_config(hart: usize, r: SaveConfig, new: &mut dpu_config::Config, old: &mut dpu_config::Config, scratch: &mut [u8]) -> Option<(usize, u32)> {
+    let len = (r.len as usize).min(scratch.len());
+    dpu_hal::mem::read(r.addr, &mut scratch[..len]);
+    *new = dpu_config::Config::decode(dpu_config::SCHEMA_VERSION, &scratch[..len])?;
+    new.validate().ok()?;
+    boot::with_flash(hart, |flash| dpu_config::store::Store::board().save(flash, new, scratch, old).ok())?
+}
+
 /// The management server's staging buffer, once [`available`].
 pub fn mgmt_staging() -> Option<usize> {
     available().then(|| MGMT_STAGING.load(Ordering::Acquire))
@@ -209,6 +254,15 @@ pub fn run(hart: HartId) -> ! {
     };
     let staging = buf.as_ptr() as usize;
     let mgmt_staging = mbuf.as_ptr() as usize;
+    let (Some(cfg_new), Some(cfg_old), Some(scratch), Some((mut srx, mut stx))) = (
+        dpu_rt::alloc::ddr_static::<CfgBuf>(),
+        dpu_rt::alloc::ddr_static::<CfgBuf>(),
+        dpu_rt::alloc::ddr_bytes(dpu_config::store::SCRATCH, 8),
+        SAVES.consumer().zip(SAVED.producer()),
+    ) else {
+        defmt::error!("fw update: no memory for configuration saves: firmware update disabled");
+        dpu_rt::park()
+    };
     let seen = boot::with_flash(hart.0, |flash| {
         let st = Journal::board().read(flash).ok();
         for s in [Slot::A, Slot::B] {
@@ -244,6 +298,13 @@ pub fn run(hart: HartId) -> ! {
             let outcome = commit(hart.0, info.slot, mgmt_staging, r);
             // As above: the management server has one commit outstanding.
             let _ = mtx.push(Reply { tag: r.tag, outcome });
+            dpu_hal::mailbox::ring(crate::net::NET_HART, DOORBELL_FW);
+        }
+        while let Some(r) = srx.pop() {
+            worked = true;
+            let at = save_config(hart.0, r, &mut cfg_new.0, &mut cfg_old.0, scratch);
+            // The server has one save outstanding.
+            let _ = stx.push(Saved { tag: r.tag, at });
             dpu_hal::mailbox::ring(crate::net::NET_HART, DOORBELL_FW);
         }
         if !worked {

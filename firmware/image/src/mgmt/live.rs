@@ -22,6 +22,8 @@ use dpu_rpc::{code, Params, RpcError, Writer};
 
 /// Most RAM block devices created at run time.
 pub const MAX_MALLOC: usize = nlive::MAX_LIVE;
+// Every device the server can hold can be saved in flash.
+const _: () = assert!(MAX_MALLOC == dpu_config::MAX_MALLOC && NAME_MAX == dpu_config::MALLOC_NAME_MAX);
 /// Longest block device name.
 pub const NAME_MAX: usize = 31;
 
@@ -41,6 +43,15 @@ impl Map {
         match self {
             Map::None => None,
             Map::Attaching { function, nsid } | Map::Attached { function, nsid } | Map::Detaching { function, nsid } => Some((function, nsid)),
+        }
+    }
+
+    /// The mapping the configuration in flash keeps: the one asked for
+    /// (attaching or attached); a detaching device is unmapped.
+    pub fn kept(self) -> Option<(u16, u32)> {
+        match self {
+            Map::Attaching { function, nsid } | Map::Attached { function, nsid } => Some((function, nsid)),
+            Map::None | Map::Detaching { .. } => None,
         }
     }
 
@@ -113,6 +124,16 @@ impl Live {
         n
     }
 
+    /// What the configuration in flash keeps of the devices: name, size,
+    /// and the mapping asked for ([`Map::kept`]).
+    pub fn snapshot(&self, out: &mut heapless::Vec<dpu_config::Malloc, { dpu_config::MAX_MALLOC }>) {
+        out.clear();
+        for b in self.bdevs() {
+            let name = heapless::String::try_from(b.name()).unwrap_or_default();
+            let _ = out.push(dpu_config::Malloc { name, blocks: b.blocks, block_shift: b.block_shift, map: b.map.kept() });
+        }
+    }
+
     /// The RAM block devices created at run time.
     pub fn bdevs(&self) -> impl Iterator<Item = &Malloc> {
         self.bdevs.iter().flatten()
@@ -159,22 +180,37 @@ impl Live {
                 check_name(n)?;
                 n
             }
-            None => auto_name(&mut auto, self.next_auto),
+            None => {
+                // Past the names taken (devices restored from flash keep theirs).
+                let mut probe = [0u8; NAME_MAX];
+                while self.bdev(auto_name(&mut probe, self.next_auto)).is_some() {
+                    self.next_auto += 1;
+                }
+                auto_name(&mut auto, self.next_auto)
+            }
         };
+        self.create(name, blocks, bs.trailing_zeros() as u8)?;
+        if given.is_none() {
+            self.next_auto += 1;
+        }
+        w.string(name);
+        Ok(())
+    }
+
+    /// Makes RAM block device `name` (checked) of `blocks` blocks of
+    /// 2^`block_shift` bytes.
+    pub fn create(&mut self, name: &str, blocks: u64, block_shift: u8) -> Result<(), RpcError> {
+        let bs = 1u64 << block_shift;
         if self.bdev(name).is_some() || parse_fn_name(name).is_some() {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
         }
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
         let bytes = blocks * bs;
         let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, base, blocks, block_shift: bs.trailing_zeros() as u8, map: Map::None };
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, base, blocks, block_shift, map: Map::None };
         m.name[..name.len()].copy_from_slice(name.as_bytes());
         self.bdevs[slot] = Some(m);
-        if given.is_none() {
-            self.next_auto += 1;
-        }
         defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
-        w.string(name);
         Ok(())
     }
 
@@ -201,6 +237,13 @@ impl Live {
         let (f, nsid) = function_nsid(p)?;
         let mut nb = [0u8; NAME_MAX];
         let name = Params::required("bdev", p.str("bdev", &mut nb)?)?;
+        self.attach(name, f, nsid)?;
+        w.bool(true);
+        Ok(())
+    }
+
+    /// Maps block device `name` as namespace `nsid` of function `f`.
+    pub fn attach(&mut self, name: &str, f: u16, nsid: u32) -> Result<(), RpcError> {
         let i = self.position(name).ok_or_else(|| super::methods::no_device("bdev", name))?;
         let Some(m) = self.bdevs[i] else { return Err(super::methods::no_device("bdev", name)) };
         if m.map != Map::None {
@@ -214,7 +257,6 @@ impl Live {
         if let Some(b) = self.bdevs[i].as_mut() {
             b.map = Map::Attaching { function: f, nsid };
         }
-        w.bool(true);
         Ok(())
     }
 

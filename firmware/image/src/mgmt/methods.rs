@@ -9,6 +9,7 @@
 //! name they were given (`Malloc0`, ...).
 
 use super::live::{self, Live};
+use super::persist::Persist;
 use super::update::Update;
 use crate::bootcfg::{self, Backend};
 use crate::net;
@@ -37,12 +38,14 @@ pub const METHODS: &[&str] = &[
     "dpu_ns_detach",
     "dpu_fw_download",
     "dpu_fw_commit",
+    "dpu_config_get_status",
 ];
 
 /// What the methods that change something keep between calls.
 pub struct Changes {
     pub live: Live,
     pub update: Update,
+    pub persist: Persist,
 }
 
 /// Runs `method`, writing its result.
@@ -90,6 +93,11 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "dpu_fw_get_status" => {
             p.only(&[])?;
             fw_status(w, &st.update);
+            Ok(())
+        }
+        "dpu_config_get_status" => {
+            p.only(&[])?;
+            st.persist.status(&st.live, w);
             Ok(())
         }
         "dpu_fw_download" => st.update.download(&p, w),

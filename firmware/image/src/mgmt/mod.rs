@@ -15,8 +15,11 @@
 //!   hears of them by message only (`crate::nvme::live`).
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
+//! * [`persist`]: the live changes saved to the configuration in flash,
+//!   and made again at boot.
 
 pub mod live;
 pub mod methods;
+pub mod persist;
 pub mod server;
 pub mod update;

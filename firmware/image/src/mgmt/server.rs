@@ -10,6 +10,7 @@
 
 use super::live::Live;
 use super::methods::{self, Changes, Ctx};
+use super::persist::Persist;
 use super::update::Update;
 use crate::bootcfg::{self, MgmtCfg};
 use crate::net::stack::Stack;
@@ -48,7 +49,7 @@ pub struct Server {
     cfg: &'static MgmtCfg,
     pub port: usize,
     slots: [Option<Slot>; SLOTS],
-    /// The configuration changed at run time, a firmware update.
+    /// The configuration changed at run time (and its saves), a firmware update.
     state: Changes,
 }
 
@@ -57,7 +58,7 @@ impl Server {
     /// control-queue stack). `None` if memory or sockets ran out.
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), update: Update::new() } };
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), update: Update::new(), persist: Persist::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -87,6 +88,7 @@ impl Server {
         let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
         self.state.live.poll();
         self.state.update.poll();
+        self.state.persist.poll(&mut self.state.live);
         for slot in self.slots.iter_mut().flatten() {
             next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.state));
         }

@@ -136,6 +136,67 @@ pub fn flash_management(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// Live changes persist: on a flash-booted card, RAM block devices made
+/// and mapped through the management API are saved in the flash
+/// configuration; the next boot (the same flash) makes them again and
+/// maps them, and the host runs verified I/O on the restored namespace.
+pub fn live_changes_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    let card = cx.card("persist", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let text = std::fs::read_to_string(crate::build::root().join("targets/scenarios/management-flash.toml")).map_err(|e| io(e.to_string()))?;
+    let base = &text[..text.find("[[rpc]]").unwrap_or(text.len())];
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    // Run 1: two devices made, one mapped; each save erases a 4 KiB
+    // subsector (50 ms): the first (persist0 alone) is under way when the
+    // other changes come, which the second save carries. The last call
+    // checks that nothing is left to save.
+    let run1 = format!(
+        "{base}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}",
+        rpc("200us", "bdev_malloc_create", "{ name = \"persist0\", num_blocks = 2048, block_size = 4096 }", "expect_result = \"persist0\""),
+        rpc("400us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"persist0\" }", "expect_result = true"),
+        rpc("600us", "bdev_malloc_create", "{ num_blocks = 64, block_size = 512 }", "expect_result = \"Malloc0\""),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_bdevs = 2, saving = false, pending = false, copy = 0, sequence = 3 }"),
+    );
+    let p1 = cx.tmp.join("persist-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  mgmt: configuration saved to flash (copy 1, sequence 2): 1 run-time block device(s)",
+            "INFO  mgmt: configuration saved to flash (copy 0, sequence 3): 2 run-time block device(s)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    // Run 2, the same flash: both devices are back (empty), persist0 as
+    // namespace 2 of the PF, where a job verifies fresh writes; a new
+    // automatic name does not take `Malloc0` again.
+    let base2 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
+    let run2 = format!(
+        "{base2}[[jobs]]\nname = \"restored\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"1ms\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"8MiB\", block_size = 4096 }}\n\n{}{}",
+        rpc("300us", "bdev_get_bdevs", "{}", "expect_result = [{ name = \"fn0n1\" }, { name = \"persist0\", num_blocks = 2048, block_size = 4096, driver_specific = { function = 0, nsid = 2 } }, { name = \"Malloc0\", num_blocks = 64, driver_specific = { state = \"unmapped\" } }]"),
+        rpc("500us", "bdev_malloc_create", "{ num_blocks = 8, block_size = 512 }", "expect_result = \"Malloc1\""),
+    );
+    let p2 = cx.tmp.join("persist-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  config: from flash copy 0 (sequence 3; other copy valid): 1 namespace(s)",
+            "INFO  mgmt: restored 2 run-time block device(s) from flash",
+            "restored.fn0: (fn 0, ns 2)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if !run.stdout.contains("verify errors: 0, I/O errors: 0") {
+        return fail("the restored namespace's job had errors", run);
+    }
+    remove_cards(cx, &["persist"]);
+    Ok(())
+}
+
 /// `dpuctl fw update` through `dpusim --hostfwd` (wall-clock paced): a
 /// flash-booted card takes a signed image over the management API (a
 /// tampered one and an out-of-order piece are refused first) and writes

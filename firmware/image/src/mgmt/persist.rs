@@ -1,0 +1,177 @@
+//! Live changes survive a restart: the RAM block devices made through the
+//! management API and their mappings are part of the configuration in
+//! flash (`dpu_config::Config::mallocs`, schema version 3).
+//!
+//! * At boot (booted from flash), the devices the flash configuration
+//!   lists are made again (empty: their data lived in DPU memory) and
+//!   mapped through the same path as `dpu_ns_attach`, so the admin
+//!   service and every engine hear of them by message.
+//! * After that, whenever what [`Live`] holds differs from what was last
+//!   saved, the server hands the whole configuration (the flashed one
+//!   with the new device list) to the firmware update service's core,
+//!   which writes it as the newest of the two copies
+//!   (`dpu_config::store`: a power cut during the save leaves the
+//!   previous copy). One save is outstanding at a time; changes made
+//!   during a save are saved next.
+//!
+//! Loaded as an ELF (no flash), nothing is restored or saved.
+
+use super::live::Live;
+use crate::fwupdate::{SaveConfig, Saved};
+use dpu_config::{Config, Malloc, MAX_MALLOC};
+use dpu_ring::{Consumer, Producer};
+use heapless::Vec;
+
+pub struct Persist {
+    ends: Option<(Producer<'static, SaveConfig, 2>, Consumer<'static, Saved, 2>)>,
+    /// The configuration as saved (or being saved), in DDR.
+    config: Option<&'static mut Config>,
+    /// Its encoding while a save is outstanding.
+    bytes: Option<&'static mut [u8]>,
+    /// Devices of the flash configuration made again so far, of `boot`.
+    restored: usize,
+    boot: usize,
+    saving: Option<u32>,
+    tag: u32,
+    /// The last save that reached flash: (copy, sequence).
+    saved: Option<(usize, u32)>,
+    /// Scratch for comparing (DDR, not the stack).
+    now: Option<&'static mut Vec<Malloc, MAX_MALLOC>>,
+}
+
+struct CfgCopy(Config);
+
+impl dpu_rt::ConstInit for CfgCopy {
+    const INIT: CfgCopy = CfgCopy(Config::EMPTY);
+}
+
+struct List(Vec<Malloc, MAX_MALLOC>);
+
+impl dpu_rt::ConstInit for List {
+    const INIT: List = List(Vec::new());
+}
+
+impl Persist {
+    pub fn new() -> Persist {
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None };
+        let Some(flash) = crate::boot::flash_config() else { return p };
+        let (Some(c), Some(b), Some(l), Some(ends)) = (
+            dpu_rt::alloc::ddr_static::<CfgCopy>(),
+            dpu_rt::alloc::ddr_bytes(dpu_config::store::MAX_ENCODED, 8),
+            dpu_rt::alloc::ddr_static::<List>(),
+            crate::fwupdate::config_ends(),
+        ) else {
+            defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
+            return p;
+        };
+        c.0.clone_from(flash);
+        p.boot = c.0.mallocs.len();
+        p.config = Some(&mut c.0);
+        p.bytes = Some(b);
+        p.now = Some(&mut l.0);
+        p.ends = Some(ends);
+        p
+    }
+
+    /// Restores what is left to restore, then saves what changed.
+    pub fn poll(&mut self, live: &mut Live) {
+        let (Some(config), Some(now), Some((tx, rx))) = (self.config.as_deref_mut(), self.now.as_deref_mut(), self.ends.as_mut()) else { return };
+        while let Some(r) = rx.pop() {
+            if Some(r.tag) != self.saving {
+                continue;
+            }
+            self.saving = None;
+            if r.at.is_some() {
+                self.saved = r.at;
+            }
+            match r.at {
+                Some((copy, seq)) => defmt::info!(
+                    "mgmt: configuration saved to flash (copy {=usize}, sequence {=u32}): {=usize} run-time block device(s)",
+                    copy,
+                    seq,
+                    config.mallocs.len()
+                ),
+                None => defmt::error!("mgmt: the configuration could not be saved to flash (see the update service's log); retrying at the next change"),
+            }
+        }
+        // Boot: the devices the flash configuration lists, one step at a
+        // time (an attach waits while the admin service's ring is full).
+        while let Some(m) = config.mallocs.get(self.restored).filter(|_| self.restored < self.boot) {
+            if live.bdev(&m.name).is_none() {
+                if let Err(e) = live.create(&m.name, m.blocks, m.block_shift) {
+                    defmt::error!("mgmt: {=str} from flash not restored: {=str}", m.name.as_str(), e.message());
+                }
+            }
+            if let Some((f, nsid)) = m.map {
+                if live.bdev(&m.name).is_some_and(|b| b.map.state() == "unmapped") {
+                    match live.attach(&m.name, f, nsid) {
+                        Ok(()) => {}
+                        Err(e) if e.code == dpu_rpc::code::BUSY => return,
+                        Err(e) => defmt::error!("mgmt: {=str} from flash not mapped: {=str}", m.name.as_str(), e.message()),
+                    }
+                }
+            }
+            self.restored += 1;
+            if self.restored == self.boot {
+                defmt::info!("mgmt: restored {=usize} run-time block device(s) from flash", self.restored);
+            }
+        }
+        if self.saving.is_some() {
+            return;
+        }
+        live.snapshot(now);
+        if *now == config.mallocs {
+            return;
+        }
+        if self.restored < self.boot {
+            return; // the flash's list is not all back yet
+        }
+        core::mem::swap(&mut config.mallocs, now);
+        let Some(bytes) = self.bytes.as_deref_mut() else { return };
+        let Some(len) = config.encode(bytes) else {
+            defmt::error!("mgmt: the configuration does not encode: not saved");
+            return;
+        };
+        self.tag = self.tag.wrapping_add(1);
+        let r = SaveConfig { tag: self.tag, addr: bytes.as_ptr() as usize, len: len as u32 };
+        if tx.push(r).is_ok() {
+            self.saving = Some(self.tag);
+            dpu_hal::mailbox::ring(crate::fwupdate::FW_HART, crate::fwupdate::DOORBELL_FW);
+        } else {
+            // Tried again at the next poll.
+            core::mem::swap(&mut config.mallocs, now);
+        }
+    }
+
+    /// `dpu_config_get_status` (ours): whether run-time changes are kept
+    /// (`persistent`: booted from flash), the last save (`copy`,
+    /// `sequence`), whether one is in progress and whether changes wait
+    /// to be saved (`pending`).
+    pub fn status(&self, live: &Live, w: &mut dpu_rpc::Writer<'_>) {
+        w.begin_object();
+        w.field_bool("persistent", self.config.is_some());
+        w.field_u64("run_time_bdevs", live.bdevs().count() as u64);
+        w.field_bool("saving", self.saving.is_some());
+        let pending = match (self.config.as_deref(), self.saving) {
+            (Some(c), None) => {
+                self.restored < self.boot
+                    || c.mallocs.len() != live.bdevs().count()
+                    || c.mallocs.iter().zip(live.bdevs()).any(|(m, b)| m.name.as_str() != b.name() || m.blocks != b.blocks || m.block_shift != b.block_shift || m.map != b.map.kept())
+            }
+            (Some(_), Some(_)) => true,
+            (None, _) => false,
+        };
+        w.field_bool("pending", pending);
+        match self.saved {
+            Some((copy, seq)) => {
+                w.field_u64("copy", copy as u64);
+                w.field_u64("sequence", u64::from(seq));
+            }
+            None => {
+                w.key("sequence");
+                w.null();
+            }
+        }
+        w.end_object();
+    }
+}
