@@ -24,6 +24,7 @@ mod plot;
 mod systest;
 mod toolchain;
 mod tshark;
+mod wirescan;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -511,7 +511,8 @@ fn adapter_secure(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/adapter-secure-ec.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
-    let run = cx.run_image("adapter-secure-ec", &fw, &["--scenario", &sc]).map_err(io)?;
+    let pcap = cx.tmp.join("secure-ec.pcap");
+    let run = cx.run_image("adapter-secure-ec", &fw, &["--scenario", &sc, "--pcap", &pcap.to_string_lossy()]).map_err(io)?;
     let run = need(
         expect_code(run, 0)?,
         &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (3 jobs)", "erasure-coded volume 0 (4+2", "erasure-coded volume 1 (4+2"],
@@ -551,6 +552,18 @@ fn adapter_secure_ec(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let (enc, plain) = (vol(true), vol(false));
     if scan.len() != 2 || n(&enc, "written") < 300 || n(&enc, "plaintext") != 0 || n(&plain, "plaintext") < 20 {
         return fail(format!("plaintext scan of the EC volumes' members: {scan:?}"), run);
+    }
+    // Nor does the wire: both ports' captures, every TCP stream
+    // reassembled. The encrypted volume has 512-byte sectors, the plain
+    // one 4 KiB sectors, which the scan must see in the clear.
+    let caps = [cx.tmp.join("secure-ec-eth0.pcap"), cx.tmp.join("secure-ec-eth1.pcap")];
+    let wire = crate::wirescan::scan(&[&caps[0], &caps[1]], &[512, 4096]).map_err(io)?;
+    for c in &caps {
+        let _ = std::fs::remove_file(c);
+    }
+    let found = |n: usize| wire.plaintext.get(&n).copied().unwrap_or(0);
+    if wire.streams < 12 || wire.payload_bytes < 2 << 20 || found(512) != 0 || found(4096) < 20 {
+        return fail(format!("plaintext scan of the wire (pcap): {wire:?}"), run);
     }
     // The crypto engines encrypted the first volume's data above the stripes.
     if n(&doc["crypto"], "errors") != 0 || n(&doc["crypto"], "descriptors") < 100 {
