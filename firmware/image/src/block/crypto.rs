@@ -213,9 +213,10 @@ impl Crypto {
         }
         match step {
             Step::Pages => {
-                let Some(p) = pool.alloc(self.ctx[i].len as usize) else { return false };
                 let c = &mut self.ctx[i];
-                c.pages = p;
+                if !pool.alloc_into(c.len as usize, &mut c.pages) {
+                    return false;
+                }
                 c.step = match (c.write, c.bounce) {
                     (true, true) => Step::Fetch,
                     (true, false) => Step::Encrypt,

@@ -158,25 +158,28 @@ impl Ssd {
             return reject(self, Status::INTERNAL_ERROR);
         }
         let Some(i) = self.ctx.iter().position(|c| !c.used) else { return reject(self, Status::INTERNAL_ERROR) };
-        let mut c = Ctx { used: true, tag, op: io.op, ssd, nsid, lba: io.lba, blocks: io.blocks, len: io.len, ..Ctx::FREE };
-        c.step = match (io.op, io.data) {
+        let step = match (io.op, io.data) {
             (Op::Flush, _) => Step::Media,
-            (_, Data::Host { function, segs }) if !segs.is_empty() && segs.len() <= MAX_SEGS => {
+            (_, Data::Host { segs, .. }) if !segs.is_empty() && segs.len() <= MAX_SEGS => {
                 if !self.segs.set(i, segs) {
                     return reject(self, Status::INTERNAL_ERROR);
                 }
-                c.nsegs = segs.len() as u8;
-                c.function = function;
-                c.owned = true;
                 Step::Pages
             }
-            (_, Data::Staged(p)) => {
-                c.pages = *p;
-                Step::Media
-            }
+            (_, Data::Staged(_)) => Step::Media,
             _ => return reject(self, Status::INTERNAL_ERROR),
         };
-        self.ctx[i] = c;
+        // Field by field in place (no context-sized value built and copied).
+        let c = &mut self.ctx[i];
+        (c.used, c.step, c.busy, c.tag, c.op, c.ssd, c.nsid) = (true, step, false, tag, io.op, ssd, nsid);
+        (c.lba, c.blocks, c.len, c.nsegs, c.owned) = (io.lba, io.blocks, io.len, 0, false);
+        match io.data {
+            Data::Host { function, segs } if step == Step::Pages => {
+                (c.nsegs, c.function, c.owned) = (segs.len() as u8, function, true);
+            }
+            Data::Staged(p) if io.op != Op::Flush => c.pages = *p,
+            _ => {}
+        }
         if !self.advance(chan, pool, i) {
             self.wait[self.nwait] = i as u8;
             self.nwait += 1;
@@ -190,9 +193,10 @@ impl Ssd {
         }
         match self.ctx[i].step {
             Step::Pages => {
-                let Some(p) = pool.alloc(self.ctx[i].len as usize) else { return false };
                 let c = &mut self.ctx[i];
-                c.pages = p;
+                if !pool.alloc_into(c.len as usize, &mut c.pages) {
+                    return false;
+                }
                 c.step = if c.op == Op::Write { Step::Fetch } else { Step::Media };
                 self.advance(chan, pool, i)
             }
@@ -225,33 +229,43 @@ impl Ssd {
 
     /// Sends context `i`'s NVMe command (CID = `i`); false if the SQ is full.
     fn command(&mut self, pool: &mut Pool, i: usize) -> bool {
-        let c = self.ctx[i];
-        let ssd = usize::from(c.ssd);
+        // Fields, not a copy of the context (its page list is ~70 bytes).
+        let (ssd, op, nsid, lba, blocks, len) = {
+            let c = &self.ctx[i];
+            (usize::from(c.ssd), c.op, c.nsid, c.lba, c.blocks, c.len)
+        };
         let list = self.lists + i * LIST_BYTES;
         let Some(qp) = self.qp(ssd) else {
             // No queue pair on it for this core (or the SSD is down).
             self.finish(pool, i, NAMESPACE_NOT_READY_DNR);
             return true;
         };
-        if qp.max_transfer != 0 && c.len > qp.max_transfer {
+        if qp.max_transfer != 0 && len > qp.max_transfer {
             self.finish(pool, i, Status::INVALID_FIELD);
             return true;
         }
-        let sqe = if c.op == Op::Flush {
-            host::flush(i as u16, c.nsid)
+        let sqe = if op == Op::Flush {
+            host::flush(i as u16, nsid)
         } else {
-            let mut addrs = [0u64; MAX_IO_PAGES];
-            let n = (c.len as usize).div_ceil(PAGE).min(c.pages.len());
-            for (k, a) in addrs[..n].iter_mut().enumerate() {
-                *a = pool.addr(c.pages.page(k));
-            }
-            let mut entries = [0u64; MAX_IO_PAGES];
-            let Some((prp1, prp2, k)) = host::prps(&addrs[..n], list as u64, &mut entries) else {
+            let pages = &self.ctx[i].pages;
+            let n = (len as usize).div_ceil(PAGE).min(pages.len());
+            let prps = if n <= 2 {
+                // One or two pages (every 4 KiB I/O): no list, nothing to zero.
+                let addrs = [pool.addr(pages.page(0)), if n == 2 { pool.addr(pages.page(1)) } else { 0 }];
+                host::prps(&addrs[..n], list as u64, &mut [])
+            } else {
+                let mut addrs = [0u64; MAX_IO_PAGES];
+                for (k, a) in addrs[..n].iter_mut().enumerate() {
+                    *a = pool.addr(pages.page(k));
+                }
+                let mut entries = [0u64; MAX_IO_PAGES];
+                host::prps(&addrs[..n], list as u64, &mut entries).inspect(|&(_, _, k)| dpu_hal::mem::write_words(list, &entries[..k]))
+            };
+            let Some((prp1, prp2, _)) = prps else {
                 self.finish(pool, i, Status::INTERNAL_ERROR);
                 return true;
             };
-            dpu_hal::mem::write_words(list, &entries[..k]);
-            host::read_write(i as u16, c.op == Op::Write, c.nsid, c.lba, c.blocks, prp1, prp2)
+            host::read_write(i as u16, op == Op::Write, nsid, lba, blocks, prp1, prp2)
         };
         let qp = &mut self.qps[ssd];
         let Some(slot) = qp.q.push() else { return false };

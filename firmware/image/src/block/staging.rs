@@ -80,6 +80,22 @@ impl Pool {
         Some(p)
     }
 
+    /// Like [`alloc`](Pool::alloc), into `out` in place (an I/O context's
+    /// own `Pages`: no ~70-byte value made and copied); false, `out`
+    /// untouched, if the pages are not there.
+    pub fn alloc_into(&mut self, len: usize, out: &mut Pages) -> bool {
+        let n = len.div_ceil(PAGE);
+        if n > MAX_IO_PAGES || n > self.nfree {
+            return false;
+        }
+        for k in 0..n {
+            self.nfree -= 1;
+            out.idx[k] = self.free[self.nfree];
+        }
+        out.n = n as u8;
+        true
+    }
+
     /// Gives `p`'s pages back (and empties it).
     pub fn free(&mut self, p: &mut Pages) {
         for k in 0..p.len() {
