@@ -42,6 +42,11 @@ pub enum Event {
     PowerCut,
 }
 
+/// Most device events handled at one simulated instant before the run is
+/// declared stuck (a busy instant has hundreds: every queue, port and
+/// engine at once).
+pub const LIVELOCK_EVENTS: u32 = 1_000_000;
+
 #[derive(Default)]
 pub struct EventQueue {
     heap: BinaryHeap<Reverse<(u64, u64, Event)>>,
@@ -67,11 +72,58 @@ impl EventQueue {
         }
     }
 
+    /// Like [`pop_due`](EventQueue::pop_due), for a caller that handles
+    /// every due event before time moves on: `handled` counts the events
+    /// taken at this instant, and more than [`LIVELOCK_EVENTS`] of them
+    /// is an error naming the last one (a model that keeps scheduling
+    /// itself at the same instant would otherwise stop simulated time
+    /// and hang the run).
+    pub fn pop_due_bounded(&mut self, now: u64, handled: &mut u32) -> Result<Option<Event>, String> {
+        let Some((_, e)) = self.pop_due(now) else { return Ok(None) };
+        *handled += 1;
+        if *handled > LIVELOCK_EVENTS {
+            return Err(format!("livelock: more than {LIVELOCK_EVENTS} device events at cycle {now} (the last: {e:?}); simulated time stopped"));
+        }
+        Ok(Some(e))
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler that schedules its event again at the same instant is
+    /// caught (and named) instead of looping forever; events that move
+    /// time on are not.
+    #[test]
+    fn an_event_rescheduled_at_the_same_instant_is_a_livelock() {
+        let mut q = EventQueue::default();
+        q.push(5, Event::OperatorPoll);
+        let mut handled = 0;
+        let err = loop {
+            match q.pop_due_bounded(5, &mut handled) {
+                Ok(Some(e)) => q.push(5, e),
+                Ok(None) => panic!("the queue ran dry"),
+                Err(e) => break e,
+            }
+        };
+        assert!(err.contains("livelock") && err.contains("OperatorPoll") && err.contains("cycle 5"), "{err}");
+        let mut q = EventQueue::default();
+        let mut handled = 0;
+        for t in 0..2 * u64::from(LIVELOCK_EVENTS) {
+            q.push(t, Event::OperatorPoll);
+            if t % 2 == 0 {
+                handled = 0; // time moved on
+            }
+            assert!(q.pop_due_bounded(t, &mut handled).unwrap().is_some());
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! | 1 | scenario failed: `[expect]` not met, verify or I/O errors |
 //! | 2 | bad input: arguments, files, unwritable output paths |
 //! | 3 | firmware fault: a fatal trap (fault report on stderr) |
-//! | 4 | deadlock: every hart waits in `wfi` and no event is pending |
+//! | 4 | no progress: deadlock (every hart waits in `wfi` and no event is pending) or livelock (a device model keeps scheduling work at the same instant) |
 //! | 5 | time limit reached before the scenario's jobs finished (no report) |
 //! | 6 | interrupted (Ctrl-C / SIGINT): summary and stats still written |
 //! | 7 | the firmware rejected its boot configuration (its reason on stderr) |

@@ -70,6 +70,9 @@ pub enum Outcome {
     Unfinished,
     /// Every hart waits for an interrupt and no event is pending.
     Deadlock,
+    /// A device model keeps scheduling work at the same instant: simulated
+    /// time cannot move on (a simulator bug; what was scheduled).
+    Livelock(String),
     /// The simulator stopped a hart it could not let continue.
     Fatal { hart: u32, message: String },
     /// The host's scenario finished: Ok, or what went wrong.
@@ -95,7 +98,7 @@ impl Outcome {
             Outcome::Finished(Finish::Pass) | Outcome::TimeLimit => exit::PASS,
             Outcome::Finished(Finish::Fail(c)) => exit::firmware_fail(*c),
             Outcome::Finished(Finish::Fault { .. }) | Outcome::Fatal { .. } => exit::FIRMWARE_FAULT,
-            Outcome::Deadlock => exit::DEADLOCK,
+            Outcome::Deadlock | Outcome::Livelock(_) => exit::DEADLOCK,
             Outcome::Finished(Finish::ConfigRejected { .. }) => exit::BOOT_CONFIG_REJECTED,
             Outcome::Unfinished => exit::TIME_LIMIT,
             Outcome::Interrupted => exit::INTERRUPTED,
@@ -623,8 +626,13 @@ impl Machine {
                 }
                 return if self.scenario_running { Outcome::Unfinished } else { Outcome::TimeLimit };
             }
-            while let Some((_, e)) = self.bus.events.pop_due(self.now) {
-                self.handle(e);
+            let mut handled = 0;
+            loop {
+                match self.bus.events.pop_due_bounded(self.now, &mut handled) {
+                    Ok(Some(e)) => self.handle(e),
+                    Ok(None) => break,
+                    Err(why) => return Outcome::Livelock(why),
+                }
             }
             if let Some(h) = &mut self.host {
                 h.step(self.now, &mut self.bus);

@@ -126,6 +126,7 @@ pub fn outcome_text(o: &Outcome) -> String {
         Outcome::Unfinished => "time limit reached before the scenario's jobs finished".into(),
         Outcome::Interrupted => "interrupted".into(),
         Outcome::Deadlock => "deadlock: every hart waits in wfi and no device event is pending".into(),
+        Outcome::Livelock(why) => format!("{why} (a simulator bug: please report it with the scenario)"),
         Outcome::Fatal { hart, message } => format!("hart {hart} halted: {message}"),
         Outcome::Host(Ok(())) => "scenario passed".into(),
         Outcome::Host(Err(e)) => format!("scenario failed: {e}"),

@@ -485,6 +485,7 @@ fn exit_message(cli: &Cli, outcome: &Outcome) -> Option<String> {
         }
         Outcome::Finished(Finish::Fail(c)) => Some(format!("the firmware failed with code {c} ({c:#x})")),
         Outcome::Deadlock => Some("deadlock".into()),
+        Outcome::Livelock(_) => Some("livelock".into()),
         Outcome::BootRefused(why) => Some(format!("secure boot: the boot ROM refused the first-stage bootloader: {why}")),
         Outcome::Finished(Finish::NoBootableImage) => Some("secure boot: the bootloader found no firmware slot it may boot (see its log above)".into()),
         Outcome::PowerCut => Some("the power was cut; the flash file keeps what was written".into()),
