@@ -20,6 +20,8 @@ pub mod opcode {
     pub const FLUSH: u8 = 0x00;
     pub const WRITE: u8 = 0x01;
     pub const READ: u8 = 0x02;
+    pub const WRITE_ZEROES: u8 = 0x08;
+    pub const DSM: u8 = 0x09;
 }
 
 /// Identify CNS values (§5.17.1, Figure 273).
@@ -90,6 +92,25 @@ pub fn read_write(cid: u16, write: bool, nsid: u32, slba: u64, blocks: u32, prp1
 /// Flush (NVM Command Set 1.0 §3.2.2).
 pub fn flush(cid: u16, nsid: u32) -> Sqe {
     sqe(opcode::FLUSH, cid, nsid)
+}
+
+/// Write Zeroes (NVM Command Set 1.0 §3.2.8): `blocks` (not 0's based)
+/// from `slba`; no data.
+pub fn write_zeroes(cid: u16, nsid: u32, slba: u64, blocks: u32) -> Sqe {
+    let mut s = read_write(cid, false, nsid, slba, blocks, 0, 0);
+    s.set_dw(0, u32::from(opcode::WRITE_ZEROES) | u32::from(cid) << 16);
+    s
+}
+
+/// Dataset Management (NVM Command Set 1.0 §3.2.3): `nr0 + 1` ranges
+/// (16 bytes each) at `list` (one page), CDW11 `attributes` (bit 2:
+/// deallocate) as the host gave them.
+pub fn dsm(cid: u16, nsid: u32, nr0: u8, attributes: u32, list: u64) -> Sqe {
+    let mut s = sqe(opcode::DSM, cid, nsid);
+    set_prps(&mut s, list, 0);
+    s.set_dw(10, u32::from(nr0));
+    s.set_dw(11, attributes);
+    s
 }
 
 impl Status {
@@ -220,6 +241,10 @@ mod tests {
         assert_eq!(set_queue_count(1, 64).cdw11(), 63 << 16 | 63);
         assert_eq!(identify(1, CNS_CONTROLLER, 0, 0x4000).cdw10(), 1);
         assert_eq!(flush(9, 1).opcode(), opcode::FLUSH);
+        let z = write_zeroes(4, 1, 0x1_0000_0002, 8);
+        assert_eq!((z.opcode(), z.cid(), z.cdw10(), z.cdw11(), z.cdw12(), z.prp1()), (opcode::WRITE_ZEROES, 4, 2, 1, 7, 0));
+        let d = dsm(5, 1, 3, 1 << 2, 0x9000);
+        assert_eq!((d.opcode(), d.cid(), d.cdw10(), d.cdw11(), d.prp1()), (opcode::DSM, 5, 3, 4, 0x9000));
     }
 
     #[test]

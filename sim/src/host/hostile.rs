@@ -1255,7 +1255,19 @@ impl Actor {
                 ok = false;
                 continue;
             }
-            buf.write(&self.h, &vec![0u8; d.len()]);
+            // The last block zeroed by Write Zeroes (NVM Command Set 1.0
+            // §3.2.8): it reads back as zeroes, the others keep their data.
+            let zeroed = (n >= 2).then(|| slba + u64::from(n) - 1);
+            if let Some(z) = zeroed {
+                let q = self.io_qid();
+                let wz = Sqe::new(opc::WRITE_ZEROES).nsid(nsid).cdw(10, z as u32).cdw(11, (z >> 32) as u32).cdw(12, 0);
+                if let Err(e) = self.ctrl.submit(q, wz).await {
+                    self.violation(format!("write zeroes on namespace {nsid}: {e}"));
+                    ok = false;
+                    continue;
+                }
+            }
+            buf.write(&self.h, &vec![0xeeu8; d.len()]);
             let q = self.io_qid();
             if let Err(e) = self.ctrl.data_command(q, rw(opc::READ, nsid, slba, n), &buf).await {
                 self.violation(format!("verify read of namespace {nsid}: {e}"));
@@ -1264,11 +1276,34 @@ impl Actor {
             }
             buf.read(&self.h, &mut d);
             for (i, s) in d.chunks(bsz as usize).enumerate() {
-                if let Err(e) = check_sector(s, slba + i as u64, gen, tag) {
+                let lba = slba + i as u64;
+                let r = if Some(lba) == zeroed {
+                    if s.iter().all(|&b| b == 0) { Ok(()) } else { Err(format!("LBA {lba}: not zeroes after Write Zeroes")) }
+                } else {
+                    check_sector(s, lba, gen, tag)
+                };
+                if let Err(e) = r {
                     self.violation(format!("verify namespace {nsid}: {e}"));
                     ok = false;
                     break;
                 }
+            }
+            // Deallocate that block again (Dataset Management, AD): the
+            // command succeeds (what a deallocated block reads as is the
+            // namespace's DLFEAT, not checked here).
+            if let Some(z) = zeroed {
+                let ranges = self.buffer(16);
+                let mut r = [0u8; 16];
+                r[4..8].copy_from_slice(&1u32.to_le_bytes());
+                r[8..16].copy_from_slice(&z.to_le_bytes());
+                ranges.write(&self.h, &r);
+                let q = self.io_qid();
+                let dsm = Sqe::new(opc::DSM).nsid(nsid).cdw(10, 0).cdw(11, 1 << 2).prp(ranges.addr(0), 0);
+                if let Err(e) = self.ctrl.submit(q, dsm).await {
+                    self.violation(format!("deallocate on namespace {nsid}: {e}"));
+                    ok = false;
+                }
+                ranges.revoke(&self.h, self.f);
             }
         }
         ok

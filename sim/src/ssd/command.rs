@@ -193,6 +193,8 @@ pub fn identify_controller(index: usize, nn: u32) -> Vec<u8> {
     d[512] = 0x66;
     d[513] = 0x44;
     d[516..520].copy_from_slice(&nn.to_le_bytes());
+    // ONCS (bytes 521:520): Dataset Management (bit 2), Write Zeroes (bit 3).
+    d[520] = 1 << 2 | 1 << 3;
     // VWC: a volatile write cache is present (Flush applies to it).
     d[525] = 1;
     d
@@ -207,6 +209,8 @@ pub fn identify_namespace(blocks: u64, lba_shift: u32) -> Vec<u8> {
     }
     // NLBAF = 0 (one format), FLBAS = 0; LBAF0: MS = 0, LBADS, RP = 0.
     d[128..132].copy_from_slice(&(lba_shift << 16).to_le_bytes());
+    // DLFEAT (byte 33) bits 2:0 = 001b: a deallocated block reads as zeroes.
+    d[33] = 1;
     d
 }
 

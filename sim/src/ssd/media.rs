@@ -148,6 +148,22 @@ impl Media {
     }
 
     /// `data` at byte offset `off`.
+    /// Makes `len` bytes at `off` read as zeroes (chunks wholly inside
+    /// the range are dropped).
+    pub fn zero(&mut self, mut off: u64, len: u64) {
+        let end = off + len;
+        while off < end {
+            let (chunk, at) = (off / CHUNK, off % CHUNK);
+            let n = (CHUNK - at).min(end - off);
+            if at == 0 && n == CHUNK {
+                self.data.remove(&chunk);
+            } else if let Some(c) = self.data.get_mut(&chunk) {
+                c[at as usize..(at + n) as usize].fill(0);
+            }
+            off += n;
+        }
+    }
+
     pub fn write(&mut self, mut off: u64, data: &[u8]) {
         let mut done = 0;
         while done < data.len() {

@@ -58,6 +58,8 @@ mod io {
     pub const FLUSH: u8 = 0x00;
     pub const WRITE: u8 = 0x01;
     pub const READ: u8 = 0x02;
+    pub const WRITE_ZEROES: u8 = 0x08;
+    pub const DSM: u8 = 0x09;
 }
 
 /// CC fields (§3.1.4.5).
@@ -138,6 +140,9 @@ enum Then {
     Give(Vec<(u64, u64)>, Vec<u8>),
     Read { offset: u64, segs: Vec<(u64, u64)> },
     Write { offset: u64, segs: Vec<(u64, u64)> },
+    /// Byte ranges (offset, length) that read back as zeroes from now on
+    /// (Write Zeroes; Dataset Management's deallocate, DLFEAT 001b).
+    Zero(Vec<(u64, u64)>),
 }
 
 #[derive(Debug)]
@@ -476,10 +481,14 @@ impl Ssd {
             io::READ => Kind::Read,
             io::WRITE => Kind::Write,
             io::FLUSH => Kind::Flush,
+            io::WRITE_ZEROES | io::DSM => Kind::Write,
             _ => return fail(Status::INVALID_OPCODE),
         };
         if cmd.psdt != 0 {
             return fail(Status::INVALID_FIELD);
+        }
+        if cmd.opcode == io::DSM {
+            return self.dsm(cmd, now, dma);
         }
         if kind == Kind::Flush {
             if cmd.nsid != 1 && cmd.nsid != 0xffff_ffff {
@@ -495,6 +504,12 @@ impl Ssd {
             return fail(Status::LBA_OUT_OF_RANGE);
         }
         let len = n << self.media.lba_shift();
+        if cmd.opcode == io::WRITE_ZEROES {
+            // NVM Command Set 1.0 §3.2.8: no data moves; DEAC and PRINFO
+            // (CDW12 bits 25, 29:26) change nothing here.
+            let due = self.media.schedule(now, Kind::Write, 0);
+            return (due, 0, Status::SUCCESS, Then::Zero(vec![(lba << self.media.lba_shift(), len)]));
+        }
         if len > MAX_TRANSFER {
             return fail(Status::INVALID_FIELD);
         }
@@ -506,6 +521,45 @@ impl Ssd {
         let due = self.media.schedule(now, kind, len);
         let then = if kind == Kind::Read { Then::Read { offset, segs } } else { Then::Write { offset, segs } };
         (due, 0, Status::SUCCESS, then)
+    }
+
+    /// Dataset Management (NVM Command Set 1.0 §3.2.3): CDW10 bits 7:0
+    /// the number of ranges - 1, CDW11 bit 2 (AD) deallocate; the range
+    /// list (16 bytes each: context attributes, length in blocks, start
+    /// LBA; Figure 40) is read from the host at once and checked. Only
+    /// deallocation does anything; deallocated blocks read as zeroes.
+    fn dsm(&mut self, cmd: &Command, now: u64, dma: &mut dyn Dma) -> (u64, u32, Status, Then) {
+        let fail = |st| (now + 1, 0, st, Then::Nothing);
+        if cmd.nsid != 1 {
+            return fail(Status::INVALID_NAMESPACE);
+        }
+        let ranges = (cmd.cdw10 & 0xff) as u64 + 1;
+        let segs = match command::prp_segments(dma, cmd.prp1, cmd.prp2, ranges * 16) {
+            Ok(s) => s,
+            Err(st) => return fail(st),
+        };
+        let mut list = vec![0u8; (ranges * 16) as usize];
+        let mut at = 0usize;
+        for &(a, n) in &segs {
+            if !dma.read(a, &mut list[at..at + n as usize]) {
+                return fail(Status::DATA_TRANSFER_ERROR);
+            }
+            at += n as usize;
+        }
+        let mut zero = Vec::new();
+        for r in list.chunks_exact(16) {
+            let blocks = u64::from(u32::from_le_bytes(r[4..8].try_into().unwrap_or_default()));
+            let slba = u64::from_le_bytes(r[8..16].try_into().unwrap_or_default());
+            if !self.media.in_range(slba, blocks) {
+                return fail(Status::LBA_OUT_OF_RANGE);
+            }
+            if blocks > 0 {
+                zero.push((slba << self.media.lba_shift(), blocks << self.media.lba_shift()));
+            }
+        }
+        let deallocate = cmd.cdw11 & 1 << 2 != 0;
+        let due = self.media.schedule(now, Kind::Write, 0);
+        (due, 0, Status::SUCCESS, if deallocate { Then::Zero(zero) } else { Then::Nothing })
     }
 
     /// When the next command completes.
@@ -536,6 +590,13 @@ impl Ssd {
     fn move_data(&mut self, then: Then, dma: &mut dyn Dma) -> Status {
         match then {
             Then::Nothing => Status::SUCCESS,
+            Then::Zero(ranges) => {
+                for (off, len) in ranges {
+                    self.media.zero(off, len);
+                }
+                self.stats.writes += 1;
+                Status::SUCCESS
+            }
             Then::Give(segs, data) => scatter(dma, &segs, &data),
             Then::Read { offset, segs } => {
                 let len: u64 = segs.iter().map(|s| s.1).sum();

@@ -339,3 +339,49 @@ fn disable_resets_queues() {
     h.w(r::sq_tail(1), 1);
     assert_eq!(h.ssd.stats.bad_doorbells, 1, "queues gone");
 }
+
+/// Write Zeroes zeroes its range and nothing else; Dataset Management
+/// with AD deallocates every listed range (read back as zeroes, DLFEAT
+/// 001b), without AD changes nothing; a range past the end is LBA Out of
+/// Range, a list the SSD cannot read is a Data Transfer Error.
+#[test]
+fn write_zeroes_and_deallocate() {
+    let mut h = Host::new();
+    h.io_queues();
+    let blk = 512usize;
+    h.mem.write(DATA, &[0x5a; 8 * 512]);
+    assert_eq!(h.rw(0x01, 10, 8, DATA, 0).0, Status::SUCCESS);
+    let read = |h: &mut Host, lba: u64| {
+        h.mem.0[DATA as usize..DATA as usize + blk].fill(0xee);
+        assert_eq!(h.rw(0x02, lba, 1, DATA, 0).0, Status::SUCCESS);
+        h.mem.0[DATA as usize]
+    };
+    // Write Zeroes of LBAs 11..13.
+    assert_eq!(h.rw(0x08, 11, 2, 0, 0).0, Status::SUCCESS);
+    assert_eq!([read(&mut h, 10), read(&mut h, 11), read(&mut h, 12), read(&mut h, 13)], [0x5a, 0, 0, 0x5a]);
+    assert_eq!(h.rw(0x08, 2047, 2, 0, 0).0, Status::LBA_OUT_OF_RANGE);
+    // DSM: two ranges (LBA 14, 1 block; LBA 17, 1 block) at LIST.
+    let mut list = [0u8; 32];
+    list[4..8].copy_from_slice(&1u32.to_le_bytes());
+    list[8..16].copy_from_slice(&14u64.to_le_bytes());
+    list[20..24].copy_from_slice(&1u32.to_le_bytes());
+    list[24..32].copy_from_slice(&17u64.to_le_bytes());
+    h.mem.write(LIST, &list);
+    let dsm = |h: &mut Host, nr: u32, ad: bool, prp1: u64| {
+        let cid = h.submit(1, 0x09, 1, prp1, 0, [nr, u32::from(ad) << 2, 0]);
+        let (c, st, _, _) = h.reap(1);
+        assert_eq!(c, cid);
+        st
+    };
+    assert_eq!(dsm(&mut h, 1, false, LIST), Status::SUCCESS);
+    assert_eq!(read(&mut h, 14), 0x5a, "no AD: nothing deallocated");
+    assert_eq!(dsm(&mut h, 1, true, LIST), Status::SUCCESS);
+    assert_eq!([read(&mut h, 14), read(&mut h, 15), read(&mut h, 16), read(&mut h, 17)], [0, 0x5a, 0x5a, 0]);
+    list[24..32].copy_from_slice(&4096u64.to_le_bytes());
+    h.mem.write(LIST, &list);
+    assert_eq!(dsm(&mut h, 1, true, LIST), Status::LBA_OUT_OF_RANGE);
+    assert_eq!(dsm(&mut h, 0, true, 0x7f_f000_0000), Status::DATA_TRANSFER_ERROR);
+    assert_eq!(read(&mut h, 15), 0x5a, "failed commands changed nothing");
+    let id = command::identify_controller(0, 1);
+    assert_eq!(id[520] & 0b1100, 0b1100, "ONCS: DSM and Write Zeroes");
+}

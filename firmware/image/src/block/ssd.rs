@@ -151,7 +151,7 @@ impl Ssd {
     /// Starts `io` on namespace `nsid` of SSD `ssd`.
     pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, ssd: u16, nsid: u32, tag: Tag, io: &Io) {
         let reject = |s: &mut Ssd, st| s.done.push(tag, st);
-        if !matches!(io.op, Op::Read | Op::Write | Op::Flush) {
+        if !matches!(io.op, Op::Read | Op::Write | Op::Flush | Op::WriteZeroes | Op::Dsm { .. }) {
             return reject(self, Status::INVALID_OPCODE);
         }
         if usize::from(ssd) >= SSD_SLOTS || io.len as usize > MAX_IO_PAGES * PAGE {
@@ -159,7 +159,7 @@ impl Ssd {
         }
         let Some(i) = self.ctx.iter().position(|c| !c.used) else { return reject(self, Status::INTERNAL_ERROR) };
         let step = match (io.op, io.data) {
-            (Op::Flush, _) => Step::Media,
+            (Op::Flush | Op::WriteZeroes, _) => Step::Media,
             (_, Data::Host { segs, .. }) if !segs.is_empty() && segs.len() <= MAX_SEGS => {
                 if !self.segs.set(i, segs) {
                     return reject(self, Status::INTERNAL_ERROR);
@@ -177,7 +177,7 @@ impl Ssd {
             Data::Host { function, segs } if step == Step::Pages => {
                 (c.nsegs, c.function, c.owned) = (segs.len() as u8, function, true);
             }
-            Data::Staged(p) if io.op != Op::Flush => c.pages = *p,
+            Data::Staged(p) if !matches!(io.op, Op::Flush | Op::WriteZeroes) => c.pages = *p,
             _ => {}
         }
         if !self.advance(chan, pool, i) {
@@ -197,7 +197,7 @@ impl Ssd {
                 if !pool.alloc_into(c.len as usize, &mut c.pages) {
                     return false;
                 }
-                c.step = if c.op == Op::Write { Step::Fetch } else { Step::Media };
+                c.step = if c.op.sends_data() { Step::Fetch } else { Step::Media };
                 self.advance(chan, pool, i)
             }
             Step::Fetch | Step::Deliver => self.dma(chan, pool, i),
@@ -246,6 +246,11 @@ impl Ssd {
         }
         let sqe = if op == Op::Flush {
             host::flush(i as u16, nsid)
+        } else if op == Op::WriteZeroes {
+            host::write_zeroes(i as u16, nsid, lba, blocks)
+        } else if let Op::Dsm { nr0, attributes } = op {
+            // The range list (at most 256 x 16 bytes) is one staged page.
+            host::dsm(i as u16, nsid, nr0, attributes, pool.addr(self.ctx[i].pages.page(0)))
         } else {
             let pages = &self.ctx[i].pages;
             let n = (len as usize).div_ceil(PAGE).min(pages.len());
