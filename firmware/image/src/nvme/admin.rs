@@ -125,6 +125,9 @@ struct Func {
     /// Event types (bit = type) reported and not yet cleared by reading
     /// their log page: no further event of the type until then (§5.2).
     masked: u8,
+    /// Host errors not logged while their events were masked (a doorbell
+    /// storm logs one line, not thousands), told with the next one logged.
+    quiet: u32,
     /// Namespaces attached or detached since the host last read the
     /// Changed Namespace List (log page 04h).
     changed: ChangedNs,
@@ -165,6 +168,7 @@ impl Func {
         aborted_aers: [0; AER_SLOTS],
         naborted: 0,
         masked: 0,
+        quiet: 0,
         changed: ChangedNs::EMPTY,
         reset: Reset::None,
         acks: 0,
@@ -864,16 +868,19 @@ impl Admin {
             HostError::InvalidDoorbell => 0x00,
             HostError::InvalidDoorbellValue => 0x01,
         };
-        defmt::warn!("nvme fn{=u16}: {} on queue {=u16}", f, kind, qid);
         let fun = &mut self.funcs[fi];
         fun.errors.record(ErrorEntry { sqid: qid, cid: 0xffff, status: 0, ..Default::default() });
         // Event type 0 (error status), info, log page 01h.
         let dw0 = (u32::from(logs::LID_ERROR) << 16) | (info << 8);
         if fun.masked & 1 != 0 {
             // Error events are masked until the host reads the Error
-            // Information log (the entry above is there for it).
+            // Information log (the entry above is there for it); so is
+            // the log line.
+            fun.quiet = fun.quiet.saturating_add(1);
             return;
         }
+        defmt::warn!("nvme fn{=u16}: {} on queue {=u16} ({=u32} more not logged before it)", f, kind, qid, fun.quiet);
+        fun.quiet = 0;
         if fun.nevents < fun.events.len() && !fun.events[..fun.nevents].contains(&dw0) {
             fun.events[fun.nevents] = dw0;
             fun.nevents += 1;
