@@ -56,6 +56,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FwCmd,
     },
+    /// Whether live changes are saved in the card's flash: dpu_config_get_status.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Data-plane reactors and their I/O counters: framework_get_reactors.
     Reactors,
     /// The methods the card serves: rpc_get_methods.
@@ -115,6 +120,12 @@ enum NsCmd {
 #[derive(Subcommand)]
 enum ListCmd {
     List,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Saved or not: the last save's copy and sequence, changes pending.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -220,6 +231,19 @@ fn render(cmd: &Cmd, r: &Value) -> String {
             ));
             out
         }
+        Cmd::Config { .. } => {
+            if r["persistent"] != Value::Bool(true) {
+                return "not saved: the card was not booted from flash (live changes last until it restarts)\n".into();
+            }
+            let state = if r["saving"] == Value::Bool(true) {
+                "saving"
+            } else if r["pending"] == Value::Bool(true) {
+                "changes not saved yet"
+            } else {
+                "saved"
+            };
+            format!("{state}: {} run-time block device(s); last save: copy {}, sequence {}\n", s(r, "run_time_bdevs"), s(r, "copy"), s(r, "sequence"))
+        }
         Cmd::Reactors => table(
             &["LCORE", "CLUSTER", "READS", "WRITES", "BYTES READ", "BYTES WRITTEN"],
             &rows(&r["reactors"], |x| vec![s(x, "lcore"), s(x, "cluster"), s(x, "read_cmds"), s(x, "write_cmds"), s(x, "bytes_read"), s(x, "bytes_written")]),
@@ -297,6 +321,7 @@ fn main() -> ExitCode {
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
         Cmd::Fw { cmd: FwCmd::Status } => ("dpu_fw_get_status".into(), None),
         Cmd::Fw { cmd: FwCmd::Update { .. } } => ("dpu_fw_download".into(), None),
+        Cmd::Config { .. } => ("dpu_config_get_status".into(), None),
         Cmd::Reactors => ("framework_get_reactors".into(), None),
         Cmd::Methods => ("rpc_get_methods".into(), None),
         Cmd::Version => ("spdk_get_version".into(), None),
