@@ -432,7 +432,8 @@ impl Machine {
         self.configure(sc)?;
         self.scenario_running = true;
         let host = self.new_host();
-        host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
+        let initiators = self.bus.net.initiators.iter().map(|m| (m.params.name.clone(), m.handle())).collect();
+        host.spawn(crate::host::scenario::run(host.clone(), sc.clone(), initiators));
         Ok(())
     }
 
@@ -531,6 +532,7 @@ impl Machine {
             Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
             Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
             Event::OperatorPoll => self.bus.operator_poll(self.now),
+            Event::InitiatorPoll { initiator } => self.bus.initiator_poll(initiator as usize, self.now),
             Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
             Event::Fault { index, start } => self.fault(index as usize, start),
             Event::PowerCut => self.power_cut(),
@@ -662,6 +664,7 @@ impl Machine {
                 }
                 if iterations % 1024 == 0 {
                     self.operator_log();
+                    self.initiator_log();
                 }
             }
             // Sleeping harts can only wake when an interrupt line changed.

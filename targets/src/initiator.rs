@@ -25,6 +25,9 @@ fn d_kato() -> String {
 fn d_connect_timeout() -> String {
     "200ms".into()
 }
+fn d_io_timeout() -> String {
+    "1s".into()
+}
 
 /// One NVMe/TCP initiator model.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +70,10 @@ pub struct InitiatorCfg {
     /// controller still booting refuses or does not answer).
     #[serde(default = "d_connect_timeout")]
     pub connect_timeout: String,
+    /// How long an I/O may stay unanswered before its queue's
+    /// connection is torn down and what it carried fails.
+    #[serde(default = "d_io_timeout")]
+    pub io_timeout: String,
 }
 
 impl InitiatorCfg {
@@ -134,10 +141,8 @@ pub(crate) fn validate(sc: &Scenario) -> Result<(), ConfigError> {
         if let Some(t) = &c.start {
             parse_time_ns(t).map_err(bad(at("start")))?;
         }
-        let ct = parse_time_ns(&c.connect_timeout).map_err(bad(at("connect_timeout")))?;
-        if ct == 0 {
-            return err(at("connect_timeout"), "must not be 0".into());
-        }
+        parse_time_ns(&c.connect_timeout).map_err(bad(at("connect_timeout")))?;
+        parse_time_ns(&c.io_timeout).map_err(bad(at("io_timeout")))?;
     }
     for (i, j) in sc.jobs.iter().enumerate() {
         let at = |field: &str| format!("jobs[{i}].{field}");
@@ -158,6 +163,9 @@ pub(crate) fn validate(sc: &Scenario) -> Result<(), ConfigError> {
         }
         if j.attached.is_some() || j.startdelay.is_some() || j.scattered || j.buf_offset != 0 {
             return err(at("initiator"), "an initiator job takes no attached, startdelay, scattered or buf_offset (PCIe host options)".into());
+        }
+        if j.numjobs > 1 && j.region.is_none() {
+            return err(at("region"), "an initiator job with numjobs > 1 needs a region to share out".into());
         }
         let slots = u32::from(c.io_queues) * u32::from(c.queue_depth - 1);
         if j.iodepth > slots {

@@ -355,6 +355,14 @@ impl HostModel {
         self.host.0.borrow_mut().now = now;
         let h = self.host.clone();
         self.polls += self.exec.run_ready(|| std::mem::take(&mut h.0.borrow_mut().spawned)) as u64;
+        // Initiator models take the I/Os the tasks queued; what they
+        // answer at once (a failure) wakes tasks again at this time.
+        for _ in 0..8 {
+            if !bus.poke_initiators(now) {
+                break;
+            }
+            self.polls += self.exec.run_ready(|| std::mem::take(&mut h.0.borrow_mut().spawned)) as u64;
+        }
         let requests = std::mem::take(&mut self.host.0.borrow_mut().requests);
         for (id, r) in requests {
             match r {
