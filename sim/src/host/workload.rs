@@ -121,7 +121,7 @@ impl IoPath {
 fn fabric_error(e: IoError) -> CmdError {
     match e {
         IoError::Status(s) => CmdError::Status(Cqe { dw0: 0, dw1: 0, sq_head: 0, sq_id: 0, cid: 0, status: s.to_field() }),
-        IoError::Transport(why) => CmdError::Dead(why),
+        IoError::Transport(why) => CmdError::Dead(format!("NVMe/TCP transport: {why}")),
     }
 }
 

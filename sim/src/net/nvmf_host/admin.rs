@@ -79,6 +79,8 @@ pub struct Setup {
     pub io_granted: u16,
     pub io_connected: u16,
     admin: Option<usize>,
+    /// The admin queue's Connect succeeded.
+    admin_up: bool,
 }
 
 impl Setup {
@@ -101,7 +103,8 @@ impl Setup {
 
     /// The next time a timer of the setup is due.
     pub fn next_due(&self) -> Option<u64> {
-        [self.start_at, self.retry_at, self.csts_at, self.keep_alive_at].into_iter().flatten().min()
+        let deadline = (self.stage == Stage::Starting && !self.admin_up).then_some(self.connect_deadline);
+        [self.start_at, self.retry_at, self.csts_at, self.keep_alive_at, deadline].into_iter().flatten().min()
     }
 
     /// The admin TCP connection was refused or reset before it was up:
@@ -268,6 +271,7 @@ impl InitiatorModel {
         }
         self.conns[i].connected = true;
         if qid == 0 {
+            self.setup.admin_up = true;
             self.setup.cntlid = c.dw0 as u16;
             let cntlid = self.setup.cntlid;
             self.say(now, format!("admin queue connected, controller {cntlid}"));

@@ -48,6 +48,9 @@ use std::rc::Rc;
 const SOCKET_BUFFER: usize = 256 * 1024;
 /// First local TCP port.
 const FIRST_PORT: u16 = 49152;
+/// Time to fail an I/O whose queue is down (the host's error path; it
+/// keeps a job on a dead queue from spinning without simulated time).
+const FAIL_FAST_US: u64 = 10;
 
 /// An initiator's settings (from a scenario's `[[initiators]]`).
 #[derive(Clone, Debug)]
@@ -152,6 +155,8 @@ pub struct InitiatorModel {
     pub(crate) setup: admin::Setup,
     /// Submissions waiting for room on their queue.
     backlog: std::collections::VecDeque<shared::Submission>,
+    /// I/Os failed without reaching a queue: (due, id, why).
+    deferred: Vec<(u64, u64, IoError)>,
 }
 
 impl InitiatorModel {
@@ -180,6 +185,7 @@ impl InitiatorModel {
             next_port: FIRST_PORT,
             setup: admin::Setup::default(),
             backlog: Default::default(),
+            deferred: Vec::new(),
         }
     }
 
@@ -257,6 +263,11 @@ impl InitiatorModel {
             }
         }
         self.check_timeouts(now);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred).into_iter().partition(|d| d.0 <= now);
+        self.deferred = later;
+        for (_, id, e) in due {
+            self.fail_io(id, e);
+        }
         self.iface.poll(t, &mut self.dev, &mut self.sockets);
         std::mem::take(&mut self.dev.tx)
     }
@@ -275,7 +286,8 @@ impl InitiatorModel {
             })
             .min();
         let setup = self.setup.next_due();
-        [tcp, io, setup].into_iter().flatten().map(|x| x.max(now + 1)).min()
+        let deferred = self.deferred.iter().map(|d| d.0).min();
+        [tcp, io, setup, deferred].into_iter().flatten().map(|x| x.max(now + 1)).min()
     }
 
     /// Moves bytes between socket `i` and its queue and handles what the
@@ -301,6 +313,7 @@ impl InitiatorModel {
                     if qid == 0 {
                         let at = now + self.us(admin::RETRY_US);
                         self.setup.admin_refused(at);
+                        self.publish_phase(now);
                     }
                     return true;
                 }
@@ -473,14 +486,13 @@ impl InitiatorModel {
         let mut progress = false;
         let mut keep = std::collections::VecDeque::new();
         while let Some(sub) = self.backlog.pop_front() {
+            let due = now + self.us(FAIL_FAST_US);
             let Some(i) = self.conns.iter().position(|c| c.qid == sub.qid && sub.qid != 0 && c.connected) else {
-                progress = true;
-                self.fail_io(sub.id, IoError::Transport(format!("I/O queue {} is not connected", sub.qid)));
+                self.deferred.push((due, sub.id, IoError::Transport(format!("I/O queue {} is not connected", sub.qid))));
                 continue;
             };
             if self.conns[i].dead {
-                progress = true;
-                self.fail_io(sub.id, IoError::Transport(format!("I/O queue {} is down (no reconnect)", sub.qid)));
+                self.deferred.push((due, sub.id, IoError::Transport(format!("I/O queue {} is down (no reconnect)", sub.qid))));
                 continue;
             }
             if self.conns[i].cmds.len() >= usize::from(self.setup.io_sqsize(&self.params)) {
