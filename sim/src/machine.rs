@@ -654,6 +654,7 @@ impl Machine {
                 if self.held.is_none() {
                     if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
                         self.scenario_running = false;
+                        self.initiator_log();
                         let r = r.and_then(|()| self.rpc_verdict());
                         if !self.hostfwd {
                             return Outcome::Host(r);

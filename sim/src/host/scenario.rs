@@ -137,11 +137,6 @@ impl Future for Gather {
 
 /// Brings up every function the scenario uses; returns their controllers.
 pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controller>, String> {
-    let pf = pci::probe_pf(h).await?;
-    let mut fns = vec![pf];
-    if sc.host.vfs > 0 {
-        fns.extend(pci::enable_vfs(h, sc.host.vfs, sc.host.vf_settle_ms).await?);
-    }
     let mut used: Vec<u16> = sc.storage.iter().flat_map(|s| s.functions.iter().copied()).collect();
     used.extend(sc.jobs.iter().flat_map(|j| j.functions.iter().copied()));
     if !sc.firmware.is_empty() {
@@ -156,6 +151,11 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
     if used.is_empty() && !sc.initiators.is_empty() {
         // Only initiator models run jobs: the PCIe side stays untouched.
         return Ok(BTreeMap::new());
+    }
+    let pf = pci::probe_pf(h).await?;
+    let mut fns = vec![pf];
+    if sc.host.vfs > 0 {
+        fns.extend(pci::enable_vfs(h, sc.host.vfs, sc.host.vf_settle_ms).await?);
     }
     let opts = driver_options(sc);
     let mut ctrls = BTreeMap::new();

@@ -295,6 +295,14 @@ impl InitiatorModel {
             let why = if done.digest_error { "data digest mismatch".into() } else { Self::status_text(&c.status, c.dw0) };
             if step == Step::KeepAlive {
                 self.say(now, format!("Keep Alive failed: {why}"));
+            } else if let Step::IdentifyNamespace(nsid) = step {
+                // Jobs on it fail with "no namespace"; the others run.
+                self.say(now, format!("Identify Namespace {nsid} failed: {why}"));
+                self.next_namespace(now);
+            } else if step == Step::SetNumberOfQueues {
+                // As many as asked; each queue's Connect says if not.
+                self.say(now, format!("Set Features Number of Queues failed: {why}; trying {} I/O queue(s)", self.params.io_queues));
+                self.open_io_queues(self.params.io_queues);
             } else {
                 self.setup.fail(format!("{step:?}: {why}"));
                 self.publish_phase(now);
@@ -338,15 +346,21 @@ impl InitiatorModel {
             }
             Step::SetNumberOfQueues => {
                 let granted = ((c.dw0 & 0xffff).min(c.dw0 >> 16) + 1) as u16;
-                self.setup.io_granted = self.params.io_queues.min(granted).max(1);
-                if self.setup.io_granted < self.params.io_queues {
-                    self.say(now, format!("controller grants {} of {} I/O queues", self.setup.io_granted, self.params.io_queues));
+                let n = self.params.io_queues.min(granted).max(1);
+                if n < self.params.io_queues {
+                    self.say(now, format!("controller grants {n} of {} I/O queues", self.params.io_queues));
                 }
-                for qid in 1..=self.setup.io_granted {
-                    self.open(qid);
-                }
+                self.open_io_queues(n);
             }
             Step::KeepAlive => {}
+        }
+    }
+
+    /// Opens the connections of I/O queues 1..=n.
+    fn open_io_queues(&mut self, n: u16) {
+        self.setup.io_granted = n;
+        for qid in 1..=n {
+            self.open(qid);
         }
     }
 
