@@ -5,7 +5,8 @@
 //! §5.27.1.5 "Number of Queues", §5.16 "Keep Alive"):
 //!
 //! 1. TCP connect to traddr:trsvcid (retried every millisecond while the
-//!    controller refuses, until `connect_timeout`), ICReq/ICResp;
+//!    controller refuses, a new SYN every 5 ms while it does not answer,
+//!    until `connect_timeout`), ICReq/ICResp;
 //! 2. Connect: qid 0, SQSIZE 31, KATO, CNTLID 0xFFFF (dynamic), host and
 //!    subsystem NQN; the response's DW0 is the CNTLID;
 //! 3. Property Get CAP (8 bytes: MQES, TO, MPSMIN) and VS, Property Set
@@ -35,6 +36,10 @@ pub const CC_ENABLE: u64 = 0x0046_0001;
 const CSTS_POLL_US: u64 = 100;
 /// Time between two connect attempts while the controller refuses.
 pub(super) const RETRY_US: u64 = 1000;
+/// A SYN unanswered this long is given up for a fresh attempt (a
+/// controller still booting answers neither ARP nor SYN; TCP's own
+/// backoff would leave it waiting far longer once it is up).
+const SYN_RETRY_US: u64 = 5000;
 
 /// One admin command of the setup (or the keep-alive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub struct Setup {
     start_at: Option<u64>,
     connect_deadline: u64,
     retry_at: Option<u64>,
+    /// When the pending admin connect attempt is given up.
+    syn_retry_at: Option<u64>,
     csts_at: Option<u64>,
     csts_deadline: u64,
     keep_alive_at: Option<u64>,
@@ -103,8 +110,10 @@ impl Setup {
 
     /// The next time a timer of the setup is due.
     pub fn next_due(&self) -> Option<u64> {
-        let deadline = (self.stage == Stage::Starting && !self.admin_up).then_some(self.connect_deadline);
-        [self.start_at, self.retry_at, self.csts_at, self.keep_alive_at, deadline].into_iter().flatten().min()
+        let waiting = self.stage == Stage::Starting && !self.admin_up;
+        let deadline = waiting.then_some(self.connect_deadline);
+        let syn = self.syn_retry_at.filter(|_| waiting);
+        [self.start_at, self.retry_at, self.csts_at, self.keep_alive_at, deadline, syn].into_iter().flatten().min()
     }
 
     /// The admin TCP connection was refused or reset before it was up:
@@ -208,7 +217,18 @@ impl InitiatorModel {
             }
         };
         if due(&mut self.setup.start_at) || due(&mut self.setup.retry_at) {
-            self.setup.admin = Some(self.open(0));
+            self.open_admin(now);
+        }
+        if self.setup.stage == Stage::Starting && due(&mut self.setup.syn_retry_at) && now < self.setup.connect_deadline {
+            if let Some(i) = self.setup.admin.filter(|&i| self.conns[i].queue.is_none() && !self.conns[i].dead) {
+                // Unanswered: drop the attempt quietly, forget the
+                // unanswered ARP, and send a new SYN.
+                let h = self.conns[i].handle;
+                self.sockets.remove(h);
+                self.conns[i].dead = true;
+                self.reset_interface(now);
+                self.open_admin(now);
+            }
         }
         if self.setup.stage == Stage::Starting && now >= self.setup.connect_deadline && !self.admin_connected() {
             self.setup.fail("no connection to the controller within connect_timeout".into());
@@ -225,6 +245,11 @@ impl InitiatorModel {
             self.admin_cmd(Step::KeepAlive, now);
             self.setup.keep_alive_at = Some(now + self.us(u64::from(self.params.kato_ms) * 500).max(1));
         }
+    }
+
+    fn open_admin(&mut self, now: u64) {
+        self.setup.admin = Some(self.open(0));
+        self.setup.syn_retry_at = Some(now + self.us(SYN_RETRY_US));
     }
 
     fn admin_connected(&self) -> bool {

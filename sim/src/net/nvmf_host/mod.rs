@@ -162,14 +162,7 @@ pub struct InitiatorModel {
 impl InitiatorModel {
     pub fn new(params: InitiatorParams, clock_hz: u64) -> InitiatorModel {
         let mut dev = Frames::new(params.mtu as usize);
-        let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(params.mac)));
-        let m = params.mac;
-        cfg.random_seed = u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0x1e, 0x17]);
-        let mut iface = Interface::new(cfg, &mut dev, Instant::from_micros(0));
-        let o = params.ip.octets();
-        iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::new(Ipv4Address::new(o[0], o[1], o[2], o[3]).into(), params.prefix));
-        });
+        let iface = Self::interface(&params, &mut dev, Instant::from_micros(0));
         InitiatorModel {
             params,
             iface,
@@ -187,6 +180,27 @@ impl InitiatorModel {
             backlog: Default::default(),
             deferred: Vec::new(),
         }
+    }
+
+    /// Its IP interface (own MAC and address, ARP).
+    fn interface(params: &InitiatorParams, dev: &mut Frames, now: Instant) -> Interface {
+        let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(params.mac)));
+        let m = params.mac;
+        cfg.random_seed = u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0x1e, 0x17]);
+        let mut iface = Interface::new(cfg, dev, now);
+        let o = params.ip.octets();
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(Ipv4Address::new(o[0], o[1], o[2], o[3]).into(), params.prefix));
+        });
+        iface
+    }
+
+    /// A fresh interface: forgets that ARP for the controller went
+    /// unanswered (smoltcp then stays silent for a second). Only while
+    /// no connection is up.
+    pub(crate) fn reset_interface(&mut self, now: u64) {
+        let t = self.instant(now);
+        self.iface = Self::interface(&self.params, &mut self.dev, t);
     }
 
     /// The jobs' handle on this initiator.

@@ -96,11 +96,13 @@ struct Bench {
     now: u64,
     /// Called once at this time (a fault), with the bench.
     fault: Option<(u64, fn(&mut Bench))>,
+    /// Frames sent before this time are lost (a controller not up yet).
+    dark_until: u64,
 }
 
 impl Bench {
     fn new(t: TargetModel, p: InitiatorParams) -> Bench {
-        Bench { t, m: InitiatorModel::new(p, CLOCK), host: DetachedHost::new(CLOCK), wire: Vec::new(), now: 0, fault: None }
+        Bench { t, m: InitiatorModel::new(p, CLOCK), host: DetachedHost::new(CLOCK), wire: Vec::new(), now: 0, fault: None, dark_until: 0 }
     }
 
     /// Runs everything at `now`, then moves time to the next thing due,
@@ -131,6 +133,7 @@ impl Bench {
                 let from_m = self.m.poll(now);
                 let from_t = self.t.poll(now);
                 let quiet = from_m.is_empty() && from_t.is_empty() && !self.m.has_work();
+                let (from_m, from_t) = if now < self.dark_until { (Vec::new(), Vec::new()) } else { (from_m, from_t) };
                 self.wire.extend(from_m.into_iter().map(|f| (now + LINK, true, f)));
                 self.wire.extend(from_t.into_iter().map(|f| (now + LINK, false, f)));
                 if quiet {
@@ -299,4 +302,19 @@ fn malformed_pdus_and_a_restart_fail_io_without_panic() {
             assert!(st.protocol_errors + st.term_reqs_received + st.digest_errors > 0, "{st:?}");
         }
     }
+}
+
+/// A controller that answers nothing for its first 12 ms (booting): the
+/// initiator sends a fresh SYN every 5 ms and is up soon after it is.
+#[test]
+fn a_controller_that_comes_up_late_is_reached() {
+    let mut p = params(Digests::NONE);
+    p.connect_timeout = 50_000_000;
+    let mut b = Bench::new(target(8192), p);
+    b.dark_until = 12_000_000;
+    let r = b.jobs(vec![spec("late", 1, 4096, 4, 256 << 10)], 1_000_000_000);
+    clean(&r[0]);
+    let ready = b.m.log.iter().find(|(_, l)| l.contains("ready")).map(|(t, _)| *t).expect("ready");
+    assert!((12_000_000..18_000_000).contains(&ready), "ready at {ready} ns");
+    assert!(b.m.stats.connect_attempts >= 3 + 2, "{:?}", b.m.stats);
 }
