@@ -177,7 +177,7 @@ pub(crate) fn validate(sc: &Scenario) -> Result<(), ConfigError> {
         let model = sc.targets.iter().find(|t| t.ip == c.traddr && t.port == c.trsvcid && t.nqn == c.subnqn);
         if let Some(ns) = model.and_then(|t| t.namespaces.get(j.nsid as usize - 1)) {
             let bytes = parse_size(&ns.size).unwrap_or(0);
-            if bs % u64::from(ns.block_size) != 0 {
+            if !bs.is_multiple_of(u64::from(ns.block_size)) {
                 return err(at("bs"), format!("{bs} is not a multiple of the namespace block size {}", ns.block_size));
             }
             let offset = j.offset.as_deref().and_then(|o| parse_size(o).ok()).unwrap_or(0);
