@@ -319,6 +319,12 @@ impl Bus {
                         b.send(&inf.frame);
                     }
                 }
+                Attached::Initiator(i) => {
+                    if let Some(m) = self.net.initiators.get_mut(i) {
+                        m.receive(inf.frame);
+                        self.initiator_poll(i, now);
+                    }
+                }
                 Attached::Operator => {
                     if let Some(o) = self.net.operator.as_mut() {
                         o.receive(inf.frame);
@@ -345,6 +351,39 @@ impl Bus {
                 self.events.push(at, Event::NetPoll { target: t as u32 });
             }
         }
+    }
+
+    /// Runs initiator model `i` at `now`: frames it sends go into the
+    /// switch; its next poll is queued.
+    pub fn initiator_poll(&mut self, i: usize, now: u64) {
+        let Some(m) = self.net.initiators.get_mut(i) else { return };
+        let out = m.poll(now);
+        let next = m.next_poll(now);
+        let Some(sp) = self.net.switch.port_of(Attached::Initiator(i)) else { return };
+        for f in out {
+            if let Some(at) = self.net.switch.ingress(sp, now, f.len()) {
+                let id = self.net.stash(Hop::Switch { ingress: sp }, f);
+                self.events.push(at, Event::Net { id });
+            }
+        }
+        if let Some(at) = next {
+            if self.net.initiators[i].schedule(at) {
+                self.events.push(at, Event::InitiatorPoll { initiator: i as u32 });
+            }
+        }
+    }
+
+    /// Runs the initiator models the host's jobs gave work (a start, new
+    /// I/Os) since they last ran.
+    pub fn poke_initiators(&mut self, now: u64) -> bool {
+        let mut any = false;
+        for i in 0..self.net.initiators.len() {
+            if self.net.initiators[i].has_work() {
+                self.initiator_poll(i, now);
+                any = true;
+            }
+        }
+        any
     }
 
     /// Runs the operator node at `now`: frames it sends go into the switch.

@@ -35,6 +35,8 @@ pub enum Event {
     NetPoll { target: u32 },
     /// The operator node's timers or calls are due.
     OperatorPoll,
+    /// An initiator model's timers (TCP, setup, keep-alive, I/O timeouts) are due.
+    InitiatorPoll { initiator: u32 },
     /// Scenario fault `index` starts (`start`) or ends.
     Fault { index: u32, start: bool },
     /// Power goes away (a power-cut test): the run ends, the flash keeps

@@ -23,9 +23,11 @@
 //! * [`host`]: the host (root complex, NVMe driver, fio-like workload,
 //!   hostile and pre-OS modes, firmware update) as async tasks.
 //! * [`net`]: the network model (NIC, switch, RSS, checksum/TSO/LRO
-//!   offloads, pcap, NVMe/TCP target models with their own wire code, the
-//!   operator node, UDP bridge, host port forwarding); [`net_setup`]: a
-//!   scenario's network, target models and timed faults wired in.
+//!   offloads, pcap, NVMe/TCP target models and initiator models
+//!   (`net::nvmf_host`: remote hosts running the workload's jobs over
+//!   NVMe/TCP) with their own wire code, the operator node, UDP bridge,
+//!   host port forwarding); [`net_setup`]: a scenario's network, target
+//!   and initiator models and timed faults wired in.
 //! * [`machine`]: the chip and the deterministic discrete-event engine;
 //!   [`event`]: its event queue.
 //! * [`bootcfg`]: the boot configuration blob built from a scenario;

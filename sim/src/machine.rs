@@ -435,7 +435,8 @@ impl Machine {
         self.configure(sc)?;
         self.scenario_running = true;
         let host = self.new_host();
-        host.spawn(crate::host::scenario::run(host.clone(), sc.clone()));
+        let initiators = self.bus.net.initiators.iter().map(|m| (m.params.name.clone(), m.handle())).collect();
+        host.spawn(crate::host::scenario::run(host.clone(), sc.clone(), initiators));
         Ok(())
     }
 
@@ -534,6 +535,7 @@ impl Machine {
             Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
             Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
             Event::OperatorPoll => self.bus.operator_poll(self.now),
+            Event::InitiatorPoll { initiator } => self.bus.initiator_poll(initiator as usize, self.now),
             Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
             Event::Fault { index, start } => self.fault(index as usize, start),
             Event::PowerCut => self.power_cut(),
@@ -660,6 +662,7 @@ impl Machine {
                 if self.held.is_none() {
                     if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
                         self.scenario_running = false;
+                        self.initiator_log();
                         let r = r.and_then(|()| self.rpc_verdict());
                         if !self.hostfwd {
                             return Outcome::Host(r);
@@ -670,6 +673,7 @@ impl Machine {
                 }
                 if iterations % 1024 == 0 {
                     self.operator_log();
+                    self.initiator_log();
                 }
             }
             // Sleeping harts can only wake when an interrupt line changed.

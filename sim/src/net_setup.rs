@@ -63,6 +63,11 @@ pub struct Pacing {
     pub sim_start: u64,
 }
 
+/// MAC of initiator model `i`: locally administered, stable.
+pub fn initiator_mac(i: usize) -> [u8; 6] {
+    [0x02, 0x7a, 0x00, 0x00, 0x02, i as u8 + 1]
+}
+
 /// MAC of target model `i`: locally administered, stable.
 pub fn target_mac(i: usize) -> [u8; 6] {
     [0x02, 0x7a, 0x00, 0x00, 0x01, i as u8 + 1]
@@ -103,6 +108,7 @@ impl Machine {
             self.bus.net.targets.push(TargetModel::new(params, self.chip.chip.clock_hz));
             self.bus.net.switch.attach(Attached::Target(idx), t.speed_gbps);
         }
+        self.attach_initiators(sc)?;
         self.attach_operator(sc)?;
         let hz = self.chip.chip.clock_hz;
         let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
@@ -130,6 +136,55 @@ impl Machine {
             self.faults.push(Fault { kind, at: cyc(&f.at), duration: f.duration.as_deref().map(cyc) });
         }
         Ok(())
+    }
+
+    /// The `[[initiators]]`: NVMe/TCP initiator models on the switch.
+    fn attach_initiators(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        let hz = self.chip.chip.clock_hz;
+        for (i, c) in sc.initiators.iter().enumerate() {
+            let Some(((ip, prefix), traddr)) = c.addrs() else { return Err(format!("initiators[{i}]: bad address")) };
+            let cyc = |s: &str| dpu_targets::parse_time_ns(s).map(|ns| dpu_targets::ns_to_cycles(ns, hz)).unwrap_or(0);
+            let mut nsids: Vec<u32> = sc.jobs.iter().filter(|j| j.initiator.as_deref() == Some(c.name.as_str())).map(|j| j.nsid).collect();
+            nsids.sort_unstable();
+            nsids.dedup();
+            let params = crate::net::nvmf_host::InitiatorParams {
+                name: c.name.clone(),
+                ip,
+                prefix,
+                mac: initiator_mac(i),
+                traddr,
+                trsvcid: c.trsvcid,
+                subnqn: c.subnqn.clone(),
+                hostnqn: c.hostnqn.clone(),
+                io_queues: c.io_queues,
+                queue_depth: c.queue_depth,
+                digests: crate::net::nvmf_wire::pdu::Digests { header: c.hdgst, data: c.ddgst },
+                kato_ms: (c.kato_ns() / 1_000_000).min(u64::from(u32::MAX)) as u32,
+                start_delay: c.start.as_deref().map_or(0, cyc),
+                connect_timeout: cyc(&c.connect_timeout),
+                io_timeout: cyc(&c.io_timeout),
+                nsids,
+                mtu: sc.network.mtu,
+                min_rto_ms: sc.network.tcp_min_rto_ms(),
+            };
+            let idx = self.bus.net.initiators.len();
+            self.bus.net.initiators.push(crate::net::nvmf_host::InitiatorModel::new(params, hz));
+            self.bus.net.switch.attach(Attached::Initiator(idx), 100);
+        }
+        Ok(())
+    }
+
+    /// Prints what the initiator models logged since the last call.
+    pub(crate) fn initiator_log(&mut self) {
+        let hz = self.chip.chip.clock_hz;
+        let quiet = self.config.quiet;
+        for m in self.bus.net.initiators.iter_mut() {
+            for (at, line) in std::mem::take(&mut m.log) {
+                if !quiet {
+                    eprintln!("dpusim: {} ns: {line}", u128::from(at) * 1_000_000_000 / u128::from(hz));
+                }
+            }
+        }
     }
 
     /// The operator node for `[management]`, with the `[[rpc]]` calls.

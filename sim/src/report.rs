@@ -70,6 +70,9 @@ pub struct Stats {
     pub ec_at_rest: Vec<crate::at_rest::EcAtRest>,
     /// NVMe/TCP target models.
     pub targets: Vec<TargetReport>,
+    /// NVMe/TCP initiator models (absent when the scenario has none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub initiators: Vec<InitiatorReport>,
     /// Bytes flipped by `target-corrupt` faults and what they hold at the
     /// end of the run.
     pub corruptions: Vec<crate::net_setup::Corruption>,
@@ -85,6 +88,14 @@ pub struct TargetReport {
     pub name: String,
     #[serde(flatten)]
     pub stats: crate::net::nvmf_target::TargetStats,
+}
+
+/// One initiator model's counters (`crate::net::nvmf_host::InitiatorStats`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InitiatorReport {
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: crate::net::nvmf_host::InitiatorStats,
 }
 
 /// Work done inside the measurement window.
@@ -251,6 +262,7 @@ impl Machine {
             at_rest: self.at_rest(),
             ec_at_rest: self.ec_at_rest(),
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
+            initiators: self.bus.net.initiators.iter().map(|m| InitiatorReport { name: m.params.name.clone(), stats: m.stats.clone() }).collect(),
             corruptions: self.corruptions_now(),
             ssds: self.bus.ssds.iter().map(|s| s.stats).collect(),
             jit: self.bus.jit.as_ref().map(|j| j.stats),

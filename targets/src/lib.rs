@@ -10,6 +10,7 @@ mod chip;
 mod error;
 mod firmware;
 mod hostile;
+mod initiator;
 mod management;
 pub mod limits;
 mod preos;
@@ -24,6 +25,7 @@ pub use chip::{window, BootCfg, Crypto, Dma, Ec, Otp, SsdWindow, Trng,
 pub use error::ConfigError;
 pub use firmware::{FirmwareCfg, COMMIT_STATUSES};
 pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
+pub use initiator::InitiatorCfg;
 pub use management::{Management, ManagementCfg, RpcCfg, DEFAULT_TCP_PORT, MAX_ALLOW, MAX_RPC_BYTES, MAX_TOKEN};
 pub use preos::{PreOsCfg, FILLS};
 pub use scenario::{

@@ -38,6 +38,9 @@ pub struct Scenario {
     /// Scripted management calls (`crate::management`).
     #[serde(default)]
     pub rpc: Vec<crate::management::RpcCfg>,
+    /// NVMe/TCP initiator models on the switch (`crate::initiator`).
+    #[serde(default)]
+    pub initiators: Vec<crate::initiator::InitiatorCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -501,7 +504,11 @@ fn d_one() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct JobCfg {
     pub name: String,
+    /// PCIe functions the job runs on (one instance each) ...
+    #[serde(default)]
     pub functions: Vec<u16>,
+    /// ... or the `[[initiators]]` entry it runs on, over NVMe/TCP.
+    pub initiator: Option<String>,
     #[serde(default = "d_nsid")]
     pub nsid: u32,
     pub rw: String,
@@ -790,6 +797,9 @@ impl Scenario {
         }
         for (i, j) in self.jobs.iter().enumerate() {
             let at = |field: &str| format!("jobs[{i}].{field}");
+            if j.initiator.is_some() && !j.functions.is_empty() {
+                return err(at("initiator"), "a job runs on PCIe functions or on an initiator, not both".into());
+            }
             if !["read", "write", "randread", "randwrite", "randrw", "readwrite", "rw"].contains(&j.rw.as_str()) {
                 return err(at("rw"), format!("`{}` is not one of read, write, randread, randwrite, randrw, readwrite", j.rw));
             }
@@ -800,7 +810,7 @@ impl Scenario {
             if !(512..=128 * 1024).contains(&bs) || bs % 512 != 0 {
                 return err(at("bs"), format!("{bs} must be a multiple of 512 between 512 B and 128 KiB"));
             }
-            if j.iodepth == 0 || j.iodepth >= u32::from(h.io_queue_depth) * u32::from(h.io_queues) {
+            if j.iodepth == 0 || (j.initiator.is_none() && j.iodepth >= u32::from(h.io_queue_depth) * u32::from(h.io_queues)) {
                 return err(at("iodepth"), format!("{} must be 1..{} (queues x depth)", j.iodepth, u32::from(h.io_queue_depth) * u32::from(h.io_queues)));
             }
             if j.numjobs == 0 || j.numjobs > 64 {
@@ -891,6 +901,7 @@ impl Scenario {
             }
         }
         self.check_shared_blocks(&namespaces)?;
+        crate::initiator::validate(self)?;
         crate::hostile::validate(self, &namespaces)?;
         crate::firmware::validate(self)?;
         crate::preos::validate(self, &namespaces)

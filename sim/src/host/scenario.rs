@@ -3,7 +3,8 @@
 
 use super::nvme::{Controller, DriverOptions};
 use super::pci;
-use super::workload::{run_job, JobResult, JobSpec, Report, Rw};
+use super::workload::{run_job, IoPath, JobResult, JobSpec, Report, Rw};
+use crate::net::nvmf_host::shared::Handle;
 use super::Host;
 use dpu_targets::{parse_size, parse_time_ns, Scenario};
 use std::cell::RefCell;
@@ -55,6 +56,7 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
                 out.push(JobSpec {
                     name: if j.numjobs > 1 { format!("{}.fn{f}.{n}", j.name) } else { format!("{}.fn{f}", j.name) },
                     function: f,
+                    initiator: None,
                     nsid: j.nsid,
                     rw: Rw::parse(&j.rw).unwrap_or(Rw::RandRead),
                     read_pct: j.rwmixread,
@@ -73,6 +75,43 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
                     startdelay: j.startdelay.as_deref().and_then(|d| parse_time_ns(d).ok()).map(|ns| h.cycles(ns)),
                 });
             }
+        }
+    }
+    out
+}
+
+/// The job instances that run on initiator models (per `numjobs`): the
+/// region is resolved against the namespace's size when the job starts.
+pub fn initiator_job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
+    let mut out = Vec::new();
+    for (ji, j) in sc.jobs.iter().enumerate() {
+        let Some(name) = &j.initiator else { continue };
+        let bs = parse_size(&j.bs).unwrap_or(4096) as u32;
+        let start = j.offset.as_deref().and_then(|o| parse_size(o).ok()).unwrap_or(0);
+        let region = j.region.as_deref().and_then(|r| parse_size(r).ok()).unwrap_or(u64::MAX - start);
+        let slice = if region == u64::MAX - start { u64::MAX } else { (region / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs) };
+        for n in 0..j.numjobs {
+            out.push(JobSpec {
+                name: if j.numjobs > 1 { format!("{}.{name}.{n}", j.name) } else { format!("{}.{name}", j.name) },
+                function: 0,
+                initiator: Some(name.clone()),
+                nsid: j.nsid,
+                rw: Rw::parse(&j.rw).unwrap_or(Rw::RandRead),
+                read_pct: j.rwmixread,
+                bs,
+                iodepth: j.iodepth,
+                ramp: j.ramp_time.as_deref().and_then(|r| parse_time_ns(r).ok()).map_or(0, |ns| h.cycles(ns)),
+                runtime: j.runtime.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns)),
+                size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
+                verify: j.verify,
+                verify_at_end: j.verify_at_end,
+                offset: if slice == u64::MAX { start } else { start + u64::from(n) * slice },
+                len: slice,
+                seed: j.seed ^ ((ji as u64) << 40) ^ 0x1e17_0000 ^ u64::from(n) ^ 0x00d0_0d1e,
+                scattered: false,
+                buf_offset: 0,
+                startdelay: None,
+            });
         }
     }
     out
@@ -98,11 +137,6 @@ impl Future for Gather {
 
 /// Brings up every function the scenario uses; returns their controllers.
 pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controller>, String> {
-    let pf = pci::probe_pf(h).await?;
-    let mut fns = vec![pf];
-    if sc.host.vfs > 0 {
-        fns.extend(pci::enable_vfs(h, sc.host.vfs, sc.host.vf_settle_ms).await?);
-    }
     let mut used: Vec<u16> = sc.storage.iter().flat_map(|s| s.functions.iter().copied()).collect();
     used.extend(sc.jobs.iter().flat_map(|j| j.functions.iter().copied()));
     if !sc.firmware.is_empty() {
@@ -114,6 +148,15 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
     }
     used.sort_unstable();
     used.dedup();
+    if used.is_empty() && !sc.initiators.is_empty() {
+        // Only initiator models run jobs: the PCIe side stays untouched.
+        return Ok(BTreeMap::new());
+    }
+    let pf = pci::probe_pf(h).await?;
+    let mut fns = vec![pf];
+    if sc.host.vfs > 0 {
+        fns.extend(pci::enable_vfs(h, sc.host.vfs, sc.host.vf_settle_ms).await?);
+    }
     let opts = driver_options(sc);
     let mut ctrls = BTreeMap::new();
     for f in used {
@@ -123,8 +166,9 @@ pub async fn bring_up(h: &Host, sc: &Scenario) -> Result<BTreeMap<u16, Controlle
     Ok(ctrls)
 }
 
-/// The host's main task for a scenario.
-pub async fn run(h: Host, sc: Scenario) {
+/// The host's main task for a scenario; `initiators` are the handles of
+/// the scenario's initiator models, by name.
+pub async fn run(h: Host, sc: Scenario, initiators: Vec<(String, Handle)>) {
     if sc.preos.is_some() {
         return boot(h, sc).await;
     }
@@ -143,12 +187,13 @@ pub async fn run(h: Host, sc: Scenario) {
             });
         }
         let specs = job_specs(&h, &sc);
+        let fabric_specs = initiator_job_specs(&h, &sc);
         let results = Rc::new(RefCell::new(Vec::new()));
         let waker: Rc<RefCell<Option<Waker>>> = Rc::new(RefCell::new(None));
-        let want = specs.len();
+        let want = specs.len() + fabric_specs.len();
         // The measurement window (stats JSON `window`) opens when the
         // longest ramp ends.
-        let ramp = specs.iter().map(|s| s.ramp).max().unwrap_or(0);
+        let ramp = specs.iter().chain(fabric_specs.iter()).map(|s| s.ramp).max().unwrap_or(0);
         let jobs_done = Rc::new(std::cell::Cell::new(false));
         if ramp == 0 {
             h.mark_window(true);
@@ -169,11 +214,29 @@ pub async fn run(h: Host, sc: Scenario) {
                     Some(d) => {
                         h2.sleep(d).await;
                         match ctrl.rescan_namespaces().await {
-                            Ok(()) => run_job(h2, ctrl, spec).await,
+                            Ok(()) => run_job(h2, IoPath::Pcie(ctrl), spec).await,
                             Err(e) => super::workload::JobResult::failed(&spec, e),
                         }
                     }
-                    None => run_job(h2, ctrl, spec).await,
+                    None => run_job(h2, IoPath::Pcie(ctrl), spec).await,
+                };
+                results.borrow_mut().push(r);
+                if let Some(w) = waker.borrow_mut().take() {
+                    w.wake();
+                }
+            });
+        }
+        for (_, handle) in &initiators {
+            handle.start();
+        }
+        for spec in fabric_specs {
+            let name = spec.initiator.clone().unwrap_or_default();
+            let handle = initiators.iter().find(|(n, _)| *n == name).map(|(_, hd)| hd.clone()).ok_or(format!("no initiator model `{name}`"))?;
+            let (h2, results, waker) = (h.clone(), results.clone(), waker.clone());
+            h.spawn(async move {
+                let r = match handle.ready().await {
+                    Ok(()) => run_job(h2, IoPath::Fabric(handle), spec).await,
+                    Err(e) => JobResult::failed(&spec, format!("initiator {name}: {e}")),
                 };
                 results.borrow_mut().push(r);
                 if let Some(w) = waker.borrow_mut().take() {

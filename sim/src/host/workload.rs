@@ -1,12 +1,14 @@
 //! fio-like workload generator with data verification.
 //!
-//! A job keeps `iodepth` I/Os in flight on one namespace of one function,
-//! spread over the controller's I/O queues. With `verify`, every sector
+//! A job keeps `iodepth` I/Os in flight on one namespace of one function
+//! (or of one NVMe/TCP initiator model, `crate::net::nvmf_host`), spread
+//! over the controller's I/O queues ([`IoPath`]). With `verify`, every sector
 //! written carries its LBA, a write generation, the job's tag and a
 //! checksum; every read checks them against what the job last wrote there
 //! (never-written sectors must read as zeros).
 
-use super::nvme::{opc, CmdError, Controller, DataBuf, Sqe};
+use super::nvme::{opc, CmdError, Controller, Cqe, DataBuf, Namespace, Sqe};
+use crate::net::nvmf_host::shared::{Handle, IoError, IoOp};
 use super::Host;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -44,11 +46,92 @@ impl Rw {
     }
 }
 
+/// Where a job's I/Os go: the host's NVMe driver on a PCIe function, or
+/// an NVMe/TCP initiator model on the network.
+#[derive(Clone)]
+pub enum IoPath {
+    Pcie(Controller),
+    Fabric(Handle),
+}
+
+/// A job's data buffer: host memory for PCIe (the controller moves the
+/// data by DMA), the initiator's own memory for NVMe/TCP.
+pub enum JobBuf {
+    Pcie(DataBuf),
+    Fabric(Rc<RefCell<Vec<u8>>>),
+}
+
+impl JobBuf {
+    pub fn write(&self, h: &Host, data: &[u8]) {
+        match self {
+            JobBuf::Pcie(b) => b.write(h, data),
+            JobBuf::Fabric(b) => b.borrow_mut().copy_from_slice(data),
+        }
+    }
+
+    pub fn read(&self, h: &Host, out: &mut [u8]) {
+        match self {
+            JobBuf::Pcie(b) => b.read(h, out),
+            JobBuf::Fabric(b) => out.copy_from_slice(&b.borrow()),
+        }
+    }
+}
+
+impl IoPath {
+    fn namespace(&self, nsid: u32) -> Option<Namespace> {
+        match self {
+            IoPath::Pcie(c) => c.namespaces().into_iter().find(|n| n.nsid == nsid),
+            IoPath::Fabric(f) => f.namespace(nsid).map(|g| Namespace { nsid, blocks: g.blocks, block_size: g.block_size }),
+        }
+    }
+
+    fn io_qids(&self) -> Vec<u16> {
+        match self {
+            IoPath::Pcie(c) => c.io_qids(),
+            IoPath::Fabric(f) => f.io_qids(),
+        }
+    }
+
+    fn alloc(&self, h: &Host, len: u32, scattered: bool, offset: u32) -> JobBuf {
+        match self {
+            IoPath::Pcie(_) if scattered => JobBuf::Pcie(DataBuf::alloc_scattered(h, len, offset)),
+            IoPath::Pcie(_) => JobBuf::Pcie(DataBuf::alloc(h, len, offset)),
+            IoPath::Fabric(_) => JobBuf::Fabric(Rc::new(RefCell::new(vec![0u8; len as usize]))),
+        }
+    }
+
+    /// A Read or Write of `nlb0 + 1` blocks at `slba` moving `buf`.
+    async fn rw(&self, qid: u16, op: u8, nsid: u32, slba: u64, nlb0: u32, buf: &JobBuf) -> Result<(), CmdError> {
+        match (self, buf) {
+            (IoPath::Pcie(c), JobBuf::Pcie(b)) => {
+                let sqe = Sqe::new(op).nsid(nsid).cdw(10, slba as u32).cdw(11, (slba >> 32) as u32).cdw(12, nlb0);
+                c.data_command(qid, sqe, b).await.map(|_| ())
+            }
+            (IoPath::Fabric(f), JobBuf::Fabric(b)) => {
+                let op = if op == opc::READ { IoOp::Read } else { IoOp::Write };
+                f.io(qid, op, nsid, slba, nlb0 as u16, b.clone()).await.map_err(fabric_error)
+            }
+            _ => Err(CmdError::Dead("buffer of another transport".into())),
+        }
+    }
+}
+
+/// An initiator's I/O error as the driver's: an NVMe status is retried
+/// the same way (DNR clear), a transport failure is not.
+fn fabric_error(e: IoError) -> CmdError {
+    match e {
+        IoError::Status(s) => CmdError::Status(Cqe { dw0: 0, dw1: 0, sq_head: 0, sq_id: 0, cid: 0, status: s.to_field() }),
+        IoError::Transport(why) => CmdError::Dead(format!("NVMe/TCP transport: {why}")),
+    }
+}
+
 /// One job.
 #[derive(Clone, Debug)]
 pub struct JobSpec {
     pub name: String,
     pub function: u16,
+    /// The initiator model it runs on (NVMe/TCP) instead of `function`.
+    pub initiator: Option<String>,
     pub nsid: u32,
     pub rw: Rw,
     /// Percentage of reads for mixed patterns.
@@ -80,6 +163,16 @@ pub struct JobSpec {
     pub startdelay: Option<u64>,
 }
 
+impl JobSpec {
+    /// Where it runs, for messages: "fn1 ns2" or "h0 ns2".
+    pub fn label(&self) -> String {
+        match &self.initiator {
+            Some(i) => format!("{i} ns{}", self.nsid),
+            None => format!("fn{} ns{}", self.function, self.nsid),
+        }
+    }
+}
+
 /// Latency percentiles and rates of one direction.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DirStats {
@@ -101,6 +194,9 @@ pub struct DirStats {
 pub struct JobResult {
     pub name: String,
     pub function: u16,
+    /// The initiator model it ran on (NVMe/TCP jobs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<String>,
     pub nsid: u32,
     pub rw: String,
     pub bs: u32,
@@ -338,6 +434,7 @@ impl JobResult {
         JobResult {
             name: spec.name.clone(),
             function: spec.function,
+            initiator: spec.initiator.clone(),
             nsid: spec.nsid,
             rw: format!("{:?}", spec.rw).to_lowercase(),
             bs: spec.bs,
@@ -348,11 +445,14 @@ impl JobResult {
 }
 
 /// Runs one job to completion on `ctrl`.
-pub async fn run_job(h: Host, ctrl: Controller, spec: JobSpec) -> JobResult {
-    let ns = ctrl.namespaces().into_iter().find(|n| n.nsid == spec.nsid);
+pub async fn run_job(h: Host, ctrl: IoPath, spec: JobSpec) -> JobResult {
+    let ns = ctrl.namespace(spec.nsid);
     let mut result = JobResult::empty(&spec);
     let Some(ns) = ns else {
-        return JobResult::failed(&spec, format!("function {} has no namespace {}", spec.function, spec.nsid));
+        return match &spec.initiator {
+            Some(i) => JobResult::failed(&spec, format!("initiator {i}: the controller has no namespace {}", spec.nsid)),
+            None => JobResult::failed(&spec, format!("function {} has no namespace {}", spec.function, spec.nsid)),
+        };
     };
     let bs = spec.bs;
     if bs % ns.block_size != 0 {
@@ -442,7 +542,7 @@ impl JobState {
                     Damage::Corrupt => self.corrupt += 1,
                 }
                 if self.first_errors.len() < 8 {
-                    self.first_errors.push(format!("fn{} ns{}: {e}", spec.function, spec.nsid));
+                    self.first_errors.push(format!("{}: {e}", spec.label()));
                 }
             }
         }
@@ -451,8 +551,8 @@ impl JobState {
 
 /// Reads back every block the job wrote (known content only) after the
 /// run, one I/O at a time on queue `qid`; returns the sectors checked.
-async fn sweep(h: &Host, ctrl: &Controller, spec: &JobSpec, state: &Rc<RefCell<JobState>>, qid: u16, tag: u32, sector: u32) -> u64 {
-    let buf = DataBuf::alloc(h, spec.bs, 0);
+async fn sweep(h: &Host, ctrl: &IoPath, spec: &JobSpec, state: &Rc<RefCell<JobState>>, qid: u16, tag: u32, sector: u32) -> u64 {
+    let buf = ctrl.alloc(h, spec.bs, false, 0);
     let mut data = vec![0u8; spec.bs as usize];
     let blocks_per_io = u64::from(spec.bs / sector);
     let first_lba = spec.offset / u64::from(sector);
@@ -467,13 +567,13 @@ async fn sweep(h: &Host, ctrl: &Controller, spec: &JobSpec, state: &Rc<RefCell<J
             continue;
         }
         let slba = first_lba + b as u64 * blocks_per_io;
-        let sqe = Sqe::new(opc::READ).nsid(spec.nsid).cdw(10, slba as u32).cdw(11, (slba >> 32) as u32).cdw(12, (blocks_per_io - 1) as u32);
-        let mut outcome = ctrl.data_command(qid, sqe, &buf).await;
+        let read = || ctrl.rw(qid, opc::READ, spec.nsid, slba, (blocks_per_io - 1) as u32, &buf);
+        let mut outcome = read().await;
         for _ in 0..5 {
             if !(matches!(&outcome, Err(CmdError::Reset)) || matches!(&outcome, Err(CmdError::Status(c)) if !c.dnr())) {
                 break;
             }
-            outcome = ctrl.data_command(qid, sqe, &buf).await;
+            outcome = read().await;
         }
         let mut s = state.borrow_mut();
         match outcome {
@@ -486,7 +586,7 @@ async fn sweep(h: &Host, ctrl: &Controller, spec: &JobSpec, state: &Rc<RefCell<J
             Err(e) => {
                 s.errors += 1;
                 if s.first_errors.len() < 8 {
-                    s.first_errors.push(format!("fn{} ns{} sweep read lba {slba}: {e}", spec.function, spec.nsid));
+                    s.first_errors.push(format!("{} sweep read lba {slba}: {e}", spec.label()));
                 }
             }
         }
@@ -497,7 +597,7 @@ async fn sweep(h: &Host, ctrl: &Controller, spec: &JobSpec, state: &Rc<RefCell<J
 #[allow(clippy::too_many_arguments)]
 async fn worker(
     h: Host,
-    ctrl: Controller,
+    ctrl: IoPath,
     spec: JobSpec,
     state: Rc<RefCell<JobState>>,
     qid: u16,
@@ -508,11 +608,7 @@ async fn worker(
     sector: u32,
 ) {
     let mut rng = Rng::new(spec.seed ^ (u64::from(index) << 32) ^ 0x5151);
-    let buf = if spec.scattered {
-        DataBuf::alloc_scattered(&h, spec.bs, spec.buf_offset)
-    } else {
-        DataBuf::alloc(&h, spec.bs, spec.buf_offset)
-    };
+    let buf = ctrl.alloc(&h, spec.bs, spec.scattered, spec.buf_offset);
     let measure_from = start + spec.ramp;
     let runtime_end = spec.runtime.map(|r| measure_from + r);
     let mut data = vec![0u8; spec.bs as usize];
@@ -576,9 +672,8 @@ async fn worker(
             buf.write(&h, &data);
         }
         let op = if is_read { opc::READ } else { opc::WRITE };
-        let sqe = Sqe::new(op).nsid(spec.nsid).cdw(10, slba as u32).cdw(11, (slba >> 32) as u32).cdw(12, nlb);
         let t0 = h.now();
-        let mut outcome = ctrl.data_command(qid, sqe, &buf).await;
+        let mut outcome = ctrl.rw(qid, op, spec.nsid, slba, nlb, &buf).await;
         let mut tries = 0;
         // Like Linux (`nvme_decide_disposition`, `nvme_max_retries` = 5): a
         // command failed by a controller reset, or with a status whose DNR
@@ -589,7 +684,7 @@ async fn worker(
             }
             tries += 1;
             state.borrow_mut().retries += 1;
-            outcome = ctrl.data_command(qid, sqe, &buf).await;
+            outcome = ctrl.rw(qid, op, spec.nsid, slba, nlb, &buf).await;
         }
         let lat = h.ns(h.now() - t0);
         // Ramp I/Os are verified and tracked, not counted.
@@ -628,7 +723,7 @@ async fn worker(
                     s.unknown[block as usize] = true;
                 }
                 if s.first_errors.len() < 8 {
-                    s.first_errors.push(format!("fn{} ns{} {} lba {slba}: {e}", spec.function, spec.nsid, if is_read { "read" } else { "write" }));
+                    s.first_errors.push(format!("{} {} lba {slba}: {e}", spec.label(), if is_read { "read" } else { "write" }));
                 }
             }
         }
@@ -690,9 +785,13 @@ impl Report {
             )
         };
         for j in &self.jobs {
+            let place = match &j.initiator {
+                Some(i) => format!("initiator {i}"),
+                None => format!("fn {}", j.function),
+            };
             o.push_str(&format!(
-                "{}: (fn {}, ns {}) rw={} bs={} iodepth={} runtime={:.1}us\n",
-                j.name, j.function, j.nsid, j.rw, j.bs, j.iodepth, j.elapsed_us
+                "{}: ({place}, ns {}) rw={} bs={} iodepth={} runtime={:.1}us\n",
+                j.name, j.nsid, j.rw, j.bs, j.iodepth, j.elapsed_us
             ));
             if j.read.ios > 0 {
                 o.push_str(&line("read", &j.read));

@@ -5,6 +5,8 @@
 //! * [`switch`]: store-and-forward switch, links, impairments.
 //! * [`network`]: everything on the segment and the frames in flight.
 //! * [`nvmf_target`]: NVMe/TCP target models (smoltcp + in-memory namespaces).
+//! * [`nvmf_host`]: NVMe/TCP initiator models (remote hosts running
+//!   fio-like jobs against an NVMe/TCP controller).
 //! * [`nvmf_wire`]: NVMe/TCP and NVMe-oF wire formats of the test peers,
 //!   written from the specs (no firmware code).
 //! * [`operator`]: the operator node making the scenario's JSON-RPC calls;
@@ -22,6 +24,7 @@ pub mod frames;
 pub mod hostfwd;
 pub mod network;
 pub mod nic;
+pub mod nvmf_host;
 pub mod nvmf_target;
 pub mod nvmf_wire;
 pub mod offload;

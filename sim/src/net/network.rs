@@ -1,5 +1,5 @@
 //! The simulated network around the DPU: its NIC, one switch, the
-//! NVMe/TCP target models and the optional UDP bridge, plus the frames in
+//! NVMe/TCP target and initiator models and the optional UDP bridge, plus the frames in
 //! flight between them. Frames travel as events (`Event::Net`): each hop
 //! (into the switch, out to an endpoint, into DPU memory) is one event at
 //! the cycle the frame's last bit arrives.
@@ -43,6 +43,8 @@ pub struct Network {
     pub nic: Nic,
     pub switch: Switch,
     pub targets: Vec<TargetModel>,
+    /// NVMe/TCP initiator models (remote hosts running jobs).
+    pub initiators: Vec<super::nvmf_host::InitiatorModel>,
     pub bridge: Option<Bridge>,
     /// The management client node, when the scenario has `[management]`.
     pub operator: Option<super::operator::Operator>,
@@ -71,7 +73,7 @@ impl Network {
             }
         }
         let pcap = (0..nic.ports.len()).map(|_| None).collect();
-        Network { nic, switch, targets: Vec::new(), bridge: None, operator: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
+        Network { nic, switch, targets: Vec::new(), initiators: Vec::new(), bridge: None, operator: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
     }
 
     /// Rebuilds the switch with the scenario's latencies and impairments

@@ -24,6 +24,8 @@ pub enum Attached {
     Bridge,
     /// The operator node (management client, `super::operator`).
     Operator,
+    /// NVMe/TCP initiator model n (`super::nvmf_host`).
+    Initiator(usize),
 }
 
 #[derive(Clone, Debug)]

@@ -375,6 +375,24 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// The NVMe/TCP initiator model against a target model over the switch:
+/// both jobs verified, small writes in the capsule, large ones on R2T.
+fn initiator_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/initiator-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("initiator-verify", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (2 jobs)", "small.h0: (initiator h0, ns 1)", "large.h0: (initiator h0, ns 2)", "initiator h0: ready: controller"],
+    )?;
+    let Some(s) = run.stat("initiators").and_then(|i| i.get(0)).cloned() else { return fail("no initiators[] in the stats JSON", run) };
+    let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
+    if s.get("name").and_then(Value::as_str) != Some("h0") || n("connections") != 3 || n("in_capsule_writes") == 0 || n("r2ts") == 0 || n("io_errors") != 0 || n("protocol_errors") != 0 {
+        return fail(format!("initiator stats: {s}"), run);
+    }
+    Ok(())
+}
+
 /// The job block headed `header` in the report: its verify line's
 /// (verify errors, I/O errors) and its first error lines.
 fn job_errors(run: &Run, header: &str) -> Option<(u64, u64, Vec<String>)> {
@@ -1197,6 +1215,7 @@ const TESTS: &[(&str, Check)] = &[
     ("Ctrl-C: summary, stats, exit status 6", interrupt),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
+    ("initiator-verify: NVMe/TCP initiator model -> target model, verified 4 KiB (in capsule) and 128 KiB (R2T) randrw", initiator_verify),
     ("local-ssd-verify: 4 VFs on local NVMe SSDs (4 KiB, 128 KiB PRP lists, AES-XTS); one SSD fails mid-run", local_ssd_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
     ("adapter-verify: 4 VFs over NVMe/TCP to 4 targets (4 KiB, 32 KiB via R2T)", adapter_verify),

@@ -6,8 +6,8 @@
 //! `dpu-nvme-tcp` crates: a peer that reuses the firmware's code would
 //! repeat its mistakes where no test could see them (DESIGN.md §5).
 //!
-//! Used by the target models (`nvmf_target`) and meant for a host-side
-//! initiator model as well: every parser works for either role.
+//! Used by the target models (`nvmf_target`) and the initiator models
+//! (`nvmf_host`): every parser works for either role.
 //!
 //! * [`pdu`]: PDUs, stream parsing and building, digests, TermReq FES.
 //! * [`command`], [`completion`], [`status`], [`sgl`]: queue entries.
