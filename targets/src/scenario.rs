@@ -38,6 +38,9 @@ pub struct Scenario {
     /// Scripted management calls (`crate::management`).
     #[serde(default)]
     pub rpc: Vec<crate::management::RpcCfg>,
+    /// NVMe/TCP target subsystems (`crate::subsystem`).
+    #[serde(default)]
+    pub subsystems: Vec<crate::subsystem::SubsystemCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -710,6 +713,7 @@ impl Scenario {
         self.validate_network()?;
         self.validate_management()?;
         let namespaces = self.resolve_namespaces()?;
+        self.resolve_subsystems()?;
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");
             if s.functions.is_empty() {
