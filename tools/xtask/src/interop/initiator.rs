@@ -107,14 +107,15 @@ pub fn linux_against_card(dpusim: &Path, firmware: &Path) -> Result<String, Stri
     }
     let console = guest.console();
     guest.stop();
-    let fw = std::fs::read_to_string(&log).unwrap_or_default();
-    let target_lines: Vec<&str> = fw.lines().filter(|l| l.contains("nvmf target") || l.contains("panic") || l.contains("ERROR")).collect();
+    // The firmware log goes to dpusim's stdout, its own notes to stderr.
+    let fw = std::fs::read_to_string(&out).unwrap_or_default() + &std::fs::read_to_string(&log).unwrap_or_default();
+    let target_lines: Vec<&str> = fw.lines().filter(|l| l.contains("nvmf target") || l.contains("panic") || l.contains("ERROR") || l.contains("WARN")).collect();
     let guest_lines: Vec<&str> = console.lines().filter(|l| l.contains("DPUSIM-INITIATOR") || l.contains("nvme")).collect();
     let report = format!(
-        "--- guest (Linux nvme-tcp) ---\n{}\n--- card (NVMe/TCP target log) ---\n{}\n(firmware log {}, captures {}-eth0.pcap)",
+        "--- guest (Linux nvme-tcp) ---\n{}\n--- card (NVMe/TCP target log) ---\n{}\n(firmware log {}, captures {}-eth0.pcap)\n",
         guest_lines.join("\n"),
         target_lines.iter().rev().take(40).rev().copied().collect::<Vec<_>>().join("\n"),
-        log.display(),
+        out.display(),
         dir.join(SCENARIO).display()
     );
     match (verdict, sim_exited) {
