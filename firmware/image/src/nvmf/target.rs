@@ -931,8 +931,9 @@ impl Conn {
     /// Connect, fabrics and admin commands (answered at once). Ok(false):
     /// no room in the send buffer for the answer yet.
     fn admin_or_connect(&mut self, stack: &mut Stack, sqe: &Sqe, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
-        // Room for the largest answer: 4 KiB of C2HData and a CapsuleResp.
-        if room(self.tcp(stack)) < 4096 + 128 {
+        // Room for the largest answer: 4 KiB of C2HData (header, digest,
+        // padding to the host's HPDA) and a CapsuleResp.
+        if room(self.tcp(stack)) < 4096 + 256 {
             return Ok(false);
         }
         let cid = sqe.cid();
@@ -1069,7 +1070,8 @@ impl Conn {
                 let free = room(s);
                 let left = sl.len - sl.sent;
                 let want = left.min(C2H_CHUNK);
-                let overhead = 24 + hd + 4;
+                // Header, digest, padding to the host's HPDA (up to 128 B).
+                let overhead = 24 + hd + 128;
                 if free < overhead + (want as usize).min(4096) {
                     break;
                 }

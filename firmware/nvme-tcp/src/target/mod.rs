@@ -277,7 +277,8 @@ pub fn admin_command(st: &mut AdminState, id: &Identity, sqe: &Sqe, ns: &dyn Fn(
         return AdminReply::status(Status::COMMAND_SEQUENCE_ERROR);
     }
     let limits = Limits { max_io_queues: MAX_IO_QUEUES, vectors: 1 };
-    let data = |n: usize| AdminReply::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len: (n as u32).min(host_len) };
+    // At most the output page, and what the host's buffer takes.
+    let data = |n: usize| AdminReply::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len: (n.min(4096) as u32).min(host_len) };
     match sqe.opcode() {
         opc::IDENTIFY => {
             let cns = sqe.cdw10() as u8;

@@ -166,6 +166,9 @@ fn admin_commands_of_a_dynamic_controller() {
     let glp = admin::GetLogPage { nsid: 0xffff_ffff, lid: 2, lsp: 0, rae: false, offset: 0, len: 512 }.to_sqe(8).unwrap();
     assert!(matches!(run(&mut st, &glp, &mut out), AdminReply::Complete { status: Status::SUCCESS, data_len: 512, .. }));
     assert_eq!(out[3], 100, "available spare");
+    // A log read longer than the page: at most the 4 KiB output page.
+    let glp = admin::GetLogPage { nsid: 0xffff_ffff, lid: 2, lsp: 0, rae: false, offset: 0, len: 16384 }.to_sqe(9).unwrap();
+    assert!(matches!(run(&mut st, &glp, &mut out), AdminReply::Complete { status: Status::SUCCESS, data_len: 4096, .. }));
 }
 
 #[test]
