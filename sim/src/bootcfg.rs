@@ -358,4 +358,36 @@ mod tests {
         let r3 = b::HEADER + 3 * b::RECORD;
         assert_eq!(u16::from_le_bytes([v[r3 + b::REC_CTRL], v[r3 + b::REC_CTRL + 1]]), 1, "the remote namespace's controller is the member's");
     }
+
+    #[test]
+    fn subsystems_and_their_namespaces_follow_the_functions_namespaces() {
+        let text = r#"
+[scenario]
+name = "t"
+[network]
+ports = ["10.0.0.1/24"]
+[[storage]]
+functions = [0]
+backend = "ram"
+size = "1MiB"
+[[subsystems]]
+nqn = "nqn.2026-12.io.dpusim:ram"
+allow_hosts = ["nqn.2014-08.org.nvmexpress:uuid:a"]
+[[subsystems.namespaces]]
+backend = "ram"
+size = "2MiB"
+block_size = 4096
+"#;
+        let sc = dpu_targets::Scenario::parse("t.toml", text).unwrap();
+        let v = BootConfig::from_scenario(&sc).to_bytes();
+        let u16_at = |at: usize| u16::from_le_bytes([v[at], v[at + 1]]);
+        assert_eq!((u16_at(b::HDR_VERSION), u16_at(b::HDR_COUNT), u16_at(b::HDR_SUBSYS)), (b::VERSION, 2, 1));
+        let (r0, r1) = (b::HEADER, b::HEADER + b::RECORD);
+        assert_eq!((v[r0 + b::REC_SUBSYS], v[r1 + b::REC_SUBSYS]), (0, 1), "the function's namespace, then subsystem 0's");
+        assert_eq!((v[r1 + b::REC_BACKEND], v[r1 + b::REC_LBA_SHIFT], u32::from_le_bytes(v[r1 + b::REC_NSID..][..4].try_into().unwrap())), (b::BACKEND_RAM, 12, 1));
+        let sub = v.len() - b::SUBSYS_RECORD;
+        assert!(v[sub..].starts_with(b"nqn.2026-12.io.dpusim:ram\0"));
+        assert_eq!((u16_at(sub + b::SUBSYS_TRSVCID), v[sub + b::SUBSYS_PORTS], v[sub + b::SUBSYS_HOST_COUNT]), (4420, 1, 1));
+        assert!(v[sub + b::SUBSYS_HOSTS..].starts_with(b"nqn.2014-08.org.nvmexpress:uuid:a\0"));
+    }
 }
