@@ -335,10 +335,12 @@ pub mod dma {
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
-    /// Format 7 adds the local SSD backend (`BACKEND_LOCAL`); format 6
-    /// added EC spares and scrub time (`EC_SPARES`, `EC_SCRUB_AT_US`).
-    /// Format 5 and 6 blobs still parse (they name no local backend).
-    pub const VERSION: u16 = 7;
+    /// Format 8 adds NVMe/TCP target subsystems (`HDR_SUBSYS`,
+    /// `SUBSYS_RECORD`, `REC_SUBSYS`); format 7 added the local SSD
+    /// backend (`BACKEND_LOCAL`); format 6 EC spares and scrub time
+    /// (`EC_SPARES`, `EC_SCRUB_AT_US`). Format 5 to 7 blobs still parse
+    /// (they name no subsystem and byte `REC_SUBSYS` is 0 there).
+    pub const VERSION: u16 = 8;
     /// The oldest format the parser still reads.
     pub const VERSION_MIN: u16 = 5;
     pub const HDR_MAGIC: usize = 0;
@@ -366,6 +368,9 @@ pub mod bootcfg {
     /// u16: management records (0 or 1), after the EC volume records. A
     /// blob written before there was one has 0 here: no management server.
     pub const HDR_MGMT: usize = 24;
+    /// u16: NVMe/TCP target subsystem records (format 8), after the
+    /// management record.
+    pub const HDR_SUBSYS: usize = 26;
     pub const HEADER: usize = 32;
     /// Namespace record (32 bytes).
     pub const RECORD: usize = 32;
@@ -380,6 +385,11 @@ pub mod bootcfg {
     pub const REC_REMOTE_NSID: usize = 20;
     /// u8: data-at-rest encryption (`CRYPTO_*`).
     pub const REC_CRYPTO: usize = 24;
+    /// u8 (format 8): 0 = a namespace of PCIe function `REC_FUNCTION`;
+    /// s + 1 = namespace `REC_NSID` of NVMe/TCP target subsystem record s
+    /// (`REC_FUNCTION` is then ignored: the namespace is served to remote
+    /// hosts only).
+    pub const REC_SUBSYS: usize = 25;
     /// u16: the key record of an encrypted namespace (its index is also
     /// the crypto engines' key slot).
     pub const REC_KEY: usize = 26;
@@ -438,6 +448,21 @@ pub mod bootcfg {
     /// The token: printable ASCII, NUL padded.
     pub const MGMT_TOKEN: usize = MGMT_ALLOW + MGMT_ALLOW_MAX * MGMT_ALLOW_ENTRY;
     pub const MGMT_TOKEN_LEN: usize = 64;
+    /// NVMe/TCP target subsystem record (format 8, 256 + 4 x 224 bytes):
+    /// the subsystem NQN (NUL padded), the TCP port it listens on, the
+    /// DPU ports (bit p = port p), the hosts allowed (none = any host)
+    /// and their NQNs. Its namespaces are namespace records whose
+    /// `REC_SUBSYS` names it.
+    pub const SUBSYS_RECORD: usize = 256 + SUBSYS_HOSTS_MAX * NQN_LEN;
+    pub const SUBSYS_NQN: usize = 0;
+    /// u16.
+    pub const SUBSYS_TRSVCID: usize = 224;
+    /// u8 bit mask of DPU ports.
+    pub const SUBSYS_PORTS: usize = 226;
+    /// u8: allowed host NQNs that follow (0 = any host).
+    pub const SUBSYS_HOST_COUNT: usize = 227;
+    pub const SUBSYS_HOSTS: usize = 256;
+    pub const SUBSYS_HOSTS_MAX: usize = 4;
     /// Port record (16 bytes): address, prefix length, MTU.
     pub const PORT_RECORD: usize = 16;
     pub const PORT_IP: usize = 0;
@@ -470,6 +495,9 @@ pub mod bootcfg {
     pub const REJECT_BAD_EC: u16 = 9;
     /// The management record is invalid (port, TCP port, allow-list, token).
     pub const REJECT_BAD_MGMT: u16 = 10;
+    /// A target subsystem record is invalid (NQN, TCP port, ports, host
+    /// NQNs) or a namespace names a subsystem that is not there.
+    pub const REJECT_BAD_SUBSYS: u16 = 11;
     /// Index bits of the report (the reason sits above them).
     pub const REJECT_INDEX_BITS: u32 = 12;
 }

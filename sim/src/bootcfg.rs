@@ -21,6 +21,9 @@ pub struct BootConfig {
     pub io_timeout_us: u32,
     /// The management server's record (`[management]`).
     pub management: Option<dpu_targets::Management>,
+    /// NVMe/TCP target subsystems (`[[subsystems]]`, format 8); their
+    /// namespaces follow `namespaces` in the namespace records.
+    pub subsystems: Vec<dpu_targets::Subsystem>,
 }
 
 impl BootConfig {
@@ -55,12 +58,13 @@ impl BootConfig {
         let mut host_id = [0u8; 16];
         host_id[..8].copy_from_slice(&h.to_le_bytes());
         host_id[8..].copy_from_slice(&h.rotate_left(29).to_le_bytes());
-        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms(), io_timeout_us: n.io_timeout_us(), management: None }
+        BootConfig { namespaces, ports, host_nqn: n.host_nqn.clone(), host_id, flags, tcp_min_rto_ms: n.tcp_min_rto_ms(), io_timeout_us: n.io_timeout_us(), management: None, subsystems: Vec::new() }
     }
 
     pub fn from_scenario(sc: &Scenario) -> BootConfig {
         let mut c = BootConfig::with(sc.namespace_cfgs(), &sc.network);
         c.management = sc.management();
+        c.subsystems = sc.subsystems();
         c
     }
 
@@ -81,11 +85,18 @@ impl BootConfig {
     pub fn to_bytes(&self) -> Vec<u8> {
         let ctrls = self.controllers();
         let ns_off = b::HEADER;
-        let port_off = ns_off + self.namespaces.len() * b::RECORD;
+        // (namespace, subsystem record + 1 or 0): the functions' first.
+        let records: Vec<(&NamespaceCfg, u8)> = self
+            .namespaces
+            .iter()
+            .map(|n| (n, 0))
+            .chain(self.subsystems.iter().enumerate().flat_map(|(s, sub)| sub.namespaces.iter().map(move |n| (n, s as u8 + 1))))
+            .collect();
+        let port_off = ns_off + records.len() * b::RECORD;
         let ctrl_off = port_off + self.ports.len() * b::PORT_RECORD;
         let host_off = ctrl_off + ctrls.len() * b::CTRL_RECORD;
         let key_off = host_off + b::HOST_RECORD;
-        let keys: Vec<&[u8; 64]> = self.namespaces.iter().filter_map(|n| n.encryption.as_ref().map(|k| &k.0)).collect();
+        let keys: Vec<&[u8; 64]> = records.iter().map(|r| r.0).filter_map(|n| n.encryption.as_ref().map(|k| &k.0)).collect();
         let ec_off = key_off + keys.len() * b::KEY_RECORD;
         // One EC volume record per distinct volume (a volume listed for
         // several functions is one volume).
@@ -96,11 +107,24 @@ impl BootConfig {
             }
         }
         let mgmt_off = ec_off + vols.len() * b::EC_RECORD;
-        let mut v = vec![0u8; mgmt_off + usize::from(self.management.is_some()) * b::MGMT_RECORD];
+        let sub_off = mgmt_off + usize::from(self.management.is_some()) * b::MGMT_RECORD;
+        let mut v = vec![0u8; sub_off + self.subsystems.len() * b::SUBSYS_RECORD];
         let put = |v: &mut Vec<u8>, at: usize, bytes: &[u8]| v[at..at + bytes.len()].copy_from_slice(bytes);
         put(&mut v, b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
         put(&mut v, b::HDR_VERSION, &b::VERSION.to_le_bytes());
-        put(&mut v, b::HDR_COUNT, &(self.namespaces.len() as u16).to_le_bytes());
+        put(&mut v, b::HDR_COUNT, &(records.len() as u16).to_le_bytes());
+        put(&mut v, b::HDR_SUBSYS, &(self.subsystems.len() as u16).to_le_bytes());
+        for (i, sub) in self.subsystems.iter().enumerate() {
+            let r = sub_off + i * b::SUBSYS_RECORD;
+            let n = sub.nqn.len().min(b::NQN_LEN - 1);
+            put(&mut v, r + b::SUBSYS_NQN, &sub.nqn.as_bytes()[..n]);
+            put(&mut v, r + b::SUBSYS_TRSVCID, &sub.trsvcid.to_le_bytes());
+            put(&mut v, r + b::SUBSYS_PORTS, &[sub.ports, sub.allow_hosts.len().min(b::SUBSYS_HOSTS_MAX) as u8]);
+            for (k, h) in sub.allow_hosts.iter().take(b::SUBSYS_HOSTS_MAX).enumerate() {
+                let n = h.len().min(b::NQN_LEN - 1);
+                put(&mut v, r + b::SUBSYS_HOSTS + k * b::NQN_LEN, &h.as_bytes()[..n]);
+            }
+        }
         put(&mut v, b::HDR_PORTS, &(self.ports.len() as u16).to_le_bytes());
         put(&mut v, b::HDR_CTRLS, &(ctrls.len() as u16).to_le_bytes());
         put(&mut v, b::HDR_FLAGS, &self.flags.to_le_bytes());
@@ -142,9 +166,10 @@ impl BootConfig {
             put(&mut v, key_off + i * b::KEY_RECORD, &k[..]);
         }
         let mut next_key = 0u16;
-        for (i, n) in self.namespaces.iter().enumerate() {
+        for (i, &(n, sub)) in records.iter().enumerate() {
             let r = ns_off + i * b::RECORD;
             put(&mut v, r + b::REC_FUNCTION, &n.function.to_le_bytes());
+            put(&mut v, r + b::REC_SUBSYS, &[sub]);
             put(&mut v, r + b::REC_LBA_SHIFT, &[n.block_size.trailing_zeros() as u8]);
             put(&mut v, r + b::REC_NSID, &n.nsid.to_le_bytes());
             put(&mut v, r + b::REC_BLOCKS, &(n.bytes / u64::from(n.block_size)).to_le_bytes());
@@ -240,6 +265,10 @@ pub fn describe_rejection(cfg: Option<&BootConfig>, reason: u16, index: usize, c
         b::REJECT_BAD_KEY => format!("{}: bad encryption setting or key record (unknown cipher, missing key, equal key halves)", ns()),
         b::REJECT_BAD_EC => format!("{}: bad erasure-coded volume record (k, m, members, or a size that is not whole stripes)", ns()),
         b::REJECT_BAD_MGMT => "the management record: a port that is not configured, TCP port 0, a bad allow-list entry or token".into(),
+        b::REJECT_BAD_SUBSYS => {
+            let sub = cfg.and_then(|c| c.subsystems.get(index)).map_or(String::new(), |s| format!(" ({} on TCP port {})", s.nqn, s.trsvcid));
+            format!("target subsystem {index}{sub}: bad NQN, TCP port, ports or allowed host NQN")
+        }
         r => format!("reason {r}, record {index}"),
     }
 }
@@ -328,5 +357,37 @@ mod tests {
         assert_eq!([member(0), member(1), member(2), member(3), member(4)], [(0, 1), (1, 1), (2, 1), (3, 1), (0, 0)]);
         let r3 = b::HEADER + 3 * b::RECORD;
         assert_eq!(u16::from_le_bytes([v[r3 + b::REC_CTRL], v[r3 + b::REC_CTRL + 1]]), 1, "the remote namespace's controller is the member's");
+    }
+
+    #[test]
+    fn subsystems_and_their_namespaces_follow_the_functions_namespaces() {
+        let text = r#"
+[scenario]
+name = "t"
+[network]
+ports = ["10.0.0.1/24"]
+[[storage]]
+functions = [0]
+backend = "ram"
+size = "1MiB"
+[[subsystems]]
+nqn = "nqn.2026-12.io.dpusim:ram"
+allow_hosts = ["nqn.2014-08.org.nvmexpress:uuid:a"]
+[[subsystems.namespaces]]
+backend = "ram"
+size = "2MiB"
+block_size = 4096
+"#;
+        let sc = dpu_targets::Scenario::parse("t.toml", text).unwrap();
+        let v = BootConfig::from_scenario(&sc).to_bytes();
+        let u16_at = |at: usize| u16::from_le_bytes([v[at], v[at + 1]]);
+        assert_eq!((u16_at(b::HDR_VERSION), u16_at(b::HDR_COUNT), u16_at(b::HDR_SUBSYS)), (b::VERSION, 2, 1));
+        let (r0, r1) = (b::HEADER, b::HEADER + b::RECORD);
+        assert_eq!((v[r0 + b::REC_SUBSYS], v[r1 + b::REC_SUBSYS]), (0, 1), "the function's namespace, then subsystem 0's");
+        assert_eq!((v[r1 + b::REC_BACKEND], v[r1 + b::REC_LBA_SHIFT], u32::from_le_bytes(v[r1 + b::REC_NSID..][..4].try_into().unwrap())), (b::BACKEND_RAM, 12, 1));
+        let sub = v.len() - b::SUBSYS_RECORD;
+        assert!(v[sub..].starts_with(b"nqn.2026-12.io.dpusim:ram\0"));
+        assert_eq!((u16_at(sub + b::SUBSYS_TRSVCID), v[sub + b::SUBSYS_PORTS], v[sub + b::SUBSYS_HOST_COUNT]), (4420, 1, 1));
+        assert!(v[sub + b::SUBSYS_HOSTS..].starts_with(b"nqn.2014-08.org.nvmexpress:uuid:a\0"));
     }
 }

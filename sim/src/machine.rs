@@ -667,7 +667,7 @@ impl Machine {
                         if !self.hostfwd {
                             return Outcome::Host(r);
                         }
-                        eprintln!("dpusim: the scenario ended ({}); --hostfwd keeps the card running until Ctrl-C or --max-time", if r.is_ok() { "passed" } else { "failed" });
+                        eprintln!("dpusim: the scenario ended ({}); --hostfwd/--run-on keep the card running until Ctrl-C or --max-time", if r.is_ok() { "passed" } else { "failed" });
                         self.held = Some(r);
                     }
                 }

@@ -220,6 +220,12 @@ impl Machine {
         Ok(())
     }
 
+    /// The run goes on after the scenario ends (`--run-on`), as with
+    /// `--hostfwd`, until Ctrl-C or the time limit.
+    pub fn hold_after_scenario(&mut self) {
+        self.hostfwd = true;
+    }
+
     /// `--hostfwd`: relays host TCP connections to the management server
     /// through the operator node, simulated time paced to the wall clock.
     pub fn attach_hostfwd(&mut self, addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, String> {

@@ -16,6 +16,7 @@ pub mod limits;
 mod preos;
 mod scenario;
 mod strict;
+mod subsystem;
 
 pub use board::{parse_mac, Board, Flash, FlashLayout, Network, Partition, Pcie, Port, Ssds};
 pub use chip::{window, BootCfg, Crypto, Dma, Ec, Otp, SsdWindow, Trng,
@@ -27,6 +28,7 @@ pub use firmware::{FirmwareCfg, COMMIT_STATUSES};
 pub use hostile::{HostileCfg, HOSTILE_ACTIONS};
 pub use initiator::InitiatorCfg;
 pub use management::{Management, ManagementCfg, RpcCfg, DEFAULT_TCP_PORT, MAX_ALLOW, MAX_RPC_BYTES, MAX_TOKEN};
+pub use subsystem::{Subsystem, SubsystemCfg, SubsystemNsCfg, MAX_ALLOWED_HOSTS, MAX_SUBSYSTEMS, MAX_SUBSYSTEM_NAMESPACES};
 pub use preos::{PreOsCfg, FILLS};
 pub use scenario::{
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario, XtsKey, parse_xts_key,

@@ -41,6 +41,9 @@ pub struct Scenario {
     /// NVMe/TCP initiator models on the switch (`crate::initiator`).
     #[serde(default)]
     pub initiators: Vec<crate::initiator::InitiatorCfg>,
+    /// NVMe/TCP target subsystems (`crate::subsystem`).
+    #[serde(default)]
+    pub subsystems: Vec<crate::subsystem::SubsystemCfg>,
     #[serde(skip)]
     pub source: PathBuf,
 }
@@ -717,6 +720,7 @@ impl Scenario {
         self.validate_network()?;
         self.validate_management()?;
         let namespaces = self.resolve_namespaces()?;
+        self.resolve_subsystems()?;
         for (i, s) in self.storage.iter().enumerate() {
             let at = |field: &str| format!("storage[{i}].{field}");
             if s.functions.is_empty() {

@@ -33,7 +33,11 @@ pub const MAX_BLOB: usize = b::HEADER
     + b::HOST_RECORD
     + MAX_KEYS * b::KEY_RECORD
     + MAX_EC_VOLUMES * b::EC_RECORD
-    + b::MGMT_RECORD;
+    + b::MGMT_RECORD
+    + MAX_SUBSYSTEMS * b::SUBSYS_RECORD;
+
+/// Most NVMe/TCP target subsystems the configuration names.
+pub const MAX_SUBSYSTEMS: usize = 8;
 
 /// Most erasure-coded volume records, and members of one volume.
 pub use dpu_hal::memory_map::{MAX_EC_MEMBERS, MAX_EC_VOLUMES};
@@ -99,6 +103,34 @@ pub struct Namespace {
     /// AES-256-XTS data-at-rest encryption: the key record, which is also
     /// the crypto engines' key slot.
     pub crypto: Option<u16>,
+    /// Served by NVMe/TCP target subsystem `s` (format 8) instead of a
+    /// PCIe function (`function` is then `u16::MAX`).
+    pub subsystem: Option<u8>,
+}
+
+/// An NVMe/TCP target subsystem (format 8): remote hosts connect to it
+/// on `trsvcid` of the DPU ports in `ports`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubsysCfg {
+    nqn: [u8; b::NQN_LEN],
+    nqn_len: usize,
+    pub trsvcid: u16,
+    /// Bit p: listens on DPU port p.
+    pub ports: u8,
+    hosts: [[u8; b::NQN_LEN]; b::SUBSYS_HOSTS_MAX],
+    host_lens: [usize; b::SUBSYS_HOSTS_MAX],
+    nhosts: usize,
+}
+
+impl SubsysCfg {
+    pub fn nqn(&self) -> &[u8] {
+        &self.nqn[..self.nqn_len]
+    }
+
+    /// Whether host `hostnqn` may connect (no allow-list: any host).
+    pub fn allows(&self, hostnqn: &[u8]) -> bool {
+        self.nhosts == 0 || (0..self.nhosts).any(|k| &self.hosts[k][..self.host_lens[k]] == hostnqn)
+    }
 }
 
 /// A DPU port's address.
@@ -174,6 +206,7 @@ pub struct Table {
     nkeys: usize,
     ecs: [Option<EcVolume>; MAX_EC_VOLUMES],
     mgmt: Option<MgmtCfg>,
+    subsystems: [Option<SubsysCfg>; MAX_SUBSYSTEMS],
 }
 
 /// Why the boot configuration was rejected (logged and reported through
@@ -197,6 +230,9 @@ pub enum ConfigError {
     /// The management record is not valid (a port that is not
     /// configured, TCP port 0, a bad allow-list entry or token).
     BadMgmt,
+    /// A target subsystem record is not valid, or a namespace names a
+    /// subsystem that is not there (index: the subsystem record).
+    BadSubsystem { index: usize },
 }
 
 impl ConfigError {
@@ -213,6 +249,7 @@ impl ConfigError {
             ConfigError::BadKey { index } => (b::REJECT_BAD_KEY, index),
             ConfigError::BadEc { index } => (b::REJECT_BAD_EC, index),
             ConfigError::BadMgmt => (b::REJECT_BAD_MGMT, 0),
+            ConfigError::BadSubsystem { index } => (b::REJECT_BAD_SUBSYS, index),
         }
     }
 }
@@ -255,6 +292,7 @@ pub fn blob_len(header: &[u8]) -> usize {
     let nkeys = usize::from(read_u16(header, b::HDR_KEYS));
     let nec = usize::from(read_u16(header, b::HDR_EC_VOLUMES));
     let nmgmt = usize::from(read_u16(header, b::HDR_MGMT));
+    let nsub = if read_u16(header, b::HDR_VERSION) >= 8 { usize::from(read_u16(header, b::HDR_SUBSYS)) } else { 0 };
     b::HEADER
         + count * b::RECORD
         + nports * b::PORT_RECORD
@@ -263,6 +301,7 @@ pub fn blob_len(header: &[u8]) -> usize {
         + nkeys * b::KEY_RECORD
         + nec * b::EC_RECORD
         + nmgmt * b::MGMT_RECORD
+        + nsub * b::SUBSYS_RECORD
 }
 
 impl Table {
@@ -283,6 +322,7 @@ impl Table {
         nkeys: 0,
         ecs: [None; MAX_EC_VOLUMES],
         mgmt: None,
+        subsystems: [None; MAX_SUBSYSTEMS],
     };
 
     /// Namespace `nsid` of function `f`, if configured.
@@ -351,6 +391,21 @@ impl Table {
         self.mgmt.as_ref()
     }
 
+    /// NVMe/TCP target subsystem `i`.
+    pub fn subsystem(&self, i: usize) -> Option<&SubsysCfg> {
+        self.subsystems.get(i)?.as_ref()
+    }
+
+    /// Number of target subsystems.
+    pub fn subsystems(&self) -> usize {
+        self.subsystems.iter().flatten().count()
+    }
+
+    /// Namespace `nsid` of target subsystem `s`.
+    pub fn subsystem_namespace(&self, s: u8, nsid: u32) -> Option<&Namespace> {
+        self.namespaces().find(|n| n.subsystem == Some(s) && n.nsid == nsid)
+    }
+
     pub fn key_range(&self, k: usize) -> Option<core::ops::Range<usize>> {
         (k < self.nkeys).then(|| self.key_off + k * b::KEY_RECORD..self.key_off + (k + 1) * b::KEY_RECORD)
     }
@@ -385,13 +440,16 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     let ec_off = key_off + nkeys * b::KEY_RECORD;
     let nmgmt = usize::from(read_u16(blob, b::HDR_MGMT));
     let mgmt_off = ec_off + nec * b::EC_RECORD;
+    let nsub = if version >= 8 { usize::from(read_u16(blob, b::HDR_SUBSYS)) } else { 0 };
+    let sub_off = mgmt_off + nmgmt * b::MGMT_RECORD;
     if count > MAX_NAMESPACES
         || nports > MAX_PORTS
         || nctrls > MAX_CTRLS
         || nkeys > MAX_KEYS
         || nec > MAX_EC_VOLUMES
         || nmgmt > 1
-        || mgmt_off + nmgmt * b::MGMT_RECORD > blob.len()
+        || nsub > MAX_SUBSYSTEMS
+        || sub_off + nsub * b::SUBSYS_RECORD > blob.len()
     {
         return Err(ConfigError::TooMany(count as u16));
     }
@@ -415,6 +473,9 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     t.nports = nports;
     if nmgmt == 1 {
         t.mgmt = Some(parse_mgmt(blob, mgmt_off, nports)?);
+    }
+    for i in 0..nsub {
+        t.subsystems[i] = Some(parse_subsystem(blob, sub_off + i * b::SUBSYS_RECORD, nports).ok_or(ConfigError::BadSubsystem { index: i })?);
     }
     for i in 0..nctrls {
         let r = ctrl_off + i * b::CTRL_RECORD;
@@ -468,7 +529,17 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
         let [backend, shift]: [u8; 2] = read(blob, r + b::REC_BACKEND);
         let nsid = read_u32(blob, r + b::REC_NSID);
         let blocks = read_u64(blob, r + b::REC_BLOCKS);
-        if usize::from(function) >= MAX_FUNCTIONS
+        let subsystem = match read::<1>(blob, r + b::REC_SUBSYS)[0] {
+            0 => None,
+            s if version >= 8 && t.subsystems.get(usize::from(s) - 1).is_some_and(|x| x.is_some()) => Some(s - 1),
+            s => return Err(ConfigError::BadSubsystem { index: usize::from(s) - 1 }),
+        };
+        if let Some(s) = subsystem {
+            // A subsystem's namespace: no PCIe function, nsid unique in it.
+            if nsid == 0 || nsid > MAX_NSID || !(9..=12).contains(&shift) || blocks == 0 || t.entries[..i].iter().flatten().any(|n| n.subsystem == Some(s) && n.nsid == nsid) {
+                return Err(ConfigError::BadRecord { index: i });
+            }
+        } else if usize::from(function) >= MAX_FUNCTIONS
             || nsid == 0
             || nsid > MAX_NSID
             || !(9..=12).contains(&shift)
@@ -528,16 +599,37 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
             _ => return Err(ConfigError::BadKey { index: i }),
         };
         t.entries[i] = Some(Namespace {
-            function,
+            function: if subsystem.is_some() { u16::MAX } else { function },
             nsid,
             geometry: Geometry { blocks, block_shift: shift },
             backend,
             index: i as u16,
             crypto,
+            subsystem,
         });
-        t.index[usize::from(function)][nsid as usize] = i as u16 + 1;
+        if subsystem.is_none() {
+            t.index[usize::from(function)][nsid as usize] = i as u16 + 1;
+        }
     }
     Ok(())
+}
+
+/// The target subsystem record at `r`; `None` if it is not valid.
+fn parse_subsystem(blob: &[u8], r: usize, nports: usize) -> Option<SubsysCfg> {
+    let (nqn, nqn_len) = read_nqn(blob, r + b::SUBSYS_NQN)?;
+    let trsvcid = read_u16(blob, r + b::SUBSYS_TRSVCID);
+    let [ports, nhosts]: [u8; 2] = read(blob, r + b::SUBSYS_PORTS);
+    let nhosts = usize::from(nhosts);
+    if trsvcid == 0 || ports == 0 || u32::from(ports) >> nports.min(8) != 0 || nhosts > b::SUBSYS_HOSTS_MAX {
+        return None;
+    }
+    let mut s = SubsysCfg { nqn, nqn_len, trsvcid, ports, hosts: [[0; b::NQN_LEN]; b::SUBSYS_HOSTS_MAX], host_lens: [0; b::SUBSYS_HOSTS_MAX], nhosts };
+    for k in 0..nhosts {
+        let (h, len) = read_nqn(blob, r + b::SUBSYS_HOSTS + k * b::NQN_LEN)?;
+        s.hosts[k] = h;
+        s.host_lens[k] = len;
+    }
+    Some(s)
 }
 
 /// The management record at `r`.

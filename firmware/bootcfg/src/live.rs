@@ -36,6 +36,7 @@ impl LiveNs {
             backend: Backend::Ram(RamBdev::new(self.base, self.blocks, self.block_shift)),
             index: LIVE_INDEX,
             crypto: None,
+            subsystem: None,
         }
     }
 }

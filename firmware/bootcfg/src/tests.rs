@@ -362,3 +362,76 @@ fn local_ssd_namespaces_from_format_7() {
     zero.ns.push((1, b::BACKEND_LOCAL, 9, 1, 2048, 0, 0));
     assert_eq!(parse_blob(&zero.bytes()).0, Err(ConfigError::BadRecord { index: 0 }));
 }
+
+/// Appends a target subsystem record to a blob built by `Blob::bytes`
+/// (which has no management record) and names it in the header.
+fn with_subsystem(mut v: Vec<u8>, nqn: &[u8], trsvcid: u16, ports: u8, hosts: &[&[u8]]) -> Vec<u8> {
+    let n = u16::from_le_bytes([v[b::HDR_SUBSYS], v[b::HDR_SUBSYS + 1]]);
+    let r = v.len();
+    v.resize(r + b::SUBSYS_RECORD, 0);
+    v[r..r + nqn.len()].copy_from_slice(nqn);
+    v[r + b::SUBSYS_TRSVCID..r + b::SUBSYS_TRSVCID + 2].copy_from_slice(&trsvcid.to_le_bytes());
+    v[r + b::SUBSYS_PORTS] = ports;
+    v[r + b::SUBSYS_HOST_COUNT] = hosts.len() as u8;
+    for (k, h) in hosts.iter().enumerate() {
+        let at = r + b::SUBSYS_HOSTS + k * b::NQN_LEN;
+        v[at..at + h.len()].copy_from_slice(h);
+    }
+    v[b::HDR_SUBSYS..b::HDR_SUBSYS + 2].copy_from_slice(&(n + 1).to_le_bytes());
+    v
+}
+
+#[test]
+fn target_subsystems_and_their_namespaces_from_format_8() {
+    let mut blob = Blob::new();
+    blob.ns.push((1, b::BACKEND_RAM, 9, 1, 2048, 0, 0));
+    blob.ns.push((0, b::BACKEND_RAM, 9, 1, 4096, 0, 0));
+    blob.ns.push((0, b::BACKEND_LOCAL, 12, 2, 256, 1, 1));
+    let mut v = blob.bytes();
+    for i in [1, 2] {
+        v[b::HEADER + i * b::RECORD + b::REC_SUBSYS] = 1; // subsystem record 0
+    }
+    let v = with_subsystem(v, b"nqn.2026-12.io.dpu:ram", 4420, 0b1, &[b"nqn.host:a", b"nqn.host:b"]);
+    assert_eq!(blob_len(&v[..b::HEADER]), v.len());
+    let (r, t, _) = parse_blob(&v);
+    assert_eq!(r, Ok(()));
+    assert_eq!(t.subsystems(), 1);
+    let s = t.subsystem(0).unwrap();
+    assert_eq!((s.nqn(), s.trsvcid, s.ports), (&b"nqn.2026-12.io.dpu:ram"[..], 4420, 1));
+    assert!(s.allows(b"nqn.host:a") && s.allows(b"nqn.host:b") && !s.allows(b"nqn.host:c") && !s.allows(b"nqn.host:"));
+    // The subsystem's namespaces belong to no PCIe function.
+    assert!(t.namespace(0, 1).is_none() && t.namespace(0, 2).is_none());
+    assert_eq!(t.namespace(1, 1).unwrap().subsystem, None);
+    let ns1 = t.subsystem_namespace(0, 1).unwrap();
+    assert_eq!((ns1.function, ns1.geometry.blocks, ns1.subsystem), (u16::MAX, 4096, Some(0)));
+    assert_eq!(t.subsystem_namespace(0, 2).unwrap().backend, Backend::Local { ssd: 1, nsid: 1 });
+    assert!(t.subsystem_namespace(0, 3).is_none() && t.subsystem_namespace(1, 1).is_none());
+
+    // Any host when the allow-list is empty.
+    let mut blob = Blob::new();
+    blob.ns.push((0, b::BACKEND_RAM, 9, 1, 8, 0, 0));
+    let mut v = blob.bytes();
+    v[b::HEADER + b::REC_SUBSYS] = 1;
+    let any = with_subsystem(v.clone(), b"nqn.x:any", 4420, 1, &[]);
+    let (r, t, _) = parse_blob(&any);
+    assert_eq!(r, Ok(()));
+    assert!(t.subsystem(0).unwrap().allows(b"nqn.whoever"));
+    // Bad records: TCP port 0, no port, a port that is not configured,
+    // an empty NQN; a namespace naming a missing subsystem.
+    for (nqn, tcp, ports) in [(&b"nqn.x"[..], 0, 1), (b"nqn.x", 4420, 0), (b"nqn.x", 4420, 0b10), (b"", 4420, 1)] {
+        let (r, _, _) = parse_blob(&with_subsystem(v.clone(), nqn, tcp, ports, &[]));
+        assert_eq!(r, Err(ConfigError::BadSubsystem { index: 0 }), "{nqn:?} {tcp} {ports}");
+    }
+    v[b::HEADER + b::REC_SUBSYS] = 2;
+    let (r, _, _) = parse_blob(&with_subsystem(v.clone(), b"nqn.x", 4420, 1, &[]));
+    assert_eq!(r, Err(ConfigError::BadSubsystem { index: 1 }));
+    // Two namespaces with one nsid in a subsystem.
+    let mut blob = Blob::new();
+    blob.ns.push((0, b::BACKEND_RAM, 9, 1, 8, 0, 0));
+    blob.ns.push((0, b::BACKEND_RAM, 9, 1, 8, 0, 0));
+    let mut v = blob.bytes();
+    v[b::HEADER + b::REC_SUBSYS] = 1;
+    v[b::HEADER + b::RECORD + b::REC_SUBSYS] = 1;
+    let (r, _, _) = parse_blob(&with_subsystem(v, b"nqn.x", 4420, 1, &[]));
+    assert_eq!(r, Err(ConfigError::BadRecord { index: 1 }));
+}

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
 use dpu_hal::regs::bootcfg as b;
 
-pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, EcVolume, MgmtCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID};
+pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, SubsysCfg, EcVolume, MgmtCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID};
 
 /// Whether I/O can be served: always for RAM; for a remote namespace,
 /// once the fabrics service has attached it.
@@ -219,6 +219,21 @@ pub fn loaded() -> bool {
 /// Namespace `nsid` of function `f`, if configured (after `load`).
 pub fn namespace(f: u16, nsid: u32) -> Option<&'static Namespace> {
     TABLE.get()?.namespace(f, nsid)
+}
+
+/// NVMe/TCP target subsystem `i` (after `load`).
+pub fn subsystem(i: usize) -> Option<&'static SubsysCfg> {
+    TABLE.get()?.subsystem(i)
+}
+
+/// Number of NVMe/TCP target subsystems.
+pub fn subsystems() -> usize {
+    TABLE.get().map_or(0, |t| t.subsystems())
+}
+
+/// Namespace `nsid` of target subsystem `s`.
+pub fn subsystem_namespace(s: u8, nsid: u32) -> Option<&'static Namespace> {
+    TABLE.get()?.subsystem_namespace(s, nsid)
 }
 
 /// Every configured namespace.

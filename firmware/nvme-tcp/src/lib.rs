@@ -14,6 +14,8 @@
 //! * [`cqe`]: decoding the 16-byte completion a CapsuleResp carries.
 //! * [`fabrics`]: Connect, Property Get/Set and admin/I/O SQE builders.
 //! * [`discovery`]: the Discovery Log Page (LID 70h), parsed and emitted.
+//! * [`target`]: the controller side: ICResp, Connect checks, properties,
+//!   the admin commands of a dynamic I/O controller.
 //! * [`consts`]: well-known NQN, ports, protocol version.
 #![no_std]
 
@@ -25,6 +27,7 @@ pub mod fabrics;
 pub mod host;
 pub mod pdu;
 pub mod sgl;
+pub mod target;
 
 mod le;
 

@@ -117,6 +117,22 @@ pub fn controller(out: &mut [u8; 4096], id: &ControllerIdentity) {
     out[2048..2050].copy_from_slice(&2500u16.to_le_bytes());
 }
 
+/// The NVMe over Fabrics part of Identify Controller (NVMe Base 2.0
+/// figure 275, bytes 1792-2047) and the fields a fabrics I/O controller
+/// reports differently from a PCIe one: IOCCSZ / IORCSZ (command and
+/// response capsule sizes, 16-byte units), ICDOFF 0, FCATT 0 (dynamic
+/// controller model), MSDBD 1; SGLS with SGL Offset (bit 20, in-capsule
+/// data at an offset); KAS (Keep Alive granularity, 100 ms units).
+pub fn fabrics(out: &mut [u8; 4096], ioccsz_bytes: u32, iorcsz_bytes: u32) {
+    out[1792..1796].copy_from_slice(&(ioccsz_bytes / 16).to_le_bytes());
+    out[1796..1800].copy_from_slice(&(iorcsz_bytes / 16).to_le_bytes());
+    out[1800..1802].copy_from_slice(&0u16.to_le_bytes()); // ICDOFF
+    out[1802] = 0; // FCATT: dynamic controller model
+    out[1803] = 1; // MSDBD
+    out[536..540].copy_from_slice(&(1u32 | 1 << 20).to_le_bytes()); // SGLS
+    out[320..322].copy_from_slice(&1u16.to_le_bytes()); // KAS: 100 ms
+}
+
 /// A namespace as Identify reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NamespaceInfo {

@@ -111,6 +111,11 @@ struct Cli {
     /// ends, until Ctrl-C or --max-time (the exit status is the scenario's).
     #[arg(long, value_name = "SPEC", value_parser = dpu_sim::net::hostfwd::parse_spec)]
     hostfwd: Option<std::net::SocketAddr>,
+    /// Keep the card running after the scenario's host work ends (its
+    /// verdict is kept), until Ctrl-C or --max-time: a card that serves a
+    /// bridged peer (e.g. the NVMe/TCP target for a Linux initiator).
+    #[arg(long)]
+    run_on: bool,
     /// Run an image built for a different chip layout anyway.
     #[arg(long)]
     ignore_chip_mismatch: bool,
@@ -312,6 +317,9 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
     }
     if let Some(b) = cli.bridge.clone() {
         m.attach_bridge(b)?;
+    }
+    if cli.run_on {
+        m.hold_after_scenario();
     }
     if let Some(addr) = cli.hostfwd {
         let bound = m.attach_hostfwd(addr)?;

@@ -78,6 +78,10 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
         let k = Controller { traddr: addr.octets(), trsvcid: port, subnqn: nqn(&subnqn, "subsystem NQN")? };
         c.controllers.push(k).map_err(|_| "too many remote controllers".to_string())?;
     }
+    // Nor are the NVMe/TCP target's subsystems (boot configuration format 8).
+    if !sc.subsystems.is_empty() {
+        return Err("[[subsystems]]: NVMe/TCP target subsystems are not part of the flash configuration yet (boot the ELF with the scenario instead)".into());
+    }
     if sc.management.is_some() {
         // Validated with the scenario (`Scenario::load`): resolves.
         let m = sc.management().ok_or("[management]: not a valid section")?;
@@ -148,6 +152,11 @@ mod tests {
             if cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
                 let e = from_scenario(&sc).unwrap_err();
                 assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
+                continue;
+            }
+            if !sc.subsystems.is_empty() {
+                let e = from_scenario(&sc).unwrap_err();
+                assert!(e.contains("[[subsystems]]: NVMe/TCP target subsystems are not part of the flash configuration"), "{}: {e}", p.display());
                 continue;
             }
             let c = from_scenario(&sc).unwrap();

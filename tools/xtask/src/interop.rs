@@ -14,6 +14,7 @@
 #[cfg(test)]
 mod frames_probe;
 pub(crate) mod image;
+pub(crate) mod initiator;
 
 use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -62,6 +63,8 @@ pub struct GuestConfig {
     pub udp_remote: u16,
     /// Optional capture of the guest NIC's traffic (QEMU `filter-dump`).
     pub pcap: Option<PathBuf>,
+    /// Boot as an NVMe/TCP host instead of a target (`initiator.rs`).
+    pub initiator: Option<initiator::InitiatorCfg>,
 }
 
 impl GuestConfig {
@@ -78,6 +81,7 @@ impl GuestConfig {
             udp_local,
             udp_remote,
             pcap: None,
+            initiator: None,
         }
     }
 
@@ -123,12 +127,19 @@ impl GuestConfig {
         if selftest {
             s.push_str(" dpusim.selftest=1");
         }
+        if let Some(i) = &self.initiator {
+            s.push_str(&i.cmdline());
+        }
         s
     }
 
-    /// The line `init.sh` prints once the target listens.
+    /// The line `init.sh` prints once the target listens (or, as an
+    /// initiator, once nvme-tcp is loaded).
     fn ready_line(&self) -> String {
-        format!("{READY_MARK} {}:{} {}", self.ip, self.port, self.nqn)
+        match &self.initiator {
+            Some(_) => format!("{} {}", initiator::READY_MARK, self.ip),
+            None => format!("{READY_MARK} {}:{} {}", self.ip, self.port, self.nqn),
+        }
     }
 }
 
@@ -153,7 +164,7 @@ impl LinuxTarget {
     }
 
     /// Boots the guest; `tag` names its log files in `target/interop/`.
-    fn launch(cfg: &GuestConfig, selftest: bool, tag: &str) -> Result<LinuxTarget, String> {
+    pub(crate) fn launch(cfg: &GuestConfig, selftest: bool, tag: &str) -> Result<LinuxTarget, String> {
         cfg.validate()?;
         let t0 = Instant::now();
         let img = image::prepare()?;
@@ -221,7 +232,7 @@ impl LinuxTarget {
 
     /// Polls the console until `check` decides on a line, QEMU exits, the
     /// guest reports a setup failure or panics, or `timeout` passes.
-    fn wait_console<T>(
+    pub(crate) fn wait_console<T>(
         &mut self,
         what: &str,
         timeout: Duration,
@@ -254,7 +265,7 @@ impl LinuxTarget {
     }
 
     /// Waits up to `timeout` for QEMU to exit by itself.
-    fn wait_exit(&mut self, timeout: Duration) -> bool {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while let Some(c) = self.child.as_mut() {
             if matches!(c.try_wait(), Ok(Some(_)) | Err(_)) {
@@ -294,7 +305,7 @@ impl Drop for LinuxTarget {
 }
 
 /// Two distinct free UDP ports on 127.0.0.1.
-fn free_udp_ports() -> Result<(u16, u16), String> {
+pub(crate) fn free_udp_ports() -> Result<(u16, u16), String> {
     let bind = || UdpSocket::bind("127.0.0.1:0").and_then(|s| Ok((s.local_addr()?.port(), s)));
     let err = |e: std::io::Error| format!("cannot bind a UDP socket on 127.0.0.1: {e}");
     let (a, _sa) = bind().map_err(err)?;

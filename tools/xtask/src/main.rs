@@ -13,6 +13,8 @@
 //!   - run the fuzz targets of `tools/fuzz` (see `fuzz.rs`).
 //! * `cargo xtask interop linux-target --guest-only` - boot the Linux
 //!   NVMe/TCP target guest in QEMU and run its self-test (see `interop.rs`).
+//! * `cargo xtask interop linux-initiator` - the Linux kernel NVMe/TCP
+//!   host in QEMU against the card's NVMe/TCP target (`interop/initiator.rs`).
 
 mod bench;
 mod build;
@@ -139,6 +141,9 @@ enum InteropPeer {
         #[arg(long)]
         guest_only: bool,
     },
+    /// The Linux kernel NVMe/TCP host (nvme-tcp) in a QEMU guest, against
+    /// the card's NVMe/TCP target.
+    LinuxInitiator,
 }
 
 fn main() -> ExitCode {
@@ -173,6 +178,9 @@ fn main() -> ExitCode {
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: true } } => interop::guest_self_test(),
         Cmd::Interop { peer: InteropPeer::LinuxTarget { guest_only: false } } => build::build_all(None)
             .and_then(|built| interop::adapter_against_linux(&built.dpusim, &built.firmware))
+            .map(|report| println!("{report}")),
+        Cmd::Interop { peer: InteropPeer::LinuxInitiator } => build::build_all(None)
+            .and_then(|built| interop::initiator::linux_against_card(&built.dpusim, &built.firmware))
             .map(|report| println!("{report}")),
     };
     match r {

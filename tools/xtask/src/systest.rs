@@ -971,6 +971,30 @@ fn interop_linux(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     r.map(|_| ()).map_err(|e| (e, None))
 }
 
+/// The card's NVMe/TCP target against the Linux kernel's NVMe/TCP host
+/// in a QEMU guest (`interop/initiator.rs`).
+fn interop_linux_initiator(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    crate::interop::initiator::linux_against_card(&cx.built.dpusim, &cx.built.firmware).map(|_| ()).map_err(|e| (e, None))
+}
+
+/// The target scenario boots without a peer: every subsystem listens on
+/// its port, the local SSD behind one is brought up, no warning.
+fn target_boot(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/interop-linux-initiator.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("target-boot", &fw, &["--scenario", &sc, "--run-on", "--max-time", "10ms"]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "nvmf target: nqn.2026-12.io.dpusim:ram listening on 10.0.0.1:4420 (port 0), 1 namespace(s)",
+            "nvmf target: nqn.2026-12.io.dpusim:ssd listening on 10.0.0.1:4420 (port 0), 1 namespace(s)",
+            "ssd 0: up:",
+        ],
+    )?;
+    no_warnings(&run)?;
+    Ok(())
+}
+
 /// The interop guest booted by a thread of its own, which also runs the
 /// scenarios against it when told to: QEMU dies with the thread that
 /// started it (`--pdeathsig`), so that thread lives until the end.
@@ -1233,6 +1257,8 @@ const TESTS: &[(&str, Check)] = &[
     ("pre-OS boot: UEFI-like reads of LBA 0 and a kernel at power-on, one target slow to answer", preos_boot),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain; digests + AES-XTS, ciphertext only on the wire)", interop_linux),
+    ("target-boot: NVMe/TCP target subsystems listen on every data-plane core (RAM and local SSD namespaces)", target_boot),
+    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (RAM and SSD subsystems, dd O_DIRECT read-back, allow-list refusal)", interop_linux_initiator),
     ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),

@@ -217,6 +217,12 @@ impl Stack {
         self.fabric = Some(f);
     }
 
+    /// The staging pages and the NVMe/TCP side (its stacks serve the
+    /// target too), borrowed together.
+    pub fn parts(&mut self) -> (&mut Pool, Option<&mut Fabric>) {
+        (&mut self.pool, self.fabric.as_deref_mut())
+    }
+
     /// Attaches this core's crypto device (encrypted namespaces).
     pub fn attach_crypto(&mut self, c: &'static mut crypto::Crypto) {
         self.crypto = Some(c);

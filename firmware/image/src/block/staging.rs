@@ -121,6 +121,12 @@ impl Pool {
         self.bytes.as_deref().map_or(&[][..], |b| &b[at..at + len.min(PAGE)])
     }
 
+    /// Page `page`, to fill.
+    pub fn bytes_mut(&mut self, page: u16) -> &mut [u8] {
+        let at = usize::from(page) * PAGE;
+        self.bytes.as_deref_mut().map_or(&mut [][..], |b| &mut b[at..at + PAGE])
+    }
+
     /// Calls `f(host address, staging address, bytes, offset)` for data
     /// laid out as the host segments `segs` (in transfer order) and as
     /// `p` from its first byte, split at segment and page boundaries: the

@@ -9,8 +9,11 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
-/// Sockets per stack.
+/// Sockets of the control plane's stacks.
 pub const SOCKETS: usize = 20;
+/// Most sockets a stack holds (a data-plane stack: one per remote
+/// controller on the port, plus the NVMe/TCP target's listeners).
+pub const MAX_SOCKETS: usize = 40;
 
 pub struct Stack {
     pub dev: NicDevice,
@@ -47,7 +50,7 @@ impl Stack {
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(ip[0], ip[1], ip[2], ip[3])), prefix));
         });
-        let storage = dpu_rt::alloc::slice_with(sockets.clamp(1, SOCKETS), |_| SocketStorage::EMPTY)?;
+        let storage = dpu_rt::alloc::slice_with(sockets.clamp(1, MAX_SOCKETS), |_| SocketStorage::EMPTY)?;
         let sockets = SocketSet::new(storage);
         dpu_rt::alloc::put_near(Stack { dev, iface, sockets, port, due: None, dirty: false })
     }

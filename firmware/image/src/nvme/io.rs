@@ -199,6 +199,8 @@ pub struct Engine {
     block: Stack,
     /// This core's copy of the namespaces attached at run time.
     live: live::Table,
+    /// This core's NVMe/TCP target (its I/Os share `block`).
+    target: Option<&'static mut crate::nvmf::target::Target>,
     /// Detached namespaces (func, nsid) whose in-flight commands must
     /// finish before the admin service hears `ToAdmin::Detached`.
     detaching: [(u16, u32); DETACHING],
@@ -268,6 +270,7 @@ impl ConstInit for Engine {
         timer_want: u64::MAX,
         block: Stack::INIT,
         live: live::Table::EMPTY,
+        target: None,
         detaching: [(0, 0); DETACHING],
         ndetaching: 0,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
@@ -367,7 +370,10 @@ impl Engine {
     fn block_pass(&mut self, doorbells: u64) -> usize {
         let Some(chan) = self.chan.as_mut() else { return 0 };
         let nic = doorbells & (dpu_hal::regs::nic::MAILBOX_BIT | dpu_hal::regs::nic::MAILBOX_LINK) != 0;
-        let work = self.block.poll(chan, nic, doorbells & crate::nvmf::DOORBELL_NVMF != 0);
+        let mut work = self.block.poll(chan, nic, doorbells & crate::nvmf::DOORBELL_NVMF != 0);
+        if let Some(t) = self.target.as_deref_mut() {
+            work += t.poll(&mut self.block, chan);
+        }
         work + self.block_completions()
     }
 
@@ -391,7 +397,7 @@ impl Engine {
             let Some(chan) = self.chan.as_mut() else { return total };
             let n = self.block.take_done(chan, &mut done);
             for &(tag, st) in &done[..n] {
-                self.block_done(usize::from(tag), st);
+                self.tag_done(tag, st);
             }
             total += n;
             if n < done.len() {
@@ -421,6 +427,18 @@ impl Engine {
         }
         // Immediate failures (bad request, no path) are reported at once.
         self.block_completions();
+    }
+
+    /// The block layer finished I/O `tag`: the NVMe/TCP target's, or
+    /// command slot `tag`.
+    fn tag_done(&mut self, tag: Tag, st: Status) {
+        if tag & crate::nvmf::target::TAG != 0 {
+            if let Some(t) = self.target.as_deref_mut() {
+                t.block_done(&mut self.block.pool, tag, st);
+            }
+            return;
+        }
+        self.block_done(usize::from(tag), st);
     }
 
     /// The block layer finished command `slot`.
@@ -462,6 +480,16 @@ impl Engine {
         self.block.attach_crypto(c);
     }
 
+    /// Starts this core's NVMe/TCP target on the stacks of its NVMe/TCP
+    /// side (after `attach_fabric`).
+    pub fn start_target(&mut self) -> bool {
+        let hart = self.hart;
+        let (_, fabric) = self.block.parts();
+        let Some(f) = fabric else { return false };
+        self.target = crate::nvmf::target::Target::start(hart, f);
+        self.target.is_some()
+    }
+
     /// Attaches this core's EC device (erasure-coded namespaces).
     pub fn attach_ec(&mut self, e: &'static mut crate::block::ec::Ec) {
         self.block.attach_ec(e);
@@ -476,7 +504,8 @@ impl Engine {
     /// deadlines, the initiator's timers), in mtime ticks.
     #[inline(never)]
     pub fn deadline(&mut self) -> u64 {
-        self.timer_want.min(self.block.deadline())
+        let t = self.target.as_deref().map_or(u64::MAX, |t| t.deadline());
+        self.timer_want.min(self.block.deadline()).min(t)
     }
 
     // ------------------------------------------------------------ admin
@@ -1140,7 +1169,7 @@ impl Engine {
                 K_BLOCK => {
                     let chan = self.chan.as_mut().expect("engine started");
                     if let Some((tag, st)) = self.block.dma_done(chan, idx as u32, c.bytes, ok) {
-                        self.block_done(usize::from(tag), st);
+                        self.tag_done(tag, st);
                     }
                 }
                 K_CQE => self.release(idx, false),

@@ -349,7 +349,7 @@ impl Fabric {
     /// configuration names no remote controller).
     pub fn start(hart: usize) -> Option<&'static mut Fabric> {
         let queue = net::data_queue(hart)?;
-        if bootcfg::controllers() == 0 || bootcfg::ports().is_empty() {
+        if (bootcfg::controllers() == 0 && bootcfg::subsystems() == 0) || bootcfg::ports().is_empty() {
             return None;
         }
         while !net::ports_ready() {
@@ -380,12 +380,14 @@ impl Fabric {
         // costs a TCP retransmission).
         for port in 0..bootcfg::ports().len().min(NIC_PORTS) {
             let conns = on_port(port);
-            if conns == 0 {
+            // The NVMe/TCP target's listening sockets share the stack.
+            let listeners = super::target::sockets_on(port);
+            if conns == 0 && listeners == 0 {
                 continue;
             }
             let smem = false;
             let rx = if lro { 64 } else { 256 };
-            f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1);
+            f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1 + listeners);
             if f.stacks[port].is_none() {
                 defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
             }
@@ -427,6 +429,11 @@ impl Fabric {
             });
         }
         Some(f)
+    }
+
+    /// This core's stack on `port` (the target listens there too).
+    pub fn stack(&mut self, port: usize) -> Option<&mut Stack> {
+        self.stacks.get_mut(port)?.as_deref_mut()
     }
 
     /// Free command slots (a device that fans one I/O out into several

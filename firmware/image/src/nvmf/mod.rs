@@ -11,10 +11,13 @@
 //!   DMA straight from the socket buffer into host memory; write data is
 //!   staged by DMA, then sent in the capsule or as H2CData after R2T.
 //! * [`conn`]: one queue's TCP connection and protocol state.
+//! * [`target`]: the other direction, in every data-plane reactor: the
+//!   card's namespaces served to remote hosts over NVMe/TCP.
 
 pub mod conn;
 pub mod initiator;
 pub mod service;
+pub mod target;
 
 use crate::bootcfg::MAX_CTRLS;
 use core::sync::atomic::{AtomicU32, Ordering};

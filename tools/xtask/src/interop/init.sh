@@ -12,6 +12,17 @@
 # and idles forever. A setup failure prints `DPUSIM-NVMET-FAIL <reason>` and
 # powers off.
 #
+# With dpusim.mode=initiator it is an NVMe/TCP *host* instead (no nvmet):
+#   dpusim.target=A.B.C.D dpusim.port=P dpusim.nqn=SUBNQN
+#   dpusim.hostnqn=HOSTNQN [dpusim.nqn2=SUBNQN2 dpusim.badhostnqn=NQN]
+# It loads nvme-tcp, prints `DPUSIM-INITIATOR-READY <ip>`, connects to
+# SUBNQN at the card (retrying while the card boots), writes patterns with
+# dd (O_DIRECT, 4 KiB and 128 KiB blocks) to the namespace, reads them back
+# and compares; with nqn2, connecting to it as badhostnqn must fail and as
+# hostnqn must work (and is checked the same way); then it disconnects and
+# prints `DPUSIM-INITIATOR-PASS` or `DPUSIM-INITIATOR-FAIL <reason>` and
+# powers off.
+#
 # With dpusim.selftest=1 it then connects the guest's own kernel NVMe/TCP host
 # to the target (plain, then with digests), writes patterns and reads them back, prints
 # `DPUSIM-SELFTEST-PASS` or `DPUSIM-SELFTEST-FAIL <reason>` and powers off.
@@ -47,7 +58,7 @@ wait_for() {
 }
 
 # ---------------------------------------------------------------- config
-IP= PREFIX= MAC= NQN= PORT= RAMDISK_KIB= SELFTEST=0
+IP= PREFIX= MAC= NQN= PORT= RAMDISK_KIB= SELFTEST=0 MODE=target TARGET= HOSTNQN= NQN2= BADHOSTNQN=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
     dpusim.ip=*) IP=${arg#*=} ;;
@@ -57,6 +68,11 @@ for arg in $(cat /proc/cmdline); do
     dpusim.port=*) PORT=${arg#*=} ;;
     dpusim.ramdisk_kib=*) RAMDISK_KIB=${arg#*=} ;;
     dpusim.selftest=*) SELFTEST=${arg#*=} ;;
+    dpusim.mode=*) MODE=${arg#*=} ;;
+    dpusim.target=*) TARGET=${arg#*=} ;;
+    dpusim.hostnqn=*) HOSTNQN=${arg#*=} ;;
+    dpusim.nqn2=*) NQN2=${arg#*=} ;;
+    dpusim.badhostnqn=*) BADHOSTNQN=${arg#*=} ;;
     esac
 done
 for v in IP PREFIX MAC NQN PORT RAMDISK_KIB; do
@@ -95,6 +111,80 @@ ip link set dev lo up || fail "lo up"
 ip link set dev "$IFACE" address "$MAC" || fail "set MAC $MAC on $IFACE"
 ip link set dev "$IFACE" up || fail "$IFACE up"
 ip addr add "$IP/$PREFIX" dev "$IFACE" || fail "add $IP/$PREFIX to $IFACE"
+
+# ---------------------------------------------------------------- initiator
+if [ "$MODE" = initiator ]; then
+    MARK=DPUSIM-INITIATOR
+    [ -n "$TARGET" ] && [ -n "$HOSTNQN" ] || fail "initiator mode needs dpusim.target= and dpusim.hostnqn="
+    case " $HOST_MODULES " in
+    *" nvme_core "*) modprobe nvme_core multipath=N || fail "modprobe nvme_core" ;;
+    esac
+    for m in $HOST_MODULES; do
+        modprobe "$m" || fail "modprobe $m"
+    done
+    wait_for 50 test -c /dev/nvme-fabrics || fail "/dev/nvme-fabrics did not appear"
+    echo 7 > /proc/sys/kernel/printk
+    echo "DPUSIM-INITIATOR-READY $IP"
+    SEEN=
+    new_namespace() {
+        for d in /dev/nvme*n1; do
+            [ -b "$d" ] || continue
+            case " $SEEN " in *" $d "*) continue ;; esac
+            DEV=$d
+            SEEN="$SEEN $d"
+            return 0
+        done
+        return 1
+    }
+    # attach SUBNQN HOSTNQN: connects (retrying up to 180 s while the card
+    # boots: a refused TCP connection fails at once), sets DEV.
+    attach() {
+        n=180
+        while ! echo "transport=tcp,traddr=$TARGET,trsvcid=$PORT,nqn=$1,hostnqn=$2" > /dev/nvme-fabrics; do
+            n=$((n - 1))
+            [ "$n" -gt 0 ] || fail "connect to $TARGET:$PORT $1 as $2"
+            sleep 1
+        done
+        echo "$MARK connected to $1 as $2"
+        wait_for 300 new_namespace || fail "no new /dev/nvme*n1 after connecting to $1"
+    }
+    # check BS COUNT OFFSET_BLOCKS: O_DIRECT write of a random pattern, read back, compare.
+    check() {
+        dd if=/dev/urandom of=/tmp/pattern bs="$1" count="$2" 2>/dev/null || fail "make pattern"
+        dd if=/tmp/pattern of="$DEV" bs="$1" count="$2" seek="$3" oflag=direct conv=notrunc 2>/dev/null ||
+            fail "$DEV: write $2 x $1 B at block $3"
+        dd if="$DEV" of=/tmp/readback bs="$1" count="$2" skip="$3" iflag=direct 2>/dev/null ||
+            fail "$DEV: read $2 x $1 B at block $3"
+        cmp -s /tmp/pattern /tmp/readback || fail "$DEV: read-back of $2 x $1 B at block $3 differs"
+        echo "$MARK $DEV: $2 x $1 B at block $3: $(md5sum < /tmp/pattern | cut -c1-32) read back equal"
+    }
+    attach "$NQN" "$HOSTNQN"
+    SIZE=$(cat "/sys/block/${DEV#/dev/}/size")
+    echo "$MARK $DEV: $SIZE sectors"
+    # Never written: reads as zeroes (a RAM namespace).
+    dd if="$DEV" of=/tmp/zero bs=4096 count=16 skip=1000 iflag=direct 2>/dev/null || fail "$DEV: read unwritten blocks"
+    [ "$(tr -d '\000' < /tmp/zero | wc -c)" = 0 ] || fail "$DEV: unwritten blocks do not read as zeroes"
+    check 4096 256 0
+    check 131072 32 8
+    check 65536 16 200
+    if [ -n "$NQN2" ]; then
+        if [ -n "$BADHOSTNQN" ]; then
+            if echo "transport=tcp,traddr=$TARGET,trsvcid=$PORT,nqn=$NQN2,hostnqn=$BADHOSTNQN" > /dev/nvme-fabrics 2>/dev/null; then
+                fail "$NQN2 accepted $BADHOSTNQN, which is not on its allow-list"
+            fi
+            echo "$MARK $NQN2 refused $BADHOSTNQN (not on its allow-list)"
+        fi
+        attach "$NQN2" "$HOSTNQN"
+        check 4096 64 0
+        check 131072 8 16
+    fi
+    for c in /sys/class/nvme/nvme*; do
+        echo 1 > "$c/delete_controller" || fail "disconnect ${c##*/}"
+    done
+    echo "DPUSIM-INITIATOR-PASS"
+    poweroff -f
+    sleep 10
+fi
 
 # ---------------------------------------------------------------- nvmet
 mount -t configfs configfs /sys/kernel/config || fail "mount configfs"

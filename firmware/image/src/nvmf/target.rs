@@ -1,0 +1,1126 @@
+//! The NVMe/TCP target of one data-plane core: the card's namespaces
+//! (RAM, local SSD: any block device) served to remote hosts over the
+//! DPU's ports (DESIGN.md §1 use case 2).
+//!
+//! * Every data-plane core listens on each subsystem's TCP port with
+//!   [`LISTENERS`] sockets per port on its own stacks; the NIC's RSS
+//!   hash places a host's connection on one core, where its queue pair
+//!   lives from ICReq to close (no cross-core hop).
+//! * Per connection: ICReq -> ICResp (header digests when asked; data
+//!   digests are refused: off in ICResp), Fabrics Connect (qid 0 creates
+//!   a dynamic controller in [`CTRLS`], shared by all cores through
+//!   atomics, slow path only; qid > 0 attaches to one by CNTLID), then
+//!   the admin commands of `dpu_nvme_tcp::target` or I/O.
+//! * I/O: Read, Write, Flush, Write Zeroes go to the same block-device
+//!   stack as the PCIe NVMe engine's commands ([`crate::block::Stack`])
+//!   with staging pages (`Data::Staged`) under tags [`TAG`] | slot.
+//!   Write data comes in the capsule (the I/O queues' capsules take
+//!   MDTS = 128 KiB of data, IOCCSZ): received from the socket buffer
+//!   straight into the staging pages; read data goes from the staging
+//!   pages into the socket as C2HData PDUs of up to [`C2H_CHUNK`], then a
+//!   CapsuleResp. Both copies are `memcpy`s of 512 bytes or more, which
+//!   run on the core's DMA copy channel (`dpu_rt::copy`); smoltcp copies
+//!   frames to and from its socket buffers as for the initiator.
+//! * Bad input: a malformed PDU gets a C2HTermReq with its FES and only
+//!   that connection closes; command errors are completions (Invalid
+//!   Opcode, LBA Out of Range, Invalid Field for a transfer above MDTS,
+//!   Command Sequence Error before Connect or on a disabled controller).
+//! * Keep Alive: an admin queue that receives no command within KATO is
+//!   torn down; its controller is freed and the I/O queues of it (on any
+//!   core) see that and close.
+//!
+//! Not here yet: R2T/H2CData (a host that puts write data outside the
+//! capsule gets Data SGL Length Invalid), data digests, the discovery
+//! service, asynchronous event completion (AERs are held), Compare and
+//! Dataset Management.
+
+use crate::block::staging::{Pages, Pool, PAGE};
+use crate::block::{self, Data, Io, Tag};
+use crate::bootcfg;
+use crate::net::stack::Stack;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use dpu_hal::dma::Channel;
+use dpu_hal::memory_map::{NIC_PORTS, TIMEBASE_HZ};
+use dpu_nvme::identify::NamespaceInfo;
+use dpu_nvme::{Cqe, Sqe, Status};
+use dpu_nvme_tcp::fabrics::connect::status as cstatus;
+use dpu_nvme_tcp::fabrics::{ConnectResponse, FcType};
+use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, Received, Role, RxConfig, TermReq, TxConfig};
+use dpu_nvme_tcp::sgl::Dptr;
+use dpu_nvme_tcp::target::{self as t, AdminReply, AdminState, Connect};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+
+/// Tag bit of the target's block I/Os (the engine's are below 128; the
+/// crypto and EC devices use 0x8000 and 0x4000).
+pub const TAG: Tag = 0x2000;
+/// Commands one core's target holds at once (slots).
+const MAXCMD: usize = 64;
+/// Listening sockets per (port, TCP port) on each core: connections RSS
+/// places on one core at the same time.
+pub const LISTENERS: usize = 4;
+/// Most connections (sockets) one core's target keeps.
+const MAX_CONNS: usize = 16;
+/// Socket buffers (receive = the window a host may fill).
+const SOCK_RX: usize = 128 * 1024;
+const SOCK_TX: usize = 128 * 1024;
+/// In-capsule data an I/O queue takes: MDTS.
+const INLINE_MAX: u32 = dpu_nvme::MAX_TRANSFER as u32;
+/// MAXH2CDATA announced in ICResp.
+const MAXH2CDATA: u32 = 128 * 1024;
+/// Most data bytes per C2HData PDU.
+pub const C2H_CHUNK: u32 = 32 * 1024;
+/// Admin in-capsule data (Connect's 1024 bytes; Linux's admin capsules
+/// take up to 8 KiB).
+const SMALL: usize = 8192;
+const US: u64 = TIMEBASE_HZ / 1_000_000;
+/// A connection closing after a C2HTermReq is aborted after this.
+const CLOSE_GRACE: u64 = 100_000 * US;
+
+/// Controllers of all subsystems, in DDR (statics), shared by every
+/// core: the admin queue's core creates and frees; I/O queues' cores
+/// read. CNTLID = index + 1.
+pub const MAX_CONTROLLERS: usize = 64;
+
+struct CtrlSlot {
+    /// Bit 0 live; bits 31:1 generation (bumped when freed or reset: an
+    /// I/O queue of an older generation closes).
+    state: AtomicU32,
+    /// Subsystem index (bits 7:0), bit 8: enabled (CC.EN).
+    info: AtomicU32,
+    /// FNV-1a of the host NQN.
+    host: AtomicU64,
+}
+
+static CTRLS: [CtrlSlot; MAX_CONTROLLERS] = [const { CtrlSlot { state: AtomicU32::new(0), info: AtomicU32::new(0), host: AtomicU64::new(0) } }; MAX_CONTROLLERS];
+
+fn fnv(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &c in b {
+        h ^= u64::from(c);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Allocates a controller of subsystem `subsys` for host `hostnqn`:
+/// (index, generation).
+fn ctrl_alloc(subsys: u8, hostnqn: &str) -> Option<(usize, u32)> {
+    for (i, c) in CTRLS.iter().enumerate() {
+        let s = c.state.load(Ordering::Acquire);
+        if s & 1 == 0 && c.state.compare_exchange(s, s | 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            c.info.store(u32::from(subsys), Ordering::Relaxed);
+            c.host.store(fnv(hostnqn.as_bytes()), Ordering::Release);
+            return Some((i, s >> 1));
+        }
+    }
+    None
+}
+
+/// Bumps controller `i`'s generation: freed (`live` false) or reset.
+fn ctrl_bump(i: usize, live: bool) -> u32 {
+    let c = &CTRLS[i];
+    let g = (c.state.load(Ordering::Relaxed) >> 1).wrapping_add(1);
+    if !live {
+        c.info.store(0, Ordering::Relaxed);
+    }
+    c.state.store(g << 1 | u32::from(live), Ordering::Release);
+    g
+}
+
+fn ctrl_current(i: usize, gen: u32) -> bool {
+    CTRLS[i].state.load(Ordering::Acquire) == (gen << 1 | 1)
+}
+
+fn ctrl_set_enabled(i: usize, on: bool) {
+    let c = &CTRLS[i];
+    let v = c.info.load(Ordering::Relaxed) & 0xff;
+    c.info.store(v | u32::from(on) << 8, Ordering::Release);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotSt {
+    Free,
+    /// Receiving its in-capsule data.
+    Receiving,
+    /// Waiting to be submitted to the block layer (this pass).
+    Submit,
+    /// In the block layer.
+    Block,
+    /// Completed; in its connection's send FIFO.
+    Reply,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    st: SlotSt,
+    conn: u8,
+    epoch: u32,
+    cid: u16,
+    sqhd: u16,
+    sqid: u16,
+    subsys: u8,
+    op: block::Op,
+    nsid: u32,
+    lba: u64,
+    blocks: u32,
+    len: u32,
+    pages: Pages,
+    status: Status,
+    /// Read data bytes already sent as C2HData.
+    sent: u32,
+}
+
+impl Slot {
+    const FREE: Slot = Slot {
+        st: SlotSt::Free,
+        conn: 0,
+        epoch: 0,
+        cid: 0,
+        sqhd: 0,
+        sqid: 0,
+        subsys: 0,
+        op: block::Op::Flush,
+        nsid: 0,
+        lba: 0,
+        blocks: 0,
+        len: 0,
+        pages: Pages::NONE,
+        status: Status::SUCCESS,
+        sent: 0,
+    };
+}
+
+/// Per-core counters.
+#[derive(Clone, Copy, Default)]
+pub struct Stats {
+    pub connections: u64,
+    pub commands: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub errors: u64,
+    pub term_reqs: u64,
+    pub kato_expired: u64,
+}
+
+struct Slots {
+    s: [Slot; MAXCMD],
+    free: [u8; MAXCMD],
+    nfree: usize,
+    submit: [u8; MAXCMD],
+    nsubmit: usize,
+    stats: Stats,
+}
+
+impl Slots {
+    fn alloc(&mut self) -> Option<usize> {
+        if self.nfree == 0 {
+            return None;
+        }
+        self.nfree -= 1;
+        Some(usize::from(self.free[self.nfree]))
+    }
+
+    fn release(&mut self, pool: &mut Pool, k: usize) {
+        let s = &mut self.s[k];
+        if s.st == SlotSt::Free {
+            return;
+        }
+        pool.free(&mut s.pages);
+        s.st = SlotSt::Free;
+        self.free[self.nfree] = k as u8;
+        self.nfree += 1;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Listening (or not yet connected).
+    Idle,
+    /// Connected; waiting for ICReq.
+    Ic,
+    /// ICResp sent.
+    Live,
+    /// A C2HTermReq was queued and FIN sent; aborted at `at` if not closed.
+    Closing { at: u64 },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Small,
+    Slot(u8),
+    Discard,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rx {
+    /// Reading a header (`hgot` bytes so far).
+    Header,
+    /// A header parsed; its command waits for a slot or pages.
+    Parsed,
+    /// Skipping `skip` bytes, then `left` data bytes to `dest` (at `off`),
+    /// then `tail` bytes (a data digest).
+    Body { skip: u32, left: u32, off: u32, tail: u32, dest: Dest },
+    /// A whole PDU received; its command waits to be handled (room to
+    /// answer).
+    Complete,
+}
+
+struct Conn {
+    sock: SocketHandle,
+    port: usize,
+    lport: u16,
+    epoch: u32,
+    phase: Phase,
+    rx: Rx,
+    hdr: [u8; pdu::MAX_HEADER_LEN + 8],
+    hgot: usize,
+    pdu: Option<Received>,
+    rxcfg: RxConfig,
+    txcfg: TxConfig,
+    /// Connected queue: qid, SQSIZE (0's based), SQ head counter.
+    qid: Option<u16>,
+    sqsize: u16,
+    sqhd: u16,
+    subsys: u8,
+    /// Controller (index, generation) after Connect.
+    ctrl: Option<(usize, u32)>,
+    admin: Option<AdminState>,
+    last_cmd: u64,
+    /// The command whose in-capsule data is being received or handled.
+    cur_slot: Option<u8>,
+    small_len: usize,
+    /// Completed slots to answer, in order.
+    fifo: [u8; MAXCMD],
+    fhead: usize,
+    fcount: usize,
+    /// Admin in-capsule data (`SMALL` bytes, DDR).
+    small: &'static mut [u8],
+    /// Admin answer data (4 KiB, DDR).
+    out: &'static mut [u8; 4096],
+}
+
+/// The target side of one data-plane core.
+pub struct Target {
+    hart: usize,
+    conns: Option<&'static mut [Conn]>,
+    nconns: usize,
+    slots: Slots,
+}
+
+impl dpu_rt::ConstInit for Target {
+    const INIT: Target = Target {
+        hart: 0,
+        conns: None,
+        nconns: 0,
+        slots: Slots { s: [Slot::FREE; MAXCMD], free: [0; MAXCMD], nfree: 0, submit: [0; MAXCMD], nsubmit: 0, stats: Stats { connections: 0, commands: 0, reads: 0, writes: 0, errors: 0, term_reqs: 0, kato_expired: 0 } },
+    };
+}
+
+/// (port, TCP port) pairs the subsystems listen on, each once.
+fn listen_points(mut f: impl FnMut(usize, u16)) {
+    let mut seen: [(u8, u16); 16] = [(0, 0); 16];
+    let mut n = 0;
+    for s in 0..bootcfg::subsystems() {
+        let Some(c) = bootcfg::subsystem(s) else { continue };
+        for p in 0..NIC_PORTS.min(bootcfg::ports().len()) {
+            if c.ports & (1 << p) == 0 || seen[..n].contains(&(p as u8, c.trsvcid)) || n == seen.len() {
+                continue;
+            }
+            seen[n] = (p as u8, c.trsvcid);
+            n += 1;
+            f(p, c.trsvcid);
+        }
+    }
+}
+
+/// Listening sockets the target wants on `port` (stack sizing).
+pub fn sockets_on(port: usize) -> usize {
+    let mut n = 0;
+    listen_points(|p, _| {
+        if p == port {
+            n += LISTENERS;
+        }
+    });
+    n.min(MAX_CONNS)
+}
+
+fn subsys_namespaces(s: u8) -> u32 {
+    bootcfg::namespaces().filter(|n| n.subsystem == Some(s)).map(|n| n.nsid).max().unwrap_or(0)
+}
+
+fn ns_info(s: u8, nsid: u32) -> Option<NamespaceInfo> {
+    let ns = bootcfg::subsystem_namespace(s, nsid)?;
+    let nqn = bootcfg::subsystem(usize::from(s)).map_or(&[][..], |c| c.nqn());
+    let h = fnv(nqn) ^ u64::from(nsid).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut nguid = [0u8; 16];
+    nguid[..8].copy_from_slice(&h.to_be_bytes());
+    nguid[8..].copy_from_slice(&h.rotate_left(21).to_be_bytes());
+    let mut eui64 = h.rotate_left(7).to_be_bytes();
+    eui64[0] = 0x02; // locally administered
+    Some(NamespaceInfo {
+        nsid,
+        blocks: ns.geometry.blocks,
+        lba_shift: ns.geometry.block_shift,
+        nguid,
+        eui64,
+        deallocated_zeroes: matches!(ns.backend, bootcfg::Backend::Ram(_)),
+    })
+}
+
+impl Target {
+    /// The target side of data-plane hart `hart`, listening on the
+    /// stacks of its NVMe/TCP side; `None` without subsystems.
+    pub fn start(hart: usize, fabric: &mut crate::nvmf::initiator::Fabric) -> Option<&'static mut Target> {
+        if bootcfg::subsystems() == 0 {
+            return None;
+        }
+        let t = dpu_rt::alloc::ddr_static::<Target>()?;
+        t.hart = hart;
+        for i in 0..MAXCMD {
+            t.slots.free[i] = (MAXCMD - 1 - i) as u8;
+        }
+        t.slots.nfree = MAXCMD;
+        let mut socks: [(SocketHandle, usize, u16); MAX_CONNS] = [(SocketHandle::default(), 0, 0); MAX_CONNS];
+        let mut n = 0;
+        listen_points(|p, tcp| {
+            let Some(st) = fabric.stack(p) else { return };
+            for _ in 0..LISTENERS {
+                if n == MAX_CONNS {
+                    return;
+                }
+                match st.listen(tcp, SOCK_RX, SOCK_TX) {
+                    Some(h) => {
+                        socks[n] = (h, p, tcp);
+                        n += 1;
+                    }
+                    None => defmt::warn!("hart {=usize}: nvmf target: no socket for port {=usize} TCP {=u16}", hart, p, tcp),
+                }
+            }
+        });
+        let mut k = 0;
+        let mut bufs: [Option<(&'static mut [u8], &'static mut [u8; 4096])>; MAX_CONNS] = [const { None }; MAX_CONNS];
+        for b in bufs.iter_mut().take(n) {
+            let small = dpu_rt::alloc::ddr_bytes(SMALL, 64)?;
+            let out: &'static mut [u8; 4096] = dpu_rt::alloc::ddr_bytes(4096, 64)?.try_into().ok()?;
+            *b = Some((small, out));
+        }
+        t.conns = Some(dpu_rt::alloc::ddr_slice_with(n, |_| {
+            let (sock, port, lport) = socks[k];
+            let (small, out) = bufs[k].take().expect("allocated above");
+            k += 1;
+            Conn {
+                sock,
+                port,
+                lport,
+                epoch: 0,
+                phase: Phase::Idle,
+                rx: Rx::Header,
+                hdr: [0; pdu::MAX_HEADER_LEN + 8],
+                hgot: 0,
+                pdu: None,
+                rxcfg: RxConfig::awaiting_ic(Role::Controller),
+                txcfg: TxConfig::PLAIN,
+                qid: None,
+                sqsize: 0,
+                sqhd: 0,
+                subsys: 0,
+                ctrl: None,
+                admin: None,
+                last_cmd: 0,
+                cur_slot: None,
+                small_len: 0,
+                fifo: [0; MAXCMD],
+                fhead: 0,
+                fcount: 0,
+                small,
+                out,
+            }
+        })?);
+        t.nconns = n;
+        if hart == crate::net::FIRST_DATA_HART {
+            for s in 0..bootcfg::subsystems() {
+                let Some(c) = bootcfg::subsystem(s) else { continue };
+                for (p, pc) in bootcfg::ports().iter().enumerate().take(NIC_PORTS) {
+                    if c.ports & (1 << p) != 0 {
+                        defmt::info!(
+                            "nvmf target: {=str} listening on {=u8}.{=u8}.{=u8}.{=u8}:{=u16} (port {=usize}), {=u32} namespace(s), {=usize} sockets per core",
+                            core::str::from_utf8(c.nqn()).unwrap_or("?"),
+                            pc.ip[0], pc.ip[1], pc.ip[2], pc.ip[3], c.trsvcid, p, subsys_namespaces(s as u8), LISTENERS
+                        );
+                    }
+                }
+            }
+        }
+        Some(t)
+    }
+
+    /// A block I/O of the target (`tag` has [`TAG`]) finished.
+    pub fn block_done(&mut self, pool: &mut Pool, tag: Tag, st: Status) {
+        let k = usize::from(tag & !TAG);
+        let Some(s) = self.slots.s.get_mut(k) else { return };
+        if s.st != SlotSt::Block {
+            return;
+        }
+        s.status = st;
+        let (ci, epoch) = (usize::from(s.conn), s.epoch);
+        match self.conns.as_deref_mut().and_then(|c| c.get_mut(ci)) {
+            Some(c) if c.epoch == epoch && c.fcount < MAXCMD => {
+                self.slots.s[k].st = SlotSt::Reply;
+                c.fifo[(c.fhead + c.fcount) % MAXCMD] = k as u8;
+                c.fcount += 1;
+            }
+            // Its connection is gone.
+            _ => self.slots.release(pool, k),
+        }
+    }
+
+    /// One pass: every connection's receive, submit, send. Returns work done.
+    pub fn poll(&mut self, blk: &mut block::Stack, chan: &mut Channel) -> usize {
+        let now = dpu_hal::csr::time();
+        let mut work = 0;
+        let Target { conns, slots, hart, .. } = self;
+        let Some(conns) = conns.as_deref_mut() else { return 0 };
+        {
+            let (pool, fabric) = blk.parts();
+            let Some(fabric) = fabric else { return 0 };
+            for (ci, c) in conns.iter_mut().enumerate() {
+                let Some(stack) = fabric.stack(c.port) else { continue };
+                work += c.pass(ci, stack, pool, slots, now, *hart);
+            }
+        }
+        // Commands whose data is in: to the block layer.
+        for i in 0..core::mem::take(&mut slots.nsubmit) {
+            let k = usize::from(slots.submit[i]);
+            let s = slots.s[k];
+            if s.st != SlotSt::Submit {
+                continue;
+            }
+            if conns.get(usize::from(s.conn)).is_none_or(|c| c.epoch != s.epoch) {
+                slots.release(&mut blk.pool, k);
+                continue;
+            }
+            let Some(ns) = bootcfg::subsystem_namespace(s.subsys, s.nsid) else {
+                slots.s[k].status = Status::INVALID_NAMESPACE;
+                conns[usize::from(s.conn)].push_reply(&mut blk.pool, slots, k);
+                continue;
+            };
+            slots.s[k].st = SlotSt::Block;
+            let pages = s.pages;
+            let data = if s.len > 0 { Data::Staged(&pages) } else { Data::None };
+            let io = Io { op: s.op, lba: s.lba, blocks: s.blocks, len: s.len, data };
+            blk.submit(chan, ns, TAG | k as Tag, &io);
+            work += 1;
+        }
+        work
+    }
+
+    /// When the target next needs a pass without an interrupt (keep-alive
+    /// expiry, closing connections), in mtime ticks.
+    pub fn deadline(&self) -> u64 {
+        let mut t = u64::MAX;
+        for c in self.conns.as_deref().into_iter().flatten() {
+            match c.phase {
+                Phase::Closing { at } => t = t.min(at),
+                Phase::Live => {
+                    if let Some(a) = &c.admin {
+                        if a.kato_ms > 0 {
+                            t = t.min(c.last_cmd + u64::from(a.kato_ms) * 1000 * US + 1);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
+/// Room in a socket's send buffer.
+fn room(s: &tcp::Socket) -> usize {
+    if !s.may_send() {
+        return 0;
+    }
+    s.send_capacity() - s.send_queue()
+}
+
+impl Conn {
+    fn tcp<'a>(&self, stack: &'a mut Stack) -> &'a mut tcp::Socket<'static> {
+        stack.dirty = true;
+        stack.tcp(self.sock)
+    }
+
+    /// Back to listening: frees its controller (admin queue) and its
+    /// commands (those in the block layer are freed when they finish).
+    fn reset(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, why: &str, hart: usize) {
+        if self.phase != Phase::Idle {
+            let c = &slots.stats;
+            defmt::info!(
+                "hart {=usize}: nvmf target: connection on TCP {=u16} qid {=i32} closed: {=str} (core: {=u64} connections, {=u64} commands, {=u64} reads, {=u64} writes, {=u64} errors)",
+                hart, self.lport, self.qid.map_or(-1, i32::from), why, c.connections, c.commands, c.reads, c.writes, c.errors
+            );
+        }
+        if let (Some((i, _)), Some(_)) = (self.ctrl, self.admin.as_ref()) {
+            ctrl_bump(i, false);
+        }
+        while self.fcount > 0 {
+            let k = usize::from(self.fifo[self.fhead]);
+            self.fhead = (self.fhead + 1) % MAXCMD;
+            self.fcount -= 1;
+            slots.release(pool, k);
+        }
+        if let Some(k) = self.cur_slot.take() {
+            if slots.s[usize::from(k)].st == SlotSt::Receiving {
+                slots.release(pool, usize::from(k));
+            }
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        self.phase = Phase::Idle;
+        self.rx = Rx::Header;
+        self.hgot = 0;
+        self.pdu = None;
+        self.rxcfg = RxConfig::awaiting_ic(Role::Controller);
+        self.txcfg = TxConfig::PLAIN;
+        self.qid = None;
+        self.sqsize = 0;
+        self.sqhd = 0;
+        self.ctrl = None;
+        self.admin = None;
+        self.fhead = 0;
+        let s = self.tcp(stack);
+        if s.is_open() {
+            s.abort();
+        }
+        let _ = s.listen(self.lport);
+    }
+
+    /// Sends a C2HTermReq for `e` (with the offending header) and closes.
+    fn terminate(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, fes: Fes, fei: u32, now: u64, hart: usize) {
+        slots.stats.term_reqs += 1;
+        defmt::warn!("hart {=usize}: nvmf target: fatal transport error (FES {=u16:#x}, FEI {=u32}); closing the connection", hart, fes as u16, fei);
+        let mut b = [0u8; 24 + 128];
+        let hg = self.hgot.min(self.hdr.len());
+        let n = TermReq::new(fes, fei).emit_with_data(false, &self.hdr[..hg], &mut b).unwrap_or(0);
+        let ep = self.epoch;
+        self.reset_keep_socket(pool, slots);
+        self.epoch = ep.wrapping_add(1);
+        let s = self.tcp(stack);
+        if n > 0 && room(s) >= n {
+            let _ = s.send_slice(&b[..n]);
+        }
+        s.close();
+        self.phase = Phase::Closing { at: now + CLOSE_GRACE };
+    }
+
+    /// Frees the connection's state but keeps the socket (closing).
+    fn reset_keep_socket(&mut self, pool: &mut Pool, slots: &mut Slots) {
+        if let (Some((i, _)), Some(_)) = (self.ctrl, self.admin.as_ref()) {
+            ctrl_bump(i, false);
+        }
+        while self.fcount > 0 {
+            let k = usize::from(self.fifo[self.fhead]);
+            self.fhead = (self.fhead + 1) % MAXCMD;
+            self.fcount -= 1;
+            slots.release(pool, k);
+        }
+        if let Some(k) = self.cur_slot.take() {
+            if slots.s[usize::from(k)].st == SlotSt::Receiving {
+                slots.release(pool, usize::from(k));
+            }
+        }
+        self.ctrl = None;
+        self.admin = None;
+        self.qid = None;
+        self.pdu = None;
+    }
+
+    /// One connection's pass.
+    fn pass(&mut self, ci: usize, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize) -> usize {
+        let state = stack.tcp(self.sock).state();
+        match self.phase {
+            Phase::Closing { at } => {
+                if matches!(state, tcp::State::Closed | tcp::State::TimeWait) || now >= at {
+                    self.reset(stack, pool, slots, "closed after a transport error", hart);
+                    return 1;
+                }
+                return 0;
+            }
+            Phase::Idle => {
+                match state {
+                    tcp::State::Established => {
+                        slots.stats.connections += 1;
+                        self.phase = Phase::Ic;
+                        self.last_cmd = now;
+                    }
+                    tcp::State::Listen | tcp::State::SynReceived => return 0,
+                    _ => {
+                        // Closed (or a half-open leftover): listen again.
+                        let s = self.tcp(stack);
+                        if s.is_open() {
+                            s.abort();
+                        }
+                        let _ = s.listen(self.lport);
+                        return 0;
+                    }
+                }
+            }
+            Phase::Ic | Phase::Live => {
+                if state != tcp::State::Established {
+                    self.reset(stack, pool, slots, "closed by the host", hart);
+                    return 1;
+                }
+            }
+        }
+        // Keep Alive (admin queue) and controller lifetime (I/O queues).
+        if let Some((i, g)) = self.ctrl {
+            if let Some(a) = &self.admin {
+                if a.kato_ms > 0 && now > self.last_cmd + u64::from(a.kato_ms) * 1000 * US {
+                    slots.stats.kato_expired += 1;
+                    self.reset(stack, pool, slots, "keep alive timeout", hart);
+                    return 1;
+                }
+            } else if !ctrl_current(i, g) {
+                self.reset(stack, pool, slots, "its controller is gone", hart);
+                return 1;
+            }
+        }
+        let mut work = 0;
+        // Receive as far as resources allow.
+        for _ in 0..64 {
+            match self.receive(ci, stack, pool, slots, now, hart) {
+                Ok(true) => work += 1,
+                Ok(false) => break,
+                Err((fes, fei)) => {
+                    self.terminate(stack, pool, slots, fes, fei, now, hart);
+                    return work + 1;
+                }
+            }
+        }
+        work + self.send(stack, pool, slots)
+    }
+
+    /// One receive step; Ok(false) when it must wait.
+    fn receive(&mut self, ci: usize, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
+        match self.rx {
+            Rx::Header => {
+                let s = self.tcp(stack);
+                let want = if self.hgot < pdu::CH_LEN {
+                    pdu::CH_LEN
+                } else {
+                    pdu::header_total_len(&self.hdr[..self.hgot], &self.rxcfg).map_err(err_of)?
+                };
+                if want > self.hdr.len() {
+                    return Err((Fes::InvalidHeaderField, pdu::offset::HLEN));
+                }
+                if self.hgot < want {
+                    let n = s.recv_slice(&mut self.hdr[self.hgot..want]).unwrap_or(0);
+                    self.hgot += n;
+                    if self.hgot < want {
+                        return Ok(n > 0);
+                    }
+                    if self.hgot == pdu::CH_LEN {
+                        return Ok(true); // now the full header length is known
+                    }
+                }
+                let r = pdu::parse_header(&self.hdr[..self.hgot], &self.rxcfg).map_err(err_of)?;
+                self.pdu = Some(r);
+                self.rx = Rx::Parsed;
+                Ok(true)
+            }
+            Rx::Parsed => self.start_body(ci, pool, slots, now),
+            Rx::Body { skip, left, off, tail, dest } => {
+                let s = self.tcp(stack);
+                if skip > 0 {
+                    let mut junk = [0u8; 128];
+                    let n = s.recv_slice(&mut junk[..(skip as usize).min(128)]).unwrap_or(0) as u32;
+                    self.rx = Rx::Body { skip: skip - n, left, off, tail, dest };
+                    return Ok(n > 0);
+                }
+                if left > 0 {
+                    let n = match dest {
+                        Dest::Small => s.recv_slice(&mut self.small[off as usize..(off + left) as usize]).unwrap_or(0),
+                        Dest::Discard => {
+                            let mut junk = [0u8; 512];
+                            s.recv_slice(&mut junk[..(left as usize).min(512)]).unwrap_or(0)
+                        }
+                        Dest::Slot(k) => {
+                            // Straight into the staging page (a DMA copy
+                            // for 512 bytes or more).
+                            let p = &slots.s[usize::from(k)].pages;
+                            let (page, at) = (p.page(off as usize / PAGE), off as usize % PAGE);
+                            let take = (PAGE - at).min(left as usize);
+                            let buf = pool.bytes_mut(page);
+                            s.recv_slice(&mut buf[at..at + take]).unwrap_or(0)
+                        }
+                    } as u32;
+                    self.rx = Rx::Body { skip, left: left - n, off: off + n, tail, dest };
+                    return Ok(n > 0);
+                }
+                if tail > 0 {
+                    let mut junk = [0u8; 4];
+                    let n = s.recv_slice(&mut junk[..tail as usize]).unwrap_or(0) as u32;
+                    self.rx = Rx::Body { skip, left, off, tail: tail - n, dest };
+                    return Ok(n > 0);
+                }
+                self.rx = Rx::Complete;
+                Ok(true)
+            }
+            Rx::Complete => self.complete(stack, pool, slots, now, hart),
+        }
+    }
+
+    /// A parsed header: decide where its data goes (taking a command
+    /// slot and staging pages for I/O), or answer at once.
+    fn start_body(&mut self, ci: usize, pool: &mut Pool, slots: &mut Slots, _now: u64) -> Result<bool, (Fes, u32)> {
+        let Some(r) = self.pdu else { return Err((Fes::SequenceError, 0)) };
+        let (skip, len, tail) = r.data.map_or((0, 0, 0), |d| (d.pad_before, d.len, if d.ddgst { 4 } else { 0 }));
+        let body = |dest| Rx::Body { skip, left: len, off: 0, tail, dest };
+        match r.pdu {
+            Pdu::IcReq(_) | Pdu::H2cTermReq(_) => {
+                self.rx = body(Dest::Discard);
+                Ok(true)
+            }
+            Pdu::H2cData(_) => Err((Fes::SequenceError, 0)), // no R2T was sent
+            Pdu::CapsuleCmd(c) => {
+                let sqe = Sqe(c.sqe);
+                if self.qid.is_none_or(|q| q == 0) || sqe.opcode() == t::opc::FABRICS {
+                    // Connect, admin and fabrics commands: data into `small`.
+                    self.small_len = len as usize;
+                    self.rx = body(if len as usize <= SMALL { Dest::Small } else { Dest::Discard });
+                    return Ok(true);
+                }
+                // An I/O command: a slot, and pages for its data.
+                let Some(k) = slots.alloc() else { return Ok(false) };
+                let subsys = self.subsys;
+                let geometry = |nsid| bootcfg::subsystem_namespace(subsys, nsid).map(|n| dpu_nvme::io::Geometry { blocks: n.geometry.blocks, lba_shift: n.geometry.block_shift });
+                let mut slot = Slot { st: SlotSt::Receiving, conn: ci as u8, epoch: self.epoch, cid: sqe.cid(), sqhd: self.next_sqhd(), sqid: self.qid.unwrap_or(0), subsys, ..Slot::FREE };
+                let mut dest = Dest::Discard;
+                let decoded = match dpu_nvme::io::decode(&sqe, geometry) {
+                    Ok(io) => match io.op {
+                        dpu_nvme::io::Op::Compare | dpu_nvme::io::Op::Dsm { .. } => Err(Status::INVALID_OPCODE),
+                        op => {
+                            let sends = op == dpu_nvme::io::Op::Write;
+                            t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX).and_then(|d| match d {
+                                Dptr::Transport { .. } if sends => Err(Status::DATA_SGL_LENGTH_INVALID), // no R2T yet
+                                _ => Ok((io, op)),
+                            })
+                        }
+                    },
+                    Err(e) => Err(e),
+                };
+                match decoded {
+                    Ok((io, op)) => {
+                        slot.op = match op {
+                            dpu_nvme::io::Op::Read => block::Op::Read,
+                            dpu_nvme::io::Op::Write => block::Op::Write,
+                            dpu_nvme::io::Op::WriteZeroes => block::Op::WriteZeroes,
+                            _ => block::Op::Flush,
+                        };
+                        slot.nsid = io.nsid;
+                        slot.lba = io.slba;
+                        slot.blocks = io.nlb;
+                        slot.len = io.data_len;
+                        if io.data_len > 0 {
+                            match pool.alloc(io.data_len as usize) {
+                                Some(p) => slot.pages = p,
+                                None => {
+                                    slots.release(pool, k);
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                        if op == dpu_nvme::io::Op::Write {
+                            dest = Dest::Slot(k as u8);
+                        }
+                        if op == dpu_nvme::io::Op::Flush && io.nsid == 0xffff_ffff {
+                            // Flush of every namespace: RAM and the SSDs' own.
+                            slot.status = Status::SUCCESS;
+                            slot.len = u32::MAX; // answered without the block layer
+                        }
+                    }
+                    Err(st) => {
+                        slot.status = st;
+                        slot.len = u32::MAX;
+                    }
+                }
+                slots.s[k] = slot;
+                slots.stats.commands += 1;
+                self.cur_slot = Some(k as u8);
+                self.rx = body(if dest == Dest::Slot(k as u8) && len != slot.len { Dest::Discard } else { dest });
+                if dest == Dest::Slot(k as u8) && len != slot.len {
+                    // In-capsule data not matching the command: already
+                    // refused by check_io_sgl; keep the stream in step.
+                    slots.s[k].status = Status::DATA_SGL_LENGTH_INVALID;
+                    slots.s[k].len = u32::MAX;
+                }
+                Ok(true)
+            }
+            // Controller-to-host types never parse on our side.
+            _ => Err((Fes::InvalidHeaderField, 0)),
+        }
+    }
+
+    fn next_sqhd(&mut self) -> u16 {
+        self.sqhd = if self.sqsize == 0 { 0 } else { (self.sqhd + 1) % (self.sqsize + 1) };
+        self.sqhd
+    }
+
+    /// A whole PDU is in: handle it. Ok(false): no room to answer yet.
+    fn complete(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
+        let Some(r) = self.pdu else { return Err((Fes::SequenceError, 0)) };
+        match r.pdu {
+            Pdu::IcReq(req) => {
+                let s = self.tcp(stack);
+                if room(s) < 128 {
+                    return Ok(false);
+                }
+                let resp = t::answer_icreq(&req, true, false, MAXH2CDATA);
+                let mut b = [0u8; 128];
+                let n = Pdu::IcResp(resp).emit(0, &TxConfig::PLAIN, &mut b).map_err(|_| (Fes::InvalidHeaderField, 0))?;
+                let _ = s.send_slice(&b[..n]);
+                let d = Digests { header: resp.hdgst, data: resp.ddgst };
+                self.rxcfg = RxConfig::established(Role::Controller, d, 0);
+                self.txcfg = TxConfig { digests: d, pda: req.hpda };
+                self.phase = Phase::Live;
+            }
+            Pdu::H2cTermReq(tr) => {
+                defmt::warn!("hart {=usize}: nvmf target: the host terminated the connection (FES {=u16:#x})", hart, tr.fes);
+                self.reset(stack, pool, slots, "H2CTermReq", hart);
+                return Ok(false);
+            }
+            Pdu::CapsuleCmd(c) => {
+                let sqe = Sqe(c.sqe);
+                if let Some(k) = self.cur_slot {
+                    // An I/O command: to the block layer, or answered now.
+                    self.cur_slot = None;
+                    let k = usize::from(k);
+                    if slots.s[k].len == u32::MAX {
+                        slots.s[k].len = 0;
+                        slots.s[k].st = SlotSt::Block;
+                        if !slots.s[k].status.is_success() {
+                            slots.stats.errors += 1;
+                        }
+                        self.push_reply(pool, slots, k);
+                    } else {
+                        slots.s[k].st = SlotSt::Submit;
+                        slots.submit[slots.nsubmit] = k as u8;
+                        slots.nsubmit += 1;
+                    }
+                } else if !self.admin_or_connect(stack, &sqe, now, hart)? {
+                    return Ok(false);
+                }
+            }
+            _ => return Err((Fes::SequenceError, 0)),
+        }
+        self.rx = Rx::Header;
+        self.hgot = 0;
+        self.pdu = None;
+        Ok(true)
+    }
+
+    fn push_reply(&mut self, pool: &mut Pool, slots: &mut Slots, k: usize) {
+        if self.fcount >= MAXCMD {
+            slots.release(pool, k);
+            return;
+        }
+        slots.s[k].st = SlotSt::Reply;
+        self.fifo[(self.fhead + self.fcount) % MAXCMD] = k as u8;
+        self.fcount += 1;
+    }
+
+    /// Connect, fabrics and admin commands (answered at once). Ok(false):
+    /// no room in the send buffer for the answer yet.
+    fn admin_or_connect(&mut self, stack: &mut Stack, sqe: &Sqe, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
+        // Room for the largest answer: 4 KiB of C2HData (header, digest,
+        // padding to the host's HPDA) and a CapsuleResp.
+        if room(self.tcp(stack)) < 4096 + 256 {
+            return Ok(false);
+        }
+        let cid = sqe.cid();
+        let connect = FcType::of(sqe) == Some(FcType::Connect);
+        if connect && self.qid.is_none() {
+            let sq_id = u16::from_le_bytes([sqe.0[42], sqe.0[43]]);
+            let data = &self.small[..self.small_len.min(SMALL)];
+            let r = t::check_connect(
+                sqe,
+                data,
+                t::MQES,
+                |n| (0..bootcfg::subsystems()).find(|&s| bootcfg::subsystem(s).is_some_and(|c| c.nqn() == n.as_bytes())),
+                |s, h| bootcfg::subsystem(s).is_some_and(|c| c.allows(h.as_bytes())),
+            );
+            let resp = match r {
+                Ok(Connect::Admin { subsys, sqsize, kato_ms, hostnqn, .. }) => match ctrl_alloc(subsys as u8, hostnqn) {
+                    Some((i, g)) => {
+                        self.qid = Some(0);
+                        self.sqsize = sqsize;
+                        self.subsys = subsys as u8;
+                        self.ctrl = Some((i, g));
+                        self.admin = Some(AdminState::new(kato_ms));
+                        self.last_cmd = now;
+                        defmt::info!("hart {=usize}: nvmf target: controller {=usize} of subsystem {=usize} for {=str} (KATO {=u32} ms)", hart, i + 1, subsys, hostnqn, kato_ms);
+                        ConnectResponse::Accepted { cntlid: (i + 1) as u16, authreq: 0 }
+                    }
+                    None => ConnectResponse::Failed(cstatus::CONTROLLER_BUSY),
+                },
+                Ok(Connect::Io { subsys, qid, sqsize, cntlid, hostnqn, .. }) => {
+                    let i = usize::from(cntlid) - 1;
+                    let c = CTRLS.get(i);
+                    let st = c.map_or(0, |c| c.state.load(Ordering::Acquire));
+                    let info = c.map_or(0, |c| c.info.load(Ordering::Acquire));
+                    let ok = st & 1 == 1 && info & 0xff == subsys as u32 && c.is_some_and(|c| c.host.load(Ordering::Acquire) == fnv(hostnqn.as_bytes()));
+                    if !ok {
+                        ConnectResponse::InvalidParameter { in_data: true, offset: dpu_nvme_tcp::fabrics::connect::offset::DATA_CNTLID }
+                    } else if info & 0x100 == 0 {
+                        ConnectResponse::Failed(Status::COMMAND_SEQUENCE_ERROR)
+                    } else {
+                        self.qid = Some(qid);
+                        self.sqsize = sqsize;
+                        self.subsys = subsys as u8;
+                        self.ctrl = Some((i, st >> 1));
+                        ConnectResponse::Accepted { cntlid, authreq: 0 }
+                    }
+                }
+                Err(r) => {
+                    defmt::warn!("hart {=usize}: nvmf target: Connect refused (status {=u16:#x})", hart, r.status().field());
+                    r
+                }
+            };
+            self.send_resp(stack, resp.to_cqe(cid, sq_id, 0), 0);
+            return Ok(true);
+        }
+        let sqhd = self.next_sqhd();
+        let qid = self.qid.unwrap_or(0);
+        let Some(st) = self.admin.as_mut() else {
+            // Before Connect, or a fabrics command on an I/O queue.
+            let status = if self.qid.is_none() { Status::COMMAND_SEQUENCE_ERROR } else { Status::INVALID_OPCODE };
+            self.send_resp(stack, Cqe { dw0: 0, dw1: 0, sq_head: sqhd, sq_id: qid, cid, status }, 0);
+            return Ok(true);
+        };
+        self.last_cmd = now;
+        let Some((ci, _)) = self.ctrl else { return Ok(true) };
+        let s = self.subsys;
+        let c = bootcfg::subsystem(usize::from(s));
+        let nqn = c.map_or("", |c| core::str::from_utf8(c.nqn()).unwrap_or(""));
+        let mut serial = *b"DPUTGT-S0-C00";
+        serial[8] = b'0' + s % 10;
+        serial[11] = b'0' + ((ci + 1) / 10 % 10) as u8;
+        serial[12] = b'0' + ((ci + 1) % 10) as u8;
+        let id = t::Identity {
+            subnqn: nqn,
+            serial: core::str::from_utf8(&serial[..9]).unwrap_or("DPUTGT"),
+            model: "DPU NVMe/TCP target",
+            firmware: "0.1.0",
+            cntlid: (ci + 1) as u16,
+            ioccsz_bytes: 64 + INLINE_MAX,
+            namespaces: subsys_namespaces(s),
+        };
+        let was = st.props.ready();
+        let reply = t::admin_command(st, &id, sqe, &|n| ns_info(s, n), &mut self.out);
+        let ready = st.props.ready();
+        if was != ready {
+            ctrl_set_enabled(ci, ready);
+        }
+        if sqe.opcode() == t::opc::IDENTIFY && sqe.cdw10() as u8 == 1 {
+            // ONCS: Write Zeroes only (Compare and DSM are not served yet).
+            self.out[520..522].copy_from_slice(&0x0008u16.to_le_bytes());
+        }
+        match reply {
+            AdminReply::Complete { status, dw0, dw1, data_len } => {
+                self.send_resp(stack, Cqe { dw0, dw1, sq_head: sqhd, sq_id: qid, cid, status }, data_len);
+            }
+            AdminReply::Held => {}
+            AdminReply::Reset => {
+                // CC.EN 1 -> 0: the I/O queues go (their generation ends).
+                let g = ctrl_bump(ci, true);
+                self.ctrl = Some((ci, g));
+                ctrl_set_enabled(ci, false);
+                self.send_resp(stack, Cqe { dw0: 0, dw1: 0, sq_head: sqhd, sq_id: qid, cid, status: Status::SUCCESS }, 0);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends `data_len` bytes of `out` as one C2HData, then the CapsuleResp
+    /// (the caller checked the room).
+    fn send_resp(&mut self, stack: &mut Stack, cqe: Cqe, data_len: u32) {
+        let txcfg = self.txcfg;
+        let mut b = [0u8; 160];
+        stack.dirty = true;
+        let s2 = stack.tcp(self.sock);
+        if data_len > 0 {
+            let n = Pdu::C2hData(C2hData { cccid: cqe.cid, datao: 0, datal: data_len, last: true, success: false }).emit(data_len, &txcfg, &mut b).unwrap_or(0);
+            let _ = s2.send_slice(&b[..n]);
+            let _ = s2.send_slice(&self.out[..data_len as usize]);
+        }
+        let n = Pdu::CapsuleResp(CapsuleResp { cqe: cqe.bytes(false) }).emit(0, &txcfg, &mut b).unwrap_or(0);
+        let _ = s2.send_slice(&b[..n]);
+    }
+
+    /// Answers completed I/O commands in order while the socket has room.
+    fn send(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots) -> usize {
+        let mut work = 0;
+        let txcfg = self.txcfg;
+        let hd = if txcfg.digests.header { 4 } else { 0 };
+        while self.fcount > 0 {
+            let k = usize::from(self.fifo[self.fhead]);
+            let sl = slots.s[k];
+            let s = stack.tcp(self.sock);
+            let mut b = [0u8; 160];
+            if sl.op == block::Op::Read && sl.status.is_success() && sl.sent < sl.len {
+                let free = room(s);
+                let left = sl.len - sl.sent;
+                let want = left.min(C2H_CHUNK);
+                // Header, digest, padding to the host's HPDA (up to 128 B).
+                let overhead = 24 + hd + 128;
+                if free < overhead + (want as usize).min(4096) {
+                    break;
+                }
+                let chunk = want.min((free - overhead) as u32 & !511);
+                if chunk == 0 {
+                    break;
+                }
+                let last = sl.sent + chunk == sl.len;
+                let n = Pdu::C2hData(C2hData { cccid: sl.cid, datao: sl.sent, datal: chunk, last, success: false }).emit(chunk, &txcfg, &mut b).unwrap_or(0);
+                let _ = s.send_slice(&b[..n]);
+                // From the staging pages (a DMA copy per piece).
+                let mut pos = sl.sent as usize;
+                let end = pos + chunk as usize;
+                while pos < end {
+                    let at = pos % PAGE;
+                    let take = (PAGE - at).min(end - pos);
+                    let _ = s.send_slice(&pool.bytes(sl.pages.page(pos / PAGE), at + take)[at..at + take]);
+                    pos += take;
+                }
+                slots.s[k].sent += chunk;
+                stack.dirty = true;
+                work += 1;
+                continue;
+            }
+            if room(s) < 24 + hd {
+                break;
+            }
+            let cqe = Cqe { dw0: 0, dw1: 0, sq_head: sl.sqhd, sq_id: sl.sqid, cid: sl.cid, status: sl.status };
+            let n = Pdu::CapsuleResp(CapsuleResp { cqe: cqe.bytes(false) }).emit(0, &txcfg, &mut b).unwrap_or(0);
+            let _ = s.send_slice(&b[..n]);
+            stack.dirty = true;
+            if sl.status.is_success() {
+                match sl.op {
+                    block::Op::Read => slots.stats.reads += 1,
+                    block::Op::Write => slots.stats.writes += 1,
+                    _ => {}
+                }
+            } else {
+                slots.stats.errors += 1;
+            }
+            self.fhead = (self.fhead + 1) % MAXCMD;
+            self.fcount -= 1;
+            slots.release(pool, k);
+            work += 1;
+        }
+        work
+    }
+}
+
+fn err_of(e: pdu::PduError) -> (Fes, u32) {
+    (e.fes().unwrap_or(Fes::InvalidHeaderField), e.fei())
+}

@@ -1,0 +1,395 @@
+//! The controller (target) side of NVMe/TCP, without MMIO, time or data
+//! movement: what a target answers to a host's ICReq, Fabrics Connect,
+//! Property Get/Set and admin commands, and how it checks an I/O command
+//! before the data moves. The firmware's per-core target
+//! (`dpu-fw` `nvmf::target`) wires it to sockets and block devices.
+//!
+//! * [`answer_icreq`]: ICResp for an ICReq (NVMe/TCP Transport 1.0
+//!   §3.6.2.2-3).
+//! * [`check_connect`]: a Connect command and its data against the
+//!   subsystems and their allowed hosts (NVMe Base 2.0 §6.3; status
+//!   values of figure 551: Connect Invalid Parameters with IATTR/IPO,
+//!   Connect Invalid Host, Incompatible Format).
+//! * [`Properties`]: CAP, VS, CC, CSTS of a fabrics controller (§3.1.4;
+//!   CC.EN -> CSTS.RDY, CC.SHN -> CSTS.SHST complete at once).
+//! * [`admin_command`]: the admin command set a dynamic I/O controller
+//!   serves (Identify, Get/Set Features, Get Log Page, Keep Alive,
+//!   Asynchronous Event Request, Abort), reusing `dpu-nvme`'s Identify,
+//!   Features and Log Page code shared with the PCIe controllers.
+
+#[cfg(test)]
+mod tests;
+
+use crate::fabrics::connect::{offset as coff, status as cstatus};
+use crate::fabrics::{ConnectCmd, ConnectData, ConnectResponse, FcType, PropertyGet, PropertySet, PropertySize};
+use crate::pdu::{IcReq, IcResp};
+use crate::sgl::Dptr;
+use dpu_nvme::features::{Features, Limits, FID_NUMBER_OF_QUEUES};
+use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo, Request};
+use dpu_nvme::logs;
+use dpu_nvme::regs::{Cc, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK};
+use dpu_nvme::{Sqe, Status};
+
+/// Admin opcodes served here (NVMe Base 2.0 figure 139).
+pub mod opc {
+    pub const GET_LOG_PAGE: u8 = 0x02;
+    pub const IDENTIFY: u8 = 0x06;
+    pub const ABORT: u8 = 0x08;
+    pub const SET_FEATURES: u8 = 0x09;
+    pub const GET_FEATURES: u8 = 0x0a;
+    pub const ASYNC_EVENT_REQUEST: u8 = 0x0c;
+    pub const KEEP_ALIVE: u8 = 0x18;
+    pub const FABRICS: u8 = 0x7f;
+}
+
+/// Keep Alive Timer feature (NVMe Base 2.0 §5.27.1.12).
+pub const FID_KEEP_ALIVE_TIMER: u8 = 0x0f;
+/// Asynchronous Event Request Limit Exceeded (SCT 1h, SC 05h).
+pub const AER_LIMIT_EXCEEDED: Status = Status::specific(0x05);
+/// Outstanding AERs a controller holds (Identify AERL + 1).
+pub const MAX_AERS: u8 = 4;
+
+/// The ICResp for `req` (PFV 1.0 was checked by the parser): CPDA 0 (no
+/// alignment asked of the host), each digest on when the host asks for
+/// it and the target offers it, MAXH2CDATA `maxh2cdata`. The host's HPDA
+/// is honoured by sending with `TxConfig { pda: req.hpda, .. }`.
+pub fn answer_icreq(req: &IcReq, offer_hdgst: bool, offer_ddgst: bool, maxh2cdata: u32) -> IcResp {
+    IcResp { pfv: crate::PFV_1_0, cpda: 0, hdgst: req.hdgst && offer_hdgst, ddgst: req.ddgst && offer_ddgst, maxh2cdata }
+}
+
+/// A Connect the target accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connect<'a> {
+    /// qid 0: a new dynamic controller of subsystem `subsys`.
+    Admin { subsys: usize, sqsize: u16, kato_ms: u32, hostnqn: &'a str, hostid: [u8; 16] },
+    /// qid > 0: an I/O queue of controller `cntlid` (the caller checks it
+    /// exists, belongs to `subsys` and to `hostnqn`).
+    Io { subsys: usize, qid: u16, sqsize: u16, cntlid: u16, hostnqn: &'a str, hostid: [u8; 16] },
+}
+
+/// Checks a Connect (`sqe`, with its in-capsule `data`): record format 0,
+/// SGL1 an in-capsule 1024-byte block, SQSIZE within `mqes` (0's based,
+/// at least 1), a known subsystem (`find` gives its index) whose
+/// allow-list (`allows`) takes the host, CNTLID FFFFh for an admin queue.
+/// Errors are the completion to send.
+pub fn check_connect<'a>(
+    sqe: &Sqe,
+    data: &'a [u8],
+    mqes: u16,
+    find: impl Fn(&str) -> Option<usize>,
+    allows: impl Fn(usize, &str) -> bool,
+) -> Result<Connect<'a>, ConnectResponse> {
+    let sqe_field = |offset: u16| ConnectResponse::InvalidParameter { in_data: false, offset };
+    let data_field = |offset: u16| ConnectResponse::InvalidParameter { in_data: true, offset };
+    let cmd = ConnectCmd::parse(sqe).map_err(|_| ConnectResponse::Failed(Status::INVALID_FIELD))?;
+    if cmd.recfmt != 0 {
+        return Err(ConnectResponse::Failed(cstatus::INCOMPATIBLE_FORMAT));
+    }
+    match Dptr::of(sqe) {
+        Ok(Dptr::InCapsule { offset: 0, len }) if len as usize >= crate::fabrics::connect::CONNECT_DATA_LEN => {}
+        _ => return Err(ConnectResponse::Failed(Status::DATA_SGL_LENGTH_INVALID)),
+    }
+    let d = ConnectData::parse(data).map_err(|_| data_field(coff::DATA_SUBNQN))?;
+    // Hostnqn checked too: a bad one cannot be allowed.
+    if crate::fabrics::check_nqn(d.hostnqn).is_err() || d.hostnqn.is_empty() {
+        return Err(data_field(coff::DATA_HOSTNQN));
+    }
+    let Some(subsys) = find(d.subnqn) else { return Err(data_field(coff::DATA_SUBNQN)) };
+    if !allows(subsys, d.hostnqn) {
+        return Err(ConnectResponse::Failed(cstatus::INVALID_HOST));
+    }
+    if cmd.sqsize == 0 || cmd.sqsize > mqes {
+        return Err(sqe_field(coff::SQE_SQSIZE));
+    }
+    if cmd.qid == 0 {
+        if d.cntlid != crate::fabrics::connect::CNTLID_DYNAMIC {
+            return Err(data_field(coff::DATA_CNTLID));
+        }
+        Ok(Connect::Admin { subsys, sqsize: cmd.sqsize, kato_ms: cmd.kato, hostnqn: d.hostnqn, hostid: d.hostid })
+    } else {
+        if d.cntlid == 0 || d.cntlid >= crate::fabrics::connect::CNTLID_STATIC_ANY {
+            return Err(data_field(coff::DATA_CNTLID));
+        }
+        Ok(Connect::Io { subsys, qid: cmd.qid, sqsize: cmd.sqsize, cntlid: d.cntlid, hostnqn: d.hostnqn, hostid: d.hostid })
+    }
+}
+
+/// Property offsets (NVMe Base 2.0 §3.1.4, figure 36).
+use crate::fabrics::property::offset as poff;
+
+/// The controller properties of a fabrics controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Properties {
+    pub cc: u32,
+    pub csts: u32,
+}
+
+impl Properties {
+    /// CAP: MQES `mqes` (0's based), CQR, TO 7.5 s, CSS NVM, MPSMIN 4 KiB.
+    pub fn cap(mqes: u16) -> u64 {
+        (dpu_nvme::regs::cap(15) & !0xffff) | u64::from(mqes)
+    }
+
+    /// Property Get: the value, or Invalid Field for an offset the
+    /// controller has not (or a size that does not match it).
+    pub fn get(&self, g: &PropertyGet, mqes: u16) -> Result<u64, Status> {
+        let want = PropertySize::of(g.offset);
+        let v = match g.offset {
+            poff::CAP => Properties::cap(mqes),
+            poff::VS => u64::from(dpu_nvme::regs::VERSION),
+            poff::CC => u64::from(self.cc),
+            poff::CSTS => u64::from(self.csts),
+            _ => return Err(Status::INVALID_FIELD),
+        };
+        if g.size != want {
+            return Err(Status::INVALID_FIELD);
+        }
+        Ok(v)
+    }
+
+    /// Property Set: CC only (CAP, VS, CSTS are read-only). EN 0 -> 1
+    /// makes the controller ready at once (CSTS.RDY); EN 1 -> 0 resets it
+    /// (RDY, SHST clear); SHN non-zero completes a shutdown at once
+    /// (SHST = 10b). Returns whether EN went 1 -> 0 (a reset: the caller
+    /// drops the I/O queues' state).
+    pub fn set(&mut self, s: &PropertySet) -> Result<bool, Status> {
+        if s.offset != poff::CC || s.size != PropertySize::Four {
+            return Err(Status::INVALID_FIELD);
+        }
+        let new = Cc(s.value as u32);
+        let old = Cc(self.cc);
+        if new.en() && !old.en() && (new.iosqes() != 6 || new.iocqes() != 4 || new.css() != 0 || new.mps() != 0) {
+            // Unsupported queue entry sizes, command set or page size:
+            // the controller does not become ready (CSTS.CFS would be
+            // for a fatal error; Invalid Field lets the host see why).
+            return Err(Status::INVALID_FIELD);
+        }
+        self.cc = new.0;
+        let mut reset = false;
+        if new.en() {
+            self.csts |= CSTS_RDY;
+        } else {
+            reset = old.en();
+            self.csts &= !(CSTS_RDY | CSTS_SHST_MASK);
+        }
+        if new.shn() != 0 {
+            self.csts = (self.csts & !CSTS_SHST_MASK) | CSTS_SHST_COMPLETE;
+        } else if old.shn() != 0 {
+            self.csts &= !CSTS_SHST_MASK;
+        }
+        Ok(reset)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.csts & CSTS_RDY != 0
+    }
+}
+
+/// What a dynamic controller is, for Identify.
+pub struct Identity<'a> {
+    pub subnqn: &'a str,
+    pub serial: &'a str,
+    pub model: &'a str,
+    pub firmware: &'a str,
+    pub cntlid: u16,
+    /// Command capsule bytes the I/O queues take (SQE + in-capsule data).
+    pub ioccsz_bytes: u32,
+    /// Namespaces 1..=`namespaces`.
+    pub namespaces: u32,
+}
+
+/// One controller's admin state (the admin queue's core keeps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminState {
+    pub props: Properties,
+    pub features: Features,
+    /// Keep Alive Timeout in ms (0: none).
+    pub kato_ms: u32,
+    /// Asynchronous Event Requests held.
+    pub aers: u8,
+}
+
+impl AdminState {
+    pub fn new(kato_ms: u32) -> AdminState {
+        AdminState { props: Properties::default(), features: Features::DEFAULT, kato_ms, aers: 0 }
+    }
+}
+
+/// How an admin command ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminReply {
+    /// Send `data_len` bytes of the output page (C2HData), then the
+    /// completion with `status`, `dw0`, `dw1`.
+    Complete { status: Status, dw0: u32, dw1: u32, data_len: u32 },
+    /// Held (an Asynchronous Event Request): no completion now.
+    Held,
+    /// Property Set cleared CC.EN: complete, and the controller reset.
+    Reset,
+}
+
+impl AdminReply {
+    fn status(status: Status) -> AdminReply {
+        AdminReply::Complete { status, dw0: 0, dw1: 0, data_len: 0 }
+    }
+
+    fn ok(dw0: u32) -> AdminReply {
+        AdminReply::Complete { status: Status::SUCCESS, dw0, dw1: 0, data_len: 0 }
+    }
+}
+
+/// I/O queues a host may ask for (Number of Queues): one per data-plane core.
+pub const MAX_IO_QUEUES: u16 = 64;
+/// Queue entries (MQES + 1) a queue may have.
+pub const MQES: u16 = 127;
+
+/// Serves admin command `sqe` (not Connect: the caller handles it) of the
+/// controller in `st`. Data for the host goes to `out` (the first
+/// `data_len` bytes of the reply); `host_len` is what SGL1 offers.
+/// `ns(nsid)` describes an active namespace.
+pub fn admin_command(st: &mut AdminState, id: &Identity, sqe: &Sqe, ns: &dyn Fn(u32) -> Option<NamespaceInfo>, out: &mut [u8; 4096]) -> AdminReply {
+    let host_len = match Dptr::of(sqe) {
+        Ok(Dptr::Transport { len }) => len,
+        Ok(Dptr::None) => 0,
+        Ok(Dptr::InCapsule { .. }) if sqe.opcode() == opc::FABRICS || sqe.opcode() == opc::SET_FEATURES => 0,
+        _ => return AdminReply::status(Status::SGL_TYPE_INVALID),
+    };
+    if sqe.opcode() == opc::FABRICS {
+        return match FcType::of(sqe) {
+            Some(FcType::PropertyGet) => match PropertyGet::parse(sqe).map_err(|_| Status::INVALID_FIELD).and_then(|g| st.props.get(&g, MQES).map(|v| (g, v))) {
+                Ok((g, v)) => {
+                    let (dw0, dw1) = g.response_dwords(v);
+                    AdminReply::Complete { status: Status::SUCCESS, dw0, dw1, data_len: 0 }
+                }
+                Err(s) => AdminReply::status(s),
+            },
+            Some(FcType::PropertySet) => match PropertySet::parse(sqe).map_err(|_| Status::INVALID_FIELD).and_then(|p| st.props.set(&p)) {
+                Ok(true) => AdminReply::Reset,
+                Ok(false) => AdminReply::ok(0),
+                Err(s) => AdminReply::status(s),
+            },
+            // A second Connect on an admin queue, Disconnect, authentication.
+            Some(FcType::Connect) => AdminReply::status(Status::COMMAND_SEQUENCE_ERROR),
+            _ => AdminReply::status(Status::INVALID_OPCODE),
+        };
+    }
+    // Every other admin command needs an enabled controller (§3.5.1).
+    if !st.props.ready() {
+        return AdminReply::status(Status::COMMAND_SEQUENCE_ERROR);
+    }
+    let limits = Limits { max_io_queues: MAX_IO_QUEUES, vectors: 1 };
+    // At most the output page, and what the host's buffer takes.
+    let data = |n: usize| AdminReply::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len: (n.min(4096) as u32).min(host_len) };
+    match sqe.opcode() {
+        opc::IDENTIFY => {
+            let cns = sqe.cdw10() as u8;
+            // CNS 06h (I/O command set specific Identify Controller, NVM
+            // command set): all zero, no extra limits.
+            if cns == 0x06 && sqe.0[47] == 0 {
+                out.fill(0);
+                return data(4096);
+            }
+            match identify::decode(sqe) {
+                Ok(Request::Controller) => {
+                    identify::controller(
+                        out,
+                        &ControllerIdentity {
+                            vid: 0x1d1d,
+                            ssvid: 0x1d1d,
+                            serial: id.serial,
+                            model: id.model,
+                            firmware: id.firmware,
+                            cntlid: id.cntlid,
+                            subnqn: id.subnqn,
+                            acl: 3,
+                            aerl: MAX_AERS - 1,
+                            elpe: (logs::ERROR_ENTRIES - 1) as u8,
+                            firmware_update: false,
+                        },
+                    );
+                    identify::fabrics(out, id.ioccsz_bytes, 16);
+                    // NN: the namespaces this subsystem has.
+                    out[516..520].copy_from_slice(&id.namespaces.to_le_bytes());
+                    data(4096)
+                }
+                Ok(Request::Namespace(n)) => {
+                    match ns(n) {
+                        Some(info) => identify::namespace(out, &info),
+                        // Inactive (or beyond NN): a zero page (§5.17.2.1).
+                        None if n <= id.namespaces || n == 0xffff_ffff => out.fill(0),
+                        None => return AdminReply::status(Status::INVALID_NAMESPACE),
+                    }
+                    data(4096)
+                }
+                Ok(Request::ActiveList(after)) => {
+                    identify::active_list(out, &mut (1..=id.namespaces).filter(|&n| ns(n).is_some()), after);
+                    data(4096)
+                }
+                Ok(Request::Descriptors(n)) => match ns(n) {
+                    Some(info) => {
+                        identify::descriptors(out, &info);
+                        data(4096)
+                    }
+                    None => AdminReply::status(Status::INVALID_NAMESPACE),
+                },
+                Err(s) => AdminReply::status(s),
+            }
+        }
+        opc::GET_LOG_PAGE => match logs::decode(sqe) {
+            Ok(r) => {
+                let mut page = [0u8; 4096];
+                match r.lid {
+                    logs::LID_ERROR | logs::LID_SMART => logs::render(r.lid, &mut page, &logs::ErrorLog::EMPTY, &logs::Health::default(), &dpu_nvme::firmware::SlotLog::default()),
+                    logs::LID_CHANGED_NS => logs::ChangedNs::EMPTY.render(&mut page),
+                    _ => return AdminReply::status(Status::INVALID_LOG_PAGE),
+                }
+                let off = (r.offset as usize).min(4096);
+                let len = (r.len as usize).min(4096 - off);
+                out.fill(0);
+                out[..len].copy_from_slice(&page[off..off + len]);
+                data(r.len as usize)
+            }
+            Err(s) => AdminReply::status(s),
+        },
+        opc::SET_FEATURES if sqe.cdw10() as u8 == FID_KEEP_ALIVE_TIMER => {
+            st.kato_ms = sqe.cdw11();
+            AdminReply::ok(0)
+        }
+        opc::GET_FEATURES if sqe.cdw10() as u8 == FID_KEEP_ALIVE_TIMER => AdminReply::ok(st.kato_ms),
+        opc::SET_FEATURES => match st.features.set(sqe, limits, false) {
+            Ok(dw0) => AdminReply::ok(dw0),
+            Err(s) => AdminReply::status(s),
+        },
+        opc::GET_FEATURES => match st.features.get(sqe, limits) {
+            Ok(dw0) => AdminReply::ok(dw0),
+            // Number of Queues before it was set: what Set would grant.
+            Err(s) if sqe.cdw10() as u8 == FID_NUMBER_OF_QUEUES => AdminReply::status(s),
+            Err(s) => AdminReply::status(s),
+        },
+        opc::KEEP_ALIVE => AdminReply::ok(0),
+        opc::ABORT => AdminReply::ok(1), // bit 0: the command was not aborted
+        opc::ASYNC_EVENT_REQUEST => {
+            if st.aers >= MAX_AERS {
+                return AdminReply::status(AER_LIMIT_EXCEEDED);
+            }
+            st.aers += 1;
+            AdminReply::Held
+        }
+        _ => AdminReply::status(Status::INVALID_OPCODE),
+    }
+}
+
+/// Checks an I/O command's transfer against what NVMe/TCP carries it
+/// in: commands that send data (Write, Compare, DSM) carry it in the
+/// capsule (up to `inline_max` bytes) or by R2T/H2CData (a Transport SGL
+/// Data Block); Read's data goes back as C2HData (Transport block). The
+/// SGL length must equal the command's data length.
+pub fn check_io_sgl(sqe: &Sqe, data_len: u32, sends_data: bool, inline_max: u32) -> Result<Dptr, Status> {
+    let d = Dptr::of(sqe).map_err(|_| Status::SGL_TYPE_INVALID)?;
+    match d {
+        Dptr::None if data_len == 0 => Ok(d),
+        Dptr::InCapsule { offset: 0, len } if sends_data && len == data_len && len <= inline_max => Ok(d),
+        Dptr::InCapsule { .. } => Err(Status::DATA_SGL_LENGTH_INVALID),
+        Dptr::Transport { len } if len == data_len && data_len > 0 => Ok(d),
+        _ => Err(Status::DATA_SGL_LENGTH_INVALID),
+    }
+}
