@@ -405,6 +405,53 @@ fn job_errors(run: &Run, header: &str) -> Option<(u64, u64, Vec<String>)> {
     Some((num_before(" errors (")?, io, firsts))
 }
 
+/// `target-verify`: the card as an all-flash-array target. Two NVMe/TCP
+/// initiator models (their own PDU code) run verified randrw through the
+/// card's NVMe/TCP target, one per port, on namespaces of the 4 local
+/// SSDs; SSD 3 fails mid-run: only its namespace's I/O fails, with the
+/// SSD's status passed through (Internal Error, DNR).
+fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/target-verify.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("target-verify", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0",
+            "TOTAL (4 jobs)",
+            "nvmf target: nqn.2026-12.io.dpusim:aff0 listening on 10.0.0.1:4420 (port 0)",
+            "nvmf target: nqn.2026-12.io.dpusim:aff1 listening on 10.0.1.1:4420 (port 1)",
+            "fault: local SSD 3 fails every command",
+        ],
+    )?;
+    for (header, healthy) in [("ssd0.h0: ", true), ("ssd1.h0: ", true), ("ssd2.h1: ", true), ("ssd3.h1: ", false)] {
+        let Some((verify, ios, firsts)) = job_errors(&run, header) else { return fail(format!("no job result `{header}`"), run) };
+        if verify != 0 || (healthy && ios != 0) {
+            return fail(format!("job `{header}`: {verify} verify errors, {ios} I/O errors"), run);
+        }
+        if !healthy && (ios == 0 || firsts.is_empty() || !firsts.iter().all(|l| l.contains("status SCT 0x0 SC 0x06 DNR"))) {
+            return fail(format!("job `{header}` on the failed SSD: {ios} I/O errors, first: {firsts:?} (want Internal Error, DNR)"), run);
+        }
+    }
+    // Both hosts: an admin and 4 I/O queue connections each, reads and
+    // writes; h1's only errors are the failed SSD's. Every SSD served I/O.
+    let inits = run.stat("initiators").and_then(Value::as_array).cloned().unwrap_or_default();
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let ok = inits.len() == 2
+        && inits.iter().all(|i| n(i, "connections") == 5 && n(i, "reads") > 50 && n(i, "writes") > 50 && n(i, "protocol_errors") == 0)
+        && n(&inits[0], "io_errors") == 0
+        && n(&inits[1], "io_errors") == inits[1]["errors_by_status"]["0x0/0x06"].as_u64().unwrap_or(u64::MAX);
+    if !ok {
+        return fail(format!("initiator stats: {inits:?}"), run);
+    }
+    let ssds = run.stat("ssds").and_then(Value::as_array).cloned().unwrap_or_default();
+    if ssds.len() != 4 || ssds.iter().any(|s| n(s, "reads") == 0) || ssds[..3].iter().any(|s| n(s, "errors") != 0) {
+        return fail(format!("SSD stats: {ssds:?}"), run);
+    }
+    Ok(())
+}
+
 fn local_ssd_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/local-ssd-verify.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -1239,6 +1286,7 @@ const TESTS: &[(&str, Check)] = &[
     ("Ctrl-C: summary, stats, exit status 6", interrupt),
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
+    ("target-verify: NVMe/TCP initiator models -> the card's NVMe/TCP target -> 4 local SSDs, both ports; one SSD fails", target_verify),
     ("initiator-verify: NVMe/TCP initiator model -> target model, verified 4 KiB (in capsule) and 128 KiB (R2T) randrw", initiator_verify),
     ("local-ssd-verify: 4 VFs on local NVMe SSDs (4 KiB, 128 KiB PRP lists, AES-XTS); one SSD fails mid-run", local_ssd_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
