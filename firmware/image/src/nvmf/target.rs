@@ -560,32 +560,15 @@ impl Conn {
                 hart, self.lport, self.qid.map_or(-1, i32::from), why, c.connections, c.commands, c.reads, c.writes, c.errors
             );
         }
-        if let (Some((i, _)), Some(_)) = (self.ctrl, self.admin.as_ref()) {
-            ctrl_bump(i, false);
-        }
-        while self.fcount > 0 {
-            let k = usize::from(self.fifo[self.fhead]);
-            self.fhead = (self.fhead + 1) % MAXCMD;
-            self.fcount -= 1;
-            slots.release(pool, k);
-        }
-        if let Some(k) = self.cur_slot.take() {
-            if slots.s[usize::from(k)].st == SlotSt::Receiving {
-                slots.release(pool, usize::from(k));
-            }
-        }
+        self.reset_keep_socket(pool, slots);
         self.epoch = self.epoch.wrapping_add(1);
         self.phase = Phase::Idle;
         self.rx = Rx::Header;
         self.hgot = 0;
-        self.pdu = None;
         self.rxcfg = RxConfig::awaiting_ic(Role::Controller);
         self.txcfg = TxConfig::PLAIN;
-        self.qid = None;
         self.sqsize = 0;
         self.sqhd = 0;
-        self.ctrl = None;
-        self.admin = None;
         self.fhead = 0;
         let s = self.tcp(stack);
         if s.is_open() {
