@@ -26,7 +26,6 @@ pub const HOSTILE_ACTIONS: &[&str] = &[
     "delete-queue-under-io",
     "flr-under-io",
     "reset-loop",
-    "sq-unreadable",
 ];
 
 fn d_nsids() -> Vec<u32> {

@@ -47,11 +47,10 @@ pub enum Action {
     DeleteQueueUnderIo,
     FlrUnderIo,
     ResetLoop,
-    SqUnreadable,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 16] = [
         Action::BadOpcode,
         Action::ReservedFields,
         Action::Fused,
@@ -68,7 +67,6 @@ impl Action {
         Action::DeleteQueueUnderIo,
         Action::FlrUnderIo,
         Action::ResetLoop,
-        Action::SqUnreadable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,7 +87,6 @@ impl Action {
             Action::DeleteQueueUnderIo => "delete-queue-under-io",
             Action::FlrUnderIo => "flr-under-io",
             Action::ResetLoop => "reset-loop",
-            Action::SqUnreadable => "sq-unreadable",
         }
     }
 
@@ -486,7 +483,6 @@ impl Actor {
             Action::DeleteQueueUnderIo => self.delete_queue_under_io().await,
             Action::FlrUnderIo => self.flr_under_io().await,
             Action::ResetLoop => self.reset_loop().await,
-            Action::SqUnreadable => self.sq_unreadable().await,
         }
     }
 
@@ -1125,30 +1121,6 @@ impl Actor {
                 return None;
             }
             self.h.sleep(self.h.cycles(5_000)).await;
-        }
-    }
-
-    /// An I/O SQ recreated in memory the function was never granted, its
-    /// tail doorbell rung: the controller cannot read the entry (and so
-    /// cannot complete it: the CID is unknown), which is a controller
-    /// fatal status (CSTS.CFS); the host resets the controller and the
-    /// data path works again.
-    async fn sq_unreadable(&mut self) {
-        let q = self.io_qid();
-        let depth = self.ctrl.0.borrow().queues[usize::from(q)].as_ref().map_or(16, |x| x.depth);
-        self.admin(&format!("delete SQ {q}"), Sqe::new(opc::DELETE_SQ).cdw(10, u32::from(q)), &[st::SUCCESS]).await;
-        self.ctrl.forget_queue(q);
-        let bad = self.ungranted(1);
-        let create = Sqe::new(opc::CREATE_SQ).prp(bad, 0).cdw(10, u32::from(depth - 1) << 16 | u32::from(q)).cdw(11, u32::from(q) << 16 | 1);
-        self.admin(&format!("create SQ {q} in memory never granted"), create, &[st::SUCCESS]).await;
-        self.ctrl.ring_raw(2 * u32::from(q), 1);
-        self.rep.doorbell_writes += 1;
-        if self.wait_csts("an SQ the controller cannot read", |s| s & reg::CSTS_CFS != 0).await.is_none() {
-            return;
-        }
-        self.reprobe().await;
-        if !self.verify().await {
-            self.violation("data path broken after a controller fatal status and a reset".into());
         }
     }
 

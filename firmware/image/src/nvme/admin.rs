@@ -694,13 +694,6 @@ impl Admin {
                     }
                     ToAdmin::Error { func, kind, qid } => self.async_error(func, kind, qid),
                     ToAdmin::Detached { func, nsid } => self.engine_detached(func, nsid),
-                    ToAdmin::Fatal { func, qid } => {
-                        let fi = usize::from(func);
-                        if fi < self.funcs.len() && self.funcs[fi].csts & regs::CSTS_CFS == 0 {
-                            self.set_csts(func, self.funcs[fi].csts | regs::CSTS_CFS);
-                            defmt::warn!("nvme fn{=u16}: I/O SQ {=u16} unreadable, controller fatal (the host must reset it)", func, qid);
-                        }
-                    }
                 }
             }
         }

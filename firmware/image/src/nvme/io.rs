@@ -71,9 +71,6 @@ struct Sq {
     deleting: bool,
     /// Ack `Done::DeleteSq` once drained.
     ack_delete: bool,
-    /// Its entries could not be read (controller fatal): not fetched
-    /// again until the host resets the controller or recreates the queue.
-    broken: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -241,7 +238,6 @@ impl ConstInit for Engine {
             inflight: 0,
             deleting: false,
             ack_delete: false,
-            broken: false,
         }; MAXQ],
         cmds: [Cmd {
             state: State::Free,
@@ -551,7 +547,6 @@ impl Engine {
                                 inflight: 0,
                                 deleting: false,
                                 ack_delete: false,
-                                broken: false,
                             };
                         }
                         _ => defmt::error!("hart {=usize}: cannot host SQ {=u16} of fn {=u16}", self.hart, qid, func),
@@ -796,7 +791,7 @@ impl Engine {
             let s = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let sq = self.sqs[s];
-            if !sq.used || sq.deleting || sq.broken || sq.ptr.pending() == 0 {
+            if !sq.used || sq.deleting || sq.ptr.pending() == 0 {
                 self.pending &= !(1 << s);
                 continue;
             }
@@ -866,15 +861,8 @@ impl Engine {
             if !ok {
                 // The SQ itself could not be read (bad address, access
                 // denied): the CID is unknown, so nothing can be completed.
-                // The queue is unusable: the controller reports a fatal
-                // status (CSTS.CFS, NVMe Base 2.0 §3.1.4.6 and §9.5) and the
-                // host resets it.
+                // The queue is unusable; the host's timeout path resets it.
                 self.release(slot, true);
-                if !self.sqs[s].broken {
-                    self.sqs[s].broken = true;
-                    let (func, qid) = (self.sqs[s].func, self.sqs[s].qid);
-                    self.tell_admin(ToAdmin::Fatal { func, qid });
-                }
                 continue;
             }
             self.stats.commands += 1;

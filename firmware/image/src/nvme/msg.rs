@@ -55,8 +55,6 @@ pub enum ToAdmin {
     Error { func: u16, kind: HostError, qid: u16 },
     /// No command of detached namespace `nsid` of `func` is in flight here.
     Detached { func: u16, nsid: u32 },
-    /// I/O SQ `qid` of `func` could not be read: controller fatal.
-    Fatal { func: u16, qid: u16 },
 }
 
 pub const DEPTH: usize = 32;
