@@ -6,7 +6,7 @@ use super::pci;
 use super::workload::{run_job, IoPath, JobResult, JobSpec, Report, Rw};
 use crate::net::nvmf_host::shared::Handle;
 use super::Host;
-use dpu_targets::{parse_size, parse_time_ns, Scenario};
+use dpu_targets::{parse_size, parse_time_ns, JobCfg, Scenario};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,6 +40,43 @@ pub fn driver_options(sc: &Scenario) -> DriverOptions {
     }
 }
 
+/// One instance of job `j` (index `ji`): what is the same for PCIe and
+/// initiator jobs; the caller names it and places its region.
+#[allow(clippy::too_many_arguments)]
+fn instance(h: &Host, j: &JobCfg, name: String, function: u16, initiator: Option<String>, offset: u64, len: u64, seed: u64) -> JobSpec {
+    let time = |t: &Option<String>| t.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns));
+    JobSpec {
+        name,
+        function,
+        initiator,
+        nsid: j.nsid,
+        rw: Rw::parse(&j.rw).unwrap_or(Rw::RandRead),
+        read_pct: j.rwmixread,
+        bs: parse_size(&j.bs).unwrap_or(4096) as u32,
+        iodepth: j.iodepth,
+        ramp: time(&j.ramp_time).unwrap_or(0),
+        runtime: time(&j.runtime),
+        size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
+        verify: j.verify,
+        verify_at_end: j.verify_at_end,
+        offset,
+        len,
+        seed,
+        scattered: j.scattered,
+        buf_offset: j.buf_offset,
+        startdelay: time(&j.startdelay),
+    }
+}
+
+/// `name` for instance `n` of a job run `numjobs` times.
+fn instance_name(j: &JobCfg, on: &str, n: u32) -> String {
+    if j.numjobs > 1 {
+        format!("{}.{on}.{n}", j.name)
+    } else {
+        format!("{}.{on}", j.name)
+    }
+}
+
 /// The job instances of a scenario (per function and per `numjobs`).
 pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
     let mut out = Vec::new();
@@ -53,27 +90,8 @@ pub fn job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
             let region = j.region.as_deref().and_then(|r| parse_size(r).ok()).unwrap_or(ns_bytes - start).min(ns_bytes - start);
             let slice = (region / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs);
             for n in 0..j.numjobs {
-                out.push(JobSpec {
-                    name: if j.numjobs > 1 { format!("{}.fn{f}.{n}", j.name) } else { format!("{}.fn{f}", j.name) },
-                    function: f,
-                    initiator: None,
-                    nsid: j.nsid,
-                    rw: Rw::parse(&j.rw).unwrap_or(Rw::RandRead),
-                    read_pct: j.rwmixread,
-                    bs,
-                    iodepth: j.iodepth,
-                    ramp: j.ramp_time.as_deref().and_then(|r| parse_time_ns(r).ok()).map_or(0, |ns| h.cycles(ns)),
-                    runtime: j.runtime.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns)),
-                    size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
-                    verify: j.verify,
-                    verify_at_end: j.verify_at_end,
-                    offset: start + u64::from(n) * slice,
-                    len: slice,
-                    seed: j.seed ^ ((ji as u64) << 40) ^ (u64::from(f) << 20) ^ u64::from(n) ^ 0x00d0_0d1e,
-                    scattered: j.scattered,
-                    buf_offset: j.buf_offset,
-                    startdelay: j.startdelay.as_deref().and_then(|d| parse_time_ns(d).ok()).map(|ns| h.cycles(ns)),
-                });
+                let seed = j.seed ^ ((ji as u64) << 40) ^ (u64::from(f) << 20) ^ u64::from(n) ^ 0x00d0_0d1e;
+                out.push(instance(h, j, instance_name(j, &format!("fn{f}"), n), f, None, start + u64::from(n) * slice, slice, seed));
             }
         }
     }
@@ -91,27 +109,12 @@ pub fn initiator_job_specs(h: &Host, sc: &Scenario) -> Vec<JobSpec> {
         let region = j.region.as_deref().and_then(|r| parse_size(r).ok()).unwrap_or(u64::MAX - start);
         let slice = if region == u64::MAX - start { u64::MAX } else { (region / u64::from(j.numjobs)) / u64::from(bs) * u64::from(bs) };
         for n in 0..j.numjobs {
-            out.push(JobSpec {
-                name: if j.numjobs > 1 { format!("{}.{name}.{n}", j.name) } else { format!("{}.{name}", j.name) },
-                function: 0,
-                initiator: Some(name.clone()),
-                nsid: j.nsid,
-                rw: Rw::parse(&j.rw).unwrap_or(Rw::RandRead),
-                read_pct: j.rwmixread,
-                bs,
-                iodepth: j.iodepth,
-                ramp: j.ramp_time.as_deref().and_then(|r| parse_time_ns(r).ok()).map_or(0, |ns| h.cycles(ns)),
-                runtime: j.runtime.as_deref().and_then(|r| parse_time_ns(r).ok()).map(|ns| h.cycles(ns)),
-                size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
-                verify: j.verify,
-                verify_at_end: j.verify_at_end,
-                offset: if slice == u64::MAX { start } else { start + u64::from(n) * slice },
-                len: slice,
-                seed: j.seed ^ ((ji as u64) << 40) ^ 0x1e17_0000 ^ u64::from(n) ^ 0x00d0_0d1e,
-                scattered: false,
-                buf_offset: 0,
-                startdelay: None,
-            });
+            let offset = if slice == u64::MAX { start } else { start + u64::from(n) * slice };
+            let seed = j.seed ^ ((ji as u64) << 40) ^ 0x1e17_0000 ^ u64::from(n) ^ 0x00d0_0d1e;
+            let mut spec = instance(h, j, instance_name(j, name, n), 0, Some(name.clone()), offset, slice, seed);
+            // Refused for initiator jobs by the scenario check; never used.
+            (spec.scattered, spec.buf_offset, spec.startdelay) = (false, 0, None);
+            out.push(spec);
         }
     }
     out
