@@ -285,20 +285,16 @@ pub fn run(hart: HartId) -> ! {
     loop {
         crate::channel::take_doorbells(hart.0);
         let mut worked = false;
-        while let Some(r) = rx.pop() {
-            worked = true;
-            let outcome = commit(hart.0, info.slot, staging, r);
-            // The ring holds DEPTH replies and the admin service has at
-            // most one commit outstanding.
-            let _ = tx.push(Reply { tag: r.tag, outcome });
-            dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, DOORBELL_FW);
-        }
-        while let Some(r) = mrx.pop() {
-            worked = true;
-            let outcome = commit(hart.0, info.slot, mgmt_staging, r);
-            // As above: the management server has one commit outstanding.
-            let _ = mtx.push(Reply { tag: r.tag, outcome });
-            dpu_hal::mailbox::ring(crate::net::NET_HART, DOORBELL_FW);
+        // Each client (admin service, management server) has its own
+        // staging buffer and rings, and at most one commit outstanding
+        // (its reply ring holds DEPTH).
+        for (rx, tx, staging, client) in [(&mut rx, &mut tx, staging, crate::nvme::ADMIN_HART), (&mut mrx, &mut mtx, mgmt_staging, crate::net::NET_HART)] {
+            while let Some(r) = rx.pop() {
+                worked = true;
+                let outcome = commit(hart.0, info.slot, staging, r);
+                let _ = tx.push(Reply { tag: r.tag, outcome });
+                dpu_hal::mailbox::ring(client, DOORBELL_FW);
+            }
         }
         while let Some(r) = srx.pop() {
             worked = true;

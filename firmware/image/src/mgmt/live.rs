@@ -174,7 +174,7 @@ impl Live {
         if bs != 512 && bs != 4096 {
             return Err(RpcError::invalid_params(format_args!("invalid params: `block_size` must be 512 or 4096, got {bs}")));
         }
-        let mut auto = [0u8; NAME_MAX];
+        let auto;
         let name = match given {
             Some(n) => {
                 check_name(n)?;
@@ -182,11 +182,11 @@ impl Live {
             }
             None => {
                 // Past the names taken (devices restored from flash keep theirs).
-                let mut probe = [0u8; NAME_MAX];
-                while self.bdev(auto_name(&mut probe, self.next_auto)).is_some() {
+                while self.bdev(&auto_name(self.next_auto)).is_some() {
                     self.next_auto += 1;
                 }
-                auto_name(&mut auto, self.next_auto)
+                auto = auto_name(self.next_auto);
+                auto.as_str()
             }
         };
         self.create(name, blocks, bs.trailing_zeros() as u8)?;
@@ -297,24 +297,12 @@ fn check_name(n: &str) -> Result<(), RpcError> {
     Ok(())
 }
 
-/// `Malloc<n>` into `buf`.
-fn auto_name(buf: &mut [u8; NAME_MAX], n: u32) -> &str {
-    const PREFIX: &[u8] = b"Malloc";
-    buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let (mut v, mut k) = (n, 0);
-    loop {
-        digits[k] = b'0' + (v % 10) as u8;
-        k += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for j in 0..k {
-        buf[PREFIX.len() + j] = digits[k - 1 - j];
-    }
-    core::str::from_utf8(&buf[..PREFIX.len() + k]).unwrap_or("Malloc")
+/// `Malloc<n>`, SPDK's automatic name.
+fn auto_name(n: u32) -> heapless::String<NAME_MAX> {
+    let mut s = heapless::String::new();
+    // "Malloc" and at most 10 digits fit NAME_MAX.
+    let _ = core::fmt::Write::write_fmt(&mut s, format_args!("Malloc{n}"));
+    s
 }
 
 /// `fn<F>n<N>`: the name of a boot namespace's block device.

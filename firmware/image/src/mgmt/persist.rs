@@ -147,19 +147,19 @@ impl Persist {
     /// (`persistent`: booted from flash), the last save (`copy`,
     /// `sequence`), whether one is in progress and whether changes wait
     /// to be saved (`pending`).
-    pub fn status(&self, live: &Live, w: &mut dpu_rpc::Writer<'_>) {
+    pub fn status(&mut self, live: &Live, w: &mut dpu_rpc::Writer<'_>) {
         w.begin_object();
         w.field_bool("persistent", self.config.is_some());
         w.field_u64("run_time_bdevs", live.bdevs().count() as u64);
         w.field_bool("saving", self.saving.is_some());
-        let pending = match (self.config.as_deref(), self.saving) {
-            (Some(c), None) => {
-                self.restored < self.boot
-                    || c.mallocs.len() != live.bdevs().count()
-                    || c.mallocs.iter().zip(live.bdevs()).any(|(m, b)| m.name.as_str() != b.name() || m.blocks != b.blocks || m.block_shift != b.block_shift || m.map != b.map.kept())
+        // What a save would write now, as `poll` compares it.
+        let pending = match (self.config.as_deref(), self.now.as_deref_mut(), self.saving) {
+            (Some(c), Some(now), None) => {
+                live.snapshot(now);
+                self.restored < self.boot || *now != c.mallocs
             }
-            (Some(_), Some(_)) => true,
-            (None, _) => false,
+            (Some(_), _, Some(_)) => true,
+            _ => false,
         };
         w.field_bool("pending", pending);
         match self.saved {

@@ -102,17 +102,27 @@ pub fn flash_boot(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// A card flashed with `management-flash`'s configuration (management
+/// server in flash), written as `<tag>.bin`; and that scenario's text
+/// without its scripted calls (for runs that script their own or none).
+fn management_card(cx: &Ctx, k: &Kit, tag: &str) -> Result<(PathBuf, String), (String, Option<Run>)> {
+    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    if configs.first().is_none_or(|c| c.management.is_none()) {
+        return Err(io("management-flash: the flash configuration has no management record".into()));
+    }
+    let card = cx.card(tag, &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let text = std::fs::read_to_string(crate::build::root().join("targets/scenarios/management-flash.toml")).map_err(|e| io(e.to_string()))?;
+    let base = text[..text.find("[[rpc]]").unwrap_or(text.len())].to_string();
+    Ok((card, base))
+}
+
 /// A card whose management server is configured in flash (no window,
 /// no ELF load): the JSON-RPC server starts from the flash configuration
 /// and answers the scripted calls (firmware status says "flash",
 /// token and allow-list enforced) during verified I/O.
 pub fn flash_management(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
-    if configs.first().is_none_or(|c| c.management.is_none()) {
-        return Err(io("management-flash: the flash configuration has no management record".into()));
-    }
-    let card = cx.card("flash-mgmt", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let (card, _) = management_card(cx, &k, "flash-mgmt")?;
     let sc = crate::build::root().join("targets/scenarios/management-flash.toml").to_string_lossy().to_string();
     let run = cx.boot("flash-mgmt", &card, &[], &["--scenario", &sc])?;
     let run = need(
@@ -142,10 +152,7 @@ pub fn flash_management(cx: &Ctx) -> R {
 /// maps them, and the host runs verified I/O on the restored namespace.
 pub fn live_changes_persist(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
-    let card = cx.card("persist", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
-    let text = std::fs::read_to_string(crate::build::root().join("targets/scenarios/management-flash.toml")).map_err(|e| io(e.to_string()))?;
-    let base = &text[..text.find("[[rpc]]").unwrap_or(text.len())];
+    let (card, base) = management_card(cx, &k, "persist")?;
     let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
     // Run 1: two devices made, one mapped; each save erases a 4 KiB
     // subsector (50 ms): the first (persist0 alone) is under way when the
@@ -205,14 +212,11 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
 pub fn mgmt_fw_update(cx: &Ctx) -> R {
     use dpuctl::{Error, UpdateError};
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
-    let card = cx.card("mgmt-update", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
     // The card's scenario without its scripted calls: only dpuctl talks.
-    let text = std::fs::read_to_string(crate::build::root().join("targets/scenarios/management-flash.toml")).map_err(|e| io(e.to_string()))?;
-    let cut = text.find("[[rpc]]").unwrap_or(text.len());
+    let (card, base) = management_card(cx, &k, "mgmt-update")?;
     let sc = cx.tmp.join("mgmt-update.toml");
-    std::fs::write(&sc, &text[..cut]).map_err(|e| io(e.to_string()))?;
+    std::fs::write(&sc, &base).map_err(|e| io(e.to_string()))?;
     let (f, fw, sc) = (card.to_string_lossy().to_string(), cx.built.firmware.to_string_lossy().to_string(), sc.to_string_lossy().to_string());
     let sim = super::mgmt::Forwarded::start(cx, &["--flash", &f, "--elf", &fw, "--scenario", &sc, "--hostfwd", "tcp:127.0.0.1:0", "--max-time", "200s"])?;
     let result = (|| -> Result<(), String> {
