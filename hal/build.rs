@@ -46,6 +46,9 @@ fn main() {
     k("MAX_PORTS", "usize", dpu_targets::MAX_PORTS.to_string(), "DPU port addresses the boot configuration may carry.");
     k("MAX_EC_VOLUMES", "usize", dpu_targets::MAX_EC_VOLUMES.to_string(), "Erasure-coded volume records the boot configuration may carry.");
     k("MAX_EC_MEMBERS", "usize", dpu_targets::MAX_EC_MEMBERS.to_string(), "Members (k + m) of one erasure-coded volume.");
+    k("MAX_SUBSYSTEMS", "usize", dpu_targets::MAX_SUBSYSTEMS.to_string(), "NVMe/TCP target subsystems the configuration may carry.");
+    k("MAX_SUBSYSTEM_NAMESPACES", "usize", dpu_targets::MAX_SUBSYSTEM_NAMESPACES.to_string(), "Namespaces of one target subsystem.");
+    k("MAX_ALLOWED_HOSTS", "usize", dpu_targets::MAX_ALLOWED_HOSTS.to_string(), "Host NQNs on one subsystem's allow-list (none: any host).");
     k("FINISHER_BASE", "usize", format!("{:#x}", d.finisher.base), "Test finisher base.");
     k("CLINT_BASE", "usize", format!("{:#x}", d.clint.base), "CLINT base.");
     k("PLIC_BASE", "usize", format!("{:#x}", d.plic.base), "PLIC base.");

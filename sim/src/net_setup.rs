@@ -7,6 +7,7 @@ use crate::machine::Machine;
 use crate::net::bridge::{Bridge, BridgeSpec};
 use crate::net::pcap::PcapWriter;
 use crate::net::switch::{Attached, Impairments};
+use crate::net::{node_mac, Node};
 use crate::net::nvmf_target::{TargetModel, TargetParams};
 use std::time::{Duration, Instant};
 
@@ -63,15 +64,6 @@ pub struct Pacing {
     pub sim_start: u64,
 }
 
-/// MAC of initiator model `i`: locally administered, stable.
-pub fn initiator_mac(i: usize) -> [u8; 6] {
-    [0x02, 0x7a, 0x00, 0x00, 0x02, i as u8 + 1]
-}
-
-/// MAC of target model `i`: locally administered, stable.
-pub fn target_mac(i: usize) -> [u8; 6] {
-    [0x02, 0x7a, 0x00, 0x00, 0x01, i as u8 + 1]
-}
 
 impl Machine {
     fn cycles_of_ns(&self, ns: u64) -> u64 {
@@ -92,7 +84,7 @@ impl Machine {
                 name: t.name.clone(),
                 ip,
                 prefix,
-                mac: target_mac(i),
+                mac: node_mac(Node::Target(i)),
                 port: t.port,
                 nqn: t.nqn.clone(),
                 namespaces: t.namespaces.iter().map(|ns| (dpu_targets::parse_size(&ns.size).unwrap_or(0), ns.block_size)).collect(),
@@ -151,7 +143,7 @@ impl Machine {
                 name: c.name.clone(),
                 ip,
                 prefix,
-                mac: initiator_mac(i),
+                mac: node_mac(Node::Initiator(i)),
                 traddr,
                 trsvcid: c.trsvcid,
                 subnqn: c.subnqn.clone(),

@@ -7,6 +7,9 @@ use crate::{load_toml, Board, Chip, ConfigError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Most `[[targets]]` and most `[[initiators]]` models of a scenario.
+pub const MAX_MODELS: usize = 254;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -717,6 +720,12 @@ impl Scenario {
             check_time_field(v, unit_ns, unit).map_err(bad(format!("host.{field}")))?;
         }
         let exists = |fun: u16| fun == 0 || fun <= h.vfs;
+        // The simulator numbers its nodes' MACs with one byte per kind.
+        for (field, n) in [("targets", self.targets.len()), ("initiators", self.initiators.len())] {
+            if n > MAX_MODELS {
+                return err(field.into(), format!("{n} models; at most {MAX_MODELS}"));
+            }
+        }
         self.validate_network()?;
         self.validate_management()?;
         let namespaces = self.resolve_namespaces()?;

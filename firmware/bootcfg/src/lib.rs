@@ -37,7 +37,8 @@ pub const MAX_BLOB: usize = b::HEADER
     + MAX_SUBSYSTEMS * b::SUBSYS_RECORD;
 
 /// Most NVMe/TCP target subsystems the configuration names.
-pub const MAX_SUBSYSTEMS: usize = 8;
+pub use dpu_hal::memory_map::MAX_SUBSYSTEMS;
+const _: () = assert!(dpu_hal::memory_map::MAX_ALLOWED_HOSTS <= b::SUBSYS_HOSTS_MAX);
 
 /// Most erasure-coded volume records, and members of one volume.
 pub use dpu_hal::memory_map::{MAX_EC_MEMBERS, MAX_EC_VOLUMES};
@@ -125,6 +126,11 @@ pub struct SubsysCfg {
 impl SubsysCfg {
     pub fn nqn(&self) -> &[u8] {
         &self.nqn[..self.nqn_len]
+    }
+
+    /// The allowed host NQNs (none: any host).
+    pub fn hosts(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.nhosts).map(|k| &self.hosts[k][..self.host_lens[k]])
     }
 
     /// Whether host `hostnqn` may connect (no allow-list: any host).

@@ -5,40 +5,63 @@
 //! parser unchanged.)
 
 use crate::{Backend, Config};
+use dpu_hal::regs::bootcfg::{NQN_LEN, SUBSYS_RECORD};
 use dpu_hal::regs::bootcfg as b;
+
+/// An NQN as a record holds it (NUL terminated within `NQN_LEN`).
+fn nqn_bytes(s: &str) -> &[u8] {
+    &s.as_bytes()[..s.len().min(NQN_LEN - 1)]
+}
 
 /// Writes the blob into `out`; returns its length, `None` if it does not fit.
 pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     let ns_off = b::HEADER;
-    let port_off = ns_off + c.namespaces.len() * b::RECORD;
+    // The functions' namespaces, then the subsystems' (record s + 1).
+    let records = c
+        .namespaces
+        .iter()
+        .map(|n| (n.function, n.nsid, n.block_shift, n.blocks, n.backend, 0u8))
+        .chain(c.subsystems.iter().enumerate().flat_map(|(s, sub)| {
+            sub.namespaces.iter().enumerate().map(move |(i, n)| (u16::MAX, i as u32 + 1, n.block_shift, n.blocks, n.backend, s as u8 + 1))
+        }));
+    let nrec = c.namespaces.len() + c.subsystems.iter().map(|s| s.namespaces.len()).sum::<usize>();
+    let port_off = ns_off + nrec * b::RECORD;
     let ctrl_off = port_off + c.ports.len() * b::PORT_RECORD;
     let host_off = ctrl_off + c.controllers.len() * b::CTRL_RECORD;
     // No key or EC volume records: the management record follows the host's.
     let mgmt_off = host_off + b::HOST_RECORD;
-    let len = mgmt_off + usize::from(c.management.is_some()) * b::MGMT_RECORD;
+    let sub_off = mgmt_off + usize::from(c.management.is_some()) * b::MGMT_RECORD;
+    let len = sub_off + c.subsystems.len() * SUBSYS_RECORD;
     let out = out.get_mut(..len)?;
     out.fill(0);
     let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
     put(b::HDR_MAGIC, &b::MAGIC.to_le_bytes());
     put(b::HDR_VERSION, &b::VERSION.to_le_bytes());
-    put(b::HDR_COUNT, &(c.namespaces.len() as u16).to_le_bytes());
+    put(b::HDR_COUNT, &(nrec as u16).to_le_bytes());
+    put(b::HDR_SUBSYS, &(c.subsystems.len() as u16).to_le_bytes());
     put(b::HDR_PORTS, &(c.ports.len() as u16).to_le_bytes());
     put(b::HDR_CTRLS, &(c.controllers.len() as u16).to_le_bytes());
     let flags = u16::from(c.header_digest) * b::FLAG_HDGST | u16::from(c.data_digest) * b::FLAG_DDGST | u16::from(c.lro) * b::FLAG_LRO;
     put(b::HDR_FLAGS, &flags.to_le_bytes());
     put(b::HDR_TCP_MIN_RTO_MS, &c.tcp_min_rto_ms.to_le_bytes());
     put(b::HDR_IO_TIMEOUT_US, &c.io_timeout_us.to_le_bytes());
-    for (i, n) in c.namespaces.iter().enumerate() {
+    for (i, (function, nsid, block_shift, blocks, backend, sub)) in records.enumerate() {
         let r = ns_off + i * b::RECORD;
-        put(r + b::REC_FUNCTION, &n.function.to_le_bytes());
-        put(r + b::REC_LBA_SHIFT, &[n.block_shift]);
-        put(r + b::REC_NSID, &n.nsid.to_le_bytes());
-        put(r + b::REC_BLOCKS, &n.blocks.to_le_bytes());
-        match n.backend {
+        put(r + b::REC_FUNCTION, &function.to_le_bytes());
+        put(r + b::REC_SUBSYS, &[sub]);
+        put(r + b::REC_LBA_SHIFT, &[block_shift]);
+        put(r + b::REC_NSID, &nsid.to_le_bytes());
+        put(r + b::REC_BLOCKS, &blocks.to_le_bytes());
+        match backend {
             Backend::Ram => put(r + b::REC_BACKEND, &[b::BACKEND_RAM]),
             Backend::Remote { controller, nsid } => {
                 put(r + b::REC_BACKEND, &[b::BACKEND_NVMF]);
                 put(r + b::REC_CTRL, &controller.to_le_bytes());
+                put(r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
+            }
+            Backend::Local { ssd, nsid } => {
+                put(r + b::REC_BACKEND, &[b::BACKEND_LOCAL]);
+                put(r + b::REC_CTRL, &ssd.to_le_bytes());
                 put(r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
             }
         }
@@ -70,6 +93,15 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
             put(e + 4, &[*prefix]);
         }
     }
+    for (i, sub) in c.subsystems.iter().enumerate() {
+        let r = sub_off + i * SUBSYS_RECORD;
+        put(r + b::SUBSYS_NQN, nqn_bytes(&sub.nqn));
+        put(r + b::SUBSYS_TRSVCID, &sub.trsvcid.to_le_bytes());
+        put(r + b::SUBSYS_PORTS, &[sub.ports, sub.allow_hosts.len() as u8]);
+        for (k, h) in sub.allow_hosts.iter().enumerate() {
+            put(r + b::SUBSYS_HOSTS + k * NQN_LEN, nqn_bytes(h));
+        }
+    }
     Some(len)
 }
 
@@ -80,19 +112,27 @@ mod tests {
     #[test]
     fn records_sit_where_the_layout_says() {
         let c = crate::tests::sample();
-        let mut v = [0u8; 4096];
+        let mut v = [0u8; 8192];
         let len = render(&c, &mut v).unwrap();
         assert_eq!(&v[..4], b"DPUC");
-        assert_eq!(u16::from_le_bytes([v[b::HDR_COUNT], v[b::HDR_COUNT + 1]]), 2);
+        let u16_at = |at: usize| u16::from_le_bytes([v[at], v[at + 1]]);
+        assert_eq!((u16_at(b::HDR_COUNT), u16_at(b::HDR_SUBSYS)), (4, 1), "2 function namespaces, 2 of the subsystem");
         assert_eq!(v[b::HDR_FLAGS], b::FLAG_LRO as u8);
         let r1 = b::HEADER + b::RECORD;
         assert_eq!((v[r1 + b::REC_BACKEND], v[r1 + b::REC_LBA_SHIFT]), (b::BACKEND_NVMF, 12));
-        let ports = b::HEADER + 2 * b::RECORD;
+        let (r2, r3) = (b::HEADER + 2 * b::RECORD, b::HEADER + 3 * b::RECORD);
+        assert_eq!((u16_at(r2 + b::REC_FUNCTION), v[r2 + b::REC_SUBSYS], u16_at(r2 + b::REC_NSID)), (0xffff, 1, 1));
+        assert_eq!((v[r3 + b::REC_BACKEND], u16_at(r3 + b::REC_CTRL), v[r3 + b::REC_SUBSYS], u16_at(r3 + b::REC_NSID)), (b::BACKEND_LOCAL, 2, 1, 2));
+        let ports = b::HEADER + 4 * b::RECORD;
         assert_eq!(&v[ports..ports + 4], &[10, 0, 0, 1]);
         let ctrl = ports + b::PORT_RECORD;
         assert_eq!(&v[ctrl + b::CTRL_SUBNQN..ctrl + b::CTRL_SUBNQN + 4], b"nqn.");
         let mgmt = ctrl + b::CTRL_RECORD + b::HOST_RECORD;
-        assert_eq!(len, mgmt + b::MGMT_RECORD);
+        let sub = mgmt + b::MGMT_RECORD;
+        assert_eq!(len, sub + SUBSYS_RECORD);
+        assert!(v[sub + b::SUBSYS_NQN..].starts_with(b"nqn.2026-12.io.dpusim:aff0\0"));
+        assert_eq!((u16_at(sub + b::SUBSYS_TRSVCID), v[sub + b::SUBSYS_PORTS], v[sub + b::SUBSYS_HOST_COUNT]), (4420, 1, 1));
+        assert!(v[sub + b::SUBSYS_HOSTS..].starts_with(b"nqn.2014-08.org.nvmexpress:uuid:h1\0"));
         assert_eq!(u16::from_le_bytes([v[b::HDR_MGMT], v[b::HDR_MGMT + 1]]), 1);
         assert_eq!(&v[mgmt + b::MGMT_PORT..mgmt + b::MGMT_PORT + 4], &[0, 1, 0x8c, 0x14], "port 0, 1 allow entry, TCP 5260");
         assert_eq!(&v[mgmt + b::MGMT_ALLOW..mgmt + b::MGMT_ALLOW + 5], &[10, 0, 0, 240, 28]);

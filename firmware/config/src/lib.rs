@@ -20,12 +20,17 @@
 pub mod blob;
 pub mod store;
 
-use dpu_hal::memory_map::{MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS};
+use dpu_hal::memory_map::{MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS, SSD_SLOTS};
+pub use dpu_hal::memory_map::{MAX_ALLOWED_HOSTS, MAX_SUBSYSTEMS, MAX_SUBSYSTEM_NAMESPACES};
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
 /// Longest NQN (NVMe Base 2.0 §4.5: 223 bytes).
 pub const NQN_MAX: usize = 223;
+
+/// The well-known discovery subsystem NQN (NVMe Base 2.0 §4.5): never a
+/// configured subsystem.
+pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 
 /// Version of the [`Config`] schema a record carries; a record of an
 /// unknown version is refused (and the other copy used).
@@ -33,10 +38,13 @@ pub const NQN_MAX: usize = 223;
 /// Versions extend the record at its end: version 1 is the postcard
 /// encoding of [`Config`] without [`Config::management`] and
 /// [`Config::mallocs`]; version 2 appends `Option<Management>` after it;
-/// version 3 then appends the run-time block devices (`Vec<Malloc>`). A
-/// card written by an older firmware keeps its configuration after an
-/// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 3;
+/// version 3 then appends the run-time block devices (`Vec<Malloc>`);
+/// version 4 adds the local SSD backend ([`Backend::Local`], a new last
+/// variant, so older records decode unchanged) and appends the NVMe/TCP
+/// target's subsystems (`Vec<Subsystem>`). A card written by an older
+/// firmware keeps its configuration after an update (with what that
+/// version could hold).
+pub const SCHEMA_VERSION: u16 = 4;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -80,6 +88,35 @@ pub struct Config {
     /// and created again at boot, empty (schema version 3).
     #[serde(skip)]
     pub mallocs: Vec<Malloc, MAX_MALLOC>,
+    /// The NVMe/TCP target's subsystems (schema version 4).
+    #[serde(skip)]
+    pub subsystems: Vec<Subsystem, MAX_SUBSYSTEMS>,
+}
+
+/// An NVMe/TCP target subsystem: what remote hosts reach on the card's
+/// ports (NVMe-oF 1.1 §4; served by the firmware's `nvmf::target`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subsystem {
+    /// NVMe Qualified Name (NVMe Base 2.0 §4.5), printable ASCII.
+    pub nqn: String<NQN_MAX>,
+    /// Host NQNs allowed to connect; empty: any host.
+    pub allow_hosts: Vec<String<NQN_MAX>, MAX_ALLOWED_HOSTS>,
+    /// TCP port it listens on.
+    pub trsvcid: u16,
+    /// DPU ports it listens on (bit p: port p).
+    pub ports: u8,
+    /// Namespace i has NSID i + 1.
+    pub namespaces: Vec<SubsystemNs, MAX_SUBSYSTEM_NAMESPACES>,
+}
+
+/// A namespace of a target subsystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubsystemNs {
+    /// log2 of the block size (9 or 12).
+    pub block_shift: u8,
+    pub blocks: u64,
+    /// [`Backend::Ram`] or [`Backend::Local`].
+    pub backend: Backend,
 }
 
 /// A RAM block device made at run time, and where it is mapped. Its
@@ -128,6 +165,9 @@ pub enum Backend {
     Ram,
     /// Namespace `nsid` of remote controller `controller` (index).
     Remote { controller: u16, nsid: u32 },
+    /// Namespace `nsid` of the card's local NVMe SSD in slot `ssd`
+    /// (schema version 4).
+    Local { ssd: u16, nsid: u32 },
 }
 
 /// A DPU port's IPv4 address.
@@ -169,6 +209,11 @@ pub enum Invalid {
     /// mapping outside the functions or namespace IDs, or taken by a
     /// namespace or another device.
     Malloc { index: u16 },
+    /// A subsystem NQN that is empty, not printable or used twice, a bad
+    /// allowed host NQN, TCP port 0, no port or one not configured, no
+    /// namespace, a namespace with a bad size or backend, or a local SSD
+    /// that backs something else too.
+    Subsystem { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -191,6 +236,7 @@ impl Config {
         io_timeout_us: 0,
         management: None,
         mallocs: Vec::new(),
+        subsystems: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -238,13 +284,47 @@ impl Config {
             if self.namespaces[..i].iter().any(|m| m.function == n.function && m.nsid == n.nsid) {
                 return bad;
             }
-            if let Backend::Remote { controller, nsid } = n.backend {
-                if usize::from(controller) >= self.controllers.len() || nsid == 0 || nsid == u32::MAX {
+            match n.backend {
+                Backend::Remote { controller, nsid } if usize::from(controller) >= self.controllers.len() || nsid == 0 || nsid == u32::MAX => return bad,
+                Backend::Local { ssd, nsid } if !self.local_ok(ssd, nsid, false) => return bad,
+                _ => {}
+            }
+        }
+        let records = self.namespaces.len() + self.subsystems.iter().map(|s| s.namespaces.len()).sum::<usize>();
+        for (i, s) in self.subsystems.iter().enumerate() {
+            let bad = Err(Invalid::Subsystem { index: i as u16 });
+            let nqn_ok = |n: &str| !n.is_empty() && printable(n);
+            if !nqn_ok(&s.nqn) || s.nqn == DISCOVERY_NQN || self.subsystems[..i].iter().any(|o| o.nqn == s.nqn) || !s.allow_hosts.iter().all(|h| nqn_ok(h)) {
+                return bad;
+            }
+            // The card's own connections use 40000-40999 and the
+            // ephemeral range (as the scenario loader says).
+            let port_taken = (40000..=40999).contains(&s.trsvcid) || s.trsvcid >= 49152 || self.management.as_ref().is_some_and(|m| m.tcp_port == s.trsvcid);
+            if s.trsvcid == 0 || port_taken || s.ports == 0 || u32::from(s.ports) >> self.ports.len().min(8) != 0 || s.namespaces.is_empty() || records > MAX_NAMESPACES {
+                return bad;
+            }
+            for n in &s.namespaces {
+                let backend_ok = match n.backend {
+                    Backend::Ram => true,
+                    Backend::Local { ssd, nsid } => self.local_ok(ssd, nsid, true),
+                    Backend::Remote { .. } => false,
+                };
+                if !matches!(n.block_shift, 9 | 12) || n.blocks == 0 || n.blocks > u64::MAX >> 12 || !backend_ok {
                     return bad;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether local SSD `ssd`'s namespace `nsid` exists on the board
+    /// (`exclusive`: and backs no function namespace and at most one
+    /// subsystem namespace: a target namespace is the remote hosts' alone).
+    fn local_ok(&self, ssd: u16, nsid: u32, exclusive: bool) -> bool {
+        let this = Backend::Local { ssd, nsid };
+        let shared = exclusive
+            && (self.namespaces.iter().any(|n| n.backend == this) || self.subsystems.iter().flat_map(|s| &s.namespaces).filter(|n| n.backend == this).count() > 1);
+        usize::from(ssd) < SSD_SLOTS && nsid != 0 && nsid != u32::MAX && !shared
     }
 
     /// Encodes the record of [`SCHEMA_VERSION`] into `out`; returns its
@@ -253,7 +333,8 @@ impl Config {
         let n = postcard::to_slice(self, out).ok()?.len();
         let m = postcard::to_slice(&self.management, out.get_mut(n..)?).ok()?.len();
         let l = postcard::to_slice(&self.mallocs, out.get_mut(n + m..)?).ok()?.len();
-        Some(n + m + l)
+        let s = postcard::to_slice(&self.subsystems, out.get_mut(n + m + l..)?).ok()?.len();
+        Some(n + m + l + s)
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -272,6 +353,11 @@ impl Config {
         if version >= 3 {
             let (l, r) = postcard::take_from_bytes::<Vec<Malloc, MAX_MALLOC>>(rest).ok()?;
             c.mallocs = l;
+            rest = r;
+        }
+        if version >= 4 {
+            let (s, r) = postcard::take_from_bytes::<Vec<Subsystem, MAX_SUBSYSTEMS>>(rest).ok()?;
+            c.subsystems = s;
             rest = r;
         }
         rest.is_empty().then_some(c)
@@ -299,6 +385,19 @@ mod tests {
         });
         c.mallocs.push(Malloc { name: String::try_from("Malloc0").unwrap(), blocks: 256, block_shift: 12, map: Some((1, 2)) }).unwrap();
         c.mallocs.push(Malloc { name: String::try_from("spare").unwrap(), blocks: 8, block_shift: 9, map: None }).unwrap();
+        c.subsystems
+            .push(Subsystem {
+                nqn: String::try_from("nqn.2026-12.io.dpusim:aff0").unwrap(),
+                allow_hosts: Vec::from_slice(&[String::try_from("nqn.2014-08.org.nvmexpress:uuid:h1").unwrap()]).unwrap(),
+                trsvcid: 4420,
+                ports: 1,
+                namespaces: Vec::from_slice(&[
+                    SubsystemNs { block_shift: 12, blocks: 1024, backend: Backend::Ram },
+                    SubsystemNs { block_shift: 9, blocks: 1 << 17, backend: Backend::Local { ssd: 2, nsid: 1 } },
+                ])
+                .unwrap(),
+            })
+            .unwrap();
         c
     }
 
@@ -320,18 +419,57 @@ mod tests {
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, mallocs: Vec::new(), ..c.clone() });
-        let mut v2 = [0u8; 1024];
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), ..c.clone() });
+        let mut v2 = [0u8; 4096];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
         assert!(n2 > n1);
         assert_eq!(Config::decode(1, &v2[..n2]), None, "trailing bytes in a version-1 record");
         assert_eq!(Config::decode(2, &v1[..n1]), None, "a version-2 record lacks its tail");
-        assert_eq!(Config::decode(4, &v2[..n2]), None);
-        // A version-2 record: the management record, no run-time devices.
-        let no_live = Config { mallocs: Vec::new(), ..c.clone() };
-        let n = no_live.encode(&mut v2).unwrap() - 1; // without the empty Vec's length byte
-        assert_eq!(Config::decode(2, &v2[..n]), Some(no_live));
+        assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
+        // A version-2 record: the management record, no run-time devices
+        // (without the empty Vecs' length bytes).
+        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), ..c.clone() };
+        let n = no_live.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(2, &v2[..n - 2]), Some(no_live.clone()));
+        // A version-3 record: the run-time devices, no subsystems.
+        let no_target = Config { subsystems: Vec::new(), ..c.clone() };
+        let n = no_target.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(3, &v2[..n - 1]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 1]), None, "a version-4 record lacks its subsystems");
+    }
+
+    #[test]
+    fn subsystems_are_checked() {
+        let c = sample();
+        for (why, bad) in [
+            ("empty NQN", (|s: &mut Subsystem| s.nqn.clear()) as fn(&mut Subsystem)),
+            ("the discovery NQN", |s| s.nqn = String::try_from(DISCOVERY_NQN).unwrap()),
+            ("an unprintable host", |s| s.allow_hosts[0] = String::try_from("a b").unwrap()),
+            ("TCP port 0", |s| s.trsvcid = 0),
+            ("the management port", |s| s.trsvcid = 5260),
+            ("an ephemeral port", |s| s.trsvcid = 50000),
+            ("no port", |s| s.ports = 0),
+            ("port 1 not configured", |s| s.ports = 0b10),
+            ("no namespace", |s| s.namespaces.clear()),
+            ("a remote backend", |s| s.namespaces[0].backend = Backend::Remote { controller: 0, nsid: 1 }),
+            ("block size 1 KiB", |s| s.namespaces[0].block_shift = 10),
+            ("no blocks", |s| s.namespaces[0].blocks = 0),
+            ("an SSD slot the board lacks", |s| s.namespaces[1].backend = Backend::Local { ssd: SSD_SLOTS as u16, nsid: 1 }),
+            ("one SSD twice", |s| s.namespaces[0].backend = s.namespaces[1].backend),
+        ] {
+            let mut c = c.clone();
+            bad(&mut c.subsystems[0]);
+            assert_eq!(c.validate(), Err(Invalid::Subsystem { index: 0 }), "{why}");
+        }
+        let mut c = sample();
+        let mut twin = c.subsystems[0].clone();
+        twin.namespaces.truncate(1);
+        c.subsystems.push(twin).unwrap();
+        assert_eq!(c.validate(), Err(Invalid::Subsystem { index: 1 }), "the same NQN twice");
+        let mut c = sample();
+        c.namespaces[0].backend = Backend::Local { ssd: 2, nsid: 1 };
+        assert_eq!(c.validate(), Err(Invalid::Subsystem { index: 0 }), "an SSD of a function and a subsystem");
     }
 
     #[test]

@@ -156,13 +156,14 @@ pub fn config_blob() -> Option<&'static mut [u8]> {
         Some(r) => match r {
             Ok(r) => match r.copy {
                 Some(c) => defmt::info!(
-                    "config: from flash copy {=usize} (sequence {=u32}; other copy {=str}): {=usize} namespace(s), {=usize} port(s), {=usize} remote controller(s)",
+                    "config: from flash copy {=usize} (sequence {=u32}; other copy {=str}): {=usize} namespace(s), {=usize} port(s), {=usize} remote controller(s), {=usize} target subsystem(s)",
                     c,
                     r.seq,
                     copy_state(r.copies[1 - c]),
                     config.namespaces.len(),
                     config.ports.len(),
-                    config.controllers.len()
+                    config.controllers.len(),
+                    config.subsystems.len()
                 ),
                 None => defmt::warn!(
                     "config: no valid copy in flash (copy 0 {=str}, copy 1 {=str}): no namespaces",

@@ -198,6 +198,17 @@ pub async fn run(h: Host, sc: Scenario, initiators: Vec<(String, Handle)>) {
         // longest ramp ends.
         let ramp = specs.iter().chain(fabric_specs.iter()).map(|s| s.ramp).max().unwrap_or(0);
         let jobs_done = Rc::new(std::cell::Cell::new(false));
+        for (_, handle) in &initiators {
+            handle.start();
+        }
+        if specs.is_empty() && !fabric_specs.is_empty() {
+            // Only remote hosts run I/O: the workload (measurement
+            // window, faults, scripted management calls) starts once
+            // they are connected, whenever the card comes up.
+            for (_, handle) in &initiators {
+                let _ = handle.ready().await;
+            }
+        }
         if ramp == 0 {
             h.mark_window(true);
         } else {
@@ -228,9 +239,6 @@ pub async fn run(h: Host, sc: Scenario, initiators: Vec<(String, Handle)>) {
                     w.wake();
                 }
             });
-        }
-        for (_, handle) in &initiators {
-            handle.start();
         }
         for spec in fabric_specs {
             let name = spec.initiator.clone().unwrap_or_default();

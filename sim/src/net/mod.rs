@@ -33,3 +33,28 @@ pub mod pcap;
 pub mod poll_event;
 pub mod rss;
 pub mod switch;
+
+/// Kinds of the simulator's own network nodes, the fifth byte of their MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// NVMe/TCP target model i.
+    Target(usize),
+    /// NVMe/TCP initiator model i.
+    Initiator(usize),
+    /// The operator node (management client).
+    Operator,
+}
+
+/// MAC of one of the simulator's nodes: 02:7a:00:00:KK:NN, locally
+/// administered, with KK the kind and NN the index + 1. One scheme for
+/// all of them: the switch learns where a MAC lives, so two nodes with
+/// one address would take each other's frames. (The scenario loader
+/// bounds the models to fewer than 255 of each kind.)
+pub fn node_mac(node: Node) -> [u8; 6] {
+    let (kind, i) = match node {
+        Node::Target(i) => (1, i),
+        Node::Initiator(i) => (2, i),
+        Node::Operator => (3, 0),
+    };
+    [0x02, 0x7a, 0x00, 0x00, kind, (i as u8).wrapping_add(1)]
+}

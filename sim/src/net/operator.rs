@@ -20,8 +20,6 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address};
 use std::net::Ipv4Addr;
 
-/// The operator node's MAC (locally administered).
-pub const OPERATOR_MAC: [u8; 6] = [0x02, 0x7a, 0x00, 0x00, 0x02, 0x01];
 /// Socket buffers per connection and direction.
 const BUFFER: usize = 128 * 1024;
 /// First local TCP port of the calls.
@@ -96,7 +94,7 @@ impl Operator {
     /// the `from` of some calls); `server`: the management address.
     pub fn new(addrs: &[Ipv4Addr], prefix: u8, server: (Ipv4Addr, u16), mtu: u32, call_timeout: u64, calls: Vec<Call>, clock_hz: u64) -> Operator {
         let mut dev = Frames::new(mtu as usize);
-        let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(OPERATOR_MAC)));
+        let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(super::node_mac(super::Node::Operator))));
         cfg.random_seed = 0x0b5e_7a70_0000_0001;
         let mut iface = Interface::new(cfg, &mut dev, Instant::from_micros(0));
         iface.update_ip_addrs(|a| {

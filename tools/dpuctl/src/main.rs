@@ -46,6 +46,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ListCmd,
     },
+    /// NVMe/TCP target subsystems: nvmf_get_subsystems.
+    Nvmf {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
     /// Ethernet ports: dpu_get_ports.
     Port {
         #[command(subcommand)]
@@ -186,6 +191,7 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 let place = match d["backend"].as_str() {
                     Some("remote") => format!("{} nsid {}", s(d, "controller"), s(d, "remote_nsid")),
                     Some("ec") => format!("{}+{} over {}", s(d, "k"), s(d, "m"), d["members"].as_array().map_or(0, |m| m.len())),
+                    Some("local") => format!("SSD {} nsid {}", s(d, "ssd"), s(d, "ssd_nsid")),
                     _ if d.get("function").is_some() => format!("DPU memory, fn{} nsid {}", s(d, "function"), s(d, "nsid")),
                     _ => "DPU memory".into(),
                 };
@@ -198,6 +204,19 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 let k = &c["ctrlrs"][0];
                 let t = &k["trid"];
                 vec![s(c, "name"), s(k, "state"), s(k, "admin_queue"), format!("{}:{}", s(t, "traddr"), s(t, "trsvcid")), s(t, "subnqn"), s(k, "cntlid"), s(k, "io_queues")]
+            }),
+        ),
+        Cmd::Nvmf { .. } => table(
+            &["NQN", "LISTEN", "HOSTS", "NAMESPACES"],
+            &rows(r, |x| {
+                let listen: Vec<String> = x["listen_addresses"].as_array().into_iter().flatten().map(|a| format!("{}:{}", s(a, "traddr"), s(a, "trsvcid"))).collect();
+                let hosts = if x["allow_any_host"] == Value::Bool(true) {
+                    "any".to_string()
+                } else {
+                    x["hosts"].as_array().into_iter().flatten().map(|h| s(h, "nqn")).collect::<Vec<_>>().join(" ")
+                };
+                let ns: Vec<String> = x["namespaces"].as_array().into_iter().flatten().map(|n| format!("{}={}", s(n, "nsid"), s(n, "bdev_name"))).collect();
+                vec![s(x, "nqn"), listen.join(" "), hosts, ns.join(" ")]
             }),
         ),
         Cmd::Port { .. } => table(
@@ -319,6 +338,7 @@ fn main() -> ExitCode {
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => ("dpu_ns_detach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid }))),
         Cmd::Ctrl { .. } => ("bdev_nvme_get_controllers".into(), None),
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
+        Cmd::Nvmf { .. } => ("nvmf_get_subsystems".into(), None),
         Cmd::Fw { cmd: FwCmd::Status } => ("dpu_fw_get_status".into(), None),
         Cmd::Fw { cmd: FwCmd::Update { .. } } => ("dpu_fw_download".into(), None),
         Cmd::Config { .. } => ("dpu_config_get_status".into(), None),

@@ -5,7 +5,7 @@
 //! directly (`sim/src/bootcfg.rs`); a test checks both give the firmware
 //! the same configuration.
 
-use dpu_config::{Backend, Config, Controller, Management, Namespace, Port};
+use dpu_config::{Backend, Config, Controller, Management, Namespace, Port, Subsystem, SubsystemNs};
 use dpu_targets::Scenario;
 use heapless::String as HString;
 
@@ -63,12 +63,7 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
                     ns.function, ns.nsid
                 ))
             }
-            dpu_targets::Backend::Local { .. } => {
-                return Err(format!(
-                    "function {} namespace {}: local SSD namespaces are not part of the flash configuration yet (boot the ELF with the scenario instead)",
-                    ns.function, ns.nsid
-                ))
-            }
+            dpu_targets::Backend::Local { ssd, nsid } => Backend::Local { ssd: *ssd as u16, nsid: *nsid },
         };
         let block_shift = ns.block_size.trailing_zeros() as u8;
         let ns = Namespace { function: ns.function, nsid: ns.nsid, block_shift, blocks: ns.bytes / u64::from(ns.block_size), backend };
@@ -78,9 +73,24 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
         let k = Controller { traddr: addr.octets(), trsvcid: port, subnqn: nqn(&subnqn, "subsystem NQN")? };
         c.controllers.push(k).map_err(|_| "too many remote controllers".to_string())?;
     }
-    // Nor are the NVMe/TCP target's subsystems (boot configuration format 8).
-    if !sc.subsystems.is_empty() {
-        return Err("[[subsystems]]: NVMe/TCP target subsystems are not part of the flash configuration yet (boot the ELF with the scenario instead)".into());
+    // The NVMe/TCP target's subsystems (validated with the scenario).
+    for (i, sub) in sc.resolve_subsystems().map_err(|e| e.to_string())?.iter().enumerate() {
+        let mut allow_hosts = heapless::Vec::new();
+        for h in &sub.allow_hosts {
+            allow_hosts.push(nqn(h, "allowed host NQN")?).map_err(|_| format!("subsystems[{i}].allow_hosts: more than {}", dpu_config::MAX_ALLOWED_HOSTS))?;
+        }
+        let mut namespaces = heapless::Vec::new();
+        for n in &sub.namespaces {
+            let backend = match n.backend {
+                dpu_targets::Backend::Ram => Backend::Ram,
+                dpu_targets::Backend::Local { ssd, nsid } => Backend::Local { ssd: ssd as u16, nsid },
+                _ => return Err(format!("subsystems[{i}]: a namespace backend a subsystem does not serve")),
+            };
+            let ns = SubsystemNs { block_shift: n.block_size.trailing_zeros() as u8, blocks: n.bytes / u64::from(n.block_size), backend };
+            namespaces.push(ns).map_err(|_| format!("subsystems[{i}].namespaces: too many"))?;
+        }
+        let s = Subsystem { nqn: nqn(&sub.nqn, "subsystem NQN")?, allow_hosts, trsvcid: sub.trsvcid, ports: sub.ports, namespaces };
+        c.subsystems.push(s).map_err(|_| "too many subsystems".to_string())?;
     }
     if sc.management.is_some() {
         // Validated with the scenario (`Scenario::load`): resolves.
@@ -130,7 +140,7 @@ mod tests {
     #[test]
     fn flash_and_window_configurations_agree_for_every_scenario() {
         let dir = dpu_targets::default_chip_path().parent().unwrap().parent().unwrap().join("scenarios");
-        let (mut n, mut m) = (0, 0);
+        let (mut n, mut m, mut t, mut l) = (0, 0, 0, 0);
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_none_or(|x| x != "toml") {
@@ -139,11 +149,6 @@ mod tests {
             let sc = Scenario::load(&p).unwrap();
             let cfgs = sc.namespace_cfgs();
             // Not in the flash configuration yet: refused, with the reason.
-            if cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Local { .. })) {
-                let e = from_scenario(&sc).unwrap_err();
-                assert!(e.contains("local SSD namespaces are not part of the flash configuration"), "{}: {e}", p.display());
-                continue;
-            }
             if cfgs.iter().any(|n| n.encryption.is_some()) {
                 let e = from_scenario(&sc).unwrap_err();
                 assert!(e.contains("encrypted namespaces are not part of the flash configuration"), "{}: {e}", p.display());
@@ -154,13 +159,10 @@ mod tests {
                 assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
                 continue;
             }
-            if !sc.subsystems.is_empty() {
-                let e = from_scenario(&sc).unwrap_err();
-                assert!(e.contains("[[subsystems]]: NVMe/TCP target subsystems are not part of the flash configuration"), "{}: {e}", p.display());
-                continue;
-            }
             let c = from_scenario(&sc).unwrap();
             m += usize::from(c.management.is_some());
+            t += usize::from(!c.subsystems.is_empty());
+            l += usize::from(c.namespaces.iter().any(|n| matches!(n.backend, Backend::Local { .. })));
             let mut blob = vec![0u8; 1 << 16];
             let len = dpu_config::blob::render(&c, &mut blob).unwrap();
             let window = dpu_sim::bootcfg::BootConfig::from_scenario(&sc).to_bytes();
@@ -171,6 +173,8 @@ mod tests {
         }
         assert!(n >= 5, "scenarios found: {n}");
         assert!(m >= 1, "no scenario with a [management] section was compared");
+        assert!(t >= 2, "scenarios with target subsystems compared: {t}");
+        assert!(l >= 1, "scenarios with local SSD namespaces compared: {l}");
     }
 
     fn stored_and_loaded(c: &Config) -> Config {

@@ -133,11 +133,12 @@ pub fn flash(built: &Built, a: &FlashArgs) -> Result<(), String> {
     }
     match &config {
         Some(c) => eprintln!(
-            "  config      from scenario `{}`: {} namespace(s), {} port(s), {} remote controller(s)",
+            "  config      from scenario `{}`: {} namespace(s), {} port(s), {} remote controller(s), {} target subsystem(s)",
             a.scenario,
             c.namespaces.len(),
             c.ports.len(),
-            c.controllers.len()
+            c.controllers.len(),
+            c.subsystems.len()
         ),
         None => eprintln!("  config      none (the card serves no namespaces)"),
     }

@@ -4,7 +4,8 @@
 //! unknown parameters and wrong types are -32602 naming the parameter.
 //!
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
-//! (0 = PF, F = VF F). Remote controllers are `nvme<i>`, i their index
+//! (0 = PF, F = VF F); `sub<S>n<N>`: namespace N of NVMe/TCP target
+//! subsystem S (its index in the configuration). Remote controllers are `nvme<i>`, i their index
 //! in the configuration. RAM block devices created at run time keep the
 //! name they were given (`Malloc0`, ...).
 
@@ -39,6 +40,7 @@ pub const METHODS: &[&str] = &[
     "dpu_fw_download",
     "dpu_fw_commit",
     "dpu_config_get_status",
+    "nvmf_get_subsystems",
 ];
 
 /// What the methods that change something keep between calls.
@@ -98,6 +100,11 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "dpu_config_get_status" => {
             p.only(&[])?;
             st.persist.status(&st.live, w);
+            Ok(())
+        }
+        "nvmf_get_subsystems" => {
+            p.only(&[])?;
+            subsystems(w);
             Ok(())
         }
         "dpu_fw_download" => st.update.download(&p, w),
@@ -187,7 +194,7 @@ fn state_name(ns: &bootcfg::Namespace) -> &'static str {
 /// named). Key material is never reported, only the cipher.
 fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcError> {
     let (only, only_live) = match name {
-        Some(n) => match (live::parse_fn_name(n).and_then(|(f, nsid)| bootcfg::namespace(f, nsid)), live.bdev(n)) {
+        Some(n) => match (boot_bdev(n), live.bdev(n)) {
             (Some(ns), _) => (Some(ns), None),
             (None, Some(m)) => (None, Some(m)),
             (None, None) => return Err(no_device("bdev", n)),
@@ -200,7 +207,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcE
         let g = ns.geometry;
         w.begin_object();
         w.key("name");
-        w.string_fmt(format_args!("fn{}n{}", ns.function, ns.nsid));
+        bdev_name(w, ns);
         let (product, kind) = match ns.backend {
             Backend::Ram(_) => ("RAM disk", "ram"),
             Backend::Remote { .. } => ("NVMe-oF namespace", "remote"),
@@ -212,7 +219,10 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcE
         w.field_u64("num_blocks", g.blocks);
         w.key("driver_specific");
         w.begin_object();
-        w.field_u64("function", u64::from(ns.function));
+        match ns.subsystem.and_then(|s| bootcfg::subsystem(usize::from(s))) {
+            Some(s) => w.field_str("subsystem", core::str::from_utf8(s.nqn()).unwrap_or("")),
+            None => w.field_u64("function", u64::from(ns.function)),
+        }
         w.field_u64("nsid", u64::from(ns.nsid));
         w.field_str("backend", kind);
         w.field_str("state", state_name(ns));
@@ -253,6 +263,76 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcE
     }
     w.end_array();
     Ok(())
+}
+
+/// The namespace of the boot configuration named `name` (`fn<F>n<N>`,
+/// `sub<S>n<N>`).
+fn boot_bdev(name: &str) -> Option<&'static bootcfg::Namespace> {
+    if let Some((f, nsid)) = live::parse_fn_name(name) {
+        return bootcfg::namespace(f, nsid);
+    }
+    let (s, n) = name.strip_prefix("sub")?.split_once('n')?;
+    bootcfg::subsystem_namespace(s.parse().ok()?, n.parse().ok()?)
+}
+
+/// A namespace of the boot configuration's block device name.
+fn bdev_name(w: &mut Writer<'_>, ns: &bootcfg::Namespace) {
+    match ns.subsystem {
+        Some(s) => w.string_fmt(format_args!("sub{}n{}", s, ns.nsid)),
+        None => w.string_fmt(format_args!("fn{}n{}", ns.function, ns.nsid)),
+    }
+}
+
+/// SPDK `nvmf_get_subsystems`: the NVMe/TCP target's subsystems, where
+/// they listen, who may connect, and their namespaces' block devices.
+fn subsystems(w: &mut Writer<'_>) {
+    w.begin_array();
+    for i in 0..bootcfg::subsystems() {
+        let Some(s) = bootcfg::subsystem(i) else { continue };
+        w.begin_object();
+        w.field_str("nqn", core::str::from_utf8(s.nqn()).unwrap_or(""));
+        w.field_str("subtype", "NVMe");
+        w.key("listen_addresses");
+        w.begin_array();
+        for (p, port) in bootcfg::ports().iter().enumerate().filter(|(p, _)| *p < 8 && s.ports & (1 << p) != 0) {
+            w.begin_object();
+            w.field_str("trtype", "TCP");
+            w.field_str("adrfam", "IPv4");
+            w.key("traddr");
+            ip(w, port.ip);
+            w.key("trsvcid");
+            w.string_fmt(format_args!("{}", s.trsvcid));
+            w.key("port");
+            w.string_fmt(format_args!("eth{p}"));
+            w.end_object();
+        }
+        w.end_array();
+        w.field_bool("allow_any_host", s.hosts().next().is_none());
+        w.key("hosts");
+        w.begin_array();
+        for h in s.hosts() {
+            w.begin_object();
+            w.field_str("nqn", core::str::from_utf8(h).unwrap_or(""));
+            w.end_object();
+        }
+        w.end_array();
+        w.field_str("model_number", crate::nvmf::target::MODEL);
+        w.field_u64("max_namespaces", dpu_hal::memory_map::MAX_SUBSYSTEM_NAMESPACES as u64);
+        w.key("namespaces");
+        w.begin_array();
+        for ns in bootcfg::namespaces().filter(|n| n.subsystem == Some(i as u8)) {
+            w.begin_object();
+            w.field_u64("nsid", u64::from(ns.nsid));
+            w.key("bdev_name");
+            bdev_name(w, ns);
+            w.key("name");
+            bdev_name(w, ns);
+            w.end_object();
+        }
+        w.end_array();
+        w.end_object();
+    }
+    w.end_array();
 }
 
 /// A RAM block device created at run time, as `bdev_get_bdevs` lists it.

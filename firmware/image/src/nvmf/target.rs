@@ -51,6 +51,9 @@ use dpu_nvme_tcp::target::{self as t, AdminReply, AdminState, Connect};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
+/// Identify Controller MN of the target's controllers.
+pub const MODEL: &str = "DPU NVMe/TCP target";
+
 /// Tag bit of the target's block I/Os (the engine's are below 128; the
 /// crypto and EC devices use 0x8000 and 0x4000).
 pub const TAG: Tag = 0x2000;
@@ -991,7 +994,7 @@ impl Conn {
         let id = t::Identity {
             subnqn: nqn,
             serial: core::str::from_utf8(&serial[..9]).unwrap_or("DPUTGT"),
-            model: "DPU NVMe/TCP target",
+            model: MODEL,
             firmware: "0.1.0",
             cntlid: (ci + 1) as u16,
             ioccsz_bytes: 64 + INLINE_MAX,

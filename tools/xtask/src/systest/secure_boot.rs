@@ -90,7 +90,7 @@ pub fn flash_boot(cx: &Ctx) -> R {
             "UART  boot: slot A: image 0.1.0 (security counter 0,",
             "UART  boot: booting slot A (confirmed)",
             "INFO  boot: slot A, image 0.1.0 (security counter 0, OTP anti-rollback counter 0)",
-            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s), 2 port(s), 0 remote controller(s)",
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s), 2 port(s), 0 remote controller(s), 0 target subsystem(s)",
             "outcome: scenario passed",
         ],
     )?;
@@ -128,7 +128,7 @@ pub fn flash_management(cx: &Ctx) -> R {
     let run = need(
         expect_code(run, 0)?,
         &[
-            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s), 2 port(s), 0 remote controller(s)",
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s), 2 port(s), 0 remote controller(s), 0 target subsystem(s)",
             "mgmt: JSON-RPC on 10.0.1.1:5261",
             "mgmt: refused 10.0.1.77: not on the allow-list",
             "outcome: scenario passed",
@@ -143,6 +143,38 @@ pub fn flash_management(cx: &Ctx) -> R {
         return fail("warnings or errors besides the two refusals", run);
     }
     remove_cards(cx, &["flash-mgmt"]);
+    Ok(())
+}
+
+/// The NVMe/TCP target configured in flash (`target-flash`): subsystems
+/// (a RAM and a local-SSD namespace, an allow-list) and the management
+/// server come from the flash configuration; an initiator model runs
+/// verified I/O on both namespaces, and the operator's
+/// `nvmf_get_subsystems` and `bdev_get_bdevs` answer as expected.
+pub fn flash_target(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("target-flash").map_err(io)?.into_iter().collect();
+    if configs.first().is_none_or(|c| c.subsystems.len() != 1) {
+        return Err(io("target-flash: the flash configuration does not hold its subsystem".into()));
+    }
+    let card = cx.card("flash-target", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
+    let sc = crate::build::root().join("targets/scenarios/target-flash.toml").to_string_lossy().to_string();
+    let run = cx.boot("flash-target", &card, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 0 namespace(s), 2 port(s), 0 remote controller(s), 1 target subsystem(s)",
+            "nvmf target: nqn.2026-12.io.dpusim:flash0 listening on 10.0.0.1:4420 (port 0), 2 namespace(s)",
+            "rpc[0] nvmf_get_subsystems: ok",
+            "rpc[1] bdev_get_bdevs: ok",
+            "verify errors: 0, I/O errors: 0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.count(" WARN ") != 0 || run.count(" ERROR ") != 0 {
+        return fail("warnings or errors on a healthy run", run);
+    }
+    remove_cards(cx, &["flash-target"]);
     Ok(())
 }
 
