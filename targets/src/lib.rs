@@ -30,7 +30,7 @@ pub use initiator::InitiatorCfg;
 pub use management::{Management, ManagementCfg, RpcCfg, DEFAULT_TCP_PORT, MAX_ALLOW, MAX_RPC_BYTES, MAX_TOKEN};
 pub use subsystem::{Subsystem, SubsystemCfg, SubsystemNsCfg, MAX_ALLOWED_HOSTS, MAX_SUBSYSTEMS, MAX_SUBSYSTEM_NAMESPACES};
 pub use preos::{PreOsCfg, FILLS};
-pub use scenario::{
+pub use scenario::{MAX_MODELS, 
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario, XtsKey, parse_xts_key,
     ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS, EcCfg, EcMemberCfg, EC_CHUNK,
 };

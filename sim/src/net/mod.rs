@@ -58,3 +58,23 @@ pub fn node_mac(node: Node) -> [u8; 6] {
     };
     [0x02, 0x7a, 0x00, 0x00, kind, (i as u8).wrapping_add(1)]
 }
+
+#[cfg(test)]
+mod mac_tests {
+    use super::{node_mac, Node};
+
+    /// Every node the simulator can place on the switch has its own MAC
+    /// (the operator once shared initiator 0's, and the switch then
+    /// delivered the initiator's frames to the operator).
+    #[test]
+    fn every_node_has_its_own_mac() {
+        let max = dpu_targets::MAX_MODELS;
+        let mut all: Vec<[u8; 6]> = (0..max).map(|i| node_mac(Node::Target(i))).chain((0..max).map(|i| node_mac(Node::Initiator(i)))).collect();
+        all.push(node_mac(Node::Operator));
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        assert!(all.iter().all(|m| m[0] & 0x03 == 0x02), "unicast, locally administered");
+    }
+}
