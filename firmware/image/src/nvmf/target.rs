@@ -45,7 +45,7 @@ use dpu_nvme::identify::NamespaceInfo;
 use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_nvme_tcp::fabrics::connect::status as cstatus;
 use dpu_nvme_tcp::fabrics::{ConnectResponse, FcType};
-use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, Received, Role, RxConfig, TermReq, TxConfig};
+use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, R2t, Received, Role, RxConfig, TermReq, TxConfig};
 use dpu_nvme_tcp::sgl::Dptr;
 use dpu_nvme_tcp::target::{self as t, AdminReply, AdminState, Connect};
 use smoltcp::iface::SocketHandle;
@@ -64,10 +64,13 @@ const MAX_CONNS: usize = 16;
 /// Socket buffers (receive = the window a host may fill).
 const SOCK_RX: usize = 128 * 1024;
 const SOCK_TX: usize = 128 * 1024;
-/// In-capsule data an I/O queue takes: MDTS.
-const INLINE_MAX: u32 = dpu_nvme::MAX_TRANSFER as u32;
-/// MAXH2CDATA announced in ICResp.
-const MAXH2CDATA: u32 = 128 * 1024;
+/// In-capsule data an I/O queue takes (IOCCSZ = 64 + this, in 16-byte
+/// units): 8 KiB, as SPDK's 4 KiB and Linux nvmet's 8 KiB (its
+/// default inline_data_size): larger writes come by R2T/H2CData.
+const INLINE_MAX: u32 = 8192;
+/// MAXH2CDATA announced in ICResp: a 128 KiB (MDTS) write comes in four
+/// H2CData PDUs.
+const MAXH2CDATA: u32 = 32 * 1024;
 /// Most data bytes per C2HData PDU.
 pub const C2H_CHUNK: u32 = 32 * 1024;
 /// Admin in-capsule data (Connect's 1024 bytes; Linux's admin capsules
@@ -143,6 +146,10 @@ enum SlotSt {
     Free,
     /// Receiving its in-capsule data.
     Receiving,
+    /// Its data comes by R2T: the R2T waits in its connection's queue.
+    R2tQueued,
+    /// R2T sent; receiving its H2CData PDUs.
+    H2c,
     /// Waiting to be submitted to the block layer (this pass).
     Submit,
     /// In the block layer.
@@ -169,6 +176,10 @@ struct Slot {
     status: Status,
     /// Read data bytes already sent as C2HData.
     sent: u32,
+    /// Write data by R2T: the bytes already received as H2CData.
+    got: u32,
+    /// The write's data comes by R2T (a Transport SGL data block).
+    r2t: bool,
 }
 
 impl Slot {
@@ -188,6 +199,8 @@ impl Slot {
         pages: Pages::NONE,
         status: Status::SUCCESS,
         sent: 0,
+        got: 0,
+        r2t: false,
     };
 }
 
@@ -201,6 +214,9 @@ pub struct Stats {
     pub errors: u64,
     pub term_reqs: u64,
     pub kato_expired: u64,
+    /// R2Ts sent and H2CData PDUs received.
+    pub r2ts: u64,
+    pub h2c_pdus: u64,
 }
 
 struct Slots {
@@ -267,6 +283,8 @@ enum Rx {
 }
 
 struct Conn {
+    /// Index in the target's connections (slots name it).
+    idx: u8,
     sock: SocketHandle,
     port: usize,
     lport: u16,
@@ -294,6 +312,10 @@ struct Conn {
     fifo: [u8; MAXCMD],
     fhead: usize,
     fcount: usize,
+    /// Write slots whose R2T is to be sent, in order.
+    r2tq: [u8; MAXCMD],
+    r2thead: usize,
+    r2tcount: usize,
     /// Admin in-capsule data (`SMALL` bytes, DDR).
     small: &'static mut [u8],
     /// Admin answer data (4 KiB, DDR).
@@ -313,7 +335,7 @@ impl dpu_rt::ConstInit for Target {
         hart: 0,
         conns: None,
         nconns: 0,
-        slots: Slots { s: [Slot::FREE; MAXCMD], free: [0; MAXCMD], nfree: 0, submit: [0; MAXCMD], nsubmit: 0, stats: Stats { connections: 0, commands: 0, reads: 0, writes: 0, errors: 0, term_reqs: 0, kato_expired: 0 } },
+        slots: Slots { s: [Slot::FREE; MAXCMD], free: [0; MAXCMD], nfree: 0, submit: [0; MAXCMD], nsubmit: 0, stats: Stats { connections: 0, commands: 0, reads: 0, writes: 0, errors: 0, term_reqs: 0, kato_expired: 0, r2ts: 0, h2c_pdus: 0 } },
     };
 }
 
@@ -410,6 +432,7 @@ impl Target {
             let (small, out) = bufs[k].take().expect("allocated above");
             k += 1;
             Conn {
+                idx: (k - 1) as u8,
                 sock,
                 port,
                 lport,
@@ -433,6 +456,9 @@ impl Target {
                 fifo: [0; MAXCMD],
                 fhead: 0,
                 fcount: 0,
+                r2tq: [0; MAXCMD],
+                r2thead: 0,
+                r2tcount: 0,
                 small,
                 out,
             }
@@ -556,8 +582,8 @@ impl Conn {
         if self.phase != Phase::Idle {
             let c = &slots.stats;
             defmt::info!(
-                "hart {=usize}: nvmf target: connection on TCP {=u16} qid {=i32} closed: {=str} (core: {=u64} connections, {=u64} commands, {=u64} reads, {=u64} writes, {=u64} errors)",
-                hart, self.lport, self.qid.map_or(-1, i32::from), why, c.connections, c.commands, c.reads, c.writes, c.errors
+                "hart {=usize}: nvmf target: connection on TCP {=u16} qid {=i32} closed: {=str} (core: {=u64} connections, {=u64} commands, {=u64} reads, {=u64} writes, {=u64} errors, {=u64} R2Ts, {=u64} H2CData)",
+                hart, self.lport, self.qid.map_or(-1, i32::from), why, c.connections, c.commands, c.reads, c.writes, c.errors, c.r2ts, c.h2c_pdus
             );
         }
         self.reset_keep_socket(pool, slots);
@@ -570,6 +596,7 @@ impl Conn {
         self.sqsize = 0;
         self.sqhd = 0;
         self.fhead = 0;
+        self.r2thead = 0;
         let s = self.tcp(stack);
         if s.is_open() {
             s.abort();
@@ -609,6 +636,14 @@ impl Conn {
         if let Some(k) = self.cur_slot.take() {
             if slots.s[usize::from(k)].st == SlotSt::Receiving {
                 slots.release(pool, usize::from(k));
+            }
+        }
+        // Writes waiting for their R2T or H2CData (in no FIFO).
+        self.r2tcount = 0;
+        for k in 0..MAXCMD {
+            let s = &slots.s[k];
+            if matches!(s.st, SlotSt::R2tQueued | SlotSt::H2c) && s.conn == self.idx && s.epoch == self.epoch {
+                slots.release(pool, k);
             }
         }
         self.ctrl = None;
@@ -763,7 +798,15 @@ impl Conn {
                 self.rx = body(Dest::Discard);
                 Ok(true)
             }
-            Pdu::H2cData(_) => Err((Fes::SequenceError, 0)), // no R2T was sent
+            Pdu::H2cData(h) => {
+                // Data for an R2T of this connection: TTAG names its slot.
+                let k = usize::from(h.ttag);
+                let w = slots.s.get(k).filter(|s| s.st == SlotSt::H2c && usize::from(s.conn) == ci && s.epoch == self.epoch).map(|s| t::R2tWindow { cccid: s.cid, ttag: h.ttag, r2to: 0, r2tl: s.len, got: s.got });
+                t::R2tWindow::check(w.as_ref(), &h, MAXH2CDATA)?;
+                slots.stats.h2c_pdus += 1;
+                self.rx = Rx::Body { skip, left: len, off: h.datao, tail, dest: Dest::Slot(k as u8) };
+                Ok(true)
+            }
             Pdu::CapsuleCmd(c) => {
                 let sqe = Sqe(c.sqe);
                 if self.qid.is_none_or(|q| q == 0) || sqe.opcode() == t::opc::FABRICS {
@@ -783,16 +826,13 @@ impl Conn {
                         dpu_nvme::io::Op::Compare | dpu_nvme::io::Op::Dsm { .. } => Err(Status::INVALID_OPCODE),
                         op => {
                             let sends = op == dpu_nvme::io::Op::Write;
-                            t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX).and_then(|d| match d {
-                                Dptr::Transport { .. } if sends => Err(Status::DATA_SGL_LENGTH_INVALID), // no R2T yet
-                                _ => Ok((io, op)),
-                            })
+                            t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX).map(|d| (io, op, d))
                         }
                     },
                     Err(e) => Err(e),
                 };
                 match decoded {
-                    Ok((io, op)) => {
+                    Ok((io, op, dptr)) => {
                         slot.op = match op {
                             dpu_nvme::io::Op::Read => block::Op::Read,
                             dpu_nvme::io::Op::Write => block::Op::Write,
@@ -813,7 +853,11 @@ impl Conn {
                             }
                         }
                         if op == dpu_nvme::io::Op::Write {
-                            dest = Dest::Slot(k as u8);
+                            match dptr {
+                                // Data by R2T/H2CData (NVMe/TCP 1.0 §3.3.2.2).
+                                Dptr::Transport { .. } => slot.r2t = true,
+                                _ => dest = Dest::Slot(k as u8),
+                            }
                         }
                         if op == dpu_nvme::io::Op::Flush && io.nsid == 0xffff_ffff {
                             // Flush of every namespace: RAM and the SSDs' own.
@@ -830,11 +874,13 @@ impl Conn {
                 slots.stats.commands += 1;
                 self.cur_slot = Some(k as u8);
                 self.rx = body(if dest == Dest::Slot(k as u8) && len != slot.len { Dest::Discard } else { dest });
-                if dest == Dest::Slot(k as u8) && len != slot.len {
-                    // In-capsule data not matching the command: already
-                    // refused by check_io_sgl; keep the stream in step.
+                if (dest == Dest::Slot(k as u8) && len != slot.len) || (slot.r2t && len != 0) {
+                    // In-capsule data not matching the command (already
+                    // refused by check_io_sgl), or data in the capsule of
+                    // a command whose SGL says R2T: keep the stream in step.
                     slots.s[k].status = Status::DATA_SGL_LENGTH_INVALID;
                     slots.s[k].len = u32::MAX;
+                    slots.s[k].r2t = false;
                 }
                 Ok(true)
             }
@@ -884,6 +930,12 @@ impl Conn {
                             slots.stats.errors += 1;
                         }
                         self.push_reply(pool, slots, k);
+                    } else if slots.s[k].r2t {
+                        // Ask for the data (one R2T for all of it; the
+                        // host splits it by MAXH2CDATA).
+                        slots.s[k].st = SlotSt::R2tQueued;
+                        self.r2tq[(self.r2thead + self.r2tcount) % MAXCMD] = k as u8;
+                        self.r2tcount += 1;
                     } else {
                         slots.s[k].st = SlotSt::Submit;
                         slots.submit[slots.nsubmit] = k as u8;
@@ -891,6 +943,17 @@ impl Conn {
                     }
                 } else if !self.admin_or_connect(stack, &sqe, now, hart)? {
                     return Ok(false);
+                }
+            }
+            Pdu::H2cData(h) => {
+                // Checked against its R2T in `start_body`.
+                let k = usize::from(h.ttag);
+                let s = &mut slots.s[k];
+                s.got += h.datal;
+                if s.got == s.len {
+                    s.st = SlotSt::Submit;
+                    slots.submit[slots.nsubmit] = k as u8;
+                    slots.nsubmit += 1;
                 }
             }
             _ => return Err((Fes::SequenceError, 0)),
@@ -1044,6 +1107,26 @@ impl Conn {
         let mut work = 0;
         let txcfg = self.txcfg;
         let hd = if txcfg.digests.header { 4 } else { 0 };
+        // R2Ts (NVMe/TCP 1.0 §3.6.2.10): TTAG is the slot.
+        while self.r2tcount > 0 {
+            let k = usize::from(self.r2tq[self.r2thead]);
+            let s = stack.tcp(self.sock);
+            if room(s) < 24 + hd {
+                break;
+            }
+            let sl = &mut slots.s[k];
+            if sl.st == SlotSt::R2tQueued && sl.conn == self.idx && sl.epoch == self.epoch {
+                let mut b = [0u8; 32];
+                let n = Pdu::R2t(R2t { cccid: sl.cid, ttag: k as u16, r2to: 0, r2tl: sl.len }).emit(0, &txcfg, &mut b).unwrap_or(0);
+                let _ = s.send_slice(&b[..n]);
+                sl.st = SlotSt::H2c;
+                slots.stats.r2ts += 1;
+                stack.dirty = true;
+            }
+            self.r2thead = (self.r2thead + 1) % MAXCMD;
+            self.r2tcount -= 1;
+            work += 1;
+        }
         while self.fcount > 0 {
             let k = usize::from(self.fifo[self.fhead]);
             let sl = slots.s[k];
