@@ -1349,7 +1349,7 @@ const TESTS: &[(&str, Check)] = &[
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain; digests + AES-XTS, ciphertext only on the wire)", interop_linux),
     ("target-boot: NVMe/TCP target subsystems listen on every data-plane core (RAM and local SSD namespaces)", target_boot),
-    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (RAM and SSD subsystems, dd O_DIRECT read-back, allow-list refusal)", interop_linux_initiator),
+    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (RAM and SSD subsystems, dd O_DIRECT read-back, digests, R2T writes, discard, allow-list refusal)", interop_linux_initiator),
     ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),

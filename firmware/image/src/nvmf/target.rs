@@ -898,12 +898,22 @@ impl Conn {
                     Ok(io) => {
                         let op = io.op;
                         let sends = matches!(op, dpu_nvme::io::Op::Write | dpu_nvme::io::Op::Compare | dpu_nvme::io::Op::Dsm { .. });
-                        t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX).map(|d| (io, op, d, sends))
+                        let d = match op {
+                            dpu_nvme::io::Op::Dsm { .. } => t::check_dsm_sgl(&sqe, io.data_len, INLINE_MAX),
+                            _ => t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX),
+                        };
+                        d.map(|d| (io, op, d, sends))
                     }
                     Err(e) => Err(e),
                 };
+                // In-capsule data bytes the SGL describes (DSM's may be
+                // more than its ranges).
+                let mut inlen = 0u32;
                 match decoded {
                     Ok((io, op, dptr, sends)) => {
+                        if let Dptr::InCapsule { len: l, .. } = dptr {
+                            inlen = l;
+                        }
                         // The same block operations as the PCIe engine's
                         // (`nvme::io`): Compare and Dataset Management too.
                         slot.op = match op {
@@ -919,7 +929,7 @@ impl Conn {
                         slot.blocks = io.nlb;
                         slot.len = io.data_len;
                         if io.data_len > 0 {
-                            match pool.alloc(io.data_len as usize) {
+                            match pool.alloc(io.data_len.max(inlen) as usize) {
                                 Some(p) => slot.pages = p,
                                 None => {
                                     slots.release(pool, k);
@@ -948,8 +958,8 @@ impl Conn {
                 slots.s[k] = slot;
                 slots.stats.commands += 1;
                 self.cur_slot = Some(k as u8);
-                self.rx = body(if dest == Dest::Slot(k as u8) && len != slot.len { Dest::Discard } else { dest });
-                if (dest == Dest::Slot(k as u8) && len != slot.len) || (slot.r2t && len != 0) {
+                self.rx = body(if dest == Dest::Slot(k as u8) && len != inlen { Dest::Discard } else { dest });
+                if (dest == Dest::Slot(k as u8) && len != inlen) || (slot.r2t && len != 0) {
                     // In-capsule data not matching the command (already
                     // refused by check_io_sgl), or data in the capsule of
                     // a command whose SGL says R2T: keep the stream in step.

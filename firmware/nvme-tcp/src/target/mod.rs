@@ -452,3 +452,20 @@ impl R2tWindow {
         Ok(last)
     }
 }
+
+/// Dataset Management's data pointer: as [`check_io_sgl`], but the SGL
+/// may describe more than the NR + 1 ranges the command uses, up to the
+/// 256 ranges' 4096 bytes. Linux's host sends every DSM with a 4 KiB
+/// range buffer (`NVME_DSM_MAX_RANGES` entries) whatever NR says, and
+/// Linux's target only refuses an SGL shorter than the ranges
+/// (`nvmet_check_data_len_lte`); the controller uses the first
+/// `data_len` bytes.
+pub fn check_dsm_sgl(sqe: &Sqe, data_len: u32, inline_max: u32) -> Result<Dptr, Status> {
+    const MAX_DSM_DATA: u32 = 256 * 16;
+    let d = Dptr::of(sqe).map_err(|_| Status::SGL_TYPE_INVALID)?;
+    match d {
+        Dptr::InCapsule { offset: 0, len } if len >= data_len && len <= inline_max.min(MAX_DSM_DATA) => Ok(d),
+        Dptr::Transport { len } if len >= data_len && len <= MAX_DSM_DATA => Ok(d),
+        _ => Err(Status::DATA_SGL_LENGTH_INVALID),
+    }
+}

@@ -239,4 +239,16 @@ fn writes_take_8k_in_capsule_and_the_rest_by_r2t() {
     transport(&mut sqe, 131072);
     assert_eq!(check_io_sgl(&sqe, 131072, true, 8192), Ok(Dptr::Transport { len: 131072 }));
     assert_eq!(check_io_sgl(&sqe, 65536, true, 8192), Err(Status::DATA_SGL_LENGTH_INVALID), "SGL length is not the command's");
+    // Dataset Management as Linux sends it: one range (16 bytes) in a
+    // 4 KiB in-capsule buffer; shorter than the ranges, or above 256 of
+    // them, is refused.
+    in_capsule(&mut sqe, 4096);
+    assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Ok(Dptr::InCapsule { offset: 0, len: 4096 }));
+    assert_eq!(check_io_sgl(&sqe, 16, true, 8192), Err(Status::DATA_SGL_LENGTH_INVALID), "other commands: exact length");
+    in_capsule(&mut sqe, 8);
+    assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Err(Status::DATA_SGL_LENGTH_INVALID));
+    in_capsule(&mut sqe, 8192);
+    assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Err(Status::DATA_SGL_LENGTH_INVALID));
+    transport(&mut sqe, 4096);
+    assert_eq!(check_dsm_sgl(&sqe, 32, 8192), Ok(Dptr::Transport { len: 4096 }));
 }
