@@ -16,7 +16,7 @@
 //!   serves (Identify, Get/Set Features, Get Log Page, Keep Alive,
 //!   Asynchronous Event Request, Abort), reusing `dpu-nvme`'s Identify,
 //!   Features and Log Page code shared with the PCIe controllers.
-//! * [`check_io_sgl`], [`R2tWindow::check`]: an I/O command's data
+//! * [`check_io_sgl`], [`check_dsm_sgl`], [`R2tWindow::check`]: an I/O command's data
 //!   pointer, and each H2CData PDU against the R2T it answers
 //!   (§3.3.2.2, §3.6.2.8; the FES of each violation as SPDK's target
 //!   reports it).
