@@ -37,6 +37,9 @@ impl Status {
     pub const DATA_SGL_LENGTH_INVALID: Status = Status::generic(0x0f);
     pub const SGL_TYPE_INVALID: Status = Status::generic(0x11);
     pub const PRP_OFFSET_INVALID: Status = Status::generic(0x13);
+    /// Transient Transport Error (NVMe Base 2.0 figure 101, SC 22h): e.g.
+    /// an NVMe/TCP data digest error; the host may retry.
+    pub const TRANSIENT_TRANSPORT_ERROR: Status = Status { sct: 0, sc: 0x22, dnr: false };
     pub const LBA_OUT_OF_RANGE: Status = Status::generic(0x80);
     // Command specific status (figure 102).
     pub const CQ_INVALID: Status = Status::specific(0x00);

@@ -10,6 +10,10 @@
 //! framework "copy" in the small: the TCP stack's receive and send copies
 //! are the big users.
 //!
+//! The same channel computes CRC32Cs on its engine ([`crc32c`], `OP_CRC32C`,
+//! synchronous too): the NVMe/TCP target's data digests over its staging
+//! pages.
+//!
 //! The copy is synchronous: `memcpy` returns when the engine has written
 //! the destination (the completion follows the data). The simulated L1D
 //! keeps timing tags only, so there is nothing to invalidate; on silicon
@@ -30,6 +34,8 @@ struct Copier {
     chan: Channel,
     /// A copy is in flight (a trap handler's memcpy then uses the core).
     busy: bool,
+    /// The CRC word an `OP_CRC32C` descriptor continues and writes back.
+    word: u32,
 }
 
 static COPIERS: [AtomicPtr<Copier>; HARTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; HARTS];
@@ -57,7 +63,7 @@ pub fn start() -> bool {
     if !chan.running() {
         return false;
     }
-    let Some(c) = crate::alloc::smem_put(Copier { chan, busy: false }) else { return false };
+    let Some(c) = crate::alloc::smem_put(Copier { chan, busy: false, word: 0 }) else { return false };
     COPIERS[hart].store(c, Ordering::Release);
     dpu_mem::set_offload(offload);
     true
@@ -99,4 +105,48 @@ unsafe fn offload(dst: *mut u8, src: *const u8, n: usize) -> bool {
     }
     c.busy = false;
     ok
+}
+
+/// The finished CRC32C of `crc` (the finished CRC32C of the bytes before,
+/// 0 for none) continued over `len` bytes of DPU memory at `addr`, by the
+/// calling hart's copy channel's engine (one `OP_CRC32C` descriptor; the
+/// hart waits, as for a copy). `None` without a copy channel, while a copy
+/// is in flight, or for a range the engine refused: the caller then
+/// computes it on the core.
+pub fn crc32c(crc: u32, addr: usize, len: usize) -> Option<u32> {
+    let hart = dpu_hal::csr::mhartid() as usize;
+    let p = COPIERS.get(hart)?.load(Ordering::Acquire);
+    if p.is_null() || len > r::MAX_LEN as usize {
+        return None;
+    }
+    // SAFETY: as in `offload`: only the owning hart uses its copier, and
+    // `busy` keeps a trap handler off it.
+    let c = unsafe { &mut *p };
+    if c.busy {
+        return None;
+    }
+    if len == 0 {
+        return Some(crc);
+    }
+    c.busy = true;
+    let word = core::ptr::addr_of_mut!(c.word);
+    // SAFETY: `word` is this copier's own aligned field; the engine writes
+    // it back before the completion is posted, so volatile accesses keep
+    // the core from caching it across the wait.
+    unsafe { word.write_volatile(crc) };
+    let d = Desc::crc32c(addr as u64, len as u32, word as u64, 0);
+    let mut ok = c.chan.push(&Desc { flags: r::FLAG_END, ..d });
+    if ok {
+        c.chan.kick();
+        ok = loop {
+            if let Some(done) = c.chan.poll() {
+                break done.status == r::ST_OK;
+            }
+            core::hint::spin_loop();
+        };
+    }
+    // SAFETY: as above.
+    let v = unsafe { word.read_volatile() };
+    c.busy = false;
+    ok.then_some(v)
 }

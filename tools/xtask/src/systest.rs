@@ -452,6 +452,48 @@ fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `target-digest`: an initiator model asking for header and data
+/// digests runs verified randrw through the card's NVMe/TCP target on a
+/// RAM and a local SSD namespace; 4 KiB writes go in the capsule, 16 and
+/// 128 KiB writes by R2T/H2CData (the I/O queues take 8 KiB in capsule).
+/// No I/O, digest or protocol error; both write paths were taken.
+fn target_digest(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/target-digest.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("target-digest", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0", "TOTAL (3 jobs)"])?;
+    for header in ["small.h0: ", "mid.h0: ", "large.h0: "] {
+        let Some((verify, ios, _)) = job_errors(&run, header) else { return fail(format!("no job result `{header}`"), run) };
+        if verify != 0 || ios != 0 {
+            return fail(format!("job `{header}`: {verify} verify errors, {ios} I/O errors"), run);
+        }
+    }
+    // Both write paths taken (a 128 KiB write: 4 H2CData PDUs), digests
+    // on every PDU and none wrong.
+    let inits = run.stat("initiators").and_then(Value::as_array).cloned().unwrap_or_default();
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let ok = inits.len() == 1
+        && inits.iter().all(|i| {
+            n(i, "connections") == 5
+                && n(i, "reads") > 50
+                && n(i, "in_capsule_writes") > 20
+                && n(i, "r2ts") > 20
+                && n(i, "h2c_data") > n(i, "r2ts")
+                && n(i, "digest_errors") == 0
+                && n(i, "protocol_errors") == 0
+                && n(i, "io_errors") == 0
+        });
+    if !ok {
+        return fail(format!("initiator stats (want in-capsule and R2T writes, no digest error): {inits:?}"), run);
+    }
+    // The target's data digests ran on the CRC32C engine.
+    if run.stat("dma").and_then(|d| d.get("bytes_crc")).and_then(Value::as_u64).unwrap_or(0) == 0 {
+        return fail("no bytes through the DMA CRC32C engine: the target's data digests did not run there", run);
+    }
+    no_warnings(&run)?;
+    Ok(())
+}
+
 fn local_ssd_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/local-ssd-verify.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -1287,6 +1329,7 @@ const TESTS: &[(&str, Check)] = &[
     ("instruction trace with symbols", instruction_trace),
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("target-verify: NVMe/TCP initiator models -> the card's NVMe/TCP target -> 4 local SSDs, both ports; one SSD fails", target_verify),
+    ("target-digest: NVMe/TCP initiator model with header and data digests -> the card's target: in-capsule and R2T writes (16, 128 KiB), verify", target_digest),
     ("initiator-verify: NVMe/TCP initiator model -> target model, verified 4 KiB (in capsule) and 128 KiB (R2T) randrw", initiator_verify),
     ("local-ssd-verify: 4 VFs on local NVMe SSDs (4 KiB, 128 KiB PRP lists, AES-XTS); one SSD fails mid-run", local_ssd_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),
@@ -1306,7 +1349,7 @@ const TESTS: &[(&str, Check)] = &[
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain; digests + AES-XTS, ciphertext only on the wire)", interop_linux),
     ("target-boot: NVMe/TCP target subsystems listen on every data-plane core (RAM and local SSD namespaces)", target_boot),
-    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (RAM and SSD subsystems, dd O_DIRECT read-back, allow-list refusal)", interop_linux_initiator),
+    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (RAM and SSD subsystems, dd O_DIRECT read-back, digests, R2T writes, discard, allow-list refusal)", interop_linux_initiator),
     ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),

@@ -4,7 +4,9 @@
 //! fetches the host's data in 4 KiB chunks and compares it with the
 //! device's; Dataset Management fetches the range list, checks every range
 //! and zero-fills the deallocated ones (this device's DLFEAT: they read
-//! back as zeroes).
+//! back as zeroes). Operands already staged in DPU pages (the NVMe/TCP
+//! target's) are fetched the same way, by a DMA copy instead of a host
+//! read.
 
 use super::staging::Pool;
 use super::{cookie, Done, Data, Io, Op, Tag};
@@ -33,6 +35,9 @@ struct Ctx {
     segs: SegList,
     /// Compare: bytes compared so far.
     progress: u32,
+    /// `segs` are DPU addresses (staged pages), copied rather than read
+    /// from host memory.
+    staged: bool,
 }
 
 impl Ctx {
@@ -46,6 +51,7 @@ impl Ctx {
         function: 0,
         segs: SegList::new(),
         progress: 0,
+        staged: false,
     };
 }
 
@@ -123,8 +129,18 @@ impl Ram {
                 }
             }
             Op::Compare | Op::Dsm { .. } => {
-                let mut c = Ctx { used: true, tag, op: io.op, dev: *dev, lba: io.lba, len: io.len, function, segs: SegList::new(), progress: 0 };
-                if !matches!(io.data, Data::Host { .. }) || !c.segs.extend_from(segs) {
+                let mut c = Ctx { used: true, tag, op: io.op, dev: *dev, lba: io.lba, len: io.len, function, segs: SegList::new(), progress: 0, staged: false };
+                let ok = match io.data {
+                    Data::Host { .. } => c.segs.extend_from(segs),
+                    Data::Staged(p) => {
+                        let mut l = [(0u64, 0u32); super::staging::MAX_IO_PAGES];
+                        let n = pool.segments(p, 0, io.len as usize, &mut l);
+                        c.staged = true;
+                        c.segs.extend_from(&l[..n])
+                    }
+                    Data::None => false,
+                };
+                if !ok {
                     return self.finish(tag, Status::INTERNAL_ERROR);
                 }
                 match self.ctx.iter().position(|x| !x.used) {
@@ -212,7 +228,9 @@ impl Ram {
             _ => c.len.min(CHUNK as u32),
         };
         // Host segments covering [progress, progress + want).
-        let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.function, op: dr::OP_H2D, flags: 0, msix: 0, cookie: cookie::make(cookie::RAM_FETCH, i as u32) }; 8];
+        // (A copy's source is its `host` field.)
+        let op = if c.staged { dr::OP_COPY } else { dr::OP_H2D };
+        let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.function, op, flags: 0, msix: 0, cookie: cookie::make(cookie::RAM_FETCH, i as u32) }; 8];
         let (mut skip, mut left, mut local, mut nd) = (c.progress, want, self.buf(i) as u64, 0);
         for &(addr, len) in c.segs.as_slice() {
             if left == 0 || nd == descs.len() {

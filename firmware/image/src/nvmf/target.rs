@@ -6,33 +6,44 @@
 //!   [`LISTENERS`] sockets per port on its own stacks; the NIC's RSS
 //!   hash places a host's connection on one core, where its queue pair
 //!   lives from ICReq to close (no cross-core hop).
-//! * Per connection: ICReq -> ICResp (header digests when asked; data
-//!   digests are refused: off in ICResp), Fabrics Connect (qid 0 creates
+//! * Per connection: ICReq -> ICResp (header and data digests when
+//!   asked, MAXH2CDATA [`MAXH2CDATA`]), Fabrics Connect (qid 0 creates
 //!   a dynamic controller in [`CTRLS`], shared by all cores through
 //!   atomics, slow path only; qid > 0 attaches to one by CNTLID), then
 //!   the admin commands of `dpu_nvme_tcp::target` or I/O.
-//! * I/O: Read, Write, Flush, Write Zeroes go to the same block-device
-//!   stack as the PCIe NVMe engine's commands ([`crate::block::Stack`])
-//!   with staging pages (`Data::Staged`) under tags [`TAG`] | slot.
-//!   Write data comes in the capsule (the I/O queues' capsules take
-//!   MDTS = 128 KiB of data, IOCCSZ): received from the socket buffer
-//!   straight into the staging pages; read data goes from the staging
-//!   pages into the socket as C2HData PDUs of up to [`C2H_CHUNK`], then a
-//!   CapsuleResp. Both copies are `memcpy`s of 512 bytes or more, which
-//!   run on the core's DMA copy channel (`dpu_rt::copy`); smoltcp copies
-//!   frames to and from its socket buffers as for the initiator.
+//! * I/O: Read, Write, Flush, Write Zeroes, Compare, Dataset Management
+//!   go to the same block-device stack and block operations as the PCIe
+//!   NVMe engine's commands ([`crate::block::Stack`]) with staging pages
+//!   (`Data::Staged`) under tags [`TAG`] | slot (ONCS from the shared
+//!   Identify code: Compare, DSM, Write Zeroes).
+//!   Data to the controller (Write, Compare, DSM) comes in the capsule up
+//!   to [`INLINE_MAX`] = 8 KiB (IOCCSZ), or by R2T (NVMe/TCP 1.0
+//!   §3.3.2.2) for a Transport SGL data block up to MDTS: one R2T for all
+//!   of it (TTAG = the slot), H2CData PDUs of up to MAXH2CDATA checked
+//!   against it (`dpu_nvme_tcp::target::R2tWindow`: a wrong TTAG, CCCID,
+//!   offset or LAST_PDU is a C2HTermReq). Either way it is received from
+//!   the socket buffer straight into the staging pages; read data goes
+//!   from the staging pages into the socket as C2HData PDUs of up to
+//!   [`C2H_CHUNK`], then a CapsuleResp. Both copies are `memcpy`s of 512
+//!   bytes or more, which run on the core's DMA copy channel
+//!   (`dpu_rt::copy`); smoltcp copies frames to and from its socket
+//!   buffers as for the initiator.
+//! * Data digests (§3.6.1): CRC32C on the hart's CRC32C engine
+//!   (`dpu_rt::copy::crc32c`) over received data where it lands and over C2HData as it is sent; a
+//!   mismatch ends that command with Transient Transport Error (SCT 0h,
+//!   SC 22h) and keeps the connection, as SPDK's target does.
 //! * Bad input: a malformed PDU gets a C2HTermReq with its FES and only
 //!   that connection closes; command errors are completions (Invalid
 //!   Opcode, LBA Out of Range, Invalid Field for a transfer above MDTS,
 //!   Command Sequence Error before Connect or on a disabled controller).
 //! * Keep Alive: an admin queue that receives no command within KATO is
 //!   torn down; its controller is freed and the I/O queues of it (on any
-//!   core) see that and close.
+//!   core) see that and close. Disconnect (NVMe Base 2.0 §6.4) completes,
+//!   then its queue's connection closes the same way (commands still in
+//!   flight on it are dropped).
 //!
-//! Not here yet: R2T/H2CData (a host that puts write data outside the
-//! capsule gets Data SGL Length Invalid), data digests, the discovery
-//! service, asynchronous event completion (AERs are held), Compare and
-//! Dataset Management.
+//! Not here yet: the discovery service, asynchronous event completion
+//! (AERs are held), more than one R2T outstanding per command.
 
 use crate::block::staging::{Pages, Pool, PAGE};
 use crate::block::{self, Data, Io, Tag};
@@ -45,7 +56,8 @@ use dpu_nvme::identify::NamespaceInfo;
 use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_nvme_tcp::fabrics::connect::status as cstatus;
 use dpu_nvme_tcp::fabrics::{ConnectResponse, FcType};
-use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, Received, Role, RxConfig, TermReq, TxConfig};
+use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, R2t, Received, Role, RxConfig, TermReq, TxConfig};
+use dpu_nvme_tcp::digest::Crc32c;
 use dpu_nvme_tcp::sgl::Dptr;
 use dpu_nvme_tcp::target::{self as t, AdminReply, AdminState, Connect};
 use smoltcp::iface::SocketHandle;
@@ -67,10 +79,13 @@ const MAX_CONNS: usize = 16;
 /// Socket buffers (receive = the window a host may fill).
 const SOCK_RX: usize = 128 * 1024;
 const SOCK_TX: usize = 128 * 1024;
-/// In-capsule data an I/O queue takes: MDTS.
-const INLINE_MAX: u32 = dpu_nvme::MAX_TRANSFER as u32;
-/// MAXH2CDATA announced in ICResp.
-const MAXH2CDATA: u32 = 128 * 1024;
+/// In-capsule data an I/O queue takes (IOCCSZ = 64 + this, in 16-byte
+/// units): 8 KiB, as SPDK's 4 KiB and Linux nvmet's 8 KiB (its
+/// default inline_data_size): larger writes come by R2T/H2CData.
+const INLINE_MAX: u32 = 8192;
+/// MAXH2CDATA announced in ICResp: a 128 KiB (MDTS) write comes in four
+/// H2CData PDUs.
+const MAXH2CDATA: u32 = 32 * 1024;
 /// Most data bytes per C2HData PDU.
 pub const C2H_CHUNK: u32 = 32 * 1024;
 /// Admin in-capsule data (Connect's 1024 bytes; Linux's admin capsules
@@ -146,6 +161,10 @@ enum SlotSt {
     Free,
     /// Receiving its in-capsule data.
     Receiving,
+    /// Its data comes by R2T: the R2T waits in its connection's queue.
+    R2tQueued,
+    /// R2T sent; receiving its H2CData PDUs.
+    H2c,
     /// Waiting to be submitted to the block layer (this pass).
     Submit,
     /// In the block layer.
@@ -172,6 +191,10 @@ struct Slot {
     status: Status,
     /// Read data bytes already sent as C2HData.
     sent: u32,
+    /// Write data by R2T: the bytes already received as H2CData.
+    got: u32,
+    /// The write's data comes by R2T (a Transport SGL data block).
+    r2t: bool,
 }
 
 impl Slot {
@@ -191,6 +214,8 @@ impl Slot {
         pages: Pages::NONE,
         status: Status::SUCCESS,
         sent: 0,
+        got: 0,
+        r2t: false,
     };
 }
 
@@ -204,6 +229,12 @@ pub struct Stats {
     pub errors: u64,
     pub term_reqs: u64,
     pub kato_expired: u64,
+    /// R2Ts sent and H2CData PDUs received.
+    pub r2ts: u64,
+    pub h2c_pdus: u64,
+    /// PDUs whose data digest did not match.
+    pub ddgst_errors: u64,
+    pub disconnects: u64,
 }
 
 struct Slots {
@@ -270,6 +301,8 @@ enum Rx {
 }
 
 struct Conn {
+    /// Index in the target's connections (slots name it).
+    idx: u8,
     sock: SocketHandle,
     port: usize,
     lport: u16,
@@ -297,6 +330,15 @@ struct Conn {
     fifo: [u8; MAXCMD],
     fhead: usize,
     fcount: usize,
+    /// The running data digest (finished CRC32C) of the PDU data being
+    /// received, its received DDGST bytes, and whether it mismatched.
+    rx_crc: u32,
+    ddgst: [u8; 4],
+    ddgst_bad: bool,
+    /// Write slots whose R2T is to be sent, in order.
+    r2tq: [u8; MAXCMD],
+    r2thead: usize,
+    r2tcount: usize,
     /// Admin in-capsule data (`SMALL` bytes, DDR).
     small: &'static mut [u8],
     /// Admin answer data (4 KiB, DDR).
@@ -316,7 +358,7 @@ impl dpu_rt::ConstInit for Target {
         hart: 0,
         conns: None,
         nconns: 0,
-        slots: Slots { s: [Slot::FREE; MAXCMD], free: [0; MAXCMD], nfree: 0, submit: [0; MAXCMD], nsubmit: 0, stats: Stats { connections: 0, commands: 0, reads: 0, writes: 0, errors: 0, term_reqs: 0, kato_expired: 0 } },
+        slots: Slots { s: [Slot::FREE; MAXCMD], free: [0; MAXCMD], nfree: 0, submit: [0; MAXCMD], nsubmit: 0, stats: Stats { connections: 0, commands: 0, reads: 0, writes: 0, errors: 0, term_reqs: 0, kato_expired: 0, r2ts: 0, h2c_pdus: 0, ddgst_errors: 0, disconnects: 0 } },
     };
 }
 
@@ -413,6 +455,7 @@ impl Target {
             let (small, out) = bufs[k].take().expect("allocated above");
             k += 1;
             Conn {
+                idx: (k - 1) as u8,
                 sock,
                 port,
                 lport,
@@ -436,6 +479,12 @@ impl Target {
                 fifo: [0; MAXCMD],
                 fhead: 0,
                 fcount: 0,
+                rx_crc: 0,
+                ddgst: [0; 4],
+                ddgst_bad: false,
+                r2tq: [0; MAXCMD],
+                r2thead: 0,
+                r2tcount: 0,
                 small,
                 out,
             }
@@ -539,6 +588,18 @@ impl Target {
     }
 }
 
+/// The finished CRC32C `crc` (0: none yet) continued over `b`: on the
+/// hart's CRC32C engine (its copy channel, `dpu_rt::copy::crc32c`, as
+/// the initiator side's digests run on the engine), on the core when it
+/// has none.
+fn crc_over(crc: u32, b: &[u8]) -> u32 {
+    dpu_rt::copy::crc32c(crc, b.as_ptr() as usize, b.len()).unwrap_or_else(|| {
+        let mut c = Crc32c::resume(crc);
+        c.update(b);
+        c.finish()
+    })
+}
+
 /// Room in a socket's send buffer.
 fn room(s: &tcp::Socket) -> usize {
     if !s.may_send() {
@@ -559,8 +620,8 @@ impl Conn {
         if self.phase != Phase::Idle {
             let c = &slots.stats;
             defmt::info!(
-                "hart {=usize}: nvmf target: connection on TCP {=u16} qid {=i32} closed: {=str} (core: {=u64} connections, {=u64} commands, {=u64} reads, {=u64} writes, {=u64} errors)",
-                hart, self.lport, self.qid.map_or(-1, i32::from), why, c.connections, c.commands, c.reads, c.writes, c.errors
+                "hart {=usize}: nvmf target: connection on TCP {=u16} qid {=i32} closed: {=str} (core: {=u64} connections, {=u64} commands, {=u64} reads, {=u64} writes, {=u64} errors, {=u64} R2Ts, {=u64} H2CData)",
+                hart, self.lport, self.qid.map_or(-1, i32::from), why, c.connections, c.commands, c.reads, c.writes, c.errors, c.r2ts, c.h2c_pdus
             );
         }
         self.reset_keep_socket(pool, slots);
@@ -573,6 +634,7 @@ impl Conn {
         self.sqsize = 0;
         self.sqhd = 0;
         self.fhead = 0;
+        self.r2thead = 0;
         let s = self.tcp(stack);
         if s.is_open() {
             s.abort();
@@ -598,6 +660,18 @@ impl Conn {
         self.phase = Phase::Closing { at: now + CLOSE_GRACE };
     }
 
+    /// Closes the connection after what is queued to send (Disconnect):
+    /// frees its state at once, like [`Conn::terminate`] without a TermReq.
+    fn close_after(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64) {
+        let ep = self.epoch;
+        self.reset_keep_socket(pool, slots);
+        self.epoch = ep.wrapping_add(1);
+        self.rx = Rx::Header;
+        self.hgot = 0;
+        self.tcp(stack).close();
+        self.phase = Phase::Closing { at: now + CLOSE_GRACE };
+    }
+
     /// Frees the connection's state but keeps the socket (closing).
     fn reset_keep_socket(&mut self, pool: &mut Pool, slots: &mut Slots) {
         if let (Some((i, _)), Some(_)) = (self.ctrl, self.admin.as_ref()) {
@@ -614,6 +688,14 @@ impl Conn {
                 slots.release(pool, usize::from(k));
             }
         }
+        // Writes waiting for their R2T or H2CData (in no FIFO).
+        self.r2tcount = 0;
+        for k in 0..MAXCMD {
+            let s = &slots.s[k];
+            if matches!(s.st, SlotSt::R2tQueued | SlotSt::H2c) && s.conn == self.idx && s.epoch == self.epoch {
+                slots.release(pool, k);
+            }
+        }
         self.ctrl = None;
         self.admin = None;
         self.qid = None;
@@ -626,7 +708,7 @@ impl Conn {
         match self.phase {
             Phase::Closing { at } => {
                 if matches!(state, tcp::State::Closed | tcp::State::TimeWait) || now >= at {
-                    self.reset(stack, pool, slots, "closed after a transport error", hart);
+                    self.reset(stack, pool, slots, "closed after a transport error or Disconnect", hart);
                     return 1;
                 }
                 return 0;
@@ -723,11 +805,26 @@ impl Conn {
                     return Ok(n > 0);
                 }
                 if left > 0 {
+                    // With a data digest (`tail`), the CRC32C runs over the
+                    // bytes where they landed.
+                    let digest = tail > 0;
+                    let mut crc = self.rx_crc;
                     let n = match dest {
-                        Dest::Small => s.recv_slice(&mut self.small[off as usize..(off + left) as usize]).unwrap_or(0),
+                        Dest::Small => {
+                            let b = &mut self.small[off as usize..(off + left) as usize];
+                            let n = s.recv_slice(b).unwrap_or(0);
+                            if digest {
+                                crc = crc_over(crc, &b[..n]);
+                            }
+                            n
+                        }
                         Dest::Discard => {
                             let mut junk = [0u8; 512];
-                            s.recv_slice(&mut junk[..(left as usize).min(512)]).unwrap_or(0)
+                            let n = s.recv_slice(&mut junk[..(left as usize).min(512)]).unwrap_or(0);
+                            if digest {
+                                crc = crc_over(crc, &junk[..n]);
+                            }
+                            n
                         }
                         Dest::Slot(k) => {
                             // Straight into the staging page (a DMA copy
@@ -736,16 +833,25 @@ impl Conn {
                             let (page, at) = (p.page(off as usize / PAGE), off as usize % PAGE);
                             let take = (PAGE - at).min(left as usize);
                             let buf = pool.bytes_mut(page);
-                            s.recv_slice(&mut buf[at..at + take]).unwrap_or(0)
+                            let n = s.recv_slice(&mut buf[at..at + take]).unwrap_or(0);
+                            if digest {
+                                crc = crc_over(crc, &buf[at..at + n]);
+                            }
+                            n
                         }
                     } as u32;
+                    self.rx_crc = crc;
                     self.rx = Rx::Body { skip, left: left - n, off: off + n, tail, dest };
                     return Ok(n > 0);
                 }
                 if tail > 0 {
-                    let mut junk = [0u8; 4];
-                    let n = s.recv_slice(&mut junk[..tail as usize]).unwrap_or(0) as u32;
+                    // DDGST (NVMe/TCP 1.0 §3.6.1): checked when complete.
+                    let n = s.recv_slice(&mut self.ddgst[4 - tail as usize..4]).unwrap_or(0) as u32;
                     self.rx = Rx::Body { skip, left, off, tail: tail - n, dest };
+                    if n == tail && dpu_nvme_tcp::digest::from_wire(self.ddgst) != self.rx_crc {
+                        slots.stats.ddgst_errors += 1;
+                        self.ddgst_bad = true;
+                    }
                     return Ok(n > 0);
                 }
                 self.rx = Rx::Complete;
@@ -759,6 +865,8 @@ impl Conn {
     /// slot and staging pages for I/O), or answer at once.
     fn start_body(&mut self, ci: usize, pool: &mut Pool, slots: &mut Slots, _now: u64) -> Result<bool, (Fes, u32)> {
         let Some(r) = self.pdu else { return Err((Fes::SequenceError, 0)) };
+        self.rx_crc = 0;
+        self.ddgst_bad = false;
         let (skip, len, tail) = r.data.map_or((0, 0, 0), |d| (d.pad_before, d.len, if d.ddgst { 4 } else { 0 }));
         let body = |dest| Rx::Body { skip, left: len, off: 0, tail, dest };
         match r.pdu {
@@ -766,7 +874,15 @@ impl Conn {
                 self.rx = body(Dest::Discard);
                 Ok(true)
             }
-            Pdu::H2cData(_) => Err((Fes::SequenceError, 0)), // no R2T was sent
+            Pdu::H2cData(h) => {
+                // Data for an R2T of this connection: TTAG names its slot.
+                let k = usize::from(h.ttag);
+                let w = slots.s.get(k).filter(|s| s.st == SlotSt::H2c && usize::from(s.conn) == ci && s.epoch == self.epoch).map(|s| t::R2tWindow { cccid: s.cid, ttag: h.ttag, r2to: 0, r2tl: s.len, got: s.got });
+                t::R2tWindow::check(w.as_ref(), &h, MAXH2CDATA)?;
+                slots.stats.h2c_pdus += 1;
+                self.rx = Rx::Body { skip, left: len, off: h.datao, tail, dest: Dest::Slot(k as u8) };
+                Ok(true)
+            }
             Pdu::CapsuleCmd(c) => {
                 let sqe = Sqe(c.sqe);
                 if self.qid.is_none_or(|q| q == 0) || sqe.opcode() == t::opc::FABRICS {
@@ -782,32 +898,41 @@ impl Conn {
                 let mut slot = Slot { st: SlotSt::Receiving, conn: ci as u8, epoch: self.epoch, cid: sqe.cid(), sqhd: self.next_sqhd(), sqid: self.qid.unwrap_or(0), subsys, ..Slot::FREE };
                 let mut dest = Dest::Discard;
                 let decoded = match dpu_nvme::io::decode(&sqe, geometry) {
-                    Ok(io) => match io.op {
-                        dpu_nvme::io::Op::Compare | dpu_nvme::io::Op::Dsm { .. } => Err(Status::INVALID_OPCODE),
-                        op => {
-                            let sends = op == dpu_nvme::io::Op::Write;
-                            t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX).and_then(|d| match d {
-                                Dptr::Transport { .. } if sends => Err(Status::DATA_SGL_LENGTH_INVALID), // no R2T yet
-                                _ => Ok((io, op)),
-                            })
-                        }
-                    },
+                    Ok(io) => {
+                        let op = io.op;
+                        let sends = matches!(op, dpu_nvme::io::Op::Write | dpu_nvme::io::Op::Compare | dpu_nvme::io::Op::Dsm { .. });
+                        let d = match op {
+                            dpu_nvme::io::Op::Dsm { .. } => t::check_dsm_sgl(&sqe, io.data_len, INLINE_MAX),
+                            _ => t::check_io_sgl(&sqe, io.data_len, sends, INLINE_MAX),
+                        };
+                        d.map(|d| (io, op, d, sends))
+                    }
                     Err(e) => Err(e),
                 };
+                // In-capsule data bytes the SGL describes (DSM's may be
+                // more than its ranges).
+                let mut inlen = 0u32;
                 match decoded {
-                    Ok((io, op)) => {
+                    Ok((io, op, dptr, sends)) => {
+                        if let Dptr::InCapsule { len: l, .. } = dptr {
+                            inlen = l;
+                        }
+                        // The same block operations as the PCIe engine's
+                        // (`nvme::io`): Compare and Dataset Management too.
                         slot.op = match op {
                             dpu_nvme::io::Op::Read => block::Op::Read,
                             dpu_nvme::io::Op::Write => block::Op::Write,
                             dpu_nvme::io::Op::WriteZeroes => block::Op::WriteZeroes,
-                            _ => block::Op::Flush,
+                            dpu_nvme::io::Op::Compare => block::Op::Compare,
+                            dpu_nvme::io::Op::Dsm { ranges, .. } => block::Op::Dsm { nr0: (ranges - 1) as u8, attributes: sqe.cdw11() },
+                            dpu_nvme::io::Op::Flush => block::Op::Flush,
                         };
                         slot.nsid = io.nsid;
                         slot.lba = io.slba;
                         slot.blocks = io.nlb;
                         slot.len = io.data_len;
                         if io.data_len > 0 {
-                            match pool.alloc(io.data_len as usize) {
+                            match pool.alloc(io.data_len.max(inlen) as usize) {
                                 Some(p) => slot.pages = p,
                                 None => {
                                     slots.release(pool, k);
@@ -815,8 +940,12 @@ impl Conn {
                                 }
                             }
                         }
-                        if op == dpu_nvme::io::Op::Write {
-                            dest = Dest::Slot(k as u8);
+                        if sends {
+                            match dptr {
+                                // Data by R2T/H2CData (NVMe/TCP 1.0 §3.3.2.2).
+                                Dptr::Transport { .. } => slot.r2t = true,
+                                _ => dest = Dest::Slot(k as u8),
+                            }
                         }
                         if op == dpu_nvme::io::Op::Flush && io.nsid == 0xffff_ffff {
                             // Flush of every namespace: RAM and the SSDs' own.
@@ -832,12 +961,14 @@ impl Conn {
                 slots.s[k] = slot;
                 slots.stats.commands += 1;
                 self.cur_slot = Some(k as u8);
-                self.rx = body(if dest == Dest::Slot(k as u8) && len != slot.len { Dest::Discard } else { dest });
-                if dest == Dest::Slot(k as u8) && len != slot.len {
-                    // In-capsule data not matching the command: already
-                    // refused by check_io_sgl; keep the stream in step.
+                self.rx = body(if dest == Dest::Slot(k as u8) && len != inlen { Dest::Discard } else { dest });
+                if (dest == Dest::Slot(k as u8) && len != inlen) || (slot.r2t && len != 0) {
+                    // In-capsule data not matching the command (already
+                    // refused by check_io_sgl), or data in the capsule of
+                    // a command whose SGL says R2T: keep the stream in step.
                     slots.s[k].status = Status::DATA_SGL_LENGTH_INVALID;
                     slots.s[k].len = u32::MAX;
+                    slots.s[k].r2t = false;
                 }
                 Ok(true)
             }
@@ -860,7 +991,7 @@ impl Conn {
                 if room(s) < 128 {
                     return Ok(false);
                 }
-                let resp = t::answer_icreq(&req, true, false, MAXH2CDATA);
+                let resp = t::answer_icreq(&req, true, true, MAXH2CDATA);
                 let mut b = [0u8; 128];
                 let n = Pdu::IcResp(resp).emit(0, &TxConfig::PLAIN, &mut b).map_err(|_| (Fes::InvalidHeaderField, 0))?;
                 let _ = s.send_slice(&b[..n]);
@@ -880,6 +1011,14 @@ impl Conn {
                     // An I/O command: to the block layer, or answered now.
                     self.cur_slot = None;
                     let k = usize::from(k);
+                    if self.ddgst_bad {
+                        // In-capsule data digest error: the command ends
+                        // with Transient Transport Error, the connection
+                        // stays (as SPDK's target does).
+                        slots.s[k].status = Status::TRANSIENT_TRANSPORT_ERROR;
+                        slots.s[k].len = u32::MAX;
+                        slots.s[k].r2t = false;
+                    }
                     if slots.s[k].len == u32::MAX {
                         slots.s[k].len = 0;
                         slots.s[k].st = SlotSt::Block;
@@ -887,13 +1026,61 @@ impl Conn {
                             slots.stats.errors += 1;
                         }
                         self.push_reply(pool, slots, k);
+                    } else if slots.s[k].r2t {
+                        // Ask for the data (one R2T for all of it; the
+                        // host splits it by MAXH2CDATA).
+                        slots.s[k].st = SlotSt::R2tQueued;
+                        self.r2tq[(self.r2thead + self.r2tcount) % MAXCMD] = k as u8;
+                        self.r2tcount += 1;
                     } else {
                         slots.s[k].st = SlotSt::Submit;
                         slots.submit[slots.nsubmit] = k as u8;
                         slots.nsubmit += 1;
                     }
+                } else if self.qid.is_some() && sqe.opcode() == t::opc::FABRICS && FcType::of(&sqe) == Some(FcType::Disconnect) {
+                    // Disconnect (NVMe Base 2.0 §6.4, FCTYPE 08h): complete
+                    // it, then close this queue's connection; on the admin
+                    // queue that frees the controller (its I/O queues see
+                    // it gone and close too).
+                    if room(self.tcp(stack)) < 256 {
+                        return Ok(false);
+                    }
+                    let sqhd = self.next_sqhd();
+                    let cqe = Cqe { dw0: 0, dw1: 0, sq_head: sqhd, sq_id: self.qid.unwrap_or(0), cid: sqe.cid(), status: Status::SUCCESS };
+                    self.send_resp(stack, cqe, 0);
+                    slots.stats.disconnects += 1;
+                    defmt::info!("hart {=usize}: nvmf target: Disconnect on qid {=u16}", hart, self.qid.unwrap_or(0));
+                    self.close_after(stack, pool, slots, now);
+                    return Ok(false);
+                } else if self.ddgst_bad {
+                    if room(self.tcp(stack)) < 256 {
+                        return Ok(false);
+                    }
+                    let sqhd = if self.qid.is_some() { self.next_sqhd() } else { 0 };
+                    let cqe = Cqe { dw0: 0, dw1: 0, sq_head: sqhd, sq_id: self.qid.unwrap_or(0), cid: sqe.cid(), status: Status::TRANSIENT_TRANSPORT_ERROR };
+                    self.send_resp(stack, cqe, 0);
                 } else if !self.admin_or_connect(stack, &sqe, now, hart)? {
                     return Ok(false);
+                }
+            }
+            Pdu::H2cData(h) => {
+                // Checked against its R2T in `start_body`.
+                let k = usize::from(h.ttag);
+                let s = &mut slots.s[k];
+                s.got += h.datal;
+                if self.ddgst_bad {
+                    // The rest of the R2T's data still comes; then the
+                    // command ends with Transient Transport Error.
+                    s.status = Status::TRANSIENT_TRANSPORT_ERROR;
+                }
+                if s.got == s.len {
+                    if s.status.is_success() {
+                        s.st = SlotSt::Submit;
+                        slots.submit[slots.nsubmit] = k as u8;
+                        slots.nsubmit += 1;
+                    } else {
+                        self.push_reply(pool, slots, k);
+                    }
                 }
             }
             _ => return Err((Fes::SequenceError, 0)),
@@ -1006,10 +1193,6 @@ impl Conn {
         if was != ready {
             ctrl_set_enabled(ci, ready);
         }
-        if sqe.opcode() == t::opc::IDENTIFY && sqe.cdw10() as u8 == 1 {
-            // ONCS: Write Zeroes only (Compare and DSM are not served yet).
-            self.out[520..522].copy_from_slice(&0x0008u16.to_le_bytes());
-        }
         match reply {
             AdminReply::Complete { status, dw0, dw1, data_len } => {
                 self.send_resp(stack, Cqe { dw0, dw1, sq_head: sqhd, sq_id: qid, cid, status }, data_len);
@@ -1037,6 +1220,9 @@ impl Conn {
             let n = Pdu::C2hData(C2hData { cccid: cqe.cid, datao: 0, datal: data_len, last: true, success: false }).emit(data_len, &txcfg, &mut b).unwrap_or(0);
             let _ = s2.send_slice(&b[..n]);
             let _ = s2.send_slice(&self.out[..data_len as usize]);
+            if txcfg.digests.data {
+                let _ = s2.send_slice(&dpu_nvme_tcp::digest::to_wire(crc_over(0, &self.out[..data_len as usize])));
+            }
         }
         let n = Pdu::CapsuleResp(CapsuleResp { cqe: cqe.bytes(false) }).emit(0, &txcfg, &mut b).unwrap_or(0);
         let _ = s2.send_slice(&b[..n]);
@@ -1047,6 +1233,26 @@ impl Conn {
         let mut work = 0;
         let txcfg = self.txcfg;
         let hd = if txcfg.digests.header { 4 } else { 0 };
+        // R2Ts (NVMe/TCP 1.0 §3.6.2.10): TTAG is the slot.
+        while self.r2tcount > 0 {
+            let k = usize::from(self.r2tq[self.r2thead]);
+            let s = stack.tcp(self.sock);
+            if room(s) < 24 + hd {
+                break;
+            }
+            let sl = &mut slots.s[k];
+            if sl.st == SlotSt::R2tQueued && sl.conn == self.idx && sl.epoch == self.epoch {
+                let mut b = [0u8; 32];
+                let n = Pdu::R2t(R2t { cccid: sl.cid, ttag: k as u16, r2to: 0, r2tl: sl.len }).emit(0, &txcfg, &mut b).unwrap_or(0);
+                let _ = s.send_slice(&b[..n]);
+                sl.st = SlotSt::H2c;
+                slots.stats.r2ts += 1;
+                stack.dirty = true;
+            }
+            self.r2thead = (self.r2thead + 1) % MAXCMD;
+            self.r2tcount -= 1;
+            work += 1;
+        }
         while self.fcount > 0 {
             let k = usize::from(self.fifo[self.fhead]);
             let sl = slots.s[k];
@@ -1056,8 +1262,9 @@ impl Conn {
                 let free = room(s);
                 let left = sl.len - sl.sent;
                 let want = left.min(C2H_CHUNK);
-                // Header, digest, padding to the host's HPDA (up to 128 B).
-                let overhead = 24 + hd + 128;
+                // Header, digests, padding to the host's HPDA (up to 128 B).
+                let dd = if txcfg.digests.data { 4 } else { 0 };
+                let overhead = 24 + hd + dd + 128;
                 if free < overhead + (want as usize).min(4096) {
                     break;
                 }
@@ -1071,11 +1278,20 @@ impl Conn {
                 // From the staging pages (a DMA copy per piece).
                 let mut pos = sl.sent as usize;
                 let end = pos + chunk as usize;
+                let mut crc = 0;
                 while pos < end {
                     let at = pos % PAGE;
                     let take = (PAGE - at).min(end - pos);
-                    let _ = s.send_slice(&pool.bytes(sl.pages.page(pos / PAGE), at + take)[at..at + take]);
+                    let piece = &pool.bytes(sl.pages.page(pos / PAGE), at + take)[at..at + take];
+                    let _ = s.send_slice(piece);
+                    if txcfg.digests.data {
+                        crc = crc_over(crc, piece);
+                    }
                     pos += take;
+                }
+                if txcfg.digests.data {
+                    // DDGST over the PDU's data (NVMe/TCP 1.0 §3.6.1).
+                    let _ = s.send_slice(&dpu_nvme_tcp::digest::to_wire(crc));
                 }
                 slots.s[k].sent += chunk;
                 stack.dirty = true;

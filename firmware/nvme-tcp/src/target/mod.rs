@@ -16,13 +16,17 @@
 //!   serves (Identify, Get/Set Features, Get Log Page, Keep Alive,
 //!   Asynchronous Event Request, Abort), reusing `dpu-nvme`'s Identify,
 //!   Features and Log Page code shared with the PCIe controllers.
+//! * [`check_io_sgl`], [`check_dsm_sgl`], [`R2tWindow::check`]: an I/O command's data
+//!   pointer, and each H2CData PDU against the R2T it answers
+//!   (§3.3.2.2, §3.6.2.8; the FES of each violation as SPDK's target
+//!   reports it).
 
 #[cfg(test)]
 mod tests;
 
 use crate::fabrics::connect::{offset as coff, status as cstatus};
 use crate::fabrics::{ConnectCmd, ConnectData, ConnectResponse, FcType, PropertyGet, PropertySet, PropertySize};
-use crate::pdu::{IcReq, IcResp};
+use crate::pdu::{offset as poffset, Fes, H2cData, IcReq, IcResp};
 use crate::sgl::Dptr;
 use dpu_nvme::features::{Features, Limits, FID_NUMBER_OF_QUEUES};
 use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo, Request};
@@ -390,6 +394,78 @@ pub fn check_io_sgl(sqe: &Sqe, data_len: u32, sends_data: bool, inline_max: u32)
         Dptr::InCapsule { offset: 0, len } if sends_data && len == data_len && len <= inline_max => Ok(d),
         Dptr::InCapsule { .. } => Err(Status::DATA_SGL_LENGTH_INVALID),
         Dptr::Transport { len } if len == data_len && data_len > 0 => Ok(d),
+        _ => Err(Status::DATA_SGL_LENGTH_INVALID),
+    }
+}
+
+/// H2CData header offsets used as FEI (NVMe/TCP Transport 1.0 figure 32).
+pub mod h2c_offset {
+    pub const CCCID: u32 = 8;
+    pub const TTAG: u32 = 10;
+}
+
+/// The data an R2T the target sent asks for (NVMe/TCP Transport 1.0
+/// §3.6.2.10): command `cccid`, tag `ttag`, bytes `[r2to, r2to + r2tl)`,
+/// of which `got` already arrived (in order, from `r2to`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct R2tWindow {
+    pub cccid: u16,
+    pub ttag: u16,
+    pub r2to: u32,
+    pub r2tl: u32,
+    pub got: u32,
+}
+
+impl R2tWindow {
+    /// Checks an H2CData PDU `h` against the R2T whose tag it carries
+    /// (`window`: `None` when no R2T of this connection is outstanding
+    /// under `h.ttag`) and the MAXH2CDATA the target announced. Ok(true)
+    /// when `h` is the last PDU of the R2T. Errors are the FES and FEI of
+    /// the C2HTermReq to send (§3.6.2.8; §3.3.2.2: the host sends an
+    /// R2T's data in order, DATAO continuing where the previous PDU ended,
+    /// LAST_PDU on the final one):
+    /// * unknown TTAG: Invalid PDU Header Field at TTAG;
+    /// * CCCID not the R2T's command: Invalid PDU Header Field at CCCID;
+    /// * DATAL above MAXH2CDATA: Data Transfer Limit Exceeded;
+    /// * DATAO not the next byte, or the data past the R2T's end: Data
+    ///   Transfer Out of Range;
+    /// * LAST_PDU set before the end, or clear at it: Invalid PDU Header
+    ///   Field at FLAGS.
+    pub fn check(window: Option<&R2tWindow>, h: &H2cData, maxh2cdata: u32) -> Result<bool, (Fes, u32)> {
+        let Some(w) = window.filter(|w| w.ttag == h.ttag) else { return Err((Fes::InvalidHeaderField, h2c_offset::TTAG)) };
+        if w.cccid != h.cccid {
+            return Err((Fes::InvalidHeaderField, h2c_offset::CCCID));
+        }
+        if h.datal > maxh2cdata {
+            return Err((Fes::DataLimitExceeded, 0));
+        }
+        let next = u64::from(w.r2to) + u64::from(w.got);
+        let end = u64::from(h.datao) + u64::from(h.datal);
+        let w_end = u64::from(w.r2to) + u64::from(w.r2tl);
+        if u64::from(h.datao) != next || end > w_end {
+            return Err((Fes::DataOutOfRange, 0));
+        }
+        let last = end == w_end;
+        if h.last != last {
+            return Err((Fes::InvalidHeaderField, poffset::FLAGS));
+        }
+        Ok(last)
+    }
+}
+
+/// Dataset Management's data pointer: as [`check_io_sgl`], but the SGL
+/// may describe more than the NR + 1 ranges the command uses, up to the
+/// 256 ranges' 4096 bytes. Linux's host sends every DSM with a 4 KiB
+/// range buffer (`NVME_DSM_MAX_RANGES` entries) whatever NR says, and
+/// Linux's target only refuses an SGL shorter than the ranges
+/// (`nvmet_check_data_len_lte`); the controller uses the first
+/// `data_len` bytes.
+pub fn check_dsm_sgl(sqe: &Sqe, data_len: u32, inline_max: u32) -> Result<Dptr, Status> {
+    const MAX_DSM_DATA: u32 = 256 * 16;
+    let d = Dptr::of(sqe).map_err(|_| Status::SGL_TYPE_INVALID)?;
+    match d {
+        Dptr::InCapsule { offset: 0, len } if len >= data_len && len <= inline_max.min(MAX_DSM_DATA) => Ok(d),
+        Dptr::Transport { len } if len >= data_len && len <= MAX_DSM_DATA => Ok(d),
         _ => Err(Status::DATA_SGL_LENGTH_INVALID),
     }
 }

@@ -186,3 +186,69 @@ fn io_sgl_must_match_the_transfer() {
     prp.0[1] = 0;
     assert_eq!(check_io_sgl(&prp, 4096, false, inline), Err(Status::SGL_TYPE_INVALID));
 }
+
+#[test]
+fn h2c_data_checked_against_its_r2t() {
+    use crate::pdu::{Fes, H2cData};
+    let w = R2tWindow { cccid: 9, ttag: 3, r2to: 0, r2tl: 65536, got: 0 };
+    let h = |ttag, cccid, datao, datal, last| H2cData { cccid, ttag, datao, datal, last };
+    // In order, 32 KiB each: the second one is the last.
+    assert_eq!(R2tWindow::check(Some(&w), &h(3, 9, 0, 32768, false), 32768), Ok(false));
+    let w2 = R2tWindow { got: 32768, ..w };
+    assert_eq!(R2tWindow::check(Some(&w2), &h(3, 9, 32768, 32768, true), 32768), Ok(true));
+    // An unknown transfer tag (no R2T outstanding under it, or another one's).
+    assert_eq!(R2tWindow::check(None, &h(7, 9, 0, 4096, false), 32768), Err((Fes::InvalidHeaderField, 10)));
+    assert_eq!(R2tWindow::check(Some(&w), &h(4, 9, 0, 4096, false), 32768), Err((Fes::InvalidHeaderField, 10)));
+    // The right tag for another command.
+    assert_eq!(R2tWindow::check(Some(&w), &h(3, 8, 0, 4096, false), 32768), Err((Fes::InvalidHeaderField, 8)));
+    // Above MAXH2CDATA.
+    assert_eq!(R2tWindow::check(Some(&w), &h(3, 9, 0, 65536, true), 32768), Err((Fes::DataLimitExceeded, 0)));
+    // A gap, a repeat, past the end (no u32 overflow).
+    assert_eq!(R2tWindow::check(Some(&w), &h(3, 9, 4096, 4096, false), 32768), Err((Fes::DataOutOfRange, 0)));
+    assert_eq!(R2tWindow::check(Some(&w2), &h(3, 9, 0, 4096, false), 32768), Err((Fes::DataOutOfRange, 0)));
+    assert_eq!(R2tWindow::check(Some(&w2), &h(3, 9, 32768, 32772, true), 65536), Err((Fes::DataOutOfRange, 0)));
+    let far = R2tWindow { r2to: u32::MAX - 4095, r2tl: 4096, got: 0, ..w };
+    assert_eq!(R2tWindow::check(Some(&far), &h(3, 9, u32::MAX - 4095, 8192, true), 32768), Err((Fes::DataOutOfRange, 0)));
+    // LAST_PDU early, or missing at the end.
+    assert_eq!(R2tWindow::check(Some(&w), &h(3, 9, 0, 4096, true), 32768), Err((Fes::InvalidHeaderField, 1)));
+    assert_eq!(R2tWindow::check(Some(&w2), &h(3, 9, 32768, 32768, false), 32768), Err((Fes::InvalidHeaderField, 1)));
+}
+
+#[test]
+fn writes_take_8k_in_capsule_and_the_rest_by_r2t() {
+    use crate::sgl::Dptr;
+    let mut sqe = Sqe([0; 64]);
+    sqe.0[0] = 0x01;
+    sqe.0[1] = 0x40; // PSDT 01b: SGL
+    // SGL1: in-capsule data block (type 0h, subtype 1h offset) of `len`.
+    let in_capsule = |sqe: &mut Sqe, len: u32| {
+        sqe.0[24..40].fill(0);
+        sqe.0[32..36].copy_from_slice(&len.to_le_bytes());
+        sqe.0[39] = 0x01;
+    };
+    // SGL1: transport data block (type 5h, subtype Ah) of `len`.
+    let transport = |sqe: &mut Sqe, len: u32| {
+        sqe.0[24..40].fill(0);
+        sqe.0[32..36].copy_from_slice(&len.to_le_bytes());
+        sqe.0[39] = 0x5a;
+    };
+    in_capsule(&mut sqe, 8192);
+    assert_eq!(check_io_sgl(&sqe, 8192, true, 8192), Ok(Dptr::InCapsule { offset: 0, len: 8192 }));
+    in_capsule(&mut sqe, 12288);
+    assert_eq!(check_io_sgl(&sqe, 12288, true, 8192), Err(Status::DATA_SGL_LENGTH_INVALID), "above IOCCSZ");
+    transport(&mut sqe, 131072);
+    assert_eq!(check_io_sgl(&sqe, 131072, true, 8192), Ok(Dptr::Transport { len: 131072 }));
+    assert_eq!(check_io_sgl(&sqe, 65536, true, 8192), Err(Status::DATA_SGL_LENGTH_INVALID), "SGL length is not the command's");
+    // Dataset Management as Linux sends it: one range (16 bytes) in a
+    // 4 KiB in-capsule buffer; shorter than the ranges, or above 256 of
+    // them, is refused.
+    in_capsule(&mut sqe, 4096);
+    assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Ok(Dptr::InCapsule { offset: 0, len: 4096 }));
+    assert_eq!(check_io_sgl(&sqe, 16, true, 8192), Err(Status::DATA_SGL_LENGTH_INVALID), "other commands: exact length");
+    in_capsule(&mut sqe, 8);
+    assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Err(Status::DATA_SGL_LENGTH_INVALID));
+    in_capsule(&mut sqe, 8192);
+    assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Err(Status::DATA_SGL_LENGTH_INVALID));
+    transport(&mut sqe, 4096);
+    assert_eq!(check_dsm_sgl(&sqe, 32, 8192), Ok(Dptr::Transport { len: 4096 }));
+}

@@ -18,8 +18,10 @@
 # It loads nvme-tcp, prints `DPUSIM-INITIATOR-READY <ip>`, connects to
 # SUBNQN at the card (retrying while the card boots), writes patterns with
 # dd (O_DIRECT, 4 KiB and 128 KiB blocks) to the namespace, reads them back
-# and compares; with nqn2, connecting to it as badhostnqn must fail and as
-# hostnqn must work (and is checked the same way); then it disconnects and
+# and compares, discards 1 MiB (Dataset Management: must read back as
+# zeroes); with nqn2, connecting to it as badhostnqn must fail and as
+# hostnqn must work, with header and data digests (hdr_digest,data_digest),
+# and is checked the same way; then it disconnects and
 # prints `DPUSIM-INITIATOR-PASS` or `DPUSIM-INITIATOR-FAIL <reason>` and
 # powers off.
 #
@@ -136,16 +138,16 @@ if [ "$MODE" = initiator ]; then
         done
         return 1
     }
-    # attach SUBNQN HOSTNQN: connects (retrying up to 180 s while the card
-    # boots: a refused TCP connection fails at once), sets DEV.
+    # attach SUBNQN HOSTNQN [,OPTIONS]: connects (retrying up to 180 s
+    # while the card boots: a refused TCP connection fails at once), sets DEV.
     attach() {
         n=180
-        while ! echo "transport=tcp,traddr=$TARGET,trsvcid=$PORT,nqn=$1,hostnqn=$2" > /dev/nvme-fabrics; do
+        while ! echo "transport=tcp,traddr=$TARGET,trsvcid=$PORT,nqn=$1,hostnqn=$2$3" > /dev/nvme-fabrics; do
             n=$((n - 1))
             [ "$n" -gt 0 ] || fail "connect to $TARGET:$PORT $1 as $2"
             sleep 1
         done
-        echo "$MARK connected to $1 as $2"
+        echo "$MARK connected to $1 as $2$3"
         wait_for 300 new_namespace || fail "no new /dev/nvme*n1 after connecting to $1"
     }
     # check BS COUNT OFFSET_BLOCKS: O_DIRECT write of a random pattern, read back, compare.
@@ -167,6 +169,12 @@ if [ "$MODE" = initiator ]; then
     check 4096 256 0
     check 131072 32 8
     check 65536 16 200
+    # Dataset Management (deallocate; ONCS says DSM): discarded blocks of
+    # the RAM namespace read back as zeroes (its DLFEAT).
+    blkdiscard -o $((8 * 131072)) -l 1048576 "$DEV" || fail "$DEV: blkdiscard (Dataset Management)"
+    dd if="$DEV" of=/tmp/zero bs=131072 count=8 skip=8 iflag=direct 2>/dev/null || fail "$DEV: read discarded blocks"
+    [ "$(tr -d '\000' < /tmp/zero | wc -c)" = 0 ] || fail "$DEV: discarded blocks do not read as zeroes"
+    echo "$MARK $DEV: 1 MiB discarded (Dataset Management) reads back as zeroes"
     if [ -n "$NQN2" ]; then
         if [ -n "$BADHOSTNQN" ]; then
             if echo "transport=tcp,traddr=$TARGET,trsvcid=$PORT,nqn=$NQN2,hostnqn=$BADHOSTNQN" > /dev/nvme-fabrics 2>/dev/null; then
@@ -174,9 +182,12 @@ if [ "$MODE" = initiator ]; then
             fi
             echo "$MARK $NQN2 refused $BADHOSTNQN (not on its allow-list)"
         fi
-        attach "$NQN2" "$HOSTNQN"
+        # With header and data digests (CRC32C on every PDU); writes above
+        # the card's 8 KiB in-capsule limit go by R2T/H2CData.
+        attach "$NQN2" "$HOSTNQN" ",hdr_digest,data_digest"
         check 4096 64 0
         check 131072 8 16
+        check 16384 32 200
     fi
     for c in /sys/class/nvme/nvme*; do
         echo 1 > "$c/delete_controller" || fail "disconnect ${c##*/}"
