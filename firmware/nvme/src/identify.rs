@@ -129,6 +129,10 @@ pub fn fabrics(out: &mut [u8; 4096], ioccsz_bytes: u32, iorcsz_bytes: u32) {
     out[1800..1802].copy_from_slice(&0u16.to_le_bytes()); // ICDOFF
     out[1802] = 0; // FCATT: dynamic controller model
     out[1803] = 1; // MSDBD
+    // CMIC bit 1: the NVM subsystem may contain two or more controllers
+    // (one per connected host, dynamic model). Linux refuses a second
+    // controller of one subsystem without it.
+    out[76] |= 1 << 1;
     out[536..540].copy_from_slice(&(1u32 | 1 << 20).to_le_bytes()); // SGLS
     out[320..322].copy_from_slice(&1u16.to_le_bytes()); // KAS: 100 ms
 }
@@ -145,6 +149,10 @@ pub struct NamespaceInfo {
     /// Deallocated blocks read as zeroes (DLFEAT 001b). False where that is
     /// not guaranteed (remote namespaces: the target decides).
     pub deallocated_zeroes: bool,
+    /// May be attached to two or more controllers at once (NMIC bit 0):
+    /// every namespace of a fabrics subsystem, whose hosts each get a
+    /// dynamic controller; a PCIe function's namespaces are its own.
+    pub shared: bool,
 }
 
 /// Identify Namespace (CNS 00h) of an active namespace.
@@ -156,6 +164,7 @@ pub fn namespace(out: &mut [u8; 4096], ns: &NamespaceInfo) {
     out[24] = 0; // NSFEAT
     out[25] = 0; // NLBAF: one format
     out[26] = 0; // FLBAS: format 0
+    out[30] = u8::from(ns.shared); // NMIC bit 0: multi-path I/O and sharing
     // DLFEAT bits 2:0: 001b = deallocated blocks read as zeroes, 000b = not reported.
     out[33] = u8::from(ns.deallocated_zeroes);
     out[104..120].copy_from_slice(&ns.nguid);
@@ -242,7 +251,7 @@ mod tests {
     #[test]
     fn namespace_and_lists() {
         let mut b = [0u8; 4096];
-        let ns = NamespaceInfo { nsid: 2, blocks: 2048, lba_shift: 12, nguid: [7; 16], eui64: [9; 8], deallocated_zeroes: true };
+        let ns = NamespaceInfo { nsid: 2, blocks: 2048, lba_shift: 12, nguid: [7; 16], eui64: [9; 8], deallocated_zeroes: true, shared: false };
         namespace(&mut b, &ns);
         assert_eq!(u64::from_le_bytes(b[0..8].try_into().unwrap()), 2048);
         assert_eq!(b[130], 12, "LBADS in LBAF0");
@@ -251,5 +260,23 @@ mod tests {
         assert_eq!(&b[0..12], &[2, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
         descriptors(&mut b, &ns);
         assert_eq!((b[0], b[1], b[12], b[13]), (1, 8, 2, 16));
+    }
+
+    /// A fabrics controller says its subsystem may hold several
+    /// controllers (CMIC bit 1) and a shared namespace says so (NMIC
+    /// bit 0); a PCIe function's do not.
+    #[test]
+    fn fabrics_controllers_and_shared_namespaces_say_so() {
+        let mut b = [0u8; 4096];
+        let id = ControllerIdentity { vid: 1, ssvid: 1, serial: "s", model: "m", firmware: "f", cntlid: 1, subnqn: "nqn.x", acl: 3, aerl: 3, elpe: 0, firmware_update: false };
+        controller(&mut b, &id);
+        assert_eq!(b[76] & 2, 0);
+        fabrics(&mut b, 64 + 8192, 16);
+        assert_eq!(b[76] & 2, 2);
+        let ns = NamespaceInfo { nsid: 1, blocks: 8, lba_shift: 9, nguid: [1; 16], eui64: [1; 8], deallocated_zeroes: false, shared: true };
+        namespace(&mut b, &ns);
+        assert_eq!(b[30], 1);
+        namespace(&mut b, &NamespaceInfo { shared: false, ..ns });
+        assert_eq!(b[30], 0);
     }
 }

@@ -1044,7 +1044,7 @@ impl Admin {
                 // RAM namespaces zero deallocated blocks; a remote one does
                 // what its target does (not relayed: "not reported").
                 let deallocated_zeroes = matches!(ns.backend, config::Backend::Ram(_));
-                NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui, deallocated_zeroes }
+                NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui, deallocated_zeroes, shared: false }
             })
         };
         match req {

@@ -410,6 +410,7 @@ fn ns_info(s: u8, nsid: u32) -> Option<NamespaceInfo> {
         nguid,
         eui64,
         deallocated_zeroes: matches!(ns.backend, bootcfg::Backend::Ram(_)),
+        shared: true,
     })
 }
 

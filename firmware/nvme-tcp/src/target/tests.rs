@@ -92,7 +92,7 @@ fn id() -> Identity<'static> {
 }
 
 fn ns(n: u32) -> Option<NamespaceInfo> {
-    (n == 1).then_some(NamespaceInfo { nsid: 1, blocks: 2048, lba_shift: 9, nguid: [2; 16], eui64: [3; 8], deallocated_zeroes: true })
+    (n == 1).then_some(NamespaceInfo { nsid: 1, blocks: 2048, lba_shift: 9, nguid: [2; 16], eui64: [3; 8], deallocated_zeroes: true, shared: true })
 }
 
 fn run(st: &mut AdminState, sqe: &Sqe, out: &mut [u8; 4096]) -> AdminReply {

@@ -175,6 +175,15 @@ if [ "$MODE" = initiator ]; then
     dd if="$DEV" of=/tmp/zero bs=131072 count=8 skip=8 iflag=direct 2>/dev/null || fail "$DEV: read discarded blocks"
     [ "$(tr -d '\000' < /tmp/zero | wc -c)" = 0 ] || fail "$DEV: discarded blocks do not read as zeroes"
     echo "$MARK $DEV: 1 MiB discarded (Dataset Management) reads back as zeroes"
+    # A second host of the RAM subsystem gets a controller of its own
+    # (Identify CMIC/NMIC: the subsystem holds several, the namespace is
+    # shared) and reads what the first one wrote.
+    FIRST=$DEV
+    attach "$NQN" "$HOSTNQN-2" ",hostid=0d9c2a5e-0000-4000-8000-000000000002"
+    dd if="$FIRST" of=/tmp/a bs=65536 count=16 skip=200 iflag=direct 2>/dev/null || fail "$FIRST: read"
+    dd if="$DEV" of=/tmp/b bs=65536 count=16 skip=200 iflag=direct 2>/dev/null || fail "$DEV: read"
+    cmp -s /tmp/a /tmp/b || fail "$DEV: a second controller of $NQN reads other data than $FIRST"
+    echo "$MARK $DEV: a second controller of $NQN reads the same 1 MiB as $FIRST"
     if [ -n "$NQN2" ]; then
         if [ -n "$BADHOSTNQN" ]; then
             if echo "transport=tcp,traddr=$TARGET,trsvcid=$PORT,nqn=$NQN2,hostnqn=$BADHOSTNQN" > /dev/nvme-fabrics 2>/dev/null; then
