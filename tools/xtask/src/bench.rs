@@ -529,6 +529,8 @@ fn stage_of(func: &str, target: bool) -> &'static str {
         "NVMe/TCP target"
     } else if f.contains("::block::") {
         "block layer"
+    } else if target && (f.contains("nvmf::") || f.contains("dpu_nvme_tcp")) {
+        "NVMe/TCP PDU code"
     } else if f.contains("nvmf::") || f.contains("dpu_nvme_tcp") {
         "NVMe/TCP initiator"
     } else if f.contains("net::device") || f.contains("net::stack") || f.contains("hal::nic") || f.contains("dpu_net") {

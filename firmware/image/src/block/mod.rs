@@ -159,18 +159,27 @@ pub mod cookie {
 
 /// Finished I/Os of one device waiting for `take_done`: one slot per tag,
 /// so it cannot overflow (a tag finishes once).
+/// Most I/Os in the layer at once from all its submitters: the engine's
+/// command slots and the NVMe/TCP target's. Every one of them may finish
+/// in one pass, so the finished list holds that many.
+const MAX_IN_LAYER: usize = MAX_TAGS + crate::nvmf::target::MAXCMD;
+
 struct Done {
-    list: [(Tag, Status); MAX_TAGS],
+    list: [(Tag, Status); MAX_IN_LAYER],
     n: usize,
 }
 
 impl Done {
-    const EMPTY: Done = Done { list: [(0, Status::SUCCESS); MAX_TAGS], n: 0 };
+    const EMPTY: Done = Done { list: [(0, Status::SUCCESS); MAX_IN_LAYER], n: 0 };
 
     fn push(&mut self, tag: Tag, st: Status) {
         if self.n < self.list.len() {
             self.list[self.n] = (tag, st);
             self.n += 1;
+        } else {
+            // More I/Os than the submitters can have in the layer: a
+            // bookkeeping bug; say so instead of losing it silently.
+            defmt::error!("block: finished list full, I/O {=u16:#x} lost", tag);
         }
     }
 

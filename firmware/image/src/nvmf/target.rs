@@ -70,7 +70,7 @@ pub const MODEL: &str = "DPU NVMe/TCP target";
 /// crypto and EC devices use 0x8000 and 0x4000).
 pub const TAG: Tag = 0x2000;
 /// Commands one core's target holds at once (slots).
-const MAXCMD: usize = 64;
+pub const MAXCMD: usize = 64;
 /// Listening sockets per (port, TCP port) on each core: connections RSS
 /// places on one core at the same time.
 pub const LISTENERS: usize = 4;
