@@ -185,6 +185,7 @@ impl Ctrl {
                         nguid: [1; 16],
                         eui64: [2; 8],
                         deallocated_zeroes: true,
+                        shared: false,
                     };
                     identify::namespace(&mut out, &info);
                     identify::descriptors(&mut out, &info);
