@@ -309,6 +309,7 @@ fn initramfs(dir: &Path, version: &str, kroot: &Path) -> Result<PathBuf, String>
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     h.add(version.as_bytes());
     h.add(INIT_SCRIPT.as_bytes());
+    h.add(b"libraries executable");
     h.add(modules_sh.as_bytes());
     let mut contents = Vec::with_capacity(copies.len());
     for (dest, src) in &copies {
@@ -338,6 +339,11 @@ fn initramfs(dir: &Path, version: &str, kroot: &Path) -> Result<PathBuf, String>
         write(&stage.join("etc/dpusim/modules.sh"), modules_sh.as_bytes())?;
         for exe in ["init", "bin/busybox", "usr/sbin/nvme"] {
             set_executable(&stage.join(exe))?;
+        }
+        // Shared libraries and the ELF interpreter: execve() needs the
+        // interpreter executable (EACCES otherwise).
+        for (dest, _) in copies.iter().filter(|(d, _)| d.contains(".so")) {
+            set_executable(&stage.join(dest))?;
         }
         // modules.dep, modules.alias, ... for exactly the packed modules.
         run(Command::new(DEPMOD).arg("-b").arg(&stage).arg(version))?;

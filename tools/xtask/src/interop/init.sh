@@ -138,6 +138,7 @@ if [ "$MODE" = initiator ]; then
             sleep 1
         done
         echo "$MARK discovery as $1: $(grep -c '^subnqn:' /tmp/discovery) entries"
+        grep -E '^(Discovery Log|subtype|treq|portid|trsvcid|subnqn|traddr|sectype)' /tmp/discovery | sed "s/^/$MARK   /"
     }
     listed() {
         grep -q "^subnqn: *$1\$" /tmp/discovery
