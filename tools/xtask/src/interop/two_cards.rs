@@ -171,9 +171,10 @@ pub fn two_cards(dpusim: &Path, firmware: &Path) -> Result<String, String> {
     if timed_out {
         return Err(format!("the cards' scenarios did not both end within {} s\n{report}", RUN_TIMEOUT.as_secs()));
     }
+    let verified = |c: &Card| std::fs::read_to_string(&c.out).is_ok_and(|o| o.contains("verify errors: 0, I/O errors: 0"));
     let failed: Vec<String> = cards
         .iter()
-        .filter(|c| !c.status.is_some_and(|s| s.success()))
+        .filter(|c| !c.status.is_some_and(|s| s.success()) || !verified(c))
         .map(|c| format!("card {} exited with {}", c.name, c.status.map_or("no status".into(), |s| s.to_string())))
         .collect();
     if !failed.is_empty() {
