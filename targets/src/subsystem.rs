@@ -230,6 +230,8 @@ size = "8MiB"
             ("uuid:a\"]", "uuid:a\", \"bad host\"]", "subsystems[0].allow_hosts[1]"),
             ("ports = [0]", "ports = [2]", "subsystems[0].ports"),
             ("ports = [0]", "ports = [0]\ntrsvcid = 0", "subsystems[0].trsvcid"),
+            ("ports = [0]", "ports = [0]\ntrsvcid = 8009", "subsystems[0].trsvcid"),
+            ("nqn = \"nqn.2026-12.io.dpusim:ram0\"", "nqn = \"nqn.2014-08.org.nvmexpress.discovery\"", "subsystems[0].nqn"),
             ("backend = \"ram\"", "backend = \"nvmf\"", "subsystems[0].namespaces[0].backend"),
             ("size = \"8MiB\"", "size = \"8MiB\"\nblock_size = 1000", "subsystems[0].namespaces[0].block_size"),
             ("backend = \"ram\"", "backend = \"local\"", "subsystems[0].namespaces[0].ssd"),
