@@ -12,6 +12,9 @@
 //!   §3.3 "Connect", §3.4 "Property Get/Set"; NVMe Base 2.0 §3.5.2
 //!   "Controller Initialization", §5.15 "Identify", §5.27.1.5 "Number of
 //!   Queues", §5.16 "Keep Alive");
+//! * with `discover`, a discovery association first (TCP 8009, the
+//!   discovery NQN, Get Log Page 70h): the log must list the subsystem
+//!   (`admin.rs`);
 //! * I/O queues: one TCP connection each, Connect with qid 1..N and the
 //!   controller's CNTLID; Read, Write (in the capsule up to IOCCSZ x 16 -
 //!   64 bytes, else R2T/H2CData), Flush (`queue.rs` has the PDU side).
