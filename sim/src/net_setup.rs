@@ -158,6 +158,7 @@ impl Machine {
                 nsids,
                 mtu: sc.network.mtu,
                 min_rto_ms: sc.network.tcp_min_rto_ms(),
+                discover: c.discover,
             };
             let idx = self.bus.net.initiators.len();
             self.bus.net.initiators.push(crate::net::nvmf_host::InitiatorModel::new(params, hz));

@@ -74,6 +74,10 @@ pub struct InitiatorCfg {
     /// connection is torn down and what it carried fails.
     #[serde(default = "d_io_timeout")]
     pub io_timeout: String,
+    /// Read the controller's discovery log first (TCP 8009, the
+    /// discovery NQN) and require an entry for traddr:trsvcid and subnqn.
+    #[serde(default)]
+    pub discover: bool,
 }
 
 impl InitiatorCfg {

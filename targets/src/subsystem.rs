@@ -86,7 +86,7 @@ impl Scenario {
             let at = |field: &str| format!("subsystems[{i}].{field}");
             check_nqn(&s.nqn).map_err(|m| ConfigError::field(f, at("nqn"), m))?;
             if s.nqn == dpu_discovery_nqn() {
-                return err(at("nqn"), "the discovery NQN is not a subsystem the card serves (no discovery service yet)".into());
+                return err(at("nqn"), "the discovery NQN names the card's discovery service (TCP 8009 on every port with a subsystem), not a subsystem".into());
             }
             if out.iter().any(|o| o.nqn == s.nqn) {
                 return err(at("nqn"), format!("`{}` names another subsystem already", s.nqn));
@@ -102,6 +102,12 @@ impl Scenario {
             }
             if (40000..=40999).contains(&s.trsvcid) || s.trsvcid >= 49152 {
                 return err(at("trsvcid"), format!("{}: the card's own connections use 40000-40999 and 49152-65535", s.trsvcid));
+            }
+            if s.trsvcid == DISCOVERY_PORT {
+                return err(at("trsvcid"), format!("{DISCOVERY_PORT}: the card's discovery service listens there"));
+            }
+            if self.management().is_some_and(|m| m.tcp_port == DISCOVERY_PORT) {
+                return err(at("trsvcid"), format!("the management server's TCP port {DISCOVERY_PORT} is the discovery service's, on every port with a subsystem"));
             }
             if self.management().is_some_and(|m| m.tcp_port == s.trsvcid) {
                 return err(at("trsvcid"), format!("{}: the management server listens there", s.trsvcid));
@@ -175,6 +181,10 @@ impl Scenario {
     }
 }
 
+/// The NVMe/TCP discovery service's TCP port (NVMe/TCP Transport 1.0,
+/// IANA "nvme-disc"), on every DPU port with a subsystem.
+pub const DISCOVERY_PORT: u16 = 8009;
+
 fn dpu_discovery_nqn() -> &'static str {
     "nqn.2014-08.org.nvmexpress.discovery"
 }
@@ -220,6 +230,8 @@ size = "8MiB"
             ("uuid:a\"]", "uuid:a\", \"bad host\"]", "subsystems[0].allow_hosts[1]"),
             ("ports = [0]", "ports = [2]", "subsystems[0].ports"),
             ("ports = [0]", "ports = [0]\ntrsvcid = 0", "subsystems[0].trsvcid"),
+            ("ports = [0]", "ports = [0]\ntrsvcid = 8009", "subsystems[0].trsvcid"),
+            ("nqn = \"nqn.2026-12.io.dpusim:ram0\"", "nqn = \"nqn.2014-08.org.nvmexpress.discovery\"", "subsystems[0].nqn"),
             ("backend = \"ram\"", "backend = \"nvmf\"", "subsystems[0].namespaces[0].backend"),
             ("size = \"8MiB\"", "size = \"8MiB\"\nblock_size = 1000", "subsystems[0].namespaces[0].block_size"),
             ("backend = \"ram\"", "backend = \"local\"", "subsystems[0].namespaces[0].ssd"),

@@ -15,6 +15,7 @@
 mod frames_probe;
 pub(crate) mod image;
 pub(crate) mod initiator;
+pub(crate) mod two_cards;
 
 use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};

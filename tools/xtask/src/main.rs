@@ -15,6 +15,8 @@
 //!   NVMe/TCP target guest in QEMU and run its self-test (see `interop.rs`).
 //! * `cargo xtask interop linux-initiator` - the Linux kernel NVMe/TCP
 //!   host in QEMU against the card's NVMe/TCP target (`interop/initiator.rs`).
+//! * `cargo xtask interop two-cards` - two simulated cards bridged
+//!   together, each the other's NVMe/TCP target (`interop/two_cards.rs`).
 
 mod bench;
 mod build;
@@ -144,6 +146,9 @@ enum InteropPeer {
     /// The Linux kernel NVMe/TCP host (nvme-tcp) in a QEMU guest, against
     /// the card's NVMe/TCP target.
     LinuxInitiator,
+    /// Two simulated cards (two dpusim processes) joined through their UDP
+    /// bridges: each serves a RAM subsystem and verifies I/O on the other's.
+    TwoCards,
 }
 
 fn main() -> ExitCode {
@@ -181,6 +186,9 @@ fn main() -> ExitCode {
             .map(|report| println!("{report}")),
         Cmd::Interop { peer: InteropPeer::LinuxInitiator } => build::build_all(None)
             .and_then(|built| interop::initiator::linux_against_card(&built.dpusim, &built.firmware))
+            .map(|report| println!("{report}")),
+        Cmd::Interop { peer: InteropPeer::TwoCards } => build::build_all(None)
+            .and_then(|built| interop::two_cards::two_cards(&built.dpusim, &built.firmware))
             .map(|report| println!("{report}")),
     };
     match r {

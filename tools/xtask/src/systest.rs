@@ -434,12 +434,15 @@ fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             return fail(format!("job `{header}` on the failed SSD: {ios} I/O errors, first: {firsts:?} (want Internal Error, DNR)"), run);
         }
     }
-    // Both hosts: an admin and 4 I/O queue connections each, reads and
-    // writes; h1's only errors are the failed SSD's. Every SSD served I/O.
+    // Both hosts: a discovery, an admin and 4 I/O queue connections each,
+    // reads and writes; h1's only errors are the failed SSD's. Every SSD
+    // served I/O. The discovery log lists what each host may reach: h0
+    // (on no allow-list) aff0 only, h1 both subsystems.
     let inits = run.stat("initiators").and_then(Value::as_array).cloned().unwrap_or_default();
     let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     let ok = inits.len() == 2
-        && inits.iter().all(|i| n(i, "connections") == 5 && n(i, "reads") > 50 && n(i, "writes") > 50 && n(i, "protocol_errors") == 0)
+        && inits.iter().all(|i| n(i, "connections") == 6 && n(i, "reads") > 50 && n(i, "writes") > 50 && n(i, "protocol_errors") == 0)
+        && (n(&inits[0], "discovery_entries"), n(&inits[1], "discovery_entries")) == (1, 2)
         && n(&inits[0], "io_errors") == 0
         && n(&inits[1], "io_errors") == inits[1]["errors_by_status"]["0x0/0x06"].as_u64().unwrap_or(u64::MAX);
     if !ok {
@@ -1066,6 +1069,13 @@ fn interop_linux_initiator(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     crate::interop::initiator::linux_against_card(&cx.built.dpusim, &cx.built.firmware).map(|_| ()).map_err(|e| (e, None))
 }
 
+/// Two cards (two dpusim processes bridged over UDP), each the other's
+/// NVMe/TCP target while its adapter verifies I/O on the other
+/// (`interop/two_cards.rs`).
+fn interop_two_cards(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    crate::interop::two_cards::two_cards(&cx.built.dpusim, &cx.built.firmware).map(|_| ()).map_err(|e| (e, None))
+}
+
 /// The target scenario boots without a peer: every subsystem listens on
 /// its port, the local SSD behind one is brought up, no warning.
 fn target_boot(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
@@ -1077,6 +1087,7 @@ fn target_boot(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         &[
             "nvmf target: nqn.2026-12.io.dpusim:ram listening on 10.0.0.1:4420 (port 0), 1 namespace(s)",
             "nvmf target: nqn.2026-12.io.dpusim:ssd listening on 10.0.0.1:4420 (port 0), 1 namespace(s)",
+            "nvmf target: discovery service listening on 10.0.0.1:8009 (port 0)",
             "ssd 0: up:",
         ],
     )?;
@@ -1348,8 +1359,9 @@ const TESTS: &[(&str, Check)] = &[
     ("pre-OS boot: UEFI-like reads of LBA 0 and a kernel at power-on, one target slow to answer", preos_boot),
     ("tshark: Wireshark dissects the NVMe/TCP capture (digests, CCCID, DATAO/DATAL, R2T)", tshark_cross_check),
     ("interop: adapter against Linux nvmet-tcp in QEMU (plain; digests + AES-XTS, ciphertext only on the wire)", interop_linux),
-    ("target-boot: NVMe/TCP target subsystems listen on every data-plane core (RAM and local SSD namespaces)", target_boot),
-    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (RAM and SSD subsystems, dd O_DIRECT read-back, digests, R2T writes, discard, allow-list refusal)", interop_linux_initiator),
+    ("target-boot: NVMe/TCP target subsystems and the discovery service listen on every data-plane core (RAM and local SSD namespaces)", target_boot),
+    ("interop: the card's NVMe/TCP target for Linux nvme-tcp in QEMU (nvme discover on 8009, RAM and SSD subsystems, dd O_DIRECT read-back, digests, R2T writes, discard, second controller, allow-list refusal)", interop_linux_initiator),
+    ("interop: two cards bridged over UDP, each the other's NVMe/TCP target while its adapter verifies I/O on the other", interop_two_cards),
     ("secure boot: a flash image boots (ROM, bootloader, slot A, configuration from flash)", secure_boot::flash_boot),
     ("secure boot: tampered, unsigned, wrong-key, rolled-back images refused; fallback to slot B", secure_boot::bad_images),
     ("secure boot: trial boot confirms itself; a crashing trial image is reverted", secure_boot::trial_boot),

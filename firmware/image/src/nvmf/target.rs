@@ -11,6 +11,15 @@
 //!   a dynamic controller in [`CTRLS`], shared by all cores through
 //!   atomics, slow path only; qid > 0 attaches to one by CNTLID), then
 //!   the admin commands of `dpu_nvme_tcp::target` or I/O.
+//! * Discovery (NVMe Base 2.0 §3.1.3.3, NVMe/TCP Transport 1.0: TCP 8009):
+//!   every port with a subsystem also listens on 8009
+//!   ([`DISCOVERY_LISTENERS`] sockets per core). A Connect to the
+//!   well-known discovery NQN (any host) creates a discovery controller
+//!   (a [`CTRLS`] slot too); its admin commands are
+//!   `dpu_nvme_tcp::target::discovery`'s, and a Get Log Page of the
+//!   Discovery Log Page (LID 70h) is streamed as one C2HData rendered 4
+//!   KiB at a time: one entry per (subsystem, port) whose allow-list
+//!   admits the host (the host's view is kept as a bitmask at Connect).
 //! * I/O: Read, Write, Flush, Write Zeroes, Compare, Dataset Management
 //!   go to the same block-device stack and block operations as the PCIe
 //!   NVMe engine's commands ([`crate::block::Stack`]) with staging pages
@@ -42,8 +51,9 @@
 //!   then its queue's connection closes the same way (commands still in
 //!   flight on it are dropped).
 //!
-//! Not here yet: the discovery service, asynchronous event completion
-//! (AERs are held), more than one R2T outstanding per command.
+//! Not here yet: asynchronous event completion (AERs are held), more
+//! than one R2T outstanding per command, referral and current-discovery
+//! entries in the discovery log.
 
 use crate::block::staging::{Pages, Pool, PAGE};
 use crate::block::{self, Data, Io, Tag};
@@ -59,6 +69,7 @@ use dpu_nvme_tcp::fabrics::{ConnectResponse, FcType};
 use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, R2t, Received, Role, RxConfig, TermReq, TxConfig};
 use dpu_nvme_tcp::digest::Crc32c;
 use dpu_nvme_tcp::sgl::Dptr;
+use dpu_nvme_tcp::target::discovery::{self as disc, DiscoveryReply, Offer};
 use dpu_nvme_tcp::target::{self as t, AdminReply, AdminState, Connect};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -74,6 +85,11 @@ pub const MAXCMD: usize = 64;
 /// Listening sockets per (port, TCP port) on each core: connections RSS
 /// places on one core at the same time.
 pub const LISTENERS: usize = 4;
+/// Listening sockets per port on each core for the discovery service
+/// (hosts connect to it briefly, one at a time).
+pub const DISCOVERY_LISTENERS: usize = 2;
+/// The subsystem index a discovery controller's connection carries.
+const DISCOVERY: u8 = u8::MAX;
 /// Most connections (sockets) one core's target keeps.
 const MAX_CONNS: usize = 16;
 /// Socket buffers (receive = the window a host may fill).
@@ -319,6 +335,8 @@ struct Conn {
     sqsize: u16,
     sqhd: u16,
     subsys: u8,
+    /// A discovery controller's host: bit s, subsystem s admits it.
+    visible: u8,
     /// Controller (index, generation) after Connect.
     ctrl: Option<(usize, u32)>,
     admin: Option<AdminState>,
@@ -362,29 +380,62 @@ impl dpu_rt::ConstInit for Target {
     };
 }
 
-/// (port, TCP port) pairs the subsystems listen on, each once.
-fn listen_points(mut f: impl FnMut(usize, u16)) {
+/// (port, TCP port, listening sockets) the target listens on, each
+/// (port, TCP port) once: the subsystems' TCP ports with [`LISTENERS`]
+/// sockets, then the discovery service (NVMe/TCP Transport 1.0: TCP
+/// 8009) with [`DISCOVERY_LISTENERS`] on every port that has a subsystem.
+fn listen_points(mut f: impl FnMut(usize, u16, usize)) {
     let mut seen: [(u8, u16); 16] = [(0, 0); 16];
     let mut n = 0;
+    let mut used = 0u8;
+    let mut add = |p: usize, tcp: u16, k: usize, f: &mut dyn FnMut(usize, u16, usize)| {
+        if seen[..n].contains(&(p as u8, tcp)) || n == seen.len() {
+            return;
+        }
+        seen[n] = (p as u8, tcp);
+        n += 1;
+        f(p, tcp, k);
+    };
     for s in 0..bootcfg::subsystems() {
         let Some(c) = bootcfg::subsystem(s) else { continue };
         for p in 0..NIC_PORTS.min(bootcfg::ports().len()) {
-            if c.ports & (1 << p) == 0 || seen[..n].contains(&(p as u8, c.trsvcid)) || n == seen.len() {
-                continue;
+            if c.ports & (1 << p) != 0 {
+                used |= 1 << p;
+                add(p, c.trsvcid, LISTENERS, &mut f);
             }
-            seen[n] = (p as u8, c.trsvcid);
-            n += 1;
-            f(p, c.trsvcid);
         }
     }
+    for p in 0..NIC_PORTS.min(bootcfg::ports().len()) {
+        if used & (1 << p) != 0 {
+            add(p, dpu_nvme_tcp::DISCOVERY_PORT, DISCOVERY_LISTENERS, &mut f);
+        }
+    }
+}
+
+/// The subsystems as the discovery log lists them, and the ports'
+/// addresses (`f` gets both).
+fn with_offers<R>(f: impl FnOnce(&[Offer<'_>], &[[u8; 4]]) -> R) -> R {
+    let mut offers = [Offer { subnqn: "", trsvcid: 0, ports: 0 }; 8];
+    let mut n = 0;
+    for s in 0..bootcfg::subsystems().min(offers.len()) {
+        let Some(c) = bootcfg::subsystem(s) else { continue };
+        offers[n] = Offer { subnqn: core::str::from_utf8(c.nqn()).unwrap_or(""), trsvcid: c.trsvcid, ports: u32::from(c.ports) };
+        n += 1;
+    }
+    let mut ips = [[0u8; 4]; NIC_PORTS];
+    let np = bootcfg::ports().len().min(NIC_PORTS);
+    for (ip, pc) in ips.iter_mut().zip(bootcfg::ports()) {
+        *ip = pc.ip;
+    }
+    f(&offers[..n], &ips[..np])
 }
 
 /// Listening sockets the target wants on `port` (stack sizing).
 pub fn sockets_on(port: usize) -> usize {
     let mut n = 0;
-    listen_points(|p, _| {
+    listen_points(|p, _, k| {
         if p == port {
-            n += LISTENERS;
+            n += k;
         }
     });
     n.min(MAX_CONNS)
@@ -429,9 +480,9 @@ impl Target {
         t.slots.nfree = MAXCMD;
         let mut socks: [(SocketHandle, usize, u16); MAX_CONNS] = [(SocketHandle::default(), 0, 0); MAX_CONNS];
         let mut n = 0;
-        listen_points(|p, tcp| {
+        listen_points(|p, tcp, k| {
             let Some(st) = fabric.stack(p) else { return };
-            for _ in 0..LISTENERS {
+            for _ in 0..k {
                 if n == MAX_CONNS {
                     return;
                 }
@@ -472,6 +523,7 @@ impl Target {
                 sqsize: 0,
                 sqhd: 0,
                 subsys: 0,
+                visible: 0,
                 ctrl: None,
                 admin: None,
                 last_cmd: 0,
@@ -504,6 +556,15 @@ impl Target {
                     }
                 }
             }
+            listen_points(|p, tcp, k| {
+                if tcp == dpu_nvme_tcp::DISCOVERY_PORT {
+                    let ip = bootcfg::ports().get(p).map_or([0; 4], |c| c.ip);
+                    defmt::info!(
+                        "nvmf target: discovery service listening on {=u8}.{=u8}.{=u8}.{=u8}:{=u16} (port {=usize}), {=usize} sockets per core",
+                        ip[0], ip[1], ip[2], ip[3], tcp, p, k
+                    );
+                }
+            });
         }
         Some(t)
     }
@@ -1105,9 +1166,11 @@ impl Conn {
     /// Connect, fabrics and admin commands (answered at once). Ok(false):
     /// no room in the send buffer for the answer yet.
     fn admin_or_connect(&mut self, stack: &mut Stack, sqe: &Sqe, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
-        // Room for the largest answer: 4 KiB of C2HData (header, digest,
-        // padding to the host's HPDA) and a CapsuleResp.
-        if room(self.tcp(stack)) < 4096 + 256 {
+        // Room for the largest answer: 4 KiB of C2HData (a discovery
+        // log read: up to its MDTS) with header, digest, padding to the
+        // host's HPDA, and a CapsuleResp.
+        let largest = if self.admin.is_some() && self.subsys == DISCOVERY { disc::MAX_LOG_READ as usize } else { 4096 };
+        if room(self.tcp(stack)) < largest + 256 {
             return Ok(false);
         }
         let cid = sqe.cid();
@@ -1132,6 +1195,20 @@ impl Conn {
                         self.admin = Some(AdminState::new(kato_ms));
                         self.last_cmd = now;
                         defmt::info!("hart {=usize}: nvmf target: controller {=usize} of subsystem {=usize} for {=str} (KATO {=u32} ms)", hart, i + 1, subsys, hostnqn, kato_ms);
+                        ConnectResponse::Accepted { cntlid: (i + 1) as u16, authreq: 0 }
+                    }
+                    None => ConnectResponse::Failed(cstatus::CONTROLLER_BUSY),
+                },
+                Ok(Connect::Discovery { sqsize, kato_ms, hostnqn, .. }) => match ctrl_alloc(DISCOVERY, hostnqn) {
+                    Some((i, g)) => {
+                        self.qid = Some(0);
+                        self.sqsize = sqsize;
+                        self.subsys = DISCOVERY;
+                        self.visible = (0..bootcfg::subsystems().min(8)).filter(|&s| bootcfg::subsystem(s).is_some_and(|c| c.allows(hostnqn.as_bytes()))).fold(0, |m, s| m | 1 << s);
+                        self.ctrl = Some((i, g));
+                        self.admin = Some(AdminState::new(kato_ms));
+                        self.last_cmd = now;
+                        defmt::info!("hart {=usize}: nvmf target: discovery controller {=usize} for {=str} (KATO {=u32} ms)", hart, i + 1, hostnqn, kato_ms);
                         ConnectResponse::Accepted { cntlid: (i + 1) as u16, authreq: 0 }
                     }
                     None => ConnectResponse::Failed(cstatus::CONTROLLER_BUSY),
@@ -1172,6 +1249,10 @@ impl Conn {
         };
         self.last_cmd = now;
         let Some((ci, _)) = self.ctrl else { return Ok(true) };
+        if self.subsys == DISCOVERY {
+            self.discovery_command(stack, sqe, sqhd, ci);
+            return Ok(true);
+        }
         let s = self.subsys;
         let c = bootcfg::subsystem(usize::from(s));
         let nqn = c.map_or("", |c| core::str::from_utf8(c.nqn()).unwrap_or(""));
@@ -1208,6 +1289,67 @@ impl Conn {
             }
         }
         Ok(true)
+    }
+
+    /// An admin command of a discovery controller (`dpu_nvme_tcp::target::
+    /// discovery`; the caller checked the room for its largest answer).
+    fn discovery_command(&mut self, stack: &mut Stack, sqe: &Sqe, sqhd: u16, ci: usize) {
+        let Some(st) = self.admin.as_mut() else { return };
+        let cid = sqe.cid();
+        let mut serial = *b"DPUDISC-C00";
+        serial[9] = b'0' + ((ci + 1) / 10 % 10) as u8;
+        serial[10] = b'0' + ((ci + 1) % 10) as u8;
+        let id = t::Identity {
+            subnqn: dpu_nvme_tcp::DISCOVERY_NQN,
+            serial: core::str::from_utf8(&serial).unwrap_or("DPUDISC"),
+            model: "DPU NVMe/TCP discovery",
+            firmware: "0.1.0",
+            cntlid: (ci + 1) as u16,
+            ioccsz_bytes: 64,
+            namespaces: 0,
+        };
+        let was = st.props.ready();
+        let reply = disc::discovery_command(st, &id, sqe, &mut self.out);
+        if st.props.ready() != was {
+            ctrl_set_enabled(ci, !was);
+        }
+        let cqe = |status| Cqe { dw0: 0, dw1: 0, sq_head: sqhd, sq_id: 0, cid, status };
+        match reply {
+            DiscoveryReply::Admin(AdminReply::Complete { status, dw0, dw1, data_len }) => self.send_resp(stack, Cqe { dw0, dw1, ..cqe(status) }, data_len),
+            DiscoveryReply::Admin(AdminReply::Held) => {}
+            DiscoveryReply::Admin(AdminReply::Reset) => {
+                let g = ctrl_bump(ci, true);
+                self.ctrl = Some((ci, g));
+                ctrl_set_enabled(ci, false);
+                self.send_resp(stack, cqe(Status::SUCCESS), 0);
+            }
+            DiscoveryReply::Log { offset, len } => {
+                // One C2HData of `len` bytes, rendered 4 KiB at a time
+                // into the output page (the log is never held whole).
+                let txcfg = self.txcfg;
+                let visible = self.visible;
+                let mut b = [0u8; 160];
+                let s2 = self.tcp(stack);
+                let n = Pdu::C2hData(C2hData { cccid: cid, datao: 0, datal: len, last: true, success: false }).emit(len, &txcfg, &mut b).unwrap_or(0);
+                let _ = s2.send_slice(&b[..n]);
+                let mut done = 0u32;
+                let mut status = Status::SUCCESS;
+                while done < len {
+                    let take = (len - done).min(4096) as usize;
+                    let r = with_offers(|offers, ips| disc::log_page(offers, ips, |k| visible & (1 << k) != 0, t::MQES + 1, offset + u64::from(done), &mut self.out[..take]));
+                    if r.is_err() {
+                        // Too many entries for one log: zeroes, and the
+                        // command fails (never seen with 8 subsystems).
+                        self.out[..take].fill(0);
+                        status = Status::INTERNAL_ERROR;
+                    }
+                    let _ = stack.tcp(self.sock).send_slice(&self.out[..take]);
+                    done += take as u32;
+                }
+                let n = Pdu::CapsuleResp(CapsuleResp { cqe: cqe(status).bytes(false) }).emit(0, &txcfg, &mut b).unwrap_or(0);
+                let _ = stack.tcp(self.sock).send_slice(&b[..n]);
+            }
+        }
     }
 
     /// Sends `data_len` bytes of `out` as one C2HData, then the CapsuleResp

@@ -20,7 +20,10 @@
 //!   pointer, and each H2CData PDU against the R2T it answers
 //!   (§3.3.2.2, §3.6.2.8; the FES of each violation as SPDK's target
 //!   reports it).
+//! * [`discovery`]: the discovery controller a Connect to the well-known
+//!   discovery NQN creates, and the Discovery Log Page it serves.
 
+pub mod discovery;
 #[cfg(test)]
 mod tests;
 
@@ -69,13 +72,19 @@ pub enum Connect<'a> {
     /// qid > 0: an I/O queue of controller `cntlid` (the caller checks it
     /// exists, belongs to `subsys` and to `hostnqn`).
     Io { subsys: usize, qid: u16, sqsize: u16, cntlid: u16, hostnqn: &'a str, hostid: [u8; 16] },
+    /// qid 0 to the well-known discovery NQN: a new discovery controller
+    /// (any host; [`discovery`]).
+    Discovery { sqsize: u16, kato_ms: u32, hostnqn: &'a str, hostid: [u8; 16] },
 }
 
 /// Checks a Connect (`sqe`, with its in-capsule `data`): record format 0,
 /// SGL1 an in-capsule 1024-byte block, SQSIZE within `mqes` (0's based,
 /// at least 1), a known subsystem (`find` gives its index) whose
 /// allow-list (`allows`) takes the host, CNTLID FFFFh for an admin queue.
-/// Errors are the completion to send.
+/// The discovery NQN ([`crate::DISCOVERY_NQN`]) is the discovery
+/// subsystem, open to every host, with an admin queue only (an I/O queue
+/// Connect to it is Connect Invalid Parameters on QID, as Linux nvmet
+/// answers). Errors are the completion to send.
 pub fn check_connect<'a>(
     sqe: &Sqe,
     data: &'a [u8],
@@ -97,6 +106,18 @@ pub fn check_connect<'a>(
     // Hostnqn checked too: a bad one cannot be allowed.
     if crate::fabrics::check_nqn(d.hostnqn).is_err() || d.hostnqn.is_empty() {
         return Err(data_field(coff::DATA_HOSTNQN));
+    }
+    if d.subnqn == crate::DISCOVERY_NQN {
+        if cmd.qid != 0 {
+            return Err(sqe_field(coff::SQE_QID));
+        }
+        if cmd.sqsize == 0 || cmd.sqsize > mqes {
+            return Err(sqe_field(coff::SQE_SQSIZE));
+        }
+        if d.cntlid != crate::fabrics::connect::CNTLID_DYNAMIC {
+            return Err(data_field(coff::DATA_CNTLID));
+        }
+        return Ok(Connect::Discovery { sqsize: cmd.sqsize, kato_ms: cmd.kato, hostnqn: d.hostnqn, hostid: d.hostid });
     }
     let Some(subsys) = find(d.subnqn) else { return Err(data_field(coff::DATA_SUBNQN)) };
     if !allows(subsys, d.hostnqn) {

@@ -18,12 +18,22 @@
 //!    be granted);
 //! 6. one TCP connection per I/O queue, Connect with qid and CNTLID;
 //! 7. Keep Alive every KATO/2 while the admin queue lives.
+//!
+//! With `discover`, step 1 is preceded by a discovery association, as
+//! `nvme discover` makes one (NVMe Base 2.0 §3.1.3.3, §5.16.1.23; NVMe/TCP
+//! Transport 1.0: TCP 8009): TCP to traddr:8009, Connect to the
+//! well-known discovery NQN, Property Set CC.EN, Property Get CSTS (RDY
+//! must be set), Get Log Page LID 70h (4 KiB: the header and up to three
+//! entries), then the connection closes. The log must list traddr,
+//! trsvcid and subnqn as an NVMe/TCP IPv4 NVM subsystem entry; otherwise
+//! the setup fails.
 
 use super::queue::{DataDir, Done};
 use super::shared::{NsGeometry, Phase};
 use super::{CmdInfo, InitiatorModel, InitiatorParams};
-use crate::net::nvmf_wire::commands::{admin_opc, cns, fid, no_data, set_features, Identify, IDENTIFY_LEN};
-use crate::net::nvmf_wire::fabrics::{property, Connect, ConnectData, PropertyCommand, CNTLID_DYNAMIC};
+use crate::net::nvmf_wire::commands::{admin_opc, cns, fid, no_data, set_features, GetLogPage, Identify, IDENTIFY_LEN};
+use crate::net::nvmf_wire::discovery;
+use crate::net::nvmf_wire::fabrics::{property, Connect, ConnectData, PropertyCommand, CNTLID_DYNAMIC, DISCOVERY_NQN};
 use crate::net::nvmf_wire::identify::{ControllerIdentity, NamespaceIdentity};
 use crate::net::nvmf_wire::Command;
 
@@ -40,6 +50,21 @@ pub(super) const RETRY_US: u64 = 1000;
 /// controller still booting answers neither ARP nor SYN; TCP's own
 /// backoff would leave it waiting far longer once it is up).
 const SYN_RETRY_US: u64 = 5000;
+
+/// The discovery service's TCP port (NVMe/TCP Transport 1.0, IANA
+/// "nvme-disc").
+pub const DISCOVERY_PORT: u16 = 8009;
+/// Bytes of the discovery log read: the header and three entries.
+const DISCOVERY_READ: u32 = 4096;
+
+/// One command of the discovery association.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscStep {
+    Connect,
+    SetCc,
+    GetCsts,
+    GetLog,
+}
 
 /// One admin command of the setup (or the keep-alive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +113,8 @@ pub struct Setup {
     admin: Option<usize>,
     /// The admin queue's Connect succeeded.
     admin_up: bool,
+    /// The discovery log was read and lists the subsystem (`discover`).
+    pub discovered: bool,
 }
 
 impl Setup {
@@ -248,7 +275,10 @@ impl InitiatorModel {
     }
 
     fn open_admin(&mut self, now: u64) {
-        self.setup.admin = Some(self.open(0));
+        // The discovery connection stands in for the admin one (same
+        // connect retries) until the log is read.
+        let i = if self.params.discover && !self.setup.discovered { self.open_to(0, DISCOVERY_PORT, true) } else { self.open(0) };
+        self.setup.admin = Some(i);
         self.setup.syn_retry_at = Some(now + self.us(SYN_RETRY_US));
     }
 
@@ -276,6 +306,89 @@ impl InitiatorModel {
         if self.send(i, cmd, dir, vec![0u8; len as usize], CmdInfo::Admin(step)).is_none() && step != Step::KeepAlive {
             self.setup.fail(format!("{step:?}: the admin queue cannot take commands"));
             self.publish_phase(now);
+        }
+    }
+
+    /// Discovery connection `i` is up (ICResp): its Connect.
+    pub(super) fn discovery_connect(&mut self, i: usize) {
+        let cmd = Connect { recfmt: 0, qid: 0, sqsize: ADMIN_QUEUE_ENTRIES - 1, cattr: 0, kato: 0 }.to_command(0);
+        let p = &self.params;
+        let data = ConnectData { hostid: host_id(&p.hostnqn), cntlid: CNTLID_DYNAMIC, subnqn: DISCOVERY_NQN.into(), hostnqn: p.hostnqn.clone() };
+        let data = data.to_bytes().unwrap_or_else(|| vec![0u8; 1024]);
+        self.stats.admin_commands += 1;
+        self.send(i, cmd, DataDir::WriteInCapsule, data, CmdInfo::Discovery(DiscStep::Connect));
+    }
+
+    fn discovery_cmd(&mut self, i: usize, step: DiscStep) {
+        let (cmd, dir, len) = match step {
+            DiscStep::Connect => return self.discovery_connect(i),
+            DiscStep::SetCc => (PropertyCommand::Set { eight_bytes: false, offset: property::CC, value: CC_ENABLE }.to_command(0), DataDir::None, 0),
+            DiscStep::GetCsts => (PropertyCommand::Get { eight_bytes: false, offset: property::CSTS }.to_command(0), DataDir::None, 0),
+            DiscStep::GetLog => (GetLogPage::new(discovery::LID_DISCOVERY, 0, DISCOVERY_READ).to_command(0), DataDir::Read, DISCOVERY_READ),
+        };
+        self.stats.admin_commands += 1;
+        self.send(i, cmd, dir, vec![0u8; len as usize], CmdInfo::Discovery(step));
+    }
+
+    /// Closes discovery connection `i` (done, or failed) without counting
+    /// it as a lost admin queue.
+    fn end_discovery(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        c.dead = true;
+        self.sockets.get_mut::<smoltcp::socket::tcp::Socket>(c.handle).close();
+        if self.setup.admin == Some(i) {
+            self.setup.admin = None;
+        }
+    }
+
+    /// A command of discovery connection `i` completed.
+    pub(super) fn on_discovery(&mut self, i: usize, step: DiscStep, done: Done, now: u64) {
+        let c = &done.completion;
+        let failed = |m: &mut InitiatorModel, why: String| {
+            m.setup.fail(format!("discovery: {why}"));
+            m.end_discovery(i);
+            m.publish_phase(now);
+        };
+        if !c.status.is_success() || done.digest_error {
+            let why = if done.digest_error { "data digest mismatch".into() } else { Self::status_text(&c.status, c.dw0) };
+            return failed(self, format!("{step:?}: {why}"));
+        }
+        match step {
+            DiscStep::Connect => {
+                self.conns[i].connected = true;
+                self.say(now, format!("discovery controller {} at {}:{DISCOVERY_PORT}", c.dw0 as u16, self.params.traddr));
+                self.discovery_cmd(i, DiscStep::SetCc);
+            }
+            DiscStep::SetCc => self.discovery_cmd(i, DiscStep::GetCsts),
+            DiscStep::GetCsts if c.dw0 & 1 == 0 => failed(self, format!("CSTS {:#x}: not ready after CC.EN", c.dw0)),
+            DiscStep::GetCsts => self.discovery_cmd(i, DiscStep::GetLog),
+            DiscStep::GetLog => {
+                let (header, entries) = match discovery::entries(&done.data) {
+                    Ok(v) => v,
+                    Err(e) => return failed(self, format!("discovery log: {e}")),
+                };
+                self.stats.discovery_entries = header.numrec;
+                let p = &self.params;
+                let (addr, svc) = (p.traddr.to_string(), p.trsvcid.to_string());
+                let listed = entries.iter().any(|e| {
+                    e.trtype() == discovery::trtype::TCP
+                        && e.adrfam() == discovery::adrfam::IPV4
+                        && e.subtype() == discovery::subtype::NVM
+                        && e.subnqn() == Some(p.subnqn.as_str())
+                        && e.traddr() == Some(addr.as_str())
+                        && e.trsvcid() == Some(svc.as_str())
+                });
+                if !listed {
+                    let seen: Vec<String> = entries.iter().map(|e| format!("{}@{}:{}", e.subnqn().unwrap_or("?"), e.traddr().unwrap_or("?"), e.trsvcid().unwrap_or("?"))).collect();
+                    let why = format!("the log (GENCTR {}, {} entries: {}) does not list {} at {addr}:{svc}", header.genctr, header.numrec, seen.join(", "), p.subnqn);
+                    return failed(self, why);
+                }
+                let msg = format!("discovery log: {} entries, {} at {addr}:{svc} listed", header.numrec, p.subnqn);
+                self.say(now, msg);
+                self.setup.discovered = true;
+                self.end_discovery(i);
+                self.open_admin(now);
+            }
         }
     }
 

@@ -12,6 +12,9 @@
 //!   §3.3 "Connect", §3.4 "Property Get/Set"; NVMe Base 2.0 §3.5.2
 //!   "Controller Initialization", §5.15 "Identify", §5.27.1.5 "Number of
 //!   Queues", §5.16 "Keep Alive");
+//! * with `discover`, a discovery association first (TCP 8009, the
+//!   discovery NQN, Get Log Page 70h): the log must list the subsystem
+//!   (`admin.rs`);
 //! * I/O queues: one TCP connection each, Connect with qid 1..N and the
 //!   controller's CNTLID; Read, Write (in the capsule up to IOCCSZ x 16 -
 //!   64 bytes, else R2T/H2CData), Flush (`queue.rs` has the PDU side).
@@ -79,6 +82,9 @@ pub struct InitiatorParams {
     pub nsids: Vec<u32>,
     pub mtu: u32,
     pub min_rto_ms: u16,
+    /// Read the discovery log (TCP 8009) before connecting, and require
+    /// an entry for traddr:trsvcid and subnqn (`admin.rs`).
+    pub discover: bool,
 }
 
 /// Counters reported in the stats JSON (`initiators[].stats`).
@@ -116,6 +122,8 @@ pub struct InitiatorStats {
     pub connection_drops: u64,
     pub digest_errors: u64,
     pub timeouts: u64,
+    /// Entries of the discovery log it read (`discover`).
+    pub discovery_entries: u64,
 }
 
 /// What a command in flight is for.
@@ -123,6 +131,7 @@ pub struct InitiatorStats {
 enum CmdInfo {
     Connect,
     Admin(admin::Step),
+    Discovery(admin::DiscStep),
     Io { id: u64, op: IoOp, bytes: u32, buf: Rc<RefCell<Vec<u8>>>, sent_at: u64 },
 }
 
@@ -135,6 +144,8 @@ struct Conn {
     /// Lost for good (no reconnect).
     dead: bool,
     cmds: BTreeMap<u16, CmdInfo>,
+    /// To the discovery service, not the subsystem.
+    discovery: bool,
 }
 
 pub struct InitiatorModel {
@@ -242,6 +253,12 @@ impl InitiatorModel {
 
     /// Opens a TCP connection for queue `qid`; returns its index.
     fn open(&mut self, qid: u16) -> usize {
+        self.open_to(qid, self.params.trsvcid, false)
+    }
+
+    /// Opens a TCP connection to `port` of traddr (`discovery`: the
+    /// discovery service's); returns its index.
+    fn open_to(&mut self, qid: u16, port_to: u16, discovery: bool) -> usize {
         let rx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
         let tx = tcp::SocketBuffer::new(vec![0u8; SOCKET_BUFFER]);
         let mut s = tcp::Socket::new(rx, tx);
@@ -250,11 +267,11 @@ impl InitiatorModel {
         let port = self.next_port;
         self.next_port = if self.next_port == u16::MAX { FIRST_PORT } else { self.next_port + 1 };
         let t = self.params.traddr.octets();
-        let remote = (Ipv4Address::new(t[0], t[1], t[2], t[3]), self.params.trsvcid);
+        let remote = (Ipv4Address::new(t[0], t[1], t[2], t[3]), port_to);
         let ok = s.connect(self.iface.context(), remote, port).is_ok();
         let handle = self.sockets.add(s);
         self.stats.connect_attempts += 1;
-        self.conns.push(Conn { qid, handle, queue: None, connected: false, dead: !ok, cmds: BTreeMap::new() });
+        self.conns.push(Conn { qid, handle, queue: None, connected: false, dead: !ok, cmds: BTreeMap::new(), discovery });
         self.conns.len() - 1
     }
 
@@ -413,7 +430,7 @@ impl InitiatorModel {
         for (_, info) in cmds {
             match info {
                 CmdInfo::Io { id, .. } => self.fail_io(id, IoError::Transport(format!("queue {qid}: {why}"))),
-                CmdInfo::Connect | CmdInfo::Admin(_) => {}
+                CmdInfo::Connect | CmdInfo::Admin(_) | CmdInfo::Discovery(_) => {}
             }
         }
         if qid == 0 && established {
@@ -444,6 +461,7 @@ impl InitiatorModel {
 
     fn on_event(&mut self, i: usize, e: Event, now: u64) {
         match e {
+            Event::Established { .. } if self.conns[i].discovery => self.discovery_connect(i),
             Event::Established { maxh2cdata, cpda } => {
                 let qid = self.conns[i].qid;
                 if qid == 0 {
@@ -458,6 +476,7 @@ impl InitiatorModel {
                 match info {
                     CmdInfo::Connect => self.on_connect(i, &done, now),
                     CmdInfo::Admin(step) => self.on_admin(step, done, now),
+                    CmdInfo::Discovery(step) => self.on_discovery(i, step, done, now),
                     CmdInfo::Io { id, op, bytes, buf, .. } => self.on_io(id, op, bytes, &buf, done),
                 }
             }

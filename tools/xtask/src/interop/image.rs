@@ -16,10 +16,14 @@ const HOST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", BUSYBOX),
     ("kmod", DEPMOD),
     ("cpio", "/bin/cpio"),
+    ("nvme-cli", NVME_CLI),
 ];
 pub const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 const BUSYBOX: &str = "/bin/busybox";
 const DEPMOD: &str = "/sbin/depmod";
+/// nvme-cli: the initiator guest's `nvme discover` (packed with the shared
+/// libraries it links, as `ldd` lists them).
+const NVME_CLI: &str = "/usr/sbin/nvme";
 
 /// The metapackage whose dependency names the current Debian kernel.
 const KERNEL_META: &str = "linux-image-amd64";
@@ -291,7 +295,10 @@ fn initramfs(dir: &Path, version: &str, kroot: &Path) -> Result<PathBuf, String>
     let modules_sh: String =
         plan.lists.iter().map(|(var, names)| format!("{var}=\"{}\"\n", names.join(" "))).collect();
     // (path in the initramfs, source file) for everything copied from the host.
-    let mut copies: Vec<(String, PathBuf)> = vec![("bin/busybox".into(), PathBuf::from(BUSYBOX))];
+    let mut copies: Vec<(String, PathBuf)> = vec![("bin/busybox".into(), PathBuf::from(BUSYBOX)), ("usr/sbin/nvme".into(), PathBuf::from(NVME_CLI))];
+    for lib in shared_libraries(Path::new(NVME_CLI))? {
+        copies.push((lib.trim_start_matches('/').to_string(), PathBuf::from(&lib)));
+    }
     for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
         copies.push((format!("lib/modules/{version}/{f}"), moddir.join(f)));
     }
@@ -302,6 +309,7 @@ fn initramfs(dir: &Path, version: &str, kroot: &Path) -> Result<PathBuf, String>
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     h.add(version.as_bytes());
     h.add(INIT_SCRIPT.as_bytes());
+    h.add(b"libraries executable");
     h.add(modules_sh.as_bytes());
     let mut contents = Vec::with_capacity(copies.len());
     for (dest, src) in &copies {
@@ -329,8 +337,13 @@ fn initramfs(dir: &Path, version: &str, kroot: &Path) -> Result<PathBuf, String>
         }
         write(&stage.join("init"), INIT_SCRIPT.as_bytes())?;
         write(&stage.join("etc/dpusim/modules.sh"), modules_sh.as_bytes())?;
-        for exe in ["init", "bin/busybox"] {
+        for exe in ["init", "bin/busybox", "usr/sbin/nvme"] {
             set_executable(&stage.join(exe))?;
+        }
+        // Shared libraries and the ELF interpreter: execve() needs the
+        // interpreter executable (EACCES otherwise).
+        for (dest, _) in copies.iter().filter(|(d, _)| d.contains(".so")) {
+            set_executable(&stage.join(dest))?;
         }
         // modules.dep, modules.alias, ... for exactly the packed modules.
         run(Command::new(DEPMOD).arg("-b").arg(&stage).arg(version))?;
@@ -351,6 +364,32 @@ fn initramfs(dir: &Path, version: &str, kroot: &Path) -> Result<PathBuf, String>
         }
     }
     Ok(out)
+}
+
+/// The shared libraries `exe` loads (and its ELF interpreter), as absolute
+/// paths from `ldd` ("libx.so.1 => /lib/.../libx.so.1 (0x...)" and
+/// "/lib64/ld-linux-x86-64.so.2 (0x...)"); the initramfs holds each at
+/// that path.
+fn shared_libraries(exe: &Path) -> Result<Vec<String>, String> {
+    let out = Command::new("ldd").arg(exe).output().map_err(|e| format!("cannot run ldd {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!("ldd {} failed: {}", exe.display(), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(parse_ldd(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn parse_ldd(text: &str) -> Vec<String> {
+    let mut libs = BTreeSet::new();
+    for line in text.lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            libs.insert(p.to_string());
+        }
+    }
+    libs.into_iter().collect()
 }
 
 // ------------------------------------------------------------------ helpers
@@ -384,6 +423,13 @@ fn set_executable(p: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldd_lines_give_library_paths() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibnvme.so.1 => /lib/x86_64-linux-gnu/libnvme.so.1 (0x00007f)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(parse_ldd(text), ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libnvme.so.1", "/lib64/ld-linux-x86-64.so.2"]);
+    }
 
     #[test]
     fn modules_dep_lines_give_names_paths_and_dependencies() {

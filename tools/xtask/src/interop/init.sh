@@ -15,7 +15,10 @@
 # With dpusim.mode=initiator it is an NVMe/TCP *host* instead (no nvmet):
 #   dpusim.target=A.B.C.D dpusim.port=P dpusim.nqn=SUBNQN
 #   dpusim.hostnqn=HOSTNQN [dpusim.nqn2=SUBNQN2 dpusim.badhostnqn=NQN]
-# It loads nvme-tcp, prints `DPUSIM-INITIATOR-READY <ip>`, connects to
+# It loads nvme-tcp, prints `DPUSIM-INITIATOR-READY <ip>`, reads the
+# card's discovery log (nvme-cli `nvme discover`, TCP 8009): as hostnqn it
+# must list SUBNQN and SUBNQN2 at the target's address and port, as
+# badhostnqn SUBNQN only; then it connects to
 # SUBNQN at the card (retrying while the card boots), writes patterns with
 # dd (O_DIRECT, 4 KiB and 128 KiB blocks) to the namespace, reads them back
 # and compares, discards 1 MiB (Dataset Management: must read back as
@@ -127,6 +130,33 @@ if [ "$MODE" = initiator ]; then
     wait_for 50 test -c /dev/nvme-fabrics || fail "/dev/nvme-fabrics did not appear"
     echo 7 > /proc/sys/kernel/printk
     echo "DPUSIM-INITIATOR-READY $IP"
+    # discover HOSTNQN: the card's discovery log (nvme-cli, TCP 8009) as
+    # HOSTNQN, retrying while the card boots, into /tmp/discovery.
+    discover() {
+        n=180
+        while ! timeout 60 nvme discover -t tcp -a "$TARGET" -s 8009 -q "$1" > /tmp/discovery 2>&1; do
+            n=$((n - 1))
+            [ "$n" -gt 0 ] || fail "discovery at $TARGET:8009 as $1: $(tail -n 3 /tmp/discovery)"
+            sleep 1
+        done
+        echo "$MARK discovery as $1: $(grep -c '^subnqn:' /tmp/discovery) entries"
+        grep -E '^(Discovery Log|subtype|treq|portid|trsvcid|subnqn|traddr|sectype)' /tmp/discovery | sed "s/^/$MARK   /"
+    }
+    listed() {
+        grep -q "^subnqn: *$1\$" /tmp/discovery
+    }
+    discover "$HOSTNQN"
+    grep -q "^traddr: *$TARGET\$" /tmp/discovery && grep -q "^trsvcid: *$PORT\$" /tmp/discovery ||
+        fail "discovery log lacks $TARGET:$PORT: $(cat /tmp/discovery)"
+    for q in $NQN $NQN2; do
+        listed "$q" || fail "discovery log as $HOSTNQN lacks $q: $(cat /tmp/discovery)"
+    done
+    if [ -n "$NQN2" ] && [ -n "$BADHOSTNQN" ]; then
+        discover "$BADHOSTNQN"
+        listed "$NQN" || fail "discovery log as $BADHOSTNQN lacks $NQN"
+        ! listed "$NQN2" || fail "discovery log shows $NQN2 to $BADHOSTNQN, which is not on its allow-list"
+        echo "$MARK discovery hides $NQN2 from $BADHOSTNQN"
+    fi
     SEEN=
     new_namespace() {
         for d in /dev/nvme*n1; do

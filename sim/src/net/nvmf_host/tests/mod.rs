@@ -59,6 +59,7 @@ fn params(digests: Digests) -> InitiatorParams {
         nsids: vec![1, 2],
         mtu: 1500,
         min_rto_ms: 5,
+        discover: false,
     }
 }
 
