@@ -1838,6 +1838,20 @@ target = "t0"
     }
 
     #[test]
+    fn initiator_faults_name_an_initiator_able_to_take_them() {
+        let base = include_str!("../scenarios/target-bad-input.toml");
+        let s = parse(base).unwrap();
+        assert_eq!(s.faults.iter().filter(|f| f.initiator.as_deref() == Some("h1")).count(), 4);
+        refused(base, "initiator = \"h1\"\nat = \"500us\"", "at = \"500us\"", "faults[0].initiator");
+        let e = refused(base, "initiator = \"h1\"\nat = \"500us\"", "initiator = \"h9\"\nat = \"500us\"", "faults[0].initiator");
+        assert!(e.contains("h9"), "{e}");
+        refused(base, "kind = \"initiator-bad-pdu\"\ninitiator", "kind = \"link-down\"\nport = 0\nduration = \"1ms\"\ninitiator", "faults[0].initiator");
+        refused(base, "ddgst = true\n", "", "faults[1].initiator");
+        refused(base, "at = \"2ms\"\nduration = \"1500us\"", "at = \"2ms\"", "faults[3].duration");
+        refused(base, "kato = \"1ms\"", "kato = \"off\"", "faults[3].initiator");
+    }
+
+    #[test]
     fn a_verified_job_has_its_blocks_to_itself() {
         let second = |extra: &str| format!("{BASE}[[jobs]]\nname = \"w\"\nfunctions = [1]\nrw = \"randwrite\"\nbs = \"4k\"\niodepth = 2\nruntime = \"1ms\"\n{extra}");
         let e = parse(&second("")).map(|_| ()).unwrap_err().to_string();
