@@ -54,6 +54,8 @@ pub enum FaultKind {
     SsdFail(usize),
     /// A local SSD's media time is this many cycles.
     SsdSlow { ssd: usize, latency: u64 },
+    /// An initiator model injects a fault on itself (`initiator-*`).
+    Initiator { initiator: usize, fault: crate::net::nvmf_host::InitiatorFault },
 }
 
 /// Keeps simulated time from running ahead of wall-clock time while a
@@ -109,7 +111,16 @@ impl Machine {
                 let name = f.target.clone().unwrap_or_default();
                 sc.targets.iter().position(|t| t.name == name).ok_or(format!("fault: no target `{name}`"))
             };
+            let initiator = || {
+                let name = f.initiator.clone().unwrap_or_default();
+                sc.initiators.iter().position(|t| t.name == name).ok_or(format!("fault: no initiator `{name}`"))
+            };
+            use crate::net::nvmf_host::InitiatorFault as If;
             let kind = match f.kind.as_str() {
+                "initiator-bad-pdu" => FaultKind::Initiator { initiator: initiator()?, fault: If::BadPdu },
+                "initiator-bad-ddgst" => FaultKind::Initiator { initiator: initiator()?, fault: If::BadDdgst },
+                "initiator-silent" => FaultKind::Initiator { initiator: initiator()?, fault: If::Silent(f.duration.as_deref().map_or(0, cyc)) },
+                "initiator-disconnect" => FaultKind::Initiator { initiator: initiator()?, fault: If::Disconnect },
                 "target-restart" => FaultKind::TargetRestart(target()?),
                 "target-garbage" => FaultKind::TargetGarbage(target()?),
                 "target-stall" => FaultKind::TargetStall(target()?),
@@ -368,6 +379,15 @@ impl Machine {
                 self.bus.ssd_fault(ssd, self.now, false, Some(latency), !start);
                 let what = if start { format!("media time {} us", latency / 1000) } else { "media time back to normal".into() };
                 eprintln!("dpusim: {ns} ns: fault: local SSD {ssd} {what}");
+            }
+            FaultKind::Initiator { initiator, fault } => {
+                if start {
+                    let Some(m) = self.bus.net.initiators.get_mut(initiator) else { return };
+                    let what = m.inject(fault, self.now);
+                    let name = m.params.name.clone();
+                    eprintln!("dpusim: {ns} ns: fault: initiator `{name}`: {what}");
+                    self.bus.initiator_poll(initiator, self.now);
+                }
             }
             FaultKind::LinkDown(p) => {
                 self.bus.set_port_link(p, !start);

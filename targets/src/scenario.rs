@@ -382,7 +382,15 @@ pub struct FaultCfg {
     /// fails, as on a PCIe completion error, for `duration`), "ssd-fail"
     /// (local SSD `ssd` fails every command, those in flight too, with
     /// Internal Error, for `duration` or for good) or "ssd-slow" (its
-    /// media time per operation is `latency`, for `duration` or for good).
+    /// media time per operation is `latency`, for `duration` or for good);
+    /// faults an NVMe/TCP initiator model (`initiator`) injects on itself:
+    /// "initiator-bad-pdu" (a CapsuleCmd with a wrong HLEN on one I/O
+    /// queue), "initiator-bad-ddgst" (its next in-capsule write on one I/O
+    /// queue has a wrong data digest; needs `ddgst = true`),
+    /// "initiator-silent" (no Keep Alive for `duration`) and
+    /// "initiator-disconnect" (a Fabrics Disconnect on one I/O queue);
+    /// after one, that initiator recovers as Linux does (reconnects,
+    /// retries).
     pub kind: String,
     /// Time after the workload starts, e.g. "1ms".
     pub at: String,
@@ -401,10 +409,27 @@ pub struct FaultCfg {
     pub offset: Option<String>,
     /// ssd-fail / ssd-slow: the local SSD (slot).
     pub ssd: Option<u32>,
+    /// initiator-*: the `[[initiators]]` name.
+    pub initiator: Option<String>,
 }
 
 /// Fault kinds a scenario may name.
-pub const FAULT_KINDS: [&str; 10] = ["target-restart", "target-garbage", "target-stall", "target-slow", "target-blackhole", "target-corrupt", "link-down", "dma-error", "ssd-fail", "ssd-slow"];
+pub const FAULT_KINDS: [&str; 14] = [
+    "target-restart",
+    "target-garbage",
+    "target-stall",
+    "target-slow",
+    "target-blackhole",
+    "target-corrupt",
+    "link-down",
+    "dma-error",
+    "ssd-fail",
+    "ssd-slow",
+    "initiator-bad-pdu",
+    "initiator-bad-ddgst",
+    "initiator-silent",
+    "initiator-disconnect",
+];
 
 /// Where a namespace's blocks live (resolved from `[[storage]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -751,11 +776,14 @@ impl Scenario {
                 Some(d) => {
                     parse_time_ns(d).map_err(bad(at("duration")))?;
                 }
-                None if matches!(fl.kind.as_str(), "target-restart" | "link-down" | "dma-error") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
+                None if matches!(fl.kind.as_str(), "target-restart" | "link-down" | "dma-error" | "initiator-silent") => return err(at("duration"), format!("{} needs a duration", fl.kind)),
                 None => {}
             }
             if fl.ssd.is_some() && !fl.kind.starts_with("ssd-") {
                 return err(at("ssd"), format!("only ssd-fail and ssd-slow take ssd, not {}", fl.kind));
+            }
+            if fl.initiator.is_some() && !fl.kind.starts_with("initiator-") {
+                return err(at("initiator"), format!("only initiator-* faults take initiator, not {}", fl.kind));
             }
             if fl.kind != "target-corrupt" && (fl.nsid.is_some() || fl.offset.is_some()) {
                 let field = if fl.nsid.is_some() { "nsid" } else { "offset" };
@@ -792,6 +820,18 @@ impl Scenario {
                     let Some(f) = fl.function else { return err(at("function"), "dma-error needs a PCIe function (0 = PF, n = VF n)".into()) };
                     if !exists(f) {
                         return err(at("function"), format!("function {f} does not exist (host.vfs = {})", h.vfs));
+                    }
+                }
+                "initiator-bad-pdu" | "initiator-bad-ddgst" | "initiator-silent" | "initiator-disconnect" => {
+                    let Some(n) = &fl.initiator else { return err(at("initiator"), format!("{} needs an initiator name", fl.kind)) };
+                    let Some(c) = self.initiators.iter().find(|x| &x.name == n) else {
+                        return err(at("initiator"), format!("no [[initiators]] is named `{n}`"));
+                    };
+                    if fl.kind == "initiator-bad-ddgst" && !c.ddgst {
+                        return err(at("initiator"), format!("initiator-bad-ddgst needs data digests (`ddgst = true` on `{n}`)"));
+                    }
+                    if fl.kind == "initiator-silent" && c.kato_ns() == 0 {
+                        return err(at("initiator"), format!("initiator-silent needs a Keep Alive Timeout (`kato` on `{n}`)"));
                     }
                 }
                 "ssd-fail" | "ssd-slow" => {
@@ -1795,6 +1835,20 @@ target = "t0"
         refused(&fault("kind = \"dma-error\"\nfunction = 1\nduration = \"1ms\"\n"), "function = 1", "function = 1\nssd = 0", "faults[0].ssd");
         let e = platform(&fault("kind = \"ssd-fail\"\nssd = 9\n"));
         assert!(e.contains("field `faults[0].ssd`"), "{e}");
+    }
+
+    #[test]
+    fn initiator_faults_name_an_initiator_able_to_take_them() {
+        let base = include_str!("../scenarios/target-bad-input.toml");
+        let s = parse(base).unwrap();
+        assert_eq!(s.faults.iter().filter(|f| f.initiator.as_deref() == Some("h1")).count(), 4);
+        refused(base, "initiator = \"h1\"\nat = \"500us\"", "at = \"500us\"", "faults[0].initiator");
+        let e = refused(base, "initiator = \"h1\"\nat = \"500us\"", "initiator = \"h9\"\nat = \"500us\"", "faults[0].initiator");
+        assert!(e.contains("h9"), "{e}");
+        refused(base, "kind = \"initiator-bad-pdu\"\ninitiator", "kind = \"link-down\"\nport = 0\nduration = \"1ms\"\ninitiator", "faults[0].initiator");
+        refused(base, "ddgst = true\n", "", "faults[1].initiator");
+        refused(base, "at = \"2ms\"\nduration = \"1500us\"", "at = \"2ms\"", "faults[3].duration");
+        refused(base, "kato = \"1ms\"", "kato = \"off\"", "faults[3].initiator");
     }
 
     #[test]

@@ -497,6 +497,64 @@ fn target_digest(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `target-bad-input`: the card's NVMe/TCP target against bad input from
+/// an initiator model (h1: malformed PDU, bad in-capsule data digest,
+/// Disconnect, Keep Alive stopped) while another (h0) runs clean. h0 sees
+/// no error of any kind; h1 saw each fault's effect (C2HTermReq FES 01h
+/// and a queue reconnect, a 0h/22h completion retried, the Disconnect
+/// completed and the queue reconnected, the controller lost and set up
+/// again) and no I/O error; verify clean on both; the target logged it.
+fn target_bad_input(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/target-bad-input.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("target-bad-input", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0",
+            "TOTAL (2 jobs)",
+            "fatal transport error (FES 0x1",
+            "keep alive timeout",
+            "nvmf target: Disconnect on qid",
+            "fault: initiator `h1`: queue 1: CapsuleCmd with a wrong HLEN sent",
+        ],
+    )?;
+    for header in ["ram0.h0: ", "ram1.h1: "] {
+        let Some((verify, ios, _)) = job_errors(&run, header) else { return fail(format!("no job result `{header}`"), run) };
+        if verify != 0 || ios != 0 {
+            return fail(format!("job `{header}`: {verify} verify errors, {ios} I/O errors"), run);
+        }
+    }
+    let inits = run.stat("initiators").and_then(Value::as_array).cloned().unwrap_or_default();
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let Some((h0, h1)) = inits.first().zip(inits.get(1)) else { return fail(format!("initiator stats: {inits:?}"), run) };
+    let h0_clean = ["io_errors", "transport_errors", "protocol_errors", "term_reqs_received", "connection_drops", "digest_errors", "timeouts", "retries", "reconnects", "controller_lost"]
+        .iter()
+        .all(|k| n(h0, k) == 0)
+        && n(h0, "connections") == 3
+        && n(h0, "reads") > 50
+        && n(h0, "writes") > 50;
+    if !h0_clean {
+        return fail(format!("h0 (healthy) saw errors: {h0:?}"), run);
+    }
+    let h1_ok = n(h1, "io_errors") == 0
+        && n(h1, "protocol_errors") == 0
+        && n(h1, "term_reqs_received") == 1
+        && h1["term_reqs_by_fes"]["0x1"].as_u64() == Some(1)
+        && h1["retried_by_status"]["0x0/0x22"].as_u64() == Some(1)
+        && n(h1, "disconnects_completed") == 1
+        && n(h1, "reconnects") == 2
+        && n(h1, "controller_lost") == 1
+        && n(h1, "controller_reconnects") == 1
+        && n(h1, "reads") > 50
+        && n(h1, "writes") > 50;
+    if !h1_ok {
+        return fail(format!("h1 (faulted) stats: want 1 C2HTermReq FES 0x1, one 0h/22h retried, 1 Disconnect completed, 2 queue reconnects, 1 controller lost and set up again, no I/O error: {h1:?}"), run);
+    }
+    Ok(())
+}
+
 fn local_ssd_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/local-ssd-verify.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -1341,6 +1399,7 @@ const TESTS: &[(&str, Check)] = &[
     ("ram-verify: 8 VFs, verified 4 KiB randrw", ram_verify),
     ("target-verify: NVMe/TCP initiator models -> the card's NVMe/TCP target -> 4 local SSDs, both ports; one SSD fails", target_verify),
     ("target-digest: NVMe/TCP initiator model with header and data digests -> the card's target: in-capsule and R2T writes (16, 128 KiB), verify", target_digest),
+    ("target-bad-input: initiator models -> the card's target: malformed PDU (C2HTermReq), bad data digest (0h/22h), Disconnect, Keep Alive timeout; the faulted host recovers, the other sees nothing, verify", target_bad_input),
     ("initiator-verify: NVMe/TCP initiator model -> target model, verified 4 KiB (in capsule) and 128 KiB (R2T) randrw", initiator_verify),
     ("local-ssd-verify: 4 VFs on local NVMe SSDs (4 KiB, 128 KiB PRP lists, AES-XTS); one SSD fails mid-run", local_ssd_verify),
     ("I/O trace: stages of every I/O in order (RAM, NVMe/TCP)", io_trace),

@@ -165,6 +165,12 @@ impl Setup {
         }
     }
 
+    /// The controller was lost while up: set the association up again
+    /// from the admin connection at `at` (until `deadline`).
+    pub fn restart(&mut self, at: u64, deadline: u64) {
+        *self = Setup { stage: Stage::Starting, retry_at: Some(at), connect_deadline: deadline, ..Setup::default() };
+    }
+
     /// An I/O queue could not be connected.
     pub fn io_queue_failed(&mut self, qid: u16, why: &str) {
         if self.stage == Stage::Starting {
@@ -267,6 +273,10 @@ impl InitiatorModel {
         if due(&mut self.setup.csts_at) {
             self.admin_cmd(Step::GetCsts, now);
         }
+        if self.setup.keep_alive_at.is_some_and(|t| t <= now) && now < self.silent_until {
+            // Silenced (an injected fault): this Keep Alive is skipped.
+            self.setup.keep_alive_at = Some(now + self.us(u64::from(self.params.kato_ms) * 500).max(1));
+        }
         if due(&mut self.setup.keep_alive_at) && self.admin_connected() {
             self.stats.keep_alives += 1;
             self.admin_cmd(Step::KeepAlive, now);
@@ -282,7 +292,7 @@ impl InitiatorModel {
         self.setup.syn_retry_at = Some(now + self.us(SYN_RETRY_US));
     }
 
-    fn admin_connected(&self) -> bool {
+    pub(super) fn admin_connected(&self) -> bool {
         self.setup.admin.is_some_and(|i| self.conns[i].connected && !self.conns[i].dead)
     }
 
@@ -417,10 +427,18 @@ impl InitiatorModel {
             if self.params.kato_ms > 0 {
                 self.setup.keep_alive_at = Some(now + self.us(u64::from(self.params.kato_ms) * 500).max(1));
             }
+        } else if self.reconnecting.remove(&qid) {
+            self.stats.reconnects += 1;
+            self.say(now, format!("queue {qid}: reconnected"));
         } else {
             self.setup.io_connected += 1;
             if self.setup.io_connected == self.setup.io_granted && self.setup.stage == Stage::Starting {
                 self.setup.stage = Stage::Ready;
+                if self.ctrl_recovering {
+                    self.ctrl_recovering = false;
+                    self.stats.controller_reconnects += 1;
+                    self.say(now, format!("controller {}: association set up again", self.setup.cntlid));
+                }
                 self.publish_phase(now);
             }
         }

@@ -22,8 +22,15 @@
 //! A non-zero NVMe status fails the one I/O (counted by status); a
 //! dropped connection, a C2HTermReq, a malformed PDU or a command
 //! unanswered for `io_timeout` fails what that queue had outstanding.
-//! Queues are not reconnected. Its protocol code is the simulator's own
-//! (`nvmf_wire`), never the firmware's (DESIGN.md §5).
+//! Queues are not reconnected, except on an initiator that took one of
+//! the scenario's `initiator-*` faults ([`InitiatorFault`]): that one
+//! recovers as Linux `nvme-tcp` error recovery does: a lost I/O queue is
+//! reconnected (ICReq, Connect with its qid and the CNTLID) and its
+//! outstanding I/Os are sent again; a lost admin queue (the controller
+//! gone, e.g. after a Keep Alive timeout) tears down every queue and sets
+//! the association up again, the I/Os waiting meanwhile; a Transient
+//! Transport Error (0h/22h) completion is retried. Its protocol code is
+//! the simulator's own (`nvmf_wire`), never the firmware's (DESIGN.md §5).
 
 pub mod admin;
 pub mod queue;
@@ -124,6 +131,49 @@ pub struct InitiatorStats {
     pub timeouts: u64,
     /// Entries of the discovery log it read (`discover`).
     pub discovery_entries: u64,
+    /// C2HTermReqs received by FES ("0x1").
+    pub term_reqs_by_fes: BTreeMap<String, u64>,
+    /// I/O queues reconnected after their connection was lost.
+    pub reconnects: u64,
+    /// I/Os sent again (their queue was lost, or they ended with a
+    /// Transient Transport Error).
+    pub retries: u64,
+    /// Retried completions by NVMe status, "SCT/SC".
+    pub retried_by_status: BTreeMap<String, u64>,
+    /// Admin queues lost while the association was up (controller gone).
+    pub controller_lost: u64,
+    /// Associations set up again after a controller loss.
+    pub controller_reconnects: u64,
+    /// Disconnects sent and completed with success.
+    pub disconnects_sent: u64,
+    pub disconnects_completed: u64,
+    /// Injected faults: malformed PDUs sent, writes sent with a bad data
+    /// digest, silences (no Keep Alive).
+    pub bad_pdus_sent: u64,
+    pub bad_ddgsts_armed: u64,
+    pub silences: u64,
+}
+
+/// A fault the model injects on itself (scenario `initiator-*` faults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitiatorFault {
+    /// A CapsuleCmd with a wrong HLEN on one I/O queue.
+    BadPdu,
+    /// The next in-capsule write on one I/O queue has a wrong data digest.
+    BadDdgst,
+    /// No Keep Alive (nor other admin command) for this many cycles.
+    Silent(u64),
+    /// A Fabrics Disconnect on one I/O queue.
+    Disconnect,
+}
+
+/// Where an I/O goes, to send it again.
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    qid: u16,
+    nsid: u32,
+    slba: u64,
+    nlb0: u16,
 }
 
 /// What a command in flight is for.
@@ -132,7 +182,8 @@ enum CmdInfo {
     Connect,
     Admin(admin::Step),
     Discovery(admin::DiscStep),
-    Io { id: u64, op: IoOp, bytes: u32, buf: Rc<RefCell<Vec<u8>>>, sent_at: u64 },
+    Io { id: u64, op: IoOp, bytes: u32, buf: Rc<RefCell<Vec<u8>>>, sent_at: u64, to: Target },
+    Disconnect,
 }
 
 struct Conn {
@@ -146,6 +197,8 @@ struct Conn {
     cmds: BTreeMap<u16, CmdInfo>,
     /// To the discovery service, not the subsystem.
     discovery: bool,
+    /// A Disconnect was sent on it: no new commands.
+    draining: bool,
 }
 
 pub struct InitiatorModel {
@@ -168,6 +221,14 @@ pub struct InitiatorModel {
     backlog: std::collections::VecDeque<shared::Submission>,
     /// I/Os failed without reaching a queue: (due, id, why).
     deferred: Vec<(u64, u64, IoError)>,
+    /// Recovers lost queues and the controller (set by an injected fault).
+    recover: bool,
+    /// I/O queues being reconnected.
+    reconnecting: std::collections::BTreeSet<u16>,
+    /// The controller was lost: the association is being set up again.
+    ctrl_recovering: bool,
+    /// No Keep Alive before this cycle.
+    silent_until: u64,
 }
 
 impl InitiatorModel {
@@ -190,6 +251,10 @@ impl InitiatorModel {
             setup: admin::Setup::default(),
             backlog: Default::default(),
             deferred: Vec::new(),
+            recover: false,
+            reconnecting: Default::default(),
+            ctrl_recovering: false,
+            silent_until: 0,
         }
     }
 
@@ -271,7 +336,7 @@ impl InitiatorModel {
         let ok = s.connect(self.iface.context(), remote, port).is_ok();
         let handle = self.sockets.add(s);
         self.stats.connect_attempts += 1;
-        self.conns.push(Conn { qid, handle, queue: None, connected: false, dead: !ok, cmds: BTreeMap::new(), discovery });
+        self.conns.push(Conn { qid, handle, queue: None, connected: false, dead: !ok, cmds: BTreeMap::new(), discovery, draining: false });
         self.conns.len() - 1
     }
 
@@ -381,7 +446,10 @@ impl InitiatorModel {
             }
             Err(f) => {
                 match f {
-                    queue::Fatal::Terminated { .. } => self.stats.term_reqs_received += 1,
+                    queue::Fatal::Terminated { fes, .. } => {
+                        self.stats.term_reqs_received += 1;
+                        *self.stats.term_reqs_by_fes.entry(format!("{fes:#x}")).or_default() += 1;
+                    }
                     _ => self.stats.protocol_errors += 1,
                 }
                 self.teardown(i, now, f.to_string());
@@ -424,21 +492,103 @@ impl InitiatorModel {
             q.take_outstanding();
         }
         let n = cmds.len();
-        if established || qid != 0 {
+        let was_up = self.conns[i].connected;
+        let ready = self.setup.phase() == Phase::Ready;
+        // Recovery (after an injected fault): the controller again, or
+        // this I/O queue again.
+        let ctrl_lost = self.recover && qid == 0 && was_up && ready;
+        let queue_back = self.recover && qid != 0 && was_up && (self.ctrl_recovering || (ready && self.admin_connected()));
+        if ctrl_lost {
+            self.ctrl_recovering = true;
+        }
+        if queue_back || ctrl_lost {
+            self.say(now, format!("queue {qid}: {why}; {n} command(s) to send again"));
+        } else if established || qid != 0 {
             self.say(now, format!("queue {qid}: {why}; {n} command(s) failed (no reconnect)"));
         }
-        for (_, info) in cmds {
+        for (_, info) in cmds.into_iter().rev() {
             match info {
+                CmdInfo::Io { id, op, buf, to, .. } if queue_back => {
+                    self.stats.retries += 1;
+                    self.backlog.push_front(shared::Submission { id, qid: to.qid, op, nsid: to.nsid, slba: to.slba, nlb0: to.nlb0, buf });
+                }
                 CmdInfo::Io { id, .. } => self.fail_io(id, IoError::Transport(format!("queue {qid}: {why}"))),
-                CmdInfo::Connect | CmdInfo::Admin(_) | CmdInfo::Discovery(_) => {}
+                CmdInfo::Connect | CmdInfo::Admin(_) | CmdInfo::Discovery(_) | CmdInfo::Disconnect => {}
             }
         }
-        if qid == 0 && established {
+        if qid != 0 && !was_up && self.reconnecting.remove(&qid) {
+            self.say(now, format!("queue {qid}: reconnect failed: {why}"));
+        }
+        if ctrl_lost {
+            self.stats.controller_lost += 1;
             self.setup.admin_lost(now, &why);
-        } else if qid != 0 && !self.conns[i].connected {
+            // As Linux error recovery: every queue goes, then the
+            // association is set up again.
+            for j in 0..self.conns.len() {
+                if j != i && !self.conns[j].dead {
+                    self.teardown(j, now, "controller lost".into());
+                }
+            }
+            let at = now + self.us(admin::RETRY_US);
+            self.setup.restart(at, at.saturating_add(self.params.connect_timeout));
+            self.say(now, "controller lost: setting the association up again".into());
+        } else if queue_back && !self.ctrl_recovering {
+            self.reconnecting.insert(qid);
+            self.open(qid);
+        } else if qid == 0 && established {
+            self.setup.admin_lost(now, &why);
+        } else if qid != 0 && !was_up {
             self.setup.io_queue_failed(qid, &why);
         }
         self.publish_phase(now);
+    }
+
+    /// Injects `f` (a scenario `initiator-*` fault) at `now`; from then
+    /// on the model recovers lost queues. Returns what it did.
+    pub fn inject(&mut self, f: InitiatorFault, now: u64) -> String {
+        self.recover = true;
+        let live = self.conns.iter().position(|c| c.qid != 0 && c.connected && !c.dead && !c.draining && c.queue.as_ref().is_some_and(|q| q.is_ready()));
+        let what = match (f, live) {
+            (InitiatorFault::Silent(d), _) => {
+                self.stats.silences += 1;
+                self.silent_until = now + d;
+                format!("no Keep Alive for {} us", d * 1_000_000 / self.clock_hz)
+            }
+            (_, None) => "no live I/O queue: nothing injected".into(),
+            (InitiatorFault::BadPdu, Some(i)) => {
+                self.stats.bad_pdus_sent += 1;
+                if let Some(q) = self.conns[i].queue.as_mut() {
+                    q.send_malformed();
+                }
+                format!("queue {}: CapsuleCmd with a wrong HLEN sent", self.conns[i].qid)
+            }
+            (InitiatorFault::BadDdgst, Some(i)) => {
+                self.stats.bad_ddgsts_armed += 1;
+                if let Some(q) = self.conns[i].queue.as_mut() {
+                    q.corrupt_next_ddgst = true;
+                }
+                format!("queue {}: the next in-capsule write goes with a bad data digest", self.conns[i].qid)
+            }
+            (InitiatorFault::Disconnect, Some(i)) => {
+                self.stats.disconnects_sent += 1;
+                self.stats.admin_commands += 1;
+                self.conns[i].draining = true;
+                let cmd = crate::net::nvmf_wire::fabrics::disconnect_command(0);
+                let c = &mut self.conns[i];
+                if let Some(q) = c.queue.as_mut() {
+                    let cid = q.submit(cmd, DataDir::None, Vec::new());
+                    c.cmds.insert(cid, CmdInfo::Disconnect);
+                }
+                format!("queue {}: Disconnect sent", self.conns[i].qid)
+            }
+        };
+        self.say(now, format!("fault: {what}"));
+        what
+    }
+
+    /// Whether I/Os for `qid` wait (their queue is being brought back).
+    fn waiting_for(&self, qid: u16) -> bool {
+        self.ctrl_recovering || self.reconnecting.contains(&qid) || self.conns.iter().any(|c| c.qid == qid && c.draining && !c.dead)
     }
 
     fn fail_io(&mut self, id: u64, e: IoError) {
@@ -477,7 +627,15 @@ impl InitiatorModel {
                     CmdInfo::Connect => self.on_connect(i, &done, now),
                     CmdInfo::Admin(step) => self.on_admin(step, done, now),
                     CmdInfo::Discovery(step) => self.on_discovery(i, step, done, now),
-                    CmdInfo::Io { id, op, bytes, buf, .. } => self.on_io(id, op, bytes, &buf, done),
+                    CmdInfo::Io { id, op, bytes, buf, to, .. } => self.on_io(id, op, bytes, buf, to, done),
+                    CmdInfo::Disconnect => {
+                        if done.completion.status.is_success() {
+                            self.stats.disconnects_completed += 1;
+                            self.say(now, format!("queue {}: Disconnect completed", self.conns[i].qid));
+                        } else {
+                            self.say(now, format!("queue {}: Disconnect failed: {}", self.conns[i].qid, Self::status_text(&done.completion.status, done.completion.dw0)));
+                        }
+                    }
                 }
             }
         }
@@ -489,9 +647,17 @@ impl InitiatorModel {
         self.stats.digest_errors += counts.digest_errors;
     }
 
-    fn on_io(&mut self, id: u64, op: IoOp, bytes: u32, buf: &Rc<RefCell<Vec<u8>>>, done: Done) {
+    fn on_io(&mut self, id: u64, op: IoOp, bytes: u32, buf: Rc<RefCell<Vec<u8>>>, to: Target, done: Done) {
         if done.digest_error {
             return self.fail_io(id, IoError::Transport("C2HData data digest mismatch".into()));
+        }
+        let st = done.completion.status;
+        if self.recover && st.sct == 0 && st.sc == 0x22 && !st.dnr {
+            // Transient Transport Error: send it again.
+            self.stats.retries += 1;
+            *self.stats.retried_by_status.entry(format!("{:#x}/{:#04x}", st.sct, st.sc)).or_default() += 1;
+            self.backlog.push_back(shared::Submission { id, qid: to.qid, op, nsid: to.nsid, slba: to.slba, nlb0: to.nlb0, buf });
+            return;
         }
         if !done.completion.status.is_success() {
             return self.fail_io(id, IoError::Status(done.completion.status));
@@ -520,14 +686,17 @@ impl InitiatorModel {
         let mut keep = std::collections::VecDeque::new();
         while let Some(sub) = self.backlog.pop_front() {
             let due = now + self.us(FAIL_FAST_US);
-            let Some(i) = self.conns.iter().position(|c| c.qid == sub.qid && sub.qid != 0 && c.connected) else {
-                self.deferred.push((due, sub.id, IoError::Transport(format!("I/O queue {} is not connected", sub.qid))));
+            let live = self.conns.iter().position(|c| c.qid == sub.qid && sub.qid != 0 && c.connected && !c.dead && !c.draining);
+            let Some(i) = live else {
+                if sub.qid != 0 && self.waiting_for(sub.qid) {
+                    keep.push_back(sub);
+                } else if self.conns.iter().any(|c| c.qid == sub.qid && sub.qid != 0 && c.connected) {
+                    self.deferred.push((due, sub.id, IoError::Transport(format!("I/O queue {} is down (no reconnect)", sub.qid))));
+                } else {
+                    self.deferred.push((due, sub.id, IoError::Transport(format!("I/O queue {} is not connected", sub.qid))));
+                }
                 continue;
             };
-            if self.conns[i].dead {
-                self.deferred.push((due, sub.id, IoError::Transport(format!("I/O queue {} is down (no reconnect)", sub.qid))));
-                continue;
-            }
             if self.conns[i].cmds.len() >= usize::from(self.setup.io_sqsize(&self.params)) {
                 keep.push_back(sub);
                 continue;
@@ -567,7 +736,8 @@ impl InitiatorModel {
             }
         };
         self.stats.commands += 1;
-        let info = CmdInfo::Io { id: sub.id, op: sub.op, bytes: len, buf: sub.buf, sent_at: now };
+        let to = Target { qid: sub.qid, nsid: sub.nsid, slba: sub.slba, nlb0: sub.nlb0 };
+        let info = CmdInfo::Io { id: sub.id, op: sub.op, bytes: len, buf: sub.buf, sent_at: now, to };
         if self.send(i, cmd, dir, data, info).is_none() {
             self.fail_io(sub.id, IoError::Transport(format!("I/O queue {} cannot take commands", self.conns[i].qid)));
         }
@@ -595,7 +765,10 @@ impl InitiatorModel {
         }
         if let Phase::Ready = phase {
             s.namespaces = self.setup.namespaces.clone();
-            s.io_qids = self.conns.iter().filter(|c| c.qid != 0 && c.connected).map(|c| c.qid).collect();
+            let mut q: Vec<u16> = self.conns.iter().filter(|c| c.qid != 0 && c.connected && !c.dead).map(|c| c.qid).collect();
+            q.sort_unstable();
+            q.dedup();
+            s.io_qids = q;
         }
         s.set_phase(phase.clone());
         drop(s);

@@ -103,6 +103,9 @@ pub struct Queue {
     outstanding: BTreeMap<u16, Outstanding>,
     next_cid: u16,
     pub counts: Counts,
+    /// Fault injection: the next in-capsule write goes out with a wrong
+    /// data digest.
+    pub corrupt_next_ddgst: bool,
 }
 
 impl Queue {
@@ -121,10 +124,23 @@ impl Queue {
             outstanding: BTreeMap::new(),
             next_cid: 0,
             counts: Counts::default(),
+            corrupt_next_ddgst: false,
         };
         let ic = IcReq { pfv: pdu::PFV_1_0, hpda: 0, hdgst: digests.header, ddgst: digests.data, maxr2t };
         let _ = pdu::emit(&Pdu::IcReq(ic), &[], &TxConfig::default(), &mut q.out);
         q
+    }
+
+    /// Fault injection: sends a CapsuleCmd whose header claims a wrong
+    /// HLEN (16 instead of 72), which the controller must reject with a
+    /// C2HTermReq (FES Invalid Header Field) and close.
+    pub fn send_malformed(&mut self) {
+        let mut p = Vec::new();
+        let _ = pdu::emit(&Pdu::CapsuleCmd(crate::net::nvmf_wire::commands::no_data(crate::net::nvmf_wire::commands::nvm_opc::FLUSH, 0xfff0, 1)), &[], &self.tx_cfg, &mut p);
+        if p.len() > 2 {
+            p[2] = 16;
+        }
+        self.out.extend_from_slice(&p);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -161,6 +177,13 @@ impl Queue {
         cmd.set_cid(cid);
         let capsule: &[u8] = if dir == DataDir::WriteInCapsule { &data } else { &[] };
         let _ = pdu::emit(&Pdu::CapsuleCmd(cmd), capsule, &self.tx_cfg, &mut self.out);
+        if self.corrupt_next_ddgst && !capsule.is_empty() && self.tx_cfg.digests.data {
+            // The DDGST ends the PDU.
+            self.corrupt_next_ddgst = false;
+            if let Some(b) = self.out.last_mut() {
+                *b ^= 0xff;
+            }
+        }
         let len = data.len() as u32;
         let data = if dir == DataDir::Read { vec![0u8; data.len()] } else { data };
         self.outstanding.insert(cid, Outstanding { dir, data, len, received: 0, digest_error: false });

@@ -81,6 +81,12 @@ fn fabrics_command(cid: u16, fctype: FcType, sgl: Sgl) -> Command {
     c
 }
 
+/// A Disconnect command (FCTYPE 08h, NVMe Base 2.0 §6.4): ends the
+/// queue it is sent on.
+pub fn disconnect_command(cid: u16) -> Command {
+    fabrics_command(cid, FcType::Disconnect, Sgl::NONE)
+}
+
 /// Connect command fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Connect {

@@ -211,3 +211,27 @@ fn random_input_never_panics() {
         let _ = q.receive(&b);
     }
 }
+
+#[test]
+fn injected_faults_malformed_capsule_and_bad_data_digest() {
+    // A CapsuleCmd claiming HLEN 16: the controller's parser rejects it
+    // as a bad HLEN (FES Invalid Header Field).
+    let mut q = ready(Digests::NONE, 8192);
+    q.send_malformed();
+    let rx = RxConfig::established(Role::Controller, Digests::NONE, 0);
+    let e = pdu::parse(&q.out, &rx).map(|_| ()).unwrap_err();
+    assert!(matches!(e, pdu::PduError::BadHlen { hlen: 16, .. }), "{e:?}");
+    assert_eq!(e.fes(), Fes::InvalidPduHeaderField);
+    // The next in-capsule write (only it) goes with a wrong data digest.
+    let mut q = ready(Digests::BOTH, 8192);
+    q.corrupt_next_ddgst = true;
+    let w = || BlockRange { slba: 0, nlb0: 7 }.to_command(nvm_opc::WRITE, 0, 1, Sgl::in_capsule(4096));
+    q.submit(w(), DataDir::WriteInCapsule, vec![7; 4096]);
+    let rx = RxConfig::established(Role::Controller, Digests::BOTH, 0);
+    let r = pdu::parse(&q.out, &rx).unwrap().unwrap();
+    assert_eq!(r.data_digest_ok, Some(false));
+    assert!(!q.corrupt_next_ddgst);
+    q.out.clear();
+    q.submit(w(), DataDir::WriteInCapsule, vec![7; 4096]);
+    assert_eq!(pdu::parse(&q.out, &rx).unwrap().unwrap().data_digest_ok, Some(true));
+}
