@@ -46,6 +46,9 @@ fn main() {
     k("MAX_PORTS", "usize", dpu_targets::MAX_PORTS.to_string(), "DPU port addresses the boot configuration may carry.");
     k("MAX_EC_VOLUMES", "usize", dpu_targets::MAX_EC_VOLUMES.to_string(), "Erasure-coded volume records the boot configuration may carry.");
     k("MAX_EC_MEMBERS", "usize", dpu_targets::MAX_EC_MEMBERS.to_string(), "Members (k + m) of one erasure-coded volume.");
+    k("TARGET_LISTENERS", "usize", dpu_targets::TARGET_LISTENERS.to_string(), "NVMe/TCP target listening sockets per core per (port, TCP port).");
+    k("DISCOVERY_LISTENERS", "usize", dpu_targets::DISCOVERY_LISTENERS.to_string(), "Discovery service listening sockets per core per port.");
+    k("TARGET_SOCKETS", "usize", dpu_targets::TARGET_SOCKETS.to_string(), "NVMe/TCP target sockets per core in all.");
     k("MAX_SUBSYSTEMS", "usize", dpu_targets::MAX_SUBSYSTEMS.to_string(), "NVMe/TCP target subsystems the configuration may carry.");
     k("MAX_SUBSYSTEM_NAMESPACES", "usize", dpu_targets::MAX_SUBSYSTEM_NAMESPACES.to_string(), "Namespaces of one target subsystem.");
     k("MAX_ALLOWED_HOSTS", "usize", dpu_targets::MAX_ALLOWED_HOSTS.to_string(), "Host NQNs on one subsystem's allow-list (none: any host).");

@@ -34,7 +34,7 @@ pub use scenario::{MAX_MODELS,
     check_nqn, parse_cidr, parse_size, parse_time_ns, same_subnet, Backend, ExpectCfg, FaultCfg, HostCfg, JobCfg, NamespaceCfg, NetworkCfg, Scenario, XtsKey, parse_xts_key,
     ScenarioInfo, StorageCfg, TargetCfg, TargetNsCfg, MAX_TIME_NS, EcCfg, EcMemberCfg, EC_CHUNK,
 };
-pub use limits::{ns_to_cycles, MAX_EC_MEMBERS, MAX_EC_VOLUMES, MAX_KEYS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS};
+pub use limits::{ns_to_cycles, DISCOVERY_LISTENERS, TARGET_LISTENERS, TARGET_SOCKETS, MAX_EC_MEMBERS, MAX_EC_VOLUMES, MAX_KEYS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};

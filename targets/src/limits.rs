@@ -23,6 +23,16 @@ pub const MAX_EC_VOLUMES: usize = 16;
 /// fragment of a stripe, at most the pages one I/O may hold (32).
 pub const MAX_EC_MEMBERS: usize = 32;
 
+/// NVMe/TCP target listening sockets each data-plane core opens per
+/// (DPU port, TCP port) of the subsystems (connections RSS places on one
+/// core at the same time) ...
+pub const TARGET_LISTENERS: usize = 4;
+/// ... per DPU port that has a subsystem, for the discovery service
+/// (TCP 8009; hosts connect to it briefly) ...
+pub const DISCOVERY_LISTENERS: usize = 2;
+/// ... and at most this many in all (the target's connection table).
+pub const TARGET_SOCKETS: usize = 16;
+
 /// Cycles in `ns` nanoseconds at `clock_hz`, saturating instead of
 /// wrapping (scenario times are at most [`crate::MAX_TIME_NS`]).
 pub fn ns_to_cycles(ns: u64, clock_hz: u64) -> u64 {

@@ -19,6 +19,7 @@
 //! ```
 
 use crate::scenario::{check_nqn, parse_size, Backend, NamespaceCfg, Scenario};
+use crate::limits::{DISCOVERY_LISTENERS, TARGET_LISTENERS, TARGET_SOCKETS};
 use crate::ConfigError;
 use serde::Deserialize;
 
@@ -172,6 +173,29 @@ impl Scenario {
             }
             out.push(Subsystem { nqn: s.nqn.clone(), allow_hosts: s.allow_hosts.clone(), trsvcid: s.trsvcid, ports, namespaces });
         }
+        // Every data-plane core listens on each (port, TCP port) and on
+        // the discovery port of each port used: within its socket table.
+        let mut points: Vec<(u8, u16)> = Vec::new();
+        let mut used = 0u8;
+        for o in &out {
+            used |= o.ports;
+            for p in (0..8).filter(|p| o.ports & (1 << p) != 0) {
+                if !points.contains(&(p, o.trsvcid)) {
+                    points.push((p, o.trsvcid));
+                }
+            }
+        }
+        let sockets = points.len() * TARGET_LISTENERS + used.count_ones() as usize * DISCOVERY_LISTENERS;
+        if sockets > TARGET_SOCKETS {
+            return err(
+                "subsystems".into(),
+                format!(
+                    "{} (DPU port, TCP port) pairs and discovery on {} port(s) need {sockets} listening sockets per core; the target has {TARGET_SOCKETS} ({TARGET_LISTENERS} per pair, {DISCOVERY_LISTENERS} per port for discovery): share TCP ports between subsystems",
+                    points.len(),
+                    used.count_ones()
+                ),
+            );
+        }
         Ok(out)
     }
 
@@ -239,6 +263,19 @@ size = "8MiB"
             let e = parse(&BASE.replace(from, to)).unwrap_err();
             assert!(e.contains(field), "{to}: {e}");
         }
+    }
+
+    /// Each core listens on every (port, TCP port) and on 8009 of every
+    /// port used: four TCP ports on one port do not fit with discovery.
+    #[test]
+    fn listening_sockets_fit_a_core() {
+        let sub = |i: u16| format!("[[subsystems]]\nnqn = \"nqn.2026-12.io.dpusim:s{i}\"\ntrsvcid = {}\nports = [0]\n[[subsystems.namespaces]]\nbackend = \"ram\"\nsize = \"1MiB\"\n", 4420 + i);
+        let head = "[scenario]\nname = \"t\"\n[network]\nports = [\"10.0.0.1/24\"]\n";
+        let three: String = head.to_string() + &(0..3).map(sub).collect::<String>();
+        parse(&three).unwrap();
+        let four: String = head.to_string() + &(0..4).map(sub).collect::<String>();
+        let e = parse(&four).unwrap_err();
+        assert!(e.contains("subsystems") && e.contains("18 listening sockets per core"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 pub mod blob;
 pub mod store;
 
-use dpu_hal::memory_map::{MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS, SSD_SLOTS};
+use dpu_hal::memory_map::{DISCOVERY_LISTENERS, MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS, SSD_SLOTS, TARGET_LISTENERS, TARGET_SOCKETS};
 pub use dpu_hal::memory_map::{MAX_ALLOWED_HOSTS, MAX_SUBSYSTEMS, MAX_SUBSYSTEM_NAMESPACES};
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
@@ -211,8 +211,9 @@ pub enum Invalid {
     Malloc { index: u16 },
     /// A subsystem NQN that is empty, not printable or used twice, a bad
     /// allowed host NQN, TCP port 0, no port or one not configured, no
-    /// namespace, a namespace with a bad size or backend, or a local SSD
-    /// that backs something else too.
+    /// namespace, a namespace with a bad size or backend, a local SSD
+    /// that backs something else too, or more listening sockets than a
+    /// core's target has (too many TCP ports per DPU port).
     Subsystem { index: u16 },
 }
 
@@ -291,6 +292,18 @@ impl Config {
             }
         }
         let records = self.namespaces.len() + self.subsystems.iter().map(|s| s.namespaces.len()).sum::<usize>();
+        // Every data-plane core listens on each (port, TCP port) and on
+        // the discovery port of each port used, within its socket table.
+        let mut sockets = 0;
+        let mut used = 0u8;
+        for (i, s) in self.subsystems.iter().enumerate() {
+            let new_pairs = (0..8).filter(|p| s.ports & (1 << p) != 0 && !self.subsystems[..i].iter().any(|o| o.trsvcid == s.trsvcid && o.ports & (1 << p) != 0));
+            sockets += new_pairs.count() * TARGET_LISTENERS;
+            used |= s.ports;
+            if sockets + used.count_ones() as usize * DISCOVERY_LISTENERS > TARGET_SOCKETS {
+                return Err(Invalid::Subsystem { index: i as u16 });
+            }
+        }
         for (i, s) in self.subsystems.iter().enumerate() {
             let bad = Err(Invalid::Subsystem { index: i as u16 });
             let nqn_ok = |n: &str| !n.is_empty() && printable(n);
@@ -467,6 +480,17 @@ mod tests {
         twin.namespaces.truncate(1);
         c.subsystems.push(twin).unwrap();
         assert_eq!(c.validate(), Err(Invalid::Subsystem { index: 1 }), "the same NQN twice");
+        let mut c = sample();
+        for t in 1..4u16 {
+            let mut more = c.subsystems[0].clone();
+            more.nqn = String::try_from(["nqn.2026-12.io.dpusim:more1", "nqn.2026-12.io.dpusim:more2", "nqn.2026-12.io.dpusim:more3"][usize::from(t) - 1]).unwrap();
+            more.trsvcid = 4420 + t;
+            more.namespaces.truncate(1);
+            c.subsystems.push(more).unwrap();
+        }
+        assert_eq!(c.validate(), Err(Invalid::Subsystem { index: 3 }), "4 TCP ports and discovery on one port: 18 sockets of 16");
+        c.subsystems.pop();
+        assert_eq!(c.validate(), Ok(()));
         let mut c = sample();
         c.namespaces[0].backend = Backend::Local { ssd: 2, nsid: 1 };
         assert_eq!(c.validate(), Err(Invalid::Subsystem { index: 0 }), "an SSD of a function and a subsystem");

@@ -82,16 +82,14 @@ pub const MODEL: &str = "DPU NVMe/TCP target";
 pub const TAG: Tag = 0x2000;
 /// Commands one core's target holds at once (slots).
 pub const MAXCMD: usize = 64;
-/// Listening sockets per (port, TCP port) on each core: connections RSS
-/// places on one core at the same time.
-pub const LISTENERS: usize = 4;
-/// Listening sockets per port on each core for the discovery service
-/// (hosts connect to it briefly, one at a time).
-pub const DISCOVERY_LISTENERS: usize = 2;
+/// Listening sockets per (port, TCP port) on each core, per port for the
+/// discovery service, and in all (`targets/src/limits.rs`, which the
+/// scenario loader checks a configuration against).
+pub use dpu_hal::memory_map::{DISCOVERY_LISTENERS, TARGET_LISTENERS as LISTENERS};
 /// The subsystem index a discovery controller's connection carries.
 const DISCOVERY: u8 = u8::MAX;
 /// Most connections (sockets) one core's target keeps.
-const MAX_CONNS: usize = 16;
+const MAX_CONNS: usize = dpu_hal::memory_map::TARGET_SOCKETS;
 /// Socket buffers (receive = the window a host may fill).
 const SOCK_RX: usize = 128 * 1024;
 const SOCK_TX: usize = 128 * 1024;
@@ -484,6 +482,12 @@ impl Target {
             let Some(st) = fabric.stack(p) else { return };
             for _ in 0..k {
                 if n == MAX_CONNS {
+                    if hart == crate::net::FIRST_DATA_HART {
+                        defmt::warn!(
+                            "nvmf target: no listening socket left for port {=usize} TCP {=u16} (at most {=usize} per core: fewer TCP ports or subsystems per port)",
+                            p, tcp, MAX_CONNS
+                        );
+                    }
                     return;
                 }
                 match st.listen(tcp, SOCK_RX, SOCK_TX) {
