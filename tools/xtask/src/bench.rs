@@ -175,6 +175,46 @@ fn lat_cdf(total: &Value) -> Vec<(f64, f64)> {
     total["lat_cdf"].as_array().map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()).unwrap_or_default()
 }
 
+/// What a closed-loop run measured (report `total`, stats `st`): the
+/// table cells from IOPS to sim MIPS, the JSON fields of the same, and
+/// how many data-plane harts were active.
+fn measured(t: &Value, st: &Value) -> (String, serde_json::Map<String, Value>, u64) {
+    let ios = t["ios"].as_u64().unwrap_or(0).max(1);
+    let (cyc, ins, active) = per_io(st, ios);
+    let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
+    let cells = format!(
+        "{:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0}",
+        f("iops"),
+        f("mb_per_s"),
+        f("lat_avg_us"),
+        f("lat_p50_us"),
+        f("lat_p99_us"),
+        f("lat_p999_us"),
+        st["mips"].as_f64().unwrap_or(0.0)
+    );
+    let json = json!({"iops": f("iops"), "mb_per_s": f("mb_per_s"),
+        "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
+        "ios": ios, "cycles_per_io": cyc, "instructions_per_io": ins, "data_harts_active": active});
+    (cells, json.as_object().cloned().unwrap_or_default(), active)
+}
+
+/// `fields` with `extra`'s fields first (a result row).
+fn row(extra: Value, fields: &serde_json::Map<String, Value>) -> Value {
+    let mut m = extra.as_object().cloned().unwrap_or_default();
+    m.extend(fields.clone());
+    Value::Object(m)
+}
+
+/// Data-plane cycles per I/O by stage as a table, from `stage_profile`.
+fn stage_table(title: &str, stages: &[(&'static str, u64)], ios: u64) -> String {
+    let total: u64 = stages.iter().map(|s| s.1).sum::<u64>().max(1);
+    let mut t = format!("\n{title}:\n\n| stage | cycles / I/O | share |\n|---|---:|---:|\n");
+    for (stage, cycles) in stages {
+        t.push_str(&format!("| {stage} | {:.0} | {:.1}% |\n", *cycles as f64 / ios.max(1) as f64, 100.0 * *cycles as f64 / total as f64));
+    }
+    t
+}
+
 /// Data-plane cycles and instructions per I/O inside the measurement
 /// window of stats `st`, and how many data-plane harts were active.
 fn per_io(st: &Value, ios: u64) -> (f64, f64, u64) {
@@ -201,26 +241,13 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
         );
         let (rep, st) = scenario(built, &format!("nvme-ram-{cores}c-qd{qd}"), &toml)?;
         let t = &rep["total"];
-        let ios = t["ios"].as_u64().unwrap_or(0).max(1);
         if (cores, qd) == (1, 1) || (cores, qd) == (16, 128) || (cores, qd) == (64, 128) {
             let pts = lat_cdf(t);
             cdfs.push((format!("{cores} cores, iodepth {qd}"), pts));
         }
-        let (cyc, ins, active) = per_io(&st, ios);
-        let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
-        table.push_str(&format!(
-            "| {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
-            f("iops"),
-            f("mb_per_s"),
-            f("lat_avg_us"),
-            f("lat_p50_us"),
-            f("lat_p99_us"),
-            f("lat_p999_us"),
-            st["mips"].as_f64().unwrap_or(0.0)
-        ));
-        rows.push(json!({"cores": cores, "iodepth": qd, "iops": f("iops"), "mb_per_s": f("mb_per_s"),
-            "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
-            "ios": ios, "cycles_per_io": cyc, "instructions_per_io": ins, "data_harts_active": active}));
+        let (cells, fields, active) = measured(t, &st);
+        table.push_str(&format!("| {cores} ({active} active) | {qd} | {cells} |\n"));
+        rows.push(row(json!({"cores": cores, "iodepth": qd}), &fields));
     }
     table.push_str(
         "\nCycles and instructions per I/O are data-plane core totals inside the job window (polling included), \
@@ -228,12 +255,8 @@ fn nvme_ram(built: &build::Built) -> Result<(Value, String), String> {
     );
     // Where the cycles go: profile the 16-core depth-128 run.
     let stages = stage_profile(built, "nvme-ram-16c-qd128")?;
-    table.push_str("\nData-plane cycles per I/O by stage (16 cores, depth 128, profiled):\n\n| stage | cycles / I/O | share |\n|---|---:|---:|\n");
     let ios = rows.iter().find(|r| r["cores"] == 16 && r["iodepth"] == 128).and_then(|r| r["ios"].as_u64()).unwrap_or(1).max(1);
-    let total: u64 = stages.iter().map(|s| s.1).sum::<u64>().max(1);
-    for (name, cycles) in &stages {
-        table.push_str(&format!("| {name} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
-    }
+    table.push_str(&stage_table("Data-plane cycles per I/O by stage (16 cores, depth 128, profiled)", &stages, ios));
     let stage_json: Vec<Value> = stages.iter().map(|(n, c)| json!({"stage": n, "cycles": c, "cycles_per_io": *c as f64 / ios as f64})).collect();
     crate::plot::iops_vs_cores(&root().join("bench/results/nvme-ram-iops.svg"), &rows, "NVMe emulation over RAM: 4 KiB randread, iodepth 128")?;
     crate::plot::latency_cdf(&root().join("bench/results/nvme-ram-latency-cdf.svg"), &cdfs)?;
@@ -269,27 +292,13 @@ fn adapter(built: &build::Built) -> Result<(Value, String), String> {
             );
             let (rep, st) = scenario(built, &name, &toml)?;
             let t = &rep["total"];
-            let ios = t["ios"].as_u64().unwrap_or(0).max(1);
             if rw == "randread" && qd != 32 && cores != 16 {
                 let pts = lat_cdf(t);
                 cdfs.push((format!("read, {cores} cores, iodepth {qd}"), pts));
             }
-            let (cyc, ins, active) = per_io(&st, ios);
-            let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
-            table.push_str(&format!(
-                "| {} | {cores} ({active} active) | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
-                if rw == "randread" { "read" } else { "write" },
-                f("iops"),
-                f("mb_per_s"),
-                f("lat_avg_us"),
-                f("lat_p50_us"),
-                f("lat_p99_us"),
-                f("lat_p999_us"),
-                st["mips"].as_f64().unwrap_or(0.0)
-            ));
-            rows.push(json!({"rw": rw, "cores": cores, "iodepth": qd, "iops": f("iops"), "mb_per_s": f("mb_per_s"),
-                "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
-                "ios": ios, "cycles_per_io": cyc, "instructions_per_io": ins, "data_harts_active": active}));
+            let (cells, fields, active) = measured(t, &st);
+            table.push_str(&format!("| {} | {cores} ({active} active) | {qd} | {cells} |\n", if rw == "randread" { "read" } else { "write" }));
+            rows.push(row(json!({"rw": rw, "cores": cores, "iodepth": qd}), &fields));
         }
     }
     table.push_str(
@@ -301,12 +310,8 @@ fn adapter(built: &build::Built) -> Result<(Value, String), String> {
     for (rw, label) in [("randread", "reads"), ("randwrite", "writes")] {
         let name = format!("adapter-{rw}-16c-qd128");
         let stages = stage_profile(built, &name)?;
-        let ios = rows.iter().find(|r| r["rw"] == rw && r["cores"] == 16 && r["iodepth"] == 128).and_then(|r| r["ios"].as_u64()).unwrap_or(1).max(1);
-        let total: u64 = stages.iter().map(|s| s.1).sum::<u64>().max(1);
-        table.push_str(&format!("\nData-plane cycles per I/O by stage, {label} (16 cores, depth 128, profiled):\n\n| stage | cycles / I/O | share |\n|---|---:|---:|\n"));
-        for (stage, cycles) in &stages {
-            table.push_str(&format!("| {stage} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
-        }
+        let ios = rows.iter().find(|r| r["rw"] == rw && r["cores"] == 16 && r["iodepth"] == 128).and_then(|r| r["ios"].as_u64()).unwrap_or(1);
+        table.push_str(&stage_table(&format!("Data-plane cycles per I/O by stage, {label} (16 cores, depth 128, profiled)"), &stages, ios));
     }
     let reads: Vec<Value> = rows.iter().filter(|r| r["rw"] == "randread").cloned().collect();
     crate::plot::iops_vs_cores(&root().join("bench/results/adapter-iops.svg"), &reads, "Storage adapter (VF -> NVMe/TCP -> target): 4 KiB randread, iodepth 128")?;
@@ -349,24 +354,9 @@ fn target(built: &build::Built) -> Result<(Value, String), String> {
         for (conns, qd) in [(1, 1), (4, 32), (16, 32), (64, 32)] {
             let name = format!("target-{rw}-{conns}conn-qd{qd}");
             let (rep, st) = scenario(built, &name, &target_toml(&name, rw, conns, qd))?;
-            let t = &rep["total"];
-            let ios = t["ios"].as_u64().unwrap_or(0).max(1);
-            let (cyc, ins, active) = per_io(&st, ios);
-            let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
-            table.push_str(&format!(
-                "| {} | {conns} | {active} | {qd} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cyc:.0} | {ins:.0} | {:.0} |\n",
-                if rw == "randread" { "read" } else { "write" },
-                f("iops"),
-                f("mb_per_s"),
-                f("lat_avg_us"),
-                f("lat_p50_us"),
-                f("lat_p99_us"),
-                f("lat_p999_us"),
-                st["mips"].as_f64().unwrap_or(0.0)
-            ));
-            rows.push(json!({"rw": rw, "connections": conns, "iodepth_per_connection": qd, "iops": f("iops"), "mb_per_s": f("mb_per_s"),
-                "lat_avg_us": f("lat_avg_us"), "lat_p50_us": f("lat_p50_us"), "lat_p99_us": f("lat_p99_us"), "lat_p999_us": f("lat_p999_us"),
-                "ios": ios, "cycles_per_io": cyc, "instructions_per_io": ins, "data_harts_active": active}));
+            let (cells, fields, active) = measured(&rep["total"], &st);
+            table.push_str(&format!("| {} | {conns} | {active} | {qd} | {cells} |\n", if rw == "randread" { "read" } else { "write" }));
+            rows.push(row(json!({"rw": rw, "connections": conns, "iodepth_per_connection": qd}), &fields));
         }
     }
     table.push_str(
@@ -380,12 +370,8 @@ fn target(built: &build::Built) -> Result<(Value, String), String> {
     for (rw, label) in [("randread", "reads"), ("randwrite", "writes")] {
         let name = format!("target-{rw}-16conn-qd32");
         let stages = stage_profile(built, &name)?;
-        let ios = rows.iter().find(|r| r["rw"] == rw && r["connections"] == 16).and_then(|r| r["ios"].as_u64()).unwrap_or(1).max(1);
-        let total: u64 = stages.iter().map(|s| s.1).sum::<u64>().max(1);
-        table.push_str(&format!("\nData-plane cycles per I/O by stage, {label} (16 connections, depth 32, profiled):\n\n| stage | cycles / I/O | share |\n|---|---:|---:|\n"));
-        for (stage, cycles) in &stages {
-            table.push_str(&format!("| {stage} | {:.0} | {:.1}% |\n", *cycles as f64 / ios as f64, 100.0 * *cycles as f64 / total as f64));
-        }
+        let ios = rows.iter().find(|r| r["rw"] == rw && r["connections"] == 16).and_then(|r| r["ios"].as_u64()).unwrap_or(1);
+        table.push_str(&stage_table(&format!("Data-plane cycles per I/O by stage, {label} (16 connections, depth 32, profiled)"), &stages, ios));
     }
     Ok((json!({"benchmark": "target", "results": rows}), table))
 }
