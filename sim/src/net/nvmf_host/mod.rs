@@ -495,8 +495,12 @@ impl InitiatorModel {
         let was_up = self.conns[i].connected;
         let ready = self.setup.phase() == Phase::Ready;
         // Recovery (after an injected fault): the controller again, or
-        // this I/O queue again.
-        let ctrl_lost = self.recover && qid == 0 && was_up && ready;
+        // this I/O queue again. An I/O queue whose reconnect fails (its
+        // controller went while the admin queue's close is still on the
+        // way) takes the controller with it, as Linux's error recovery
+        // does: the association is set up again.
+        let reconnect_failed = qid != 0 && !was_up && self.reconnecting.contains(&qid);
+        let ctrl_lost = self.recover && ready && !self.ctrl_recovering && ((qid == 0 && was_up) || reconnect_failed);
         let queue_back = self.recover && qid != 0 && was_up && (self.ctrl_recovering || (ready && self.admin_connected()));
         if ctrl_lost {
             self.ctrl_recovering = true;
