@@ -75,36 +75,46 @@ pub fn start() -> bool {
 /// `memcpy`'s contract: `src..src+n` readable, `dst..dst+n` writable, not
 /// overlapping.
 unsafe fn offload(dst: *mut u8, src: *const u8, n: usize) -> bool {
+    let Some(c) = idle_copier(n) else { return false };
+    // The engine always completes a descriptor (an address that is not
+    // RAM gives ST_LOCAL_FAULT): then the core copies, and faults where a
+    // plain memcpy would have.
+    c.busy = true;
+    let ok = c.run(&Desc { host: src as u64, local: dst as u64, len: n as u32, function: NO_FUNCTION, op: r::OP_COPY, flags: r::FLAG_END, msix: 0, cookie: 0 });
+    c.busy = false;
+    ok
+}
+
+/// The calling hart's copier when it has one, no copy is in flight on it
+/// and `len` bytes fit one descriptor.
+fn idle_copier(len: usize) -> Option<&'static mut Copier> {
     let hart = dpu_hal::csr::mhartid() as usize;
-    let Some(slot) = COPIERS.get(hart) else { return false };
-    let p = slot.load(Ordering::Acquire);
-    if p.is_null() || n > r::MAX_LEN as usize {
-        return false;
+    let p = COPIERS.get(hart)?.load(Ordering::Acquire);
+    if p.is_null() || len > r::MAX_LEN as usize {
+        return None;
     }
     // SAFETY: a copier is only ever used by the hart that owns it (the
     // slot is indexed by mhartid); a trap handler on this hart that copies
     // while a copy is in flight sees `busy` and does not touch it.
     let c = unsafe { &mut *p };
-    if c.busy {
-        return false;
-    }
-    c.busy = true;
-    let d = Desc { host: src as u64, local: dst as u64, len: n as u32, function: NO_FUNCTION, op: r::OP_COPY, flags: r::FLAG_END, msix: 0, cookie: 0 };
-    let mut ok = c.chan.push(&d);
-    if ok {
-        c.chan.kick();
-        // The engine always completes a descriptor (an address that is not
-        // RAM gives ST_LOCAL_FAULT): then the core copies, and faults where
-        // a plain memcpy would have.
-        ok = loop {
-            if let Some(done) = c.chan.poll() {
-                break done.status == r::ST_OK;
+    (!c.busy).then_some(c)
+}
+
+impl Copier {
+    /// Pushes the one-descriptor chain `d`, rings the engine and waits for
+    /// its completion; whether it succeeded.
+    fn run(&mut self, d: &Desc) -> bool {
+        if !self.chan.push(d) {
+            return false;
+        }
+        self.chan.kick();
+        loop {
+            if let Some(done) = self.chan.poll() {
+                return done.status == r::ST_OK;
             }
             core::hint::spin_loop();
-        };
+        }
     }
-    c.busy = false;
-    ok
 }
 
 /// The finished CRC32C of `crc` (the finished CRC32C of the bytes before,
@@ -114,17 +124,7 @@ unsafe fn offload(dst: *mut u8, src: *const u8, n: usize) -> bool {
 /// is in flight, or for a range the engine refused: the caller then
 /// computes it on the core.
 pub fn crc32c(crc: u32, addr: usize, len: usize) -> Option<u32> {
-    let hart = dpu_hal::csr::mhartid() as usize;
-    let p = COPIERS.get(hart)?.load(Ordering::Acquire);
-    if p.is_null() || len > r::MAX_LEN as usize {
-        return None;
-    }
-    // SAFETY: as in `offload`: only the owning hart uses its copier, and
-    // `busy` keeps a trap handler off it.
-    let c = unsafe { &mut *p };
-    if c.busy {
-        return None;
-    }
+    let c = idle_copier(len)?;
     if len == 0 {
         return Some(crc);
     }
@@ -135,16 +135,7 @@ pub fn crc32c(crc: u32, addr: usize, len: usize) -> Option<u32> {
     // the core from caching it across the wait.
     unsafe { word.write_volatile(crc) };
     let d = Desc::crc32c(addr as u64, len as u32, word as u64, 0);
-    let mut ok = c.chan.push(&Desc { flags: r::FLAG_END, ..d });
-    if ok {
-        c.chan.kick();
-        ok = loop {
-            if let Some(done) = c.chan.poll() {
-                break done.status == r::ST_OK;
-            }
-            core::hint::spin_loop();
-        };
-    }
+    let ok = c.run(&Desc { flags: r::FLAG_END, ..d });
     // SAFETY: as above.
     let v = unsafe { word.read_volatile() };
     c.busy = false;

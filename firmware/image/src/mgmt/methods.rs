@@ -172,6 +172,17 @@ fn ip(w: &mut Writer<'_>, a: [u8; 4]) {
     w.string_fmt(format_args!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]));
 }
 
+/// An NVMe/TCP transport ID's address fields (SPDK's `trid`,
+/// `listen_addresses`): trtype, adrfam, traddr, trsvcid.
+fn trid(w: &mut Writer<'_>, addr: [u8; 4], trsvcid: u16) {
+    w.field_str("trtype", "TCP");
+    w.field_str("adrfam", "IPv4");
+    w.key("traddr");
+    ip(w, addr);
+    w.key("trsvcid");
+    w.string_fmt(format_args!("{trsvcid}"));
+}
+
 fn state_name(ns: &bootcfg::Namespace) -> &'static str {
     if bootcfg::ready(ns) {
         return "ready";
@@ -296,12 +307,7 @@ fn subsystems(w: &mut Writer<'_>) {
         w.begin_array();
         for (p, port) in bootcfg::ports().iter().enumerate().filter(|(p, _)| *p < 8 && s.ports & (1 << p) != 0) {
             w.begin_object();
-            w.field_str("trtype", "TCP");
-            w.field_str("adrfam", "IPv4");
-            w.key("traddr");
-            ip(w, port.ip);
-            w.key("trsvcid");
-            w.string_fmt(format_args!("{}", s.trsvcid));
+            trid(w, port.ip, s.trsvcid);
             w.key("port");
             w.string_fmt(format_args!("eth{p}"));
             w.end_object();
@@ -385,12 +391,7 @@ fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx) -> Result<(), 
         w.field_str("admin_queue", ctx.ctrl_state[i]);
         w.key("trid");
         w.begin_object();
-        w.field_str("trtype", "TCP");
-        w.field_str("adrfam", "IPv4");
-        w.key("traddr");
-        ip(w, c.traddr);
-        w.key("trsvcid");
-        w.string_fmt(format_args!("{}", c.trsvcid));
+        trid(w, c.traddr, c.trsvcid);
         w.field_str("subnqn", core::str::from_utf8(c.subnqn()).unwrap_or(""));
         w.end_object();
         w.field_u64("cntlid", u64::from(p.cntlid));

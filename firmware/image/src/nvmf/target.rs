@@ -343,22 +343,56 @@ struct Conn {
     cur_slot: Option<u8>,
     small_len: usize,
     /// Completed slots to answer, in order.
-    fifo: [u8; MAXCMD],
-    fhead: usize,
-    fcount: usize,
+    fifo: SlotQueue,
     /// The running data digest (finished CRC32C) of the PDU data being
     /// received, its received DDGST bytes, and whether it mismatched.
     rx_crc: u32,
     ddgst: [u8; 4],
     ddgst_bad: bool,
     /// Write slots whose R2T is to be sent, in order.
-    r2tq: [u8; MAXCMD],
-    r2thead: usize,
-    r2tcount: usize,
+    r2tq: SlotQueue,
     /// Admin in-capsule data (`SMALL` bytes, DDR).
     small: &'static mut [u8],
     /// Admin answer data (4 KiB, DDR).
     out: &'static mut [u8; 4096],
+}
+
+/// Slots of one connection waiting their turn, in order: a ring of
+/// [`MAXCMD`] (a slot is in one queue at most, so it never fills).
+#[derive(Clone, Copy)]
+struct SlotQueue {
+    q: [u8; MAXCMD],
+    head: usize,
+    len: usize,
+}
+
+impl SlotQueue {
+    const EMPTY: SlotQueue = SlotQueue { q: [0; MAXCMD], head: 0, len: 0 };
+
+    /// Appends slot `k`; false when full.
+    fn push(&mut self, k: usize) -> bool {
+        if self.len == MAXCMD {
+            return false;
+        }
+        self.q[(self.head + self.len) % MAXCMD] = k as u8;
+        self.len += 1;
+        true
+    }
+
+    fn front(&self) -> Option<usize> {
+        (self.len > 0).then(|| usize::from(self.q[self.head]))
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        let k = self.front()?;
+        self.head = (self.head + 1) % MAXCMD;
+        self.len -= 1;
+        Some(k)
+    }
+
+    fn clear(&mut self) {
+        *self = SlotQueue::EMPTY;
+    }
 }
 
 /// The target side of one data-plane core.
@@ -533,15 +567,11 @@ impl Target {
                 last_cmd: 0,
                 cur_slot: None,
                 small_len: 0,
-                fifo: [0; MAXCMD],
-                fhead: 0,
-                fcount: 0,
+                fifo: SlotQueue::EMPTY,
                 rx_crc: 0,
                 ddgst: [0; 4],
                 ddgst_bad: false,
-                r2tq: [0; MAXCMD],
-                r2thead: 0,
-                r2tcount: 0,
+                r2tq: SlotQueue::EMPTY,
                 small,
                 out,
             }
@@ -583,11 +613,7 @@ impl Target {
         s.status = st;
         let (ci, epoch) = (usize::from(s.conn), s.epoch);
         match self.conns.as_deref_mut().and_then(|c| c.get_mut(ci)) {
-            Some(c) if c.epoch == epoch && c.fcount < MAXCMD => {
-                self.slots.s[k].st = SlotSt::Reply;
-                c.fifo[(c.fhead + c.fcount) % MAXCMD] = k as u8;
-                c.fcount += 1;
-            }
+            Some(c) if c.epoch == epoch => c.push_reply(pool, &mut self.slots, k),
             // Its connection is gone.
             _ => self.slots.release(pool, k),
         }
@@ -699,8 +725,8 @@ impl Conn {
         self.txcfg = TxConfig::PLAIN;
         self.sqsize = 0;
         self.sqhd = 0;
-        self.fhead = 0;
-        self.r2thead = 0;
+        self.fifo.clear();
+        self.r2tq.clear();
         let s = self.tcp(stack);
         if s.is_open() {
             s.abort();
@@ -743,10 +769,7 @@ impl Conn {
         if let (Some((i, _)), Some(_)) = (self.ctrl, self.admin.as_ref()) {
             ctrl_bump(i, false);
         }
-        while self.fcount > 0 {
-            let k = usize::from(self.fifo[self.fhead]);
-            self.fhead = (self.fhead + 1) % MAXCMD;
-            self.fcount -= 1;
+        while let Some(k) = self.fifo.pop() {
             slots.release(pool, k);
         }
         if let Some(k) = self.cur_slot.take() {
@@ -755,7 +778,7 @@ impl Conn {
             }
         }
         // Writes waiting for their R2T or H2CData (in no FIFO).
-        self.r2tcount = 0;
+        self.r2tq.clear();
         for k in 0..MAXCMD {
             let s = &slots.s[k];
             if matches!(s.st, SlotSt::R2tQueued | SlotSt::H2c) && s.conn == self.idx && s.epoch == self.epoch {
@@ -1096,8 +1119,8 @@ impl Conn {
                         // Ask for the data (one R2T for all of it; the
                         // host splits it by MAXH2CDATA).
                         slots.s[k].st = SlotSt::R2tQueued;
-                        self.r2tq[(self.r2thead + self.r2tcount) % MAXCMD] = k as u8;
-                        self.r2tcount += 1;
+                        // A slot is in one queue at most: never full.
+                        let _ = self.r2tq.push(k);
                     } else {
                         slots.s[k].st = SlotSt::Submit;
                         slots.submit[slots.nsubmit] = k as u8;
@@ -1158,13 +1181,11 @@ impl Conn {
     }
 
     fn push_reply(&mut self, pool: &mut Pool, slots: &mut Slots, k: usize) {
-        if self.fcount >= MAXCMD {
+        if self.fifo.push(k) {
+            slots.s[k].st = SlotSt::Reply;
+        } else {
             slots.release(pool, k);
-            return;
         }
-        slots.s[k].st = SlotSt::Reply;
-        self.fifo[(self.fhead + self.fcount) % MAXCMD] = k as u8;
-        self.fcount += 1;
     }
 
     /// Connect, fabrics and admin commands (answered at once). Ok(false):
@@ -1381,8 +1402,7 @@ impl Conn {
         let txcfg = self.txcfg;
         let hd = if txcfg.digests.header { 4 } else { 0 };
         // R2Ts (NVMe/TCP 1.0 §3.6.2.10): TTAG is the slot.
-        while self.r2tcount > 0 {
-            let k = usize::from(self.r2tq[self.r2thead]);
+        while let Some(k) = self.r2tq.front() {
             let s = stack.tcp(self.sock);
             if room(s) < 24 + hd {
                 break;
@@ -1396,12 +1416,10 @@ impl Conn {
                 slots.stats.r2ts += 1;
                 stack.dirty = true;
             }
-            self.r2thead = (self.r2thead + 1) % MAXCMD;
-            self.r2tcount -= 1;
+            self.r2tq.pop();
             work += 1;
         }
-        while self.fcount > 0 {
-            let k = usize::from(self.fifo[self.fhead]);
+        while let Some(k) = self.fifo.front() {
             let sl = slots.s[k];
             let s = stack.tcp(self.sock);
             let mut b = [0u8; 160];
@@ -1461,8 +1479,7 @@ impl Conn {
             } else {
                 slots.stats.errors += 1;
             }
-            self.fhead = (self.fhead + 1) % MAXCMD;
-            self.fcount -= 1;
+            self.fifo.pop();
             slots.release(pool, k);
             work += 1;
         }
