@@ -9,8 +9,12 @@
 //! replacement disk (drivers/md/md.h, `struct md_rdev`):
 //!
 //! * A lost slot is neither read nor written: its device may have missed
-//!   writes. Nothing ever makes that device trusted again (a member that
-//!   comes back stays out; only a spare, rebuilt, returns the slot).
+//!   writes. Nothing makes that device trusted again without a rebuild:
+//!   a spare is rebuilt into the slot, or the device itself when it comes
+//!   back (its controller set up again under a later association epoch
+//!   than the one it was lost under, [`Health::lost_under`]), rebuilt in
+//!   full like a spare (Linux md re-adds a returning member the same way
+//!   when it has no write-intent bitmap: a full recovery).
 //! * A slot being rebuilt onto a spare is valid for the stripes below its
 //!   watermark ([`Health::readable`]): they are read and written like a
 //!   healthy slot's. Stripes at or above it are lost (reads rebuild them,
@@ -42,6 +46,12 @@ pub struct Health {
     /// watermark in stripes.
     rebuild: AtomicU32,
     mark: AtomicU64,
+    /// Per slot: the association epoch of the device serving it when the
+    /// slot was lost, with bit 31 set (0: not recorded, or not lost).
+    epoch: [AtomicU32; MAX_EC_MEMBERS],
+    /// Per slot: rebuilds begun onto the device that had lost it (it came
+    /// back), since the slot was last healthy.
+    returns: [AtomicU8; MAX_EC_MEMBERS],
     /// Spares taken (assigned to a slot, or failed), bit = spare.
     pub taken: AtomicU32,
     /// Rebuilds completed, stripes rebuilt.
@@ -60,6 +70,8 @@ impl Health {
     pub const NEW: Health = Health {
         lost: AtomicU32::new(0),
         dev: [const { AtomicU8::new(0) }; MAX_EC_MEMBERS],
+        epoch: [const { AtomicU32::new(0) }; MAX_EC_MEMBERS],
+        returns: [const { AtomicU8::new(0) }; MAX_EC_MEMBERS],
         rebuild: AtomicU32::new(0),
         mark: AtomicU64::new(0),
         taken: AtomicU32::new(0),
@@ -118,10 +130,11 @@ impl Health {
         self.device(slot) == dev && (self.lost() & 1 << slot == 0 || self.rebuild.load(Ordering::Acquire) == Self::word(slot, dev))
     }
 
-    /// Device `dev` of `slot` failed: the slot is lost (a rebuild onto it
-    /// stops). Ignored if `dev` no longer serves the slot. True if this
-    /// call lost the slot or stopped its rebuild.
-    pub fn fail(&self, slot: usize, dev: usize) -> bool {
+    /// Device `dev` of `slot` failed while its controller's association
+    /// epoch was `epoch`: the slot is lost (a rebuild onto it stops).
+    /// Ignored if `dev` no longer serves the slot. True if this call lost
+    /// the slot or stopped its rebuild.
+    pub fn fail(&self, slot: usize, dev: usize, epoch: u32) -> bool {
         if slot >= MAX_EC_MEMBERS {
             return false;
         }
@@ -129,6 +142,7 @@ impl Health {
         // The device being rebuilt onto: stop (the slot is lost already).
         if self.rebuild.compare_exchange(Self::word(slot, dev), 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.lost.fetch_or(bit, Ordering::AcqRel);
+            self.epoch[slot].store(epoch | 1 << 31, Ordering::Release);
             return true;
         }
         // A late failure of a device the slot no longer uses. (A rebuild
@@ -137,7 +151,27 @@ impl Health {
         if self.rebuilding_slot(slot) || self.device(slot) != dev {
             return false;
         }
-        self.lost.fetch_or(bit, Ordering::AcqRel) & bit == 0
+        if self.lost.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+            return false;
+        }
+        // After the bit: a reader that sees the slot lost but no epoch
+        // yet waits (never takes epoch 0 for "came back").
+        self.epoch[slot].store(epoch | 1 << 31, Ordering::Release);
+        true
+    }
+
+    /// The association epoch (31 bits) lost `slot`'s device was lost
+    /// under; `None` while not recorded (or the slot is not lost).
+    pub fn lost_under(&self, slot: usize) -> Option<u32> {
+        let e = self.epoch.get(slot)?.load(Ordering::Acquire);
+        (self.lost() & 1 << slot != 0 && e != 0).then_some(e & !(1 << 31))
+    }
+
+    /// Counts one more rebuild onto the device that lost `slot` and came
+    /// back: false (nothing counted) once `limit` have been begun since
+    /// the slot was last healthy (a device that keeps failing stays out).
+    pub fn take_return(&self, slot: usize, limit: u8) -> bool {
+        self.returns.get(slot).is_some_and(|r| r.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).is_ok())
     }
 
     /// Starts rebuilding lost `slot` onto member record `dev` (a spare):
@@ -148,6 +182,7 @@ impl Health {
             return false;
         }
         self.dev[slot].store(dev as u8 + 1, Ordering::Release);
+        self.epoch[slot].store(0, Ordering::Release);
         self.mark.store(0, Ordering::Release);
         self.rebuild.store(Self::word(slot, dev), Ordering::Release);
         true
@@ -179,6 +214,7 @@ impl Health {
             self.lost.fetch_or(1 << slot, Ordering::AcqRel);
             return false;
         }
+        self.returns[slot].store(0, Ordering::Release);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -192,7 +228,7 @@ mod tests {
     fn a_rebuilding_slot_is_valid_below_its_watermark_only() {
         let h = Health::NEW;
         assert!(h.readable(1, 0) && h.in_service(1, 1));
-        assert!(h.fail(1, 1) && !h.fail(1, 1), "lost once");
+        assert!(h.fail(1, 1, 7) && !h.fail(1, 1, 7), "lost once");
         assert!(!h.readable(1, 0) && !h.in_service(1, 1));
         assert_eq!(h.missing_at(5, 6), 0b10);
         // Spare record 6 replaces slot 1; the old member stays out.
@@ -203,7 +239,7 @@ mod tests {
         assert!(h.rebuilt(1, 0) && h.rebuilt(1, 1));
         assert!(h.readable(1, 0) && h.readable(1, 1) && !h.readable(1, 2));
         // A late failure of the old member changes nothing.
-        assert!(!h.fail(1, 1));
+        assert!(!h.fail(1, 1, 7));
         assert!(h.complete(1));
         assert!(h.readable(1, 1000) && h.lost() == 0 && h.rebuilding().is_none());
         assert_eq!((h.rebuilds.load(Ordering::Relaxed), h.rebuilt_stripes.load(Ordering::Relaxed)), (1, 2));
@@ -212,10 +248,10 @@ mod tests {
     #[test]
     fn a_late_failure_of_the_old_member_leaves_the_rebuild_alone() {
         let h = Health::NEW;
-        h.fail(1, 1);
+        h.fail(1, 1, 7);
         assert!(h.begin_rebuild(1, 6));
         // The old member's I/O fails after the spare took the slot.
-        assert!(!h.fail(1, 1));
+        assert!(!h.fail(1, 1, 7));
         assert_eq!(h.rebuilding(), Some((1, 0)));
         assert!(h.in_service(1, 6) && !h.in_service(1, 1));
     }
@@ -223,12 +259,37 @@ mod tests {
     #[test]
     fn a_spare_that_fails_stops_its_rebuild() {
         let h = Health::NEW;
-        h.fail(4, 4);
+        h.fail(4, 4, 7);
         assert!(h.begin_rebuild(4, 7));
         assert!(h.rebuilt(4, 0));
-        assert!(h.fail(4, 7), "stops the rebuild");
+        assert!(h.fail(4, 7, 7), "stops the rebuild");
         assert!(h.rebuilding().is_none() && !h.readable(4, 0));
         assert!(!h.rebuilt(4, 1) && !h.complete(4));
         assert_eq!(h.lost(), 1 << 4);
+    }
+
+    #[test]
+    fn a_member_that_comes_back_is_rebuilt_in_full_before_it_is_trusted() {
+        let h = Health::NEW;
+        assert_eq!(h.lost_under(2), None);
+        assert!(h.fail(2, 2, 9));
+        assert_eq!(h.lost_under(2), Some(9), "the epoch it was lost under");
+        // A late failure of the same device records nothing new.
+        assert!(!h.fail(2, 2, 10));
+        assert_eq!(h.lost_under(2), Some(9));
+        // Its controller is back (epoch 10): it is rebuilt like a spare.
+        assert!(h.take_return(2, 2));
+        assert!(h.begin_rebuild(2, 2));
+        assert_eq!(h.device(2), 2);
+        assert!(h.in_service(2, 2) && !h.readable(2, 0));
+        // It fails again during the rebuild: lost again, under epoch 10.
+        assert!(h.fail(2, 2, 10));
+        assert_eq!((h.lost_under(2), h.rebuilding()), (Some(10), None));
+        assert!(h.take_return(2, 2) && !h.take_return(2, 2), "two attempts at most");
+        assert!(h.begin_rebuild(2, 2));
+        assert!(h.rebuilt(2, 0) && h.complete(2));
+        assert_eq!((h.lost(), h.lost_under(2)), (0, None));
+        // Healthy again: the attempts count starts over.
+        assert!(h.take_return(2, 2));
     }
 }

@@ -944,6 +944,49 @@ fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// A lost member that comes back (`targets/scenarios/adapter-ec-return.toml`,
+/// no spares): t1 restarts, member 1 is lost; once t1 accepts a new
+/// association the card rebuilds member 1 onto it in full under verified
+/// I/O, and only then trusts it: after t0 and t2 die every read needs
+/// t1's fragments, and every block still reads back right. The scrub
+/// runs while member 1 is out (it skips stripes, which once left the
+/// repair context waiting for good: no rebuild then).
+fn adapter_ec_return(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-ec-return.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-ec-return", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "TOTAL (3 jobs)"])?;
+    for vol in 0..2 {
+        let lines = [
+            format!("ec: volume {vol}: member 1 lost"),
+            format!("ec: volume {vol}: scrub done: "),
+            format!("ec: volume {vol}: member 1 (record 1) is back (association 2): rebuilding it in full (32 stripes)"),
+            format!("ec: volume {vol}: rebuild of member 1 complete: 32 stripes"),
+            format!("ec: volume {vol}: member 0 lost"),
+        ];
+        // In this order: lost, scrubbed while out, back and rebuilt, then
+        // the other two die.
+        let mut from = 0;
+        for line in &lines {
+            match run.stdout[from..].find(line.as_str()) {
+                Some(at) => from += at,
+                None => return fail(format!("volume {vol}: no `{line}` (after the lines before it)"), run),
+            }
+        }
+        if run.stdout.contains(&format!("ec: volume {vol}: rebuild of member 1 stopped")) || run.stdout.contains(&format!("ec: volume {vol}: scrub done: 32 stripes checked")) {
+            return fail(format!("volume {vol}: the rebuild stopped, or the scrub checked stripes with member 1 out"), run);
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let targets = doc["targets"].as_array().cloned().unwrap_or_default();
+    let t1 = targets.iter().find(|t| t["name"] == "t1").cloned().unwrap_or(Value::Null);
+    // The rebuild wrote t1 every stripe of both volumes.
+    if t1["writes"].as_u64().unwrap_or(0) < 64 {
+        return fail(format!("t1 must have been rewritten by the rebuild: {t1}"), run);
+    }
+    Ok(())
+}
+
 /// A hostile host on VF 3 (`targets/scenarios/hostile-host.toml`): every
 /// action of the hostile host model once, each malformed thing answered
 /// with a status the specification allows, bad doorbells with masked
@@ -1407,6 +1450,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),
     ("adapter-secure-ec: AES-XTS on EC 4+2 over 6 targets, two targets die, verified", adapter_secure_ec),
     ("adapter-ec-rebuild: two members die, spares rebuilt under verified I/O, scrub clean, two more die; bit rot found by scrub", adapter_ec_rebuild),
+    ("adapter-ec-return: a lost member comes back, is rebuilt in place under verified I/O, then carries reads when two others die", adapter_ec_return),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),

@@ -24,8 +24,9 @@
 //!   only the fragments that changed and the parity are written.
 //! * A member whose I/O fails or stays unanswered for
 //!   [`MEMBER_TIMEOUT_TICKS`] is marked lost for the whole card
-//!   ([`HEALTH`], rules in `dpu_bdev::ec_health`) and never trusted again
-//!   (it may have missed writes). With more than m members lost a read
+//!   ([`HEALTH`], rules in `dpu_bdev::ec_health`) and not trusted again
+//!   (it may have missed writes) until it is rebuilt when it comes back
+//!   ([`repair`]). With more than m members lost a read
 //!   that needs a lost fragment ends with Unrecovered Read Error and a
 //!   write with Write Fault (NVMe Base 2.0 §4.6.1.2, figure 103, SCT 2h
 //!   SC 81h / 80h): never wrong data.
@@ -86,16 +87,26 @@ fn health(vol: u16) -> &'static Health {
 }
 
 /// Device `dev` (member record) serving slot `slot` of volume `vol`
-/// failed: the slot is lost (once, logged); a rebuild onto it stops.
+/// failed: the slot is lost (once, logged) under its controller's
+/// current association epoch; a rebuild onto it stops.
 fn mark_failed(vol: u16, slot: usize, dev: usize, why: &str) {
     let h = health(vol);
     let rebuilding = h.rebuilding().filter(|&(s, _)| s == slot);
-    if h.fail(slot, dev) {
+    let epoch = device_epoch(vol, dev).unwrap_or(0);
+    if h.fail(slot, dev, epoch) {
         match rebuilding {
-            Some((_, mark)) => defmt::warn!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64}: its spare (record {=usize}) failed ({=str})", vol, slot, mark, dev, why),
+            Some((_, mark)) => defmt::warn!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64}: the device rebuilt onto (record {=usize}) failed ({=str})", vol, slot, mark, dev, why),
             None => defmt::warn!("ec: volume {=u16}: member {=usize} lost ({=str}); {=u32} lost now, reads rebuild its fragments", vol, slot, why, h.lost().count_ones()),
         }
     }
+}
+
+/// The association epoch of the controller of member record `dev` of
+/// volume `vol` (`nvmf::published`'s generation: one more each time the
+/// association is set up).
+fn device_epoch(vol: u16, dev: usize) -> Option<u32> {
+    let (ctrl, _) = *config::ec_volume(vol)?.members.get(dev)?;
+    Some(crate::nvmf::published(usize::from(ctrl)).generation)
 }
 
 /// What a context does.
@@ -840,16 +851,25 @@ impl Ec {
             self.run(chan, pool, fab, i);
         }
         work += self.repair_poll(chan, pool, fab);
-        // Waiting contexts, oldest first; one still waiting stays queued.
+        // Waiting contexts, oldest first; one still waiting stays queued
+        // where it was. It leaves the queue before it runs: a step that
+        // ends its stripe operation at once (a scrub skipping a stripe
+        // with a lost fragment) starts the next one, which may have to
+        // wait and is queued again by `run` (while it was still listed
+        // here, `run` saw it queued, and it was then dropped: a context
+        // left waiting for good).
         let mut k = 0;
         while k < self.nwait {
-            let i = usize::from(self.wait[k]);
-            let still = self.ctx[i].used && !self.advance(chan, pool, fab, i);
-            if still {
+            let i = self.wait[k];
+            self.wait.copy_within(k + 1..self.nwait, k);
+            self.nwait -= 1;
+            let idx = usize::from(i);
+            if self.ctx[idx].used && !self.advance(chan, pool, fab, idx) && !self.wait[..self.nwait].contains(&i) {
+                self.wait.copy_within(k..self.nwait, k + 1);
+                self.wait[k] = i;
+                self.nwait += 1;
                 k += 1;
             } else {
-                self.wait.copy_within(k + 1..self.nwait, k);
-                self.nwait -= 1;
                 work += 1;
             }
         }

@@ -8,7 +8,10 @@
 //!   the engine, so host I/O keeps its share (Linux md throttles its
 //!   resync the same way in spirit, `sync_speed_min/max`, by rate).
 //! * Rebuild: when a slot is lost and a spare's controller is connected,
-//!   the spare takes the slot (`Health::begin_rebuild`); for each stripe
+//!   the spare takes the slot (`Health::begin_rebuild`); with no spare,
+//!   the slot's own device once it is back (its controller set up again
+//!   since it was lost, `Health::lost_under`), at most [`MAX_RETURNS`]
+//!   times in a row; for each stripe
 //!   the k fragments needed are read, the engine reconstructs the slot's
 //!   fragment, it is written to the spare and the watermark moves (under
 //!   the stripe lock; rules in `dpu_bdev::ec_health`). When the last
@@ -44,6 +47,10 @@ use dpu_nvme::Status;
 /// How often the repair core looks for a lost slot with a spare, or a
 /// scrub that is due (mtime ticks: 100 us).
 const LOOK_TICKS: u64 = TIMEBASE_HZ / 10_000;
+/// Rebuilds begun onto a device that came back, per slot, before it is
+/// left out (it keeps failing); the count starts over once the slot is
+/// healthy.
+const MAX_RETURNS: u8 = 3;
 /// A repair stripe operation this slow is reported (mtime ticks: 5 ms).
 const SLOW_STRIPE_TICKS: u64 = 5 * TIMEBASE_HZ / 1000;
 /// Mismatching stripes a scrub pass names in the log (all are counted).
@@ -54,8 +61,7 @@ const _: () = assert!(REPAIR < NCTX);
 /// The repair work of one core.
 #[derive(Clone, Copy)]
 pub(super) struct Worker {
-    /// Volumes this core repairs (bit = volume): those with spares or a
-    /// scrub time.
+    /// Volumes this core repairs (bit = volume).
     vols: u32,
     /// Volumes whose scrub is still to run.
     scrub_due: u32,
@@ -96,7 +102,8 @@ impl Worker {
         let mut w = Worker::IDLE;
         for vol in 0..dpu_bootcfg::MAX_EC_VOLUMES {
             let Some(v) = config::ec_volume(vol as u16) else { continue };
-            if repair_hart(vol) != hart || (v.spares == 0 && v.scrub_at_us == 0) {
+            // Every volume: a lost member may come back (and spares, scrub).
+            if repair_hart(vol) != hart {
                 continue;
             }
             w.vols |= 1 << vol;
@@ -183,6 +190,20 @@ impl Ec {
                         return 1;
                     }
                 }
+                // No spare: a lost slot whose device came back (its
+                // controller is up under a later association than the one
+                // it was lost under) is rebuilt onto that device, in full:
+                // it may have missed any write while it was out.
+                if let Some((slot, dev, epoch)) = self.returned(vol, v, lost) {
+                    if h.take_return(slot, MAX_RETURNS) && h.begin_rebuild(slot, dev) {
+                        defmt::info!(
+                            "ec: volume {=u16}: member {=usize} (record {=usize}) is back (association {=u32}): rebuilding it in full ({=u64} stripes) on hart {=u32}",
+                            vol, slot, dev, epoch, stripes, self.hart
+                        );
+                        self.start_job(chan, pool, fab, vol, v, shift, stripes, Job::Rebuild { slot: slot as u8 });
+                        return 1;
+                    }
+                }
             }
             let at = u64::from(v.scrub_at_us) * TIMEBASE_HZ / 1_000_000;
             if self.repair.scrub_due & 1 << vol != 0 && now >= at {
@@ -192,14 +213,21 @@ impl Ec {
                 return 1;
             }
         }
-        // Nothing left to look for: no spare left to use and no scrub due.
-        let spares_left = (0..dpu_bootcfg::MAX_EC_VOLUMES as u16)
-            .filter(|&vol| self.repair.vols & 1 << vol != 0)
-            .any(|vol| config::ec_volume(vol).is_some_and(|v| health(vol).taken.load(Ordering::Acquire).count_ones() < u32::from(v.spares)));
-        if !spares_left && self.repair.scrub_due == 0 {
-            self.repair.next = u64::MAX;
-        }
+        // Members can be lost and come back at any time: keep looking.
         0
+    }
+
+    /// A lost slot of volume `vol` (in `lost`) whose device came back and
+    /// may still be retried: (slot, member record, its new association).
+    fn returned(&self, vol: u16, v: &EcVolume, lost: u32) -> Option<(usize, usize, u32)> {
+        let h = health(vol);
+        (0..v.width()).filter(|&s| lost & 1 << s != 0).find_map(|slot| {
+            let dev = h.device(slot);
+            let (ctrl, _) = *v.members.get(dev)?;
+            let p = crate::nvmf::published(usize::from(ctrl));
+            let was = h.lost_under(slot)?;
+            (p.up && p.generation != was).then_some((slot, dev, p.generation))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -236,7 +264,8 @@ impl Ec {
                     // Its spare failed (the rebuild already stopped), or the
                     // stripe could not be rebuilt: more than m lost.
                     if h.rebuilding().is_some_and(|(s, _)| s == slot) {
-                        h.fail(slot, h.device(slot));
+                        let dev = h.device(slot);
+                        h.fail(slot, dev, super::device_epoch(c.vol, dev).unwrap_or(0));
                     }
                     defmt::error!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64} (status {=u16:#x})", c.vol, slot, c.stripe, c.status.field());
                     return self.finish(pool, i, c.status);
