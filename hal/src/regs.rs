@@ -335,12 +335,15 @@ pub mod dma {
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
+    /// Format 9 adds a periodic scrub to EC volume records
+    /// (`EC_SCRUB_EVERY_MS`, records of `EC_RECORD` bytes; format 5 to 8
+    /// records are `EC_RECORD_V8` bytes, see [`ec_record`]).
     /// Format 8 adds NVMe/TCP target subsystems (`HDR_SUBSYS`,
     /// `SUBSYS_RECORD`, `REC_SUBSYS`); format 7 added the local SSD
     /// backend (`BACKEND_LOCAL`); format 6 EC spares and scrub time
     /// (`EC_SPARES`, `EC_SCRUB_AT_US`). Format 5 to 7 blobs still parse
     /// (they name no subsystem and byte `REC_SUBSYS` is 0 there).
-    pub const VERSION: u16 = 8;
+    pub const VERSION: u16 = 9;
     /// The oldest format the parser still reads.
     pub const VERSION_MIN: u16 = 5;
     pub const HDR_MAGIC: usize = 0;
@@ -416,7 +419,21 @@ pub mod bootcfg {
     /// (k + m + spares <= 32); a spare replaces a lost member and is
     /// rebuilt in the background. `EC_SCRUB_AT_US`: card time (us since
     /// reset) of one parity check pass over the volume (0 = none).
-    pub const EC_RECORD: usize = 8 + 32 * EC_MEMBER;
+    /// Format 9: `EC_SCRUB_EVERY_MS` (u32) after the member records: a
+    /// scrub pass again this many ms after the last one ended (0: only
+    /// the one at `EC_SCRUB_AT_US`, or none).
+    pub const EC_RECORD: usize = EC_SCRUB_EVERY_MS + 8;
+    pub const EC_SCRUB_EVERY_MS: usize = EC_RECORD_V8;
+    /// An EC volume record of formats 5 to 8.
+    pub const EC_RECORD_V8: usize = 8 + 32 * EC_MEMBER;
+    /// Bytes of an EC volume record in format `version`.
+    pub const fn ec_record(version: u16) -> usize {
+        if version >= 9 {
+            EC_RECORD
+        } else {
+            EC_RECORD_V8
+        }
+    }
     pub const EC_K: usize = 0;
     pub const EC_M: usize = 1;
     pub const EC_SPARES: usize = 2;

@@ -150,12 +150,13 @@ impl BootConfig {
         }
         let ctrl_index = |traddr: &Ipv4Addr, trsvcid: &u16, subnqn: &String| ctrls.iter().position(|c| c.0 == *traddr && c.1 == *trsvcid && &c.2 == subnqn).unwrap_or(0);
         for (i, vol) in vols.iter().enumerate() {
-            let Backend::Ec { k, m, members, spares, scrub_at_us } = vol else { continue };
+            let Backend::Ec { k, m, members, spares, scrub_at_us, scrub_every_ms } = vol else { continue };
             let r = ec_off + i * b::EC_RECORD;
             put(&mut v, r + b::EC_K, &[*k, *m]);
             // Spares follow the members (the scenario checked they fit).
             put(&mut v, r + b::EC_SPARES, &[spares.len() as u8]);
             put(&mut v, r + b::EC_SCRUB_AT_US, &scrub_at_us.to_le_bytes());
+            put(&mut v, r + b::EC_SCRUB_EVERY_MS, &scrub_every_ms.to_le_bytes());
             for (j, (a, p, n, nsid)) in members.iter().chain(spares).enumerate().take(dpu_targets::MAX_EC_MEMBERS) {
                 let e = r + b::EC_MEMBERS + j * b::EC_MEMBER;
                 put(&mut v, e + b::EC_MEMBER_CTRL, &(ctrl_index(a, p, n) as u16).to_le_bytes());
@@ -327,7 +328,7 @@ mod tests {
     fn ec_volumes_carry_their_members() {
         let mut c = BootConfig::ram(&[(1, 1, 1 << 20, 512)]);
         let t = |i: u8| (Ipv4Addr::new(10, 0, 0, 10 + i), 4420, format!("nqn.x:t{i}"), 1);
-        let ec = Backend::Ec { k: 2, m: 1, members: vec![t(0), t(1), t(2)], spares: vec![t(3)], scrub_at_us: 7_000 };
+        let ec = Backend::Ec { k: 2, m: 1, members: vec![t(0), t(1), t(2)], spares: vec![t(3)], scrub_at_us: 7_000, scrub_every_ms: 25 };
         c.namespaces.push(NamespaceCfg { function: 1, nsid: 2, bytes: 3 << 13, block_size: 512, backend: ec.clone(), encryption: None });
         c.namespaces.push(NamespaceCfg { function: 2, nsid: 1, bytes: 3 << 13, block_size: 512, backend: ec, encryption: None });
         c.namespaces.push(NamespaceCfg {
@@ -349,6 +350,7 @@ mod tests {
         let ec = v.len() - b::EC_RECORD;
         assert_eq!(&v[ec..ec + 3], &[2, 1, 1], "k, m, one spare");
         assert_eq!(&v[ec + b::EC_SCRUB_AT_US..ec + b::EC_SCRUB_AT_US + 4], &7_000u32.to_le_bytes());
+        assert_eq!(&v[ec + b::EC_SCRUB_EVERY_MS..ec + b::EC_SCRUB_EVERY_MS + 4], &25u32.to_le_bytes());
         let member = |j: usize| {
             let e = ec + b::EC_MEMBERS + j * b::EC_MEMBER;
             (u16::from_le_bytes([v[e], v[e + 1]]), u32::from_le_bytes(v[e + b::EC_MEMBER_NSID..e + b::EC_MEMBER_NSID + 4].try_into().unwrap()))

@@ -189,6 +189,9 @@ pub struct EcCfg {
     /// Card time (since reset, e.g. "20ms") at which the card checks every
     /// stripe's parity once (scrub); none if left out.
     pub scrub_at: Option<String>,
+    /// A scrub again this long after the last one ended (e.g. "20ms"); the
+    /// first at `scrub_at`, or this long after boot.
+    pub scrub_every: Option<String>,
 }
 
 /// One member of an erasure-coded volume: a namespace of a target model.
@@ -441,8 +444,9 @@ pub enum Backend {
     Local { ssd: u32, nsid: u32 },
     /// An erasure-coded volume over k + m remote namespaces (each as in
     /// `Nvmf`: address, port, subsystem NQN, nsid), in fragment order.
-    /// `spares` likewise; `scrub_at_us`: card time of a scrub (0 = none).
-    Ec { k: u8, m: u8, members: Vec<(std::net::Ipv4Addr, u16, String, u32)>, spares: Vec<(std::net::Ipv4Addr, u16, String, u32)>, scrub_at_us: u32 },
+    /// `spares` likewise; `scrub_at_us`: card time of a scrub (0 = none);
+    /// `scrub_every_ms`: a scrub again this long after one ended (0 = none).
+    Ec { k: u8, m: u8, members: Vec<(std::net::Ipv4Addr, u16, String, u32)>, spares: Vec<(std::net::Ipv4Addr, u16, String, u32)>, scrub_at_us: u32, scrub_every_ms: u32 },
 }
 
 impl Backend {
@@ -1392,6 +1396,16 @@ impl Scenario {
                 }
             }
         };
+        let scrub_every_ms = match &ec.scrub_every {
+            None => 0,
+            Some(t) => {
+                let ns = parse_time_ns(t).map_err(|m| ConfigError::field(f, at("scrub_every"), m))?;
+                match u32::try_from(ns / 1_000_000) {
+                    Ok(ms) if ms > 0 => ms,
+                    _ => return err(at("scrub_every"), format!("`{t}`: at least 1 ms")),
+                }
+            }
+        };
         let (member_bytes, block_size) = geometry.unwrap_or((0, 512));
         // The volume's blocks are the members' (a fragment is whole blocks of each).
         let asked = self.storage.get(i).map_or(block_size, |s| s.block_size);
@@ -1406,7 +1420,7 @@ impl Scenario {
         if given.is_some_and(|g| g != bytes) {
             return err(format!("storage[{i}].size"), format!("the volume holds {bytes} bytes ({stripes} stripes of k x 4 KiB); leave size out or give that"));
         }
-        Ok((bytes, block_size, Backend::Ec { k: ec.k as u8, m: ec.m as u8, members, spares, scrub_at_us }))
+        Ok((bytes, block_size, Backend::Ec { k: ec.k as u8, m: ec.m as u8, members, spares, scrub_at_us, scrub_every_ms }))
     }
 
     /// Every namespace of every function, with its backend.
@@ -1631,8 +1645,8 @@ target = "t0"
         let s = parse(&base).unwrap();
         let ns = s.namespace_cfgs();
         assert_eq!((ns.len(), ns[0].bytes, ns[0].block_size), (1, 4 << 20, 512), "k x the member size");
-        let Backend::Ec { k, m, members, spares, scrub_at_us } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
-        assert_eq!((*k, *m, members.len(), spares.len(), *scrub_at_us), (4, 2, 6, 0, 0));
+        let Backend::Ec { k, m, members, spares, scrub_at_us, scrub_every_ms } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
+        assert_eq!((*k, *m, members.len(), spares.len(), *scrub_at_us, *scrub_every_ms), (4, 2, 6, 0, 0, 0));
         assert_eq!(members[5], ("10.0.0.15".parse().unwrap(), 4420, "nqn.2026-11.io.dpusim:t5".to_string(), 1));
         assert_eq!(ns[0].backend.remotes().len(), 6);
         // A spare on a seventh target and a scrub time.
@@ -1662,6 +1676,8 @@ target = "t0"
             ("t5\" }]", "t5\" }], spares = [{ target = \"t7\" }]", "storage[0].ec.spares[0]", "members are alike"),
             ("t5\" }]", "t5\" }], scrub_at = \"soon\"", "storage[0].ec.scrub_at", "soon"),
             ("t5\" }]", "t5\" }], scrub_at = \"0ms\"", "storage[0].ec.scrub_at", "positive"),
+            ("t5\" }]", "t5\" }], scrub_every = \"500us\"", "storage[0].ec.scrub_every", "1 ms"),
+            ("t5\" }]", "t5\" }], scrub_every = \"often\"", "storage[0].ec.scrub_every", "often"),
             ("backend = \"ec\"\n", "backend = \"ec\"\nsize = \"1MiB\"\n", "storage[0].size", "holds 4194304 bytes"),
             ("backend = \"ec\"\n", "backend = \"ec\"\ntarget = \"t0\"\n", "storage[0].backend", "ec.members"),
             ("backend = \"ec\"\n", "backend = \"ec\"\nblock_size = 4096\n", "storage[0].block_size", "the members have 512 B blocks"),

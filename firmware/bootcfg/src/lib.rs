@@ -72,6 +72,9 @@ pub struct EcVolume {
     pub spares: u8,
     /// Card time (us since reset) of one scrub pass; 0 = none (format 6).
     pub scrub_at_us: u32,
+    /// A scrub pass again this long (ms) after the last one ended; 0 =
+    /// none (format 9).
+    pub scrub_every_ms: u32,
 }
 
 impl EcVolume {
@@ -305,7 +308,7 @@ pub fn blob_len(header: &[u8]) -> usize {
         + nctrls * b::CTRL_RECORD
         + b::HOST_RECORD
         + nkeys * b::KEY_RECORD
-        + nec * b::EC_RECORD
+        + nec * b::ec_record(read_u16(header, b::HDR_VERSION))
         + nmgmt * b::MGMT_RECORD
         + nsub * b::SUBSYS_RECORD
 }
@@ -445,7 +448,8 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     let nec = usize::from(read_u16(blob, b::HDR_EC_VOLUMES));
     let ec_off = key_off + nkeys * b::KEY_RECORD;
     let nmgmt = usize::from(read_u16(blob, b::HDR_MGMT));
-    let mgmt_off = ec_off + nec * b::EC_RECORD;
+    let ec_rec = b::ec_record(version);
+    let mgmt_off = ec_off + nec * ec_rec;
     let nsub = if version >= 8 { usize::from(read_u16(blob, b::HDR_SUBSYS)) } else { 0 };
     let sub_off = mgmt_off + nmgmt * b::MGMT_RECORD;
     if count > MAX_NAMESPACES
@@ -505,12 +509,13 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     }
     t.host_id = read(blob, host_off + b::HOST_ID);
     for v in 0..nec {
-        let r = ec_off + v * b::EC_RECORD;
+        let r = ec_off + v * ec_rec;
         let [k, m]: [u8; 2] = read(blob, r + b::EC_K);
         // Format 5 left the spare count and scrub time zero.
         let [spares]: [u8; 1] = read(blob, r + b::EC_SPARES);
         let scrub_at_us = read_u32(blob, r + b::EC_SCRUB_AT_US);
-        let mut vol = EcVolume { k, m, members: [(0, 0); MAX_EC_MEMBERS], spares, scrub_at_us };
+        let scrub_every_ms = if version >= 9 { read_u32(blob, r + b::EC_SCRUB_EVERY_MS) } else { 0 };
+        let mut vol = EcVolume { k, m, members: [(0, 0); MAX_EC_MEMBERS], spares, scrub_at_us, scrub_every_ms };
         // The engine's limits (ISA-L's: k <= 32, m <= 4) and one staging
         // page per fragment; spares take member records after the members.
         let n = usize::from(k) + usize::from(m) + usize::from(spares);

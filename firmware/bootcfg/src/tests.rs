@@ -268,8 +268,25 @@ fn erasure_coded_namespaces_name_a_valid_volume() {
     dup[7] = (3, 1);
     assert_eq!(bad(spared(&dup, 2)), Err(ConfigError::BadEc { index: 0 }));
     assert_eq!(bad(spared(&eight, 27)), Err(ConfigError::BadEc { index: 0 }));
+    // Format 9: a scrub period after the member records.
+    let mut v9 = spared(&eight, 2);
+    let r = v9.len() - b::EC_RECORD;
+    v9[r + b::EC_SCRUB_EVERY_MS..r + b::EC_SCRUB_EVERY_MS + 4].copy_from_slice(&86_400_000u32.to_le_bytes());
+    let (r, t, _) = parse_blob(&v9);
+    assert_eq!(r, Ok(()));
+    assert_eq!((t.ec_volume(0).unwrap().scrub_at_us, t.ec_volume(0).unwrap().scrub_every_ms), (20_000, 86_400_000));
+    // Format 8 records are 8 bytes shorter (no period): one still parses,
+    // and its length is its header's.
+    let mut v8 = spared(&eight, 2);
+    v8.truncate(v8.len() - (b::EC_RECORD - b::EC_RECORD_V8));
+    v8[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&8u16.to_le_bytes());
+    assert_eq!(blob_len(&v8[..b::HEADER]), v8.len());
+    let (r, t, _) = parse_blob(&v8);
+    assert_eq!(r, Ok(()));
+    assert_eq!((t.ec_volume(0).unwrap().spares, t.ec_volume(0).unwrap().scrub_every_ms), (2, 0));
     // A format 5 blob (no spares, no scrub) still parses.
     let mut v5 = with(4, 2, &six, 3200);
+    v5.truncate(v5.len() - (b::EC_RECORD - b::EC_RECORD_V8));
     v5[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&5u16.to_le_bytes());
     let (r, t, _) = parse_blob(&v5);
     assert_eq!(r, Ok(()));

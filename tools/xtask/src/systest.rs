@@ -948,9 +948,10 @@ fn adapter_blackhole(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// no spares): t1 restarts, member 1 is lost; once t1 accepts a new
 /// association the card rebuilds member 1 onto it in full under verified
 /// I/O, and only then trusts it: after t0 and t2 die every read needs
-/// t1's fragments, and every block still reads back right. The scrub
-/// runs while member 1 is out (it skips stripes, which once left the
-/// repair context waiting for good: no rebuild then).
+/// t1's fragments, and every block still reads back right. The periodic
+/// scrub runs while member 1 is out (it skips stripes, which once left
+/// the repair context waiting for good: no rebuild then), and a pass
+/// after the rebuild checks every stripe, clean.
 fn adapter_ec_return(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/adapter-ec-return.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -962,10 +963,11 @@ fn adapter_ec_return(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             format!("ec: volume {vol}: scrub done: "),
             format!("ec: volume {vol}: member 1 (record 1) is back (association 2): rebuilding it in full (32 stripes)"),
             format!("ec: volume {vol}: rebuild of member 1 complete: 32 stripes"),
+            format!("ec: volume {vol}: scrub done: 32 stripes checked, 0 mismatches (0 repaired), 0 skipped"),
             format!("ec: volume {vol}: member 0 lost"),
         ];
-        // In this order: lost, scrubbed while out, back and rebuilt, then
-        // the other two die.
+        // In this order: lost, scrubbed while out, back and rebuilt, a
+        // clean full pass, then the other two die.
         let mut from = 0;
         for line in &lines {
             match run.stdout[from..].find(line.as_str()) {
@@ -973,8 +975,12 @@ fn adapter_ec_return(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
                 None => return fail(format!("volume {vol}: no `{line}` (after the lines before it)"), run),
             }
         }
-        if run.stdout.contains(&format!("ec: volume {vol}: rebuild of member 1 stopped")) || run.stdout.contains(&format!("ec: volume {vol}: scrub done: 32 stripes checked")) {
-            return fail(format!("volume {vol}: the rebuild stopped, or the scrub checked stripes with member 1 out"), run);
+        if run.stdout.contains(&format!("ec: volume {vol}: rebuild of member 1 stopped")) || run.stdout.contains("parity mismatch") {
+            return fail(format!("volume {vol}: the rebuild stopped, or a scrub found a mismatch"), run);
+        }
+        // Every 3 ms after the pass at 100 ms: passes 1 to 3 at least.
+        if !run.stdout.contains(&format!("ec: volume {vol}: scrub done: ")) || !run.stdout.lines().any(|l| l.contains(&format!("ec: volume {vol}: scrub done: ")) && l.ends_with("(pass 3)")) {
+            return fail(format!("volume {vol}: no third scrub pass (scrub_every = 3ms)"), run);
         }
     }
     let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
@@ -1450,7 +1456,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),
     ("adapter-secure-ec: AES-XTS on EC 4+2 over 6 targets, two targets die, verified", adapter_secure_ec),
     ("adapter-ec-rebuild: two members die, spares rebuilt under verified I/O, scrub clean, two more die; bit rot found by scrub", adapter_ec_rebuild),
-    ("adapter-ec-return: a lost member comes back, is rebuilt in place under verified I/O, then carries reads when two others die", adapter_ec_return),
+    ("adapter-ec-return: a lost member comes back, is rebuilt in place under verified I/O, periodic scrub clean after it, then it carries reads when two others die", adapter_ec_return),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),

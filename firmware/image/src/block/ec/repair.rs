@@ -63,8 +63,12 @@ const _: () = assert!(REPAIR < NCTX);
 pub(super) struct Worker {
     /// Volumes this core repairs (bit = volume).
     vols: u32,
-    /// Volumes whose scrub is still to run.
-    scrub_due: u32,
+    /// When each volume's next scrub is due (mtime ticks; `u64::MAX`:
+    /// none).
+    scrub_at: [u64; dpu_bootcfg::MAX_EC_VOLUMES],
+    /// The scrub counters when the running pass began (checked,
+    /// mismatches, repaired, skipped): a pass reports its own.
+    pass: [u64; 4],
     /// When to look next.
     next: u64,
     /// The running job: stripes of its volume, when it and its current
@@ -95,7 +99,7 @@ pub(super) fn fragment_on(v: &EcVolume, stripe: u64, slot: usize) -> usize {
 }
 
 impl Worker {
-    pub const IDLE: Worker = Worker { vols: 0, scrub_due: 0, next: u64::MAX, stripes: 0, started: 0, stripe_at: 0, slow: false };
+    pub const IDLE: Worker = Worker { vols: 0, scrub_at: [u64::MAX; dpu_bootcfg::MAX_EC_VOLUMES], pass: [0; 4], next: u64::MAX, stripes: 0, started: 0, stripe_at: 0, slow: false };
 
     /// The repair work of data-plane hart `hart`.
     pub fn new(hart: usize) -> Worker {
@@ -107,9 +111,12 @@ impl Worker {
                 continue;
             }
             w.vols |= 1 << vol;
-            if v.scrub_at_us != 0 {
-                w.scrub_due |= 1 << vol;
-            }
+            // The first scrub at `scrub_at`, or one period after boot.
+            w.scrub_at[vol] = match (v.scrub_at_us, v.scrub_every_ms) {
+                (0, 0) => u64::MAX,
+                (0, every) => u64::from(every) * TIMEBASE_HZ / 1000,
+                (at, _) => u64::from(at) * TIMEBASE_HZ / 1_000_000,
+            };
             w.next = 0;
         }
         w
@@ -205,9 +212,10 @@ impl Ec {
                     }
                 }
             }
-            let at = u64::from(v.scrub_at_us) * TIMEBASE_HZ / 1_000_000;
-            if self.repair.scrub_due & 1 << vol != 0 && now >= at {
-                self.repair.scrub_due &= !(1 << vol);
+            if now >= self.repair.scrub_at[usize::from(vol)] {
+                self.repair.scrub_at[usize::from(vol)] = u64::MAX;
+                let r = Ordering::Relaxed;
+                self.repair.pass = [h.scrubbed.load(r), h.mismatches.load(r), h.repaired.load(r), h.skipped.load(r)];
                 defmt::info!("ec: volume {=u16}: scrub of {=u64} stripes starts ({=u32} members lost) on hart {=u32}", vol, stripes, lost.count_ones(), self.hart);
                 self.start_job(chan, pool, fab, vol, v, shift, stripes, Job::Scrub);
                 return 1;
@@ -289,6 +297,13 @@ impl Ec {
                 }
             }
             Job::Scrub => {
+                if !c.status.is_success() || last {
+                    // The next pass one period after this one ended.
+                    let every = c.v.map_or(0, |v| v.scrub_every_ms);
+                    if every != 0 {
+                        self.repair.scrub_at[usize::from(c.vol) % dpu_bootcfg::MAX_EC_VOLUMES] = dpu_hal::csr::time() + u64::from(every) * TIMEBASE_HZ / 1000;
+                    }
+                }
                 if !c.status.is_success() {
                     defmt::error!("ec: volume {=u16}: scrub stopped at stripe {=u64} (status {=u16:#x})", c.vol, c.stripe, c.status.field());
                     return self.finish(pool, i, c.status);
@@ -301,15 +316,17 @@ impl Ec {
                     defmt::info!("ec: volume {=u16}: scrub: {=u64}/{=u64} stripes", c.vol, c.stripe + 1, self.repair.stripes);
                 }
                 if last {
-                    h.scrubs.fetch_add(1, Ordering::Relaxed);
+                    let n = h.scrubs.fetch_add(1, Ordering::Relaxed) + 1;
+                    let (r, p) = (Ordering::Relaxed, self.repair.pass);
                     defmt::info!(
-                        "ec: volume {=u16}: scrub done: {=u64} stripes checked, {=u64} mismatches ({=u64} repaired), {=u64} skipped (a fragment lost), in {=u64} us",
+                        "ec: volume {=u16}: scrub done: {=u64} stripes checked, {=u64} mismatches ({=u64} repaired), {=u64} skipped (a fragment lost), in {=u64} us (pass {=u32})",
                         c.vol,
-                        h.scrubbed.load(Ordering::Relaxed),
-                        h.mismatches.load(Ordering::Relaxed),
-                        h.repaired.load(Ordering::Relaxed),
-                        h.skipped.load(Ordering::Relaxed),
-                        us
+                        h.scrubbed.load(r) - p[0],
+                        h.mismatches.load(r) - p[1],
+                        h.repaired.load(r) - p[2],
+                        h.skipped.load(r) - p[3],
+                        us,
+                        n
                     );
                     return self.finish(pool, i, Status::SUCCESS);
                 }
