@@ -1126,6 +1126,47 @@ impl Controller {
         });
     }
 
+    /// While reset `self`'s current reset runs, fails any admin command
+    /// of it past its deadline with `Timeout` (the watchdog is the task
+    /// running the reset, so it cannot): Linux's `nvme_timeout` on a
+    /// controller that is resetting or connecting disables it and the
+    /// reset work gives up (`nvme_remove_dead_ctrl`). Without this, a
+    /// device that never answers the reset's Set Features or queue
+    /// creation (its admin SQ unreadable, say) hung the driver for good.
+    fn spawn_reset_timer(&self) {
+        let ctrl = self.clone();
+        let h = self.host();
+        let gen = self.0.borrow().stats.resets;
+        h.clone().spawn(async move {
+            let tick = h.cycles(1_000_000);
+            loop {
+                h.sleep(tick).await;
+                let now = h.now();
+                let mut wake = Vec::new();
+                {
+                    let mut c = ctrl.inner();
+                    if !c.resetting || c.closed || c.stats.resets != gen {
+                        return;
+                    }
+                    let Some(Some(q)) = c.queues.get_mut(0) else { continue };
+                    for s in q.slots.iter_mut().flatten() {
+                        if s.result.is_none() && now >= s.deadline {
+                            s.result = Some(Err(CmdError::Timeout));
+                            wake.extend(s.waker.take());
+                        }
+                    }
+                    c.stats.timeouts += wake.len() as u64;
+                }
+                if !wake.is_empty() {
+                    h.log(format!("nvme fn{}: admin command timed out during reset", ctrl.function()));
+                }
+                for w in wake {
+                    w.wake();
+                }
+            }
+        });
+    }
+
     /// Controller reset (nvme_reset_work): fail outstanding commands with
     /// `Reset`, disable, re-enable, rebuild the I/O queues.
     pub async fn reset(&self) -> Result<(), String> {
@@ -1147,6 +1188,7 @@ impl Controller {
                 }
             }
         }
+        self.spawn_reset_timer();
         let r = async {
             self.disable().await?;
             let count = self.0.borrow().queues.len() - 1;
