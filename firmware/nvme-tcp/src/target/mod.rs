@@ -299,16 +299,14 @@ pub fn admin_command(st: &mut AdminState, id: &Identity, sqe: &Sqe, ns: &dyn Fn(
     if !st.props.ready() {
         return AdminReply::status(Status::COMMAND_SEQUENCE_ERROR);
     }
-    // Abort of an I/O command: not aborted (DW0 bit 0; I/O commands
-    // run to completion on their own cores).
-    if sqe.opcode() == opc::ABORT && sqe.cdw10() as u16 != 0 {
-        return AdminReply::ok(1);
-    }
     let ctx = FabricsController { id, ns };
     match st.ctrl.serve(&ctx, sqe, out) {
         // At most the output page, and what the host's buffer takes.
         Reply::Complete { status, dw0, dw1, data_len } => AdminReply::Complete { status, dw0, dw1, data_len: data_len.min(4096).min(host_len) },
         Reply::Held => AdminReply::Held,
+        // Abort of an I/O command: not aborted (DW0 bit 0 set; I/O
+        // commands run to completion on their own cores).
+        Reply::NotMine if sqe.opcode() == opc::ABORT => AdminReply::ok(1),
         Reply::NotMine => AdminReply::status(Status::INVALID_OPCODE),
     }
 }
