@@ -60,6 +60,7 @@ fn params(digests: Digests) -> InitiatorParams {
         mtu: 1500,
         min_rto_ms: 5,
         discover: false,
+        namespace_notices: false,
     }
 }
 
