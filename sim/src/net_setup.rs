@@ -170,6 +170,7 @@ impl Machine {
                 mtu: sc.network.mtu,
                 min_rto_ms: sc.network.tcp_min_rto_ms(),
                 discover: c.discover,
+                namespace_notices: c.namespace_notices,
             };
             let idx = self.bus.net.initiators.len();
             self.bus.net.initiators.push(crate::net::nvmf_host::InitiatorModel::new(params, hz));

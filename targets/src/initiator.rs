@@ -78,6 +78,12 @@ pub struct InitiatorCfg {
     /// discovery NQN) and require an entry for traddr:trsvcid and subnqn.
     #[serde(default)]
     pub discover: bool,
+    /// Listen for Namespace Attribute Changed notices as Linux does:
+    /// Asynchronous Event Configuration bit 8 and one Asynchronous Event
+    /// Request outstanding once the queues are set up; on a notice, read
+    /// the Changed Namespace List and identify those namespaces again.
+    #[serde(default)]
+    pub namespace_notices: bool,
 }
 
 impl InitiatorCfg {

@@ -10,12 +10,18 @@
 //! * [`queue`]: queue state and doorbell validation; queue creation checks.
 //! * [`dptr`]: data pointers: PRP entries and lists, SGL descriptors.
 //! * [`identify`], [`features`], [`logs`]: admin data structures.
+//! * [`admin`]: the admin command set both front ends (PCIe, NVMe/TCP)
+//!   serve through it: Identify, Get Log Page, Get/Set Features, Abort,
+//!   Keep Alive, asynchronous events.
+//! * [`ns_feed`]: namespace changes told across cores to every
+//!   controller of a subsystem (atomics, no locks on the reading side).
 //! * [`io`]: NVM command set I/O command decoding.
 //! * [`firmware`]: Firmware Image Download / Commit, the slot log.
 //! * [`host`]: the other side, for the driver of the card's local SSDs:
 //!   commands it builds, completions it reads, its queue-pair view, PRPs.
 #![no_std]
 
+pub mod admin;
 pub mod cqe;
 pub mod dptr;
 pub mod features;
@@ -24,6 +30,7 @@ pub mod host;
 pub mod identify;
 pub mod io;
 pub mod logs;
+pub mod ns_feed;
 pub mod queue;
 pub mod regs;
 pub mod sqe;

@@ -46,6 +46,12 @@ impl ChangedNs {
         self.n += 1;
     }
 
+    /// Notes that more namespaces changed than the list holds: it reads
+    /// as the single entry FFFFFFFFh (the host rescans them all).
+    pub fn record_all(&mut self) {
+        self.overflow = true;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.n == 0 && !self.overflow
     }
@@ -124,7 +130,7 @@ pub struct Health {
 }
 
 /// Error log: the newest entries, newest first when rendered.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ErrorLog {
     entries: [ErrorEntry; ERROR_ENTRIES],
     /// Total errors logged (the entry's Error Count).

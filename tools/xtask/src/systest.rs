@@ -437,10 +437,13 @@ fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     // Both hosts: a discovery, an admin and 4 I/O queue connections each,
     // reads and writes; h1's only errors are the failed SSD's. Every SSD
     // served I/O. The discovery log lists what each host may reach: h0
-    // (on no allow-list) aff0 only, h1 both subsystems.
+    // (on no allow-list) aff0 only, h1 both subsystems. h1's AER (it
+    // listens for namespace notices) is held: sent once, never answered.
     let inits = run.stat("initiators").and_then(Value::as_array).cloned().unwrap_or_default();
     let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     let ok = inits.len() == 2
+        && (n(&inits[1], "aers"), n(&inits[1], "aer_errors"), n(&inits[1], "namespace_notices")) == (1, 0, 0)
+        && n(&inits[0], "aers") == 0
         && inits.iter().all(|i| n(i, "connections") == 6 && n(i, "reads") > 50 && n(i, "writes") > 50 && n(i, "protocol_errors") == 0)
         && (n(&inits[0], "discovery_entries"), n(&inits[1], "discovery_entries")) == (1, 2)
         && n(&inits[0], "io_errors") == 0

@@ -23,11 +23,12 @@ use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::memory_map::{HARTS, MAX_FUNCTIONS};
 use dpu_hal::pcie::{self, Note};
 use dpu_hal::regs::{dma as dr, pcie as pr};
+use dpu_nvme::admin::{self as shared, AdminState, Event, Reply};
 use dpu_nvme::dptr::{PrpWalk, SegList, Step};
 use dpu_nvme::features::{self, Features, Limits};
 use dpu_nvme::firmware::{self as fw, Assembly, Download};
-use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo};
-use dpu_nvme::logs::{self, ChangedNs, ErrorEntry, ErrorLog, Health};
+use dpu_nvme::identify::{ControllerIdentity, NamespaceInfo};
+use dpu_nvme::logs::{ErrorEntry, Health};
 use dpu_nvme::queue::{self, CqPointers, SqPointers};
 use dpu_nvme::regs::{self, off, Cc, CcChange};
 use dpu_nvme::sqe::Psdt;
@@ -35,21 +36,18 @@ use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_ring::{Consumer, Producer};
 use dpu_rt::{ConstInit, HartId};
 
-const OPC_DELETE_SQ: u8 = 0x00;
-const OPC_CREATE_SQ: u8 = 0x01;
-const OPC_GET_LOG_PAGE: u8 = 0x02;
-const OPC_DELETE_CQ: u8 = 0x04;
-const OPC_CREATE_CQ: u8 = 0x05;
-const OPC_IDENTIFY: u8 = 0x06;
-const OPC_ABORT: u8 = 0x08;
-const OPC_SET_FEATURES: u8 = 0x09;
-const OPC_GET_FEATURES: u8 = 0x0a;
-const OPC_AER: u8 = 0x0c;
+const OPC_DELETE_SQ: u8 = shared::opc::DELETE_SQ;
+const OPC_CREATE_SQ: u8 = shared::opc::CREATE_SQ;
+const OPC_GET_LOG_PAGE: u8 = shared::opc::GET_LOG_PAGE;
+const OPC_DELETE_CQ: u8 = shared::opc::DELETE_CQ;
+const OPC_CREATE_CQ: u8 = shared::opc::CREATE_CQ;
+const OPC_IDENTIFY: u8 = shared::opc::IDENTIFY;
+const OPC_ABORT: u8 = shared::opc::ABORT;
+const OPC_SET_FEATURES: u8 = shared::opc::SET_FEATURES;
+const OPC_AER: u8 = shared::opc::ASYNC_EVENT_REQUEST;
 const OPC_FIRMWARE_COMMIT: u8 = fw::OPC_FIRMWARE_COMMIT;
 const OPC_FIRMWARE_DOWNLOAD: u8 = fw::OPC_FIRMWARE_DOWNLOAD;
 
-/// Outstanding Asynchronous Event Requests per controller (AERL + 1).
-const AER_SLOTS: usize = 4;
 /// Firmware revision reported by an image loaded without the bootloader.
 const FIRMWARE_REV: [u8; 8] = *b"0.1.0   ";
 /// CAP.TO: 500 ms units.
@@ -107,30 +105,17 @@ struct Func {
     acq: u64,
     sq: SqPointers,
     cq: CqPointers,
-    features: Features,
+    /// Features, error log, held AERs and events, the Changed Namespace
+    /// List: the state `dpu_nvme::admin` keeps for every controller.
+    admin: AdminState,
     cq_exists: u128,
     sq_exists: u128,
     sq_cq: [u8; QIDS],
     owner: [u8; QIDS],
     io_created: bool,
-    errors: ErrorLog,
-    aers: [u16; AER_SLOTS],
-    naers: usize,
-    /// Pending async event DW0 values.
-    events: [u32; 8],
-    nevents: usize,
-    /// AERs aborted by an Abort command, still to be completed.
-    aborted_aers: [u16; AER_SLOTS],
-    naborted: usize,
-    /// Event types (bit = type) reported and not yet cleared by reading
-    /// their log page: no further event of the type until then (§5.2).
-    masked: u8,
     /// Host errors not logged while their events were masked (a doorbell
     /// storm logs one line, not thousands), told with the next one logged.
     quiet: u32,
-    /// Namespaces attached or detached since the host last read the
-    /// Changed Namespace List (log page 04h).
-    changed: ChangedNs,
     reset: Reset,
     acks: u16,
     cur: Cur,
@@ -154,22 +139,13 @@ impl Func {
         acq: 0,
         sq: SqPointers { entries: 0, head: 0, tail: 0 },
         cq: CqPointers { entries: 0, tail: 0, head: 0, phase: true, reserved: 0 },
-        features: Features::DEFAULT,
+        admin: AdminState::INIT,
         cq_exists: 0,
         sq_exists: 0,
         sq_cq: [0; QIDS],
         owner: [0; QIDS],
         io_created: false,
-        errors: ErrorLog::EMPTY,
-        aers: [0; AER_SLOTS],
-        naers: 0,
-        events: [0; 8],
-        nevents: 0,
-        aborted_aers: [0; AER_SLOTS],
-        naborted: 0,
-        masked: 0,
         quiet: 0,
-        changed: ChangedNs::EMPTY,
         reset: Reset::None,
         acks: 0,
         cur: Cur::Idle,
@@ -582,7 +558,7 @@ impl Admin {
                 fun.acq = q.cq;
                 fun.sq = SqPointers::new(q.sq_entries);
                 fun.cq = CqPointers::new(q.cq_entries);
-                fun.features = Features::default();
+                fun.admin.features = Features::DEFAULT;
                 fun.cur = Cur::Idle;
                 fun.enabled_at = dpu_hal::csr::time();
                 if config::function_ready(f) {
@@ -649,14 +625,12 @@ impl Admin {
         fun.cq_exists = 0;
         fun.sq_exists = 0;
         fun.io_created = false;
-        fun.naers = 0;
-        fun.nevents = 0;
-        fun.naborted = 0;
+        // Held AERs, pending events and masks go; features to defaults.
+        fun.admin.reset();
         fun.reset = Reset::None;
         fun.cur = Cur::Idle;
         fun.sq = SqPointers::default();
         fun.cq = CqPointers::default();
-        fun.masked = 0;
         // A data buffer this function holds is still being moved by DMA:
         // the completion (of an older generation) gives it back.
         match kind {
@@ -698,12 +672,6 @@ impl Admin {
             }
         }
         work
-    }
-
-    /// Namespace `nsid` of function `f`: the boot configuration's, else
-    /// one attached at run time.
-    fn namespace(&self, f: u16, nsid: u32) -> Option<config::Namespace> {
-        config::namespace(f, nsid).copied().or_else(|| self.live.get(f, nsid).copied())
     }
 
     /// Applies the management server's changes (`super::live`): this
@@ -789,16 +757,7 @@ impl Admin {
     /// the list.
     fn namespace_changed(&mut self, f: u16, nsid: u32) {
         let Some(fun) = self.funcs.get_mut(usize::from(f)).filter(|x| x.present) else { return };
-        fun.changed.record(nsid);
-        const NOTICE: u32 = 0x2;
-        let dw0 = (u32::from(logs::LID_CHANGED_NS) << 16) | NOTICE;
-        if fun.features.async_events & (1 << 8) == 0 || fun.masked & (1 << NOTICE) != 0 {
-            return;
-        }
-        if fun.nevents < fun.events.len() && !fun.events[..fun.nevents].contains(&dw0) {
-            fun.events[fun.nevents] = dw0;
-            fun.nevents += 1;
-        }
+        fun.admin.namespace_changed(nsid);
     }
 
     fn engine_done(&mut self, f: u16, what: Done, qid: u16, hart: usize) {
@@ -862,10 +821,8 @@ impl Admin {
             HostError::InvalidDoorbellValue => 0x01,
         };
         let fun = &mut self.funcs[fi];
-        fun.errors.record(ErrorEntry { sqid: qid, cid: 0xffff, status: 0, ..Default::default() });
-        // Event type 0 (error status), info, log page 01h.
-        let dw0 = (u32::from(logs::LID_ERROR) << 16) | (info << 8);
-        if fun.masked & 1 != 0 {
+        fun.admin.errors.record(ErrorEntry { sqid: qid, cid: 0xffff, status: 0, ..Default::default() });
+        if fun.admin.masked(shared::event_type::ERROR) {
             // Error events are masked until the host reads the Error
             // Information log (the entry above is there for it); so is
             // the log line.
@@ -874,10 +831,7 @@ impl Admin {
         }
         defmt::warn!("nvme fn{=u16}: {} on queue {=u16} ({=u32} more not logged before it)", f, kind, qid, fun.quiet);
         fun.quiet = 0;
-        if fun.nevents < fun.events.len() && !fun.events[..fun.nevents].contains(&dw0) {
-            fun.events[fun.nevents] = dw0;
-            fun.nevents += 1;
-        }
+        fun.admin.queue_event(Event::error(info));
     }
 
     // ------------------------------------------------------------ commands
@@ -892,43 +846,24 @@ impl Admin {
         if !fun.present || !fun.enabled || fun.reset != Reset::None {
             return 0;
         }
-        let (cur, room) = (fun.cur, fun.cq.available() > 0);
+        let (cur, room, pending) = (fun.cur, fun.cq.available() > 0, fun.sq.pending());
         // Complete aborted AERs, then deliver async events to parked AERs,
         // when the queue is quiet.
-        if cur == Cur::Idle && fun.naborted > 0 && room {
+        if cur == Cur::Idle && room && fun.admin.completion_due() {
             let fun = &mut self.funcs[fi];
-            fun.naborted -= 1;
-            let cid = fun.aborted_aers[fun.naborted];
-            fun.cq.reserve();
-            let mut sqe = Sqe::ZERO;
-            sqe.0[0] = OPC_AER;
-            sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
-            fun.sqe = sqe;
-            fun.dw0 = 0;
-            self.post(f, Status::ABORT_REQUESTED);
-            return 1;
-        }
-        let deliverable = fun.events[..fun.nevents].iter().position(|&e| fun.masked & (1 << (e & 7)) == 0);
-        if let (Cur::Idle, true, Some(k), true) = (cur, fun.naers > 0, deliverable, room) {
-            let fun = &mut self.funcs[fi];
-            fun.naers -= 1;
-            let cid = fun.aers[fun.naers];
-            let dw0 = fun.events[k];
-            fun.events.copy_within(k + 1..fun.nevents, k);
-            fun.nevents -= 1;
-            // Reported: its type is masked until its log page is read.
-            fun.masked |= 1 << (dw0 & 7);
-            fun.cq.reserve();
-            let mut sqe = Sqe::ZERO;
-            sqe.0[0] = OPC_AER;
-            sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
-            fun.sqe = sqe;
-            fun.dw0 = dw0;
-            self.post(f, Status::SUCCESS);
-            return 1;
+            if let Some(c) = fun.admin.next_completion() {
+                fun.cq.reserve();
+                let mut sqe = Sqe::ZERO;
+                sqe.0[0] = OPC_AER;
+                sqe.0[2..4].copy_from_slice(&c.cid.to_le_bytes());
+                fun.sqe = sqe;
+                fun.dw0 = c.dw0;
+                self.post(f, c.status);
+                return 1;
+            }
         }
         match cur {
-            Cur::Idle if fun.sq.pending() > 0 && room => {
+            Cur::Idle if pending > 0 && room => {
                 let fun = &mut self.funcs[fi];
                 fun.cq.reserve();
                 let host = fun.asq + 64 * u64::from(fun.sq.head);
@@ -986,167 +921,61 @@ impl Admin {
             return self.post(f, Status::INVALID_FIELD);
         }
         let r: Result<(), Status> = match sqe.opcode() {
-            OPC_IDENTIFY => self.identify(f, &sqe),
-            OPC_GET_LOG_PAGE => self.get_log(f, &sqe),
-            OPC_GET_FEATURES => self.funcs[fi].features.get(&sqe, Self::limits(f)).map(|v| {
-                self.funcs[fi].dw0 = v;
-                self.post(f, Status::SUCCESS);
-            }),
-            OPC_SET_FEATURES => self.set_features(f, &sqe),
             OPC_CREATE_CQ => self.create_cq(f, &sqe),
             OPC_CREATE_SQ => self.create_sq(f, &sqe),
             OPC_DELETE_SQ => self.delete_sq(f, &sqe),
             OPC_DELETE_CQ => self.delete_cq(f, &sqe),
-            OPC_ABORT => self.abort(f, &sqe),
             // Firmware update: the PF of a card booted from flash only
             // (Identify Controller OACS bit 2 says so; a VF is a secondary
             // controller and has no firmware of its own).
             OPC_FIRMWARE_DOWNLOAD if f == 0 && fwupdate::available() => self.fw_download(f, &sqe),
             OPC_FIRMWARE_COMMIT if f == 0 && fwupdate::available() => self.fw_commit(f, &sqe),
-            OPC_AER => {
-                let fun = &mut self.funcs[fi];
-                if fun.naers >= AER_SLOTS {
-                    Err(Status::AER_LIMIT_EXCEEDED)
-                } else {
-                    fun.aers[fun.naers] = sqe.cid();
-                    fun.naers += 1;
-                    // Parked: no completion until an event; its CQ slot is released.
-                    fun.cq.unreserve();
-                    fun.cur = Cur::Idle;
-                    Ok(())
-                }
-            }
-            _ => Err(Status::INVALID_OPCODE),
+            _ => self.common(f, &sqe),
         };
         if let Err(st) = r {
             self.post(f, st);
         }
     }
 
-    fn identify(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
-        let req = identify::decode(sqe)?;
-        if self.data_owner.is_some() {
-            // Data buffer busy: retry on a later pass.
-            self.funcs[usize::from(f)].cur = Cur::Ready;
+    /// The admin commands every controller serves alike (`dpu_nvme::admin`:
+    /// Identify, Get Log Page, Get/Set Features, Abort of an AER,
+    /// Asynchronous Event Request); their data goes to the PRPs.
+    fn common(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+        let fi = usize::from(f);
+        if matches!(sqe.opcode(), OPC_IDENTIFY | OPC_GET_LOG_PAGE) && self.data_owner.is_some() {
+            // Data buffer busy: retry on a later pass (before the command
+            // changes any state: a log read clears events).
+            self.funcs[fi].cur = Cur::Ready;
             return Ok(());
         }
         let mut buf = [0u8; 4096];
-        let ns_info = |n: u32| {
-            self.namespace(f, n).map(|ns| {
-                let mut nguid = [0u8; 16];
-                nguid[0..4].copy_from_slice(b"DPU\0");
-                nguid[4..6].copy_from_slice(&f.to_be_bytes());
-                nguid[12..16].copy_from_slice(&n.to_be_bytes());
-                let mut eui = [0u8; 8];
-                eui[0..2].copy_from_slice(&f.to_be_bytes());
-                eui[4..8].copy_from_slice(&n.to_be_bytes());
-                eui[2] = 0xd9;
-                // RAM namespaces zero deallocated blocks; a remote one does
-                // what its target does (not relayed: "not reported").
-                let deallocated_zeroes = matches!(ns.backend, config::Backend::Ram(_));
-                NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui, deallocated_zeroes, shared: false }
-            })
-        };
-        match req {
-            identify::Request::Controller => {
-                let mut serial = [b' '; 20];
-                let tag = *b"DPU0000000000000FN";
-                serial[..tag.len()].copy_from_slice(&tag);
-                let hex = b"0123456789abcdef";
-                serial[18] = hex[usize::from(f >> 4) & 15];
-                serial[19] = hex[usize::from(f) & 15];
-                let mut nqn = [0u8; 40];
-                let pre = b"nqn.2026-11.io.dpu:ctrl-fn";
-                nqn[..pre.len()].copy_from_slice(pre);
-                nqn[pre.len()] = hex[usize::from(f >> 4) & 15];
-                nqn[pre.len() + 1] = hex[usize::from(f) & 15];
-                let rev = running_revision();
-                let id = ControllerIdentity {
-                    vid: dpu_hal::memory_map::PCI_VENDOR_ID,
-                    ssvid: dpu_hal::memory_map::PCI_VENDOR_ID,
-                    serial: core::str::from_utf8(&serial).unwrap_or("DPU"),
-                    model: "DPU NVMe Controller",
-                    firmware: core::str::from_utf8(&rev).unwrap_or(""),
-                    cntlid: f + 1,
-                    subnqn: core::str::from_utf8(&nqn[..pre.len() + 2]).unwrap_or(""),
-                    acl: 3,
-                    aerl: (AER_SLOTS - 1) as u8,
-                    elpe: (logs::ERROR_ENTRIES - 1) as u8,
-                    firmware_update: f == 0 && fwupdate::available(),
-                };
-                identify::controller(&mut buf, &id);
+        let ctx = PcieController::new(f, &self.live, self.funcs[fi].io_created);
+        let reply = self.funcs[fi].admin.serve(&ctx, sqe, &mut buf);
+        match reply {
+            Reply::Complete { status, dw0, data_len, .. } => {
+                self.funcs[fi].dw0 = dw0;
+                if !status.is_success() {
+                    return Err(status);
+                }
+                if sqe.opcode() == OPC_SET_FEATURES {
+                    self.features_changed(f, sqe.cdw10() as u8);
+                }
+                if data_len > 0 {
+                    return self.send_data(f, sqe, &buf, data_len);
+                }
+                self.post(f, Status::SUCCESS);
+                Ok(())
             }
-            identify::Request::Namespace(n) => match ns_info(n) {
-                Some(ns) => identify::namespace(&mut buf, &ns),
-                // Inactive NSID: a zero-filled structure (§5.17.2.1).
-                None => buf.fill(0),
-            },
-            identify::Request::ActiveList(after) => {
-                let live = &self.live;
-                let mut nsids = (1..=config::MAX_NSID).filter(|&n| config::namespace(f, n).is_some() || live.get(f, n).is_some());
-                identify::active_list(&mut buf, &mut nsids, after)
+            Reply::Held => {
+                // Parked: no completion until an event; its CQ slot is released.
+                let fun = &mut self.funcs[fi];
+                fun.cq.unreserve();
+                fun.cur = Cur::Idle;
+                Ok(())
             }
-            identify::Request::Descriptors(n) => {
-                let ns = ns_info(n).ok_or(Status::INVALID_NAMESPACE)?;
-                identify::descriptors(&mut buf, &ns);
-            }
+            Reply::NotMine if sqe.opcode() == OPC_ABORT => self.abort(f, sqe),
+            Reply::NotMine => Err(Status::INVALID_OPCODE),
         }
-        self.send_data(f, sqe, &buf, 4096)
-    }
-
-    fn get_log(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
-        let req = logs::decode(sqe)?;
-        if self.data_owner.is_some() {
-            self.funcs[usize::from(f)].cur = Cur::Ready;
-            return Ok(());
-        }
-        if !req.rae {
-            // Reading a log page with RAE clear clears the event type
-            // reported through it (§5.16.1, figure 191).
-            let t = match req.lid {
-                logs::LID_ERROR => 0,
-                logs::LID_SMART => 1,
-                _ => 2,
-            };
-            self.funcs[usize::from(f)].masked &= !(1 << t);
-        }
-        let mut health = Health::default();
-        for h in 0..HARTS {
-            use core::sync::atomic::Ordering::Relaxed;
-            let c = &COUNTERS[h][usize::from(f)];
-            health.read_commands += c.read_cmds.load(Relaxed);
-            health.write_commands += c.write_cmds.load(Relaxed);
-            health.bytes_read += c.bytes_read.load(Relaxed);
-            health.bytes_written += c.bytes_written.load(Relaxed);
-        }
-        health.power_cycles = 1;
-        let mut page = [0u8; 1024];
-        if req.lid == logs::LID_CHANGED_NS {
-            // Read with RAE clear, the list starts over (§5.16.1.5).
-            let fun = &mut self.funcs[usize::from(f)];
-            fun.changed.render(&mut page);
-            if !req.rae {
-                fun.changed = ChangedNs::EMPTY;
-            }
-        }
-        let slots = if fwupdate::available() {
-            fwupdate::slot_log()
-        } else {
-            let mut l = fw::SlotLog { active: 1, ..Default::default() };
-            l.revisions[0] = Some(FIRMWARE_REV);
-            l
-        };
-        if req.lid != logs::LID_CHANGED_NS {
-            logs::render(req.lid, &mut page, &self.funcs[usize::from(f)].errors, &health, &slots);
-        }
-        // The requested window of the page; bytes past its end (and past
-        // the first KiB of the 4 KiB Changed Namespace List, which holds
-        // at most `ChangedNs::MAX` entries) read as zero.
-        let mut out = [0u8; 1024];
-        let start = (req.offset as usize).min(page.len());
-        let n = (page.len() - start).min(req.len as usize);
-        out[..n].copy_from_slice(&page[start..start + n]);
-        self.send_data(f, sqe, &out, req.len)
     }
 
     /// Sends `len` bytes (the first `data.len()` from `data`, zeros after)
@@ -1352,32 +1181,27 @@ impl Admin {
         work
     }
 
-    fn set_features(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
+    /// Set Features changed feature `fid`: interrupt coalescing settings
+    /// go to every engine hosting one of the function's CQs.
+    fn features_changed(&mut self, f: u16, fid: u8) {
         let fi = usize::from(f);
-        let io = self.funcs[fi].io_created;
-        let v = self.funcs[fi].features.set(sqe, Self::limits(f), io)?;
-        self.funcs[fi].dw0 = v;
-        let fid = sqe.cdw10() as u8;
         if fid == features::FID_INTERRUPT_COALESCING || fid == features::FID_INTERRUPT_VECTOR_CONFIG {
-            // Push the new settings to every engine hosting one of our CQs.
             for q in 1..QIDS as u16 {
                 let fun = &self.funcs[fi];
                 if fun.cq_exists & bit(q) == 0 {
                     continue;
                 }
-                let (thr, time) = fun.features.coalescing(q).unwrap_or((0, 0));
+                let (thr, time) = fun.admin.features.coalescing(q).unwrap_or((0, 0));
                 let owner = usize::from(fun.owner[usize::from(q)]);
                 self.send(owner, ToEngine::Coalesce { func: f, qid: q, thr, time });
             }
         }
-        self.post(f, Status::SUCCESS);
-        Ok(())
     }
 
     fn create_cq(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
         let fi = usize::from(f);
         let fun = self.funcs[fi];
-        let (_, ncqa) = fun.features.allocated(Self::limits(f));
+        let (_, ncqa) = fun.admin.features.allocated(Self::limits(f));
         let c = queue::create_cq(sqe, ncqa + 1, vectors(f), |q| fun.cq_exists & bit(q) != 0)?;
         // Least-loaded engine (ties: lowest hart) among those that have an
         // NVMe/TCP I/O queue to every remote controller this function's
@@ -1390,7 +1214,7 @@ impl Admin {
         else {
             return Err(Status::INTERNAL_ERROR);
         };
-        let (thr, time) = fun.features.coalescing(c.vector).unwrap_or((0, 0));
+        let (thr, time) = fun.admin.features.coalescing(c.vector).unwrap_or((0, 0));
         let m = ToEngine::CreateCq { func: f, qid: c.qid, entries: c.entries, vector: c.vector, irq: c.interrupts, thr, time, addr: c.addr };
         if !self.send(owner, m) {
             return Err(Status::INTERNAL_ERROR);
@@ -1408,7 +1232,7 @@ impl Admin {
     fn create_sq(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
         let fi = usize::from(f);
         let fun = self.funcs[fi];
-        let (nsqa, _) = fun.features.allocated(Self::limits(f));
+        let (nsqa, _) = fun.admin.features.allocated(Self::limits(f));
         let s = queue::create_sq(sqe, nsqa + 1, |q| fun.sq_exists & bit(q) != 0, |q| fun.cq_exists & bit(q) != 0)?;
         let owner = usize::from(fun.owner[usize::from(s.cqid)]);
         if !self.send(owner, ToEngine::CreateSq { func: f, qid: s.qid, entries: s.entries, cqid: s.cqid, addr: s.addr }) {
@@ -1450,26 +1274,12 @@ impl Admin {
         Ok(())
     }
 
+    /// Abort of an I/O command (`dpu_nvme::admin` takes those of AERs):
+    /// the engine holding its SQ is asked.
     fn abort(&mut self, f: u16, sqe: &Sqe) -> Result<(), Status> {
         let fi = usize::from(f);
         let sqid = sqe.cdw10() as u16;
         let cid = (sqe.cdw10() >> 16) as u16;
-        if sqid == 0 {
-            // Admin commands: only parked AERs can be aborted.
-            let fun = &mut self.funcs[fi];
-            if let Some(i) = fun.aers[..fun.naers].iter().position(|&c| c == cid) {
-                fun.aers.copy_within(i + 1..fun.naers, i);
-                fun.naers -= 1;
-                // The AER completes with Command Abort Requested right after.
-                fun.aborted_aers[fun.naborted] = cid;
-                fun.naborted += 1;
-                fun.dw0 = 0;
-            } else {
-                fun.dw0 = 1;
-            }
-            self.post(f, Status::SUCCESS);
-            return Ok(());
-        }
         let fun = self.funcs[fi];
         if fun.sq_exists & bit(sqid) == 0 {
             self.funcs[fi].dw0 = 1;
@@ -1492,7 +1302,7 @@ impl Admin {
         let fi = usize::from(f);
         let fun = &mut self.funcs[fi];
         if !status.is_success() {
-            fun.errors.record(ErrorEntry { sqid: 0, cid: fun.sqe.cid(), status: status.field(), nsid: fun.sqe.nsid(), ..Default::default() });
+            fun.admin.record_error(0, fun.sqe.cid(), status, fun.sqe.nsid());
         }
         let cqe = Cqe { dw0: fun.dw0, dw1: 0, sq_head: fun.sq.head, sq_id: 0, cid: fun.sqe.cid(), status };
         let (index, phase) = fun.cq.post();
@@ -1540,4 +1350,105 @@ fn remote_queue_limit(f: u16) -> usize {
 /// the bootloader handed over, or [`FIRMWARE_REV`] without one.
 fn running_revision() -> [u8; 8] {
     crate::boot::info().map_or(FIRMWARE_REV, |i| i.version.revision_string())
+}
+
+/// A PCIe function's controller as `dpu_nvme::admin` sees it: its
+/// namespaces (boot configuration, then those attached at run time),
+/// identity, health counters (summed over the engines), firmware slots.
+struct PcieController<'a> {
+    f: u16,
+    live: &'a live::Table,
+    io_created: bool,
+    serial: [u8; 20],
+    nqn: [u8; 28],
+    revision: [u8; 8],
+}
+
+impl<'a> PcieController<'a> {
+    const NQN_PREFIX: &'static [u8] = b"nqn.2026-11.io.dpu:ctrl-fn";
+
+    fn new(f: u16, live: &'a live::Table, io_created: bool) -> PcieController<'a> {
+        let hex = b"0123456789abcdef";
+        let digits = [hex[usize::from(f >> 4) & 15], hex[usize::from(f) & 15]];
+        let mut serial = [b' '; 20];
+        let tag = *b"DPU0000000000000FN";
+        serial[..tag.len()].copy_from_slice(&tag);
+        serial[18..20].copy_from_slice(&digits);
+        let mut nqn = [0u8; 28];
+        let pre = Self::NQN_PREFIX;
+        nqn[..pre.len()].copy_from_slice(pre);
+        nqn[pre.len()..pre.len() + 2].copy_from_slice(&digits);
+        PcieController { f, live, io_created, serial, nqn, revision: running_revision() }
+    }
+}
+
+impl shared::Context for PcieController<'_> {
+    fn identity(&self) -> ControllerIdentity<'_> {
+        ControllerIdentity {
+            vid: dpu_hal::memory_map::PCI_VENDOR_ID,
+            ssvid: dpu_hal::memory_map::PCI_VENDOR_ID,
+            serial: core::str::from_utf8(&self.serial).unwrap_or("DPU"),
+            model: "DPU NVMe Controller",
+            firmware: core::str::from_utf8(&self.revision).unwrap_or(""),
+            cntlid: self.f + 1,
+            subnqn: core::str::from_utf8(&self.nqn[..Self::NQN_PREFIX.len() + 2]).unwrap_or(""),
+            acl: shared::ACL,
+            aerl: (shared::AER_SLOTS - 1) as u8,
+            elpe: (dpu_nvme::logs::ERROR_ENTRIES - 1) as u8,
+            firmware_update: self.f == 0 && fwupdate::available(),
+        }
+    }
+
+    fn max_nsid(&self) -> u32 {
+        config::MAX_NSID
+    }
+
+    fn namespace(&self, n: u32) -> Option<NamespaceInfo> {
+        let f = self.f;
+        let ns = config::namespace(f, n).copied().or_else(|| self.live.get(f, n).copied())?;
+        let mut nguid = [0u8; 16];
+        nguid[0..4].copy_from_slice(b"DPU\0");
+        nguid[4..6].copy_from_slice(&f.to_be_bytes());
+        nguid[12..16].copy_from_slice(&n.to_be_bytes());
+        let mut eui = [0u8; 8];
+        eui[0..2].copy_from_slice(&f.to_be_bytes());
+        eui[4..8].copy_from_slice(&n.to_be_bytes());
+        eui[2] = 0xd9;
+        // RAM namespaces zero deallocated blocks; a remote one does what
+        // its target does (not relayed: "not reported").
+        let deallocated_zeroes = matches!(ns.backend, config::Backend::Ram(_));
+        Some(NamespaceInfo { nsid: n, blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift, nguid, eui64: eui, deallocated_zeroes, shared: false })
+    }
+
+    fn health(&self) -> Health {
+        let mut health = Health::default();
+        for h in 0..HARTS {
+            use core::sync::atomic::Ordering::Relaxed;
+            let c = &COUNTERS[h][usize::from(self.f)];
+            health.read_commands += c.read_cmds.load(Relaxed);
+            health.write_commands += c.write_cmds.load(Relaxed);
+            health.bytes_read += c.bytes_read.load(Relaxed);
+            health.bytes_written += c.bytes_written.load(Relaxed);
+        }
+        health.power_cycles = 1;
+        health
+    }
+
+    fn firmware_slots(&self) -> Option<fw::SlotLog> {
+        Some(if fwupdate::available() {
+            fwupdate::slot_log()
+        } else {
+            let mut l = fw::SlotLog { active: 1, ..Default::default() };
+            l.revisions[0] = Some(FIRMWARE_REV);
+            l
+        })
+    }
+
+    fn limits(&self) -> Limits {
+        Admin::limits(self.f)
+    }
+
+    fn io_queues_exist(&self) -> bool {
+        self.io_created
+    }
 }

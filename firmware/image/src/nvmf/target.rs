@@ -51,8 +51,16 @@
 //!   then its queue's connection closes the same way (commands still in
 //!   flight on it are dropped).
 //!
-//! Not here yet: asynchronous event completion (AERs are held), more
-//! than one R2T outstanding per command, referral and current-discovery
+//! * Asynchronous events (NVMe Base 2.0 §5.2): AERs are held by the
+//!   admin state `dpu_nvme::admin` keeps for the controller. A change of
+//!   a subsystem's namespaces ([`namespaces_changed`], any core) goes to
+//!   the subsystem's [`NamespaceFeed`]; every admin queue of it, on
+//!   whatever core, sees it on its next pass, puts the NSIDs on its
+//!   Changed Namespace List (log page 04h) and completes a held AER with
+//!   a Namespace Attribute Changed notice (if the host enabled those with
+//!   Asynchronous Event Configuration bit 8) as a CapsuleResp.
+//!
+//! Not here yet: more than one R2T outstanding per command, referral and current-discovery
 //! entries in the discovery log.
 
 use crate::block::staging::{Pages, Pool, PAGE};
@@ -61,8 +69,10 @@ use crate::bootcfg;
 use crate::net::stack::Stack;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use dpu_hal::dma::Channel;
-use dpu_hal::memory_map::{NIC_PORTS, TIMEBASE_HZ};
+use dpu_hal::memory_map::{MAX_SUBSYSTEMS, NIC_PORTS, TIMEBASE_HZ};
+use dpu_nvme::admin::Event;
 use dpu_nvme::identify::NamespaceInfo;
+use dpu_nvme::ns_feed::NamespaceFeed;
 use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_nvme_tcp::fabrics::connect::status as cstatus;
 use dpu_nvme_tcp::fabrics::{ConnectResponse, FcType};
@@ -158,6 +168,30 @@ fn ctrl_bump(i: usize, live: bool) -> u32 {
     }
     c.state.store(g << 1 | u32::from(live), Ordering::Release);
     g
+}
+
+/// Namespace changes of each subsystem, for its controllers' admin
+/// queues (on every core).
+static NS_FEEDS: [NamespaceFeed; MAX_SUBSYSTEMS] = [const { NamespaceFeed::NEW }; MAX_SUBSYSTEMS];
+
+/// Namespace `nsid` of target subsystem `subsys` was added, removed or
+/// changed (`0` or an NSID above `dpu_nvme::MAX_NSID`: rescan all). Any
+/// core may call it (the management core, after changing the subsystem's
+/// namespace set). Every controller of the subsystem puts `nsid` on its
+/// Changed Namespace List and raises a Namespace Attribute Changed
+/// notice (NVMe Base 2.0 §5.2.1: type 2h, info 00h, log page 04h) on
+/// its admin queue's next pass; the data-plane cores are woken for it.
+/// An unknown subsystem is ignored.
+// Called by the live namespace RPCs (`nvmf_subsystem_add_ns` /
+// `remove_ns`, not merged yet); nothing else changes a subsystem's
+// namespaces while the card runs.
+#[allow(dead_code)]
+pub fn namespaces_changed(subsys: u8, nsid: u32) {
+    let Some(feed) = NS_FEEDS.get(usize::from(subsys)) else { return };
+    feed.publish(nsid);
+    for q in 0..crate::net::DATA_CORES {
+        dpu_hal::mailbox::ring(crate::net::FIRST_DATA_HART + q, super::DOORBELL_NVMF);
+    }
 }
 
 fn ctrl_current(i: usize, gen: u32) -> bool {
@@ -338,6 +372,9 @@ struct Conn {
     /// Controller (index, generation) after Connect.
     ctrl: Option<(usize, u32)>,
     admin: Option<AdminState>,
+    /// The subsystem's namespace-change generation this admin queue has
+    /// taken in (`NamespaceFeed::collect`).
+    ns_seen: u32,
     last_cmd: u64,
     /// The command whose in-capsule data is being received or handled.
     cur_slot: Option<u8>,
@@ -564,6 +601,7 @@ impl Target {
                 visible: 0,
                 ctrl: None,
                 admin: None,
+                ns_seen: 0,
                 last_cmd: 0,
                 cur_slot: None,
                 small_len: 0,
@@ -668,8 +706,8 @@ impl Target {
                 Phase::Closing { at } => t = t.min(at),
                 Phase::Live => {
                     if let Some(a) = &c.admin {
-                        if a.kato_ms > 0 {
-                            t = t.min(c.last_cmd + u64::from(a.kato_ms) * 1000 * US + 1);
+                        if a.kato_ms() > 0 {
+                            t = t.min(c.last_cmd + u64::from(a.kato_ms()) * 1000 * US + 1);
                         }
                     }
                 }
@@ -831,7 +869,7 @@ impl Conn {
         // Keep Alive (admin queue) and controller lifetime (I/O queues).
         if let Some((i, g)) = self.ctrl {
             if let Some(a) = &self.admin {
-                if a.kato_ms > 0 && now > self.last_cmd + u64::from(a.kato_ms) * 1000 * US {
+                if a.kato_ms() > 0 && now > self.last_cmd + u64::from(a.kato_ms()) * 1000 * US {
                     slots.stats.kato_expired += 1;
                     self.reset(stack, pool, slots, "keep alive timeout", hart);
                     return 1;
@@ -841,7 +879,7 @@ impl Conn {
                 return 1;
             }
         }
-        let mut work = 0;
+        let mut work = self.async_events(stack);
         // Receive as far as resources allow.
         for _ in 0..64 {
             match self.receive(ci, stack, pool, slots, now, hart) {
@@ -1218,6 +1256,8 @@ impl Conn {
                         self.subsys = subsys as u8;
                         self.ctrl = Some((i, g));
                         self.admin = Some(AdminState::new(kato_ms));
+                        // Changes before the controller are not news to it.
+                        self.ns_seen = NS_FEEDS.get(subsys).map_or(0, |f| f.generation());
                         self.last_cmd = now;
                         defmt::info!("hart {=usize}: nvmf target: controller {=usize} of subsystem {=usize} for {=str} (KATO {=u32} ms)", hart, i + 1, subsys, hostnqn, kato_ms);
                         ConnectResponse::Accepted { cntlid: (i + 1) as u16, authreq: 0 }
@@ -1296,6 +1336,11 @@ impl Conn {
         };
         let was = st.props.ready();
         let reply = t::admin_command(st, &id, sqe, &|n| ns_info(s, n), &mut self.out);
+        if let AdminReply::Complete { status, .. } = reply {
+            if !status.is_success() {
+                st.ctrl.record_error(0, cid, status, sqe.nsid());
+            }
+        }
         let ready = st.props.ready();
         if was != ready {
             ctrl_set_enabled(ci, ready);
@@ -1314,6 +1359,30 @@ impl Conn {
             }
         }
         Ok(true)
+    }
+
+    /// Asynchronous events of an I/O controller's admin queue: namespace
+    /// changes of its subsystem since its last look become a Namespace
+    /// Attribute Changed event; a held AER that an event (or an Abort)
+    /// completes is answered with a CapsuleResp while the socket has room.
+    fn async_events(&mut self, stack: &mut Stack) -> usize {
+        if self.phase != Phase::Live || self.subsys == DISCOVERY {
+            return 0;
+        }
+        let Some(st) = self.admin.as_mut() else { return 0 };
+        if let Some(feed) = NS_FEEDS.get(usize::from(self.subsys)) {
+            if feed.collect(&mut self.ns_seen, &mut st.ctrl.changed) {
+                st.ctrl.queue_event(Event::NAMESPACE_ATTRIBUTE_CHANGED);
+            }
+        }
+        let mut work = 0;
+        while self.admin.as_ref().is_some_and(|a| a.ctrl.completion_due()) && room(self.tcp(stack)) >= 256 {
+            let Some(c) = self.admin.as_mut().and_then(|a| a.ctrl.next_completion()) else { break };
+            let cqe = Cqe { dw0: c.dw0, dw1: 0, sq_head: self.sqhd, sq_id: 0, cid: c.cid, status: c.status };
+            self.send_resp(stack, cqe, 0);
+            work += 1;
+        }
+        work
     }
 
     /// An admin command of a discovery controller (`dpu_nvme_tcp::target::

@@ -12,10 +12,11 @@
 //!   Connect Invalid Host, Incompatible Format).
 //! * [`Properties`]: CAP, VS, CC, CSTS of a fabrics controller (§3.1.4;
 //!   CC.EN -> CSTS.RDY, CC.SHN -> CSTS.SHST complete at once).
-//! * [`admin_command`]: the admin command set a dynamic I/O controller
-//!   serves (Identify, Get/Set Features, Get Log Page, Keep Alive,
-//!   Asynchronous Event Request, Abort), reusing `dpu-nvme`'s Identify,
-//!   Features and Log Page code shared with the PCIe controllers.
+//! * [`admin_command`]: the admin commands of a dynamic I/O controller:
+//!   the fabrics ones (Property Get/Set) and the SGL data pointer checks
+//!   here; Identify, Get/Set Features, Get Log Page, Keep Alive,
+//!   Asynchronous Event Request and Abort are `dpu_nvme::admin`'s, the
+//!   code the PCIe controllers serve them with too.
 //! * [`check_io_sgl`], [`check_dsm_sgl`], [`R2tWindow::check`]: an I/O command's data
 //!   pointer, and each H2CData PDU against the R2T it answers
 //!   (§3.3.2.2, §3.6.2.8; the FES of each violation as SPDK's target
@@ -31,30 +32,20 @@ use crate::fabrics::connect::{offset as coff, status as cstatus};
 use crate::fabrics::{ConnectCmd, ConnectData, ConnectResponse, FcType, PropertyGet, PropertySet, PropertySize};
 use crate::pdu::{offset as poffset, Fes, H2cData, IcReq, IcResp};
 use crate::sgl::Dptr;
-use dpu_nvme::features::{Features, Limits, FID_NUMBER_OF_QUEUES};
-use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo, Request};
-use dpu_nvme::logs;
+use dpu_nvme::admin::Reply;
+use dpu_nvme::features::Limits;
+use dpu_nvme::identify::{self, ControllerIdentity, NamespaceInfo};
 use dpu_nvme::regs::{Cc, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK};
 use dpu_nvme::{Sqe, Status};
 
-/// Admin opcodes served here (NVMe Base 2.0 figure 139).
-pub mod opc {
-    pub const GET_LOG_PAGE: u8 = 0x02;
-    pub const IDENTIFY: u8 = 0x06;
-    pub const ABORT: u8 = 0x08;
-    pub const SET_FEATURES: u8 = 0x09;
-    pub const GET_FEATURES: u8 = 0x0a;
-    pub const ASYNC_EVENT_REQUEST: u8 = 0x0c;
-    pub const KEEP_ALIVE: u8 = 0x18;
-    pub const FABRICS: u8 = 0x7f;
-}
-
+/// Admin opcodes (NVMe Base 2.0 figure 139).
+pub use dpu_nvme::admin::opc;
 /// Keep Alive Timer feature (NVMe Base 2.0 §5.27.1.12).
-pub const FID_KEEP_ALIVE_TIMER: u8 = 0x0f;
+pub use dpu_nvme::admin::FID_KEEP_ALIVE_TIMER;
 /// Asynchronous Event Request Limit Exceeded (SCT 1h, SC 05h).
-pub const AER_LIMIT_EXCEEDED: Status = Status::specific(0x05);
+pub const AER_LIMIT_EXCEEDED: Status = Status::AER_LIMIT_EXCEEDED;
 /// Outstanding AERs a controller holds (Identify AERL + 1).
-pub const MAX_AERS: u8 = 4;
+pub const MAX_AERS: u8 = dpu_nvme::admin::AER_SLOTS as u8;
 
 /// The ICResp for `req` (PFV 1.0 was checked by the parser): CPDA 0 (no
 /// alignment asked of the host), each digest on when the host asks for
@@ -223,20 +214,23 @@ pub struct Identity<'a> {
     pub namespaces: u32,
 }
 
-/// One controller's admin state (the admin queue's core keeps it).
+/// One controller's admin state (the admin queue's core keeps it): its
+/// properties, and the state `dpu_nvme::admin` keeps for every
+/// controller (features, KATO, held AERs and events, logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdminState {
     pub props: Properties,
-    pub features: Features,
-    /// Keep Alive Timeout in ms (0: none).
-    pub kato_ms: u32,
-    /// Asynchronous Event Requests held.
-    pub aers: u8,
+    pub ctrl: dpu_nvme::admin::AdminState,
 }
 
 impl AdminState {
     pub fn new(kato_ms: u32) -> AdminState {
-        AdminState { props: Properties::default(), features: Features::DEFAULT, kato_ms, aers: 0 }
+        AdminState { props: Properties::default(), ctrl: dpu_nvme::admin::AdminState::new(kato_ms) }
+    }
+
+    /// Keep Alive Timeout in ms (0: none).
+    pub fn kato_ms(&self) -> u32 {
+        self.ctrl.kato_ms
     }
 }
 
@@ -288,7 +282,11 @@ pub fn admin_command(st: &mut AdminState, id: &Identity, sqe: &Sqe, ns: &dyn Fn(
                 Err(s) => AdminReply::status(s),
             },
             Some(FcType::PropertySet) => match PropertySet::parse(sqe).map_err(|_| Status::INVALID_FIELD).and_then(|p| st.props.set(&p)) {
-                Ok(true) => AdminReply::Reset,
+                Ok(true) => {
+                    // A controller reset: features to defaults, held AERs gone.
+                    st.ctrl.reset();
+                    AdminReply::Reset
+                }
                 Ok(false) => AdminReply::ok(0),
                 Err(s) => AdminReply::status(s),
             },
@@ -301,105 +299,65 @@ pub fn admin_command(st: &mut AdminState, id: &Identity, sqe: &Sqe, ns: &dyn Fn(
     if !st.props.ready() {
         return AdminReply::status(Status::COMMAND_SEQUENCE_ERROR);
     }
-    let limits = Limits { max_io_queues: MAX_IO_QUEUES, vectors: 1 };
-    // At most the output page, and what the host's buffer takes.
-    let data = |n: usize| AdminReply::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len: (n.min(4096) as u32).min(host_len) };
-    match sqe.opcode() {
-        opc::IDENTIFY => {
-            let cns = sqe.cdw10() as u8;
-            // CNS 06h (I/O command set specific Identify Controller, NVM
-            // command set): all zero, no extra limits.
-            if cns == 0x06 && sqe.0[47] == 0 {
-                out.fill(0);
-                return data(4096);
-            }
-            match identify::decode(sqe) {
-                Ok(Request::Controller) => {
-                    identify::controller(
-                        out,
-                        &ControllerIdentity {
-                            vid: 0x1d1d,
-                            ssvid: 0x1d1d,
-                            serial: id.serial,
-                            model: id.model,
-                            firmware: id.firmware,
-                            cntlid: id.cntlid,
-                            subnqn: id.subnqn,
-                            acl: 3,
-                            aerl: MAX_AERS - 1,
-                            elpe: (logs::ERROR_ENTRIES - 1) as u8,
-                            firmware_update: false,
-                        },
-                    );
-                    identify::fabrics(out, id.ioccsz_bytes, 16);
-                    // NN: the namespaces this subsystem has.
-                    out[516..520].copy_from_slice(&id.namespaces.to_le_bytes());
-                    data(4096)
-                }
-                Ok(Request::Namespace(n)) => {
-                    match ns(n) {
-                        Some(info) => identify::namespace(out, &info),
-                        // Inactive (or beyond NN): a zero page (§5.17.2.1).
-                        None if n <= id.namespaces || n == 0xffff_ffff => out.fill(0),
-                        None => return AdminReply::status(Status::INVALID_NAMESPACE),
-                    }
-                    data(4096)
-                }
-                Ok(Request::ActiveList(after)) => {
-                    identify::active_list(out, &mut (1..=id.namespaces).filter(|&n| ns(n).is_some()), after);
-                    data(4096)
-                }
-                Ok(Request::Descriptors(n)) => match ns(n) {
-                    Some(info) => {
-                        identify::descriptors(out, &info);
-                        data(4096)
-                    }
-                    None => AdminReply::status(Status::INVALID_NAMESPACE),
-                },
-                Err(s) => AdminReply::status(s),
-            }
+    let ctx = FabricsController { id, ns };
+    match st.ctrl.serve(&ctx, sqe, out) {
+        // At most the output page, and what the host's buffer takes.
+        Reply::Complete { status, dw0, dw1, data_len } => AdminReply::Complete { status, dw0, dw1, data_len: data_len.min(4096).min(host_len) },
+        Reply::Held => AdminReply::Held,
+        // Abort of an I/O command: not aborted (DW0 bit 0 set; I/O
+        // commands run to completion on their own cores).
+        Reply::NotMine if sqe.opcode() == opc::ABORT => AdminReply::ok(1),
+        Reply::NotMine => AdminReply::status(Status::INVALID_OPCODE),
+    }
+}
+
+/// A dynamic I/O controller as `dpu_nvme::admin` sees it: NN the
+/// subsystem's namespaces, Keep Alive supported (KAS 100 ms), the NVMe
+/// over Fabrics Identify fields, no firmware slot log, no health counters.
+struct FabricsController<'a, 'b> {
+    id: &'a Identity<'b>,
+    ns: &'a dyn Fn(u32) -> Option<NamespaceInfo>,
+}
+
+impl dpu_nvme::admin::Context for FabricsController<'_, '_> {
+    fn identity(&self) -> ControllerIdentity<'_> {
+        ControllerIdentity {
+            vid: 0x1d1d,
+            ssvid: 0x1d1d,
+            serial: self.id.serial,
+            model: self.id.model,
+            firmware: self.id.firmware,
+            cntlid: self.id.cntlid,
+            subnqn: self.id.subnqn,
+            acl: dpu_nvme::admin::ACL,
+            aerl: MAX_AERS - 1,
+            elpe: (dpu_nvme::logs::ERROR_ENTRIES - 1) as u8,
+            firmware_update: false,
         }
-        opc::GET_LOG_PAGE => match logs::decode(sqe) {
-            Ok(r) => {
-                let mut page = [0u8; 4096];
-                match r.lid {
-                    logs::LID_ERROR | logs::LID_SMART => logs::render(r.lid, &mut page, &logs::ErrorLog::EMPTY, &logs::Health::default(), &dpu_nvme::firmware::SlotLog::default()),
-                    logs::LID_CHANGED_NS => logs::ChangedNs::EMPTY.render(&mut page),
-                    _ => return AdminReply::status(Status::INVALID_LOG_PAGE),
-                }
-                let off = (r.offset as usize).min(4096);
-                let len = (r.len as usize).min(4096 - off);
-                out.fill(0);
-                out[..len].copy_from_slice(&page[off..off + len]);
-                data(r.len as usize)
-            }
-            Err(s) => AdminReply::status(s),
-        },
-        opc::SET_FEATURES if sqe.cdw10() as u8 == FID_KEEP_ALIVE_TIMER => {
-            st.kato_ms = sqe.cdw11();
-            AdminReply::ok(0)
-        }
-        opc::GET_FEATURES if sqe.cdw10() as u8 == FID_KEEP_ALIVE_TIMER => AdminReply::ok(st.kato_ms),
-        opc::SET_FEATURES => match st.features.set(sqe, limits, false) {
-            Ok(dw0) => AdminReply::ok(dw0),
-            Err(s) => AdminReply::status(s),
-        },
-        opc::GET_FEATURES => match st.features.get(sqe, limits) {
-            Ok(dw0) => AdminReply::ok(dw0),
-            // Number of Queues before it was set: what Set would grant.
-            Err(s) if sqe.cdw10() as u8 == FID_NUMBER_OF_QUEUES => AdminReply::status(s),
-            Err(s) => AdminReply::status(s),
-        },
-        opc::KEEP_ALIVE => AdminReply::ok(0),
-        opc::ABORT => AdminReply::ok(1), // bit 0: the command was not aborted
-        opc::ASYNC_EVENT_REQUEST => {
-            if st.aers >= MAX_AERS {
-                return AdminReply::status(AER_LIMIT_EXCEEDED);
-            }
-            st.aers += 1;
-            AdminReply::Held
-        }
-        _ => AdminReply::status(Status::INVALID_OPCODE),
+    }
+
+    fn identify_extra(&self, out: &mut [u8; 4096]) {
+        identify::fabrics(out, self.id.ioccsz_bytes, 16);
+    }
+
+    fn max_nsid(&self) -> u32 {
+        self.id.namespaces
+    }
+
+    fn namespace(&self, nsid: u32) -> Option<NamespaceInfo> {
+        (self.ns)(nsid)
+    }
+
+    fn firmware_slots(&self) -> Option<dpu_nvme::firmware::SlotLog> {
+        None
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { max_io_queues: MAX_IO_QUEUES, vectors: 1 }
+    }
+
+    fn keep_alive(&self) -> bool {
+        true
     }
 }
 

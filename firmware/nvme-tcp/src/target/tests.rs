@@ -142,7 +142,7 @@ fn admin_commands_of_a_dynamic_controller() {
     let mut st = enabled();
     // Set Features Number of Queues: 0's based, capped at 64.
     let mut s = command_sqe(opc::SET_FEATURES, 2, 0, Dptr::None);
-    s.set_dw(10, u32::from(FID_NUMBER_OF_QUEUES));
+    s.set_dw(10, u32::from(dpu_nvme::features::FID_NUMBER_OF_QUEUES));
     s.set_dw(11, 200 | 200 << 16);
     assert_eq!(run(&mut st, &s, &mut out), AdminReply::Complete { status: Status::SUCCESS, dw0: 63 | 63 << 16, dw1: 0, data_len: 0 });
     // Keep Alive Timer.
@@ -150,7 +150,7 @@ fn admin_commands_of_a_dynamic_controller() {
     s.set_dw(10, u32::from(FID_KEEP_ALIVE_TIMER));
     s.set_dw(11, 15_000);
     run(&mut st, &s, &mut out);
-    assert_eq!(st.kato_ms, 15_000);
+    assert_eq!(st.kato_ms(), 15_000);
     assert_eq!(run(&mut st, &admin::keep_alive(4), &mut out), AdminReply::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len: 0 });
     // AERs are held, up to the limit.
     let aer = command_sqe(opc::ASYNC_EVENT_REQUEST, 5, 0, Dptr::None);
@@ -158,8 +158,14 @@ fn admin_commands_of_a_dynamic_controller() {
         assert_eq!(run(&mut st, &aer, &mut out), AdminReply::Held);
     }
     assert!(matches!(run(&mut st, &aer, &mut out), AdminReply::Complete { status: AER_LIMIT_EXCEEDED, .. }));
-    // Abort: not aborted.
-    assert!(matches!(run(&mut st, &command_sqe(opc::ABORT, 6, 0, Dptr::None), &mut out), AdminReply::Complete { status: Status::SUCCESS, dw0: 1, .. }));
+    // Abort: of an I/O command, not aborted; of a held AER, aborted
+    // (it completes with Command Abort Requested next).
+    let mut abort = command_sqe(opc::ABORT, 6, 0, Dptr::None);
+    abort.set_dw(10, 1 | 5 << 16);
+    assert!(matches!(run(&mut st, &abort, &mut out), AdminReply::Complete { status: Status::SUCCESS, dw0: 1, .. }));
+    abort.set_dw(10, 5 << 16);
+    assert!(matches!(run(&mut st, &abort, &mut out), AdminReply::Complete { status: Status::SUCCESS, dw0: 0, .. }));
+    assert_eq!(st.ctrl.next_completion().map(|c| (c.cid, c.status)), Some((5, Status::ABORT_REQUESTED)));
     // Unknown opcode.
     assert!(matches!(run(&mut st, &command_sqe(0x81, 7, 0, Dptr::None), &mut out), AdminReply::Complete { status: Status::INVALID_OPCODE, .. }));
     // Get Log Page SMART, 512 bytes.
@@ -251,4 +257,26 @@ fn writes_take_8k_in_capsule_and_the_rest_by_r2t() {
     assert_eq!(check_dsm_sgl(&sqe, 16, 8192), Err(Status::DATA_SGL_LENGTH_INVALID));
     transport(&mut sqe, 4096);
     assert_eq!(check_dsm_sgl(&sqe, 32, 8192), Ok(Dptr::Transport { len: 4096 }));
+}
+
+/// A namespace change completes a held AER of a controller whose host
+/// enabled namespace attribute notices, and the Changed Namespace List
+/// log names it (then reads empty: RAE clear).
+#[test]
+fn a_namespace_change_completes_a_held_aer() {
+    let mut st = enabled();
+    let mut out = [0u8; 4096];
+    let mut aec = command_sqe(opc::SET_FEATURES, 1, 0, Dptr::None);
+    aec.set_dw(10, u32::from(dpu_nvme::features::FID_ASYNC_EVENT_CONFIG));
+    aec.set_dw(11, 1 << 8);
+    assert_eq!(run(&mut st, &aec, &mut out), AdminReply::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len: 0 });
+    assert_eq!(run(&mut st, &command_sqe(opc::ASYNC_EVENT_REQUEST, 2, 0, Dptr::None), &mut out), AdminReply::Held);
+    st.ctrl.namespace_changed(1);
+    let c = st.ctrl.next_completion().unwrap();
+    assert_eq!((c.cid, c.dw0, c.status), (2, 0x0004_0002, Status::SUCCESS));
+    let glp = admin::GetLogPage { nsid: 0xffff_ffff, lid: 4, lsp: 0, rae: false, offset: 0, len: 4096 }.to_sqe(3).unwrap();
+    assert!(matches!(run(&mut st, &glp, &mut out), AdminReply::Complete { status: Status::SUCCESS, data_len: 4096, .. }));
+    assert_eq!(&out[..8], &[1, 0, 0, 0, 0, 0, 0, 0]);
+    run(&mut st, &glp, &mut out);
+    assert!(out.iter().all(|&b| b == 0), "read with RAE clear: empty now");
 }

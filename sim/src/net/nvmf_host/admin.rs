@@ -19,6 +19,16 @@
 //! 6. one TCP connection per I/O queue, Connect with qid and CNTLID;
 //! 7. Keep Alive every KATO/2 while the admin queue lives.
 //!
+//! With `namespace_notices`, as Linux's `nvme_enable_aen` and
+//! `nvme_queue_async_events` do once the queues are set up: Set Features
+//! Asynchronous Event Configuration with bit 8 (Namespace Attribute
+//! Notices, NVMe Base 2.0 §5.27.1.7) and one Asynchronous Event Request
+//! (§5.2). A completion of type Notice (2h), information 00h, log page
+//! 04h is a namespace change: another AER goes out at once, the Changed
+//! Namespace List (§5.16.1.5) is read with RAE clear, and each listed
+//! namespace the jobs use (all of them for FFFFFFFFh) is identified again
+//! (an inactive one - zero NSZE or an error - is dropped).
+//!
 //! With `discover`, step 1 is preceded by a discovery association, as
 //! `nvme discover` makes one (NVMe Base 2.0 §3.1.3.3, §5.16.1.23; NVMe/TCP
 //! Transport 1.0: TCP 8009): TCP to traddr:8009, Connect to the
@@ -56,6 +66,11 @@ const SYN_RETRY_US: u64 = 5000;
 pub const DISCOVERY_PORT: u16 = 8009;
 /// Bytes of the discovery log read: the header and three entries.
 const DISCOVERY_READ: u32 = 4096;
+/// Asynchronous Event Configuration: Namespace Attribute Notices (bit 8).
+const AEC_NAMESPACE_NOTICES: u32 = 1 << 8;
+/// The Changed Namespace List log page and its size (1024 NSIDs).
+const LID_CHANGED_NS: u8 = 0x04;
+const CHANGED_NS_LEN: u32 = 4096;
 
 /// One command of the discovery association.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +92,10 @@ pub enum Step {
     IdentifyNamespace(u32),
     SetNumberOfQueues,
     KeepAlive,
+    SetAsyncEventConfig,
+    AsyncEventRequest,
+    ChangedNsLog,
+    RescanNamespace(u32),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,6 +126,8 @@ pub struct Setup {
     pub mdts: u8,
     pub namespaces: Vec<NsGeometry>,
     ns_todo: Vec<u32>,
+    /// Namespaces to identify again after a notice.
+    rescan_todo: Vec<u32>,
     /// I/O queues granted by Set Features.
     pub io_granted: u16,
     pub io_connected: u16,
@@ -311,9 +332,17 @@ impl InitiatorModel {
                 (set_features(0, fid::NUMBER_OF_QUEUES, n | n << 16), DataDir::None, 0)
             }
             Step::KeepAlive => (no_data(admin_opc::KEEP_ALIVE, 0, 0), DataDir::None, 0),
+            Step::SetAsyncEventConfig => (set_features(0, fid::ASYNC_EVENT_CONFIG, AEC_NAMESPACE_NOTICES), DataDir::None, 0),
+            Step::AsyncEventRequest => {
+                self.stats.aers += 1;
+                (no_data(admin_opc::ASYNC_EVENT_REQUEST, 0, 0), DataDir::None, 0)
+            }
+            Step::ChangedNsLog => (GetLogPage::new(LID_CHANGED_NS, 0, CHANGED_NS_LEN).to_command(0), DataDir::Read, CHANGED_NS_LEN),
+            Step::RescanNamespace(nsid) => (Identify { cns: cns::NAMESPACE, cntid: 0, nsid }.to_command(0), DataDir::Read, IDENTIFY_LEN),
         };
         self.stats.admin_commands += 1;
-        if self.send(i, cmd, dir, vec![0u8; len as usize], CmdInfo::Admin(step)).is_none() && step != Step::KeepAlive {
+        let setup = matches!(step, Step::GetCap | Step::GetVs | Step::SetCc | Step::GetCsts | Step::IdentifyController | Step::IdentifyNamespace(_) | Step::SetNumberOfQueues);
+        if self.send(i, cmd, dir, vec![0u8; len as usize], CmdInfo::Admin(step)).is_none() && setup {
             self.setup.fail(format!("{step:?}: the admin queue cannot take commands"));
             self.publish_phase(now);
         }
@@ -451,6 +480,17 @@ impl InitiatorModel {
             let why = if done.digest_error { "data digest mismatch".into() } else { Self::status_text(&c.status, c.dw0) };
             if step == Step::KeepAlive {
                 self.say(now, format!("Keep Alive failed: {why}"));
+            } else if matches!(step, Step::SetAsyncEventConfig | Step::AsyncEventRequest | Step::ChangedNsLog | Step::RescanNamespace(_)) {
+                // Notices are a service of their own: the I/O goes on.
+                self.say(now, format!("{step:?} failed: {why}"));
+                match step {
+                    Step::AsyncEventRequest => self.stats.aer_errors += 1,
+                    Step::RescanNamespace(nsid) => {
+                        self.setup.namespaces.retain(|n| n.nsid != nsid);
+                        self.next_rescan(now);
+                    }
+                    _ => {}
+                }
             } else if let Step::IdentifyNamespace(nsid) = step {
                 // Jobs on it fail with "no namespace"; the others run.
                 self.say(now, format!("Identify Namespace {nsid} failed: {why}"));
@@ -507,8 +547,52 @@ impl InitiatorModel {
                     self.say(now, format!("controller grants {n} of {} I/O queues", self.params.io_queues));
                 }
                 self.open_io_queues(n);
+                if self.params.namespace_notices {
+                    self.admin_cmd(Step::SetAsyncEventConfig, now);
+                }
             }
             Step::KeepAlive => {}
+            Step::SetAsyncEventConfig => self.admin_cmd(Step::AsyncEventRequest, now),
+            Step::AsyncEventRequest => {
+                let (ty, info, lid) = (c.dw0 & 7, (c.dw0 >> 8) & 0xff, (c.dw0 >> 16) & 0xff);
+                self.say(now, format!("asynchronous event: type {ty:#x}, information {info:#x}, log page {lid:#x}"));
+                // The next AER first, as Linux re-arms before handling.
+                self.admin_cmd(Step::AsyncEventRequest, now);
+                if (ty, info, u32::from(LID_CHANGED_NS)) == (2, 0, lid) {
+                    self.stats.namespace_notices += 1;
+                    self.admin_cmd(Step::ChangedNsLog, now);
+                }
+            }
+            Step::ChangedNsLog => {
+                let listed: Vec<u32> = done.data.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).take_while(|&n| n != 0).collect();
+                let all = listed.contains(&u32::MAX);
+                self.setup.rescan_todo = self.params.nsids.iter().rev().copied().filter(|n| all || listed.contains(n)).collect();
+                self.say(now, format!("changed namespaces: {listed:?}"));
+                self.next_rescan(now);
+            }
+            Step::RescanNamespace(nsid) => {
+                self.stats.namespace_rescans += 1;
+                self.setup.namespaces.retain(|n| n.nsid != nsid);
+                match NamespaceIdentity::parse(&done.data) {
+                    Some(ns) if ns.nsze > 0 && (9..=16).contains(&ns.lbads) => {
+                        self.say(now, format!("namespace {nsid}: {} blocks of {} B", ns.nsze, 1u32 << ns.lbads));
+                        self.setup.namespaces.push(NsGeometry { nsid, blocks: ns.nsze, block_size: 1 << ns.lbads });
+                    }
+                    _ => self.say(now, format!("namespace {nsid} is gone (inactive)")),
+                }
+                self.next_rescan(now);
+            }
+        }
+    }
+
+    /// The next namespace to identify again; when none is left, the jobs
+    /// see the new geometry.
+    fn next_rescan(&mut self, now: u64) {
+        if let Some(nsid) = self.setup.rescan_todo.pop() {
+            return self.admin_cmd(Step::RescanNamespace(nsid), now);
+        }
+        if self.setup.stage == Stage::Ready {
+            self.handle.0.borrow_mut().namespaces = self.setup.namespaces.clone();
         }
     }
 

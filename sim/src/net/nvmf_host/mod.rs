@@ -92,6 +92,11 @@ pub struct InitiatorParams {
     /// Read the discovery log (TCP 8009) before connecting, and require
     /// an entry for traddr:trsvcid and subnqn (`admin.rs`).
     pub discover: bool,
+    /// Listen for Namespace Attribute Changed notices as Linux does
+    /// (`admin.rs`): Asynchronous Event Configuration bit 8 and one AER
+    /// outstanding; on a notice, the Changed Namespace List is read (RAE
+    /// clear) and the listed namespaces identified again.
+    pub namespace_notices: bool,
 }
 
 /// Counters reported in the stats JSON (`initiators[].stats`).
@@ -152,6 +157,14 @@ pub struct InitiatorStats {
     pub bad_pdus_sent: u64,
     pub bad_ddgsts_armed: u64,
     pub silences: u64,
+    /// Asynchronous Event Requests sent, those that failed, and the
+    /// Namespace Attribute Changed notices they brought
+    /// (`namespace_notices`).
+    pub aers: u64,
+    pub aer_errors: u64,
+    pub namespace_notices: u64,
+    /// Namespaces identified again after a notice.
+    pub namespace_rescans: u64,
 }
 
 /// A fault the model injects on itself (scenario `initiator-*` faults).

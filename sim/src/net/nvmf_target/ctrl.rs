@@ -2,7 +2,12 @@
 //! (NVMe Base 2.0 §3.1.2: the admin-queue Connect creates one, I/O queue
 //! Connects attach to it), their properties (CAP, VS, CC, CSTS), the
 //! admin commands a fabrics host uses, keep-alive supervision, and the
-//! discovery controller answering on the same port.
+//! discovery controller answering on the same port. Namespace changes
+//! ([`Subsystem::namespace_changed`], a test's doing) go on each
+//! controller's Changed Namespace List (log page 04h, cleared when read
+//! with RAE clear) and, with Asynchronous Event Configuration bit 8 set,
+//! make a Namespace Attribute Changed notice due (the session completes
+//! a held AER with it; NVMe Base 2.0 §5.2, §5.16.1.5).
 
 use super::store::Namespace;
 use super::TargetParams;
@@ -30,6 +35,12 @@ pub struct Controller {
     /// I/O queues granted by Set Features Number of Queues and connected.
     pub queues_granted: u16,
     pub queues: Vec<u16>,
+    /// Asynchronous Event Configuration (Set Features 0Bh).
+    pub aec: u32,
+    /// Changed Namespace List (log page 04h).
+    pub changed: Vec<u32>,
+    /// A Namespace Attribute Changed notice waits for an AER.
+    pub notice_due: bool,
 }
 
 pub struct Subsystem {
@@ -104,6 +115,9 @@ impl Subsystem {
                 csts: 0,
                 queues_granted: 0,
                 queues: Vec::new(),
+                aec: 0,
+                changed: Vec::new(),
+                notice_due: false,
             },
         );
         Ok(id)
@@ -311,7 +325,13 @@ impl Subsystem {
                     let g = u32::from(granted - 1);
                     AdminResult::ok(g | g << 16, Vec::new())
                 }
-                fid::ASYNC_EVENT_CONFIG | fid::KEEP_ALIVE_TIMER => AdminResult::ok(0, Vec::new()),
+                fid::ASYNC_EVENT_CONFIG => {
+                    if let Some(c) = self.ctrls.get_mut(&cntlid) {
+                        c.aec = sqe.cdw(11);
+                    }
+                    AdminResult::ok(0, Vec::new())
+                }
+                fid::KEEP_ALIVE_TIMER => AdminResult::ok(0, Vec::new()),
                 _ => AdminResult::err(Status::INVALID_FIELD),
             },
             admin_opc::GET_LOG_PAGE => {
@@ -323,12 +343,49 @@ impl Subsystem {
                         Err(_) => return Some(AdminResult::err(Status::INVALID_FIELD)),
                     },
                     0x01..=0x03 if !c.discovery => vec![0u8; len],
+                    0x04 if !c.discovery => {
+                        // NSIDs in increasing order, zero after; more than
+                        // 1024: FFFFFFFFh alone.
+                        let mut page = vec![0u8; 4096];
+                        let list = &c.changed;
+                        let list: Vec<u32> = if list.len() > 1024 { vec![u32::MAX] } else { list.clone() };
+                        for (w, n) in page.chunks_exact_mut(4).zip(list) {
+                            w.copy_from_slice(&n.to_le_bytes());
+                        }
+                        if !g.rae {
+                            if let Some(c) = self.ctrls.get_mut(&cntlid) {
+                                c.changed.clear();
+                            }
+                        }
+                        let from = (g.offset as usize).min(page.len());
+                        let mut d = page[from..].to_vec();
+                        d.resize(len, 0);
+                        d
+                    }
                     _ => return Some(AdminResult::err(Status::INVALID_LOG_PAGE)),
                 };
                 AdminResult::ok(0, d)
             }
             _ => AdminResult::err(Status::INVALID_OPCODE),
         })
+    }
+
+    /// Namespace `nsid` changed: on every I/O controller's Changed
+    /// Namespace List, and a notice due where the host enabled them.
+    pub fn namespace_changed(&mut self, nsid: u32) {
+        for c in self.ctrls.values_mut().filter(|c| !c.discovery) {
+            if let Err(at) = c.changed.binary_search(&nsid) {
+                c.changed.insert(at, nsid);
+            }
+            if c.aec & (1 << 8) != 0 {
+                c.notice_due = true;
+            }
+        }
+    }
+
+    /// Takes controller `cntlid`'s due notice, if any.
+    pub fn take_notice(&mut self, cntlid: u16) -> bool {
+        self.ctrls.get_mut(&cntlid).is_some_and(|c| std::mem::take(&mut c.notice_due))
     }
 
     /// The namespace `nsid` (1-based) for I/O.

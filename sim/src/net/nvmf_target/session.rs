@@ -7,7 +7,7 @@
 
 use super::ctrl::Subsystem;
 use super::TargetStats;
-use crate::net::nvmf_wire::commands::{nvm_opc, BlockRange, Dsm, DsmRange};
+use crate::net::nvmf_wire::commands::{admin_opc, nvm_opc, BlockRange, Dsm, DsmRange};
 use crate::net::nvmf_wire::fabrics::{Connect, ConnectData, ConnectResponse, FcType, PropertyCommand};
 use crate::net::nvmf_wire::pdu::{self, C2hData, Digests, IcResp, Pdu, PduError, R2t, Role, RxConfig, TxConfig};
 use crate::net::nvmf_wire::{Command, Completion, Sgl, Status};
@@ -68,6 +68,8 @@ pub struct Session {
     reads: u64,
     /// Garbage fault: the next C2HData goes out with a wrong data digest.
     corrupt_next_data: bool,
+    /// Asynchronous Event Requests held (admin queue), oldest first.
+    aers: Vec<u16>,
 }
 
 impl Default for Session {
@@ -100,6 +102,7 @@ impl Session {
             blackhole: false,
             reads: 0,
             corrupt_next_data: false,
+            aers: Vec::new(),
         }
     }
 
@@ -220,8 +223,21 @@ impl Session {
             self.rx_off = 0;
         }
         progress |= self.run_due(now, sub, stats);
+        progress |= self.notice(sub);
         progress |= self.flush(s);
         progress
+    }
+
+    /// A held AER completed with a due Namespace Attribute Changed notice
+    /// (type 2h, information 00h, log page 04h).
+    fn notice(&mut self, sub: &mut Subsystem) -> bool {
+        let (Some(0), Some(cntlid)) = (self.qid, self.cntlid) else { return false };
+        if self.aers.is_empty() || !sub.take_notice(cntlid) {
+            return false;
+        }
+        let cid = self.aers.remove(0);
+        self.respond(cid, Status::SUCCESS, 0x0004_0002, 0);
+        true
     }
 
     /// Sends a C2HTermReq for `e` (FES, FEI and the offending header as
@@ -355,6 +371,14 @@ impl Session {
                 Some(Sgl::Transport { len }) => len as usize,
                 _ => 0,
             };
+            if sqe.opcode() == admin_opc::ASYNC_EVENT_REQUEST {
+                // Held until an event (AERL 3: four at most).
+                if self.aers.len() >= 4 {
+                    return self.respond(cid, Status::AER_LIMIT_EXCEEDED, 0, 0);
+                }
+                self.aers.push(cid);
+                return;
+            }
             match sub.admin(cntlid, &sqe, now) {
                 Some(r) => {
                     if r.status.is_success() {

@@ -41,6 +41,8 @@ impl Status {
     /// digest mismatch); DNR clear.
     pub const TRANSIENT_TRANSPORT_ERROR: Status = Status::new(sct::GENERIC, 0x22, false);
     pub const LBA_OUT_OF_RANGE: Status = Status::new(sct::GENERIC, 0x80, true);
+    /// Asynchronous Event Request Limit Exceeded (NVMe Base 2.0 figure 102).
+    pub const AER_LIMIT_EXCEEDED: Status = Status::new(sct::COMMAND_SPECIFIC, 0x05, true);
     pub const INVALID_LOG_PAGE: Status = Status::new(sct::COMMAND_SPECIFIC, 0x09, true);
     /// Fabrics Connect (NVMe over Fabrics 1.1, "Connect Response").
     pub const CONNECT_INCOMPATIBLE_FORMAT: Status = Status::new(sct::COMMAND_SPECIFIC, 0x80, true);

@@ -60,6 +60,7 @@ fn params(digests: Digests) -> InitiatorParams {
         mtu: 1500,
         min_rto_ms: 5,
         discover: false,
+        namespace_notices: false,
     }
 }
 
@@ -214,6 +215,34 @@ fn verified_randrw_in_capsule_and_through_r2t() {
         // every written block back and checked it).
         assert!(b.t.stats.writes >= s.writes);
     }
+}
+
+/// Namespace notices as Linux listens for them: Asynchronous Event
+/// Configuration bit 8 and one AER, held by the controller. A change of
+/// namespace 2 completes it; the model sends the next AER, reads the
+/// Changed Namespace List with RAE clear (the target's list is empty
+/// after) and identifies namespace 2 again.
+#[test]
+fn a_namespace_notice_is_read_and_the_namespace_identified_again() {
+    let mut b = Bench::new(target(8192), InitiatorParams { namespace_notices: true, ..params(Digests::NONE) });
+    let handle = b.m.handle();
+    let h2 = handle.clone();
+    b.host.host.spawn(async move {
+        h2.start();
+        h2.ready().await.unwrap();
+    });
+    b.run_until(1_000_000_000, |b| b.m.stats.aers == 1);
+    let settle = b.now + 1_000_000;
+    b.run_until(settle, |_| false);
+    let s = &b.m.stats;
+    assert_eq!((s.aers, s.aer_errors, s.namespace_notices), (1, 0, 0), "the AER is held; log: {:?}", b.m.log);
+    b.t.subsystem.namespace_changed(2);
+    let limit = b.now + 100_000_000;
+    b.run_until(limit, |b| b.m.stats.namespace_rescans == 1);
+    let s = &b.m.stats;
+    assert_eq!((s.aers, s.namespace_notices, s.namespace_rescans, s.aer_errors), (2, 1, 1, 0), "log: {:?}", b.m.log);
+    assert!(b.t.subsystem.ctrls.values().all(|c| c.changed.is_empty()), "read with RAE clear");
+    assert_eq!(handle.namespace(2), Some(shared::NsGeometry { nsid: 2, blocks: 1024, block_size: 4096 }));
 }
 
 /// Errors the controller reports come back as NVMe statuses of the one
