@@ -80,7 +80,67 @@ impl Desc {
         self
     }
 
-    fn words(&self) -> [u64; 8] {
+    /// XTS data unit size.
+    pub fn data_unit(&self) -> u32 {
+        if self.flags & r::FLAG_DU_4K != 0 {
+            4096
+        } else {
+            512
+        }
+    }
+
+    /// XTS: number of the first data unit.
+    pub fn dun(&self) -> u64 {
+        u64::from_le_bytes(self.param[..8].try_into().unwrap_or([0; 8]))
+    }
+
+    /// Bytes the descriptor reads from SRC and writes to DST.
+    pub fn io_lengths(&self) -> (u64, u64) {
+        let len = u64::from(self.len);
+        let tag = r::GCM_TAG as u64;
+        match self.op {
+            r::OP_GCM_SEAL => (len, len + tag),
+            r::OP_GCM_OPEN => (len + tag, len),
+            r::OP_SHA256 => (len, if self.flags & crate::regs::queue::FLAG_END != 0 { 32 } else { 0 }),
+            r::OP_KEY_LOAD => (len, 0),
+            r::OP_KEY_CLEAR => (0, 0),
+            _ => (len, len),
+        }
+    }
+
+    /// The descriptor in `w` (the inverse of [`Desc::words`]).
+    pub fn from_words(w: &[u64; 8]) -> Desc {
+        let mut param = [0u8; 16];
+        param[..8].copy_from_slice(&w[4].to_le_bytes());
+        param[8..].copy_from_slice(&w[5].to_le_bytes());
+        Desc {
+            src: w[0],
+            dst: w[1],
+            len: w[2] as u32,
+            op: (w[2] >> 32) as u8,
+            flags: (w[2] >> 40) as u8,
+            key: (w[2] >> 48) as u16,
+            src_fn: w[3] as u16,
+            dst_fn: (w[3] >> 16) as u16,
+            cookie: (w[3] >> 32) as u32,
+            param,
+            aad: w[6],
+            aad_len: w[7] as u32,
+        }
+    }
+
+    /// The descriptor in ring bytes `b` (`regs::queue::DESC_SIZE`).
+    pub fn from_bytes(b: &[u8; crate::regs::queue::DESC_SIZE]) -> Desc {
+        Desc::from_words(&crate::dma::le_words(b))
+    }
+
+    pub fn to_bytes(&self) -> [u8; crate::regs::queue::DESC_SIZE] {
+        crate::dma::le_bytes(&self.words())
+    }
+
+    /// The descriptor as the engine reads it (layout `regs::crypto`,
+    /// checked above).
+    pub fn words(&self) -> [u64; 8] {
         let p0 = u64::from_le_bytes(self.param[..8].try_into().unwrap_or([0; 8]));
         let p1 = u64::from_le_bytes(self.param[8..].try_into().unwrap_or([0; 8]));
         [

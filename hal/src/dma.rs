@@ -21,7 +21,7 @@ pub struct Desc {
     pub cookie: u32,
 }
 
-/// A chain's completion.
+/// A chain's completion (DMA engine and accelerators: `regs::dma::COMP_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {
     pub cookie: u32,
@@ -29,7 +29,77 @@ pub struct Completion {
     pub bytes: u32,
 }
 
+impl Completion {
+    /// The completion in the entry's first two words (cookie = bytes
+    /// 0..4, status 4..8, bytes 8..12; the phase is byte 15).
+    pub const fn from_words(w: &[u64; 2]) -> Completion {
+        Completion { cookie: w[0] as u32, status: (w[0] >> 32) as u32, bytes: w[1] as u32 }
+    }
+
+    /// The completion entry an engine writes, with phase tag `phase`.
+    pub fn entry(&self, phase: bool) -> [u8; r::COMP_SIZE] {
+        let w = [u64::from(self.cookie) | u64::from(self.status) << 32, u64::from(self.bytes) | u64::from(phase) << 56];
+        le_bytes(&w)
+    }
+}
+
+const _: () = assert!(r::COMP_SIZE == 16 && r::COMP_COOKIE == 0 && r::COMP_STATUS == 4 && r::COMP_BYTES == 8 && r::COMP_PHASE == 15);
+
+/// Little-endian words to bytes and back: the simulator's engines read
+/// and write the same rings as bytes, through these views.
+pub(crate) fn le_words<const W: usize, const B: usize>(b: &[u8; B]) -> [u64; W] {
+    let mut w = [0u64; W];
+    for (i, x) in w.iter_mut().enumerate() {
+        let mut e = [0u8; 8];
+        e.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        *x = u64::from_le_bytes(e);
+    }
+    w
+}
+
+pub(crate) fn le_bytes<const W: usize, const B: usize>(w: &[u64; W]) -> [u8; B] {
+    let mut b = [0u8; B];
+    for (i, x) in w.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
 impl Desc {
+    /// The descriptor as the engine reads it: four little-endian words
+    /// (the one definition of the layout in `regs::dma`, checked below).
+    pub const fn words(&self) -> [u64; 4] {
+        [
+            self.host,
+            self.local,
+            self.len as u64 | (self.function as u64) << 32 | (self.op as u64) << 48 | (self.flags as u64) << 56,
+            self.msix as u64 | (self.cookie as u64) << 32,
+        ]
+    }
+
+    /// The descriptor in `w` (the inverse of [`Desc::words`]).
+    pub const fn from_words(w: &[u64; 4]) -> Desc {
+        Desc {
+            host: w[0],
+            local: w[1],
+            len: w[2] as u32,
+            function: (w[2] >> 32) as u16,
+            op: (w[2] >> 48) as u8,
+            flags: (w[2] >> 56) as u8,
+            msix: w[3] as u16,
+            cookie: (w[3] >> 32) as u32,
+        }
+    }
+
+    /// The descriptor in ring bytes `b` (`regs::dma::DESC_SIZE`).
+    pub fn from_bytes(b: &[u8; r::DESC_SIZE]) -> Desc {
+        Desc::from_words(&le_words(b))
+    }
+
+    pub fn to_bytes(&self) -> [u8; r::DESC_SIZE] {
+        le_bytes(&self.words())
+    }
+
     /// CRC32C (`OP_CRC32C`) of `len` bytes of DPU memory at `local`,
     /// continuing the finished CRC in the u32 at `word` (4-byte aligned DPU
     /// memory; 0 starts a new CRC) and writing the result back there.
@@ -163,8 +233,7 @@ impl<const WORDS: usize, const CHAINS: usize> Ring<WORDS, CHAINS> {
             self.chain_head = (self.chain_head + 1) % CHAINS;
             self.chain_count -= 1;
         }
-        // cookie = bytes 0..4, status = 4..8, bytes = 8..12 (regs::dma).
-        Some(Completion { cookie: w[0] as u32, status: (w[0] >> 32) as u32, bytes: w[1] as u32 })
+        Some(Completion::from_words(&w))
     }
 
     /// Chains in flight.
@@ -208,10 +277,7 @@ impl Channel {
     /// Writes one descriptor; `FLAG_END` in its flags closes the chain.
     /// False when the ring is full.
     pub fn push(&mut self, d: &Desc) -> bool {
-        // The descriptor as four little-endian words (layout in regs::dma).
-        let w2 = u64::from(d.len) | u64::from(d.function) << 32 | u64::from(d.op) << 48 | u64::from(d.flags) << 56;
-        let w3 = u64::from(d.msix) | u64::from(d.cookie) << 32;
-        self.0.push(&[d.host, d.local, w2, w3], d.flags & r::FLAG_END != 0)
+        self.0.push(&d.words(), d.flags & r::FLAG_END != 0)
     }
 
     /// Hands the written descriptors to the engine.
@@ -227,5 +293,59 @@ impl Channel {
     /// Chains in flight.
     pub fn busy(&self) -> usize {
         self.0.busy()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::regs::{crypto as cr, dma as r, ec as er};
+
+    fn u32_at(b: &[u8], o: usize) -> u32 {
+        u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+    }
+
+    fn u64_at(b: &[u8], o: usize) -> u64 {
+        u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+    }
+
+    /// Every field lands at its `regs` offset, and bytes read back as the
+    /// same descriptor (what the simulator's engines do).
+    #[test]
+    fn dma_descriptors_and_completions_follow_the_register_layout() {
+        let d = super::Desc { host: 0x1122_3344_5566_7788, local: 0x99aa, len: 0x0102_0304, function: 0x0506, op: r::OP_H2D, flags: r::FLAG_END, msix: 0x0708, cookie: 0x0a0b_0c0d };
+        let b = d.to_bytes();
+        assert_eq!((u64_at(&b, r::DESC_HOST), u64_at(&b, r::DESC_LOCAL), u32_at(&b, r::DESC_LEN)), (d.host, d.local, d.len));
+        assert_eq!((b[r::DESC_OP], b[r::DESC_FLAGS], u32_at(&b, r::DESC_COOKIE)), (d.op, d.flags, d.cookie));
+        assert_eq!(u16::from_le_bytes([b[r::DESC_FUNCTION], b[r::DESC_FUNCTION + 1]]), d.function);
+        assert_eq!(u16::from_le_bytes([b[r::DESC_MSIX], b[r::DESC_MSIX + 1]]), d.msix);
+        assert_eq!(super::Desc::from_bytes(&b), d);
+        let c = super::Completion { cookie: 7, status: r::ST_HOST_ERROR, bytes: 4096 };
+        let e = c.entry(true);
+        assert_eq!((u32_at(&e, r::COMP_COOKIE), u32_at(&e, r::COMP_STATUS), u32_at(&e, r::COMP_BYTES), e[r::COMP_PHASE]), (7, r::ST_HOST_ERROR, 4096, 1));
+        assert_eq!(super::Completion::from_words(&super::le_words(&e)), c);
+        assert_eq!(c.entry(false)[r::COMP_PHASE], 0);
+    }
+
+    #[test]
+    fn accelerator_descriptors_follow_the_register_layout() {
+        let mut x = crate::crypto::Desc::xts(true, 0x1000, 0x2000, 8192, 3, 0x55, true).to_host(2);
+        x.cookie = 0xdead_beef;
+        x.aad = 0x3000;
+        x.aad_len = 12;
+        let b = x.to_bytes();
+        assert_eq!((u64_at(&b, cr::DESC_SRC), u64_at(&b, cr::DESC_DST), u32_at(&b, cr::DESC_LEN)), (0x1000, 0x2000, 8192));
+        assert_eq!((b[cr::DESC_OP], b[cr::DESC_FLAGS], u32_at(&b, cr::DESC_COOKIE)), (x.op, x.flags, 0xdead_beef));
+        assert_eq!((u64_at(&b, cr::DESC_PARAM), u64_at(&b, cr::DESC_AAD), u32_at(&b, cr::DESC_AAD_LEN)), (0x55, 0x3000, 12));
+        assert_eq!(u16::from_le_bytes([b[cr::DESC_KEY], b[cr::DESC_KEY + 1]]), 3);
+        assert_eq!(u16::from_le_bytes([b[cr::DESC_DST_FN], b[cr::DESC_DST_FN + 1]]), 2);
+        let y = crate::crypto::Desc::from_bytes(&b);
+        assert_eq!((y, y.data_unit(), y.dun()), (x, 4096, 0x55));
+        let mut e = crate::ec::Desc::reconstruct(0x4000, 4096, 4, 2, 0b111101, 0b10, 9);
+        let b = e.to_bytes();
+        assert_eq!((u64_at(&b, er::DESC_FRAGS), u32_at(&b, er::DESC_LEN), b[er::DESC_K], b[er::DESC_M], b[er::DESC_OP]), (0x4000, 4096, 4, 2, er::OP_RECONSTRUCT));
+        assert_eq!((u64_at(&b, er::DESC_PRESENT), u64_at(&b, er::DESC_REBUILD), u32_at(&b, er::DESC_COOKIE)), (0b111101, 0b10, 9));
+        assert_eq!((crate::ec::Desc::from_bytes(&b), e.outputs()), (e, 1));
+        e.flags = er::FLAG_END;
+        assert_eq!(crate::ec::Desc::from_bytes(&e.to_bytes()).flags, er::FLAG_END);
     }
 }

@@ -21,6 +21,8 @@ pub struct Desc {
     pub k: u8,
     pub m: u8,
     pub op: u8,
+    /// `regs::queue::FLAG_END` closes a chain (set by the queue's push).
+    pub flags: u8,
     /// Reconstruct: bit i = fragment i holds valid data.
     pub present: u64,
     /// Reconstruct: bit i = write fragment i.
@@ -34,16 +36,26 @@ const _: () = assert!(r::DESC_PRESENT == 16 && r::DESC_REBUILD == 24 && r::DESC_
 impl Desc {
     /// Encode: read data fragments 0..k, write parity fragments k..k+m.
     pub fn encode(frags: u64, len: u32, k: u8, m: u8, cookie: u32) -> Desc {
-        Desc { frags, len, k, m, op: r::OP_ENCODE, present: 0, rebuild: 0, cookie }
+        Desc { frags, len, k, m, op: r::OP_ENCODE, flags: 0, present: 0, rebuild: 0, cookie }
     }
 
     /// Reconstruct the fragments in `rebuild` from `present` (at least k).
     pub fn reconstruct(frags: u64, len: u32, k: u8, m: u8, present: u64, rebuild: u64, cookie: u32) -> Desc {
-        Desc { frags, len, k, m, op: r::OP_RECONSTRUCT, present, rebuild, cookie }
+        Desc { frags, len, k, m, op: r::OP_RECONSTRUCT, flags: 0, present, rebuild, cookie }
     }
 
-    fn words(&self, end: bool) -> [u64; 8] {
-        let flags = if end { r::FLAG_END } else { 0 };
+    /// Fragments the descriptor writes.
+    pub fn outputs(&self) -> u32 {
+        match self.op {
+            r::OP_ENCODE => u32::from(self.m),
+            _ => self.rebuild.count_ones(),
+        }
+    }
+
+    /// The descriptor as the engine reads it (layout `regs::ec`, checked
+    /// above), `FLAG_END` added when `end`.
+    pub fn words(&self, end: bool) -> [u64; 8] {
+        let flags = self.flags | if end { r::FLAG_END } else { 0 };
         [
             self.frags,
             u64::from(self.len) | u64::from(self.k) << 32 | u64::from(self.m) << 40 | u64::from(self.op) << 48 | u64::from(flags) << 56,
@@ -54,6 +66,30 @@ impl Desc {
             0,
             0,
         ]
+    }
+
+    /// The descriptor in `w` (the inverse of [`Desc::words`]).
+    pub fn from_words(w: &[u64; 8]) -> Desc {
+        Desc {
+            frags: w[0],
+            len: w[1] as u32,
+            k: (w[1] >> 32) as u8,
+            m: (w[1] >> 40) as u8,
+            op: (w[1] >> 48) as u8,
+            flags: (w[1] >> 56) as u8,
+            present: w[2],
+            rebuild: w[3],
+            cookie: w[4] as u32,
+        }
+    }
+
+    /// The descriptor in ring bytes `b` (`regs::queue::DESC_SIZE`).
+    pub fn from_bytes(b: &[u8; crate::regs::queue::DESC_SIZE]) -> Desc {
+        Desc::from_words(&crate::dma::le_words(b))
+    }
+
+    pub fn to_bytes(&self) -> [u8; crate::regs::queue::DESC_SIZE] {
+        crate::dma::le_bytes(&self.words(false))
     }
 }
 

@@ -35,7 +35,7 @@ impl Bus {
             let Some(addr) = self.crypto.engines[e].queues[qi].next_descriptor() else { break };
             let mut b = [0u8; 64];
             let desc = if self.mem.read_bytes(addr, &mut b).is_some() {
-                CDesc::parse(&b)
+                CDesc::from_bytes(&b)
             } else {
                 // The ring is not RAM: a bad descriptor that ends its chain.
                 CDesc { op: 0xff, flags: q::FLAG_END, ..CDesc::default() }
@@ -94,9 +94,9 @@ impl Bus {
                 self.crypto.stats.auth_failures += 1;
             }
             let (_, wr) = d.io_lengths();
-            let Some((addr, entry, notify)) = eng.queues[j.queue].record(status, wr as u32, end, d.cookie) else { continue };
+            let Some((addr, entry, notify, chain_status)) = eng.queues[j.queue].record(status, wr as u32, end, d.cookie) else { continue };
             self.crypto.stats.completions += 1;
-            if u32::from_le_bytes(entry[q::COMP_STATUS..q::COMP_STATUS + 4].try_into().unwrap()) != st::ST_OK {
+            if chain_status != st::ST_OK {
                 self.crypto.stats.errors += 1;
             }
             self.dma_write_local(addr, &entry);
@@ -305,7 +305,7 @@ impl Bus {
             let Some(addr) = self.ec.queues[qi].next_descriptor() else { break };
             let mut b = [0u8; 64];
             let desc = if self.mem.read_bytes(addr, &mut b).is_some() {
-                EDesc::parse(&b)
+                EDesc::from_bytes(&b)
             } else {
                 EDesc { op: 0xff, flags: q::FLAG_END, ..EDesc::default() }
             };
@@ -337,9 +337,9 @@ impl Bus {
             let status = if self.ec.queues[j.queue].chain_failed() { st::ST_OK } else { self.ec_execute(&d) };
             let written = d.outputs() * d.len;
             let end = d.flags & q::FLAG_END != 0;
-            let Some((addr, entry, notify)) = self.ec.queues[j.queue].record(status, written, end, d.cookie) else { continue };
+            let Some((addr, entry, notify, chain_status)) = self.ec.queues[j.queue].record(status, written, end, d.cookie) else { continue };
             self.ec.stats.completions += 1;
-            if u32::from_le_bytes(entry[q::COMP_STATUS..q::COMP_STATUS + 4].try_into().unwrap()) != st::ST_OK {
+            if chain_status != st::ST_OK {
                 self.ec.stats.errors += 1;
             }
             self.dma_write_local(addr, &entry);

@@ -108,7 +108,7 @@ impl Bus {
             let addr = c.ring_base + slot * r::DESC_SIZE as u64;
             let mut b = [0u8; 32];
             let desc = if self.mem.read_bytes(addr, &mut b).is_some() {
-                Desc::parse(&b)
+                Desc::from_bytes(&b)
             } else {
                 // The ring itself is not RAM: a bad descriptor with the END flag.
                 Desc { host: 0, local: 0, len: 0, function: 0, op: 0xff, flags: r::FLAG_END, msix: 0, cookie: 0 }
@@ -244,11 +244,7 @@ impl Bus {
             let bytes = std::mem::replace(&mut c.chain_bytes, 0);
             let slot = u64::from(c.comp_index & (c.ring_size - 1));
             let addr = c.comp_base + slot * r::COMP_SIZE as u64;
-            let mut e = [0u8; 16];
-            e[r::COMP_COOKIE..r::COMP_COOKIE + 4].copy_from_slice(&f.desc.cookie.to_le_bytes());
-            e[r::COMP_STATUS..r::COMP_STATUS + 4].copy_from_slice(&status.to_le_bytes());
-            e[r::COMP_BYTES..r::COMP_BYTES + 4].copy_from_slice(&bytes.to_le_bytes());
-            e[r::COMP_PHASE] = c.phase as u8;
+            let e = crate::dma::Completion { cookie: f.desc.cookie, status, bytes }.entry(c.phase);
             c.comp_index = c.comp_index.wrapping_add(1);
             if c.comp_index & (c.ring_size - 1) == 0 {
                 c.phase = !c.phase;

@@ -10,36 +10,10 @@
 
 use dpu_hal::regs::dma as r;
 
-/// One decoded descriptor.
-#[derive(Clone, Copy, Debug)]
-pub struct Desc {
-    pub host: u64,
-    pub local: u64,
-    pub len: u32,
-    pub function: u16,
-    pub op: u8,
-    pub flags: u8,
-    pub msix: u16,
-    pub cookie: u32,
-}
-
-impl Desc {
-    pub fn parse(b: &[u8; 32]) -> Desc {
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
-        Desc {
-            host: u64_at(r::DESC_HOST),
-            local: u64_at(r::DESC_LOCAL),
-            len: u32_at(r::DESC_LEN),
-            function: u16_at(r::DESC_FUNCTION),
-            op: b[r::DESC_OP],
-            flags: b[r::DESC_FLAGS],
-            msix: u16_at(r::DESC_MSIX),
-            cookie: u32_at(r::DESC_COOKIE),
-        }
-    }
-}
+/// One descriptor: `dpu_hal`'s typed view (the driver writes it with
+/// `Desc::words`, the engine reads it with `Desc::from_bytes`: one
+/// definition of the layout).
+pub use dpu_hal::dma::{Completion, Desc};
 
 #[derive(Clone, Debug, Default)]
 pub struct Channel {

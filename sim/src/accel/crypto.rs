@@ -19,72 +19,10 @@ use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use xts_mode::{get_tweak_default, Xts128};
 
-/// One decoded 64-byte descriptor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Desc {
-    pub src: u64,
-    pub dst: u64,
-    pub len: u32,
-    pub op: u8,
-    pub flags: u8,
-    pub key: u16,
-    pub src_fn: u16,
-    pub dst_fn: u16,
-    pub cookie: u32,
-    pub param: [u8; 16],
-    pub aad: u64,
-    pub aad_len: u32,
-}
-
-impl Desc {
-    pub fn parse(b: &[u8; 64]) -> Desc {
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
-        Desc {
-            src: u64_at(r::DESC_SRC),
-            dst: u64_at(r::DESC_DST),
-            len: u32_at(r::DESC_LEN),
-            op: b[r::DESC_OP],
-            flags: b[r::DESC_FLAGS],
-            key: u16_at(r::DESC_KEY),
-            src_fn: u16_at(r::DESC_SRC_FN),
-            dst_fn: u16_at(r::DESC_DST_FN),
-            cookie: u32_at(r::DESC_COOKIE),
-            param: b[r::DESC_PARAM..r::DESC_PARAM + 16].try_into().unwrap(),
-            aad: u64_at(r::DESC_AAD),
-            aad_len: u32_at(r::DESC_AAD_LEN),
-        }
-    }
-
-    /// XTS data unit size.
-    pub fn data_unit(&self) -> u32 {
-        if self.flags & r::FLAG_DU_4K != 0 {
-            4096
-        } else {
-            512
-        }
-    }
-
-    /// XTS: number of the first data unit.
-    pub fn dun(&self) -> u64 {
-        u64::from_le_bytes(self.param[..8].try_into().unwrap())
-    }
-
-    /// Bytes the descriptor reads from SRC and writes to DST.
-    pub fn io_lengths(&self) -> (u64, u64) {
-        let len = u64::from(self.len);
-        let tag = r::GCM_TAG as u64;
-        match self.op {
-            r::OP_GCM_SEAL => (len, len + tag),
-            r::OP_GCM_OPEN => (len + tag, len),
-            r::OP_SHA256 => (len, if self.flags & q::FLAG_END != 0 { 32 } else { 0 }),
-            r::OP_KEY_LOAD => (len, 0),
-            r::OP_KEY_CLEAR => (0, 0),
-            _ => (len, len),
-        }
-    }
-}
+/// One 64-byte descriptor: `dpu_hal`'s typed view (one definition of
+/// the layout, and of what its fields mean: data unit, first data unit
+/// number, bytes read and written).
+pub use dpu_hal::crypto::Desc;
 
 /// What a key slot holds.
 #[derive(Clone, Default)]

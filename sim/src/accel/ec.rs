@@ -6,45 +6,8 @@ use super::queue::Queue;
 use dpu_hal::regs::{ec as r, queue as q};
 use std::collections::VecDeque;
 
-/// One decoded descriptor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Desc {
-    pub frags: u64,
-    pub len: u32,
-    pub k: u8,
-    pub m: u8,
-    pub op: u8,
-    pub flags: u8,
-    pub present: u64,
-    pub rebuild: u64,
-    pub cookie: u32,
-}
-
-impl Desc {
-    pub fn parse(b: &[u8; 64]) -> Desc {
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        Desc {
-            frags: u64_at(r::DESC_FRAGS),
-            len: u32_at(r::DESC_LEN),
-            k: b[r::DESC_K],
-            m: b[r::DESC_M],
-            op: b[r::DESC_OP],
-            flags: b[r::DESC_FLAGS],
-            present: u64_at(r::DESC_PRESENT),
-            rebuild: u64_at(r::DESC_REBUILD),
-            cookie: u32_at(r::DESC_COOKIE),
-        }
-    }
-
-    /// Fragments written.
-    pub fn outputs(&self) -> u32 {
-        match self.op {
-            r::OP_ENCODE => u32::from(self.m),
-            _ => self.rebuild.count_ones(),
-        }
-    }
-}
+/// One descriptor: `dpu_hal`'s typed view (one definition of the layout).
+pub use dpu_hal::ec::Desc;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Job {

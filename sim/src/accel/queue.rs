@@ -92,9 +92,9 @@ impl Queue {
     }
 
     /// Records one executed descriptor's result; with `end`, closes the
-    /// chain and returns the completion entry to write (address, bytes)
-    /// and the NOTIFY register.
-    pub fn record(&mut self, status: u32, bytes: u32, end: bool, cookie: u32) -> Option<(u64, [u8; 16], u32)> {
+    /// chain and returns the completion entry to write (address, bytes),
+    /// the NOTIFY register and the chain's status.
+    pub fn record(&mut self, status: u32, bytes: u32, end: bool, cookie: u32) -> Option<(u64, [u8; 16], u32, u32)> {
         if self.chain_status == st::ST_OK {
             self.chain_status = status;
         }
@@ -108,16 +108,12 @@ impl Queue {
         let bytes = std::mem::replace(&mut self.chain_bytes, 0);
         let slot = u64::from(self.comp_index & (self.ring_size - 1));
         let addr = self.comp_base + slot * r::COMP_SIZE as u64;
-        let mut e = [0u8; 16];
-        e[r::COMP_COOKIE..r::COMP_COOKIE + 4].copy_from_slice(&cookie.to_le_bytes());
-        e[r::COMP_STATUS..r::COMP_STATUS + 4].copy_from_slice(&status.to_le_bytes());
-        e[r::COMP_BYTES..r::COMP_BYTES + 4].copy_from_slice(&bytes.to_le_bytes());
-        e[r::COMP_PHASE] = self.phase as u8;
+        let e = dpu_hal::dma::Completion { cookie, status, bytes }.entry(self.phase);
         self.comp_index = self.comp_index.wrapping_add(1);
         if self.comp_index & (self.ring_size - 1) == 0 {
             self.phase = !self.phase;
         }
-        Some((addr, e, self.notify))
+        Some((addr, e, self.notify, status))
     }
 
     /// Whether the chain being executed already failed (its remaining
