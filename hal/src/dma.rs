@@ -348,4 +348,14 @@ mod tests {
         e.flags = er::FLAG_END;
         assert_eq!(crate::ec::Desc::from_bytes(&e.to_bytes()).flags, er::FLAG_END);
     }
+
+    #[test]
+    fn nic_descriptors_follow_the_register_layout() {
+        use crate::regs::nic as nr;
+        let d = crate::nic::Desc { addr: 0x8000_1000, len: 1514, flags: nr::RX_DD | nr::RX_CSUM_OK, aux: 0xfeed_f00d };
+        let b = d.to_bytes();
+        assert_eq!((u64_at(&b, nr::DESC_ADDR), u32_at(&b, nr::DESC_RSS)), (d.addr, d.aux));
+        assert_eq!((u16::from_le_bytes([b[nr::DESC_LEN], b[nr::DESC_LEN + 1]]), u16::from_le_bytes([b[nr::DESC_FLAGS], b[nr::DESC_FLAGS + 1]])), (1514, d.flags));
+        assert_eq!(crate::nic::Desc::from_bytes(&b), d);
+    }
 }

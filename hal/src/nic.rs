@@ -82,6 +82,39 @@ impl Port {
     }
 }
 
+/// One 16-byte RX or TX descriptor (layout `regs::nic::DESC_*`): buffer
+/// address, length (RX: buffer size when posted, frame length written
+/// back), flags, and `aux`: RX the RSS hash written back, TX the MSS of a
+/// `TX_TSO` frame. The driver writes and reads it as two words, the
+/// simulator's NIC as bytes: one definition of the layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub addr: u64,
+    pub len: u16,
+    pub flags: u16,
+    pub aux: u32,
+}
+
+const _: () = assert!(r::DESC_SIZE == 16 && r::DESC_ADDR == 0 && r::DESC_LEN == 8 && r::DESC_FLAGS == 10 && r::DESC_RSS == 12 && r::DESC_MSS == 12);
+
+impl Desc {
+    pub const fn words(&self) -> [u64; 2] {
+        [self.addr, self.len as u64 | (self.flags as u64) << 16 | (self.aux as u64) << 32]
+    }
+
+    pub const fn from_words(w: &[u64; 2]) -> Desc {
+        Desc { addr: w[0], len: w[1] as u16, flags: (w[1] >> 16) as u16, aux: (w[1] >> 32) as u32 }
+    }
+
+    pub fn from_bytes(b: &[u8; r::DESC_SIZE]) -> Desc {
+        Desc::from_words(&crate::dma::le_words(b))
+    }
+
+    pub fn to_bytes(&self) -> [u8; r::DESC_SIZE] {
+        crate::dma::le_bytes(&self.words())
+    }
+}
+
 /// A received frame: where it is and what the NIC found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RxFrame {
@@ -179,7 +212,7 @@ impl QueuePair {
             return false;
         }
         let d = self.rx_ring + (self.rx_tail & (self.rx_size - 1)) as usize * r::DESC_SIZE;
-        mem::write_words(d, &[addr, u64::from(len)]);
+        mem::write_words(d, &Desc { addr, len, flags: 0, aux: 0 }.words());
         self.rx_tail = self.rx_tail.wrapping_add(1);
         self.rx_dirty = true;
         true
@@ -208,9 +241,9 @@ impl QueuePair {
         if flags & r::RX_DD == 0 {
             return None;
         }
-        let addr = mmio::read64(d);
+        let x = Desc::from_words(&[mmio::read64(d), w1]);
         self.rx_head = self.rx_head.wrapping_add(1);
-        Some(RxFrame { addr, len: w1 as u16, flags, hash: (w1 >> 32) as u32 })
+        Some(RxFrame { addr: x.addr, len: x.len, flags: x.flags, hash: x.aux })
     }
 
     /// TX descriptors free.
@@ -224,8 +257,7 @@ impl QueuePair {
             return false;
         }
         let d = self.tx_ring + (self.tx_tail & (self.tx_size - 1)) as usize * r::DESC_SIZE;
-        let w1 = u64::from(f.len) | u64::from(f.flags) << 16 | u64::from(f.mss) << 32;
-        mem::write_words(d, &[f.addr, w1]);
+        mem::write_words(d, &Desc { addr: f.addr, len: f.len, flags: f.flags, aux: u32::from(f.mss) }.words());
         self.tx_tail = self.tx_tail.wrapping_add(1);
         self.tx_dirty = true;
         true

@@ -9,6 +9,7 @@ use crate::net::network::Hop;
 use crate::net::switch::Attached;
 use crate::net::{checksum, frame, offload, rss};
 use dpu_hal::regs::nic as r;
+use dpu_hal::nic::Desc as NicDesc;
 
 /// Ethernet header plus one VLAN tag on top of the MTU.
 const L2_OVERHEAD: usize = 18;
@@ -33,10 +34,8 @@ impl Bus {
             any = true;
             let mut d = [0u8; r::DESC_SIZE];
             let ok = self.mem.read_bytes(at, &mut d).is_some();
-            let addr = u64::from_le_bytes(d[r::DESC_ADDR..r::DESC_ADDR + 8].try_into().unwrap());
-            let len = usize::from(u16::from_le_bytes([d[r::DESC_LEN], d[r::DESC_LEN + 1]]));
-            let flags = u16::from_le_bytes([d[r::DESC_FLAGS], d[r::DESC_FLAGS + 1]]);
-            let mss = u16::from_le_bytes([d[r::DESC_MSS], d[r::DESC_MSS + 1]]);
+            let d = NicDesc::from_bytes(&d);
+            let (addr, len, flags, mss) = (d.addr, usize::from(d.len), d.flags, d.aux as u16);
             let port = &self.net.nic.ports[p];
             let max = usize::from(port.mtu as u16) + L2_OVERHEAD;
             let mut frame = vec![0u8; len];
@@ -101,8 +100,9 @@ impl Bus {
             return;
         }
         for (index, flags) in pending {
-            let at = base + u64::from(index & (size - 1)) * r::DESC_SIZE as u64 + r::DESC_FLAGS as u64;
-            self.dma_write_local(at, &flags.to_le_bytes());
+            let at = base + u64::from(index & (size - 1)) * r::DESC_SIZE as u64;
+            let wb = NicDesc { flags, ..NicDesc::default() }.to_bytes();
+            self.dma_write_local(at + r::DESC_FLAGS as u64, &wb[r::DESC_FLAGS..r::DESC_FLAGS + 2]);
             let qu = &mut self.net.nic.ports[p].queues[q];
             qu.tx_done = index.wrapping_add(1);
         }
@@ -201,9 +201,9 @@ impl Bus {
             return None;
         }
         let at = qu.rx_base + u64::from(qu.rx_head & (qu.rx_size - 1)) * r::DESC_SIZE as u64;
-        let mut d = [0u8; 2];
-        self.mem.read_bytes(at + r::DESC_LEN as u64, &mut d)?;
-        Some(usize::from(u16::from_le_bytes(d)))
+        let mut d = [0u8; r::DESC_SIZE];
+        self.mem.read_bytes(at, &mut d)?;
+        Some(usize::from(NicDesc::from_bytes(&d).len))
     }
 
     /// The LRO hold time of (port, queue) ended: deliver what it holds.
@@ -237,7 +237,7 @@ impl Bus {
             self.net.nic.ports[p].counters.rx_no_buffer += 1;
             return;
         }
-        let bufsize = usize::from(u16::from_le_bytes([d[r::DESC_LEN], d[r::DESC_LEN + 1]]));
+        let bufsize = usize::from(NicDesc::from_bytes(&d).len);
         let port = &mut self.net.nic.ports[p];
         if f.len() > bufsize {
             port.counters.rx_oversize += 1;
@@ -275,7 +275,7 @@ impl Bus {
         if self.mem.read_bytes(at, &mut d).is_none() {
             return;
         }
-        let addr = u64::from_le_bytes(d[r::DESC_ADDR..r::DESC_ADDR + 8].try_into().unwrap());
+        let addr = NicDesc::from_bytes(&d).addr;
         if !self.mem.range_is_ram(addr, f.len() as u64) || !self.mem.region_of(addr).is_some_and(|r| r.writable) {
             self.net.nic.ports[p].counters.rx_no_buffer += 1;
             return;
@@ -284,11 +284,9 @@ impl Bus {
         if let Some(t) = &self.iotrace {
             t.borrow_mut().frame(now, self.net.nic.queue_hart(p, q), false, &f);
         }
-        let mut wb = [0u8; 8];
-        wb[0..2].copy_from_slice(&(f.len() as u16).to_le_bytes());
-        wb[2..4].copy_from_slice(&flags.to_le_bytes());
-        wb[4..8].copy_from_slice(&hash.to_le_bytes());
-        self.dma_write_local(at + r::DESC_LEN as u64, &wb);
+        // Write-back: length, flags, hash (the address stays).
+        let wb = NicDesc { addr, len: f.len() as u16, flags, aux: hash }.to_bytes();
+        self.dma_write_local(at + r::DESC_LEN as u64, &wb[r::DESC_LEN..]);
         if notify & r::NOTIFY_ENABLE != 0 {
             self.ring_mailbox(notify & 0xffff, r::MAILBOX_BIT);
         }
