@@ -416,36 +416,105 @@ impl Config {
         Some(n + m + l + s + v)
     }
 
+    /// Makes `self` a copy of `other`, list element by list element (as
+    /// [`Config::decode_into`], no whole configuration is a temporary on
+    /// the stack: `clone_from` builds the clone first).
+    pub fn copy_from(&mut self, other: &Config) {
+        fn each<T: Clone, const N: usize>(to: &mut Vec<T, N>, from: &Vec<T, N>) {
+            to.clear();
+            for x in from {
+                let _ = to.push(x.clone());
+            }
+        }
+        each(&mut self.namespaces, &other.namespaces);
+        each(&mut self.ports, &other.ports);
+        each(&mut self.controllers, &other.controllers);
+        self.host_nqn.clone_from(&other.host_nqn);
+        self.host_id = other.host_id;
+        self.header_digest = other.header_digest;
+        self.data_digest = other.data_digest;
+        self.lro = other.lro;
+        self.tcp_min_rto_ms = other.tcp_min_rto_ms;
+        self.io_timeout_us = other.io_timeout_us;
+        self.management.clone_from(&other.management);
+        each(&mut self.mallocs, &other.mallocs);
+        each(&mut self.subsystems, &other.subsystems);
+        each(&mut self.nvmf, &other.nvmf);
+    }
+
     /// Decodes a record of schema `version` (every byte used), `None` if
     /// it does not decode or the version is unknown.
     pub fn decode(version: u16, bytes: &[u8]) -> Option<Config> {
-        let (mut c, rest) = postcard::take_from_bytes::<Config>(bytes).ok()?;
+        let mut c = Config::default();
+        c.decode_into(version, bytes).then_some(c)
+    }
+
+    /// [`Config::decode`] into `self`, field by field and list element by
+    /// list element, so that no whole configuration (tens of KiB) is ever
+    /// a temporary on the caller's stack (the firmware decodes on 64 KiB
+    /// hart stacks). On `false` `self` holds part of the record: the
+    /// caller discards it.
+    pub fn decode_into(&mut self, version: u16, bytes: &[u8]) -> bool {
+        self.decode_fields(version, bytes).is_some_and(|rest| rest.is_empty())
+    }
+
+    fn decode_fields<'a>(&mut self, version: u16, bytes: &'a [u8]) -> Option<&'a [u8]> {
         if !(SCHEMA_VERSION_MIN..=SCHEMA_VERSION).contains(&version) {
             return None;
         }
-        let mut rest = rest;
+        // The fields in the order `Config`'s serde derive writes them
+        // (postcard: a struct is its fields one after the other).
+        let mut rest = take_vec(bytes, &mut self.namespaces)?;
+        rest = take_vec(rest, &mut self.ports)?;
+        rest = take_vec(rest, &mut self.controllers)?;
+        rest = take(rest, &mut self.host_nqn)?;
+        rest = take(rest, &mut self.host_id)?;
+        rest = take(rest, &mut self.header_digest)?;
+        rest = take(rest, &mut self.data_digest)?;
+        rest = take(rest, &mut self.lro)?;
+        rest = take(rest, &mut self.tcp_min_rto_ms)?;
+        rest = take(rest, &mut self.io_timeout_us)?;
+        self.management = None;
+        self.mallocs.clear();
+        self.subsystems.clear();
+        self.nvmf.clear();
         if version >= 2 {
-            let (m, r) = postcard::take_from_bytes::<Option<Management>>(rest).ok()?;
-            c.management = m;
-            rest = r;
+            rest = take(rest, &mut self.management)?;
         }
         if version >= 3 {
-            let (l, r) = postcard::take_from_bytes::<Vec<Malloc, MAX_MALLOC>>(rest).ok()?;
-            c.mallocs = l;
-            rest = r;
+            rest = take_vec(rest, &mut self.mallocs)?;
         }
         if version >= 4 {
-            let (s, r) = postcard::take_from_bytes::<Vec<Subsystem, MAX_SUBSYSTEMS>>(rest).ok()?;
-            c.subsystems = s;
-            rest = r;
+            rest = take_vec(rest, &mut self.subsystems)?;
         }
         if version >= 5 {
-            let (v, r) = postcard::take_from_bytes::<Vec<NvmfSubsystem, MAX_SUBSYSTEMS>>(rest).ok()?;
-            c.nvmf = v;
-            rest = r;
+            rest = take_vec(rest, &mut self.nvmf)?;
         }
-        rest.is_empty().then_some(c)
+        Some(rest)
     }
+}
+
+/// One postcard value from `bytes` into `out`; the bytes after it.
+fn take<'a, T: serde::de::DeserializeOwned>(bytes: &'a [u8], out: &mut T) -> Option<&'a [u8]> {
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes).ok()?;
+    *out = v;
+    Some(rest)
+}
+
+/// A postcard sequence (its length, then its elements) into `out`, one
+/// element at a time; the bytes after it.
+fn take_vec<'a, T: serde::de::DeserializeOwned, const N: usize>(bytes: &'a [u8], out: &mut Vec<T, N>) -> Option<&'a [u8]> {
+    out.clear();
+    let (n, mut rest) = postcard::take_from_bytes::<usize>(bytes).ok()?;
+    if n > N {
+        return None;
+    }
+    for _ in 0..n {
+        let (v, r) = postcard::take_from_bytes::<T>(rest).ok()?;
+        out.push(v).ok()?;
+        rest = r;
+    }
+    Some(rest)
 }
 
 #[cfg(test)]
@@ -496,6 +565,15 @@ mod tests {
             })
             .unwrap();
         c
+    }
+
+    #[test]
+    fn copy_from_copies_every_field() {
+        let mut c = Config::default();
+        c.copy_from(&sample());
+        assert_eq!(c, sample());
+        c.copy_from(&Config::default());
+        assert_eq!(c, Config::default());
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl Nvmf {
 
     /// SPDK `nvmf_create_subsystem` {nqn, serial_number?, model_number?,
     /// allow_any_host?, max_namespaces?}.
+    #[inline(never)]
     pub fn create(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
         p.only(&["nqn", "serial_number", "model_number", "allow_any_host", "max_namespaces"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -176,6 +177,7 @@ impl Nvmf {
 
     /// SPDK `nvmf_delete_subsystem` {nqn}: its controllers are torn down
     /// (every core closes their connections).
+    #[inline(never)]
     pub fn delete(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
         p.only(&["nqn"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -224,6 +226,7 @@ impl Nvmf {
     }
 
     /// SPDK `nvmf_subsystem_add_listener` {nqn, listen_address}.
+    #[inline(never)]
     pub fn add_listener(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
         p.only(&["nqn", "listen_address"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -266,6 +269,7 @@ impl Nvmf {
 
     /// SPDK `nvmf_subsystem_remove_listener` {nqn, listen_address}: the
     /// connections that came in through it close.
+    #[inline(never)]
     pub fn remove_listener(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
         p.only(&["nqn", "listen_address"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -285,6 +289,7 @@ impl Nvmf {
 
     /// SPDK `nvmf_subsystem_add_ns` {nqn, namespace: {bdev_name, nsid?}}:
     /// the NSID (the lowest free when not given).
+    #[inline(never)]
     pub fn add_ns(&mut self, p: &Params<'_>, w: &mut Writer<'_>, live: &Live) -> Result<(), RpcError> {
         p.only(&["nqn", "namespace"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -337,6 +342,7 @@ impl Nvmf {
 
     /// SPDK `nvmf_subsystem_remove_ns` {nqn, nsid}: commands of it not yet
     /// in the block layer end with Invalid Namespace; those in it complete.
+    #[inline(never)]
     pub fn remove_ns(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
         p.only(&["nqn", "nsid"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -358,6 +364,7 @@ impl Nvmf {
     }
 
     /// SPDK `nvmf_subsystem_add_host` {nqn, host} / `_remove_host`.
+    #[inline(never)]
     pub fn host(&mut self, p: &Params<'_>, w: &mut Writer<'_>, add: bool) -> Result<(), RpcError> {
         p.only(&["nqn", "host"])?;
         let mut b = [0u8; NQN_MAX + 1];
@@ -397,6 +404,7 @@ impl Nvmf {
     }
 
     /// What the configuration in flash keeps of the subsystems.
+    #[inline(never)]
     pub fn snapshot(&self, out: &mut heapless::Vec<dpu_config::NvmfSubsystem, { dpu_hal::memory_map::MAX_SUBSYSTEMS }>) {
         out.clear();
         self.each(|s, names| {
@@ -425,6 +433,7 @@ impl Nvmf {
 
     /// Makes the subsystems the flash configuration lists again (after
     /// its block devices), through the same checks as the methods.
+    #[inline(never)]
     pub fn restore(&mut self, list: &[dpu_config::NvmfSubsystem], live: &Live) {
         for c in list {
             let (Some(nqn), Some(serial), Some(model)) = (Text::new(&c.nqn, false), Text::new(&c.serial_number, true), Text::new(&c.model_number, true)) else { continue };

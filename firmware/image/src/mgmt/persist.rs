@@ -67,6 +67,8 @@ impl dpu_rt::ConstInit for List {
 }
 
 impl Persist {
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
     pub fn new() -> Persist {
         let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, nvmf_restored: false };
         let Some(flash) = crate::boot::flash_config() else { return p };
@@ -80,7 +82,8 @@ impl Persist {
             defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
             return p;
         };
-        c.0.clone_from(flash);
+        // In place (a configuration is tens of KiB: not via the stack).
+        c.0.copy_from(flash);
         p.boot = c.0.mallocs.len();
         p.config = Some(&mut c.0);
         p.bytes = Some(b);
@@ -91,6 +94,8 @@ impl Persist {
     }
 
     /// Restores what is left to restore, then saves what changed.
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
     pub fn poll(&mut self, live: &mut Live, nvmf: &mut Nvmf) {
         let (Some(config), Some(now), Some(now_nvmf), Some((tx, rx))) = (self.config.as_deref_mut(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.ends.as_mut()) else { return };
         while let Some(r) = rx.pop() {
@@ -176,6 +181,8 @@ impl Persist {
     /// (`persistent`: booted from flash), the last save (`copy`,
     /// `sequence`), whether one is in progress and whether changes wait
     /// to be saved (`pending`).
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
     pub fn status(&mut self, live: &Live, nvmf: &Nvmf, w: &mut dpu_rpc::Writer<'_>) {
         w.begin_object();
         w.field_bool("persistent", self.config.is_some());

@@ -56,6 +56,8 @@ pub struct Server {
 impl Server {
     /// Sets up the listening sockets on `stack` (the management port's
     /// control-queue stack). `None` if memory or sockets ran out.
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
         let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new() } };

@@ -828,7 +828,10 @@ impl Target {
                     c.active = false;
                 }
                 Phase::Ic | Phase::Live if gone || !wanted => {
-                    defmt::info!("hart {=usize}: nvmf target: closing a connection on TCP {=u16}: its subsystem or listener was removed", *hart, c.lport);
+                    defmt::info!(
+                        "hart {=usize}: nvmf target: closing a connection on TCP {=u16} (qid {=i32}): its subsystem or listener was removed",
+                        *hart, c.lport, c.qid.map_or(-1, i32::from)
+                    );
                     c.close_after(stack, pool, slots, now);
                     c.retire = !wanted;
                 }

@@ -99,7 +99,8 @@ pub fn management_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// 1, a listener on eth0:4420, an allowed host); refusals are checked;
 /// the initiator model finds it in the discovery log, connects and
 /// verifies randrw, and keeps its connections when taken off the
-/// allow-list. A variant whose host was never allowed is refused at
+/// allow-list; deleting the subsystem closes them and frees the device.
+/// A variant whose host was never allowed is refused at
 /// Connect (the subsystem's allow-list is really checked; before this
 /// change the card answered no `nvmf_*` method and the run failed).
 pub fn target_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
@@ -118,6 +119,11 @@ pub fn target_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0: namespace 1 is Malloc0 (8192 blocks of 512 B)",
             "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0 listens on port 0 TCP 4420",
             "host nqn.2026-12.io.dpusim:h0 removed",
+            // The deleted subsystem's controllers are torn down on every
+            // core that held one of h0's queues; nothing was outstanding.
+            "nvmf target: closing a connection on TCP 4420 (qid 0): its subsystem or listener was removed",
+            "initiator h0: queue 0: connection closed by the controller; 0 command(s) failed",
+            "mgmt: RAM block device Malloc0 deleted",
         ],
     )?;
     let want = rpc_count(&text);
