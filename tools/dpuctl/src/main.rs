@@ -387,7 +387,13 @@ fn render(cmd: &Cmd, r: &Value) -> String {
             } else {
                 "saved"
             };
-            format!("{state}: {} run-time block device(s); last save: copy {}, sequence {}\n", s(r, "run_time_bdevs"), s(r, "copy"), s(r, "sequence"))
+            format!(
+                "{state}: {} run-time block device(s), {} run-time target subsystem(s); last save: copy {}, sequence {}\n",
+                s(r, "run_time_bdevs"),
+                s(r, "run_time_subsystems"),
+                s(r, "copy"),
+                s(r, "sequence")
+            )
         }
         Cmd::Reactors => table(
             &["LCORE", "CLUSTER", "READS", "WRITES", "BYTES READ", "BYTES WRITTEN"],
