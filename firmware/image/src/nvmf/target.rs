@@ -734,7 +734,9 @@ impl Target {
         let mut opened = 0;
         let mut short = false;
         listen_points(live, |p, tcp, k| {
-            let have = conns.iter().filter(|c| c.active && c.port == p && c.lport == tcp).count();
+            // (A connection closing because its listener went does not
+            // count: it is freed once closed.)
+            let have = conns.iter().filter(|c| c.active && !c.retire && c.port == p && c.lport == tcp).count();
             for _ in have..k {
                 let pick = conns
                     .iter()

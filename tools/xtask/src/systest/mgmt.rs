@@ -99,7 +99,9 @@ pub fn management_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// 1, a listener on eth0:4420, an allowed host); refusals are checked;
 /// the initiator model finds it in the discovery log, connects and
 /// verifies randrw, and keeps its connections when taken off the
-/// allow-list; deleting the subsystem closes them and frees the device.
+/// allow-list; a namespace removed under I/O fails what follows with
+/// Invalid Namespace; deleting the subsystem closes the connections and
+/// frees the device.
 /// A variant whose host was never allowed is refused at
 /// Connect (the subsystem's allow-list is really checked; before this
 /// change the card answered no `nvmf_*` method and the run failed).
@@ -113,7 +115,7 @@ pub fn target_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         expect_code(run, 0)?,
         &[
             "scenario passed",
-            "verify errors: 0, I/O errors: 0",
+            "verify errors: 0",
             "nvmf target: subsystems can be added at run time",
             "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0 created",
             "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0: namespace 1 is Malloc0 (8192 blocks of 512 B)",
@@ -136,17 +138,32 @@ pub fn target_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             return fail(format!("no call reported `{needle}`"), run);
         }
     }
+    // Namespace 1's job is clean; namespace 2's I/Os after its removal
+    // fail with Invalid Namespace or Format (SCT 0h, SC 0Bh), and only so.
+    for (header, removed) in [("live0.h0: ", false), ("gone.h0: ", true)] {
+        let Some((verify, ios, firsts)) = super::job_errors(&run, header) else { return fail(format!("no job result `{header}`"), run) };
+        let invalid_ns = !firsts.is_empty() && firsts.iter().all(|l| l.contains("status SCT 0x0 SC 0x0b"));
+        if verify != 0 || (!removed && ios != 0) || (removed && (ios == 0 || !invalid_ns)) {
+            return fail(format!("job `{header}`: {verify} verify errors, {ios} I/O errors, first: {firsts:?}"), run);
+        }
+    }
     // h0 found the live subsystem in the discovery log, then an admin and
-    // two I/O queue connections carried verified reads and writes.
+    // two I/O queue connections carried verified reads and writes; its
+    // only errors are namespace 2's.
     let inits = run.stat("initiators").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
     let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let good = inits.len() == 1 && n(&inits[0], "discovery_entries") == 1 && n(&inits[0], "reads") > 50 && n(&inits[0], "writes") > 50 && n(&inits[0], "io_errors") == 0;
+    let good = inits.len() == 1
+        && n(&inits[0], "discovery_entries") == 1
+        && n(&inits[0], "reads") > 50
+        && n(&inits[0], "writes") > 50
+        && n(&inits[0], "io_errors") == inits[0]["errors_by_status"]["0x0/0x0b"].as_u64().unwrap_or(u64::MAX);
     if !good {
         return fail(format!("initiator stats: {inits:?}"), run);
     }
     // A host that is not on the allow-list: its Connect is refused.
     // (Without discovery: the log already hides the subsystem from it.)
-    let stranger = text.replacen("hostnqn = \"nqn.2026-12.io.dpusim:h0\"", "hostnqn = \"nqn.2026-12.io.dpusim:stranger\"", 1).replacen("discover = true", "discover = false", 1);
+    let stranger = text.replacen("hostnqn = \"nqn.2026-12.io.dpusim:h0\"", "hostnqn = \"nqn.2026-12.io.dpusim:stranger\"", 1).replacen("discover = true", "discover = false", 1)
+        .replacen("io_errors = 100000", "io_errors = 0", 1);
     if stranger == text {
         return fail("the scenario has no `hostnqn = \"nqn.2026-12.io.dpusim:h0\"` to alter".to_string(), run);
     }
