@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod live;
+pub mod live_target;
 
 use dpu_bdev::{Geometry, RamBdev};
 use dpu_hal::memory_map::MAX_FUNCTIONS;

@@ -41,10 +41,11 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// version 3 then appends the run-time block devices (`Vec<Malloc>`);
 /// version 4 adds the local SSD backend ([`Backend::Local`], a new last
 /// variant, so older records decode unchanged) and appends the NVMe/TCP
-/// target's subsystems (`Vec<Subsystem>`). A card written by an older
-/// firmware keeps its configuration after an update (with what that
-/// version could hold).
-pub const SCHEMA_VERSION: u16 = 4;
+/// target's subsystems (`Vec<Subsystem>`); version 5 appends the
+/// target subsystems made through the management API
+/// (`Vec<NvmfSubsystem>`). A card written by an older firmware keeps its
+/// configuration after an update (with what that version could hold).
+pub const SCHEMA_VERSION: u16 = 5;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -60,6 +61,14 @@ pub const MAX_MALLOC: usize = 16;
 
 /// Longest name of such a block device.
 pub const MALLOC_NAME_MAX: usize = 31;
+
+/// Most listeners (DPU port, TCP port) of a subsystem made through the
+/// management API.
+pub const NVMF_LISTENERS_MAX: usize = 4;
+
+/// Identify Controller SN and MN lengths (NVMe Base 2.0 §5.17.2.1).
+pub const SERIAL_MAX: usize = 20;
+pub const MODEL_MAX: usize = 40;
 
 /// Everything the operator configures.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +100,30 @@ pub struct Config {
     /// The NVMe/TCP target's subsystems (schema version 4).
     #[serde(skip)]
     pub subsystems: Vec<Subsystem, MAX_SUBSYSTEMS>,
+    /// Target subsystems made through the management API (SPDK
+    /// `nvmf_create_subsystem` and the `nvmf_subsystem_*` methods), saved
+    /// when they change and made again at boot (schema version 5).
+    #[serde(skip)]
+    pub nvmf: Vec<NvmfSubsystem, MAX_SUBSYSTEMS>,
+}
+
+/// A target subsystem made through the management API: its namespaces
+/// are run-time RAM block devices ([`Config::mallocs`]) by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NvmfSubsystem {
+    pub nqn: String<NQN_MAX>,
+    /// Identify Controller SN and MN (empty: the firmware's own).
+    pub serial_number: String<SERIAL_MAX>,
+    pub model_number: String<MODEL_MAX>,
+    /// Any host may connect; else only `hosts`.
+    pub allow_any_host: bool,
+    pub hosts: Vec<String<NQN_MAX>, MAX_ALLOWED_HOSTS>,
+    /// Highest namespace ID (1..=MAX_SUBSYSTEM_NAMESPACES).
+    pub max_namespaces: u32,
+    /// (DPU port index, TCP port) it listens on.
+    pub listeners: Vec<(u8, u16), NVMF_LISTENERS_MAX>,
+    /// (NSID, run-time block device name).
+    pub namespaces: Vec<(u32, String<MALLOC_NAME_MAX>), MAX_SUBSYSTEM_NAMESPACES>,
 }
 
 /// An NVMe/TCP target subsystem: what remote hosts reach on the card's
@@ -215,6 +248,12 @@ pub enum Invalid {
     /// that backs something else too, or more listening sockets than a
     /// core's target has (too many TCP ports per DPU port).
     Subsystem { index: u16 },
+    /// A subsystem made through the management API with an NQN that is
+    /// empty, not printable or used twice, a bad SN, MN or host NQN, a
+    /// listener on a port not configured or on TCP port 0, an NSID
+    /// outside 1..=max_namespaces or used twice, or a namespace naming no
+    /// run-time block device, one mapped to a function or used twice.
+    Nvmf { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -238,6 +277,7 @@ impl Config {
         management: None,
         mallocs: Vec::new(),
         subsystems: Vec::new(),
+        nvmf: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -327,6 +367,31 @@ impl Config {
                 }
             }
         }
+        for (i, s) in self.nvmf.iter().enumerate() {
+            let nqn_ok = |n: &str| !n.is_empty() && printable(n);
+            let text_ok = |t: &str| t.bytes().all(|c| c.is_ascii_graphic() || c == b' ');
+            let twice = self.nvmf[..i].iter().any(|o| o.nqn == s.nqn) || self.subsystems.iter().any(|o| o.nqn == s.nqn);
+            let max = s.max_namespaces;
+            let listeners_ok = s.listeners.iter().enumerate().all(|(k, &(p, t))| usize::from(p) < self.ports.len() && t != 0 && !s.listeners[..k].contains(&(p, t)));
+            let ns_ok = s.namespaces.iter().enumerate().all(|(k, (nsid, name))| {
+                (1..=max).contains(nsid)
+                    && !s.namespaces[..k].iter().any(|o| o.0 == *nsid)
+                    && self.mallocs.iter().any(|m| m.name == *name && m.map.is_none())
+                    && self.nvmf.iter().flat_map(|o| &o.namespaces).filter(|o| o.1 == *name).count() == 1
+            });
+            if !nqn_ok(&s.nqn)
+                || s.nqn == DISCOVERY_NQN
+                || twice
+                || !text_ok(&s.serial_number)
+                || !text_ok(&s.model_number)
+                || !s.hosts.iter().all(|h| nqn_ok(h))
+                || !(1..=MAX_SUBSYSTEM_NAMESPACES as u32).contains(&max)
+                || !listeners_ok
+                || !ns_ok
+            {
+                return Err(Invalid::Nvmf { index: i as u16 });
+            }
+        }
         Ok(())
     }
 
@@ -347,34 +412,109 @@ impl Config {
         let m = postcard::to_slice(&self.management, out.get_mut(n..)?).ok()?.len();
         let l = postcard::to_slice(&self.mallocs, out.get_mut(n + m..)?).ok()?.len();
         let s = postcard::to_slice(&self.subsystems, out.get_mut(n + m + l..)?).ok()?.len();
-        Some(n + m + l + s)
+        let v = postcard::to_slice(&self.nvmf, out.get_mut(n + m + l + s..)?).ok()?.len();
+        Some(n + m + l + s + v)
+    }
+
+    /// Makes `self` a copy of `other`, list element by list element (as
+    /// [`Config::decode_into`], no whole configuration is a temporary on
+    /// the stack: `clone_from` builds the clone first).
+    pub fn copy_from(&mut self, other: &Config) {
+        fn each<T: Clone, const N: usize>(to: &mut Vec<T, N>, from: &Vec<T, N>) {
+            to.clear();
+            for x in from {
+                let _ = to.push(x.clone());
+            }
+        }
+        each(&mut self.namespaces, &other.namespaces);
+        each(&mut self.ports, &other.ports);
+        each(&mut self.controllers, &other.controllers);
+        self.host_nqn.clone_from(&other.host_nqn);
+        self.host_id = other.host_id;
+        self.header_digest = other.header_digest;
+        self.data_digest = other.data_digest;
+        self.lro = other.lro;
+        self.tcp_min_rto_ms = other.tcp_min_rto_ms;
+        self.io_timeout_us = other.io_timeout_us;
+        self.management.clone_from(&other.management);
+        each(&mut self.mallocs, &other.mallocs);
+        each(&mut self.subsystems, &other.subsystems);
+        each(&mut self.nvmf, &other.nvmf);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
     /// it does not decode or the version is unknown.
     pub fn decode(version: u16, bytes: &[u8]) -> Option<Config> {
-        let (mut c, rest) = postcard::take_from_bytes::<Config>(bytes).ok()?;
+        let mut c = Config::default();
+        c.decode_into(version, bytes).then_some(c)
+    }
+
+    /// [`Config::decode`] into `self`, field by field and list element by
+    /// list element, so that no whole configuration (tens of KiB) is ever
+    /// a temporary on the caller's stack (the firmware decodes on 64 KiB
+    /// hart stacks). On `false` `self` holds part of the record: the
+    /// caller discards it.
+    pub fn decode_into(&mut self, version: u16, bytes: &[u8]) -> bool {
+        self.decode_fields(version, bytes).is_some_and(|rest| rest.is_empty())
+    }
+
+    fn decode_fields<'a>(&mut self, version: u16, bytes: &'a [u8]) -> Option<&'a [u8]> {
         if !(SCHEMA_VERSION_MIN..=SCHEMA_VERSION).contains(&version) {
             return None;
         }
-        let mut rest = rest;
+        // The fields in the order `Config`'s serde derive writes them
+        // (postcard: a struct is its fields one after the other).
+        let mut rest = take_vec(bytes, &mut self.namespaces)?;
+        rest = take_vec(rest, &mut self.ports)?;
+        rest = take_vec(rest, &mut self.controllers)?;
+        rest = take(rest, &mut self.host_nqn)?;
+        rest = take(rest, &mut self.host_id)?;
+        rest = take(rest, &mut self.header_digest)?;
+        rest = take(rest, &mut self.data_digest)?;
+        rest = take(rest, &mut self.lro)?;
+        rest = take(rest, &mut self.tcp_min_rto_ms)?;
+        rest = take(rest, &mut self.io_timeout_us)?;
+        self.management = None;
+        self.mallocs.clear();
+        self.subsystems.clear();
+        self.nvmf.clear();
         if version >= 2 {
-            let (m, r) = postcard::take_from_bytes::<Option<Management>>(rest).ok()?;
-            c.management = m;
-            rest = r;
+            rest = take(rest, &mut self.management)?;
         }
         if version >= 3 {
-            let (l, r) = postcard::take_from_bytes::<Vec<Malloc, MAX_MALLOC>>(rest).ok()?;
-            c.mallocs = l;
-            rest = r;
+            rest = take_vec(rest, &mut self.mallocs)?;
         }
         if version >= 4 {
-            let (s, r) = postcard::take_from_bytes::<Vec<Subsystem, MAX_SUBSYSTEMS>>(rest).ok()?;
-            c.subsystems = s;
-            rest = r;
+            rest = take_vec(rest, &mut self.subsystems)?;
         }
-        rest.is_empty().then_some(c)
+        if version >= 5 {
+            rest = take_vec(rest, &mut self.nvmf)?;
+        }
+        Some(rest)
     }
+}
+
+/// One postcard value from `bytes` into `out`; the bytes after it.
+fn take<'a, T: serde::de::DeserializeOwned>(bytes: &'a [u8], out: &mut T) -> Option<&'a [u8]> {
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes).ok()?;
+    *out = v;
+    Some(rest)
+}
+
+/// A postcard sequence (its length, then its elements) into `out`, one
+/// element at a time; the bytes after it.
+fn take_vec<'a, T: serde::de::DeserializeOwned, const N: usize>(bytes: &'a [u8], out: &mut Vec<T, N>) -> Option<&'a [u8]> {
+    out.clear();
+    let (n, mut rest) = postcard::take_from_bytes::<usize>(bytes).ok()?;
+    if n > N {
+        return None;
+    }
+    for _ in 0..n {
+        let (v, r) = postcard::take_from_bytes::<T>(rest).ok()?;
+        out.push(v).ok()?;
+        rest = r;
+    }
+    Some(rest)
 }
 
 #[cfg(test)]
@@ -398,6 +538,19 @@ mod tests {
         });
         c.mallocs.push(Malloc { name: String::try_from("Malloc0").unwrap(), blocks: 256, block_shift: 12, map: Some((1, 2)) }).unwrap();
         c.mallocs.push(Malloc { name: String::try_from("spare").unwrap(), blocks: 8, block_shift: 9, map: None }).unwrap();
+        c.mallocs.push(Malloc { name: String::try_from("Malloc1").unwrap(), blocks: 2048, block_shift: 9, map: None }).unwrap();
+        c.nvmf
+            .push(NvmfSubsystem {
+                nqn: String::try_from("nqn.2026-12.io.dpusim:live0").unwrap(),
+                serial_number: String::try_from("SPDK00000000000001").unwrap(),
+                model_number: String::try_from("DPU live").unwrap(),
+                allow_any_host: false,
+                hosts: Vec::from_slice(&[String::try_from("nqn.2014-08.org.nvmexpress:uuid:h2").unwrap()]).unwrap(),
+                max_namespaces: 4,
+                listeners: Vec::from_slice(&[(0, 4421)]).unwrap(),
+                namespaces: Vec::from_slice(&[(2, String::try_from("Malloc1").unwrap())]).unwrap(),
+            })
+            .unwrap();
         c.subsystems
             .push(Subsystem {
                 nqn: String::try_from("nqn.2026-12.io.dpusim:aff0").unwrap(),
@@ -412,6 +565,15 @@ mod tests {
             })
             .unwrap();
         c
+    }
+
+    #[test]
+    fn copy_from_copies_every_field() {
+        let mut c = Config::default();
+        c.copy_from(&sample());
+        assert_eq!(c, sample());
+        c.copy_from(&Config::default());
+        assert_eq!(c, Config::default());
     }
 
     #[test]
@@ -432,7 +594,7 @@ mod tests {
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), ..c.clone() });
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ..c.clone() });
         let mut v2 = [0u8; 4096];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
@@ -442,14 +604,41 @@ mod tests {
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
-        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), ..c.clone() };
+        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 2]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 3]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
-        let no_target = Config { subsystems: Vec::new(), ..c.clone() };
+        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 1]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 1]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 2]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 2]), None, "a version-4 record lacks its subsystems");
+        // A version-4 record: the boot subsystems, none made at run time.
+        let no_nvmf = Config { nvmf: Vec::new(), ..c.clone() };
+        let n = no_nvmf.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(4, &v2[..n - 1]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 1]), None, "a version-5 record lacks its run-time subsystems");
+    }
+
+    #[test]
+    fn run_time_subsystems_are_checked() {
+        sample().validate().unwrap();
+        for (why, bad) in [
+            ("empty NQN", (|s: &mut NvmfSubsystem| s.nqn.clear()) as fn(&mut NvmfSubsystem)),
+            ("a boot subsystem's NQN", |s| s.nqn = String::try_from("nqn.2026-12.io.dpusim:aff0").unwrap()),
+            ("an unprintable host", |s| s.hosts[0] = String::try_from("a b").unwrap()),
+            ("a port not configured", |s| s.listeners[0].0 = 1),
+            ("TCP port 0", |s| s.listeners[0].1 = 0),
+            ("a listener twice", |s| s.listeners.push((0, 4421)).unwrap()),
+            ("NSID above max_namespaces", |s| s.namespaces[0].0 = 5),
+            ("max_namespaces 0", |s| s.max_namespaces = 0),
+            ("no such block device", |s| s.namespaces[0].1 = String::try_from("Malloc9").unwrap()),
+            ("a block device mapped to a function", |s| s.namespaces[0].1 = String::try_from("Malloc0").unwrap()),
+            ("one device twice", |s| s.namespaces.push((3, String::try_from("Malloc1").unwrap())).unwrap()),
+        ] {
+            let mut c = sample();
+            bad(&mut c.nvmf[0]);
+            assert_eq!(c.validate(), Err(Invalid::Nvmf { index: 0 }), "{why}");
+        }
     }
 
     #[test]

@@ -134,20 +134,23 @@ impl Store {
     }
 
     /// Reads and checks copy `i`; a valid copy's configuration is decoded
-    /// into `out` (left alone otherwise). `scratch` must hold [`SCRATCH`]
+    /// into `out` (in place: no configuration on the stack); after a copy
+    /// that does not decode or validate `out` is empty, after one that
+    /// fails its checks it is left alone. `scratch` must hold [`SCRATCH`]
     /// bytes.
     pub fn read_copy<F: Flash>(&self, flash: &mut F, i: usize, scratch: &mut [u8], out: &mut Config) -> Result<CopyState, F::Error> {
         let (st, len, version) = self.check_copy(flash, i, scratch)?;
         if !st.is_valid() {
             return Ok(st);
         }
-        let Some(c) = Config::decode(version, &scratch[HEADER..HEADER + len]) else {
+        if !out.decode_into(version, &scratch[HEADER..HEADER + len]) {
+            *out = Config::EMPTY;
             return Ok(CopyState::Undecodable);
-        };
-        if let Err(e) = c.validate() {
+        }
+        if let Err(e) = out.validate() {
+            *out = Config::EMPTY;
             return Ok(CopyState::Invalid(e));
         }
-        *out = c;
         Ok(st)
     }
 
@@ -328,7 +331,7 @@ mod tests {
     #[test]
     fn a_version_1_copy_is_still_read() {
         let mut f = RamFlash::new(G);
-        let c = Config { management: None, mallocs: heapless::Vec::new(), subsystems: heapless::Vec::new(), ..sample() };
+        let c = Config { management: None, mallocs: heapless::Vec::new(), subsystems: heapless::Vec::new(), nvmf: heapless::Vec::new(), ..sample() };
         let mut rec = [0u8; 1024];
         let len = postcard::to_slice(&c, &mut rec[HEADER..]).unwrap().len();
         rec[0..4].copy_from_slice(&MAGIC.to_le_bytes());

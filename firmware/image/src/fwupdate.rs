@@ -155,7 +155,10 @@ impl dpu_rt::ConstInit for CfgBuf {
 fn save_config(hart: usize, r: SaveConfig, new: &mut dpu_config::Config, old: &mut dpu_config::Config, scratch: &mut [u8]) -> Option<(usize, u32)> {
     let len = (r.len as usize).min(scratch.len());
     dpu_hal::mem::read(r.addr, &mut scratch[..len]);
-    *new = dpu_config::Config::decode(dpu_config::SCHEMA_VERSION, &scratch[..len])?;
+    // In place: a whole configuration does not fit this hart's stack twice.
+    if !new.decode_into(dpu_config::SCHEMA_VERSION, &scratch[..len]) {
+        return None;
+    }
     new.validate().ok()?;
     boot::with_flash(hart, |flash| dpu_config::store::Store::board().save(flash, new, scratch, old).ok())?
 }

@@ -80,7 +80,9 @@ pub fn run(hart: HartId) -> ! {
             if let (Some(e), Some(f)) = (engine.as_mut(), crate::nvmf::initiator::Fabric::start(me)) {
                 e.attach_fabric(f);
                 // The NVMe/TCP target listens on the same stacks.
-                if crate::bootcfg::subsystems() > 0 && !e.start_target() {
+                // (With the management API, also without subsystems: they
+                // may come at run time.)
+                if (crate::bootcfg::subsystems() > 0 || crate::nvmf::target::live_possible()) && !e.start_target() {
                     defmt::error!("hart {=usize}: NVMe/TCP target could not start", me);
                 }
                 if me == crate::net::FIRST_DATA_HART {

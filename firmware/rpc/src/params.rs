@@ -73,6 +73,16 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// An object parameter (SPDK's `listen_address`, `namespace`): its
+    /// members as parameters of their own, whose errors name them.
+    pub fn object(&self, name: &str) -> Result<Option<Params<'a>>, RpcError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        if v.kind() != Kind::Object {
+            return Err(Self::wrong(name, "an object", v));
+        }
+        Ok(Some(Params { obj: Some(v) }))
+    }
+
     pub fn bool(&self, name: &str) -> Result<Option<bool>, RpcError> {
         let Some(v) = self.get(name) else { return Ok(None) };
         v.as_bool().map(Some).ok_or_else(|| Self::wrong(name, "a boolean", v))

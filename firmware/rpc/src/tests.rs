@@ -317,6 +317,23 @@ fn params_are_typed_and_named_in_errors() {
     assert!(Params::new(None).unwrap().only(&[]).is_ok());
 }
 
+/// SPDK's nested parameters (`listen_address`, `namespace`): members
+/// checked and named like top-level ones.
+#[test]
+fn object_params_name_their_members() {
+    let v = validate(br#"{"nqn":"nqn.x","listen_address":{"trtype":"TCP","traddr":"10.0.0.1","trsvcid":"4420"},"n":5}"#).unwrap();
+    let p = Params::new(Some(v)).unwrap();
+    let a = p.object("listen_address").unwrap().unwrap();
+    let mut b = [0u8; 16];
+    assert_eq!(a.str("traddr", &mut b).unwrap(), Some("10.0.0.1"));
+    assert!(a.only(&["trtype", "traddr"]).unwrap_err().message().contains("unknown parameter `trsvcid`"));
+    assert!(a.u64("traddr").unwrap_err().message().contains("`traddr` must be a non-negative integer"));
+    assert_eq!(p.object("absent").unwrap().map(|_| ()), None);
+    let e = p.object("n").unwrap_err();
+    assert_eq!(e.code, code::INVALID_PARAMS);
+    assert!(e.message().contains("`n` must be an object, got a number"), "{}", e.message());
+}
+
 /// Every prefix and every single-byte corruption of a few requests:
 /// never a panic, and every outcome is an answer or a clean rejection.
 #[test]

@@ -46,10 +46,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ListCmd,
     },
-    /// NVMe/TCP target subsystems: nvmf_get_subsystems.
+    /// NVMe/TCP target subsystems, live: nvmf_get_subsystems,
+    /// nvmf_create_subsystem, nvmf_delete_subsystem, nvmf_subsystem_add_listener,
+    /// nvmf_subsystem_remove_listener, nvmf_subsystem_add_ns,
+    /// nvmf_subsystem_remove_ns, nvmf_subsystem_add_host, nvmf_subsystem_remove_host.
     Nvmf {
         #[command(subcommand)]
-        cmd: ListCmd,
+        cmd: NvmfCmd,
     },
     /// Ethernet ports: dpu_get_ports.
     Port {
@@ -125,6 +128,121 @@ enum NsCmd {
 #[derive(Subcommand)]
 enum ListCmd {
     List,
+}
+
+#[derive(Subcommand)]
+enum NvmfCmd {
+    /// List the subsystems: where they listen, who may connect, namespaces.
+    List,
+    /// Create a subsystem (no namespace, no listener, no host allowed yet
+    /// unless --allow-any-host) (nvmf_create_subsystem).
+    CreateSubsystem {
+        /// Its NQN, e.g. nqn.2026-12.io.example:disk0.
+        nqn: String,
+        /// Identify Controller serial number (at most 20 characters).
+        #[arg(long)]
+        serial_number: Option<String>,
+        /// Identify Controller model number (at most 40 characters).
+        #[arg(long)]
+        model_number: Option<String>,
+        /// Let any host connect (else only those added with add-host).
+        #[arg(long)]
+        allow_any_host: bool,
+        /// Highest namespace ID (default: the most the card serves).
+        #[arg(long)]
+        max_namespaces: Option<u32>,
+    },
+    /// Delete a subsystem; its hosts' connections are closed (nvmf_delete_subsystem).
+    DeleteSubsystem { nqn: String },
+    /// Listen on one of the card's port addresses (nvmf_subsystem_add_listener).
+    AddListener {
+        nqn: String,
+        /// The card's port address, e.g. 10.0.0.1.
+        #[arg(long)]
+        traddr: String,
+        /// TCP port.
+        #[arg(long, default_value_t = 4420)]
+        trsvcid: u16,
+    },
+    /// Stop listening there; connections that came in through it close
+    /// (nvmf_subsystem_remove_listener).
+    RemoveListener {
+        nqn: String,
+        #[arg(long)]
+        traddr: String,
+        #[arg(long, default_value_t = 4420)]
+        trsvcid: u16,
+    },
+    /// Serve a block device (e.g. one from `bdev create-malloc`) as a
+    /// namespace; prints its NSID (nvmf_subsystem_add_ns).
+    AddNs {
+        nqn: String,
+        #[arg(long)]
+        bdev: String,
+        /// NSID (default: the lowest free).
+        #[arg(long)]
+        nsid: Option<u32>,
+    },
+    /// Remove a namespace (nvmf_subsystem_remove_ns).
+    RemoveNs {
+        nqn: String,
+        #[arg(long)]
+        nsid: u32,
+    },
+    /// Allow a host NQN to connect (nvmf_subsystem_add_host).
+    AddHost {
+        nqn: String,
+        #[arg(long)]
+        host: String,
+    },
+    /// Take a host off the allow-list: its connections stay, it cannot
+    /// connect again (nvmf_subsystem_remove_host).
+    RemoveHost {
+        nqn: String,
+        #[arg(long)]
+        host: String,
+    },
+}
+
+/// An NVMe/TCP transport ID as SPDK's listener methods take it.
+fn listen_address(traddr: &str, trsvcid: u16) -> Value {
+    serde_json::json!({ "trtype": "TCP", "adrfam": "IPv4", "traddr": traddr, "trsvcid": trsvcid.to_string() })
+}
+
+/// The method and params of an `nvmf` subcommand (SPDK's shapes).
+fn nvmf_request(cmd: &NvmfCmd) -> (&'static str, Option<Value>) {
+    use serde_json::json;
+    match cmd {
+        NvmfCmd::List => ("nvmf_get_subsystems", None),
+        NvmfCmd::CreateSubsystem { nqn, serial_number, model_number, allow_any_host, max_namespaces } => {
+            let mut p = json!({ "nqn": nqn, "allow_any_host": allow_any_host });
+            if let Some(v) = serial_number {
+                p["serial_number"] = Value::from(v.as_str());
+            }
+            if let Some(v) = model_number {
+                p["model_number"] = Value::from(v.as_str());
+            }
+            if let Some(v) = max_namespaces {
+                p["max_namespaces"] = Value::from(*v);
+            }
+            ("nvmf_create_subsystem", Some(p))
+        }
+        NvmfCmd::DeleteSubsystem { nqn } => ("nvmf_delete_subsystem", Some(json!({ "nqn": nqn }))),
+        NvmfCmd::AddListener { nqn, traddr, trsvcid } => ("nvmf_subsystem_add_listener", Some(json!({ "nqn": nqn, "listen_address": listen_address(traddr, *trsvcid) }))),
+        NvmfCmd::RemoveListener { nqn, traddr, trsvcid } => {
+            ("nvmf_subsystem_remove_listener", Some(json!({ "nqn": nqn, "listen_address": listen_address(traddr, *trsvcid) })))
+        }
+        NvmfCmd::AddNs { nqn, bdev, nsid } => {
+            let mut ns = json!({ "bdev_name": bdev });
+            if let Some(n) = nsid {
+                ns["nsid"] = Value::from(*n);
+            }
+            ("nvmf_subsystem_add_ns", Some(json!({ "nqn": nqn, "namespace": ns })))
+        }
+        NvmfCmd::RemoveNs { nqn, nsid } => ("nvmf_subsystem_remove_ns", Some(json!({ "nqn": nqn, "nsid": nsid }))),
+        NvmfCmd::AddHost { nqn, host } => ("nvmf_subsystem_add_host", Some(json!({ "nqn": nqn, "host": host }))),
+        NvmfCmd::RemoveHost { nqn, host } => ("nvmf_subsystem_remove_host", Some(json!({ "nqn": nqn, "host": host }))),
+    }
 }
 
 #[derive(Subcommand)]
@@ -206,7 +324,15 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 vec![s(c, "name"), s(k, "state"), s(k, "admin_queue"), format!("{}:{}", s(t, "traddr"), s(t, "trsvcid")), s(t, "subnqn"), s(k, "cntlid"), s(k, "io_queues")]
             }),
         ),
-        Cmd::Nvmf { .. } => table(
+        Cmd::Nvmf { cmd: NvmfCmd::CreateSubsystem { nqn, .. } } => format!("created {nqn}\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::DeleteSubsystem { nqn } } => format!("deleted {nqn} (its connections are closed)\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::AddListener { nqn, traddr, trsvcid } } => format!("{nqn} listens on {traddr}:{trsvcid}\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::RemoveListener { nqn, traddr, trsvcid } } => format!("{nqn} no longer listens on {traddr}:{trsvcid}\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::AddNs { nqn, bdev, .. } } => format!("{bdev} is namespace {} of {nqn}\n", r),
+        Cmd::Nvmf { cmd: NvmfCmd::RemoveNs { nqn, nsid } } => format!("namespace {nsid} removed from {nqn}\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::AddHost { nqn, host } } => format!("{host} may connect to {nqn}\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::RemoveHost { nqn, host } } => format!("{host} removed from {nqn}'s hosts (its connections stay)\n"),
+        Cmd::Nvmf { cmd: NvmfCmd::List } => table(
             &["NQN", "LISTEN", "HOSTS", "NAMESPACES"],
             &rows(r, |x| {
                 let listen: Vec<String> = x["listen_addresses"].as_array().into_iter().flatten().map(|a| format!("{}:{}", s(a, "traddr"), s(a, "trsvcid"))).collect();
@@ -261,7 +387,13 @@ fn render(cmd: &Cmd, r: &Value) -> String {
             } else {
                 "saved"
             };
-            format!("{state}: {} run-time block device(s); last save: copy {}, sequence {}\n", s(r, "run_time_bdevs"), s(r, "copy"), s(r, "sequence"))
+            format!(
+                "{state}: {} run-time block device(s), {} run-time target subsystem(s); last save: copy {}, sequence {}\n",
+                s(r, "run_time_bdevs"),
+                s(r, "run_time_subsystems"),
+                s(r, "copy"),
+                s(r, "sequence")
+            )
         }
         Cmd::Reactors => table(
             &["LCORE", "CLUSTER", "READS", "WRITES", "BYTES READ", "BYTES WRITTEN"],
@@ -338,7 +470,10 @@ fn main() -> ExitCode {
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => ("dpu_ns_detach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid }))),
         Cmd::Ctrl { .. } => ("bdev_nvme_get_controllers".into(), None),
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
-        Cmd::Nvmf { .. } => ("nvmf_get_subsystems".into(), None),
+        Cmd::Nvmf { cmd } => {
+            let (m, p) = nvmf_request(cmd);
+            (m.into(), p)
+        }
         Cmd::Fw { cmd: FwCmd::Status } => ("dpu_fw_get_status".into(), None),
         Cmd::Fw { cmd: FwCmd::Update { .. } } => ("dpu_fw_download".into(), None),
         Cmd::Config { .. } => ("dpu_config_get_status".into(), None),
@@ -376,5 +511,52 @@ fn main() -> ExitCode {
             eprintln!("dpuctl: {method}: {e}");
             ExitCode::from(if matches!(e, Error::Rpc { .. }) { 1 } else { 3 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(args: &[&str]) -> (&'static str, Option<Value>) {
+        let cli = Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();
+        match &cli.cmd {
+            Cmd::Nvmf { cmd } => nvmf_request(cmd),
+            _ => panic!("not an nvmf command"),
+        }
+    }
+
+    /// Each `nvmf` subcommand sends SPDK's method with SPDK's parameter
+    /// shapes (listen_address and namespace as nested objects, trsvcid a
+    /// string).
+    #[test]
+    fn nvmf_subcommands_send_spdk_requests() {
+        let nqn = "nqn.2026-12.io.example:d0";
+        assert_eq!(
+            request(&["nvmf", "create-subsystem", nqn, "--serial-number", "SN1", "--max-namespaces", "4"]),
+            ("nvmf_create_subsystem", Some(serde_json::json!({ "nqn": nqn, "allow_any_host": false, "serial_number": "SN1", "max_namespaces": 4 })))
+        );
+        assert_eq!(request(&["nvmf", "create-subsystem", nqn, "--allow-any-host"]).1.unwrap()["allow_any_host"], true);
+        assert_eq!(request(&["nvmf", "delete-subsystem", nqn]), ("nvmf_delete_subsystem", Some(serde_json::json!({ "nqn": nqn }))));
+        assert_eq!(
+            request(&["nvmf", "add-listener", nqn, "--traddr", "10.0.0.1"]),
+            (
+                "nvmf_subsystem_add_listener",
+                Some(serde_json::json!({ "nqn": nqn, "listen_address": { "trtype": "TCP", "adrfam": "IPv4", "traddr": "10.0.0.1", "trsvcid": "4420" } }))
+            )
+        );
+        assert_eq!(request(&["nvmf", "remove-listener", nqn, "--traddr", "10.0.0.1", "--trsvcid", "4421"]).1.unwrap()["listen_address"]["trsvcid"], "4421");
+        assert_eq!(
+            request(&["nvmf", "add-ns", nqn, "--bdev", "Malloc0"]),
+            ("nvmf_subsystem_add_ns", Some(serde_json::json!({ "nqn": nqn, "namespace": { "bdev_name": "Malloc0" } })))
+        );
+        assert_eq!(request(&["nvmf", "add-ns", nqn, "--bdev", "Malloc0", "--nsid", "3"]).1.unwrap()["namespace"]["nsid"], 3);
+        assert_eq!(request(&["nvmf", "remove-ns", nqn, "--nsid", "3"]), ("nvmf_subsystem_remove_ns", Some(serde_json::json!({ "nqn": nqn, "nsid": 3 }))));
+        let host = "nqn.2014-08.org.nvmexpress:uuid:h1";
+        assert_eq!(request(&["nvmf", "add-host", nqn, "--host", host]), ("nvmf_subsystem_add_host", Some(serde_json::json!({ "nqn": nqn, "host": host }))));
+        assert_eq!(request(&["nvmf", "remove-host", nqn, "--host", host]).0, "nvmf_subsystem_remove_host");
+        assert_eq!(request(&["nvmf", "list"]), ("nvmf_get_subsystems", None));
+        // A missing required argument is a usage error, not a request.
+        assert!(Cli::try_parse_from(["dpuctl", "nvmf", "add-ns", nqn]).is_err());
     }
 }

@@ -39,7 +39,8 @@ pub enum Map {
 }
 
 impl Map {
-    fn target(self) -> Option<(u16, u32)> {
+    /// The (function, NSID) it is or is being mapped to, or left.
+    pub fn target(self) -> Option<(u16, u32)> {
         match self {
             Map::None => None,
             Map::Attaching { function, nsid } | Map::Attached { function, nsid } | Map::Detaching { function, nsid } => Some((function, nsid)),

@@ -1,6 +1,8 @@
 //! The management methods. Names and result shapes follow SPDK's JSON-RPC
 //! (`doc/jsonrpc.md` in SPDK) where SPDK has the concept; `dpu_*` are
-//! ours. The methods that change the configuration are in [`super::live`];
+//! ours. The methods that change the configuration are in [`super::live`]
+//! (block devices, their mapping to functions) and [`super::nvmf`] (the
+//! NVMe/TCP target's subsystems);
 //! unknown parameters and wrong types are -32602 naming the parameter.
 //!
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
@@ -10,6 +12,7 @@
 //! name they were given (`Malloc0`, ...).
 
 use super::live::{self, Live};
+use super::nvmf::Nvmf;
 use super::persist::Persist;
 use super::update::Update;
 use crate::bootcfg::{self, Backend};
@@ -41,11 +44,21 @@ pub const METHODS: &[&str] = &[
     "dpu_fw_commit",
     "dpu_config_get_status",
     "nvmf_get_subsystems",
+    "nvmf_create_subsystem",
+    "nvmf_delete_subsystem",
+    "nvmf_subsystem_add_listener",
+    "nvmf_subsystem_remove_listener",
+    "nvmf_subsystem_add_ns",
+    "nvmf_subsystem_remove_ns",
+    "nvmf_subsystem_add_host",
+    "nvmf_subsystem_remove_host",
 ];
 
 /// What the methods that change something keep between calls.
 pub struct Changes {
     pub live: Live,
+    /// The NVMe/TCP target's subsystems made at run time.
+    pub nvmf: Nvmf,
     pub update: Update,
     pub persist: Persist,
 }
@@ -99,22 +112,48 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         }
         "dpu_config_get_status" => {
             p.only(&[])?;
-            st.persist.status(&st.live, w);
+            st.persist.status(&st.live, &st.nvmf, w);
             Ok(())
         }
         "nvmf_get_subsystems" => {
             p.only(&[])?;
-            subsystems(w);
+            subsystems(w, &st.nvmf, live);
             Ok(())
         }
         "dpu_fw_download" => st.update.download(&p, w),
         "dpu_fw_commit" => st.update.commit(&p, w),
         "bdev_malloc_create" => live.malloc_create(&p, w),
-        "bdev_malloc_delete" => live.malloc_delete(&p, w),
-        "dpu_ns_attach" => live.ns_attach(&p, w),
+        "bdev_malloc_delete" => {
+            in_subsystem(&p, &st.nvmf, "name")?;
+            live.malloc_delete(&p, w)
+        }
+        "dpu_ns_attach" => {
+            in_subsystem(&p, &st.nvmf, "bdev")?;
+            live.ns_attach(&p, w)
+        }
+        "nvmf_create_subsystem" => st.nvmf.create(&p, w),
+        "nvmf_delete_subsystem" => st.nvmf.delete(&p, w),
+        "nvmf_subsystem_add_listener" => st.nvmf.add_listener(&p, w),
+        "nvmf_subsystem_remove_listener" => st.nvmf.remove_listener(&p, w),
+        "nvmf_subsystem_add_ns" => st.nvmf.add_ns(&p, w, live),
+        "nvmf_subsystem_remove_ns" => st.nvmf.remove_ns(&p, w),
+        "nvmf_subsystem_add_host" => st.nvmf.host(&p, w, true),
+        "nvmf_subsystem_remove_host" => st.nvmf.host(&p, w, false),
         "dpu_ns_detach" => live.ns_detach(&p, w),
         _ => Err(RpcError::fmt(code::METHOD_NOT_FOUND, format_args!("method not found: `{method}` (rpc_get_methods lists them)"))),
     }
+}
+
+/// -16 when block device parameter `param` is a namespace of a target
+/// subsystem (it cannot be deleted or mapped to a function meanwhile).
+fn in_subsystem(p: &Params<'_>, nvmf: &Nvmf, param: &str) -> Result<(), RpcError> {
+    let mut nb = [0u8; live::NAME_MAX + 1];
+    if let Ok(Some(name)) = p.str(param, &mut nb) {
+        if let Some(nqn) = nvmf.user_of(name) {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a namespace of {nqn}; remove it first")));
+        }
+    }
+    Ok(())
 }
 
 fn version(w: &mut Writer<'_>) {
@@ -295,8 +334,9 @@ fn bdev_name(w: &mut Writer<'_>, ns: &bootcfg::Namespace) {
 }
 
 /// SPDK `nvmf_get_subsystems`: the NVMe/TCP target's subsystems, where
-/// they listen, who may connect, and their namespaces' block devices.
-fn subsystems(w: &mut Writer<'_>) {
+/// they listen, who may connect, and their namespaces' block devices:
+/// the boot configuration's, then those made at run time.
+fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
     w.begin_array();
     for i in 0..bootcfg::subsystems() {
         let Some(s) = bootcfg::subsystem(i) else { continue };
@@ -338,6 +378,48 @@ fn subsystems(w: &mut Writer<'_>) {
         w.end_array();
         w.end_object();
     }
+    nvmf.each(|s, names| {
+        w.begin_object();
+        w.field_str("nqn", s.nqn.as_str());
+        w.field_str("subtype", "NVMe");
+        w.key("listen_addresses");
+        w.begin_array();
+        for l in s.listeners.iter().flatten() {
+            let Some(port) = bootcfg::ports().get(usize::from(l.port)) else { continue };
+            w.begin_object();
+            trid(w, port.ip, l.trsvcid);
+            w.key("port");
+            w.string_fmt(format_args!("eth{}", l.port));
+            w.end_object();
+        }
+        w.end_array();
+        w.field_bool("allow_any_host", s.allow_any);
+        w.key("hosts");
+        w.begin_array();
+        for h in s.hosts() {
+            w.begin_object();
+            w.field_str("nqn", h.as_str());
+            w.end_object();
+        }
+        w.end_array();
+        w.field_str("serial_number", s.serial.as_str());
+        w.field_str("model_number", if s.model.as_str().is_empty() { crate::nvmf::target::MODEL } else { s.model.as_str() });
+        w.field_u64("max_namespaces", u64::from(s.max_namespaces));
+        w.field_u64("ns_changes", u64::from(s.ns_generation));
+        w.key("namespaces");
+        w.begin_array();
+        for (n, name) in s.ns.iter().zip(names) {
+            let (Some(n), Some(name)) = (n, name) else { continue };
+            w.begin_object();
+            w.field_u64("nsid", u64::from(n.nsid));
+            w.field_str("bdev_name", name);
+            w.field_str("name", name);
+            w.field_u64("num_blocks", live.bdev(name).map_or(n.blocks, |b| b.blocks));
+            w.end_object();
+        }
+        w.end_array();
+        w.end_object();
+    });
     w.end_array();
 }
 

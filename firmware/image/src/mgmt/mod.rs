@@ -13,6 +13,9 @@
 //! * [`live`]: the methods that change the configuration at run time
 //!   (RAM block devices, namespace-to-function mapping); the data plane
 //!   hears of them by message only (`crate::nvme::live`).
+//! * [`nvmf`]: the NVMe/TCP target's subsystems made at run time (SPDK's
+//!   `nvmf_*` methods), published to the data plane's targets
+//!   (`crate::nvmf::live`).
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
 //! * [`persist`]: the live changes saved to the configuration in flash,
@@ -20,6 +23,7 @@
 
 pub mod live;
 pub mod methods;
+pub mod nvmf;
 pub mod persist;
 pub mod server;
 pub mod update;

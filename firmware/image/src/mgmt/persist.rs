@@ -1,11 +1,15 @@
 //! Live changes survive a restart: the RAM block devices made through the
 //! management API and their mappings are part of the configuration in
-//! flash (`dpu_config::Config::mallocs`, schema version 3).
+//! flash (`dpu_config::Config::mallocs`, schema version 3), and so are
+//! the NVMe/TCP target's subsystems made through it
+//! (`dpu_config::Config::nvmf`, schema version 5).
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and
 //!   mapped through the same path as `dpu_ns_attach`, so the admin
-//!   service and every engine hear of them by message.
+//!   service and every engine hear of them by message; then the
+//!   subsystems, through the same checks as the `nvmf_*` methods
+//!   (published to every core's target).
 //! * After that, whenever what [`Live`] holds differs from what was last
 //!   saved, the server hands the whole configuration (the flashed one
 //!   with the new device list) to the firmware update service's core,
@@ -17,8 +21,10 @@
 //! Loaded as an ELF (no flash), nothing is restored or saved.
 
 use super::live::Live;
+use super::nvmf::Nvmf;
 use crate::fwupdate::{SaveConfig, Saved};
-use dpu_config::{Config, Malloc, MAX_MALLOC};
+use dpu_config::{Config, Malloc, NvmfSubsystem, MAX_MALLOC};
+use dpu_hal::memory_map::MAX_SUBSYSTEMS;
 use dpu_ring::{Consumer, Producer};
 use heapless::Vec;
 
@@ -37,6 +43,15 @@ pub struct Persist {
     saved: Option<(usize, u32)>,
     /// Scratch for comparing (DDR, not the stack).
     now: Option<&'static mut Vec<Malloc, MAX_MALLOC>>,
+    now_nvmf: Option<&'static mut Vec<NvmfSubsystem, MAX_SUBSYSTEMS>>,
+    /// The flash configuration's subsystems were made again.
+    nvmf_restored: bool,
+}
+
+struct NvmfList(Vec<NvmfSubsystem, MAX_SUBSYSTEMS>);
+
+impl dpu_rt::ConstInit for NvmfList {
+    const INIT: NvmfList = NvmfList(Vec::new());
 }
 
 struct CfgCopy(Config);
@@ -52,30 +67,37 @@ impl dpu_rt::ConstInit for List {
 }
 
 impl Persist {
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
     pub fn new() -> Persist {
-        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None };
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, nvmf_restored: false };
         let Some(flash) = crate::boot::flash_config() else { return p };
-        let (Some(c), Some(b), Some(l), Some(ends)) = (
+        let (Some(c), Some(b), Some(l), Some(v), Some(ends)) = (
             dpu_rt::alloc::ddr_static::<CfgCopy>(),
             dpu_rt::alloc::ddr_bytes(dpu_config::store::MAX_ENCODED, 8),
             dpu_rt::alloc::ddr_static::<List>(),
+            dpu_rt::alloc::ddr_static::<NvmfList>(),
             crate::fwupdate::config_ends(),
         ) else {
             defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
             return p;
         };
-        c.0.clone_from(flash);
+        // In place (a configuration is tens of KiB: not via the stack).
+        c.0.copy_from(flash);
         p.boot = c.0.mallocs.len();
         p.config = Some(&mut c.0);
         p.bytes = Some(b);
         p.now = Some(&mut l.0);
+        p.now_nvmf = Some(&mut v.0);
         p.ends = Some(ends);
         p
     }
 
     /// Restores what is left to restore, then saves what changed.
-    pub fn poll(&mut self, live: &mut Live) {
-        let (Some(config), Some(now), Some((tx, rx))) = (self.config.as_deref_mut(), self.now.as_deref_mut(), self.ends.as_mut()) else { return };
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
+    pub fn poll(&mut self, live: &mut Live, nvmf: &mut Nvmf) {
+        let (Some(config), Some(now), Some(now_nvmf), Some((tx, rx))) = (self.config.as_deref_mut(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.ends.as_mut()) else { return };
         while let Some(r) = rx.pop() {
             if Some(r.tag) != self.saving {
                 continue;
@@ -86,10 +108,11 @@ impl Persist {
             }
             match r.at {
                 Some((copy, seq)) => defmt::info!(
-                    "mgmt: configuration saved to flash (copy {=usize}, sequence {=u32}): {=usize} run-time block device(s)",
+                    "mgmt: configuration saved to flash (copy {=usize}, sequence {=u32}): {=usize} run-time block device(s), {=usize} run-time subsystem(s)",
                     copy,
                     seq,
-                    config.mallocs.len()
+                    config.mallocs.len(),
+                    config.nvmf.len()
                 ),
                 None => defmt::error!("mgmt: the configuration could not be saved to flash (see the update service's log); retrying at the next change"),
             }
@@ -116,17 +139,27 @@ impl Persist {
                 defmt::info!("mgmt: restored {=usize} run-time block device(s) from flash", self.restored);
             }
         }
+        if self.restored < self.boot {
+            return; // the flash's list is not all back yet
+        }
+        // Then the subsystems (their namespaces name those devices).
+        if !self.nvmf_restored {
+            self.nvmf_restored = true;
+            if !config.nvmf.is_empty() {
+                nvmf.restore(&config.nvmf, live);
+                defmt::info!("mgmt: restored {=usize} run-time subsystem(s) from flash", config.nvmf.len());
+            }
+        }
         if self.saving.is_some() {
             return;
         }
         live.snapshot(now);
-        if *now == config.mallocs {
+        nvmf.snapshot(now_nvmf);
+        if *now == config.mallocs && *now_nvmf == config.nvmf {
             return;
         }
-        if self.restored < self.boot {
-            return; // the flash's list is not all back yet
-        }
         core::mem::swap(&mut config.mallocs, now);
+        core::mem::swap(&mut config.nvmf, now_nvmf);
         let Some(bytes) = self.bytes.as_deref_mut() else { return };
         let Some(len) = config.encode(bytes) else {
             defmt::error!("mgmt: the configuration does not encode: not saved");
@@ -140,6 +173,7 @@ impl Persist {
         } else {
             // Tried again at the next poll.
             core::mem::swap(&mut config.mallocs, now);
+            core::mem::swap(&mut config.nvmf, now_nvmf);
         }
     }
 
@@ -147,18 +181,24 @@ impl Persist {
     /// (`persistent`: booted from flash), the last save (`copy`,
     /// `sequence`), whether one is in progress and whether changes wait
     /// to be saved (`pending`).
-    pub fn status(&mut self, live: &Live, w: &mut dpu_rpc::Writer<'_>) {
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
+    pub fn status(&mut self, live: &Live, nvmf: &Nvmf, w: &mut dpu_rpc::Writer<'_>) {
         w.begin_object();
         w.field_bool("persistent", self.config.is_some());
         w.field_u64("run_time_bdevs", live.bdevs().count() as u64);
+        let mut subsystems = 0u64;
+        nvmf.each(|_, _| subsystems += 1);
+        w.field_u64("run_time_subsystems", subsystems);
         w.field_bool("saving", self.saving.is_some());
         // What a save would write now, as `poll` compares it.
-        let pending = match (self.config.as_deref(), self.now.as_deref_mut(), self.saving) {
-            (Some(c), Some(now), None) => {
+        let pending = match (self.config.as_deref(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.saving) {
+            (Some(c), Some(now), Some(now_nvmf), None) => {
                 live.snapshot(now);
-                self.restored < self.boot || *now != c.mallocs
+                nvmf.snapshot(now_nvmf);
+                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf
             }
-            (Some(_), _, Some(_)) => true,
+            (Some(_), _, _, Some(_)) => true,
             _ => false,
         };
         w.field_bool("pending", pending);

@@ -56,9 +56,11 @@ pub struct Server {
 impl Server {
     /// Sets up the listening sockets on `stack` (the management port's
     /// control-queue stack). `None` if memory or sockets ran out.
+    // Out of the network service's loop frame (its hart's stack is 64 KiB).
+    #[inline(never)]
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), update: Update::new(), persist: Persist::new() } };
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -88,7 +90,7 @@ impl Server {
         let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
         self.state.live.poll();
         self.state.update.poll();
-        self.state.persist.poll(&mut self.state.live);
+        self.state.persist.poll(&mut self.state.live, &mut self.state.nvmf);
         for slot in self.slots.iter_mut().flatten() {
             next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.state));
         }

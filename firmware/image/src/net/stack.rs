@@ -24,6 +24,8 @@ pub struct Stack {
     due: Option<u64>,
     /// A socket got data to send since the last poll.
     pub dirty: bool,
+    /// Sockets the set holds at most (adding past it would panic).
+    cap: usize,
 }
 
 /// The current time in smoltcp's unit.
@@ -50,9 +52,10 @@ impl Stack {
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(ip[0], ip[1], ip[2], ip[3])), prefix));
         });
-        let storage = dpu_rt::alloc::slice_with(sockets.clamp(1, MAX_SOCKETS), |_| SocketStorage::EMPTY)?;
+        let cap = sockets.clamp(1, MAX_SOCKETS);
+        let storage = dpu_rt::alloc::slice_with(cap, |_| SocketStorage::EMPTY)?;
         let sockets = SocketSet::new(storage);
-        dpu_rt::alloc::put_near(Stack { dev, iface, sockets, port, due: None, dirty: false })
+        dpu_rt::alloc::put_near(Stack { dev, iface, sockets, port, due: None, dirty: false, cap })
     }
 
     /// Runs the interface (ingress then egress), then hands buffers back
@@ -99,6 +102,9 @@ impl Stack {
     /// the given sizes (from DDR); after a connection ends, the owner
     /// calls `listen` on it again.
     pub fn listen(&mut self, port: u16, rx_buf: usize, tx_buf: usize) -> Option<SocketHandle> {
+        if self.full() {
+            return None;
+        }
         let rx = dpu_rt::alloc::ddr_bytes(rx_buf, 64)?;
         let tx = dpu_rt::alloc::ddr_bytes(tx_buf, 64)?;
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
@@ -106,6 +112,30 @@ impl Stack {
         s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(crate::bootcfg::tcp_min_rto_ms())));
         s.listen(port).ok()?;
         Some(self.sockets.add(s))
+    }
+
+    /// Whether the socket set has no room for another socket.
+    pub fn full(&self) -> bool {
+        self.sockets.iter().count() >= self.cap
+    }
+
+    /// Takes socket `h` out of this stack (aborted), to move it with its
+    /// buffers to another port's stack ([`Stack::adopt`]).
+    pub fn take(&mut self, h: SocketHandle) -> tcp::Socket<'static> {
+        let smoltcp::socket::Socket::Tcp(mut s) = self.sockets.remove(h);
+        s.abort();
+        self.dirty = true;
+        s
+    }
+
+    /// Adds a socket taken from another stack, listening on `port`;
+    /// `Err` gives it back when the set is full or it cannot listen.
+    pub fn adopt(&mut self, mut s: tcp::Socket<'static>, port: u16) -> Result<SocketHandle, tcp::Socket<'static>> {
+        if self.full() || s.listen(port).is_err() {
+            return Err(s);
+        }
+        self.dirty = true;
+        Ok(self.sockets.add(s))
     }
 
     /// Connects a closed socket again (after a reset or an abort).

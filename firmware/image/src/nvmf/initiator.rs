@@ -349,7 +349,7 @@ impl Fabric {
     /// configuration names no remote controller).
     pub fn start(hart: usize) -> Option<&'static mut Fabric> {
         let queue = net::data_queue(hart)?;
-        if (bootcfg::controllers() == 0 && bootcfg::subsystems() == 0) || bootcfg::ports().is_empty() {
+        if (bootcfg::controllers() == 0 && bootcfg::subsystems() == 0 && !super::target::live_possible()) || bootcfg::ports().is_empty() {
             return None;
         }
         while !net::ports_ready() {
@@ -387,7 +387,10 @@ impl Fabric {
             }
             let smem = false;
             let rx = if lro { 64 } else { 256 };
-            f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1 + listeners);
+            // Room for the target's whole connection table when
+            // listeners may be added at run time.
+            let target = if super::target::live_possible() { super::target::MAX_CONNS } else { listeners };
+            f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1 + target);
             if f.stacks[port].is_none() {
                 defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
             }
@@ -434,6 +437,24 @@ impl Fabric {
     /// This core's stack on `port` (the target listens there too).
     pub fn stack(&mut self, port: usize) -> Option<&mut Stack> {
         self.stacks.get_mut(port)?.as_deref_mut()
+    }
+
+    /// This core's stack on `port`, started now when nothing used the
+    /// port at boot (a target listener added at run time).
+    pub fn stack_or_start(&mut self, port: usize) -> Option<&mut Stack> {
+        if port >= NIC_PORTS || port >= bootcfg::ports().len() {
+            return None;
+        }
+        if self.stacks[port].is_none() {
+            let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
+            let rx = if lro { 64 } else { 256 };
+            self.stacks[port] = net::start_stack(self.hart, port, self.queue, false, rx, 128, false, 1 + super::target::MAX_CONNS);
+            if self.stacks[port].is_none() {
+                defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", self.hart, port, self.queue);
+            }
+            self.poll_stacks = true;
+        }
+        self.stacks[port].as_deref_mut()
     }
 
     /// Free command slots (a device that fans one I/O out into several

@@ -13,9 +13,12 @@
 //! * [`conn`]: one queue's TCP connection and protocol state.
 //! * [`target`]: the other direction, in every data-plane reactor: the
 //!   card's namespaces served to remote hosts over NVMe/TCP.
+//! * [`live`]: the target's subsystems made at run time, published by
+//!   the management server to every core's target.
 
 pub mod conn;
 pub mod initiator;
+pub mod live;
 pub mod service;
 pub mod target;
 
@@ -100,5 +103,6 @@ pub const MAX_TRIES: u8 = 5;
 /// target restart or a link flap plus reconnect backoff).
 pub const IO_RETRY_TICKS: u64 = 5 * dpu_hal::memory_map::TIMEBASE_HZ;
 
-/// Doorbell bit: a controller's published state changed.
+/// Doorbell bit: a controller's published state changed (or the
+/// target's live subsystems, [`live`]).
 pub const DOORBELL_NVMF: u64 = 1 << 6;

@@ -60,6 +60,19 @@
 //!   a Namespace Attribute Changed notice (if the host enabled those with
 //!   Asynchronous Event Configuration bit 8) as a CapsuleResp.
 //!
+//! * Subsystems made at run time (`super::live`, through the management
+//!   API's `nvmf_*` methods): each core copies the published table
+//!   between passes, then closes the connections of a subsystem that is
+//!   gone or no longer listens where they came in (FIN; their
+//!   controllers are freed) and opens or frees listening sockets to
+//!   match (a port's stack starts when a first listener comes to it;
+//!   the connection table is [`MAX_CONNS`], which the management server
+//!   checks a change against). A command of a namespace removed before
+//!   it reached the block layer ends with Invalid Namespace or Format;
+//!   those in the block layer complete (a RAM device's memory is never
+//!   reused). A host taken off the allow-list keeps its connections and
+//!   is refused at its next Connect (as SPDK).
+//!
 //! Not here yet: more than one R2T outstanding per command, referral and current-discovery
 //! entries in the discovery log.
 
@@ -67,9 +80,10 @@ use crate::block::staging::{Pages, Pool, PAGE};
 use crate::block::{self, Data, Io, Tag};
 use crate::bootcfg;
 use crate::net::stack::Stack;
+use super::live::{self as tl, Table as LiveTable, LIVE_BASE};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use dpu_hal::dma::Channel;
-use dpu_hal::memory_map::{MAX_SUBSYSTEMS, NIC_PORTS, TIMEBASE_HZ};
+use dpu_hal::memory_map::{NIC_PORTS, TIMEBASE_HZ};
 use dpu_nvme::admin::Event;
 use dpu_nvme::identify::NamespaceInfo;
 use dpu_nvme::ns_feed::NamespaceFeed;
@@ -99,7 +113,7 @@ pub use dpu_hal::memory_map::{DISCOVERY_LISTENERS, TARGET_LISTENERS as LISTENERS
 /// The subsystem index a discovery controller's connection carries.
 const DISCOVERY: u8 = u8::MAX;
 /// Most connections (sockets) one core's target keeps.
-const MAX_CONNS: usize = dpu_hal::memory_map::TARGET_SOCKETS;
+pub const MAX_CONNS: usize = dpu_hal::memory_map::TARGET_SOCKETS;
 /// Socket buffers (receive = the window a host may fill).
 const SOCK_RX: usize = 128 * 1024;
 const SOCK_TX: usize = 128 * 1024;
@@ -170,9 +184,10 @@ fn ctrl_bump(i: usize, live: bool) -> u32 {
     g
 }
 
-/// Namespace changes of each subsystem, for its controllers' admin
-/// queues (on every core).
-static NS_FEEDS: [NamespaceFeed; MAX_SUBSYSTEMS] = [const { NamespaceFeed::NEW }; MAX_SUBSYSTEMS];
+/// Namespace changes of each subsystem (boot ones, then the run-time
+/// ones from [`LIVE_BASE`]), for its controllers' admin queues (on every
+/// core).
+static NS_FEEDS: [NamespaceFeed; LIVE_BASE as usize + tl::MAX_LIVE] = [const { NamespaceFeed::NEW }; LIVE_BASE as usize + tl::MAX_LIVE];
 
 /// Namespace `nsid` of target subsystem `subsys` was added, removed or
 /// changed (`0` or an NSID above `dpu_nvme::MAX_NSID`: rescan all). Any
@@ -181,11 +196,9 @@ static NS_FEEDS: [NamespaceFeed; MAX_SUBSYSTEMS] = [const { NamespaceFeed::NEW }
 /// Changed Namespace List and raises a Namespace Attribute Changed
 /// notice (NVMe Base 2.0 §5.2.1: type 2h, info 00h, log page 04h) on
 /// its admin queue's next pass; the data-plane cores are woken for it.
-/// An unknown subsystem is ignored.
-// Called by the live namespace RPCs (`nvmf_subsystem_add_ns` /
-// `remove_ns`, not merged yet); nothing else changes a subsystem's
-// namespaces while the card runs.
-#[allow(dead_code)]
+/// An unknown subsystem is ignored. The management server calls it after
+/// publishing a run-time subsystem's new namespace set
+/// (`nvmf_subsystem_add_ns` / `nvmf_subsystem_remove_ns`).
 pub fn namespaces_changed(subsys: u8, nsid: u32) {
     let Some(feed) = NS_FEEDS.get(usize::from(subsys)) else { return };
     feed.publish(nsid);
@@ -351,6 +364,15 @@ enum Rx {
 struct Conn {
     /// Index in the target's connections (slots name it).
     idx: u8,
+    /// Serving a listen point (else free for the next listener added).
+    active: bool,
+    /// `sock` is a socket of port `port`'s stack.
+    bound: bool,
+    /// Leaves `active` once its closing connection is closed (its
+    /// listener was removed).
+    retire: bool,
+    /// The live subsystem's `uid` after Connect (0: a boot subsystem).
+    uid: u32,
     sock: SocketHandle,
     port: usize,
     lport: u16,
@@ -367,8 +389,9 @@ struct Conn {
     sqsize: u16,
     sqhd: u16,
     subsys: u8,
-    /// A discovery controller's host: bit s, subsystem s admits it.
-    visible: u8,
+    /// A discovery controller's host: bit k, discovery log offer k
+    /// admits it (as of its Connect).
+    visible: u32,
     /// Controller (index, generation) after Connect.
     ctrl: Option<(usize, u32)>,
     admin: Option<AdminState>,
@@ -438,6 +461,13 @@ pub struct Target {
     conns: Option<&'static mut [Conn]>,
     nconns: usize,
     slots: Slots,
+    /// This core's copy of the live subsystems (`super::live`), the next
+    /// one being read, and scratch for reading it.
+    live: LiveTable,
+    next: LiveTable,
+    scratch: tl::Scratch,
+    /// Listening sockets wanted but not opened were reported.
+    short_warned: bool,
 }
 
 impl dpu_rt::ConstInit for Target {
@@ -445,18 +475,31 @@ impl dpu_rt::ConstInit for Target {
         hart: 0,
         conns: None,
         nconns: 0,
+        live: LiveTable::EMPTY,
+        next: LiveTable::EMPTY,
+        scratch: [0; core::mem::size_of::<tl::Scratch>()],
+        short_warned: false,
         slots: Slots { s: [Slot::FREE; MAXCMD], free: [0; MAXCMD], nfree: 0, submit: [0; MAXCMD], nsubmit: 0, stats: Stats { connections: 0, commands: 0, reads: 0, writes: 0, errors: 0, term_reqs: 0, kato_expired: 0, r2ts: 0, h2c_pdus: 0, ddgst_errors: 0, disconnects: 0 } },
     };
 }
 
+/// Whether subsystems can be made at run time: the card serves the
+/// management API (`crate::mgmt::nvmf`). Every core's target then starts
+/// even without a subsystem, with a full connection table.
+pub fn live_possible() -> bool {
+    bootcfg::management().is_some()
+}
+
 /// (port, TCP port, listening sockets) the target listens on, each
-/// (port, TCP port) once: the subsystems' TCP ports with [`LISTENERS`]
+/// (port, TCP port) once: the subsystems' TCP ports (the boot
+/// configuration's, then the live ones' listeners) with [`LISTENERS`]
 /// sockets, then the discovery service (NVMe/TCP Transport 1.0: TCP
 /// 8009) with [`DISCOVERY_LISTENERS`] on every port that has a subsystem.
-fn listen_points(mut f: impl FnMut(usize, u16, usize)) {
-    let mut seen: [(u8, u16); 16] = [(0, 0); 16];
+fn listen_points(live: &LiveTable, mut f: impl FnMut(usize, u16, usize)) {
+    let mut seen: [(u8, u16); 48] = [(0, 0); 48];
     let mut n = 0;
     let mut used = 0u8;
+    let nports = NIC_PORTS.min(bootcfg::ports().len()).min(8);
     let mut add = |p: usize, tcp: u16, k: usize, f: &mut dyn FnMut(usize, u16, usize)| {
         if seen[..n].contains(&(p as u8, tcp)) || n == seen.len() {
             return;
@@ -467,30 +510,68 @@ fn listen_points(mut f: impl FnMut(usize, u16, usize)) {
     };
     for s in 0..bootcfg::subsystems() {
         let Some(c) = bootcfg::subsystem(s) else { continue };
-        for p in 0..NIC_PORTS.min(bootcfg::ports().len()) {
+        for p in 0..nports {
             if c.ports & (1 << p) != 0 {
                 used |= 1 << p;
                 add(p, c.trsvcid, LISTENERS, &mut f);
             }
         }
     }
-    for p in 0..NIC_PORTS.min(bootcfg::ports().len()) {
+    for (_, s) in live.iter() {
+        for l in s.listeners.iter().flatten().filter(|l| usize::from(l.port) < nports) {
+            used |= 1 << l.port;
+            add(usize::from(l.port), l.trsvcid, LISTENERS, &mut f);
+        }
+    }
+    for p in 0..nports {
         if used & (1 << p) != 0 {
             add(p, dpu_nvme_tcp::DISCOVERY_PORT, DISCOVERY_LISTENERS, &mut f);
         }
     }
 }
 
+/// Listening sockets every core needs for the boot subsystems and the
+/// live ones of `live` (the management server checks a change against
+/// [`MAX_CONNS`] with it before publishing).
+pub fn sockets_wanted(live: &LiveTable) -> usize {
+    let mut n = 0;
+    listen_points(live, |_, _, k| n += k);
+    n
+}
+
+/// Most discovery log entries' offers (subsystem, TCP port).
+const MAX_OFFERS: usize = 16;
+
+/// Each subsystem's offer to the discovery log, in order: (subsystem
+/// index, offer); a live subsystem has one per TCP port it listens on.
+fn for_offers<'a>(live: &'a LiveTable, mut f: impl FnMut(u8, Offer<'a>)) {
+    for s in 0..bootcfg::subsystems().min(usize::from(LIVE_BASE)) {
+        let Some(c) = bootcfg::subsystem(s) else { continue };
+        f(s as u8, Offer { subnqn: core::str::from_utf8(c.nqn()).unwrap_or(""), trsvcid: c.trsvcid, ports: u32::from(c.ports) });
+    }
+    for (i, s) in live.iter() {
+        for (k, l) in s.listeners.iter().enumerate() {
+            let Some(l) = l else { continue };
+            if s.listeners[..k].iter().flatten().any(|o| o.trsvcid == l.trsvcid) {
+                continue;
+            }
+            let ports = s.listeners.iter().flatten().filter(|o| o.trsvcid == l.trsvcid).fold(0u32, |m, o| m | 1u32.checked_shl(u32::from(o.port)).unwrap_or(0));
+            f(i, Offer { subnqn: s.nqn.as_str(), trsvcid: l.trsvcid, ports });
+        }
+    }
+}
+
 /// The subsystems as the discovery log lists them, and the ports'
 /// addresses (`f` gets both).
-fn with_offers<R>(f: impl FnOnce(&[Offer<'_>], &[[u8; 4]]) -> R) -> R {
-    let mut offers = [Offer { subnqn: "", trsvcid: 0, ports: 0 }; 8];
+fn with_offers<R>(live: &LiveTable, f: impl FnOnce(&[Offer<'_>], &[[u8; 4]]) -> R) -> R {
+    let mut offers = [Offer { subnqn: "", trsvcid: 0, ports: 0 }; MAX_OFFERS];
     let mut n = 0;
-    for s in 0..bootcfg::subsystems().min(offers.len()) {
-        let Some(c) = bootcfg::subsystem(s) else { continue };
-        offers[n] = Offer { subnqn: core::str::from_utf8(c.nqn()).unwrap_or(""), trsvcid: c.trsvcid, ports: u32::from(c.ports) };
-        n += 1;
-    }
+    for_offers(live, |_, o| {
+        if n < MAX_OFFERS {
+            offers[n] = o;
+            n += 1;
+        }
+    });
     let mut ips = [[0u8; 4]; NIC_PORTS];
     let np = bootcfg::ports().len().min(NIC_PORTS);
     for (ip, pc) in ips.iter_mut().zip(bootcfg::ports()) {
@@ -499,10 +580,24 @@ fn with_offers<R>(f: impl FnOnce(&[Offer<'_>], &[[u8; 4]]) -> R) -> R {
     f(&offers[..n], &ips[..np])
 }
 
-/// Listening sockets the target wants on `port` (stack sizing).
+/// The offers (bit k: offer k of [`with_offers`]) host `hostnqn` may see.
+fn visible_offers(live: &LiveTable, hostnqn: &[u8]) -> u32 {
+    let mut m = 0u32;
+    let mut k = 0;
+    for_offers(live, |s, _| {
+        if k < MAX_OFFERS && subsys_allows(live, s, hostnqn) {
+            m |= 1 << k;
+        }
+        k += 1;
+    });
+    m
+}
+
+/// Listening sockets the target wants on `port` at boot (stack sizing;
+/// a card with the management API sizes for [`MAX_CONNS`] more).
 pub fn sockets_on(port: usize) -> usize {
     let mut n = 0;
-    listen_points(|p, _, k| {
+    listen_points(&LiveTable::EMPTY, |p, _, k| {
         if p == port {
             n += k;
         }
@@ -510,13 +605,47 @@ pub fn sockets_on(port: usize) -> usize {
     n.min(MAX_CONNS)
 }
 
-fn subsys_namespaces(s: u8) -> u32 {
+/// Subsystem `s`'s NQN (a boot or a live one).
+fn subsys_nqn(live: &LiveTable, s: u8) -> &[u8] {
+    match live.get(s) {
+        Some(l) => l.nqn.bytes(),
+        None if s < LIVE_BASE => bootcfg::subsystem(usize::from(s)).map_or(&[][..], |c| c.nqn()),
+        None => &[],
+    }
+}
+
+/// The subsystem of NQN `nqn`.
+fn find_subsys(live: &LiveTable, nqn: &[u8]) -> Option<u8> {
+    (0..bootcfg::subsystems().min(usize::from(LIVE_BASE))).find(|&s| bootcfg::subsystem(s).is_some_and(|c| c.nqn() == nqn)).map(|s| s as u8).or_else(|| live.find(nqn))
+}
+
+/// Whether host `hostnqn` may connect to subsystem `s` now.
+fn subsys_allows(live: &LiveTable, s: u8, hostnqn: &[u8]) -> bool {
+    match live.get(s) {
+        Some(l) => l.allows(hostnqn),
+        None => s < LIVE_BASE && bootcfg::subsystem(usize::from(s)).is_some_and(|c| c.allows(hostnqn)),
+    }
+}
+
+/// Namespace `nsid` of subsystem `s`, as the block layer takes it.
+fn namespace_of(live: &LiveTable, s: u8, nsid: u32) -> Option<bootcfg::Namespace> {
+    if s >= LIVE_BASE {
+        return live.get(s)?.namespace(nsid).map(|n| n.namespace(s));
+    }
+    bootcfg::subsystem_namespace(s, nsid).copied()
+}
+
+/// Identify Controller NN of subsystem `s`.
+fn subsys_namespaces(live: &LiveTable, s: u8) -> u32 {
+    if let Some(l) = live.get(s) {
+        return l.max_namespaces;
+    }
     bootcfg::namespaces().filter(|n| n.subsystem == Some(s)).map(|n| n.nsid).max().unwrap_or(0)
 }
 
-fn ns_info(s: u8, nsid: u32) -> Option<NamespaceInfo> {
-    let ns = bootcfg::subsystem_namespace(s, nsid)?;
-    let nqn = bootcfg::subsystem(usize::from(s)).map_or(&[][..], |c| c.nqn());
+fn ns_info(live: &LiveTable, s: u8, nsid: u32) -> Option<NamespaceInfo> {
+    let ns = namespace_of(live, s, nsid)?;
+    let nqn = subsys_nqn(live, s);
     let h = fnv(nqn) ^ u64::from(nsid).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut nguid = [0u8; 16];
     nguid[..8].copy_from_slice(&h.to_be_bytes());
@@ -536,9 +665,11 @@ fn ns_info(s: u8, nsid: u32) -> Option<NamespaceInfo> {
 
 impl Target {
     /// The target side of data-plane hart `hart`, listening on the
-    /// stacks of its NVMe/TCP side; `None` without subsystems.
+    /// stacks of its NVMe/TCP side; `None` without subsystems on a card
+    /// that cannot get any at run time ([`live_possible`]).
     pub fn start(hart: usize, fabric: &mut crate::nvmf::initiator::Fabric) -> Option<&'static mut Target> {
-        if bootcfg::subsystems() == 0 {
+        let live_ok = live_possible();
+        if bootcfg::subsystems() == 0 && !live_ok {
             return None;
         }
         let t = dpu_rt::alloc::ddr_static::<Target>()?;
@@ -547,45 +678,28 @@ impl Target {
             t.slots.free[i] = (MAXCMD - 1 - i) as u8;
         }
         t.slots.nfree = MAXCMD;
-        let mut socks: [(SocketHandle, usize, u16); MAX_CONNS] = [(SocketHandle::default(), 0, 0); MAX_CONNS];
-        let mut n = 0;
-        listen_points(|p, tcp, k| {
-            let Some(st) = fabric.stack(p) else { return };
-            for _ in 0..k {
-                if n == MAX_CONNS {
-                    if hart == crate::net::FIRST_DATA_HART {
-                        defmt::warn!(
-                            "nvmf target: no listening socket left for port {=usize} TCP {=u16} (at most {=usize} per core: fewer TCP ports or subsystems per port)",
-                            p, tcp, MAX_CONNS
-                        );
-                    }
-                    return;
-                }
-                match st.listen(tcp, SOCK_RX, SOCK_TX) {
-                    Some(h) => {
-                        socks[n] = (h, p, tcp);
-                        n += 1;
-                    }
-                    None => defmt::warn!("hart {=usize}: nvmf target: no socket for port {=usize} TCP {=u16}", hart, p, tcp),
-                }
-            }
-        });
+        // Connections: those the boot subsystems listen with, or the whole
+        // table when listeners may come at run time.
+        let cap = if live_ok { MAX_CONNS } else { sockets_wanted(&LiveTable::EMPTY).min(MAX_CONNS) };
         let mut k = 0;
         let mut bufs: [Option<(&'static mut [u8], &'static mut [u8; 4096])>; MAX_CONNS] = [const { None }; MAX_CONNS];
-        for b in bufs.iter_mut().take(n) {
+        for b in bufs.iter_mut().take(cap) {
             let small = dpu_rt::alloc::ddr_bytes(SMALL, 64)?;
             let out: &'static mut [u8; 4096] = dpu_rt::alloc::ddr_bytes(4096, 64)?.try_into().ok()?;
             *b = Some((small, out));
         }
-        t.conns = Some(dpu_rt::alloc::ddr_slice_with(n, |_| {
-            let (sock, port, lport) = socks[k];
+        t.conns = Some(dpu_rt::alloc::ddr_slice_with(cap, |_| {
             let (small, out) = bufs[k].take().expect("allocated above");
             k += 1;
             Conn {
                 idx: (k - 1) as u8,
-                sock,
-                port,
-                lport,
+                active: false,
+                bound: false,
+                retire: false,
+                uid: 0,
+                sock: SocketHandle::default(),
+                port: 0,
+                lport: 0,
                 epoch: 0,
                 phase: Phase::Idle,
                 rx: Rx::Header,
@@ -614,7 +728,8 @@ impl Target {
                 out,
             }
         })?);
-        t.nconns = n;
+        t.nconns = cap;
+        t.open_listeners(fabric);
         if hart == crate::net::FIRST_DATA_HART {
             for s in 0..bootcfg::subsystems() {
                 let Some(c) = bootcfg::subsystem(s) else { continue };
@@ -623,12 +738,12 @@ impl Target {
                         defmt::info!(
                             "nvmf target: {=str} listening on {=u8}.{=u8}.{=u8}.{=u8}:{=u16} (port {=usize}), {=u32} namespace(s), {=usize} sockets per core",
                             core::str::from_utf8(c.nqn()).unwrap_or("?"),
-                            pc.ip[0], pc.ip[1], pc.ip[2], pc.ip[3], c.trsvcid, p, subsys_namespaces(s as u8), LISTENERS
+                            pc.ip[0], pc.ip[1], pc.ip[2], pc.ip[3], c.trsvcid, p, subsys_namespaces(&t.live, s as u8), LISTENERS
                         );
                     }
                 }
             }
-            listen_points(|p, tcp, k| {
+            listen_points(&t.live, |p, tcp, k| {
                 if tcp == dpu_nvme_tcp::DISCOVERY_PORT {
                     let ip = bootcfg::ports().get(p).map_or([0; 4], |c| c.ip);
                     defmt::info!(
@@ -637,8 +752,132 @@ impl Target {
                     );
                 }
             });
+            if live_ok {
+                defmt::info!("nvmf target: subsystems can be added at run time (management API), {=usize} connections per core", cap);
+            }
         }
         Some(t)
+    }
+
+    /// Opens the listening sockets the listen points want and the
+    /// connections do not serve yet: a free connection whose socket is
+    /// on that port's stack, else one without a socket (a new socket),
+    /// else one whose socket moves over from another port's stack. The
+    /// port's stack is started when this core has none on it yet.
+    /// Returns how many opened.
+    fn open_listeners(&mut self, fabric: &mut crate::nvmf::initiator::Fabric) -> usize {
+        let Target { conns, live, hart, short_warned, .. } = self;
+        let Some(conns) = conns.as_deref_mut() else { return 0 };
+        let mut opened = 0;
+        let mut short = false;
+        listen_points(live, |p, tcp, k| {
+            // (A connection closing because its listener went does not
+            // count: it is freed once closed.)
+            let have = conns.iter().filter(|c| c.active && !c.retire && c.port == p && c.lport == tcp).count();
+            for _ in have..k {
+                let pick = conns
+                    .iter()
+                    .position(|c| !c.active && c.bound && c.port == p)
+                    .or_else(|| conns.iter().position(|c| !c.active && !c.bound))
+                    .or_else(|| conns.iter().position(|c| !c.active));
+                let Some(i) = pick else {
+                    short = true;
+                    return;
+                };
+                let c = &mut conns[i];
+                if c.bound && c.port != p {
+                    let Some(old) = fabric.stack(c.port) else { return };
+                    let sock = old.take(c.sock);
+                    c.bound = false;
+                    let Some(st) = fabric.stack_or_start(p) else { return };
+                    match st.adopt(sock, tcp) {
+                        Ok(h) => c.sock = h,
+                        // Dropped: its buffers stay allocated (DDR is never freed).
+                        Err(_) => {
+                            short = true;
+                            return;
+                        }
+                    }
+                } else if c.bound {
+                    let Some(st) = fabric.stack(p) else { return };
+                    st.dirty = true;
+                    let s = st.tcp(c.sock);
+                    if s.is_open() {
+                        s.abort();
+                    }
+                    if s.listen(tcp).is_err() {
+                        return;
+                    }
+                } else {
+                    let Some(st) = fabric.stack_or_start(p) else { return };
+                    match st.listen(tcp, SOCK_RX, SOCK_TX) {
+                        Some(h) => c.sock = h,
+                        None => {
+                            short = true;
+                            return;
+                        }
+                    }
+                }
+                c.bound = true;
+                c.active = true;
+                c.retire = false;
+                c.port = p;
+                c.lport = tcp;
+                c.phase = Phase::Idle;
+                c.epoch = c.epoch.wrapping_add(1);
+                opened += 1;
+            }
+        });
+        if short && !*short_warned {
+            *short_warned = true;
+            defmt::warn!(
+                "hart {=usize}: nvmf target: not every listening socket could open (at most {=usize} per core: fewer TCP ports or subsystems per port)",
+                *hart, MAX_CONNS
+            );
+        }
+        opened
+    }
+
+    /// After a new live table: connections of a subsystem that is gone
+    /// or no longer listens where they came in close (FIN, after what
+    /// is queued; their controllers are freed, so their I/O queues on
+    /// other cores close too); listening sockets no listen point wants
+    /// any more are closed and their connections freed.
+    fn close_stale(&mut self, fabric: &mut crate::nvmf::initiator::Fabric, pool: &mut Pool, now: u64) {
+        let Target { conns, live, slots, hart, .. } = self;
+        let Some(conns) = conns.as_deref_mut() else { return };
+        let mut want: [(u8, u16); 48] = [(0, 0); 48];
+        let mut n = 0;
+        listen_points(live, |p, tcp, _| {
+            if n < want.len() {
+                want[n] = (p as u8, tcp);
+                n += 1;
+            }
+        });
+        for c in conns.iter_mut().filter(|c| c.active) {
+            let Some(stack) = fabric.stack(c.port) else { continue };
+            let wanted = want[..n].contains(&(c.port as u8, c.lport));
+            let gone = c.qid.is_some() && c.subsys >= LIVE_BASE && c.subsys != DISCOVERY && live.get(c.subsys).is_none_or(|s| s.uid != c.uid || !s.listens(c.port, c.lport));
+            match c.phase {
+                Phase::Idle if !wanted => {
+                    let s = c.tcp(stack);
+                    if s.is_open() {
+                        s.abort();
+                    }
+                    c.active = false;
+                }
+                Phase::Ic | Phase::Live if gone || !wanted => {
+                    defmt::info!(
+                        "hart {=usize}: nvmf target: closing a connection on TCP {=u16} (qid {=i32}): its subsystem or listener was removed",
+                        *hart, c.lport, c.qid.map_or(-1, i32::from)
+                    );
+                    c.close_after(stack, pool, slots, now);
+                    c.retire = !wanted;
+                }
+                Phase::Closing { .. } if !wanted => c.retire = true,
+                _ => {}
+            }
+        }
     }
 
     /// A block I/O of the target (`tag` has [`TAG`]) finished.
@@ -661,14 +900,24 @@ impl Target {
     pub fn poll(&mut self, blk: &mut block::Stack, chan: &mut Channel) -> usize {
         let now = dpu_hal::csr::time();
         let mut work = 0;
-        let Target { conns, slots, hart, .. } = self;
+        // Subsystems changed at run time: this core's copy, then its
+        // connections and listening sockets follow (`super::live`).
+        if tl::newer(&self.live) && tl::refresh(&mut self.live, &mut self.next, &mut self.scratch) {
+            let (pool, fabric) = blk.parts();
+            if let Some(fabric) = fabric {
+                self.close_stale(fabric, pool, now);
+                self.open_listeners(fabric);
+                work += 1;
+            }
+        }
+        let Target { conns, slots, hart, live, .. } = self;
         let Some(conns) = conns.as_deref_mut() else { return 0 };
         {
             let (pool, fabric) = blk.parts();
             let Some(fabric) = fabric else { return 0 };
-            for (ci, c) in conns.iter_mut().enumerate() {
+            for (ci, c) in conns.iter_mut().enumerate().filter(|(_, c)| c.active) {
                 let Some(stack) = fabric.stack(c.port) else { continue };
-                work += c.pass(ci, stack, pool, slots, now, *hart);
+                work += c.pass(ci, stack, pool, slots, now, *hart, live);
             }
         }
         // Commands whose data is in: to the block layer.
@@ -682,16 +931,25 @@ impl Target {
                 slots.release(&mut blk.pool, k);
                 continue;
             }
-            let Some(ns) = bootcfg::subsystem_namespace(s.subsys, s.nsid) else {
+            // A namespace removed since the command came in (NVMe Base
+            // 2.0 §3.2.1.4: an inactive NSID) fails it.
+            let boot = if s.subsys < LIVE_BASE { bootcfg::subsystem_namespace(s.subsys, s.nsid) } else { None };
+            let run_time = if boot.is_none() { namespace_of(live, s.subsys, s.nsid) } else { None };
+            if boot.is_none() && run_time.is_none() {
                 slots.s[k].status = Status::INVALID_NAMESPACE;
                 conns[usize::from(s.conn)].push_reply(&mut blk.pool, slots, k);
                 continue;
-            };
+            }
             slots.s[k].st = SlotSt::Block;
             let pages = s.pages;
             let data = if s.len > 0 { Data::Staged(&pages) } else { Data::None };
             let io = Io { op: s.op, lba: s.lba, blocks: s.blocks, len: s.len, data };
-            blk.submit(chan, ns, TAG | k as Tag, &io);
+            match (boot, run_time) {
+                (Some(ns), _) => blk.submit(chan, ns, TAG | k as Tag, &io),
+                // A live subsystem's namespace: this core's copy.
+                (None, Some(ns)) => blk.submit_plain(chan, &ns, TAG | k as Tag, &io),
+                (None, None) => {}
+            }
             work += 1;
         }
         work
@@ -830,12 +1088,22 @@ impl Conn {
     }
 
     /// One connection's pass.
-    fn pass(&mut self, ci: usize, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize) -> usize {
+    #[allow(clippy::too_many_arguments)]
+    fn pass(&mut self, ci: usize, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize, live: &LiveTable) -> usize {
         let state = stack.tcp(self.sock).state();
         match self.phase {
             Phase::Closing { at } => {
                 if matches!(state, tcp::State::Closed | tcp::State::TimeWait) || now >= at {
-                    self.reset(stack, pool, slots, "closed after a transport error or Disconnect", hart);
+                    self.reset(stack, pool, slots, "closed after a transport error, a Disconnect or a removal", hart);
+                    if self.retire {
+                        // Its listener was removed: free for another.
+                        let s = self.tcp(stack);
+                        if s.is_open() {
+                            s.abort();
+                        }
+                        self.retire = false;
+                        self.active = false;
+                    }
                     return 1;
                 }
                 return 0;
@@ -882,7 +1150,7 @@ impl Conn {
         let mut work = self.async_events(stack);
         // Receive as far as resources allow.
         for _ in 0..64 {
-            match self.receive(ci, stack, pool, slots, now, hart) {
+            match self.receive(ci, stack, pool, slots, now, hart, live) {
                 Ok(true) => work += 1,
                 Ok(false) => break,
                 Err((fes, fei)) => {
@@ -895,7 +1163,8 @@ impl Conn {
     }
 
     /// One receive step; Ok(false) when it must wait.
-    fn receive(&mut self, ci: usize, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
+    #[allow(clippy::too_many_arguments)]
+    fn receive(&mut self, ci: usize, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize, live: &LiveTable) -> Result<bool, (Fes, u32)> {
         match self.rx {
             Rx::Header => {
                 let s = self.tcp(stack);
@@ -922,7 +1191,7 @@ impl Conn {
                 self.rx = Rx::Parsed;
                 Ok(true)
             }
-            Rx::Parsed => self.start_body(ci, pool, slots, now),
+            Rx::Parsed => self.start_body(ci, pool, slots, live),
             Rx::Body { skip, left, off, tail, dest } => {
                 let s = self.tcp(stack);
                 if skip > 0 {
@@ -984,13 +1253,13 @@ impl Conn {
                 self.rx = Rx::Complete;
                 Ok(true)
             }
-            Rx::Complete => self.complete(stack, pool, slots, now, hart),
+            Rx::Complete => self.complete(stack, pool, slots, now, hart, live),
         }
     }
 
     /// A parsed header: decide where its data goes (taking a command
     /// slot and staging pages for I/O), or answer at once.
-    fn start_body(&mut self, ci: usize, pool: &mut Pool, slots: &mut Slots, _now: u64) -> Result<bool, (Fes, u32)> {
+    fn start_body(&mut self, ci: usize, pool: &mut Pool, slots: &mut Slots, live: &LiveTable) -> Result<bool, (Fes, u32)> {
         let Some(r) = self.pdu else { return Err((Fes::SequenceError, 0)) };
         self.rx_crc = 0;
         self.ddgst_bad = false;
@@ -1021,7 +1290,7 @@ impl Conn {
                 // An I/O command: a slot, and pages for its data.
                 let Some(k) = slots.alloc() else { return Ok(false) };
                 let subsys = self.subsys;
-                let geometry = |nsid| bootcfg::subsystem_namespace(subsys, nsid).map(|n| dpu_nvme::io::Geometry { blocks: n.geometry.blocks, lba_shift: n.geometry.block_shift });
+                let geometry = |nsid| namespace_of(live, subsys, nsid).map(|n| dpu_nvme::io::Geometry { blocks: n.geometry.blocks, lba_shift: n.geometry.block_shift });
                 let mut slot = Slot { st: SlotSt::Receiving, conn: ci as u8, epoch: self.epoch, cid: sqe.cid(), sqhd: self.next_sqhd(), sqid: self.qid.unwrap_or(0), subsys, ..Slot::FREE };
                 let mut dest = Dest::Discard;
                 let decoded = match dpu_nvme::io::decode(&sqe, geometry) {
@@ -1110,7 +1379,7 @@ impl Conn {
     }
 
     /// A whole PDU is in: handle it. Ok(false): no room to answer yet.
-    fn complete(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
+    fn complete(&mut self, stack: &mut Stack, pool: &mut Pool, slots: &mut Slots, now: u64, hart: usize, live: &LiveTable) -> Result<bool, (Fes, u32)> {
         let Some(r) = self.pdu else { return Err((Fes::SequenceError, 0)) };
         match r.pdu {
             Pdu::IcReq(req) => {
@@ -1186,7 +1455,7 @@ impl Conn {
                     let sqhd = if self.qid.is_some() { self.next_sqhd() } else { 0 };
                     let cqe = Cqe { dw0: 0, dw1: 0, sq_head: sqhd, sq_id: self.qid.unwrap_or(0), cid: sqe.cid(), status: Status::TRANSIENT_TRANSPORT_ERROR };
                     self.send_resp(stack, cqe, 0);
-                } else if !self.admin_or_connect(stack, &sqe, now, hart)? {
+                } else if !self.admin_or_connect(stack, &sqe, now, hart, live)? {
                     return Ok(false);
                 }
             }
@@ -1228,7 +1497,7 @@ impl Conn {
 
     /// Connect, fabrics and admin commands (answered at once). Ok(false):
     /// no room in the send buffer for the answer yet.
-    fn admin_or_connect(&mut self, stack: &mut Stack, sqe: &Sqe, now: u64, hart: usize) -> Result<bool, (Fes, u32)> {
+    fn admin_or_connect(&mut self, stack: &mut Stack, sqe: &Sqe, now: u64, hart: usize, live: &LiveTable) -> Result<bool, (Fes, u32)> {
         // Room for the largest answer: 4 KiB of C2HData (a discovery
         // log read: up to its MDTS) with header, digest, padding to the
         // host's HPDA, and a CapsuleResp.
@@ -1245,8 +1514,8 @@ impl Conn {
                 sqe,
                 data,
                 t::MQES,
-                |n| (0..bootcfg::subsystems()).find(|&s| bootcfg::subsystem(s).is_some_and(|c| c.nqn() == n.as_bytes())),
-                |s, h| bootcfg::subsystem(s).is_some_and(|c| c.allows(h.as_bytes())),
+                |n| find_subsys(live, n.as_bytes()).map(usize::from),
+                |s, h| subsys_allows(live, s as u8, h.as_bytes()),
             );
             let resp = match r {
                 Ok(Connect::Admin { subsys, sqsize, kato_ms, hostnqn, .. }) => match ctrl_alloc(subsys as u8, hostnqn) {
@@ -1254,6 +1523,7 @@ impl Conn {
                         self.qid = Some(0);
                         self.sqsize = sqsize;
                         self.subsys = subsys as u8;
+                        self.uid = live.get(subsys as u8).map_or(0, |l| l.uid);
                         self.ctrl = Some((i, g));
                         self.admin = Some(AdminState::new(kato_ms));
                         // Changes before the controller are not news to it.
@@ -1269,7 +1539,7 @@ impl Conn {
                         self.qid = Some(0);
                         self.sqsize = sqsize;
                         self.subsys = DISCOVERY;
-                        self.visible = (0..bootcfg::subsystems().min(8)).filter(|&s| bootcfg::subsystem(s).is_some_and(|c| c.allows(hostnqn.as_bytes()))).fold(0, |m, s| m | 1 << s);
+                        self.visible = visible_offers(live, hostnqn.as_bytes());
                         self.ctrl = Some((i, g));
                         self.admin = Some(AdminState::new(kato_ms));
                         self.last_cmd = now;
@@ -1292,6 +1562,7 @@ impl Conn {
                         self.qid = Some(qid);
                         self.sqsize = sqsize;
                         self.subsys = subsys as u8;
+                        self.uid = live.get(subsys as u8).map_or(0, |l| l.uid);
                         self.ctrl = Some((i, st >> 1));
                         ConnectResponse::Accepted { cntlid, authreq: 0 }
                     }
@@ -1315,27 +1586,28 @@ impl Conn {
         self.last_cmd = now;
         let Some((ci, _)) = self.ctrl else { return Ok(true) };
         if self.subsys == DISCOVERY {
-            self.discovery_command(stack, sqe, sqhd, ci);
+            self.discovery_command(stack, sqe, sqhd, ci, live);
             return Ok(true);
         }
         let s = self.subsys;
-        let c = bootcfg::subsystem(usize::from(s));
-        let nqn = c.map_or("", |c| core::str::from_utf8(c.nqn()).unwrap_or(""));
+        let nqn = core::str::from_utf8(subsys_nqn(live, s)).unwrap_or("");
         let mut serial = *b"DPUTGT-S0-C00";
         serial[8] = b'0' + s % 10;
         serial[11] = b'0' + ((ci + 1) / 10 % 10) as u8;
         serial[12] = b'0' + ((ci + 1) % 10) as u8;
+        // A live subsystem's own SN and MN (`nvmf_create_subsystem`).
+        let own = live.get(s);
         let id = t::Identity {
             subnqn: nqn,
-            serial: core::str::from_utf8(&serial[..9]).unwrap_or("DPUTGT"),
-            model: MODEL,
+            serial: own.map(|l| l.serial.as_str()).filter(|x| !x.is_empty()).unwrap_or(core::str::from_utf8(&serial[..9]).unwrap_or("DPUTGT")),
+            model: own.map(|l| l.model.as_str()).filter(|x| !x.is_empty()).unwrap_or(MODEL),
             firmware: "0.1.0",
             cntlid: (ci + 1) as u16,
             ioccsz_bytes: 64 + INLINE_MAX,
-            namespaces: subsys_namespaces(s),
+            namespaces: subsys_namespaces(live, s),
         };
         let was = st.props.ready();
-        let reply = t::admin_command(st, &id, sqe, &|n| ns_info(s, n), &mut self.out);
+        let reply = t::admin_command(st, &id, sqe, &|n| ns_info(live, s, n), &mut self.out);
         if let AdminReply::Complete { status, .. } = reply {
             if !status.is_success() {
                 st.ctrl.record_error(0, cid, status, sqe.nsid());
@@ -1387,7 +1659,7 @@ impl Conn {
 
     /// An admin command of a discovery controller (`dpu_nvme_tcp::target::
     /// discovery`; the caller checked the room for its largest answer).
-    fn discovery_command(&mut self, stack: &mut Stack, sqe: &Sqe, sqhd: u16, ci: usize) {
+    fn discovery_command(&mut self, stack: &mut Stack, sqe: &Sqe, sqhd: u16, ci: usize, live: &LiveTable) {
         let Some(st) = self.admin.as_mut() else { return };
         let cid = sqe.cid();
         let mut serial = *b"DPUDISC-C00";
@@ -1430,7 +1702,7 @@ impl Conn {
                 let mut status = Status::SUCCESS;
                 while done < len {
                     let take = (len - done).min(4096) as usize;
-                    let r = with_offers(|offers, ips| disc::log_page(offers, ips, |k| visible & (1 << k) != 0, t::MQES + 1, offset + u64::from(done), &mut self.out[..take]));
+                    let r = with_offers(live, |offers, ips| disc::log_page(offers, ips, |k| visible & (1 << k) != 0, t::MQES + 1, offset + u64::from(done), &mut self.out[..take]));
                     if r.is_err() {
                         // Too many entries for one log: zeroes, and the
                         // command fails (never seen with 8 subsystems).

@@ -94,6 +94,99 @@ pub fn management_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `target-live.toml`: a card that boots with no NVMe/TCP subsystem gets
+/// one through SPDK's `nvmf_*` methods (a RAM block device as namespace
+/// 1, a listener on eth0:4420, an allowed host); refusals are checked;
+/// the initiator model finds it in the discovery log, connects and
+/// verifies randrw, and keeps its connections when taken off the
+/// allow-list; a namespace removed under I/O fails what follows with
+/// Invalid Namespace; deleting the subsystem closes the connections and
+/// frees the device.
+/// A variant whose host was never allowed is refused at
+/// Connect (the subsystem's allow-list is really checked; before this
+/// change the card answered no `nvmf_*` method and the run failed).
+pub fn target_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/target-live.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("target-live", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0",
+            "nvmf target: subsystems can be added at run time",
+            "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0 created",
+            "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0: namespace 1 is Malloc0 (8192 blocks of 512 B)",
+            "mgmt: nvmf subsystem nqn.2026-12.io.dpusim:live0 listens on port 0 TCP 4420",
+            "host nqn.2026-12.io.dpusim:h0 removed",
+            // The namespace removals reached h0 as Namespace Attribute
+            // Changed notices (its held AER), and it rescanned.
+            "initiator h0: asynchronous event: type 0x2, information 0x0, log page 0x4",
+            "initiator h0: changed namespaces: [2]",
+            "initiator h0: namespace 2 is gone (inactive)",
+            // The deleted subsystem's controllers are torn down on every
+            // core that held one of h0's queues; no I/O was outstanding
+            // (the admin queue's held AER was).
+            "nvmf target: closing a connection on TCP 4420 (qid 0): its subsystem or listener was removed",
+            "initiator h0: queue 1: connection closed by the controller; 0 command(s) failed",
+            "initiator h0: queue 2: connection closed by the controller; 0 command(s) failed",
+            "mgmt: RAM block device Malloc0 deleted",
+        ],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    for needle in ["error -17", "error -19", "error -16", "error -32602"] {
+        if !run.stderr.contains(needle) {
+            return fail(format!("no call reported `{needle}`"), run);
+        }
+    }
+    // Namespace 1's job is clean; namespace 2's I/Os after its removal
+    // fail with Invalid Namespace or Format (SCT 0h, SC 0Bh), and only so.
+    for (header, removed) in [("live0.h0: ", false), ("gone.h0: ", true)] {
+        let Some((verify, ios, firsts)) = super::job_errors(&run, header) else { return fail(format!("no job result `{header}`"), run) };
+        let invalid_ns = !firsts.is_empty() && firsts.iter().all(|l| l.contains("status SCT 0x0 SC 0x0b"));
+        if verify != 0 || (!removed && ios != 0) || (removed && (ios == 0 || !invalid_ns)) {
+            return fail(format!("job `{header}`: {verify} verify errors, {ios} I/O errors, first: {firsts:?}"), run);
+        }
+    }
+    // h0 found the live subsystem in the discovery log, then an admin and
+    // two I/O queue connections carried verified reads and writes; its
+    // only errors are namespace 2's.
+    let inits = run.stat("initiators").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let good = inits.len() == 1
+        && n(&inits[0], "discovery_entries") == 1
+        && n(&inits[0], "reads") > 50
+        && n(&inits[0], "writes") > 50
+        && n(&inits[0], "io_errors") == inits[0]["errors_by_status"]["0x0/0x0b"].as_u64().unwrap_or(u64::MAX)
+        // nvmf_subsystem_remove_ns of namespace 2 (and of 1 at the end)
+        // raised Namespace Attribute Changed notices on h0's held AER; h0
+        // read the Changed Namespace List and identified the namespaces.
+        && n(&inits[0], "namespace_notices") >= 1
+        && n(&inits[0], "namespace_rescans") >= 1;
+    if !good {
+        return fail(format!("initiator stats: {inits:?}"), run);
+    }
+    // A host that is not on the allow-list: its Connect is refused.
+    // (Without discovery: the log already hides the subsystem from it.)
+    let stranger = text.replacen("hostnqn = \"nqn.2026-12.io.dpusim:h0\"", "hostnqn = \"nqn.2026-12.io.dpusim:stranger\"", 1).replacen("discover = true", "discover = false", 1)
+        .replacen("io_errors = 100000", "io_errors = 0", 1);
+    if stranger == text {
+        return fail("the scenario has no `hostnqn = \"nqn.2026-12.io.dpusim:h0\"` to alter".to_string(), run);
+    }
+    let stranger_path = cx.tmp.join("target-live-stranger.toml");
+    std::fs::write(&stranger_path, stranger).map_err(|e| (format!("{}: {e}", stranger_path.display()), None))?;
+    let run = cx.run_image("target-live-stranger", &fw, &["--scenario", &stranger_path.to_string_lossy(), "-q"]).map_err(io)?;
+    // Connect Invalid Host (NVMe-oF 1.1 §3.3: SCT 1h, SC 84h).
+    need(expect_code(run, 1)?, &["admin queue: Connect refused: status SCT 0x1 SC 0x84"])?;
+    Ok(())
+}
+
 /// Wall-clock bound for the `--hostfwd` test: boot, then the calls.
 const HOSTFWD_WALL: std::time::Duration = std::time::Duration::from_secs(240);
 

@@ -186,16 +186,21 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
     let k = kit(cx)?;
     let (card, base) = management_card(cx, &k, "persist")?;
     let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
-    // Run 1: two devices made, one mapped; each save erases a 4 KiB
+    // Run 1: two devices made, one mapped, the other served by an NVMe/TCP
+    // target subsystem made at run time; each save erases a 4 KiB
     // subsector (50 ms): the first (persist0 alone) is under way when the
     // other changes come, which the second save carries. The last call
     // checks that nothing is left to save.
     let run1 = format!(
-        "{base}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}",
+        "{base}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}{}{}{}{}",
         rpc("200us", "bdev_malloc_create", "{ name = \"persist0\", num_blocks = 2048, block_size = 4096 }", "expect_result = \"persist0\""),
         rpc("400us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"persist0\" }", "expect_result = true"),
         rpc("600us", "bdev_malloc_create", "{ num_blocks = 64, block_size = 512 }", "expect_result = \"Malloc0\""),
-        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_bdevs = 2, saving = false, pending = false, copy = 0, sequence = 3 }"),
+        rpc("700us", "nvmf_create_subsystem", "{ nqn = \"nqn.2026-12.io.dpusim:kept\", serial_number = \"KEPT0001\" }", "expect_result = true"),
+        rpc("800us", "nvmf_subsystem_add_ns", "{ nqn = \"nqn.2026-12.io.dpusim:kept\", namespace = { bdev_name = \"Malloc0\", nsid = 3 } }", "expect_result = 3"),
+        rpc("900us", "nvmf_subsystem_add_listener", "{ nqn = \"nqn.2026-12.io.dpusim:kept\", listen_address = { trtype = \"TCP\", traddr = \"10.0.0.1\", trsvcid = \"4420\" } }", "expect_result = true"),
+        rpc("1000us", "nvmf_subsystem_add_host", "{ nqn = \"nqn.2026-12.io.dpusim:kept\", host = \"nqn.2026-12.io.dpusim:h9\" }", "expect_result = true"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_bdevs = 2, run_time_subsystems = 1, saving = false, pending = false, copy = 0, sequence = 3 }"),
     );
     let p1 = cx.tmp.join("persist-1.toml");
     std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
@@ -204,18 +209,25 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
         expect_code(run, 0)?,
         &[
             "INFO  mgmt: configuration saved to flash (copy 1, sequence 2): 1 run-time block device(s)",
-            "INFO  mgmt: configuration saved to flash (copy 0, sequence 3): 2 run-time block device(s)",
+            "INFO  mgmt: configuration saved to flash (copy 0, sequence 3): 2 run-time block device(s), 1 run-time subsystem(s)",
             "outcome: scenario passed",
         ],
     )?;
     // Run 2, the same flash: both devices are back (empty), persist0 as
     // namespace 2 of the PF, where a job verifies fresh writes; a new
-    // automatic name does not take `Malloc0` again.
+    // automatic name does not take `Malloc0` again; the subsystem is back
+    // with its namespace, listener and host (configuration schema 5).
     let base2 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
     let run2 = format!(
-        "{base2}[[jobs]]\nname = \"restored\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"1ms\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"8MiB\", block_size = 4096 }}\n\n{}{}",
+        "{base2}[[jobs]]\nname = \"restored\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"1ms\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"8MiB\", block_size = 4096 }}\n\n{}{}{}",
         rpc("300us", "bdev_get_bdevs", "{}", "expect_result = [{ name = \"fn0n1\" }, { name = \"persist0\", num_blocks = 2048, block_size = 4096, driver_specific = { function = 0, nsid = 2 } }, { name = \"Malloc0\", num_blocks = 64, driver_specific = { state = \"unmapped\" } }]"),
         rpc("500us", "bdev_malloc_create", "{ num_blocks = 8, block_size = 512 }", "expect_result = \"Malloc1\""),
+        rpc(
+            "700us",
+            "nvmf_get_subsystems",
+            "{}",
+            "expect_result = [{ nqn = \"nqn.2026-12.io.dpusim:kept\", serial_number = \"KEPT0001\", allow_any_host = false, hosts = [{ nqn = \"nqn.2026-12.io.dpusim:h9\" }], listen_addresses = [{ traddr = \"10.0.0.1\", trsvcid = \"4420\" }], namespaces = [{ nsid = 3, bdev_name = \"Malloc0\" }] }]"
+        ),
     );
     let p2 = cx.tmp.join("persist-2.toml");
     std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
@@ -225,6 +237,7 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
         &[
             "INFO  config: from flash copy 0 (sequence 3; other copy valid): 1 namespace(s)",
             "INFO  mgmt: restored 2 run-time block device(s) from flash",
+            "INFO  mgmt: restored 1 run-time subsystem(s) from flash",
             "restored.fn0: (fn 0, ns 2)",
             "outcome: scenario passed",
         ],
