@@ -8,6 +8,8 @@ use crate::{Backend, Config};
 use dpu_hal::regs::bootcfg::{NQN_LEN, SUBSYS_RECORD};
 use dpu_hal::regs::bootcfg as b;
 
+const _: () = assert!(b::EC_M == b::EC_K + 1 && b::EC_SPARES == b::EC_K + 2);
+
 /// An NQN as a record holds it (NUL terminated within `NQN_LEN`).
 fn nqn_bytes(s: &str) -> &[u8] {
     &s.as_bytes()[..s.len().min(NQN_LEN - 1)]
@@ -28,8 +30,10 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     let port_off = ns_off + nrec * b::RECORD;
     let ctrl_off = port_off + c.ports.len() * b::PORT_RECORD;
     let host_off = ctrl_off + c.controllers.len() * b::CTRL_RECORD;
-    // No key or EC volume records: the management record follows the host's.
-    let mgmt_off = host_off + b::HOST_RECORD;
+    // No key records (encrypted namespaces are not in the flash
+    // configuration): the EC volume records follow the host's.
+    let ec_off = host_off + b::HOST_RECORD;
+    let mgmt_off = ec_off + c.ec_volumes.len() * b::EC_RECORD;
     let sub_off = mgmt_off + usize::from(c.management.is_some()) * b::MGMT_RECORD;
     let len = sub_off + c.subsystems.len() * SUBSYS_RECORD;
     let out = out.get_mut(..len)?;
@@ -45,6 +49,7 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     put(b::HDR_FLAGS, &flags.to_le_bytes());
     put(b::HDR_TCP_MIN_RTO_MS, &c.tcp_min_rto_ms.to_le_bytes());
     put(b::HDR_IO_TIMEOUT_US, &c.io_timeout_us.to_le_bytes());
+    put(b::HDR_EC_VOLUMES, &(c.ec_volumes.len() as u16).to_le_bytes());
     for (i, (function, nsid, block_shift, blocks, backend, sub)) in records.enumerate() {
         let r = ns_off + i * b::RECORD;
         put(r + b::REC_FUNCTION, &function.to_le_bytes());
@@ -64,6 +69,21 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
                 put(r + b::REC_CTRL, &ssd.to_le_bytes());
                 put(r + b::REC_REMOTE_NSID, &nsid.to_le_bytes());
             }
+            Backend::Ec { volume } => {
+                put(r + b::REC_BACKEND, &[b::BACKEND_EC]);
+                put(r + b::REC_CTRL, &volume.to_le_bytes());
+            }
+        }
+    }
+    for (i, v) in c.ec_volumes.iter().enumerate() {
+        let r = ec_off + i * b::EC_RECORD;
+        put(r + b::EC_K, &[v.k, v.m, v.spares]);
+        put(r + b::EC_SCRUB_AT_US, &v.scrub_at_us.to_le_bytes());
+        put(r + b::EC_SCRUB_EVERY_MS, &v.scrub_every_ms.to_le_bytes());
+        for (j, (ctrl, nsid)) in v.members.iter().enumerate() {
+            let e = r + b::EC_MEMBERS + j * b::EC_MEMBER;
+            put(e + b::EC_MEMBER_CTRL, &ctrl.to_le_bytes());
+            put(e + b::EC_MEMBER_NSID, &nsid.to_le_bytes());
         }
     }
     for (i, p) in c.ports.iter().enumerate() {

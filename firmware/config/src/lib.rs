@@ -20,7 +20,7 @@
 pub mod blob;
 pub mod store;
 
-use dpu_hal::memory_map::{DISCOVERY_LISTENERS, MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS, SSD_SLOTS, TARGET_LISTENERS, TARGET_SOCKETS};
+use dpu_hal::memory_map::{DISCOVERY_LISTENERS, EC_MAX_K, EC_MAX_M, MAX_EC_MEMBERS, MAX_EC_VOLUMES, MAX_FUNCTIONS, MAX_NAMESPACES, MAX_NSID, MAX_PORTS, MAX_REMOTE_CONTROLLERS, SSD_SLOTS, TARGET_LISTENERS, TARGET_SOCKETS};
 pub use dpu_hal::memory_map::{MAX_ALLOWED_HOSTS, MAX_SUBSYSTEMS, MAX_SUBSYSTEM_NAMESPACES};
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
@@ -43,9 +43,11 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// variant, so older records decode unchanged) and appends the NVMe/TCP
 /// target's subsystems (`Vec<Subsystem>`); version 5 appends the
 /// target subsystems made through the management API
-/// (`Vec<NvmfSubsystem>`). A card written by an older firmware keeps its
-/// configuration after an update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 5;
+/// (`Vec<NvmfSubsystem>`); version 6 adds erasure-coded volumes
+/// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended).
+/// A card written by an older firmware keeps its configuration after an
+/// update (with what that version could hold).
+pub const SCHEMA_VERSION: u16 = 6;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -105,6 +107,27 @@ pub struct Config {
     /// when they change and made again at boot (schema version 5).
     #[serde(skip)]
     pub nvmf: Vec<NvmfSubsystem, MAX_SUBSYSTEMS>,
+    /// Erasure-coded volumes the namespaces with [`Backend::Ec`] are
+    /// (schema version 6).
+    #[serde(skip)]
+    pub ec_volumes: Vec<EcVolume, MAX_EC_VOLUMES>,
+}
+
+/// An erasure-coded volume (`dpu_hal::regs::bootcfg` EC record): k data
+/// and m parity fragments of 4 KiB per stripe, rotating over k + m
+/// members, then spares, each a namespace of a remote controller.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcVolume {
+    pub k: u8,
+    pub m: u8,
+    /// (remote controller index, nsid): the k + m members, then the spares.
+    pub members: Vec<(u16, u32), MAX_EC_MEMBERS>,
+    /// How many of `members` (the last) are spares.
+    pub spares: u8,
+    /// Card time (us) of a scrub pass (0: none) and the period after it
+    /// (ms, 0: none).
+    pub scrub_at_us: u32,
+    pub scrub_every_ms: u32,
 }
 
 /// A target subsystem made through the management API: its namespaces
@@ -201,6 +224,9 @@ pub enum Backend {
     /// Namespace `nsid` of the card's local NVMe SSD in slot `ssd`
     /// (schema version 4).
     Local { ssd: u16, nsid: u32 },
+    /// Erasure-coded volume `volume` ([`Config::ec_volumes`], schema
+    /// version 6).
+    Ec { volume: u16 },
 }
 
 /// A DPU port's IPv4 address.
@@ -254,6 +280,11 @@ pub enum Invalid {
     /// outside 1..=max_namespaces or used twice, or a namespace naming no
     /// run-time block device, one mapped to a function or used twice.
     Nvmf { index: u16 },
+    /// An erasure-coded volume with k or m outside what the engine does
+    /// (k 1..=EC_MAX_K, m 1..=EC_MAX_M), members not k + m + spares (at
+    /// most 32), a member naming no controller, nsid 0, or one twice; or
+    /// no namespace using it.
+    Ec { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -278,6 +309,7 @@ impl Config {
         mallocs: Vec::new(),
         subsystems: Vec::new(),
         nvmf: Vec::new(),
+        ec_volumes: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -328,7 +360,24 @@ impl Config {
             match n.backend {
                 Backend::Remote { controller, nsid } if usize::from(controller) >= self.controllers.len() || nsid == 0 || nsid == u32::MAX => return bad,
                 Backend::Local { ssd, nsid } if !self.local_ok(ssd, nsid, false) => return bad,
+                Backend::Ec { volume } => {
+                    // Whole stripes of k 4 KiB data fragments.
+                    let Some(v) = self.ec_volumes.get(usize::from(volume)) else { return bad };
+                    let stripe = u64::from(v.k) * dpu_hal::regs::bootcfg::EC_CHUNK as u64;
+                    // (k 0 is the volume's error, below.)
+                    if stripe != 0 && (n.blocks << n.block_shift) % stripe != 0 {
+                        return bad;
+                    }
+                }
                 _ => {}
+            }
+        }
+        for (i, v) in self.ec_volumes.iter().enumerate() {
+            let n = usize::from(v.k) + usize::from(v.m) + usize::from(v.spares);
+            let members_ok = v.members.iter().enumerate().all(|(j, &(c, nsid))| usize::from(c) < self.controllers.len() && nsid != 0 && nsid != u32::MAX && !v.members[..j].contains(&(c, nsid)));
+            let used = self.namespaces.iter().any(|ns| ns.backend == Backend::Ec { volume: i as u16 });
+            if !(1..=EC_MAX_K).contains(&usize::from(v.k)) || !(1..=EC_MAX_M).contains(&usize::from(v.m)) || n > MAX_EC_MEMBERS || v.members.len() != n || !members_ok || !used {
+                return Err(Invalid::Ec { index: i as u16 });
             }
         }
         let records = self.namespaces.len() + self.subsystems.iter().map(|s| s.namespaces.len()).sum::<usize>();
@@ -360,7 +409,7 @@ impl Config {
                 let backend_ok = match n.backend {
                     Backend::Ram => true,
                     Backend::Local { ssd, nsid } => self.local_ok(ssd, nsid, true),
-                    Backend::Remote { .. } => false,
+                    Backend::Remote { .. } | Backend::Ec { .. } => false,
                 };
                 if !matches!(n.block_shift, 9 | 12) || n.blocks == 0 || n.blocks > u64::MAX >> 12 || !backend_ok {
                     return bad;
@@ -413,7 +462,8 @@ impl Config {
         let l = postcard::to_slice(&self.mallocs, out.get_mut(n + m..)?).ok()?.len();
         let s = postcard::to_slice(&self.subsystems, out.get_mut(n + m + l..)?).ok()?.len();
         let v = postcard::to_slice(&self.nvmf, out.get_mut(n + m + l + s..)?).ok()?.len();
-        Some(n + m + l + s + v)
+        let e = postcard::to_slice(&self.ec_volumes, out.get_mut(n + m + l + s + v..)?).ok()?.len();
+        Some(n + m + l + s + v + e)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -440,6 +490,7 @@ impl Config {
         each(&mut self.mallocs, &other.mallocs);
         each(&mut self.subsystems, &other.subsystems);
         each(&mut self.nvmf, &other.nvmf);
+        each(&mut self.ec_volumes, &other.ec_volumes);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -478,6 +529,7 @@ impl Config {
         self.mallocs.clear();
         self.subsystems.clear();
         self.nvmf.clear();
+        self.ec_volumes.clear();
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -489,6 +541,9 @@ impl Config {
         }
         if version >= 5 {
             rest = take_vec(rest, &mut self.nvmf)?;
+        }
+        if version >= 6 {
+            rest = take_vec(rest, &mut self.ec_volumes)?;
         }
         Some(rest)
     }
@@ -594,7 +649,7 @@ mod tests {
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ..c.clone() });
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() });
         let mut v2 = [0u8; 4096];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
@@ -604,19 +659,67 @@ mod tests {
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
-        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ..c.clone() };
+        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 3]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 4]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
-        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ..c.clone() };
+        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 2]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 2]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 3]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 3]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
-        let no_nvmf = Config { nvmf: Vec::new(), ..c.clone() };
+        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 1]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 1]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 2]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 2]), None, "a version-5 record lacks its run-time subsystems");
+        // A version-5 record: no erasure-coded volumes.
+        let no_ec = Config { ec_volumes: Vec::new(), ..c.clone() };
+        let n = no_ec.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(5, &v2[..n - 1]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 1]), None, "a version-6 record lacks its volumes");
+    }
+
+    /// An EC 2+1 volume with a spare over four remote controllers, as
+    /// function 2's namespace 1 (16 KiB: two stripes of 2 x 4 KiB).
+    fn with_ec() -> Config {
+        let mut c = sample();
+        for i in 0..4u8 {
+            c.controllers.push(Controller { traddr: [10, 0, 0, 20 + i], trsvcid: 4420, subnqn: String::try_from("nqn.2026-12.io.dpusim:ec").unwrap() }).unwrap();
+        }
+        let base = (c.controllers.len() - 4) as u16;
+        let members = (0..4).map(|i| (base + i, 1)).collect();
+        c.ec_volumes.push(EcVolume { k: 2, m: 1, members, spares: 1, scrub_at_us: 100_000, scrub_every_ms: 60_000 }).unwrap();
+        c.namespaces.push(Namespace { function: 2, nsid: 1, block_shift: 12, blocks: 4, backend: Backend::Ec { volume: 0 } }).unwrap();
+        c
+    }
+
+    #[test]
+    fn erasure_coded_volumes_are_checked_and_kept() {
+        let c = with_ec();
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        for (why, bad) in [
+            ("k 0", (|c: &mut Config| c.ec_volumes[0].k = 0) as fn(&mut Config)),
+            ("m above the engine's", |c| c.ec_volumes[0].m = 9),
+            ("members not k + m + spares", |c| c.ec_volumes[0].spares = 0),
+            ("a member naming no controller", |c| c.ec_volumes[0].members[1].0 = 99),
+            ("a member with nsid 0", |c| c.ec_volumes[0].members[2].1 = 0),
+            ("a member twice", |c| c.ec_volumes[0].members[3] = c.ec_volumes[0].members[0]),
+            ("no namespace uses it", |c| c.namespaces.retain(|n| n.backend != Backend::Ec { volume: 0 })),
+        ] {
+            let mut c = with_ec();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::Ec { index: 0 }), "{why}");
+        }
+        // A namespace naming no volume, or not whole stripes.
+        let mut c = with_ec();
+        c.namespaces.last_mut().unwrap().backend = Backend::Ec { volume: 1 };
+        assert!(matches!(c.validate(), Err(Invalid::Namespace { .. })));
+        let mut c = with_ec();
+        c.namespaces.last_mut().unwrap().blocks = 3;
+        assert!(matches!(c.validate(), Err(Invalid::Namespace { .. })));
     }
 
     #[test]

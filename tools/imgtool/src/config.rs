@@ -5,7 +5,7 @@
 //! directly (`sim/src/bootcfg.rs`); a test checks both give the firmware
 //! the same configuration.
 
-use dpu_config::{Backend, Config, Controller, Management, Namespace, Port, Subsystem, SubsystemNs};
+use dpu_config::{Backend, Config, Controller, EcVolume, Management, Namespace, Port, Subsystem, SubsystemNs};
 use dpu_targets::Scenario;
 use heapless::String as HString;
 
@@ -35,7 +35,10 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
         c.ports.push(Port { ip: p.0.octets(), prefix: p.1, mtu: n.mtu as u16 }).map_err(|_| "too many ports".to_string())?;
     }
     let mut ctrls: Vec<(std::net::Ipv4Addr, u16, String)> = Vec::new();
-    for ns in sc.namespace_cfgs() {
+    // EC volumes in namespace order, each once (as the simulator's window).
+    let mut vols: Vec<&dpu_targets::Backend> = Vec::new();
+    let cfgs = sc.namespace_cfgs();
+    for ns in &cfgs {
         // The flash configuration has no key records yet: persisting the
         // namespace without them would store its data in the clear.
         if ns.encryption.is_some() {
@@ -44,24 +47,31 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
                 ns.function, ns.nsid
             ));
         }
+        // Controllers in the order the namespaces name them (members,
+        // then spares, for a volume), each once.
+        for k in ns.backend.remotes() {
+            if !ctrls.contains(&k) {
+                ctrls.push(k);
+            }
+        }
+        let ctrl = |k: &(std::net::Ipv4Addr, u16, String)| ctrls.iter().position(|x| x == k).unwrap_or(0) as u16;
         let backend = match &ns.backend {
             dpu_targets::Backend::Ram => Backend::Ram,
-            dpu_targets::Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => {
-                let k = (*traddr, *trsvcid, subnqn.clone());
-                let i = match ctrls.iter().position(|x| *x == k) {
+            dpu_targets::Backend::Nvmf { traddr, trsvcid, subnqn, nsid } => Backend::Remote { controller: ctrl(&(*traddr, *trsvcid, subnqn.clone())), nsid: *nsid },
+            dpu_targets::Backend::Ec { k, m, members, spares, scrub_at_us, scrub_every_ms } => {
+                let volume = match vols.iter().position(|v| **v == ns.backend) {
                     Some(i) => i,
                     None => {
-                        ctrls.push(k);
-                        ctrls.len() - 1
+                        let mut v = EcVolume { k: *k, m: *m, spares: spares.len() as u8, scrub_at_us: *scrub_at_us, scrub_every_ms: *scrub_every_ms, ..EcVolume::default() };
+                        for (a, p, n, nsid) in members.iter().chain(spares) {
+                            v.members.push((ctrl(&(*a, *p, n.clone())), *nsid)).map_err(|_| "too many EC members".to_string())?;
+                        }
+                        c.ec_volumes.push(v).map_err(|_| "too many erasure-coded volumes".to_string())?;
+                        vols.push(&ns.backend);
+                        vols.len() - 1
                     }
                 };
-                Backend::Remote { controller: i as u16, nsid: *nsid }
-            }
-            dpu_targets::Backend::Ec { .. } => {
-                return Err(format!(
-                    "function {} namespace {}: erasure-coded volumes are not part of the flash configuration yet (boot the ELF with the scenario instead)",
-                    ns.function, ns.nsid
-                ))
+                Backend::Ec { volume: volume as u16 }
             }
             dpu_targets::Backend::Local { ssd, nsid } => Backend::Local { ssd: *ssd as u16, nsid: *nsid },
         };
@@ -140,26 +150,28 @@ mod tests {
     #[test]
     fn flash_and_window_configurations_agree_for_every_scenario() {
         let dir = dpu_targets::default_chip_path().parent().unwrap().parent().unwrap().join("scenarios");
-        let (mut n, mut m, mut t, mut l) = (0, 0, 0, 0);
+        let (mut n, mut m, mut t, mut l, mut ec) = (0, 0, 0, 0, 0);
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_none_or(|x| x != "toml") {
                 continue;
             }
-            let sc = Scenario::load(&p).unwrap();
+            let mut sc = Scenario::load(&p).unwrap();
             let cfgs = sc.namespace_cfgs();
             // Not in the flash configuration yet: refused, with the reason.
             if cfgs.iter().any(|n| n.encryption.is_some()) {
                 let e = from_scenario(&sc).unwrap_err();
                 assert!(e.contains("encrypted namespaces are not part of the flash configuration"), "{}: {e}", p.display());
-                continue;
-            }
-            if cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
-                let e = from_scenario(&sc).unwrap_err();
-                assert!(e.contains("erasure-coded volumes are not part of the flash configuration"), "{}: {e}", p.display());
-                continue;
+                // Its erasure-coded volumes are, once unencrypted.
+                if !cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).unwrap();
+                let plain: String = text.lines().filter(|l| !l.starts_with("encryption =") && !l.starts_with("key =")).map(|l| format!("{l}\n")).collect();
+                sc = Scenario::parse(&p, &plain).unwrap();
             }
             let c = from_scenario(&sc).unwrap();
+            ec += usize::from(!c.ec_volumes.is_empty());
             m += usize::from(c.management.is_some());
             t += usize::from(!c.subsystems.is_empty());
             l += usize::from(c.namespaces.iter().any(|n| matches!(n.backend, Backend::Local { .. })));
@@ -175,6 +187,7 @@ mod tests {
         assert!(m >= 1, "no scenario with a [management] section was compared");
         assert!(t >= 2, "scenarios with target subsystems compared: {t}");
         assert!(l >= 1, "scenarios with local SSD namespaces compared: {l}");
+        assert!(ec >= 3, "scenarios with erasure-coded volumes compared: {ec}");
     }
 
     fn stored_and_loaded(c: &Config) -> Config {
