@@ -574,6 +574,12 @@ pub struct JobCfg {
     /// (needs `verify`; the time it takes is not in the job's figures).
     #[serde(default)]
     pub verify_at_end: bool,
+    /// The end-of-job check sends each written block's expected data with
+    /// NVMe Compare (NVM Command Set 1.0 §3.2.1) instead of reading it
+    /// back (needs `verify_at_end`); one Compare of altered data must fail
+    /// with Compare Failure first (the check can fail).
+    #[serde(default)]
+    pub compare: bool,
     #[serde(default)]
     pub scattered: bool,
     #[serde(default)]
@@ -909,6 +915,9 @@ impl Scenario {
             }
             if j.verify_at_end && !j.verify {
                 return err(at("verify_at_end"), "needs verify = true".into());
+            }
+            if j.compare && !j.verify_at_end {
+                return err(at("compare"), "needs verify_at_end = true (the end-of-job check is what it does by Compare)".into());
             }
             let offset = j.offset.as_deref().map(parse_size).transpose().map_err(bad(at("offset")))?.unwrap_or(0);
             if offset % bs != 0 {

@@ -59,6 +59,7 @@ fn instance(h: &Host, j: &JobCfg, name: String, function: u16, initiator: Option
         size: j.size.as_deref().and_then(|s| parse_size(s).ok()),
         verify: j.verify,
         verify_at_end: j.verify_at_end,
+        compare: j.compare,
         offset,
         len,
         seed,

@@ -108,7 +108,11 @@ impl IoPath {
                 c.data_command(qid, sqe, b).await.map(|_| ())
             }
             (IoPath::Fabric(f), JobBuf::Fabric(b)) => {
-                let op = if op == opc::READ { IoOp::Read } else { IoOp::Write };
+                let op = match op {
+                    opc::READ => IoOp::Read,
+                    opc::COMPARE => IoOp::Compare,
+                    _ => IoOp::Write,
+                };
                 f.io(qid, op, nsid, slba, nlb0 as u16, b.clone()).await.map_err(fabric_error)
             }
             _ => Err(CmdError::Dead("buffer of another transport".into())),
@@ -149,6 +153,8 @@ pub struct JobSpec {
     /// After the run, read back every block the job wrote and check it
     /// (lost writes show up even where the workload never read again).
     pub verify_at_end: bool,
+    /// The end-of-job check by NVMe Compare instead of Read.
+    pub compare: bool,
     /// Region of the namespace (bytes): [offset, offset + len).
     pub offset: u64,
     pub len: u64,
@@ -217,6 +223,8 @@ pub struct JobResult {
     pub verify_corrupt: u64,
     /// Sectors read back by the end-of-job sweep (`verify_at_end`).
     pub swept: u64,
+    /// NVMe Compares the sweep sent (`compare`; one of altered data).
+    pub compares: u64,
     pub first_errors: Vec<String>,
 }
 
@@ -255,6 +263,8 @@ struct JobState {
     verify_errors: u64,
     lost: u64,
     corrupt: u64,
+    /// NVMe Compares the sweep sent (`compare`).
+    compares: u64,
     first_errors: Vec<String>,
     workers_left: u32,
     done_waker: Option<Waker>,
@@ -485,6 +495,7 @@ pub async fn run_job(h: Host, ctrl: IoPath, spec: JobSpec) -> JobResult {
         verify_errors: 0,
         lost: 0,
         corrupt: 0,
+        compares: 0,
         first_errors: Vec::new(),
         workers_left: spec.iodepth,
         done_waker: None,
@@ -525,6 +536,7 @@ pub async fn run_job(h: Host, ctrl: IoPath, spec: JobSpec) -> JobResult {
     result.verify_errors = s.verify_errors;
     result.verify_lost = s.lost;
     result.verify_corrupt = s.corrupt;
+    result.compares = s.compares;
     result.first_errors = std::mem::take(&mut s.first_errors);
     result
 }
@@ -549,8 +561,13 @@ impl JobState {
     }
 }
 
+/// Compare Failure (NVM Command Set 1.0 figure 37: SCT 2h Media and Data
+/// Integrity Errors, SC 85h).
+const COMPARE_FAILURE: u8 = 0x85;
+
 /// Reads back every block the job wrote (known content only) after the
-/// run, one I/O at a time on queue `qid`; returns the sectors checked.
+/// run, one I/O at a time on queue `qid`, or with `compare` sends it for
+/// NVMe Compare; returns the sectors checked.
 async fn sweep(h: &Host, ctrl: &IoPath, spec: &JobSpec, state: &Rc<RefCell<JobState>>, qid: u16, tag: u32, sector: u32) -> u64 {
     let buf = ctrl.alloc(h, spec.bs, false, 0);
     let mut data = vec![0u8; spec.bs as usize];
@@ -558,6 +575,7 @@ async fn sweep(h: &Host, ctrl: &IoPath, spec: &JobSpec, state: &Rc<RefCell<JobSt
     let first_lba = spec.offset / u64::from(sector);
     let nblocks = state.borrow().gens.len();
     let mut swept = 0;
+    let mut altered_done = false;
     for b in 0..nblocks {
         let (gen, unknown) = {
             let s = state.borrow();
@@ -567,16 +585,58 @@ async fn sweep(h: &Host, ctrl: &IoPath, spec: &JobSpec, state: &Rc<RefCell<JobSt
             continue;
         }
         let slba = first_lba + b as u64 * blocks_per_io;
-        let read = || ctrl.rw(qid, opc::READ, spec.nsid, slba, (blocks_per_io - 1) as u32, &buf);
-        let mut outcome = read().await;
+        let op = if spec.compare { opc::COMPARE } else { opc::READ };
+        if spec.compare {
+            // The block's expected content goes to the controller.
+            for (i, sec) in data.chunks_mut(sector as usize).enumerate() {
+                fill_sector(sec, slba + i as u64, gen, tag);
+            }
+            if !altered_done {
+                // First, a Compare that must fail: the same data with one
+                // byte changed (a check that cannot fail proves nothing).
+                altered_done = true;
+                let mut bad = data.clone();
+                let mid = bad.len() / 2;
+                bad[mid] ^= 0x5a;
+                buf.write(h, &bad);
+                let r = ctrl.rw(qid, opc::COMPARE, spec.nsid, slba, (blocks_per_io - 1) as u32, &buf).await;
+                let failed_as_it_must = matches!(&r, Err(CmdError::Status(c)) if c.sct() == 2 && c.sc() == COMPARE_FAILURE);
+                let mut s = state.borrow_mut();
+                s.compares += 1;
+                if !failed_as_it_must {
+                    s.verify_errors += 1;
+                    s.corrupt += 1;
+                    if s.first_errors.len() < 8 {
+                        s.first_errors.push(format!("{} sweep: Compare of altered data at lba {slba} did not fail with Compare Failure: {r:?}", spec.label()));
+                    }
+                }
+            }
+            buf.write(h, &data);
+        }
+        let check = || ctrl.rw(qid, op, spec.nsid, slba, (blocks_per_io - 1) as u32, &buf);
+        let mut outcome = check().await;
         for _ in 0..5 {
             if !(matches!(&outcome, Err(CmdError::Reset)) || matches!(&outcome, Err(CmdError::Status(c)) if !c.dnr())) {
                 break;
             }
-            outcome = read().await;
+            outcome = check().await;
         }
         let mut s = state.borrow_mut();
         match outcome {
+            Ok(_) if spec.compare => {
+                // Every sector equal to what the job last wrote.
+                s.compares += 1;
+                s.checked += blocks_per_io;
+                swept += blocks_per_io;
+            }
+            Err(CmdError::Status(c)) if spec.compare && c.sct() == 2 && c.sc() == COMPARE_FAILURE => {
+                s.compares += 1;
+                s.verify_errors += 1;
+                s.corrupt += 1;
+                if s.first_errors.len() < 8 {
+                    s.first_errors.push(format!("{} sweep: Compare Failure at lba {slba} (generation {gen})", spec.label()));
+                }
+            }
             Ok(_) => {
                 drop(s);
                 buf.read(h, &mut data);

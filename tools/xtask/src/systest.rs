@@ -462,7 +462,10 @@ fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// digests runs verified randrw through the card's NVMe/TCP target on a
 /// RAM and a local SSD namespace; 4 KiB writes go in the capsule, 16 and
 /// 128 KiB writes by R2T/H2CData (the I/O queues take 8 KiB in capsule).
-/// No I/O, digest or protocol error; both write paths were taken.
+/// No I/O, digest or protocol error; both write paths were taken. The 4
+/// and 16 KiB jobs check every block they wrote at the end by NVMe
+/// Compare (in the capsule and by R2T), after one Compare of altered data
+/// each, which must fail with Compare Failure (SCT 2h, SC 85h).
 fn target_digest(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/target-digest.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -487,7 +490,10 @@ fn target_digest(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
                 && n(i, "h2c_data") > n(i, "r2ts")
                 && n(i, "digest_errors") == 0
                 && n(i, "protocol_errors") == 0
-                && n(i, "io_errors") == 0
+                && n(i, "compares") > 100
+                // Only the two Compares of altered data failed.
+                && n(i, "io_errors") == 2
+                && i["errors_by_status"]["0x2/0x85"].as_u64() == Some(2)
         });
     if !ok {
         return fail(format!("initiator stats (want in-capsule and R2T writes, no digest error): {inits:?}"), run);

@@ -110,6 +110,8 @@ pub struct InitiatorStats {
     pub commands: u64,
     pub reads: u64,
     pub writes: u64,
+    /// NVMe Compares sent.
+    pub compares: u64,
     pub flushes: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
@@ -687,7 +689,7 @@ impl InitiatorModel {
                 b[..n].copy_from_slice(&done.data[..n]);
             }
             IoOp::Write => self.stats.bytes_written += u64::from(bytes),
-            IoOp::Flush => {}
+            IoOp::Flush | IoOp::Compare => {}
         }
         self.handle.0.borrow_mut().complete(id, Ok(()));
     }
@@ -746,6 +748,12 @@ impl InitiatorModel {
             IoOp::Write => {
                 self.stats.writes += 1;
                 (range.to_command(nvm_opc::WRITE, 0, sub.nsid, Sgl::Transport { len }), DataDir::WriteR2t, sub.buf.borrow().clone())
+            }
+            // Data to the controller as for a Write: in the capsule or by R2T.
+            IoOp::Compare => {
+                self.stats.compares += 1;
+                let (sgl, dir) = if len <= self.setup.in_capsule_max() { (Sgl::in_capsule(len), DataDir::WriteInCapsule) } else { (Sgl::Transport { len }, DataDir::WriteR2t) };
+                (range.to_command(nvm_opc::COMPARE, 0, sub.nsid, sgl), dir, sub.buf.borrow().clone())
             }
             IoOp::Flush => {
                 self.stats.flushes += 1;

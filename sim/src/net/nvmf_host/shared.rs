@@ -17,6 +17,9 @@ pub enum IoOp {
     Read,
     Write,
     Flush,
+    /// NVM Command Set 1.0 §3.2.1: the buffer goes to the controller like
+    /// a Write's; it completes with Compare Failure if the media differs.
+    Compare,
 }
 
 /// Where the association is.

@@ -79,6 +79,7 @@ fn spec(name: &str, nsid: u32, bs: u32, iodepth: u32, size: u64) -> JobSpec {
         size: Some(size),
         verify: true,
         verify_at_end: true,
+        compare: false,
         offset: 0,
         len: 1 << 20,
         seed: 7,
