@@ -860,8 +860,14 @@ impl Report {
                 o.push_str(&line("write", &j.write));
             }
             o.push_str(&format!(
-                "  verify: {} sectors checked, {} errors ({} lost, {} corrupt); I/O errors {}, retries {}\n",
-                j.verify_checked, j.verify_errors, j.verify_lost, j.verify_corrupt, j.errors, j.retries
+                "  verify: {} sectors checked, {} errors ({} lost, {} corrupt); I/O errors {}, retries {}{}\n",
+                j.verify_checked,
+                j.verify_errors,
+                j.verify_lost,
+                j.verify_corrupt,
+                j.errors,
+                j.retries,
+                if j.compares > 0 { format!("; {} NVMe Compares at the end (the first of altered data)", j.compares) } else { String::new() }
             ));
             for e in &j.first_errors {
                 o.push_str(&format!("    ! {e}\n"));

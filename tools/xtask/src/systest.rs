@@ -372,6 +372,10 @@ fn ram_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             return fail(format!("no job result for VF {f}"), run);
         }
     }
+    // Every VF's written blocks were checked at the end by NVMe Compare.
+    if run.count("NVMe Compares at the end (the first of altered data)") != 8 {
+        return fail("the end-of-run check did not run by Compare on all 8 VFs", run);
+    }
     Ok(())
 }
 
