@@ -1702,7 +1702,10 @@ impl Conn {
                 let mut status = Status::SUCCESS;
                 while done < len {
                     let take = (len - done).min(4096) as usize;
-                    let r = with_offers(live, |offers, ips| disc::log_page(offers, ips, |k| visible & (1 << k) != 0, t::MQES + 1, offset + u64::from(done), &mut self.out[..take]));
+                    // One generation more per publication of the run-time
+                    // subsystems (versions are even, 0 before the first).
+                    let genctr = disc::GENCTR + u64::from(live.version / 2);
+                    let r = with_offers(live, |offers, ips| disc::log_page(genctr, offers, ips, |k| visible & (1 << k) != 0, t::MQES + 1, offset + u64::from(done), &mut self.out[..take]));
                     if r.is_err() {
                         // Too many entries for one log: zeroes, and the
                         // command fails (never seen with 8 subsystems).

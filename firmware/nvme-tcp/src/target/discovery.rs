@@ -19,8 +19,9 @@ use crate::discovery::{adrfam, subtype, treq, trtype, write_log_range, Discovery
 use crate::sgl::Dptr;
 use dpu_nvme::{Sqe, Status};
 
-/// GENCTR of the log: the subsystems come from the boot configuration and
-/// never change while the card runs, so the log has one generation.
+/// GENCTR of the log of a card whose subsystems come from its boot
+/// configuration only (they never change while it runs): the caller
+/// passes one more for each change of the subsystems made at run time.
 pub const GENCTR: u64 = 1;
 /// Most entries a log holds (8 subsystems x 2 ports fit easily).
 pub const MAX_ENTRIES: usize = 32;
@@ -92,7 +93,8 @@ pub fn entries_for(offers: &[Offer<'_>], ports: usize, admits: impl Fn(usize) ->
 }
 
 /// Renders bytes `offset..offset + out.len()` of the Discovery Log Page a
-/// host sees (NVMe Base 2.0 §5.16.1.23): header (GENCTR [`GENCTR`],
+/// host sees (NVMe Base 2.0 §5.16.1.23): header (GENCTR `genctr`: the
+/// log's generation, which the caller bumps whenever it may have changed,
 /// NUMREC, RECFMT 0), then per offer `admits` takes and per DPU port `p`
 /// in its mask (`ports[p]` = the port's IPv4 address): TRTYPE TCP, ADRFAM
 /// IPv4, SUBTYPE NVM subsystem, TREQ secure channel not required, PORTID
@@ -100,7 +102,7 @@ pub fn entries_for(offers: &[Offer<'_>], ports: usize, admits: impl Fn(usize) ->
 /// offer's TCP port and TRADDR the port's address (ASCII, space padded),
 /// SUBNQN, TSAS SECTYPE 0 (no security). Past the log's end `out` is
 /// zero. Returns the log bytes written.
-pub fn log_page(offers: &[Offer<'_>], ports: &[[u8; 4]], admits: impl Fn(usize) -> bool, asqsz: u16, offset: u64, out: &mut [u8]) -> Result<usize, DiscoveryError> {
+pub fn log_page(genctr: u64, offers: &[Offer<'_>], ports: &[[u8; 4]], admits: impl Fn(usize) -> bool, asqsz: u16, offset: u64, out: &mut [u8]) -> Result<usize, DiscoveryError> {
     let ports = &ports[..ports.len().min(MAX_PORTS)];
     let mut addr = [[0u8; 16]; MAX_PORTS];
     let mut addr_len = [0usize; MAX_PORTS];
@@ -150,11 +152,11 @@ pub fn log_page(offers: &[Offer<'_>], ports: &[[u8; 4]], admits: impl Fn(usize) 
         }
     };
     if n == 0 {
-        return write_log_range(GENCTR, &[], offset, out);
+        return write_log_range(genctr, &[], offset, out);
     }
     // Slots past `n` repeat the last entry and are not rendered.
     let list: [EntryRepr<'_>; MAX_ENTRIES] = core::array::from_fn(|k| entry(k.min(n - 1)));
-    write_log_range(GENCTR, &list[..n], offset, out)
+    write_log_range(genctr, &list[..n], offset, out)
 }
 
 /// Serves admin command `sqe` (not Connect) of a discovery controller in
@@ -228,7 +230,7 @@ mod tests {
     fn whole(admits: impl Fn(usize) -> bool + Copy) -> std::vec::Vec<u8> {
         let n = entries_for(&OFFERS, PORTS.len(), admits);
         let mut b = vec![0u8; (n + 1) * 1024];
-        assert_eq!(log_page(&OFFERS, &PORTS, admits, 128, 0, &mut b), Ok(b.len()));
+        assert_eq!(log_page(GENCTR, &OFFERS, &PORTS, admits, 128, 0, &mut b), Ok(b.len()));
         b
     }
 
@@ -274,12 +276,16 @@ mod tests {
         // Header first (as Linux does), then any range: the same bytes.
         for (off, len) in [(0usize, 1024usize), (0, 4096), (1000, 100), (2048, 2048), (4092, 4)] {
             let mut b = vec![0xaa; len];
-            let n = log_page(&OFFERS, &PORTS, |_| true, 128, off as u64, &mut b).unwrap();
+            let n = log_page(GENCTR, &OFFERS, &PORTS, |_| true, 128, off as u64, &mut b).unwrap();
             assert_eq!(n, len.min(all.len() - off));
             assert_eq!(&b[..n], &all[off..off + n], "bytes {off}..+{len}");
         }
+        // The generation is the caller's (one more per change).
+        let mut h = [0u8; 16];
+        log_page(GENCTR + 6, &OFFERS, &PORTS, |_| true, 128, 0, &mut h).unwrap();
+        assert_eq!(&h[0..8], &(GENCTR + 6).to_le_bytes(), "GENCTR");
         let mut b = vec![0xaa; 512];
-        assert_eq!(log_page(&OFFERS, &PORTS, |_| true, 128, 8192, &mut b), Ok(0));
+        assert_eq!(log_page(GENCTR, &OFFERS, &PORTS, |_| true, 128, 8192, &mut b), Ok(0));
         assert!(b.iter().all(|&c| c == 0), "past the end: zeroes");
     }
 

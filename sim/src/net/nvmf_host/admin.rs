@@ -422,7 +422,7 @@ impl InitiatorModel {
                     let why = format!("the log (GENCTR {}, {} entries: {}) does not list {} at {addr}:{svc}", header.genctr, header.numrec, seen.join(", "), p.subnqn);
                     return failed(self, why);
                 }
-                let msg = format!("discovery log: {} entries, {} at {addr}:{svc} listed", header.numrec, p.subnqn);
+                let msg = format!("discovery log: {} entries (GENCTR {}), {} at {addr}:{svc} listed", header.numrec, header.genctr, p.subnqn);
                 self.say(now, msg);
                 self.setup.discovered = true;
                 self.end_discovery(i);

@@ -135,6 +135,18 @@ pub fn target_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             "mgmt: RAM block device Malloc0 deleted",
         ],
     )?;
+    // The discovery log's generation counts the run-time changes made
+    // before h0 read it (NVMe Base 2.0 §5.16.1.23: a host re-reads a log
+    // whose GENCTR moved); a boot-only card's log stays at 1.
+    let genctr = run
+        .stderr
+        .lines()
+        .find_map(|l| l.split("initiator h0: discovery log: 1 entries (GENCTR ").nth(1))
+        .and_then(|r| r.split(')').next())
+        .and_then(|g| g.parse::<u64>().ok());
+    if genctr.is_none_or(|g| g < 2) {
+        return fail(format!("discovery log GENCTR {genctr:?}: the run-time subsystem's changes must move it past 1"), run);
+    }
     let want = rpc_count(&text);
     let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
     if ok != want {
