@@ -167,6 +167,12 @@ impl Health {
         (self.lost() & 1 << slot != 0 && e != 0).then_some(e & !(1 << 31))
     }
 
+    /// Whether a rebuild onto the device that lost `slot` may still be
+    /// begun ([`Health::take_return`] would count one).
+    pub fn may_return(&self, slot: usize, limit: u8) -> bool {
+        self.returns.get(slot).is_some_and(|r| r.load(Ordering::Acquire) < limit)
+    }
+
     /// Counts one more rebuild onto the device that lost `slot` and came
     /// back: false (nothing counted) once `limit` have been begun since
     /// the slot was last healthy (a device that keeps failing stays out).
@@ -285,7 +291,7 @@ mod tests {
         // It fails again during the rebuild: lost again, under epoch 10.
         assert!(h.fail(2, 2, 10));
         assert_eq!((h.lost_under(2), h.rebuilding()), (Some(10), None));
-        assert!(h.take_return(2, 2) && !h.take_return(2, 2), "two attempts at most");
+        assert!(h.may_return(2, 2) && h.take_return(2, 2) && !h.may_return(2, 2) && !h.take_return(2, 2), "two attempts at most");
         assert!(h.begin_rebuild(2, 2));
         assert!(h.rebuilt(2, 0) && h.complete(2));
         assert_eq!((h.lost(), h.lost_under(2)), (0, None));

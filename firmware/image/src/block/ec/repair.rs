@@ -229,7 +229,7 @@ impl Ec {
     /// may still be retried: (slot, member record, its new association).
     fn returned(&self, vol: u16, v: &EcVolume, lost: u32) -> Option<(usize, usize, u32)> {
         let h = health(vol);
-        (0..v.width()).filter(|&s| lost & 1 << s != 0).find_map(|slot| {
+        (0..v.width()).filter(|&s| lost & 1 << s != 0 && h.may_return(s, MAX_RETURNS)).find_map(|slot| {
             let dev = h.device(slot);
             let (ctrl, _) = *v.members.get(dev)?;
             let p = crate::nvmf::published(usize::from(ctrl));
