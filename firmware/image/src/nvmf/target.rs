@@ -1700,11 +1700,11 @@ impl Conn {
                 let _ = s2.send_slice(&b[..n]);
                 let mut done = 0u32;
                 let mut status = Status::SUCCESS;
+                // One generation more per publication of the run-time
+                // subsystems (versions are even, 0 before the first).
+                let genctr = disc::GENCTR + u64::from(live.version / 2);
                 while done < len {
                     let take = (len - done).min(4096) as usize;
-                    // One generation more per publication of the run-time
-                    // subsystems (versions are even, 0 before the first).
-                    let genctr = disc::GENCTR + u64::from(live.version / 2);
                     let r = with_offers(live, |offers, ips| disc::log_page(genctr, offers, ips, |k| visible & (1 << k) != 0, t::MQES + 1, offset + u64::from(done), &mut self.out[..take]));
                     if r.is_err() {
                         // Too many entries for one log: zeroes, and the

@@ -174,15 +174,17 @@ impl Ec {
                 continue;
             }
             let Some(v) = config::ec_volume(vol) else { continue };
-            let Some((shift, stripes)) = geometry(vol, v) else { continue };
             let h = health(vol);
-            let width = v.width();
-            if h.rebuilding().is_some() {
+            let lost = h.lost();
+            // Nothing to start (the common case, every look): no lookup of
+            // the volume's namespace.
+            if h.rebuilding().is_some() || (lost == 0 && now < self.repair.scrub_at[usize::from(vol)]) {
                 continue;
             }
+            let Some((shift, stripes)) = geometry(vol, v) else { continue };
+            let width = v.width();
             // A lost slot and a spare whose controller is connected (with
             // more than m lost, stripes cannot be rebuilt: nothing to do).
-            let lost = h.lost();
             if lost != 0 && lost.count_ones() <= u32::from(v.m) {
                 let taken = h.taken.load(Ordering::Acquire);
                 let spare = (0..usize::from(v.spares)).find(|&s| {
