@@ -8,14 +8,11 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     format!("plotting: {e}")
 }
 
-/// IOPS (depth 128) against data-plane cores, log2 x axis.
-pub fn iops_vs_cores(path: &Path, rows: &[Value], caption: &str) -> Result<(), String> {
-    let pts: Vec<(f64, f64)> = rows
-        .iter()
-        .filter(|r| r["iodepth"] == 128)
-        .filter_map(|r| Some((r["cores"].as_f64()?, r["iops"].as_f64()? / 1e6)))
-        .collect();
-    let ymax = pts.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+/// IOPS of `rows` against data-plane cores (log x axis), with an optional
+/// horizontal limit line (value in M IOPS, legend).
+pub fn iops_vs_cores(path: &Path, rows: &[Value], caption: &str, limit: Option<(f64, &str)>) -> Result<(), String> {
+    let pts: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r["cores"].as_f64()?, r["iops"].as_f64()? / 1e6))).collect();
+    let ymax = pts.iter().map(|p| p.1).chain(limit.map(|l| l.0)).fold(1.0, f64::max) * 1.15;
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -34,6 +31,14 @@ pub fn iops_vs_cores(path: &Path, rows: &[Value], caption: &str) -> Result<(), S
         .map_err(err)?;
     chart.draw_series(LineSeries::new(pts.iter().copied(), &BLUE)).map_err(err)?;
     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled()))).map_err(err)?;
+    if let Some((y, label)) = limit {
+        chart
+            .draw_series(LineSeries::new([(1.0, y), (64.0, y)], RED.stroke_width(2)))
+            .map_err(err)?
+            .label(label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+    }
     root.present().map_err(err)
 }
 
