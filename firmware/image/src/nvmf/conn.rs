@@ -212,14 +212,28 @@ impl<const N: usize> Conn<N> {
             let s = stack.tcp(h);
             let r = match self.q.rx_want() {
                 Want::Header(n) => {
-                    if s.recv_queue() < n {
-                        return Ok(progress);
+                    // The whole PDU header read in place when the socket
+                    // buffer holds it in one piece; else copied out.
+                    let whole = match s.peek(dpu_nvme_tcp::pdu::MAX_HEADER_LEN) {
+                        Ok(b) if b.len() >= n => self.q.on_pdu(b),
+                        _ => None,
+                    };
+                    match whole {
+                        Some((k, r)) => {
+                            let _ = s.recv(|_| (k, ()));
+                            r
+                        }
+                        None => {
+                            if s.recv_queue() < n {
+                                return Ok(progress);
+                            }
+                            let mut b = [0u8; dpu_nvme_tcp::pdu::MAX_HEADER_LEN];
+                            if s.recv_slice(&mut b[..n]) != Ok(n) {
+                                return Ok(progress);
+                            }
+                            self.q.on_header(&b[..n])
+                        }
                     }
-                    let mut b = [0u8; dpu_nvme_tcp::pdu::MAX_HEADER_LEN];
-                    if s.recv_slice(&mut b[..n]) != Ok(n) {
-                        return Ok(progress);
-                    }
-                    self.q.on_header(&b[..n])
                 }
                 Want::Skip(n) => {
                     let k = s.recv(|b| {
@@ -276,6 +290,12 @@ impl<const N: usize> Conn<N> {
         }
     }
 
+    /// Whether received bytes wait in the socket (else `pump` has
+    /// nothing to do).
+    pub fn has_rx(&self, stack: &mut Stack) -> bool {
+        self.sock.is_some_and(|h| stack.tcp(h).recv_queue() > 0)
+    }
+
     /// The owner finished moving the first `n` data bytes at the front of
     /// the stream (asynchronously): they leave the socket buffer. `crc`:
     /// the engine's CRC32C continuing `Data::Bytes::crc` over them, or
@@ -286,20 +306,25 @@ impl<const N: usize> Conn<N> {
 
     fn consume(&mut self, stack: &mut Stack, n: usize, crc: Option<u32>) -> Result<Event, Fatal> {
         let Some(h) = self.sock else { return Ok(Event::None) };
-        // Freed receive space may open the window: let the stack run.
-        stack.dirty = true;
         let s = stack.tcp(h);
         let digest = self.q.digests().data;
         let q = &mut self.q;
-        s.recv(|b| {
-            let k = n.min(b.len());
-            let r = match crc {
-                Some(c) if k == n => q.on_data_crc(k as u32, c),
-                _ => q.on_data(k as u32, if digest { &b[..k] } else { &[] }),
-            };
-            (k, r)
-        })
-        .unwrap_or(Ok(Event::None))
+        let r = s
+            .recv(|b| {
+                let k = n.min(b.len());
+                let r = match crc {
+                    Some(c) if k == n => q.on_data_crc(k as u32, c),
+                    _ => q.on_data(k as u32, if digest { &b[..k] } else { &[] }),
+                };
+                (k, r)
+            })
+            .unwrap_or(Ok(Event::None));
+        // Freed receive space that opens the window (RFC 9293 §3.8.6.2.2,
+        // receiver's SWS avoidance): let the stack send the update.
+        if s.window_update_due() {
+            stack.dirty = true;
+        }
+        r
     }
 
     /// Queues the H2CTermReq for `f` (if it has one); the caller then

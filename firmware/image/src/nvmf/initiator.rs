@@ -687,7 +687,6 @@ impl Fabric {
                 Self::drop_conn(q, stack, &mut self.book, pool, true);
             }
         }
-        self.poll_stacks = true;
     }
 
     /// Drops a queue's connection (`graceful`: after what is queued, e.g.
@@ -843,7 +842,7 @@ impl Fabric {
                     Self::drop_conn(q, stack, book, pool, false);
                     return work + 1;
                 }
-                if q.rx_dma.is_none() {
+                if q.rx_dma.is_none() && q.conn.has_rx(stack) {
                     work += Self::receive(q, stack, chan, book, pool, ext, *hart, ci);
                     if q.rx_dma.is_some() {
                         *kick = true;
