@@ -339,7 +339,8 @@ impl<const N: usize> HostQueue<N> {
             return None;
         }
         let cfg = self.rx_cfg();
-        let total = match pdu::header_total_len(h, &cfg) {
+        let ch = pdu::CommonHeader::parse(h, &cfg);
+        let total = match ch.map(|c| c.header_total_len()) {
             Ok(t) if t > CH_LEN => t,
             Ok(_) => {
                 self.keep_header(&h[..CH_LEN]);
@@ -351,8 +352,8 @@ impl<const N: usize> HostQueue<N> {
                 return Some((0, self.fail(Fatal::Pdu(e))));
             }
         };
-        let h = h.get(..total)?;
-        let r = match pdu::parse_header(h, &cfg) {
+        let (Some(h), Ok(ch)) = (h.get(..total), ch) else { return None };
+        let r = match pdu::parse_after_common(&ch, h) {
             Ok(r) => self.handle(r.pdu, r.data, r.header_len),
             Err(e) => self.fail(Fatal::Pdu(e)),
         };

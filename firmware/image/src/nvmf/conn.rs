@@ -178,14 +178,12 @@ impl<const N: usize> Conn<N> {
         if self.send_room(stack) < need {
             return false;
         }
-        let mut hdr = [0u8; 256];
-        let Ok(n) = self.q.capsule(sqe, write, len, in_capsule as u32, tag, &mut hdr) else { return false };
         let dg = match crc {
             _ if !digest => [0; 4],
             Some(c) => dpu_nvme_tcp::digest::to_wire(c),
             None => HostQueue::<N>::digest_of(inline),
         };
-        let mut ok = self.send(stack, &[&hdr[..n]]);
+        let mut ok = self.send_capsule_header(stack, sqe, write, len, in_capsule as u32, tag);
         for p in inline {
             ok &= self.send(stack, &[p]);
         }
@@ -193,6 +191,25 @@ impl<const N: usize> Conn<N> {
             ok &= self.send(stack, &[&dg]);
         }
         ok
+    }
+
+    /// Queues the CapsuleCmd header of `sqe` (room was checked): written
+    /// straight into the socket's send buffer when its free space there is
+    /// in one piece, else built aside and copied in.
+    fn send_capsule_header(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, in_capsule: u32, tag: u32) -> bool {
+        let Some(h) = self.sock else { return false };
+        let q = &mut self.q;
+        let direct = stack.tcp(h).send(|b| match q.capsule(sqe, write, len, in_capsule, tag, b) {
+            Ok(n) => (n, true),
+            Err(_) => (0, false),
+        });
+        if direct == Ok(true) {
+            stack.dirty = true;
+            return true;
+        }
+        let mut hdr = [0u8; 256];
+        let Ok(n) = self.q.capsule(sqe, write, len, in_capsule, tag, &mut hdr) else { return false };
+        self.send(stack, &[&hdr[..n]])
     }
 
     /// Walks received bytes: headers are handled here, events go to
