@@ -21,7 +21,7 @@
 
 use crate::cqe::parse_cqe;
 use crate::digest::{to_wire, Crc32c};
-use crate::pdu::{self, CapsuleCmd, DataSpan, Digests, Fes, H2cData, IcReq, Pdu, PduError, Role, RxConfig, TermReq, TxConfig, CH_LEN};
+use crate::pdu::{self, CapsuleCmd, DataSpan, Digests, Fes, H2cData, IcReq, Pdu, PduError, PduType, Role, RxConfig, TermReq, TxConfig, CH_LEN};
 use dpu_nvme::{Cqe, Sqe};
 
 /// Connection state.
@@ -246,7 +246,10 @@ impl<const N: usize> HostQueue<N> {
         if self.state != State::Established || cid >= N || self.slots[cid].active {
             return Err(pdu::EmitError::DataNotAllowed);
         }
-        let n = Pdu::CapsuleCmd(CapsuleCmd { sqe: sqe.0 }).emit(in_capsule, &self.tx_cfg(), buf)?;
+        let n = pdu::emit_with(PduType::CapsuleCmd, 0, in_capsule, &self.tx_cfg(), buf, |h| {
+            CapsuleCmd::encode_sqe(&sqe.0, h);
+            Ok(())
+        })?;
         self.slots[cid] = Slot { active: true, write, len, done: in_capsule, tag };
         self.outstanding += 1;
         Ok(n)

@@ -31,6 +31,7 @@ mod tests;
 
 pub use capsule::{CapsuleCmd, CapsuleResp};
 pub use common::{header_total_len, CommonHeader, TERM_MAX_DATA};
+pub(crate) use emit::emit_with;
 pub use config::{pda_bytes, Digests, RxConfig, TxConfig, MAX_PDA};
 pub use data::{C2hData, H2cData, R2t};
 pub use error::{offset, EmitError, Fes, PduError};
