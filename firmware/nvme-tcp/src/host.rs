@@ -21,7 +21,7 @@
 
 use crate::cqe::parse_cqe;
 use crate::digest::{to_wire, Crc32c};
-use crate::pdu::{self, CapsuleCmd, DataSpan, Digests, Fes, H2cData, IcReq, Pdu, PduError, Role, RxConfig, TermReq, TxConfig, CH_LEN};
+use crate::pdu::{self, CapsuleCmd, DataSpan, Digests, Fes, H2cData, IcReq, Pdu, PduError, PduType, Role, RxConfig, TermReq, TxConfig, CH_LEN};
 use dpu_nvme::{Cqe, Sqe};
 
 /// Connection state.
@@ -246,7 +246,10 @@ impl<const N: usize> HostQueue<N> {
         if self.state != State::Established || cid >= N || self.slots[cid].active {
             return Err(pdu::EmitError::DataNotAllowed);
         }
-        let n = Pdu::CapsuleCmd(CapsuleCmd { sqe: sqe.0 }).emit(in_capsule, &self.tx_cfg(), buf)?;
+        let n = pdu::emit_with(PduType::CapsuleCmd, 0, in_capsule, &self.tx_cfg(), buf, |h| {
+            CapsuleCmd::encode_sqe(&sqe.0, h);
+            Ok(())
+        })?;
         self.slots[cid] = Slot { active: true, write, len, done: in_capsule, tag };
         self.outstanding += 1;
         Ok(n)
@@ -297,12 +300,12 @@ impl<const N: usize> HostQueue<N> {
         let cfg = self.rx_cfg();
         match self.rx {
             Rx::Common => {
+                // Kept first: a bad common header is the TermReq's data too.
+                self.keep_header(h.get(..CH_LEN).unwrap_or(h));
                 let total = match pdu::header_total_len(h, &cfg) {
                     Ok(t) => t,
                     Err(e) => return self.fail(Fatal::Pdu(e)),
                 };
-                self.hdr[..CH_LEN].copy_from_slice(&h[..CH_LEN]);
-                self.hdr_len = CH_LEN;
                 if total > CH_LEN {
                     self.rx = Rx::Header(total - CH_LEN);
                     return Ok(Event::None);
@@ -325,6 +328,49 @@ impl<const N: usize> HostQueue<N> {
             }
             _ => self.fail(Fatal::Unsupported),
         }
+    }
+
+    /// The whole header of the next PDU at once, when the caller sees it
+    /// in one piece (`h` starts at the PDU and may run past its header):
+    /// the same checks and result as `on_header` for the common header
+    /// and then the rest, without copying the header. `None` when `rx_want`
+    /// does not ask for a PDU's first byte or `h` does not hold its whole
+    /// header (use `on_header` then); `Some((header bytes consumed,
+    /// event))` otherwise (0 bytes on a bad common header).
+    pub fn on_pdu(&mut self, h: &[u8]) -> Option<(usize, Result<Event, Fatal>)> {
+        if self.rx != Rx::Common || self.state == State::Failed {
+            return None;
+        }
+        let cfg = self.rx_cfg();
+        let ch = pdu::CommonHeader::parse(h, &cfg);
+        let total = match ch.map(|c| c.header_total_len()) {
+            Ok(t) if t > CH_LEN => t,
+            Ok(_) => {
+                self.keep_header(&h[..CH_LEN]);
+                return Some((0, self.fail(Fatal::Unsupported)));
+            }
+            Err(PduError::Truncated { .. }) => return None,
+            Err(e) => {
+                self.keep_header(&h[..CH_LEN]);
+                return Some((0, self.fail(Fatal::Pdu(e))));
+            }
+        };
+        let (Some(h), Ok(ch)) = (h.get(..total), ch) else { return None };
+        let r = match pdu::parse_after_common(&ch, h) {
+            Ok(r) => self.handle(r.pdu, r.data, r.header_len),
+            Err(e) => self.fail(Fatal::Pdu(e)),
+        };
+        if r.is_err() {
+            self.keep_header(h);
+        }
+        Some((total, r))
+    }
+
+    /// Keeps the header of a PDU that failed (the TermReq error data).
+    fn keep_header(&mut self, h: &[u8]) {
+        let n = h.len().min(self.hdr.len());
+        self.hdr[..n].copy_from_slice(&h[..n]);
+        self.hdr_len = n;
     }
 
     fn handle(&mut self, p: Pdu, span: Option<DataSpan>, header_len: u32) -> Result<Event, Fatal> {
@@ -514,9 +560,23 @@ mod tests {
     /// Feeds a byte stream through the queue the way a socket reader does,
     /// collecting events and the data delivered per command.
     fn feed<const N: usize>(q: &mut HostQueue<N>, stream: &[u8], data: &mut [u8]) -> Result<Vec<Event>, Fatal> {
+        feed_with(q, stream, data, false)
+    }
+
+    /// [`feed`]; `whole`: headers in one piece through `on_pdu` where the
+    /// rest of the stream holds them.
+    fn feed_with<const N: usize>(q: &mut HostQueue<N>, stream: &[u8], data: &mut [u8], whole: bool) -> Result<Vec<Event>, Fatal> {
         let mut at = 0;
         let mut out = Vec::new();
         while at < stream.len() {
+            if let Some((n, r)) = whole.then(|| q.on_pdu(&stream[at..])).flatten() {
+                at += n;
+                let e = r?;
+                if e != Event::None {
+                    out.push(e);
+                }
+                continue;
+            }
             match q.rx_want() {
                 Want::Header(n) => {
                     let e = q.on_header(&stream[at..at + n])?;
@@ -715,6 +775,39 @@ mod tests {
         // Garbage instead of a header.
         let mut q = established(Digests::NONE);
         assert!(matches!(feed(&mut q, &[0x42; 8], &mut []), Err(Fatal::Pdu(PduError::BadType(_)))));
+    }
+
+    /// Whole headers through `on_pdu` give the same events, errors,
+    /// state and (after an error) TermReq data as the header read in two
+    /// steps.
+    #[test]
+    fn whole_headers_match_the_two_step_reader() {
+        let payload: Vec<u8> = (0..4096u32).map(|i| (i * 3) as u8).collect();
+        let mut cases: Vec<(Digests, Vec<u8>)> = Vec::new();
+        for dg in [Digests::NONE, Digests::BOTH] {
+            let mut s = target_pdu(Pdu::C2hData(C2hData { cccid: 3, datao: 0, datal: 4096, last: true, success: false }), &payload, dg);
+            s.extend(target_pdu(Pdu::CapsuleResp(CapsuleResp { cqe: cqe_bytes(3, 0) }), &[], dg));
+            cases.push((dg, s));
+        }
+        let unknown = target_pdu(Pdu::CapsuleResp(CapsuleResp { cqe: cqe_bytes(6, 0) }), &[], Digests::NONE);
+        let beyond = target_pdu(Pdu::C2hData(C2hData { cccid: 3, datao: 0, datal: 8192, last: true, success: false }), &[0; 8192], Digests::NONE);
+        let mut bad_hdgst = cases[1].1.clone();
+        bad_hdgst[10] ^= 1;
+        cases.extend([(Digests::NONE, unknown), (Digests::NONE, beyond), (Digests::BOTH, bad_hdgst), (Digests::NONE, vec![0x42; 8])]);
+        for (dg, s) in &cases {
+            let mut out = [vec![0u8; 8192], vec![0u8; 8192]];
+            let mut results = Vec::new();
+            for (whole, buf) in [false, true].into_iter().zip(out.iter_mut()) {
+                let mut q = established(*dg);
+                q.capsule(&io::read(3, 1, 8, 7, 4096), false, 4096, 0, 77, &mut [0u8; 128]).unwrap();
+                let r = feed_with(&mut q, s, buf, whole);
+                // The header kept for the TermReq matters after a failure.
+                let kept = if r.is_err() { q.last_header().to_vec() } else { Vec::new() };
+                results.push((r, q.state(), q.outstanding(), kept));
+            }
+            assert_eq!(results[0], results[1]);
+            assert_eq!(out[0], out[1]);
+        }
     }
 
     #[test]

@@ -102,11 +102,6 @@ impl NicDevice {
         self.tx.reap();
         self.tx.qp.flush();
     }
-
-    /// Whether a sent frame's buffer can be reclaimed.
-    pub fn busy(&self) -> bool {
-        self.tx.qp.tx_reapable()
-    }
 }
 
 impl RxSide {

@@ -70,9 +70,10 @@ impl Stack {
     }
 
     /// Whether a poll has anything to do at mtime `now`: a received frame,
-    /// data queued on a socket, sent frames to reclaim, or a TCP timer.
+    /// data queued on a socket, or a TCP timer. (Sent frames' buffers are
+    /// reclaimed after every poll and when the device runs short.)
     pub fn needs_poll(&self, now: u64) -> bool {
-        self.dirty || self.dev.tx.qp.rx_ready() || self.dev.busy() || self.due.is_some_and(|d| now >= d)
+        self.dirty || self.dev.tx.qp.rx_ready() || self.due.is_some_and(|d| now >= d)
     }
 
     /// When the stack next needs to run (TCP timers), in `mtime` ticks,

@@ -178,14 +178,12 @@ impl<const N: usize> Conn<N> {
         if self.send_room(stack) < need {
             return false;
         }
-        let mut hdr = [0u8; 256];
-        let Ok(n) = self.q.capsule(sqe, write, len, in_capsule as u32, tag, &mut hdr) else { return false };
         let dg = match crc {
             _ if !digest => [0; 4],
             Some(c) => dpu_nvme_tcp::digest::to_wire(c),
             None => HostQueue::<N>::digest_of(inline),
         };
-        let mut ok = self.send(stack, &[&hdr[..n]]);
+        let mut ok = self.send_capsule_header(stack, sqe, write, len, in_capsule as u32, tag);
         for p in inline {
             ok &= self.send(stack, &[p]);
         }
@@ -193,6 +191,25 @@ impl<const N: usize> Conn<N> {
             ok &= self.send(stack, &[&dg]);
         }
         ok
+    }
+
+    /// Queues the CapsuleCmd header of `sqe` (room was checked): written
+    /// straight into the socket's send buffer when its free space there is
+    /// in one piece, else built aside and copied in.
+    fn send_capsule_header(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, in_capsule: u32, tag: u32) -> bool {
+        let Some(h) = self.sock else { return false };
+        let q = &mut self.q;
+        let direct = stack.tcp(h).send(|b| match q.capsule(sqe, write, len, in_capsule, tag, b) {
+            Ok(n) => (n, true),
+            Err(_) => (0, false),
+        });
+        if direct == Ok(true) {
+            stack.dirty = true;
+            return true;
+        }
+        let mut hdr = [0u8; 256];
+        let Ok(n) = self.q.capsule(sqe, write, len, in_capsule, tag, &mut hdr) else { return false };
+        self.send(stack, &[&hdr[..n]])
     }
 
     /// Walks received bytes: headers are handled here, events go to
@@ -212,14 +229,28 @@ impl<const N: usize> Conn<N> {
             let s = stack.tcp(h);
             let r = match self.q.rx_want() {
                 Want::Header(n) => {
-                    if s.recv_queue() < n {
-                        return Ok(progress);
+                    // The whole PDU header read in place when the socket
+                    // buffer holds it in one piece; else copied out.
+                    let whole = match s.peek(dpu_nvme_tcp::pdu::MAX_HEADER_LEN) {
+                        Ok(b) if b.len() >= n => self.q.on_pdu(b),
+                        _ => None,
+                    };
+                    match whole {
+                        Some((k, r)) => {
+                            let _ = s.recv(|_| (k, ()));
+                            r
+                        }
+                        None => {
+                            if s.recv_queue() < n {
+                                return Ok(progress);
+                            }
+                            let mut b = [0u8; dpu_nvme_tcp::pdu::MAX_HEADER_LEN];
+                            if s.recv_slice(&mut b[..n]) != Ok(n) {
+                                return Ok(progress);
+                            }
+                            self.q.on_header(&b[..n])
+                        }
                     }
-                    let mut b = [0u8; dpu_nvme_tcp::pdu::MAX_HEADER_LEN];
-                    if s.recv_slice(&mut b[..n]) != Ok(n) {
-                        return Ok(progress);
-                    }
-                    self.q.on_header(&b[..n])
                 }
                 Want::Skip(n) => {
                     let k = s.recv(|b| {
@@ -276,6 +307,12 @@ impl<const N: usize> Conn<N> {
         }
     }
 
+    /// Whether received bytes wait in the socket (else `pump` has
+    /// nothing to do).
+    pub fn has_rx(&self, stack: &mut Stack) -> bool {
+        self.sock.is_some_and(|h| stack.tcp(h).recv_queue() > 0)
+    }
+
     /// The owner finished moving the first `n` data bytes at the front of
     /// the stream (asynchronously): they leave the socket buffer. `crc`:
     /// the engine's CRC32C continuing `Data::Bytes::crc` over them, or
@@ -286,20 +323,25 @@ impl<const N: usize> Conn<N> {
 
     fn consume(&mut self, stack: &mut Stack, n: usize, crc: Option<u32>) -> Result<Event, Fatal> {
         let Some(h) = self.sock else { return Ok(Event::None) };
-        // Freed receive space may open the window: let the stack run.
-        stack.dirty = true;
         let s = stack.tcp(h);
         let digest = self.q.digests().data;
         let q = &mut self.q;
-        s.recv(|b| {
-            let k = n.min(b.len());
-            let r = match crc {
-                Some(c) if k == n => q.on_data_crc(k as u32, c),
-                _ => q.on_data(k as u32, if digest { &b[..k] } else { &[] }),
-            };
-            (k, r)
-        })
-        .unwrap_or(Ok(Event::None))
+        let r = s
+            .recv(|b| {
+                let k = n.min(b.len());
+                let r = match crc {
+                    Some(c) if k == n => q.on_data_crc(k as u32, c),
+                    _ => q.on_data(k as u32, if digest { &b[..k] } else { &[] }),
+                };
+                (k, r)
+            })
+            .unwrap_or(Ok(Event::None));
+        // Freed receive space that opens the window (RFC 9293 §3.8.6.2.2,
+        // receiver's SWS avoidance): let the stack send the update.
+        if s.window_update_due() {
+            stack.dirty = true;
+        }
+        r
     }
 
     /// Queues the H2CTermReq for `f` (if it has one); the caller then

@@ -533,31 +533,26 @@ impl Fabric {
         };
         c.pages = pages;
         c.st = St::Staging;
-        // Host segments -> consecutive staging bytes, split at page ends.
-        let mut descs = [Desc { host: 0, local: 0, len: 0, function: c.func, op: dr::OP_H2D, flags: 0, msix: 0, cookie: cookie::make(cookie::NET_STAGE, slot as u32) }; 2 * MAXSEG];
-        let mut nd = 0;
-        let mut at = 0usize;
-        let segs: [(u64, u32); MAXSEG] = {
-            let mut a = [(0, 0); MAXSEG];
-            let src = segs_of(c, ext, slot);
-            a[..src.len()].copy_from_slice(src);
-            a
-        };
-        for &(host, len) in &segs[..usize::from(c.nsegs).min(MAXSEG)] {
-            let mut done = 0usize;
-            while done < len as usize && nd < descs.len() {
-                let pos = at + done;
-                let in_page = PAGE - pos % PAGE;
-                let n = in_page.min(len as usize - done);
-                let local = pool.addr(c.pages.page(pos / PAGE)) + (pos % PAGE) as u64;
-                descs[nd].host = host + done as u64;
-                descs[nd].local = local;
-                descs[nd].len = n as u32;
-                nd += 1;
-                done += n;
+        let c: &Cmd = c;
+        let cookie = cookie::make(cookie::NET_STAGE, slot as u32);
+        let pool_ro: &Pool = pool;
+        // Host segments -> consecutive staging bytes, split at page ends:
+        // counted first (the last copy may end the chain), then pushed.
+        let pieces = |f: &mut dyn FnMut(u64, u64, u32)| {
+            let mut at = 0usize;
+            for &(host, len) in segs_of(c, ext, slot) {
+                let mut done = 0usize;
+                while done < len as usize {
+                    let pos = at + done;
+                    let n = (PAGE - pos % PAGE).min(len as usize - done);
+                    f(host + done as u64, pool_ro.addr(c.pages.page(pos / PAGE)) + (pos % PAGE) as u64, n as u32);
+                    done += n;
+                }
+                at += len as usize;
             }
-            at += len as usize;
-        }
+        };
+        let mut nd = 0usize;
+        pieces(&mut |_, _, _| nd += 1);
         if nd == 0 {
             return self.stage_done(pool, slot, false);
         }
@@ -565,19 +560,21 @@ impl Fabric {
         // (a channel runs its descriptors in order): one CRC32C
         // descriptor per staged page, continuing one word.
         let npages = (c.len as usize).div_ceil(PAGE);
-        c.data_crc = self.data_digest && chan.space() as usize >= nd + npages;
-        if !c.data_crc {
-            descs[nd - 1].flags = dr::FLAG_END;
-        }
-        for d in &descs[..nd] {
-            chan.push(d);
-        }
-        if c.data_crc {
+        let data_crc = self.data_digest && chan.space() as usize >= nd + npages;
+        let mut k = 0usize;
+        pieces(&mut |host, local, len| {
+            k += 1;
+            let flags = if k == nd && !data_crc { dr::FLAG_END } else { 0 };
+            chan.push(&Desc { host, local, len, function: c.func, op: dr::OP_H2D, flags, msix: 0, cookie });
+        });
+        let c = &mut self.book.cmds[slot];
+        c.data_crc = data_crc;
+        if data_crc {
             let word = core::ptr::addr_of_mut!(c.crc_word) as usize;
             dpu_hal::mem::write(word, &0u32.to_le_bytes());
             for k in 0..npages {
                 let n = (c.len as usize - k * PAGE).min(PAGE) as u32;
-                let mut d = Desc::crc32c(pool.addr(c.pages.page(k)), n, word as u64, descs[0].cookie);
+                let mut d = Desc::crc32c(pool.addr(c.pages.page(k)), n, word as u64, cookie);
                 if k + 1 == npages {
                     d.flags = dr::FLAG_END;
                 }
@@ -687,7 +684,6 @@ impl Fabric {
                 Self::drop_conn(q, stack, &mut self.book, pool, true);
             }
         }
-        self.poll_stacks = true;
     }
 
     /// Drops a queue's connection (`graceful`: after what is queued, e.g.
@@ -843,7 +839,7 @@ impl Fabric {
                     Self::drop_conn(q, stack, book, pool, false);
                     return work + 1;
                 }
-                if q.rx_dma.is_none() {
+                if q.rx_dma.is_none() && q.conn.has_rx(stack) {
                     work += Self::receive(q, stack, chan, book, pool, ext, *hart, ci);
                     if q.rx_dma.is_some() {
                         *kick = true;

@@ -27,7 +27,12 @@ impl CapsuleCmd {
     }
 
     pub(crate) fn encode(&self, h: &mut [u8]) {
-        h[8..72].copy_from_slice(&self.sqe);
+        Self::encode_sqe(&self.sqe, h);
+    }
+
+    /// Writes `sqe` into the SQE field of a CapsuleCmd header `h`.
+    pub(crate) fn encode_sqe(sqe: &[u8; 64], h: &mut [u8]) {
+        h[8..72].copy_from_slice(sqe);
     }
 }
 

@@ -22,75 +22,39 @@ impl Pdu {
     /// IC and TermReq PDUs never get digests or padding; TermReq error
     /// data (at most 128 bytes) follows the header directly.
     pub fn emit(&self, data_len: u32, cfg: &TxConfig, buf: &mut [u8]) -> Result<usize, EmitError> {
-        let t = self.pdu_type();
-        let hlen = t.hlen();
-        let mut flags = self.type_flags()?;
-        let mut pdo: u32 = 0;
-        let hd: u32 = if t.takes_hdgst() && cfg.digests.header { 4 } else { 0 };
-        let base = u32::from(hlen) + hd;
-        let plen: u32;
-        let written: u32;
-        if t.is_term() {
-            if data_len > TERM_MAX_DATA {
-                return Err(EmitError::TooMuchErrorData);
+        emit_with(self.pdu_type(), self.type_flags()?, data_len, cfg, buf, |h| match self {
+            Pdu::IcReq(p) => Ok(p.encode(h)?),
+            Pdu::IcResp(p) => Ok(p.encode(h)?),
+            Pdu::H2cTermReq(p) | Pdu::C2hTermReq(p) => {
+                p.encode(h);
+                Ok(())
             }
-            plen = base + data_len;
-            written = base;
-        } else if t.takes_data() && data_len > 0 {
-            if cfg.pda > MAX_PDA {
-                return Err(EmitError::BadPda(cfg.pda));
+            Pdu::CapsuleCmd(p) => {
+                p.encode(h);
+                Ok(())
             }
-            pdo = base.next_multiple_of(pda_bytes(cfg.pda));
-            let dd = if cfg.digests.data { 4 } else { 0 };
-            if cfg.digests.data {
-                flags |= DDGSTF;
+            Pdu::CapsuleResp(p) => {
+                p.encode(h);
+                Ok(())
             }
-            plen = pdo.checked_add(data_len).and_then(|p| p.checked_add(dd)).ok_or(EmitError::TooLong)?;
-            written = pdo;
-        } else {
-            if data_len > 0 {
-                return Err(EmitError::DataNotAllowed);
-            }
-            plen = base;
-            written = base;
-        }
-        if hd != 0 {
-            flags |= HDGSTF;
-        }
-        let n = written as usize;
-        let out = buf.get_mut(..n).ok_or(EmitError::BufferTooSmall { need: n })?;
-        out.fill(0);
-        // PDO is at most 76 rounded up to 128: it fits the byte.
-        let ch = CommonHeader { pdu_type: t, flags, hlen, pdo: pdo as u8, plen };
-        ch.write(out);
-        let h = &mut out[..usize::from(hlen)];
-        match self {
-            Pdu::IcReq(p) => p.encode(h)?,
-            Pdu::IcResp(p) => p.encode(h)?,
-            Pdu::H2cTermReq(p) | Pdu::C2hTermReq(p) => p.encode(h),
-            Pdu::CapsuleCmd(p) => p.encode(h),
-            Pdu::CapsuleResp(p) => p.encode(h),
             Pdu::H2cData(p) => {
                 check_datal(p.datal, data_len)?;
-                p.encode(h)
+                p.encode(h);
+                Ok(())
             }
             Pdu::C2hData(p) => {
                 check_datal(p.datal, data_len)?;
-                p.encode(h)
+                p.encode(h);
+                Ok(())
             }
             Pdu::R2t(p) => {
                 if p.r2tl == 0 {
                     return Err(EmitError::ZeroR2tLength);
                 }
-                p.encode(h)
+                p.encode(h);
+                Ok(())
             }
-        }
-        if hd != 0 {
-            let hl = usize::from(hlen);
-            let d = to_wire(crc32c(&out[..hl]));
-            out[hl..hl + 4].copy_from_slice(&d);
-        }
-        Ok(n)
+        })
     }
 
     /// FLAGS bits that belong to the type's fields (LAST_PDU, SUCCESS).
@@ -106,6 +70,61 @@ impl Pdu {
             _ => 0,
         })
     }
+}
+
+/// [`Pdu::emit`] for a PDU of type `t` whose type-specific fields
+/// `encode` writes into the header (`type_flags`: their FLAGS bits): the
+/// common header, padding, digests and checks, without building a [`Pdu`]
+/// (a capsule's 64-byte SQE is copied once, straight into `buf`).
+pub(crate) fn emit_with(t: PduType, type_flags: u8, data_len: u32, cfg: &TxConfig, buf: &mut [u8], encode: impl FnOnce(&mut [u8]) -> Result<(), EmitError>) -> Result<usize, EmitError> {
+    let hlen = t.hlen();
+    let mut flags = type_flags;
+    let mut pdo: u32 = 0;
+    let hd: u32 = if t.takes_hdgst() && cfg.digests.header { 4 } else { 0 };
+    let base = u32::from(hlen) + hd;
+    let plen: u32;
+    let written: u32;
+    if t.is_term() {
+        if data_len > TERM_MAX_DATA {
+            return Err(EmitError::TooMuchErrorData);
+        }
+        plen = base + data_len;
+        written = base;
+    } else if t.takes_data() && data_len > 0 {
+        if cfg.pda > MAX_PDA {
+            return Err(EmitError::BadPda(cfg.pda));
+        }
+        pdo = base.next_multiple_of(pda_bytes(cfg.pda));
+        let dd = if cfg.digests.data { 4 } else { 0 };
+        if cfg.digests.data {
+            flags |= DDGSTF;
+        }
+        plen = pdo.checked_add(data_len).and_then(|p| p.checked_add(dd)).ok_or(EmitError::TooLong)?;
+        written = pdo;
+    } else {
+        if data_len > 0 {
+            return Err(EmitError::DataNotAllowed);
+        }
+        plen = base;
+        written = base;
+    }
+    if hd != 0 {
+        flags |= HDGSTF;
+    }
+    let n = written as usize;
+    let out = buf.get_mut(..n).ok_or(EmitError::BufferTooSmall { need: n })?;
+    out.fill(0);
+    // PDO is at most 76 rounded up to 128: it fits the byte.
+    let ch = CommonHeader { pdu_type: t, flags, hlen, pdo: pdo as u8, plen };
+    ch.write(out);
+    let h = &mut out[..usize::from(hlen)];
+    encode(h)?;
+    if hd != 0 {
+        let hl = usize::from(hlen);
+        let d = to_wire(crc32c(&out[..hl]));
+        out[hl..hl + 4].copy_from_slice(&d);
+    }
+    Ok(n)
 }
 
 fn check_datal(datal: u32, data_len: u32) -> Result<(), EmitError> {

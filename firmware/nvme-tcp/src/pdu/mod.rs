@@ -31,6 +31,7 @@ mod tests;
 
 pub use capsule::{CapsuleCmd, CapsuleResp};
 pub use common::{header_total_len, CommonHeader, TERM_MAX_DATA};
+pub(crate) use emit::emit_with;
 pub use config::{pda_bytes, Digests, RxConfig, TxConfig, MAX_PDA};
 pub use data::{C2hData, H2cData, R2t};
 pub use error::{offset, EmitError, Fes, PduError};
@@ -96,7 +97,12 @@ pub struct Received {
 /// header digest when present, then decodes and checks the type's fields
 /// (PFV, PDA, MAXH2CDATA, DATAL against the data length, R2TL).
 pub fn parse_header(b: &[u8], cfg: &RxConfig) -> Result<Received, PduError> {
-    let ch = CommonHeader::parse(b, cfg)?;
+    parse_after_common(&CommonHeader::parse(b, cfg)?, b)
+}
+
+/// [`parse_header`] for a caller that already parsed and checked the
+/// common header `ch` of `b` (to learn how long the header is).
+pub fn parse_after_common(ch: &CommonHeader, b: &[u8]) -> Result<Received, PduError> {
     let total = ch.header_total_len();
     let hlen = usize::from(ch.hlen);
     let h = b.get(..total).ok_or(PduError::Truncated { need: total })?;
@@ -116,8 +122,8 @@ pub fn parse_header(b: &[u8], cfg: &RxConfig) -> Result<Received, PduError> {
         PduType::C2hTermReq => Pdu::C2hTermReq(TermReq::decode(h)),
         PduType::CapsuleCmd => Pdu::CapsuleCmd(CapsuleCmd::decode(h)),
         PduType::CapsuleResp => Pdu::CapsuleResp(CapsuleResp::decode(h)),
-        PduType::H2cData => Pdu::H2cData(H2cData::decode(h, &ch, data_len)?),
-        PduType::C2hData => Pdu::C2hData(C2hData::decode(h, &ch, data_len)?),
+        PduType::H2cData => Pdu::H2cData(H2cData::decode(h, ch, data_len)?),
+        PduType::C2hData => Pdu::C2hData(C2hData::decode(h, ch, data_len)?),
         PduType::R2t => Pdu::R2t(R2t::decode(h)?),
     };
     Ok(Received { pdu, plen: ch.plen, header_len: total as u32, data })

@@ -2440,6 +2440,13 @@ impl<'a> Socket<'a> {
     /// more data can be sent. According to the Linux kernel implementation, "significant" means
     /// doubling the receive window. The Linux kernel implementation can be found at
     /// <https://elixir.bootlin.com/linux/v6.9.9/source/net/ipv4/tcp.c#L1472>.
+    /// dpu patch: whether the receive window grew enough since it was
+    /// last advertised that the next dispatch sends a window update (the
+    /// owner polls the interface after a `recv` only then).
+    pub fn window_update_due(&self) -> bool {
+        self.window_to_update()
+    }
+
     fn window_to_update(&self) -> bool {
         match self.state {
             State::SynSent

@@ -98,7 +98,7 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
     fn get_idx(&self, idx: usize) -> usize {
         let len = self.capacity();
         if len > 0 {
-            (self.read_at + idx) % len
+            wrap(self.read_at + idx, len)
         } else {
             0
         }
@@ -107,7 +107,19 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
     /// Shorthand for `(self.read + idx) % self.capacity()` with no
     /// additional checks to ensure the capacity is not zero.
     fn get_idx_unchecked(&self, idx: usize) -> usize {
-        (self.read_at + idx) % self.capacity()
+        wrap(self.read_at + idx, self.capacity())
+    }
+}
+
+/// dpu patch: `i % len` without a division when `i < 2 * len` (an index
+/// at most one lap past the end, the usual case); `len` > 0.
+fn wrap(i: usize, len: usize) -> usize {
+    if i < len {
+        i
+    } else if i - len < len {
+        i - len
+    } else {
+        i % len
     }
 }
 
@@ -245,7 +257,7 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
         let (size, result) = f(&mut self.storage[self.read_at..self.read_at + max_size]);
         assert!(size <= max_size);
         self.read_at = if capacity > 0 {
-            (self.read_at + size) % capacity
+            wrap(self.read_at + size, capacity)
         } else {
             0
         };

@@ -68,14 +68,19 @@ impl InterfaceInner {
             return true;
         }
 
-        self.ip_addrs
-            .iter()
-            .filter_map(|own_cidr| match own_cidr {
-                IpCidr::Ipv4(own_ip) => Some(own_ip.broadcast()?),
-                #[cfg(feature = "proto-ipv6")]
-                IpCidr::Ipv6(_) => None,
-            })
-            .any(|broadcast_address| address == broadcast_address)
+        // dpu patch: compared in network byte order (no byte swaps, which
+        // take a dozen instructions each on a core without Zbb): `address`
+        // is the subnet's broadcast address when it is in the subnet and
+        // its host bits are all ones (no broadcast in /31 and /32).
+        let a = u32::from_ne_bytes(address.octets());
+        self.ip_addrs.iter().any(|own_cidr| match own_cidr {
+            IpCidr::Ipv4(own) if own.prefix_len() < 31 => {
+                let mask = u32::MAX.checked_shl(u32::from(32 - own.prefix_len())).unwrap_or(0).to_be();
+                let net = u32::from_ne_bytes(own.address().octets()) & mask;
+                a & mask == net && a | mask == u32::MAX
+            }
+            _ => false,
+        })
     }
 
     /// Checks if an ipv4 address is unicast, taking into account subnet broadcast addresses
