@@ -340,7 +340,9 @@ impl Engine {
         if doorbells & dpu_hal::regs::pcie::MAILBOX_BIT != 0 || self.more_notes {
             work += self.notifications();
         }
-        work += self.dma_completions();
+        if self.chan.as_ref().is_some_and(Channel::ready) {
+            work += self.dma_completions();
+        }
         if self.pending != 0 {
             work += self.start_fetches();
         }
@@ -405,15 +407,16 @@ impl Engine {
     /// Hands command `slot` to its namespace's block-device stack, with
     /// the host data segments `segs` (empty for commands without data).
     fn submit_block(&mut self, slot: usize, op: block::Op, segs: &[(u64, u32)]) {
-        let c = self.cmds[slot];
-        let func = self.sqs[usize::from(c.sq)].func;
-        let boot = config::namespace(func, c.io.nsid);
-        let attached = if boot.is_none() { self.live.get(func, c.io.nsid).copied() } else { None };
+        let c = &self.cmds[slot];
+        let (func, nsid) = (self.sqs[usize::from(c.sq)].func, c.io.nsid);
+        let (lba, blocks, len) = (c.io.slba, c.io.nlb, c.io.data_len);
+        let boot = config::namespace(func, nsid);
+        let attached = if boot.is_none() { self.live.get(func, nsid).copied() } else { None };
         if boot.is_none() && attached.is_none() {
             return self.complete(slot, Status::INVALID_NAMESPACE, 0);
         }
         let data = if segs.is_empty() { Data::None } else { Data::Host { function: func, segs } };
-        let io = block::Io { op, lba: c.io.slba, blocks: c.io.nlb, len: c.io.data_len, data };
+        let io = block::Io { op, lba, blocks, len, data };
         self.cmds[slot].state = State::Block;
         let Some(chan) = self.chan.as_mut() else { return };
         match (boot, attached) {
@@ -764,14 +767,12 @@ impl Engine {
             } else {
                 match self.find_cq(function, qid) {
                     Some(i) => {
+                        // CQ space may unblock fetches of its SQs: those
+                        // stay in `pending` while they hold entries (only
+                        // `start_fetches` clears a bit, once its SQ is
+                        // empty or going), so the next pass retries them.
                         if !self.cqs[i].ptr.set_head(value) {
                             self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbellValue, qid });
-                        }
-                        // CQ space may unblock fetches of its SQs.
-                        for (k, sq) in self.sqs.iter().enumerate() {
-                            if sq.used && usize::from(sq.cq) == i && sq.ptr.pending() > 0 {
-                                self.pending |= 1 << k;
-                            }
                         }
                     }
                     None => self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbell, qid }),
@@ -854,9 +855,8 @@ impl Engine {
         let first = (self.sqs[s].ptr.head + entries - f.n) % entries;
         for k in 0..f.n {
             let slot = usize::from(f.slots[usize::from(k)]);
-            let mut sqe = Sqe::ZERO;
-            dpu_hal::mem::read(base + 64 * usize::from(k), &mut sqe.0);
-            self.cmds[slot].sqe = sqe;
+            // Straight into the command's record (no staging copy).
+            dpu_hal::mem::read(base + 64 * usize::from(k), &mut self.cmds[slot].sqe.0);
             self.cmds[slot].status = Status::SUCCESS;
             if !ok {
                 // The SQ itself could not be read (bad address, access
@@ -866,7 +866,7 @@ impl Engine {
                 continue;
             }
             self.stats.commands += 1;
-            if self.take_abort(s, sqe.cid(), (first + k) % entries) {
+            if self.take_abort(s, self.cmds[slot].sqe.cid(), (first + k) % entries) {
                 self.complete(slot, Status::ABORT_REQUESTED, 0);
                 continue;
             }
@@ -907,8 +907,7 @@ impl Engine {
     fn begin(&mut self, slot: usize) {
         let s = usize::from(self.cmds[slot].sq);
         let func = self.sqs[s].func;
-        let sqe = self.cmds[slot].sqe;
-        let io = match nio::decode(&sqe, |n| self.geometry(func, n)) {
+        let io = match nio::decode(&self.cmds[slot].sqe, |n| self.geometry(func, n)) {
             Ok(io) => io,
             Err(st) => return self.complete(slot, st, 0),
         };
@@ -936,7 +935,7 @@ impl Engine {
     }
 
     fn start_walk(&mut self, slot: usize) {
-        let c = self.cmds[slot];
+        let c = &self.cmds[slot];
         let len = c.io.data_len;
         // Direct data pointers need at most two segments; lists go to a walk context.
         let mut first = SegList::<4>::new();
@@ -1007,6 +1006,9 @@ impl Engine {
         }
     }
 
+    /// A PRP list / SGL segment of command `slot` arrived (its 4 KiB
+    /// copy stays out of the DMA completion loop's frame).
+    #[inline(never)]
     fn listed(&mut self, slot: usize, len: u32, ok: bool) {
         if !ok {
             self.free_walk(slot);
