@@ -181,6 +181,8 @@ pub struct Stats {
 
 pub struct Engine {
     hart: usize,
+    /// This hart's row of [`COUNTERS`].
+    counters: &'static [FnCounters; dpu_hal::memory_map::MAX_FUNCTIONS],
     chan: Option<Channel>,
     from_admin: Option<Consumer<'static, ToEngine, { msg::DEPTH }>>,
     to_admin: Option<Producer<'static, ToAdmin, { msg::DEPTH }>>,
@@ -241,6 +243,7 @@ const DETACHING: usize = 8;
 impl ConstInit for Engine {
     const INIT: Engine = Engine {
         hart: 0,
+        counters: &COUNTERS[0],
         chan: None,
         from_admin: None,
         to_admin: None,
@@ -313,6 +316,7 @@ impl Engine {
     /// SMEM staging areas, admin rings.
     pub fn start(&mut self, hart: usize) -> bool {
         self.hart = hart;
+        self.counters = &COUNTERS[hart];
         let Some(ring) = dpu_rt::alloc::smem(Channel::memory(DMA_RING), 64) else { return false };
         let fetch = dpu_rt::alloc::smem(FETCH_BUFS * FETCH_BATCH as usize * 64, 64);
         let lists = dpu_rt::alloc::smem(MAXWALK * LIST_BUF, 4096);
@@ -507,7 +511,7 @@ impl Engine {
     fn count_done(&self, slot: usize) {
         let c = &self.cmds[slot];
         let s = &self.sqs[usize::from(c.sq)];
-        let ctr = &COUNTERS[self.hart][usize::from(s.func)];
+        let ctr = &self.counters[usize::from(s.func)];
         match c.io.op {
             Op::Read => {
                 FnCounters::add(&ctr.read_cmds, 1);
@@ -863,14 +867,14 @@ impl Engine {
             if self.chan().space() < 1 {
                 break;
             }
-            let mut slots = [0u8; FETCH_BATCH as usize];
+            // One CQ slot per command (`count` is within `avail`).
+            self.cqs[c].ptr.reserved += count;
             for k in 0..usize::from(count) {
-                self.cqs[c].ptr.reserve();
                 self.nfree -= 1;
-                slots[k] = self.free[self.nfree];
-                let slot = usize::from(slots[k]);
-                self.cmds[slot].state = State::Fetching;
-                self.cmds[slot].sq = s as u8;
+                let slot = self.free[self.nfree];
+                self.fetch[b].slots[k] = slot;
+                self.cmds[usize::from(slot)].state = State::Fetching;
+                self.cmds[usize::from(slot)].sq = s as u8;
             }
             let local = self.fetch_area + b * FETCH_BATCH as usize * 64;
             let host = sq.addr + 64 * u64::from(sq.ptr.head);
@@ -879,7 +883,8 @@ impl Engine {
             if self.sqs[s].ptr.pending() == 0 {
                 self.pending &= !(1 << s);
             }
-            self.fetch[b] = FetchBuf { used: true, sq: s as u8, n: count, slots };
+            let f = &mut self.fetch[b];
+            (f.used, f.sq, f.n) = (true, s as u8, count);
             let d = Desc {
                 host,
                 local: local as u64,
