@@ -240,6 +240,16 @@ impl<const WORDS: usize, const CHAINS: usize> Ring<WORDS, CHAINS> {
     pub fn busy(&self) -> usize {
         self.chain_count
     }
+
+    /// Whether a completion waits (what [`poll`](Self::poll) would
+    /// take), without taking it: a cheap check before a costly handler.
+    pub fn ready(&self) -> bool {
+        if self.chain_count == 0 {
+            return false;
+        }
+        let slot = (self.comp_head & (self.size - 1)) as usize;
+        (mem::read_u8(self.comp + slot * r::COMP_SIZE + r::COMP_PHASE) & 1 == 1) == self.phase
+    }
 }
 
 const _: () = assert!(r::DESC_SIZE == 4 * 8);
@@ -293,6 +303,11 @@ impl Channel {
     /// Chains in flight.
     pub fn busy(&self) -> usize {
         self.0.busy()
+    }
+
+    /// Whether a completion waits, without taking it.
+    pub fn ready(&self) -> bool {
+        self.0.ready()
     }
 }
 

@@ -224,8 +224,10 @@ impl Bus {
             if let Some(t) = &self.iotrace {
                 let d = &f.desc;
                 if st == r::ST_OK && (d.op == r::OP_H2D || d.op == r::OP_D2H) {
-                    let mut b = [0u8; 16];
-                    let bytes = (d.op == r::OP_D2H && d.len == 16 && self.mem.read_bytes(d.local, &mut b).is_some()).then_some(&b[..]);
+                    // Writes of whole 16-byte entries may be CQEs (the
+                    // firmware posts consecutive ones in one write).
+                    let mut b = vec![0u8; if d.op == r::OP_D2H && d.len % 16 == 0 && d.len <= 4096 { d.len as usize } else { 0 }];
+                    let bytes = (!b.is_empty() && self.mem.read_bytes(d.local, &mut b).is_some()).then_some(&b[..]);
                     let hart = self.dma.channels[f.channel].notify & 0xffff;
                     t.borrow_mut().dma(f.start, now, hart, d.function, d.op == r::OP_D2H, d.host, d.len, bytes);
                 }

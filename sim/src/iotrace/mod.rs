@@ -152,16 +152,21 @@ impl IoTrace {
     pub fn dma(&mut self, start: u64, end: u64, hart: u32, func: u16, to_host: bool, host: u64, len: u32, bytes: Option<&[u8]>) {
         let span = Span { start, end, hart };
         let (lo, hi) = (host, host + u64::from(len));
-        if to_host && len == 16 {
+        if to_host {
             if let Some(b) = bytes {
-                let qid = u16::from_le_bytes([b[10], b[11]]);
-                let cid = u16::from_le_bytes([b[12], b[13]]);
-                let in_cq = self.queues.get(&(func, qid)).is_some_and(|q| lo >= q.cq && lo < q.cq + q.cq_len);
-                if in_cq {
-                    if let Some(&i) = self.open.get(&(func, qid, cid)) {
+                // A write into a CQ: one CQE or several consecutive ones.
+                let mut cqes = 0;
+                for e in b.chunks_exact(16) {
+                    let qid = u16::from_le_bytes([e[10], e[11]]);
+                    let cid = u16::from_le_bytes([e[12], e[13]]);
+                    let in_cq = self.queues.get(&(func, qid)).is_some_and(|q| lo >= q.cq && hi <= q.cq + q.cq_len);
+                    if let (true, Some(&i)) = (in_cq, self.open.get(&(func, qid, cid))) {
                         self.ios[i].cqe = Some(span);
-                        return;
+                        cqes += 1;
                     }
+                }
+                if cqes > 0 {
+                    return;
                 }
             }
         }

@@ -62,12 +62,15 @@ pub struct Ram {
     /// Compare / DSM operations waiting for a context (copied in full).
     waiting: [Ctx; CONTEXTS],
     pub(super) nwaiting: usize,
+    /// Contexts whose DSM zero-fill chain is in flight (bit i: context
+    /// i): only then does a finished move chain look for its context.
+    dsm_fills: u8,
     pub(super) done: Done,
     pub kick: bool,
 }
 
 impl Ram {
-    pub const INIT: Ram = Ram { ctx: [Ctx::FREE; CONTEXTS], bufs: 0, waiting: [Ctx::FREE; CONTEXTS], nwaiting: 0, done: Done::EMPTY, kick: false };
+    pub const INIT: Ram = Ram { ctx: [Ctx::FREE; CONTEXTS], bufs: 0, waiting: [Ctx::FREE; CONTEXTS], nwaiting: 0, dsm_fills: 0, done: Done::EMPTY, kick: false };
 
     pub fn start(&mut self) -> bool {
         match dpu_rt::alloc::smem(CONTEXTS * CHUNK, 4096).or_else(|| dpu_rt::alloc::ddr((CONTEXTS * CHUNK) as u64, 4096).map(|a| a as usize)) {
@@ -212,8 +215,11 @@ impl Ram {
     /// A data move chain of `tag` finished: the I/O is complete.
     pub fn moved(&mut self, tag: usize, ok: bool) -> (Tag, Status) {
         // DSM contexts finish through their own move chain.
-        if let Some(i) = self.ctx.iter().position(|c| c.used && usize::from(c.tag) == tag && matches!(c.op, Op::Dsm { .. })) {
-            self.ctx[i].used = false;
+        if self.dsm_fills != 0 {
+            if let Some(i) = self.ctx.iter().position(|c| c.used && usize::from(c.tag) == tag && matches!(c.op, Op::Dsm { .. })) {
+                self.ctx[i].used = false;
+                self.dsm_fills &= !(1 << i);
+            }
         }
         (tag as Tag, if ok { Status::SUCCESS } else { Status::DATA_TRANSFER_ERROR })
     }
@@ -325,6 +331,7 @@ impl Ram {
             return self.end(i, Status::SUCCESS);
         }
         // The context is freed when the zero-fill chain completes (`moved`).
+        self.dsm_fills |= 1 << i;
         self.push_moves(chan, &moves[..n], c.function, cookie::make(cookie::RAM, u32::from(c.tag)));
     }
 }

@@ -96,6 +96,9 @@ struct Cmd {
     io: IoCmd,
     walk: u8,
     status: Status,
+    /// The boot configuration's namespace of the command (looked up once,
+    /// when decoded); `None`: one of the live table, or none.
+    ns: Option<&'static config::Namespace>,
 }
 
 #[derive(Clone, Copy)]
@@ -111,6 +114,22 @@ struct Walk {
     cmd: u8,
     w: Walker,
     segs: SegList,
+}
+
+/// CQEs of one CQ staged at consecutive entries of the staging ring,
+/// for consecutive CQ slots: they reach the host in one DMA write, with
+/// at most one interrupt after the last.
+#[derive(Clone, Copy)]
+struct Batch {
+    /// Entries staged (0: no batch open).
+    n: u16,
+    /// Staging ring entry of the first.
+    start: u16,
+    cq: u8,
+    /// CQ slot of the first.
+    index: u16,
+    /// An entry of the batch asked for an interrupt.
+    msix: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -162,6 +181,8 @@ pub struct Stats {
 
 pub struct Engine {
     hart: usize,
+    /// This hart's row of [`COUNTERS`].
+    counters: &'static [FnCounters; dpu_hal::memory_map::MAX_FUNCTIONS],
     chan: Option<Channel>,
     from_admin: Option<Consumer<'static, ToEngine, { msg::DEPTH }>>,
     to_admin: Option<Producer<'static, ToAdmin, { msg::DEPTH }>>,
@@ -176,9 +197,20 @@ pub struct Engine {
     fetch: [FetchBuf; FETCH_BUFS],
     fetch_area: usize,
     list_area: usize,
+    /// CQE staging ring (`MAXCMD` entries): entry `i` holds the CQE of
+    /// command `stage_slot[i]` until its batch's DMA completes. Entries are
+    /// taken in ring order and given back in that order (one open batch
+    /// at a time, pushed before the next opens; DMA completes in order),
+    /// and each holds a command in `Posting`: it never overflows.
     cqe_area: usize,
+    stage_tail: usize,
+    stage_slot: [u8; MAXCMD],
+    batch: Batch,
     /// Aborts of commands not fetched yet: (func, sqid, cid, sq tail when asked).
     aborts: [(u16, u16, u16, u16, bool); 8],
+    /// Some entry of `aborts` may be live (fetched commands skip the
+    /// lookup otherwise).
+    aborts_armed: bool,
     /// Functions with a pending reset (bit f).
     resets: [u64; 2],
     /// SQs with entries to fetch (bit = SQ slot).
@@ -211,6 +243,7 @@ const DETACHING: usize = 8;
 impl ConstInit for Engine {
     const INIT: Engine = Engine {
         hart: 0,
+        counters: &COUNTERS[0],
         chan: None,
         from_admin: None,
         to_admin: None,
@@ -246,6 +279,7 @@ impl ConstInit for Engine {
             io: IoCmd { op: Op::Flush, nsid: 0, slba: 0, nlb: 0, data_len: 0, sgl: false },
             walk: 0,
             status: Status::SUCCESS,
+            ns: None,
         }; MAXCMD],
         free: [0; MAXCMD],
         nfree: 0,
@@ -256,7 +290,11 @@ impl ConstInit for Engine {
         fetch_area: 0,
         list_area: 0,
         cqe_area: 0,
+        stage_tail: 0,
+        stage_slot: [0; MAXCMD],
+        batch: Batch { n: 0, start: 0, cq: 0, index: 0, msix: false },
         aborts: [(0, 0, 0, 0, false); 8],
+        aborts_armed: false,
         resets: [0; 2],
         pending: 0,
         armed: 0,
@@ -278,6 +316,7 @@ impl Engine {
     /// SMEM staging areas, admin rings.
     pub fn start(&mut self, hart: usize) -> bool {
         self.hart = hart;
+        self.counters = &COUNTERS[hart];
         let Some(ring) = dpu_rt::alloc::smem(Channel::memory(DMA_RING), 64) else { return false };
         let fetch = dpu_rt::alloc::smem(FETCH_BUFS * FETCH_BATCH as usize * 64, 64);
         let lists = dpu_rt::alloc::smem(MAXWALK * LIST_BUF, 4096);
@@ -340,9 +379,15 @@ impl Engine {
         if doorbells & dpu_hal::regs::pcie::MAILBOX_BIT != 0 || self.more_notes {
             work += self.notifications();
         }
-        work += self.dma_completions();
+        if self.chan.as_ref().is_some_and(Channel::ready) {
+            work += self.dma_completions();
+            // Data moves and CQEs of the finished work start now, not
+            // after the rest of the pass.
+            self.hand_over();
+        }
         if self.pending != 0 {
             work += self.start_fetches();
+            self.hand_over();
         }
         if self.walk_wait_n > 0 {
             self.retry_walks();
@@ -354,11 +399,24 @@ impl Engine {
         if self.ndetaching > 0 {
             self.check_detaching();
         }
+        self.hand_over();
+        work
+    }
+
+    /// Hands what this pass queued to the DMA engine: the open CQE batch,
+    /// then the descriptors written since the last kick.
+    #[inline]
+    fn hand_over(&mut self) {
+        if self.batch.n > 0 {
+            self.post_batch();
+        }
+        if self.block.take_kick() {
+            self.kick = true;
+        }
         if self.kick {
             self.kick = false;
             self.chan().kick();
         }
-        work
     }
 
     /// Runs the block layer (the NVMe/TCP initiator's network, waiting
@@ -405,15 +463,16 @@ impl Engine {
     /// Hands command `slot` to its namespace's block-device stack, with
     /// the host data segments `segs` (empty for commands without data).
     fn submit_block(&mut self, slot: usize, op: block::Op, segs: &[(u64, u32)]) {
-        let c = self.cmds[slot];
-        let func = self.sqs[usize::from(c.sq)].func;
-        let boot = config::namespace(func, c.io.nsid);
-        let attached = if boot.is_none() { self.live.get(func, c.io.nsid).copied() } else { None };
+        let c = &self.cmds[slot];
+        let (func, nsid) = (self.sqs[usize::from(c.sq)].func, c.io.nsid);
+        let (lba, blocks, len) = (c.io.slba, c.io.nlb, c.io.data_len);
+        let boot = c.ns;
+        let attached = if boot.is_none() { self.live.get(func, nsid).copied() } else { None };
         if boot.is_none() && attached.is_none() {
             return self.complete(slot, Status::INVALID_NAMESPACE, 0);
         }
         let data = if segs.is_empty() { Data::None } else { Data::Host { function: func, segs } };
-        let io = block::Io { op, lba: c.io.slba, blocks: c.io.nlb, len: c.io.data_len, data };
+        let io = block::Io { op, lba, blocks, len, data };
         self.cmds[slot].state = State::Block;
         let Some(chan) = self.chan.as_mut() else { return };
         match (boot, attached) {
@@ -452,7 +511,7 @@ impl Engine {
     fn count_done(&self, slot: usize) {
         let c = &self.cmds[slot];
         let s = &self.sqs[usize::from(c.sq)];
-        let ctr = &COUNTERS[self.hart][usize::from(s.func)];
+        let ctr = &self.counters[usize::from(s.func)];
         match c.io.op {
             Op::Read => {
                 FnCounters::add(&ctr.read_cmds, 1);
@@ -620,11 +679,12 @@ impl Engine {
         n
     }
 
-    /// Geometry of namespace `nsid` of function `func`: from the boot
-    /// configuration, else from this core's copy of the live table.
-    fn geometry(&self, func: u16, nsid: u32) -> Option<nio::Geometry> {
+    /// Geometry of namespace `nsid` of function `func`: from its boot
+    /// configuration entry `boot`, else from this core's copy of the live
+    /// table.
+    fn geometry(&self, func: u16, nsid: u32, boot: Option<&config::Namespace>) -> Option<nio::Geometry> {
         let g = |ns: &config::Namespace| nio::Geometry { blocks: ns.geometry.blocks, lba_shift: ns.geometry.block_shift };
-        config::namespace(func, nsid).map(g).or_else(|| self.live.get(func, nsid).map(g))
+        boot.map(g).or_else(|| self.live.get(func, nsid).map(g))
     }
 
     /// Answers every detach none of whose commands is in flight any more
@@ -662,6 +722,7 @@ impl Engine {
         match self.aborts.iter().position(|a| !a.4) {
             Some(i) => {
                 self.aborts[i] = (func, sqid, cid, self.sqs[s].ptr.tail, true);
+                self.aborts_armed = true;
                 true
             }
             None => false,
@@ -764,14 +825,12 @@ impl Engine {
             } else {
                 match self.find_cq(function, qid) {
                     Some(i) => {
+                        // CQ space may unblock fetches of its SQs: those
+                        // stay in `pending` while they hold entries (only
+                        // `start_fetches` clears a bit, once its SQ is
+                        // empty or going), so the next pass retries them.
                         if !self.cqs[i].ptr.set_head(value) {
                             self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbellValue, qid });
-                        }
-                        // CQ space may unblock fetches of its SQs.
-                        for (k, sq) in self.sqs.iter().enumerate() {
-                            if sq.used && usize::from(sq.cq) == i && sq.ptr.pending() > 0 {
-                                self.pending |= 1 << k;
-                            }
                         }
                     }
                     None => self.tell_admin(ToAdmin::Error { func: function, kind: HostError::InvalidDoorbell, qid }),
@@ -808,14 +867,14 @@ impl Engine {
             if self.chan().space() < 1 {
                 break;
             }
-            let mut slots = [0u8; FETCH_BATCH as usize];
+            // One CQ slot per command (`count` is within `avail`).
+            self.cqs[c].ptr.reserved += count;
             for k in 0..usize::from(count) {
-                self.cqs[c].ptr.reserve();
                 self.nfree -= 1;
-                slots[k] = self.free[self.nfree];
-                let slot = usize::from(slots[k]);
-                self.cmds[slot].state = State::Fetching;
-                self.cmds[slot].sq = s as u8;
+                let slot = self.free[self.nfree];
+                self.fetch[b].slots[k] = slot;
+                self.cmds[usize::from(slot)].state = State::Fetching;
+                self.cmds[usize::from(slot)].sq = s as u8;
             }
             let local = self.fetch_area + b * FETCH_BATCH as usize * 64;
             let host = sq.addr + 64 * u64::from(sq.ptr.head);
@@ -824,7 +883,8 @@ impl Engine {
             if self.sqs[s].ptr.pending() == 0 {
                 self.pending &= !(1 << s);
             }
-            self.fetch[b] = FetchBuf { used: true, sq: s as u8, n: count, slots };
+            let f = &mut self.fetch[b];
+            (f.used, f.sq, f.n) = (true, s as u8, count);
             let d = Desc {
                 host,
                 local: local as u64,
@@ -845,18 +905,16 @@ impl Engine {
 
     #[inline(never)]
     fn fetched(&mut self, b: usize, ok: bool) {
-        let f = self.fetch[b];
+        let (s, n) = (usize::from(self.fetch[b].sq), self.fetch[b].n);
         self.fetch[b].used = false;
-        let s = usize::from(f.sq);
         let base = self.fetch_area + b * FETCH_BATCH as usize * 64;
-        let entries = self.sqs[s].ptr.entries;
+        let (head, entries) = (self.sqs[s].ptr.head, self.sqs[s].ptr.entries);
         // SQ position of the batch's first entry (for the abort check).
-        let first = (self.sqs[s].ptr.head + entries - f.n) % entries;
-        for k in 0..f.n {
-            let slot = usize::from(f.slots[usize::from(k)]);
-            let mut sqe = Sqe::ZERO;
-            dpu_hal::mem::read(base + 64 * usize::from(k), &mut sqe.0);
-            self.cmds[slot].sqe = sqe;
+        let first = if head >= n { head - n } else { head + entries - n };
+        for k in 0..n {
+            let slot = usize::from(self.fetch[b].slots[usize::from(k)]);
+            // Straight into the command's record (no staging copy).
+            dpu_hal::mem::read(base + 64 * usize::from(k), &mut self.cmds[slot].sqe.0);
             self.cmds[slot].status = Status::SUCCESS;
             if !ok {
                 // The SQ itself could not be read (bad address, access
@@ -866,7 +924,7 @@ impl Engine {
                 continue;
             }
             self.stats.commands += 1;
-            if self.take_abort(s, sqe.cid(), (first + k) % entries) {
+            if self.aborts_armed && self.take_abort(s, self.cmds[slot].sqe.cid(), (first + k) % entries) {
                 self.complete(slot, Status::ABORT_REQUESTED, 0);
                 continue;
             }
@@ -899,6 +957,7 @@ impl Engine {
                 }
             }
         }
+        self.aborts_armed = self.aborts.iter().any(|a| a.4);
         hit
     }
 
@@ -907,12 +966,17 @@ impl Engine {
     fn begin(&mut self, slot: usize) {
         let s = usize::from(self.cmds[slot].sq);
         let func = self.sqs[s].func;
-        let sqe = self.cmds[slot].sqe;
-        let io = match nio::decode(&sqe, |n| self.geometry(func, n)) {
+        let boot = core::cell::Cell::new(None);
+        let decoded = nio::decode(&self.cmds[slot].sqe, |n| {
+            boot.set(config::namespace(func, n));
+            self.geometry(func, n, boot.get())
+        });
+        let io = match decoded {
             Ok(io) => io,
             Err(st) => return self.complete(slot, st, 0),
         };
         self.cmds[slot].io = io;
+        self.cmds[slot].ns = boot.get();
         match io.op {
             // Flush of every namespace (NSID FFFFFFFFh): nothing here
             // holds volatile data.
@@ -936,7 +1000,7 @@ impl Engine {
     }
 
     fn start_walk(&mut self, slot: usize) {
-        let c = self.cmds[slot];
+        let c = &self.cmds[slot];
         let len = c.io.data_len;
         // Direct data pointers need at most two segments; lists go to a walk context.
         let mut first = SegList::<4>::new();
@@ -1007,6 +1071,9 @@ impl Engine {
         }
     }
 
+    /// A PRP list / SGL segment of command `slot` arrived (its 4 KiB
+    /// copy stays out of the DMA completion loop's frame).
+    #[inline(never)]
     fn listed(&mut self, slot: usize, len: u32, ok: bool) {
         if !ok {
             self.free_walk(slot);
@@ -1047,13 +1114,15 @@ impl Engine {
         self.kick = true;
     }
 
-    /// Posts the CQE of `slot` (its CQ slot was reserved at fetch time).
+    /// Posts the CQE of `slot` (its CQ slot was reserved at fetch time):
+    /// staged, then written to the host with the other completions of
+    /// its CQ in this reactor pass ([`Self::post_batch`]).
     fn complete(&mut self, slot: usize, status: Status, dw0: u32) {
         if !status.is_success() {
             self.stats.errors += 1;
         }
         let s = usize::from(self.cmds[slot].sq);
-        let sq = self.sqs[s];
+        let sq = &self.sqs[s];
         let ci = usize::from(sq.cq);
         if sq.deleting || !self.cqs[ci].used {
             // Aborted by queue deletion / reset: no completion.
@@ -1062,36 +1131,77 @@ impl Engine {
         let cqe = Cqe { dw0, dw1: 0, sq_head: sq.ptr.head, sq_id: sq.qid, cid: self.cmds[slot].sqe.cid(), status };
         let cq = &mut self.cqs[ci];
         let (index, phase) = cq.ptr.post();
-        let mut flags = dr::FLAG_END;
+        let mut fire = false;
         if cq.irq {
             cq.unsignalled += 1;
             // Interrupt coalescing (§5.27.1.8): fire after THR+1 entries;
             // otherwise the aggregation time (TIME x 100 us) bounds the wait.
             // TIME = 0 means no delay.
             if cq.time == 0 || u32::from(cq.unsignalled) > u32::from(cq.thr) {
-                flags |= dr::FLAG_MSIX;
-                cq.unsignalled = 0;
-                cq.deadline = 0;
+                fire = true;
             } else if cq.unsignalled == 1 {
                 cq.deadline = dpu_hal::csr::time() + u64::from(cq.time) * dpu_hal::memory_map::TIMEBASE_HZ / 10_000;
                 self.armed |= 1 << ci;
             }
         }
-        let cq = self.cqs[ci];
-        let staging = self.cqe_area + slot * 16;
-        dpu_hal::mem::write(staging, &cqe.bytes(phase));
         self.cmds[slot].state = State::Posting;
+        self.stage(ci, index, slot, &cqe.bytes(phase), fire);
+    }
+
+    /// Stages the CQE `entry` of command `slot` for slot `index` of CQ
+    /// `ci`: it joins the open batch when it follows it in both the CQ and
+    /// the staging ring, else that batch goes out and a new one opens.
+    fn stage(&mut self, ci: usize, index: u16, slot: usize, entry: &[u8; 16], fire: bool) {
+        let at = self.stage_tail;
+        let b = self.batch;
+        let joins = b.n > 0 && usize::from(b.cq) == ci && u32::from(index) == u32::from(b.index) + u32::from(b.n) && at != 0;
+        if !joins {
+            self.post_batch();
+            self.batch = Batch { n: 0, start: at as u16, cq: ci as u8, index, msix: false };
+        }
+        dpu_hal::mem::write(self.cqe_area + at * 16, entry);
+        self.stage_slot[at] = slot as u8;
+        self.stage_tail = (at + 1) % MAXCMD;
+        self.batch.n += 1;
+        self.batch.msix |= fire;
+    }
+
+    /// Writes the open batch of CQEs to its CQ in host memory (one DMA
+    /// descriptor), followed by the CQ's MSI-X when an entry asked for
+    /// one: that interrupt covers every entry of the batch (§3.1.3: the
+    /// host consumes CQ entries up to the first with the old phase).
+    fn post_batch(&mut self) {
+        let b = self.batch;
+        if b.n == 0 {
+            return;
+        }
+        self.batch.n = 0;
+        let cq = &mut self.cqs[usize::from(b.cq)];
+        let mut flags = dr::FLAG_END;
+        if b.msix {
+            flags |= dr::FLAG_MSIX;
+            cq.unsignalled = 0;
+            cq.deadline = 0;
+        }
         let d = Desc {
-            host: cq.addr + 16 * u64::from(index),
-            local: staging as u64,
-            len: 16,
+            host: cq.addr + 16 * u64::from(b.index),
+            local: (self.cqe_area + 16 * usize::from(b.start)) as u64,
+            len: 16 * u32::from(b.n),
             function: cq.func,
             op: dr::OP_D2H,
             flags,
             msix: cq.vector,
-            cookie: cookie(K_CQE, slot),
+            cookie: cookie(K_CQE, usize::from(b.start) | usize::from(b.n) << 8),
         };
         self.push(d);
+    }
+
+    /// The CQE batch at staging entries `start..start + n` reached the
+    /// host: its commands are done.
+    fn posted(&mut self, start: usize, n: usize) {
+        for i in start..(start + n).min(MAXCMD) {
+            self.release(usize::from(self.stage_slot[i]), false);
+        }
     }
 
     /// Sends coalesced interrupts whose aggregation time has passed and
@@ -1160,7 +1270,7 @@ impl Engine {
                         self.tag_done(tag, st);
                     }
                 }
-                K_CQE => self.release(idx, false),
+                K_CQE => self.posted(idx & 0xff, idx >> 8),
                 _ => defmt::error!("hart {=usize}: unknown DMA cookie {=u32:#x}", self.hart, c.cookie),
             }
         }
