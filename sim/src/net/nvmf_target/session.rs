@@ -166,8 +166,12 @@ impl Session {
         self.reads > 0
     }
 
-    /// Earliest media completion.
+    /// Earliest media completion; none once the connection is closing
+    /// (it answers nothing more: its commands' completions never run).
     pub fn next_due(&self) -> Option<u64> {
+        if self.closing {
+            return None;
+        }
         self.cmds.values().filter_map(|c| c.due).min()
     }
 

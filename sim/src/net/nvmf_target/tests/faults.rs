@@ -95,3 +95,27 @@ fn slow_media_takes_the_given_latency() {
     assert_eq!(t.stats.slowdowns, 1);
     assert!(matches!(q.events.last(), None | Some(Event::Completed(_))));
 }
+
+/// A connection the target closes after a malformed PDU from the host
+/// answers nothing more, so the media completions of commands it still
+/// holds never run: `next_poll` must not keep asking for a poll at an
+/// instant already past for them while the socket closes (the engine's
+/// livelock guard stopped an adapter-faults run on exactly that: a NetPoll
+/// of this target rescheduled at the same cycle a million times).
+#[test]
+fn closing_connection_asks_for_no_past_poll() {
+    let mut t = target();
+    let (_a, cntlid) = admin_session(&mut t, Digests::NONE);
+    let mut q = io_queue(&mut t, cntlid, 1, Digests::NONE, 50000);
+    t.set_media_latency(q.now, Some(3 * MS));
+    q.submit(read(1, 0), &[]);
+    // An ICReq on an established queue: a fatal protocol error.
+    q.send_pdu(&crate::net::nvmf_wire::pdu::Pdu::IcReq(crate::net::nvmf_wire::pdu::IcReq { pfv: 0, hpda: 0, hdgst: false, ddgst: false, maxr2t: 0 }), &[]);
+    q.run(&mut t, |_| false);
+    assert_eq!(t.stats.protocol_errors, 1);
+    // Past the read's media completion; the host keeps its end open.
+    let now = q.now.max(t.last_poll) + 4 * MS;
+    t.poll(now);
+    let next = t.next_poll(now);
+    assert!(next.is_none_or(|at| at > now), "next poll {next:?} not after {now}");
+}
