@@ -267,6 +267,11 @@ pub fn run(hart: HartId) -> ! {
             crate::block::crypto::load_keys(hart.0);
             // Namespaces on local SSDs: those SSDs brought up.
             crate::ssd::wake_service();
+            // The data-plane reactors set up their devices for these
+            // namespaces now, not at their first I/O.
+            for h in crate::net::FIRST_DATA_HART..crate::net::FIRST_DATA_HART + crate::net::DATA_CORES {
+                crate::channel::ring(h);
+            }
         }
         Err(e) => {
             defmt::error!("nvme: boot configuration rejected: {}", e);
