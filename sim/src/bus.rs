@@ -57,6 +57,25 @@ pub const NO_RESERVATION: u64 = u64::MAX;
 /// Reservation set granule (bytes): a store anywhere in it breaks the reservation.
 const RESERVATION_GRANULE: u64 = 64;
 
+/// The bit of `Bus::reserved_bits` that stands for the granule holding `addr`.
+#[inline(always)]
+fn granule_bit(addr: u64) -> u64 {
+    1 << ((addr / RESERVATION_GRANULE) % 64)
+}
+
+/// The bits of `Bus::reserved_bits` of every granule `[addr, addr+size)`
+/// touches (`size` > 0).
+#[inline(always)]
+fn granule_bits(addr: u64, size: u64) -> u64 {
+    let first = addr / RESERVATION_GRANULE;
+    let n = (addr + size - 1) / RESERVATION_GRANULE - first + 1;
+    if n >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << n) - 1).rotate_left((first % 64) as u32)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dev {
     Finisher,
@@ -134,6 +153,10 @@ pub struct Bus {
     pub lines: Vec<u64>,
     reservations: Vec<u64>,
     active_reservations: u32,
+    /// Summary of the reserved granules: bit `granule_bit` of every
+    /// reservation placed since none was held (a superset of those held
+    /// now), so that most stores skip the scan of every hart's reservation.
+    reserved_bits: u64,
     pub clint: Clint,
     pub plic: Plic,
     pub uart: Uart,
@@ -235,6 +258,7 @@ impl Bus {
             lines: vec![0; harts],
             reservations: vec![NO_RESERVATION; harts],
             active_reservations: 0,
+            reserved_bits: 0,
             clint: Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz),
             plic: Plic::new(d.plic.sources, harts),
             uart: Uart::new(harts),
@@ -456,6 +480,7 @@ impl Bus {
             self.active_reservations += 1;
         }
         *r = addr & !(RESERVATION_GRANULE - 1);
+        self.reserved_bits |= granule_bit(addr);
     }
 
     /// Consumes hart `h`'s reservation; true if it still covered `addr`.
@@ -464,14 +489,22 @@ impl Bus {
         if r == NO_RESERVATION {
             return false;
         }
-        self.active_reservations -= 1;
+        self.released();
         r == addr & !(RESERVATION_GRANULE - 1)
+    }
+
+    /// One reservation fewer is held.
+    fn released(&mut self) {
+        self.active_reservations -= 1;
+        if self.active_reservations == 0 {
+            self.reserved_bits = 0;
+        }
     }
 
     /// A store to `[addr, addr+size)` breaks every reservation on it.
     #[inline(always)]
     pub fn snoop_store(&mut self, addr: u64, size: u64) {
-        if self.active_reservations != 0 {
+        if self.active_reservations != 0 && self.reserved_bits & granule_bits(addr, size) != 0 {
             self.snoop_slow(addr, size);
         }
     }
@@ -481,10 +514,13 @@ impl Bus {
         let first = addr & !(RESERVATION_GRANULE - 1);
         let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
         for r in self.reservations.iter_mut() {
-            if *r != NO_RESERVATION && (*r == first || *r == last) {
+            if *r != NO_RESERVATION && (first..=last).contains(r) {
                 *r = NO_RESERVATION;
                 self.active_reservations -= 1;
             }
+        }
+        if self.active_reservations == 0 {
+            self.reserved_bits = 0;
         }
     }
 
@@ -582,5 +618,48 @@ impl Bus {
             }
             self.graveyard.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bus() -> Bus {
+        let chip = Chip::load(dpu_targets::default_chip_path()).unwrap();
+        let board = Board::load(dpu_targets::default_board_path()).unwrap();
+        let mem = crate::machine::memory_for(&chip);
+        Bus::new(&chip, &board, mem, TracePort::new(chip.harts() as usize, None))
+    }
+
+    /// A store or DMA write breaks the reservations on every granule it
+    /// touches (not only its first and last), and only those (RISC-V
+    /// unprivileged spec §8.2: a store to the reservation set by another
+    /// hart or device makes the SC fail).
+    #[test]
+    fn writes_break_the_reservations_they_touch() {
+        let mut b = bus();
+        let base = 0x8000_0000u64;
+        // A 512-byte DMA write over granules 0..8 breaks a reservation in
+        // granule 2, in the middle.
+        b.reserve(1, base + 2 * RESERVATION_GRANULE + 8);
+        b.snoop_store(base, 512);
+        assert!(!b.take_reservation(1, base + 2 * RESERVATION_GRANULE + 8), "a reservation inside a DMA write survived");
+        // A store 4 KiB away (the same summary bit) keeps it.
+        b.reserve(1, base + 16);
+        b.snoop_store(base + 4096 + 16, 8);
+        assert!(b.take_reservation(1, base + 16));
+        // A store into the granule breaks it; one next to it does not.
+        b.reserve(2, base + 64);
+        b.reserve(3, base + 256);
+        b.snoop_store(base + 120, 8);
+        assert!(!b.take_reservation(2, base + 64));
+        assert!(b.take_reservation(3, base + 256));
+        // A store straddling two granules breaks both.
+        b.reserve(4, base + 1024);
+        b.reserve(5, base + 1088);
+        b.snoop_store(base + 1084, 8);
+        assert!(!b.take_reservation(4, base + 1024) && !b.take_reservation(5, base + 1088));
+        assert_eq!((b.active_reservations, b.reserved_bits), (0, 0), "no reservation held: summary cleared");
     }
 }

@@ -209,7 +209,7 @@ pub struct Window {
     pub accel_at_end: (u64, u64),
 }
 
-fn memory_for(chip: &Chip) -> Memory {
+pub(crate) fn memory_for(chip: &Chip) -> Memory {
     let m = &chip.memory;
     let mut regions = vec![Region {
         name: "bootrom".into(),
