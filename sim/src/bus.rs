@@ -57,12 +57,6 @@ pub const NO_RESERVATION: u64 = u64::MAX;
 /// Reservation set granule (bytes): a store anywhere in it breaks the reservation.
 const RESERVATION_GRANULE: u64 = 64;
 
-/// The bit of `Bus::reserved_bits` that stands for the granule holding `addr`.
-#[inline(always)]
-fn granule_bit(addr: u64) -> u64 {
-    1 << ((addr / RESERVATION_GRANULE) % 64)
-}
-
 /// The bits of `Bus::reserved_bits` of every granule `[addr, addr+size)`
 /// touches (`size` > 0).
 #[inline(always)]
@@ -153,9 +147,10 @@ pub struct Bus {
     pub lines: Vec<u64>,
     reservations: Vec<u64>,
     active_reservations: u32,
-    /// Summary of the reserved granules: bit `granule_bit` of every
+    /// Summary of the reserved granules: the `granule_bits` of every
     /// reservation placed since none was held (a superset of those held
-    /// now), so that most stores skip the scan of every hart's reservation.
+    /// now; zero when none is), so that most stores skip the scan of every
+    /// hart's reservation.
     reserved_bits: u64,
     pub clint: Clint,
     pub plic: Plic,
@@ -480,7 +475,7 @@ impl Bus {
             self.active_reservations += 1;
         }
         *r = addr & !(RESERVATION_GRANULE - 1);
-        self.reserved_bits |= granule_bit(addr);
+        self.reserved_bits |= granule_bits(addr, 1);
     }
 
     /// Consumes hart `h`'s reservation; true if it still covered `addr`.
@@ -489,13 +484,13 @@ impl Bus {
         if r == NO_RESERVATION {
             return false;
         }
-        self.released();
+        self.released(1);
         r == addr & !(RESERVATION_GRANULE - 1)
     }
 
-    /// One reservation fewer is held.
-    fn released(&mut self) {
-        self.active_reservations -= 1;
+    /// `n` reservations fewer are held.
+    fn released(&mut self, n: u32) {
+        self.active_reservations -= n;
         if self.active_reservations == 0 {
             self.reserved_bits = 0;
         }
@@ -504,7 +499,7 @@ impl Bus {
     /// A store to `[addr, addr+size)` breaks every reservation on it.
     #[inline(always)]
     pub fn snoop_store(&mut self, addr: u64, size: u64) {
-        if self.active_reservations != 0 && self.reserved_bits & granule_bits(addr, size) != 0 {
+        if self.reserved_bits & granule_bits(addr, size) != 0 {
             self.snoop_slow(addr, size);
         }
     }
@@ -513,15 +508,14 @@ impl Bus {
     fn snoop_slow(&mut self, addr: u64, size: u64) {
         let first = addr & !(RESERVATION_GRANULE - 1);
         let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
+        let mut broken = 0;
         for r in self.reservations.iter_mut() {
             if *r != NO_RESERVATION && (first..=last).contains(r) {
                 *r = NO_RESERVATION;
-                self.active_reservations -= 1;
+                broken += 1;
             }
         }
-        if self.active_reservations == 0 {
-            self.reserved_bits = 0;
-        }
+        self.released(broken);
     }
 
     // ------------------------------------------------- decoded-instruction cache

@@ -100,14 +100,17 @@ pub fn run(hart: HartId) -> ! {
                 }
             }
         }
-        let io = if quiet { 0 } else { engine.as_mut().map_or(0, |e| e.poll(bits)) };
-        if !quiet {
+        let io = if quiet {
+            0
+        } else {
+            let io = engine.as_mut().map_or(0, |e| e.poll(bits));
             let next = engine.as_mut().map_or(u64::MAX, |e| e.deadline());
             if next != timer {
                 timer = next;
                 dpu_hal::clint::set_timer(me, next);
             }
-        }
+            io
+        };
         // Answering control messages makes no engine work: after a quiet
         // wake the core sleeps at once.
         slept = (work == 0 || quiet) && io == 0;

@@ -66,11 +66,20 @@ pub fn pick_local_port(
     // bits of every candidate one by one (a few dozen tries per
     // connection, on every data-plane core).
     let fixed = toeplitz(key, &tcp4_input(remote, local, rport, 0));
-    let port_windows: [u32; 16] = core::array::from_fn(|b| key_window(key, 80 + b));
-    (0..span).map(|k| lo + ((first + k) % span) as u16).find(|&p| {
-        let h = (0..16).filter(|b| p & (0x8000 >> b) != 0).fold(fixed, |h, b| h ^ port_windows[b]);
-        table[(h & 0x7f) as usize] == queue
-    })
+    let windows = port_windows(key);
+    (0..span).map(|k| lo + ((first + k) % span) as u16).find(|&p| table[(with_port(fixed, &windows, p) & 0x7f) as usize] == queue)
+}
+
+/// The key windows of the local port's 16 input bits (input bits 80..96
+/// of [`tcp4_input`], most significant first).
+fn port_windows(key: &[u8]) -> [u32; 16] {
+    core::array::from_fn(|b| key_window(key, 80 + b))
+}
+
+/// The hash of the input whose hash with local port 0 is `fixed`, with
+/// local port `port` instead.
+fn with_port(fixed: u32, windows: &[u32; 16], port: u16) -> u32 {
+    (0..16).filter(|b| port & (0x8000 >> b) != 0).fold(fixed, |h, b| h ^ windows[b])
 }
 
 /// The 32 key bits starting at bit `bit` (bit 0 = the first key byte's
@@ -112,9 +121,9 @@ mod tests {
     fn the_port_bits_add_their_key_windows() {
         let (local, remote) = ([10, 0, 1, 1], [10, 0, 1, 17]);
         let fixed = toeplitz(&DEFAULT_KEY, &tcp4_input(remote, local, 4420, 0));
+        let windows = port_windows(&DEFAULT_KEY);
         for p in [1u16, 0x8000, 0x1234, 49152, 55555, 65535] {
-            let h = (0..16).filter(|b| p & (0x8000 >> b) != 0).fold(fixed, |h, b| h ^ key_window(&DEFAULT_KEY, 80 + b));
-            assert_eq!(h, toeplitz(&DEFAULT_KEY, &tcp4_input(remote, local, 4420, p)), "port {p}");
+            assert_eq!(with_port(fixed, &windows, p), toeplitz(&DEFAULT_KEY, &tcp4_input(remote, local, 4420, p)), "port {p}");
         }
         assert_eq!(key_window(&DEFAULT_KEY, 0), 0x6d5a56da);
         assert_eq!(key_window(&DEFAULT_KEY, 8), 0x5a56da25);
