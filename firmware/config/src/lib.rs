@@ -44,10 +44,12 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// target's subsystems (`Vec<Subsystem>`); version 5 appends the
 /// target subsystems made through the management API
 /// (`Vec<NvmfSubsystem>`); version 6 adds erasure-coded volumes
-/// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended).
+/// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended);
+/// version 7 appends the remote NVMe/TCP controllers attached through the
+/// management API (`Vec<NvmeController>`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 6;
+pub const SCHEMA_VERSION: u16 = 7;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -63,6 +65,16 @@ pub const MAX_MALLOC: usize = 16;
 
 /// Longest name of such a block device.
 pub const MALLOC_NAME_MAX: usize = 31;
+
+/// Most remote controllers attached through the management API.
+pub const MAX_NVME: usize = 4;
+
+/// Longest name of such a controller (its block devices are
+/// `<name>n<nsid>`, within [`MALLOC_NAME_MAX`]).
+pub const NVME_NAME_MAX: usize = 24;
+
+/// Most namespaces of such a controller that are mapped to functions.
+pub const NVME_MAPS_MAX: usize = 8;
 
 /// Most listeners (DPU port, TCP port) of a subsystem made through the
 /// management API.
@@ -111,6 +123,30 @@ pub struct Config {
     /// (schema version 6).
     #[serde(skip)]
     pub ec_volumes: Vec<EcVolume, MAX_EC_VOLUMES>,
+    /// Remote NVMe/TCP controllers attached through the management API
+    /// (SPDK `bdev_nvme_attach_controller`), attached again at boot, and
+    /// the mappings of their namespaces (schema version 7).
+    #[serde(skip)]
+    pub nvme: Vec<NvmeController, MAX_NVME>,
+}
+
+/// A remote NVMe/TCP controller attached through the management API.
+/// Its namespaces are block devices `<name>n<nsid>` (the controller's
+/// active namespaces when it attaches).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NvmeController {
+    /// 1..=NVME_NAME_MAX letters, digits, `_`, `-`, `.`.
+    pub name: String<NVME_NAME_MAX>,
+    pub traddr: [u8; 4],
+    pub trsvcid: u16,
+    pub subnqn: String<NQN_MAX>,
+    /// Empty: the card's host NQN.
+    pub hostnqn: String<NQN_MAX>,
+    pub hdgst: bool,
+    pub ddgst: bool,
+    /// (remote NSID, PCIe function, NSID): its namespaces mapped to
+    /// functions (`dpu_ns_attach`).
+    pub maps: Vec<(u32, u16, u32), NVME_MAPS_MAX>,
 }
 
 /// An erasure-coded volume (`dpu_hal::regs::bootcfg` EC record): k data
@@ -280,6 +316,11 @@ pub enum Invalid {
     /// outside 1..=max_namespaces or used twice, or a namespace naming no
     /// run-time block device, one mapped to a function or used twice.
     Nvmf { index: u16 },
+    /// A controller attached through the management API with a bad name
+    /// (or one used twice), address, TCP port 0, a subsystem or host NQN
+    /// that is empty or not printable, or a mapping to a function
+    /// namespace out of range or taken.
+    Nvme { index: u16 },
     /// An erasure-coded volume with k or m outside what the engine does
     /// (k 1..=EC_MAX_K, m 1..=EC_MAX_M), members not k + m + spares (at
     /// most 32), a member naming no controller, nsid 0, or one twice; or
@@ -310,6 +351,7 @@ impl Config {
         subsystems: Vec::new(),
         nvmf: Vec::new(),
         ec_volumes: Vec::new(),
+        nvme: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -441,6 +483,22 @@ impl Config {
                 return Err(Invalid::Nvmf { index: i as u16 });
             }
         }
+        for (i, c) in self.nvme.iter().enumerate() {
+            let name_ok = !c.name.is_empty() && c.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            let twice = self.nvme[..i].iter().any(|o| o.name == c.name);
+            let nqn_ok = !c.subnqn.is_empty() && printable(&c.subnqn) && printable(&c.hostnqn);
+            let taken = |f: u16, nsid: u32| {
+                self.namespaces.iter().any(|n| (n.function, n.nsid) == (f, nsid))
+                    || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
+                    || self.nvme[..i].iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
+            };
+            let maps_ok = c.maps.iter().enumerate().all(|(k, &(rn, f, nsid))| {
+                rn != 0 && usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid) && !c.maps[..k].iter().any(|o| o.0 == rn || (o.1, o.2) == (f, nsid))
+            });
+            if !name_ok || twice || c.traddr == [0; 4] || c.trsvcid == 0 || !nqn_ok || !maps_ok {
+                return Err(Invalid::Nvme { index: i as u16 });
+            }
+        }
         Ok(())
     }
 
@@ -463,7 +521,8 @@ impl Config {
         let s = postcard::to_slice(&self.subsystems, out.get_mut(n + m + l..)?).ok()?.len();
         let v = postcard::to_slice(&self.nvmf, out.get_mut(n + m + l + s..)?).ok()?.len();
         let e = postcard::to_slice(&self.ec_volumes, out.get_mut(n + m + l + s + v..)?).ok()?.len();
-        Some(n + m + l + s + v + e)
+        let c = postcard::to_slice(&self.nvme, out.get_mut(n + m + l + s + v + e..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -491,6 +550,7 @@ impl Config {
         each(&mut self.subsystems, &other.subsystems);
         each(&mut self.nvmf, &other.nvmf);
         each(&mut self.ec_volumes, &other.ec_volumes);
+        each(&mut self.nvme, &other.nvme);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -530,6 +590,7 @@ impl Config {
         self.subsystems.clear();
         self.nvmf.clear();
         self.ec_volumes.clear();
+        self.nvme.clear();
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -544,6 +605,9 @@ impl Config {
         }
         if version >= 6 {
             rest = take_vec(rest, &mut self.ec_volumes)?;
+        }
+        if version >= 7 {
+            rest = take_vec(rest, &mut self.nvme)?;
         }
         Some(rest)
     }
@@ -619,7 +683,52 @@ mod tests {
                 .unwrap(),
             })
             .unwrap();
+        c.nvme
+            .push(NvmeController {
+                name: String::try_from("Nvme0").unwrap(),
+                traddr: [10, 0, 0, 20],
+                trsvcid: 4420,
+                subnqn: String::try_from("nqn.2026-12.io.dpusim:live").unwrap(),
+                hostnqn: String::new(),
+                hdgst: false,
+                ddgst: true,
+                maps: Vec::from_slice(&[(1, 3, 1)]).unwrap(),
+            })
+            .unwrap();
         c
+    }
+
+    /// Run-time controllers: every field is checked, and they survive
+    /// the record (schema version 7).
+    #[test]
+    fn run_time_controllers_are_checked_and_kept() {
+        let c = sample();
+        let mut buf = [0u8; 4096];
+        let n = c.encode(&mut buf).unwrap();
+        let back = Config::decode(SCHEMA_VERSION, &buf[..n]).unwrap();
+        assert_eq!(back.nvme, c.nvme);
+        assert_eq!(back.nvme[0].maps.as_slice(), &[(1, 3, 1)]);
+        for (why, bad) in [
+            ("empty name", (|c: &mut Config| c.nvme[0].name.clear()) as fn(&mut Config)),
+            ("name with a space", |c| c.nvme[0].name = String::try_from("a b").unwrap()),
+            ("name twice", |c| {
+                let mut o = c.nvme[0].clone();
+                o.maps.clear();
+                c.nvme.push(o).unwrap();
+            }),
+            ("address 0", |c| c.nvme[0].traddr = [0; 4]),
+            ("TCP port 0", |c| c.nvme[0].trsvcid = 0),
+            ("no subsystem NQN", |c| c.nvme[0].subnqn.clear()),
+            ("a mapping onto a boot namespace", |c| c.nvme[0].maps[0] = (1, 0, 1)),
+            ("a mapping onto a RAM device's namespace", |c| c.nvme[0].maps[0] = (1, 1, 2)),
+            ("a mapping to function 9999", |c| c.nvme[0].maps[0] = (1, 9999, 1)),
+            ("remote NSID 0", |c| c.nvme[0].maps[0] = (0, 3, 1)),
+        ] {
+            let mut c = sample();
+            bad(&mut c);
+            let i = if why == "name twice" { 1 } else { 0 };
+            assert_eq!(c.validate(), Err(Invalid::Nvme { index: i }), "{why}");
+        }
     }
 
     #[test]
@@ -649,7 +758,7 @@ mod tests {
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() });
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() });
         let mut v2 = [0u8; 4096];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
@@ -659,24 +768,29 @@ mod tests {
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
-        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
+        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 4]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 5]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
-        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
+        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 3]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 3]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 4]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 4]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
-        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
+        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 2]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 2]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 3]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 3]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
-        let no_ec = Config { ec_volumes: Vec::new(), ..c.clone() };
+        let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 1]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 1]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 2]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 2]), None, "a version-6 record lacks its volumes");
+        // A version-6 record: no run-time controllers.
+        let no_nvme = Config { nvme: Vec::new(), ..c.clone() };
+        let n = no_nvme.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(6, &v2[..n - 1]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 1]), None, "a version-7 record lacks its controllers");
     }
 
     /// An EC 2+1 volume with a spare over four remote controllers, as
