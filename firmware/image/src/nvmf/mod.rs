@@ -17,6 +17,7 @@
 //!   the management server to every core's target.
 
 pub mod conn;
+pub mod ctrls;
 pub mod initiator;
 pub mod live;
 pub mod service;
