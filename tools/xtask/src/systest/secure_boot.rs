@@ -249,6 +249,54 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// A remote controller attached through the management API is saved
+/// with the mapping of its namespace (configuration schema 7) and, on
+/// the same flash after a restart, attached again and mapped again: a
+/// verified job runs on the restored namespace over NVMe/TCP.
+pub fn live_controllers_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-nvme")?;
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    let target = "[[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-12.io.dpusim:kept-remote\"\nnamespaces = [{ size = \"8MiB\" }]\n\n";
+    // Run 1: attach, map as the PF's namespace 2; two saves (50 ms each).
+    let run1 = format!(
+        "{base}{target}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}",
+        rpc("200us", "bdev_nvme_attach_controller", "{ name = \"Kept0\", trtype = \"tcp\", traddr = \"10.0.0.10\", trsvcid = \"4420\", subnqn = \"nqn.2026-12.io.dpusim:kept-remote\" }", "expect_result = [\"Kept0n1\"]"),
+        rpc("1500us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"Kept0n1\" }", "expect_result = true"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_controllers = 1, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-nvme-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-nvme-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["mgmt: controller Kept0 attached: 1 namespace(s)", "INFO  mgmt: configuration saved to flash", "outcome: scenario passed"])?;
+    // Run 2, the same flash: attached again (no call), mapped again; a
+    // verified job on the PF's namespace 2.
+    let base2 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
+    let run2 = format!(
+        "{base2}{target}[[jobs]]\nname = \"restored\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"2ms\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"8MiB\", block_size = 512 }}\n\n{}{}",
+        rpc("1500us", "bdev_nvme_get_controllers", "{ name = \"Kept0\" }", "expect_result = [{ name = \"Kept0\", run_time = true, ctrlrs = [{ state = \"enabled\" }] }]"),
+        rpc("1700us", "bdev_get_bdevs", "{ name = \"Kept0n1\" }", "expect_result = [{ name = \"Kept0n1\", driver_specific = { backend = \"remote\", state = \"ready\", function = 0, nsid = 2 } }]"),
+    );
+    let p2 = cx.tmp.join("persist-nvme-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-nvme-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "mgmt: attaching 1 run-time controller(s) from flash",
+            "mgmt: controller Kept0 attached: 1 namespace(s)",
+            "nvme fn0: namespace 2 attached (remote controller 0 nsid 1, 16384 blocks of 512 B)",
+            "restored.fn0: (fn 0, ns 2)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if !run.stdout.contains("verify errors: 0, I/O errors: 0") {
+        return fail("the restored namespace's job had errors", run);
+    }
+    remove_cards(cx, &["persist-nvme"]);
+    Ok(())
+}
+
 /// `dpuctl fw update` through `dpusim --hostfwd` (wall-clock paced): a
 /// flash-booted card takes a signed image over the management API (a
 /// tampered one and an out-of-order piece are refused first) and writes
