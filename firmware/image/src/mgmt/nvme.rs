@@ -18,10 +18,11 @@
 use super::live::{Live, NAME_MAX};
 use crate::bootcfg::{self, MAX_CTRLS};
 use crate::net;
-use crate::nvmf::ctrls::{Def, NQN_MAX};
+use crate::nvmf::ctrls::Def;
 use crate::nvmf::initiator::LIVE_CTRL_SOCKETS;
 pub use crate::nvmf::service::{FoundNs, Outcome, Request, MAX_CTRL_NS};
 use dpu_nvme_tcp::pdu::Digests;
+use dpu_rpc::nvme_attach::{AttachController, Buffers};
 use dpu_rpc::{code, Params, RpcError, Writer};
 use heapless::Deque;
 
@@ -31,7 +32,7 @@ pub const MAX_NVME: usize = dpu_config::MAX_NVME;
 /// Longest controller name: its devices add `n<nsid>` (at most 4 more
 /// with `MAX_CTRL_NS` namespaces of NSID up to 999) within [`NAME_MAX`].
 pub const CTRL_NAME_MAX: usize = dpu_config::NVME_NAME_MAX;
-const _: () = assert!(CTRL_NAME_MAX + 4 <= NAME_MAX);
+const _: () = assert!(CTRL_NAME_MAX + 4 <= NAME_MAX && CTRL_NAME_MAX == dpu_rpc::nvme_attach::NAME_MAX);
 
 /// SPDK answers a controller that could not be reached or refused
 /// Connect with -ENXIO.
@@ -124,38 +125,11 @@ impl Nvme {
     /// limits and asks the fabrics service to connect. Returns the index
     /// the answer will come for.
     pub fn attach(&mut self, p: &Params<'_>, live: &Live) -> Result<usize, RpcError> {
-        p.only(&["name", "trtype", "adrfam", "traddr", "trsvcid", "subnqn", "hostnqn", "hdgst", "ddgst"])?;
-        let mut nb = [0u8; CTRL_NAME_MAX + 1];
-        let name = Params::required("name", p.str("name", &mut nb)?)?;
-        let mut tb = [0u8; 8];
-        let trtype = Params::required("trtype", p.str("trtype", &mut tb)?)?;
-        if !trtype.eq_ignore_ascii_case("tcp") {
-            return Err(RpcError::invalid_params(format_args!("invalid params: `trtype` must be \"tcp\" (the only transport), got \"{trtype}\"")));
-        }
-        let mut ab = [0u8; 8];
-        if let Some(a) = p.str("adrfam", &mut ab)? {
-            if !a.eq_ignore_ascii_case("ipv4") {
-                return Err(RpcError::invalid_params(format_args!("invalid params: `adrfam` must be \"ipv4\", got \"{a}\"")));
-            }
-        }
-        let mut ib = [0u8; 16];
-        let traddr_s = Params::required("traddr", p.str("traddr", &mut ib)?)?;
-        let traddr = parse_ipv4(traddr_s).ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: `traddr` must be an IPv4 address, got \"{traddr_s}\"")))?;
-        let mut sb = [0u8; 8];
-        let trsvcid = match p.str("trsvcid", &mut sb)? {
-            Some(s) => s.parse::<u16>().ok().filter(|&v| v != 0).ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: `trsvcid` must be a TCP port (1..=65535) as a string")))?,
-            None => 4420,
-        };
-        let mut qb = [0u8; NQN_MAX + 1];
-        let subnqn = Params::required("subnqn", p.str("subnqn", &mut qb)?)?;
-        check_nqn("subnqn", subnqn)?;
-        let mut hb = [0u8; NQN_MAX + 1];
-        let hostnqn = p.str("hostnqn", &mut hb)?.unwrap_or("");
-        if !hostnqn.is_empty() {
-            check_nqn("hostnqn", hostnqn)?;
-        }
-        let boot = Digests { header: bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 };
-        let digests = Digests { header: p.bool("hdgst")?.unwrap_or(boot.header), data: p.bool("ddgst")?.unwrap_or(boot.data) };
+        let mut bufs = Buffers::new();
+        let a = AttachController::parse(p, &mut bufs)?;
+        let (name, traddr, trsvcid, subnqn, hostnqn) = (a.name, a.traddr, a.trsvcid, a.subnqn, a.hostnqn);
+        let boot = crate::nvmf::ctrls::boot_digests();
+        let digests = Digests { header: a.hdgst.unwrap_or(boot.header), data: a.ddgst.unwrap_or(boot.data) };
         check_ctrl_name(name)?;
         // Names and limits, before anything is published.
         if self.by_name(name).is_some() || (0..bootcfg::controllers()).any(|i| eq_nvme(name, i)) {
@@ -164,7 +138,10 @@ impl Nvme {
         if let Some(b) = live.bdevs().find(|b| b.name().strip_prefix(name).is_some_and(|r| r.starts_with('n') && r[1..].parse::<u32>().is_ok())) {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: block device `{}` would clash with `{name}`'s", b.name())));
         }
-        let port = net::port_for(traddr).ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: `traddr` {traddr_s} is in the subnet of no DPU port")))?;
+        let port = net::port_for(traddr).ok_or_else(|| {
+            let t = traddr;
+            RpcError::invalid_params(format_args!("invalid params: `traddr` {}.{}.{}.{} is in the subnet of no DPU port", t[0], t[1], t[2], t[3]))
+        })?;
         if let Some(c) = self.ctrls().find(|c| c.def.traddr == traddr && c.def.trsvcid == trsvcid && c.def.subnqn() == subnqn.as_bytes()) {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: `{}` is attached to that subsystem at that address", c.name())));
         }
@@ -362,35 +339,10 @@ fn eq_nvme(name: &str, i: usize) -> bool {
     name.strip_prefix("nvme").and_then(|d| d.parse::<usize>().ok()) == Some(i)
 }
 
-/// A controller name: 1..=CTRL_NAME_MAX letters, digits, `_`, `-`, `.`.
+/// Names the card reserves (`fn<F>n<N>`: a boot namespace's device).
 fn check_ctrl_name(n: &str) -> Result<(), RpcError> {
-    if n.is_empty() || n.len() > CTRL_NAME_MAX || !n.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')) {
-        return Err(RpcError::invalid_params(format_args!("invalid params: `name` must be 1..={CTRL_NAME_MAX} letters, digits, `_`, `-` or `.`")));
-    }
     if super::live::parse_fn_name(n).is_some() {
         return Err(RpcError::invalid_params(format_args!("invalid params: `name` `{n}` is reserved (fn<F>n<N>)")));
     }
     Ok(())
-}
-
-/// An NQN: `nqn.`..., printable ASCII, at most 223 bytes.
-fn check_nqn(field: &str, n: &str) -> Result<(), RpcError> {
-    if !n.starts_with("nqn.") || n.len() > NQN_MAX || !n.bytes().all(|c| (0x20..0x7f).contains(&c)) {
-        return Err(RpcError::invalid_params(format_args!("invalid params: `{field}` must be an NQN (nqn...., printable, at most {NQN_MAX} bytes)")));
-    }
-    Ok(())
-}
-
-/// Dotted-quad IPv4.
-pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
-    let mut a = [0u8; 4];
-    let mut parts = s.split('.');
-    for b in a.iter_mut() {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        *b = p.parse().ok()?;
-    }
-    parts.next().is_none().then_some(a)
 }
