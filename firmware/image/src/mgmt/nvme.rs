@@ -60,6 +60,8 @@ pub struct Ctrl {
     /// Mappings to restore once attached (from flash): (remote NSID,
     /// function, NSID).
     pub remap: [Option<(u32, u16, u32)>; MAX_CTRL_NS],
+    /// A request waits for the attach's answer (not one restored from flash).
+    answer: bool,
 }
 
 impl Ctrl {
@@ -174,6 +176,7 @@ impl Nvme {
             ns: [FoundNs::default(); MAX_CTRL_NS],
             count: 0,
             remap: [None; MAX_CTRL_NS],
+            answer: !retry,
         });
         defmt::info!("mgmt: attaching controller {=str} as index {=usize}", name, index);
     }
@@ -233,18 +236,23 @@ impl Nvme {
                         defmt::error!("mgmt: {=str}n{=u32} from flash not mapped: {=str}", c.name(), rn, e.message());
                     }
                 }
-                let _ = self.answers.push_back((index, Answer::Attached { index }));
+                if c.answer {
+                    let _ = self.answers.push_back((index, Answer::Attached { index }));
+                }
             }
             Outcome::Failed { index, why, status } => {
                 let Some(k) = self.ctrls.iter().position(|c| c.as_ref().is_some_and(|c| c.index == index)) else { return };
-                let name = self.ctrls[k].take().map(|c| c.name).unwrap_or_default();
+                let Some(c) = self.ctrls[k].take() else { return };
+                let name = c.name;
                 defmt::warn!("mgmt: controller {=str} not attached: {=str}", name.as_str(), why);
                 let e = if status != 0 {
                     RpcError::fmt(NO_DEVICE_OR_ADDRESS, format_args!("attach `{}` failed: {why} (status {status:#x})", name.as_str()))
                 } else {
                     RpcError::fmt(NO_DEVICE_OR_ADDRESS, format_args!("attach `{}` failed: {why}", name.as_str()))
                 };
-                let _ = self.answers.push_back((index, Answer::Failed(e)));
+                if c.answer {
+                    let _ = self.answers.push_back((index, Answer::Failed(e)));
+                }
             }
         }
     }

@@ -56,6 +56,10 @@ pub const MAX_CTRL_NS: usize = 8;
 /// An address attached at run time that does not answer ARP within this
 /// fails the attach (a data-center neighbor answers in microseconds).
 pub const ARP_LIMIT: u64 = 10_000 * US;
+/// An attach at run time that has no association after this fails (each
+/// step has its own timeout, but a controller may take up to CAP.TO,
+/// 127.5 s, to become ready: the operator's request must not wait that).
+pub const ATTACH_LIMIT: u64 = 5_000_000 * US;
 
 /// The management server asks (on this hart, by call).
 #[derive(Clone, Copy, Debug)]
@@ -147,6 +151,10 @@ struct Admin {
     attempts: u32,
     /// The discovery log was read (or discovery is not offered).
     discovered: bool,
+    /// Added to the attempt count in the local port: a controller index
+    /// attached again does not start from the local port its previous
+    /// association used (the target may still hold that connection).
+    port_salt: u32,
     buf: [u8; 4096],
 }
 
@@ -160,10 +168,12 @@ struct Service {
     mgmt: Option<crate::mgmt::server::Server>,
     /// Sockets of detached run-time controllers, per port, for the next.
     free_socks: [[Option<smoltcp::iface::SocketHandle>; 4]; NIC_PORTS],
+    /// Attaches at run time so far, per controller index.
+    attaches: [u32; MAX_CTRLS],
 }
 
 impl dpu_rt::ConstInit for Service {
-    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: None, mgmt: None, free_socks: [[None; 4]; NIC_PORTS] };
+    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: None, mgmt: None, free_socks: [[None; 4]; NIC_PORTS], attaches: [0; MAX_CTRLS] };
 }
 
 /// The service's main loop (never returns).
@@ -287,6 +297,8 @@ impl Service {
                 let sock = port.and_then(|p| self.free_socks.get_mut(p)).and_then(|f| f.iter_mut().find_map(|s| s.take()));
                 let mut a = Admin::new(index, def, true, Some(now), retry);
                 a.conn.sock = sock;
+                self.attaches[index] = self.attaches[index].wrapping_add(1);
+                a.port_salt = self.attaches[index].wrapping_mul(7);
                 super::ctrls::publish(index, Some(&def));
                 ring_data_plane();
                 defmt::info!(
@@ -374,12 +386,25 @@ impl Admin {
             attempts: 0,
             // A run-time attach connects to the subsystem directly.
             discovered: run_time,
+            port_salt: 0,
             buf: [0; 4096],
         }
     }
 
     /// Advances the state machine; returns when it next needs to run.
     fn advance(&mut self, stack: &mut Stack, now: u64) -> u64 {
+        if let Some(at) = self.attaching.as_ref().filter(|a| !a.retry) {
+            if now >= at.since + ATTACH_LIMIT {
+                return self.fail(stack, now, "no association within 5 s");
+            }
+            let limit = at.since + ATTACH_LIMIT;
+            return self.step_machine(stack, now).min(limit);
+        }
+        self.step_machine(stack, now)
+    }
+
+    /// [`Self::advance`] without the attach limit.
+    fn step_machine(&mut self, stack: &mut Stack, now: u64) -> u64 {
         match self.conn.phase {
             Phase::Down { until } => {
                 if now < until {
@@ -400,11 +425,15 @@ impl Admin {
                 // A fresh local port per attempt: the target may still hold
                 // the old connection.
                 let span = u32::from(CONTROL_SPAN);
-                self.conn.local_port = *net::CONTROL_PORTS.start() + (self.index as u16) * CONTROL_SPAN + ((self.attempts + self.index as u32 * 7) % span) as u16;
+                self.conn.local_port = *net::CONTROL_PORTS.start() + (self.index as u16) * CONTROL_SPAN + ((self.attempts + self.port_salt) % span) as u16;
                 self.attempts = self.attempts.wrapping_add(1);
                 self.step = if self.discovered { Step::Connect } else { Step::DiscConnect };
                 self.busy = false;
-                self.conn.open(stack, now, 64 * 1024, 64 * 1024);
+                // (A reused socket still closing is aborted and tried again
+                // after the backoff; only no socket at all ends an attach.)
+                if !self.conn.open(stack, now, 64 * 1024, 64 * 1024) && self.conn.sock.is_none() && self.attaching.as_ref().is_some_and(|a| !a.retry) {
+                    return self.fail(stack, now, "no free socket on the control plane");
+                }
                 now + STEP_TIMEOUT
             }
             Phase::Tcp => match self.conn.tcp_state(stack) {
