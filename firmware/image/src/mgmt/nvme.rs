@@ -281,8 +281,10 @@ impl Nvme {
             }
             return Err(super::methods::no_device("controller", name));
         };
-        let Some((index, state)) = self.ctrls[k].as_ref().map(|c| (c.index, c.state)) else { return Err(super::methods::no_device("controller", name)) };
-        if state == CtrlState::Attaching {
+        let Some((index, state, answer)) = self.ctrls[k].as_ref().map(|c| (c.index, c.state, c.answer)) else { return Err(super::methods::no_device("controller", name)) };
+        // One restored from flash may wait on a target that is gone for
+        // good: it can be detached while it retries.
+        if state == CtrlState::Attaching && answer {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is still attaching")));
         }
         if let Some(b) = live.remote_user(index as u16) {
