@@ -252,7 +252,9 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
 /// A remote controller attached through the management API is saved
 /// with the mapping of its namespace (configuration schema 7) and, on
 /// the same flash after a restart, attached again and mapped again: a
-/// verified job runs on the restored namespace over NVMe/TCP.
+/// verified job runs on the restored namespace over NVMe/TCP. Restarted
+/// once more with its target gone, it is kept (retried) and can still be
+/// detached.
 pub fn live_controllers_persist(cx: &Ctx) -> R {
     let k = kit(cx)?;
     let (card, base) = management_card(cx, &k, "persist-nvme")?;
@@ -293,6 +295,18 @@ pub fn live_controllers_persist(cx: &Ctx) -> R {
     if !run.stdout.contains("verify errors: 0, I/O errors: 0") {
         return fail("the restored namespace's job had errors", run);
     }
+    // Run 3, the target gone: the controller is kept and retried (not
+    // failed and forgotten), and the operator can still detach it.
+    let run3 = format!(
+        "{base}{}{}{}",
+        rpc("1ms", "bdev_nvme_get_controllers", "{ name = \"Kept0\" }", "expect_result = [{ name = \"Kept0\", ctrlrs = [{ state = \"disconnected\" }] }]"),
+        rpc("2ms", "bdev_nvme_detach_controller", "{ name = \"Kept0\" }", "expect_result = true"),
+        rpc("2500us", "dpu_config_get_status", "{}", "expect_result = { run_time_controllers = 0 }"),
+    );
+    let p3 = cx.tmp.join("persist-nvme-3.toml");
+    std::fs::write(&p3, run3).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-nvme-3", &card, &[], &["--scenario", &p3.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["mgmt: attaching 1 run-time controller(s) from flash", "mgmt: controller Kept0 detached", "outcome: scenario passed"])?;
     remove_cards(cx, &["persist-nvme"]);
     Ok(())
 }
