@@ -184,8 +184,10 @@ impl Cmd {
 
 /// One remote controller's I/O queue on this core.
 struct Queue {
-    /// The controller: address, NQNs, digests.
-    def: super::ctrls::Def,
+    /// Index of the remote controller (boot configuration order, then
+    /// those attached at run time): its NQNs are read at Connect
+    /// (`super::ctrls::def`), not kept in this hot state.
+    index: usize,
     conn: Conn<{ MAXCMD + 2 }>,
     /// Generation of the association this queue belongs to.
     generation: u32,
@@ -437,7 +439,7 @@ impl Fabric {
         let fallback = u64::from(hart as u32 * 7919 + i as u32 * 104_729);
         let spread = (crate::random::u64_or(fallback, "the local port choice") % span.min(8192)) as u16;
         Queue {
-            def: *d,
+            index: i,
             conn,
             generation: 0,
             info: published(i),
@@ -1018,8 +1020,10 @@ impl Fabric {
 
     fn send_connect(q: &mut Queue, stack: &mut Stack) -> bool {
         let (_, hostid) = bootcfg::host();
-        let Ok(hostnqn) = core::str::from_utf8(q.def.hostnqn()) else { return false };
-        let Ok(subnqn) = core::str::from_utf8(q.def.subnqn()) else { return false };
+        // (None while a publication is being written: tried next pass.)
+        let Some(def) = super::ctrls::def(q.index) else { return false };
+        let Ok(hostnqn) = core::str::from_utf8(def.hostnqn()) else { return false };
+        let Ok(subnqn) = core::str::from_utf8(def.subnqn()) else { return false };
         let mut data = [0u8; 1024];
         if (ConnectData { hostid, cntlid: q.info.cntlid, subnqn, hostnqn }).emit(&mut data).is_err() {
             return false;
