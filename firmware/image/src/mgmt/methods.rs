@@ -8,7 +8,8 @@
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
 //! (0 = PF, F = VF F); `sub<S>n<N>`: namespace N of NVMe/TCP target
 //! subsystem S (its index in the configuration). Remote controllers are `nvme<i>`, i their index
-//! in the configuration. RAM block devices created at run time keep the
+//! in the configuration; one attached at run time keeps the name it was
+//! given, and its block devices are `<name>n<nsid>` ([`super::nvme`]). RAM block devices created at run time keep the
 //! name they were given (`Malloc0`, ...).
 
 use super::live::{self, Live};
