@@ -32,7 +32,7 @@ pub const MAX_BLOB: usize = b::HEADER
     + MAX_PORTS * b::PORT_RECORD
     + MAX_CTRLS * b::CTRL_RECORD
     + b::HOST_RECORD
-    + MAX_KEYS * b::KEY_RECORD
+    + MAX_KEYS * b::KEY_RECORD_WRAPPED
     + MAX_EC_VOLUMES * b::EC_RECORD
     + b::MGMT_RECORD
     + MAX_SUBSYSTEMS * b::SUBSYS_RECORD;

@@ -5,6 +5,7 @@
 
 use super::{expect_code, fail, io, need, no_warnings, Ctx, Run};
 use crate::flash::{config_of, otp_for, sign, signing_key, write_card};
+use dpu_imgtool::devkey::DeviceKey;
 use dpu_imgtool::flash::Card;
 use dpu_imgtool::image::{self, Kind, Version};
 use dpu_imgtool::key::{self, Key};
@@ -25,6 +26,12 @@ struct Kit {
     fw: Vec<u8>,
 }
 
+/// The device key of the test cards (a card from `cargo xtask flash`
+/// gets a random one; tests that look at wrapped keys use their own).
+fn dk() -> DeviceKey {
+    DeviceKey::from_bytes(*b"dpusim systest device key, 32 B.")
+}
+
 fn v(s: &str) -> Version {
     s.parse().expect("a version")
 }
@@ -40,7 +47,7 @@ impl Ctx<'_> {
     /// Writes `card` as `<tag>.bin` (+ `.otp` for `key` and `counter`).
     fn card(&self, tag: &str, card: &Card, key: &Key, counter: u32) -> Result<PathBuf, (String, Option<Run>)> {
         let out = self.tmp.join(format!("{tag}.bin"));
-        write_card(&out, card, &otp_for(key, counter).map_err(io)?).map_err(io)?;
+        write_card(&out, card, &otp_for(key, counter, &dk()).map_err(io)?).map_err(io)?;
         Ok(out)
     }
 
@@ -78,7 +85,7 @@ fn otp_counter(otp: &Path) -> Result<u32, (String, Option<Run>)> {
 /// bootloader, slot A, configuration read from the flash.
 pub fn flash_boot(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let card = cx.card("flash-boot", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
     let sc = crate::build::root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
     let run = cx.boot("flash-boot", &card, &[], &["--scenario", &sc])?;
@@ -106,7 +113,7 @@ pub fn flash_boot(cx: &Ctx) -> R {
 /// server in flash), written as `<tag>.bin`; and that scenario's text
 /// without its scripted calls (for runs that script their own or none).
 fn management_card(cx: &Ctx, k: &Kit, tag: &str) -> Result<(PathBuf, String), (String, Option<Run>)> {
-    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("management-flash", &dk()).map_err(io)?.into_iter().collect();
     if configs.first().is_none_or(|c| c.management.is_none()) {
         return Err(io("management-flash: the flash configuration has no management record".into()));
     }
@@ -153,7 +160,7 @@ pub fn flash_management(cx: &Ctx) -> R {
 /// `nvmf_get_subsystems` and `bdev_get_bdevs` answer as expected.
 pub fn flash_target(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("target-flash").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("target-flash", &dk()).map_err(io)?.into_iter().collect();
     if configs.first().is_none_or(|c| c.subsystems.len() != 1) {
         return Err(io("target-flash: the flash configuration does not hold its subsystem".into()));
     }
@@ -393,7 +400,7 @@ pub fn bad_images(cx: &Ctx) -> R {
 /// trial is reverted at the next boot.
 pub fn trial_boot(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &configs };
     let flash = cx.card("trial", &card, &k.key, 0)?;
@@ -453,8 +460,8 @@ pub fn trial_boot(cx: &Ctx) -> R {
 /// nothing and says why.
 pub fn config_copies(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let older = config_of("pf-randread-qd1").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
-    let newer = config_of("ram-verify").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let older = config_of("pf-randread-qd1", &dk()).map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let newer = config_of("ram-verify", &dk()).map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
     let (n_old, n_new) = (older.namespaces.len(), newer.namespaces.len());
     let configs = [older, newer];
     let flash = cx.card("config", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
@@ -531,7 +538,7 @@ fn fw_scenario(cx: &Ctx, tag: &str, body: &str) -> Result<String, (String, Optio
 /// 0.1.0.
 pub fn host_update(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("host-update-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
@@ -633,7 +640,7 @@ pub fn host_update(cx: &Ctx) -> R {
 /// confirmation: [`power_cut_sweep`].)
 pub fn host_update_power_cuts(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("cut-update-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
