@@ -1492,6 +1492,7 @@ const TESTS: &[(&str, Check)] = &[
     ("config in flash: the management server starts from it (JSON-RPC on a flash-booted card)", secure_boot::flash_management),
     ("config in flash: NVMe/TCP target subsystems served from it; initiator verify; nvmf_get_subsystems", secure_boot::flash_target),
     ("config in flash: live changes (RAM block devices, mappings, target subsystems) are saved and made again at the next boot", secure_boot::live_changes_persist),
+    ("config in flash: encrypted namespaces, keys wrapped with the OTP device key (none in the clear in flash; ciphertext at rest; another device key refuses them)", secure_boot::flash_keys),
     ("secure boot: power cuts during a trial boot leave a bootable card", secure_boot::power_cut_sweep),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
     ("firmware update from the host: power cuts during download and commit leave the old image booting", secure_boot::host_update_power_cuts),

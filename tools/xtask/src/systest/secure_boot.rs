@@ -680,3 +680,98 @@ pub fn host_update_power_cuts(cx: &Ctx) -> R {
     remove_cards(cx, &["cut-update-base", "cut-update"]);
     Ok(())
 }
+
+/// Whether `hay` holds `needle` anywhere.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Encrypted namespaces configured in flash (`adapter-secure` flashed as
+/// `cargo xtask flash` does): the flash image holds no copy of any
+/// namespace key or key half, only blobs wrapped with the card's device
+/// key in its OTP. The card unwraps them into the engines and runs
+/// verified host I/O; the targets' media hold AES-XTS ciphertext of the
+/// host's data under the scenario's keys (the simulator decrypts every
+/// written block with its own AES-XTS and the key the test knows), so
+/// the keys the engines used are the ones wrapped. The same flash with a
+/// re-provisioned OTP (another device key) refuses each encrypted
+/// namespace by name in the boot log and serves no data: no block reaches
+/// a target, no sector reads back wrong.
+pub fn flash_keys(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let device_key = DeviceKey::generate().map_err(io)?;
+    let configs: Vec<dpu_config::Config> = config_of("adapter-secure", &device_key).map_err(io)?.into_iter().collect();
+    if configs.first().is_none_or(|c| c.ns_keys.len() != 3) {
+        return Err(io("adapter-secure: the flash configuration does not hold its 3 wrapped keys".into()));
+    }
+    let out = cx.tmp.join("flash-keys.bin");
+    let otp = crate::flash::otp_for(&k.key, 0, &device_key).map_err(io)?;
+    write_card(&out, &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &otp).map_err(io)?;
+    let path = crate::build::root().join("targets/scenarios/adapter-secure.toml");
+    let scenario = dpu_targets::Scenario::load(&path).map_err(|e| io(e.to_string()))?;
+    let keys: Vec<[u8; 64]> = scenario.namespace_cfgs().iter().filter_map(|n| n.encryption.as_ref().map(|k| k.0)).collect();
+    if keys.len() != 3 {
+        return Err(io(format!("adapter-secure: {} encrypted namespaces, expected 3", keys.len())));
+    }
+    // No key in the clear on the card outside the OTP.
+    let image = std::fs::read(&out).map_err(|e| io(format!("{}: {e}", out.display())))?;
+    for (i, key) in keys.iter().enumerate() {
+        for (what, part) in [("key", &key[..]), ("Key1", &key[..32]), ("Key2", &key[32..])] {
+            if contains(&image, part) {
+                return Err(io(format!("the flash image holds namespace key {i}'s {what} in the clear")));
+            }
+        }
+    }
+    // The other card: the same flash, another device key in its OTP.
+    let other = cx.tmp.join("flash-keys-other.bin");
+    std::fs::copy(&out, &other).map_err(|e| io(e.to_string()))?;
+    let other_otp = crate::flash::otp_for(&k.key, 0, &DeviceKey::generate().map_err(io)?).map_err(io)?;
+    std::fs::write(other.with_extension("otp"), dpu_imgtool::flash::otp_bytes(&other_otp)).map_err(|e| io(e.to_string()))?;
+    let sc = path.to_string_lossy().to_string();
+    let run = cx.boot("flash-keys", &out, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 3 namespace(s), 2 port(s), 2 remote controller(s), 0 target subsystem(s)",
+            "INFO  crypto: 3 namespace key(s) unwrapped with the device key into 10 engines",
+            "verify errors: 0, I/O errors: 0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    no_warnings(&run)?;
+    // No key in the log or the stats.
+    let stats_text = run.stats.as_ref().map(|s| s.to_string()).unwrap_or_default();
+    for key in &keys {
+        let head: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
+        if run.stdout.contains(&head) || run.stderr.contains(&head) || stats_text.contains(&head) {
+            return fail(format!("key material {head}.. appears in the output"), run);
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    let n = |a: &serde_json::Value, k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+    if at_rest.len() != 2 || at_rest.iter().any(|a| n(a, "written") < 50 || n(a, "ciphertext_ok") != n(a, "written") || n(a, "plaintext") != 0 || n(a, "bad") != 0) {
+        return fail(format!("media of the encrypted remote namespaces: {at_rest:?}"), run);
+    }
+    let run = cx.boot("flash-keys-other", &other, &[], &["--scenario", &sc])?;
+    let run = need(
+        run,
+        &[
+            "ERROR crypto: fn1 nsid 1: its wrapped key does not unwrap with this card's device key (wrapped for another card, or altered) (status 7): the namespace is not served",
+            "ERROR crypto: fn2 nsid 1: its wrapped key does not unwrap with this card's device key",
+            "ERROR crypto: fn1 nsid 2: its wrapped key does not unwrap with this card's device key",
+            "ERROR crypto: 3 of 3 namespace key(s) refused",
+            "verify errors: 0, I/O errors: ",
+        ],
+    )?;
+    if run.code == 0 || run.count("crypto: 3 namespace key(s) unwrapped") != 0 {
+        return fail("a card with another device key served the encrypted namespaces", run);
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    if at_rest.len() != 2 || at_rest.iter().any(|a| n(a, "written") != 0) {
+        return fail(format!("a card that could not unwrap its keys wrote to the targets: {at_rest:?}"), run);
+    }
+    remove_cards(cx, &["flash-keys", "flash-keys-other"]);
+    Ok(())
+}
