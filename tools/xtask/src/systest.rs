@@ -181,6 +181,20 @@ fn accel_drivers(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             "trng: two words differ and fill_bytes works: true",
             "crypto: key loaded true on every engine true, scratch wiped true, equal halves refused true",
             "crypto: IEEE 1619 vector 10 on 10/10 engines, one each true; decrypted back true",
+            "crypto: key ladder without a device key: wrap and unwrap refused true",
+            "test passed",
+        ],
+    )?;
+    // The key ladder, on a chip with a device key in its fuses.
+    let otp = cx.tmp.join("accel-device-key.otp");
+    let mut words = vec![0u32; 64];
+    dpu_imgtool::devkey::DeviceKey::generate().map_err(io)?.provision(&mut words);
+    std::fs::write(&otp, dpu_imgtool::flash::otp_bytes(&words)).map_err(|e| io(e.to_string()))?;
+    let ladder = cx.run_image("accel-ladder", &cx.image("accel"), &["--max-time", "20ms", "--otp", &otp.to_string_lossy()]).map_err(io)?;
+    need(
+        expect_code(ladder, 0)?,
+        &[
+            "crypto: key ladder: device key hidden true, wrapped true (scratch wiped true), unwrapped into every engine true, vector 10 with it on 10/10 engines, tampered blob refused true",
             "test passed",
         ],
     )?;
