@@ -215,6 +215,11 @@ struct Queue {
     refused: Option<u32>,
     /// Connects refused in a row with a status that says not to retry.
     refusals: u8,
+    /// Set at the end of a pass that left the queue ready with nothing to
+    /// send, move or time out: the controller's published state word
+    /// then. While it holds, nothing was queued and no byte arrived, the
+    /// next pass is skipped ([`Fabric::queue_pass`]).
+    idle_state: Option<u32>,
 }
 
 /// Counters (per core).
@@ -427,6 +432,7 @@ impl Fabric {
                 next_port: *net::DATA_PORTS.start() + spread,
                 rx_buf,
                 check_at: u64::MAX,
+                idle_state: None,
                 refused: None,
                 refusals: 0,
             });
@@ -795,6 +801,18 @@ impl Fabric {
         let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
         let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
+        // A queue idle since its last pass costs one socket look-up: with
+        // many controllers (EC members) most queues of a core are idle on
+        // most passes. Anything that gives it work clears the conditions:
+        // a command queued or an R2T (count, r2ts), data being moved
+        // (rx_dma), a sent command's timer (check_at), a new publication
+        // of its controller (state word), a received byte or a TCP state
+        // change (the socket).
+        let word = super::published_state(ci);
+        if q.idle_state == Some(word) && q.conn.phase == Phase::Ready && q.count == 0 && q.r2ts == 0 && q.rx_dma.is_none() && now < q.check_at && q.conn.quiet(stack) {
+            return 0;
+        }
+        q.idle_state = None;
         let info = published(ci);
         let mut work = 0;
         // A new or lost association drops the current connection.
@@ -908,6 +926,9 @@ impl Fabric {
             q.fifo = keep;
             q.head = 0;
             q.count = k;
+        }
+        if q.conn.ready() && q.count == 0 && q.r2ts == 0 && q.rx_dma.is_none() && info.generation == word >> 1 {
+            q.idle_state = Some(word);
         }
         work
     }

@@ -75,6 +75,12 @@ pub fn publish_down(i: usize) {
     c.state.store(s & !1, Ordering::Release);
 }
 
+/// Controller `i`'s published state word (generation and up): it
+/// changes with every publication that matters to an I/O queue.
+pub fn published_state(i: usize) -> u32 {
+    CTRLS[i].state.load(Ordering::Acquire)
+}
+
 pub fn published(i: usize) -> Published {
     let c = &CTRLS[i];
     let s = c.state.load(Ordering::Acquire);

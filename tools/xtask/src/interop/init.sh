@@ -62,6 +62,20 @@ wait_for() {
     done
 }
 
+# new_namespace: sets DEV to a /dev/nvme*n1 not seen before (the
+# host side of both roles: initiator mode and the target's self-test).
+SEEN=
+new_namespace() {
+    for d in /dev/nvme*n1; do
+        [ -b "$d" ] || continue
+        case " $SEEN " in *" $d "*) continue ;; esac
+        DEV=$d
+        SEEN="$SEEN $d"
+        return 0
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------- config
 IP= PREFIX= MAC= NQN= PORT= RAMDISK_KIB= SELFTEST=0 MODE=target TARGET= HOSTNQN= NQN2= BADHOSTNQN=
 for arg in $(cat /proc/cmdline); do
@@ -157,17 +171,6 @@ if [ "$MODE" = initiator ]; then
         ! listed "$NQN2" || fail "discovery log shows $NQN2 to $BADHOSTNQN, which is not on its allow-list"
         echo "$MARK discovery hides $NQN2 from $BADHOSTNQN"
     fi
-    SEEN=
-    new_namespace() {
-        for d in /dev/nvme*n1; do
-            [ -b "$d" ] || continue
-            case " $SEEN " in *" $d "*) continue ;; esac
-            DEV=$d
-            SEEN="$SEEN $d"
-            return 0
-        done
-        return 1
-    }
     # attach SUBNQN HOSTNQN [,OPTIONS]: connects (retrying up to 180 s
     # while the card boots: a refused TCP connection fails at once), sets DEV.
     attach() {
@@ -283,19 +286,6 @@ for m in $HOST_MODULES; do
     modprobe "$m" || fail "modprobe $m"
 done
 wait_for 50 test -c /dev/nvme-fabrics || fail "/dev/nvme-fabrics did not appear"
-
-# new_namespace: sets DEV to a /dev/nvme*n1 not seen before.
-SEEN=
-new_namespace() {
-    for d in /dev/nvme*n1; do
-        [ -b "$d" ] || continue
-        case " $SEEN " in *" $d "*) continue ;; esac
-        DEV=$d
-        SEEN="$SEEN $d"
-        return 0
-    done
-    return 1
-}
 
 # connect EXTRA_OPTIONS WHAT: connects a controller, sets DEV to its namespace.
 connect() {

@@ -484,42 +484,6 @@ pub fn config_copies(cx: &Ctx) -> R {
     Ok(())
 }
 
-/// Power cuts across a firmware update's first boot: while the bootloader
-/// records the trial, and while the new image records its confirmation.
-/// After each cut the card boots a valid signed image: the new one again
-/// on trial (the trial record was torn), or the old one (the trial was
-/// recorded but never confirmed).
-pub fn power_cut_sweep(cx: &Ctx) -> R {
-    let k = kit(cx)?;
-    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
-    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &[] };
-    let base = cx.card("cut-base", &card, &k.key, 0)?;
-    // The run writes two 32-byte journal records: the bootloader's (slot B
-    // on trial), then the firmware's (slot B confirmed).
-    let cases: [(u64, &str, &[&str]); 3] = [
-        (16, "torn trial record", &["journal: confirmed slot A, pending B, on trial -", "booting slot B (on trial", "INFO  boot: slot B confirmed"]),
-        (32, "trial recorded, cut before the confirmation", &["slot B: was on trial and never confirmed itself: reverting to slot A", "booting slot A (confirmed)"]),
-        (48, "torn confirmation record", &["slot B: was on trial and never confirmed itself: reverting to slot A", "booting slot A (confirmed)"]),
-    ];
-    for (n, what, after) in cases {
-        let flash = cx.tmp.join("cut.bin");
-        std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
-        std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
-        let run = cx.boot("cut-1", &flash, &[], &["--max-time", "260ms", "--power-cut-after-flash-bytes", &n.to_string()])?;
-        let run = need(expect_code(run, 9)?, &["the power was cut"])?;
-        if n >= 32 && !run.stdout.contains("booting slot B (on trial") {
-            return fail(format!("cut after {n} bytes ({what}): the trial never started"), run);
-        }
-        let run = cx.boot("cut-2", &flash, &[], &["--max-time", "230ms"])?;
-        let run = need(expect_code(run, 0)?, after).map_err(|(m, r)| (format!("after a cut after {n} bytes ({what}): {m}"), r))?;
-        if !run.stdout.contains("INFO  boot: slot ") {
-            return fail(format!("after a cut after {n} bytes ({what}): no firmware ran"), run);
-        }
-    }
-    remove_cards(cx, &["cut-base", "cut"]);
-    Ok(())
-}
-
 /// Writes a scenario with `[[firmware]]` entries (`body`) for a flash card.
 fn fw_scenario(cx: &Ctx, tag: &str, body: &str) -> Result<String, (String, Option<Run>)> {
     let p = cx.tmp.join(format!("{tag}.toml"));
@@ -632,13 +596,23 @@ pub fn host_update(cx: &Ctx) -> R {
     Ok(())
 }
 
-/// Power cuts across a firmware update from the host: while the slot is
-/// erased, while it is programmed, once it is written but before the
-/// journal records it as pending, and in the middle of that record.
-/// After each cut the card boots the signed image it ran before, with
-/// its configuration. (Cuts during the new image's first boot and
-/// confirmation: [`power_cut_sweep`].)
-pub fn host_update_power_cuts(cx: &Ctx) -> R {
+/// Power cuts swept across the whole firmware update from the host, on
+/// a card with a configuration in flash: the host downloads a signed
+/// 0.2.0 and commits it (action 001b, activate at the next reset), then
+/// the card restarts, the bootloader records the trial and the new image
+/// records its confirmation. Each case cuts the power after a given
+/// number of bytes programmed or erased in one of the two runs, then
+/// boots the card again: it must boot a valid signed image (which one
+/// follows from what reached the flash) with its configuration intact.
+///
+/// The download itself writes only DDR (the staging buffer); it is cut
+/// by time, half way between the update service being ready and the
+/// host's last piece (times read from an uncut run). Every byte of the
+/// journal's and the configuration store's records is swept by their
+/// host tests (`dpu_fwimage::state`, `dpu_config::store`); this sweep
+/// checks the firmware's and the bootloader's order of writes on the
+/// real flash model, at points spread over every phase.
+pub fn update_power_cut_sweep(cx: &Ctx) -> R {
     let k = kit(cx)?;
     let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
@@ -647,37 +621,88 @@ pub fn host_update_power_cuts(cx: &Ctx) -> R {
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
     let base = cx.card("cut-update-base", &card, &k.key, 0)?;
     let sc = fw_scenario(cx, "cut-update", &format!("[[firmware]]\nimage = \"{}\"\naction = 1\n", new_path.display()))?;
-    // What the commit writes: the slot erased (whole subsectors), the
-    // image programmed, a 32-byte journal record.
+    // Run 1 (the commit) writes: the slot erased (whole subsectors), the
+    // image programmed, a 32-byte journal record (B pending).
     let n = new.len() as u64;
     let erased = n.next_multiple_of(4096);
-    let cases = [
-        (3 * 4096 + 10, "while the slot is erased"),
-        (erased + n / 2, "while the image is programmed"),
-        (erased + n, "image written, not yet pending"),
-        (erased + n + 16, "torn pending record"),
-    ];
-    for (cut, what) in cases {
-        let flash = cx.tmp.join("cut-update.bin");
-        std::fs::copy(&base, &flash).map_err(|e| io(e.to_string()))?;
-        std::fs::copy(base.with_extension("otp"), flash.with_extension("otp")).map_err(|e| io(e.to_string()))?;
-        let run = cx.boot("cut-update-1", &flash, &[], &["--scenario", &sc, "--power-cut-after-flash-bytes", &cut.to_string()])?;
-        let run = need(expect_code(run, 9)?, &["the power was cut", "fw update: writing image 0.2.0"])
-            .map_err(|(m, r)| (format!("cut after {cut} bytes ({what}): {m}"), r))?;
-        drop(run);
-        let run = cx.boot("cut-update-2", &flash, &[], &["--max-time", "230ms"])?;
-        need(
-            expect_code(run, 0)?,
-            &[
-                "journal: confirmed slot A, pending -, on trial -",
-                "booting slot A (confirmed)",
-                "INFO  boot: slot A, image 0.1.0",
-                "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)",
-            ],
-        )
-        .map_err(|(m, r)| (format!("after a cut after {cut} bytes ({what}): {m}"), r))?;
+    // The sequence whole, first: its log gives the download's time, and
+    // its flash (B pending) is where the first-boot cases start.
+    let committed = copy_card(cx, &base, "cut-update-done")?;
+    let run = cx.boot("cut-update-done", &committed, &[], &["--scenario", &sc])?;
+    let run = need(expect_code(run, 0)?, &["INFO  fw update: slot B activates at the next reset"])?;
+    let (Some(ready), Some(sent)) = (log_time_ns(&run.stdout, "INFO  fw update: ready"), log_time_ns(&run.stdout, "host  firmware: downloaded")) else {
+        return fail("no time for the update service's start or the end of the download in the log", run);
+    };
+    let mid = ready + (sent.saturating_sub(ready)) / 2;
+    let flash = copy_card(cx, &base, "cut-update")?;
+    let run = cx.boot("cut-update-dl", &flash, &[], &["--scenario", &sc, "--power-cut-at", &format!("{mid}ns")])?;
+    let run = need(expect_code(run, 9)?, &["the power was cut"])?;
+    if run.stdout.contains("firmware: downloaded") || run.stdout.contains("fw update: writing image") {
+        return fail(format!("the cut at {mid} ns was not during the download"), run);
     }
-    remove_cards(cx, &["cut-update-base", "cut-update"]);
+    boots_after_cut(cx, &flash, false).map_err(|(m, r)| (format!("after a cut during the download: {m}"), r))?;
+    let mut commit: Vec<(u64, String)> = vec![(0, "before the commit's first byte".into())];
+    commit.extend([4096 * 3 + 10, erased - 1].map(|c| (c, "while the slot is erased".to_string())));
+    commit.extend((0..3).map(|i| (erased + n * i / 3, format!("while the image is programmed ({i}/3)"))));
+    commit.push((erased + n - 1, "on the image's last byte".into()));
+    commit.extend([0, 8, 24, 31].map(|j| (erased + n + j, format!("pending record, {j} of 32 bytes written"))));
+    for (cut, what) in &commit {
+        let flash = copy_card(cx, &base, "cut-update")?;
+        let run = cx.boot("cut-update-1", &flash, &[], &["--scenario", &sc, "--power-cut-after-flash-bytes", &cut.to_string()])?;
+        let run = need(expect_code(run, 9)?, &["the power was cut"]).map_err(|(m, r)| (format!("commit, cut after {cut} bytes ({what}): {m}"), r))?;
+        if *cut > 0 && !run.stdout.contains("fw update: writing image 0.2.0") {
+            return fail(format!("commit, cut after {cut} bytes ({what}): the slot was never written"), run);
+        }
+        // The pending record is incomplete: the old image, confirmed.
+        boots_after_cut(cx, &flash, false).map_err(|(m, r)| (format!("after a cut during the commit after {cut} bytes ({what}): {m}"), r))?;
+    }
+    // From the whole commit (B pending): run 2, the first boot, writes the
+    // bootloader's trial record, then the firmware's confirmation.
+    for j in [0u64, 16, 31, 32, 48, 63] {
+        let (what, again) = if j < 32 { ("trial record torn: B is still pending", true) } else { ("trial recorded, confirmation torn: B never confirmed", false) };
+        let flash = copy_card(cx, &committed, "cut-update")?;
+        let run = cx.boot("cut-update-2", &flash, &[], &["--max-time", "260ms", "--power-cut-after-flash-bytes", &j.to_string()])?;
+        let run = need(expect_code(run, 9)?, &["the power was cut"]).map_err(|(m, r)| (format!("first boot, cut after {j} bytes: {m}"), r))?;
+        if j >= 32 && !run.stdout.contains("booting slot B (on trial") {
+            return fail(format!("first boot, cut after {j} bytes ({what}): the trial never started"), run);
+        }
+        boots_after_cut(cx, &flash, again).map_err(|(m, r)| (format!("after a cut during the first boot after {j} bytes ({what}): {m}"), r))?;
+    }
+    remove_cards(cx, &["cut-update-base", "cut-update", "cut-update-done"]);
+    Ok(())
+}
+
+/// The simulated time (ns) of the first log line containing `what`
+/// (lines start "[  186.899781 ms] ").
+fn log_time_ns(log: &str, what: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains(what))?;
+    let ms = line.strip_prefix('[')?.split(" ms]").next()?.trim();
+    let (int, frac) = ms.split_once('.').unwrap_or((ms, ""));
+    let frac = format!("{frac:0<6}");
+    Some(int.parse::<u64>().ok()? * 1_000_000 + frac.get(..6)?.parse::<u64>().ok()?)
+}
+
+/// A copy of card `from` (flash and fuses) as `<tag>.bin` / `.otp`.
+fn copy_card(cx: &Ctx, from: &Path, tag: &str) -> Result<PathBuf, (String, Option<Run>)> {
+    let to = cx.tmp.join(format!("{tag}.bin"));
+    for ext in ["bin", "otp"] {
+        std::fs::copy(from.with_extension(ext), to.with_extension(ext)).map_err(|e| io(e.to_string()))?;
+    }
+    Ok(to)
+}
+
+/// The card boots after a power cut: the new image 0.2.0 on trial, which
+/// confirms itself (`new`), or the old one confirmed; with its flash
+/// configuration either way.
+fn boots_after_cut(cx: &Ctx, flash: &Path, new: bool) -> R {
+    let run = cx.boot("cut-update-check", flash, &[], &["--max-time", "230ms"])?;
+    let config = "INFO  config: from flash copy 0 (sequence 1; other copy blank): 1 namespace(s)";
+    let want: &[&str] = if new {
+        &["journal: confirmed slot A, pending B, on trial -", "booting slot B (on trial", "INFO  boot: slot B, image 0.2.0", "INFO  boot: slot B confirmed", config]
+    } else {
+        &["booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0", config]
+    };
+    need(expect_code(run, 0)?, want)?;
     Ok(())
 }
 
