@@ -15,6 +15,12 @@
 //!   configuration, and says why.
 //! * [`blob`]: renders a configuration into the boot configuration blob
 //!   the firmware's namespace table is built from (`dpu_hal::regs::bootcfg`).
+//!
+//! Keys: an encrypted namespace's AES-256-XTS key (IEEE 1619-2018) is
+//! kept only wrapped with the card's device key ([`NsKey`]: AES key wrap,
+//! RFC 3394 / NIST SP 800-38F KW); the key itself is never in flash. Only
+//! the crypto engines, which read the device key from the OTP fuses, can
+//! unwrap it (`dpu_hal::regs::crypto::OP_KEY_UNWRAP`).
 #![no_std]
 
 pub mod blob;
@@ -46,10 +52,11 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// (`Vec<NvmfSubsystem>`); version 6 adds erasure-coded volumes
 /// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended);
 /// version 7 appends the remote NVMe/TCP controllers attached through the
-/// management API (`Vec<NvmeController>`).
+/// management API (`Vec<NvmeController>`); version 8 appends the wrapped
+/// keys of encrypted namespaces (`Vec<NsKey>`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 7;
+pub const SCHEMA_VERSION: u16 = 8;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -79,6 +86,13 @@ pub const NVME_MAPS_MAX: usize = 8;
 /// Most listeners (DPU port, TCP port) of a subsystem made through the
 /// management API.
 pub const NVMF_LISTENERS_MAX: usize = 4;
+
+/// Bytes of a wrapped AES-256-XTS key (RFC 3394: the 64-byte key plus
+/// one 8-byte integrity block).
+pub const WRAPPED_KEY_LEN: usize = dpu_hal::regs::crypto::WRAPPED_XTS_KEY;
+
+/// Most encrypted namespaces: one key slot of the crypto engines each.
+pub const MAX_KEYS: usize = dpu_hal::memory_map::CRYPTO_KEY_SLOTS;
 
 /// Identify Controller SN and MN lengths (NVMe Base 2.0 §5.17.2.1).
 pub const SERIAL_MAX: usize = 20;
@@ -128,6 +142,25 @@ pub struct Config {
     /// the mappings of their namespaces (schema version 7).
     #[serde(skip)]
     pub nvme: Vec<NvmeController, MAX_NVME>,
+    /// Encrypted function namespaces and their wrapped keys (schema
+    /// version 8).
+    #[serde(skip)]
+    pub ns_keys: Vec<NsKey, MAX_KEYS>,
+}
+
+/// Data-at-rest encryption of a function namespace: AES-256-XTS (IEEE
+/// 1619-2018; data unit = block, tweak = LBA) with a key held only
+/// wrapped with the card's device key (RFC 3394 AES key wrap, NIST SP
+/// 800-38F §6.2 KW, AES-256 key-encryption key in the OTP fuses). The
+/// crypto engines unwrap it into a key slot at boot; a blob wrapped with
+/// another card's device key does not unwrap (the namespace is then not
+/// served).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsKey {
+    pub function: u16,
+    pub nsid: u32,
+    /// The 64-byte XTS key (Key1 then Key2), wrapped: [`WRAPPED_KEY_LEN`] bytes.
+    pub wrapped: Vec<u8, WRAPPED_KEY_LEN>,
 }
 
 /// A remote NVMe/TCP controller attached through the management API.
@@ -326,6 +359,9 @@ pub enum Invalid {
     /// most 32), a member naming no controller, nsid 0, or one twice; or
     /// no namespace using it.
     Ec { index: u16 },
+    /// A wrapped key naming no function namespace, or one named twice, or
+    /// a blob that is not [`WRAPPED_KEY_LEN`] bytes.
+    Key { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -352,6 +388,7 @@ impl Config {
         nvmf: Vec::new(),
         ec_volumes: Vec::new(),
         nvme: Vec::new(),
+        ns_keys: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -420,6 +457,13 @@ impl Config {
             let used = self.namespaces.iter().any(|ns| ns.backend == Backend::Ec { volume: i as u16 });
             if !(1..=EC_MAX_K).contains(&usize::from(v.k)) || !(1..=EC_MAX_M).contains(&usize::from(v.m)) || n > MAX_EC_MEMBERS || v.members.len() != n || !members_ok || !used {
                 return Err(Invalid::Ec { index: i as u16 });
+            }
+        }
+        for (i, k) in self.ns_keys.iter().enumerate() {
+            let known = self.namespaces.iter().any(|n| (n.function, n.nsid) == (k.function, k.nsid));
+            let twice = self.ns_keys[..i].iter().any(|o| (o.function, o.nsid) == (k.function, k.nsid));
+            if !known || twice || k.wrapped.len() != WRAPPED_KEY_LEN {
+                return Err(Invalid::Key { index: i as u16 });
             }
         }
         let records = self.namespaces.len() + self.subsystems.iter().map(|s| s.namespaces.len()).sum::<usize>();
@@ -522,7 +566,8 @@ impl Config {
         let v = postcard::to_slice(&self.nvmf, out.get_mut(n + m + l + s..)?).ok()?.len();
         let e = postcard::to_slice(&self.ec_volumes, out.get_mut(n + m + l + s + v..)?).ok()?.len();
         let c = postcard::to_slice(&self.nvme, out.get_mut(n + m + l + s + v + e..)?).ok()?.len();
-        Some(n + m + l + s + v + e + c)
+        let k = postcard::to_slice(&self.ns_keys, out.get_mut(n + m + l + s + v + e + c..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c + k)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -551,6 +596,7 @@ impl Config {
         each(&mut self.nvmf, &other.nvmf);
         each(&mut self.ec_volumes, &other.ec_volumes);
         each(&mut self.nvme, &other.nvme);
+        each(&mut self.ns_keys, &other.ns_keys);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -591,6 +637,7 @@ impl Config {
         self.nvmf.clear();
         self.ec_volumes.clear();
         self.nvme.clear();
+        self.ns_keys.clear();
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -608,6 +655,9 @@ impl Config {
         }
         if version >= 7 {
             rest = take_vec(rest, &mut self.nvme)?;
+        }
+        if version >= 8 {
+            rest = take_vec(rest, &mut self.ns_keys)?;
         }
         Some(rest)
     }
@@ -754,11 +804,16 @@ mod tests {
     /// prefix of the version-2 record of the same configuration.
     #[test]
     fn a_version_1_record_decodes_without_management() {
+        extern crate std;
+        std::thread::Builder::new().stack_size(8 << 20).spawn(older_records_decode).unwrap().join().unwrap();
+    }
+
+    fn older_records_decode() {
         let c = sample();
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() });
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() });
         let mut v2 = [0u8; 4096];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
@@ -768,29 +823,70 @@ mod tests {
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
-        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
+        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 5]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 6]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
-        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
+        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 4]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 4]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 5]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 5]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
-        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
+        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 3]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 3]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 4]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 4]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
-        let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ..c.clone() };
+        let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 2]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 2]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 3]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 3]), None, "a version-6 record lacks its volumes");
         // A version-6 record: no run-time controllers.
-        let no_nvme = Config { nvme: Vec::new(), ..c.clone() };
+        let no_nvme = Config { nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvme.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(6, &v2[..n - 1]), Some(no_nvme));
-        assert_eq!(Config::decode(7, &v2[..n - 1]), None, "a version-7 record lacks its controllers");
+        assert_eq!(Config::decode(6, &v2[..n - 2]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 2]), None, "a version-7 record lacks its controllers");
+        // A version-7 record: no wrapped keys.
+        let no_keys = Config { ns_keys: Vec::new(), ..c.clone() };
+        let n = no_keys.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(7, &v2[..n - 1]), Some(no_keys));
+        assert_eq!(Config::decode(8, &v2[..n - 1]), None, "a version-8 record lacks its keys");
+    }
+
+    /// Function 1's namespace 1 encrypted, its key held wrapped.
+    fn with_key() -> Config {
+        let mut c = sample();
+        let wrapped = Vec::from_slice(&[0x5a; WRAPPED_KEY_LEN]).unwrap();
+        c.ns_keys.push(NsKey { function: 1, nsid: 1, wrapped }).unwrap();
+        c
+    }
+
+    #[test]
+    fn wrapped_keys_are_checked_and_kept() {
+        let c = with_key();
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        // The record ends with the blob, byte for byte.
+        assert_eq!(&buf[n - WRAPPED_KEY_LEN..n], &[0x5a; WRAPPED_KEY_LEN]);
+        let mut copy = Config::default();
+        copy.copy_from(&c);
+        assert_eq!(copy, c);
+        for (why, bad) in [
+            ("no such namespace", (|c: &mut Config| c.ns_keys[0].nsid = 9) as fn(&mut Config)),
+            ("a namespace twice", |c| {
+                let k = c.ns_keys[0].clone();
+                c.ns_keys.push(k).unwrap()
+            }),
+            ("a short blob", |c| {
+                c.ns_keys[0].wrapped.pop();
+            }),
+        ] {
+            let mut c = with_key();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::Key { index: c.ns_keys.len() as u16 - 1 }), "{why}");
+        }
     }
 
     /// An EC 2+1 volume with a spare over four remote controllers, as

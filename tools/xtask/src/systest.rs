@@ -181,6 +181,20 @@ fn accel_drivers(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             "trng: two words differ and fill_bytes works: true",
             "crypto: key loaded true on every engine true, scratch wiped true, equal halves refused true",
             "crypto: IEEE 1619 vector 10 on 10/10 engines, one each true; decrypted back true",
+            "crypto: key ladder without a device key: wrap and unwrap refused true",
+            "test passed",
+        ],
+    )?;
+    // The key ladder, on a chip with a device key in its fuses.
+    let otp = cx.tmp.join("accel-device-key.otp");
+    let mut words = vec![0u32; 64];
+    dpu_imgtool::devkey::DeviceKey::generate().map_err(io)?.provision(&mut words);
+    std::fs::write(&otp, dpu_imgtool::flash::otp_bytes(&words)).map_err(|e| io(e.to_string()))?;
+    let ladder = cx.run_image("accel-ladder", &cx.image("accel"), &["--max-time", "20ms", "--otp", &otp.to_string_lossy()]).map_err(io)?;
+    need(
+        expect_code(ladder, 0)?,
+        &[
+            "crypto: key ladder: device key hidden true, wrapped true (scratch wiped true), unwrapped into every engine true, vector 10 with it on 10/10 engines, tampered blob refused true",
             "test passed",
         ],
     )?;
@@ -1530,6 +1544,7 @@ const TESTS: &[(&str, Check)] = &[
     ("config in flash: NVMe/TCP target subsystems served from it; initiator verify; nvmf_get_subsystems", secure_boot::flash_target),
     ("config in flash: live changes (RAM block devices, mappings, target subsystems) are saved and made again at the next boot", secure_boot::live_changes_persist),
     ("config in flash: a remote controller attached at run time is saved, attached and mapped again at the next boot", secure_boot::live_controllers_persist),
+    ("config in flash: encrypted namespaces, keys wrapped with the OTP device key (none in the clear in flash; ciphertext at rest; another device key refuses them)", secure_boot::flash_keys),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
     ("firmware update from the host: power cuts swept over download, commit, first boot and confirmation leave a card booting a signed image with its configuration", secure_boot::update_power_cut_sweep),
 ];

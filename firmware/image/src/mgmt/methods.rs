@@ -243,7 +243,7 @@ fn state_name(ns: &bootcfg::Namespace) -> &'static str {
             _ => "pending",
         };
     }
-    if ns.crypto.is_some() && bootcfg::keys() == bootcfg::KEYS_FAILED {
+    if bootcfg::key_failed(ns) {
         return "key-failed";
     }
     "pending"

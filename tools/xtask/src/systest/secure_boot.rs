@@ -5,6 +5,7 @@
 
 use super::{expect_code, fail, io, need, no_warnings, Ctx, Run};
 use crate::flash::{config_of, otp_for, sign, signing_key, write_card};
+use dpu_imgtool::devkey::DeviceKey;
 use dpu_imgtool::flash::Card;
 use dpu_imgtool::image::{self, Kind, Version};
 use dpu_imgtool::key::{self, Key};
@@ -25,6 +26,12 @@ struct Kit {
     fw: Vec<u8>,
 }
 
+/// The device key of the test cards (a card from `cargo xtask flash`
+/// gets a random one; tests that look at wrapped keys use their own).
+fn dk() -> DeviceKey {
+    DeviceKey::from_bytes(*b"dpusim systest device key, 32 B.")
+}
+
 fn v(s: &str) -> Version {
     s.parse().expect("a version")
 }
@@ -40,7 +47,7 @@ impl Ctx<'_> {
     /// Writes `card` as `<tag>.bin` (+ `.otp` for `key` and `counter`).
     fn card(&self, tag: &str, card: &Card, key: &Key, counter: u32) -> Result<PathBuf, (String, Option<Run>)> {
         let out = self.tmp.join(format!("{tag}.bin"));
-        write_card(&out, card, &otp_for(key, counter).map_err(io)?).map_err(io)?;
+        write_card(&out, card, &otp_for(key, counter, &dk()).map_err(io)?).map_err(io)?;
         Ok(out)
     }
 
@@ -78,7 +85,7 @@ fn otp_counter(otp: &Path) -> Result<u32, (String, Option<Run>)> {
 /// bootloader, slot A, configuration read from the flash.
 pub fn flash_boot(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let card = cx.card("flash-boot", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
     let sc = crate::build::root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
     let run = cx.boot("flash-boot", &card, &[], &["--scenario", &sc])?;
@@ -106,7 +113,7 @@ pub fn flash_boot(cx: &Ctx) -> R {
 /// server in flash), written as `<tag>.bin`; and that scenario's text
 /// without its scripted calls (for runs that script their own or none).
 fn management_card(cx: &Ctx, k: &Kit, tag: &str) -> Result<(PathBuf, String), (String, Option<Run>)> {
-    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("management-flash", &dk()).map_err(io)?.into_iter().collect();
     if configs.first().is_none_or(|c| c.management.is_none()) {
         return Err(io("management-flash: the flash configuration has no management record".into()));
     }
@@ -153,7 +160,7 @@ pub fn flash_management(cx: &Ctx) -> R {
 /// `nvmf_get_subsystems` and `bdev_get_bdevs` answer as expected.
 pub fn flash_target(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("target-flash").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("target-flash", &dk()).map_err(io)?.into_iter().collect();
     if configs.first().is_none_or(|c| c.subsystems.len() != 1) {
         return Err(io("target-flash: the flash configuration does not hold its subsystem".into()));
     }
@@ -455,7 +462,7 @@ pub fn bad_images(cx: &Ctx) -> R {
 /// trial is reverted at the next boot.
 pub fn trial_boot(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &configs };
     let flash = cx.card("trial", &card, &k.key, 0)?;
@@ -515,8 +522,8 @@ pub fn trial_boot(cx: &Ctx) -> R {
 /// nothing and says why.
 pub fn config_copies(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let older = config_of("pf-randread-qd1").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
-    let newer = config_of("ram-verify").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let older = config_of("pf-randread-qd1", &dk()).map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let newer = config_of("ram-verify", &dk()).map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
     let (n_old, n_new) = (older.namespaces.len(), newer.namespaces.len());
     let configs = [older, newer];
     let flash = cx.card("config", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
@@ -557,7 +564,7 @@ fn fw_scenario(cx: &Ctx, tag: &str, body: &str) -> Result<String, (String, Optio
 /// 0.1.0.
 pub fn host_update(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("host-update-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
@@ -669,7 +676,7 @@ pub fn host_update(cx: &Ctx) -> R {
 /// real flash model, at points spread over every phase.
 pub fn update_power_cut_sweep(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("cut-update-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
@@ -758,5 +765,106 @@ fn boots_after_cut(cx: &Ctx, flash: &Path, new: bool) -> R {
         &["booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0", config]
     };
     need(expect_code(run, 0)?, want)?;
+    Ok(())
+}
+
+/// Whether `hay` holds `needle` anywhere.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Encrypted namespaces configured in flash (`adapter-secure` flashed as
+/// `cargo xtask flash` does): the flash image holds no copy of any
+/// namespace key or key half, only blobs wrapped with the card's device
+/// key in its OTP. The card unwraps them into the engines and runs
+/// verified host I/O; the targets' media hold AES-XTS ciphertext of the
+/// host's data under the scenario's keys (the simulator decrypts every
+/// written block with its own AES-XTS and the key the test knows), so
+/// the keys the engines used are the ones wrapped. The same flash with a
+/// re-provisioned OTP (another device key) refuses each encrypted
+/// namespace by name in the boot log and serves no data: no block reaches
+/// a target, no sector reads back wrong.
+pub fn flash_keys(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let device_key = DeviceKey::generate().map_err(io)?;
+    let configs: Vec<dpu_config::Config> = config_of("adapter-secure", &device_key).map_err(io)?.into_iter().collect();
+    if configs.first().is_none_or(|c| c.ns_keys.len() != 3) {
+        return Err(io("adapter-secure: the flash configuration does not hold its 3 wrapped keys".into()));
+    }
+    let out = cx.tmp.join("flash-keys.bin");
+    let otp = crate::flash::otp_for(&k.key, 0, &device_key).map_err(io)?;
+    write_card(&out, &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &otp).map_err(io)?;
+    let path = crate::build::root().join("targets/scenarios/adapter-secure.toml");
+    let scenario = dpu_targets::Scenario::load(&path).map_err(|e| io(e.to_string()))?;
+    let keys: Vec<[u8; 64]> = scenario.namespace_cfgs().iter().filter_map(|n| n.encryption.as_ref().map(|k| k.0)).collect();
+    if keys.len() != 3 {
+        return Err(io(format!("adapter-secure: {} encrypted namespaces, expected 3", keys.len())));
+    }
+    // No key in the clear on the card outside the OTP.
+    let clear_key = |when: &str| -> Result<(), (String, Option<Run>)> {
+        let image = std::fs::read(&out).map_err(|e| io(format!("{}: {e}", out.display())))?;
+        for (i, key) in keys.iter().enumerate() {
+            for (what, part) in [("key", &key[..]), ("Key1", &key[..32]), ("Key2", &key[32..])] {
+                if contains(&image, part) {
+                    return Err(io(format!("the flash image {when} holds namespace key {i}'s {what} in the clear")));
+                }
+            }
+        }
+        Ok(())
+    };
+    clear_key("as flashed")?;
+    // The other card: the same flash, another device key in its OTP.
+    let other = cx.tmp.join("flash-keys-other.bin");
+    std::fs::copy(&out, &other).map_err(|e| io(e.to_string()))?;
+    let other_otp = crate::flash::otp_for(&k.key, 0, &DeviceKey::generate().map_err(io)?).map_err(io)?;
+    std::fs::write(other.with_extension("otp"), dpu_imgtool::flash::otp_bytes(&other_otp)).map_err(|e| io(e.to_string()))?;
+    let sc = path.to_string_lossy().to_string();
+    let run = cx.boot("flash-keys", &out, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 3 namespace(s), 2 port(s), 2 remote controller(s), 0 target subsystem(s)",
+            "INFO  crypto: 3 namespace key(s) unwrapped with the device key into 10 engines",
+            "verify errors: 0, I/O errors: 0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    no_warnings(&run)?;
+    // Nor after the card ran (the simulator wrote its flash back).
+    clear_key("after a run")?;
+    // No key in the log or the stats.
+    let stats_text = run.stats.as_ref().map(|s| s.to_string()).unwrap_or_default();
+    for key in &keys {
+        let head: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
+        if run.stdout.contains(&head) || run.stderr.contains(&head) || stats_text.contains(&head) {
+            return fail(format!("key material {head}.. appears in the output"), run);
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    let n = |a: &serde_json::Value, k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+    if at_rest.len() != 2 || at_rest.iter().any(|a| n(a, "written") < 50 || n(a, "ciphertext_ok") != n(a, "written") || n(a, "plaintext") != 0 || n(a, "bad") != 0) {
+        return fail(format!("media of the encrypted remote namespaces: {at_rest:?}"), run);
+    }
+    let run = cx.boot("flash-keys-other", &other, &[], &["--scenario", &sc])?;
+    let run = need(
+        run,
+        &[
+            "ERROR crypto: fn1 nsid 1: its wrapped key does not unwrap with this card's device key (wrapped for another card, or altered) (status 7): the namespace is not served",
+            "ERROR crypto: fn2 nsid 1: its wrapped key does not unwrap with this card's device key",
+            "ERROR crypto: fn1 nsid 2: its wrapped key does not unwrap with this card's device key",
+            "ERROR crypto: 3 of 3 namespace key(s) refused",
+            "verify errors: 0, I/O errors: ",
+        ],
+    )?;
+    if run.code == 0 || run.count("crypto: 3 namespace key(s) unwrapped") != 0 {
+        return fail("a card with another device key served the encrypted namespaces", run);
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    if at_rest.len() != 2 || at_rest.iter().any(|a| n(a, "written") != 0) {
+        return fail(format!("a card that could not unwrap its keys wrote to the targets: {at_rest:?}"), run);
+    }
+    remove_cards(cx, &["flash-keys", "flash-keys-other"]);
     Ok(())
 }
