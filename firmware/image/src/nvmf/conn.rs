@@ -309,15 +309,6 @@ impl<const N: usize> Conn<N> {
 
     /// Whether received bytes wait in the socket (else `pump` has
     /// nothing to do).
-    /// Whether the connection has nothing for its owner: TCP established
-    /// and no received byte waiting (one socket look-up).
-    pub fn quiet(&self, stack: &mut Stack) -> bool {
-        self.sock.is_some_and(|h| {
-            let s = stack.tcp(h);
-            s.recv_queue() == 0 && s.state() == tcp::State::Established
-        })
-    }
-
     pub fn has_rx(&self, stack: &mut Stack) -> bool {
         self.sock.is_some_and(|h| stack.tcp(h).recv_queue() > 0)
     }
@@ -384,4 +375,11 @@ pub fn backoff(failures: u32) -> u64 {
     let tick_us = dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000;
     let us = (100u64 << failures.min(10)).min(100_000);
     us * tick_us
+}
+
+/// Whether socket `h` has nothing for its owner: TCP established and no
+/// received byte waiting (one socket look-up).
+pub fn socket_quiet(stack: &mut Stack, h: SocketHandle) -> bool {
+    let s = stack.tcp(h);
+    s.recv_queue() == 0 && s.state() == tcp::State::Established
 }

@@ -216,11 +216,6 @@ struct Queue {
     refused: Option<u32>,
     /// Connects refused in a row with a status that says not to retry.
     refusals: u8,
-    /// Set at the end of a pass that left the queue ready with nothing to
-    /// send, move or time out: the controller's published state word
-    /// then. While it holds, nothing was queued and no byte arrived, the
-    /// next pass is skipped ([`Fabric::queue_pass`]).
-    idle_state: Option<u32>,
 }
 
 /// Counters (per core).
@@ -329,6 +324,7 @@ impl dpu_rt::ConstInit for Fabric {
         synced: false,
         spare: [const { None }; MAX_CTRLS],
         free_socks: [[None; LIVE_CTRL_SOCKETS]; NIC_PORTS],
+        idle: [Idle::NOT; MAX_CTRLS],
     };
 }
 
@@ -366,6 +362,43 @@ pub struct Fabric {
     spare: [Option<&'static mut Queue>; MAX_CTRLS],
     /// Their sockets, per port, for the next attach on that port.
     free_socks: [[Option<smoltcp::iface::SocketHandle>; LIVE_CTRL_SOCKETS]; NIC_PORTS],
+    /// Per controller: its queue was left idle by its last pass (kept
+    /// here, in the core's SMEM with the rest of `Fabric`, so that
+    /// skipping an idle queue touches neither the queue, which may be in
+    /// DDR, nor anything but its socket).
+    idle: [Idle; MAX_CTRLS],
+}
+
+/// An I/O queue left idle by its last pass: ready, nothing queued, no R2T
+/// to answer, no data being moved. It stays idle, and its pass is
+/// skipped, while its controller's published state word is `word` (no
+/// new association, not lost), no sent command's timer is due (`until`,
+/// the queue's `check_at`), and its socket is established with no byte
+/// received. Anything else that gives the queue work (a command queued,
+/// a cancel, a finished data move, the queue added or removed) clears it.
+#[derive(Clone, Copy)]
+struct Idle {
+    /// 0: not idle (a published state word is never 0 for a ready queue:
+    /// bit 0 is "up").
+    word: u32,
+    until: u64,
+    port: u8,
+    sock: Option<smoltcp::iface::SocketHandle>,
+}
+
+impl Idle {
+    const NOT: Idle = Idle { word: 0, until: 0, port: 0, sock: None };
+
+    /// Whether the queue of controller `ci` is still idle at `now`.
+    fn holds(&self, ci: usize, now: u64, stacks: &mut [Option<&'static mut Stack>; NIC_PORTS]) -> bool {
+        if self.word == 0 || now >= self.until || super::published_state(ci) != self.word {
+            return false;
+        }
+        match (self.sock, stacks[usize::from(self.port)].as_deref_mut()) {
+            (Some(h), Some(stack)) => super::conn::socket_quiet(stack, h),
+            _ => false,
+        }
+    }
 }
 
 impl Fabric {
@@ -457,7 +490,6 @@ impl Fabric {
             next_port: *net::DATA_PORTS.start() + spread,
             rx_buf,
             check_at: u64::MAX,
-            idle_state: None,
             refused: None,
             refusals: 0,
         }
@@ -486,6 +518,7 @@ impl Fabric {
 
     /// Gives controller `i` (attached at run time) an I/O queue here.
     fn add_queue(&mut self, i: usize, d: &super::ctrls::Def) {
+        self.idle[i] = Idle::NOT;
         let Some(port) = net::port_for(d.traddr) else {
             defmt::warn!("hart {=usize}: remote controller {=usize} is on no configured subnet", self.hart, i);
             return;
@@ -513,6 +546,7 @@ impl Fabric {
     /// Closes controller `i`'s I/O queue (FIN) and keeps its memory and
     /// socket for a later attach; its commands fail with a path error.
     fn remove_queue(&mut self, pool: &mut Pool, i: usize) {
+        self.idle[i] = Idle::NOT;
         let Some(q) = self.queues[i].take() else { return };
         let port = q.conn.port;
         if let Some(stack) = self.stacks[port].as_deref_mut() {
@@ -710,6 +744,7 @@ impl Fabric {
     }
 
     fn enqueue(&mut self, ci: usize, slot: usize) {
+        self.idle[ci] = Idle::NOT;
         let Some(q) = self.queues[ci].as_deref_mut() else { return };
         if q.count < MAXCMD {
             q.fifo[(q.head + q.count) % MAXCMD] = slot as u8;
@@ -742,6 +777,7 @@ impl Fabric {
             }
             St::Sent => {
                 let now = dpu_hal::csr::time();
+                self.idle[usize::from(c.ctrl)] = Idle::NOT;
                 c.cancel = Some(st);
                 c.sent_at = now;
                 if let Some(q) = self.queues[usize::from(c.ctrl)].as_deref_mut() {
@@ -769,6 +805,9 @@ impl Fabric {
 
     /// The C2HData DMA of controller `ci` finished.
     pub fn rx_dma_done(&mut self, pool: &mut Pool, ci: usize, ok: bool) {
+        if let Some(i) = self.idle.get_mut(ci) {
+            *i = Idle::NOT;
+        }
         let Some(q) = self.queues.get_mut(ci).and_then(|q| q.as_deref_mut()) else { return };
         let Some((n, cid, crc)) = q.rx_dma.take() else { return };
         // A failed chain may have stopped before its CRC: the core then
@@ -889,8 +928,16 @@ impl Fabric {
             }
         }
         for ci in 0..MAX_CTRLS {
+            // With many controllers (EC members) most queues of a core are
+            // idle on most passes: one socket look-up each.
             if self.queues[ci].is_none() {
                 continue;
+            }
+            if self.idle[ci].word != 0 {
+                if self.idle[ci].holds(ci, now, &mut self.stacks) {
+                    continue;
+                }
+                self.idle[ci].word = 0;
             }
             work += self.queue_pass(chan, pool, ci, now, nvmf);
         }
@@ -903,22 +950,11 @@ impl Fabric {
     }
 
     fn queue_pass(&mut self, chan: &mut Channel, pool: &mut Pool, ci: usize, now: u64, _nvmf: bool) -> usize {
-        let Fabric { stacks, queues, book, hart, queue, kick, ext_segs, timeout, .. } = self;
+        let Fabric { stacks, queues, book, hart, queue, kick, ext_segs, timeout, idle, .. } = self;
         let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
         let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
-        // A queue idle since its last pass costs one socket look-up: with
-        // many controllers (EC members) most queues of a core are idle on
-        // most passes. Anything that gives it work clears the conditions:
-        // a command queued or an R2T (count, r2ts), data being moved
-        // (rx_dma), a sent command's timer (check_at), a new publication
-        // of its controller (state word), a received byte or a TCP state
-        // change (the socket).
         let word = super::published_state(ci);
-        if q.idle_state == Some(word) && q.conn.phase == Phase::Ready && q.count == 0 && q.r2ts == 0 && q.rx_dma.is_none() && now < q.check_at && q.conn.quiet(stack) {
-            return 0;
-        }
-        q.idle_state = None;
         let info = published(ci);
         let mut work = 0;
         // A new or lost association drops the current connection.
@@ -1034,7 +1070,7 @@ impl Fabric {
             q.count = k;
         }
         if q.conn.ready() && q.count == 0 && q.r2ts == 0 && q.rx_dma.is_none() && info.generation == word >> 1 {
-            q.idle_state = Some(word);
+            idle[ci] = Idle { word, until: q.check_at, port: q.conn.port as u8, sock: q.conn.sock };
         }
         work
     }
