@@ -6,7 +6,8 @@
 //! Layout (`dpu_hal::regs::bootcfg::EC_RECORD`): stripe s holds k data
 //! fragments of 4 KiB (volume bytes s x 4k x k ..) and m parity
 //! fragments; fragment f of stripe s lives on member (f + s) mod (k + m)
-//! at member byte s x 4 KiB. Each I/O walks its stripes one after the
+//! at member byte s x 4 KiB; the 4 KiB after the last stripe is the
+//! member's superblock. Each I/O walks its stripes one after the
 //! other; each stripe operation holds the stripe's lock (shared by every
 //! core, [`LOCKS`]) from its first read to its last write, so concurrent
 //! writes to one stripe (from any core) never interleave their
@@ -26,7 +27,7 @@
 //!   [`MEMBER_TIMEOUT_TICKS`] is marked lost for the whole card
 //!   ([`HEALTH`], rules in `dpu_bdev::ec_health`) and not trusted again
 //!   (it may have missed writes) until it is rebuilt when it comes back
-//!   ([`repair`]). With more than m members lost a read
+//!   ([`repair`]), also after a card restart (superblocks, below). With more than m members lost a read
 //!   that needs a lost fragment ends with Unrecovered Read Error and a
 //!   write with Write Fault (NVMe Base 2.0 §4.6.1.2, figure 103, SCT 2h
 //!   SC 81h / 80h): never wrong data.
@@ -34,6 +35,16 @@
 //!   and one core rebuilds it stripe by stripe under the stripe locks
 //!   while host I/O goes on; a scrub pass checks every stripe's parity.
 //!   They run as one more context ([`REPAIR`]) through the same steps.
+//! * Superblocks ([`superblock`], format and start rule in
+//!   `dpu_bdev::ec_super`, after Linux md's `events` counter): each
+//!   member keeps one in the 4 KiB after the last stripe. The volume
+//!   takes no I/O until they are read (stale, foreign or listed-lost
+//!   devices start lost and are rebuilt before they are read) and the
+//!   first update is written; every health change is written to the
+//!   devices in service, and a host write completes only once every slot
+//!   lost at that moment is listed lost on the media ([`Step::Hold`], as
+//!   md holds writes while `MD_SB_CHANGE_PENDING`). A card restart then
+//!   never trusts a device that missed a completed write.
 //!
 //! No CPU touches payload bytes: DMA and the EC engine move and compute
 //! everything; the staging pages are the engine's fragments (a scrub
