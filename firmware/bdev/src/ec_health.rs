@@ -81,7 +81,10 @@ pub struct Health {
     /// within it.
     durable_lost: AtomicU32,
     /// The volume started (superblocks read and written): it takes I/O.
+    /// Before that, `unavailable`: fewer than k members reachable after
+    /// the start wait, I/O is refused.
     started: AtomicU32,
+    unavailable: AtomicU32,
     /// The volume's superblock `events` on the media, and its nonce.
     pub events: AtomicU64,
     pub nonce: AtomicU64,
@@ -107,6 +110,7 @@ impl Health {
         recorded: AtomicU32::new(0),
         durable_lost: AtomicU32::new(0),
         started: AtomicU32::new(0),
+        unavailable: AtomicU32::new(0),
         events: AtomicU64::new(0),
         nonce: AtomicU64::new(0),
     };
@@ -168,6 +172,17 @@ impl Health {
     /// first update is on the media): I/O may run.
     pub fn started(&self) -> bool {
         self.started.load(Ordering::Acquire) != 0
+    }
+
+    /// Before the start: whether I/O is refused (too few members
+    /// reachable to start) or waits.
+    pub fn unavailable(&self) -> bool {
+        self.unavailable.load(Ordering::Acquire) != 0
+    }
+
+    /// Sets [`Health::unavailable`].
+    pub fn set_unavailable(&self, refuse: bool) {
+        self.unavailable.store(u32::from(refuse), Ordering::Release);
     }
 
     /// Whether a write that completes now is safe across a restart: the

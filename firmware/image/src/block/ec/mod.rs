@@ -426,9 +426,14 @@ impl Ec {
                     return self.finish(pool, i, st);
                 }
                 // The volume starts once its superblocks are read and
-                // the first update is on the media.
+                // the first update is on the media; fewer than k members
+                // reachable after the start wait: refused until then.
                 if !health(vol).started() {
-                    return false;
+                    if !health(vol).unavailable() {
+                        return false;
+                    }
+                    let st = if self.ctx[i].write { Status::WRITE_FAULT } else { Status::UNRECOVERED_READ_ERROR };
+                    return self.finish(pool, i, st);
                 }
                 // A scrub also holds pages for the recomputed parity.
                 let extra = if job == Job::Scrub { m } else { 0 };
@@ -710,8 +715,9 @@ impl Ec {
         // A host write completes once no device that missed it can be
         // trusted after a restart: every slot lost now is listed lost in
         // the superblocks on the media (md holds writes the same way while
-        // MD_SB_CHANGE_PENDING). Reads need no such wait.
-        if c.job == Job::Host && c.write && !health(c.vol).durable() {
+        // MD_SB_CHANGE_PENDING). Reads need no such wait, nor a write
+        // that failed (the host does not count on its data).
+        if c.job == Job::Host && c.write && st.is_success() && !health(c.vol).durable() {
             (c.step, c.status, c.busy) = (Step::Hold, st, false);
             if !self.wait[..self.nwait].contains(&(i as u8)) {
                 self.wait[self.nwait] = i as u8;

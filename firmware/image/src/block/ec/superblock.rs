@@ -5,7 +5,8 @@
 //! time.
 //!
 //! * Start: once every member's controller is up (or [`START_WAIT_TICKS`]
-//!   after the core first looked, with whatever is up), the superblock
+//!   after the core first looked, once at least k are: until then I/O
+//!   is refused as for more than m lost members), the superblock
 //!   block of every reachable member and spare is read (member byte
 //!   stripes x 4 KiB, after the last stripe). `ec_super::assemble` says
 //!   which device serves each slot; untrusted slots start lost
@@ -117,9 +118,18 @@ impl Ec {
             let Some(v) = config::ec_volume(vol) else { continue };
             let h = health(vol);
             if self.sb.read & 1 << vol == 0 {
-                // Not read yet: once every member is up, or after the wait.
-                let all_up = (0..v.width()).all(|d| crate::nvmf::published(usize::from(v.members[d].0)).up);
-                if !all_up && now < self.sb.since + START_WAIT_TICKS {
+                // Not read yet: once every member is up, or after the wait
+                // once k are (with fewer no stripe can be read: I/O is
+                // refused meanwhile, and the start waits for them).
+                let up = (0..v.width()).filter(|&d| crate::nvmf::published(usize::from(v.members[d].0)).up).count();
+                if up < v.width() && now < self.sb.since + START_WAIT_TICKS {
+                    continue;
+                }
+                if up < usize::from(v.k) {
+                    if !h.unavailable() {
+                        h.set_unavailable(true);
+                        defmt::error!("ec: volume {=u16}: {=usize} of {=usize} members reachable after the start wait, fewer than k = {=u8}: I/O is refused until k are", vol, up, v.width(), v.k);
+                    }
                     continue;
                 }
                 return usize::from(self.sb_read(chan, pool, fab, vol, v));
@@ -311,6 +321,7 @@ impl Ec {
                     }
                 }
                 h.recorded(s.changes, s.lost, s.events);
+                h.set_unavailable(false);
                 if first {
                     defmt::info!("ec: volume {=u16}: started at events {=u64}; members lost {=u32:#b}", vol, s.events, s.lost);
                 } else {
