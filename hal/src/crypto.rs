@@ -102,7 +102,8 @@ impl Desc {
             r::OP_GCM_SEAL => (len, len + tag),
             r::OP_GCM_OPEN => (len + tag, len),
             r::OP_SHA256 => (len, if self.flags & crate::regs::queue::FLAG_END != 0 { 32 } else { 0 }),
-            r::OP_KEY_LOAD => (len, 0),
+            r::OP_KEY_LOAD | r::OP_KEY_UNWRAP => (len, 0),
+            r::OP_KEY_WRAP => (len, len + r::WRAP_OVERHEAD as u64),
             r::OP_KEY_CLEAR => (0, 0),
             _ => (len, len),
         }
@@ -257,6 +258,39 @@ impl Engines {
         self.queues.iter().flatten().map(|q| q.busy()).sum()
     }
 
+    /// Runs `d` on every engine, one after the other, and waits for each;
+    /// the first error status, if any. Only for setup (it spins).
+    fn on_every_engine(&mut self, d: &Desc) -> Result<(), u32> {
+        let mut result = Ok(());
+        for e in 0..CRYPTO_ENGINES {
+            if let Err(s) = self.run_on(e, d) {
+                if result.is_ok() {
+                    result = Err(s);
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs `d` on engine `e` and waits for it (setup only: it spins).
+    fn run_on(&mut self, e: usize, d: &Desc) -> Result<(), u32> {
+        if !self.push(e, d, true) {
+            return Err(crate::regs::accel::ST_BAD_DESCRIPTOR);
+        }
+        self.kick(e);
+        let c = loop {
+            if let Some(c) = self.queues[e].as_mut().and_then(|q| q.poll()) {
+                break c;
+            }
+            core::hint::spin_loop();
+        };
+        if c.status != 0 {
+            Err(c.status)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Loads `key` (`kind`: `KEY_XTS_AES256`, 64 bytes; `KEY_GCM_AES256`,
     /// 32 bytes) into key slot `slot` of every engine and waits for it.
     /// `scratch` (at least 64 bytes of DPU memory) holds the key while the
@@ -267,24 +301,51 @@ impl Engines {
         let mut param = [0u8; 16];
         param[0] = kind;
         let d = Desc { src: scratch as u64, len: key.len() as u32, op: r::OP_KEY_LOAD, key: slot, param, ..Desc::default() };
-        let mut result = Ok(());
-        for e in 0..CRYPTO_ENGINES {
-            if !self.push(e, &d, true) {
-                result = Err(crate::regs::accel::ST_BAD_DESCRIPTOR);
-                continue;
-            }
-            self.kick(e);
-            let c = loop {
-                if let Some(c) = self.queues[e].as_mut().and_then(|q| q.poll()) {
-                    break c;
-                }
-                core::hint::spin_loop();
-            };
-            if c.status != 0 && result.is_ok() {
-                result = Err(c.status);
-            }
-        }
+        let result = self.on_every_engine(&d);
         mem::zero(scratch, key.len());
+        result
+    }
+
+    /// Unwraps `blob` (a key of `kind` wrapped with the chip's device key,
+    /// RFC 3394: the key's length plus `WRAP_OVERHEAD` bytes) into key
+    /// slot `slot` of every engine (`regs::crypto::OP_KEY_UNWRAP`): the key
+    /// itself never passes through the cores or their memory. `scratch`
+    /// (at least `blob.len()` bytes of DPU memory) holds the blob while
+    /// the engines read it. The first error status, if any:
+    /// `ST_AUTH_FAILED` when the blob was not wrapped with this chip's
+    /// device key (or was altered), `ST_NO_DEVICE_KEY` when the chip has
+    /// none. Only for setup (it spins).
+    pub fn unwrap_key(&mut self, slot: u16, kind: u8, blob: &[u8], scratch: usize) -> Result<(), u32> {
+        mem::write(scratch, blob);
+        let mut param = [0u8; 16];
+        param[0] = kind;
+        let d = Desc { src: scratch as u64, len: blob.len() as u32, op: r::OP_KEY_UNWRAP, key: slot, param, ..Desc::default() };
+        let result = self.on_every_engine(&d);
+        mem::zero(scratch, blob.len());
+        result
+    }
+
+    /// Wraps `key` (of `kind`) with the chip's device key on engine 0
+    /// (`regs::crypto::OP_KEY_WRAP`) into `out` (`key.len() +
+    /// WRAP_OVERHEAD` bytes): what the configuration may keep of a key
+    /// that arrived in the clear. `scratch` (at least `2 * key.len() +
+    /// WRAP_OVERHEAD` bytes of DPU memory) holds the key and the blob and
+    /// is wiped before returning. Only for setup (it spins).
+    pub fn wrap_key(&mut self, kind: u8, key: &[u8], out: &mut [u8], scratch: usize) -> Result<(), u32> {
+        let n = key.len() + r::WRAP_OVERHEAD;
+        if out.len() != n {
+            return Err(crate::regs::accel::ST_BAD_LENGTH);
+        }
+        let dst = scratch + key.len().next_multiple_of(8);
+        mem::write(scratch, key);
+        let mut param = [0u8; 16];
+        param[0] = kind;
+        let d = Desc { src: scratch as u64, dst: dst as u64, len: key.len() as u32, op: r::OP_KEY_WRAP, param, ..Desc::default() };
+        let result = self.run_on(0, &d);
+        if result.is_ok() {
+            mem::read(dst, out);
+        }
+        mem::zero(scratch, key.len().next_multiple_of(8) + n);
         result
     }
 }

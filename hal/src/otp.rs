@@ -1,5 +1,9 @@
-//! OTP fuses (`regs::otp`): the root-of-trust key hash and the
-//! anti-rollback counter (a thermometer code: blown bits counted).
+//! OTP fuses (`regs::otp`): the root-of-trust key hash, the
+//! anti-rollback counter (a thermometer code: blown bits counted) and the
+//! device key's lock. The device key itself (`regs::otp::DEVICE_KEY`) is
+//! for the crypto engines' key ladder only: once locked its words read as
+//! zero here, and the firmware reaches it only through
+//! `crypto::Engines::wrap_key` / `unwrap_key`.
 
 use crate::memory_map::{OTP_BASE, OTP_WORDS};
 use crate::mmio;
@@ -26,6 +30,12 @@ pub fn key_hash() -> [u8; 32] {
 /// The anti-rollback counter: images with a lower security counter are refused.
 pub fn rollback_counter() -> u32 {
     (ROLLBACK..ROLLBACK + ROLLBACK_WORDS).map(|i| word(i).count_ones()).sum()
+}
+
+/// Whether the device key is locked away from the cores (provisioned
+/// cards: only the crypto engines use it).
+pub fn device_key_locked() -> bool {
+    word(LOCK) & LOCK_DEVICE_KEY != 0
 }
 
 /// The fuse controller refused a program request (locked or no such word).

@@ -335,6 +335,7 @@ pub mod dma {
 pub mod bootcfg {
     /// u32 "DPUC".
     pub const MAGIC: u32 = 0x4355_5044;
+    /// Format 10 adds wrapped key records (`FLAG_KEYS_WRAPPED`).
     /// Format 9 adds a periodic scrub to EC volume records
     /// (`EC_SCRUB_EVERY_MS`, records of `EC_RECORD` bytes; format 5 to 8
     /// records are `EC_RECORD_V8` bytes, see [`ec_record`]).
@@ -343,7 +344,7 @@ pub mod bootcfg {
     /// backend (`BACKEND_LOCAL`); format 6 EC spares and scrub time
     /// (`EC_SPARES`, `EC_SCRUB_AT_US`). Format 5 to 7 blobs still parse
     /// (they name no subsystem and byte `REC_SUBSYS` is 0 there).
-    pub const VERSION: u16 = 9;
+    pub const VERSION: u16 = 10;
     /// The oldest format the parser still reads.
     pub const VERSION_MIN: u16 = 5;
     pub const HDR_MAGIC: usize = 0;
@@ -358,6 +359,12 @@ pub mod bootcfg {
     pub const FLAG_DDGST: u16 = 1 << 1;
     /// Large receive offload on the NIC.
     pub const FLAG_LRO: u16 = 1 << 2;
+    /// Format 10: the key records are wrapped keys (`KEY_RECORD_WRAPPED`
+    /// bytes each: the XTS key wrapped with the chip's device key, RFC
+    /// 3394; the crypto engines unwrap them into their key slots with
+    /// `crypto::OP_KEY_UNWRAP`), not keys in the clear. The configuration
+    /// in flash only ever holds such records.
+    pub const FLAG_KEYS_WRAPPED: u16 = 1 << 3;
     /// u16: minimum TCP retransmission timeout in ms (0 = firmware default).
     pub const HDR_TCP_MIN_RTO_MS: usize = 14;
     /// u32: how long a command sent to a remote controller may go
@@ -401,6 +408,9 @@ pub mod bootcfg {
     pub const CRYPTO_AES_XTS: u8 = 1;
     /// Key record (64 bytes): an XTS-AES-256 key, Key1 then Key2.
     pub const KEY_RECORD: usize = 64;
+    /// Key record with `FLAG_KEYS_WRAPPED` (72 bytes): that key wrapped
+    /// with the device key (`crypto::WRAPPED_XTS_KEY`).
+    pub const KEY_RECORD_WRAPPED: usize = super::crypto::WRAPPED_XTS_KEY;
     /// Backends.
     pub const BACKEND_RAM: u8 = 1;
     pub const BACKEND_NVMF: u8 = 2;
@@ -712,6 +722,9 @@ pub mod accel {
     pub const ST_BAD_GEOMETRY: u32 = 9;
     /// EC reconstruct: fewer than k fragments present.
     pub const ST_NOT_RECOVERABLE: u32 = 10;
+    /// Crypto key wrap / unwrap: the OTP holds no device key (all fuse
+    /// words of `otp::DEVICE_KEY` unblown); no slot or memory changed.
+    pub const ST_NO_DEVICE_KEY: u32 = 11;
 }
 
 /// Crypto engines (base `memory_map::CRYPTO_BASE`): engine e's registers at
@@ -723,8 +736,18 @@ pub mod accel {
 /// 1619-2018 §5.3, §5.4), AES-256-GCM seal / open (NIST SP 800-38D §7.1,
 /// §7.2; 96-bit IV, 128-bit tag), SHA-256 (FIPS 180-4 §6.2), and key-slot
 /// management. Keys live in key slots, loaded by `OP_KEY_LOAD` from DPU
-/// memory; no register reads a key back; `ENGINE_CONTROL = CTRL_RESET`
-/// zeroizes every slot of the engine (and stops its queues).
+/// memory or unwrapped by `OP_KEY_UNWRAP` with the device key; no register
+/// reads a key back; `ENGINE_CONTROL = CTRL_RESET` zeroizes every slot of
+/// the engine (and stops its queues).
+///
+/// Key ladder: every engine reads the chip's device key (key-encryption
+/// key, `otp::DEVICE_KEY`) straight from the fuses, a path the cores do
+/// not have once `otp::LOCK_DEVICE_KEY` is blown. `OP_KEY_WRAP` wraps a
+/// key given in the clear under it and `OP_KEY_UNWRAP` unwraps such a
+/// blob into a key slot, with AES key wrap (RFC 3394 §2.2, NIST SP
+/// 800-38F §6.2 KW with the default IV, AES-256 KEK): a blob is the key
+/// plus `WRAP_OVERHEAD` bytes, and a blob that fails KW's integrity check
+/// (tampered, or wrapped under another device key) loads nothing.
 ///
 /// Source and destination are DPU memory, or host memory of PCIe function
 /// `SRC_FN` / `DST_FN` with `FLAG_SRC_HOST` / `FLAG_DST_HOST` (checked
@@ -799,6 +822,23 @@ pub mod crypto {
     pub const OP_KEY_LOAD: u8 = 6;
     /// Zeroizes slot `KEY`.
     pub const OP_KEY_CLEAR: u8 = 7;
+    /// Unwraps `LEN` bytes at SRC (DPU memory; the key's length plus
+    /// `WRAP_OVERHEAD`) with the device key into slot `KEY`; PARAM byte 0
+    /// is the key kind. A blob whose integrity check fails is refused with
+    /// `ST_AUTH_FAILED`; a wrong length or kind, or an unwrapped key that
+    /// is not a valid key of the kind, with `ST_BAD_KEY`; no device key
+    /// with `ST_NO_DEVICE_KEY`. A refused unwrap leaves the slot as it was.
+    pub const OP_KEY_UNWRAP: u8 = 8;
+    /// Wraps `LEN` bytes of key material at SRC (DPU memory; PARAM byte 0
+    /// the key kind, checked as `OP_KEY_LOAD` does) with the device key;
+    /// writes the `LEN + WRAP_OVERHEAD`-byte blob to DST (DPU memory). No
+    /// key slot changes.
+    pub const OP_KEY_WRAP: u8 = 9;
+    /// Bytes a wrapped blob adds to its key (RFC 3394 §2.2.1: one 64-bit
+    /// integrity block).
+    pub const WRAP_OVERHEAD: usize = 8;
+    /// A wrapped XTS-AES-256 key (64 bytes of key, Key1 then Key2).
+    pub const WRAPPED_XTS_KEY: usize = 64 + WRAP_OVERHEAD;
 
     /// Flags (bit 0 is `queue::FLAG_END`).
     pub const FLAG_END: u8 = super::queue::FLAG_END;
@@ -986,10 +1026,20 @@ pub mod otp {
     /// Lock word: `LOCK_KEY_HASH` makes the key hash words read-only.
     pub const LOCK: usize = 8;
     pub const LOCK_KEY_HASH: u32 = 1 << 0;
+    /// `LOCK_DEVICE_KEY` makes the device key words unreadable (they read
+    /// as zero) and unprogrammable: only the crypto engines' key ladder
+    /// (`crypto::OP_KEY_WRAP`, `OP_KEY_UNWRAP`) uses them from then on.
+    pub const LOCK_DEVICE_KEY: u32 = 1 << 1;
     /// Anti-rollback counter: 8 words, a 256-bit thermometer code; the
     /// counter is the number of blown bits (bits are blown lowest first).
     pub const ROLLBACK: usize = 16;
     pub const ROLLBACK_WORDS: usize = 8;
+    /// The device-unique key (hardware unique key, the key-encryption key
+    /// of the crypto engines' key ladder): 8 words, an AES-256 key, byte i
+    /// of the key is byte i of the words read little-endian. All zero:
+    /// none provisioned.
+    pub const DEVICE_KEY: usize = 32;
+    pub const DEVICE_KEY_WORDS: usize = 8;
 }
 
 /// Signed image layout (first-stage bootloader and firmware slots), in

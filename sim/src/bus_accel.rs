@@ -161,7 +161,15 @@ impl Bus {
         let slot = usize::from(d.key);
         let nslots = self.crypto.engines[e].slots.len();
         match d.op {
-            cr::OP_XTS_ENCRYPT | cr::OP_XTS_DECRYPT | cr::OP_GCM_SEAL | cr::OP_GCM_OPEN | cr::OP_SHA256 | cr::OP_KEY_LOAD | cr::OP_KEY_CLEAR => {}
+            cr::OP_XTS_ENCRYPT
+            | cr::OP_XTS_DECRYPT
+            | cr::OP_GCM_SEAL
+            | cr::OP_GCM_OPEN
+            | cr::OP_SHA256
+            | cr::OP_KEY_LOAD
+            | cr::OP_KEY_CLEAR
+            | cr::OP_KEY_UNWRAP
+            | cr::OP_KEY_WRAP => {}
             _ => return st::ST_BAD_DESCRIPTOR,
         }
         if d.len > cr::MAX_LEN || (d.len == 0 && d.op != cr::OP_SHA256 && d.op != cr::OP_KEY_CLEAR) {
@@ -173,20 +181,47 @@ impl Bus {
                 crypto::zeroize_slot(s);
                 return st::ST_OK;
             }
-            cr::OP_KEY_LOAD => {
-                // Key material comes from DPU memory only.
+            cr::OP_KEY_LOAD | cr::OP_KEY_UNWRAP | cr::OP_KEY_WRAP => {
+                // Key material (and blobs) come from, and go to, DPU memory only.
                 if d.flags & (cr::FLAG_SRC_HOST | cr::FLAG_DST_HOST) != 0 {
                     return st::ST_BAD_DESCRIPTOR;
                 }
-                if slot >= nslots {
+                if d.op != cr::OP_KEY_WRAP && slot >= nslots {
                     return st::ST_BAD_KEY;
                 }
                 let s = self.side_check(src, rd, false);
                 if s != st::ST_OK {
                     return s;
                 }
-                let mut k = vec![0u8; d.len as usize];
-                self.side_read(src, &mut k);
+                if wr > 0 {
+                    let s = self.side_check(dst, wr, true);
+                    if s != st::ST_OK {
+                        return s;
+                    }
+                }
+                let mut input = vec![0u8; d.len as usize];
+                self.side_read(src, &mut input);
+                // The key ladder: the device key comes from the fuses
+                // over the engines' own path (`Otp::device_key`).
+                let kek = if d.op == cr::OP_KEY_LOAD { None } else { self.otp.device_key() };
+                if d.op != cr::OP_KEY_LOAD && kek.is_none() {
+                    input.fill(0);
+                    return st::ST_NO_DEVICE_KEY;
+                }
+                let mut k = match (d.op, kek) {
+                    (cr::OP_KEY_UNWRAP, Some(kek)) => {
+                        let r = crypto::key_unwrap(&kek, &input);
+                        input.fill(0);
+                        match r {
+                            Some(k) => k,
+                            // Too short for KW, or not whole blocks.
+                            None if input.len() < 24 || input.len() % 8 != 0 => return st::ST_BAD_KEY,
+                            // RFC 3394 §2.2.3: the integrity check failed.
+                            None => return st::ST_AUTH_FAILED,
+                        }
+                    }
+                    _ => std::mem::take(&mut input),
+                };
                 let new = match (d.param[0], k.len()) {
                     // IEEE 1619-2018 §5.1: Key1 and Key2 are distinct.
                     (cr::KEY_XTS_AES256, 64) if k[..32] != k[32..] => KeySlot::Xts(Box::new(k[..].try_into().unwrap())),
@@ -196,6 +231,15 @@ impl Bus {
                         return st::ST_BAD_KEY;
                     }
                 };
+                if let (cr::OP_KEY_WRAP, Some(kek)) = (d.op, kek) {
+                    let mut new = new;
+                    crypto::zeroize_slot(&mut new);
+                    let blob = crypto::key_wrap(&kek, &k);
+                    k.fill(0);
+                    let Some(blob) = blob else { return st::ST_BAD_KEY };
+                    self.side_write(dst, &blob);
+                    return st::ST_OK;
+                }
                 k.fill(0);
                 let s = &mut self.crypto.engines[e].slots[slot];
                 crypto::zeroize_slot(s);

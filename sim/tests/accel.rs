@@ -640,3 +640,100 @@ fn at_rest_check_tells_ciphertext_plaintext_and_garbage_apart() {
     let a = r.iter().find(|a| a.target == "t0").unwrap();
     assert_eq!((a.written, a.ciphertext_ok, a.plaintext, a.bad), (4, 1, 1, 2));
 }
+
+/// RFC 3394 §2.2.1 key wrap, written here from the RFC's index-based
+/// description (independent of the engine model's `aes-kw`).
+fn reference_kw(kek: &[u8; 32], key: &[u8]) -> Vec<u8> {
+    use aes::cipher::{BlockEncrypt, generic_array::GenericArray};
+    let aes = aes::Aes256::new_from_slice(kek).unwrap();
+    let n = key.len() / 8;
+    let mut a = [0xa6u8; 8];
+    let mut r: Vec<[u8; 8]> = key.chunks(8).map(|c| c.try_into().unwrap()).collect();
+    for j in 0..6 {
+        for i in 0..n {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&a);
+            b[8..].copy_from_slice(&r[i]);
+            let mut blk = GenericArray::clone_from_slice(&b);
+            aes.encrypt_block(&mut blk);
+            let t = (n * j + i + 1) as u64;
+            a.copy_from_slice(&blk[..8]);
+            for (x, y) in a.iter_mut().zip(t.to_be_bytes()) {
+                *x ^= y;
+            }
+            r[i].copy_from_slice(&blk[8..]);
+        }
+    }
+    let mut out = a.to_vec();
+    r.iter().for_each(|b| out.extend_from_slice(b));
+    out
+}
+
+/// Runs a key-ladder descriptor (`op`, PARAM kind XTS) on `qu`; its status.
+fn ladder(m: &mut Machine, qu: &mut Queue, op: u8, slot: u16, input: &[u8], dst: u64) -> u32 {
+    let at = data_addr() + KEY_AREA;
+    put(m, at, input);
+    let mut param = [0u8; 16];
+    param[0] = cr::KEY_XTS_AES256;
+    qu.push(m, &Cd { src: at, dst, len: input.len() as u32, op, key: slot, param, ..Cd::default() }.bytes());
+    qu.kick(m);
+    qu.wait(m).1
+}
+
+/// The key ladder: the engine wraps a key with the OTP device key (the
+/// blob equals RFC 3394 computed independently), unwraps it into a slot
+/// whose XTS output matches the reference with the plain key; a tampered
+/// blob, a blob of another device key, a bad slot or length, and a chip
+/// without a device key are refused with their status, and the slot they
+/// named stays empty.
+#[test]
+fn key_ladder_wraps_and_unwraps_with_the_device_key_only() {
+    use dpu_hal::regs::otp as o;
+    let mut m = machine();
+    let base = data_addr();
+    let mut qu = crypto_queue(&mut m, 1, 0, base);
+    let eng = engine_base(&m, 1);
+    let dst = base + 0x3_0000;
+    // No device key yet.
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_WRAP, 0, &xts_key(), dst), st::ST_NO_DEVICE_KEY);
+    let kek: [u8; 32] = core::array::from_fn(|i| 0x80 ^ i as u8);
+    for i in 0..o::DEVICE_KEY_WORDS {
+        m.bus.otp.words[o::DEVICE_KEY + i] = u32::from_le_bytes(kek[4 * i..4 * i + 4].try_into().unwrap());
+    }
+    m.bus.otp.words[o::LOCK] |= o::LOCK_DEVICE_KEY;
+    // The cores read zeros where the device key is.
+    let otp_base = m.chip.devices.otp.base;
+    assert_eq!(rd(&mut m, otp_base + 4 * o::DEVICE_KEY as u64, 4), 0);
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_WRAP, 0, &xts_key(), dst), st::ST_OK);
+    let blob = get(&mut m, dst, cr::WRAPPED_XTS_KEY);
+    assert_eq!(blob, reference_kw(&kek, &xts_key()));
+    assert_eq!(rd(&mut m, eng + cr::KEYS_LOADED, 4), 0, "wrapping loads no slot");
+    // Refusals: the slot stays empty.
+    let mut tampered = blob.clone();
+    tampered[40] ^= 0x10;
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 4, &tampered, 0), st::ST_AUTH_FAILED);
+    let other = reference_kw(&[7; 32], &xts_key());
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 4, &other, 0), st::ST_AUTH_FAILED, "wrapped under another device key");
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 4, &blob[..71], 0), st::ST_BAD_KEY, "not whole blocks");
+    let gcm_sized = reference_kw(&kek, &[9; 32]);
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 4, &gcm_sized, 0), st::ST_BAD_KEY, "a 32-byte key is no XTS key");
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 999, &blob, 0), st::ST_BAD_KEY, "no slot 999");
+    assert_eq!(rd(&mut m, eng + cr::KEYS_LOADED, 4), 0);
+    // The good blob: slot 4 then encrypts as the plain key does.
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 4, &blob, 0), st::ST_OK);
+    assert_eq!(rd(&mut m, eng + cr::KEYS_LOADED, 4), 1);
+    let pt: Vec<u8> = (0..1024u32).map(|i| (i * 5 + 3) as u8).collect();
+    let (src, out) = (base + 0x1_0000, base + 0x2_0000);
+    put(&mut m, src, &pt);
+    let mut param = [0u8; 16];
+    param[..8].copy_from_slice(&77u64.to_le_bytes());
+    qu.push(&mut m, &Cd { src, dst: out, len: 1024, op: cr::OP_XTS_ENCRYPT, key: 4, param, ..Cd::default() }.bytes());
+    qu.kick(&mut m);
+    assert_eq!(qu.wait(&mut m).1, st::ST_OK);
+    let mut want = pt.clone();
+    reference_xts(&xts_key(), 77, 512, &mut want, true);
+    assert_eq!(get(&mut m, out, 1024), want);
+    // A failed unwrap over a loaded slot leaves what it held.
+    assert_eq!(ladder(&mut m, &mut qu, cr::OP_KEY_UNWRAP, 4, &tampered, 0), st::ST_AUTH_FAILED);
+    assert_eq!(rd(&mut m, eng + cr::KEYS_LOADED, 4), 1);
+}

@@ -32,7 +32,7 @@ pub const MAX_BLOB: usize = b::HEADER
     + MAX_PORTS * b::PORT_RECORD
     + MAX_CTRLS * b::CTRL_RECORD
     + b::HOST_RECORD
-    + MAX_KEYS * b::KEY_RECORD
+    + MAX_KEYS * b::KEY_RECORD_WRAPPED
     + MAX_EC_VOLUMES * b::EC_RECORD
     + b::MGMT_RECORD
     + MAX_SUBSYSTEMS * b::SUBSYS_RECORD;
@@ -214,6 +214,9 @@ pub struct Table {
     /// Where the key records start in the blob, and how many there are.
     key_off: usize,
     nkeys: usize,
+    /// Bytes of a key record (`KEY_RECORD`, or `KEY_RECORD_WRAPPED` when
+    /// the records are wrapped keys).
+    key_len: usize,
     ecs: [Option<EcVolume>; MAX_EC_VOLUMES],
     mgmt: Option<MgmtCfg>,
     subsystems: [Option<SubsysCfg>; MAX_SUBSYSTEMS],
@@ -292,6 +295,16 @@ fn read_nqn(blob: &[u8], off: usize) -> Option<([u8; b::NQN_LEN], usize)> {
     (len > 0 && v[..len].iter().all(|c| c.is_ascii_graphic())).then_some((v, len))
 }
 
+/// Bytes of one key record of a blob with this header: wrapped keys
+/// (format 10, `FLAG_KEYS_WRAPPED`) or keys in the clear.
+pub fn key_record_len(header: &[u8]) -> usize {
+    if read_u16(header, b::HDR_VERSION) >= 10 && read_u16(header, b::HDR_FLAGS) & b::FLAG_KEYS_WRAPPED != 0 {
+        b::KEY_RECORD_WRAPPED
+    } else {
+        b::KEY_RECORD
+    }
+}
+
 /// The bytes the records of a configuration take, from its header (the
 /// first [`b::HEADER`] bytes; missing bytes count as zero). The firmware
 /// reads this much of the window (at most the window) before [`parse`].
@@ -308,7 +321,7 @@ pub fn blob_len(header: &[u8]) -> usize {
         + nports * b::PORT_RECORD
         + nctrls * b::CTRL_RECORD
         + b::HOST_RECORD
-        + nkeys * b::KEY_RECORD
+        + nkeys * key_record_len(header)
         + nec * b::ec_record(read_u16(header, b::HDR_VERSION))
         + nmgmt * b::MGMT_RECORD
         + nsub * b::SUBSYS_RECORD
@@ -330,6 +343,7 @@ impl Table {
         io_timeout_us: 0,
         key_off: 0,
         nkeys: 0,
+        key_len: b::KEY_RECORD,
         ecs: [None; MAX_EC_VOLUMES],
         mgmt: None,
         subsystems: [None; MAX_SUBSYSTEMS],
@@ -391,6 +405,12 @@ impl Table {
         self.nkeys
     }
 
+    /// Whether the key records are wrapped keys (`FLAG_KEYS_WRAPPED`:
+    /// the crypto engines unwrap them with the device key), not keys.
+    pub fn keys_wrapped(&self) -> bool {
+        self.key_len == b::KEY_RECORD_WRAPPED
+    }
+
     /// Erasure-coded volume `i`.
     pub fn ec_volume(&self, i: usize) -> Option<&EcVolume> {
         self.ecs.get(i)?.as_ref()
@@ -417,7 +437,7 @@ impl Table {
     }
 
     pub fn key_range(&self, k: usize) -> Option<core::ops::Range<usize>> {
-        (k < self.nkeys).then(|| self.key_off + k * b::KEY_RECORD..self.key_off + (k + 1) * b::KEY_RECORD)
+        (k < self.nkeys).then(|| self.key_off + k * self.key_len..self.key_off + (k + 1) * self.key_len)
     }
 }
 
@@ -446,8 +466,9 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     let host_off = ctrl_off + nctrls * b::CTRL_RECORD;
     let nkeys = usize::from(read_u16(blob, b::HDR_KEYS));
     let key_off = host_off + b::HOST_RECORD;
+    let key_len = key_record_len(blob);
     let nec = usize::from(read_u16(blob, b::HDR_EC_VOLUMES));
-    let ec_off = key_off + nkeys * b::KEY_RECORD;
+    let ec_off = key_off + nkeys * key_len;
     let nmgmt = usize::from(read_u16(blob, b::HDR_MGMT));
     let ec_rec = b::ec_record(version);
     let mgmt_off = ec_off + nec * ec_rec;
@@ -466,6 +487,7 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
     }
     t.key_off = key_off;
     t.nkeys = nkeys;
+    t.key_len = key_len;
     t.flags = read_u16(blob, b::HDR_FLAGS);
     t.tcp_min_rto_ms = read_u16(blob, b::HDR_TCP_MIN_RTO_MS);
     t.io_timeout_us = read_u32(blob, b::HDR_IO_TIMEOUT_US);
@@ -601,9 +623,10 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
             b::CRYPTO_NONE => None,
             b::CRYPTO_AES_XTS => {
                 let k = usize::from(read_u16(blob, r + b::REC_KEY));
-                let key: [u8; b::KEY_RECORD] = read(blob, key_off + k * b::KEY_RECORD);
-                // IEEE 1619-2018 §5.1: Key1 and Key2 are distinct keys.
-                if k >= nkeys || key[..32] == key[32..] {
+                let key: [u8; b::KEY_RECORD] = read(blob, key_off + k * key_len);
+                // IEEE 1619-2018 §5.1: Key1 and Key2 are distinct keys (a
+                // wrapped key is checked by the engine that unwraps it).
+                if k >= nkeys || (key_len == b::KEY_RECORD && key[..32] == key[32..]) {
                     return Err(ConfigError::BadKey { index: i });
                 }
                 Some(k as u16)

@@ -14,14 +14,24 @@ pub const MAX_LIVE: usize = 16;
 /// per-namespace state, which a RAM namespace does not need).
 pub const LIVE_INDEX: u16 = u16::MAX;
 
+/// Where a namespace attached at run time keeps its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveBackend {
+    /// A RAM block device in DPU DDR from this address.
+    Ram { base: u64 },
+    /// Namespace `nsid` of remote controller `ctrl` (a controller
+    /// attached at run time, `bdev_nvme_attach_controller`).
+    Remote { ctrl: u16, nsid: u32 },
+}
+
 /// A namespace attached at run time: namespace `nsid` of PCIe function
-/// `function`, `blocks` blocks of 2^`block_shift` bytes in DPU DDR from
-/// `base` (a RAM block device).
+/// `function`, `blocks` blocks of 2^`block_shift` bytes held by
+/// `backend`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveNs {
     pub function: u16,
     pub nsid: u32,
-    pub base: u64,
+    pub backend: LiveBackend,
     pub blocks: u64,
     pub block_shift: u8,
 }
@@ -33,7 +43,10 @@ impl LiveNs {
             function: self.function,
             nsid: self.nsid,
             geometry: Geometry { blocks: self.blocks, block_shift: self.block_shift },
-            backend: Backend::Ram(RamBdev::new(self.base, self.blocks, self.block_shift)),
+            backend: match self.backend {
+                LiveBackend::Ram { base } => Backend::Ram(RamBdev::new(base, self.blocks, self.block_shift)),
+                LiveBackend::Remote { ctrl, nsid } => Backend::Remote { ctrl, nsid },
+            },
             index: LIVE_INDEX,
             crypto: None,
             subsystem: None,
@@ -71,6 +84,11 @@ impl LiveTable {
         }
     }
 
+    /// The namespaces attached.
+    pub fn iter(&self) -> impl Iterator<Item = &Namespace> {
+        self.slots.iter().flatten()
+    }
+
     /// Removes namespace `nsid` of function `f`; whether it was there.
     pub fn remove(&mut self, f: u16, nsid: u32) -> bool {
         match self.slots.iter_mut().find(|s| s.is_some_and(|n| n.function == f && n.nsid == nsid)) {
@@ -88,7 +106,18 @@ mod tests {
     use super::*;
 
     fn ns(function: u16, nsid: u32) -> LiveNs {
-        LiveNs { function, nsid, base: 0x1000_0000 + u64::from(nsid) * 0x10_0000, blocks: 2048, block_shift: 9 }
+        LiveNs { function, nsid, backend: LiveBackend::Ram { base: 0x1000_0000 + u64::from(nsid) * 0x10_0000 }, blocks: 2048, block_shift: 9 }
+    }
+
+    #[test]
+    fn remote_namespace_keeps_its_controller_and_nsid() {
+        let mut t = LiveTable::EMPTY;
+        let ns = LiveNs { function: 2, nsid: 3, backend: LiveBackend::Remote { ctrl: 5, nsid: 7 }, blocks: 4096, block_shift: 12 };
+        assert!(t.insert(ns.namespace()));
+        let got = t.get(2, 3).unwrap();
+        assert_eq!(got.backend, Backend::Remote { ctrl: 5, nsid: 7 });
+        assert_eq!((got.geometry.blocks, got.geometry.block_shift, got.index), (4096, 12, LIVE_INDEX));
+        assert_eq!(t.iter().count(), 1);
     }
 
     #[test]

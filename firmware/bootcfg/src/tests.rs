@@ -187,6 +187,40 @@ fn encrypted_namespaces_name_a_valid_key_record() {
     assert_eq!(parse_blob(&bytes[..bytes.len() - 1]).0, Err(ConfigError::TooMany(2)));
 }
 
+/// Format 10 with `FLAG_KEYS_WRAPPED`: key records are 72-byte wrapped
+/// keys (RFC 3394 blobs the engines unwrap), not 64-byte keys; the
+/// parser cannot judge the key inside, the engine does.
+#[test]
+fn wrapped_key_records_are_72_bytes() {
+    let mut blob = Blob::new();
+    blob.ns.push((1, b::BACKEND_RAM, 9, 1, 8, 0, 0));
+    let with = |version: u16, nkeys: u16| {
+        let mut v = blob.bytes();
+        v[b::HDR_VERSION..b::HDR_VERSION + 2].copy_from_slice(&version.to_le_bytes());
+        v[b::HDR_FLAGS..b::HDR_FLAGS + 2].copy_from_slice(&b::FLAG_KEYS_WRAPPED.to_le_bytes());
+        v[b::HDR_KEYS..b::HDR_KEYS + 2].copy_from_slice(&nkeys.to_le_bytes());
+        let r = b::HEADER;
+        v[r + b::REC_CRYPTO] = b::CRYPTO_AES_XTS;
+        v[r + b::REC_KEY..r + b::REC_KEY + 2].copy_from_slice(&(nkeys - 1).to_le_bytes());
+        for k in 0..nkeys {
+            v.extend_from_slice(&[0xa6 ^ k as u8; b::KEY_RECORD_WRAPPED]);
+        }
+        v
+    };
+    let bytes = with(b::VERSION, 2);
+    assert_eq!(blob_len(&bytes[..b::HEADER]), bytes.len());
+    let (r, t, _) = parse_blob(&bytes);
+    assert_eq!(r, Ok(()), "equal 32-byte halves of a blob are not a key's halves");
+    assert!(t.keys_wrapped());
+    assert_eq!(t.namespace(1, 1).unwrap().crypto, Some(1));
+    let range = t.key_range(1).unwrap();
+    assert_eq!((range.len(), &bytes[range]), (b::KEY_RECORD_WRAPPED, &[0xa6 ^ 1; b::KEY_RECORD_WRAPPED][..]));
+    assert_eq!(parse_blob(&bytes[..bytes.len() - 1]).0, Err(ConfigError::TooMany(1)), "the last record cut short");
+    // Before format 10 the flag bit means nothing: 64-byte records.
+    let old = with(9, 1);
+    assert_eq!(blob_len(&old[..b::HEADER]), old.len() - dpu_hal::regs::crypto::WRAP_OVERHEAD);
+}
+
 #[test]
 fn erasure_coded_namespaces_name_a_valid_volume() {
     let mut blob = Blob::new();

@@ -2,7 +2,9 @@
 //! (`dpu_hal::regs::bootcfg`), the format the firmware's namespace table
 //! is parsed from. (The blob was the simulator's boot-configuration
 //! window; the configuration now lives in flash, and this keeps the
-//! parser unchanged.)
+//! parser unchanged.) An encrypted namespace's key record is its wrapped
+//! key ([`crate::NsKey`], `FLAG_KEYS_WRAPPED`): the blob, like the flash,
+//! never holds a key in the clear.
 
 use crate::{Backend, Config};
 use dpu_hal::regs::bootcfg::{NQN_LEN, SUBSYS_RECORD};
@@ -30,9 +32,12 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     let port_off = ns_off + nrec * b::RECORD;
     let ctrl_off = port_off + c.ports.len() * b::PORT_RECORD;
     let host_off = ctrl_off + c.controllers.len() * b::CTRL_RECORD;
-    // No key records (encrypted namespaces are not in the flash
-    // configuration): the EC volume records follow the host's.
-    let ec_off = host_off + b::HOST_RECORD;
+    // The wrapped keys, in the order of the namespaces they encrypt.
+    let key_of = |function: u16, nsid: u32| c.ns_keys.iter().find(|k| (k.function, k.nsid) == (function, nsid));
+    let keys = c.namespaces.iter().filter_map(|n| key_of(n.function, n.nsid));
+    let nkeys = keys.clone().count();
+    let key_off = host_off + b::HOST_RECORD;
+    let ec_off = key_off + nkeys * b::KEY_RECORD_WRAPPED;
     let mgmt_off = ec_off + c.ec_volumes.len() * b::EC_RECORD;
     let sub_off = mgmt_off + usize::from(c.management.is_some()) * b::MGMT_RECORD;
     let len = sub_off + c.subsystems.len() * SUBSYS_RECORD;
@@ -45,11 +50,19 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
     put(b::HDR_SUBSYS, &(c.subsystems.len() as u16).to_le_bytes());
     put(b::HDR_PORTS, &(c.ports.len() as u16).to_le_bytes());
     put(b::HDR_CTRLS, &(c.controllers.len() as u16).to_le_bytes());
-    let flags = u16::from(c.header_digest) * b::FLAG_HDGST | u16::from(c.data_digest) * b::FLAG_DDGST | u16::from(c.lro) * b::FLAG_LRO;
+    let flags = u16::from(c.header_digest) * b::FLAG_HDGST
+        | u16::from(c.data_digest) * b::FLAG_DDGST
+        | u16::from(c.lro) * b::FLAG_LRO
+        | u16::from(nkeys > 0) * b::FLAG_KEYS_WRAPPED;
     put(b::HDR_FLAGS, &flags.to_le_bytes());
     put(b::HDR_TCP_MIN_RTO_MS, &c.tcp_min_rto_ms.to_le_bytes());
     put(b::HDR_IO_TIMEOUT_US, &c.io_timeout_us.to_le_bytes());
     put(b::HDR_EC_VOLUMES, &(c.ec_volumes.len() as u16).to_le_bytes());
+    put(b::HDR_KEYS, &(nkeys as u16).to_le_bytes());
+    for (i, k) in keys.enumerate() {
+        put(key_off + i * b::KEY_RECORD_WRAPPED, &k.wrapped);
+    }
+    let mut next_key = 0u16;
     for (i, (function, nsid, block_shift, blocks, backend, sub)) in records.enumerate() {
         let r = ns_off + i * b::RECORD;
         put(r + b::REC_FUNCTION, &function.to_le_bytes());
@@ -57,6 +70,11 @@ pub fn render(c: &Config, out: &mut [u8]) -> Option<usize> {
         put(r + b::REC_LBA_SHIFT, &[block_shift]);
         put(r + b::REC_NSID, &nsid.to_le_bytes());
         put(r + b::REC_BLOCKS, &blocks.to_le_bytes());
+        if sub == 0 && key_of(function, nsid).is_some() {
+            put(r + b::REC_CRYPTO, &[b::CRYPTO_AES_XTS]);
+            put(r + b::REC_KEY, &next_key.to_le_bytes());
+            next_key += 1;
+        }
         match backend {
             Backend::Ram => put(r + b::REC_BACKEND, &[b::BACKEND_RAM]),
             Backend::Remote { controller, nsid } => {
@@ -158,5 +176,28 @@ mod tests {
         assert_eq!(&v[mgmt + b::MGMT_ALLOW..mgmt + b::MGMT_ALLOW + 5], &[10, 0, 0, 240, 28]);
         assert_eq!(&v[mgmt + b::MGMT_TOKEN..mgmt + b::MGMT_TOKEN + 6], b"t0ken\0");
         assert_eq!(render(&c, &mut [0u8; 64]), None);
+    }
+
+    /// A namespace with a wrapped key: its record names key record 0,
+    /// which is the blob as stored; the header says the keys are wrapped.
+    #[test]
+    fn wrapped_keys_become_key_records() {
+        let mut c = crate::tests::sample();
+        let mut wrapped = heapless::Vec::new();
+        wrapped.extend_from_slice(&[0xc3; crate::WRAPPED_KEY_LEN]).unwrap();
+        c.ns_keys.push(crate::NsKey { function: 1, nsid: 1, wrapped }).unwrap();
+        let mut v = [0u8; 8192];
+        let len = render(&c, &mut v).unwrap();
+        let u16_at = |at: usize| u16::from_le_bytes([v[at], v[at + 1]]);
+        assert_eq!(u16_at(b::HDR_KEYS), 1);
+        assert_ne!(u16_at(b::HDR_FLAGS) & b::FLAG_KEYS_WRAPPED, 0);
+        let (r0, r1) = (b::HEADER, b::HEADER + b::RECORD);
+        assert_eq!((v[r0 + b::REC_CRYPTO], v[r1 + b::REC_CRYPTO], u16_at(r1 + b::REC_KEY)), (b::CRYPTO_NONE, b::CRYPTO_AES_XTS, 0));
+        let key_off = b::HEADER + 4 * b::RECORD + b::PORT_RECORD + b::CTRL_RECORD + b::HOST_RECORD;
+        assert_eq!(&v[key_off..key_off + b::KEY_RECORD_WRAPPED], &[0xc3; b::KEY_RECORD_WRAPPED]);
+        let mut plain = [0u8; 8192];
+        let plain_len = render(&crate::tests::sample(), &mut plain).unwrap();
+        assert_eq!(len, plain_len + b::KEY_RECORD_WRAPPED);
+        assert_eq!(v[key_off + b::KEY_RECORD_WRAPPED..len], plain[key_off..plain_len], "the records after the keys");
     }
 }

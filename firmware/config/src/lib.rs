@@ -15,6 +15,12 @@
 //!   configuration, and says why.
 //! * [`blob`]: renders a configuration into the boot configuration blob
 //!   the firmware's namespace table is built from (`dpu_hal::regs::bootcfg`).
+//!
+//! Keys: an encrypted namespace's AES-256-XTS key (IEEE 1619-2018) is
+//! kept only wrapped with the card's device key ([`NsKey`]: AES key wrap,
+//! RFC 3394 / NIST SP 800-38F KW); the key itself is never in flash. Only
+//! the crypto engines, which read the device key from the OTP fuses, can
+//! unwrap it (`dpu_hal::regs::crypto::OP_KEY_UNWRAP`).
 #![no_std]
 
 pub mod blob;
@@ -44,10 +50,13 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// target's subsystems (`Vec<Subsystem>`); version 5 appends the
 /// target subsystems made through the management API
 /// (`Vec<NvmfSubsystem>`); version 6 adds erasure-coded volumes
-/// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended).
+/// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended);
+/// version 7 appends the remote NVMe/TCP controllers attached through the
+/// management API (`Vec<NvmeController>`); version 8 appends the wrapped
+/// keys of encrypted namespaces (`Vec<NsKey>`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 6;
+pub const SCHEMA_VERSION: u16 = 8;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -64,9 +73,26 @@ pub const MAX_MALLOC: usize = 16;
 /// Longest name of such a block device.
 pub const MALLOC_NAME_MAX: usize = 31;
 
+/// Most remote controllers attached through the management API.
+pub const MAX_NVME: usize = 4;
+
+/// Longest name of such a controller (its block devices are
+/// `<name>n<nsid>`, within [`MALLOC_NAME_MAX`]).
+pub const NVME_NAME_MAX: usize = 24;
+
+/// Most namespaces of such a controller that are mapped to functions.
+pub const NVME_MAPS_MAX: usize = 8;
+
 /// Most listeners (DPU port, TCP port) of a subsystem made through the
 /// management API.
 pub const NVMF_LISTENERS_MAX: usize = 4;
+
+/// Bytes of a wrapped AES-256-XTS key (RFC 3394: the 64-byte key plus
+/// one 8-byte integrity block).
+pub const WRAPPED_KEY_LEN: usize = dpu_hal::regs::crypto::WRAPPED_XTS_KEY;
+
+/// Most encrypted namespaces: one key slot of the crypto engines each.
+pub const MAX_KEYS: usize = dpu_hal::memory_map::CRYPTO_KEY_SLOTS;
 
 /// Identify Controller SN and MN lengths (NVMe Base 2.0 §5.17.2.1).
 pub const SERIAL_MAX: usize = 20;
@@ -111,6 +137,49 @@ pub struct Config {
     /// (schema version 6).
     #[serde(skip)]
     pub ec_volumes: Vec<EcVolume, MAX_EC_VOLUMES>,
+    /// Remote NVMe/TCP controllers attached through the management API
+    /// (SPDK `bdev_nvme_attach_controller`), attached again at boot, and
+    /// the mappings of their namespaces (schema version 7).
+    #[serde(skip)]
+    pub nvme: Vec<NvmeController, MAX_NVME>,
+    /// Encrypted function namespaces and their wrapped keys (schema
+    /// version 8).
+    #[serde(skip)]
+    pub ns_keys: Vec<NsKey, MAX_KEYS>,
+}
+
+/// Data-at-rest encryption of a function namespace: AES-256-XTS (IEEE
+/// 1619-2018; data unit = block, tweak = LBA) with a key held only
+/// wrapped with the card's device key (RFC 3394 AES key wrap, NIST SP
+/// 800-38F §6.2 KW, AES-256 key-encryption key in the OTP fuses). The
+/// crypto engines unwrap it into a key slot at boot; a blob wrapped with
+/// another card's device key does not unwrap (the namespace is then not
+/// served).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsKey {
+    pub function: u16,
+    pub nsid: u32,
+    /// The 64-byte XTS key (Key1 then Key2), wrapped: [`WRAPPED_KEY_LEN`] bytes.
+    pub wrapped: Vec<u8, WRAPPED_KEY_LEN>,
+}
+
+/// A remote NVMe/TCP controller attached through the management API.
+/// Its namespaces are block devices `<name>n<nsid>` (the controller's
+/// active namespaces when it attaches).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NvmeController {
+    /// 1..=NVME_NAME_MAX letters, digits, `_`, `-`, `.`.
+    pub name: String<NVME_NAME_MAX>,
+    pub traddr: [u8; 4],
+    pub trsvcid: u16,
+    pub subnqn: String<NQN_MAX>,
+    /// Empty: the card's host NQN.
+    pub hostnqn: String<NQN_MAX>,
+    pub hdgst: bool,
+    pub ddgst: bool,
+    /// (remote NSID, PCIe function, NSID): its namespaces mapped to
+    /// functions (`dpu_ns_attach`).
+    pub maps: Vec<(u32, u16, u32), NVME_MAPS_MAX>,
 }
 
 /// An erasure-coded volume (`dpu_hal::regs::bootcfg` EC record): k data
@@ -280,11 +349,19 @@ pub enum Invalid {
     /// outside 1..=max_namespaces or used twice, or a namespace naming no
     /// run-time block device, one mapped to a function or used twice.
     Nvmf { index: u16 },
+    /// A controller attached through the management API with a bad name
+    /// (or one used twice), address, TCP port 0, a subsystem or host NQN
+    /// that is empty or not printable, or a mapping to a function
+    /// namespace out of range or taken.
+    Nvme { index: u16 },
     /// An erasure-coded volume with k or m outside what the engine does
     /// (k 1..=EC_MAX_K, m 1..=EC_MAX_M), members not k + m + spares (at
     /// most 32), a member naming no controller, nsid 0, or one twice; or
     /// no namespace using it.
     Ec { index: u16 },
+    /// A wrapped key naming no function namespace, or one named twice, or
+    /// a blob that is not [`WRAPPED_KEY_LEN`] bytes.
+    Key { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -310,6 +387,8 @@ impl Config {
         subsystems: Vec::new(),
         nvmf: Vec::new(),
         ec_volumes: Vec::new(),
+        nvme: Vec::new(),
+        ns_keys: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -380,6 +459,13 @@ impl Config {
                 return Err(Invalid::Ec { index: i as u16 });
             }
         }
+        for (i, k) in self.ns_keys.iter().enumerate() {
+            let known = self.namespaces.iter().any(|n| (n.function, n.nsid) == (k.function, k.nsid));
+            let twice = self.ns_keys[..i].iter().any(|o| (o.function, o.nsid) == (k.function, k.nsid));
+            if !known || twice || k.wrapped.len() != WRAPPED_KEY_LEN {
+                return Err(Invalid::Key { index: i as u16 });
+            }
+        }
         let records = self.namespaces.len() + self.subsystems.iter().map(|s| s.namespaces.len()).sum::<usize>();
         // Every data-plane core listens on each (port, TCP port) and on
         // the discovery port of each port used, within its socket table.
@@ -441,6 +527,22 @@ impl Config {
                 return Err(Invalid::Nvmf { index: i as u16 });
             }
         }
+        for (i, c) in self.nvme.iter().enumerate() {
+            let name_ok = !c.name.is_empty() && c.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            let twice = self.nvme[..i].iter().any(|o| o.name == c.name);
+            let nqn_ok = !c.subnqn.is_empty() && printable(&c.subnqn) && printable(&c.hostnqn);
+            let taken = |f: u16, nsid: u32| {
+                self.namespaces.iter().any(|n| (n.function, n.nsid) == (f, nsid))
+                    || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
+                    || self.nvme[..i].iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
+            };
+            let maps_ok = c.maps.iter().enumerate().all(|(k, &(rn, f, nsid))| {
+                rn != 0 && usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid) && !c.maps[..k].iter().any(|o| o.0 == rn || (o.1, o.2) == (f, nsid))
+            });
+            if !name_ok || twice || c.traddr == [0; 4] || c.trsvcid == 0 || !nqn_ok || !maps_ok {
+                return Err(Invalid::Nvme { index: i as u16 });
+            }
+        }
         Ok(())
     }
 
@@ -463,7 +565,9 @@ impl Config {
         let s = postcard::to_slice(&self.subsystems, out.get_mut(n + m + l..)?).ok()?.len();
         let v = postcard::to_slice(&self.nvmf, out.get_mut(n + m + l + s..)?).ok()?.len();
         let e = postcard::to_slice(&self.ec_volumes, out.get_mut(n + m + l + s + v..)?).ok()?.len();
-        Some(n + m + l + s + v + e)
+        let c = postcard::to_slice(&self.nvme, out.get_mut(n + m + l + s + v + e..)?).ok()?.len();
+        let k = postcard::to_slice(&self.ns_keys, out.get_mut(n + m + l + s + v + e + c..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c + k)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -491,6 +595,8 @@ impl Config {
         each(&mut self.subsystems, &other.subsystems);
         each(&mut self.nvmf, &other.nvmf);
         each(&mut self.ec_volumes, &other.ec_volumes);
+        each(&mut self.nvme, &other.nvme);
+        each(&mut self.ns_keys, &other.ns_keys);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -530,6 +636,8 @@ impl Config {
         self.subsystems.clear();
         self.nvmf.clear();
         self.ec_volumes.clear();
+        self.nvme.clear();
+        self.ns_keys.clear();
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -544,6 +652,12 @@ impl Config {
         }
         if version >= 6 {
             rest = take_vec(rest, &mut self.ec_volumes)?;
+        }
+        if version >= 7 {
+            rest = take_vec(rest, &mut self.nvme)?;
+        }
+        if version >= 8 {
+            rest = take_vec(rest, &mut self.ns_keys)?;
         }
         Some(rest)
     }
@@ -619,7 +733,52 @@ mod tests {
                 .unwrap(),
             })
             .unwrap();
+        c.nvme
+            .push(NvmeController {
+                name: String::try_from("Nvme0").unwrap(),
+                traddr: [10, 0, 0, 20],
+                trsvcid: 4420,
+                subnqn: String::try_from("nqn.2026-12.io.dpusim:live").unwrap(),
+                hostnqn: String::new(),
+                hdgst: false,
+                ddgst: true,
+                maps: Vec::from_slice(&[(1, 3, 1)]).unwrap(),
+            })
+            .unwrap();
         c
+    }
+
+    /// Run-time controllers: every field is checked, and they survive
+    /// the record (schema version 7).
+    #[test]
+    fn run_time_controllers_are_checked_and_kept() {
+        let c = sample();
+        let mut buf = [0u8; 4096];
+        let n = c.encode(&mut buf).unwrap();
+        let back = Config::decode(SCHEMA_VERSION, &buf[..n]).unwrap();
+        assert_eq!(back.nvme, c.nvme);
+        assert_eq!(back.nvme[0].maps.as_slice(), &[(1, 3, 1)]);
+        for (why, bad) in [
+            ("empty name", (|c: &mut Config| c.nvme[0].name.clear()) as fn(&mut Config)),
+            ("name with a space", |c| c.nvme[0].name = String::try_from("a b").unwrap()),
+            ("name twice", |c| {
+                let mut o = c.nvme[0].clone();
+                o.maps.clear();
+                c.nvme.push(o).unwrap();
+            }),
+            ("address 0", |c| c.nvme[0].traddr = [0; 4]),
+            ("TCP port 0", |c| c.nvme[0].trsvcid = 0),
+            ("no subsystem NQN", |c| c.nvme[0].subnqn.clear()),
+            ("a mapping onto a boot namespace", |c| c.nvme[0].maps[0] = (1, 0, 1)),
+            ("a mapping onto a RAM device's namespace", |c| c.nvme[0].maps[0] = (1, 1, 2)),
+            ("a mapping to function 9999", |c| c.nvme[0].maps[0] = (1, 9999, 1)),
+            ("remote NSID 0", |c| c.nvme[0].maps[0] = (0, 3, 1)),
+        ] {
+            let mut c = sample();
+            bad(&mut c);
+            let i = if why == "name twice" { 1 } else { 0 };
+            assert_eq!(c.validate(), Err(Invalid::Nvme { index: i }), "{why}");
+        }
     }
 
     #[test]
@@ -645,11 +804,16 @@ mod tests {
     /// prefix of the version-2 record of the same configuration.
     #[test]
     fn a_version_1_record_decodes_without_management() {
+        extern crate std;
+        std::thread::Builder::new().stack_size(8 << 20).spawn(older_records_decode).unwrap().join().unwrap();
+    }
+
+    fn older_records_decode() {
         let c = sample();
         let mut v1 = [0u8; 1024];
         let n1 = postcard::to_slice(&c, &mut v1).unwrap().len();
         let back = Config::decode(1, &v1[..n1]).unwrap();
-        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() });
+        assert_eq!(back, Config { management: None, mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() });
         let mut v2 = [0u8; 4096];
         let n2 = c.encode(&mut v2).unwrap();
         assert_eq!(&v2[..n1], &v1[..n1]);
@@ -659,24 +823,70 @@ mod tests {
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
-        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
+        let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 4]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 6]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
-        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
+        let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 3]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 3]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 5]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 5]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
-        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), ..c.clone() };
+        let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 2]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 2]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 4]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 4]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
-        let no_ec = Config { ec_volumes: Vec::new(), ..c.clone() };
+        let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 1]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 1]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 3]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 3]), None, "a version-6 record lacks its volumes");
+        // A version-6 record: no run-time controllers.
+        let no_nvme = Config { nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
+        let n = no_nvme.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(6, &v2[..n - 2]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 2]), None, "a version-7 record lacks its controllers");
+        // A version-7 record: no wrapped keys.
+        let no_keys = Config { ns_keys: Vec::new(), ..c.clone() };
+        let n = no_keys.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(7, &v2[..n - 1]), Some(no_keys));
+        assert_eq!(Config::decode(8, &v2[..n - 1]), None, "a version-8 record lacks its keys");
+    }
+
+    /// Function 1's namespace 1 encrypted, its key held wrapped.
+    fn with_key() -> Config {
+        let mut c = sample();
+        let wrapped = Vec::from_slice(&[0x5a; WRAPPED_KEY_LEN]).unwrap();
+        c.ns_keys.push(NsKey { function: 1, nsid: 1, wrapped }).unwrap();
+        c
+    }
+
+    #[test]
+    fn wrapped_keys_are_checked_and_kept() {
+        let c = with_key();
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        // The record ends with the blob, byte for byte.
+        assert_eq!(&buf[n - WRAPPED_KEY_LEN..n], &[0x5a; WRAPPED_KEY_LEN]);
+        let mut copy = Config::default();
+        copy.copy_from(&c);
+        assert_eq!(copy, c);
+        for (why, bad) in [
+            ("no such namespace", (|c: &mut Config| c.ns_keys[0].nsid = 9) as fn(&mut Config)),
+            ("a namespace twice", |c| {
+                let k = c.ns_keys[0].clone();
+                c.ns_keys.push(k).unwrap()
+            }),
+            ("a short blob", |c| {
+                c.ns_keys[0].wrapped.pop();
+            }),
+        ] {
+            let mut c = with_key();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::Key { index: c.ns_keys.len() as u16 - 1 }), "{why}");
+        }
     }
 
     /// An EC 2+1 volume with a spare over four remote controllers, as

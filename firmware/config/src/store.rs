@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn a_version_1_copy_is_still_read() {
         let mut f = RamFlash::new(G);
-        let c = Config { management: None, mallocs: heapless::Vec::new(), subsystems: heapless::Vec::new(), nvmf: heapless::Vec::new(), ..sample() };
+        let c = Config { management: None, mallocs: heapless::Vec::new(), subsystems: heapless::Vec::new(), nvmf: heapless::Vec::new(), nvme: heapless::Vec::new(), ..sample() };
         let mut rec = [0u8; 1024];
         let len = postcard::to_slice(&c, &mut rec[HEADER..]).unwrap().len();
         rec[0..4].copy_from_slice(&MAGIC.to_le_bytes());

@@ -2,14 +2,16 @@
 //! backends (RAM carved from DDR at boot, a remote NVMe-oF namespace, an
 //! erasure-coded volume or a local SSD's namespace),
 //! the DPU port addresses, the remote controllers, the host NQN and the
-//! keys of encrypted namespaces.
+//! keys of encrypted namespaces (in the clear in the window; wrapped with
+//! the device key, RFC 3394, in a configuration from flash: only the
+//! crypto engines unwrap those, `crate::block::crypto::load_keys`).
 //! Read and parsed (`dpu_bootcfg`) once by the admin service at boot;
 //! read-only afterwards. Loaded as an ELF (development, the simulator), the
 //! blob comes from the boot configuration window; booted from flash, the
 //! firmware renders it from the configuration persisted there
 //! (`crate::boot::config_blob`).
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
 use dpu_hal::regs::bootcfg as b;
 
@@ -18,7 +20,7 @@ pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, SubsysCfg, EcVolume, MgmtCf
 /// Whether I/O can be served: always for RAM; for a remote namespace,
 /// once the fabrics service has attached it.
 pub fn ready(ns: &Namespace) -> bool {
-    if ns.crypto.is_some() && keys() != KEYS_LOADED {
+    if ns.crypto.is_some() && !key_usable(ns) {
         return false;
     }
     match ns.backend {
@@ -71,9 +73,29 @@ pub const NS_OFFLINE: u8 = 3;
 /// (`KEYS_*`, written once by the admin service at boot).
 static KEYS: AtomicU8 = AtomicU8::new(KEYS_PENDING);
 pub const KEYS_PENDING: u8 = 0;
+/// The keys were loaded, but for those in [`set_key_failed`].
 pub const KEYS_LOADED: u8 = 1;
-/// The engines refused a key: encrypted namespaces fail their I/O.
+/// No key could be loaded (no memory, no engine queue): encrypted
+/// namespaces fail their I/O.
 pub const KEYS_FAILED: u8 = 2;
+/// Key records the engines refused (bit k: key record k; one per key
+/// slot, at most 64): their namespaces fail their I/O, the others serve.
+static KEY_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Marks key record `k` refused by the engines.
+pub fn set_key_failed(k: u16) {
+    KEY_FAILED.fetch_or(1u64.checked_shl(u32::from(k)).unwrap_or(0), Ordering::AcqRel);
+}
+
+/// Whether encrypted namespace `ns`'s key is in the engines' key slot.
+pub fn key_usable(ns: &Namespace) -> bool {
+    ns.crypto.is_some_and(|k| keys() == KEYS_LOADED && k < 64 && KEY_FAILED.load(Ordering::Acquire) & (1 << k) == 0)
+}
+
+/// Whether encrypted namespace `ns`'s key was refused (it will never serve).
+pub fn key_failed(ns: &Namespace) -> bool {
+    ns.crypto.is_some() && keys() != KEYS_PENDING && !key_usable(ns)
+}
 
 pub fn set_keys(state: u8) {
     KEYS.store(state, Ordering::Release);
@@ -121,9 +143,7 @@ fn read_window() -> Option<&'static mut [u8]> {
 pub fn load() -> Result<usize, ConfigError> {
     let t = dpu_rt::alloc::ddr_static::<InDdr>().ok_or(ConfigError::OutOfMemory { index: 0 })?;
     let blob = match crate::boot::config_blob() {
-        // The configuration persisted in flash carries no key records
-        // (`dpu-config` has none yet), so `read_key` never reads the window
-        // for a flash-booted card.
+        // The configuration persisted in flash carries wrapped keys only.
         Some(blob) => blob,
         None => read_window().ok_or(ConfigError::OutOfMemory { index: 0 })?,
     };
@@ -135,10 +155,17 @@ pub fn load() -> Result<usize, ConfigError> {
         }
         return Err(e);
     }
-    // The DDR copy keeps no key: `read_key` reads the window.
-    for k in 0..t.0.key_count() {
-        if let Some(r) = t.0.key_range(k) {
-            dpu_hal::mem::wipe(&mut blob[r]);
+    if t.0.keys_wrapped() {
+        // Wrapped keys (from flash) are no secret without the device key:
+        // `read_wrapped_key` reads them from this copy.
+        let blob: &'static [u8] = blob;
+        WRAPPED.call_once(|| blob);
+    } else {
+        // The DDR copy keeps no key: `read_key` reads the window.
+        for k in 0..t.0.key_count() {
+            if let Some(r) = t.0.key_range(k) {
+                dpu_hal::mem::wipe(&mut blob[r]);
+            }
         }
     }
     let t: &'static InDdr = t;
@@ -193,6 +220,27 @@ pub fn load() -> Result<usize, ConfigError> {
     }
     TABLE.call_once(|| t);
     Ok(n)
+}
+
+/// The configuration blob when its key records are wrapped keys.
+static WRAPPED: spin::Once<&'static [u8]> = spin::Once::new();
+
+/// Whether the key records are wrapped with the device key (a
+/// configuration from flash): load them with [`read_wrapped_key`].
+pub fn keys_wrapped() -> bool {
+    WRAPPED.get().is_some()
+}
+
+/// Wrapped key record `k` into `out` (for the engines to unwrap).
+pub fn read_wrapped_key(k: usize, out: &mut [u8; b::KEY_RECORD_WRAPPED]) -> bool {
+    let (Some(blob), Some(r)) = (WRAPPED.get(), TABLE.get().and_then(|t| t.key_range(k))) else { return false };
+    match blob.get(r) {
+        Some(w) if w.len() == out.len() => {
+            out.copy_from_slice(w);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Key records: how many (each one's index is its key slot).
@@ -250,7 +298,7 @@ pub fn nsids(f: u16) -> impl Iterator<Item = u32> {
 /// the fabrics service: attached, or found not to match the configuration
 /// (that namespace then fails its I/O; the others work).
 pub fn function_ready(f: u16) -> bool {
-    nsids(f).all(|n| namespace(f, n).is_none_or(|ns| ready(ns) || state(ns.index) == NS_MISMATCH || (ns.crypto.is_some() && keys() == KEYS_FAILED)))
+    nsids(f).all(|n| namespace(f, n).is_none_or(|ns| ready(ns) || state(ns.index) == NS_MISMATCH || key_failed(ns)))
 }
 
 /// DPU port addresses.

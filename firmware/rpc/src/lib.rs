@@ -13,6 +13,7 @@
 //!   (`jsonrpc`, `method`, `params`, `id`, plus our `token`).
 //! * [`writer`]: a JSON writer into a fixed buffer that records overflow
 //!   instead of panicking; [`response`] encodes results and errors.
+//! * [`nvme_attach`]: `bdev_nvme_attach_controller`'s parameters, checked.
 //! * [`params`]: typed access to a method's `params` with -32602 errors
 //!   that name the member.
 //!
@@ -30,6 +31,7 @@
 pub mod error;
 pub mod framing;
 pub mod json;
+pub mod nvme_attach;
 pub mod params;
 pub mod request;
 pub mod response;

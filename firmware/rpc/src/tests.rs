@@ -4,7 +4,7 @@
 extern crate std;
 use super::*;
 use crate::json::{validate, JsonError};
-use std::string::String;
+use std::string::{String, ToString};
 use std::vec::Vec;
 
 fn frame_all(stream: &[u8]) -> (Vec<&[u8]>, Scan) {
@@ -371,5 +371,52 @@ fn corrupted_requests_never_panic() {
                 Err(rej) => assert!(response::error(&mut out, rej.id, &rej.error) > 0),
             }
         }
+    }
+}
+
+/// `bdev_nvme_attach_controller`'s parameters: SPDK's names and shapes
+/// are taken; each bad one is -32602 naming it.
+#[test]
+fn attach_controller_params_are_checked_and_named() {
+    use crate::nvme_attach::{parse_ipv4, AttachController, Buffers};
+    let parse = |text: &str| -> Result<(String, [u8; 4], u16, String, String, Option<bool>, Option<bool>), (i32, String)> {
+        let v = validate(text.as_bytes()).unwrap();
+        let p = Params::new(Some(v)).unwrap();
+        let mut b = Buffers::new();
+        AttachController::parse(&p, &mut b)
+            .map(|a| (a.name.to_string(), a.traddr, a.trsvcid, a.subnqn.to_string(), a.hostnqn.to_string(), a.hdgst, a.ddgst))
+            .map_err(|e| (e.code, e.message().to_string()))
+    };
+    let ok = r#"{"name":"Nvme0","trtype":"TCP","adrfam":"IPv4","traddr":"10.0.0.10","trsvcid":"4421","subnqn":"nqn.2026-12.io.x:r","hostnqn":"nqn.h","hdgst":true}"#;
+    assert_eq!(parse(ok).unwrap(), ("Nvme0".into(), [10, 0, 0, 10], 4421, "nqn.2026-12.io.x:r".into(), "nqn.h".into(), Some(true), None));
+    // Defaults: trsvcid 4420, the card's host NQN and digests.
+    let min = r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x"}"#;
+    assert_eq!(parse(min).unwrap(), ("a".into(), [10, 0, 0, 10], 4420, "nqn.x".into(), String::new(), None, None));
+    for (text, field) in [
+        (r#"{"trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`name` is required"),
+        (r#"{"name":"a b","trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`name`"),
+        (r#"{"name":"a234567890123456789012345","trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`name`"),
+        (r#"{"name":"a","trtype":"rdma","traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`trtype`"),
+        (r#"{"name":"a","trtype":6,"traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`trtype`"),
+        (r#"{"name":"a","traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`trtype` is required"),
+        (r#"{"name":"a","trtype":"tcp","adrfam":"ipv6","traddr":"10.0.0.10","subnqn":"nqn.x"}"#, "`adrfam`"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.256","subnqn":"nqn.x"}"#, "`traddr`"),
+        (r#"{"name":"a","trtype":"tcp","traddr":167772170,"subnqn":"nqn.x"}"#, "`traddr` must be a string"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","trsvcid":"0","subnqn":"nqn.x"}"#, "`trsvcid`"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","trsvcid":4420,"subnqn":"nqn.x"}"#, "`trsvcid` must be a string"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","trsvcid":"70000","subnqn":"nqn.x"}"#, "`trsvcid`"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10"}"#, "`subnqn` is required"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","subnqn":"iqn.x"}"#, "`subnqn`"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x","hostnqn":"h"}"#, "`hostnqn`"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x","ddgst":"yes"}"#, "`ddgst` must be a boolean"),
+        (r#"{"name":"a","trtype":"tcp","traddr":"10.0.0.10","subnqn":"nqn.x","multipath":"failover"}"#, "unknown parameter `multipath`"),
+    ] {
+        let (c, m) = parse(text).unwrap_err();
+        assert_eq!(c, code::INVALID_PARAMS, "{text}");
+        assert!(m.contains(field), "{text}: {m}");
+    }
+    assert_eq!(parse_ipv4("192.168.0.1"), Some([192, 168, 0, 1]));
+    for bad in ["", "1.2.3", "1.2.3.4.5", "1.2.3.-4", "1..3.4", "01234.1.1.1", " 1.2.3.4", "a.b.c.d"] {
+        assert_eq!(parse_ipv4(bad), None, "{bad}");
     }
 }

@@ -1,6 +1,7 @@
 //! Crypto engines (layout: `dpu_hal::regs::crypto`): key slots, queues,
 //! descriptor decoding, and the cryptography itself, done with RustCrypto
-//! crates (`aes`, `xts-mode`, `aes-gcm`, `sha2`). Timing, memory and host
+//! crates (`aes`, `xts-mode`, `aes-gcm`, `sha2`, `aes-kw` for the key
+//! ladder's AES key wrap under the OTP device key). Timing, memory and host
 //! accesses are the bus's (`crate::bus_accel`).
 //!
 //! An engine runs the descriptors of all its queues on one datapath in the
@@ -221,6 +222,21 @@ pub fn gcm_open(key: &[u8; 32], iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag:
     c.decrypt_in_place_detached(Nonce::from_slice(iv), aad, data, Tag::from_slice(tag)).is_ok()
 }
 
+/// AES key wrap of `key` under the 256-bit key-encryption key `kek` (RFC
+/// 3394 §2.2.1, NIST SP 800-38F §6.2 KW-AE with the default IV
+/// A6A6A6A6A6A6A6A6): `key.len() + 8` bytes. `None` unless `key` is a
+/// whole number (at least 2) of 64-bit blocks.
+pub fn key_wrap(kek: &[u8; 32], key: &[u8]) -> Option<Vec<u8>> {
+    aes_kw::KekAes256::from(*kek).wrap_vec(key).ok()
+}
+
+/// AES key unwrap (RFC 3394 §2.2.2, SP 800-38F §6.2 KW-AD): the key, or
+/// `None` when the integrity check fails (the blob was altered or wrapped
+/// under another key) or the length is not whole blocks.
+pub fn key_unwrap(kek: &[u8; 32], blob: &[u8]) -> Option<Vec<u8>> {
+    aes_kw::KekAes256::from(*kek).unwrap_vec(blob).ok()
+}
+
 /// SHA-256 of `data` (FIPS 180-4 §6.2).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -319,6 +335,34 @@ mod tests {
             sha256(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").to_vec(),
             hex("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         );
+    }
+
+    /// RFC 3394 §4.6: wrap 256 bits of key data with a 256-bit KEK.
+    #[test]
+    fn rfc3394_vector_4_6() {
+        let kek: [u8; 32] = hex("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F").try_into().unwrap();
+        let data = hex("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F");
+        let want = hex("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21");
+        assert_eq!(key_wrap(&kek, &data).unwrap(), want);
+        assert_eq!(key_unwrap(&kek, &want).unwrap(), data);
+    }
+
+    /// A 64-byte XTS key wraps into 72 bytes and back; any flipped bit, or
+    /// another KEK, fails the integrity check.
+    #[test]
+    fn wrapped_keys_round_trip_and_tampering_is_caught() {
+        let kek = [0x42u8; 32];
+        let key: Vec<u8> = (0..64).map(|i| (i * 13 + 1) as u8).collect();
+        let blob = key_wrap(&kek, &key).unwrap();
+        assert_eq!(blob.len(), r::WRAPPED_XTS_KEY);
+        assert_eq!(key_unwrap(&kek, &blob).unwrap(), key);
+        for bit in [0, 7, 100, 575] {
+            let mut bad = blob.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(key_unwrap(&kek, &bad), None, "bit {bit}");
+        }
+        assert_eq!(key_unwrap(&[0x43; 32], &blob), None, "another device key");
+        assert_eq!(key_unwrap(&kek, &blob[..71]), None, "not whole blocks");
     }
 
     #[test]

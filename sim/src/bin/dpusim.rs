@@ -33,10 +33,11 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     flash: Option<PathBuf>,
     /// OTP fuses (little-endian 32-bit words: root key hash, lock,
-    /// anti-rollback counter), written back like the flash. Default: the
-    /// --flash file with the extension `.otp`, if it exists (else blank
-    /// fuses: an unprovisioned chip).
-    #[arg(long, value_name = "FILE", requires = "flash")]
+    /// anti-rollback counter, device key), written back like the flash.
+    /// Default: the --flash file with the extension `.otp`, if it exists
+    /// (else blank fuses: an unprovisioned chip). With --elf alone: the
+    /// fuses the chip starts with (not written back).
+    #[arg(long, value_name = "FILE")]
     otp: Option<PathBuf>,
     /// Power-cut test: cut the power once this many bytes of flash program
     /// or erase are done (the operation in progress stops half way).
@@ -280,7 +281,12 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             let [elf] = cli.elf.as_slice() else {
                 return Err("--elf: one firmware image (several only with --flash)".into());
             };
-            Machine::new(chip, board, Image::load(elf)?, config)?
+            let words = chip.devices.otp.words as usize;
+            let mut m = Machine::new(chip, board, Image::load(elf)?, config)?;
+            if let Some(p) = &cli.otp {
+                m.bus.otp.words = dpu_sim::dev::otp::Otp::load(p, words, 1).map_err(|e| format!("--otp {e}"))?.words;
+            }
+            m
         }
         Some(flash) => {
             let array = dpu_sim::dev::nor_flash::FlashArray::load(flash, board.flash.size).map_err(|e| format!("--flash {e}"))?;

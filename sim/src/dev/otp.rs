@@ -1,7 +1,11 @@
 //! OTP fuse array (`dpu_hal::regs::otp`): 32-bit words whose bits can only
 //! be blown (0 -> 1), one word per program request, each taking the chip
 //! file's `devices.otp.program_ns`. The key-hash words refuse programming
-//! once the lock bit is blown. A power cut during programming leaves half
+//! once their lock bit is blown. The device key words (the crypto
+//! engines' key-encryption key) read as zero and refuse programming once
+//! `LOCK_DEVICE_KEY` is blown: from then on only the crypto engines read
+//! them, through [`Otp::device_key`] (a wire inside the chip, not a
+//! register). A power cut during programming leaves half
 //! of the requested bits blown (lowest first). The fuses persist in a
 //! file (`dpusim --otp`): little-endian words.
 
@@ -62,6 +66,16 @@ impl Otp {
         self.words[LOCK] |= LOCK_KEY_HASH;
     }
 
+    /// The device key as the crypto engines' key ladder reads it (no
+    /// lock applies to that path); `None` when none is provisioned.
+    pub fn device_key(&self) -> Option<[u8; 32]> {
+        device_key_of(&self.words)
+    }
+
+    fn device_key_locked(&self) -> bool {
+        self.words.get(LOCK).is_some_and(|w| w & LOCK_DEVICE_KEY != 0)
+    }
+
     /// Anti-rollback counter: blown bits of the counter words.
     pub fn rollback_counter(&self) -> u32 {
         self.words[ROLLBACK..ROLLBACK + ROLLBACK_WORDS].iter().map(|w| w.count_ones()).sum()
@@ -84,7 +98,11 @@ impl Otp {
         self.settle(now);
         let fuses = self.words.len() as u64 * 4;
         match off {
-            o if o < fuses => Some(u64::from(self.words[(o / 4) as usize])),
+            o if o < fuses => {
+                let i = (o / 4) as usize;
+                let hidden = (DEVICE_KEY..DEVICE_KEY + DEVICE_KEY_WORDS).contains(&i) && self.device_key_locked();
+                Some(if hidden { 0 } else { u64::from(self.words[i]) })
+            }
             STATUS => Some(u64::from(u32::from(self.running.is_some()) * STATUS_BUSY | u32::from(self.error) * STATUS_ERROR)),
             PROG_ADDR => Some(u64::from(self.addr)),
             PROG_DATA => Some(u64::from(self.data)),
@@ -105,7 +123,8 @@ impl Otp {
             PROG_DATA => self.data = v as u32,
             PROG_CMD if v as u32 == PROG_KEY => {
                 let w = self.addr as usize;
-                let locked = (KEY_HASH..KEY_HASH + KEY_HASH_WORDS).contains(&w) && self.words[LOCK] & LOCK_KEY_HASH != 0;
+                let locked = ((KEY_HASH..KEY_HASH + KEY_HASH_WORDS).contains(&w) && self.words[LOCK] & LOCK_KEY_HASH != 0)
+                    || ((DEVICE_KEY..DEVICE_KEY + DEVICE_KEY_WORDS).contains(&w) && self.device_key_locked());
                 self.error = self.running.is_some() || w >= self.words.len() || locked;
                 if !self.error {
                     let op = (w, self.data, now, now + self.program_cycles);
@@ -151,6 +170,15 @@ impl Otp {
     }
 }
 
+/// The device key in fuse words `words` (`None`: all zero, none).
+pub fn device_key_of(words: &[u32]) -> Option<[u8; 32]> {
+    let mut k = [0u8; 32];
+    for i in 0..DEVICE_KEY_WORDS {
+        k[4 * i..4 * i + 4].copy_from_slice(&words.get(DEVICE_KEY + i).copied().unwrap_or(0).to_le_bytes());
+    }
+    (k != [0; 32]).then_some(k)
+}
+
 fn low_half_bits(bits: u32) -> u32 {
     let keep = bits.count_ones() / 2;
     let mut out = 0;
@@ -184,6 +212,29 @@ mod tests {
         o.write(PROG_ADDR, 4, 99, 50_000);
         o.write(PROG_CMD, 4, u64::from(PROG_KEY), 50_000);
         assert_eq!(o.read(STATUS, 4, 50_000), Some(u64::from(STATUS_ERROR)), "no such word");
+    }
+
+    /// The device key is the engines' alone once locked: its words read
+    /// as zero through the registers and refuse programming (bits blown
+    /// into it would change the key the configuration was wrapped with).
+    #[test]
+    fn a_locked_device_key_reads_as_zero_and_stays() {
+        let mut o = Otp::new(64, 10);
+        o.words[DEVICE_KEY] = 0x1234_5678;
+        o.words[DEVICE_KEY + 7] = 0x9abc_def0;
+        let at = |i: usize| (4 * i) as u64;
+        assert_eq!(o.read(at(DEVICE_KEY), 4, 0), Some(0x1234_5678), "unlocked: readable (factory)");
+        o.words[LOCK] |= LOCK_DEVICE_KEY;
+        for i in DEVICE_KEY..DEVICE_KEY + DEVICE_KEY_WORDS {
+            assert_eq!(o.read(at(i), 4, 0), Some(0), "word {i}");
+        }
+        assert_eq!(o.device_key().unwrap()[..4], 0x1234_5678u32.to_le_bytes(), "the engines still see it");
+        o.write(PROG_ADDR, 4, (DEVICE_KEY + 1) as u64, 0);
+        o.write(PROG_DATA, 4, 1, 0);
+        o.write(PROG_CMD, 4, u64::from(PROG_KEY), 0);
+        assert_eq!(o.read(STATUS, 4, 0), Some(u64::from(STATUS_ERROR)));
+        assert_eq!(o.words[DEVICE_KEY + 1], 0);
+        assert_eq!(Otp::new(64, 10).device_key(), None, "blank fuses: no device key");
     }
 
     #[test]

@@ -41,10 +41,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NsCmd,
     },
-    /// Remote NVMe-oF controllers: bdev_nvme_get_controllers.
+    /// Remote NVMe-oF controllers: bdev_nvme_get_controllers,
+    /// bdev_nvme_attach_controller, bdev_nvme_detach_controller.
     Ctrl {
         #[command(subcommand)]
-        cmd: ListCmd,
+        cmd: CtrlCmd,
     },
     /// NVMe/TCP target subsystems, live: nvmf_get_subsystems,
     /// nvmf_create_subsystem, nvmf_delete_subsystem, nvmf_subsystem_add_listener,
@@ -128,6 +129,59 @@ enum NsCmd {
 #[derive(Subcommand)]
 enum ListCmd {
     List,
+}
+
+#[derive(Subcommand)]
+enum CtrlCmd {
+    /// List the remote controllers (the boot configuration's, then those
+    /// attached at run time).
+    List,
+    /// Connect to a remote NVMe/TCP subsystem, live; each of its active
+    /// namespaces becomes block device NAMEn<NSID> (bdev_nvme_attach_controller).
+    Attach {
+        /// The controller's name (its block devices are NAMEn1, NAMEn2, ...).
+        name: String,
+        #[arg(long)]
+        traddr: String,
+        #[arg(long, default_value_t = 4420)]
+        trsvcid: u16,
+        #[arg(long)]
+        subnqn: String,
+        /// Host NQN presented to the target (default: the card's).
+        #[arg(long)]
+        hostnqn: Option<String>,
+        /// NVMe/TCP header digest (default: the card's setting).
+        #[arg(long)]
+        hdgst: bool,
+        /// NVMe/TCP data digest (default: the card's setting).
+        #[arg(long)]
+        ddgst: bool,
+    },
+    /// Disconnect a controller attached at run time; refused while one of
+    /// its block devices is mapped (bdev_nvme_detach_controller).
+    Detach { name: String },
+}
+
+/// The method and params of a `ctrl` subcommand (SPDK's shapes: trtype
+/// and adrfam given, trsvcid a string).
+fn ctrl_request(cmd: &CtrlCmd) -> (&'static str, Option<Value>) {
+    match cmd {
+        CtrlCmd::List => ("bdev_nvme_get_controllers", None),
+        CtrlCmd::Attach { name, traddr, trsvcid, subnqn, hostnqn, hdgst, ddgst } => {
+            let mut p = serde_json::json!({ "name": name, "trtype": "tcp", "adrfam": "ipv4", "traddr": traddr, "trsvcid": trsvcid.to_string(), "subnqn": subnqn });
+            if let Some(h) = hostnqn {
+                p["hostnqn"] = Value::from(h.as_str());
+            }
+            if *hdgst {
+                p["hdgst"] = Value::from(true);
+            }
+            if *ddgst {
+                p["ddgst"] = Value::from(true);
+            }
+            ("bdev_nvme_attach_controller", Some(p))
+        }
+        CtrlCmd::Detach { name } => ("bdev_nvme_detach_controller", Some(serde_json::json!({ "name": name }))),
+    }
 }
 
 #[derive(Subcommand)]
@@ -316,7 +370,12 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 vec![s(b, "name"), s(d, "backend"), s(b, "block_size"), s(b, "num_blocks"), size(b), s(d, "encryption"), s(d, "state"), place]
             }),
         ),
-        Cmd::Ctrl { .. } => table(
+        Cmd::Ctrl { cmd: CtrlCmd::Attach { name, .. } } => {
+            let names: Vec<&str> = r.as_array().map_or(Vec::new(), |a| a.iter().filter_map(|v| v.as_str()).collect());
+            format!("attached {name}: block devices {}\n", if names.is_empty() { "(none: no active namespace)".to_string() } else { names.join(", ") })
+        }
+        Cmd::Ctrl { cmd: CtrlCmd::Detach { name } } => format!("detached {name} (its connections are closed, its block devices gone)\n"),
+        Cmd::Ctrl { cmd: CtrlCmd::List } => table(
             &["NAME", "STATE", "ADMIN QUEUE", "ADDRESS", "SUBSYSTEM", "CNTLID", "IO QUEUES"],
             &rows(r, |c| {
                 let k = &c["ctrlrs"][0];
@@ -468,7 +527,10 @@ fn main() -> ExitCode {
             ("dpu_ns_attach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid, "bdev": bdev })))
         }
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => ("dpu_ns_detach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid }))),
-        Cmd::Ctrl { .. } => ("bdev_nvme_get_controllers".into(), None),
+        Cmd::Ctrl { cmd } => {
+            let (m, p) = ctrl_request(cmd);
+            (m.into(), p)
+        }
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
         Cmd::Nvmf { cmd } => {
             let (m, p) = nvmf_request(cmd);
@@ -522,8 +584,28 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();
         match &cli.cmd {
             Cmd::Nvmf { cmd } => nvmf_request(cmd),
-            _ => panic!("not an nvmf command"),
+            Cmd::Ctrl { cmd } => ctrl_request(cmd),
+            _ => panic!("not an nvmf or ctrl command"),
         }
+    }
+
+    /// `ctrl attach|detach|list` send SPDK's bdev_nvme_* methods with
+    /// SPDK's parameter shapes.
+    #[test]
+    fn ctrl_subcommands_send_spdk_requests() {
+        let nqn = "nqn.2026-12.io.example:r0";
+        assert_eq!(
+            request(&["ctrl", "attach", "Nvme0", "--traddr", "10.0.0.10", "--subnqn", nqn]),
+            (
+                "bdev_nvme_attach_controller",
+                Some(serde_json::json!({ "name": "Nvme0", "trtype": "tcp", "adrfam": "ipv4", "traddr": "10.0.0.10", "trsvcid": "4420", "subnqn": nqn }))
+            )
+        );
+        let p = request(&["ctrl", "attach", "Nvme1", "--traddr", "10.0.0.11", "--trsvcid", "4421", "--subnqn", nqn, "--hostnqn", "nqn.h", "--ddgst"]).1.unwrap();
+        assert_eq!((p["trsvcid"].as_str(), p["hostnqn"].as_str(), p["ddgst"].as_bool(), p.get("hdgst")), (Some("4421"), Some("nqn.h"), Some(true), None));
+        assert_eq!(request(&["ctrl", "detach", "Nvme0"]), ("bdev_nvme_detach_controller", Some(serde_json::json!({ "name": "Nvme0" }))));
+        assert_eq!(request(&["ctrl", "list"]), ("bdev_nvme_get_controllers", None));
+        assert!(Cli::try_parse_from(["dpuctl", "ctrl", "attach", "Nvme0", "--traddr", "10.0.0.10"]).is_err(), "subnqn is required");
     }
 
     /// Each `nvmf` subcommand sends SPDK's method with SPDK's parameter

@@ -438,7 +438,7 @@ fn boot_flash() -> Vec<(String, Vec<u8>)> {
     let mut scratch = vec![0u8; dpu_config::store::SCRATCH];
     for name in ["adapter-verify", "ram-verify"] {
         let sc = dpu_targets::Scenario::load(repo_root().join(format!("targets/scenarios/{name}.toml"))).expect("scenario");
-        let c = dpu_imgtool::config::from_scenario(&sc).expect("configuration");
+        let c = dpu_imgtool::config::from_scenario(&sc, &dpu_imgtool::devkey::DeviceKey::from_bytes([0x5e; 32])).expect("configuration");
         STORE.save(&mut f, &c, &mut scratch, &mut dpu_config::Config::default()).expect("saves");
     }
     let good = f.bytes[..LEN].to_vec();

@@ -1,11 +1,14 @@
 //! A scenario's storage and network settings as the operator's
 //! configuration (`dpu_config::Config`), the way `cargo xtask flash
-//! --scenario` writes it into the card's flash. The simulator fills the
+//! --scenario` writes it into the card's flash (the AES-XTS keys of
+//! encrypted namespaces wrapped with the card's device key,
+//! [`crate::devkey`], never in the clear). The simulator fills the
 //! boot configuration window from the same scenario when it loads an ELF
 //! directly (`sim/src/bootcfg.rs`); a test checks both give the firmware
 //! the same configuration.
 
-use dpu_config::{Backend, Config, Controller, EcVolume, Management, Namespace, Port, Subsystem, SubsystemNs};
+use crate::devkey::DeviceKey;
+use dpu_config::{Backend, Config, Controller, EcVolume, Management, Namespace, NsKey, Port, Subsystem, SubsystemNs};
 use dpu_targets::Scenario;
 use heapless::String as HString;
 
@@ -27,8 +30,10 @@ fn nqn(s: &str, what: &str) -> Result<HString<{ dpu_config::NQN_MAX }>, String> 
     HString::try_from(s).map_err(|_| format!("{what} `{s}` is longer than {} bytes", dpu_config::NQN_MAX))
 }
 
-/// The configuration `sc` describes (checked with `Config::validate`).
-pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
+/// The configuration `sc` describes (checked with `Config::validate`),
+/// for a card whose device key is `device_key`: encrypted namespaces'
+/// keys wrapped with it.
+pub fn from_scenario(sc: &Scenario, device_key: &DeviceKey) -> Result<Config, String> {
     let n = &sc.network;
     let mut c = Config::default();
     for p in sc.port_addrs() {
@@ -39,13 +44,12 @@ pub fn from_scenario(sc: &Scenario) -> Result<Config, String> {
     let mut vols: Vec<&dpu_targets::Backend> = Vec::new();
     let cfgs = sc.namespace_cfgs();
     for ns in &cfgs {
-        // The flash configuration has no key records yet: persisting the
-        // namespace without them would store its data in the clear.
-        if ns.encryption.is_some() {
-            return Err(format!(
-                "function {} namespace {}: encrypted namespaces are not part of the flash configuration yet (boot the ELF with the scenario instead)",
-                ns.function, ns.nsid
-            ));
+        if let Some(key) = &ns.encryption {
+            let wrapped = device_key.wrap(&key.0)?;
+            let wrapped = heapless::Vec::from_slice(&wrapped).map_err(|_| "a wrapped key of an unexpected length".to_string())?;
+            c.ns_keys
+                .push(NsKey { function: ns.function, nsid: ns.nsid, wrapped })
+                .map_err(|_| format!("more than {} encrypted namespaces (one crypto key slot each)", dpu_config::MAX_KEYS))?;
         }
         // Controllers in the order the namespaces name them (members,
         // then spares, for a volume), each once.
@@ -140,7 +144,7 @@ mod tests {
         )
         .unwrap();
         let sc = Scenario::load(&p).unwrap();
-        let m = from_scenario(&sc).unwrap().management.unwrap();
+        let m = from_scenario(&sc, &DeviceKey::generate().unwrap()).unwrap().management.unwrap();
         assert_eq!((m.port, m.tcp_port, m.allow.as_slice(), m.token.as_str()), (0, 5260, &[([10, 0, 0, 0], 24)][..], "tok"));
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -150,27 +154,16 @@ mod tests {
     #[test]
     fn flash_and_window_configurations_agree_for_every_scenario() {
         let dir = dpu_targets::default_chip_path().parent().unwrap().parent().unwrap().join("scenarios");
-        let (mut n, mut m, mut t, mut l, mut ec) = (0, 0, 0, 0, 0);
+        let (mut n, mut m, mut t, mut l, mut ec, mut enc) = (0, 0, 0, 0, 0, 0);
+        let dk = DeviceKey::generate().unwrap();
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_none_or(|x| x != "toml") {
                 continue;
             }
-            let mut sc = Scenario::load(&p).unwrap();
-            let cfgs = sc.namespace_cfgs();
-            // Not in the flash configuration yet: refused, with the reason.
-            if cfgs.iter().any(|n| n.encryption.is_some()) {
-                let e = from_scenario(&sc).unwrap_err();
-                assert!(e.contains("encrypted namespaces are not part of the flash configuration"), "{}: {e}", p.display());
-                // Its erasure-coded volumes are, once unencrypted.
-                if !cfgs.iter().any(|n| matches!(n.backend, dpu_targets::Backend::Ec { .. })) {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&p).unwrap();
-                let plain: String = text.lines().filter(|l| !l.starts_with("encryption =") && !l.starts_with("key =")).map(|l| format!("{l}\n")).collect();
-                sc = Scenario::parse(&p, &plain).unwrap();
-            }
-            let c = from_scenario(&sc).unwrap();
+            let sc = Scenario::load(&p).unwrap();
+            let c = from_scenario(&sc, &dk).unwrap();
+            enc += usize::from(!c.ns_keys.is_empty());
             ec += usize::from(!c.ec_volumes.is_empty());
             m += usize::from(c.management.is_some());
             t += usize::from(!c.subsystems.is_empty());
@@ -178,7 +171,17 @@ mod tests {
             let mut blob = vec![0u8; 1 << 16];
             let len = dpu_config::blob::render(&c, &mut blob).unwrap();
             let window = dpu_sim::bootcfg::BootConfig::from_scenario(&sc).to_bytes();
-            assert!(blob[..len] == window[..], "{}: the flash configuration renders differently from the window's", p.display());
+            let flash = unwrapped(&blob[..len], &dk);
+            assert!(flash == window, "{}: the flash configuration renders differently from the window's", p.display());
+            // No key of the scenario is in the flash configuration.
+            let mut record = vec![0u8; dpu_config::store::SCRATCH];
+            let rn = c.encode(&mut record).unwrap();
+            for ns in sc.namespace_cfgs().iter().filter_map(|n| n.encryption.as_ref()) {
+                for part in [&ns.0[..], &ns.0[..32], &ns.0[32..]] {
+                    assert!(!record[..rn].windows(part.len()).any(|w| w == part), "{}: a key in the clear", p.display());
+                    assert!(!blob[..len].windows(part.len()).any(|w| w == part), "{}: a key in the clear in the blob", p.display());
+                }
+            }
             // And it survives the flash store (postcard, CRC).
             assert_eq!(stored_and_loaded(&c), c);
             n += 1;
@@ -188,6 +191,28 @@ mod tests {
         assert!(t >= 2, "scenarios with target subsystems compared: {t}");
         assert!(l >= 1, "scenarios with local SSD namespaces compared: {l}");
         assert!(ec >= 3, "scenarios with erasure-coded volumes compared: {ec}");
+        assert!(enc >= 2, "scenarios with encrypted namespaces compared: {enc}");
+    }
+
+    /// The blob with its wrapped key records unwrapped with `dk` (64-byte
+    /// key records, `FLAG_KEYS_WRAPPED` cleared): what the window holds.
+    fn unwrapped(blob: &[u8], dk: &DeviceKey) -> Vec<u8> {
+        use dpu_hal::regs::bootcfg as b;
+        let u16_at = |at: usize| usize::from(u16::from_le_bytes([blob[at], blob[at + 1]]));
+        let flags = u16_at(b::HDR_FLAGS) as u16;
+        if flags & b::FLAG_KEYS_WRAPPED == 0 {
+            return blob.to_vec();
+        }
+        let key_off = b::HEADER + u16_at(b::HDR_COUNT) * b::RECORD + u16_at(b::HDR_PORTS) * b::PORT_RECORD + u16_at(b::HDR_CTRLS) * b::CTRL_RECORD + b::HOST_RECORD;
+        let n = u16_at(b::HDR_KEYS);
+        let mut out = blob[..key_off].to_vec();
+        out[b::HDR_FLAGS..b::HDR_FLAGS + 2].copy_from_slice(&(flags & !b::FLAG_KEYS_WRAPPED).to_le_bytes());
+        for k in 0..n {
+            let r = key_off + k * b::KEY_RECORD_WRAPPED;
+            out.extend(dk.unwrap(&blob[r..r + b::KEY_RECORD_WRAPPED]).expect("a key wrapped with this device key"));
+        }
+        out.extend_from_slice(&blob[key_off + n * b::KEY_RECORD_WRAPPED..]);
+        out
     }
 
     fn stored_and_loaded(c: &Config) -> Config {

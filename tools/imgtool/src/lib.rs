@@ -10,8 +10,11 @@
 //!   and the OTP fuse file (root key hash, lock, anti-rollback counter).
 //! * [`config`]: a scenario's storage and network settings as the
 //!   operator configuration (`dpu_config::Config`) the card keeps in flash.
+//! * [`devkey`]: the card's device key (OTP), and the AES key wrap (RFC
+//!   3394) of namespace keys with it for the flash configuration.
 
 pub mod config;
+pub mod devkey;
 pub mod flash;
 pub mod image;
 pub mod key;

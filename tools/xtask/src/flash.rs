@@ -4,9 +4,14 @@
 //! another image in slot B, pending its trial boot), writes the
 //! configuration a scenario describes into the flash's configuration
 //! partition, and provisions an OTP file with the signing key's hash (and
-//! an anti-rollback counter). `dpusim --flash FILE` boots the result.
+//! an anti-rollback counter) and a new device key, generated from the
+//! operating system's random source, that wraps the keys of the
+//! scenario's encrypted namespaces in the configuration (RFC 3394; only
+//! the card's crypto engines can unwrap them). `dpusim --flash FILE` boots
+//! the result.
 
 use crate::build::{root, Built};
+use dpu_imgtool::devkey::DeviceKey;
 use dpu_imgtool::flash::{self, Card};
 use dpu_imgtool::image::{self, Kind, Meta, Version};
 use dpu_imgtool::key::{self, Key};
@@ -95,17 +100,22 @@ pub fn write_card(out: &Path, card: &Card, otp: &[u32]) -> Result<PathBuf, Strin
     Ok(otp_path)
 }
 
-/// The OTP words of a chip provisioned for `key` with counter `counter`.
-pub fn otp_for(key: &Key, counter: u32) -> Result<Vec<u32>, String> {
+/// The OTP words of a chip provisioned for `key` with counter `counter`
+/// and device key `device_key` (locked).
+pub fn otp_for(key: &Key, counter: u32, device_key: &DeviceKey) -> Result<Vec<u32>, String> {
     let chip = dpu_targets::Chip::load(dpu_targets::default_chip_path()).map_err(|e| e.to_string())?;
-    Ok(flash::otp_words(chip.devices.otp.words as usize, &key.public_hash(), counter))
+    let mut w = flash::otp_words(chip.devices.otp.words as usize, &key.public_hash(), counter);
+    device_key.provision(&mut w);
+    Ok(w)
 }
 
-/// The operator configuration of scenario `name` (`None` for `none`).
-pub fn config_of(name: &str) -> Result<Option<dpu_config::Config>, String> {
+/// The operator configuration of scenario `name` (`None` for `none`) for
+/// a card with device key `device_key` (the keys of encrypted namespaces
+/// wrapped with it).
+pub fn config_of(name: &str, device_key: &DeviceKey) -> Result<Option<dpu_config::Config>, String> {
     let Some(p) = scenario_path(name)? else { return Ok(None) };
     let sc = dpu_targets::Scenario::load(&p).map_err(|e| e.to_string())?;
-    dpu_imgtool::config::from_scenario(&sc).map(Some)
+    dpu_imgtool::config::from_scenario(&sc, device_key).map(Some)
 }
 
 /// `cargo xtask flash`.
@@ -118,10 +128,12 @@ pub fn flash(built: &Built, a: &FlashArgs) -> Result<(), String> {
         Some(elf) => Some(sign(elf, Kind::Firmware, a.slot_b_version, a.slot_b_security_counter, &key)?),
         None => None,
     };
-    let config = config_of(&a.scenario)?;
+    // A new card: a new device key (not reproducible, by design).
+    let device_key = DeviceKey::generate()?;
+    let config = config_of(&a.scenario, &device_key)?;
     let configs: Vec<dpu_config::Config> = config.iter().cloned().collect();
     let card = Card { bootloader: Some(&bootloader), slot_a: Some(&slot_a), slot_b: slot_b.as_deref(), pending_b: a.pending_b, configs: &configs };
-    let otp = otp_for(&key, a.otp_counter)?;
+    let otp = otp_for(&key, a.otp_counter, &device_key)?;
     let otp_path = write_card(&a.out, &card, &otp)?;
     let kib = |n: usize| n.div_ceil(1024);
     eprintln!("xtask: flash image {} ({} KiB):", a.out.display(), kib(std::fs::metadata(&a.out).map(|m| m.len() as usize).unwrap_or(0)));
@@ -133,9 +145,10 @@ pub fn flash(built: &Built, a: &FlashArgs) -> Result<(), String> {
     }
     match &config {
         Some(c) => eprintln!(
-            "  config      from scenario `{}`: {} namespace(s), {} port(s), {} remote controller(s), {} target subsystem(s)",
+            "  config      from scenario `{}`: {} namespace(s) ({} encrypted, keys wrapped with the device key), {} port(s), {} remote controller(s), {} target subsystem(s)",
             a.scenario,
             c.namespaces.len(),
+            c.ns_keys.len(),
             c.ports.len(),
             c.controllers.len(),
             c.subsystems.len()
@@ -143,7 +156,11 @@ pub fn flash(built: &Built, a: &FlashArgs) -> Result<(), String> {
         None => eprintln!("  config      none (the card serves no namespaces)"),
     }
     let hash: String = key.public_hash().iter().take(8).map(|b| format!("{b:02x}")).collect();
-    eprintln!("xtask: OTP fuses {}: root key hash {hash}... (locked), anti-rollback counter {}", otp_path.display(), a.otp_counter);
+    eprintln!(
+        "xtask: OTP fuses {}: root key hash {hash}... (locked), anti-rollback counter {}, device key (new, locked: only the crypto engines use it)",
+        otp_path.display(),
+        a.otp_counter
+    );
     eprintln!("xtask: signed with {}", key.path.display());
     Ok(())
 }

@@ -63,9 +63,8 @@ enum Cmd {
         time: Option<String>,
         /// Load the ELF directly, with the configuration in the simulator's
         /// boot configuration window, instead of booting a flash image.
-        /// (Scenarios the flash configuration cannot hold yet - encrypted,
-        /// erasure-coded or local-SSD namespaces - are loaded this way, with
-        /// a note.)
+        /// (A scenario the flash configuration cannot hold is loaded this
+        /// way, with a note.)
         #[arg(long, conflicts_with = "flash")]
         elf: bool,
         /// Boot from a signed flash image (the default; kept for scripts).
@@ -207,7 +206,7 @@ fn run(scenario: &str, time: Option<&str>, from_flash: bool, extra: &[String]) -
     let mut cmd = std::process::Command::new(&out.dpusim);
     cmd.arg("--chip").arg(dpu_targets::default_chip_path()).arg("--board").arg(dpu_targets::default_board_path()).arg("--elf").arg(&out.firmware);
     let from_flash = from_flash
-        && match flash::config_of(scenario) {
+        && match dpu_imgtool::devkey::DeviceKey::generate().and_then(|dk| flash::config_of(scenario, &dk)) {
             Ok(_) => true,
             Err(e) => {
                 eprintln!("xtask: the flash configuration cannot hold this scenario yet ({e}): loading the ELF with the scenario instead");

@@ -181,6 +181,20 @@ fn accel_drivers(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             "trng: two words differ and fill_bytes works: true",
             "crypto: key loaded true on every engine true, scratch wiped true, equal halves refused true",
             "crypto: IEEE 1619 vector 10 on 10/10 engines, one each true; decrypted back true",
+            "crypto: key ladder without a device key: wrap and unwrap refused true",
+            "test passed",
+        ],
+    )?;
+    // The key ladder, on a chip with a device key in its fuses.
+    let otp = cx.tmp.join("accel-device-key.otp");
+    let mut words = vec![0u32; 64];
+    dpu_imgtool::devkey::DeviceKey::generate().map_err(io)?.provision(&mut words);
+    std::fs::write(&otp, dpu_imgtool::flash::otp_bytes(&words)).map_err(|e| io(e.to_string()))?;
+    let ladder = cx.run_image("accel-ladder", &cx.image("accel"), &["--max-time", "20ms", "--otp", &otp.to_string_lossy()]).map_err(io)?;
+    need(
+        expect_code(ladder, 0)?,
+        &[
+            "crypto: key ladder: device key hidden true, wrapped true (scratch wiped true), unwrapped into every engine true, vector 10 with it on 10/10 engines, tampered blob refused true",
             "test passed",
         ],
     )?;
@@ -930,6 +944,41 @@ fn adapter_faults(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// The adapter's line-rate layout on an impaired network
+/// (`targets/scenarios/adapter-lossy.toml`): 1% loss, 1% reordering and
+/// 0.5% duplication for the whole run on both ports, with digests and
+/// jumbo frames; verified 4 KiB and 128 KiB randrw. TCP must recover
+/// every loss and drop every duplicate without tearing an association
+/// down, and every PDU must reach both sides intact.
+fn adapter_lossy(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-lossy.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-lossy", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0"])?;
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let sw = &doc["network"]["switch"];
+    for (what, at_least) in [("lost", 50), ("reordered", 50), ("duplicated", 25)] {
+        let n = sw[what].as_u64().unwrap_or(0);
+        if n < at_least {
+            return fail(format!("the switch {what} only {n} frames (expected at least {at_least}): the impairments did not happen"), run);
+        }
+    }
+    if let Some(l) = run.stdout.lines().find(|l| l.contains("reconnecting") || l.contains("fatal transport error")) {
+        return fail(format!("an association was torn down instead of TCP recovering: {l}"), run);
+    }
+    for t in doc["targets"].as_array().into_iter().flatten() {
+        for key in ["digest_errors", "protocol_errors", "restarts"] {
+            if t[key].as_u64().unwrap_or(0) != 0 {
+                return fail(format!("target {} counts {key} {}", t["name"], t[key]), run);
+            }
+        }
+        if t["writes"].as_u64().unwrap_or(0) < 50 || t["reads"].as_u64().unwrap_or(0) < 50 {
+            return fail(format!("target {} served too little I/O ({} reads, {} writes)", t["name"], t["reads"], t["writes"]), run);
+        }
+    }
+    Ok(())
+}
+
 /// A target that answers nothing on live connections for 8 ms and loses
 /// what it held: the card times the commands out, reconnects and sends
 /// them again; the host sees only delayed completions. The other target
@@ -1589,9 +1638,11 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-ec-restart: a member lost before a card restart is found stale by the superblocks and rebuilt before it is trusted; media parity consistent; a spare keeps its slot", adapter_ec_restart),
     ("adapter-ec-return: a lost member comes back, is rebuilt in place under verified I/O, periodic scrub clean after it, then it carries reads when two others die", adapter_ec_return),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
+    ("adapter-lossy: both ports, 16 cores, MTU 9000, digests under 1% loss, 1% reordering, 0.5% duplication; verified 4 KiB and 128 KiB randrw, no association torn down", adapter_lossy),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),
     ("management-live: bdev_malloc_create + dpu_ns_attach to VF 1 under verified I/O on the PF; verified I/O on the new namespace; detach, delete", mgmt::management_live),
+    ("adapter-attach-live: bdev_nvme_attach_controller under verified I/O on the PF; its namespace mapped to VF 1 with verified I/O over NVMe/TCP; detach refused while mapped; failed attaches leave nothing", mgmt::adapter_attach_live),
     ("target-live: no boot subsystem; nvmf_create_subsystem/add_ns/add_listener/add_host over JSON-RPC, refusals; an initiator model connects and verifies; a host not allowed is refused", mgmt::target_live),
     ("management-hostfwd: dpuctl fw update onto a flash-booted card, then its trial boot", secure_boot::mgmt_fw_update),
     ("management-hostfwd: dpuctl's client through dpusim --hostfwd (wall-clock paced, bounded, sim killed after)", mgmt::hostfwd_dpuctl),
@@ -1610,6 +1661,8 @@ const TESTS: &[(&str, Check)] = &[
     ("config in flash: the management server starts from it (JSON-RPC on a flash-booted card)", secure_boot::flash_management),
     ("config in flash: NVMe/TCP target subsystems served from it; initiator verify; nvmf_get_subsystems", secure_boot::flash_target),
     ("config in flash: live changes (RAM block devices, mappings, target subsystems) are saved and made again at the next boot", secure_boot::live_changes_persist),
+    ("config in flash: a remote controller attached at run time is saved, attached and mapped again at the next boot", secure_boot::live_controllers_persist),
+    ("config in flash: encrypted namespaces, keys wrapped with the OTP device key (none in the clear in flash; ciphertext at rest; another device key refuses them)", secure_boot::flash_keys),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
     ("firmware update from the host: power cuts swept over download, commit, first boot and confirmation leave a card booting a signed image with its configuration", secure_boot::update_power_cut_sweep),
 ];

@@ -2,7 +2,9 @@
 //! AES-256-XTS (IEEE 1619-2018) on the card's crypto engines, stacked on
 //! the namespace's RAM or remote device. The data unit is the namespace's
 //! block, its tweak the LBA; the key sits in the engines' key slot named
-//! by the boot configuration (loaded once at boot by [`load_keys`]).
+//! by the boot configuration (loaded once at boot by [`load_keys`]; from
+//! a flash configuration the engines unwrap it there with the device key,
+//! so the key itself never passes through the cores).
 //!
 //! * Write: the engine reads the host's pages (PCIe, behind the IOMMU)
 //!   and writes ciphertext into this core's staging pages; the lower
@@ -180,7 +182,7 @@ impl Crypto {
 
     /// Starts a read or write of encrypted namespace `ns`.
     pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, ns: &'static Namespace, tag: Tag, io: &Io) {
-        if config::keys() != config::KEYS_LOADED {
+        if !config::key_usable(ns) {
             return self.push_done(tag, NAMESPACE_NOT_READY_DNR);
         }
         let Data::Host { function, segs } = io.data else { return self.push_done(tag, Status::INTERNAL_ERROR) };
@@ -417,14 +419,18 @@ impl Crypto {
 
 /// Loads every namespace key of the boot configuration into its key
 /// slot on every crypto engine (admin service at boot, hart `hart`'s
-/// queues), then marks the keys loaded (or failed). The key passes
-/// through a stack buffer and a DDR scratch buffer, both wiped.
+/// queues), then marks the keys loaded (or failed). Keys in the clear
+/// (the window) pass through a stack buffer and a DDR scratch buffer, both
+/// wiped. Wrapped keys (a configuration from flash) are unwrapped by the
+/// engines with the device key (RFC 3394): the key never reaches the
+/// cores; a blob that does not unwrap (wrapped for another card's device
+/// key, or altered) leaves its namespaces unserved, named in the log.
 pub fn load_keys(hart: usize) {
     let n = config::key_count();
     if n == 0 {
         return;
     }
-    let (Some(rings), Some(scratch)) = (dpu_rt::alloc::ddr(Engines::memory(2) as u64, 64), dpu_rt::alloc::ddr(b::KEY_RECORD as u64, 64)) else {
+    let (Some(rings), Some(scratch)) = (dpu_rt::alloc::ddr(Engines::memory(2) as u64, 64), dpu_rt::alloc::ddr(b::KEY_RECORD_WRAPPED as u64, 64)) else {
         defmt::error!("crypto: no memory to load the namespace keys");
         return config::set_keys(config::KEYS_FAILED);
     };
@@ -433,23 +439,40 @@ pub fn load_keys(hart: usize) {
         defmt::error!("crypto: engine queues refused");
         return config::set_keys(config::KEYS_FAILED);
     }
-    let mut ok = true;
+    let wrapped = config::keys_wrapped();
+    let mut failed = 0;
     for k in 0..n {
-        let mut key = [0u8; b::KEY_RECORD];
-        if !config::read_key(k, &mut key) {
-            ok = false;
-            continue;
+        let r = if wrapped {
+            let mut blob = [0u8; b::KEY_RECORD_WRAPPED];
+            if config::read_wrapped_key(k, &mut blob) {
+                eng.unwrap_key(k as u16, cr::KEY_XTS_AES256, &blob, scratch as usize)
+            } else {
+                Err(st::ST_BAD_DESCRIPTOR)
+            }
+        } else {
+            let mut key = [0u8; b::KEY_RECORD];
+            let r = if config::read_key(k, &mut key) { eng.load_key(k as u16, cr::KEY_XTS_AES256, &key, scratch as usize) } else { Err(st::ST_BAD_DESCRIPTOR) };
+            dpu_hal::mem::wipe(&mut key);
+            r
+        };
+        if let Err(s) = r {
+            failed += 1;
+            config::set_key_failed(k as u16);
+            let why = match s {
+                st::ST_AUTH_FAILED => "its wrapped key does not unwrap with this card's device key (wrapped for another card, or altered)",
+                st::ST_NO_DEVICE_KEY => "this card has no device key in its OTP fuses to unwrap its key",
+                _ => "the crypto engines refused its key",
+            };
+            for ns in config::namespaces().filter(|ns| ns.crypto == Some(k as u16)) {
+                defmt::error!("crypto: fn{=u16} nsid {=u32}: {=str} (status {=u32}): the namespace is not served", ns.function, ns.nsid, why, s);
+            }
         }
-        if let Err(s) = eng.load_key(k as u16, cr::KEY_XTS_AES256, &key, scratch as usize) {
-            defmt::error!("crypto: the engines refused key {=usize} (status {=u32})", k, s);
-            ok = false;
-        }
-        dpu_hal::mem::wipe(&mut key);
     }
-    if ok {
-        defmt::info!("crypto: {=usize} namespace key(s) loaded into {=usize} engines", n, dpu_hal::memory_map::CRYPTO_ENGINES);
-        config::set_keys(config::KEYS_LOADED);
+    config::set_keys(config::KEYS_LOADED);
+    let how = if wrapped { "unwrapped with the device key into" } else { "loaded into" };
+    if failed == 0 {
+        defmt::info!("crypto: {=usize} namespace key(s) {=str} {=usize} engines", n, how, dpu_hal::memory_map::CRYPTO_ENGINES);
     } else {
-        config::set_keys(config::KEYS_FAILED);
+        defmt::error!("crypto: {=usize} of {=usize} namespace key(s) refused", failed, n);
     }
 }

@@ -15,7 +15,7 @@
 //! allocator, and a new device must not show an old one's data.
 
 use crate::bootcfg;
-use crate::nvme::live::{self as nlive, Change, LiveNs, Outcome};
+use crate::nvme::live::{self as nlive, Change, LiveBackend, LiveNs, Outcome};
 use dpu_hal::memory_map::{MAX_FUNCTIONS, MAX_NSID};
 use dpu_ring::{Consumer, Producer};
 use dpu_rpc::{code, Params, RpcError, Writer};
@@ -66,11 +66,15 @@ impl Map {
     }
 }
 
-/// A RAM block device created at run time.
+/// A block device made at run time: a RAM device, or a namespace of a
+/// remote controller attached at run time (`remote`).
 #[derive(Clone, Copy, Debug)]
 pub struct Malloc {
     name: [u8; NAME_MAX],
     name_len: u8,
+    /// (controller index, remote NSID) of a remote controller's
+    /// namespace (`bdev_nvme_attach_controller`); `None`: RAM at `base`.
+    pub remote: Option<(u16, u32)>,
     pub base: u64,
     pub blocks: u64,
     pub block_shift: u8,
@@ -125,11 +129,12 @@ impl Live {
         n
     }
 
-    /// What the configuration in flash keeps of the devices: name, size,
-    /// and the mapping asked for ([`Map::kept`]).
+    /// What the configuration in flash keeps of the RAM devices: name,
+    /// size, and the mapping asked for ([`Map::kept`]). (A remote
+    /// controller's devices are kept with it: `super::nvme`.)
     pub fn snapshot(&self, out: &mut heapless::Vec<dpu_config::Malloc, { dpu_config::MAX_MALLOC }>) {
         out.clear();
-        for b in self.bdevs() {
+        for b in self.bdevs().filter(|b| b.remote.is_none()) {
             let name = heapless::String::try_from(b.name()).unwrap_or_default();
             let _ = out.push(dpu_config::Malloc { name, blocks: b.blocks, block_shift: b.block_shift, map: b.map.kept() });
         }
@@ -208,11 +213,39 @@ impl Live {
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
         let bytes = blocks * bs;
         let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, base, blocks, block_shift, map: Map::None };
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, remote: None, base, blocks, block_shift, map: Map::None };
         m.name[..name.len()].copy_from_slice(name.as_bytes());
         self.bdevs[slot] = Some(m);
         defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
         Ok(())
+    }
+
+    /// Block device `name` for namespace `nsid` of run-time remote
+    /// controller `ctrl`: `blocks` blocks of 2^`block_shift` bytes.
+    pub fn add_remote(&mut self, name: &str, ctrl: u16, nsid: u32, blocks: u64, block_shift: u8) -> Result<(), RpcError> {
+        if self.bdev(name).is_some() || parse_fn_name(name).is_some() {
+            return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
+        }
+        let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")))?;
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX) as u8, remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None };
+        m.name[..usize::from(m.name_len)].copy_from_slice(&name.as_bytes()[..usize::from(m.name_len)]);
+        self.bdevs[slot] = Some(m);
+        Ok(())
+    }
+
+    /// A block device of remote controller `ctrl` that is mapped (or
+    /// being mapped or drained).
+    pub fn remote_user(&self, ctrl: u16) -> Option<&Malloc> {
+        self.bdevs().find(|b| b.remote.is_some_and(|(c, _)| c == ctrl) && b.map != Map::None)
+    }
+
+    /// Removes remote controller `ctrl`'s block devices (none mapped).
+    pub fn remove_remote(&mut self, ctrl: u16) {
+        for b in self.bdevs.iter_mut() {
+            if b.is_some_and(|m| m.remote.is_some_and(|(c, _)| c == ctrl)) {
+                *b = None;
+            }
+        }
     }
 
     /// SPDK `bdev_malloc_delete` {name}: refused while mapped.
@@ -221,6 +254,9 @@ impl Live {
         let mut nb = [0u8; NAME_MAX];
         let name = Params::required("name", p.str("name", &mut nb)?)?;
         let i = self.position(name).ok_or_else(|| super::methods::no_device("bdev", name))?;
+        if self.bdevs[i].is_some_and(|m| m.remote.is_some()) {
+            return Err(RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: `{name}` is no RAM device (bdev_nvme_detach_controller)")));
+        }
         if let Some(m) = self.bdevs[i].filter(|m| m.map != Map::None) {
             let (f, n) = m.map.target().unwrap_or((0, 0));
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is {} as namespace {n} of function {f}; detach it first", m.map.state())));
@@ -254,7 +290,11 @@ impl Live {
         if let Some(user) = self.user_of(f, nsid) {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: namespace {nsid} of function {f} is taken by {user}")));
         }
-        self.send(Change::Attach(LiveNs { function: f, nsid, base: m.base, blocks: m.blocks, block_shift: m.block_shift }))?;
+        let backend = match m.remote {
+            Some((ctrl, nsid)) => LiveBackend::Remote { ctrl, nsid },
+            None => LiveBackend::Ram { base: m.base },
+        };
+        self.send(Change::Attach(LiveNs { function: f, nsid, backend, blocks: m.blocks, block_shift: m.block_shift }))?;
         if let Some(b) = self.bdevs[i].as_mut() {
             b.map = Map::Attaching { function: f, nsid };
         }

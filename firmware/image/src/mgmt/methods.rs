@@ -8,10 +8,12 @@
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
 //! (0 = PF, F = VF F); `sub<S>n<N>`: namespace N of NVMe/TCP target
 //! subsystem S (its index in the configuration). Remote controllers are `nvme<i>`, i their index
-//! in the configuration. RAM block devices created at run time keep the
+//! in the configuration; one attached at run time keeps the name it was
+//! given, and its block devices are `<name>n<nsid>` ([`super::nvme`]). RAM block devices created at run time keep the
 //! name they were given (`Malloc0`, ...).
 
 use super::live::{self, Live};
+use super::nvme::Nvme;
 use super::nvmf::Nvmf;
 use super::persist::Persist;
 use super::update::Update;
@@ -52,6 +54,8 @@ pub const METHODS: &[&str] = &[
     "nvmf_subsystem_remove_ns",
     "nvmf_subsystem_add_host",
     "nvmf_subsystem_remove_host",
+    "bdev_nvme_attach_controller",
+    "bdev_nvme_detach_controller",
 ];
 
 /// What the methods that change something keep between calls.
@@ -61,12 +65,15 @@ pub struct Changes {
     pub nvmf: Nvmf,
     pub update: Update,
     pub persist: Persist,
+    /// Remote controllers attached at run time.
+    pub nvme: Nvme,
 }
 
 /// Runs `method`, writing its result.
 pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &Ctx, st: &mut Changes) -> Result<(), RpcError> {
     let p = Params::new(params)?;
     let live = &mut st.live;
+    let nvme = &mut st.nvme;
     match method {
         "rpc_get_methods" => {
             // SPDK's `current` (methods allowed in the current state):
@@ -93,12 +100,12 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "bdev_get_bdevs" => {
             p.only(&["name"])?;
             let mut b = [0u8; 32];
-            bdevs(w, p.str("name", &mut b)?, live)
+            bdevs(w, p.str("name", &mut b)?, live, nvme)
         }
         "bdev_nvme_get_controllers" => {
             p.only(&["name"])?;
             let mut b = [0u8; 32];
-            controllers(w, p.str("name", &mut b)?, ctx)
+            controllers(w, p.str("name", &mut b)?, ctx, nvme)
         }
         "dpu_get_ports" => {
             p.only(&[])?;
@@ -112,7 +119,7 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         }
         "dpu_config_get_status" => {
             p.only(&[])?;
-            st.persist.status(&st.live, &st.nvmf, w);
+            st.persist.status(&st.live, &st.nvmf, &st.nvme, w);
             Ok(())
         }
         "nvmf_get_subsystems" => {
@@ -140,6 +147,9 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "nvmf_subsystem_add_host" => st.nvmf.host(&p, w, true),
         "nvmf_subsystem_remove_host" => st.nvmf.host(&p, w, false),
         "dpu_ns_detach" => live.ns_detach(&p, w),
+        "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
+        // Answered when the connection is made (`super::server`).
+        "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),
         _ => Err(RpcError::fmt(code::METHOD_NOT_FOUND, format_args!("method not found: `{method}` (rpc_get_methods lists them)"))),
     }
 }
@@ -233,7 +243,7 @@ fn state_name(ns: &bootcfg::Namespace) -> &'static str {
             _ => "pending",
         };
     }
-    if ns.crypto.is_some() && bootcfg::keys() == bootcfg::KEYS_FAILED {
+    if bootcfg::key_failed(ns) {
         return "key-failed";
     }
     "pending"
@@ -242,7 +252,7 @@ fn state_name(ns: &bootcfg::Namespace) -> &'static str {
 /// SPDK `bdev_get_bdevs`: every namespace of the boot configuration and
 /// every RAM block device created since as a block device (or the one
 /// named). Key material is never reported, only the cipher.
-fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcError> {
+fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live, nvme: &Nvme) -> Result<(), RpcError> {
     let (only, only_live) = match name {
         Some(n) => match (boot_bdev(n), live.bdev(n)) {
             (Some(ns), _) => (Some(ns), None),
@@ -309,7 +319,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live) -> Result<(), RpcE
         w.end_object();
     }
     for m in live.bdevs().filter(|m| only.is_none() && only_live.is_none_or(|o| o.name() == m.name())) {
-        malloc_bdev(w, m);
+        malloc_bdev(w, m, nvme);
     }
     w.end_array();
     Ok(())
@@ -423,16 +433,24 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
     w.end_array();
 }
 
-/// A RAM block device created at run time, as `bdev_get_bdevs` lists it.
-fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc) {
+/// A block device made at run time (RAM, or a namespace of a remote
+/// controller attached at run time), as `bdev_get_bdevs` lists it.
+fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
     w.begin_object();
     w.field_str("name", m.name());
-    w.field_str("product_name", "Malloc disk");
+    w.field_str("product_name", if m.remote.is_some() { "NVMe disk" } else { "Malloc disk" });
     w.field_u64("block_size", 1u64 << m.block_shift);
     w.field_u64("num_blocks", m.blocks);
     w.key("driver_specific");
     w.begin_object();
-    w.field_str("backend", "ram");
+    match m.remote {
+        Some((ctrl, nsid)) => {
+            w.field_str("backend", "remote");
+            w.field_str("controller", nvme.by_index(usize::from(ctrl)).map_or("", |c| c.name()));
+            w.field_u64("remote_nsid", u64::from(nsid));
+        }
+        None => w.field_str("backend", "ram"),
+    }
     w.field_str("state", m.map.state());
     match m.map {
         live::Map::Attaching { function, nsid } | live::Map::Attached { function, nsid } | live::Map::Detaching { function, nsid } => {
@@ -452,20 +470,31 @@ pub(crate) fn no_device(what: &str, name: &str) -> RpcError {
 
 /// SPDK `bdev_nvme_get_controllers`: the remote NVMe/TCP controllers,
 /// with the state of the fabrics service's admin queue to each.
-fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx) -> Result<(), RpcError> {
+fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx, nvme: &Nvme) -> Result<(), RpcError> {
     let n = bootcfg::controllers().min(bootcfg::MAX_CTRLS);
     let only = match name {
-        Some(s) => Some(s.strip_prefix("nvme").and_then(|i| i.parse::<usize>().ok()).filter(|&i| i < n).ok_or_else(|| no_device("controller", s))?),
+        Some(s) => Some(
+            nvme.ctrls()
+                .find(|c| c.name() == s)
+                .map(|c| c.index)
+                .or_else(|| s.strip_prefix("nvme").and_then(|i| i.parse::<usize>().ok()).filter(|&i| i < n))
+                .ok_or_else(|| no_device("controller", s))?,
+        ),
         None => None,
     };
-    let (hostnqn, _) = bootcfg::host();
     w.begin_array();
-    for i in (0..n).filter(|&i| only.is_none_or(|o| o == i)) {
-        let Some(c) = bootcfg::controller(i) else { continue };
+    for i in (0..bootcfg::MAX_CTRLS).filter(|&i| only.is_none_or(|o| o == i)) {
+        let run_time = nvme.by_index(i);
+        let Some(c) = crate::nvmf::ctrls::def(i).filter(|_| i < n || run_time.is_some()) else { continue };
         let p = crate::nvmf::published(i);
         w.begin_object();
         w.key("name");
-        w.string_fmt(format_args!("nvme{i}"));
+        match run_time {
+            Some(r) => w.string(r.name()),
+            None => w.string_fmt(format_args!("nvme{i}")),
+        }
+        // Ours: attached through the API (its block devices `<name>n<nsid>`).
+        w.field_bool("run_time", run_time.is_some());
         w.key("ctrlrs");
         w.begin_array();
         w.begin_object();
@@ -483,7 +512,7 @@ fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx) -> Result<(), 
         w.field_u64("in_capsule_data", u64::from(p.inline));
         w.key("host");
         w.begin_object();
-        w.field_str("nqn", core::str::from_utf8(hostnqn).unwrap_or(""));
+        w.field_str("nqn", core::str::from_utf8(c.hostnqn()).unwrap_or(""));
         w.end_object();
         w.end_object();
         w.end_array();

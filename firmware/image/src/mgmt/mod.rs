@@ -16,6 +16,10 @@
 //! * [`nvmf`]: the NVMe/TCP target's subsystems made at run time (SPDK's
 //!   `nvmf_*` methods), published to the data plane's targets
 //!   (`crate::nvmf::live`).
+//! * [`nvme`]: remote NVMe/TCP controllers attached and detached at run
+//!   time (SPDK `bdev_nvme_attach_controller` / `_detach_controller`),
+//!   connected by the fabrics service and published to the data plane
+//!   (`crate::nvmf::ctrls`); their namespaces are run-time block devices.
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
 //! * [`persist`]: the live changes saved to the configuration in flash,
@@ -23,6 +27,7 @@
 
 pub mod live;
 pub mod methods;
+pub mod nvme;
 pub mod nvmf;
 pub mod persist;
 pub mod server;

@@ -309,6 +309,9 @@ impl Nvmf {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is namespace {n} of function {f} (boot configuration)")));
         }
         let Some(m) = live.bdev(name) else { return Err(super::methods::no_device("bdev", name)) };
+        if m.remote.is_some() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a remote namespace; the target serves RAM devices only")));
+        }
         if let Some((f, n)) = m.map.target() {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is namespace {n} of function {f}; detach it first")));
         }

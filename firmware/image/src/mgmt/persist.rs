@@ -2,14 +2,18 @@
 //! management API and their mappings are part of the configuration in
 //! flash (`dpu_config::Config::mallocs`, schema version 3), and so are
 //! the NVMe/TCP target's subsystems made through it
-//! (`dpu_config::Config::nvmf`, schema version 5).
+//! (`dpu_config::Config::nvmf`, schema version 5), and the remote
+//! controllers attached through it with their namespaces' mappings
+//! (`dpu_config::Config::nvme`, schema version 7).
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and
 //!   mapped through the same path as `dpu_ns_attach`, so the admin
 //!   service and every engine hear of them by message; then the
 //!   subsystems, through the same checks as the `nvmf_*` methods
-//!   (published to every core's target).
+//!   (published to every core's target); then the remote controllers,
+//!   attached again (retried until their target answers) and their
+//!   devices mapped once they are.
 //! * After that, whenever what [`Live`] holds differs from what was last
 //!   saved, the server hands the whole configuration (the flashed one
 //!   with the new device list) to the firmware update service's core,
@@ -21,9 +25,10 @@
 //! Loaded as an ELF (no flash), nothing is restored or saved.
 
 use super::live::Live;
+use super::nvme::{Nvme, MAX_NVME};
 use super::nvmf::Nvmf;
 use crate::fwupdate::{SaveConfig, Saved};
-use dpu_config::{Config, Malloc, NvmfSubsystem, MAX_MALLOC};
+use dpu_config::{Config, Malloc, NvmeController, NvmfSubsystem, MAX_MALLOC};
 use dpu_hal::memory_map::MAX_SUBSYSTEMS;
 use dpu_ring::{Consumer, Producer};
 use heapless::Vec;
@@ -44,8 +49,15 @@ pub struct Persist {
     /// Scratch for comparing (DDR, not the stack).
     now: Option<&'static mut Vec<Malloc, MAX_MALLOC>>,
     now_nvmf: Option<&'static mut Vec<NvmfSubsystem, MAX_SUBSYSTEMS>>,
+    now_nvme: Option<&'static mut Vec<NvmeController, MAX_NVME>>,
     /// The flash configuration's subsystems were made again.
     nvmf_restored: bool,
+}
+
+struct NvmeList(Vec<NvmeController, MAX_NVME>);
+
+impl dpu_rt::ConstInit for NvmeList {
+    const INIT: NvmeList = NvmeList(Vec::new());
 }
 
 struct NvmfList(Vec<NvmfSubsystem, MAX_SUBSYSTEMS>);
@@ -70,13 +82,14 @@ impl Persist {
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
     pub fn new() -> Persist {
-        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, nvmf_restored: false };
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false };
         let Some(flash) = crate::boot::flash_config() else { return p };
-        let (Some(c), Some(b), Some(l), Some(v), Some(ends)) = (
+        let (Some(c), Some(b), Some(l), Some(v), Some(n), Some(ends)) = (
             dpu_rt::alloc::ddr_static::<CfgCopy>(),
             dpu_rt::alloc::ddr_bytes(dpu_config::store::MAX_ENCODED, 8),
             dpu_rt::alloc::ddr_static::<List>(),
             dpu_rt::alloc::ddr_static::<NvmfList>(),
+            dpu_rt::alloc::ddr_static::<NvmeList>(),
             crate::fwupdate::config_ends(),
         ) else {
             defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
@@ -89,6 +102,7 @@ impl Persist {
         p.bytes = Some(b);
         p.now = Some(&mut l.0);
         p.now_nvmf = Some(&mut v.0);
+        p.now_nvme = Some(&mut n.0);
         p.ends = Some(ends);
         p
     }
@@ -96,8 +110,12 @@ impl Persist {
     /// Restores what is left to restore, then saves what changed.
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
-    pub fn poll(&mut self, live: &mut Live, nvmf: &mut Nvmf) {
-        let (Some(config), Some(now), Some(now_nvmf), Some((tx, rx))) = (self.config.as_deref_mut(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.ends.as_mut()) else { return };
+    pub fn poll(&mut self, live: &mut Live, nvmf: &mut Nvmf, nvme: &mut Nvme) {
+        let (Some(config), Some(now), Some(now_nvmf), Some(now_nvme), Some((tx, rx))) =
+            (self.config.as_deref_mut(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.now_nvme.as_deref_mut(), self.ends.as_mut())
+        else {
+            return;
+        };
         while let Some(r) = rx.pop() {
             if Some(r.tag) != self.saving {
                 continue;
@@ -149,17 +167,26 @@ impl Persist {
                 nvmf.restore(&config.nvmf, live);
                 defmt::info!("mgmt: restored {=usize} run-time subsystem(s) from flash", config.nvmf.len());
             }
+            // Then the remote controllers (attached again in the background).
+            for c in config.nvme.iter() {
+                nvme.restore(c, live);
+            }
+            if !config.nvme.is_empty() {
+                defmt::info!("mgmt: attaching {=usize} run-time controller(s) from flash", config.nvme.len());
+            }
         }
         if self.saving.is_some() {
             return;
         }
         live.snapshot(now);
         nvmf.snapshot(now_nvmf);
-        if *now == config.mallocs && *now_nvmf == config.nvmf {
+        nvme.snapshot(live, now_nvme);
+        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme {
             return;
         }
         core::mem::swap(&mut config.mallocs, now);
         core::mem::swap(&mut config.nvmf, now_nvmf);
+        core::mem::swap(&mut config.nvme, now_nvme);
         let Some(bytes) = self.bytes.as_deref_mut() else { return };
         let Some(len) = config.encode(bytes) else {
             defmt::error!("mgmt: the configuration does not encode: not saved");
@@ -174,6 +201,7 @@ impl Persist {
             // Tried again at the next poll.
             core::mem::swap(&mut config.mallocs, now);
             core::mem::swap(&mut config.nvmf, now_nvmf);
+            core::mem::swap(&mut config.nvme, now_nvme);
         }
     }
 
@@ -183,22 +211,24 @@ impl Persist {
     /// to be saved (`pending`).
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
-    pub fn status(&mut self, live: &Live, nvmf: &Nvmf, w: &mut dpu_rpc::Writer<'_>) {
+    pub fn status(&mut self, live: &Live, nvmf: &Nvmf, nvme: &Nvme, w: &mut dpu_rpc::Writer<'_>) {
         w.begin_object();
         w.field_bool("persistent", self.config.is_some());
         w.field_u64("run_time_bdevs", live.bdevs().count() as u64);
         let mut subsystems = 0u64;
         nvmf.each(|_, _| subsystems += 1);
         w.field_u64("run_time_subsystems", subsystems);
+        w.field_u64("run_time_controllers", nvme.ctrls().count() as u64);
         w.field_bool("saving", self.saving.is_some());
         // What a save would write now, as `poll` compares it.
-        let pending = match (self.config.as_deref(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.saving) {
-            (Some(c), Some(now), Some(now_nvmf), None) => {
+        let pending = match (self.config.as_deref(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.now_nvme.as_deref_mut(), self.saving) {
+            (Some(c), Some(now), Some(now_nvmf), Some(now_nvme), None) => {
                 live.snapshot(now);
                 nvmf.snapshot(now_nvmf);
-                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf
+                nvme.snapshot(live, now_nvme);
+                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme
             }
-            (Some(_), _, _, Some(_)) => true,
+            (Some(_), _, _, _, Some(_)) => true,
             _ => false,
         };
         w.field_bool("pending", pending);

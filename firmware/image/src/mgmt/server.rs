@@ -7,9 +7,14 @@
 //! closed; so is text that is not JSON (the framing is lost) and a
 //! request begun but not finished within the configured request timeout;
 //! a connection idle for [`IDLE_TIMEOUT_S`] is closed.
+//!
+//! `bdev_nvme_attach_controller` is answered when the connection to the
+//! remote controller is made or has failed (as SPDK answers it): the
+//! slot keeps the request's id and reads nothing more until then.
 
 use super::live::Live;
 use super::methods::{self, Changes, Ctx};
+use super::nvme::{Answer, Nvme, Outcome, Request};
 use super::persist::Persist;
 use super::update::Update;
 use crate::bootcfg::{self, MgmtCfg};
@@ -43,6 +48,12 @@ struct Slot {
     /// When the request in progress began / the last activity.
     started: Option<u64>,
     last: u64,
+    /// An attach waits for its outcome: (controller index, the request's
+    /// id as received (empty: a notification), the connection it came on).
+    waiting: Option<(usize, [u8; 64], usize, bool, u32)>,
+    /// Connections served by this slot so far (an answer goes to the
+    /// connection that asked).
+    conn_gen: u32,
 }
 
 pub struct Server {
@@ -60,7 +71,7 @@ impl Server {
     #[inline(never)]
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new() } };
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new(), nvme: Nvme::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -75,6 +86,8 @@ impl Server {
                 admitted: false,
                 started: None,
                 last: 0,
+                waiting: None,
+                conn_gen: 0,
             });
         }
         let ip = bootcfg::ports().get(s.port).map_or([0; 4], |p| p.ip);
@@ -85,12 +98,22 @@ impl Server {
         Some(s)
     }
 
+    /// A request for the fabrics service (run-time controllers).
+    pub fn take_ctrl_request(&mut self) -> Option<Request> {
+        self.state.nvme.take_request()
+    }
+
+    /// The fabrics service's word on an attach.
+    pub fn ctrl_outcome(&mut self, o: Outcome) {
+        self.state.nvme.outcome(o, &mut self.state.live);
+    }
+
     /// Serves every connection; returns when it next needs to run.
     pub fn poll(&mut self, stack: &mut Stack, now: u64, ctx: &Ctx) -> u64 {
         let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
         self.state.live.poll();
         self.state.update.poll();
-        self.state.persist.poll(&mut self.state.live, &mut self.state.nvmf);
+        self.state.persist.poll(&mut self.state.live, &mut self.state.nvmf, &mut self.state.nvme);
         for slot in self.slots.iter_mut().flatten() {
             next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.state));
         }
@@ -100,6 +123,7 @@ impl Server {
 
 impl Slot {
     fn reset(&mut self) {
+        self.conn_gen = self.conn_gen.wrapping_add(1);
         self.len = 0;
         self.framer.reset();
         self.out_len = 0;
@@ -114,8 +138,32 @@ impl Slot {
         self.out_sent = 0;
     }
 
+    /// The answer of the attach this slot waits on, once it is there.
+    fn answer_attach(&mut self, st: &mut Changes) -> bool {
+        let Some((index, id, id_len, has_id, gen)) = self.waiting else { return false };
+        let Some(a) = st.nvme.take_answer(index) else { return true };
+        self.waiting = None;
+        if !has_id || gen != self.conn_gen {
+            return false; // a notification, or the client has gone
+        }
+        let id = dpu_rpc::json::validate(&id[..id_len]).ok();
+        self.out_len = match a {
+            Answer::Attached { index } => response::result(self.out, id, |w| {
+                st.nvme.names(index, w);
+                Ok(())
+            }),
+            Answer::Failed(e) => response::error(self.out, id, &e),
+        };
+        self.out_sent = 0;
+        false
+    }
+
     fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes) -> u64 {
         let far = now + IDLE_TIMEOUT_S * 1000 * MS;
+        if self.answer_attach(st) {
+            // Still connecting; the connection is looked at again soon.
+            return now + MS;
+        }
         let s = stack.tcp(self.handle);
         match s.state() {
             State::Listen => return far,
@@ -178,7 +226,11 @@ impl Slot {
         }
         match self.framer.scan(&self.input[..self.len]) {
             Scan::Complete { start, end } => {
-                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, st, &mut self.close_after);
+                let mut waiting = None;
+                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, st, &mut self.close_after, &mut waiting);
+                if let Some((index, id, id_len, has_id)) = waiting {
+                    self.waiting = Some((index, id, id_len, has_id, self.conn_gen));
+                }
                 self.out_sent = 0;
                 self.input.copy_within(end..self.len, 0);
                 self.len -= end;
@@ -226,7 +278,10 @@ impl Slot {
 /// Answers one framed request into `out`; returns the response length
 /// (0 for a notification, which gets none). `close` is set when the
 /// connection must end after it.
-fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes, close: &mut bool) -> usize {
+/// `waiting` is set when the answer comes later (an attach: its
+/// controller index, the request id's text and whether there is one).
+#[allow(clippy::type_complexity)]
+fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes, close: &mut bool, waiting: &mut Option<(usize, [u8; 64], usize, bool)>) -> usize {
     let req = match dpu_rpc::parse_request(text) {
         Ok(r) => r,
         Err(rej) => {
@@ -256,6 +311,21 @@ fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, st: &mut Change
     let Some(method) = req.method(&mut mbuf) else {
         return response::error(out, req.id, &RpcError::new(code::METHOD_NOT_FOUND, "method not found"));
     };
+    if method == "bdev_nvme_attach_controller" {
+        let attached = dpu_rpc::Params::new(req.params).and_then(|p| st.nvme.attach(&p, &st.live));
+        return match attached {
+            Ok(index) => {
+                let mut id = [0u8; 64];
+                let raw = req.id.map_or(&[][..], |v| v.raw());
+                let n = raw.len().min(id.len());
+                id[..n].copy_from_slice(&raw[..n]);
+                *waiting = Some((index, id, n, req.id.is_some()));
+                0
+            }
+            Err(_) if req.id.is_none() => 0,
+            Err(e) => response::error(out, req.id, &e),
+        };
+    }
     let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx, st));
     if req.id.is_none() {
         0 // a notification: done, no answer (JSON-RPC 2.0 §4.1)

@@ -705,7 +705,13 @@ impl Admin {
                 defmt::error!("nvme: engine {=usize} did not take the attach of fn{=u16} nsid {=u32}", h, ns.function, ns.nsid);
             }
         }
-        defmt::info!("nvme fn{=u16}: namespace {=u32} attached (RAM, {=u64} blocks of {=u32} B)", ns.function, ns.nsid, ns.blocks, 1u32 << ns.block_shift);
+        match ns.backend {
+            live::LiveBackend::Ram { .. } => defmt::info!("nvme fn{=u16}: namespace {=u32} attached (RAM, {=u64} blocks of {=u32} B)", ns.function, ns.nsid, ns.blocks, 1u32 << ns.block_shift),
+            live::LiveBackend::Remote { ctrl, nsid } => defmt::info!(
+                "nvme fn{=u16}: namespace {=u32} attached (remote controller {=u16} nsid {=u32}, {=u64} blocks of {=u32} B)",
+                ns.function, ns.nsid, ctrl, nsid, ns.blocks, 1u32 << ns.block_shift
+            ),
+        }
         self.namespace_changed(ns.function, ns.nsid);
         self.tell_mgmt(Outcome::Attached { function: ns.function, nsid: ns.nsid });
     }
@@ -1211,7 +1217,7 @@ impl Admin {
         // Least-loaded engine (ties: lowest hart) among those that have an
         // NVMe/TCP I/O queue to every remote controller this function's
         // namespaces use (a target may grant fewer queues than cores).
-        let reach = remote_queue_limit(f);
+        let reach = remote_queue_limit(f, &self.live);
         let Some(owner) = (0..HARTS)
             .filter(|&h| self.to[h].is_some() && crate::net::data_queue(h).is_none_or(|q| q < reach))
             .min_by_key(|&h| self.load[h])
@@ -1339,16 +1345,20 @@ impl Admin {
 /// Data-plane cores with a queue index below this have an NVMe/TCP I/O
 /// queue to every live remote controller that serves a namespace of
 /// function `f` (the smallest grant among them; `usize::MAX` when none is
-/// live yet or the function has no remote namespace).
-fn remote_queue_limit(f: u16) -> usize {
-    config::namespaces()
-        .filter(|ns| ns.function == f)
-        .flat_map(config::remote_ctrls)
-        .map(|ctrl| crate::nvmf::published(usize::from(ctrl)))
-        .filter(|p| p.up)
-        .map(|p| p.queues as usize)
-        .min()
-        .unwrap_or(usize::MAX)
+/// live yet or the function has no remote namespace): the boot
+/// configuration's namespaces and those attached at run time (`live`).
+fn remote_queue_limit(f: u16, live: &live::Table) -> usize {
+    let grant = |ns: &config::Namespace| {
+        config::remote_ctrls(ns)
+            .map(|ctrl| crate::nvmf::published(usize::from(ctrl)))
+            .filter(|p| p.up)
+            .map(|p| p.queues as usize)
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    let boot = config::namespaces().filter(|ns| ns.function == f).map(grant).min().unwrap_or(usize::MAX);
+    let run_time = live.iter().filter(|ns| ns.function == f).map(grant).min().unwrap_or(usize::MAX);
+    boot.min(run_time)
 }
 
 /// The running image's revision (Identify Controller FR): the version

@@ -16,7 +16,7 @@
 
 use dpu_ring::{Consumer, Producer, Ring};
 
-pub use dpu_bootcfg::live::{LiveNs, LiveTable as Table, MAX_LIVE};
+pub use dpu_bootcfg::live::{LiveBackend, LiveNs, LiveTable as Table, MAX_LIVE};
 
 /// Management server -> admin service.
 #[derive(Clone, Copy, Debug)]

@@ -309,6 +309,15 @@ impl<const N: usize> Conn<N> {
 
     /// Whether received bytes wait in the socket (else `pump` has
     /// nothing to do).
+    /// Whether the connection has nothing for its owner: TCP established
+    /// and no received byte waiting (one socket look-up).
+    pub fn quiet(&self, stack: &mut Stack) -> bool {
+        self.sock.is_some_and(|h| {
+            let s = stack.tcp(h);
+            s.recv_queue() == 0 && s.state() == tcp::State::Established
+        })
+    }
+
     pub fn has_rx(&self, stack: &mut Stack) -> bool {
         self.sock.is_some_and(|h| stack.tcp(h).recv_queue() > 0)
     }

@@ -48,7 +48,6 @@ use dpu_hal::regs::dma as dr;
 use dpu_nvme::Status;
 use dpu_nvme_tcp::fabrics::{io, ConnectCmd, ConnectData, ConnectResponse};
 use dpu_nvme_tcp::host::Event;
-use dpu_nvme_tcp::pdu::Digests;
 use dpu_nvme_tcp::sgl::Dptr;
 
 /// Commands in flight on one core (command IDs: slots of the table).
@@ -185,7 +184,9 @@ impl Cmd {
 
 /// One remote controller's I/O queue on this core.
 struct Queue {
-    /// Index of the remote controller (boot configuration order).
+    /// Index of the remote controller (boot configuration order, then
+    /// those attached at run time): its NQNs are read at Connect
+    /// (`super::ctrls::def`), not kept in this hot state.
     index: usize,
     conn: Conn<{ MAXCMD + 2 }>,
     /// Generation of the association this queue belongs to.
@@ -215,6 +216,11 @@ struct Queue {
     refused: Option<u32>,
     /// Connects refused in a row with a status that says not to retry.
     refusals: u8,
+    /// Set at the end of a pass that left the queue ready with nothing to
+    /// send, move or time out: the controller's published state word
+    /// then. While it holds, nothing was queued and no byte arrived, the
+    /// next pass is skipped ([`Fabric::queue_pass`]).
+    idle_state: Option<u32>,
 }
 
 /// Counters (per core).
@@ -319,8 +325,17 @@ impl dpu_rt::ConstInit for Fabric {
         waiting_pages: 0,
         timeout: 0,
         data_digest: false,
+        seen: [0; MAX_CTRLS],
+        synced: false,
+        spare: [const { None }; MAX_CTRLS],
+        free_socks: [[None; LIVE_CTRL_SOCKETS]; NIC_PORTS],
     };
 }
+
+/// Sockets each data-plane stack keeps for controllers attached at run
+/// time (one I/O queue each): the most such controllers on one port
+/// (`bdev_nvme_attach_controller` refuses more).
+pub const LIVE_CTRL_SOCKETS: usize = 4;
 
 pub struct Fabric {
     hart: usize,
@@ -342,6 +357,15 @@ pub struct Fabric {
     /// Data digests are asked for: staged writes get their CRC32C from
     /// the DMA engine.
     data_digest: bool,
+    /// Version of each run-time controller publication taken
+    /// (`super::ctrls`).
+    seen: [u32; MAX_CTRLS],
+    /// The publications were looked at once (at the first pass).
+    synced: bool,
+    /// Queues of controllers detached at run time, for the next attach.
+    spare: [Option<&'static mut Queue>; MAX_CTRLS],
+    /// Their sockets, per port, for the next attach on that port.
+    free_socks: [[Option<smoltcp::iface::SocketHandle>; LIVE_CTRL_SOCKETS]; NIC_PORTS],
 }
 
 impl Fabric {
@@ -367,11 +391,7 @@ impl Fabric {
             *s = (MAXCMD - 1 - i) as u8;
         }
         f.book.nslots = MAXCMD;
-        let digests = {
-            let fl = bootcfg::flags();
-            Digests { header: fl & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: fl & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
-        };
-        f.data_digest = digests.data;
+        f.data_digest = super::ctrls::boot_digests().data;
         let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
         let on_port = |port: usize| (0..bootcfg::controllers()).filter(|&k| bootcfg::controller(k).and_then(|c| net::port_for(c.traddr)) == Some(port)).count();
         // One stack per port that reaches a controller. RX buffers live in
@@ -389,49 +409,137 @@ impl Fabric {
             let rx = if lro { 64 } else { 256 };
             // Room for the target's whole connection table when
             // listeners may be added at run time.
-            let target = if super::target::live_possible() { super::target::MAX_CONNS } else { listeners };
+            // and for the controllers attached at run time.
+            let target = if super::target::live_possible() { super::target::MAX_CONNS + LIVE_CTRL_SOCKETS } else { listeners };
             f.stacks[port] = net::start_stack(hart, port, queue, false, rx, 128, smem, conns + 1 + target);
             if f.stacks[port].is_none() {
                 defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", hart, port, queue);
             }
         }
         for i in 0..bootcfg::controllers().min(MAX_CTRLS) {
-            let Some(c) = bootcfg::controller(i) else { continue };
-            let Some(port) = net::port_for(c.traddr) else {
+            let Some(d) = super::ctrls::def(i) else { continue };
+            let Some(port) = net::port_for(d.traddr) else {
                 defmt::warn!("hart {=usize}: remote controller {=usize} is on no configured subnet", hart, i);
                 continue;
             };
             let Some(stack) = f.stacks[port].as_deref() else { continue };
-            let mut conn = Conn::new(queue as u16 + 1, digests);
-            conn.remote = c.traddr;
-            conn.rport = c.trsvcid;
-            conn.port = port;
-            // The first local port tried is random (RFC 6056 §3.3.1); the
-            // search then walks the range for one RSS steers back here.
-            let span = u64::from(*net::DATA_PORTS.end() - *net::DATA_PORTS.start()) + 1;
-            let fallback = u64::from(hart as u32 * 7919 + i as u32 * 104_729);
-            let spread = (crate::random::u64_or(fallback, "the local port choice") % span.min(8192)) as u16;
             // With RX buffers in SMEM the windows must fit in them.
             let rx_buf = rx_window(on_port(port), stack.dev.rx.in_smem());
-            f.queues[i] = dpu_rt::alloc::put_near(Queue {
-                index: i,
-                conn,
-                generation: 0,
-                info: published(i),
-                rx_dma: None,
-                crc_word: 0,
-                fifo: [0; MAXCMD],
-                head: 0,
-                count: 0,
-                r2ts: 0,
-                next_port: *net::DATA_PORTS.start() + spread,
-                rx_buf,
-                check_at: u64::MAX,
-                refused: None,
-                refusals: 0,
-            });
+            f.queues[i] = dpu_rt::alloc::put_near(Self::new_queue(hart, queue, i, &d, port, rx_buf, None));
         }
         Some(f)
+    }
+
+    /// Queue `i` of this core toward controller `d` on `port` (`sock`: a
+    /// socket of that port's stack to reuse).
+    fn new_queue(hart: usize, queue: usize, i: usize, d: &super::ctrls::Def, port: usize, rx_buf: usize, sock: Option<smoltcp::iface::SocketHandle>) -> Queue {
+        let mut conn = Conn::new(queue as u16 + 1, d.digests);
+        conn.remote = d.traddr;
+        conn.rport = d.trsvcid;
+        conn.port = port;
+        conn.sock = sock;
+        // The first local port tried is random (RFC 6056 §3.3.1); the
+        // search then walks the range for one RSS steers back here.
+        let span = u64::from(*net::DATA_PORTS.end() - *net::DATA_PORTS.start()) + 1;
+        let fallback = u64::from(hart as u32 * 7919 + i as u32 * 104_729);
+        let spread = (crate::random::u64_or(fallback, "the local port choice") % span.min(8192)) as u16;
+        Queue {
+            index: i,
+            conn,
+            generation: 0,
+            info: published(i),
+            rx_dma: None,
+            crc_word: 0,
+            fifo: [0; MAXCMD],
+            head: 0,
+            count: 0,
+            r2ts: 0,
+            next_port: *net::DATA_PORTS.start() + spread,
+            rx_buf,
+            check_at: u64::MAX,
+            idle_state: None,
+            refused: None,
+            refusals: 0,
+        }
+    }
+
+    /// Takes the fabrics service's run-time controller publications
+    /// (`super::ctrls`) that changed since the last look: a new
+    /// controller gets an I/O queue on this core (it connects once the
+    /// controller is published up), a detached one's queue closes (FIN)
+    /// and its commands, if any, fail with a path error.
+    fn sync_live(&mut self, pool: &mut Pool) {
+        for i in bootcfg::controllers().min(MAX_CTRLS)..MAX_CTRLS {
+            let v = super::ctrls::version(i);
+            if v == self.seen[i] {
+                continue;
+            }
+            // Being written: taken at the next doorbell.
+            let Some((v, d)) = super::ctrls::read(i) else { continue };
+            self.seen[i] = v;
+            self.remove_queue(pool, i);
+            if let Some(d) = d {
+                self.add_queue(i, &d);
+            }
+        }
+    }
+
+    /// Gives controller `i` (attached at run time) an I/O queue here.
+    fn add_queue(&mut self, i: usize, d: &super::ctrls::Def) {
+        let Some(port) = net::port_for(d.traddr) else {
+            defmt::warn!("hart {=usize}: remote controller {=usize} is on no configured subnet", self.hart, i);
+            return;
+        };
+        let sock = self.free_socks[port].iter_mut().find_map(|s| s.take());
+        let Some(stack) = self.stack_or_start(port) else { return };
+        let rx_buf = rx_window(1, stack.dev.rx.in_smem());
+        let q = Self::new_queue(self.hart, self.queue, i, d, port, rx_buf, sock);
+        let slot = match self.spare.iter_mut().find_map(|s| s.take()) {
+            Some(spare) => {
+                *spare = q;
+                Some(spare)
+            }
+            None => dpu_rt::alloc::put_near(q),
+        };
+        if slot.is_none() {
+            defmt::error!("hart {=usize}: no memory for the I/O queue of controller {=usize}", self.hart, i);
+        }
+        self.data_digest |= d.digests.data;
+        self.queues[i] = slot;
+        self.poll_stacks = true;
+        defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue added (run time)", self.hart, i);
+    }
+
+    /// Closes controller `i`'s I/O queue (FIN) and keeps its memory and
+    /// socket for a later attach; its commands fail with a path error.
+    fn remove_queue(&mut self, pool: &mut Pool, i: usize) {
+        let Some(q) = self.queues[i].take() else { return };
+        let port = q.conn.port;
+        if let Some(stack) = self.stacks[port].as_deref_mut() {
+            q.conn.shutdown(stack, dpu_hal::csr::time());
+        }
+        for slot in 0..MAXCMD {
+            let c = &mut self.book.cmds[slot];
+            if c.st == St::Free || usize::from(c.ctrl) != i {
+                continue;
+            }
+            if c.st == St::Staging {
+                // Its staging DMA ends it (`stage_done`).
+                c.cancel = Some(PATH_ERROR);
+            } else {
+                self.book.finish(pool, slot, PATH_ERROR);
+            }
+        }
+        if let Some(h) = q.conn.sock.take() {
+            if let Some(free) = self.free_socks[port].iter_mut().find(|s| s.is_none()) {
+                *free = Some(h);
+            }
+        }
+        if let Some(spare) = self.spare.iter_mut().find(|s| s.is_none()) {
+            *spare = Some(q);
+        }
+        self.poll_stacks = true;
+        defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue closed (detached)", self.hart, i);
     }
 
     /// This core's stack on `port` (the target listens there too).
@@ -448,7 +556,7 @@ impl Fabric {
         if self.stacks[port].is_none() {
             let lro = bootcfg::flags() & dpu_hal::regs::bootcfg::FLAG_LRO != 0;
             let rx = if lro { 64 } else { 256 };
-            self.stacks[port] = net::start_stack(self.hart, port, self.queue, false, rx, 128, false, 1 + super::target::MAX_CONNS);
+            self.stacks[port] = net::start_stack(self.hart, port, self.queue, false, rx, 128, false, 1 + super::target::MAX_CONNS + LIVE_CTRL_SOCKETS);
             if self.stacks[port].is_none() {
                 defmt::error!("hart {=usize}: port {=usize}: queue {=usize} did not start", self.hart, port, self.queue);
             }
@@ -760,6 +868,10 @@ impl Fabric {
         // Only stacks with something to do: a frame in, data to send, sent
         // frames to reclaim, a TCP timer.
         let _ = nic;
+        if nvmf || !self.synced {
+            self.synced = true;
+            self.sync_live(pool);
+        }
         let force = core::mem::replace(&mut self.poll_stacks, false);
         for s in self.stacks.iter_mut().flatten() {
             if force || s.needs_poll(now) {
@@ -795,6 +907,18 @@ impl Fabric {
         let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
         let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
+        // A queue idle since its last pass costs one socket look-up: with
+        // many controllers (EC members) most queues of a core are idle on
+        // most passes. Anything that gives it work clears the conditions:
+        // a command queued or an R2T (count, r2ts), data being moved
+        // (rx_dma), a sent command's timer (check_at), a new publication
+        // of its controller (state word), a received byte or a TCP state
+        // change (the socket).
+        let word = super::published_state(ci);
+        if q.idle_state == Some(word) && q.conn.phase == Phase::Ready && q.count == 0 && q.r2ts == 0 && q.rx_dma.is_none() && now < q.check_at && q.conn.quiet(stack) {
+            return 0;
+        }
+        q.idle_state = None;
         let info = published(ci);
         let mut work = 0;
         // A new or lost association drops the current connection.
@@ -909,14 +1033,18 @@ impl Fabric {
             q.head = 0;
             q.count = k;
         }
+        if q.conn.ready() && q.count == 0 && q.r2ts == 0 && q.rx_dma.is_none() && info.generation == word >> 1 {
+            q.idle_state = Some(word);
+        }
         work
     }
 
     fn send_connect(q: &mut Queue, stack: &mut Stack) -> bool {
-        let c = bootcfg::controller(q.index);
-        let (hostnqn, hostid) = bootcfg::host();
-        let (Some(c), Ok(hostnqn)) = (c, core::str::from_utf8(hostnqn)) else { return false };
-        let Ok(subnqn) = core::str::from_utf8(c.subnqn()) else { return false };
+        let (_, hostid) = bootcfg::host();
+        // (None while a publication is being written: tried next pass.)
+        let Some(def) = super::ctrls::def(q.index) else { return false };
+        let Ok(hostnqn) = core::str::from_utf8(def.hostnqn()) else { return false };
+        let Ok(subnqn) = core::str::from_utf8(def.subnqn()) else { return false };
         let mut data = [0u8; 1024];
         if (ConnectData { hostid, cntlid: q.info.cntlid, subnqn, hostnqn }).emit(&mut data).is_err() {
             return false;

@@ -2,7 +2,8 @@
 //! devices of the emulated controllers (the storage-adapter path).
 //!
 //! * [`service`]: on the control plane ([`crate::net::NET_HART`]), one
-//!   admin queue per remote controller: connect, enable, identify, keep
+//!   admin queue per remote controller (the boot configuration's and
+//!   those attached at run time): connect, enable, identify, keep
 //!   alive, reconnect with backoff. It publishes each controller's state
 //!   here; namespaces become ready when their remote geometry matches.
 //! * [`initiator`]: in every data-plane reactor, one I/O queue per remote
@@ -15,8 +16,12 @@
 //!   card's namespaces served to remote hosts over NVMe/TCP.
 //! * [`live`]: the target's subsystems made at run time, published by
 //!   the management server to every core's target.
+//! * [`ctrls`]: remote controllers attached at run time
+//!   (`bdev_nvme_attach_controller`), published by the service to every
+//!   core's initiator.
 
 pub mod conn;
+pub mod ctrls;
 pub mod initiator;
 pub mod live;
 pub mod service;
@@ -73,6 +78,12 @@ pub fn publish_down(i: usize) {
     let c = &CTRLS[i];
     let s = c.state.load(Ordering::Relaxed);
     c.state.store(s & !1, Ordering::Release);
+}
+
+/// Controller `i`'s published state word (generation and up): it
+/// changes with every publication that matters to an I/O queue.
+pub fn published_state(i: usize) -> u32 {
+    CTRLS[i].state.load(Ordering::Acquire)
 }
 
 pub fn published(i: usize) -> Published {

@@ -10,6 +10,21 @@
 //! the keep-alive timeout. On any failure the controller is published
 //! down (data-plane cores drop their I/O queues and hold their I/O), its
 //! namespaces go offline, and the service reconnects with backoff.
+//!
+//! Controllers attached at run time (`bdev_nvme_attach_controller`, asked
+//! by the management server on this same hart: [`Request`]) take a free
+//! index above the boot configuration's. Their definition is published
+//! to the data plane (`super::ctrls`); their admin queue skips discovery
+//! and, instead of checking configured namespaces, reads the Identify
+//! Active Namespace List and identifies up to [`MAX_CTRL_NS`] of them.
+//! The first time it goes live the management server gets the
+//! namespaces found ([`Outcome::Attached`]); a failure before that (the
+//! address does not answer ARP within [`ARP_LIMIT`], TCP refused or
+//! timed out, Connect or a command refused) ends the attach
+//! ([`Outcome::Failed`]): the admin queue is dropped and the definition
+//! withdrawn, so no core keeps anything of it. A detach closes the
+//! admin queue (FIN) and withdraws the definition: every core closes
+//! its I/O queue.
 
 use super::conn::{Conn, Phase};
 use crate::bootcfg::{self, Backend, MAX_CTRLS};
@@ -20,7 +35,7 @@ use dpu_nvme::Sqe;
 use dpu_nvme_tcp::fabrics::property::offset as prop;
 use dpu_nvme_tcp::fabrics::{admin, ConnectCmd, ConnectData, ConnectResponse, PropertyGet, PropertySet, PropertySize};
 use dpu_nvme_tcp::host::Event;
-use dpu_nvme_tcp::pdu::Digests;
+use super::ctrls::Def;
 
 const US: u64 = TIMEBASE_HZ / 1_000_000;
 /// Keep Alive Timeout asked for in Connect (ms); keep-alives go at half.
@@ -35,6 +50,54 @@ const STEP_TIMEOUT: u64 = 1_000_000 * US;
 const DISCOVERY_STEP_TIMEOUT: u64 = 100_000 * US;
 /// Admin queue size (0's based in Connect).
 const ADMIN_DEPTH: u16 = 32;
+/// Most namespaces of a controller attached at run time that become
+/// block devices (the first active NSIDs).
+pub const MAX_CTRL_NS: usize = 8;
+/// An address attached at run time that does not answer ARP within this
+/// fails the attach (a data-center neighbor answers in microseconds).
+pub const ARP_LIMIT: u64 = 10_000 * US;
+/// An attach at run time that has no association after this fails (each
+/// step has its own timeout, but a controller may take up to CAP.TO,
+/// 127.5 s, to become ready: the operator's request must not wait that).
+pub const ATTACH_LIMIT: u64 = 5_000_000 * US;
+
+/// The management server asks (on this hart, by call).
+#[derive(Clone, Copy, Debug)]
+pub enum Request {
+    /// Connect to `def` as controller `index` (free, above the boot ones).
+    /// `retry`: restored from flash at boot, so a failure does not end
+    /// it: it reconnects with backoff, as a boot controller does.
+    Attach { index: usize, def: Def, retry: bool },
+    /// Close controller `index` (attached at run time).
+    Detach { index: usize },
+}
+
+/// A namespace of a controller attached at run time: NSID, blocks, log2
+/// of the block size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FoundNs {
+    pub nsid: u32,
+    pub blocks: u64,
+    pub block_shift: u8,
+}
+
+/// What became of an attach.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    /// Live; its active namespaces (the first `count`).
+    Attached { index: usize, ns: [FoundNs; MAX_CTRL_NS], count: usize },
+    /// Not attached: why (and the NVMe status of a refused command, 0 if none).
+    Failed { index: usize, why: &'static str, status: u16 },
+}
+
+/// A controller attached at run time, until its first association.
+struct Attaching {
+    since: u64,
+    /// Failures do not end it (restored from flash).
+    retry: bool,
+    /// The NVMe status of the last refused command.
+    status: u16,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, defmt::Format)]
 enum Step {
@@ -51,6 +114,10 @@ enum Step {
     IdentifyCtrl,
     /// Identify the k-th configured namespace of this controller.
     IdentifyNs(u16),
+    /// Run time: Identify Active Namespace List (CNS 02h).
+    ActiveList,
+    /// Run time: Identify Namespace of the k-th active namespace.
+    IdentifyFound(u16),
     SetQueues,
     Live,
 }
@@ -58,6 +125,16 @@ enum Step {
 /// One remote controller's admin queue.
 struct Admin {
     index: usize,
+    def: Def,
+    /// Attached at run time (not the boot configuration's).
+    run_time: bool,
+    /// Run time, not live yet: the attach waits on it.
+    attaching: Option<Attaching>,
+    /// The attach ended ([`Outcome`]) for the management server.
+    outcome: Option<Outcome>,
+    /// Active namespaces identified (run time), kept for reconnects.
+    found: [FoundNs; MAX_CTRL_NS],
+    nfound: usize,
     conn: Conn<8>,
     step: Step,
     /// A command of the current step is outstanding.
@@ -74,6 +151,10 @@ struct Admin {
     attempts: u32,
     /// The discovery log was read (or discovery is not offered).
     discovered: bool,
+    /// Added to the attempt count in the local port: a controller index
+    /// attached again does not start from the local port its previous
+    /// association used (the target may still hold that connection).
+    port_salt: u32,
     buf: [u8; 4096],
 }
 
@@ -85,10 +166,14 @@ struct Service {
     admins: Option<&'static mut [Option<Admin>]>,
     /// The management server, when the configuration has one.
     mgmt: Option<crate::mgmt::server::Server>,
+    /// Sockets of detached run-time controllers, per port, for the next.
+    free_socks: [[Option<smoltcp::iface::SocketHandle>; 4]; NIC_PORTS],
+    /// Attaches at run time so far, per controller index.
+    attaches: [u32; MAX_CTRLS],
 }
 
 impl dpu_rt::ConstInit for Service {
-    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: None, mgmt: None };
+    const INIT: Service = Service { stacks: [const { None }; NIC_PORTS], admins: None, mgmt: None, free_socks: [[None; 4]; NIC_PORTS], attaches: [0; MAX_CTRLS] };
 }
 
 /// The service's main loop (never returns).
@@ -131,30 +216,10 @@ pub fn run(hart: HartId) -> ! {
     for (p, l) in links.iter_mut().enumerate() {
         *l = dpu_hal::nic::Port::new(p).is_some_and(|x| x.link().0);
     }
-    let digests = digests();
     for i in 0..bootcfg::controllers().min(MAX_CTRLS) {
-        let Some(c) = bootcfg::controller(i) else { continue };
-        let mut conn = Conn::new(0, digests);
-        conn.remote = c.traddr;
-        conn.rport = c.trsvcid;
+        let Some(def) = super::ctrls::def(i) else { continue };
         let Some(slot) = svc.admins.as_deref_mut().and_then(|a| a.get_mut(i)) else { continue };
-        *slot = Some(Admin {
-            index: i,
-            conn,
-            step: Step::Connect,
-            busy: false,
-            cntlid: 0,
-            cap_to: 0,
-            inline: 0,
-            max_transfer: 0,
-            next_ka: 0,
-            ka_outstanding: false,
-            retry_at: 0,
-            arp_at: 0,
-            attempts: 0,
-            discovered: false,
-            buf: [0; 4096],
-        });
+        *slot = Some(Admin::new(i, def, false, None, false));
     }
     defmt::info!("nvmf: service up: {=usize} port(s), {=usize} remote controller(s)", bootcfg::ports().len(), bootcfg::controllers());
     loop {
@@ -176,6 +241,7 @@ pub fn run(hart: HartId) -> ! {
             }
             next = next.min(a.advance(stack, now));
         }
+        svc.attach_outcomes(now);
         if let Some(m) = svc.mgmt.as_mut() {
             if let Some(stack) = svc.stacks[m.port].as_deref_mut() {
                 let mut ctx = crate::mgmt::methods::Ctx { ctrl_state: ["unconfigured"; MAX_CTRLS] };
@@ -184,6 +250,10 @@ pub fn run(hart: HartId) -> ! {
                 }
                 stack.poll();
                 next = next.min(m.poll(stack, now, &ctx));
+            }
+            while let Some(r) = svc.mgmt.as_mut().and_then(|m| m.take_ctrl_request()) {
+                svc.request(r, now);
+                next = now;
             }
         }
         for s in svc.stacks.iter_mut().flatten() {
@@ -210,9 +280,76 @@ pub fn run(hart: HartId) -> ! {
     }
 }
 
-fn digests() -> Digests {
-    let f = bootcfg::flags();
-    Digests { header: f & dpu_hal::regs::bootcfg::FLAG_HDGST != 0, data: f & dpu_hal::regs::bootcfg::FLAG_DDGST != 0 }
+impl Service {
+    /// Carries out a management request (same hart).
+    fn request(&mut self, r: Request, now: u64) {
+        let Some(admins) = self.admins.as_deref_mut() else { return };
+        match r {
+            Request::Attach { index, def, retry } => {
+                let Some(slot) = admins.get_mut(index) else { return };
+                if slot.is_some() {
+                    // The management server picks free indices: never here.
+                    defmt::error!("nvmf: ctrl {=usize}: attach to an index in use", index);
+                    return;
+                }
+                // A socket of a detached controller on that port is reused.
+                let port = net::port_for(def.traddr);
+                let sock = port.and_then(|p| self.free_socks.get_mut(p)).and_then(|f| f.iter_mut().find_map(|s| s.take()));
+                let mut a = Admin::new(index, def, true, Some(now), retry);
+                a.conn.sock = sock;
+                self.attaches[index] = self.attaches[index].wrapping_add(1);
+                a.port_salt = self.attaches[index].wrapping_mul(7);
+                super::ctrls::publish(index, Some(&def));
+                ring_data_plane();
+                defmt::info!(
+                    "nvmf: ctrl {=usize}: attaching {=u8}.{=u8}.{=u8}.{=u8}:{=u16} (run time)",
+                    index, def.traddr[0], def.traddr[1], def.traddr[2], def.traddr[3], def.trsvcid
+                );
+                *slot = Some(a);
+            }
+            Request::Detach { index } => {
+                if let Some(a) = admins.get_mut(index).and_then(|s| s.take()) {
+                    self.drop_admin(a, now);
+                    defmt::info!("nvmf: ctrl {=usize}: detached", index);
+                }
+            }
+        }
+    }
+
+    /// Closes an admin queue of a run-time controller (FIN), withdraws
+    /// its definition and keeps its socket for a later attach.
+    fn drop_admin(&mut self, mut a: Admin, now: u64) {
+        let port = net::port_for(a.def.traddr);
+        if let Some(stack) = port.and_then(|p| self.stacks.get_mut(p)).and_then(|s| s.as_deref_mut()) {
+            a.conn.shutdown(stack, now);
+        }
+        super::publish_down(a.index);
+        super::ctrls::publish(a.index, None);
+        ring_data_plane();
+        dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, super::DOORBELL_NVMF);
+        if let (Some(p), Some(h)) = (port, a.conn.sock.take()) {
+            if let Some(free) = self.free_socks.get_mut(p).and_then(|f| f.iter_mut().find(|s| s.is_none())) {
+                *free = Some(h);
+            }
+        }
+    }
+
+    /// Hands the attaches that ended to the management server; a failed
+    /// one's admin queue goes (nothing of it stays on any core).
+    fn attach_outcomes(&mut self, now: u64) {
+        for i in 0..MAX_CTRLS {
+            let Some(o) = self.admins.as_deref_mut().and_then(|a| a.get_mut(i)).and_then(|a| a.as_mut()).and_then(|a| a.outcome.take()) else { continue };
+            if let Outcome::Failed { .. } = o {
+                if let Some(a) = self.admins.as_deref_mut().and_then(|a| a.get_mut(i)).and_then(|s| s.take()) {
+                    self.drop_admin(a, now);
+                }
+            }
+            match self.mgmt.as_mut() {
+                Some(m) => m.ctrl_outcome(o),
+                None => defmt::error!("nvmf: ctrl {=usize}: an attach ended without a management server", i),
+            }
+        }
+    }
 }
 
 /// Configured namespaces served by remote controller `ctrl`, in order.
@@ -221,18 +358,64 @@ fn remote_namespaces(ctrl: usize) -> impl Iterator<Item = &'static bootcfg::Name
 }
 
 impl Admin {
-    fn cfg(&self) -> &'static bootcfg::CtrlCfg {
-        bootcfg::controller(self.index).expect("configured")
+    /// Controller `index`'s admin queue; `attach_at`: attached at run
+    /// time then (the attach waits for its first association).
+    fn new(index: usize, def: Def, run_time: bool, attach_at: Option<u64>, retry: bool) -> Admin {
+        let mut conn = Conn::new(0, def.digests);
+        conn.remote = def.traddr;
+        conn.rport = def.trsvcid;
+        Admin {
+            index,
+            def,
+            run_time,
+            attaching: attach_at.map(|since| Attaching { since, retry, status: 0 }),
+            outcome: None,
+            found: [FoundNs::default(); MAX_CTRL_NS],
+            nfound: 0,
+            conn,
+            step: Step::Connect,
+            busy: false,
+            cntlid: 0,
+            cap_to: 0,
+            inline: 0,
+            max_transfer: 0,
+            next_ka: 0,
+            ka_outstanding: false,
+            retry_at: 0,
+            arp_at: 0,
+            attempts: 0,
+            // A run-time attach connects to the subsystem directly.
+            discovered: run_time,
+            port_salt: 0,
+            buf: [0; 4096],
+        }
     }
 
     /// Advances the state machine; returns when it next needs to run.
     fn advance(&mut self, stack: &mut Stack, now: u64) -> u64 {
+        if let Some(at) = self.attaching.as_ref().filter(|a| !a.retry) {
+            if now >= at.since + ATTACH_LIMIT {
+                return self.fail(stack, now, "no association within 5 s");
+            }
+            let limit = at.since + ATTACH_LIMIT;
+            return self.step_machine(stack, now).min(limit);
+        }
+        self.step_machine(stack, now)
+    }
+
+    /// [`Self::advance`] without the attach limit.
+    fn step_machine(&mut self, stack: &mut Stack, now: u64) -> u64 {
         match self.conn.phase {
             Phase::Down { until } => {
                 if now < until {
                     return until;
                 }
                 let Some(_) = NEIGHBORS.lookup(self.conn.remote) else {
+                    if let Some(at) = self.attaching.as_ref().filter(|a| !a.retry) {
+                        if now >= at.since + ARP_LIMIT {
+                            return self.fail(stack, now, "no answer to ARP from the address");
+                        }
+                    }
                     if now >= self.arp_at {
                         stack.dev.tx.arp_request(self.conn.remote);
                         self.arp_at = now + 1000 * US;
@@ -242,11 +425,15 @@ impl Admin {
                 // A fresh local port per attempt: the target may still hold
                 // the old connection.
                 let span = u32::from(CONTROL_SPAN);
-                self.conn.local_port = *net::CONTROL_PORTS.start() + (self.index as u16) * CONTROL_SPAN + (self.attempts % span) as u16;
+                self.conn.local_port = *net::CONTROL_PORTS.start() + (self.index as u16) * CONTROL_SPAN + ((self.attempts + self.port_salt) % span) as u16;
                 self.attempts = self.attempts.wrapping_add(1);
                 self.step = if self.discovered { Step::Connect } else { Step::DiscConnect };
                 self.busy = false;
-                self.conn.open(stack, now, 64 * 1024, 64 * 1024);
+                // (A reused socket still closing is aborted and tried again
+                // after the backoff; only no socket at all ends an attach.)
+                if !self.conn.open(stack, now, 64 * 1024, 64 * 1024) && self.conn.sock.is_none() && self.attaching.as_ref().is_some_and(|a| !a.retry) {
+                    return self.fail(stack, now, "no free socket on the control plane");
+                }
                 now + STEP_TIMEOUT
             }
             Phase::Tcp => match self.conn.tcp_state(stack) {
@@ -330,6 +517,12 @@ impl Admin {
                     return Some(self.end_discovery(stack, now));
                 }
                 if !cqe.status.is_success() && self.step != Step::SetQueues {
+                    if let Some(at) = self.attaching.as_mut() {
+                        at.status = cqe.status.field();
+                    }
+                    if self.step == Step::Connect && self.attaching.as_ref().is_some_and(|a| !a.retry) {
+                        return Some(self.fail(stack, now, "the target refused Connect"));
+                    }
                     defmt::warn!("nvmf: ctrl {=usize}: step {} failed: status {=u16:#x}", self.index, self.step, cqe.status.field());
                     return Some(self.fail(stack, now, "admin command failed"));
                 }
@@ -352,7 +545,7 @@ impl Admin {
             (Phase::Tcp | Phase::Ic, _) => "connecting",
             (_, Step::DiscConnect | Step::DiscEnable | Step::DiscReady | Step::DiscLog) => "discovery",
             (_, Step::Connect | Step::GetCap | Step::Enable | Step::WaitReady) => "enabling",
-            (_, Step::IdentifyCtrl | Step::IdentifyNs(_) | Step::SetQueues) => "identifying",
+            (_, Step::IdentifyCtrl | Step::IdentifyNs(_) | Step::ActiveList | Step::IdentifyFound(_) | Step::SetQueues) => "identifying",
             (_, Step::Live) => "live",
         }
     }
@@ -376,7 +569,7 @@ impl Admin {
     /// Logs the discovery log page and checks the configured subsystem is
     /// offered at this address.
     fn discovery_log(&self) {
-        let c = self.cfg();
+        let c = &self.def;
         let Ok(log) = dpu_nvme_tcp::discovery::DiscoveryLog::parse(&self.buf) else {
             defmt::warn!("nvmf: ctrl {=usize}: malformed discovery log", self.index);
             return;
@@ -453,7 +646,34 @@ impl Admin {
                 self.inline = (ioccsz * 16).saturating_sub(64);
                 let mdts = id[77];
                 self.max_transfer = if mdts == 0 { 0 } else { 4096u32 << mdts.min(20) };
-                self.step = Step::IdentifyNs(0);
+                self.step = if self.run_time { Step::ActiveList } else { Step::IdentifyNs(0) };
+            }
+            Step::ActiveList => {
+                // NVMe Base 2.0 §5.17.2.2: ascending NSIDs, zero-padded.
+                let mut ns = [FoundNs::default(); MAX_CTRL_NS];
+                let mut n = 0;
+                for c in self.buf.chunks_exact(4) {
+                    let id = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    if id == 0 || n == MAX_CTRL_NS {
+                        break;
+                    }
+                    ns[n].nsid = id;
+                    n += 1;
+                }
+                self.found = ns;
+                self.nfound = n;
+                self.step = Step::IdentifyFound(0);
+            }
+            Step::IdentifyFound(k) => {
+                let id = &self.buf;
+                let nsze = u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]]);
+                let flbas = usize::from(id[26] & 0xf);
+                let lbads = id[128 + 4 * flbas + 2];
+                if let Some(f) = self.found.get_mut(usize::from(k)) {
+                    f.blocks = nsze;
+                    f.block_shift = lbads;
+                }
+                self.step = Step::IdentifyFound(k + 1);
             }
             Step::IdentifyNs(k) => {
                 if let Some(ns) = remote_namespaces(self.index).nth(usize::from(k)) {
@@ -491,7 +711,17 @@ impl Admin {
                 super::publish_up(self.index, self.cntlid, self.inline, self.max_transfer, granted);
                 ring_data_plane();
                 dpu_hal::mailbox::ring(crate::nvme::ADMIN_HART, super::DOORBELL_NVMF);
-                let c = self.cfg();
+                if self.attaching.take().is_some() {
+                    // Only namespaces with a block size the card serves.
+                    let mut ns = [FoundNs::default(); MAX_CTRL_NS];
+                    let mut count = 0;
+                    for f in self.found[..self.nfound].iter().filter(|f| f.blocks > 0 && (9..=12).contains(&f.block_shift)) {
+                        ns[count] = *f;
+                        count += 1;
+                    }
+                    self.outcome = Some(Outcome::Attached { index: self.index, ns, count });
+                }
+                let c = &self.def;
                 defmt::info!(
                     "nvmf: ctrl {=usize}: {=u8}.{=u8}.{=u8}.{=u8}:{=u16} cntlid {=u16} live (in-capsule {=u32} B, max transfer {=u32} B)",
                     self.index, c.traddr[0], c.traddr[1], c.traddr[2], c.traddr[3], c.trsvcid, self.cntlid, self.inline, self.max_transfer
@@ -513,10 +743,10 @@ impl Admin {
         let mut inline: &[u8] = &[];
         match self.step {
             Step::Connect | Step::DiscConnect => {
-                let c = self.cfg();
-                let (hostnqn, hostid) = bootcfg::host();
+                let c = &self.def;
+                let (_, hostid) = bootcfg::host();
                 let subnqn = if self.step == Step::DiscConnect { Ok(dpu_nvme_tcp::DISCOVERY_NQN) } else { core::str::from_utf8(c.subnqn()) };
-                let (Ok(subnqn), Ok(hostnqn)) = (subnqn, core::str::from_utf8(hostnqn)) else {
+                let (Ok(subnqn), Ok(hostnqn)) = (subnqn, core::str::from_utf8(c.hostnqn())) else {
                     return self.fail(stack, now, "bad NQN");
                 };
                 if (ConnectData { hostid, cntlid: 0xffff, subnqn, hostnqn }).emit(&mut connect_data).is_err() {
@@ -574,6 +804,20 @@ impl Admin {
                     return now;
                 }
             },
+            Step::ActiveList => {
+                sqe = admin::identify(5, 0, admin::cns::ACTIVE_NAMESPACES, 0);
+                len = 4096;
+            }
+            Step::IdentifyFound(k) => match self.found[..self.nfound].get(usize::from(k)) {
+                Some(f) => {
+                    sqe = admin::identify(5, f.nsid, admin::cns::NAMESPACE, 0);
+                    len = 4096;
+                }
+                None => {
+                    self.step = Step::SetQueues;
+                    return now;
+                }
+            },
             Step::SetQueues => {
                 // Set Features, Number of Queues (FID 07h): one I/O queue
                 // per data-plane core, 0's based.
@@ -607,14 +851,25 @@ impl Admin {
     }
 
     /// Tears the association down (RST) and schedules a reconnect.
-    fn fail(&mut self, stack: &mut Stack, now: u64, why: &str) -> u64 {
+    fn fail(&mut self, stack: &mut Stack, now: u64, why: &'static str) -> u64 {
         self.fail_with(stack, now, why, false)
     }
 
     /// Tears the association down and schedules a reconnect; `graceful`
     /// sends what is queued (an H2CTermReq) before the FIN.
-    fn fail_with(&mut self, stack: &mut Stack, now: u64, why: &str, graceful: bool) -> u64 {
+    fn fail_with(&mut self, stack: &mut Stack, now: u64, why: &'static str, graceful: bool) -> u64 {
         let was_live = self.step == Step::Live;
+        if let Some(at) = self.attaching.take_if(|a| !a.retry) {
+            // A run-time attach ends at its first failure.
+            defmt::warn!("nvmf: ctrl {=usize}: attach failed: {=str}", self.index, why);
+            if graceful {
+                self.conn.shutdown(stack, now);
+            } else {
+                self.conn.close(stack, now);
+            }
+            self.outcome = Some(Outcome::Failed { index: self.index, why, status: at.status });
+            return now;
+        }
         // Every failure of a live association; while reconnecting, the
         // 1st, 2nd, 4th, 8th... failure in a row (a long outage stays
         // readable).

@@ -2,7 +2,11 @@
 //! the TRNG seeds a `rand_core` consumer and its words differ; the crypto
 //! engines load an XTS key into a slot of every engine and encrypt IEEE
 //! 1619-2018 vector 10 (checked against the standard's ciphertext) on
-//! each engine, and decrypt it back; a CRC32C chain on the DMA engine over
+//! each engine, and decrypt it back; the key ladder (with a device key in
+//! the OTP, `dpusim --otp`): the device key reads as zero, the engines
+//! wrap the vector's key with it, unwrap the blob into another slot of
+//! every engine, which then gives the vector's ciphertext, and refuse a
+//! tampered blob (without one: both operations refused); a CRC32C chain on the DMA engine over
 //! three ranges equals the firmware's software NVMe/TCP data digest; the
 //! erasure-coding engine encodes several (k, m, fragment size) geometries
 //! (the system test compares each parity fragment's hash with Intel
@@ -108,6 +112,8 @@ fn main(hart: dpu_rt::HartId) -> ! {
         round_trip
     );
 
+    let ladder_ok = key_ladder(&mut eng, &key, &pt, buf);
+
     // CRC32C on the DMA engine, against the software digest.
     let Some(ring) = dpu_rt::alloc::ddr(Channel::memory(16) as u64, 64) else { verdict(false, 5) };
     let mut ch = Channel::start(0, ring as usize, 16, None);
@@ -134,7 +140,68 @@ fn main(hart: dpu_rt::HartId) -> ! {
 
     let ec_ok = erasure_coding();
 
-    verdict(trng_ok && loaded.is_ok() && slots_ok && wiped && refused && vectors == CRYPTO_ENGINES && round_trip && crc_ok && ec_ok, 6)
+    verdict(trng_ok && loaded.is_ok() && slots_ok && wiped && refused && vectors == CRYPTO_ENGINES && round_trip && ladder_ok && crc_ok && ec_ok, 6)
+}
+
+/// Runs `d` on engine `e` and waits for its status.
+fn run_on(eng: &mut Engines, e: usize, d: &CDesc) -> u32 {
+    if !eng.push(e, d, true) {
+        return u32::MAX;
+    }
+    eng.kick(e);
+    loop {
+        if let Some(c) = eng.poll() {
+            return c.status;
+        }
+    }
+}
+
+/// The key ladder through the driver (`Engines::wrap_key`,
+/// `unwrap_key`): `key` (vector 10's) wrapped with the device key, the
+/// blob unwrapped into slot 9 of every engine, vector 10 encrypted with
+/// slot 9 on each engine; a tampered blob refused with `ST_AUTH_FAILED`
+/// and slot 10 left empty. Without a device key, both refused with
+/// `ST_NO_DEVICE_KEY`. `buf`: three 4 KiB pages of DPU memory.
+fn key_ladder(eng: &mut Engines, key: &[u8; 64], pt: &[u8; 512], buf: usize) -> bool {
+    use dpu_hal::regs::{accel as st, otp as o};
+    let scratch = buf + 2 * 4096;
+    let mut blob = [0u8; cr::WRAPPED_XTS_KEY];
+    if !dpu_hal::otp::device_key_locked() {
+        let refused = eng.wrap_key(cr::KEY_XTS_AES256, key, &mut blob, scratch) == Err(st::ST_NO_DEVICE_KEY)
+            && eng.unwrap_key(9, cr::KEY_XTS_AES256, &[0xa6; cr::WRAPPED_XTS_KEY], scratch) == Err(st::ST_NO_DEVICE_KEY);
+        defmt::info!("crypto: key ladder without a device key: wrap and unwrap refused {=bool}", refused);
+        return refused;
+    }
+    let hidden = (o::DEVICE_KEY..o::DEVICE_KEY + o::DEVICE_KEY_WORDS).all(|i| dpu_hal::otp::word(i) == 0);
+    let wrapped = eng.wrap_key(cr::KEY_XTS_AES256, key, &mut blob, scratch).is_ok() && blob[8..40] != key[..32];
+    let mut left = [0xffu8; 120];
+    dpu_hal::mem::read(scratch, &mut left);
+    let wiped = left.iter().all(|&x| x == 0);
+    let unwrapped = eng.unwrap_key(9, cr::KEY_XTS_AES256, &blob, scratch).is_ok() && (0..CRYPTO_ENGINES).all(|e| dpu_hal::crypto::keys_loaded(e) == 2);
+    let (src, dst) = (buf, buf + 4096);
+    let mut vectors = 0;
+    for e in 0..CRYPTO_ENGINES {
+        dpu_hal::mem::write(src, pt);
+        let st = run_on(eng, e, &CDesc::xts(true, src as u64, dst as u64, 512, 9, 0xff, false));
+        let mut ct = [0u8; 512];
+        dpu_hal::mem::read(dst, &mut ct);
+        if st == 0 && ct[..32] == CT_HEAD && ct[496..] == CT_TAIL {
+            vectors += 1;
+        }
+    }
+    blob[20] ^= 0x01;
+    let tampered = eng.unwrap_key(10, cr::KEY_XTS_AES256, &blob, scratch) == Err(st::ST_AUTH_FAILED) && (0..CRYPTO_ENGINES).all(|e| dpu_hal::crypto::keys_loaded(e) == 2);
+    defmt::info!(
+        "crypto: key ladder: device key hidden {=bool}, wrapped {=bool} (scratch wiped {=bool}), unwrapped into every engine {=bool}, vector 10 with it on {=usize}/{=usize} engines, tampered blob refused {=bool}",
+        hidden,
+        wrapped,
+        wiped,
+        unwrapped,
+        vectors,
+        CRYPTO_ENGINES,
+        tampered
+    );
+    hidden && wrapped && wiped && unwrapped && vectors == CRYPTO_ENGINES && tampered
 }
 
 /// (k, m, bytes per fragment, data seed): the geometries the system test

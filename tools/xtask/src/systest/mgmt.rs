@@ -94,6 +94,50 @@ pub fn management_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `adapter-attach-live.toml`: a card with no remote controller gets one
+/// through `bdev_nvme_attach_controller` while the PF runs verified I/O;
+/// the answer lists the block devices of the target's namespaces, one is
+/// mapped to VF 1 and carries verified I/O over NVMe/TCP; detach is
+/// refused while mapped and works after `dpu_ns_detach` (every core
+/// closes its queue), the controller attaches again; attaches to a port
+/// with no listener, to a subsystem the target does not have and to an
+/// address nothing answers fail with the reason and leave nothing.
+pub fn adapter_attach_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/adapter-attach-live.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("adapter-attach-live", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0, I/O errors: 0",
+            "nvmf: service up: 1 port(s), 0 remote controller(s)",
+            "nvmf: ctrl 0: attaching 10.0.0.10:4420 (run time)",
+            "mgmt: controller Nvme0 attached: 2 namespace(s)",
+            "nvme fn1: namespace 1 attached (remote controller 0 nsid 1, 16384 blocks of 512 B)",
+            "nvme fn1: namespace 1 drained",
+            "mgmt: controller Nvme0 detached",
+            "ctrl 0: I/O queue closed (detached)",
+            "nvmf: ctrl 1: attach failed: the target refused Connect",
+            "attach failed: connection refused",
+            "attach failed: no answer to ARP from the address",
+        ],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    // VF 1's job ran over NVMe/TCP and did I/O.
+    let Some(job) = run.stdout.split("remote-ns.fn1:").nth(1) else { return fail("no result for job `remote-ns.fn1`".to_string(), run) };
+    if !job.lines().take(4).any(|l| l.contains("verify:") && l.contains(" 0 errors")) {
+        return fail("job `remote-ns.fn1` has no clean verify line".to_string(), run);
+    }
+    Ok(())
+}
+
 /// `target-live.toml`: a card that boots with no NVMe/TCP subsystem gets
 /// one through SPDK's `nvmf_*` methods (a RAM block device as namespace
 /// 1, a listener on eth0:4420, an allowed host); refusals are checked;

@@ -5,6 +5,7 @@
 
 use super::{expect_code, fail, io, need, no_warnings, Ctx, Run};
 use crate::flash::{config_of, otp_for, sign, signing_key, write_card};
+use dpu_imgtool::devkey::DeviceKey;
 use dpu_imgtool::flash::Card;
 use dpu_imgtool::image::{self, Kind, Version};
 use dpu_imgtool::key::{self, Key};
@@ -25,6 +26,12 @@ struct Kit {
     fw: Vec<u8>,
 }
 
+/// The device key of the test cards (a card from `cargo xtask flash`
+/// gets a random one; tests that look at wrapped keys use their own).
+fn dk() -> DeviceKey {
+    DeviceKey::from_bytes(*b"dpusim systest device key, 32 B.")
+}
+
 fn v(s: &str) -> Version {
     s.parse().expect("a version")
 }
@@ -40,7 +47,7 @@ impl Ctx<'_> {
     /// Writes `card` as `<tag>.bin` (+ `.otp` for `key` and `counter`).
     fn card(&self, tag: &str, card: &Card, key: &Key, counter: u32) -> Result<PathBuf, (String, Option<Run>)> {
         let out = self.tmp.join(format!("{tag}.bin"));
-        write_card(&out, card, &otp_for(key, counter).map_err(io)?).map_err(io)?;
+        write_card(&out, card, &otp_for(key, counter, &dk()).map_err(io)?).map_err(io)?;
         Ok(out)
     }
 
@@ -78,7 +85,7 @@ fn otp_counter(otp: &Path) -> Result<u32, (String, Option<Run>)> {
 /// bootloader, slot A, configuration read from the flash.
 pub fn flash_boot(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let card = cx.card("flash-boot", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
     let sc = crate::build::root().join("targets/scenarios/pf-randread-qd1.toml").to_string_lossy().to_string();
     let run = cx.boot("flash-boot", &card, &[], &["--scenario", &sc])?;
@@ -106,7 +113,7 @@ pub fn flash_boot(cx: &Ctx) -> R {
 /// server in flash), written as `<tag>.bin`; and that scenario's text
 /// without its scripted calls (for runs that script their own or none).
 fn management_card(cx: &Ctx, k: &Kit, tag: &str) -> Result<(PathBuf, String), (String, Option<Run>)> {
-    let configs: Vec<dpu_config::Config> = config_of("management-flash").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("management-flash", &dk()).map_err(io)?.into_iter().collect();
     if configs.first().is_none_or(|c| c.management.is_none()) {
         return Err(io("management-flash: the flash configuration has no management record".into()));
     }
@@ -153,7 +160,7 @@ pub fn flash_management(cx: &Ctx) -> R {
 /// `nvmf_get_subsystems` and `bdev_get_bdevs` answer as expected.
 pub fn flash_target(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("target-flash").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("target-flash", &dk()).map_err(io)?.into_iter().collect();
     if configs.first().is_none_or(|c| c.subsystems.len() != 1) {
         return Err(io("target-flash: the flash configuration does not hold its subsystem".into()));
     }
@@ -246,6 +253,68 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
         return fail("the restored namespace's job had errors", run);
     }
     remove_cards(cx, &["persist"]);
+    Ok(())
+}
+
+/// A remote controller attached through the management API is saved
+/// with the mapping of its namespace (configuration schema 7) and, on
+/// the same flash after a restart, attached again and mapped again: a
+/// verified job runs on the restored namespace over NVMe/TCP. Restarted
+/// once more with its target gone, it is kept (retried) and can still be
+/// detached.
+pub fn live_controllers_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-nvme")?;
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    let target = "[[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-12.io.dpusim:kept-remote\"\nnamespaces = [{ size = \"8MiB\" }]\n\n";
+    // Run 1: attach, map as the PF's namespace 2; two saves (50 ms each).
+    let run1 = format!(
+        "{base}{target}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}",
+        rpc("200us", "bdev_nvme_attach_controller", "{ name = \"Kept0\", trtype = \"tcp\", traddr = \"10.0.0.10\", trsvcid = \"4420\", subnqn = \"nqn.2026-12.io.dpusim:kept-remote\" }", "expect_result = [\"Kept0n1\"]"),
+        rpc("1500us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"Kept0n1\" }", "expect_result = true"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_controllers = 1, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-nvme-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-nvme-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["mgmt: controller Kept0 attached: 1 namespace(s)", "INFO  mgmt: configuration saved to flash", "outcome: scenario passed"])?;
+    // Run 2, the same flash: attached again (no call), mapped again; a
+    // verified job on the PF's namespace 2.
+    let base2 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
+    let run2 = format!(
+        "{base2}{target}[[jobs]]\nname = \"restored\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"2ms\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"8MiB\", block_size = 512 }}\n\n{}{}",
+        rpc("1500us", "bdev_nvme_get_controllers", "{ name = \"Kept0\" }", "expect_result = [{ name = \"Kept0\", run_time = true, ctrlrs = [{ state = \"enabled\" }] }]"),
+        rpc("1700us", "bdev_get_bdevs", "{ name = \"Kept0n1\" }", "expect_result = [{ name = \"Kept0n1\", driver_specific = { backend = \"remote\", state = \"ready\", function = 0, nsid = 2 } }]"),
+    );
+    let p2 = cx.tmp.join("persist-nvme-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-nvme-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "mgmt: attaching 1 run-time controller(s) from flash",
+            "mgmt: controller Kept0 attached: 1 namespace(s)",
+            "nvme fn0: namespace 2 attached (remote controller 0 nsid 1, 16384 blocks of 512 B)",
+            "restored.fn0: (fn 0, ns 2)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if !run.stdout.contains("verify errors: 0, I/O errors: 0") {
+        return fail("the restored namespace's job had errors", run);
+    }
+    // Run 3, the target gone: the controller is kept and retried (not
+    // failed and forgotten), and the operator can still detach it.
+    let run3 = format!(
+        "{base}{}{}{}",
+        rpc("1ms", "bdev_nvme_get_controllers", "{ name = \"Kept0\" }", "expect_result = [{ name = \"Kept0\", ctrlrs = [{ state = \"disconnected\" }] }]"),
+        rpc("2ms", "bdev_nvme_detach_controller", "{ name = \"Kept0\" }", "expect_result = true"),
+        rpc("2500us", "dpu_config_get_status", "{}", "expect_result = { run_time_controllers = 0 }"),
+    );
+    let p3 = cx.tmp.join("persist-nvme-3.toml");
+    std::fs::write(&p3, run3).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-nvme-3", &card, &[], &["--scenario", &p3.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["mgmt: attaching 1 run-time controller(s) from flash", "mgmt: controller Kept0 detached", "outcome: scenario passed"])?;
+    remove_cards(cx, &["persist-nvme"]);
     Ok(())
 }
 
@@ -393,7 +462,7 @@ pub fn bad_images(cx: &Ctx) -> R {
 /// trial is reverted at the next boot.
 pub fn trial_boot(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), pending_b: true, configs: &configs };
     let flash = cx.card("trial", &card, &k.key, 0)?;
@@ -453,8 +522,8 @@ pub fn trial_boot(cx: &Ctx) -> R {
 /// nothing and says why.
 pub fn config_copies(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let older = config_of("pf-randread-qd1").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
-    let newer = config_of("ram-verify").map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let older = config_of("pf-randread-qd1", &dk()).map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
+    let newer = config_of("ram-verify", &dk()).map_err(io)?.ok_or_else(|| io("no configuration".into()))?;
     let (n_old, n_new) = (older.namespaces.len(), newer.namespaces.len());
     let configs = [older, newer];
     let flash = cx.card("config", &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &k.key, 0)?;
@@ -495,7 +564,7 @@ fn fw_scenario(cx: &Ctx, tag: &str, body: &str) -> Result<String, (String, Optio
 /// 0.1.0.
 pub fn host_update(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("host-update-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
@@ -607,7 +676,7 @@ pub fn host_update(cx: &Ctx) -> R {
 /// real flash model, at points spread over every phase.
 pub fn update_power_cut_sweep(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("cut-update-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
@@ -696,5 +765,106 @@ fn boots_after_cut(cx: &Ctx, flash: &Path, new: bool) -> R {
         &["booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0", config]
     };
     need(expect_code(run, 0)?, want)?;
+    Ok(())
+}
+
+/// Whether `hay` holds `needle` anywhere.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Encrypted namespaces configured in flash (`adapter-secure` flashed as
+/// `cargo xtask flash` does): the flash image holds no copy of any
+/// namespace key or key half, only blobs wrapped with the card's device
+/// key in its OTP. The card unwraps them into the engines and runs
+/// verified host I/O; the targets' media hold AES-XTS ciphertext of the
+/// host's data under the scenario's keys (the simulator decrypts every
+/// written block with its own AES-XTS and the key the test knows), so
+/// the keys the engines used are the ones wrapped. The same flash with a
+/// re-provisioned OTP (another device key) refuses each encrypted
+/// namespace by name in the boot log and serves no data: no block reaches
+/// a target, no sector reads back wrong.
+pub fn flash_keys(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let device_key = DeviceKey::generate().map_err(io)?;
+    let configs: Vec<dpu_config::Config> = config_of("adapter-secure", &device_key).map_err(io)?.into_iter().collect();
+    if configs.first().is_none_or(|c| c.ns_keys.len() != 3) {
+        return Err(io("adapter-secure: the flash configuration does not hold its 3 wrapped keys".into()));
+    }
+    let out = cx.tmp.join("flash-keys.bin");
+    let otp = crate::flash::otp_for(&k.key, 0, &device_key).map_err(io)?;
+    write_card(&out, &Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() }, &otp).map_err(io)?;
+    let path = crate::build::root().join("targets/scenarios/adapter-secure.toml");
+    let scenario = dpu_targets::Scenario::load(&path).map_err(|e| io(e.to_string()))?;
+    let keys: Vec<[u8; 64]> = scenario.namespace_cfgs().iter().filter_map(|n| n.encryption.as_ref().map(|k| k.0)).collect();
+    if keys.len() != 3 {
+        return Err(io(format!("adapter-secure: {} encrypted namespaces, expected 3", keys.len())));
+    }
+    // No key in the clear on the card outside the OTP.
+    let clear_key = |when: &str| -> Result<(), (String, Option<Run>)> {
+        let image = std::fs::read(&out).map_err(|e| io(format!("{}: {e}", out.display())))?;
+        for (i, key) in keys.iter().enumerate() {
+            for (what, part) in [("key", &key[..]), ("Key1", &key[..32]), ("Key2", &key[32..])] {
+                if contains(&image, part) {
+                    return Err(io(format!("the flash image {when} holds namespace key {i}'s {what} in the clear")));
+                }
+            }
+        }
+        Ok(())
+    };
+    clear_key("as flashed")?;
+    // The other card: the same flash, another device key in its OTP.
+    let other = cx.tmp.join("flash-keys-other.bin");
+    std::fs::copy(&out, &other).map_err(|e| io(e.to_string()))?;
+    let other_otp = crate::flash::otp_for(&k.key, 0, &DeviceKey::generate().map_err(io)?).map_err(io)?;
+    std::fs::write(other.with_extension("otp"), dpu_imgtool::flash::otp_bytes(&other_otp)).map_err(|e| io(e.to_string()))?;
+    let sc = path.to_string_lossy().to_string();
+    let run = cx.boot("flash-keys", &out, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "INFO  config: from flash copy 0 (sequence 1; other copy blank): 3 namespace(s), 2 port(s), 2 remote controller(s), 0 target subsystem(s)",
+            "INFO  crypto: 3 namespace key(s) unwrapped with the device key into 10 engines",
+            "verify errors: 0, I/O errors: 0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    no_warnings(&run)?;
+    // Nor after the card ran (the simulator wrote its flash back).
+    clear_key("after a run")?;
+    // No key in the log or the stats.
+    let stats_text = run.stats.as_ref().map(|s| s.to_string()).unwrap_or_default();
+    for key in &keys {
+        let head: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
+        if run.stdout.contains(&head) || run.stderr.contains(&head) || stats_text.contains(&head) {
+            return fail(format!("key material {head}.. appears in the output"), run);
+        }
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    let n = |a: &serde_json::Value, k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+    if at_rest.len() != 2 || at_rest.iter().any(|a| n(a, "written") < 50 || n(a, "ciphertext_ok") != n(a, "written") || n(a, "plaintext") != 0 || n(a, "bad") != 0) {
+        return fail(format!("media of the encrypted remote namespaces: {at_rest:?}"), run);
+    }
+    let run = cx.boot("flash-keys-other", &other, &[], &["--scenario", &sc])?;
+    let run = need(
+        run,
+        &[
+            "ERROR crypto: fn1 nsid 1: its wrapped key does not unwrap with this card's device key (wrapped for another card, or altered) (status 7): the namespace is not served",
+            "ERROR crypto: fn2 nsid 1: its wrapped key does not unwrap with this card's device key",
+            "ERROR crypto: fn1 nsid 2: its wrapped key does not unwrap with this card's device key",
+            "ERROR crypto: 3 of 3 namespace key(s) refused",
+            "verify errors: 0, I/O errors: ",
+        ],
+    )?;
+    if run.code == 0 || run.count("crypto: 3 namespace key(s) unwrapped") != 0 {
+        return fail("a card with another device key served the encrypted namespaces", run);
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    if at_rest.len() != 2 || at_rest.iter().any(|a| n(a, "written") != 0) {
+        return fail(format!("a card that could not unwrap its keys wrote to the targets: {at_rest:?}"), run);
+    }
+    remove_cards(cx, &["flash-keys", "flash-keys-other"]);
     Ok(())
 }
