@@ -231,6 +231,10 @@ impl Ec {
         self.sb.out &= !(1 << dev);
         if !st.is_success() {
             self.sb.failed |= 1 << dev;
+            // (LBA Out of Range, 0x80: a member with no room after the
+            // last stripe, e.g. a volume sized before superblocks.)
+            let what = if self.sb.phase == Phase::Read { "read" } else { "write" };
+            defmt::warn!("ec: volume {=u16}: superblock {=str} of device {=usize} failed (status {=u16:#x})", self.sb.vol, what, dev, st.field());
         }
         if self.sb.out == 0 {
             self.sb_over(chan, pool, fab);
