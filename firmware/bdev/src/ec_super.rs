@@ -131,6 +131,32 @@ impl Superblock {
     }
 }
 
+/// What a volume does about its start, with `up` of its `width` members'
+/// controllers connected and `waited` true once the start wait is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Wait for more members (I/O waits too).
+    Wait,
+    /// Read the superblocks of the devices that are up.
+    Read,
+    /// Fewer than k members after the wait: no stripe can be read. Keep
+    /// waiting for them, refusing I/O meanwhile.
+    Refuse,
+}
+
+/// The start rule: every member up, or the wait over with at least k.
+pub fn when_to_start(up: usize, width: usize, k: usize, waited: bool) -> Start {
+    if up >= width {
+        Start::Read
+    } else if !waited {
+        Start::Wait
+    } else if up >= k {
+        Start::Read
+    } else {
+        Start::Refuse
+    }
+}
+
 /// Why a slot is not trusted at start (for the log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Untrusted {
@@ -283,6 +309,15 @@ mod tests {
         let c = crc32c(Superblock::covered(&bad));
         Superblock::seal(&mut bad, c);
         assert_eq!(Superblock::parse(&bad, c), Found::Invalid);
+    }
+
+    #[test]
+    fn a_volume_starts_with_every_member_or_after_the_wait_with_k() {
+        assert_eq!(when_to_start(6, 6, 4, false), Start::Read);
+        assert_eq!(when_to_start(5, 6, 4, false), Start::Wait);
+        assert_eq!(when_to_start(4, 6, 4, true), Start::Read);
+        assert_eq!(when_to_start(3, 6, 4, true), Start::Refuse);
+        assert_eq!(when_to_start(0, 3, 2, true), Start::Refuse);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::bootcfg::{self as config, EcVolume};
 use crate::block::staging::{Pages, Pool};
 use crate::block::{Data, Io, Op, Tag};
 use crate::nvmf::initiator::Fabric;
-use dpu_bdev::ec_super::{self, Found, Superblock, Untrusted, SB_BYTES};
+use dpu_bdev::ec_super::{self, Found, Start, Superblock, Untrusted, SB_BYTES};
 use dpu_hal::dma::Channel;
 use dpu_hal::memory_map::TIMEBASE_HZ;
 
@@ -122,17 +122,17 @@ impl Ec {
                 // once k are (with fewer no stripe can be read: I/O is
                 // refused meanwhile, and the start waits for them).
                 let up = (0..v.width()).filter(|&d| crate::nvmf::published(usize::from(v.members[d].0)).up).count();
-                if up < v.width() && now < self.sb.since + START_WAIT_TICKS {
-                    continue;
-                }
-                if up < usize::from(v.k) {
-                    if !h.unavailable() {
-                        h.set_unavailable(true);
-                        defmt::error!("ec: volume {=u16}: {=usize} of {=usize} members reachable after the start wait, fewer than k = {=u8}: I/O is refused until k are", vol, up, v.width(), v.k);
+                match ec_super::when_to_start(up, v.width(), usize::from(v.k), now >= self.sb.since + START_WAIT_TICKS) {
+                    Start::Wait => continue,
+                    Start::Refuse => {
+                        if !h.unavailable() {
+                            h.set_unavailable(true);
+                            defmt::error!("ec: volume {=u16}: {=usize} of {=usize} members reachable after the start wait, fewer than k = {=u8}: I/O is refused until k are", vol, up, v.width(), v.k);
+                        }
+                        continue;
                     }
-                    continue;
+                    Start::Read => return usize::from(self.sb_read(chan, pool, fab, vol, v)),
                 }
-                return usize::from(self.sb_read(chan, pool, fab, vol, v));
             }
             if h.unrecorded() || !h.started() {
                 return usize::from(self.sb_write(chan, pool, fab, vol, v));
