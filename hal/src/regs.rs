@@ -424,7 +424,10 @@ pub mod bootcfg {
     /// record index, remote nsid). Fragment f of stripe s (data 0..k,
     /// parity k..k+m) is on member (f + s) mod (k + m) at member byte
     /// offset s x `EC_CHUNK` (parity rotates over the members, as in
-    /// RAID 6). A fragment is `EC_CHUNK` bytes. Format 6: `EC_SPARES`
+    /// RAID 6). A fragment is `EC_CHUNK` bytes; the `EC_CHUNK` bytes after
+    /// the namespace's last stripe hold each member's superblock
+    /// (`dpu_bdev::ec_super`), so members are at least one fragment larger
+    /// than (namespace bytes / k). Format 6: `EC_SPARES`
     /// spare namespaces follow the k + m members in the member records
     /// (k + m + spares <= 32); a spare replaces a lost member and is
     /// rebuilt in the background. `EC_SCRUB_AT_US`: card time (us since

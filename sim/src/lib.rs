@@ -70,5 +70,6 @@ pub mod pcie;
 pub mod report;
 pub mod secure_boot;
 pub mod ssd;
+pub mod target_media;
 
 pub use machine::{FlashBoot, Machine, Outcome, SimConfig};

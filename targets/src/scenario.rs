@@ -205,6 +205,9 @@ pub struct EcMemberCfg {
 
 /// Bytes per fragment of an erasure-coded volume (`dpu_hal::regs::bootcfg::EC_CHUNK`).
 pub const EC_CHUNK: u64 = 4096;
+/// Fragments' worth of each member kept for its superblock, after the
+/// last stripe (`dpu_bdev::ec_super`).
+pub const EC_SUPERBLOCK_CHUNKS: u64 = 1;
 
 fn d_nvmf_port() -> u16 {
     4420
@@ -1421,13 +1424,15 @@ impl Scenario {
         if asked != block_size {
             return err(format!("storage[{i}].block_size"), format!("{asked}; the members have {block_size} B blocks (the volume's are the same)"));
         }
-        let stripes = member_bytes / EC_CHUNK;
+        // The 4 KiB after the last stripe holds the member's superblock
+        // (`dpu_bdev::ec_super`).
+        let stripes = (member_bytes / EC_CHUNK).saturating_sub(EC_SUPERBLOCK_CHUNKS);
         if stripes == 0 {
-            return err(at("members"), format!("members of {member_bytes} bytes hold no {EC_CHUNK}-byte fragment"));
+            return err(at("members"), format!("members of {member_bytes} bytes hold no {EC_CHUNK}-byte fragment next to their {EC_CHUNK}-byte superblock"));
         }
         let bytes = stripes * EC_CHUNK * u64::from(ec.k);
         if given.is_some_and(|g| g != bytes) {
-            return err(format!("storage[{i}].size"), format!("the volume holds {bytes} bytes ({stripes} stripes of k x 4 KiB); leave size out or give that"));
+            return err(format!("storage[{i}].size"), format!("the volume holds {bytes} bytes ({stripes} stripes of k x 4 KiB; each member keeps 4 KiB for its superblock); leave size out or give that"));
         }
         Ok((bytes, block_size, Backend::Ec { k: ec.k as u8, m: ec.m as u8, members, spares, scrub_at_us, scrub_every_ms }))
     }
@@ -1653,7 +1658,7 @@ target = "t0"
         let base = ec_scenario();
         let s = parse(&base).unwrap();
         let ns = s.namespace_cfgs();
-        assert_eq!((ns.len(), ns[0].bytes, ns[0].block_size), (1, 4 << 20, 512), "k x the member size");
+        assert_eq!((ns.len(), ns[0].bytes, ns[0].block_size), (1, 4 * ((1 << 20) - 4096), 512), "k x the member size less its superblock");
         let Backend::Ec { k, m, members, spares, scrub_at_us, scrub_every_ms } = &ns[0].backend else { panic!("{:?}", ns[0].backend) };
         assert_eq!((*k, *m, members.len(), spares.len(), *scrub_at_us, *scrub_every_ms), (4, 2, 6, 0, 0, 0));
         assert_eq!(members[5], ("10.0.0.15".parse().unwrap(), 4420, "nqn.2026-11.io.dpusim:t5".to_string(), 1));
@@ -1687,7 +1692,7 @@ target = "t0"
             ("t5\" }]", "t5\" }], scrub_at = \"0ms\"", "storage[0].ec.scrub_at", "positive"),
             ("t5\" }]", "t5\" }], scrub_every = \"500us\"", "storage[0].ec.scrub_every", "1 ms"),
             ("t5\" }]", "t5\" }], scrub_every = \"often\"", "storage[0].ec.scrub_every", "often"),
-            ("backend = \"ec\"\n", "backend = \"ec\"\nsize = \"1MiB\"\n", "storage[0].size", "holds 4194304 bytes"),
+            ("backend = \"ec\"\n", "backend = \"ec\"\nsize = \"1MiB\"\n", "storage[0].size", "holds 4177920 bytes"),
             ("backend = \"ec\"\n", "backend = \"ec\"\ntarget = \"t0\"\n", "storage[0].backend", "ec.members"),
             ("backend = \"ec\"\n", "backend = \"ec\"\nblock_size = 4096\n", "storage[0].block_size", "the members have 512 B blocks"),
             (members, "members = []", "storage[0].ec.members", "0 members"),

@@ -29,8 +29,15 @@
 //!   completes ([`Health::in_service`]).
 //!
 //! Pure (no MMIO); the firmware keeps one per volume in DDR
-//! (`block::ec`). Kept in RAM only: after a card restart every member is trusted again
-//! (see the README's known limits).
+//! (`block::ec`). What must survive a card restart is on the devices
+//! themselves: each carries a superblock (`ec_super`, Linux md's
+//! `events` scheme) that the volume's repair core reads at start
+//! ([`Health::start`]: untrusted slots begin lost, as if lost under
+//! association 0, so a device that is up is rebuilt in place like one
+//! that came back) and rewrites after every change ([`Health::changes`]).
+//! A host write completes only once every slot lost now is recorded lost
+//! on the media ([`Health::durable`]): a crash can then never bring back
+//! a device that missed a completed write as trusted.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 /// Slots (members) of one volume at most: one bit each in a u32.
@@ -64,6 +71,23 @@ pub struct Health {
     pub mismatches: AtomicU64,
     pub repaired: AtomicU64,
     pub skipped: AtomicU64,
+    /// One more at every change the superblocks must record (a slot
+    /// lost, a device taking a slot, a rebuild complete).
+    changes: AtomicU32,
+    /// The `changes` value the last superblock update covered.
+    recorded: AtomicU32,
+    /// Slots every superblock on the media lists lost (or that an update
+    /// in flight keeps listing): writes may complete while `lost` is
+    /// within it.
+    durable_lost: AtomicU32,
+    /// The volume started (superblocks read and written): it takes I/O.
+    /// Before that, `unavailable`: fewer than k members reachable after
+    /// the start wait, I/O is refused.
+    started: AtomicU32,
+    unavailable: AtomicU32,
+    /// The volume's superblock `events` on the media, and its nonce.
+    pub events: AtomicU64,
+    pub nonce: AtomicU64,
 }
 
 impl Health {
@@ -82,7 +106,92 @@ impl Health {
         mismatches: AtomicU64::new(0),
         repaired: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
+        changes: AtomicU32::new(0),
+        recorded: AtomicU32::new(0),
+        durable_lost: AtomicU32::new(0),
+        started: AtomicU32::new(0),
+        unavailable: AtomicU32::new(0),
+        events: AtomicU64::new(0),
+        nonce: AtomicU64::new(0),
     };
+
+    /// Sets up the slots at volume start (before any I/O): `lost` slots
+    /// are lost as if under association 0 (a device up now counts as
+    /// back: it is rebuilt in full before it is trusted), and `serve[s]`
+    /// (a spare's record, from its superblock) serves slot s.
+    pub fn start(&self, lost: u32, serve: &[Option<u8>], width: usize) {
+        for (s, d) in serve.iter().enumerate().take(width.min(MAX_EC_MEMBERS)) {
+            match d {
+                Some(d) if usize::from(*d) != s && usize::from(*d) < MAX_EC_MEMBERS => {
+                    self.dev[s].store(d + 1, Ordering::Release);
+                    if usize::from(*d) >= width {
+                        self.taken.fetch_or(1 << (usize::from(*d) - width), Ordering::AcqRel);
+                    }
+                }
+                _ => self.dev[s].store(0, Ordering::Release),
+            }
+            self.epoch[s].store(if lost & 1 << s != 0 { 1 << 31 } else { 0 }, Ordering::Release);
+        }
+        self.lost.store(lost, Ordering::Release);
+        self.durable_lost.store(lost, Ordering::Release);
+    }
+
+    /// The count of changes the superblocks must record; an update that
+    /// covers them is begun with [`Health::recording`] and ended with
+    /// [`Health::recorded`].
+    pub fn changes(&self) -> u32 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a change is not on the media yet.
+    pub fn unrecorded(&self) -> bool {
+        self.changes() != self.recorded.load(Ordering::Acquire)
+    }
+
+    /// An update listing `lost` is being written: until it is over the
+    /// media may hold it or the one before, so only slots both list
+    /// stay durable.
+    pub fn recording(&self, lost: u32) {
+        self.durable_lost.fetch_and(lost, Ordering::AcqRel);
+    }
+
+    /// The update that listed `lost` at events `events`, covering changes
+    /// up to `changes`, is on the media of every device in service.
+    pub fn recorded(&self, changes: u32, lost: u32, events: u64) {
+        self.events.store(events, Ordering::Release);
+        self.durable_lost.store(lost, Ordering::Release);
+        self.recorded.store(changes, Ordering::Release);
+        self.started.store(1, Ordering::Release);
+    }
+
+    /// Whether the volume started (its superblocks were read and the
+    /// first update is on the media): I/O may run.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire) != 0
+    }
+
+    /// Before the start: whether I/O is refused (too few members
+    /// reachable to start) or waits.
+    pub fn unavailable(&self) -> bool {
+        self.unavailable.load(Ordering::Acquire) != 0
+    }
+
+    /// Sets [`Health::unavailable`].
+    pub fn set_unavailable(&self, refuse: bool) {
+        self.unavailable.store(u32::from(refuse), Ordering::Release);
+    }
+
+    /// Whether a write that completes now is safe across a restart: the
+    /// volume started and every slot lost now is listed lost by the
+    /// superblocks on the media (so no device that missed this write can
+    /// be trusted after a restart).
+    pub fn durable(&self) -> bool {
+        self.started() && self.lost() & !self.durable_lost.load(Ordering::Acquire) == 0
+    }
 
     /// Slots lost (including one being rebuilt).
     pub fn lost(&self) -> u32 {
@@ -143,6 +252,7 @@ impl Health {
         if self.rebuild.compare_exchange(Self::word(slot, dev), 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.lost.fetch_or(bit, Ordering::AcqRel);
             self.epoch[slot].store(epoch | 1 << 31, Ordering::Release);
+            self.changed();
             return true;
         }
         // A late failure of a device the slot no longer uses. (A rebuild
@@ -157,6 +267,7 @@ impl Health {
         // After the bit: a reader that sees the slot lost but no epoch
         // yet waits (never takes epoch 0 for "came back").
         self.epoch[slot].store(epoch | 1 << 31, Ordering::Release);
+        self.changed();
         true
     }
 
@@ -191,6 +302,7 @@ impl Health {
         self.epoch[slot].store(0, Ordering::Release);
         self.mark.store(0, Ordering::Release);
         self.rebuild.store(Self::word(slot, dev), Ordering::Release);
+        self.changed();
         true
     }
 
@@ -222,6 +334,7 @@ impl Health {
         }
         self.returns[slot].store(0, Ordering::Release);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.changed();
         true
     }
 }
@@ -229,6 +342,49 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_is_durable_only_once_every_lost_slot_is_on_the_media() {
+        let h = Health::NEW;
+        assert!(!h.durable(), "not started: no I/O");
+        h.start(0b100, &[None; 6], 6);
+        assert!(!h.durable() && h.lost() == 0b100);
+        // Slot 2 starts lost as if under association 0: its device, up
+        // under any association, counts as back.
+        assert_eq!(h.lost_under(2), Some(0));
+        let c = h.changes();
+        h.recording(0b100);
+        h.recorded(c, 0b100, 5);
+        assert!(h.durable() && !h.unrecorded() && h.events.load(Ordering::Relaxed) == 5);
+        // Slot 4 is lost: writes wait for an update that lists it.
+        assert!(h.fail(4, 4, 3));
+        assert!(h.unrecorded() && !h.durable());
+        let c = h.changes();
+        h.recording(h.lost());
+        assert!(!h.durable(), "still being written");
+        h.recorded(c, 0b1_0100, 6);
+        assert!(h.durable() && !h.unrecorded());
+        // A rebuild completes (slot 4 healthy) and, while the update that
+        // says so is written, slot 4 is lost again: the media may hold
+        // either update, so writes wait for the next one.
+        assert!(h.begin_rebuild(4, 4) && h.rebuilt(4, 0) && h.complete(4));
+        let c = h.changes();
+        h.recording(h.lost());
+        assert!(h.fail(4, 4, 4));
+        assert!(!h.durable());
+        h.recorded(c, 0b100, 7);
+        assert!(!h.durable() && h.unrecorded(), "the loss came after the update's snapshot");
+    }
+
+    #[test]
+    fn a_spare_named_by_its_superblock_serves_its_slot_at_start() {
+        let h = Health::NEW;
+        let mut serve = [None; 6];
+        serve[1] = Some(7);
+        h.start(0, &serve, 6);
+        assert_eq!((h.device(1), h.taken.load(Ordering::Relaxed)), (7, 0b10));
+        assert!(h.in_service(1, 7) && !h.in_service(1, 1));
+    }
 
     #[test]
     fn a_rebuilding_slot_is_valid_below_its_watermark_only() {

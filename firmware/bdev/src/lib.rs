@@ -9,6 +9,7 @@
 #![no_std]
 
 pub mod ec_health;
+pub mod ec_super;
 
 /// What an I/O does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,6 +46,12 @@ struct Cli {
     /// Power-cut test: cut the power at this simulated time (e.g. 30ms).
     #[arg(long, value_name = "TIME", value_parser = dpu_targets::parse_time_ns, requires = "flash")]
     power_cut_at: Option<u64>,
+    /// Keep the target models' media in DIR across runs: each namespace
+    /// is loaded from `DIR/<target>.ns<nsid>.media` at start if the file
+    /// exists and written back when the run ends (a second run is a
+    /// restart with the data the first one left).
+    #[arg(long, value_name = "DIR", requires = "scenario")]
+    target_media: Option<PathBuf>,
     /// Stop after this many simulated core cycles.
     #[arg(long, value_name = "N")]
     max_cycles: Option<u64>,
@@ -313,6 +319,12 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
     if let Some(sc) = &scenario {
         m.attach_scenario(sc)?;
     }
+    if let Some(dir) = &cli.target_media {
+        if dir.exists() {
+            let n = m.load_target_media(dir).map_err(|e| format!("--target-media {e}"))?;
+            note(&format!("dpusim: target media: {n} namespace(s) loaded from {}", dir.display()));
+        }
+    }
     if let Some(h) = &m.host {
         h.host.state().log_to_stderr = cli.json;
     }
@@ -393,6 +405,10 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
         run_with_bar(&mut m)
     };
     finish(&cli, &mut m, &outcome, &profiled, iotrace.as_ref())?;
+    if let Some(dir) = &cli.target_media {
+        let n = m.save_target_media(dir).map_err(|e| format!("--target-media {e}"))?;
+        note(&format!("dpusim: target media: {n} namespace(s) written to {}", dir.display()));
+    }
     if let Some(flash) = &cli.flash {
         // The card's next boot: what it wrote to flash and fuses stays.
         let otp = otp_path.unwrap_or_else(|| flash.with_extension("otp"));

@@ -1055,6 +1055,123 @@ fn adapter_ec_return(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// A card restart with a member that missed writes
+/// (`targets/scenarios/adapter-ec-restart.toml`, EC 2+1, media kept with
+/// `--target-media`): run 1 loses t1 for good mid-run and writes on
+/// degraded; run 2, on the same media with every target up, must find
+/// member 1 stale from the superblocks, rebuild it before trusting it,
+/// scrub clean after the rebuild, and leave every written stripe's parity
+/// consistent with its data (the simulator's own check of the media).
+/// Run 2 writes only the first 64 KiB, so the stripes run 1 left are
+/// judged as the restart found them. Runs 3 and 4 do the same with a
+/// spare, which takes member 1's slot and must keep it after the restart.
+fn adapter_ec_restart(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let sc = root().join("targets/scenarios/adapter-ec-restart.toml").to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let media = cx.tmp.join("ec-restart-media");
+    let _ = std::fs::remove_dir_all(&media);
+    let dir = media.to_string_lossy().to_string();
+    let run = cx.run_image("adapter-ec-restart-1", &fw, &["--scenario", &sc, "--target-media", &dir]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "ec: volume 0: member 1 lost", "target media: 3 namespace(s) written"])?;
+    // t1 missed writes: the media hold stripes whose parity disagrees
+    // with their data (what a restart must not trust).
+    let scan = run.stat("ec_at_rest").and_then(|a| a.get(0)).cloned().unwrap_or_default();
+    let n = |k: &str| scan[k].as_u64().unwrap_or(0);
+    if scan["parity_checked"] != true || n("stripes_written") < 24 || n("stripes_inconsistent") == 0 {
+        return fail(format!("run 1 must leave stripes t1 missed: {scan}"), run);
+    }
+    // (Its superblock lines are checked after run 2, whose media checks
+    // come first: they are what fails without superblocks.)
+    let first = run;
+    // Run 2: no fault, writes to the first 64 KiB only.
+    let text = std::fs::read_to_string(&sc).map_err(|e| io(format!("{sc}: {e}")))?;
+    let Some(at) = text.find("[[faults]]") else { return Err(("the scenario has no [[faults]]".into(), None)) };
+    let second = text[..at].replace("rw = \"randrw\"\nrwmixread = 30\n", "rw = \"randwrite\"\noffset = \"0\"\nregion = \"64KiB\"\n");
+    if !second.contains("region = \"64KiB\"") {
+        return Err(("the job of run 2 was not narrowed".into(), None));
+    }
+    let sc2 = cx.tmp.join("adapter-ec-restart-2.toml");
+    std::fs::write(&sc2, format!("{second}[expect]\nverify_errors = 0\nio_errors = 0\nmin_ios = 50\n")).map_err(|e| io(e.to_string()))?;
+    let run = cx.run_image("adapter-ec-restart-2", &fw, &["--scenario", &sc2.to_string_lossy(), "--target-media", &dir]).map_err(io)?;
+    let _ = std::fs::remove_dir_all(&media);
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0", "target media: 3 namespace(s) loaded"])?;
+    if run.stdout.contains("parity mismatch") {
+        return fail("after the restart a scrub found stripes whose parity disagrees with their data (a stale member trusted)", run);
+    }
+    let scan = run.stat("ec_at_rest").and_then(|a| a.get(0)).cloned().unwrap_or_default();
+    let n = |k: &str| scan[k].as_u64().unwrap_or(u64::MAX);
+    if scan["parity_checked"] != true || n("stripes_written") < 24 || n("stripes_consistent") != n("stripes_written") || n("stripes_inconsistent") != 0 {
+        return fail(format!("after the restart every written stripe's parity must match its data on the media: {scan}"), run);
+    }
+    // In this order: the superblocks say member 1 is stale, it is rebuilt
+    // in full, then a scrub checks every stripe, clean.
+    let lines = [
+        "ec: volume 0: superblocks read: events 2",
+        "ec: volume 0: member 1 is stale (lost as of events 2): lost, rebuilt before it is trusted",
+        "ec: volume 0: started at events 3; members lost 0b10",
+        "ec: volume 0: member 1 (record 1) is back",
+        "ec: volume 0: rebuild of member 1 complete: 32 stripes",
+        "ec: volume 0: superblocks updated: events 5, members lost 0b0",
+        "ec: volume 0: scrub done: 32 stripes checked, 0 mismatches (0 repaired), 0 skipped",
+    ];
+    let mut from = 0;
+    for line in lines {
+        match run.stdout[from..].find(line) {
+            Some(i) => from += i,
+            None => return fail(format!("no `{line}` (after the lines before it)"), run),
+        }
+    }
+    if run.stdout.contains("member 0 is") || run.stdout.contains("member 2 is") {
+        return fail("a member that never missed a write was not trusted", run);
+    }
+    // Run 1 made a new volume and recorded the loss before writing on.
+    need(first, &["ec: volume 0: new volume: no superblock on any member", "ec: volume 0: superblocks updated: events 2, members lost 0b10"])?;
+
+    // With a spare (t3): run 3 rebuilds member 1 onto it after t1 dies;
+    // run 4, every target up, must keep the spare in slot 1 (its
+    // superblock says so), not the stale t1: no rebuild, scrub clean.
+    let t3 = "[[targets]]\nname = \"t3\"\nip = \"10.0.1.13\"\nnqn = \"nqn.2026-12.io.dpusim:ecr3\"\nnamespaces = [{ size = \"132KiB\", block_size = 4096 }]\n\n[[storage]]";
+    let spared = text
+        .replacen("[[storage]]", t3, 1)
+        .replacen("{ target = \"t2\" }], scrub_at", "{ target = \"t2\" }], spares = [{ target = \"t3\" }], scrub_at", 1)
+        .replacen("runtime = \"10ms\"", "runtime = \"20ms\"", 1);
+    if !spared.contains("spares = [{ target = \"t3\" }]") || !spared.contains("runtime = \"20ms\"") {
+        return Err(("the spare variant of the scenario was not made".into(), None));
+    }
+    let (sc3, sc4) = (cx.tmp.join("adapter-ec-restart-3.toml"), cx.tmp.join("adapter-ec-restart-4.toml"));
+    std::fs::write(&sc3, &spared).map_err(|e| io(e.to_string()))?;
+    let Some(at) = spared.find("[[faults]]") else { return Err(("the scenario has no [[faults]]".into(), None)) };
+    let fourth = spared[..at].replace("rw = \"randrw\"\nrwmixread = 30\n", "rw = \"randwrite\"\noffset = \"0\"\nregion = \"64KiB\"\n");
+    std::fs::write(&sc4, format!("{fourth}[expect]\nverify_errors = 0\nio_errors = 0\nmin_ios = 50\n")).map_err(|e| io(e.to_string()))?;
+    let run = cx.run_image("adapter-ec-restart-3", &fw, &["--scenario", &sc3.to_string_lossy(), "--target-media", &dir]).map_err(io)?;
+    need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "ec: volume 0: rebuilding member 1 onto spare 0", "ec: volume 0: rebuild of member 1 complete: 32 stripes", "superblocks updated: events 4, members lost 0b0"],
+    )?;
+    let run = cx.run_image("adapter-ec-restart-4", &fw, &["--scenario", &sc4.to_string_lossy(), "--target-media", &dir]).map_err(io)?;
+    let _ = std::fs::remove_dir_all(&media);
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0, I/O errors: 0",
+            "ec: volume 0: superblocks read: events 4",
+            "ec: volume 0: member 1 is served by spare 0 (its superblock)",
+            "ec: volume 0: started at events 5; members lost 0b0",
+            "ec: volume 0: scrub done: 32 stripes checked, 0 mismatches (0 repaired), 0 skipped",
+        ],
+    )?;
+    if run.stdout.contains("parity mismatch") || run.stdout.contains("rebuilding member") || run.stdout.contains("is stale") {
+        return fail("after the restart the spare must serve slot 1 as it is (no rebuild, no stale member, scrub clean)", run);
+    }
+    let targets = run.stat("targets").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+    let reads = |name: &str| targets.iter().find(|t| t["name"] == name).and_then(|t| t["reads"].as_u64()).unwrap_or(0);
+    if reads("t3") < 32 {
+        return fail(format!("the spare (t3) must serve slot 1's reads (the scrub's at least): {} reads", reads("t3")), run);
+    }
+    Ok(())
+}
+
 /// A hostile host on VF 3 (`targets/scenarios/hostile-host.toml`): every
 /// action of the hostile host model once, each malformed thing answered
 /// with a status the specification allows, bad doorbells with masked
@@ -1518,6 +1635,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-secure: AES-XTS namespaces (remote, RAM), ciphertext on the targets' media", adapter_secure),
     ("adapter-secure-ec: AES-XTS on EC 4+2 over 6 targets, two targets die, verified", adapter_secure_ec),
     ("adapter-ec-rebuild: two members die, spares rebuilt under verified I/O, scrub clean, two more die; bit rot found by scrub", adapter_ec_rebuild),
+    ("adapter-ec-restart: a member lost before a card restart is found stale by the superblocks and rebuilt before it is trusted; media parity consistent; a spare keeps its slot", adapter_ec_restart),
     ("adapter-ec-return: a lost member comes back, is rebuilt in place under verified I/O, periodic scrub clean after it, then it carries reads when two others die", adapter_ec_return),
     ("adapter-faults: loss, bad PDUs, target restart, link flap, stall, slow media", adapter_faults),
     ("adapter-lossy: both ports, 16 cores, MTU 9000, digests under 1% loss, 1% reordering, 0.5% duplication; verified 4 KiB and 128 KiB randrw, no association torn down", adapter_lossy),

@@ -6,7 +6,8 @@
 //! Layout (`dpu_hal::regs::bootcfg::EC_RECORD`): stripe s holds k data
 //! fragments of 4 KiB (volume bytes s x 4k x k ..) and m parity
 //! fragments; fragment f of stripe s lives on member (f + s) mod (k + m)
-//! at member byte s x 4 KiB. Each I/O walks its stripes one after the
+//! at member byte s x 4 KiB; the 4 KiB after the last stripe is the
+//! member's superblock. Each I/O walks its stripes one after the
 //! other; each stripe operation holds the stripe's lock (shared by every
 //! core, [`LOCKS`]) from its first read to its last write, so concurrent
 //! writes to one stripe (from any core) never interleave their
@@ -26,7 +27,7 @@
 //!   [`MEMBER_TIMEOUT_TICKS`] is marked lost for the whole card
 //!   ([`HEALTH`], rules in `dpu_bdev::ec_health`) and not trusted again
 //!   (it may have missed writes) until it is rebuilt when it comes back
-//!   ([`repair`]). With more than m members lost a read
+//!   ([`repair`]), also after a card restart (superblocks, below). With more than m members lost a read
 //!   that needs a lost fragment ends with Unrecovered Read Error and a
 //!   write with Write Fault (NVMe Base 2.0 §4.6.1.2, figure 103, SCT 2h
 //!   SC 81h / 80h): never wrong data.
@@ -34,12 +35,23 @@
 //!   and one core rebuilds it stripe by stripe under the stripe locks
 //!   while host I/O goes on; a scrub pass checks every stripe's parity.
 //!   They run as one more context ([`REPAIR`]) through the same steps.
+//! * Superblocks ([`superblock`], format and start rule in
+//!   `dpu_bdev::ec_super`, after Linux md's `events` counter): each
+//!   member keeps one in the 4 KiB after the last stripe. The volume
+//!   takes no I/O until they are read (stale, foreign or listed-lost
+//!   devices start lost and are rebuilt before they are read) and the
+//!   first update is written; every health change is written to the
+//!   devices in service, and a host write completes only once every slot
+//!   lost at that moment is listed lost on the media ([`Step::Hold`], as
+//!   md holds writes while `MD_SB_CHANGE_PENDING`). A card restart then
+//!   never trusts a device that missed a completed write.
 //!
 //! No CPU touches payload bytes: DMA and the EC engine move and compute
 //! everything; the staging pages are the engine's fragments (a scrub
 //! compares parity by the CRC32C the DMA engine computes).
 
 mod repair;
+mod superblock;
 
 use super::staging::{Pages, Pool, PAGE};
 use super::{cookie, Done, Data, Io, Op, SegTable, Tag, MAX_SEGS, MAX_TAGS};
@@ -141,6 +153,9 @@ enum Step {
     Deliver,
     /// Scrub: CRC32C of the read and the recomputed parity by DMA.
     Check,
+    /// A host write done, its completion held until the superblocks list
+    /// every slot lost now (`Health::durable`); its status in `status`.
+    Hold,
 }
 
 #[derive(Clone, Copy)]
@@ -252,8 +267,10 @@ pub struct Ec {
     /// Contexts waiting for their lock / pages / room, oldest first.
     wait: [u8; NCTX],
     nwait: usize,
-    /// The repair context's work (rebuild, scrub).
+    /// The repair context's work (rebuild, scrub), and the superblock
+    /// work of the volumes this core repairs.
     repair: repair::Worker,
+    sb: superblock::Sb,
     /// Scrub: the data pages and the recomputed parity pages (the
     /// engine's table), and the CRC32C words the DMA engine writes.
     check_frags: [u64; 32],
@@ -275,6 +292,7 @@ impl dpu_rt::ConstInit for Ec {
         wait: [0; NCTX],
         nwait: 0,
         repair: repair::Worker::IDLE,
+        sb: superblock::Sb::IDLE,
         check_frags: [0; 32],
         crc: [const { AtomicU32::new(0) }; 8],
         done: Done::EMPTY,
@@ -407,6 +425,16 @@ impl Ec {
                 if let Some(st) = cancel {
                     return self.finish(pool, i, st);
                 }
+                // The volume starts once its superblocks are read and
+                // the first update is on the media; fewer than k members
+                // reachable after the start wait: refused until then.
+                if !health(vol).started() {
+                    if !health(vol).unavailable() {
+                        return false;
+                    }
+                    let st = if self.ctx[i].write { Status::WRITE_FAULT } else { Status::UNRECOVERED_READ_ERROR };
+                    return self.finish(pool, i, st);
+                }
                 // A scrub also holds pages for the recomputed parity.
                 let extra = if job == Job::Scrub { m } else { 0 };
                 if fab.free_slots() < width || pool.available() < width + extra {
@@ -489,6 +517,13 @@ impl Ec {
                 }
                 self.members(chan, pool, fab, i, wset, true);
                 true
+            }
+            Step::Hold => {
+                if !health(vol).durable() {
+                    return false;
+                }
+                let st = self.ctx[i].status;
+                self.finish(pool, i, st)
             }
             Step::Write => {
                 // Every member write answered: the stripe is recoverable
@@ -677,6 +712,19 @@ impl Ec {
         }
         pool.free(&mut c.pages);
         pool.free(&mut c.check);
+        // A host write completes once no device that missed it can be
+        // trusted after a restart: every slot lost now is listed lost in
+        // the superblocks on the media (md holds writes the same way while
+        // MD_SB_CHANGE_PENDING). Reads need no such wait, nor a write
+        // that failed (the host does not count on its data).
+        if c.job == Job::Host && c.write && st.is_success() && !health(c.vol).durable() {
+            (c.step, c.status, c.busy) = (Step::Hold, st, false);
+            if !self.wait[..self.nwait].contains(&(i as u8)) {
+                self.wait[self.nwait] = i as u8;
+                self.nwait += 1;
+            }
+            return true;
+        }
         c.used = false;
         let (tag, job) = (c.tag, c.job);
         self.live[i / 64] &= !(1 << (i % 64));
@@ -781,6 +829,9 @@ impl Ec {
     /// Member I/O `tag` (has [`LOWER`]) finished with `st`.
     pub fn lower_done(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, tag: Tag, st: Status) {
         let (i, f) = (usize::from(tag & !LOWER) >> 5, usize::from(tag & 31));
+        if i == superblock::SB {
+            return self.sb_done(chan, pool, fab, f, st);
+        }
         let Some(c) = self.ctx.get_mut(i) else { return };
         if !c.used || c.out & 1 << f == 0 {
             return;
@@ -881,12 +932,12 @@ impl Ec {
     /// member is marked lost). Tags into `out`; returns how many.
     #[inline(never)]
     pub fn expired(&mut self, now: u64, out: &mut [Tag]) -> usize {
+        let mut n = self.sb_expired(now, out);
         // Every 50 us at most: a late member is a matter of milliseconds.
         if !self.active() || now < self.next_scan {
-            return 0;
+            return n;
         }
         self.next_scan = now + TIMEBASE_HZ / 20_000;
-        let mut n = 0;
         for i in self.live() {
             let c = &mut self.ctx[i];
             let pending = c.out & !c.cancelled;
@@ -917,7 +968,7 @@ impl Ec {
     #[inline(never)]
     pub fn deadline(&self) -> u64 {
         // The repair worker looks at its volumes now and then.
-        let mut t = self.repair_deadline();
+        let mut t = self.repair_deadline().min(self.sb.deadline());
         if !self.active() {
             return t;
         }

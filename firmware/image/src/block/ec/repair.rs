@@ -62,7 +62,7 @@ const _: () = assert!(REPAIR < NCTX);
 #[derive(Clone, Copy)]
 pub(super) struct Worker {
     /// Volumes this core repairs (bit = volume).
-    vols: u32,
+    pub(super) vols: u32,
     /// When each volume's next scrub is due (mtime ticks; `u64::MAX`:
     /// none).
     scrub_at: [u64; dpu_bootcfg::MAX_EC_VOLUMES],
@@ -85,7 +85,7 @@ fn repair_hart(vol: usize) -> usize {
 }
 
 /// Volume `vol`'s namespace geometry: (block shift, stripes).
-fn geometry(vol: u16, v: &EcVolume) -> Option<(u8, u64)> {
+pub(super) fn geometry(vol: u16, v: &EcVolume) -> Option<(u8, u64)> {
     let ns = config::namespaces().find(|n| n.backend == Backend::Ec { vol })?;
     let bytes = ns.geometry.blocks << ns.geometry.block_shift;
     Some((ns.geometry.block_shift, bytes / (u64::from(v.k) * CHUNK as u64)))
@@ -134,7 +134,8 @@ impl Ec {
     /// core may otherwise sleep until its next interrupt.
     pub(super) fn repair_deadline(&self) -> u64 {
         let c = &self.ctx[REPAIR];
-        let soon = if c.used && c.busy { dpu_hal::csr::time() + TIMEBASE_HZ / 500_000 } else { u64::MAX };
+        // (Likewise a superblock update that is due: host writes wait.)
+        let soon = if (c.used && c.busy) || self.sb_pending() { dpu_hal::csr::time() + TIMEBASE_HZ / 500_000 } else { u64::MAX };
         self.repair.deadline().min(soon)
     }
 }
@@ -143,9 +144,15 @@ impl Ec {
     /// Starts a rebuild or a scrub when one is due and the repair context
     /// is free; returns the work done.
     pub(super) fn repair_poll(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric) -> usize {
-        let now = dpu_hal::csr::time();
-        if self.repair.vols == 0 || now < self.repair.next {
+        if self.repair.vols == 0 {
             return 0;
+        }
+        // Superblocks first: a volume starts, or an update is due (host
+        // writes wait for it), at every pass.
+        let sb = self.sb_poll(chan, pool, fab);
+        let now = dpu_hal::csr::time();
+        if now < self.repair.next {
+            return sb;
         }
         self.repair.next = now + LOOK_TICKS;
         if self.ctx[REPAIR].used {
@@ -167,7 +174,7 @@ impl Ec {
                     fab.free_slots()
                 );
             }
-            return 0;
+            return sb;
         }
         for vol in 0..dpu_bootcfg::MAX_EC_VOLUMES as u16 {
             if self.repair.vols & 1 << vol == 0 {
@@ -177,8 +184,8 @@ impl Ec {
             let h = health(vol);
             let lost = h.lost();
             // Nothing to start (the common case, every look): no lookup of
-            // the volume's namespace.
-            if h.rebuilding().is_some() || (lost == 0 && now < self.repair.scrub_at[usize::from(vol)]) {
+            // the volume's namespace. Nothing before the volume started.
+            if !h.started() || h.rebuilding().is_some() || (lost == 0 && now < self.repair.scrub_at[usize::from(vol)]) {
                 continue;
             }
             let Some((shift, stripes)) = geometry(vol, v) else { continue };
@@ -224,7 +231,7 @@ impl Ec {
             }
         }
         // Members can be lost and come back at any time: keep looking.
-        0
+        sb
     }
 
     /// A lost slot of volume `vol` (in `lost`) whose device came back and
