@@ -237,7 +237,10 @@ pub async fn run(h: Host, ctrl: Controller, vf: Option<Controller>, sc: &Scenari
         rep.checks = lines;
         rep.problems.extend(problems);
     }
-    let mut commit = cfg.action == 2;
+    // Without an image, 010b and 011b act on the slot's existing image
+    // (§5.12: 011b "If there is not a newly downloaded image, then the
+    // existing image in the specified firmware slot is activated").
+    let mut commit = cfg.action == 2 || cfg.action == 3;
     if let Some(path) = cfg.image_path(sc) {
         let img = match std::fs::read(&path) {
             Ok(b) => b,

@@ -625,6 +625,54 @@ pub fn host_update(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// Commit actions on an image already in a slot (NVMe Base 2.0 §5.12
+/// figure 189): 010b on slot 2 makes it pending; 011b without a newly
+/// downloaded image activates "the existing image in the specified
+/// firmware slot" - on the running slot 1 that withdraws the pending
+/// activation, on slot 2 it makes slot 2 pending again (at the next
+/// reset: 1/0Bh, no activation without reset). The restart runs slot 2
+/// on trial and it confirms itself.
+pub fn host_commit_existing(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), configs: &configs, ..Default::default() };
+    let flash = cx.card("commit-existing", &card, &k.key, 0)?;
+    let entry = |action: u8, slot: u8| {
+        format!("[[firmware]]\naction = {action}\nslot = {slot}\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n")
+    };
+    let sc = fw_scenario(cx, "commit-existing-1", &format!("{}{}{}", entry(2, 2), entry(3, 1), entry(3, 2)))?;
+    let run = cx.boot("commit-existing-1", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "firmware: commit action 2 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware: commit action 3 slot 1: 1/0b Firmware Activation Requires Conventional Reset",
+            "INFO  fw update: slot A activates at the next reset (nothing pending)",
+            "firmware slot log: active slot 1, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "firmware: commit action 3 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.stdout.contains("fw update: writing image") {
+        return fail("a commit without a download wrote the slot", run);
+    }
+    let sc = fw_scenario(cx, "commit-existing-2", "[[firmware]]\nat = \"20ms\"\nexpect_active = 2\n")?;
+    let run = cx.boot("commit-existing-2", &flash, &[], &["--scenario", &sc])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays",
+            "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    remove_cards(cx, &["commit-existing"]);
+    Ok(())
+}
+
 /// Power cuts across a firmware update from the host: while the slot is
 /// erased, while it is programmed, once it is written but before the
 /// journal records it as pending, and in the middle of that record.
