@@ -1135,19 +1135,18 @@ impl Admin {
             return Ok(());
         }
         let running = crate::boot::info().map_or(1, |i| fwupdate::nvme_slot(i.slot));
-        let n = c.resolve(running)?;
+        // 000b/001b without a downloaded image: Invalid Firmware Image;
+        // 011b without one activates the slot's image (§5.12).
+        let plan = c.plan(running, self.assembly.received)?;
+        let n = plan.slot;
         let slot = fwupdate::flash_slot(n).ok_or(Status::INVALID_FIRMWARE_SLOT)?;
-        let len = self.assembly.received;
-        if c.action.replaces() {
-            if len == 0 {
-                // Nothing downloaded to replace the slot's image with.
-                return Err(Status::INVALID_FIRMWARE_IMAGE);
-            }
+        let len = if plan.replace { self.assembly.received } else { 0 };
+        if plan.replace {
             // Consumed by this commit, whatever its outcome.
             self.assembly.reset();
         }
         self.fw_tag = self.fw_tag.wrapping_add(1);
-        let req = fwupdate::Request { tag: self.fw_tag, slot, len, replace: c.action.replaces(), activate: c.action.activates() };
+        let req = fwupdate::Request { tag: self.fw_tag, slot, len, replace: plan.replace, activate: plan.activate };
         if self.fw_tx.as_mut().is_none_or(|tx| tx.push(req).is_err()) {
             return Err(Status::INTERNAL_ERROR);
         }
