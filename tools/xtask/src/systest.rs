@@ -1495,6 +1495,7 @@ const TESTS: &[(&str, Check)] = &[
     ("secure boot: power cuts during a trial boot leave a bootable card", secure_boot::power_cut_sweep),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
     ("firmware update from the host: power cuts during download and commit leave the old image booting", secure_boot::host_update_power_cuts),
+    ("firmware update from the host: activation without reset (011b): verified PF I/O stalls while CSTS.PP is set, then goes on under the new image", secure_boot::host_activate_now),
     ("firmware update from the host: commit actions 010b and 011b without a download act on the slot's image (011b on the running slot withdraws the pending one)", secure_boot::host_commit_existing),
 ];
 

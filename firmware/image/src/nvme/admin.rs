@@ -36,6 +36,10 @@ use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_ring::{Consumer, Producer};
 use dpu_rt::{ConstInit, HartId};
 
+mod activate;
+use activate::{Activation, Paused};
+pub use activate::MTFA;
+
 const OPC_DELETE_SQ: u8 = shared::opc::DELETE_SQ;
 const OPC_CREATE_SQ: u8 = shared::opc::CREATE_SQ;
 const OPC_GET_LOG_PAGE: u8 = shared::opc::GET_LOG_PAGE;
@@ -205,6 +209,16 @@ pub struct Admin {
     /// Detaches waiting for engines: (function, nsid, engines still to answer).
     detaches: [(u16, u32, u16); DETACHES],
     ndetaches: usize,
+    /// The commit the PF waits for is action 011b of another slot.
+    fw_now: bool,
+    /// Firmware activation without reset (`activate`).
+    activation: Activation,
+    /// PF queues reported by the engines while pausing (by QID).
+    paused: [Paused; QIDS],
+    /// The Firmware Activation Starting notice's CQE is being written.
+    notice_posting: bool,
+    /// Where the handover record is built / read (DDR).
+    handover_buf: Option<&'static mut [u8]>,
 }
 
 /// Detaches in progress at once (more wait in the change ring).
@@ -245,6 +259,11 @@ impl ConstInit for Admin {
         outcomes: None,
         detaches: [(0, 0, 0); DETACHES],
         ndetaches: 0,
+        fw_now: false,
+        activation: Activation::None,
+        paused: [Paused::NONE; QIDS],
+        notice_posting: false,
+        handover_buf: None,
     };
 }
 
@@ -287,7 +306,9 @@ pub fn run(hart: HartId) -> ! {
     }
     crate::channel::enable_doorbell(hart.0);
     dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
-    a.init_function(0);
+    if !a.restore() {
+        a.init_function(0);
+    }
     defmt::info!("nvme admin: PF ready ({=u16} data-plane engines)", a.engines);
     loop {
         crate::channel::take_doorbells(hart.0);
@@ -321,6 +342,7 @@ impl Admin {
             return false;
         }
         self.chan = Some(chan);
+        self.handover_buf = dpu_rt::alloc::ddr_bytes(activate::RECORD_BYTES, 64);
         self.fetch_area = fetch;
         self.cqe_area = cqes;
         self.data = data;
@@ -457,6 +479,9 @@ impl Admin {
             work += self.step(f);
         }
         self.next = (self.next + 1) % MAX_FUNCTIONS;
+        if self.activation != Activation::None {
+            self.activation_step();
+        }
         if self.kick {
             self.kick = false;
             self.chan().kick();
@@ -475,6 +500,10 @@ impl Admin {
                 let ok = match index {
                     0 if fun.enabled => fun.sq.set_tail(v),
                     1 if fun.enabled => fun.cq.set_head(v),
+                    // An I/O queue's doorbell rung before its engine took
+                    // it (a queue handed over at a firmware activation):
+                    // the engine reads the value when it does.
+                    i if (i % 2 == 0 && fun.sq_exists & bit(i / 2) != 0) || (i % 2 == 1 && fun.cq_exists & bit(i / 2) != 0) => return,
                     _ => {
                         // A doorbell of a queue that does not exist.
                         self.async_error(function, HostError::InvalidDoorbell, index / 2);
@@ -673,6 +702,7 @@ impl Admin {
                     }
                     ToAdmin::Error { func, kind, qid } => self.async_error(func, kind, qid),
                     ToAdmin::Detached { func, nsid } => self.engine_detached(func, nsid),
+                    ToAdmin::Queue { func, qid, cq, entries, addr, link, irq, a, b, phase } => self.queue_report(func, qid, cq, entries, addr, link, irq, a, b, phase),
                 }
             }
         }
@@ -766,6 +796,9 @@ impl Admin {
     }
 
     fn engine_done(&mut self, f: u16, what: Done, qid: u16, hart: usize) {
+        if self.activation_ack(what) {
+            return;
+        }
         let fi = usize::from(f);
         if what == Done::Reset {
             let fun = &mut self.funcs[fi];
@@ -810,7 +843,7 @@ impl Admin {
                 self.load[hart] = self.load[hart].saturating_sub(1);
                 pcie::steer(f, 2 * qid + 1, None);
             }
-            Done::Reset => {}
+            Done::Reset | Done::Paused => {}
         }
         self.post(f, Status::SUCCESS);
     }
@@ -1154,6 +1187,7 @@ impl Admin {
         defmt::info!("nvme fn{=u16}: firmware commit: action {}, slot {=u8} ({=u32} bytes staged)", f, c.action, n, len);
         self.fw_busy = true;
         self.fw_commit = Some(c);
+        self.fw_now = c.action == fw::Action::ReplaceAndActivateNow && plan.activate && n != running;
         let fun = &mut self.funcs[usize::from(f)];
         fun.cur = Cur::Waiting;
         fun.pending_qid = 0xfffe;
@@ -1173,6 +1207,13 @@ impl Admin {
                 continue;
             }
             let Some(c) = commit else { continue };
+            if r.outcome == fwupdate::Outcome::Done && self.fw_now && self.may_activate_now() {
+                // 011b: the slot is verified and pending (on trial); the
+                // Commit completes in the new image.
+                defmt::info!("nvme fn0: firmware commit done: activating slot {=u8} without reset", c.slot);
+                self.start_activation();
+                continue;
+            }
             let st = match r.outcome {
                 fwupdate::Outcome::Done => c.done_status(),
                 fwupdate::Outcome::InvalidImage => Status::INVALID_FIRMWARE_IMAGE,
@@ -1219,7 +1260,7 @@ impl Admin {
             return Err(Status::INTERNAL_ERROR);
         };
         let (thr, time) = fun.admin.features.coalescing(c.vector).unwrap_or((0, 0));
-        let m = ToEngine::CreateCq { func: f, qid: c.qid, entries: c.entries, vector: c.vector, irq: c.interrupts, thr, time, addr: c.addr };
+        let m = ToEngine::CreateCq { func: f, qid: c.qid, entries: c.entries, vector: c.vector, irq: c.interrupts, thr, time, addr: c.addr, tail: 0, head: 0, phase: true };
         if !self.send(owner, m) {
             return Err(Status::INTERNAL_ERROR);
         }
@@ -1239,7 +1280,7 @@ impl Admin {
         let (nsqa, _) = fun.admin.features.allocated(Self::limits(f));
         let s = queue::create_sq(sqe, nsqa + 1, |q| fun.sq_exists & bit(q) != 0, |q| fun.cq_exists & bit(q) != 0)?;
         let owner = usize::from(fun.owner[usize::from(s.cqid)]);
-        if !self.send(owner, ToEngine::CreateSq { func: f, qid: s.qid, entries: s.entries, cqid: s.cqid, addr: s.addr }) {
+        if !self.send(owner, ToEngine::CreateSq { func: f, qid: s.qid, entries: s.entries, cqid: s.cqid, addr: s.addr, head: 0 }) {
             return Err(Status::INTERNAL_ERROR);
         }
         let fun = &mut self.funcs[fi];
@@ -1327,6 +1368,11 @@ impl Admin {
     }
 
     fn posted(&mut self, f: u16) {
+        if f == 0 && self.notice_posting {
+            // The Firmware Activation Starting notice; the Commit waits.
+            self.notice_posting = false;
+            return;
+        }
         let fun = &mut self.funcs[usize::from(f)];
         if fun.cur == Cur::Posting {
             fun.cur = Cur::Idle;
@@ -1400,6 +1446,7 @@ impl shared::Context for PcieController<'_> {
             aerl: (shared::AER_SLOTS - 1) as u8,
             elpe: (dpu_nvme::logs::ERROR_ENTRIES - 1) as u8,
             firmware_update: self.f == 0 && fwupdate::available(),
+            mtfa: if self.f == 0 && fwupdate::available() { MTFA } else { 0 },
         }
     }
 

@@ -628,6 +628,54 @@ pub fn host_update(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// Firmware activation without reset (NVMe Base 2.0 §5.12, commit action
+/// 011b): a flash-booted card runs verified random read/write I/O on the
+/// PF's RAM namespace; mid-run the host commits slot 2 (0.2.0) with
+/// action 011b. The card pauses (CSTS.PP, Firmware Activation Starting
+/// notice), hands its controller over and restarts warm into 0.2.0 on
+/// trial, which restores the controller, completes the commit and
+/// confirms itself. The host's I/O only stalls (quiesced while it polls
+/// CSTS.PP, bounded by MTFA): no controller reset, no verify error, the
+/// slot log shows slot 2 active.
+pub fn host_activate_now(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), configs: &configs, ..Default::default() };
+    let flash = cx.card("activate-now", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "activate-now",
+        "[host]\nio_queues = 2\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"16MiB\"\n[[jobs]]\nname = \"randrw\"\nfunctions = [0]\nrw = \"randrw\"\nrwmixread = 50\nbs = \"4k\"\niodepth = 4\nruntime = \"400ms\"\nverify = true\nverify_at_end = true\ncompare = true\n\
+         [[firmware]]\nat = \"30ms\"\naction = 3\nslot = 2\nexpect_commit = \"success\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+         [expect]\nverify_errors = 0\nio_errors = 0\n",
+    )?;
+    let run = cx.boot("activate-now", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "nvme fn0: firmware activation without reset: pausing command processing",
+            "nvme fn0: firmware activation starting: I/O queues quiesced, polling CSTS.PP",
+            "nvme fn0: handover record written",
+            "ROM   warm restart",
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B, image 0.2.0",
+            "nvme fn0: restored from the handover record of image 0.1.0",
+            "nvme fn0: firmware activation complete: Firmware Commit completed, processing resumed",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays",
+            "processing paused seen); I/O queues resumed",
+            "firmware: commit action 3 slot 2: 0/00 Success",
+            "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.stdout.contains("resetting controller") || run.stdout.contains("handover record refused") {
+        return fail("the host reset the controller, or the new image refused the handover", run);
+    }
+    remove_cards(cx, &["activate-now"]);
+    Ok(())
+}
+
 /// Commit actions on an image already in a slot (NVMe Base 2.0 §5.12
 /// figure 189): 010b on slot 2 makes it pending; 011b without a newly
 /// downloaded image activates "the existing image in the specified
