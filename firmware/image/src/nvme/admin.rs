@@ -1207,15 +1207,23 @@ impl Admin {
                 continue;
             }
             let Some(c) = commit else { continue };
-            if r.outcome == fwupdate::Outcome::Done && self.fw_now && self.may_activate_now() {
-                // 011b: the slot is verified and pending (on trial); the
-                // Commit completes in the new image.
-                defmt::info!("nvme fn0: firmware commit done: activating slot {=u8} without reset", c.slot);
-                self.start_activation();
-                continue;
+            let mut done = c.done_status();
+            if r.outcome == fwupdate::Outcome::Done && self.fw_now {
+                if r.image_len > activate::MAX_IMAGE_NOW {
+                    defmt::warn!("nvme fn0: 011b: a {=u32}-byte image does not activate within MTFA: it activates at the next reset", r.image_len);
+                    done = Status::FIRMWARE_REQUIRES_MTFA_VIOLATION;
+                } else if self.may_activate_now() {
+                    // 011b: the slot is verified and pending (on trial);
+                    // the Commit completes in the new image.
+                    defmt::info!("nvme fn0: firmware commit done: activating the new image without reset");
+                    self.start_activation();
+                    continue;
+                } else {
+                    defmt::info!("nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset");
+                }
             }
             let st = match r.outcome {
-                fwupdate::Outcome::Done => c.done_status(),
+                fwupdate::Outcome::Done => done,
                 fwupdate::Outcome::InvalidImage => Status::INVALID_FIRMWARE_IMAGE,
                 fwupdate::Outcome::SlotInUse => Status::INVALID_FIRMWARE_SLOT,
                 fwupdate::Outcome::FlashError => Status::INTERNAL_ERROR,

@@ -672,7 +672,41 @@ pub fn host_activate_now(cx: &Ctx) -> R {
     if run.stdout.contains("resetting controller") || run.stdout.contains("handover record refused") {
         return fail("the host reset the controller, or the new image refused the handover", run);
     }
-    remove_cards(cx, &["activate-now"]);
+    drop(run);
+
+    // Refused without a pause: a tampered image (Invalid Firmware Image,
+    // slot 2 keeps its image), then with a VF enabled (only the PF is
+    // handed over) 011b activates at the next reset instead.
+    let mut tampered = new.clone();
+    tampered[512 + 1000] ^= 0x01;
+    let bad_path = cx.tmp.join("activate-now-tampered.img");
+    std::fs::write(&bad_path, &tampered).map_err(|e| io(e.to_string()))?;
+    let flash = cx.card("activate-now-refused", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "activate-now-refused",
+        &format!(
+            "[host]\nvfs = 1\n[[firmware]]\nimage = \"{}\"\naction = 3\nslot = 2\nexpect_commit = \"invalid-firmware-image\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [[firmware]]\naction = 3\nslot = 2\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\n",
+            bad_path.display()
+        ),
+    )?;
+    let run = cx.boot("activate-now-refused", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "WARN  fw update: downloaded image refused: payload hash mismatch (tampered payload)",
+            "firmware: commit action 3 slot 2: 1/07 Invalid Firmware Image",
+            "nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset",
+            "firmware: commit action 3 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.stdout.contains("pausing command processing") || run.stdout.contains("warm restart") || run.stdout.contains("fw update: writing image") {
+        return fail("a refused activation paused the controller, restarted the card or wrote the slot", run);
+    }
+    remove_cards(cx, &["activate-now", "activate-now-refused"]);
     Ok(())
 }
 
