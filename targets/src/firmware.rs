@@ -18,6 +18,7 @@ pub const COMMIT_STATUSES: &[(&str, (u8, u8))] = &[
     ("requires-conventional-reset", (1, 0x0b)),
     ("requires-nvm-subsystem-reset", (1, 0x10)),
     ("requires-controller-reset", (1, 0x11)),
+    ("requires-maximum-time-violation", (1, 0x12)),
     ("overlapping-range", (1, 0x14)),
     ("invalid-opcode", (0, 0x01)),
 ];

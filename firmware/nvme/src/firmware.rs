@@ -4,7 +4,7 @@
 //!
 //! The card has two firmware slots, NVMe slot 1 = flash slot A and NVMe
 //! slot 2 = flash slot B (Identify Controller FRMW: two slots, none read
-//! only, no activation without reset). This module decides what a command
+//! only; bit 4, activation without reset, where the firmware offers it). This module decides what a command
 //! asks and whether it may; moving the data and writing the flash is the
 //! firmware's business.
 //!
@@ -37,8 +37,9 @@ pub const GRANULARITY: u32 = 4096;
 /// Identify Controller FWUG value (4 KiB units).
 pub const FWUG: u8 = (GRANULARITY / 4096) as u8;
 /// Identify Controller FRMW of a controller that offers firmware update:
-/// bit 0 clear (slot 1 writable), bits 3:1 = number of slots, bit 4 clear
-/// (activation needs a reset).
+/// bit 0 clear (slot 1 writable), bits 3:1 = number of slots; bit 4
+/// (activation without reset) is added by `identify::controller` when
+/// the controller gives an MTFA.
 pub const FRMW: u8 = SLOTS << 1;
 
 /// One piece of an image (Firmware Image Download CDW10/CDW11).
@@ -120,10 +121,10 @@ pub enum Action {
     /// 010b: activate the slot's existing image at the next reset.
     Activate,
     /// 011b: the downloaded image, if there is one, replaces the slot's;
-    /// the slot is activated at once (we cannot: the image is activated
-    /// at the next reset, and the command says so with Firmware
-    /// Activation Requires Conventional Reset). Without a newly
-    /// downloaded image the slot's existing image is activated.
+    /// the slot is activated at once, without reset (the firmware's
+    /// business: it may instead activate at the next reset and say so,
+    /// see [`Commit::done_status`]). Without a newly downloaded image the
+    /// slot's existing image is activated.
     ReplaceAndActivateNow,
 }
 
@@ -225,12 +226,14 @@ impl Commit {
         Ok(slot)
     }
 
-    /// The status of a commit that did what it was asked: activation
-    /// happens only when the card restarts (the bootloader picks the
-    /// slot), which a controller reset (CC.EN) does not do - so every
-    /// activating action says Firmware Activation Requires Conventional
-    /// Reset (SC 0Bh, §5.12.1: "the commit was successful, however,
-    /// activation of the firmware image requires a conventional reset").
+    /// The status of a commit that did what it was asked and activates at
+    /// the next card restart (the bootloader picks the slot), which a
+    /// controller reset (CC.EN) does not do - so an activating action
+    /// says Firmware Activation Requires Conventional Reset (SC 0Bh,
+    /// §5.12.1: "the commit was successful, however, activation of the
+    /// firmware image requires a conventional reset"). A 011b the
+    /// firmware activates at once completes with Success instead, from
+    /// the new image.
     pub fn done_status(&self) -> Status {
         if self.action.activates() {
             Status::FIRMWARE_REQUIRES_CONVENTIONAL_RESET

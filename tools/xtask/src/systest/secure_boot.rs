@@ -630,8 +630,11 @@ pub fn host_update(cx: &Ctx) -> R {
 
 /// Firmware activation without reset (NVMe Base 2.0 §5.12, commit action
 /// 011b): a flash-booted card runs verified random read/write I/O on the
-/// PF's RAM namespace; mid-run the host commits slot 2 (0.2.0) with
-/// action 011b. The card pauses (CSTS.PP, Firmware Activation Starting
+/// PF's RAM namespace; the host has downloaded a signed 0.2.0 and
+/// committed it to slot 2 (action 000b: written, verified, not active);
+/// mid-run it commits slot 2 with action 011b. (The I/O starts once the
+/// slot is written: the flash write takes seconds of simulated time, and
+/// verified I/O across all of it would make a slow test.) The card pauses (CSTS.PP, Firmware Activation Starting
 /// notice), hands its controller over and restarts warm into 0.2.0 on
 /// trial, which restores the controller, completes the commit and
 /// confirms itself. The host's I/O only stalls (quiesced while it polls
@@ -641,16 +644,22 @@ pub fn host_activate_now(cx: &Ctx) -> R {
     let k = kit(cx)?;
     let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
-    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), configs: &configs, ..Default::default() };
-    let flash = cx.card("activate-now", &card, &k.key, 0)?;
+    let new_path = cx.tmp.join("activate-now-0.2.0.img");
+    std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
+    let blank_b = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
+    let flash = cx.card("activate-now", &blank_b, &k.key, 0)?;
     let sc = fw_scenario(
         cx,
         "activate-now",
-        "[host]\nio_queues = 2\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"16MiB\"\n[[jobs]]\nname = \"randrw\"\nfunctions = [0]\nrw = \"randrw\"\nrwmixread = 50\nbs = \"4k\"\niodepth = 4\nruntime = \"400ms\"\nverify = true\nverify_at_end = true\ncompare = true\n\
-         [[firmware]]\nat = \"30ms\"\naction = 3\nslot = 2\nexpect_commit = \"success\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
-         [expect]\nverify_errors = 0\nio_errors = 0\n",
+        &format!(
+            "[host]\nio_queues = 2\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"16MiB\"\n[[jobs]]\nname = \"randrw\"\nfunctions = [0]\nrw = \"randrw\"\nrwmixread = 50\nbs = \"4k\"\niodepth = 2\nstartdelay = \"3100ms\"\nruntime = \"500ms\"\nverify = true\nverify_at_end = true\ncompare = true\n\
+             [[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [[firmware]]\nat = \"100ms\"\naction = 3\nslot = 2\nexpect_commit = \"success\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [expect]\nverify_errors = 0\nio_errors = 0\n",
+            new_path.display()
+        ),
     )?;
-    let run = cx.boot("activate-now", &flash, &[], &["--scenario", &sc])?;
+    let run = cx.boot("activate-now", &flash, &[], &["--scenario", &sc, "--max-time", "6s"])?;
     let run = need(
         expect_code(run, 0)?,
         &[
@@ -664,6 +673,8 @@ pub fn host_activate_now(cx: &Ctx) -> R {
             "nvme fn0: firmware activation complete: Firmware Commit completed, processing resumed",
             "INFO  boot: slot B confirmed: image 0.2.0 stays",
             "processing paused seen); I/O queues resumed",
+            "INFO  fw update: writing image 0.2.0",
+            "firmware: commit action 0 slot 0: 0/00 Success",
             "firmware: commit action 3 slot 2: 0/00 Success",
             "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
             "outcome: scenario passed",
@@ -671,6 +682,13 @@ pub fn host_activate_now(cx: &Ctx) -> R {
     )?;
     if run.stdout.contains("resetting controller") || run.stdout.contains("handover record refused") {
         return fail("the host reset the controller, or the new image refused the handover", run);
+    }
+    // The I/O runs across the activation (it starts once the slot is
+    // being written): its slowest command waited for the restart, and
+    // not longer than MTFA (500 ms).
+    let max_us = run.stdout.lines().find(|l| l.trim_start().starts_with("all  :")).and_then(|l| l.rsplit("max=").next()).and_then(|v| v.trim().parse::<f64>().ok());
+    if !max_us.is_some_and(|m| (100_000.0..500_000.0).contains(&m)) {
+        return fail(format!("the slowest I/O took {max_us:?} us: expected the stall of the activation (100-500 ms)"), run);
     }
     drop(run);
 
@@ -681,6 +699,7 @@ pub fn host_activate_now(cx: &Ctx) -> R {
     tampered[512 + 1000] ^= 0x01;
     let bad_path = cx.tmp.join("activate-now-tampered.img");
     std::fs::write(&bad_path, &tampered).map_err(|e| io(e.to_string()))?;
+    let card = Card { slot_b: Some(&new), ..blank_b };
     let flash = cx.card("activate-now-refused", &card, &k.key, 0)?;
     let sc = fw_scenario(
         cx,
@@ -715,8 +734,9 @@ pub fn host_activate_now(cx: &Ctx) -> R {
 /// downloaded image activates "the existing image in the specified
 /// firmware slot" - on the running slot 1 that withdraws the pending
 /// activation, on slot 2 it makes slot 2 pending again (at the next
-/// reset: 1/0Bh, no activation without reset). The restart runs slot 2
-/// on trial and it confirms itself.
+/// reset, 1/0Bh: a VF is enabled, and only the PF is handed over in an
+/// activation without reset). The restart runs slot 2 on trial and it
+/// confirms itself.
 pub fn host_commit_existing(cx: &Ctx) -> R {
     let k = kit(cx)?;
     let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
@@ -726,7 +746,7 @@ pub fn host_commit_existing(cx: &Ctx) -> R {
     let entry = |action: u8, slot: u8| {
         format!("[[firmware]]\naction = {action}\nslot = {slot}\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n")
     };
-    let sc = fw_scenario(cx, "commit-existing-1", &format!("{}{}{}", entry(2, 2), entry(3, 1), entry(3, 2)))?;
+    let sc = fw_scenario(cx, "commit-existing-1", &format!("[host]\nvfs = 1\n{}{}{}", entry(2, 2), entry(3, 1), entry(3, 2)))?;
     let run = cx.boot("commit-existing-1", &flash, &[], &["--scenario", &sc])?;
     let run = need(
         expect_code(run, 0)?,
@@ -735,6 +755,7 @@ pub fn host_commit_existing(cx: &Ctx) -> R {
             "firmware: commit action 3 slot 1: 1/0b Firmware Activation Requires Conventional Reset",
             "INFO  fw update: slot A activates at the next reset (nothing pending)",
             "firmware slot log: active slot 1, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset",
             "firmware: commit action 3 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
             "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
             "outcome: scenario passed",
