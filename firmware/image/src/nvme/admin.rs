@@ -213,8 +213,9 @@ pub struct Admin {
     fw_now: bool,
     /// Firmware activation without reset (`activate`).
     activation: Activation,
-    /// PF queues reported by the engines while pausing (by QID).
-    paused: [Paused; QIDS],
+    /// PF queues reported by the engines while pausing, or read from a
+    /// handover record (by QID; DDR: the hot state stays small in SMEM).
+    paused: Option<&'static mut [Paused; QIDS]>,
     /// The Firmware Activation Starting notice's CQE is being written.
     notice_posting: bool,
     /// Where the handover record is built / read (DDR).
@@ -261,7 +262,7 @@ impl ConstInit for Admin {
         ndetaches: 0,
         fw_now: false,
         activation: Activation::None,
-        paused: [Paused::NONE; QIDS],
+        paused: None,
         notice_posting: false,
         handover_buf: None,
     };
@@ -343,6 +344,7 @@ impl Admin {
         }
         self.chan = Some(chan);
         self.handover_buf = dpu_rt::alloc::ddr_bytes(activate::RECORD_BYTES, 64);
+        self.paused = dpu_rt::alloc::ddr_put([Paused::NONE; QIDS]);
         self.fetch_area = fetch;
         self.cqe_area = cqes;
         self.data = data;

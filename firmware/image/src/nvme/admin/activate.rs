@@ -72,14 +72,16 @@ impl Admin {
     /// Whether a commit of action 011b may activate now: the PF is the
     /// only function (VFs are not handed over) and it is enabled.
     pub(super) fn may_activate_now(&self) -> bool {
-        pcie::num_vfs() == 0 && self.funcs[0].enabled && self.funcs[0].reset == Reset::None && self.handover_buf.is_some()
+        pcie::num_vfs() == 0 && self.funcs[0].enabled && self.funcs[0].reset == Reset::None && self.handover_buf.is_some() && self.paused.is_some()
     }
 
     /// Starts the pause: CSTS.PP, the notice, every engine told.
     pub(super) fn start_activation(&mut self) {
         defmt::info!("nvme fn0: firmware activation without reset: pausing command processing");
         self.set_csts(0, self.funcs[0].csts | regs::CSTS_PP);
-        self.paused = [Paused::NONE; QIDS];
+        if let Some(p) = self.paused.as_deref_mut() {
+            *p = [Paused::NONE; QIDS];
+        }
         let fun = &mut self.funcs[0];
         if fun.admin.queue_event(shared::Event::FIRMWARE_ACTIVATION_STARTING) && fun.cq.available() > 0 {
             if let Some(c) = fun.admin.next_completion() {
@@ -113,7 +115,7 @@ impl Admin {
         if func != 0 || usize::from(qid) >= QIDS || !matches!(self.activation, Activation::Pausing { .. }) {
             return;
         }
-        let p = &mut self.paused[usize::from(qid)];
+        let Some(p) = self.paused.as_deref_mut().map(|p| &mut p[usize::from(qid)]) else { return };
         if cq {
             p.cq = Some(IoCq { def: CreateCq { qid, entries, addr, vector: link, interrupts: irq }, tail: a, head: b, phase });
         } else {
@@ -148,7 +150,7 @@ impl Admin {
             return;
         }
         let revision = running_revision();
-        let Some(buf) = self.handover_buf.as_deref_mut() else { return };
+        let (Some(buf), Some(paused)) = (self.handover_buf.as_deref_mut(), self.paused.as_deref()) else { return };
         let fun = &self.funcs[0];
         let f = &fun.admin.features;
         let mut c = Controller::new(0);
@@ -171,12 +173,12 @@ impl Admin {
         let written = (|| {
             let mut w = Writer::new(buf, revision)?;
             w.function(&c)?;
-            for p in self.paused.iter() {
+            for p in paused.iter() {
                 if let Some(q) = &p.cq {
                     w.cq(q)?;
                 }
             }
-            for p in self.paused.iter() {
+            for p in paused.iter() {
                 if let Some(q) = &p.sq {
                     w.sq(q)?;
                 }
@@ -205,14 +207,21 @@ impl Admin {
     /// reporting CSTS.CFS after a refused record); else the caller
     /// initializes it as at power-on.
     pub(super) fn restore(&mut self) -> bool {
-        let Some(buf) = self.handover_buf.take() else { return false };
+        let (Some(buf), Some(queues)) = (self.handover_buf.take(), self.paused.take()) else { return false };
         dpu_hal::mem::read(HANDOVER_BASE, buf);
         // Used once, whatever it holds.
         dpu_hal::mem::write(HANDOVER_BASE, &[0u8; handover::HEADER_BYTES]);
         const _: () = assert!(RECORD_BYTES <= HANDOVER_SIZE);
-        self.paused = [Paused::NONE; QIDS];
-        let read = read_record(buf, &mut self.paused);
+        *queues = [Paused::NONE; QIDS];
+        let read = read_record(buf, queues);
         self.handover_buf = Some(buf);
+        let done = self.restore_with(read, queues);
+        self.paused = Some(queues);
+        done
+    }
+
+    /// [`Admin::restore`] once the record is read.
+    fn restore_with(&mut self, read: Result<(Controller, [u8; 8]), Option<&'static str>>, queues: &[Paused; QIDS]) -> bool {
         let (c, revision) = match read {
             Ok(r) => r,
             Err(None) => return false,
@@ -261,7 +270,6 @@ impl Admin {
         self.set_csts(0, regs::CSTS_RDY | regs::CSTS_PP);
         let mut acks = 0u16;
         let reach = remote_queue_limit(0);
-        let queues = self.paused;
         for q in queues.iter().filter_map(|p| p.cq) {
             let Some(owner) = (0..HARTS)
                 .filter(|&h| self.to[h].is_some() && crate::net::data_queue(h).is_none_or(|n| n < reach))
