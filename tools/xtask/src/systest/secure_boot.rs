@@ -633,8 +633,9 @@ pub fn host_update(cx: &Ctx) -> R {
 /// PF's RAM namespace; the host has downloaded a signed 0.2.0 and
 /// committed it to slot 2 (action 000b: written, verified, not active);
 /// mid-run it commits slot 2 with action 011b. (The I/O starts once the
-/// slot is written: the flash write takes seconds of simulated time, and
-/// verified I/O across all of it would make a slow test.) The card pauses (CSTS.PP, Firmware Activation Starting
+/// slot is written - about 3 s of simulated time, verified I/O across all
+/// of it would make a slow test - and 200 ms before the 011b, so that its
+/// namespace rescan is not queued behind a commit.) The card pauses (CSTS.PP, Firmware Activation Starting
 /// notice), hands its controller over and restarts warm into 0.2.0 on
 /// trial, which restores the controller, completes the commit and
 /// confirms itself. The host's I/O only stalls (quiesced while it polls
@@ -652,9 +653,9 @@ pub fn host_activate_now(cx: &Ctx) -> R {
         cx,
         "activate-now",
         &format!(
-            "[host]\nio_queues = 2\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"16MiB\"\n[[jobs]]\nname = \"randrw\"\nfunctions = [0]\nrw = \"randrw\"\nrwmixread = 50\nbs = \"4k\"\niodepth = 2\nstartdelay = \"3100ms\"\nruntime = \"500ms\"\nverify = true\nverify_at_end = true\ncompare = true\n\
+            "[host]\nio_queues = 2\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"16MiB\"\n[[jobs]]\nname = \"randrw\"\nfunctions = [0]\nrw = \"randrw\"\nrwmixread = 50\nbs = \"4k\"\niodepth = 2\nstartdelay = \"3300ms\"\nruntime = \"800ms\"\nverify = true\nverify_at_end = true\ncompare = true\n\
              [[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
-             [[firmware]]\nat = \"100ms\"\naction = 3\nslot = 2\nexpect_commit = \"success\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [[firmware]]\nat = \"500ms\"\naction = 3\nslot = 2\nexpect_commit = \"success\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
              [expect]\nverify_errors = 0\nio_errors = 0\n",
             new_path.display()
         ),
