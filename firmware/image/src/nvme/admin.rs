@@ -344,7 +344,6 @@ impl Admin {
         }
         self.chan = Some(chan);
         self.handover_buf = dpu_rt::alloc::ddr_bytes(activate::RECORD_BYTES, 64);
-        self.paused = dpu_rt::alloc::ddr_put([Paused::NONE; QIDS]);
         self.fetch_area = fetch;
         self.cqe_area = cqes;
         self.data = data;

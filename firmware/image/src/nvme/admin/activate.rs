@@ -72,11 +72,20 @@ impl Admin {
     /// Whether a commit of action 011b may activate now: the PF is the
     /// only function (VFs are not handed over) and it is enabled.
     pub(super) fn may_activate_now(&self) -> bool {
-        pcie::num_vfs() == 0 && self.funcs[0].enabled && self.funcs[0].reset == Reset::None && self.handover_buf.is_some() && self.paused.is_some()
+        pcie::num_vfs() == 0 && self.funcs[0].enabled && self.funcs[0].reset == Reset::None && self.handover_buf.is_some()
     }
 
     /// Starts the pause: CSTS.PP, the notice, every engine told.
     pub(super) fn start_activation(&mut self) {
+        if self.paused.is_none() {
+            // Taken once, when first needed: an ordinary boot spends nothing.
+            self.paused = dpu_rt::alloc::ddr_put([Paused::NONE; QIDS]);
+            if self.paused.is_none() {
+                defmt::error!("nvme fn0: no memory to hand the controller over: the new image activates at the next reset");
+                self.post(0, Status::FIRMWARE_REQUIRES_CONVENTIONAL_RESET);
+                return;
+            }
+        }
         defmt::info!("nvme fn0: firmware activation without reset: pausing command processing");
         self.set_csts(0, self.funcs[0].csts | regs::CSTS_PP);
         if let Some(p) = self.paused.as_deref_mut() {
@@ -207,8 +216,19 @@ impl Admin {
     /// reporting CSTS.CFS after a refused record); else the caller
     /// initializes it as at power-on.
     pub(super) fn restore(&mut self) -> bool {
+        // The header first: an ordinary boot finds none and goes on at once.
+        let mut header = [0u8; handover::HEADER_BYTES];
+        dpu_hal::mem::read(HANDOVER_BASE, &mut header);
+        if matches!(handover::parse(&header), Err(handover::Error::Blank)) {
+            return false;
+        }
+        if self.paused.is_none() {
+            self.paused = dpu_rt::alloc::ddr_put([Paused::NONE; QIDS]);
+        }
         let (Some(buf), Some(queues)) = (self.handover_buf.take(), self.paused.take()) else { return false };
-        dpu_hal::mem::read(HANDOVER_BASE, buf);
+        let len = (u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize).saturating_add(handover::HEADER_BYTES).min(buf.len());
+        dpu_hal::mem::read(HANDOVER_BASE, &mut buf[..len]);
+        buf[len..].fill(0);
         // Used once, whatever it holds.
         dpu_hal::mem::write(HANDOVER_BASE, &[0u8; handover::HEADER_BYTES]);
         const _: () = assert!(RECORD_BYTES <= HANDOVER_SIZE);
