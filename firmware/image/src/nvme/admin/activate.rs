@@ -16,8 +16,8 @@
 //! toggle; the Commit command is completed (success) and CSTS.PP cleared
 //! once the engines hold the queues. A record that is torn, of another
 //! format or names something this image cannot restore gives a normal
-//! boot: a controller the host had enabled shows CSTS.CFS, and the host
-//! resets it.
+//! boot: a controller the host had enabled is not ready (CSTS.RDY clear
+//! with CC.EN set), and the host resets it.
 //!
 //! Only the PF is handed over: with VFs enabled, action 011b activates at
 //! the next reset instead (Firmware Activation Requires Conventional
@@ -213,7 +213,7 @@ impl Admin {
 
     /// At boot: restores the PF from a handover record, if there is a
     /// valid one. Returns whether the PF is initialized (restored, or
-    /// reporting CSTS.CFS after a refused record); else the caller
+    /// not ready after a refused record); else the caller
     /// initializes it as at power-on.
     pub(super) fn restore(&mut self) -> bool {
         // The header first: an ordinary boot finds none and goes on at once.
@@ -369,12 +369,15 @@ impl Admin {
     }
 
     /// A normal boot after a refused record: a controller the host had
-    /// enabled reports Controller Fatal Status, so that the host resets it.
+    /// enabled shows CC as the host wrote it and is not ready (CSTS.RDY
+    /// clear), so that the host resets it; the firmware counts it as
+    /// disabled, so the host's next CC.EN = 1 enables it whether or not
+    /// the CC.EN = 0 before it was seen.
     fn host_saw_enabled(&mut self) {
         let cc = pcie::bar_read32(0, off::CC);
         self.init_function(0);
         if cc & 1 != 0 {
-            self.set_csts(0, regs::CSTS_CFS);
+            pcie::bar_write32(0, off::CC, cc);
         }
     }
 }
