@@ -238,6 +238,9 @@ pub struct Engine {
     /// queues were reported since.
     paused: u128,
     reported: u128,
+    /// Next queue slot to report of the function being reported (CQ slots
+    /// 0..MAXQ, then SQ slots).
+    pause_cursor: usize,
     pub stats: Stats,
 }
 
@@ -313,6 +316,7 @@ impl ConstInit for Engine {
         ndetaching: 0,
         paused: 0,
         reported: 0,
+        pause_cursor: 0,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
     };
 }
@@ -414,7 +418,9 @@ impl Engine {
 
     /// Paused functions whose commands have all completed (CQEs written,
     /// interrupts sent): every queue of theirs is reported to the admin
-    /// service, then `Done::Paused`.
+    /// service, then `Done::Paused`. The reports go as the ring to the
+    /// admin service has room (up to 2 x `MAXQ` of them); `pause_cursor`
+    /// says where the report of the lowest paused function stands.
     fn check_pauses(&mut self) {
         let mut bits = self.paused & !self.reported;
         while bits != 0 {
@@ -423,7 +429,23 @@ impl Engine {
             if self.sqs.iter().any(|s| s.used && s.func == func && s.inflight > 0) || self.batch.n > 0 {
                 continue;
             }
-            for i in 0..MAXQ {
+            let room = |e: &Self| e.to_admin.as_ref().map_or(0, |t| t.free());
+            while self.pause_cursor < 2 * MAXQ {
+                if room(self) < 2 {
+                    // One slot stays for `Done::Paused`; the rest next pass.
+                    return;
+                }
+                let k = self.pause_cursor;
+                self.pause_cursor += 1;
+                if k >= MAXQ {
+                    let s = self.sqs[k - MAXQ];
+                    if s.used && s.func == func {
+                        let link = self.cqs[usize::from(s.cq)].qid;
+                        self.tell_admin(ToAdmin::Queue { func, qid: s.qid, cq: false, entries: s.ptr.entries, addr: s.addr, link, irq: false, a: s.ptr.head, b: s.ptr.tail, phase: false });
+                    }
+                    continue;
+                }
+                let i = k;
                 let c = self.cqs[i];
                 if !c.used || c.func != func {
                     continue;
@@ -437,12 +459,7 @@ impl Engine {
                 let (entries, addr, link, irq) = (c.ptr.entries, c.addr, c.vector, c.irq);
                 self.tell_admin(ToAdmin::Queue { func, qid: c.qid, cq: true, entries, addr, link, irq, a: c.ptr.tail, b: c.ptr.head, phase: c.ptr.phase });
             }
-            for s in self.sqs {
-                if s.used && s.func == func {
-                    let link = self.cqs[usize::from(s.cq)].qid;
-                    self.tell_admin(ToAdmin::Queue { func, qid: s.qid, cq: false, entries: s.ptr.entries, addr: s.addr, link, irq: false, a: s.ptr.head, b: s.ptr.tail, phase: false });
-                }
-            }
+            self.pause_cursor = 0;
             self.reported |= 1u128 << func;
             self.tell_admin(ToAdmin::Done { func, what: Done::Paused, qid: 0 });
         }
