@@ -36,7 +36,12 @@ fn main() {
     k("DDR_SIZE", "usize", format!("{:#x}", m.ddr.size), "DDR size.");
     k("IMAGE_SIZE", "usize", format!("{:#x}", m.ddr.image_size), "DDR bytes reserved for the firmware image.");
     k("STACK_SIZE", "usize", format!("{:#x}", chip.firmware.stack_size), "Per-hart stack size (top of the hart's cluster SMEM).");
-    k("DDR_HEAP_SIZE", "usize", format!("{:#x}", chip.firmware.ddr_heap_size), "DDR after the image for the firmware's own allocations.");
+    k("DDR_HEAP_SIZE", "usize", format!("{:#x}", chip.firmware.ddr_heap_size), "DDR after the image for the firmware's own allocations (its last HANDOVER_SIZE bytes excepted).");
+    // The controller handover record (firmware activation without reset):
+    // the top of the heap's range, never allocated, so both images agree.
+    let handover_size: u64 = 0x8_0000;
+    k("HANDOVER_SIZE", "usize", format!("{handover_size:#x}"), "Bytes of the controller handover record region (`dpu_nvme::handover`).");
+    k("HANDOVER_BASE", "usize", format!("{:#x}", m.ddr.base + m.ddr.image_size + chip.firmware.ddr_heap_size - handover_size), "DDR the firmware leaves the next image its controllers' state in (activation without reset); not part of the heap.");
     let (pool_base, pool_size) = chip.ram_namespace_pool();
     k("RAM_NAMESPACE_BASE", "usize", format!("{pool_base:#x}"), "Start of the DDR that RAM namespaces are carved from.");
     k("RAM_NAMESPACE_SIZE", "usize", format!("{pool_size:#x}"), "Bytes of DDR for RAM namespaces.");

@@ -2,7 +2,7 @@
 
 use crate::memory_map::FINISHER_BASE;
 use crate::mmio;
-use crate::regs::finisher::{CONFIG_REJECTED, FAIL, FAULT, NO_BOOTABLE_IMAGE, PASS, REG};
+use crate::regs::finisher::{CONFIG_REJECTED, FAIL, FAULT, NO_BOOTABLE_IMAGE, PASS, REG, WARM_RESTART};
 
 /// Ends the run successfully.
 pub fn pass() {
@@ -26,6 +26,13 @@ pub fn config_rejected(reason: u16, index: usize) {
 /// Ends the run: secure boot found no firmware slot it may run.
 pub fn no_bootable_image() {
     mmio::write32(FINISHER_BASE + REG as usize, NO_BOOTABLE_IMAGE);
+}
+
+/// Warm restart of the card (`regs::finisher::WARM_RESTART`): every hart
+/// restarts at the boot ROM at the end of the current quantum; the PCIe
+/// side and memory contents stay.
+pub fn warm_restart() {
+    mmio::write32(FINISHER_BASE + REG as usize, WARM_RESTART);
 }
 
 /// Reports a fatal trap on the calling hart (the simulator prints a fault report).

@@ -111,6 +111,16 @@ pub mod finisher {
     /// Our extension: the bootloader refused every firmware slot (its
     /// boot log says why); a card would wait for recovery.
     pub const NO_BOOTABLE_IMAGE: u32 = 0x7777;
+    /// Our extension (the system controller's reset): a warm restart of
+    /// the card. Every hart restarts at the boot ROM, which verifies and
+    /// loads the first-stage bootloader again; the card-internal devices
+    /// (mailboxes, timers, interrupt controller, DMA engines, NIC queues,
+    /// accelerators, the endpoint's doorbell steering and notifications)
+    /// return to their reset state. The PCIe link, configuration space,
+    /// BAR0 registers and doorbells, MSI-X tables, host memory, DDR and
+    /// SMEM contents, the flash and the OTP stay. Used for firmware
+    /// activation without reset (NVMe Base 2.0 §5.12, commit action 011b).
+    pub const WARM_RESTART: u32 = 0x8888;
 }
 
 /// defmt trace port: DATA takes one byte of the writing hart's stream.

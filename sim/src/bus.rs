@@ -185,6 +185,9 @@ pub struct Bus {
     pub mmio_stall: u64,
     /// The power was cut (`Event::PowerCut`): the run ends.
     pub power_cut: bool,
+    /// The firmware asked for a warm restart (`regs::finisher::WARM_RESTART`):
+    /// the machine carries it out after the current quantum.
+    pub warm_restart: bool,
     /// Per-I/O trace, when enabled (shared with the host model).
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
     /// Debugger software breakpoints (checked by harts in debug mode).
@@ -308,6 +311,7 @@ impl Bus {
             otp: crate::dev::otp::Otp::new(d.otp.words as usize, dpu_targets::ns_to_cycles(d.otp.program_ns, chip.chip.clock_hz).max(1)),
             mmio_stall: 0,
             power_cut: false,
+            warm_restart: false,
             iotrace: None,
             breakpoints: Default::default(),
             net: crate::net::network::Network::new(
@@ -392,7 +396,9 @@ impl Bus {
                 if size != 4 || off != 0 {
                     return false;
                 }
-                if let Some(f) = finisher::decode(hart, v as u32) {
+                if v as u32 & 0xffff == dpu_hal::regs::finisher::WARM_RESTART {
+                    self.warm_restart = true;
+                } else if let Some(f) = finisher::decode(hart, v as u32) {
                     self.finish.get_or_insert(f);
                 }
                 true
@@ -565,6 +571,33 @@ impl Bus {
             }
         }
         Ok(decode(u32::from(lo) | u32::from(u16::from_le_bytes(hi)) << 16))
+    }
+
+    /// A warm restart (`regs::finisher::WARM_RESTART`): the card-internal
+    /// devices go back to their reset state; the PCIe endpoint keeps its
+    /// host-visible side (configuration, BAR0, MSI-X) and loses only the
+    /// firmware's doorbell steering and the notifications not yet taken;
+    /// memory, flash, OTP, the host, local SSDs and the network beyond the
+    /// NIC stay. Events already queued for the old devices find nothing in
+    /// flight and do nothing.
+    pub fn card_reset(&mut self, chip: &Chip, board: &Board) {
+        let harts = chip.harts() as usize;
+        let d = &chip.devices;
+        self.lines.fill(0);
+        self.reservations.fill(NO_RESERVATION);
+        self.active_reservations = 0;
+        self.reserved_bits = 0;
+        self.clint = Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz);
+        self.plic = Plic::new(d.plic.sources, harts);
+        self.mailbox = Mailbox::new(harts, d.mailbox.irq_base);
+        self.trace.restart();
+        self.pcie.card_reset();
+        let fresh = Bus::new(chip, board, crate::mem::Memory::new(Vec::new()), TracePort::new(0, None));
+        self.dma = fresh.dma;
+        self.crypto = fresh.crypto;
+        self.ec = fresh.ec;
+        self.net.nic = fresh.net.nic;
+        self.mmio_stall = 0;
     }
 
     /// Drops decoded instructions overlapping a store to `[addr, addr+size)`.

@@ -549,6 +549,55 @@ impl Machine {
         self.bus.power_cut = true;
     }
 
+    /// A warm restart the firmware asked for (`regs::finisher::WARM_RESTART`):
+    /// the card-internal devices reset ([`Bus::card_reset`]), the boot ROM
+    /// stage runs again on the flash as it is now (verifying and loading
+    /// the first-stage bootloader, [`crate::secure_boot::rom_stage`]) and
+    /// every hart starts over at the ROM when it is done. Host, PCIe
+    /// endpoint (host side), memory, flash and OTP carry on.
+    pub fn warm_restart(&mut self) {
+        self.bus.warm_restart = false;
+        self.bus.card_reset(&self.chip, &self.board);
+        let rom = crate::secure_boot::rom_stage(&self.chip, &self.bus.spi.flash.array, &self.bus.otp.words, &mut self.bus.mem);
+        let (entry, cycles, log, refused) = match rom {
+            Ok(s) => (Some(s.entry), s.cycles, s.log, None),
+            Err(r) => (None, 0, r.log, Some(r.reason)),
+        };
+        let stub = match entry {
+            Some(e) => bootrom::reset_stub(e),
+            None => bootrom::halt_stub(),
+        };
+        let base = self.chip.memory.bootrom.base;
+        self.bus.mem.write_bytes(base, &stub).expect("boot ROM is RAM");
+        self.bus.invalidate_code(base, stub.len() as u64);
+        let start = self.now + cycles;
+        self.bus.console.emit(self.now, 0, crate::console::Source::Uart, Some("ROM".into()), "warm restart".into());
+        for line in log {
+            self.bus.console.emit(start, 0, crate::console::Source::Uart, Some("ROM".into()), line);
+        }
+        if let Some(r) = &refused {
+            self.bus.console.emit(start, 0, crate::console::Source::Uart, Some("ROM".into()), format!("boot refused: {r}"));
+        }
+        self.boot_refused = refused;
+        let costs = CoreCosts::from_chip(&self.chip);
+        let ddr_region = self.bus.mem.regions().iter().find(|r| r.kind == RegionKind::Ddr).map(|r| r.id).unwrap_or(0);
+        for i in 0..self.harts.len() {
+            let old = &self.harts[i];
+            let (id, cluster) = (old.id, old.cluster);
+            let mut h = Hart::new(id, cluster, costs, region_latencies(&self.chip, &self.bus.mem, cluster), ddr_region);
+            h.pc = base;
+            h.stop_on_nested_trap = self.config.stop_on_nested_trap;
+            // Counters run on: the restart is time the harts spent idle.
+            h.cycle = start.max(old.cycle);
+            h.idle_cycles = old.idle_cycles + (h.cycle - old.cycle.min(h.cycle));
+            h.instret = old.instret;
+            h.profile = self.harts[i].profile.take();
+            h.debug = self.harts[i].debug;
+            self.harts[i] = h;
+        }
+        self.running_dirty = true;
+    }
+
     /// Once the trace port knows which symbol file's code runs, that file
     /// becomes `image` (fault reports, profiles).
     fn pick_image(&mut self) {
@@ -618,6 +667,12 @@ impl Machine {
             }
             if self.bus.power_cut {
                 return Outcome::PowerCut;
+            }
+            if self.bus.warm_restart {
+                self.warm_restart();
+                if let Some(why) = self.boot_refused.clone() {
+                    return Outcome::BootRefused(why);
+                }
             }
             if !self.other_images.is_empty() {
                 self.pick_image();

@@ -18,6 +18,7 @@ pub const COMMIT_STATUSES: &[(&str, (u8, u8))] = &[
     ("requires-conventional-reset", (1, 0x0b)),
     ("requires-nvm-subsystem-reset", (1, 0x10)),
     ("requires-controller-reset", (1, 0x11)),
+    ("requires-maximum-time-violation", (1, 0x12)),
     ("overlapping-range", (1, 0x14)),
     ("invalid-opcode", (0, 0x01)),
 ];
@@ -36,7 +37,8 @@ pub struct FirmwareCfg {
     /// When, after the PF is up (e.g. "1ms"); unset: at once.
     pub at: Option<String>,
     /// Signed image file (relative to the scenario file); none: only the
-    /// Firmware Slot Information log is read.
+    /// Firmware Slot Information log is read, unless `action` is 2 or 3
+    /// (committed without a download: the slot's existing image).
     pub image: Option<PathBuf>,
     /// Firmware Commit action: 0 replace, 1 replace and activate at the
     /// next reset, 2 activate the slot's image, 3 replace and activate now.
@@ -106,8 +108,8 @@ pub(crate) fn validate(sc: &Scenario) -> Result<(), ConfigError> {
             return err(at("xfer"), format!("{x} must be a multiple of 4 KiB, at most 128 KiB (the controller's MDTS)"));
         }
         if let Some(n) = &w.expect_commit {
-            if w.image.is_none() && w.action != 2 {
-                return err(at("expect_commit"), "no image: nothing is committed (give `image`, or action = 2)".into());
+            if w.image.is_none() && w.action != 2 && w.action != 3 {
+                return err(at("expect_commit"), "no image: nothing is committed (give `image`, or action = 2 or 3)".into());
             }
             if w.expected_commit().is_none() {
                 let names: Vec<&str> = COMMIT_STATUSES.iter().map(|(k, _)| *k).collect();
@@ -154,6 +156,11 @@ expect_revisions = ["0.1.0", ""]
         assert_eq!(w.expect_revisions.as_deref(), Some(&["0.1.0".to_string(), String::new()][..]));
         let s = load(&BASE.replace("action = 1", "action = 2\nexpect_commit = \"requires-conventional-reset\"")).unwrap();
         assert_eq!(s.firmware[0].expected_commit(), Some((1, 0x0b)));
+        // 011b without an image activates the slot's image: a commit to expect.
+        let s = load(&BASE.replace("action = 1", "action = 3
+slot = 2
+expect_commit = \"requires-conventional-reset\"")).unwrap();
+        assert_eq!((s.firmware[0].action, s.firmware[0].expected_commit()), (3, Some((1, 0x0b))));
         assert!(!s.firmware[0].checks);
         assert!(load(&BASE.replace("action = 1", "action = 1\nchecks = true")).unwrap().firmware[0].checks);
     }

@@ -79,6 +79,9 @@ pub enum Outcome {
 pub struct Reply {
     pub tag: u32,
     pub outcome: Outcome,
+    /// Bytes of the image the slot now holds (header, payload,
+    /// signature), when the commit verified it; 0 otherwise.
+    pub image_len: u32,
 }
 
 /// Requests (and replies) in flight per client.
@@ -294,8 +297,8 @@ pub fn run(hart: HartId) -> ! {
         for (rx, tx, staging, client) in [(&mut rx, &mut tx, staging, crate::nvme::ADMIN_HART), (&mut mrx, &mut mtx, mgmt_staging, crate::net::NET_HART)] {
             while let Some(r) = rx.pop() {
                 worked = true;
-                let outcome = commit(hart.0, info.slot, staging, r);
-                let _ = tx.push(Reply { tag: r.tag, outcome });
+                let (outcome, image_len) = commit(hart.0, info.slot, staging, r);
+                let _ = tx.push(Reply { tag: r.tag, outcome, image_len });
                 dpu_hal::mailbox::ring(client, DOORBELL_FW);
             }
         }
@@ -312,10 +315,12 @@ pub fn run(hart: HartId) -> ! {
     }
 }
 
-/// Carries out one commit.
-fn commit(hart: usize, running: Slot, staging: usize, r: Request) -> Outcome {
+/// Carries out one commit; with the length of the slot's image when it
+/// was verified.
+fn commit(hart: usize, running: Slot, staging: usize, r: Request) -> (Outcome, u32) {
     let trust = trust();
     let mut hdr = None;
+    let mut image_len = 0u32;
     if r.replace {
         // The staged bytes, checked before the flash is touched.
         let len = r.len as usize;
@@ -335,7 +340,7 @@ fn commit(hart: usize, running: Slot, staging: usize, r: Request) -> Outcome {
             Ok(h) => hdr = Some(h),
             Err(e) => {
                 defmt::warn!("fw update: downloaded image refused: {=str}", e.reason());
-                return Outcome::InvalidImage;
+                return (Outcome::InvalidImage, 0);
             }
         }
     }
@@ -381,7 +386,10 @@ fn commit(hart: usize, running: Slot, staging: usize, r: Request) -> Outcome {
                 off += k as u32;
             }
             match verify_slot(flash, r.slot) {
-                Ok(h) => publish_header(r.slot, Some(&h)),
+                Ok(h) => {
+                    image_len = h.image_len() as u32;
+                    publish_header(r.slot, Some(&h));
+                }
                 Err(e) => {
                     defmt::error!("fw update: slot {=str} does not read back verified: {=str}", r.slot.name(), e.reason());
                     return Outcome::FlashError;
@@ -394,9 +402,12 @@ fn commit(hart: usize, running: Slot, staging: usize, r: Request) -> Outcome {
                 st.pending = None;
             } else {
                 if !r.replace {
-                    if let Err(e) = verify_slot(flash, r.slot) {
-                        defmt::warn!("fw update: slot {=str} cannot be activated: {=str}", r.slot.name(), e.reason());
-                        return Outcome::InvalidImage;
+                    match verify_slot(flash, r.slot) {
+                        Ok(h) => image_len = h.image_len() as u32,
+                        Err(e) => {
+                            defmt::warn!("fw update: slot {=str} cannot be activated: {=str}", r.slot.name(), e.reason());
+                            return Outcome::InvalidImage;
+                        }
                     }
                 }
                 st.pending = Some(r.slot);
@@ -413,5 +424,5 @@ fn commit(hart: usize, running: Slot, staging: usize, r: Request) -> Outcome {
         }
         Outcome::Done
     });
-    r2.unwrap_or(Outcome::FlashError)
+    (r2.unwrap_or(Outcome::FlashError), image_len)
 }

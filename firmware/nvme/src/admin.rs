@@ -73,6 +73,11 @@ impl Event {
     /// the Changed Namespace List log page (04h).
     pub const NAMESPACE_ATTRIBUTE_CHANGED: Event = Event { ty: event_type::NOTICE, info: 0x00, lid: logs::LID_CHANGED_NS };
 
+    /// Notice: Firmware Activation Starting (info 01h, figure 149), with
+    /// the Firmware Slot Information log page (03h); enabled by
+    /// Asynchronous Event Configuration bit 9.
+    pub const FIRMWARE_ACTIVATION_STARTING: Event = Event { ty: event_type::NOTICE, info: 0x01, lid: logs::LID_FIRMWARE_SLOT };
+
     /// Error status events (figure 147): Invalid Doorbell Register (00h),
     /// Invalid Doorbell Write Value (01h), with the Error Information log.
     pub const fn error(info: u8) -> Event {
@@ -216,6 +221,23 @@ impl AdminState {
     /// AERs held.
     pub fn held_aers(&self) -> usize {
         usize::from(self.naers)
+    }
+
+    /// The command ids of the held AERs, oldest first (for a handover
+    /// to the next firmware image, `crate::handover`).
+    pub fn held_cids(&self) -> &[u16] {
+        &self.aers[..usize::from(self.naers)]
+    }
+
+    /// Holds AERs handed over by the previous firmware image (those
+    /// above [`AER_SLOTS`] are dropped).
+    pub fn hold_handed_over(&mut self, cids: &[u16]) {
+        for &c in cids {
+            if usize::from(self.naers) < AER_SLOTS {
+                self.aers[usize::from(self.naers)] = c;
+                self.naers += 1;
+            }
+        }
     }
 
     /// Whether events of type `ty` are masked (reported, log not read).

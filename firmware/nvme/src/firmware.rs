@@ -4,7 +4,7 @@
 //!
 //! The card has two firmware slots, NVMe slot 1 = flash slot A and NVMe
 //! slot 2 = flash slot B (Identify Controller FRMW: two slots, none read
-//! only, no activation without reset). This module decides what a command
+//! only; bit 4, activation without reset, where the firmware offers it). This module decides what a command
 //! asks and whether it may; moving the data and writing the flash is the
 //! firmware's business.
 //!
@@ -13,7 +13,8 @@
 //!   granularity ([`GRANULARITY`], FWUG); a piece at offset 0 starts a new
 //!   image; a piece that overlaps what was already received is refused
 //!   with Overlapping Range (SC 14h), a gap with Invalid Field.
-//! * [`decode_commit`] + [`Commit::resolve`]: commit actions 000b-011b;
+//! * [`decode_commit`] + [`Commit::plan`]: commit actions 000b-011b
+//!   (011b without a newly downloaded image activates the slot's image);
 //!   the boot partition actions (110b, 111b) and reserved ones are
 //!   Invalid Field; slots above the number supported are Invalid Firmware
 //!   Slot (SC 06h), and so is the slot the card runs from (it is the
@@ -36,8 +37,9 @@ pub const GRANULARITY: u32 = 4096;
 /// Identify Controller FWUG value (4 KiB units).
 pub const FWUG: u8 = (GRANULARITY / 4096) as u8;
 /// Identify Controller FRMW of a controller that offers firmware update:
-/// bit 0 clear (slot 1 writable), bits 3:1 = number of slots, bit 4 clear
-/// (activation needs a reset).
+/// bit 0 clear (slot 1 writable), bits 3:1 = number of slots; bit 4
+/// (activation without reset) is added by `identify::controller` when
+/// the controller gives an MTFA.
 pub const FRMW: u8 = SLOTS << 1;
 
 /// One piece of an image (Firmware Image Download CDW10/CDW11).
@@ -118,14 +120,17 @@ pub enum Action {
     ReplaceAndActivate,
     /// 010b: activate the slot's existing image at the next reset.
     Activate,
-    /// 011b: replace and activate at once (we cannot: the image is
-    /// activated at the next reset, and the command says so with
-    /// Firmware Activation Requires Conventional Reset).
+    /// 011b: the downloaded image, if there is one, replaces the slot's;
+    /// the slot is activated at once, without reset (the firmware's
+    /// business: it may instead activate at the next reset and say so,
+    /// see [`Commit::done_status`]). Without a newly downloaded image the
+    /// slot's existing image is activated.
     ReplaceAndActivateNow,
 }
 
 impl Action {
-    /// Whether the downloaded image is written into the slot.
+    /// Whether a downloaded image is written into the slot (for 011b:
+    /// when one was downloaded, see [`Commit::plan`]).
     pub fn replaces(self) -> bool {
         !matches!(self, Action::Activate)
     }
@@ -161,7 +166,43 @@ pub fn decode_commit(sqe: &Sqe) -> Result<Commit, Status> {
     Ok(Commit { slot: (c & 7) as u8, action })
 }
 
+/// What a commit does, resolved against the running slot and what was
+/// downloaded ([`Commit::plan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// NVMe slot (1-based).
+    pub slot: u8,
+    /// Write the downloaded image into the slot first.
+    pub replace: bool,
+    /// Make the slot's image the one the next boot runs.
+    pub activate: bool,
+}
+
 impl Commit {
+    /// What this commit does, given the slot the card runs from and the
+    /// bytes downloaded and not yet committed (`staged`), per §5.12
+    /// figure 189: 000b and 001b replace the slot's image with the
+    /// downloaded one (none downloaded: Invalid Firmware Image); 010b
+    /// activates the slot's existing image; 011b replaces it if an image
+    /// was downloaded, and "if there is not a newly downloaded image,
+    /// then the existing image in the specified firmware slot is
+    /// activated". Slot checks as in [`Commit::resolve`], applied to
+    /// what the commit really does.
+    pub fn plan(&self, running: u8, staged: u32) -> Result<Plan, Status> {
+        let replace = match self.action {
+            Action::Replace | Action::ReplaceAndActivate => true,
+            Action::Activate => false,
+            Action::ReplaceAndActivateNow => staged > 0,
+        };
+        let effective = Commit { slot: self.slot, action: if replace { self.action } else { Action::Activate } };
+        let slot = effective.resolve(running)?;
+        if replace && staged == 0 {
+            // Nothing downloaded to replace the slot's image with.
+            return Err(Status::INVALID_FIRMWARE_IMAGE);
+        }
+        Ok(Plan { slot, replace, activate: self.action.activates() })
+    }
+
     /// The NVMe slot (1-based) the commit acts on, given the slot the
     /// card runs from. Slot 0: the controller chooses the slot it does
     /// not run from. Slots above [`SLOTS`] are Invalid Firmware Slot; so
@@ -185,12 +226,14 @@ impl Commit {
         Ok(slot)
     }
 
-    /// The status of a commit that did what it was asked: activation
-    /// happens only when the card restarts (the bootloader picks the
-    /// slot), which a controller reset (CC.EN) does not do - so every
-    /// activating action says Firmware Activation Requires Conventional
-    /// Reset (SC 0Bh, §5.12.1: "the commit was successful, however,
-    /// activation of the firmware image requires a conventional reset").
+    /// The status of a commit that did what it was asked and activates at
+    /// the next card restart (the bootloader picks the slot), which a
+    /// controller reset (CC.EN) does not do - so an activating action
+    /// says Firmware Activation Requires Conventional Reset (SC 0Bh,
+    /// §5.12.1: "the commit was successful, however, activation of the
+    /// firmware image requires a conventional reset"). A 011b the
+    /// firmware activates at once completes with Success instead, from
+    /// the new image.
     pub fn done_status(&self) -> Status {
         if self.action.activates() {
             Status::FIRMWARE_REQUIRES_CONVENTIONAL_RESET
@@ -306,6 +349,33 @@ mod tests {
             assert_eq!(decode_commit(&commit(1 | ca << 3)), Err(Status::INVALID_FIELD), "CA {ca}");
         }
         assert_eq!(decode_commit(&commit(1 | 1 << 3 | 1 << 31)), Err(Status::INVALID_FIELD), "BPID");
+    }
+
+    #[test]
+    fn activate_now_without_a_new_image_activates_the_slots_image() {
+        // §5.12 figure 189, CA 011b: "Downloaded image replaces the
+        // existing image, if any, in the specified Firmware Slot and is
+        // then activated ... If there is not a newly downloaded image,
+        // then the existing image in the specified firmware slot is
+        // activated".
+        let now = |fs: u32| decode_commit(&commit(fs | 3 << 3)).unwrap();
+        assert_eq!(now(2).plan(1, 0), Ok(Plan { slot: 2, replace: false, activate: true }), "nothing downloaded: slot 2's image");
+        assert_eq!(now(2).plan(1, 8192), Ok(Plan { slot: 2, replace: true, activate: true }), "a downloaded image replaces it");
+        assert_eq!(now(0).plan(1, 0), Ok(Plan { slot: 2, replace: false, activate: true }), "FS 0: the slot not running");
+        // Nothing downloaded, the running slot: activating what runs.
+        assert_eq!(now(1).plan(1, 0), Ok(Plan { slot: 1, replace: false, activate: true }));
+        // A downloaded image never replaces the running slot.
+        assert_eq!(now(1).plan(1, 4096), Err(Status::INVALID_FIRMWARE_SLOT));
+        assert_eq!(now(6).plan(1, 0), Err(Status::INVALID_FIRMWARE_SLOT));
+        // 000b and 001b need a downloaded image; 010b ignores one.
+        assert_eq!(decode_commit(&commit(2)).unwrap().plan(1, 0), Err(Status::INVALID_FIRMWARE_IMAGE));
+        assert_eq!(decode_commit(&commit(2 | 1 << 3)).unwrap().plan(1, 0), Err(Status::INVALID_FIRMWARE_IMAGE));
+        assert_eq!(decode_commit(&commit(2 | 1 << 3)).unwrap().plan(1, 4096), Ok(Plan { slot: 2, replace: true, activate: true }));
+        assert_eq!(decode_commit(&commit(2)).unwrap().plan(1, 4096), Ok(Plan { slot: 2, replace: true, activate: false }));
+        assert_eq!(decode_commit(&commit(2 | 2 << 3)).unwrap().plan(1, 4096), Ok(Plan { slot: 2, replace: false, activate: true }));
+        // Slot checks come first.
+        assert_eq!(decode_commit(&commit(1)).unwrap().plan(1, 0), Err(Status::INVALID_FIRMWARE_SLOT), "replacing the running slot");
+        assert_eq!(decode_commit(&commit(5 | 1 << 3)).unwrap().plan(1, 0), Err(Status::INVALID_FIRMWARE_SLOT));
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct ControllerIdentity<'a> {
     /// Firmware Image Download / Commit offered (the PF of a card booted
     /// from flash): OACS bit 2, FRMW with two writable slots, FWUG.
     pub firmware_update: bool,
+    /// Maximum Time for Firmware Activation (MTFA, 100 ms units) when
+    /// commit action 011b activates without reset; 0: it does not (FRMW
+    /// bit 4 clear, OAES bit 9 clear).
+    pub mtfa: u16,
 }
 
 fn put_str(out: &mut [u8], s: &str) {
@@ -91,10 +95,16 @@ pub fn controller(out: &mut [u8; 4096], id: &ControllerIdentity) {
     out[259] = id.aerl;
     // OAES bit 8: Namespace Attribute Notices (and the Changed Namespace
     // List log page) are supported (§5.17.2.1 OAES, §5.2.1).
-    out[92..96].copy_from_slice(&(1u32 << 8).to_le_bytes());
+    // OAES bit 9: Firmware Activation Notices, with activation without reset.
+    let now = id.firmware_update && id.mtfa > 0;
+    let oaes = 1u32 << 8 | u32::from(now) << 9;
+    out[92..96].copy_from_slice(&oaes.to_le_bytes());
     // FRMW: bits 3:1 slots, bit 0 slot 1 read-only, bit 4 activation
-    // without reset (never: the bootloader activates an image).
-    out[260] = if id.firmware_update { crate::firmware::FRMW } else { 0x03 };
+    // without reset (commit action 011b); MTFA (bytes 271:270) bounds it.
+    out[260] = if id.firmware_update { crate::firmware::FRMW | u8::from(now) << 4 } else { 0x03 };
+    if now {
+        out[270..272].copy_from_slice(&id.mtfa.to_le_bytes());
+    }
     out[261] = 0x04; // LPA: extended data for Get Log Page
     out[262] = id.elpe;
     out[263] = 0; // NPSS: one power state
@@ -234,10 +244,16 @@ mod tests {
             aerl: 3,
             elpe: 15,
             firmware_update: false,
+            mtfa: 0,
         };
         controller(&mut b, &id);
         assert_eq!(&b[4..8], b"SN1 ");
         assert_eq!((u16::from_le_bytes([b[256], b[257]]), b[260], b[319]), (0, 0x03, 0), "no firmware update (a VF)");
+        controller(&mut b, &ControllerIdentity { firmware_update: true, ..id });
+        assert_eq!(b[260] & 0x10, 0, "no activation without reset unless MTFA is given");
+        controller(&mut b, &ControllerIdentity { firmware_update: true, mtfa: 12, ..id });
+        assert_eq!((b[260], u16::from_le_bytes([b[270], b[271]])), (crate::firmware::FRMW | 0x10, 12), "FRMW bit 4, MTFA");
+        assert_eq!(u32::from_le_bytes(b[92..96].try_into().unwrap()), 3 << 8, "OAES: firmware activation notices");
         controller(&mut b, &ControllerIdentity { firmware_update: true, ..id });
         assert_eq!((u16::from_le_bytes([b[256], b[257]]), b[260], b[319]), (0x4, 0x04, 1), "OACS bit 2, two writable slots, 4 KiB granularity");
         assert_eq!(b[77], MDTS);
@@ -268,7 +284,7 @@ mod tests {
     #[test]
     fn fabrics_controllers_and_shared_namespaces_say_so() {
         let mut b = [0u8; 4096];
-        let id = ControllerIdentity { vid: 1, ssvid: 1, serial: "s", model: "m", firmware: "f", cntlid: 1, subnqn: "nqn.x", acl: 3, aerl: 3, elpe: 0, firmware_update: false };
+        let id = ControllerIdentity { vid: 1, ssvid: 1, serial: "s", model: "m", firmware: "f", cntlid: 1, subnqn: "nqn.x", acl: 3, aerl: 3, elpe: 0, firmware_update: false, mtfa: 0 };
         controller(&mut b, &id);
         assert_eq!(b[76] & 2, 0);
         fabrics(&mut b, 64 + 8192, 16);

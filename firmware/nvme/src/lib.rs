@@ -17,6 +17,8 @@
 //!   controller of a subsystem (atomics, no locks on the reading side).
 //! * [`io`]: NVM command set I/O command decoding.
 //! * [`firmware`]: Firmware Image Download / Commit, the slot log.
+//! * [`handover`]: the controller handover record one image leaves the
+//!   next for firmware activation without reset (format only).
 //! * [`host`]: the other side, for the driver of the card's local SSDs:
 //!   commands it builds, completions it reads, its queue-pair view, PRPs.
 #![no_std]
@@ -26,6 +28,7 @@ pub mod cqe;
 pub mod dptr;
 pub mod features;
 pub mod firmware;
+pub mod handover;
 pub mod host;
 pub mod identify;
 pub mod io;

@@ -33,6 +33,9 @@ pub const CSTS_CFS: u32 = 1 << 1;
 pub const CSTS_SHST_OCCURRING: u32 = 1 << 2;
 pub const CSTS_SHST_COMPLETE: u32 = 2 << 2;
 pub const CSTS_SHST_MASK: u32 = 3 << 2;
+/// Processing Paused (§3.1.4.6): command processing is paused while a
+/// firmware image is activated without reset.
+pub const CSTS_PP: u32 = 1 << 5;
 
 /// Controller Configuration (§3.1.4.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

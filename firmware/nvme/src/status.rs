@@ -55,6 +55,10 @@ impl Status {
     /// next conventional reset (not at a controller reset).
     pub const FIRMWARE_REQUIRES_CONVENTIONAL_RESET: Status = Status::specific(0x0b);
     pub const INVALID_QUEUE_DELETION: Status = Status::specific(0x0c);
+    /// Firmware Commit 011b: "the image specified if activated immediately
+    /// would exceed the Maximum Time for Firmware Activation (MTFA)"; it
+    /// was committed and activates at the next reset.
+    pub const FIRMWARE_REQUIRES_MTFA_VIOLATION: Status = Status::specific(0x12);
     pub const FEATURE_NOT_SAVEABLE: Status = Status::specific(0x0d);
     /// Firmware Image Download: the piece overlaps one already received.
     pub const OVERLAPPING_RANGE: Status = Status::specific(0x14);

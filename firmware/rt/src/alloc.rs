@@ -5,7 +5,7 @@
 //! ever freed: services allocate once when they start.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
-use dpu_hal::memory_map::{CORES_PER_CLUSTER, DDR_BASE, DDR_HEAP_SIZE, HARTS, IMAGE_SIZE, RAM_NAMESPACE_BASE, RAM_NAMESPACE_SIZE, SMEM_SIZE, STACK_SIZE};
+use dpu_hal::memory_map::{CORES_PER_CLUSTER, DDR_BASE, DDR_HEAP_SIZE, HANDOVER_SIZE, HARTS, IMAGE_SIZE, RAM_NAMESPACE_BASE, RAM_NAMESPACE_SIZE, SMEM_SIZE, STACK_SIZE};
 use dpu_hal::HartId;
 
 /// Bytes of SMEM each hart may allocate (the data area below the stacks,
@@ -55,7 +55,8 @@ pub fn smem_free() -> usize {
 /// Allocates `size` bytes aligned to `align` in DDR after the image (the
 /// firmware's heap, `DDR_HEAP_SIZE` bytes).
 pub fn ddr(size: u64, align: u64) -> Option<u64> {
-    bump(&DDR_USED, (DDR_BASE + IMAGE_SIZE) as u64, (DDR_BASE + IMAGE_SIZE + DDR_HEAP_SIZE) as u64, size, align)
+    // The top HANDOVER_SIZE bytes hold the controller handover record.
+    bump(&DDR_USED, (DDR_BASE + IMAGE_SIZE) as u64, (DDR_BASE + IMAGE_SIZE + DDR_HEAP_SIZE - HANDOVER_SIZE) as u64, size, align)
 }
 
 /// Allocates a RAM namespace of `size` bytes (4 KiB aligned) from the DDR

@@ -34,6 +34,13 @@ impl TracePort {
         TracePort { streams: vec![Vec::new(); harts], table: None, bad_frames: 0, candidates, resolved: None }
     }
 
+    /// The harts restart (warm restart): partial frames are dropped.
+    pub fn restart(&mut self) {
+        for s in self.streams.iter_mut() {
+            s.clear();
+        }
+    }
+
     /// Whether [`TracePort::resolve`] still has to run.
     pub fn unresolved(&self) -> bool {
         self.resolved.is_none() && !self.candidates.is_empty()

@@ -192,6 +192,11 @@ async fn malformed(h: &Host, ctrl: &Controller, vf: Option<&Controller>) -> (Vec
     // Activating a slot that holds no image.
     if let Some(empty) = (1..=2u8).find(|&s| s != log.active && log.revisions.get(usize::from(s) - 1).is_some_and(|r| r.is_empty())) {
         cases.push(("commit activating an empty slot", cm(empty, 2), 0, (1, 0x07)));
+        // 011b after the partial download above: that image replaces
+        // the slot's only if it verifies (it does not: the flash is left
+        // alone); 011b then has nothing new and activates the empty slot.
+        cases.push(("commit action 011b of a partial image", cm(empty, 3), 0, (1, 0x07)));
+        cases.push(("commit action 011b on an empty slot, nothing downloaded", cm(empty, 3), 0, (1, 0x07)));
     }
     for (what, sqe, len, want) in cases {
         let r = if len > 0 {
@@ -237,7 +242,10 @@ pub async fn run(h: Host, ctrl: Controller, vf: Option<Controller>, sc: &Scenari
         rep.checks = lines;
         rep.problems.extend(problems);
     }
-    let mut commit = cfg.action == 2;
+    // Without an image, 010b and 011b act on the slot's existing image
+    // (§5.12: 011b "If there is not a newly downloaded image, then the
+    // existing image in the specified firmware slot is activated").
+    let mut commit = cfg.action == 2 || cfg.action == 3;
     if let Some(path) = cfg.image_path(sc) {
         let img = match std::fs::read(&path) {
             Ok(b) => b,

@@ -249,6 +249,7 @@ pub fn status_name(code: (u8, u8)) -> String {
         (1, 0x0c) => "Invalid Queue Deletion",
         (1, 0x10) => "Firmware Activation Requires NVM Subsystem Reset",
         (1, 0x11) => "Firmware Activation Requires Controller Level Reset",
+        (1, 0x12) => "Firmware Activation Requires Maximum Time Violation",
         (1, 0x13) => "Firmware Activation Prohibited",
         (1, 0x14) => "Overlapping Range",
         (2, 0x85) => "Compare Failure",

@@ -29,6 +29,8 @@ pub mod reg {
     pub const ACQ: u64 = 0x30;
     pub const CSTS_RDY: u32 = 1;
     pub const CSTS_CFS: u32 = 2;
+    /// Processing Paused (NVMe Base 2.0 §3.1.4.6).
+    pub const CSTS_PP: u32 = 1 << 5;
     pub const CSTS_SHST_MASK: u32 = 3 << 2;
     pub const CSTS_SHST_DONE: u32 = 2 << 2;
 }
@@ -290,8 +292,11 @@ pub struct CtrlInfo {
     pub sgls: u32,
     pub sqes: u8,
     pub cqes: u8,
-    /// Optional Asynchronous Events Supported (bit 8: namespace attribute notices).
+    /// Optional Asynchronous Events Supported (bit 8: namespace attribute
+    /// notices, bit 9: firmware activation notices).
     pub oaes: u32,
+    /// Maximum Time for Firmware Activation (100 ms units; 0: not given).
+    pub mtfa: u16,
 }
 
 /// An active namespace.
@@ -310,6 +315,11 @@ pub struct CtrlStats {
     pub timeouts: u64,
     pub aborts_sent: u64,
     pub resets: u64,
+    /// Firmware activations without reset the host saw through (the
+    /// Firmware Activation Starting notice, CSTS.PP polled until clear).
+    pub fw_activations: u64,
+    /// The longest of them: notice to CSTS.PP clear (ns).
+    pub fw_activation_ns: u64,
 }
 
 pub struct CtrlInner {
@@ -327,6 +337,9 @@ pub struct CtrlInner {
     pub namespaces: Vec<Namespace>,
     pub stats: CtrlStats,
     pub resetting: bool,
+    /// I/O queues quiesced (a firmware activation): no new I/O is
+    /// submitted until they are resumed.
+    pub quiesced: bool,
     pub dead: Option<String>,
     pub closed: bool,
     reset_waiters: Vec<Waker>,
@@ -386,8 +399,9 @@ impl Future for ClaimCid {
     type Output = Option<(u16, u64)>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut c = self.ctrl.0.borrow_mut();
-        // During a reset only the admin queue takes commands.
-        if c.resetting && self.qid != 0 {
+        // During a reset or a firmware activation only the admin queue
+        // takes commands.
+        if (c.resetting || c.quiesced) && self.qid != 0 {
             c.reset_waiters.push(cx.waker().clone());
             return Poll::Pending;
         }
@@ -568,6 +582,7 @@ impl Controller {
             namespaces: Vec::new(),
             stats: CtrlStats::default(),
             resetting: false,
+            quiesced: false,
             dead: None,
             closed: false,
             reset_waiters: Vec::new(),
@@ -591,7 +606,8 @@ impl Controller {
         ctrl.identify_controller().await?;
         ctrl.setup_io_queues().await?;
         ctrl.scan_namespaces().await?;
-        if ctrl.0.borrow().opts.namespace_notices {
+        let fw_notices = ctrl.info().oaes & (1 << 9) != 0;
+        if ctrl.0.borrow().opts.namespace_notices || fw_notices {
             ctrl.enable_namespace_notices().await?;
         }
         let c = ctrl.0.borrow();
@@ -892,6 +908,7 @@ impl Controller {
             sqes: d[512],
             cqes: d[513],
             oaes: u32_at(92),
+            mtfa: u16_at(270),
             nn: u32_at(516),
             oncs: u16_at(520),
             vwc: d[525],
@@ -974,12 +991,21 @@ impl Controller {
     /// Namespace List (RAE clear: that clears it and unmasks the event)
     /// and rescan its namespaces, then re-arm (NVMe Base 2.0 §5.2,
     /// §5.16.1.5). Returns false if the controller does not offer them.
+    ///
+    /// Like Linux (`nvme_enable_aen`: `ctrl->oaes & NVME_AEN_SUPPORTED`),
+    /// Firmware Activation Notices (OAES bit 9) are enabled too when the
+    /// controller offers them; a notice of type 2h, information 01h, log
+    /// page 03h runs [`Controller::firmware_activation`] before the AER is
+    /// sent again.
     pub async fn enable_namespace_notices(&self) -> Result<bool, String> {
         let f = self.function();
-        if self.info().oaes & (1 << 8) == 0 {
+        let oaes = self.info().oaes;
+        let ns = self.0.borrow().opts.namespace_notices && oaes & (1 << 8) != 0;
+        let aec = u32::from(ns) << 8 | (oaes & (1 << 9));
+        if aec == 0 {
             return Ok(false);
         }
-        self.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 0x0b).cdw(11, 1 << 8))
+        self.submit(0, Sqe::new(opc::SET_FEATURES).cdw(10, 0x0b).cdw(11, aec))
             .await
             .map_err(|e| format!("function {f}: Set Features (Asynchronous Event Configuration) failed: {e}"))?;
         let (ctrl, h) = (self.clone(), self.host());
@@ -992,6 +1018,12 @@ impl Controller {
                     Err(_) => return,
                 };
                 let (kind, info, lid) = (cqe.dw0 & 7, (cqe.dw0 >> 8) & 0xff, (cqe.dw0 >> 16) & 0xff);
+                if (kind, info, lid) == (2, 1, 3) {
+                    if !ctrl.firmware_activation().await {
+                        return;
+                    }
+                    continue;
+                }
                 if (kind, info, lid) != (2, 0, 4) {
                     h.log(format!("nvme fn{f}: asynchronous event {:#x} ignored", cqe.dw0));
                     continue;
@@ -1011,6 +1043,71 @@ impl Controller {
             }
         });
         Ok(true)
+    }
+
+    /// Linux's `nvme_fw_act_work` after a Firmware Activation Starting
+    /// notice (NVMe Base 2.0 §5.12, §3.1.4.6): I/O queues quiesced, CSTS.PP
+    /// polled every 100 ms until clear - or, past MTFA (the admin timeout
+    /// without one), the controller is reset; then I/O resumes and the
+    /// Firmware Slot Information log is read (RAE clear: that unmasks the
+    /// notice). Returns false when the controller was reset or is gone
+    /// (the AER listener stops, as after any reset).
+    pub async fn firmware_activation(&self) -> bool {
+        let h = self.host();
+        let f = self.function();
+        let t0 = h.now();
+        let mtfa = self.info().mtfa;
+        let limit_ns = if mtfa > 0 { u64::from(mtfa) * 100_000_000 } else { self.0.borrow().opts.admin_timeout_ns };
+        self.inner().quiesced = true;
+        h.log(format!("nvme fn{f}: firmware activation starting: I/O queues quiesced, polling CSTS.PP (MTFA {} ms)", limit_ns / 1_000_000));
+        let mut polls = 0u32;
+        let mut paused_seen = false;
+        let timed_out = loop {
+            let Some(csts) = self.read32(reg::CSTS).await.filter(|&v| v != u32::MAX) else {
+                break true;
+            };
+            if csts & reg::CSTS_PP == 0 {
+                break false;
+            }
+            paused_seen = true;
+            if h.ns(h.now() - t0) > limit_ns {
+                break true;
+            }
+            polls += 1;
+            h.sleep(h.cycles(100_000_000)).await;
+        };
+        self.inner().quiesced = false;
+        let waiters = std::mem::take(&mut self.inner().reset_waiters);
+        for w in waiters {
+            w.wake();
+        }
+        let took = h.ns(h.now() - t0);
+        if timed_out {
+            h.log(format!("nvme fn{f}: firmware activation timeout after {} ms, resetting controller", took / 1_000_000));
+            if let Err(e) = self.reset().await {
+                h.log(format!("nvme fn{f}: reset failed: {e}"));
+                self.inner().dead = Some(e);
+            }
+            return false;
+        }
+        {
+            let mut c = self.inner();
+            c.stats.fw_activations += 1;
+            c.stats.fw_activation_ns = c.stats.fw_activation_ns.max(took);
+        }
+        h.log(format!(
+            "nvme fn{f}: firmware activation done after {} ms ({polls} CSTS.PP poll(s), processing paused {}); I/O queues resumed",
+            took / 1_000_000,
+            if paused_seen { "seen" } else { "not seen" }
+        ));
+        // Firmware Slot Information (LID 03h, NUMDL 127: 512 bytes), RAE clear.
+        let buf = DataBuf::alloc(&h, 512, 0);
+        let r = self.data_command(0, Sqe::new(opc::GET_LOG_PAGE).nsid(0xffff_ffff).cdw(10, (127 << 16) | 0x03), &buf).await;
+        h.free_page(buf.pages[0]);
+        if let Err(e) = r {
+            h.log(format!("nvme fn{f}: Firmware Slot Information log after an activation: {e}"));
+        }
+        true
     }
 
     /// Get Log Page 04h (Changed Namespace List), RAE clear: the NSIDs
@@ -1067,7 +1164,8 @@ impl Controller {
                 if ctrl.0.borrow().closed {
                     return;
                 }
-                if ctrl.0.borrow().resetting {
+                // A firmware activation bounds itself (MTFA).
+                if ctrl.0.borrow().resetting || ctrl.0.borrow().quiesced {
                     continue;
                 }
                 let now = h.now();

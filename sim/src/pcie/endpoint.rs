@@ -254,6 +254,22 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The card's cores restart (warm restart): the firmware's doorbell
+    /// steering is gone (every doorbell goes to the function's admin hart
+    /// again) and so are the notifications it had not taken; the host's
+    /// side - configuration space, BAR0 registers and doorbell values,
+    /// MSI-X tables and pending bits, readiness - stays.
+    pub fn card_reset(&mut self) {
+        self.steer.fill(regs::STEER_ADMIN);
+        for q in self.notify.iter_mut() {
+            q.clear();
+        }
+        for f in self.funcs.iter_mut() {
+            f.db_pending.fill(false);
+            f.reg_pending.fill(false);
+        }
+    }
+
     /// Resets function `f` to its power-on state (VF disable, FLR). The
     /// firmware's steering and admin hart survive; queued notifications for
     /// it are dropped.

@@ -36,6 +36,10 @@ use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_ring::{Consumer, Producer};
 use dpu_rt::{ConstInit, HartId};
 
+mod activate;
+use activate::{Activation, Paused};
+pub use activate::MTFA;
+
 const OPC_DELETE_SQ: u8 = shared::opc::DELETE_SQ;
 const OPC_CREATE_SQ: u8 = shared::opc::CREATE_SQ;
 const OPC_GET_LOG_PAGE: u8 = shared::opc::GET_LOG_PAGE;
@@ -205,6 +209,17 @@ pub struct Admin {
     /// Detaches waiting for engines: (function, nsid, engines still to answer).
     detaches: [(u16, u32, u16); DETACHES],
     ndetaches: usize,
+    /// The commit the PF waits for is action 011b of another slot.
+    fw_now: bool,
+    /// Firmware activation without reset (`activate`).
+    activation: Activation,
+    /// PF queues reported by the engines while pausing, or read from a
+    /// handover record (by QID; DDR: the hot state stays small in SMEM).
+    paused: Option<&'static mut [Paused; QIDS]>,
+    /// The Firmware Activation Starting notice's CQE is being written.
+    notice_posting: bool,
+    /// Where the handover record is built / read (DDR).
+    handover_buf: Option<&'static mut [u8]>,
 }
 
 /// Detaches in progress at once (more wait in the change ring).
@@ -245,6 +260,11 @@ impl ConstInit for Admin {
         outcomes: None,
         detaches: [(0, 0, 0); DETACHES],
         ndetaches: 0,
+        fw_now: false,
+        activation: Activation::None,
+        paused: None,
+        notice_posting: false,
+        handover_buf: None,
     };
 }
 
@@ -287,7 +307,9 @@ pub fn run(hart: HartId) -> ! {
     }
     crate::channel::enable_doorbell(hart.0);
     dpu_hal::csr::mie_set(dpu_hal::regs::csr::MIP_MTIP);
-    a.init_function(0);
+    if !a.restore() {
+        a.init_function(0);
+    }
     defmt::info!("nvme admin: PF ready ({=u16} data-plane engines)", a.engines);
     loop {
         crate::channel::take_doorbells(hart.0);
@@ -321,6 +343,7 @@ impl Admin {
             return false;
         }
         self.chan = Some(chan);
+        self.handover_buf = dpu_rt::alloc::ddr_bytes(activate::RECORD_BYTES, 64);
         self.fetch_area = fetch;
         self.cqe_area = cqes;
         self.data = data;
@@ -457,6 +480,9 @@ impl Admin {
             work += self.step(f);
         }
         self.next = (self.next + 1) % MAX_FUNCTIONS;
+        if self.activation != Activation::None {
+            self.activation_step();
+        }
         if self.kick {
             self.kick = false;
             self.chan().kick();
@@ -475,6 +501,10 @@ impl Admin {
                 let ok = match index {
                     0 if fun.enabled => fun.sq.set_tail(v),
                     1 if fun.enabled => fun.cq.set_head(v),
+                    // An I/O queue's doorbell rung before its engine took
+                    // it (a queue handed over at a firmware activation):
+                    // the engine reads the value when it does.
+                    i if (i % 2 == 0 && fun.sq_exists & bit(i / 2) != 0) || (i % 2 == 1 && fun.cq_exists & bit(i / 2) != 0) => return,
                     _ => {
                         // A doorbell of a queue that does not exist.
                         self.async_error(function, HostError::InvalidDoorbell, index / 2);
@@ -673,6 +703,7 @@ impl Admin {
                     }
                     ToAdmin::Error { func, kind, qid } => self.async_error(func, kind, qid),
                     ToAdmin::Detached { func, nsid } => self.engine_detached(func, nsid),
+                    ToAdmin::Queue { func, qid, cq, entries, addr, link, irq, a, b, phase } => self.queue_report(func, qid, cq, entries, addr, link, irq, a, b, phase),
                 }
             }
         }
@@ -772,6 +803,9 @@ impl Admin {
     }
 
     fn engine_done(&mut self, f: u16, what: Done, qid: u16, hart: usize) {
+        if self.activation_ack(what) {
+            return;
+        }
         let fi = usize::from(f);
         if what == Done::Reset {
             let fun = &mut self.funcs[fi];
@@ -816,7 +850,7 @@ impl Admin {
                 self.load[hart] = self.load[hart].saturating_sub(1);
                 pcie::steer(f, 2 * qid + 1, None);
             }
-            Done::Reset => {}
+            Done::Reset | Done::Paused => {}
         }
         self.post(f, Status::SUCCESS);
     }
@@ -1141,19 +1175,18 @@ impl Admin {
             return Ok(());
         }
         let running = crate::boot::info().map_or(1, |i| fwupdate::nvme_slot(i.slot));
-        let n = c.resolve(running)?;
+        // 000b/001b without a downloaded image: Invalid Firmware Image;
+        // 011b without one activates the slot's image (§5.12).
+        let plan = c.plan(running, self.assembly.received)?;
+        let n = plan.slot;
         let slot = fwupdate::flash_slot(n).ok_or(Status::INVALID_FIRMWARE_SLOT)?;
-        let len = self.assembly.received;
-        if c.action.replaces() {
-            if len == 0 {
-                // Nothing downloaded to replace the slot's image with.
-                return Err(Status::INVALID_FIRMWARE_IMAGE);
-            }
+        let len = if plan.replace { self.assembly.received } else { 0 };
+        if plan.replace {
             // Consumed by this commit, whatever its outcome.
             self.assembly.reset();
         }
         self.fw_tag = self.fw_tag.wrapping_add(1);
-        let req = fwupdate::Request { tag: self.fw_tag, slot, len, replace: c.action.replaces(), activate: c.action.activates() };
+        let req = fwupdate::Request { tag: self.fw_tag, slot, len, replace: plan.replace, activate: plan.activate };
         if self.fw_tx.as_mut().is_none_or(|tx| tx.push(req).is_err()) {
             return Err(Status::INTERNAL_ERROR);
         }
@@ -1161,6 +1194,7 @@ impl Admin {
         defmt::info!("nvme fn{=u16}: firmware commit: action {}, slot {=u8} ({=u32} bytes staged)", f, c.action, n, len);
         self.fw_busy = true;
         self.fw_commit = Some(c);
+        self.fw_now = c.action == fw::Action::ReplaceAndActivateNow && plan.activate && n != running;
         let fun = &mut self.funcs[usize::from(f)];
         fun.cur = Cur::Waiting;
         fun.pending_qid = 0xfffe;
@@ -1180,8 +1214,23 @@ impl Admin {
                 continue;
             }
             let Some(c) = commit else { continue };
+            let mut done = c.done_status();
+            if r.outcome == fwupdate::Outcome::Done && self.fw_now {
+                if r.image_len > activate::MAX_IMAGE_NOW {
+                    defmt::warn!("nvme fn0: 011b: a {=u32}-byte image does not activate within MTFA: it activates at the next reset", r.image_len);
+                    done = Status::FIRMWARE_REQUIRES_MTFA_VIOLATION;
+                } else if self.may_activate_now() {
+                    // 011b: the slot is verified and pending (on trial);
+                    // the Commit completes in the new image.
+                    defmt::info!("nvme fn0: firmware commit done: activating the new image without reset");
+                    self.start_activation();
+                    continue;
+                } else {
+                    defmt::info!("nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset");
+                }
+            }
             let st = match r.outcome {
-                fwupdate::Outcome::Done => c.done_status(),
+                fwupdate::Outcome::Done => done,
                 fwupdate::Outcome::InvalidImage => Status::INVALID_FIRMWARE_IMAGE,
                 fwupdate::Outcome::SlotInUse => Status::INVALID_FIRMWARE_SLOT,
                 fwupdate::Outcome::FlashError => Status::INTERNAL_ERROR,
@@ -1226,7 +1275,7 @@ impl Admin {
             return Err(Status::INTERNAL_ERROR);
         };
         let (thr, time) = fun.admin.features.coalescing(c.vector).unwrap_or((0, 0));
-        let m = ToEngine::CreateCq { func: f, qid: c.qid, entries: c.entries, vector: c.vector, irq: c.interrupts, thr, time, addr: c.addr };
+        let m = ToEngine::CreateCq { func: f, qid: c.qid, entries: c.entries, vector: c.vector, irq: c.interrupts, thr, time, addr: c.addr, tail: 0, head: 0, phase: true };
         if !self.send(owner, m) {
             return Err(Status::INTERNAL_ERROR);
         }
@@ -1246,7 +1295,7 @@ impl Admin {
         let (nsqa, _) = fun.admin.features.allocated(Self::limits(f));
         let s = queue::create_sq(sqe, nsqa + 1, |q| fun.sq_exists & bit(q) != 0, |q| fun.cq_exists & bit(q) != 0)?;
         let owner = usize::from(fun.owner[usize::from(s.cqid)]);
-        if !self.send(owner, ToEngine::CreateSq { func: f, qid: s.qid, entries: s.entries, cqid: s.cqid, addr: s.addr }) {
+        if !self.send(owner, ToEngine::CreateSq { func: f, qid: s.qid, entries: s.entries, cqid: s.cqid, addr: s.addr, head: 0 }) {
             return Err(Status::INTERNAL_ERROR);
         }
         let fun = &mut self.funcs[fi];
@@ -1334,6 +1383,11 @@ impl Admin {
     }
 
     fn posted(&mut self, f: u16) {
+        if f == 0 && self.notice_posting {
+            // The Firmware Activation Starting notice; the Commit waits.
+            self.notice_posting = false;
+            return;
+        }
         let fun = &mut self.funcs[usize::from(f)];
         if fun.cur == Cur::Posting {
             fun.cur = Cur::Idle;
@@ -1411,6 +1465,7 @@ impl shared::Context for PcieController<'_> {
             aerl: (shared::AER_SLOTS - 1) as u8,
             elpe: (dpu_nvme::logs::ERROR_ENTRIES - 1) as u8,
             firmware_update: self.f == 0 && fwupdate::available(),
+            mtfa: if self.f == 0 && fwupdate::available() { MTFA } else { 0 },
         }
     }
 

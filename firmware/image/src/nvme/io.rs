@@ -234,6 +234,13 @@ pub struct Engine {
     /// finish before the admin service hears `ToAdmin::Detached`.
     detaching: [(u16, u32); DETACHING],
     ndetaching: usize,
+    /// Functions paused for a firmware activation (bit f), and those whose
+    /// queues were reported since.
+    paused: u128,
+    reported: u128,
+    /// Next queue slot to report of the function being reported (CQ slots
+    /// 0..MAXQ, then SQ slots).
+    pause_cursor: usize,
     pub stats: Stats,
 }
 
@@ -307,6 +314,9 @@ impl ConstInit for Engine {
         target: None,
         detaching: [(0, 0); DETACHING],
         ndetaching: 0,
+        paused: 0,
+        reported: 0,
+        pause_cursor: 0,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
     };
 }
@@ -399,8 +409,60 @@ impl Engine {
         if self.ndetaching > 0 {
             self.check_detaching();
         }
+        if self.paused != self.reported {
+            self.check_pauses();
+        }
         self.hand_over();
         work
+    }
+
+    /// Paused functions whose commands have all completed (CQEs written,
+    /// interrupts sent): every queue of theirs is reported to the admin
+    /// service, then `Done::Paused`. The reports go as the ring to the
+    /// admin service has room (up to 2 x `MAXQ` of them); `pause_cursor`
+    /// says where the report of the lowest paused function stands.
+    fn check_pauses(&mut self) {
+        let mut bits = self.paused & !self.reported;
+        while bits != 0 {
+            let func = bits.trailing_zeros() as u16;
+            bits &= bits - 1;
+            if self.sqs.iter().any(|s| s.used && s.func == func && s.inflight > 0) || self.batch.n > 0 {
+                continue;
+            }
+            let room = |e: &Self| e.to_admin.as_ref().map_or(0, |t| t.free());
+            while self.pause_cursor < 2 * MAXQ {
+                if room(self) < 2 {
+                    // One slot stays for `Done::Paused`; the rest next pass.
+                    return;
+                }
+                let k = self.pause_cursor;
+                self.pause_cursor += 1;
+                if k >= MAXQ {
+                    let s = self.sqs[k - MAXQ];
+                    if s.used && s.func == func {
+                        let link = self.cqs[usize::from(s.cq)].qid;
+                        self.tell_admin(ToAdmin::Queue { func, qid: s.qid, cq: false, entries: s.ptr.entries, addr: s.addr, link, irq: false, a: s.ptr.head, b: s.ptr.tail, phase: false });
+                    }
+                    continue;
+                }
+                let i = k;
+                let c = self.cqs[i];
+                if !c.used || c.func != func {
+                    continue;
+                }
+                if c.unsignalled > 0 {
+                    // Coalesced completions are signalled now, not by a
+                    // timer this image will not run.
+                    pcie::msix(c.func, c.vector);
+                    self.cqs[i].unsignalled = 0;
+                }
+                let (entries, addr, link, irq) = (c.ptr.entries, c.addr, c.vector, c.irq);
+                self.tell_admin(ToAdmin::Queue { func, qid: c.qid, cq: true, entries, addr, link, irq, a: c.ptr.tail, b: c.ptr.head, phase: c.ptr.phase });
+            }
+            self.pause_cursor = 0;
+            self.reported |= 1u128 << func;
+            self.tell_admin(ToAdmin::Done { func, what: Done::Paused, qid: 0 });
+        }
     }
 
     /// Hands what this pass queued to the DMA engine: the open CQE batch,
@@ -571,14 +633,14 @@ impl Engine {
         while let Some(m) = self.from_admin.as_mut().and_then(|rx| rx.pop()) {
             n += 1;
             match m {
-                ToEngine::CreateCq { func, qid, entries, vector, irq, thr, time, addr } => {
+                ToEngine::CreateCq { func, qid, entries, vector, irq, thr, time, addr, tail, head, phase } => {
                     if let Some(i) = self.cqs.iter().position(|c| !c.used) {
                         self.cqs[i] = Cq {
                             used: true,
                             func,
                             qid,
                             addr,
-                            ptr: CqPointers::new(entries),
+                            ptr: CqPointers { tail, head, phase, ..CqPointers::new(entries) },
                             vector,
                             irq,
                             thr,
@@ -592,7 +654,7 @@ impl Engine {
                     }
                     self.tell_admin(ToAdmin::Done { func, what: Done::CreateCq, qid });
                 }
-                ToEngine::CreateSq { func, qid, entries, cqid, addr } => {
+                ToEngine::CreateSq { func, qid, entries, cqid, addr, head } => {
                     match (self.sqs.iter().position(|s| !s.used), self.find_cq(func, cqid)) {
                         (Some(i), Some(c)) => {
                             self.cqs[c].sqs += 1;
@@ -601,7 +663,7 @@ impl Engine {
                                 func,
                                 qid,
                                 addr,
-                                ptr: SqPointers::new(entries),
+                                ptr: SqPointers { head, tail: head, ..SqPointers::new(entries) },
                                 cq: c as u8,
                                 inflight: 0,
                                 deleting: false,
@@ -645,6 +707,20 @@ impl Engine {
                     }
                     self.resets[usize::from(func) / 64] |= 1 << (func % 64);
                     self.check_resets();
+                }
+                ToEngine::Pause { func } => {
+                    self.paused |= 1u128 << (func & 127);
+                    self.reported &= !(1u128 << (func & 127));
+                }
+                ToEngine::Resync { func, qid } => {
+                    if let Some(i) = self.find_sq(func, qid) {
+                        if self.sqs[i].ptr.set_tail(pcie::doorbell(func, 2 * qid)) && self.sqs[i].ptr.pending() > 0 {
+                            self.pending |= 1 << i;
+                        }
+                    }
+                    if let Some(i) = self.find_cq(func, qid) {
+                        let _ = self.cqs[i].ptr.set_head(pcie::doorbell(func, 2 * qid + 1));
+                    }
                 }
                 ToEngine::Abort { func, sqid, cid } => {
                     let aborted = self.abort(func, sqid, cid);
@@ -850,6 +926,11 @@ impl Engine {
             let s = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let sq = self.sqs[s];
+            if self.paused & 1u128 << (sq.func & 127) != 0 {
+                // Paused for a firmware activation: the entries stay in
+                // the host's SQ for the next image (`pending` is kept).
+                continue;
+            }
             if !sq.used || sq.deleting || sq.ptr.pending() == 0 {
                 self.pending &= !(1 << s);
                 continue;

@@ -7,8 +7,19 @@ use dpu_ring::{Consumer, Producer, Ring};
 /// Admin service -> I/O engine.
 #[derive(Clone, Copy, Debug)]
 pub enum ToEngine {
-    CreateCq { func: u16, qid: u16, entries: u16, vector: u16, irq: bool, thr: u8, time: u8, addr: u64 },
-    CreateSq { func: u16, qid: u16, entries: u16, cqid: u16, addr: u64 },
+    /// `tail`, `head`, `phase`: where the queue stands (a new queue: 0, 0,
+    /// true; one handed over by the previous image: its record).
+    CreateCq { func: u16, qid: u16, entries: u16, vector: u16, irq: bool, thr: u8, time: u8, addr: u64, tail: u16, head: u16, phase: bool },
+    /// `head`: the next entry to fetch (0 for a new queue).
+    CreateSq { func: u16, qid: u16, entries: u16, cqid: u16, addr: u64, head: u16 },
+    /// Firmware activation without reset: stop fetching the function's
+    /// commands; once none is in flight, report every queue of it
+    /// (`ToAdmin::Queue`), then `Done::Paused`.
+    Pause { func: u16 },
+    /// Re-read the doorbells of queue `qid` of `func` from the endpoint
+    /// (handed-over queues: the host may have rung them while no core
+    /// was listening).
+    Resync { func: u16, qid: u16 },
     DeleteSq { func: u16, qid: u16 },
     DeleteCq { func: u16, qid: u16 },
     /// Drop every queue of the function once its commands have drained
@@ -35,6 +46,7 @@ pub enum Done {
     DeleteSq,
     DeleteCq,
     Reset,
+    Paused,
 }
 
 /// Errors an engine reports for the Asynchronous Event Request path
@@ -55,6 +67,11 @@ pub enum ToAdmin {
     Error { func: u16, kind: HostError, qid: u16 },
     /// No command of detached namespace `nsid` of `func` is in flight here.
     Detached { func: u16, nsid: u32 },
+    /// A paused queue (`ToEngine::Pause`): its definition (`link`: a CQ's
+    /// interrupt vector, an SQ's CQ; `irq`: a CQ's interrupts enabled) and
+    /// where it stands (a CQ: `a` tail, `b` head, `phase`; an SQ: `a`
+    /// head, `b` tail).
+    Queue { func: u16, qid: u16, cq: bool, entries: u16, addr: u64, link: u16, irq: bool, a: u16, b: u16, phase: bool },
 }
 
 pub const DEPTH: usize = 32;

@@ -333,6 +333,7 @@ impl dpu_nvme::admin::Context for FabricsController<'_, '_> {
             aerl: MAX_AERS - 1,
             elpe: (dpu_nvme::logs::ERROR_ENTRIES - 1) as u8,
             firmware_update: false,
+            mtfa: 0,
         }
     }
 

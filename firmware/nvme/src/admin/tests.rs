@@ -9,7 +9,7 @@ struct Ctl {
 
 impl Context for Ctl {
     fn identity(&self) -> ControllerIdentity<'_> {
-        ControllerIdentity { vid: 1, ssvid: 1, serial: "S", model: "M", firmware: "F", cntlid: 7, subnqn: "nqn.x", acl: 0, aerl: 0, elpe: 0, firmware_update: false }
+        ControllerIdentity { vid: 1, ssvid: 1, serial: "S", model: "M", firmware: "F", cntlid: 7, subnqn: "nqn.x", acl: 0, aerl: 0, elpe: 0, firmware_update: false, mtfa: 0 }
     }
     fn identify_extra(&self, out: &mut [u8; 4096]) {
         out[4095] = 0xee;

@@ -598,6 +598,9 @@ pub fn host_update(cx: &Ctx) -> R {
             "firmware check: commit replacing the running slot: 1/06 Invalid Firmware Slot",
             "firmware check: commit action 110b (boot partition): 0/02 Invalid Field in Command",
             "firmware check: commit activating an empty slot: 1/07 Invalid Firmware Image",
+            "firmware check: commit action 011b of a partial image: 1/07 Invalid Firmware Image",
+            "firmware check: commit action 011b on an empty slot, nothing downloaded: 1/07 Invalid Firmware Image",
+            "WARN  fw update: slot B cannot be activated: ",
             "firmware check: download on VF 1: 0/01 Invalid Command Opcode",
             "firmware check: commit on VF 1: 0/01 Invalid Command Opcode",
             "outcome: scenario passed",
@@ -655,6 +658,158 @@ pub fn host_update(cx: &Ctx) -> R {
     let run = cx.boot("host-update-bad-2", &flash, &[], &["--max-time", "230ms"])?;
     need(expect_code(run, 0)?, &["journal: confirmed slot A, pending -, on trial -", "booting slot A (confirmed)", "INFO  boot: slot A, image 0.1.0"])?;
     remove_cards(cx, &["host-update", "host-update-bad"]);
+    Ok(())
+}
+
+/// Firmware activation without reset (NVMe Base 2.0 §5.12, commit action
+/// 011b): a flash-booted card runs verified random read/write I/O on the
+/// PF's RAM namespace; the host has downloaded a signed 0.2.0 and
+/// committed it to slot 2 (action 000b: written, verified, not active);
+/// mid-run it commits slot 2 with action 011b. (The I/O starts once the
+/// slot is written - about 3 s of simulated time, verified I/O across all
+/// of it would make a slow test - and 200 ms before the 011b, so that its
+/// namespace rescan is not queued behind a commit.) The card pauses (CSTS.PP, Firmware Activation Starting
+/// notice), hands its controller over and restarts warm into 0.2.0 on
+/// trial, which restores the controller, completes the commit and
+/// confirms itself. The host's I/O only stalls (quiesced while it polls
+/// CSTS.PP, bounded by MTFA): no controller reset, no verify error, the
+/// slot log shows slot 2 active.
+pub fn host_activate_now(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let new_path = cx.tmp.join("activate-now-0.2.0.img");
+    std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
+    let blank_b = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
+    let flash = cx.card("activate-now", &blank_b, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "activate-now",
+        &format!(
+            "[host]\nio_queues = 2\n[[storage]]\nfunctions = [0]\nbackend = \"ram\"\nsize = \"16MiB\"\n[[jobs]]\nname = \"randrw\"\nfunctions = [0]\nrw = \"randrw\"\nrwmixread = 50\nbs = \"4k\"\niodepth = 2\nstartdelay = \"3300ms\"\nruntime = \"800ms\"\nverify = true\nverify_at_end = true\ncompare = true\n\
+             [[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [[firmware]]\nat = \"500ms\"\naction = 3\nslot = 2\nexpect_commit = \"success\"\nexpect_active = 2\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [expect]\nverify_errors = 0\nio_errors = 0\n",
+            new_path.display()
+        ),
+    )?;
+    let run = cx.boot("activate-now", &flash, &[], &["--scenario", &sc, "--max-time", "6s"])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "nvme fn0: firmware activation without reset: pausing command processing",
+            "nvme fn0: firmware activation starting: I/O queues quiesced, polling CSTS.PP",
+            "nvme fn0: handover record written",
+            "ROM   warm restart",
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B, image 0.2.0",
+            "nvme fn0: restored from the handover record of image 0.1.0",
+            "nvme fn0: firmware activation complete: Firmware Commit completed, processing resumed",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays",
+            "processing paused seen); I/O queues resumed",
+            "INFO  fw update: writing image 0.2.0",
+            "firmware: commit action 0 slot 0: 0/00 Success",
+            "firmware: commit action 3 slot 2: 0/00 Success",
+            "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.stdout.contains("resetting controller") || run.stdout.contains("handover record refused") {
+        return fail("the host reset the controller, or the new image refused the handover", run);
+    }
+    // The I/O runs across the activation (it starts once the slot is
+    // being written): its slowest command waited for the restart, and
+    // not longer than MTFA (500 ms).
+    let max_us = run.stdout.lines().find(|l| l.trim_start().starts_with("all  :")).and_then(|l| l.rsplit("max=").next()).and_then(|v| v.trim().parse::<f64>().ok());
+    if !max_us.is_some_and(|m| (100_000.0..500_000.0).contains(&m)) {
+        return fail(format!("the slowest I/O took {max_us:?} us: expected the stall of the activation (100-500 ms)"), run);
+    }
+    drop(run);
+
+    // Refused without a pause: a tampered image (Invalid Firmware Image,
+    // slot 2 keeps its image), then with a VF enabled (only the PF is
+    // handed over) 011b activates at the next reset instead.
+    let mut tampered = new.clone();
+    tampered[512 + 1000] ^= 0x01;
+    let bad_path = cx.tmp.join("activate-now-tampered.img");
+    std::fs::write(&bad_path, &tampered).map_err(|e| io(e.to_string()))?;
+    let card = Card { slot_b: Some(&new), ..blank_b };
+    let flash = cx.card("activate-now-refused", &card, &k.key, 0)?;
+    let sc = fw_scenario(
+        cx,
+        "activate-now-refused",
+        &format!(
+            "[host]\nvfs = 1\n[[firmware]]\nimage = \"{}\"\naction = 3\nslot = 2\nexpect_commit = \"invalid-firmware-image\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n\
+             [[firmware]]\naction = 3\nslot = 2\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\n",
+            bad_path.display()
+        ),
+    )?;
+    let run = cx.boot("activate-now-refused", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "WARN  fw update: downloaded image refused: payload hash mismatch (tampered payload)",
+            "firmware: commit action 3 slot 2: 1/07 Invalid Firmware Image",
+            "nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset",
+            "firmware: commit action 3 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.stdout.contains("pausing command processing") || run.stdout.contains("warm restart") || run.stdout.contains("fw update: writing image") {
+        return fail("a refused activation paused the controller, restarted the card or wrote the slot", run);
+    }
+    remove_cards(cx, &["activate-now", "activate-now-refused"]);
+    Ok(())
+}
+
+/// Commit actions on an image already in a slot (NVMe Base 2.0 §5.12
+/// figure 189): 010b on slot 2 makes it pending; 011b without a newly
+/// downloaded image activates "the existing image in the specified
+/// firmware slot" - on the running slot 1 that withdraws the pending
+/// activation, on slot 2 it makes slot 2 pending again (at the next
+/// reset, 1/0Bh: a VF is enabled, and only the PF is handed over in an
+/// activation without reset). The restart runs slot 2 on trial and it
+/// confirms itself.
+pub fn host_commit_existing(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
+    let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), configs: &configs, ..Default::default() };
+    let flash = cx.card("commit-existing", &card, &k.key, 0)?;
+    let entry = |action: u8, slot: u8| {
+        format!("[[firmware]]\naction = {action}\nslot = {slot}\nexpect_commit = \"requires-conventional-reset\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n")
+    };
+    let sc = fw_scenario(cx, "commit-existing-1", &format!("[host]\nvfs = 1\n{}{}{}", entry(2, 2), entry(3, 1), entry(3, 2)))?;
+    let run = cx.boot("commit-existing-1", &flash, &[], &["--scenario", &sc])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "firmware: commit action 2 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware: commit action 3 slot 1: 1/0b Firmware Activation Requires Conventional Reset",
+            "INFO  fw update: slot A activates at the next reset (nothing pending)",
+            "firmware slot log: active slot 1, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset",
+            "firmware: commit action 3 slot 2: 1/0b Firmware Activation Requires Conventional Reset",
+            "firmware slot log: active slot 1, next 2; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if run.stdout.contains("fw update: writing image") {
+        return fail("a commit without a download wrote the slot", run);
+    }
+    let sc = fw_scenario(cx, "commit-existing-2", "[[firmware]]\nat = \"20ms\"\nexpect_active = 2\n")?;
+    let run = cx.boot("commit-existing-2", &flash, &[], &["--scenario", &sc])?;
+    need(
+        expect_code(run, 0)?,
+        &[
+            "booting slot B (on trial: it must confirm itself or the next boot reverts)",
+            "INFO  boot: slot B confirmed: image 0.2.0 stays",
+            "firmware slot log: active slot 2, next -; slot 1: 0.1.0, slot 2: 0.2.0",
+            "outcome: scenario passed",
+        ],
+    )?;
+    remove_cards(cx, &["commit-existing"]);
     Ok(())
 }
 
