@@ -676,7 +676,7 @@ pub fn host_update(cx: &Ctx) -> R {
 /// slot log shows slot 2 active.
 pub fn host_activate_now(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let new_path = cx.tmp.join("activate-now-0.2.0.img");
     std::fs::write(&new_path, &new).map_err(|e| io(e.to_string()))?;
@@ -773,7 +773,7 @@ pub fn host_activate_now(cx: &Ctx) -> R {
 /// confirms itself.
 pub fn host_commit_existing(cx: &Ctx) -> R {
     let k = kit(cx)?;
-    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1").map_err(io)?.into_iter().collect();
+    let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
     let new = sign(&cx.built.firmware, Kind::Firmware, v("0.2.0"), 1, &k.key).map_err(io)?;
     let card = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), slot_b: Some(&new), configs: &configs, ..Default::default() };
     let flash = cx.card("commit-existing", &card, &k.key, 0)?;
