@@ -289,7 +289,7 @@ impl Admin {
         fun.cq.reserve();
         self.set_csts(0, regs::CSTS_RDY | regs::CSTS_PP);
         let mut acks = 0u16;
-        let reach = remote_queue_limit(0);
+        let reach = remote_queue_limit(0, &self.live);
         for q in queues.iter().filter_map(|p| p.cq) {
             let Some(owner) = (0..HARTS)
                 .filter(|&h| self.to[h].is_some() && crate::net::data_queue(h).is_none_or(|n| n < reach))
