@@ -966,6 +966,19 @@ fn adapter_lossy(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     if let Some(l) = run.stdout.lines().find(|l| l.contains("reconnecting") || l.contains("fatal transport error")) {
         return fail(format!("an association was torn down instead of TCP recovering: {l}"), run);
     }
+    // Recovery is TCP's, bounded by the 5 ms minimum RTO and its backoff
+    // (5 + 10 + 20 ms for a segment lost three times): no I/O may wait
+    // anywhere near the 1 s I/O timeout (a socket stuck at the initial
+    // 1 s RTO did).
+    let worst = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.split("max=").nth(1))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .fold(0.0f64, f64::max);
+    if worst == 0.0 || worst > 100_000.0 {
+        return fail(format!("the slowest I/O took {worst} us (expected under 100 ms: TCP recovers within a few RTOs)"), run);
+    }
     for t in doc["targets"].as_array().into_iter().flatten() {
         for key in ["digest_errors", "protocol_errors", "restarts"] {
             if t[key].as_u64().unwrap_or(0) != 0 {

@@ -1947,6 +1947,15 @@ impl<'a> Socket<'a> {
                 self.local_seq_no = Self::random_seq_no(cx);
                 self.remote_seq_no = repr.seq_number + 1;
                 self.remote_last_seq = self.local_seq_no;
+                // dpu patch: a new connection starts with a new RTT
+                // estimator and ACK history. A socket sent back to LISTEN by
+                // an RST in SYN-RECEIVED kept the last attempt's: its RTT
+                // sampling point lay in that attempt's sequence space, so the
+                // new connection never took a sample and kept the initial
+                // 1 s RTO (a lost tail segment then stalled it for 1 s).
+                self.rtte = RttEstimator { min_rto: self.rtte.min_rto, ..RttEstimator::default() };
+                self.local_rx_last_ack = None;
+                self.local_rx_dup_acks = 0;
                 self.remote_has_sack = repr.sack_permitted;
                 self.remote_win_scale = repr.window_scale;
                 // Remote doesn't support window scaling, don't do it.
