@@ -97,12 +97,13 @@ impl Paused {
 const WALK: u32 = 2 * QIDS as u32;
 
 impl Admin {
-    /// The functions handed over: present (the PF, enabled VFs) and
-    /// enabled by their host.
+    /// The functions handed over: present (the PF, enabled VFs), enabled
+    /// by their host and not being reset (one whose host disables it
+    /// during the pause is torn down as usual and comes back disabled).
     fn handed(&self) -> u128 {
         let mut m = 0u128;
         for (f, fun) in self.funcs.iter().enumerate() {
-            if fun.present && fun.enabled {
+            if fun.present && fun.enabled && fun.reset == Reset::None {
                 m |= 1u128 << f;
             }
         }
