@@ -673,7 +673,9 @@ pub fn host_update(cx: &Ctx) -> R {
 /// trial, which restores the controller, completes the commit and
 /// confirms itself. The host's I/O only stalls (quiesced while it polls
 /// CSTS.PP, bounded by MTFA): no controller reset, no verify error, the
-/// slot log shows slot 2 active.
+/// slot log shows slot 2 active. Then a tampered image is refused with no
+/// pause, and the same activation runs with 2 VFs enabled, one of them on
+/// an NVMe/TCP target model ([`activate_now_vfs`]).
 pub fn host_activate_now(cx: &Ctx) -> R {
     let k = kit(cx)?;
     let configs: Vec<dpu_config::Config> = config_of("pf-randread-qd1", &dk()).map_err(io)?.into_iter().collect();
