@@ -1413,3 +1413,50 @@ fn a_bad_handover_record_gives_an_ordinary_boot() {
         assert_eq!(after, [0; 4], "the record is cleared once read");
     }
 }
+
+/// A well-formed handover record (CRC32C right) that names a VF while the
+/// host has no VF enabled (NumVFs 0 after the restart) is refused whole,
+/// naming why: nothing of it is restored, the PF starts as after a reset
+/// and the host brings it up. Written from the layout, as above: header,
+/// then one 96-byte function block (function 1, CC.EN, 2-entry admin
+/// queues, no I/O queue).
+#[test]
+fn a_handover_record_of_a_vf_the_host_did_not_enable_is_refused() {
+    let mut m = run_host_with(
+        PF_NS,
+        |m| {
+            let mut rec = [0u8; 32 + 96];
+            rec[0..4].copy_from_slice(b"NVHO");
+            rec[4..6].copy_from_slice(&1u16.to_le_bytes());
+            rec[6..8].copy_from_slice(&32u16.to_le_bytes());
+            rec[8..12].copy_from_slice(&96u32.to_le_bytes());
+            rec[12..14].copy_from_slice(&1u16.to_le_bytes());
+            rec[16..24].copy_from_slice(b"0.1.0   ");
+            let f = &mut rec[32..];
+            f[0..2].copy_from_slice(&1u16.to_le_bytes()); // function 1 (VF 1)
+            f[4..8].copy_from_slice(&1u32.to_le_bytes()); // CC.EN
+            f[28..30].copy_from_slice(&2u16.to_le_bytes()); // admin SQ entries
+            f[34..36].copy_from_slice(&2u16.to_le_bytes()); // admin CQ entries
+            let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&rec);
+            rec[24..28].copy_from_slice(&crc.to_le_bytes());
+            m.bus.mem.write_bytes(dpu_hal::memory_map::HANDOVER_BASE as u64, &rec).unwrap();
+            m.bus.pcie.funcs[0].shadow[reg::CC as usize] = 1;
+        },
+        |h| async move {
+            let f = pci::probe_pf(&h).await?;
+            let csts = h.mmio_read(f.bar0 + reg::CSTS, 4).await.ok_or("CSTS")? as u32;
+            if csts != 0 {
+                return Err(format!("CSTS {csts:#x}: expected a controller not ready"));
+            }
+            let c = Controller::probe(&h, f, opts()).await?;
+            if c.namespaces().len() != 1 {
+                return Err("the namespace is gone".into());
+            }
+            Ok(())
+        },
+    );
+    let log: Vec<String> = m.bus.console.all.iter().map(|l| m.bus.console.format(l)).collect();
+    let want = "handover record refused (a function the host has not enabled (NumVFs)): controllers start as after a reset";
+    assert!(log.iter().any(|l| l.contains(want)), "no `{want}` in the log:\n{}", log.join("\n"));
+    assert!(!log.iter().any(|l| l.contains("restored")), "nothing is restored from a refused record");
+}

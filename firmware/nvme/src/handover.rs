@@ -48,6 +48,13 @@ pub const MAX_AERS: usize = crate::admin::AER_SLOTS;
 /// I/O queues of one kind per function (QIDs 1..=MAX_IO_QUEUES).
 pub const MAX_IO_QUEUES: u16 = 127;
 
+/// Bytes of a record of `functions` controllers holding `queues` I/O
+/// queues (CQs and SQs) in all: the writer's buffer and the reserved
+/// region must hold this for the largest configuration handed over.
+pub const fn record_bytes(functions: usize, queues: usize) -> usize {
+    HEADER_BYTES + functions * FUNCTION_BYTES + queues * QUEUE_BYTES
+}
+
 static CASTAGNOLI: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 
 /// Why a record is not restored.
@@ -690,6 +697,59 @@ mod tests {
         put16(&mut b, 12, 2);
         reseal(&mut b, n);
         assert_eq!(parse(&b).unwrap_err(), Error::Field("function count"));
+    }
+
+    /// The largest configuration an image hands over: `functions`
+    /// controllers (PF and every VF), each with `per` I/O CQs and as many
+    /// SQs, written into exactly [`record_bytes`].
+    fn largest(buf: &mut [u8], functions: u16, per: u16) -> Result<usize, Error> {
+        let mut w = Writer::new(buf, REV)?;
+        for f in 0..functions {
+            let mut c = if f == 0 { pf() } else { Controller::new(f) };
+            c.cc = 0x0046_0001;
+            c.admin_sq = SqPointers { entries: 32, head: f % 32, tail: f % 32 };
+            c.admin_cq = CqPointers { entries: 32, tail: f % 32, head: f % 32, phase: f % 2 == 0, reserved: 0 };
+            c.commit_cid = (f == 0).then_some(9);
+            w.function(&c)?;
+            for q in 1..=per {
+                w.cq(&cq(q, (q + f) % 256, (q + f) % 2 == 0))?;
+            }
+            for q in 1..=per {
+                w.sq(&sq(q, q, (q * 3 + f) % 128))?;
+            }
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn every_function_with_all_its_queues_round_trips_within_its_bound() {
+        // PF + 64 VFs, 64 queue pairs each: the firmware's largest case.
+        const BOUND: usize = record_bytes(65, 2 * 65 * 64);
+        let (functions, per, bound) = (65u16, 64u16, BOUND);
+        assert_eq!(bound, 32 + 65 * 96 + 65 * 128 * 24);
+        let mut buf = [0u8; BOUND];
+        assert_eq!(largest(&mut buf, functions, per), Ok(bound));
+        let r = parse(&buf).unwrap();
+        assert_eq!(r.len(), usize::from(functions));
+        for (i, f) in r.functions().enumerate() {
+            let i = i as u16;
+            assert_eq!(f.controller.func, i);
+            assert_eq!(f.controller.commit_cid, (i == 0).then_some(9));
+            assert_eq!(f.controller.admin_sq.head, i % 32);
+            assert_eq!(f.controller.admin_cq.phase, i % 2 == 0);
+            assert_eq!(f.cqs().count(), usize::from(per));
+            assert_eq!(f.sqs().last(), Some(sq(per, per, (per * 3 + i) % 128)));
+            assert_eq!(f.cqs().nth(9), Some(cq(10, (10 + i) % 256, (10 + i) % 2 == 0)));
+        }
+        // One byte short of the bound: refused while writing, not sealed torn.
+        let mut short = [0u8; BOUND - 1];
+        assert_eq!(largest(&mut short, functions, per), Err(Error::Truncated));
+        // A function beyond the 128 the format numbers.
+        let mut buf = [0u8; record_bytes(1, 0)];
+        let mut w = Writer::new(&mut buf, REV).unwrap();
+        w.function(&Controller::new(128)).unwrap();
+        let n = w.finish().unwrap();
+        assert_eq!(parse(&buf[..n]).unwrap_err(), Error::Field("function number repeated or above 127"));
     }
 
     #[test]

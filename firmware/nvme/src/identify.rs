@@ -63,8 +63,9 @@ pub struct ControllerIdentity<'a> {
     /// from flash): OACS bit 2, FRMW with two writable slots, FWUG.
     pub firmware_update: bool,
     /// Maximum Time for Firmware Activation (MTFA, 100 ms units) when
-    /// commit action 011b activates without reset; 0: it does not (FRMW
-    /// bit 4 clear, OAES bit 9 clear).
+    /// commit action 011b activates without reset, reported with OAES
+    /// bit 9 by every controller it pauses (FRMW bit 4 only with
+    /// `firmware_update`); 0: it does not (OAES bit 9 clear).
     pub mtfa: u16,
 }
 
@@ -95,14 +96,16 @@ pub fn controller(out: &mut [u8; 4096], id: &ControllerIdentity) {
     out[259] = id.aerl;
     // OAES bit 8: Namespace Attribute Notices (and the Changed Namespace
     // List log page) are supported (§5.17.2.1 OAES, §5.2.1).
-    // OAES bit 9: Firmware Activation Notices, with activation without reset.
+    // OAES bit 9: Firmware Activation Notices, on every controller an
+    // activation without reset pauses (MTFA given: a VF too, though only
+    // the PF commits firmware).
     let now = id.firmware_update && id.mtfa > 0;
-    let oaes = 1u32 << 8 | u32::from(now) << 9;
+    let oaes = 1u32 << 8 | u32::from(id.mtfa > 0) << 9;
     out[92..96].copy_from_slice(&oaes.to_le_bytes());
     // FRMW: bits 3:1 slots, bit 0 slot 1 read-only, bit 4 activation
     // without reset (commit action 011b); MTFA (bytes 271:270) bounds it.
     out[260] = if id.firmware_update { crate::firmware::FRMW | u8::from(now) << 4 } else { 0x03 };
-    if now {
+    if id.mtfa > 0 {
         out[270..272].copy_from_slice(&id.mtfa.to_le_bytes());
     }
     out[261] = 0x04; // LPA: extended data for Get Log Page
@@ -254,6 +257,11 @@ mod tests {
         controller(&mut b, &ControllerIdentity { firmware_update: true, mtfa: 12, ..id });
         assert_eq!((b[260], u16::from_le_bytes([b[270], b[271]])), (crate::firmware::FRMW | 0x10, 12), "FRMW bit 4, MTFA");
         assert_eq!(u32::from_le_bytes(b[92..96].try_into().unwrap()), 3 << 8, "OAES: firmware activation notices");
+        // A VF of a card that activates without reset: no firmware
+        // commands, but the notice and MTFA (its host polls CSTS.PP too).
+        controller(&mut b, &ControllerIdentity { mtfa: 5, ..id });
+        assert_eq!((b[260], u16::from_le_bytes([b[270], b[271]])), (0x03, 5), "FRMW without bit 4, MTFA");
+        assert_eq!(u32::from_le_bytes(b[92..96].try_into().unwrap()), 3 << 8, "OAES: firmware activation notices on a VF");
         controller(&mut b, &ControllerIdentity { firmware_update: true, ..id });
         assert_eq!((u16::from_le_bytes([b[256], b[257]]), b[260], b[319]), (0x4, 0x04, 1), "OACS bit 2, two writable slots, 4 KiB granularity");
         assert_eq!(b[77], MDTS);

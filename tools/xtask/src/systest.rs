@@ -1678,7 +1678,7 @@ const TESTS: &[(&str, Check)] = &[
     ("config in flash: encrypted namespaces, keys wrapped with the OTP device key (none in the clear in flash; ciphertext at rest; another device key refuses them)", secure_boot::flash_keys),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
     ("firmware update from the host: power cuts swept over download, commit, first boot and confirmation leave a card booting a signed image with its configuration", secure_boot::update_power_cut_sweep),
-    ("firmware update from the host: activation without reset (011b): verified PF I/O stalls while CSTS.PP is set, then goes on under the new image", secure_boot::host_activate_now),
+    ("firmware update from the host: activation without reset (011b): verified I/O on the PF and on 2 VFs (one on an NVMe/TCP target) stalls while CSTS.PP is set, then goes on under the new image", secure_boot::host_activate_now),
     ("firmware update from the host: commit actions 010b and 011b without a download act on the slot's image (011b on the running slot withdraws the pending one)", secure_boot::host_commit_existing),
 ];
 

@@ -213,12 +213,15 @@ pub struct Admin {
     fw_now: bool,
     /// Firmware activation without reset (`activate`).
     activation: Activation,
-    /// PF queues reported by the engines while pausing, or read from a
-    /// handover record (by QID; DDR: the hot state stays small in SMEM).
-    paused: Option<&'static mut [Paused; QIDS]>,
+    /// Per function, its queues reported by the engines while pausing,
+    /// or read from a handover record (by QID; DDR, taken for a function
+    /// when an activation first needs it: the hot state stays small in
+    /// SMEM and an ordinary boot spends nothing).
+    paused: [Option<&'static mut [Paused; QIDS]>; MAX_FUNCTIONS],
     /// The Firmware Activation Starting notice's CQE is being written.
     notice_posting: bool,
-    /// Where the handover record is built / read (DDR).
+    /// Where the handover record is built / read (DDR, taken when an
+    /// activation or a restore first needs it).
     handover_buf: Option<&'static mut [u8]>,
 }
 
@@ -262,7 +265,7 @@ impl ConstInit for Admin {
         ndetaches: 0,
         fw_now: false,
         activation: Activation::None,
-        paused: None,
+        paused: [const { None }; MAX_FUNCTIONS],
         notice_posting: false,
         handover_buf: None,
     };
@@ -343,7 +346,6 @@ impl Admin {
             return false;
         }
         self.chan = Some(chan);
-        self.handover_buf = dpu_rt::alloc::ddr_bytes(activate::RECORD_BYTES, 64);
         self.fetch_area = fetch;
         self.cqe_area = cqes;
         self.data = data;
@@ -908,7 +910,9 @@ impl Admin {
             }
         }
         match cur {
-            Cur::Idle if pending > 0 && room => {
+            // No new admin command while an activation pauses or
+            // restores the controllers (the notices still go out).
+            Cur::Idle if pending > 0 && room && self.activation == Activation::None => {
                 let fun = &mut self.funcs[fi];
                 fun.cq.reserve();
                 let host = fun.asq + 64 * u64::from(fun.sq.head);
@@ -1219,14 +1223,15 @@ impl Admin {
                 if r.image_len > activate::MAX_IMAGE_NOW {
                     defmt::warn!("nvme fn0: 011b: a {=u32}-byte image does not activate within MTFA: it activates at the next reset", r.image_len);
                     done = Status::FIRMWARE_REQUIRES_MTFA_VIOLATION;
-                } else if self.may_activate_now() {
+                } else if let Some(why) = self.activation_refusal() {
+                    defmt::warn!("nvme fn0: 011b: {=str}: the image activates at the next reset", why);
+                    done = Status::FIRMWARE_REQUIRES_CONVENTIONAL_RESET;
+                } else {
                     // 011b: the slot is verified and pending (on trial);
                     // the Commit completes in the new image.
                     defmt::info!("nvme fn0: firmware commit done: activating the new image without reset");
                     self.start_activation();
                     continue;
-                } else {
-                    defmt::info!("nvme fn0: 011b with VFs enabled (only the PF is handed over): the image activates at the next reset");
                 }
             }
             let st = match r.outcome {
@@ -1465,7 +1470,8 @@ impl shared::Context for PcieController<'_> {
             aerl: (shared::AER_SLOTS - 1) as u8,
             elpe: (dpu_nvme::logs::ERROR_ENTRIES - 1) as u8,
             firmware_update: self.f == 0 && fwupdate::available(),
-            mtfa: if self.f == 0 && fwupdate::available() { MTFA } else { 0 },
+            // Every controller is paused by an activation without reset.
+            mtfa: if fwupdate::available() { MTFA } else { 0 },
         }
     }
 

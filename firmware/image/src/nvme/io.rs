@@ -241,6 +241,8 @@ pub struct Engine {
     /// Next queue slot to report of the function being reported (CQ slots
     /// 0..MAXQ, then SQ slots).
     pause_cursor: usize,
+    /// The function `pause_cursor` belongs to.
+    pause_func: u16,
     pub stats: Stats,
 }
 
@@ -317,6 +319,7 @@ impl ConstInit for Engine {
         paused: 0,
         reported: 0,
         pause_cursor: 0,
+        pause_func: 0,
         stats: Stats { commands: 0, errors: 0, fetches: 0, cq_full_stalls: 0 },
     };
 }
@@ -429,6 +432,12 @@ impl Engine {
             if self.sqs.iter().any(|s| s.used && s.func == func && s.inflight > 0) || self.batch.n > 0 {
                 continue;
             }
+            // A report cut short by a full ring carries on with the same
+            // function (`pause_cursor` is its place); others wait for it.
+            if self.pause_cursor > 0 && self.pause_func != func {
+                continue;
+            }
+            self.pause_func = func;
             let room = |e: &Self| e.to_admin.as_ref().map_or(0, |t| t.free());
             while self.pause_cursor < 2 * MAXQ {
                 if room(self) < 2 {
@@ -708,9 +717,19 @@ impl Engine {
                     self.resets[usize::from(func) / 64] |= 1 << (func % 64);
                     self.check_resets();
                 }
-                ToEngine::Pause { func } => {
-                    self.paused |= 1u128 << (func & 127);
-                    self.reported &= !(1u128 << (func & 127));
+                ToEngine::Pause { lo, hi } => {
+                    let mask = u128::from(lo) | u128::from(hi) << 64;
+                    self.paused |= mask;
+                    self.reported &= !mask;
+                }
+                ToEngine::Unpause { lo, hi } => {
+                    // `pending` was kept: the SQs rung meanwhile fetch now.
+                    let mask = u128::from(lo) | u128::from(hi) << 64;
+                    self.paused &= !mask;
+                    self.reported &= !mask;
+                    if mask & 1u128 << (self.pause_func & 127) != 0 {
+                        self.pause_cursor = 0;
+                    }
                 }
                 ToEngine::Resync { func, qid } => {
                     if let Some(i) = self.find_sq(func, qid) {

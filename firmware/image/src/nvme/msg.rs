@@ -12,10 +12,15 @@ pub enum ToEngine {
     CreateCq { func: u16, qid: u16, entries: u16, vector: u16, irq: bool, thr: u8, time: u8, addr: u64, tail: u16, head: u16, phase: bool },
     /// `head`: the next entry to fetch (0 for a new queue).
     CreateSq { func: u16, qid: u16, entries: u16, cqid: u16, addr: u64, head: u16 },
-    /// Firmware activation without reset: stop fetching the function's
-    /// commands; once none is in flight, report every queue of it
-    /// (`ToAdmin::Queue`), then `Done::Paused`.
-    Pause { func: u16 },
+    /// Firmware activation without reset: stop fetching the commands of
+    /// the functions in the mask (bit f of `lo` | `hi` << 64: function f;
+    /// one message for all, whatever the number of VFs); once none of a
+    /// function's is in flight, report every queue of it
+    /// (`ToAdmin::Queue`), then `Done::Paused` (one per function).
+    Pause { lo: u64, hi: u64 },
+    /// The activation did not happen after all (the handover record
+    /// could not be written): the functions in the mask fetch again.
+    Unpause { lo: u64, hi: u64 },
     /// Re-read the doorbells of queue `qid` of `func` from the endpoint
     /// (handed-over queues: the host may have rung them while no core
     /// was listening).
