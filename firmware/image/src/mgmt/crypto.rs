@@ -185,8 +185,8 @@ impl Keys {
     /// Makes crypto device `name` on `base` with key `key`: a free key
     /// slot, the key unwrapped into it on every engine.
     pub fn make(&mut self, name: &str, base: &str, key: &str, live: &mut Live) -> Result<(), RpcError> {
-        let wrapped = self.find(key).map(|k| k.wrapped).ok_or_else(|| super::methods::no_device("crypto key", key))?;
         live.crypto_check(name, base)?;
+        let wrapped = self.find(key).map(|k| k.wrapped).ok_or_else(|| super::methods::no_device("crypto key", key))?;
         // Slots past the boot configuration's, not taken by another device.
         let first = bootcfg::key_count() as u16;
         let last = CRYPTO_KEY_SLOTS.min(64) as u16;
