@@ -212,16 +212,20 @@ pub fn adapter_crypto_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let run = cx.run_image("adapter-crypto-live-no-otp", &fw, &["--scenario", &sc, "-q"]).map_err(io)?;
     need(expect_code(run, 1)?, &["no device key in its OTP fuses"])?;
     // The base mapped in the clear instead: the media check sees plaintext.
-    let plain = text.replacen("params = { function = 1, nsid = 1, bdev = \"crypt0\" }", "params = { function = 1, nsid = 1, bdev = \"Nvme0n1\" }", 1);
-    if plain == text {
-        return Err(("the scenario has no attach of `crypt0` to alter".to_string(), None));
+    // (No crypto device made, so the base is free to map.)
+    let plain = text
+        .replacen("params = { function = 1, nsid = 1, bdev = \"crypt0\" }", "params = { function = 1, nsid = 1, bdev = \"Nvme0n1\" }", 1)
+        .replace("base_bdev_name = \"Nvme0n1\"", "base_bdev_name = \"Nvme9n1\"");
+    let plain_is_text = plain.matches("bdev = \"Nvme0n1\" }").count() != 2 || !plain.contains("base_bdev_name = \"Nvme9n1\", name = \"crypt0\"");
+    if plain_is_text {
+        return Err(("the scenario has no attach of `crypt0` or creation of it to alter".to_string(), None));
     }
     let plain_path = cx.tmp.join("adapter-crypto-live-plain.toml");
     std::fs::write(&plain_path, plain).map_err(|e| (format!("{}: {e}", plain_path.display()), None))?;
     let run = cx.run_image("adapter-crypto-live-plain", &fw, &["--scenario", &plain_path.to_string_lossy(), "--otp", &otp_s, "-q"]).map_err(io)?;
     let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON (plain variant)", run) };
     let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
-    if at_rest.first().is_none_or(|a| n(a, "plaintext") == 0) {
+    if plain_is_text || at_rest.first().is_none_or(|a| n(a, "written") < 50 || n(a, "plaintext") != n(a, "written")) {
         return fail(format!("the base mapped in the clear left no plaintext the media check saw: {at_rest:?}"), run);
     }
     let _ = std::fs::remove_file(&otp);
