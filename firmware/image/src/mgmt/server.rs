@@ -124,6 +124,7 @@ impl Server {
 impl Slot {
     fn reset(&mut self) {
         self.conn_gen = self.conn_gen.wrapping_add(1);
+        self.input[..self.len].fill(0);
         self.len = 0;
         self.framer.reset();
         self.out_len = 0;
@@ -233,7 +234,11 @@ impl Slot {
                 }
                 self.out_sent = 0;
                 self.input.copy_within(end..self.len, 0);
+                // No copy of a handled request stays behind (a key in
+                // `accel_crypto_key_create` is in the clear there).
+                let old = self.len;
                 self.len -= end;
+                self.input[self.len..old].fill(0);
                 self.framer.reset();
                 self.started = None;
                 // Send it (and look at what follows) on the next turn.
