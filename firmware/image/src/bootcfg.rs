@@ -87,26 +87,17 @@ pub fn set_key_failed(k: u16) {
     KEY_FAILED.fetch_or(1u64.checked_shl(u32::from(k)).unwrap_or(0), Ordering::AcqRel);
 }
 
-/// Key slots the management server unwrapped a run-time key into (bit
-/// k: slot k; beyond the boot configuration's slots), for its crypto
-/// block devices (`crate::mgmt::crypto`).
-static LIVE_KEYS: AtomicU64 = AtomicU64::new(0);
-
-/// Marks key slot `k` loaded (or cleared) by the management server.
-pub fn set_live_key(k: u16, loaded: bool) {
-    let bit = 1u64.checked_shl(u32::from(k)).unwrap_or(0);
-    if loaded {
-        LIVE_KEYS.fetch_or(bit, Ordering::AcqRel);
-    } else {
-        LIVE_KEYS.fetch_and(!bit, Ordering::AcqRel);
-    }
-}
-
 /// Whether encrypted namespace `ns`'s key is in the engines' key slot.
+/// A namespace attached at run time (`dpu_bootcfg::live::LIVE_INDEX`)
+/// is a crypto device of the management server, which sends it only
+/// after the engines unwrapped its key into the slot and clears the slot
+/// only after the namespace was detached and drained: the message
+/// itself says the key is there.
 pub fn key_usable(ns: &Namespace) -> bool {
-    ns.crypto.is_some_and(|k| {
-        k < 64 && (LIVE_KEYS.load(Ordering::Acquire) & (1 << k) != 0 || (keys() == KEYS_LOADED && KEY_FAILED.load(Ordering::Acquire) & (1 << k) == 0))
-    })
+    if ns.index == dpu_bootcfg::live::LIVE_INDEX {
+        return ns.crypto.is_some();
+    }
+    ns.crypto.is_some_and(|k| keys() == KEYS_LOADED && k < 64 && KEY_FAILED.load(Ordering::Acquire) & (1 << k) == 0)
 }
 
 /// Whether encrypted namespace `ns`'s key was refused (it will never serve).

@@ -203,7 +203,6 @@ impl Keys {
             let _ = e.eng.clear_key(slot);
             return Err(err);
         }
-        bootcfg::set_live_key(slot, true);
         defmt::info!("mgmt: crypto device {=str} on {=str}, key {=str} in key slot {=u16}", name, base, key, slot);
         Ok(())
     }
@@ -215,7 +214,6 @@ impl Keys {
         let mut nb = [0u8; CRYPTO_KEY_NAME_MAX + 1];
         let name = Params::required("name", p.str("name", &mut nb)?)?;
         let slot = live.crypto_remove(name)?;
-        bootcfg::set_live_key(slot, false);
         if let Ok(e) = self.engines() {
             if e.eng.clear_key(slot).is_err() {
                 defmt::warn!("mgmt: key slot {=u16} not cleared", slot);
