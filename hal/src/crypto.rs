@@ -325,6 +325,13 @@ impl Engines {
         result
     }
 
+    /// Clears key slot `slot` of every engine (`regs::crypto::OP_KEY_CLEAR`)
+    /// and waits for it. Only for setup (it spins).
+    pub fn clear_key(&mut self, slot: u16) -> Result<(), u32> {
+        let d = Desc { op: r::OP_KEY_CLEAR, key: slot, ..Desc::default() };
+        self.on_every_engine(&d)
+    }
+
     /// Wraps `key` (of `kind`) with the chip's device key on engine 0
     /// (`regs::crypto::OP_KEY_WRAP`) into `out` (`key.len() +
     /// WRAP_OVERHEAD` bytes): what the configuration may keep of a key

@@ -194,30 +194,48 @@ impl Machine {
             if out.iter().any(|a| a.target == t.params.name && a.nsid == *nsid) {
                 continue; // one namespace shared by several functions
             }
-            let xts = xts_mode::Xts128::<aes::Aes256>::new(
-                aes::Aes256::new_from_slice(&key.0[..32]).expect("32-byte key"),
-                aes::Aes256::new_from_slice(&key.0[32..]).expect("32-byte key"),
-            );
-            let bs = n.block_size as usize;
-            let mut a = AtRest { target: t.params.name.clone(), nsid: *nsid, block_size: n.block_size, written: 0, ciphertext_ok: 0, plaintext: 0, bad: 0 };
-            for (lba, block) in written_blocks(ns, bs) {
-                a.written += 1;
-                if is_pattern_of(block, lba as u64) {
-                    a.plaintext += 1;
+            out.push(scan(&t.params.name, *nsid, n.block_size, ns, key));
+        }
+        // Namespaces of the targets encrypted by a crypto device made at
+        // run time (the scenario names the key: `at_rest_key`).
+        for t in &self.bus.net.targets {
+            for (nsid, key) in &t.params.at_rest_keys {
+                let Some(ns) = t.subsystem.namespaces.get((*nsid as usize).wrapping_sub(1)) else { continue };
+                if out.iter().any(|a| a.target == t.params.name && a.nsid == *nsid) {
                     continue;
                 }
-                let mut plain = block.to_vec();
-                xts.decrypt_sector(&mut plain, (lba as u128).to_le_bytes());
-                if is_pattern_of(&plain, lba as u64) {
-                    a.ciphertext_ok += 1;
-                } else {
-                    a.bad += 1;
-                }
+                let bs = t.params.namespaces.get(*nsid as usize - 1).map_or(512, |n| n.1);
+                out.push(scan(&t.params.name, *nsid, bs, ns, key));
             }
-            out.push(a);
         }
         out
     }
+}
+
+/// Checks every written block of `ns` (`bs`-byte blocks) against the
+/// host's pattern: AES-256-XTS ciphertext of it under `key`, plaintext,
+/// or neither.
+fn scan(target: &str, nsid: u32, bs: u32, ns: &Namespace, key: &dpu_targets::XtsKey) -> AtRest {
+    let xts = xts_mode::Xts128::<aes::Aes256>::new(
+        aes::Aes256::new_from_slice(&key.0[..32]).expect("32-byte key"),
+        aes::Aes256::new_from_slice(&key.0[32..]).expect("32-byte key"),
+    );
+    let mut a = AtRest { target: target.to_string(), nsid, block_size: bs, written: 0, ciphertext_ok: 0, plaintext: 0, bad: 0 };
+    for (lba, block) in written_blocks(ns, bs as usize) {
+        a.written += 1;
+        if is_pattern_of(block, lba as u64) {
+            a.plaintext += 1;
+            continue;
+        }
+        let mut plain = block.to_vec();
+        xts.decrypt_sector(&mut plain, (lba as u128).to_le_bytes());
+        if is_pattern_of(&plain, lba as u64) {
+            a.ciphertext_ok += 1;
+        } else {
+            a.bad += 1;
+        }
+    }
+    a
 }
 
 /// The report lines of the EC volumes' plaintext scan and parity check.

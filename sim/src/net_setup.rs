@@ -81,6 +81,13 @@ impl Machine {
         let ports = sc.port_addrs();
         for (i, t) in sc.targets.iter().enumerate() {
             let ip: std::net::Ipv4Addr = t.ip.parse().map_err(|_| format!("targets[{i}].ip: bad address"))?;
+            let mut at_rest_keys = Vec::new();
+            for (j, ns) in t.namespaces.iter().enumerate() {
+                if let Some(k) = &ns.at_rest_key {
+                    let key = dpu_targets::parse_xts_key(k).map_err(|e| format!("targets[{i}].namespaces[{j}].at_rest_key: {e}"))?;
+                    at_rest_keys.push((j as u32 + 1, key));
+                }
+            }
             let prefix = ports.iter().find(|&&(a, p)| dpu_targets::same_subnet(a, ip, p)).map_or(24, |&(_, p)| p);
             let params = TargetParams {
                 name: t.name.clone(),
@@ -91,6 +98,7 @@ impl Machine {
                 nqn: t.nqn.clone(),
                 namespaces: t.namespaces.iter().map(|ns| (dpu_targets::parse_size(&ns.size).unwrap_or(0), ns.block_size)).collect(),
                 patterned: t.namespaces.iter().zip(1u32..).filter(|(ns, _)| ns.fill.as_deref() == Some("pattern")).map(|(_, nsid)| nsid).collect(),
+                at_rest_keys,
                 latency: self.cycles_of_ns(dpu_targets::parse_time_ns(&t.latency).unwrap_or(0)),
                 max_queues: t.max_queues,
                 inline_data: t.inline_data,

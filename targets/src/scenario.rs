@@ -341,6 +341,12 @@ pub struct TargetNsCfg {
     /// host model's verify pattern, a disk image to boot from; see
     /// `crate::preos`).
     pub fill: Option<String>,
+    /// The AES-256-XTS key (128 hex digits, Key1 then Key2) the card is
+    /// expected to encrypt this namespace's blocks with, e.g. a crypto
+    /// block device made on it through the management API
+    /// (`bdev_crypto_create`): the report's media check (`at_rest`)
+    /// then scans it as it does an encrypted boot namespace's.
+    pub at_rest_key: Option<String>,
 }
 
 /// An NVMe/TCP target model on the switch (in-memory namespaces).

@@ -26,7 +26,8 @@ pub enum LiveBackend {
 
 /// A namespace attached at run time: namespace `nsid` of PCIe function
 /// `function`, `blocks` blocks of 2^`block_shift` bytes held by
-/// `backend`.
+/// `backend`, encrypted with the crypto engines' key slot `crypto` if
+/// set (a crypto block device, `bdev_crypto_create`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveNs {
     pub function: u16,
@@ -34,6 +35,7 @@ pub struct LiveNs {
     pub backend: LiveBackend,
     pub blocks: u64,
     pub block_shift: u8,
+    pub crypto: Option<u16>,
 }
 
 impl LiveNs {
@@ -48,7 +50,7 @@ impl LiveNs {
                 LiveBackend::Remote { ctrl, nsid } => Backend::Remote { ctrl, nsid },
             },
             index: LIVE_INDEX,
-            crypto: None,
+            crypto: self.crypto,
             subsystem: None,
         }
     }
@@ -106,16 +108,17 @@ mod tests {
     use super::*;
 
     fn ns(function: u16, nsid: u32) -> LiveNs {
-        LiveNs { function, nsid, backend: LiveBackend::Ram { base: 0x1000_0000 + u64::from(nsid) * 0x10_0000 }, blocks: 2048, block_shift: 9 }
+        LiveNs { function, nsid, backend: LiveBackend::Ram { base: 0x1000_0000 + u64::from(nsid) * 0x10_0000 }, blocks: 2048, block_shift: 9, crypto: None }
     }
 
     #[test]
     fn remote_namespace_keeps_its_controller_and_nsid() {
         let mut t = LiveTable::EMPTY;
-        let ns = LiveNs { function: 2, nsid: 3, backend: LiveBackend::Remote { ctrl: 5, nsid: 7 }, blocks: 4096, block_shift: 12 };
+        let ns = LiveNs { function: 2, nsid: 3, backend: LiveBackend::Remote { ctrl: 5, nsid: 7 }, blocks: 4096, block_shift: 12, crypto: Some(9) };
         assert!(t.insert(ns.namespace()));
         let got = t.get(2, 3).unwrap();
         assert_eq!(got.backend, Backend::Remote { ctrl: 5, nsid: 7 });
+        assert_eq!(got.crypto, Some(9), "a crypto device's namespace keeps its key slot");
         assert_eq!((got.geometry.blocks, got.geometry.block_shift, got.index), (4096, 12, LIVE_INDEX));
         assert_eq!(t.iter().count(), 1);
     }

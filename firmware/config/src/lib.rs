@@ -53,10 +53,14 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// ([`Backend::Ec`], a new last variant, and `Vec<EcVolume>` appended);
 /// version 7 appends the remote NVMe/TCP controllers attached through the
 /// management API (`Vec<NvmeController>`); version 8 appends the wrapped
-/// keys of encrypted namespaces (`Vec<NsKey>`).
+/// keys of encrypted namespaces (`Vec<NsKey>`); version 9 appends the
+/// crypto keys made through the management API, wrapped
+/// (`Vec<CryptoKey>`, SPDK `accel_crypto_key_create`), and the crypto
+/// block devices stacked on run-time devices with their mappings
+/// (`Vec<CryptoBdev>`, SPDK `bdev_crypto_create`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 8;
+pub const SCHEMA_VERSION: u16 = 9;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -93,6 +97,15 @@ pub const WRAPPED_KEY_LEN: usize = dpu_hal::regs::crypto::WRAPPED_XTS_KEY;
 
 /// Most encrypted namespaces: one key slot of the crypto engines each.
 pub const MAX_KEYS: usize = dpu_hal::memory_map::CRYPTO_KEY_SLOTS;
+
+/// Most crypto keys made through the management API.
+pub const MAX_CRYPTO_KEYS: usize = 16;
+
+/// Longest name of such a key.
+pub const CRYPTO_KEY_NAME_MAX: usize = 31;
+
+/// Most crypto block devices made through the management API.
+pub const MAX_CRYPTO_BDEVS: usize = 16;
 
 /// Identify Controller SN and MN lengths (NVMe Base 2.0 §5.17.2.1).
 pub const SERIAL_MAX: usize = 20;
@@ -146,6 +159,37 @@ pub struct Config {
     /// version 8).
     #[serde(skip)]
     pub ns_keys: Vec<NsKey, MAX_KEYS>,
+    /// Crypto keys made through the management API, wrapped with the
+    /// device key (schema version 9).
+    #[serde(skip)]
+    pub crypto_keys: Vec<CryptoKey, MAX_CRYPTO_KEYS>,
+    /// Crypto block devices made through the management API and their
+    /// mappings (schema version 9).
+    #[serde(skip)]
+    pub crypto_bdevs: Vec<CryptoBdev, MAX_CRYPTO_BDEVS>,
+}
+
+/// A named AES-256-XTS key made through the management API (SPDK
+/// `accel_crypto_key_create`): only its wrapped form (RFC 3394 with the
+/// card's device key, as [`NsKey`]) is ever kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CryptoKey {
+    /// 1..=CRYPTO_KEY_NAME_MAX letters, digits, `_`, `-`, `.`.
+    pub name: String<CRYPTO_KEY_NAME_MAX>,
+    /// Key then Key2 (64 bytes), wrapped: [`WRAPPED_KEY_LEN`] bytes.
+    pub wrapped: Vec<u8, WRAPPED_KEY_LEN>,
+}
+
+/// A crypto block device made through the management API (SPDK
+/// `bdev_crypto_create`): `name`, stacked on run-time block device
+/// `base` (a RAM device or a run-time controller's namespace), encrypted
+/// with key `key`, and the (function, NSID) it is mapped to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CryptoBdev {
+    pub name: String<MALLOC_NAME_MAX>,
+    pub base: String<MALLOC_NAME_MAX>,
+    pub key: String<CRYPTO_KEY_NAME_MAX>,
+    pub map: Option<(u16, u32)>,
 }
 
 /// Data-at-rest encryption of a function namespace: AES-256-XTS (IEEE
@@ -362,6 +406,14 @@ pub enum Invalid {
     /// A wrapped key naming no function namespace, or one named twice, or
     /// a blob that is not [`WRAPPED_KEY_LEN`] bytes.
     Key { index: u16 },
+    /// A crypto key made through the management API with a bad name (or
+    /// one used twice), or a blob that is not [`WRAPPED_KEY_LEN`] bytes.
+    CryptoKey { index: u16 },
+    /// A crypto block device with a bad name (or one used twice, or a
+    /// run-time device's), a base that is no run-time block device (or
+    /// is mapped, or under another crypto device), a key that is not
+    /// kept, or a mapping out of range or taken.
+    CryptoBdev { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -389,6 +441,8 @@ impl Config {
         ec_volumes: Vec::new(),
         nvme: Vec::new(),
         ns_keys: Vec::new(),
+        crypto_keys: Vec::new(),
+        crypto_bdevs: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -543,6 +597,32 @@ impl Config {
                 return Err(Invalid::Nvme { index: i as u16 });
             }
         }
+        let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        for (i, k) in self.crypto_keys.iter().enumerate() {
+            if !name_ok(&k.name) || self.crypto_keys[..i].iter().any(|o| o.name == k.name) || k.wrapped.len() != WRAPPED_KEY_LEN {
+                return Err(Invalid::CryptoKey { index: i as u16 });
+            }
+        }
+        // A base is a RAM device (unmapped) or a run-time controller's
+        // namespace `<name>n<nsid>` (unmapped).
+        let base_ok = |b: &str| {
+            self.mallocs.iter().any(|m| m.name == b && m.map.is_none())
+                || self.nvme.iter().any(|c| b.strip_prefix(c.name.as_str()).and_then(|r| r.strip_prefix('n')).and_then(|r| r.parse::<u32>().ok()).is_some_and(|n| n != 0 && !c.maps.iter().any(|m| m.0 == n)))
+        };
+        for (i, c) in self.crypto_bdevs.iter().enumerate() {
+            let earlier = &self.crypto_bdevs[..i];
+            let taken = |f: u16, nsid: u32| {
+                self.namespaces.iter().any(|n| (n.function, n.nsid) == (f, nsid))
+                    || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
+                    || self.nvme.iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
+                    || earlier.iter().any(|o| o.map == Some((f, nsid)))
+            };
+            let map_ok = c.map.is_none_or(|(f, nsid)| usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid));
+            let twice = earlier.iter().any(|o| o.name == c.name || o.base == c.base) || self.mallocs.iter().any(|m| m.name == c.name) || base_ok(&c.name);
+            if !name_ok(&c.name) || twice || !base_ok(&c.base) || !self.crypto_keys.iter().any(|k| k.name == c.key) || !map_ok {
+                return Err(Invalid::CryptoBdev { index: i as u16 });
+            }
+        }
         Ok(())
     }
 
@@ -567,7 +647,9 @@ impl Config {
         let e = postcard::to_slice(&self.ec_volumes, out.get_mut(n + m + l + s + v..)?).ok()?.len();
         let c = postcard::to_slice(&self.nvme, out.get_mut(n + m + l + s + v + e..)?).ok()?.len();
         let k = postcard::to_slice(&self.ns_keys, out.get_mut(n + m + l + s + v + e + c..)?).ok()?.len();
-        Some(n + m + l + s + v + e + c + k)
+        let ck = postcard::to_slice(&self.crypto_keys, out.get_mut(n + m + l + s + v + e + c + k..)?).ok()?.len();
+        let cb = postcard::to_slice(&self.crypto_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c + k + ck + cb)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -597,6 +679,8 @@ impl Config {
         each(&mut self.ec_volumes, &other.ec_volumes);
         each(&mut self.nvme, &other.nvme);
         each(&mut self.ns_keys, &other.ns_keys);
+        each(&mut self.crypto_keys, &other.crypto_keys);
+        each(&mut self.crypto_bdevs, &other.crypto_bdevs);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -638,6 +722,8 @@ impl Config {
         self.ec_volumes.clear();
         self.nvme.clear();
         self.ns_keys.clear();
+        self.crypto_keys.clear();
+        self.crypto_bdevs.clear();
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -658,6 +744,10 @@ impl Config {
         }
         if version >= 8 {
             rest = take_vec(rest, &mut self.ns_keys)?;
+        }
+        if version >= 9 {
+            rest = take_vec(rest, &mut self.crypto_keys)?;
+            rest = take_vec(rest, &mut self.crypto_bdevs)?;
         }
         Some(rest)
     }
@@ -821,36 +911,42 @@ mod tests {
         assert_eq!(Config::decode(1, &v2[..n2]), None, "trailing bytes in a version-1 record");
         assert_eq!(Config::decode(2, &v1[..n1]), None, "a version-2 record lacks its tail");
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
+        // (Each older record lacks the empty Vecs' length bytes that
+        // follow it, the two of version 9 included.)
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
         let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 6]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 8]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
         let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 5]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 5]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 7]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 7]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
         let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 4]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 4]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 6]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 6]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
         let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 3]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 3]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 5]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 5]), None, "a version-6 record lacks its volumes");
         // A version-6 record: no run-time controllers.
         let no_nvme = Config { nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvme.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(6, &v2[..n - 2]), Some(no_nvme));
-        assert_eq!(Config::decode(7, &v2[..n - 2]), None, "a version-7 record lacks its controllers");
+        assert_eq!(Config::decode(6, &v2[..n - 4]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 4]), None, "a version-7 record lacks its controllers");
         // A version-7 record: no wrapped keys.
         let no_keys = Config { ns_keys: Vec::new(), ..c.clone() };
         let n = no_keys.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(7, &v2[..n - 1]), Some(no_keys));
-        assert_eq!(Config::decode(8, &v2[..n - 1]), None, "a version-8 record lacks its keys");
+        assert_eq!(Config::decode(7, &v2[..n - 3]), Some(no_keys));
+        assert_eq!(Config::decode(8, &v2[..n - 3]), None, "a version-8 record lacks its keys");
+        // A version-8 record: no crypto keys or devices made at run time.
+        let n = c.encode(&mut v2).unwrap();
+        assert_eq!(Config::decode(8, &v2[..n - 2]), Some(c.clone()));
+        assert_eq!(Config::decode(9, &v2[..n - 2]), None, "a version-9 record lacks its crypto keys and devices");
     }
 
     /// Function 1's namespace 1 encrypted, its key held wrapped.
@@ -868,8 +964,9 @@ mod tests {
         let mut buf = [0u8; 8192];
         let n = c.encode(&mut buf).unwrap();
         assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
-        // The record ends with the blob, byte for byte.
-        assert_eq!(&buf[n - WRAPPED_KEY_LEN..n], &[0x5a; WRAPPED_KEY_LEN]);
+        // The record ends with the blob, byte for byte (then the empty
+        // lists of schema 9).
+        assert_eq!(&buf[n - 2 - WRAPPED_KEY_LEN..n - 2], &[0x5a; WRAPPED_KEY_LEN]);
         let mut copy = Config::default();
         copy.copy_from(&c);
         assert_eq!(copy, c);
@@ -886,6 +983,68 @@ mod tests {
             let mut c = with_key();
             bad(&mut c);
             assert_eq!(c.validate(), Err(Invalid::Key { index: c.ns_keys.len() as u16 - 1 }), "{why}");
+        }
+    }
+
+    /// Key `k0` (wrapped) and crypto device `secret` on RAM device
+    /// `spare`, mapped as function 4's namespace 1.
+    fn with_crypto() -> Config {
+        let mut c = sample();
+        c.crypto_keys.push(CryptoKey { name: String::try_from("k0").unwrap(), wrapped: Vec::from_slice(&[0xa5; WRAPPED_KEY_LEN]).unwrap() }).unwrap();
+        c.crypto_bdevs
+            .push(CryptoBdev { name: String::try_from("secret").unwrap(), base: String::try_from("spare").unwrap(), key: String::try_from("k0").unwrap(), map: Some((4, 1)) })
+            .unwrap();
+        c
+    }
+
+    #[test]
+    fn crypto_keys_and_devices_are_checked_and_kept() {
+        let c = with_crypto();
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        assert_eq!(Config::decode(8, &buf[..n]), None, "version 8 does not read the crypto lists");
+        let mut copy = Config::default();
+        copy.copy_from(&c);
+        assert_eq!(copy, c);
+        // A remote controller's namespace is a base too.
+        let mut r = with_crypto();
+        r.nvme.push(NvmeController { name: String::try_from("tgt").unwrap(), traddr: [10, 0, 0, 9], trsvcid: 4420, subnqn: String::try_from("nqn.x").unwrap(), ..Default::default() }).unwrap();
+        r.crypto_bdevs[0].base = String::try_from("tgtn1").unwrap();
+        r.validate().unwrap();
+        for (why, bad) in [
+            ("a short key blob", (|c: &mut Config| {
+                c.crypto_keys[0].wrapped.pop();
+            }) as fn(&mut Config)),
+            ("a key name twice", |c| {
+                let k = c.crypto_keys[0].clone();
+                c.crypto_keys.push(k).unwrap()
+            }),
+            ("a bad key name", |c| c.crypto_keys[0].name = String::try_from("k 0").unwrap()),
+        ] {
+            let mut c = with_crypto();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::CryptoKey { index: c.crypto_keys.len() as u16 - 1 }), "{why}");
+        }
+        for (why, bad) in [
+            ("no such key", (|c: &mut Config| c.crypto_bdevs[0].key = String::try_from("k1").unwrap()) as fn(&mut Config)),
+            ("no such base", |c| c.crypto_bdevs[0].base = String::try_from("nothing").unwrap()),
+            ("a mapped base", |c| c.crypto_bdevs[0].base = String::try_from("Malloc0").unwrap()),
+            ("a RAM device's name", |c| c.crypto_bdevs[0].name = String::try_from("Malloc1").unwrap()),
+            ("a mapping taken by a RAM device", |c| c.crypto_bdevs[0].map = Some((1, 2))),
+            ("a mapping taken by a controller's namespace", |c| c.crypto_bdevs[0].map = Some((3, 1))),
+            ("a mapping past the functions", |c| c.crypto_bdevs[0].map = Some((MAX_FUNCTIONS as u16, 1))),
+            ("a base twice", |c| {
+                let mut d = c.crypto_bdevs[0].clone();
+                d.name = String::try_from("other").unwrap();
+                d.map = None;
+                c.crypto_bdevs.push(d).unwrap()
+            }),
+        ] {
+            let mut c = with_crypto();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::CryptoBdev { index: c.crypto_bdevs.len() as u16 - 1 }), "{why}");
         }
     }
 

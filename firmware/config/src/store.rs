@@ -315,13 +315,14 @@ mod tests {
         assert_eq!((l.copy, l.copies[1], l.config.lro), (Some(0), CopyState::BadCrc, true));
         // Unknown schema version.
         f.bytes[newest + HEADER + 3] ^= 0x01;
-        f.bytes[newest + 6] = 9;
-        assert_eq!(loaded(&mut f).copies[1], CopyState::UnknownVersion(9));
+        let unknown = SCHEMA_VERSION + 1;
+        f.bytes[newest + 6] = unknown as u8;
+        assert_eq!(loaded(&mut f).copies[1], CopyState::UnknownVersion(unknown));
         assert_eq!(loaded(&mut f).copy, Some(0));
         // Both bad: empty configuration, both reasons known.
         f.bytes[STORE.copy_addr(0) as usize] = 0;
         let l = loaded(&mut f);
-        assert_eq!((l.copy, l.copies), (None, [CopyState::BadMagic, CopyState::UnknownVersion(9)]));
+        assert_eq!((l.copy, l.copies), (None, [CopyState::BadMagic, CopyState::UnknownVersion(unknown)]));
         assert_eq!(l.config, Config::default());
     }
 

@@ -88,7 +88,15 @@ pub fn set_key_failed(k: u16) {
 }
 
 /// Whether encrypted namespace `ns`'s key is in the engines' key slot.
+/// A namespace attached at run time (`dpu_bootcfg::live::LIVE_INDEX`)
+/// is a crypto device of the management server, which sends it only
+/// after the engines unwrapped its key into the slot and clears the slot
+/// only after the namespace was detached and drained: the message
+/// itself says the key is there.
 pub fn key_usable(ns: &Namespace) -> bool {
+    if ns.index == dpu_bootcfg::live::LIVE_INDEX {
+        return ns.crypto.is_some();
+    }
     ns.crypto.is_some_and(|k| keys() == KEYS_LOADED && k < 64 && KEY_FAILED.load(Ordering::Acquire) & (1 << k) == 0)
 }
 

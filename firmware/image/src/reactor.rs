@@ -66,8 +66,10 @@ pub fn run(hart: HartId) -> ! {
         // boot configuration is known.
         if !fabric_checked && crate::bootcfg::loaded() {
             fabric_checked = true;
-            // Encrypted namespaces: this core's queue on every crypto engine.
-            if crate::bootcfg::namespaces().any(|n| n.crypto.is_some()) {
+            // Encrypted namespaces: this core's queue on every crypto
+            // engine (with the management API also without any: crypto
+            // block devices may be mapped at run time).
+            if crate::bootcfg::namespaces().any(|n| n.crypto.is_some()) || crate::nvmf::target::live_possible() {
                 match (engine.as_mut(), crate::block::crypto::Crypto::start(me)) {
                     (Some(e), Some(c)) => e.attach_crypto(c),
                     _ => defmt::error!("hart {=usize}: crypto device could not start", me),

@@ -13,6 +13,8 @@
 //!   (`jsonrpc`, `method`, `params`, `id`, plus our `token`).
 //! * [`writer`]: a JSON writer into a fixed buffer that records overflow
 //!   instead of panicking; [`response`] encodes results and errors.
+//! * [`crypto`]: `accel_crypto_key_create` and `bdev_crypto_create`'s
+//!   parameters, checked (hex keys decoded).
 //! * [`nvme_attach`]: `bdev_nvme_attach_controller`'s parameters, checked.
 //! * [`params`]: typed access to a method's `params` with -32602 errors
 //!   that name the member.
@@ -28,6 +30,7 @@
 // `Err` variant is large by design, and errors are the cold path.
 #![allow(clippy::result_large_err)]
 
+pub mod crypto;
 pub mod error;
 pub mod framing;
 pub mod json;

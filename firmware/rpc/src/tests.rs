@@ -420,3 +420,71 @@ fn attach_controller_params_are_checked_and_named() {
         assert_eq!(parse_ipv4(bad), None, "{bad}");
     }
 }
+
+/// `accel_crypto_key_create` and `bdev_crypto_create`: SPDK's names and
+/// shapes; each bad one is -32602 naming it, and no error quotes a key.
+#[test]
+fn crypto_params_are_checked_and_named() {
+    use crate::crypto::{Buffers, CryptoCreate, KeyBuffers, KeyCreate};
+    let k1 = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    let k2 = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let key = |text: &str| -> Result<(String, Vec<u8>), (i32, String)> {
+        let v = validate(text.as_bytes()).unwrap();
+        let p = Params::new(Some(v)).unwrap();
+        let mut b = KeyBuffers::new();
+        let r = KeyCreate::parse(&p, &mut b).map(|k| k.name.to_string());
+        let bytes = b.key.to_vec();
+        b.wipe();
+        assert_eq!(b.key, [0; 64], "wiped");
+        r.map(|n| (n, bytes)).map_err(|e| {
+            assert!(!e.message().contains("00112233") && !e.message().contains("ffeeddcc"), "{}", e.message());
+            (e.code, e.message().to_string())
+        })
+    };
+    let ok = std::format!(r#"{{"cipher":"AES_XTS","name":"k0","key":"{k1}","key2":"{k2}","tweak_mode":"SIMPLE_LBA"}}"#);
+    let (name, bytes) = key(&ok).unwrap();
+    assert_eq!(name, "k0");
+    assert_eq!(&bytes[..4], &[0x00, 0x11, 0x22, 0x33]);
+    assert_eq!(&bytes[28..36], &[0xcc, 0xdd, 0xee, 0xff, 0xff, 0xee, 0xdd, 0xcc]);
+    assert_eq!(bytes[63], 0x00);
+    let short = &k1[..62];
+    let bad_hex = k1.replace('0', "g");
+    for (text, field) in [
+        (std::format!(r#"{{"cipher":"AES_CBC","name":"k","key":"{k1}","key2":"{k2}"}}"#), "`cipher`"),
+        (std::format!(r#"{{"cipher":5,"name":"k","key":"{k1}","key2":"{k2}"}}"#), "`cipher`"),
+        (std::format!(r#"{{"name":"k","key":"{k1}","key2":"{k2}"}}"#), "`cipher` is required"),
+        (std::format!(r#"{{"cipher":"AES_XTS","key":"{k1}","key2":"{k2}"}}"#), "`name` is required"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"a b","key":"{k1}","key2":"{k2}"}}"#), "`name`"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key2":"{k2}"}}"#), "`key` is required"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{short}","key2":"{k2}"}}"#), "`key` must be"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{bad_hex}","key2":"{k2}"}}"#), "`key` must be"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{k1}","key2":"{k1}00"}}"#), "`key2` must be"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{k1}","key2":7}}"#), "`key2` must be"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{k1}","key2":"{}"}}"#, k1.to_lowercase()), "`key2` must differ"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{k1}","key2":"{k2}","tweak_mode":"INCR_512_FULL_LBA"}}"#), "`tweak_mode`"),
+        (std::format!(r#"{{"cipher":"AES_XTS","name":"k","key":"{k1}","key2":"{k2}","key3":"x"}}"#), "unknown parameter `key3`"),
+    ] {
+        let (code, msg) = key(&text).unwrap_err();
+        assert_eq!(code, code::INVALID_PARAMS, "{text}");
+        assert!(msg.contains(field), "{text}: {msg}");
+    }
+    let bdev = |text: &str| -> Result<(String, String, String), (i32, String)> {
+        let v = validate(text.as_bytes()).unwrap();
+        let p = Params::new(Some(v)).unwrap();
+        let mut b = Buffers::new();
+        CryptoCreate::parse(&p, &mut b).map(|c| (c.base_bdev_name.to_string(), c.name.to_string(), c.key_name.to_string())).map_err(|e| (e.code, e.message().to_string()))
+    };
+    assert_eq!(bdev(r#"{"base_bdev_name":"Nvme0n1","name":"crypt0","key_name":"k0"}"#).unwrap(), ("Nvme0n1".into(), "crypt0".into(), "k0".into()));
+    for (text, field) in [
+        (r#"{"name":"c","key_name":"k"}"#, "`base_bdev_name` is required"),
+        (r#"{"base_bdev_name":"b","key_name":"k"}"#, "`name` is required"),
+        (r#"{"base_bdev_name":"b","name":"c"}"#, "`key_name` is required"),
+        (r#"{"base_bdev_name":"b","name":"c d","key_name":"k"}"#, "`name`"),
+        (r#"{"base_bdev_name":1,"name":"c","key_name":"k"}"#, "`base_bdev_name` must be a string"),
+        (r#"{"base_bdev_name":"b","name":"c","key_name":"k","crypto_pmd":"crypto_aesni_mb"}"#, "unknown parameter `crypto_pmd`"),
+    ] {
+        let (code, msg) = bdev(text).unwrap_err();
+        assert_eq!(code, code::INVALID_PARAMS, "{text}");
+        assert!(msg.contains(field), "{text}: {msg}");
+    }
+}

@@ -55,6 +55,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NvmfCmd,
     },
+    /// Data-at-rest encryption, live: accel_crypto_key_create,
+    /// accel_crypto_keys_get, accel_crypto_key_destroy, bdev_crypto_create,
+    /// bdev_crypto_delete. The card keeps keys only wrapped with its device
+    /// key and never shows them.
+    Crypto {
+        #[command(subcommand)]
+        cmd: CryptoCmd,
+    },
     /// Ethernet ports: dpu_get_ports.
     Port {
         #[command(subcommand)]
@@ -102,6 +110,69 @@ enum BdevCmd {
     },
     /// Delete a RAM block device that no namespace maps (bdev_malloc_delete).
     DeleteMalloc { name: String },
+}
+
+#[derive(Subcommand)]
+enum CryptoCmd {
+    /// Hand the card an AES-256-XTS key (accel_crypto_key_create); it
+    /// keeps it wrapped with its device key.
+    KeyCreate {
+        name: String,
+        /// Key1 (data key): 64 hex digits. Prefer --key-file: a command
+        /// line is seen by other users and kept in shell history.
+        #[arg(long, requires = "key2", conflicts_with = "key_file")]
+        key: Option<String>,
+        /// Key2 (tweak key): 64 hex digits, not equal to --key.
+        #[arg(long, requires = "key")]
+        key2: Option<String>,
+        /// A file holding Key1 then Key2: 128 hex digits (whitespace ignored).
+        #[arg(long, required_unless_present = "key")]
+        key_file: Option<std::path::PathBuf>,
+    },
+    /// List the keys: name and cipher, never the key (accel_crypto_keys_get).
+    KeyList,
+    /// Forget a key no crypto device uses (accel_crypto_key_destroy).
+    KeyDestroy { name: String },
+    /// Stack an encrypted block device on a run-time one (bdev_crypto_create);
+    /// map it with `ns attach`.
+    Create {
+        name: String,
+        /// The block device it encrypts (unmapped: a RAM device, or a
+        /// remote controller's namespace such as Nvme0n1).
+        #[arg(long)]
+        base: String,
+        /// The key (from `crypto key-create`).
+        #[arg(long)]
+        key_name: String,
+    },
+    /// Delete an unmapped crypto device (bdev_crypto_delete); its base keeps the (encrypted) data.
+    Delete { name: String },
+}
+
+/// `crypto` subcommands: SPDK's method and parameters; the key halves
+/// from the arguments or the key file (`Err`: a usage error).
+fn crypto_request(cmd: &CryptoCmd) -> Result<(&'static str, Option<Value>), String> {
+    Ok(match cmd {
+        CryptoCmd::KeyCreate { name, key, key2, key_file } => {
+            let (k1, k2) = match (key, key2, key_file) {
+                (Some(k1), Some(k2), None) => (k1.clone(), k2.clone()),
+                (None, None, Some(f)) => {
+                    let text = std::fs::read_to_string(f).map_err(|e| format!("--key-file {}: {e}", f.display()))?;
+                    let hex: String = text.split_whitespace().collect();
+                    if hex.len() != 128 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!("--key-file {}: expected 128 hex digits (Key1 then Key2)", f.display()));
+                    }
+                    (hex[..64].to_string(), hex[64..].to_string())
+                }
+                _ => return Err("give --key and --key2, or --key-file".into()),
+            };
+            ("accel_crypto_key_create", Some(serde_json::json!({ "cipher": "AES_XTS", "name": name, "key": k1, "key2": k2 })))
+        }
+        CryptoCmd::KeyList => ("accel_crypto_keys_get", None),
+        CryptoCmd::KeyDestroy { name } => ("accel_crypto_key_destroy", Some(serde_json::json!({ "key_name": name }))),
+        CryptoCmd::Create { name, base, key_name } => ("bdev_crypto_create", Some(serde_json::json!({ "base_bdev_name": base, "name": name, "key_name": key_name }))),
+        CryptoCmd::Delete { name } => ("bdev_crypto_delete", Some(serde_json::json!({ "name": name }))),
+    })
 }
 
 #[derive(Subcommand)]
@@ -356,6 +427,11 @@ fn render(cmd: &Cmd, r: &Value) -> String {
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => {
             format!("namespace {nsid} of function {function} detached (its commands in flight complete; `bdev list` shows when)\n")
         }
+        Cmd::Crypto { cmd: CryptoCmd::KeyCreate { name, .. } } => format!("key {name} kept (wrapped with the card's device key)\n"),
+        Cmd::Crypto { cmd: CryptoCmd::KeyDestroy { name } } => format!("key {name} destroyed\n"),
+        Cmd::Crypto { cmd: CryptoCmd::Create { base, key_name, .. } } => format!("created {} on {base} (key {key_name}); map it with `ns attach`\n", r.as_str().unwrap_or("?")),
+        Cmd::Crypto { cmd: CryptoCmd::Delete { name } } => format!("deleted {name}\n"),
+        Cmd::Crypto { cmd: CryptoCmd::KeyList } => table(&["NAME", "CIPHER", "TWEAK"], &rows(r, |k| vec![s(k, "name"), s(k, "cipher"), s(k, "tweak_mode")])),
         Cmd::Bdev { .. } => table(
             &["NAME", "BACKEND", "BLOCK", "BLOCKS", "SIZE", "ENCRYPTION", "STATE", "WHERE"],
             &rows(r, |b| {
@@ -367,7 +443,14 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                     _ if d.get("function").is_some() => format!("DPU memory, fn{} nsid {}", s(d, "function"), s(d, "nsid")),
                     _ => "DPU memory".into(),
                 };
-                vec![s(b, "name"), s(d, "backend"), s(b, "block_size"), s(b, "num_blocks"), size(b), s(d, "encryption"), s(d, "state"), place]
+                // A crypto device made at run time: its cipher and key name.
+                let enc = if d.get("key_name").is_some() { format!("{} key {}", s(d, "cipher"), s(d, "key_name")) } else { s(d, "encryption") };
+                let place = if d.get("base_bdev_name").is_some() {
+                    format!("on {}{}", s(d, "base_bdev_name"), d.get("function").map_or(String::new(), |_| format!(", fn{} nsid {}", s(d, "function"), s(d, "nsid"))))
+                } else {
+                    place
+                };
+                vec![s(b, "name"), s(d, "backend"), s(b, "block_size"), s(b, "num_blocks"), size(b), enc, s(d, "state"), place]
             }),
         ),
         Cmd::Ctrl { cmd: CtrlCmd::Attach { name, .. } } => {
@@ -531,6 +614,13 @@ fn main() -> ExitCode {
             let (m, p) = ctrl_request(cmd);
             (m.into(), p)
         }
+        Cmd::Crypto { cmd } => match crypto_request(cmd) {
+            Ok((m, p)) => (m.into(), p),
+            Err(e) => {
+                eprintln!("dpuctl: crypto: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Cmd::Port { .. } => ("dpu_get_ports".into(), None),
         Cmd::Nvmf { cmd } => {
             let (m, p) = nvmf_request(cmd);
@@ -606,6 +696,42 @@ mod tests {
         assert_eq!(request(&["ctrl", "detach", "Nvme0"]), ("bdev_nvme_detach_controller", Some(serde_json::json!({ "name": "Nvme0" }))));
         assert_eq!(request(&["ctrl", "list"]), ("bdev_nvme_get_controllers", None));
         assert!(Cli::try_parse_from(["dpuctl", "ctrl", "attach", "Nvme0", "--traddr", "10.0.0.10"]).is_err(), "subnqn is required");
+    }
+
+    /// `crypto` subcommands send SPDK's accel/bdev crypto methods; a key
+    /// file gives both halves.
+    #[test]
+    fn crypto_subcommands_send_spdk_requests() {
+        let req = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();
+            let Cmd::Crypto { cmd } = &cli.cmd else { panic!("not a crypto command") };
+            crypto_request(cmd)
+        };
+        let (k1, k2) = ("11".repeat(32), "22".repeat(32));
+        assert_eq!(
+            req(&["crypto", "key-create", "k0", "--key", &k1, "--key2", &k2]).unwrap(),
+            ("accel_crypto_key_create", Some(serde_json::json!({ "cipher": "AES_XTS", "name": "k0", "key": k1, "key2": k2 })))
+        );
+        let f = std::env::temp_dir().join(format!("dpuctl-key-{}.hex", std::process::id()));
+        std::fs::write(&f, format!("{k1}\n{k2}\n")).unwrap();
+        assert_eq!(req(&["crypto", "key-create", "k1", "--key-file", f.to_str().unwrap()]).unwrap().1.unwrap()["key2"], k2.as_str());
+        std::fs::write(&f, "abcd").unwrap();
+        assert!(req(&["crypto", "key-create", "k1", "--key-file", f.to_str().unwrap()]).unwrap_err().contains("128 hex digits"));
+        let _ = std::fs::remove_file(&f);
+        assert!(Cli::try_parse_from(["dpuctl", "crypto", "key-create", "k0", "--key", &k1]).is_err(), "key2 is required with key");
+        assert!(Cli::try_parse_from(["dpuctl", "crypto", "key-create", "k0"]).is_err(), "a key is required");
+        assert_eq!(req(&["crypto", "key-list"]).unwrap(), ("accel_crypto_keys_get", None));
+        assert_eq!(req(&["crypto", "key-destroy", "k0"]).unwrap(), ("accel_crypto_key_destroy", Some(serde_json::json!({ "key_name": "k0" }))));
+        assert_eq!(
+            req(&["crypto", "create", "crypt0", "--base", "Nvme0n1", "--key-name", "k0"]).unwrap(),
+            ("bdev_crypto_create", Some(serde_json::json!({ "base_bdev_name": "Nvme0n1", "name": "crypt0", "key_name": "k0" })))
+        );
+        assert_eq!(req(&["crypto", "delete", "crypt0"]).unwrap(), ("bdev_crypto_delete", Some(serde_json::json!({ "name": "crypt0" }))));
+        // The key list table shows names and ciphers only.
+        let r = serde_json::json!([{ "name": "k0", "cipher": "AES_XTS", "tweak_mode": "SIMPLE_LBA" }]);
+        let cli = Cli::try_parse_from(["dpuctl", "crypto", "key-list"]).unwrap();
+        let t = render(&cli.cmd, &r);
+        assert!(t.contains("k0") && t.contains("AES_XTS"), "{t}");
     }
 
     /// Each `nvmf` subcommand sends SPDK's method with SPDK's parameter

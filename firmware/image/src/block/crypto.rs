@@ -63,7 +63,10 @@ struct Ctx {
     busy: bool,
     tag: Tag,
     write: bool,
-    ns: Option<&'static Namespace>,
+    /// A copy: a namespace attached at run time has no static description
+    /// (each engine's live table holds it; a detach may drop it while
+    /// the context finishes).
+    ns: Option<Namespace>,
     lba: u64,
     blocks: u32,
     len: u32,
@@ -94,7 +97,7 @@ impl Ctx {
     };
 
     fn du_shift(&self) -> u8 {
-        self.ns.map_or(9, |n| n.geometry.block_shift)
+        self.ns.as_ref().map_or(9, |n| n.geometry.block_shift)
     }
 }
 
@@ -181,7 +184,7 @@ impl Crypto {
     }
 
     /// Starts a read or write of encrypted namespace `ns`.
-    pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, ns: &'static Namespace, tag: Tag, io: &Io) {
+    pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, ns: &Namespace, tag: Tag, io: &Io) {
         if !config::key_usable(ns) {
             return self.push_done(tag, NAMESPACE_NOT_READY_DNR);
         }
@@ -192,7 +195,7 @@ impl Crypto {
         }
         let Some(i) = self.ctx.iter().position(|c| !c.used) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let c = &mut self.ctx[i];
-        *c = Ctx { used: true, tag, write: io.op == Op::Write, ns: Some(ns), lba: io.lba, blocks: io.blocks, len: io.len, function, ..Ctx::FREE };
+        *c = Ctx { used: true, tag, write: io.op == Op::Write, ns: Some(*ns), lba: io.lba, blocks: io.blocks, len: io.len, function, ..Ctx::FREE };
         if !self.segs.set(i, segs) {
             return self.push_done(tag, Status::INTERNAL_ERROR);
         }
@@ -298,7 +301,7 @@ impl Crypto {
     }
 
     /// Contexts ready for the lower device: (context, the lower I/O).
-    pub fn take_lower(&mut self) -> Option<(usize, &'static Namespace, Op, u64, u32, u32, Pages)> {
+    pub fn take_lower(&mut self) -> Option<(usize, Namespace, Op, u64, u32, u32, Pages)> {
         while self.nlower > 0 {
             self.nlower -= 1;
             let i = usize::from(self.lower[self.nlower]);

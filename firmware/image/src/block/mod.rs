@@ -251,8 +251,10 @@ impl Stack {
         self.done.push(tag, st);
     }
 
-    /// Starts `io` on namespace `ns`; its completion comes back under `tag`.
-    pub fn submit(&mut self, chan: &mut Channel, ns: &'static Namespace, tag: Tag, io: &Io) {
+    /// Starts `io` on namespace `ns` (of the boot table, or attached at
+    /// run time: encrypted by a crypto device made through the
+    /// management API); its completion comes back under `tag`.
+    pub fn submit(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
         if ns.crypto.is_some() {
             match io.op {
                 // Nothing to transform: straight to the lower device.
@@ -271,8 +273,8 @@ impl Stack {
         self.submit_plain(chan, ns, tag, io);
     }
 
-    /// Starts `io` on a namespace without encryption (one attached at run
-    /// time: its description is the caller's copy, not the boot table's).
+    /// Starts `io` on a namespace without encryption (an encrypted one is
+    /// refused: the NVMe/TCP target serves plain devices only).
     pub fn submit_plain(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
         if ns.crypto.is_some() {
             return self.finish(tag, NAMESPACE_NOT_READY_DNR);
@@ -312,7 +314,7 @@ impl Stack {
         let mut n = 0;
         while let Some((i, ns, op, lba, blocks, len, pages)) = self.crypto.as_deref_mut().and_then(|c| c.take_lower()) {
             let io = Io { op, lba, blocks, len, data: Data::Staged(&pages) };
-            self.submit_lower(chan, ns, crypto::LOWER | i as Tag, &io);
+            self.submit_lower(chan, &ns, crypto::LOWER | i as Tag, &io);
             n += 1;
         }
         n

@@ -66,8 +66,30 @@ impl Map {
     }
 }
 
-/// A block device made at run time: a RAM device, or a namespace of a
-/// remote controller attached at run time (`remote`).
+/// A crypto block device's layer (`bdev_crypto_create`): the engines'
+/// key slot its key was unwrapped into, its base device and key names.
+#[derive(Clone, Copy, Debug)]
+pub struct Layer {
+    pub slot: u16,
+    base: [u8; NAME_MAX],
+    base_len: u8,
+    key: [u8; NAME_MAX],
+    key_len: u8,
+}
+
+impl Layer {
+    pub fn base(&self) -> &str {
+        core::str::from_utf8(&self.base[..usize::from(self.base_len)]).unwrap_or("")
+    }
+
+    pub fn key(&self) -> &str {
+        core::str::from_utf8(&self.key[..usize::from(self.key_len)]).unwrap_or("")
+    }
+}
+
+/// A block device made at run time: a RAM device, a namespace of a
+/// remote controller attached at run time (`remote`), or a crypto
+/// device on one of those (`crypto`: same blocks, encrypted).
 #[derive(Clone, Copy, Debug)]
 pub struct Malloc {
     name: [u8; NAME_MAX],
@@ -79,6 +101,10 @@ pub struct Malloc {
     pub blocks: u64,
     pub block_shift: u8,
     pub map: Map,
+    /// A crypto device: its layer.
+    pub crypto: Option<Layer>,
+    /// A crypto device sits on it (it cannot be mapped or deleted).
+    pub claimed: bool,
 }
 
 impl Malloc {
@@ -134,7 +160,7 @@ impl Live {
     /// controller's devices are kept with it: `super::nvme`.)
     pub fn snapshot(&self, out: &mut heapless::Vec<dpu_config::Malloc, { dpu_config::MAX_MALLOC }>) {
         out.clear();
-        for b in self.bdevs().filter(|b| b.remote.is_none()) {
+        for b in self.bdevs().filter(|b| b.remote.is_none() && b.crypto.is_none()) {
             let name = heapless::String::try_from(b.name()).unwrap_or_default();
             let _ = out.push(dpu_config::Malloc { name, blocks: b.blocks, block_shift: b.block_shift, map: b.map.kept() });
         }
@@ -213,7 +239,7 @@ impl Live {
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
         let bytes = blocks * bs;
         let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, remote: None, base, blocks, block_shift, map: Map::None };
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false };
         m.name[..name.len()].copy_from_slice(name.as_bytes());
         self.bdevs[slot] = Some(m);
         defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
@@ -227,7 +253,7 @@ impl Live {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
         }
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")))?;
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX) as u8, remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None };
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX) as u8, remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false };
         m.name[..usize::from(m.name_len)].copy_from_slice(&name.as_bytes()[..usize::from(m.name_len)]);
         self.bdevs[slot] = Some(m);
         Ok(())
@@ -236,7 +262,7 @@ impl Live {
     /// A block device of remote controller `ctrl` that is mapped (or
     /// being mapped or drained).
     pub fn remote_user(&self, ctrl: u16) -> Option<&Malloc> {
-        self.bdevs().find(|b| b.remote.is_some_and(|(c, _)| c == ctrl) && b.map != Map::None)
+        self.bdevs().find(|b| b.remote.is_some_and(|(c, _)| c == ctrl) && (b.map != Map::None || b.crypto.is_some()))
     }
 
     /// Removes remote controller `ctrl`'s block devices (none mapped).
@@ -256,6 +282,12 @@ impl Live {
         let i = self.position(name).ok_or_else(|| super::methods::no_device("bdev", name))?;
         if self.bdevs[i].is_some_and(|m| m.remote.is_some()) {
             return Err(RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: `{name}` is no RAM device (bdev_nvme_detach_controller)")));
+        }
+        if self.bdevs[i].is_some_and(|m| m.crypto.is_some()) {
+            return Err(RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: `{name}` is no RAM device (bdev_crypto_delete)")));
+        }
+        if let Some(user) = self.crypto_on(name) {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{user}` sits on `{name}`; delete it first")));
         }
         if let Some(m) = self.bdevs[i].filter(|m| m.map != Map::None) {
             let (f, n) = m.map.target().unwrap_or((0, 0));
@@ -287,6 +319,10 @@ impl Live {
             let (f2, n2) = m.map.target().unwrap_or((0, 0));
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is {} as namespace {n2} of function {f2}", m.map.state())));
         }
+        if m.claimed {
+            let user = self.crypto_on(name).unwrap_or("a crypto device");
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{user}` sits on `{name}`; map that instead")));
+        }
         if let Some(user) = self.user_of(f, nsid) {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: namespace {nsid} of function {f} is taken by {user}")));
         }
@@ -294,11 +330,102 @@ impl Live {
             Some((ctrl, nsid)) => LiveBackend::Remote { ctrl, nsid },
             None => LiveBackend::Ram { base: m.base },
         };
-        self.send(Change::Attach(LiveNs { function: f, nsid, backend, blocks: m.blocks, block_shift: m.block_shift }))?;
+        self.send(Change::Attach(LiveNs { function: f, nsid, backend, blocks: m.blocks, block_shift: m.block_shift, crypto: m.crypto.map(|c| c.slot) }))?;
         if let Some(b) = self.bdevs[i].as_mut() {
             b.map = Map::Attaching { function: f, nsid };
         }
         Ok(())
+    }
+
+    /// The crypto device on block device `base`, if any.
+    pub fn crypto_on(&self, base: &str) -> Option<&str> {
+        self.bdevs().find(|b| b.crypto.is_some_and(|c| c.base() == base)).map(|b| b.name())
+    }
+
+    /// The crypto devices.
+    pub fn cryptos(&self) -> impl Iterator<Item = (&Malloc, &Layer)> {
+        self.bdevs().filter_map(|b| b.crypto.as_ref().map(|c| (b, c)))
+    }
+
+    /// Checks that crypto device `name` can be made on `base`: the name
+    /// is free (-17), the base exists (-19), is no crypto device, not
+    /// mapped nor under another crypto device (-16), and a device entry
+    /// is free (-12).
+    pub fn crypto_check(&self, name: &str, base: &str) -> Result<(), RpcError> {
+        if self.bdev(name).is_some() || parse_fn_name(name).is_some() {
+            return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
+        }
+        let Some(b) = self.bdev(base) else {
+            if let Some((f, n)) = parse_fn_name(base).filter(|&(f, n)| bootcfg::namespace(f, n).is_some()) {
+                return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{base}` is namespace {n} of function {f} (boot configuration)")));
+            }
+            return Err(super::methods::no_device("bdev", base));
+        };
+        if b.crypto.is_some() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{base}` is a crypto device (one layer only)")));
+        }
+        if let Some(user) = self.crypto_on(base) {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{user}` sits on `{base}`")));
+        }
+        if let Some((f, n)) = b.map.target() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{base}` is {} as namespace {n} of function {f}; detach it first", b.map.state())));
+        }
+        if self.bdevs.iter().all(|b| b.is_some()) {
+            return Err(RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")));
+        }
+        Ok(())
+    }
+
+    /// Makes crypto device `name` on `base` with key `key` in key slot
+    /// `slot` (after [`Live::crypto_check`]).
+    pub fn crypto_add(&mut self, name: &str, base: &str, key: &str, slot: u16) -> Result<(), RpcError> {
+        self.crypto_check(name, base)?;
+        let Some(bi) = self.position(base) else { return Err(super::methods::no_device("bdev", base)) };
+        let Some(b) = self.bdevs[bi] else { return Err(super::methods::no_device("bdev", base)) };
+        let Some(i) = self.bdevs.iter().position(|b| b.is_none()) else {
+            return Err(RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")));
+        };
+        let mut layer = Layer { slot, base: [0; NAME_MAX], base_len: base.len().min(NAME_MAX) as u8, key: [0; NAME_MAX], key_len: key.len().min(NAME_MAX) as u8 };
+        layer.base[..usize::from(layer.base_len)].copy_from_slice(&base.as_bytes()[..usize::from(layer.base_len)]);
+        layer.key[..usize::from(layer.key_len)].copy_from_slice(&key.as_bytes()[..usize::from(layer.key_len)]);
+        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX) as u8, map: Map::None, crypto: Some(layer), claimed: false, ..b };
+        m.name[..usize::from(m.name_len)].copy_from_slice(&name.as_bytes()[..usize::from(m.name_len)]);
+        self.bdevs[i] = Some(m);
+        if let Some(b) = self.bdevs[bi].as_mut() {
+            b.claimed = true;
+        }
+        Ok(())
+    }
+
+    /// Removes crypto device `name` (unmapped: -16 otherwise, -19 if
+    /// there is none); returns its key slot.
+    pub fn crypto_remove(&mut self, name: &str) -> Result<u16, RpcError> {
+        let i = self.position(name).ok_or_else(|| super::methods::no_device("crypto bdev", name))?;
+        let Some(m) = self.bdevs[i] else { return Err(super::methods::no_device("crypto bdev", name)) };
+        let Some(layer) = m.crypto else {
+            return Err(RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: `{name}` is no crypto device")));
+        };
+        if let Some((f, n)) = m.map.target() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is {} as namespace {n} of function {f}; detach it first", m.map.state())));
+        }
+        self.bdevs[i] = None;
+        if let Some(b) = self.position(layer.base()).and_then(|bi| self.bdevs[bi].as_mut()) {
+            b.claimed = false;
+        }
+        Ok(layer.slot)
+    }
+
+    /// What the configuration in flash keeps of the crypto devices.
+    pub fn crypto_snapshot(&self, out: &mut heapless::Vec<dpu_config::CryptoBdev, { dpu_config::MAX_CRYPTO_BDEVS }>) {
+        out.clear();
+        for (b, c) in self.cryptos() {
+            let _ = out.push(dpu_config::CryptoBdev {
+                name: heapless::String::try_from(b.name()).unwrap_or_default(),
+                base: heapless::String::try_from(c.base()).unwrap_or_default(),
+                key: heapless::String::try_from(c.key()).unwrap_or_default(),
+                map: b.map.kept(),
+            });
+        }
     }
 
     /// Ours, `dpu_ns_detach` {function, nsid}: the namespace leaves the

@@ -12,6 +12,7 @@
 //! given, and its block devices are `<name>n<nsid>` ([`super::nvme`]). RAM block devices created at run time keep the
 //! name they were given (`Malloc0`, ...).
 
+use super::crypto::Keys;
 use super::live::{self, Live};
 use super::nvme::Nvme;
 use super::nvmf::Nvmf;
@@ -56,6 +57,11 @@ pub const METHODS: &[&str] = &[
     "nvmf_subsystem_remove_host",
     "bdev_nvme_attach_controller",
     "bdev_nvme_detach_controller",
+    "accel_crypto_key_create",
+    "accel_crypto_keys_get",
+    "accel_crypto_key_destroy",
+    "bdev_crypto_create",
+    "bdev_crypto_delete",
 ];
 
 /// What the methods that change something keep between calls.
@@ -67,6 +73,8 @@ pub struct Changes {
     pub persist: Persist,
     /// Remote controllers attached at run time.
     pub nvme: Nvme,
+    /// Crypto keys (wrapped) made at run time.
+    pub keys: Keys,
 }
 
 /// Runs `method`, writing its result.
@@ -119,7 +127,7 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         }
         "dpu_config_get_status" => {
             p.only(&[])?;
-            st.persist.status(&st.live, &st.nvmf, &st.nvme, w);
+            st.persist.status(&st.live, &st.nvmf, &st.nvme, &st.keys, w);
             Ok(())
         }
         "nvmf_get_subsystems" => {
@@ -147,6 +155,14 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "nvmf_subsystem_add_host" => st.nvmf.host(&p, w, true),
         "nvmf_subsystem_remove_host" => st.nvmf.host(&p, w, false),
         "dpu_ns_detach" => live.ns_detach(&p, w),
+        "accel_crypto_key_create" => st.keys.create(&p, w),
+        "accel_crypto_keys_get" => st.keys.list(&p, w),
+        "accel_crypto_key_destroy" => st.keys.destroy(&p, w, live),
+        "bdev_crypto_create" => {
+            in_subsystem(&p, &st.nvmf, "base_bdev_name")?;
+            st.keys.bdev_create(&p, w, live)
+        }
+        "bdev_crypto_delete" => st.keys.bdev_delete(&p, w, live),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
         // Answered when the connection is made (`super::server`).
         "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),
@@ -438,7 +454,7 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
 fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
     w.begin_object();
     w.field_str("name", m.name());
-    w.field_str("product_name", if m.remote.is_some() { "NVMe disk" } else { "Malloc disk" });
+    w.field_str("product_name", if m.crypto.is_some() { "crypto" } else if m.remote.is_some() { "NVMe disk" } else { "Malloc disk" });
     w.field_u64("block_size", 1u64 << m.block_shift);
     w.field_u64("num_blocks", m.blocks);
     w.key("driver_specific");
@@ -450,6 +466,15 @@ fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
             w.field_u64("remote_nsid", u64::from(nsid));
         }
         None => w.field_str("backend", "ram"),
+    }
+    // SPDK's crypto bdev: its base and key names (never the key).
+    if let Some(c) = m.crypto {
+        w.field_str("base_bdev_name", c.base());
+        w.field_str("key_name", c.key());
+        w.field_str("cipher", "AES_XTS");
+    }
+    if m.claimed {
+        w.field_bool("claimed", true);
     }
     w.field_str("state", m.map.state());
     match m.map {

@@ -25,6 +25,7 @@
 //! * [`persist`]: the live changes saved to the configuration in flash,
 //!   and made again at boot.
 
+pub mod crypto;
 pub mod live;
 pub mod methods;
 pub mod nvme;

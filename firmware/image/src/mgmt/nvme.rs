@@ -15,7 +15,7 @@
 //! devices is mapped; otherwise the devices go and every core closes
 //! its connection.
 
-use super::live::{Live, NAME_MAX};
+use super::live::{Live, Map, NAME_MAX};
 use crate::bootcfg::{self, MAX_CTRLS};
 use crate::net;
 use crate::nvmf::ctrls::Def;
@@ -288,6 +288,9 @@ impl Nvme {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is still attaching")));
         }
         if let Some(b) = live.remote_user(index as u16) {
+            if let (Some(c), Map::None) = (b.crypto, b.map) {
+                return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{}` sits on `{}`; delete it first", b.name(), c.base())));
+            }
             let (f, n) = b.map.target().unwrap_or((0, 0));
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{}` is {} as namespace {n} of function {f}", b.name(), b.map.state())));
         }

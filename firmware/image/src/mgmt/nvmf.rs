@@ -312,6 +312,9 @@ impl Nvmf {
         if m.remote.is_some() {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a remote namespace; the target serves RAM devices only")));
         }
+        if m.crypto.is_some() || m.claimed {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a crypto device or under one; the target serves plain RAM devices only")));
+        }
         if let Some((f, n)) = m.map.target() {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is namespace {n} of function {f}; detach it first")));
         }

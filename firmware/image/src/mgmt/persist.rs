@@ -4,7 +4,9 @@
 //! the NVMe/TCP target's subsystems made through it
 //! (`dpu_config::Config::nvmf`, schema version 5), and the remote
 //! controllers attached through it with their namespaces' mappings
-//! (`dpu_config::Config::nvme`, schema version 7).
+//! (`dpu_config::Config::nvme`, schema version 7), and the crypto keys
+//! (wrapped) and crypto devices made through it with their mappings
+//! (`dpu_config::Config::crypto_keys`, `crypto_bdevs`, schema version 9).
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and
@@ -13,7 +15,9 @@
 //!   subsystems, through the same checks as the `nvmf_*` methods
 //!   (published to every core's target); then the remote controllers,
 //!   attached again (retried until their target answers) and their
-//!   devices mapped once they are.
+//!   devices mapped once they are. The wrapped keys are kept again at
+//!   once; each crypto device is made again (its key unwrapped into a
+//!   key slot) and mapped as soon as its base device is back.
 //! * After that, whenever what [`Live`] holds differs from what was last
 //!   saved, the server hands the whole configuration (the flashed one
 //!   with the new device list) to the firmware update service's core,
@@ -24,11 +28,12 @@
 //!
 //! Loaded as an ELF (no flash), nothing is restored or saved.
 
+use super::crypto::Keys;
 use super::live::Live;
 use super::nvme::{Nvme, MAX_NVME};
 use super::nvmf::Nvmf;
 use crate::fwupdate::{SaveConfig, Saved};
-use dpu_config::{Config, Malloc, NvmeController, NvmfSubsystem, MAX_MALLOC};
+use dpu_config::{Config, CryptoBdev, CryptoKey, Malloc, NvmeController, NvmfSubsystem, MAX_CRYPTO_BDEVS, MAX_CRYPTO_KEYS, MAX_MALLOC};
 use dpu_hal::memory_map::MAX_SUBSYSTEMS;
 use dpu_ring::{Consumer, Producer};
 use heapless::Vec;
@@ -52,7 +57,26 @@ pub struct Persist {
     now_nvme: Option<&'static mut Vec<NvmeController, MAX_NVME>>,
     /// The flash configuration's subsystems were made again.
     nvmf_restored: bool,
+    now_keys: Option<&'static mut Vec<CryptoKey, MAX_CRYPTO_KEYS>>,
+    now_crypto: Option<&'static mut Vec<CryptoBdev, MAX_CRYPTO_BDEVS>>,
+    /// The flash configuration's crypto devices, and which of them are
+    /// not made again yet (bit i: device i; waiting for their base).
+    flash_crypto: Option<&'static mut Vec<CryptoBdev, MAX_CRYPTO_BDEVS>>,
+    crypto_pending: u32,
 }
+
+struct KeyList(Vec<CryptoKey, MAX_CRYPTO_KEYS>);
+
+impl dpu_rt::ConstInit for KeyList {
+    const INIT: KeyList = KeyList(Vec::new());
+}
+
+struct CryptoList(Vec<CryptoBdev, MAX_CRYPTO_BDEVS>);
+
+impl dpu_rt::ConstInit for CryptoList {
+    const INIT: CryptoList = CryptoList(Vec::new());
+}
+const _: () = assert!(MAX_CRYPTO_BDEVS <= 32);
 
 struct NvmeList(Vec<NvmeController, MAX_NVME>);
 
@@ -82,7 +106,7 @@ impl Persist {
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
     pub fn new() -> Persist {
-        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false };
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0 };
         let Some(flash) = crate::boot::flash_config() else { return p };
         let (Some(c), Some(b), Some(l), Some(v), Some(n), Some(ends)) = (
             dpu_rt::alloc::ddr_static::<CfgCopy>(),
@@ -95,14 +119,25 @@ impl Persist {
             defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
             return p;
         };
+        let (Some(k), Some(cb), Some(fc)) = (dpu_rt::alloc::ddr_static::<KeyList>(), dpu_rt::alloc::ddr_static::<CryptoList>(), dpu_rt::alloc::ddr_static::<CryptoList>()) else {
+            defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
+            return p;
+        };
         // In place (a configuration is tens of KiB: not via the stack).
         c.0.copy_from(flash);
+        for d in c.0.crypto_bdevs.iter() {
+            let _ = fc.0.push(d.clone());
+        }
         p.boot = c.0.mallocs.len();
         p.config = Some(&mut c.0);
         p.bytes = Some(b);
         p.now = Some(&mut l.0);
         p.now_nvmf = Some(&mut v.0);
         p.now_nvme = Some(&mut n.0);
+        p.crypto_pending = (1u32 << fc.0.len()).wrapping_sub(1);
+        p.now_keys = Some(&mut k.0);
+        p.now_crypto = Some(&mut cb.0);
+        p.flash_crypto = Some(&mut fc.0);
         p.ends = Some(ends);
         p
     }
@@ -110,10 +145,17 @@ impl Persist {
     /// Restores what is left to restore, then saves what changed.
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
-    pub fn poll(&mut self, live: &mut Live, nvmf: &mut Nvmf, nvme: &mut Nvme) {
-        let (Some(config), Some(now), Some(now_nvmf), Some(now_nvme), Some((tx, rx))) =
-            (self.config.as_deref_mut(), self.now.as_deref_mut(), self.now_nvmf.as_deref_mut(), self.now_nvme.as_deref_mut(), self.ends.as_mut())
-        else {
+    pub fn poll(&mut self, live: &mut Live, nvmf: &mut Nvmf, nvme: &mut Nvme, keys: &mut Keys) {
+        let (Some(config), Some(now), Some(now_nvmf), Some(now_nvme), Some(now_keys), Some(now_crypto), Some(flash_crypto), Some((tx, rx))) = (
+            self.config.as_deref_mut(),
+            self.now.as_deref_mut(),
+            self.now_nvmf.as_deref_mut(),
+            self.now_nvme.as_deref_mut(),
+            self.now_keys.as_deref_mut(),
+            self.now_crypto.as_deref_mut(),
+            self.flash_crypto.as_deref(),
+            self.ends.as_mut(),
+        ) else {
             return;
         };
         while let Some(r) = rx.pop() {
@@ -174,19 +216,61 @@ impl Persist {
             if !config.nvme.is_empty() {
                 defmt::info!("mgmt: attaching {=usize} run-time controller(s) from flash", config.nvme.len());
             }
+            // The wrapped keys (their devices unwrap them when made).
+            for k in config.crypto_keys.iter() {
+                if let Err(e) = keys.add(&k.name, &k.wrapped) {
+                    defmt::error!("mgmt: crypto key {=str} from flash not kept: {=str}", k.name.as_str(), e.message());
+                }
+            }
         }
+        // The crypto devices whose base is back (a remote controller's
+        // namespace once the controller attached again).
+        let mut pending = self.crypto_pending;
+        for (i, d) in flash_crypto.iter().enumerate() {
+            if pending & (1 << i) == 0 {
+                continue;
+            }
+            if live.bdev(&d.base).is_none() {
+                continue;
+            }
+            if live.bdev(&d.name).is_none() {
+                if let Err(e) = keys.make(&d.name, &d.base, &d.key, live) {
+                    defmt::error!("mgmt: crypto device {=str} from flash not made: {=str}", d.name.as_str(), e.message());
+                    pending &= !(1 << i);
+                    continue;
+                }
+            }
+            if let Some((f, nsid)) = d.map {
+                match live.attach(&d.name, f, nsid) {
+                    Ok(()) => {}
+                    // The admin service's ring is full: the next poll.
+                    Err(e) if e.code == dpu_rpc::code::BUSY && live.bdev(&d.name).is_some_and(|b| b.map.state() == "unmapped") => {
+                        self.crypto_pending = pending;
+                        return;
+                    }
+                    Err(e) => defmt::error!("mgmt: crypto device {=str} from flash not mapped: {=str}", d.name.as_str(), e.message()),
+                }
+            }
+            pending &= !(1 << i);
+            defmt::info!("mgmt: crypto device {=str} restored from flash", d.name.as_str());
+        }
+        self.crypto_pending = pending;
         if self.saving.is_some() {
             return;
         }
         live.snapshot(now);
         nvmf.snapshot(now_nvmf);
         nvme.snapshot(live, now_nvme);
-        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme {
+        keys.snapshot(now_keys);
+        crypto_snapshot(live, flash_crypto, self.crypto_pending, now_crypto);
+        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs {
             return;
         }
         core::mem::swap(&mut config.mallocs, now);
         core::mem::swap(&mut config.nvmf, now_nvmf);
         core::mem::swap(&mut config.nvme, now_nvme);
+        core::mem::swap(&mut config.crypto_keys, now_keys);
+        core::mem::swap(&mut config.crypto_bdevs, now_crypto);
         let Some(bytes) = self.bytes.as_deref_mut() else { return };
         let Some(len) = config.encode(bytes) else {
             defmt::error!("mgmt: the configuration does not encode: not saved");
@@ -202,6 +286,8 @@ impl Persist {
             core::mem::swap(&mut config.mallocs, now);
             core::mem::swap(&mut config.nvmf, now_nvmf);
             core::mem::swap(&mut config.nvme, now_nvme);
+            core::mem::swap(&mut config.crypto_keys, now_keys);
+            core::mem::swap(&mut config.crypto_bdevs, now_crypto);
         }
     }
 
@@ -211,7 +297,7 @@ impl Persist {
     /// to be saved (`pending`).
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
-    pub fn status(&mut self, live: &Live, nvmf: &Nvmf, nvme: &Nvme, w: &mut dpu_rpc::Writer<'_>) {
+    pub fn status(&mut self, live: &Live, nvmf: &Nvmf, nvme: &Nvme, keys: &Keys, w: &mut dpu_rpc::Writer<'_>) {
         w.begin_object();
         w.field_bool("persistent", self.config.is_some());
         w.field_u64("run_time_bdevs", live.bdevs().count() as u64);
@@ -226,7 +312,15 @@ impl Persist {
                 live.snapshot(now);
                 nvmf.snapshot(now_nvmf);
                 nvme.snapshot(live, now_nvme);
-                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme
+                let crypto_changed = match (self.now_keys.as_deref_mut(), self.now_crypto.as_deref_mut(), self.flash_crypto.as_deref()) {
+                    (Some(nk), Some(nc), Some(fc)) => {
+                        keys.snapshot(nk);
+                        crypto_snapshot(live, fc, self.crypto_pending, nc);
+                        *nk != c.crypto_keys || *nc != c.crypto_bdevs
+                    }
+                    _ => false,
+                };
+                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed
             }
             (Some(_), _, _, _, Some(_)) => true,
             _ => false,
@@ -243,5 +337,20 @@ impl Persist {
             }
         }
         w.end_object();
+    }
+}
+
+/// What the configuration in flash keeps of the crypto devices: those
+/// made, and those of the flash configuration not made again yet
+/// (`pending`, bit i: `flash[i]`) as flash had them.
+fn crypto_snapshot(live: &Live, flash: &Vec<CryptoBdev, MAX_CRYPTO_BDEVS>, pending: u32, out: &mut Vec<CryptoBdev, MAX_CRYPTO_BDEVS>) {
+    live.crypto_snapshot(out);
+    for (_, d) in flash.iter().enumerate().filter(|(i, _)| pending & (1 << i) != 0) {
+        match out.iter_mut().find(|o| o.name == d.name) {
+            Some(o) => o.map = d.map,
+            None => {
+                let _ = out.push(d.clone());
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@ impl Server {
     #[inline(never)]
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new(), nvme: Nvme::new() } };
+        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new(), nvme: Nvme::new(), keys: super::crypto::Keys::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -113,7 +113,7 @@ impl Server {
         let mut next = now + IDLE_TIMEOUT_S * 1000 * MS;
         self.state.live.poll();
         self.state.update.poll();
-        self.state.persist.poll(&mut self.state.live, &mut self.state.nvmf, &mut self.state.nvme);
+        self.state.persist.poll(&mut self.state.live, &mut self.state.nvmf, &mut self.state.nvme, &mut self.state.keys);
         for slot in self.slots.iter_mut().flatten() {
             next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.state));
         }
@@ -124,6 +124,7 @@ impl Server {
 impl Slot {
     fn reset(&mut self) {
         self.conn_gen = self.conn_gen.wrapping_add(1);
+        self.input[..self.len].fill(0);
         self.len = 0;
         self.framer.reset();
         self.out_len = 0;
@@ -233,7 +234,11 @@ impl Slot {
                 }
                 self.out_sent = 0;
                 self.input.copy_within(end..self.len, 0);
+                // No copy of a handled request stays behind (a key in
+                // `accel_crypto_key_create` is in the clear there).
+                let old = self.len;
                 self.len -= end;
+                self.input[self.len..old].fill(0);
                 self.framer.reset();
                 self.started = None;
                 // Send it (and look at what follows) on the next turn.

@@ -548,7 +548,7 @@ impl Engine {
         let Some(chan) = self.chan.as_mut() else { return };
         match (boot, attached) {
             (Some(ns), _) => self.block.submit(chan, ns, slot as Tag, &io),
-            (None, Some(ns)) => self.block.submit_plain(chan, &ns, slot as Tag, &io),
+            (None, Some(ns)) => self.block.submit(chan, &ns, slot as Tag, &io),
             (None, None) => {}
         }
         // Immediate failures (bad request, no path) are reported at once.

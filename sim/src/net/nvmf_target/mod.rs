@@ -46,6 +46,10 @@ pub struct TargetParams {
     /// Namespaces (nsids) whose unwritten blocks hold the verify pattern
     /// (`fill = "pattern"`; `store::FILL_GEN`, `store::FILL_TAG`).
     pub patterned: Vec<u32>,
+    /// Namespaces (nsid, XTS key) the media check scans as encrypted
+    /// (`at_rest_key`; `crate::at_rest`): the model itself never uses
+    /// the key.
+    pub at_rest_keys: Vec<(u32, dpu_targets::XtsKey)>,
     /// Media service time per read/write, in cycles.
     pub latency: u64,
     pub max_queues: u16,

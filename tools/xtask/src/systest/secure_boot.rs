@@ -318,6 +318,81 @@ pub fn live_controllers_persist(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// A crypto key and a crypto device made through the management API are
+/// saved (configuration schema 9: the key only wrapped with the device
+/// key, the device with its base, key name and mapping) and, on the same
+/// flash after a restart, made again: the engines unwrap the key into a
+/// key slot, the device comes back on its base (a run-time remote
+/// namespace, once its controller attached again) and is mapped again; a
+/// verified job runs on it and the target's media hold AES-XTS
+/// ciphertext of the host's data under the key the test knows. Neither
+/// key half is ever in the flash image.
+pub fn live_crypto_persist(cx: &Ctx) -> R {
+    use super::mgmt::{CRYPTO_LIVE_KEY, CRYPTO_LIVE_KEY2};
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-crypto")?;
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    let target = format!("[[targets]]\nname = \"t0\"\nip = \"10.0.0.10\"\nnqn = \"nqn.2026-12.io.dpusim:kept-crypto\"\nnamespaces = [{{ size = \"8MiB\", at_rest_key = \"{CRYPTO_LIVE_KEY}{CRYPTO_LIVE_KEY2}\" }}]\n\n");
+    // Run 1: key, controller, crypto device, mapped as the PF's namespace 2.
+    let run1 = format!(
+        "{base}{target}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}{}",
+        rpc("100us", "accel_crypto_key_create", &format!("{{ cipher = \"AES_XTS\", name = \"kept\", key = \"{CRYPTO_LIVE_KEY}\", key2 = \"{CRYPTO_LIVE_KEY2}\" }}"), "expect_result = true"),
+        rpc("200us", "bdev_nvme_attach_controller", "{ name = \"Kept0\", trtype = \"tcp\", traddr = \"10.0.0.10\", trsvcid = \"4420\", subnqn = \"nqn.2026-12.io.dpusim:kept-crypto\" }", "expect_result = [\"Kept0n1\"]"),
+        rpc("1300us", "bdev_crypto_create", "{ base_bdev_name = \"Kept0n1\", name = \"vault\", key_name = \"kept\" }", "expect_result = \"vault\""),
+        rpc("1500us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"vault\" }", "expect_result = true"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-crypto-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-crypto-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["mgmt: crypto key kept (AES_XTS) created", "mgmt: crypto device vault on Kept0n1", "INFO  mgmt: configuration saved to flash", "outcome: scenario passed"])?;
+    let no_clear_key = |when: &str| -> R {
+        let image = std::fs::read(&card).map_err(|e| io(format!("{}: {e}", card.display())))?;
+        for half in [CRYPTO_LIVE_KEY, CRYPTO_LIVE_KEY2] {
+            let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&half[2 * i..2 * i + 2], 16).unwrap_or(0)).collect();
+            if contains(&image, &bytes) || contains(&image, half.as_bytes()) {
+                return Err(io(format!("the flash image {when} holds a key half in the clear")));
+            }
+        }
+        Ok(())
+    };
+    no_clear_key("after the key was made")?;
+    // Run 2, the same flash: all made again without a call; a verified
+    // job on the PF's namespace 2 through the engines.
+    let base2 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
+    let run2 = format!(
+        "{base2}{target}[[jobs]]\nname = \"restored\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"2ms\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"8MiB\", block_size = 512 }}\n\n{}{}",
+        rpc("1500us", "accel_crypto_keys_get", "{}", "expect_result = [{ name = \"kept\", cipher = \"AES_XTS\" }]"),
+        rpc("1700us", "bdev_get_bdevs", "{ name = \"vault\" }", "expect_result = [{ name = \"vault\", product_name = \"crypto\", driver_specific = { base_bdev_name = \"Kept0n1\", key_name = \"kept\", state = \"ready\", function = 0, nsid = 2 } }]"),
+    );
+    let p2 = cx.tmp.join("persist-crypto-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-crypto-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "mgmt: controller Kept0 attached: 1 namespace(s)",
+            "mgmt: crypto device vault on Kept0n1, key kept in key slot 0",
+            "mgmt: crypto device vault restored from flash",
+            "nvme fn0: namespace 2 attached (remote controller 0 nsid 1, 16384 blocks of 512 B)",
+            "restored.fn0: (fn 0, ns 2)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if !run.stdout.contains("verify errors: 0, I/O errors: 0") {
+        return fail("the restored crypto device's job had errors", run);
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let at_rest = doc["at_rest"].as_array().cloned().unwrap_or_default();
+    let n = |a: &serde_json::Value, k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+    if at_rest.len() != 1 || at_rest.iter().any(|a| n(a, "written") < 20 || n(a, "ciphertext_ok") != n(a, "written") || n(a, "plaintext") != 0 || n(a, "bad") != 0) {
+        return fail(format!("media of the restored crypto device's base: {at_rest:?}"), run);
+    }
+    no_clear_key("after the restart")?;
+    remove_cards(cx, &["persist-crypto"]);
+    Ok(())
+}
+
 /// `dpuctl fw update` through `dpusim --hostfwd` (wall-clock paced): a
 /// flash-booted card takes a signed image over the management API (a
 /// tampered one and an out-of-order piece are refused first) and writes

@@ -28,6 +28,7 @@ fn target(inline_data: u32) -> TargetModel {
             nqn: NQN.into(),
             namespaces: vec![(4 << 20, 512), (4 << 20, 4096)],
             patterned: Vec::new(),
+        at_rest_keys: Vec::new(),
             latency: 5_000,
             max_queues: 4,
             inline_data,

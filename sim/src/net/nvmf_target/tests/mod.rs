@@ -31,6 +31,7 @@ fn params() -> TargetParams {
         nqn: NQN.into(),
         namespaces: vec![(1 << 20, 512), (1 << 20, 4096)],
         patterned: Vec::new(),
+        at_rest_keys: Vec::new(),
         latency: 5_000,
         max_queues: 4,
         inline_data: 4096,
