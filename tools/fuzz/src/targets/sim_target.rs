@@ -123,6 +123,7 @@ fn target() -> TargetModel {
             mtu: 1500,
             speed_gbps: 100,
             min_rto_ms: 5,
+            at_rest_keys: Vec::new(),
         },
         CLOCK,
     )
