@@ -36,7 +36,8 @@
 //! * [`elf`], [`report`], [`console`], [`defmt_log`]: images, statistics
 //!   and fault reports, log lines, defmt decoding.
 //! * [`at_rest`]: what encrypted and erasure-coded namespaces left on the
-//!   target models' media, checked independently of the card.
+//!   target models' media, checked independently of the card;
+//!   [`target_media`]: those media kept across runs (`--target-media`).
 //! * [`iotrace`]: the per-I/O Perfetto trace (`--trace`); [`gdb`]: the
 //!   GDB remote stub (`--gdb`).
 //! * [`exit`]: the table of `dpusim` exit statuses.
