@@ -33,14 +33,13 @@ const _: () = assert!(CRYPTO_KEY_NAME_MAX == dpu_rpc::crypto::NAME_MAX && WRAPPE
 /// A key, wrapped with the device key.
 #[derive(Clone, Copy)]
 struct Key {
-    name: [u8; CRYPTO_KEY_NAME_MAX],
-    name_len: u8,
+    name: super::Name<CRYPTO_KEY_NAME_MAX>,
     wrapped: [u8; WRAPPED_KEY_LEN],
 }
 
 impl Key {
     fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..usize::from(self.name_len)]).unwrap_or("")
+        self.name.as_str()
     }
 }
 
@@ -91,8 +90,7 @@ impl Keys {
             return Err(RpcError::new(code::INTERNAL_ERROR, "internal error: a malformed wrapped key"));
         }
         let slot = self.keys.iter().position(|k| k.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_CRYPTO_KEYS} crypto keys")))?;
-        let mut k = Key { name: [0; CRYPTO_KEY_NAME_MAX], name_len: name.len() as u8, wrapped: [0; WRAPPED_KEY_LEN] };
-        k.name[..name.len()].copy_from_slice(name.as_bytes());
+        let mut k = Key { name: super::Name::new(name), wrapped: [0; WRAPPED_KEY_LEN] };
         k.wrapped.copy_from_slice(wrapped);
         self.keys[slot] = Some(k);
         Ok(())
@@ -111,10 +109,8 @@ impl Keys {
 
     fn create_with(&mut self, p: &Params<'_>, b: &mut KeyBuffers) -> Result<(), RpcError> {
         let k = KeyCreate::parse(p, b)?;
-        let mut name = [0u8; CRYPTO_KEY_NAME_MAX];
-        let n = k.name.len();
-        name[..n].copy_from_slice(k.name.as_bytes());
-        let name = core::str::from_utf8(&name[..n]).unwrap_or("");
+        let name = super::Name::<CRYPTO_KEY_NAME_MAX>::new(k.name);
+        let name = name.as_str();
         if self.find(name).is_some() {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a crypto key named `{name}` exists")));
         }

@@ -71,19 +71,17 @@ impl Map {
 #[derive(Clone, Copy, Debug)]
 pub struct Layer {
     pub slot: u16,
-    base: [u8; NAME_MAX],
-    base_len: u8,
-    key: [u8; NAME_MAX],
-    key_len: u8,
+    base: super::Name<NAME_MAX>,
+    key: super::Name<NAME_MAX>,
 }
 
 impl Layer {
     pub fn base(&self) -> &str {
-        core::str::from_utf8(&self.base[..usize::from(self.base_len)]).unwrap_or("")
+        self.base.as_str()
     }
 
     pub fn key(&self) -> &str {
-        core::str::from_utf8(&self.key[..usize::from(self.key_len)]).unwrap_or("")
+        self.key.as_str()
     }
 }
 
@@ -92,8 +90,7 @@ impl Layer {
 /// device on one of those (`crypto`: same blocks, encrypted).
 #[derive(Clone, Copy, Debug)]
 pub struct Malloc {
-    name: [u8; NAME_MAX],
-    name_len: u8,
+    name: super::Name<NAME_MAX>,
     /// (controller index, remote NSID) of a remote controller's
     /// namespace (`bdev_nvme_attach_controller`); `None`: RAM at `base`.
     pub remote: Option<(u16, u32)>,
@@ -109,7 +106,7 @@ pub struct Malloc {
 
 impl Malloc {
     pub fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..usize::from(self.name_len)]).unwrap_or("")
+        self.name.as_str()
     }
 }
 
@@ -239,9 +236,7 @@ impl Live {
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
         let bytes = blocks * bs;
         let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len() as u8, remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false };
-        m.name[..name.len()].copy_from_slice(name.as_bytes());
-        self.bdevs[slot] = Some(m);
+        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false });
         defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
         Ok(())
     }
@@ -253,9 +248,7 @@ impl Live {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
         }
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")))?;
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX) as u8, remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false };
-        m.name[..usize::from(m.name_len)].copy_from_slice(&name.as_bytes()[..usize::from(m.name_len)]);
-        self.bdevs[slot] = Some(m);
+        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false });
         Ok(())
     }
 
@@ -385,12 +378,8 @@ impl Live {
         let Some(i) = self.bdevs.iter().position(|b| b.is_none()) else {
             return Err(RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")));
         };
-        let mut layer = Layer { slot, base: [0; NAME_MAX], base_len: base.len().min(NAME_MAX) as u8, key: [0; NAME_MAX], key_len: key.len().min(NAME_MAX) as u8 };
-        layer.base[..usize::from(layer.base_len)].copy_from_slice(&base.as_bytes()[..usize::from(layer.base_len)]);
-        layer.key[..usize::from(layer.key_len)].copy_from_slice(&key.as_bytes()[..usize::from(layer.key_len)]);
-        let mut m = Malloc { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX) as u8, map: Map::None, crypto: Some(layer), claimed: false, ..b };
-        m.name[..usize::from(m.name_len)].copy_from_slice(&name.as_bytes()[..usize::from(m.name_len)]);
-        self.bdevs[i] = Some(m);
+        let layer = Layer { slot, base: super::Name::new(base), key: super::Name::new(key) };
+        self.bdevs[i] = Some(Malloc { name: super::Name::new(name), map: Map::None, crypto: Some(layer), claimed: false, ..b });
         if let Some(b) = self.bdevs[bi].as_mut() {
             b.claimed = true;
         }

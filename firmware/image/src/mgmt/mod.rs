@@ -33,3 +33,26 @@ pub mod nvmf;
 pub mod persist;
 pub mod server;
 pub mod update;
+
+/// A name kept in place (`Copy`, no heap): at most `N` bytes of UTF-8.
+/// The run-time block devices, their crypto layers and the crypto keys
+/// hold theirs this way.
+#[derive(Clone, Copy, Debug)]
+pub struct Name<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> Name<N> {
+    /// `s`, cut to `N` bytes (callers check names against `N` first).
+    pub fn new(s: &str) -> Name<N> {
+        let n = s.len().min(N);
+        let mut bytes = [0u8; N];
+        bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+        Name { bytes, len: n as u8 }
+    }
+
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
