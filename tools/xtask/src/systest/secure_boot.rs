@@ -740,8 +740,9 @@ pub fn host_update(cx: &Ctx) -> R {
 /// 011b): a flash-booted card runs verified random read/write I/O on the
 /// PF's RAM namespace; at its previous boot the host downloaded a signed
 /// 0.2.0 and committed it to slot 2 (action 000b: written, verified, not
-/// active; writing the slot takes seconds, during which the PF's admin
-/// queue waits for the commit, so it has a run of its own); 200 ms into
+/// active; writing the slot takes seconds, so it has a run of its own, in
+/// which a slot log read 1 ms into the commit must complete before it:
+/// the commit does not hold the admin queue); 200 ms into
 /// the I/O it commits slot 2 with action 011b. The card pauses (CSTS.PP, Firmware Activation Starting
 /// notice), hands its controller over and restarts warm into 0.2.0 on
 /// trial, which restores the controller, completes the commit and
@@ -759,20 +760,23 @@ pub fn host_activate_now(cx: &Ctx) -> R {
     let blank_b = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
     let flash = cx.card("activate-now", &blank_b, &k.key, 0)?;
     // First boot: the image is downloaded and written to slot 2 (000b:
-    // verified, not active). Writing ~1 MB of flash takes seconds, and the
-    // PF's admin queue waits for the commit meanwhile; in a run of its
-    // own that wait cannot hold up the I/O run's admin commands (its
-    // length moves with the image's size).
+    // verified, not active). Writing ~1 MB of flash takes seconds (its
+    // length moves with the image's size), hence a run of its own; the
+    // PF serves other admin commands meanwhile (a slot log read issued
+    // 1 ms into the commit completes long before it).
     let sc = fw_scenario(
         cx,
         "activate-now-write",
         &format!(
-            "[[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n",
+            "[[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\nadmin_during_commit = true\n",
             new_path.display()
         ),
     )?;
     let run = cx.boot("activate-now-write", &flash, &[], &["--scenario", &sc])?;
-    need(expect_code(run, 0)?, &["INFO  fw update: writing image 0.2.0", "firmware: commit action 0 slot 0: 0/00 Success"])?;
+    need(
+        expect_code(run, 0)?,
+        &["INFO  fw update: writing image 0.2.0", "firmware: commit action 0 slot 0: 0/00 Success", "firmware: slot log read during the commit: completed"],
+    )?;
     // Second boot: verified I/O, and 200 ms into it 011b activates slot 2.
     let sc = fw_scenario(
         cx,
