@@ -322,6 +322,7 @@ impl dpu_rt::ConstInit for Fabric {
         data_digest: false,
         seen: [0; MAX_CTRLS],
         synced: false,
+        closing: 0,
         spare: [const { None }; MAX_CTRLS],
         free_socks: [[None; LIVE_CTRL_SOCKETS]; NIC_PORTS],
         idle: [Idle::NOT; MAX_CTRLS],
@@ -358,6 +359,9 @@ pub struct Fabric {
     seen: [u32; MAX_CTRLS],
     /// The publications were looked at once (at the first pass).
     synced: bool,
+    /// Closing every connection before a warm restart (`super::quiesce`):
+    /// 0 no, 1 FINs sent, 2 all acknowledged and reported.
+    closing: u8,
     /// Queues of controllers detached at run time, for the next attach.
     spare: [Option<&'static mut Queue>; MAX_CTRLS],
     /// Their sockets, per port, for the next attach on that port.
@@ -460,6 +464,7 @@ impl Fabric {
             let rx_buf = rx_window(on_port(port), stack.dev.rx.in_smem());
             f.queues[i] = dpu_rt::alloc::put_near(Self::new_queue(hart, queue, i, &d, port, rx_buf, None));
         }
+        super::quiesce::join();
         Some(f)
     }
 
@@ -904,6 +909,9 @@ impl Fabric {
     pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, nic: bool, nvmf: bool) -> usize {
         let now = dpu_hal::csr::time();
         let mut work = 0;
+        if self.closing != 0 || (nvmf && super::quiesce::requested()) {
+            return self.close_pass(now);
+        }
         // Only stacks with something to do: a frame in, data to send, sent
         // frames to reclaim, a TCP timer.
         let _ = nic;
@@ -947,6 +955,36 @@ impl Fabric {
             }
         }
         work
+    }
+
+    /// Before a warm restart (`super::quiesce`): every I/O queue closes
+    /// (FIN; nothing is in flight, the engines paused first) and nothing
+    /// reconnects; once every FIN is acknowledged the core reports it.
+    /// Only the stacks run from then on.
+    fn close_pass(&mut self, now: u64) -> usize {
+        if self.closing == 0 {
+            self.closing = 1;
+            let mut n = 0u32;
+            for q in self.queues.iter_mut().flatten() {
+                if let Some(stack) = self.stacks[q.conn.port].as_deref_mut() {
+                    q.conn.shutdown(stack, now);
+                    n += 1;
+                }
+            }
+            defmt::info!("hart {=usize}: closing {=u32} NVMe/TCP I/O queue(s) before the restart", self.hart, n);
+        }
+        for s in self.stacks.iter_mut().flatten() {
+            s.poll();
+        }
+        if self.closing == 1 {
+            let stacks = &mut self.stacks;
+            let done = self.queues.iter().flatten().all(|q| stacks[q.conn.port].as_deref_mut().is_none_or(|st| q.conn.fin_acked(st)));
+            if done {
+                self.closing = 2;
+                super::quiesce::io_closed();
+            }
+        }
+        0
     }
 
     fn queue_pass(&mut self, chan: &mut Channel, pool: &mut Pool, ci: usize, now: u64, _nvmf: bool) -> usize {

@@ -72,6 +72,8 @@ pub struct TargetStats {
     pub bytes_written: u64,
     /// Connections closed because of a protocol error from the host.
     pub protocol_errors: u64,
+    /// Connections the host ended with a FIN (an orderly teardown).
+    pub closed_by_host: u64,
     pub restarts: u64,
     /// Controllers destroyed because their keep-alive timer expired.
     pub keep_alive_expired: u64,
@@ -94,6 +96,8 @@ struct Conn {
     handle: SocketHandle,
     session: Session,
     counted: bool,
+    /// The host's FIN was seen (counted in `closed_by_host`).
+    fin: bool,
 }
 
 pub struct TargetModel {
@@ -177,7 +181,7 @@ impl TargetModel {
             self.listeners.push(h);
             let mut session = Session::new();
             session.set_blackhole(self.blackhole);
-            self.conns.push(Conn { handle: h, session, counted: false });
+            self.conns.push(Conn { handle: h, session, counted: false, fin: false });
         }
     }
 
@@ -223,6 +227,10 @@ impl TargetModel {
                 }
                 if !stalled {
                     progress |= c.session.pump(s, now, &mut self.subsystem, &mut self.stats, &mut self.log);
+                }
+                if c.counted && !c.fin && matches!(s.state(), tcp::State::CloseWait | tcp::State::LastAck | tcp::State::Closing) {
+                    c.fin = true;
+                    self.stats.closed_by_host += 1;
                 }
             }
             if !progress {

@@ -896,6 +896,9 @@ fn activate_now_vfs(cx: &Ctx, k: &Kit, new: &[u8]) -> R {
         &[
             "nvme: firmware activation without reset: pausing command processing of 3 controller(s)",
             "nvme: handover record written (3 controller(s)",
+            "closing the NVMe/TCP connections",
+            "nvmf: I/O queues closed; closing 1 admin queue(s) before the restart",
+            "nvme: NVMe/TCP connections closed: warm restart into the new image",
             "ROM   warm restart",
             "INFO  boot: slot B, image 0.2.0",
             "nvme admin: 2 VF(s) enabled (kept across the activation)",
@@ -915,7 +918,25 @@ fn activate_now_vfs(cx: &Ctx, k: &Kit, new: &[u8]) -> R {
             return fail(format!("function {f}: its host driver did not see the activation notice and CSTS.PP"), run);
         }
     }
-    for bad in ["resetting controller", "handover record refused", "the image activates at the next reset", "handover record not written"] {
+    // The old image closed its NVMe/TCP connections before the restart
+    // (I/O queues, then the admin queue: FINs the target saw), so the
+    // target kept no stale controller and the new image's connects met
+    // no old connection state.
+    let restart = run.stdout.find("ROM   warm restart").unwrap_or(run.stdout.len());
+    let old_io = run.stdout[..restart].lines().filter(|l| l.contains("ctrl 0: I/O queue") && l.contains("ready")).count() as u64;
+    let closed = run.stats.as_ref().and_then(|s| s["targets"][0]["closed_by_host"].as_u64()).unwrap_or(0);
+    if old_io == 0 || closed < old_io + 1 {
+        return fail(format!("the target saw {closed} connection(s) closed by the card (FIN); the old image had {old_io} I/O queue(s) and an admin queue"), run);
+    }
+    for bad in [
+        "resetting controller",
+        "handover record refused",
+        "the image activates at the next reset",
+        "handover record not written",
+        "TCP connect timed out",
+        "not all closed",
+        "keep-alive timeout",
+    ] {
         if run.stdout.contains(bad) {
             return fail(format!("a controller was reset, the handover refused, or the activation put off to the next reset: `{bad}`"), run);
         }
