@@ -123,9 +123,9 @@ impl Ram {
                 };
                 let plan = PlanIo { op, lba: io.lba, blocks: io.blocks, buf };
                 let ck = cookie::make(cookie::RAM, u32::from(tag));
-                // Most I/Os take a few moves; long scattered ones retry
-                // with room for the largest.
-                let mut moves = [Move::Zero { local: 0, len: 0 }; 8];
+                // Most I/Os take one or two moves (a 4 KiB one: one);
+                // longer ones retry with room for the largest.
+                let mut moves = [Move::Zero { local: 0, len: 0 }; 2];
                 match dev.plan(&plan, &mut moves) {
                     Err(dpu_bdev::Error::TooManyMoves) => self.submit_long(chan, dev, tag, &plan, function, ck),
                     r => self.planned(chan, tag, r, &moves, function, ck),
