@@ -551,8 +551,8 @@ impl Engine {
             (None, Some(ns)) => self.block.submit(chan, &ns, slot as Tag, &io),
             (None, None) => {}
         }
-        // Immediate failures (bad request, no path) are reported at once.
-        self.block_completions();
+        // Immediate failures (bad request, no path) wait in the block
+        // layer's done queue: this pass's `block_pass` completes them.
     }
 
     /// The block layer finished I/O `tag`: the NVMe/TCP target's, or
