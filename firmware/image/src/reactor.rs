@@ -106,10 +106,15 @@ pub fn run(hart: HartId) -> ! {
             0
         } else {
             let io = engine.as_mut().map_or(0, |e| e.poll(bits));
-            let next = engine.as_mut().map_or(u64::MAX, |e| e.deadline());
-            if next != timer {
-                timer = next;
-                dpu_hal::clint::set_timer(me, next);
+            // The timer only matters to a core about to sleep: a pass that
+            // did work is followed by another pass (which polls every
+            // deadline itself), and the last pass before `wfi` did none.
+            if io == 0 {
+                let next = engine.as_mut().map_or(u64::MAX, |e| e.deadline());
+                if next != timer {
+                    timer = next;
+                    dpu_hal::clint::set_timer(me, next);
+                }
             }
             io
         };
