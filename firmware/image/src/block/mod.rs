@@ -261,8 +261,12 @@ impl Stack {
             return self.fold_kicks();
         }
         match io.op {
-            // Nothing to transform: straight to the lower device.
-            Op::Flush => {}
+            // Nothing to transform: straight to the lower device (not
+            // through `submit_plain`, which refuses encrypted namespaces).
+            Op::Flush => {
+                self.submit_lower(chan, ns, tag, io);
+                return self.fold_kicks();
+            }
             Op::Read | Op::Write => {
                 let Some(c) = self.crypto.as_deref_mut() else { return self.finish(tag, NAMESPACE_NOT_READY_DNR) };
                 c.submit(chan, &mut self.pool, ns, tag, io);
@@ -271,9 +275,8 @@ impl Stack {
             }
             // Zeroes, compare and deallocate would have to be
             // encrypted too: not offered on an encrypted namespace.
-            _ => return self.finish(tag, Status::INVALID_OPCODE),
+            _ => self.finish(tag, Status::INVALID_OPCODE),
         }
-        self.submit_plain(chan, ns, tag, io);
     }
 
     /// Starts `io` on a namespace without encryption (an encrypted one is
