@@ -317,6 +317,28 @@ fn params_are_typed_and_named_in_errors() {
     assert!(Params::new(None).unwrap().only(&[]).is_ok());
 }
 
+#[test]
+fn string_arrays_name_the_bad_element() {
+    let v = validate(br#"{"base_bdevs":["A0n1","B\u0030n1"],"mixed":["x",7],"long":["abcdefghijklmnopq"],"scalar":"x","empty":[]}"#).unwrap();
+    let p = Params::new(Some(v)).unwrap();
+    let mut b = [0u8; 16];
+    let mut got: Vec<String> = Vec::new();
+    assert_eq!(p.str_array("base_bdevs", &mut b, |i, s| {
+        assert_eq!(i, got.len());
+        got.push(s.to_string());
+        Ok(())
+    }).unwrap(), Some(2));
+    assert_eq!(got, ["A0n1", "B0n1"], "unescaped, in order");
+    assert_eq!(p.str_array("absent", &mut b, |_, _| Ok(())).unwrap(), None);
+    assert_eq!(p.str_array("empty", &mut b, |_, _| Ok(())).unwrap(), Some(0));
+    assert!(p.str_array("mixed", &mut b, |_, _| Ok(())).unwrap_err().message().contains("`mixed[1]` must be a string, got a number"));
+    assert!(p.str_array("long", &mut b, |_, _| Ok(())).unwrap_err().message().contains("`long[0]` is longer than 16 bytes"));
+    assert!(p.str_array("scalar", &mut b, |_, _| Ok(())).unwrap_err().message().contains("`scalar` must be an array of strings, got a string"));
+    // The callback's own error ends the walk.
+    let e = p.str_array("base_bdevs", &mut b, |i, _| if i == 1 { Err(RpcError::new(code::NO_SUCH_DEVICE, "nope")) } else { Ok(()) }).unwrap_err();
+    assert_eq!(e.code, code::NO_SUCH_DEVICE);
+}
+
 /// SPDK's nested parameters (`listen_address`, `namespace`): members
 /// checked and named like top-level ones.
 #[test]
