@@ -1656,6 +1656,7 @@ const TESTS: &[(&str, Check)] = &[
     ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),
     ("management-live: bdev_malloc_create + dpu_ns_attach to VF 1 under verified I/O on the PF; verified I/O on the new namespace; detach, delete", mgmt::management_live),
     ("adapter-crypto-live: accel_crypto_key_create + bdev_crypto_create on a run-time remote namespace, mapped to VF 1 under verified I/O on the PF; XTS ciphertext on the target, no key in answers or log; refusals", mgmt::adapter_crypto_live),
+    ("adapter-ec-live: bdev_ec_create over three run-time remote namespaces under verified I/O on the PF; refusals; the volume mapped to VF 1 with verified I/O; delete refused while mapped, then done, members free again", mgmt::adapter_ec_live),
     ("adapter-attach-live: bdev_nvme_attach_controller under verified I/O on the PF; its namespace mapped to VF 1 with verified I/O over NVMe/TCP; detach refused while mapped; failed attaches leave nothing", mgmt::adapter_attach_live),
     ("target-live: no boot subsystem; nvmf_create_subsystem/add_ns/add_listener/add_host over JSON-RPC, refusals; an initiator model connects and verifies; a host not allowed is refused", mgmt::target_live),
     ("management-hostfwd: dpuctl fw update onto a flash-booted card, then its trial boot", secure_boot::mgmt_fw_update),
