@@ -95,6 +95,23 @@ impl EcCreate {
         Ok(c)
     }
 
+    /// A volume from the configuration in flash (checked there): `None`
+    /// if a name is too long or there are too many bases.
+    pub fn from_parts<'s>(name: &str, k: u8, m: u8, spares: u8, scrub_every_ms: u32, bases: impl Iterator<Item = &'s str>) -> Option<EcCreate> {
+        if !valid_name(name) {
+            return None;
+        }
+        let mut c = EcCreate { name: keep(name), k, m, spares, scrub_every_ms, base: [([0; NAME_MAX], 0); MAX_BASE], count: 0 };
+        for b in bases {
+            if !valid_name(b) || c.count == MAX_BASE {
+                return None;
+            }
+            c.base[c.count] = keep(b);
+            c.count += 1;
+        }
+        Some(c)
+    }
+
     pub fn name(&self) -> &str {
         text(&self.name)
     }

@@ -524,6 +524,9 @@ fn ec_create_takes_members_then_spares() {
     assert_eq!(c.bases().collect::<Vec<_>>(), ["A0n1", "B0n1", "C0n1", "D0n1"]);
     let c = ec_create(r#"{"name":"ec1","k":1,"m":1,"base_bdevs":["A0n1","B0n1"]}"#).unwrap();
     assert_eq!((c.spares, c.scrub_every_ms, c.count), (0, 0, 2), "defaults");
+    let same = crate::ec_create::EcCreate::from_parts("ec1", 1, 1, 0, 0, ["A0n1", "B0n1"].into_iter()).unwrap();
+    assert_eq!(same, c, "from the flash configuration, as from the request");
+    assert!(crate::ec_create::EcCreate::from_parts("e c", 1, 1, 0, 0, [].into_iter()).is_none());
 }
 
 #[test]

@@ -180,6 +180,38 @@ impl Live {
         Ok(m)
     }
 
+    /// What the configuration in flash keeps of the run-time volumes.
+    pub fn ec_snapshot(&self, out: &mut heapless::Vec<dpu_config::EcBdev, { dpu_config::MAX_EC_BDEVS }>) {
+        out.clear();
+        for b in self.bdevs().filter(|b| b.crypto.is_none()) {
+            let (Some(vol), Some(v)) = (b.ec, b.ec.and_then(|vol| self.ec_volume(vol))) else { continue };
+            let d = v.def;
+            let mut base_bdevs = heapless::Vec::new();
+            for name in self.ec_members(vol) {
+                let _ = base_bdevs.push(heapless::String::try_from(name).unwrap_or_default());
+            }
+            let name = heapless::String::try_from(b.name()).unwrap_or_default();
+            let _ = out.push(dpu_config::EcBdev { name, k: d.k, m: d.m, spares: d.spares, scrub_every_ms: d.scrub_every_ms, base_bdevs, map: b.map.kept() });
+        }
+    }
+
+    /// Volume `e` from the configuration in flash, made again once every
+    /// base device is back (its controller attached again): `Ok(false)`
+    /// while one is missing or not connected yet. Its superblocks decide
+    /// which members are trusted (not a new volume).
+    pub fn ec_restore(&mut self, e: &dpu_config::EcBdev) -> Result<bool, RpcError> {
+        if self.bdev(&e.name).is_some() {
+            return Ok(true);
+        }
+        let back = e.base_bdevs.iter().all(|b| self.bdev(b).and_then(|m| m.remote).is_some_and(|(ctrl, _)| crate::nvmf::published(usize::from(ctrl)).up));
+        if !back {
+            return Ok(false);
+        }
+        let c = EcCreate::from_parts(&e.name, e.k, e.m, e.spares, e.scrub_every_ms, e.base_bdevs.iter().map(|b| b.as_str())).ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: a name is not valid")))?;
+        self.ec_make(&c, false)?;
+        Ok(true)
+    }
+
     /// Ours, `bdev_ec_delete` {name}: refused while mapped or under a
     /// crypto device (-16); the members are free again.
     pub fn ec_delete(&mut self, p: &Params<'_>, w: &mut Writer<'_>) -> Result<(), RpcError> {
