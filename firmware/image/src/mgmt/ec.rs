@@ -31,9 +31,18 @@ use dpu_rpc::{code, Params, RpcError, Writer};
 /// SPDK answers a device that cannot be reached with -ENXIO.
 const NO_DEVICE_OR_ADDRESS: i32 = super::nvme::NO_DEVICE_OR_ADDRESS;
 
+/// The published table, in DDR (4.6 KiB: not on the network service's
+/// 64 KiB stack, where the server lives).
+struct VolTable([Option<Vol>; MAX_EC_VOLUMES]);
+
+impl dpu_rt::ConstInit for VolTable {
+    const INIT: VolTable = VolTable([None; MAX_EC_VOLUMES]);
+}
+
 /// The management server's run-time volumes (the publication's source).
 pub struct EcVols {
-    vols: [Option<Vol>; MAX_EC_VOLUMES],
+    /// `None`: no memory for it (every create is refused).
+    vols: Option<&'static mut VolTable>,
     /// The generation of the last volume made at each index.
     last: [u32; MAX_EC_VOLUMES],
     next_generation: u32,
@@ -41,11 +50,22 @@ pub struct EcVols {
 
 impl EcVols {
     pub fn new() -> EcVols {
-        EcVols { vols: [None; MAX_EC_VOLUMES], last: [0; MAX_EC_VOLUMES], next_generation: 1 }
+        EcVols { vols: dpu_rt::alloc::ddr_static::<VolTable>(), last: [0; MAX_EC_VOLUMES], next_generation: 1 }
+    }
+
+    fn get(&self, vol: usize) -> Option<&Vol> {
+        self.vols.as_deref()?.0.get(vol)?.as_ref()
+    }
+
+    fn set(&mut self, vol: usize, v: Option<Vol>) {
+        if let Some(slot) = self.vols.as_deref_mut().and_then(|t| t.0.get_mut(vol)) {
+            *slot = v;
+        }
     }
 
     fn publish(&self) {
-        ecl::publish(&self.vols);
+        let Some(t) = self.vols.as_deref() else { return };
+        ecl::publish(&t.0);
         for q in 0..crate::net::DATA_CORES {
             dpu_hal::mailbox::ring(crate::net::FIRST_DATA_HART + q, crate::nvmf::DOORBELL_NVMF);
         }
@@ -54,7 +74,8 @@ impl EcVols {
     /// A free volume index: no boot volume, no run-time one, and the
     /// last one made there dropped by the data plane.
     fn free_index(&self) -> Option<usize> {
-        (0..MAX_EC_VOLUMES).find(|&i| bootcfg::ec_volume(i as u16).is_none() && self.vols[i].is_none() && ecl::dropped(i) == self.last[i])
+        self.vols.as_ref()?;
+        (0..MAX_EC_VOLUMES).find(|&i| bootcfg::ec_volume(i as u16).is_none() && self.get(i).is_none() && ecl::dropped(i) == self.last[i])
     }
 }
 
@@ -71,7 +92,7 @@ impl Live {
 
     /// Run-time EC volume `vol` as published.
     pub fn ec_volume(&self, vol: u16) -> Option<&Vol> {
-        self.ecs.vols.get(usize::from(vol))?.as_ref()
+        self.ecs.get(usize::from(vol))
     }
 
     /// The block devices of volume `vol`'s member records (members in slot
@@ -148,7 +169,7 @@ impl Live {
         }
         self.ecs.next_generation = generation.wrapping_add(1).max(1);
         self.ecs.last[vol] = generation;
-        self.ecs.vols[vol] = Some(v);
+        self.ecs.set(vol, Some(v));
         self.ecs.publish();
         defmt::info!("mgmt: EC volume {=str}: {=u8}+{=u8} ({=u8} spare(s)) as volume {=usize}, {=u64} blocks of {=u32} B ({=u64} stripes)", name, c.k, c.m, c.spares, vol, v.blocks(), 1u32 << shift, stripes);
         Ok(vol as u16)
@@ -235,9 +256,7 @@ impl Live {
                 b.member_of = None;
             }
         }
-        if let Some(v) = self.ecs.vols.get_mut(usize::from(vol)) {
-            *v = None;
-        }
+        self.ecs.set(usize::from(vol), None);
         self.ecs.publish();
         defmt::info!("mgmt: EC volume {=str} (volume {=u16}) deleted; its members are free", name, vol);
         w.bool(true);

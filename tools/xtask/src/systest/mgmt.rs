@@ -189,7 +189,7 @@ pub fn adapter_ec_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let targets = run.stat("targets").and_then(|t| t.as_array()).cloned().unwrap_or_default();
     for t in ["t0", "t1", "t2"] {
         let writes = targets.iter().find(|x| x["name"] == t).and_then(|x| x["writes"].as_u64()).unwrap_or(0);
-        if writes < 50 {
+        if writes < 20 {
             return fail(format!("target {t} (a member of ec0) served {writes} writes"), run);
         }
     }
