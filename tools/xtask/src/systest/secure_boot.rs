@@ -272,11 +272,16 @@ pub fn live_ec_persist(cx: &Ctx) -> R {
     let targets: String = (0..3).map(|i| format!("[[targets]]\nname = \"t{i}\"\nip = \"10.0.0.{}\"\nnqn = \"nqn.2026-12.io.dpusim:kept-ec{i}\"\nnamespaces = [{{ size = \"1MiB\" }}]\n\n", 10 + i)).collect();
     let attach = |i: usize, at: &str| rpc(at, "bdev_nvme_attach_controller", &format!("{{ name = \"E{i}\", trtype = \"tcp\", traddr = \"10.0.0.{}\", subnqn = \"nqn.2026-12.io.dpusim:kept-ec{i}\" }}", 10 + i), &format!("expect_result = [\"E{i}n1\"]"));
     let base1 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
-    let job = |name: &str, start: &str| format!("[[jobs]]\nname = \"{name}\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"{start}\"\nruntime = \"2ms\"\nverify = true\nattached = {{ size = \"2040KiB\", block_size = 512 }}\n\n");
+    // Run 1 writes the volume's second half, run 2 verifies its own I/O
+    // on the first (the second keeps run 1's data: not zero, which a
+    // job there would count as never written).
+    let job = |name: &str, start: &str, offset: &str| {
+        format!("[[jobs]]\nname = \"{name}\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"{start}\"\nruntime = \"2ms\"\nverify = true\noffset = \"{offset}\"\nregion = \"1020KiB\"\nattached = {{ size = \"2040KiB\", block_size = 512 }}\n\n")
+    };
     // Run 1: attach, create, map, write; saves (50 ms each).
     let run1 = format!(
         "{base1}{targets}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}{}{}{}",
-        job("written", "5ms"),
+        job("written", "5ms", "1020KiB"),
         attach(0, "200us"),
         attach(1, "1200us"),
         attach(2, "2200us"),
@@ -294,7 +299,7 @@ pub fn live_ec_persist(cx: &Ctx) -> R {
     // Run 2, the same flash and media: everything back without a call.
     let run2 = format!(
         "{base1}{targets}{}{}",
-        job("restored", "4ms"),
+        job("restored", "4ms", "0"),
         rpc("3500us", "bdev_get_bdevs", "{ name = \"kept_ec\" }", "expect_result = [{ name = \"kept_ec\", num_blocks = 4080, driver_specific = { backend = \"ec\", k = 2, m = 1, members = [\"E0n1\", \"E1n1\", \"E2n1\"], health = \"optimal\", state = \"ready\", function = 0, nsid = 2 } }]"),
     );
     let p2 = cx.tmp.join("persist-ec-2.toml");
