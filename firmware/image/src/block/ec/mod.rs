@@ -46,6 +46,13 @@
 //!   md holds writes while `MD_SB_CHANGE_PENDING`). A card restart then
 //!   never trusts a device that missed a completed write.
 //!
+//! * Volumes ([`live`]): the boot configuration's and those made at run
+//!   time through the management API (`bdev_ec_create`), in one
+//!   fixed-size table per core that the management server's publications
+//!   update between stripe operations; a volume's repair core adopts a new
+//!   one (it starts as a new volume, superblocks written) and drops a
+//!   deleted one (its repair stopped, its health reset).
+//!
 //! No CPU touches payload bytes: DMA and the EC engine move and compute
 //! everything; the staging pages are the engine's fragments (a scrub
 //! compares parity by the CRC32C the DMA engine computes).

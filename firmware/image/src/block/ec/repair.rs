@@ -328,6 +328,13 @@ impl Ec {
     /// end of the job.
     pub(super) fn repair_next(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
         let c = self.ctx[i];
+        // Its volume was deleted (a publication drops it): stop here, at
+        // a stripe boundary, so that its former members (free again) get
+        // no more writes; `take_volumes` then drops it.
+        if live::newer(self.vols.version()) && self.vols.read().is_some_and(|changed| changed & 1 << c.vol != 0) {
+            defmt::warn!("ec: volume {=u16}: repair stopped at stripe {=u64}: the volume was deleted", c.vol, c.stripe);
+            return self.finish(pool, i, Status::ABORT_REQUESTED);
+        }
         let h = health(c.vol);
         let us = (dpu_hal::csr::time() - self.repair.started) * 1_000_000 / TIMEBASE_HZ;
         let last = c.stripe + 1 >= self.repair.stripes;

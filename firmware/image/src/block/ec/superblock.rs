@@ -12,7 +12,9 @@
 //!   which device serves each slot; untrusted slots start lost
 //!   (`Health::start`), and their devices go through the rebuild of a
 //!   member that came back (or a spare takes the slot). Blank everywhere:
-//!   a new volume with a random nonce. Then the first update is written;
+//!   a new volume with a random nonce. A volume made at run time
+//!   (`bdev_ec_create`, `live::Vol::fresh`) skips the reads: it is new
+//!   whatever its members hold. Then the first update is written;
 //!   until it is on the media the volume takes no I/O.
 //! * Update (`Health::unrecorded`: a slot lost, a device taking a slot,
 //!   a rebuild complete): `events` + 1 and the slots lost now go to every
