@@ -106,13 +106,38 @@ fn health(vol: u16) -> &'static Health {
     &HEALTH[usize::from(vol) % HEALTH.len()]
 }
 
+/// A volume's stripe shape, all a stripe operation keeps of it (its
+/// members are looked up in the core's table, [`live::Vols`], when
+/// member I/Os go out: the context stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Shape {
+    pub k: u8,
+    pub m: u8,
+}
+
+impl Shape {
+    pub fn of(v: &EcVolume) -> Shape {
+        Shape { k: v.k, m: v.m }
+    }
+
+    pub fn width(&self) -> usize {
+        usize::from(self.k) + usize::from(self.m)
+    }
+
+    /// As `EcVolume::member_of`.
+    pub fn member_of(&self, stripe: u64, frag: usize) -> usize {
+        let n = self.width() as u64;
+        ((frag as u64 + stripe % n) % n) as usize
+    }
+}
+
 /// Device `dev` (member record) serving slot `slot` of volume `vol`
 /// failed: the slot is lost (once, logged) under its controller's
 /// current association epoch; a rebuild onto it stops.
-fn mark_failed(v: &EcVolume, vol: u16, slot: usize, dev: usize, why: &str) {
+fn mark_failed(v: Option<&EcVolume>, vol: u16, slot: usize, dev: usize, why: &str) {
     let h = health(vol);
     let rebuilding = h.rebuilding().filter(|&(s, _)| s == slot);
-    let epoch = device_epoch(v, dev).unwrap_or(0);
+    let epoch = v.and_then(|v| device_epoch(v, dev)).unwrap_or(0);
     if h.fail(slot, dev, epoch) {
         match rebuilding {
             Some((_, mark)) => defmt::warn!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64}: the device rebuilt onto (record {=usize}) failed ({=str})", vol, slot, mark, dev, why),
@@ -173,8 +198,8 @@ struct Ctx {
     tag: Tag,
     write: bool,
     vol: u16,
-    /// The volume (a copy: the core's table may change between I/Os).
-    v: Option<EcVolume>,
+    /// The volume's shape (its members: `Ec::vols`).
+    v: Option<Shape>,
     /// Block size (log2) of the volume and its members.
     shift: u8,
     /// The I/O's first byte in the volume and its length.
@@ -351,7 +376,7 @@ impl Ec {
     /// Starts I/O `tag` (read or write) on erasure-coded namespace `ns`.
     pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, ns: &Namespace, tag: Tag, io: &Io) {
         let Backend::Ec { vol } = ns.backend else { return self.push_done(tag, Status::INTERNAL_ERROR) };
-        let Some(v) = self.vols.get(vol).map(|x| x.def) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        let Some(v) = self.vols.get(vol).map(|x| Shape::of(&x.def)) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let write = match io.op {
             Op::Read => false,
             Op::Write => true,
@@ -633,6 +658,7 @@ impl Ec {
         // Members have the volume's block size (the configuration says so).
         let blocks = (CHUNK >> shift) as u32;
         let h = health(vol);
+        let Some(def) = self.vols.get(vol).map(|x| &x.def) else { return };
         for f in 0..v.width() {
             if set & 1 << f == 0 {
                 continue;
@@ -640,7 +666,7 @@ impl Ec {
             // The slot's device: its member, or the spare replacing it.
             let dev = h.device(v.member_of(stripe, f));
             self.ctx[i].sent[f] = dev as u8;
-            let (ctrl, nsid) = v.members[dev];
+            let (ctrl, nsid) = def.members[dev];
             // A scrub's repair writes the parity it recomputed.
             let page = if write && job == Job::Scrub && f >= k { check.single(f - k) } else { pages.single(f) };
             let io = Io { op: if write { Op::Write } else { Op::Read }, lba: stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
@@ -854,7 +880,7 @@ impl Ec {
         let (slot, dev) = (v.member_of(c.stripe, f), usize::from(c.sent[f]));
         if !st.is_success() {
             defmt::warn!("ec: volume {=u16}: member {=usize} (record {=usize}) answered {=u16:#x}", c.vol, slot, dev, st.field());
-            mark_failed(&v, c.vol, slot, dev, "I/O error");
+            mark_failed(self.vols.get(c.vol).map(|x| &x.def), c.vol, slot, dev, "I/O error");
             c.bad |= 1 << f;
         } else if !health(c.vol).in_service(slot, dev) {
             // Lost or replaced meanwhile (on any core): may be stale.
@@ -967,7 +993,7 @@ impl Ec {
                     continue;
                 }
                 if late {
-                    mark_failed(&v, c.vol, slot, dev, "unanswered");
+                    mark_failed(self.vols.get(c.vol).map(|x| &x.def), c.vol, slot, dev, "unanswered");
                 }
                 c.cancelled |= 1 << f;
                 out[n] = LOWER | (i as Tag) << 5 | f as Tag;

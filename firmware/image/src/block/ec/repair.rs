@@ -93,7 +93,7 @@ pub(super) fn repairs(hart: usize, vol: usize) -> bool {
 
 /// The fragment of stripe `stripe` that slot `slot` holds (the inverse
 /// of `EcVolume::member_of`).
-pub(super) fn fragment_on(v: &EcVolume, stripe: u64, slot: usize) -> usize {
+pub(super) fn fragment_on(v: &super::Shape, stripe: u64, slot: usize) -> usize {
     let n = v.width() as u64;
     ((slot as u64 + n - stripe % n) % n) as usize
 }
@@ -308,7 +308,7 @@ impl Ec {
     fn start_job(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &EcVolume, shift: u8, stripes: u64, job: Job) {
         self.repair.stripes = stripes;
         self.repair.started = dpu_hal::csr::time();
-        self.occupy(REPAIR, Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(*v), shift, ..Ctx::FREE });
+        self.occupy(REPAIR, Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(super::Shape::of(v)), shift, ..Ctx::FREE });
         self.job_stripe(REPAIR, 0);
         self.run(chan, pool, fab, REPAIR);
     }
@@ -346,7 +346,7 @@ impl Ec {
                     // stripe could not be rebuilt: more than m lost.
                     if h.rebuilding().is_some_and(|(s, _)| s == slot) {
                         let dev = h.device(slot);
-                        h.fail(slot, dev, c.v.and_then(|v| super::device_epoch(&v, dev)).unwrap_or(0));
+                        h.fail(slot, dev, self.vols.get(c.vol).and_then(|x| super::device_epoch(&x.def, dev)).unwrap_or(0));
                     }
                     defmt::error!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64} (status {=u16:#x})", c.vol, slot, c.stripe, c.status.field());
                     return self.finish(pool, i, c.status);
@@ -372,7 +372,7 @@ impl Ec {
             Job::Scrub => {
                 if !c.status.is_success() || last {
                     // The next pass one period after this one ended.
-                    let every = c.v.map_or(0, |v| v.scrub_every_ms);
+                    let every = self.vols.get(c.vol).map_or(0, |x| x.def.scrub_every_ms);
                     if every != 0 {
                         self.repair.scrub_at[usize::from(c.vol) % dpu_bootcfg::MAX_EC_VOLUMES] = dpu_hal::csr::time() + u64::from(every) * TIMEBASE_HZ / 1000;
                     }

@@ -359,7 +359,7 @@ impl Ec {
                 let first = !h.started();
                 for dev in 0..32 {
                     if s.failed & 1 << dev != 0 {
-                        mark_failed(&v, vol, usize::from(s.slot_of[dev]), dev, "superblock write failed");
+                        mark_failed(Some(&v), vol, usize::from(s.slot_of[dev]), dev, "superblock write failed");
                     }
                 }
                 h.recorded(s.changes, s.lost, s.events);
