@@ -87,7 +87,8 @@ pub fn limits() -> Limits {
 impl Live {
     /// The name of run-time EC volume `vol`.
     pub fn ec_name(&self, vol: u16) -> &str {
-        self.bdevs().find(|b| b.ec == Some(vol)).map_or("?", |b| b.name())
+        // (Not a crypto device on it, which shares `ec`.)
+        self.bdevs().find(|b| b.ec == Some(vol) && b.crypto.is_none()).map_or("?", |b| b.name())
     }
 
     /// Run-time EC volume `vol` as published.

@@ -144,13 +144,16 @@ pub fn adapter_attach_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
 /// while the PF's job runs; the volume starts as a new one (fresh
 /// identity, superblocks written to all three members); delete refused
 /// while mapped, then done, and a former member's controller detaches.
-/// Every member target must have served the volume's writes.
+/// Every member target must have served the volume's writes. A second
+/// volume gets a crypto device on it, mapped with a verified job.
 pub fn adapter_ec_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let path = root().join("targets/scenarios/adapter-ec-live.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
     let sc = path.to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
-    let run = cx.run_image("adapter-ec-live", &fw, &["--scenario", &sc]).map_err(io)?;
+    let otp = device_key_otp(cx, "adapter-ec-live")?;
+    let otp_s = otp.to_string_lossy().to_string();
+    let run = cx.run_image("adapter-ec-live", &fw, &["--scenario", &sc, "--otp", &otp_s]).map_err(io)?;
     let run = need(
         expect_code(run, 0)?,
         &[
@@ -169,6 +172,8 @@ pub fn adapter_ec_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
             // reused (a new generation, a new identity).
             "mgmt: EC volume ec1: 1+1 (0 spare(s)) as volume 0, 2040 blocks of 512 B (255 stripes)",
             "ec: volume 0: made at run time (1+1, 255 stripes)",
+            "mgmt: crypto device cec1 on ec1, key k0 in key slot 0",
+            "nvme fn1: namespace 1 attached (erasure-coded volume 0, 2040 blocks of 512 B)",
         ],
     )?;
     let want = rpc_count(&text);
@@ -183,6 +188,12 @@ pub fn adapter_ec_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let ios: u64 = job.lines().take(3).filter_map(|l| l.split("ios=").nth(1)).filter_map(|r| r.split(',').next()?.trim().parse::<u64>().ok()).sum();
     if ios < 60 {
         return fail(format!("job `ec-live.fn1` did {ios} I/Os on the volume"), run);
+    }
+    // The crypto device on the second volume: its own clean job.
+    let Some(job) = run.stdout.split("ec-crypto.fn1:").nth(1) else { return fail("no result for job `ec-crypto.fn1`".to_string(), run) };
+    let checked = job.lines().take(4).find(|l| l.contains("verify:") && l.contains(" 0 errors")).and_then(|l| l.split("verify:").nth(1)?.split_whitespace().next()?.parse::<u64>().ok());
+    if checked.is_none_or(|n| n < 64) {
+        return fail(format!("job `ec-crypto.fn1` must read back its writes clean: {checked:?} sectors checked"), run);
     }
     // The volume's fragments went to all three members (its data and
     // parity rotate over them): each target served writes.
