@@ -57,10 +57,12 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// crypto keys made through the management API, wrapped
 /// (`Vec<CryptoKey>`, SPDK `accel_crypto_key_create`), and the crypto
 /// block devices stacked on run-time devices with their mappings
-/// (`Vec<CryptoBdev>`, SPDK `bdev_crypto_create`).
+/// (`Vec<CryptoBdev>`, SPDK `bdev_crypto_create`); version 10 appends
+/// the erasure-coded volumes made through the management API
+/// (`Vec<EcBdev>`, ours `bdev_ec_create`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 9;
+pub const SCHEMA_VERSION: u16 = 10;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -106,6 +108,12 @@ pub const CRYPTO_KEY_NAME_MAX: usize = 31;
 
 /// Most crypto block devices made through the management API.
 pub const MAX_CRYPTO_BDEVS: usize = 16;
+
+/// Most erasure-coded volumes made through the management API.
+pub const MAX_EC_BDEVS: usize = 8;
+
+/// Most base block devices (members and spares) of one of them.
+pub const EC_BASE_MAX: usize = 16;
 
 /// Identify Controller SN and MN lengths (NVMe Base 2.0 §5.17.2.1).
 pub const SERIAL_MAX: usize = 20;
@@ -167,6 +175,10 @@ pub struct Config {
     /// mappings (schema version 9).
     #[serde(skip)]
     pub crypto_bdevs: Vec<CryptoBdev, MAX_CRYPTO_BDEVS>,
+    /// Erasure-coded volumes made through the management API and their
+    /// mappings (schema version 10).
+    #[serde(skip)]
+    pub ec_bdevs: Vec<EcBdev, MAX_EC_BDEVS>,
 }
 
 /// A named AES-256-XTS key made through the management API (SPDK
@@ -189,6 +201,24 @@ pub struct CryptoBdev {
     pub name: String<MALLOC_NAME_MAX>,
     pub base: String<MALLOC_NAME_MAX>,
     pub key: String<CRYPTO_KEY_NAME_MAX>,
+    pub map: Option<(u16, u32)>,
+}
+
+/// An erasure-coded volume made through the management API (ours
+/// `bdev_ec_create`): `name`, k data and m parity fragments per stripe
+/// over `base_bdevs` (k + m members in slot order, then `spares`
+/// spares: run-time controllers' namespaces `<controller>n<nsid>`), a
+/// scrub every `scrub_every_ms` (0: none), and the (function, NSID) it
+/// is mapped to. Made again at boot once its members are back; its
+/// superblocks on the members then decide which are trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcBdev {
+    pub name: String<MALLOC_NAME_MAX>,
+    pub k: u8,
+    pub m: u8,
+    pub spares: u8,
+    pub scrub_every_ms: u32,
+    pub base_bdevs: Vec<String<MALLOC_NAME_MAX>, EC_BASE_MAX>,
     pub map: Option<(u16, u32)>,
 }
 
@@ -414,6 +444,12 @@ pub enum Invalid {
     /// is mapped, or under another crypto device), a key that is not
     /// kept, or a mapping out of range or taken.
     CryptoBdev { index: u16 },
+    /// An erasure-coded volume made through the management API with a bad
+    /// name (or one used twice, or another run-time device's), k or m
+    /// outside what the engine does, base devices that are not k + m +
+    /// spares distinct run-time controllers' namespaces (unmapped, in no
+    /// other volume), or a mapping out of range or taken.
+    EcBdev { index: u16 },
 }
 
 fn printable(s: &str) -> bool {
@@ -443,6 +479,7 @@ impl Config {
         ns_keys: Vec::new(),
         crypto_keys: Vec::new(),
         crypto_bdevs: Vec::new(),
+        ec_bdevs: Vec::new(),
     };
 
     /// Checks every value against what the firmware can serve.
@@ -605,8 +642,30 @@ impl Config {
         }
         // A base is a RAM device (unmapped) or a run-time controller's
         // namespace `<name>n<nsid>` (unmapped).
+        let ns_of_ctrl = |b: &str| {
+            self.nvme.iter().any(|c| b.strip_prefix(c.name.as_str()).and_then(|r| r.strip_prefix('n')).and_then(|r| r.parse::<u32>().ok()).is_some_and(|n| n != 0 && !c.maps.iter().any(|m| m.0 == n)))
+        };
+        for (i, e) in self.ec_bdevs.iter().enumerate() {
+            let earlier = &self.ec_bdevs[..i];
+            let width = usize::from(e.k) + usize::from(e.m);
+            let bases_ok = e.base_bdevs.len() == width + usize::from(e.spares)
+                && e.base_bdevs.iter().enumerate().all(|(j, b)| ns_of_ctrl(b) && !e.base_bdevs[..j].contains(b) && !earlier.iter().any(|o| o.base_bdevs.contains(b)));
+            let taken = |f: u16, nsid: u32| {
+                self.namespaces.iter().any(|n| (n.function, n.nsid) == (f, nsid))
+                    || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
+                    || self.nvme.iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
+                    || earlier.iter().any(|o| o.map == Some((f, nsid)))
+            };
+            let map_ok = e.map.is_none_or(|(f, nsid)| usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid));
+            let twice = earlier.iter().any(|o| o.name == e.name) || self.mallocs.iter().any(|m| m.name == e.name) || ns_of_ctrl(&e.name);
+            let km_ok = (1..=EC_MAX_K).contains(&usize::from(e.k)) && (1..=EC_MAX_M).contains(&usize::from(e.m)) && width + usize::from(e.spares) <= MAX_EC_MEMBERS.min(EC_BASE_MAX);
+            if !name_ok(&e.name) || twice || !km_ok || !bases_ok || !map_ok {
+                return Err(Invalid::EcBdev { index: i as u16 });
+            }
+        }
         let base_ok = |b: &str| {
-            self.mallocs.iter().any(|m| m.name == b && m.map.is_none())
+            self.ec_bdevs.iter().any(|e| e.name == b && e.map.is_none())
+                || self.mallocs.iter().any(|m| m.name == b && m.map.is_none())
                 || self.nvme.iter().any(|c| b.strip_prefix(c.name.as_str()).and_then(|r| r.strip_prefix('n')).and_then(|r| r.parse::<u32>().ok()).is_some_and(|n| n != 0 && !c.maps.iter().any(|m| m.0 == n)))
         };
         for (i, c) in self.crypto_bdevs.iter().enumerate() {
@@ -616,9 +675,11 @@ impl Config {
                     || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
                     || self.nvme.iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
                     || earlier.iter().any(|o| o.map == Some((f, nsid)))
+                    || self.ec_bdevs.iter().any(|o| o.map == Some((f, nsid)))
             };
             let map_ok = c.map.is_none_or(|(f, nsid)| usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid));
-            let twice = earlier.iter().any(|o| o.name == c.name || o.base == c.base) || self.mallocs.iter().any(|m| m.name == c.name) || base_ok(&c.name);
+            let in_ec = self.ec_bdevs.iter().any(|e| e.base_bdevs.contains(&c.base));
+            let twice = earlier.iter().any(|o| o.name == c.name || o.base == c.base) || self.mallocs.iter().any(|m| m.name == c.name) || base_ok(&c.name) || in_ec;
             if !name_ok(&c.name) || twice || !base_ok(&c.base) || !self.crypto_keys.iter().any(|k| k.name == c.key) || !map_ok {
                 return Err(Invalid::CryptoBdev { index: i as u16 });
             }
@@ -649,7 +710,8 @@ impl Config {
         let k = postcard::to_slice(&self.ns_keys, out.get_mut(n + m + l + s + v + e + c..)?).ok()?.len();
         let ck = postcard::to_slice(&self.crypto_keys, out.get_mut(n + m + l + s + v + e + c + k..)?).ok()?.len();
         let cb = postcard::to_slice(&self.crypto_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck..)?).ok()?.len();
-        Some(n + m + l + s + v + e + c + k + ck + cb)
+        let eb = postcard::to_slice(&self.ec_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck + cb..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c + k + ck + cb + eb)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -681,6 +743,7 @@ impl Config {
         each(&mut self.ns_keys, &other.ns_keys);
         each(&mut self.crypto_keys, &other.crypto_keys);
         each(&mut self.crypto_bdevs, &other.crypto_bdevs);
+        each(&mut self.ec_bdevs, &other.ec_bdevs);
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -724,6 +787,7 @@ impl Config {
         self.ns_keys.clear();
         self.crypto_keys.clear();
         self.crypto_bdevs.clear();
+        self.ec_bdevs.clear();
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -748,6 +812,9 @@ impl Config {
         if version >= 9 {
             rest = take_vec(rest, &mut self.crypto_keys)?;
             rest = take_vec(rest, &mut self.crypto_bdevs)?;
+        }
+        if version >= 10 {
+            rest = take_vec(rest, &mut self.ec_bdevs)?;
         }
         Some(rest)
     }
@@ -912,41 +979,45 @@ mod tests {
         assert_eq!(Config::decode(2, &v1[..n1]), None, "a version-2 record lacks its tail");
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // (Each older record lacks the empty Vecs' length bytes that
-        // follow it, the two of version 9 included.)
+        // follow it, the two of version 9 and the one of version 10
+        // included.)
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
         let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 8]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 9]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
         let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 7]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 7]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 8]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 8]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
         let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 6]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 6]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 7]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 7]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
         let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 5]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 5]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 6]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 6]), None, "a version-6 record lacks its volumes");
         // A version-6 record: no run-time controllers.
         let no_nvme = Config { nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvme.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(6, &v2[..n - 4]), Some(no_nvme));
-        assert_eq!(Config::decode(7, &v2[..n - 4]), None, "a version-7 record lacks its controllers");
+        assert_eq!(Config::decode(6, &v2[..n - 5]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 5]), None, "a version-7 record lacks its controllers");
         // A version-7 record: no wrapped keys.
         let no_keys = Config { ns_keys: Vec::new(), ..c.clone() };
         let n = no_keys.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(7, &v2[..n - 3]), Some(no_keys));
-        assert_eq!(Config::decode(8, &v2[..n - 3]), None, "a version-8 record lacks its keys");
+        assert_eq!(Config::decode(7, &v2[..n - 4]), Some(no_keys));
+        assert_eq!(Config::decode(8, &v2[..n - 4]), None, "a version-8 record lacks its keys");
         // A version-8 record: no crypto keys or devices made at run time.
         let n = c.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(8, &v2[..n - 2]), Some(c.clone()));
-        assert_eq!(Config::decode(9, &v2[..n - 2]), None, "a version-9 record lacks its crypto keys and devices");
+        assert_eq!(Config::decode(8, &v2[..n - 3]), Some(c.clone()));
+        assert_eq!(Config::decode(9, &v2[..n - 3]), None, "a version-9 record lacks its crypto keys and devices");
+        // A version-9 record: no EC volumes made at run time.
+        assert_eq!(Config::decode(9, &v2[..n - 1]), Some(c.clone()));
+        assert_eq!(Config::decode(10, &v2[..n - 1]), None, "a version-10 record lacks its EC volumes");
     }
 
     /// Function 1's namespace 1 encrypted, its key held wrapped.
@@ -965,8 +1036,8 @@ mod tests {
         let n = c.encode(&mut buf).unwrap();
         assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
         // The record ends with the blob, byte for byte (then the empty
-        // lists of schema 9).
-        assert_eq!(&buf[n - 2 - WRAPPED_KEY_LEN..n - 2], &[0x5a; WRAPPED_KEY_LEN]);
+        // lists of schemas 9 and 10).
+        assert_eq!(&buf[n - 3 - WRAPPED_KEY_LEN..n - 3], &[0x5a; WRAPPED_KEY_LEN]);
         let mut copy = Config::default();
         copy.copy_from(&c);
         assert_eq!(copy, c);
@@ -1046,6 +1117,75 @@ mod tests {
             bad(&mut c);
             assert_eq!(c.validate(), Err(Invalid::CryptoBdev { index: c.crypto_bdevs.len() as u16 - 1 }), "{why}");
         }
+    }
+
+    /// Run-time controllers `Ta`, `Tb`, `Tc` and EC volume `ec0` (2+1)
+    /// over their namespaces 1, mapped as function 2's namespace 5, with
+    /// crypto device `sec` on a second volume `ec1` over their namespaces 2.
+    fn with_ec_bdev() -> Config {
+        let mut c = sample();
+        for (i, n) in ["Ta", "Tb", "Tc"].into_iter().enumerate() {
+            let name = String::try_from(n).unwrap();
+            c.nvme.push(NvmeController { name, traddr: [10, 0, 0, 30 + i as u8], trsvcid: 4420, subnqn: String::try_from("nqn.x").unwrap(), ..Default::default() }).unwrap();
+        }
+        let bases = |ns: u32| {
+            ["Ta", "Tb", "Tc"]
+                .iter()
+                .map(|t| {
+                    let mut s = String::new();
+                    core::fmt::Write::write_fmt(&mut s, format_args!("{t}n{ns}")).unwrap();
+                    s
+                })
+                .collect()
+        };
+        c.ec_bdevs.push(EcBdev { name: String::try_from("ec0").unwrap(), k: 2, m: 1, spares: 0, scrub_every_ms: 500, base_bdevs: bases(1), map: Some((2, 5)) }).unwrap();
+        c.ec_bdevs.push(EcBdev { name: String::try_from("ec1").unwrap(), k: 1, m: 1, spares: 1, scrub_every_ms: 0, base_bdevs: bases(2), map: None }).unwrap();
+        c.crypto_keys.push(CryptoKey { name: String::try_from("k0").unwrap(), wrapped: Vec::from_slice(&[0xa5; WRAPPED_KEY_LEN]).unwrap() }).unwrap();
+        c.crypto_bdevs.push(CryptoBdev { name: String::try_from("sec").unwrap(), base: String::try_from("ec1").unwrap(), key: String::try_from("k0").unwrap(), map: Some((2, 6)) }).unwrap();
+        c
+    }
+
+    #[test]
+    fn ec_bdevs_are_checked_and_kept() {
+        let c = with_ec_bdev();
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        assert_eq!(Config::decode(9, &buf[..n]), None, "version 9 does not read the EC volumes");
+        let mut copy = Config::default();
+        copy.copy_from(&c);
+        assert_eq!(copy, c);
+        for (why, bad) in [
+            ("k 0", (|c: &mut Config| c.ec_bdevs[1].k = 0) as fn(&mut Config)),
+            ("m past the engine", |c| c.ec_bdevs[1].m = EC_MAX_M as u8 + 1),
+            ("too few bases", |c| {
+                c.ec_bdevs[1].base_bdevs.pop();
+            }),
+            ("a base twice", |c| c.ec_bdevs[1].base_bdevs[2] = String::try_from("Tan2").unwrap()),
+            ("a base in another volume", |c| c.ec_bdevs[1].base_bdevs[0] = String::try_from("Tan1").unwrap()),
+            ("a base that is no controller's namespace", |c| c.ec_bdevs[1].base_bdevs[0] = String::try_from("spare").unwrap()),
+            ("a base that is mapped", |c| c.nvme.iter_mut().find(|n| n.name == "Ta").unwrap().maps.push((2, 7, 1)).unwrap()),
+            ("a name taken by another volume", |c| c.ec_bdevs[1].name = String::try_from("ec0").unwrap()),
+            ("a RAM device's name", |c| c.ec_bdevs[1].name = String::try_from("Malloc1").unwrap()),
+            ("a bad name", |c| c.ec_bdevs[1].name = String::try_from("ec 1").unwrap()),
+            ("a mapping taken by another volume", |c| c.ec_bdevs[1].map = Some((2, 5))),
+            ("a mapping taken by a RAM device", |c| c.ec_bdevs[1].map = Some((1, 2))),
+            ("a mapping past the functions", |c| c.ec_bdevs[1].map = Some((MAX_FUNCTIONS as u16, 1))),
+        ] {
+            let mut c = with_ec_bdev();
+            bad(&mut c);
+            c.crypto_bdevs.clear();
+            let got = c.validate();
+            assert_eq!(got, Err(Invalid::EcBdev { index: 1 }), "{why}");
+        }
+        // A crypto device on a volume's member, or mapped where a volume is.
+        let mut m = with_ec_bdev();
+        m.crypto_bdevs[0].base = String::try_from("Tbn1").unwrap();
+        assert_eq!(m.validate(), Err(Invalid::CryptoBdev { index: 0 }), "crypto on a member");
+        let mut m = with_ec_bdev();
+        m.crypto_bdevs[0].map = Some((2, 5));
+        assert_eq!(m.validate(), Err(Invalid::CryptoBdev { index: 0 }), "crypto mapped where ec0 is");
     }
 
     /// An EC 2+1 volume with a spare over four remote controllers, as

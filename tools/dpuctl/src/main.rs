@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete.
+    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete;
+    /// erasure-coded volumes, live: bdev_ec_create, bdev_ec_delete.
     Bdev {
         #[command(subcommand)]
         cmd: BdevCmd,
@@ -110,6 +111,57 @@ enum BdevCmd {
     },
     /// Delete a RAM block device that no namespace maps (bdev_malloc_delete).
     DeleteMalloc { name: String },
+    /// Erasure-coded volumes over run-time controllers' namespaces.
+    Ec {
+        #[command(subcommand)]
+        cmd: EcCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EcCmd {
+    /// Make an erasure-coded volume (bdev_ec_create): k data and m parity
+    /// fragments of 4 KiB per stripe over k + m members (namespaces of
+    /// run-time controllers, `<ctrl>n<nsid>`, one block size), then the
+    /// spares. Map it with `ns attach`.
+    Create {
+        name: String,
+        /// Data fragments per stripe.
+        #[arg(long)]
+        k: u8,
+        /// Parity fragments per stripe (members that may be lost).
+        #[arg(long)]
+        m: u8,
+        /// Members in slot order, then the spares.
+        #[arg(required = true)]
+        base_bdevs: Vec<String>,
+        /// How many of the base devices (the last ones) are spares.
+        #[arg(long, default_value_t = 0)]
+        spares: u8,
+        /// A scrub pass this often (ms; 0: none).
+        #[arg(long, default_value_t = 0)]
+        scrub_every_ms: u32,
+    },
+    /// Delete an unmapped erasure-coded volume (bdev_ec_delete); its
+    /// members are free again (their data stays on them).
+    Delete { name: String },
+}
+
+/// `bdev ec` subcommands: the method and its parameters.
+fn ec_request(cmd: &EcCmd) -> (&'static str, Option<Value>) {
+    match cmd {
+        EcCmd::Create { name, k, m, base_bdevs, spares, scrub_every_ms } => {
+            let mut p = serde_json::json!({ "name": name, "k": k, "m": m, "base_bdevs": base_bdevs });
+            if *spares > 0 {
+                p["spares"] = Value::from(*spares);
+            }
+            if *scrub_every_ms > 0 {
+                p["scrub_every_ms"] = Value::from(*scrub_every_ms);
+            }
+            ("bdev_ec_create", Some(p))
+        }
+        EcCmd::Delete { name } => ("bdev_ec_delete", Some(serde_json::json!({ "name": name }))),
+    }
 }
 
 #[derive(Subcommand)]
@@ -423,6 +475,12 @@ fn render(cmd: &Cmd, r: &Value) -> String {
     match cmd {
         Cmd::Bdev { cmd: BdevCmd::CreateMalloc { .. } } => format!("created {}\n", r.as_str().unwrap_or("?")),
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => format!("deleted {name}\n"),
+        Cmd::Bdev { cmd: BdevCmd::Ec { cmd: EcCmd::Create { k, m, base_bdevs, spares, .. } } } => {
+            let width = usize::from(*k) + usize::from(*m);
+            let spare = if *spares > 0 { format!(", spares {}", base_bdevs[width.min(base_bdevs.len())..].join(", ")) } else { String::new() };
+            format!("created {} ({k}+{m} over {}{spare}); map it with `ns attach`\n", r.as_str().unwrap_or("?"), base_bdevs[..width.min(base_bdevs.len())].join(", "))
+        }
+        Cmd::Bdev { cmd: BdevCmd::Ec { cmd: EcCmd::Delete { name } } } => format!("deleted {name} (its members are free again)\n"),
         Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => format!("{bdev} attached as namespace {nsid} of function {function}\n"),
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => {
             format!("namespace {nsid} of function {function} detached (its commands in flight complete; `bdev list` shows when)\n")
@@ -438,6 +496,13 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 let d = &b["driver_specific"];
                 let place = match d["backend"].as_str() {
                     Some("remote") => format!("{} nsid {}", s(d, "controller"), s(d, "remote_nsid")),
+                    // A run-time volume names its members (and health).
+                    Some("ec") if d["members"].as_array().is_some_and(|m| m.iter().any(|x| !x.as_str().unwrap_or("").starts_with("nvme"))) => {
+                        let names = |k: &str| d[k].as_array().map_or(Vec::new(), |a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>()).join(",");
+                        let spares = names("spares");
+                        let mapped = d.get("function").map_or(String::new(), |_| format!(", fn{} nsid {}", s(d, "function"), s(d, "nsid")));
+                        format!("{}+{} over {}{}, {}{mapped}", s(d, "k"), s(d, "m"), names("members"), if spares.is_empty() { String::new() } else { format!(" spares {spares}") }, s(d, "health"))
+                    }
                     Some("ec") => format!("{}+{} over {}", s(d, "k"), s(d, "m"), d["members"].as_array().map_or(0, |m| m.len())),
                     Some("local") => format!("SSD {} nsid {}", s(d, "ssd"), s(d, "ssd_nsid")),
                     _ if d.get("function").is_some() => format!("DPU memory, fn{} nsid {}", s(d, "function"), s(d, "nsid")),
@@ -606,6 +671,10 @@ fn main() -> ExitCode {
             ("bdev_malloc_create".into(), Some(p))
         }
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => ("bdev_malloc_delete".into(), Some(serde_json::json!({ "name": name }))),
+        Cmd::Bdev { cmd: BdevCmd::Ec { cmd } } => {
+            let (m, p) = ec_request(cmd);
+            (m.into(), p)
+        }
         Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => {
             ("dpu_ns_attach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid, "bdev": bdev })))
         }
@@ -675,7 +744,8 @@ mod tests {
         match &cli.cmd {
             Cmd::Nvmf { cmd } => nvmf_request(cmd),
             Cmd::Ctrl { cmd } => ctrl_request(cmd),
-            _ => panic!("not an nvmf or ctrl command"),
+            Cmd::Bdev { cmd: BdevCmd::Ec { cmd } } => ec_request(cmd),
+            _ => panic!("not an nvmf, ctrl or bdev ec command"),
         }
     }
 
@@ -696,6 +766,28 @@ mod tests {
         assert_eq!(request(&["ctrl", "detach", "Nvme0"]), ("bdev_nvme_detach_controller", Some(serde_json::json!({ "name": "Nvme0" }))));
         assert_eq!(request(&["ctrl", "list"]), ("bdev_nvme_get_controllers", None));
         assert!(Cli::try_parse_from(["dpuctl", "ctrl", "attach", "Nvme0", "--traddr", "10.0.0.10"]).is_err(), "subnqn is required");
+    }
+
+    /// `bdev ec create|delete` send bdev_ec_create / bdev_ec_delete with
+    /// the members in order; the table shows a run-time volume's members,
+    /// health and mapping.
+    #[test]
+    fn bdev_ec_subcommands_send_requests_and_show_volumes() {
+        assert_eq!(
+            request(&["bdev", "ec", "create", "ec0", "--k", "2", "--m", "1", "Tan1", "Tbn1", "Tcn1"]),
+            ("bdev_ec_create", Some(serde_json::json!({ "name": "ec0", "k": 2, "m": 1, "base_bdevs": ["Tan1", "Tbn1", "Tcn1"] })))
+        );
+        let p = request(&["bdev", "ec", "create", "ec1", "--k", "2", "--m", "1", "a", "b", "c", "d", "--spares", "1", "--scrub-every-ms", "500"]).1.unwrap();
+        assert_eq!((p["spares"].as_u64(), p["scrub_every_ms"].as_u64(), p["base_bdevs"].as_array().map(|a| a.len())), (Some(1), Some(500), Some(4)));
+        assert_eq!(request(&["bdev", "ec", "delete", "ec0"]), ("bdev_ec_delete", Some(serde_json::json!({ "name": "ec0" }))));
+        assert!(Cli::try_parse_from(["dpuctl", "bdev", "ec", "create", "ec0", "--k", "2", "--m", "1"]).is_err(), "members are required");
+        assert!(Cli::try_parse_from(["dpuctl", "bdev", "ec", "create", "ec0", "--m", "1", "a", "b"]).is_err(), "k is required");
+        let cli = Cli::try_parse_from(["dpuctl", "bdev", "ec", "create", "ec1", "--k", "2", "--m", "1", "a", "b", "c", "d", "--spares", "1"]).unwrap();
+        assert_eq!(render(&cli.cmd, &serde_json::json!("ec1")), "created ec1 (2+1 over a, b, c, spares d); map it with `ns attach`\n");
+        let r = serde_json::json!([{ "name": "ec0", "block_size": 512, "num_blocks": 4080, "driver_specific": { "backend": "ec", "k": 2, "m": 1, "members": ["Tan1", "Tbn1", "Tcn1"], "spares": [], "health": "optimal", "state": "ready", "function": 1, "nsid": 1 } }]);
+        let cli = Cli::try_parse_from(["dpuctl", "bdev", "list"]).unwrap();
+        let t = render(&cli.cmd, &r);
+        assert!(t.contains("2+1 over Tan1,Tbn1,Tcn1, optimal, fn1 nsid 1") && t.contains("ready"), "{t}");
     }
 
     /// `crypto` subcommands send SPDK's accel/bdev crypto methods; a key

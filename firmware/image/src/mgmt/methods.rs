@@ -62,6 +62,8 @@ pub const METHODS: &[&str] = &[
     "accel_crypto_key_destroy",
     "bdev_crypto_create",
     "bdev_crypto_delete",
+    "bdev_ec_create",
+    "bdev_ec_delete",
 ];
 
 /// What the methods that change something keep between calls.
@@ -163,6 +165,8 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
             st.keys.bdev_create(&p, w, live)
         }
         "bdev_crypto_delete" => st.keys.bdev_delete(&p, w, live),
+        "bdev_ec_create" => live.ec_create(&p, w),
+        "bdev_ec_delete" => live.ec_delete(&p, w),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
         // Answered when the connection is made (`super::server`).
         "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),
@@ -335,7 +339,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live, nvme: &Nvme) -> Re
         w.end_object();
     }
     for m in live.bdevs().filter(|m| only.is_none() && only_live.is_none_or(|o| o.name() == m.name())) {
-        malloc_bdev(w, m, nvme);
+        malloc_bdev(w, m, live, nvme);
     }
     w.end_array();
     Ok(())
@@ -343,7 +347,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live, nvme: &Nvme) -> Re
 
 /// The namespace of the boot configuration named `name` (`fn<F>n<N>`,
 /// `sub<S>n<N>`).
-fn boot_bdev(name: &str) -> Option<&'static bootcfg::Namespace> {
+pub(super) fn boot_bdev(name: &str) -> Option<&'static bootcfg::Namespace> {
     if let Some((f, nsid)) = live::parse_fn_name(name) {
         return bootcfg::namespace(f, nsid);
     }
@@ -451,21 +455,31 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
 
 /// A block device made at run time (RAM, or a namespace of a remote
 /// controller attached at run time), as `bdev_get_bdevs` lists it.
-fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
+fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, live: &Live, nvme: &Nvme) {
     w.begin_object();
     w.field_str("name", m.name());
-    w.field_str("product_name", if m.crypto.is_some() { "crypto" } else if m.remote.is_some() { "NVMe disk" } else { "Malloc disk" });
+    let product = match (m.crypto, m.ec, m.remote) {
+        (Some(_), _, _) => "crypto",
+        (None, Some(_), _) => "Erasure-coded volume",
+        (None, None, Some(_)) => "NVMe disk",
+        (None, None, None) => "Malloc disk",
+    };
+    w.field_str("product_name", product);
     w.field_u64("block_size", 1u64 << m.block_shift);
     w.field_u64("num_blocks", m.blocks);
     w.key("driver_specific");
     w.begin_object();
-    match m.remote {
-        Some((ctrl, nsid)) => {
+    match (m.ec.filter(|_| m.crypto.is_none()), m.remote) {
+        (Some(vol), _) => ec_fields(w, live, vol),
+        (None, Some((ctrl, nsid))) => {
             w.field_str("backend", "remote");
             w.field_str("controller", nvme.by_index(usize::from(ctrl)).map_or("", |c| c.name()));
             w.field_u64("remote_nsid", u64::from(nsid));
         }
-        None => w.field_str("backend", "ram"),
+        (None, None) => w.field_str("backend", "ram"),
+    }
+    if let Some(vol) = m.member_of {
+        w.field_str("ec_volume", live.ec_name(vol));
     }
     // SPDK's crypto bdev: its base and key names (never the key).
     if let Some(c) = m.crypto {
@@ -486,6 +500,33 @@ fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
     }
     w.end_object();
     w.end_object();
+}
+
+/// A run-time EC volume's fields in `bdev_get_bdevs` (k, m and members
+/// as for a boot volume, by block device name; its spares and health).
+fn ec_fields(w: &mut Writer<'_>, live: &Live, vol: u16) {
+    w.field_str("backend", "ec");
+    let Some(v) = live.ec_volume(vol) else { return };
+    let d = v.def;
+    w.field_u64("volume", u64::from(vol));
+    w.field_u64("k", u64::from(d.k));
+    w.field_u64("m", u64::from(d.m));
+    w.key("members");
+    w.begin_array();
+    for name in live.ec_members(vol).take(d.width()) {
+        w.string(name);
+    }
+    w.end_array();
+    w.key("spares");
+    w.begin_array();
+    for name in live.ec_members(vol).skip(d.width()) {
+        w.string(name);
+    }
+    w.end_array();
+    w.field_u64("stripes", v.stripes);
+    let h = &crate::block::ec::HEALTH[usize::from(vol) % crate::block::ec::HEALTH.len()];
+    w.field_str("health", if !h.started() { "starting" } else if h.lost() == 0 { "optimal" } else if h.lost().count_ones() <= u32::from(d.m) { "degraded" } else { "failed" });
+    w.field_u64("members_lost", u64::from(h.lost().count_ones()));
 }
 
 /// SPDK answers a name that matches nothing with -ENODEV.

@@ -13,6 +13,9 @@
 //! * [`live`]: the methods that change the configuration at run time
 //!   (RAM block devices, namespace-to-function mapping); the data plane
 //!   hears of them by message only (`crate::nvme::live`).
+//! * [`ec`]: erasure-coded volumes made at run time (`bdev_ec_create`,
+//!   `bdev_ec_delete`), published to the data plane
+//!   (`crate::block::ec::live`).
 //! * [`nvmf`]: the NVMe/TCP target's subsystems made at run time (SPDK's
 //!   `nvmf_*` methods), published to the data plane's targets
 //!   (`crate::nvmf::live`).
@@ -26,6 +29,7 @@
 //!   and made again at boot.
 
 pub mod crypto;
+pub mod ec;
 pub mod live;
 pub mod methods;
 pub mod nvme;

@@ -288,6 +288,9 @@ impl Nvme {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is still attaching")));
         }
         if let Some(b) = live.remote_user(index as u16) {
+            if let (Some(vol), Map::None) = (b.member_of, b.map) {
+                return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{}` is a member of EC volume `{}`; delete it first", b.name(), live.ec_name(vol))));
+            }
             if let (Some(c), Map::None) = (b.crypto, b.map) {
                 return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{}` sits on `{}`; delete it first", b.name(), c.base())));
             }

@@ -312,6 +312,9 @@ impl Nvmf {
         if m.remote.is_some() {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a remote namespace; the target serves RAM devices only")));
         }
+        if m.ec.is_some() || m.member_of.is_some() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is an EC volume or one's member; the target serves RAM devices only")));
+        }
         if m.crypto.is_some() || m.claimed {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a crypto device or under one; the target serves plain RAM devices only")));
         }

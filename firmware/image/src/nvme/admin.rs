@@ -760,6 +760,10 @@ impl Admin {
                 "nvme fn{=u16}: namespace {=u32} attached (remote controller {=u16} nsid {=u32}, {=u64} blocks of {=u32} B)",
                 ns.function, ns.nsid, ctrl, nsid, ns.blocks, 1u32 << ns.block_shift
             ),
+            live::LiveBackend::Ec { vol } => defmt::info!(
+                "nvme fn{=u16}: namespace {=u32} attached (erasure-coded volume {=u16}, {=u64} blocks of {=u32} B)",
+                ns.function, ns.nsid, vol, ns.blocks, 1u32 << ns.block_shift
+            ),
         }
         self.namespace_changed(ns.function, ns.nsid);
         self.tell_mgmt(Outcome::Attached { function: ns.function, nsid: ns.nsid });

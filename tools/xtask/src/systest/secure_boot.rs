@@ -256,6 +256,75 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// Config in flash: an EC 2+1 volume made at run time over three
+/// controllers attached at run time, mapped as the PF's namespace 2 and
+/// written, is saved (schema 10); at the next boot (same flash, same
+/// target media) the controllers attach again, the volume is made again
+/// from its superblocks (events as written, all members trusted, not a
+/// new volume), mapped again, and a verified job runs on it.
+pub fn live_ec_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-ec")?;
+    let media = cx.tmp.join("persist-ec-media");
+    let _ = std::fs::remove_dir_all(&media);
+    let dir = media.to_string_lossy().to_string();
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    let targets: String = (0..3).map(|i| format!("[[targets]]\nname = \"t{i}\"\nip = \"10.0.0.{}\"\nnqn = \"nqn.2026-12.io.dpusim:kept-ec{i}\"\nnamespaces = [{{ size = \"1MiB\" }}]\n\n", 10 + i)).collect();
+    let attach = |i: usize, at: &str| rpc(at, "bdev_nvme_attach_controller", &format!("{{ name = \"E{i}\", trtype = \"tcp\", traddr = \"10.0.0.{}\", subnqn = \"nqn.2026-12.io.dpusim:kept-ec{i}\" }}", 10 + i), &format!("expect_result = [\"E{i}n1\"]"));
+    let base1 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
+    // Run 1 writes the volume's second half, run 2 verifies its own I/O
+    // on the first (the second keeps run 1's data: not zero, which a
+    // job there would count as never written).
+    let job = |name: &str, start: &str, offset: &str| {
+        format!("[[jobs]]\nname = \"{name}\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"{start}\"\nruntime = \"2ms\"\nverify = true\noffset = \"{offset}\"\nregion = \"1020KiB\"\nattached = {{ size = \"2040KiB\", block_size = 512 }}\n\n")
+    };
+    // Run 1: attach, create, map, write; saves (50 ms each).
+    let run1 = format!(
+        "{base1}{targets}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}{}{}{}",
+        job("written", "5ms", "1020KiB"),
+        attach(0, "200us"),
+        attach(1, "1200us"),
+        attach(2, "2200us"),
+        rpc("3200us", "bdev_ec_create", "{ name = \"kept_ec\", k = 2, m = 1, base_bdevs = [\"E0n1\", \"E1n1\", \"E2n1\"] }", "expect_result = \"kept_ec\""),
+        rpc("4000us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"kept_ec\" }", "expect_result = true"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_controllers = 3, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-ec-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-ec-1", &card, &[], &["--scenario", &p1.to_string_lossy(), "--target-media", &dir])?;
+    need(
+        expect_code(run, 0)?,
+        &["mgmt: EC volume kept_ec: 2+1", "ec: volume 0: new volume (made at run time)", "nvme fn0: namespace 2 attached (erasure-coded volume 0", "INFO  mgmt: configuration saved to flash", "verify errors: 0, I/O errors: 0", "outcome: scenario passed"],
+    )?;
+    // Run 2, the same flash and media: everything back without a call.
+    let run2 = format!(
+        "{base1}{targets}{}{}",
+        job("restored", "4ms", "0"),
+        rpc("3500us", "bdev_get_bdevs", "{ name = \"kept_ec\" }", "expect_result = [{ name = \"kept_ec\", num_blocks = 4080, driver_specific = { backend = \"ec\", k = 2, m = 1, members = [\"E0n1\", \"E1n1\", \"E2n1\"], health = \"optimal\", state = \"ready\", function = 0, nsid = 2 } }]"),
+    );
+    let p2 = cx.tmp.join("persist-ec-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-ec-2", &card, &[], &["--scenario", &p2.to_string_lossy(), "--target-media", &dir])?;
+    let _ = std::fs::remove_dir_all(&media);
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "mgmt: attaching 3 run-time controller(s) from flash",
+            "mgmt: EC volume kept_ec restored from flash",
+            "ec: volume 0: superblocks read: events 1",
+            "ec: volume 0: started at events 2; members lost 0b0",
+            "nvme fn0: namespace 2 attached (erasure-coded volume 0, 4080 blocks of 512 B)",
+            "restored.fn0: (fn 0, ns 2)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if !run.stdout.contains("verify errors: 0, I/O errors: 0") || run.stdout.contains("new volume") {
+        return fail("the restored volume must start from its superblocks (no new volume) and its job run clean", run);
+    }
+    remove_cards(cx, &["persist-ec"]);
+    Ok(())
+}
+
 /// A remote controller attached through the management API is saved
 /// with the mapping of its namespace (configuration schema 7) and, on
 /// the same flash after a restart, attached again and mapped again: a
