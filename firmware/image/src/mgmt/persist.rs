@@ -63,6 +63,9 @@ pub struct Persist {
     /// not made again yet (bit i: device i; waiting for their base).
     flash_crypto: Option<&'static mut Vec<CryptoBdev, MAX_CRYPTO_BDEVS>>,
     crypto_pending: u32,
+    /// Settings outside the lists changed (`super::settings`): save even
+    /// when the lists did not.
+    dirty: bool,
 }
 
 struct KeyList(Vec<CryptoKey, MAX_CRYPTO_KEYS>);
@@ -106,7 +109,7 @@ impl Persist {
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
     pub fn new() -> Persist {
-        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0 };
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0, dirty: false };
         let Some(flash) = crate::boot::flash_config() else { return p };
         let (Some(c), Some(b), Some(l), Some(v), Some(n), Some(ends)) = (
             dpu_rt::alloc::ddr_static::<CfgCopy>(),
@@ -263,7 +266,7 @@ impl Persist {
         nvme.snapshot(live, now_nvme);
         keys.snapshot(now_keys);
         crypto_snapshot(live, flash_crypto, self.crypto_pending, now_crypto);
-        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs {
+        if !self.dirty && *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs {
             return;
         }
         core::mem::swap(&mut config.mallocs, now);
@@ -279,6 +282,7 @@ impl Persist {
         self.tag = self.tag.wrapping_add(1);
         let r = SaveConfig { tag: self.tag, addr: bytes.as_ptr() as usize, len: len as u32 };
         if tx.push(r).is_ok() {
+            self.dirty = false;
             self.saving = Some(self.tag);
             dpu_hal::mailbox::ring(crate::fwupdate::FW_HART, crate::fwupdate::DOORBELL_FW);
         } else {
@@ -289,6 +293,17 @@ impl Persist {
             core::mem::swap(&mut config.crypto_keys, now_keys);
             core::mem::swap(&mut config.crypto_bdevs, now_crypto);
         }
+    }
+
+    /// Changes the configuration's settings outside the lists (port
+    /// addresses, initiator and TCP settings, the management server's
+    /// rules: `super::settings`) and saves it at the next poll. False
+    /// when nothing is saved (loaded as an ELF: no flash).
+    pub fn update(&mut self, f: impl FnOnce(&mut Config)) -> bool {
+        let Some(c) = self.config.as_deref_mut() else { return false };
+        f(c);
+        self.dirty = true;
+        true
     }
 
     /// `dpu_config_get_status` (ours): whether run-time changes are kept
@@ -320,7 +335,7 @@ impl Persist {
                     }
                     _ => false,
                 };
-                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed
+                self.dirty || self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed
             }
             (Some(_), _, _, _, Some(_)) => true,
             _ => false,

@@ -222,8 +222,17 @@ pub fn run(hart: HartId) -> ! {
         *slot = Some(Admin::new(i, def, false, None, false));
     }
     defmt::info!("nvmf: service up: {=usize} port(s), {=usize} remote controller(s)", bootcfg::ports().len(), bootcfg::controllers());
+    let mut settings_seen = net::settings::version();
     loop {
         let now = dpu_hal::csr::time();
+        // A port address or TCP setting changed by the management server
+        // (this hart): the control queues' stacks take it (the ARP owner
+        // announces a new address).
+        if net::settings::changed(&mut settings_seen) {
+            for s in svc.stacks.iter_mut().flatten() {
+                s.apply_settings();
+            }
+        }
         for s in svc.stacks.iter_mut().flatten() {
             s.poll();
         }
