@@ -1657,6 +1657,7 @@ const TESTS: &[(&str, Check)] = &[
     ("management-live: bdev_malloc_create + dpu_ns_attach to VF 1 under verified I/O on the PF; verified I/O on the new namespace; detach, delete", mgmt::management_live),
     ("adapter-crypto-live: accel_crypto_key_create + bdev_crypto_create on a run-time remote namespace, mapped to VF 1 under verified I/O on the PF; XTS ciphertext on the target, no key in answers or log; refusals", mgmt::adapter_crypto_live),
     ("adapter-attach-live: bdev_nvme_attach_controller under verified I/O on the PF; its namespace mapped to VF 1 with verified I/O over NVMe/TCP; detach refused while mapped; failed attaches leave nothing", mgmt::adapter_attach_live),
+    ("live-settings: dpu_set_port / dpu_nvme_set_options / dpu_port_set_options / dpu_mgmt_set under verified I/O; a controller attached after a port address change connects from the new address with the new digests; busy and bad input refused; allow-list and token applied at once", mgmt::live_settings),
     ("target-live: no boot subsystem; nvmf_create_subsystem/add_ns/add_listener/add_host over JSON-RPC, refusals; an initiator model connects and verifies; a host not allowed is refused", mgmt::target_live),
     ("management-hostfwd: dpuctl fw update onto a flash-booted card, then its trial boot", secure_boot::mgmt_fw_update),
     ("management-hostfwd: dpuctl's client through dpusim --hostfwd (wall-clock paced, bounded, sim killed after)", mgmt::hostfwd_dpuctl),

@@ -531,7 +531,12 @@ impl Fabric {
             s.apply_settings();
         }
         self.poll_stacks = true;
-        defmt::info!("hart {=usize}: settings taken (version {=u32})", self.hart, self.settings_seen);
+        if self.hart == net::FIRST_DATA_HART {
+            defmt::info!(
+                "hart {=usize}: settings version {=u32} taken: I/O timeout {=u32} us, TCP min RTO {=u16} ms",
+                self.hart, self.settings_seen, net::settings::io_timeout_us(), net::settings::tcp_min_rto_ms()
+            );
+        }
     }
 
     /// Gives controller `i` (attached at run time) an I/O queue here.
