@@ -1677,6 +1677,7 @@ const TESTS: &[(&str, Check)] = &[
     ("config in flash: NVMe/TCP target subsystems served from it; initiator verify; nvmf_get_subsystems", secure_boot::flash_target),
     ("config in flash: live changes (RAM block devices, mappings, target subsystems) are saved and made again at the next boot", secure_boot::live_changes_persist),
     ("config in flash: a remote controller attached at run time is saved, attached and mapped again at the next boot", secure_boot::live_controllers_persist),
+    ("config in flash: port address, initiator defaults, TCP RTO and management rules changed live are saved and in force at the next boot", secure_boot::live_settings_persist),
     ("config in flash: a crypto key and crypto device made at run time are saved (key wrapped) and made, unwrapped and mapped again at the next boot", secure_boot::live_crypto_persist),
     ("config in flash: encrypted namespaces, keys wrapped with the OTP device key (none in the clear in flash; ciphertext at rest; another device key refuses them)", secure_boot::flash_keys),
     ("firmware update from the host: NVMe download + commit, trial boot, confirmed; a tampered image refused", secure_boot::host_update),
