@@ -1,8 +1,9 @@
 //! The management methods. Names and result shapes follow SPDK's JSON-RPC
 //! (`doc/jsonrpc.md` in SPDK) where SPDK has the concept; `dpu_*` are
 //! ours. The methods that change the configuration are in [`super::live`]
-//! (block devices, their mapping to functions) and [`super::nvmf`] (the
-//! NVMe/TCP target's subsystems);
+//! (block devices, their mapping to functions), [`super::nvmf`] (the
+//! NVMe/TCP target's subsystems) and [`super::settings`] (port
+//! addresses, initiator and TCP settings, the management rules);
 //! unknown parameters and wrong types are -32602 naming the parameter.
 //!
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F

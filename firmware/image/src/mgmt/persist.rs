@@ -7,6 +7,11 @@
 //! (`dpu_config::Config::nvme`, schema version 7), and the crypto keys
 //! (wrapped) and crypto devices made through it with their mappings
 //! (`dpu_config::Config::crypto_keys`, `crypto_bdevs`, schema version 9).
+//! The settings changed through [`super::settings`] (port addresses,
+//! the initiator's defaults, the TCP minimum RTO, the management rules)
+//! are written into the fields the configuration always had
+//! ([`Persist::update`]); the next boot's configuration blob carries
+//! them, so nothing needs restoring.
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and

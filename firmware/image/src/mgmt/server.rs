@@ -8,6 +8,11 @@
 //! request begun but not finished within the configured request timeout;
 //! a connection idle for [`IDLE_TIMEOUT_S`] is closed.
 //!
+//! The rules (allow-list, token, request timeout) are the server's own
+//! copy of the boot configuration's, which `dpu_mgmt_set` changes
+//! ([`super::settings::mgmt_set`]): a connection admitted before is
+//! checked again at every turn and reset when the new list leaves it out.
+//!
 //! `bdev_nvme_attach_controller` is answered when the connection to the
 //! remote controller is made or has failed (as SPDK answers it): the
 //! slot keeps the request's id and reads nothing more until then.

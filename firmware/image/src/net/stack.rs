@@ -144,11 +144,14 @@ impl Stack {
         }
     }
 
-    /// Takes this port's address and the TCP settings in force
-    /// ([`super::settings`]), after a publication.
+    /// Takes this port's address and MTU and the TCP settings in force
+    /// ([`super::settings`]), after a publication. (An MTU is only ever
+    /// set up to the boot MTU: the buffers, sized for it, stay large
+    /// enough.)
     pub fn apply_settings(&mut self) {
         if let Some(c) = super::settings::port(self.port) {
             self.set_addr(c.ip, c.prefix);
+            self.dev.tx.mtu = usize::from(c.mtu);
         }
         self.set_min_rto(super::settings::tcp_min_rto_ms());
     }
