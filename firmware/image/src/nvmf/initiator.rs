@@ -525,6 +525,9 @@ impl Fabric {
     /// stack takes its port's address and the TCP minimum RTO (the
     /// management server refuses to move an address a queue or listener
     /// uses, so no connection is on a stack that changes address).
+    /// Rare: kept out of the reactor's poll loop.
+    #[cold]
+    #[inline(never)]
     fn sync_settings(&mut self) {
         self.timeout = net::settings::io_timeout_ticks();
         for s in self.stacks.iter_mut().flatten() {
