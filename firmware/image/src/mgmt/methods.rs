@@ -554,6 +554,9 @@ fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx, nvme: &Nvme) -
         w.begin_object();
         w.field_str("nqn", core::str::from_utf8(c.hostnqn()).unwrap_or(""));
         w.end_object();
+        // Ours: the digests this controller's connections ask for.
+        w.field_bool("hdgst", c.digests.header);
+        w.field_bool("ddgst", c.digests.data);
         w.end_object();
         w.end_array();
         w.end_object();
