@@ -1020,6 +1020,53 @@ mod tests {
         assert_eq!(Config::decode(10, &v2[..n - 1]), None, "a version-10 record lacks its EC volumes");
     }
 
+    /// What `dpu_set_port`, `dpu_nvme_set_options`, `dpu_port_set_options`
+    /// and `dpu_mgmt_set` change lives in fields every schema version has:
+    /// a configuration changed that way validates, survives the record
+    /// round trip at the current version, and its boot blob carries the
+    /// new values; the values those methods refuse are refused here too.
+    #[test]
+    fn live_settings_round_trip_into_the_boot_blob() {
+        let mut c = sample();
+        c.ports[0] = Port { ip: [10, 0, 0, 77], prefix: 16, mtu: 1400 };
+        c.host_nqn = String::try_from("nqn.2026-12.io.dpusim:new-host").unwrap();
+        (c.header_digest, c.data_digest, c.io_timeout_us, c.tcp_min_rto_ms) = (true, true, 40_000, 7);
+        let m = c.management.as_mut().unwrap();
+        m.allow = Vec::from_slice(&[([192, 168, 0, 0], 16), ([10, 0, 0, 250], 32)]).unwrap();
+        m.token = String::try_from("n3w").unwrap();
+        m.request_timeout_ms = 7;
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        let mut blob = [0u8; 8192];
+        let len = blob::render(&c, &mut blob).unwrap();
+        let b = &blob[..len];
+        let find = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+        assert!(find(&[10, 0, 0, 77, 16]), "the port record");
+        assert!(find(b"nqn.2026-12.io.dpusim:new-host") && find(b"n3w\0") && find(&[192, 168, 0, 0, 16]));
+        let flags = u16::from_le_bytes([b[dpu_hal::regs::bootcfg::HDR_FLAGS], b[dpu_hal::regs::bootcfg::HDR_FLAGS + 1]]);
+        assert_ne!(flags & dpu_hal::regs::bootcfg::FLAG_HDGST, 0);
+        assert_ne!(flags & dpu_hal::regs::bootcfg::FLAG_DDGST, 0);
+        let at = dpu_hal::regs::bootcfg::HDR_IO_TIMEOUT_US;
+        assert_eq!(u32::from_le_bytes(b[at..at + 4].try_into().unwrap()), 40_000);
+        for (why, bad) in [
+            ("prefix 31", (|c: &mut Config| c.ports[0].prefix = 31) as fn(&mut Config)),
+            ("address 0.0.0.0", |c| c.ports[0].ip = [0; 4]),
+            ("MTU 9001", |c| c.ports[0].mtu = 9001),
+        ] {
+            let mut c = c.clone();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::Port { index: 0 }), "{why}");
+        }
+        let mut bad = c.clone();
+        bad.management.as_mut().unwrap().allow[0].1 = 33;
+        assert_eq!(bad.validate(), Err(Invalid::Management), "allow prefix 33");
+        let mut bad = c.clone();
+        bad.management.as_mut().unwrap().request_timeout_ms = 0;
+        assert_eq!(bad.validate(), Err(Invalid::Management), "request timeout 0");
+    }
+
     /// Function 1's namespace 1 encrypted, its key held wrapped.
     fn with_key() -> Config {
         let mut c = sample();

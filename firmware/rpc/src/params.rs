@@ -105,6 +105,15 @@ impl<'a> Params<'a> {
         Ok(Some(n))
     }
 
+    /// An array parameter: its elements, in order.
+    pub fn array(&self, name: &str) -> Result<Option<crate::json::Elements<'a>>, RpcError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        if v.kind() != Kind::Array {
+            return Err(Self::wrong(name, "an array", v));
+        }
+        Ok(Some(v.elements()))
+    }
+
     pub fn bool(&self, name: &str) -> Result<Option<bool>, RpcError> {
         let Some(v) = self.get(name) else { return Ok(None) };
         v.as_bool().map(Some).ok_or_else(|| Self::wrong(name, "a boolean", v))

@@ -561,3 +561,18 @@ fn ec_stripes_leave_room_for_the_superblock() {
     assert_eq!(stripes(4096, 4096), 0, "a member of one chunk holds only a superblock");
     assert_eq!(stripes(100, 4096), 0);
 }
+
+/// `Params::array` (`dpu_mgmt_set`'s `allow`): the elements in order,
+/// absent as `None`, another type -32602 naming the parameter.
+#[test]
+fn array_parameters_give_their_elements_or_name_the_parameter() {
+    let v = validate(br#"{"allow":["10.0.0.0/8","192.168.1.7/32"],"token":"t","none":[]}"#).unwrap();
+    let p = Params::new(Some(v)).unwrap();
+    let got: Vec<String> = p.array("allow").unwrap().unwrap().map(|e| e.unescape(&mut [0u8; 32]).unwrap().to_string()).collect();
+    assert_eq!(got, ["10.0.0.0/8", "192.168.1.7/32"]);
+    assert_eq!(p.array("none").unwrap().unwrap().count(), 0);
+    assert!(p.array("missing").unwrap().is_none());
+    let e = p.array("token").err().unwrap();
+    assert_eq!(e.code, code::INVALID_PARAMS);
+    assert!(e.message().contains("`token` must be an array"), "{}", e.message());
+}

@@ -4,8 +4,11 @@
 //! the likely cause and exit non-zero (1: the card answered with an
 //! error; 2: bad arguments; 3: no connection or no valid answer).
 
+mod settings;
+
 use clap::{Parser, Subcommand};
 use dpuctl::{table, Client, Error};
+use settings::{MgmtCmd, NvmeCmd, PortCmd};
 use serde_json::Value;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -64,10 +67,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CryptoCmd,
     },
-    /// Ethernet ports: dpu_get_ports.
+    /// Ethernet ports and TCP settings: dpu_get_ports, dpu_set_port,
+    /// dpu_port_get_options, dpu_port_set_options.
     Port {
         #[command(subcommand)]
-        cmd: ListCmd,
+        cmd: PortCmd,
+    },
+    /// The NVMe/TCP initiator's defaults: dpu_nvme_get_options, dpu_nvme_set_options.
+    Nvme {
+        #[command(subcommand)]
+        cmd: NvmeCmd,
+    },
+    /// The management server's allow-list, token and request timeout:
+    /// dpu_mgmt_get, dpu_mgmt_set.
+    Mgmt {
+        #[command(subcommand)]
+        cmd: MgmtCmd,
     },
     /// Firmware: dpu_fw_get_status; update (dpu_fw_download + dpu_fw_commit).
     Fw {
@@ -247,11 +262,6 @@ enum NsCmd {
         #[arg(long)]
         nsid: u32,
     },
-}
-
-#[derive(Subcommand)]
-enum ListCmd {
-    List,
 }
 
 #[derive(Subcommand)]
@@ -552,6 +562,9 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 vec![s(x, "nqn"), listen.join(" "), hosts, ns.join(" ")]
             }),
         ),
+        Cmd::Port { cmd } if settings::render_port(cmd, r).is_some() => settings::render_port(cmd, r).unwrap_or_default(),
+        Cmd::Nvme { cmd } => settings::render_nvme(cmd, r),
+        Cmd::Mgmt { cmd } => settings::render_mgmt(cmd, r),
         Cmd::Port { .. } => table(
             &["NAME", "MAC", "ADDRESS", "MTU", "LINK", "RX FRAMES", "TX FRAMES", "MGMT"],
             &rows(r, |p| {
@@ -690,7 +703,24 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Cmd::Port { .. } => ("dpu_get_ports".into(), None),
+        Cmd::Port { cmd } => match settings::port_request(cmd) {
+            Ok((m, p)) => (m.into(), p),
+            Err(e) => {
+                eprintln!("dpuctl: port: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Cmd::Nvme { cmd } => {
+            let (m, p) = settings::nvme_request(cmd);
+            (m.into(), p)
+        }
+        Cmd::Mgmt { cmd } => match settings::mgmt_request(cmd) {
+            Ok((m, p)) => (m.into(), p),
+            Err(e) => {
+                eprintln!("dpuctl: mgmt: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Cmd::Nvmf { cmd } => {
             let (m, p) = nvmf_request(cmd);
             (m.into(), p)
@@ -738,6 +768,61 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `port set|options`, `nvme options`, `mgmt show|set`: the methods
+    /// and params they send; a get when no change is given; bad
+    /// arguments caught before anything is sent.
+    #[test]
+    fn settings_subcommands_send_their_requests() {
+        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied()));
+        let port = |args: &[&str]| match cli(args).unwrap().cmd {
+            Cmd::Port { cmd } => settings::port_request(&cmd),
+            _ => panic!("not a port command"),
+        };
+        assert_eq!(port(&["port", "set", "1", "10.0.1.77/24"]).unwrap(), ("dpu_set_port", Some(serde_json::json!({ "port": 1, "ip": "10.0.1.77", "prefix": 24 }))));
+        assert_eq!(port(&["port", "set", "1", "10.0.1.77/24", "--mtu", "1400"]).unwrap().1.unwrap()["mtu"], 1400);
+        assert!(port(&["port", "set", "1", "10.0.1.77"]).unwrap_err().contains("ADDRESS/PREFIX"));
+        assert!(port(&["port", "set", "1", "10.0.1.77/x"]).unwrap_err().contains("prefix"));
+        assert_eq!(port(&["port", "list"]).unwrap(), ("dpu_get_ports", None));
+        assert_eq!(port(&["port", "options"]).unwrap(), ("dpu_port_get_options", None));
+        assert_eq!(port(&["port", "options", "--tcp-min-rto-ms", "7"]).unwrap(), ("dpu_port_set_options", Some(serde_json::json!({ "tcp_min_rto_ms": 7 }))));
+        let nvme = |args: &[&str]| match cli(args).unwrap().cmd {
+            Cmd::Nvme { cmd } => settings::nvme_request(&cmd),
+            _ => panic!("not an nvme command"),
+        };
+        assert_eq!(nvme(&["nvme", "options"]), ("dpu_nvme_get_options", None));
+        assert_eq!(
+            nvme(&["nvme", "options", "--hdgst", "true", "--ddgst", "false", "--io-timeout-us", "40000", "--hostnqn", "nqn.h"]),
+            ("dpu_nvme_set_options", Some(serde_json::json!({ "hdgst": true, "ddgst": false, "io_timeout_us": 40000, "hostnqn": "nqn.h" })))
+        );
+        assert!(cli(&["nvme", "options", "--hdgst", "maybe"]).is_err());
+        let mgmt = |args: &[&str]| match cli(args).unwrap().cmd {
+            Cmd::Mgmt { cmd } => settings::mgmt_request(&cmd),
+            _ => panic!("not a mgmt command"),
+        };
+        assert_eq!(mgmt(&["mgmt", "show"]).unwrap(), ("dpu_mgmt_get", None));
+        assert_eq!(
+            mgmt(&["mgmt", "set", "--allow", "10.0.0.240/28", "--allow", "192.168.1.0/24", "--new-token", "t2"]).unwrap(),
+            ("dpu_mgmt_set", Some(serde_json::json!({ "allow": ["10.0.0.240/28", "192.168.1.0/24"], "token": "t2" })))
+        );
+        assert_eq!(mgmt(&["mgmt", "set", "--allow-any"]).unwrap().1.unwrap()["allow"], serde_json::json!([]));
+        assert!(mgmt(&["mgmt", "set"]).unwrap_err().contains("nothing to change"));
+        assert!(cli(&["mgmt", "set", "--allow-any", "--allow", "10.0.0.0/8"]).is_err(), "conflicting flags");
+    }
+
+    /// What the settings subcommands print for the card's answers.
+    #[test]
+    fn settings_tables_show_the_answers() {
+        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();
+        let out = render(&cli(&["nvme", "options"]).cmd, &serde_json::json!({ "hostnqn": "nqn.h", "hostid": "ab", "hdgst": true, "ddgst": false, "io_timeout_us": 40000 }));
+        assert!(out.contains("nqn.h") && out.contains("on") && out.contains("off") && out.contains("40000"), "{out}");
+        let out = render(&cli(&["mgmt", "show"]).cmd, &serde_json::json!({ "port": "eth0", "tcp_port": 5260, "request_timeout_ms": 5000, "allow": [], "token_required": true }));
+        assert!(out.contains("any client") && out.contains("required") && out.contains("5260"), "{out}");
+        let out = render(&cli(&["port", "options"]).cmd, &serde_json::json!({ "tcp_min_rto_ms": 7, "lro": false }));
+        assert!(out.contains('7') && out.contains("off"), "{out}");
+        let out = render(&cli(&["port", "list"]).cmd, &serde_json::json!([{ "name": "eth1", "ip": "10.0.1.77", "prefix": 24, "mtu": 1500, "link": "up", "speed_gbps": 100, "counters": {} }]));
+        assert!(out.contains("10.0.1.77/24"), "{out}");
+    }
 
     fn request(args: &[&str]) -> (&'static str, Option<Value>) {
         let cli = Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();

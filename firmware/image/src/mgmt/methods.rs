@@ -1,8 +1,9 @@
 //! The management methods. Names and result shapes follow SPDK's JSON-RPC
 //! (`doc/jsonrpc.md` in SPDK) where SPDK has the concept; `dpu_*` are
 //! ours. The methods that change the configuration are in [`super::live`]
-//! (block devices, their mapping to functions) and [`super::nvmf`] (the
-//! NVMe/TCP target's subsystems);
+//! (block devices, their mapping to functions), [`super::nvmf`] (the
+//! NVMe/TCP target's subsystems) and [`super::settings`] (port
+//! addresses, initiator and TCP settings, the management rules);
 //! unknown parameters and wrong types are -32602 naming the parameter.
 //!
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
@@ -64,6 +65,13 @@ pub const METHODS: &[&str] = &[
     "bdev_crypto_delete",
     "bdev_ec_create",
     "bdev_ec_delete",
+    "dpu_set_port",
+    "dpu_nvme_set_options",
+    "dpu_nvme_get_options",
+    "dpu_port_set_options",
+    "dpu_port_get_options",
+    "dpu_mgmt_set",
+    "dpu_mgmt_get",
 ];
 
 /// What the methods that change something keep between calls.
@@ -168,6 +176,13 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "bdev_ec_create" => live.ec_create(&p, w),
         "bdev_ec_delete" => live.ec_delete(&p, w),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
+        "dpu_set_port" => super::settings::set_port(&p, w, nvme, &st.nvmf, &mut st.persist),
+        "dpu_nvme_set_options" => super::settings::nvme_set_options(&p, w, &mut st.persist),
+        "dpu_nvme_get_options" => super::settings::nvme_get_options(&p, w),
+        "dpu_port_set_options" => super::settings::port_set_options(&p, w, &mut st.persist),
+        "dpu_port_get_options" => super::settings::port_get_options(&p, w),
+        // Answered by the server, which owns its rules (`super::server`).
+        "dpu_mgmt_set" | "dpu_mgmt_get" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: not handled by the server")),
         // Answered when the connection is made (`super::server`).
         "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),
         _ => Err(RpcError::fmt(code::METHOD_NOT_FOUND, format_args!("method not found: `{method}` (rpc_get_methods lists them)"))),
@@ -375,7 +390,7 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
         w.field_str("subtype", "NVMe");
         w.key("listen_addresses");
         w.begin_array();
-        for (p, port) in bootcfg::ports().iter().enumerate().filter(|(p, _)| *p < 8 && s.ports & (1 << p) != 0) {
+        for (p, port) in net::settings::addresses().filter(|(p, _)| *p < 8 && s.ports & (1 << p) != 0) {
             w.begin_object();
             trid(w, port.ip, s.trsvcid);
             w.key("port");
@@ -415,7 +430,7 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
         w.key("listen_addresses");
         w.begin_array();
         for l in s.listeners.iter().flatten() {
-            let Some(port) = bootcfg::ports().get(usize::from(l.port)) else { continue };
+            let Some(port) = net::settings::port(usize::from(l.port)) else { continue };
             w.begin_object();
             trid(w, port.ip, l.trsvcid);
             w.key("port");
@@ -580,6 +595,9 @@ fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx, nvme: &Nvme) -
         w.begin_object();
         w.field_str("nqn", core::str::from_utf8(c.hostnqn()).unwrap_or(""));
         w.end_object();
+        // Ours: the digests this controller's connections ask for.
+        w.field_bool("hdgst", c.digests.header);
+        w.field_bool("ddgst", c.digests.data);
         w.end_object();
         w.end_array();
         w.end_object();
@@ -593,7 +611,7 @@ fn ports(w: &mut Writer<'_>) {
     use dpu_hal::regs::nic as r;
     let mgmt = bootcfg::management().map(|m| usize::from(m.port));
     w.begin_array();
-    for (i, cfg) in bootcfg::ports().iter().enumerate() {
+    for (i, cfg) in net::settings::addresses() {
         let Some(p) = dpu_hal::nic::Port::new(i) else { continue };
         let (up, speed) = p.link();
         let m = p.mac();

@@ -23,6 +23,11 @@
 //!   time (SPDK `bdev_nvme_attach_controller` / `_detach_controller`),
 //!   connected by the fabrics service and published to the data plane
 //!   (`crate::nvmf::ctrls`); their namespaces are run-time block devices.
+//! * [`settings`]: port addresses, the initiator's defaults, TCP
+//!   settings and the management server's rules changed at run time
+//!   (`dpu_set_port`, `dpu_nvme_set_options`, `dpu_port_set_options`,
+//!   `dpu_mgmt_set`), told to the data plane by message
+//!   (`crate::net::settings`).
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
 //! * [`persist`]: the live changes saved to the configuration in flash,
@@ -36,6 +41,7 @@ pub mod nvme;
 pub mod nvmf;
 pub mod persist;
 pub mod server;
+pub mod settings;
 pub mod update;
 
 /// A name kept in place (`Copy`, no heap): at most `N` bytes of UTF-8.

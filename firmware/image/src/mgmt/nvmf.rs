@@ -209,7 +209,7 @@ impl Nvmf {
         }
         let traddr = Params::required("traddr", a.str("traddr", &mut b)?)?;
         let ip = parse_ipv4(traddr);
-        let port = ip.and_then(|ip| bootcfg::ports().iter().position(|c| c.ip == ip)).filter(|&p| p < dpu_hal::memory_map::NIC_PORTS);
+        let port = ip.and_then(|ip| crate::net::settings::addresses().find(|(_, c)| c.ip == ip).map(|(p, _)| p)).filter(|&p| p < dpu_hal::memory_map::NIC_PORTS);
         let Some(port) = port else {
             return Err(RpcError::invalid_params(format_args!("invalid params: `traddr` must be one of the card's port addresses")));
         };

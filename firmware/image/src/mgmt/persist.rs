@@ -9,6 +9,11 @@
 //! (`dpu_config::Config::crypto_keys`, `crypto_bdevs`, schema version 9),
 //! and the erasure-coded volumes made through it with their mappings
 //! (`dpu_config::Config::ec_bdevs`, schema version 10).
+//! The settings changed through [`super::settings`] (port addresses,
+//! the initiator's defaults, the TCP minimum RTO, the management rules)
+//! are written into the fields the configuration always had
+//! ([`Persist::update`]); the next boot's configuration blob carries
+//! them, so nothing needs restoring.
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and
@@ -73,6 +78,9 @@ pub struct Persist {
     now_ec: Option<&'static mut Vec<EcBdev, MAX_EC_BDEVS>>,
     flash_ec: Option<&'static mut Vec<EcBdev, MAX_EC_BDEVS>>,
     ec_pending: u32,
+    /// Settings outside the lists changed (`super::settings`): save even
+    /// when the lists did not.
+    dirty: bool,
 }
 
 struct EcList(Vec<EcBdev, MAX_EC_BDEVS>);
@@ -123,7 +131,7 @@ impl Persist {
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
     pub fn new() -> Persist {
-        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0, now_ec: None, flash_ec: None, ec_pending: 0 };
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0, now_ec: None, flash_ec: None, ec_pending: 0, dirty: false };
         let Some(flash) = crate::boot::flash_config() else { return p };
         let (Some(c), Some(b), Some(l), Some(v), Some(n), Some(ends)) = (
             dpu_rt::alloc::ddr_static::<CfgCopy>(),
@@ -324,7 +332,7 @@ impl Persist {
         keys.snapshot(now_keys);
         crypto_snapshot(live, flash_crypto, self.crypto_pending, now_crypto);
         ec_snapshot(live, flash_ec, self.ec_pending, now_ec);
-        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && *now_ec == config.ec_bdevs {
+        if !self.dirty && *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && *now_ec == config.ec_bdevs {
             return;
         }
         core::mem::swap(&mut config.mallocs, now);
@@ -341,6 +349,7 @@ impl Persist {
         self.tag = self.tag.wrapping_add(1);
         let r = SaveConfig { tag: self.tag, addr: bytes.as_ptr() as usize, len: len as u32 };
         if tx.push(r).is_ok() {
+            self.dirty = false;
             self.saving = Some(self.tag);
             dpu_hal::mailbox::ring(crate::fwupdate::FW_HART, crate::fwupdate::DOORBELL_FW);
         } else {
@@ -352,6 +361,17 @@ impl Persist {
             core::mem::swap(&mut config.crypto_bdevs, now_crypto);
             core::mem::swap(&mut config.ec_bdevs, now_ec);
         }
+    }
+
+    /// Changes the configuration's settings outside the lists (port
+    /// addresses, initiator and TCP settings, the management server's
+    /// rules: `super::settings`) and saves it at the next poll. False
+    /// when nothing is saved (loaded as an ELF: no flash).
+    pub fn update(&mut self, f: impl FnOnce(&mut Config)) -> bool {
+        let Some(c) = self.config.as_deref_mut() else { return false };
+        f(c);
+        self.dirty = true;
+        true
     }
 
     /// `dpu_config_get_status` (ours): whether run-time changes are kept
@@ -390,7 +410,7 @@ impl Persist {
                     }
                     _ => false,
                 };
-                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed || ec_changed
+                self.dirty || self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed || ec_changed
             }
             (Some(_), _, _, _, Some(_)) => true,
             _ => false,

@@ -319,6 +319,7 @@ impl dpu_rt::ConstInit for Fabric {
         next_due: 0,
         waiting_pages: 0,
         timeout: 0,
+        settings_seen: 0,
         data_digest: false,
         seen: [0; MAX_CTRLS],
         synced: false,
@@ -351,6 +352,8 @@ pub struct Fabric {
     waiting_pages: usize,
     /// Remote I/O timeout (mtime ticks).
     timeout: u64,
+    /// The version of `net::settings` last taken.
+    settings_seen: u32,
     /// Data digests are asked for: staged writes get their CRC32C from
     /// the DMA engine.
     data_digest: bool,
@@ -422,7 +425,8 @@ impl Fabric {
         let f = dpu_rt::alloc::static_near::<Fabric>()?;
         f.hart = hart;
         f.queue = queue;
-        f.timeout = bootcfg::remote_io_timeout();
+        f.timeout = net::settings::io_timeout_ticks();
+        f.settings_seen = net::settings::version();
         f.ext_segs = Some(dpu_rt::alloc::ddr_slice_with(MAXCMD, |_| [(0u64, 0u32); MAXSEG])?);
         for (i, s) in f.book.slots.iter_mut().enumerate() {
             *s = (MAXCMD - 1 - i) as u8;
@@ -518,6 +522,28 @@ impl Fabric {
             if let Some(d) = d {
                 self.add_queue(i, &d);
             }
+        }
+    }
+
+    /// Takes what the management server changed (`net::settings`): the
+    /// remote I/O timeout applies to the commands in flight at once; each
+    /// stack takes its port's address and the TCP minimum RTO (the
+    /// management server refuses to move an address a queue or listener
+    /// uses, so no connection is on a stack that changes address).
+    /// Rare: kept out of the reactor's poll loop.
+    #[cold]
+    #[inline(never)]
+    fn sync_settings(&mut self) {
+        self.timeout = net::settings::io_timeout_ticks();
+        for s in self.stacks.iter_mut().flatten() {
+            s.apply_settings();
+        }
+        self.poll_stacks = true;
+        if self.hart == net::FIRST_DATA_HART {
+            defmt::info!(
+                "hart {=usize}: settings version {=u32} taken: I/O timeout {=u32} us, TCP min RTO {=u16} ms",
+                self.hart, self.settings_seen, net::settings::io_timeout_us(), net::settings::tcp_min_rto_ms()
+            );
         }
     }
 
@@ -918,6 +944,9 @@ impl Fabric {
         if nvmf || !self.synced {
             self.synced = true;
             self.sync_live(pool);
+            if net::settings::changed(&mut self.settings_seen) {
+                self.sync_settings();
+            }
         }
         let force = core::mem::replace(&mut self.poll_stacks, false);
         for s in self.stacks.iter_mut().flatten() {
@@ -1004,10 +1033,10 @@ impl Fabric {
         match q.conn.phase {
             Phase::Down { until } => {
                 if info.up && now >= until && q.rx_dma.is_none() && !q.unservable(*queue) {
-                    let cfg = bootcfg::ports()[q.conn.port];
+                    let ip = stack.dev.tx.ip;
                     let table = net::rss_table();
                     let start = q.next_port;
-                    match dpu_net::rss::pick_local_port(&dpu_net::rss::DEFAULT_KEY, &table, cfg.ip, q.conn.remote, q.conn.rport, *queue as u8, net::DATA_PORTS, start) {
+                    match dpu_net::rss::pick_local_port(&dpu_net::rss::DEFAULT_KEY, &table, ip, q.conn.remote, q.conn.rport, *queue as u8, net::DATA_PORTS, start) {
                         Some(p) => {
                             q.conn.local_port = p;
                             q.next_port = if p == *net::DATA_PORTS.end() { *net::DATA_PORTS.start() } else { p + 1 };

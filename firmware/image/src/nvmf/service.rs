@@ -226,8 +226,17 @@ pub fn run(hart: HartId) -> ! {
     // Closing before a warm restart (`super::quiesce`): 0 no, 1 waiting
     // for the data plane's I/O queues, 2 admin queues' FINs sent, 3 done.
     let mut closing = 0u8;
+    let mut settings_seen = net::settings::version();
     loop {
         let now = dpu_hal::csr::time();
+        // A port address or TCP setting changed by the management server
+        // (this hart): the control queues' stacks take it (the ARP owner
+        // announces a new address).
+        if net::settings::changed(&mut settings_seen) {
+            for s in svc.stacks.iter_mut().flatten() {
+                s.apply_settings();
+            }
+        }
         for s in svc.stacks.iter_mut().flatten() {
             s.poll();
         }

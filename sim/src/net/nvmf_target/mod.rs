@@ -90,6 +90,12 @@ pub struct TargetStats {
     pub stalls: u64,
     /// Slow-media faults (another media service time).
     pub slowdowns: u64,
+    /// Connections whose ICReq asked for header / data digests.
+    pub hdgst_connections: u64,
+    pub ddgst_connections: u64,
+    /// The hosts' addresses connections came from, each once, in the
+    /// order first seen.
+    pub peers: Vec<String>,
 }
 
 struct Conn {
@@ -224,6 +230,12 @@ impl TargetModel {
                 if !c.counted && s.is_active() {
                     c.counted = true;
                     self.stats.connections += 1;
+                    if let Some(ep) = s.remote_endpoint() {
+                        let peer = ep.addr.to_string();
+                        if !self.stats.peers.contains(&peer) {
+                            self.stats.peers.push(peer);
+                        }
+                    }
                 }
                 if !stalled {
                     progress |= c.session.pump(s, now, &mut self.subsystem, &mut self.stats, &mut self.log);

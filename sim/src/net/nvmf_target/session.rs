@@ -295,6 +295,8 @@ impl Session {
         match p {
             Pdu::IcReq(req) => {
                 self.digests = Digests { header: req.hdgst, data: req.ddgst };
+                stats.hdgst_connections += u64::from(req.hdgst);
+                stats.ddgst_connections += u64::from(req.ddgst);
                 self.hpda = req.hpda;
                 self.ic_done = true;
                 let resp = Pdu::IcResp(IcResp { pfv: pdu::PFV_1_0, cpda: 0, hdgst: req.hdgst, ddgst: req.ddgst, maxh2cdata: MAXH2CDATA });

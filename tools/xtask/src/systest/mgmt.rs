@@ -207,6 +207,52 @@ pub fn adapter_ec_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `live-settings.toml`: every scripted call answered as expected (the
+/// refusals name their field or user), and what only the card and the
+/// target model see: eth1's new address was taken (the target model saw
+/// the controller's connections come from 10.0.1.77 and only from
+/// there), the digests set as defaults were negotiated (the target
+/// model's ICReq count), the data plane took the new I/O timeout and
+/// RTO, and VF 1's job over the moved port verified clean.
+pub fn live_settings(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/live-settings.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("live-settings", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0, I/O errors: 0",
+            "mgmt: port 1 is now 10.0.1.77/24 mtu 1500",
+            "taken: I/O timeout 40000 us, TCP min RTO 7 ms",
+            "mgmt: controller Nvme0 attached: 1 namespace(s)",
+            "mgmt: refused 10.0.0.77: not on the allow-list",
+            "mgmt: port 1 is now 10.0.1.1/24 mtu 1500",
+        ],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let Some(t0) = doc["targets"].as_array().and_then(|v| v.iter().find(|t| t["name"] == "t0")).cloned() else { return fail("no stats for target t0", run) };
+    if t0["peers"] != serde_json::json!(["10.0.1.77"]) {
+        return fail(format!("target t0 saw connections from {}, want only 10.0.1.77 (eth1's new address)", t0["peers"]), run);
+    }
+    let conns = t0["connections"].as_u64().unwrap_or(0);
+    if conns < 2 || t0["hdgst_connections"].as_u64() != Some(conns) || t0["ddgst_connections"].as_u64() != Some(conns) {
+        return fail(format!("every connection to t0 must negotiate both digests: {t0}"), run);
+    }
+    let Some(job) = run.stdout.split("remote-ns.fn1:").nth(1) else { return fail("no result for job `remote-ns.fn1`".to_string(), run) };
+    if !job.lines().take(4).any(|l| l.contains("verify:") && l.contains(" 0 errors")) {
+        return fail("job `remote-ns.fn1` has no clean verify line".to_string(), run);
+    }
+    Ok(())
+}
+
 /// The key halves of `adapter-crypto-live.toml` (a test key).
 pub const CRYPTO_LIVE_KEY: &str = "8f2a6c1e9b3d4f5a0c7e2b8d6f1a3c5e7b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a";
 pub const CRYPTO_LIVE_KEY2: &str = "13579bdf02468ace13579bdf02468ace0f1e2d3c4b5a69788796a5b4c3d2e1f0";

@@ -387,6 +387,55 @@ pub fn live_controllers_persist(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// The settings changed live (`dpu_set_port`, `dpu_nvme_set_options`,
+/// `dpu_port_set_options`, `dpu_mgmt_set`) are saved in the flash
+/// configuration and in force after a restart on the same flash: eth0's
+/// new address, the initiator's defaults, the TCP minimum RTO, the
+/// management server's allow-list, token and request timeout (the old
+/// token is refused).
+pub fn live_settings_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-settings")?;
+    let rpc = |at: &str, method: &str, params: &str, token: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\ntoken = \"{token}\"\n{expect}\n\n");
+    let hostnqn = "nqn.2026-12.io.dpusim:kept-host";
+    // Run 1: the changes, then their saves (two: 50 ms each).
+    let run1 = format!(
+        "{base}{}{}{}{}{}",
+        rpc("200us", "dpu_set_port", "{ port = 0, ip = \"10.0.0.99\", prefix = 24 }", "flash-token", "expect_result = true"),
+        rpc("300us", "dpu_nvme_set_options", &format!("{{ hdgst = true, io_timeout_us = 30000, hostnqn = \"{hostnqn}\" }}"), "flash-token", "expect_result = true"),
+        rpc("400us", "dpu_port_set_options", "{ tcp_min_rto_ms = 9 }", "flash-token", "expect_result = true"),
+        rpc("500us", "dpu_mgmt_set", "{ allow = [\"10.0.1.240/28\"], token = \"kept-token\", request_timeout_ms = 7 }", "flash-token", "expect_result = true"),
+        rpc("125ms", "dpu_config_get_status", "{}", "kept-token", "expect_result = { persistent = true, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-settings-1.toml");
+    std::fs::write(&p1, run1.replace("runtime = \"3ms\"", "runtime = \"130ms\"")).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-settings-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    let run = need(expect_code(run, 0)?, &["mgmt: port 0 is now 10.0.0.99/24 mtu 1500", "INFO  mgmt: configuration saved to flash", "outcome: scenario passed"])?;
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != 5 {
+        return fail(format!("{ok} of 5 scripted management calls answered as expected"), run);
+    }
+    // Run 2, the same flash: everything in force from boot.
+    let run2 = format!(
+        "{base}{}{}{}{}{}",
+        rpc("200us", "dpu_get_ports", "{}", "kept-token", "expect_result = [{ name = \"eth0\", ip = \"10.0.0.99\", prefix = 24 }, { name = \"eth1\", ip = \"10.0.1.1\" }]"),
+        rpc("400us", "dpu_nvme_get_options", "{}", "kept-token", &format!("expect_result = {{ hdgst = true, ddgst = false, io_timeout_us = 30000, hostnqn = \"{hostnqn}\" }}")),
+        rpc("600us", "dpu_port_get_options", "{}", "kept-token", "expect_result = { tcp_min_rto_ms = 9 }"),
+        rpc("800us", "dpu_mgmt_get", "{}", "kept-token", "expect_result = { allow = [\"10.0.1.240/28\"], request_timeout_ms = 7, token_required = true }"),
+        rpc("1000us", "rpc_get_methods", "{}", "flash-token", "expect_error = -32001"),
+    );
+    let p2 = cx.tmp.join("persist-settings-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-settings-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    let run = need(expect_code(run, 0)?, &["net: port 0: 10.0.0.99/24 mtu 1500", "outcome: scenario passed"])?;
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != 5 {
+        return fail(format!("{ok} of 5 scripted management calls answered as expected after the restart"), run);
+    }
+    remove_cards(cx, &["persist-settings"]);
+    Ok(())
+}
+
 /// A crypto key and a crypto device made through the management API are
 /// saved (configuration schema 9: the key only wrapped with the device
 /// key, the device with its base, key name and mapping) and, on the same
