@@ -62,6 +62,8 @@ pub const METHODS: &[&str] = &[
     "accel_crypto_key_destroy",
     "bdev_crypto_create",
     "bdev_crypto_delete",
+    "bdev_get_iostat",
+    "dpu_get_function_iostat",
 ];
 
 /// What the methods that change something keep between calls.
@@ -163,6 +165,8 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
             st.keys.bdev_create(&p, w, live)
         }
         "bdev_crypto_delete" => st.keys.bdev_delete(&p, w, live),
+        "bdev_get_iostat" => super::iostat::bdev_get_iostat(&p, w, live),
+        "dpu_get_function_iostat" => super::iostat::function_iostat(&p, w),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
         // Answered when the connection is made (`super::server`).
         "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),

@@ -22,10 +22,14 @@
 //!   (`crate::nvmf::ctrls`); their namespaces are run-time block devices.
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
+//! * [`iostat`]: I/O statistics per block device (SPDK
+//!   `bdev_get_iostat`) and per PCIe function, read from the data-plane
+//!   cores' counters.
 //! * [`persist`]: the live changes saved to the configuration in flash,
 //!   and made again at boot.
 
 pub mod crypto;
+pub mod iostat;
 pub mod live;
 pub mod methods;
 pub mod nvme;
