@@ -110,6 +110,8 @@ enum BdevCmd {
     },
     /// Delete a RAM block device that no namespace maps (bdev_malloc_delete).
     DeleteMalloc { name: String },
+    /// I/O statistics of every block device, or one (bdev_get_iostat).
+    Iostat { name: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -418,11 +420,43 @@ fn rows(v: &Value, f: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
     v.as_array().into_iter().flatten().map(f).collect()
 }
 
+/// `bdev iostat`: SPDK's `bdev_get_iostat` result as a table: operations,
+/// megabytes (10^6 bytes, as fio and iostat print MB) and the mean
+/// latency of reads and writes in microseconds (`tick_rate` ticks per
+/// second; `-` with no I/O).
+fn iostat_table(r: &Value) -> String {
+    let rate = r["tick_rate"].as_u64().filter(|&t| t > 0).unwrap_or(1) as f64;
+    let n = |b: &Value, k: &str| b[k].as_u64().unwrap_or(0);
+    let avg = |b: &Value, ops: &str, ticks: &str| match n(b, ops) {
+        0 => "-".to_string(),
+        o => format!("{:.1}", n(b, ticks) as f64 / o as f64 / rate * 1e6),
+    };
+    let mb = |v: u64| format!("{:.1}", v as f64 / 1e6);
+    let rows: Vec<Vec<String>> = r["bdevs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            vec![
+                s(b, "name"),
+                n(b, "num_read_ops").to_string(),
+                mb(n(b, "bytes_read")),
+                n(b, "num_write_ops").to_string(),
+                mb(n(b, "bytes_written")),
+                avg(b, "num_read_ops", "read_latency_ticks"),
+                avg(b, "num_write_ops", "write_latency_ticks"),
+            ]
+        })
+        .collect();
+    table(&["NAME", "READ OPS", "READ MB", "WRITE OPS", "WRITE MB", "READ LAT US", "WRITE LAT US"], &rows)
+}
+
 /// The table for a subcommand's result.
 fn render(cmd: &Cmd, r: &Value) -> String {
     match cmd {
         Cmd::Bdev { cmd: BdevCmd::CreateMalloc { .. } } => format!("created {}\n", r.as_str().unwrap_or("?")),
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => format!("deleted {name}\n"),
+        Cmd::Bdev { cmd: BdevCmd::Iostat { .. } } => iostat_table(r),
         Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => format!("{bdev} attached as namespace {nsid} of function {function}\n"),
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => {
             format!("namespace {nsid} of function {function} detached (its commands in flight complete; `bdev list` shows when)\n")
@@ -606,6 +640,7 @@ fn main() -> ExitCode {
             ("bdev_malloc_create".into(), Some(p))
         }
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => ("bdev_malloc_delete".into(), Some(serde_json::json!({ "name": name }))),
+        Cmd::Bdev { cmd: BdevCmd::Iostat { name } } => ("bdev_get_iostat".into(), name.as_ref().map(|n| serde_json::json!({ "name": n }))),
         Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => {
             ("dpu_ns_attach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid, "bdev": bdev })))
         }
@@ -676,6 +711,30 @@ mod tests {
             Cmd::Nvmf { cmd } => nvmf_request(cmd),
             Cmd::Ctrl { cmd } => ctrl_request(cmd),
             _ => panic!("not an nvmf or ctrl command"),
+        }
+    }
+
+    /// `bdev iostat [NAME]` sends `bdev_get_iostat` (with the name when
+    /// given) and prints operations, MB and mean latency per device.
+    #[test]
+    fn bdev_iostat_request_and_table() {
+        let cli = Cli::try_parse_from(["dpuctl", "bdev", "iostat", "fn0n1"]).unwrap();
+        assert!(matches!(&cli.cmd, Cmd::Bdev { cmd: BdevCmd::Iostat { name: Some(n) } } if n == "fn0n1"));
+        let cli = Cli::try_parse_from(["dpuctl", "bdev", "iostat"]).unwrap();
+        assert!(matches!(&cli.cmd, Cmd::Bdev { cmd: BdevCmd::Iostat { name: None } }));
+        let r = serde_json::json!({
+            "tick_rate": 100_000_000u64, "ticks": 5,
+            "bdevs": [
+                { "name": "fn0n1", "num_read_ops": 184, "bytes_read": 753664, "num_write_ops": 72, "bytes_written": 294912, "read_latency_ticks": 184 * 1250, "write_latency_ticks": 72 * 1500 },
+                { "name": "Malloc0", "num_read_ops": 0, "bytes_read": 0, "num_write_ops": 0, "bytes_written": 0, "read_latency_ticks": 0, "write_latency_ticks": 0 }
+            ]
+        });
+        let t = iostat_table(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        for (line, want) in [(lines[1], ["fn0n1", "184", "0.8", "72", "0.3", "12.5", "15.0"]), (lines[2], ["Malloc0", "0", "0.0", "0", "0.0", "-", "-"])] {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells, want, "{t}");
         }
     }
 

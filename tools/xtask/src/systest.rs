@@ -1654,6 +1654,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-lossy: both ports, 16 cores, MTU 9000, digests under 1% loss, 1% reordering, 0.5% duplication; verified 4 KiB and 128 KiB randrw, no association torn down", adapter_lossy),
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),
+    ("management-iostat: bdev_get_iostat and dpu_get_function_iostat during and after fixed-size verified I/O on two functions: exact counts, checked against the host's report; bad names refused", mgmt::management_iostat),
     ("management-live: bdev_malloc_create + dpu_ns_attach to VF 1 under verified I/O on the PF; verified I/O on the new namespace; detach, delete", mgmt::management_live),
     ("adapter-crypto-live: accel_crypto_key_create + bdev_crypto_create on a run-time remote namespace, mapped to VF 1 under verified I/O on the PF; XTS ciphertext on the target, no key in answers or log; refusals", mgmt::adapter_crypto_live),
     ("adapter-attach-live: bdev_nvme_attach_controller under verified I/O on the PF; its namespace mapped to VF 1 with verified I/O over NVMe/TCP; detach refused while mapped; failed attaches leave nothing", mgmt::adapter_attach_live),

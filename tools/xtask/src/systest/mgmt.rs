@@ -46,6 +46,47 @@ pub fn management_rpc(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `management-iostat.toml`: `bdev_get_iostat` and
+/// `dpu_get_function_iostat` after two fixed-size verified jobs expect
+/// exact read and write counts (bytes = ops x 4096). Those numbers must
+/// be the ones the host model's report gives for each job, so the card's
+/// count is checked against the host's. A variant expecting one more
+/// write must fail (the expectations are checked).
+pub fn management_iostat(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/management-iostat.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("management-iostat", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0"])?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    // The host's own count of each job's I/Os is the scenario's.
+    for (job, bdev) in [("pf.fn0:", "fn0n1"), ("vf1.fn1:", "fn1n1")] {
+        let Some(report) = run.stdout.split(job).nth(1) else { return fail(format!("no result for job `{job}`"), run) };
+        let ios = |dir: &str| report.lines().take(3).find(|l| l.trim_start().starts_with(dir)).and_then(|l| l.split("ios=").nth(1)).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse::<u64>().ok());
+        let (Some(r), Some(w)) = (ios("read"), ios("write")) else { return fail(format!("job `{job}` reports no read and write counts"), run) };
+        let Some(line) = text.lines().find(|l| l.contains(&format!("name = \"{bdev}\""))) else { return fail(format!("the scenario expects nothing of `{bdev}`"), run) };
+        let expected = format!("num_read_ops = {r}, bytes_read = {}, num_write_ops = {w}, bytes_written = {}", r * 4096, w * 4096);
+        if !line.contains(&expected) {
+            return fail(format!("the host's job `{job}` did {r} reads and {w} writes; the scenario's expectation for `{bdev}` is not `{expected}`: {line}"), run);
+        }
+    }
+    // One write too many expected: the run fails, naming the call.
+    let bad = text.replacen("num_write_ops = 72, bytes_written = 294912, num_unmap_ops", "num_write_ops = 73, bytes_written = 294912, num_unmap_ops", 1);
+    if bad == text {
+        return fail("the scenario has no `num_write_ops = 72` to alter".to_string(), run);
+    }
+    let bad_path = cx.tmp.join("management-iostat-wrong-count.toml");
+    std::fs::write(&bad_path, bad).map_err(|e| (format!("{}: {e}", bad_path.display()), None))?;
+    let run = cx.run_image("management-iostat-wrong", &fw, &["--scenario", &bad_path.to_string_lossy(), "-q"]).map_err(io)?;
+    need(expect_code(run, 1)?, &["management calls failed", "iostat after the jobs: exact counts"])?;
+    Ok(())
+}
+
 /// `management-live.toml`: a RAM block device created and mapped to VF 1
 /// through the API while the PF runs verified I/O; the host hears of it
 /// by a Namespace Attribute Changed event; a job then verifies I/O on the
