@@ -69,7 +69,7 @@ pub fn management_iostat(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         let Some(report) = run.stdout.split(job).nth(1) else { return fail(format!("no result for job `{job}`"), run) };
         let ios = |dir: &str| report.lines().take(3).find(|l| l.trim_start().starts_with(dir)).and_then(|l| l.split("ios=").nth(1)).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse::<u64>().ok());
         let (Some(r), Some(w)) = (ios("read"), ios("write")) else { return fail(format!("job `{job}` reports no read and write counts"), run) };
-        let Some(line) = text.lines().find(|l| l.contains(&format!("name = \"{bdev}\""))) else { return fail(format!("the scenario expects nothing of `{bdev}`"), run) };
+        let Some(line) = text.lines().find(|l| l.contains(&format!("name = \"{bdev}\"")) && l.contains("num_read_ops")) else { return fail(format!("the scenario expects nothing of `{bdev}`"), run) };
         let expected = format!("num_read_ops = {r}, bytes_read = {}, num_write_ops = {w}, bytes_written = {}", r * 4096, w * 4096);
         if !line.contains(&expected) {
             return fail(format!("the host's job `{job}` did {r} reads and {w} writes; the scenario's expectation for `{bdev}` is not `{expected}`: {line}"), run);
