@@ -339,10 +339,6 @@ impl Engine {
     pub fn start(&mut self, hart: usize) -> bool {
         self.hart = hart;
         self.counters = &COUNTERS[hart];
-        self.iostat = iostat::start(hart).unwrap_or_else(|| {
-            defmt::warn!("hart {=usize}: no memory for I/O statistics", hart);
-            iostat::Writer::NONE
-        });
         let Some(ring) = dpu_rt::alloc::smem(Channel::memory(DMA_RING), 64) else { return false };
         let fetch = dpu_rt::alloc::smem(FETCH_BUFS * FETCH_BATCH as usize * 64, 64);
         let lists = dpu_rt::alloc::smem(MAXWALK * LIST_BUF, 4096);
@@ -367,6 +363,19 @@ impl Engine {
         }
         self.nfree = MAXCMD;
         true
+    }
+
+    /// Sets up this core's block device statistics when it gets its first
+    /// queue (before its first command; not at boot, where 64 cores
+    /// filling their counter blocks in DDR at once would keep them from
+    /// answering the control plane's first ping in time).
+    #[cold]
+    #[inline(never)]
+    fn start_iostat(&mut self) {
+        match iostat::start(self.hart) {
+            Some(w) => self.iostat = w,
+            None => defmt::warn!("hart {=usize}: no memory for I/O statistics (its I/O is not counted)", self.hart),
+        }
     }
 
     fn chan(&mut self) -> &mut Channel {
@@ -669,6 +678,9 @@ impl Engine {
             n += 1;
             match m {
                 ToEngine::CreateCq { func, qid, entries, vector, irq, thr, time, addr, tail, head, phase } => {
+                    if !self.iostat.started() {
+                        self.start_iostat();
+                    }
                     if let Some(i) = self.cqs.iter().position(|c| !c.used) {
                         self.cqs[i] = Cq {
                             used: true,

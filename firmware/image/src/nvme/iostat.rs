@@ -1,8 +1,8 @@
 //! Per-block-device I/O statistics (SPDK `bdev_get_iostat`), counted by
 //! the data-plane core that completes each host command.
 //!
-//! Each data-plane core owns one [`Block`] of counters, allocated in its
-//! own memory when its NVMe engine starts ([`start`]) and published in
+//! Each data-plane core owns one [`Block`] of counters, allocated when
+//! its NVMe engine gets its first queue ([`start`]) and published in
 //! [`BLOCKS`]. The core is the block's only writer: a completion is a
 //! plain load and store per counter (no atomic read-modify-write, no
 //! lock, no cache line another core writes), a few instructions per I/O.
@@ -75,6 +75,10 @@ pub struct Writer {
 impl Writer {
     /// Counts nothing (before [`start`]).
     pub const NONE: Writer = Writer { block: None };
+
+    pub fn started(&self) -> bool {
+        self.block.is_some()
+    }
 
     /// Counts one completed I/O of `kind` in slot `stat`: `bytes` moved,
     /// `ticks` from submission to completion.

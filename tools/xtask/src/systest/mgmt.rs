@@ -76,9 +76,9 @@ pub fn management_iostat(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         }
     }
     // One write too many expected: the run fails, naming the call.
-    let bad = text.replacen("num_write_ops = 72, bytes_written = 294912, num_unmap_ops", "num_write_ops = 73, bytes_written = 294912, num_unmap_ops", 1);
+    let bad = text.replacen("num_write_ops = 45, bytes_written = 184320, num_unmap_ops", "num_write_ops = 46, bytes_written = 184320, num_unmap_ops", 1);
     if bad == text {
-        return fail("the scenario has no `num_write_ops = 72` to alter".to_string(), run);
+        return fail("the scenario has no `num_write_ops = 45` to alter".to_string(), run);
     }
     let bad_path = cx.tmp.join("management-iostat-wrong-count.toml");
     std::fs::write(&bad_path, bad).map_err(|e| (format!("{}: {e}", bad_path.display()), None))?;
