@@ -2,7 +2,8 @@
 //!
 //! * SPDK `bdev_get_iostat` {name?}: per block device, SPDK's result
 //!   shape (`tick_rate`, `ticks`, `bdevs`: operations, bytes, latency
-//!   ticks total/max/min per kind). Counted by the data-plane core that
+//!   ticks total and max per kind; no minimum, which would cost every
+//!   I/O). Counted by the data-plane core that
 //!   completes each host command, per core, and summed here
 //!   (`crate::nvme::iostat` says how and why). Latency runs from the
 //!   command's submission to the block layer to its completion, in
@@ -93,10 +94,9 @@ fn device(w: &mut Writer<'_>, name: &str, t: Option<Totals>) {
     w.field_u64("bytes_written", wr.bytes);
     w.field_u64("num_write_ops", wr.ops);
     w.field_u64("num_unmap_ops", u.ops);
-    for (k, o) in [(["read_latency_ticks", "max_read_latency_ticks", "min_read_latency_ticks"], r), (["write_latency_ticks", "max_write_latency_ticks", "min_write_latency_ticks"], wr), (["unmap_latency_ticks", "max_unmap_latency_ticks", "min_unmap_latency_ticks"], u)] {
+    for (k, o) in [(["read_latency_ticks", "max_read_latency_ticks"], r), (["write_latency_ticks", "max_write_latency_ticks"], wr), (["unmap_latency_ticks", "max_unmap_latency_ticks"], u)] {
         w.field_u64(k[0], o.ticks);
         w.field_u64(k[1], o.max);
-        w.field_u64(k[2], o.min);
     }
     w.end_object();
 }

@@ -35,19 +35,20 @@ pub enum Kind {
     Unmap = 2,
 }
 
-/// One kind's counters: operations, bytes, latency ticks (total, max,
-/// min; `mtime` ticks from submission to the block layer to completion).
+/// One kind's counters: operations, bytes, latency ticks (total and
+/// max; `mtime` ticks from submission to the block layer to completion).
+/// No minimum: it would cost every I/O another load, compare and store
+/// (SPDK's `min_*_latency_ticks` are not reported).
 #[repr(C)]
 struct Op {
     ops: AtomicU64,
     bytes: AtomicU64,
     ticks: AtomicU64,
     max: AtomicU64,
-    min: AtomicU64,
 }
 
 impl Op {
-    const INIT: Op = Op { ops: AtomicU64::new(0), bytes: AtomicU64::new(0), ticks: AtomicU64::new(0), max: AtomicU64::new(0), min: AtomicU64::new(u64::MAX) };
+    const INIT: Op = Op { ops: AtomicU64::new(0), bytes: AtomicU64::new(0), ticks: AtomicU64::new(0), max: AtomicU64::new(0) };
 }
 
 /// One device's counters on one core.
@@ -66,25 +67,30 @@ impl dpu_rt::ConstInit for Block {
 /// Each hart's block (unset: no NVMe engine on it).
 static BLOCKS: [spin::Once<&'static Block>; HARTS] = [const { spin::Once::new() }; HARTS];
 
+/// Where a core without a block of its own counts (before [`start`], or
+/// if memory ran out): never read, so its counts are lost, and no branch
+/// on the I/O path asks whether there is a block.
+static NOWHERE: Block = <Block as dpu_rt::ConstInit>::INIT;
+
 /// The counting end of one core's block.
 #[derive(Clone, Copy)]
 pub struct Writer {
-    block: Option<&'static Block>,
+    block: &'static Block,
 }
 
 impl Writer {
-    /// Counts nothing (before [`start`]).
-    pub const NONE: Writer = Writer { block: None };
+    /// Counts nowhere (before [`start`]).
+    pub const NONE: Writer = Writer { block: &NOWHERE };
 
     pub fn started(&self) -> bool {
-        self.block.is_some()
+        !core::ptr::eq(self.block, &NOWHERE)
     }
 
     /// Counts one completed I/O of `kind` in slot `stat`: `bytes` moved,
     /// `ticks` from submission to completion.
     #[inline(always)]
     pub fn count(&self, stat: u16, kind: Kind, bytes: u32, ticks: u64) {
-        let Some(s) = self.block.and_then(|b| b.slots.get(usize::from(stat))) else { return };
+        let Some(s) = self.block.slots.get(usize::from(stat)) else { return };
         let o = &s.0[kind as usize];
         // Single writer: load and store, no read-modify-write.
         o.ops.store(o.ops.load(Relaxed) + 1, Relaxed);
@@ -93,19 +99,15 @@ impl Writer {
         if ticks > o.max.load(Relaxed) {
             o.max.store(ticks, Relaxed);
         }
-        if ticks < o.min.load(Relaxed) {
-            o.min.store(ticks, Relaxed);
-        }
     }
 
     /// Zeroes slot `stat` (a run-time device's first mapping).
     pub fn clear(&self, stat: u16) {
-        let Some(s) = self.block.and_then(|b| b.slots.get(usize::from(stat))) else { return };
+        let Some(s) = self.block.slots.get(usize::from(stat)) else { return };
         for o in &s.0 {
             for c in [&o.ops, &o.bytes, &o.ticks, &o.max] {
                 c.store(0, Relaxed);
             }
-            o.min.store(u64::MAX, Relaxed);
         }
     }
 }
@@ -116,7 +118,7 @@ impl Writer {
 pub fn start(hart: usize) -> Option<Writer> {
     let once = BLOCKS.get(hart)?;
     let b: &'static Block = once.try_call_once(|| dpu_rt::alloc::static_near::<Block>().map(|b| &*b).ok_or(())).ok()?;
-    Some(Writer { block: Some(b) })
+    Some(Writer { block: b })
 }
 
 /// One kind's totals over every core.
@@ -126,8 +128,6 @@ pub struct OpTotals {
     pub bytes: u64,
     pub ticks: u64,
     pub max: u64,
-    /// 0 when no I/O was counted (as SPDK reports it).
-    pub min: u64,
 }
 
 /// A device's totals: indexed by [`Kind`].
@@ -143,7 +143,6 @@ impl Totals {
 /// Slot `stat` summed over every core's block (control plane).
 pub fn sum(stat: u16) -> Totals {
     let mut t = Totals::default();
-    let mut min = [u64::MAX; 3];
     for b in BLOCKS.iter().filter_map(|o| o.get()) {
         let Some(s) = b.slots.get(usize::from(stat)) else { return t };
         for (k, o) in s.0.iter().enumerate() {
@@ -152,11 +151,7 @@ pub fn sum(stat: u16) -> Totals {
             x.bytes += o.bytes.load(Relaxed);
             x.ticks += o.ticks.load(Relaxed);
             x.max = x.max.max(o.max.load(Relaxed));
-            min[k] = min[k].min(o.min.load(Relaxed));
         }
-    }
-    for (x, m) in t.0.iter_mut().zip(min) {
-        x.min = if m == u64::MAX { 0 } else { m };
     }
     t
 }
