@@ -36,6 +36,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BdevCmd,
     },
+    /// The SR-IOV VF count: dpu_sriov_get, dpu_sriov_set_total_vfs.
+    Sriov {
+        #[command(subcommand)]
+        cmd: SriovCmd,
+    },
     /// A PCIe function's namespaces: dpu_ns_attach, dpu_ns_detach.
     Ns {
         #[command(subcommand)]
@@ -112,6 +117,15 @@ enum BdevCmd {
     DeleteMalloc { name: String },
     /// I/O statistics of every block device, or one (bdev_get_iostat).
     Iostat { name: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum SriovCmd {
+    /// The VFs the card offers the host and those the host enabled (dpu_sriov_get).
+    Get,
+    /// Set how many VFs the PF's SR-IOV capability offers (TotalVFs); the
+    /// host must have SR-IOV disabled (dpu_sriov_set_total_vfs).
+    Set { total_vfs: u16 },
 }
 
 #[derive(Subcommand)]
@@ -457,6 +471,14 @@ fn render(cmd: &Cmd, r: &Value) -> String {
         Cmd::Bdev { cmd: BdevCmd::CreateMalloc { .. } } => format!("created {}\n", r.as_str().unwrap_or("?")),
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => format!("deleted {name}\n"),
         Cmd::Bdev { cmd: BdevCmd::Iostat { .. } } => iostat_table(r),
+        Cmd::Sriov { cmd: SriovCmd::Get } => format!(
+            "VFs offered (TotalVFs): {} of at most {}\nVFs the host enabled: {} (VF Enable {})\n",
+            s(r, "total_vfs"),
+            s(r, "max_vfs"),
+            s(r, "num_vfs"),
+            if r["vf_enable"].as_bool() == Some(true) { "set" } else { "clear" }
+        ),
+        Cmd::Sriov { cmd: SriovCmd::Set { total_vfs } } => format!("the card offers {total_vfs} VFs; the host may enable up to that many (echo N > /sys/bus/pci/devices/<PF>/sriov_numvfs)\n"),
         Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => format!("{bdev} attached as namespace {nsid} of function {function}\n"),
         Cmd::Ns { cmd: NsCmd::Detach { function, nsid } } => {
             format!("namespace {nsid} of function {function} detached (its commands in flight complete; `bdev list` shows when)\n")
@@ -641,6 +663,8 @@ fn main() -> ExitCode {
         }
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => ("bdev_malloc_delete".into(), Some(serde_json::json!({ "name": name }))),
         Cmd::Bdev { cmd: BdevCmd::Iostat { name } } => ("bdev_get_iostat".into(), name.as_ref().map(|n| serde_json::json!({ "name": n }))),
+        Cmd::Sriov { cmd: SriovCmd::Get } => ("dpu_sriov_get".into(), None),
+        Cmd::Sriov { cmd: SriovCmd::Set { total_vfs } } => ("dpu_sriov_set_total_vfs".into(), Some(serde_json::json!({ "total_vfs": total_vfs }))),
         Cmd::Ns { cmd: NsCmd::Attach { function, nsid, bdev } } => {
             ("dpu_ns_attach".into(), Some(serde_json::json!({ "function": function, "nsid": nsid, "bdev": bdev })))
         }
@@ -736,6 +760,19 @@ mod tests {
             let cells: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(cells, want, "{t}");
         }
+    }
+
+    /// `sriov get|set N` parse; a count that is no number is refused by
+    /// the parser (the card checks the range and names the field).
+    #[test]
+    fn sriov_subcommands_parse() {
+        let cli = Cli::try_parse_from(["dpuctl", "sriov", "set", "8"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Sriov { cmd: SriovCmd::Set { total_vfs: 8 } }));
+        assert!(matches!(Cli::try_parse_from(["dpuctl", "sriov", "get"]).unwrap().cmd, Cmd::Sriov { cmd: SriovCmd::Get }));
+        assert!(Cli::try_parse_from(["dpuctl", "sriov", "set", "many"]).is_err());
+        assert!(Cli::try_parse_from(["dpuctl", "sriov", "set"]).is_err());
+        let r = serde_json::json!({ "max_vfs": 64, "total_vfs": 3, "num_vfs": 0, "vf_enable": false });
+        assert_eq!(render(&Cli::try_parse_from(["dpuctl", "sriov", "get"]).unwrap().cmd, &r), "VFs offered (TotalVFs): 3 of at most 64\nVFs the host enabled: 0 (VF Enable clear)\n");
     }
 
     /// `ctrl attach|detach|list` send SPDK's bdev_nvme_* methods with

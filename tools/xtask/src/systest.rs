@@ -1655,6 +1655,7 @@ const TESTS: &[(&str, Check)] = &[
     ("adapter-blackhole: a target stops answering; a target grants 4 queues", adapter_blackhole),
     ("management-rpc: JSON-RPC calls during verified I/O (every read-only method, errors, bounds, allow-list, token)", mgmt::management_rpc),
     ("management-iostat: bdev_get_iostat and dpu_get_function_iostat during and after fixed-size verified I/O on two functions: exact counts, checked against the host's report; bad names refused", mgmt::management_iostat),
+    ("management-sriov: dpu_sriov_set_total_vfs refused while VF Enable is set, above the maximum, below a VF with a namespace; the host disables SR-IOV, 3 VFs offered, the host enables exactly 3 (4 refused)", mgmt::management_sriov),
     ("management-live: bdev_malloc_create + dpu_ns_attach to VF 1 under verified I/O on the PF; verified I/O on the new namespace; detach, delete", mgmt::management_live),
     ("adapter-crypto-live: accel_crypto_key_create + bdev_crypto_create on a run-time remote namespace, mapped to VF 1 under verified I/O on the PF; XTS ciphertext on the target, no key in answers or log; refusals", mgmt::adapter_crypto_live),
     ("adapter-attach-live: bdev_nvme_attach_controller under verified I/O on the PF; its namespace mapped to VF 1 with verified I/O over NVMe/TCP; detach refused while mapped; failed attaches leave nothing", mgmt::adapter_attach_live),

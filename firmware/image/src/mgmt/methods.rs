@@ -64,6 +64,8 @@ pub const METHODS: &[&str] = &[
     "bdev_crypto_delete",
     "bdev_get_iostat",
     "dpu_get_function_iostat",
+    "dpu_sriov_get",
+    "dpu_sriov_set_total_vfs",
 ];
 
 /// What the methods that change something keep between calls.
@@ -167,6 +169,8 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "bdev_crypto_delete" => st.keys.bdev_delete(&p, w, live),
         "bdev_get_iostat" => super::iostat::bdev_get_iostat(&p, w, live),
         "dpu_get_function_iostat" => super::iostat::function_iostat(&p, w),
+        "dpu_sriov_get" => super::sriov::get(&p, w),
+        "dpu_sriov_set_total_vfs" => super::sriov::set_total_vfs(&p, w, live),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
         // Answered when the connection is made (`super::server`).
         "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),

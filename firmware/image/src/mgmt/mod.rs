@@ -25,6 +25,8 @@
 //! * [`iostat`]: I/O statistics per block device (SPDK
 //!   `bdev_get_iostat`) and per PCIe function, read from the data-plane
 //!   cores' counters.
+//! * [`sriov`]: the VFs the PF's SR-IOV capability offers the host
+//!   (`dpu_sriov_get`, `dpu_sriov_set_total_vfs`).
 //! * [`persist`]: the live changes saved to the configuration in flash,
 //!   and made again at boot.
 
@@ -36,6 +38,7 @@ pub mod nvme;
 pub mod nvmf;
 pub mod persist;
 pub mod server;
+pub mod sriov;
 pub mod update;
 
 /// A name kept in place (`Copy`, no heap): at most `N` bytes of UTF-8.

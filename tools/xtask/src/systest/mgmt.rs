@@ -87,6 +87,38 @@ pub fn management_iostat(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `management-sriov.toml`: the VF count refused while the host has
+/// SR-IOV enabled, above the endpoint's maximum and below a VF with a
+/// namespace; with SR-IOV disabled it is set to 3 and the host, enabling
+/// SR-IOV again, reads TotalVFs 3 and enumerates 3 VFs. A variant whose
+/// host asks for 4 must fail as Linux refuses it (the host really reads
+/// the value the card set).
+pub fn management_sriov(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/management-sriov.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("management-sriov", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "pci: enabled 2 VFs", "pci: VFs disabled", "mgmt: SR-IOV TotalVFs 64 -> 3 (of 64)", "pci: enabled 3 VFs", "sriov: 3 VFs enumerated again"],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    let more = text.replacen("enable_at = \"3ms\", vfs = 3 }", "enable_at = \"3ms\", vfs = 4 }", 1);
+    if more == text {
+        return fail("the scenario has no `vfs = 3` in its sriov_cycle to alter".to_string(), run);
+    }
+    let more_path = cx.tmp.join("management-sriov-more.toml");
+    std::fs::write(&more_path, more).map_err(|e| (format!("{}: {e}", more_path.display()), None))?;
+    let run = cx.run_image("management-sriov-more", &fw, &["--scenario", &more_path.to_string_lossy(), "-q"]).map_err(io)?;
+    need(expect_code(run, 1)?, &["SR-IOV: 4 VFs requested, the PF supports 3"])?;
+    Ok(())
+}
+
 /// `management-live.toml`: a RAM block device created and mapped to VF 1
 /// through the API while the PF runs verified I/O; the host hears of it
 /// by a Namespace Attribute Changed event; a job then verifies I/O on the
