@@ -1501,6 +1501,28 @@ mod tests {
         Ok(s)
     }
 
+    /// `[host] sriov_cycle`: its times parse, enable comes after disable,
+    /// and no job may run on a VF that the cycle removes; each error
+    /// names the field.
+    #[test]
+    fn sriov_cycle_is_checked() {
+        let pf_job = BASE.replacen("functions = [1]\nrw", "functions = [0]\nrw", 1).replacen("functions = [1, 2]", "functions = [0, 1, 2]", 1);
+        assert_ne!(pf_job, BASE, "BASE has a job on function 1");
+        let with = |base: &str, c: &str| base.replacen("vfs = 2\n", &format!("vfs = 2\nsriov_cycle = {c}\n"), 1);
+        let ok = parse(&with(&pf_job, "{ disable_at = \"1ms\", enable_at = \"2ms\", vfs = 3 }")).unwrap();
+        let c = ok.host.sriov_cycle.unwrap();
+        assert_eq!((c.disable_at.as_str(), c.enable_at.as_str(), c.vfs), ("1ms", "2ms", 3));
+        for (base, c, field) in [
+            (&pf_job, "{ disable_at = \"2ms\", enable_at = \"1ms\", vfs = 3 }", "host.sriov_cycle.enable_at"),
+            (&pf_job, "{ disable_at = \"soon\", enable_at = \"1ms\", vfs = 3 }", "host.sriov_cycle.disable_at"),
+            (&pf_job, "{ disable_at = \"1ms\", enable_at = \"2ms\", vfs = 65 }", "host.sriov_cycle.vfs"),
+            (&BASE.to_string(), "{ disable_at = \"1ms\", enable_at = \"2ms\", vfs = 3 }", "host.sriov_cycle"),
+        ] {
+            let e = parse(&with(base, c)).map(|_| ()).expect_err(c).to_string();
+            assert!(e.contains(field), "{c}: {e}");
+        }
+    }
+
     const BASE: &str = r#"
 [scenario]
 name = "t"
