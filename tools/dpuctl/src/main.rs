@@ -31,7 +31,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete.
+    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete, bdev_get_iostat.
     Bdev {
         #[command(subcommand)]
         cmd: BdevCmd,

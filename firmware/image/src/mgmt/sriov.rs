@@ -61,10 +61,8 @@ pub fn set_total_vfs(p: &Params<'_>, w: &mut Writer<'_>, live: &Live) -> Result<
     }
     let (offered, enabled) = pcie::offered_vfs();
     if enabled {
-        return Err(RpcError::fmt(
-            code::BUSY,
-            format_args!("busy: the host has SR-IOV enabled ({} VFs): disable it first (`echo 0 > /sys/bus/pci/devices/<PF>/sriov_numvfs`), then set `total_vfs`", pcie::num_vfs()),
-        ));
+        // (An error message holds at most 120 bytes.)
+        return Err(RpcError::fmt(code::BUSY, format_args!("busy: SR-IOV is enabled ({} VFs); first on the host: echo 0 > /sys/bus/pci/devices/<PF>/sriov_numvfs", pcie::num_vfs())));
     }
     pcie::offer_vfs(n);
     let (now, _) = pcie::offered_vfs();
