@@ -1676,6 +1676,7 @@ const TESTS: &[(&str, Check)] = &[
     ("config in flash: newest valid copy, CRC fallback, none", secure_boot::config_copies),
     ("config in flash: the management server starts from it (JSON-RPC on a flash-booted card)", secure_boot::flash_management),
     ("config in flash: NVMe/TCP target subsystems served from it; initiator verify; nvmf_get_subsystems", secure_boot::flash_target),
+    ("config in flash: the SR-IOV VF count set through the API is saved and offered at the next boot; the host enables exactly that many (4 refused)", secure_boot::sriov_persist),
     ("config in flash: live changes (RAM block devices, mappings, target subsystems) are saved and made again at the next boot", secure_boot::live_changes_persist),
     ("config in flash: a remote controller attached at run time is saved, attached and mapped again at the next boot", secure_boot::live_controllers_persist),
     ("config in flash: a crypto key and crypto device made at run time are saved (key wrapped) and made, unwrapped and mapped again at the next boot", secure_boot::live_crypto_persist),

@@ -6,7 +6,10 @@
 //! controllers attached through it with their namespaces' mappings
 //! (`dpu_config::Config::nvme`, schema version 7), and the crypto keys
 //! (wrapped) and crypto devices made through it with their mappings
-//! (`dpu_config::Config::crypto_keys`, `crypto_bdevs`, schema version 9).
+//! (`dpu_config::Config::crypto_keys`, `crypto_bdevs`, schema version 9),
+//! and the SR-IOV VF count (`dpu_config::Config::sriov_total_vfs`, schema
+//! version 10: what the endpoint offers, once it is not the board's
+//! maximum; applied at boot by `crate::boot::config_blob`).
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and
@@ -263,9 +266,15 @@ impl Persist {
         nvme.snapshot(live, now_nvme);
         keys.snapshot(now_keys);
         crypto_snapshot(live, flash_crypto, self.crypto_pending, now_crypto);
-        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs {
+        // The VFs offered (`super::sriov`): kept once set, as long as
+        // they are not the maximum a configuration without it gives.
+        let (offered, _) = dpu_hal::pcie::offered_vfs();
+        let max = dpu_hal::pcie::functions().saturating_sub(1);
+        let vfs = (offered != max || config.sriov_total_vfs.is_some()).then_some(offered);
+        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && vfs == config.sriov_total_vfs {
             return;
         }
+        let vfs_before = core::mem::replace(&mut config.sriov_total_vfs, vfs);
         core::mem::swap(&mut config.mallocs, now);
         core::mem::swap(&mut config.nvmf, now_nvmf);
         core::mem::swap(&mut config.nvme, now_nvme);
@@ -288,6 +297,7 @@ impl Persist {
             core::mem::swap(&mut config.nvme, now_nvme);
             core::mem::swap(&mut config.crypto_keys, now_keys);
             core::mem::swap(&mut config.crypto_bdevs, now_crypto);
+            config.sriov_total_vfs = vfs_before;
         }
     }
 

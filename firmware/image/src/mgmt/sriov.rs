@@ -17,8 +17,9 @@
 //!   first); refused (-16) while the host has VF Enable set, with the
 //!   command that clears it: the capability must not change under enabled
 //!   VFs (the operator disables SR-IOV on the host, sets the count, and
-//!   the host enables it again). The value lasts until the card restarts
-//!   (it is not kept in the configuration in flash yet).
+//!   the host enables it again). On a card booted from flash the value
+//!   is saved in the configuration (`super::persist`) and applied at the
+//!   next boot before the host sees the PF (`crate::boot::config_blob`).
 
 use super::live::Live;
 use crate::bootcfg;
