@@ -112,12 +112,13 @@ impl Writer {
     }
 }
 
-/// Allocates the calling hart's block (its SMEM when it fits, else DDR)
-/// and publishes it; `None` if memory ran out (its I/O is then not
+/// Allocates the calling hart's block (in DDR) and publishes it; `None` if memory ran out (its I/O is then not
 /// counted).
 pub fn start(hart: usize) -> Option<Writer> {
     let once = BLOCKS.get(hart)?;
-    let b: &'static Block = once.try_call_once(|| dpu_rt::alloc::static_near::<Block>().map(|b| &*b).ok_or(())).ok()?;
+    // In DDR (behind the core's L1): the core's SMEM arena is for its
+    // rings and buffers, some of which are allocated after this.
+    let b: &'static Block = once.try_call_once(|| dpu_rt::alloc::ddr_static::<Block>().map(|b| &*b).ok_or(())).ok()?;
     Some(Writer { block: b })
 }
 
