@@ -476,10 +476,14 @@ impl Machine {
     /// Writes the firmware's boot configuration: namespaces as (function,
     /// nsid, bytes, block size).
     pub fn set_namespaces(&mut self, ns: &[(u16, u32, u64, u32)]) -> Result<(), String> {
-        let cfg = crate::bootcfg::BootConfig::ram(ns);
+        self.set_boot_config(crate::bootcfg::BootConfig::ram(ns))
+    }
+
+    /// Puts `cfg` in the boot-configuration window (before the run).
+    pub fn set_boot_config(&mut self, cfg: crate::bootcfg::BootConfig) -> Result<(), String> {
         let blob = cfg.to_bytes();
         if blob.len() > self.bus.bootcfg.len() {
-            return Err(format!("{} namespaces do not fit the {}-byte boot configuration window", ns.len(), self.bus.bootcfg.len()));
+            return Err(format!("{} namespaces do not fit the {}-byte boot configuration window", cfg.namespaces.len(), self.bus.bootcfg.len()));
         }
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
         self.boot_config = Some(cfg);

@@ -329,6 +329,28 @@ fn write_zeroes_dsm_flush_compare() {
     });
 }
 
+/// A Flush on an encrypted namespace has nothing to encrypt: it goes to
+/// the device under the crypto layer and succeeds (NVMe Base 2.0 §7.1).
+/// It was refused as Namespace Not Ready.
+#[test]
+fn flush_on_an_encrypted_namespace() {
+    let setup = |m: &mut dpu_sim::machine::Machine| {
+        let mut cfg = dpu_sim::bootcfg::BootConfig::ram(PF_NS);
+        // Key1 and Key2 differ (equal halves are refused, IEEE 1619 §5.1).
+        let key: [u8; 64] = std::array::from_fn(|i| i as u8 ^ 0x5c);
+        cfg.namespaces[0].encryption = Some(dpu_targets::XtsKey(key));
+        m.set_boot_config(cfg).unwrap();
+    };
+    run_host_with(PF_NS, setup, |h| async move {
+        let c = pf(&h, opts()).await?;
+        let buf = DataBuf::alloc(&h, 4096, 0);
+        write_read_check(&h, &c, 1, 16, &buf, 4).await?;
+        c.submit(1, Sqe::new(opc::FLUSH).nsid(1)).await.map_err(|e| format!("flush of the encrypted namespace: {e}"))?;
+        c.submit(1, Sqe::new(opc::FLUSH).nsid(0xffff_ffff)).await.map_err(|e| format!("flush of all namespaces: {e}"))?;
+        write_read_check(&h, &c, 1, 24, &buf, 5).await
+    });
+}
+
 #[test]
 fn features_logs_and_aer_limit() {
     run_host(PF_NS, |h| async move {

@@ -61,6 +61,12 @@ pub struct FirmwareCfg {
     /// partition action; on VF 1 if `host.vfs` > 0) and check each status.
     #[serde(default)]
     pub checks: bool,
+    /// 1 ms after submitting the commit, the host also reads the Firmware
+    /// Slot Information log (as `nvme fw-log` from another shell would)
+    /// and expects it back before the commit: writing a slot takes
+    /// seconds, and the card serves other admin commands meanwhile.
+    #[serde(default)]
+    pub admin_during_commit: bool,
 }
 
 impl FirmwareCfg {

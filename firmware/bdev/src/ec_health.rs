@@ -115,6 +115,25 @@ impl Health {
         nonce: AtomicU64::new(0),
     };
 
+    /// Back to [`Health::NEW`]: a run-time volume was deleted and its
+    /// index may serve another one (the data plane's repair core does
+    /// this once no I/O of the old volume can run).
+    pub fn reset(&self) {
+        let zero32 = |a: &AtomicU32| a.store(0, Ordering::Release);
+        let zero64 = |a: &AtomicU64| a.store(0, Ordering::Release);
+        for s in 0..MAX_EC_MEMBERS {
+            self.dev[s].store(0, Ordering::Release);
+            self.epoch[s].store(0, Ordering::Release);
+            self.returns[s].store(0, Ordering::Release);
+        }
+        for a in [&self.lost, &self.rebuild, &self.taken, &self.rebuilds, &self.scrubs, &self.changes, &self.recorded, &self.durable_lost, &self.started, &self.unavailable] {
+            zero32(a);
+        }
+        for a in [&self.mark, &self.rebuilt_stripes, &self.scrubbed, &self.mismatches, &self.repaired, &self.skipped, &self.events, &self.nonce] {
+            zero64(a);
+        }
+    }
+
     /// Sets up the slots at volume start (before any I/O): `lost` slots
     /// are lost as if under association 0 (a device up now counts as
     /// back: it is rebuilt in full before it is trusted), and `serve[s]`
@@ -374,6 +393,21 @@ mod tests {
         assert!(!h.durable());
         h.recorded(c, 0b100, 7);
         assert!(!h.durable() && h.unrecorded(), "the loss came after the update's snapshot");
+    }
+
+    #[test]
+    fn reset_forgets_the_old_volume() {
+        let h = Health::NEW;
+        h.start(0b10, &[None, Some(3), None], 3);
+        let c = h.changes();
+        h.recording(0b10);
+        h.recorded(c, 0b10, 4);
+        h.nonce.store(77, Ordering::Relaxed);
+        assert!(h.started() && h.lost() == 0b10 && h.device(1) == 3);
+        h.reset();
+        assert!(!h.started() && !h.durable() && !h.unrecorded() && !h.unavailable(), "a new volume on the index waits for its superblocks");
+        assert_eq!((h.lost(), h.device(1), h.taken.load(Ordering::Relaxed)), (0, 1, 0));
+        assert_eq!((h.events.load(Ordering::Relaxed), h.nonce.load(Ordering::Relaxed), h.lost_under(1)), (0, 0, None));
     }
 
     #[test]

@@ -91,6 +91,28 @@ impl RamBdev {
         RamBdev { base, geometry: Geometry { blocks, block_shift } }
     }
 
+    /// The plan of a read (`read`) or write of `blocks` blocks at `lba`
+    /// whose data is one host segment `seg`: the one move [`Self::plan`]
+    /// gives for it, or its error (`TooManyMoves`: the segment needs more
+    /// than one move). The fast path of a 4 KiB I/O: nothing to collect.
+    /// `blocks` is at least 1 (a transfer of nothing is `plan`'s).
+    #[inline]
+    pub fn host_move(&self, read: bool, lba: u64, blocks: u32, seg: (u64, u32)) -> Result<Move, Error> {
+        let g = self.geometry;
+        let end = lba.checked_add(u64::from(blocks)).ok_or(Error::OutOfRange)?;
+        if end > g.blocks {
+            return Err(Error::OutOfRange);
+        }
+        if u64::from(seg.1) != u64::from(blocks) << g.block_shift {
+            return Err(Error::LengthMismatch);
+        }
+        if seg.1 > MAX_MOVE {
+            return Err(Error::TooManyMoves);
+        }
+        let (host, local, len) = (seg.0, self.base + (lba << g.block_shift), seg.1);
+        Ok(if read { Move::ToHost { host, local, len } } else { Move::FromHost { host, local, len } })
+    }
+
     /// Plans `io` into `out`; returns how many moves it takes (0: nothing
     /// to move, e.g. Flush: RAM has no volatile cache to write back).
     pub fn plan(&self, io: &Io, out: &mut [Move]) -> Result<usize, Error> {
@@ -162,6 +184,21 @@ mod tests {
         assert_eq!(DEV.plan(&io, &mut out), Ok(2));
         assert_eq!(out[0], Move::ToHost { host: 0x1000, local: DEV.base + 8 * 512, len: 4096 });
         assert_eq!(out[1], Move::ToHost { host: 0x9000, local: DEV.base + 8 * 512 + 4096, len: 4096 });
+    }
+
+    /// The one-segment fast path plans what `plan` plans, errors included.
+    #[test]
+    fn host_move_is_the_plan_of_one_segment() {
+        for read in [true, false] {
+            for (lba, blocks, seg) in [(8, 8, (0x1000, 4096)), (0, 1, (0x2000, 512)), ((1 << 20) - 8, 8, (0x1000, 4096)), ((1 << 20) - 7, 8, (0x1000, 4096)), (u64::MAX, 1, (0, 512)), (0, 8, (0x1000, 2048)), (0, 4096, (0x1000, 2 << 20)), (4, 2048, (0x3000, 1 << 20))] {
+                let op = if read { Op::Read } else { Op::Write };
+                let segs = [seg];
+                let mut out = [Move::Zero { local: 0, len: 0 }; 1];
+                let planned = DEV.plan(&Io { op, lba, blocks, buf: Buf::Host(&segs) }, &mut out).map(|n| (n, out[0]));
+                let direct = DEV.host_move(read, lba, blocks, seg).map(|m| (1, m));
+                assert_eq!(direct, planned, "{read} {lba} {blocks} {seg:?}");
+            }
+        }
     }
 
     #[test]

@@ -180,6 +180,25 @@ impl MgmtCfg {
         &self.token[..self.token_len]
     }
 
+    /// Sets the access token (empty: none); false (unchanged) if longer
+    /// than `MGMT_TOKEN_LEN`.
+    pub fn set_token(&mut self, t: &[u8]) -> bool {
+        let Some(dst) = self.token.get_mut(..t.len()) else { return false };
+        dst.copy_from_slice(t);
+        self.token[t.len()..].fill(0);
+        self.token_len = t.len();
+        true
+    }
+
+    /// Sets the allow-list (empty: any client); false (unchanged) if it
+    /// has more than `MGMT_ALLOW_MAX` entries.
+    pub fn set_allow(&mut self, allow: &[([u8; 4], u8)]) -> bool {
+        let Some(dst) = self.allow.get_mut(..allow.len()) else { return false };
+        dst.copy_from_slice(allow);
+        self.allow_count = allow.len();
+        true
+    }
+
     /// Whether a client at `ip` may connect.
     pub fn allows(&self, ip: [u8; 4]) -> bool {
         self.allow_count == 0

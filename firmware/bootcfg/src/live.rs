@@ -22,6 +22,9 @@ pub enum LiveBackend {
     /// Namespace `nsid` of remote controller `ctrl` (a controller
     /// attached at run time, `bdev_nvme_attach_controller`).
     Remote { ctrl: u16, nsid: u32 },
+    /// Erasure-coded volume `vol` (an index of the data plane's run-time
+    /// volume table, `bdev_ec_create`).
+    Ec { vol: u16 },
 }
 
 /// A namespace attached at run time: namespace `nsid` of PCIe function
@@ -56,6 +59,7 @@ impl LiveNs {
             backend: match self.backend {
                 LiveBackend::Ram { base } => Backend::Ram(RamBdev::new(base, self.blocks, self.block_shift)),
                 LiveBackend::Remote { ctrl, nsid } => Backend::Remote { ctrl, nsid },
+                LiveBackend::Ec { vol } => Backend::Ec { vol },
             },
             index: LIVE_INDEX,
             crypto: self.crypto,
@@ -131,6 +135,14 @@ mod tests {
         assert_eq!((got.geometry.blocks, got.geometry.block_shift, got.index), (4096, 12, LIVE_INDEX));
         assert_eq!(usize::from(got.stat), crate::MAX_NAMESPACES + 3, "statistics follow the management slot");
         assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    fn ec_namespace_keeps_its_volume() {
+        let mut t = LiveTable::EMPTY;
+        let ns = LiveNs { function: 1, nsid: 2, backend: LiveBackend::Ec { vol: 3 }, blocks: 1024, block_shift: 9, crypto: None, stat: 0, fresh: false };
+        assert!(t.insert(ns.namespace()));
+        assert_eq!(t.get(1, 2).unwrap().backend, Backend::Ec { vol: 3 });
     }
 
     #[test]

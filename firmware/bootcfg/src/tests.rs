@@ -372,6 +372,19 @@ fn the_management_record_is_parsed_and_checked() {
     let (_, t, _) = parse_blob(&with_mgmt(Blob::new().bytes(), 0, 1, 1, &[([0; 4], 0)], b""));
     assert!(t.management().unwrap().allows([9, 9, 9, 9]));
 
+    // Changed at run time (`dpu_mgmt_set`): a new list and token replace
+    // the old ones whole; too many entries or too long a token change
+    // nothing.
+    let mut m = *parse_blob(&blob).1.management().unwrap();
+    assert!(m.set_allow(&[([172, 16, 0, 0], 16)]) && m.set_token(b"new"));
+    assert!(m.allows([172, 16, 9, 9]) && !m.allows([10, 0, 0, 200]));
+    assert_eq!(m.token(), b"new");
+    assert!(!m.set_allow(&[([1, 1, 1, 1], 32); b::MGMT_ALLOW_MAX + 1]));
+    assert!(!m.set_token(&[b'x'; b::MGMT_TOKEN_LEN + 1]));
+    assert!(m.allows([172, 16, 9, 9]) && !m.allows([1, 1, 1, 1]) && m.token() == b"new");
+    assert!(m.set_allow(&[]) && m.set_token(b""));
+    assert!(m.allows([1, 1, 1, 1]) && m.token().is_empty());
+
     for bad in [
         with_mgmt(Blob::new().bytes(), 1, 5260, 5000, &[], b""),              // port 1 not configured
         with_mgmt(Blob::new().bytes(), 0, 0, 5000, &[], b""),                 // TCP port 0

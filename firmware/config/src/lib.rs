@@ -58,11 +58,13 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// (`Vec<CryptoKey>`, SPDK `accel_crypto_key_create`), and the crypto
 /// block devices stacked on run-time devices with their mappings
 /// (`Vec<CryptoBdev>`, SPDK `bdev_crypto_create`); version 10 appends
-/// the VFs the PF's SR-IOV capability offers ([`Config::sriov_total_vfs`],
-/// `Option<u16>`).
+/// the erasure-coded volumes made through the management API
+/// (`Vec<EcBdev>`, ours `bdev_ec_create`);
+/// version 11 appends the VFs the PF's SR-IOV capability offers
+/// ([`Config::sriov_total_vfs`], `Option<u16>`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 10;
+pub const SCHEMA_VERSION: u16 = 11;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -108,6 +110,12 @@ pub const CRYPTO_KEY_NAME_MAX: usize = 31;
 
 /// Most crypto block devices made through the management API.
 pub const MAX_CRYPTO_BDEVS: usize = 16;
+
+/// Most erasure-coded volumes made through the management API.
+pub const MAX_EC_BDEVS: usize = 8;
+
+/// Most base block devices (members and spares) of one of them.
+pub const EC_BASE_MAX: usize = 16;
 
 /// Identify Controller SN and MN lengths (NVMe Base 2.0 §5.17.2.1).
 pub const SERIAL_MAX: usize = 20;
@@ -169,10 +177,14 @@ pub struct Config {
     /// mappings (schema version 9).
     #[serde(skip)]
     pub crypto_bdevs: Vec<CryptoBdev, MAX_CRYPTO_BDEVS>,
+    /// Erasure-coded volumes made through the management API and their
+    /// mappings (schema version 10).
+    #[serde(skip)]
+    pub ec_bdevs: Vec<EcBdev, MAX_EC_BDEVS>,
     /// The VFs the PF's SR-IOV capability offers the host (its TotalVFs
     /// and InitialVFs), set through the management API
     /// (`dpu_sriov_set_total_vfs`) and applied at boot before the host
-    /// sees the PF; `None`: the board's maximum (schema version 10).
+    /// sees the PF; `None`: the board's maximum (schema version 11).
     #[serde(skip)]
     pub sriov_total_vfs: Option<u16>,
 }
@@ -197,6 +209,24 @@ pub struct CryptoBdev {
     pub name: String<MALLOC_NAME_MAX>,
     pub base: String<MALLOC_NAME_MAX>,
     pub key: String<CRYPTO_KEY_NAME_MAX>,
+    pub map: Option<(u16, u32)>,
+}
+
+/// An erasure-coded volume made through the management API (ours
+/// `bdev_ec_create`): `name`, k data and m parity fragments per stripe
+/// over `base_bdevs` (k + m members in slot order, then `spares`
+/// spares: run-time controllers' namespaces `<controller>n<nsid>`), a
+/// scrub every `scrub_every_ms` (0: none), and the (function, NSID) it
+/// is mapped to. Made again at boot once its members are back; its
+/// superblocks on the members then decide which are trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcBdev {
+    pub name: String<MALLOC_NAME_MAX>,
+    pub k: u8,
+    pub m: u8,
+    pub spares: u8,
+    pub scrub_every_ms: u32,
+    pub base_bdevs: Vec<String<MALLOC_NAME_MAX>, EC_BASE_MAX>,
     pub map: Option<(u16, u32)>,
 }
 
@@ -422,6 +452,12 @@ pub enum Invalid {
     /// is mapped, or under another crypto device), a key that is not
     /// kept, or a mapping out of range or taken.
     CryptoBdev { index: u16 },
+    /// An erasure-coded volume made through the management API with a bad
+    /// name (or one used twice, or another run-time device's), k or m
+    /// outside what the engine does, base devices that are not k + m +
+    /// spares distinct run-time controllers' namespaces (unmapped, in no
+    /// other volume), or a mapping out of range or taken.
+    EcBdev { index: u16 },
     /// An SR-IOV VF count beyond the functions the board has.
     SriovTotalVfs,
 }
@@ -453,6 +489,7 @@ impl Config {
         ns_keys: Vec::new(),
         crypto_keys: Vec::new(),
         crypto_bdevs: Vec::new(),
+        ec_bdevs: Vec::new(),
         sriov_total_vfs: None,
     };
 
@@ -616,8 +653,30 @@ impl Config {
         }
         // A base is a RAM device (unmapped) or a run-time controller's
         // namespace `<name>n<nsid>` (unmapped).
+        let ns_of_ctrl = |b: &str| {
+            self.nvme.iter().any(|c| b.strip_prefix(c.name.as_str()).and_then(|r| r.strip_prefix('n')).and_then(|r| r.parse::<u32>().ok()).is_some_and(|n| n != 0 && !c.maps.iter().any(|m| m.0 == n)))
+        };
+        for (i, e) in self.ec_bdevs.iter().enumerate() {
+            let earlier = &self.ec_bdevs[..i];
+            let width = usize::from(e.k) + usize::from(e.m);
+            let bases_ok = e.base_bdevs.len() == width + usize::from(e.spares)
+                && e.base_bdevs.iter().enumerate().all(|(j, b)| ns_of_ctrl(b) && !e.base_bdevs[..j].contains(b) && !earlier.iter().any(|o| o.base_bdevs.contains(b)));
+            let taken = |f: u16, nsid: u32| {
+                self.namespaces.iter().any(|n| (n.function, n.nsid) == (f, nsid))
+                    || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
+                    || self.nvme.iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
+                    || earlier.iter().any(|o| o.map == Some((f, nsid)))
+            };
+            let map_ok = e.map.is_none_or(|(f, nsid)| usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid));
+            let twice = earlier.iter().any(|o| o.name == e.name) || self.mallocs.iter().any(|m| m.name == e.name) || ns_of_ctrl(&e.name);
+            let km_ok = (1..=EC_MAX_K).contains(&usize::from(e.k)) && (1..=EC_MAX_M).contains(&usize::from(e.m)) && width + usize::from(e.spares) <= MAX_EC_MEMBERS.min(EC_BASE_MAX);
+            if !name_ok(&e.name) || twice || !km_ok || !bases_ok || !map_ok {
+                return Err(Invalid::EcBdev { index: i as u16 });
+            }
+        }
         let base_ok = |b: &str| {
-            self.mallocs.iter().any(|m| m.name == b && m.map.is_none())
+            self.ec_bdevs.iter().any(|e| e.name == b && e.map.is_none())
+                || self.mallocs.iter().any(|m| m.name == b && m.map.is_none())
                 || self.nvme.iter().any(|c| b.strip_prefix(c.name.as_str()).and_then(|r| r.strip_prefix('n')).and_then(|r| r.parse::<u32>().ok()).is_some_and(|n| n != 0 && !c.maps.iter().any(|m| m.0 == n)))
         };
         for (i, c) in self.crypto_bdevs.iter().enumerate() {
@@ -627,9 +686,11 @@ impl Config {
                     || self.mallocs.iter().any(|m| m.map == Some((f, nsid)))
                     || self.nvme.iter().flat_map(|o| &o.maps).any(|m| (m.1, m.2) == (f, nsid))
                     || earlier.iter().any(|o| o.map == Some((f, nsid)))
+                    || self.ec_bdevs.iter().any(|o| o.map == Some((f, nsid)))
             };
             let map_ok = c.map.is_none_or(|(f, nsid)| usize::from(f) < MAX_FUNCTIONS && (1..=MAX_NSID).contains(&nsid) && !taken(f, nsid));
-            let twice = earlier.iter().any(|o| o.name == c.name || o.base == c.base) || self.mallocs.iter().any(|m| m.name == c.name) || base_ok(&c.name);
+            let in_ec = self.ec_bdevs.iter().any(|e| e.base_bdevs.contains(&c.base));
+            let twice = earlier.iter().any(|o| o.name == c.name || o.base == c.base) || self.mallocs.iter().any(|m| m.name == c.name) || base_ok(&c.name) || in_ec;
             if !name_ok(&c.name) || twice || !base_ok(&c.base) || !self.crypto_keys.iter().any(|k| k.name == c.key) || !map_ok {
                 return Err(Invalid::CryptoBdev { index: i as u16 });
             }
@@ -663,8 +724,9 @@ impl Config {
         let k = postcard::to_slice(&self.ns_keys, out.get_mut(n + m + l + s + v + e + c..)?).ok()?.len();
         let ck = postcard::to_slice(&self.crypto_keys, out.get_mut(n + m + l + s + v + e + c + k..)?).ok()?.len();
         let cb = postcard::to_slice(&self.crypto_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck..)?).ok()?.len();
-        let sv = postcard::to_slice(&self.sriov_total_vfs, out.get_mut(n + m + l + s + v + e + c + k + ck + cb..)?).ok()?.len();
-        Some(n + m + l + s + v + e + c + k + ck + cb + sv)
+        let eb = postcard::to_slice(&self.ec_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck + cb..)?).ok()?.len();
+        let sv = postcard::to_slice(&self.sriov_total_vfs, out.get_mut(n + m + l + s + v + e + c + k + ck + cb + eb..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c + k + ck + cb + eb + sv)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -696,6 +758,7 @@ impl Config {
         each(&mut self.ns_keys, &other.ns_keys);
         each(&mut self.crypto_keys, &other.crypto_keys);
         each(&mut self.crypto_bdevs, &other.crypto_bdevs);
+        each(&mut self.ec_bdevs, &other.ec_bdevs);
         self.sriov_total_vfs = other.sriov_total_vfs;
     }
 
@@ -740,6 +803,7 @@ impl Config {
         self.ns_keys.clear();
         self.crypto_keys.clear();
         self.crypto_bdevs.clear();
+        self.ec_bdevs.clear();
         self.sriov_total_vfs = None;
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
@@ -767,6 +831,9 @@ impl Config {
             rest = take_vec(rest, &mut self.crypto_bdevs)?;
         }
         if version >= 10 {
+            rest = take_vec(rest, &mut self.ec_bdevs)?;
+        }
+        if version >= 11 {
             rest = take(rest, &mut self.sriov_total_vfs)?;
         }
         Some(rest)
@@ -932,45 +999,95 @@ mod tests {
         assert_eq!(Config::decode(2, &v1[..n1]), None, "a version-2 record lacks its tail");
         assert_eq!(Config::decode(SCHEMA_VERSION + 1, &v2[..n2]), None);
         // (Each older record lacks the empty Vecs' length bytes that
-        // follow it, the two of version 9 included.)
+        // follow it, the two of version 9 and the one of version 10
+        // included.)
         // A version-2 record: the management record, no run-time devices
         // (without the empty Vecs' length bytes).
         let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 9]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 10]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
         let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 8]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 8]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 9]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 9]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
         let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 7]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 7]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 8]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 8]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
         let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 6]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 6]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 7]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 7]), None, "a version-6 record lacks its volumes");
         // A version-6 record: no run-time controllers.
         let no_nvme = Config { nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvme.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(6, &v2[..n - 5]), Some(no_nvme));
-        assert_eq!(Config::decode(7, &v2[..n - 5]), None, "a version-7 record lacks its controllers");
+        assert_eq!(Config::decode(6, &v2[..n - 6]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 6]), None, "a version-7 record lacks its controllers");
         // A version-7 record: no wrapped keys.
         let no_keys = Config { ns_keys: Vec::new(), ..c.clone() };
         let n = no_keys.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(7, &v2[..n - 4]), Some(no_keys));
-        assert_eq!(Config::decode(8, &v2[..n - 4]), None, "a version-8 record lacks its keys");
+        assert_eq!(Config::decode(7, &v2[..n - 5]), Some(no_keys));
+        assert_eq!(Config::decode(8, &v2[..n - 5]), None, "a version-8 record lacks its keys");
         // A version-8 record: no crypto keys or devices made at run time.
         let n = c.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(8, &v2[..n - 3]), Some(c.clone()));
-        assert_eq!(Config::decode(9, &v2[..n - 3]), None, "a version-9 record lacks its crypto keys and devices");
-        // A version-9 record: everything but the VF count.
-        let n = c.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(9, &v2[..n - 1]), Some(c.clone()));
-        assert_eq!(Config::decode(10, &v2[..n - 1]), None, "a version-10 record lacks its VF count");
+        assert_eq!(Config::decode(8, &v2[..n - 4]), Some(c.clone()));
+        assert_eq!(Config::decode(9, &v2[..n - 4]), None, "a version-9 record lacks its crypto keys and devices");
+        // A version-9 record: no EC volumes made at run time, no VF count.
+        assert_eq!(Config::decode(9, &v2[..n - 2]), Some(c.clone()));
+        assert_eq!(Config::decode(10, &v2[..n - 2]), None, "a version-10 record lacks its EC volumes");
+        // A version-10 record: everything but the VF count.
+        assert_eq!(Config::decode(10, &v2[..n - 1]), Some(c.clone()));
+        assert_eq!(Config::decode(11, &v2[..n - 1]), None, "a version-11 record lacks its VF count");
+    }
+
+    /// What `dpu_set_port`, `dpu_nvme_set_options`, `dpu_port_set_options`
+    /// and `dpu_mgmt_set` change lives in fields every schema version has:
+    /// a configuration changed that way validates, survives the record
+    /// round trip at the current version, and its boot blob carries the
+    /// new values; the values those methods refuse are refused here too.
+    #[test]
+    fn live_settings_round_trip_into_the_boot_blob() {
+        let mut c = sample();
+        c.ports[0] = Port { ip: [10, 0, 0, 77], prefix: 16, mtu: 1400 };
+        c.host_nqn = String::try_from("nqn.2026-12.io.dpusim:new-host").unwrap();
+        (c.header_digest, c.data_digest, c.io_timeout_us, c.tcp_min_rto_ms) = (true, true, 40_000, 7);
+        let m = c.management.as_mut().unwrap();
+        m.allow = Vec::from_slice(&[([192, 168, 0, 0], 16), ([10, 0, 0, 250], 32)]).unwrap();
+        m.token = String::try_from("n3w").unwrap();
+        m.request_timeout_ms = 7;
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        let mut blob = [0u8; 8192];
+        let len = blob::render(&c, &mut blob).unwrap();
+        let b = &blob[..len];
+        let find = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+        assert!(find(&[10, 0, 0, 77, 16]), "the port record");
+        assert!(find(b"nqn.2026-12.io.dpusim:new-host") && find(b"n3w\0") && find(&[192, 168, 0, 0, 16]));
+        let flags = u16::from_le_bytes([b[dpu_hal::regs::bootcfg::HDR_FLAGS], b[dpu_hal::regs::bootcfg::HDR_FLAGS + 1]]);
+        assert_ne!(flags & dpu_hal::regs::bootcfg::FLAG_HDGST, 0);
+        assert_ne!(flags & dpu_hal::regs::bootcfg::FLAG_DDGST, 0);
+        let at = dpu_hal::regs::bootcfg::HDR_IO_TIMEOUT_US;
+        assert_eq!(u32::from_le_bytes(b[at..at + 4].try_into().unwrap()), 40_000);
+        for (why, bad) in [
+            ("prefix 31", (|c: &mut Config| c.ports[0].prefix = 31) as fn(&mut Config)),
+            ("address 0.0.0.0", |c| c.ports[0].ip = [0; 4]),
+            ("MTU 9001", |c| c.ports[0].mtu = 9001),
+        ] {
+            let mut c = c.clone();
+            bad(&mut c);
+            assert_eq!(c.validate(), Err(Invalid::Port { index: 0 }), "{why}");
+        }
+        let mut bad = c.clone();
+        bad.management.as_mut().unwrap().allow[0].1 = 33;
+        assert_eq!(bad.validate(), Err(Invalid::Management), "allow prefix 33");
+        let mut bad = c.clone();
+        bad.management.as_mut().unwrap().request_timeout_ms = 0;
+        assert_eq!(bad.validate(), Err(Invalid::Management), "request timeout 0");
     }
 
     /// Function 1's namespace 1 encrypted, its key held wrapped.
@@ -1009,8 +1126,8 @@ mod tests {
         let n = c.encode(&mut buf).unwrap();
         assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
         // The record ends with the blob, byte for byte (then the empty
-        // lists of schema 9 and the VF count of schema 10).
-        assert_eq!(&buf[n - 3 - WRAPPED_KEY_LEN..n - 3], &[0x5a; WRAPPED_KEY_LEN]);
+        // lists of schemas 9 and 10 and the VF count of schema 11).
+        assert_eq!(&buf[n - 4 - WRAPPED_KEY_LEN..n - 4], &[0x5a; WRAPPED_KEY_LEN]);
         let mut copy = Config::default();
         copy.copy_from(&c);
         assert_eq!(copy, c);
@@ -1090,6 +1207,75 @@ mod tests {
             bad(&mut c);
             assert_eq!(c.validate(), Err(Invalid::CryptoBdev { index: c.crypto_bdevs.len() as u16 - 1 }), "{why}");
         }
+    }
+
+    /// Run-time controllers `Ta`, `Tb`, `Tc` and EC volume `ec0` (2+1)
+    /// over their namespaces 1, mapped as function 2's namespace 5, with
+    /// crypto device `sec` on a second volume `ec1` over their namespaces 2.
+    fn with_ec_bdev() -> Config {
+        let mut c = sample();
+        for (i, n) in ["Ta", "Tb", "Tc"].into_iter().enumerate() {
+            let name = String::try_from(n).unwrap();
+            c.nvme.push(NvmeController { name, traddr: [10, 0, 0, 30 + i as u8], trsvcid: 4420, subnqn: String::try_from("nqn.x").unwrap(), ..Default::default() }).unwrap();
+        }
+        let bases = |ns: u32| {
+            ["Ta", "Tb", "Tc"]
+                .iter()
+                .map(|t| {
+                    let mut s = String::new();
+                    core::fmt::Write::write_fmt(&mut s, format_args!("{t}n{ns}")).unwrap();
+                    s
+                })
+                .collect()
+        };
+        c.ec_bdevs.push(EcBdev { name: String::try_from("ec0").unwrap(), k: 2, m: 1, spares: 0, scrub_every_ms: 500, base_bdevs: bases(1), map: Some((2, 5)) }).unwrap();
+        c.ec_bdevs.push(EcBdev { name: String::try_from("ec1").unwrap(), k: 1, m: 1, spares: 1, scrub_every_ms: 0, base_bdevs: bases(2), map: None }).unwrap();
+        c.crypto_keys.push(CryptoKey { name: String::try_from("k0").unwrap(), wrapped: Vec::from_slice(&[0xa5; WRAPPED_KEY_LEN]).unwrap() }).unwrap();
+        c.crypto_bdevs.push(CryptoBdev { name: String::try_from("sec").unwrap(), base: String::try_from("ec1").unwrap(), key: String::try_from("k0").unwrap(), map: Some((2, 6)) }).unwrap();
+        c
+    }
+
+    #[test]
+    fn ec_bdevs_are_checked_and_kept() {
+        let c = with_ec_bdev();
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
+        assert_eq!(Config::decode(9, &buf[..n]), None, "version 9 does not read the EC volumes");
+        let mut copy = Config::default();
+        copy.copy_from(&c);
+        assert_eq!(copy, c);
+        for (why, bad) in [
+            ("k 0", (|c: &mut Config| c.ec_bdevs[1].k = 0) as fn(&mut Config)),
+            ("m past the engine", |c| c.ec_bdevs[1].m = EC_MAX_M as u8 + 1),
+            ("too few bases", |c| {
+                c.ec_bdevs[1].base_bdevs.pop();
+            }),
+            ("a base twice", |c| c.ec_bdevs[1].base_bdevs[2] = String::try_from("Tan2").unwrap()),
+            ("a base in another volume", |c| c.ec_bdevs[1].base_bdevs[0] = String::try_from("Tan1").unwrap()),
+            ("a base that is no controller's namespace", |c| c.ec_bdevs[1].base_bdevs[0] = String::try_from("spare").unwrap()),
+            ("a base that is mapped", |c| c.nvme.iter_mut().find(|n| n.name == "Ta").unwrap().maps.push((2, 7, 1)).unwrap()),
+            ("a name taken by another volume", |c| c.ec_bdevs[1].name = String::try_from("ec0").unwrap()),
+            ("a RAM device's name", |c| c.ec_bdevs[1].name = String::try_from("Malloc1").unwrap()),
+            ("a bad name", |c| c.ec_bdevs[1].name = String::try_from("ec 1").unwrap()),
+            ("a mapping taken by another volume", |c| c.ec_bdevs[1].map = Some((2, 5))),
+            ("a mapping taken by a RAM device", |c| c.ec_bdevs[1].map = Some((1, 2))),
+            ("a mapping past the functions", |c| c.ec_bdevs[1].map = Some((MAX_FUNCTIONS as u16, 1))),
+        ] {
+            let mut c = with_ec_bdev();
+            bad(&mut c);
+            c.crypto_bdevs.clear();
+            let got = c.validate();
+            assert_eq!(got, Err(Invalid::EcBdev { index: 1 }), "{why}");
+        }
+        // A crypto device on a volume's member, or mapped where a volume is.
+        let mut m = with_ec_bdev();
+        m.crypto_bdevs[0].base = String::try_from("Tbn1").unwrap();
+        assert_eq!(m.validate(), Err(Invalid::CryptoBdev { index: 0 }), "crypto on a member");
+        let mut m = with_ec_bdev();
+        m.crypto_bdevs[0].map = Some((2, 5));
+        assert_eq!(m.validate(), Err(Invalid::CryptoBdev { index: 0 }), "crypto mapped where ec0 is");
     }
 
     /// An EC 2+1 volume with a spare over four remote controllers, as

@@ -347,13 +347,8 @@ pub fn tcp_min_rto_ms() -> u16 {
     }
 }
 
-/// How long a command sent to a remote controller may stay unanswered
-/// before the queue's association is torn down and the command retried,
-/// in mtime ticks (20 ms when the configuration leaves it 0).
-pub fn remote_io_timeout() -> u64 {
-    let us = match TABLE.get().map_or(0, |t| t.io_timeout_us()) {
-        0 => 20_000,
-        us => us,
-    };
-    u64::from(us) * (dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000)
+/// The configuration's remote I/O timeout (us, 0: the firmware's
+/// default); `crate::net::settings` holds the value in force.
+pub fn io_timeout_us() -> u32 {
+    TABLE.get().map_or(0, |t| t.io_timeout_us())
 }

@@ -75,8 +75,10 @@ pub fn run(hart: HartId) -> ! {
                     _ => defmt::error!("hart {=usize}: crypto device could not start", me),
                 }
             }
-            // Erasure-coded namespaces: this core's queue on the EC engine.
-            if crate::bootcfg::namespaces().any(|n| matches!(n.backend, crate::bootcfg::Backend::Ec { .. })) {
+            // Erasure-coded namespaces: this core's queue on the EC engine
+            // (with the management API also without any: volumes may be
+            // made at run time, `bdev_ec_create`).
+            if crate::bootcfg::namespaces().any(|n| matches!(n.backend, crate::bootcfg::Backend::Ec { .. })) || crate::nvmf::target::live_possible() {
                 match (engine.as_mut(), crate::block::ec::Ec::start(me)) {
                     (Some(e), Some(x)) => e.attach_ec(x),
                     _ => defmt::error!("hart {=usize}: EC device could not start", me),
@@ -106,10 +108,15 @@ pub fn run(hart: HartId) -> ! {
             0
         } else {
             let io = engine.as_mut().map_or(0, |e| e.poll(bits));
-            let next = engine.as_mut().map_or(u64::MAX, |e| e.deadline());
-            if next != timer {
-                timer = next;
-                dpu_hal::clint::set_timer(me, next);
+            // The timer only matters to a core about to sleep: a pass that
+            // did work is followed by another pass (which polls every
+            // deadline itself), and the last pass before `wfi` did none.
+            if io == 0 {
+                let next = engine.as_mut().map_or(u64::MAX, |e| e.deadline());
+                if next != timer {
+                    timer = next;
+                    dpu_hal::clint::set_timer(me, next);
+                }
             }
             io
         };

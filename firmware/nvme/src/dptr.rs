@@ -91,6 +91,37 @@ pub struct PrpWalk {
     remaining: u32,
 }
 
+/// The host segments of a PRP data pointer that needs no PRP list
+/// (NVMe Base 2.0 §4.3.1: PRP1 alone, or PRP1 and PRP2 as the second and
+/// last page), as [`PrpWalk::start`] would give them (adjacent pages
+/// merged), without building a walker: the fast path of a 4 KiB I/O.
+/// `None` when the transfer needs a PRP list (or moves nothing): walk it.
+#[inline]
+pub fn prp_direct(prp1: u64, prp2: u64, len: u32) -> Option<Result<([(u64, u32); 2], usize), Status>> {
+    if len == 0 {
+        return None;
+    }
+    if prp1 & 3 != 0 {
+        return Some(Err(Status::PRP_OFFSET_INVALID));
+    }
+    let first = PAGE_SIZE - prp1 % PAGE_SIZE;
+    if u64::from(len) <= first {
+        return Some(Ok(([(prp1, len), (0, 0)], 1)));
+    }
+    let rest = len - first as u32;
+    if u64::from(rest) > PAGE_SIZE {
+        return None;
+    }
+    if prp2 % PAGE_SIZE != 0 {
+        return Some(Err(Status::PRP_OFFSET_INVALID));
+    }
+    // Pages that follow each other are one segment (as `SegList::push`).
+    if prp1.checked_add(first) == Some(prp2) {
+        return Some(Ok(([(prp1, len), (0, 0)], 1)));
+    }
+    Some(Ok(([(prp1, first as u32), (prp2, rest)], 2)))
+}
+
 impl PrpWalk {
     /// Starts from PRP1/PRP2 for a transfer of `len` bytes; at most two
     /// segments are pushed before a list is needed.
@@ -289,6 +320,29 @@ impl SglWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The direct path gives what the walker gives, for every transfer
+    /// that needs no list, and declines the others.
+    #[test]
+    fn prp_direct_matches_the_walker() {
+        let p = PAGE_SIZE;
+        for prp1 in [0x1000, 0x1004, 0x1800, 0x1ffc, 0x1002, 0x2000 - 512, 0x7000] {
+            for prp2 in [0u64, 0x2000, 0x9000, 0x9008, 0x9001] {
+                for len in [0u32, 4, 512, 2048, 4096 - 4, 4096, 4100, 6144, 8192, 8196, 12288] {
+                    let direct = prp_direct(prp1, prp2, len);
+                    let walked = prp(prp1, prp2, len);
+                    match (direct, walked) {
+                        (Some(Ok((segs, n))), Ok((_, Step::Done, list))) => assert_eq!(&segs[..n], list.as_slice(), "{prp1:#x} {prp2:#x} {len}"),
+                        (Some(Err(a)), Err(b)) => assert_eq!(a, b, "{prp1:#x} {prp2:#x} {len}"),
+                        (None, Ok((_, Step::Fetch { .. }, _))) => assert!(u64::from(len) > p),
+                        (None, Ok((_, Step::Done, list))) => assert!(len == 0 && list.is_empty()),
+                        (None, Err(_)) => assert!(len == 0 || u64::from(len) > p, "{prp1:#x} {prp2:#x} {len}"),
+                        (d, w) => panic!("{prp1:#x} {prp2:#x} {len}: direct {d:?}, walker {w:?}"),
+                    }
+                }
+            }
+        }
+    }
 
     fn entries(v: &[u64]) -> [u8; 4096] {
         let mut b = [0u8; 4096];

@@ -31,6 +31,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod crypto;
+pub mod ec_create;
 pub mod error;
 pub mod framing;
 pub mod json;

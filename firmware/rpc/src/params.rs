@@ -83,6 +83,37 @@ impl<'a> Params<'a> {
         Ok(Some(Params { obj: Some(v) }))
     }
 
+    /// An array of strings (SPDK's `base_bdevs`): each element unescaped
+    /// into `buf` and handed to `each` with its index. Returns how many
+    /// there were; -32602 naming the parameter (and the element) when it
+    /// is no array, an element is no string or is too long.
+    pub fn str_array(&self, name: &str, buf: &mut [u8], mut each: impl FnMut(usize, &str) -> Result<(), RpcError>) -> Result<Option<usize>, RpcError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        if v.kind() != Kind::Array {
+            return Err(Self::wrong(name, "an array of strings", v));
+        }
+        let mut n = 0;
+        for e in v.elements() {
+            if e.kind() != Kind::String {
+                return Err(RpcError::invalid_params(format_args!("invalid params: `{name}[{n}]` must be a string, got {}", e.kind().name())));
+            }
+            let cap = buf.len();
+            let s = e.unescape(buf).ok_or_else(|| RpcError::invalid_params(format_args!("invalid params: `{name}[{n}]` is longer than {cap} bytes or not valid text")))?;
+            each(n, s)?;
+            n += 1;
+        }
+        Ok(Some(n))
+    }
+
+    /// An array parameter: its elements, in order.
+    pub fn array(&self, name: &str) -> Result<Option<crate::json::Elements<'a>>, RpcError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        if v.kind() != Kind::Array {
+            return Err(Self::wrong(name, "an array", v));
+        }
+        Ok(Some(v.elements()))
+    }
+
     pub fn bool(&self, name: &str) -> Result<Option<bool>, RpcError> {
         let Some(v) = self.get(name) else { return Ok(None) };
         v.as_bool().map(Some).ok_or_else(|| Self::wrong(name, "a boolean", v))

@@ -317,6 +317,28 @@ fn params_are_typed_and_named_in_errors() {
     assert!(Params::new(None).unwrap().only(&[]).is_ok());
 }
 
+#[test]
+fn string_arrays_name_the_bad_element() {
+    let v = validate(br#"{"base_bdevs":["A0n1","B\u0030n1"],"mixed":["x",7],"long":["abcdefghijklmnopq"],"scalar":"x","empty":[]}"#).unwrap();
+    let p = Params::new(Some(v)).unwrap();
+    let mut b = [0u8; 16];
+    let mut got: Vec<String> = Vec::new();
+    assert_eq!(p.str_array("base_bdevs", &mut b, |i, s| {
+        assert_eq!(i, got.len());
+        got.push(s.to_string());
+        Ok(())
+    }).unwrap(), Some(2));
+    assert_eq!(got, ["A0n1", "B0n1"], "unescaped, in order");
+    assert_eq!(p.str_array("absent", &mut b, |_, _| Ok(())).unwrap(), None);
+    assert_eq!(p.str_array("empty", &mut b, |_, _| Ok(())).unwrap(), Some(0));
+    assert!(p.str_array("mixed", &mut b, |_, _| Ok(())).unwrap_err().message().contains("`mixed[1]` must be a string, got a number"));
+    assert!(p.str_array("long", &mut b, |_, _| Ok(())).unwrap_err().message().contains("`long[0]` is longer than 16 bytes"));
+    assert!(p.str_array("scalar", &mut b, |_, _| Ok(())).unwrap_err().message().contains("`scalar` must be an array of strings, got a string"));
+    // The callback's own error ends the walk.
+    let e = p.str_array("base_bdevs", &mut b, |i, _| if i == 1 { Err(RpcError::new(code::NO_SUCH_DEVICE, "nope")) } else { Ok(()) }).unwrap_err();
+    assert_eq!(e.code, code::NO_SUCH_DEVICE);
+}
+
 /// SPDK's nested parameters (`listen_address`, `namespace`): members
 /// checked and named like top-level ones.
 #[test]
@@ -487,4 +509,70 @@ fn crypto_params_are_checked_and_named() {
         assert_eq!(code, code::INVALID_PARAMS, "{text}");
         assert!(msg.contains(field), "{text}: {msg}");
     }
+}
+
+fn ec_create(json: &str) -> Result<crate::ec_create::EcCreate, RpcError> {
+    let v = validate(json.as_bytes()).unwrap();
+    let lim = crate::ec_create::Limits { max_k: 32, max_m: 4, max_members: 32 };
+    crate::ec_create::EcCreate::parse(&Params::new(Some(v)).unwrap(), lim)
+}
+
+#[test]
+fn ec_create_takes_members_then_spares() {
+    let c = ec_create(r#"{"name":"ec0","k":2,"m":1,"base_bdevs":["A0n1","B0n1","C0n1","D0n1"],"spares":1,"scrub_every_ms":500}"#).unwrap();
+    assert_eq!((c.name(), c.k, c.m, c.spares, c.scrub_every_ms, c.width()), ("ec0", 2, 1, 1, 500, 3));
+    assert_eq!(c.bases().collect::<Vec<_>>(), ["A0n1", "B0n1", "C0n1", "D0n1"]);
+    let c = ec_create(r#"{"name":"ec1","k":1,"m":1,"base_bdevs":["A0n1","B0n1"]}"#).unwrap();
+    assert_eq!((c.spares, c.scrub_every_ms, c.count), (0, 0, 2), "defaults");
+    let same = crate::ec_create::EcCreate::from_parts("ec1", 1, 1, 0, 0, ["A0n1", "B0n1"].into_iter()).unwrap();
+    assert_eq!(same, c, "from the flash configuration, as from the request");
+    assert!(crate::ec_create::EcCreate::from_parts("e c", 1, 1, 0, 0, [].into_iter()).is_none());
+}
+
+#[test]
+fn ec_create_names_the_bad_field() {
+    let bad = |json: &str, want: &str| {
+        let e = ec_create(json).unwrap_err();
+        assert_eq!(e.code, code::INVALID_PARAMS, "{json}");
+        assert!(e.message().contains(want), "{json}: {}", e.message());
+    };
+    bad(r#"{"k":2,"m":1,"base_bdevs":["a","b","c"]}"#, "`name` is required");
+    bad(r#"{"name":"e c","k":2,"m":1,"base_bdevs":["a","b","c"]}"#, "`name` must be");
+    bad(r#"{"name":"ec","k":0,"m":1,"base_bdevs":["a"]}"#, "`k` must be in 1..=32, got 0");
+    bad(r#"{"name":"ec","k":33,"m":1,"base_bdevs":["a"]}"#, "`k` must be in 1..=32");
+    bad(r#"{"name":"ec","k":2,"m":0,"base_bdevs":["a","b"]}"#, "`m` must be in 1..=4, got 0");
+    bad(r#"{"name":"ec","k":2,"m":5,"base_bdevs":["a"]}"#, "`m` must be in 1..=4, got 5");
+    bad(r#"{"name":"ec","k":2,"base_bdevs":["a","b"]}"#, "`m` is required");
+    bad(r#"{"name":"ec","k":2,"m":1}"#, "`base_bdevs` is required");
+    bad(r#"{"name":"ec","k":2,"m":1,"base_bdevs":["a","b"]}"#, "`base_bdevs` must name k + m + spares = 3 block devices, got 2");
+    bad(r#"{"name":"ec","k":2,"m":1,"base_bdevs":["a","b","c"],"spares":1}"#, "= 4 block devices, got 3");
+    bad(r#"{"name":"ec","k":2,"m":1,"base_bdevs":["a","b","a"]}"#, "`base_bdevs[2]` `a` is named twice");
+    bad(r#"{"name":"ec","k":2,"m":1,"base_bdevs":["a","b",3]}"#, "`base_bdevs[2]` must be a string");
+    bad(r#"{"name":"ec","k":2,"m":1,"base_bdevs":"a,b,c"}"#, "`base_bdevs` must be an array");
+    bad(r#"{"name":"ec","k":2,"m":1,"base_bdevs":["a","b","c"],"level":5}"#, "unknown parameter `level`");
+    bad(r#"{"name":"ec","k":12,"m":4,"base_bdevs":[],"spares":1}"#, "k + m + `spares` = 17 members, at most 16");
+}
+
+#[test]
+fn ec_stripes_leave_room_for_the_superblock() {
+    use crate::ec_create::stripes;
+    assert_eq!(stripes(1 << 20, 4096), 255);
+    assert_eq!(stripes(4096 * 3 + 100, 4096), 2);
+    assert_eq!(stripes(4096, 4096), 0, "a member of one chunk holds only a superblock");
+    assert_eq!(stripes(100, 4096), 0);
+}
+
+/// `Params::array` (`dpu_mgmt_set`'s `allow`): the elements in order,
+/// absent as `None`, another type -32602 naming the parameter.
+#[test]
+fn array_parameters_give_their_elements_or_name_the_parameter() {
+    let v = validate(br#"{"allow":["10.0.0.0/8","192.168.1.7/32"],"token":"t","none":[]}"#).unwrap();
+    let p = Params::new(Some(v)).unwrap();
+    let got: Vec<String> = p.array("allow").unwrap().unwrap().map(|e| e.unescape(&mut [0u8; 32]).unwrap().to_string()).collect();
+    assert_eq!(got, ["10.0.0.0/8", "192.168.1.7/32"]);
+    assert_eq!(p.array("none").unwrap().unwrap().count(), 0);
+    assert!(p.array("missing").unwrap().is_none());
+    let e = p.array("token").err().unwrap();
+    assert_eq!(e.code, code::INVALID_PARAMS);
+    assert!(e.message().contains("`token` must be an array"), "{}", e.message());
 }

@@ -12,6 +12,8 @@ use super::nvme::{CmdError, Controller, DataBuf, Sqe};
 use super::Host;
 use dpu_targets::{FirmwareCfg, Scenario};
 use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Opcodes (NVMe Base 2.0 figure 28).
 pub const OPC_FIRMWARE_COMMIT: u8 = 0x10;
@@ -112,6 +114,10 @@ pub struct FirmwareReport {
     /// The commit's status ("1/0b Firmware Activation ..."), if committed.
     pub commit: Option<String>,
     pub commit_ms: f64,
+    /// `admin_during_commit`: when the slot log read issued 1 ms into the
+    /// commit completed (ms after the commit's submission).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub during_commit_ms: Option<f64>,
     pub slot_log: Option<SlotLog>,
     /// Malformed commands sent (`checks`) and their statuses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -133,6 +139,9 @@ impl FirmwareReport {
         }
         if let Some(c) = &self.commit {
             o.push_str(&format!("firmware: commit action {} slot {}: {c} ({:.1} ms)\n", self.commit_action, self.commit_slot, self.commit_ms));
+            if let Some(d) = self.during_commit_ms {
+                o.push_str(&format!("firmware: slot log read during the commit: completed {d:.1} ms into it\n"));
+            }
         }
         if let Some(l) = &self.slot_log {
             o.push_str(&format!("firmware slot log: {}\n", l.text()));
@@ -229,6 +238,26 @@ fn check(lines: &mut Vec<String>, problems: &mut Vec<String>, what: &str, got: R
     }
 }
 
+/// `admin_during_commit`: 1 ms after `t0` (the commit's submission),
+/// reads the Firmware Slot Information log on the admin queue; the slot
+/// gets when it completed (ms after `t0`) or why it failed.
+fn during_commit(h: &Host, ctrl: &Controller, t0: u64) -> Rc<RefCell<Option<Result<f64, String>>>> {
+    let out = Rc::new(RefCell::new(None));
+    let (h2, ctrl, o) = (h.clone(), ctrl.clone(), out.clone());
+    h.spawn(async move {
+        h2.sleep(h2.cycles(1_000_000)).await;
+        let buf = DataBuf::alloc(&h2, 512, 0);
+        let r = ctrl.data_command_timeout(0, slot_log_sqe(), &buf, Some(COMMIT_TIMEOUT_NS)).await;
+        let v = match status_of(&r) {
+            Ok((0, 0)) => Ok(h2.ns(h2.now() - t0) as f64 / 1e6),
+            Ok(code) => Err(status_name(code)),
+            Err(e) => Err(e),
+        };
+        *o.borrow_mut() = Some(v);
+    });
+    out
+}
+
 /// Carries out one `[[firmware]]` entry on the PF's controller (`vf`:
 /// VF 1's, for the checks).
 pub async fn run(h: Host, ctrl: Controller, vf: Option<Controller>, sc: &Scenario, cfg: FirmwareCfg) -> FirmwareReport {
@@ -298,8 +327,28 @@ pub async fn run(h: Host, ctrl: Controller, vf: Option<Controller>, sc: &Scenari
             }
         };
         let t0 = h.now();
+        let probe = cfg.admin_during_commit.then(|| during_commit(&h, &ctrl, t0));
         let r = ctrl.submit_timeout(0, sqe, COMMIT_TIMEOUT_NS).await;
         rep.commit_ms = h.ns(h.now() - t0) as f64 / 1e6;
+        if let Some(p) = probe {
+            // Wait for the probe (it may still be queued behind the commit).
+            while p.borrow().is_none() {
+                h.sleep(h.cycles(100_000)).await;
+            }
+            match p.borrow_mut().take() {
+                Some(Ok(ms)) => {
+                    rep.during_commit_ms = Some(ms);
+                    if ms >= rep.commit_ms {
+                        rep.problems.push(format!(
+                            "the slot log read issued 1 ms into the commit completed only after it ({ms:.1} ms, commit {:.1} ms): the commit holds the admin queue",
+                            rep.commit_ms
+                        ));
+                    }
+                }
+                Some(Err(e)) => rep.problems.push(format!("slot log read during the commit: {e}")),
+                None => {}
+            }
+        }
         match status_of(&r) {
             Ok(code) => {
                 let name = status_name(code);

@@ -4,8 +4,11 @@
 //! the likely cause and exit non-zero (1: the card answered with an
 //! error; 2: bad arguments; 3: no connection or no valid answer).
 
+mod settings;
+
 use clap::{Parser, Subcommand};
 use dpuctl::{table, Client, Error};
+use settings::{MgmtCmd, NvmeCmd, PortCmd};
 use serde_json::Value;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -31,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete, bdev_get_iostat.
+    /// Block devices: bdev_get_bdevs, bdev_malloc_create, bdev_malloc_delete,
+    /// bdev_get_iostat; erasure-coded volumes, live: bdev_ec_create, bdev_ec_delete.
     Bdev {
         #[command(subcommand)]
         cmd: BdevCmd,
@@ -68,10 +72,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CryptoCmd,
     },
-    /// Ethernet ports: dpu_get_ports.
+    /// Ethernet ports and TCP settings: dpu_get_ports, dpu_set_port,
+    /// dpu_port_get_options, dpu_port_set_options.
     Port {
         #[command(subcommand)]
-        cmd: ListCmd,
+        cmd: PortCmd,
+    },
+    /// The NVMe/TCP initiator's defaults: dpu_nvme_get_options, dpu_nvme_set_options.
+    Nvme {
+        #[command(subcommand)]
+        cmd: NvmeCmd,
+    },
+    /// The management server's allow-list, token and request timeout:
+    /// dpu_mgmt_get, dpu_mgmt_set.
+    Mgmt {
+        #[command(subcommand)]
+        cmd: MgmtCmd,
     },
     /// Firmware: dpu_fw_get_status; update (dpu_fw_download + dpu_fw_commit).
     Fw {
@@ -117,6 +133,57 @@ enum BdevCmd {
     DeleteMalloc { name: String },
     /// I/O statistics of every block device, or one (bdev_get_iostat).
     Iostat { name: Option<String> },
+    /// Erasure-coded volumes over run-time controllers' namespaces.
+    Ec {
+        #[command(subcommand)]
+        cmd: EcCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EcCmd {
+    /// Make an erasure-coded volume (bdev_ec_create): k data and m parity
+    /// fragments of 4 KiB per stripe over k + m members (namespaces of
+    /// run-time controllers, `<ctrl>n<nsid>`, one block size), then the
+    /// spares. Map it with `ns attach`.
+    Create {
+        name: String,
+        /// Data fragments per stripe.
+        #[arg(long)]
+        k: u8,
+        /// Parity fragments per stripe (members that may be lost).
+        #[arg(long)]
+        m: u8,
+        /// Members in slot order, then the spares.
+        #[arg(required = true)]
+        base_bdevs: Vec<String>,
+        /// How many of the base devices (the last ones) are spares.
+        #[arg(long, default_value_t = 0)]
+        spares: u8,
+        /// A scrub pass this often (ms; 0: none).
+        #[arg(long, default_value_t = 0)]
+        scrub_every_ms: u32,
+    },
+    /// Delete an unmapped erasure-coded volume (bdev_ec_delete); its
+    /// members are free again (their data stays on them).
+    Delete { name: String },
+}
+
+/// `bdev ec` subcommands: the method and its parameters.
+fn ec_request(cmd: &EcCmd) -> (&'static str, Option<Value>) {
+    match cmd {
+        EcCmd::Create { name, k, m, base_bdevs, spares, scrub_every_ms } => {
+            let mut p = serde_json::json!({ "name": name, "k": k, "m": m, "base_bdevs": base_bdevs });
+            if *spares > 0 {
+                p["spares"] = Value::from(*spares);
+            }
+            if *scrub_every_ms > 0 {
+                p["scrub_every_ms"] = Value::from(*scrub_every_ms);
+            }
+            ("bdev_ec_create", Some(p))
+        }
+        EcCmd::Delete { name } => ("bdev_ec_delete", Some(serde_json::json!({ "name": name }))),
+    }
 }
 
 #[derive(Subcommand)]
@@ -211,11 +278,6 @@ enum NsCmd {
         #[arg(long)]
         nsid: u32,
     },
-}
-
-#[derive(Subcommand)]
-enum ListCmd {
-    List,
 }
 
 #[derive(Subcommand)]
@@ -470,6 +532,12 @@ fn render(cmd: &Cmd, r: &Value) -> String {
     match cmd {
         Cmd::Bdev { cmd: BdevCmd::CreateMalloc { .. } } => format!("created {}\n", r.as_str().unwrap_or("?")),
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => format!("deleted {name}\n"),
+        Cmd::Bdev { cmd: BdevCmd::Ec { cmd: EcCmd::Create { k, m, base_bdevs, spares, .. } } } => {
+            let width = usize::from(*k) + usize::from(*m);
+            let spare = if *spares > 0 { format!(", spares {}", base_bdevs[width.min(base_bdevs.len())..].join(", ")) } else { String::new() };
+            format!("created {} ({k}+{m} over {}{spare}); map it with `ns attach`\n", r.as_str().unwrap_or("?"), base_bdevs[..width.min(base_bdevs.len())].join(", "))
+        }
+        Cmd::Bdev { cmd: BdevCmd::Ec { cmd: EcCmd::Delete { name } } } => format!("deleted {name} (its members are free again)\n"),
         Cmd::Bdev { cmd: BdevCmd::Iostat { .. } } => iostat_table(r),
         Cmd::Sriov { cmd: SriovCmd::Get } => format!(
             "VFs offered (TotalVFs): {} of at most {}\nVFs the host enabled: {} (VF Enable {})\n",
@@ -494,6 +562,13 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 let d = &b["driver_specific"];
                 let place = match d["backend"].as_str() {
                     Some("remote") => format!("{} nsid {}", s(d, "controller"), s(d, "remote_nsid")),
+                    // A run-time volume names its members (and health).
+                    Some("ec") if d["members"].as_array().is_some_and(|m| m.iter().any(|x| !x.as_str().unwrap_or("").starts_with("nvme"))) => {
+                        let names = |k: &str| d[k].as_array().map_or(Vec::new(), |a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>()).join(",");
+                        let spares = names("spares");
+                        let mapped = d.get("function").map_or(String::new(), |_| format!(", fn{} nsid {}", s(d, "function"), s(d, "nsid")));
+                        format!("{}+{} over {}{}, {}{mapped}", s(d, "k"), s(d, "m"), names("members"), if spares.is_empty() { String::new() } else { format!(" spares {spares}") }, s(d, "health"))
+                    }
                     Some("ec") => format!("{}+{} over {}", s(d, "k"), s(d, "m"), d["members"].as_array().map_or(0, |m| m.len())),
                     Some("local") => format!("SSD {} nsid {}", s(d, "ssd"), s(d, "ssd_nsid")),
                     _ if d.get("function").is_some() => format!("DPU memory, fn{} nsid {}", s(d, "function"), s(d, "nsid")),
@@ -543,6 +618,9 @@ fn render(cmd: &Cmd, r: &Value) -> String {
                 vec![s(x, "nqn"), listen.join(" "), hosts, ns.join(" ")]
             }),
         ),
+        Cmd::Port { cmd } if settings::render_port(cmd, r).is_some() => settings::render_port(cmd, r).unwrap_or_default(),
+        Cmd::Nvme { cmd } => settings::render_nvme(cmd, r),
+        Cmd::Mgmt { cmd } => settings::render_mgmt(cmd, r),
         Cmd::Port { .. } => table(
             &["NAME", "MAC", "ADDRESS", "MTU", "LINK", "RX FRAMES", "TX FRAMES", "MGMT"],
             &rows(r, |p| {
@@ -662,6 +740,10 @@ fn main() -> ExitCode {
             ("bdev_malloc_create".into(), Some(p))
         }
         Cmd::Bdev { cmd: BdevCmd::DeleteMalloc { name } } => ("bdev_malloc_delete".into(), Some(serde_json::json!({ "name": name }))),
+        Cmd::Bdev { cmd: BdevCmd::Ec { cmd } } => {
+            let (m, p) = ec_request(cmd);
+            (m.into(), p)
+        }
         Cmd::Bdev { cmd: BdevCmd::Iostat { name } } => ("bdev_get_iostat".into(), name.as_ref().map(|n| serde_json::json!({ "name": n }))),
         Cmd::Sriov { cmd: SriovCmd::Get } => ("dpu_sriov_get".into(), None),
         Cmd::Sriov { cmd: SriovCmd::Set { total_vfs } } => ("dpu_sriov_set_total_vfs".into(), Some(serde_json::json!({ "total_vfs": total_vfs }))),
@@ -680,7 +762,24 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Cmd::Port { .. } => ("dpu_get_ports".into(), None),
+        Cmd::Port { cmd } => match settings::port_request(cmd) {
+            Ok((m, p)) => (m.into(), p),
+            Err(e) => {
+                eprintln!("dpuctl: port: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Cmd::Nvme { cmd } => {
+            let (m, p) = settings::nvme_request(cmd);
+            (m.into(), p)
+        }
+        Cmd::Mgmt { cmd } => match settings::mgmt_request(cmd) {
+            Ok((m, p)) => (m.into(), p),
+            Err(e) => {
+                eprintln!("dpuctl: mgmt: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Cmd::Nvmf { cmd } => {
             let (m, p) = nvmf_request(cmd);
             (m.into(), p)
@@ -729,12 +828,68 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// `port set|options`, `nvme options`, `mgmt show|set`: the methods
+    /// and params they send; a get when no change is given; bad
+    /// arguments caught before anything is sent.
+    #[test]
+    fn settings_subcommands_send_their_requests() {
+        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied()));
+        let port = |args: &[&str]| match cli(args).unwrap().cmd {
+            Cmd::Port { cmd } => settings::port_request(&cmd),
+            _ => panic!("not a port command"),
+        };
+        assert_eq!(port(&["port", "set", "1", "10.0.1.77/24"]).unwrap(), ("dpu_set_port", Some(serde_json::json!({ "port": 1, "ip": "10.0.1.77", "prefix": 24 }))));
+        assert_eq!(port(&["port", "set", "1", "10.0.1.77/24", "--mtu", "1400"]).unwrap().1.unwrap()["mtu"], 1400);
+        assert!(port(&["port", "set", "1", "10.0.1.77"]).unwrap_err().contains("ADDRESS/PREFIX"));
+        assert!(port(&["port", "set", "1", "10.0.1.77/x"]).unwrap_err().contains("prefix"));
+        assert_eq!(port(&["port", "list"]).unwrap(), ("dpu_get_ports", None));
+        assert_eq!(port(&["port", "options"]).unwrap(), ("dpu_port_get_options", None));
+        assert_eq!(port(&["port", "options", "--tcp-min-rto-ms", "7"]).unwrap(), ("dpu_port_set_options", Some(serde_json::json!({ "tcp_min_rto_ms": 7 }))));
+        let nvme = |args: &[&str]| match cli(args).unwrap().cmd {
+            Cmd::Nvme { cmd } => settings::nvme_request(&cmd),
+            _ => panic!("not an nvme command"),
+        };
+        assert_eq!(nvme(&["nvme", "options"]), ("dpu_nvme_get_options", None));
+        assert_eq!(
+            nvme(&["nvme", "options", "--hdgst", "true", "--ddgst", "false", "--io-timeout-us", "40000", "--hostnqn", "nqn.h"]),
+            ("dpu_nvme_set_options", Some(serde_json::json!({ "hdgst": true, "ddgst": false, "io_timeout_us": 40000, "hostnqn": "nqn.h" })))
+        );
+        assert!(cli(&["nvme", "options", "--hdgst", "maybe"]).is_err());
+        let mgmt = |args: &[&str]| match cli(args).unwrap().cmd {
+            Cmd::Mgmt { cmd } => settings::mgmt_request(&cmd),
+            _ => panic!("not a mgmt command"),
+        };
+        assert_eq!(mgmt(&["mgmt", "show"]).unwrap(), ("dpu_mgmt_get", None));
+        assert_eq!(
+            mgmt(&["mgmt", "set", "--allow", "10.0.0.240/28", "--allow", "192.168.1.0/24", "--new-token", "t2"]).unwrap(),
+            ("dpu_mgmt_set", Some(serde_json::json!({ "allow": ["10.0.0.240/28", "192.168.1.0/24"], "token": "t2" })))
+        );
+        assert_eq!(mgmt(&["mgmt", "set", "--allow-any"]).unwrap().1.unwrap()["allow"], serde_json::json!([]));
+        assert!(mgmt(&["mgmt", "set"]).unwrap_err().contains("nothing to change"));
+        assert!(cli(&["mgmt", "set", "--allow-any", "--allow", "10.0.0.0/8"]).is_err(), "conflicting flags");
+    }
+
+    /// What the settings subcommands print for the card's answers.
+    #[test]
+    fn settings_tables_show_the_answers() {
+        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();
+        let out = render(&cli(&["nvme", "options"]).cmd, &serde_json::json!({ "hostnqn": "nqn.h", "hostid": "ab", "hdgst": true, "ddgst": false, "io_timeout_us": 40000 }));
+        assert!(out.contains("nqn.h") && out.contains("on") && out.contains("off") && out.contains("40000"), "{out}");
+        let out = render(&cli(&["mgmt", "show"]).cmd, &serde_json::json!({ "port": "eth0", "tcp_port": 5260, "request_timeout_ms": 5000, "allow": [], "token_required": true }));
+        assert!(out.contains("any client") && out.contains("required") && out.contains("5260"), "{out}");
+        let out = render(&cli(&["port", "options"]).cmd, &serde_json::json!({ "tcp_min_rto_ms": 7, "lro": false }));
+        assert!(out.contains('7') && out.contains("off"), "{out}");
+        let out = render(&cli(&["port", "list"]).cmd, &serde_json::json!([{ "name": "eth1", "ip": "10.0.1.77", "prefix": 24, "mtu": 1500, "link": "up", "speed_gbps": 100, "counters": {} }]));
+        assert!(out.contains("10.0.1.77/24"), "{out}");
+    }
+
     fn request(args: &[&str]) -> (&'static str, Option<Value>) {
         let cli = Cli::try_parse_from(std::iter::once("dpuctl").chain(args.iter().copied())).unwrap();
         match &cli.cmd {
             Cmd::Nvmf { cmd } => nvmf_request(cmd),
             Cmd::Ctrl { cmd } => ctrl_request(cmd),
-            _ => panic!("not an nvmf or ctrl command"),
+            Cmd::Bdev { cmd: BdevCmd::Ec { cmd } } => ec_request(cmd),
+            _ => panic!("not an nvmf, ctrl or bdev ec command"),
         }
     }
 
@@ -792,6 +947,28 @@ mod tests {
         assert_eq!(request(&["ctrl", "detach", "Nvme0"]), ("bdev_nvme_detach_controller", Some(serde_json::json!({ "name": "Nvme0" }))));
         assert_eq!(request(&["ctrl", "list"]), ("bdev_nvme_get_controllers", None));
         assert!(Cli::try_parse_from(["dpuctl", "ctrl", "attach", "Nvme0", "--traddr", "10.0.0.10"]).is_err(), "subnqn is required");
+    }
+
+    /// `bdev ec create|delete` send bdev_ec_create / bdev_ec_delete with
+    /// the members in order; the table shows a run-time volume's members,
+    /// health and mapping.
+    #[test]
+    fn bdev_ec_subcommands_send_requests_and_show_volumes() {
+        assert_eq!(
+            request(&["bdev", "ec", "create", "ec0", "--k", "2", "--m", "1", "Tan1", "Tbn1", "Tcn1"]),
+            ("bdev_ec_create", Some(serde_json::json!({ "name": "ec0", "k": 2, "m": 1, "base_bdevs": ["Tan1", "Tbn1", "Tcn1"] })))
+        );
+        let p = request(&["bdev", "ec", "create", "ec1", "--k", "2", "--m", "1", "a", "b", "c", "d", "--spares", "1", "--scrub-every-ms", "500"]).1.unwrap();
+        assert_eq!((p["spares"].as_u64(), p["scrub_every_ms"].as_u64(), p["base_bdevs"].as_array().map(|a| a.len())), (Some(1), Some(500), Some(4)));
+        assert_eq!(request(&["bdev", "ec", "delete", "ec0"]), ("bdev_ec_delete", Some(serde_json::json!({ "name": "ec0" }))));
+        assert!(Cli::try_parse_from(["dpuctl", "bdev", "ec", "create", "ec0", "--k", "2", "--m", "1"]).is_err(), "members are required");
+        assert!(Cli::try_parse_from(["dpuctl", "bdev", "ec", "create", "ec0", "--m", "1", "a", "b"]).is_err(), "k is required");
+        let cli = Cli::try_parse_from(["dpuctl", "bdev", "ec", "create", "ec1", "--k", "2", "--m", "1", "a", "b", "c", "d", "--spares", "1"]).unwrap();
+        assert_eq!(render(&cli.cmd, &serde_json::json!("ec1")), "created ec1 (2+1 over a, b, c, spares d); map it with `ns attach`\n");
+        let r = serde_json::json!([{ "name": "ec0", "block_size": 512, "num_blocks": 4080, "driver_specific": { "backend": "ec", "k": 2, "m": 1, "members": ["Tan1", "Tbn1", "Tcn1"], "spares": [], "health": "optimal", "state": "ready", "function": 1, "nsid": 1 } }]);
+        let cli = Cli::try_parse_from(["dpuctl", "bdev", "list"]).unwrap();
+        let t = render(&cli.cmd, &r);
+        assert!(t.contains("2+1 over Tan1,Tbn1,Tcn1, optimal, fn1 nsid 1") && t.contains("ready"), "{t}");
     }
 
     /// `crypto` subcommands send SPDK's accel/bdev crypto methods; a key

@@ -255,22 +255,28 @@ impl Stack {
     /// run time: encrypted by a crypto device made through the
     /// management API); its completion comes back under `tag`.
     pub fn submit(&mut self, chan: &mut Channel, ns: &Namespace, tag: Tag, io: &Io) {
-        if ns.crypto.is_some() {
-            match io.op {
-                // Nothing to transform: straight to the lower device.
-                Op::Flush => {}
-                Op::Read | Op::Write => {
-                    let Some(c) = self.crypto.as_deref_mut() else { return self.finish(tag, NAMESPACE_NOT_READY_DNR) };
-                    c.submit(chan, &mut self.pool, ns, tag, io);
-                    self.lower_pass(chan);
-                    return self.fold_kicks();
-                }
-                // Zeroes, compare and deallocate would have to be
-                // encrypted too: not offered on an encrypted namespace.
-                _ => return self.finish(tag, Status::INVALID_OPCODE),
-            }
+        if ns.crypto.is_none() {
+            // A plain namespace (`submit_plain` without its check).
+            self.submit_lower(chan, ns, tag, io);
+            return self.fold_kicks();
         }
-        self.submit_plain(chan, ns, tag, io);
+        match io.op {
+            // Nothing to transform: straight to the lower device (not
+            // through `submit_plain`, which refuses encrypted namespaces).
+            Op::Flush => {
+                self.submit_lower(chan, ns, tag, io);
+                return self.fold_kicks();
+            }
+            Op::Read | Op::Write => {
+                let Some(c) = self.crypto.as_deref_mut() else { return self.finish(tag, NAMESPACE_NOT_READY_DNR) };
+                c.submit(chan, &mut self.pool, ns, tag, io);
+                self.lower_pass(chan);
+                return self.fold_kicks();
+            }
+            // Zeroes, compare and deallocate would have to be
+            // encrypted too: not offered on an encrypted namespace.
+            _ => self.finish(tag, Status::INVALID_OPCODE),
+        }
     }
 
     /// Starts `io` on a namespace without encryption (an encrypted one is

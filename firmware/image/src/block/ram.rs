@@ -95,6 +95,19 @@ impl Ram {
     }
 
     pub fn submit(&mut self, chan: &mut Channel, pool: &Pool, dev: &RamBdev, tag: Tag, io: &Io) {
+        // A read or write of one host segment (a 4 KiB I/O): one move.
+        if let (Op::Read | Op::Write, Data::Host { function, segs: &[seg] }) = (io.op, io.data) {
+            if io.blocks > 0 {
+                let ck = cookie::make(cookie::RAM, u32::from(tag));
+                return match dev.host_move(io.op == Op::Read, io.lba, io.blocks, seg) {
+                    Ok(m) => self.push_moves(chan, &[m], function, ck),
+                    Err(dpu_bdev::Error::OutOfRange) => self.finish(tag, Status::LBA_OUT_OF_RANGE),
+                    // Longer than one move: the general plan below.
+                    Err(dpu_bdev::Error::TooManyMoves) => self.submit_long(chan, dev, tag, &PlanIo { op: if io.op == Op::Read { PlanOp::Read } else { PlanOp::Write }, lba: io.lba, blocks: io.blocks, buf: Buf::Host(&[seg]) }, function, ck),
+                    Err(_) => self.finish(tag, Status::INTERNAL_ERROR),
+                };
+            }
+        }
         let (function, segs): (u16, &[(u64, u32)]) = match io.data {
             Data::Host { function, segs } => (function, segs),
             _ => (0, &[]),
@@ -123,9 +136,9 @@ impl Ram {
                 };
                 let plan = PlanIo { op, lba: io.lba, blocks: io.blocks, buf };
                 let ck = cookie::make(cookie::RAM, u32::from(tag));
-                // Most I/Os take a few moves; long scattered ones retry
-                // with room for the largest.
-                let mut moves = [Move::Zero { local: 0, len: 0 }; 8];
+                // Most I/Os take one or two moves (a 4 KiB one: one);
+                // longer ones retry with room for the largest.
+                let mut moves = [Move::Zero { local: 0, len: 0 }; 2];
                 match dev.plan(&plan, &mut moves) {
                     Err(dpu_bdev::Error::TooManyMoves) => self.submit_long(chan, dev, tag, &plan, function, ck),
                     r => self.planned(chan, tag, r, &moves, function, ck),

@@ -90,7 +90,7 @@ impl Layer {
 /// device on one of those (`crypto`: same blocks, encrypted).
 #[derive(Clone, Copy, Debug)]
 pub struct Malloc {
-    name: super::Name<NAME_MAX>,
+    pub(super) name: super::Name<NAME_MAX>,
     /// (controller index, remote NSID) of a remote controller's
     /// namespace (`bdev_nvme_attach_controller`); `None`: RAM at `base`.
     pub remote: Option<(u16, u32)>,
@@ -102,6 +102,12 @@ pub struct Malloc {
     pub crypto: Option<Layer>,
     /// A crypto device sits on it (it cannot be mapped or deleted).
     pub claimed: bool,
+    /// An erasure-coded volume (`bdev_ec_create`): its index in the data
+    /// plane's volume table (`crate::block::ec::live`).
+    pub ec: Option<u16>,
+    /// A member or spare of that erasure-coded volume (it cannot be
+    /// mapped, deleted, encrypted or its controller detached).
+    pub member_of: Option<u16>,
     /// It has been mapped since it was made: the data plane counts its
     /// I/O statistics (`crate::nvme::iostat`, cleared at the first mapping).
     pub counted: bool,
@@ -115,7 +121,9 @@ impl Malloc {
 
 /// The management server's live configuration.
 pub struct Live {
-    bdevs: [Option<Malloc>; MAX_MALLOC],
+    pub(super) bdevs: [Option<Malloc>; MAX_MALLOC],
+    /// Erasure-coded volumes made at run time (`super::ec`).
+    pub(super) ecs: super::ec::EcVols,
     /// Next automatic name (`Malloc<n>`, as SPDK names them).
     next_auto: u32,
     tx: Option<Producer<'static, Change, { nlive::DEPTH }>>,
@@ -128,7 +136,7 @@ impl Live {
             Some((tx, rx)) => (Some(tx), Some(rx)),
             None => (None, None),
         };
-        Live { bdevs: [None; MAX_MALLOC], next_auto: 0, tx, rx }
+        Live { bdevs: [None; MAX_MALLOC], ecs: super::ec::EcVols::new(), next_auto: 0, tx, rx }
     }
 
     /// Takes the admin service's answers; returns how many.
@@ -160,7 +168,7 @@ impl Live {
     /// controller's devices are kept with it: `super::nvme`.)
     pub fn snapshot(&self, out: &mut heapless::Vec<dpu_config::Malloc, { dpu_config::MAX_MALLOC }>) {
         out.clear();
-        for b in self.bdevs().filter(|b| b.remote.is_none() && b.crypto.is_none()) {
+        for b in self.bdevs().filter(|b| b.remote.is_none() && b.crypto.is_none() && b.ec.is_none()) {
             let name = heapless::String::try_from(b.name()).unwrap_or_default();
             let _ = out.push(dpu_config::Malloc { name, blocks: b.blocks, block_shift: b.block_shift, map: b.map.kept() });
         }
@@ -176,7 +184,7 @@ impl Live {
     }
 
     /// The slot of device `name` (its I/O statistics' slot, `LiveNs::stat`).
-    pub fn position(&self, name: &str) -> Option<usize> {
+    pub(super) fn position(&self, name: &str) -> Option<usize> {
         self.bdevs.iter().position(|b| b.is_some_and(|b| b.name() == name))
     }
 
@@ -240,7 +248,7 @@ impl Live {
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
         let bytes = blocks * bs;
         let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
-        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false, counted: false });
+        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false, ec: None, member_of: None, counted: false });
         defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
         Ok(())
     }
@@ -252,14 +260,14 @@ impl Live {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
         }
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")))?;
-        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false, counted: false });
+        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false, ec: None, member_of: None, counted: false });
         Ok(())
     }
 
     /// A block device of remote controller `ctrl` that is mapped (or
     /// being mapped or drained).
     pub fn remote_user(&self, ctrl: u16) -> Option<&Malloc> {
-        self.bdevs().find(|b| b.remote.is_some_and(|(c, _)| c == ctrl) && (b.map != Map::None || b.crypto.is_some()))
+        self.bdevs().find(|b| b.remote.is_some_and(|(c, _)| c == ctrl) && (b.map != Map::None || b.crypto.is_some() || b.member_of.is_some()))
     }
 
     /// Removes remote controller `ctrl`'s block devices (none mapped).
@@ -282,6 +290,9 @@ impl Live {
         }
         if self.bdevs[i].is_some_and(|m| m.crypto.is_some()) {
             return Err(RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: `{name}` is no RAM device (bdev_crypto_delete)")));
+        }
+        if self.bdevs[i].is_some_and(|m| m.ec.is_some()) {
+            return Err(RpcError::fmt(code::NO_SUCH_DEVICE, format_args!("No such device: `{name}` is no RAM device (bdev_ec_delete)")));
         }
         if let Some(user) = self.crypto_on(name) {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{user}` sits on `{name}`; delete it first")));
@@ -320,12 +331,16 @@ impl Live {
             let user = self.crypto_on(name).unwrap_or("a crypto device");
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{user}` sits on `{name}`; map that instead")));
         }
+        if let Some(vol) = m.member_of {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a member of EC volume `{}`; map that instead", self.ec_name(vol))));
+        }
         if let Some(user) = self.user_of(f, nsid) {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: namespace {nsid} of function {f} is taken by {user}")));
         }
-        let backend = match m.remote {
-            Some((ctrl, nsid)) => LiveBackend::Remote { ctrl, nsid },
-            None => LiveBackend::Ram { base: m.base },
+        let backend = match (m.ec, m.remote) {
+            (Some(vol), _) => LiveBackend::Ec { vol },
+            (None, Some((ctrl, nsid))) => LiveBackend::Remote { ctrl, nsid },
+            (None, None) => LiveBackend::Ram { base: m.base },
         };
         let ns = LiveNs { function: f, nsid, backend, blocks: m.blocks, block_shift: m.block_shift, crypto: m.crypto.map(|c| c.slot), stat: i as u8, fresh: !m.counted };
         self.send(Change::Attach(ns))?;
@@ -366,6 +381,9 @@ impl Live {
         if let Some(user) = self.crypto_on(base) {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{user}` sits on `{base}`")));
         }
+        if let Some(vol) = b.member_of {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{base}` is a member of EC volume `{}`", self.ec_name(vol))));
+        }
         if let Some((f, n)) = b.map.target() {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{base}` is {} as namespace {n} of function {f}; detach it first", b.map.state())));
         }
@@ -385,7 +403,8 @@ impl Live {
             return Err(RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")));
         };
         let layer = Layer { slot, base: super::Name::new(base), key: super::Name::new(key) };
-        self.bdevs[i] = Some(Malloc { name: super::Name::new(name), map: Map::None, crypto: Some(layer), claimed: false, counted: false, ..b });
+        // (On an EC volume, the crypto device's I/O goes to that volume.)
+        self.bdevs[i] = Some(Malloc { name: super::Name::new(name), map: Map::None, crypto: Some(layer), claimed: false, member_of: None, counted: false, ..b });
         if let Some(b) = self.bdevs[bi].as_mut() {
             b.claimed = true;
         }

@@ -1,8 +1,9 @@
 //! The management methods. Names and result shapes follow SPDK's JSON-RPC
 //! (`doc/jsonrpc.md` in SPDK) where SPDK has the concept; `dpu_*` are
 //! ours. The methods that change the configuration are in [`super::live`]
-//! (block devices, their mapping to functions) and [`super::nvmf`] (the
-//! NVMe/TCP target's subsystems);
+//! (block devices, their mapping to functions), [`super::nvmf`] (the
+//! NVMe/TCP target's subsystems) and [`super::settings`] (port
+//! addresses, initiator and TCP settings, the management rules);
 //! unknown parameters and wrong types are -32602 naming the parameter.
 //!
 //! Block devices are named `fn<F>n<N>`: namespace N of PCIe function F
@@ -62,6 +63,15 @@ pub const METHODS: &[&str] = &[
     "accel_crypto_key_destroy",
     "bdev_crypto_create",
     "bdev_crypto_delete",
+    "bdev_ec_create",
+    "bdev_ec_delete",
+    "dpu_set_port",
+    "dpu_nvme_set_options",
+    "dpu_nvme_get_options",
+    "dpu_port_set_options",
+    "dpu_port_get_options",
+    "dpu_mgmt_set",
+    "dpu_mgmt_get",
     "bdev_get_iostat",
     "dpu_get_function_iostat",
     "dpu_sriov_get",
@@ -167,11 +177,20 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
             st.keys.bdev_create(&p, w, live)
         }
         "bdev_crypto_delete" => st.keys.bdev_delete(&p, w, live),
+        "bdev_ec_create" => live.ec_create(&p, w),
+        "bdev_ec_delete" => live.ec_delete(&p, w),
         "bdev_get_iostat" => super::iostat::bdev_get_iostat(&p, w, live),
         "dpu_get_function_iostat" => super::iostat::function_iostat(&p, w),
         "dpu_sriov_get" => super::sriov::get(&p, w),
         "dpu_sriov_set_total_vfs" => super::sriov::set_total_vfs(&p, w, live),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
+        "dpu_set_port" => super::settings::set_port(&p, w, nvme, &st.nvmf, &mut st.persist),
+        "dpu_nvme_set_options" => super::settings::nvme_set_options(&p, w, &mut st.persist),
+        "dpu_nvme_get_options" => super::settings::nvme_get_options(&p, w),
+        "dpu_port_set_options" => super::settings::port_set_options(&p, w, &mut st.persist),
+        "dpu_port_get_options" => super::settings::port_get_options(&p, w),
+        // Answered by the server, which owns its rules (`super::server`).
+        "dpu_mgmt_set" | "dpu_mgmt_get" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: not handled by the server")),
         // Answered when the connection is made (`super::server`).
         "bdev_nvme_attach_controller" => Err(RpcError::new(code::INTERNAL_ERROR, "internal error: attach not deferred")),
         _ => Err(RpcError::fmt(code::METHOD_NOT_FOUND, format_args!("method not found: `{method}` (rpc_get_methods lists them)"))),
@@ -343,7 +362,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live, nvme: &Nvme) -> Re
         w.end_object();
     }
     for m in live.bdevs().filter(|m| only.is_none() && only_live.is_none_or(|o| o.name() == m.name())) {
-        malloc_bdev(w, m, nvme);
+        malloc_bdev(w, m, live, nvme);
     }
     w.end_array();
     Ok(())
@@ -351,7 +370,7 @@ fn bdevs(w: &mut Writer<'_>, name: Option<&str>, live: &Live, nvme: &Nvme) -> Re
 
 /// The namespace of the boot configuration named `name` (`fn<F>n<N>`,
 /// `sub<S>n<N>`).
-fn boot_bdev(name: &str) -> Option<&'static bootcfg::Namespace> {
+pub(super) fn boot_bdev(name: &str) -> Option<&'static bootcfg::Namespace> {
     if let Some((f, nsid)) = live::parse_fn_name(name) {
         return bootcfg::namespace(f, nsid);
     }
@@ -379,7 +398,7 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
         w.field_str("subtype", "NVMe");
         w.key("listen_addresses");
         w.begin_array();
-        for (p, port) in bootcfg::ports().iter().enumerate().filter(|(p, _)| *p < 8 && s.ports & (1 << p) != 0) {
+        for (p, port) in net::settings::addresses().filter(|(p, _)| *p < 8 && s.ports & (1 << p) != 0) {
             w.begin_object();
             trid(w, port.ip, s.trsvcid);
             w.key("port");
@@ -419,7 +438,7 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
         w.key("listen_addresses");
         w.begin_array();
         for l in s.listeners.iter().flatten() {
-            let Some(port) = bootcfg::ports().get(usize::from(l.port)) else { continue };
+            let Some(port) = net::settings::port(usize::from(l.port)) else { continue };
             w.begin_object();
             trid(w, port.ip, l.trsvcid);
             w.key("port");
@@ -459,21 +478,31 @@ fn subsystems(w: &mut Writer<'_>, nvmf: &Nvmf, live: &Live) {
 
 /// A block device made at run time (RAM, or a namespace of a remote
 /// controller attached at run time), as `bdev_get_bdevs` lists it.
-fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
+fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, live: &Live, nvme: &Nvme) {
     w.begin_object();
     w.field_str("name", m.name());
-    w.field_str("product_name", if m.crypto.is_some() { "crypto" } else if m.remote.is_some() { "NVMe disk" } else { "Malloc disk" });
+    let product = match (m.crypto, m.ec, m.remote) {
+        (Some(_), _, _) => "crypto",
+        (None, Some(_), _) => "Erasure-coded volume",
+        (None, None, Some(_)) => "NVMe disk",
+        (None, None, None) => "Malloc disk",
+    };
+    w.field_str("product_name", product);
     w.field_u64("block_size", 1u64 << m.block_shift);
     w.field_u64("num_blocks", m.blocks);
     w.key("driver_specific");
     w.begin_object();
-    match m.remote {
-        Some((ctrl, nsid)) => {
+    match (m.ec.filter(|_| m.crypto.is_none()), m.remote) {
+        (Some(vol), _) => ec_fields(w, live, vol),
+        (None, Some((ctrl, nsid))) => {
             w.field_str("backend", "remote");
             w.field_str("controller", nvme.by_index(usize::from(ctrl)).map_or("", |c| c.name()));
             w.field_u64("remote_nsid", u64::from(nsid));
         }
-        None => w.field_str("backend", "ram"),
+        (None, None) => w.field_str("backend", "ram"),
+    }
+    if let Some(vol) = m.member_of {
+        w.field_str("ec_volume", live.ec_name(vol));
     }
     // SPDK's crypto bdev: its base and key names (never the key).
     if let Some(c) = m.crypto {
@@ -494,6 +523,33 @@ fn malloc_bdev(w: &mut Writer<'_>, m: &live::Malloc, nvme: &Nvme) {
     }
     w.end_object();
     w.end_object();
+}
+
+/// A run-time EC volume's fields in `bdev_get_bdevs` (k, m and members
+/// as for a boot volume, by block device name; its spares and health).
+fn ec_fields(w: &mut Writer<'_>, live: &Live, vol: u16) {
+    w.field_str("backend", "ec");
+    let Some(v) = live.ec_volume(vol) else { return };
+    let d = v.def;
+    w.field_u64("volume", u64::from(vol));
+    w.field_u64("k", u64::from(d.k));
+    w.field_u64("m", u64::from(d.m));
+    w.key("members");
+    w.begin_array();
+    for name in live.ec_members(vol).take(d.width()) {
+        w.string(name);
+    }
+    w.end_array();
+    w.key("spares");
+    w.begin_array();
+    for name in live.ec_members(vol).skip(d.width()) {
+        w.string(name);
+    }
+    w.end_array();
+    w.field_u64("stripes", v.stripes);
+    let h = &crate::block::ec::HEALTH[usize::from(vol) % crate::block::ec::HEALTH.len()];
+    w.field_str("health", if !h.started() { "starting" } else if h.lost() == 0 { "optimal" } else if h.lost().count_ones() <= u32::from(d.m) { "degraded" } else { "failed" });
+    w.field_u64("members_lost", u64::from(h.lost().count_ones()));
 }
 
 /// SPDK answers a name that matches nothing with -ENODEV.
@@ -547,6 +603,9 @@ fn controllers(w: &mut Writer<'_>, name: Option<&str>, ctx: &Ctx, nvme: &Nvme) -
         w.begin_object();
         w.field_str("nqn", core::str::from_utf8(c.hostnqn()).unwrap_or(""));
         w.end_object();
+        // Ours: the digests this controller's connections ask for.
+        w.field_bool("hdgst", c.digests.header);
+        w.field_bool("ddgst", c.digests.data);
         w.end_object();
         w.end_array();
         w.end_object();
@@ -560,7 +619,7 @@ fn ports(w: &mut Writer<'_>) {
     use dpu_hal::regs::nic as r;
     let mgmt = bootcfg::management().map(|m| usize::from(m.port));
     w.begin_array();
-    for (i, cfg) in bootcfg::ports().iter().enumerate() {
+    for (i, cfg) in net::settings::addresses() {
         let Some(p) = dpu_hal::nic::Port::new(i) else { continue };
         let (up, speed) = p.link();
         let m = p.mac();

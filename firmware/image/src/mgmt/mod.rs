@@ -13,6 +13,9 @@
 //! * [`live`]: the methods that change the configuration at run time
 //!   (RAM block devices, namespace-to-function mapping); the data plane
 //!   hears of them by message only (`crate::nvme::live`).
+//! * [`ec`]: erasure-coded volumes made at run time (`bdev_ec_create`,
+//!   `bdev_ec_delete`), published to the data plane
+//!   (`crate::block::ec::live`).
 //! * [`nvmf`]: the NVMe/TCP target's subsystems made at run time (SPDK's
 //!   `nvmf_*` methods), published to the data plane's targets
 //!   (`crate::nvmf::live`).
@@ -20,6 +23,11 @@
 //!   time (SPDK `bdev_nvme_attach_controller` / `_detach_controller`),
 //!   connected by the fabrics service and published to the data plane
 //!   (`crate::nvmf::ctrls`); their namespaces are run-time block devices.
+//! * [`settings`]: port addresses, the initiator's defaults, TCP
+//!   settings and the management server's rules changed at run time
+//!   (`dpu_set_port`, `dpu_nvme_set_options`, `dpu_port_set_options`,
+//!   `dpu_mgmt_set`), told to the data plane by message
+//!   (`crate::net::settings`).
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
 //! * [`iostat`]: I/O statistics per block device (SPDK
@@ -31,6 +39,7 @@
 //!   and made again at boot.
 
 pub mod crypto;
+pub mod ec;
 pub mod iostat;
 pub mod live;
 pub mod methods;
@@ -38,6 +47,7 @@ pub mod nvme;
 pub mod nvmf;
 pub mod persist;
 pub mod server;
+pub mod settings;
 pub mod sriov;
 pub mod update;
 

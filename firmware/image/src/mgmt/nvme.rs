@@ -130,8 +130,11 @@ impl Nvme {
         let mut bufs = Buffers::new();
         let a = AttachController::parse(p, &mut bufs)?;
         let (name, traddr, trsvcid, subnqn, hostnqn) = (a.name, a.traddr, a.trsvcid, a.subnqn, a.hostnqn);
-        let boot = crate::nvmf::ctrls::boot_digests();
-        let digests = Digests { header: a.hdgst.unwrap_or(boot.header), data: a.ddgst.unwrap_or(boot.data) };
+        // The defaults in force (`dpu_nvme_set_options`).
+        let dflt = super::settings::default_digests();
+        let digests = Digests { header: a.hdgst.unwrap_or(dflt.header), data: a.ddgst.unwrap_or(dflt.data) };
+        let mut hb = [0u8; crate::nvmf::ctrls::NQN_MAX];
+        let hostnqn = if hostnqn.is_empty() { super::settings::default_hostnqn(&mut hb) } else { hostnqn };
         check_ctrl_name(name)?;
         // Names and limits, before anything is published.
         if self.by_name(name).is_some() || (0..bootcfg::controllers()).any(|i| eq_nvme(name, i)) {
@@ -288,6 +291,9 @@ impl Nvme {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is still attaching")));
         }
         if let Some(b) = live.remote_user(index as u16) {
+            if let (Some(vol), Map::None) = (b.member_of, b.map) {
+                return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{}` is a member of EC volume `{}`; delete it first", b.name(), live.ec_name(vol))));
+            }
             if let (Some(c), Map::None) = (b.crypto, b.map) {
                 return Err(RpcError::fmt(code::BUSY, format_args!("busy: crypto device `{}` sits on `{}`; delete it first", b.name(), c.base())));
             }

@@ -209,7 +209,7 @@ impl Nvmf {
         }
         let traddr = Params::required("traddr", a.str("traddr", &mut b)?)?;
         let ip = parse_ipv4(traddr);
-        let port = ip.and_then(|ip| bootcfg::ports().iter().position(|c| c.ip == ip)).filter(|&p| p < dpu_hal::memory_map::NIC_PORTS);
+        let port = ip.and_then(|ip| crate::net::settings::addresses().find(|(_, c)| c.ip == ip).map(|(p, _)| p)).filter(|&p| p < dpu_hal::memory_map::NIC_PORTS);
         let Some(port) = port else {
             return Err(RpcError::invalid_params(format_args!("invalid params: `traddr` must be one of the card's port addresses")));
         };
@@ -311,6 +311,9 @@ impl Nvmf {
         let Some(m) = live.bdev(name) else { return Err(super::methods::no_device("bdev", name)) };
         if m.remote.is_some() {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a remote namespace; the target serves RAM devices only")));
+        }
+        if m.ec.is_some() || m.member_of.is_some() {
+            return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is an EC volume or one's member; the target serves RAM devices only")));
         }
         if m.crypto.is_some() || m.claimed {
             return Err(RpcError::fmt(code::BUSY, format_args!("busy: `{name}` is a crypto device or under one; the target serves plain RAM devices only")));

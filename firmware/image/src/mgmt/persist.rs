@@ -7,8 +7,15 @@
 //! (`dpu_config::Config::nvme`, schema version 7), and the crypto keys
 //! (wrapped) and crypto devices made through it with their mappings
 //! (`dpu_config::Config::crypto_keys`, `crypto_bdevs`, schema version 9),
-//! and the SR-IOV VF count (`dpu_config::Config::sriov_total_vfs`, schema
-//! version 10: what the endpoint offers, once it is not the board's
+//! and the erasure-coded volumes made through it with their mappings
+//! (`dpu_config::Config::ec_bdevs`, schema version 10).
+//! The settings changed through [`super::settings`] (port addresses,
+//! the initiator's defaults, the TCP minimum RTO, the management rules)
+//! are written into the fields the configuration always had
+//! ([`Persist::update`]); the next boot's configuration blob carries
+//! them, so nothing needs restoring.
+//! The SR-IOV VF count (`dpu_config::Config::sriov_total_vfs`, schema
+//! version 11: what the endpoint offers, once it is not the board's
 //! maximum; applied at boot by `crate::boot::config_blob`).
 //!
 //! * At boot (booted from flash), the devices the flash configuration
@@ -20,7 +27,11 @@
 //!   attached again (retried until their target answers) and their
 //!   devices mapped once they are. The wrapped keys are kept again at
 //!   once; each crypto device is made again (its key unwrapped into a
-//!   key slot) and mapped as soon as its base device is back.
+//!   key slot) and mapped as soon as its base device is back. Each
+//!   erasure-coded volume is made again (not as a new volume: its
+//!   superblocks decide which members are trusted) and mapped as soon as
+//!   all its members are back, before the crypto devices (one may sit on
+//!   it).
 //! * After that, whenever what [`Live`] holds differs from what was last
 //!   saved, the server hands the whole configuration (the flashed one
 //!   with the new device list) to the firmware update service's core,
@@ -36,7 +47,7 @@ use super::live::Live;
 use super::nvme::{Nvme, MAX_NVME};
 use super::nvmf::Nvmf;
 use crate::fwupdate::{SaveConfig, Saved};
-use dpu_config::{Config, CryptoBdev, CryptoKey, Malloc, NvmeController, NvmfSubsystem, MAX_CRYPTO_BDEVS, MAX_CRYPTO_KEYS, MAX_MALLOC};
+use dpu_config::{Config, CryptoBdev, CryptoKey, EcBdev, Malloc, NvmeController, NvmfSubsystem, MAX_CRYPTO_BDEVS, MAX_CRYPTO_KEYS, MAX_EC_BDEVS, MAX_MALLOC};
 use dpu_hal::memory_map::MAX_SUBSYSTEMS;
 use dpu_ring::{Consumer, Producer};
 use heapless::Vec;
@@ -66,7 +77,21 @@ pub struct Persist {
     /// not made again yet (bit i: device i; waiting for their base).
     flash_crypto: Option<&'static mut Vec<CryptoBdev, MAX_CRYPTO_BDEVS>>,
     crypto_pending: u32,
+    /// The same for the erasure-coded volumes (waiting for their members).
+    now_ec: Option<&'static mut Vec<EcBdev, MAX_EC_BDEVS>>,
+    flash_ec: Option<&'static mut Vec<EcBdev, MAX_EC_BDEVS>>,
+    ec_pending: u32,
+    /// Settings outside the lists changed (`super::settings`): save even
+    /// when the lists did not.
+    dirty: bool,
 }
+
+struct EcList(Vec<EcBdev, MAX_EC_BDEVS>);
+
+impl dpu_rt::ConstInit for EcList {
+    const INIT: EcList = EcList(Vec::new());
+}
+const _: () = assert!(MAX_EC_BDEVS <= 32);
 
 struct KeyList(Vec<CryptoKey, MAX_CRYPTO_KEYS>);
 
@@ -109,7 +134,7 @@ impl Persist {
     // Out of the network service's loop frame (its hart's stack is 64 KiB).
     #[inline(never)]
     pub fn new() -> Persist {
-        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0 };
+        let mut p = Persist { ends: None, config: None, bytes: None, restored: 0, boot: 0, saving: None, tag: 0, saved: None, now: None, now_nvmf: None, now_nvme: None, nvmf_restored: false, now_keys: None, now_crypto: None, flash_crypto: None, crypto_pending: 0, now_ec: None, flash_ec: None, ec_pending: 0, dirty: false };
         let Some(flash) = crate::boot::flash_config() else { return p };
         let (Some(c), Some(b), Some(l), Some(v), Some(n), Some(ends)) = (
             dpu_rt::alloc::ddr_static::<CfgCopy>(),
@@ -122,7 +147,13 @@ impl Persist {
             defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
             return p;
         };
-        let (Some(k), Some(cb), Some(fc)) = (dpu_rt::alloc::ddr_static::<KeyList>(), dpu_rt::alloc::ddr_static::<CryptoList>(), dpu_rt::alloc::ddr_static::<CryptoList>()) else {
+        let (Some(k), Some(cb), Some(fc), Some(ne), Some(fe)) = (
+            dpu_rt::alloc::ddr_static::<KeyList>(),
+            dpu_rt::alloc::ddr_static::<CryptoList>(),
+            dpu_rt::alloc::ddr_static::<CryptoList>(),
+            dpu_rt::alloc::ddr_static::<EcList>(),
+            dpu_rt::alloc::ddr_static::<EcList>(),
+        ) else {
             defmt::error!("mgmt: no memory for the configuration: live changes are not saved");
             return p;
         };
@@ -131,6 +162,12 @@ impl Persist {
         for d in c.0.crypto_bdevs.iter() {
             let _ = fc.0.push(d.clone());
         }
+        for e in c.0.ec_bdevs.iter() {
+            let _ = fe.0.push(e.clone());
+        }
+        p.ec_pending = (1u32 << fe.0.len()).wrapping_sub(1);
+        p.now_ec = Some(&mut ne.0);
+        p.flash_ec = Some(&mut fe.0);
         p.boot = c.0.mallocs.len();
         p.config = Some(&mut c.0);
         p.bytes = Some(b);
@@ -161,6 +198,7 @@ impl Persist {
         ) else {
             return;
         };
+        let (Some(now_ec), Some(flash_ec)) = (self.now_ec.as_deref_mut(), self.flash_ec.as_deref()) else { return };
         while let Some(r) = rx.pop() {
             if Some(r.tag) != self.saving {
                 continue;
@@ -226,6 +264,36 @@ impl Persist {
                 }
             }
         }
+        // The EC volumes whose members are back (their controllers
+        // attached again), then mapped.
+        let mut pending = self.ec_pending;
+        for (i, e) in flash_ec.iter().enumerate() {
+            if pending & (1 << i) == 0 {
+                continue;
+            }
+            match live.ec_restore(e) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(err) => {
+                    defmt::error!("mgmt: EC volume {=str} from flash not made: {=str}", e.name.as_str(), err.message());
+                    pending &= !(1 << i);
+                    continue;
+                }
+            }
+            if let Some((f, nsid)) = e.map {
+                match live.attach(&e.name, f, nsid) {
+                    Ok(()) => {}
+                    Err(err) if err.code == dpu_rpc::code::BUSY && live.bdev(&e.name).is_some_and(|b| b.map.state() == "unmapped") => {
+                        self.ec_pending = pending;
+                        return;
+                    }
+                    Err(err) => defmt::error!("mgmt: EC volume {=str} from flash not mapped: {=str}", e.name.as_str(), err.message()),
+                }
+            }
+            pending &= !(1 << i);
+            defmt::info!("mgmt: EC volume {=str} restored from flash", e.name.as_str());
+        }
+        self.ec_pending = pending;
         // The crypto devices whose base is back (a remote controller's
         // namespace once the controller attached again).
         let mut pending = self.crypto_pending;
@@ -266,12 +334,13 @@ impl Persist {
         nvme.snapshot(live, now_nvme);
         keys.snapshot(now_keys);
         crypto_snapshot(live, flash_crypto, self.crypto_pending, now_crypto);
+        ec_snapshot(live, flash_ec, self.ec_pending, now_ec);
         // The VFs offered (`super::sriov`): kept once set, as long as
         // they are not the maximum a configuration without it gives.
         let (offered, _) = dpu_hal::pcie::offered_vfs();
         let max = dpu_hal::pcie::functions().saturating_sub(1);
         let vfs = (offered != max || config.sriov_total_vfs.is_some()).then_some(offered);
-        if *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && vfs == config.sriov_total_vfs {
+        if !self.dirty && *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && *now_ec == config.ec_bdevs && vfs == config.sriov_total_vfs {
             return;
         }
         let vfs_before = core::mem::replace(&mut config.sriov_total_vfs, vfs);
@@ -280,6 +349,7 @@ impl Persist {
         core::mem::swap(&mut config.nvme, now_nvme);
         core::mem::swap(&mut config.crypto_keys, now_keys);
         core::mem::swap(&mut config.crypto_bdevs, now_crypto);
+        core::mem::swap(&mut config.ec_bdevs, now_ec);
         let Some(bytes) = self.bytes.as_deref_mut() else { return };
         let Some(len) = config.encode(bytes) else {
             defmt::error!("mgmt: the configuration does not encode: not saved");
@@ -288,6 +358,7 @@ impl Persist {
         self.tag = self.tag.wrapping_add(1);
         let r = SaveConfig { tag: self.tag, addr: bytes.as_ptr() as usize, len: len as u32 };
         if tx.push(r).is_ok() {
+            self.dirty = false;
             self.saving = Some(self.tag);
             dpu_hal::mailbox::ring(crate::fwupdate::FW_HART, crate::fwupdate::DOORBELL_FW);
         } else {
@@ -297,8 +368,20 @@ impl Persist {
             core::mem::swap(&mut config.nvme, now_nvme);
             core::mem::swap(&mut config.crypto_keys, now_keys);
             core::mem::swap(&mut config.crypto_bdevs, now_crypto);
+            core::mem::swap(&mut config.ec_bdevs, now_ec);
             config.sriov_total_vfs = vfs_before;
         }
+    }
+
+    /// Changes the configuration's settings outside the lists (port
+    /// addresses, initiator and TCP settings, the management server's
+    /// rules: `super::settings`) and saves it at the next poll. False
+    /// when nothing is saved (loaded as an ELF: no flash).
+    pub fn update(&mut self, f: impl FnOnce(&mut Config)) -> bool {
+        let Some(c) = self.config.as_deref_mut() else { return false };
+        f(c);
+        self.dirty = true;
+        true
     }
 
     /// `dpu_config_get_status` (ours): whether run-time changes are kept
@@ -330,7 +413,14 @@ impl Persist {
                     }
                     _ => false,
                 };
-                self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed
+                let ec_changed = match (self.now_ec.as_deref_mut(), self.flash_ec.as_deref()) {
+                    (Some(ne), Some(fe)) => {
+                        ec_snapshot(live, fe, self.ec_pending, ne);
+                        *ne != c.ec_bdevs
+                    }
+                    _ => false,
+                };
+                self.dirty || self.restored < self.boot || *now != c.mallocs || *now_nvmf != c.nvmf || *now_nvme != c.nvme || crypto_changed || ec_changed
             }
             (Some(_), _, _, _, Some(_)) => true,
             _ => false,
@@ -361,6 +451,18 @@ fn crypto_snapshot(live: &Live, flash: &Vec<CryptoBdev, MAX_CRYPTO_BDEVS>, pendi
             None => {
                 let _ = out.push(d.clone());
             }
+        }
+    }
+}
+
+/// What the configuration in flash keeps of the EC volumes: those made,
+/// and those of the flash configuration not made again yet (`pending`,
+/// bit i: `flash[i]`) as flash had them.
+fn ec_snapshot(live: &Live, flash: &Vec<EcBdev, MAX_EC_BDEVS>, pending: u32, out: &mut Vec<EcBdev, MAX_EC_BDEVS>) {
+    live.ec_snapshot(out);
+    for (_, e) in flash.iter().enumerate().filter(|(i, _)| pending & (1 << i) != 0) {
+        if !out.iter().any(|o| o.name == e.name) {
+            let _ = out.push(e.clone());
         }
     }
 }

@@ -8,6 +8,11 @@
 //! request begun but not finished within the configured request timeout;
 //! a connection idle for [`IDLE_TIMEOUT_S`] is closed.
 //!
+//! The rules (allow-list, token, request timeout) are the server's own
+//! copy of the boot configuration's, which `dpu_mgmt_set` changes
+//! ([`super::settings::mgmt_set`]): a connection admitted before is
+//! checked again at every turn and reset when the new list leaves it out.
+//!
 //! `bdev_nvme_attach_controller` is answered when the connection to the
 //! remote controller is made or has failed (as SPDK answers it): the
 //! slot keeps the request's id and reads nothing more until then.
@@ -45,6 +50,8 @@ struct Slot {
     close_after: bool,
     /// The client's address was checked against the allow-list.
     admitted: bool,
+    /// The client's address (once admitted).
+    peer: [u8; 4],
     /// When the request in progress began / the last activity.
     started: Option<u64>,
     last: u64,
@@ -57,7 +64,9 @@ struct Slot {
 }
 
 pub struct Server {
-    cfg: &'static MgmtCfg,
+    /// The rules in force: the boot configuration's, as `dpu_mgmt_set`
+    /// changed them.
+    cfg: MgmtCfg,
     pub port: usize,
     slots: [Option<Slot>; SLOTS],
     /// The configuration changed at run time (and its saves), a firmware update.
@@ -71,7 +80,7 @@ impl Server {
     #[inline(never)]
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
-        let mut s = Server { cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new(), nvme: Nvme::new(), keys: super::crypto::Keys::new() } };
+        let mut s = Server { cfg: *cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new(), nvme: Nvme::new(), keys: super::crypto::Keys::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
             *slot = Some(Slot {
@@ -84,6 +93,7 @@ impl Server {
                 out_sent: 0,
                 close_after: false,
                 admitted: false,
+                peer: [0; 4],
                 started: None,
                 last: 0,
                 waiting: None,
@@ -115,7 +125,7 @@ impl Server {
         self.state.update.poll();
         self.state.persist.poll(&mut self.state.live, &mut self.state.nvmf, &mut self.state.nvme, &mut self.state.keys);
         for slot in self.slots.iter_mut().flatten() {
-            next = next.min(slot.serve(stack, now, self.cfg, ctx, &mut self.state));
+            next = next.min(slot.serve(stack, now, &mut self.cfg, ctx, &mut self.state));
         }
         next
     }
@@ -159,7 +169,7 @@ impl Slot {
         false
     }
 
-    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes) -> u64 {
+    fn serve(&mut self, stack: &mut Stack, now: u64, cfg: &mut MgmtCfg, ctx: &Ctx, st: &mut Changes) -> u64 {
         let far = now + IDLE_TIMEOUT_S * 1000 * MS;
         if self.answer_attach(st) {
             // Still connecting; the connection is looked at again soon.
@@ -191,7 +201,14 @@ impl Slot {
                 return now + MS;
             }
             self.admitted = true;
+            self.peer = ip;
             self.last = now;
+        } else if !cfg.allows(self.peer) {
+            // The allow-list changed (`dpu_mgmt_set`) and leaves it out.
+            let ip = self.peer;
+            defmt::warn!("mgmt: closed {=u8}.{=u8}.{=u8}.{=u8}: no longer on the allow-list", ip[0], ip[1], ip[2], ip[3]);
+            s.abort();
+            return now + MS;
         }
         // Handshake not complete: nothing to read yet (and `may_recv` is
         // false, which must not read as the client having closed).
@@ -228,7 +245,7 @@ impl Slot {
         match self.framer.scan(&self.input[..self.len]) {
             Scan::Complete { start, end } => {
                 let mut waiting = None;
-                self.out_len = handle(&self.input[start..end], self.out, cfg, ctx, st, &mut self.close_after, &mut waiting);
+                self.out_len = handle(&self.input[start..end], self.out, cfg, self.peer, ctx, st, &mut self.close_after, &mut waiting);
                 if let Some((index, id, id_len, has_id)) = waiting {
                     self.waiting = Some((index, id, id_len, has_id, self.conn_gen));
                 }
@@ -285,8 +302,9 @@ impl Slot {
 /// connection must end after it.
 /// `waiting` is set when the answer comes later (an attach: its
 /// controller index, the request id's text and whether there is one).
-#[allow(clippy::type_complexity)]
-fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, st: &mut Changes, close: &mut bool, waiting: &mut Option<(usize, [u8; 64], usize, bool)>) -> usize {
+/// `peer` is the client's address (`dpu_mgmt_set` keeps it admitted).
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn handle(text: &[u8], out: &mut [u8], cfg: &mut MgmtCfg, peer: [u8; 4], ctx: &Ctx, st: &mut Changes, close: &mut bool, waiting: &mut Option<(usize, [u8; 64], usize, bool)>) -> usize {
     let req = match dpu_rpc::parse_request(text) {
         Ok(r) => r,
         Err(rej) => {
@@ -331,7 +349,12 @@ fn handle(text: &[u8], out: &mut [u8], cfg: &MgmtCfg, ctx: &Ctx, st: &mut Change
             Err(e) => response::error(out, req.id, &e),
         };
     }
-    let n = response::result(out, req.id, |w| methods::call(method, req.params, w, ctx, st));
+    let n = match method {
+        // The server's own rules (`super::settings`).
+        "dpu_mgmt_set" => response::result(out, req.id, |w| super::settings::mgmt_set(&dpu_rpc::Params::new(req.params)?, w, cfg, peer, &mut st.persist)),
+        "dpu_mgmt_get" => response::result(out, req.id, |w| super::settings::mgmt_get(&dpu_rpc::Params::new(req.params)?, w, cfg)),
+        _ => response::result(out, req.id, |w| methods::call(method, req.params, w, ctx, st)),
+    };
     if req.id.is_none() {
         0 // a notification: done, no answer (JSON-RPC 2.0 §4.1)
     } else {

@@ -176,6 +176,11 @@ impl TxSide {
         true
     }
 
+    /// Whether this side answers and learns ARP (the control queue).
+    pub fn arp_owner(&self) -> bool {
+        self.arp_owner
+    }
+
     /// Asks who has `ip` (the reply reaches the ARP owner, which fills
     /// the neighbor table).
     pub fn arp_request(&mut self, ip: Ipv4) -> bool {

@@ -8,9 +8,11 @@
 //!   ([`NET_HART`]): frames no rule or hash places (ARP) land there, and a
 //!   steering rule sends the control plane's own TCP ports to it.
 //! * [`device`]: smoltcp device over a queue pair; [`stack`]: a core's
-//!   interface and sockets.
+//!   interface and sockets; [`settings`]: the port addresses and
+//!   transport settings in force (changed at run time by message).
 
 pub mod device;
+pub mod settings;
 pub mod stack;
 
 use crate::bootcfg;
@@ -87,6 +89,7 @@ pub fn setup_ports() {
             if up { "up" } else { "down" }, speed
         );
     }
+    settings::init();
     PORTS_READY.store(true, Ordering::Release);
 }
 
@@ -99,7 +102,7 @@ pub fn ports_ready() -> bool {
 /// the descriptor rings and RX buffers in the core's SMEM when they fit.
 #[allow(clippy::too_many_arguments)]
 pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_bufs: u32, tx_bufs: u32, rx_smem: bool, sockets: usize) -> Option<&'static mut stack::Stack> {
-    let cfg = *bootcfg::ports().get(port)?;
+    let cfg = settings::port(port)?;
     // Rings are powers of two; there may be fewer buffers than descriptors.
     let (rx_ring, tx_ring) = (rx_bufs.next_power_of_two(), tx_bufs.next_power_of_two());
     let ring = dpu_rt::alloc::smem(QueuePair::memory(rx_ring, tx_ring), 64)
@@ -115,7 +118,7 @@ pub fn start_stack(hart: usize, port: usize, queue: usize, arp_owner: bool, rx_b
     stack::Stack::new(dev, port, seed, sockets)
 }
 
-/// The port whose subnet holds `ip`.
+/// The port whose subnet holds `ip` (the addresses in force).
 pub fn port_for(ip: dpu_net::Ipv4) -> Option<usize> {
-    bootcfg::ports().iter().position(|p| dpu_net::same_subnet(p.ip, ip, p.prefix))
+    settings::addresses().find(|(_, p)| dpu_net::same_subnet(p.ip, ip, p.prefix)).map(|(i, _)| i)
 }

@@ -94,7 +94,7 @@ impl Stack {
         // Responses carry the ACK; a short delay still batches pure ACKs.
         s.set_ack_delay(Some(smoltcp::time::Duration::from_micros(200)));
         // A data-center RTO: a lost tail segment costs milliseconds, not 1 s.
-        s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(crate::bootcfg::tcp_min_rto_ms())));
+        s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(super::settings::tcp_min_rto_ms())));
         let h = self.sockets.add(s);
         self.reconnect(h, remote, rport, local_port).then_some(h)
     }
@@ -110,9 +110,50 @@ impl Stack {
         let tx = dpu_rt::alloc::ddr_bytes(tx_buf, 64)?;
         let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         s.set_nagle_enabled(false);
-        s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(crate::bootcfg::tcp_min_rto_ms())));
+        s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(super::settings::tcp_min_rto_ms())));
         s.listen(port).ok()?;
         Some(self.sockets.add(s))
+    }
+
+    /// Gives the interface address `ip`/`prefix` (a port's address
+    /// changed at run time: [`super::settings`]). The ARP owner announces
+    /// it with a gratuitous ARP request (RFC 5227 §2.3: sender and target
+    /// address both the new one) so neighbors update their caches.
+    pub fn set_addr(&mut self, ip: Ipv4, prefix: u8) {
+        if (self.dev.tx.ip, self.dev.tx.prefix) == (ip, prefix) {
+            return;
+        }
+        self.iface.update_ip_addrs(|a| {
+            a.clear();
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(ip[0], ip[1], ip[2], ip[3])), prefix));
+        });
+        self.dev.tx.ip = ip;
+        self.dev.tx.prefix = prefix;
+        if self.dev.tx.arp_owner() {
+            self.dev.tx.arp_request(ip);
+        }
+        self.dirty = true;
+    }
+
+    /// Applies the TCP minimum retransmission timeout in force to every
+    /// socket (new ones take it when made).
+    pub fn set_min_rto(&mut self, ms: u16) {
+        for (_, s) in self.sockets.iter_mut() {
+            let smoltcp::socket::Socket::Tcp(s) = s;
+            s.set_min_rto(smoltcp::time::Duration::from_millis(u64::from(ms)));
+        }
+    }
+
+    /// Takes this port's address and MTU and the TCP settings in force
+    /// ([`super::settings`]), after a publication. (An MTU is only ever
+    /// set up to the boot MTU: the buffers, sized for it, stay large
+    /// enough.)
+    pub fn apply_settings(&mut self) {
+        if let Some(c) = super::settings::port(self.port) {
+            self.set_addr(c.ip, c.prefix);
+            self.dev.tx.mtu = usize::from(c.mtu);
+        }
+        self.set_min_rto(super::settings::tcp_min_rto_ms());
     }
 
     /// Whether the socket set has no room for another socket.

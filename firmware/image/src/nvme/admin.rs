@@ -211,6 +211,13 @@ pub struct Admin {
     ndetaches: usize,
     /// The commit the PF waits for is action 011b of another slot.
     fw_now: bool,
+    /// CID of a commit with the update service that does not activate now:
+    /// the PF's admin queue goes on meanwhile (writing a slot takes
+    /// seconds); `fw_done` gets its status when the service replies.
+    fw_parked: Option<u16>,
+    /// The parked commit's completion (CID, status), posted by `step`
+    /// when the PF's admin queue is between commands.
+    fw_done: Option<(u16, Status)>,
     /// Firmware activation without reset (`activate`).
     activation: Activation,
     /// Per function, its queues reported by the engines while pausing,
@@ -264,6 +271,8 @@ impl ConstInit for Admin {
         detaches: [(0, 0, 0); DETACHES],
         ndetaches: 0,
         fw_now: false,
+        fw_parked: None,
+        fw_done: None,
         activation: Activation::None,
         paused: [const { None }; MAX_FUNCTIONS],
         notice_posting: false,
@@ -664,6 +673,13 @@ impl Admin {
         fun.io_created = false;
         // Held AERs, pending events and masks go; features to defaults.
         fun.admin.reset();
+        if f == 0 {
+            // A parked Firmware Commit is dropped with the queue (the
+            // update service still finishes it; its reply is ignored).
+            self.fw_parked = None;
+            self.fw_done = None;
+        }
+        let fun = &mut self.funcs[fi];
         fun.reset = Reset::None;
         fun.cur = Cur::Idle;
         fun.sq = SqPointers::default();
@@ -743,6 +759,10 @@ impl Admin {
             live::LiveBackend::Remote { ctrl, nsid } => defmt::info!(
                 "nvme fn{=u16}: namespace {=u32} attached (remote controller {=u16} nsid {=u32}, {=u64} blocks of {=u32} B)",
                 ns.function, ns.nsid, ctrl, nsid, ns.blocks, 1u32 << ns.block_shift
+            ),
+            live::LiveBackend::Ec { vol } => defmt::info!(
+                "nvme fn{=u16}: namespace {=u32} attached (erasure-coded volume {=u16}, {=u64} blocks of {=u32} B)",
+                ns.function, ns.nsid, vol, ns.blocks, 1u32 << ns.block_shift
             ),
         }
         self.namespace_changed(ns.function, ns.nsid);
@@ -894,8 +914,22 @@ impl Admin {
             return 0;
         }
         let (cur, room, pending) = (fun.cur, fun.cq.available() > 0, fun.sq.pending());
-        // Complete aborted AERs, then deliver async events to parked AERs,
-        // when the queue is quiet.
+        // Complete a parked Firmware Commit, then aborted AERs, then
+        // deliver async events to parked AERs, when the queue is quiet.
+        if f == 0 && cur == Cur::Idle && room {
+            if let Some((cid, st)) = self.fw_done.take() {
+                let fun = &mut self.funcs[fi];
+                fun.cq.reserve();
+                let mut sqe = Sqe::ZERO;
+                sqe.0[0] = OPC_FIRMWARE_COMMIT;
+                sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
+                fun.sqe = sqe;
+                fun.dw0 = 0;
+                self.post(f, st);
+                return 1;
+            }
+        }
+        let fun = &self.funcs[fi];
         if cur == Cur::Idle && room && fun.admin.completion_due() {
             let fun = &mut self.funcs[fi];
             if let Some(c) = fun.admin.next_completion() {
@@ -1200,8 +1234,19 @@ impl Admin {
         self.fw_commit = Some(c);
         self.fw_now = c.action == fw::Action::ReplaceAndActivateNow && plan.activate && n != running;
         let fun = &mut self.funcs[usize::from(f)];
-        fun.cur = Cur::Waiting;
-        fun.pending_qid = 0xfffe;
+        if self.fw_now {
+            // An activation pauses every controller anyway (§5.12: no
+            // command is processed while it runs): the queue waits.
+            fun.cur = Cur::Waiting;
+            fun.pending_qid = 0xfffe;
+        } else {
+            // Parked: the PF's other admin commands go on while the slot
+            // is written (commands complete in any order, §3.3.1); the
+            // completion queue slot is reserved again when it completes.
+            self.fw_parked = Some(fun.sqe.cid());
+            fun.cq.unreserve();
+            fun.cur = Cur::Idle;
+        }
         Ok(())
     }
 
@@ -1213,8 +1258,14 @@ impl Admin {
             work += 1;
             self.fw_busy = false;
             let commit = self.fw_commit.take();
+            if r.tag != self.fw_tag {
+                continue;
+            }
+            let parked = self.fw_parked.take();
             let fun = &self.funcs[0];
-            if r.tag != self.fw_tag || fun.cur != Cur::Waiting || fun.sqe.opcode() != OPC_FIRMWARE_COMMIT {
+            let waiting = fun.cur == Cur::Waiting && fun.sqe.opcode() == OPC_FIRMWARE_COMMIT;
+            if parked.is_none() && !waiting {
+                // A reset of the PF dropped the command meanwhile.
                 continue;
             }
             let Some(c) = commit else { continue };
@@ -1241,7 +1292,10 @@ impl Admin {
                 fwupdate::Outcome::FlashError => Status::INTERNAL_ERROR,
             };
             defmt::info!("nvme fn0: firmware commit done: {} (status {=u8:#x}/{=u8:#x})", r.outcome, st.sct, st.sc);
-            self.post(0, st);
+            match parked {
+                Some(cid) => self.fw_done = Some((cid, st)),
+                None => self.post(0, st),
+            }
         }
         work
     }

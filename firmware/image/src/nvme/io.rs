@@ -16,7 +16,7 @@ use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::pcie::{self, Note};
 use dpu_hal::regs::dma as dr;
-use dpu_nvme::dptr::{PrpWalk, SegList, SglWalk, Step};
+use dpu_nvme::dptr::{self, PrpWalk, SegList, SglWalk, Step};
 use dpu_nvme::io::{self as nio, IoCmd, Op};
 use dpu_nvme::queue::{CqPointers, SqPointers};
 use dpu_nvme::{Cqe, Sqe, Status};
@@ -575,8 +575,8 @@ impl Engine {
             (None, Some(ns)) => self.block.submit(chan, &ns, slot as Tag, &io),
             (None, None) => {}
         }
-        // Immediate failures (bad request, no path) are reported at once.
-        self.block_completions();
+        // Immediate failures (bad request, no path) wait in the block
+        // layer's done queue: this pass's `block_pass` completes them.
     }
 
     /// The block layer finished I/O `tag`: the NVMe/TCP target's, or
@@ -1143,6 +1143,14 @@ impl Engine {
     fn start_walk(&mut self, slot: usize) {
         let c = &self.cmds[slot];
         let len = c.io.data_len;
+        if !c.io.sgl {
+            // PRP1 (and PRP2) alone, the common 4 KiB case: no walker.
+            match dptr::prp_direct(c.sqe.prp1(), c.sqe.prp2(), len) {
+                Some(Ok((segs, n))) => return self.submit_block(slot, self.block_op(slot), &segs[..n]),
+                Some(Err(st)) => return self.complete(slot, st, 0),
+                None => {}
+            }
+        }
         // Direct data pointers need at most two segments; lists go to a walk context.
         let mut first = SegList::<4>::new();
         let started = if c.io.sgl {
@@ -1286,13 +1294,13 @@ impl Engine {
             }
         }
         self.cmds[slot].state = State::Posting;
-        self.stage(ci, index, slot, &cqe.bytes(phase), fire);
+        self.stage(ci, index, slot, &cqe.words(phase), fire);
     }
 
     /// Stages the CQE `entry` of command `slot` for slot `index` of CQ
     /// `ci`: it joins the open batch when it follows it in both the CQ and
     /// the staging ring, else that batch goes out and a new one opens.
-    fn stage(&mut self, ci: usize, index: u16, slot: usize, entry: &[u8; 16], fire: bool) {
+    fn stage(&mut self, ci: usize, index: u16, slot: usize, entry: &[u64; 2], fire: bool) {
         let at = self.stage_tail;
         let b = self.batch;
         let joins = b.n > 0 && usize::from(b.cq) == ci && u32::from(index) == u32::from(b.index) + u32::from(b.n) && at != 0;
@@ -1300,7 +1308,8 @@ impl Engine {
             self.post_batch();
             self.batch = Batch { n: 0, start: at as u16, cq: ci as u8, index, msix: false };
         }
-        dpu_hal::mem::write(self.cqe_area + at * 16, entry);
+        // The staging ring is 64-byte aligned: whole words.
+        dpu_hal::mem::write_words(self.cqe_area + at * 16, entry);
         self.stage_slot[at] = slot as u8;
         self.stage_tail = (at + 1) % MAXCMD;
         self.batch.n += 1;

@@ -116,6 +116,18 @@ impl<const N: usize> Conn<N> {
         self.since = now;
     }
 
+    /// Whether the connection is over on both sides: our FIN acknowledged
+    /// and the peer's received (TIME-WAIT; the peer, in LAST-ACK, closes
+    /// on our ACK), or no connection (closed, never opened, only
+    /// listening) - for [`super::quiesce`]. A peer left in LAST-ACK
+    /// would drop the next image's SYN to the same ports until its FIN
+    /// retransmissions give up.
+    pub fn fin_acked(&self, stack: &mut Stack) -> bool {
+        use smoltcp::socket::tcp::State;
+        let Some(h) = self.sock else { return true };
+        matches!(stack.tcp(h).state(), State::TimeWait | State::Closed | State::Listen)
+    }
+
     /// Sends `pdu` (header + payload pieces) if the socket has room for all
     /// of it. False: nothing was sent, try again later.
     pub fn send(&mut self, stack: &mut Stack, parts: &[&[u8]]) -> bool {

@@ -319,9 +319,11 @@ impl dpu_rt::ConstInit for Fabric {
         next_due: 0,
         waiting_pages: 0,
         timeout: 0,
+        settings_seen: 0,
         data_digest: false,
         seen: [0; MAX_CTRLS],
         synced: false,
+        closing: 0,
         spare: [const { None }; MAX_CTRLS],
         free_socks: [[None; LIVE_CTRL_SOCKETS]; NIC_PORTS],
         idle: [Idle::NOT; MAX_CTRLS],
@@ -350,6 +352,8 @@ pub struct Fabric {
     waiting_pages: usize,
     /// Remote I/O timeout (mtime ticks).
     timeout: u64,
+    /// The version of `net::settings` last taken.
+    settings_seen: u32,
     /// Data digests are asked for: staged writes get their CRC32C from
     /// the DMA engine.
     data_digest: bool,
@@ -358,6 +362,9 @@ pub struct Fabric {
     seen: [u32; MAX_CTRLS],
     /// The publications were looked at once (at the first pass).
     synced: bool,
+    /// Closing every connection before a warm restart (`super::quiesce`):
+    /// 0 no, 1 FINs sent, 2 all acknowledged and reported.
+    closing: u8,
     /// Queues of controllers detached at run time, for the next attach.
     spare: [Option<&'static mut Queue>; MAX_CTRLS],
     /// Their sockets, per port, for the next attach on that port.
@@ -418,7 +425,8 @@ impl Fabric {
         let f = dpu_rt::alloc::static_near::<Fabric>()?;
         f.hart = hart;
         f.queue = queue;
-        f.timeout = bootcfg::remote_io_timeout();
+        f.timeout = net::settings::io_timeout_ticks();
+        f.settings_seen = net::settings::version();
         f.ext_segs = Some(dpu_rt::alloc::ddr_slice_with(MAXCMD, |_| [(0u64, 0u32); MAXSEG])?);
         for (i, s) in f.book.slots.iter_mut().enumerate() {
             *s = (MAXCMD - 1 - i) as u8;
@@ -460,6 +468,7 @@ impl Fabric {
             let rx_buf = rx_window(on_port(port), stack.dev.rx.in_smem());
             f.queues[i] = dpu_rt::alloc::put_near(Self::new_queue(hart, queue, i, &d, port, rx_buf, None));
         }
+        super::quiesce::join();
         Some(f)
     }
 
@@ -513,6 +522,28 @@ impl Fabric {
             if let Some(d) = d {
                 self.add_queue(i, &d);
             }
+        }
+    }
+
+    /// Takes what the management server changed (`net::settings`): the
+    /// remote I/O timeout applies to the commands in flight at once; each
+    /// stack takes its port's address and the TCP minimum RTO (the
+    /// management server refuses to move an address a queue or listener
+    /// uses, so no connection is on a stack that changes address).
+    /// Rare: kept out of the reactor's poll loop.
+    #[cold]
+    #[inline(never)]
+    fn sync_settings(&mut self) {
+        self.timeout = net::settings::io_timeout_ticks();
+        for s in self.stacks.iter_mut().flatten() {
+            s.apply_settings();
+        }
+        self.poll_stacks = true;
+        if self.hart == net::FIRST_DATA_HART {
+            defmt::info!(
+                "hart {=usize}: settings version {=u32} taken: I/O timeout {=u32} us, TCP min RTO {=u16} ms",
+                self.hart, self.settings_seen, net::settings::io_timeout_us(), net::settings::tcp_min_rto_ms()
+            );
         }
     }
 
@@ -904,12 +935,18 @@ impl Fabric {
     pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, nic: bool, nvmf: bool) -> usize {
         let now = dpu_hal::csr::time();
         let mut work = 0;
+        if self.closing != 0 || (nvmf && super::quiesce::requested()) {
+            return self.close_pass(now);
+        }
         // Only stacks with something to do: a frame in, data to send, sent
         // frames to reclaim, a TCP timer.
         let _ = nic;
         if nvmf || !self.synced {
             self.synced = true;
             self.sync_live(pool);
+            if net::settings::changed(&mut self.settings_seen) {
+                self.sync_settings();
+            }
         }
         let force = core::mem::replace(&mut self.poll_stacks, false);
         for s in self.stacks.iter_mut().flatten() {
@@ -949,6 +986,36 @@ impl Fabric {
         work
     }
 
+    /// Before a warm restart (`super::quiesce`): every I/O queue closes
+    /// (FIN; nothing is in flight, the engines paused first) and nothing
+    /// reconnects; once every FIN is acknowledged the core reports it.
+    /// Only the stacks run from then on.
+    fn close_pass(&mut self, now: u64) -> usize {
+        if self.closing == 0 {
+            self.closing = 1;
+            let mut n = 0u32;
+            for q in self.queues.iter_mut().flatten() {
+                if let Some(stack) = self.stacks[q.conn.port].as_deref_mut() {
+                    q.conn.shutdown(stack, now);
+                    n += 1;
+                }
+            }
+            defmt::info!("hart {=usize}: closing {=u32} NVMe/TCP I/O queue(s) before the restart", self.hart, n);
+        }
+        for s in self.stacks.iter_mut().flatten() {
+            s.poll();
+        }
+        if self.closing == 1 {
+            let stacks = &mut self.stacks;
+            let done = self.queues.iter().flatten().all(|q| stacks[q.conn.port].as_deref_mut().is_none_or(|st| q.conn.fin_acked(st)));
+            if done {
+                self.closing = 2;
+                super::quiesce::io_closed();
+            }
+        }
+        0
+    }
+
     fn queue_pass(&mut self, chan: &mut Channel, pool: &mut Pool, ci: usize, now: u64, _nvmf: bool) -> usize {
         let Fabric { stacks, queues, book, hart, queue, kick, ext_segs, timeout, idle, .. } = self;
         let ext: &[[(u64, u32); MAXSEG]] = ext_segs.as_deref().unwrap_or(&[]);
@@ -966,10 +1033,10 @@ impl Fabric {
         match q.conn.phase {
             Phase::Down { until } => {
                 if info.up && now >= until && q.rx_dma.is_none() && !q.unservable(*queue) {
-                    let cfg = bootcfg::ports()[q.conn.port];
+                    let ip = stack.dev.tx.ip;
                     let table = net::rss_table();
                     let start = q.next_port;
-                    match dpu_net::rss::pick_local_port(&dpu_net::rss::DEFAULT_KEY, &table, cfg.ip, q.conn.remote, q.conn.rport, *queue as u8, net::DATA_PORTS, start) {
+                    match dpu_net::rss::pick_local_port(&dpu_net::rss::DEFAULT_KEY, &table, ip, q.conn.remote, q.conn.rport, *queue as u8, net::DATA_PORTS, start) {
                         Some(p) => {
                             q.conn.local_port = p;
                             q.next_port = if p == *net::DATA_PORTS.end() { *net::DATA_PORTS.start() } else { p + 1 };

@@ -19,11 +19,13 @@
 //! * [`ctrls`]: remote controllers attached at run time
 //!   (`bdev_nvme_attach_controller`), published by the service to every
 //!   core's initiator.
+//! * [`quiesce`]: every connection closed in order before a warm restart.
 
 pub mod conn;
 pub mod ctrls;
 pub mod initiator;
 pub mod live;
+pub mod quiesce;
 pub mod service;
 pub mod target;
 

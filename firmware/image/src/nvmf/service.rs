@@ -222,10 +222,29 @@ pub fn run(hart: HartId) -> ! {
         *slot = Some(Admin::new(i, def, false, None, false));
     }
     defmt::info!("nvmf: service up: {=usize} port(s), {=usize} remote controller(s)", bootcfg::ports().len(), bootcfg::controllers());
+    super::quiesce::service_up();
+    // Closing before a warm restart (`super::quiesce`): 0 no, 1 waiting
+    // for the data plane's I/O queues, 2 admin queues' FINs sent, 3 done.
+    let mut closing = 0u8;
+    let mut settings_seen = net::settings::version();
     loop {
         let now = dpu_hal::csr::time();
+        // A port address or TCP setting changed by the management server
+        // (this hart): the control queues' stacks take it (the ARP owner
+        // announces a new address).
+        if net::settings::changed(&mut settings_seen) {
+            for s in svc.stacks.iter_mut().flatten() {
+                s.apply_settings();
+            }
+        }
         for s in svc.stacks.iter_mut().flatten() {
             s.poll();
+        }
+        if closing > 0 || super::quiesce::requested() {
+            closing = svc.close_admins(closing, now);
+            dpu_hal::clint::set_timer(NET_HART, now + 20 * US);
+            dpu_hal::csr::wfi();
+            continue;
         }
         let mut next = now + 100_000 * US;
         for a in svc.admins.iter_mut().flat_map(|a| a.iter_mut()).flatten() {
@@ -281,6 +300,39 @@ pub fn run(hart: HartId) -> ! {
 }
 
 impl Service {
+    /// Before a warm restart (`super::quiesce`), from `state`: once the
+    /// data plane's I/O queues are closed, every admin queue closes (FIN),
+    /// which ends its association on the target; once each FIN is
+    /// acknowledged the service reports it. Nothing reconnects; the
+    /// management server is not served any more. Returns the new state.
+    fn close_admins(&mut self, state: u8, now: u64) -> u8 {
+        let admins = self.admins.iter_mut().flat_map(|a| a.iter_mut()).flatten();
+        match state {
+            0 | 1 if !super::quiesce::io_done() => 1,
+            0 | 1 => {
+                let mut n = 0u32;
+                for a in admins {
+                    if let Some(stack) = net::port_for(a.conn.remote).and_then(|p| self.stacks[p].as_deref_mut()) {
+                        a.conn.shutdown(stack, now);
+                        n += 1;
+                    }
+                }
+                defmt::info!("nvmf: I/O queues closed; closing {=u32} admin queue(s) before the restart", n);
+                2
+            }
+            2 => {
+                let stacks = &mut self.stacks;
+                if admins.into_iter().all(|a| net::port_for(a.conn.remote).and_then(|p| stacks[p].as_deref_mut()).is_none_or(|st| a.conn.fin_acked(st))) {
+                    super::quiesce::admin_closed();
+                    3
+                } else {
+                    2
+                }
+            }
+            s => s,
+        }
+    }
+
     /// Carries out a management request (same hart).
     fn request(&mut self, r: Request, now: u64) {
         let Some(admins) = self.admins.as_deref_mut() else { return };

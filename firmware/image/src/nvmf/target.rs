@@ -573,9 +573,9 @@ fn with_offers<R>(live: &LiveTable, f: impl FnOnce(&[Offer<'_>], &[[u8; 4]]) -> 
         }
     });
     let mut ips = [[0u8; 4]; NIC_PORTS];
-    let np = bootcfg::ports().len().min(NIC_PORTS);
-    for (ip, pc) in ips.iter_mut().zip(bootcfg::ports()) {
-        *ip = pc.ip;
+    let np = crate::net::settings::ports();
+    for (p, pc) in crate::net::settings::addresses() {
+        ips[p] = pc.ip;
     }
     f(&offers[..n], &ips[..np])
 }

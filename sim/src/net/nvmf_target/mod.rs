@@ -72,6 +72,8 @@ pub struct TargetStats {
     pub bytes_written: u64,
     /// Connections closed because of a protocol error from the host.
     pub protocol_errors: u64,
+    /// Connections the host ended with a FIN (an orderly teardown).
+    pub closed_by_host: u64,
     pub restarts: u64,
     /// Controllers destroyed because their keep-alive timer expired.
     pub keep_alive_expired: u64,
@@ -88,12 +90,20 @@ pub struct TargetStats {
     pub stalls: u64,
     /// Slow-media faults (another media service time).
     pub slowdowns: u64,
+    /// Connections whose ICReq asked for header / data digests.
+    pub hdgst_connections: u64,
+    pub ddgst_connections: u64,
+    /// The hosts' addresses connections came from, each once, in the
+    /// order first seen.
+    pub peers: Vec<String>,
 }
 
 struct Conn {
     handle: SocketHandle,
     session: Session,
     counted: bool,
+    /// The host's FIN was seen (counted in `closed_by_host`).
+    fin: bool,
 }
 
 pub struct TargetModel {
@@ -177,7 +187,7 @@ impl TargetModel {
             self.listeners.push(h);
             let mut session = Session::new();
             session.set_blackhole(self.blackhole);
-            self.conns.push(Conn { handle: h, session, counted: false });
+            self.conns.push(Conn { handle: h, session, counted: false, fin: false });
         }
     }
 
@@ -220,9 +230,19 @@ impl TargetModel {
                 if !c.counted && s.is_active() {
                     c.counted = true;
                     self.stats.connections += 1;
+                    if let Some(ep) = s.remote_endpoint() {
+                        let peer = ep.addr.to_string();
+                        if !self.stats.peers.contains(&peer) {
+                            self.stats.peers.push(peer);
+                        }
+                    }
                 }
                 if !stalled {
                     progress |= c.session.pump(s, now, &mut self.subsystem, &mut self.stats, &mut self.log);
+                }
+                if c.counted && !c.fin && matches!(s.state(), tcp::State::CloseWait | tcp::State::LastAck | tcp::State::Closing) {
+                    c.fin = true;
+                    self.stats.closed_by_host += 1;
                 }
             }
             if !progress {

@@ -229,6 +229,17 @@ impl Session {
         progress |= self.run_due(now, sub, stats);
         progress |= self.notice(sub);
         progress |= self.flush(s);
+        // The host closed its side (FIN) and everything it sent was read:
+        // the queue ends, as Linux's nvmet_tcp releases a queue whose
+        // socket reads EOF; the socket closes once the output is out (an
+        // admin queue's controller goes with it, `Subsystem::queue_closed`).
+        if s.state() == tcp::State::CloseWait && !s.can_recv() {
+            self.closing = true;
+            if self.out_off == self.out.len() {
+                s.close();
+            }
+            progress = true;
+        }
         progress
     }
 
@@ -284,6 +295,8 @@ impl Session {
         match p {
             Pdu::IcReq(req) => {
                 self.digests = Digests { header: req.hdgst, data: req.ddgst };
+                stats.hdgst_connections += u64::from(req.hdgst);
+                stats.ddgst_connections += u64::from(req.ddgst);
                 self.hpda = req.hpda;
                 self.ic_done = true;
                 let resp = Pdu::IcResp(IcResp { pfv: pdu::PFV_1_0, cpda: 0, hdgst: req.hdgst, ddgst: req.ddgst, maxh2cdata: MAXH2CDATA });

@@ -211,6 +211,121 @@ pub fn adapter_attach_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `adapter-ec-live.toml`: an EC 2+1 volume made at run time
+/// (`bdev_ec_create`) over three controllers attached at run time, with
+/// its refusals; mapped to VF 1, where a verified randrw job runs on it
+/// while the PF's job runs; the volume starts as a new one (fresh
+/// identity, superblocks written to all three members); delete refused
+/// while mapped, then done, and a former member's controller detaches.
+/// Every member target must have served the volume's writes. A second
+/// volume gets a crypto device on it, mapped with a verified job.
+pub fn adapter_ec_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/adapter-ec-live.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let otp = device_key_otp(cx, "adapter-ec-live")?;
+    let otp_s = otp.to_string_lossy().to_string();
+    let run = cx.run_image("adapter-ec-live", &fw, &["--scenario", &sc, "--otp", &otp_s]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0, I/O errors: 0",
+            "mgmt: EC volume ec0: 2+1 (0 spare(s)) as volume 0, 4080 blocks of 512 B (255 stripes)",
+            "ec: volume 0: made at run time (2+1, 255 stripes)",
+            "ec: volume 0: new volume (made at run time)",
+            "ec: volume 0: started at events 1; members lost 0b0",
+            "nvme fn1: namespace 1 attached (erasure-coded volume 0, 4080 blocks of 512 B)",
+            "nvme fn1: namespace 1 drained",
+            "mgmt: EC volume ec0 (volume 0) deleted",
+            "ec: volume 0: deleted (generation 1)",
+            "mgmt: controller Tb detached",
+            // The deleted volume's index, dropped by its repair core, is
+            // reused (a new generation, a new identity).
+            "mgmt: EC volume ec1: 1+1 (0 spare(s)) as volume 0, 2040 blocks of 512 B (255 stripes)",
+            "ec: volume 0: made at run time (1+1, 255 stripes)",
+            "mgmt: crypto device cec1 on ec1, key k0 in key slot 0",
+            "nvme fn1: namespace 1 attached (erasure-coded volume 0, 2040 blocks of 512 B)",
+        ],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    let Some(job) = run.stdout.split("ec-live.fn1:").nth(1) else { return fail("no result for job `ec-live.fn1`".to_string(), run) };
+    if !job.lines().take(4).any(|l| l.contains("verify:") && l.contains(" 0 errors")) {
+        return fail("job `ec-live.fn1` has no clean verify line".to_string(), run);
+    }
+    let ios: u64 = job.lines().take(3).filter_map(|l| l.split("ios=").nth(1)).filter_map(|r| r.split(',').next()?.trim().parse::<u64>().ok()).sum();
+    if ios < 60 {
+        return fail(format!("job `ec-live.fn1` did {ios} I/Os on the volume"), run);
+    }
+    // The crypto device on the second volume: its own clean job.
+    let Some(job) = run.stdout.split("ec-crypto.fn1:").nth(1) else { return fail("no result for job `ec-crypto.fn1`".to_string(), run) };
+    let checked = job.lines().take(4).find(|l| l.contains("verify:") && l.contains(" 0 errors")).and_then(|l| l.split("verify:").nth(1)?.split_whitespace().next()?.parse::<u64>().ok());
+    if checked.is_none_or(|n| n < 64) {
+        return fail(format!("job `ec-crypto.fn1` must read back its writes clean: {checked:?} sectors checked"), run);
+    }
+    // The volume's fragments went to all three members (its data and
+    // parity rotate over them): each target served writes.
+    let targets = run.stat("targets").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+    for t in ["t0", "t1", "t2"] {
+        let writes = targets.iter().find(|x| x["name"] == t).and_then(|x| x["writes"].as_u64()).unwrap_or(0);
+        if writes < 20 {
+            return fail(format!("target {t} (a member of ec0) served {writes} writes"), run);
+        }
+    }
+    Ok(())
+}
+
+/// `live-settings.toml`: every scripted call answered as expected (the
+/// refusals name their field or user), and what only the card and the
+/// target model see: eth1's new address was taken (the target model saw
+/// the controller's connections come from 10.0.1.77 and only from
+/// there), the digests set as defaults were negotiated (the target
+/// model's ICReq count), the data plane took the new I/O timeout and
+/// RTO, and VF 1's job over the moved port verified clean.
+pub fn live_settings(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/live-settings.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("live-settings", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "scenario passed",
+            "verify errors: 0, I/O errors: 0",
+            "mgmt: port 1 is now 10.0.1.77/24 mtu 1500",
+            "taken: I/O timeout 40000 us, TCP min RTO 7 ms",
+            "mgmt: controller Nvme0 attached: 1 namespace(s)",
+            "mgmt: refused 10.0.0.77: not on the allow-list",
+            "mgmt: port 1 is now 10.0.1.1/24 mtu 1500",
+        ],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    let Some(doc) = run.stats.clone() else { return fail("no readable stats JSON", run) };
+    let Some(t0) = doc["targets"].as_array().and_then(|v| v.iter().find(|t| t["name"] == "t0")).cloned() else { return fail("no stats for target t0", run) };
+    if t0["peers"] != serde_json::json!(["10.0.1.77"]) {
+        return fail(format!("target t0 saw connections from {}, want only 10.0.1.77 (eth1's new address)", t0["peers"]), run);
+    }
+    let conns = t0["connections"].as_u64().unwrap_or(0);
+    if conns < 2 || t0["hdgst_connections"].as_u64() != Some(conns) || t0["ddgst_connections"].as_u64() != Some(conns) {
+        return fail(format!("every connection to t0 must negotiate both digests: {t0}"), run);
+    }
+    let Some(job) = run.stdout.split("remote-ns.fn1:").nth(1) else { return fail("no result for job `remote-ns.fn1`".to_string(), run) };
+    if !job.lines().take(4).any(|l| l.contains("verify:") && l.contains(" 0 errors")) {
+        return fail("job `remote-ns.fn1` has no clean verify line".to_string(), run);
+    }
+    Ok(())
+}
+
 /// The key halves of `adapter-crypto-live.toml` (a test key).
 pub const CRYPTO_LIVE_KEY: &str = "8f2a6c1e9b3d4f5a0c7e2b8d6f1a3c5e7b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a";
 pub const CRYPTO_LIVE_KEY2: &str = "13579bdf02468ace13579bdf02468ace0f1e2d3c4b5a69788796a5b4c3d2e1f0";

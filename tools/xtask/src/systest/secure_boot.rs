@@ -258,7 +258,7 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
 
 /// The SR-IOV VF count set through the management API
 /// (`dpu_sriov_set_total_vfs`, with the host's SR-IOV disabled) is saved
-/// in the configuration (schema 10) and, on the same flash after a
+/// in the configuration (schema 11) and, on the same flash after a
 /// restart, offered before the host sees the PF: the host enables exactly
 /// 3 VFs; a host that asks for 4 is refused (as Linux refuses it).
 pub fn sriov_persist(cx: &Ctx) -> R {
@@ -291,6 +291,75 @@ pub fn sriov_persist(cx: &Ctx) -> R {
     let run = cx.boot("sriov-3", &card, &[], &["--scenario", &p3.to_string_lossy()])?;
     need(expect_code(run, 1)?, &["4 VFs requested, the PF supports 3"])?;
     remove_cards(cx, &["sriov"]);
+    Ok(())
+}
+
+/// Config in flash: an EC 2+1 volume made at run time over three
+/// controllers attached at run time, mapped as the PF's namespace 2 and
+/// written, is saved (schema 10); at the next boot (same flash, same
+/// target media) the controllers attach again, the volume is made again
+/// from its superblocks (events as written, all members trusted, not a
+/// new volume), mapped again, and a verified job runs on it.
+pub fn live_ec_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-ec")?;
+    let media = cx.tmp.join("persist-ec-media");
+    let _ = std::fs::remove_dir_all(&media);
+    let dir = media.to_string_lossy().to_string();
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    let targets: String = (0..3).map(|i| format!("[[targets]]\nname = \"t{i}\"\nip = \"10.0.0.{}\"\nnqn = \"nqn.2026-12.io.dpusim:kept-ec{i}\"\nnamespaces = [{{ size = \"1MiB\" }}]\n\n", 10 + i)).collect();
+    let attach = |i: usize, at: &str| rpc(at, "bdev_nvme_attach_controller", &format!("{{ name = \"E{i}\", trtype = \"tcp\", traddr = \"10.0.0.{}\", subnqn = \"nqn.2026-12.io.dpusim:kept-ec{i}\" }}", 10 + i), &format!("expect_result = [\"E{i}n1\"]"));
+    let base1 = base.replace("[host]\n", "[host]\nnamespace_notices = true\n");
+    // Run 1 writes the volume's second half, run 2 verifies its own I/O
+    // on the first (the second keeps run 1's data: not zero, which a
+    // job there would count as never written).
+    let job = |name: &str, start: &str, offset: &str| {
+        format!("[[jobs]]\nname = \"{name}\"\nfunctions = [0]\nnsid = 2\nrw = \"randrw\"\nbs = \"4k\"\niodepth = 8\nstartdelay = \"{start}\"\nruntime = \"2ms\"\nverify = true\noffset = \"{offset}\"\nregion = \"1020KiB\"\nattached = {{ size = \"2040KiB\", block_size = 512 }}\n\n")
+    };
+    // Run 1: attach, create, map, write; saves (50 ms each).
+    let run1 = format!(
+        "{base1}{targets}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}{}{}{}{}",
+        job("written", "5ms", "1020KiB"),
+        attach(0, "200us"),
+        attach(1, "1200us"),
+        attach(2, "2200us"),
+        rpc("3200us", "bdev_ec_create", "{ name = \"kept_ec\", k = 2, m = 1, base_bdevs = [\"E0n1\", \"E1n1\", \"E2n1\"] }", "expect_result = \"kept_ec\""),
+        rpc("4000us", "dpu_ns_attach", "{ function = 0, nsid = 2, bdev = \"kept_ec\" }", "expect_result = true"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, run_time_controllers = 3, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-ec-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-ec-1", &card, &[], &["--scenario", &p1.to_string_lossy(), "--target-media", &dir])?;
+    need(
+        expect_code(run, 0)?,
+        &["mgmt: EC volume kept_ec: 2+1", "ec: volume 0: new volume (made at run time)", "nvme fn0: namespace 2 attached (erasure-coded volume 0", "INFO  mgmt: configuration saved to flash", "verify errors: 0, I/O errors: 0", "outcome: scenario passed"],
+    )?;
+    // Run 2, the same flash and media: everything back without a call.
+    let run2 = format!(
+        "{base1}{targets}{}{}",
+        job("restored", "4ms", "0"),
+        rpc("3500us", "bdev_get_bdevs", "{ name = \"kept_ec\" }", "expect_result = [{ name = \"kept_ec\", num_blocks = 4080, driver_specific = { backend = \"ec\", k = 2, m = 1, members = [\"E0n1\", \"E1n1\", \"E2n1\"], health = \"optimal\", state = \"ready\", function = 0, nsid = 2 } }]"),
+    );
+    let p2 = cx.tmp.join("persist-ec-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-ec-2", &card, &[], &["--scenario", &p2.to_string_lossy(), "--target-media", &dir])?;
+    let _ = std::fs::remove_dir_all(&media);
+    let run = need(
+        expect_code(run, 0)?,
+        &[
+            "mgmt: attaching 3 run-time controller(s) from flash",
+            "mgmt: EC volume kept_ec restored from flash",
+            "ec: volume 0: superblocks read: events 1",
+            "ec: volume 0: started at events 2; members lost 0b0",
+            "nvme fn0: namespace 2 attached (erasure-coded volume 0, 4080 blocks of 512 B)",
+            "restored.fn0: (fn 0, ns 2)",
+            "outcome: scenario passed",
+        ],
+    )?;
+    if !run.stdout.contains("verify errors: 0, I/O errors: 0") || run.stdout.contains("new volume") {
+        return fail("the restored volume must start from its superblocks (no new volume) and its job run clean", run);
+    }
+    remove_cards(cx, &["persist-ec"]);
     Ok(())
 }
 
@@ -353,6 +422,55 @@ pub fn live_controllers_persist(cx: &Ctx) -> R {
     let run = cx.boot("persist-nvme-3", &card, &[], &["--scenario", &p3.to_string_lossy()])?;
     need(expect_code(run, 0)?, &["mgmt: attaching 1 run-time controller(s) from flash", "mgmt: controller Kept0 detached", "outcome: scenario passed"])?;
     remove_cards(cx, &["persist-nvme"]);
+    Ok(())
+}
+
+/// The settings changed live (`dpu_set_port`, `dpu_nvme_set_options`,
+/// `dpu_port_set_options`, `dpu_mgmt_set`) are saved in the flash
+/// configuration and in force after a restart on the same flash: eth0's
+/// new address, the initiator's defaults, the TCP minimum RTO, the
+/// management server's allow-list, token and request timeout (the old
+/// token is refused).
+pub fn live_settings_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "persist-settings")?;
+    let rpc = |at: &str, method: &str, params: &str, token: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\ntoken = \"{token}\"\n{expect}\n\n");
+    let hostnqn = "nqn.2026-12.io.dpusim:kept-host";
+    // Run 1: the changes, then their saves (two: 50 ms each).
+    let run1 = format!(
+        "{base}{}{}{}{}{}",
+        rpc("200us", "dpu_set_port", "{ port = 0, ip = \"10.0.0.99\", prefix = 24 }", "flash-token", "expect_result = true"),
+        rpc("300us", "dpu_nvme_set_options", &format!("{{ hdgst = true, io_timeout_us = 30000, hostnqn = \"{hostnqn}\" }}"), "flash-token", "expect_result = true"),
+        rpc("400us", "dpu_port_set_options", "{ tcp_min_rto_ms = 9 }", "flash-token", "expect_result = true"),
+        rpc("500us", "dpu_mgmt_set", "{ allow = [\"10.0.1.240/28\"], token = \"kept-token\", request_timeout_ms = 7 }", "flash-token", "expect_result = true"),
+        rpc("125ms", "dpu_config_get_status", "{}", "kept-token", "expect_result = { persistent = true, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("persist-settings-1.toml");
+    std::fs::write(&p1, run1.replace("runtime = \"3ms\"", "runtime = \"130ms\"")).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-settings-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    let run = need(expect_code(run, 0)?, &["mgmt: port 0 is now 10.0.0.99/24 mtu 1500", "INFO  mgmt: configuration saved to flash", "outcome: scenario passed"])?;
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != 5 {
+        return fail(format!("{ok} of 5 scripted management calls answered as expected"), run);
+    }
+    // Run 2, the same flash: everything in force from boot.
+    let run2 = format!(
+        "{base}{}{}{}{}{}",
+        rpc("200us", "dpu_get_ports", "{}", "kept-token", "expect_result = [{ name = \"eth0\", ip = \"10.0.0.99\", prefix = 24 }, { name = \"eth1\", ip = \"10.0.1.1\" }]"),
+        rpc("400us", "dpu_nvme_get_options", "{}", "kept-token", &format!("expect_result = {{ hdgst = true, ddgst = false, io_timeout_us = 30000, hostnqn = \"{hostnqn}\" }}")),
+        rpc("600us", "dpu_port_get_options", "{}", "kept-token", "expect_result = { tcp_min_rto_ms = 9 }"),
+        rpc("800us", "dpu_mgmt_get", "{}", "kept-token", "expect_result = { allow = [\"10.0.1.240/28\"], request_timeout_ms = 7, token_required = true }"),
+        rpc("1000us", "rpc_get_methods", "{}", "flash-token", "expect_error = -32001"),
+    );
+    let p2 = cx.tmp.join("persist-settings-2.toml");
+    std::fs::write(&p2, run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("persist-settings-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    let run = need(expect_code(run, 0)?, &["net: port 0: 10.0.0.99/24 mtu 1500", "outcome: scenario passed"])?;
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != 5 {
+        return fail(format!("{ok} of 5 scripted management calls answered as expected after the restart"), run);
+    }
+    remove_cards(cx, &["persist-settings"]);
     Ok(())
 }
 
@@ -778,8 +896,9 @@ pub fn host_update(cx: &Ctx) -> R {
 /// 011b): a flash-booted card runs verified random read/write I/O on the
 /// PF's RAM namespace; at its previous boot the host downloaded a signed
 /// 0.2.0 and committed it to slot 2 (action 000b: written, verified, not
-/// active; writing the slot takes seconds, during which the PF's admin
-/// queue waits for the commit, so it has a run of its own); 200 ms into
+/// active; writing the slot takes seconds, so it has a run of its own, in
+/// which a slot log read 1 ms into the commit must complete before it:
+/// the commit does not hold the admin queue); 200 ms into
 /// the I/O it commits slot 2 with action 011b. The card pauses (CSTS.PP, Firmware Activation Starting
 /// notice), hands its controller over and restarts warm into 0.2.0 on
 /// trial, which restores the controller, completes the commit and
@@ -797,20 +916,23 @@ pub fn host_activate_now(cx: &Ctx) -> R {
     let blank_b = Card { bootloader: Some(&k.bootloader), slot_a: Some(&k.fw), configs: &configs, ..Default::default() };
     let flash = cx.card("activate-now", &blank_b, &k.key, 0)?;
     // First boot: the image is downloaded and written to slot 2 (000b:
-    // verified, not active). Writing ~1 MB of flash takes seconds, and the
-    // PF's admin queue waits for the commit meanwhile; in a run of its
-    // own that wait cannot hold up the I/O run's admin commands (its
-    // length moves with the image's size).
+    // verified, not active). Writing ~1 MB of flash takes seconds (its
+    // length moves with the image's size), hence a run of its own; the
+    // PF serves other admin commands meanwhile (a slot log read issued
+    // 1 ms into the commit completes long before it).
     let sc = fw_scenario(
         cx,
         "activate-now-write",
         &format!(
-            "[[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\n",
+            "[[firmware]]\nat = \"10ms\"\nimage = \"{}\"\naction = 0\nexpect_commit = \"success\"\nexpect_active = 1\nexpect_revisions = [\"0.1.0\", \"0.2.0\"]\nadmin_during_commit = true\n",
             new_path.display()
         ),
     )?;
     let run = cx.boot("activate-now-write", &flash, &[], &["--scenario", &sc])?;
-    need(expect_code(run, 0)?, &["INFO  fw update: writing image 0.2.0", "firmware: commit action 0 slot 0: 0/00 Success"])?;
+    need(
+        expect_code(run, 0)?,
+        &["INFO  fw update: writing image 0.2.0", "firmware: commit action 0 slot 0: 0/00 Success", "firmware: slot log read during the commit: completed"],
+    )?;
     // Second boot: verified I/O, and 200 ms into it 011b activates slot 2.
     let sc = fw_scenario(
         cx,
@@ -930,6 +1052,9 @@ fn activate_now_vfs(cx: &Ctx, k: &Kit, new: &[u8]) -> R {
         &[
             "nvme: firmware activation without reset: pausing command processing of 3 controller(s)",
             "nvme: handover record written (3 controller(s)",
+            "closing the NVMe/TCP connections",
+            "nvmf: I/O queues closed; closing 1 admin queue(s) before the restart",
+            "nvme: NVMe/TCP connections closed: warm restart into the new image",
             "ROM   warm restart",
             "INFO  boot: slot B, image 0.2.0",
             "nvme admin: 2 VF(s) enabled (kept across the activation)",
@@ -949,7 +1074,25 @@ fn activate_now_vfs(cx: &Ctx, k: &Kit, new: &[u8]) -> R {
             return fail(format!("function {f}: its host driver did not see the activation notice and CSTS.PP"), run);
         }
     }
-    for bad in ["resetting controller", "handover record refused", "the image activates at the next reset", "handover record not written"] {
+    // The old image closed its NVMe/TCP connections before the restart
+    // (I/O queues, then the admin queue: FINs the target saw), so the
+    // target kept no stale controller and the new image's connects met
+    // no old connection state.
+    let restart = run.stdout.find("ROM   warm restart").unwrap_or(run.stdout.len());
+    let old_io = run.stdout[..restart].lines().filter(|l| l.contains("ctrl 0: I/O queue") && l.contains("ready")).count() as u64;
+    let closed = run.stats.as_ref().and_then(|s| s["targets"][0]["closed_by_host"].as_u64()).unwrap_or(0);
+    if old_io == 0 || closed < old_io + 1 {
+        return fail(format!("the target saw {closed} connection(s) closed by the card (FIN); the old image had {old_io} I/O queue(s) and an admin queue"), run);
+    }
+    for bad in [
+        "resetting controller",
+        "handover record refused",
+        "the image activates at the next reset",
+        "handover record not written",
+        "TCP connect timed out",
+        "not all closed",
+        "keep-alive timeout",
+    ] {
         if run.stdout.contains(bad) {
             return fail(format!("a controller was reset, the handover refused, or the activation put off to the next reset: `{bad}`"), run);
         }

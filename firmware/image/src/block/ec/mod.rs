@@ -46,16 +46,24 @@
 //!   md holds writes while `MD_SB_CHANGE_PENDING`). A card restart then
 //!   never trusts a device that missed a completed write.
 //!
+//! * Volumes ([`live`]): the boot configuration's and those made at run
+//!   time through the management API (`bdev_ec_create`), in one
+//!   fixed-size table per core that the management server's publications
+//!   update between stripe operations; a volume's repair core adopts a new
+//!   one (it starts as a new volume, superblocks written) and drops a
+//!   deleted one (its repair stopped, its health reset).
+//!
 //! No CPU touches payload bytes: DMA and the EC engine move and compute
 //! everything; the staging pages are the engine's fragments (a scrub
 //! compares parity by the CRC32C the DMA engine computes).
 
+pub mod live;
 mod repair;
 mod superblock;
 
 use super::staging::{Pages, Pool, PAGE};
 use super::{cookie, Done, Data, Io, Op, SegTable, Tag, MAX_SEGS, MAX_TAGS};
-use crate::bootcfg::{self as config, Backend, EcVolume, Namespace};
+use crate::bootcfg::{Backend, EcVolume, Namespace};
 use crate::nvmf::initiator::Fabric;
 use core::sync::atomic::{AtomicU32, Ordering};
 use dpu_bdev::ec_health::Health;
@@ -98,13 +106,38 @@ fn health(vol: u16) -> &'static Health {
     &HEALTH[usize::from(vol) % HEALTH.len()]
 }
 
+/// A volume's stripe shape, all a stripe operation keeps of it (its
+/// members are looked up in the core's table, [`live::Vols`], when
+/// member I/Os go out: the context stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Shape {
+    pub k: u8,
+    pub m: u8,
+}
+
+impl Shape {
+    pub fn of(v: &EcVolume) -> Shape {
+        Shape { k: v.k, m: v.m }
+    }
+
+    pub fn width(&self) -> usize {
+        usize::from(self.k) + usize::from(self.m)
+    }
+
+    /// As `EcVolume::member_of`.
+    pub fn member_of(&self, stripe: u64, frag: usize) -> usize {
+        let n = self.width() as u64;
+        ((frag as u64 + stripe % n) % n) as usize
+    }
+}
+
 /// Device `dev` (member record) serving slot `slot` of volume `vol`
 /// failed: the slot is lost (once, logged) under its controller's
 /// current association epoch; a rebuild onto it stops.
-fn mark_failed(vol: u16, slot: usize, dev: usize, why: &str) {
+fn mark_failed(v: Option<&EcVolume>, vol: u16, slot: usize, dev: usize, why: &str) {
     let h = health(vol);
     let rebuilding = h.rebuilding().filter(|&(s, _)| s == slot);
-    let epoch = device_epoch(vol, dev).unwrap_or(0);
+    let epoch = v.and_then(|v| device_epoch(v, dev)).unwrap_or(0);
     if h.fail(slot, dev, epoch) {
         match rebuilding {
             Some((_, mark)) => defmt::warn!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64}: the device rebuilt onto (record {=usize}) failed ({=str})", vol, slot, mark, dev, why),
@@ -114,10 +147,10 @@ fn mark_failed(vol: u16, slot: usize, dev: usize, why: &str) {
 }
 
 /// The association epoch of the controller of member record `dev` of
-/// volume `vol` (`nvmf::published`'s generation: one more each time the
+/// volume `v` (`nvmf::published`'s generation: one more each time the
 /// association is set up).
-fn device_epoch(vol: u16, dev: usize) -> Option<u32> {
-    let (ctrl, _) = *config::ec_volume(vol)?.members.get(dev)?;
+fn device_epoch(v: &EcVolume, dev: usize) -> Option<u32> {
+    let (ctrl, _) = *v.members.get(dev)?;
     Some(crate::nvmf::published(usize::from(ctrl)).generation)
 }
 
@@ -165,7 +198,8 @@ struct Ctx {
     tag: Tag,
     write: bool,
     vol: u16,
-    v: Option<&'static EcVolume>,
+    /// The volume's shape (its members: `Ec::vols`).
+    v: Option<Shape>,
     /// Block size (log2) of the volume and its members.
     shift: u8,
     /// The I/O's first byte in the volume and its length.
@@ -271,6 +305,8 @@ pub struct Ec {
     /// work of the volumes this core repairs.
     repair: repair::Worker,
     sb: superblock::Sb,
+    /// The volumes this core knows (boot and run time).
+    vols: live::Vols,
     /// Scrub: the data pages and the recomputed parity pages (the
     /// engine's table), and the CRC32C words the DMA engine writes.
     check_frags: [u64; 32],
@@ -293,6 +329,7 @@ impl dpu_rt::ConstInit for Ec {
         nwait: 0,
         repair: repair::Worker::IDLE,
         sb: superblock::Sb::IDLE,
+        vols: live::Vols::EMPTY,
         check_frags: [0; 32],
         crc: [const { AtomicU32::new(0) }; 8],
         done: Done::EMPTY,
@@ -323,7 +360,8 @@ impl Ec {
             return None;
         }
         e.hart = hart as u32;
-        e.repair = repair::Worker::new(hart);
+        e.vols.load_boot();
+        e.repair = repair::Worker::new(hart, &e.vols);
         Some(e)
     }
 
@@ -338,7 +376,7 @@ impl Ec {
     /// Starts I/O `tag` (read or write) on erasure-coded namespace `ns`.
     pub fn submit(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, ns: &Namespace, tag: Tag, io: &Io) {
         let Backend::Ec { vol } = ns.backend else { return self.push_done(tag, Status::INTERNAL_ERROR) };
-        let Some(v) = config::ec_volume(vol) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
+        let Some(v) = self.vols.get(vol).map(|x| Shape::of(&x.def)) else { return self.push_done(tag, Status::INTERNAL_ERROR) };
         let write = match io.op {
             Op::Read => false,
             Op::Write => true,
@@ -559,7 +597,7 @@ impl Ec {
                 }
             }
             // The slot's fragment of this stripe, from any k others.
-            Job::Rebuild { slot } => need = 1 << repair::fragment_on(v, stripe, usize::from(slot)),
+            Job::Rebuild { slot } => need = 1 << repair::fragment_on(&v, stripe, usize::from(slot)),
             // Every fragment, only where all are valid.
             Job::Scrub => {
                 if h.missing_at(stripe, width) != 0 {
@@ -620,6 +658,7 @@ impl Ec {
         // Members have the volume's block size (the configuration says so).
         let blocks = (CHUNK >> shift) as u32;
         let h = health(vol);
+        let Some(def) = self.vols.get(vol).map(|x| &x.def) else { return };
         for f in 0..v.width() {
             if set & 1 << f == 0 {
                 continue;
@@ -627,7 +666,7 @@ impl Ec {
             // The slot's device: its member, or the spare replacing it.
             let dev = h.device(v.member_of(stripe, f));
             self.ctx[i].sent[f] = dev as u8;
-            let (ctrl, nsid) = v.members[dev];
+            let (ctrl, nsid) = def.members[dev];
             // A scrub's repair writes the parity it recomputed.
             let page = if write && job == Job::Scrub && f >= k { check.single(f - k) } else { pages.single(f) };
             let io = Io { op: if write { Op::Write } else { Op::Read }, lba: stripe * u64::from(blocks), blocks, len: CHUNK as u32, data: Data::Staged(&page) };
@@ -841,7 +880,7 @@ impl Ec {
         let (slot, dev) = (v.member_of(c.stripe, f), usize::from(c.sent[f]));
         if !st.is_success() {
             defmt::warn!("ec: volume {=u16}: member {=usize} (record {=usize}) answered {=u16:#x}", c.vol, slot, dev, st.field());
-            mark_failed(c.vol, slot, dev, "I/O error");
+            mark_failed(self.vols.get(c.vol).map(|x| &x.def), c.vol, slot, dev, "I/O error");
             c.bad |= 1 << f;
         } else if !health(c.vol).in_service(slot, dev) {
             // Lost or replaced meanwhile (on any core): may be stale.
@@ -857,7 +896,8 @@ impl Ec {
     /// Engine completions; retries waiting contexts; returns the work done.
     #[inline(never)]
     pub fn poll(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric) -> usize {
-        let mut work = 0;
+        // Volumes made or deleted at run time (one load when none).
+        let mut work = self.take_volumes();
         while self.eng.busy() > 0 {
             let Some(comp) = self.eng.poll() else { break };
             work += 1;
@@ -953,7 +993,7 @@ impl Ec {
                     continue;
                 }
                 if late {
-                    mark_failed(c.vol, slot, dev, "unanswered");
+                    mark_failed(self.vols.get(c.vol).map(|x| &x.def), c.vol, slot, dev, "unanswered");
                 }
                 c.cancelled |= 1 << f;
                 out[n] = LOWER | (i as Tag) << 5 | f as Tag;

@@ -2,8 +2,9 @@
 //! repair context ([`REPAIR`]), which goes through the same stripe steps
 //! as host I/O (stripe lock, member reads, engine, member writes).
 //!
-//! * Volume v is repaired by data-plane core `DATA_CORES - 1 - v` (the
-//!   last cores), one stripe operation at a time: rebuild and scrub are
+//! * Volume v (a boot volume, or one made at run time: [`super::live`])
+//!   is repaired by data-plane core `DATA_CORES - 1 - v` (the last
+//!   cores), one stripe operation at a time: rebuild and scrub are
 //!   one more queue-depth-1 client of the stripe locks, the members and
 //!   the engine, so host I/O keeps its share (Linux md throttles its
 //!   resync the same way in spirit, `sync_speed_min/max`, by rate).
@@ -34,7 +35,8 @@
 //!   (Linux md's raid6 `repair` reasons the same way, by syndrome).
 
 use super::{health, Ctx, Ec, Job, Step, CHUNK, NCTX, REPAIR};
-use crate::bootcfg::{self as config, Backend, EcVolume};
+use super::live::{self, Vol, Vols};
+use crate::bootcfg::EcVolume;
 use crate::nvmf::initiator::Fabric;
 use crate::block::cookie;
 use crate::block::staging::Pool;
@@ -84,16 +86,14 @@ fn repair_hart(vol: usize) -> usize {
     crate::net::FIRST_DATA_HART + crate::net::DATA_CORES - 1 - vol % crate::net::DATA_CORES
 }
 
-/// Volume `vol`'s namespace geometry: (block shift, stripes).
-pub(super) fn geometry(vol: u16, v: &EcVolume) -> Option<(u8, u64)> {
-    let ns = config::namespaces().find(|n| n.backend == Backend::Ec { vol })?;
-    let bytes = ns.geometry.blocks << ns.geometry.block_shift;
-    Some((ns.geometry.block_shift, bytes / (u64::from(v.k) * CHUNK as u64)))
+/// Whether data-plane hart `hart` repairs volume `vol`.
+pub(super) fn repairs(hart: usize, vol: usize) -> bool {
+    repair_hart(vol) == hart
 }
 
 /// The fragment of stripe `stripe` that slot `slot` holds (the inverse
 /// of `EcVolume::member_of`).
-pub(super) fn fragment_on(v: &EcVolume, stripe: u64, slot: usize) -> usize {
+pub(super) fn fragment_on(v: &super::Shape, stripe: u64, slot: usize) -> usize {
     let n = v.width() as u64;
     ((slot as u64 + n - stripe % n) % n) as usize
 }
@@ -101,30 +101,86 @@ pub(super) fn fragment_on(v: &EcVolume, stripe: u64, slot: usize) -> usize {
 impl Worker {
     pub const IDLE: Worker = Worker { vols: 0, scrub_at: [u64::MAX; dpu_bootcfg::MAX_EC_VOLUMES], pass: [0; 4], next: u64::MAX, stripes: 0, started: 0, stripe_at: 0, slow: false };
 
-    /// The repair work of data-plane hart `hart`.
-    pub fn new(hart: usize) -> Worker {
+    /// The repair work of data-plane hart `hart` over the boot volumes.
+    pub fn new(hart: usize, vols: &Vols) -> Worker {
         let mut w = Worker::IDLE;
         for vol in 0..dpu_bootcfg::MAX_EC_VOLUMES {
-            let Some(v) = config::ec_volume(vol as u16) else { continue };
             // Every volume: a lost member may come back (and spares, scrub).
-            if repair_hart(vol) != hart {
-                continue;
+            if let Some(v) = vols.get(vol as u16).filter(|_| repair_hart(vol) == hart) {
+                w.adopt(vol, v, 0);
             }
-            w.vols |= 1 << vol;
-            // The first scrub at `scrub_at`, or one period after boot.
-            w.scrub_at[vol] = match (v.scrub_at_us, v.scrub_every_ms) {
-                (0, 0) => u64::MAX,
-                (0, every) => u64::from(every) * TIMEBASE_HZ / 1000,
-                (at, _) => u64::from(at) * TIMEBASE_HZ / 1_000_000,
-            };
-            w.next = 0;
         }
         w
+    }
+
+    /// This core repairs volume `vol` from now on (`now`: card time).
+    pub(super) fn adopt(&mut self, vol: usize, v: &Vol, now: u64) {
+        let d = &v.def;
+        self.vols |= 1 << vol;
+        // The first scrub at `scrub_at`, or one period after boot (after
+        // now for a volume made at run time).
+        self.scrub_at[vol] = match (d.scrub_at_us, d.scrub_every_ms) {
+            (0, 0) => u64::MAX,
+            (0, every) => now + u64::from(every) * TIMEBASE_HZ / 1000,
+            (at, _) => (u64::from(at) * TIMEBASE_HZ / 1_000_000).max(now),
+        };
+        self.next = 0;
+    }
+
+    /// This core no longer repairs volume `vol`.
+    pub(super) fn drop_vol(&mut self, vol: usize) {
+        self.vols &= !(1 << vol);
+        if let Some(s) = self.scrub_at.get_mut(vol) {
+            *s = u64::MAX;
+        }
     }
 
     /// When the core must look again (never if it repairs nothing).
     pub fn deadline(&self) -> u64 {
         self.next
+    }
+}
+
+impl Ec {
+    /// Takes a newer publication of the run-time volumes, between stripe
+    /// operations: a volume deleted or replaced is dropped (by its repair
+    /// core: health back to new, [`live::set_dropped`]), a new one is
+    /// adopted by its repair core (superblocks next, `sb_poll`). Put off
+    /// while this core's repair or superblock work is on a volume that
+    /// changes (it ends within a stripe operation or a member timeout).
+    /// Returns the work done.
+    pub(super) fn take_volumes(&mut self) -> usize {
+        if !live::newer(self.vols.version()) {
+            return 0;
+        }
+        let Some(changed) = self.vols.read() else { return 0 };
+        let c = &self.ctx[REPAIR];
+        let on = |vol: u16| changed & 1 << vol != 0;
+        if (c.used && on(c.vol)) || (!self.sb.idle() && on(self.sb.vol())) {
+            return 0;
+        }
+        let hart = self.hart as usize;
+        let now = dpu_hal::csr::time();
+        for vol in 0..live::MAX_EC_VOLUMES {
+            if changed & 1 << vol == 0 || !repairs(hart, vol) {
+                continue;
+            }
+            if let Some(old) = self.vols.get(vol as u16).copied() {
+                self.repair.drop_vol(vol);
+                self.sb.forget(vol);
+                health(vol as u16).reset();
+                live::set_dropped(vol, old.generation);
+                defmt::info!("ec: volume {=usize}: deleted (generation {=u32}); hart {=u32} dropped it", vol, old.generation, self.hart);
+            }
+            if let Some(new) = self.vols.next(vol) {
+                health(vol as u16).reset();
+                self.sb.forget(vol);
+                self.repair.adopt(vol, &new, now);
+                defmt::info!("ec: volume {=usize}: made at run time ({=u8}+{=u8}, {=u64} stripes); hart {=u32} starts it", vol, new.def.k, new.def.m, new.stripes, self.hart);
+            }
+        }
+        self.vols.commit();
+        1
     }
 }
 
@@ -180,7 +236,8 @@ impl Ec {
             if self.repair.vols & 1 << vol == 0 {
                 continue;
             }
-            let Some(v) = config::ec_volume(vol) else { continue };
+            let Some(x) = self.vols.get(vol).copied() else { continue };
+            let v = &x.def;
             let h = health(vol);
             let lost = h.lost();
             // Nothing to start (the common case, every look): no lookup of
@@ -188,7 +245,7 @@ impl Ec {
             if !h.started() || h.rebuilding().is_some() || (lost == 0 && now < self.repair.scrub_at[usize::from(vol)]) {
                 continue;
             }
-            let Some((shift, stripes)) = geometry(vol, v) else { continue };
+            let (shift, stripes) = (x.shift, x.stripes);
             let width = v.width();
             // A lost slot and a spare whose controller is connected (with
             // more than m lost, stripes cannot be rebuilt: nothing to do).
@@ -248,10 +305,10 @@ impl Ec {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn start_job(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &'static EcVolume, shift: u8, stripes: u64, job: Job) {
+    fn start_job(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &EcVolume, shift: u8, stripes: u64, job: Job) {
         self.repair.stripes = stripes;
         self.repair.started = dpu_hal::csr::time();
-        self.occupy(REPAIR, Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(v), shift, ..Ctx::FREE });
+        self.occupy(REPAIR, Ctx { used: true, job, tag: 0, write: job != Job::Scrub, vol, v: Some(super::Shape::of(v)), shift, ..Ctx::FREE });
         self.job_stripe(REPAIR, 0);
         self.run(chan, pool, fab, REPAIR);
     }
@@ -271,6 +328,13 @@ impl Ec {
     /// end of the job.
     pub(super) fn repair_next(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, i: usize) -> bool {
         let c = self.ctx[i];
+        // Its volume was deleted (a publication drops it): stop here, at
+        // a stripe boundary, so that its former members (free again) get
+        // no more writes; `take_volumes` then drops it.
+        if live::newer(self.vols.version()) && self.vols.read().is_some_and(|changed| changed & 1 << c.vol != 0) {
+            defmt::warn!("ec: volume {=u16}: repair stopped at stripe {=u64}: the volume was deleted", c.vol, c.stripe);
+            return self.finish(pool, i, Status::ABORT_REQUESTED);
+        }
         let h = health(c.vol);
         let us = (dpu_hal::csr::time() - self.repair.started) * 1_000_000 / TIMEBASE_HZ;
         let last = c.stripe + 1 >= self.repair.stripes;
@@ -282,7 +346,7 @@ impl Ec {
                     // stripe could not be rebuilt: more than m lost.
                     if h.rebuilding().is_some_and(|(s, _)| s == slot) {
                         let dev = h.device(slot);
-                        h.fail(slot, dev, super::device_epoch(c.vol, dev).unwrap_or(0));
+                        h.fail(slot, dev, self.vols.get(c.vol).and_then(|x| super::device_epoch(&x.def, dev)).unwrap_or(0));
                     }
                     defmt::error!("ec: volume {=u16}: rebuild of member {=usize} stopped at stripe {=u64} (status {=u16:#x})", c.vol, slot, c.stripe, c.status.field());
                     return self.finish(pool, i, c.status);
@@ -308,7 +372,7 @@ impl Ec {
             Job::Scrub => {
                 if !c.status.is_success() || last {
                     // The next pass one period after this one ended.
-                    let every = c.v.map_or(0, |v| v.scrub_every_ms);
+                    let every = self.vols.get(c.vol).map_or(0, |x| x.def.scrub_every_ms);
                     if every != 0 {
                         self.repair.scrub_at[usize::from(c.vol) % dpu_bootcfg::MAX_EC_VOLUMES] = dpu_hal::csr::time() + u64::from(every) * TIMEBASE_HZ / 1000;
                     }

@@ -12,7 +12,9 @@
 //!   which device serves each slot; untrusted slots start lost
 //!   (`Health::start`), and their devices go through the rebuild of a
 //!   member that came back (or a spare takes the slot). Blank everywhere:
-//!   a new volume with a random nonce. Then the first update is written;
+//!   a new volume with a random nonce. A volume made at run time
+//!   (`bdev_ec_create`, `live::Vol::fresh`) skips the reads: it is new
+//!   whatever its members hold. Then the first update is written;
 //!   until it is on the media the volume takes no I/O.
 //! * Update (`Health::unrecorded`: a slot lost, a device taking a slot,
 //!   a rebuild complete): `events` + 1 and the slots lost now go to every
@@ -28,7 +30,7 @@
 //! CRC32C seals it (on the core only if the engine is busy).
 
 use super::{health, mark_failed, Ec, CHUNK, LOWER, MEMBER_TIMEOUT_TICKS, NCTX};
-use crate::bootcfg::{self as config, EcVolume};
+use crate::bootcfg::EcVolume;
 use crate::block::staging::{Pages, Pool};
 use crate::block::{Data, Io, Op, Tag};
 use crate::nvmf::initiator::Fabric;
@@ -83,6 +85,22 @@ pub(super) struct Sb {
 impl Sb {
     pub const IDLE: Sb = Sb { phase: Phase::Idle, vol: 0, read: 0, sent: 0, out: 0, cancelled: 0, failed: 0, sent_at: 0, pages: Pages::NONE, slot_of: [0; 32], changes: 0, lost: 0, events: 0, since: u64::MAX };
 
+    /// No superblock operation is running.
+    pub fn idle(&self) -> bool {
+        self.phase == Phase::Idle
+    }
+
+    /// The volume of the running operation.
+    pub fn vol(&self) -> u16 {
+        self.vol
+    }
+
+    /// Volume `vol` is gone or new: its superblocks are read again
+    /// before it takes I/O.
+    pub fn forget(&mut self, vol: usize) {
+        self.read &= !(1u32.checked_shl(vol as u32).unwrap_or(0));
+    }
+
     /// When the core needs a pass: an I/O in flight times out.
     pub fn deadline(&self) -> u64 {
         if self.out & !self.cancelled != 0 {
@@ -115,7 +133,8 @@ impl Ec {
             if self.repair.vols & 1 << vol == 0 {
                 continue;
             }
-            let Some(v) = config::ec_volume(vol) else { continue };
+            let Some(x) = self.vols.get(vol).copied() else { continue };
+            let v = &x.def;
             let h = health(vol);
             if self.sb.read & 1 << vol == 0 {
                 // Not read yet: once every member is up, or after the wait
@@ -131,6 +150,9 @@ impl Ec {
                         }
                         continue;
                     }
+                    // A volume made just now: nothing on its members is
+                    // its own (they may hold an old volume's superblocks).
+                    Start::Read if x.fresh => return usize::from(self.sb_fresh(chan, pool, fab, vol, v)),
                     Start::Read => return usize::from(self.sb_read(chan, pool, fab, vol, v)),
                 }
             }
@@ -147,10 +169,26 @@ impl Ec {
             && (0..dpu_bootcfg::MAX_EC_VOLUMES as u16).any(|vol| self.sb.read & 1 << vol != 0 && (health(vol).unrecorded() || !health(vol).started()))
     }
 
+    /// A volume made at run time (`bdev_ec_create`) starts new: a fresh
+    /// identity, every member in service, whatever its members held; the
+    /// first update (events 1) is written to all of them.
+    fn sb_fresh(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &EcVolume) -> bool {
+        let width = v.width();
+        let h = health(vol);
+        let serve: [Option<u8>; ec_super::MAX_DEVICES] = core::array::from_fn(|s| Some(s as u8));
+        let nonce = crate::random::u64_or(dpu_hal::csr::time() ^ 0x6563_7362 ^ u64::from(vol) << 48, "an EC volume's identity");
+        h.nonce.store(nonce, core::sync::atomic::Ordering::Release);
+        h.events.store(0, core::sync::atomic::Ordering::Release);
+        h.start(0, &serve[..width.min(ec_super::MAX_DEVICES)], width);
+        defmt::info!("ec: volume {=u16}: new volume (made at run time): identity {=u64:#018x}, writing superblocks (events 1)", vol, nonce);
+        self.sb.read |= 1 << vol;
+        self.sb_write(chan, pool, fab, vol, v)
+    }
+
     /// Volume start: reads the superblock of every reachable device.
     fn sb_read(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &EcVolume) -> bool {
         let n = v.width() + usize::from(v.spares);
-        let Some((shift, stripes)) = super::repair::geometry(vol, v) else { return false };
+        let Some((shift, stripes)) = self.vols.get(vol).map(|x| (x.shift, x.stripes)) else { return false };
         if fab.free_slots() < n || pool.available() < n + 8 {
             return false;
         }
@@ -180,7 +218,7 @@ impl Ec {
     fn sb_write(&mut self, chan: &mut Channel, pool: &mut Pool, fab: &mut Fabric, vol: u16, v: &EcVolume) -> bool {
         let width = v.width();
         let n = width + usize::from(v.spares);
-        let Some((shift, stripes)) = super::repair::geometry(vol, v) else { return false };
+        let Some((shift, stripes)) = self.vols.get(vol).map(|x| (x.shift, x.stripes)) else { return false };
         if fab.free_slots() < width || pool.available() < n + 8 {
             return false;
         }
@@ -264,7 +302,7 @@ impl Ec {
         let s = self.sb;
         let vol = s.vol;
         let h = health(vol);
-        let Some(v) = config::ec_volume(vol) else { return };
+        let Some(v) = self.vols.get(vol).map(|x| x.def) else { return };
         let width = v.width();
         match s.phase {
             Phase::Idle => {}
@@ -315,13 +353,13 @@ impl Ec {
                 self.sb.phase = Phase::Idle;
                 self.sb.read |= 1 << vol;
                 // The first update: the volume takes I/O once it is on the media.
-                self.sb_write(chan, pool, fab, vol, v);
+                self.sb_write(chan, pool, fab, vol, &v);
             }
             Phase::Write => {
                 let first = !h.started();
                 for dev in 0..32 {
                     if s.failed & 1 << dev != 0 {
-                        mark_failed(vol, usize::from(s.slot_of[dev]), dev, "superblock write failed");
+                        mark_failed(Some(&v), vol, usize::from(s.slot_of[dev]), dev, "superblock write failed");
                     }
                 }
                 h.recorded(s.changes, s.lost, s.events);

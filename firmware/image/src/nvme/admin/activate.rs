@@ -57,6 +57,22 @@ pub const MAX_IMAGE_NOW: u32 = 2 << 20;
 /// the restart itself, the pause stays within [`MTFA`].
 pub const ATTACH_WAIT_NOW: u64 = dpu_hal::memory_map::TIMEBASE_HZ / 5;
 
+/// Longest wait for the NVMe/TCP connections to close before the
+/// restart (mtime ticks: 20 ms; a FIN is acknowledged within a round
+/// trip, tens of microseconds, unless the target is gone).
+const CLOSE_WAIT: u64 = dpu_hal::memory_map::TIMEBASE_HZ / 50;
+/// Time left for the last ACKs to leave the NIC once every connection
+/// is closed (mtime ticks: 20 us).
+const SETTLE: u64 = 20 * US;
+/// mtime ticks per microsecond.
+const US: u64 = dpu_hal::memory_map::TIMEBASE_HZ / 1_000_000;
+
+/// Restarts the card into the new image (the handover record is written).
+fn restart() -> ! {
+    dpu_hal::finisher::warm_restart();
+    dpu_rt::park();
+}
+
 /// Bytes of record this image writes and reads: every function (PF and
 /// all VFs) with all its I/O queues, the largest configuration.
 pub const RECORD_BYTES: usize = handover::record_bytes(MAX_FUNCTIONS, MAX_FUNCTIONS * 2 * (QIDS - 1));
@@ -71,6 +87,11 @@ pub enum Activation {
     Draining,
     /// Engines still to report the functions' queues (`Done::Paused`s).
     Pausing { acks: u16 },
+    /// Record written: the NVMe/TCP connections close in order
+    /// (`crate::nvmf::quiesce`), until mtime `until` at most; then the
+    /// card restarts at mtime `settle` (set once all are closed: the
+    /// last ACKs leave the NIC).
+    Closing { until: u64, settle: u64 },
     /// New image: the restored functions' remote namespaces connecting
     /// (until mtime `until`).
     Attaching { until: u64 },
@@ -232,6 +253,26 @@ impl Admin {
             Activation::Draining => self.drained(),
             Activation::Pausing { acks: 0 } => self.hand_over(),
             Activation::Pausing { .. } => {}
+            Activation::Closing { until, settle } => {
+                let (io, admin) = crate::nvmf::quiesce::all_closed();
+                let now = dpu_hal::csr::time();
+                if io && admin {
+                    if settle == u64::MAX {
+                        self.activation = Activation::Closing { until, settle: now + SETTLE };
+                        self.timer = self.timer.min(now + SETTLE);
+                    } else if now >= settle {
+                        defmt::info!("nvme: NVMe/TCP connections closed: warm restart into the new image");
+                        restart();
+                    } else {
+                        self.timer = self.timer.min(settle);
+                    }
+                } else if now >= until {
+                    defmt::warn!("nvme: NVMe/TCP connections not all closed after {=u64} us (I/O queues {=bool}, admin queues {=bool}): warm restart anyway", CLOSE_WAIT / US, io, admin);
+                    restart();
+                } else {
+                    self.timer = self.timer.min(now + 20 * US);
+                }
+            }
             Activation::Attaching { until } => {
                 let handed = self.handed();
                 let ready = (0..MAX_FUNCTIONS as u16).filter(|&f| handed & 1u128 << f != 0).all(config::function_ready);
@@ -332,9 +373,18 @@ impl Admin {
         match written {
             Ok(n) => {
                 dpu_hal::mem::write(HANDOVER_BASE, &buf[..n]);
-                defmt::info!("nvme: handover record written ({=u32} controller(s), {=usize} bytes): warm restart into the new image", handed.count_ones(), n);
-                dpu_hal::finisher::warm_restart();
-                dpu_rt::park();
+                if crate::nvmf::quiesce::request() {
+                    defmt::info!("nvme: handover record written ({=u32} controller(s), {=usize} bytes): closing the NVMe/TCP connections", handed.count_ones(), n);
+                    // Every initiator looks at its next pass.
+                    dpu_hal::mailbox::ring(crate::net::NET_HART, crate::nvmf::DOORBELL_NVMF);
+                    for q in 0..crate::net::DATA_CORES {
+                        dpu_hal::mailbox::ring(crate::net::FIRST_DATA_HART + q, crate::nvmf::DOORBELL_NVMF);
+                    }
+                    self.activation = Activation::Closing { until: dpu_hal::csr::time() + CLOSE_WAIT, settle: u64::MAX };
+                } else {
+                    defmt::info!("nvme: handover record written ({=u32} controller(s), {=usize} bytes): warm restart into the new image", handed.count_ones(), n);
+                    restart();
+                }
             }
             Err(e) => {
                 // Cannot hand over: the engines fetch again, the image

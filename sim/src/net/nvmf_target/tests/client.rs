@@ -109,6 +109,11 @@ impl Host {
         assert_eq!(s.send_slice(b).unwrap(), b.len());
     }
 
+    /// Closes this side (FIN after what is queued).
+    pub fn close(&mut self) {
+        self.sockets.get_mut::<tcp::Socket>(self.sock).close();
+    }
+
     pub fn socket(&self) -> &tcp::Socket<'static> {
         self.sockets.get::<tcp::Socket>(self.sock)
     }

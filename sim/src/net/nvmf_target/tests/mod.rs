@@ -260,6 +260,30 @@ fn restart_drops_connections_and_keeps_data() {
     assert_eq!(q.data[&2], vec![0x5a; 512]);
 }
 
+/// A host that closes a queue (FIN: Linux's teardown, or the card
+/// before a firmware activation) gets the target's FIN back, as Linux's
+/// nvmet_tcp releases a queue whose socket reads EOF: the I/O queue goes
+/// from its controller, then the admin queue takes the controller down.
+/// Before, the model stayed in CLOSE-WAIT and kept the controller until
+/// its keep-alive timer expired.
+#[test]
+fn a_host_fin_closes_the_queue_and_the_admin_queue_the_controller() {
+    let mut t = target();
+    let (mut a, cntlid) = admin_session(&mut t, Digests::NONE);
+    let mut q = io_queue(&mut t, cntlid, 1, Digests::NONE, 50020);
+    q.close();
+    // Until nothing moves (the target takes the last ACK too).
+    q.run(&mut t, |_| false);
+    assert_eq!(q.socket().state(), tcp::State::TimeWait, "the target answered the FIN with its own");
+    assert_eq!(t.subsystem.ctrls[&cntlid].queues, Vec::<u16>::new(), "I/O queue 1 released");
+    assert_eq!(t.stats.closed_by_host, 1);
+    a.close();
+    a.run(&mut t, |_| false);
+    assert_eq!(a.socket().state(), tcp::State::TimeWait);
+    assert!(t.subsystem.ctrls.is_empty(), "the admin queue's close ended the controller");
+    assert_eq!((t.stats.closed_by_host, t.stats.keep_alive_expired), (2, 0));
+}
+
 /// The minimum RTO setting (our smoltcp patch) bounds how long a lost
 /// tail segment stalls a connection: with 5 ms the segment is resent
 /// within milliseconds, with smoltcp's default 1 s after a second.
