@@ -35,6 +35,19 @@ pub fn num_vfs() -> u16 {
     mmio::read32(PCIE_BASE + r::NUM_VFS as usize) as u16
 }
 
+/// The VFs the SR-IOV capability offers the host (its TotalVFs), and
+/// whether the host has VF Enable set ([`r::TOTAL_VFS`]).
+pub fn offered_vfs() -> (u16, bool) {
+    let v = mmio::read32(PCIE_BASE + r::TOTAL_VFS as usize);
+    (v as u16, v & r::TOTAL_VFS_VF_ENABLE != 0)
+}
+
+/// Sets the SR-IOV capability's TotalVFs and InitialVFs to `n` (clamped
+/// to the endpoint's maximum; ignored while the host has VF Enable set).
+pub fn offer_vfs(n: u16) {
+    mmio::write32(PCIE_BASE + r::TOTAL_VFS as usize, u32::from(n));
+}
+
 /// Functions the endpoint has (PF + TotalVFs).
 pub fn functions() -> u16 {
     (mmio::read32(PCIE_BASE + r::INFO as usize) >> 16) as u16

@@ -148,6 +148,15 @@ pub mod pcie {
     pub const INFO: u64 = 0x0000;
     /// u32 RO: VFs the host has enabled (NumVFs while VF Enable is set, else 0).
     pub const NUM_VFS: u64 = 0x0008;
+    /// u32 RW: the VFs the PF's SR-IOV capability offers the host: its
+    /// TotalVFs and InitialVFs (PCIe Base 4.0 §9.3.3.10 and §9.3.3.11:
+    /// read-only to the host, set by the device). Bits 15:0 the value
+    /// (reset: the endpoint's maximum, `INFO` bits 15:0; a write above it
+    /// is clamped to it); bit 16 (RO) VF Enable as the host set it. A
+    /// write while VF Enable is set is ignored: the capability does not
+    /// change under enabled VFs.
+    pub const TOTAL_VFS: u64 = 0x0010;
+    pub const TOTAL_VFS_VF_ENABLE: u32 = 1 << 16;
     /// u64 RO per hart at NOTIFY + 8 * hart: pops one notification (0 = none).
     pub const NOTIFY: u64 = 0x1000;
     /// Per-function control block at FN_CTRL + FN_CTRL_STRIDE * fn.

@@ -106,6 +106,23 @@ pub struct HostCfg {
     /// notice (as Linux does). Off by default: it holds an AER slot.
     #[serde(default)]
     pub namespace_notices: bool,
+    /// The operator disables SR-IOV on the host during the workload and
+    /// enables it again (Linux: `echo 0 > sriov_numvfs`, then
+    /// `echo N > sriov_numvfs`), e.g. around a change of the card's VF
+    /// count. No job may run on a VF.
+    #[serde(default)]
+    pub sriov_cycle: Option<SriovCycle>,
+}
+
+/// `[host] sriov_cycle`: VF Enable cleared at `disable_at` after the
+/// workload starts, then `vfs` VFs enabled at `enable_at` (refused, like
+/// Linux, above the TotalVFs the PF offers then: the run fails).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SriovCycle {
+    pub disable_at: String,
+    pub enable_at: String,
+    pub vfs: u16,
 }
 
 impl Default for HostCfg {
@@ -120,6 +137,7 @@ impl Default for HostCfg {
             submit_ns: d_cpu(),
             complete_ns: d_cpu(),
             namespace_notices: false,
+            sriov_cycle: None,
         }
     }
 }
@@ -748,6 +766,19 @@ impl Scenario {
         let h = &self.host;
         if h.vfs > 64 {
             return err("host.vfs".into(), format!("{} VFs; the board supports at most 64", h.vfs));
+        }
+        if let Some(c) = &h.sriov_cycle {
+            let d = parse_time_ns(&c.disable_at).map_err(bad("host.sriov_cycle.disable_at".into()))?;
+            let e = parse_time_ns(&c.enable_at).map_err(bad("host.sriov_cycle.enable_at".into()))?;
+            if e <= d {
+                return err("host.sriov_cycle.enable_at".into(), format!("{} is not after disable_at ({})", c.enable_at, c.disable_at));
+            }
+            if c.vfs > 64 {
+                return err("host.sriov_cycle.vfs".into(), format!("{} VFs; the board supports at most 64", c.vfs));
+            }
+            if self.jobs.iter().any(|j| j.functions.iter().any(|&f| f > 0)) {
+                return err("host.sriov_cycle".into(), "a job runs on a VF, which disappears when SR-IOV is disabled".into());
+            }
         }
         if h.io_queues == 0 || h.io_queues > 64 {
             return err("host.io_queues".into(), format!("{} is out of range 1..=64", h.io_queues));
@@ -1468,6 +1499,28 @@ mod tests {
         s.source = "t.toml".into();
         s.validate()?;
         Ok(s)
+    }
+
+    /// `[host] sriov_cycle`: its times parse, enable comes after disable,
+    /// and no job may run on a VF that the cycle removes; each error
+    /// names the field.
+    #[test]
+    fn sriov_cycle_is_checked() {
+        let pf_job = BASE.replacen("functions = [1]\nrw", "functions = [0]\nrw", 1).replacen("functions = [1, 2]", "functions = [0, 1, 2]", 1);
+        assert_ne!(pf_job, BASE, "BASE has a job on function 1");
+        let with = |base: &str, c: &str| base.replacen("vfs = 2\n", &format!("vfs = 2\nsriov_cycle = {c}\n"), 1);
+        let ok = parse(&with(&pf_job, "{ disable_at = \"1ms\", enable_at = \"2ms\", vfs = 3 }")).unwrap();
+        let c = ok.host.sriov_cycle.unwrap();
+        assert_eq!((c.disable_at.as_str(), c.enable_at.as_str(), c.vfs), ("1ms", "2ms", 3));
+        for (base, c, field) in [
+            (&pf_job, "{ disable_at = \"2ms\", enable_at = \"1ms\", vfs = 3 }", "host.sriov_cycle.enable_at"),
+            (&pf_job, "{ disable_at = \"soon\", enable_at = \"1ms\", vfs = 3 }", "host.sriov_cycle.disable_at"),
+            (&pf_job, "{ disable_at = \"1ms\", enable_at = \"2ms\", vfs = 65 }", "host.sriov_cycle.vfs"),
+            (&BASE.to_string(), "{ disable_at = \"1ms\", enable_at = \"2ms\", vfs = 3 }", "host.sriov_cycle"),
+        ] {
+            let e = parse(&with(base, c)).map(|_| ()).expect_err(c).to_string();
+            assert!(e.contains(field), "{c}: {e}");
+        }
     }
 
     const BASE: &str = r#"

@@ -111,7 +111,15 @@ pub struct Namespace {
     /// Served by NVMe/TCP target subsystem `s` (format 8) instead of a
     /// PCIe function (`function` is then `u16::MAX`).
     pub subsystem: Option<u8>,
+    /// Slot of its I/O statistics (the firmware's `nvme::iostat`): a boot
+    /// namespace's is its `index`, a run-time block device's
+    /// [`MAX_NAMESPACES`] + its management slot ([`live::LiveNs::stat`]);
+    /// [`NO_STAT`]: not counted.
+    pub stat: u16,
 }
+
+/// [`Namespace::stat`] of a namespace whose I/O is not counted.
+pub const NO_STAT: u16 = u16::MAX;
 
 /// An NVMe/TCP target subsystem (format 8): remote hosts connect to it
 /// on `trsvcid` of the DPU ports in `ports`.
@@ -660,6 +668,7 @@ pub fn parse(blob: &[u8], t: &mut Table, mut alloc_ram: impl FnMut(u64) -> Optio
             index: i as u16,
             crypto,
             subsystem,
+            stat: i as u16,
         });
         if subsystem.is_none() {
             t.index[usize::from(function)][nsid as usize] = i as u16 + 1;

@@ -39,6 +39,14 @@ pub struct LiveNs {
     pub blocks: u64,
     pub block_shift: u8,
     pub crypto: Option<u16>,
+    /// The management server's slot of the block device (0..[`MAX_LIVE`]):
+    /// its I/O statistics are counted in slot `MAX_NAMESPACES + stat`
+    /// ([`Namespace::stat`]), so they follow the device, not the mapping.
+    pub stat: u8,
+    /// The device's first mapping since it was made: each core clears
+    /// the statistics slot before counting in it (a deleted device's
+    /// counts do not carry over to the next one in its slot).
+    pub fresh: bool,
 }
 
 impl LiveNs {
@@ -56,6 +64,7 @@ impl LiveNs {
             index: LIVE_INDEX,
             crypto: self.crypto,
             subsystem: None,
+            stat: (crate::MAX_NAMESPACES + usize::from(self.stat)) as u16,
         }
     }
 }
@@ -112,25 +121,26 @@ mod tests {
     use super::*;
 
     fn ns(function: u16, nsid: u32) -> LiveNs {
-        LiveNs { function, nsid, backend: LiveBackend::Ram { base: 0x1000_0000 + u64::from(nsid) * 0x10_0000 }, blocks: 2048, block_shift: 9, crypto: None }
+        LiveNs { function, nsid, backend: LiveBackend::Ram { base: 0x1000_0000 + u64::from(nsid) * 0x10_0000 }, blocks: 2048, block_shift: 9, crypto: None, stat: 0, fresh: false }
     }
 
     #[test]
     fn remote_namespace_keeps_its_controller_and_nsid() {
         let mut t = LiveTable::EMPTY;
-        let ns = LiveNs { function: 2, nsid: 3, backend: LiveBackend::Remote { ctrl: 5, nsid: 7 }, blocks: 4096, block_shift: 12, crypto: Some(9) };
+        let ns = LiveNs { function: 2, nsid: 3, backend: LiveBackend::Remote { ctrl: 5, nsid: 7 }, blocks: 4096, block_shift: 12, crypto: Some(9), stat: 3, fresh: true };
         assert!(t.insert(ns.namespace()));
         let got = t.get(2, 3).unwrap();
         assert_eq!(got.backend, Backend::Remote { ctrl: 5, nsid: 7 });
         assert_eq!(got.crypto, Some(9), "a crypto device's namespace keeps its key slot");
         assert_eq!((got.geometry.blocks, got.geometry.block_shift, got.index), (4096, 12, LIVE_INDEX));
+        assert_eq!(usize::from(got.stat), crate::MAX_NAMESPACES + 3, "statistics follow the management slot");
         assert_eq!(t.iter().count(), 1);
     }
 
     #[test]
     fn ec_namespace_keeps_its_volume() {
         let mut t = LiveTable::EMPTY;
-        let ns = LiveNs { function: 1, nsid: 2, backend: LiveBackend::Ec { vol: 3 }, blocks: 1024, block_shift: 9, crypto: None };
+        let ns = LiveNs { function: 1, nsid: 2, backend: LiveBackend::Ec { vol: 3 }, blocks: 1024, block_shift: 9, crypto: None, stat: 0, fresh: false };
         assert!(t.insert(ns.namespace()));
         assert_eq!(t.get(1, 2).unwrap().backend, Backend::Ec { vol: 3 });
     }

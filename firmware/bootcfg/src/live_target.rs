@@ -88,6 +88,7 @@ impl RamNs {
             index: crate::live::LIVE_INDEX,
             crypto: None,
             subsystem: Some(s),
+            stat: crate::NO_STAT,
         }
     }
 }

@@ -87,6 +87,7 @@ fn ram_and_remote_namespaces() {
     assert_eq!(ram.backend, Backend::Ram(RamBdev::new(0x4400_0000, 2048, 9)));
     let remote = t.namespace(2, 3).unwrap();
     assert_eq!((remote.backend, remote.index, remote.geometry.block_shift), (Backend::Remote { ctrl: 0, nsid: 7 }, 1, 12));
+    assert_eq!(remote.stat, remote.index, "a boot namespace counts its I/O in the slot of its index");
     assert!(t.namespace(1, 2).is_none() && t.namespace(999, 1).is_none() && t.namespace(1, u32::MAX).is_none());
     assert_eq!(t.namespaces().count(), 2);
     assert_eq!(t.ports(), &[PortCfg { ip: [10, 0, 0, 1], prefix: 24, mtu: 1500 }]);

@@ -59,10 +59,12 @@ pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 /// block devices stacked on run-time devices with their mappings
 /// (`Vec<CryptoBdev>`, SPDK `bdev_crypto_create`); version 10 appends
 /// the erasure-coded volumes made through the management API
-/// (`Vec<EcBdev>`, ours `bdev_ec_create`).
+/// (`Vec<EcBdev>`, ours `bdev_ec_create`);
+/// version 11 appends the VFs the PF's SR-IOV capability offers
+/// ([`Config::sriov_total_vfs`], `Option<u16>`).
 /// A card written by an older firmware keeps its configuration after an
 /// update (with what that version could hold).
-pub const SCHEMA_VERSION: u16 = 10;
+pub const SCHEMA_VERSION: u16 = 11;
 
 /// The oldest schema version still read.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
@@ -179,6 +181,12 @@ pub struct Config {
     /// mappings (schema version 10).
     #[serde(skip)]
     pub ec_bdevs: Vec<EcBdev, MAX_EC_BDEVS>,
+    /// The VFs the PF's SR-IOV capability offers the host (its TotalVFs
+    /// and InitialVFs), set through the management API
+    /// (`dpu_sriov_set_total_vfs`) and applied at boot before the host
+    /// sees the PF; `None`: the board's maximum (schema version 11).
+    #[serde(skip)]
+    pub sriov_total_vfs: Option<u16>,
 }
 
 /// A named AES-256-XTS key made through the management API (SPDK
@@ -450,6 +458,8 @@ pub enum Invalid {
     /// spares distinct run-time controllers' namespaces (unmapped, in no
     /// other volume), or a mapping out of range or taken.
     EcBdev { index: u16 },
+    /// An SR-IOV VF count beyond the functions the board has.
+    SriovTotalVfs,
 }
 
 fn printable(s: &str) -> bool {
@@ -480,6 +490,7 @@ impl Config {
         crypto_keys: Vec::new(),
         crypto_bdevs: Vec::new(),
         ec_bdevs: Vec::new(),
+        sriov_total_vfs: None,
     };
 
     /// Checks every value against what the firmware can serve.
@@ -684,6 +695,9 @@ impl Config {
                 return Err(Invalid::CryptoBdev { index: i as u16 });
             }
         }
+        if self.sriov_total_vfs.is_some_and(|n| usize::from(n) >= MAX_FUNCTIONS) {
+            return Err(Invalid::SriovTotalVfs);
+        }
         Ok(())
     }
 
@@ -711,7 +725,8 @@ impl Config {
         let ck = postcard::to_slice(&self.crypto_keys, out.get_mut(n + m + l + s + v + e + c + k..)?).ok()?.len();
         let cb = postcard::to_slice(&self.crypto_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck..)?).ok()?.len();
         let eb = postcard::to_slice(&self.ec_bdevs, out.get_mut(n + m + l + s + v + e + c + k + ck + cb..)?).ok()?.len();
-        Some(n + m + l + s + v + e + c + k + ck + cb + eb)
+        let sv = postcard::to_slice(&self.sriov_total_vfs, out.get_mut(n + m + l + s + v + e + c + k + ck + cb + eb..)?).ok()?.len();
+        Some(n + m + l + s + v + e + c + k + ck + cb + eb + sv)
     }
 
     /// Makes `self` a copy of `other`, list element by list element (as
@@ -744,6 +759,7 @@ impl Config {
         each(&mut self.crypto_keys, &other.crypto_keys);
         each(&mut self.crypto_bdevs, &other.crypto_bdevs);
         each(&mut self.ec_bdevs, &other.ec_bdevs);
+        self.sriov_total_vfs = other.sriov_total_vfs;
     }
 
     /// Decodes a record of schema `version` (every byte used), `None` if
@@ -788,6 +804,7 @@ impl Config {
         self.crypto_keys.clear();
         self.crypto_bdevs.clear();
         self.ec_bdevs.clear();
+        self.sriov_total_vfs = None;
         if version >= 2 {
             rest = take(rest, &mut self.management)?;
         }
@@ -815,6 +832,9 @@ impl Config {
         }
         if version >= 10 {
             rest = take_vec(rest, &mut self.ec_bdevs)?;
+        }
+        if version >= 11 {
+            rest = take(rest, &mut self.sriov_total_vfs)?;
         }
         Some(rest)
     }
@@ -985,39 +1005,42 @@ mod tests {
         // (without the empty Vecs' length bytes).
         let no_live = Config { mallocs: Vec::new(), subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_live.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(2, &v2[..n - 9]), Some(no_live.clone()));
+        assert_eq!(Config::decode(2, &v2[..n - 10]), Some(no_live.clone()));
         // A version-3 record: the run-time devices, no subsystems.
         let no_target = Config { subsystems: Vec::new(), nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_target.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(3, &v2[..n - 8]), Some(no_target));
-        assert_eq!(Config::decode(4, &v2[..n - 8]), None, "a version-4 record lacks its subsystems");
+        assert_eq!(Config::decode(3, &v2[..n - 9]), Some(no_target));
+        assert_eq!(Config::decode(4, &v2[..n - 9]), None, "a version-4 record lacks its subsystems");
         // A version-4 record: the boot subsystems, none made at run time.
         let no_nvmf = Config { nvmf: Vec::new(), ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvmf.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(4, &v2[..n - 7]), Some(no_nvmf));
-        assert_eq!(Config::decode(5, &v2[..n - 7]), None, "a version-5 record lacks its run-time subsystems");
+        assert_eq!(Config::decode(4, &v2[..n - 8]), Some(no_nvmf));
+        assert_eq!(Config::decode(5, &v2[..n - 8]), None, "a version-5 record lacks its run-time subsystems");
         // A version-5 record: no erasure-coded volumes.
         let no_ec = Config { ec_volumes: Vec::new(), nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_ec.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(5, &v2[..n - 6]), Some(no_ec));
-        assert_eq!(Config::decode(6, &v2[..n - 6]), None, "a version-6 record lacks its volumes");
+        assert_eq!(Config::decode(5, &v2[..n - 7]), Some(no_ec));
+        assert_eq!(Config::decode(6, &v2[..n - 7]), None, "a version-6 record lacks its volumes");
         // A version-6 record: no run-time controllers.
         let no_nvme = Config { nvme: Vec::new(), ns_keys: Vec::new(), ..c.clone() };
         let n = no_nvme.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(6, &v2[..n - 5]), Some(no_nvme));
-        assert_eq!(Config::decode(7, &v2[..n - 5]), None, "a version-7 record lacks its controllers");
+        assert_eq!(Config::decode(6, &v2[..n - 6]), Some(no_nvme));
+        assert_eq!(Config::decode(7, &v2[..n - 6]), None, "a version-7 record lacks its controllers");
         // A version-7 record: no wrapped keys.
         let no_keys = Config { ns_keys: Vec::new(), ..c.clone() };
         let n = no_keys.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(7, &v2[..n - 4]), Some(no_keys));
-        assert_eq!(Config::decode(8, &v2[..n - 4]), None, "a version-8 record lacks its keys");
+        assert_eq!(Config::decode(7, &v2[..n - 5]), Some(no_keys));
+        assert_eq!(Config::decode(8, &v2[..n - 5]), None, "a version-8 record lacks its keys");
         // A version-8 record: no crypto keys or devices made at run time.
         let n = c.encode(&mut v2).unwrap();
-        assert_eq!(Config::decode(8, &v2[..n - 3]), Some(c.clone()));
-        assert_eq!(Config::decode(9, &v2[..n - 3]), None, "a version-9 record lacks its crypto keys and devices");
-        // A version-9 record: no EC volumes made at run time.
-        assert_eq!(Config::decode(9, &v2[..n - 1]), Some(c.clone()));
-        assert_eq!(Config::decode(10, &v2[..n - 1]), None, "a version-10 record lacks its EC volumes");
+        assert_eq!(Config::decode(8, &v2[..n - 4]), Some(c.clone()));
+        assert_eq!(Config::decode(9, &v2[..n - 4]), None, "a version-9 record lacks its crypto keys and devices");
+        // A version-9 record: no EC volumes made at run time, no VF count.
+        assert_eq!(Config::decode(9, &v2[..n - 2]), Some(c.clone()));
+        assert_eq!(Config::decode(10, &v2[..n - 2]), None, "a version-10 record lacks its EC volumes");
+        // A version-10 record: everything but the VF count.
+        assert_eq!(Config::decode(10, &v2[..n - 1]), Some(c.clone()));
+        assert_eq!(Config::decode(11, &v2[..n - 1]), None, "a version-11 record lacks its VF count");
     }
 
     /// What `dpu_set_port`, `dpu_nvme_set_options`, `dpu_port_set_options`
@@ -1075,6 +1098,26 @@ mod tests {
         c
     }
 
+    /// The SR-IOV VF count (schema 10) round-trips, is copied, and one
+    /// beyond the board's functions is refused.
+    #[test]
+    fn sriov_total_vfs_is_kept_and_checked() {
+        let mut c = sample();
+        c.sriov_total_vfs = Some(3);
+        c.validate().unwrap();
+        let mut buf = [0u8; 8192];
+        let n = c.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]).and_then(|b| b.sriov_total_vfs), Some(3));
+        assert_eq!(&buf[n - 2..n], &[1, 3], "Some(3) ends the record");
+        let mut copy = Config::default();
+        copy.copy_from(&c);
+        assert_eq!(copy, c);
+        c.sriov_total_vfs = Some((MAX_FUNCTIONS - 1) as u16);
+        c.validate().unwrap();
+        c.sriov_total_vfs = Some(MAX_FUNCTIONS as u16);
+        assert_eq!(c.validate(), Err(Invalid::SriovTotalVfs));
+    }
+
     #[test]
     fn wrapped_keys_are_checked_and_kept() {
         let c = with_key();
@@ -1083,8 +1126,8 @@ mod tests {
         let n = c.encode(&mut buf).unwrap();
         assert_eq!(Config::decode(SCHEMA_VERSION, &buf[..n]), Some(c.clone()));
         // The record ends with the blob, byte for byte (then the empty
-        // lists of schemas 9 and 10).
-        assert_eq!(&buf[n - 3 - WRAPPED_KEY_LEN..n - 3], &[0x5a; WRAPPED_KEY_LEN]);
+        // lists of schemas 9 and 10 and the VF count of schema 11).
+        assert_eq!(&buf[n - 4 - WRAPPED_KEY_LEN..n - 4], &[0x5a; WRAPPED_KEY_LEN]);
         let mut copy = Config::default();
         copy.copy_from(&c);
         assert_eq!(copy, c);

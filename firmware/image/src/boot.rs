@@ -175,6 +175,12 @@ pub fn config_blob() -> Option<&'static mut [u8]> {
         },
         None => defmt::error!("config: the boot flash does not answer: no namespaces"),
     }
+    // The VFs offered to the host, before any function is made visible
+    // to it (`dpu_sriov_set_total_vfs` saved it).
+    if let Some(n) = config.sriov_total_vfs {
+        dpu_hal::pcie::offer_vfs(n);
+        defmt::info!("config: SR-IOV TotalVFs {=u16} (of {=u16})", dpu_hal::pcie::offered_vfs().0, dpu_hal::pcie::functions().saturating_sub(1));
+    }
     let config: &'static Config = config;
     FLASH_CONFIG.call_once(|| config);
     match dpu_config::blob::render(config, blob) {

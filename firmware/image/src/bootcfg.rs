@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use dpu_hal::memory_map::{BOOTCFG_BASE, BOOTCFG_SIZE};
 use dpu_hal::regs::bootcfg as b;
 
-pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, SubsysCfg, EcVolume, MgmtCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID};
+pub use dpu_bootcfg::{Backend, ConfigError, CtrlCfg, SubsysCfg, EcVolume, MgmtCfg, Namespace, PortCfg, Table, MAX_CTRLS, MAX_EC_MEMBERS, MAX_NAMESPACES, MAX_NSID, NO_STAT};
 
 /// Whether I/O can be served: always for RAM; for a remote namespace,
 /// once the fabrics service has attached it.

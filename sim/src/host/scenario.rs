@@ -190,6 +190,23 @@ pub async fn run(h: Host, sc: Scenario, initiators: Vec<(String, Handle)>) {
                 }
             });
         }
+        // `[host] sriov_cycle`: SR-IOV disabled, then enabled again.
+        let sriov: Rc<RefCell<Option<Result<(), String>>>> = Rc::new(RefCell::new(None));
+        if let Some(c) = sc.host.sriov_cycle.clone() {
+            let (h2, sriov, settle) = (h.clone(), sriov.clone(), sc.host.vf_settle_ms);
+            let at = |t: &str| h.cycles(dpu_targets::parse_time_ns(t).unwrap_or(0));
+            let (disable, enable) = (at(&c.disable_at), at(&c.enable_at));
+            h.spawn(async move {
+                let start = h2.now();
+                h2.sleep(disable).await;
+                let mut r = pci::disable_vfs(&h2).await;
+                if r.is_ok() {
+                    h2.sleep((start + enable).saturating_sub(h2.now())).await;
+                    r = pci::enable_vfs(&h2, c.vfs, settle).await.map(|vfs| h2.log(format!("sriov: {} VFs enumerated again", vfs.len())));
+                }
+                *sriov.borrow_mut() = Some(r.map_err(|e| format!("SR-IOV: {e}")));
+            });
+        }
         let specs = job_specs(&h, &sc);
         let fabric_specs = initiator_job_specs(&h, &sc);
         let results = Rc::new(RefCell::new(Vec::new()));
@@ -268,6 +285,12 @@ pub async fn run(h: Host, sc: Scenario, initiators: Vec<(String, Handle)>) {
             h.sleep(h.cycles(100_000)).await;
         }
         let firmware: Vec<_> = std::mem::take(&mut *firmware.borrow_mut()).into_iter().map(|(_, r)| r).collect();
+        if sc.host.sriov_cycle.is_some() {
+            while sriov.borrow().is_none() {
+                h.sleep(h.cycles(100_000)).await;
+            }
+        }
+        let sriov_problem = sriov.borrow_mut().take().and_then(Result::err);
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         let hostile_problems = super::hostile::problems(&sc, &hostile, &jobs, jobs_end_us);
         let mut report = Report::new(jobs);
@@ -293,6 +316,7 @@ pub async fn run(h: Host, sc: Scenario, initiators: Vec<(String, Handle)>) {
         }
         problems.extend(hostile_problems);
         problems.extend(firmware_problems);
+        problems.extend(sriov_problem);
         h.state().report = Some(report);
         if problems.is_empty() {
             Ok(())

@@ -103,6 +103,9 @@ pub struct EndpointStats {
 pub struct Endpoint {
     pub funcs: Vec<Function>,
     id: Identity,
+    /// The VFs the SR-IOV capability offers (its TotalVFs and InitialVFs),
+    /// set by the firmware (`regs::TOTAL_VFS`); at most `id.total_vfs`.
+    offered: u16,
     steer: Vec<u16>,
     notify: Vec<VecDeque<u64>>,
     pub stats: EndpointStats,
@@ -119,10 +122,23 @@ impl Endpoint {
         Endpoint {
             steer: vec![regs::STEER_ADMIN; (total + 1) * regs::DOORBELLS as usize],
             funcs,
+            offered: pf.total_vfs,
             id: pf,
             notify: vec![VecDeque::new(); harts],
             stats: EndpointStats::default(),
         }
+    }
+
+    /// The firmware sets the VFs offered (`regs::TOTAL_VFS`): the SR-IOV
+    /// capability's TotalVFs and InitialVFs become `n` (at most the
+    /// endpoint's maximum), unless the host has VF Enable set.
+    fn offer_vfs(&mut self, n: u16) {
+        if self.sriov_ctrl() & SRIOV_VF_ENABLE != 0 {
+            return;
+        }
+        self.offered = n.min(self.id.total_vfs);
+        self.funcs[0].cfg.set16(EXT_SRIOV + SRIOV_TOTAL_VFS, self.offered);
+        self.funcs[0].cfg.set16(EXT_SRIOV + SRIOV_INITIAL_VFS, self.offered);
     }
 
     fn vf_identity(&self) -> Identity {
@@ -138,7 +154,7 @@ impl Endpoint {
         if self.id.total_vfs == 0 || self.sriov_ctrl() & SRIOV_VF_ENABLE == 0 {
             0
         } else {
-            self.funcs[0].cfg.read16(EXT_SRIOV + SRIOV_NUM_VFS).min(self.id.total_vfs)
+            self.funcs[0].cfg.read16(EXT_SRIOV + SRIOV_NUM_VFS).min(self.offered)
         }
     }
 
@@ -216,8 +232,8 @@ impl Endpoint {
                 self.funcs[0].cfg.set16(EXT_SRIOV + SRIOV_NUM_VFS, num_vfs_before);
             }
             let nv = self.funcs[0].cfg.read16(EXT_SRIOV + SRIOV_NUM_VFS);
-            if nv > self.id.total_vfs {
-                self.funcs[0].cfg.set16(EXT_SRIOV + SRIOV_NUM_VFS, self.id.total_vfs);
+            if nv > self.offered {
+                self.funcs[0].cfg.set16(EXT_SRIOV + SRIOV_NUM_VFS, self.offered);
             }
             if (self.num_vfs(), self.sriov_ctrl() & SRIOV_VF_MSE) != vfs_before {
                 if self.num_vfs() < vfs_before.0 {
@@ -396,6 +412,7 @@ impl Endpoint {
             let v = match off & !7 {
                 regs::INFO => u64::from(self.id.total_vfs) | (funcs << 16),
                 regs::NUM_VFS => u64::from(self.num_vfs()),
+                regs::TOTAL_VFS => u64::from(self.offered) | if self.sriov_ctrl() & SRIOV_VF_ENABLE != 0 { u64::from(regs::TOTAL_VFS_VF_ENABLE) } else { 0 },
                 _ => return None,
             };
             return Some(reg_read(v, off & 7, size));
@@ -474,6 +491,13 @@ impl Endpoint {
     /// Firmware write of the endpoint's registers.
     pub fn dpu_write(&mut self, off: u64, size: u8, v: u64, out: &mut Vec<Effect>) -> bool {
         let funcs = self.funcs.len() as u64;
+        if off == regs::TOTAL_VFS {
+            if size != 4 || self.id.total_vfs == 0 {
+                return false;
+            }
+            self.offer_vfs(v as u16);
+            return true;
+        }
         if (regs::FN_CTRL..regs::FN_CTRL + regs::FN_CTRL_STRIDE * funcs).contains(&off) {
             let f = ((off - regs::FN_CTRL) / regs::FN_CTRL_STRIDE) as usize;
             let r = (off - regs::FN_CTRL) % regs::FN_CTRL_STRIDE;
@@ -611,6 +635,37 @@ mod tests {
         // NumVFs is frozen while VF Enable is set.
         e.cfg_write(0, EXT_SRIOV + SRIOV_NUM_VFS, 2, 1, &mut out).unwrap();
         assert_eq!(e.num_vfs(), 3);
+    }
+
+    /// The firmware sets the VFs offered: the host reads them as TotalVFs
+    /// and InitialVFs, and a NumVFs above them enables only that many.
+    /// Above the maximum is clamped; while VF Enable is set nothing changes.
+    #[test]
+    fn firmware_sets_total_vfs_the_host_sees() {
+        let mut e = ep();
+        let mut out = Vec::new();
+        enable_pf(&mut e, &mut out);
+        assert_eq!(e.dpu_read(regs::TOTAL_VFS, 4), Some(4), "reset: the maximum");
+        assert!(e.dpu_write(regs::TOTAL_VFS, 4, 2, &mut out));
+        assert_eq!(e.cfg_read(0, EXT_SRIOV + SRIOV_TOTAL_VFS, 2), Ok(2));
+        assert_eq!(e.cfg_read(0, EXT_SRIOV + SRIOV_INITIAL_VFS, 2), Ok(2));
+        // The host cannot change it.
+        e.cfg_write(0, EXT_SRIOV + SRIOV_TOTAL_VFS, 2, 4, &mut out).unwrap();
+        assert_eq!(e.cfg_read(0, EXT_SRIOV + SRIOV_TOTAL_VFS, 2), Ok(2));
+        e.cfg_write(0, EXT_SRIOV + SRIOV_NUM_VFS, 2, 3, &mut out).unwrap();
+        e.cfg_write(0, EXT_SRIOV + SRIOV_CTRL, 2, u32::from(SRIOV_VF_ENABLE | SRIOV_VF_MSE), &mut out).unwrap();
+        assert_eq!(e.num_vfs(), 2);
+        assert!(e.present(2) && !e.present(3), "only the VFs offered appear");
+        assert_eq!(e.dpu_read(regs::TOTAL_VFS, 4), Some(2 | u64::from(regs::TOTAL_VFS_VF_ENABLE)));
+        // Frozen while VF Enable is set.
+        assert!(e.dpu_write(regs::TOTAL_VFS, 4, 1, &mut out));
+        assert_eq!(e.cfg_read(0, EXT_SRIOV + SRIOV_TOTAL_VFS, 2), Ok(2));
+        assert_eq!(e.num_vfs(), 2);
+        // Disabled: a value above the maximum is clamped to it.
+        e.cfg_write(0, EXT_SRIOV + SRIOV_CTRL, 2, 0, &mut out).unwrap();
+        assert!(e.dpu_write(regs::TOTAL_VFS, 4, 9, &mut out));
+        assert_eq!(e.dpu_read(regs::TOTAL_VFS, 4), Some(4));
+        assert_eq!(e.cfg_read(0, EXT_SRIOV + SRIOV_TOTAL_VFS, 2), Ok(4));
     }
 
     #[test]

@@ -41,6 +41,8 @@ fn rpc_message(code: i64, message: &str) -> String {
         -32602 => " (bad parameter)",
         -32001 => " (pass the card's access token with --token)",
         -19 => " (no such device; `dpuctl bdev list` lists them)",
+        // The VF count's refusal says what to do itself.
+        -16 if message.contains("sriov_numvfs") => "",
         -16 => " (in use; `dpuctl bdev list` shows what maps it)",
         -17 => " (the name or namespace ID is taken)",
         -12 => " (out of memory or slots on the card)",
@@ -235,6 +237,7 @@ mod tests {
         assert!(matches!(e, Error::Rpc { code: -32601, .. }));
         assert!(e.to_string().contains("dpuctl methods"), "{e}");
         assert!(rpc_message(-16, "busy: `Malloc0` is ready as namespace 1 of function 1; detach it first").contains("`dpuctl bdev list` shows what maps it"));
+        assert!(!rpc_message(-16, "busy: SR-IOV is enabled (2 VFs); first on the host: echo 0 > /sys/bus/pci/devices/<PF>/sriov_numvfs").contains("bdev list"));
         // Nobody listening.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();

@@ -162,7 +162,7 @@ impl Live {
         let generation = self.ecs.next_generation;
         let v = Vol { def, shift, stripes, generation, fresh };
         let Some(slot) = self.bdevs.iter().position(|b| b.is_none()) else { return Err(RpcError::new(code::NO_MEMORY, "out of memory: no run-time block device entry")) };
-        self.bdevs[slot] = Some(Malloc { name: Name::new(name), remote: None, base: 0, blocks: v.blocks(), block_shift: shift, map: Map::None, crypto: None, claimed: false, ec: Some(vol as u16), member_of: None });
+        self.bdevs[slot] = Some(Malloc { name: Name::new(name), remote: None, base: 0, blocks: v.blocks(), block_shift: shift, map: Map::None, crypto: None, claimed: false, ec: Some(vol as u16), member_of: None, counted: false });
         for base in c.bases() {
             if let Some(b) = self.position(base).and_then(|i| self.bdevs[i].as_mut()) {
                 b.member_of = Some(vol as u16);

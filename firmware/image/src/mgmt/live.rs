@@ -108,6 +108,9 @@ pub struct Malloc {
     /// A member or spare of that erasure-coded volume (it cannot be
     /// mapped, deleted, encrypted or its controller detached).
     pub member_of: Option<u16>,
+    /// It has been mapped since it was made: the data plane counts its
+    /// I/O statistics (`crate::nvme::iostat`, cleared at the first mapping).
+    pub counted: bool,
 }
 
 impl Malloc {
@@ -180,6 +183,7 @@ impl Live {
         self.bdevs().find(|b| b.name() == name)
     }
 
+    /// The slot of device `name` (its I/O statistics' slot, `LiveNs::stat`).
     pub(super) fn position(&self, name: &str) -> Option<usize> {
         self.bdevs.iter().position(|b| b.is_some_and(|b| b.name() == name))
     }
@@ -244,7 +248,7 @@ impl Live {
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} RAM block devices")))?;
         let bytes = blocks * bs;
         let base = dpu_rt::alloc::ram_namespace(bytes).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: no room for {bytes} bytes in the RAM namespace pool")))?;
-        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false, ec: None, member_of: None });
+        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: None, base, blocks, block_shift, map: Map::None, crypto: None, claimed: false, ec: None, member_of: None, counted: false });
         defmt::info!("mgmt: RAM block device {=str}: {=u64} blocks of {=u64} B at {=u64:#x}", name, blocks, bs, base);
         Ok(())
     }
@@ -256,7 +260,7 @@ impl Live {
             return Err(RpcError::fmt(code::EXISTS, format_args!("exists: a block device named `{name}` exists (or the name is reserved)")));
         }
         let slot = self.bdevs.iter().position(|b| b.is_none()).ok_or_else(|| RpcError::fmt(code::NO_MEMORY, format_args!("out of memory: at most {MAX_MALLOC} run-time block devices")))?;
-        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false, ec: None, member_of: None });
+        self.bdevs[slot] = Some(Malloc { name: super::Name::new(name), remote: Some((ctrl, nsid)), base: 0, blocks, block_shift, map: Map::None, crypto: None, claimed: false, ec: None, member_of: None, counted: false });
         Ok(())
     }
 
@@ -338,9 +342,11 @@ impl Live {
             (None, Some((ctrl, nsid))) => LiveBackend::Remote { ctrl, nsid },
             (None, None) => LiveBackend::Ram { base: m.base },
         };
-        self.send(Change::Attach(LiveNs { function: f, nsid, backend, blocks: m.blocks, block_shift: m.block_shift, crypto: m.crypto.map(|c| c.slot) }))?;
+        let ns = LiveNs { function: f, nsid, backend, blocks: m.blocks, block_shift: m.block_shift, crypto: m.crypto.map(|c| c.slot), stat: i as u8, fresh: !m.counted };
+        self.send(Change::Attach(ns))?;
         if let Some(b) = self.bdevs[i].as_mut() {
             b.map = Map::Attaching { function: f, nsid };
+            b.counted = true;
         }
         Ok(())
     }
@@ -398,7 +404,7 @@ impl Live {
         };
         let layer = Layer { slot, base: super::Name::new(base), key: super::Name::new(key) };
         // (On an EC volume, the crypto device's I/O goes to that volume.)
-        self.bdevs[i] = Some(Malloc { name: super::Name::new(name), map: Map::None, crypto: Some(layer), claimed: false, member_of: None, ..b });
+        self.bdevs[i] = Some(Malloc { name: super::Name::new(name), map: Map::None, crypto: Some(layer), claimed: false, member_of: None, counted: false, ..b });
         if let Some(b) = self.bdevs[bi].as_mut() {
             b.claimed = true;
         }

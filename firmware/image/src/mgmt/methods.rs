@@ -72,6 +72,10 @@ pub const METHODS: &[&str] = &[
     "dpu_port_get_options",
     "dpu_mgmt_set",
     "dpu_mgmt_get",
+    "bdev_get_iostat",
+    "dpu_get_function_iostat",
+    "dpu_sriov_get",
+    "dpu_sriov_set_total_vfs",
 ];
 
 /// What the methods that change something keep between calls.
@@ -175,6 +179,10 @@ pub fn call(method: &str, params: Option<Value<'_>>, w: &mut Writer<'_>, ctx: &C
         "bdev_crypto_delete" => st.keys.bdev_delete(&p, w, live),
         "bdev_ec_create" => live.ec_create(&p, w),
         "bdev_ec_delete" => live.ec_delete(&p, w),
+        "bdev_get_iostat" => super::iostat::bdev_get_iostat(&p, w, live),
+        "dpu_get_function_iostat" => super::iostat::function_iostat(&p, w),
+        "dpu_sriov_get" => super::sriov::get(&p, w),
+        "dpu_sriov_set_total_vfs" => super::sriov::set_total_vfs(&p, w, live),
         "bdev_nvme_detach_controller" => nvme.detach(&p, w, live),
         "dpu_set_port" => super::settings::set_port(&p, w, nvme, &st.nvmf, &mut st.persist),
         "dpu_nvme_set_options" => super::settings::nvme_set_options(&p, w, &mut st.persist),

@@ -30,11 +30,17 @@
 //!   (`crate::net::settings`).
 //! * [`update`]: firmware update (`dpu_fw_download`, `dpu_fw_commit`)
 //!   through the firmware update service (`crate::fwupdate`).
+//! * [`iostat`]: I/O statistics per block device (SPDK
+//!   `bdev_get_iostat`) and per PCIe function, read from the data-plane
+//!   cores' counters.
+//! * [`sriov`]: the VFs the PF's SR-IOV capability offers the host
+//!   (`dpu_sriov_get`, `dpu_sriov_set_total_vfs`).
 //! * [`persist`]: the live changes saved to the configuration in flash,
 //!   and made again at boot.
 
 pub mod crypto;
 pub mod ec;
+pub mod iostat;
 pub mod live;
 pub mod methods;
 pub mod nvme;
@@ -42,6 +48,7 @@ pub mod nvmf;
 pub mod persist;
 pub mod server;
 pub mod settings;
+pub mod sriov;
 pub mod update;
 
 /// A name kept in place (`Copy`, no heap): at most `N` bytes of UTF-8.

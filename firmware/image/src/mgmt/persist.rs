@@ -14,6 +14,9 @@
 //! are written into the fields the configuration always had
 //! ([`Persist::update`]); the next boot's configuration blob carries
 //! them, so nothing needs restoring.
+//! The SR-IOV VF count (`dpu_config::Config::sriov_total_vfs`, schema
+//! version 11: what the endpoint offers, once it is not the board's
+//! maximum; applied at boot by `crate::boot::config_blob`).
 //!
 //! * At boot (booted from flash), the devices the flash configuration
 //!   lists are made again (empty: their data lived in DPU memory) and
@@ -332,9 +335,15 @@ impl Persist {
         keys.snapshot(now_keys);
         crypto_snapshot(live, flash_crypto, self.crypto_pending, now_crypto);
         ec_snapshot(live, flash_ec, self.ec_pending, now_ec);
-        if !self.dirty && *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && *now_ec == config.ec_bdevs {
+        // The VFs offered (`super::sriov`): kept once set, as long as
+        // they are not the maximum a configuration without it gives.
+        let (offered, _) = dpu_hal::pcie::offered_vfs();
+        let max = dpu_hal::pcie::functions().saturating_sub(1);
+        let vfs = (offered != max || config.sriov_total_vfs.is_some()).then_some(offered);
+        if !self.dirty && *now == config.mallocs && *now_nvmf == config.nvmf && *now_nvme == config.nvme && *now_keys == config.crypto_keys && *now_crypto == config.crypto_bdevs && *now_ec == config.ec_bdevs && vfs == config.sriov_total_vfs {
             return;
         }
+        let vfs_before = core::mem::replace(&mut config.sriov_total_vfs, vfs);
         core::mem::swap(&mut config.mallocs, now);
         core::mem::swap(&mut config.nvmf, now_nvmf);
         core::mem::swap(&mut config.nvme, now_nvme);
@@ -360,6 +369,7 @@ impl Persist {
             core::mem::swap(&mut config.crypto_keys, now_keys);
             core::mem::swap(&mut config.crypto_bdevs, now_crypto);
             core::mem::swap(&mut config.ec_bdevs, now_ec);
+            config.sriov_total_vfs = vfs_before;
         }
     }
 

@@ -11,7 +11,7 @@
 use crate::block::{self, Data, Stack, Tag};
 use crate::bootcfg as config;
 use crate::nvmf::initiator::Fabric;
-use super::live;
+use super::{iostat, live};
 use super::msg::{self, Done, HostError, ToAdmin, ToEngine};
 use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::pcie::{self, Note};
@@ -99,6 +99,10 @@ struct Cmd {
     /// The boot configuration's namespace of the command (looked up once,
     /// when decoded); `None`: one of the live table, or none.
     ns: Option<&'static config::Namespace>,
+    /// Its namespace's statistics slot ([`iostat`]) and when it went to
+    /// the block layer (`mtime`), set on submission.
+    stat: u16,
+    t0: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -183,6 +187,8 @@ pub struct Engine {
     hart: usize,
     /// This hart's row of [`COUNTERS`].
     counters: &'static [FnCounters; dpu_hal::memory_map::MAX_FUNCTIONS],
+    /// This core's block device statistics.
+    iostat: iostat::Writer,
     chan: Option<Channel>,
     from_admin: Option<Consumer<'static, ToEngine, { msg::DEPTH }>>,
     to_admin: Option<Producer<'static, ToAdmin, { msg::DEPTH }>>,
@@ -253,6 +259,7 @@ impl ConstInit for Engine {
     const INIT: Engine = Engine {
         hart: 0,
         counters: &COUNTERS[0],
+        iostat: iostat::Writer::NONE,
         chan: None,
         from_admin: None,
         to_admin: None,
@@ -289,6 +296,8 @@ impl ConstInit for Engine {
             walk: 0,
             status: Status::SUCCESS,
             ns: None,
+            stat: config::NO_STAT,
+            t0: 0,
         }; MAXCMD],
         free: [0; MAXCMD],
         nfree: 0,
@@ -354,6 +363,19 @@ impl Engine {
         }
         self.nfree = MAXCMD;
         true
+    }
+
+    /// Sets up this core's block device statistics when it gets its first
+    /// queue (before its first command; not at boot, where 64 cores
+    /// filling their counter blocks in DDR at once would keep them from
+    /// answering the control plane's first ping in time).
+    #[cold]
+    #[inline(never)]
+    fn start_iostat(&mut self) {
+        match iostat::start(self.hart) {
+            Some(w) => self.iostat = w,
+            None => defmt::warn!("hart {=usize}: no memory for I/O statistics (its I/O is not counted)", self.hart),
+        }
     }
 
     fn chan(&mut self) -> &mut Channel {
@@ -545,6 +567,8 @@ impl Engine {
         let data = if segs.is_empty() { Data::None } else { Data::Host { function: func, segs } };
         let io = block::Io { op, lba, blocks, len, data };
         self.cmds[slot].state = State::Block;
+        self.cmds[slot].stat = boot.or(attached.as_ref()).map_or(config::NO_STAT, |n| n.stat);
+        self.cmds[slot].t0 = dpu_hal::csr::time();
         let Some(chan) = self.chan.as_mut() else { return };
         match (boot, attached) {
             (Some(ns), _) => self.block.submit(chan, ns, slot as Tag, &io),
@@ -578,22 +602,33 @@ impl Engine {
         self.complete(slot, st, 0);
     }
 
-    /// Counts a successful read or write in its function's counters.
+    /// Counts a successful read or write in its function's counters
+    /// (the SMART log) and its block device's statistics ([`iostat`]);
+    /// a deallocate in the latter.
     fn count_done(&self, slot: usize) {
         let c = &self.cmds[slot];
         let s = &self.sqs[usize::from(c.sq)];
         let ctr = &self.counters[usize::from(s.func)];
-        match c.io.op {
+        let kind = match c.io.op {
             Op::Read => {
                 FnCounters::add(&ctr.read_cmds, 1);
                 FnCounters::add(&ctr.bytes_read, u64::from(c.io.data_len));
+                iostat::Kind::Read
             }
             Op::Write => {
                 FnCounters::add(&ctr.write_cmds, 1);
                 FnCounters::add(&ctr.bytes_written, u64::from(c.io.data_len));
+                iostat::Kind::Write
             }
-            _ => {}
-        }
+            // Attribute - Deallocate (NVMe Base 2.0 §3.3.3.2, CDW11 bit 2);
+            // its bytes are in the ranges the block device reads.
+            Op::Dsm { .. } if c.sqe.cdw11() & (1 << 2) != 0 => {
+                self.iostat.count(c.stat, iostat::Kind::Unmap, 0, dpu_hal::csr::time().saturating_sub(c.t0));
+                return;
+            }
+            _ => return,
+        };
+        self.iostat.count(c.stat, kind, c.io.data_len, dpu_hal::csr::time().saturating_sub(c.t0));
     }
 
     /// Attaches this core's NVMe/TCP initiator (remote namespaces).
@@ -643,6 +678,9 @@ impl Engine {
             n += 1;
             match m {
                 ToEngine::CreateCq { func, qid, entries, vector, irq, thr, time, addr, tail, head, phase } => {
+                    if !self.iostat.started() {
+                        self.start_iostat();
+                    }
                     if let Some(i) = self.cqs.iter().position(|c| !c.used) {
                         self.cqs[i] = Cq {
                             used: true,
@@ -752,6 +790,9 @@ impl Engine {
                     }
                 }
                 ToEngine::Attach { ns } => {
+                    if ns.fresh {
+                        self.iostat.clear(ns.namespace().stat);
+                    }
                     if !self.live.insert(ns.namespace()) {
                         defmt::error!("hart {=usize}: no room for live namespace {=u32} of fn {=u16}", self.hart, ns.nsid, ns.function);
                     }

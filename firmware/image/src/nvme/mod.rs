@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod io;
+pub mod iostat;
 pub mod live;
 pub mod msg;
 

@@ -46,6 +46,79 @@ pub fn management_rpc(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     Ok(())
 }
 
+/// `management-iostat.toml`: `bdev_get_iostat` and
+/// `dpu_get_function_iostat` after two fixed-size verified jobs expect
+/// exact read and write counts (bytes = ops x 4096). Those numbers must
+/// be the ones the host model's report gives for each job, so the card's
+/// count is checked against the host's. A variant expecting one more
+/// write must fail (the expectations are checked).
+pub fn management_iostat(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/management-iostat.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("management-iostat", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(expect_code(run, 0)?, &["scenario passed", "verify errors: 0, I/O errors: 0"])?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    // The host's own count of each job's I/Os is the scenario's.
+    for (job, bdev) in [("pf.fn0:", "fn0n1"), ("vf1.fn1:", "fn1n1")] {
+        let Some(report) = run.stdout.split(job).nth(1) else { return fail(format!("no result for job `{job}`"), run) };
+        let ios = |dir: &str| report.lines().take(3).find(|l| l.trim_start().starts_with(dir)).and_then(|l| l.split("ios=").nth(1)).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse::<u64>().ok());
+        let (Some(r), Some(w)) = (ios("read"), ios("write")) else { return fail(format!("job `{job}` reports no read and write counts"), run) };
+        let Some(line) = text.lines().find(|l| l.contains(&format!("name = \"{bdev}\"")) && l.contains("num_read_ops")) else { return fail(format!("the scenario expects nothing of `{bdev}`"), run) };
+        let expected = format!("num_read_ops = {r}, bytes_read = {}, num_write_ops = {w}, bytes_written = {}", r * 4096, w * 4096);
+        if !line.contains(&expected) {
+            return fail(format!("the host's job `{job}` did {r} reads and {w} writes; the scenario's expectation for `{bdev}` is not `{expected}`: {line}"), run);
+        }
+    }
+    // One write too many expected: the run fails, naming the call.
+    let bad = text.replacen("num_write_ops = 45, bytes_written = 184320, num_unmap_ops", "num_write_ops = 46, bytes_written = 184320, num_unmap_ops", 1);
+    if bad == text {
+        return fail("the scenario has no `num_write_ops = 45` to alter".to_string(), run);
+    }
+    let bad_path = cx.tmp.join("management-iostat-wrong-count.toml");
+    std::fs::write(&bad_path, bad).map_err(|e| (format!("{}: {e}", bad_path.display()), None))?;
+    let run = cx.run_image("management-iostat-wrong", &fw, &["--scenario", &bad_path.to_string_lossy(), "-q"]).map_err(io)?;
+    need(expect_code(run, 1)?, &["management calls failed", "iostat after the jobs: exact counts"])?;
+    Ok(())
+}
+
+/// `management-sriov.toml`: the VF count refused while the host has
+/// SR-IOV enabled, above the endpoint's maximum and below a VF with a
+/// namespace; with SR-IOV disabled it is set to 3 and the host, enabling
+/// SR-IOV again, reads TotalVFs 3 and enumerates 3 VFs. A variant whose
+/// host asks for 4 must fail as Linux refuses it (the host really reads
+/// the value the card set).
+pub fn management_sriov(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
+    let path = root().join("targets/scenarios/management-sriov.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("{}: {e}", path.display()), None))?;
+    let sc = path.to_string_lossy().to_string();
+    let fw = cx.built.firmware.clone();
+    let run = cx.run_image("management-sriov", &fw, &["--scenario", &sc]).map_err(io)?;
+    let run = need(
+        expect_code(run, 0)?,
+        &["scenario passed", "verify errors: 0, I/O errors: 0", "pci: enabled 2 VFs", "pci: VFs disabled", "mgmt: SR-IOV TotalVFs 64 -> 3 (of 64)", "pci: enabled 3 VFs", "sriov: 3 VFs enumerated again"],
+    )?;
+    let want = rpc_count(&text);
+    let ok = run.stderr.lines().filter(|l| l.contains("dpusim: ") && l.contains(": ok: ")).count();
+    if ok != want {
+        return fail(format!("{ok} management calls answered as expected, of {want} scripted"), run);
+    }
+    let more = text.replacen("enable_at = \"3ms\", vfs = 3 }", "enable_at = \"3ms\", vfs = 4 }", 1);
+    if more == text {
+        return fail("the scenario has no `vfs = 3` in its sriov_cycle to alter".to_string(), run);
+    }
+    let more_path = cx.tmp.join("management-sriov-more.toml");
+    std::fs::write(&more_path, more).map_err(|e| (format!("{}: {e}", more_path.display()), None))?;
+    let run = cx.run_image("management-sriov-more", &fw, &["--scenario", &more_path.to_string_lossy(), "-q"]).map_err(io)?;
+    need(expect_code(run, 1)?, &["SR-IOV: 4 VFs requested, the PF supports 3"])?;
+    Ok(())
+}
+
 /// `management-live.toml`: a RAM block device created and mapped to VF 1
 /// through the API while the PF runs verified I/O; the host hears of it
 /// by a Namespace Attribute Changed event; a job then verifies I/O on the

@@ -256,6 +256,44 @@ pub fn live_changes_persist(cx: &Ctx) -> R {
     Ok(())
 }
 
+/// The SR-IOV VF count set through the management API
+/// (`dpu_sriov_set_total_vfs`, with the host's SR-IOV disabled) is saved
+/// in the configuration (schema 11) and, on the same flash after a
+/// restart, offered before the host sees the PF: the host enables exactly
+/// 3 VFs; a host that asks for 4 is refused (as Linux refuses it).
+pub fn sriov_persist(cx: &Ctx) -> R {
+    let k = kit(cx)?;
+    let (card, base) = management_card(cx, &k, "sriov")?;
+    let rpc = |at: &str, method: &str, params: &str, expect: &str| format!("[[rpc]]\nat = \"{at}\"\nmethod = \"{method}\"\nparams = {params}\n{expect}\n\n");
+    let run1 = format!(
+        "{base}[[jobs]]\nname = \"hold\"\nfunctions = [0]\nrw = \"randread\"\nbs = \"4k\"\niodepth = 1\nruntime = \"125ms\"\n\n{}{}{}",
+        rpc("200us", "dpu_sriov_set_total_vfs", "{ total_vfs = 3 }", "expect_result = true"),
+        rpc("400us", "dpu_sriov_get", "{}", "expect_result = { total_vfs = 3, num_vfs = 0, vf_enable = false }"),
+        rpc("120ms", "dpu_config_get_status", "{}", "expect_result = { persistent = true, saving = false, pending = false }"),
+    );
+    let p1 = cx.tmp.join("sriov-1.toml");
+    std::fs::write(&p1, run1).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("sriov-1", &card, &[], &["--scenario", &p1.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["mgmt: SR-IOV TotalVFs 64 -> 3 (of 64)", "INFO  mgmt: configuration saved to flash (copy 1, sequence 2)", "outcome: scenario passed"])?;
+    let vfs = |n: u16| base.replacen("[host]\n", &format!("[host]\nvfs = {n}\nvf_settle_ms = 1\n"), 1);
+    // (The base scenario's verified job runs on the PF meanwhile.)
+    let run2 = format!(
+        "{}{}",
+        vfs(3),
+        rpc("300us", "dpu_sriov_get", "{}", "expect_result = { max_vfs = 64, total_vfs = 3, num_vfs = 3, vf_enable = true }"),
+    );
+    let p2 = cx.tmp.join("sriov-2.toml");
+    std::fs::write(&p2, &run2).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("sriov-2", &card, &[], &["--scenario", &p2.to_string_lossy()])?;
+    need(expect_code(run, 0)?, &["INFO  config: SR-IOV TotalVFs 3 (of 64)", "pci: enabled 3 VFs", "outcome: scenario passed"])?;
+    let p3 = cx.tmp.join("sriov-3.toml");
+    std::fs::write(&p3, run2.replacen("vfs = 3\n", "vfs = 4\n", 1)).map_err(|e| io(e.to_string()))?;
+    let run = cx.boot("sriov-3", &card, &[], &["--scenario", &p3.to_string_lossy()])?;
+    need(expect_code(run, 1)?, &["4 VFs requested, the PF supports 3"])?;
+    remove_cards(cx, &["sriov"]);
+    Ok(())
+}
+
 /// Config in flash: an EC 2+1 volume made at run time over three
 /// controllers attached at run time, mapped as the PF's namespace 2 and
 /// written, is saved (schema 10); at the next boot (same flash, same
