@@ -71,6 +71,11 @@ struct Cli {
     /// Write run statistics as JSON.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
+    /// At the end, report every place in card memory (SMEM, DDR) that
+    /// holds these bytes (hex; repeatable): an audit of where a secret,
+    /// such as a key sent over the management API, was left.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_bytes)]
+    find_bytes: Vec<Vec<u8>>,
     /// Scheduling quantum in cycles.
     #[arg(long, value_name = "CYCLES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     quantum: u64,
@@ -236,6 +241,20 @@ fn board_for(chip: &Path) -> PathBuf {
         .unwrap_or_default();
     boards.sort();
     boards.into_iter().find(|p| carries(p)).unwrap_or(default)
+}
+
+/// `--find-bytes`: an even number of hex digits, at least 4 bytes (a
+/// shorter pattern matches by chance).
+fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim();
+    if s.len() % 2 != 0 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`{s}` is not hex bytes (an even number of 0-9a-f digits)"));
+    }
+    let b: Vec<u8> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect();
+    if b.len() < 4 {
+        return Err(format!("`{s}`: at least 4 bytes, or matches are chance"));
+    }
+    Ok(b)
 }
 
 fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
@@ -489,6 +508,19 @@ fn finish(
     if let Some(p) = &cli.stats_json {
         std::fs::write(p, serde_json::to_string_pretty(&stats)? + "\n")
             .map_err(|e| format!("--stats-json {}: cannot write stats: {e}", p.display()))?;
+    }
+    for needle in &cli.find_bytes {
+        let at = m.bus.mem.find(needle);
+        let shown: Vec<String> = at.iter().take(8).map(|a| format!("{a:#x}")).collect();
+        let more = if at.len() > shown.len() { format!(" (+{} more)", at.len() - shown.len()) } else { String::new() };
+        let head: String = needle.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        note(&format!(
+            "dpusim: find-bytes {head}.. ({} bytes): {} place(s) in card memory{}{}",
+            needle.len(),
+            at.len(),
+            if at.is_empty() { String::new() } else { format!(": {}", shown.join(" ")) },
+            more
+        ));
     }
     if let Some(why) = exit_message(cli, outcome) {
         note(&format!("dpusim: {why} (exit status {})", outcome.exit_code()));

@@ -88,6 +88,33 @@ impl Memory {
         &mut self.pages[slot as usize]
     }
 
+    /// Every address where `needle` (non-empty) starts in the RAM backed
+    /// so far, ascending (a match may straddle two backed pages). For
+    /// audits: where secrets are left in card memory.
+    pub fn find(&self, needle: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        if needle.is_empty() {
+            return out;
+        }
+        let mut vpns: Vec<u64> = self.index.keys().copied().collect();
+        vpns.sort_unstable();
+        for &vpn in &vpns {
+            let page = &self.pages[self.index[&vpn] as usize].data[..];
+            // The page, followed by the start of the next one when backed.
+            let mut hay = page.to_vec();
+            if let Some(&next) = self.index.get(&(vpn + 1)) {
+                hay.extend_from_slice(&self.pages[next as usize].data[..needle.len() - 1]);
+            }
+            let base = vpn << PAGE_SHIFT;
+            for (i, w) in hay.windows(needle.len()).enumerate().take(PAGE_SIZE as usize) {
+                if w == needle {
+                    out.push(base + i as u64);
+                }
+            }
+        }
+        out
+    }
+
     /// Number of pages backed so far (for memory statistics).
     pub fn pages_allocated(&self) -> usize {
         self.pages.len()
@@ -143,6 +170,20 @@ mod tests {
             Region { name: "rom".into(), base: 0x1000, size: 0x1000, kind: RegionKind::BootRom, id: 0, writable: false },
             Region { name: "ddr".into(), base: 0x4000_0000, size: 1 << 33, kind: RegionKind::Ddr, id: 1, writable: true },
         ])
+    }
+
+    /// `find` reports every start, including one whose bytes straddle
+    /// two backed pages, and nothing in pages never written.
+    #[test]
+    fn find_reports_every_copy_even_across_pages() {
+        let mut m = mem();
+        let key = [0xde, 0xad, 0xbe, 0xef, 0x01];
+        m.write_bytes(0x4000_0010, &key).unwrap();
+        m.write_bytes(0x4000_1ffe, &key).unwrap();
+        m.write_bytes(0x4000_5000, &[0xde, 0xad, 0xbe, 0xef]).unwrap();
+        assert_eq!(m.find(&key), vec![0x4000_0010, 0x4000_1ffe]);
+        assert_eq!(m.find(&[0xde, 0xad, 0xbe, 0xef]), vec![0x4000_0010, 0x4000_1ffe, 0x4000_5000]);
+        assert!(m.find(&[1, 2, 3, 4]).is_empty());
     }
 
     #[test]

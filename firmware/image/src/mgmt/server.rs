@@ -80,6 +80,9 @@ impl Server {
     #[inline(never)]
     pub fn start(stack: &mut Stack) -> Option<Server> {
         let cfg = bootcfg::management()?;
+        // Requests may carry keys: no copy stays in the NIC's receive
+        // buffers once the stack has read a frame.
+        stack.dev.rx.wipe = true;
         let mut s = Server { cfg: *cfg, port: usize::from(cfg.port), slots: [const { None }; SLOTS], state: Changes { live: Live::new(), nvmf: super::nvmf::Nvmf::new(), update: Update::new(), persist: Persist::new(), nvme: Nvme::new(), keys: super::crypto::Keys::new() } };
         for slot in s.slots.iter_mut() {
             let handle = stack.listen(cfg.tcp_port, 8 * 1024, 16 * 1024)?;
@@ -236,11 +239,24 @@ impl Slot {
             return now + 10 * MS;
         }
         // Read and answer the requests that are complete, one at a time.
-        if let Ok(n) = s.recv_slice(&mut self.input[self.len..]) {
-            if n > 0 {
-                self.len += n;
-                self.last = now;
+        // Read and zero what was read in the socket's receive ring: a key
+        // in `accel_crypto_key_create` must not stay there (the ring is
+        // contiguous up to its wrap: two reads take it all).
+        for _ in 0..2 {
+            let room = &mut self.input[self.len..];
+            let n = s
+                .recv(|b| {
+                    let n = b.len().min(room.len());
+                    room[..n].copy_from_slice(&b[..n]);
+                    b[..n].fill(0);
+                    (n, n)
+                })
+                .unwrap_or(0);
+            if n == 0 {
+                break;
             }
+            self.len += n;
+            self.last = now;
         }
         match self.framer.scan(&self.input[..self.len]) {
             Scan::Complete { start, end } => {

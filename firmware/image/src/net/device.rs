@@ -34,6 +34,9 @@ pub struct RxSide {
     area: &'static mut [u8],
     base: u64,
     buf: usize,
+    /// Zero each IPv4 frame once the stack has taken it (the management
+    /// server's stack: requests may carry keys, `accel_crypto_key_create`).
+    pub wipe: bool,
     repost: [u64; REPOST],
     nrepost: usize,
 }
@@ -87,7 +90,7 @@ impl NicDevice {
             *f = i as u16;
         }
         Some(NicDevice {
-            rx: RxSide { area: rx_area, base: rx_base, buf, repost: [0; REPOST], nrepost: 0 },
+            rx: RxSide { area: rx_area, base: rx_base, buf, wipe: false, repost: [0; REPOST], nrepost: 0 },
             tx: TxSide { qp, area: tx_area, base: tx_base, buf, free, nfree: n, mac, ip, prefix, mtu, arp_owner, stats: DevStats::default() },
         })
     }
@@ -125,6 +128,11 @@ impl RxSide {
     fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {
         let off = addr.checked_sub(self.base)? as usize;
         self.area.get(off..off + len.min(self.buf))
+    }
+
+    fn frame_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let off = addr.checked_sub(self.base)? as usize;
+        self.area.get_mut(off..off + len.min(self.buf))
     }
 }
 
@@ -213,7 +221,8 @@ impl TxSide {
 }
 
 pub struct RxToken<'a> {
-    data: &'a [u8],
+    data: &'a mut [u8],
+    wipe: bool,
 }
 
 pub struct TxToken<'a> {
@@ -222,7 +231,11 @@ pub struct TxToken<'a> {
 
 impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.data)
+        let r = f(self.data);
+        if self.wipe {
+            self.data.fill(0);
+        }
+        r
     }
 }
 
@@ -286,8 +299,9 @@ impl phy::Device for NicDevice {
                     // what it needs (it copies payload into socket buffers).
                     self.rx.give_back(f.addr, &mut self.tx);
                     let NicDevice { rx, tx } = self;
-                    let data = rx.frame(f.addr, len).map_or(&[][..], |fr| &fr[eth::HEADER..]);
-                    return Some((RxToken { data }, TxToken { tx }));
+                    let wipe = rx.wipe;
+                    let data = rx.frame_mut(f.addr, len).map_or(&mut [][..], |fr| &mut fr[eth::HEADER..]);
+                    return Some((RxToken { data, wipe }, TxToken { tx }));
                 }
                 _ => {
                     let handled = {

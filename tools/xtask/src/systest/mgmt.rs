@@ -357,7 +357,24 @@ pub fn adapter_crypto_live(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let fw = cx.built.firmware.clone();
     let otp = device_key_otp(cx, "adapter-crypto-live")?;
     let otp_s = otp.to_string_lossy().to_string();
-    let run = cx.run_image("adapter-crypto-live", &fw, &["--scenario", &sc, "--otp", &otp_s]).map_err(io)?;
+    // Where the key is left in card memory at the end: each half as the
+    // hex text the requests carried and as bytes.
+    let hex_text = |h: &str| h.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let needles = [hex_text(CRYPTO_LIVE_KEY), hex_text(CRYPTO_LIVE_KEY2), CRYPTO_LIVE_KEY.to_string(), CRYPTO_LIVE_KEY2.to_string()];
+    let mut args: Vec<&str> = vec!["--scenario", &sc, "--otp", &otp_s];
+    for n in &needles {
+        args.extend(["--find-bytes", n.as_str()]);
+    }
+    let run = cx.run_image("adapter-crypto-live", &fw, &args).map_err(io)?;
+    // The management server leaves no copy of a request's key: not its
+    // own buffer, not the socket's receive ring, not the NIC's receive
+    // buffers (the key is in the engines' slots, and in flash wrapped).
+    if let Some(l) = run.stderr.lines().find(|l| l.contains("dpusim: find-bytes") && !l.contains(": 0 place(s)")) {
+        return fail(format!("key material left in card memory after the run: {l}"), run);
+    }
+    if run.stderr.lines().filter(|l| l.contains("dpusim: find-bytes")).count() != needles.len() {
+        return fail("dpusim did not report the key audit (--find-bytes)", run);
+    }
     let run = need(
         expect_code(run, 0)?,
         &[
