@@ -30,6 +30,7 @@
 //! I/O completion queues ([`QUEUE_BYTES`] each, [`IoCq`]) and its I/O
 //! submission queues ([`IoSq`]).
 
+use crate::features::Features;
 use crate::queue::{CqPointers, CreateCq, CreateSq, SqPointers};
 use crc::{Crc, CRC_32_ISCSI};
 
@@ -144,6 +145,29 @@ impl Controller {
             naers: 0,
             commit_cid: None,
         }
+    }
+
+    /// Takes the features a handover carries (Number of Queues, Interrupt
+    /// Coalescing and its per-vector disables, Asynchronous Event
+    /// Configuration, Arbitration) from `f`.
+    pub fn keep_features(&mut self, f: &Features) {
+        self.queues = f.queues;
+        self.coalesce_threshold = f.coalesce_threshold;
+        self.coalesce_time = f.coalesce_time;
+        self.coalesce_disabled = f.coalesce_disabled;
+        self.async_events = f.async_events;
+        self.arbitration = f.arbitration;
+    }
+
+    /// Puts the features [`Controller::keep_features`] took back into `f`
+    /// (the others keep their values).
+    pub fn restore_features(&self, f: &mut Features) {
+        f.queues = self.queues;
+        f.coalesce_threshold = self.coalesce_threshold;
+        f.coalesce_time = self.coalesce_time;
+        f.coalesce_disabled = self.coalesce_disabled;
+        f.async_events = self.async_events;
+        f.arbitration = self.arbitration;
     }
 
     /// The held AER command ids.
@@ -558,6 +582,25 @@ impl<'a> Function<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `keep_features` takes, `restore_features` gives back whole,
+    /// leaving the features a handover does not carry as they were.
+    #[test]
+    fn features_survive_the_handover() {
+        let mut before = Features::DEFAULT;
+        before.queues = Some((7, 5));
+        before.coalesce_threshold = 9;
+        before.coalesce_time = 3;
+        before.coalesce_disabled = 1 << 90 | 4;
+        before.async_events = 1 << 9;
+        before.arbitration = 0x0302_0103;
+        let mut c = Controller::new(0);
+        c.keep_features(&before);
+        let mut after = Features::DEFAULT;
+        after.temp_over = 77;
+        c.restore_features(&mut after);
+        assert_eq!(after, Features { temp_over: 77, ..before });
+    }
 
     const REV: [u8; 8] = *b"0.1.0   ";
 

@@ -339,7 +339,6 @@ impl Admin {
                     continue;
                 }
                 let fun = &self.funcs[f];
-                let a = &fun.admin.features;
                 let mut c = Controller::new(f as u16);
                 c.cc = fun.cc;
                 c.aqa = pcie::bar_read32(f as u16, off::AQA);
@@ -347,12 +346,7 @@ impl Admin {
                 c.acq = fun.acq;
                 c.admin_sq = fun.sq;
                 c.admin_cq = CqPointers { reserved: 0, ..fun.cq };
-                c.queues = a.queues;
-                c.coalesce_threshold = a.coalesce_threshold;
-                c.coalesce_time = a.coalesce_time;
-                c.coalesce_disabled = a.coalesce_disabled;
-                c.async_events = a.async_events;
-                c.arbitration = a.arbitration;
+                c.keep_features(&fun.admin.features);
                 let held = fun.admin.held_cids();
                 c.naers = held.len() as u8;
                 c.aers[..held.len()].copy_from_slice(held);
@@ -481,13 +475,7 @@ impl Admin {
             // The host may have rung the admin doorbells meanwhile.
             let _ = fun.sq.set_tail(pcie::doorbell(f, 0));
             let _ = fun.cq.set_head(pcie::doorbell(f, 1));
-            let a = &mut fun.admin.features;
-            a.queues = c.queues;
-            a.coalesce_threshold = c.coalesce_threshold;
-            a.coalesce_time = c.coalesce_time;
-            a.coalesce_disabled = c.coalesce_disabled;
-            a.async_events = c.async_events;
-            a.arbitration = c.arbitration;
+            c.restore_features(&mut fun.admin.features);
             fun.admin.hold_handed_over(c.held_aers());
             if f == 0 {
                 // The Commit command: completed once the queues are back.
