@@ -918,28 +918,14 @@ impl Admin {
         // deliver async events to parked AERs, when the queue is quiet.
         if f == 0 && cur == Cur::Idle && room {
             if let Some((cid, st)) = self.fw_done.take() {
-                let fun = &mut self.funcs[fi];
-                fun.cq.reserve();
-                let mut sqe = Sqe::ZERO;
-                sqe.0[0] = OPC_FIRMWARE_COMMIT;
-                sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
-                fun.sqe = sqe;
-                fun.dw0 = 0;
-                self.post(f, st);
+                self.post_held(f, OPC_FIRMWARE_COMMIT, cid, 0, st);
                 return 1;
             }
         }
         let fun = &self.funcs[fi];
         if cur == Cur::Idle && room && fun.admin.completion_due() {
-            let fun = &mut self.funcs[fi];
-            if let Some(c) = fun.admin.next_completion() {
-                fun.cq.reserve();
-                let mut sqe = Sqe::ZERO;
-                sqe.0[0] = OPC_AER;
-                sqe.0[2..4].copy_from_slice(&c.cid.to_le_bytes());
-                fun.sqe = sqe;
-                fun.dw0 = c.dw0;
-                self.post(f, c.status);
+            if let Some(c) = self.funcs[fi].admin.next_completion() {
+                self.post_held(f, OPC_AER, c.cid, c.dw0, c.status);
                 return 1;
             }
         }
@@ -1441,6 +1427,17 @@ impl Admin {
         });
     }
 
+    /// Completes a command held past its fetch (a parked AER or Firmware
+    /// Commit; its SQE is gone): takes a CQ slot and posts `status` and
+    /// `dw0` for `cid` with [`Admin::post`].
+    fn post_held(&mut self, f: u16, opcode: u8, cid: u16, dw0: u32, status: Status) {
+        let fun = &mut self.funcs[usize::from(f)];
+        fun.cq.reserve();
+        fun.sqe = held_sqe(opcode, cid);
+        fun.dw0 = dw0;
+        self.post(f, status);
+    }
+
     fn posted(&mut self, f: u16) {
         if f == 0 && self.notice_posting {
             // The Firmware Activation Starting notice; the Commit waits.
@@ -1454,6 +1451,14 @@ impl Admin {
     }
 }
 
+
+/// The SQE a held command is completed against: its opcode and CID.
+fn held_sqe(opcode: u8, cid: u16) -> Sqe {
+    let mut sqe = Sqe::ZERO;
+    sqe.0[0] = opcode;
+    sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
+    sqe
+}
 
 /// Data-plane cores with a queue index below this have an NVMe/TCP I/O
 /// queue to every live remote controller that serves a namespace of

@@ -200,14 +200,8 @@ impl Admin {
             if let Some(c) = fun.admin.next_completion() {
                 // Posted now, the Commit still outstanding: the CQE slot
                 // of the function is free (its command waits).
-                fun.cq.reserve();
-                let mut sqe = Sqe::ZERO;
-                sqe.0[0] = OPC_AER;
-                sqe.0[2..4].copy_from_slice(&c.cid.to_le_bytes());
                 let commit = fun.sqe;
-                fun.sqe = sqe;
-                fun.dw0 = c.dw0;
-                self.post(0, c.status);
+                self.post_held(0, OPC_AER, c.cid, c.dw0, c.status);
                 let fun = &mut self.funcs[0];
                 fun.sqe = commit;
                 fun.cur = Cur::Waiting;
@@ -479,10 +473,7 @@ impl Admin {
             fun.admin.hold_handed_over(c.held_aers());
             if f == 0 {
                 // The Commit command: completed once the queues are back.
-                let mut sqe = Sqe::ZERO;
-                sqe.0[0] = OPC_FIRMWARE_COMMIT;
-                sqe.0[2..4].copy_from_slice(&c.commit_cid.unwrap_or(0).to_le_bytes());
-                fun.sqe = sqe;
+                fun.sqe = held_sqe(OPC_FIRMWARE_COMMIT, c.commit_cid.unwrap_or(0));
                 fun.cur = Cur::Waiting;
                 fun.pending_qid = 0xfffd;
                 fun.cq.reserve();
