@@ -122,7 +122,7 @@ impl<const N: usize> Conn<N> {
     /// listening) - for [`super::quiesce`]. A peer left in LAST-ACK
     /// would drop the next image's SYN to the same ports until its FIN
     /// retransmissions give up.
-    pub fn fin_acked(&self, stack: &mut Stack) -> bool {
+    pub fn closed_both_ways(&self, stack: &mut Stack) -> bool {
         use smoltcp::socket::tcp::State;
         let Some(h) = self.sock else { return true };
         matches!(stack.tcp(h).state(), State::TimeWait | State::Closed | State::Listen)

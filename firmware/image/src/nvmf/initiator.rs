@@ -1007,7 +1007,7 @@ impl Fabric {
         }
         if self.closing == 1 {
             let stacks = &mut self.stacks;
-            let done = self.queues.iter().flatten().all(|q| stacks[q.conn.port].as_deref_mut().is_none_or(|st| q.conn.fin_acked(st)));
+            let done = self.queues.iter().flatten().all(|q| stacks[q.conn.port].as_deref_mut().is_none_or(|st| q.conn.closed_both_ways(st)));
             if done {
                 self.closing = 2;
                 super::quiesce::io_closed();

@@ -322,7 +322,7 @@ impl Service {
             }
             2 => {
                 let stacks = &mut self.stacks;
-                if admins.into_iter().all(|a| net::port_for(a.conn.remote).and_then(|p| stacks[p].as_deref_mut()).is_none_or(|st| a.conn.fin_acked(st))) {
+                if admins.into_iter().all(|a| net::port_for(a.conn.remote).and_then(|p| stacks[p].as_deref_mut()).is_none_or(|st| a.conn.closed_both_ways(st))) {
                     super::quiesce::admin_closed();
                     3
                 } else {
