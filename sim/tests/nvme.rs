@@ -1391,6 +1391,36 @@ fn remote_read_into_memory_not_granted_is_a_data_transfer_error() {
 }
 
 
+/// Boots with handover record `rec` at `HANDOVER_BASE` and the PF enabled
+/// by its host before the restart; the host then finds the PF as after a
+/// reset (CC.EN as it left it, CSTS.RDY clear) and brings it up through a
+/// reset with its namespace. Returns the machine and the firmware's log.
+fn boot_with_refused_record(rec: Vec<u8>) -> (dpu_sim::machine::Machine, Vec<String>) {
+    let m = run_host_with(
+        PF_NS,
+        move |m| {
+            m.bus.mem.write_bytes(dpu_hal::memory_map::HANDOVER_BASE as u64, &rec).unwrap();
+            // The host had enabled the PF before the restart.
+            m.bus.pcie.funcs[0].shadow[reg::CC as usize] = 1;
+        },
+        |h| async move {
+            let f = pci::probe_pf(&h).await?;
+            let cc = h.mmio_read(f.bar0 + reg::CC, 4).await.ok_or("CC")? as u32;
+            let csts = h.mmio_read(f.bar0 + reg::CSTS, 4).await.ok_or("CSTS")? as u32;
+            if cc & 1 == 0 || csts != 0 {
+                return Err(format!("CC {cc:#x} CSTS {csts:#x}: expected the host's CC.EN and a controller not ready"));
+            }
+            let c = Controller::probe(&h, f, opts()).await?;
+            if c.namespaces().len() != 1 {
+                return Err("the namespace is gone".into());
+            }
+            Ok(())
+        },
+    );
+    let log: Vec<String> = m.bus.console.all.iter().map(|l| m.bus.console.format(l)).collect();
+    (m, log)
+}
+
 /// A controller handover record (firmware activation without reset) the
 /// firmware cannot restore is refused with a log line naming why, and the
 /// controller starts as after a reset: one the host had enabled is not
@@ -1401,33 +1431,12 @@ fn remote_read_into_memory_not_granted_is_a_data_transfer_error() {
 #[test]
 fn a_bad_handover_record_gives_an_ordinary_boot() {
     for (format, crc, why) in [(1u16, 0x1234_5678u32, "handover record CRC mismatch"), (9, 0, "handover record of another format version")] {
-        let mut m = run_host_with(
-            PF_NS,
-            move |m| {
-                let mut rec = [0u8; 32];
-                rec[0..4].copy_from_slice(b"NVHO");
-                rec[4..6].copy_from_slice(&format.to_le_bytes());
-                rec[6..8].copy_from_slice(&32u16.to_le_bytes());
-                rec[24..28].copy_from_slice(&crc.to_le_bytes());
-                m.bus.mem.write_bytes(dpu_hal::memory_map::HANDOVER_BASE as u64, &rec).unwrap();
-                // The host had enabled the PF before the restart.
-                m.bus.pcie.funcs[0].shadow[reg::CC as usize] = 1;
-            },
-            |h| async move {
-                let f = pci::probe_pf(&h).await?;
-                let cc = h.mmio_read(f.bar0 + reg::CC, 4).await.ok_or("CC")? as u32;
-                let csts = h.mmio_read(f.bar0 + reg::CSTS, 4).await.ok_or("CSTS")? as u32;
-                if cc & 1 == 0 || csts != 0 {
-                    return Err(format!("CC {cc:#x} CSTS {csts:#x}: expected the host's CC.EN and a controller not ready"));
-                }
-                let c = Controller::probe(&h, f, opts()).await?;
-                if c.namespaces().len() != 1 {
-                    return Err("the namespace is gone".into());
-                }
-                Ok(())
-            },
-        );
-        let log: Vec<String> = m.bus.console.all.iter().map(|l| m.bus.console.format(l)).collect();
+        let mut rec = vec![0u8; 32];
+        rec[0..4].copy_from_slice(b"NVHO");
+        rec[4..6].copy_from_slice(&format.to_le_bytes());
+        rec[6..8].copy_from_slice(&32u16.to_le_bytes());
+        rec[24..28].copy_from_slice(&crc.to_le_bytes());
+        let (mut m, log) = boot_with_refused_record(rec);
         let want = format!("handover record refused ({why}): controllers start as after a reset");
         assert!(log.iter().any(|l| l.contains(&want)), "no `{want}` in the log:\n{}", log.join("\n"));
         let mut after = [0u8; 4];
@@ -1444,40 +1453,21 @@ fn a_bad_handover_record_gives_an_ordinary_boot() {
 /// queues, no I/O queue).
 #[test]
 fn a_handover_record_of_a_vf_the_host_did_not_enable_is_refused() {
-    let mut m = run_host_with(
-        PF_NS,
-        |m| {
-            let mut rec = [0u8; 32 + 96];
-            rec[0..4].copy_from_slice(b"NVHO");
-            rec[4..6].copy_from_slice(&1u16.to_le_bytes());
-            rec[6..8].copy_from_slice(&32u16.to_le_bytes());
-            rec[8..12].copy_from_slice(&96u32.to_le_bytes());
-            rec[12..14].copy_from_slice(&1u16.to_le_bytes());
-            rec[16..24].copy_from_slice(b"0.1.0   ");
-            let f = &mut rec[32..];
-            f[0..2].copy_from_slice(&1u16.to_le_bytes()); // function 1 (VF 1)
-            f[4..8].copy_from_slice(&1u32.to_le_bytes()); // CC.EN
-            f[28..30].copy_from_slice(&2u16.to_le_bytes()); // admin SQ entries
-            f[34..36].copy_from_slice(&2u16.to_le_bytes()); // admin CQ entries
-            let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&rec);
-            rec[24..28].copy_from_slice(&crc.to_le_bytes());
-            m.bus.mem.write_bytes(dpu_hal::memory_map::HANDOVER_BASE as u64, &rec).unwrap();
-            m.bus.pcie.funcs[0].shadow[reg::CC as usize] = 1;
-        },
-        |h| async move {
-            let f = pci::probe_pf(&h).await?;
-            let csts = h.mmio_read(f.bar0 + reg::CSTS, 4).await.ok_or("CSTS")? as u32;
-            if csts != 0 {
-                return Err(format!("CSTS {csts:#x}: expected a controller not ready"));
-            }
-            let c = Controller::probe(&h, f, opts()).await?;
-            if c.namespaces().len() != 1 {
-                return Err("the namespace is gone".into());
-            }
-            Ok(())
-        },
-    );
-    let log: Vec<String> = m.bus.console.all.iter().map(|l| m.bus.console.format(l)).collect();
+    let mut rec = vec![0u8; 32 + 96];
+    rec[0..4].copy_from_slice(b"NVHO");
+    rec[4..6].copy_from_slice(&1u16.to_le_bytes());
+    rec[6..8].copy_from_slice(&32u16.to_le_bytes());
+    rec[8..12].copy_from_slice(&96u32.to_le_bytes());
+    rec[12..14].copy_from_slice(&1u16.to_le_bytes());
+    rec[16..24].copy_from_slice(b"0.1.0   ");
+    let f = &mut rec[32..];
+    f[0..2].copy_from_slice(&1u16.to_le_bytes()); // function 1 (VF 1)
+    f[4..8].copy_from_slice(&1u32.to_le_bytes()); // CC.EN
+    f[28..30].copy_from_slice(&2u16.to_le_bytes()); // admin SQ entries
+    f[34..36].copy_from_slice(&2u16.to_le_bytes()); // admin CQ entries
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&rec);
+    rec[24..28].copy_from_slice(&crc.to_le_bytes());
+    let (_m, log) = boot_with_refused_record(rec);
     let want = "handover record refused (a function the host has not enabled (NumVFs)): controllers start as after a reset";
     assert!(log.iter().any(|l| l.contains(want)), "no `{want}` in the log:\n{}", log.join("\n"));
     assert!(!log.iter().any(|l| l.contains("restored")), "nothing is restored from a refused record");
