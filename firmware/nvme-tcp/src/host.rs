@@ -21,7 +21,7 @@
 
 use crate::cqe::parse_cqe;
 use crate::digest::{to_wire, Crc32c};
-use crate::pdu::{self, C2hData, CapsuleCmd, DataSpan, Digests, Fes, H2cData, IcReq, Pdu, PduError, PduType, R2t, Role, RxConfig, TermReq, TxConfig, CH_LEN};
+use crate::pdu::{self, C2hData, DataSpan, Digests, Fes, H2cData, IcReq, Pdu, PduError, PduType, R2t, Role, RxConfig, TermReq, TxConfig, CH_LEN};
 use dpu_nvme::{Cqe, Sqe};
 
 /// Connection state.
@@ -242,14 +242,29 @@ impl<const N: usize> HostQueue<N> {
     /// and returns its length; the caller appends the in-capsule data and,
     /// if `data_digest()`, its CRC32C. `tag` comes back with the completion.
     pub fn capsule(&mut self, sqe: &Sqe, write: bool, len: u32, in_capsule: u32, tag: u32, buf: &mut [u8]) -> Result<usize, pdu::EmitError> {
-        let cid = usize::from(sqe.cid());
-        if self.state != State::Established || cid >= N || self.slots[cid].active {
+        self.capsule_with(write, len, in_capsule, tag, buf, |s| s.copy_from_slice(&sqe.0))
+    }
+
+    /// [`capsule`](Self::capsule) with the SQE written by `sqe` straight
+    /// into the header's 64 SQE bytes, which it gets zeroed (e.g.
+    /// [`crate::fabrics::io::read_into`]): no SQE value is built and
+    /// copied. The CID it writes picks the slot.
+    pub fn capsule_with(&mut self, write: bool, len: u32, in_capsule: u32, tag: u32, buf: &mut [u8], sqe: impl FnOnce(&mut [u8; 64])) -> Result<usize, pdu::EmitError> {
+        if self.state != State::Established {
             return Err(pdu::EmitError::DataNotAllowed);
         }
+        let mut cid = usize::MAX;
         let n = pdu::emit_with(PduType::CapsuleCmd, 0, in_capsule, &self.tx_cfg(), buf, |h| {
-            CapsuleCmd::encode_sqe(&sqe.0, h);
+            let s: &mut [u8; 64] = (&mut h[8..72]).try_into().map_err(|_| pdu::EmitError::BufferTooSmall { need: 72 })?;
+            sqe(s);
+            cid = usize::from(u16::from_le_bytes([s[2], s[3]]));
             Ok(())
         })?;
+        // (Checked once the SQE is written; on an error the caller sends
+        // nothing of what was written.)
+        if cid >= N || self.slots[cid].active {
+            return Err(pdu::EmitError::DataNotAllowed);
+        }
         self.slots[cid] = Slot { active: true, write, len, done: in_capsule, tag };
         self.outstanding += 1;
         Ok(n)
@@ -403,9 +418,9 @@ impl<const N: usize> HostQueue<N> {
             if flags & pdu::DDGSTF != 0 || pdo != 0 || plen != HLEN {
                 return None;
             }
-            let mut cqe = [0u8; 16];
-            cqe.copy_from_slice(&h[8..24]);
-            self.on_resp(parse_cqe(&cqe))
+            // The CQE (bytes 8..24) read where it lies, as `parse_cqe` does.
+            let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
+            self.on_resp(Cqe { dw0: u32_at(8), dw1: u32_at(12), sq_head: u16_at(16), sq_id: u16_at(18), cid: u16_at(20), status: crate::cqe::status_from_field(u16_at(22) >> 1) })
         } else if ty == PduType::C2hData as u8 {
             let dd = flags & pdu::DDGSTF != 0;
             let dd_len = if dd { 4 } else { 0 };

@@ -1392,15 +1392,25 @@ impl Fabric {
             }
             let cid = slot as u16;
             let nlb0 = (c.nlb.max(1) - 1) as u16;
+            // Reads and writes: the SQE is written into the capsule where
+            // it lies (`read_into`, `write_into`).
             let sent = match c.op {
-                IoOp::Read => q.conn.submit(stack, &io::read(cid, c.nsid, c.slba, nlb0, c.len), false, c.len, &[], slot as u32),
+                IoOp::Read => {
+                    let (nsid, slba, len) = (c.nsid, c.slba, c.len);
+                    q.conn.submit_sqe_with(stack, &|s: &mut [u8; 64]| io::read_into(s, cid, nsid, slba, nlb0, len), false, len, &[], None, slot as u32)
+                }
                 op @ (IoOp::Write | IoOp::Compare | IoOp::Dsm { .. }) => {
                     let inline = c.len <= q.info.inline;
                     let dptr = if inline { Dptr::in_capsule(c.len) } else { Dptr::Transport { len: c.len } };
-                    let sqe = match op {
-                        IoOp::Compare => io::compare(cid, c.nsid, c.slba, nlb0, dptr),
-                        IoOp::Dsm { nr0, attributes } => io::dsm(cid, c.nsid, nr0, attributes, dptr),
-                        _ => io::write(cid, c.nsid, c.slba, nlb0, dptr),
+                    let other = match op {
+                        IoOp::Compare => Some(io::compare(cid, c.nsid, c.slba, nlb0, dptr)),
+                        IoOp::Dsm { nr0, attributes } => Some(io::dsm(cid, c.nsid, nr0, attributes, dptr)),
+                        _ => None,
+                    };
+                    let (nsid, slba) = (c.nsid, c.slba);
+                    let write_sqe = |s: &mut [u8; 64]| match &other {
+                        Some(sqe) => s.copy_from_slice(&sqe.0),
+                        None => io::write_into(s, cid, nsid, slba, nlb0, dptr),
                     };
                     if inline {
                         let mut parts: [&[u8]; 32] = [&[]; 32];
@@ -1409,9 +1419,9 @@ impl Fabric {
                             let n = (c.len as usize - k * PAGE).min(PAGE);
                             *part = pool.bytes(c.pages.page(k), n);
                         }
-                        q.conn.submit_with_crc(stack, &sqe, true, c.len, &parts[..np], c.staged_crc(), slot as u32)
+                        q.conn.submit_sqe_with(stack, &write_sqe, true, c.len, &parts[..np], c.staged_crc(), slot as u32)
                     } else {
-                        q.conn.submit(stack, &sqe, true, c.len, &[], slot as u32)
+                        q.conn.submit_sqe_with(stack, &write_sqe, true, c.len, &[], None, slot as u32)
                     }
                 }
                 IoOp::Flush => q.conn.submit(stack, &io::flush(cid, c.nsid), false, 0, &[], slot as u32),
