@@ -328,10 +328,13 @@ impl<const N: usize> Conn<N> {
         }
     }
 
-    /// Whether received bytes wait in the socket (else `pump` has
-    /// nothing to do).
-    pub fn has_rx(&self, stack: &mut Stack) -> bool {
-        self.sock.is_some_and(|h| stack.tcp(h).recv_queue() > 0)
+    /// Whether TCP is established, and whether received bytes wait in the
+    /// socket (one socket look-up).
+    pub fn rx_state(&self, stack: &mut Stack) -> (bool, bool) {
+        self.sock.map_or((false, false), |h| {
+            let s = stack.tcp(h);
+            (s.state() == tcp::State::Established, s.recv_queue() > 0)
+        })
     }
 
     /// The owner finished moving the first `n` data bytes at the front of

@@ -192,6 +192,8 @@ struct Queue {
     /// Generation of the association this queue belongs to.
     generation: u32,
     info: Published,
+    /// The published state word `info` was read under.
+    info_word: u32,
     /// Bytes of C2HData being moved by DMA out of the socket buffer, the
     /// command they belong to, and whether the DMA engine also runs the
     /// data digest over them (into `crc_word`).
@@ -498,6 +500,7 @@ impl Fabric {
             conn,
             generation: 0,
             info: published(i),
+            info_word: u32::MAX,
             rx_dma: None,
             crc_word: 0,
             fifo: [0; MAXCMD],
@@ -1053,7 +1056,10 @@ impl Fabric {
         let Some(q) = queues[ci].as_deref_mut() else { return 0 };
         let Some(stack) = stacks[q.conn.port].as_deref_mut() else { return 0 };
         let word = super::published_state(ci);
-        let info = published(ci);
+        // The rest of the publication only when its state word changed
+        // (every publication bumps the generation or the up bit).
+        let info = if word == q.info_word { q.info } else { published(ci) };
+        q.info_word = word;
         let mut work = 0;
         // A new or lost association drops the current connection.
         if !matches!(q.conn.phase, Phase::Down { .. }) && (!info.up || info.generation != q.generation) {
@@ -1093,11 +1099,13 @@ impl Fabric {
                 _ => {}
             },
             Phase::Ic | Phase::Connect | Phase::Ready => {
-                if !matches!(q.conn.tcp_state(stack), smoltcp::socket::tcp::State::Established) && q.rx_dma.is_none() {
+                // (One socket look-up for both questions.)
+                let (established, has_rx) = q.conn.rx_state(stack);
+                if !established && q.rx_dma.is_none() {
                     Self::drop_conn(q, stack, book, pool, false);
                     return work + 1;
                 }
-                if q.rx_dma.is_none() && q.conn.has_rx(stack) {
+                if q.rx_dma.is_none() && has_rx {
                     work += Self::receive(q, stack, chan, book, pool, ext, *hart, ci);
                     if q.rx_dma.is_some() {
                         // The engine starts on the data now, not at the
