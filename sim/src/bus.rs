@@ -9,7 +9,8 @@ use crate::dev::mailbox::Mailbox;
 use crate::dev::plic::Plic;
 use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
-use crate::event::EventQueue;
+use crate::devctx::{Component, DevCtx, Irq, LocalMem, PcieSide};
+use crate::event::{ComponentId, EventQueue, Payload};
 use crate::cpu::exec::{Body, BodyOp};
 use crate::isa::{decode, Kind, Op};
 use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
@@ -68,6 +69,93 @@ fn granule_bits(addr: u64, size: u64) -> u64 {
     } else {
         ((1u64 << n) - 1).rotate_left((first % 64) as u32)
     }
+}
+
+/// The harts' LR/SC reservations (RISC-V unprivileged spec §8.2): one
+/// granule address per hart, broken by any store or device write to it.
+pub struct Reservations {
+    held: Vec<u64>,
+    active: u32,
+    /// Summary of the reserved granules: the `granule_bits` of every
+    /// reservation placed since none was held (a superset of those held
+    /// now; zero when none is), so that most stores skip the scan of every
+    /// hart's reservation.
+    bits: u64,
+}
+
+impl Reservations {
+    pub fn new(harts: usize) -> Reservations {
+        Reservations { held: vec![NO_RESERVATION; harts], active: 0, bits: 0 }
+    }
+
+    /// Places hart `h`'s reservation on `addr`.
+    pub fn reserve(&mut self, h: u32, addr: u64) {
+        let r = &mut self.held[h as usize];
+        if *r == NO_RESERVATION {
+            self.active += 1;
+        }
+        *r = addr & !(RESERVATION_GRANULE - 1);
+        self.bits |= granule_bits(addr, 1);
+    }
+
+    /// Consumes hart `h`'s reservation; true if it still covered `addr`.
+    pub fn take(&mut self, h: u32, addr: u64) -> bool {
+        let r = std::mem::replace(&mut self.held[h as usize], NO_RESERVATION);
+        if r == NO_RESERVATION {
+            return false;
+        }
+        self.released(1);
+        r == addr & !(RESERVATION_GRANULE - 1)
+    }
+
+    /// `n` reservations fewer are held.
+    fn released(&mut self, n: u32) {
+        self.active -= n;
+        if self.active == 0 {
+            self.bits = 0;
+        }
+    }
+
+    /// A store to `[addr, addr+size)` breaks every reservation on it.
+    #[inline(always)]
+    pub fn snoop_store(&mut self, addr: u64, size: u64) {
+        if self.bits & granule_bits(addr, size) != 0 {
+            self.snoop_slow(addr, size);
+        }
+    }
+
+    #[cold]
+    fn snoop_slow(&mut self, addr: u64, size: u64) {
+        let first = addr & !(RESERVATION_GRANULE - 1);
+        let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
+        let mut broken = 0;
+        for r in self.held.iter_mut() {
+            if *r != NO_RESERVATION && (first..=last).contains(r) {
+                *r = NO_RESERVATION;
+                broken += 1;
+            }
+        }
+        self.released(broken);
+    }
+
+    /// Every reservation dropped (a reset).
+    pub fn clear(&mut self) {
+        self.held.fill(NO_RESERVATION);
+        self.active = 0;
+        self.bits = 0;
+    }
+}
+
+/// A bus-side component's event handler (see [`Bus::deliver`]).
+pub type DeviceRoute = fn(&mut Bus, u64, Payload);
+
+/// The device components that act through a [`DevCtx`], borrowed
+/// alongside it (`Bus::with_devices`).
+pub struct Devices<'a> {
+    pub dma: &'a mut DmaEngines,
+    pub crypto: &'a mut crate::accel::crypto::CryptoEngines,
+    pub ec: &'a mut crate::accel::ec::EcEngine,
+    pub ssds: &'a mut crate::ssd::bay::SsdBay,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,13 +233,17 @@ pub struct Bus {
     pub code_epoch: u64,
     /// Interrupt lines driven by devices into each hart's `mip` (MSIP/MTIP/MEIP).
     pub lines: Vec<u64>,
-    reservations: Vec<u64>,
-    active_reservations: u32,
-    /// Summary of the reserved granules: the `granule_bits` of every
-    /// reservation placed since none was held (a superset of those held
-    /// now; zero when none is), so that most stores skip the scan of every
-    /// hart's reservation.
-    reserved_bits: u64,
+    pub(crate) res: Reservations,
+    /// Device writes to code pages not yet applied to the decoded cache
+    /// (see [`LocalMem::write`]; applied when the device returns).
+    code_writes: Vec<(u64, u64)>,
+    /// Event handlers of the components registered by `Bus::new`, by
+    /// component id (`None`: a component the machine handles, e.g. the host).
+    routes: Vec<Option<DeviceRoute>>,
+    /// The host model's component id: the far end of the PCIe link.
+    pub host_id: ComponentId,
+    /// The power supply's component id (`power_cut_at`).
+    power_id: ComponentId,
     pub clint: Clint,
     pub plic: Plic,
     pub uart: Uart,
@@ -194,10 +286,8 @@ pub struct Bus {
     pub breakpoints: rustc_hash::FxHashSet<u64>,
     /// The NIC and the network behind it.
     pub net: crate::net::network::Network,
-    /// Local NVMe SSDs (`crate::bus_ssd`), one per fitted slot.
-    pub ssds: Vec<crate::ssd::Ssd>,
-    /// Per SSD: the earliest `Event::SsdDone` queued (`u64::MAX`: none).
-    pub ssd_armed: Vec<u64>,
+    /// Local NVMe SSDs ([`crate::ssd::bay`]), one per fitted slot.
+    pub ssds: crate::ssd::bay::SsdBay,
 }
 
 impl Bus {
@@ -246,6 +336,22 @@ impl Bus {
                 crate::mem::RegionKind::BootRom => 1 << 20,
             })
             .collect();
+        // The components that receive events, in a fixed order (a warm
+        // restart's fresh devices get the same ids).
+        let mut events = EventQueue::default();
+        let mut routes: Vec<Option<DeviceRoute>> = Vec::new();
+        let mut register = |name: &'static str, route: Option<DeviceRoute>| {
+            routes.push(route);
+            events.register(name)
+        };
+        let clint_id = register("clint", Some(|bus, now, p| bus.clint.update_timer(p.a as usize, now, &mut bus.lines, &mut bus.events)));
+        let host_id = register("host", None);
+        let power_id = register("power", Some(|bus, now, _| bus.power_off(now)));
+        let dma_id = register("dma", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.dma.on_event(p, ctx))));
+        let crypto_id = register("crypto", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.crypto.on_event(p, ctx))));
+        let ec_id = register("ec", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.ec.on_event(p, ctx))));
+        let ssd_id = register("ssd", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.ssds.on_event(p, ctx))));
+        let net_id = register("network", Some(|bus, now, p| bus.net_event(p, now)));
         Bus {
             mem: memory,
             decoded: FxHashMap::default(),
@@ -254,15 +360,17 @@ impl Bus {
             body_gen: 0,
             code_epoch: 0,
             lines: vec![0; harts],
-            reservations: vec![NO_RESERVATION; harts],
-            active_reservations: 0,
-            reserved_bits: 0,
-            clint: Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz),
+            res: Reservations::new(harts),
+            code_writes: Vec::new(),
+            routes,
+            host_id,
+            power_id,
+            clint: Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz, clint_id),
             plic: Plic::new(d.plic.sources, harts),
             uart: Uart::new(harts),
             mailbox: Mailbox::new(harts, d.mailbox.irq_base),
             trace,
-            events: EventQueue::default(),
+            events,
             finish: None,
             console: Console::new(chip.chip.clock_hz),
             window: Window {
@@ -277,12 +385,14 @@ impl Bus {
             pcie: Endpoint::new(identity, p.vf_msix_vectors, harts),
             link: Link::new(board, chip.chip.clock_hz),
             dma: DmaEngines::new(
+                dma_id,
                 d.dma.engines as usize,
                 d.dma.channels_per_engine as usize,
                 u64::from(d.dma.bytes_per_cycle),
                 u64::from(d.dma.descriptor_cycles),
             ),
             crypto: crate::accel::crypto::CryptoEngines::new(
+                crypto_id,
                 d.crypto.engines as usize,
                 d.crypto.queues_per_engine as usize,
                 d.crypto.key_slots as usize,
@@ -294,6 +404,7 @@ impl Bus {
                 },
             ),
             ec: crate::accel::ec::EcEngine::new(
+                ec_id,
                 d.ec.queues as usize,
                 d.ec.max_k as u8,
                 d.ec.max_m as u8,
@@ -315,6 +426,7 @@ impl Bus {
             iotrace: None,
             breakpoints: Default::default(),
             net: crate::net::network::Network::new(
+                net_id,
                 crate::net::nic::Nic::new(
                     d.nic.ports as usize,
                     d.nic.queues_per_port as usize,
@@ -329,11 +441,66 @@ impl Bus {
                 ),
                 chip.chip.clock_hz,
             ),
-            ssds: (0..board.ssd.count as usize)
-                .map(|i| crate::ssd::Ssd::new(i, crate::ssd::Profile::from_board(&board.ssd, chip.chip.clock_hz)))
-                .collect(),
-            ssd_armed: vec![u64::MAX; board.ssd.count as usize],
+            ssds: crate::ssd::bay::SsdBay::new(
+                ssd_id,
+                (0..board.ssd.count as usize)
+                    .map(|i| crate::ssd::Ssd::new(i, crate::ssd::Profile::from_board(&board.ssd, chip.chip.clock_hz)))
+                    .collect(),
+            ),
         }
+    }
+
+    /// Runs a bus-side component's handler for an event addressed to it;
+    /// `false` if `e` is not for a component registered here (the
+    /// machine handles it).
+    #[inline]
+    pub fn deliver(&mut self, e: crate::event::Event, now: u64) -> bool {
+        match self.routes.get(e.to.index()) {
+            Some(Some(route)) => {
+                route(self, now, e.payload);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs `f` with the device components and the context they act
+    /// through, then applies what their memory writes did to code.
+    #[inline]
+    pub fn with_devices<T>(&mut self, now: u64, f: impl FnOnce(&mut Devices<'_>, &mut DevCtx<'_>) -> T) -> T {
+        let t = {
+            let Bus { mem, res, code_writes, events, mailbox, plic, lines, pcie, link, host_mem, host_id, iotrace, otp, dma, crypto, ec, ssds, .. } = self;
+            let mut ctx = DevCtx {
+                now,
+                mem: LocalMem { mem, res, code_writes },
+                events,
+                irq: Irq { mailbox, plic, lines },
+                pcie: PcieSide { endpoint: pcie, link, host_mem, host: *host_id },
+                iotrace: iotrace.as_deref(),
+                fuses: otp,
+            };
+            let mut devices = Devices { dma, crypto, ec, ssds };
+            f(&mut devices, &mut ctx)
+        };
+        if !self.code_writes.is_empty() {
+            for (addr, len) in std::mem::take(&mut self.code_writes) {
+                self.invalidate_code(addr, len);
+            }
+        }
+        t
+    }
+
+    /// Power goes away now: the flash and the OTP stop where they are,
+    /// and the run ends.
+    pub fn power_off(&mut self, now: u64) {
+        self.spi.flash.power_cut(now);
+        self.otp.power_cut(now);
+        self.power_cut = true;
+    }
+
+    /// Schedules a power cut at cycle `at` (`dpusim --power-cut-at`).
+    pub fn power_cut_at(&mut self, at: u64) {
+        self.events.push(at, self.power_id, Payload::default());
     }
 
     fn device(&self, addr: u64) -> Option<(Dev, u64)> {
@@ -380,7 +547,7 @@ impl Bus {
                 Some(v)
             }
             Dev::Otp => self.otp.read(off, size, now),
-            Dev::Ssd => self.ssd_read(off, size),
+            Dev::Ssd => self.ssds.mmio_read(off, size),
         }
     }
 
@@ -421,7 +588,7 @@ impl Bus {
             }
             Dev::Dma => match self.dma.write(off, size, v) {
                 Ok(Some(ch)) => {
-                    self.dma_kick(ch, now);
+                    self.with_devices(now, |d, ctx| d.dma.kick(ch, ctx));
                     true
                 }
                 Ok(None) => true,
@@ -437,7 +604,7 @@ impl Bus {
             },
             Dev::Crypto => match self.crypto.write(off, size, v) {
                 Ok(Some((e, q))) => {
-                    self.crypto_kick(e, q, now);
+                    self.with_devices(now, |d, ctx| d.crypto.kick(e, q, ctx));
                     true
                 }
                 Ok(None) => true,
@@ -445,7 +612,7 @@ impl Bus {
             },
             Dev::Ec => match self.ec.write(off, size, v) {
                 Ok(Some(q)) => {
-                    self.ec_kick(q, now);
+                    self.with_devices(now, |d, ctx| d.ec.kick(q, ctx));
                     true
                 }
                 Ok(None) => true,
@@ -461,67 +628,45 @@ impl Bus {
                 Some(stall) => {
                     self.mmio_stall = stall;
                     if let Some(at) = self.spi.flash.cut_at.take() {
-                        self.events.push(at, crate::event::Event::PowerCut);
+                        self.power_cut_at(at);
                     }
                     true
                 }
                 None => false,
             },
             Dev::Otp => self.otp.write(off, size, v, now),
-            Dev::Ssd => self.ssd_write(off, size, v, now),
+            Dev::Ssd => self.with_devices(now, |d, ctx| d.ssds.mmio_write(off, size, v, ctx)),
+        }
+    }
+
+    /// Drives the TRNG's health-failure line into the PLIC.
+    pub fn trng_irq(&mut self) {
+        if self.trng.irq_pending {
+            self.trng.irq_pending = false;
+            let irq = self.trng.irq;
+            self.plic.set_level(irq, true, &mut self.lines);
+            self.plic.set_level(irq, false, &mut self.lines);
         }
     }
 
     // ------------------------------------------------------------ LR / SC
 
     /// Places hart `h`'s reservation on `addr`.
+    #[inline]
     pub fn reserve(&mut self, h: u32, addr: u64) {
-        let r = &mut self.reservations[h as usize];
-        if *r == NO_RESERVATION {
-            self.active_reservations += 1;
-        }
-        *r = addr & !(RESERVATION_GRANULE - 1);
-        self.reserved_bits |= granule_bits(addr, 1);
+        self.res.reserve(h, addr);
     }
 
     /// Consumes hart `h`'s reservation; true if it still covered `addr`.
+    #[inline]
     pub fn take_reservation(&mut self, h: u32, addr: u64) -> bool {
-        let r = std::mem::replace(&mut self.reservations[h as usize], NO_RESERVATION);
-        if r == NO_RESERVATION {
-            return false;
-        }
-        self.released(1);
-        r == addr & !(RESERVATION_GRANULE - 1)
-    }
-
-    /// `n` reservations fewer are held.
-    fn released(&mut self, n: u32) {
-        self.active_reservations -= n;
-        if self.active_reservations == 0 {
-            self.reserved_bits = 0;
-        }
+        self.res.take(h, addr)
     }
 
     /// A store to `[addr, addr+size)` breaks every reservation on it.
     #[inline(always)]
     pub fn snoop_store(&mut self, addr: u64, size: u64) {
-        if self.reserved_bits & granule_bits(addr, size) != 0 {
-            self.snoop_slow(addr, size);
-        }
-    }
-
-    #[cold]
-    fn snoop_slow(&mut self, addr: u64, size: u64) {
-        let first = addr & !(RESERVATION_GRANULE - 1);
-        let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
-        let mut broken = 0;
-        for r in self.reservations.iter_mut() {
-            if *r != NO_RESERVATION && (first..=last).contains(r) {
-                *r = NO_RESERVATION;
-                broken += 1;
-            }
-        }
-        self.released(broken);
+        self.res.snoop_store(addr, size);
     }
 
     // ------------------------------------------------- decoded-instruction cache
@@ -584,10 +729,8 @@ impl Bus {
         let harts = chip.harts() as usize;
         let d = &chip.devices;
         self.lines.fill(0);
-        self.reservations.fill(NO_RESERVATION);
-        self.active_reservations = 0;
-        self.reserved_bits = 0;
-        self.clint = Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz);
+        self.res.clear();
+        self.clint = Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz, self.clint.id);
         self.plic = Plic::new(d.plic.sources, harts);
         self.mailbox = Mailbox::new(harts, d.mailbox.irq_base);
         self.trace.restart();
@@ -687,6 +830,6 @@ mod tests {
         b.reserve(5, base + 1088);
         b.snoop_store(base + 1084, 8);
         assert!(!b.take_reservation(4, base + 1024) && !b.take_reservation(5, base + 1088));
-        assert_eq!((b.active_reservations, b.reserved_bits), (0, 0), "no reservation held: summary cleared");
+        assert_eq!((b.res.active, b.res.bits), (0, 0), "no reservation held: summary cleared");
     }
 }

@@ -4,8 +4,8 @@
 //! hop by hop through the switch to the target models and the bridge.
 
 use crate::bus::Bus;
-use crate::event::Event;
-use crate::net::network::Hop;
+use crate::event::Payload;
+use crate::net::network::{payload, Hop};
 use crate::net::switch::Attached;
 use crate::net::{checksum, frame, offload, rss};
 use dpu_hal::regs::nic as r;
@@ -67,7 +67,7 @@ impl Bus {
             self.net.tx_writeback.entry((p, q)).or_default().push_back((index, wb));
         }
         if any {
-            self.events.push(last_done, Event::NicTxDone { port: p as u8, queue: q as u16 });
+            self.events.push(last_done, self.net.id, Payload::new(payload::TX_DONE, p as u64, q as u64));
         }
     }
 
@@ -86,7 +86,7 @@ impl Bus {
         let Some(sp) = self.net.switch.port_of(Attached::Dpu(p)) else { return };
         if let Some(at) = self.net.switch.ingress(sp, ready, f.len()) {
             let id = self.net.stash(Hop::Switch { ingress: sp }, f);
-            self.events.push(at, Event::Net { id });
+            self.events.push(at, self.net.id, Payload::new(payload::FRAME, id, 0));
         }
     }
 
@@ -187,7 +187,7 @@ impl Bus {
                 self.nic_deliver(p, queue, fr, flags, rss_value, now);
             }
             if held && self.net.lro_flush.insert((p, queue)) {
-                self.events.push(now + LRO_HOLD, Event::NicLroFlush { port: p as u8, queue: queue as u16 });
+                self.events.push(now + LRO_HOLD, self.net.id, Payload::new(payload::LRO_FLUSH, p as u64, queue as u64));
             }
             return;
         }
@@ -257,7 +257,7 @@ impl Bus {
         f.extend_from_slice(&flags.to_le_bytes());
         f.extend_from_slice(&rss_value.to_le_bytes());
         let id = self.net.stash(Hop::RxWrite { port: p, queue, index }, f);
-        self.events.push(end, Event::Net { id });
+        self.events.push(end, self.net.id, Payload::new(payload::FRAME, id, 0));
     }
 
     /// The NIC writes a received frame and its descriptor.
@@ -292,8 +292,21 @@ impl Bus {
         }
     }
 
-    /// A network event: frame `id` reached its next hop.
-    pub fn net_event(&mut self, id: u64, now: u64) {
+    /// An event addressed to the network component, at `now`.
+    pub fn net_event(&mut self, p: Payload, now: u64) {
+        match p.kind {
+            payload::FRAME => self.net_frame(p.a, now),
+            payload::TX_DONE => self.nic_tx_done(p.a as usize, p.b as usize, now),
+            payload::LRO_FLUSH => self.nic_lro_flush(p.a as usize, p.b as usize, now),
+            payload::TARGET_POLL => self.target_poll(p.a as usize, now),
+            payload::OPERATOR_POLL => self.operator_poll(now),
+            payload::INITIATOR_POLL => self.initiator_poll(p.a as usize, now),
+            _ => {}
+        }
+    }
+
+    /// Frame `id` reached its next hop.
+    pub fn net_frame(&mut self, id: u64, now: u64) {
         let Some(inf) = self.net.take(id) else { return };
         match inf.hop {
             Hop::Switch { ingress } => {
@@ -303,7 +316,7 @@ impl Bus {
                 for (k, d) in out.into_iter().enumerate() {
                     let f = if k + 1 == n { frame.take().unwrap_or_default() } else { frame.clone().unwrap_or_default() };
                     let id = self.net.stash(Hop::Endpoint { port: d.port }, f);
-                    self.events.push(d.at, Event::Net { id });
+                    self.events.push(d.at, self.net.id, Payload::new(payload::FRAME, id, 0));
                 }
             }
             Hop::Endpoint { port } => match self.net.switch.ports[port].attached {
@@ -341,12 +354,12 @@ impl Bus {
         for f in out {
             if let Some(at) = self.net.switch.ingress(sp, now, f.len()) {
                 let id = self.net.stash(Hop::Switch { ingress: sp }, f);
-                self.events.push(at, Event::Net { id });
+                self.events.push(at, self.net.id, Payload::new(payload::FRAME, id, 0));
             }
         }
         if let Some(at) = self.net.targets[t].next_poll(now) {
             if self.net.targets[t].schedule(at) {
-                self.events.push(at, Event::NetPoll { target: t as u32 });
+                self.events.push(at, self.net.id, Payload::new(payload::TARGET_POLL, t as u64, 0));
             }
         }
     }
@@ -361,12 +374,12 @@ impl Bus {
         for f in out {
             if let Some(at) = self.net.switch.ingress(sp, now, f.len()) {
                 let id = self.net.stash(Hop::Switch { ingress: sp }, f);
-                self.events.push(at, Event::Net { id });
+                self.events.push(at, self.net.id, Payload::new(payload::FRAME, id, 0));
             }
         }
         if let Some(at) = next {
             if self.net.initiators[i].schedule(at) {
-                self.events.push(at, Event::InitiatorPoll { initiator: i as u32 });
+                self.events.push(at, self.net.id, Payload::new(payload::INITIATOR_POLL, i as u64, 0));
             }
         }
     }
@@ -393,12 +406,12 @@ impl Bus {
         for f in out {
             if let Some(at) = self.net.switch.ingress(sp, now, f.len()) {
                 let id = self.net.stash(Hop::Switch { ingress: sp }, f);
-                self.events.push(at, Event::Net { id });
+                self.events.push(at, self.net.id, Payload::new(payload::FRAME, id, 0));
             }
         }
         if let (Some(at), Some(o)) = (next, self.net.operator.as_mut()) {
             if o.schedule(at) {
-                self.events.push(at, Event::OperatorPoll);
+                self.events.push(at, self.net.id, Payload::new(payload::OPERATOR_POLL, 0, 0));
             }
         }
     }
@@ -411,7 +424,7 @@ impl Bus {
         for f in frames {
             if let Some(at) = self.net.switch.ingress(sp, now, f.len()) {
                 let id = self.net.stash(Hop::Switch { ingress: sp }, f);
-                self.events.push(at, Event::Net { id });
+                self.events.push(at, self.net.id, Payload::new(payload::FRAME, id, 0));
             }
         }
     }

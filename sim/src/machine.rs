@@ -13,7 +13,7 @@ use crate::defmt_log::DefmtTable;
 use crate::dev::finisher::Finish;
 use crate::dev::trace::TracePort;
 use crate::elf::Image;
-use crate::event::Event;
+use crate::event::{ComponentId, Event, Payload};
 use crate::host::{Host, HostModel};
 use crate::mem::{Memory, Region, RegionKind};
 use dpu_targets::{Board, Chip};
@@ -178,6 +178,13 @@ pub struct Machine {
     /// Set (e.g. by a Ctrl-C handler) to end the run with
     /// `Outcome::Interrupted`; checked between quanta, every 1024 of them.
     pub stop_request: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Event handlers of the components the machine itself runs (the
+    /// host model, the scenario's faults), by component id; the bus's
+    /// own components are routed by `Bus::deliver`.
+    routes: Vec<Option<fn(&mut Machine, Payload)>>,
+    /// The scenario faults' component id (payload `a`: the fault, `b`: 1
+    /// when it starts, 0 when it ends).
+    pub(crate) faults_id: ComponentId,
     /// Booted from the SPI flash (`from_flash`): the firmware reads its
     /// configuration from flash, so a scenario leaves the boot
     /// configuration window empty.
@@ -399,6 +406,14 @@ impl Machine {
         // Hosts Cranelift cannot target run the interpreter only.
         bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
         bus.console.capture_all = config.capture_log;
+        let faults_id = bus.events.register("faults");
+        let mut routes: Vec<Option<fn(&mut Machine, Payload)>> = vec![None; faults_id.index() + 1];
+        routes[bus.host_id.index()] = Some(|m, p| {
+            if let Some(h) = &mut m.host {
+                h.on_event(p, m.now, &mut m.bus);
+            }
+        });
+        routes[faults_id.index()] = Some(|m, p| m.fault(p.a as usize, p.b != 0));
         Machine {
             chip,
             board,
@@ -423,6 +438,8 @@ impl Machine {
             held: None,
             scenario_running: false,
             stop_request: None,
+            routes,
+            faults_id,
             flash_boot: false,
             boot_refused: None,
             other_images: Vec::new(),
@@ -510,47 +527,20 @@ impl Machine {
         h
     }
 
+    /// Routes an event to the component it is addressed to.
+    #[inline]
     fn handle(&mut self, e: Event) {
-        match e {
-            Event::Timer { hart } => {
-                let h = hart as usize;
-                self.bus.clint.update_timer(h, self.now, &mut self.bus.lines, &mut self.bus.events);
-            }
-            Event::DmaDone { engine } => self.bus.dma_done(engine as usize, self.now),
-            Event::CryptoDone { engine } => self.bus.crypto_done(engine as usize, self.now),
-            Event::EcDone => self.bus.ec_done(self.now),
-            Event::SsdDone { ssd } => self.bus.ssd_done(ssd as usize, self.now),
-            Event::HostToDevice { id } => {
-                if let Some(h) = &mut self.host {
-                    h.arrive(id, self.now, &mut self.bus);
-                }
-            }
-            Event::HostReply { id } | Event::HostTimer { id } => {
-                if let Some(h) = &mut self.host {
-                    h.reply(id);
-                }
-            }
-            Event::HostMsi { addr, data } => {
-                if let Some(h) = &mut self.host {
-                    h.msi(addr, data);
-                }
-            }
-            Event::Net { id } => self.bus.net_event(id, self.now),
-            Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
-            Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
-            Event::OperatorPoll => self.bus.operator_poll(self.now),
-            Event::InitiatorPoll { initiator } => self.bus.initiator_poll(initiator as usize, self.now),
-            Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
-            Event::Fault { index, start } => self.fault(index as usize, start),
-            Event::PowerCut => self.power_cut(),
+        if self.bus.deliver(e, self.now) {
+            return;
+        }
+        if let Some(Some(route)) = self.routes.get(e.to.index()) {
+            route(self, e.payload);
         }
     }
 
     /// Power goes away now: the flash and the OTP stop where they are.
     pub fn power_cut(&mut self) {
-        self.bus.spi.flash.power_cut(self.now);
-        self.bus.otp.power_cut(self.now);
-        self.bus.power_cut = true;
+        self.bus.power_off(self.now);
     }
 
     /// A warm restart the firmware asked for (`regs::finisher::WARM_RESTART`):

@@ -292,9 +292,9 @@ impl Machine {
         }
         for (i, f) in self.faults.iter().enumerate() {
             let start = self.now.saturating_add(f.at);
-            self.bus.events.push(start, crate::event::Event::Fault { index: i as u32, start: true });
+            self.bus.events.push(start, self.faults_id, crate::event::Payload::new(0, i as u64, 1));
             if let Some(d) = f.duration {
-                self.bus.events.push(start.saturating_add(d), crate::event::Event::Fault { index: i as u32, start: false });
+                self.bus.events.push(start.saturating_add(d), self.faults_id, crate::event::Payload::new(0, i as u64, 0));
             }
         }
     }
@@ -380,12 +380,12 @@ impl Machine {
                 eprintln!("dpusim: {ns} ns: fault: DMA with function {function}'s host memory {}", if start { "fails" } else { "works again" });
             }
             FaultKind::SsdFail(i) => {
-                self.bus.ssd_fault(i, self.now, true, None, !start);
+                self.bus.ssds.fault(i, self.now, true, None, !start);
                 let what = if start { "fails every command" } else { "works again" };
                 eprintln!("dpusim: {ns} ns: fault: local SSD {i} {what}");
             }
             FaultKind::SsdSlow { ssd, latency } => {
-                self.bus.ssd_fault(ssd, self.now, false, Some(latency), !start);
+                self.bus.ssds.fault(ssd, self.now, false, Some(latency), !start);
                 let what = if start { format!("media time {} us", latency / 1000) } else { "media time back to normal".into() };
                 eprintln!("dpusim: {ns} ns: fault: local SSD {ssd} {what}");
             }
