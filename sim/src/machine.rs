@@ -478,6 +478,61 @@ impl Machine {
         self.attach_network(sc)
     }
 
+    /// Sets up the scenario's network, targets, initiators and operator
+    /// ([`crate::net_setup`]) and keeps its faults (armed when the host
+    /// opens its measurement window).
+    fn attach_network(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        let faults = crate::net_setup::attach_network(&mut self.bus, self.chip.chip.clock_hz, sc)?;
+        self.faults.extend(faults);
+        Ok(())
+    }
+
+    /// A scenario fault starts or ends (the faults component's events).
+    fn fault(&mut self, index: usize, start: bool) {
+        let Some(f) = self.faults.get(index).cloned() else { return };
+        let ns = self.sim_time_ns();
+        crate::net_setup::apply_fault(&mut self.bus, &f, start, self.now, ns, &mut self.corruptions);
+    }
+
+    /// Writes a pcap per DPU port: `cap.pcap` -> `cap-eth0.pcap`, `cap-eth1.pcap`.
+    pub fn enable_pcap(&mut self, path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+        crate::net_setup::enable_pcap(&mut self.bus, &self.board, path)
+    }
+
+    /// Joins a real peer's L2 segment through a UDP socket (QEMU
+    /// `-netdev dgram` format) and paces simulated time to wall-clock time.
+    pub fn attach_bridge(&mut self, spec: crate::net::bridge::BridgeSpec) -> Result<(), String> {
+        crate::net_setup::attach_bridge(&mut self.bus, spec)?;
+        self.pacing = Some(crate::net_setup::Pacing::starting(self.now));
+        Ok(())
+    }
+
+    /// The run goes on after the scenario ends (`--run-on`), as with
+    /// `--hostfwd`, until Ctrl-C or the time limit.
+    pub fn hold_after_scenario(&mut self) {
+        self.hostfwd = true;
+    }
+
+    /// `--hostfwd`: relays host TCP connections to the management server
+    /// through the operator node, simulated time paced to the wall clock.
+    pub fn attach_hostfwd(&mut self, addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, String> {
+        let bound = crate::net_setup::attach_hostfwd(&mut self.bus, self.now, addr)?;
+        self.hostfwd = true;
+        if self.pacing.is_none() {
+            self.pacing = Some(crate::net_setup::Pacing::starting(self.now));
+        }
+        Ok(bound)
+    }
+
+    /// How far simulated time may advance toward `want` (no further than
+    /// the wall clock allows while a real peer is bridged in).
+    fn pace(&mut self, want: u64) -> u64 {
+        match &self.pacing {
+            Some(p) => p.pace(&mut self.bus, self.now, want, self.chip.chip.clock_hz),
+            None => want,
+        }
+    }
+
     /// What went wrong, for outcomes the firmware reported with a reason
     /// the user must see (printed even with `--quiet`).
     pub fn outcome_message(&self, outcome: &Outcome) -> Option<String> {
@@ -692,7 +747,7 @@ impl Machine {
                     let accel = (self.bus.crypto.stats.busy_cycles, self.bus.ec.stats.busy_cycles);
                     if start && !self.faults_armed {
                         self.faults_armed = true;
-                        self.arm_faults();
+                        crate::net_setup::arm_faults(&mut self.bus, &self.faults, self.faults_id, self.now);
                     }
                     if start {
                         for h in self.harts.iter_mut() {
@@ -711,8 +766,8 @@ impl Machine {
                 if self.held.is_none() {
                     if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
                         self.scenario_running = false;
-                        self.initiator_log();
-                        let r = r.and_then(|()| self.rpc_verdict());
+                        crate::net_setup::initiator_log(&mut self.bus, self.chip.chip.clock_hz, self.config.quiet);
+                        let r = r.and_then(|()| crate::net_setup::rpc_verdict(&mut self.bus, self.chip.chip.clock_hz));
                         if !self.hostfwd {
                             return Outcome::Host(r);
                         }
@@ -721,8 +776,8 @@ impl Machine {
                     }
                 }
                 if iterations % 1024 == 0 {
-                    self.operator_log();
-                    self.initiator_log();
+                    crate::net_setup::operator_log(&mut self.bus, self.chip.chip.clock_hz);
+                    crate::net_setup::initiator_log(&mut self.bus, self.chip.chip.clock_hz, self.config.quiet);
                 }
             }
             // Sleeping harts can only wake when an interrupt line changed.
