@@ -156,6 +156,7 @@ pub struct Devices<'a> {
     pub crypto: &'a mut crate::accel::crypto::CryptoEngines,
     pub ec: &'a mut crate::accel::ec::EcEngine,
     pub ssds: &'a mut crate::ssd::bay::SsdBay,
+    pub net: &'a mut crate::net::network::Network,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,7 +260,7 @@ pub struct Bus {
     pub pcie: Endpoint,
     pub link: Link,
     pub dma: DmaEngines,
-    /// Crypto engines, erasure-coding engine, TRNG (`crate::bus_accel`).
+    /// Crypto engines, erasure-coding engine, TRNG ([`crate::accel`]).
     pub crypto: crate::accel::crypto::CryptoEngines,
     pub ec: crate::accel::ec::EcEngine,
     pub trng: crate::accel::trng::Trng,
@@ -284,7 +285,7 @@ pub struct Bus {
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
     /// Debugger software breakpoints (checked by harts in debug mode).
     pub breakpoints: rustc_hash::FxHashSet<u64>,
-    /// The NIC and the network behind it.
+    /// The NIC and the network behind it ([`crate::net::component`]).
     pub net: crate::net::network::Network,
     /// Local NVMe SSDs ([`crate::ssd::bay`]), one per fitted slot.
     pub ssds: crate::ssd::bay::SsdBay,
@@ -351,7 +352,7 @@ impl Bus {
         let crypto_id = register("crypto", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.crypto.on_event(p, ctx))));
         let ec_id = register("ec", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.ec.on_event(p, ctx))));
         let ssd_id = register("ssd", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.ssds.on_event(p, ctx))));
-        let net_id = register("network", Some(|bus, now, p| bus.net_event(p, now)));
+        let net_id = register("network", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.net.on_event(p, ctx))));
         Bus {
             mem: memory,
             decoded: FxHashMap::default(),
@@ -469,7 +470,7 @@ impl Bus {
     #[inline]
     pub fn with_devices<T>(&mut self, now: u64, f: impl FnOnce(&mut Devices<'_>, &mut DevCtx<'_>) -> T) -> T {
         let t = {
-            let Bus { mem, res, code_writes, events, mailbox, plic, lines, pcie, link, host_mem, host_id, iotrace, otp, dma, crypto, ec, ssds, .. } = self;
+            let Bus { mem, res, code_writes, events, mailbox, plic, lines, pcie, link, host_mem, host_id, iotrace, otp, dma, crypto, ec, ssds, net, .. } = self;
             let mut ctx = DevCtx {
                 now,
                 mem: LocalMem { mem, res, code_writes },
@@ -479,7 +480,7 @@ impl Bus {
                 iotrace: iotrace.as_deref(),
                 fuses: otp,
             };
-            let mut devices = Devices { dma, crypto, ec, ssds };
+            let mut devices = Devices { dma, crypto, ec, ssds, net };
             f(&mut devices, &mut ctx)
         };
         if !self.code_writes.is_empty() {
@@ -596,7 +597,7 @@ impl Bus {
             },
             Dev::Nic => match self.net.nic.write(off, size, v) {
                 Ok(crate::net::nic::Kick::Tx(p, q)) => {
-                    self.nic_tx_kick(p, q, now);
+                    self.with_devices(now, |d, ctx| d.net.nic_tx_kick(p, q, ctx));
                     true
                 }
                 Ok(_) => true,

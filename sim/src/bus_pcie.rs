@@ -4,7 +4,7 @@
 
 use crate::bus::Bus;
 use crate::pcie::{CfgError, Effect};
-use dpu_hal::regs::{mailbox, pcie as pregs};
+use dpu_hal::regs::pcie as pregs;
 
 /// A host access travelling down the link.
 #[derive(Clone, Copy, Debug)]
@@ -34,12 +34,6 @@ impl Bus {
         if !effects.is_empty() {
             self.with_devices(now, |_, ctx| ctx.apply_effects(effects));
         }
-    }
-
-    /// A device rings hart `h`'s mailbox.
-    pub fn ring_mailbox(&mut self, h: u32, bits: u64) {
-        let off = u64::from(h) * mailbox::SLOT + mailbox::DOORBELL;
-        self.mailbox.write(off, 8, bits, &mut self.plic, &mut self.lines);
     }
 
     /// Host access arriving at the endpoint at `now`.
@@ -86,17 +80,5 @@ impl Bus {
         };
         self.apply_effects(now, &mut fx);
         reply
-    }
-
-    /// DMA write into DPU memory: breaks LR/SC reservations and decoded code.
-    /// (The NIC's writes; the other devices write through
-    /// [`crate::devctx::LocalMem::write`], the same rule.)
-    pub(crate) fn dma_write_local(&mut self, addr: u64, data: &[u8]) {
-        if let Some(pages) = self.mem.write_bytes(addr, data) {
-            if pages.iter().any(|&p| self.mem.page(p).code) {
-                self.invalidate_code(addr, data.len() as u64);
-            }
-        }
-        self.snoop_store(addr, data.len() as u64);
     }
 }

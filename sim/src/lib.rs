@@ -48,7 +48,6 @@ pub mod bootcfg;
 pub mod bootrom;
 pub mod bus;
 pub mod bus_pcie;
-pub mod bus_net;
 pub mod console;
 pub mod cpu;
 pub mod defmt_log;

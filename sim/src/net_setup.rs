@@ -386,7 +386,7 @@ pub(crate) fn apply_fault(bus: &mut Bus, f: &Fault, start: bool, now: u64, ns: u
             }
         }
         FaultKind::LinkDown(p) => {
-            bus.set_port_link(p, !start);
+            bus.set_port_link(p, !start, now);
             eprintln!("dpusim: {ns} ns: fault: port {p} link {}", if start { "down" } else { "up" });
         }
     }

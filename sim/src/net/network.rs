@@ -12,7 +12,7 @@ use super::switch::{Attached, Impairments, Switch};
 use super::nvmf_target::TargetModel;
 use rustc_hash::FxHashMap;
 
-/// Payload kinds of the network's events (`crate::bus_net`).
+/// Payload kinds of the network's events ([`super::component`]).
 pub mod payload {
     /// Frame `a` reaches its next hop (see [`super::Hop`]).
     pub const FRAME: u16 = 0;
