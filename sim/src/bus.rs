@@ -1,6 +1,11 @@
 //! The chip interconnect as seen by a hart: RAM (through [`Memory`]), device
 //! windows, interrupt lines, LR/SC reservations, the decoded-instruction
 //! cache and the contention windows of the timing model.
+//!
+//! It also holds the device models and registers the bus-side components
+//! (`Bus::new`: a name and a handler each, [`Bus::deliver`]); a device
+//! runs its own behaviour through a [`DevCtx`] split off the bus
+//! ([`Bus::with_devices`]), not through the bus itself.
 
 use crate::console::Console;
 use crate::dev::clint::Clint;
@@ -832,5 +837,29 @@ mod tests {
         b.snoop_store(base + 1084, 8);
         assert!(!b.take_reservation(4, base + 1024) && !b.take_reservation(5, base + 1088));
         assert_eq!((b.res.active, b.res.bits), (0, 0), "no reservation held: summary cleared");
+    }
+
+    /// A device's write (through its `DevCtx`) onto code drops the decoded
+    /// instructions it overlaps, and only those, before the bus hands
+    /// control back (no hart may run a stale decode), and breaks the
+    /// reservations on the bytes it wrote.
+    #[test]
+    fn a_device_write_to_code_drops_the_instructions_it_overlaps() {
+        let mut b = bus();
+        let base = b.mem.regions().iter().find(|r| r.writable).unwrap().base;
+        b.mem.write_bytes(base, &[0x13, 0, 0, 0, 0x13, 0, 0, 0]).unwrap(); // two `nop`s
+        b.code_page(base >> PAGE_SHIFT).unwrap();
+        let nop = b.fetch_decode(base).unwrap();
+        let ops = &mut b.decoded.get_mut(&(base >> PAGE_SHIFT)).unwrap().ops;
+        ops[0] = nop;
+        ops[2] = nop;
+        assert_eq!(b.decoded_instructions(), 2);
+        b.reserve(7, base + 4);
+        b.with_devices(0, |_, ctx| ctx.mem.write(base + 4, &[0x13, 0, 0, 0]));
+        assert_eq!(b.decoded_instructions(), 1, "the instruction at +4 is dropped, the one at +0 kept");
+        assert!(!b.take_reservation(7, base + 4), "the device write broke the reservation");
+        // A write next to code that was never decoded leaves it alone.
+        b.with_devices(0, |_, ctx| ctx.mem.write(base + 64, &[1, 2, 3, 4]));
+        assert_eq!(b.decoded_instructions(), 1);
     }
 }
