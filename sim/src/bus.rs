@@ -496,6 +496,20 @@ impl Bus {
         t
     }
 
+    /// Carries out PCIe endpoint effects at time `now` (see
+    /// [`DevCtx::apply_effects`]).
+    pub fn apply_effects(&mut self, now: u64, effects: &mut Vec<crate::pcie::Effect>) {
+        if !effects.is_empty() {
+            self.with_devices(now, |_, ctx| ctx.apply_effects(effects));
+        }
+    }
+
+    /// A host access arriving at the endpoint at `now`
+    /// ([`crate::pcie::host_access`]).
+    pub fn host_access(&mut self, op: crate::pcie::HostOp, now: u64) -> crate::pcie::HostReply {
+        self.with_devices(now, |_, ctx| crate::pcie::host_access::host_access(op, ctx))
+    }
+
     /// Power goes away now: the flash and the OTP stop where they are,
     /// and the run ends.
     pub fn power_off(&mut self, now: u64) {

@@ -8,8 +8,7 @@
 //!   compiling (Cranelift) tier and the cycle profiler.
 //! * [`mem`], [`bus`]: sparse physical memory, device routing (MMIO
 //!   windows), LR/SC reservations, decoded-instruction cache, contention
-//!   windows, the registry of bus-side components; [`bus_pcie`]: endpoint
-//!   effects and host accesses arriving over the link.
+//!   windows, the registry of bus-side components.
 //! * [`devctx`]: what a device acts through instead of the whole bus
 //!   (`DevCtx`: DPU memory as a bus master, the event queue, mailboxes
 //!   and PLIC, the PCIe endpoint, link and host memory) and the
@@ -17,7 +16,8 @@
 //! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port,
 //!   SPI NOR boot flash, its SPI controller, OTP fuses.
 //! * [`pcie`]: the PCIe endpoint (PF + SR-IOV VFs, configuration space,
-//!   BAR0, MSI-X) and the link timing model; [`dma`]: the DMA engines
+//!   BAR0, MSI-X), host accesses arriving over the link and the link
+//!   timing model; [`dma`]: the DMA engines
 //!   (descriptor and completion rings, CRC32C, descriptor execution).
 //! * [`accel`]: crypto engines, erasure-coding engine, TRNG, each engine
 //!   running its own descriptors (`accel::crypto_exec`, `accel::ec_exec`).
@@ -52,7 +52,6 @@ pub mod at_rest;
 pub mod bootcfg;
 pub mod bootrom;
 pub mod bus;
-pub mod bus_pcie;
 pub mod console;
 pub mod cpu;
 pub mod defmt_log;

@@ -17,7 +17,7 @@ pub mod scenario;
 pub mod workload;
 
 use crate::bus::Bus;
-use crate::bus_pcie::{HostOp, HostReply};
+use crate::pcie::{HostOp, HostReply};
 use crate::event::Payload;
 use crate::pcie::{Dir, HostMemory};
 use exec::{Executor, Task};
