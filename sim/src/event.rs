@@ -125,6 +125,24 @@ impl EventQueue {
 mod tests {
     use super::*;
 
+    /// Events run in time order, and events due at the same cycle in the
+    /// order they were scheduled, whichever components they go to (the
+    /// simulator's determinism rests on it); each reaches the component
+    /// it was addressed to with its payload.
+    #[test]
+    fn events_run_by_time_then_scheduling_order_across_components() {
+        let mut q = EventQueue::default();
+        let (dma, net) = (q.register("dma"), q.register("network"));
+        assert_eq!((q.name(dma), q.name(net), q.name(ComponentId(9))), ("dma", "network", "?"));
+        q.push(20, net, Payload::new(1, 0, 0));
+        q.push(10, net, Payload::new(2, 0, 0));
+        q.push(10, dma, Payload::new(3, 0, 0));
+        q.push(10, net, Payload::new(4, 5, 6));
+        assert_eq!(q.pop_due(9), None, "nothing is due before cycle 10");
+        let order: Vec<(u64, ComponentId, u16)> = std::iter::from_fn(|| q.pop_due(100)).map(|(t, e)| (t, e.to, e.payload.kind)).collect();
+        assert_eq!(order, vec![(10, net, 2), (10, dma, 3), (10, net, 4), (20, net, 1)]);
+    }
+
     /// A handler that schedules its event again at the same instant is
     /// caught (and named) instead of looping forever; events that move
     /// time on are not.
