@@ -133,6 +133,9 @@ pub enum SetupError {
     Defmt(String),
 }
 
+/// The event handler of a component the machine runs itself.
+type MachineRoute = fn(&mut Machine, Payload);
+
 /// A simulated chip running one firmware image.
 pub struct Machine {
     pub chip: Chip,
@@ -181,7 +184,7 @@ pub struct Machine {
     /// Event handlers of the components the machine itself runs (the
     /// host model, the scenario's faults), by component id; the bus's
     /// own components are routed by `Bus::deliver`.
-    routes: Vec<Option<fn(&mut Machine, Payload)>>,
+    routes: Vec<Option<MachineRoute>>,
     /// The scenario faults' component id (payload `a`: the fault, `b`: 1
     /// when it starts, 0 when it ends).
     pub(crate) faults_id: ComponentId,
@@ -407,7 +410,7 @@ impl Machine {
         bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
         bus.console.capture_all = config.capture_log;
         let faults_id = bus.events.register("faults");
-        let mut routes: Vec<Option<fn(&mut Machine, Payload)>> = vec![None; faults_id.index() + 1];
+        let mut routes: Vec<Option<MachineRoute>> = vec![None; faults_id.index() + 1];
         routes[bus.host_id.index()] = Some(|m, p| {
             if let Some(h) = &mut m.host {
                 h.on_event(p, m.now, &mut m.bus);
