@@ -24,6 +24,32 @@ macro_rules! tcp_trace {
     ($($arg:expr),*) => (net_log!(trace, $($arg),*));
 }
 
+/// dpu patch: a received TCP segment offered to [`Socket::fast_rx`]:
+/// the fields of a header with the ACK flag, no SYN, FIN, RST or URG and
+/// no options (RFC 9293 §3.1), and the segment's text. (PSH needs no
+/// field: the receive path treats it as no flag at all.)
+#[derive(Debug, Clone, Copy)]
+pub struct FastSegment<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: TcpSeqNumber,
+    pub ack_number: TcpSeqNumber,
+    pub window_len: u16,
+    pub payload: &'a [u8],
+}
+
+/// dpu patch: what [`Socket::fast_rx`] did with a segment.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum FastRx {
+    /// The socket took it; the interface must not see it again.
+    Taken,
+    /// The segment is the socket's but not the common case: the caller
+    /// hands it to the interface (`Interface::poll`), nothing changed.
+    Fallback,
+    /// Another socket's segment (4-tuple), nothing changed.
+    NotMine,
+}
+
 /// Error returned by [`Socket::listen`]
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -2324,6 +2350,153 @@ impl<'a> Socket<'a> {
         } else {
             None
         }
+    }
+
+    /// dpu patch: the receive fast path. Takes `seg`, a segment that
+    /// arrived from `src` to `dst`, when it is the common case on an
+    /// ESTABLISHED connection, and updates the socket exactly as
+    /// [`Socket::process`] would for it (RFC 9293 §3.10.7.4: the
+    /// segment is acceptable, its ACK acknowledges new or no data, its
+    /// text is the next in sequence and fits the window); that case
+    /// never makes `process` answer, so there is nothing to send here
+    /// (a delayed ACK or window update goes out with the next dispatch,
+    /// as after `process`).
+    ///
+    /// Everything else is left untouched for the caller to hand to the
+    /// interface (`FastRx::Fallback`): any state but ESTABLISHED, a
+    /// segment before or after the next expected sequence number (old
+    /// duplicate, out of order), a socket holding out-of-order data, more
+    /// text than the advertised window or the free buffer, an ACK of
+    /// data never sent or an old ACK, a duplicate ACK or one during
+    /// duplicate-ACK counting (fast retransmit is the slow path's), and a
+    /// zero receive window. The caller only passes segments with the ACK
+    /// flag, no SYN, FIN, RST or URG and no TCP options
+    /// ([`FastSegment`]). `FastRx::NotMine` when the socket's 4-tuple is
+    /// not the segment's.
+    pub fn fast_rx(
+        &mut self,
+        now: Instant,
+        src: IpAddress,
+        dst: IpAddress,
+        seg: &FastSegment<'_>,
+    ) -> FastRx {
+        let Some(tuple) = &self.tuple else {
+            return FastRx::NotMine;
+        };
+        if self.state == State::Closed
+            || seg.dst_port != tuple.local.port
+            || seg.src_port != tuple.remote.port
+            || dst != tuple.local.addr
+            || src != tuple.remote.addr
+        {
+            return FastRx::NotMine;
+        }
+        if self.state != State::Established
+            || !self.assembler.is_empty()
+            || self.local_rx_dup_acks > 0
+        {
+            return FastRx::Fallback;
+        }
+        let Some(last_ack) = self.remote_last_ack else {
+            return FastRx::Fallback;
+        };
+        // The ACK: within local_seq_no ..= local_seq_no + unacknowledged
+        // (no SYN or FIN of ours in flight in ESTABLISHED).
+        let ack = seg.ack_number;
+        if ack < self.local_seq_no || ack > self.local_seq_no + self.tx_buffer.len() {
+            return FastRx::Fallback;
+        }
+        // The text: exactly the next expected byte, all inside the
+        // window we advertised and inside the free buffer.
+        let window_start = self.remote_seq_no + self.rx_buffer.len();
+        let window_end = last_ack + ((self.remote_last_win as usize) << self.remote_win_shift);
+        let len = seg.payload.len();
+        if seg.seq_number != window_start
+            || window_end <= window_start
+            || (len > 0 && (window_start + len > window_end || len > self.rx_buffer.window()))
+        {
+            return FastRx::Fallback;
+        }
+        let new_remote_win_len =
+            (seg.window_len as usize) << (self.remote_win_scale.unwrap_or(0) as usize);
+        let is_window_update = new_remote_win_len != self.remote_win_len;
+        if len == 0
+            && self.local_rx_last_ack == Some(ack)
+            && ack < self.remote_last_seq
+            && !is_window_update
+        {
+            // A duplicate ACK.
+            return FastRx::Fallback;
+        }
+
+        // From here on, what `process` does for this segment, in its order.
+        self.local_rx_last_seq = Some(seg.seq_number);
+        let ack_len = ack - self.local_seq_no;
+        let ack_all = self.remote_last_seq <= ack;
+        self.remote_last_ts = Some(now);
+        self.remote_win_len = new_remote_win_len;
+        self.congestion_controller
+            .inner_mut()
+            .set_remote_window(new_remote_win_len);
+        if ack_len > 0 {
+            self.tx_buffer.dequeue_allocated(ack_len);
+            #[cfg(feature = "async")]
+            self.tx_waker.wake();
+        }
+        self.local_rx_last_ack = Some(ack);
+        self.rtte.on_ack(now, ack);
+        let new_flight_size = self.flight_size().saturating_sub(ack_len);
+        self.congestion_controller
+            .inner_mut()
+            .on_ack(now, ack_len, new_flight_size, &self.rtte);
+        self.local_seq_no = ack;
+        if self.remote_last_seq < self.local_seq_no {
+            self.remote_last_seq = self.local_seq_no
+        }
+        match self.timer {
+            Timer::Retransmit { .. } | Timer::FastRetransmit => {
+                if ack_all {
+                    self.timer.set_for_idle(now, self.keep_alive);
+                } else if ack_len > 0 {
+                    let rto = self.rtte.retransmission_timeout();
+                    self.timer.set_for_retransmit(now, rto);
+                }
+            }
+            Timer::Idle { .. } => {
+                self.timer.set_for_idle(now, self.keep_alive);
+            }
+            _ => {}
+        }
+        if self.remote_win_len == 0
+            && !self.tx_buffer.is_empty()
+            && (self.timer.is_idle() || ack_len > 0)
+        {
+            let delay = self.rtte.retransmission_timeout();
+            self.timer.set_for_zero_window_probe(now, delay);
+        }
+        if self.remote_win_len != 0 && self.timer.is_zero_window_probe() {
+            self.timer.set_for_idle(now, self.keep_alive);
+        }
+        if len == 0 {
+            return FastRx::Taken;
+        }
+        let written = self.rx_buffer.write_unallocated(0, seg.payload);
+        debug_assert!(written == len);
+        self.rx_buffer.enqueue_unallocated(len);
+        #[cfg(feature = "async")]
+        self.rx_waker.wake();
+        if let Some(ack_delay) = self.ack_delay
+            && self.ack_to_transmit()
+        {
+            self.ack_delay_timer = match self.ack_delay_timer {
+                AckDelayTimer::Idle => AckDelayTimer::Waiting(now + ack_delay),
+                AckDelayTimer::Waiting(_) if self.immediate_ack_to_transmit() => {
+                    AckDelayTimer::Immediate
+                }
+                timer => timer,
+            };
+        }
+        FastRx::Taken
     }
 
     fn timed_out(&self, timestamp: Instant) -> bool {
@@ -9916,4 +10089,240 @@ mod test {
         recv_nothing!(s);
         assert_eq!(s.state, State::Closed);
     }
+
+    // =========================================================================================//
+    // dpu patch: the receive fast path (`Socket::fast_rx`)
+    // =========================================================================================//
+
+    fn fast_seg<'a>(repr: &TcpRepr<'a>) -> FastSegment<'a> {
+        FastSegment {
+            src_port: repr.src_port,
+            dst_port: repr.dst_port,
+            seq_number: repr.seq_number,
+            ack_number: repr.ack_number.unwrap(),
+            window_len: repr.window_len,
+            payload: repr.payload,
+        }
+    }
+
+    fn fast(s: &mut TestSocket, time_ms: i64, repr: &TcpRepr) -> FastRx {
+        s.socket.fast_rx(
+            Instant::from_millis(time_ms),
+            REMOTE_ADDR.into(),
+            LOCAL_ADDR.into(),
+            &fast_seg(repr),
+        )
+    }
+
+    /// Every field of the two sockets, buffers included, is the same.
+    #[track_caller]
+    fn assert_same(a: &TestSocket, b: &TestSocket) {
+        assert_eq!(format!("{:?}", a.socket), format!("{:?}", b.socket));
+    }
+
+    /// Two sockets set up alike by `make`; `repr` goes to the first by the
+    /// fast path (which must take it) and to the second by `process`
+    /// (which must not answer); afterwards they must be the same and send
+    /// the same thing at `later_ms`.
+    #[track_caller]
+    fn fast_matches_process(make: impl Fn() -> TestSocket, time_ms: i64, repr: TcpRepr, later_ms: i64) {
+        let (mut a, mut b) = (make(), make());
+        assert_same(&a, &b);
+        assert_eq!(fast(&mut a, time_ms, &repr), FastRx::Taken);
+        assert_eq!(send(&mut b, Instant::from_millis(time_ms), &repr), None);
+        assert_same(&a, &b);
+        let mut out = [Vec::new(), Vec::new()];
+        for (s, o) in [&mut a, &mut b].into_iter().zip(out.iter_mut()) {
+            s.cx.set_now(Instant::from_millis(later_ms));
+            let _ = s.socket.dispatch(&mut s.cx, |_, _, (_, tcp)| {
+                o.push(format!("{tcp:?}"));
+                Ok::<(), ()>(())
+            });
+        }
+        assert_eq!(out[0], out[1]);
+        assert_same(&a, &b);
+    }
+
+    /// `repr` is the socket's but not the fast path's: it must leave the
+    /// socket as it was.
+    #[track_caller]
+    fn fast_falls_back(make: impl Fn() -> TestSocket, repr: TcpRepr) {
+        let (mut a, b) = (make(), make());
+        assert_eq!(fast(&mut a, 0, &repr), FastRx::Fallback);
+        assert_same(&a, &b);
+    }
+
+    fn socket_established_delayed_ack() -> TestSocket {
+        let mut s = socket_established();
+        s.set_ack_delay(Some(ACK_DELAY_DEFAULT));
+        s
+    }
+
+    /// An established socket with 6 bytes sent and not yet acknowledged.
+    fn socket_sent_6() -> TestSocket {
+        let mut s = socket_established_delayed_ack();
+        s.send_slice(b"abcdef").unwrap();
+        s.cx.set_now(Instant::from_millis(0));
+        let _ = s.socket.dispatch(&mut s.cx, |_, _, _| Ok::<(), ()>(()));
+        assert_eq!(s.remote_last_seq, LOCAL_SEQ + 1 + 6);
+        s
+    }
+
+    #[test]
+    fn test_fast_rx_in_order_data() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        // The ACK is delayed: nothing at once, the ACK at the delay.
+        fast_matches_process(socket_established_delayed_ack, 0, data.clone(), 0);
+        fast_matches_process(socket_established_delayed_ack, 0, data.clone(), 20);
+        // Without delayed ACKs, the ACK at the next dispatch.
+        fast_matches_process(socket_established, 0, data.clone(), 0);
+        // PSH is no different.
+        let psh = TcpRepr { control: TcpControl::Psh, ..data.clone() };
+        fast_matches_process(socket_established_delayed_ack, 0, psh, 0);
+        // A second segment right after the first.
+        let second = TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 6,
+            payload: &b"ghijkl"[..],
+            ..data.clone()
+        };
+        let after_first = || {
+            let mut s = socket_established_delayed_ack();
+            assert_eq!(fast(&mut s, 0, &data), FastRx::Taken);
+            s
+        };
+        fast_matches_process(after_first, 1, second, 1);
+        // Exactly filling the window.
+        let full = TcpRepr { payload: &[7u8; 64][..], ..data.clone() };
+        fast_matches_process(socket_established_delayed_ack, 0, full, 0);
+    }
+
+    #[test]
+    fn test_fast_rx_acks() {
+        let ack = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        };
+        // A pure ACK of all that was sent: the retransmit timer stops.
+        fast_matches_process(socket_sent_6, 1, ack.clone(), 1);
+        // A partial ACK, with a new window: the timer restarts.
+        let partial = TcpRepr {
+            ack_number: Some(LOCAL_SEQ + 1 + 2),
+            window_len: 100,
+            ..ack.clone()
+        };
+        fast_matches_process(socket_sent_6, 1, partial, 1);
+        // Data carrying the ACK.
+        let data_ack = TcpRepr { payload: &b"xyz"[..], ..ack.clone() };
+        fast_matches_process(socket_sent_6, 2, data_ack, 300);
+        // An ACK of nothing new with data pending (not a duplicate ACK:
+        // a window update).
+        let window = TcpRepr {
+            ack_number: Some(LOCAL_SEQ + 1),
+            window_len: 32,
+            ..ack
+        };
+        fast_matches_process(socket_sent_6, 1, window, 1);
+    }
+
+    #[test]
+    fn test_fast_rx_falls_back() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        // Out of order (a hole before it).
+        fast_falls_back(socket_established, TcpRepr { seq_number: REMOTE_SEQ + 1 + 1, ..data.clone() });
+        // An old duplicate (already received).
+        fast_falls_back(socket_recved, data.clone());
+        // Partly old, partly new.
+        fast_falls_back(socket_recved, TcpRepr { seq_number: REMOTE_SEQ + 1 + 3, ..data.clone() });
+        // More than the window.
+        fast_falls_back(socket_established, TcpRepr { payload: &[1u8; 65][..], ..data.clone() });
+        // A zero window.
+        let zero = || {
+            let mut s = socket_established_with_buffer_sizes(64, 6);
+            assert_eq!(fast(&mut s, 0, &TcpRepr { window_len: 64, ..data.clone() }), FastRx::Taken);
+            s.remote_last_ack = Some(REMOTE_SEQ + 1 + 6);
+            s.remote_last_win = 0;
+            s
+        };
+        fast_falls_back(zero, TcpRepr { seq_number: REMOTE_SEQ + 1 + 6, ..data.clone() });
+        // An ACK of data never sent, and an ACK older than the last.
+        fast_falls_back(socket_established, TcpRepr { ack_number: Some(LOCAL_SEQ + 2), ..data.clone() });
+        let acked = || {
+            let mut s = socket_sent_6();
+            s.local_seq_no = LOCAL_SEQ + 1 + 3;
+            s.tx_buffer.dequeue_allocated(3);
+            s
+        };
+        fast_falls_back(acked, TcpRepr { ack_number: Some(LOCAL_SEQ + 1), ..data.clone() });
+        // A duplicate ACK, and an ACK while duplicate ACKs are counted.
+        let dup = TcpRepr { ack_number: Some(LOCAL_SEQ + 1), payload: &[], ..data.clone() };
+        let dup_seen = || {
+            let mut s = socket_sent_6();
+            s.local_rx_last_ack = Some(LOCAL_SEQ + 1);
+            s.remote_win_len = SEND_TEMPL.window_len as usize;
+            s
+        };
+        fast_falls_back(dup_seen, dup.clone());
+        let counting = || {
+            let mut s = socket_sent_6();
+            s.local_rx_dup_acks = 1;
+            s
+        };
+        fast_falls_back(counting, data.clone());
+        // Out-of-order data held in the assembler.
+        let holey = || {
+            let mut s = socket_established();
+            assert_eq!(fast(&mut s, 0, &TcpRepr { seq_number: REMOTE_SEQ + 1 + 10, ..data.clone() }), FastRx::Fallback);
+            send!(s, TcpRepr { seq_number: REMOTE_SEQ + 1 + 10, ..data.clone() }, Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                window_len: 64,
+                sack_ranges: [None, None, None],
+                ..RECV_TEMPL
+            }));
+            s
+        };
+        fast_falls_back(holey, data.clone());
+        // States other than ESTABLISHED.
+        fast_falls_back(socket_fin_wait_1, data.clone());
+        fast_falls_back(socket_close_wait, TcpRepr { seq_number: REMOTE_SEQ + 1 + 1, ..data.clone() });
+        fast_falls_back(socket_syn_received, TcpRepr { ack_number: Some(LOCAL_SEQ + 1), ..data.clone() });
+    }
+
+    #[test]
+    fn test_fast_rx_not_mine() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        for repr in [
+            TcpRepr { src_port: REMOTE_PORT + 1, ..data.clone() },
+            TcpRepr { dst_port: LOCAL_PORT + 1, ..data.clone() },
+        ] {
+            let (mut a, b) = (socket_established(), socket_established());
+            assert_eq!(fast(&mut a, 0, &repr), FastRx::NotMine);
+            assert_same(&a, &b);
+        }
+        let mut s = socket_established();
+        let other = s.socket.fast_rx(Instant::from_millis(0), OTHER_ADDR.into(), LOCAL_ADDR.into(), &fast_seg(&data));
+        assert_eq!(other, FastRx::NotMine);
+        // A closed or listening socket has no connection.
+        let mut closed = socket();
+        assert_eq!(fast(&mut closed, 0, &data), FastRx::NotMine);
+        let mut listening = socket_listen();
+        assert_eq!(fast(&mut listening, 0, &data), FastRx::NotMine);
+    }
+
 }

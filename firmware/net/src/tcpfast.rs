@@ -1,0 +1,183 @@
+//! The receive fast path's first test: whether an IPv4 packet is a TCP
+//! segment the per-core stacks may hand straight to a socket
+//! (`smoltcp::socket::tcp::Socket::fast_rx`) instead of running it
+//! through the interface. Only the plain header shapes qualify; anything
+//! else (`None`) goes the interface's way, which handles every case.
+//!
+//! Checksums are not looked at: the NIC verified them (receive checksum
+//! offload) and the stacks drop frames it flagged bad, as the interface
+//! path does with checksum checking off.
+
+use crate::Ipv4;
+use smoltcp::socket::tcp::FastSegment;
+use smoltcp::wire::TcpSeqNumber;
+
+/// IPv4 header without options (RFC 791 §3.1: IHL 5).
+const IP_HEADER: usize = 20;
+/// TCP header without options (RFC 9293 §3.1: Data Offset 5).
+const TCP_HEADER: usize = 20;
+/// IANA protocol number of TCP.
+const PROTO_TCP: u8 = 6;
+/// TCP flag bits (RFC 9293 §3.1, RFC 3168 §6.1 for CWR and ECE; the low
+/// bit of byte 12 is the historic NS).
+const TCP_PSH: u16 = 0x008;
+const TCP_ACK: u16 = 0x010;
+const TCP_FLAGS: u16 = 0x1ff;
+
+/// A fast-path candidate: source and destination address and the segment.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub src: Ipv4,
+    pub dst: Ipv4,
+    pub seg: FastSegment<'a>,
+}
+
+/// Reads `ip` (an IPv4 packet, possibly followed by Ethernet padding) as
+/// a fast-path candidate: version 4 without IP options, not a fragment,
+/// TCP, its total length within the buffer, neither address 0.0.0.0, a
+/// TCP header without options, both ports non-zero and exactly ACK or
+/// ACK|PSH set (no SYN, FIN, RST, URG, ECE, CWR). `None` for anything
+/// else: the interface path takes those.
+pub fn candidate(ip: &[u8]) -> Option<Candidate<'_>> {
+    let h = ip.get(..IP_HEADER)?;
+    if h[0] != 0x45 || h[9] != PROTO_TCP {
+        return None;
+    }
+    // Flags and fragment offset: MF or any offset is a fragment (DF is fine).
+    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if total < IP_HEADER + TCP_HEADER || total > ip.len() {
+        return None;
+    }
+    let src: Ipv4 = [h[12], h[13], h[14], h[15]];
+    let dst: Ipv4 = [h[16], h[17], h[18], h[19]];
+    if src == [0; 4] || dst == [0; 4] {
+        return None;
+    }
+    let t = &ip[IP_HEADER..total];
+    let src_port = u16::from_be_bytes([t[0], t[1]]);
+    let dst_port = u16::from_be_bytes([t[2], t[3]]);
+    let offset_flags = u16::from_be_bytes([t[12], t[13]]);
+    if offset_flags >> 12 != (TCP_HEADER / 4) as u16 || src_port == 0 || dst_port == 0 {
+        return None;
+    }
+    if offset_flags & TCP_FLAGS & !TCP_PSH != TCP_ACK {
+        return None;
+    }
+    Some(Candidate {
+        src,
+        dst,
+        seg: FastSegment {
+            src_port,
+            dst_port,
+            seq_number: TcpSeqNumber(i32::from_be_bytes([t[4], t[5], t[6], t[7]])),
+            ack_number: TcpSeqNumber(i32::from_be_bytes([t[8], t[9], t[10], t[11]])),
+            window_len: u16::from_be_bytes([t[14], t[15]]),
+            payload: &t[TCP_HEADER..],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 20-byte IPv4 header and a 20-byte TCP header with `flags`,
+    /// `payload` after them, then zeros (Ethernet padding).
+    fn packet(flags: u16, payload: &[u8]) -> [u8; 128] {
+        let mut p = [0u8; 128];
+        let total = (IP_HEADER + TCP_HEADER + payload.len()) as u16;
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[6] = 0x40; // DF
+        p[8] = 64;
+        p[9] = PROTO_TCP;
+        p[12..16].copy_from_slice(&[10, 0, 1, 10]);
+        p[16..20].copy_from_slice(&[10, 0, 1, 1]);
+        let t = &mut p[IP_HEADER..];
+        t[0..2].copy_from_slice(&4420u16.to_be_bytes());
+        t[2..4].copy_from_slice(&50000u16.to_be_bytes());
+        t[4..8].copy_from_slice(&0x8000_0001u32.to_be_bytes());
+        t[8..12].copy_from_slice(&7u32.to_be_bytes());
+        t[12..14].copy_from_slice(&(0x5000 | flags).to_be_bytes());
+        t[14..16].copy_from_slice(&512u16.to_be_bytes());
+        t[TCP_HEADER..TCP_HEADER + payload.len()].copy_from_slice(payload);
+        p
+    }
+
+    fn len(payload: usize, pad: usize) -> usize {
+        IP_HEADER + TCP_HEADER + payload + pad
+    }
+
+    #[test]
+    fn plain_data_segment_is_a_candidate() {
+        let p = packet(TCP_ACK | TCP_PSH, b"hello");
+        let c = candidate(&p[..len(5, 0)]).unwrap();
+        assert_eq!((c.src, c.dst), ([10, 0, 1, 10], [10, 0, 1, 1]));
+        assert_eq!((c.seg.src_port, c.seg.dst_port), (4420, 50000));
+        assert_eq!(c.seg.seq_number, TcpSeqNumber(0x8000_0001u32 as i32));
+        assert_eq!(c.seg.ack_number, TcpSeqNumber(7));
+        assert_eq!(c.seg.window_len, 512);
+        assert_eq!(c.seg.payload, b"hello");
+    }
+
+    #[test]
+    fn padding_after_the_packet_is_not_payload() {
+        // A pure ACK is 40 bytes; Ethernet pads it to 46 bytes of payload.
+        let p = packet(TCP_ACK, b"");
+        let c = candidate(&p[..len(0, 6)]).unwrap();
+        assert!(c.seg.payload.is_empty());
+    }
+
+    #[test]
+    fn control_flags_and_missing_ack_fall_back() {
+        for flags in [0x001 /* FIN */, 0x002 /* SYN */, 0x004 /* RST */, 0x020 /* URG */, 0x040 /* ECE */, 0x080 /* CWR */, 0x100 /* NS */] {
+            let p = packet(TCP_ACK | flags, b"x");
+            assert!(candidate(&p[..len(1, 0)]).is_none(), "flags {flags:#x}");
+        }
+        let p = packet(TCP_PSH, b"x");
+        assert!(candidate(&p[..len(1, 0)]).is_none(), "no ACK");
+    }
+
+    #[test]
+    fn options_fragments_and_bad_lengths_fall_back() {
+        let base = packet(TCP_ACK, b"abcd");
+        let n = len(4, 0);
+        // TCP options (data offset 6).
+        let mut p = base;
+        p[IP_HEADER + 12] = 0x60;
+        assert!(candidate(&p[..n]).is_none());
+        // IP options (IHL 6).
+        let mut p = base;
+        p[0] = 0x46;
+        assert!(candidate(&p[..n]).is_none());
+        // More fragments; a fragment offset.
+        let mut p = base;
+        p[6] = 0x20;
+        assert!(candidate(&p[..n]).is_none());
+        let mut p = base;
+        p[7] = 0x01;
+        assert!(candidate(&p[..n]).is_none());
+        // Not TCP.
+        let mut p = base;
+        p[9] = 17;
+        assert!(candidate(&p[..n]).is_none());
+        // Total length past the buffer, or shorter than the headers.
+        assert!(candidate(&base[..n - 1]).is_none());
+        let mut p = base;
+        p[2..4].copy_from_slice(&39u16.to_be_bytes());
+        assert!(candidate(&p[..n]).is_none());
+        // Truncated headers.
+        assert!(candidate(&base[..19]).is_none());
+        // A zero port or address.
+        let mut p = base;
+        p[IP_HEADER..IP_HEADER + 2].fill(0);
+        assert!(candidate(&p[..n]).is_none());
+        let mut p = base;
+        p[12..16].fill(0);
+        assert!(candidate(&p[..n]).is_none());
+    }
+
+}
