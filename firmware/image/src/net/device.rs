@@ -10,6 +10,8 @@ use dpu_hal::nic::{QueuePair, RxFrame, TxFrame};
 use dpu_hal::regs::nic as r;
 use dpu_net::{arp, eth, Ipv4, Mac};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::FastTxSegment;
+use smoltcp::wire::IpAddress;
 use smoltcp::time::Instant;
 
 /// Largest number of RX buffers re-posted per `flush`.
@@ -24,6 +26,9 @@ pub struct DevStats {
     pub rx_fast: u64,
     /// IPv4 frames handed to the interface (smoltcp's general path).
     pub rx_slow: u64,
+    /// Of `tx_frames`, the TCP segments a socket's transmit fast path
+    /// sent ([`TxSide::send_tcp`]).
+    pub tx_fast: u64,
     pub rx_dropped: u64,
     pub rx_csum_bad: u64,
     pub tx_frames: u64,
@@ -135,6 +140,12 @@ impl NicDevice {
         n
     }
 
+    /// Whether a received frame waits for the interface (the receive fast
+    /// path stopped at it).
+    pub fn rx_held(&self) -> bool {
+        self.rx.held.is_some()
+    }
+
     /// After an `Interface::poll`: gives consumed RX buffers back, reclaims
     /// sent TX buffers and rings the NIC once.
     pub fn flush(&mut self) {
@@ -221,6 +232,35 @@ impl TxSide {
         let len = n.max(60);
         self.area[at + n..at + len].fill(0);
         self.send(idx, len, 0);
+        true
+    }
+
+    /// Sends a segment of a socket's transmit fast path: the headers
+    /// written in place ([`dpu_net::tcpfast::write_headers`]), the payload
+    /// copied after them, checksums left to the NIC. False, with nothing
+    /// sent, when no TX buffer is free or the next hop's MAC is not known
+    /// yet: the interface's path then sends it (or asks ARP first).
+    pub fn send_tcp(&mut self, seg: &FastTxSegment<'_>) -> bool {
+        #[allow(irrefutable_let_patterns)] // IPv6 may be compiled in on the host
+        let IpAddress::Ipv4(dst) = seg.dst else { return false };
+        let Some(mac) = eth::next_hop(dst.octets(), self.ip, self.prefix, None).and_then(|h| NEIGHBORS.lookup(h)) else {
+            return false;
+        };
+        let total = dpu_net::tcpfast::HEADERS + seg.payload.len();
+        if total > self.buf {
+            return false;
+        }
+        let Some(idx) = self.take_buf() else { return false };
+        let at = idx * self.buf;
+        let frame = &mut self.area[at..at + total];
+        if dpu_net::tcpfast::write_headers(frame, mac, self.mac, seg).is_none() {
+            self.free[self.nfree] = idx as u16;
+            self.nfree += 1;
+            return false;
+        }
+        frame[dpu_net::tcpfast::HEADERS..].copy_from_slice(seg.payload);
+        self.send(idx, total, r::TX_CSUM_IP | r::TX_CSUM_L4);
+        self.stats.tx_fast += 1;
         true
     }
 

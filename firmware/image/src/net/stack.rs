@@ -46,6 +46,25 @@ fn fast_rx(sockets: &mut SocketSet<'static>, t: Instant, ip: &[u8]) -> bool {
     false
 }
 
+/// Most segments one socket sends by the transmit fast path per poll
+/// (a bound, not a limit met in practice: the send window ends first).
+const FAST_TX_BURST: usize = 64;
+
+/// Runs every socket's transmit fast path; returns the segments sent.
+fn fast_tx(cx: &mut smoltcp::iface::Context, sockets: &mut SocketSet<'static>, t: Instant, tx: &mut super::device::TxSide) -> usize {
+    let mut n = 0;
+    for (_, s) in sockets.iter_mut() {
+        let smoltcp::socket::Socket::Tcp(s) = s;
+        for _ in 0..FAST_TX_BURST {
+            if s.fast_tx(cx, t, |seg| tx.send_tcp(seg)) != tcp::FastTx::Sent {
+                break;
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The current time in smoltcp's unit.
 pub fn now() -> Instant {
     let t = dpu_hal::csr::time();
@@ -87,15 +106,23 @@ impl Stack {
     /// would), skipping the interface's IP and TCP parsing and socket
     /// search. At the first frame it cannot take, it stops and leaves that
     /// frame and all later ones to the interface, in order.
+    ///
+    /// When the fast path took every frame, each socket's transmit fast
+    /// path (`tcp::Socket::fast_tx`) then sends what it has in the common
+    /// case, headers written straight into the NIC buffer, instead of one
+    /// segment per socket per pass of the interface's dispatch; what it
+    /// leaves (timers, retransmissions, connection setup and teardown)
+    /// the interface sends.
     pub fn poll(&mut self) -> bool {
         self.dirty = false;
         let t = now();
         let Stack { dev, sockets, iface, .. } = self;
         let taken = dev.fast_receive(|ip| fast_rx(sockets, t, ip));
+        let sent = if dev.rx_held() { 0 } else { fast_tx(iface.context(), sockets, t, &mut dev.tx) };
         let r = iface.poll(t, dev, sockets);
         dev.flush();
         self.due = self.iface.poll_at(t, &self.sockets).map(ticks);
-        taken > 0 || r == smoltcp::iface::PollResult::SocketStateChanged
+        taken + sent > 0 || r == smoltcp::iface::PollResult::SocketStateChanged
     }
 
     /// Whether a poll has anything to do at mtime `now`: a received frame,

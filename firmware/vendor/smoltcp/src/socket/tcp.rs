@@ -50,6 +50,34 @@ pub enum FastRx {
     NotMine,
 }
 
+/// dpu patch: a segment [`Socket::fast_tx`] asks its owner to send: an
+/// IPv4 TCP segment with the ACK flag, PSH when `psh`, no options.
+#[derive(Debug, Clone, Copy)]
+pub struct FastTxSegment<'a> {
+    pub src: IpAddress,
+    pub dst: IpAddress,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: TcpSeqNumber,
+    pub ack_number: TcpSeqNumber,
+    pub window_len: u16,
+    pub psh: bool,
+    pub hop_limit: u8,
+    pub payload: &'a [u8],
+}
+
+/// dpu patch: what [`Socket::fast_tx`] did.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum FastTx {
+    /// One segment went out; there may be more.
+    Sent,
+    /// Nothing to send now.
+    Idle,
+    /// Not the common case (or the segment could not be written): the
+    /// interface's dispatch decides, nothing changed.
+    Fallback,
+}
+
 /// Error returned by [`Socket::listen`]
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -2497,6 +2525,115 @@ impl<'a> Socket<'a> {
             };
         }
         FastRx::Taken
+    }
+
+    /// dpu patch: the transmit fast path. Sends at most one segment the
+    /// way [`Socket::dispatch`] would, when that segment is the common
+    /// case on an ESTABLISHED connection: the next data the window and
+    /// congestion window allow (PSH on the last of the buffer), or a
+    /// pure ACK or window update that is due. `emit` writes the segment
+    /// (headers without options, RFC 9293 §3.1) to the wire and returns
+    /// whether it could; the socket then records it as `dispatch` does
+    /// (send sequence, last ACK and window advertised, RTT sample,
+    /// retransmission timer, delayed-ACK timer stopped).
+    ///
+    /// `FastTx::Fallback`, with nothing sent, whenever the interface's
+    /// path (`Interface::poll`, at the same `now`) has to decide: any
+    /// state but ESTABLISHED, the local address gone, a timer that fired
+    /// or is due (retransmission, fast retransmit, keep-alive,
+    /// zero-window probe, timeout), TCP timestamps in use, an IPv6
+    /// connection, or `emit` failing (no buffer, no neighbor). The socket
+    /// is then as `dispatch` finds it, except for what `dispatch` itself
+    /// does first at the same `now` (start a quiet socket's timeout,
+    /// the congestion controller's pre-transmit step).
+    /// `FastTx::Idle` when there is nothing to send.
+    pub fn fast_tx(
+        &mut self,
+        cx: &mut Context,
+        now: Instant,
+        emit: impl FnOnce(&FastTxSegment<'_>) -> bool,
+    ) -> FastTx {
+        let Some(tuple) = self.tuple else {
+            return FastTx::Idle;
+        };
+        if cfg!(feature = "segmentation-offload")
+            || !matches!(tuple.local.addr, IpAddress::Ipv4(_))
+            || self.state != State::Established
+            || self.tsval_generator.is_some()
+            || self.pending_fast_retransmit
+            || !cx.has_ip_addr(tuple.local.addr)
+        {
+            return FastTx::Fallback;
+        }
+        // As `dispatch` does first: a socket that was quiet (nothing to
+        // send) starts its timeout now.
+        if self.remote_last_ts.is_none() {
+            self.remote_last_ts = Some(now);
+        }
+        if self.timed_out(now)
+            || self.timer.should_retransmit(now)
+            || self.timer.should_keep_alive(now)
+            || self.timer.should_zero_window_probe(now)
+        {
+            return FastTx::Fallback;
+        }
+        self.congestion_controller.inner_mut().pre_transmit(now);
+        let data = self.seq_to_transmit(cx);
+        if !data
+            && !(self.ack_to_transmit() && self.delayed_ack_expired(now))
+            && !self.window_to_update()
+        {
+            return FastTx::Idle;
+        }
+        let seq_number = self.remote_last_seq;
+        let ack_number = self.remote_seq_no + self.rx_buffer.len();
+        let window_len = self.scaled_window();
+        // What `dispatch` takes from the buffer in ESTABLISHED (IPv4 and
+        // TCP headers without options).
+        let local_mss = cx.ip_mtu() - crate::wire::IPV4_HEADER_LEN - TCP_HEADER_LEN;
+        let effective_mss = local_mss.min(self.remote_mss);
+        let win_right_edge = self.local_seq_no + self.remote_win_len;
+        let win_limit = if win_right_edge >= self.remote_last_seq {
+            win_right_edge - self.remote_last_seq
+        } else {
+            0
+        };
+        let size = win_limit.min(effective_mss).min(self.cwnd_remaining());
+        let offset = self.flight_size();
+        let payload = self.tx_buffer.get_allocated(offset, size);
+        let psh = !payload.is_empty() && offset + payload.len() == self.tx_buffer.len();
+        let len = payload.len();
+        let seg = FastTxSegment {
+            src: tuple.local.addr,
+            dst: tuple.remote.addr,
+            src_port: tuple.local.port,
+            dst_port: tuple.remote.port,
+            seq_number,
+            ack_number,
+            window_len,
+            psh,
+            hop_limit: self.hop_limit.unwrap_or(64),
+            payload,
+        };
+        if !emit(&seg) {
+            return FastTx::Fallback;
+        }
+        self.timer.rewind_keep_alive(now, self.keep_alive);
+        self.ack_delay_timer = AckDelayTimer::Idle;
+        self.remote_last_seq = self.remote_last_seq.max(seq_number + len);
+        self.remote_last_ack = Some(ack_number);
+        self.remote_last_win = window_len;
+        if len > 0 {
+            self.rtte.on_send(now, seq_number + len);
+            self.congestion_controller
+                .inner_mut()
+                .post_transmit(now, len);
+            if !self.timer.is_retransmit() {
+                let rto = self.rtte.retransmission_timeout();
+                self.timer.set_for_retransmit(now, rto);
+            }
+        }
+        FastTx::Sent
     }
 
     fn timed_out(&self, timestamp: Instant) -> bool {
@@ -10325,4 +10462,223 @@ mod test {
         assert_eq!(fast(&mut listening, 0, &data), FastRx::NotMine);
     }
 
+    /// What `fast_tx` sent, as the `TcpRepr` `dispatch` would have built.
+    fn fast_tx_repr(s: &mut TestSocket, time_ms: i64, ok: bool) -> (FastTx, Option<String>) {
+        let now = Instant::from_millis(time_ms);
+        s.cx.set_now(now);
+        let mut out = None;
+        let r = s.socket.fast_tx(&mut s.cx, now, |seg| {
+            assert_eq!((seg.src, seg.dst), (LOCAL_ADDR.into(), REMOTE_ADDR.into()));
+            assert_eq!(seg.hop_limit, 64);
+            let repr = TcpRepr {
+                src_port: seg.src_port,
+                dst_port: seg.dst_port,
+                control: if seg.psh { TcpControl::Psh } else { TcpControl::None },
+                seq_number: seg.seq_number,
+                ack_number: Some(seg.ack_number),
+                window_len: seg.window_len,
+                window_scale: None,
+                max_seg_size: None,
+                sack_permitted: false,
+                sack_ranges: [None, None, None],
+                timestamp: None,
+                payload: seg.payload,
+            };
+            out = Some(format!("{repr:?}"));
+            ok
+        });
+        (r, out)
+    }
+
+    /// What `dispatch` sends at `time_ms`, if anything.
+    fn dispatch_repr(s: &mut TestSocket, time_ms: i64) -> Option<String> {
+        s.cx.set_now(Instant::from_millis(time_ms));
+        let mut out = None;
+        let _ = s.socket.dispatch(&mut s.cx, |_, _, (_, tcp)| {
+            out = Some(format!("{tcp:?}"));
+            Ok::<(), ()>(())
+        });
+        out
+    }
+
+    /// Two sockets made by `make`: the first sends by the fast path until
+    /// it is idle, the second by `dispatch`; they must send the same
+    /// segments and end the same.
+    #[track_caller]
+    fn fast_tx_matches_dispatch(make: impl Fn() -> TestSocket, time_ms: i64) -> usize {
+        let (mut a, mut b) = (make(), make());
+        let mut n = 0;
+        loop {
+            let (r, seg) = fast_tx_repr(&mut a, time_ms, true);
+            let theirs = dispatch_repr(&mut b, time_ms);
+            assert_eq!(seg, theirs, "segment {n}");
+            assert_same(&a, &b);
+            match r {
+                FastTx::Sent => n += 1,
+                FastTx::Idle => return n,
+                FastTx::Fallback => panic!("fell back"),
+            }
+            assert!(n < 100);
+        }
+    }
+
+    #[track_caller]
+    fn fast_tx_falls_back(make: impl Fn() -> TestSocket, time_ms: i64) {
+        let (mut a, b) = (make(), make());
+        let (r, _) = fast_tx_repr(&mut a, time_ms, true);
+        assert_eq!(r, FastTx::Fallback);
+        assert_same(&a, &b);
+    }
+
+    #[test]
+    fn test_fast_tx_data() {
+        // One segment with PSH.
+        let one = || {
+            let mut s = socket_established();
+            s.send_slice(b"abcdef").unwrap();
+            s.remote_last_ts = Some(Instant::from_millis(0));
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(one, 0), 1);
+        // Data into an empty buffer (the socket was quiet: its timeout
+        // starts with this send, as in `dispatch`).
+        let quiet = || {
+            let mut s = socket_established();
+            s.send_slice(b"abcdef").unwrap();
+            assert!(s.remote_last_ts.is_none());
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(quiet, 3), 1);
+        // More than one MSS (536 here): full segments, PSH on the last
+        // only (Nagle off, as the firmware runs it).
+        let many = || {
+            let mut s = socket_established_with_buffer_sizes(6000, 64);
+            s.set_nagle_enabled(false);
+            s.remote_win_len = 6000;
+            s.send_slice(&[9u8; 4500]).unwrap();
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(many, 0), 9);
+        // Limited by the peer's window: 3 full segments and 392 bytes.
+        let window = || {
+            let mut s = many();
+            s.remote_win_len = 2000;
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(window, 0), 4);
+        // With Nagle, the short tail waits for the ACK, as in `dispatch`.
+        let nagle = || {
+            let mut s = many();
+            s.set_nagle_enabled(true);
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(nagle, 0), 8);
+        // With data in flight and its retransmission timer running.
+        let in_flight = || {
+            let mut s = one();
+            assert_eq!(fast_tx_repr(&mut s, 0, true).0, FastTx::Sent);
+            s.set_nagle_enabled(false);
+            s.send_slice(b"ghi").unwrap();
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(in_flight, 1), 1);
+    }
+
+    #[test]
+    fn test_fast_tx_acks() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        // An ACK due at once (no delayed ACK).
+        let got = || {
+            let mut s = socket_established();
+            assert_eq!(fast(&mut s, 0, &data), FastRx::Taken);
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(got, 0), 1);
+        // A delayed ACK: nothing before the delay, the ACK after it.
+        let delayed = || {
+            let mut s = socket_established_delayed_ack();
+            assert_eq!(fast(&mut s, 0, &data), FastRx::Taken);
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(delayed, 1), 0);
+        assert_eq!(fast_tx_matches_dispatch(delayed, 20), 1);
+        // The ACK rides on data.
+        let piggyback = || {
+            let mut s = delayed();
+            s.send_slice(b"xyz").unwrap();
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(piggyback, 1), 1);
+        // A window update after the application read.
+        let read = || {
+            let mut s = socket_established_with_buffer_sizes(64, 12);
+            assert_eq!(fast(&mut s, 0, &TcpRepr { payload: &b"abcdefghijkl"[..], ..data.clone() }), FastRx::Taken);
+            assert_eq!(fast_tx_repr(&mut s, 0, true).0, FastTx::Sent);
+            let mut buf = [0u8; 12];
+            assert_eq!(s.recv_slice(&mut buf), Ok(12));
+            assert!(s.window_update_due());
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(read, 0), 1);
+    }
+
+    #[test]
+    fn test_fast_tx_falls_back() {
+        let sending = || {
+            let mut s = socket_established();
+            s.send_slice(b"abcdef").unwrap();
+            s.remote_last_ts = Some(Instant::from_millis(0));
+            s
+        };
+        // Retransmission timer expired.
+        let rto = || {
+            let mut s = sending();
+            assert_eq!(fast_tx_repr(&mut s, 0, true).0, FastTx::Sent);
+            s
+        };
+        fast_tx_falls_back(rto, 5000);
+        // Closing, and timestamps.
+        fast_tx_falls_back(
+            || {
+                let mut s = sending();
+                s.state = State::FinWait1;
+                s
+            },
+            0,
+        );
+        fast_tx_falls_back(
+            || {
+                let mut s = sending();
+                s.tsval_generator = Some((|| 1) as TcpTimestampGenerator);
+                s
+            },
+            0,
+        );
+        // A keep-alive due.
+        fast_tx_falls_back(
+            || {
+                let mut s = socket_established();
+                s.remote_last_ts = Some(Instant::from_millis(0));
+                s.set_keep_alive(Some(Duration::from_millis(10)));
+                s
+            },
+            20,
+        );
+        // The segment could not be written: nothing changed.
+        let (mut a, b) = (sending(), sending());
+        assert_eq!(fast_tx_repr(&mut a, 0, false).0, FastTx::Fallback);
+        assert_same(&a, &b);
+        // Nothing to do.
+        let (mut a, b) = (socket_established(), socket_established());
+        a.remote_last_ts = Some(Instant::from_millis(0));
+        let mut b = b;
+        b.remote_last_ts = Some(Instant::from_millis(0));
+        assert_eq!(fast_tx_repr(&mut a, 0, true), (FastTx::Idle, None));
+        assert_same(&a, &b);
+    }
 }
