@@ -50,19 +50,27 @@ fn fast_rx(sockets: &mut SocketSet<'static>, t: Instant, ip: &[u8]) -> bool {
 /// (a bound, not a limit met in practice: the send window ends first).
 const FAST_TX_BURST: usize = 64;
 
-/// Runs every socket's transmit fast path; returns the segments sent.
-fn fast_tx(cx: &mut smoltcp::iface::Context, sockets: &mut SocketSet<'static>, t: Instant, tx: &mut super::device::TxSide) -> usize {
-    let mut n = 0;
+/// Runs every socket's transmit fast path. Returns the segments sent and
+/// whether a socket may have more for the interface to send (it fell
+/// back, or reached the burst bound).
+fn fast_tx(cx: &mut smoltcp::iface::Context, sockets: &mut SocketSet<'static>, t: Instant, tx: &mut super::device::TxSide) -> (usize, bool) {
+    let (mut n, mut rest) = (0, false);
     for (_, s) in sockets.iter_mut() {
         let smoltcp::socket::Socket::Tcp(s) = s;
+        let mut idle = false;
         for _ in 0..FAST_TX_BURST {
-            if s.fast_tx(cx, t, |seg| tx.send_tcp(seg)) != tcp::FastTx::Sent {
-                break;
+            match s.fast_tx(cx, t, |seg| tx.send_tcp(seg)) {
+                tcp::FastTx::Sent => n += 1,
+                tcp::FastTx::Idle => {
+                    idle = true;
+                    break;
+                }
+                tcp::FastTx::Fallback => break,
             }
-            n += 1;
         }
+        rest |= !idle;
     }
-    n
+    (n, rest)
 }
 
 /// The current time in smoltcp's unit.
@@ -112,17 +120,20 @@ impl Stack {
     /// case, headers written straight into the NIC buffer, instead of one
     /// segment per socket per pass of the interface's dispatch; what it
     /// leaves (timers, retransmissions, connection setup and teardown)
-    /// the interface sends.
+    /// the interface sends. When the fast paths left it nothing (no
+    /// frame held, every socket idle), the interface is not run at all:
+    /// its ingress would find the queue empty and its dispatch nothing to
+    /// send (the next frame makes `needs_poll` true again).
     pub fn poll(&mut self) -> bool {
         self.dirty = false;
         let t = now();
         let Stack { dev, sockets, iface, .. } = self;
         let taken = dev.fast_receive(|ip| fast_rx(sockets, t, ip));
-        let sent = if dev.rx_held() { 0 } else { fast_tx(iface.context(), sockets, t, &mut dev.tx) };
-        let r = iface.poll(t, dev, sockets);
+        let (sent, rest) = if dev.rx_held() { (0, true) } else { fast_tx(iface.context(), sockets, t, &mut dev.tx) };
+        let changed = rest && iface.poll(t, dev, sockets) == smoltcp::iface::PollResult::SocketStateChanged;
         dev.flush();
         self.due = self.iface.poll_at(t, &self.sockets).map(ticks);
-        taken + sent > 0 || r == smoltcp::iface::PollResult::SocketStateChanged
+        taken + sent > 0 || changed
     }
 
     /// Whether a poll has anything to do at mtime `now`: a received frame,
