@@ -179,6 +179,7 @@ impl Machine {
                 min_rto_ms: sc.network.tcp_min_rto_ms(),
                 discover: c.discover,
                 namespace_notices: c.namespace_notices,
+                disable_sqflow: c.disable_sqflow,
             };
             let idx = self.bus.net.initiators.len();
             self.bus.net.initiators.push(crate::net::nvmf_host::InitiatorModel::new(params, hz));

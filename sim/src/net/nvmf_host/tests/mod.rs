@@ -62,6 +62,7 @@ fn params(digests: Digests) -> InitiatorParams {
         min_rto_ms: 5,
         discover: false,
         namespace_notices: false,
+        disable_sqflow: false,
     }
 }
 
