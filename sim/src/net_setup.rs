@@ -105,6 +105,7 @@ impl Machine {
                 mtu: n.mtu,
                 speed_gbps: t.speed_gbps,
                 min_rto_ms: n.tcp_min_rto_ms(),
+                sq_flow_disable: t.sq_flow_disable,
             };
             let idx = self.bus.net.targets.len();
             self.bus.net.targets.push(TargetModel::new(params, self.chip.chip.clock_hz));

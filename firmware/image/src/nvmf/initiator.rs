@@ -1223,19 +1223,6 @@ impl Fabric {
         }
     }
 
-    /// Whether a refused Connect that asked for `cattr` was refused for
-    /// the SQ flow control attribute: Connect Invalid Parameters whose
-    /// IPO is CATTR (SQE byte 46), or Invalid Field in Command (a
-    /// controller that checks reserved bits but does not say which).
-    fn refused_for_cattr(cattr: u8, r: &ConnectResponse) -> bool {
-        cattr & CATTR_DISABLE_SQ_FLOW_CONTROL != 0
-            && match *r {
-                ConnectResponse::InvalidParameter { in_data: false, offset } => offset == dpu_nvme_tcp::fabrics::connect::offset::SQE_CATTR,
-                ConnectResponse::Failed(st) => st.sct == 0 && st.sc == Status::INVALID_FIELD.sc,
-                _ => false,
-            }
-    }
-
     /// Walks received PDUs of queue `ci`.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
@@ -1348,11 +1335,12 @@ impl Fabric {
                         q.refusals = 0;
                         defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} ready (local port {=u16})", hart, ci, q.conn.q.qid, q.conn.local_port);
                     }
-                    r if Self::refused_for_cattr(Self::connect_cattr(q), &r) => {
+                    r if r.refuses_sq_flow_disable(Self::connect_cattr(q)) => {
                         // Asked again without it, on a new connection
                         // after the usual backoff (the target may close
                         // this one; not counted as a refusal).
-                        defmt::warn!("hart {=usize}: ctrl {=usize}: I/O queue {=u16}: the target refused to disable SQ flow control; connecting with it", hart, ci, q.conn.q.qid);
+                        // (Info: a target without the feature is normal.)
+                        defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue {=u16}: the target refused to disable SQ flow control; connecting with it", hart, ci, q.conn.q.qid);
                         q.sq_flow_refused = true;
                         Self::drop_conn(q, stack, book, pool, false);
                         return work;

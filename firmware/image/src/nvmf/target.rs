@@ -33,7 +33,9 @@
 //!   offset or LAST_PDU is a C2HTermReq). Either way it is received from
 //!   the socket buffer straight into the staging pages; read data goes
 //!   from the staging pages into the socket as C2HData PDUs of up to
-//!   [`C2H_CHUNK`], then a CapsuleResp. Both copies are `memcpy`s of 512
+//!   [`C2H_CHUNK`], then a CapsuleResp (none when the host's Connect
+//!   disabled SQ flow control: the last C2HData then carries SUCCESS,
+//!   NVMe/TCP 1.0 §3.6.2.8). Both copies are `memcpy`s of 512
 //!   bytes or more, which run on the core's DMA copy channel
 //!   (`dpu_rt::copy`); smoltcp copies frames to and from its socket
 //!   buffers as for the initiator.

@@ -512,6 +512,12 @@ impl Session {
                     let ipo = ConnectResponse::InvalidParameter { in_data: false, offset: 44 };
                     return self.respond(cid, Status::CONNECT_INVALID_PARAMETERS, ipo.dw0(), 0);
                 }
+                // A target without the feature refuses to disable SQ flow
+                // control, naming CATTR (SQE byte 46).
+                if cmd.cattr & CATTR_DISABLE_SQ_FLOW_CONTROL != 0 && !sub.sq_flow_disable() {
+                    let ipo = ConnectResponse::InvalidParameter { in_data: false, offset: 46 };
+                    return self.respond(cid, Status::CONNECT_INVALID_PARAMETERS, ipo.dw0(), 0);
+                }
                 let result = if cmd.qid == 0 {
                     sub.connect_admin(&cd.subnqn, &cd.hostnqn, cmd.kato, now)
                 } else {

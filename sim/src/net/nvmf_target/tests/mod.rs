@@ -38,6 +38,7 @@ fn params() -> TargetParams {
         mtu: 1500,
         speed_gbps: 100,
         min_rto_ms: 5,
+        sq_flow_disable: true,
     }
 }
 
@@ -235,6 +236,23 @@ fn disabled_sq_flow_control_ends_reads_with_success_data() {
     let c = a.cmd(&mut t, Identify { cns: cns::CONTROLLER, cntid: 0, nsid: 0 }.to_command(3), &[]);
     assert!(c.status.is_success() && a.data[&3].len() == 4096, "{c:?}");
     assert_eq!(a.received.last().unwrap()[1] & 0x0c, 0x0c);
+}
+
+/// A target configured without the feature refuses a Connect that
+/// disables SQ flow control (Connect Invalid Parameters, IPO = CATTR,
+/// SQE byte 46) and accepts the same Connect without the bit.
+#[test]
+fn a_target_without_the_feature_refuses_disabled_sq_flow_control() {
+    let mut t = TargetModel::new(TargetParams { sq_flow_disable: false, ..params() }, CLOCK);
+    let (_a, cntlid) = admin_session(&mut t, Digests::NONE);
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50000);
+    q.cattr = 4;
+    let c = q.connect(&mut t, NQN, cntlid);
+    assert_eq!((c.status, c.dw0), (Status::CONNECT_INVALID_PARAMETERS, 46), "{c:?}");
+    let mut q = io_queue(&mut t, cntlid, 1, Digests::NONE, 50001);
+    let c = q.cmd(&mut t, rw(nvm_opc::READ, 2, 1, 8, 8, Sgl::Transport { len: 4096 }), &[]);
+    assert!(c.status.is_success() && q.data[&2].len() == 4096);
+    assert_eq!(q.received.last().unwrap()[0], 0x05, "a CapsuleResp ends the read");
 }
 
 #[test]
