@@ -107,6 +107,7 @@ pub fn attach_network(bus: &mut Bus, hz: u64, sc: &dpu_targets::Scenario) -> Res
             mtu: n.mtu,
             speed_gbps: t.speed_gbps,
             min_rto_ms: n.tcp_min_rto_ms(),
+            sq_flow_disable: t.sq_flow_disable,
         };
         let idx = bus.net.targets.len();
         bus.net.targets.push(TargetModel::new(params, hz));
@@ -179,6 +180,7 @@ fn attach_initiators(bus: &mut Bus, hz: u64, sc: &dpu_targets::Scenario) -> Resu
             min_rto_ms: sc.network.tcp_min_rto_ms(),
             discover: c.discover,
             namespace_notices: c.namespace_notices,
+            disable_sqflow: c.disable_sqflow,
         };
         let idx = bus.net.initiators.len();
         bus.net.initiators.push(crate::net::nvmf_host::InitiatorModel::new(params, hz));

@@ -84,6 +84,13 @@ pub struct InitiatorCfg {
     /// the Changed Namespace List and identify those namespaces again.
     #[serde(default)]
     pub namespace_notices: bool,
+    /// Connect every queue with SQ flow control disabled (CATTR bit 2,
+    /// NVMe over Fabrics 1.1 §3.3), as Linux `nvme connect
+    /// --disable-sqflow` does: a successful read may then end with a
+    /// C2HData flagged SUCCESS and no CapsuleResp (NVMe/TCP 1.0
+    /// §3.6.2.8), which is a protocol error otherwise.
+    #[serde(default)]
+    pub disable_sqflow: bool,
 }
 
 impl InitiatorCfg {

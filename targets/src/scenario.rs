@@ -390,6 +390,17 @@ pub struct TargetCfg {
     /// Largest write carried in the command capsule (the rest uses R2T).
     #[serde(default = "d_inline")]
     pub inline_data: u32,
+    /// The target lets a host disable SQ flow control (Connect CATTR bit
+    /// 2, NVMe over Fabrics 1.1 §3.3) and then ends successful reads with
+    /// a SUCCESS C2HData, as Linux nvmet does; `false`: it refuses such a
+    /// Connect with Connect Invalid Parameters naming CATTR, as a
+    /// controller without the feature does.
+    #[serde(default = "d_sq_flow_disable")]
+    pub sq_flow_disable: bool,
+}
+
+fn d_sq_flow_disable() -> bool {
+    true
 }
 
 /// A timed fault.

@@ -55,6 +55,11 @@ pub enum Fatal {
     /// The ICResp asked for something we cannot do (digests we did not ask
     /// for, data alignment we cannot honour).
     Unsupported,
+    /// C2HData of read `cid` with the SUCCESS flag on a queue whose SQ
+    /// flow control the host did not disable: a controller may set the
+    /// flag only when it is disabled (NVMe/TCP 1.0 §3.6.2.8; NVMe over
+    /// Fabrics 1.1 §3.3, Connect CATTR bit 2).
+    UnexpectedSuccess { cid: u16 },
 }
 
 impl Fatal {
@@ -67,6 +72,8 @@ impl Fatal {
             Fatal::OutOfOrder { .. } => Some(TermReq::new(Fes::DataOutOfRange, 12)),
             Fatal::Terminated { .. } => None,
             Fatal::Unsupported => Some(TermReq::new(Fes::UnsupportedParameter, 0)),
+            // FEI: the FLAGS byte of the common header.
+            Fatal::UnexpectedSuccess { .. } => Some(TermReq::new(Fes::InvalidHeaderField, 1)),
         }
     }
 }
@@ -156,6 +163,10 @@ pub struct HostQueue<const N: usize> {
     /// The last header parsed (for the TermReq error data).
     hdr: [u8; pdu::MAX_HEADER_LEN],
     hdr_len: usize,
+    /// The controller accepted a Connect with CATTR bit 2 for this queue
+    /// (SQ flow control disabled): a read may end with a C2HData
+    /// carrying SUCCESS instead of a CapsuleResp.
+    sq_flow_disabled: bool,
 }
 
 impl<const N: usize> HostQueue<N> {
@@ -173,7 +184,25 @@ impl<const N: usize> HostQueue<N> {
             crc: Crc32c::new(),
             hdr: [0; pdu::MAX_HEADER_LEN],
             hdr_len: 0,
+            sq_flow_disabled: false,
         }
+    }
+
+    /// Records whether SQ flow control is disabled on this queue: call
+    /// with `true` once the controller accepted a Connect whose CATTR
+    /// bit 2 was set (NVMe over Fabrics 1.1 §3.3). Until then (and after
+    /// [`reset`](Self::reset)) a C2HData with SUCCESS is a fatal error
+    /// ([`Fatal::UnexpectedSuccess`]). With flow control disabled no SQHD
+    /// tells the host how far the controller got: the caller must itself
+    /// never have more commands outstanding than the queue's size (the
+    /// slots of this queue bound it when `N` is at most SQSIZE + 1).
+    pub fn set_sq_flow_disabled(&mut self, on: bool) {
+        self.sq_flow_disabled = on;
+    }
+
+    /// Whether SQ flow control is disabled on this queue.
+    pub fn sq_flow_disabled(&self) -> bool {
+        self.sq_flow_disabled
     }
 
     /// Forgets everything (connection closed): returns to `Idle`. Use
@@ -427,7 +456,7 @@ impl<const N: usize> HostQueue<N> {
             // SUCCESS only with LAST_PDU; the data digest flag as
             // negotiated; at least one data byte; PDO after the header,
             // data and digest inside PLEN; DATAL the data's length.
-            if flags & pdu::SUCCESS != 0 && flags & pdu::LAST_PDU == 0 {
+            if flags & pdu::SUCCESS != 0 && (flags & pdu::LAST_PDU == 0 || !self.sq_flow_disabled) {
                 return None;
             }
             if dd != self.digests.data || plen <= HLEN + dd_len || pdo < HLEN || pdo + dd_len >= plen {
@@ -517,6 +546,9 @@ impl<const N: usize> HostQueue<N> {
     /// read, then the data is due.
     fn on_c2h(&mut self, d: C2hData, span: DataSpan, header_len: u32) -> Result<Event, Fatal> {
         let cid = d.cccid;
+        if d.success && !self.sq_flow_disabled {
+            return self.fail(Fatal::UnexpectedSuccess { cid });
+        }
         let Some(s) = self.slots.get(usize::from(cid)).filter(|s| s.active && !s.write) else {
             return self.fail(Fatal::UnknownCommand { cid });
         };
@@ -777,6 +809,7 @@ mod tests {
     fn data_digest_checked_with_an_engine_computed_crc() {
         for corrupt in [false, true] {
             let mut q = established(Digests::BOTH);
+            q.set_sq_flow_disabled(true);
             let mut hdr = [0u8; 128];
             q.capsule(&io::read(3, 1, 8, 7, 4096), false, 4096, 0, 77, &mut hdr).unwrap();
             let payload: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 1) as u8).collect();
@@ -815,12 +848,51 @@ mod tests {
 
     #[test]
     fn success_flag_completes_without_response() {
-        let mut q = established(Digests::NONE);
-        let mut hdr = [0u8; 128];
-        q.capsule(&io::read(0, 1, 0, 0, 512), false, 512, 0, 5, &mut hdr).unwrap();
-        let s = target_pdu(Pdu::C2hData(C2hData { cccid: 0, datao: 0, datal: 512, last: true, success: true }), &[9; 512], Digests::NONE);
-        let ev = feed(&mut q, &s, &mut [0u8; 512]).unwrap();
-        assert!(matches!(ev[..], [Event::Completed { cid: 0, tag: 5, cqe }] if cqe.status.is_success()));
+        for whole in [false, true] {
+            let mut q = established(Digests::NONE);
+            q.set_sq_flow_disabled(true);
+            let mut hdr = [0u8; 128];
+            q.capsule(&io::read(0, 1, 0, 0, 512), false, 512, 0, 5, &mut hdr).unwrap();
+            let s = target_pdu(Pdu::C2hData(C2hData { cccid: 0, datao: 0, datal: 512, last: true, success: true }), &[9; 512], Digests::NONE);
+            let mut data = [0u8; 512];
+            let ev = feed_with(&mut q, &s, &mut data, whole).unwrap();
+            assert!(matches!(ev[..], [Event::Completed { cid: 0, tag: 5, cqe }] if cqe.status.is_success()));
+            assert_eq!(data, [9; 512]);
+            // The CID is free again: a CapsuleResp for it now is unknown.
+            assert!(!q.active(0));
+            assert_eq!(q.outstanding(), 0);
+            let late = target_pdu(Pdu::CapsuleResp(CapsuleResp { cqe: cqe_bytes(0, 0) }), &[], Digests::NONE);
+            assert_eq!(feed_with(&mut q, &late, &mut [], whole), Err(Fatal::UnknownCommand { cid: 0 }));
+        }
+    }
+
+    /// SUCCESS on a queue whose SQ flow control the host did not disable
+    /// is a fatal error (NVMe/TCP 1.0 §3.6.2.8), answered with a TermReq
+    /// naming the FLAGS byte; a reset forgets the setting.
+    #[test]
+    fn success_flag_without_disabled_sq_flow_control_is_fatal() {
+        for whole in [false, true] {
+            let mut q = established(Digests::NONE);
+            q.set_sq_flow_disabled(true);
+            q.reset();
+            assert!(!q.sq_flow_disabled());
+            let mut q = established(Digests::NONE);
+            q.capsule(&io::read(0, 1, 0, 0, 512), false, 512, 0, 5, &mut [0u8; 128]).unwrap();
+            let s = target_pdu(Pdu::C2hData(C2hData { cccid: 0, datao: 0, datal: 512, last: true, success: true }), &[9; 512], Digests::NONE);
+            let mut data = [0u8; 512];
+            assert_eq!(feed_with(&mut q, &s, &mut data, whole), Err(Fatal::UnexpectedSuccess { cid: 0 }));
+            assert_eq!(data, [0; 512], "no data delivered");
+            assert_eq!(q.state(), State::Failed);
+            assert_eq!(q.last_header(), &s[..24]);
+            assert_eq!(Fatal::UnexpectedSuccess { cid: 0 }.term_req(), Some(TermReq::new(Fes::InvalidHeaderField, 1)));
+            // SUCCESS without LAST_PDU is malformed whatever the setting.
+            let mut q = established(Digests::NONE);
+            q.set_sq_flow_disabled(true);
+            q.capsule(&io::read(0, 1, 0, 0, 512), false, 512, 0, 5, &mut [0u8; 128]).unwrap();
+            let mut s = s.clone();
+            s[1] &= !pdu::LAST_PDU;
+            assert_eq!(feed_with(&mut q, &s, &mut data, whole), Err(Fatal::Pdu(PduError::SuccessWithoutLast)));
+        }
     }
 
     #[test]
@@ -976,13 +1048,15 @@ mod tests {
                 target_pdu(Pdu::CapsuleResp(CapsuleResp { cqe: cqe_bytes(2, 0x81) }), &[], dg),
                 target_pdu(Pdu::R2t(R2t { cccid: 2, ttag: 7, r2to: 0, r2tl: 8192 }), &[], dg),
             ];
-            let queue = || {
+            let queue = |sq_flow_disabled: bool| {
                 let mut q = established(dg);
+                q.set_sq_flow_disabled(sq_flow_disabled);
                 q.capsule(&io::read(3, 1, 8, 0, 512), false, 512, 0, 77, &mut [0u8; 128]).unwrap();
                 q.capsule(&io::write(2, 1, 0, 15, Dptr::Transport { len: 8192 }), true, 8192, 0, 9, &mut [0u8; 128]).unwrap();
                 q
             };
-            for base in &bases {
+            for (base, sqflow) in bases.iter().flat_map(|b| [(b, false), (b, true)]) {
+                let queue = || queue(sqflow);
                 if queue().on_io_header(base).is_some() {
                     fast_taken += 1;
                 }
@@ -1004,8 +1078,10 @@ mod tests {
                 }
             }
         }
-        // Both digest-less settings take all five headers on the fast path.
-        assert_eq!(fast_taken, 10);
+        // Both digest-less settings take all five headers on the fast path
+        // when SQ flow control is disabled, all but the SUCCESS C2HData
+        // (which fails on the full path) when it is not.
+        assert_eq!(fast_taken, 2 * (5 + 4));
     }
 
     #[test]

@@ -427,7 +427,8 @@ fn job_errors(run: &Run, header: &str) -> Option<(u64, u64, Vec<String>)> {
 /// initiator models (their own PDU code) run verified randrw through the
 /// card's NVMe/TCP target, one per port, on namespaces of the 4 local
 /// SSDs; SSD 3 fails mid-run: only its namespace's I/O fails, with the
-/// SSD's status passed through (Internal Error, DNR).
+/// SSD's status passed through (Internal Error, DNR). h1 connects with
+/// SQ flow control disabled: its reads end with SUCCESS data.
 fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     let sc = root().join("targets/scenarios/target-verify.toml").to_string_lossy().to_string();
     let fw = cx.built.firmware.clone();
@@ -457,11 +458,16 @@ fn target_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
     // served I/O. The discovery log lists what each host may reach: h0
     // (on no allow-list) aff0 only, h1 both subsystems. h1's AER (it
     // listens for namespace notices) is held: sent once, never answered.
+    // h1 connected with SQ flow control disabled: its successful reads
+    // ended with a SUCCESS C2HData (h0's never: a protocol error there).
+    // (The admin queue's answers keep their CapsuleResp.)
     let inits = run.stat("initiators").and_then(Value::as_array).cloned().unwrap_or_default();
     let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     let ok = inits.len() == 2
         && (n(&inits[1], "aers"), n(&inits[1], "aer_errors"), n(&inits[1], "namespace_notices")) == (1, 0, 0)
         && n(&inits[0], "aers") == 0
+        && n(&inits[0], "c2h_success") == 0
+        && n(&inits[1], "c2h_success") > 50
         && inits.iter().all(|i| n(i, "connections") == 6 && n(i, "reads") > 50 && n(i, "writes") > 50 && n(i, "protocol_errors") == 0)
         && (n(&inits[0], "discovery_entries"), n(&inits[1], "discovery_entries")) == (1, 2)
         && n(&inits[0], "io_errors") == 0
@@ -636,6 +642,13 @@ fn adapter_verify(cx: &Ctx) -> Result<(), (String, Option<Run>)> {
         if run.count(&format!("large.fn{f}: (fn {f}, ns 2)")) != 1 {
             return fail(format!("no 32 KiB job result for VF {f}"), run);
         }
+    }
+    // t3 refuses to disable SQ flow control: its queues connect again
+    // with flow control on (and serve, per the stats below); the others
+    // accept it.
+    let fallbacks: Vec<&str> = run.stdout.lines().chain(run.stderr.lines()).filter(|l| l.contains("the target refused to disable SQ flow control")).collect();
+    if fallbacks.is_empty() || fallbacks.iter().any(|l| !l.contains("ctrl 3:")) {
+        return fail(format!("SQ flow control fall-back wanted for t3 (ctrl 3) alone: {fallbacks:?}"), run);
     }
     // Each remote controller was looked up in its target's discovery log.
     for k in 0..4 {

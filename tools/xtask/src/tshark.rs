@@ -232,7 +232,14 @@ pub fn check_session(d: &Dissection, target_port: u16, maxh2cdata: u32, entry: (
             return Err(format!("no {name} PDU in the capture ({count:?})"));
         }
     }
-    Ok(format!("{} PDUs by type {count:?}, all digests good, discovery record {entry:?}", pdus.len()))
+    // The card's I/O queues disable SQ flow control and the target model
+    // honours it: reads end with a C2HData flagged SUCCESS (FLAGS bit 3,
+    // Wireshark's "PDU Data Success"; only with LAST_PDU, checked above).
+    let success = pdus.iter().filter(|p| p.pdu_type == 0x07 && p.flags & 8 != 0).count();
+    if success == 0 {
+        return Err(format!("no C2HData with the SUCCESS flag in the capture ({count:?})"));
+    }
+    Ok(format!("{} PDUs by type {count:?} ({success} C2HData with SUCCESS), all digests good, discovery record {entry:?}", pdus.len()))
 }
 
 #[cfg(test)]
@@ -252,6 +259,7 @@ mod tests {
             DissectedPdu { cid: Some(5), data: Some((0, 8192)), ..pdu(5, 40000, 0x06, 7, 24) },
             DissectedPdu { cid: Some(5), ..pdu(6, 4420, 0x05, 1, 24) },
             DissectedPdu { cid: Some(6), data: Some((0, 4096)), ..pdu(7, 4420, 0x07, 7, 24) },
+            DissectedPdu { cid: Some(7), data: Some((0, 4096)), ..pdu(8, 4420, 0x07, 0x0f, 24) },
         ]
     }
 
@@ -266,13 +274,15 @@ mod tests {
     fn a_clean_session_passes_and_each_defect_is_named() {
         assert!(check(&session(), &[]).is_ok());
         type Spoil = fn(&mut Vec<DissectedPdu>);
-        let cases: [(Spoil, &str); 6] = [
+        let cases: [(Spoil, &str); 8] = [
             (|s| s[5].hdgst_status = Some(0), "header digest"),
             (|s| s[4].ddgst_status = None, "data digest"),
             (|s| s[1].maxh2cdata = Some(4096), "MAXH2CDATA"),
             (|s| s[4].data = Some((0, 4096)), "R2T cid 5"),
             (|s| s[6].flags = 3, "LAST_PDU"),
             (|s| s.retain(|p| p.pdu_type != 0x09 && p.pdu_type != 0x06), "no H2CData"),
+            (|s| s[7].flags = 7, "SUCCESS"),
+            (|s| s[7].flags = 0x0b, "LAST_PDU"),
         ];
         for (spoil, want) in cases {
             let mut s = session();

@@ -11,7 +11,16 @@
 //! * Read: Read capsule -> C2HData arrives in the socket buffer -> the
 //!   DMA engine moves it from there straight into the host's PRP/SGL
 //!   pages (or into the staging pages of a stacked device) -> the bytes
-//!   leave the socket buffer -> CapsuleResp completes.
+//!   leave the socket buffer -> CapsuleResp completes, or, as the queue's
+//!   Connect disabled SQ flow control (CATTR bit 2, NVMe over Fabrics
+//!   1.1 §3.3, as Linux `nvme connect --disable-sqflow` asks), the last
+//!   C2HData's SUCCESS flag does and no CapsuleResp comes (NVMe/TCP 1.0
+//!   §3.6.2.8): one PDU fewer per read to receive and parse. Nothing here
+//!   reads SQHD: a queue never has more commands outstanding than the
+//!   core's command table (`MAXCMD`), which is the queue size it asks
+//!   for (SQSIZE `MAXCMD - 1`), so flow control by the host alone holds.
+//!   A target that refuses the attribute (Connect Invalid Parameters
+//!   naming CATTR, or Invalid Field) is asked again without it.
 //! * Write: the host data is staged in DPU memory by DMA (data already in
 //!   staging pages is sent from there), then sent in the capsule (up to
 //!   the target's in-capsule size) or as H2CData PDUs answering the
@@ -46,6 +55,7 @@ use dpu_hal::dma::{Channel, Desc};
 use dpu_hal::memory_map::{NIC_PORTS, TIMEBASE_HZ};
 use dpu_hal::regs::dma as dr;
 use dpu_nvme::Status;
+use dpu_nvme_tcp::fabrics::connect::CATTR_DISABLE_SQ_FLOW_CONTROL;
 use dpu_nvme_tcp::fabrics::{io, ConnectCmd, ConnectData, ConnectResponse};
 use dpu_nvme_tcp::host::Event;
 use dpu_nvme_tcp::sgl::Dptr;
@@ -218,6 +228,9 @@ struct Queue {
     refused: Option<u32>,
     /// Connects refused in a row with a status that says not to retry.
     refusals: u8,
+    /// The target refused a Connect that disabled SQ flow control: this
+    /// queue connects with flow control (CATTR 0) from then on.
+    sq_flow_refused: bool,
 }
 
 /// Counters (per core).
@@ -512,6 +525,7 @@ impl Fabric {
             check_at: u64::MAX,
             refused: None,
             refusals: 0,
+            sq_flow_refused: false,
         }
     }
 
@@ -1194,8 +1208,19 @@ impl Fabric {
         if (ConnectData { hostid, cntlid: q.info.cntlid, subnqn, hostnqn }).emit(&mut data).is_err() {
             return false;
         }
-        let sqe = ConnectCmd { recfmt: 0, qid: q.conn.q.qid, sqsize: MAXCMD as u16 - 1, cattr: 0, kato: 0 }.to_sqe(CID_CONNECT);
+        let sqe = ConnectCmd { recfmt: 0, qid: q.conn.q.qid, sqsize: MAXCMD as u16 - 1, cattr: Self::connect_cattr(q), kato: 0 }.to_sqe(CID_CONNECT);
         q.conn.submit(stack, &sqe, true, 1024, &[&data], u32::MAX)
+    }
+
+    /// The Connect attributes queue `q` asks for: SQ flow control disabled
+    /// (NVMe over Fabrics 1.1 §3.3, CATTR bit 2) unless its target refused
+    /// that before.
+    fn connect_cattr(q: &Queue) -> u8 {
+        if q.sq_flow_refused {
+            0
+        } else {
+            CATTR_DISABLE_SQ_FLOW_CONTROL
+        }
     }
 
     /// Walks received PDUs of queue `ci`.
@@ -1303,10 +1328,22 @@ impl Fabric {
                 }
                 Event::Completed { cid, cqe, .. } if cid == CID_CONNECT => match ConnectResponse::from_cqe(&cqe) {
                     ConnectResponse::Accepted { .. } => {
+                        // From now on a read may end with SUCCESS data.
+                        q.conn.q.set_sq_flow_disabled(Self::connect_cattr(q) != 0);
                         q.conn.phase = Phase::Ready;
                         q.conn.failures = 0;
                         q.refusals = 0;
                         defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue {=u16} ready (local port {=u16})", hart, ci, q.conn.q.qid, q.conn.local_port);
+                    }
+                    r if r.refuses_sq_flow_disable(Self::connect_cattr(q)) => {
+                        // Asked again without it, on a new connection
+                        // after the usual backoff (the target may close
+                        // this one; not counted as a refusal).
+                        // (Info: a target without the feature is normal.)
+                        defmt::info!("hart {=usize}: ctrl {=usize}: I/O queue {=u16}: the target refused to disable SQ flow control; connecting with it", hart, ci, q.conn.q.qid);
+                        q.sq_flow_refused = true;
+                        Self::drop_conn(q, stack, book, pool, false);
+                        return work;
                     }
                     _ => {
                         // A busy controller (Connect Controller Busy) or a

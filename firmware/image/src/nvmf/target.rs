@@ -33,7 +33,9 @@
 //!   offset or LAST_PDU is a C2HTermReq). Either way it is received from
 //!   the socket buffer straight into the staging pages; read data goes
 //!   from the staging pages into the socket as C2HData PDUs of up to
-//!   [`C2H_CHUNK`], then a CapsuleResp. Both copies are `memcpy`s of 512
+//!   [`C2H_CHUNK`], then a CapsuleResp (none when the host's Connect
+//!   disabled SQ flow control: the last C2HData then carries SUCCESS,
+//!   NVMe/TCP 1.0 §3.6.2.8). Both copies are `memcpy`s of 512
 //!   bytes or more, which run on the core's DMA copy channel
 //!   (`dpu_rt::copy`); smoltcp copies frames to and from its socket
 //!   buffers as for the initiator.
@@ -89,6 +91,7 @@ use dpu_nvme::identify::NamespaceInfo;
 use dpu_nvme::ns_feed::NamespaceFeed;
 use dpu_nvme::{Cqe, Sqe, Status};
 use dpu_nvme_tcp::fabrics::connect::status as cstatus;
+use dpu_nvme_tcp::fabrics::connect::CATTR_DISABLE_SQ_FLOW_CONTROL;
 use dpu_nvme_tcp::fabrics::{ConnectResponse, FcType};
 use dpu_nvme_tcp::pdu::{self, CapsuleResp, C2hData, Digests, Fes, Pdu, R2t, Received, Role, RxConfig, TermReq, TxConfig};
 use dpu_nvme_tcp::digest::Crc32c;
@@ -388,6 +391,13 @@ struct Conn {
     qid: Option<u16>,
     sqsize: u16,
     sqhd: u16,
+    /// The host's Connect disabled SQ flow control (CATTR bit 2, NVMe
+    /// over Fabrics 1.1 §3.3; Linux `nvme connect --disable-sqflow`):
+    /// CQEs report no SQ head (0, as Linux nvmet), and a successful I/O
+    /// read ends with its last C2HData flagged SUCCESS and no CapsuleResp
+    /// (NVMe/TCP 1.0 §3.6.2.8). Admin answers keep their CapsuleResp (the
+    /// flag is the controller's option).
+    sq_flow_off: bool,
     subsys: u8,
     /// A discovery controller's host: bit k, discovery log offer k
     /// admits it (as of its Connect).
@@ -711,6 +721,7 @@ impl Target {
                 qid: None,
                 sqsize: 0,
                 sqhd: 0,
+                sq_flow_off: false,
                 subsys: 0,
                 visible: 0,
                 ctrl: None,
@@ -1021,6 +1032,7 @@ impl Conn {
         self.txcfg = TxConfig::PLAIN;
         self.sqsize = 0;
         self.sqhd = 0;
+        self.sq_flow_off = false;
         self.fifo.clear();
         self.r2tq.clear();
         let s = self.tcp(stack);
@@ -1373,9 +1385,15 @@ impl Conn {
         }
     }
 
+    /// The SQ head to report in the next CQE (0 when SQ flow control is
+    /// disabled: the field is not reported).
     fn next_sqhd(&mut self) -> u16 {
         self.sqhd = if self.sqsize == 0 { 0 } else { (self.sqhd + 1) % (self.sqsize + 1) };
-        self.sqhd
+        if self.sq_flow_off {
+            0
+        } else {
+            self.sqhd
+        }
     }
 
     /// A whole PDU is in: handle it. Ok(false): no room to answer yet.
@@ -1572,7 +1590,11 @@ impl Conn {
                     r
                 }
             };
-            self.send_resp(stack, resp.to_cqe(cid, sq_id, 0), 0);
+            // SQ flow control disabled as asked: the response's SQHD is
+            // FFFFh (as Linux nvmet's `nvmet_install_queue` answers).
+            let sq_flow_off = matches!(resp, ConnectResponse::Accepted { .. }) && sqe.0[46] & CATTR_DISABLE_SQ_FLOW_CONTROL != 0;
+            self.sq_flow_off = sq_flow_off;
+            self.send_resp(stack, resp.to_cqe(cid, sq_id, if sq_flow_off { 0xffff } else { 0 }), 0);
             return Ok(true);
         }
         let sqhd = self.next_sqhd();
@@ -1650,7 +1672,8 @@ impl Conn {
         let mut work = 0;
         while self.admin.as_ref().is_some_and(|a| a.ctrl.completion_due()) && room(self.tcp(stack)) >= 256 {
             let Some(c) = self.admin.as_mut().and_then(|a| a.ctrl.next_completion()) else { break };
-            let cqe = Cqe { dw0: c.dw0, dw1: 0, sq_head: self.sqhd, sq_id: 0, cid: c.cid, status: c.status };
+            let sq_head = if self.sq_flow_off { 0 } else { self.sqhd };
+            let cqe = Cqe { dw0: c.dw0, dw1: 0, sq_head, sq_id: 0, cid: c.cid, status: c.status };
             self.send_resp(stack, cqe, 0);
             work += 1;
         }
@@ -1782,7 +1805,10 @@ impl Conn {
                     break;
                 }
                 let last = sl.sent + chunk == sl.len;
-                let n = Pdu::C2hData(C2hData { cccid: sl.cid, datao: sl.sent, datal: chunk, last, success: false }).emit(chunk, &txcfg, &mut b).unwrap_or(0);
+                // The last PDU of a successful read ends the command
+                // when SQ flow control is off: no CapsuleResp follows.
+                let success = last && self.sq_flow_off;
+                let n = Pdu::C2hData(C2hData { cccid: sl.cid, datao: sl.sent, datal: chunk, last, success }).emit(chunk, &txcfg, &mut b).unwrap_or(0);
                 let _ = s.send_slice(&b[..n]);
                 // From the staging pages (a DMA copy per piece).
                 let mut pos = sl.sent as usize;
@@ -1805,6 +1831,11 @@ impl Conn {
                 slots.s[k].sent += chunk;
                 stack.dirty = true;
                 work += 1;
+                if success {
+                    slots.stats.reads += 1;
+                    self.fifo.pop();
+                    slots.release(pool, k);
+                }
                 continue;
             }
             if room(s) < 24 + hd {

@@ -181,6 +181,21 @@ impl ConnectResponse {
     pub fn to_cqe(&self, cid: u16, sq_id: u16, sq_head: u16) -> Cqe {
         Cqe { dw0: self.dw0(), dw1: 0, sq_head, sq_id, cid, status: self.status() }
     }
+
+    /// Whether this refusal of a Connect that asked for `cattr` was for
+    /// the SQ flow control attribute (host side), so the host may ask
+    /// again without it: Connect Invalid Parameters whose IPO is CATTR
+    /// (SQE byte 46; NVMe over Fabrics 1.1 §3.3), or Invalid Field in
+    /// Command (a controller that refuses reserved bits without naming
+    /// the field). Always `false` when `cattr` did not disable it.
+    pub fn refuses_sq_flow_disable(&self, cattr: u8) -> bool {
+        cattr & CATTR_DISABLE_SQ_FLOW_CONTROL != 0
+            && match *self {
+                ConnectResponse::InvalidParameter { in_data: false, offset: o } => o == offset::SQE_CATTR,
+                ConnectResponse::Failed(st) => st.sct == Status::INVALID_FIELD.sct && st.sc == Status::INVALID_FIELD.sc,
+                _ => false,
+            }
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +203,24 @@ mod tests {
     use super::*;
     use crate::consts::DISCOVERY_NQN;
     use crate::cqe::{cqe_bytes, parse_cqe};
+
+    #[test]
+    fn refusals_of_the_sq_flow_attribute_are_recognised() {
+        let off = CATTR_DISABLE_SQ_FLOW_CONTROL;
+        let at = |in_data, o| ConnectResponse::InvalidParameter { in_data, offset: o };
+        assert!(at(false, offset::SQE_CATTR).refuses_sq_flow_disable(off));
+        assert!(ConnectResponse::Failed(Status::INVALID_FIELD).refuses_sq_flow_disable(off));
+        // Not without the attribute asked for, nor another field or status.
+        assert!(!at(false, offset::SQE_CATTR).refuses_sq_flow_disable(0));
+        assert!(!at(false, offset::SQE_SQSIZE).refuses_sq_flow_disable(off));
+        assert!(!at(true, offset::SQE_CATTR).refuses_sq_flow_disable(off), "byte 46 of the data is not CATTR");
+        assert!(!ConnectResponse::Failed(status::INVALID_HOST).refuses_sq_flow_disable(off));
+        assert!(!ConnectResponse::Failed(status::CONTROLLER_BUSY).refuses_sq_flow_disable(off));
+        assert!(!ConnectResponse::Accepted { cntlid: 1, authreq: 0 }.refuses_sq_flow_disable(off));
+        // As decoded from a CQE.
+        let c = at(false, offset::SQE_CATTR).to_cqe(9, 1, 0);
+        assert!(ConnectResponse::from_cqe(&c).refuses_sq_flow_disable(off));
+    }
 
     #[test]
     fn connect_sqe_layout() {

@@ -229,7 +229,9 @@ impl Setup {
         } else {
             (self.io_sqsize(p), 0, self.cntlid)
         };
-        let cmd = Connect { recfmt: 0, qid, sqsize, cattr: 0, kato }.to_command(0);
+        // CATTR bit 2: disable SQ flow control (NVMe over Fabrics 1.1 §3.3).
+        let cattr = if p.disable_sqflow { 1 << 2 } else { 0 };
+        let cmd = Connect { recfmt: 0, qid, sqsize, cattr, kato }.to_command(0);
         let data = ConnectData { hostid: host_id(&p.hostnqn), cntlid, subnqn: p.subnqn.clone(), hostnqn: p.hostnqn.clone() };
         (cmd, data.to_bytes().unwrap_or_else(|| vec![0u8; 1024]))
     }

@@ -97,6 +97,8 @@ pub struct InitiatorParams {
     /// outstanding; on a notice, the Changed Namespace List is read (RAE
     /// clear) and the listed namespaces identified again.
     pub namespace_notices: bool,
+    /// Connect every queue with SQ flow control disabled (CATTR bit 2).
+    pub disable_sqflow: bool,
 }
 
 /// Counters reported in the stats JSON (`initiators[].stats`).
@@ -413,7 +415,7 @@ impl InitiatorModel {
         if conn.queue.is_none() {
             match s.state() {
                 tcp::State::Established => {
-                    conn.queue = Some(Queue::new(conn.qid, self.params.digests, 0));
+                    conn.queue = Some(Queue::new(conn.qid, self.params.digests, 0).with_sq_flow_disabled(self.params.disable_sqflow));
                     self.stats.connections += 1;
                     progress = true;
                 }

@@ -106,6 +106,9 @@ pub struct Queue {
     /// Fault injection: the next in-capsule write goes out with a wrong
     /// data digest.
     pub corrupt_next_ddgst: bool,
+    /// The queue's Connect disabled SQ flow control: a C2HData may carry
+    /// SUCCESS (a protocol error otherwise, NVMe/TCP 1.0 §3.6.2.8).
+    sq_flow_disabled: bool,
 }
 
 impl Queue {
@@ -125,10 +128,17 @@ impl Queue {
             next_cid: 0,
             counts: Counts::default(),
             corrupt_next_ddgst: false,
+            sq_flow_disabled: false,
         };
         let ic = IcReq { pfv: pdu::PFV_1_0, hpda: 0, hdgst: digests.header, ddgst: digests.data, maxr2t };
         let _ = pdu::emit(&Pdu::IcReq(ic), &[], &TxConfig::default(), &mut q.out);
         q
+    }
+
+    /// The same queue, whose Connect asks (`on`) to disable SQ flow control.
+    pub fn with_sq_flow_disabled(mut self, on: bool) -> Queue {
+        self.sq_flow_disabled = on;
+        self
     }
 
     /// Fault injection: sends a CapsuleCmd whose header claims a wrong
@@ -298,6 +308,9 @@ impl Queue {
         }
         if d.last && o.received != o.len {
             return Err(Fatal::Protocol(pdu::Fes::PduSequenceError, format!("C2HData LAST_PDU for CID {} after {} of {} bytes", d.cccid, o.received, o.len)));
+        }
+        if d.success && !self.sq_flow_disabled {
+            return Err(Fatal::Protocol(pdu::Fes::InvalidPduHeaderField, format!("C2HData SUCCESS for CID {} on a queue with SQ flow control", d.cccid)));
         }
         if d.success {
             // §3.6.2.8: no CapsuleResp follows; the command succeeded.

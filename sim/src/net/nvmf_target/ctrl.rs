@@ -287,6 +287,11 @@ impl Subsystem {
         AdminResult::ok(0, d)
     }
 
+    /// Whether a host may disable SQ flow control on its queues.
+    pub fn sq_flow_disable(&self) -> bool {
+        self.params.sq_flow_disable
+    }
+
     /// The discovery log entry of this subsystem on its port.
     fn discovery_entry(&self) -> EntryRepr {
         EntryRepr {

@@ -58,6 +58,9 @@ pub struct TargetParams {
     pub speed_gbps: u32,
     /// Lower bound of the TCP retransmission timeout (ms).
     pub min_rto_ms: u16,
+    /// A host may disable SQ flow control (Connect CATTR bit 2); `false`:
+    /// such a Connect is refused (Connect Invalid Parameters, IPO 46).
+    pub sq_flow_disable: bool,
 }
 
 /// Counters reported in the stats JSON.

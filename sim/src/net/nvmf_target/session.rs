@@ -1,8 +1,10 @@
 //! One NVMe/TCP connection of a target model, controller side (NVMe/TCP
 //! Transport 1.0 §3): ICReq/ICResp, command capsules (Fabrics Connect and
 //! Property Get/Set, admin commands, Read/Write/Flush/Write Zeroes/DSM),
-//! C2HData + CapsuleResp for reads, in-capsule data or R2T/H2CData for
-//! writes, header/data digests. A malformed PDU from the host ends the
+//! C2HData + CapsuleResp for reads (or, on a queue whose host disabled SQ
+//! flow control, a last C2HData with SUCCESS and no CapsuleResp, as Linux
+//! nvmet-tcp does), in-capsule data or R2T/H2CData for writes,
+//! header/data digests. A malformed PDU from the host ends the
 //! connection with a C2HTermReq carrying the right Fatal Error Status.
 
 use super::ctrl::Subsystem;
@@ -16,6 +18,10 @@ use std::collections::BTreeMap;
 
 /// Largest H2CData the host may send in one PDU (we ask for all of MDTS).
 const MAXH2CDATA: u32 = 128 * 1024;
+
+/// Connect CATTR bit 2 (NVMe over Fabrics 1.1 §3.3): the host disables SQ
+/// flow control on the queue it creates.
+const CATTR_DISABLE_SQ_FLOW_CONTROL: u8 = 1 << 2;
 
 /// A data digest mismatch fails the command with Transient Transport Error.
 const TRANSIENT_TRANSPORT_ERROR: Status = Status::TRANSIENT_TRANSPORT_ERROR;
@@ -57,6 +63,12 @@ pub struct Session {
     cntlid: Option<u16>,
     sq_head: u16,
     sqsize: u16,
+    /// The host's Connect disabled SQ flow control (CATTR bit 2): CQEs
+    /// carry no SQ head (0), and a successful command whose data goes
+    /// to the host ends with that data's last C2HData, flagged SUCCESS,
+    /// and no CapsuleResp (NVMe/TCP 1.0 §3.6.2.8; Linux nvmet-tcp
+    /// `nvmet_setup_c2h_data_pdu` when `sqhd_disabled`).
+    sq_flow_disabled: bool,
     cmds: BTreeMap<u16, Cmd>,
     next_ttag: u16,
     /// A fatal error was sent: close once it is out.
@@ -96,6 +108,7 @@ impl Session {
             cntlid: None,
             sq_head: 0,
             sqsize: 0,
+            sq_flow_disabled: false,
             cmds: BTreeMap::new(),
             next_ttag: 1,
             closing: false,
@@ -143,7 +156,9 @@ impl Session {
         match variant % 7 {
             0 => self.out.extend_from_slice(&[0x42, 0, 24, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             1 => self.respond(0xbeef, Status::SUCCESS, 0, 0),
-            2 => self.send_data(0xbeef, &[0u8; 512]),
+            2 => {
+                self.send_data(0xbeef, &[0u8; 512], false);
+            }
             // CapsuleResp with HLEN 20 instead of 24.
             3 => self.out.extend_from_slice(&[0x05, 0, 20, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             // CapsuleResp whose PLEN (16) is shorter than its header.
@@ -352,21 +367,30 @@ impl Session {
     }
 
     fn respond(&mut self, cid: u16, status: Status, dw0: u32, dw1: u32) {
-        let cqe = Completion { dw0, dw1, sqhd: self.sq_head, sqid: self.qid.unwrap_or(0), cid, status };
+        // SQ flow control disabled: SQHD is not reported (Linux nvmet
+        // leaves it 0).
+        let sqhd = if self.sq_flow_disabled { 0 } else { self.sq_head };
+        let cqe = Completion { dw0, dw1, sqhd, sqid: self.qid.unwrap_or(0), cid, status };
         self.emit(&Pdu::CapsuleResp(cqe), &[]);
     }
 
-    fn send_data(&mut self, cid: u16, data: &[u8]) {
+    /// Sends `data` of command `cid` in one C2HData. `may_succeed`: the
+    /// command completed successfully; on a queue with SQ flow control
+    /// disabled the PDU then carries SUCCESS (with LAST_PDU) and ends the
+    /// command: returns `true` when it did, so no CapsuleResp may follow.
+    fn send_data(&mut self, cid: u16, data: &[u8], may_succeed: bool) -> bool {
         if data.is_empty() {
-            return;
+            return false;
         }
-        let c = Pdu::C2hData(C2hData { cccid: cid, datao: 0, datal: data.len() as u32, last: true, success: false });
+        let success = may_succeed && self.sq_flow_disabled;
+        let c = Pdu::C2hData(C2hData { cccid: cid, datao: 0, datal: data.len() as u32, last: true, success });
         self.emit(&c, data);
         if std::mem::take(&mut self.corrupt_next_data) {
             // DDGST is the PDU's last four bytes (header digest intact).
             let end = self.out.len();
             self.out[end - 1] ^= 0xff;
         }
+        success
     }
 
     fn command(&mut self, sqe: Command, data: &[u8], now: u64, sub: &mut Subsystem, stats: &mut TargetStats) {
@@ -398,9 +422,10 @@ impl Session {
             }
             match sub.admin(cntlid, &sqe, now) {
                 Some(r) => {
-                    if r.status.is_success() {
-                        let n = want.min(r.data.len());
-                        self.send_data(cid, &r.data[..n]);
+                    // (SUCCESS data only for a command without a result
+                    // in DW0: the flag carries no CQE.)
+                    if r.status.is_success() && self.send_data(cid, &r.data[..want.min(r.data.len())], r.dw0 == 0) {
+                        return;
                     }
                     self.respond(cid, r.status, r.dw0, 0);
                 }
@@ -487,6 +512,12 @@ impl Session {
                     let ipo = ConnectResponse::InvalidParameter { in_data: false, offset: 44 };
                     return self.respond(cid, Status::CONNECT_INVALID_PARAMETERS, ipo.dw0(), 0);
                 }
+                // A target without the feature refuses to disable SQ flow
+                // control, naming CATTR (SQE byte 46).
+                if cmd.cattr & CATTR_DISABLE_SQ_FLOW_CONTROL != 0 && !sub.sq_flow_disable() {
+                    let ipo = ConnectResponse::InvalidParameter { in_data: false, offset: 46 };
+                    return self.respond(cid, Status::CONNECT_INVALID_PARAMETERS, ipo.dw0(), 0);
+                }
                 let result = if cmd.qid == 0 {
                     sub.connect_admin(&cd.subnqn, &cd.hostnqn, cmd.kato, now)
                 } else {
@@ -498,6 +529,13 @@ impl Session {
                         self.cntlid = Some(cntlid);
                         self.sqsize = cmd.sqsize;
                         let dw0 = ConnectResponse::Accepted { cntlid, authreq: 0 }.dw0();
+                        if cmd.cattr & CATTR_DISABLE_SQ_FLOW_CONTROL != 0 {
+                            // Like Linux nvmet (`nvmet_install_queue`):
+                            // the Connect response's SQHD is FFFFh.
+                            self.sq_flow_disabled = true;
+                            let cqe = Completion { dw0, dw1: 0, sqhd: 0xffff, sqid: cmd.qid, cid, status: Status::SUCCESS };
+                            return self.emit(&Pdu::CapsuleResp(cqe), &[]);
+                        }
                         self.respond(cid, Status::SUCCESS, dw0, 0);
                     }
                     Err(st) => self.respond(cid, st, 0, 0),
@@ -538,8 +576,9 @@ impl Session {
                     if let Some(ns) = sub.namespace(nsid) {
                         ns.read(off, &mut buf);
                     }
-                    self.send_data(*cid, &buf);
-                    self.respond(*cid, Status::SUCCESS, 0, 0);
+                    if !self.send_data(*cid, &buf, true) {
+                        self.respond(*cid, Status::SUCCESS, 0, 0);
+                    }
                 }
                 Work::Write { bad_digest: true, .. } => self.respond(*cid, TRANSIENT_TRANSPORT_ERROR, 0, 0),
                 Work::Write { kind, nsid, off, data, .. } => {

@@ -124,6 +124,7 @@ fn target() -> TargetModel {
             speed_gbps: 100,
             min_rto_ms: 5,
             at_rest_keys: Vec::new(),
+            sq_flow_disable: true,
         },
         CLOCK,
     )

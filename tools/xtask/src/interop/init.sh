@@ -210,9 +210,11 @@ if [ "$MODE" = initiator ]; then
     echo "$MARK $DEV: 1 MiB discarded (Dataset Management) reads back as zeroes"
     # A second host of the RAM subsystem gets a controller of its own
     # (Identify CMIC/NMIC: the subsystem holds several, the namespace is
-    # shared) and reads what the first one wrote.
+    # shared) and reads what the first one wrote. It connects with SQ
+    # flow control disabled (`nvme connect --disable-sqflow`: Connect
+    # CATTR bit 2), so the card ends its reads with a SUCCESS C2HData.
     FIRST=$DEV
-    attach "$NQN" "$HOSTNQN-2" ",hostid=0d9c2a5e-0000-4000-8000-000000000002"
+    attach "$NQN" "$HOSTNQN-2" ",hostid=0d9c2a5e-0000-4000-8000-000000000002,disable_sqflow"
     dd if="$FIRST" of=/tmp/a bs=65536 count=16 skip=200 iflag=direct 2>/dev/null || fail "$FIRST: read"
     dd if="$DEV" of=/tmp/b bs=65536 count=16 skip=200 iflag=direct 2>/dev/null || fail "$DEV: read"
     cmp -s /tmp/a /tmp/b || fail "$DEV: a second controller of $NQN reads other data than $FIRST"

@@ -35,6 +35,7 @@ fn target(inline_data: u32) -> TargetModel {
             mtu: 1500,
             speed_gbps: 100,
             min_rto_ms: 5,
+            sq_flow_disable: true,
         },
         CLOCK,
     )
@@ -62,6 +63,7 @@ fn params(digests: Digests) -> InitiatorParams {
         min_rto_ms: 5,
         discover: false,
         namespace_notices: false,
+        disable_sqflow: false,
     }
 }
 

@@ -75,7 +75,7 @@ fn icresp_must_grant_the_digests_asked_for() {
 #[test]
 fn in_capsule_write_and_reads_with_and_without_success() {
     for digests in [Digests::NONE, Digests::BOTH] {
-        let mut q = ready(digests, 8192);
+        let mut q = ready(digests, 8192).with_sq_flow_disabled(true);
         let w = BlockRange { slba: 8, nlb0: 7 }.to_command(nvm_opc::WRITE, 0, 1, Sgl::in_capsule(4096));
         let cid_w = q.submit(w, DataDir::WriteInCapsule, vec![0x5a; 4096]);
         let r = BlockRange { slba: 8, nlb0: 7 }.to_command(nvm_opc::READ, 0, 1, Sgl::Transport { len: 4096 });
@@ -103,6 +103,21 @@ fn in_capsule_write_and_reads_with_and_without_success() {
         assert_eq!((r.cid, r.completion.status, &r.data[..2048], &r.data[2048..]), (cid_r, Status::SUCCESS, &[1u8; 2048][..], &[2u8; 2048][..]));
         assert_eq!((q.counts.c2h_data, q.counts.c2h_success, q.outstanding()), (2, 1, 0));
     }
+}
+
+/// SUCCESS on a queue whose Connect left SQ flow control on is a
+/// protocol error: an H2CTermReq with FES 01h goes out.
+#[test]
+fn success_without_disabled_sq_flow_control_is_fatal() {
+    let mut q = ready(Digests::NONE, 8192);
+    let r = BlockRange { slba: 8, nlb0: 7 }.to_command(nvm_opc::READ, 0, 1, Sgl::Transport { len: 4096 });
+    let cid = q.submit(r, DataDir::Read, vec![0; 4096]);
+    let _ = sent(&mut q, Digests::NONE);
+    let p = Pdu::C2hData(C2hData { cccid: cid, datao: 0, datal: 4096, last: true, success: true });
+    let e = q.receive(&ctrl_pdu(p, &[3; 4096], Digests::NONE)).unwrap_err();
+    assert!(matches!(e, Fatal::Protocol(Fes::InvalidPduHeaderField, _)), "{e}");
+    assert!(q.is_dead());
+    assert_eq!((q.out[0], q.out[8]), (0x02, 0x01));
 }
 
 #[test]

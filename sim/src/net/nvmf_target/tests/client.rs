@@ -32,6 +32,9 @@ pub enum Fatal {
     Protocol(PduError),
     /// A C2HData whose data digest did not match.
     DataDigest { cid: u16 },
+    /// A C2HData with SUCCESS on a queue whose Connect did not disable SQ
+    /// flow control (NVMe/TCP 1.0 §3.6.2.8).
+    UnexpectedSuccess { cid: u16 },
 }
 
 pub struct Host {
@@ -54,6 +57,9 @@ pub struct Host {
     /// Our TCP port: every host shares one address, so a host takes only
     /// its own connection's segments (another's would draw an RST).
     local_port: u16,
+    /// CATTR of the Connect this queue sends (bit 2: disable SQ flow
+    /// control); a C2HData with SUCCESS is accepted only with bit 2.
+    pub cattr: u8,
 }
 
 impl Host {
@@ -99,6 +105,7 @@ impl Host {
             outstanding: BTreeSet::new(),
             received: Vec::new(),
             local_port,
+            cattr: 0,
         };
         h.run(t, |s| s.state() == tcp::State::Established);
         h
@@ -202,7 +209,14 @@ impl Host {
                     }
                     buf[d.datao as usize..end].copy_from_slice(&data);
                     if d.success {
+                        if self.cattr & 4 == 0 {
+                            self.fatal = Some(Fatal::UnexpectedSuccess { cid: d.cccid });
+                            return;
+                        }
+                        // The command is done: what its CapsuleResp would
+                        // have said (success; SQHD not reported).
                         self.outstanding.remove(&d.cccid);
+                        self.events.push(Event::Completed(Completion { dw0: 0, dw1: 0, sqhd: 0, sqid: self.qid, cid: d.cccid, status: crate::net::nvmf_wire::Status::SUCCESS }));
                     }
                 }
                 Pdu::CapsuleResp(c) => {
@@ -270,7 +284,7 @@ impl Host {
     /// Connect asking for a queue of `sqsize` + 1 entries.
     pub fn connect_sqsize(&mut self, t: &mut TargetModel, subnqn: &str, cntlid: u16, sqsize: u16) -> Completion {
         let qid = self.qid;
-        let sqe = Connect { recfmt: 0, qid, sqsize, cattr: 0, kato: if qid == 0 { 10_000 } else { 0 } }.to_command(30);
+        let sqe = Connect { recfmt: 0, qid, sqsize, cattr: self.cattr, kato: if qid == 0 { 10_000 } else { 0 } }.to_command(30);
         let data = ConnectData { hostid: [7; 16], cntlid, subnqn: subnqn.into(), hostnqn: HOSTNQN.into() }.to_bytes().unwrap();
         self.cmd(t, sqe, &data)
     }

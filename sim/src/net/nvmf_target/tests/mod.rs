@@ -38,6 +38,7 @@ fn params() -> TargetParams {
         mtu: 1500,
         speed_gbps: 100,
         min_rto_ms: 5,
+        sq_flow_disable: true,
     }
 }
 
@@ -187,6 +188,71 @@ fn a_data_digest_error_fails_only_the_command() {
     assert!(c.status.is_success() && q.data[&2] == vec![0; 512]);
     let c = q.cmd(&mut t, rw(nvm_opc::WRITE, 1, 1, 0, 1, Sgl::in_capsule(512)), &[0x11; 512]);
     assert!(c.status.is_success());
+}
+
+/// A queue whose Connect set CATTR bit 2 (SQ flow control disabled) gets
+/// a successful read's data in one C2HData flagged LAST_PDU|SUCCESS and
+/// no CapsuleResp (NVMe/TCP 1.0 §3.6.2.8, as Linux nvmet-tcp sends it);
+/// errors and writes still get a CapsuleResp, CQEs carry SQHD 0, and the
+/// Connect response SQHD FFFFh. A queue without the bit never sees SUCCESS.
+#[test]
+fn disabled_sq_flow_control_ends_reads_with_success_data() {
+    for digests in [Digests::NONE, Digests::BOTH] {
+        let mut t = target();
+        let (_a, cntlid) = admin_session(&mut t, digests);
+        let mut q = Host::new(&mut t, 1, digests, 50000);
+        q.cattr = 4;
+        let c = q.connect(&mut t, NQN, cntlid);
+        assert_eq!((accepted(&c), c.sqhd), (Some(cntlid), 0xffff), "{c:?}");
+        let c = q.cmd(&mut t, rw(nvm_opc::WRITE, 1, 1, 8, 8, Sgl::in_capsule(4096)), &[0x5a; 4096]);
+        assert_eq!((c.status, c.sqhd), (Status::SUCCESS, 0), "a write still gets its CapsuleResp, no SQHD");
+        let resps_before = q.received.iter().filter(|p| p[0] == 0x05).count();
+        let c = q.cmd(&mut t, rw(nvm_opc::READ, 2, 1, 8, 8, Sgl::Transport { len: 4096 }), &[]);
+        assert!(c.status.is_success());
+        assert_eq!(q.data[&2], vec![0x5a; 4096]);
+        let last = q.received.last().unwrap();
+        assert_eq!((last[0], last[1] & 0x0c), (0x07, 0x0c), "C2HData with LAST_PDU|SUCCESS");
+        // An error read gets a CapsuleResp; nothing else came.
+        let c = q.cmd(&mut t, rw(nvm_opc::READ, 3, 1, 2047, 2, Sgl::Transport { len: 1024 }), &[]);
+        assert_eq!(c.status, Status::LBA_OUT_OF_RANGE);
+        assert_eq!(q.received.iter().filter(|p| p[0] == 0x05).count(), resps_before + 1, "one CapsuleResp: the error's");
+        assert!(q.fatal.is_none() && t.stats.protocol_errors == 0);
+
+        // Without the bit the same read is C2HData (no SUCCESS) + CapsuleResp.
+        let mut p = io_queue(&mut t, cntlid, 2, digests, 50001);
+        let c = p.cmd(&mut t, rw(nvm_opc::READ, 2, 1, 8, 8, Sgl::Transport { len: 4096 }), &[]);
+        assert!(c.status.is_success() && c.sqhd != 0 && p.data[&2] == vec![0x5a; 4096], "{c:?}");
+        let n = p.received.len();
+        assert_eq!((p.received[n - 2][0], p.received[n - 2][1] & 0x0c, p.received[n - 1][0]), (0x07, 0x04, 0x05));
+    }
+    // The admin queue honours it too (Linux sets the bit on every queue
+    // of a `--disable-sqflow` association): Identify data ends the command.
+    let mut t = target();
+    let mut a = Host::new(&mut t, 0, Digests::NONE, 40000);
+    a.cattr = 4;
+    let Some(_) = accepted(&a.connect(&mut t, NQN, 0xffff)) else { panic!("admin connect refused") };
+    let set = PropertyCommand::Set { eight_bytes: false, offset: property::CC, value: 0x46_0001 };
+    assert!(a.cmd(&mut t, set.to_command(1), &[]).status.is_success());
+    let c = a.cmd(&mut t, Identify { cns: cns::CONTROLLER, cntid: 0, nsid: 0 }.to_command(3), &[]);
+    assert!(c.status.is_success() && a.data[&3].len() == 4096, "{c:?}");
+    assert_eq!(a.received.last().unwrap()[1] & 0x0c, 0x0c);
+}
+
+/// A target configured without the feature refuses a Connect that
+/// disables SQ flow control (Connect Invalid Parameters, IPO = CATTR,
+/// SQE byte 46) and accepts the same Connect without the bit.
+#[test]
+fn a_target_without_the_feature_refuses_disabled_sq_flow_control() {
+    let mut t = TargetModel::new(TargetParams { sq_flow_disable: false, ..params() }, CLOCK);
+    let (_a, cntlid) = admin_session(&mut t, Digests::NONE);
+    let mut q = Host::new(&mut t, 1, Digests::NONE, 50000);
+    q.cattr = 4;
+    let c = q.connect(&mut t, NQN, cntlid);
+    assert_eq!((c.status, c.dw0), (Status::CONNECT_INVALID_PARAMETERS, 46), "{c:?}");
+    let mut q = io_queue(&mut t, cntlid, 1, Digests::NONE, 50001);
+    let c = q.cmd(&mut t, rw(nvm_opc::READ, 2, 1, 8, 8, Sgl::Transport { len: 4096 }), &[]);
+    assert!(c.status.is_success() && q.data[&2].len() == 4096);
+    assert_eq!(q.received.last().unwrap()[0], 0x05, "a CapsuleResp ends the read");
 }
 
 #[test]
