@@ -1,6 +1,7 @@
 //! The chip interconnect as seen by a hart: RAM (through [`Memory`]), device
-//! windows, interrupt lines, LR/SC reservations, the decoded-instruction
-//! cache and the contention windows of the timing model.
+//! windows, interrupt lines, LR/SC reservations and the contention windows
+//! of the timing model. (The decoded-instruction cache is not here: it is
+//! `cpu::code::CodeCache`, kept coherent by what [`Memory`] records.)
 
 use crate::console::Console;
 use crate::dev::clint::Clint;
@@ -10,47 +11,13 @@ use crate::dev::plic::Plic;
 use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
 use crate::event::EventQueue;
-use crate::cpu::exec::{Body, BodyOp};
-use crate::isa::{decode, Kind, Op};
-use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
+use crate::mem::Memory;
 use crate::dma::DmaEngines;
 use crate::pcie::config::Identity;
 use crate::pcie::{Endpoint, HostMemory, Link};
 use dpu_targets::{window, Board, Chip};
 use std::cell::RefCell;
 use std::rc::Rc;
-use rustc_hash::FxHashMap;
-
-/// The decoded instructions of one 4 KiB code page: one slot per 2-byte
-/// offset, plus the straight-line bodies the executor built from them
-/// (see `cpu::exec`).
-pub struct DecodedPage {
-    pub ops: [Op; 2048],
-    /// Per slot: the header of the body that starts there (one of
-    /// `bodies`), null if not looked at yet, [`NO_BODY`] if none can.
-    pub body_of: [*mut BodyOp; 2048],
-    /// Boxed: a body keeps its address while the vector grows (`body_of`
-    /// and the compiler's queue point at bodies).
-    pub bodies: Vec<Box<Body>>,
-}
-
-/// `DecodedPage::body_of` value of a slot where no body can start (never
-/// dereferenced).
-pub const NO_BODY: *mut BodyOp = std::ptr::dangling_mut();
-
-/// `DecodedPage::body_of` value of a slot not looked at yet.
-const NOT_LOOKED_AT: *mut BodyOp = std::ptr::null_mut();
-
-impl DecodedPage {
-    /// Drops the bodies (their instructions changed). They go to `graveyard`:
-    /// a hart may be running one of them right now.
-    fn forget_bodies(&mut self, graveyard: &mut Vec<Box<Body>>) {
-        if !self.bodies.is_empty() {
-            graveyard.append(&mut self.bodies);
-        }
-        self.body_of.fill(NOT_LOOKED_AT);
-    }
-}
 
 /// No reservation held.
 pub const NO_RESERVATION: u64 = u64::MAX;
@@ -132,17 +99,6 @@ impl Window {
 
 pub struct Bus {
     pub mem: Memory,
-    decoded: FxHashMap<u64, Box<DecodedPage>>,
-    /// Bodies dropped by invalidation, freed when no hart runs (`reap`).
-    graveyard: Vec<Box<Body>>,
-    /// Compiler of hot bodies (`None`: interpreter only).
-    pub jit: Option<Box<crate::cpu::jit::Jit>>,
-    /// Bumped whenever bodies are dropped (harts' saved resume points in
-    /// bodies are then void).
-    pub body_gen: u64,
-    /// Bumped whenever a page becomes a code page; harts flush their write
-    /// TLBs when they see a new epoch.
-    pub code_epoch: u64,
     /// Interrupt lines driven by devices into each hart's `mip` (MSIP/MTIP/MEIP).
     pub lines: Vec<u64>,
     reservations: Vec<u64>,
@@ -248,11 +204,6 @@ impl Bus {
             .collect();
         Bus {
             mem: memory,
-            decoded: FxHashMap::default(),
-            graveyard: Vec::new(),
-            jit: None,
-            body_gen: 0,
-            code_epoch: 0,
             lines: vec![0; harts],
             reservations: vec![NO_RESERVATION; harts],
             active_reservations: 0,
@@ -524,55 +475,6 @@ impl Bus {
         self.released(broken);
     }
 
-    // ------------------------------------------------- decoded-instruction cache
-
-    /// Decoded page for code page `vpn` (created on first use). `None` if the
-    /// page is not RAM (instruction access fault).
-    pub fn code_page(&mut self, vpn: u64) -> Option<*mut DecodedPage> {
-        if let Some(p) = self.decoded.get_mut(&vpn) {
-            return Some(&mut **p);
-        }
-        let slot = self.mem.page_slot(vpn)?;
-        let page = self.mem.page_mut(slot);
-        if !page.code {
-            page.code = true;
-            self.code_epoch += 1;
-        }
-        let mut b = Box::new(DecodedPage {
-            ops: [Op::NOT_DECODED; 2048],
-            body_of: [NOT_LOOKED_AT; 2048],
-            bodies: Vec::new(),
-        });
-        let ptr: *mut DecodedPage = &mut *b;
-        self.decoded.insert(vpn, b);
-        Some(ptr)
-    }
-
-    /// Reads and decodes the instruction at `pc`; `Err(addr)` if a byte of it
-    /// is not RAM.
-    pub fn fetch_decode(&mut self, pc: u64) -> Result<Op, u64> {
-        let mut lo = [0u8; 2];
-        self.mem.read_bytes(pc, &mut lo).ok_or(pc)?;
-        let lo = u16::from_le_bytes(lo);
-        if lo & 3 != 3 {
-            return Ok(decode(u32::from(lo)));
-        }
-        let mut hi = [0u8; 2];
-        self.mem.read_bytes(pc + 2, &mut hi).ok_or(pc + 2)?;
-        if (pc + 2) & PAGE_MASK == 0 {
-            // Straddles into the next page: make that page a code page too so
-            // stores to it invalidate this instruction.
-            if let Some(slot) = self.mem.page_slot((pc + 2) >> PAGE_SHIFT) {
-                let p = self.mem.page_mut(slot);
-                if !p.code {
-                    p.code = true;
-                    self.code_epoch += 1;
-                }
-            }
-        }
-        Ok(decode(u32::from(lo) | u32::from(u16::from_le_bytes(hi)) << 16))
-    }
-
     /// A warm restart (`regs::finisher::WARM_RESTART`): the card-internal
     /// devices go back to their reset state; the PCIe endpoint keeps its
     /// host-visible side (configuration, BAR0, MSI-X) and loses only the
@@ -598,53 +500,6 @@ impl Bus {
         self.ec = fresh.ec;
         self.net.nic = fresh.net.nic;
         self.mmio_stall = 0;
-    }
-
-    /// Drops decoded instructions overlapping a store to `[addr, addr+size)`.
-    pub fn invalidate_code(&mut self, addr: u64, size: u64) {
-        // An instruction starting up to 2 bytes before the store overlaps it.
-        let start = addr.saturating_sub(2);
-        let end = addr + size;
-        let mut a = start & !1;
-        let mut last_page = u64::MAX;
-        while a < end {
-            if let Some(p) = self.decoded.get_mut(&(a >> PAGE_SHIFT)) {
-                let slot = &mut p.ops[((a & PAGE_MASK) >> 1) as usize];
-                // Bodies hold decoded instructions only: a store to bytes
-                // never decoded (data next to code) leaves them alone.
-                if slot.kind != Kind::NotDecoded {
-                    *slot = Op::NOT_DECODED;
-                    if a >> PAGE_SHIFT != last_page {
-                        last_page = a >> PAGE_SHIFT;
-                        p.forget_bodies(&mut self.graveyard);
-                        self.body_gen += 1;
-                    }
-                }
-            }
-            a += 2;
-        }
-    }
-
-    /// Decoded instructions held (all pages): for tests of what a write
-    /// or a `fence.i` keeps.
-    pub fn decoded_instructions(&self) -> usize {
-        self.decoded.values().map(|p| p.ops.iter().filter(|o| o.kind != Kind::NotDecoded).count()).sum()
-    }
-
-    /// Between two hart runs (no body is running): compiles the queued hot
-    /// bodies when it is time, then frees dropped bodies (queued ones are
-    /// compiled first, while they are surely alive).
-    #[inline]
-    pub fn reap(&mut self) {
-        if let Some(jit) = self.jit.as_deref_mut() {
-            jit.tick();
-        }
-        if !self.graveyard.is_empty() {
-            if let Some(jit) = self.jit.as_deref_mut() {
-                jit.flush();
-            }
-            self.graveyard.clear();
-        }
     }
 }
 

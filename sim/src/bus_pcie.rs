@@ -203,13 +203,10 @@ impl Bus {
         r::ST_OK
     }
 
-    /// DMA write into DPU memory: breaks LR/SC reservations and decoded code.
+    /// DMA write into DPU memory: breaks LR/SC reservations; memory
+    /// records what it wrote into code pages (decoded code is dropped).
     pub(crate) fn dma_write_local(&mut self, addr: u64, data: &[u8]) {
-        if let Some(pages) = self.mem.write_bytes(addr, data) {
-            if pages.iter().any(|&p| self.mem.page(p).code) {
-                self.invalidate_code(addr, data.len() as u64);
-            }
-        }
+        let _ = self.mem.write_bytes(addr, data);
         self.snoop_store(addr, data.len() as u64);
     }
 

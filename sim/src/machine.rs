@@ -8,6 +8,7 @@
 
 use crate::bootrom;
 use crate::bus::Bus;
+use crate::cpu::code::CodeCache;
 use crate::cpu::{CoreCosts, Hart, RunState, Stop};
 use crate::defmt_log::DefmtTable;
 use crate::dev::finisher::Finish;
@@ -139,6 +140,9 @@ pub struct Machine {
     pub board: Board,
     pub harts: Vec<Hart>,
     pub bus: Bus,
+    /// Decoded instructions and compiled code of every hart
+    /// (`cpu::code`), handed to `Hart::run` next to the bus.
+    pub code: CodeCache,
     /// Global simulated time (cycles): start of the next quantum.
     pub now: u64,
     pub image: Image,
@@ -397,13 +401,14 @@ impl Machine {
         let mut bus = Bus::new(&chip, &board, mem, trace);
         bus.console.quiet = config.quiet;
         // Hosts Cranelift cannot target run the interpreter only.
-        bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
+        let code = CodeCache::new(config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new));
         bus.console.capture_all = config.capture_log;
         Machine {
             chip,
             board,
             harts,
             bus,
+            code,
             now: 0,
             image,
             config,
@@ -572,8 +577,9 @@ impl Machine {
             None => bootrom::halt_stub(),
         };
         let base = self.chip.memory.bootrom.base;
+        // Memory records the rewritten ROM code (and the image the ROM
+        // stage loaded) for the code cache.
         self.bus.mem.write_bytes(base, &stub).expect("boot ROM is RAM");
-        self.bus.invalidate_code(base, stub.len() as u64);
         let start = self.now + cycles;
         self.bus.console.emit(self.now, 0, crate::console::Source::Uart, Some("ROM".into()), "warm restart".into());
         for line in log {
@@ -772,7 +778,7 @@ impl Machine {
             self.bus.window.start(until - self.now);
             for k in 0..self.running.len() {
                 let i = self.running[k] as usize;
-                match self.harts[i].run(&mut self.bus, until) {
+                match self.harts[i].run(&mut self.bus, &mut self.code, until) {
                     Stop::Quantum => {}
                     Stop::Wfi => self.running_dirty = true,
                     Stop::Finish => {
@@ -809,7 +815,7 @@ impl Machine {
         let hart = &mut self.harts[h];
         hart.bp_skip = hart.pc;
         let until = hart.cycle + 1;
-        match self.harts[h].run(&mut self.bus, until) {
+        match self.harts[h].run(&mut self.bus, &mut self.code, until) {
             Stop::Fatal(message) => Some(Outcome::Fatal { hart: h as u32, message }),
             Stop::Finish => self.bus.finish.map(Outcome::Finished),
             _ => None,
