@@ -5,9 +5,13 @@
 //!
 //! * [`isa`]: RV64IMAC+Zicsr+Zifencei decoder, disassembler, encoder.
 //! * [`cpu`]: harts, CSRs, traps, the executor, its cycle model, the
-//!   compiling (Cranelift) tier and the cycle profiler.
-//! * [`mem`], [`bus`]: sparse physical memory, device routing, LR/SC,
-//!   decoded-instruction cache, contention windows; the bus's device
+//!   decoded-instruction cache with the compiling (Cranelift) tier
+//!   ([`cpu::code::CodeCache`]: owned by the [`Machine`] and passed to
+//!   [`cpu::Hart::run`] next to the bus, so `bus` and `mem` import nothing
+//!   from `cpu`) and the cycle profiler.
+//! * [`mem`], [`bus`]: sparse physical memory (which records writes into
+//!   code pages; the code cache acts on that record), device routing,
+//!   LR/SC, contention windows; the bus's device
 //!   sides: [`bus_pcie`] (endpoint effects, DMA between host and DPU
 //!   memory, host accesses over the link), [`bus_net`] (the NIC and the
 //!   wire), [`bus_accel`] (accelerators moving data, with their timing),

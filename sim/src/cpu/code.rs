@@ -191,3 +191,79 @@ pub(crate) fn fetch_decode(mem: &mut Memory, pc: u64) -> Result<Op, u64> {
     }
     Ok(decode(u32::from(lo) | u32::from(u16::from_le_bytes(hi)) << 16))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::{Region, RegionKind};
+
+    const BASE: u64 = 0x8000_0000;
+    /// `addi a0, a0, 1`.
+    const ADDI: u32 = 0x0015_0513;
+
+    fn mem() -> Memory {
+        let ddr = Region { name: "ddr".into(), base: BASE, size: 1 << 20, kind: RegionKind::Ddr, id: 0, writable: true };
+        Memory::new(vec![ddr])
+    }
+
+    /// Decodes the `n` instructions at `BASE` into `cache`, as the executor does.
+    fn decode_n(cache: &mut CodeCache, mem: &mut Memory, n: u64) {
+        let page = cache.page(mem, BASE >> PAGE_SHIFT).unwrap();
+        for i in 0..n {
+            let op = fetch_decode(mem, BASE + 4 * i).unwrap();
+            // SAFETY: `page` is a live decoded page; slot index < 2048.
+            unsafe { (*page).ops[(2 * i) as usize] = op };
+        }
+    }
+
+    /// A write through memory (DMA, loader, debugger: `write_bytes`) into
+    /// a code page drops exactly the decoded instructions it overlaps, an
+    /// instruction starting 2 bytes before it included; a write to bytes
+    /// never decoded, or to a page never decoded from, drops nothing.
+    #[test]
+    fn writes_recorded_by_memory_drop_what_they_overlap() {
+        let mut m = mem();
+        let code: Vec<u8> = (0..8).flat_map(|_| ADDI.to_le_bytes()).collect();
+        m.write_bytes(BASE, &code).unwrap();
+        assert!(!m.code_written(), "not a code page yet: nothing recorded");
+        let mut c = CodeCache::new(None);
+        decode_n(&mut c, &mut m, 8);
+        assert_eq!(c.decoded_instructions(&mut m), 8);
+        let epoch = m.code_epoch();
+        // Two bytes into the third instruction: only it goes.
+        m.write_bytes(BASE + 10, &[0x13, 0x05]).unwrap();
+        assert!(m.code_written());
+        let gen = c.body_gen;
+        c.sync(&mut m);
+        assert!(!m.code_written(), "sync takes the record");
+        assert_eq!(c.decoded_instructions(&mut m), 7);
+        assert_eq!(c.body_gen, gen + 1, "bodies of the page dropped");
+        // Bytes after the decoded code, and another page: nothing dropped.
+        m.write_bytes(BASE + 64, &[0; 16]).unwrap();
+        m.write_bytes(BASE + 0x2000, &[0; 16]).unwrap();
+        c.sync(&mut m);
+        assert_eq!(c.decoded_instructions(&mut m), 7);
+        assert_eq!(c.body_gen, gen + 1, "bodies kept");
+        // A hart's own store (through a page pointer) reports itself.
+        m.note_code_write(BASE + 28, 4);
+        assert_eq!(c.decoded_instructions(&mut m), 6);
+        assert_eq!(m.code_epoch(), epoch, "no new code page");
+    }
+
+    /// An instruction straddling two pages makes the second a code page:
+    /// a write there drops the instruction.
+    #[test]
+    fn a_straddling_instruction_is_dropped_by_a_write_to_its_second_page() {
+        let mut m = mem();
+        let at = BASE + 0x1000 - 2;
+        m.write_bytes(at, &ADDI.to_le_bytes()).unwrap();
+        let mut c = CodeCache::new(None);
+        let page = c.page(&mut m, at >> PAGE_SHIFT).unwrap();
+        let op = fetch_decode(&mut m, at).unwrap();
+        assert_eq!(op.len, 4);
+        // SAFETY: live page, last slot.
+        unsafe { (*page).ops[2047] = op };
+        m.write_bytes(BASE + 0x1000, &[0x13, 0x05]).unwrap();
+        assert_eq!(c.decoded_instructions(&mut m), 0);
+    }
+}
