@@ -2,6 +2,11 @@
 //! windows, interrupt lines, LR/SC reservations and the contention windows
 //! of the timing model. (The decoded-instruction cache is not here: it is
 //! `cpu::code::CodeCache`, kept coherent by what [`Memory`] records.)
+//!
+//! It also holds the device models and registers the bus-side components
+//! (`Bus::new`: a name and a handler each, [`Bus::deliver`]); a device
+//! runs its own behaviour through a [`DevCtx`] split off the bus
+//! ([`Bus::with_devices`]), not through the bus itself.
 
 use crate::console::Console;
 use crate::dev::clint::Clint;
@@ -10,7 +15,8 @@ use crate::dev::mailbox::Mailbox;
 use crate::dev::plic::Plic;
 use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
-use crate::event::EventQueue;
+use crate::devctx::{Component, DevCtx, Irq, LocalMem, PcieSide};
+use crate::event::{ComponentId, EventQueue, Payload};
 use crate::mem::Memory;
 use crate::dma::DmaEngines;
 use crate::pcie::config::Identity;
@@ -35,6 +41,94 @@ fn granule_bits(addr: u64, size: u64) -> u64 {
     } else {
         ((1u64 << n) - 1).rotate_left((first % 64) as u32)
     }
+}
+
+/// The harts' LR/SC reservations (RISC-V unprivileged spec §8.2): one
+/// granule address per hart, broken by any store or device write to it.
+pub struct Reservations {
+    held: Vec<u64>,
+    active: u32,
+    /// Summary of the reserved granules: the `granule_bits` of every
+    /// reservation placed since none was held (a superset of those held
+    /// now; zero when none is), so that most stores skip the scan of every
+    /// hart's reservation.
+    bits: u64,
+}
+
+impl Reservations {
+    pub fn new(harts: usize) -> Reservations {
+        Reservations { held: vec![NO_RESERVATION; harts], active: 0, bits: 0 }
+    }
+
+    /// Places hart `h`'s reservation on `addr`.
+    pub fn reserve(&mut self, h: u32, addr: u64) {
+        let r = &mut self.held[h as usize];
+        if *r == NO_RESERVATION {
+            self.active += 1;
+        }
+        *r = addr & !(RESERVATION_GRANULE - 1);
+        self.bits |= granule_bits(addr, 1);
+    }
+
+    /// Consumes hart `h`'s reservation; true if it still covered `addr`.
+    pub fn take(&mut self, h: u32, addr: u64) -> bool {
+        let r = std::mem::replace(&mut self.held[h as usize], NO_RESERVATION);
+        if r == NO_RESERVATION {
+            return false;
+        }
+        self.released(1);
+        r == addr & !(RESERVATION_GRANULE - 1)
+    }
+
+    /// `n` reservations fewer are held.
+    fn released(&mut self, n: u32) {
+        self.active -= n;
+        if self.active == 0 {
+            self.bits = 0;
+        }
+    }
+
+    /// A store to `[addr, addr+size)` breaks every reservation on it.
+    #[inline(always)]
+    pub fn snoop_store(&mut self, addr: u64, size: u64) {
+        if self.bits & granule_bits(addr, size) != 0 {
+            self.snoop_slow(addr, size);
+        }
+    }
+
+    #[cold]
+    fn snoop_slow(&mut self, addr: u64, size: u64) {
+        let first = addr & !(RESERVATION_GRANULE - 1);
+        let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
+        let mut broken = 0;
+        for r in self.held.iter_mut() {
+            if *r != NO_RESERVATION && (first..=last).contains(r) {
+                *r = NO_RESERVATION;
+                broken += 1;
+            }
+        }
+        self.released(broken);
+    }
+
+    /// Every reservation dropped (a reset).
+    pub fn clear(&mut self) {
+        self.held.fill(NO_RESERVATION);
+        self.active = 0;
+        self.bits = 0;
+    }
+}
+
+/// A bus-side component's event handler (see [`Bus::deliver`]).
+pub type DeviceRoute = fn(&mut Bus, u64, Payload);
+
+/// The device components that act through a [`DevCtx`], borrowed
+/// alongside it (`Bus::with_devices`).
+pub struct Devices<'a> {
+    pub dma: &'a mut DmaEngines,
+    pub crypto: &'a mut crate::accel::crypto::CryptoEngines,
+    pub ec: &'a mut crate::accel::ec::EcEngine,
+    pub ssds: &'a mut crate::ssd::bay::SsdBay,
+    pub net: &'a mut crate::net::network::Network,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,13 +195,14 @@ pub struct Bus {
     pub mem: Memory,
     /// Interrupt lines driven by devices into each hart's `mip` (MSIP/MTIP/MEIP).
     pub lines: Vec<u64>,
-    reservations: Vec<u64>,
-    active_reservations: u32,
-    /// Summary of the reserved granules: the `granule_bits` of every
-    /// reservation placed since none was held (a superset of those held
-    /// now; zero when none is), so that most stores skip the scan of every
-    /// hart's reservation.
-    reserved_bits: u64,
+    pub(crate) res: Reservations,
+    /// Event handlers of the components registered by `Bus::new`, by
+    /// component id (`None`: a component the machine handles, e.g. the host).
+    routes: Vec<Option<DeviceRoute>>,
+    /// The host model's component id: the far end of the PCIe link.
+    pub host_id: ComponentId,
+    /// The power supply's component id (`power_cut_at`).
+    power_id: ComponentId,
     pub clint: Clint,
     pub plic: Plic,
     pub uart: Uart,
@@ -123,7 +218,7 @@ pub struct Bus {
     pub pcie: Endpoint,
     pub link: Link,
     pub dma: DmaEngines,
-    /// Crypto engines, erasure-coding engine, TRNG (`crate::bus_accel`).
+    /// Crypto engines, erasure-coding engine, TRNG ([`crate::accel`]).
     pub crypto: crate::accel::crypto::CryptoEngines,
     pub ec: crate::accel::ec::EcEngine,
     pub trng: crate::accel::trng::Trng,
@@ -148,12 +243,10 @@ pub struct Bus {
     pub iotrace: Option<Rc<RefCell<crate::iotrace::IoTrace>>>,
     /// Debugger software breakpoints (checked by harts in debug mode).
     pub breakpoints: rustc_hash::FxHashSet<u64>,
-    /// The NIC and the network behind it.
+    /// The NIC and the network behind it ([`crate::net::component`]).
     pub net: crate::net::network::Network,
-    /// Local NVMe SSDs (`crate::bus_ssd`), one per fitted slot.
-    pub ssds: Vec<crate::ssd::Ssd>,
-    /// Per SSD: the earliest `Event::SsdDone` queued (`u64::MAX`: none).
-    pub ssd_armed: Vec<u64>,
+    /// Local NVMe SSDs ([`crate::ssd::bay`]), one per fitted slot.
+    pub ssds: crate::ssd::bay::SsdBay,
 }
 
 impl Bus {
@@ -202,18 +295,35 @@ impl Bus {
                 crate::mem::RegionKind::BootRom => 1 << 20,
             })
             .collect();
+        // The components that receive events, in a fixed order (a warm
+        // restart's fresh devices get the same ids).
+        let mut events = EventQueue::default();
+        let mut routes: Vec<Option<DeviceRoute>> = Vec::new();
+        let mut register = |name: &'static str, route: Option<DeviceRoute>| {
+            routes.push(route);
+            events.register(name)
+        };
+        let clint_id = register("clint", Some(|bus, now, p| bus.clint.update_timer(p.a as usize, now, &mut bus.lines, &mut bus.events)));
+        let host_id = register("host", None);
+        let power_id = register("power", Some(|bus, now, _| bus.power_off(now)));
+        let dma_id = register("dma", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.dma.on_event(p, ctx))));
+        let crypto_id = register("crypto", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.crypto.on_event(p, ctx))));
+        let ec_id = register("ec", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.ec.on_event(p, ctx))));
+        let ssd_id = register("ssd", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.ssds.on_event(p, ctx))));
+        let net_id = register("network", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.net.on_event(p, ctx))));
         Bus {
             mem: memory,
             lines: vec![0; harts],
-            reservations: vec![NO_RESERVATION; harts],
-            active_reservations: 0,
-            reserved_bits: 0,
-            clint: Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz),
+            res: Reservations::new(harts),
+            routes,
+            host_id,
+            power_id,
+            clint: Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz, clint_id),
             plic: Plic::new(d.plic.sources, harts),
             uart: Uart::new(harts),
             mailbox: Mailbox::new(harts, d.mailbox.irq_base),
             trace,
-            events: EventQueue::default(),
+            events,
             finish: None,
             console: Console::new(chip.chip.clock_hz),
             window: Window {
@@ -228,12 +338,14 @@ impl Bus {
             pcie: Endpoint::new(identity, p.vf_msix_vectors, harts),
             link: Link::new(board, chip.chip.clock_hz),
             dma: DmaEngines::new(
+                dma_id,
                 d.dma.engines as usize,
                 d.dma.channels_per_engine as usize,
                 u64::from(d.dma.bytes_per_cycle),
                 u64::from(d.dma.descriptor_cycles),
             ),
             crypto: crate::accel::crypto::CryptoEngines::new(
+                crypto_id,
                 d.crypto.engines as usize,
                 d.crypto.queues_per_engine as usize,
                 d.crypto.key_slots as usize,
@@ -245,6 +357,7 @@ impl Bus {
                 },
             ),
             ec: crate::accel::ec::EcEngine::new(
+                ec_id,
                 d.ec.queues as usize,
                 d.ec.max_k as u8,
                 d.ec.max_m as u8,
@@ -266,6 +379,7 @@ impl Bus {
             iotrace: None,
             breakpoints: Default::default(),
             net: crate::net::network::Network::new(
+                net_id,
                 crate::net::nic::Nic::new(
                     d.nic.ports as usize,
                     d.nic.queues_per_port as usize,
@@ -280,11 +394,75 @@ impl Bus {
                 ),
                 chip.chip.clock_hz,
             ),
-            ssds: (0..board.ssd.count as usize)
-                .map(|i| crate::ssd::Ssd::new(i, crate::ssd::Profile::from_board(&board.ssd, chip.chip.clock_hz)))
-                .collect(),
-            ssd_armed: vec![u64::MAX; board.ssd.count as usize],
+            ssds: crate::ssd::bay::SsdBay::new(
+                ssd_id,
+                (0..board.ssd.count as usize)
+                    .map(|i| crate::ssd::Ssd::new(i, crate::ssd::Profile::from_board(&board.ssd, chip.chip.clock_hz)))
+                    .collect(),
+            ),
         }
+    }
+
+    /// Runs a bus-side component's handler for an event addressed to it;
+    /// `false` if `e` is not for a component registered here (the
+    /// machine handles it).
+    #[inline]
+    pub fn deliver(&mut self, e: crate::event::Event, now: u64) -> bool {
+        match self.routes.get(e.to.index()) {
+            Some(Some(route)) => {
+                route(self, now, e.payload);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs `f` with the device components and the context they act
+    /// through, then applies what their memory writes did to code.
+    #[inline]
+    pub fn with_devices<T>(&mut self, now: u64, f: impl FnOnce(&mut Devices<'_>, &mut DevCtx<'_>) -> T) -> T {
+        let t = {
+            let Bus { mem, res, events, mailbox, plic, lines, pcie, link, host_mem, host_id, iotrace, otp, dma, crypto, ec, ssds, net, .. } = self;
+            let mut ctx = DevCtx {
+                now,
+                mem: LocalMem { mem, res },
+                events,
+                irq: Irq { mailbox, plic, lines },
+                pcie: PcieSide { endpoint: pcie, link, host_mem, host: *host_id },
+                iotrace: iotrace.as_deref(),
+                fuses: otp,
+            };
+            let mut devices = Devices { dma, crypto, ec, ssds, net };
+            f(&mut devices, &mut ctx)
+        };
+        t
+    }
+
+    /// Carries out PCIe endpoint effects at time `now` (see
+    /// [`DevCtx::apply_effects`]).
+    pub fn apply_effects(&mut self, now: u64, effects: &mut Vec<crate::pcie::Effect>) {
+        if !effects.is_empty() {
+            self.with_devices(now, |_, ctx| ctx.apply_effects(effects));
+        }
+    }
+
+    /// A host access arriving at the endpoint at `now`
+    /// ([`crate::pcie::host_access`]).
+    pub fn host_access(&mut self, op: crate::pcie::HostOp, now: u64) -> crate::pcie::HostReply {
+        self.with_devices(now, |_, ctx| crate::pcie::host_access::host_access(op, ctx))
+    }
+
+    /// Power goes away now: the flash and the OTP stop where they are,
+    /// and the run ends.
+    pub fn power_off(&mut self, now: u64) {
+        self.spi.flash.power_cut(now);
+        self.otp.power_cut(now);
+        self.power_cut = true;
+    }
+
+    /// Schedules a power cut at cycle `at` (`dpusim --power-cut-at`).
+    pub fn power_cut_at(&mut self, at: u64) {
+        self.events.push(at, self.power_id, Payload::default());
     }
 
     fn device(&self, addr: u64) -> Option<(Dev, u64)> {
@@ -331,7 +509,7 @@ impl Bus {
                 Some(v)
             }
             Dev::Otp => self.otp.read(off, size, now),
-            Dev::Ssd => self.ssd_read(off, size),
+            Dev::Ssd => self.ssds.mmio_read(off, size),
         }
     }
 
@@ -372,7 +550,7 @@ impl Bus {
             }
             Dev::Dma => match self.dma.write(off, size, v) {
                 Ok(Some(ch)) => {
-                    self.dma_kick(ch, now);
+                    self.with_devices(now, |d, ctx| d.dma.kick(ch, ctx));
                     true
                 }
                 Ok(None) => true,
@@ -380,7 +558,7 @@ impl Bus {
             },
             Dev::Nic => match self.net.nic.write(off, size, v) {
                 Ok(crate::net::nic::Kick::Tx(p, q)) => {
-                    self.nic_tx_kick(p, q, now);
+                    self.with_devices(now, |d, ctx| d.net.nic_tx_kick(p, q, ctx));
                     true
                 }
                 Ok(_) => true,
@@ -388,7 +566,7 @@ impl Bus {
             },
             Dev::Crypto => match self.crypto.write(off, size, v) {
                 Ok(Some((e, q))) => {
-                    self.crypto_kick(e, q, now);
+                    self.with_devices(now, |d, ctx| d.crypto.kick(e, q, ctx));
                     true
                 }
                 Ok(None) => true,
@@ -396,7 +574,7 @@ impl Bus {
             },
             Dev::Ec => match self.ec.write(off, size, v) {
                 Ok(Some(q)) => {
-                    self.ec_kick(q, now);
+                    self.with_devices(now, |d, ctx| d.ec.kick(q, ctx));
                     true
                 }
                 Ok(None) => true,
@@ -412,67 +590,45 @@ impl Bus {
                 Some(stall) => {
                     self.mmio_stall = stall;
                     if let Some(at) = self.spi.flash.cut_at.take() {
-                        self.events.push(at, crate::event::Event::PowerCut);
+                        self.power_cut_at(at);
                     }
                     true
                 }
                 None => false,
             },
             Dev::Otp => self.otp.write(off, size, v, now),
-            Dev::Ssd => self.ssd_write(off, size, v, now),
+            Dev::Ssd => self.with_devices(now, |d, ctx| d.ssds.mmio_write(off, size, v, ctx)),
+        }
+    }
+
+    /// Drives the TRNG's health-failure line into the PLIC.
+    pub fn trng_irq(&mut self) {
+        if self.trng.irq_pending {
+            self.trng.irq_pending = false;
+            let irq = self.trng.irq;
+            self.plic.set_level(irq, true, &mut self.lines);
+            self.plic.set_level(irq, false, &mut self.lines);
         }
     }
 
     // ------------------------------------------------------------ LR / SC
 
     /// Places hart `h`'s reservation on `addr`.
+    #[inline]
     pub fn reserve(&mut self, h: u32, addr: u64) {
-        let r = &mut self.reservations[h as usize];
-        if *r == NO_RESERVATION {
-            self.active_reservations += 1;
-        }
-        *r = addr & !(RESERVATION_GRANULE - 1);
-        self.reserved_bits |= granule_bits(addr, 1);
+        self.res.reserve(h, addr);
     }
 
     /// Consumes hart `h`'s reservation; true if it still covered `addr`.
+    #[inline]
     pub fn take_reservation(&mut self, h: u32, addr: u64) -> bool {
-        let r = std::mem::replace(&mut self.reservations[h as usize], NO_RESERVATION);
-        if r == NO_RESERVATION {
-            return false;
-        }
-        self.released(1);
-        r == addr & !(RESERVATION_GRANULE - 1)
-    }
-
-    /// `n` reservations fewer are held.
-    fn released(&mut self, n: u32) {
-        self.active_reservations -= n;
-        if self.active_reservations == 0 {
-            self.reserved_bits = 0;
-        }
+        self.res.take(h, addr)
     }
 
     /// A store to `[addr, addr+size)` breaks every reservation on it.
     #[inline(always)]
     pub fn snoop_store(&mut self, addr: u64, size: u64) {
-        if self.reserved_bits & granule_bits(addr, size) != 0 {
-            self.snoop_slow(addr, size);
-        }
-    }
-
-    #[cold]
-    fn snoop_slow(&mut self, addr: u64, size: u64) {
-        let first = addr & !(RESERVATION_GRANULE - 1);
-        let last = (addr + size - 1) & !(RESERVATION_GRANULE - 1);
-        let mut broken = 0;
-        for r in self.reservations.iter_mut() {
-            if *r != NO_RESERVATION && (first..=last).contains(r) {
-                *r = NO_RESERVATION;
-                broken += 1;
-            }
-        }
-        self.released(broken);
+        self.res.snoop_store(addr, size);
     }
 
     /// A warm restart (`regs::finisher::WARM_RESTART`): the card-internal
@@ -486,10 +642,8 @@ impl Bus {
         let harts = chip.harts() as usize;
         let d = &chip.devices;
         self.lines.fill(0);
-        self.reservations.fill(NO_RESERVATION);
-        self.active_reservations = 0;
-        self.reserved_bits = 0;
-        self.clint = Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz);
+        self.res.clear();
+        self.clint = Clint::new(harts, chip.chip.clock_hz / chip.chip.timebase_hz, self.clint.id);
         self.plic = Plic::new(d.plic.sources, harts);
         self.mailbox = Mailbox::new(harts, d.mailbox.irq_base);
         self.trace.restart();
@@ -542,6 +696,26 @@ mod tests {
         b.reserve(5, base + 1088);
         b.snoop_store(base + 1084, 8);
         assert!(!b.take_reservation(4, base + 1024) && !b.take_reservation(5, base + 1088));
-        assert_eq!((b.active_reservations, b.reserved_bits), (0, 0), "no reservation held: summary cleared");
+        assert_eq!((b.res.active, b.res.bits), (0, 0), "no reservation held: summary cleared");
+    }
+
+    /// A device's write (through its `DevCtx`) onto a code page is
+    /// recorded in memory before the bus hands control back (the harts'
+    /// code cache drops what it overlaps before any hart runs again: see
+    /// `cpu::code`), and breaks the reservations on the bytes it wrote; a
+    /// write to a page no code was decoded from is not recorded.
+    #[test]
+    fn a_device_write_to_code_is_recorded_for_the_code_cache() {
+        let mut b = bus();
+        let base = b.mem.regions().iter().find(|r| r.writable).unwrap().base;
+        b.mem.write_bytes(base, &[0x13, 0, 0, 0, 0x13, 0, 0, 0]).unwrap(); // two `nop`s
+        let slot = b.mem.page_slot(base >> crate::mem::PAGE_SHIFT).unwrap();
+        b.mem.mark_code(slot);
+        b.reserve(7, base + 4);
+        b.with_devices(0, |_, ctx| ctx.mem.write(base + 4, &[0x13, 0, 0, 0]));
+        assert_eq!(b.mem.take_code_writes(), vec![(base + 4, 4)]);
+        assert!(!b.take_reservation(7, base + 4), "the device write broke the reservation");
+        b.with_devices(0, |_, ctx| ctx.mem.write(base + 0x10000, &[1, 2, 3, 4]));
+        assert!(!b.mem.code_written(), "not a code page: nothing recorded");
     }
 }

@@ -7,7 +7,16 @@
 //! the completion time. Data moves at completion time. A chain of
 //! descriptors ends at one with `FLAG_END`, which writes one completion
 //! (first error wins) and may send an MSI-X after the chain's host writes.
+//!
+//! The engines are a [`Component`]: a TAIL write schedules the new
+//! descriptors ([`DmaEngines::kick`]), and the event of each engine's
+//! earliest descriptor (payload `a`: the engine) completes what is due.
+//! They act through a [`DevCtx`]: DPU memory, the PCIe endpoint, link and
+//! host memory, the mailboxes, the event queue.
 
+use crate::devctx::{Component, DevCtx};
+use crate::event::{ComponentId, Payload};
+use crate::pcie::{Dir, Effect};
 use dpu_hal::regs::dma as r;
 
 /// One descriptor: `dpu_hal`'s typed view (the driver writes it with
@@ -89,6 +98,8 @@ pub fn crc32c(prev: u32, data: &[u8]) -> u32 {
 }
 
 pub struct DmaEngines {
+    /// Its component id (events of its engines).
+    pub id: ComponentId,
     pub channels: Vec<Channel>,
     pub per_engine: usize,
     pub engine_free: Vec<u64>,
@@ -106,8 +117,9 @@ pub struct DmaEngines {
 }
 
 impl DmaEngines {
-    pub fn new(engines: usize, per_engine: usize, bytes_per_cycle: u64, desc_cycles: u64) -> DmaEngines {
+    pub fn new(id: ComponentId, engines: usize, per_engine: usize, bytes_per_cycle: u64, desc_cycles: u64) -> DmaEngines {
         DmaEngines {
+            id,
             channels: vec![Channel::default(); engines * per_engine],
             per_engine,
             engine_free: vec![0; engines],
@@ -183,6 +195,184 @@ impl DmaEngines {
             _ => return Err(()),
         }
         Ok(None)
+    }
+
+    /// Firmware moved channel `ch`'s TAIL: schedule the new descriptors.
+    pub fn kick(&mut self, ch: usize, ctx: &mut DevCtx<'_>) {
+        let now = ctx.now;
+        let engine = ch / self.per_engine;
+        loop {
+            let c = &self.channels[ch];
+            if c.head == c.tail {
+                break;
+            }
+            let slot = u64::from(c.head & (c.ring_size - 1));
+            let addr = c.ring_base + slot * r::DESC_SIZE as u64;
+            let mut b = [0u8; 32];
+            let desc = if ctx.mem.read(addr, &mut b).is_some() {
+                Desc::from_bytes(&b)
+            } else {
+                // The ring itself is not RAM: a bad descriptor with the END flag.
+                Desc { host: 0, local: 0, len: 0, function: 0, op: 0xff, flags: r::FLAG_END, msix: 0, cookie: 0 }
+            };
+            self.channels[ch].head = self.channels[ch].head.wrapping_add(1);
+            let start = now.max(self.engine_free[engine]);
+            let engine_end = start + self.engine_cycles(desc.len);
+            self.engine_free[engine] = engine_end;
+            let len = u64::from(desc.len);
+            let link = &mut *ctx.pcie.link;
+            let mut done = match desc.op {
+                r::OP_H2D => engine_end.max(link.send(Dir::Down, start + link.host_read_latency, len)),
+                r::OP_D2H => engine_end.max(link.send(Dir::Up, start, len)) + link.posted_latency,
+                _ => engine_end,
+            };
+            if let Some((f, from, until)) = self.stall {
+                if f == desc.function && (from..until).contains(&start) {
+                    // A hung transfer holds its engine.
+                    done = until;
+                    self.engine_free[engine] = self.engine_free[engine].max(until);
+                }
+            }
+            self.stats.descriptors += 1;
+            self.inflight[engine].push_back(InFlight { start, done, channel: ch, desc });
+            ctx.events.push(done, self.id, Payload::new(0, engine as u64, 0));
+        }
+    }
+
+    /// Checks a descriptor and moves its data; returns its status.
+    fn execute(&mut self, d: &Desc, ctx: &mut DevCtx<'_>) -> u32 {
+        let len = u64::from(d.len);
+        if d.len == 0 || d.len > r::MAX_LEN || d.op > r::OP_CRC32C {
+            return r::ST_BAD_DESCRIPTOR;
+        }
+        let mem = &mut ctx.mem;
+        if d.op == r::OP_CRC32C {
+            // The running CRC word (in the host field) and the data are
+            // DPU memory; the data is only read.
+            if d.host % 4 != 0 {
+                return r::ST_BAD_DESCRIPTOR;
+            }
+            if !mem.is_ram(d.local, len) || !mem.is_writable_ram(d.host, 4) {
+                return r::ST_LOCAL_FAULT;
+            }
+            let mut buf = vec![0u8; d.len as usize];
+            mem.read(d.local, &mut buf);
+            let mut w = [0u8; 4];
+            mem.read(d.host, &mut w);
+            let crc = crc32c(u32::from_le_bytes(w), &buf);
+            mem.write(d.host, &crc.to_le_bytes());
+            self.stats.bytes_crc += len;
+            return r::ST_OK;
+        }
+        if !mem.is_writable_ram(d.local, len) || (d.op == r::OP_COPY && !mem.is_ram(d.host, len)) {
+            return r::ST_LOCAL_FAULT;
+        }
+        let mut buf = vec![0u8; d.len as usize];
+        match d.op {
+            r::OP_H2D | r::OP_D2H => {
+                if !ctx.pcie.endpoint.bus_master(usize::from(d.function)) {
+                    return r::ST_NO_BUS_MASTER;
+                }
+                if self.host_errors.contains(&d.function) {
+                    self.stats.host_errors += 1;
+                    return r::ST_HOST_ERROR;
+                }
+                let mut host = ctx.pcie.host_mem.borrow_mut();
+                if !host.allowed(d.function, d.host, len) {
+                    host.denied += 1;
+                    return r::ST_HOST_DENIED;
+                }
+                if d.op == r::OP_H2D {
+                    host.read(d.host, &mut buf);
+                    drop(host);
+                    mem.write(d.local, &buf);
+                    self.stats.bytes_h2d += len;
+                } else {
+                    mem.read(d.local, &mut buf);
+                    host.write(d.host, &buf);
+                    self.stats.bytes_d2h += len;
+                }
+            }
+            r::OP_COPY => {
+                mem.read(d.host, &mut buf);
+                mem.write(d.local, &buf);
+                self.stats.bytes_local += len;
+            }
+            _ => {
+                mem.write(d.local, &buf);
+                self.stats.bytes_local += len;
+            }
+        }
+        r::ST_OK
+    }
+
+    /// Completes every descriptor of `engine` due now.
+    pub fn complete_due(&mut self, engine: usize, ctx: &mut DevCtx<'_>) {
+        let now = ctx.now;
+        while let Some(f) = self.inflight[engine].front() {
+            if f.done > now {
+                break;
+            }
+            let f = self.inflight[engine].pop_front().unwrap();
+            let st = self.execute(&f.desc, ctx);
+            if let Some(t) = ctx.iotrace {
+                let d = &f.desc;
+                if st == r::ST_OK && (d.op == r::OP_H2D || d.op == r::OP_D2H) {
+                    // Writes of whole 16-byte entries may be CQEs (the
+                    // firmware posts consecutive ones in one write).
+                    let mut b = vec![0u8; if d.op == r::OP_D2H && d.len % 16 == 0 && d.len <= 4096 { d.len as usize } else { 0 }];
+                    let bytes = (!b.is_empty() && ctx.mem.read(d.local, &mut b).is_some()).then_some(&b[..]);
+                    let hart = self.channels[f.channel].notify & 0xffff;
+                    t.borrow_mut().dma(f.start, now, hart, d.function, d.op == r::OP_D2H, d.host, d.len, bytes);
+                }
+            }
+            let c = &mut self.channels[f.channel];
+            if c.chain_status == r::ST_OK {
+                c.chain_status = st;
+            }
+            if st == r::ST_OK {
+                c.chain_bytes = c.chain_bytes.wrapping_add(f.desc.len);
+            }
+            if f.desc.flags & r::FLAG_END == 0 {
+                continue;
+            }
+            let status = std::mem::replace(&mut c.chain_status, r::ST_OK);
+            let bytes = std::mem::replace(&mut c.chain_bytes, 0);
+            let slot = u64::from(c.comp_index & (c.ring_size - 1));
+            let addr = c.comp_base + slot * r::COMP_SIZE as u64;
+            let e = Completion { cookie: f.desc.cookie, status, bytes }.entry(c.phase);
+            c.comp_index = c.comp_index.wrapping_add(1);
+            if c.comp_index & (c.ring_size - 1) == 0 {
+                c.phase = !c.phase;
+            }
+            let notify = c.notify;
+            self.stats.completions += 1;
+            if status != r::ST_OK {
+                self.stats.errors += 1;
+            }
+            ctx.mem.write(addr, &e);
+            if f.desc.flags & r::FLAG_MSIX != 0 && status == r::ST_OK {
+                let mut fx = Vec::new();
+                ctx.pcie.endpoint.msix(usize::from(f.desc.function), u32::from(f.desc.msix), &mut fx);
+                // The data is already visible to the host at `now`; the
+                // MSI-X follows it (posted writes stay ordered).
+                for e in fx {
+                    if let Effect::Msi { addr, data, .. } = e {
+                        ctx.events.push(now, ctx.pcie.host, crate::host::msi_payload(addr, data));
+                    }
+                }
+            }
+            if notify & r::NOTIFY_ENABLE != 0 {
+                ctx.irq.ring_mailbox(notify & 0xffff, r::MAILBOX_BIT);
+            }
+        }
+    }
+}
+
+impl Component for DmaEngines {
+    /// Engine `payload.a`'s earliest descriptor is due.
+    fn on_event(&mut self, payload: Payload, ctx: &mut DevCtx<'_>) {
+        self.complete_due(payload.a as usize, ctx);
     }
 }
 

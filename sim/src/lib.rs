@@ -10,30 +10,35 @@
 //!   [`cpu::Hart::run`] next to the bus, so `bus` and `mem` import nothing
 //!   from `cpu`) and the cycle profiler.
 //! * [`mem`], [`bus`]: sparse physical memory (which records writes into
-//!   code pages; the code cache acts on that record), device routing,
-//!   LR/SC, contention windows; the bus's device
-//!   sides: [`bus_pcie`] (endpoint effects, DMA between host and DPU
-//!   memory, host accesses over the link), [`bus_net`] (the NIC and the
-//!   wire), [`bus_accel`] (accelerators moving data, with their timing),
-//!   [`bus_ssd`] (the local SSDs' doorbells, fetches and transfers).
+//!   code pages; the code cache acts on that record), device routing
+//!   (MMIO windows), LR/SC reservations, contention windows, the registry
+//!   of bus-side components.
+//! * [`devctx`]: what a device acts through instead of the whole bus
+//!   (`DevCtx`: DPU memory as a bus master, the event queue, mailboxes
+//!   and PLIC, the PCIe endpoint, link and host memory) and the
+//!   `Component` trait by which its events reach it.
 //! * [`dev`]: CLINT, PLIC, UART, mailboxes, finisher, defmt trace port,
 //!   SPI NOR boot flash, its SPI controller, OTP fuses.
 //! * [`pcie`]: the PCIe endpoint (PF + SR-IOV VFs, configuration space,
-//!   BAR0, MSI-X) and the link timing model; [`dma`]: the DMA engines
-//!   (descriptor and completion rings, CRC32C).
-//! * [`accel`]: crypto engines, erasure-coding engine, TRNG.
+//!   BAR0, MSI-X), host accesses arriving over the link and the link
+//!   timing model; [`dma`]: the DMA engines
+//!   (descriptor and completion rings, CRC32C, descriptor execution).
+//! * [`accel`]: crypto engines, erasure-coding engine, TRNG, each engine
+//!   running its own descriptors (`accel::crypto_exec`, `accel::ec_exec`).
 //! * [`ssd`]: local NVMe SSDs on the card's PCIe side (controller,
-//!   queues, PRPs, media timing, faults).
+//!   queues, PRPs, media timing, faults; `ssd::bay`: their window,
+//!   peer-to-peer DMA and events).
 //! * [`host`]: the host (root complex, NVMe driver, fio-like workload,
 //!   hostile and pre-OS modes, firmware update) as async tasks.
-//! * [`net`]: the network model (NIC, switch, RSS, checksum/TSO/LRO
+//! * [`net`]: the network model (NIC and its frame movement as one
+//!   component in `net::component`, switch, RSS, checksum/TSO/LRO
 //!   offloads, pcap, NVMe/TCP target models and initiator models
 //!   (`net::nvmf_host`: remote hosts running the workload's jobs over
 //!   NVMe/TCP) with their own wire code, the operator node, UDP bridge,
 //!   host port forwarding); [`net_setup`]: a scenario's network, target
 //!   and initiator models and timed faults wired in.
 //! * [`machine`]: the chip and the deterministic discrete-event engine;
-//!   [`event`]: its event queue.
+//!   [`event`]: its event queue, events addressed to components by id.
 //! * [`bootcfg`]: the boot configuration blob built from a scenario;
 //!   [`bootrom`]: the reset stub; [`secure_boot`]: the boot ROM's check of
 //!   the first-stage bootloader in flash (`dpusim --flash`).
@@ -51,13 +56,10 @@ pub mod at_rest;
 pub mod bootcfg;
 pub mod bootrom;
 pub mod bus;
-pub mod bus_accel;
-pub mod bus_pcie;
-pub mod bus_ssd;
-pub mod bus_net;
 pub mod console;
 pub mod cpu;
 pub mod defmt_log;
+pub mod devctx;
 pub mod dev;
 pub mod dma;
 pub mod elf;

@@ -14,7 +14,7 @@ use crate::defmt_log::DefmtTable;
 use crate::dev::finisher::Finish;
 use crate::dev::trace::TracePort;
 use crate::elf::Image;
-use crate::event::Event;
+use crate::event::{ComponentId, Event, Payload};
 use crate::host::{Host, HostModel};
 use crate::mem::{Memory, Region, RegionKind};
 use dpu_targets::{Board, Chip};
@@ -134,6 +134,9 @@ pub enum SetupError {
     Defmt(String),
 }
 
+/// The event handler of a component the machine runs itself.
+type MachineRoute = fn(&mut Machine, Payload);
+
 /// A simulated chip running one firmware image.
 pub struct Machine {
     pub chip: Chip,
@@ -182,6 +185,13 @@ pub struct Machine {
     /// Set (e.g. by a Ctrl-C handler) to end the run with
     /// `Outcome::Interrupted`; checked between quanta, every 1024 of them.
     pub stop_request: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Event handlers of the components the machine itself runs (the
+    /// host model, the scenario's faults), by component id; the bus's
+    /// own components are routed by `Bus::deliver`.
+    routes: Vec<Option<MachineRoute>>,
+    /// The scenario faults' component id (payload `a`: the fault, `b`: 1
+    /// when it starts, 0 when it ends).
+    pub(crate) faults_id: ComponentId,
     /// Booted from the SPI flash (`from_flash`): the firmware reads its
     /// configuration from flash, so a scenario leaves the boot
     /// configuration window empty.
@@ -403,6 +413,14 @@ impl Machine {
         // Hosts Cranelift cannot target run the interpreter only.
         let code = CodeCache::new(config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new));
         bus.console.capture_all = config.capture_log;
+        let faults_id = bus.events.register("faults");
+        let mut routes: Vec<Option<MachineRoute>> = vec![None; faults_id.index() + 1];
+        routes[bus.host_id.index()] = Some(|m, p| {
+            if let Some(h) = &mut m.host {
+                h.on_event(p, m.now, &mut m.bus);
+            }
+        });
+        routes[faults_id.index()] = Some(|m, p| m.fault(p.a as usize, p.b != 0));
         Machine {
             chip,
             board,
@@ -428,6 +446,8 @@ impl Machine {
             held: None,
             scenario_running: false,
             stop_request: None,
+            routes,
+            faults_id,
             flash_boot: false,
             boot_refused: None,
             other_images: Vec::new(),
@@ -464,6 +484,61 @@ impl Machine {
         self.bus.bootcfg[..blob.len()].copy_from_slice(&blob);
         self.boot_config = Some(cfg);
         self.attach_network(sc)
+    }
+
+    /// Sets up the scenario's network, targets, initiators and operator
+    /// ([`crate::net_setup`]) and keeps its faults (armed when the host
+    /// opens its measurement window).
+    fn attach_network(&mut self, sc: &dpu_targets::Scenario) -> Result<(), String> {
+        let faults = crate::net_setup::attach_network(&mut self.bus, self.chip.chip.clock_hz, sc)?;
+        self.faults.extend(faults);
+        Ok(())
+    }
+
+    /// A scenario fault starts or ends (the faults component's events).
+    fn fault(&mut self, index: usize, start: bool) {
+        let Some(f) = self.faults.get(index).cloned() else { return };
+        let ns = self.sim_time_ns();
+        crate::net_setup::apply_fault(&mut self.bus, &f, start, self.now, ns, &mut self.corruptions);
+    }
+
+    /// Writes a pcap per DPU port: `cap.pcap` -> `cap-eth0.pcap`, `cap-eth1.pcap`.
+    pub fn enable_pcap(&mut self, path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+        crate::net_setup::enable_pcap(&mut self.bus, &self.board, path)
+    }
+
+    /// Joins a real peer's L2 segment through a UDP socket (QEMU
+    /// `-netdev dgram` format) and paces simulated time to wall-clock time.
+    pub fn attach_bridge(&mut self, spec: crate::net::bridge::BridgeSpec) -> Result<(), String> {
+        crate::net_setup::attach_bridge(&mut self.bus, spec)?;
+        self.pacing = Some(crate::net_setup::Pacing::starting(self.now));
+        Ok(())
+    }
+
+    /// The run goes on after the scenario ends (`--run-on`), as with
+    /// `--hostfwd`, until Ctrl-C or the time limit.
+    pub fn hold_after_scenario(&mut self) {
+        self.hostfwd = true;
+    }
+
+    /// `--hostfwd`: relays host TCP connections to the management server
+    /// through the operator node, simulated time paced to the wall clock.
+    pub fn attach_hostfwd(&mut self, addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, String> {
+        let bound = crate::net_setup::attach_hostfwd(&mut self.bus, self.now, addr)?;
+        self.hostfwd = true;
+        if self.pacing.is_none() {
+            self.pacing = Some(crate::net_setup::Pacing::starting(self.now));
+        }
+        Ok(bound)
+    }
+
+    /// How far simulated time may advance toward `want` (no further than
+    /// the wall clock allows while a real peer is bridged in).
+    fn pace(&mut self, want: u64) -> u64 {
+        match &self.pacing {
+            Some(p) => p.pace(&mut self.bus, self.now, want, self.chip.chip.clock_hz),
+            None => want,
+        }
     }
 
     /// What went wrong, for outcomes the firmware reported with a reason
@@ -515,47 +590,20 @@ impl Machine {
         h
     }
 
+    /// Routes an event to the component it is addressed to.
+    #[inline]
     fn handle(&mut self, e: Event) {
-        match e {
-            Event::Timer { hart } => {
-                let h = hart as usize;
-                self.bus.clint.update_timer(h, self.now, &mut self.bus.lines, &mut self.bus.events);
-            }
-            Event::DmaDone { engine } => self.bus.dma_done(engine as usize, self.now),
-            Event::CryptoDone { engine } => self.bus.crypto_done(engine as usize, self.now),
-            Event::EcDone => self.bus.ec_done(self.now),
-            Event::SsdDone { ssd } => self.bus.ssd_done(ssd as usize, self.now),
-            Event::HostToDevice { id } => {
-                if let Some(h) = &mut self.host {
-                    h.arrive(id, self.now, &mut self.bus);
-                }
-            }
-            Event::HostReply { id } | Event::HostTimer { id } => {
-                if let Some(h) = &mut self.host {
-                    h.reply(id);
-                }
-            }
-            Event::HostMsi { addr, data } => {
-                if let Some(h) = &mut self.host {
-                    h.msi(addr, data);
-                }
-            }
-            Event::Net { id } => self.bus.net_event(id, self.now),
-            Event::NicTxDone { port, queue } => self.bus.nic_tx_done(usize::from(port), usize::from(queue), self.now),
-            Event::NetPoll { target } => self.bus.target_poll(target as usize, self.now),
-            Event::OperatorPoll => self.bus.operator_poll(self.now),
-            Event::InitiatorPoll { initiator } => self.bus.initiator_poll(initiator as usize, self.now),
-            Event::NicLroFlush { port, queue } => self.bus.nic_lro_flush(usize::from(port), usize::from(queue), self.now),
-            Event::Fault { index, start } => self.fault(index as usize, start),
-            Event::PowerCut => self.power_cut(),
+        if self.bus.deliver(e, self.now) {
+            return;
+        }
+        if let Some(Some(route)) = self.routes.get(e.to.index()) {
+            route(self, e.payload);
         }
     }
 
     /// Power goes away now: the flash and the OTP stop where they are.
     pub fn power_cut(&mut self) {
-        self.bus.spi.flash.power_cut(self.now);
-        self.bus.otp.power_cut(self.now);
-        self.bus.power_cut = true;
+        self.bus.power_off(self.now);
     }
 
     /// A warm restart the firmware asked for (`regs::finisher::WARM_RESTART`):
@@ -708,7 +756,7 @@ impl Machine {
                     let accel = (self.bus.crypto.stats.busy_cycles, self.bus.ec.stats.busy_cycles);
                     if start && !self.faults_armed {
                         self.faults_armed = true;
-                        self.arm_faults();
+                        crate::net_setup::arm_faults(&mut self.bus, &self.faults, self.faults_id, self.now);
                     }
                     if start {
                         for h in self.harts.iter_mut() {
@@ -727,8 +775,8 @@ impl Machine {
                 if self.held.is_none() {
                     if let Some(r) = self.host.as_ref().and_then(|h| h.finished()) {
                         self.scenario_running = false;
-                        self.initiator_log();
-                        let r = r.and_then(|()| self.rpc_verdict());
+                        crate::net_setup::initiator_log(&mut self.bus, self.chip.chip.clock_hz, self.config.quiet);
+                        let r = r.and_then(|()| crate::net_setup::rpc_verdict(&mut self.bus, self.chip.chip.clock_hz));
                         if !self.hostfwd {
                             return Outcome::Host(r);
                         }
@@ -737,8 +785,8 @@ impl Machine {
                     }
                 }
                 if iterations % 1024 == 0 {
-                    self.operator_log();
-                    self.initiator_log();
+                    crate::net_setup::operator_log(&mut self.bus, self.chip.chip.clock_hz);
+                    crate::net_setup::initiator_log(&mut self.bus, self.chip.chip.clock_hz, self.config.quiet);
                 }
             }
             // Sleeping harts can only wake when an interrupt line changed.

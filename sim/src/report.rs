@@ -264,7 +264,7 @@ impl Machine {
             targets: self.bus.net.targets.iter().map(|t| TargetReport { name: t.params.name.clone(), stats: t.stats.clone() }).collect(),
             initiators: self.bus.net.initiators.iter().map(|m| InitiatorReport { name: m.params.name.clone(), stats: m.stats.clone() }).collect(),
             corruptions: self.corruptions_now(),
-            ssds: self.bus.ssds.iter().map(|s| s.stats).collect(),
+            ssds: self.bus.ssds.drives.iter().map(|s| s.stats).collect(),
             jit: self.code.jit_stats(),
         }
     }

@@ -10,7 +10,7 @@ mod common;
 use aes::cipher::KeyInit;
 use common::{data_addr, machine_on, Prog};
 use dpu_hal::regs::{accel as st, crypto as cr, dma as dr, ec as er, queue as q, trng as tr};
-use dpu_sim::bus_pcie::HostOp;
+use dpu_sim::pcie::HostOp;
 use dpu_sim::Machine;
 
 fn machine() -> Machine {
@@ -403,7 +403,7 @@ fn host_source_and_destination_through_the_iommu() {
     wr(&mut m, pcie + dpu_hal::regs::pcie::FN_CTRL + dpu_hal::regs::pcie::FN_READY, 4, 1);
     let now = m.now;
     let r = m.bus.host_access(HostOp::CfgWrite { function: 0, off: 4, size: 2, value: 0x6 }, now);
-    assert_eq!(r, dpu_sim::bus_pcie::HostReply::Done);
+    assert_eq!(r, dpu_sim::pcie::HostReply::Done);
     let host_page = 0x20_0000u64;
     m.bus.host_mem.borrow_mut().grant(0, host_page, 8192);
     let pt: Vec<u8> = (0..8192u32).map(|i| (i * 13) as u8).collect();

@@ -252,13 +252,13 @@ fn link_down_drops_and_notifies() {
     let mut m = nic_machine(r::CTL_RX_ENABLE);
     wr(&mut m, r::LINK_NOTIFY, 4, u64::from(r::NOTIFY_ENABLE));
     assert_eq!(rd(&mut m, r::LINK, 4) & 1, 1);
-    m.bus.set_port_link(0, false);
+    m.bus.set_port_link(0, false, m.now);
     assert_eq!(rd(&mut m, r::LINK, 4) & 1, 0);
     let mb = m.bus.mailbox.read(0, 8).unwrap();
     assert_ne!(mb & r::MAILBOX_LINK, 0, "hart 0 was told");
     receive(&mut m, tcp_frame(4420, 5000, 1, b"x", TcpControl::None));
     assert_eq!(rd(&mut m, r::RX_FRAMES, 8), 0);
-    m.bus.set_port_link(0, true);
+    m.bus.set_port_link(0, true, m.now);
     receive(&mut m, tcp_frame(4420, 5000, 1, b"x", TcpControl::None));
     assert_eq!(rd(&mut m, r::RX_FRAMES, 8), 1);
 }

@@ -7,12 +7,15 @@
 //!   and every core reads, lock-free.
 //! * [`arp`]: ARP replies and requests (RFC 826) over Ethernet.
 //! * [`eth`]: Ethernet II framing for stacks that run smoltcp in IP mode.
+//! * [`tcpfast`]: which received TCP segments may take the sockets'
+//!   receive fast path.
 #![no_std]
 
 pub mod arp;
 pub mod eth;
 pub mod neighbor;
 pub mod rss;
+pub mod tcpfast;
 
 /// An IPv4 address as four octets (network order).
 pub type Ipv4 = [u8; 4];

@@ -100,8 +100,14 @@ impl Dptr {
 
     /// Writes SGL1 (bytes 39:24) and sets PSDT to 01b.
     pub fn apply(&self, sqe: &mut Sqe) {
-        sqe.0[24..40].copy_from_slice(&self.to_bytes());
-        sqe.0[1] = (sqe.0[1] & 0x3f) | PSDT_SGL;
+        self.apply_to(&mut sqe.0);
+    }
+
+    /// [`apply`](Self::apply) on the 64 SQE bytes where they lie (in a
+    /// capsule being written).
+    pub fn apply_to(&self, sqe: &mut [u8; 64]) {
+        sqe[24..40].copy_from_slice(&self.to_bytes());
+        sqe[1] = (sqe[1] & 0x3f) | PSDT_SGL;
     }
 
     /// Reads SGL1 of a command received over NVMe/TCP (target side).

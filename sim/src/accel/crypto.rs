@@ -2,7 +2,7 @@
 //! descriptor decoding, and the cryptography itself, done with RustCrypto
 //! crates (`aes`, `xts-mode`, `aes-gcm`, `sha2`, `aes-kw` for the key
 //! ladder's AES key wrap under the OTP device key). Timing, memory and host
-//! accesses are the bus's (`crate::bus_accel`).
+//! accesses: [`super::crypto_exec`].
 //!
 //! An engine runs the descriptors of all its queues on one datapath in the
 //! order they were handed over: a queue's descriptors wait for the work
@@ -88,13 +88,15 @@ pub struct CryptoTiming {
 }
 
 pub struct CryptoEngines {
+    /// Its component id (events of its engines).
+    pub id: crate::event::ComponentId,
     pub engines: Vec<Engine>,
     pub timing: CryptoTiming,
     pub stats: CryptoStats,
 }
 
 impl CryptoEngines {
-    pub fn new(engines: usize, queues: usize, key_slots: usize, timing: CryptoTiming) -> CryptoEngines {
+    pub fn new(id: crate::event::ComponentId, engines: usize, queues: usize, key_slots: usize, timing: CryptoTiming) -> CryptoEngines {
         let engines = (0..engines)
             .map(|_| Engine {
                 queues: vec![Queue::default(); queues],
@@ -107,7 +109,7 @@ impl CryptoEngines {
                 bytes: 0,
             })
             .collect();
-        CryptoEngines { engines, timing, stats: CryptoStats::default() }
+        CryptoEngines { id, engines, timing, stats: CryptoStats::default() }
     }
 
     /// Engine cycles for a descriptor.
@@ -368,7 +370,7 @@ mod tests {
     #[test]
     fn registers_never_show_keys_and_reset_zeroizes() {
         let t = CryptoTiming { aes_bytes_per_cycle: 8, sha_bytes_per_cycle: 1, descriptor_cycles: 60, data_unit_cycles: 14 };
-        let mut c = CryptoEngines::new(2, 4, 8, t);
+        let mut c = CryptoEngines::new(Default::default(), 2, 4, 8, t);
         c.engines[1].slots[3] = KeySlot::Gcm(Box::new([0xab; 32]));
         assert_eq!(c.read(r::ENGINE + r::KEYS_LOADED, 4), Some(1));
         assert_eq!(c.read(r::ENGINE + r::INFO, 4), Some(4 << 16 | 8));

@@ -1,6 +1,6 @@
 //! Erasure-coding engine (layout: `dpu_hal::regs::ec`): queues feeding
 //! one Reed-Solomon datapath ([`super::gf`]). Timing, memory accesses and
-//! completions are the bus's (`crate::bus_accel`).
+//! completions: [`super::ec_exec`].
 
 use super::queue::Queue;
 use dpu_hal::regs::{ec as r, queue as q};
@@ -34,6 +34,8 @@ pub struct EcStats {
 }
 
 pub struct EcEngine {
+    /// Its component id (events of its datapath).
+    pub id: crate::event::ComponentId,
     pub queues: Vec<Queue>,
     pub max_k: u8,
     pub max_m: u8,
@@ -48,8 +50,9 @@ pub struct EcEngine {
 }
 
 impl EcEngine {
-    pub fn new(queues: usize, max_k: u8, max_m: u8, bytes_per_cycle: u64, descriptor_cycles: u64, invert_cycles_per_row: u64) -> EcEngine {
+    pub fn new(id: crate::event::ComponentId, queues: usize, max_k: u8, max_m: u8, bytes_per_cycle: u64, descriptor_cycles: u64, invert_cycles_per_row: u64) -> EcEngine {
         EcEngine {
+            id,
             queues: vec![Queue::default(); queues],
             max_k,
             max_m,

@@ -326,7 +326,7 @@ fn run(cli: Cli) -> Result<u8, Box<dyn std::error::Error>> {
             }
             if let Some(ns) = cli.power_cut_at {
                 let at = dpu_targets::ns_to_cycles(ns, m.chip.chip.clock_hz);
-                m.bus.events.push(at.max(m.now), dpu_sim::event::Event::PowerCut);
+                m.bus.power_cut_at(at.max(m.now));
             }
             m
         }

@@ -3,7 +3,7 @@
 //! derived from simulated time (RISC-V privileged spec §3.2.1).
 
 use super::{reg_read, reg_write};
-use crate::event::{Event, EventQueue};
+use crate::event::{ComponentId, EventQueue, Payload};
 use dpu_hal::regs::clint::{MSIP, MTIME, MTIMECMP};
 use dpu_hal::regs::csr::{MIP_MSIP, MIP_MTIP};
 
@@ -14,11 +14,14 @@ pub struct Clint {
     cycles_per_tick: u64,
     /// Added to the cycle-derived tick count (mtime is writable).
     mtime_offset: u64,
+    /// Its component id: timer events (payload `a`: the hart) come back
+    /// to it (`Clint::update_timer`).
+    pub id: ComponentId,
 }
 
 impl Clint {
-    pub fn new(harts: usize, cycles_per_tick: u64) -> Clint {
-        Clint { msip: vec![false; harts], mtimecmp: vec![u64::MAX; harts], cycles_per_tick, mtime_offset: 0 }
+    pub fn new(harts: usize, cycles_per_tick: u64, id: ComponentId) -> Clint {
+        Clint { msip: vec![false; harts], mtimecmp: vec![u64::MAX; harts], cycles_per_tick, mtime_offset: 0, id }
     }
 
     /// `mtime` at core cycle `now`.
@@ -41,7 +44,7 @@ impl Clint {
             lines[h] &= !MIP_MTIP;
             if cmp != u64::MAX {
                 if let Some(at) = self.cycle_of_tick(cmp) {
-                    events.push(at, Event::Timer { hart: h as u32 });
+                    events.push(at, self.id, Payload::new(0, h as u64, 0));
                 }
             }
         }

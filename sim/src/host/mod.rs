@@ -17,8 +17,8 @@ pub mod scenario;
 pub mod workload;
 
 use crate::bus::Bus;
-use crate::bus_pcie::{HostOp, HostReply};
-use crate::event::Event;
+use crate::pcie::{HostOp, HostReply};
+use crate::event::Payload;
 use crate::pcie::{Dir, HostMemory};
 use exec::{Executor, Task};
 use rustc_hash::FxHashMap;
@@ -333,6 +333,24 @@ impl Host {
     }
 }
 
+/// Payload kinds of the events addressed to the host model (its
+/// component id is `Bus::host_id`, the far end of the PCIe link).
+pub mod payload {
+    /// Host request `a` reaches the endpoint.
+    pub const TO_DEVICE: u16 = 0;
+    /// The completion of host request `a` reaches the host.
+    pub const REPLY: u16 = 1;
+    /// Host timer `a` expires.
+    pub const TIMER: u16 = 2;
+    /// An MSI-X write (address `a`, data `b`) reaches the host.
+    pub const MSI: u16 = 3;
+}
+
+/// The event payload of an MSI-X write to `addr` with `data` reaching the host.
+pub fn msi_payload(addr: u64, data: u32) -> Payload {
+    Payload::new(payload::MSI, addr, u64::from(data))
+}
+
 /// The host model as the machine drives it.
 pub struct HostModel {
     pub host: Host,
@@ -366,7 +384,7 @@ impl HostModel {
         let requests = std::mem::take(&mut self.host.0.borrow_mut().requests);
         for (id, r) in requests {
             match r {
-                Request::Timer { at } => bus.events.push(at.max(now), Event::HostTimer { id }),
+                Request::Timer { at } => bus.events.push(at.max(now), bus.host_id, Payload::new(payload::TIMER, id, 0)),
                 Request::Op(op) => {
                     let size = match op {
                         HostOp::MmioWrite { size, .. } => u64::from(size),
@@ -374,7 +392,7 @@ impl HostModel {
                     };
                     let arrive = bus.link.send(Dir::Down, now, size) + bus.link.posted_latency;
                     self.ops.insert(id, (op, now));
-                    bus.events.push(arrive, Event::HostToDevice { id });
+                    bus.events.push(arrive, bus.host_id, Payload::new(payload::TO_DEVICE, id, 0));
                 }
             }
         }
@@ -387,7 +405,17 @@ impl HostModel {
         if !matches!(op, HostOp::MmioWrite { .. }) {
             let at = (issued + bus.link.mmio_read_latency).max(now + 1);
             self.replies.insert(id, reply);
-            bus.events.push(at, Event::HostReply { id });
+            bus.events.push(at, bus.host_id, Payload::new(payload::REPLY, id, 0));
+        }
+    }
+
+    /// An event addressed to the host model, at `now`.
+    pub fn on_event(&mut self, p: Payload, now: u64, bus: &mut Bus) {
+        match p.kind {
+            payload::TO_DEVICE => self.arrive(p.a, now, bus),
+            payload::REPLY | payload::TIMER => self.reply(p.a),
+            payload::MSI => self.msi(p.a, p.b as u32),
+            _ => {}
         }
     }
 

@@ -1,7 +1,9 @@
 //! The network model: NIC, wire, switch, target models, bridge.
 //!
-//! * [`nic`]: the DPU NIC's registers and queue state (frame movement is
-//!   in `bus_net.rs`, next to DPU memory).
+//! * [`nic`]: the DPU NIC's registers and queue state.
+//! * [`component`]: the network as one event-driven component: the NIC
+//!   moving frames between DPU memory and the wire, frames hop by hop
+//!   through the switch to the models (through a `DevCtx`).
 //! * [`switch`]: store-and-forward switch, links, impairments.
 //! * [`network`]: everything on the segment and the frames in flight.
 //! * [`nvmf_target`]: NVMe/TCP target models (smoltcp + in-memory namespaces).
@@ -19,6 +21,7 @@
 
 pub mod bridge;
 pub mod checksum;
+pub mod component;
 pub mod frame;
 pub mod frames;
 pub mod hostfwd;

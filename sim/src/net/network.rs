@@ -1,8 +1,9 @@
 //! The simulated network around the DPU: its NIC, one switch, the
 //! NVMe/TCP target and initiator models and the optional UDP bridge, plus the frames in
-//! flight between them. Frames travel as events (`Event::Net`): each hop
-//! (into the switch, out to an endpoint, into DPU memory) is one event at
-//! the cycle the frame's last bit arrives.
+//! flight between them. The network is one component ([`Network::id`],
+//! its events' kinds in [`payload`]); frames travel as its events: each
+//! hop (into the switch, out to an endpoint, into DPU memory) is one
+//! event at the cycle the frame's last bit arrives.
 
 use super::bridge::Bridge;
 use super::nic::Nic;
@@ -10,6 +11,22 @@ use super::pcap::PcapWriter;
 use super::switch::{Attached, Impairments, Switch};
 use super::nvmf_target::TargetModel;
 use rustc_hash::FxHashMap;
+
+/// Payload kinds of the network's events ([`super::component`]).
+pub mod payload {
+    /// Frame `a` reaches its next hop (see [`super::Hop`]).
+    pub const FRAME: u16 = 0;
+    /// TX descriptors of NIC port `a`, queue `b` are written back.
+    pub const TX_DONE: u16 = 1;
+    /// The LRO hold time of NIC port `a`, queue `b` ends.
+    pub const LRO_FLUSH: u16 = 2;
+    /// Target model `a`'s timers (TCP, media latency) are due.
+    pub const TARGET_POLL: u16 = 3;
+    /// The operator node's timers or calls are due.
+    pub const OPERATOR_POLL: u16 = 4;
+    /// Initiator model `a`'s timers (TCP, setup, keep-alive, I/O timeouts) are due.
+    pub const INITIATOR_POLL: u16 = 5;
+}
 
 /// Where a frame in flight goes next.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +57,8 @@ pub struct NetStats {
 }
 
 pub struct Network {
+    /// Its component id (frames in flight, NIC write-backs, model polls).
+    pub id: crate::event::ComponentId,
     pub nic: Nic,
     pub switch: Switch,
     pub targets: Vec<TargetModel>,
@@ -65,7 +84,7 @@ pub struct Network {
 
 impl Network {
     /// The NIC with its wired ports attached to a fresh switch.
-    pub fn new(nic: Nic, clock_hz: u64) -> Network {
+    pub fn new(id: crate::event::ComponentId, nic: Nic, clock_hz: u64) -> Network {
         let mut switch = Switch::new(clock_hz, 200, 300, Impairments::default(), 0);
         for (p, port) in nic.ports.iter().enumerate() {
             if port.speed_gbps > 0 {
@@ -73,7 +92,7 @@ impl Network {
             }
         }
         let pcap = (0..nic.ports.len()).map(|_| None).collect();
-        Network { nic, switch, targets: Vec::new(), initiators: Vec::new(), bridge: None, operator: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
+        Network { id, nic, switch, targets: Vec::new(), initiators: Vec::new(), bridge: None, operator: None, inflight: FxHashMap::default(), next_id: 0, pcap, clock_hz, tx_writeback: FxHashMap::default(), pcap_errors: 0, lro: FxHashMap::default(), lro_flush: Default::default() }
     }
 
     /// Rebuilds the switch with the scenario's latencies and impairments

@@ -1,6 +1,6 @@
 //! The NIC's registers and per-port / per-queue state (layout:
 //! `dpu_hal::regs::nic`). Frame movement between DPU memory and the wire
-//! is in `bus_net.rs`; this file only decodes register accesses and keeps
+//! is in [`super::component`]; this file only decodes register accesses and keeps
 //! the configuration and counters.
 
 use dpu_hal::regs::nic as r;

@@ -21,6 +21,7 @@
 //! from then on completes with Internal Error and DNR, as a drive that
 //! went read-only-dead does), `ssd-slow` (media time per operation).
 
+pub mod bay;
 pub mod command;
 pub mod media;
 #[cfg(test)]

@@ -581,6 +581,8 @@ fn services(built: &build::Built) -> Result<(Value, String), String> {
 }
 
 /// Stage of a firmware function (by its path), for per-stage cycle splits.
+/// (The NIC queue side of the stacks, `net::device` and `hal::nic`, is the
+/// NIC driver.)
 /// On the target side (`target`) the PCIe engine does no NVMe emulation:
 /// its loop hosts the target's poll (inlined into it), and the fabric
 /// module polls the stacks the target's sockets live on.
@@ -590,8 +592,10 @@ fn stage_of(func: &str, target: bool) -> &'static str {
         "per-core engine loop (hosts the target's poll)"
     } else if target && f.contains("nvmf::initiator") {
         "NVMe/TCP stack polling (nvmf::initiator::Fabric)"
-    } else if f.contains("smoltcp") {
-        "TCP/IP (smoltcp)"
+    } else if f.contains("smoltcp") || f.contains("net::stack") || f.contains("dpu_net::tcpfast") {
+        // The per-core stacks: smoltcp, and the fast paths in front of it
+        // (`net::stack`, whose poll also inlines smoltcp's interface).
+        "TCP/IP (smoltcp and its fast path)"
     } else if f.contains("nvmf::target") || f.contains("dpu_nvme_tcp::target") {
         "NVMe/TCP target"
     } else if f.contains("::block::") {

@@ -464,6 +464,13 @@ impl Stack {
     /// again while it fills `out`).
     #[inline(never)]
     pub fn take_done(&mut self, chan: &mut Channel, out: &mut [(Tag, Status)]) -> usize {
+        if self.crypto.is_none() && self.ec.is_none() {
+            // No stacked device: no lower I/O to route, the devices'
+            // completions go straight to `out` (no staging list).
+            let n = self.take_lower_done(out);
+            self.fold_kicks();
+            return n;
+        }
         let mut n = 0;
         // The lower devices' completions; those of the crypto device's
         // lower I/Os go back to it (and may finish its I/Os).

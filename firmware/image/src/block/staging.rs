@@ -32,6 +32,12 @@ impl Pages {
         self.n == 0
     }
 
+    /// Forgets the pages (they belong to someone else; nothing is
+    /// freed): only the count is reset, not the ~64-byte index list.
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+
     pub fn page(&self, k: usize) -> u16 {
         self.idx[k]
     }

@@ -6,10 +6,12 @@
 //! (the control plane's) also answers and learns ARP.
 
 use super::NEIGHBORS;
-use dpu_hal::nic::{QueuePair, TxFrame};
+use dpu_hal::nic::{QueuePair, RxFrame, TxFrame};
 use dpu_hal::regs::nic as r;
 use dpu_net::{arp, eth, Ipv4, Mac};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::FastTxSegment;
+use smoltcp::wire::IpAddress;
 use smoltcp::time::Instant;
 
 /// Largest number of RX buffers re-posted per `flush`.
@@ -19,6 +21,14 @@ const REPOST: usize = 64;
 #[derive(Clone, Copy, Default, Debug)]
 pub struct DevStats {
     pub rx_frames: u64,
+    /// IPv4 frames a socket's receive fast path took
+    /// ([`NicDevice::fast_receive`]).
+    pub rx_fast: u64,
+    /// IPv4 frames handed to the interface (smoltcp's general path).
+    pub rx_slow: u64,
+    /// Of `tx_frames`, the TCP segments a socket's transmit fast path
+    /// sent ([`TxSide::send_tcp`]).
+    pub tx_fast: u64,
     pub rx_dropped: u64,
     pub rx_csum_bad: u64,
     pub tx_frames: u64,
@@ -39,6 +49,9 @@ pub struct RxSide {
     pub wipe: bool,
     repost: [u64; REPOST],
     nrepost: usize,
+    /// A frame the receive fast path took off the ring but left to the
+    /// interface: `receive` hands it over before any later frame.
+    held: Option<RxFrame>,
 }
 
 /// The TX side: the queue pair, buffers, addressing.
@@ -90,9 +103,47 @@ impl NicDevice {
             *f = i as u16;
         }
         Some(NicDevice {
-            rx: RxSide { area: rx_area, base: rx_base, buf, wipe: false, repost: [0; REPOST], nrepost: 0 },
+            rx: RxSide { area: rx_area, base: rx_base, buf, wipe: false, repost: [0; REPOST], nrepost: 0, held: None },
             tx: TxSide { qp, area: tx_area, base: tx_base, buf, free, nfree: n, mac, ip, prefix, mtu, arp_owner, stats: DevStats::default() },
         })
+    }
+
+    /// The receive fast path's side of the device: offers the received
+    /// IPv4 packets, in arrival order, to `take`, which returns whether
+    /// it consumed one (the frame's buffer then goes back to the NIC).
+    /// Stops at the first frame it does not take, or that is not IPv4 or
+    /// that the NIC flagged bad: that frame stays first in line for
+    /// `receive`, so the interface still sees the rest in order. Returns
+    /// the number of frames taken.
+    pub fn fast_receive(&mut self, mut take: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut n = 0;
+        while self.rx.held.is_none() {
+            let Some(f) = self.tx.qp.poll_rx() else { break };
+            let len = usize::from(f.len);
+            let taken = f.flags & r::RX_CSUM_BAD == 0
+                && len > eth::HEADER
+                && self.rx.frame(f.addr, len).is_some_and(|fr| eth::ethertype(fr) == Some(eth::ETHERTYPE_IPV4) && take(&fr[eth::HEADER..]));
+            if !taken {
+                self.rx.held = Some(f);
+                break;
+            }
+            self.tx.stats.rx_frames += 1;
+            self.tx.stats.rx_fast += 1;
+            if self.rx.wipe {
+                if let Some(fr) = self.rx.frame_mut(f.addr, len) {
+                    fr[eth::HEADER..].fill(0);
+                }
+            }
+            self.rx.give_back(f.addr, &mut self.tx);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether a received frame waits for the interface (the receive fast
+    /// path stopped at it).
+    pub fn rx_held(&self) -> bool {
+        self.rx.held.is_some()
     }
 
     /// After an `Interface::poll`: gives consumed RX buffers back, reclaims
@@ -181,6 +232,35 @@ impl TxSide {
         let len = n.max(60);
         self.area[at + n..at + len].fill(0);
         self.send(idx, len, 0);
+        true
+    }
+
+    /// Sends a segment of a socket's transmit fast path: the headers
+    /// written in place ([`dpu_net::tcpfast::write_headers`]), the payload
+    /// copied after them, checksums left to the NIC. False, with nothing
+    /// sent, when no TX buffer is free or the next hop's MAC is not known
+    /// yet: the interface's path then sends it (or asks ARP first).
+    pub fn send_tcp(&mut self, seg: &FastTxSegment<'_>) -> bool {
+        #[allow(irrefutable_let_patterns)] // IPv6 may be compiled in on the host
+        let IpAddress::Ipv4(dst) = seg.dst else { return false };
+        let Some(mac) = eth::next_hop(dst.octets(), self.ip, self.prefix, None).and_then(|h| NEIGHBORS.lookup(h)) else {
+            return false;
+        };
+        let total = dpu_net::tcpfast::HEADERS + seg.payload.len();
+        if total > self.buf {
+            return false;
+        }
+        let Some(idx) = self.take_buf() else { return false };
+        let at = idx * self.buf;
+        let frame = &mut self.area[at..at + total];
+        if dpu_net::tcpfast::write_headers(frame, mac, self.mac, seg).is_none() {
+            self.free[self.nfree] = idx as u16;
+            self.nfree += 1;
+            return false;
+        }
+        frame[dpu_net::tcpfast::HEADERS..].copy_from_slice(seg.payload);
+        self.send(idx, total, r::TX_CSUM_IP | r::TX_CSUM_L4);
+        self.stats.tx_fast += 1;
         true
     }
 
@@ -281,7 +361,10 @@ impl phy::Device for NicDevice {
 
     fn receive(&mut self, _t: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         loop {
-            let f = self.tx.qp.poll_rx()?;
+            let f = match self.rx.held.take() {
+                Some(f) => f,
+                None => self.tx.qp.poll_rx()?,
+            };
             let len = usize::from(f.len);
             self.tx.stats.rx_frames += 1;
             let Some(frame) = self.rx.frame(f.addr, len) else {
@@ -295,6 +378,7 @@ impl phy::Device for NicDevice {
             }
             match eth::ethertype(frame) {
                 Some(eth::ETHERTYPE_IPV4) if len > eth::HEADER => {
+                    self.tx.stats.rx_slow += 1;
                     // The buffer goes back to the NIC after smoltcp copied
                     // what it needs (it copies payload into socket buffers).
                     self.rx.give_back(f.addr, &mut self.tx);

@@ -28,6 +28,51 @@ pub struct Stack {
     cap: usize,
 }
 
+/// Offers IPv4 packet `ip` to the receive fast path of the socket it is
+/// for; true if that socket took it.
+fn fast_rx(sockets: &mut SocketSet<'static>, t: Instant, ip: &[u8]) -> bool {
+    if let Some(c) = dpu_net::tcpfast::candidate(ip) {
+        let src = IpAddress::Ipv4(Ipv4Address::new(c.src[0], c.src[1], c.src[2], c.src[3]));
+        let dst = IpAddress::Ipv4(Ipv4Address::new(c.dst[0], c.dst[1], c.dst[2], c.dst[3]));
+        for (_, s) in sockets.iter_mut() {
+            let smoltcp::socket::Socket::Tcp(s) = s;
+            match s.fast_rx(t, src, dst, &c.seg) {
+                tcp::FastRx::Taken => return true,
+                tcp::FastRx::Fallback => break,
+                tcp::FastRx::NotMine => {}
+            }
+        }
+    }
+    false
+}
+
+/// Most segments one socket sends by the transmit fast path per poll
+/// (a bound, not a limit met in practice: the send window ends first).
+const FAST_TX_BURST: usize = 64;
+
+/// Runs every socket's transmit fast path. Returns the segments sent and
+/// whether a socket may have more for the interface to send (it fell
+/// back, or reached the burst bound).
+fn fast_tx(cx: &mut smoltcp::iface::Context, sockets: &mut SocketSet<'static>, t: Instant, tx: &mut super::device::TxSide) -> (usize, bool) {
+    let (mut n, mut rest) = (0, false);
+    for (_, s) in sockets.iter_mut() {
+        let smoltcp::socket::Socket::Tcp(s) = s;
+        let mut idle = false;
+        for _ in 0..FAST_TX_BURST {
+            match s.fast_tx(cx, t, |seg| tx.send_tcp(seg)) {
+                tcp::FastTx::Sent => n += 1,
+                tcp::FastTx::Idle => {
+                    idle = true;
+                    break;
+                }
+                tcp::FastTx::Fallback => break,
+            }
+        }
+        rest |= !idle;
+    }
+    (n, rest)
+}
+
 /// The current time in smoltcp's unit.
 pub fn now() -> Instant {
     let t = dpu_hal::csr::time();
@@ -58,15 +103,37 @@ impl Stack {
         dpu_rt::alloc::put_near(Stack { dev, iface, sockets, port, due: None, dirty: false, cap })
     }
 
-    /// Runs the interface (ingress then egress), then hands buffers back
-    /// to the NIC. Returns whether any socket may have changed.
+    /// Runs the receive fast path, then the interface (ingress of what
+    /// the fast path left, then egress), then hands buffers back to the
+    /// NIC. Returns whether any socket may have changed.
+    ///
+    /// The fast path (in the spirit of TAS, EuroSys '19) gives each
+    /// received frame that is a plain in-sequence segment on an
+    /// ESTABLISHED connection straight to its socket
+    /// (`tcp::Socket::fast_rx`, which updates it as the interface's path
+    /// would), skipping the interface's IP and TCP parsing and socket
+    /// search. At the first frame it cannot take, it stops and leaves that
+    /// frame and all later ones to the interface, in order.
+    ///
+    /// When the fast path took every frame, each socket's transmit fast
+    /// path (`tcp::Socket::fast_tx`) then sends what it has in the common
+    /// case, headers written straight into the NIC buffer, instead of one
+    /// segment per socket per pass of the interface's dispatch; what it
+    /// leaves (timers, retransmissions, connection setup and teardown)
+    /// the interface sends. When the fast paths left it nothing (no
+    /// frame held, every socket idle), the interface is not run at all:
+    /// its ingress would find the queue empty and its dispatch nothing to
+    /// send (the next frame makes `needs_poll` true again).
     pub fn poll(&mut self) -> bool {
         self.dirty = false;
         let t = now();
-        let r = self.iface.poll(t, &mut self.dev, &mut self.sockets);
-        self.dev.flush();
+        let Stack { dev, sockets, iface, .. } = self;
+        let taken = dev.fast_receive(|ip| fast_rx(sockets, t, ip));
+        let (sent, rest) = if dev.rx_held() { (0, true) } else { fast_tx(iface.context(), sockets, t, &mut dev.tx) };
+        let changed = rest && iface.poll(t, dev, sockets) == smoltcp::iface::PollResult::SocketStateChanged;
+        dev.flush();
         self.due = self.iface.poll_at(t, &self.sockets).map(ticks);
-        r == smoltcp::iface::PollResult::SocketStateChanged
+        taken + sent > 0 || changed
     }
 
     /// Whether a poll has anything to do at mtime `now`: a received frame,

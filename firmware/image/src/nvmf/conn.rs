@@ -184,6 +184,15 @@ impl<const N: usize> Conn<N> {
     /// engine already computed it (`None`: the core computes the digest).
     #[allow(clippy::too_many_arguments)]
     pub fn submit_with_crc(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, inline: &[&[u8]], crc: Option<u32>, tag: u32) -> bool {
+        self.submit_sqe_with(stack, &|s: &mut [u8; 64]| s.copy_from_slice(&sqe.0), write, len, inline, crc, tag)
+    }
+
+    /// [`submit_with_crc`](Self::submit_with_crc) with the SQE written by
+    /// `sqe` into the capsule header where it lies (it gets the 64 SQE
+    /// bytes zeroed; `dpu_nvme_tcp::fabrics::io::read_into`): no SQE
+    /// value built and copied per command.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_sqe_with(&mut self, stack: &mut Stack, sqe: &impl Fn(&mut [u8; 64]), write: bool, len: u32, inline: &[&[u8]], crc: Option<u32>, tag: u32) -> bool {
         let in_capsule: usize = inline.iter().map(|p| p.len()).sum();
         let digest = self.q.data_digest() && in_capsule > 0;
         let need = 72 + 4 + 128 + in_capsule + if digest { 4 } else { 0 };
@@ -208,10 +217,10 @@ impl<const N: usize> Conn<N> {
     /// Queues the CapsuleCmd header of `sqe` (room was checked): written
     /// straight into the socket's send buffer when its free space there is
     /// in one piece, else built aside and copied in.
-    fn send_capsule_header(&mut self, stack: &mut Stack, sqe: &Sqe, write: bool, len: u32, in_capsule: u32, tag: u32) -> bool {
+    fn send_capsule_header(&mut self, stack: &mut Stack, sqe: &impl Fn(&mut [u8; 64]), write: bool, len: u32, in_capsule: u32, tag: u32) -> bool {
         let Some(h) = self.sock else { return false };
         let q = &mut self.q;
-        let direct = stack.tcp(h).send(|b| match q.capsule(sqe, write, len, in_capsule, tag, b) {
+        let direct = stack.tcp(h).send(|b| match q.capsule_with(write, len, in_capsule, tag, b, sqe) {
             Ok(n) => (n, true),
             Err(_) => (0, false),
         });
@@ -220,7 +229,7 @@ impl<const N: usize> Conn<N> {
             return true;
         }
         let mut hdr = [0u8; 256];
-        let Ok(n) = self.q.capsule(sqe, write, len, in_capsule, tag, &mut hdr) else { return false };
+        let Ok(n) = self.q.capsule_with(write, len, in_capsule, tag, &mut hdr, sqe) else { return false };
         self.send(stack, &[&hdr[..n]])
     }
 
@@ -319,10 +328,13 @@ impl<const N: usize> Conn<N> {
         }
     }
 
-    /// Whether received bytes wait in the socket (else `pump` has
-    /// nothing to do).
-    pub fn has_rx(&self, stack: &mut Stack) -> bool {
-        self.sock.is_some_and(|h| stack.tcp(h).recv_queue() > 0)
+    /// Whether TCP is established, and whether received bytes wait in the
+    /// socket (one socket look-up).
+    pub fn rx_state(&self, stack: &mut Stack) -> (bool, bool) {
+        self.sock.map_or((false, false), |h| {
+            let s = stack.tcp(h);
+            (s.state() == tcp::State::Established, s.recv_queue() > 0)
+        })
     }
 
     /// The owner finished moving the first `n` data bytes at the front of

@@ -9,15 +9,31 @@
 use dpu_nvme::io::{OPC_COMPARE, OPC_DSM, OPC_FLUSH, OPC_READ, OPC_WRITE};
 use dpu_nvme::Sqe;
 
-use super::command_sqe;
+use super::{command_sqe, command_sqe_into};
 use crate::sgl::Dptr;
 
 fn rw(opcode: u8, cid: u16, nsid: u32, slba: u64, nlb0: u16, dptr: Dptr) -> Sqe {
-    let mut s = command_sqe(opcode, cid, nsid, dptr);
-    s.set_dw(10, slba as u32);
-    s.set_dw(11, (slba >> 32) as u32);
-    s.set_dw(12, u32::from(nlb0));
+    let mut s = Sqe::ZERO;
+    rw_into(&mut s.0, opcode, cid, nsid, slba, nlb0, dptr);
     s
+}
+
+/// A Read, Write or Compare SQE written into 64 zeroed bytes where they
+/// lie (a capsule header being written: no SQE value built and copied).
+fn rw_into(s: &mut [u8; 64], opcode: u8, cid: u16, nsid: u32, slba: u64, nlb0: u16, dptr: Dptr) {
+    command_sqe_into(s, opcode, cid, nsid, dptr);
+    s[40..48].copy_from_slice(&slba.to_le_bytes());
+    s[48..50].copy_from_slice(&nlb0.to_le_bytes());
+}
+
+/// [`read`] into 64 zeroed SQE bytes (see `HostQueue::capsule_with`).
+pub fn read_into(s: &mut [u8; 64], cid: u16, nsid: u32, slba: u64, nlb0: u16, data_len: u32) {
+    rw_into(s, OPC_READ, cid, nsid, slba, nlb0, Dptr::Transport { len: data_len });
+}
+
+/// [`write`] into 64 zeroed SQE bytes (see `HostQueue::capsule_with`).
+pub fn write_into(s: &mut [u8; 64], cid: u16, nsid: u32, slba: u64, nlb0: u16, dptr: Dptr) {
+    rw_into(s, OPC_WRITE, cid, nsid, slba, nlb0, dptr);
 }
 
 /// Read `nlb0 + 1` blocks from `slba`; `data_len` bytes come back.

@@ -93,11 +93,16 @@ fn fabrics_sqe(cid: u16, fctype: FcType, dptr: Dptr) -> Sqe {
 /// An admin or I/O SQE with OPC, CID, NSID, PSDT = SGL and SGL1.
 pub fn command_sqe(opcode: u8, cid: u16, nsid: u32, dptr: Dptr) -> Sqe {
     let mut s = Sqe::ZERO;
-    s.0[0] = opcode;
-    s.0[2..4].copy_from_slice(&cid.to_le_bytes());
-    s.set_dw(1, nsid);
-    dptr.apply(&mut s);
+    command_sqe_into(&mut s.0, opcode, cid, nsid, dptr);
     s
+}
+
+/// [`command_sqe`] written into 64 zeroed SQE bytes where they lie.
+pub fn command_sqe_into(s: &mut [u8; 64], opcode: u8, cid: u16, nsid: u32, dptr: Dptr) {
+    s[0] = opcode;
+    s[2..4].copy_from_slice(&cid.to_le_bytes());
+    s[4..8].copy_from_slice(&nsid.to_le_bytes());
+    dptr.apply_to(s);
 }
 
 fn expect(sqe: &Sqe, fctype: FcType) -> Result<(), FabricsError> {

@@ -24,6 +24,60 @@ macro_rules! tcp_trace {
     ($($arg:expr),*) => (net_log!(trace, $($arg),*));
 }
 
+/// dpu patch: a received TCP segment offered to [`Socket::fast_rx`]:
+/// the fields of a header with the ACK flag, no SYN, FIN, RST or URG and
+/// no options (RFC 9293 §3.1), and the segment's text. (PSH needs no
+/// field: the receive path treats it as no flag at all.)
+#[derive(Debug, Clone, Copy)]
+pub struct FastSegment<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: TcpSeqNumber,
+    pub ack_number: TcpSeqNumber,
+    pub window_len: u16,
+    pub payload: &'a [u8],
+}
+
+/// dpu patch: what [`Socket::fast_rx`] did with a segment.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum FastRx {
+    /// The socket took it; the interface must not see it again.
+    Taken,
+    /// The segment is the socket's but not the common case: the caller
+    /// hands it to the interface (`Interface::poll`), nothing changed.
+    Fallback,
+    /// Another socket's segment (4-tuple), nothing changed.
+    NotMine,
+}
+
+/// dpu patch: a segment [`Socket::fast_tx`] asks its owner to send: an
+/// IPv4 TCP segment with the ACK flag, PSH when `psh`, no options.
+#[derive(Debug, Clone, Copy)]
+pub struct FastTxSegment<'a> {
+    pub src: IpAddress,
+    pub dst: IpAddress,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: TcpSeqNumber,
+    pub ack_number: TcpSeqNumber,
+    pub window_len: u16,
+    pub psh: bool,
+    pub hop_limit: u8,
+    pub payload: &'a [u8],
+}
+
+/// dpu patch: what [`Socket::fast_tx`] did.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum FastTx {
+    /// One segment went out; there may be more.
+    Sent,
+    /// Nothing to send now.
+    Idle,
+    /// Not the common case (or the segment could not be written): the
+    /// interface's dispatch decides, nothing changed.
+    Fallback,
+}
+
 /// Error returned by [`Socket::listen`]
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -2324,6 +2378,262 @@ impl<'a> Socket<'a> {
         } else {
             None
         }
+    }
+
+    /// dpu patch: the receive fast path. Takes `seg`, a segment that
+    /// arrived from `src` to `dst`, when it is the common case on an
+    /// ESTABLISHED connection, and updates the socket exactly as
+    /// [`Socket::process`] would for it (RFC 9293 §3.10.7.4: the
+    /// segment is acceptable, its ACK acknowledges new or no data, its
+    /// text is the next in sequence and fits the window); that case
+    /// never makes `process` answer, so there is nothing to send here
+    /// (a delayed ACK or window update goes out with the next dispatch,
+    /// as after `process`).
+    ///
+    /// Everything else is left untouched for the caller to hand to the
+    /// interface (`FastRx::Fallback`): any state but ESTABLISHED, a
+    /// segment before or after the next expected sequence number (old
+    /// duplicate, out of order), a socket holding out-of-order data, more
+    /// text than the advertised window or the free buffer, an ACK of
+    /// data never sent or an old ACK, a duplicate ACK or one during
+    /// duplicate-ACK counting (fast retransmit is the slow path's), and a
+    /// zero receive window. The caller only passes segments with the ACK
+    /// flag, no SYN, FIN, RST or URG and no TCP options
+    /// ([`FastSegment`]). `FastRx::NotMine` when the socket's 4-tuple is
+    /// not the segment's.
+    pub fn fast_rx(
+        &mut self,
+        now: Instant,
+        src: IpAddress,
+        dst: IpAddress,
+        seg: &FastSegment<'_>,
+    ) -> FastRx {
+        let Some(tuple) = &self.tuple else {
+            return FastRx::NotMine;
+        };
+        if self.state == State::Closed
+            || seg.dst_port != tuple.local.port
+            || seg.src_port != tuple.remote.port
+            || dst != tuple.local.addr
+            || src != tuple.remote.addr
+        {
+            return FastRx::NotMine;
+        }
+        if self.state != State::Established
+            || !self.assembler.is_empty()
+            || self.local_rx_dup_acks > 0
+        {
+            return FastRx::Fallback;
+        }
+        let Some(last_ack) = self.remote_last_ack else {
+            return FastRx::Fallback;
+        };
+        // The ACK: within local_seq_no ..= local_seq_no + unacknowledged
+        // (no SYN or FIN of ours in flight in ESTABLISHED).
+        let ack = seg.ack_number;
+        if ack < self.local_seq_no || ack > self.local_seq_no + self.tx_buffer.len() {
+            return FastRx::Fallback;
+        }
+        // The text: exactly the next expected byte, all inside the
+        // window we advertised and inside the free buffer.
+        let window_start = self.remote_seq_no + self.rx_buffer.len();
+        let window_end = last_ack + ((self.remote_last_win as usize) << self.remote_win_shift);
+        let len = seg.payload.len();
+        if seg.seq_number != window_start
+            || window_end <= window_start
+            || (len > 0 && (window_start + len > window_end || len > self.rx_buffer.window()))
+        {
+            return FastRx::Fallback;
+        }
+        let new_remote_win_len =
+            (seg.window_len as usize) << (self.remote_win_scale.unwrap_or(0) as usize);
+        let is_window_update = new_remote_win_len != self.remote_win_len;
+        if len == 0
+            && self.local_rx_last_ack == Some(ack)
+            && ack < self.remote_last_seq
+            && !is_window_update
+        {
+            // A duplicate ACK.
+            return FastRx::Fallback;
+        }
+
+        // From here on, what `process` does for this segment, in its order.
+        self.local_rx_last_seq = Some(seg.seq_number);
+        let ack_len = ack - self.local_seq_no;
+        let ack_all = self.remote_last_seq <= ack;
+        self.remote_last_ts = Some(now);
+        self.remote_win_len = new_remote_win_len;
+        self.congestion_controller
+            .inner_mut()
+            .set_remote_window(new_remote_win_len);
+        if ack_len > 0 {
+            self.tx_buffer.dequeue_allocated(ack_len);
+            #[cfg(feature = "async")]
+            self.tx_waker.wake();
+        }
+        self.local_rx_last_ack = Some(ack);
+        self.rtte.on_ack(now, ack);
+        let new_flight_size = self.flight_size().saturating_sub(ack_len);
+        self.congestion_controller
+            .inner_mut()
+            .on_ack(now, ack_len, new_flight_size, &self.rtte);
+        self.local_seq_no = ack;
+        if self.remote_last_seq < self.local_seq_no {
+            self.remote_last_seq = self.local_seq_no
+        }
+        match self.timer {
+            Timer::Retransmit { .. } | Timer::FastRetransmit => {
+                if ack_all {
+                    self.timer.set_for_idle(now, self.keep_alive);
+                } else if ack_len > 0 {
+                    let rto = self.rtte.retransmission_timeout();
+                    self.timer.set_for_retransmit(now, rto);
+                }
+            }
+            Timer::Idle { .. } => {
+                self.timer.set_for_idle(now, self.keep_alive);
+            }
+            _ => {}
+        }
+        if self.remote_win_len == 0
+            && !self.tx_buffer.is_empty()
+            && (self.timer.is_idle() || ack_len > 0)
+        {
+            let delay = self.rtte.retransmission_timeout();
+            self.timer.set_for_zero_window_probe(now, delay);
+        }
+        if self.remote_win_len != 0 && self.timer.is_zero_window_probe() {
+            self.timer.set_for_idle(now, self.keep_alive);
+        }
+        if len == 0 {
+            return FastRx::Taken;
+        }
+        let written = self.rx_buffer.write_unallocated(0, seg.payload);
+        debug_assert!(written == len);
+        self.rx_buffer.enqueue_unallocated(len);
+        #[cfg(feature = "async")]
+        self.rx_waker.wake();
+        if let Some(ack_delay) = self.ack_delay
+            && self.ack_to_transmit()
+        {
+            self.ack_delay_timer = match self.ack_delay_timer {
+                AckDelayTimer::Idle => AckDelayTimer::Waiting(now + ack_delay),
+                AckDelayTimer::Waiting(_) if self.immediate_ack_to_transmit() => {
+                    AckDelayTimer::Immediate
+                }
+                timer => timer,
+            };
+        }
+        FastRx::Taken
+    }
+
+    /// dpu patch: the transmit fast path. Sends at most one segment the
+    /// way [`Socket::dispatch`] would, when that segment is the common
+    /// case on an ESTABLISHED connection: the next data the window and
+    /// congestion window allow (PSH on the last of the buffer), or a
+    /// pure ACK or window update that is due. `emit` writes the segment
+    /// (headers without options, RFC 9293 §3.1) to the wire and returns
+    /// whether it could; the socket then records it as `dispatch` does
+    /// (send sequence, last ACK and window advertised, RTT sample,
+    /// retransmission timer, delayed-ACK timer stopped).
+    ///
+    /// `FastTx::Fallback`, with nothing sent, whenever the interface's
+    /// path (`Interface::poll`, at the same `now`) has to decide: any
+    /// state but ESTABLISHED, the local address gone, a timer that fired
+    /// or is due (retransmission, fast retransmit, keep-alive,
+    /// zero-window probe, timeout), TCP timestamps in use, an IPv6
+    /// connection, or `emit` failing (no buffer, no neighbor). The socket
+    /// is then as `dispatch` finds it, except for what `dispatch` itself
+    /// does first at the same `now` (start a quiet socket's timeout,
+    /// the congestion controller's pre-transmit step).
+    /// `FastTx::Idle` when there is nothing to send.
+    pub fn fast_tx(
+        &mut self,
+        cx: &mut Context,
+        now: Instant,
+        emit: impl FnOnce(&FastTxSegment<'_>) -> bool,
+    ) -> FastTx {
+        let Some(tuple) = self.tuple else {
+            return FastTx::Idle;
+        };
+        if cfg!(feature = "segmentation-offload")
+            || !matches!(tuple.local.addr, IpAddress::Ipv4(_))
+            || self.state != State::Established
+            || self.tsval_generator.is_some()
+            || self.pending_fast_retransmit
+            || !cx.has_ip_addr(tuple.local.addr)
+        {
+            return FastTx::Fallback;
+        }
+        // As `dispatch` does first: a socket that was quiet (nothing to
+        // send) starts its timeout now.
+        if self.remote_last_ts.is_none() {
+            self.remote_last_ts = Some(now);
+        }
+        if self.timed_out(now)
+            || self.timer.should_retransmit(now)
+            || self.timer.should_keep_alive(now)
+            || self.timer.should_zero_window_probe(now)
+        {
+            return FastTx::Fallback;
+        }
+        self.congestion_controller.inner_mut().pre_transmit(now);
+        let data = self.seq_to_transmit(cx);
+        if !data
+            && !(self.ack_to_transmit() && self.delayed_ack_expired(now))
+            && !self.window_to_update()
+        {
+            return FastTx::Idle;
+        }
+        let seq_number = self.remote_last_seq;
+        let ack_number = self.remote_seq_no + self.rx_buffer.len();
+        let window_len = self.scaled_window();
+        // What `dispatch` takes from the buffer in ESTABLISHED (IPv4 and
+        // TCP headers without options).
+        let local_mss = cx.ip_mtu() - crate::wire::IPV4_HEADER_LEN - TCP_HEADER_LEN;
+        let effective_mss = local_mss.min(self.remote_mss);
+        let win_right_edge = self.local_seq_no + self.remote_win_len;
+        let win_limit = if win_right_edge >= self.remote_last_seq {
+            win_right_edge - self.remote_last_seq
+        } else {
+            0
+        };
+        let size = win_limit.min(effective_mss).min(self.cwnd_remaining());
+        let offset = self.flight_size();
+        let payload = self.tx_buffer.get_allocated(offset, size);
+        let psh = !payload.is_empty() && offset + payload.len() == self.tx_buffer.len();
+        let len = payload.len();
+        let seg = FastTxSegment {
+            src: tuple.local.addr,
+            dst: tuple.remote.addr,
+            src_port: tuple.local.port,
+            dst_port: tuple.remote.port,
+            seq_number,
+            ack_number,
+            window_len,
+            psh,
+            hop_limit: self.hop_limit.unwrap_or(64),
+            payload,
+        };
+        if !emit(&seg) {
+            return FastTx::Fallback;
+        }
+        self.timer.rewind_keep_alive(now, self.keep_alive);
+        self.ack_delay_timer = AckDelayTimer::Idle;
+        self.remote_last_seq = self.remote_last_seq.max(seq_number + len);
+        self.remote_last_ack = Some(ack_number);
+        self.remote_last_win = window_len;
+        if len > 0 {
+            self.rtte.on_send(now, seq_number + len);
+            self.congestion_controller
+                .inner_mut()
+                .post_transmit(now, len);
+            if !self.timer.is_retransmit() {
+                let rto = self.rtte.retransmission_timeout();
+                self.timer.set_for_retransmit(now, rto);
+            }
+        }
+        FastTx::Sent
     }
 
     fn timed_out(&self, timestamp: Instant) -> bool {
@@ -9915,5 +10225,460 @@ mod test {
         s.send_slice(b"def").unwrap();
         recv_nothing!(s);
         assert_eq!(s.state, State::Closed);
+    }
+
+    // =========================================================================================//
+    // dpu patch: the receive fast path (`Socket::fast_rx`)
+    // =========================================================================================//
+
+    fn fast_seg<'a>(repr: &TcpRepr<'a>) -> FastSegment<'a> {
+        FastSegment {
+            src_port: repr.src_port,
+            dst_port: repr.dst_port,
+            seq_number: repr.seq_number,
+            ack_number: repr.ack_number.unwrap(),
+            window_len: repr.window_len,
+            payload: repr.payload,
+        }
+    }
+
+    fn fast(s: &mut TestSocket, time_ms: i64, repr: &TcpRepr) -> FastRx {
+        s.socket.fast_rx(
+            Instant::from_millis(time_ms),
+            REMOTE_ADDR.into(),
+            LOCAL_ADDR.into(),
+            &fast_seg(repr),
+        )
+    }
+
+    /// Every field of the two sockets, buffers included, is the same.
+    #[track_caller]
+    fn assert_same(a: &TestSocket, b: &TestSocket) {
+        assert_eq!(format!("{:?}", a.socket), format!("{:?}", b.socket));
+    }
+
+    /// Two sockets set up alike by `make`; `repr` goes to the first by the
+    /// fast path (which must take it) and to the second by `process`
+    /// (which must not answer); afterwards they must be the same and send
+    /// the same thing at `later_ms`.
+    #[track_caller]
+    fn fast_matches_process(make: impl Fn() -> TestSocket, time_ms: i64, repr: TcpRepr, later_ms: i64) {
+        let (mut a, mut b) = (make(), make());
+        assert_same(&a, &b);
+        assert_eq!(fast(&mut a, time_ms, &repr), FastRx::Taken);
+        assert_eq!(send(&mut b, Instant::from_millis(time_ms), &repr), None);
+        assert_same(&a, &b);
+        let mut out = [Vec::new(), Vec::new()];
+        for (s, o) in [&mut a, &mut b].into_iter().zip(out.iter_mut()) {
+            s.cx.set_now(Instant::from_millis(later_ms));
+            let _ = s.socket.dispatch(&mut s.cx, |_, _, (_, tcp)| {
+                o.push(format!("{tcp:?}"));
+                Ok::<(), ()>(())
+            });
+        }
+        assert_eq!(out[0], out[1]);
+        assert_same(&a, &b);
+    }
+
+    /// `repr` is the socket's but not the fast path's: it must leave the
+    /// socket as it was.
+    #[track_caller]
+    fn fast_falls_back(make: impl Fn() -> TestSocket, repr: TcpRepr) {
+        let (mut a, b) = (make(), make());
+        assert_eq!(fast(&mut a, 0, &repr), FastRx::Fallback);
+        assert_same(&a, &b);
+    }
+
+    fn socket_established_delayed_ack() -> TestSocket {
+        let mut s = socket_established();
+        s.set_ack_delay(Some(ACK_DELAY_DEFAULT));
+        s
+    }
+
+    /// An established socket with 6 bytes sent and not yet acknowledged.
+    fn socket_sent_6() -> TestSocket {
+        let mut s = socket_established_delayed_ack();
+        s.send_slice(b"abcdef").unwrap();
+        s.cx.set_now(Instant::from_millis(0));
+        let _ = s.socket.dispatch(&mut s.cx, |_, _, _| Ok::<(), ()>(()));
+        assert_eq!(s.remote_last_seq, LOCAL_SEQ + 1 + 6);
+        s
+    }
+
+    #[test]
+    fn test_fast_rx_in_order_data() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        // The ACK is delayed: nothing at once, the ACK at the delay.
+        fast_matches_process(socket_established_delayed_ack, 0, data.clone(), 0);
+        fast_matches_process(socket_established_delayed_ack, 0, data.clone(), 20);
+        // Without delayed ACKs, the ACK at the next dispatch.
+        fast_matches_process(socket_established, 0, data.clone(), 0);
+        // PSH is no different.
+        let psh = TcpRepr { control: TcpControl::Psh, ..data.clone() };
+        fast_matches_process(socket_established_delayed_ack, 0, psh, 0);
+        // A second segment right after the first.
+        let second = TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 6,
+            payload: &b"ghijkl"[..],
+            ..data.clone()
+        };
+        let after_first = || {
+            let mut s = socket_established_delayed_ack();
+            assert_eq!(fast(&mut s, 0, &data), FastRx::Taken);
+            s
+        };
+        fast_matches_process(after_first, 1, second, 1);
+        // Exactly filling the window.
+        let full = TcpRepr { payload: &[7u8; 64][..], ..data.clone() };
+        fast_matches_process(socket_established_delayed_ack, 0, full, 0);
+    }
+
+    #[test]
+    fn test_fast_rx_acks() {
+        let ack = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        };
+        // A pure ACK of all that was sent: the retransmit timer stops.
+        fast_matches_process(socket_sent_6, 1, ack.clone(), 1);
+        // A partial ACK, with a new window: the timer restarts.
+        let partial = TcpRepr {
+            ack_number: Some(LOCAL_SEQ + 1 + 2),
+            window_len: 100,
+            ..ack.clone()
+        };
+        fast_matches_process(socket_sent_6, 1, partial, 1);
+        // Data carrying the ACK.
+        let data_ack = TcpRepr { payload: &b"xyz"[..], ..ack.clone() };
+        fast_matches_process(socket_sent_6, 2, data_ack, 300);
+        // An ACK of nothing new with data pending (not a duplicate ACK:
+        // a window update).
+        let window = TcpRepr {
+            ack_number: Some(LOCAL_SEQ + 1),
+            window_len: 32,
+            ..ack
+        };
+        fast_matches_process(socket_sent_6, 1, window, 1);
+    }
+
+    #[test]
+    fn test_fast_rx_falls_back() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        // Out of order (a hole before it).
+        fast_falls_back(socket_established, TcpRepr { seq_number: REMOTE_SEQ + 1 + 1, ..data.clone() });
+        // An old duplicate (already received).
+        fast_falls_back(socket_recved, data.clone());
+        // Partly old, partly new.
+        fast_falls_back(socket_recved, TcpRepr { seq_number: REMOTE_SEQ + 1 + 3, ..data.clone() });
+        // More than the window.
+        fast_falls_back(socket_established, TcpRepr { payload: &[1u8; 65][..], ..data.clone() });
+        // A zero window.
+        let zero = || {
+            let mut s = socket_established_with_buffer_sizes(64, 6);
+            assert_eq!(fast(&mut s, 0, &TcpRepr { window_len: 64, ..data.clone() }), FastRx::Taken);
+            s.remote_last_ack = Some(REMOTE_SEQ + 1 + 6);
+            s.remote_last_win = 0;
+            s
+        };
+        fast_falls_back(zero, TcpRepr { seq_number: REMOTE_SEQ + 1 + 6, ..data.clone() });
+        // An ACK of data never sent, and an ACK older than the last.
+        fast_falls_back(socket_established, TcpRepr { ack_number: Some(LOCAL_SEQ + 2), ..data.clone() });
+        let acked = || {
+            let mut s = socket_sent_6();
+            s.local_seq_no = LOCAL_SEQ + 1 + 3;
+            s.tx_buffer.dequeue_allocated(3);
+            s
+        };
+        fast_falls_back(acked, TcpRepr { ack_number: Some(LOCAL_SEQ + 1), ..data.clone() });
+        // A duplicate ACK, and an ACK while duplicate ACKs are counted.
+        let dup = TcpRepr { ack_number: Some(LOCAL_SEQ + 1), payload: &[], ..data.clone() };
+        let dup_seen = || {
+            let mut s = socket_sent_6();
+            s.local_rx_last_ack = Some(LOCAL_SEQ + 1);
+            s.remote_win_len = SEND_TEMPL.window_len as usize;
+            s
+        };
+        fast_falls_back(dup_seen, dup.clone());
+        let counting = || {
+            let mut s = socket_sent_6();
+            s.local_rx_dup_acks = 1;
+            s
+        };
+        fast_falls_back(counting, data.clone());
+        // Out-of-order data held in the assembler.
+        let holey = || {
+            let mut s = socket_established();
+            assert_eq!(fast(&mut s, 0, &TcpRepr { seq_number: REMOTE_SEQ + 1 + 10, ..data.clone() }), FastRx::Fallback);
+            send!(s, TcpRepr { seq_number: REMOTE_SEQ + 1 + 10, ..data.clone() }, Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                window_len: 64,
+                sack_ranges: [None, None, None],
+                ..RECV_TEMPL
+            }));
+            s
+        };
+        fast_falls_back(holey, data.clone());
+        // States other than ESTABLISHED.
+        fast_falls_back(socket_fin_wait_1, data.clone());
+        fast_falls_back(socket_close_wait, TcpRepr { seq_number: REMOTE_SEQ + 1 + 1, ..data.clone() });
+        fast_falls_back(socket_syn_received, TcpRepr { ack_number: Some(LOCAL_SEQ + 1), ..data.clone() });
+    }
+
+    #[test]
+    fn test_fast_rx_not_mine() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        for repr in [
+            TcpRepr { src_port: REMOTE_PORT + 1, ..data.clone() },
+            TcpRepr { dst_port: LOCAL_PORT + 1, ..data.clone() },
+        ] {
+            let (mut a, b) = (socket_established(), socket_established());
+            assert_eq!(fast(&mut a, 0, &repr), FastRx::NotMine);
+            assert_same(&a, &b);
+        }
+        let mut s = socket_established();
+        let other = s.socket.fast_rx(Instant::from_millis(0), OTHER_ADDR.into(), LOCAL_ADDR.into(), &fast_seg(&data));
+        assert_eq!(other, FastRx::NotMine);
+        // A closed or listening socket has no connection.
+        let mut closed = socket();
+        assert_eq!(fast(&mut closed, 0, &data), FastRx::NotMine);
+        let mut listening = socket_listen();
+        assert_eq!(fast(&mut listening, 0, &data), FastRx::NotMine);
+    }
+
+    /// What `fast_tx` sent, as the `TcpRepr` `dispatch` would have built.
+    fn fast_tx_repr(s: &mut TestSocket, time_ms: i64, ok: bool) -> (FastTx, Option<String>) {
+        let now = Instant::from_millis(time_ms);
+        s.cx.set_now(now);
+        let mut out = None;
+        let r = s.socket.fast_tx(&mut s.cx, now, |seg| {
+            assert_eq!((seg.src, seg.dst), (LOCAL_ADDR.into(), REMOTE_ADDR.into()));
+            assert_eq!(seg.hop_limit, 64);
+            let repr = TcpRepr {
+                src_port: seg.src_port,
+                dst_port: seg.dst_port,
+                control: if seg.psh { TcpControl::Psh } else { TcpControl::None },
+                seq_number: seg.seq_number,
+                ack_number: Some(seg.ack_number),
+                window_len: seg.window_len,
+                window_scale: None,
+                max_seg_size: None,
+                sack_permitted: false,
+                sack_ranges: [None, None, None],
+                timestamp: None,
+                payload: seg.payload,
+            };
+            out = Some(format!("{repr:?}"));
+            ok
+        });
+        (r, out)
+    }
+
+    /// What `dispatch` sends at `time_ms`, if anything.
+    fn dispatch_repr(s: &mut TestSocket, time_ms: i64) -> Option<String> {
+        s.cx.set_now(Instant::from_millis(time_ms));
+        let mut out = None;
+        let _ = s.socket.dispatch(&mut s.cx, |_, _, (_, tcp)| {
+            out = Some(format!("{tcp:?}"));
+            Ok::<(), ()>(())
+        });
+        out
+    }
+
+    /// Two sockets made by `make`: the first sends by the fast path until
+    /// it is idle, the second by `dispatch`; they must send the same
+    /// segments and end the same.
+    #[track_caller]
+    fn fast_tx_matches_dispatch(make: impl Fn() -> TestSocket, time_ms: i64) -> usize {
+        let (mut a, mut b) = (make(), make());
+        let mut n = 0;
+        loop {
+            let (r, seg) = fast_tx_repr(&mut a, time_ms, true);
+            let theirs = dispatch_repr(&mut b, time_ms);
+            assert_eq!(seg, theirs, "segment {n}");
+            assert_same(&a, &b);
+            match r {
+                FastTx::Sent => n += 1,
+                FastTx::Idle => return n,
+                FastTx::Fallback => panic!("fell back"),
+            }
+            assert!(n < 100);
+        }
+    }
+
+    #[track_caller]
+    fn fast_tx_falls_back(make: impl Fn() -> TestSocket, time_ms: i64) {
+        let (mut a, b) = (make(), make());
+        let (r, _) = fast_tx_repr(&mut a, time_ms, true);
+        assert_eq!(r, FastTx::Fallback);
+        assert_same(&a, &b);
+    }
+
+    #[test]
+    fn test_fast_tx_data() {
+        // One segment with PSH.
+        let one = || {
+            let mut s = socket_established();
+            s.send_slice(b"abcdef").unwrap();
+            s.remote_last_ts = Some(Instant::from_millis(0));
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(one, 0), 1);
+        // Data into an empty buffer (the socket was quiet: its timeout
+        // starts with this send, as in `dispatch`).
+        let quiet = || {
+            let mut s = socket_established();
+            s.send_slice(b"abcdef").unwrap();
+            assert!(s.remote_last_ts.is_none());
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(quiet, 3), 1);
+        // More than one MSS (536 here): full segments, PSH on the last
+        // only (Nagle off, as the firmware runs it).
+        let many = || {
+            let mut s = socket_established_with_buffer_sizes(6000, 64);
+            s.set_nagle_enabled(false);
+            s.remote_win_len = 6000;
+            s.send_slice(&[9u8; 4500]).unwrap();
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(many, 0), 9);
+        // Limited by the peer's window: 3 full segments and 392 bytes.
+        let window = || {
+            let mut s = many();
+            s.remote_win_len = 2000;
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(window, 0), 4);
+        // With Nagle, the short tail waits for the ACK, as in `dispatch`.
+        let nagle = || {
+            let mut s = many();
+            s.set_nagle_enabled(true);
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(nagle, 0), 8);
+        // With data in flight and its retransmission timer running.
+        let in_flight = || {
+            let mut s = one();
+            assert_eq!(fast_tx_repr(&mut s, 0, true).0, FastTx::Sent);
+            s.set_nagle_enabled(false);
+            s.send_slice(b"ghi").unwrap();
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(in_flight, 1), 1);
+    }
+
+    #[test]
+    fn test_fast_tx_acks() {
+        let data = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..SEND_TEMPL
+        };
+        // An ACK due at once (no delayed ACK).
+        let got = || {
+            let mut s = socket_established();
+            assert_eq!(fast(&mut s, 0, &data), FastRx::Taken);
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(got, 0), 1);
+        // A delayed ACK: nothing before the delay, the ACK after it.
+        let delayed = || {
+            let mut s = socket_established_delayed_ack();
+            assert_eq!(fast(&mut s, 0, &data), FastRx::Taken);
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(delayed, 1), 0);
+        assert_eq!(fast_tx_matches_dispatch(delayed, 20), 1);
+        // The ACK rides on data.
+        let piggyback = || {
+            let mut s = delayed();
+            s.send_slice(b"xyz").unwrap();
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(piggyback, 1), 1);
+        // A window update after the application read.
+        let read = || {
+            let mut s = socket_established_with_buffer_sizes(64, 12);
+            assert_eq!(fast(&mut s, 0, &TcpRepr { payload: &b"abcdefghijkl"[..], ..data.clone() }), FastRx::Taken);
+            assert_eq!(fast_tx_repr(&mut s, 0, true).0, FastTx::Sent);
+            let mut buf = [0u8; 12];
+            assert_eq!(s.recv_slice(&mut buf), Ok(12));
+            assert!(s.window_update_due());
+            s
+        };
+        assert_eq!(fast_tx_matches_dispatch(read, 0), 1);
+    }
+
+    #[test]
+    fn test_fast_tx_falls_back() {
+        let sending = || {
+            let mut s = socket_established();
+            s.send_slice(b"abcdef").unwrap();
+            s.remote_last_ts = Some(Instant::from_millis(0));
+            s
+        };
+        // Retransmission timer expired.
+        let rto = || {
+            let mut s = sending();
+            assert_eq!(fast_tx_repr(&mut s, 0, true).0, FastTx::Sent);
+            s
+        };
+        fast_tx_falls_back(rto, 5000);
+        // Closing, and timestamps.
+        fast_tx_falls_back(
+            || {
+                let mut s = sending();
+                s.state = State::FinWait1;
+                s
+            },
+            0,
+        );
+        fast_tx_falls_back(
+            || {
+                let mut s = sending();
+                s.tsval_generator = Some((|| 1) as TcpTimestampGenerator);
+                s
+            },
+            0,
+        );
+        // A keep-alive due.
+        fast_tx_falls_back(
+            || {
+                let mut s = socket_established();
+                s.remote_last_ts = Some(Instant::from_millis(0));
+                s.set_keep_alive(Some(Duration::from_millis(10)));
+                s
+            },
+            20,
+        );
+        // The segment could not be written: nothing changed.
+        let (mut a, b) = (sending(), sending());
+        assert_eq!(fast_tx_repr(&mut a, 0, false).0, FastTx::Fallback);
+        assert_same(&a, &b);
+        // Nothing to do.
+        let (mut a, b) = (socket_established(), socket_established());
+        a.remote_last_ts = Some(Instant::from_millis(0));
+        let mut b = b;
+        b.remote_last_ts = Some(Instant::from_millis(0));
+        assert_eq!(fast_tx_repr(&mut a, 0, true), (FastTx::Idle, None));
+        assert_same(&a, &b);
     }
 }
