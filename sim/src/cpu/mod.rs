@@ -54,58 +54,17 @@ pub struct TrapRecord {
 }
 
 /// Architectural and timing state of one hart.
-///
-/// Laid out for the executor: harts take turns every few hundred cycles,
-/// so a hart's state is cold in the host's cache at the start of each
-/// run. The fields every run and every body transition touch come first,
-/// in the first two cache lines (`repr(C)`, 64-byte aligned), then the
-/// timing model and the registers, then the rest.
-#[repr(C, align(64))]
 pub struct Hart {
-    pub pc: u64,
-    /// Local time in core cycles (mcycle before offset).
-    pub cycle: u64,
-    pub instret: u64,
-    pub(crate) code_vpn: u64,
-    pub(crate) code_page: *mut code::DecodedPage,
-    pub(crate) tlb_epoch: u64,
-    /// The body the last run stopped in at its time limit: header, op to
-    /// go on with, the pc there, the body's first pc, and `CodeCache::body_gen`
-    /// then (the body may since have been dropped).
-    pub(crate) resume_head: *mut crate::cpu::exec::BodyOp,
-    pub(crate) resume_pc: u64,
-    pub(crate) resume_body_pc: u64,
-    pub(crate) resume_gen: u64,
-    /// The straight-line body running now: its first pc and the
-    /// instructions retired before it (for faults inside it).
-    pub(crate) body_pc: u64,
-    pub(crate) body_instret: u64,
-    /// The pc after the body, left by its last op.
-    pub(crate) body_npc: u64,
-    /// Cycle profile (enabled per hart).
-    pub profile: Option<Box<profile::Profile>>,
-    pub(crate) resume_at: u32,
-    /// Where a compiled body stopped at the time limit (op index).
-    pub(crate) body_resume: u32,
-    pub id: u32,
-    pub state: RunState,
-    /// Check debugger breakpoints (`Bus::breakpoints`) before each instruction.
-    pub debug: bool,
-    pub mstatus: u64,
-    pub mie: u64,
-    /// Instruction trace (enabled per hart): executed (cycle, pc, op).
-    pub trace: Option<InsnTrace>,
-    pub(crate) costs: CoreCosts,
-    pub(crate) l1d: Vec<u64>,
-    /// Load latency per memory region from this hart's cluster.
-    pub(crate) region_latency: Vec<u32>,
-    pub(crate) ddr_region: u8,
-    /// Why the run must stop, left by an instruction handler (see `exec`).
-    pub(crate) stop: Option<Stop>,
     /// x0..x31; index 32 is the write sink for x0 (see `isa::SINK`); the
     /// array is 64 long so `r & 63` indexing needs no bounds check.
     pub x: [u64; 64],
+    pub pc: u64,
+    pub id: u32,
     pub cluster: u32,
+    pub state: RunState,
+    // Machine CSRs (privileged spec §3.1).
+    pub mstatus: u64,
+    pub mie: u64,
     pub mtvec: u64,
     pub mepc: u64,
     pub mcause: u64,
@@ -113,6 +72,10 @@ pub struct Hart {
     pub mscratch: u64,
     mcycle_offset: u64,
     minstret_offset: u64,
+    // Counters.
+    /// Local time in core cycles (mcycle before offset).
+    pub cycle: u64,
+    pub instret: u64,
     pub idle_cycles: u64,
     pub sleep_since: u64,
     /// Exceptions taken and not yet returned from with `mret`.
@@ -124,13 +87,47 @@ pub struct Hart {
     pub last_trap: Option<Box<TrapRecord>>,
     pub traps_taken: u64,
     pub interrupts_taken: u64,
+    // Timing model.
+    pub(crate) costs: CoreCosts,
+    /// Load latency per memory region from this hart's cluster.
+    pub(crate) region_latency: Vec<u32>,
+    pub(crate) ddr_region: u8,
+    pub(crate) l1d: Vec<u64>,
+    // Fast paths.
     pub(crate) rtlb: [TlbEntry; TLB_ENTRIES],
     pub(crate) wtlb: [TlbEntry; TLB_ENTRIES],
+    pub(crate) tlb_epoch: u64,
+    pub(crate) code_vpn: u64,
+    pub(crate) code_page: *mut code::DecodedPage,
     /// Recently used decoded pages, direct-mapped by page number (saves the
     /// code cache's hash lookup when code calls across pages).
     pub(crate) code_pages: [(u64, *mut code::DecodedPage); CODE_PAGES],
+    /// The straight-line body running now: its first pc and the
+    /// instructions retired before it (for faults inside it).
+    pub(crate) body_pc: u64,
+    pub(crate) body_instret: u64,
+    /// The pc after the body, left by its last op.
+    pub(crate) body_npc: u64,
+    /// Where a compiled body stopped at the time limit (op index).
+    pub(crate) body_resume: u32,
+    /// The body the last run stopped in at its time limit: header, op to
+    /// go on with, the pc there, the body's first pc, and `CodeCache::body_gen`
+    /// then (the body may since have been dropped).
+    pub(crate) resume_head: *mut crate::cpu::exec::BodyOp,
+    pub(crate) resume_at: u32,
+    pub(crate) resume_pc: u64,
+    pub(crate) resume_body_pc: u64,
+    pub(crate) resume_gen: u64,
+    /// Instruction trace (enabled per hart): executed (cycle, pc, op).
+    pub trace: Option<InsnTrace>,
+    /// Cycle profile (enabled per hart).
+    pub profile: Option<Box<profile::Profile>>,
+    /// Check debugger breakpoints (`Bus::breakpoints`) before each instruction.
+    pub debug: bool,
     /// Resume past a breakpoint at this pc once (the one the hart stopped on).
     pub bp_skip: u64,
+    /// Why the run must stop, left by an instruction handler (see `exec`).
+    pub(crate) stop: Option<Stop>,
 }
 
 /// A bounded record of executed instructions.
