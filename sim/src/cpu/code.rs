@@ -13,10 +13,11 @@
 //! device writes, the loader, the debugger, a warm restart's new image);
 //! [`CodeCache::sync`] takes that record and drops exactly the decoded
 //! instructions the writes overlapped, and the bodies of their pages.
-//! Harts call it before they look anything up in the cache (at the start
-//! of each run and before each body or instruction), so no hart ever runs
-//! a stale decoded instruction; a body already running finishes with the
-//! instructions it was built from, as before. `fence.i` has nothing left
+//! Harts call it at the start of each run, and a write recorded during a
+//! run (a hart's own store, a DMA that store started) makes the hart look
+//! its code page up again, which syncs first; so no hart ever runs a stale
+//! decoded instruction, and the hot path pays nothing. A body already
+//! running finishes with the instructions it was built from, as before. `fence.i` has nothing left
 //! to drop. This keeps `bus` and `mem` free of any `cpu` type.
 
 use super::exec::{Body, BodyOp};
