@@ -1,6 +1,7 @@
 //! The chip interconnect as seen by a hart: RAM (through [`Memory`]), device
-//! windows, interrupt lines, LR/SC reservations, the decoded-instruction
-//! cache and the contention windows of the timing model.
+//! windows, interrupt lines, LR/SC reservations and the contention windows
+//! of the timing model. (The decoded-instruction cache is not here: it is
+//! `cpu::code::CodeCache`, kept coherent by what [`Memory`] records.)
 //!
 //! It also holds the device models and registers the bus-side components
 //! (`Bus::new`: a name and a handler each, [`Bus::deliver`]); a device
@@ -16,47 +17,13 @@ use crate::dev::trace::TracePort;
 use crate::dev::uart::Uart;
 use crate::devctx::{Component, DevCtx, Irq, LocalMem, PcieSide};
 use crate::event::{ComponentId, EventQueue, Payload};
-use crate::cpu::exec::{Body, BodyOp};
-use crate::isa::{decode, Kind, Op};
-use crate::mem::{Memory, PAGE_MASK, PAGE_SHIFT};
+use crate::mem::Memory;
 use crate::dma::DmaEngines;
 use crate::pcie::config::Identity;
 use crate::pcie::{Endpoint, HostMemory, Link};
 use dpu_targets::{window, Board, Chip};
 use std::cell::RefCell;
 use std::rc::Rc;
-use rustc_hash::FxHashMap;
-
-/// The decoded instructions of one 4 KiB code page: one slot per 2-byte
-/// offset, plus the straight-line bodies the executor built from them
-/// (see `cpu::exec`).
-pub struct DecodedPage {
-    pub ops: [Op; 2048],
-    /// Per slot: the header of the body that starts there (one of
-    /// `bodies`), null if not looked at yet, [`NO_BODY`] if none can.
-    pub body_of: [*mut BodyOp; 2048],
-    /// Boxed: a body keeps its address while the vector grows (`body_of`
-    /// and the compiler's queue point at bodies).
-    pub bodies: Vec<Box<Body>>,
-}
-
-/// `DecodedPage::body_of` value of a slot where no body can start (never
-/// dereferenced).
-pub const NO_BODY: *mut BodyOp = std::ptr::dangling_mut();
-
-/// `DecodedPage::body_of` value of a slot not looked at yet.
-const NOT_LOOKED_AT: *mut BodyOp = std::ptr::null_mut();
-
-impl DecodedPage {
-    /// Drops the bodies (their instructions changed). They go to `graveyard`:
-    /// a hart may be running one of them right now.
-    fn forget_bodies(&mut self, graveyard: &mut Vec<Box<Body>>) {
-        if !self.bodies.is_empty() {
-            graveyard.append(&mut self.bodies);
-        }
-        self.body_of.fill(NOT_LOOKED_AT);
-    }
-}
 
 /// No reservation held.
 pub const NO_RESERVATION: u64 = u64::MAX;
@@ -226,23 +193,9 @@ impl Window {
 
 pub struct Bus {
     pub mem: Memory,
-    decoded: FxHashMap<u64, Box<DecodedPage>>,
-    /// Bodies dropped by invalidation, freed when no hart runs (`reap`).
-    graveyard: Vec<Box<Body>>,
-    /// Compiler of hot bodies (`None`: interpreter only).
-    pub jit: Option<Box<crate::cpu::jit::Jit>>,
-    /// Bumped whenever bodies are dropped (harts' saved resume points in
-    /// bodies are then void).
-    pub body_gen: u64,
-    /// Bumped whenever a page becomes a code page; harts flush their write
-    /// TLBs when they see a new epoch.
-    pub code_epoch: u64,
     /// Interrupt lines driven by devices into each hart's `mip` (MSIP/MTIP/MEIP).
     pub lines: Vec<u64>,
     pub(crate) res: Reservations,
-    /// Device writes to code pages not yet applied to the decoded cache
-    /// (see [`LocalMem::write`]; applied when the device returns).
-    code_writes: Vec<(u64, u64)>,
     /// Event handlers of the components registered by `Bus::new`, by
     /// component id (`None`: a component the machine handles, e.g. the host).
     routes: Vec<Option<DeviceRoute>>,
@@ -360,14 +313,8 @@ impl Bus {
         let net_id = register("network", Some(|bus, now, p| bus.with_devices(now, |d, ctx| d.net.on_event(p, ctx))));
         Bus {
             mem: memory,
-            decoded: FxHashMap::default(),
-            graveyard: Vec::new(),
-            jit: None,
-            body_gen: 0,
-            code_epoch: 0,
             lines: vec![0; harts],
             res: Reservations::new(harts),
-            code_writes: Vec::new(),
             routes,
             host_id,
             power_id,
@@ -475,10 +422,10 @@ impl Bus {
     #[inline]
     pub fn with_devices<T>(&mut self, now: u64, f: impl FnOnce(&mut Devices<'_>, &mut DevCtx<'_>) -> T) -> T {
         let t = {
-            let Bus { mem, res, code_writes, events, mailbox, plic, lines, pcie, link, host_mem, host_id, iotrace, otp, dma, crypto, ec, ssds, net, .. } = self;
+            let Bus { mem, res, events, mailbox, plic, lines, pcie, link, host_mem, host_id, iotrace, otp, dma, crypto, ec, ssds, net, .. } = self;
             let mut ctx = DevCtx {
                 now,
-                mem: LocalMem { mem, res, code_writes },
+                mem: LocalMem { mem, res },
                 events,
                 irq: Irq { mailbox, plic, lines },
                 pcie: PcieSide { endpoint: pcie, link, host_mem, host: *host_id },
@@ -488,11 +435,6 @@ impl Bus {
             let mut devices = Devices { dma, crypto, ec, ssds, net };
             f(&mut devices, &mut ctx)
         };
-        if !self.code_writes.is_empty() {
-            for (addr, len) in std::mem::take(&mut self.code_writes) {
-                self.invalidate_code(addr, len);
-            }
-        }
         t
     }
 
@@ -689,55 +631,6 @@ impl Bus {
         self.res.snoop_store(addr, size);
     }
 
-    // ------------------------------------------------- decoded-instruction cache
-
-    /// Decoded page for code page `vpn` (created on first use). `None` if the
-    /// page is not RAM (instruction access fault).
-    pub fn code_page(&mut self, vpn: u64) -> Option<*mut DecodedPage> {
-        if let Some(p) = self.decoded.get_mut(&vpn) {
-            return Some(&mut **p);
-        }
-        let slot = self.mem.page_slot(vpn)?;
-        let page = self.mem.page_mut(slot);
-        if !page.code {
-            page.code = true;
-            self.code_epoch += 1;
-        }
-        let mut b = Box::new(DecodedPage {
-            ops: [Op::NOT_DECODED; 2048],
-            body_of: [NOT_LOOKED_AT; 2048],
-            bodies: Vec::new(),
-        });
-        let ptr: *mut DecodedPage = &mut *b;
-        self.decoded.insert(vpn, b);
-        Some(ptr)
-    }
-
-    /// Reads and decodes the instruction at `pc`; `Err(addr)` if a byte of it
-    /// is not RAM.
-    pub fn fetch_decode(&mut self, pc: u64) -> Result<Op, u64> {
-        let mut lo = [0u8; 2];
-        self.mem.read_bytes(pc, &mut lo).ok_or(pc)?;
-        let lo = u16::from_le_bytes(lo);
-        if lo & 3 != 3 {
-            return Ok(decode(u32::from(lo)));
-        }
-        let mut hi = [0u8; 2];
-        self.mem.read_bytes(pc + 2, &mut hi).ok_or(pc + 2)?;
-        if (pc + 2) & PAGE_MASK == 0 {
-            // Straddles into the next page: make that page a code page too so
-            // stores to it invalidate this instruction.
-            if let Some(slot) = self.mem.page_slot((pc + 2) >> PAGE_SHIFT) {
-                let p = self.mem.page_mut(slot);
-                if !p.code {
-                    p.code = true;
-                    self.code_epoch += 1;
-                }
-            }
-        }
-        Ok(decode(u32::from(lo) | u32::from(u16::from_le_bytes(hi)) << 16))
-    }
-
     /// A warm restart (`regs::finisher::WARM_RESTART`): the card-internal
     /// devices go back to their reset state; the PCIe endpoint keeps its
     /// host-visible side (configuration, BAR0, MSI-X) and loses only the
@@ -761,53 +654,6 @@ impl Bus {
         self.ec = fresh.ec;
         self.net.nic = fresh.net.nic;
         self.mmio_stall = 0;
-    }
-
-    /// Drops decoded instructions overlapping a store to `[addr, addr+size)`.
-    pub fn invalidate_code(&mut self, addr: u64, size: u64) {
-        // An instruction starting up to 2 bytes before the store overlaps it.
-        let start = addr.saturating_sub(2);
-        let end = addr + size;
-        let mut a = start & !1;
-        let mut last_page = u64::MAX;
-        while a < end {
-            if let Some(p) = self.decoded.get_mut(&(a >> PAGE_SHIFT)) {
-                let slot = &mut p.ops[((a & PAGE_MASK) >> 1) as usize];
-                // Bodies hold decoded instructions only: a store to bytes
-                // never decoded (data next to code) leaves them alone.
-                if slot.kind != Kind::NotDecoded {
-                    *slot = Op::NOT_DECODED;
-                    if a >> PAGE_SHIFT != last_page {
-                        last_page = a >> PAGE_SHIFT;
-                        p.forget_bodies(&mut self.graveyard);
-                        self.body_gen += 1;
-                    }
-                }
-            }
-            a += 2;
-        }
-    }
-
-    /// Decoded instructions held (all pages): for tests of what a write
-    /// or a `fence.i` keeps.
-    pub fn decoded_instructions(&self) -> usize {
-        self.decoded.values().map(|p| p.ops.iter().filter(|o| o.kind != Kind::NotDecoded).count()).sum()
-    }
-
-    /// Between two hart runs (no body is running): compiles the queued hot
-    /// bodies when it is time, then frees dropped bodies (queued ones are
-    /// compiled first, while they are surely alive).
-    #[inline]
-    pub fn reap(&mut self) {
-        if let Some(jit) = self.jit.as_deref_mut() {
-            jit.tick();
-        }
-        if !self.graveyard.is_empty() {
-            if let Some(jit) = self.jit.as_deref_mut() {
-                jit.flush();
-            }
-            self.graveyard.clear();
-        }
     }
 }
 
@@ -853,27 +699,23 @@ mod tests {
         assert_eq!((b.res.active, b.res.bits), (0, 0), "no reservation held: summary cleared");
     }
 
-    /// A device's write (through its `DevCtx`) onto code drops the decoded
-    /// instructions it overlaps, and only those, before the bus hands
-    /// control back (no hart may run a stale decode), and breaks the
-    /// reservations on the bytes it wrote.
+    /// A device's write (through its `DevCtx`) onto a code page is
+    /// recorded in memory before the bus hands control back (the harts'
+    /// code cache drops what it overlaps before any hart runs again: see
+    /// `cpu::code`), and breaks the reservations on the bytes it wrote; a
+    /// write to a page no code was decoded from is not recorded.
     #[test]
-    fn a_device_write_to_code_drops_the_instructions_it_overlaps() {
+    fn a_device_write_to_code_is_recorded_for_the_code_cache() {
         let mut b = bus();
         let base = b.mem.regions().iter().find(|r| r.writable).unwrap().base;
         b.mem.write_bytes(base, &[0x13, 0, 0, 0, 0x13, 0, 0, 0]).unwrap(); // two `nop`s
-        b.code_page(base >> PAGE_SHIFT).unwrap();
-        let nop = b.fetch_decode(base).unwrap();
-        let ops = &mut b.decoded.get_mut(&(base >> PAGE_SHIFT)).unwrap().ops;
-        ops[0] = nop;
-        ops[2] = nop;
-        assert_eq!(b.decoded_instructions(), 2);
+        let slot = b.mem.page_slot(base >> crate::mem::PAGE_SHIFT).unwrap();
+        b.mem.mark_code(slot);
         b.reserve(7, base + 4);
         b.with_devices(0, |_, ctx| ctx.mem.write(base + 4, &[0x13, 0, 0, 0]));
-        assert_eq!(b.decoded_instructions(), 1, "the instruction at +4 is dropped, the one at +0 kept");
+        assert_eq!(b.mem.take_code_writes(), vec![(base + 4, 4)]);
         assert!(!b.take_reservation(7, base + 4), "the device write broke the reservation");
-        // A write next to code that was never decoded leaves it alone.
-        b.with_devices(0, |_, ctx| ctx.mem.write(base + 64, &[1, 2, 3, 4]));
-        assert_eq!(b.decoded_instructions(), 1);
+        b.with_devices(0, |_, ctx| ctx.mem.write(base + 0x10000, &[1, 2, 3, 4]));
+        assert!(!b.mem.code_written(), "not a code page: nothing recorded");
     }
 }

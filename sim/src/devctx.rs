@@ -8,8 +8,8 @@
 //!
 //! * [`LocalMem`]: DPU memory as a bus master sees it. A write breaks the
 //!   LR/SC reservations it touches and, when it lands on a code page,
-//!   is noted so that the bus drops the decoded instructions there
-//!   before any hart runs again.
+//!   is recorded by memory so that the harts' code cache drops the
+//!   decoded instructions there before any hart runs again.
 //! * the event queue, to schedule its own work (by its [`ComponentId`]);
 //! * [`Irq`]: the interrupt side (mailbox doorbells, PLIC lines);
 //! * [`PcieSide`]: the PCIe endpoint (bus-master enable, MSI-X), the link
@@ -75,9 +75,6 @@ impl DevCtx<'_> {
 pub struct LocalMem<'a> {
     pub(crate) mem: &'a mut Memory,
     pub(crate) res: &'a mut Reservations,
-    /// Writes that landed on code pages: the bus invalidates the decoded
-    /// instructions there when the device returns (no hart runs before).
-    pub(crate) code_writes: &'a mut Vec<(u64, u64)>,
 }
 
 impl LocalMem<'_> {
@@ -96,15 +93,12 @@ impl LocalMem<'_> {
         self.mem.region_of(addr).is_some_and(|r| r.writable) && self.mem.range_is_ram(addr, len)
     }
 
-    /// A device write: moves the bytes, breaks the reservations on them
-    /// and notes a write to code. Bytes outside RAM are dropped (callers
-    /// check the range first).
+    /// A device write: moves the bytes and breaks the reservations on
+    /// them; memory records a write to code ([`Memory::note_code_write`],
+    /// acted on by the harts' code cache before any of them runs again).
+    /// Bytes outside RAM are dropped (callers check the range first).
     pub fn write(&mut self, addr: u64, data: &[u8]) {
-        if let Some(pages) = self.mem.write_bytes(addr, data) {
-            if pages.iter().any(|&p| self.mem.page(p).code) {
-                self.code_writes.push((addr, data.len() as u64));
-            }
-        }
+        let _ = self.mem.write_bytes(addr, data);
         self.res.snoop_store(addr, data.len() as u64);
     }
 }

@@ -116,9 +116,9 @@ impl MultiThreadBase for GdbTarget<'_> {
         if !self.m.bus.mem.range_is_ram(start, data.len() as u64) {
             return Err(TargetError::NonFatal);
         }
+        // Patched code is decoded again: memory records the write into
+        // code pages and the harts' code cache drops what it overlapped.
         self.m.bus.mem.write_bytes(start, data);
-        // Patched code must be decoded again.
-        self.m.bus.invalidate_code(start, data.len() as u64);
         Ok(())
     }
 

@@ -5,10 +5,14 @@
 //!
 //! * [`isa`]: RV64IMAC+Zicsr+Zifencei decoder, disassembler, encoder.
 //! * [`cpu`]: harts, CSRs, traps, the executor, its cycle model, the
-//!   compiling (Cranelift) tier and the cycle profiler.
-//! * [`mem`], [`bus`]: sparse physical memory, device routing (MMIO
-//!   windows), LR/SC reservations, decoded-instruction cache, contention
-//!   windows, the registry of bus-side components.
+//!   decoded-instruction cache with the compiling (Cranelift) tier
+//!   ([`cpu::code::CodeCache`]: owned by the [`Machine`] and passed to
+//!   [`cpu::Hart::run`] next to the bus, so `bus` and `mem` import nothing
+//!   from `cpu`) and the cycle profiler.
+//! * [`mem`], [`bus`]: sparse physical memory (which records writes into
+//!   code pages; the code cache acts on that record), device routing
+//!   (MMIO windows), LR/SC reservations, contention windows, the registry
+//!   of bus-side components.
 //! * [`devctx`]: what a device acts through instead of the whole bus
 //!   (`DevCtx`: DPU memory as a bus master, the event queue, mailboxes
 //!   and PLIC, the PCIe endpoint, link and host memory) and the

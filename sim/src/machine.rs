@@ -8,6 +8,7 @@
 
 use crate::bootrom;
 use crate::bus::Bus;
+use crate::cpu::code::CodeCache;
 use crate::cpu::{CoreCosts, Hart, RunState, Stop};
 use crate::defmt_log::DefmtTable;
 use crate::dev::finisher::Finish;
@@ -142,6 +143,9 @@ pub struct Machine {
     pub board: Board,
     pub harts: Vec<Hart>,
     pub bus: Bus,
+    /// Decoded instructions and compiled code of every hart
+    /// (`cpu::code`), handed to `Hart::run` next to the bus.
+    pub code: CodeCache,
     /// Global simulated time (cycles): start of the next quantum.
     pub now: u64,
     pub image: Image,
@@ -407,7 +411,7 @@ impl Machine {
         let mut bus = Bus::new(&chip, &board, mem, trace);
         bus.console.quiet = config.quiet;
         // Hosts Cranelift cannot target run the interpreter only.
-        bus.jit = config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new);
+        let code = CodeCache::new(config.jit_threshold.and_then(|n| crate::cpu::jit::Jit::new(costs, n)).map(Box::new));
         bus.console.capture_all = config.capture_log;
         let faults_id = bus.events.register("faults");
         let mut routes: Vec<Option<MachineRoute>> = vec![None; faults_id.index() + 1];
@@ -422,6 +426,7 @@ impl Machine {
             board,
             harts,
             bus,
+            code,
             now: 0,
             image,
             config,
@@ -620,8 +625,9 @@ impl Machine {
             None => bootrom::halt_stub(),
         };
         let base = self.chip.memory.bootrom.base;
+        // Memory records the rewritten ROM code (and the image the ROM
+        // stage loaded) for the code cache.
         self.bus.mem.write_bytes(base, &stub).expect("boot ROM is RAM");
-        self.bus.invalidate_code(base, stub.len() as u64);
         let start = self.now + cycles;
         self.bus.console.emit(self.now, 0, crate::console::Source::Uart, Some("ROM".into()), "warm restart".into());
         for line in log {
@@ -820,7 +826,7 @@ impl Machine {
             self.bus.window.start(until - self.now);
             for k in 0..self.running.len() {
                 let i = self.running[k] as usize;
-                match self.harts[i].run(&mut self.bus, until) {
+                match self.harts[i].run(&mut self.bus, &mut self.code, until) {
                     Stop::Quantum => {}
                     Stop::Wfi => self.running_dirty = true,
                     Stop::Finish => {
@@ -857,7 +863,7 @@ impl Machine {
         let hart = &mut self.harts[h];
         hart.bp_skip = hart.pc;
         let until = hart.cycle + 1;
-        match self.harts[h].run(&mut self.bus, until) {
+        match self.harts[h].run(&mut self.bus, &mut self.code, until) {
             Stop::Fatal(message) => Some(Outcome::Fatal { hart: h as u32, message }),
             Stop::Finish => self.bus.finish.map(Outcome::Finished),
             _ => None,

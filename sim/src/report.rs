@@ -265,7 +265,7 @@ impl Machine {
             initiators: self.bus.net.initiators.iter().map(|m| InitiatorReport { name: m.params.name.clone(), stats: m.stats.clone() }).collect(),
             corruptions: self.corruptions_now(),
             ssds: self.bus.ssds.drives.iter().map(|s| s.stats).collect(),
-            jit: self.bus.jit.as_ref().map(|j| j.stats),
+            jit: self.code.jit_stats(),
         }
     }
 

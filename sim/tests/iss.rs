@@ -587,7 +587,9 @@ fn fence_i_keeps_decoded_code_that_no_write_touched() {
     }
     let m = run1(prog.i(0x0000_100f).halt());
     assert_eq!(m.harts[0].reg(A0 as usize), (0..20).sum::<u64>());
-    assert!(m.bus.decoded_instructions() >= 21, "fence.i dropped decoded code: {} left", m.bus.decoded_instructions());
+    let mut m = m;
+    let left = m.code.decoded_instructions(&mut m.bus.mem);
+    assert!(left >= 21, "fence.i dropped decoded code: {left} left");
 }
 
 #[test]
@@ -719,12 +721,12 @@ const STORE: u32 = 0b0100011;
 fn lockstep(prog: &Prog, jit: bool) -> (dpu_sim::Machine, dpu_sim::Machine) {
     let mut fast = machine_on(prog, 1, 1);
     let mut slow = machine_on(prog, 1, 1);
-    fast.bus.jit = None;
+    fast.code.jit = None;
     if jit {
         let costs = dpu_sim::cpu::CoreCosts::from_chip(&chip(1, 1));
         let mut j = dpu_sim::cpu::jit::Jit::new(costs, 1).expect("Cranelift supports this host");
         j.max_wait = 1;
-        fast.bus.jit = Some(Box::new(j));
+        fast.code.jit = Some(Box::new(j));
     }
     slow.harts[0].debug = true;
     let mut until = 0u64;
@@ -733,8 +735,8 @@ fn lockstep(prog: &Prog, jit: bool) -> (dpu_sim::Machine, dpu_sim::Machine) {
     loop {
         step = (step * 7 + 3) % 23 + 1;
         until += step;
-        let a = fast.harts[0].run(&mut fast.bus, until);
-        let b = slow.harts[0].run(&mut slow.bus, until);
+        let a = fast.harts[0].run(&mut fast.bus, &mut fast.code, until);
+        let b = slow.harts[0].run(&mut slow.bus, &mut slow.code, until);
         let (hf, hs) = (&fast.harts[0], &slow.harts[0]);
         assert_eq!(a, b, "stop reason at until={until}");
         assert_eq!(
@@ -749,7 +751,7 @@ fn lockstep(prog: &Prog, jit: bool) -> (dpu_sim::Machine, dpu_sim::Machine) {
         assert!(stops < 1_000_000, "program should reach its wfi");
     }
     if jit {
-        let stats = fast.bus.jit.as_ref().unwrap().stats;
+        let stats = fast.code.jit.as_ref().unwrap().stats;
         assert!(stats.bodies > 0 && stats.failed == 0, "bodies were compiled: {stats:?}");
     }
     (fast, slow)

@@ -910,7 +910,7 @@ fn compiled_firmware_run_equals_interpreted_run() {
         let image = dpu_sim::elf::Image::load(common::fw::firmware()).unwrap();
         let cfg = SimConfig { quiet: true, capture_log: true, jit_threshold: jit, ..SimConfig::default() };
         let mut m = Machine::new(chip, board, image, cfg).unwrap();
-        if let Some(j) = m.bus.jit.as_mut() {
+        if let Some(j) = m.code.jit.as_mut() {
             j.max_wait = 1;
         }
         m.attach_scenario(&sc).unwrap();

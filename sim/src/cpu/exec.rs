@@ -22,7 +22,8 @@
 
 use super::csr::TrapOutcome;
 use super::{Hart, RunState, TlbEntry, CODE_PAGES, TLB_ENTRIES};
-use crate::bus::{Bus, NO_BODY};
+use super::code::{fetch_decode, CodeCache, NO_BODY};
+use crate::bus::Bus;
 use crate::isa::{Kind, Op, SINK};
 
 mod handlers;
@@ -85,14 +86,17 @@ fn tlb_index(vpn: u64) -> usize {
 }
 
 impl Hart {
-    /// Runs until `self.cycle >= until`, a `wfi`, the finisher, or a fatal fault.
-    pub fn run(&mut self, bus: &mut Bus, until: u64) -> Stop {
-        // No body runs between two `run`s: free the dropped ones.
-        bus.reap();
+    /// Runs until `self.cycle >= until`, a `wfi`, the finisher, or a fatal
+    /// fault, on `bus` with the machine's decoded-instruction cache `code`.
+    pub fn run(&mut self, bus: &mut Bus, code: &mut CodeCache, until: u64) -> Stop {
+        // Drop what writes since the last run made stale, then (no body
+        // runs between two `run`s) free the dropped bodies.
+        code.sync(&mut bus.mem);
+        code.reap();
         if self.trace.is_some() || self.profile.is_some() || self.debug {
-            self.run_inner::<true>(bus, until)
+            self.run_inner::<true>(bus, code, until)
         } else {
-            self.run_inner::<false>(bus, until)
+            self.run_inner::<false>(bus, code, until)
         }
     }
 
@@ -105,7 +109,7 @@ impl Hart {
     /// keeps only the program counter and the two counters live, and every
     /// handler is compiled on its own, so no giant `match` spills state to
     /// the stack on every instruction.
-    fn run_inner<const SLOW: bool>(&mut self, bus: &mut Bus, until: u64) -> Stop {
+    fn run_inner<const SLOW: bool>(&mut self, bus: &mut Bus, code: &mut CodeCache, until: u64) -> Stop {
         if self.state != RunState::Running {
             return Stop::Wfi;
         }
@@ -155,15 +159,20 @@ impl Hart {
         // this pc; go on inside it (interpreted; compiled code has no
         // entry points inside).
         let mut resume_in: Option<(*mut BodyOp, u32, u64)> = None;
-        if !SLOW && !self.resume_head.is_null() && self.resume_pc == pc && self.resume_gen == bus.body_gen {
+        if !SLOW && !self.resume_head.is_null() && self.resume_pc == pc && self.resume_gen == code.body_gen {
             resume_in = Some((self.resume_head, self.resume_at, self.resume_body_pc));
         }
         self.resume_head = std::ptr::null_mut();
         while cycle < until {
             let vpn = pc >> PAGE_SHIFT;
             if vpn != self.code_vpn {
+                // Code written during this run (a store, a DMA it
+                // started) is dropped before anything is looked up: such
+                // a write forgets the current page (`code_written`), so
+                // this costs the hot path nothing.
+                code.sync(&mut bus.mem);
                 let cached = self.code_pages[vpn as usize % CODE_PAGES];
-                let page = if cached.0 == vpn { Some(cached.1) } else { bus.code_page(vpn) };
+                let page = if cached.0 == vpn { Some(cached.1) } else { code.page(&mut bus.mem, vpn) };
                 match page {
                     Some(p) => {
                         self.code_pages[vpn as usize % CODE_PAGES] = (vpn, p);
@@ -191,7 +200,7 @@ impl Hart {
                     // SAFETY (for the body below): `body_of` points at one
                     // of the page's boxed bodies (it is cleared whenever
                     // they are dropped); a body's memory stays valid until
-                    // `Bus::reap` even if a store in it drops the page's
+                    // `CodeCache::reap` even if a store in it drops the page's
                     // bodies.
                     self.body_pc = body_pc;
                     self.body_instret = instret - u64::from(at);
@@ -211,7 +220,7 @@ impl Hart {
                         // SAFETY: as above.
                         if at == 0 {
                             // SAFETY: as above.
-                            unsafe { self.count_run(bus, body) };
+                            unsafe { self.count_run(code, body) };
                         }
                         // One compare per instruction: EXIT and the end
                         // marker's flag are both >= `until`.
@@ -257,7 +266,7 @@ impl Hart {
                         self.resume_at = u32::from(next.index);
                         self.resume_pc = pc;
                         self.resume_body_pc = self.body_pc;
-                        self.resume_gen = bus.body_gen;
+                        self.resume_gen = code.body_gen;
                     }
                     continue;
                 }
@@ -270,7 +279,7 @@ impl Hart {
                 // path decodes in the `NotDecoded` handler).
                 // SAFETY: as above; no reference to the slot is held.
                 if unsafe { (*slot).kind } == Kind::NotDecoded {
-                    match bus.fetch_decode(pc) {
+                    match fetch_decode(&mut bus.mem, pc) {
                         Ok(o) => {
                             // SAFETY: as above.
                             unsafe { slot.write(o) };
@@ -351,7 +360,7 @@ impl Hart {
             // SAFETY: `page` is the live decoded page of `pc`; `i` < 2048.
             let mut op = unsafe { (*page).ops[i] };
             if op.kind == Kind::NotDecoded {
-                match bus.fetch_decode(at) {
+                match fetch_decode(&mut bus.mem, at) {
                     Ok(o) => {
                         op = o;
                         // SAFETY: as above.
@@ -403,12 +412,12 @@ impl Hart {
     /// # Safety
     /// `body` is a live body of the current code page.
     #[inline(always)]
-    unsafe fn count_run(&mut self, bus: &mut Bus, body: *mut BodyOp) {
-        if let Some(jit) = bus.jit.as_deref_mut() {
+    unsafe fn count_run(&mut self, code: &mut CodeCache, body: *mut BodyOp) {
+        if let Some(jit) = code.jit.as_deref_mut() {
             // SAFETY: caller (`body` is the header).
             let runs = unsafe { (*body).count_run() };
             if runs == jit.stats.threshold {
-                // SAFETY: bodies live until `Bus::reap`, which flushes first.
+                // SAFETY: bodies live until `CodeCache::reap`, which flushes first.
                 unsafe { jit.enqueue(body) };
             }
         }
@@ -508,7 +517,7 @@ impl Hart {
             NotDecoded => {
                 // First execution of this slot: decode only.
                 self.cycle = cycle_before;
-                match bus.fetch_decode(pc) {
+                match fetch_decode(&mut bus.mem, pc) {
                     Ok(o) => {
                         // SAFETY: `slot` is the live decoded-cache slot of `pc`.
                         unsafe { slot.write(o) };
@@ -523,9 +532,10 @@ impl Hart {
             Ebreak => trap!(EXC_BREAKPOINT, pc),
             // Nothing to drop: every write into DPU memory (hart stores
             // and AMOs, DMA, NIC and accelerator writes, the debugger)
-            // already dropped exactly the decoded instructions it
-            // overlapped (`Bus::invalidate_code`), so none is stale when a
-            // hart synchronizes its instruction stream; only the refetch
+            // was recorded by memory and the code cache dropped exactly
+            // the decoded instructions it overlapped before this one ran
+            // (`CodeCache::sync`), so none is stale when a hart
+            // synchronizes its instruction stream; only the refetch
             // costs (chip file). Emptying the whole cache here cost host
             // time in proportion to code size at every `fence.i`.
             FenceI => self.cycle += c.fence_i,
@@ -640,9 +650,20 @@ impl Hart {
     /// Flushes the write TLB if some page became a code page since last look.
     #[inline(always)]
     fn sync_epoch(&mut self, bus: &Bus) {
-        if self.tlb_epoch != bus.code_epoch {
+        if self.tlb_epoch != bus.mem.code_epoch() {
             self.wtlb = [TlbEntry::EMPTY; TLB_ENTRIES];
-            self.tlb_epoch = bus.code_epoch;
+            self.tlb_epoch = bus.mem.code_epoch();
+        }
+    }
+
+    /// After a write that may have hit code (slow paths only): if memory
+    /// recorded code writes, forgets the current code page so that the
+    /// executor loop looks it up again, and drops the stale code there
+    /// (`CodeCache::sync`) before the next instruction.
+    #[inline(always)]
+    fn code_written(&mut self, bus: &Bus) {
+        if bus.mem.code_written() {
+            self.code_vpn = u64::MAX;
         }
     }
 
@@ -747,7 +768,9 @@ impl Hart {
             };
             return Ok((v, self.ram_load_cycles(bus, entry.region, addr, size)));
         }
-        match bus.mmio_read(self.id, now, addr, size as u8) {
+        let v = bus.mmio_read(self.id, now, addr, size as u8);
+        self.code_written(bus);
+        match v {
             Some(v) => Ok((v, self.costs.mmio + std::mem::take(&mut bus.mmio_stall))),
             None => Err(MemErr::Exception(EXC_LOAD_ACCESS, addr)),
         }
@@ -789,15 +812,20 @@ impl Hart {
                 }
                 page.code
             } else {
-                let touched = bus.mem.write_bytes(addr, &v.to_le_bytes()[..size as usize]).expect("checked RAM above");
-                touched.iter().any(|&s| bus.mem.page(s).code)
+                // Records the bytes it wrote into code pages itself.
+                bus.mem.write_bytes(addr, &v.to_le_bytes()[..size as usize]).expect("checked RAM above");
+                false
             };
             if code {
-                bus.invalidate_code(addr, size);
+                bus.mem.note_code_write(addr, size);
             }
+            self.code_written(bus);
             return Ok(self.ram_store_cycles(bus, region, addr, size));
         }
-        if bus.mmio_write(self.id, now, addr, size as u8, v) {
+        let ok = bus.mmio_write(self.id, now, addr, size as u8, v);
+        // A device may have written code (a DMA started by this write).
+        self.code_written(bus);
+        if ok {
             if bus.finish.is_some() {
                 return Err(MemErr::Finish);
             }
@@ -828,7 +856,8 @@ impl Hart {
         let page = bus.mem.page_mut(slot);
         let ptr = page.data.as_mut_ptr();
         if page.code {
-            bus.invalidate_code(addr, size);
+            bus.mem.note_code_write(addr, size);
+            self.code_written(bus);
         } else {
             self.wtlb[tlb_index(vpn)] = TlbEntry { vpn, ptr, region };
         }

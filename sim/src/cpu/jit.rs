@@ -135,7 +135,7 @@ impl Jit {
     ///
     /// # Safety
     /// `body` (a body's header) stays alive until the next [`Jit::flush`]
-    /// (bodies are boxed and only freed by `Bus::reap`, which flushes
+    /// (bodies are boxed and only freed by `CodeCache::reap`, which flushes
     /// first).
     pub unsafe fn enqueue(&mut self, body: *mut BodyOp) {
         self.pending.push(body);
@@ -256,7 +256,7 @@ impl Jit {
 impl Drop for Jit {
     fn drop(&mut self) {
         if let Some(m) = self.module.take() {
-            // SAFETY: the compiler is dropped with its bus: no hart can run
+            // SAFETY: the compiler is dropped with its code cache: no hart can run
             // compiled code any more.
             unsafe { m.free_memory() };
         }

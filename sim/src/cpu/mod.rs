@@ -1,6 +1,9 @@
 //! One RISC-V hart: architectural state ([`Hart`]), CSRs and traps
-//! ([`csr`]), the executor with its cycle model ([`exec`]).
+//! ([`csr`]), the executor with its cycle model ([`exec`]), the
+//! decoded-instruction cache and compiled tier the harts share
+//! ([`code`], [`jit`]) and the cycle profiler ([`profile`]).
 
+pub mod code;
 pub mod csr;
 pub mod exec;
 pub mod jit;
@@ -95,10 +98,10 @@ pub struct Hart {
     pub(crate) wtlb: [TlbEntry; TLB_ENTRIES],
     pub(crate) tlb_epoch: u64,
     pub(crate) code_vpn: u64,
-    pub(crate) code_page: *mut crate::bus::DecodedPage,
+    pub(crate) code_page: *mut code::DecodedPage,
     /// Recently used decoded pages, direct-mapped by page number (saves the
-    /// bus's hash lookup when code calls across pages).
-    pub(crate) code_pages: [(u64, *mut crate::bus::DecodedPage); CODE_PAGES],
+    /// code cache's hash lookup when code calls across pages).
+    pub(crate) code_pages: [(u64, *mut code::DecodedPage); CODE_PAGES],
     /// The straight-line body running now: its first pc and the
     /// instructions retired before it (for faults inside it).
     pub(crate) body_pc: u64,
@@ -108,7 +111,7 @@ pub struct Hart {
     /// Where a compiled body stopped at the time limit (op index).
     pub(crate) body_resume: u32,
     /// The body the last run stopped in at its time limit: header, op to
-    /// go on with, the pc there, the body's first pc, and `Bus::body_gen`
+    /// go on with, the pc there, the body's first pc, and `CodeCache::body_gen`
     /// then (the body may since have been dropped).
     pub(crate) resume_head: *mut crate::cpu::exec::BodyOp,
     pub(crate) resume_at: u32,

@@ -4,6 +4,13 @@
 //! Pages are boxed and never freed or moved while the machine lives, so harts
 //! may cache raw pointers to them in their software TLBs (the ISS memory fast
 //! path). Device windows are not memory: the [`crate::bus::Bus`] routes them.
+//!
+//! Memory also keeps the memory side of instruction-cache coherence: which
+//! pages hold decoded code ([`Memory::mark_code`], counted by
+//! [`Memory::code_epoch`]) and which byte ranges of such pages were written
+//! since the decoded-instruction cache (`cpu::code::CodeCache`) last looked
+//! ([`Memory::note_code_write`], [`Memory::take_code_writes`]). Memory does
+//! not know that cache; the cache acts on the record before it runs code.
 
 use rustc_hash::FxHashMap;
 
@@ -41,8 +48,9 @@ impl Region {
 pub struct Page {
     pub data: Box<[u8; PAGE_SIZE as usize]>,
     pub region: u8,
-    /// Set once an instruction was decoded from this page: stores must then
-    /// take the slow path and invalidate decoded instructions.
+    /// Set once an instruction was decoded from this page
+    /// ([`Memory::mark_code`]): stores must then take the slow path and
+    /// record what they wrote ([`Memory::note_code_write`]).
     pub code: bool,
 }
 
@@ -51,11 +59,17 @@ pub struct Memory {
     regions: Vec<Region>,
     index: FxHashMap<u64, u32>,
     pages: Vec<Page>,
+    /// Bumped whenever a page becomes a code page (harts flush their write
+    /// TLBs, which must not hold code pages, when they see a new epoch).
+    code_epoch: u64,
+    /// Ranges `(addr, len)` written in code pages and not yet taken by the
+    /// decoded-instruction cache.
+    code_writes: Vec<(u64, u64)>,
 }
 
 impl Memory {
     pub fn new(regions: Vec<Region>) -> Memory {
-        Memory { regions, index: FxHashMap::default(), pages: Vec::new() }
+        Memory { regions, index: FxHashMap::default(), pages: Vec::new(), code_epoch: 0, code_writes: Vec::new() }
     }
 
     pub fn regions(&self) -> &[Region] {
@@ -86,6 +100,44 @@ impl Memory {
 
     pub fn page_mut(&mut self, slot: u32) -> &mut Page {
         &mut self.pages[slot as usize]
+    }
+
+    /// Marks page `slot` as holding decoded instructions (from now on,
+    /// writes to it are recorded); bumps the code epoch if it was not.
+    pub fn mark_code(&mut self, slot: u32) {
+        let page = &mut self.pages[slot as usize];
+        if !page.code {
+            page.code = true;
+            self.code_epoch += 1;
+        }
+    }
+
+    /// How many times a page became a code page (write TLBs taken before
+    /// the last change may map a code page).
+    #[inline(always)]
+    pub fn code_epoch(&self) -> u64 {
+        self.code_epoch
+    }
+
+    /// Records that `[addr, addr + len)`, in code pages, was written: the
+    /// decoded instructions it overlaps are stale. Writers that bypass
+    /// [`Memory::write_bytes`] (a hart's store through a page pointer)
+    /// call this themselves.
+    pub fn note_code_write(&mut self, addr: u64, len: u64) {
+        if len != 0 {
+            self.code_writes.push((addr, len));
+        }
+    }
+
+    /// Whether code was written since [`Memory::take_code_writes`].
+    #[inline(always)]
+    pub fn code_written(&self) -> bool {
+        !self.code_writes.is_empty()
+    }
+
+    /// The code writes recorded since the last call, oldest first.
+    pub fn take_code_writes(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.code_writes)
     }
 
     /// Every address where `needle` (non-empty) starts in the RAM backed
@@ -135,8 +187,10 @@ impl Memory {
         Some(())
     }
 
-    /// Copies bytes into RAM regardless of write protection (loader, debugger).
-    /// Returns the page slots touched so the caller can invalidate caches.
+    /// Copies bytes into RAM regardless of write protection (loader,
+    /// debugger, DMA, a hart's store across pages). Bytes written into code
+    /// pages are recorded ([`Memory::note_code_write`]). Returns the page
+    /// slots touched.
     pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Option<Vec<u32>> {
         let mut done = 0usize;
         let mut touched = Vec::new();
@@ -145,7 +199,11 @@ impl Memory {
             let off = (a & PAGE_MASK) as usize;
             let n = (PAGE_SIZE as usize - off).min(data.len() - done);
             let slot = self.page_slot(a >> PAGE_SHIFT)?;
-            self.pages[slot as usize].data[off..off + n].copy_from_slice(&data[done..done + n]);
+            let page = &mut self.pages[slot as usize];
+            page.data[off..off + n].copy_from_slice(&data[done..done + n]);
+            if page.code {
+                self.note_code_write(a, n as u64);
+            }
             touched.push(slot);
             done += n;
         }
