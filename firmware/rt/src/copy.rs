@@ -40,13 +40,56 @@ struct Copier {
 
 static COPIERS: [AtomicPtr<Copier>; HARTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; HARTS];
 
-/// The copy channel of `hart`, if the chip has one for it: on the same
-/// engine as the hart's host-transfer channel (engine `hart % engines`,
-/// whose first `ceil(harts / engines)` channels carry host transfers),
-/// after those.
+/// DMA engines that carry only copies (the upper half of the engines),
+/// or 0 when the chip has too few engines or channels to split them (then
+/// copies share each engine with host transfers).
+///
+/// An engine completes its descriptors in the order it started them,
+/// whichever channel they came from (so the simulator models it:
+/// `dpusim`'s `dma` module, `complete_due`): a copy that
+/// shares an engine with host transfers waits for their PCIe latency too
+/// (700 ns for a host read, 250 ns for a posted write on the dpu-card
+/// board), and the hart spins through that wait. With eight harts per
+/// engine at 64 data-plane cores, that wait was most of the copy's cost.
+/// On engines of their own, copies queue only behind copies.
+pub const COPY_ENGINES: usize = {
+    let copy = DMA_ENGINES / 2;
+    let host = DMA_ENGINES - copy;
+    if copy > 0 && HARTS.div_ceil(host) <= DMA_CHANNELS_PER_ENGINE && HARTS.div_ceil(copy) <= DMA_CHANNELS_PER_ENGINE {
+        copy
+    } else {
+        0
+    }
+};
+
+/// DMA engines that carry host transfers (all of them when
+/// [`COPY_ENGINES`] is 0).
+pub const HOST_ENGINES: usize = DMA_ENGINES - COPY_ENGINES;
+
+/// The host-transfer channel of `hart` (one per hart): on engine
+/// `hart % HOST_ENGINES`, so consecutive harts (the cores of one cluster)
+/// spread their traffic over all host engines. `None` if the chip has no
+/// channel for it.
+pub const fn host_channel(hart: usize) -> Option<usize> {
+    let slot = hart / HOST_ENGINES;
+    if slot < DMA_CHANNELS_PER_ENGINE {
+        Some((hart % HOST_ENGINES) * DMA_CHANNELS_PER_ENGINE + slot)
+    } else {
+        None
+    }
+}
+
+/// The copy channel of `hart`, if the chip has one for it: on copy
+/// engine `hart % COPY_ENGINES` when the chip has copy engines, else on
+/// the same engine as the hart's host-transfer channel, after the
+/// `ceil(harts / engines)` host-transfer channels.
 pub fn channel_of(hart: usize) -> Option<usize> {
-    let slot = HARTS.div_ceil(DMA_ENGINES) + hart / DMA_ENGINES;
-    (slot < DMA_CHANNELS_PER_ENGINE).then_some((hart % DMA_ENGINES) * DMA_CHANNELS_PER_ENGINE + slot)
+    let (engine, slot) = if COPY_ENGINES > 0 {
+        (HOST_ENGINES + hart % COPY_ENGINES, hart / COPY_ENGINES)
+    } else {
+        (hart % DMA_ENGINES, HARTS.div_ceil(DMA_ENGINES) + hart / DMA_ENGINES)
+    };
+    (slot < DMA_CHANNELS_PER_ENGINE).then_some(engine * DMA_CHANNELS_PER_ENGINE + slot)
 }
 
 /// Gives the calling hart its copy channel and sends its long `memcpy`s

@@ -39,11 +39,13 @@ pub fn vectors(f: u16) -> u16 {
     }
 }
 
-/// DMA channel owned by `hart` (one per hart). Consecutive harts land on
-/// different engines (channel c belongs to engine c / channels_per_engine),
-/// so the cores of one cluster spread their traffic over all engines.
+/// DMA channel owned by `hart` for host transfers (one per hart):
+/// `dpu_rt::copy::host_channel`, which keeps them off the engines that
+/// carry copies. Consecutive harts land on different engines, so the cores
+/// of one cluster spread their traffic over all host engines.
 pub fn dma_channel(hart: usize) -> usize {
-    use dpu_hal::memory_map::{DMA_CHANNELS, DMA_CHANNELS_PER_ENGINE, DMA_ENGINES, HARTS};
+    use dpu_hal::memory_map::{DMA_CHANNELS, HARTS};
     const _: () = assert!(DMA_CHANNELS >= HARTS, "one DMA channel per hart");
-    (hart % DMA_ENGINES) * DMA_CHANNELS_PER_ENGINE + hart / DMA_ENGINES
+    const _: () = assert!(dpu_rt::copy::host_channel(HARTS - 1).is_some(), "one host-transfer channel per hart");
+    dpu_rt::copy::host_channel(hart).unwrap_or(hart)
 }
