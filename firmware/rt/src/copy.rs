@@ -51,7 +51,10 @@ static COPIERS: [AtomicPtr<Copier>; HARTS] = [const { AtomicPtr::new(core::ptr::
 /// (700 ns for a host read, 250 ns for a posted write on the dpu-card
 /// board), and the hart spins through that wait. With eight harts per
 /// engine at 64 data-plane cores, that wait was most of the copy's cost.
-/// On engines of their own, copies queue only behind copies.
+/// On engines of their own, copies queue only behind copies. (On an
+/// engine that completed each channel in order but channels independently,
+/// the split measured the same as sharing: 64 cores, ~12,000 cycles per
+/// read either way.)
 pub const COPY_ENGINES: usize = {
     let copy = DMA_ENGINES / 2;
     let host = DMA_ENGINES - copy;
