@@ -1813,6 +1813,24 @@ fn report(name: &'static str, t: Instant, r: Result<(), (String, Option<Run>)>, 
     }
 }
 
+/// The vendored smoltcp's own unit tests, with those of our patches (the
+/// data-plane fast paths `Socket::fast_rx` / `fast_tx` checked against
+/// smoltcp's `process` / `dispatch`; `firmware/vendor/README.md`). The crate
+/// is a `[patch]`, not a workspace member (it is excluded, so it builds as a
+/// workspace of its own, with its own lock file and target folder).
+fn vendored_smoltcp_tests() -> Result<(), String> {
+    let mut c = build::cargo();
+    c.args(["test", "--lib", "--locked", "--manifest-path", "firmware/vendor/smoltcp/Cargo.toml", "--target-dir"]);
+    c.arg(root().join("target/vendor-smoltcp"));
+    eprintln!("xtask: {}", show(&c));
+    let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err("the vendored smoltcp's tests failed (firmware/vendor/smoltcp)".into())
+    }
+}
+
 /// Runs the selected tests: `jobs` system tests at a time (default: one
 /// per CPU; each is one single-threaded simulator), then [`ALONE`] ones.
 pub fn test_all(only: Option<&str>, no_host: bool, jobs: Option<usize>) -> Result<(), String> {
@@ -1847,6 +1865,9 @@ pub fn test_all(only: Option<&str>, no_host: bool, jobs: Option<usize>) -> Resul
         // suite or `--only dpu-fuzz`.
         if sel.host.as_ref().is_none_or(|h| h.iter().any(|c| c == "dpu-fuzz")) {
             crate::fuzz::smoke()?;
+        }
+        if sel.host.is_none() {
+            vendored_smoltcp_tests()?;
         }
     }
     if sel.system.is_empty() {
