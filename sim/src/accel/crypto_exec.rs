@@ -143,15 +143,10 @@ impl CryptoEngines {
                 if d.op != cr::OP_KEY_WRAP && slot >= nslots {
                     return st::ST_BAD_KEY;
                 }
-                let s = side_check(ctx, src, rd, false);
+                // (rd > 0: a key operation of length 0 was refused above.)
+                let s = io_check(ctx, src, rd, dst, wr);
                 if s != st::ST_OK {
                     return s;
-                }
-                if wr > 0 {
-                    let s = side_check(ctx, dst, wr, true);
-                    if s != st::ST_OK {
-                        return s;
-                    }
                 }
                 let mut input = vec![0u8; d.len as usize];
                 side_read(ctx, src, &mut input);
@@ -225,17 +220,9 @@ impl CryptoEngines {
                 return s;
             }
         }
-        if rd > 0 {
-            let s = side_check(ctx, src, rd, false);
-            if s != st::ST_OK {
-                return s;
-            }
-        }
-        if wr > 0 {
-            let s = side_check(ctx, dst, wr, true);
-            if s != st::ST_OK {
-                return s;
-            }
+        let s = io_check(ctx, src, rd, dst, wr);
+        if s != st::ST_OK {
+            return s;
         }
         let mut buf = vec![0u8; rd as usize];
         side_read(ctx, src, &mut buf);
@@ -301,6 +288,21 @@ impl Component for CryptoEngines {
     fn on_event(&mut self, payload: Payload, ctx: &mut DevCtx<'_>) {
         self.complete_due(payload.a as usize, ctx);
     }
+}
+
+/// Checks a descriptor's source (`rd` bytes read) and destination (`wr`
+/// bytes written), each only when it moves bytes; the first refusal.
+fn io_check(ctx: &mut DevCtx<'_>, src: Side, rd: u64, dst: Side, wr: u64) -> u32 {
+    if rd > 0 {
+        let s = side_check(ctx, src, rd, false);
+        if s != st::ST_OK {
+            return s;
+        }
+    }
+    if wr > 0 {
+        return side_check(ctx, dst, wr, true);
+    }
+    st::ST_OK
 }
 
 /// Checks that `len` bytes at `side` may be read (`write` false) or
