@@ -36,7 +36,8 @@ pub fn cargo() -> Command {
     c
 }
 
-fn run(mut cmd: Command) -> Result<(), String> {
+/// Runs `cmd` (echoed first); an error naming it when it fails.
+pub(crate) fn run(mut cmd: Command) -> Result<(), String> {
     eprintln!("xtask: {}", show(&cmd));
     let st = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if st.success() {

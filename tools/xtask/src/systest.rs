@@ -1822,13 +1822,7 @@ fn vendored_smoltcp_tests() -> Result<(), String> {
     let mut c = build::cargo();
     c.args(["test", "--lib", "--locked", "--manifest-path", "firmware/vendor/smoltcp/Cargo.toml", "--target-dir"]);
     c.arg(root().join("target/vendor-smoltcp"));
-    eprintln!("xtask: {}", show(&c));
-    let st = c.status().map_err(|e| format!("cannot run cargo test: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err("the vendored smoltcp's tests failed (firmware/vendor/smoltcp)".into())
-    }
+    build::run(c)
 }
 
 /// Runs the selected tests: `jobs` system tests at a time (default: one
